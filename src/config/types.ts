@@ -1,0 +1,237 @@
+/**
+ * The typed configuration: what `pybal.conf` means once parsed and validated.
+ * Keys keep PyBal's spelling in the file; this is the only camelCase view of
+ * them, and every other component receives these plain values.
+ *
+ * Defaults are PyBal's unless a comment says otherwise. Durations are in
+ * milliseconds here, whatever unit the file uses (PyBal's keys are seconds).
+ */
+
+/** Where a value came from, for messages that name file and line. */
+export interface SourceRef {
+  readonly file: string;
+  readonly line: number;
+}
+
+export interface Config {
+  /** The file the configuration was read from. */
+  readonly file: string;
+  readonly global: GlobalConfig;
+  /** Services in file order. */
+  readonly services: readonly ServiceConfig[];
+}
+
+export type AddressFamily = 4 | 6;
+
+/** A BGP community, RFC 1997 (`64496:100`) or a well-known name resolved to its value. */
+export interface Community {
+  readonly asn: number;
+  readonly value: number;
+}
+
+export interface GlobalConfig {
+  /** `bgp` (default false). */
+  readonly bgp: boolean;
+  /** `bgp-local-asn`: required when bgp is on; 1..4294967295 (PyBal: 16 bits only). */
+  readonly bgpLocalAsn: number | undefined;
+  /** `bgp-peer-address`: one address or a Python list (default none). */
+  readonly bgpPeerAddresses: readonly string[];
+  /** `bgp-as-path`: space-separated ASNs (default: the local ASN alone). */
+  readonly bgpAsPath: readonly number[];
+  /** `bgp-med` (default 0). */
+  readonly bgpMed: number;
+  /** `bgp-nexthop-ipv4`: required when an IPv4 service announces. */
+  readonly bgpNexthopIpv4: string | undefined;
+  /** `bgp-nexthop-ipv6`: required when an IPv6 service announces. */
+  readonly bgpNexthopIpv6: string | undefined;
+  /** `bgp-local-ips` (default `[""]`, every address): where to accept incoming sessions. */
+  readonly bgpLocalIps: readonly string[];
+  /** `bgp-local-port` (default 179). */
+  readonly bgpLocalPort: number;
+  /** New: `bgp-peer-asn`, the peer's expected ASN; checked against its OPEN when given. */
+  readonly bgpPeerAsn: number | undefined;
+  /** New: `bgp-hold-time` in seconds (default 180, PyBal's); 0 or >= 3. */
+  readonly bgpHoldTimeSec: number;
+  /** New: `bgp-router-id` (default: derived from a local IPv4 address). */
+  readonly bgpRouterId: string | undefined;
+  /** New: `bgp-communities`, space-separated `asn:value` (default none). */
+  readonly bgpCommunities: readonly Community[];
+  /** New: `bgp-connect-retry` in seconds, the first retry delay; doubles up to 8x (default 5). */
+  readonly bgpConnectRetryMs: number;
+  /** `instrumentation` (default false). */
+  readonly instrumentation: boolean;
+  /** `instrumentation_port` (default 9090). */
+  readonly instrumentationPort: number;
+  /** `instrumentation_ips` (default `["127.0.0.1", "::1"]`). */
+  readonly instrumentationIps: readonly string[];
+}
+
+export type Protocol = 'tcp' | 'udp' | 'sctp';
+
+/** Every scheduler the kernel ships (ip_vs_*.ko). */
+export const SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh', 'twos'] as const;
+export type Scheduler = (typeof SCHEDULERS)[number];
+
+/** New: `forward-method`; PyBal always uses direct routing (ipvsadm's default). */
+export type ForwardMethod = 'dr' | 'nat' | 'tunnel';
+
+export interface ServiceConfig {
+  /** The section name. */
+  readonly name: string;
+  /** Where the section starts, for messages. */
+  readonly source: SourceRef;
+  /** `protocol`: tcp or udp as PyBal; sctp too. */
+  readonly protocol: Protocol;
+  /** `ip`: the VIP, normalised. */
+  readonly ip: string;
+  readonly family: AddressFamily;
+  /** `port`: 1..65535. */
+  readonly port: number;
+  /** `scheduler`. */
+  readonly scheduler: Scheduler;
+  /**
+   * New: `scheduler-flags`, a list of `sh-fallback`, `sh-port`, `mh-fallback`,
+   * `mh-port` (sh and mh only; default none).
+   */
+  readonly schedulerFlags: readonly ('fallback' | 'port')[];
+  /** `ops`: one-packet scheduling, udp only (default false). */
+  readonly ops: boolean;
+  /** `config`: the pool source URL (file://, http://, https://, etcd://). */
+  readonly poolUrl: string;
+  /** `monitors` with each monitor's options. Empty when absent (PyBal warns). */
+  readonly monitors: readonly MonitorConfig[];
+  /** `depool-threshold` (default 0.5), 0..1. */
+  readonly depoolThreshold: number;
+  /** `bgp`: announce this VIP (default true; global bgp must be on too). */
+  readonly bgp: boolean;
+  /** `bgp-med`: per-VIP MED (default: the global one). */
+  readonly bgpMed: number | undefined;
+  /** New: `bgp-communities` for this VIP, added to the global ones. */
+  readonly bgpCommunities: readonly Community[];
+  /** New: `bgp-withdraw-when-down`: withdraw the VIP when no healthy server is pooled (default false). */
+  readonly bgpWithdrawWhenDown: boolean;
+  /** New: `forward-method` (default dr). */
+  readonly forwardMethod: ForwardMethod;
+  /** New: `persistence-timeout` in seconds, 0 = no persistence (default 0). */
+  readonly persistenceTimeoutSec: number;
+  /** New: `persistence-netmask`: IPv4 dotted mask or IPv6 prefix length (default /32 or /128). */
+  readonly persistenceNetmask: string | undefined;
+}
+
+/** Options every periodic monitor has. */
+export interface PeriodicMonitorOptions {
+  /** `<monitor>.interval` in seconds. */
+  readonly intervalMs: number;
+  /** `<monitor>.timeout` in seconds: the overall deadline of one check. */
+  readonly timeoutMs: number;
+  /** New: `<monitor>.rise`, consecutive good results to go up (default 1). */
+  readonly rise: number;
+  /** New: `<monitor>.fall`, consecutive bad results to go down (default 1). */
+  readonly fall: number;
+}
+
+export interface ProxyFetchConfig extends PeriodicMonitorOptions {
+  readonly kind: 'ProxyFetch';
+  /** `proxyfetch.url`: required, a list of http(s) URLs. Defaults: interval 10 s, timeout 5 s. */
+  readonly urls: readonly string[];
+  /** `proxyfetch.http_status` (default 200): 301, 302 or 303 expect that redirect instead. */
+  readonly httpStatus: number;
+  /** `proxyfetch.check_all` (default false). */
+  readonly checkAll: boolean;
+  /** `proxyfetch.max_failures` (default 0; read only with check_all). */
+  readonly maxFailures: number;
+  /** New: `proxyfetch.expect-body`, a substring the body must contain. */
+  readonly expectBody: string | undefined;
+  /** New: `proxyfetch.expect-body-regex`, a regular expression the body must match. */
+  readonly expectBodyRegex: string | undefined;
+  /** New: `proxyfetch.verify-tls` (default false, as PyBal). */
+  readonly verifyTls: boolean;
+  /** New: `proxyfetch.ca-file`, CA bundle for verify-tls (default: Node's). */
+  readonly caFile: string | undefined;
+}
+
+export interface IdleConnectionConfig {
+  readonly kind: 'IdleConnection';
+  /** `idleconnection.timeout-clean-reconnect` (default 3 s). */
+  readonly timeoutCleanReconnectMs: number;
+  /** `idleconnection.max-delay` (default 300 s): backoff cap. */
+  readonly maxDelayMs: number;
+  /** `idleconnection.keepalive` (default true). */
+  readonly keepalive: boolean;
+  /** `idleconnection.keepalive-retries` (default 3). */
+  readonly keepaliveRetries: number;
+  /** `idleconnection.keepalive-idle` (default 10 s). */
+  readonly keepaliveIdleMs: number;
+  /** `idleconnection.keepalive-interval` (default 30 s). */
+  readonly keepaliveIntervalMs: number;
+  /** New: `idleconnection.timeout`, connect timeout (default 5 s; PyBal's is Twisted's 30 s). */
+  readonly connectTimeoutMs: number;
+  /** New: `idleconnection.rise` / `.fall` (default 1). */
+  readonly rise: number;
+  readonly fall: number;
+}
+
+/** One element of `runcommand.arguments`: a literal or PyBal's `server.host` / `server.ip`. */
+export type CommandArgument = { readonly literal: string } | { readonly server: 'host' | 'ip' };
+
+export interface RunCommandConfig extends PeriodicMonitorOptions {
+  readonly kind: 'RunCommand';
+  /** `runcommand.command`: required, the executable. Defaults: interval 60 s, timeout 20 s. */
+  readonly command: string;
+  /** `runcommand.arguments` (default PyBal's `[""]`: one empty argument). */
+  readonly arguments: readonly CommandArgument[];
+  /** `runcommand.log-output` (default true; logged at debug). */
+  readonly logOutput: boolean;
+}
+
+export interface SshConfig extends PeriodicMonitorOptions {
+  readonly kind: 'SSH';
+  /** New monitor. `ssh.user` (default root). Defaults: interval 60 s, timeout 10 s. */
+  readonly user: string;
+  /** `ssh.private-key`: required, path of the key file. */
+  readonly privateKeyFile: string;
+  /** `ssh.command` (default `true`): exit status 0 is up. */
+  readonly command: string;
+  /** `ssh.port` (default 22). */
+  readonly port: number;
+  /** `ssh.known-hosts`: an OpenSSH known_hosts file; when given, host keys are verified. */
+  readonly knownHostsFile: string | undefined;
+}
+
+export interface DnsQueryConfig extends PeriodicMonitorOptions {
+  readonly kind: 'DNSQuery';
+  /** `dnsquery.hostnames`: required list. Defaults: interval 10 s, timeout 5 s. */
+  readonly hostnames: readonly string[];
+  /** `dnsquery.fail-on-nxdomain` (default false). */
+  readonly failOnNxdomain: boolean;
+}
+
+export interface UdpConfig {
+  readonly kind: 'UDP';
+  /** `udp.interval` (default 10 s). */
+  readonly intervalMs: number;
+  /** `udp.icmp-timeout` (default 20 s): down while port-unreachable was seen within it. */
+  readonly icmpTimeoutMs: number;
+  readonly rise: number;
+  readonly fall: number;
+}
+
+export interface PingConfig extends PeriodicMonitorOptions {
+  readonly kind: 'Ping';
+  /** New monitor. `ping.count`: echo requests per check, up when any is answered (default 1). Defaults: interval 1 s, timeout 1 s. */
+  readonly count: number;
+}
+
+export type MonitorConfig =
+  | ProxyFetchConfig
+  | IdleConnectionConfig
+  | RunCommandConfig
+  | SshConfig
+  | DnsQueryConfig
+  | UdpConfig
+  | PingConfig;
+
+export type MonitorKind = MonitorConfig['kind'];
+
+/** Monitor names as a config's `monitors` list spells them (PyBal matches case-sensitively on the module; we accept any case). */
+export const MONITOR_KINDS: readonly MonitorKind[] = ['ProxyFetch', 'IdleConnection', 'RunCommand', 'SSH', 'DNSQuery', 'UDP', 'Ping'];

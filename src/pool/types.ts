@@ -1,0 +1,46 @@
+/**
+ * A pool: the real servers of one service as the pool source lists them.
+ * Sources deliver complete pools (never deltas), as PyBal's observers do.
+ */
+import type { Problem } from '../runtime/errors.js';
+
+export interface PoolServer {
+  /** The hostname (or address) as written in the pool. */
+  readonly host: string;
+  /** IPVS weight, an integer >= 0 (default 10, PyBal's). Weight 0 drains. */
+  readonly weight: number;
+  /** false keeps the server monitored but out of IPVS (default true). */
+  readonly enabled: boolean;
+}
+
+/** Servers keyed by host, in the order the source lists them. */
+export type Pool = ReadonlyMap<string, PoolServer>;
+
+/** What a source tells its listener. */
+export type PoolEvent =
+  /** A complete pool that differs from the last one delivered; problems are lines that were skipped. */
+  | { readonly type: 'pool'; readonly pool: Pool; readonly problems: readonly Problem[] }
+  /** The source cannot be read or parsed; the last good pool stays in force. Sent once per change of error. */
+  | { readonly type: 'error'; readonly message: string }
+  /** The source is good again after an error (its pool may be unchanged). */
+  | { readonly type: 'recovered' };
+
+export interface PoolSourceStatus {
+  readonly url: string;
+  /** The last good pool, or undefined before the first good read. */
+  readonly pool: Pool | undefined;
+  /** The current error, or undefined when the source reads fine. */
+  readonly error: string | undefined;
+}
+
+/**
+ * The interface every source presents: file://, http(s):// and etcd://.
+ * start() begins watching and must not throw; stop() releases every timer,
+ * socket and watcher.
+ */
+export interface PoolSource {
+  readonly url: string;
+  start(listener: (event: PoolEvent) => void): void;
+  stop(): Promise<void>;
+  status(): PoolSourceStatus;
+}

@@ -1,0 +1,165 @@
+/**
+ * The one injected clock. Every component that waits (monitors, BGP timers,
+ * pool polling, IPVS retries) takes a Clock; only this module and the manual
+ * clock touch timers. Times are monotonic milliseconds.
+ */
+
+export interface Timer {
+  /** Cancels the timer; harmless when it already fired or was cancelled. */
+  cancel(): void;
+}
+
+export interface Clock {
+  /** Monotonic milliseconds (arbitrary origin). */
+  now(): number;
+  /** Wall-clock milliseconds since the epoch, for timestamps shown to people. */
+  wallNow(): number;
+  setTimeout(fn: () => void, delayMs: number): Timer;
+  /** Resolves after delayMs, or rejects with the signal's reason when aborted. */
+  sleep(delayMs: number, signal?: AbortSignal): Promise<void>;
+}
+
+function sleepWith(clock: Clock, delayMs: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = (): void => {
+      timer.cancel();
+      reject(signal?.reason);
+    };
+    const timer = clock.setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, delayMs);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** The real clock, backed by Node's timers and performance.now(). */
+export function createSystemClock(): Clock {
+  const clock: Clock = {
+    now: () => performance.now(),
+    wallNow: () => Date.now(),
+    setTimeout(fn, delayMs) {
+      const handle = setTimeout(fn, Math.max(0, delayMs));
+      return { cancel: () => clearTimeout(handle) };
+    },
+    sleep: (delayMs, signal) => sleepWith(clock, delayMs, signal),
+  };
+  return clock;
+}
+
+interface PendingTimer {
+  readonly id: number;
+  readonly at: number;
+  readonly fn: () => void;
+  cancelled: boolean;
+}
+
+/**
+ * A clock that moves only when told to. Timers fire in deadline order (ties
+ * in creation order); a timer set while advancing fires in the same advance
+ * when its deadline falls inside it.
+ */
+export class ManualClock implements Clock {
+  private current: number;
+  private readonly wallOrigin: number;
+  private nextId = 1;
+  private pending: PendingTimer[] = [];
+
+  constructor(startMs = 0, wallOriginMs = Date.UTC(2026, 0, 1)) {
+    this.current = startMs;
+    this.wallOrigin = wallOriginMs - startMs;
+  }
+
+  now(): number {
+    return this.current;
+  }
+
+  wallNow(): number {
+    return this.wallOrigin + this.current;
+  }
+
+  setTimeout(fn: () => void, delayMs: number): Timer {
+    const timer: PendingTimer = {
+      id: this.nextId++,
+      at: this.current + Math.max(0, delayMs),
+      fn,
+      cancelled: false,
+    };
+    this.pending.push(timer);
+    return {
+      cancel: () => {
+        timer.cancelled = true;
+      },
+    };
+  }
+
+  sleep(delayMs: number, signal?: AbortSignal): Promise<void> {
+    return sleepWith(this, delayMs, signal);
+  }
+
+  /** Number of timers that have not fired or been cancelled. */
+  pendingCount(): number {
+    return this.pending.filter((t) => !t.cancelled).length;
+  }
+
+  /** Deadline of the next live timer, or undefined. */
+  nextDeadline(): number | undefined {
+    return this.takeNext(Number.POSITIVE_INFINITY, false)?.at;
+  }
+
+  /**
+   * Moves time forward by `ms`, firing due timers synchronously. Promise
+   * continuations started by a timer do not run before the next timer; use
+   * advanceAsync when the code under test awaits between timers.
+   */
+  advance(ms: number): void {
+    const target = this.current + ms;
+    for (;;) {
+      const next = this.takeNext(target, true);
+      if (!next) break;
+      this.current = next.at;
+      next.fn();
+    }
+    this.current = target;
+  }
+
+  /**
+   * Like advance, but lets pending promise work and I/O callbacks run before
+   * and after each timer, so async code reacts to each firing before the next.
+   */
+  async advanceAsync(ms: number): Promise<void> {
+    const target = this.current + ms;
+    await flushAsync();
+    for (;;) {
+      const next = this.takeNext(target, true);
+      if (!next) break;
+      this.current = next.at;
+      next.fn();
+      await flushAsync();
+    }
+    this.current = target;
+    await flushAsync();
+  }
+
+  private takeNext(limit: number, remove: boolean): PendingTimer | undefined {
+    this.pending = this.pending.filter((t) => !t.cancelled);
+    let best: PendingTimer | undefined;
+    for (const t of this.pending) {
+      if (t.at > limit) continue;
+      if (!best || t.at < best.at || (t.at === best.at && t.id < best.id)) best = t;
+    }
+    if (best && remove) this.pending = this.pending.filter((t) => t !== best);
+    return best;
+  }
+}
+
+/** Lets queued microtasks and immediate callbacks run. */
+export async function flushAsync(rounds = 3): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}

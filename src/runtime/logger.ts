@@ -1,0 +1,181 @@
+/**
+ * Logging: pino underneath, written as one human-readable line per event in
+ * the spirit of PyBal's `[text ProxyFetch] WARN: ...`, or as pino's JSON.
+ *
+ * Components bind context with child loggers:
+ *   log.child({ component: 'bgp' })
+ *   log.child({ service: 'text_80', server: 'mw1001', monitor: 'ProxyFetch' })
+ * and the text line shows those bindings as the bracketed "system".
+ */
+import { once } from 'node:events';
+import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
+
+export type Logger = PinoLogger;
+export type LogFormat = 'text' | 'json';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export interface LogOptions {
+  /** A file path, or '-' for standard error. */
+  readonly file: string;
+  readonly format: LogFormat;
+  readonly level: LogLevel;
+}
+
+export interface LogHandle {
+  readonly logger: Logger;
+  /**
+   * Reopens the log file (after logrotate moved it); a no-op for stderr.
+   * Lines logged before the returned promise settles may still land in the
+   * old file.
+   */
+  reopen(): Promise<void>;
+  /** Flushes buffered lines to the file. */
+  flush(): void;
+}
+
+/** Binding keys that make up the bracketed "system", in order. */
+const SYSTEM_KEYS = ['component', 'service', 'server', 'monitor'] as const;
+/** Keys pino adds that the text line shows in its own way or not at all. */
+const HIDDEN_KEYS = new Set<string>(['level', 'time', 'pid', 'hostname', 'msg', 'err', ...SYSTEM_KEYS]);
+
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'CRITICAL',
+};
+
+function pad(n: number, width = 2): string {
+  return String(n).padStart(width, '0');
+}
+
+/** Local time as `2026-11-22 05:13:52.123`, the way operators read logs. */
+export function formatTimestamp(epochMs: number): string {
+  const d = new Date(epochMs);
+  return (
+    `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`
+  );
+}
+
+function formatValue(value: unknown): string {
+  if (typeof value === 'string') return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
+  return JSON.stringify(value);
+}
+
+/**
+ * Turns one pino JSON record into a text line (with its trailing newline).
+ * Pure: used by the text destination and by tests.
+ */
+export function formatRecord(record: Record<string, unknown>): string {
+  const time = typeof record.time === 'number' ? record.time : Date.now();
+  const level = LEVEL_NAMES[Number(record.level)] ?? String(record.level);
+  const system = SYSTEM_KEYS.map((k) => record[k])
+    .filter((v): v is string | number => typeof v === 'string' || typeof v === 'number')
+    .join(' ');
+  let text = typeof record.msg === 'string' ? record.msg : '';
+  const extras: string[] = [];
+  for (const [key, value] of Object.entries(record)) {
+    if (HIDDEN_KEYS.has(key) || value === undefined) continue;
+    extras.push(`${key}=${formatValue(value)}`);
+  }
+  if (extras.length > 0) text += (text ? ' ' : '') + extras.join(' ');
+  const err = record.err as { message?: unknown; stack?: unknown } | undefined;
+  if (err && typeof err === 'object') {
+    const detail = typeof err.stack === 'string' ? err.stack : String(err.message ?? '');
+    if (detail) text += (text ? ': ' : '') + detail;
+  }
+  // PyBal folds continuation lines with "\n\t" so that every event starts a line.
+  text = text.replace(/\r?\n/g, '\n\t');
+  return `${formatTimestamp(time)} [${system || 'pybal'}] ${level}: ${text}\n`;
+}
+
+/** A pino destination that rewrites each JSON record as a text line. */
+function textStream(out: DestinationStream): DestinationStream {
+  return {
+    write(chunk: string): void {
+      // pino may hand over several records at once.
+      for (const line of chunk.split('\n')) {
+        if (!line) continue;
+        let record: Record<string, unknown>;
+        try {
+          record = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          out.write(line + '\n');
+          continue;
+        }
+        out.write(formatRecord(record));
+      }
+    },
+  };
+}
+
+function pinoOptions(level: LogLevel): pino.LoggerOptions {
+  return {
+    level,
+    base: { pid: process.pid },
+    timestamp: pino.stdTimeFunctions.epochTime,
+    serializers: { err: pino.stdSerializers.err },
+  };
+}
+
+/** Opens the log destination and returns a logger with its reopen/flush hooks. */
+export async function createLogger(options: LogOptions): Promise<LogHandle> {
+  const toStderr = options.file === '-';
+  const dest = pino.destination({
+    dest: toStderr ? 2 : options.file,
+    sync: toStderr,
+    mkdir: !toStderr,
+    append: true,
+  });
+  if (!toStderr) await once(dest, 'ready');
+  const stream = options.format === 'json' ? dest : textStream(dest);
+  const logger = pino(pinoOptions(options.level), stream);
+  return {
+    logger,
+    reopen: async () => {
+      if (toStderr) return;
+      const ready = once(dest, 'ready');
+      dest.reopen();
+      await ready;
+    },
+    flush: () => {
+      try {
+        dest.flushSync();
+      } catch {
+        // Nothing buffered yet, or the destination is closed: nothing to flush.
+      }
+    },
+  };
+}
+
+export interface MemoryLog {
+  readonly logger: Logger;
+  /** Text lines written so far, without timestamps. */
+  lines(): string[];
+  /** Raw records written so far. */
+  records(): Record<string, unknown>[];
+}
+
+/** A logger that keeps its records in memory, for tests. */
+export function createMemoryLogger(level: LogLevel = 'debug'): MemoryLog {
+  const records: Record<string, unknown>[] = [];
+  const logger = pino(pinoOptions(level), {
+    write(chunk: string): void {
+      for (const line of chunk.split('\n')) if (line) records.push(JSON.parse(line) as Record<string, unknown>);
+    },
+  });
+  return {
+    logger,
+    records: () => [...records],
+    lines: () => records.map((r) => formatRecord(r).replace(/^\S+ \S+ /, '').trimEnd()),
+  };
+}
+
+/** A logger that discards everything. */
+export function createSilentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

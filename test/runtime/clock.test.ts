@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock, createSystemClock } from '../../src/runtime/clock.js';
+
+describe('ManualClock', () => {
+  it('fires timers in deadline order, ties in creation order', () => {
+    const clock = new ManualClock();
+    const fired: string[] = [];
+    clock.setTimeout(() => fired.push('b'), 20);
+    clock.setTimeout(() => fired.push('a'), 10);
+    clock.setTimeout(() => fired.push('c'), 20);
+    clock.advance(15);
+    expect(fired).toEqual(['a']);
+    expect(clock.now()).toBe(15);
+    clock.advance(5);
+    expect(fired).toEqual(['a', 'b', 'c']);
+  });
+
+  it('fires timers set during an advance when they fall inside it', () => {
+    const clock = new ManualClock();
+    const at: number[] = [];
+    const tick = (): void => {
+      at.push(clock.now());
+      clock.setTimeout(tick, 100);
+    };
+    clock.setTimeout(tick, 100);
+    clock.advance(350);
+    expect(at).toEqual([100, 200, 300]);
+    expect(clock.pendingCount()).toBe(1);
+    expect(clock.nextDeadline()).toBe(400);
+  });
+
+  it('does not fire cancelled timers', () => {
+    const clock = new ManualClock();
+    let fired = false;
+    const timer = clock.setTimeout(() => {
+      fired = true;
+    }, 5);
+    timer.cancel();
+    clock.advance(10);
+    expect(fired).toBe(false);
+    expect(clock.pendingCount()).toBe(0);
+  });
+
+  it('sleep resolves on advance and rejects on abort', async () => {
+    const clock = new ManualClock();
+    let done = false;
+    const slept = clock.sleep(50).then(() => {
+      done = true;
+    });
+    await clock.advanceAsync(49);
+    expect(done).toBe(false);
+    await clock.advanceAsync(1);
+    await slept;
+    expect(done).toBe(true);
+
+    const controller = new AbortController();
+    const aborted = clock.sleep(1000, controller.signal);
+    controller.abort(new Error('stop'));
+    await expect(aborted).rejects.toThrow('stop');
+    expect(clock.pendingCount()).toBe(0);
+  });
+
+  it('advanceAsync lets async code react between timers', async () => {
+    const clock = new ManualClock();
+    const seen: number[] = [];
+    const loop = async (): Promise<void> => {
+      for (let i = 0; i < 3; i++) {
+        await clock.sleep(10);
+        seen.push(clock.now());
+      }
+    };
+    const running = loop();
+    await clock.advanceAsync(30);
+    await running;
+    expect(seen).toEqual([10, 20, 30]);
+  });
+
+  it('keeps wall time moving with monotonic time', () => {
+    const clock = new ManualClock(0, 1_000_000);
+    clock.advance(250);
+    expect(clock.wallNow()).toBe(1_000_250);
+  });
+});
+
+describe('system clock', () => {
+  it('runs real timers and can cancel them', async () => {
+    const clock = createSystemClock();
+    const start = clock.now();
+    await clock.sleep(20);
+    expect(clock.now() - start).toBeGreaterThanOrEqual(19);
+    let fired = false;
+    clock.setTimeout(() => {
+      fired = true;
+    }, 5).cancel();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(fired).toBe(false);
+  });
+});

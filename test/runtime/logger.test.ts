@@ -1,0 +1,68 @@
+import { mkdtempSync, readFileSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createLogger, createMemoryLogger, formatRecord } from '../../src/runtime/logger.js';
+
+describe('formatRecord', () => {
+  it('writes PyBal-style lines with the bound context as the system', () => {
+    const line = formatRecord({
+      level: 40,
+      time: new Date(2026, 10, 22, 5, 13, 52, 7).getTime(),
+      service: 'text_80',
+      server: 'mw1001',
+      monitor: 'ProxyFetch',
+      msg: 'Fetch failed',
+      url: 'http://en.wikipedia.org/',
+      status: 503,
+    });
+    expect(line).toBe(
+      '2026-11-22 05:13:52.007 [text_80 mw1001 ProxyFetch] WARN: Fetch failed url=http://en.wikipedia.org/ status=503\n',
+    );
+  });
+
+  it('falls back to [pybal], names fatal CRITICAL and folds multi-line text', () => {
+    const line = formatRecord({ level: 60, time: 0, msg: 'first\nsecond', note: 'two words' });
+    expect(line).toMatch(/ \[pybal\] CRITICAL: first\n\tsecond note="two words"\n$/);
+  });
+
+  it('appends error stacks on continuation lines', () => {
+    const line = formatRecord({ level: 50, time: 0, component: 'bgp', msg: 'socket', err: { message: 'boom', stack: 'Error: boom\n    at x' } });
+    expect(line).toMatch(/\[bgp\] ERROR: socket: Error: boom\n\t    at x\n$/);
+  });
+});
+
+describe('createMemoryLogger', () => {
+  it('keeps the lines of child loggers', () => {
+    const mem = createMemoryLogger();
+    mem.logger.child({ component: 'pool' }).info({ file: '/etc/pybal/x' }, 'reloaded');
+    expect(mem.lines()).toEqual(['[pool] INFO: reloaded file=/etc/pybal/x']);
+  });
+});
+
+describe('createLogger', () => {
+  it('writes text to a file and reopens it after a rename (logrotate)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pybal-log-'));
+    const file = join(dir, 'sub', 'pybal.log');
+    const handle = await createLogger({ file, format: 'text', level: 'info' });
+    handle.logger.child({ service: 'text_80' }).info('before rotation');
+    handle.logger.debug('hidden at info');
+    handle.flush();
+    renameSync(file, `${file}.1`);
+    await handle.reopen();
+    handle.logger.info('after rotation');
+    handle.flush();
+    expect(readFileSync(`${file}.1`, 'utf8')).toMatch(/\[text_80\] INFO: before rotation\n$/);
+    expect(readFileSync(file, 'utf8')).toMatch(/^\S+ \S+ \[pybal\] INFO: after rotation\n$/);
+  });
+
+  it('writes pino JSON when asked', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pybal-log-'));
+    const file = join(dir, 'pybal.json.log');
+    const handle = await createLogger({ file, format: 'json', level: 'debug' });
+    handle.logger.debug({ component: 'ipvs' }, 'dump');
+    handle.flush();
+    const record = JSON.parse(readFileSync(file, 'utf8').trim()) as Record<string, unknown>;
+    expect(record).toMatchObject({ level: 20, component: 'ipvs', msg: 'dump' });
+  });
+});
