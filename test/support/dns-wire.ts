@@ -16,7 +16,7 @@ const maxNameBytes = 255;
 const pointerTag = 0xc0;
 
 export interface DnsQuestion {
-  /** Lower-case, no trailing dot; '' is the root. */
+  /** As sent (case kept, for 0x20 randomisation), no trailing dot; '' is the root. */
   readonly name: string;
   readonly type: number;
   readonly class: number;
@@ -118,7 +118,7 @@ function decodeName(buf: Uint8Array, offset: number, id: number): { name: string
     if ((len & pointerTag) !== 0) throw new DnsDecodeError(`unsupported label type 0x${len.toString(16)} at offset ${pos}`, id);
     if (len === 0) {
       next ??= pos + 1;
-      return { name: labels.join('.').toLowerCase(), next };
+      return { name: labels.join('.'), next };
     }
     if (pos + 1 + len > buf.length) throw new DnsDecodeError(`label at offset ${pos} runs past the end of the message`, id);
     nameBytes += len + 1;
@@ -319,7 +319,7 @@ export function answerDnsQuery(query: Uint8Array, zone: DnsZone, forcedRcode?: D
     encodeDnsResponse({ ...base, question, rcode, answers });
   if (forcedRcode !== undefined) return respond(DnsRcode[forcedRcode]);
   if (question.class !== DnsClass.IN && question.class !== DnsClass.ANY) return respond(DnsRcode.REFUSED);
-  const entry = zone.get(question.name);
+  const entry = zone.get(normalizeDnsName(question.name));
   if (entry === undefined) return respond(DnsRcode.NXDOMAIN);
   const answers: DnsAnswerInput[] = [];
   const wantA = question.type === DnsType.A || question.type === DnsType.ANY;
