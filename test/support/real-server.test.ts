@@ -504,6 +504,9 @@ describe('real server, options and lifecycle', () => {
     expect(() => parseBehaviour({ mode: 'dns-rcode', rcode: 'FORMERR' })).toThrow(/"rcode" must be one of NXDOMAIN, SERVFAIL, REFUSED/);
     expect(() => parseBehaviour({ mode: 'sideways' })).toThrow(/"mode" must be one of/);
     expect(parseBehaviour({ mode: 'status', status: 302, location: '/x' })).toEqual({ mode: 'status', status: 302, location: '/x' });
+    const rs = await start();
+    await expect(rs.setBehaviour({ mode: 'status', status: 42 })).rejects.toThrow(/"status" must be an integer from 100 to 999/);
+    expect((await httpRequest({ host: rs.host, port: port(rs.ports.http), path: '/' })).status).toBe(200);
   });
 
   it('fails to start on a port in use, leaving nothing behind', async () => {

@@ -300,8 +300,8 @@ class ControllableServer implements RealServer {
   }
 
   setBehaviour(b: Behaviour): Promise<void> {
-    const next = parseBehaviour(b);
-    const run = this.changes.then(() => this.apply(next));
+    // Changes apply one at a time, in the order asked; a bad one rejects without affecting the others.
+    const run = this.changes.then(() => this.apply(parseBehaviour(b)));
     this.changes = run.catch(noop);
     return run;
   }
