@@ -162,6 +162,16 @@ describe('answerDnsQuery', () => {
     expect(answer(chaos).flags.rcode).toBe(DnsRcode.REFUSED);
   });
 
+  it('sets TC with no answers when the answer is larger than the limit', () => {
+    const many: DnsZone = new Map([['big.example', { a: Array.from({ length: 40 }, (_, i) => `192.0.2.${i + 1}`), aaaa: [] }]]);
+    const query = encodeDnsQuery({ id: 8, name: 'big.example', type: DnsType.A });
+    const full = answerDnsQuery(query, many);
+    expect(full?.length).toBe(12 + 17 + 40 * 16);
+    expect(decodeDnsMessage(full ?? Buffer.alloc(0)).answers).toHaveLength(40);
+    const cut = decodeDnsMessage(answerDnsQuery(query, many, undefined, 512) ?? Buffer.alloc(0));
+    expect([cut.flags.tc, cut.flags.rcode, cut.answers, cut.questions[0]?.name]).toEqual([true, DnsRcode.NOERROR, [], 'big.example']);
+  });
+
   it('does not answer responses or messages too short for a header', () => {
     const response = Buffer.from(wwwQuery);
     response[2] = 0x81;

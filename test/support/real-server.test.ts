@@ -23,6 +23,8 @@ const quietMs = 300;
 const records = {
   'www.example.com': { a: ['192.0.2.10', '192.0.2.11'], aaaa: ['2001:db8::10'] },
   'v4only.example.com.': { a: ['192.0.2.20'] },
+  // 40 A records do not fit in 512 bytes: UDP answers are truncated.
+  'big.example.com': { a: Array.from({ length: 40 }, (_, i) => `192.0.2.${100 + i}`) },
 };
 
 // ---------------------------------------------------------------------------
@@ -248,6 +250,26 @@ describe('real server, ok', () => {
     const overTcp = await dig(rs.host, dns, 'v4only.example.com', 'A', '+tcp');
     expect(overTcp.answers).toEqual(['v4only.example.com. 0 IN A 192.0.2.20']);
     expect(rs.stats().dnsQueries).toBe(5);
+  });
+
+  it('truncates large DNS answers over UDP, and dig gets them in full over TCP', async () => {
+    const rs = await start();
+    const truncated = await dig(rs.host, port(rs.ports.dns), 'big.example.com', 'A', '+ignore');
+    expect(truncated.flags).toContain('tc');
+    expect(truncated.answers).toEqual([]);
+    const retried = await dig(rs.host, port(rs.ports.dns), 'big.example.com', 'A');
+    expect(retried.answers).toHaveLength(40);
+    expect(retried.answers[39]).toBe('big.example.com. 0 IN A 192.0.2.139');
+    expect(rs.stats()).toMatchObject({ dnsQueries: 3, tcpConnections: 1 });
+  });
+
+  it('answers a malformed HTTP request with 400', async () => {
+    const rs = await start();
+    const socket = await connectTcp(rs.host, port(rs.ports.http));
+    socket.write('NOT HTTP AT ALL\r\n\r\n');
+    const outcome = await firstOutcome(socket, 5000);
+    expect(outcome.kind === 'data' && outcome.data.startsWith('HTTP/1.1 400 Bad Request\r\n')).toBe(true);
+    socket.destroy();
   });
 });
 

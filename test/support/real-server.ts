@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
-import { answerDnsQuery, normalizeDnsName, type DnsRcodeName, type DnsZone } from './dns-wire.js';
+import { answerDnsQuery, dnsUdpMaxBytes, normalizeDnsName, type DnsRcodeName, type DnsZone } from './dns-wire.js';
 
 export type Behaviour =
   | { mode: 'ok' } // normal answers
@@ -274,7 +274,10 @@ class ControllableServer implements RealServer {
     this.http = http.createServer((req, res) => this.onRequest(req, res));
     this.http.keepAliveTimeout = 0;
     this.http.timeout = 0;
-    this.http.on('clientError', (_error, socket) => socket.destroy());
+    this.http.on('clientError', (_error, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+    });
     for (const kind of ['http', 'https', 'tcp'] as const) {
       const port = options[kind];
       if (port !== undefined) this.tcpListeners.push({ kind, port });
@@ -554,7 +557,7 @@ class ControllableServer implements RealServer {
   private onDatagram(kind: UdpKind, socket: dgram.Socket, message: Buffer, remote: dgram.RemoteInfo): void {
     if (kind === 'udp') this.counters.udpDatagrams++;
     else this.counters.dnsQueries++;
-    const reply = kind === 'udp' ? Buffer.concat([Buffer.from(`${this.name} `), message]) : this.answerDns(message);
+    const reply = kind === 'udp' ? Buffer.concat([Buffer.from(`${this.name} `), message]) : this.answerDns(message, dnsUdpMaxBytes);
     if (reply === undefined) return;
     const send = (): void => {
       try {
@@ -574,9 +577,9 @@ class ControllableServer implements RealServer {
     else send();
   }
 
-  private answerDns(query: Buffer): Buffer | undefined {
+  private answerDns(query: Buffer, maxBytes?: number): Buffer | undefined {
     const b = this.behaviour;
-    return answerDnsQuery(query, this.zone, b.mode === 'dns-rcode' ? b.rcode : undefined);
+    return answerDnsQuery(query, this.zone, b.mode === 'dns-rcode' ? b.rcode : undefined, maxBytes);
   }
 
   /** DNS over TCP (RFC 1035 §4.2.2): each message has a two-byte length prefix. */
