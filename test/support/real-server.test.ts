@@ -105,38 +105,34 @@ function firstOutcome(socket: net.Socket, waitMs = quietMs): Promise<SocketOutco
   });
 }
 
-/** Sends one datagram; resolves with the reply, or undefined when none comes within `waitMs`. */
-function udpExchange(host: string, port: number, payload: Buffer, waitMs = quietMs): Promise<string | undefined> {
-  return new Promise((resolve, reject) => {
+
+
+
+type UdpOutcome = { kind: 'reply'; text: string } | { kind: 'error'; code: string | undefined } | { kind: 'quiet' };
+
+/**
+ * Sends one datagram and reports what came back within `waitMs`. A connected socket
+ * accepts replies only from `host`, and learns of ICMP port-unreachable as an error.
+ */
+function udpSend(host: string, port: number, payload: string | Buffer, options: { connected?: boolean; waitMs?: number } = {}): Promise<UdpOutcome> {
+  return new Promise((resolve) => {
     const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
-    const finish = (result: string | undefined, error?: Error): void => {
+    const finish = (outcome: UdpOutcome): void => {
       clearTimeout(timer);
       socket.close();
-      if (error) reject(error);
-      else resolve(result);
+      resolve(outcome);
     };
-    const timer = setTimeout(() => finish(undefined), waitMs);
-    socket.on('message', (message) => finish(message.toString('utf8')));
-    socket.on('error', (error) => finish(undefined, error));
-    socket.send(payload, port, host);
+    const timer = setTimeout(() => finish({ kind: 'quiet' }), options.waitMs ?? quietMs);
+    socket.on('message', (message) => finish({ kind: 'reply', text: message.toString('utf8') }));
+    socket.on('error', (error: NodeJS.ErrnoException) => finish({ kind: 'error', code: error.code }));
+    if (options.connected) socket.connect(port, host, () => socket.send(payload));
+    else socket.send(payload, port, host);
   });
 }
 
-/** A connected UDP socket sends once; resolves with the error code the kernel reports (ICMP), if any. */
-function udpConnectedError(host: string, port: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
-    const finish = (code: string | undefined): void => {
-      clearTimeout(timer);
-      socket.close();
-      resolve(code);
-    };
-    const timer = setTimeout(() => finish(undefined), 2000);
-    socket.on('error', (error: NodeJS.ErrnoException) => finish(error.code));
-    socket.on('message', () => finish('answered'));
-    socket.connect(port, host, () => socket.send(Buffer.from('ping')));
-  });
-}
+const reply = (text: string): UdpOutcome => ({ kind: 'reply', text });
+const quiet: UdpOutcome = { kind: 'quiet' };
+const refused: UdpOutcome = { kind: 'error', code: 'ECONNREFUSED' };
 
 interface DigAnswer {
   status: string | undefined;
@@ -228,8 +224,8 @@ describe('real server, ok', () => {
 
   it('echoes UDP datagrams prefixed with its name, including an empty one', async () => {
     const rs = await start({ name: 'dns1' });
-    expect(await udpExchange(rs.host, port(rs.ports.udp), Buffer.from('hello'), 2000)).toBe('dns1 hello');
-    expect(await udpExchange(rs.host, port(rs.ports.udp), Buffer.alloc(0), 2000)).toBe('dns1 ');
+    expect(await udpSend(rs.host, port(rs.ports.udp), 'hello', { waitMs: 2000 })).toEqual(reply('dns1 hello'));
+    expect(await udpSend(rs.host, port(rs.ports.udp), Buffer.alloc(0), { waitMs: 2000 })).toEqual(reply('dns1 '));
     expect(rs.stats().udpDatagrams).toBe(2);
   });
 
@@ -283,15 +279,15 @@ describe('real server, down', () => {
     for (const p of [rs.ports.http, rs.ports.https, rs.ports.tcp, rs.ports.dns]) {
       expect(await errorCode(connectTcp(rs.host, port(p)).then((s) => s.destroy()))).toBe('ECONNREFUSED');
     }
-    expect(await udpConnectedError(rs.host, port(rs.ports.udp))).toBe('ECONNREFUSED');
-    expect(await udpConnectedError(rs.host, port(rs.ports.dns))).toBe('ECONNREFUSED');
+    expect(await udpSend(rs.host, port(rs.ports.udp), 'ping', { connected: true, waitMs: 2000 })).toEqual(refused);
+    expect(await udpSend(rs.host, port(rs.ports.dns), 'ping', { connected: true, waitMs: 2000 })).toEqual(refused);
     expect((await dig(rs.host, port(rs.ports.dns), 'www.example.com', 'A', '+tcp')).output).toMatch(/connection refused/);
 
     await rs.setBehaviour({ mode: 'ok' });
     expect(rs.ports).toEqual(before);
     expect((await httpRequest({ host: rs.host, port: port(rs.ports.http), path: '/' })).body).toBe('served-by rs1\n');
     expect((await httpsRequest({ host: rs.host, port: port(rs.ports.https), path: '/' })).status).toBe(200);
-    expect(await udpExchange(rs.host, port(rs.ports.udp), Buffer.from('x'), 2000)).toBe('rs1 x');
+    expect(await udpSend(rs.host, port(rs.ports.udp), 'x', { waitMs: 2000 })).toEqual(reply('rs1 x'));
     expect((await dig(rs.host, port(rs.ports.dns), 'www.example.com', 'A')).status).toBe('NOERROR');
     expect(await firstOutcome(await connectTcp(rs.host, port(rs.ports.tcp)))).toEqual({ kind: 'quiet' });
   });
@@ -353,7 +349,8 @@ describe('real server, hang', () => {
   it('ignores UDP datagrams and DNS queries (while counting them)', async () => {
     const rs = await start();
     await rs.setBehaviour({ mode: 'hang' });
-    expect(await udpExchange(rs.host, port(rs.ports.udp), Buffer.from('hello'))).toBeUndefined();
+    // Unlike down, no ICMP error either: a connected socket just hears nothing.
+    expect(await udpSend(rs.host, port(rs.ports.udp), 'hello', { connected: true })).toEqual(quiet);
     const answer = await dig(rs.host, port(rs.ports.dns), 'www.example.com', 'A');
     expect(answer.status).toBeUndefined();
     expect(answer.output).toMatch(/timed out/);
@@ -382,7 +379,7 @@ describe('real server, reset', () => {
     await rs.setBehaviour({ mode: 'reset' });
     socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
     expect(await firstOutcome(socket, 5000)).toEqual({ kind: 'error', code: 'ECONNRESET' });
-    expect(await udpExchange(rs.host, port(rs.ports.udp), Buffer.from('x'))).toBeUndefined();
+    expect(await udpSend(rs.host, port(rs.ports.udp), 'x')).toEqual(quiet);
     expect((await dig(rs.host, port(rs.ports.dns), 'www.example.com', 'A')).output).toMatch(/timed out/);
   });
 });
@@ -397,8 +394,8 @@ describe('real server, slow, trickle, status, body', () => {
     const later = await firstOutcome(socket, 10_000);
     expect(later.kind === 'data' && later.data.endsWith('\r\n\r\nserved-by rs1\n')).toBe(true);
     socket.destroy();
-    expect(await udpExchange(rs.host, port(rs.ports.udp), Buffer.from('x'), 200)).toBeUndefined();
-    expect(await udpExchange(rs.host, port(rs.ports.udp), Buffer.from('y'), 10_000)).toBe('rs1 y');
+    expect(await udpSend(rs.host, port(rs.ports.udp), 'x', { waitMs: 200 })).toEqual(quiet);
+    expect(await udpSend(rs.host, port(rs.ports.udp), 'y', { waitMs: 10_000 })).toEqual(reply('rs1 y'));
     expect((await dig(rs.host, port(rs.ports.dns), 'www.example.com', 'A', '+time=5')).status).toBe('NOERROR');
   });
 
@@ -508,11 +505,30 @@ describe('real server, IPv6', () => {
     expect(await httpRequest({ host: '::1', port: port(rs.ports.http), path: '/v6' })).toMatchObject({ status: 200, body: 'served-by v6\n' });
     expect(rs.stats().lastHttpRequest?.host).toBe(`[::1]:${rs.ports.http}`);
     expect(await firstOutcome(await connectTcp('::1', port(rs.ports.tcp)))).toEqual({ kind: 'quiet' });
-    expect(await udpExchange('::1', port(rs.ports.udp), Buffer.from('six'), 2000)).toBe('v6 six');
+    expect(await udpSend('::1', port(rs.ports.udp), 'six', { waitMs: 2000 })).toEqual(reply('v6 six'));
     expect((await dig('::1', port(rs.ports.dns), 'www.example.com', 'AAAA')).answers).toEqual(['www.example.com. 0 IN AAAA 2001:db8::10']);
     await rs.setBehaviour({ mode: 'down' });
     expect(await errorCode(connectTcp('::1', port(rs.ports.http)))).toBe('ECONNREFUSED');
-    expect(await udpConnectedError('::1', port(rs.ports.udp))).toBe('ECONNREFUSED');
+    expect(await udpSend('::1', port(rs.ports.udp), 'ping', { connected: true, waitMs: 2000 })).toEqual(refused);
+  });
+});
+
+describe('real server, extra hosts', () => {
+  it('listens on every host with the same ports, and answers UDP from the address asked', async () => {
+    const rs = await start({ host: '127.0.0.1', extraHosts: ['127.0.0.2', '::1'] });
+    for (const host of ['127.0.0.1', '127.0.0.2', '::1']) {
+      expect((await httpRequest({ host, port: port(rs.ports.http), path: '/' })).body).toBe('served-by rs1\n');
+      // A connected UDP socket drops datagrams from any other source address.
+      expect(await udpSend(host, port(rs.ports.udp), 'hi', { connected: true, waitMs: 2000 })).toEqual(reply('rs1 hi'));
+      expect((await dig(host, port(rs.ports.dns), 'www.example.com', 'A')).status).toBe('NOERROR');
+      expect((await dig(host, port(rs.ports.dns), 'www.example.com', 'A', '+tcp')).status).toBe('NOERROR');
+    }
+    await rs.setBehaviour({ mode: 'down' });
+    for (const host of ['127.0.0.1', '127.0.0.2', '::1']) {
+      expect(await errorCode(connectTcp(host, port(rs.ports.tcp)))).toBe('ECONNREFUSED');
+    }
+    await rs.setBehaviour({ mode: 'ok' });
+    expect(await udpSend('127.0.0.2', port(rs.ports.udp), 'back', { connected: true, waitMs: 2000 })).toEqual(reply('rs1 back'));
   });
 });
 
@@ -520,6 +536,7 @@ describe('real server, options and lifecycle', () => {
   it('rejects bad options and bad behaviours with clear errors', async () => {
     await expect(startRealServer({ name: 'x', host: 'localhost', http: 0 })).rejects.toThrow(/host "localhost" is not an IP address/);
     await expect(startRealServer({ name: 'x', host: '127.0.0.1', http: 70000 })).rejects.toThrow(/http: 70000 is not a port number/);
+    await expect(startRealServer({ name: 'x', host: '127.0.0.1', extraHosts: ['vip'], http: 0 })).rejects.toThrow(/host "vip" is not an IP address/);
     await expect(startRealServer({ name: 'x', host: '127.0.0.1', dns: 0, dnsRecords: { a: { a: ['::1'] } } })).rejects.toThrow(
       /dnsRecords a: ::1 is not an IPv4 address/,
     );
@@ -648,7 +665,8 @@ describe('real-server-main (standalone program)', () => {
   });
 
   it('stops cleanly on SIGTERM, even with connections held open', async () => {
-    const rs = await spawnMain(['--name', 'rs2', '--host', '::1', '--http', '0', '--tcp', '0', '--udp', '0']);
+    const rs = await spawnMain(['--name', 'rs2', '--host', '::1', '--extra-host', '127.0.0.2', '--http', '0', '--tcp', '0', '--udp', '0']);
+    expect((await httpRequest({ host: '127.0.0.2', port: port(rs.ports['http']), path: '/' })).body).toBe('served-by rs2\n');
     const idle = await connectTcp('::1', port(rs.ports['tcp']));
     const closed = firstOutcome(idle, 5000);
     rs.child.kill('SIGTERM');
