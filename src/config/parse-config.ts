@@ -218,13 +218,14 @@ function checkPoolUrl(r: FieldReader): string {
   return url;
 }
 
-function parseMonitorList(r: FieldReader, service: string): MonitorKind[] {
+/** The listed monitors; undefined when the list itself is malformed. */
+function parseMonitorList(r: FieldReader, service: string): MonitorKind[] | undefined {
   if (!r.has('monitors')) {
     r.warn('monitors', `LVS service ${service} does not have a 'monitors' configuration option set; its servers will never be health-checked`);
     return [];
   }
   const names = r.stringList('monitors');
-  if (names === undefined) return [];
+  if (names === undefined) return undefined;
   if (names.length === 0) r.warn('monitors', `an empty list: the servers of ${service} will never be health-checked`);
   const kinds: MonitorKind[] = [];
   for (const name of names) {
@@ -308,8 +309,8 @@ function parseService(c: Collector, section: IniSection): ServiceConfig {
   if (ops && protocol !== undefined && protocol !== 'udp') r.error('ops', 'OPS can only be used with UDP virtual services');
 
   const kinds = parseMonitorList(r, name);
-  checkKeys(c, r, entries, 'service', new Set(kinds));
-  const monitors: MonitorConfig[] = kinds.map((kind) => parseMonitor(r, kind));
+  checkKeys(c, r, entries, 'service', kinds && new Set(kinds));
+  const monitors: MonitorConfig[] = (kinds ?? []).map((kind) => parseMonitor(r, kind));
 
   const persistenceTimeoutSec = r.int('persistence-timeout', 0, { min: 0, max: 2147483647 });
   const persistenceNetmask = parsePersistenceNetmask(r, ip?.family);
