@@ -208,7 +208,8 @@ export function createFieldReader(ctx: FieldContext) {
       } catch (err) {
         if (!(err instanceof PythonLiteralError)) throw err;
         const at = locateInValue(e, err.offset);
-        error(key, `malformed Python literal at column ${at.column}: ${err.message}`, at.line);
+        if (at) error(key, `malformed Python literal at column ${at.column}: ${err.message}`, at.line);
+        else error(key, `malformed Python literal at character ${err.offset + 1} of the interpolated value: ${err.message}`);
         return undefined;
       }
     },

@@ -34,6 +34,8 @@ export interface IniEntry {
   readonly line: number;
   /** The line of each `\n`-separated part of the value (continuations). */
   readonly partLines: readonly number[];
+  /** The 1-based column where each part starts on its line. */
+  readonly partColumns: readonly number[];
 }
 
 export interface IniSection {
@@ -66,6 +68,7 @@ export interface ResolvedEntry {
   /** The raw value before interpolation. */
   readonly raw: string;
   readonly partLines: readonly number[];
+  readonly partColumns: readonly number[];
   /** True when the value comes from `[DEFAULT]`. */
   readonly fromDefault: boolean;
 }
@@ -103,6 +106,7 @@ interface MutableEntry {
   parts: string[];
   line: number;
   partLines: number[];
+  partColumns: number[];
 }
 
 interface MutableSection {
@@ -146,6 +150,7 @@ export function readIni(text: string, file: string): IniReadResult {
       if (part !== '') {
         currentEntry.parts.push(part);
         currentEntry.partLines.push(lineNo);
+        currentEntry.partColumns.push(line.indexOf(part) + 1);
         if (part.startsWith('#') || part.startsWith(';')) {
           warnings.push({
             file,
@@ -216,7 +221,9 @@ export function readIni(text: string, file: string): IniReadResult {
       });
       // Keep the key's first position (Python's ordered dict does) but take the new value.
     }
-    currentEntry = { key, parts: [value], line: lineNo, partLines: [lineNo] };
+    // The value starts where the delimiter's trailing white space ends.
+    const valueColumn = line.length - (option[2] as string).length + 1;
+    currentEntry = { key, parts: [value], line: lineNo, partLines: [lineNo], partColumns: [valueColumn] };
     current.entries.set(key, currentEntry);
   });
 
@@ -226,7 +233,7 @@ export function readIni(text: string, file: string): IniReadResult {
     entries: new Map(
       [...section.entries].map(([key, entry]) => [
         key,
-        { key, value: entry.parts.join('\n'), line: entry.line, partLines: entry.partLines },
+        { key, value: entry.parts.join('\n'), line: entry.line, partLines: entry.partLines, partColumns: entry.partColumns },
       ]),
     ),
   });
@@ -296,7 +303,15 @@ export function resolveSection(
   for (const [key, entry] of merged) {
     try {
       const value = interpolate(entry.value, lookup, 1);
-      entries.set(key, { key, value, line: entry.line, raw: entry.value, partLines: entry.partLines, fromDefault: entry.fromDefault });
+      entries.set(key, {
+        key,
+        value,
+        line: entry.line,
+        raw: entry.value,
+        partLines: entry.partLines,
+        partColumns: entry.partColumns,
+        fromDefault: entry.fromDefault,
+      });
     } catch (e) {
       if (!(e instanceof InterpolationError)) throw e;
       errors.push({ file: document.file, line: entry.line, key, message: e.message });
@@ -305,12 +320,21 @@ export function resolveSection(
   return { entries, errors };
 }
 
-/** The file line of an offset into a (possibly multi-line) value, and its 1-based column there. */
-export function locateInValue(entry: Pick<ResolvedEntry, 'value' | 'raw' | 'line' | 'partLines'>, offset: number): { line: number; column: number } {
-  // Offsets only map back to the file when interpolation changed nothing.
-  if (entry.value !== entry.raw) return { line: entry.line, column: offset + 1 };
+/**
+ * The file line and 1-based column of an offset into a (possibly multi-line)
+ * value; undefined when interpolation changed the value, so that offsets no
+ * longer match the file.
+ */
+export function locateInValue(
+  entry: Pick<ResolvedEntry, 'value' | 'raw' | 'partLines' | 'partColumns'>,
+  offset: number,
+): { line: number; column: number } | undefined {
+  if (entry.value !== entry.raw) return undefined;
   const before = entry.value.slice(0, offset);
   const part = before.split('\n').length - 1;
-  const lineStart = before.lastIndexOf('\n') + 1;
-  return { line: entry.partLines[part] ?? entry.line, column: offset - lineStart + 1 };
+  const partStart = before.lastIndexOf('\n') + 1;
+  const line = entry.partLines[part];
+  const column = entry.partColumns[part];
+  if (line === undefined || column === undefined) return undefined;
+  return { line, column: column + offset - partStart };
 }

@@ -189,31 +189,32 @@ function parseGlobal(c: Collector, section: IniSection, present: boolean): Globa
   };
 }
 
+const ETCD_URL_RE = /^etcd:\/\/[^/:@?#\s]+(?::(\d{1,5}))?\/[^?#\s]+$/;
+
 function checkPoolUrl(r: FieldReader): string {
   const url = r.requiredText('config');
   if (url === undefined) return '';
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(url);
-  } catch {
-    parsed = undefined;
-  }
-  if (parsed === undefined || !POOL_SCHEMES.includes(parsed.protocol)) {
-    const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1];
-    r.error(
-      'config',
-      scheme !== undefined
-        ? `unsupported pool URL scheme '${scheme}:' in ${show(url)} (supported: file://, http://, https://, etcd://)`
-        : `expected a pool URL (file://, http://, https://, etcd://), got ${show(url)}`,
-    );
-  } else if (parsed.protocol === 'file:' && (parsed.host !== '' || !url.startsWith('file:///'))) {
-    r.error('config', `expected file:///absolute/path, got ${show(url)}`);
-  } else if (parsed.protocol === 'etcd:' && !/^etcd:\/\/[^/:@?#\s]+(:\d{1,5})?\/[^?#\s]+$/.test(url)) {
-    r.error('config', `expected etcd://host[:port]/path, got ${show(url)}`);
-  } else if (parsed.protocol === 'etcd:' && parsed.port !== '' && (Number(parsed.port) < 1 || Number(parsed.port) > 65535)) {
-    r.error('config', `etcd port must be between 1 and 65535, got ${parsed.port}`);
-  } else if ((parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.hostname === '') {
-    r.error('config', `expected a host in ${show(url)}`);
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+  if (scheme === undefined) {
+    r.error('config', `expected a pool URL (file://, http://, https://, etcd://), got ${show(url)}`);
+  } else if (!POOL_SCHEMES.includes(`${scheme}:`)) {
+    r.error('config', `unsupported pool URL scheme '${scheme}:' in ${show(url)} (supported: file://, http://, https://, etcd://)`);
+  } else if (scheme === 'file') {
+    if (!/^file:\/\/\/./.test(url)) r.error('config', `expected file:///absolute/path, got ${show(url)}`);
+  } else if (scheme === 'etcd') {
+    const port = ETCD_URL_RE.exec(url)?.[1];
+    if (!ETCD_URL_RE.test(url) || (port !== undefined && (Number(port) < 1 || Number(port) > 65535))) {
+      r.error('config', `expected etcd://host[:port]/path, got ${show(url)}`);
+    }
+  } else {
+    let host = '';
+    try {
+      // WHATWG URL reads http:///x as host x: insist on a host right after //.
+      host = /^https?:\/\/[^/]/i.test(url) ? new URL(url).hostname : '';
+    } catch {
+      host = '';
+    }
+    if (host === '') r.error('config', `expected ${scheme}://host[:port]/path, got ${show(url)}`);
   }
   return url;
 }

@@ -64,9 +64,9 @@ describe('readIni: the semantics of Python 2 SafeConfigParser', () => {
     const { document } = readIni(text, 't.conf');
     const entry = resolveSection(document, document.sections[0] as IniSection).entries.get('urls');
     if (!entry) throw new Error('no urls');
-    // The value is `[ "a",\n"b" x`; the x is at offset 11, column 5 of line 3 as stored.
-    expect(locateInValue(entry, entry.value.indexOf('x'))).toEqual({ line: 3, column: 5 });
-    expect(locateInValue(entry, 2)).toEqual({ line: 2, column: 3 });
+    // The value is `[ "a",\n"b" x`: its x is column 13 of line 3, its first " column 10 of line 2.
+    expect(locateInValue(entry, entry.value.indexOf('x'))).toEqual({ line: 3, column: 13 });
+    expect(locateInValue(entry, 2)).toEqual({ line: 2, column: 10 });
   });
 
   it('reads "" as the empty string and an empty value as empty', () => {
