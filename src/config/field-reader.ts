@@ -17,6 +17,8 @@ export interface FieldContext {
   readonly section: string;
   readonly sectionLine: number | undefined;
   readonly entries: ReadonlyMap<string, ResolvedEntry>;
+  /** Keys present but unusable (already reported): neither missing nor read. */
+  readonly failed?: ReadonlySet<string>;
   readonly errors: Problem[];
   readonly warnings: Problem[];
 }
@@ -93,11 +95,12 @@ export function createFieldReader(ctx: FieldContext) {
     return e === undefined ? undefined : pyStrip(e.value);
   };
   const missing = (key: string, why = 'missing required key'): void => {
+    if (ctx.failed?.has(key)) return;
     ctx.errors.push({ file: ctx.file, line: ctx.sectionLine, key, message: `${why} (in [${ctx.section}])` });
   };
 
   const reader = {
-    has: (key: string): boolean => ctx.entries.has(key),
+    has: (key: string): boolean => ctx.entries.has(key) || (ctx.failed?.has(key) ?? false),
     entry,
     lineOf,
     error,
@@ -194,11 +197,6 @@ export function createFieldReader(ctx: FieldContext) {
       return fallbackSec * 1000;
     },
 
-    /** Whole seconds, for values the kernel takes in seconds. */
-    wholeSeconds(key: string, fallback: number, range: Range): number {
-      return reader.int(key, fallback, range);
-    },
-
     /** A Python literal, read without evaluating anything. */
     literal(key: string, names: readonly string[] = []): PyValue | undefined {
       const e = entry(key);
@@ -247,7 +245,7 @@ export function createFieldReader(ctx: FieldContext) {
      * single characters of it.
      */
     requiredStringList(key: string): string[] | undefined {
-      if (!ctx.entries.has(key)) {
+      if (!reader.has(key)) {
         missing(key);
         return undefined;
       }

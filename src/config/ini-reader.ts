@@ -288,18 +288,19 @@ function interpolate(raw: string, lookup: (name: string) => string | undefined, 
 /**
  * The values a section sees, as ConfigParser's items(section) returns them:
  * `[DEFAULT]` under the section's own keys, every value interpolated. A value
- * that cannot be interpolated is reported and left out.
+ * that cannot be interpolated is reported, left out of `entries` and named in `failed`.
  */
 export function resolveSection(
   document: IniDocument,
   section: IniSection,
-): { entries: Map<string, ResolvedEntry>; errors: Problem[] } {
+): { entries: Map<string, ResolvedEntry>; errors: Problem[]; failed: Set<string> } {
   const errors: Problem[] = [];
   const merged = new Map<string, IniEntry & { fromDefault: boolean }>();
   for (const [key, entry] of document.defaults?.entries ?? []) merged.set(key, { ...entry, fromDefault: true });
   for (const [key, entry] of section.entries) merged.set(key, { ...entry, fromDefault: false });
   const lookup = (name: string): string | undefined => (name === '__name__' ? section.name : merged.get(name)?.value);
   const entries = new Map<string, ResolvedEntry>();
+  const failed = new Set<string>();
   for (const [key, entry] of merged) {
     try {
       const value = interpolate(entry.value, lookup, 1);
@@ -315,9 +316,10 @@ export function resolveSection(
     } catch (e) {
       if (!(e instanceof InterpolationError)) throw e;
       errors.push({ file: document.file, line: entry.line, key, message: e.message });
+      failed.add(key);
     }
   }
-  return { entries, errors };
+  return { entries, errors, failed };
 }
 
 /**

@@ -22,7 +22,6 @@ import {
   type KeyScope,
 } from './keys.js';
 import { parseMonitor } from './parse-monitors.js';
-import { formatPyValue } from './python-literal.js';
 import {
   type AddressFamily,
   type Config,
@@ -58,10 +57,11 @@ interface Collector {
 }
 
 function readerFor(c: Collector, section: IniSection): { r: FieldReader; entries: ReadonlyMap<string, ResolvedEntry> } {
-  const { entries, errors } = resolveSection(c.document, section);
+  const { entries, errors, failed } = resolveSection(c.document, section);
   c.errors.push(...errors);
   const r = createFieldReader({
     file: c.file,
+    failed,
     section: section.name,
     sectionLine: section.line > 0 ? section.line : undefined,
     entries,
@@ -92,13 +92,15 @@ function unknownKeyMessage(key: string, scope: KeyScope | 'default'): string {
   return suggestion !== undefined ? `${what}; did you mean '${suggestion}'?` : `${what}; ignored`;
 }
 
+const cliKeyMessage = (flag: string): string => `ignored: PyBal's command line always overrides it (use ${flag})`;
+
 /** Warnings about a section's own keys: PyBal's CLI keys, unknown keys and options of unlisted monitors. */
-function checkKeys(c: Collector, r: FieldReader, entries: ReadonlyMap<string, ResolvedEntry>, scope: KeyScope, listed?: ReadonlySet<MonitorKind>): void {
+function checkKeys(r: FieldReader, entries: ReadonlyMap<string, ResolvedEntry>, scope: KeyScope, listed?: ReadonlySet<MonitorKind>): void {
   for (const entry of entries.values()) {
     if (entry.fromDefault) continue; // reported once, at [DEFAULT]
     const flag = CLI_KEYS[entry.key];
     if (flag !== undefined) {
-      r.warn(entry.key, `ignored: PyBal's command line always overrides it (use ${flag})`);
+      r.warn(entry.key, cliKeyMessage(flag));
     } else if (!isKnownKey(entry.key, scope)) {
       r.warn(entry.key, unknownKeyMessage(entry.key, scope));
     } else if (listed !== undefined) {
@@ -117,7 +119,7 @@ function checkDefaultKeys(c: Collector): void {
     const flag = CLI_KEYS[entry.key];
     const message =
       flag !== undefined
-        ? `ignored: PyBal's command line always overrides it (use ${flag})`
+        ? cliKeyMessage(flag)
         : ALL_KNOWN_KEYS.includes(entry.key)
           ? undefined
           : unknownKeyMessage(entry.key, 'default');
@@ -127,7 +129,7 @@ function checkDefaultKeys(c: Collector): void {
 
 function parseGlobal(c: Collector, section: IniSection, present: boolean): GlobalConfig {
   const { r, entries } = readerFor(c, section);
-  if (present) checkKeys(c, r, entries, 'global');
+  if (present) checkKeys(r, entries, 'global');
 
   const bgp = r.bool('bgp', false);
   const bgpLocalAsn = r.asn('bgp-local-asn');
@@ -310,7 +312,7 @@ function parseService(c: Collector, section: IniSection): ServiceConfig {
   if (ops && protocol !== undefined && protocol !== 'udp') r.error('ops', 'OPS can only be used with UDP virtual services');
 
   const kinds = parseMonitorList(r, name);
-  checkKeys(c, r, entries, 'service', kinds && new Set(kinds));
+  checkKeys(r, entries, 'service', kinds && new Set(kinds));
   const monitors: MonitorConfig[] = (kinds ?? []).map((kind) => parseMonitor(r, kind));
 
   const persistenceTimeoutSec = r.int('persistence-timeout', 0, { min: 0, max: 2147483647 });
@@ -422,9 +424,4 @@ export function parseConfig(text: string, file: string): ParseResult {
   const warnings = unique(c.warnings).sort(byLine);
   if (errors.length > 0) return { errors, warnings };
   return { config: { file, global, services }, errors, warnings };
-}
-
-/** For messages and summaries: a list value the way the file would spell it. */
-export function formatList(items: readonly string[]): string {
-  return formatPyValue({ type: 'list', items: items.map((value) => ({ type: 'str' as const, value })) });
 }

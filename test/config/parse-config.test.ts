@@ -934,6 +934,27 @@ config = etcd://etcd.example.org
     expect(r.config).toBeUndefined();
   });
 
+  it('includes the reader mistakes: syntax, interpolation, and list errors in interpolated values', () => {
+    const text = `[DEFAULT]
+mon = 'IdleConnection'
+[s]
+protocol = tcp
+ip = 192.0.2.1
+port = 80
+scheduler = wlc
+config = %(pools)s/s
+monitors = [ %(mon)s %(mon)s
+this is not a key
+`;
+    const r = check(text);
+    expect(r.errors).toEqual([
+      "test.conf:8: config: %(pools)s refers to 'pools', which is not set in this section or [DEFAULT]",
+      "test.conf:9: monitors: malformed Python literal at character 1 of the interpolated value: '[' is never closed",
+      `test.conf:10: expected 'key = value', 'key: value' or '[section]', got "this is not a key"`,
+    ]);
+    expect(r.config).toBeUndefined();
+  });
+
   it('never evaluates list values: code is an error, not a call', () => {
     const r = check(service({ monitors: "[ 'IdleConnection' ] + [ __import__('os').system('touch /tmp/pwned') ]" }));
     expect(r.errors).toEqual(["test.conf:7: monitors: malformed Python literal at column 33: unexpected \"+\" after the value"]);
