@@ -30,10 +30,10 @@ function problems(text: string): { errors: string[]; warnings: string[] } {
 }
 
 describe('readIni: the semantics of Python 2 SafeConfigParser', () => {
-  it('reads the edge-case fixture exactly as python2.7 SafeConfigParser does', () => {
-    // configparser-edge.py2.json was written by fixtures/dump-py2.py under Python 2.7.18.
-    const expected = JSON.parse(readFileSync(fixture('configparser-edge.py2.json'), 'utf8')) as unknown;
-    expect(values(readFileSync(fixture('configparser-edge.conf'), 'utf8'))).toEqual(expected);
+  // The .py2.json files were written by fixtures/dump-py2.py under Python 2.7.18.
+  it.each(['configparser-edge', 'pybal-debian-example'])('reads %s.conf exactly as python2.7 SafeConfigParser does', (name) => {
+    const expected = JSON.parse(readFileSync(fixture(`${name}.py2.json`), 'utf8')) as unknown;
+    expect(values(readFileSync(fixture(`${name}.conf`), 'utf8'))).toEqual(expected);
   });
 
   it('takes the first = or : as the delimiter and lower-cases option names', () => {

@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
 import { describe, expect, it } from 'vitest';
 
 import { parseConfig } from '../../src/config/parse-config.js';
@@ -81,42 +84,7 @@ const SERVICE_DEFAULTS = {
 } as const;
 
 // The example shipped in PyBal's debian/pybal.conf (pybal-behaviour.md section 2), verbatim.
-const PYBAL_EXAMPLE = `[global]
-bgp = no
-bgp-local-asn =  64496
-bgp-peer-address = 192.0.2.254
-bgp-as-path = 64496 64511
-bgp-nexthop-ipv4 = 192.0.2.100
-bgp-nexthop-ipv6 = 2001:DB8:1:1::100
-
-[text]
-protocol = tcp
-ip = 192.0.2.11
-port = 80
-scheduler = wlc
-config = file:///etc/pybal/text-servers
-depool-threshold = .5
-bgp = no
-monitors = [ 'ProxyFetch', 'IdleConnection', 'RunCommand' ]
-proxyfetch.url = [ 'http://www.example.com/' ]
-idleconnection.timeout-clean-reconnect = 3
-idleconnection.max-delay = 300
-runcommand.command = /bin/sh
-runcommand.arguments = [ '/etc/pybal/command-test', server.host, 'one', '2', 'III' ]
-runcommand.interval = 60
-runcommand.timeout = 10
-runcommand.log-output = true
-
-[dns]
-protocol = udp
-ip = 192.0.2.22
-port = 53
-scheduler = wrr
-config = file:///etc/pybal/dns
-monitors = [ 'DNSQuery', 'IdleConnection' ]
-dnsquery.hostnames = [ 'www.example.com', 'nxdomain.example.com' ]
-dnsquery.fail-on-nxdomain = no
-`;
+const PYBAL_EXAMPLE = readFileSync(fileURLToPath(new URL('./fixtures/pybal-debian-example.conf', import.meta.url)), 'utf8');
 
 describe('parseConfig: the example config of PyBal', () => {
   it('reads every value as PyBal does', () => {
