@@ -99,7 +99,7 @@ function pyRstrip(text: string): string {
 /** ConfigParser.SECTCRE: `[`, anything but `]` (at least one), `]`. */
 const SECTION_RE = /^\[([^\]]+)\]/;
 /** ConfigParser.OPTCRE: a name not starting with white space or a delimiter, then `=` or `:`. */
-const OPTION_RE = /^([^:=\s][^:=]*?)\s*[:=]\s*(.*)$/s;
+const OPTION_RE = /^([^:= \t\n\r\x0b\x0c][^:=]*?)[ \t\n\r\x0b\x0c]*[:=][ \t\n\r\x0b\x0c]*(.*)$/s;
 
 interface MutableEntry {
   key: string;
@@ -134,7 +134,8 @@ export function readIni(text: string, file: string): IniReadResult {
   let defaults: MutableSection | undefined;
   let current: MutableSection | undefined;
   let currentEntry: MutableEntry | undefined;
-  const lines = text.split('\n');
+  // A UTF-8 byte order mark is not part of the first line (py2 would choke on it).
+  const lines = (text.startsWith('\ufeff') ? text.slice(1) : text).split('\n');
   // A final newline does not start another line.
   if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
 

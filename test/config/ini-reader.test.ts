@@ -73,8 +73,14 @@ describe('readIni: the semantics of Python 2 SafeConfigParser', () => {
     expect(values('[s]\na = ""\nb =\nc = "x"\n')).toEqual({ s: { a: '', b: '', c: '"x"' } });
   });
 
-  it('accepts CRLF line endings', () => {
+  it('accepts CRLF line endings and a byte order mark', () => {
     expect(values('[s]\r\na = 1\r\nb: two \r\n  three\r\n')).toEqual({ s: { a: '1', b: 'two\nthree' } });
+    expect(values('\ufeff[s]\na = 1\n')).toEqual({ s: { a: '1' } });
+  });
+
+  it('treats only ASCII white space as white space, as py2 does', () => {
+    // A no-break space is part of the value and of the key, not space to strip.
+    expect(values('[s]\na = \u00a0x\u00a0\n\u00a0b = 1\n')).toEqual({ s: { a: '\u00a0x\u00a0', '\u00a0b': '1' } });
   });
 
   it('merges [DEFAULT] into every section, under the section own keys', () => {
