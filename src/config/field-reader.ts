@@ -53,6 +53,16 @@ function rangeMessage(range: Range, got: number | string): string | undefined {
   return undefined;
 }
 
+/** An http:// or https:// URL with a host right after `//` (WHATWG URL would read http:///x as host x). */
+export function isHttpUrl(url: string): boolean {
+  if (!/^https?:\/\/[^/]/i.test(url)) return false;
+  try {
+    return new URL(url).hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
 /** One AS number, 1..4294967295 (0 is reserved, RFC 7607). */
 export function parseAsn(text: string): number | undefined {
   if (!/^\d+$/.test(text)) return undefined;

@@ -6,7 +6,7 @@
  */
 
 import type { Problem } from '../runtime/errors.js';
-import { createFieldReader, type FieldReader, MAX_U32, show } from './field-reader.js';
+import { createFieldReader, type FieldReader, isHttpUrl, MAX_U32, show } from './field-reader.js';
 import { readIni, resolveSection, type IniDocument, type IniSection, type ResolvedEntry } from './ini-reader.js';
 import { parseIpv4Octets } from './ip-address.js';
 import {
@@ -202,21 +202,14 @@ function checkPoolUrl(r: FieldReader): string {
   } else if (!POOL_SCHEMES.includes(`${scheme}:`)) {
     r.error('config', `unsupported pool URL scheme '${scheme}:' in ${show(url)} (supported: file://, http://, https://, etcd://)`);
   } else if (scheme === 'file') {
-    if (!/^file:\/\/\/./.test(url)) r.error('config', `expected file:///absolute/path, got ${show(url)}`);
+    if (!/^file:\/\/\/./i.test(url)) r.error('config', `expected file:///absolute/path, got ${show(url)}`);
   } else if (scheme === 'etcd') {
     const port = ETCD_URL_RE.exec(url)?.[1];
     if (!ETCD_URL_RE.test(url) || (port !== undefined && (Number(port) < 1 || Number(port) > 65535))) {
       r.error('config', `expected etcd://host[:port]/path, got ${show(url)}`);
     }
-  } else {
-    let host = '';
-    try {
-      // WHATWG URL reads http:///x as host x: insist on a host right after //.
-      host = /^https?:\/\/[^/]/i.test(url) ? new URL(url).hostname : '';
-    } catch {
-      host = '';
-    }
-    if (host === '') r.error('config', `expected ${scheme}://host[:port]/path, got ${show(url)}`);
+  } else if (!isHttpUrl(url)) {
+    r.error('config', `expected ${scheme}://host[:port]/path, got ${show(url)}`);
   }
   return url;
 }

@@ -4,7 +4,7 @@
  */
 
 import type { FieldReader } from './field-reader.js';
-import { show } from './field-reader.js';
+import { isHttpUrl, show } from './field-reader.js';
 import { monitorPrefix } from './keys.js';
 import type {
   CommandArgument,
@@ -49,14 +49,7 @@ function periodic(r: FieldReader, kind: keyof typeof PERIODIC_DEFAULTS, key: Key
 function proxyFetch(r: FieldReader, key: KeyOf): ProxyFetchConfig {
   const urls = r.requiredStringList(key('url')) ?? [];
   for (const url of urls) {
-    let ok = false;
-    try {
-      const parsed = new URL(url);
-      ok = (parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.hostname !== '';
-    } catch {
-      ok = false;
-    }
-    if (!ok) r.error(key('url'), `${show(url)} is not an http:// or https:// URL`);
+    if (!isHttpUrl(url)) r.error(key('url'), `${show(url)} is not an http:// or https:// URL`);
   }
   const checkAll = r.bool(key('check_all'), false);
   if (!checkAll && r.has(key('max_failures'))) r.warn(key('max_failures'), `ignored unless ${key('check_all')} is on (as in PyBal)`);

@@ -626,6 +626,7 @@ describe('parseConfig: monitor option errors', () => {
     ['proxyfetch.url missing', { monitors: "[ 'ProxyFetch' ]" }, ['test.conf:1: proxyfetch.url: missing required key (in [s])']],
     ['proxyfetch.url not http', { monitors: "[ 'ProxyFetch' ]", 'proxyfetch.url': "[ 'ftp://example.org/' ]" }, ["test.conf:8: proxyfetch.url: 'ftp://example.org/' is not an http:// or https:// URL"]],
     ['proxyfetch.url not a URL', { monitors: "[ 'ProxyFetch' ]", 'proxyfetch.url': "[ 'example.org' ]" }, ["test.conf:8: proxyfetch.url: 'example.org' is not an http:// or https:// URL"]],
+    ['proxyfetch.url without a host', { monitors: "[ 'ProxyFetch' ]", 'proxyfetch.url': "[ 'http:///health' ]" }, ["test.conf:8: proxyfetch.url: 'http:///health' is not an http:// or https:// URL"]],
     ['proxyfetch.url empty list', { monitors: "[ 'ProxyFetch' ]", 'proxyfetch.url': '[]' }, ['test.conf:8: proxyfetch.url: must not be an empty list']],
     [
       'proxyfetch.url unquoted',
