@@ -89,6 +89,11 @@ export function parseCommunity(text: string): Community | undefined {
 
 export type FieldReader = ReturnType<typeof createFieldReader>;
 
+/** What a list item check returns: the item's value, or why it is wrong. */
+export type ItemResult<T> = { readonly value: T } | { readonly error: string };
+
+const stringItem = (v: PyValue): ItemResult<string> => (v.type === 'str' ? { value: v.value } : { error: `expected a string, got ${pyTypeName(v)}` });
+
 export function createFieldReader(ctx: FieldContext) {
   const entry = (key: string): ResolvedEntry | undefined => ctx.entries.get(key);
   const lineOf = (key: string): number | undefined => entry(key)?.line ?? ctx.sectionLine;
@@ -107,6 +112,26 @@ export function createFieldReader(ctx: FieldContext) {
   const missing = (key: string, why = 'missing required key'): void => {
     if (ctx.failed?.has(key)) return;
     ctx.errors.push({ file: ctx.file, line: ctx.sectionLine, key, message: `${why} (in [${ctx.section}])` });
+  };
+
+  /** The items of a list value, each checked by `item`. */
+  const itemsOf = <T>(key: string, value: PyValue, item: (value: PyValue) => ItemResult<T>): T[] | undefined => {
+    if (value.type !== 'list') {
+      error(key, `expected a Python list such as [ 'a', 'b' ], got ${pyTypeName(value)} ${formatPyValue(value)}`);
+      return undefined;
+    }
+    const out: T[] = [];
+    let ok = true;
+    value.items.forEach((v, i) => {
+      const result = item(v);
+      if ('error' in result) {
+        error(key, `item ${i + 1} (${formatPyValue(v)}): ${result.error}`);
+        ok = false;
+      } else {
+        out.push(result.value);
+      }
+    });
+    return ok ? out : undefined;
   };
 
   const reader = {
@@ -223,30 +248,14 @@ export function createFieldReader(ctx: FieldContext) {
     },
 
     /** A Python list whose items are checked by `item`; undefined when absent or bad. */
-    list<T>(key: string, item: (value: PyValue) => T | string, names: readonly string[] = []): T[] | undefined {
+    list<T>(key: string, item: (value: PyValue) => ItemResult<T>, names: readonly string[] = []): T[] | undefined {
       const value = reader.literal(key, names);
-      if (value === undefined) return undefined;
-      if (value.type !== 'list') {
-        error(key, `expected a Python list such as [ 'a', 'b' ], got ${pyTypeName(value)} ${formatPyValue(value)}`);
-        return undefined;
-      }
-      const out: T[] = [];
-      let ok = true;
-      value.items.forEach((v, i) => {
-        const result = item(v);
-        if (typeof result === 'string') {
-          error(key, `item ${i + 1} (${formatPyValue(v)}): ${result}`);
-          ok = false;
-        } else {
-          out.push(result);
-        }
-      });
-      return ok ? out : undefined;
+      return value === undefined ? undefined : itemsOf(key, value, item);
     },
 
     /** A Python list of strings. */
     stringList(key: string): string[] | undefined {
-      return reader.list(key, (v) => (v.type === 'str' ? { s: v.value } : `expected a string, got ${pyTypeName(v)}`))?.map((x) => x.s);
+      return reader.list(key, stringItem);
     },
 
     /**
@@ -265,7 +274,7 @@ export function createFieldReader(ctx: FieldContext) {
         warn(key, `a single string; write a list: [ ${formatPyValue(value)} ] (PyBal would pick single characters from it)`);
         return [value.value];
       }
-      const list = reader.stringList(key);
+      const list = itemsOf(key, value, stringItem);
       if (list !== undefined && list.length === 0) {
         error(key, 'must not be an empty list');
         return undefined;
@@ -276,12 +285,13 @@ export function createFieldReader(ctx: FieldContext) {
     /** A list of IP addresses (normalised); `""` allowed when it means every address. */
     ipList(key: string, fallback: readonly string[], allowAny: boolean): string[] {
       if (!ctx.entries.has(key)) return [...fallback];
-      const list = reader.list(key, (v) => {
-        if (v.type !== 'str') return `expected a string, got ${pyTypeName(v)}`;
-        if (v.value === '' && allowAny) return { address: '' };
-        return parseIpAddress(v.value) ?? `expected an IPv4 or IPv6 address${allowAny ? ' (or "" for every address)' : ''}`;
+      const list = reader.list(key, (v): ItemResult<string> => {
+        if (v.type !== 'str') return { error: `expected a string, got ${pyTypeName(v)}` };
+        if (v.value === '' && allowAny) return { value: '' };
+        const ip = parseIpAddress(v.value);
+        return ip ? { value: ip.address } : { error: `expected an IPv4 or IPv6 address${allowAny ? ' (or "" for every address)' : ''}` };
       });
-      return list?.map((ip) => ip.address) ?? [...fallback];
+      return list ?? [...fallback];
     },
 
     /** One IP address of the given family (or either), normalised. */

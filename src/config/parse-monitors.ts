@@ -105,9 +105,9 @@ function runCommand(r: FieldReader, key: KeyOf): RunCommandConfig {
     const list = r.list<CommandArgument>(
       key('arguments'),
       (v) => {
-        if (v.type === 'str') return { literal: v.value };
-        if (v.type === 'name') return { server: v.name === 'server.host' ? 'host' : 'ip' };
-        return `expected a string, server.host or server.ip, got ${v.type}`;
+        if (v.type === 'str') return { value: { literal: v.value } };
+        if (v.type === 'name') return { value: { server: v.name === 'server.host' ? 'host' : 'ip' } };
+        return { error: `expected a string, server.host or server.ip, got ${v.type}` };
       },
       SERVER_NAMES,
     );
