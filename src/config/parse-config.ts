@@ -290,6 +290,8 @@ function parseService(c: Collector, section: IniSection): ServiceConfig {
   const name = section.name;
   if (name.toLowerCase() === GLOBAL_SECTION) {
     r.warn(undefined, `[${name}] is a service section; the global section is spelled [global] (case matters)`);
+  } else if (!r.has('protocol') && closest(name, [GLOBAL_SECTION]) !== undefined) {
+    r.warn(undefined, `[${name}] is read as a service section; did you mean [global]?`);
   }
 
   const protocolText = r.text('protocol');

@@ -852,6 +852,12 @@ describe('parseConfig: warnings for what PyBal accepts but an operator should he
     expect(valid(service({ monitors: "[ 'IdleConnection', 'idleconnection' ]" })).services[0]?.monitors.map((m) => m.kind)).toEqual(['IdleConnection']);
   });
 
+  it('suggests [global] for a misspelt global section', () => {
+    const r = check(`[globl]\nbgp = no\n${service({}, 'local')}`);
+    expect(r.warnings).toEqual(['test.conf:1: [globl] is read as a service section; did you mean [global]?']);
+    expect(r.errors).toContain('test.conf:1: protocol: missing required key (in [globl])');
+  });
+
   it('warns that [Global] is a service, not the global section', () => {
     const r = check('[Global]\nbgp = no\n');
     expect(r.warnings).toContain('test.conf:1: [Global] is a service section; the global section is spelled [global] (case matters)');
