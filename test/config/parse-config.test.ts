@@ -854,7 +854,10 @@ describe('parseConfig: warnings for what PyBal accepts but an operator should he
 
   it('suggests [global] for a misspelt global section', () => {
     const r = check(`[globl]\nbgp = no\n${service({}, 'local')}`);
-    expect(r.warnings).toEqual(['test.conf:1: [globl] is read as a service section; did you mean [global]?']);
+    expect(r.warnings).toEqual([
+      'test.conf:1: [globl] is read as a service section; did you mean [global]?',
+      "test.conf:1: monitors: LVS service globl does not have a 'monitors' configuration option set; its servers will never be health-checked",
+    ]);
     expect(r.errors).toContain('test.conf:1: protocol: missing required key (in [globl])');
   });
 
