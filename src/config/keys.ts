@@ -1,0 +1,128 @@
+/**
+ * Every key pybal.conf knows, as the file spells it: the one table that
+ * unknown-key warnings, suggestions and the documentation agree on.
+ */
+
+import { MONITOR_KINDS, type MonitorKind } from './types.js';
+
+export const GLOBAL_KEYS = [
+  'bgp',
+  'bgp-local-asn',
+  'bgp-peer-address',
+  'bgp-as-path',
+  'bgp-med',
+  'bgp-nexthop-ipv4',
+  'bgp-nexthop-ipv6',
+  'bgp-local-ips',
+  'bgp-local-port',
+  'bgp-peer-asn',
+  'bgp-hold-time',
+  'bgp-router-id',
+  'bgp-communities',
+  'bgp-connect-retry',
+  'instrumentation',
+  'instrumentation_port',
+  'instrumentation_ips',
+] as const;
+
+export const SERVICE_KEYS = [
+  'protocol',
+  'ip',
+  'port',
+  'scheduler',
+  'scheduler-flags',
+  'ops',
+  'config',
+  'monitors',
+  'depool-threshold',
+  'bgp',
+  'bgp-med',
+  'bgp-communities',
+  'bgp-withdraw-when-down',
+  'forward-method',
+  'persistence-timeout',
+  'persistence-netmask',
+] as const;
+
+const PERIODIC = ['interval', 'timeout', 'rise', 'fall'] as const;
+
+/** Each monitor's options, without the `<monitor>.` prefix. */
+export const MONITOR_OPTIONS: Readonly<Record<MonitorKind, readonly string[]>> = {
+  ProxyFetch: ['url', ...PERIODIC, 'http_status', 'check_all', 'max_failures', 'expect-body', 'expect-body-regex', 'verify-tls', 'ca-file'],
+  IdleConnection: [
+    'timeout-clean-reconnect',
+    'max-delay',
+    'keepalive',
+    'keepalive-retries',
+    'keepalive-idle',
+    'keepalive-interval',
+    'timeout',
+    'rise',
+    'fall',
+  ],
+  RunCommand: ['command', 'arguments', ...PERIODIC, 'log-output'],
+  SSH: ['user', 'private-key', 'command', 'port', 'known-hosts', ...PERIODIC],
+  DNSQuery: ['hostnames', ...PERIODIC, 'fail-on-nxdomain'],
+  UDP: ['interval', 'icmp-timeout', 'rise', 'fall'],
+  Ping: ['count', ...PERIODIC],
+};
+
+/** Keys PyBal takes from its command line, overriding the file. */
+export const CLI_KEYS: Readonly<Record<string, string>> = {
+  dryrun: '-n',
+  debug: '-d',
+  conffile: '-c',
+};
+
+/** The prefix of a monitor's options in a service section (`proxyfetch`). */
+export function monitorPrefix(kind: MonitorKind): string {
+  return kind.toLowerCase();
+}
+
+/** The monitor whose options a key belongs to, by prefix, if any. */
+export function monitorOfKey(key: string): MonitorKind | undefined {
+  const dot = key.indexOf('.');
+  if (dot < 0) return undefined;
+  const prefix = key.slice(0, dot);
+  return MONITOR_KINDS.find((kind) => monitorPrefix(kind) === prefix);
+}
+
+/** Every `<monitor>.<option>` key. */
+export const MONITOR_KEYS: readonly string[] = MONITOR_KINDS.flatMap((kind) =>
+  MONITOR_OPTIONS[kind].map((option) => `${monitorPrefix(kind)}.${option}`),
+);
+
+export type KeyScope = 'global' | 'service';
+
+export function isKnownKey(key: string, scope: KeyScope): boolean {
+  if (scope === 'global') return (GLOBAL_KEYS as readonly string[]).includes(key);
+  return (SERVICE_KEYS as readonly string[]).includes(key) || MONITOR_KEYS.includes(key);
+}
+
+/** Levenshtein distance, for suggestions. */
+export function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current.push(Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + cost));
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
+}
+
+/** The closest of `candidates` to `word`, when it is close enough to be a likely typo. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const d = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}

@@ -1,0 +1,940 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+import { describe, expect, it } from 'vitest';
+
+import { parseConfig } from '../../src/config/parse-config.js';
+import type { Config, GlobalConfig, MonitorConfig, ServiceConfig } from '../../src/config/types.js';
+import { formatProblem } from '../../src/runtime/errors.js';
+
+const FILE = 'test.conf';
+
+function check(text: string): { config: Config | undefined; errors: string[]; warnings: string[] } {
+  const r = parseConfig(text, FILE);
+  return { config: r.config, errors: r.errors.map(formatProblem), warnings: r.warnings.map(formatProblem) };
+}
+
+function valid(text: string): Config {
+  const r = check(text);
+  expect(r.errors).toEqual([]);
+  if (!r.config) throw new Error('no config');
+  return r.config;
+}
+
+/** A valid service; `over` replaces base keys in place (null removes one) and appends new keys from line 8. */
+const BASE: Record<string, string> = {
+  protocol: 'tcp',
+  ip: '192.0.2.1',
+  port: '80',
+  scheduler: 'wlc',
+  config: 'file:///etc/pybal/pools/s',
+  monitors: "[ 'IdleConnection' ]",
+};
+function service(over: Record<string, string | null> = {}, name = 's'): string {
+  const lines = Object.entries({ ...BASE, ...over })
+    .filter((e): e is [string, string] => e[1] !== null)
+    .map(([k, v]) => `${k} = ${v}`);
+  return `[${name}]\n${lines.join('\n')}\n`;
+}
+
+const GLOBAL_DEFAULTS: GlobalConfig = {
+  bgp: false,
+  bgpLocalAsn: undefined,
+  bgpPeerAddresses: [],
+  bgpAsPath: [],
+  bgpMed: 0,
+  bgpNexthopIpv4: undefined,
+  bgpNexthopIpv6: undefined,
+  bgpLocalIps: [''],
+  bgpLocalPort: 179,
+  bgpPeerAsn: undefined,
+  bgpHoldTimeSec: 180,
+  bgpRouterId: undefined,
+  bgpCommunities: [],
+  bgpConnectRetryMs: 5000,
+  instrumentation: false,
+  instrumentationPort: 9090,
+  instrumentationIps: ['127.0.0.1', '::1'],
+};
+
+const IDLE_DEFAULTS: MonitorConfig = {
+  kind: 'IdleConnection',
+  timeoutCleanReconnectMs: 3000,
+  maxDelayMs: 300000,
+  keepalive: true,
+  keepaliveRetries: 3,
+  keepaliveIdleMs: 10000,
+  keepaliveIntervalMs: 30000,
+  connectTimeoutMs: 5000,
+  rise: 1,
+  fall: 1,
+};
+
+const SERVICE_DEFAULTS = {
+  schedulerFlags: [],
+  ops: false,
+  depoolThreshold: 0.5,
+  bgp: true,
+  bgpMed: undefined,
+  bgpCommunities: [],
+  bgpWithdrawWhenDown: false,
+  forwardMethod: 'dr',
+  persistenceTimeoutSec: 0,
+  persistenceNetmask: undefined,
+} as const;
+
+// The example shipped in PyBal's debian/pybal.conf (pybal-behaviour.md section 2), verbatim.
+const PYBAL_EXAMPLE = readFileSync(fileURLToPath(new URL('./fixtures/pybal-debian-example.conf', import.meta.url)), 'utf8');
+
+describe('parseConfig: the example config of PyBal', () => {
+  it('reads every value as PyBal does', () => {
+    const r = parseConfig(PYBAL_EXAMPLE, FILE);
+    expect(r.errors).toEqual([]);
+    expect(r.warnings).toEqual([]);
+    expect(r.config).toStrictEqual({
+      file: FILE,
+      global: {
+        ...GLOBAL_DEFAULTS,
+        bgp: false,
+        bgpLocalAsn: 64496,
+        bgpPeerAddresses: ['192.0.2.254'],
+        bgpAsPath: [64496, 64511],
+        bgpNexthopIpv4: '192.0.2.100',
+        bgpNexthopIpv6: '2001:db8:1:1::100',
+      },
+      services: [
+        {
+          ...SERVICE_DEFAULTS,
+          name: 'text',
+          source: { file: FILE, line: 9 },
+          protocol: 'tcp',
+          ip: '192.0.2.11',
+          family: 4,
+          port: 80,
+          scheduler: 'wlc',
+          poolUrl: 'file:///etc/pybal/text-servers',
+          depoolThreshold: 0.5,
+          bgp: false,
+          monitors: [
+            {
+              kind: 'ProxyFetch',
+              urls: ['http://www.example.com/'],
+              intervalMs: 10000,
+              timeoutMs: 5000,
+              rise: 1,
+              fall: 1,
+              httpStatus: 200,
+              checkAll: false,
+              maxFailures: 0,
+              expectBody: undefined,
+              expectBodyRegex: undefined,
+              verifyTls: false,
+              caFile: undefined,
+            },
+            IDLE_DEFAULTS,
+            {
+              kind: 'RunCommand',
+              command: '/bin/sh',
+              arguments: [{ literal: '/etc/pybal/command-test' }, { server: 'host' }, { literal: 'one' }, { literal: '2' }, { literal: 'III' }],
+              intervalMs: 60000,
+              timeoutMs: 10000,
+              rise: 1,
+              fall: 1,
+              logOutput: true,
+            },
+          ],
+        },
+        {
+          ...SERVICE_DEFAULTS,
+          name: 'dns',
+          source: { file: FILE, line: 27 },
+          protocol: 'udp',
+          ip: '192.0.2.22',
+          family: 4,
+          port: 53,
+          scheduler: 'wrr',
+          poolUrl: 'file:///etc/pybal/dns',
+          monitors: [
+            {
+              kind: 'DNSQuery',
+              hostnames: ['www.example.com', 'nxdomain.example.com'],
+              intervalMs: 10000,
+              timeoutMs: 5000,
+              rise: 1,
+              fall: 1,
+              failOnNxdomain: false,
+            },
+            IDLE_DEFAULTS,
+          ],
+        },
+      ],
+    });
+  });
+});
+
+describe('parseConfig: defaults', () => {
+  it('fills in every default of [global], a service and every monitor', () => {
+    const config = valid(`[s]
+protocol = tcp
+ip = 192.0.2.1
+port = 80
+scheduler = wlc
+config = file:///etc/pybal/pools/s
+monitors = [ 'ProxyFetch', 'IdleConnection', 'RunCommand', 'SSH', 'DNSQuery', 'UDP', 'Ping' ]
+proxyfetch.url = [ 'http://example.org/' ]
+runcommand.command = /bin/true
+ssh.private-key = /etc/pybal/ssh/key
+dnsquery.hostnames = [ 'example.org' ]
+`);
+    expect(config.global).toStrictEqual(GLOBAL_DEFAULTS);
+    const s = config.services[0] as ServiceConfig;
+    expect({ ...s, monitors: [] }).toStrictEqual({
+      ...SERVICE_DEFAULTS,
+      name: 's',
+      source: { file: FILE, line: 1 },
+      protocol: 'tcp',
+      ip: '192.0.2.1',
+      family: 4,
+      port: 80,
+      scheduler: 'wlc',
+      poolUrl: 'file:///etc/pybal/pools/s',
+      monitors: [],
+    });
+    const periodic = (intervalMs: number, timeoutMs: number) => ({ intervalMs, timeoutMs, rise: 1, fall: 1 });
+    expect(s.monitors).toStrictEqual([
+      {
+        kind: 'ProxyFetch',
+        ...periodic(10000, 5000),
+        urls: ['http://example.org/'],
+        httpStatus: 200,
+        checkAll: false,
+        maxFailures: 0,
+        expectBody: undefined,
+        expectBodyRegex: undefined,
+        verifyTls: false,
+        caFile: undefined,
+      },
+      IDLE_DEFAULTS,
+      { kind: 'RunCommand', ...periodic(60000, 20000), command: '/bin/true', arguments: [{ literal: '' }], logOutput: true },
+      {
+        kind: 'SSH',
+        ...periodic(60000, 10000),
+        user: 'root',
+        privateKeyFile: '/etc/pybal/ssh/key',
+        command: 'true',
+        port: 22,
+        knownHostsFile: undefined,
+      },
+      { kind: 'DNSQuery', ...periodic(10000, 5000), hostnames: ['example.org'], failOnNxdomain: false },
+      { kind: 'UDP', intervalMs: 10000, icmpTimeoutMs: 20000, rise: 1, fall: 1 },
+      { kind: 'Ping', ...periodic(1000, 1000), count: 1 },
+    ]);
+  });
+
+  it('defaults bgp-as-path to the local AS alone', () => {
+    const config = valid(`[global]\nbgp = yes\nbgp-local-asn = 4200000000\nbgp-peer-address = 192.0.2.254\nbgp-nexthop-ipv4 = 192.0.2.100\n${service()}`);
+    expect(config.global.bgpAsPath).toEqual([4200000000]);
+    expect(config.global.bgpLocalAsn).toBe(4200000000);
+  });
+});
+
+describe('parseConfig: every key set', () => {
+  it('reads a non-default value for every key', () => {
+    const config = valid(`[global]
+BGP = on
+bgp-local-asn = 64496
+bgp-peer-address = [ '192.0.2.254', u'2001:DB8::FE' ]
+bgp-as-path = 64496 64511 4200000000
+bgp-med = 7
+bgp-nexthop-ipv4 = 192.0.2.100
+bgp-nexthop-ipv6 = 2001:db8:0:0::100
+bgp-local-ips = [ '192.0.2.100', '2001:db8::100' ]
+bgp-local-port = 1179
+bgp-peer-asn = 64511
+bgp-hold-time = 0
+bgp-router-id = 192.0.2.100
+bgp-communities = 64496:100 no-export no-advertise no-export-subconfed
+bgp-connect-retry = 2.5
+instrumentation = true
+instrumentation_port = 9091
+instrumentation_ips = [ '' ]
+
+[v6]
+protocol = sctp
+ip = 2001:DB8::11
+port = 443
+scheduler = mh
+scheduler-flags = [ 'mh-fallback', 'mh-port' ]
+ops: off
+config = etcd://etcd.example.org:2379/conftool/v1/pools/v6
+monitors = [ 'proxyfetch', 'IDLECONNECTION', 'RunCommand', 'ssh', 'DNSQuery', 'Ping' ]
+depool-threshold = 0.25
+bgp = yes
+bgp-med = 20
+bgp-communities = 64496:443
+bgp-withdraw-when-down = yes
+forward-method = tunnel
+persistence-timeout = 600
+persistence-netmask = /48
+proxyfetch.url = 'https://example.org/health'
+proxyfetch.interval = 0.5
+proxyfetch.timeout = 0.25
+proxyfetch.rise = 3
+proxyfetch.fall = 4
+proxyfetch.http_status = 302
+proxyfetch.check_all = yes
+proxyfetch.max_failures = 1
+proxyfetch.expect-body = OK
+proxyfetch.expect-body-regex = ^ok$
+proxyfetch.verify-tls = yes
+proxyfetch.ca-file = /etc/ssl/ca.pem
+idleconnection.timeout-clean-reconnect = 1
+idleconnection.max-delay = 60
+idleconnection.keepalive = no
+idleconnection.keepalive-retries = 5
+idleconnection.keepalive-idle = 20
+idleconnection.keepalive-interval = 7
+idleconnection.timeout = 2
+idleconnection.rise = 2
+idleconnection.fall = 3
+runcommand.command = /usr/local/bin/check
+runcommand.arguments = [ server.ip, '--port', '443' ]
+runcommand.interval = 30
+runcommand.timeout = 0
+runcommand.rise = 2
+runcommand.fall = 2
+runcommand.log-output = off
+ssh.user = check
+ssh.private-key = /etc/pybal/id
+ssh.command = /bin/check
+ssh.port = 2222
+ssh.known-hosts = /etc/pybal/known_hosts
+ssh.interval = 120
+ssh.timeout = 15
+ssh.rise = 1
+ssh.fall = 2
+dnsquery.hostnames = [ 'a.example.org', "b.example.org" ]
+dnsquery.interval = 3
+dnsquery.timeout = 1
+dnsquery.rise = 2
+dnsquery.fall = 2
+dnsquery.fail-on-nxdomain = yes
+ping.count = 5
+ping.interval = 2
+ping.timeout = 1.5
+ping.rise = 2
+ping.fall = 5
+
+[v4udp]
+protocol = udp
+ip = 192.0.2.53
+port = 53
+scheduler = sh
+scheduler-flags = sh-port
+ops = 1
+config = https://config.example.org/pools/v4udp.json
+monitors = [ 'UDP' ]
+persistence-timeout = 60
+persistence-netmask = 255.255.255.0
+udp.interval = 5
+udp.icmp-timeout = 8
+udp.rise = 2
+udp.fall = 3
+`);
+    expect(config.global).toStrictEqual({
+      bgp: true,
+      bgpLocalAsn: 64496,
+      bgpPeerAddresses: ['192.0.2.254', '2001:db8::fe'],
+      bgpAsPath: [64496, 64511, 4200000000],
+      bgpMed: 7,
+      bgpNexthopIpv4: '192.0.2.100',
+      bgpNexthopIpv6: '2001:db8::100',
+      bgpLocalIps: ['192.0.2.100', '2001:db8::100'],
+      bgpLocalPort: 1179,
+      bgpPeerAsn: 64511,
+      bgpHoldTimeSec: 0,
+      bgpRouterId: '192.0.2.100',
+      bgpCommunities: [
+        { asn: 64496, value: 100 },
+        { asn: 65535, value: 65281 },
+        { asn: 65535, value: 65282 },
+        { asn: 65535, value: 65283 },
+      ],
+      bgpConnectRetryMs: 2500,
+      instrumentation: true,
+      instrumentationPort: 9091,
+      instrumentationIps: [''],
+    });
+    const [v6, v4udp] = config.services;
+    expect(v6).toStrictEqual({
+      name: 'v6',
+      source: { file: FILE, line: 20 },
+      protocol: 'sctp',
+      ip: '2001:db8::11',
+      family: 6,
+      port: 443,
+      scheduler: 'mh',
+      schedulerFlags: ['fallback', 'port'],
+      ops: false,
+      poolUrl: 'etcd://etcd.example.org:2379/conftool/v1/pools/v6',
+      depoolThreshold: 0.25,
+      bgp: true,
+      bgpMed: 20,
+      bgpCommunities: [{ asn: 64496, value: 443 }],
+      bgpWithdrawWhenDown: true,
+      forwardMethod: 'tunnel',
+      persistenceTimeoutSec: 600,
+      persistenceNetmask: '48',
+      monitors: [
+        {
+          kind: 'ProxyFetch',
+          urls: ['https://example.org/health'],
+          intervalMs: 500,
+          timeoutMs: 250,
+          rise: 3,
+          fall: 4,
+          httpStatus: 302,
+          checkAll: true,
+          maxFailures: 1,
+          expectBody: 'OK',
+          expectBodyRegex: '^ok$',
+          verifyTls: true,
+          caFile: '/etc/ssl/ca.pem',
+        },
+        {
+          kind: 'IdleConnection',
+          timeoutCleanReconnectMs: 1000,
+          maxDelayMs: 60000,
+          keepalive: false,
+          keepaliveRetries: 5,
+          keepaliveIdleMs: 20000,
+          keepaliveIntervalMs: 7000,
+          connectTimeoutMs: 2000,
+          rise: 2,
+          fall: 3,
+        },
+        {
+          kind: 'RunCommand',
+          command: '/usr/local/bin/check',
+          arguments: [{ server: 'ip' }, { literal: '--port' }, { literal: '443' }],
+          intervalMs: 30000,
+          timeoutMs: 0,
+          rise: 2,
+          fall: 2,
+          logOutput: false,
+        },
+        {
+          kind: 'SSH',
+          user: 'check',
+          privateKeyFile: '/etc/pybal/id',
+          command: '/bin/check',
+          port: 2222,
+          knownHostsFile: '/etc/pybal/known_hosts',
+          intervalMs: 120000,
+          timeoutMs: 15000,
+          rise: 1,
+          fall: 2,
+        },
+        { kind: 'DNSQuery', hostnames: ['a.example.org', 'b.example.org'], intervalMs: 3000, timeoutMs: 1000, rise: 2, fall: 2, failOnNxdomain: true },
+        { kind: 'Ping', count: 5, intervalMs: 2000, timeoutMs: 1500, rise: 2, fall: 5 },
+      ],
+    });
+    expect(v4udp).toStrictEqual({
+      name: 'v4udp',
+      source: { file: FILE, line: 86 },
+      protocol: 'udp',
+      ip: '192.0.2.53',
+      family: 4,
+      port: 53,
+      scheduler: 'sh',
+      schedulerFlags: ['port'],
+      ops: true,
+      poolUrl: 'https://config.example.org/pools/v4udp.json',
+      depoolThreshold: 0.5,
+      bgp: true,
+      bgpMed: undefined,
+      bgpCommunities: [],
+      bgpWithdrawWhenDown: false,
+      forwardMethod: 'dr',
+      persistenceTimeoutSec: 60,
+      persistenceNetmask: '255.255.255.0',
+      monitors: [{ kind: 'UDP', intervalMs: 5000, icmpTimeoutMs: 8000, rise: 2, fall: 3 }],
+    });
+  });
+
+  it('accepts every boolean spelling of ConfigParser and PyBal, in any case', () => {
+    for (const [word, value] of [
+      ['1', true],
+      ['yes', true],
+      ['TRUE', true],
+      ['On', true],
+      ['t', true],
+      ['Y', true],
+      ['0', false],
+      ['no', false],
+      ['False', false],
+      ['OFF', false],
+      ['f', false],
+      ['n', false],
+    ] as const) {
+      expect(valid(service({ bgp: word })).services[0]?.bgp, word).toBe(value);
+    }
+  });
+
+  it('accepts every kernel scheduler', () => {
+    for (const scheduler of ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'fo', 'ovf', 'mh', 'twos']) {
+      expect(valid(service({ scheduler })).services[0]?.scheduler).toBe(scheduler);
+    }
+  });
+
+  it('wraps a bgp-peer-address without [ as a list of one, and takes pool URLs of every supported scheme', () => {
+    expect(
+      valid(`[global]\nbgp = yes\nbgp-local-asn = 64496\nbgp-peer-address = 2001:DB8::1\nbgp-nexthop-ipv4 = 192.0.2.100\n${service()}`).global
+        .bgpPeerAddresses,
+    ).toEqual(['2001:db8::1']);
+    for (const url of ['file:///etc/pybal/pools/s', 'http://config.example.org/s', 'https://config.example.org:8443/s.json', 'etcd://etcd1.example.org/pools/s']) {
+      expect(valid(service({ config: url })).services[0]?.poolUrl).toBe(url);
+    }
+  });
+
+  it('reads values through [DEFAULT] and %(name)s interpolation', () => {
+    const config = valid(`[DEFAULT]
+scheduler = wrr
+pools = file:///etc/pybal/pools
+[text_80]
+protocol = tcp
+ip = 192.0.2.11
+port = 80
+config = %(pools)s/%(__name__)s
+monitors = [ 'IdleConnection' ]
+`);
+    expect(config.services[0]).toMatchObject({ name: 'text_80', scheduler: 'wrr', poolUrl: 'file:///etc/pybal/pools/text_80' });
+  });
+});
+
+describe('parseConfig: errors, each with file:line: key: message', () => {
+  const cases: [string, string, string[]][] = [
+    ['protocol in upper case', service({ protocol: 'TCP' }), ["test.conf:2: protocol: unknown protocol 'TCP'; expected one of tcp, udp, sctp (write it in lower case: tcp)"]],
+    ['protocol missing', service({ protocol: null }), ['test.conf:1: protocol: missing required key (in [s])']],
+    ['bad IPv4', service({ ip: '192.0.2.256' }), ["test.conf:3: ip: expected an IPv4 or IPv6 address, got '192.0.2.256'"]],
+    ['bad IPv6', service({ ip: '2001:db8::1::2' }), ["test.conf:3: ip: expected an IPv4 or IPv6 address, got '2001:db8::1::2'"]],
+    ['ip missing', service({ ip: null }), ['test.conf:1: ip: missing required key (in [s])']],
+    ['port not a number', service({ port: 'http' }), ["test.conf:4: port: expected an integer, got 'http'"]],
+    ['port out of range', service({ port: '65536' }), ['test.conf:4: port: must be between 1 and 65535, got 65536']],
+    ['port 0', service({ port: '0' }), ['test.conf:4: port: must be between 1 and 65535, got 0']],
+    ['port missing', service({ port: null }), ['test.conf:1: port: missing required key (in [s])']],
+    [
+      'unknown scheduler',
+      service({ scheduler: 'WLC' }),
+      ["test.conf:5: scheduler: unknown scheduler 'WLC'; expected one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos (write it in lower case: wlc)"],
+    ],
+    ['scheduler missing', service({ scheduler: null }), ['test.conf:1: scheduler: missing required key (in [s])']],
+    ['pool URL missing', service({ config: null }), ['test.conf:1: config: missing required key (in [s])']],
+    ['pool URL empty', service({ config: '' }), ['test.conf:6: config: must not be empty']],
+    [
+      'pool URL scheme',
+      service({ config: 'k8s://token@k8s.example.org' }),
+      ["test.conf:6: config: unsupported pool URL scheme 'k8s:' in 'k8s://token@k8s.example.org' (supported: file://, http://, https://, etcd://)"],
+    ],
+    ['pool URL without scheme', service({ config: '/etc/pybal/pools/s' }), ["test.conf:6: config: expected a pool URL (file://, http://, https://, etcd://), got '/etc/pybal/pools/s'"]],
+    ['relative file URL', service({ config: 'file://etc/pybal/s' }), ["test.conf:6: config: expected file:///absolute/path, got 'file://etc/pybal/s'"]],
+    ['etcd URL without a path', service({ config: 'etcd://etcd.example.org' }), ["test.conf:6: config: expected etcd://host[:port]/path, got 'etcd://etcd.example.org'"]],
+    ['etcd URL with a bad port', service({ config: 'etcd://etcd.example.org:70000/p' }), ["test.conf:6: config: expected etcd://host[:port]/path, got 'etcd://etcd.example.org:70000/p'"]],
+    ['http URL without a host', service({ config: 'http:///pools' }), ["test.conf:6: config: expected http://host[:port]/path, got 'http:///pools'"]],
+    ['ops with tcp', service({ ops: 'yes' }), ['test.conf:8: ops: OPS can only be used with UDP virtual services']],
+    ['bad boolean', service({ ops: 'maybe' }), ["test.conf:8: ops: expected a boolean (yes/no, true/false, on/off, 1/0), got 'maybe'"]],
+    [
+      'unknown monitor',
+      service({ monitors: "[ 'ProxyFech' ]" }),
+      ["test.conf:7: monitors: unknown monitor 'ProxyFech'; did you mean 'ProxyFetch'? (known: ProxyFetch, IdleConnection, RunCommand, SSH, DNSQuery, UDP, Ping)"],
+    ],
+    ['monitors not a list', service({ monitors: "'IdleConnection'" }), ["test.conf:7: monitors: expected a Python list such as [ 'a', 'b' ], got str 'IdleConnection'"]],
+    ['monitors with a number', service({ monitors: "[ 'IdleConnection', 3 ]" }), ['test.conf:7: monitors: item 2 (3): expected a string, got int']],
+    ['monitors never closed', service({ monitors: "[ 'IdleConnection'" }), ["test.conf:7: monitors: malformed Python literal at column 12: '[' is never closed"]],
+    [
+      'code in a list',
+      service({ monitors: "[ 'IdleConnection', __import__('os') ]" }),
+      ["test.conf:7: monitors: malformed Python literal at column 32: unknown name '__import__' (only literals are allowed here)"],
+    ],
+    ['depool-threshold above 1', service({ 'depool-threshold': '1.5' }), ['test.conf:8: depool-threshold: must be between 0 and 1, got 1.5']],
+    ['depool-threshold not a number', service({ 'depool-threshold': 'half' }), ["test.conf:8: depool-threshold: expected a number, got 'half'"]],
+    ['depool-threshold nan', service({ 'depool-threshold': 'nan' }), ["test.conf:8: depool-threshold: expected a number, got 'nan'"]],
+    ['service MED negative', service({ 'bgp-med': '-1' }), ['test.conf:8: bgp-med: must be between 0 and 4294967295, got -1']],
+    [
+      'service community too big',
+      service({ 'bgp-communities': '64496:65536' }),
+      ["test.conf:8: bgp-communities: expected communities as asn:value (each 0..65535) or no-export, no-advertise, no-export-subconfed, got '64496:65536'"],
+    ],
+    ['forward method', service({ 'forward-method': 'masq' }), ["test.conf:8: forward-method: unknown forward method 'masq'; expected one of dr, nat, tunnel"]],
+    ['persistence timeout negative', service({ 'persistence-timeout': '-5' }), ['test.conf:8: persistence-timeout: must be between 0 and 2147483647, got -5']],
+    [
+      'IPv4 netmask not contiguous',
+      service({ 'persistence-timeout': '60', 'persistence-netmask': '255.0.255.0' }),
+      ["test.conf:9: persistence-netmask: expected an IPv4 netmask such as 255.255.255.0 for an IPv4 service, got '255.0.255.0'"],
+    ],
+    [
+      'prefix length on an IPv4 service',
+      service({ 'persistence-timeout': '60', 'persistence-netmask': '24' }),
+      ["test.conf:9: persistence-netmask: expected an IPv4 netmask such as 255.255.255.0 for an IPv4 service, got '24'"],
+    ],
+    [
+      'IPv6 prefix length too long',
+      service({ ip: '2001:db8::1', 'persistence-timeout': '60', 'persistence-netmask': '129' }),
+      ["test.conf:9: persistence-netmask: expected an IPv6 prefix length between 1 and 128 for an IPv6 service, got '129'"],
+    ],
+    ['scheduler flag on the wrong scheduler', service({ 'scheduler-flags': 'sh-port' }), ['test.conf:8: scheduler-flags: sh-port needs the sh scheduler, not wlc']],
+    ['sh flag on mh', service({ scheduler: 'mh', 'scheduler-flags': 'sh-port' }), ['test.conf:8: scheduler-flags: sh-port does not apply to the mh scheduler (use mh-port)']],
+    [
+      'unknown scheduler flag',
+      service({ scheduler: 'sh', 'scheduler-flags': 'sh-sticky' }),
+      ["test.conf:8: scheduler-flags: unknown flag 'sh-sticky'; expected sh-fallback, sh-port, mh-fallback or mh-port"],
+    ],
+    [
+      'two services on one protocol, ip and port',
+      `${service()}${service({ ip: '192.0.2.001'.replace('001', '1') }, 't')}`,
+      ['test.conf:8: [t] has the same protocol, ip and port (tcp 192.0.2.1:80) as [s] (line 1)'],
+    ],
+    [
+      'two services, the same IPv6 address written differently',
+      `${service({ ip: '2001:db8::1' })}${service({ ip: '2001:DB8:0::1' }, 't')}`,
+      ['test.conf:8: [t] has the same protocol, ip and port (tcp [2001:db8::1]:80) as [s] (line 1)'],
+    ],
+    [
+      'services sharing an IP with different MEDs',
+      `${service({ 'bgp-med': '10' })}${service({ port: '443', 'bgp-med': '20' }, 't')}`,
+      ['test.conf:9: bgp-med: LVS service t MED value 20 differs from other MED values for IP 192.0.2.1 ([s] has 10)'],
+    ],
+    [
+      'one MED set, one not',
+      `${service({ 'bgp-med': '10' })}${service({ port: '443' }, 't')}`,
+      ['test.conf:9: bgp-med: LVS service t MED value None differs from other MED values for IP 192.0.2.1 ([s] has 10)'],
+    ],
+  ];
+  it.each(cases)('%s', (_name, text, expected) => {
+    const r = check(text);
+    expect(r.errors).toEqual(expected);
+    expect(r.config).toBeUndefined();
+  });
+
+  it('accepts the same IP on other ports or protocols with one MED, and a differing MED on a service that does not announce', () => {
+    valid(`${service({ 'bgp-med': '10' })}${service({ port: '443', bgp: 'no' }, 't')}${service({ protocol: 'udp', 'bgp-med': '10' }, 'u')}`);
+  });
+});
+
+describe('parseConfig: monitor option errors', () => {
+  const cases: [string, Record<string, string>, string[]][] = [
+    ['proxyfetch.url missing', { monitors: "[ 'ProxyFetch' ]" }, ['test.conf:1: proxyfetch.url: missing required key (in [s])']],
+    ['proxyfetch.url not http', { monitors: "[ 'ProxyFetch' ]", 'proxyfetch.url': "[ 'ftp://example.org/' ]" }, ["test.conf:8: proxyfetch.url: 'ftp://example.org/' is not an http:// or https:// URL"]],
+    ['proxyfetch.url not a URL', { monitors: "[ 'ProxyFetch' ]", 'proxyfetch.url': "[ 'example.org' ]" }, ["test.conf:8: proxyfetch.url: 'example.org' is not an http:// or https:// URL"]],
+    ['proxyfetch.url without a host', { monitors: "[ 'ProxyFetch' ]", 'proxyfetch.url': "[ 'http:///health' ]" }, ["test.conf:8: proxyfetch.url: 'http:///health' is not an http:// or https:// URL"]],
+    ['proxyfetch.url empty list', { monitors: "[ 'ProxyFetch' ]", 'proxyfetch.url': '[]' }, ['test.conf:8: proxyfetch.url: must not be an empty list']],
+    [
+      'proxyfetch.url unquoted',
+      { monitors: "[ 'ProxyFetch' ]", 'proxyfetch.url': '[ http://example.org/ ]' },
+      ["test.conf:8: proxyfetch.url: malformed Python literal at column 20: unknown name 'http' (only literals are allowed here)"],
+    ],
+    ['interval 0', { 'idleconnection.max-delay': '0' }, ['test.conf:8: idleconnection.max-delay: must be greater than 0 seconds, got 0']],
+    ['interval not a number', { monitors: "[ 'UDP' ]", 'udp.interval': 'ten' }, ["test.conf:8: udp.interval: expected a number of seconds, got 'ten'"]],
+    ['interval too small', { monitors: "[ 'UDP' ]", 'udp.icmp-timeout': '0.0001' }, ['test.conf:8: udp.icmp-timeout: must be at least 0.001 seconds, got 0.0001']],
+    ['interval beyond a timer', { monitors: "[ 'UDP' ]", 'udp.interval': '9999999' }, ['test.conf:8: udp.interval: must be at most 2147483 seconds, got 9999999']],
+    [
+      'http_status',
+      { monitors: "[ 'ProxyFetch' ]", 'proxyfetch.url': "[ 'http://example.org/' ]", 'proxyfetch.http_status': '99' },
+      ['test.conf:9: proxyfetch.http_status: must be between 100 and 599, got 99'],
+    ],
+    [
+      'max_failures negative',
+      { monitors: "[ 'ProxyFetch' ]", 'proxyfetch.url': "[ 'http://example.org/' ]", 'proxyfetch.check_all': 'yes', 'proxyfetch.max_failures': '-1' },
+      ['test.conf:10: proxyfetch.max_failures: must be at least 0, got -1'],
+    ],
+    ['rise 0', { 'idleconnection.rise': '0' }, ['test.conf:8: idleconnection.rise: must be between 1 and 1000, got 0']],
+    ['fall not an integer', { 'idleconnection.fall': '1.5' }, ["test.conf:8: idleconnection.fall: expected an integer, got '1.5'"]],
+    ['keepalive-retries 0', { 'idleconnection.keepalive-retries': '0' }, ['test.conf:8: idleconnection.keepalive-retries: must be between 1 and 127, got 0']],
+    ['keepalive-idle fraction', { 'idleconnection.keepalive-idle': '1.5' }, ["test.conf:8: idleconnection.keepalive-idle: expected an integer, got '1.5'"]],
+    ['keepalive-interval too big', { 'idleconnection.keepalive-interval': '40000' }, ['test.conf:8: idleconnection.keepalive-interval: must be between 1 and 32767, got 40000']],
+    ['keepalive not a boolean', { 'idleconnection.keepalive': 'sometimes' }, ["test.conf:8: idleconnection.keepalive: expected a boolean (yes/no, true/false, on/off, 1/0), got 'sometimes'"]],
+    ['runcommand.command missing', { monitors: "[ 'RunCommand' ]" }, ['test.conf:1: runcommand.command: missing required key (in [s])']],
+    ['runcommand.command empty', { monitors: "[ 'RunCommand' ]", 'runcommand.command': '' }, ['test.conf:8: runcommand.command: must not be empty']],
+    [
+      'runcommand.arguments with an unknown name',
+      { monitors: "[ 'RunCommand' ]", 'runcommand.command': '/bin/true', 'runcommand.arguments': '[ server.port ]' },
+      ["test.conf:9: runcommand.arguments: malformed Python literal at column 26: unknown name 'server.port' (only literals are allowed here)"],
+    ],
+    [
+      'runcommand.arguments with a number',
+      { monitors: "[ 'RunCommand' ]", 'runcommand.command': '/bin/true', 'runcommand.arguments': "[ 'a', 1 ]" },
+      ['test.conf:9: runcommand.arguments: item 2 (1): expected a string, server.host or server.ip, got int'],
+    ],
+    [
+      'runcommand.arguments not a list',
+      { monitors: "[ 'RunCommand' ]", 'runcommand.command': '/bin/true', 'runcommand.arguments': "'-v'" },
+      ["test.conf:9: runcommand.arguments: expected a Python list such as [ 'a', 'b' ], got str '-v'"],
+    ],
+    [
+      'runcommand.timeout negative',
+      { monitors: "[ 'RunCommand' ]", 'runcommand.command': '/bin/true', 'runcommand.timeout': '-1' },
+      ['test.conf:9: runcommand.timeout: must be 0 or more seconds, got -1'],
+    ],
+    ['ssh.private-key missing', { monitors: "[ 'SSH' ]" }, ['test.conf:1: ssh.private-key: missing required key (in [s])']],
+    ['ssh.port', { monitors: "[ 'SSH' ]", 'ssh.private-key': '/k', 'ssh.port': '0' }, ['test.conf:9: ssh.port: must be between 1 and 65535, got 0']],
+    ['ssh.user empty', { monitors: "[ 'SSH' ]", 'ssh.private-key': '/k', 'ssh.user': '' }, ['test.conf:9: ssh.user: must not be empty']],
+    ['dnsquery.hostnames missing', { monitors: "[ 'DNSQuery' ]" }, ['test.conf:1: dnsquery.hostnames: missing required key (in [s])']],
+    ['dnsquery.hostnames with a number', { monitors: "[ 'DNSQuery' ]", 'dnsquery.hostnames': '[ 1 ]' }, ['test.conf:8: dnsquery.hostnames: item 1 (1): expected a string, got int']],
+    ['ping.count', { monitors: "[ 'Ping' ]", 'ping.count': '0' }, ['test.conf:8: ping.count: must be between 1 and 100, got 0']],
+    ['ping.timeout', { monitors: "[ 'Ping' ]", 'ping.timeout': '0' }, ['test.conf:8: ping.timeout: must be greater than 0 seconds, got 0']],
+  ];
+  it.each(cases)('%s', (_name, over, expected) => {
+    expect(check(service(over)).errors).toEqual(expected);
+  });
+
+  it('reports a bad regular expression', () => {
+    const r = check(service({ monitors: "[ 'ProxyFetch' ]", 'proxyfetch.url': "[ 'http://example.org/' ]", 'proxyfetch.expect-body-regex': '(unclosed' }));
+    expect(r.errors).toHaveLength(1);
+    expect(r.errors[0]).toMatch(/^test\.conf:9: proxyfetch\.expect-body-regex: not a valid regular expression: .*unclosed/i);
+  });
+
+  it('names the line and column of a mistake inside a multi-line list', () => {
+    const text = `${service({ monitors: "[ 'ProxyFetch' ]" })}proxyfetch.url = [ 'http://example.org/a',\n    'http://example.org/b' 'x' + 1 ]\n`;
+    expect(check(text).errors).toEqual(["test.conf:9: proxyfetch.url: malformed Python literal at column 32: expected ',' or ']', found \"+\""]);
+  });
+});
+
+describe('parseConfig: [global] errors', () => {
+  const bgp = (lines: string, svc = service()): string => `[global]\nbgp = yes\n${lines}\n${svc}`;
+  const ASN = 'bgp-local-asn = 64496';
+  const PEER = 'bgp-peer-address = 192.0.2.254';
+  const NH4 = 'bgp-nexthop-ipv4 = 192.0.2.100';
+  const ok = (more: string): string => bgp([ASN, PEER, NH4, more].join('\n'));
+  const cases: [string, string, string[]][] = [
+    ['bgp not a boolean', '[global]\nbgp = maybe\n', ["test.conf:2: bgp: expected a boolean (yes/no, true/false, on/off, 1/0), got 'maybe'"]],
+    ['local ASN missing', bgp([PEER, NH4].join('\n')), ['test.conf:1: bgp-local-asn: required when bgp is on (in [global])']],
+    ['local ASN 0', bgp(['bgp-local-asn = 0', PEER, NH4].join('\n')), ["test.conf:3: bgp-local-asn: expected an AS number between 1 and 4294967295, got '0'"]],
+    ['local ASN too big', bgp(['bgp-local-asn = 4294967296', PEER, NH4].join('\n')), ["test.conf:3: bgp-local-asn: expected an AS number between 1 and 4294967295, got '4294967296'"]],
+    ['local ASN as text', bgp(['bgp-local-asn = AS64496', PEER, NH4].join('\n')), ["test.conf:3: bgp-local-asn: expected an AS number between 1 and 4294967295, got 'AS64496'"]],
+    ['peer missing', bgp([ASN, NH4].join('\n')), ['test.conf:1: bgp-peer-address: required when bgp is on (in [global])']],
+    ['peer empty list', bgp([ASN, 'bgp-peer-address = []', NH4].join('\n')), ['test.conf:4: bgp-peer-address: required when bgp is on: give at least one peer address']],
+    ['peer a name', bgp([ASN, 'bgp-peer-address = router1.example.org', NH4].join('\n')), ["test.conf:4: bgp-peer-address: expected an IPv4 or IPv6 address, got 'router1.example.org'"]],
+    ['peer in a list', bgp([ASN, "bgp-peer-address = [ '192.0.2.254', 'router1' ]", NH4].join('\n')), ["test.conf:4: bgp-peer-address: item 2 ('router1'): expected an IPv4 or IPv6 address"]],
+    ['as path', ok('bgp-as-path = 64496 AS64511'), ["test.conf:6: bgp-as-path: expected space-separated AS numbers between 1 and 4294967295, got 'AS64511'"]],
+    ['as path with 0', ok('bgp-as-path = 0'), ["test.conf:6: bgp-as-path: expected space-separated AS numbers between 1 and 4294967295, got '0'"]],
+    ['MED too big', ok('bgp-med = 4294967296'), ['test.conf:6: bgp-med: must be between 0 and 4294967295, got 4294967296']],
+    ['IPv6 next hop for IPv4', bgp([ASN, PEER, 'bgp-nexthop-ipv4 = 2001:db8::1'].join('\n')), ["test.conf:5: bgp-nexthop-ipv4: expected an IPv4 address, got '2001:db8::1'"]],
+    ['IPv4 next hop for IPv6', ok('bgp-nexthop-ipv6 = 192.0.2.1'), ["test.conf:6: bgp-nexthop-ipv6: expected an IPv6 address, got '192.0.2.1'"]],
+    ['IPv4 next hop missing', bgp([ASN, PEER].join('\n')), ["test.conf:1: bgp-nexthop-ipv4: IPv4 BGP NextHop (global configuration variable 'bgp-nexthop-ipv4') not set"]],
+    [
+      'IPv6 next hop missing',
+      bgp([ASN, PEER, NH4].join('\n'), service({ ip: '2001:db8::1' })),
+      ["test.conf:1: bgp-nexthop-ipv6: IPv6 BGP NextHop (global configuration variable 'bgp-nexthop-ipv6') not set"],
+    ],
+    ['local IPs', ok("bgp-local-ips = [ 'any' ]"), ["test.conf:6: bgp-local-ips: item 1 ('any'): expected an IPv4 or IPv6 address (or \"\" for every address)"]],
+    ['local port', ok('bgp-local-port = 0'), ['test.conf:6: bgp-local-port: must be between 1 and 65535, got 0']],
+    ['peer ASN', ok('bgp-peer-asn = 0'), ["test.conf:6: bgp-peer-asn: expected an AS number between 1 and 4294967295, got '0'"]],
+    ['hold time 2', ok('bgp-hold-time = 2'), ['test.conf:6: bgp-hold-time: must be 0 or between 3 and 65535 seconds (RFC 4271), got 2']],
+    ['hold time too long', ok('bgp-hold-time = 65536'), ['test.conf:6: bgp-hold-time: must be between 0 and 65535, got 65536']],
+    ['router id IPv6', ok('bgp-router-id = 2001:db8::1'), ["test.conf:6: bgp-router-id: expected an IPv4 address, got '2001:db8::1'"]],
+    ['router id 0', ok('bgp-router-id = 0.0.0.0'), ['test.conf:6: bgp-router-id: must not be 0.0.0.0']],
+    [
+      'community',
+      ok('bgp-communities = 64496:1 blackhole'),
+      ["test.conf:6: bgp-communities: expected communities as asn:value (each 0..65535) or no-export, no-advertise, no-export-subconfed, got 'blackhole'"],
+    ],
+    ['connect retry', ok('bgp-connect-retry = 0'), ['test.conf:6: bgp-connect-retry: must be greater than 0 seconds, got 0']],
+    ['instrumentation', '[global]\ninstrumentation = 2\n', ["test.conf:2: instrumentation: expected a boolean (yes/no, true/false, on/off, 1/0), got '2'"]],
+    ['instrumentation port', '[global]\ninstrumentation_port = 70000\n', ['test.conf:2: instrumentation_port: must be between 1 and 65535, got 70000']],
+    [
+      'instrumentation IPs',
+      "[global]\ninstrumentation_ips = [ '127.0.0.1', 'localhost' ]\n",
+      ["test.conf:2: instrumentation_ips: item 2 ('localhost'): expected an IPv4 or IPv6 address (or \"\" for every address)"],
+    ],
+  ];
+  it.each(cases)('%s', (_name, text, expected) => {
+    expect(check(text).errors).toEqual(expected);
+  });
+
+  it('needs no next hop for a family whose services do not announce, nor when global bgp is off', () => {
+    valid(bgp([ASN, PEER].join('\n'), service({ bgp: 'no' })));
+    valid(`[global]\nbgp = no\n${service()}`);
+  });
+
+  it('checks BGP keys even while bgp is off', () => {
+    expect(check(`[global]\nbgp-local-asn = 70000000000\n${service()}`).errors).toEqual([
+      "test.conf:2: bgp-local-asn: expected an AS number between 1 and 4294967295, got '70000000000'",
+    ]);
+  });
+});
+
+describe('parseConfig: warnings for what PyBal accepts but an operator should hear about', () => {
+  const cases: [string, string, string[]][] = [
+    [
+      'a service without monitors',
+      service({ monitors: null }),
+      ["test.conf:1: monitors: LVS service s does not have a 'monitors' configuration option set; its servers will never be health-checked"],
+    ],
+    ['an empty monitors list', service({ monitors: '[]' }), ['test.conf:7: monitors: an empty list: the servers of s will never be health-checked']],
+    ['a monitor listed twice', service({ monitors: "[ 'IdleConnection', 'idleconnection' ]" }), ['test.conf:7: monitors: IdleConnection is listed more than once; it runs once']],
+    [
+      'CLI keys in the file',
+      `[global]\ndryrun = yes\ndebug = yes\n${service({ conffile: '/x' })}`,
+      [
+        "test.conf:2: dryrun: ignored: PyBal's command line always overrides it (use -n)",
+        "test.conf:3: debug: ignored: PyBal's command line always overrides it (use -d)",
+        "test.conf:11: conffile: ignored: PyBal's command line always overrides it (use -c)",
+      ],
+    ],
+    [
+      'a typo in a monitor option',
+      service({ monitors: "[ 'ProxyFetch' ]", 'proxyfetch.url': "[ 'http://example.org/' ]", 'proxyfetch.ulr': "[ 'http://example.org/' ]" }),
+      ["test.conf:9: proxyfetch.ulr: unknown ProxyFetch option; did you mean 'proxyfetch.url'?"],
+    ],
+    ['a typo in a service key', service({ shceduler: 'wlc' }), ["test.conf:8: shceduler: unknown key; did you mean 'scheduler'?"]],
+    ['an unknown key', service({ colour: 'blue' }), ['test.conf:8: colour: unknown key; ignored']],
+    ['a typo in a global key', `[global]\nbgp-local-sn = 64496\n${service()}`, ["test.conf:2: bgp-local-sn: unknown key; did you mean 'bgp-local-asn'?"]],
+    ['a global key in a service', service({ 'bgp-local-asn': '64496' }), ['test.conf:8: bgp-local-asn: a [global] key; ignored in a service section']],
+    ['a service key in [global]', `[global]\nscheduler = wlc\n${service()}`, ['test.conf:2: scheduler: a service key; ignored in [global]']],
+    [
+      'options of a monitor not listed',
+      service({ 'udp.interval': '5', 'proxyfetch.url': "[ 'http://example.org/' ]" }),
+      [
+        "test.conf:8: udp.interval: an option of the UDP monitor, which 'monitors' does not list; ignored",
+        "test.conf:9: proxyfetch.url: an option of the ProxyFetch monitor, which 'monitors' does not list; ignored",
+      ],
+    ],
+    [
+      'RunCommand timeout 0',
+      service({ monitors: "[ 'RunCommand' ]", 'runcommand.command': '/bin/true', 'runcommand.timeout': '0' }),
+      ['test.conf:9: runcommand.timeout: 0 means no timeout (as in PyBal): a command that hangs is never killed and its server never marked down'],
+    ],
+    [
+      'max_failures without check_all',
+      service({ monitors: "[ 'ProxyFetch' ]", 'proxyfetch.url': "[ 'http://example.org/' ]", 'proxyfetch.max_failures': '2' }),
+      ['test.conf:9: proxyfetch.max_failures: ignored unless proxyfetch.check_all is on (as in PyBal)'],
+    ],
+    [
+      'ca-file without verify-tls',
+      service({ monitors: "[ 'ProxyFetch' ]", 'proxyfetch.url': "[ 'https://example.org/' ]", 'proxyfetch.ca-file': '/ca.pem' }),
+      ['test.conf:9: proxyfetch.ca-file: ignored unless proxyfetch.verify-tls is on'],
+    ],
+    [
+      'a single URL string',
+      service({ monitors: "[ 'ProxyFetch' ]", 'proxyfetch.url': "'http://example.org/'" }),
+      ["test.conf:8: proxyfetch.url: a single string; write a list: [ 'http://example.org/' ] (PyBal would pick single characters from it)"],
+    ],
+    [
+      'an empty arguments list',
+      service({ monitors: "[ 'RunCommand' ]", 'runcommand.command': '/bin/true', 'runcommand.arguments': '[]' }),
+      ['test.conf:9: runcommand.arguments: an empty list means one empty argument, as in PyBal'],
+    ],
+    ['a netmask without persistence', service({ 'persistence-netmask': '255.255.255.0' }), ['test.conf:8: persistence-netmask: ignored unless persistence-timeout is greater than 0']],
+    [
+      'a peer listed twice',
+      `[global]\nbgp = yes\nbgp-local-asn = 64496\nbgp-peer-address = [ '192.0.2.254', '192.0.2.254' ]\nbgp-nexthop-ipv4 = 192.0.2.100\n${service()}`,
+      ['test.conf:4: bgp-peer-address: lists a peer more than once; one session per peer'],
+    ],
+    ['no services', '[global]\nbgp = no\n', ['test.conf: no services are defined (every section other than [global] is a service)']],
+    [
+      'an unknown key in [DEFAULT], reported once',
+      `[DEFAULT]\nscheduller = wlc\nscheduler = wlc\n${service({ scheduler: null })}${service({ scheduler: null, port: '443' }, 't')}`,
+      ["test.conf:2: scheduller: unknown key; did you mean 'scheduler'?"],
+    ],
+  ];
+  it.each(cases)('%s', (_name, text, expected) => {
+    const r = check(text);
+    expect(r.errors).toEqual([]);
+    expect(r.warnings).toEqual(expected);
+    expect(r.config).toBeDefined();
+  });
+
+  it('keeps the values it warned about as PyBal reads them', () => {
+    const urls = valid(service({ monitors: "[ 'ProxyFetch' ]", 'proxyfetch.url': "'http://example.org/'" })).services[0]?.monitors[0];
+    expect(urls).toMatchObject({ kind: 'ProxyFetch', urls: ['http://example.org/'] });
+    const args = valid(service({ monitors: "[ 'RunCommand' ]", 'runcommand.command': '/bin/true', 'runcommand.arguments': '[]' })).services[0]?.monitors[0];
+    expect(args).toMatchObject({ kind: 'RunCommand', arguments: [{ literal: '' }] });
+    expect(valid(service({ monitors: "[ 'IdleConnection', 'idleconnection' ]" })).services[0]?.monitors.map((m) => m.kind)).toEqual(['IdleConnection']);
+  });
+
+  it('suggests [global] for a misspelt global section', () => {
+    const r = check(`[globl]\nbgp = no\n${service({}, 'local')}`);
+    expect(r.warnings).toEqual([
+      'test.conf:1: [globl] is read as a service section; did you mean [global]?',
+      "test.conf:1: monitors: LVS service globl does not have a 'monitors' configuration option set; its servers will never be health-checked",
+    ]);
+    expect(r.errors).toContain('test.conf:1: protocol: missing required key (in [globl])');
+  });
+
+  it('warns that [Global] is a service, not the global section', () => {
+    const r = check('[Global]\nbgp = no\n');
+    expect(r.warnings).toContain('test.conf:1: [Global] is a service section; the global section is spelled [global] (case matters)');
+    expect(r.errors).toContain('test.conf:1: protocol: missing required key (in [Global])');
+  });
+});
+
+describe('parseConfig: a file with several mistakes', () => {
+  it('reports every one of them, in line order, and no config', () => {
+    const text = `[global]
+bgp = yes
+bgp-local-asn = 64496
+bgp-hold-time = 1
+
+[text_80]
+protocol = tpc
+ip = 192.0.2.11
+port = 80
+scheduler = wlc
+config = file:///etc/pybal/pools/text_80
+monitors = [ 'ProxyFetch', 'IdleConection' ]
+proxyfetch.url = [ 'gopher://example.org/' ]
+proxyfetch.ulr = [ 'http://example.org/' ]
+depool-threshold = 2
+
+[dns_53]
+protocol = udp
+ip = 192.0.2.53
+port = 53
+scheduler = wrr
+ops = yes
+config = etcd://etcd.example.org
+`;
+    const r = check(text);
+    expect(r.errors).toEqual([
+      'test.conf:1: bgp-peer-address: required when bgp is on (in [global])',
+      'test.conf:1: bgp-nexthop-ipv4: IPv4 BGP NextHop (global configuration variable \'bgp-nexthop-ipv4\') not set',
+      'test.conf:4: bgp-hold-time: must be 0 or between 3 and 65535 seconds (RFC 4271), got 1',
+      "test.conf:7: protocol: unknown protocol 'tpc'; expected one of tcp, udp, sctp",
+      "test.conf:12: monitors: unknown monitor 'IdleConection'; did you mean 'IdleConnection'? (known: ProxyFetch, IdleConnection, RunCommand, SSH, DNSQuery, UDP, Ping)",
+      "test.conf:13: proxyfetch.url: 'gopher://example.org/' is not an http:// or https:// URL",
+      'test.conf:15: depool-threshold: must be between 0 and 1, got 2',
+      "test.conf:23: config: expected etcd://host[:port]/path, got 'etcd://etcd.example.org'",
+    ]);
+    expect(r.warnings).toEqual([
+      "test.conf:14: proxyfetch.ulr: unknown ProxyFetch option; did you mean 'proxyfetch.url'?",
+      "test.conf:17: monitors: LVS service dns_53 does not have a 'monitors' configuration option set; its servers will never be health-checked",
+    ]);
+    expect(r.config).toBeUndefined();
+  });
+
+  it('includes the reader mistakes: syntax, interpolation, and list errors in interpolated values', () => {
+    const text = `[DEFAULT]
+mon = 'IdleConnection'
+[s]
+protocol = tcp
+ip = 192.0.2.1
+port = 80
+scheduler = wlc
+config = %(pools)s/s
+monitors = [ %(mon)s %(mon)s
+this is not a key
+`;
+    const r = check(text);
+    expect(r.errors).toEqual([
+      "test.conf:8: config: %(pools)s refers to 'pools', which is not set in this section or [DEFAULT]",
+      "test.conf:9: monitors: malformed Python literal at character 1 of the interpolated value: '[' is never closed",
+      `test.conf:10: expected 'key = value', 'key: value' or '[section]', got "this is not a key"`,
+    ]);
+    expect(r.config).toBeUndefined();
+  });
+
+  it('never evaluates list values: code is an error, not a call', () => {
+    const r = check(service({ monitors: "[ 'IdleConnection' ] + [ __import__('os').system('touch /tmp/pwned') ]" }));
+    expect(r.errors).toEqual(["test.conf:7: monitors: malformed Python literal at column 33: unexpected \"+\" after the value"]);
+  });
+});
