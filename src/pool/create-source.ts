@@ -6,6 +6,7 @@
  */
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
+import { createEtcdSource } from './etcd-source.js';
 import { createFileSource } from './file-source.js';
 import { createHttpSource } from './http-source.js';
 import type { PoolEvent, PoolSource, PoolSourceStatus } from './types.js';
@@ -16,7 +17,7 @@ export interface PoolSourceOptions {
   readonly logger: Logger;
   /** Poll interval of file and http(s) sources (default 1000 ms). */
   readonly pollIntervalMs?: number;
-  /** Deadline of one http(s) request (default 5000 ms). */
+  /** Deadline of one http(s) request or etcd full read (default 5000 ms). */
   readonly timeoutMs?: number;
   /** Largest document accepted (default 8 MiB). */
   readonly maxBytes?: number;
@@ -30,7 +31,7 @@ const FACTORIES: Readonly<Record<string, Factory>> = {
   file: createFileSource,
   http: createHttpSource,
   https: createHttpSource,
-  etcd: (url, options) => createFailedSource(url, options.logger, `${url}: etcd pool sources are not supported yet`),
+  etcd: createEtcdSource,
 };
 
 export const POOL_URL_SCHEMES = Object.keys(FACTORIES);

@@ -26,8 +26,8 @@ export interface HttpResponse {
   readonly status: number;
   readonly statusText: string;
   readonly headers: http.IncomingHttpHeaders;
-  /** The body, read only for 2xx answers. */
-  readonly body: Buffer | undefined;
+  /** The body (capped like any other), whatever the status. */
+  readonly body: Buffer;
 }
 
 const NET_ERRORS: Record<string, string> = {
@@ -67,14 +67,17 @@ export async function loadSystemCa(file = SYSTEM_CA_FILE): Promise<readonly stri
   }
 }
 
-class DeadlineError extends Error {}
+/** The request did not complete before its deadline. */
+export class HttpDeadlineError extends Error {
+  constructor(timeoutMs: number) {
+    super(`no complete response within ${timeoutMs} ms`);
+    this.name = 'HttpDeadlineError';
+  }
+}
 
 export async function httpGet(url: URL, options: HttpGetOptions): Promise<HttpResponse> {
   const deadline = new AbortController();
-  const timer = options.clock.setTimeout(
-    () => deadline.abort(new DeadlineError(`no complete response within ${options.timeoutMs} ms`)),
-    options.timeoutMs,
-  );
+  const timer = options.clock.setTimeout(() => deadline.abort(new HttpDeadlineError(options.timeoutMs)), options.timeoutMs);
   const signal = options.signal ? AbortSignal.any([options.signal, deadline.signal]) : deadline.signal;
   try {
     return await request(url, options, signal);
@@ -101,11 +104,6 @@ function request(url: URL, options: HttpGetOptions, signal: AbortSignal): Promis
     const req = (secure ? https : http).request(url, requestOptions, (res) => {
       const status = res.statusCode ?? 0;
       const answer = { status, statusText: res.statusMessage ?? '', headers: res.headers };
-      if (status < 200 || status > 299) {
-        res.destroy();
-        resolve({ ...answer, body: undefined });
-        return;
-      }
       const declared = Number(res.headers['content-length']);
       if (declared > options.maxBytes) {
         req.destroy(new Error(`response larger than ${options.maxBytes} bytes (${declared})`));

@@ -133,7 +133,7 @@ export class HttpPoolSource implements PoolSource {
       else this.reporter.fail(this.lastBody.error);
       return;
     }
-    if (response.status !== 200 || response.body === undefined) {
+    if (response.status !== 200) {
       this.reporter.fail(`${this.url}: HTTP ${response.status} ${response.statusText}`.trimEnd());
       return;
     }

@@ -1,7 +1,11 @@
 /** Shared helpers for the pool source tests. */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { ManualClock } from '../../src/runtime/clock.js';
 import type { Pool, PoolEvent } from '../../src/pool/types.js';
 
@@ -45,8 +49,36 @@ export function rows(pool: Pool | undefined): [string, number, boolean][] {
 export function summarize(events: readonly PoolEvent[]): unknown[] {
   return events.map((e) => {
     if (e.type === 'pool') {
-      return { type: 'pool', servers: rows(e.pool), problems: e.problems.map((p) => `${p.line}:${p.key ?? ''}:${p.message}`) };
+      return { type: 'pool', servers: rows(e.pool), problems: e.problems.map((p) => `${p.line ?? ''}:${p.key ?? ''}:${p.message}`) };
     }
     return e;
   });
+}
+
+export interface TlsFiles {
+  readonly keyFile: string;
+  readonly certFile: string;
+  readonly key: string;
+  readonly cert: string;
+}
+
+/** A self-signed certificate for 127.0.0.1, valid two days. */
+export async function selfSignedCert(dir: string): Promise<TlsFiles> {
+  const keyFile = join(dir, 'key.pem');
+  const certFile = join(dir, 'cert.pem');
+  await promisify(execFile)('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-keyout', keyFile, '-out', certFile,
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+  ]);
+  return { keyFile, certFile, key: await readFile(keyFile, 'utf8'), cert: await readFile(certFile, 'utf8') };
+}
+
+/** A port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

@@ -1,16 +1,12 @@
-import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger, type MemoryLog } from '../../src/runtime/logger.js';
 import { createHttpSource, type HttpSourceOptions } from '../../src/pool/http-source.js';
 import type { PoolEvent, PoolSource } from '../../src/pool/types.js';
-import { advanceFor, advanceUntil, rows, summarize, tempDir } from './helpers.js';
+import { advanceFor, advanceUntil, rows, selfSignedCert, summarize, tempDir } from './helpers.js';
 
 const LEGACY_A = "{ 'host': 'mw1', 'weight': 10, 'enabled': True }\n{ 'host': 'mw2', 'weight': 20, 'enabled': False }\n";
 const JSON_A = '{"mw1": {"enabled": true, "weight": 10}, "mw2": {"enabled": false, "weight": 20}}';
@@ -292,13 +288,7 @@ describe('http pool source', () => {
     beforeEach(async () => {
       const tmp = await tempDir();
       cleanup = tmp.cleanup;
-      const key = join(tmp.dir, 'key.pem');
-      const cert = join(tmp.dir, 'cert.pem');
-      await promisify(execFile)('openssl', [
-        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
-        '-keyout', key, '-out', cert, '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-      ]);
-      tls = { key: await readFile(key, 'utf8'), cert: await readFile(cert, 'utf8') };
+      tls = await selfSignedCert(tmp.dir);
     });
 
     afterEach(async () => {
