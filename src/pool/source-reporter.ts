@@ -10,6 +10,9 @@ import type { PoolParseResult } from './pool-builder.js';
 import { samePool, sameProblems } from './pool-format.js';
 import type { Pool, PoolEvent, PoolSourceStatus } from './types.js';
 
+/** Problems logged per delivery; the event still carries all of them. */
+export const MAX_LOGGED_PROBLEMS = 50;
+
 export interface SourceReporter {
   listen(listener: (event: PoolEvent) => void): void;
   /** A document was read and parsed: clears any error, delivers the pool if it changed. */
@@ -67,7 +70,10 @@ export function createSourceReporter(url: string, log: Logger): SourceReporter {
       if (delivered !== undefined && samePool(delivered.pool, result.pool) && sameProblems(delivered.problems, result.problems)) return;
       const before = delivered?.pool;
       delivered = result;
-      for (const problem of result.problems) log.warn(formatProblem(problem));
+      for (const problem of result.problems.slice(0, MAX_LOGGED_PROBLEMS)) log.warn(formatProblem(problem));
+      if (result.problems.length > MAX_LOGGED_PROBLEMS) {
+        log.warn(`... and ${result.problems.length - MAX_LOGGED_PROBLEMS} more problems in ${url}`);
+      }
       log.info(`pool from ${url}: ${describeChange(before, result.pool)}`);
       emit({ type: 'pool', pool: result.pool, problems: result.problems });
     },

@@ -250,3 +250,30 @@ async function waitReal(done: () => boolean, limitMs: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+describe('file pool source logging', () => {
+  it('logs at most 50 problems per change, and the event carries them all', async () => {
+    const { dir, cleanup } = await tempDir();
+    const clock = new ManualClock();
+    const memory = createMemoryLogger();
+    const path = join(dir, 'junk');
+    const source = createFileSource(`file://${path}`, { clock, logger: memory.logger });
+    try {
+      await writeFile(path, `${A}${'not a dict\n'.repeat(120)}`);
+      const events: PoolEvent[] = [];
+      source.start((e) => events.push(e));
+      await advanceUntil(clock, () => events.length === 1);
+      expect(events[0]?.type === 'pool' ? [rows(events[0].pool), events[0].problems.length] : events).toEqual([
+        [['mw1', 10, true], ['mw2', 20, false]],
+        120,
+      ]);
+      const warnings = memory.lines().filter((l) => l.includes('WARN'));
+      expect(warnings).toHaveLength(51);
+      expect(warnings[0]).toBe(`[pybal] WARN: ${path}:3: syntax error at column 1: unknown name 'not' (only literals are allowed here)`);
+      expect(warnings[50]).toBe(`[pybal] WARN: ... and 70 more problems in file://${path}`);
+    } finally {
+      await source.stop();
+      await cleanup();
+    }
+  });
+});
