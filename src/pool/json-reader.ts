@@ -37,7 +37,6 @@ const MAX_DEPTH = 64;
 
 const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 
-const NUMBER_SOURCE = String.raw`-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?`;
 const WORDS = [
   ['true', { type: 'boolean', value: true }],
   ['false', { type: 'boolean', value: false }],
@@ -150,6 +149,15 @@ class Reader {
   private parseString(): string {
     const start = this.pos;
     this.pos++; // the opening quote
+    // Fast path: no escape and no control character before the closing quote.
+    const close = this.text.indexOf('"', this.pos);
+    if (close !== -1) {
+      const plain = this.text.slice(this.pos, close);
+      if (!/[\\\x00-\x1f]/.test(plain)) {
+        this.pos = close + 1;
+        return plain;
+      }
+    }
     let out = '';
     for (;;) {
       const c = this.text[this.pos];
@@ -180,19 +188,36 @@ class Reader {
     }
   }
 
+  /** Advances over digits; returns how many there were. */
+  private digits(): number {
+    const start = this.pos;
+    while (this.pos < this.text.length && (this.text[this.pos] as string) >= '0' && (this.text[this.pos] as string) <= '9') this.pos++;
+    return this.pos - start;
+  }
+
   private parseNumber(): JsonValue {
     const offset = this.pos;
-    // A fresh sticky expression each time: no shared lastIndex state.
-    const pattern = new RegExp(NUMBER_SOURCE, 'y');
-    pattern.lastIndex = offset;
-    const match = pattern.exec(this.text);
-    if (!match) throw this.error('malformed number');
-    const raw = match[0];
-    this.pos += raw.length;
-    // `01` or `1.` would leave a digit or dot behind: reject rather than split.
+    const malformed = (): JsonSyntaxError => this.error('malformed number', offset);
+    if (this.text[this.pos] === '-') this.pos++;
+    if (this.text[this.pos] === '0') this.pos++;
+    else if (this.digits() === 0) throw malformed();
+    let integer = true;
+    if (this.text[this.pos] === '.') {
+      this.pos++;
+      integer = false;
+      if (this.digits() === 0) throw malformed();
+    }
+    if (this.text[this.pos] === 'e' || this.text[this.pos] === 'E') {
+      this.pos++;
+      integer = false;
+      if (this.text[this.pos] === '+' || this.text[this.pos] === '-') this.pos++;
+      if (this.digits() === 0) throw malformed();
+    }
+    // `01` or `1.2.3` would leave a digit or dot behind: reject rather than split.
     const after = this.text[this.pos];
-    if (after !== undefined && /[0-9.eE]/.test(after)) throw this.error('malformed number', offset);
-    return { type: 'number', offset, value: Number(raw), integer: match[1] === undefined && match[2] === undefined, raw };
+    if (after !== undefined && /[0-9.eE]/.test(after)) throw malformed();
+    const raw = this.text.slice(offset, this.pos);
+    return { type: 'number', offset, value: Number(raw), integer, raw };
   }
 }
 
