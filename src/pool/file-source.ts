@@ -10,8 +10,8 @@
  * read half-way; after reading, the file is checked again and read again if
  * it moved meanwhile.
  */
+import { constants, type BigIntStats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
 import type { Clock } from '../runtime/clock.js';
 import { errorMessage, formatProblem, ProblemsError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
@@ -57,6 +57,11 @@ export function describeFsError(path: string, error: unknown): string {
 
 /** What one look at the file found: its stat signature, or an error. */
 type Observation = { readonly kind: 'file'; readonly key: string } | { readonly kind: 'error'; readonly key: string; readonly message: string };
+
+/** Throws unless the file is a regular one: opening a FIFO would block, a directory is a mistake to name. */
+function assertRegularFile(s: BigIntStats): void {
+  if (!s.isFile()) throw Object.assign(new Error('not a regular file'), { code: s.isDirectory() ? 'EISDIR' : undefined });
+}
 
 function signature(s: BigIntStats): string {
   return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
@@ -115,8 +120,7 @@ export class FilePoolSource implements PoolSource {
   private async observe(): Promise<Observation> {
     try {
       const stats = await stat(this.path, { bigint: true });
-      // Opening a FIFO would block the loop; a directory is a mistake to name.
-      if (!stats.isFile()) throw Object.assign(new Error('not a regular file'), { code: stats.isDirectory() ? 'EISDIR' : undefined });
+      assertRegularFile(stats);
       return { kind: 'file', key: signature(stats) };
     } catch (e) {
       const message = describeFsError(this.path, e);
@@ -129,6 +133,7 @@ export class FilePoolSource implements PoolSource {
     const seen = await this.observe();
     if (seen.key === this.settled) {
       this.candidate = undefined;
+      this.settleChecks = 0;
       return this.pollIntervalMs;
     }
     if (seen.key !== this.candidate && this.settleChecks < MAX_SETTLE_CHECKS) {
@@ -152,10 +157,11 @@ export class FilePoolSource implements PoolSource {
     let text: string;
     let before: string;
     try {
-      const handle = await open(this.path, 'r');
+      // Non-blocking, in case a FIFO took the file's place since it was checked.
+      const handle = await open(this.path, constants.O_RDONLY | constants.O_NONBLOCK);
       try {
         const stats = await handle.stat({ bigint: true });
-        if (!stats.isFile()) throw Object.assign(new Error('not a regular file'), { code: stats.isDirectory() ? 'EISDIR' : undefined });
+        assertRegularFile(stats);
         if (stats.size > BigInt(this.maxBytes)) throw new Error(`larger than ${this.maxBytes} bytes (${stats.size})`);
         before = signature(stats);
         text = new TextDecoder('utf-8').decode(await handle.readFile());

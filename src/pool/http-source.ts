@@ -98,12 +98,12 @@ export class HttpPoolSource implements PoolSource {
   }
 
   private async pollOnce(start: URL, signal: AbortSignal): Promise<void> {
-    if (start.protocol === 'https:' && this.ca === undefined) this.ca = await loadSystemCa();
     const headers: Record<string, string> = {};
     if (this.lastBody?.etag !== undefined) headers['if-none-match'] = this.lastBody.etag;
     if (this.lastBody?.lastModified !== undefined) headers['if-modified-since'] = this.lastBody.lastModified;
     let url = start;
     for (let redirects = 0; ; redirects++) {
+      if (url.protocol === 'https:' && this.ca === undefined) this.ca = await loadSystemCa();
       let response: HttpResponse;
       try {
         response = await httpGet(url, { clock: this.clock, headers, timeoutMs: this.timeoutMs, maxBytes: this.maxBytes, ca: this.ca, signal });

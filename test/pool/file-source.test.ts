@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSystemClock, ManualClock } from '../../src/runtime/clock.js';
@@ -211,6 +213,24 @@ describe('file pool source', () => {
     await advanceUntil(clock, () => events.length === 2, 500);
     await advanceFor(clock, 3000);
     expect(summarize(events.slice(1))).toEqual([{ type: 'pool', servers: [['mw1', 10, true], ['mw3', 5, true]], problems: [] }]);
+  });
+
+  it('refuses a file over the size cap and a FIFO, without blocking', async () => {
+    const big = join(dir, 'big');
+    await writeFile(big, A.repeat(100));
+    source = createFileSource(`file://${big}`, { clock, logger: memory.logger, maxBytes: 1000 });
+    source.start((e) => events.push(e));
+    await advanceUntil(clock, () => events.length === 1);
+    expect(events).toEqual([{ type: 'error', message: `${big}: larger than 1000 bytes (${A.length * 100})` }]);
+    await source.stop();
+
+    const fifo = join(dir, 'fifo');
+    await promisify(execFile)('mkfifo', [fifo]);
+    events.length = 0;
+    source = createFileSource(`file://${fifo}`, { clock, logger: memory.logger });
+    source.start((e) => events.push(e));
+    await advanceUntil(clock, () => events.length === 1);
+    expect(events).toEqual([{ type: 'error', message: `${fifo}: not a regular file` }]);
   });
 
   it('stop() leaves no timer behind', async () => {
