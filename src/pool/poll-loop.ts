@@ -4,7 +4,6 @@
  * and stop() waits for the running step to finish.
  */
 import type { Clock, Timer } from '../runtime/clock.js';
-import { errorMessage } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
 
 export class PollLoop {
@@ -51,7 +50,7 @@ export class PollLoop {
     try {
       delayMs = await this.step(this.abort.signal);
     } catch (e) {
-      if (!this.stopped) this.log.error({ err: e }, `pool source step failed: ${errorMessage(e)}`);
+      if (!this.stopped) this.log.error({ err: e }, 'pool source step failed');
     }
     this.running = undefined;
     this.schedule(delayMs);

@@ -5,7 +5,7 @@
  * recovery, and log each of these for the operator.
  */
 import type { Logger } from '../runtime/logger.js';
-import { errorMessage, formatProblem } from '../runtime/errors.js';
+import { formatProblem } from '../runtime/errors.js';
 import type { PoolParseResult } from './pool-builder.js';
 import { samePool, sameProblems } from './pool-format.js';
 import type { Pool, PoolEvent, PoolSourceStatus } from './types.js';
@@ -50,7 +50,7 @@ export function createSourceReporter(url: string, log: Logger): SourceReporter {
       listener?.(event);
     } catch (e) {
       // A listener's bug must not stop the source.
-      log.error({ err: e }, `pool listener failed on a ${event.type} event: ${errorMessage(e)}`);
+      log.error({ err: e }, `pool listener failed on a ${event.type} event`);
     }
   };
 
