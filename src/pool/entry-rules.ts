@@ -56,7 +56,7 @@ const BAD_HOST_CHARS = /[\s\x00-\x1f\x7f\ufffd]/u;
 
 function checkHost(value: EntryValue, terms: FormatTerms): string | undefined {
   if (value.type !== 'str' || value.value === '') return `expected a non-empty ${terms.str}, got ${value.shown}`;
-  if (BAD_HOST_CHARS.test(value.value)) return `expected a host name without spaces or control characters, got ${value.shown}`;
+  if (BAD_HOST_CHARS.test(value.value)) return `expected a host name (no spaces, control characters or invalid UTF-8), got ${value.shown}`;
   return undefined;
 }
 

@@ -16,8 +16,12 @@ export const MAX_LINE_LENGTH = 4096;
 
 const TERMS: FormatTerms = { int: 'an int', bool: 'True or False', str: 'str', knownKeys: 'host, weight, enabled', hostKey: 'host' };
 
-/** Control characters other than white space, and what invalid UTF-8 decodes to. */
-const JUNK = /[\x00-\x08\x0e-\x1f\x7f\ufffd]/u;
+/**
+ * Control characters other than white space. Invalid UTF-8 (decoded as
+ * U+FFFD) is not junk by itself: in a trailing comment it is harmless, in a
+ * host name the host rule rejects it.
+ */
+const JUNK = /[\x00-\x08\x0e-\x1f\x7f]/;
 
 /** Python's repr, including `7.0` for a float that happens to be whole. */
 function pyRepr(value: PyValue): string {

@@ -130,7 +130,7 @@ describe('parseJsonPool', () => {
         `${FILE}:9: weight: expected an integer >= 0, got number -3`,
         `${FILE}:10: mw5: expected an object like {"enabled": true, "weight": 10}, got number 10`,
         `${FILE}:11: host: expected a non-empty string, got string ""`,
-        `${FILE}:12: host: expected a host name without spaces or control characters, got string "mw 6"`,
+        `${FILE}:12: host: expected a host name (no spaces, control characters or invalid UTF-8), got string "mw 6"`,
         `${FILE}:13: weight: expected an integer >= 0, got boolean true`,
         `${FILE}:13: enabled: expected true or false, got null`,
         `${FILE}:14: weight: expected an integer >= 0, got string "10"`,

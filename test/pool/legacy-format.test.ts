@@ -55,6 +55,10 @@ describe('parseLegacyPool', () => {
     });
   });
 
+  it('accepts invalid UTF-8 in a trailing comment', () => {
+    expect(parse("{ 'host': 'mw1', 'weight': 1 }  # caf\ufffd")).toEqual({ servers: [['mw1', 1, true]], problems: [] });
+  });
+
   it('keeps weight 0 as 0 (PyBal turns it into 1)', () => {
     expect(parse("{ 'host': 'mw1', 'weight': 0, 'enabled': True }").servers).toEqual([['mw1', 0, true]]);
   });
@@ -84,7 +88,7 @@ describe('parseLegacyPool', () => {
     ['no host', "{ 'weight': 1, 'enabled': True }", ['host: missing: every line needs a host']],
     ['empty host', "{ 'host': '', 'weight': 1 }", ["host: expected a non-empty str, got str ''"]],
     ['host not a str', "{ 'host': 1001 }", ['host: expected a non-empty str, got int 1001']],
-    ['host with a space', "{ 'host': 'mw 9' }", ["host: expected a host name without spaces or control characters, got str 'mw 9'"]],
+    ['host with a space', "{ 'host': 'mw 9' }", ["host: expected a host name (no spaces, control characters or invalid UTF-8), got str 'mw 9'"]],
     ['a key twice', "{ 'host': 'mw9', 'weight': 1, 'weight': 2 }", ['weight: given more than once']],
     ['host twice', "{ 'host': 'mw9', 'host': 'mw8' }", ['host: given more than once']],
     ['two errors at once', "{ 'host': 'mw9', 'weight': '1', 'enabled': 'yes' }", ["weight: expected an int >= 0, got str '1'", "enabled: expected True or False, got str 'yes'"]],
@@ -96,7 +100,7 @@ describe('parseLegacyPool', () => {
     ['JSON booleans', '{ "host": "mw9", "weight": 1, "enabled": true }', ["syntax error at column 42: unknown name 'true' (only literals are allowed here)"]],
     ['a call', "{ 'host': __import__('os').system('true') }", ["syntax error at column 11: unknown name '__import__' (only literals are allowed here)"]],
     ['binary junk', "{ 'host': 'mw9'\u0000 }", ['binary data (character "\\u0000" at column 16)']],
-    ['invalid UTF-8', "{ 'host': 'mw\ufffd' }", ['binary data (character "\ufffd" at column 14)']],
+    ['invalid UTF-8 in the host', "{ 'host': 'mw\ufffd' }", ["host: expected a host name (no spaces, control characters or invalid UTF-8), got str 'mw\ufffd'"]],
   ];
 
   it.each(badLines)('reports and skips a line with %s', (_name, line, messages) => {
