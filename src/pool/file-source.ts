@@ -1,0 +1,199 @@
+/**
+ * A `file://` pool source. It checks the file with stat() every
+ * pollIntervalMs (1 s, as PyBal) and re-reads it when its identity, size,
+ * mtime or ctime changed. Unlike PyBal's watcher, a missing or unreadable
+ * file never stops it: the error is reported once, the last good pool stays,
+ * and the file is picked up again as soon as it is back.
+ *
+ * A change is acted on only once it has held still for settleMs, so that a
+ * file being written (truncate then write, or an editor's rename dance) is not
+ * read half-way; after reading, the file is checked again and read again if
+ * it moved meanwhile.
+ */
+import { constants, type BigIntStats } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import type { Clock } from '../runtime/clock.js';
+import { errorMessage, formatProblem, ProblemsError } from '../runtime/errors.js';
+import type { Logger } from '../runtime/logger.js';
+import { PollLoop } from './poll-loop.js';
+import { parsePool, poolFormatForUrl, type PoolFormat } from './pool-format.js';
+import { createSourceReporter, type SourceReporter } from './source-reporter.js';
+import type { PoolEvent, PoolSource, PoolSourceStatus } from './types.js';
+
+export const FILE_SCHEME = 'file://';
+
+export interface FileSourceOptions {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** How often the file is checked (default 1000 ms). */
+  readonly pollIntervalMs?: number;
+  /** How long a change must hold still before the file is read (default 100 ms). */
+  readonly settleMs?: number;
+  /** Larger files are refused (default 8 MiB). */
+  readonly maxBytes?: number;
+}
+
+export const FILE_SOURCE_DEFAULTS = { pollIntervalMs: 1000, settleMs: 100, maxBytes: 8 * 1024 * 1024 } as const;
+
+/** A change that keeps moving is read anyway after this many settle checks. */
+const MAX_SETTLE_CHECKS = 10;
+
+const FS_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'a parent of it is not a directory',
+  ELOOP: 'too many levels of symbolic links',
+  EMFILE: 'too many open files',
+};
+
+/** `/etc/pybal/pools/x: no such file`: the path and the reason an operator can act on. */
+export function describeFsError(path: string, error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const reason = typeof code === 'string' ? (FS_ERRORS[code] ?? errorMessage(error)) : errorMessage(error);
+  return `${path}: ${reason}`;
+}
+
+/** What one look at the file found: its stat signature, or an error. */
+type Observation = { readonly kind: 'file'; readonly key: string } | { readonly kind: 'error'; readonly key: string; readonly message: string };
+
+/** Throws unless the file is a regular one: opening a FIFO would block, a directory is a mistake to name. */
+function assertRegularFile(s: BigIntStats): void {
+  if (!s.isFile()) throw Object.assign(new Error('not a regular file'), { code: s.isDirectory() ? 'EISDIR' : undefined });
+}
+
+function signature(s: BigIntStats): string {
+  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+}
+
+/** The path of a file:// URL, taken literally as PyBal does (`file:///etc/pybal/x` -> `/etc/pybal/x`). */
+export function filePathOfUrl(url: string): string {
+  return url.startsWith(FILE_SCHEME) ? url.slice(FILE_SCHEME.length) : url;
+}
+
+export class FilePoolSource implements PoolSource {
+  readonly url: string;
+  private readonly path: string;
+  private readonly format: PoolFormat;
+  private readonly log: Logger;
+  private readonly reporter: SourceReporter;
+  private readonly loop: PollLoop;
+  private readonly pollIntervalMs: number;
+  private readonly settleMs: number;
+  private readonly maxBytes: number;
+  /** The observation last acted on (read, or reported as an error). */
+  private settled: string | undefined;
+  /** A new observation waiting to hold still. */
+  private candidate: string | undefined;
+  private settleChecks = 0;
+
+  constructor(url: string, options: FileSourceOptions) {
+    this.url = url;
+    this.path = filePathOfUrl(url);
+    this.format = poolFormatForUrl(url);
+    this.log = options.logger;
+    this.pollIntervalMs = options.pollIntervalMs ?? FILE_SOURCE_DEFAULTS.pollIntervalMs;
+    this.settleMs = options.settleMs ?? FILE_SOURCE_DEFAULTS.settleMs;
+    this.maxBytes = options.maxBytes ?? FILE_SOURCE_DEFAULTS.maxBytes;
+    this.reporter = createSourceReporter(url, this.log);
+    this.loop = new PollLoop(options.clock, this.log, () => this.check(), this.pollIntervalMs);
+  }
+
+  start(listener: (event: PoolEvent) => void): void {
+    this.reporter.listen(listener);
+    if (this.path === '') {
+      this.reporter.fail(`${this.url}: no file path in the URL`);
+      return;
+    }
+    this.loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.loop.stop();
+  }
+
+  status(): PoolSourceStatus {
+    return this.reporter.status();
+  }
+
+  private async observe(): Promise<Observation> {
+    try {
+      const stats = await stat(this.path, { bigint: true });
+      assertRegularFile(stats);
+      return { kind: 'file', key: signature(stats) };
+    } catch (e) {
+      const message = describeFsError(this.path, e);
+      return { kind: 'error', key: `error:${message}`, message };
+    }
+  }
+
+  /** One poll step; returns the delay before the next. */
+  private async check(): Promise<number> {
+    const seen = await this.observe();
+    if (seen.key === this.settled) {
+      this.candidate = undefined;
+      this.settleChecks = 0;
+      return this.pollIntervalMs;
+    }
+    if (seen.key !== this.candidate && this.settleChecks < MAX_SETTLE_CHECKS) {
+      // New: look again shortly, and act once it holds still.
+      this.candidate = seen.key;
+      this.settleChecks++;
+      return this.settleMs;
+    }
+    this.settleChecks = 0;
+    this.candidate = undefined;
+    if (seen.kind === 'error') {
+      this.settled = seen.key;
+      this.reporter.fail(seen.message);
+      return this.pollIntervalMs;
+    }
+    return this.read();
+  }
+
+  private async read(): Promise<number> {
+    this.log.debug(`${this.path} changed, reading it`);
+    let text: string;
+    let before: string;
+    try {
+      // Non-blocking, in case a FIFO took the file's place since it was checked.
+      const handle = await open(this.path, constants.O_RDONLY | constants.O_NONBLOCK);
+      try {
+        const stats = await handle.stat({ bigint: true });
+        assertRegularFile(stats);
+        if (stats.size > BigInt(this.maxBytes)) throw new Error(`larger than ${this.maxBytes} bytes (${stats.size})`);
+        before = signature(stats);
+        text = new TextDecoder('utf-8').decode(await handle.readFile());
+      } finally {
+        await handle.close();
+      }
+    } catch (e) {
+      // Retried on every poll until it reads, reported once.
+      this.settled = undefined;
+      this.candidate = (await this.observe()).key;
+      this.reporter.fail(describeFsError(this.path, e));
+      return this.pollIntervalMs;
+    }
+    const after = await this.observe();
+    if (after.key !== before) {
+      // Written or replaced while we read it: read again once it holds still.
+      this.log.debug(`${this.path} changed while being read, reading it again`);
+      this.candidate = after.key;
+      return this.settleMs;
+    }
+    this.settled = before;
+    try {
+      this.reporter.good(parsePool(text, this.path, this.format));
+    } catch (e) {
+      if (!(e instanceof ProblemsError)) throw e;
+      // The whole document is unusable; it is read again when it changes.
+      this.reporter.fail(e.problems.map(formatProblem).join('; '));
+    }
+    return this.pollIntervalMs;
+  }
+}
+
+export function createFileSource(url: string, options: FileSourceOptions): PoolSource {
+  return new FilePoolSource(url, options);
+}

@@ -1,0 +1,133 @@
+/**
+ * One HTTP(S) GET with the safety a poller needs: a hard deadline on the
+ * injected clock (connect, headers and body together), a cap on the body,
+ * no connection kept around afterwards, and TLS verified against the given
+ * trust store. Shared by the http and etcd pool sources.
+ */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { readFile } from 'node:fs/promises';
+import { rootCertificates } from 'node:tls';
+import type { Clock } from '../runtime/clock.js';
+import { errorMessage } from '../runtime/errors.js';
+
+export interface HttpGetOptions {
+  readonly clock: Clock;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly timeoutMs: number;
+  readonly maxBytes: number;
+  /** Certificates trusted for https (PEM); undefined uses Node's built-in list. */
+  readonly ca?: readonly string[] | undefined;
+  /** Aborts the request early (the source stopping). */
+  readonly signal?: AbortSignal;
+}
+
+export interface HttpResponse {
+  readonly status: number;
+  readonly statusText: string;
+  readonly headers: http.IncomingHttpHeaders;
+  /** The body (capped like any other), whatever the status. */
+  readonly body: Buffer;
+}
+
+const NET_ERRORS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host name lookup failed (temporary)',
+  ETIMEDOUT: 'connection timed out',
+  EPIPE: 'connection closed while sending',
+};
+
+/** A short reason for a failed request, naming TLS problems as such. */
+export function describeHttpError(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string') {
+    const known = NET_ERRORS[code];
+    if (known !== undefined) return known;
+    if (/CERT|SELF_SIGNED|TLS|SSL|HOSTNAME|ERR_OSSL/.test(code)) return `TLS: ${errorMessage(error)}`;
+  }
+  return errorMessage(error);
+}
+
+/** Debian's bundle of the system's trusted CAs (update-ca-certificates). */
+export const SYSTEM_CA_FILE = '/etc/ssl/certs/ca-certificates.crt';
+
+/**
+ * The system's trusted CAs on top of Node's own list, so that a site CA
+ * installed with update-ca-certificates is trusted as curl would trust it.
+ */
+export async function loadSystemCa(file = SYSTEM_CA_FILE): Promise<readonly string[]> {
+  try {
+    return [...rootCertificates, await readFile(file, 'utf8')];
+  } catch {
+    return rootCertificates;
+  }
+}
+
+/** The request did not complete before its deadline. */
+export class HttpDeadlineError extends Error {
+  constructor(timeoutMs: number) {
+    super(`no complete response within ${timeoutMs} ms`);
+    this.name = 'HttpDeadlineError';
+  }
+}
+
+export async function httpGet(url: URL, options: HttpGetOptions): Promise<HttpResponse> {
+  const deadline = new AbortController();
+  const timer = options.clock.setTimeout(() => deadline.abort(new HttpDeadlineError(options.timeoutMs)), options.timeoutMs);
+  const signal = options.signal ? AbortSignal.any([options.signal, deadline.signal]) : deadline.signal;
+  try {
+    return await request(url, options, signal);
+  } catch (e) {
+    // Report the deadline, not the abort it caused.
+    if (deadline.signal.aborted) throw deadline.signal.reason;
+    throw e;
+  } finally {
+    timer.cancel();
+  }
+}
+
+function request(url: URL, options: HttpGetOptions, signal: AbortSignal): Promise<HttpResponse> {
+  return new Promise((resolve, reject) => {
+    const secure = url.protocol === 'https:';
+    const requestOptions: https.RequestOptions = {
+      method: 'GET',
+      headers: { 'user-agent': 'pybal (pool source)', accept: '*/*', ...options.headers },
+      signal,
+      // A fresh connection per poll: nothing stays open between polls or after stop().
+      agent: false,
+    };
+    if (secure && options.ca !== undefined) requestOptions.ca = [...options.ca];
+    const req = (secure ? https : http).request(url, requestOptions, (res) => {
+      const status = res.statusCode ?? 0;
+      const answer = { status, statusText: res.statusMessage ?? '', headers: res.headers };
+      const declared = Number(res.headers['content-length']);
+      if (declared > options.maxBytes) {
+        req.destroy(new Error(`response larger than ${options.maxBytes} bytes (${declared})`));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      // Whichever of error/close comes first must carry the real reason.
+      let tooLarge: Error | undefined;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size <= options.maxBytes) chunks.push(chunk);
+        else if (tooLarge === undefined) {
+          tooLarge = new Error(`response larger than ${options.maxBytes} bytes`);
+          req.destroy(tooLarge);
+        }
+      });
+      res.on('end', () => resolve({ ...answer, body: Buffer.concat(chunks) }));
+      res.on('error', (e) => reject(tooLarge ?? e));
+      res.on('close', () => {
+        if (!res.complete) reject(tooLarge ?? new Error('connection closed before the response was complete'));
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

@@ -1,0 +1,90 @@
+/**
+ * PyBal's legacy pool format: one Python dict per line,
+ *   { 'host': 'mw1001.eqiad.wmnet', 'weight': 10, 'enabled': True }  # rack A2
+ * with blank lines and `#` comment lines. Read with the project's literal
+ * reader, never evaluated. A bad line is reported and skipped; the rest
+ * applies. Unlike PyBal, a missing weight or enabled takes the default
+ * instead of losing the line, and a wrongly typed value is reported instead
+ * of being silently ignored. Pure.
+ */
+import { formatPyValue, parsePythonLiteral, PythonLiteralError, pyTypeName, type PyValue } from '../config/python-literal.js';
+import { checkEntry, clip, type EntryField, type EntryValue, type FormatTerms } from './entry-rules.js';
+import { createPoolBuilder, type PoolParseResult } from './pool-builder.js';
+
+/** Longer lines are junk (a pool line is well under 200 characters). */
+export const MAX_LINE_LENGTH = 4096;
+
+const TERMS: FormatTerms = { int: 'an int', bool: 'True or False', str: 'str', knownKeys: 'host, weight, enabled', hostKey: 'host' };
+
+/**
+ * Control characters other than white space. Invalid UTF-8 (decoded as
+ * U+FFFD) is not junk by itself: in a trailing comment it is harmless, in a
+ * host name the host rule rejects it.
+ */
+const JUNK = /[\x00-\x08\x0e-\x1f\x7f]/;
+
+/** Python's repr, including `7.0` for a float that happens to be whole. */
+function pyRepr(value: PyValue): string {
+  if (value.type === 'float' && Number.isInteger(value.value) && Math.abs(value.value) < 1e16) return `${value.value}.0`;
+  return formatPyValue(value);
+}
+
+function toEntryValue(value: PyValue): EntryValue {
+  const shown = `${pyTypeName(value)} ${clip(pyRepr(value))}`;
+  switch (value.type) {
+    case 'int':
+    case 'str':
+    case 'bool':
+      return { type: value.type, value: value.value, shown } as EntryValue;
+    default:
+      return { type: 'other', shown };
+  }
+}
+
+/** Reads one stripped line; returns the dict's entries or an error message. */
+function readLine(text: string, indent: number): PyValue | string {
+  const junk = JUNK.exec(text);
+  if (junk) return `binary data (character ${JSON.stringify(junk[0])} at column ${indent + junk.index + 1})`;
+  try {
+    return parsePythonLiteral(text);
+  } catch (error) {
+    if (error instanceof PythonLiteralError) return `syntax error at column ${indent + error.offset + 1}: ${error.message}`;
+    throw error;
+  }
+}
+
+export function parseLegacyPool(text: string, file: string): PoolParseResult {
+  const builder = createPoolBuilder(file);
+  const lines = text.replace(/^\ufeff/, '').split('\n');
+  lines.forEach((raw, index) => {
+    const lineNo = index + 1;
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    if (raw.length > MAX_LINE_LENGTH) {
+      builder.problem(lineNo, `line too long (${raw.length} characters; the limit is ${MAX_LINE_LENGTH})`);
+      return;
+    }
+    const value = readLine(line, raw.length - raw.trimStart().length);
+    if (typeof value === 'string') {
+      builder.problem(lineNo, value);
+      return;
+    }
+    if (value.type !== 'dict') {
+      builder.problem(
+        lineNo,
+        `expected a dict like { 'host': 'mw1', 'weight': 10, 'enabled': True }, got ${pyTypeName(value)} ${clip(pyRepr(value))}`,
+      );
+      return;
+    }
+    let host: EntryField | undefined;
+    const fields: EntryField[] = [];
+    for (const [key, item] of value.entries) {
+      const name = key.type === 'str' ? key.value : pyRepr(key);
+      const field = { key: name, value: toEntryValue(item), line: lineNo };
+      if (name === 'host' && host === undefined) host = field;
+      else fields.push(field);
+    }
+    builder.add(checkEntry(host, fields, lineNo, TERMS), lineNo);
+  });
+  return builder.result();
+}

@@ -1,0 +1,58 @@
+/**
+ * A loop that runs one asynchronous step at a time on the injected clock:
+ * the step returns the delay before the next one, so steps never overlap,
+ * and stop() waits for the running step to finish.
+ */
+import type { Clock, Timer } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+
+export class PollLoop {
+  private timer: Timer | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private started = false;
+  private readonly abort = new AbortController();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    /** One step; resolves to the delay in ms before the next. `signal` aborts on stop(). */
+    private readonly step: (signal: AbortSignal) => Promise<number>,
+    /** The delay after a step that threw (a bug: steps report their own errors). */
+    private readonly fallbackDelayMs: number,
+  ) {}
+
+  /** Runs the first step now (on the next turn), then as each step asks. */
+  start(): void {
+    if (this.started || this.stopped) return;
+    this.started = true;
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.abort.abort(new Error('stopped'));
+    await this.running;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = undefined;
+      this.running = this.run();
+    }, delayMs);
+  }
+
+  private async run(): Promise<void> {
+    let delayMs = this.fallbackDelayMs;
+    try {
+      delayMs = await this.step(this.abort.signal);
+    } catch (e) {
+      if (!this.stopped) this.log.error({ err: e }, 'pool source step failed');
+    }
+    this.running = undefined;
+    this.schedule(delayMs);
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * Collects the servers and problems of one pool document, whatever its
+ * format: the last entry for a host wins (as in PyBal) and the duplicate is
+ * reported naming both lines. Pure.
+ */
+import type { Problem } from '../runtime/errors.js';
+import type { EntryCheck } from './entry-rules.js';
+import type { Pool, PoolServer } from './types.js';
+
+export interface PoolParseResult {
+  readonly pool: Pool;
+  /** Entries that were skipped, duplicates and ignored keys, by line. */
+  readonly problems: readonly Problem[];
+}
+
+export interface PoolBuilder {
+  problem(line: number, message: string, key?: string): void;
+  /** Adds a checked entry: its server (if any) and its problems. */
+  add(check: EntryCheck, line: number): void;
+  result(): PoolParseResult;
+}
+
+export function createPoolBuilder(file: string): PoolBuilder {
+  const servers = new Map<string, PoolServer>();
+  const lineOf = new Map<string, number>();
+  const problems: Problem[] = [];
+  const problem = (line: number, message: string, key?: string): void => {
+    problems.push(key === undefined ? { file, line, message } : { file, line, key, message });
+  };
+  return {
+    problem,
+    add(check, line) {
+      for (const p of check.problems) problem(p.line, p.message, p.key);
+      const server = check.server;
+      if (server === undefined) return;
+      const earlier = lineOf.get(server.host);
+      if (earlier !== undefined) {
+        problem(line, `${JSON.stringify(server.host)} is also on line ${earlier}; this line wins`, 'host');
+        // Keep the order of the lines: the winner takes its own place.
+        servers.delete(server.host);
+      }
+      servers.set(server.host, server);
+      lineOf.set(server.host, line);
+    },
+    result: () => ({ pool: servers, problems }),
+  };
+}
+
+/** Maps an offset in a text to its 1-based line and column. */
+export function createLineIndex(text: string): (offset: number) => { line: number; column: number } {
+  const starts = [0];
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
+  return (offset) => {
+    let low = 0;
+    let high = starts.length - 1;
+    while (low < high) {
+      const mid = (low + high + 1) >> 1;
+      if ((starts[mid] as number) <= offset) low = mid;
+      else high = mid - 1;
+    }
+    return { line: low + 1, column: offset - (starts[low] as number) + 1 };
+  };
+}

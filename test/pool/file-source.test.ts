@@ -1,0 +1,299 @@
+import { execFile } from 'node:child_process';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createSystemClock, ManualClock } from '../../src/runtime/clock.js';
+import { createMemoryLogger, type MemoryLog } from '../../src/runtime/logger.js';
+import { createFileSource } from '../../src/pool/file-source.js';
+import type { PoolEvent, PoolSource } from '../../src/pool/types.js';
+import { advanceFor, advanceUntil, rows, summarize, tempDir } from './helpers.js';
+
+const A = "{ 'host': 'mw1', 'weight': 10, 'enabled': True }\n{ 'host': 'mw2', 'weight': 20, 'enabled': False }\n";
+const B = "{ 'host': 'mw1', 'weight': 10, 'enabled': True }\n{ 'host': 'mw3', 'weight': 5, 'enabled': True }\n";
+
+describe('file pool source', () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  let clock: ManualClock;
+  let memory: MemoryLog;
+  let events: PoolEvent[];
+  let source: PoolSource | undefined;
+
+  beforeEach(async () => {
+    ({ dir, cleanup } = await tempDir());
+    clock = new ManualClock();
+    memory = createMemoryLogger();
+    events = [];
+    source = undefined;
+  });
+
+  afterEach(async () => {
+    await source?.stop();
+    await cleanup();
+  });
+
+  function start(path: string): PoolSource {
+    source = createFileSource(`file://${path}`, {
+      clock,
+      logger: memory.logger.child({ component: 'pool', service: 'text' }),
+    });
+    source.start((e) => events.push(e));
+    return source;
+  }
+
+  /** Number of times the source has read the file so far. */
+  const reads = (): number => memory.lines().filter((l) => l.includes('changed, reading it')).length;
+
+  it('reads the file at start and delivers nothing while it is unchanged', async () => {
+    const path = join(dir, 'text');
+    await writeFile(path, A);
+    start(path);
+    await advanceUntil(clock, () => events.length === 1);
+    expect(summarize(events)).toEqual([
+      { type: 'pool', servers: [['mw1', 10, true], ['mw2', 20, false]], problems: [] },
+    ]);
+    await advanceFor(clock, 3000);
+    expect(events).toHaveLength(1);
+    expect(reads()).toBe(1);
+    expect(source?.status()).toMatchObject({ url: `file://${path}`, error: undefined });
+    expect(rows(source?.status().pool)).toEqual([['mw1', 10, true], ['mw2', 20, false]]);
+    expect(memory.lines()).toContain(`[pool text] INFO: pool from file://${path}: 2 servers`);
+  });
+
+  it('delivers nothing when the file is rewritten with the same content', async () => {
+    const path = join(dir, 'text');
+    await writeFile(path, A);
+    start(path);
+    await advanceUntil(clock, () => events.length === 1);
+    await writeFile(path, A);
+    await advanceUntil(clock, () => reads() === 2);
+    await advanceFor(clock, 1000);
+    expect(events).toHaveLength(1);
+  });
+
+  it('picks up an edit written in place', async () => {
+    const path = join(dir, 'text');
+    await writeFile(path, A);
+    start(path);
+    await advanceUntil(clock, () => events.length === 1);
+    await writeFile(path, B);
+    await advanceUntil(clock, () => events.length === 2);
+    expect(summarize(events.slice(1))).toEqual([{ type: 'pool', servers: [['mw1', 10, true], ['mw3', 5, true]], problems: [] }]);
+    expect(memory.lines()).toContain(`[pool text] INFO: pool from file://${path}: 2 servers; added mw3; removed mw2`);
+  });
+
+  it('picks up an atomic rename over the file (editors, sed -i, mv)', async () => {
+    const path = join(dir, 'text');
+    await writeFile(path, A);
+    start(path);
+    await advanceUntil(clock, () => events.length === 1);
+    await writeFile(join(dir, '.text.tmp'), B);
+    await rename(join(dir, '.text.tmp'), path);
+    await advanceUntil(clock, () => events.length === 2);
+    expect(summarize(events.slice(1))).toEqual([{ type: 'pool', servers: [['mw1', 10, true], ['mw3', 5, true]], problems: [] }]);
+  });
+
+  it('keeps the pool while the file is gone, reports it once, and recovers when it is back', async () => {
+    const path = join(dir, 'text');
+    await writeFile(path, A);
+    start(path);
+    await advanceUntil(clock, () => events.length === 1);
+    await rm(path);
+    await advanceUntil(clock, () => events.length === 2);
+    await advanceFor(clock, 5000);
+    expect(summarize(events.slice(1))).toEqual([{ type: 'error', message: `${path}: no such file` }]);
+    expect(source?.status().error).toBe(`${path}: no such file`);
+    expect(rows(source?.status().pool)).toEqual([['mw1', 10, true], ['mw2', 20, false]]);
+    expect(memory.lines().filter((l) => l.includes('no such file'))).toEqual([
+      `[pool text] WARN: ${path}: no such file (keeping the last good pool of 2 servers)`,
+    ]);
+
+    // Put back as it was: recovered, and nothing else since the pool is the same.
+    await writeFile(path, A);
+    await advanceUntil(clock, () => events.length === 3);
+    await advanceFor(clock, 2000);
+    expect(summarize(events.slice(2))).toEqual([{ type: 'recovered' }]);
+    expect(source?.status().error).toBeUndefined();
+    expect(memory.lines()).toContain(`[pool text] INFO: file://${path} reads fine again`);
+
+    // Gone again and back with other content: error, recovered, then the new pool.
+    await rm(path);
+    await advanceUntil(clock, () => events.length === 4);
+    await writeFile(path, B);
+    await advanceUntil(clock, () => events.length === 6);
+    expect(summarize(events.slice(3))).toEqual([
+      { type: 'error', message: `${path}: no such file` },
+      { type: 'recovered' },
+      { type: 'pool', servers: [['mw1', 10, true], ['mw3', 5, true]], problems: [] },
+    ]);
+  });
+
+  it('reports a missing file at start with no pool, and reads it once it appears', async () => {
+    const path = join(dir, 'later');
+    start(path);
+    await advanceUntil(clock, () => events.length === 1);
+    expect(events).toEqual([{ type: 'error', message: `${path}: no such file` }]);
+    expect(source?.status().pool).toBeUndefined();
+    expect(memory.lines()).toContain(`[pool text] ERROR: ${path}: no such file (no pool read yet)`);
+    await writeFile(path, A);
+    await advanceUntil(clock, () => events.length === 3);
+    expect(summarize(events.slice(1))).toEqual([
+      { type: 'recovered' },
+      { type: 'pool', servers: [['mw1', 10, true], ['mw2', 20, false]], problems: [] },
+    ]);
+  });
+
+  it('reports a new error when the error changes', async () => {
+    const path = join(dir, 'text');
+    await writeFile(path, A);
+    start(path);
+    await advanceUntil(clock, () => events.length === 1);
+    await rm(path);
+    await advanceUntil(clock, () => events.length === 2);
+    await mkdir(path);
+    await advanceUntil(clock, () => events.length === 3);
+    expect(events.slice(1)).toEqual([
+      { type: 'error', message: `${path}: no such file` },
+      { type: 'error', message: `${path}: is a directory` },
+    ]);
+  });
+
+  it('reports a bad line as file:line: reason and applies the other lines', async () => {
+    const path = join(dir, 'text');
+    await writeFile(path, A);
+    start(path);
+    await advanceUntil(clock, () => events.length === 1);
+    await writeFile(path, `${A}{ 'host': 'mw4', 'weight': '10', 'enabled': True }\n{ 'host': 'mw5', 'weight': 1 }\n`);
+    await advanceUntil(clock, () => events.length === 2);
+    expect(summarize(events.slice(1))).toEqual([
+      {
+        type: 'pool',
+        servers: [['mw1', 10, true], ['mw2', 20, false], ['mw5', 1, true]],
+        problems: ["3:weight:expected an int >= 0, got str '10'"],
+      },
+    ]);
+    expect(memory.lines()).toContain(`[pool text] WARN: ${path}:3: weight: expected an int >= 0, got str '10'`);
+
+    // Fixing the line delivers the pool again, now without problems.
+    await writeFile(path, `${A}{ 'host': 'mw4', 'weight': 10, 'enabled': True }\n{ 'host': 'mw5', 'weight': 1 }\n`);
+    await advanceUntil(clock, () => events.length === 3);
+    expect(summarize(events.slice(2))).toEqual([
+      { type: 'pool', servers: [['mw1', 10, true], ['mw2', 20, false], ['mw4', 10, true], ['mw5', 1, true]], problems: [] },
+    ]);
+  });
+
+  it('keeps the last good pool when a JSON file becomes invalid, until it is fixed', async () => {
+    const path = join(dir, 'text.json');
+    await writeFile(path, '{"mw1": {"enabled": true, "weight": 10}}');
+    start(path);
+    await advanceUntil(clock, () => events.length === 1);
+    await writeFile(path, '{"mw1": {"enabled": true, "weight": 10},\n}');
+    await advanceUntil(clock, () => events.length === 2);
+    await advanceFor(clock, 2000);
+    expect(events.slice(1)).toEqual([{ type: 'error', message: `${path}:2: invalid JSON at column 1: expected a string key, found "}"` }]);
+    expect(rows(source?.status().pool)).toEqual([['mw1', 10, true]]);
+    await writeFile(path, '{"mw1": {"enabled": true, "weight": 10}, "mw2": {"enabled": false, "weight": 3}}');
+    await advanceUntil(clock, () => events.length === 4);
+    expect(summarize(events.slice(2))).toEqual([
+      { type: 'recovered' },
+      { type: 'pool', servers: [['mw1', 10, true], ['mw2', 3, false]], problems: [] },
+    ]);
+  });
+
+  it('waits for a change to hold still, so a file truncated before being written is not applied empty', async () => {
+    const path = join(dir, 'text');
+    await writeFile(path, A);
+    source = createFileSource(`file://${path}`, { clock, logger: memory.logger, settleMs: 5000 });
+    source.start((e) => events.push(e));
+    await advanceUntil(clock, () => events.length === 1, 500);
+    await writeFile(path, ''); // the first half of an in-place write
+    await advanceFor(clock, 1500); // the poll sees the change and waits for it to settle
+    await writeFile(path, B); // the second half
+    await advanceUntil(clock, () => events.length === 2, 500);
+    await advanceFor(clock, 3000);
+    expect(summarize(events.slice(1))).toEqual([{ type: 'pool', servers: [['mw1', 10, true], ['mw3', 5, true]], problems: [] }]);
+  });
+
+  it('refuses a file over the size cap and a FIFO, without blocking', async () => {
+    const big = join(dir, 'big');
+    await writeFile(big, A.repeat(100));
+    source = createFileSource(`file://${big}`, { clock, logger: memory.logger, maxBytes: 1000 });
+    source.start((e) => events.push(e));
+    await advanceUntil(clock, () => events.length === 1);
+    expect(events).toEqual([{ type: 'error', message: `${big}: larger than 1000 bytes (${A.length * 100})` }]);
+    await source.stop();
+
+    const fifo = join(dir, 'fifo');
+    await promisify(execFile)('mkfifo', [fifo]);
+    events.length = 0;
+    source = createFileSource(`file://${fifo}`, { clock, logger: memory.logger });
+    source.start((e) => events.push(e));
+    await advanceUntil(clock, () => events.length === 1);
+    expect(events).toEqual([{ type: 'error', message: `${fifo}: not a regular file` }]);
+  });
+
+  it('stop() leaves no timer behind', async () => {
+    const path = join(dir, 'text');
+    await writeFile(path, A);
+    const s = start(path);
+    await advanceUntil(clock, () => events.length === 1);
+    expect(clock.pendingCount()).toBe(1);
+    await s.stop();
+    expect(clock.pendingCount()).toBe(0);
+    await writeFile(path, B);
+    await advanceFor(clock, 3000);
+    expect(events).toHaveLength(1);
+  });
+
+  it('picks up an edit within 2 s on the real clock', async () => {
+    const path = join(dir, 'text');
+    await writeFile(path, A);
+    source = createFileSource(`file://${path}`, { clock: createSystemClock(), logger: memory.logger });
+    const got = new Promise<void>((resolve) => {
+      source?.start((e) => {
+        events.push(e);
+        if (events.length === 2) resolve();
+      });
+    });
+    await waitReal(() => events.length === 1, 2000);
+    await writeFile(path, B);
+    const deadline = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), 2000).unref());
+    expect(await Promise.race([got.then(() => 'in time' as const), deadline])).toBe('in time');
+    expect(summarize(events.slice(1))).toEqual([{ type: 'pool', servers: [['mw1', 10, true], ['mw3', 5, true]], problems: [] }]);
+  });
+});
+
+async function waitReal(done: () => boolean, limitMs: number): Promise<void> {
+  for (let waited = 0; !done(); waited += 10) {
+    if (waited > limitMs) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('file pool source logging', () => {
+  it('logs at most 50 problems per change, and the event carries them all', async () => {
+    const { dir, cleanup } = await tempDir();
+    const clock = new ManualClock();
+    const memory = createMemoryLogger();
+    const path = join(dir, 'junk');
+    const source = createFileSource(`file://${path}`, { clock, logger: memory.logger });
+    try {
+      await writeFile(path, `${A}${'not a dict\n'.repeat(120)}`);
+      const events: PoolEvent[] = [];
+      source.start((e) => events.push(e));
+      await advanceUntil(clock, () => events.length === 1);
+      expect(events[0]?.type === 'pool' ? [rows(events[0].pool), events[0].problems.length] : events).toEqual([
+        [['mw1', 10, true], ['mw2', 20, false]],
+        120,
+      ]);
+      const warnings = memory.lines().filter((l) => l.includes('WARN'));
+      expect(warnings).toHaveLength(51);
+      expect(warnings[0]).toBe(`[pybal] WARN: ${path}:3: syntax error at column 1: unknown name 'not' (only literals are allowed here)`);
+      expect(warnings[50]).toBe(`[pybal] WARN: ... and 70 more problems in file://${path}`);
+    } finally {
+      await source.stop();
+      await cleanup();
+    }
+  });
+});

@@ -1,0 +1,155 @@
+import { describe, expect, it } from 'vitest';
+import { formatProblem } from '../../src/runtime/errors.js';
+import { MAX_LINE_LENGTH, parseLegacyPool } from '../../src/pool/legacy-format.js';
+import type { Pool } from '../../src/pool/types.js';
+
+const FILE = '/etc/pybal/pools/text';
+
+function parse(text: string): { servers: [string, number, boolean][]; problems: string[] } {
+  const { pool, problems } = parseLegacyPool(text, FILE);
+  return { servers: entries(pool), problems: problems.map(formatProblem) };
+}
+
+function entries(pool: Pool): [string, number, boolean][] {
+  return [...pool.values()].map((s) => [s.host, s.weight, s.enabled]);
+}
+
+describe('parseLegacyPool', () => {
+  it("reads PyBal's shipped example, defaulting the keys its lines leave out", () => {
+    // debian/text-servers as shipped: PyBal loses the last three lines (no weight/enabled).
+    const text = [
+      "{ 'host': 'server1.example.com', 'weight': 20, 'enabled': True }",
+      "{ 'host': 'server2.example.com', 'weight': 15, 'enabled': False }",
+      "{ 'host': 'server3.example.com' }",
+      "{ 'host': 'server4.example.com' }",
+      "{ 'host': 'server5.example.com' }",
+      '',
+    ].join('\n');
+    expect(parse(text)).toEqual({
+      servers: [
+        ['server1.example.com', 20, true],
+        ['server2.example.com', 15, false],
+        ['server3.example.com', 10, true],
+        ['server4.example.com', 10, true],
+        ['server5.example.com', 10, true],
+      ],
+      problems: [],
+    });
+  });
+
+  it('skips blank and comment lines, allows trailing comments, indentation, CRLF and a BOM', () => {
+    const text =
+      '\ufeff# pool for text\r\n' +
+      '\r\n' +
+      "   { 'host': 'mw1', 'weight': 10, 'enabled': True }   # rack A2\r\n" +
+      "\t{'host':'mw2','weight':0,'enabled':False}\r\n" +
+      '    # indented comment\n' +
+      "{ u'host': u'mw3', 'weight': 0x10, 'enabled': True, }\n";
+    expect(parse(text)).toEqual({
+      servers: [
+        ['mw1', 10, true],
+        ['mw2', 0, false],
+        ['mw3', 16, true],
+      ],
+      problems: [],
+    });
+  });
+
+  it('accepts invalid UTF-8 in a trailing comment', () => {
+    expect(parse("{ 'host': 'mw1', 'weight': 1 }  # caf\ufffd")).toEqual({ servers: [['mw1', 1, true]], problems: [] });
+  });
+
+  it('keeps weight 0 as 0 (PyBal turns it into 1)', () => {
+    expect(parse("{ 'host': 'mw1', 'weight': 0, 'enabled': True }").servers).toEqual([['mw1', 0, true]]);
+  });
+
+  it('ignores extra keys as PyBal does, but notes them', () => {
+    expect(parse("{ 'host': 'mw1', 'weight': 5, 'enabled': True, 'rack': 'A2', 1: 2 }")).toEqual({
+      servers: [['mw1', 5, true]],
+      problems: [
+        `${FILE}:1: rack: unknown key, ignored (known keys: host, weight, enabled)`,
+        `${FILE}:1: 1: unknown key, ignored (known keys: host, weight, enabled)`,
+      ],
+    });
+  });
+
+  // Every rule, with the exact message; the line is skipped and the others apply.
+  const badLines: [string, string, string[]][] = [
+    ['weight as a str', "{ 'host': 'mw9', 'weight': '10', 'enabled': True }", ["weight: expected an int >= 0, got str '10'"]],
+    ['weight as a float', "{ 'host': 'mw9', 'weight': 7.0, 'enabled': True }", ['weight: expected an int >= 0, got float 7.0']],
+    ['weight as a fractional float', "{ 'host': 'mw9', 'weight': 7.5 }", ['weight: expected an int >= 0, got float 7.5']],
+    ['weight as a bool', "{ 'host': 'mw9', 'weight': True }", ['weight: expected an int >= 0, got bool True']],
+    ['negative weight', "{ 'host': 'mw9', 'weight': -1 }", ['weight: expected an int >= 0, got int -1']],
+    ['weight too large', "{ 'host': 'mw9', 'weight': 2147483648 }", ['weight: expected an int <= 2147483647, got int 2147483648']],
+    ['weight None', "{ 'host': 'mw9', 'weight': None }", ['weight: expected an int >= 0, got NoneType None']],
+    ['enabled as a str', "{ 'host': 'mw9', 'weight': 1, 'enabled': 'no' }", ["enabled: expected True or False, got str 'no'"]],
+    ['enabled as an int', "{ 'host': 'mw9', 'enabled': 1 }", ['enabled: expected True or False, got int 1']],
+    ['enabled as a list', "{ 'host': 'mw9', 'enabled': [True] }", ['enabled: expected True or False, got list [True]']],
+    ['no host', "{ 'weight': 1, 'enabled': True }", ['host: missing: every line needs a host']],
+    ['empty host', "{ 'host': '', 'weight': 1 }", ["host: expected a non-empty str, got str ''"]],
+    ['host not a str', "{ 'host': 1001 }", ['host: expected a non-empty str, got int 1001']],
+    ['host with a space', "{ 'host': 'mw 9' }", ["host: expected a host name (no spaces, control characters or invalid UTF-8), got str 'mw 9'"]],
+    ['a key twice', "{ 'host': 'mw9', 'weight': 1, 'weight': 2 }", ['weight: given more than once']],
+    ['host twice', "{ 'host': 'mw9', 'host': 'mw8' }", ['host: given more than once']],
+    ['two errors at once', "{ 'host': 'mw9', 'weight': '1', 'enabled': 'yes' }", ["weight: expected an int >= 0, got str '1'", "enabled: expected True or False, got str 'yes'"]],
+    ['not a dict', "[ 'mw9', 10, True ]", ["expected a dict like { 'host': 'mw1', 'weight': 10, 'enabled': True }, got list ['mw9', 10, True]"]],
+    ['a bare word', 'mw9', ["syntax error at column 1: unknown name 'mw9' (only literals are allowed here)"]],
+    ['unclosed dict', "  { 'host': 'mw9', 'weight': 1", ["syntax error at column 3: '{' is never closed"]],
+    ['missing comma', "{ 'host': 'mw9' 'weight': 1 }", ['syntax error at column 25: expected \',\' or \'}\', found ":"']],
+    ['two dicts', "{ 'host': 'mw9' } { 'host': 'mw8' }", ['syntax error at column 19: unexpected "{" after the value']],
+    ['JSON booleans', '{ "host": "mw9", "weight": 1, "enabled": true }', ["syntax error at column 42: unknown name 'true' (only literals are allowed here)"]],
+    ['a call', "{ 'host': __import__('os').system('true') }", ["syntax error at column 11: unknown name '__import__' (only literals are allowed here)"]],
+    ['binary junk', "{ 'host': 'mw9'\u0000 }", ['binary data (character "\\u0000" at column 16)']],
+    ['invalid UTF-8 in the host', "{ 'host': 'mw\ufffd' }", ["host: expected a host name (no spaces, control characters or invalid UTF-8), got str 'mw\ufffd'"]],
+  ];
+
+  it.each(badLines)('reports and skips a line with %s', (_name, line, messages) => {
+    const text = `{ 'host': 'mw1', 'weight': 10, 'enabled': True }\n${line}\n{ 'host': 'mw2', 'weight': 20, 'enabled': False }\n`;
+    expect(parse(text)).toEqual({
+      servers: [
+        ['mw1', 10, true],
+        ['mw2', 20, false],
+      ],
+      problems: messages.map((m) => `${FILE}:2: ${m}`),
+    });
+  });
+
+  it('reports a long value shortened', () => {
+    const { problems } = parse(`{ 'host': 'mw1', 'weight': '${'9'.repeat(200)}' }`);
+    expect(problems).toEqual([`${FILE}:1: weight: expected an int >= 0, got str '${'9'.repeat(56)}...`]);
+  });
+
+  it('refuses overlong lines without parsing them', () => {
+    const line = `{ 'host': 'mw1', 'x': '${'a'.repeat(MAX_LINE_LENGTH)}' }`;
+    expect(parse(`${line}\n{ 'host': 'mw2' }`)).toEqual({
+      servers: [['mw2', 10, true]],
+      problems: [`${FILE}:1: line too long (${line.length} characters; the limit is ${MAX_LINE_LENGTH})`],
+    });
+  });
+
+  it('lets the last line for a host win and names both lines', () => {
+    const text = "{ 'host': 'mw1', 'weight': 1 }\n{ 'host': 'mw2' }\n\n{ 'host': 'mw1', 'weight': 3, 'enabled': False }\n";
+    expect(parse(text)).toEqual({
+      servers: [
+        ['mw2', 10, true],
+        ['mw1', 3, false],
+      ],
+      problems: [`${FILE}:4: host: "mw1" is also on line 1; this line wins`],
+    });
+  });
+
+  it('gives an empty pool for an empty file or only comments', () => {
+    expect(parse('')).toEqual({ servers: [], problems: [] });
+    expect(parse('# nothing here\n\n')).toEqual({ servers: [], problems: [] });
+  });
+
+  it('survives random binary input', () => {
+    let seed = 42;
+    const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const bytes = Array.from({ length: 5000 }, () => String.fromCharCode(Math.floor(random() * 256))).join('');
+    const { pool, problems } = parseLegacyPool(bytes, FILE);
+    expect(pool.size).toBe(0);
+    expect(problems.length).toBeGreaterThan(0);
+    for (const p of problems) expect(p.line).toBeGreaterThan(0);
+  });
+});
