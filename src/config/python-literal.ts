@@ -47,8 +47,10 @@ export function formatPyValue(value: PyValue): string {
     case 'str':
       return `'${value.value.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'`;
     case 'int':
-    case 'float':
       return String(value.value);
+    case 'float':
+      // Python's repr keeps the point: 7.0, not 7.
+      return Number.isInteger(value.value) && Math.abs(value.value) < 1e16 ? value.value.toFixed(1) : String(value.value);
     case 'bool':
       return value.value ? 'True' : 'False';
     case 'none':

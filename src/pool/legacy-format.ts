@@ -23,14 +23,8 @@ const TERMS: FormatTerms = { int: 'an int', bool: 'True or False', str: 'str', k
  */
 const JUNK = /[\x00-\x08\x0e-\x1f\x7f]/;
 
-/** Python's repr, including `7.0` for a float that happens to be whole. */
-function pyRepr(value: PyValue): string {
-  if (value.type === 'float' && Number.isInteger(value.value) && Math.abs(value.value) < 1e16) return `${value.value}.0`;
-  return formatPyValue(value);
-}
-
 function toEntryValue(value: PyValue): EntryValue {
-  const shown = `${pyTypeName(value)} ${clip(pyRepr(value))}`;
+  const shown = `${pyTypeName(value)} ${clip(formatPyValue(value))}`;
   switch (value.type) {
     case 'int':
     case 'str':
@@ -72,14 +66,14 @@ export function parseLegacyPool(text: string, file: string): PoolParseResult {
     if (value.type !== 'dict') {
       builder.problem(
         lineNo,
-        `expected a dict like { 'host': 'mw1', 'weight': 10, 'enabled': True }, got ${pyTypeName(value)} ${clip(pyRepr(value))}`,
+        `expected a dict like { 'host': 'mw1', 'weight': 10, 'enabled': True }, got ${pyTypeName(value)} ${clip(formatPyValue(value))}`,
       );
       return;
     }
     let host: EntryField | undefined;
     const fields: EntryField[] = [];
     for (const [key, item] of value.entries) {
-      const name = key.type === 'str' ? key.value : pyRepr(key);
+      const name = key.type === 'str' ? key.value : formatPyValue(key);
       const field = { key: name, value: toEntryValue(item), line: lineNo };
       if (name === 'host' && host === undefined) host = field;
       else fields.push(field);

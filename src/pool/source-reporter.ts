@@ -74,7 +74,7 @@ export function createSourceReporter(url: string, log: Logger): SourceReporter {
       if (result.problems.length > MAX_LOGGED_PROBLEMS) {
         log.warn(`... and ${result.problems.length - MAX_LOGGED_PROBLEMS} more problems in ${url}`);
       }
-      log.info(`pool from ${url}: ${describeChange(before, result.pool)}`);
+      log.debug(`pool from ${url}: ${describeChange(before, result.pool)}`);
       emit({ type: 'pool', pool: result.pool, problems: result.problems });
     },
     unchanged: recover,

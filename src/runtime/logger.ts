@@ -34,7 +34,7 @@ export interface LogHandle {
 }
 
 /** Binding keys that make up the bracketed "system", in order. */
-const SYSTEM_KEYS = ['component', 'service', 'server', 'monitor'] as const;
+const SYSTEM_KEYS = ['service', 'server', 'monitor', 'component'] as const;
 /** Keys pino adds that the text line shows in its own way or not at all. */
 const HIDDEN_KEYS = new Set<string>(['level', 'time', 'pid', 'hostname', 'msg', 'err', ...SYSTEM_KEYS]);
 

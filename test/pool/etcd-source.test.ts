@@ -143,7 +143,7 @@ describe('etcd pool source against a real etcd', () => {
     expect(summarize(events.slice(1))).toEqual([
       { type: 'pool', servers: [['mw1', 10, true]], problems: [':weight:expected an integer >= 0, got string "heavy"'] },
     ]);
-    expect(memory.lines()).toContain(`[pool text] WARN: ${prefix}/mw2: weight: expected an integer >= 0, got string "heavy"`);
+    expect(memory.lines()).toContain(`[text pool] WARN: ${prefix}/mw2: weight: expected an integer >= 0, got string "heavy"`);
   });
 
   it('renews a quiet watch, and reads everything again when its index is outdated (PyBal kept the stale index)', async () => {

@@ -58,7 +58,7 @@ describe('file pool source', () => {
     expect(reads()).toBe(1);
     expect(source?.status()).toMatchObject({ url: `file://${path}`, error: undefined });
     expect(rows(source?.status().pool)).toEqual([['mw1', 10, true], ['mw2', 20, false]]);
-    expect(memory.lines()).toContain(`[pool text] INFO: pool from file://${path}: 2 servers`);
+    expect(memory.lines()).toContain(`[text pool] DEBUG: pool from file://${path}: 2 servers`);
   });
 
   it('delivers nothing when the file is rewritten with the same content', async () => {
@@ -80,7 +80,7 @@ describe('file pool source', () => {
     await writeFile(path, B);
     await advanceUntil(clock, () => events.length === 2);
     expect(summarize(events.slice(1))).toEqual([{ type: 'pool', servers: [['mw1', 10, true], ['mw3', 5, true]], problems: [] }]);
-    expect(memory.lines()).toContain(`[pool text] INFO: pool from file://${path}: 2 servers; added mw3; removed mw2`);
+    expect(memory.lines()).toContain(`[text pool] DEBUG: pool from file://${path}: 2 servers; added mw3; removed mw2`);
   });
 
   it('picks up an atomic rename over the file (editors, sed -i, mv)', async () => {
@@ -106,7 +106,7 @@ describe('file pool source', () => {
     expect(source?.status().error).toBe(`${path}: no such file`);
     expect(rows(source?.status().pool)).toEqual([['mw1', 10, true], ['mw2', 20, false]]);
     expect(memory.lines().filter((l) => l.includes('no such file'))).toEqual([
-      `[pool text] WARN: ${path}: no such file (keeping the last good pool of 2 servers)`,
+      `[text pool] WARN: ${path}: no such file (keeping the last good pool of 2 servers)`,
     ]);
 
     // Put back as it was: recovered, and nothing else since the pool is the same.
@@ -115,7 +115,7 @@ describe('file pool source', () => {
     await advanceFor(clock, 2000);
     expect(summarize(events.slice(2))).toEqual([{ type: 'recovered' }]);
     expect(source?.status().error).toBeUndefined();
-    expect(memory.lines()).toContain(`[pool text] INFO: file://${path} reads fine again`);
+    expect(memory.lines()).toContain(`[text pool] INFO: file://${path} reads fine again`);
 
     // Gone again and back with other content: error, recovered, then the new pool.
     await rm(path);
@@ -135,7 +135,7 @@ describe('file pool source', () => {
     await advanceUntil(clock, () => events.length === 1);
     expect(events).toEqual([{ type: 'error', message: `${path}: no such file` }]);
     expect(source?.status().pool).toBeUndefined();
-    expect(memory.lines()).toContain(`[pool text] ERROR: ${path}: no such file (no pool read yet)`);
+    expect(memory.lines()).toContain(`[text pool] ERROR: ${path}: no such file (no pool read yet)`);
     await writeFile(path, A);
     await advanceUntil(clock, () => events.length === 3);
     expect(summarize(events.slice(1))).toEqual([
@@ -173,7 +173,7 @@ describe('file pool source', () => {
         problems: ["3:weight:expected an int >= 0, got str '10'"],
       },
     ]);
-    expect(memory.lines()).toContain(`[pool text] WARN: ${path}:3: weight: expected an int >= 0, got str '10'`);
+    expect(memory.lines()).toContain(`[text pool] WARN: ${path}:3: weight: expected an int >= 0, got str '10'`);
 
     // Fixing the line delivers the pool again, now without problems.
     await writeFile(path, `${A}{ 'host': 'mw4', 'weight': 10, 'enabled': True }\n{ 'host': 'mw5', 'weight': 1 }\n`);

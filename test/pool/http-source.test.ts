@@ -166,7 +166,7 @@ describe('http pool source', () => {
     expect(events.slice(1)).toEqual([{ type: 'error', message: `${url}: HTTP 500 Internal Server Error` }]);
     expect(rows(source?.status().pool)).toEqual(POOL_A);
     expect(memory.lines().filter((l) => l.includes('HTTP 500'))).toEqual([
-      `[pool text] WARN: ${url}: HTTP 500 Internal Server Error (keeping the last good pool of 2 servers)`,
+      `[text pool] WARN: ${url}: HTTP 500 Internal Server Error (keeping the last good pool of 2 servers)`,
     ]);
     status = 200;
     await advanceUntil(clock, () => events.length === 3);
@@ -259,7 +259,7 @@ describe('http pool source', () => {
     await advanceUntil(clock, () => events.length === 1);
     await advanceFor(clock, 3000);
     expect(events).toEqual([{ type: 'error', message: `${url}: connection refused` }]);
-    expect(memory.lines()).toContain(`[pool text] ERROR: ${url}: connection refused (no pool read yet)`);
+    expect(memory.lines()).toContain(`[text pool] ERROR: ${url}: connection refused (no pool read yet)`);
     await serve((_req, res) => res.end(LEGACY_A), undefined, port);
     await advanceUntil(clock, () => events.length === 3);
     expect(summarize(events.slice(1))).toEqual([{ type: 'recovered' }, { type: 'pool', servers: POOL_A, problems: [] }]);

@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+/**
+ * The `pybal` command: argv -> options -> the daemon or a subcommand.
+ * PyBal's own flags (-c, -n, -d) work as they did.
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { DEFAULT_CONFIG_FILE } from '../config/load-config.js';
+import { runDaemon } from '../main.js';
+import { readVersion } from '../runtime/version.js';
+import { runCheckConfig } from './check-config.js';
+
+export const DEFAULT_LOG_FILE = '/var/log/pybal.log';
+
+/** Exit status for usage errors, as Python's argparse (and so PyBal) uses. */
+const USAGE_ERROR = 2;
+
+/** Parses argv, runs what it asks for, and resolves with the exit status. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let status = 0;
+  const parser = yargs([...argv])
+    .scriptName('pybal')
+    .usage('$0 [command] [options]\n\nLoad-balancer control daemon for Linux LVS directors (PyBal compatible).')
+    .option('config', {
+      alias: 'c',
+      type: 'string',
+      default: DEFAULT_CONFIG_FILE,
+      describe: 'the pybal.conf to read',
+      requiresArg: true,
+    })
+    .command(
+      ['$0', 'run'],
+      'run the daemon in the foreground (the default)',
+      (y) =>
+        y
+          .option('dry-run', {
+            alias: ['n', 'dryrun'],
+            type: 'boolean',
+            default: false,
+            describe: 'run everything but change nothing in the kernel; log what would be done',
+          })
+          .option('debug', { alias: 'd', type: 'boolean', default: false, describe: 'log at debug level' })
+          .option('log-file', {
+            type: 'string',
+            default: DEFAULT_LOG_FILE,
+            describe: "where to log ('-' for standard error); SIGHUP reopens it",
+            requiresArg: true,
+          })
+          .option('log-format', {
+            choices: ['text', 'json'] as const,
+            default: 'text' as const,
+            describe: 'one readable line per event, or pino JSON',
+          }),
+      async (args) => {
+        status = await runDaemon({
+          configFile: args.config,
+          dryRun: args.dryRun,
+          debug: args.debug,
+          logFile: args.logFile,
+          logFormat: args.logFormat,
+        });
+      },
+    )
+    .command(
+      'check-config',
+      'validate the configuration and exit 0 only when it is valid',
+      (y) => y.option('print', { type: 'boolean', default: false, describe: 'also print the effective configuration, defaults filled in' }),
+      async (args) => {
+        status = await runCheckConfig({ file: args.config, print: args.print }, (line) => process.stdout.write(`${line}\n`));
+      },
+    )
+    .strict()
+    .version(readVersion())
+    .alias('version', 'V')
+    .help()
+    .alias('help', 'h')
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .fail((message, error) => {
+      if (error) throw error;
+      process.stderr.write(`pybal: ${message}\nTry 'pybal --help'.\n`);
+      process.exit(USAGE_ERROR);
+    });
+  await parser.parseAsync();
+  return status;
+}
+
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(hideBin(process.argv)).then(
+    (status) => {
+      process.exitCode = status;
+    },
+    (error: unknown) => {
+      process.stderr.write(`pybal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,132 @@
+/**
+ * The daemon as operators run it: the built `pybal` executable with a real
+ * config, real pool files edited on disk, and its log file read back.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+const PYBAL = resolve('dist/src/cli/main.js');
+
+/** Waits until the file's text from `offset` on matches, or fails after deadlineMs. */
+async function waitForLog(file: string, pattern: RegExp, deadlineMs: number, offset = 0): Promise<string> {
+  const start = Date.now();
+  for (;;) {
+    const text = existsSync(file) ? readFileSync(file, 'utf8').slice(offset) : '';
+    if (pattern.test(text)) return text;
+    if (Date.now() - start > deadlineMs) throw new Error(`no ${pattern} in ${file} within ${deadlineMs} ms; log so far:\n${text}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function logSize(file: string): number {
+  return existsSync(file) ? readFileSync(file, 'utf8').length : 0;
+}
+
+describe('pybal daemon (foundation)', () => {
+  let dir: string;
+  let conf: string;
+  let pool: string;
+  let log: string;
+  let child: ChildProcess | undefined;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'pybal-daemon-'));
+    conf = join(dir, 'pybal.conf');
+    pool = join(dir, 'text-servers');
+    log = join(dir, 'pybal.log');
+    writeFileSync(
+      conf,
+      [
+        '[global]',
+        'bgp = no',
+        '',
+        '[text_80]',
+        'protocol = tcp',
+        'ip = 192.0.2.11',
+        'port = 80',
+        'scheduler = wrr',
+        `config = file://${pool}`,
+        "monitors = [ 'IdleConnection' ]",
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(pool, "{ 'host': 'mw1', 'weight': 10, 'enabled': True }\n{ 'host': 'mw2', 'weight': 10, 'enabled': False }\n");
+  });
+
+  afterEach(async () => {
+    if (child && child.exitCode === null) {
+      child.kill('SIGKILL');
+      await new Promise((r) => child?.once('exit', r));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function start(...extra: string[]): ChildProcess {
+    child = spawn(process.execPath, [PYBAL, '-c', conf, '--log-file', log, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    return child;
+  }
+
+  it('follows pool edits within 2 s, survives the file vanishing, reopens its log and stops cleanly', async () => {
+    const proc = start();
+    await waitForLog(log, /\[text_80\] INFO: Added 2 server\(s\): 1 enabled server\(s\) and 1 disabled server\(s\)/, 10_000);
+
+    // An edit: one server added, one enabled, and a line with a mistake.
+    let offset = logSize(log);
+    writeFileSync(
+      pool,
+      "{ 'host': 'mw1', 'weight': 10, 'enabled': True }\n" +
+        "{ 'host': 'mw2', 'weight': 10, 'enabled': True }\n" +
+        "{ 'host': 'mw3', 'weight': '10', 'enabled': True }\n" +
+        "{ 'host': 'mw4', 'weight': 0, 'enabled': True }  # drained\n",
+    );
+    const afterEdit = await waitForLog(log, /New enabled server mw4, weight 0/, 2_000, offset);
+    expect(afterEdit).toMatch(/Merged enabled server mw2, weight 10/);
+    expect(afterEdit).toContain(`[text_80 pool] WARN: ${pool}:3: weight: expected an int >= 0, got str '10'`);
+    expect(afterEdit).not.toMatch(/mw3, weight/);
+
+    // The file vanishes: the error is logged once and nothing is removed.
+    offset = logSize(log);
+    unlinkSync(pool);
+    await waitForLog(log, /\[text_80 pool\] WARN: .*keeping the last good pool of 3 servers/, 3_000, offset);
+    await new Promise((r) => setTimeout(r, 2_500));
+    const whileMissing = readFileSync(log, 'utf8').slice(offset);
+    expect(whileMissing.match(/keeping the last good pool/g)).toHaveLength(1);
+    expect(whileMissing).not.toMatch(/Removing server/);
+
+    // It comes back unchanged: recovery is logged and no server changes.
+    offset = logSize(log);
+    writeFileSync(
+      pool,
+      "{ 'host': 'mw1', 'weight': 10, 'enabled': True }\n" +
+        "{ 'host': 'mw2', 'weight': 10, 'enabled': True }\n" +
+        "{ 'host': 'mw3', 'weight': '10', 'enabled': True }\n" +
+        "{ 'host': 'mw4', 'weight': 0, 'enabled': True }  # drained\n",
+    );
+    const recovered = await waitForLog(log, /\[text_80 pool\] INFO: .* reads fine again/, 3_000, offset);
+    expect(recovered).not.toMatch(/New |Merged |Removing /);
+
+    // logrotate: move the file away, SIGHUP, and new lines go to a new file.
+    renameSync(log, `${log}.1`);
+    proc.kill('SIGHUP');
+    await waitForLog(log, /INFO: Reopened the log file/, 3_000);
+
+    proc.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => proc.once('exit', r));
+    expect(code).toBe(0);
+    expect(readFileSync(log, 'utf8')).toMatch(/INFO: Stopped\n$/);
+  });
+
+  it('refuses to start on an invalid configuration and logs every error', async () => {
+    writeFileSync(conf, ['[text_80]', 'protocol = tcpp', 'ip = 192.0.2.300', 'port = 80', 'scheduler = wrr', `config = file://${pool}`, ''].join('\n'));
+    const proc = start();
+    const code = await new Promise<number | null>((r) => proc.once('exit', r));
+    expect(code).toBe(1);
+    const text = readFileSync(log, 'utf8');
+    expect(text).toContain(`${conf}:2: protocol: `);
+    expect(text).toContain(`${conf}:3: ip: `);
+    expect(text).toMatch(/CRITICAL: .*2 error\(s\); not starting/);
+  });
+});
