@@ -16,8 +16,9 @@ import type { Logger } from '../runtime/logger.js';
 import { maxModifiedIndex, EtcdPoolState, readEtcdAnswer, type EtcdAnswer } from './etcd-nodes.js';
 import { describeHttpError, httpGet, HttpDeadlineError, loadSystemCa, type HttpResponse } from './http-get.js';
 import { PollLoop } from './poll-loop.js';
+import { LoopingPoolSource } from './looping-source.js';
 import { createSourceReporter, type SourceReporter } from './source-reporter.js';
-import type { PoolEvent, PoolSource, PoolSourceStatus } from './types.js';
+import type { PoolSource } from './types.js';
 
 export interface EtcdSourceOptions {
   readonly clock: Clock;
@@ -61,13 +62,13 @@ function parseBody(response: HttpResponse): unknown {
   }
 }
 
-export class EtcdPoolSource implements PoolSource {
+export class EtcdPoolSource extends LoopingPoolSource {
   readonly url: string;
   private readonly keyUrl: URL | undefined;
   private readonly clock: Clock;
   private readonly log: Logger;
-  private readonly reporter: SourceReporter;
-  private readonly loop: PollLoop;
+  protected readonly reporter: SourceReporter;
+  protected readonly loop: PollLoop;
   private readonly options: Required<Omit<EtcdSourceOptions, 'clock' | 'logger' | 'ca'>>;
   private ca: readonly string[] | undefined;
   private readonly state = new EtcdPoolState();
@@ -75,6 +76,7 @@ export class EtcdPoolSource implements PoolSource {
   private waitIndex: number | undefined;
 
   constructor(url: string, options: EtcdSourceOptions) {
+    super();
     this.url = url;
     this.keyUrl = etcdKeyUrl(url);
     this.clock = options.clock;
@@ -90,21 +92,8 @@ export class EtcdPoolSource implements PoolSource {
     this.loop = new PollLoop(options.clock, this.log, (signal) => this.step(signal), this.options.reconnectDelayMs);
   }
 
-  start(listener: (event: PoolEvent) => void): void {
-    this.reporter.listen(listener);
-    if (this.keyUrl === undefined) {
-      this.reporter.fail(`${this.url}: not a valid etcd://host[:port]/key URL`);
-      return;
-    }
-    this.loop.start();
-  }
-
-  stop(): Promise<void> {
-    return this.loop.stop();
-  }
-
-  status(): PoolSourceStatus {
-    return this.reporter.status();
+  protected urlProblem(): string | undefined {
+    return this.keyUrl === undefined ? `${this.url}: not a valid etcd://host[:port]/key URL` : undefined;
   }
 
   /** One request: a full read or a watch. Returns the delay before the next. */

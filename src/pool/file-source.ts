@@ -17,8 +17,9 @@ import { errorMessage, formatProblem, ProblemsError } from '../runtime/errors.js
 import type { Logger } from '../runtime/logger.js';
 import { PollLoop } from './poll-loop.js';
 import { parsePool, poolFormatForUrl, type PoolFormat } from './pool-format.js';
+import { LoopingPoolSource } from './looping-source.js';
 import { createSourceReporter, type SourceReporter } from './source-reporter.js';
-import type { PoolEvent, PoolSource, PoolSourceStatus } from './types.js';
+import type { PoolSource } from './types.js';
 
 export const FILE_SCHEME = 'file://';
 
@@ -72,13 +73,13 @@ export function filePathOfUrl(url: string): string {
   return url.startsWith(FILE_SCHEME) ? url.slice(FILE_SCHEME.length) : url;
 }
 
-export class FilePoolSource implements PoolSource {
+export class FilePoolSource extends LoopingPoolSource {
   readonly url: string;
   private readonly path: string;
   private readonly format: PoolFormat;
   private readonly log: Logger;
-  private readonly reporter: SourceReporter;
-  private readonly loop: PollLoop;
+  protected readonly reporter: SourceReporter;
+  protected readonly loop: PollLoop;
   private readonly pollIntervalMs: number;
   private readonly settleMs: number;
   private readonly maxBytes: number;
@@ -89,6 +90,7 @@ export class FilePoolSource implements PoolSource {
   private settleChecks = 0;
 
   constructor(url: string, options: FileSourceOptions) {
+    super();
     this.url = url;
     this.path = filePathOfUrl(url);
     this.format = poolFormatForUrl(url);
@@ -100,21 +102,8 @@ export class FilePoolSource implements PoolSource {
     this.loop = new PollLoop(options.clock, this.log, () => this.check(), this.pollIntervalMs);
   }
 
-  start(listener: (event: PoolEvent) => void): void {
-    this.reporter.listen(listener);
-    if (this.path === '') {
-      this.reporter.fail(`${this.url}: no file path in the URL`);
-      return;
-    }
-    this.loop.start();
-  }
-
-  stop(): Promise<void> {
-    return this.loop.stop();
-  }
-
-  status(): PoolSourceStatus {
-    return this.reporter.status();
+  protected urlProblem(): string | undefined {
+    return this.path === '' ? `${this.url}: no file path in the URL` : undefined;
   }
 
   private async observe(): Promise<Observation> {

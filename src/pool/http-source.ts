@@ -12,8 +12,9 @@ import type { Logger } from '../runtime/logger.js';
 import { describeHttpError, httpGet, loadSystemCa, type HttpResponse } from './http-get.js';
 import { PollLoop } from './poll-loop.js';
 import { parsePool, poolFormatForUrl, type PoolFormat } from './pool-format.js';
+import { LoopingPoolSource } from './looping-source.js';
 import { createSourceReporter, type SourceReporter } from './source-reporter.js';
-import type { PoolEvent, PoolSource, PoolSourceStatus } from './types.js';
+import type { PoolSource } from './types.js';
 
 export interface HttpSourceOptions {
   readonly clock: Clock;
@@ -47,13 +48,13 @@ function header(response: HttpResponse, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-export class HttpPoolSource implements PoolSource {
+export class HttpPoolSource extends LoopingPoolSource {
   readonly url: string;
   private readonly target: URL | undefined;
   private readonly format: PoolFormat;
   private readonly clock: Clock;
-  private readonly reporter: SourceReporter;
-  private readonly loop: PollLoop;
+  protected readonly reporter: SourceReporter;
+  protected readonly loop: PollLoop;
   private readonly pollIntervalMs: number;
   private readonly timeoutMs: number;
   private readonly maxBytes: number;
@@ -61,6 +62,7 @@ export class HttpPoolSource implements PoolSource {
   private lastBody: LastBody | undefined;
 
   constructor(url: string, options: HttpSourceOptions) {
+    super();
     this.url = url;
     this.target = URL.canParse(url) ? new URL(url) : undefined;
     this.format = poolFormatForUrl(url);
@@ -73,21 +75,9 @@ export class HttpPoolSource implements PoolSource {
     this.loop = new PollLoop(options.clock, options.logger, (signal) => this.poll(signal), this.pollIntervalMs);
   }
 
-  start(listener: (event: PoolEvent) => void): void {
-    this.reporter.listen(listener);
-    if (this.target === undefined || (this.target.protocol !== 'http:' && this.target.protocol !== 'https:')) {
-      this.reporter.fail(`${this.url}: not a valid http:// or https:// URL`);
-      return;
-    }
-    this.loop.start();
-  }
-
-  stop(): Promise<void> {
-    return this.loop.stop();
-  }
-
-  status(): PoolSourceStatus {
-    return this.reporter.status();
+  protected urlProblem(): string | undefined {
+    const ok = this.target !== undefined && (this.target.protocol === 'http:' || this.target.protocol === 'https:');
+    return ok ? undefined : `${this.url}: not a valid http:// or https:// URL`;
   }
 
   /** One poll; returns the delay before the next, keeping polls pollIntervalMs apart. */
