@@ -295,8 +295,13 @@ function isBadNextHop(bytes: Uint8Array): boolean {
   return all(0) || all(255) || first >= 224;
 }
 
-function decodeMpReach(value: Uint8Array): MpReachNlri | undefined {
-  const err = notification(ErrorCode.UpdateMessage, UpdateSubcode.OptionalAttributeError, Uint8Array.from(value));
+/** RFC 4760 §7: a malformed MP_(UN)REACH_NLRI is an Optional Attribute Error carrying the attribute. */
+function mpError(whole: Uint8Array): Notification {
+  return notification(ErrorCode.UpdateMessage, UpdateSubcode.OptionalAttributeError, Uint8Array.from(whole));
+}
+
+function decodeMpReach(value: Uint8Array, whole: Uint8Array): MpReachNlri | undefined {
+  const err = mpError(whole);
   const r = new ByteReader(value);
   const afi = r.u16(err);
   const safi = r.u8(err);
@@ -312,8 +317,8 @@ function decodeMpReach(value: Uint8Array): MpReachNlri | undefined {
   return { afi, safi, nextHops, nlri: readPrefixes(r, family, err) };
 }
 
-function decodeMpUnreach(value: Uint8Array): MpUnreachNlri | undefined {
-  const err = notification(ErrorCode.UpdateMessage, UpdateSubcode.OptionalAttributeError, Uint8Array.from(value));
+function decodeMpUnreach(value: Uint8Array, whole: Uint8Array): MpUnreachNlri | undefined {
+  const err = mpError(whole);
   const r = new ByteReader(value);
   const afi = r.u16(err);
   const safi = r.u8(err);
@@ -387,12 +392,12 @@ export function decodeAttributes(bytes: Uint8Array, options: CodecOptions): Path
         break;
       }
       case AttrType.MpReachNlri: {
-        const mp = decodeMpReach(value);
+        const mp = decodeMpReach(value, whole);
         if (mp) out.mpReach = mp;
         break;
       }
       case AttrType.MpUnreachNlri: {
-        const mp = decodeMpUnreach(value);
+        const mp = decodeMpUnreach(value, whole);
         if (mp) out.mpUnreach = mp;
         break;
       }
