@@ -53,6 +53,29 @@ export class ByteWriter {
     return this;
   }
 
+  /**
+   * Starts a path attribute whose length is known only once its value is
+   * written: room for the extended (2-byte) length is kept, and endAttribute
+   * shrinks it to 1 byte when the value fits (RFC 4271 §4.3).
+   */
+  beginAttribute(flags: number, type: number): number {
+    const start = this.off;
+    this.u8(flags | 0x10).u8(type).u16(0);
+    return start;
+  }
+
+  endAttribute(start: number): void {
+    const valueLength = this.off - start - 4;
+    if (valueLength > 255) {
+      this.buf.writeUInt16BE(valueLength, start + 2);
+      return;
+    }
+    this.buf.writeUInt8(this.buf.readUInt8(start) & ~0x10, start);
+    this.buf.writeUInt8(valueLength, start + 2);
+    this.buf.copyWithin(start + 3, start + 4, this.off);
+    this.off -= 1;
+  }
+
   /** Overwrites a 16-bit value written earlier (a length known only afterwards). */
   patch16(at: number, v: number): void {
     this.buf.writeUInt16BE(v, at);

@@ -4,7 +4,7 @@
  * says, and every error carries the NOTIFICATION to send.
  */
 import type { AddressFamily, Community } from '../config/types.js';
-import { addressBits, formatAddress, parseAddress, type Prefix } from './address.js';
+import { addressBits, formatAddress, parseAddress, parseIpv4, type Prefix } from './address.js';
 import { ByteReader, ByteWriter } from './bytes.js';
 import { Afi, AS_TRANS, AsPathSegmentType, AttrFlag, AttrType, ErrorCode, UpdateSubcode } from './constants.js';
 import { BgpDecodeError, notification, type Notification } from './notification.js';
@@ -79,23 +79,14 @@ export function writePrefix(w: ByteWriter, p: Prefix): void {
   w.u8(p.length).bytes(parsed.bytes.subarray(0, Math.ceil(p.length / 8)));
 }
 
-function writeAttribute(w: ByteWriter, flags: number, type: number, body: (w: ByteWriter) => void): void {
-  // Always the extended (2-byte) length when the value may exceed 255 bytes; decided after writing.
-  const inner = new ByteWriter(64);
-  body(inner);
-  const value = inner.result();
-  if (value.length > 255) w.u8(flags | AttrFlag.ExtendedLength).u8(type).u16(value.length);
-  else w.u8(flags & ~AttrFlag.ExtendedLength).u8(type).u8(value.length);
-  w.bytes(value);
-}
-
 function writeAsPath(w: ByteWriter, segments: readonly AsPathSegment[], fourOctet: boolean): void {
   for (const s of segments) {
     // A segment holds at most 255 ASNs; longer paths continue in further segments.
     for (let i = 0; i < s.asns.length || i === 0; i += 255) {
-      const chunk = s.asns.slice(i, i + 255);
-      w.u8(s.type).u8(chunk.length);
-      for (const asn of chunk) {
+      const end = Math.min(i + 255, s.asns.length);
+      w.u8(s.type).u8(end - i);
+      for (let j = i; j < end; j++) {
+        const asn = s.asns[j] as number;
         if (fourOctet) w.u32(asn);
         else w.u16(asn > 0xffff ? AS_TRANS : asn);
       }
@@ -108,100 +99,85 @@ const WELL_KNOWN = AttrFlag.Transitive;
 const OPTIONAL = AttrFlag.Optional;
 const OPTIONAL_TRANSITIVE = AttrFlag.Optional | AttrFlag.Transitive;
 
-/** The path attributes in ascending type order, as bytes. */
+function addressBytes(text: string): Uint8Array {
+  const p = parseAddress(text);
+  if (!p) throw new Error(`not an IP address: ${text}`);
+  return p.bytes;
+}
+
+/** Writes the path attributes into `w` in ascending type order. */
+export function writeAttributes(w: ByteWriter, attrs: PathAttributes, options: CodecOptions): void {
+  const needAs4 = !options.fourOctetAs && (attrs.asPath ?? []).some((s) => s.asns.some((asn) => asn > 0xffff));
+  const others = [...(attrs.other ?? [])].filter((r) => !(r.type === AttrType.As4Path && needAs4)).sort((a, b) => a.type - b.type);
+  let next = 0;
+  /** Writes the raw attributes that sort before `type`. */
+  const othersBefore = (type: number): void => {
+    for (; next < others.length && (others[next] as RawAttribute).type < type; next++) {
+      const raw = others[next] as RawAttribute;
+      const at = w.beginAttribute(raw.flags, raw.type);
+      w.bytes(raw.value);
+      w.endAttribute(at);
+    }
+  };
+  const attribute = (flags: number, type: number, body: () => void): void => {
+    othersBefore(type);
+    const at = w.beginAttribute(flags, type);
+    body();
+    w.endAttribute(at);
+  };
+  if (attrs.origin !== undefined) attribute(WELL_KNOWN, AttrType.Origin, () => w.u8(attrs.origin as number));
+  if (attrs.asPath !== undefined) attribute(WELL_KNOWN, AttrType.AsPath, () => writeAsPath(w, attrs.asPath ?? [], options.fourOctetAs));
+  if (attrs.nextHop !== undefined) {
+    const nh = parseIpv4(attrs.nextHop);
+    if (!nh) throw new Error(`NEXT_HOP must be IPv4: ${attrs.nextHop}`);
+    attribute(WELL_KNOWN, AttrType.NextHop, () => w.bytes(nh));
+  }
+  if (attrs.med !== undefined) attribute(OPTIONAL, AttrType.MultiExitDisc, () => w.u32(attrs.med as number));
+  if (attrs.localPref !== undefined) attribute(WELL_KNOWN, AttrType.LocalPref, () => w.u32(attrs.localPref as number));
+  if (attrs.communities !== undefined && attrs.communities.length > 0) {
+    attribute(OPTIONAL_TRANSITIVE, AttrType.Communities, () => {
+      for (const c of attrs.communities ?? []) w.u16(c.asn).u16(c.value);
+    });
+  }
+  const mpReach = attrs.mpReach;
+  if (mpReach !== undefined) {
+    attribute(OPTIONAL, AttrType.MpReachNlri, () => {
+      const hops = mpReach.nextHops.map(addressBytes);
+      w.u16(mpReach.afi).u8(mpReach.safi).u8(hops.reduce((n, h) => n + h.length, 0));
+      for (const h of hops) w.bytes(h);
+      w.u8(0);
+      for (const p of mpReach.nlri) writePrefix(w, p);
+    });
+  }
+  const mpUnreach = attrs.mpUnreach;
+  if (mpUnreach !== undefined) {
+    attribute(OPTIONAL, AttrType.MpUnreachNlri, () => {
+      w.u16(mpUnreach.afi).u8(mpUnreach.safi);
+      for (const p of mpUnreach.withdrawn) writePrefix(w, p);
+    });
+  }
+  // RFC 6793 §4.2.2: a 2-octet session carries the real path in AS4_PATH.
+  if (needAs4) attribute(OPTIONAL_TRANSITIVE, AttrType.As4Path, () => writeAsPath(w, attrs.asPath ?? [], true));
+  othersBefore(256);
+}
+
+/** The path attributes as bytes. */
 export function encodeAttributes(attrs: PathAttributes, options: CodecOptions): Buffer {
   const w = new ByteWriter(128);
-  const needAs4 =
-    !options.fourOctetAs && (attrs.asPath ?? []).some((s) => s.asns.some((asn) => asn > 0xffff));
-  const list: { type: number; write: () => void }[] = [];
-  if (attrs.origin !== undefined) {
-    const origin = attrs.origin;
-    list.push({ type: AttrType.Origin, write: () => writeAttribute(w, WELL_KNOWN, AttrType.Origin, (v) => v.u8(origin)) });
-  }
-  if (attrs.asPath !== undefined) {
-    const path = attrs.asPath;
-    list.push({
-      type: AttrType.AsPath,
-      write: () => writeAttribute(w, WELL_KNOWN, AttrType.AsPath, (v) => writeAsPath(v, path, options.fourOctetAs)),
-    });
-    // RFC 6793 §4.2.2: a 2-octet session carries the real path in AS4_PATH.
-    if (needAs4) {
-      list.push({
-        type: AttrType.As4Path,
-        write: () => writeAttribute(w, OPTIONAL_TRANSITIVE, AttrType.As4Path, (v) => writeAsPath(v, path, true)),
-      });
-    }
-  }
-  if (attrs.nextHop !== undefined) {
-    const nh = parseAddress(attrs.nextHop);
-    if (!nh || nh.family !== 4) throw new Error(`NEXT_HOP must be IPv4: ${attrs.nextHop}`);
-    list.push({ type: AttrType.NextHop, write: () => writeAttribute(w, WELL_KNOWN, AttrType.NextHop, (v) => v.bytes(nh.bytes)) });
-  }
-  if (attrs.med !== undefined) {
-    const med = attrs.med;
-    list.push({ type: AttrType.MultiExitDisc, write: () => writeAttribute(w, OPTIONAL, AttrType.MultiExitDisc, (v) => v.u32(med)) });
-  }
-  if (attrs.localPref !== undefined) {
-    const lp = attrs.localPref;
-    list.push({ type: AttrType.LocalPref, write: () => writeAttribute(w, WELL_KNOWN, AttrType.LocalPref, (v) => v.u32(lp)) });
-  }
-  if (attrs.communities !== undefined && attrs.communities.length > 0) {
-    const cs = attrs.communities;
-    list.push({
-      type: AttrType.Communities,
-      write: () =>
-        writeAttribute(w, OPTIONAL_TRANSITIVE, AttrType.Communities, (v) => {
-          for (const c of cs) v.u16(c.asn).u16(c.value);
-        }),
-    });
-  }
-  if (attrs.mpReach !== undefined) {
-    const mp = attrs.mpReach;
-    list.push({
-      type: AttrType.MpReachNlri,
-      write: () =>
-        writeAttribute(w, OPTIONAL, AttrType.MpReachNlri, (v) => {
-          const hops = mp.nextHops.map((h) => {
-            const p = parseAddress(h);
-            if (!p) throw new Error(`bad next hop ${h}`);
-            return p.bytes;
-          });
-          v.u16(mp.afi).u8(mp.safi).u8(hops.reduce((n, h) => n + h.length, 0));
-          for (const h of hops) v.bytes(h);
-          v.u8(0);
-          for (const p of mp.nlri) writePrefix(v, p);
-        }),
-    });
-  }
-  if (attrs.mpUnreach !== undefined) {
-    const mp = attrs.mpUnreach;
-    list.push({
-      type: AttrType.MpUnreachNlri,
-      write: () =>
-        writeAttribute(w, OPTIONAL, AttrType.MpUnreachNlri, (v) => {
-          v.u16(mp.afi).u8(mp.safi);
-          for (const p of mp.withdrawn) writePrefix(v, p);
-        }),
-    });
-  }
-  for (const raw of attrs.other ?? []) {
-    if (raw.type === AttrType.As4Path && needAs4) continue;
-    list.push({ type: raw.type, write: () => writeAttribute(w, raw.flags, raw.type, (v) => v.bytes(raw.value)) });
-  }
-  list.sort((a, b) => a.type - b.type);
-  for (const item of list) item.write();
+  writeAttributes(w, attrs, options);
   return w.result();
 }
 
 /** The UPDATE body (without the 19-byte header). */
 export function encodeUpdateBody(msg: Omit<UpdateMessage, 'type'>, options: CodecOptions): Buffer {
   const w = new ByteWriter(256);
-  const wStart = w.length;
   w.u16(0);
   for (const p of msg.withdrawn) writePrefix(w, p);
-  w.patch16(wStart, w.length - wStart - 2);
-  const attrs = encodeAttributes(msg.attributes, options);
-  w.u16(attrs.length).bytes(attrs);
+  w.patch16(0, w.length - 2);
+  const attrStart = w.length;
+  w.u16(0);
+  writeAttributes(w, msg.attributes, options);
+  w.patch16(attrStart, w.length - attrStart - 2);
   for (const p of msg.nlri) writePrefix(w, p);
   return w.result();
 }

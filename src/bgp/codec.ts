@@ -4,7 +4,7 @@
  * framer cuts them) and either returns it or throws a BgpDecodeError that
  * carries the NOTIFICATION to send back.
  */
-import { formatIpv4, parseIpv4 } from './address.js';
+import { formatIpv4, parseIpv4, type Prefix } from './address.js';
 import { ByteReader, ByteWriter } from './bytes.js';
 import {
   BGP_VERSION,
@@ -19,7 +19,7 @@ import {
   OpenSubcode,
   OptionalParameterType,
 } from './constants.js';
-import { decodeUpdateBody, encodeUpdateBody, type CodecOptions, type UpdateMessage } from './codec-update.js';
+import { decodeUpdateBody, encodeUpdateBody, writePrefix, type CodecOptions, type UpdateMessage } from './codec-update.js';
 import { BgpDecodeError, notification, type Notification } from './notification.js';
 
 export type { CodecOptions, UpdateMessage } from './codec-update.js';
@@ -114,6 +114,24 @@ export function encodeMessage(msg: BgpMessage, options: CodecOptions = DEFAULT_O
     case 'routeRefresh':
       return frame(MessageType.RouteRefresh, new ByteWriter(4).u16(msg.afi).u8(0).u8(msg.safi).result());
   }
+}
+
+/**
+ * An UPDATE from attribute bytes encoded once (see encodeAttributes) and the
+ * classic withdrawn and NLRI fields: the fast path for many messages sharing
+ * their attributes.
+ */
+export function encodeUpdateWithAttributes(withdrawn: readonly Prefix[], attributes: Uint8Array, nlri: readonly Prefix[]): Buffer {
+  const w = new ByteWriter(HEADER_LENGTH + 4 + attributes.length + 5 * (withdrawn.length + nlri.length));
+  for (let i = 0; i < MARKER_LENGTH; i++) w.u8(0xff);
+  w.u16(0).u8(MessageType.Update).u16(0);
+  for (const p of withdrawn) writePrefix(w, p);
+  w.patch16(HEADER_LENGTH, w.length - HEADER_LENGTH - 2);
+  w.u16(attributes.length).bytes(attributes);
+  for (const p of nlri) writePrefix(w, p);
+  if (w.length > MAX_MESSAGE_LENGTH) throw new Error(`BGP message of ${w.length} bytes exceeds ${MAX_MESSAGE_LENGTH}`);
+  w.patch16(MARKER_LENGTH, w.length);
+  return w.result();
 }
 
 export const KEEPALIVE_BYTES: Buffer = encodeMessage({ type: 'keepalive' });

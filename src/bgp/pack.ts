@@ -6,7 +6,7 @@
  */
 import type { AddressFamily, Community } from '../config/types.js';
 import { formatPrefix, type Prefix } from './address.js';
-import { encodeMessage, type CodecOptions } from './codec.js';
+import { encodeMessage, encodeUpdateWithAttributes, type CodecOptions } from './codec.js';
 import { encodeAttributes, familyAfi, prefixSize, type PathAttributes } from './codec-update.js';
 import { AsPathSegmentType, HEADER_LENGTH, MAX_MESSAGE_LENGTH, Origin, Safi } from './constants.js';
 
@@ -79,9 +79,8 @@ export function packUpdates(family: AddressFamily, changes: Changes, options: Co
   const out: Buffer[] = [];
   const afi = familyAfi(family);
   if (family === 4) {
-    for (const withdrawn of chunks(changes.withdraw, room(0))) {
-      out.push(encodeMessage({ type: 'update', withdrawn, attributes: {}, nlri: [] }, options));
-    }
+    const none = new Uint8Array(0);
+    for (const withdrawn of chunks(changes.withdraw, room(0))) out.push(encodeUpdateWithAttributes(withdrawn, none, []));
   } else {
     for (const withdrawn of chunks(changes.withdraw, room(MP_UNREACH_OVERHEAD))) {
       out.push(encodeMessage({ type: 'update', withdrawn: [], attributes: { mpUnreach: { afi, safi: Safi.Unicast, withdrawn } }, nlri: [] }, options));
@@ -99,10 +98,8 @@ export function packUpdates(family: AddressFamily, changes: Changes, options: Co
     const attrs = pathAttributes(first);
     const prefixes = group.map((r) => r.prefix);
     if (family === 4) {
-      const attrBytes = encodeAttributes(attrs, options).length;
-      for (const nlri of chunks(prefixes, room(attrBytes))) {
-        out.push(encodeMessage({ type: 'update', withdrawn: [], attributes: attrs, nlri }, options));
-      }
+      const attrBytes = encodeAttributes(attrs, options);
+      for (const nlri of chunks(prefixes, room(attrBytes.length))) out.push(encodeUpdateWithAttributes([], attrBytes, nlri));
     } else {
       const mpEmpty = { afi, safi: Safi.Unicast, nextHops: [first.nextHop], nlri: [] };
       const attrBytes = encodeAttributes({ ...attrs, mpReach: mpEmpty }, options).length + LENGTH_SLACK;

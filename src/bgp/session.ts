@@ -58,6 +58,8 @@ export interface SessionCounters {
 }
 
 interface Conn {
+  /** Who opened the TCP connection: we did (active) or the peer did (passive). */
+  readonly side: 'active' | 'passive';
   readonly socket: net.Socket;
   readonly framer: Framer;
   error: string | undefined;
@@ -125,6 +127,8 @@ export class BgpSession {
     lastNotificationOut: string | undefined;
     holdTimeSec: number | undefined;
     fourOctetAs: boolean | undefined;
+    side: 'active' | 'passive' | undefined;
+    queuedUpdateBytes: number;
     counters: SessionCounters;
   } {
     const up = this.fsm.state === SessionState.Established;
@@ -137,6 +141,8 @@ export class BgpSession {
       lastNotificationOut: this.lastNotificationOut,
       holdTimeSec: this.fsm.negotiated?.holdTimeSec,
       fourOctetAs: this.fsm.negotiated?.fourOctetAs,
+      side: this.current?.side,
+      queuedUpdateBytes: this.queuedBytes,
       counters: { ...this.counters },
     };
   }
@@ -184,18 +190,16 @@ export class BgpSession {
 
   /** An incoming connection from this peer's address. */
   acceptIncoming(socket: net.Socket): void {
-    const conn = this.attach(socket);
+    const conn = this.attach(socket, 'passive');
     if (this.fsm.state === SessionState.Idle && !this.fsm.enabled) {
       this.log.info('refused a connection: the session is stopped');
       this.closeConn(conn, undefined);
       return;
     }
     switch (this.fsm.state) {
-      // Waiting to retry or dialling: take the peer's connection now.
+      // Waiting to retry, or between attempts: take the peer's connection now.
       case SessionState.Idle:
-      case SessionState.Connect:
       case SessionState.Active:
-        if (this.current) this.discard(this.current);
         this.current = conn;
         this.dispatch({ type: 'tcpConnected' });
         return;
@@ -204,9 +208,12 @@ export class BgpSession {
         this.closeConn(conn, notification(ErrorCode.Cease, CeaseSubcode.ConnectionCollisionResolution));
         return;
       default:
-        // OpenSent / OpenConfirm: a collision, decided once the peer's OPEN on it arrives.
+        // Connect, OpenSent, OpenConfirm: our own connection may be up already (the
+        // peer may have accepted it even if we have not heard yet). A collision,
+        // decided once the peer's OPEN on the new connection arrives.
         this.dropCandidate();
         conn.socket.write(encodeMessage(localOpen(this.fsm.config)));
+        this.counters.messagesOut++;
         this.candidate = {
           conn,
           timer: this.clock.setTimeout(() => {
@@ -335,15 +342,15 @@ export class BgpSession {
       port: this.peer.port,
       ...(this.peer.localAddress ? { localAddress: this.peer.localAddress } : {}),
     });
-    const conn = this.attach(socket);
+    const conn = this.attach(socket, 'active');
     this.current = conn;
     socket.once('connect', () => {
       if (this.current === conn) this.dispatch({ type: 'tcpConnected' });
     });
   }
 
-  private attach(socket: net.Socket): Conn {
-    const conn: Conn = { socket, framer: new Framer(), error: undefined };
+  private attach(socket: net.Socket, side: 'active' | 'passive'): Conn {
+    const conn: Conn = { side, socket, framer: new Framer(), error: undefined };
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
     socket.on('error', (err) => {
@@ -440,26 +447,35 @@ export class BgpSession {
     }
   }
 
-  /** RFC 4271 §6.8: the connection opened by the side with the higher BGP identifier survives. */
+  /**
+   * RFC 4271 §6.8: of two connections between the same speakers, the one
+   * opened by the side with the higher BGP identifier survives. Both sides
+   * decide alike, whether or not their own attempt has completed yet.
+   */
   private onCandidateMessage(conn: Conn, message: BgpMessage): void {
+    const collisionCease = notification(ErrorCode.Cease, CeaseSubcode.ConnectionCollisionResolution);
     if (message.type !== 'open') {
       this.closeConn(conn, undefined);
       this.dropCandidate();
       return;
     }
     const open: OpenMessage = message;
+    const state = this.fsm.state;
+    const nothingElse = state === SessionState.Idle || state === SessionState.Active;
     const remoteWins = ipv4Number(this.fsm.config.routerId) < ipv4Number(open.bgpId);
-    const collisionCease = notification(ErrorCode.Cease, CeaseSubcode.ConnectionCollisionResolution);
-    if (this.fsm.state === SessionState.Established || !remoteWins) {
+    if (state === SessionState.Established || !this.fsm.enabled || (!nothingElse && !remoteWins)) {
       this.log.info('connection collision: keeping our connection');
       this.closeConn(conn, collisionCease);
       this.dropCandidate();
       return;
     }
-    this.log.info('connection collision: keeping the peer\'s connection');
+    this.log.info("connection collision: keeping the peer's connection");
     this.candidate?.timer.cancel();
     this.candidate = undefined;
-    if (this.current) this.closeConn(this.current, collisionCease);
+    if (this.current) {
+      if (state === SessionState.Connect) this.discard(this.current);
+      else this.closeConn(this.current, collisionCease);
+    }
     this.current = conn;
     this.dispatch({ type: 'adoptConnection' });
     this.counters.messagesIn++;

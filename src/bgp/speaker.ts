@@ -63,6 +63,10 @@ export interface PeerStatus {
   readonly lastNotificationOut: string | undefined;
   readonly holdTimeSec: number | undefined;
   readonly fourOctetAs: boolean | undefined;
+  /** Who opened the current connection: we (active) or the peer (passive), as PyBal's `side` label. */
+  readonly side: 'active' | 'passive' | undefined;
+  /** UPDATE bytes waiting for the socket to drain. */
+  readonly queuedUpdateBytes: number;
   /** Prefixes this peer has been told about (its adj-RIB-out). */
   readonly prefixesSent: number;
   readonly messagesIn: number;
@@ -198,7 +202,7 @@ export class BgpSpeaker {
     this.log.info('BGP speaker shut down');
   }
 
-  /** Stops at once: no withdrawal, no NOTIFICATION; the routers notice by the closed connection. */
+  /** Stops at once: no withdrawals; a Cease goes out best-effort and every socket is destroyed. */
   stop(): void {
     this.running = false;
     this.closeListeners();
@@ -218,6 +222,8 @@ export class BgpSpeaker {
         lastNotificationOut: s.lastNotificationOut,
         holdTimeSec: s.holdTimeSec,
         fourOctetAs: s.fourOctetAs,
+        side: s.side,
+        queuedUpdateBytes: s.queuedUpdateBytes,
         prefixesSent: record.sent.size,
         messagesIn: s.counters.messagesIn,
         messagesOut: s.counters.messagesOut,
