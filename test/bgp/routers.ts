@@ -4,7 +4,8 @@
  * a network namespace. Configs follow shared/reference/bgp-peers.md.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -54,6 +55,8 @@ export interface Router {
   established(neighbor: string): Promise<boolean>;
   /** Stops the process (SIGTERM: it sends its own Cease) and starts it again with the same config. */
   restart(): Promise<void>;
+  /** Asks the router to send ROUTE-REFRESH to this neighbor. */
+  refresh(neighbor: string): Promise<void>;
   /** SIGSTOP / SIGCONT: a router that stops answering. */
   freeze(): void;
   thaw(): void;
@@ -189,7 +192,7 @@ export async function startRouter(spec: RouterSpec): Promise<Router> {
   const ctl = join(dir, 'bird.ctl');
   const conf = join(dir, spec.kind === 'bird' ? 'bird.conf' : 'gobgpd.toml');
   await writeFile(conf, spec.kind === 'bird' ? birdConfig(spec, dir) : gobgpConfig(spec));
-  const apiPort = spec.apiPort ?? 50052;
+  const apiPort = spec.apiPort ?? 27100;
   const api = `127.0.0.1:${apiPort}`;
   let child: ChildProcess | undefined;
 
@@ -199,7 +202,9 @@ export async function startRouter(spec: RouterSpec): Promise<Router> {
         ? ['bird', '-f', '-c', conf, '-s', ctl, '-P', join(dir, 'bird.pid')]
         : ['gobgpd', '-f', conf, '--api-hosts', api, '--pprof-disable', '-p', '-l', 'debug'];
     const [file, argv] = spec.netns ? ['ip', ['netns', 'exec', spec.netns, ...args]] : [args[0] as string, args.slice(1)];
-    child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'ignore'] });
+    const out = openSync(join(dir, `${spec.kind}.out`), 'a');
+    child = spawn(file, argv, { stdio: ['ignore', out, out] });
+    closeSync(out);
     // `ip netns exec` execs the router in place, so the child's pid is the router's.
   };
   const cli = (args: string[]): Promise<{ stdout: string; code: number }> =>
@@ -209,7 +214,10 @@ export async function startRouter(spec: RouterSpec): Promise<Router> {
     for (;;) {
       const r = await cli(spec.kind === 'bird' ? ['show', 'status'] : ['global']);
       if (r.code === 0) return;
-      if (Date.now() > deadline) throw new Error(`${spec.kind} did not start (see ${dir})`);
+      if (Date.now() > deadline) {
+        const output = await readFile(join(dir, `${spec.kind}.out`), 'utf8').catch(() => '');
+        throw new Error(`${spec.kind} did not start:\n${output.slice(-2000)}`);
+      }
       await new Promise((r2) => setTimeout(r2, 20));
     }
   };
@@ -250,6 +258,11 @@ export async function startRouter(spec: RouterSpec): Promise<Router> {
       const r = await cli(['neighbor', n?.address ?? neighbor]);
       return /BGP state\s*=\s*(BGP_FSM_)?ESTABLISHED/i.test(r.stdout);
     },
+    async refresh(neighbor) {
+      const n = spec.neighbors.find((x) => x.name === neighbor);
+      const r = spec.kind === 'bird' ? await cli(['reload', 'in', neighbor]) : await cli(['neighbor', n?.address ?? neighbor, 'softresetin']);
+      if (r.code !== 0) throw new Error(`${spec.kind} refresh failed: ${r.stdout}`);
+    },
     async restart() {
       await kill();
       launch();
@@ -262,9 +275,8 @@ export async function startRouter(spec: RouterSpec): Promise<Router> {
       child?.kill('SIGCONT');
     },
     async log() {
-      const { readFile } = await import('node:fs/promises');
       try {
-        return await readFile(join(dir, 'bird.log'), 'utf8');
+        return await readFile(join(dir, spec.kind === 'bird' ? 'bird.log' : 'gobgp.out'), 'utf8');
       } catch {
         return '';
       }
