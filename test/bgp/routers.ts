@@ -342,6 +342,14 @@ export async function createNetnsPair(tag: string): Promise<NetnsPair> {
     await ip('-n', speaker, 'addr', 'add', `${pair.speakerV6}/64`, 'dev', `${veth}l`, 'nodad');
     await ip('-n', router, 'link', 'set', `${veth}r`, 'up');
     await ip('-n', speaker, 'link', 'set', `${veth}l`, 'up');
+    // The carrier comes up a moment later; until then the link is not RUNNING and
+    // programs that list the host's addresses (os.networkInterfaces) do not see it.
+    await waitFor('the veth link up', async () => {
+      const states = await Promise.all(
+        [[router, `${veth}r`], [speaker, `${veth}l`]].map(async ([ns, dev]) => (await sh('ip', ['-n', ns as string, '-br', 'link', 'show', dev as string])).stdout),
+      );
+      return states.every((line) => /\sUP\s/.test(line));
+    }, 5000);
   } catch (err) {
     await pair.destroy();
     throw err;

@@ -327,10 +327,6 @@ describe('passive side', () => {
 
   test('connection collision: both speakers dial each other, the higher identifier\'s connection survives', async () => {
     const clock = createSystemClock();
-    const collisionLog = createMemoryLogger();
-    cleanups.push(() => {
-      if (process.env.BGP_DEBUG) console.log(collisionLog.lines().join('\n'));
-    });
     const make = (routerId: string, own: string, other: string, asn: number, peerPort: number, listenPort: number): BgpSpeaker =>
       new BgpSpeaker({
         localAsn: asn,
@@ -341,7 +337,7 @@ describe('passive side', () => {
         peers: [{ address: other, port: peerPort, localAddress: own }],
         listen: { addresses: [own], port: listenPort },
         clock,
-        logger: collisionLog.logger.child({ speaker: routerId }),
+        logger: createSilentLogger(),
       });
     const ports = await Promise.all([freePort(), freePort()]);
     const [pa, pb] = ports as [number, number];
