@@ -314,7 +314,8 @@ export class BgpSession {
       for (const m of this.queue) conn.socket.write(m);
       this.queue = [];
       this.lastNotificationOut = describeNotification(message);
-      this.log.warn(`sent NOTIFICATION ${this.lastNotificationOut}`);
+      // A Cease is our own decision (shutdown, collision); anything else is trouble.
+      this.log[message.code === ErrorCode.Cease ? 'info' : 'warn'](`sent NOTIFICATION ${this.lastNotificationOut}`);
     }
     this.counters.messagesOut++;
     conn.socket.write(encodeMessage(message, this.codecOptions()));

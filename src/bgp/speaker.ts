@@ -130,24 +130,31 @@ export class BgpSpeaker {
     }
   }
 
-  /** Starts listening (when configured) and dials every peer. Rejects if a listen address cannot be bound. */
+  /**
+   * Starts listening (when configured) and dials every peer. A listen address
+   * that cannot be bound is logged and skipped: the sessions we dial still work.
+   */
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
     const listen = this.options.listen;
-    if (listen) {
-      for (const address of listen.addresses) {
-        const server = net.createServer((socket) => this.onIncoming(socket));
+    for (const address of listen?.addresses ?? []) {
+      const port = listen?.port ?? BGP_PORT;
+      const server = net.createServer((socket) => this.onIncoming(socket));
+      try {
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);
-          server.listen({ port: listen.port, ...(address ? { host: address } : {}) }, () => {
+          server.listen({ port, ...(address ? { host: address } : {}) }, () => {
             server.off('error', reject);
             resolve();
           });
         });
-        server.on('error', (err) => this.log.error({ err }, 'BGP listener error'));
-        this.servers.push(server);
+      } catch (err) {
+        this.log.error({ address: address || '*', port, err: errorMessage(err) }, 'cannot listen for BGP connections');
+        continue;
       }
+      server.on('error', (err) => this.log.error({ err: errorMessage(err) }, 'BGP listener error'));
+      this.servers.push(server);
     }
     for (const record of this.peers.values()) record.session.start();
   }

@@ -325,6 +325,32 @@ describe('passive side', () => {
     expect(speaker.status()[0]?.side).toBe('passive');
   });
 
+  test('a listen address already in use is logged and the peers are dialled anyway', async () => {
+    const busy = net.createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => busy.close(() => resolve())));
+    const port = (busy.address() as net.AddressInfo).port;
+    const peer = await startRawPeer();
+    cleanups.push(() => peer.close());
+    const log = createMemoryLogger();
+    const speaker = new BgpSpeaker({
+      localAsn: 64600,
+      routerId: '192.0.2.11',
+      holdTimeSec: 90,
+      connectRetryMs: 5000,
+      families: [4],
+      peers: [{ address: '127.0.0.1', port: peer.port }],
+      listen: { addresses: ['127.0.0.1'], port },
+      clock: new ManualClock(),
+      logger: log.logger,
+    });
+    cleanups.push(() => speaker.stop());
+    await speaker.start();
+    expect(speaker.listeningPort()).toBeUndefined();
+    expect(log.lines().some((l) => l.includes('ERROR: cannot listen for BGP connections') && l.includes(`port=${port}`))).toBe(true);
+    await until('the outgoing connection', () => peer.connections.length === 1);
+  });
+
   test('connection collision: both speakers dial each other, the higher identifier\'s connection survives', async () => {
     const clock = createSystemClock();
     const make = (routerId: string, own: string, other: string, asn: number, peerPort: number, listenPort: number): BgpSpeaker =>
