@@ -14,7 +14,7 @@ import { controlRealServer, type Behaviour, type RealServerStats } from '../supp
 import { LabProcess, exec, execOk, type ExecOptions, type ExecResult } from './exec.js';
 import { BirdDaemon } from './routers/bird.js';
 import { GobgpDaemon } from './routers/gobgp.js';
-import { formatPlan, planTopology, type Family, type NamedAddress, type LabAddresses, type RouterKind, type Topology, type TopologyOptions } from './topology.js';
+import { formatPlan, planTopology, type DualAddress, type Family, type NamedAddress, type LabAddresses, type RouterKind, type Topology, type TopologyOptions } from './topology.js';
 import { repoRoot } from './uml.js';
 
 export type RealServerPortsOption = {
@@ -132,6 +132,25 @@ export class LabRealServer {
   }
 }
 
+export type IpvsServiceOptions = {
+  family: Family;
+  /** Default 80. */
+  port?: number;
+  /** Default tcp. */
+  protocol?: 'tcp' | 'udp';
+  /** Default rr. */
+  scheduler?: string;
+  /** Default: the lab's forwarding. */
+  forwarding?: 'nat' | 'dr';
+  /** Default director1. */
+  director?: string;
+  /** Names of the real servers to add; default all. */
+  realServers?: readonly string[];
+  /** Default 1. */
+  weight?: number;
+  vipIndex?: number;
+};
+
 export type LabSpawnOptions = { cwd?: string; env?: Readonly<Record<string, string>>; name?: string };
 
 export class Lab {
@@ -192,6 +211,33 @@ export class Lab {
   /** `ipvsadm ARGS` in a director's namespace (default director1); throws on failure. */
   async ipvsadm(args: readonly string[], director = 'director1'): Promise<string> {
     return (await this.execOk(director, ['ipvsadm', ...args])).stdout;
+  }
+
+  /**
+   * Programs a virtual service with ipvsadm (the lab's ground truth, not our
+   * code): the VIP of `family` on `port`, every real server (or the listed
+   * ones) as a destination with the lab's forwarding method. Returns the
+   * service address as ipvsadm writes it ("203.0.113.1:80", "[2001:db8:3::1]:80").
+   */
+  async addIpvsService(options: IpvsServiceOptions): Promise<string> {
+    const host = (a: DualAddress, what: string): string => {
+      const ip = options.family === 4 ? a.v4 : a.v6;
+      if (ip === undefined) throw new Error(`lab: ${what} has no IPv${options.family} address`);
+      return options.family === 4 ? ip : `[${ip}]`;
+    };
+    const port = options.port ?? 80;
+    const service = `${host(this.addr.vips[options.vipIndex ?? 0] ?? {}, 'the VIP')}:${port}`;
+    const proto = options.protocol === 'udp' ? '-u' : '-t';
+    const method = (options.forwarding ?? this.topology.forwarding) === 'nat' ? '-m' : '-g';
+    const director = options.director ?? 'director1';
+    await this.ipvsadm(['-A', proto, service, '-s', options.scheduler ?? 'rr'], director);
+    const names = options.realServers ?? this.addr.realServers.map((r) => r.name);
+    for (const name of names) {
+      const rs = this.addr.realServers.find((r) => r.name === name);
+      if (rs === undefined) throw new Error(`lab: no real server ${name}`);
+      await this.ipvsadm(['-a', proto, service, '-r', `${host(rs, name)}:${port}`, method, '-w', String(options.weight ?? 1)], director);
+    }
+    return service;
   }
 
   /** http://VIP/ for a family (IPv6 in brackets). */
