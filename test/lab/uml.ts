@@ -36,6 +36,8 @@ export type GuestRunOptions = {
   /** Where the command's output is echoed live (kernel noise left out). Default: nothing. */
   echo?: NodeJS.WritableStream;
   modules?: readonly string[];
+  /** Aborting kills the guest (e.g. on Ctrl-C). */
+  signal?: AbortSignal;
 };
 
 export type GuestRunResult = {
@@ -175,10 +177,12 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResu
   }, timeoutMs);
   // A host-side Ctrl-C or test abort must not leave a guest running.
   process.once('exit', killGroup);
+  options.signal?.addEventListener('abort', killGroup, { once: true });
 
   await new Promise<void>((done) => child.once('close', () => done()));
   clearTimeout(timer);
   process.removeListener('exit', killGroup);
+  options.signal?.removeEventListener('abort', killGroup);
   killGroup(); // stray helpers, if any
   if (inside && pending) output += pending;
   await new Promise<void>((done) => consoleFile.end(done));
