@@ -61,8 +61,14 @@ async function main(): Promise<number> {
   return result.code;
 }
 
+// process.exit() can cut off output still queued for a pipe: flush first.
+const flushed = (): Promise<void> => new Promise((done) => process.stdout.write('', () => done()));
+
 main().then(
-  (code) => process.exit(code),
+  async (code) => {
+    await flushed();
+    process.exit(code);
+  },
   (error: unknown) => {
     process.stderr.write(`[lab] ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(2);
