@@ -32,4 +32,19 @@ describe('lab: IPVS in the guest kernel', () => {
     expect(one).not.toContain(vip6);
     expect(two).not.toContain(`${lab.addr.vip.v4}:80`);
   });
+
+  it('node in a director namespace opens a generic netlink socket and resolves IPVS', async () => {
+    const script = [
+      "import netlink from 'netlink';",
+      'const socket = netlink.createGenericNetlink();',
+      "const [family] = await socket.ctrlRequest(netlink.genl.Commands.GET_FAMILY, { familyName: 'IPVS' });",
+      'console.log(JSON.stringify({ name: family.familyName, id: family.familyId, ops: family.ops.length }));',
+      'socket.socket.close();',
+    ].join('\n');
+    const result = await lab.execOk('director1', ['node', '--input-type=module', '-e', script], { timeoutMs: 60_000 });
+    const family = JSON.parse(result.stdout) as { name: string; id: number; ops: number };
+    expect(family.name).toBe('IPVS');
+    expect(family.id).toBeGreaterThanOrEqual(16); // dynamically allocated generic netlink ids start at GENL_MIN_ID
+    expect(family.ops).toBeGreaterThan(0);
+  });
 });
