@@ -1,5 +1,6 @@
 // Self-test: the guest's kernel has IPVS, per network namespace.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exec, execOk } from './exec.js';
 import { startLab, type Lab } from './lab.js';
 
 describe('lab: IPVS in the guest kernel', () => {
@@ -46,5 +47,15 @@ describe('lab: IPVS in the guest kernel', () => {
     expect(family.name).toBe('IPVS');
     expect(family.id).toBeGreaterThanOrEqual(16); // dynamically allocated generic netlink ids start at GENL_MIN_ID
     expect(family.ops).toBeGreaterThan(0);
+  });
+
+  it('lab.spawn runs a long-lived program inside a node\'s namespace and stops it', async () => {
+    const proc = lab.spawn('director2', ['sh', '-c', 'echo ready; exec sleep 600']);
+    await proc.waitForLine(/^ready$/);
+    const where = await execOk(['ip', 'netns', 'identify', String(proc.pid)]);
+    expect(where.stdout.trim()).toBe(lab.ns('director2'));
+    await proc.stop();
+    expect(proc.running).toBe(false);
+    expect((await exec(['kill', '-0', String(proc.pid)])).code).not.toBe(0);
   });
 });
