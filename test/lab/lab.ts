@@ -388,7 +388,12 @@ export class Lab {
     await Promise.all(
       this.addr.realServers.map(async (addr) => {
         const controlSocket = join(this.runDir, `${addr.name}.sock`);
-        const argv = ['node', main, '--name', addr.name, '--host', '::', '--http', String(ports.http ?? 80), '--control', controlSocket];
+        // Bound to each address rather than '::', so UDP answers leave from the
+        // address asked (in DR, the VIP on lo).
+        const vips = this.topology.forwarding === 'dr' ? this.addr.vips.flatMap((v) => [v.v4, v.v6]) : [];
+        const [host, ...extra] = [addr.v4, addr.v6, ...vips].filter((a): a is string => a !== undefined);
+        const argv = ['node', main, '--name', addr.name, '--host', host!, ...extra.flatMap((a) => ['--extra-host', a])];
+        argv.push('--http', String(ports.http ?? 80), '--control', controlSocket);
         if (ports.tcp !== undefined) argv.push('--tcp', String(ports.tcp));
         if (ports.udp !== undefined) argv.push('--udp', String(ports.udp));
         if (ports.dns !== undefined) argv.push('--dns', String(ports.dns));
