@@ -14,7 +14,7 @@ import { controlRealServer, type Behaviour, type RealServerStats } from '../supp
 import { LabProcess, exec, execOk, type ExecOptions, type ExecResult } from './exec.js';
 import { BirdDaemon } from './routers/bird.js';
 import { GobgpDaemon } from './routers/gobgp.js';
-import { formatPlan, planTopology, type DualAddress, type Family, type NamedAddress, type LabAddresses, type RouterKind, type Topology, type TopologyOptions } from './topology.js';
+import { ROUTER_KINDS, formatPlan, planTopology, type DualAddress, type Family, type NamedAddress, type LabAddresses, type RouterKind, type Topology, type TopologyOptions } from './topology.js';
 import { repoRoot } from './uml.js';
 
 export type RealServerPortsOption = {
@@ -322,6 +322,8 @@ export class Lab {
     if (!inLabGuest() || !existsSync('/proc/net/ip_vs')) {
       throw new Error('startLab needs the lab guest (a kernel with IPVS): run lab tests with `bash test/lab/run.sh [vitest args]` or `npm test`');
     }
+    const routerKind = options.router ?? 'bird';
+    if (!ROUTER_KINDS.includes(routerKind)) throw new Error(`startLab: router must be one of ${ROUTER_KINDS.join(', ')}, got ${String(routerKind)}`);
     const topology = planTopology(newLabId(), options);
     const dir = join(process.env.PYBAL_LAB_SCRATCH ?? '/tmp', `lab-${topology.id}`);
     const runDir = join('/run/pybal-lab', topology.id);
@@ -330,7 +332,7 @@ export class Lab {
     const lab = new Lab(topology, options, dir, runDir);
     try {
       await lab.#build();
-      await lab.#startRouter(options.router ?? 'bird');
+      await lab.#startRouter(routerKind);
       if (options.realServer !== false) await lab.#startRealServers(options.realServer ?? {});
     } catch (error) {
       await lab.stop().catch(() => undefined);
