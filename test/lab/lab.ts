@@ -8,10 +8,10 @@
 //   await lab.router.waitForRoute('203.0.113.1/32');
 //   await lab.stop();
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlRealServer, type Behaviour, type RealServerStats } from '../support/real-server.js';
-import { LabProcess, exec, execOk, type ExecOptions, type ExecResult } from './exec.js';
+import { LabProcess, exec, execOk, waitFor, type ExecOptions, type ExecResult } from './exec.js';
 import { BirdDaemon } from './routers/bird.js';
 import { GobgpDaemon } from './routers/gobgp.js';
 import { ROUTER_KINDS, formatPlan, planTopology, type DualAddress, type Family, type NamedAddress, type LabAddresses, type RouterKind, type Topology, type TopologyOptions } from './topology.js';
@@ -20,6 +20,8 @@ import { repoRoot } from './uml.js';
 export type RealServerPortsOption = {
   /** Default 80. */
   http?: number;
+  /** HTTPS port (self-signed certificate for the server's name, its addresses and the VIPs). */
+  https?: number;
   /** Idle TCP port (holds connections, never answers). */
   tcp?: number;
   /** UDP echo port. */
@@ -78,6 +80,18 @@ export class LabClient {
     const answers: Array<string | undefined> = [];
     for (let i = 0; i < count; i++) answers.push((await this.get(url, options)).servedBy);
     return answers;
+  }
+
+  /** Polls GETs until an answer satisfies `accept` (e.g. a => a.servedBy === 'rs2'); returns it. */
+  waitForAnswer(url: string, accept: (answer: HttpAnswer) => boolean, options: { timeoutMs?: number; requestTimeoutMs?: number } = {}): Promise<HttpAnswer> {
+    return waitFor(
+      async () => {
+        const answer = await this.get(url, { timeoutMs: options.requestTimeoutMs ?? 2_000 });
+        if (accept(answer)) return answer;
+        throw new Error(`last answer: ${answer.status ?? `curl exit ${answer.curlExit}`} from ${answer.servedBy ?? 'nobody'}`);
+      },
+      { timeoutMs: options.timeoutMs ?? 15_000, what: `an accepted answer from ${url}` },
+    );
   }
 
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
@@ -396,6 +410,10 @@ export class Lab {
         const [host, ...extra] = [addr.v4, addr.v6, ...vips].filter((a): a is string => a !== undefined);
         const argv = ['node', main, '--name', addr.name, '--host', host!, ...extra.flatMap((a) => ['--extra-host', a])];
         argv.push('--http', String(ports.http ?? 80), '--control', controlSocket);
+        if (ports.https !== undefined) {
+          argv.push('--https', String(ports.https));
+          for (const name of [addr.name, host!, ...extra]) argv.push('--tls-name', name);
+        }
         if (ports.tcp !== undefined) argv.push('--tcp', String(ports.tcp));
         if (ports.udp !== undefined) argv.push('--udp', String(ports.udp));
         if (ports.dns !== undefined) argv.push('--dns', String(ports.dns));
@@ -421,9 +439,4 @@ function newLabId(): string {
 /** Builds a lab in the guest. Call lab.stop() when done (afterAll), also on failure. */
 export function startLab(options: LabOptions = {}): Promise<Lab> {
   return Lab.start(options);
-}
-
-/** The tail of a lab log file, for failure messages. */
-export function readLabLog(path: string, lines = 40): string {
-  return existsSync(path) ? readFileSync(path, 'utf8').split('\n').slice(-lines).join('\n') : `(no ${path})`;
 }

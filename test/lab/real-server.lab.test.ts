@@ -7,7 +7,7 @@ import { startLab, type Lab } from './lab.js';
 describe('lab: real servers told to fail', () => {
   let lab: Lab;
   beforeAll(async () => {
-    lab = await startLab({ realServers: 2, router: 'none', families: [4, 6], realServer: { http: 80, tcp: 8080 } });
+    lab = await startLab({ realServers: 2, router: 'none', families: [4, 6], realServer: { http: 80, https: 443, tcp: 8080 } });
   });
   afterAll(async () => {
     await lab?.stop();
@@ -24,6 +24,8 @@ describe('lab: real servers told to fail', () => {
     expect(answer.servedBy).toBe('rs1');
     expect(answer.body).toBe('served-by rs1\n');
     expect((await lab.client.get(direct('rs2', 6))).servedBy).toBe('rs2');
+    const tls = await lab.client.exec(['curl', '-sS', '-k', '-m', '5', `https://${lab.realServer('rs1').addr.v4}/`]);
+    expect(tls.stdout).toBe('served-by rs1\n');
   });
 
   it('a server told to go down refuses connections', async () => {
