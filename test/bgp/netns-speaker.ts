@@ -7,6 +7,10 @@
  *   {"cmd":"health","service":"web","healthy":false}
  *   {"cmd":"status"}                  -> {"status":[...]}
  *   {"cmd":"shutdown","reason":"..."} -> {"shutdown":true}, then exit
+ *
+ * Signals do the same for callers without a stdin (the lab): SIGUSR1 makes
+ * every service unhealthy, SIGUSR2 healthy again, SIGTERM shuts down as the
+ * daemon will (withdraw, Cease with a message, exit 0).
  */
 import { networkInterfaces } from 'node:os';
 import { createInterface } from 'node:readline';
@@ -33,6 +37,20 @@ const health = new Map<string, boolean>(input.services.map((s) => [s.name, true]
 const announce = (): void => speaker.setAnnouncements(decideRoutes(input.global, input.services, (s) => health.get(s.name) ?? false));
 const say = (value: unknown): void => void process.stdout.write(JSON.stringify(value) + '\n');
 
+const shutdown = async (reason: string): Promise<never> => {
+  await speaker.shutdown(reason);
+  say({ shutdown: true });
+  process.exit(0);
+};
+const setAll = (healthy: boolean): void => {
+  for (const s of input.services) health.set(s.name, healthy);
+  announce();
+  say({ healthy });
+};
+process.on('SIGTERM', () => void shutdown('SIGTERM: director shutting down'));
+process.on('SIGUSR1', () => setAll(false));
+process.on('SIGUSR2', () => setAll(true));
+
 announce();
 await speaker.start();
 say({ started: true });
@@ -46,10 +64,7 @@ for await (const line of createInterface({ input: process.stdin })) {
   } else if (cmd.cmd === 'status') {
     say({ status: speaker.status() });
   } else if (cmd.cmd === 'shutdown') {
-    await speaker.shutdown(cmd.reason ?? 'shutdown');
-    say({ shutdown: true });
-    process.exit(0);
+    await shutdown(cmd.reason ?? 'shutdown');
   }
 }
-speaker.stop();
-process.exit(0);
+// stdin closed (or absent): keep serving until a signal says otherwise.
