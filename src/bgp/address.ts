@@ -74,6 +74,12 @@ export function parseIpv6(text: string): Uint8Array | undefined {
   return bytes;
 }
 
+/** An IPv4 address as an unsigned 32-bit number (0 when it is not one), for comparing BGP identifiers. */
+export function ipv4ToNumber(address: string): number {
+  const b = parseIpv4(address);
+  return b ? (((b[0] ?? 0) << 24) | ((b[1] ?? 0) << 16) | ((b[2] ?? 0) << 8) | (b[3] ?? 0)) >>> 0 : 0;
+}
+
 export function formatIpv4(bytes: Uint8Array): string {
   return `${bytes[0] ?? 0}.${bytes[1] ?? 0}.${bytes[2] ?? 0}.${bytes[3] ?? 0}`;
 }

@@ -8,7 +8,7 @@
  * one that is healthy, keeps the VIP announced.
  */
 import type { AddressFamily, Community, GlobalConfig, ServiceConfig } from '../config/types.js';
-import { familyOf, hostPrefix, normalizeAddress, parseIpv4 } from './address.js';
+import { familyOf, hostPrefix, ipv4ToNumber, normalizeAddress, parseIpv4 } from './address.js';
 import type { PeerOptions, SpeakerOptions } from './speaker.js';
 import type { Route } from './pack.js';
 
@@ -77,13 +77,8 @@ export function deriveRouterId(global: GlobalConfig, hostIpv4Addresses: readonly
       const b = parseIpv4(a);
       return b !== undefined && b[0] !== 127 && !b.every((x) => x === 0);
     })
-    .sort((a, b) => ipv4Value(a) - ipv4Value(b));
+    .sort((a, b) => ipv4ToNumber(a) - ipv4ToNumber(b));
   return candidates[0];
-}
-
-function ipv4Value(a: string): number {
-  const b = parseIpv4(a) ?? new Uint8Array(4);
-  return (b[0] ?? 0) * 2 ** 24 + (b[1] ?? 0) * 2 ** 16 + (b[2] ?? 0) * 2 ** 8 + (b[3] ?? 0);
 }
 
 /**

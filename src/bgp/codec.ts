@@ -134,8 +134,6 @@ export function encodeUpdateWithAttributes(withdrawn: readonly Prefix[], attribu
   return w.result();
 }
 
-export const KEEPALIVE_BYTES: Buffer = encodeMessage({ type: 'keepalive' });
-
 export function notificationMessage(n: Notification): NotificationMessage {
   return { type: 'notification', code: n.code, subcode: n.subcode, data: n.data };
 }

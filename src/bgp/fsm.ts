@@ -11,7 +11,7 @@
  */
 import type { AddressFamily } from '../config/types.js';
 import { parseIpv4 } from './address.js';
-import type { BgpMessage, Capability, OpenMessage } from './codec.js';
+import { notificationMessage, type BgpMessage, type Capability, type OpenMessage } from './codec.js';
 import { familyAfi } from './codec-update.js';
 import {
   AS_TRANS,
@@ -23,7 +23,6 @@ import {
   Safi,
 } from './constants.js';
 import { describeNotification, notification, type Notification } from './notification.js';
-import { notificationMessage } from './codec.js';
 
 export const SessionState = {
   Idle: 'Idle',

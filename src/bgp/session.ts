@@ -10,7 +10,7 @@ import type { Clock, Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { errorMessage } from '../runtime/errors.js';
 import type { AddressFamily } from '../config/types.js';
-import { parseIpv4 } from './address.js';
+import { ipv4ToNumber } from './address.js';
 import { decodeMessage, encodeMessage, notificationMessage, type BgpMessage, type OpenMessage } from './codec.js';
 import { afiFamily } from './codec-update.js';
 import { CeaseSubcode, ErrorCode, Safi } from './constants.js';
@@ -71,11 +71,6 @@ const UPDATE_HIGH_WATER_BYTES = 64 * 1024;
 const CLOSE_GRACE_MS = 2000;
 /** How long a colliding incoming connection may take to send its OPEN. */
 const COLLISION_OPEN_WAIT_MS = 30_000;
-
-function ipv4Number(address: string): number {
-  const b = parseIpv4(address) ?? new Uint8Array(4);
-  return (((b[0] ?? 0) << 24) >>> 0) + ((b[1] ?? 0) << 16) + ((b[2] ?? 0) << 8) + (b[3] ?? 0);
-}
 
 export class BgpSession {
   readonly peer: PeerEndpoint;
@@ -463,7 +458,7 @@ export class BgpSession {
     const open: OpenMessage = message;
     const state = this.fsm.state;
     const nothingElse = state === SessionState.Idle || state === SessionState.Active;
-    const remoteWins = ipv4Number(this.fsm.config.routerId) < ipv4Number(open.bgpId);
+    const remoteWins = ipv4ToNumber(this.fsm.config.routerId) < ipv4ToNumber(open.bgpId);
     if (state === SessionState.Established || !this.fsm.enabled || (!nothingElse && !remoteWins)) {
       this.log.info('connection collision: keeping our connection');
       this.closeConn(conn, collisionCease);
