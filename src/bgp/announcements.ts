@@ -1,0 +1,124 @@
+/**
+ * From configuration and service health to what the speaker announces (pure).
+ *
+ * PyBal announces the VIP of every service with `bgp` on, always. We do the
+ * same, except that a VIP whose services all ask for `bgp-withdraw-when-down`
+ * is withdrawn while none of them has a healthy pooled server. Several
+ * services on one IP count together: one that announces unconditionally, or
+ * one that is healthy, keeps the VIP announced.
+ */
+import type { AddressFamily, Community, GlobalConfig, ServiceConfig } from '../config/types.js';
+import { familyOf, hostPrefix, ipv4ToNumber, normalizeAddress, parseIpv4 } from './address.js';
+import type { PeerOptions, SpeakerOptions } from './speaker.js';
+import type { Route } from './pack.js';
+
+/** Services that announce: global `bgp` on and the service's own `bgp` on. */
+export function announcingServices(global: GlobalConfig, services: readonly ServiceConfig[]): ServiceConfig[] {
+  return global.bgp ? services.filter((s) => s.bgp) : [];
+}
+
+/** The address families that have something to announce. */
+export function announcedFamilies(global: GlobalConfig, services: readonly ServiceConfig[]): AddressFamily[] {
+  const families = new Set(announcingServices(global, services).map((s) => s.family));
+  return ([4, 6] as const).filter((f) => families.has(f));
+}
+
+function mergeCommunities(lists: readonly (readonly Community[])[]): Community[] {
+  const seen = new Map<string, Community>();
+  for (const list of lists) for (const c of list) seen.set(`${c.asn}:${c.value}`, c);
+  return [...seen.values()].sort((a, b) => a.asn - b.asn || a.value - b.value);
+}
+
+/**
+ * The routes to announce now. `healthy(service)` says whether the service has
+ * at least one healthy pooled server; it matters only with bgp-withdraw-when-down.
+ * The first service of an IP (file order) gives the MED; communities are the
+ * global ones plus those of every service on the IP.
+ */
+export function decideRoutes(
+  global: GlobalConfig,
+  services: readonly ServiceConfig[],
+  healthy: (service: ServiceConfig) => boolean,
+): Route[] {
+  const byIp = new Map<string, ServiceConfig[]>();
+  for (const s of announcingServices(global, services)) {
+    const ip = normalizeAddress(s.ip) ?? s.ip;
+    byIp.set(ip, [...(byIp.get(ip) ?? []), s]);
+  }
+  const routes: Route[] = [];
+  for (const [ip, group] of byIp) {
+    const keep = group.some((s) => !s.bgpWithdrawWhenDown || healthy(s));
+    if (!keep) continue;
+    const family = familyOf(ip);
+    const nextHop = family === 4 ? global.bgpNexthopIpv4 : global.bgpNexthopIpv6;
+    if (nextHop === undefined) continue; // the config parser rejects this; never announce without a next hop
+    const first = group[0] as ServiceConfig;
+    routes.push({
+      prefix: hostPrefix(ip),
+      nextHop,
+      asPath: global.bgpAsPath.length > 0 ? global.bgpAsPath : global.bgpLocalAsn !== undefined ? [global.bgpLocalAsn] : [],
+      med: first.bgpMed ?? global.bgpMed,
+      communities: mergeCommunities([global.bgpCommunities, ...group.map((s) => s.bgpCommunities)]),
+    });
+  }
+  return routes;
+}
+
+/**
+ * The router ID: `bgp-router-id` when given, else the first IPv4 address among
+ * `bgp-local-ips`, else the lowest non-loopback IPv4 address of the host.
+ */
+export function deriveRouterId(global: GlobalConfig, hostIpv4Addresses: readonly string[]): string | undefined {
+  if (global.bgpRouterId !== undefined) return global.bgpRouterId;
+  const fromLocal = global.bgpLocalIps.find((a) => parseIpv4(a) !== undefined);
+  if (fromLocal) return fromLocal;
+  const candidates = hostIpv4Addresses
+    .filter((a) => {
+      const b = parseIpv4(a);
+      return b !== undefined && b[0] !== 127 && !b.every((x) => x === 0);
+    })
+    .sort((a, b) => ipv4ToNumber(a) - ipv4ToNumber(b));
+  return candidates[0];
+}
+
+/**
+ * Peers from `bgp-peer-address`. Outgoing connections go to port 179, as
+ * PyBal's do, from the first `bgp-local-ips` address of the peer's family when
+ * one is given.
+ */
+export function peersFromConfig(global: GlobalConfig): PeerOptions[] {
+  return global.bgpPeerAddresses.map((address) => {
+    const family = familyOf(address);
+    const localAddress = global.bgpLocalIps.find((a) => a !== '' && familyOf(a) === family);
+    return localAddress ? { address, localAddress } : { address };
+  });
+}
+
+/**
+ * Speaker options from the configuration. Throws when bgp is on but the router
+ * ID cannot be derived (the config parser validates everything else).
+ */
+export function speakerOptionsFromConfig(
+  global: GlobalConfig,
+  services: readonly ServiceConfig[],
+  env: Pick<SpeakerOptions, 'clock' | 'logger'> & { readonly hostIpv4Addresses: readonly string[] },
+): SpeakerOptions {
+  const localAsn = global.bgpLocalAsn;
+  if (localAsn === undefined) throw new Error('bgp-local-asn is required when bgp is on');
+  const routerId = deriveRouterId(global, env.hostIpv4Addresses);
+  if (routerId === undefined) {
+    throw new Error('cannot derive a BGP router ID: the host has no IPv4 address; set bgp-router-id');
+  }
+  return {
+    localAsn,
+    routerId,
+    holdTimeSec: global.bgpHoldTimeSec,
+    peerAsn: global.bgpPeerAsn,
+    connectRetryMs: global.bgpConnectRetryMs,
+    families: announcedFamilies(global, services),
+    peers: peersFromConfig(global),
+    listen: { addresses: global.bgpLocalIps, port: global.bgpLocalPort },
+    clock: env.clock,
+    logger: env.logger,
+  };
+}

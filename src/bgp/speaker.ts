@@ -1,0 +1,308 @@
+/**
+ * The BGP speaker: one session per configured peer, a listener for the
+ * peers that dial us, and the routes we announce. It keeps, per peer, what
+ * that peer has been told (its adj-RIB-out) and sends only the difference
+ * from what should be announced now.
+ *
+ * Public API, for the daemon:
+ *   const speaker = new BgpSpeaker(options);
+ *   await speaker.start();                 // listen, dial every peer
+ *   speaker.setAnnouncements(routes);      // any time: the whole desired set
+ *   await speaker.shutdown('maintenance'); // withdraw, Cease 6/2 + message, close
+ *   speaker.stop();                        // immediate teardown, no withdrawal
+ *   speaker.status();                      // per-peer snapshot for the API/metrics
+ */
+import net from 'node:net';
+import type { AddressFamily } from '../config/types.js';
+import type { Clock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import { errorMessage } from '../runtime/errors.js';
+import { normalizeAddress, type Prefix } from './address.js';
+import { BGP_PORT } from './constants.js';
+import type { FsmConfig, Negotiated } from './fsm.js';
+import { shutdownNotification } from './notification.js';
+import { attributesKey, endOfRib, packUpdates, prefixKey, type Route } from './pack.js';
+import { BgpSession, type PeerEndpoint } from './session.js';
+import type { SessionState } from './fsm.js';
+
+export type { Route } from './pack.js';
+
+export interface PeerOptions {
+  readonly address: string;
+  /** Default 179. */
+  readonly port?: number;
+  /** Source address for our outgoing connections (default: the kernel's choice). */
+  readonly localAddress?: string;
+}
+
+export interface SpeakerOptions {
+  readonly localAsn: number;
+  readonly routerId: string;
+  /** 0, or 3 and more. */
+  readonly holdTimeSec: number;
+  /** The peers' expected ASN, checked when given. */
+  readonly peerAsn?: number;
+  readonly connectRetryMs: number;
+  /** Families we may announce (one multiprotocol capability each). */
+  readonly families: readonly AddressFamily[];
+  readonly peers: readonly PeerOptions[];
+  /** Where to accept sessions from the peers; undefined: never listen. `""` is every address. */
+  readonly listen?: { readonly addresses: readonly string[]; readonly port: number };
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+export interface PeerStatus {
+  readonly peer: string;
+  readonly state: SessionState;
+  /** Wall-clock time the session was established, when it is. */
+  readonly establishedAtWallMs: number | undefined;
+  readonly uptimeMs: number | undefined;
+  readonly lastError: string | undefined;
+  readonly lastNotificationIn: string | undefined;
+  readonly lastNotificationOut: string | undefined;
+  readonly holdTimeSec: number | undefined;
+  readonly fourOctetAs: boolean | undefined;
+  /** Who opened the current connection: we (active) or the peer (passive), as PyBal's `side` label. */
+  readonly side: 'active' | 'passive' | undefined;
+  /** UPDATE bytes waiting for the socket to drain. */
+  readonly queuedUpdateBytes: number;
+  /** Prefixes this peer has been told about (its adj-RIB-out). */
+  readonly prefixesSent: number;
+  readonly messagesIn: number;
+  readonly messagesOut: number;
+  readonly updatesOut: number;
+}
+
+interface PeerRecord {
+  readonly session: BgpSession;
+  /** What the peer was told, by prefix key. Empty when not Established. */
+  readonly sent: Map<string, { readonly prefix: Prefix; readonly attributes: string }>;
+  negotiated: Negotiated | undefined;
+}
+
+/** How long shutdown() waits for the peers by default. */
+const DEFAULT_SHUTDOWN_MS = 3000;
+
+export class BgpSpeaker {
+  private readonly options: SpeakerOptions;
+  private readonly log: Logger;
+  private readonly peers = new Map<string, PeerRecord>();
+  private readonly servers: net.Server[] = [];
+  private desired = new Map<string, Route>();
+  private flushScheduled = false;
+  private running = false;
+
+  constructor(options: SpeakerOptions) {
+    this.options = options;
+    this.log = options.logger.child({ component: 'bgp' });
+    const fsm: FsmConfig = {
+      localAsn: options.localAsn,
+      routerId: options.routerId,
+      holdTimeSec: options.holdTimeSec,
+      peerAsn: options.peerAsn,
+      families: options.families,
+      connectRetryMs: options.connectRetryMs,
+    };
+    for (const p of options.peers) {
+      const address = normalizeAddress(p.address);
+      if (!address) throw new Error(`BGP peer address is not an IP address: ${p.address}`);
+      const endpoint: PeerEndpoint = { address, port: p.port ?? BGP_PORT, localAddress: p.localAddress };
+      const record: PeerRecord = {
+        sent: new Map(),
+        negotiated: undefined,
+        session: new BgpSession({
+          peer: endpoint,
+          fsm,
+          clock: options.clock,
+          logger: this.log,
+          handlers: {
+            onEstablished: (_s, negotiated) => this.onEstablished(record, negotiated),
+            onDown: () => {
+              record.sent.clear();
+              record.negotiated = undefined;
+            },
+            onRouteRefresh: (_s, family) => this.onRouteRefresh(record, family),
+          },
+        }),
+      };
+      this.peers.set(address, record);
+    }
+  }
+
+  /**
+   * Starts listening (when configured) and dials every peer. A listen address
+   * that cannot be bound is logged and skipped: the sessions we dial still work.
+   */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    const listen = this.options.listen;
+    for (const address of listen?.addresses ?? []) {
+      const port = listen?.port ?? BGP_PORT;
+      const server = net.createServer((socket) => this.onIncoming(socket));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ port, ...(address ? { host: address } : {}) }, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+      } catch (err) {
+        this.log.error({ address: address || '*', port, err: errorMessage(err) }, 'cannot listen for BGP connections');
+        continue;
+      }
+      server.on('error', (err) => this.log.error({ err: errorMessage(err) }, 'BGP listener error'));
+      this.servers.push(server);
+    }
+    for (const record of this.peers.values()) record.session.start();
+  }
+
+  /** The port the first listener is bound to (useful when it was 0). */
+  listeningPort(): number | undefined {
+    const address = this.servers[0]?.address();
+    return address && typeof address === 'object' ? address.port : undefined;
+  }
+
+  /**
+   * The whole set of routes to announce now (a value: later calls replace it).
+   * Established peers receive only the differences, batched on the next tick.
+   */
+  setAnnouncements(routes: readonly Route[]): void {
+    const next = new Map<string, Route>();
+    for (const r of routes) next.set(prefixKey(r.prefix), r);
+    this.desired = next;
+    this.scheduleFlush();
+  }
+
+  /** The routes currently meant to be announced. */
+  announcements(): Route[] {
+    return [...this.desired.values()];
+  }
+
+  /**
+   * Withdraws every route from every peer, sends Cease 6/2 with `reason` as
+   * the RFC 8203 message, and closes. Resolves when every connection is
+   * closed, or after `timeoutMs`, when whatever is left is destroyed.
+   */
+  async shutdown(reason: string, timeoutMs = DEFAULT_SHUTDOWN_MS): Promise<void> {
+    this.running = false;
+    this.closeListeners();
+    this.desired = new Map();
+    const closed: Promise<void>[] = [];
+    for (const record of this.peers.values()) {
+      this.sync(record);
+      closed.push(record.session.stop(shutdownNotification(reason)));
+    }
+    const abort = new AbortController();
+    const deadline = this.options.clock.sleep(timeoutMs, abort.signal).then(
+      () => 'timeout' as const,
+      () => 'done' as const,
+    );
+    const outcome = await Promise.race([Promise.all(closed).then(() => 'done' as const), deadline]);
+    abort.abort();
+    if (outcome === 'timeout') {
+      this.log.warn('BGP shutdown deadline reached: closing the remaining connections');
+      for (const record of this.peers.values()) record.session.destroy();
+    }
+    this.log.info('BGP speaker shut down');
+  }
+
+  /** Stops at once: no withdrawals; a Cease goes out best-effort and every socket is destroyed. */
+  stop(): void {
+    this.running = false;
+    this.closeListeners();
+    for (const record of this.peers.values()) record.session.destroy();
+  }
+
+  status(): PeerStatus[] {
+    return [...this.peers.entries()].map(([peer, record]) => {
+      const s = record.session.snapshot();
+      return {
+        peer,
+        state: s.state,
+        establishedAtWallMs: s.establishedAtWallMs,
+        uptimeMs: s.uptimeMs,
+        lastError: s.lastError,
+        lastNotificationIn: s.lastNotificationIn,
+        lastNotificationOut: s.lastNotificationOut,
+        holdTimeSec: s.holdTimeSec,
+        fourOctetAs: s.fourOctetAs,
+        side: s.side,
+        queuedUpdateBytes: s.queuedUpdateBytes,
+        prefixesSent: record.sent.size,
+        messagesIn: s.counters.messagesIn,
+        messagesOut: s.counters.messagesOut,
+        updatesOut: s.counters.updatesOut,
+      };
+    });
+  }
+
+  // ------------------------------------------------------------ internals
+
+  private closeListeners(): void {
+    for (const server of this.servers.splice(0)) server.close();
+  }
+
+  private onIncoming(socket: net.Socket): void {
+    const remote = normalizeAddress(socket.remoteAddress ?? '');
+    const record = remote ? this.peers.get(remote) : undefined;
+    if (!record || !this.running) {
+      this.log.info({ remote: socket.remoteAddress }, 'refused a BGP connection from an address that is not a configured peer');
+      socket.destroy();
+      return;
+    }
+    socket.on('error', (err) => this.log.debug({ err: errorMessage(err) }, 'incoming BGP socket error'));
+    record.session.acceptIncoming(socket);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      for (const record of this.peers.values()) this.sync(record);
+    });
+  }
+
+  private onEstablished(record: PeerRecord, negotiated: Negotiated): void {
+    record.negotiated = negotiated;
+    record.sent.clear();
+    this.sync(record);
+    // RFC 4724: End-of-RIB after the initial announcement, per family.
+    const options = { fourOctetAs: negotiated.fourOctetAs };
+    record.session.sendUpdates(negotiated.families.map((f) => endOfRib(f, options)));
+  }
+
+  /** RFC 2918: send every route of the family again (PyBal would reset the session instead). */
+  private onRouteRefresh(record: PeerRecord, family: AddressFamily): void {
+    const negotiated = record.negotiated;
+    if (!negotiated) return;
+    this.sync(record);
+    const routes = [...this.desired.values()].filter((r) => r.prefix.family === family);
+    record.session.sendUpdates(packUpdates(family, { withdraw: [], announce: routes }, { fourOctetAs: negotiated.fourOctetAs }));
+  }
+
+  /** Sends the peer the difference between what it was told and what is desired now. */
+  private sync(record: PeerRecord): void {
+    const negotiated = record.negotiated;
+    if (!negotiated || record.session.negotiated === undefined) return;
+    const options = { fourOctetAs: negotiated.fourOctetAs };
+    for (const family of negotiated.families) {
+      const withdraw: Prefix[] = [];
+      const announce: Route[] = [];
+      for (const [key, told] of record.sent) {
+        if (told.prefix.family === family && !this.desired.has(key)) withdraw.push(told.prefix);
+      }
+      for (const [key, route] of this.desired) {
+        if (route.prefix.family === family && record.sent.get(key)?.attributes !== attributesKey(route)) announce.push(route);
+      }
+      if (withdraw.length === 0 && announce.length === 0) continue;
+      if (!record.session.sendUpdates(packUpdates(family, { withdraw, announce }, options))) return;
+      for (const p of withdraw) record.sent.delete(prefixKey(p));
+      for (const r of announce) record.sent.set(prefixKey(r.prefix), { prefix: r.prefix, attributes: attributesKey(r) });
+      this.log.debug({ peer: record.session.peer.address, family, announced: announce.length, withdrawn: withdraw.length }, 'sent UPDATEs');
+    }
+  }
+}

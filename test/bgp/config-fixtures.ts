@@ -1,0 +1,50 @@
+/** GlobalConfig / ServiceConfig values for BGP tests, with PyBal's defaults. */
+import type { GlobalConfig, ServiceConfig } from '../../src/config/types.js';
+
+export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfig {
+  return {
+    bgp: true,
+    bgpLocalAsn: 64600,
+    bgpPeerAddresses: [],
+    bgpAsPath: [64600],
+    bgpMed: 0,
+    bgpNexthopIpv4: '192.0.2.11',
+    bgpNexthopIpv6: '2001:db8:ffff::11',
+    bgpLocalIps: [''],
+    bgpLocalPort: 179,
+    bgpPeerAsn: undefined,
+    bgpHoldTimeSec: 180,
+    bgpRouterId: undefined,
+    bgpCommunities: [],
+    bgpConnectRetryMs: 5000,
+    instrumentation: false,
+    instrumentationPort: 9090,
+    instrumentationIps: ['127.0.0.1', '::1'],
+    ...overrides,
+  };
+}
+
+export function serviceConfig(name: string, ip: string, overrides: Partial<ServiceConfig> = {}): ServiceConfig {
+  return {
+    name,
+    source: { file: 'pybal.conf', line: 1 },
+    protocol: 'tcp',
+    ip,
+    family: ip.includes(':') ? 6 : 4,
+    port: 80,
+    scheduler: 'wrr',
+    schedulerFlags: [],
+    ops: false,
+    poolUrl: 'file:///etc/pybal/pools/x',
+    monitors: [],
+    depoolThreshold: 0.5,
+    bgp: true,
+    bgpMed: undefined,
+    bgpCommunities: [],
+    bgpWithdrawWhenDown: false,
+    forwardMethod: 'dr',
+    persistenceTimeoutSec: 0,
+    persistenceNetmask: undefined,
+    ...overrides,
+  };
+}
