@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlRealServer, type Behaviour, type RealServerStats } from '../support/real-server.js';
 import { LabProcess, exec, execOk, waitFor, type ExecOptions, type ExecResult } from './exec.js';
+import { parseIpvsadmList, type IpvsServiceEntry } from './ipvsadm.js';
 import { BirdDaemon } from './routers/bird.js';
 import { GobgpDaemon } from './routers/gobgp.js';
 import { ROUTER_KINDS, formatPlan, planTopology, type DualAddress, type Family, type NamedAddress, type LabAddresses, type RouterKind, type Topology, type TopologyOptions } from './topology.js';
@@ -252,6 +253,11 @@ export class Lab {
       await this.ipvsadm(['-a', proto, service, '-r', `${host(rs, name)}:${port}`, method, '-w', String(options.weight ?? 1)], director);
     }
     return service;
+  }
+
+  /** A director's IPVS table as `ipvsadm -Ln` shows it, parsed. */
+  async ipvsTable(director = 'director1'): Promise<IpvsServiceEntry[]> {
+    return parseIpvsadmList(await this.ipvsadm(['-Ln'], director));
   }
 
   /** http://VIP/ for a family (IPv6 in brackets). */
