@@ -83,6 +83,14 @@ export class LabClient {
     return answers;
   }
 
+  /**
+   * Sends GETs to `url` one after another until stopped, as a steady client
+   * during a failure: `const load = lab.client.startLoad(url); ...; const answers = await load.stop();`
+   */
+  startLoad(url: string, options: { pauseMs?: number; requestTimeoutMs?: number } = {}): ClientLoad {
+    return new ClientLoad(this, url, options.pauseMs ?? 0, options.requestTimeoutMs ?? 2_000);
+  }
+
   /** Polls GETs until an answer satisfies `accept` (e.g. a => a.servedBy === 'rs2'); returns it. */
   waitForAnswer(url: string, accept: (answer: HttpAnswer) => boolean, options: { timeoutMs?: number; requestTimeoutMs?: number } = {}): Promise<HttpAnswer> {
     return waitFor(
@@ -97,6 +105,40 @@ export class LabClient {
 
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
     return this.#lab.exec('client', argv, options);
+  }
+}
+
+export type TimedAnswer = HttpAnswer & { atMs: number };
+
+/** A client sending requests in a loop (see LabClient.startLoad). */
+export class ClientLoad {
+  readonly answers: TimedAnswer[] = [];
+  readonly #done: Promise<void>;
+  #stopping = false;
+
+  constructor(client: LabClient, url: string, pauseMs: number, requestTimeoutMs: number) {
+    const started = Date.now();
+    this.#done = (async () => {
+      while (!this.#stopping) {
+        const answer = await client.get(url, { timeoutMs: requestTimeoutMs });
+        this.answers.push({ ...answer, atMs: Date.now() - started });
+        if (pauseMs > 0 && !this.#stopping) await new Promise((r) => setTimeout(r, pauseMs));
+      }
+    })();
+  }
+
+  /** How many answers each real server gave so far ('' counts failures). */
+  countByServer(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const a of this.answers) counts[a.servedBy ?? ''] = (counts[a.servedBy ?? ''] ?? 0) + 1;
+    return counts;
+  }
+
+  /** Finishes the request in flight and returns every answer. */
+  async stop(): Promise<TimedAnswer[]> {
+    this.#stopping = true;
+    await this.#done;
+    return this.answers;
   }
 }
 
