@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlRealServer, type Behaviour, type RealServerStats } from '../support/real-server.js';
 import { LabProcess, exec, execOk, waitFor, type ExecOptions, type ExecResult } from './exec.js';
+import { parseIpvsadmList, type IpvsServiceEntry } from './ipvsadm.js';
 import { BirdDaemon } from './routers/bird.js';
 import { GobgpDaemon } from './routers/gobgp.js';
 import { ROUTER_KINDS, formatPlan, planTopology, type DualAddress, type Family, type NamedAddress, type LabAddresses, type RouterKind, type Topology, type TopologyOptions } from './topology.js';
@@ -82,6 +83,14 @@ export class LabClient {
     return answers;
   }
 
+  /**
+   * Sends GETs to `url` one after another until stopped, as a steady client
+   * during a failure: `const load = lab.client.startLoad(url); ...; const answers = await load.stop();`
+   */
+  startLoad(url: string, options: { pauseMs?: number; requestTimeoutMs?: number } = {}): ClientLoad {
+    return new ClientLoad(this, url, options.pauseMs ?? 0, options.requestTimeoutMs ?? 2_000);
+  }
+
   /** Polls GETs until an answer satisfies `accept` (e.g. a => a.servedBy === 'rs2'); returns it. */
   waitForAnswer(url: string, accept: (answer: HttpAnswer) => boolean, options: { timeoutMs?: number; requestTimeoutMs?: number } = {}): Promise<HttpAnswer> {
     return waitFor(
@@ -96,6 +105,40 @@ export class LabClient {
 
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
     return this.#lab.exec('client', argv, options);
+  }
+}
+
+export type TimedAnswer = HttpAnswer & { atMs: number };
+
+/** A client sending requests in a loop (see LabClient.startLoad). */
+export class ClientLoad {
+  readonly answers: TimedAnswer[] = [];
+  readonly #done: Promise<void>;
+  #stopping = false;
+
+  constructor(client: LabClient, url: string, pauseMs: number, requestTimeoutMs: number) {
+    const started = Date.now();
+    this.#done = (async () => {
+      while (!this.#stopping) {
+        const answer = await client.get(url, { timeoutMs: requestTimeoutMs });
+        this.answers.push({ ...answer, atMs: Date.now() - started });
+        if (pauseMs > 0 && !this.#stopping) await new Promise((r) => setTimeout(r, pauseMs));
+      }
+    })();
+  }
+
+  /** How many answers each real server gave so far ('' counts failures). */
+  countByServer(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const a of this.answers) counts[a.servedBy ?? ''] = (counts[a.servedBy ?? ''] ?? 0) + 1;
+    return counts;
+  }
+
+  /** Finishes the request in flight and returns every answer. */
+  async stop(): Promise<TimedAnswer[]> {
+    this.#stopping = true;
+    await this.#done;
+    return this.answers;
   }
 }
 
@@ -237,7 +280,7 @@ export class Lab {
     const host = (a: DualAddress, what: string): string => {
       const ip = options.family === 4 ? a.v4 : a.v6;
       if (ip === undefined) throw new Error(`lab: ${what} has no IPv${options.family} address`);
-      return options.family === 4 ? ip : `[${ip}]`;
+      return hostForPort(ip);
     };
     const port = options.port ?? 80;
     const service = `${host(this.addr.vips[options.vipIndex ?? 0] ?? {}, 'the VIP')}:${port}`;
@@ -254,12 +297,17 @@ export class Lab {
     return service;
   }
 
+  /** A director's IPVS table as `ipvsadm -Ln` shows it, parsed. */
+  async ipvsTable(director = 'director1'): Promise<IpvsServiceEntry[]> {
+    return parseIpvsadmList(await this.ipvsadm(['-Ln'], director));
+  }
+
   /** http://VIP/ for a family (IPv6 in brackets). */
   vipUrl(family: Family, path = '/', vipIndex = 0): string {
     const vip = this.addr.vips[vipIndex];
     const host = family === 4 ? vip?.v4 : vip?.v6;
     if (host === undefined) throw new Error(`lab: no IPv${family} VIP #${vipIndex} in this topology`);
-    return `http://${family === 4 ? host : `[${host}]`}${path}`;
+    return `http://${hostForPort(host)}${path}`;
   }
 
   realServer(name: string): LabRealServer {
@@ -427,6 +475,11 @@ export class Lab {
       }),
     );
   }
+}
+
+/** An address as written before ":port" (IPv6 in brackets). */
+export function hostForPort(ip: string): string {
+  return ip.includes(':') ? `[${ip}]` : ip;
 }
 
 function newLabId(): string {

@@ -2,6 +2,7 @@
 // down stops answering (connection refused); one told to hang accepts the
 // connection and never answers; told 'ok' again, both answer.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from './exec.js';
 import { startLab, type Lab } from './lab.js';
 
 describe('lab: real servers told to fail', () => {
@@ -50,5 +51,20 @@ describe('lab: real servers told to fail', () => {
     await lab.realServer('rs2').setBehaviour({ mode: 'ok' });
     expect((await lab.client.get(direct('rs1', 6))).servedBy).toBe('rs1');
     expect((await lab.client.get(direct('rs2', 4))).servedBy).toBe('rs2');
+  });
+
+  it('a steady client through the VIP sees a real server fail and come back', async () => {
+    await lab.addIpvsService({ family: 4, scheduler: 'rr' });
+    const load = lab.client.startLoad(lab.vipUrl(4), { requestTimeoutMs: 1_000 });
+    await waitFor(async () => (load.countByServer()['rs1'] ?? 0) >= 2 || undefined, { what: 'answers from rs1' });
+    await lab.realServer('rs1').setBehaviour({ mode: 'down' });
+    const failedFrom = load.answers.length;
+    await waitFor(async () => load.answers.slice(failedFrom).some((a) => a.curlExit === 7) || undefined, { what: 'a refused request' });
+    await lab.realServer('rs1').setBehaviour({ mode: 'ok' });
+    const backFrom = load.answers.length;
+    await waitFor(async () => load.answers.slice(backFrom).some((a) => a.servedBy === 'rs1') || undefined, { what: 'rs1 answering again' });
+    const answers = await load.stop();
+    expect(answers.every((a) => a.servedBy !== undefined || a.curlExit === 7)).toBe(true);
+    expect(answers.slice(failedFrom, backFrom).some((a) => a.servedBy === 'rs2')).toBe(true);
   });
 });
