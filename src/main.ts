@@ -78,7 +78,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     const configLog = log.child({ component: 'config' });
     for (const error of loaded.errors) configLog.error(formatProblem(error));
     configLog.fatal(`${options.configFile}: ${loaded.errors.length} error(s); not starting`);
-    logHandle.flush();
+    await logHandle.close();
     return 1;
   }
   const config: Config = loaded.config;
@@ -112,6 +112,6 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   log.info('Shutting down');
   await Promise.all([...pools].reverse().map((pool) => pool.stop()));
   log.info('Stopped');
-  logHandle.flush();
+  await logHandle.close();
   return 0;
 }

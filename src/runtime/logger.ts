@@ -29,8 +29,8 @@ export interface LogHandle {
    * old file.
    */
   reopen(): Promise<void>;
-  /** Flushes buffered lines to the file. */
-  flush(): void;
+  /** Writes what is buffered, in order, and closes the file; log nothing after. */
+  close(): Promise<void>;
 }
 
 /** Binding keys that make up the bracketed "system", in order. */
@@ -122,7 +122,7 @@ function pinoOptions(level: LogLevel): pino.LoggerOptions {
   };
 }
 
-/** Opens the log destination and returns a logger with its reopen/flush hooks. */
+/** Opens the log destination and returns a logger with its reopen and close hooks. */
 export async function createLogger(options: LogOptions): Promise<LogHandle> {
   const toStderr = options.file === '-';
   const dest = pino.destination({
@@ -142,12 +142,13 @@ export async function createLogger(options: LogOptions): Promise<LogHandle> {
       dest.reopen();
       await ready;
     },
-    flush: () => {
-      try {
-        dest.flushSync();
-      } catch {
-        // Nothing buffered yet, or the destination is closed: nothing to flush.
-      }
+    // end() waits for the write in flight; flushSync() would not, and would
+    // put newer lines in the file before older ones.
+    close: async () => {
+      if (toStderr) return;
+      const closed = once(dest, 'close');
+      dest.end();
+      await closed;
     },
   };
 }

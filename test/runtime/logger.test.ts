@@ -47,11 +47,10 @@ describe('createLogger', () => {
     const handle = await createLogger({ file, format: 'text', level: 'info' });
     handle.logger.child({ service: 'text_80' }).info('before rotation');
     handle.logger.debug('hidden at info');
-    handle.flush();
     renameSync(file, `${file}.1`);
     await handle.reopen();
     handle.logger.info('after rotation');
-    handle.flush();
+    await handle.close();
     expect(readFileSync(`${file}.1`, 'utf8')).toMatch(/\[text_80\] INFO: before rotation\n$/);
     expect(readFileSync(file, 'utf8')).toMatch(/^\S+ \S+ \[pybal\] INFO: after rotation\n$/);
   });
@@ -61,7 +60,7 @@ describe('createLogger', () => {
     const file = join(dir, 'pybal.json.log');
     const handle = await createLogger({ file, format: 'json', level: 'debug' });
     handle.logger.debug({ component: 'ipvs' }, 'dump');
-    handle.flush();
+    await handle.close();
     const record = JSON.parse(readFileSync(file, 'utf8').trim()) as Record<string, unknown>;
     expect(record).toMatchObject({ level: 20, component: 'ipvs', msg: 'dump' });
   });
