@@ -1,0 +1,103 @@
+/**
+ * The coordinator's boundary: what it is given, what it publishes. Every
+ * value crossing it is plain data (DESIGN: any boundary could become a
+ * process boundary).
+ */
+import type { AddressFamily, MonitorConfig, MonitorKind, Protocol, Scheduler, ServiceConfig } from '../config/types.js';
+import type { PoolEvent } from '../pool/types.js';
+import type { Clock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+
+/** A server the coordinator wants in IPVS. */
+export interface PooledServerValue {
+  readonly host: string;
+  /** The resolved address, in the service's family. */
+  readonly address: string;
+  /** Weight 0 keeps the server in IPVS, drained. */
+  readonly weight: number;
+}
+
+/** One monitor of one server, as the status page and API show it. */
+export interface MonitorSnapshot {
+  readonly kind: MonitorKind;
+  /** undefined before its first result. */
+  readonly up: boolean | undefined;
+  /** The reason of its last report ('' when none yet). */
+  readonly reason: string;
+  /** Wall-clock ms of its last report, if any. */
+  readonly sinceWallMs: number | undefined;
+}
+
+export interface ServerSnapshot {
+  readonly host: string;
+  /** undefined while the name is not resolved. */
+  readonly address: string | undefined;
+  readonly weight: number;
+  readonly enabled: boolean;
+  /** PyBal's `up`: every monitor up (optimistically true before the first results). */
+  readonly up: boolean;
+  /** In IPVS (or wanted there). */
+  readonly pooled: boolean;
+  /** Pooled although down, because the depool threshold forbids removing it. */
+  readonly pooledDown: boolean;
+  readonly monitors: readonly MonitorSnapshot[];
+  /** The last resolution error, while the name does not resolve. */
+  readonly resolveError: string | undefined;
+}
+
+export interface ServiceSnapshot {
+  readonly name: string;
+  readonly protocol: Protocol;
+  readonly ip: string;
+  readonly port: number;
+  readonly scheduler: Scheduler;
+  readonly depoolThreshold: number;
+  /** In pool order. */
+  readonly servers: readonly ServerSnapshot[];
+  /** PyBal's canDepool() right now. */
+  readonly canDepool: boolean;
+  /** Times a failing server could not be depooled (PyBal's could_not_depool_total). */
+  readonly couldNotDepoolTotal: number;
+  /** The pool source's current error, if it has one (the last good pool stays in force). */
+  readonly poolError: string | undefined;
+  /** True until the first pool has been read. */
+  readonly awaitingPool: boolean;
+}
+
+/** Resolves a server name to its addresses in one family; rejects on failure. */
+export type Resolve = (host: string, family: AddressFamily, signal: AbortSignal) => Promise<readonly string[]>;
+
+/** How a coordinator creates one monitor (the monitors registry in production, fakes in unit tests). */
+export type CreateMonitorFn = (
+  config: MonitorConfig,
+  target: { readonly host: string; readonly ip: string; readonly port: number; readonly family: AddressFamily },
+  onReport: (report: { readonly up: boolean; readonly reason: string; readonly firstCheck: boolean }) => void,
+) => { start(): void; stop(): Promise<void> };
+
+export interface CoordinatorDeps {
+  readonly clock: Clock;
+  /** Bound to the service: log.child({ service }). */
+  readonly logger: Logger;
+  readonly createMonitor: CreateMonitorFn;
+  readonly resolve: Resolve;
+  /** Called (synchronously, possibly often) whenever pooled servers, health or the snapshot changed. */
+  readonly onChange: () => void;
+}
+
+/**
+ * One per service. Fed complete pools by the daemon (from the service's pool
+ * source); runs each server's monitors; decides what is pooled under the
+ * depool threshold; publishes plain values.
+ */
+export interface CoordinatorApi {
+  readonly service: ServiceConfig;
+  /** Feeds a pool source event. */
+  onPoolEvent(event: PoolEvent): void;
+  /** The servers that should be in IPVS now. */
+  pooledServers(): readonly PooledServerValue[];
+  /** True when at least one pooled server is up (for BGP withdraw-when-down). */
+  healthy(): boolean;
+  snapshot(): ServiceSnapshot;
+  /** Stops every monitor and resolution; resolves when nothing is left running. */
+  stop(): Promise<void>;
+}
