@@ -34,6 +34,8 @@ export interface PeriodicCheck {
    * that local queueing never counts against the server. Returns a release.
    */
   gate?(signal: AbortSignal): Promise<() => void>;
+  /** Words the deadline failure for the check in flight (say, with its URL). */
+  timeoutReason?(message: string): string;
   /** Frees what the check keeps across rounds; called once by stop(). */
   close?(): Promise<void> | void;
 }
@@ -88,7 +90,7 @@ export function createPeriodicMonitor(
       outcome = await Promise.race([work, aborted.promise]);
     } catch (error) {
       const reason: unknown = deadline.signal.reason;
-      if (reason instanceof DeadlineError) outcome = { ok: false, reason: reason.message };
+      if (reason instanceof DeadlineError) outcome = { ok: false, reason: check.timeoutReason?.(reason.message) ?? reason.message };
       else if (stopSignal.aborted) outcome = undefined;
       else outcome = { ok: false, reason: errorMessage(error) };
     } finally {

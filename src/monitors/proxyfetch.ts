@@ -123,17 +123,20 @@ export function createProxyFetchMonitor(config: ProxyFetchConfig, target: Monito
   const options: FetchOptions = {
     httpStatus: config.httpStatus,
     expectBody: config.expectBody,
-    expectBodyRegex: config.expectBodyRegex === undefined ? undefined : new RegExp(config.expectBodyRegex),
+    // Multiline: ^ and $ match at line ends, as operators reading a body line by line expect.
+    expectBodyRegex: config.expectBodyRegex === undefined ? undefined : new RegExp(config.expectBodyRegex, 'm'),
     verifyTls: config.verifyTls,
     ca: config.caFile === undefined ? undefined : readFileSync(config.caFile),
   };
   const maxFailures = config.checkAll ? config.maxFailures : 0;
+  let picked: URL[] = [];
   return createPeriodicMonitor(
     config.kind,
     config,
     {
+      timeoutReason: (message) => picked.map((url) => `Fetch failed (${url.href}): ${message}`).join('; '),
       async run(signal) {
-        const picked = config.checkAll ? urls : [urls[Math.floor(random() * urls.length)] ?? urls[0]!];
+        picked = config.checkAll ? urls : [urls[Math.floor(random() * urls.length)] ?? urls[0]!];
         const results = await Promise.all(picked.map((url) => timedFetch(deps.clock, url, target, options, signal)));
         return summarise(results, maxFailures);
       },
