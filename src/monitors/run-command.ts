@@ -128,6 +128,7 @@ export function createRunCommandMonitor(config: RunCommandConfig, target: Monito
     config,
     {
       gate: runLimiter ? (signal) => runLimiter.acquire(signal) : undefined,
+      timeoutReason: (message) => `${config.command}: ${message}; process group killed`,
       async run(signal) {
         const result = await runCommand(config.command, args, signal, logger);
         if (config.logOutput) {
