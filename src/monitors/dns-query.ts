@@ -44,14 +44,16 @@ export function createDnsQueryMonitor(config: DnsQueryConfig, target: MonitorTar
   // One try with c-ares's own timeout at the deadline; the wrapper's deadline also cancels.
   const resolver = new Resolver({ timeout: Math.max(1, config.timeoutMs), tries: 1 });
   resolver.setServers([serverAddress(target.ip, target.port)]);
+  let query = '';
   return createPeriodicMonitor(
     config.kind,
     config,
     {
+      timeoutReason: (message) => `DNS query ${message}, query: ${query}`,
       async run(signal) {
         const hostname = config.hostnames[Math.floor(random() * config.hostnames.length)] ?? config.hostnames[0] ?? '';
         const type: RecordType = random() < 0.5 ? 'A' : 'AAAA';
-        const query = `${hostname} ${type}`;
+        query = `${hostname} ${type}`;
         const onAbort = (): void => resolver.cancel();
         signal.addEventListener('abort', onAbort, { once: true });
         try {
