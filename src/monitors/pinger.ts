@@ -80,6 +80,8 @@ export function createFpingPinger(options: PingerOptions): Pinger {
   const settleMs = options.settleMs ?? 100;
   const restartDelayMs = options.restartDelayMs ?? 1000;
   const groups = new Map<string, Group>();
+  /** Every fping not yet reaped, so that stop() can wait for all of them. */
+  const live = new Set<Promise<void>>();
   let stopped = false;
 
   const emit = (group: Group, ip: string, sample: PingSample): void => {
@@ -125,7 +127,10 @@ export function createFpingPinger(options: PingerOptions): Pinger {
     ];
     const child = spawn(command[0]!, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' } });
     group.child = child;
-    group.exited = new Promise((resolve) => child.once('close', () => resolve()));
+    const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    live.add(exited);
+    void exited.then(() => live.delete(exited));
+    group.exited = exited;
     const now = clock.now();
     for (const ip of ips) group.lastSampleMs.set(ip, now);
     child.stdin.on('error', () => undefined);
@@ -201,7 +206,7 @@ export function createFpingPinger(options: PingerOptions): Pinger {
         waits.push(kill(group));
       }
       groups.clear();
-      await Promise.all(waits);
+      await Promise.all([...waits, ...live]);
     },
   };
 }
