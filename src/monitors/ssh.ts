@@ -18,7 +18,12 @@ export function createSshMonitor(config: SshConfig, target: MonitorTarget, deps:
   const privateKey = readFileSync(config.privateKeyFile);
   const knownHosts = config.knownHostsFile === undefined ? undefined : parseKnownHosts(readFileSync(config.knownHostsFile, 'utf8'));
   const names = knownHostNames([...new Set([target.host, target.ip])], config.port);
-  return createPeriodicMonitor(config.kind, config, { run: (signal) => sshCheck(config, target, privateKey, knownHosts, names, signal) }, deps);
+  return createPeriodicMonitor(
+    config.kind,
+    config,
+    { run: (signal) => sshCheck(config, target, privateKey, knownHosts, names, signal), timeoutReason: (message) => `SSH ${message}` },
+    deps,
+  );
 }
 
 function sshCheck(
