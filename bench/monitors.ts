@@ -1,0 +1,166 @@
+/**
+ * Monitor benchmark: real servers on loopback addresses, each monitored every
+ * second, for a fixed time. Prints for ProxyFetch, Ping and IdleConnection
+ * the checks achieved per second, the CPU used (this process, plus fping for
+ * Ping) per 1,000 checks, and resident memory.
+ *
+ *   npm run bench:monitors
+ *   BENCH_SECONDS=60 BENCH_SERVERS=2000 BENCH_PING_SERVERS=10000 (defaults)
+ *
+ * The last line is `proxyfetch-cpu-ms-per-1000-checks X`.
+ */
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createSystemClock } from '../src/runtime/clock.js';
+import { createSilentLogger } from '../src/runtime/logger.js';
+import { createFpingPinger } from '../src/monitors/pinger.js';
+import { createMonitor } from '../src/monitors/registry.js';
+import type { Monitor, MonitorDeps } from '../src/monitors/types.js';
+import type { IdleConnectionConfig, MonitorConfig, PingConfig, ProxyFetchConfig } from '../src/config/types.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
+const SERVERS = Number(process.env.BENCH_SERVERS ?? 2000);
+const PING_SERVERS = Number(process.env.BENCH_PING_SERVERS ?? 10_000);
+const HTTP_PORT = 18080;
+const TCP_PORT = 18081;
+
+/** Distinct loopback addresses, 127.201.1.1 onwards (all of 127/8 is local on Linux). */
+function addresses(count: number, second = 201): string[] {
+  return Array.from({ length: count }, (_, i) => `127.${second + Math.floor(i / 62_500)}.${1 + (Math.floor(i / 250) % 250)}.${1 + (i % 250)}`);
+}
+
+const periodic = { intervalMs: 1000, timeoutMs: 5000, rise: 1, fall: 1 };
+
+/** CPU seconds (user+system) of this process's fping children, from /proc. */
+function fpingCpuMs(): number {
+  const out = execFileSync('ps', ['--ppid', String(process.pid), '-o', 'pid=,comm='], { encoding: 'utf8' });
+  let ticks = 0;
+  for (const line of out.split('\n')) {
+    const [pid, comm] = line.trim().split(/\s+/);
+    if (comm !== 'fping' || !pid) continue;
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+interface Figures {
+  readonly name: string;
+  readonly servers: number;
+  readonly checks: number;
+  readonly seconds: number;
+  readonly cpuMs: number;
+  readonly rssMb: number;
+  readonly extra?: string;
+}
+
+function print(f: Figures): void {
+  const perSecond = f.checks / f.seconds;
+  const per1000 = f.checks > 0 ? (f.cpuMs / f.checks) * 1000 : NaN;
+  console.log(
+    `${f.name}: servers ${f.servers}, ${f.seconds.toFixed(1)} s, checks ${f.checks} (${perSecond.toFixed(0)}/s), ` +
+      `cpu ${(f.cpuMs / 1000).toFixed(2)} s (${((f.cpuMs / 1000 / f.seconds) * 100).toFixed(1)}% of a core), ` +
+      `cpu-ms-per-1000-checks ${per1000.toFixed(1)}, rss ${f.rssMb.toFixed(0)} MB${f.extra ? `, ${f.extra}` : ''}`,
+  );
+}
+
+async function run(name: string, configFor: () => MonitorConfig, targets: readonly string[], port: number, deps: Partial<MonitorDeps> = {}, during?: (elapsedS: number) => void): Promise<Figures> {
+  const clock = createSystemClock();
+  const logger = createSilentLogger();
+  let checks = 0;
+  let failures = 0;
+  const monitors: Monitor[] = targets.map((ip) =>
+    createMonitor(configFor(), { host: ip, ip, port, family: 4 }, {
+      clock,
+      logger,
+      onReport: () => undefined,
+      onResult: (r) => {
+        checks += 1;
+        if (!r.ok) failures += 1;
+      },
+      ...deps,
+    }),
+  );
+  const startCpu = cpuMs();
+  const start = performance.now();
+  for (const m of monitors) m.start();
+  let elapsed = 0;
+  let peakRss = 0;
+  while (elapsed < SECONDS) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    elapsed = (performance.now() - start) / 1000;
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    during?.(elapsed);
+  }
+  const used = cpuMs() - startCpu;
+  const counted = checks;
+  const seconds = (performance.now() - start) / 1000;
+  await Promise.all(monitors.map((m) => m.stop()));
+  return { name, servers: targets.length, checks: counted, seconds, cpuMs: used, rssMb: peakRss / 2 ** 20, extra: `failed ${failures}` };
+}
+
+async function startServers(targets: readonly string[]): Promise<ChildProcess> {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const child = fork(path.join(here, 'lib', 'loopback-servers.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', (m: { ready?: boolean; error?: string }) => (m.ready ? resolve() : reject(new Error(m.error))));
+    child.send({ cmd: 'start', addresses: targets, httpPort: HTTP_PORT, tcpPort: TCP_PORT });
+  });
+  return child;
+}
+
+async function main(): Promise<void> {
+  console.log(`monitor benchmark: ${SERVERS} servers (ping also ${PING_SERVERS}), every 1 s, ${SECONDS} s each, node ${process.version}, ${(await import('node:os')).cpus().length} cores`);
+  const targets = addresses(SERVERS);
+  const servers = await startServers(targets);
+  try {
+    // Ping: one long-running fping for all; its CPU is counted too.
+    for (const count of [...new Set([SERVERS, PING_SERVERS])]) {
+      const pinger = createFpingPinger({ clock: createSystemClock(), logger: createSilentLogger() });
+      let fpingMs = 0;
+      const ping: PingConfig = { kind: 'Ping', count: 1, intervalMs: 1000, timeoutMs: 1000, rise: 1, fall: 1 };
+      const figures = await run(`ping-${count}`, () => ping, addresses(count, 210), 0, { pinger }, () => {
+        fpingMs = Math.max(fpingMs, fpingCpuMs());
+      });
+      await pinger.stop();
+      print({ ...figures, cpuMs: figures.cpuMs + fpingMs, extra: `${figures.extra}, of which fping cpu ${(fpingMs / 1000).toFixed(2)} s` });
+    }
+
+    // IdleConnection: connections held; every 5 s the servers close them all cleanly and the monitors reconnect.
+    const idle: IdleConnectionConfig = {
+      kind: 'IdleConnection', timeoutCleanReconnectMs: 3000, maxDelayMs: 300_000, keepalive: true, keepaliveRetries: 3,
+      keepaliveIdleMs: 10_000, keepaliveIntervalMs: 30_000, connectTimeoutMs: 5000, rise: 1, fall: 1,
+    };
+    let lastDrop = 0;
+    const idleFigures = await run('idleconnection', () => idle, targets, TCP_PORT, {}, (elapsed) => {
+      if (elapsed - lastDrop >= 5) {
+        lastDrop = elapsed;
+        servers.send({ cmd: 'drop' });
+      }
+    });
+    print({ ...idleFigures, extra: `${idleFigures.extra} (checks = connections made; all dropped with FIN every 5 s)` });
+
+    const fetch: ProxyFetchConfig = {
+      kind: 'ProxyFetch', urls: ['http://www.example.org/health'], ...periodic, httpStatus: 200, checkAll: false, maxFailures: 0,
+      expectBody: undefined, expectBodyRegex: undefined, verifyTls: false, caFile: undefined,
+    };
+    const fetchFigures = await run('proxyfetch', () => fetch, targets, HTTP_PORT);
+    print(fetchFigures);
+    console.log(`proxyfetch-cpu-ms-per-1000-checks ${((fetchFigures.cpuMs / fetchFigures.checks) * 1000).toFixed(1)}`);
+  } finally {
+    servers.kill('SIGTERM');
+  }
+}
+
+await main();
