@@ -6,7 +6,7 @@
  */
 import type { MonitorKind } from '../config/types.js';
 import type { Clock } from '../runtime/clock.js';
-import type { HealthState, MonitorReport } from './types.js';
+import type { HealthState, MonitorDeps, MonitorReport } from './types.js';
 
 export interface HealthOptions {
   readonly rise: number;
@@ -53,4 +53,13 @@ export function createHealth(
     },
     state: () => current.state,
   };
+}
+
+/** createHealth that also logs each report (up at info, down at warn) and forwards it. */
+export function createReportingHealth(kind: MonitorKind, options: HealthOptions, deps: Pick<MonitorDeps, 'clock' | 'logger' | 'onReport'>): Health {
+  return createHealth(kind, options, deps.clock, (report) => {
+    if (report.up) deps.logger.info(`up: ${report.reason}`);
+    else deps.logger.warn(`down: ${report.reason}`);
+    deps.onReport(report);
+  });
 }

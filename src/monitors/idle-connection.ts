@@ -14,7 +14,7 @@ import net from 'node:net';
 import type { IdleConnectionConfig } from '../config/types.js';
 import type { Timer } from '../runtime/clock.js';
 import { formatSeconds } from './deadline.js';
-import { createHealth } from './health.js';
+import { createReportingHealth } from './health.js';
 import type { Monitor, MonitorDeps, MonitorTarget } from './types.js';
 
 export const INITIAL_DELAY_MS = 1000;
@@ -39,11 +39,7 @@ export function createIdleConnectionMonitor(config: IdleConnectionConfig, target
   const { clock, logger } = deps;
   const random = deps.random ?? Math.random;
   const kind = config.kind;
-  const health = createHealth(kind, config, clock, (report) => {
-    if (report.up) logger.info(`${kind}: up: ${report.reason}`);
-    else logger.warn(`${kind}: down: ${report.reason}`);
-    deps.onReport(report);
-  });
+  const health = createReportingHealth(kind, config, deps);
   let started = false;
   let stopped = false;
   let socket: net.Socket | undefined;
@@ -59,7 +55,7 @@ export function createIdleConnectionMonitor(config: IdleConnectionConfig, target
   const scheduleReconnect = (): void => {
     if (stopped) return;
     delayMs = nextBackoffMs(delayMs, config.maxDelayMs, normalFrom(random));
-    logger.debug(`${kind}: reconnecting in ${formatSeconds(delayMs)}`);
+    logger.debug(`reconnecting in ${formatSeconds(delayMs)}`);
     timer = clock.setTimeout(() => connect(config.connectTimeoutMs, false), delayMs);
   };
 
@@ -108,7 +104,7 @@ export function createIdleConnectionMonitor(config: IdleConnectionConfig, target
         scheduleReconnect();
         return;
       }
-      logger.debug(`${kind}: connection closed cleanly; reconnecting`);
+      logger.debug('connection closed cleanly; reconnecting');
       connect(config.timeoutCleanReconnectMs, true);
     });
   };

@@ -15,7 +15,7 @@ import { errorMessage } from '../runtime/errors.js';
 import type { MonitorKind } from '../config/types.js';
 import type { Timer } from '../runtime/clock.js';
 import { abortPromise, createDeadline, DeadlineError } from './deadline.js';
-import { createHealth } from './health.js';
+import { createReportingHealth } from './health.js';
 import type { CheckOutcome, Monitor, MonitorDeps } from './types.js';
 
 export interface PeriodicOptions {
@@ -51,16 +51,12 @@ export function createPeriodicMonitor(
 ): Monitor {
   const { clock, logger } = deps;
   const random = deps.random ?? Math.random;
-  const health = createHealth(kind, options, clock, (report) => {
-    if (report.up) logger.info(`${kind}: up: ${report.reason}`);
-    else logger.warn(`${kind}: down: ${report.reason}`);
-    deps.onReport(report);
-  });
+  const health = createReportingHealth(kind, options, deps);
   let started = false;
   let stopped = false;
   let timer: Timer | undefined;
   let inflight: Promise<void> | undefined;
-  let stopController = new AbortController();
+  const stopController = new AbortController();
   let lastDueMs = 0;
   let checks = 0;
 
@@ -102,7 +98,7 @@ export function createPeriodicMonitor(
     release?.();
     if (stopped || outcome === undefined) return;
     const durationMs = clock.now() - startMs;
-    logger.debug(`${kind}: ${outcome.ok ? 'good' : 'bad'} check: ${outcome.reason}`);
+    logger.debug(`${outcome.ok ? 'good' : 'bad'} check: ${outcome.reason}`);
     deps.onResult?.({ kind, durationMs, ...outcome });
     health.record(outcome.ok, outcome.reason);
   };
@@ -112,7 +108,7 @@ export function createPeriodicMonitor(
     if (stopped) return;
     checks += 1;
     inflight = runOnce()
-      .catch((error: unknown) => logger.error({ err: error }, `${kind}: check loop failed; restarting`))
+      .catch((error: unknown) => logger.error({ err: error }, 'check loop failed; restarting'))
       .finally(() => {
         inflight = undefined;
         if (!stopped) timer = clock.setTimeout(tick, nextDelayMs());
@@ -135,7 +131,6 @@ export function createPeriodicMonitor(
       stopController.abort(new Error('monitor stopped'));
       await inflight;
       await check.close?.();
-      stopController = new AbortController();
     },
     state: () => health.state(),
   };

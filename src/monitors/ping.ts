@@ -4,7 +4,7 @@
  * within `timeout`. No process per check: one fping serves every server.
  */
 import type { PingConfig } from '../config/types.js';
-import { createHealth } from './health.js';
+import { createReportingHealth } from './health.js';
 import { createFpingPinger, type PingSample } from './pinger.js';
 import type { Monitor, MonitorDeps, MonitorTarget } from './types.js';
 
@@ -17,11 +17,7 @@ export function pingSettings(config: Pick<PingConfig, 'intervalMs' | 'timeoutMs'
 export function createPingMonitor(config: PingConfig, target: MonitorTarget, deps: MonitorDeps): Monitor {
   const { clock, logger } = deps;
   const kind = config.kind;
-  const health = createHealth(kind, config, clock, (report) => {
-    if (report.up) logger.info(`${kind}: up: ${report.reason}`);
-    else logger.warn(`${kind}: down: ${report.reason}`);
-    deps.onReport(report);
-  });
+  const health = createReportingHealth(kind, config, deps);
   const ownPinger = deps.pinger ? undefined : createFpingPinger({ clock, logger });
   const pinger = deps.pinger ?? ownPinger!;
   const count = Math.max(1, config.count);

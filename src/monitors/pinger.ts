@@ -6,8 +6,9 @@
  * (fping could not send, or is restarting) into failures too.
  *
  * fping reads its targets only at start, so a change of the address set
- * restarts that group's process (debounced, so that a pool of 10,000 servers
- * starts one process, not 10,000).
+ * restarts that group's processes (debounced, so that a pool of 10,000
+ * servers starts a few processes, not 10,000). A group larger than one fping
+ * can serve is split over several processes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -56,9 +57,30 @@ export function parseFpingLine(line: string): FpingLine | undefined {
   return { ip: match[1]!, seq: Number(match[2]), rttMs: rtt === undefined ? undefined : Number(rtt) };
 }
 
-/** fping's -i (ms between any two packets): spread one round over most of the period. */
+/**
+ * fping keeps at most 65,535 echoes in flight per process over a 10 s window
+ * (its 16-bit sequence map), about 6,500 echoes a second; one process takes
+ * at most this many echoes a second, and larger groups are split.
+ */
+export const MAX_ECHOES_PER_SECOND_PER_PROCESS = 4000;
+
+/** How many addresses one fping process takes at this period. */
+export function targetsPerProcess(periodMs: number): number {
+  return Math.max(1, Math.floor((MAX_ECHOES_PER_SECOND_PER_PROCESS * periodMs) / 1000));
+}
+
+/** Splits addresses into the fewest, evenly sized shards that respect targetsPerProcess. */
+export function shardTargets(ips: readonly string[], periodMs: number): string[][] {
+  const shards = Math.max(1, Math.ceil(ips.length / targetsPerProcess(periodMs)));
+  const size = Math.ceil(ips.length / shards);
+  const out: string[][] = [];
+  for (let i = 0; i < ips.length; i += size) out.push(ips.slice(i, i + size));
+  return out;
+}
+
+/** fping's -i (ms between any two packets): one round over half the period. */
 export function packetIntervalMs(periodMs: number, targets: number): number {
-  const spread = (periodMs * 0.8) / Math.max(1, targets);
+  const spread = (periodMs * 0.5) / Math.max(1, targets);
   return Math.min(10, Math.max(0.01, Number(spread.toFixed(3))));
 }
 
@@ -67,8 +89,8 @@ interface Group {
   readonly settings: PingSettings;
   readonly listeners: Map<string, Set<(sample: PingSample) => void>>;
   readonly lastSampleMs: Map<string, number>;
-  child: ChildProcess | undefined;
-  exited: Promise<void>;
+  /** The fping processes of the current generation, one per shard. */
+  children: ChildProcess[];
   restartTimer: Timer | undefined;
   watchdog: Timer | undefined;
   failures: number;
@@ -81,7 +103,7 @@ export function createFpingPinger(options: PingerOptions): Pinger {
   const restartDelayMs = options.restartDelayMs ?? 1000;
   const groups = new Map<string, Group>();
   /** Every fping not yet reaped, so that stop() can wait for all of them. */
-  const live = new Set<Promise<void>>();
+  const live = new Map<ChildProcess, Promise<void>>();
   let stopped = false;
 
   const emit = (group: Group, ip: string, sample: PingSample): void => {
@@ -90,10 +112,10 @@ export function createFpingPinger(options: PingerOptions): Pinger {
   };
 
   const kill = (group: Group): Promise<void> => {
-    const child = group.child;
-    group.child = undefined;
-    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    return group.exited;
+    const children = group.children;
+    group.children = [];
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    return Promise.all(children.map((c) => live.get(c))).then(() => undefined);
   };
 
   /** Silence longer than this counts as a lost echo. */
@@ -112,10 +134,7 @@ export function createFpingPinger(options: PingerOptions): Pinger {
     }, group.settings.periodMs);
   };
 
-  const launch = (group: Group): void => {
-    group.restartTimer = undefined;
-    if (stopped || group.listeners.size === 0) return;
-    const ips = [...group.listeners.keys()];
+  const spawnShard = (group: Group, ips: readonly string[]): ChildProcess => {
     const { periodMs, timeoutMs } = group.settings;
     const args = [
       ...command.slice(1),
@@ -126,17 +145,13 @@ export function createFpingPinger(options: PingerOptions): Pinger {
       '-f', '-',
     ];
     const child = spawn(command[0]!, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' } });
-    group.child = child;
     const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-    live.add(exited);
-    void exited.then(() => live.delete(exited));
-    group.exited = exited;
-    const now = clock.now();
-    for (const ip of ips) group.lastSampleMs.set(ip, now);
+    live.set(child, exited);
+    void exited.then(() => live.delete(child));
     child.stdin.on('error', () => undefined);
     child.stdin.end(ips.join('\n') + '\n');
     createInterface({ input: child.stdout }).on('line', (line) => {
-      if (group.child !== child) return;
+      if (!group.children.includes(child)) return;
       const parsed = parseFpingLine(line);
       if (!parsed || !group.listeners.has(parsed.ip)) return;
       group.failures = 0;
@@ -147,13 +162,24 @@ export function createFpingPinger(options: PingerOptions): Pinger {
     createInterface({ input: child.stderr }).on('line', (line) => logger.debug(`fping: ${line}`));
     child.on('error', (error) => logger.error(`could not run ${command[0]}: ${error.message}`));
     child.once('close', (code, signal) => {
-      if (group.child !== child || stopped) return;
-      group.child = undefined;
+      if (!group.children.includes(child) || stopped) return;
+      // One shard died: restart the group's generation after a growing delay.
+      void kill(group);
       group.failures += 1;
       const delay = Math.min(restartDelayMs * 2 ** (group.failures - 1), 30_000);
       logger.warn(`fping exited (code ${code ?? 'none'}, signal ${signal ?? 'none'}); restarting in ${formatSeconds(delay)}`);
       group.restartTimer ??= clock.setTimeout(() => launch(group), delay);
     });
+    return child;
+  };
+
+  const launch = (group: Group): void => {
+    group.restartTimer = undefined;
+    if (stopped || group.listeners.size === 0) return;
+    const ips = [...group.listeners.keys()];
+    const now = clock.now();
+    for (const ip of ips) group.lastSampleMs.set(ip, now);
+    group.children = shardTargets(ips, group.settings.periodMs).map((shard) => spawnShard(group, shard));
     armWatchdog(group);
   };
 
@@ -169,7 +195,7 @@ export function createFpingPinger(options: PingerOptions): Pinger {
       const key = `${settings.periodMs}/${settings.timeoutMs}`;
       let group = groups.get(key);
       if (!group) {
-        group = { key, settings, listeners: new Map(), lastSampleMs: new Map(), child: undefined, exited: Promise.resolve(), restartTimer: undefined, watchdog: undefined, failures: 0 };
+        group = { key, settings, listeners: new Map(), lastSampleMs: new Map(), children: [], restartTimer: undefined, watchdog: undefined, failures: 0 };
         groups.set(key, group);
       }
       const g = group;
@@ -206,7 +232,7 @@ export function createFpingPinger(options: PingerOptions): Pinger {
         waits.push(kill(group));
       }
       groups.clear();
-      await Promise.all([...waits, ...live]);
+      await Promise.all([...waits, ...live.values()]);
     },
   };
 }

@@ -117,18 +117,34 @@ export function fetchUrl(url: URL, target: MonitorTarget, options: FetchOptions,
   });
 }
 
+/**
+ * Compiles the config's URLs and regular expression. Throws on bad values;
+ * the config parser should have rejected them already.
+ */
+function compile(config: ProxyFetchConfig): { urls: URL[]; expectBodyRegex: RegExp | undefined } {
+  const urls = config.urls.map((u) => {
+    const url = new URL(u);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported URL scheme in ${u}`);
+    return url;
+  });
+  if (urls.length === 0) throw new Error('no URL to fetch');
+  // Multiline: ^ and $ match at line ends, as operators reading a body line by line expect.
+  const expectBodyRegex = config.expectBodyRegex === undefined ? undefined : new RegExp(config.expectBodyRegex, 'm');
+  return { urls, expectBodyRegex };
+}
+
 export function createProxyFetchMonitor(config: ProxyFetchConfig, target: MonitorTarget, deps: MonitorDeps): Monitor {
-  const urls = config.urls.map((u) => new URL(u));
   const random = deps.random ?? Math.random;
-  const options: FetchOptions = {
-    httpStatus: config.httpStatus,
-    expectBody: config.expectBody,
-    // Multiline: ^ and $ match at line ends, as operators reading a body line by line expect.
-    expectBodyRegex: config.expectBodyRegex === undefined ? undefined : new RegExp(config.expectBodyRegex, 'm'),
-    verifyTls: config.verifyTls,
-    ca: config.caFile === undefined ? undefined : readFileSync(config.caFile),
-  };
   const maxFailures = config.checkAll ? config.maxFailures : 0;
+  // A bad value makes every check fail with the reason instead of throwing into the daemon.
+  let compiled: ReturnType<typeof compile> | undefined;
+  let problem: string | undefined;
+  try {
+    compiled = compile(config);
+  } catch (error) {
+    problem = `invalid ProxyFetch configuration: ${errorMessage(error)}`;
+  }
+  let ca: Buffer | undefined;
   let picked: URL[] = [];
   return createPeriodicMonitor(
     config.kind,
@@ -136,6 +152,22 @@ export function createProxyFetchMonitor(config: ProxyFetchConfig, target: Monito
     {
       timeoutReason: (message) => picked.map((url) => `Fetch failed (${url.href}): ${message}`).join('; '),
       async run(signal) {
+        if (!compiled) return { ok: false, reason: problem ?? 'invalid configuration' };
+        if (config.caFile !== undefined && ca === undefined) {
+          try {
+            ca = readFileSync(config.caFile);
+          } catch (error) {
+            return { ok: false, reason: `cannot read ca-file: ${errorMessage(error)}` };
+          }
+        }
+        const options: FetchOptions = {
+          httpStatus: config.httpStatus,
+          expectBody: config.expectBody,
+          expectBodyRegex: compiled.expectBodyRegex,
+          verifyTls: config.verifyTls,
+          ca,
+        };
+        const urls = compiled.urls;
         picked = config.checkAll ? urls : [urls[Math.floor(random() * urls.length)] ?? urls[0]!];
         const results = await Promise.all(picked.map((url) => timedFetch(deps.clock, url, target, options, signal)));
         return summarise(results, maxFailures);

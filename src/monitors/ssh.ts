@@ -5,7 +5,7 @@
  * memory, which is what this catches. Host keys are verified against
  * `known-hosts` when configured.
  */
-import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { Client } from 'ssh2';
 import type { SshConfig } from '../config/types.js';
 import { errorMessage } from '../runtime/errors.js';
@@ -15,13 +15,25 @@ import { createPeriodicMonitor } from './periodic.js';
 import type { CheckOutcome, Monitor, MonitorDeps, MonitorTarget } from './types.js';
 
 export function createSshMonitor(config: SshConfig, target: MonitorTarget, deps: MonitorDeps): Monitor {
-  const privateKey = readFileSync(config.privateKeyFile);
-  const knownHosts = config.knownHostsFile === undefined ? undefined : parseKnownHosts(readFileSync(config.knownHostsFile, 'utf8'));
   const names = knownHostNames([...new Set([target.host, target.ip])], config.port);
   return createPeriodicMonitor(
     config.kind,
     config,
-    { run: (signal) => sshCheck(config, target, privateKey, knownHosts, names, signal), timeoutReason: (message) => `SSH ${message}` },
+    {
+      async run(signal) {
+        // Read at each check: keys can be rotated, and a missing file is a failed check, not a crash.
+        let privateKey: Buffer;
+        let knownHosts: ReturnType<typeof parseKnownHosts> | undefined;
+        try {
+          privateKey = await readFile(config.privateKeyFile);
+          if (config.knownHostsFile !== undefined) knownHosts = parseKnownHosts(await readFile(config.knownHostsFile, 'utf8'));
+        } catch (error) {
+          return { ok: false, reason: `SSH: ${errorMessage(error)}` };
+        }
+        return sshCheck(config, target, privateKey, knownHosts, names, signal);
+      },
+      timeoutReason: (message) => `SSH ${message}`,
+    },
     deps,
   );
 }

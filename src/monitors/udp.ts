@@ -23,7 +23,8 @@ export function createUdpMonitor(config: UdpConfig, target: MonitorTarget, deps:
   let pokeCheck: (() => void) | undefined;
 
   const open = (): Promise<dgram.Socket> => {
-    ready ??= new Promise((resolve, reject) => {
+    if (ready) return ready;
+    const opening = new Promise<dgram.Socket>((resolve, reject) => {
       const sock = dgram.createSocket(target.family === 6 ? 'udp6' : 'udp4');
       socket = sock;
       sock.on('message', () => undefined);
@@ -37,8 +38,15 @@ export function createUdpMonitor(config: UdpConfig, target: MonitorTarget, deps:
         }
       });
       sock.connect(target.port, target.ip, (error?: Error) => (error ? reject(error) : resolve(sock)));
+    }).catch((error: unknown) => {
+      // Try afresh at the next check.
+      socket?.close();
+      socket = undefined;
+      ready = undefined;
+      throw error;
     });
-    return ready;
+    ready = opening;
+    return opening;
   };
 
   const settleMs = Math.min(UDP_SETTLE_MS, config.intervalMs / 2);

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSystemClock } from '../../src/runtime/clock.js';
 import { createSilentLogger } from '../../src/runtime/logger.js';
 import { createPingMonitor, pingSettings } from '../../src/monitors/ping.js';
-import { createFpingPinger, packetIntervalMs, parseFpingLine, type Pinger } from '../../src/monitors/pinger.js';
+import { createFpingPinger, packetIntervalMs, parseFpingLine, shardTargets, type Pinger } from '../../src/monitors/pinger.js';
 import { pingConfig } from './support/configs.js';
 import { loopbackAddress, recorder, target, waitFor } from './support/helpers.js';
 import { createSilentNetns, type SilentNetns } from './support/netns.js';
@@ -21,9 +21,17 @@ describe('fping output and settings (pure)', () => {
     expect(parseFpingLine('ICMP Host Unreachable from 192.0.2.1 for ICMP Echo sent to 192.0.2.2')).toBeUndefined();
   });
   it('spreads one round of echoes over the period', () => {
-    expect(packetIntervalMs(1000, 10_000)).toBe(0.08);
+    expect(packetIntervalMs(1000, 4_000)).toBe(0.125);
     expect(packetIntervalMs(1000, 2)).toBe(10);
     expect(packetIntervalMs(1000, 1_000_000)).toBe(0.01);
+  });
+  it('splits large groups over several fping processes (each keeps under 65,535 echoes per 10 s)', () => {
+    const ips = Array.from({ length: 10_000 }, (_, i) => `10.0.${Math.floor(i / 250)}.${i % 250}`);
+    const shards = shardTargets(ips, 1000);
+    expect(shards.map((s) => s.length)).toEqual([3334, 3334, 3332]);
+    expect(shards.flat()).toEqual(ips);
+    expect(shardTargets(ips, 10_000)).toHaveLength(1);
+    expect(shardTargets([], 1000)).toEqual([]);
   });
   it('count echoes per interval, each within the timeout', () => {
     expect(pingSettings({ intervalMs: 1000, timeoutMs: 1000, count: 1 })).toEqual({ periodMs: 1000, timeoutMs: 1000 });
