@@ -60,9 +60,11 @@ export function parseFpingLine(line: string): FpingLine | undefined {
 /**
  * fping keeps at most 65,535 echoes in flight per process over a 10 s window
  * (its 16-bit sequence map), about 6,500 echoes a second; one process takes
- * at most this many echoes a second, and larger groups are split.
+ * at most this many echoes a second (a margin under that ceiling, since
+ * fping exits when it runs out of sequence numbers), and larger groups are
+ * split.
  */
-export const MAX_ECHOES_PER_SECOND_PER_PROCESS = 4000;
+export const MAX_ECHOES_PER_SECOND_PER_PROCESS = 6000;
 
 /** How many addresses one fping process takes at this period. */
 export function targetsPerProcess(periodMs: number): number {
