@@ -55,6 +55,13 @@ function fpingCpuMs(): { user: number; system: number } {
   return { user: user * 10, system: system * 10 }; // USER_HZ is 100 on Linux
 }
 
+/** CPU ms (user+system) of another process, from /proc. */
+function processCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 function cpuMs(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
@@ -67,6 +74,8 @@ interface Figures {
   readonly seconds: number;
   readonly cpuMs: number;
   readonly rssMb: number;
+  /** Of cpuMs, the part spent in the kernel by this process (TCP on loopback is mostly that). */
+  readonly systemMs?: number;
   readonly extra?: string;
 }
 
@@ -75,7 +84,8 @@ function print(f: Figures): void {
   const per1000 = f.checks > 0 ? (f.cpuMs / f.checks) * 1000 : NaN;
   console.log(
     `${f.name}: servers ${f.servers}, ${f.seconds.toFixed(1)} s, checks ${f.checks} (${perSecond.toFixed(0)}/s), ` +
-      `cpu ${(f.cpuMs / 1000).toFixed(2)} s (${((f.cpuMs / 1000 / f.seconds) * 100).toFixed(1)}% of a core), ` +
+      `cpu ${(f.cpuMs / 1000).toFixed(2)} s (${((f.cpuMs / 1000 / f.seconds) * 100).toFixed(1)}% of a core` +
+      `${f.systemMs === undefined ? '' : `, system ${(f.systemMs / 1000).toFixed(2)} s`}), ` +
       `cpu-ms-per-1000-checks ${per1000.toFixed(1)}, rss ${f.rssMb.toFixed(0)} MB${f.extra ? `, ${f.extra}` : ''}`,
   );
 }
@@ -105,6 +115,7 @@ async function run(name: string, configFor: () => MonitorConfig, targets: readon
     }),
   );
   const startCpu = cpuMs();
+  const startSystem = process.cpuUsage().system;
   const start = performance.now();
   for (const m of monitors) m.start();
   let elapsed = 0;
@@ -116,6 +127,7 @@ async function run(name: string, configFor: () => MonitorConfig, targets: readon
     during?.(elapsed);
   }
   const used = cpuMs() - startCpu;
+  const systemMs = (process.cpuUsage().system - startSystem) / 1000;
   const counted = checks;
   const seconds = (performance.now() - start) / 1000;
   await Promise.all(monitors.map((m) => m.stop()));
@@ -123,7 +135,7 @@ async function run(name: string, configFor: () => MonitorConfig, targets: readon
   const pct = (p: number): string => (durations[Math.min(durations.length - 1, Math.floor(durations.length * p))] ?? NaN).toFixed(1);
   const top = [...reasons].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k, n]) => `${n}× ${k}`);
   const extra = `failed ${failures}, check ms p50 ${pct(0.5)} p99 ${pct(0.99)}${top.length ? ` [${top.join('; ')}]` : ''}`;
-  return { name, servers: targets.length, checks: counted, seconds, cpuMs: used, rssMb: peakRss / 2 ** 20, extra };
+  return { name, servers: targets.length, checks: counted, seconds, cpuMs: used, systemMs, rssMb: peakRss / 2 ** 20, extra };
 }
 
 async function startServers(targets: readonly string[]): Promise<ChildProcess> {
@@ -183,8 +195,10 @@ async function main(): Promise<void> {
       kind: 'ProxyFetch', urls: ['http://www.example.org/health'], ...periodic, httpStatus: 200, checkAll: false, maxFailures: 0,
       expectBody: undefined, expectBodyRegex: undefined, verifyTls: false, caFile: undefined,
     };
+    const serverCpuBefore = processCpuMs(servers.pid);
     const fetchFigures = await run('proxyfetch', () => fetch, targets, HTTP_PORT);
-    print(fetchFigures);
+    const serverCpuS = (processCpuMs(servers.pid) - serverCpuBefore) / 1000;
+    print({ ...fetchFigures, extra: `${fetchFigures.extra}; the servers' own process used ${serverCpuS.toFixed(2)} s cpu` });
     console.log(`proxyfetch-cpu-ms-per-1000-checks ${((fetchFigures.cpuMs / fetchFigures.checks) * 1000).toFixed(1)}`);
   } finally {
     servers.kill('SIGTERM');

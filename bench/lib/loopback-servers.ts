@@ -6,7 +6,6 @@
  *   parent -> { cmd: 'drop' }   closes every held TCP connection cleanly (FIN)
  *   parent -> { cmd: 'stats' }  -> { httpRequests, tcpConnections }
  */
-import http from 'node:http';
 import net from 'node:net';
 
 interface StartMessage {
@@ -17,6 +16,7 @@ interface StartMessage {
 }
 type Message = StartMessage | { readonly cmd: 'drop' } | { readonly cmd: 'stats' };
 
+const RESPONSE = 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n';
 const held = new Set<net.Socket>();
 const counters = { httpRequests: 0, tcpConnections: 0 };
 
@@ -29,12 +29,18 @@ function listen(server: net.Server, port: number, host: string): Promise<void> {
 
 async function start(message: StartMessage): Promise<void> {
   for (const address of message.addresses) {
-    const web = http.createServer((_req, res) => {
-      counters.httpRequests += 1;
-      res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '3' });
-      res.end('ok\n');
+    // A minimal HTTP responder: the load generator should cost as little as
+    // possible so that the monitors, not the servers, are what is measured.
+    const web = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      let head = '';
+      socket.on('data', (chunk: Buffer) => {
+        head += chunk.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        counters.httpRequests += 1;
+        socket.end(RESPONSE);
+      });
     });
-    web.keepAliveTimeout = 1000;
     await listen(web, message.httpPort, address);
     const idle = net.createServer((socket) => {
       counters.tcpConnections += 1;
