@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/runtime/clock.js';
 import { BACKOFF_JITTER, createIdleConnectionMonitor, nextBackoffMs } from '../../src/monitors/idle-connection.js';
 import { startRealServer, type RealServer } from '../support/real-server.js';
+import { startBlackhole } from './support/blackhole.js';
 import { idleConnectionConfig } from './support/configs.js';
 import { establishedTo, loopbackAddress, recorder, target, waitFor } from './support/helpers.js';
 
@@ -112,5 +113,29 @@ describe('IdleConnection against a real server', () => {
     await waitFor(() => rec.results.length === 3, 'the reconnect');
     expect(rec.states()).toEqual(['up']);
     await monitor.stop();
+  });
+});
+
+describe('IdleConnection against a server that never answers the SYN', () => {
+  it('is down when the connect timeout passes, then retries with backoff', async () => {
+    const hole = await startBlackhole(loopbackAddress(22));
+    const clock = new ManualClock();
+    const rec = recorder();
+    const monitor = createIdleConnectionMonitor(idleConnectionConfig({ connectTimeoutMs: 5_000 }), target(hole.ip, hole.port), rec.deps(clock, { random: () => 0.75 }));
+    try {
+      monitor.start();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await clock.advanceAsync(4_999);
+      expect(rec.reports).toEqual([]);
+      await clock.advanceAsync(1);
+      await waitFor(() => rec.reports.length === 1, 'the down report');
+      expect(rec.reports[0]).toMatchObject({ up: false, reason: 'IdleConnection connection failed: connect timed out after 5 s' });
+      expect(rec.results[0]).toMatchObject({ event: 'connect-failed', errorCode: 'ETIMEDOUT' });
+      expect(clock.nextDeadline()).toBe(6_000);
+    } finally {
+      await monitor.stop();
+      await hole.stop();
+    }
+    expect(clock.pendingCount()).toBe(0);
   });
 });

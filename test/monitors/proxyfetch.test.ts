@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSystemClock, ManualClock } from '../../src/runtime/clock.js';
 import { bodyProblem, createProxyFetchMonitor, statusPasses, summarise } from '../../src/monitors/proxyfetch.js';
 import { createSelfSignedCertificate, startRealServer, type RealServer } from '../support/real-server.js';
+import { startBlackhole } from './support/blackhole.js';
 import { proxyFetchConfig } from './support/configs.js';
 import { establishedTo, loopbackAddress, recorder, target, waitFor } from './support/helpers.js';
 
@@ -135,6 +136,24 @@ describe('ProxyFetch against a real server on loopback', () => {
     expect(establishedTo(ip, server.ports.http!)).toBe(0);
     await monitor.stop();
     await server.setBehaviour({ mode: 'ok' });
+  });
+
+  it('the deadline covers the connect: a server that never answers the SYN is down at the deadline', async () => {
+    const hole = await startBlackhole(loopbackAddress(13));
+    const clock = new ManualClock();
+    const rec = recorder();
+    const monitor = createProxyFetchMonitor(proxyFetchConfig({ timeoutMs: 5_000 }), target(hole.ip, hole.port), rec.deps(clock));
+    try {
+      monitor.start();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(rec.reports).toEqual([]);
+      await clock.advanceAsync(5_000);
+      await waitFor(() => rec.reports.length > 0, 'a report');
+      expect(rec.reports[0]).toMatchObject({ up: false, reason: 'Fetch failed (http://www.example.com/): timed out after 5 s' });
+    } finally {
+      await monitor.stop();
+      await hole.stop();
+    }
   });
 
   it('is down at the deadline when the server trickles its response', async () => {
