@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSystemClock, ManualClock } from '../../src/runtime/clock.js';
@@ -265,5 +266,57 @@ describe('ProxyFetch verify-tls against a real HTTPS server', () => {
     const report = await firstReport({ urls: ['https://de.wikipedia.org/'], verifyTls: true, caFile });
     expect(report.up).toBe(false);
     expect(report.reason).toMatch(/does not match|altnames/i);
+  });
+});
+
+describe('ProxyFetch against servers that answer badly', () => {
+  /** A raw TCP server that answers every connection with `reply` and closes. */
+  async function rawServer(ip: string, reply: string): Promise<{ port: number; close(): Promise<void> }> {
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.once('data', () => socket.end(reply));
+    });
+    await new Promise<void>((resolve) => server.listen(0, ip, resolve));
+    return {
+      port: (server.address() as net.AddressInfo).port,
+      close: async () => {
+        for (const socket of sockets) socket.destroy();
+        await new Promise((resolve) => server.close(resolve));
+      },
+    };
+  }
+
+  async function firstReport(reply: string) {
+    const ip = loopbackAddress(14);
+    const server = await rawServer(ip, reply);
+    const rec = recorder();
+    const monitor = createProxyFetchMonitor(proxyFetchConfig(), target(ip, server.port), rec.deps(createSystemClock()));
+    try {
+      monitor.start();
+      await waitFor(() => rec.reports.length > 0, 'a report');
+    } finally {
+      await monitor.stop();
+      await server.close();
+    }
+    return rec.reports[0]!;
+  }
+
+  it('a body shorter than its Content-Length is down', async () => {
+    const report = await firstReport('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort');
+    expect(report).toMatchObject({ up: false });
+    expect(report.reason).toMatch(/Fetch failed \(http:\/\/www\.example\.com\/\): (connection closed before the whole body arrived|aborted)/);
+  });
+
+  it('an answer that is not HTTP is down', async () => {
+    const report = await firstReport('SSH-2.0-OpenSSH_9.2\r\n');
+    expect(report).toMatchObject({ up: false });
+    expect(report.reason).toContain('HPE_');
+  });
+
+  it('a close-delimited body is read to its end', async () => {
+    const report = await firstReport("HTTP/1.0 200 OK\r\n\r\nI'm alive!");
+    expect(report).toMatchObject({ up: true });
   });
 });
