@@ -21,6 +21,12 @@ export const INITIAL_DELAY_MS = 1000;
 export const BACKOFF_FACTOR = Math.E;
 /** Twisted's jitter: a normal deviate of this relative size. */
 export const BACKOFF_JITTER = 0.11962656472;
+/**
+ * A connection closed cleanly sooner than this after it opened is not
+ * reconnected at once but after the backoff delay (state unchanged), so that a
+ * server closing every connection is not hammered in a tight loop.
+ */
+export const MIN_STABLE_MS = 1000;
 
 /** The next reconnect delay after `previousMs` (0 for the first retry). Pure given `normal`. */
 export function nextBackoffMs(previousMs: number, maxDelayMs: number, normal: number): number {
@@ -52,11 +58,14 @@ export function createIdleConnectionMonitor(config: IdleConnectionConfig, target
     health.record(ok, reason);
   };
 
-  const scheduleReconnect = (): void => {
+  const scheduleReconnect = (afterCleanClose = false): void => {
     if (stopped) return;
     delayMs = nextBackoffMs(delayMs, config.maxDelayMs, normalFrom(random));
     logger.debug(`reconnecting in ${formatSeconds(delayMs)}`);
-    timer = clock.setTimeout(() => connect(config.connectTimeoutMs, false), delayMs);
+    timer = clock.setTimeout(
+      () => connect(afterCleanClose ? config.timeoutCleanReconnectMs : config.connectTimeoutMs, afterCleanClose),
+      delayMs,
+    );
   };
 
   const connect = (timeoutMs: number, afterCleanClose: boolean): void => {
@@ -66,6 +75,7 @@ export function createIdleConnectionMonitor(config: IdleConnectionConfig, target
     const sock = net.connect({ host: target.ip, port: target.port, family: target.family });
     socket = sock;
     let connected = false;
+    let connectedAtMs = 0;
     let settled = false;
     closedWhenDone = new Promise((resolve) => sock.once('close', () => resolve()));
     const connectTimer = clock.setTimeout(() => {
@@ -74,8 +84,8 @@ export function createIdleConnectionMonitor(config: IdleConnectionConfig, target
     sock.on('data', () => undefined); // discard whatever the server says
     sock.once('connect', () => {
       connected = true;
+      connectedAtMs = clock.now();
       connectTimer.cancel();
-      delayMs = 0;
       sock.setKeepAlive(config.keepalive, config.keepaliveIdleMs);
       result(true, `Connection established to ${target.ip}:${target.port}`, 'connected', startMs);
     });
@@ -86,6 +96,7 @@ export function createIdleConnectionMonitor(config: IdleConnectionConfig, target
       connectTimer.cancel();
       if (stopped) return;
       const code = error.code ?? error.name;
+      if (connected && clock.now() - connectedAtMs >= MIN_STABLE_MS) delayMs = 0;
       if (!connected) {
         const why = afterCleanClose ? 'reconnect after clean close failed' : 'connection failed';
         result(false, `${kind} ${why}: ${error.message}`, 'connect-failed', startMs, code);
@@ -104,6 +115,12 @@ export function createIdleConnectionMonitor(config: IdleConnectionConfig, target
         scheduleReconnect();
         return;
       }
+      if (clock.now() - connectedAtMs < MIN_STABLE_MS) {
+        logger.debug('connection closed cleanly right after opening');
+        scheduleReconnect(true);
+        return;
+      }
+      delayMs = 0;
       logger.debug('connection closed cleanly; reconnecting');
       connect(config.timeoutCleanReconnectMs, true);
     });

@@ -81,7 +81,8 @@ export function createPeriodicMonitor(
     const deadline = createDeadline(clock, options.timeoutMs, stopSignal);
     const aborted = abortPromise(deadline.signal);
     let outcome: CheckOutcome | undefined;
-    const work = check.run(deadline.signal);
+    // Async wrapper: a check that throws synchronously is a failed check too.
+    const work = (async () => check.run(deadline.signal))();
     try {
       outcome = await Promise.race([work, aborted.promise]);
     } catch (error) {
@@ -93,11 +94,11 @@ export function createPeriodicMonitor(
       aborted.dispose();
       deadline.dispose();
     }
+    const durationMs = clock.now() - startMs;
     // The check must be over before the next one starts (or stop resolves).
     await work.catch(() => undefined);
     release?.();
     if (stopped || outcome === undefined) return;
-    const durationMs = clock.now() - startMs;
     logger.debug(`${outcome.ok ? 'good' : 'bad'} check: ${outcome.reason}`);
     deps.onResult?.({ kind, durationMs, ...outcome });
     health.record(outcome.ok, outcome.reason);

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/runtime/clock.js';
 import { BACKOFF_JITTER, createIdleConnectionMonitor, nextBackoffMs } from '../../src/monitors/idle-connection.js';
@@ -46,17 +47,21 @@ describe('IdleConnection against a real server', () => {
     expect(rec.reports[0]).toMatchObject({ up: true, firstCheck: true });
     expect(establishedTo(ip, server.ports.tcp!)).toBe(1);
 
+    await clock.advanceAsync(1000); // a connection that lasted: a clean close reconnects at once
     server.dropConnections('fin');
     await waitFor(() => server.stats().tcpConnections === before + 2, 'the reconnect');
     await waitFor(() => rec.results.length === 2, 'the reconnect result');
     expect(rec.results[1]).toMatchObject({ ok: true, event: 'connected' });
     expect(rec.states()).toEqual(['up']);
 
+    await clock.advanceAsync(1000);
     server.dropConnections('rst');
     await waitFor(() => rec.reports.length === 2, 'the down report');
     expect(rec.reports[1]).toMatchObject({ up: false, reason: expect.stringContaining('ECONNRESET') });
     expect(rec.results[2]).toMatchObject({ ok: false, event: 'connection-lost', errorCode: 'ECONNRESET' });
     expect(establishedTo(ip, server.ports.tcp!)).toBe(0);
+    // A connection that lasted resets the backoff: the retry comes after 1 s.
+    expect(clock.nextDeadline()).toBe(clock.now() + 1000);
     await clock.advanceAsync(999);
     expect(server.stats().tcpConnections).toBe(before + 2);
     await clock.advanceAsync(1);
@@ -90,9 +95,10 @@ describe('IdleConnection against a real server', () => {
   });
 
   it('a failed reconnect after a clean close is down', async () => {
-    const { rec, monitor } = start();
+    const { clock, rec, monitor } = start();
     try {
       await waitFor(() => rec.reports.length === 1, 'the first report');
+      await clock.advanceAsync(1000);
       await server.setBehaviour({ mode: 'down' });
       await waitFor(() => rec.reports.length === 2, 'the down report');
       expect(rec.reports[1]).toMatchObject({ up: false });
@@ -113,6 +119,37 @@ describe('IdleConnection against a real server', () => {
     await waitFor(() => rec.results.length === 3, 'the reconnect');
     expect(rec.states()).toEqual(['up']);
     await monitor.stop();
+  });
+});
+
+describe('IdleConnection against a server that closes every connection at once', () => {
+  it('does not reconnect in a tight loop: short-lived connections back off, state stays up', async () => {
+    const ip = loopbackAddress(23);
+    let accepted = 0;
+    const server = net.createServer((socket) => {
+      accepted += 1;
+      socket.on('error', () => undefined);
+      socket.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, ip, resolve));
+    const clock = new ManualClock();
+    const rec = recorder();
+    const monitor = createIdleConnectionMonitor(idleConnectionConfig(), target(ip, (server.address() as net.AddressInfo).port), rec.deps(clock, { random: () => 0.75 }));
+    try {
+      monitor.start();
+      await waitFor(() => accepted === 1 && clock.pendingCount() > 0 && rec.results.length === 1, 'the first connection and its close');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(accepted).toBe(1);
+      expect(clock.nextDeadline()).toBe(1000);
+      await clock.advanceAsync(1000);
+      await waitFor(() => accepted === 2, 'the second connection');
+      await waitFor(() => clock.pendingCount() > 0 && clock.nextDeadline()! > 1000, 'the next backoff');
+      expect(clock.nextDeadline()).toBeCloseTo(1000 + 1000 * Math.E, 3);
+      expect(rec.states()).toEqual(['up']);
+    } finally {
+      await monitor.stop();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 
