@@ -8,6 +8,7 @@
  */
 import { Resolver } from 'node:dns/promises';
 import type { DnsQueryConfig } from '../config/types.js';
+import { errorMessage } from '../runtime/errors.js';
 import { DeadlineError } from './deadline.js';
 import { createPeriodicMonitor } from './periodic.js';
 import type { CheckOutcome, Monitor, MonitorDeps, MonitorTarget } from './types.js';
@@ -43,7 +44,12 @@ export function createDnsQueryMonitor(config: DnsQueryConfig, target: MonitorTar
   const random = deps.random ?? Math.random;
   // One try with c-ares's own timeout at the deadline; the wrapper's deadline also cancels.
   const resolver = new Resolver({ timeout: Math.max(1, config.timeoutMs), tries: 1 });
-  resolver.setServers([serverAddress(target.ip, target.port)]);
+  let problem: string | undefined;
+  try {
+    resolver.setServers([serverAddress(target.ip, target.port)]);
+  } catch (error) {
+    problem = `DNS query cannot be sent to ${target.ip}: ${errorMessage(error)}`;
+  }
   let query = '';
   return createPeriodicMonitor(
     config.kind,
@@ -51,6 +57,7 @@ export function createDnsQueryMonitor(config: DnsQueryConfig, target: MonitorTar
     {
       timeoutReason: (message) => `DNS query ${message}, query: ${query}`,
       async run(signal) {
+        if (problem !== undefined) return { ok: false, reason: problem };
         const hostname = config.hostnames[Math.floor(random() * config.hostnames.length)] ?? config.hostnames[0] ?? '';
         const type: RecordType = random() < 0.5 ? 'A' : 'AAAA';
         query = `${hostname} ${type}`;
