@@ -6,9 +6,11 @@
  * any failure it retries with exponential backoff (factor e, jitter, capped at
  * `max-delay`), as PyBal's Twisted ReconnectingClientFactory.
  *
- * Node 20 can set TCP_KEEPIDLE (keepalive-idle) but not TCP_KEEPINTVL or
- * TCP_KEEPCNT: keepalive-interval and keepalive-retries keep the kernel's
- * values (net.ipv4.tcp_keepalive_intvl / _probes).
+ * Node 20 sets TCP_KEEPIDLE from keepalive-idle, but its libuv (1.46) fixes
+ * TCP_KEEPINTVL at 1 s and TCP_KEEPCNT at 10 (seen with strace), and Node has
+ * no way to change them: keepalive-interval and keepalive-retries are not
+ * applied, and a silent peer is found keepalive-idle + ~10 s after the last
+ * packet (PyBal: idle + interval x retries = 100 s by default).
  */
 import net from 'node:net';
 import type { IdleConnectionConfig } from '../config/types.js';
