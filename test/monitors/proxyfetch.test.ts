@@ -223,6 +223,29 @@ describe('ProxyFetch against a real server on loopback', () => {
   });
 });
 
+describe('ProxyFetch over IPv6', () => {
+  it('fetches from a server on ::1 with the URL host as Host and SNI', async () => {
+    const server = await startRealServer({ name: 'rs6', host: '::1', http: 0, https: 0, tlsNames: ['en.wikipedia.org'] });
+    try {
+      for (const [url, port] of [
+        ['http://en.wikipedia.org/wiki/', server.ports.http!],
+        ['https://en.wikipedia.org/wiki/', server.ports.https!],
+      ] as const) {
+        const rec = recorder();
+        const monitor = createProxyFetchMonitor(proxyFetchConfig({ urls: [url] }), target('::1', port), rec.deps(createSystemClock()));
+        monitor.start();
+        await waitFor(() => rec.reports.length > 0, 'a report');
+        await monitor.stop();
+        expect(rec.reports[0]).toMatchObject({ up: true });
+        expect(server.stats().lastHttpRequest).toMatchObject({ host: 'en.wikipedia.org', path: '/wiki/' });
+      }
+      expect(server.stats().lastHttpRequest?.sni).toBe('en.wikipedia.org');
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('ProxyFetch verify-tls against a real HTTPS server', () => {
   let dir: string;
   let caFile: string;
