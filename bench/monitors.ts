@@ -62,6 +62,14 @@ function processCpuMs(pid: number | undefined): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
+/** Heap in use after a full collection (needs node --expose-gc). */
+function heapUsedAfterGc(): number | undefined {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return undefined;
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
 function cpuMs(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
@@ -74,6 +82,8 @@ interface Figures {
   readonly seconds: number;
   readonly cpuMs: number;
   readonly rssMb: number;
+  /** JavaScript heap held by the running monitors (after a full GC), when --expose-gc is on. */
+  readonly heapMb?: number;
   /** Of cpuMs, the part spent in the kernel by this process (TCP on loopback is mostly that). */
   readonly systemMs?: number;
   readonly extra?: string;
@@ -86,16 +96,21 @@ function print(f: Figures): void {
     `${f.name}: servers ${f.servers}, ${f.seconds.toFixed(1)} s, checks ${f.checks} (${perSecond.toFixed(0)}/s), ` +
       `cpu ${(f.cpuMs / 1000).toFixed(2)} s (${((f.cpuMs / 1000 / f.seconds) * 100).toFixed(1)}% of a core` +
       `${f.systemMs === undefined ? '' : `, system ${(f.systemMs / 1000).toFixed(2)} s`}), ` +
-      `cpu-ms-per-1000-checks ${per1000.toFixed(1)}, rss ${f.rssMb.toFixed(0)} MB${f.extra ? `, ${f.extra}` : ''}`,
+      `cpu-ms-per-1000-checks ${per1000.toFixed(1)}, rss ${f.rssMb.toFixed(0)} MB` +
+      `${f.heapMb === undefined ? '' : `, heap held by the monitors ${f.heapMb.toFixed(1)} MB (${((f.heapMb * 1024) / f.servers).toFixed(1)} KB per server)`}` +
+      `${f.extra ? `, ${f.extra}` : ''}`,
   );
 }
 
 async function run(name: string, configFor: () => MonitorConfig, targets: readonly string[], port: number, deps: Partial<MonitorDeps> = {}, during?: (elapsedS: number) => void): Promise<Figures> {
   const clock = createSystemClock();
   const logger = createSilentLogger();
+  const heapBefore = heapUsedAfterGc();
   let checks = 0;
   let failures = 0;
-  const durations: number[] = [];
+  // A fixed-size reservoir sample, so that the bench's own memory stays flat.
+  const durations = new Float64Array(10_000);
+  let kept = 0;
   const reasons = new Map<string, number>();
   const monitors: Monitor[] = targets.map((ip) =>
     createMonitor(configFor(), { host: ip, ip, port, family: 4 }, {
@@ -104,7 +119,11 @@ async function run(name: string, configFor: () => MonitorConfig, targets: readon
       onReport: () => undefined,
       onResult: (r) => {
         checks += 1;
-        durations.push(r.durationMs);
+        if (kept < durations.length) durations[kept++] = r.durationMs;
+        else {
+          const slot = Math.floor(Math.random() * checks);
+          if (slot < durations.length) durations[slot] = r.durationMs;
+        }
         if (r.ok) return;
         failures += 1;
         // Group reasons without addresses and numbers.
@@ -130,12 +149,14 @@ async function run(name: string, configFor: () => MonitorConfig, targets: readon
   const systemMs = (process.cpuUsage().system - startSystem) / 1000;
   const counted = checks;
   const seconds = (performance.now() - start) / 1000;
+  const heapHeld = heapUsedAfterGc();
+  const heapMb = heapBefore === undefined || heapHeld === undefined ? undefined : (heapHeld - heapBefore) / 2 ** 20;
   await Promise.all(monitors.map((m) => m.stop()));
-  durations.sort((a, b) => a - b);
-  const pct = (p: number): string => (durations[Math.min(durations.length - 1, Math.floor(durations.length * p))] ?? NaN).toFixed(1);
+  const sample = durations.subarray(0, kept).sort();
+  const pct = (p: number): string => (sample[Math.min(sample.length - 1, Math.floor(sample.length * p))] ?? NaN).toFixed(1);
   const top = [...reasons].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k, n]) => `${n}× ${k}`);
   const extra = `failed ${failures}, check ms p50 ${pct(0.5)} p99 ${pct(0.99)}${top.length ? ` [${top.join('; ')}]` : ''}`;
-  return { name, servers: targets.length, checks: counted, seconds, cpuMs: used, systemMs, rssMb: peakRss / 2 ** 20, extra };
+  return { name, servers: targets.length, checks: counted, seconds, cpuMs: used, systemMs, rssMb: peakRss / 2 ** 20, heapMb, extra };
 }
 
 async function startServers(targets: readonly string[]): Promise<ChildProcess> {
