@@ -42,6 +42,8 @@ export interface PeriodicCheck {
 
 /** Relative jitter applied to each interval after the second check. */
 const JITTER = 0.1;
+/** Intervals below this are raised to it: an interval of 0 would check in a tight loop. */
+export const MIN_INTERVAL_MS = 100;
 
 export function createPeriodicMonitor(
   kind: MonitorKind,
@@ -61,11 +63,11 @@ export function createPeriodicMonitor(
   let checks = 0;
 
   const nextDelayMs = (): number => {
-    const interval = Math.max(0, options.intervalMs);
+    const interval = Math.max(MIN_INTERVAL_MS, options.intervalMs);
     lastDueMs += checks === 1 ? interval * (0.5 + random()) : interval * (1 + (random() * 2 - 1) * JITTER);
     const now = clock.now();
     // Skip ticks missed while a long check ran, keeping the phase.
-    if (lastDueMs < now && interval > 0) lastDueMs += Math.ceil((now - lastDueMs) / interval) * interval;
+    if (lastDueMs < now) lastDueMs += Math.ceil((now - lastDueMs) / interval) * interval;
     return Math.max(0, lastDueMs - now);
   };
 

@@ -212,4 +212,24 @@ describe('periodic wrapper (manual clock)', () => {
     ]);
     await monitor.stop();
   });
+
+  it('an interval of 0 is raised to the minimum instead of checking in a tight loop', async () => {
+    const clock = new ManualClock();
+    let runs = 0;
+    const monitor = createPeriodicMonitor(
+      'ProxyFetch',
+      { ...opts, intervalMs: 0 },
+      {
+        run: async () => {
+          runs += 1;
+          return { ok: true, reason: 'ok' };
+        },
+      },
+      recorder().deps(clock, { random: () => 0.5 }),
+    );
+    monitor.start();
+    await clock.advanceAsync(1_000);
+    expect(runs).toBe(11); // at 0, 100, 200, ... 1000 ms
+    await monitor.stop();
+  });
 });
