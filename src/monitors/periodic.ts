@@ -1,0 +1,140 @@
+/**
+ * The periodic wrapper (Seesaw's healthcheck shape): it owns interval,
+ * jitter, the overall deadline, rise/fall and report-on-change, so that each
+ * monitor type only says how to check once.
+ *
+ * - The first check runs at once; the second falls between 0.5 and 1.5
+ *   intervals later, so monitors started in the same millisecond spread over
+ *   the interval; later checks keep their phase with ±10% jitter.
+ * - Interval is measured between check starts; a check that overruns delays
+ *   the next one (never overlaps it) and missed ticks are skipped.
+ * - The deadline covers the whole check: the wrapper reports a failure when it
+ *   passes even if the check itself has not noticed yet.
+ */
+import { errorMessage } from '../runtime/errors.js';
+import type { MonitorKind } from '../config/types.js';
+import type { Timer } from '../runtime/clock.js';
+import { abortPromise, createDeadline, DeadlineError } from './deadline.js';
+import { createReportingHealth } from './health.js';
+import type { CheckOutcome, Monitor, MonitorDeps } from './types.js';
+
+export interface PeriodicOptions {
+  readonly intervalMs: number;
+  /** Overall deadline of one check; 0 or less means none. */
+  readonly timeoutMs: number;
+  readonly rise: number;
+  readonly fall: number;
+}
+
+export interface PeriodicCheck {
+  /** One check. Must honour the signal; the wrapper enforces the deadline regardless. */
+  run(signal: AbortSignal): Promise<CheckOutcome>;
+  /**
+   * Waited for before the deadline starts (a slot for a command, say), so
+   * that local queueing never counts against the server. Returns a release.
+   */
+  gate?(signal: AbortSignal): Promise<() => void>;
+  /** Words the deadline failure for the check in flight (say, with its URL). */
+  timeoutReason?(message: string): string;
+  /** Frees what the check keeps across rounds; called once by stop(). */
+  close?(): Promise<void> | void;
+}
+
+/** Relative jitter applied to each interval after the second check. */
+const JITTER = 0.1;
+/** Intervals below this are raised to it: an interval of 0 would check in a tight loop. */
+export const MIN_INTERVAL_MS = 100;
+
+export function createPeriodicMonitor(
+  kind: MonitorKind,
+  options: PeriodicOptions,
+  check: PeriodicCheck,
+  deps: MonitorDeps,
+): Monitor {
+  const { clock, logger } = deps;
+  const random = deps.random ?? Math.random;
+  const health = createReportingHealth(kind, options, deps);
+  let started = false;
+  let stopped = false;
+  let timer: Timer | undefined;
+  let inflight: Promise<void> | undefined;
+  const stopController = new AbortController();
+  let lastDueMs = 0;
+  let checks = 0;
+
+  const nextDelayMs = (): number => {
+    const interval = Math.max(MIN_INTERVAL_MS, options.intervalMs);
+    lastDueMs += checks === 1 ? interval * (0.5 + random()) : interval * (1 + (random() * 2 - 1) * JITTER);
+    const now = clock.now();
+    // Skip ticks missed while a long check ran, keeping the phase.
+    if (lastDueMs < now) lastDueMs += Math.ceil((now - lastDueMs) / interval) * interval;
+    return Math.max(0, lastDueMs - now);
+  };
+
+  const runOnce = async (): Promise<void> => {
+    const stopSignal = stopController.signal;
+    let release: (() => void) | undefined;
+    try {
+      if (check.gate) release = await check.gate(stopSignal);
+    } catch {
+      return; // stopped while waiting
+    }
+    const startMs = clock.now();
+    const deadline = createDeadline(clock, options.timeoutMs, stopSignal);
+    const aborted = abortPromise(deadline.signal);
+    let outcome: CheckOutcome | undefined;
+    // Async wrapper: a check that throws synchronously is a failed check too.
+    const work = (async () => check.run(deadline.signal))();
+    try {
+      outcome = await Promise.race([work, aborted.promise]);
+    } catch (error) {
+      const reason: unknown = deadline.signal.reason;
+      if (reason instanceof DeadlineError) outcome = { ok: false, reason: check.timeoutReason?.(reason.message) ?? reason.message };
+      else if (stopSignal.aborted) outcome = undefined;
+      else outcome = { ok: false, reason: errorMessage(error) };
+    } finally {
+      aborted.dispose();
+      deadline.dispose();
+    }
+    const durationMs = clock.now() - startMs;
+    // The check must be over before the next one starts (or stop resolves).
+    await work.catch(() => undefined);
+    release?.();
+    if (stopped || outcome === undefined) return;
+    logger.debug(`${outcome.ok ? 'good' : 'bad'} check: ${outcome.reason}`);
+    deps.onResult?.({ kind, durationMs, ...outcome });
+    health.record(outcome.ok, outcome.reason);
+  };
+
+  const tick = (): void => {
+    timer = undefined;
+    if (stopped) return;
+    checks += 1;
+    inflight = runOnce()
+      .catch((error: unknown) => logger.error({ err: error }, 'check loop failed; restarting'))
+      .finally(() => {
+        inflight = undefined;
+        if (!stopped) timer = clock.setTimeout(tick, nextDelayMs());
+      });
+  };
+
+  return {
+    kind,
+    start() {
+      if (started) return;
+      started = true;
+      lastDueMs = clock.now();
+      tick();
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      timer?.cancel();
+      timer = undefined;
+      stopController.abort(new Error('monitor stopped'));
+      await inflight;
+      await check.close?.();
+    },
+    state: () => health.state(),
+  };
+}

@@ -1,0 +1,31 @@
+/**
+ * The static registry: MonitorConfig kind -> factory. createMonitor is the
+ * one entry point the daemon uses.
+ */
+import type { MonitorConfig, MonitorKind } from '../config/types.js';
+import { createDnsQueryMonitor } from './dns-query.js';
+import { createIdleConnectionMonitor } from './idle-connection.js';
+import { createPingMonitor } from './ping.js';
+import { createProxyFetchMonitor } from './proxyfetch.js';
+import { createRunCommandMonitor } from './run-command.js';
+import { createSshMonitor } from './ssh.js';
+import type { Monitor, MonitorDeps, MonitorTarget } from './types.js';
+import { createUdpMonitor } from './udp.js';
+
+type Factory<K extends MonitorKind> = (config: Extract<MonitorConfig, { kind: K }>, target: MonitorTarget, deps: MonitorDeps) => Monitor;
+
+export const MONITOR_FACTORIES: { readonly [K in MonitorKind]: Factory<K> } = {
+  ProxyFetch: createProxyFetchMonitor,
+  IdleConnection: createIdleConnectionMonitor,
+  RunCommand: createRunCommandMonitor,
+  SSH: createSshMonitor,
+  DNSQuery: createDnsQueryMonitor,
+  UDP: createUdpMonitor,
+  Ping: createPingMonitor,
+};
+
+/** Creates (does not start) the monitor a config names, for one server. */
+export function createMonitor(config: MonitorConfig, target: MonitorTarget, deps: MonitorDeps): Monitor {
+  const factory = MONITOR_FACTORIES[config.kind] as Factory<MonitorKind>;
+  return factory(config as never, target, deps);
+}

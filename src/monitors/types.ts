@@ -1,0 +1,94 @@
+/**
+ * The monitor contract. A monitor watches one real server and reports up/down
+ * transitions with a reason; it never reads or writes coordinator or server
+ * state ("monitors report, coordinators decide"). Everything crossing this
+ * boundary is a plain value.
+ */
+import type { AddressFamily, MonitorKind } from '../config/types.js';
+import type { Clock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Pinger } from './pinger.js';
+import type { RunLimiter } from './run-limiter.js';
+
+/** The real server a monitor checks. */
+export interface MonitorTarget {
+  /** The server's name as the pool gives it (substituted for `server.host`). */
+  readonly host: string;
+  /** Its address, in the service's family (substituted for `server.ip`). */
+  readonly ip: string;
+  /** The service port: where checks connect, as PyBal. */
+  readonly port: number;
+  readonly family: AddressFamily;
+}
+
+export type HealthState = 'up' | 'down';
+
+/** Sent on the first result and on every transition (PyBal's resultUp/resultDown). */
+export interface MonitorReport {
+  readonly kind: MonitorKind;
+  readonly up: boolean;
+  readonly reason: string;
+  /** True for the first result after start. */
+  readonly firstCheck: boolean;
+  /** Clock time of the result (monotonic ms). */
+  readonly atMs: number;
+}
+
+/** One fetched URL of a ProxyFetch round (for the per-URL duration metric). */
+export interface UrlResult {
+  readonly url: string;
+  readonly ok: boolean;
+  readonly reason: string;
+  readonly durationMs: number;
+}
+
+/**
+ * Every single check result, whether or not it changed the state: what the
+ * daemon needs for PyBal's per-check metrics (results totals, request and run
+ * durations, IdleConnection failure counters).
+ */
+export interface CheckResult {
+  readonly kind: MonitorKind;
+  readonly ok: boolean;
+  readonly reason: string;
+  readonly durationMs: number;
+  /** ProxyFetch: each URL fetched this round. */
+  readonly urls?: readonly UrlResult[];
+  /** RunCommand: the exit code, null when killed by a signal or not started. */
+  readonly exitCode?: number | null;
+  /** IdleConnection: what happened to the connection. */
+  readonly event?: 'connected' | 'connect-failed' | 'connection-lost';
+  /** IdleConnection: error class for the `reason` label (ECONNREFUSED, ETIMEDOUT, ...). */
+  readonly errorCode?: string;
+}
+
+export interface Monitor {
+  readonly kind: MonitorKind;
+  /** Starts checking; the first check runs at once. Idempotent. */
+  start(): void;
+  /** Cancels in-flight work; resolves once no socket, timer or process is left. */
+  stop(): Promise<void>;
+  /** The reported state, undefined before the first result. */
+  state(): HealthState | undefined;
+}
+
+export interface MonitorDeps {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly onReport: (report: MonitorReport) => void;
+  readonly onResult?: (result: CheckResult) => void;
+  /** Shared cap on concurrent commands (RunCommand); without it each monitor runs unthrottled. */
+  readonly runLimiter?: RunLimiter;
+  /** Shared batch pinger (Ping); without it the monitor owns a private one. */
+  readonly pinger?: Pinger;
+  /** Random source in [0, 1) for jitter and URL choice; Math.random by default. */
+  readonly random?: () => number;
+}
+
+/** What one check concluded. */
+export interface CheckOutcome {
+  readonly ok: boolean;
+  readonly reason: string;
+  readonly urls?: readonly UrlResult[];
+  readonly exitCode?: number | null;
+}

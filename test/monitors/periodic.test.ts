@@ -1,0 +1,235 @@
+import { describe, expect, it } from 'vitest';
+import { flushAsync, ManualClock } from '../../src/runtime/clock.js';
+import { stepHealth } from '../../src/monitors/health.js';
+import { createPeriodicMonitor } from '../../src/monitors/periodic.js';
+import type { CheckOutcome } from '../../src/monitors/types.js';
+import { recorder } from './support/helpers.js';
+
+const opts = { intervalMs: 10_000, timeoutMs: 5_000, rise: 1, fall: 1 };
+
+/** A check whose results the test scripts; each run waits for the test to answer it. */
+function scripted() {
+  const pending: { resolve: (o: CheckOutcome) => void; signal: AbortSignal }[] = [];
+  let runs = 0;
+  return {
+    check: {
+      run: (signal: AbortSignal) =>
+        new Promise<CheckOutcome>((resolve) => {
+          runs += 1;
+          pending.push({ resolve, signal });
+        }),
+    },
+    runs: () => runs,
+    pending,
+    answer(ok: boolean, reason = ok ? 'fine' : 'broken') {
+      const p = pending.shift();
+      if (!p) throw new Error('no check in flight');
+      p.resolve({ ok, reason });
+    },
+  };
+}
+
+describe('stepHealth (rise/fall)', () => {
+  const table: [string, boolean[], number, number, (string | undefined)[]][] = [
+    ['first result sets the state at once, whatever rise/fall', [false], 3, 3, ['down']],
+    ['first good with rise 3', [true], 3, 3, ['up']],
+    ['fall 2 needs two bad in a row', [true, false, true, false, false], 1, 2, ['up', undefined, undefined, undefined, 'down']],
+    ['rise 3 needs three good in a row', [false, true, true, false, true, true, true], 3, 1, ['down', undefined, undefined, undefined, undefined, undefined, 'up']],
+    ['rise/fall 1 is PyBal: every change reported', [true, false, true, true, false], 1, 1, ['up', 'down', 'up', undefined, 'down']],
+  ];
+  it.each(table)('%s', (_name, results, rise, fall, expected) => {
+    let current: { state: 'up' | 'down' | undefined; streak: number } = { state: undefined, streak: 0 };
+    const changes = results.map((ok) => {
+      const next = stepHealth(current, ok, { rise, fall });
+      current = next;
+      return next.changed ? next.state : undefined;
+    });
+    expect(changes).toEqual(expected);
+  });
+});
+
+describe('periodic wrapper (manual clock)', () => {
+  it('runs the first check at once, reports the first result and then only transitions', async () => {
+    const clock = new ManualClock();
+    const rec = recorder();
+    const s = scripted();
+    const monitor = createPeriodicMonitor('ProxyFetch', opts, s.check, rec.deps(clock, { random: () => 0.5 }));
+    monitor.start();
+    expect(s.runs()).toBe(1);
+    s.answer(true);
+    await flushAsync();
+    expect(rec.states()).toEqual(['up']);
+    expect(rec.reports[0]?.firstCheck).toBe(true);
+    // random 0.5: the second check is exactly one interval later.
+    await clock.advanceAsync(9_999);
+    expect(s.runs()).toBe(1);
+    await clock.advanceAsync(1);
+    expect(s.runs()).toBe(2);
+    s.answer(true);
+    await flushAsync();
+    expect(rec.states()).toEqual(['up']);
+    await clock.advanceAsync(10_000);
+    s.answer(false, 'HTTP status 500');
+    await flushAsync();
+    expect(rec.states()).toEqual(['up', 'down']);
+    expect(rec.reports[1]).toMatchObject({ up: false, reason: 'HTTP status 500', firstCheck: false });
+    expect(rec.results.map((r) => r.ok)).toEqual([true, true, false]);
+    expect(monitor.state()).toBe('down');
+    await monitor.stop();
+    expect(clock.pendingCount()).toBe(0);
+  });
+
+  it('fails a check at the deadline even if the check never settles on its own', async () => {
+    const clock = new ManualClock();
+    const rec = recorder();
+    let sawAbort = false;
+    const monitor = createPeriodicMonitor(
+      'DNSQuery',
+      opts,
+      {
+        run: (signal) =>
+          new Promise<CheckOutcome>((resolve) => {
+            // Honours the signal, but only reports it as cancelled.
+            signal.addEventListener('abort', () => {
+              sawAbort = true;
+              resolve({ ok: true, reason: 'late success must not count' });
+            });
+          }),
+      },
+      rec.deps(clock, { random: () => 0.5 }),
+    );
+    monitor.start();
+    await clock.advanceAsync(4_999);
+    expect(rec.reports).toEqual([]);
+    await clock.advanceAsync(1);
+    expect(sawAbort).toBe(true);
+    expect(rec.reports).toEqual([expect.objectContaining({ up: false, reason: 'timed out after 5 s' })]);
+    await monitor.stop();
+  });
+
+  it('never overlaps checks: an overrunning check delays the next and missed ticks are skipped', async () => {
+    const clock = new ManualClock();
+    const rec = recorder();
+    const s = scripted();
+    const monitor = createPeriodicMonitor('RunCommand', { ...opts, timeoutMs: 0 }, s.check, rec.deps(clock, { random: () => 0.5 }));
+    monitor.start();
+    await clock.advanceAsync(35_000); // no deadline: the first check is still running
+    expect(s.runs()).toBe(1);
+    s.answer(true);
+    await flushAsync();
+    // Next due tick on the original phase: 40 s.
+    await clock.advanceAsync(4_999);
+    expect(s.runs()).toBe(1);
+    await clock.advanceAsync(1);
+    expect(s.runs()).toBe(2);
+    s.answer(true);
+    await monitor.stop();
+  });
+
+  it('spreads monitors started together over the interval (jitter)', async () => {
+    const clock = new ManualClock();
+    const starts: number[][] = [];
+    const monitors = [0, 0.25, 0.5, 0.75, 0.999].map((r, i) => {
+      starts[i] = [];
+      return createPeriodicMonitor(
+        'ProxyFetch',
+        opts,
+        {
+          run: async () => {
+            starts[i]!.push(clock.now());
+            return { ok: true, reason: 'ok' };
+          },
+        },
+        recorder().deps(clock, { random: () => r }),
+      );
+    });
+    for (const m of monitors) m.start();
+    await clock.advanceAsync(30_000);
+    // All first checks at once, then each on its own phase between 0.5 and 1.5 intervals.
+    expect(starts.map((s) => s[0])).toEqual([0, 0, 0, 0, 0]);
+    expect(starts.map((s) => Math.round(s[1]!))).toEqual([5_000, 7_500, 10_000, 12_500, 14_990]);
+    // Later gaps stay within ±10% of the interval.
+    expect(starts.map((s) => Math.round(s[2]! - s[1]!))).toEqual([9_000, 9_500, 10_000, 10_500, 10_998]);
+    await Promise.all(monitors.map((m) => m.stop()));
+  });
+
+  it('stop() cancels the check in flight and leaves no timer; no report after stop', async () => {
+    const clock = new ManualClock();
+    const rec = recorder();
+    const s = scripted();
+    const monitor = createPeriodicMonitor('ProxyFetch', opts, s.check, rec.deps(clock));
+    monitor.start();
+    const signal = s.pending[0]!.signal;
+    const stopping = monitor.stop();
+    expect(signal.aborted).toBe(true);
+    s.answer(false);
+    await stopping;
+    expect(rec.reports).toEqual([]);
+    expect(clock.pendingCount()).toBe(0);
+  });
+
+  it('a gate (command slot) is waited for before the deadline starts', async () => {
+    const clock = new ManualClock();
+    const rec = recorder();
+    const s = scripted();
+    let openGate: () => void = () => undefined;
+    const gate = () => new Promise<() => void>((resolve) => (openGate = () => resolve(() => undefined)));
+    const monitor = createPeriodicMonitor('RunCommand', opts, { ...s.check, gate }, rec.deps(clock));
+    monitor.start();
+    await clock.advanceAsync(60_000);
+    expect(s.runs()).toBe(0);
+    expect(rec.reports).toEqual([]);
+    openGate();
+    await flushAsync();
+    expect(s.runs()).toBe(1);
+    s.answer(true);
+    await flushAsync();
+    expect(rec.states()).toEqual(['up']);
+    await monitor.stop();
+  });
+
+  it('a check that throws is a bad result and the loop goes on', async () => {
+    const clock = new ManualClock();
+    const rec = recorder();
+    let n = 0;
+    const monitor = createPeriodicMonitor(
+      'ProxyFetch',
+      opts,
+      {
+        run: async () => {
+          n += 1;
+          if (n === 1) throw new Error('boom');
+          return { ok: true, reason: 'ok' };
+        },
+      },
+      rec.deps(clock, { random: () => 0.5 }),
+    );
+    monitor.start();
+    await clock.advanceAsync(10_000);
+    expect(rec.reports.map((r) => [r.up, r.reason])).toEqual([
+      [false, 'boom'],
+      [true, 'ok'],
+    ]);
+    await monitor.stop();
+  });
+
+  it('an interval of 0 is raised to the minimum instead of checking in a tight loop', async () => {
+    const clock = new ManualClock();
+    let runs = 0;
+    const monitor = createPeriodicMonitor(
+      'ProxyFetch',
+      { ...opts, intervalMs: 0 },
+      {
+        run: async () => {
+          runs += 1;
+          return { ok: true, reason: 'ok' };
+        },
+      },
+      recorder().deps(clock, { random: () => 0.5 }),
+    );
+    monitor.start();
+    await clock.advanceAsync(1_000);
+    expect(runs).toBe(11); // at 0, 100, 200, ... 1000 ms
+    await monitor.stop();
+  });
+});
