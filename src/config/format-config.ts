@@ -49,6 +49,7 @@ function formatGlobal(g: GlobalConfig): Values {
     instrumentation: yesNo(g.instrumentation),
     instrumentation_port: String(g.instrumentationPort),
     instrumentation_ips: pyList(g.instrumentationIps),
+    'runcommand-max-concurrent': String(g.runcommandMaxConcurrent),
   });
 }
 

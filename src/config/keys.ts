@@ -23,6 +23,7 @@ export const GLOBAL_KEYS = [
   'instrumentation',
   'instrumentation_port',
   'instrumentation_ips',
+  'runcommand-max-concurrent',
 ] as const;
 
 export const SERVICE_KEYS = [

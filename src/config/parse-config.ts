@@ -188,6 +188,7 @@ function parseGlobal(c: Collector, section: IniSection, present: boolean): Globa
     instrumentation: r.bool('instrumentation', false),
     instrumentationPort: r.int('instrumentation_port', 9090, { min: 1, max: 65535 }),
     instrumentationIps: r.ipList('instrumentation_ips', ['127.0.0.1', '::1'], true),
+    runcommandMaxConcurrent: r.int('runcommand-max-concurrent', 32, { min: 1, max: 10000 }),
   };
 }
 

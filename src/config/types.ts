@@ -64,6 +64,8 @@ export interface GlobalConfig {
   readonly instrumentationPort: number;
   /** `instrumentation_ips` (default `["127.0.0.1", "::1"]`). */
   readonly instrumentationIps: readonly string[];
+  /** New: `runcommand-max-concurrent`, how many RunCommand checks may run at once across all services (default 32). */
+  readonly runcommandMaxConcurrent: number;
 }
 
 export type Protocol = 'tcp' | 'udp' | 'sctp';
@@ -158,11 +160,11 @@ export interface IdleConnectionConfig {
   readonly maxDelayMs: number;
   /** `idleconnection.keepalive` (default true). */
   readonly keepalive: boolean;
-  /** `idleconnection.keepalive-retries` (default 3). */
+  /** `idleconnection.keepalive-retries` (default 3). Accepted but not applied: Node 20's libuv fixes TCP_KEEPCNT at 10. */
   readonly keepaliveRetries: number;
   /** `idleconnection.keepalive-idle` (default 10 s). */
   readonly keepaliveIdleMs: number;
-  /** `idleconnection.keepalive-interval` (default 30 s). */
+  /** `idleconnection.keepalive-interval` (default 30 s). Accepted but not applied: Node 20's libuv fixes TCP_KEEPINTVL at 1 s. */
   readonly keepaliveIntervalMs: number;
   /** New: `idleconnection.timeout`, connect timeout (default 5 s; PyBal's is Twisted's 30 s). */
   readonly connectTimeoutMs: number;

@@ -20,6 +20,7 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
     instrumentation: false,
     instrumentationPort: 9090,
     instrumentationIps: ['127.0.0.1', '::1'],
+    runcommandMaxConcurrent: 32,
     ...overrides,
   };
 }

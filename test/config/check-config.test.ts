@@ -175,6 +175,7 @@ describe('formatConfig', () => {
       instrumentation: 'no',
       instrumentation_port: '9090',
       instrumentation_ips: "['127.0.0.1', '::1']",
+      'runcommand-max-concurrent': '32',
     });
     expect(sections.s).toEqual({
       protocol: 'tcp',
@@ -207,7 +208,7 @@ describe('formatConfig', () => {
       't.conf',
     );
     expect(again.errors).toEqual([]);
-    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 14 } })));
+    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 15 } })));
     expect(again.config?.global).toEqual(r.config.global);
   });
 });

@@ -55,6 +55,7 @@ const GLOBAL_DEFAULTS: GlobalConfig = {
   instrumentation: false,
   instrumentationPort: 9090,
   instrumentationIps: ['127.0.0.1', '::1'],
+  runcommandMaxConcurrent: 32,
 };
 
 const IDLE_DEFAULTS: MonitorConfig = {
@@ -258,6 +259,7 @@ bgp-connect-retry = 2.5
 instrumentation = true
 instrumentation_port = 9091
 instrumentation_ips = [ '' ]
+runcommand-max-concurrent = 4
 
 [v6]
 protocol = sctp
@@ -364,11 +366,12 @@ udp.fall = 3
       instrumentation: true,
       instrumentationPort: 9091,
       instrumentationIps: [''],
+      runcommandMaxConcurrent: 4,
     });
     const [v6, v4udp] = config.services;
     expect(v6).toStrictEqual({
       name: 'v6',
-      source: { file: FILE, line: 20 },
+      source: { file: FILE, line: 21 },
       protocol: 'sctp',
       ip: '2001:db8::11',
       family: 6,
@@ -441,7 +444,7 @@ udp.fall = 3
     });
     expect(v4udp).toStrictEqual({
       name: 'v4udp',
-      source: { file: FILE, line: 86 },
+      source: { file: FILE, line: 87 },
       protocol: 'udp',
       ip: '192.0.2.53',
       family: 4,
@@ -741,6 +744,7 @@ describe('parseConfig: [global] errors', () => {
     ['connect retry', ok('bgp-connect-retry = 0'), ['test.conf:6: bgp-connect-retry: must be greater than 0 seconds, got 0']],
     ['instrumentation', '[global]\ninstrumentation = 2\n', ["test.conf:2: instrumentation: expected a boolean (yes/no, true/false, on/off, 1/0), got '2'"]],
     ['instrumentation port', '[global]\ninstrumentation_port = 70000\n', ['test.conf:2: instrumentation_port: must be between 1 and 65535, got 70000']],
+    ['runcommand cap', '[global]\nruncommand-max-concurrent = 0\n', ['test.conf:2: runcommand-max-concurrent: must be between 1 and 10000, got 0']],
     [
       'instrumentation IPs',
       "[global]\ninstrumentation_ips = [ '127.0.0.1', 'localhost' ]\n",
