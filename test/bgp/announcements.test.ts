@@ -10,7 +10,7 @@ import {
 import type { ServiceConfig } from '../../src/config/types.js';
 import { ManualClock } from '../../src/runtime/clock.js';
 import { createSilentLogger } from '../../src/runtime/logger.js';
-import { globalConfig, serviceConfig } from './config-fixtures.js';
+import { globalConfig, serviceConfig } from '../support/config-fixtures.js';
 
 const lines = (routes: ReturnType<typeof decideRoutes>): string[] =>
   routes.map((r) => `${r.prefix.address}/${r.prefix.length} via ${r.nextHop} path ${r.asPath.join(' ')} med ${r.med} comm ${r.communities.map((c) => `${c.asn}:${c.value}`).join(',')}`);

@@ -9,7 +9,7 @@ import { BgpSpeaker } from '../../src/bgp/speaker.js';
 import type { ServiceConfig } from '../../src/config/types.js';
 import { createSystemClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger } from '../../src/runtime/logger.js';
-import { globalConfig, serviceConfig } from './config-fixtures.js';
+import { globalConfig, serviceConfig } from '../support/config-fixtures.js';
 import { startRouter, waitFor, type Router, type RouterKind } from './routers.js';
 
 export interface SuitePorts {

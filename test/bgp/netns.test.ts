@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { PeerStatus } from '../../src/bgp/speaker.js';
-import { globalConfig, serviceConfig } from './config-fixtures.js';
+import { globalConfig, serviceConfig } from '../support/config-fixtures.js';
 import { createNetnsPair, startRouter, waitFor, type NetnsPair, type Router } from './routers.js';
 
 const SCRIPT = new URL('../../dist/test/bgp/netns-speaker.js', import.meta.url).pathname;

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLab, type Lab } from '../lab/lab.js';
 import type { LabProcess } from '../lab/exec.js';
-import { globalConfig, serviceConfig } from './config-fixtures.js';
+import { globalConfig, serviceConfig } from '../support/config-fixtures.js';
 
 describe('lab: our BGP speaker in the director, BIRD as the router', () => {
   let lab: Lab;

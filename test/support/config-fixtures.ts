@@ -1,4 +1,4 @@
-/** GlobalConfig / ServiceConfig values for BGP tests, with PyBal's defaults. */
+/** GlobalConfig / ServiceConfig values for tests, with PyBal's defaults. */
 import type { GlobalConfig, ServiceConfig } from '../../src/config/types.js';
 
 export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfig {
