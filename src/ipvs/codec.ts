@@ -1,0 +1,445 @@
+/**
+ * IPVS generic netlink codec (pure): requests as attribute bytes, replies as
+ * plain values. Layouts and byte order follow linux/ip_vs.h: every integer
+ * is host order except ports, the IPv4 netmask and the IPv4 multicast group.
+ */
+import { decodeAddress, encodeAddress, familyOf, prefixToMask, type IpFamily } from './address.js';
+import {
+  AF_INET,
+  AF_INET6,
+  IPPROTO,
+  IPVS_CMD,
+  IPVS_CMD_ATTR,
+  IPVS_DAEMON_ATTR,
+  IPVS_DEST_ATTR,
+  IPVS_GENL_VERSION,
+  IPVS_INFO_ATTR,
+  IPVS_STATS_ATTR,
+  IPVS_SVC_ATTR,
+  IP_VS_CONN_F,
+  IP_VS_CONN_F_TUNNEL_TYPE,
+  IP_VS_IFNAME_MAXLEN,
+  IP_VS_PENAME_MAXLEN,
+  IP_VS_SCHEDNAME_MAXLEN,
+  IP_VS_STATE,
+  IP_VS_SVC_F,
+} from './constants.js';
+import {
+  NLM_F,
+  NetlinkDecodeError,
+  be16,
+  be32,
+  cstring,
+  decodeAttrs,
+  encodeAttr,
+  encodeGenl,
+  encodeMessage,
+  encodeNested,
+  getBe16,
+  getBe32,
+  getCString,
+  getU16,
+  getU32,
+  getU64,
+  getU8,
+  u16,
+  u32,
+  u8,
+  type AttrMap,
+} from './netlink-framing.js';
+import type {
+  DestKey,
+  DestSpec,
+  FwdMethod,
+  IpvsInfo,
+  IpvsProtocol,
+  IpvsTimeouts,
+  KernelDest,
+  KernelService,
+  ServiceKey,
+  ServiceSpec,
+  Stats,
+  SyncDaemon,
+  SyncState,
+  TunnelType,
+} from './types.js';
+
+/** One IPVS request before framing: the command and its attributes. */
+export interface IpvsRequest {
+  readonly cmd: number;
+  /** A dump (NLM_F_DUMP) rather than a do request. */
+  readonly dump: boolean;
+  readonly attrs: Buffer;
+}
+
+// ---- value <-> number mappings ----
+
+const FWD_METHODS: Readonly<Record<FwdMethod, number>> = {
+  masq: IP_VS_CONN_F.MASQ,
+  local: IP_VS_CONN_F.LOCALNODE,
+  tunnel: IP_VS_CONN_F.TUNNEL,
+  droute: IP_VS_CONN_F.DROUTE,
+  bypass: IP_VS_CONN_F.BYPASS,
+};
+const TUNNEL_TYPES: Readonly<Record<TunnelType, number>> = {
+  ipip: IP_VS_CONN_F_TUNNEL_TYPE.IPIP,
+  gue: IP_VS_CONN_F_TUNNEL_TYPE.GUE,
+  gre: IP_VS_CONN_F_TUNNEL_TYPE.GRE,
+};
+const SYNC_STATES: Readonly<Record<SyncState, number>> = { master: IP_VS_STATE.MASTER, backup: IP_VS_STATE.BACKUP };
+
+function reverseLookup<K extends string>(table: Readonly<Record<K, number>>, value: number, what: string): K {
+  for (const [k, v] of Object.entries(table) as [K, number][]) if (v === value) return k;
+  throw new NetlinkDecodeError(`${what}: unknown value ${value}`);
+}
+
+function afNumber(family: IpFamily): number {
+  return family === 4 ? AF_INET : AF_INET6;
+}
+function afFamily(af: number, what: string): IpFamily {
+  if (af === AF_INET) return 4;
+  if (af === AF_INET6) return 6;
+  throw new NetlinkDecodeError(`${what}: unsupported address family ${af}`);
+}
+
+function checkName(what: string, name: string, max: number): void {
+  if (Buffer.byteLength(name) + 1 > max) throw new TypeError(`${what} ${JSON.stringify(name)} is longer than ${max - 1} bytes`);
+}
+
+// ---- encode ----
+
+export function encodeServiceKeyAttrs(key: ServiceKey): Buffer[] {
+  const attrs = [encodeAttr(IPVS_SVC_ATTR.AF, u16(afNumber(key.family)))];
+  if ('fwmark' in key) {
+    attrs.push(encodeAttr(IPVS_SVC_ATTR.FWMARK, u32(key.fwmark)));
+  } else {
+    attrs.push(
+      encodeAttr(IPVS_SVC_ATTR.PROTOCOL, u16(IPPROTO[key.protocol])),
+      encodeAttr(IPVS_SVC_ATTR.ADDR, encodeAddress(key.family, key.address)),
+      encodeAttr(IPVS_SVC_ATTR.PORT, be16(key.port)),
+    );
+  }
+  return attrs;
+}
+
+/** The netmask attribute: an IPv4 mask in network order, an IPv6 prefix length in host order. */
+function encodeNetmask(family: IpFamily, prefix: number): Buffer {
+  return family === 4 ? be32(prefixToMask(prefix)) : u32(prefix);
+}
+
+export function encodeServiceAttr(svc: ServiceSpec): Buffer {
+  checkName('scheduler', svc.scheduler, IP_VS_SCHEDNAME_MAXLEN);
+  checkName('persistence engine', svc.peName, IP_VS_PENAME_MAXLEN);
+  const flags = Buffer.concat([u32(svc.flags & ~IP_VS_SVC_F.HASHED), u32(0xffffffff)]);
+  const attrs = [
+    ...encodeServiceKeyAttrs(svc.key),
+    encodeAttr(IPVS_SVC_ATTR.SCHED_NAME, cstring(svc.scheduler)),
+    encodeAttr(IPVS_SVC_ATTR.FLAGS, flags),
+    encodeAttr(IPVS_SVC_ATTR.TIMEOUT, u32(svc.timeoutSec)),
+    encodeAttr(IPVS_SVC_ATTR.NETMASK, encodeNetmask(svc.key.family, svc.netmask)),
+  ];
+  if (svc.peName) attrs.push(encodeAttr(IPVS_SVC_ATTR.PE_NAME, cstring(svc.peName)));
+  return encodeNested(IPVS_CMD_ATTR.SERVICE, attrs);
+}
+
+export function encodeServiceKeyAttr(key: ServiceKey): Buffer {
+  return encodeNested(IPVS_CMD_ATTR.SERVICE, encodeServiceKeyAttrs(key));
+}
+
+function encodeDestKeyAttrs(dest: DestKey): Buffer[] {
+  return [
+    encodeAttr(IPVS_DEST_ATTR.ADDR, encodeAddress(dest.family, dest.address)),
+    encodeAttr(IPVS_DEST_ATTR.PORT, be16(dest.port)),
+    encodeAttr(IPVS_DEST_ATTR.ADDR_FAMILY, u16(afNumber(dest.family))),
+  ];
+}
+
+export function encodeDestAttr(dest: DestSpec): Buffer {
+  const attrs = [
+    ...encodeDestKeyAttrs(dest),
+    encodeAttr(IPVS_DEST_ATTR.FWD_METHOD, u32(FWD_METHODS[dest.fwdMethod])),
+    encodeAttr(IPVS_DEST_ATTR.WEIGHT, u32(dest.weight)),
+    encodeAttr(IPVS_DEST_ATTR.U_THRESH, u32(dest.upperThreshold)),
+    encodeAttr(IPVS_DEST_ATTR.L_THRESH, u32(dest.lowerThreshold)),
+  ];
+  if (dest.fwdMethod === 'tunnel') {
+    attrs.push(
+      encodeAttr(IPVS_DEST_ATTR.TUN_TYPE, u8(TUNNEL_TYPES[dest.tunnelType])),
+      encodeAttr(IPVS_DEST_ATTR.TUN_PORT, be16(dest.tunnelPort)),
+      encodeAttr(IPVS_DEST_ATTR.TUN_FLAGS, u16(dest.tunnelFlags)),
+    );
+  }
+  return encodeNested(IPVS_CMD_ATTR.DEST, attrs);
+}
+
+export function encodeDaemonAttr(d: SyncDaemon): Buffer {
+  checkName('multicast interface', d.mcastIfn, IP_VS_IFNAME_MAXLEN);
+  const attrs = [
+    encodeAttr(IPVS_DAEMON_ATTR.STATE, u32(SYNC_STATES[d.state])),
+    encodeAttr(IPVS_DAEMON_ATTR.MCAST_IFN, cstring(d.mcastIfn)),
+    encodeAttr(IPVS_DAEMON_ATTR.SYNC_ID, u32(d.syncId)),
+  ];
+  if (d.syncMaxLen) attrs.push(encodeAttr(IPVS_DAEMON_ATTR.SYNC_MAXLEN, u16(d.syncMaxLen)));
+  if (d.mcastGroup) {
+    const fam = familyOf(d.mcastGroup);
+    if (fam === undefined) throw new TypeError(`multicast group ${JSON.stringify(d.mcastGroup)} is not an address`);
+    attrs.push(
+      fam === 4
+        ? encodeAttr(IPVS_DAEMON_ATTR.MCAST_GROUP, encodeAddress(4, d.mcastGroup))
+        : encodeAttr(IPVS_DAEMON_ATTR.MCAST_GROUP6, encodeAddress(6, d.mcastGroup)),
+    );
+  }
+  if (d.mcastPort) attrs.push(encodeAttr(IPVS_DAEMON_ATTR.MCAST_PORT, be16(d.mcastPort)));
+  if (d.mcastTtl) attrs.push(encodeAttr(IPVS_DAEMON_ATTR.MCAST_TTL, u8(d.mcastTtl)));
+  return encodeNested(IPVS_CMD_ATTR.DAEMON, attrs);
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Builders for every request a director sends. FLUSH is deliberately absent: we never flush. */
+export const ipvsRequests = {
+  newService: (svc: ServiceSpec): IpvsRequest => ({ cmd: IPVS_CMD.NEW_SERVICE, dump: false, attrs: encodeServiceAttr(svc) }),
+  setService: (svc: ServiceSpec): IpvsRequest => ({ cmd: IPVS_CMD.SET_SERVICE, dump: false, attrs: encodeServiceAttr(svc) }),
+  delService: (key: ServiceKey): IpvsRequest => ({ cmd: IPVS_CMD.DEL_SERVICE, dump: false, attrs: encodeServiceKeyAttr(key) }),
+  getService: (key: ServiceKey): IpvsRequest => ({ cmd: IPVS_CMD.GET_SERVICE, dump: false, attrs: encodeServiceKeyAttr(key) }),
+  dumpServices: (): IpvsRequest => ({ cmd: IPVS_CMD.GET_SERVICE, dump: true, attrs: EMPTY }),
+  newDest: (key: ServiceKey, dest: DestSpec): IpvsRequest => ({
+    cmd: IPVS_CMD.NEW_DEST,
+    dump: false,
+    attrs: Buffer.concat([encodeServiceKeyAttr(key), encodeDestAttr(dest)]),
+  }),
+  setDest: (key: ServiceKey, dest: DestSpec): IpvsRequest => ({
+    cmd: IPVS_CMD.SET_DEST,
+    dump: false,
+    attrs: Buffer.concat([encodeServiceKeyAttr(key), encodeDestAttr(dest)]),
+  }),
+  delDest: (key: ServiceKey, dest: DestKey): IpvsRequest => ({
+    cmd: IPVS_CMD.DEL_DEST,
+    dump: false,
+    attrs: Buffer.concat([encodeServiceKeyAttr(key), encodeNested(IPVS_CMD_ATTR.DEST, encodeDestKeyAttrs(dest))]),
+  }),
+  dumpDests: (key: ServiceKey): IpvsRequest => ({ cmd: IPVS_CMD.GET_DEST, dump: true, attrs: encodeServiceKeyAttr(key) }),
+  newDaemon: (d: SyncDaemon): IpvsRequest => ({ cmd: IPVS_CMD.NEW_DAEMON, dump: false, attrs: encodeDaemonAttr(d) }),
+  delDaemon: (state: SyncState): IpvsRequest => ({
+    cmd: IPVS_CMD.DEL_DAEMON,
+    dump: false,
+    attrs: encodeNested(IPVS_CMD_ATTR.DAEMON, [encodeAttr(IPVS_DAEMON_ATTR.STATE, u32(SYNC_STATES[state]))]),
+  }),
+  dumpDaemons: (): IpvsRequest => ({ cmd: IPVS_CMD.GET_DAEMON, dump: true, attrs: EMPTY }),
+  setTimeouts: (t: IpvsTimeouts): IpvsRequest => ({
+    cmd: IPVS_CMD.SET_CONFIG,
+    dump: false,
+    attrs: Buffer.concat([
+      encodeAttr(IPVS_CMD_ATTR.TIMEOUT_TCP, u32(t.tcpSec)),
+      encodeAttr(IPVS_CMD_ATTR.TIMEOUT_TCP_FIN, u32(t.tcpFinSec)),
+      encodeAttr(IPVS_CMD_ATTR.TIMEOUT_UDP, u32(t.udpSec)),
+    ]),
+  }),
+  getTimeouts: (): IpvsRequest => ({ cmd: IPVS_CMD.GET_CONFIG, dump: false, attrs: EMPTY }),
+  getInfo: (): IpvsRequest => ({ cmd: IPVS_CMD.GET_INFO, dump: false, attrs: EMPTY }),
+  /** Zeroes the counters of one service, or of all when no key is given. */
+  zero: (key?: ServiceKey): IpvsRequest => ({
+    cmd: IPVS_CMD.ZERO,
+    dump: false,
+    attrs: key ? encodeServiceKeyAttr(key) : EMPTY,
+  }),
+} as const;
+
+/** A complete netlink message for a request. */
+export function encodeIpvsMessage(familyId: number, seq: number, pid: number, req: IpvsRequest, ack: boolean): Buffer {
+  let flags: number = NLM_F.REQUEST;
+  if (req.dump) flags |= NLM_F.DUMP;
+  else if (ack) flags |= NLM_F.ACK;
+  return encodeMessage({
+    type: familyId,
+    flags,
+    seq,
+    pid,
+    payload: encodeGenl({ cmd: req.cmd, version: IPVS_GENL_VERSION }, req.attrs),
+  });
+}
+
+// ---- decode ----
+
+function need(attrs: AttrMap, type: number, what: string): Buffer {
+  const v = attrs.get(type);
+  if (!v) throw new NetlinkDecodeError(`${what} is missing`);
+  return v;
+}
+
+function protocolName(n: number): IpvsProtocol {
+  return reverseLookup(IPPROTO, n, 'service protocol');
+}
+
+/** Stats from STATS (u32, bytes u64) or STATS64 (all u64): the length tells. */
+export function decodeStats(buf: Buffer): Stats {
+  const a = decodeAttrs(buf);
+  const get = (type: number, name: string): bigint => {
+    const v = a.get(type);
+    if (!v) return 0n;
+    return v.length === 8 ? getU64(name, v) : BigInt(getU32(name, v));
+  };
+  return {
+    conns: get(IPVS_STATS_ATTR.CONNS, 'stats conns'),
+    inPkts: get(IPVS_STATS_ATTR.INPKTS, 'stats inpkts'),
+    outPkts: get(IPVS_STATS_ATTR.OUTPKTS, 'stats outpkts'),
+    inBytes: get(IPVS_STATS_ATTR.INBYTES, 'stats inbytes'),
+    outBytes: get(IPVS_STATS_ATTR.OUTBYTES, 'stats outbytes'),
+    cps: get(IPVS_STATS_ATTR.CPS, 'stats cps'),
+    inPps: get(IPVS_STATS_ATTR.INPPS, 'stats inpps'),
+    outPps: get(IPVS_STATS_ATTR.OUTPPS, 'stats outpps'),
+    inBps: get(IPVS_STATS_ATTR.INBPS, 'stats inbps'),
+    outBps: get(IPVS_STATS_ATTR.OUTBPS, 'stats outbps'),
+  };
+}
+
+function optionalStats(attrs: AttrMap, type: number): Stats | undefined {
+  const v = attrs.get(type);
+  return v ? decodeStats(v) : undefined;
+}
+
+/** Decodes the attributes inside IPVS_CMD_ATTR_SERVICE. */
+export function decodeService(buf: Buffer): KernelService {
+  const a = decodeAttrs(buf);
+  const family = afFamily(getU16('service af', need(a, IPVS_SVC_ATTR.AF, 'service af')), 'service af');
+  const fwmark = a.get(IPVS_SVC_ATTR.FWMARK);
+  const fwmarkValue = fwmark ? getU32('service fwmark', fwmark) : 0;
+  const key: ServiceKey =
+    fwmarkValue !== 0
+      ? { family, fwmark: fwmarkValue }
+      : {
+          family,
+          protocol: protocolName(getU16('service protocol', need(a, IPVS_SVC_ATTR.PROTOCOL, 'service protocol'))),
+          address: decodeAddress(family, need(a, IPVS_SVC_ATTR.ADDR, 'service address')),
+          port: getBe16('service port', need(a, IPVS_SVC_ATTR.PORT, 'service port')),
+        };
+  const flagsBuf = need(a, IPVS_SVC_ATTR.FLAGS, 'service flags');
+  if (flagsBuf.length !== 8) throw new NetlinkDecodeError(`service flags: expected 8 bytes, got ${flagsBuf.length}`);
+  const rawFlags = getU32('service flags', flagsBuf.subarray(0, 4));
+  const netmaskBuf = a.get(IPVS_SVC_ATTR.NETMASK);
+  let netmask = family === 4 ? 32 : 128;
+  if (netmaskBuf) {
+    // IPv4: the leading ones of the mask (a non-contiguous mask, which ipvsadm accepts, is read as its leading ones).
+    netmask = family === 4 ? Math.clz32(~getBe32('service netmask', netmaskBuf)) : getU32('service netmask', netmaskBuf);
+  }
+  const pe = a.get(IPVS_SVC_ATTR.PE_NAME);
+  return {
+    key,
+    scheduler: getCString('service scheduler', need(a, IPVS_SVC_ATTR.SCHED_NAME, 'service scheduler')),
+    flags: rawFlags & ~IP_VS_SVC_F.HASHED,
+    rawFlags,
+    timeoutSec: getU32('service timeout', need(a, IPVS_SVC_ATTR.TIMEOUT, 'service timeout')),
+    netmask,
+    peName: pe ? getCString('service pe name', pe) : '',
+    stats: optionalStats(a, IPVS_SVC_ATTR.STATS),
+    stats64: optionalStats(a, IPVS_SVC_ATTR.STATS64),
+  };
+}
+
+/** Decodes the attributes inside IPVS_CMD_ATTR_DEST; serviceFamily is the default address family. */
+export function decodeDest(buf: Buffer, serviceFamily: IpFamily): KernelDest {
+  const a = decodeAttrs(buf);
+  const afBuf = a.get(IPVS_DEST_ATTR.ADDR_FAMILY);
+  const family = afBuf ? afFamily(getU16('dest address family', afBuf), 'dest address family') : serviceFamily;
+  const u32Or0 = (type: number, what: string): number => {
+    const v = a.get(type);
+    return v ? getU32(what, v) : 0;
+  };
+  const tunType = a.get(IPVS_DEST_ATTR.TUN_TYPE);
+  const tunPort = a.get(IPVS_DEST_ATTR.TUN_PORT);
+  const tunFlags = a.get(IPVS_DEST_ATTR.TUN_FLAGS);
+  return {
+    family,
+    address: decodeAddress(family, need(a, IPVS_DEST_ATTR.ADDR, 'dest address')),
+    port: getBe16('dest port', need(a, IPVS_DEST_ATTR.PORT, 'dest port')),
+    fwdMethod: reverseLookup(
+      FWD_METHODS,
+      getU32('dest forwarding method', need(a, IPVS_DEST_ATTR.FWD_METHOD, 'dest forwarding method')) & IP_VS_CONN_F.FWD_MASK,
+      'dest forwarding method',
+    ),
+    weight: getU32('dest weight', need(a, IPVS_DEST_ATTR.WEIGHT, 'dest weight')),
+    upperThreshold: u32Or0(IPVS_DEST_ATTR.U_THRESH, 'dest upper threshold'),
+    lowerThreshold: u32Or0(IPVS_DEST_ATTR.L_THRESH, 'dest lower threshold'),
+    tunnelType: tunType ? reverseLookup(TUNNEL_TYPES, getU8('dest tunnel type', tunType), 'dest tunnel type') : 'ipip',
+    tunnelPort: tunPort ? getBe16('dest tunnel port', tunPort) : 0,
+    tunnelFlags: tunFlags ? getU16('dest tunnel flags', tunFlags) : 0,
+    activeConns: u32Or0(IPVS_DEST_ATTR.ACTIVE_CONNS, 'dest active connections'),
+    inactConns: u32Or0(IPVS_DEST_ATTR.INACT_CONNS, 'dest inactive connections'),
+    persistConns: u32Or0(IPVS_DEST_ATTR.PERSIST_CONNS, 'dest persistent connections'),
+    stats: optionalStats(a, IPVS_DEST_ATTR.STATS),
+    stats64: optionalStats(a, IPVS_DEST_ATTR.STATS64),
+  };
+}
+
+/** The top-level attributes of a NEW_SERVICE reply (one per service in a dump). */
+export function decodeServiceReply(attrs: Buffer): KernelService {
+  return decodeService(need(decodeAttrs(attrs), IPVS_CMD_ATTR.SERVICE, 'IPVS_CMD_ATTR_SERVICE'));
+}
+
+export function decodeDestReply(attrs: Buffer, serviceFamily: IpFamily): KernelDest {
+  return decodeDest(need(decodeAttrs(attrs), IPVS_CMD_ATTR.DEST, 'IPVS_CMD_ATTR_DEST'), serviceFamily);
+}
+
+export function decodeDaemonReply(attrs: Buffer): SyncDaemon {
+  const a = decodeAttrs(need(decodeAttrs(attrs), IPVS_CMD_ATTR.DAEMON, 'IPVS_CMD_ATTR_DAEMON'));
+  const group4 = a.get(IPVS_DAEMON_ATTR.MCAST_GROUP);
+  const group6 = a.get(IPVS_DAEMON_ATTR.MCAST_GROUP6);
+  let mcastGroup = '';
+  if (group6 && group6.some((b) => b !== 0)) mcastGroup = decodeAddress(6, group6);
+  else if (group4 && group4.some((b) => b !== 0)) mcastGroup = decodeAddress(4, group4);
+  const maxlen = a.get(IPVS_DAEMON_ATTR.SYNC_MAXLEN);
+  const port = a.get(IPVS_DAEMON_ATTR.MCAST_PORT);
+  const ttl = a.get(IPVS_DAEMON_ATTR.MCAST_TTL);
+  return {
+    state: reverseLookup(SYNC_STATES, getU32('daemon state', need(a, IPVS_DAEMON_ATTR.STATE, 'daemon state')), 'daemon state'),
+    mcastIfn: getCString('daemon interface', need(a, IPVS_DAEMON_ATTR.MCAST_IFN, 'daemon interface')),
+    syncId: getU32('daemon sync id', need(a, IPVS_DAEMON_ATTR.SYNC_ID, 'daemon sync id')),
+    syncMaxLen: maxlen ? getU16('daemon sync maxlen', maxlen) : 0,
+    mcastGroup,
+    mcastPort: port ? getBe16('daemon port', port) : 0,
+    mcastTtl: ttl ? getU8('daemon ttl', ttl) : 0,
+  };
+}
+
+export function decodeInfoReply(attrs: Buffer): IpvsInfo {
+  const a = decodeAttrs(attrs);
+  const versionCode = getU32('info version', need(a, IPVS_INFO_ATTR.VERSION, 'info version'));
+  return {
+    versionCode,
+    version: `${(versionCode >> 16) & 0xff}.${(versionCode >> 8) & 0xff}.${versionCode & 0xff}`,
+    connTabSize: getU32('info connection table size', need(a, IPVS_INFO_ATTR.CONN_TAB_SIZE, 'info connection table size')),
+  };
+}
+
+export function decodeTimeoutsReply(attrs: Buffer): IpvsTimeouts {
+  const a = decodeAttrs(attrs);
+  const get = (type: number, what: string): number => {
+    const v = a.get(type);
+    return v ? getU32(what, v) : 0;
+  };
+  return {
+    tcpSec: get(IPVS_CMD_ATTR.TIMEOUT_TCP, 'tcp timeout'),
+    tcpFinSec: get(IPVS_CMD_ATTR.TIMEOUT_TCP_FIN, 'tcp fin timeout'),
+    udpSec: get(IPVS_CMD_ATTR.TIMEOUT_UDP, 'udp timeout'),
+  };
+}
+
+// ---- text, for logs and errors ----
+
+export function formatServiceKey(key: ServiceKey): string {
+  if ('fwmark' in key) return `FWM ${key.fwmark}${key.family === 6 ? ' IPv6' : ''}`;
+  const host = key.family === 6 ? `[${key.address}]` : key.address;
+  return `${key.protocol.toUpperCase()} ${host}:${key.port}`;
+}
+
+export function formatDestKey(dest: DestKey): string {
+  return dest.family === 6 ? `[${dest.address}]:${dest.port}` : `${dest.address}:${dest.port}`;
+}
+
+export function serviceKeyId(key: ServiceKey): string {
+  return 'fwmark' in key ? `fwm/${key.family}/${key.fwmark}` : `${key.protocol}/${key.family}/${key.address}/${key.port}`;
+}
+
+export function destKeyId(dest: DestKey): string {
+  return `${dest.family}/${dest.address}/${dest.port}`;
+}
