@@ -63,6 +63,11 @@ export function encodeMessage(msg: NetlinkMessage): Buffer {
   return out;
 }
 
+/** Clears NLM_F_ACK in an encoded message, in place. */
+export function clearAckFlag(msg: Buffer): void {
+  writeU16(msg, 6, readU16(msg, 6) & ~NLM_F.ACK);
+}
+
 /** Splits one datagram into its messages. */
 export function decodeMessages(buf: Buffer): NetlinkMessage[] {
   const out: NetlinkMessage[] = [];
