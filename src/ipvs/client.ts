@@ -27,6 +27,7 @@ import {
   type IpvsRequest,
 } from './codec.js';
 import { CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME, CTRL_CMD_GETFAMILY, GENL_ID_CTRL, IPVS_GENL_NAME, NETLINK_GENERIC, ipvsCmdName } from './constants.js';
+import { opObject, requestForOp, type IpvsOp } from './diff.js';
 import { EIO, ENOBUFS, ETIMEDOUT, IpvsError } from './errors.js';
 import {
   NLMSG_DONE,
@@ -60,7 +61,8 @@ export type BatchResult = (IpvsError | undefined)[];
 export interface IpvsKernel {
   listServices(): Promise<KernelService[]>;
   listDests(key: ServiceKey): Promise<KernelDest[]>;
-  batch(items: readonly BatchItem[]): Promise<BatchResult>;
+  /** Applies the operations in order (batched); one result per operation. */
+  apply(ops: readonly IpvsOp[]): Promise<BatchResult>;
 }
 
 export interface IpvsClientOptions {
@@ -255,6 +257,10 @@ export class IpvsClient implements IpvsKernel {
       }
       return results;
     });
+  }
+
+  apply(ops: readonly IpvsOp[]): Promise<BatchResult> {
+    return this.batch(ops.map((op) => ({ request: requestForOp(op), object: opObject(op) })));
   }
 
   close(): void {

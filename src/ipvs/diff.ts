@@ -155,7 +155,7 @@ function formatDestSettings(d: DestSettings): string {
 
 export function formatServiceSettings(s: ServiceSettings): string {
   let text = `scheduler ${s.scheduler}`;
-  const flags = s.flags & ~IP_VS_SVC_F.HASHED;
+  const flags = s.flags & ~(IP_VS_SVC_F.HASHED | IP_VS_SVC_F.PERSISTENT);
   if (flags) text += ` flags 0x${flags.toString(16)}`;
   if (persistent(s)) text += ` persistent ${s.timeoutSec}s mask /${s.netmask}`;
   if (s.peName) text += ` pe ${s.peName}`;
