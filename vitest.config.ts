@@ -1,13 +1,39 @@
 import { defineConfig } from 'vitest/config';
 
+// Two projects: `unit` runs on the host; `lab` (test/**/*.lab.test.ts) needs a
+// kernel with IPVS and runs inside one User-Mode Linux guest that test/run.sh
+// (or test/lab/run.sh) boots for the whole lab suite; see test/lab/README.md.
+const inLabGuest = process.env.PYBAL_LAB_GUEST === '1';
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     environment: 'node',
     pool: 'forks',
-    testTimeout: 20_000,
-    hookTimeout: 60_000,
     // A test that asserts nothing is a defect.
     expect: { requireAssertions: true },
+    projects: [
+      inLabGuest
+        ? {
+            extends: true,
+            test: {
+              name: 'lab',
+              include: ['test/**/*.lab.test.ts'],
+              // The guest has one CPU: labs side by side only slow each other down.
+              fileParallelism: false,
+              testTimeout: 60_000,
+              hookTimeout: 120_000,
+            },
+          }
+        : {
+            extends: true,
+            test: {
+              name: 'unit',
+              include: ['test/**/*.test.ts'],
+              exclude: ['test/**/*.lab.test.ts', 'node_modules/**', 'dist/**'],
+              testTimeout: 20_000,
+              hookTimeout: 60_000,
+            },
+          },
+    ],
   },
 });

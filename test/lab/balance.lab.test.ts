@@ -1,0 +1,54 @@
+// Self-test: a client's requests to the VIP are balanced across real servers
+// by the guest's IPVS, in NAT and in DR, over IPv4 and IPv6; which real
+// server answered is read from its X-Served-By header.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from './exec.js';
+import { FAMILIES } from './topology.js';
+import { startLab, type Lab } from './lab.js';
+
+describe.each(['nat', 'dr'] as const)('lab: %s forwarding', (forwarding) => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await startLab({ forwarding, realServers: 2, router: 'none' });
+  });
+  afterAll(async () => {
+    await lab?.stop();
+  });
+
+  it.each(FAMILIES)('balances IPv%i requests to the VIP across the real servers', async (family) => {
+    const service = await lab.addIpvsService({ family, scheduler: 'rr' });
+    const answers = await lab.client.servedBy(lab.vipUrl(family), 4);
+    // Round robin over two servers: every request answered, strictly alternating.
+    expect(answers.every((a) => a === 'rs1' || a === 'rs2')).toBe(true);
+    expect(new Set(answers).size).toBe(2);
+    expect(answers[0]).not.toBe(answers[1]);
+    expect(answers[2]).toBe(answers[0]);
+
+    // The kernel folds its per-CPU counters into these totals every 2 s: poll.
+    const [conns, inPkts, outPkts] = await waitFor(
+      async () => {
+        const stats = await lab.ipvsadm(['-Ln', '--stats', '-t', service]);
+        // "TCP  203.0.113.1:80   4   24   0   1.5K   0": conns, in packets, out packets, ...
+        const line = stats.split('\n').find((l) => l.includes(service)) ?? '';
+        const fields = line.trim().split(/\s+/).slice(2, 5);
+        return fields[0] === '4' ? fields : undefined;
+      },
+      { timeoutMs: 10_000, what: `4 connections counted for ${service}` },
+    );
+    expect(conns).toBe('4');
+    expect(Number(inPkts)).toBeGreaterThan(0);
+    // DR: replies go straight from the real servers to the client, never through the director.
+    if (forwarding === 'dr') expect(outPkts).toBe('0');
+    else expect(Number(outPkts)).toBeGreaterThan(0);
+  });
+
+  if (forwarding === 'dr') {
+    it('real servers hold the VIP on lo with arp_ignore=1 and arp_announce=2', async () => {
+      const lo = await lab.execOk('rs1', ['ip', 'addr', 'show', 'dev', 'lo']);
+      expect(lo.stdout).toContain(`${lab.addr.vip.v4}/32`);
+      expect(lo.stdout).toContain(`${lab.addr.vip.v6}/128`);
+      const sysctl = await lab.execOk('rs1', ['sysctl', '-n', 'net.ipv4.conf.all.arp_ignore', 'net.ipv4.conf.all.arp_announce', 'net.ipv4.conf.eth0.arp_ignore', 'net.ipv4.conf.eth0.arp_announce']);
+      expect(sysctl.stdout.split('\n').filter(Boolean)).toEqual(['1', '2', '1', '2']);
+    });
+  }
+});

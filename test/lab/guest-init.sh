@@ -1,0 +1,47 @@
+#!/bin/sh
+# PID 1 of a lab guest (User-Mode Linux booted with the host's / over hostfs).
+# $1 is the run's scratch directory on hostfs, prepared by uml.ts:
+#   modroot/    lib/modules -> /usr/lib/uml/modules (for modprobe -d)
+#   modules     module names to load, one per line
+#   env.sh      exports for the command
+#   cwd         working directory of the command
+#   command.sh  the command itself
+# The exit status of command.sh goes to $1/status: the guest's own exit
+# status means nothing to the host.
+S="$1"
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+# Private state stays in the guest: everything else under / is the host's.
+mount -t tmpfs -o mode=755 tmpfs /run
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm 2>/dev/null
+mkdir -p /run/netns /run/lock
+hostname pybal-lab
+ip link set lo up
+ulimit -n 65536
+
+failed=""
+while read -r mod; do
+  [ -n "$mod" ] || continue
+  modprobe -d "$S/modroot" "$mod" || failed="$failed $mod"
+done < "$S/modules"
+
+echo "@@pybal-lab begin@@"
+if [ -n "$failed" ]; then
+  echo "pybal-lab: could not load kernel modules:$failed"
+  echo 125 > "$S/status"
+else
+  # Piping through cat gives the command a plain pipe rather than the
+  # console tty (no interactive redraws, no CR/LF games).
+  {
+    cd "$(cat "$S/cwd")" && . "$S/env.sh" && sh "$S/command.sh" </dev/null
+    echo $? > "$S/status"
+  } 2>&1 | cat
+fi
+echo "@@pybal-lab end@@"
+sync
+poweroff -f
+echo o > /proc/sysrq-trigger

@@ -1,0 +1,35 @@
+// Self-test: the guest's kernel has IPVS, per network namespace.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLab, type Lab } from './lab.js';
+
+describe('lab: IPVS in the guest kernel', () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await startLab({ directors: 2, realServers: 2, router: 'none', realServer: false });
+  });
+  afterAll(async () => {
+    await lab?.stop();
+  });
+
+  it('ipvsadm creates a service and destinations that ipvsadm -Ln shows', async () => {
+    const vip = lab.addr.vip.v4!;
+    const [rs1, rs2] = lab.addr.realServers;
+    await lab.ipvsadm(['-A', '-t', `${vip}:80`, '-s', 'wrr']);
+    await lab.ipvsadm(['-a', '-t', `${vip}:80`, '-r', `${rs1!.v4}:80`, '-g', '-w', '10']);
+    await lab.ipvsadm(['-a', '-t', `${vip}:80`, '-r', `${rs2!.v4}:80`, '-g', '-w', '20']);
+    const table = await lab.ipvsadm(['-Ln']);
+    expect(table).toContain(`TCP  ${vip}:80 wrr`);
+    expect(table).toMatch(new RegExp(`-> ${rs1!.v4}:80\\s+Route\\s+10\\s`));
+    expect(table).toMatch(new RegExp(`-> ${rs2!.v4}:80\\s+Route\\s+20\\s`));
+  });
+
+  it('each director namespace has its own IPVS table', async () => {
+    const vip6 = lab.addr.vip.v6!;
+    await lab.ipvsadm(['-A', '-u', `[${vip6}]:53`, '-s', 'rr'], 'director2');
+    const one = await lab.ipvsadm(['-Ln'], 'director1');
+    const two = await lab.ipvsadm(['-Ln'], 'director2');
+    expect(two).toContain(`UDP  [${vip6}]:53 rr`);
+    expect(one).not.toContain(vip6);
+    expect(two).not.toContain(`${lab.addr.vip.v4}:80`);
+  });
+});

@@ -1,0 +1,419 @@
+// The lab, from inside the guest: builds a topology (see topology.ts), starts
+// the router and the real servers, and hands tests the handles they need.
+//
+//   const lab = await startLab({ realServers: 3, forwarding: 'dr', router: 'bird' });
+//   await lab.execOk('director1', ['ipvsadm', '-A', '-t', `${lab.addr.vip.v4}:80`, '-s', 'rr']);
+//   (await lab.client.get(lab.vipUrl(4))).servedBy  // 'rs2'
+//   await lab.realServer('rs1').setBehaviour({ mode: 'hang' });
+//   await lab.router.waitForRoute('203.0.113.1/32');
+//   await lab.stop();
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { controlRealServer, type Behaviour, type RealServerStats } from '../support/real-server.js';
+import { LabProcess, exec, execOk, type ExecOptions, type ExecResult } from './exec.js';
+import { BirdDaemon } from './routers/bird.js';
+import { GobgpDaemon } from './routers/gobgp.js';
+import { formatPlan, planTopology, type DualAddress, type Family, type NamedAddress, type LabAddresses, type RouterKind, type Topology, type TopologyOptions } from './topology.js';
+import { repoRoot } from './uml.js';
+
+export type RealServerPortsOption = {
+  /** Default 80. */
+  http?: number;
+  /** Idle TCP port (holds connections, never answers). */
+  tcp?: number;
+  /** UDP echo port. */
+  udp?: number;
+  dns?: number;
+  /** NAME=IP[,IP] records served by the DNS listener. */
+  dnsRecords?: readonly string[];
+};
+
+export type LabOptions = TopologyOptions & {
+  /** The router's BGP daemon. Default 'bird'. */
+  router?: RouterKind;
+  /** Default 64512. */
+  routerAsn?: number;
+  /** The directors' AS (what the router expects). Default 64600. */
+  directorAsn?: number;
+  /** Ports the real servers listen on, or false to start none. Default { http: 80 }. */
+  realServer?: RealServerPortsOption | false;
+};
+
+export const DEFAULT_ROUTER_ASN = 64512;
+export const DEFAULT_DIRECTOR_ASN = 64600;
+
+/** True inside a lab guest booted by uml.ts (where the real kernel has IPVS). */
+export function inLabGuest(): boolean {
+  return process.env.PYBAL_LAB_GUEST === '1';
+}
+
+export type HttpAnswer = {
+  /** curl's exit status: 0 ok, 7 refused, 28 timed out, 52 empty reply, 56 reset. */
+  curlExit: number;
+  status: number | undefined;
+  headers: Record<string, string>;
+  body: string;
+  /** The real server that answered (its X-Served-By header). */
+  servedBy: string | undefined;
+  error: string;
+};
+
+/** The client namespace: requests to the VIPs come from here, as from the Internet. */
+export class LabClient {
+  readonly #lab: Lab;
+  constructor(lab: Lab) {
+    this.#lab = lab;
+  }
+
+  /** One HTTP GET with curl (a new connection each time). */
+  async get(url: string, options: { timeoutMs?: number } = {}): Promise<HttpAnswer> {
+    const seconds = ((options.timeoutMs ?? 5_000) / 1000).toFixed(3);
+    const result = await this.#lab.exec('client', ['curl', '-sS', '-i', '--globoff', '-m', seconds, url], { timeoutMs: (options.timeoutMs ?? 5_000) + 5_000 });
+    return parseCurlAnswer(result);
+  }
+
+  /** `count` GETs in a row; the X-Served-By of each (undefined for a failed one). */
+  async servedBy(url: string, count: number, options: { timeoutMs?: number } = {}): Promise<Array<string | undefined>> {
+    const answers: Array<string | undefined> = [];
+    for (let i = 0; i < count; i++) answers.push((await this.get(url, options)).servedBy);
+    return answers;
+  }
+
+  exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    return this.#lab.exec('client', argv, options);
+  }
+}
+
+export function parseCurlAnswer(result: ExecResult): HttpAnswer {
+  const answer: HttpAnswer = { curlExit: result.code, status: undefined, headers: {}, body: '', servedBy: undefined, error: result.stderr.trim() };
+  const text = result.stdout;
+  const split = text.search(/\r?\n\r?\n/);
+  if (split < 0) return answer;
+  const head = text.slice(0, split).split(/\r?\n/);
+  answer.body = text.slice(split).replace(/^\r?\n\r?\n/, '');
+  answer.status = Number(/^HTTP\/\S+\s+(\d+)/.exec(head[0] ?? '')?.[1]) || undefined;
+  for (const line of head.slice(1)) {
+    const colon = line.indexOf(':');
+    if (colon > 0) answer.headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  answer.servedBy = answer.headers['x-served-by'];
+  return answer;
+}
+
+/** A real server running in its own namespace, driven over its control socket. */
+export class LabRealServer {
+  readonly name: string;
+  readonly addr: NamedAddress;
+  readonly process: LabProcess;
+  readonly controlSocket: string;
+
+  constructor(addr: NamedAddress, process: LabProcess, controlSocket: string) {
+    this.name = addr.name;
+    this.addr = addr;
+    this.process = process;
+    this.controlSocket = controlSocket;
+  }
+
+  /** ok | down | hang | reset | slow | trickle | status | body | dns-rcode (see test/support/real-server.ts). */
+  async setBehaviour(behaviour: Behaviour): Promise<void> {
+    await controlRealServer(this.controlSocket, { op: 'behaviour', behaviour });
+  }
+
+  async stats(): Promise<RealServerStats> {
+    const reply = await controlRealServer(this.controlSocket, { op: 'stats' });
+    if (reply.stats === undefined) throw new Error(`${this.name}: no stats in reply`);
+    return reply.stats;
+  }
+
+  /** Closes held connections with FIN or RST. */
+  async dropConnections(how: 'fin' | 'rst'): Promise<void> {
+    await controlRealServer(this.controlSocket, { op: 'drop', how });
+  }
+}
+
+export type IpvsServiceOptions = {
+  family: Family;
+  /** Default 80. */
+  port?: number;
+  /** Default tcp. */
+  protocol?: 'tcp' | 'udp';
+  /** Default rr. */
+  scheduler?: string;
+  /** Default: the lab's forwarding. */
+  forwarding?: 'nat' | 'dr';
+  /** Default director1. */
+  director?: string;
+  /** Names of the real servers to add; default all. */
+  realServers?: readonly string[];
+  /** Default 1. */
+  weight?: number;
+  vipIndex?: number;
+};
+
+export type LabSpawnOptions = { cwd?: string; env?: Readonly<Record<string, string>>; name?: string };
+
+export class Lab {
+  readonly id: string;
+  readonly topology: Topology;
+  readonly addr: LabAddresses;
+  /** Per-lab directory on hostfs for configs and logs (kept with the run's scratch). */
+  readonly dir: string;
+  /** Per-lab directory on the guest's tmpfs for sockets and pid files. */
+  readonly runDir: string;
+  readonly options: LabOptions;
+  readonly client: LabClient;
+  readonly #processes: LabProcess[] = [];
+  readonly #realServers = new Map<string, LabRealServer>();
+  readonly #daemons: Array<BirdDaemon | GobgpDaemon> = [];
+  #router: BirdDaemon | GobgpDaemon | undefined;
+  #stopped = false;
+
+  private constructor(topology: Topology, options: LabOptions, dir: string, runDir: string) {
+    this.id = topology.id;
+    this.topology = topology;
+    this.addr = topology.addr;
+    this.options = options;
+    this.dir = dir;
+    this.runDir = runDir;
+    this.client = new LabClient(this);
+  }
+
+  /** The namespace of a node: 'router', 'client', 'switch', 'director1'.., 'rs1'.. ('director' = director1). */
+  ns(node: string): string {
+    const name = this.topology.namespaces[node === 'director' ? 'director1' : node];
+    if (name === undefined) throw new Error(`lab: no node ${JSON.stringify(node)} (nodes: ${Object.keys(this.topology.namespaces).join(', ')})`);
+    return name;
+  }
+
+  /** Runs a program in a node's namespace to completion. */
+  exec(node: string, argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    return exec(['ip', 'netns', 'exec', this.ns(node), ...argv], options);
+  }
+
+  /** Like exec, but a non-zero exit throws. */
+  execOk(node: string, argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    return execOk(['ip', 'netns', 'exec', this.ns(node), ...argv], options);
+  }
+
+  /** Starts a long-running program in a node's namespace; lab.stop() ends it. Output goes to <dir>/<name>.log. */
+  spawn(node: string, argv: readonly string[], options: LabSpawnOptions = {}): LabProcess {
+    const name = options.name ?? `${node}-${(argv[0] ?? 'proc').split('/').pop()}-${this.#processes.length}`;
+    const proc = new LabProcess(name, ['ip', 'netns', 'exec', this.ns(node), ...argv], {
+      cwd: options.cwd ?? repoRoot(),
+      ...(options.env ? { env: options.env } : {}),
+      logPath: join(this.dir, `${name.replace(/[^\w.-]/g, '_')}.log`),
+    });
+    this.#processes.push(proc);
+    return proc;
+  }
+
+  /** `ipvsadm ARGS` in a director's namespace (default director1); throws on failure. */
+  async ipvsadm(args: readonly string[], director = 'director1'): Promise<string> {
+    return (await this.execOk(director, ['ipvsadm', ...args])).stdout;
+  }
+
+  /**
+   * Programs a virtual service with ipvsadm (the lab's ground truth, not our
+   * code): the VIP of `family` on `port`, every real server (or the listed
+   * ones) as a destination with the lab's forwarding method. Returns the
+   * service address as ipvsadm writes it ("203.0.113.1:80", "[2001:db8:3::1]:80").
+   */
+  async addIpvsService(options: IpvsServiceOptions): Promise<string> {
+    const host = (a: DualAddress, what: string): string => {
+      const ip = options.family === 4 ? a.v4 : a.v6;
+      if (ip === undefined) throw new Error(`lab: ${what} has no IPv${options.family} address`);
+      return options.family === 4 ? ip : `[${ip}]`;
+    };
+    const port = options.port ?? 80;
+    const service = `${host(this.addr.vips[options.vipIndex ?? 0] ?? {}, 'the VIP')}:${port}`;
+    const proto = options.protocol === 'udp' ? '-u' : '-t';
+    const method = (options.forwarding ?? this.topology.forwarding) === 'nat' ? '-m' : '-g';
+    const director = options.director ?? 'director1';
+    await this.ipvsadm(['-A', proto, service, '-s', options.scheduler ?? 'rr'], director);
+    const names = options.realServers ?? this.addr.realServers.map((r) => r.name);
+    for (const name of names) {
+      const rs = this.addr.realServers.find((r) => r.name === name);
+      if (rs === undefined) throw new Error(`lab: no real server ${name}`);
+      await this.ipvsadm(['-a', proto, service, '-r', `${host(rs, name)}:${port}`, method, '-w', String(options.weight ?? 1)], director);
+    }
+    return service;
+  }
+
+  /** http://VIP/ for a family (IPv6 in brackets). */
+  vipUrl(family: Family, path = '/', vipIndex = 0): string {
+    const vip = this.addr.vips[vipIndex];
+    const host = family === 4 ? vip?.v4 : vip?.v6;
+    if (host === undefined) throw new Error(`lab: no IPv${family} VIP #${vipIndex} in this topology`);
+    return `http://${family === 4 ? host : `[${host}]`}${path}`;
+  }
+
+  realServer(name: string): LabRealServer {
+    const rs = this.#realServers.get(name);
+    if (rs === undefined) throw new Error(`lab: no real server ${JSON.stringify(name)} running (have: ${[...this.#realServers.keys()].join(', ') || 'none'})`);
+    return rs;
+  }
+
+  get realServers(): LabRealServer[] {
+    return [...this.#realServers.values()];
+  }
+
+  /** The router's BGP daemon (throws when the lab was started with router: 'none'). */
+  get router(): BirdDaemon | GobgpDaemon {
+    if (this.#router === undefined) throw new Error('lab: started without a router (router: none)');
+    return this.#router;
+  }
+
+  /**
+   * A GoBGP instance in a director's namespace that dials the router, as a
+   * stand-in for our own speaker: `announce(prefix)`, `withdraw(prefix)`.
+   */
+  async startGobgpSpeaker(director = 'director1', options: { asn?: number; holdTimeSec?: number } = {}): Promise<GobgpDaemon> {
+    const index = this.addr.directors.findIndex((d) => d.name === (director === 'director' ? 'director1' : director));
+    const me = this.addr.directors[index];
+    if (me === undefined) throw new Error(`lab: no director ${director}`);
+    const dir = join(this.dir, `gobgp-${me.name}`);
+    mkdirSync(dir, { recursive: true });
+    const routerAsn = this.options.routerAsn ?? DEFAULT_ROUTER_ASN;
+    const neighbors = (['v4', 'v6'] as const).flatMap((f) => {
+      const remote = this.addr.router[f];
+      const local = me[f];
+      return remote !== undefined && local !== undefined ? [{ address: remote, asn: routerAsn, localAddress: local }] : [];
+    });
+    const daemon = await GobgpDaemon.start({
+      namespace: this.ns(me.name),
+      dir,
+      asn: options.asn ?? this.options.directorAsn ?? DEFAULT_DIRECTOR_ASN,
+      routerId: `198.51.100.${2 + index}`,
+      listenAddresses: [],
+      neighbors,
+      ...(options.holdTimeSec === undefined ? {} : { holdTimeSec: options.holdTimeSec }),
+    });
+    this.#daemons.push(daemon);
+    return daemon;
+  }
+
+  /** Ends every process, daemon and namespace of this lab. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    const errors: string[] = [];
+    const attempt = async (what: string, action: () => Promise<unknown>): Promise<void> => {
+      try {
+        await action();
+      } catch (error) {
+        errors.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    };
+    for (const proc of [...this.#processes].reverse()) await attempt(proc.name, () => proc.stop());
+    for (const daemon of [...this.#daemons].reverse()) await attempt(daemon.kind, () => daemon.stop());
+    await Promise.all([...this.#realServers.values()].map((rs) => attempt(rs.name, () => rs.process.stop())));
+    if (this.#router) await attempt('router', () => this.#router!.stop());
+    for (const step of this.topology.down) await attempt('deleting namespaces', () => execOk(step.argv, step.input === undefined ? {} : { input: step.input }));
+    rmSync(this.runDir, { recursive: true, force: true });
+    if (errors.length > 0) throw new Error(`lab ${this.id}: cleanup problems:\n${errors.join('\n')}`);
+  }
+
+  /** Builds a lab in the guest. Call lab.stop() when done (afterAll), also on failure. */
+  static async start(options: LabOptions = {}): Promise<Lab> {
+    if (!inLabGuest() || !existsSync('/proc/net/ip_vs')) {
+      throw new Error('startLab needs the lab guest (a kernel with IPVS): run lab tests with `bash test/lab/run.sh [vitest args]` or `npm test`');
+    }
+    const topology = planTopology(newLabId(), options);
+    const dir = join(process.env.PYBAL_LAB_SCRATCH ?? '/tmp', `lab-${topology.id}`);
+    const runDir = join('/run/pybal-lab', topology.id);
+    mkdirSync(dir, { recursive: true });
+    mkdirSync(runDir, { recursive: true });
+    const lab = new Lab(topology, options, dir, runDir);
+    try {
+      await lab.#build();
+      await lab.#startRouter(options.router ?? 'bird');
+      if (options.realServer !== false) await lab.#startRealServers(options.realServer ?? {});
+    } catch (error) {
+      await lab.stop().catch(() => undefined);
+      throw error;
+    }
+    return lab;
+  }
+
+  async #build(): Promise<void> {
+    writeFileSync(join(this.dir, 'topology-up.txt'), formatPlan(this.topology.up));
+    for (const step of this.topology.up) {
+      const result = await exec(step.argv, { timeoutMs: 60_000, ...(step.input === undefined ? {} : { input: step.input }) });
+      if (result.code !== 0) throw new Error(`lab ${this.id}: building the topology failed at\n${formatPlan([step])}(exit ${result.code}) ${result.stderr.trim()}`);
+    }
+  }
+
+  async #startRouter(kind: RouterKind): Promise<void> {
+    if (kind === 'none') return;
+    const asn = this.options.routerAsn ?? DEFAULT_ROUTER_ASN;
+    const directorAsn = this.options.directorAsn ?? DEFAULT_DIRECTOR_ASN;
+    const dir = join(this.dir, kind);
+    mkdirSync(dir, { recursive: true });
+    const namespace = this.ns('router');
+    if (kind === 'bird') {
+      const neighbors = this.addr.directors.flatMap((d) =>
+        (['v4', 'v6'] as const).flatMap((f) => {
+          const address = d[f];
+          const local = this.addr.router[f];
+          return address !== undefined && local !== undefined ? [{ name: `${d.name}_${f}`, address, asn: directorAsn, localAddress: local }] : [];
+        }),
+      );
+      this.#router = await BirdDaemon.start({
+        namespace,
+        dir,
+        runDir: this.runDir,
+        logPath: join(dir, 'bird.log'),
+        asn,
+        routerId: '198.51.100.1',
+        neighbors,
+        exportToKernel: this.topology.vipRoute === 'bgp',
+      });
+    } else {
+      if (this.topology.vipRoute === 'bgp') throw new Error("lab: vipRoute 'bgp' needs router 'bird' (GoBGP has no FIB here)");
+      const listen = [this.addr.router.v4, this.addr.router.v6].filter((a): a is string => a !== undefined);
+      const neighbors = this.addr.directors.flatMap((d) =>
+        [d.v4, d.v6].filter((a): a is string => a !== undefined).map((address) => ({ address, asn: directorAsn, passive: true })),
+      );
+      this.#router = await GobgpDaemon.start({ namespace, dir, asn, routerId: '198.51.100.1', listenAddresses: listen, neighbors });
+    }
+  }
+
+  async #startRealServers(ports: RealServerPortsOption): Promise<void> {
+    const main = join(repoRoot(), 'dist', 'test', 'support', 'real-server-main.js');
+    if (!existsSync(main)) throw new Error(`lab: ${main} missing; build first (npx tsc -p .)`);
+    await Promise.all(
+      this.addr.realServers.map(async (addr) => {
+        const controlSocket = join(this.runDir, `${addr.name}.sock`);
+        const argv = ['node', main, '--name', addr.name, '--host', '::', '--http', String(ports.http ?? 80), '--control', controlSocket];
+        if (ports.tcp !== undefined) argv.push('--tcp', String(ports.tcp));
+        if (ports.udp !== undefined) argv.push('--udp', String(ports.udp));
+        if (ports.dns !== undefined) argv.push('--dns', String(ports.dns));
+        for (const record of ports.dnsRecords ?? []) argv.push('--dns-record', record);
+        const proc = new LabProcess(addr.name, ['ip', 'netns', 'exec', this.ns(addr.name), ...argv], {
+          cwd: repoRoot(),
+          logPath: join(this.dir, `${addr.name}.log`),
+        });
+        this.#realServers.set(addr.name, new LabRealServer(addr, proc, controlSocket));
+        await proc.waitForLine(/"ready":\s*true/, 30_000);
+      }),
+    );
+  }
+}
+
+function newLabId(): string {
+  for (;;) {
+    const id = randomBytes(3).toString('hex');
+    if (!existsSync(`/run/netns/lab${id}-switch`)) return id;
+  }
+}
+
+/** Builds a lab in the guest. Call lab.stop() when done (afterAll), also on failure. */
+export function startLab(options: LabOptions = {}): Promise<Lab> {
+  return Lab.start(options);
+}
+
+/** The tail of a lab log file, for failure messages. */
+export function readLabLog(path: string, lines = 40): string {
+  return existsSync(path) ? readFileSync(path, 'utf8').split('\n').slice(-lines).join('\n') : `(no ${path})`;
+}

@@ -1,0 +1,63 @@
+// CLI: runs one command inside a lab guest and exits with its status.
+//   node dist/test/lab/run-in-guest.js [--timeout-sec N] [--mem-mb N] [--keep] -- CMD ARGS...
+// On a timeout or a missing status it prints the tail of the console log.
+import { removeScratch, runInGuest, tailFile } from './uml.js';
+
+type CliOptions = { timeoutMs: number; memMb: number; keep: boolean; argv: string[] };
+
+function parseArgs(args: readonly string[]): CliOptions {
+  const options: CliOptions = {
+    timeoutMs: Number(process.env.PYBAL_LAB_TIMEOUT_SEC ?? 1800) * 1000,
+    memMb: Number(process.env.PYBAL_LAB_MEM_MB ?? 2048),
+    keep: process.env.PYBAL_LAB_KEEP === '1',
+    argv: [],
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const next = (): string => {
+      const value = args[++i];
+      if (value === undefined) throw new Error(`${arg} needs a value`);
+      return value;
+    };
+    if (arg === '--') {
+      options.argv = args.slice(i + 1);
+      break;
+    } else if (arg === '--timeout-sec') options.timeoutMs = Number(next()) * 1000;
+    else if (arg === '--mem-mb') options.memMb = Number(next());
+    else if (arg === '--keep') options.keep = true;
+    else throw new Error(`unknown option ${arg}`);
+  }
+  if (options.argv.length === 0) throw new Error('usage: run-in-guest [--timeout-sec N] [--mem-mb N] [--keep] -- CMD ARGS...');
+  if (!(options.timeoutMs > 0) || !(options.memMb > 0)) throw new Error('--timeout-sec and --mem-mb must be positive numbers');
+  return options;
+}
+
+async function main(): Promise<number> {
+  const options = parseArgs(process.argv.slice(2));
+  const result = await runInGuest({
+    argv: options.argv,
+    timeoutMs: options.timeoutMs,
+    memMb: options.memMb,
+    echo: process.stdout,
+    env: Object.fromEntries(
+      Object.entries(process.env).filter((e): e is [string, string] => /^(PYBAL_|CI$|NO_COLOR$|FORCE_COLOR$)/.test(e[0]) && e[1] !== undefined && e[0] !== 'PYBAL_LAB_SCRATCH'),
+    ),
+  });
+  const seconds = (result.durationMs / 1000).toFixed(1);
+  if (result.code === null) {
+    const why = result.timedOut ? `killed after its ${options.timeoutMs / 1000} s deadline` : 'ended without reporting a status';
+    process.stderr.write(`\n[lab] guest ${why} (${seconds} s); console log: ${result.consolePath}\n--- console tail ---\n${tailFile(result.consolePath)}\n---\n`);
+    return 124;
+  }
+  process.stderr.write(`[lab] guest command exited ${result.code} in ${seconds} s${result.code !== 0 || options.keep ? `; scratch kept: ${result.scratchDir}` : ''}\n`);
+  if (result.code === 0 && !options.keep) removeScratch(result.scratchDir);
+  return result.code;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`[lab] ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(2);
+  },
+);

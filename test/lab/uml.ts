@@ -1,0 +1,195 @@
+// Host side of the lab: boots a User-Mode Linux guest with the host's / over
+// hostfs, loads IPVS and friends, runs one command in it as root and brings
+// back its output and exit status. A guest that overruns its deadline is
+// killed; its console log stays in the scratch directory for diagnosis.
+import { spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const UML_BINARY = '/usr/bin/linux.uml';
+export const UML_MODULES_DIR = '/usr/lib/uml/modules';
+
+/** Kernel modules every guest loads: IPVS with all schedulers, veth, bridge, dummy. */
+export const DEFAULT_GUEST_MODULES = [
+  'ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'ip_vs_lc', 'ip_vs_wlc', 'ip_vs_sh', 'ip_vs_mh', 'ip_vs_sed',
+  'ip_vs_nq', 'ip_vs_dh', 'ip_vs_fo', 'ip_vs_ovf', 'ip_vs_lblc', 'ip_vs_lblcr',
+  'veth', 'bridge', 'dummy',
+] as const;
+
+const BEGIN_MARK = '@@pybal-lab begin@@';
+const END_MARK = '@@pybal-lab end@@';
+
+export type GuestRunOptions = {
+  /** Program and arguments, run with `sh` semantics after quoting (no shell expansion). */
+  argv: readonly string[];
+  /** Working directory inside the guest (the host's path: / is shared). Default: the repository root. */
+  cwd?: string;
+  /** Extra environment for the command. PYBAL_LAB_GUEST=1 and PYBAL_LAB_SCRATCH are always set. */
+  env?: Readonly<Record<string, string>>;
+  /** The guest is killed after this long. Default 10 minutes. */
+  timeoutMs?: number;
+  /** Guest memory in MiB. Default 2048. */
+  memMb?: number;
+  /** Parent of the per-run scratch directory. Default `<repo>/.lab-scratch`. */
+  scratchParent?: string;
+  /** Where the command's output is echoed live (kernel noise left out). Default: nothing. */
+  echo?: NodeJS.WritableStream;
+  modules?: readonly string[];
+};
+
+export type GuestRunResult = {
+  /** Exit status of the command, or null when it never reported one (timeout, crash). */
+  code: number | null;
+  timedOut: boolean;
+  /** The command's output (between the init's markers), CRs removed. */
+  output: string;
+  scratchDir: string;
+  /** Full console: kernel messages, init and command output. */
+  consolePath: string;
+  durationMs: number;
+};
+
+/** The repository root (the directory holding package.json), from this file's location. */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('pybal lab: package.json not found above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+  return dir;
+}
+
+/** The guest init script, shipped beside this file's TypeScript source. */
+function guestInitSource(): string {
+  return join(repoRoot(), 'test', 'lab', 'guest-init.sh');
+}
+
+/** The UML kernel version, read from the module directory (never hard-coded). */
+export function umlKernelVersion(modulesDir = UML_MODULES_DIR): string {
+  const versions = existsSync(modulesDir) ? readdirSync(modulesDir).sort() : [];
+  const last = versions.at(-1);
+  if (last === undefined) throw new Error(`pybal lab: no UML kernel modules under ${modulesDir} (is user-mode-linux installed?)`);
+  return last;
+}
+
+/** Quotes one word for sh. */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+export function newScratchDir(parent: string, label: string): string {
+  mkdirSync(parent, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
+  for (let i = 0; ; i++) {
+    const dir = join(parent, `${label}-${stamp}-${process.pid}-${i}`);
+    try {
+      mkdirSync(dir);
+      return dir;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+}
+
+/** The last `lines` lines of a file, for failure messages. */
+export function tailFile(path: string, lines = 60): string {
+  if (!existsSync(path)) return '';
+  return readFileSync(path, 'utf8').replaceAll('\r', '').split('\n').slice(-lines).join('\n');
+}
+
+export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResult> {
+  if (!existsSync(UML_BINARY)) throw new Error(`pybal lab: ${UML_BINARY} missing; install the user-mode-linux Debian package`);
+  umlKernelVersion();
+  const root = repoRoot();
+  const scratchDir = newScratchDir(options.scratchParent ?? join(root, '.lab-scratch'), 'guest');
+  mkdirSync(join(scratchDir, 'modroot', 'lib'), { recursive: true });
+  symlinkSync(UML_MODULES_DIR, join(scratchDir, 'modroot', 'lib', 'modules'));
+  const init = join(scratchDir, 'init.sh');
+  copyFileSync(guestInitSource(), init);
+  writeFileSync(join(scratchDir, 'modules'), (options.modules ?? DEFAULT_GUEST_MODULES).join('\n') + '\n');
+  writeFileSync(join(scratchDir, 'cwd'), (options.cwd ?? root) + '\n');
+  const env: Record<string, string> = {
+    HOME: '/tmp',
+    PYBAL_LAB_GUEST: '1',
+    PYBAL_LAB_SCRATCH: scratchDir,
+    ...options.env,
+  };
+  writeFileSync(
+    join(scratchDir, 'env.sh'),
+    Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}\n`).join(''),
+  );
+  writeFileSync(join(scratchDir, 'command.sh'), 'exec ' + options.argv.map(shellQuote).join(' ') + '\n');
+  chmodSync(init, 0o755);
+
+  const consolePath = join(scratchDir, 'console.log');
+  const consoleFile = createWriteStream(consolePath);
+  const started = Date.now();
+  const child = spawn(
+    UML_BINARY,
+    [
+      `mem=${options.memMb ?? 2048}M`,
+      'root=/dev/root', 'rootfstype=hostfs', 'rootflags=/', 'rw', 'quiet',
+      `init=${init}`,
+      'con=null', 'con0=null,fd:1', `uml_dir=${scratchDir}`,
+      '--', scratchDir,
+    ],
+    // Own process group: UML forks helper processes, the deadline kills them all.
+    { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: scratchDir, TMPDIR: '/dev/shm' } },
+  );
+
+  let output = '';
+  let inside = false;
+  let pending = '';
+  const onData = (chunk: Buffer): void => {
+    consoleFile.write(chunk);
+    pending += chunk.toString('utf8').replaceAll('\r', '');
+    let nl: number;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, nl + 1);
+      pending = pending.slice(nl + 1);
+      if (line.startsWith(BEGIN_MARK)) inside = true;
+      else if (line.startsWith(END_MARK)) inside = false;
+      else if (inside) {
+        output += line;
+        options.echo?.write(line);
+      }
+    }
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+
+  let timedOut = false;
+  const timeoutMs = options.timeoutMs ?? 600_000;
+  const killGroup = (): void => {
+    try {
+      process.kill(-(child.pid ?? 0), 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    killGroup();
+  }, timeoutMs);
+  // A host-side Ctrl-C or test abort must not leave a guest running.
+  process.once('exit', killGroup);
+
+  await new Promise<void>((done) => child.once('close', () => done()));
+  clearTimeout(timer);
+  process.removeListener('exit', killGroup);
+  killGroup(); // stray helpers, if any
+  if (inside && pending) output += pending;
+  await new Promise<void>((done) => consoleFile.end(done));
+
+  const statusPath = join(scratchDir, 'status');
+  const statusText = existsSync(statusPath) ? readFileSync(statusPath, 'utf8').trim() : '';
+  const code = /^\d+$/.test(statusText) ? Number(statusText) : null;
+  return { code, timedOut, output, scratchDir, consolePath, durationMs: Date.now() - started };
+}
+
+/** Removes a run's scratch directory (call when the run passed and nobody needs its logs). */
+export function removeScratch(dir: string): void {
+  rmSync(resolve(dir), { recursive: true, force: true });
+}
