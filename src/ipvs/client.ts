@@ -17,6 +17,7 @@ import type { Logger } from '../runtime/logger.js';
 import { errorMessage } from '../runtime/errors.js';
 import type { IpFamily } from './address.js';
 import {
+  decodeDaemonReply,
   decodeDestReply,
   decodeInfoReply,
   decodeServiceReply,
@@ -46,7 +47,7 @@ import {
   getU16,
   type NetlinkMessage,
 } from './netlink-framing.js';
-import type { IpvsInfo, IpvsTimeouts, KernelDest, KernelService, ServiceKey } from './types.js';
+import type { IpvsInfo, IpvsTimeouts, KernelDest, KernelService, ServiceKey, SyncDaemon, SyncState } from './types.js';
 
 /** A request in a batch, with the object named in its error if it fails. */
 export interface BatchItem {
@@ -192,6 +193,28 @@ export class IpvsClient implements IpvsKernel {
     const [reply] = await this.request(ipvsRequests.getTimeouts(), 'timeouts');
     if (!reply) throw new IpvsError(EIO, 'IPVS_CMD_GET_CONFIG', 'timeouts', 'no reply');
     return decodeTimeoutsReply(decodeGenl(reply.payload).attrs);
+  }
+
+  async setTimeouts(t: IpvsTimeouts): Promise<void> {
+    await this.request(ipvsRequests.setTimeouts(t), 'timeouts');
+  }
+
+  async daemons(): Promise<SyncDaemon[]> {
+    const replies = await this.dump(ipvsRequests.dumpDaemons(), 'sync daemons');
+    return this.decodeEach(replies, decodeDaemonReply, 'sync daemon');
+  }
+
+  async startDaemon(d: SyncDaemon): Promise<void> {
+    await this.request(ipvsRequests.newDaemon(d), `${d.state} sync daemon`);
+  }
+
+  async stopDaemon(state: SyncState): Promise<void> {
+    await this.request(ipvsRequests.delDaemon(state), `${state} sync daemon`);
+  }
+
+  /** Zeroes the counters of one service, or of every service. */
+  async zero(key?: ServiceKey): Promise<void> {
+    await this.request(ipvsRequests.zero(key), key ? formatServiceKey(key) : 'all services');
   }
 
   /** A do request that may answer with data (GET_INFO, GET_CONFIG, GET_SERVICE) or just an ACK. */
