@@ -189,7 +189,9 @@ export function encodeDaemonAttr(d: SyncDaemon): Buffer {
         : encodeAttr(IPVS_DAEMON_ATTR.MCAST_GROUP6, encodeAddress(6, d.mcastGroup)),
     );
   }
-  if (d.mcastPort) attrs.push(encodeAttr(IPVS_DAEMON_ATTR.MCAST_PORT, be16(d.mcastPort)));
+  // The uapi header calls MCAST_PORT be16, but the kernel keeps it in host order (its
+  // default reads back as 8848 only in host order, and ipvsadm sends host order): verified in the lab.
+  if (d.mcastPort) attrs.push(encodeAttr(IPVS_DAEMON_ATTR.MCAST_PORT, u16(d.mcastPort)));
   if (d.mcastTtl) attrs.push(encodeAttr(IPVS_DAEMON_ATTR.MCAST_TTL, u8(d.mcastTtl)));
   return encodeNested(IPVS_CMD_ATTR.DAEMON, attrs);
 }
@@ -396,7 +398,7 @@ export function decodeDaemonReply(attrs: Buffer): SyncDaemon {
     syncId: getU32('daemon sync id', need(a, IPVS_DAEMON_ATTR.SYNC_ID, 'daemon sync id')),
     syncMaxLen: maxlen ? getU16('daemon sync maxlen', maxlen) : 0,
     mcastGroup,
-    mcastPort: port ? getBe16('daemon port', port) : 0,
+    mcastPort: port ? getU16('daemon port', port) : 0,
     mcastTtl: ttl ? getU8('daemon ttl', ttl) : 0,
   };
 }

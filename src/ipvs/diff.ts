@@ -146,7 +146,7 @@ const FWD_TEXT: Readonly<Record<DestSettings['fwdMethod'], string>> = {
   bypass: 'bypass',
 };
 
-function formatDestSettings(d: DestSettings): string {
+export function formatDestSettings(d: DestSettings): string {
   let text = `${FWD_TEXT[d.fwdMethod]} weight ${d.weight}`;
   if (d.fwdMethod === 'tunnel') text += ` ${d.tunnelType}${d.tunnelPort ? ` port ${d.tunnelPort}` : ''}`;
   if (d.upperThreshold || d.lowerThreshold) text += ` thresholds ${d.lowerThreshold}..${d.upperThreshold}`;

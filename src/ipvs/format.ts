@@ -47,7 +47,7 @@ function schedulerFlagWords(s: KernelService): string {
 export function formatServiceLine(s: KernelService): string {
   const key = s.key;
   let line: string;
-  if ('fwmark' in key) line = `FWM  ${key.fwmark} ${s.scheduler}`;
+  if ('fwmark' in key) line = `FWM  ${key.fwmark} ${key.family === 6 ? 'IPv6 ' : ''}${s.scheduler}`;
   else line = `${key.protocol.toUpperCase().padEnd(4)} ${formatDestKey({ family: key.family, address: key.address, port: key.port })} ${s.scheduler}`;
   line += schedulerFlagWords(s);
   if (s.flags & IP_VS_SVC_F.ONEPACKET) line += ' ops';

@@ -28,6 +28,7 @@ import {
   applyOp,
   describeOp,
   diffTables,
+  formatDestSettings,
   formatServiceSettings,
   opObject,
   tableFromDesired,
@@ -296,7 +297,8 @@ function describeDrift(op: IpvsOp): string {
     case 'del-dest':
       return `server ${opObject(op)} appeared in the kernel`;
     case 'set-dest':
+      return `server ${opObject(op)} has ${formatDestSettings(op.before)}, expected ${formatDestSettings(op.dest)}`;
     case 'del-service':
-      return describeOp(op).replace(/^edit /, 'changed ');
+      return `service ${opObject(op)} should not be there`;
   }
 }

