@@ -33,18 +33,16 @@ import { EIO, ENOBUFS, ETIMEDOUT, IpvsError } from './errors.js';
 import {
   NLMSG_DONE,
   NLMSG_ERROR,
-  NLM_F,
   clearAckFlag,
-  cstring,
+  createAttrWriter,
   decodeAttrs,
   decodeDonePayload,
   decodeErrorPayload,
   decodeGenl,
   decodeMessages,
-  encodeAttr,
-  encodeGenl,
-  encodeMessage,
   getU16,
+  putCString,
+  writtenBytes,
   type NetlinkMessage,
 } from './netlink-framing.js';
 import type { IpvsInfo, IpvsTimeouts, KernelDest, KernelService, ServiceKey, SyncDaemon, SyncState } from './types.js';
@@ -156,10 +154,10 @@ export class IpvsClient implements IpvsKernel {
 
   /** Resolves the IPVS generic netlink family (ENOENT when ip_vs is not loaded). */
   async resolveFamily(): Promise<number> {
-    const attrs = encodeAttr(CTRL_ATTR_FAMILY_NAME, cstring(IPVS_GENL_NAME));
-    const replies = await this.serialize(() =>
-      this.exchangeDo(GENL_ID_CTRL, encodeGenl({ cmd: CTRL_CMD_GETFAMILY, version: 1 }, attrs), 'CTRL_CMD_GETFAMILY', IPVS_GENL_NAME),
-    );
+    const w = createAttrWriter();
+    putCString(w, CTRL_ATTR_FAMILY_NAME, IPVS_GENL_NAME);
+    const request: IpvsRequest = { cmd: CTRL_CMD_GETFAMILY, dump: false, attrs: writtenBytes(w) };
+    const replies = await this.serialize(() => this.exchangeDo(GENL_ID_CTRL, request, 'CTRL_CMD_GETFAMILY', IPVS_GENL_NAME));
     for (const reply of replies) {
       const id = decodeAttrs(decodeGenl(reply.payload).attrs).get(CTRL_ATTR_FAMILY_ID);
       if (id) this.familyId = getU16('family id', id);
@@ -219,7 +217,7 @@ export class IpvsClient implements IpvsKernel {
 
   /** A do request that may answer with data (GET_INFO, GET_CONFIG, GET_SERVICE) or just an ACK. */
   request(request: IpvsRequest, object: string): Promise<NetlinkMessage[]> {
-    return this.serialize(() => this.exchangeDo(this.familyId, undefined, ipvsCmdName(request.cmd), object, request));
+    return this.serialize(() => this.exchangeDo(this.familyId, request, ipvsCmdName(request.cmd), object));
   }
 
   /** A dump: every reply message until NLMSG_DONE. */
@@ -324,12 +322,11 @@ export class IpvsClient implements IpvsKernel {
     });
   }
 
-  private exchangeDo(type: number, payload: Buffer | undefined, command: string, object: string, request?: IpvsRequest): Promise<NetlinkMessage[]> {
+  /** A do request to a family (IPVS, or nlctrl to resolve it), with its ACK. */
+  private exchangeDo(familyId: number, request: IpvsRequest, command: string, object: string): Promise<NetlinkMessage[]> {
     return new Promise<NetlinkMessage[]>((resolve, reject) => {
       const seq = this.takeSeq();
-      const msg = request
-        ? encodeIpvsMessage(this.familyId, seq, 0, request, true)
-        : encodeMessage({ type, flags: NLM_F.REQUEST | NLM_F.ACK, seq, pid: 0, payload: payload ?? Buffer.alloc(0) });
+      const msg = encodeIpvsMessage(familyId, seq, 0, request, true);
       const out: NetlinkMessage[] = [];
       this.start([seq], [msg], command, object, reject, (reply) => {
         if (reply.type === NLMSG_ERROR) {

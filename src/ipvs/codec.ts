@@ -3,7 +3,7 @@
  * plain values. Layouts and byte order follow linux/ip_vs.h: every integer
  * is host order except ports, the IPv4 netmask and the IPv4 multicast group.
  */
-import { decodeAddress, encodeAddress, familyOf, prefixToMask, type IpFamily } from './address.js';
+import { decodeAddress, familyOf, prefixToMask, writeAddress, type IpFamily } from './address.js';
 import {
   AF_INET,
   AF_INET6,
@@ -27,14 +27,11 @@ import {
 import {
   NLM_F,
   NetlinkDecodeError,
-  be16,
-  be32,
-  cstring,
+  beginNested,
+  createAttrWriter,
   decodeAttrs,
-  encodeAttr,
-  encodeGenl,
-  encodeMessage,
-  encodeNested,
+  encodeGenlMessage,
+  endNested,
   getBe16,
   getBe32,
   getCString,
@@ -42,10 +39,17 @@ import {
   getU32,
   getU64,
   getU8,
-  u16,
-  u32,
-  u8,
+  putBe16,
+  putBe32,
+  putCString,
+  putRaw,
+  putU16,
+  putU32,
+  putU32Pair,
+  putU8,
+  writtenBytes,
   type AttrMap,
+  type AttrWriter,
 } from './netlink-framing.js';
 import type {
   DestKey,
@@ -108,143 +112,142 @@ function checkName(what: string, name: string, max: number): void {
 
 // ---- encode ----
 
-export function encodeServiceKeyAttrs(key: ServiceKey): Buffer[] {
-  const attrs = [encodeAttr(IPVS_SVC_ATTR.AF, u16(afNumber(key.family)))];
+function putAddress(w: AttrWriter, type: number, family: IpFamily, address: string): void {
+  if (familyOf(address) !== family) throw new TypeError(`not an IPv${family} address: ${JSON.stringify(address)}`);
+  const off = putRaw(w, type, family === 4 ? 4 : 16);
+  writeAddress(family, address, w.buf, off);
+}
+
+function putServiceKey(w: AttrWriter, key: ServiceKey): void {
+  putU16(w, IPVS_SVC_ATTR.AF, afNumber(key.family));
   if ('fwmark' in key) {
-    attrs.push(encodeAttr(IPVS_SVC_ATTR.FWMARK, u32(key.fwmark)));
+    putU32(w, IPVS_SVC_ATTR.FWMARK, key.fwmark);
   } else {
-    attrs.push(
-      encodeAttr(IPVS_SVC_ATTR.PROTOCOL, u16(IPPROTO[key.protocol])),
-      encodeAttr(IPVS_SVC_ATTR.ADDR, encodeAddress(key.family, key.address)),
-      encodeAttr(IPVS_SVC_ATTR.PORT, be16(key.port)),
-    );
+    putU16(w, IPVS_SVC_ATTR.PROTOCOL, IPPROTO[key.protocol]);
+    putAddress(w, IPVS_SVC_ATTR.ADDR, key.family, key.address);
+    putBe16(w, IPVS_SVC_ATTR.PORT, key.port);
   }
-  return attrs;
 }
 
-/** The netmask attribute: an IPv4 mask in network order, an IPv6 prefix length in host order. */
-function encodeNetmask(family: IpFamily, prefix: number): Buffer {
-  return family === 4 ? be32(prefixToMask(prefix)) : u32(prefix);
+function putServiceKeyAttr(w: AttrWriter, key: ServiceKey): void {
+  const nest = beginNested(w, IPVS_CMD_ATTR.SERVICE);
+  putServiceKey(w, key);
+  endNested(w, nest);
 }
 
-export function encodeServiceAttr(svc: ServiceSpec): Buffer {
+function putServiceAttr(w: AttrWriter, svc: ServiceSpec): void {
   checkName('scheduler', svc.scheduler, IP_VS_SCHEDNAME_MAXLEN);
   checkName('persistence engine', svc.peName, IP_VS_PENAME_MAXLEN);
-  const flags = Buffer.concat([u32(svc.flags & ~IP_VS_SVC_F.HASHED), u32(0xffffffff)]);
-  const attrs = [
-    ...encodeServiceKeyAttrs(svc.key),
-    encodeAttr(IPVS_SVC_ATTR.SCHED_NAME, cstring(svc.scheduler)),
-    encodeAttr(IPVS_SVC_ATTR.FLAGS, flags),
-    encodeAttr(IPVS_SVC_ATTR.TIMEOUT, u32(svc.timeoutSec)),
-    encodeAttr(IPVS_SVC_ATTR.NETMASK, encodeNetmask(svc.key.family, svc.netmask)),
-  ];
-  if (svc.peName) attrs.push(encodeAttr(IPVS_SVC_ATTR.PE_NAME, cstring(svc.peName)));
-  return encodeNested(IPVS_CMD_ATTR.SERVICE, attrs);
+  const nest = beginNested(w, IPVS_CMD_ATTR.SERVICE);
+  putServiceKey(w, svc.key);
+  putCString(w, IPVS_SVC_ATTR.SCHED_NAME, svc.scheduler);
+  // struct ip_vs_flags {flags, mask}: a full mask sets every bit as given. HASHED is the kernel's.
+  putU32Pair(w, IPVS_SVC_ATTR.FLAGS, svc.flags & ~IP_VS_SVC_F.HASHED, 0xffffffff);
+  putU32(w, IPVS_SVC_ATTR.TIMEOUT, svc.timeoutSec);
+  // The netmask: an IPv4 mask in network order, an IPv6 prefix length in host order.
+  if (svc.key.family === 4) putBe32(w, IPVS_SVC_ATTR.NETMASK, prefixToMask(svc.netmask));
+  else putU32(w, IPVS_SVC_ATTR.NETMASK, svc.netmask);
+  if (svc.peName) putCString(w, IPVS_SVC_ATTR.PE_NAME, svc.peName);
+  endNested(w, nest);
 }
 
-export function encodeServiceKeyAttr(key: ServiceKey): Buffer {
-  return encodeNested(IPVS_CMD_ATTR.SERVICE, encodeServiceKeyAttrs(key));
+function putDestKey(w: AttrWriter, dest: DestKey): void {
+  putAddress(w, IPVS_DEST_ATTR.ADDR, dest.family, dest.address);
+  putBe16(w, IPVS_DEST_ATTR.PORT, dest.port);
+  putU16(w, IPVS_DEST_ATTR.ADDR_FAMILY, afNumber(dest.family));
 }
 
-function encodeDestKeyAttrs(dest: DestKey): Buffer[] {
-  return [
-    encodeAttr(IPVS_DEST_ATTR.ADDR, encodeAddress(dest.family, dest.address)),
-    encodeAttr(IPVS_DEST_ATTR.PORT, be16(dest.port)),
-    encodeAttr(IPVS_DEST_ATTR.ADDR_FAMILY, u16(afNumber(dest.family))),
-  ];
+function putDestKeyAttr(w: AttrWriter, dest: DestKey): void {
+  const nest = beginNested(w, IPVS_CMD_ATTR.DEST);
+  putDestKey(w, dest);
+  endNested(w, nest);
 }
 
-export function encodeDestAttr(dest: DestSpec): Buffer {
-  const attrs = [
-    ...encodeDestKeyAttrs(dest),
-    encodeAttr(IPVS_DEST_ATTR.FWD_METHOD, u32(FWD_METHODS[dest.fwdMethod])),
-    encodeAttr(IPVS_DEST_ATTR.WEIGHT, u32(dest.weight)),
-    encodeAttr(IPVS_DEST_ATTR.U_THRESH, u32(dest.upperThreshold)),
-    encodeAttr(IPVS_DEST_ATTR.L_THRESH, u32(dest.lowerThreshold)),
-  ];
+function putDestAttr(w: AttrWriter, dest: DestSpec): void {
+  const nest = beginNested(w, IPVS_CMD_ATTR.DEST);
+  putDestKey(w, dest);
+  putU32(w, IPVS_DEST_ATTR.FWD_METHOD, FWD_METHODS[dest.fwdMethod]);
+  putU32(w, IPVS_DEST_ATTR.WEIGHT, dest.weight);
+  putU32(w, IPVS_DEST_ATTR.U_THRESH, dest.upperThreshold);
+  putU32(w, IPVS_DEST_ATTR.L_THRESH, dest.lowerThreshold);
   if (dest.fwdMethod === 'tunnel') {
-    attrs.push(
-      encodeAttr(IPVS_DEST_ATTR.TUN_TYPE, u8(TUNNEL_TYPES[dest.tunnelType])),
-      encodeAttr(IPVS_DEST_ATTR.TUN_PORT, be16(dest.tunnelPort)),
-      encodeAttr(IPVS_DEST_ATTR.TUN_FLAGS, u16(dest.tunnelFlags)),
-    );
+    putU8(w, IPVS_DEST_ATTR.TUN_TYPE, TUNNEL_TYPES[dest.tunnelType]);
+    putBe16(w, IPVS_DEST_ATTR.TUN_PORT, dest.tunnelPort);
+    putU16(w, IPVS_DEST_ATTR.TUN_FLAGS, dest.tunnelFlags);
   }
-  return encodeNested(IPVS_CMD_ATTR.DEST, attrs);
+  endNested(w, nest);
 }
 
-export function encodeDaemonAttr(d: SyncDaemon): Buffer {
+function putDaemonAttr(w: AttrWriter, d: SyncDaemon): void {
   checkName('multicast interface', d.mcastIfn, IP_VS_IFNAME_MAXLEN);
-  const attrs = [
-    encodeAttr(IPVS_DAEMON_ATTR.STATE, u32(SYNC_STATES[d.state])),
-    encodeAttr(IPVS_DAEMON_ATTR.MCAST_IFN, cstring(d.mcastIfn)),
-    encodeAttr(IPVS_DAEMON_ATTR.SYNC_ID, u32(d.syncId)),
-  ];
-  if (d.syncMaxLen) attrs.push(encodeAttr(IPVS_DAEMON_ATTR.SYNC_MAXLEN, u16(d.syncMaxLen)));
+  const nest = beginNested(w, IPVS_CMD_ATTR.DAEMON);
+  putU32(w, IPVS_DAEMON_ATTR.STATE, SYNC_STATES[d.state]);
+  putCString(w, IPVS_DAEMON_ATTR.MCAST_IFN, d.mcastIfn);
+  putU32(w, IPVS_DAEMON_ATTR.SYNC_ID, d.syncId);
+  if (d.syncMaxLen) putU16(w, IPVS_DAEMON_ATTR.SYNC_MAXLEN, d.syncMaxLen);
   if (d.mcastGroup) {
     const fam = familyOf(d.mcastGroup);
     if (fam === undefined) throw new TypeError(`multicast group ${JSON.stringify(d.mcastGroup)} is not an address`);
-    attrs.push(
-      fam === 4
-        ? encodeAttr(IPVS_DAEMON_ATTR.MCAST_GROUP, encodeAddress(4, d.mcastGroup))
-        : encodeAttr(IPVS_DAEMON_ATTR.MCAST_GROUP6, encodeAddress(6, d.mcastGroup)),
-    );
+    putAddress(w, fam === 4 ? IPVS_DAEMON_ATTR.MCAST_GROUP : IPVS_DAEMON_ATTR.MCAST_GROUP6, fam, d.mcastGroup);
   }
   // The uapi header calls MCAST_PORT be16, but the kernel keeps it in host order (its
   // default reads back as 8848 only in host order, and ipvsadm sends host order): verified in the lab.
-  if (d.mcastPort) attrs.push(encodeAttr(IPVS_DAEMON_ATTR.MCAST_PORT, u16(d.mcastPort)));
-  if (d.mcastTtl) attrs.push(encodeAttr(IPVS_DAEMON_ATTR.MCAST_TTL, u8(d.mcastTtl)));
-  return encodeNested(IPVS_CMD_ATTR.DAEMON, attrs);
+  if (d.mcastPort) putU16(w, IPVS_DAEMON_ATTR.MCAST_PORT, d.mcastPort);
+  if (d.mcastTtl) putU8(w, IPVS_DAEMON_ATTR.MCAST_TTL, d.mcastTtl);
+  endNested(w, nest);
+}
+
+/** Runs the writers into one buffer. */
+function build(...writers: ((w: AttrWriter) => void)[]): Buffer {
+  const w = createAttrWriter();
+  for (const write of writers) write(w);
+  return writtenBytes(w);
 }
 
 const EMPTY = Buffer.alloc(0);
 
+function doRequest(cmd: number, attrs: Buffer): IpvsRequest {
+  return { cmd, dump: false, attrs };
+}
+
 /** Builders for every request a director sends. FLUSH is deliberately absent: we never flush. */
 export const ipvsRequests = {
-  newService: (svc: ServiceSpec): IpvsRequest => ({ cmd: IPVS_CMD.NEW_SERVICE, dump: false, attrs: encodeServiceAttr(svc) }),
-  setService: (svc: ServiceSpec): IpvsRequest => ({ cmd: IPVS_CMD.SET_SERVICE, dump: false, attrs: encodeServiceAttr(svc) }),
-  delService: (key: ServiceKey): IpvsRequest => ({ cmd: IPVS_CMD.DEL_SERVICE, dump: false, attrs: encodeServiceKeyAttr(key) }),
-  getService: (key: ServiceKey): IpvsRequest => ({ cmd: IPVS_CMD.GET_SERVICE, dump: false, attrs: encodeServiceKeyAttr(key) }),
+  newService: (svc: ServiceSpec): IpvsRequest => doRequest(IPVS_CMD.NEW_SERVICE, build((w) => putServiceAttr(w, svc))),
+  setService: (svc: ServiceSpec): IpvsRequest => doRequest(IPVS_CMD.SET_SERVICE, build((w) => putServiceAttr(w, svc))),
+  delService: (key: ServiceKey): IpvsRequest => doRequest(IPVS_CMD.DEL_SERVICE, build((w) => putServiceKeyAttr(w, key))),
+  getService: (key: ServiceKey): IpvsRequest => doRequest(IPVS_CMD.GET_SERVICE, build((w) => putServiceKeyAttr(w, key))),
   dumpServices: (): IpvsRequest => ({ cmd: IPVS_CMD.GET_SERVICE, dump: true, attrs: EMPTY }),
-  newDest: (key: ServiceKey, dest: DestSpec): IpvsRequest => ({
-    cmd: IPVS_CMD.NEW_DEST,
-    dump: false,
-    attrs: Buffer.concat([encodeServiceKeyAttr(key), encodeDestAttr(dest)]),
-  }),
-  setDest: (key: ServiceKey, dest: DestSpec): IpvsRequest => ({
-    cmd: IPVS_CMD.SET_DEST,
-    dump: false,
-    attrs: Buffer.concat([encodeServiceKeyAttr(key), encodeDestAttr(dest)]),
-  }),
-  delDest: (key: ServiceKey, dest: DestKey): IpvsRequest => ({
-    cmd: IPVS_CMD.DEL_DEST,
-    dump: false,
-    attrs: Buffer.concat([encodeServiceKeyAttr(key), encodeNested(IPVS_CMD_ATTR.DEST, encodeDestKeyAttrs(dest))]),
-  }),
-  dumpDests: (key: ServiceKey): IpvsRequest => ({ cmd: IPVS_CMD.GET_DEST, dump: true, attrs: encodeServiceKeyAttr(key) }),
-  newDaemon: (d: SyncDaemon): IpvsRequest => ({ cmd: IPVS_CMD.NEW_DAEMON, dump: false, attrs: encodeDaemonAttr(d) }),
-  delDaemon: (state: SyncState): IpvsRequest => ({
-    cmd: IPVS_CMD.DEL_DAEMON,
-    dump: false,
-    attrs: encodeNested(IPVS_CMD_ATTR.DAEMON, [encodeAttr(IPVS_DAEMON_ATTR.STATE, u32(SYNC_STATES[state]))]),
-  }),
+  newDest: (key: ServiceKey, dest: DestSpec): IpvsRequest =>
+    doRequest(IPVS_CMD.NEW_DEST, build((w) => putServiceKeyAttr(w, key), (w) => putDestAttr(w, dest))),
+  setDest: (key: ServiceKey, dest: DestSpec): IpvsRequest =>
+    doRequest(IPVS_CMD.SET_DEST, build((w) => putServiceKeyAttr(w, key), (w) => putDestAttr(w, dest))),
+  delDest: (key: ServiceKey, dest: DestKey): IpvsRequest =>
+    doRequest(IPVS_CMD.DEL_DEST, build((w) => putServiceKeyAttr(w, key), (w) => putDestKeyAttr(w, dest))),
+  dumpDests: (key: ServiceKey): IpvsRequest => ({ cmd: IPVS_CMD.GET_DEST, dump: true, attrs: build((w) => putServiceKeyAttr(w, key)) }),
+  newDaemon: (d: SyncDaemon): IpvsRequest => doRequest(IPVS_CMD.NEW_DAEMON, build((w) => putDaemonAttr(w, d))),
+  delDaemon: (state: SyncState): IpvsRequest =>
+    doRequest(
+      IPVS_CMD.DEL_DAEMON,
+      build((w) => {
+        const nest = beginNested(w, IPVS_CMD_ATTR.DAEMON);
+        putU32(w, IPVS_DAEMON_ATTR.STATE, SYNC_STATES[state]);
+        endNested(w, nest);
+      }),
+    ),
   dumpDaemons: (): IpvsRequest => ({ cmd: IPVS_CMD.GET_DAEMON, dump: true, attrs: EMPTY }),
-  setTimeouts: (t: IpvsTimeouts): IpvsRequest => ({
-    cmd: IPVS_CMD.SET_CONFIG,
-    dump: false,
-    attrs: Buffer.concat([
-      encodeAttr(IPVS_CMD_ATTR.TIMEOUT_TCP, u32(t.tcpSec)),
-      encodeAttr(IPVS_CMD_ATTR.TIMEOUT_TCP_FIN, u32(t.tcpFinSec)),
-      encodeAttr(IPVS_CMD_ATTR.TIMEOUT_UDP, u32(t.udpSec)),
-    ]),
-  }),
-  getTimeouts: (): IpvsRequest => ({ cmd: IPVS_CMD.GET_CONFIG, dump: false, attrs: EMPTY }),
-  getInfo: (): IpvsRequest => ({ cmd: IPVS_CMD.GET_INFO, dump: false, attrs: EMPTY }),
+  setTimeouts: (t: IpvsTimeouts): IpvsRequest =>
+    doRequest(
+      IPVS_CMD.SET_CONFIG,
+      build((w) => {
+        putU32(w, IPVS_CMD_ATTR.TIMEOUT_TCP, t.tcpSec);
+        putU32(w, IPVS_CMD_ATTR.TIMEOUT_TCP_FIN, t.tcpFinSec);
+        putU32(w, IPVS_CMD_ATTR.TIMEOUT_UDP, t.udpSec);
+      }),
+    ),
+  getTimeouts: (): IpvsRequest => doRequest(IPVS_CMD.GET_CONFIG, EMPTY),
+  getInfo: (): IpvsRequest => doRequest(IPVS_CMD.GET_INFO, EMPTY),
   /** Zeroes the counters of one service, or of all when no key is given. */
-  zero: (key?: ServiceKey): IpvsRequest => ({
-    cmd: IPVS_CMD.ZERO,
-    dump: false,
-    attrs: key ? encodeServiceKeyAttr(key) : EMPTY,
-  }),
+  zero: (key?: ServiceKey): IpvsRequest => doRequest(IPVS_CMD.ZERO, key ? build((w) => putServiceKeyAttr(w, key)) : EMPTY),
 } as const;
 
 /** A complete netlink message for a request. */
@@ -252,13 +255,7 @@ export function encodeIpvsMessage(familyId: number, seq: number, pid: number, re
   let flags: number = NLM_F.REQUEST;
   if (req.dump) flags |= NLM_F.DUMP;
   else if (ack) flags |= NLM_F.ACK;
-  return encodeMessage({
-    type: familyId,
-    flags,
-    seq,
-    pid,
-    payload: encodeGenl({ cmd: req.cmd, version: IPVS_GENL_VERSION }, req.attrs),
-  });
+  return encodeGenlMessage(familyId, flags, seq, pid, { cmd: req.cmd, version: IPVS_GENL_VERSION }, req.attrs);
 }
 
 // ---- decode ----

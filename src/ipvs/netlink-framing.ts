@@ -51,15 +51,20 @@ export interface NetlinkMessage {
   readonly payload: Buffer;
 }
 
-export function encodeMessage(msg: NetlinkMessage): Buffer {
-  const len = NLMSG_HDRLEN + msg.payload.length;
-  const out = Buffer.alloc(align4(len));
+/** A whole generic netlink message (nlmsghdr + genlmsghdr + attributes) in one allocation. */
+export function encodeGenlMessage(type: number, flags: number, seq: number, pid: number, genl: GenlHeader, attrs: Buffer): Buffer {
+  const len = NLMSG_HDRLEN + GENL_HDRLEN + attrs.length;
+  const out = allocPadded(len);
   writeU32(out, 0, len);
-  writeU16(out, 4, msg.type);
-  writeU16(out, 6, msg.flags);
-  writeU32(out, 8, msg.seq >>> 0);
-  writeU32(out, 12, msg.pid >>> 0);
-  msg.payload.copy(out, NLMSG_HDRLEN);
+  writeU16(out, 4, type);
+  writeU16(out, 6, flags);
+  writeU32(out, 8, seq >>> 0);
+  writeU32(out, 12, pid >>> 0);
+  out[16] = genl.cmd;
+  out[17] = genl.version;
+  out[18] = 0;
+  out[19] = 0;
+  attrs.copy(out, NLMSG_HDRLEN + GENL_HDRLEN);
   return out;
 }
 
@@ -119,32 +124,93 @@ export interface GenlHeader {
   readonly version: number;
 }
 
-export function encodeGenl(header: GenlHeader, attrs: Buffer): Buffer {
-  const out = Buffer.alloc(GENL_HDRLEN + attrs.length);
-  out[0] = header.cmd;
-  out[1] = header.version;
-  attrs.copy(out, GENL_HDRLEN);
-  return out;
-}
-
 export function decodeGenl(payload: Buffer): GenlHeader & { readonly attrs: Buffer } {
   if (payload.length < GENL_HDRLEN) throw new NetlinkDecodeError(`generic netlink payload too short (${payload.length} bytes)`);
   return { cmd: payload[0] ?? 0, version: payload[1] ?? 0, attrs: payload.subarray(GENL_HDRLEN) };
 }
 
-/** One attribute, padded to 4 bytes. */
-export function encodeAttr(type: number, value: Uint8Array): Buffer {
-  const len = NLA_HDRLEN + value.length;
-  const out = Buffer.alloc(align4(len));
-  writeU16(out, 0, len);
-  writeU16(out, 2, type);
-  out.set(value, NLA_HDRLEN);
-  return out;
+/**
+ * Builds attributes into one growing buffer: encoding ten thousand requests
+ * must not allocate a buffer per field (that costs more than the syscalls).
+ */
+export interface AttrWriter {
+  buf: Buffer;
+  len: number;
 }
 
-/** A nested attribute. NLA_F_NESTED is not set: IPVS validates leniently and ipvsadm omits it too. */
-export function encodeNested(type: number, children: readonly Buffer[]): Buffer {
-  return encodeAttr(type, Buffer.concat(children));
+export function createAttrWriter(capacity = 256): AttrWriter {
+  return { buf: Buffer.allocUnsafe(capacity), len: 0 };
+}
+
+function reserve(w: AttrWriter, n: number): void {
+  if (w.len + n <= w.buf.length) return;
+  const next = Buffer.allocUnsafe(Math.max(w.buf.length * 2, w.len + n));
+  w.buf.copy(next, 0, 0, w.len);
+  w.buf = next;
+}
+
+/** Appends an attribute header and zeroed room for `valueLen` bytes; returns where the value goes. */
+export function putRaw(w: AttrWriter, type: number, valueLen: number): number {
+  const total = align4(NLA_HDRLEN + valueLen);
+  reserve(w, total);
+  const start = w.len;
+  writeU16(w.buf, start, NLA_HDRLEN + valueLen);
+  writeU16(w.buf, start + 2, type);
+  w.buf.fill(0, start + NLA_HDRLEN, start + total);
+  w.len += total;
+  return start + NLA_HDRLEN;
+}
+
+// putRaw may replace w.buf: take the offset before touching the buffer.
+export function putU8(w: AttrWriter, type: number, v: number): void {
+  const off = putRaw(w, type, 1);
+  w.buf[off] = v & 0xff;
+}
+export function putU16(w: AttrWriter, type: number, v: number): void {
+  const off = putRaw(w, type, 2);
+  writeU16(w.buf, off, v);
+}
+export function putU32(w: AttrWriter, type: number, v: number): void {
+  const off = putRaw(w, type, 4);
+  writeU32(w.buf, off, v >>> 0);
+}
+export function putBe16(w: AttrWriter, type: number, v: number): void {
+  const off = putRaw(w, type, 2);
+  w.buf.writeUInt16BE(v, off);
+}
+export function putBe32(w: AttrWriter, type: number, v: number): void {
+  const off = putRaw(w, type, 4);
+  w.buf.writeUInt32BE(v >>> 0, off);
+}
+/** Two host-order u32 (struct ip_vs_flags). */
+export function putU32Pair(w: AttrWriter, type: number, a: number, b: number): void {
+  const off = putRaw(w, type, 8);
+  writeU32(w.buf, off, a >>> 0);
+  writeU32(w.buf, off + 4, b >>> 0);
+}
+export function putBytes(w: AttrWriter, type: number, value: Uint8Array): void {
+  const off = putRaw(w, type, value.length);
+  w.buf.set(value, off);
+}
+/** A NUL-terminated string. */
+export function putCString(w: AttrWriter, type: number, value: string): void {
+  const off = putRaw(w, type, Buffer.byteLength(value) + 1);
+  w.buf.write(value, off, 'utf8');
+}
+
+/** Starts a nested attribute; close it with endNested(w, returned offset). */
+export function beginNested(w: AttrWriter, type: number): number {
+  const start = w.len;
+  putRaw(w, type, 0);
+  return start;
+}
+export function endNested(w: AttrWriter, start: number): void {
+  writeU16(w.buf, start, w.len - start);
+}
+
+/** The bytes written so far (a view, not a copy). */
+export function writtenBytes(w: AttrWriter): Buffer {
+  return w.buf.subarray(0, w.len);
 }
 
 /** Attributes by type (the last occurrence wins); unknown types are kept. */
@@ -181,32 +247,11 @@ function readU32(buf: Buffer, off: number): number {
   return HOST_LE ? buf.readUInt32LE(off) : buf.readUInt32BE(off);
 }
 
-export function u8(v: number): Buffer {
-  return Buffer.from([v & 0xff]);
-}
-export function u16(v: number): Buffer {
-  const b = Buffer.alloc(2);
-  writeU16(b, 0, v);
-  return b;
-}
-export function u32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  writeU32(b, 0, v >>> 0);
-  return b;
-}
-export function be16(v: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(v);
-  return b;
-}
-export function be32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v >>> 0);
-  return b;
-}
-/** A NUL-terminated string. */
-export function cstring(s: string): Buffer {
-  return Buffer.concat([Buffer.from(s, 'utf8'), Buffer.from([0])]);
+/** A buffer of align4(len) bytes whose padding after len is zero (the rest is written by the caller). */
+function allocPadded(len: number): Buffer {
+  const out = Buffer.allocUnsafe(align4(len));
+  out.fill(0, len);
+  return out;
 }
 
 function expectLength(what: string, buf: Buffer, n: number): void {

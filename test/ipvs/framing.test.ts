@@ -1,6 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalAddress, decodeAddress, encodeAddress, maskToPrefix, prefixToMask } from '../../src/ipvs/address.js';
-import { decodeAttrs, decodeDonePayload, decodeErrorPayload, decodeGenl, decodeMessages, encodeAttr, encodeMessage } from '../../src/ipvs/netlink-framing.js';
+import {
+  beginNested,
+  createAttrWriter,
+  decodeAttrs,
+  decodeDonePayload,
+  decodeErrorPayload,
+  decodeGenl,
+  decodeMessages,
+  encodeGenlMessage,
+  endNested,
+  putBytes,
+  putRaw,
+  writtenBytes,
+} from '../../src/ipvs/netlink-framing.js';
 import { hex } from './hex.js';
 
 describe('netlink framing', () => {
@@ -27,9 +40,10 @@ describe('netlink framing', () => {
   });
 
   it('round-trips a message with padding, and refuses truncated input', () => {
-    const msg = encodeMessage({ type: 0x10, flags: 1, seq: 0xfffffffe, pid: 0, payload: Buffer.from([3, 1, 0, 0, 9]) });
+    const msg = encodeGenlMessage(0x10, 1, 0xfffffffe, 0, { cmd: 3, version: 1 }, Buffer.from([9]));
     expect(msg.length).toBe(24);
     expect(msg.readUInt32LE(0)).toBe(21);
+    expect(msg.subarray(16).toString('hex')).toBe('0301000009000000');
     const [back] = decodeMessages(msg);
     expect(back).toMatchObject({ type: 0x10, flags: 1, seq: 0xfffffffe });
     expect(decodeGenl(back!.payload)).toMatchObject({ cmd: 3, version: 1 });
@@ -37,9 +51,16 @@ describe('netlink framing', () => {
     expect(() => decodeErrorPayload(Buffer.alloc(8))).toThrow(/too short/);
   });
 
-  it('ignores the NESTED and NET_BYTEORDER bits of attribute types', () => {
-    const attrs = decodeAttrs(Buffer.concat([encodeAttr(0x8001, Buffer.from([1, 2])), encodeAttr(2, Buffer.alloc(0))]));
-    expect([...attrs.keys()]).toEqual([1, 2]);
+  it('writes padded and nested attributes, and ignores the NESTED and NET_BYTEORDER bits when reading', () => {
+    const w = createAttrWriter(4); // grows as needed
+    putBytes(w, 0x8001, Buffer.from([1, 2]));
+    putRaw(w, 2, 0);
+    const nest = beginNested(w, 3);
+    putBytes(w, 1, Buffer.from([7, 7, 7, 7, 7]));
+    endNested(w, nest);
+    expect(writtenBytes(w).toString('hex')).toBe(hex('06 00 01 80 01 02 00 00  04 00 02 00  10 00 03 00 09 00 01 00 07 07 07 07 07 00 00 00').toString('hex'));
+    const attrs = decodeAttrs(writtenBytes(w));
+    expect([...attrs.keys()]).toEqual([1, 2, 3]);
     expect(attrs.get(1)?.toString('hex')).toBe('0102');
   });
 });
