@@ -82,6 +82,10 @@ export class IpvsManager {
   private readonly retryMaxMs: number;
 
   private desired: Table = new Map();
+  /** The value each desired entry was built from, to skip unchanged services cheaply. */
+  private desiredSources = new Map<string, DesiredService>();
+  /** Services whose desired state changed since the last reconcile (all of them matter on a full one). */
+  private readonly dirty = new Set<string>();
   /** Services we were told to manage and then to drop: deleted when present. */
   private readonly removals = new Map<string, ServiceKey>();
   /** Our model of the managed part of the kernel table; undefined = unknown, dump first. */
@@ -141,10 +145,24 @@ export class IpvsManager {
    * of the previous set that are missing here will be deleted from the kernel.
    */
   setDesired(services: readonly DesiredService[]): void {
-    const next = tableFromDesired(services);
+    const next = new Map<string, TableEntry>();
+    const sources = new Map<string, DesiredService>();
+    for (const s of services) {
+      const id = serviceKeyId(s.key);
+      const previous = this.desired.get(id);
+      // A service passed as the same object as last time has not changed: no rebuild, no diff.
+      if (previous && this.desiredSources.get(id) === s) next.set(id, previous);
+      else {
+        const built = tableFromDesired([s]).get(id);
+        if (built) next.set(id, built);
+        this.dirty.add(id);
+      }
+      sources.set(id, s);
+    }
     for (const [id, entry] of this.desired) if (!next.has(id)) this.removals.set(id, entry.service.key);
     for (const id of next.keys()) this.removals.delete(id);
     this.desired = next;
+    this.desiredSources = sources;
     this.trigger(false);
   }
 
@@ -233,7 +251,10 @@ export class IpvsManager {
       this.known = kernel;
     }
     const known = this.known ?? new Map<string, TableEntry>();
-    const ops = diffTables(this.desired, known, [...this.removals.values()]);
+    // Between resyncs the model matches the kernel for every clean service: diff only the changed ones.
+    const scope = full ? this.desired : this.changedServices();
+    this.dirty.clear();
+    const ops = diffTables(scope, known, [...this.removals.values()]);
     // Removals that are already gone from the kernel need no more attention.
     for (const [id] of this.removals) if (!known.has(id)) this.removals.delete(id);
     if (ops.length === 0) return;
@@ -259,6 +280,15 @@ export class IpvsManager {
     this.known = model;
     this.counters.failedRequests += failed;
     if (failed > 0) throw new PartialFailure(`${failed} of ${ops.length} IPVS requests failed`);
+  }
+
+  private changedServices(): Table {
+    const out = new Map<string, TableEntry>();
+    for (const id of this.dirty) {
+      const entry = this.desired.get(id);
+      if (entry) out.set(id, entry);
+    }
+    return out;
   }
 
   /** Dumps the services we manage (desired or being removed) and their destinations. */
