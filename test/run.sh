@@ -33,15 +33,39 @@ fi
 log "building"
 npx tsc -p .
 
-# 4. Every test. The JSON report gives the plain closing line CI reads.
-report=$(mktemp -t pybal-vitest.XXXXXX.json)
-trap 'rm -f "$report"' EXIT
-status=0
-npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
-if [[ -s "$report" ]]; then
-  node -e '
-    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
-  ' "$report"
+# 4. Every test: the host's (vitest project `unit`) and, at the same time,
+# the lab's (project `lab`, *.lab.test.ts) inside one User-Mode Linux guest
+# with a real kernel (IPVS, namespaces, BIRD, GoBGP); see test/lab/README.md.
+# Set PYBAL_LAB=0 to leave the lab out. The JSON reports give the plain
+# closing line CI reads, covering both.
+mkdir -p .lab-scratch
+work=$(mktemp -d "$PWD/.lab-scratch/run.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+lab_pid=""
+if [[ "${PYBAL_LAB:-1}" != 0 ]]; then
+  log "starting the lab guest (its output follows the host tests)"
+  node dist/test/lab/run-in-guest.js -- node node_modules/vitest/vitest.mjs run --passWithNoTests \
+    --reporter=default --reporter=json --outputFile.json="$work/lab.json" "$@" >"$work/lab.out" 2>&1 &
+  lab_pid=$!
 fi
+status=0
+npx vitest run --passWithNoTests --reporter=default --reporter=json --outputFile.json="$work/host.json" "$@" || status=$?
+if [[ -n "$lab_pid" ]]; then
+  lab_status=0
+  wait "$lab_pid" || lab_status=$?
+  log "lab (inside the guest):"
+  cat "$work/lab.out"
+  ((lab_status == 0)) || status=$lab_status
+fi
+node -e '
+  const fs = require("fs");
+  let passed = 0, failed = 0, skipped = 0;
+  for (const [name, path] of [["host", process.argv[1]], ["lab", process.argv[2]]]) {
+    if (name === "lab" && process.argv[3] === "0") continue;
+    if (!fs.existsSync(path)) { console.error(`[npm test] no ${name} test report: counted as one failure`); failed += 1; continue; }
+    const r = JSON.parse(fs.readFileSync(path, "utf8"));
+    passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
+  }
+  console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+' "$work/host.json" "$work/lab.json" "${PYBAL_LAB:-1}"
 exit "$status"

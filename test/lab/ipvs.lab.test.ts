@@ -1,5 +1,6 @@
 // Self-test: the guest's kernel has IPVS, per network namespace.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exec, execOk } from './exec.js';
 import { startLab, type Lab } from './lab.js';
 
 describe('lab: IPVS in the guest kernel', () => {
@@ -31,5 +32,30 @@ describe('lab: IPVS in the guest kernel', () => {
     expect(two).toContain(`UDP  [${vip6}]:53 rr`);
     expect(one).not.toContain(vip6);
     expect(two).not.toContain(`${lab.addr.vip.v4}:80`);
+  });
+
+  it('node in a director namespace opens a generic netlink socket and resolves IPVS', async () => {
+    const script = [
+      "import netlink from 'netlink';",
+      'const socket = netlink.createGenericNetlink();',
+      "const [family] = await socket.ctrlRequest(netlink.genl.Commands.GET_FAMILY, { familyName: 'IPVS' });",
+      'console.log(JSON.stringify({ name: family.familyName, id: family.familyId, ops: family.ops.length }));',
+      'socket.socket.close();',
+    ].join('\n');
+    const result = await lab.execOk('director1', ['node', '--input-type=module', '-e', script], { timeoutMs: 60_000 });
+    const family = JSON.parse(result.stdout) as { name: string; id: number; ops: number };
+    expect(family.name).toBe('IPVS');
+    expect(family.id).toBeGreaterThanOrEqual(16); // dynamically allocated generic netlink ids start at GENL_MIN_ID
+    expect(family.ops).toBeGreaterThan(0);
+  });
+
+  it('lab.spawn runs a long-lived program inside a node\'s namespace and stops it', async () => {
+    const proc = lab.spawn('director2', ['sh', '-c', 'echo ready; exec sleep 600']);
+    await proc.waitForLine(/^ready$/);
+    const where = await execOk(['ip', 'netns', 'identify', String(proc.pid)]);
+    expect(where.stdout.trim()).toBe(lab.ns('director2'));
+    await proc.stop();
+    expect(proc.running).toBe(false);
+    expect((await exec(['kill', '-0', String(proc.pid)])).code).not.toBe(0);
   });
 });

@@ -267,15 +267,18 @@ export class Lab {
   /**
    * A GoBGP instance in a director's namespace that dials the router, as a
    * stand-in for our own speaker: `announce(prefix)`, `withdraw(prefix)`.
+   * GoBGP waits 5-10 s before its first connection attempt.
    */
-  async startGobgpSpeaker(director = 'director1', options: { asn?: number; holdTimeSec?: number } = {}): Promise<GobgpDaemon> {
+  async startGobgpSpeaker(director = 'director1', options: { asn?: number; holdTimeSec?: number; sessionFamilies?: readonly Family[] } = {}): Promise<GobgpDaemon> {
     const index = this.addr.directors.findIndex((d) => d.name === (director === 'director' ? 'director1' : director));
     const me = this.addr.directors[index];
     if (me === undefined) throw new Error(`lab: no director ${director}`);
     const dir = join(this.dir, `gobgp-${me.name}`);
     mkdirSync(dir, { recursive: true });
     const routerAsn = this.options.routerAsn ?? DEFAULT_ROUTER_ASN;
-    const neighbors = (['v4', 'v6'] as const).flatMap((f) => {
+    // One session over IPv4 carrying both families (as PyBal does) unless told otherwise.
+    const sessionFamilies = options.sessionFamilies ?? (me.v4 === undefined ? [6] : [4]);
+    const neighbors = sessionFamilies.map((n) => (n === 4 ? 'v4' : 'v6') as 'v4' | 'v6').flatMap((f) => {
       const remote = this.addr.router[f];
       const local = me[f];
       return remote !== undefined && local !== undefined ? [{ address: remote, asn: routerAsn, localAddress: local }] : [];

@@ -34,7 +34,10 @@ function parseArgs(args: readonly string[]): CliOptions {
 
 async function main(): Promise<number> {
   const options = parseArgs(process.argv.slice(2));
+  const abort = new AbortController();
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => abort.abort());
   const result = await runInGuest({
+    signal: abort.signal,
     argv: options.argv,
     timeoutMs: options.timeoutMs,
     memMb: options.memMb,
@@ -44,6 +47,10 @@ async function main(): Promise<number> {
     ),
   });
   const seconds = (result.durationMs / 1000).toFixed(1);
+  if (abort.signal.aborted) {
+    process.stderr.write(`\n[lab] interrupted; guest killed. Console log: ${result.consolePath}\n`);
+    return 130;
+  }
   if (result.code === null) {
     const why = result.timedOut ? `killed after its ${options.timeoutMs / 1000} s deadline` : 'ended without reporting a status';
     process.stderr.write(`\n[lab] guest ${why} (${seconds} s); console log: ${result.consolePath}\n--- console tail ---\n${tailFile(result.consolePath)}\n---\n`);
@@ -54,8 +61,14 @@ async function main(): Promise<number> {
   return result.code;
 }
 
+// process.exit() can cut off output still queued for a pipe: flush first.
+const flushed = (): Promise<void> => new Promise((done) => process.stdout.write('', () => done()));
+
 main().then(
-  (code) => process.exit(code),
+  async (code) => {
+    await flushed();
+    process.exit(code);
+  },
   (error: unknown) => {
     process.stderr.write(`[lab] ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(2);

@@ -3,7 +3,8 @@
 // back its output and exit status. A guest that overruns its deadline is
 // killed; its console log stays in the scratch directory for diagnosis.
 import { spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -36,6 +37,8 @@ export type GuestRunOptions = {
   /** Where the command's output is echoed live (kernel noise left out). Default: nothing. */
   echo?: NodeJS.WritableStream;
   modules?: readonly string[];
+  /** Aborting kills the guest (e.g. on Ctrl-C). */
+  signal?: AbortSignal;
 };
 
 export type GuestRunResult = {
@@ -99,6 +102,21 @@ export function tailFile(path: string, lines = 60): string {
   return readFileSync(path, 'utf8').replaceAll('\r', '').split('\n').slice(-lines).join('\n');
 }
 
+/**
+ * Where UML keeps the guest's memory file: /dev/shm when it has room for all
+ * of it (containers often give it 64 MiB, and a guest that outgrows it dies
+ * with SIGBUS), the system's temporary directory otherwise.
+ */
+export function umlTempDir(memMb: number): string {
+  try {
+    const fs = statfsSync('/dev/shm');
+    if ((fs.bavail * fs.bsize) / 2 ** 20 > memMb + 256) return '/dev/shm';
+  } catch {
+    // no /dev/shm
+  }
+  return tmpdir();
+}
+
 export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResult> {
   if (!existsSync(UML_BINARY)) throw new Error(`pybal lab: ${UML_BINARY} missing; install the user-mode-linux Debian package`);
   umlKernelVersion();
@@ -123,20 +141,21 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResu
   writeFileSync(join(scratchDir, 'command.sh'), 'exec ' + options.argv.map(shellQuote).join(' ') + '\n');
   chmodSync(init, 0o755);
 
+  const memMb = options.memMb ?? 2048;
   const consolePath = join(scratchDir, 'console.log');
   const consoleFile = createWriteStream(consolePath);
   const started = Date.now();
   const child = spawn(
     UML_BINARY,
     [
-      `mem=${options.memMb ?? 2048}M`,
+      `mem=${memMb}M`,
       'root=/dev/root', 'rootfstype=hostfs', 'rootflags=/', 'rw', 'quiet',
       `init=${init}`,
       'con=null', 'con0=null,fd:1', `uml_dir=${scratchDir}`,
       '--', scratchDir,
     ],
     // Own process group: UML forks helper processes, the deadline kills them all.
-    { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: scratchDir, TMPDIR: '/dev/shm' } },
+    { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: scratchDir, TMPDIR: umlTempDir(memMb) } },
   );
 
   let output = '';
@@ -175,10 +194,12 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResu
   }, timeoutMs);
   // A host-side Ctrl-C or test abort must not leave a guest running.
   process.once('exit', killGroup);
+  options.signal?.addEventListener('abort', killGroup, { once: true });
 
   await new Promise<void>((done) => child.once('close', () => done()));
   clearTimeout(timer);
   process.removeListener('exit', killGroup);
+  options.signal?.removeEventListener('abort', killGroup);
   killGroup(); // stray helpers, if any
   if (inside && pending) output += pending;
   await new Promise<void>((done) => consoleFile.end(done));

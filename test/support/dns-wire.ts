@@ -16,7 +16,7 @@ const maxNameBytes = 255;
 const pointerTag = 0xc0;
 
 export interface DnsQuestion {
-  /** Lower-case, no trailing dot; '' is the root. */
+  /** As sent (case kept, for 0x20 randomisation), no trailing dot; '' is the root. */
   readonly name: string;
   readonly type: number;
   readonly class: number;
@@ -118,7 +118,7 @@ function decodeName(buf: Uint8Array, offset: number, id: number): { name: string
     if ((len & pointerTag) !== 0) throw new DnsDecodeError(`unsupported label type 0x${len.toString(16)} at offset ${pos}`, id);
     if (len === 0) {
       next ??= pos + 1;
-      return { name: labels.join('.').toLowerCase(), next };
+      return { name: labels.join('.'), next };
     }
     if (pos + 1 + len > buf.length) throw new DnsDecodeError(`label at offset ${pos} runs past the end of the message`, id);
     nameBytes += len + 1;
@@ -230,6 +230,8 @@ export interface DnsResponseInput {
   readonly question?: DnsQuestion;
   /** Records for the question's name (they point back at it with compression). */
   readonly answers: readonly DnsAnswerInput[];
+  /** TC: the answers did not fit (RFC 1035 §4.2.1); the client should retry over TCP. */
+  readonly truncated?: boolean;
 }
 
 function encodeAddress(answer: DnsAnswerInput): Buffer {
@@ -259,7 +261,7 @@ function ipv6Bytes(address: string): Buffer {
 export function encodeDnsResponse(response: DnsResponseInput): Buffer {
   const header = Buffer.alloc(headerBytes);
   header.writeUInt16BE(response.id, 0);
-  const flags = { qr: true, opcode: response.opcode, aa: true, tc: false, rd: response.rd, ra: false, rcode: response.rcode };
+  const flags = { qr: true, opcode: response.opcode, aa: true, tc: response.truncated ?? false, rd: response.rd, ra: false, rcode: response.rcode };
   header.writeUInt16BE(encodeDnsFlags(flags), 2);
   header.writeUInt16BE(response.question === undefined ? 0 : 1, 4);
   header.writeUInt16BE(response.answers.length, 6);
@@ -294,9 +296,18 @@ export const dnsAnswerTtlSec = 0;
 /**
  * What the server sends back for `query`: A/AAAA from the zone, NXDOMAIN for
  * unknown names, `forcedRcode` (with no answers) when the test asks for one.
+ * Answers longer than `maxBytes` (UDP) are replaced by an empty one with TC set.
  * Returns undefined when the message cannot be answered at all (too short for a header, or a response).
  */
-export function answerDnsQuery(query: Uint8Array, zone: DnsZone, forcedRcode?: DnsRcodeName): Buffer | undefined {
+/** The most a DNS message over UDP may carry without EDNS (RFC 1035 §4.2.1); EDNS is not offered. */
+export const dnsUdpMaxBytes = 512;
+
+export function answerDnsQuery(
+  query: Uint8Array,
+  zone: DnsZone,
+  forcedRcode?: DnsRcodeName,
+  maxBytes = Number.POSITIVE_INFINITY,
+): Buffer | undefined {
   let message: DnsMessage;
   try {
     message = decodeDnsMessage(query);
@@ -315,11 +326,13 @@ export function answerDnsQuery(query: Uint8Array, zone: DnsZone, forcedRcode?: D
   if (question === undefined || message.questions.length !== 1) {
     return encodeDnsResponse({ ...base, rcode: DnsRcode.FORMERR, answers: [] });
   }
-  const respond = (rcode: number, answers: readonly DnsAnswerInput[] = []): Buffer =>
-    encodeDnsResponse({ ...base, question, rcode, answers });
+  const respond = (rcode: number, answers: readonly DnsAnswerInput[] = []): Buffer => {
+    const full = encodeDnsResponse({ ...base, question, rcode, answers });
+    return full.length <= maxBytes ? full : encodeDnsResponse({ ...base, question, rcode, answers: [], truncated: true });
+  };
   if (forcedRcode !== undefined) return respond(DnsRcode[forcedRcode]);
   if (question.class !== DnsClass.IN && question.class !== DnsClass.ANY) return respond(DnsRcode.REFUSED);
-  const entry = zone.get(question.name);
+  const entry = zone.get(normalizeDnsName(question.name));
   if (entry === undefined) return respond(DnsRcode.NXDOMAIN);
   const answers: DnsAnswerInput[] = [];
   const wantA = question.type === DnsType.A || question.type === DnsType.ANY;

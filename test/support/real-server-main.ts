@@ -2,7 +2,7 @@
  * The real server as a standalone program, for the lab: one runs in each real
  * server's network namespace and is driven over a Unix control socket.
  *
- *   node dist/test/support/real-server-main.js --name rs1 --host 198.51.100.6 \
+ *   node dist/test/support/real-server-main.js --name rs1 --host 198.51.100.6 --extra-host 203.0.113.1 \
  *     --http 80 --https 443 --tls-name rs1.example --tcp 9000 --udp 9001 --dns 53 \
  *     --dns-record www.example.com=192.0.2.10,2001:db8::10 --control /run/rs1.sock
  *
@@ -23,7 +23,7 @@ import {
   type RealServerOptions,
 } from './real-server.js';
 
-const usage = `usage: real-server-main --name NAME --host IP [--http PORT] [--https PORT] [--tls-name NAME]...
+const usage = `usage: real-server-main --name NAME --host IP [--extra-host IP]... [--http PORT] [--https PORT] [--tls-name NAME]...
        [--tcp PORT] [--udp PORT] [--dns PORT] [--dns-record NAME=IP[,IP]]... [--control SOCKET]
    or: real-server-main --control SOCKET --request JSON`;
 
@@ -65,6 +65,7 @@ function parseCommand(argv: readonly string[]): Command {
     options: {
       name: { type: 'string' },
       host: { type: 'string' },
+      'extra-host': { type: 'string', multiple: true },
       http: { type: 'string' },
       https: { type: 'string' },
       'tls-name': { type: 'string', multiple: true },
@@ -83,6 +84,10 @@ function parseCommand(argv: readonly string[]): Command {
   if (values.name === undefined || values.host === undefined) throw new UsageError('--name and --host are required');
   if (net.isIP(values.host) === 0) throw new UsageError(`--host: ${JSON.stringify(values.host)} is not an IP address`);
   const options: RealServerOptions = { name: values.name, host: values.host };
+  for (const host of values['extra-host'] ?? []) {
+    if (net.isIP(host) === 0) throw new UsageError(`--extra-host: ${JSON.stringify(host)} is not an IP address`);
+  }
+  if (values['extra-host'] !== undefined) options.extraHosts = values['extra-host'];
   for (const key of ['http', 'https', 'tcp', 'udp', 'dns'] as const) {
     const port = parsePort(key, values[key]);
     if (port !== undefined) options[key] = port;

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
-import { answerDnsQuery, normalizeDnsName, type DnsRcodeName, type DnsZone } from './dns-wire.js';
+import { answerDnsQuery, dnsUdpMaxBytes, normalizeDnsName, type DnsRcodeName, type DnsZone } from './dns-wire.js';
 
 export type Behaviour =
   | { mode: 'ok' } // normal answers
@@ -30,6 +30,12 @@ export type Behaviour =
 export interface RealServerOptions {
   name: string; // identity: HTTP body `served-by <name>\n`, header `X-Served-By: <name>`; UDP echo prefix
   host: string; // bind address: IPv4 or IPv6 (e.g. '127.0.0.2', '::1', '198.51.100.6', '::')
+  /**
+   * Further addresses to listen on with the same ports, e.g. the VIP on `lo` of a
+   * direct-routing real server: UDP answers must leave from the address they came to,
+   * which a socket bound to the wildcard address does not guarantee.
+   */
+  extraHosts?: string[];
   http?: number; // HTTP port (0 = ephemeral); absent = no HTTP listener
   https?: number; // HTTPS port with a self-signed cert for `tlsNames`
   tlsNames?: string[]; // DNS names and/or IP addresses in the certificate; default [name]
@@ -165,17 +171,38 @@ interface Connection {
   hung: boolean;
 }
 
+type Kind = TcpKind | UdpKind;
+
 interface TcpListener {
   readonly kind: TcpKind;
-  port: number;
+  readonly host: string;
   server?: net.Server;
 }
 
 interface UdpListener {
   readonly kind: UdpKind;
-  port: number;
+  readonly host: string;
   socket?: dgram.Socket;
 }
+
+/** Whether the listeners of a kind use TCP, UDP or both (DNS). */
+const transports: Record<Kind, { tcp: boolean; udp: boolean }> = {
+  http: { tcp: true, udp: false },
+  https: { tcp: true, udp: false },
+  tcp: { tcp: true, udp: false },
+  udp: { tcp: false, udp: true },
+  dns: { tcp: true, udp: true },
+};
+const kinds = Object.keys(transports) as Kind[];
+
+function isTcpKind(kind: Kind): kind is TcpKind {
+  return transports[kind].tcp;
+}
+
+function isUdpKind(kind: Kind): kind is UdpKind {
+  return transports[kind].udp;
+}
+const ephemeralRetries = 5;
 
 const finGraceMs = 1000;
 
@@ -250,6 +277,8 @@ class ControllableServer implements RealServer {
   private readonly zone: DnsZone;
   private readonly tcpListeners: TcpListener[] = [];
   private readonly udpListeners: UdpListener[] = [];
+  /** The port asked for per kind; after the first bind, the one actually bound (reused on rebind). */
+  private readonly wantedPorts: Partial<Record<Kind, number>> = {};
   private readonly connections = new Set<Connection>();
   private readonly byOuter = new WeakMap<net.Socket, Connection>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -274,15 +303,18 @@ class ControllableServer implements RealServer {
     this.http = http.createServer((req, res) => this.onRequest(req, res));
     this.http.keepAliveTimeout = 0;
     this.http.timeout = 0;
-    this.http.on('clientError', (_error, socket) => socket.destroy());
-    for (const kind of ['http', 'https', 'tcp'] as const) {
+    this.http.on('clientError', (_error, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+    });
+    for (const kind of kinds) {
       const port = options[kind];
-      if (port !== undefined) this.tcpListeners.push({ kind, port });
-    }
-    if (options.udp !== undefined) this.udpListeners.push({ kind: 'udp', port: options.udp });
-    if (options.dns !== undefined) {
-      this.udpListeners.push({ kind: 'dns', port: options.dns });
-      this.tcpListeners.push({ kind: 'dns', port: options.dns });
+      if (port === undefined) continue;
+      this.wantedPorts[kind] = port;
+      for (const host of [options.host, ...(options.extraHosts ?? [])]) {
+        if (isTcpKind(kind)) this.tcpListeners.push({ kind, host });
+        if (isUdpKind(kind)) this.udpListeners.push({ kind, host });
+      }
     }
   }
 
@@ -300,8 +332,8 @@ class ControllableServer implements RealServer {
   }
 
   setBehaviour(b: Behaviour): Promise<void> {
-    const next = parseBehaviour(b);
-    const run = this.changes.then(() => this.apply(next));
+    // Changes apply one at a time, in the order asked; a bad one rejects without affecting the others.
+    const run = this.changes.then(() => this.apply(parseBehaviour(b)));
     this.changes = run.catch(noop);
     return run;
   }
@@ -351,46 +383,54 @@ class ControllableServer implements RealServer {
   }
 
   private async openAll(): Promise<void> {
-    for (const listener of this.udpListeners) if (listener.kind !== 'dns') await this.openUdp(listener);
-    for (const listener of this.tcpListeners) if (listener.kind !== 'dns') await this.openTcp(listener);
-    await this.openDns();
-    for (const listener of [...this.tcpListeners, ...this.udpListeners]) this.ports[listener.kind] = listener.port;
+    for (const kind of kinds) await this.openKind(kind);
   }
 
-  /** DNS over UDP and TCP share one port number; an ephemeral one is picked by UDP, then TCP takes it too. */
-  private async openDns(): Promise<void> {
-    const udp = this.udpListeners.find((l) => l.kind === 'dns');
-    const tcp = this.tcpListeners.find((l) => l.kind === 'dns');
-    if (udp === undefined || tcp === undefined) return;
-    const ephemeral = udp.port === 0;
+  /**
+   * Opens every listener of a kind on one port number: all hosts, and for DNS both
+   * UDP and TCP. An ephemeral port is picked by the first bind and then taken by the
+   * others; if one of them finds it in use, the whole kind starts over.
+   */
+  private async openKind(kind: Kind): Promise<void> {
+    const wanted = this.wantedPorts[kind];
+    if (wanted === undefined) return;
+    const udp = this.udpListeners.filter((l) => l.kind === kind);
+    const tcp = this.tcpListeners.filter((l) => l.kind === kind);
     for (let attempt = 1; ; attempt++) {
-      await this.openUdp(udp);
-      tcp.port = udp.port;
+      let port = wanted;
       try {
-        await this.openTcp(tcp);
+        for (const listener of udp) port = await this.openUdp(listener, port);
+        for (const listener of tcp) port = await this.openTcp(listener, port);
+        this.wantedPorts[kind] = port;
+        this.ports[kind] = port;
         return;
       } catch (error) {
+        await this.closeListeners(udp, tcp);
         const inUse = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
-        if (!ephemeral || !inUse || attempt === 5) throw error;
-        await closeUdp(udp.socket);
-        delete udp.socket;
-        udp.port = 0;
+        if (wanted !== 0 || !inUse || attempt === ephemeralRetries) throw error;
       }
     }
   }
 
-  private async openTcp(listener: TcpListener): Promise<void> {
+  private async openTcp(listener: TcpListener, port: number): Promise<number> {
     const server = net.createServer({ pauseOnConnect: true }, (socket) => this.onConnection(listener.kind, socket));
     listener.server = server;
-    listener.port = await listenTcp(server, this.host, listener.port);
+    return listenTcp(server, listener.host, port);
   }
 
-  private async openUdp(listener: UdpListener): Promise<void> {
-    const socket = dgram.createSocket({ type: net.isIPv6(this.host) ? 'udp6' : 'udp4' });
+  private async openUdp(listener: UdpListener, port: number): Promise<number> {
+    const socket = dgram.createSocket({ type: net.isIPv6(listener.host) ? 'udp6' : 'udp4' });
     socket.on('message', (message, remote) => this.onDatagram(listener.kind, socket, message, remote));
     listener.socket = socket;
-    listener.port = await bindUdp(socket, this.host, listener.port);
+    const bound = await bindUdp(socket, listener.host, port);
     socket.on('error', noop); // e.g. ICMP errors reported on send; a test server just carries on
+    return bound;
+  }
+
+  private async closeListeners(udp: readonly UdpListener[], tcp: readonly TcpListener[]): Promise<void> {
+    await Promise.all([...tcp.map((l) => closeTcp(l.server)), ...udp.map((l) => closeUdp(l.socket))]);
+    for (const l of tcp) delete l.server;
+    for (const l of udp) delete l.socket;
   }
 
   private async closeAll(): Promise<void> {
@@ -398,12 +438,7 @@ class ControllableServer implements RealServer {
     this.timers.clear();
     for (const connection of this.connections) connection.raw.destroy();
     this.connections.clear();
-    await Promise.all([
-      ...this.tcpListeners.map((l) => closeTcp(l.server)),
-      ...this.udpListeners.map((l) => closeUdp(l.socket)),
-    ]);
-    for (const l of this.tcpListeners) delete l.server;
-    for (const l of this.udpListeners) delete l.socket;
+    await this.closeListeners(this.udpListeners, this.tcpListeners);
   }
 
   private later(delayMs: number, fn: () => void): void {
@@ -554,7 +589,7 @@ class ControllableServer implements RealServer {
   private onDatagram(kind: UdpKind, socket: dgram.Socket, message: Buffer, remote: dgram.RemoteInfo): void {
     if (kind === 'udp') this.counters.udpDatagrams++;
     else this.counters.dnsQueries++;
-    const reply = kind === 'udp' ? Buffer.concat([Buffer.from(`${this.name} `), message]) : this.answerDns(message);
+    const reply = kind === 'udp' ? Buffer.concat([Buffer.from(`${this.name} `), message]) : this.answerDns(message, dnsUdpMaxBytes);
     if (reply === undefined) return;
     const send = (): void => {
       try {
@@ -574,9 +609,9 @@ class ControllableServer implements RealServer {
     else send();
   }
 
-  private answerDns(query: Buffer): Buffer | undefined {
+  private answerDns(query: Buffer, maxBytes?: number): Buffer | undefined {
     const b = this.behaviour;
-    return answerDnsQuery(query, this.zone, b.mode === 'dns-rcode' ? b.rcode : undefined);
+    return answerDnsQuery(query, this.zone, b.mode === 'dns-rcode' ? b.rcode : undefined, maxBytes);
   }
 
   /** DNS over TCP (RFC 1035 §4.2.2): each message has a two-byte length prefix. */
@@ -610,7 +645,9 @@ class ControllableServer implements RealServer {
 }
 
 export async function startRealServer(options: RealServerOptions): Promise<RealServer> {
-  if (net.isIP(options.host) === 0) throw new Error(`real server ${options.name}: host ${JSON.stringify(options.host)} is not an IP address`);
+  for (const host of [options.host, ...(options.extraHosts ?? [])]) {
+    if (net.isIP(host) === 0) throw new Error(`real server ${options.name}: host ${JSON.stringify(host)} is not an IP address`);
+  }
   for (const key of ['http', 'https', 'tcp', 'udp', 'dns'] as const) checkPort(key, options[key]);
   const server = new ControllableServer(options);
   await server.start();

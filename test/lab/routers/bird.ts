@@ -71,7 +71,7 @@ const ORIGIN_NAMES: Record<string, BgpOrigin> = { IGP: 'igp', EGP: 'egp', Incomp
  * further paths for the same prefix start with blanks instead of the prefix; attribute lines
  * ("BGP.as_path: 64600") follow, indented.
  */
-export function parseBirdRoutes(text: string): BgpRoute[] {
+export function parseBirdRoutes(text: string, peerOfProtocol: Readonly<Record<string, string>> = {}): BgpRoute[] {
   const routes: BgpRoute[] = [];
   let prefix: string | undefined;
   let current: BgpRoute | undefined;
@@ -90,7 +90,8 @@ export function parseBirdRoutes(text: string): BgpRoute[] {
         localPref: undefined,
         communities: [],
         origin: undefined,
-        from: head[3],
+        // BIRD prints "from" only when the neighbor is not also the next hop.
+        from: head[3] ?? peerOfProtocol[head[2]!],
         best: head[4] === '*',
       };
       routes.push(current);
@@ -193,7 +194,8 @@ export class BirdDaemon extends BgpDaemon {
   }
 
   async routes(): Promise<BgpRoute[]> {
-    return parseBirdRoutes(await this.#cliText(['show', 'route', 'all']));
+    const peers = Object.fromEntries(this.#options.neighbors.map((n) => [n.name, n.address]));
+    return parseBirdRoutes(await this.#cliText(['show', 'route', 'all']), peers);
   }
 
   async peers(): Promise<BgpPeer[]> {

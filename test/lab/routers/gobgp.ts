@@ -123,6 +123,8 @@ export function parseGobgpNeighbors(json: string): BgpPeer[] {
 }
 
 export type Announcement = {
+  /** Default igp (what PyBal sends). */
+  origin?: BgpOrigin;
   nextHop?: string;
   med?: number;
   localPref?: number;
@@ -204,6 +206,7 @@ export class GobgpDaemon extends BgpDaemon {
   /** Originates `prefix` (sent to every established peer). */
   async announce(prefix: string, attrs: Announcement = {}): Promise<void> {
     const args = ['global', 'rib', 'add', prefix, '-a', familyOfPrefix(prefix) === 4 ? 'ipv4' : 'ipv6'];
+    args.push('origin', attrs.origin ?? 'igp');
     if (attrs.nextHop !== undefined) args.push('nexthop', attrs.nextHop);
     if (attrs.med !== undefined) args.push('med', String(attrs.med));
     if (attrs.localPref !== undefined) args.push('local-pref', String(attrs.localPref));

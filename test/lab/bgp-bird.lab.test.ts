@@ -1,0 +1,4 @@
+// Self-test: BGP between a stand-in speaker in the director and BIRD as the router (see bgp-self-test.ts).
+import { describeBgpSelfTest } from './bgp-self-test.js';
+
+describeBgpSelfTest('bird');
