@@ -1,6 +1,8 @@
 /**
- * Probes how the real kernel handles batched IPVS requests (run in a guest:
- * test/ipvs/run-in-guest.sh node dist/bench/ipvs-probe.js). Prints findings.
+ * Probes how the real kernel handles batched IPVS requests: failures in the
+ * middle of a send, errors-only vs ACK-per-request, send sizes. Prints what it
+ * sees; the findings are written up in the IPVS notes. Run in a lab guest:
+ *   npx tsc -p . && node dist/test/lab/run-in-guest.js -- node dist/bench/ipvs-probe.js
  */
 import { createIpvsClient, type BatchItem } from '../src/ipvs/client.js';
 import { ipvsRequests } from '../src/ipvs/codec.js';
@@ -34,7 +36,7 @@ async function trial(label: string, ackEach: boolean, count: number, badAt: numb
   await client.batch([{ request: ipvsRequests.newService(svc), object: 'svc' }]);
   const items: BatchItem[] = [];
   for (let i = 0; i < count; i++) {
-    // A bad item: an unknown forwarding... use a lower threshold above the upper one (EINVAL), or a duplicate (EEXIST).
+    // A bad item: a lower threshold above the upper one (the kernel says ERANGE).
     const d = badAt.includes(i) ? { ...dest(i), upperThreshold: 1, lowerThreshold: 5 } : dest(i);
     items.push({ request: ipvsRequests.newDest(svc.key, d), object: `dest ${i}` });
   }
