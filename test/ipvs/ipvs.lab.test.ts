@@ -11,7 +11,7 @@ import { IpvsManager } from '../../src/ipvs/manager.js';
 import type { DestSpec, ServiceSpec } from '../../src/ipvs/types.js';
 import { createSystemClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger, type MemoryLog } from '../../src/runtime/logger.js';
-import { exec, execOk } from '../lab/exec.js';
+import { exec, execOk, waitFor } from '../lab/exec.js';
 
 const clock = createSystemClock();
 
@@ -251,6 +251,22 @@ describe('IPVS manager on the real kernel', () => {
       '[pybal] WARN: IPVS drift: server TCP 203.0.113.1:80 -> 198.51.100.7:80 has route weight 99, expected route weight 20; repairing',
       '[pybal] WARN: IPVS drift: server TCP 203.0.113.1:80 -> 198.51.100.6:80 is missing from the kernel; repairing',
     ]);
+  });
+
+  it('its periodic resync puts back a destination deleted by hand', async () => {
+    const log = createMemoryLogger();
+    const client = await createIpvsClient({ clock, logger: log.logger, timeoutMs: 10_000 });
+    const manager = new IpvsManager({ kernel: client, clock, logger: log.logger, resyncIntervalMs: 300 });
+    open.push({ client, manager, log });
+    manager.setDesired([want(service(tcp80), [dest('198.51.100.6', 80), dest('198.51.100.7', 80)])]);
+    manager.start();
+    await manager.idle();
+    await ipvsadm('-d', '-t', '203.0.113.1:80', '-r', '198.51.100.6:80');
+    await waitFor(async () => ((await ipvsadm('-Sn')).includes('-r 198.51.100.6:80') ? true : undefined), {
+      timeoutMs: 20_000,
+      what: 'the deleted destination to come back',
+    });
+    expect(log.lines()).toContain('[pybal] WARN: IPVS drift: server TCP 203.0.113.1:80 -> 198.51.100.6:80 is missing from the kernel; repairing');
   });
 
   it('adopts a table that differs in one weight with exactly one request, keeping the service', async () => {
