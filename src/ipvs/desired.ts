@@ -79,3 +79,40 @@ export function desiredServiceFromConfig(service: ServiceConfig, servers: readon
     destinations: [...dests.values()],
   };
 }
+
+function checkInt(what: string, v: number, min: number, max: number): void {
+  if (!Number.isInteger(v) || v < min || v > max) throw new TypeError(`${what} ${v} is not an integer in ${min}..${max}`);
+}
+
+/**
+ * Checks a desired service before anything is sent for it, and writes its
+ * addresses in canonical form (as the kernel's dumps read back), so that a
+ * mistake is reported once, clearly, instead of as a kernel error on every retry.
+ */
+export function normalizeDesiredService(s: DesiredService): DesiredService {
+  const key = s.key;
+  const name = 'fwmark' in key ? `fwmark ${key.fwmark}` : `${key.protocol} ${key.address}:${key.port}`;
+  const where = (what: string): string => `service ${name}: ${what}`;
+  if ('fwmark' in key) checkInt(where('fwmark'), key.fwmark, 1, 0xffffffff);
+  else {
+    if (familyOf(key.address) !== key.family) throw new TypeError(where(`${JSON.stringify(key.address)} is not an IPv${key.family} address`));
+    checkInt(where('port'), key.port, 0, 65535);
+  }
+  if (!/^[a-z0-9_]{1,15}$/.test(s.scheduler)) throw new TypeError(where(`scheduler ${JSON.stringify(s.scheduler)} is not a scheduler name`));
+  if (s.peName && !/^[a-z0-9_]{1,15}$/.test(s.peName)) throw new TypeError(where(`persistence engine ${JSON.stringify(s.peName)} is not a name`));
+  checkInt(where('flags'), s.flags, 0, 0xffffffff);
+  checkInt(where('persistence timeout'), s.timeoutSec, 0, 0xffffffff);
+  checkInt(where('netmask'), s.netmask, key.family === 4 ? 0 : 1, key.family === 4 ? 32 : 128);
+  const destinations = s.destinations.map((d) => {
+    const dname = where(`server ${d.address}`);
+    if (familyOf(d.address) !== d.family) throw new TypeError(`${dname}: not an IPv${d.family} address`);
+    checkInt(`${dname}: port`, d.port, 0, 65535);
+    // The kernel takes the weight as an int: above 2^31-1 it says EINVAL.
+    checkInt(`${dname}: weight`, d.weight, 0, 0x7fffffff);
+    checkInt(`${dname}: upper threshold`, d.upperThreshold, 0, 0xffffffff);
+    checkInt(`${dname}: lower threshold`, d.lowerThreshold, 0, d.upperThreshold === 0 ? 0xffffffff : d.upperThreshold);
+    checkInt(`${dname}: tunnel port`, d.tunnelPort, 0, 65535);
+    return d.family === 6 ? { ...d, address: canonicalAddress(d.address) } : d;
+  });
+  return { ...s, key: 'fwmark' in key || key.family === 4 ? key : { ...key, address: canonicalAddress(key.address) }, destinations };
+}

@@ -23,7 +23,8 @@ import type { Clock, Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
 import type { IpvsKernel } from './client.js';
-import { destKeyId, serviceKeyId } from './codec.js';
+import { destKeyId, formatServiceKey, serviceKeyId } from './codec.js';
+import { normalizeDesiredService } from './desired.js';
 import {
   applyOp,
   describeOp,
@@ -69,6 +70,13 @@ export interface IpvsManagerStats {
   readonly lastError: string | undefined;
 }
 
+interface CachedDesired {
+  readonly source: DesiredService;
+  /** serviceKeyId of the normalized key. */
+  readonly id: string;
+  readonly entry: TableEntry;
+}
+
 /** Thrown inside a reconcile when some requests failed, so that it is retried. */
 class PartialFailure extends Error {}
 
@@ -82,8 +90,8 @@ export class IpvsManager {
   private readonly retryMaxMs: number;
 
   private desired: Table = new Map();
-  /** The value each desired entry was built from, to skip unchanged services cheaply. */
-  private desiredSources = new Map<string, DesiredService>();
+  /** Each desired entry with the value it was built from, to skip unchanged services cheaply. */
+  private desiredCache = new Map<string, CachedDesired>();
   /** Services whose desired state changed since the last reconcile (all of them matter on a full one). */
   private readonly dirty = new Set<string>();
   /** Services we were told to manage and then to drop: deleted when present. */
@@ -146,23 +154,40 @@ export class IpvsManager {
    */
   setDesired(services: readonly DesiredService[]): void {
     const next = new Map<string, TableEntry>();
-    const sources = new Map<string, DesiredService>();
+    const cache = new Map<string, CachedDesired>();
     for (const s of services) {
-      const id = serviceKeyId(s.key);
-      const previous = this.desired.get(id);
+      const rawId = serviceKeyId(s.key);
+      const cached = this.desiredCache.get(rawId);
       // A service passed as the same object as last time has not changed: no rebuild, no diff.
-      if (previous && this.desiredSources.get(id) === s) next.set(id, previous);
-      else {
-        const built = tableFromDesired([s]).get(id);
-        if (built) next.set(id, built);
-        this.dirty.add(id);
+      if (cached && cached.source === s) {
+        next.set(cached.id, cached.entry);
+        cache.set(rawId, cached);
+        continue;
       }
-      sources.set(id, s);
+      let fresh: CachedDesired;
+      try {
+        const normalized = normalizeDesiredService(s);
+        const id = serviceKeyId(normalized.key);
+        const entry = tableFromDesired([normalized]).get(id);
+        if (!entry) continue;
+        fresh = { source: s, id, entry };
+      } catch (error) {
+        // A bad value never reaches the kernel; the last good state of that service stays.
+        this.log.error(`IPVS: ignoring the new state of ${formatServiceKey(s.key)}: ${errorMessage(error)}`);
+        if (cached) {
+          next.set(cached.id, cached.entry);
+          cache.set(rawId, cached);
+        }
+        continue;
+      }
+      next.set(fresh.id, fresh.entry);
+      cache.set(rawId, fresh);
+      this.dirty.add(fresh.id);
     }
     for (const [id, entry] of this.desired) if (!next.has(id)) this.removals.set(id, entry.service.key);
     for (const id of next.keys()) this.removals.delete(id);
     this.desired = next;
-    this.desiredSources = sources;
+    this.desiredCache = cache;
     this.trigger(false);
   }
 

@@ -171,6 +171,36 @@ describe('IpvsManager', () => {
     ]);
   });
 
+  it('refuses a bad desired state before the kernel sees it, keeping the last good one', async () => {
+    const { kernel, manager, log } = setup();
+    manager.setDesired([desired(svc(80), [dest(1)]), desired(svc(81), [dest(1)])]);
+    manager.start();
+    await manager.idle();
+    const ops = kernel.calls.ops;
+    manager.setDesired([desired(svc(80), [dest(1, { weight: -1 })]), desired(svc(81), [dest(1, { weight: 4 })]), desired(svc(82, { scheduler: 'w r r' }), [])]);
+    await manager.idle();
+    expect(kernel.calls.ops - ops).toBe(1);
+    expect(kernel.dests(svc(80).key)[0]?.weight).toBe(10);
+    expect(kernel.dests(svc(81).key)[0]?.weight).toBe(4);
+    expect(kernel.table.has('tcp/4/192.0.2.1/82')).toBe(false);
+    expect(log.lines().filter((l) => l.includes('ignoring'))).toEqual([
+      '[pybal] ERROR: IPVS: ignoring the new state of TCP 192.0.2.1:80: service tcp 192.0.2.1:80: server 198.51.100.2: weight -1 is not an integer in 0..2147483647',
+      '[pybal] ERROR: IPVS: ignoring the new state of TCP 192.0.2.1:82: service tcp 192.0.2.1:82: scheduler "w r r" is not a scheduler name',
+    ]);
+  });
+
+  it('matches IPv6 addresses whatever their spelling', async () => {
+    const { kernel, manager } = setup();
+    const v6 = svc(443, { key: { family: 6, protocol: 'tcp', address: '2001:db8::1', port: 443 }, netmask: 128 });
+    kernel.put(v6, [dest(0, { family: 6, address: '2001:db8::6' })]);
+    manager.setDesired([
+      desired({ ...v6, key: { ...v6.key, address: '2001:DB8:0:0::1' } }, [dest(0, { family: 6, address: '2001:0db8::0:6' })]),
+    ]);
+    manager.start();
+    await manager.idle();
+    expect(kernel.calls.apply).toBe(0);
+  });
+
   it('stops cleanly: no timers left, no reconcile after stop', async () => {
     const { kernel, manager, clock } = setup();
     manager.setDesired([desired(svc(80), [dest(1)])]);
