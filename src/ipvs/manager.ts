@@ -23,6 +23,7 @@ import type { Clock, Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
 import type { IpvsKernel } from './client.js';
+import type { IpvsError } from './errors.js';
 import { destKeyId, formatServiceKey, serviceKeyId } from './codec.js';
 import { normalizeDesiredService } from './desired.js';
 import {
@@ -290,21 +291,27 @@ export class IpvsManager {
     }
     const results = await this.kernel.apply(ops);
     let model: Table = known;
+    let firstError: IpvsError | undefined;
     let failed = 0;
+    // A first apply of a large table is thousands of operations: one line each only at debug then.
+    const verbose = ops.length <= LOG_EACH_OP_UP_TO;
     ops.forEach((op, i) => {
       const error = results[i];
       if (error) {
         failed++;
+        firstError ??= error;
         this.log.error({ code: error.code }, `IPVS: could not ${describeOp(op)}: ${error.message}`);
         return;
       }
-      this.log.info(`IPVS: ${describeOp(op)}`);
+      if (verbose) this.log.info(`IPVS: ${describeOp(op)}`);
+      else this.log.debug(`IPVS: ${describeOp(op)}`);
       model = applyOp(model, op);
       if (op.op === 'del-service') this.removals.delete(serviceKeyId(op.key));
     });
+    if (!verbose) this.log.info(`IPVS: applied ${ops.length - failed} of ${ops.length} changes (${summarizeOps(ops)})`);
     this.known = model;
     this.counters.failedRequests += failed;
-    if (failed > 0) throw new PartialFailure(`${failed} of ${ops.length} IPVS requests failed`);
+    if (firstError) throw new PartialFailure(`${failed} of ${ops.length} IPVS requests failed; the first: ${firstError.message}`);
   }
 
   private changedServices(): Table {
@@ -338,6 +345,16 @@ export class IpvsManager {
       this.log.warn(`IPVS drift: ${describeDrift(op)}; repairing`);
     }
   }
+}
+
+/** Above this many operations in one reconcile, each is logged at debug and a summary at info. */
+const LOG_EACH_OP_UP_TO = 100;
+
+/** "2 add service, 9000 add server" */
+function summarizeOps(ops: readonly IpvsOp[]): string {
+  const counts = new Map<string, number>();
+  for (const op of ops) counts.set(op.op, (counts.get(op.op) ?? 0) + 1);
+  return [...counts].map(([kind, n]) => `${n} ${kind}`).join(', ');
 }
 
 /** What a repair operation says about the kernel. */

@@ -52,12 +52,14 @@ describe('IpvsManager', () => {
   });
 
   it('costs one request and no dump for one server changing in a table of 10,000', async () => {
-    const { kernel, manager } = setup();
+    const { kernel, manager, log } = setup();
     const table = bigTable(100, 100);
     manager.setDesired(table);
     manager.start();
     await manager.idle();
     expect(kernel.calls.ops).toBe(100 + 100 * 100);
+    // Ten thousand changes: a summary at info, each one at debug.
+    expect(log.lines().filter((l) => l.startsWith('[pybal] INFO'))).toEqual(['[pybal] INFO: IPVS: applied 10100 of 10100 changes (100 new-service, 10000 new-dest)']);
     const dumps = kernel.calls.listServices + kernel.calls.listDests;
     const changed = table.map((s, i) => (i === 42 ? { ...s, destinations: s.destinations.map((d, j) => (j === 7 ? { ...d, weight: 0 } : d)) } : s));
     manager.setDesired(changed);
