@@ -148,7 +148,10 @@ export class IpvsClient implements IpvsKernel {
       options.maxRequestsPerSend ?? Math.max(1, Math.floor(this.socket.getRecvBufferSize() / REPLY_TRUESIZE_BOUND));
     this.socket.on('message', (buf) => this.receive(buf));
     this.socket.on('truncatedMessage', () => this.transportFailure(EIO, 'truncated netlink message'));
-    // Without a listener an ENOBUFS would be thrown and kill the process.
+    // Socket errors the addon reports arrive here (with no listener they would be thrown).
+    // A recvmsg ENOBUFS never does: netlink@0.3.0 aborts the process inside its native
+    // callback first, which is why a send never carries more requests than the receive
+    // buffer has room to answer (maxRequestsPerSend).
     this.socket.on('error', (err: ErrnoException) => this.transportFailure(err.errno > 0 ? err.errno : -err.errno || EIO, err.message));
   }
 
@@ -241,7 +244,7 @@ export class IpvsClient implements IpvsKernel {
               else resolve(out);
               return true;
             }
-            out.push(decodeGenl(msg.payload).attrs);
+            if (msg.type === this.familyId) out.push(decodeGenl(msg.payload).attrs);
             return false;
           });
         }),
