@@ -75,6 +75,8 @@ export interface IpvsClientOptions {
   readonly sendBufferSize?: number;
   /** Upper bound of the bytes of one sendmsg. Default 64 KiB. */
   readonly maxBatchBytes?: number;
+  /** The socket; default a NETLINK_GENERIC RawNetlinkSocket from the netlink package. Tests pass a scripted one. */
+  readonly socket?: NetlinkSocketLike;
   /** Ask for an ACK for every request of a batch (default false: errors only, plus the last ACK). */
   readonly ackEach?: boolean;
   /**
@@ -98,6 +100,18 @@ export interface IpvsClientCounters {
   transportErrors: number;
 }
 
+/** The part of the netlink package's RawNetlinkSocket the client uses. */
+export interface NetlinkSocketLike {
+  send(msg: Uint8Array, options: undefined, callback: (error?: ErrnoException) => void): void;
+  on(event: 'message', listener: (msg: Buffer) => void): unknown;
+  on(event: 'truncatedMessage', listener: (msg: Buffer) => void): unknown;
+  on(event: 'error', listener: (err: ErrnoException) => void): unknown;
+  ref(): void;
+  unref(): void;
+  close(): void;
+  getRecvBufferSize(): number;
+}
+
 /** Handles the messages of one exchange; returns true once the exchange is complete. */
 type Handler = (msg: NetlinkMessage) => boolean;
 
@@ -119,7 +133,7 @@ export const REPLY_TRUESIZE_BOUND = 1536;
 
 export class IpvsClient implements IpvsKernel {
   readonly counters: IpvsClientCounters = { requests: 0, sends: 0, receives: 0, kernelErrors: 0, transportErrors: 0 };
-  private readonly socket: RawNetlinkSocket;
+  private readonly socket: NetlinkSocketLike;
   private readonly clock: Clock;
   private readonly logger: Logger | undefined;
   private readonly timeoutMs: number;
@@ -139,10 +153,12 @@ export class IpvsClient implements IpvsKernel {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxBatchBytes = options.maxBatchBytes ?? 64 * 1024;
     this.ackEach = options.ackEach ?? false;
-    this.socket = new RawNetlinkSocket(NETLINK_GENERIC, {
-      recvBufferSize: options.recvBufferSize ?? 4 * 1024 * 1024,
-      sendBufferSize: options.sendBufferSize ?? 1024 * 1024,
-    });
+    this.socket =
+      options.socket ??
+      new RawNetlinkSocket(NETLINK_GENERIC, {
+        recvBufferSize: options.recvBufferSize ?? 4 * 1024 * 1024,
+        sendBufferSize: options.sendBufferSize ?? 1024 * 1024,
+      });
     this.socket.unref();
     this.maxRequestsPerSend =
       options.maxRequestsPerSend ?? Math.max(1, Math.floor(this.socket.getRecvBufferSize() / REPLY_TRUESIZE_BOUND));
