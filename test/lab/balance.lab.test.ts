@@ -6,10 +6,27 @@ import { waitFor } from './exec.js';
 import { FAMILIES } from './topology.js';
 import { startLab, type Lab } from './lab.js';
 
+type ServiceStats = { conns: number; inPkts: number; outPkts: number };
+
+/** Polls `ipvsadm -Ln --stats` for a service: the kernel folds its per-CPU counters into these totals every 2 s. */
+function waitForStats(lab: Lab, proto: '-t' | '-u', service: string, enough: (stats: ServiceStats) => boolean): Promise<ServiceStats> {
+  return waitFor(
+    async () => {
+      const out = await lab.ipvsadm(['-Ln', '--stats', '--exact', proto, service]);
+      // "TCP  203.0.113.1:80   4   24   0   1543   0": conns, in packets, out packets, in bytes, out bytes
+      const line = out.split('\n').find((l) => l.includes(service)) ?? '';
+      const [conns = NaN, inPkts = NaN, outPkts = NaN] = line.trim().split(/\s+/).slice(2, 5).map(Number);
+      const stats = { conns, inPkts, outPkts };
+      return enough(stats) ? stats : undefined;
+    },
+    { timeoutMs: 10_000, what: `IPVS counters of ${service}` },
+  );
+}
+
 describe.each(['nat', 'dr'] as const)('lab: %s forwarding', (forwarding) => {
   let lab: Lab;
   beforeAll(async () => {
-    lab = await startLab({ forwarding, realServers: 2, router: 'none' });
+    lab = await startLab({ forwarding, realServers: 2, router: 'none', realServer: { http: 80, dns: 53, dnsRecords: ['www.example.org=192.0.2.80'] } });
   });
   afterAll(async () => {
     await lab?.stop();
@@ -24,22 +41,21 @@ describe.each(['nat', 'dr'] as const)('lab: %s forwarding', (forwarding) => {
     expect(answers[0]).not.toBe(answers[1]);
     expect(answers[2]).toBe(answers[0]);
 
-    // The kernel folds its per-CPU counters into these totals every 2 s: poll.
-    const [conns, inPkts, outPkts] = await waitFor(
-      async () => {
-        const stats = await lab.ipvsadm(['-Ln', '--stats', '-t', service]);
-        // "TCP  203.0.113.1:80   4   24   0   1.5K   0": conns, in packets, out packets, ...
-        const line = stats.split('\n').find((l) => l.includes(service)) ?? '';
-        const fields = line.trim().split(/\s+/).slice(2, 5);
-        return fields[0] === '4' ? fields : undefined;
-      },
-      { timeoutMs: 10_000, what: `4 connections counted for ${service}` },
-    );
-    expect(conns).toBe('4');
-    expect(Number(inPkts)).toBeGreaterThan(0);
+    const { conns, inPkts, outPkts } = await waitForStats(lab, '-t', service, (st) => st.conns === 4);
+    expect(conns).toBe(4);
+    expect(inPkts).toBeGreaterThan(0);
     // DR: replies go straight from the real servers to the client, never through the director.
-    if (forwarding === 'dr') expect(outPkts).toBe('0');
-    else expect(Number(outPkts)).toBeGreaterThan(0);
+    if (forwarding === 'dr') expect(outPkts).toBe(0);
+    else expect(outPkts).toBeGreaterThan(0);
+  });
+
+  it.each(FAMILIES)('answers DNS over UDP through the IPv%i VIP, from the VIP', async (family) => {
+    const service = await lab.addIpvsService({ family, protocol: 'udp', port: 53 });
+    const vip = family === 4 ? lab.addr.vip.v4! : lab.addr.vip.v6!;
+    // dig rejects an answer from any address but the one it asked.
+    const dig = await lab.client.exec(['dig', '+short', '+time=2', '+tries=1', `@${vip}`, 'www.example.org', 'A']);
+    expect(dig.stdout.trim()).toBe('192.0.2.80');
+    expect((await waitForStats(lab, '-u', service, (st) => st.inPkts > 0)).inPkts).toBeGreaterThan(0);
   });
 
   if (forwarding === 'dr') {

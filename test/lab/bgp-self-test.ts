@@ -41,7 +41,7 @@ export function describeBgpSelfTest(router: Exclude<RouterKind, 'none'>): void {
           return out.includes('proto bird') ? out : undefined;
         });
         expect(kernel).toContain(`via ${lab.addr.director.v4}`);
-        expect((await lab.client.get(lab.vipUrl(4))).servedBy).toBe('rs1');
+        expect((await lab.client.waitForAnswer(lab.vipUrl(4), (a) => a.status === 200)).servedBy).toBe('rs1');
       });
     }
 

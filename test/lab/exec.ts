@@ -3,6 +3,7 @@
 // polling with a deadline (the lab never reads state once and hopes).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { constants } from 'node:os';
 
 export type ExecResult = { code: number; stdout: string; stderr: string };
 
@@ -45,7 +46,7 @@ export function exec(argv: readonly string[], options: ExecOptions = {}): Promis
 }
 
 function signalNumber(signal: NodeJS.Signals | null): number {
-  return signal === 'SIGKILL' ? 9 : signal === 'SIGTERM' ? 15 : signal === 'SIGINT' ? 2 : 0;
+  return signal === null ? 0 : constants.signals[signal];
 }
 
 /** Like exec, but a non-zero exit is an error carrying the command and its stderr. */

@@ -22,6 +22,12 @@ describe('lab: IPVS in the guest kernel', () => {
     expect(table).toContain(`TCP  ${vip}:80 wrr`);
     expect(table).toMatch(new RegExp(`-> ${rs1!.v4}:80\\s+Route\\s+10\\s`));
     expect(table).toMatch(new RegExp(`-> ${rs2!.v4}:80\\s+Route\\s+20\\s`));
+    const [service] = await lab.ipvsTable();
+    expect(service).toMatchObject({ protocol: 'tcp', address: vip, port: 80, scheduler: 'wrr' });
+    expect(service!.destinations.map((d) => [d.address, d.forward, d.weight])).toEqual([
+      [rs1!.v4, 'route', 10],
+      [rs2!.v4, 'route', 20],
+    ]);
   });
 
   it('each director namespace has its own IPVS table', async () => {

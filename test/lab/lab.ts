@@ -8,18 +8,21 @@
 //   await lab.router.waitForRoute('203.0.113.1/32');
 //   await lab.stop();
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlRealServer, type Behaviour, type RealServerStats } from '../support/real-server.js';
-import { LabProcess, exec, execOk, type ExecOptions, type ExecResult } from './exec.js';
+import { LabProcess, exec, execOk, waitFor, type ExecOptions, type ExecResult } from './exec.js';
+import { parseIpvsadmList, type IpvsServiceEntry } from './ipvsadm.js';
 import { BirdDaemon } from './routers/bird.js';
 import { GobgpDaemon } from './routers/gobgp.js';
-import { formatPlan, planTopology, type DualAddress, type Family, type NamedAddress, type LabAddresses, type RouterKind, type Topology, type TopologyOptions } from './topology.js';
+import { ROUTER_KINDS, formatPlan, planTopology, type DualAddress, type Family, type NamedAddress, type LabAddresses, type RouterKind, type Topology, type TopologyOptions } from './topology.js';
 import { repoRoot } from './uml.js';
 
 export type RealServerPortsOption = {
   /** Default 80. */
   http?: number;
+  /** HTTPS port (self-signed certificate for the server's name, its addresses and the VIPs). */
+  https?: number;
   /** Idle TCP port (holds connections, never answers). */
   tcp?: number;
   /** UDP echo port. */
@@ -80,8 +83,62 @@ export class LabClient {
     return answers;
   }
 
+  /**
+   * Sends GETs to `url` one after another until stopped, as a steady client
+   * during a failure: `const load = lab.client.startLoad(url); ...; const answers = await load.stop();`
+   */
+  startLoad(url: string, options: { pauseMs?: number; requestTimeoutMs?: number } = {}): ClientLoad {
+    return new ClientLoad(this, url, options.pauseMs ?? 0, options.requestTimeoutMs ?? 2_000);
+  }
+
+  /** Polls GETs until an answer satisfies `accept` (e.g. a => a.servedBy === 'rs2'); returns it. */
+  waitForAnswer(url: string, accept: (answer: HttpAnswer) => boolean, options: { timeoutMs?: number; requestTimeoutMs?: number } = {}): Promise<HttpAnswer> {
+    return waitFor(
+      async () => {
+        const answer = await this.get(url, { timeoutMs: options.requestTimeoutMs ?? 2_000 });
+        if (accept(answer)) return answer;
+        throw new Error(`last answer: ${answer.status ?? `curl exit ${answer.curlExit}`} from ${answer.servedBy ?? 'nobody'}`);
+      },
+      { timeoutMs: options.timeoutMs ?? 15_000, what: `an accepted answer from ${url}` },
+    );
+  }
+
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult> {
     return this.#lab.exec('client', argv, options);
+  }
+}
+
+export type TimedAnswer = HttpAnswer & { atMs: number };
+
+/** A client sending requests in a loop (see LabClient.startLoad). */
+export class ClientLoad {
+  readonly answers: TimedAnswer[] = [];
+  readonly #done: Promise<void>;
+  #stopping = false;
+
+  constructor(client: LabClient, url: string, pauseMs: number, requestTimeoutMs: number) {
+    const started = Date.now();
+    this.#done = (async () => {
+      while (!this.#stopping) {
+        const answer = await client.get(url, { timeoutMs: requestTimeoutMs });
+        this.answers.push({ ...answer, atMs: Date.now() - started });
+        if (pauseMs > 0 && !this.#stopping) await new Promise((r) => setTimeout(r, pauseMs));
+      }
+    })();
+  }
+
+  /** How many answers each real server gave so far ('' counts failures). */
+  countByServer(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const a of this.answers) counts[a.servedBy ?? ''] = (counts[a.servedBy ?? ''] ?? 0) + 1;
+    return counts;
+  }
+
+  /** Finishes the request in flight and returns every answer. */
+  async stop(): Promise<TimedAnswer[]> {
+    this.#stopping = true;
+    await this.#done;
+    return this.answers;
   }
 }
 
@@ -240,6 +297,11 @@ export class Lab {
     return service;
   }
 
+  /** A director's IPVS table as `ipvsadm -Ln` shows it, parsed. */
+  async ipvsTable(director = 'director1'): Promise<IpvsServiceEntry[]> {
+    return parseIpvsadmList(await this.ipvsadm(['-Ln'], director));
+  }
+
   /** http://VIP/ for a family (IPv6 in brackets). */
   vipUrl(family: Family, path = '/', vipIndex = 0): string {
     const vip = this.addr.vips[vipIndex];
@@ -322,6 +384,8 @@ export class Lab {
     if (!inLabGuest() || !existsSync('/proc/net/ip_vs')) {
       throw new Error('startLab needs the lab guest (a kernel with IPVS): run lab tests with `bash test/lab/run.sh [vitest args]` or `npm test`');
     }
+    const routerKind = options.router ?? 'bird';
+    if (!ROUTER_KINDS.includes(routerKind)) throw new Error(`startLab: router must be one of ${ROUTER_KINDS.join(', ')}, got ${String(routerKind)}`);
     const topology = planTopology(newLabId(), options);
     const dir = join(process.env.PYBAL_LAB_SCRATCH ?? '/tmp', `lab-${topology.id}`);
     const runDir = join('/run/pybal-lab', topology.id);
@@ -330,7 +394,7 @@ export class Lab {
     const lab = new Lab(topology, options, dir, runDir);
     try {
       await lab.#build();
-      await lab.#startRouter(options.router ?? 'bird');
+      await lab.#startRouter(routerKind);
       if (options.realServer !== false) await lab.#startRealServers(options.realServer ?? {});
     } catch (error) {
       await lab.stop().catch(() => undefined);
@@ -388,7 +452,16 @@ export class Lab {
     await Promise.all(
       this.addr.realServers.map(async (addr) => {
         const controlSocket = join(this.runDir, `${addr.name}.sock`);
-        const argv = ['node', main, '--name', addr.name, '--host', '::', '--http', String(ports.http ?? 80), '--control', controlSocket];
+        // Bound to each address rather than '::', so UDP answers leave from the
+        // address asked (in DR, the VIP on lo).
+        const vips = this.topology.forwarding === 'dr' ? this.addr.vips.flatMap((v) => [v.v4, v.v6]) : [];
+        const [host, ...extra] = [addr.v4, addr.v6, ...vips].filter((a): a is string => a !== undefined);
+        const argv = ['node', main, '--name', addr.name, '--host', host!, ...extra.flatMap((a) => ['--extra-host', a])];
+        argv.push('--http', String(ports.http ?? 80), '--control', controlSocket);
+        if (ports.https !== undefined) {
+          argv.push('--https', String(ports.https));
+          for (const name of [addr.name, host!, ...extra]) argv.push('--tls-name', name);
+        }
         if (ports.tcp !== undefined) argv.push('--tcp', String(ports.tcp));
         if (ports.udp !== undefined) argv.push('--udp', String(ports.udp));
         if (ports.dns !== undefined) argv.push('--dns', String(ports.dns));
@@ -414,9 +487,4 @@ function newLabId(): string {
 /** Builds a lab in the guest. Call lab.stop() when done (afterAll), also on failure. */
 export function startLab(options: LabOptions = {}): Promise<Lab> {
   return Lab.start(options);
-}
-
-/** The tail of a lab log file, for failure messages. */
-export function readLabLog(path: string, lines = 40): string {
-  return existsSync(path) ? readFileSync(path, 'utf8').split('\n').slice(-lines).join('\n') : `(no ${path})`;
 }

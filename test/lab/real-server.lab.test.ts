@@ -2,12 +2,13 @@
 // down stops answering (connection refused); one told to hang accepts the
 // connection and never answers; told 'ok' again, both answer.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from './exec.js';
 import { startLab, type Lab } from './lab.js';
 
 describe('lab: real servers told to fail', () => {
   let lab: Lab;
   beforeAll(async () => {
-    lab = await startLab({ realServers: 2, router: 'none', families: [4, 6], realServer: { http: 80, tcp: 8080 } });
+    lab = await startLab({ realServers: 2, router: 'none', families: [4, 6], realServer: { http: 80, https: 443, tcp: 8080 } });
   });
   afterAll(async () => {
     await lab?.stop();
@@ -24,6 +25,8 @@ describe('lab: real servers told to fail', () => {
     expect(answer.servedBy).toBe('rs1');
     expect(answer.body).toBe('served-by rs1\n');
     expect((await lab.client.get(direct('rs2', 6))).servedBy).toBe('rs2');
+    const tls = await lab.client.exec(['curl', '-sS', '-k', '-m', '5', `https://${lab.realServer('rs1').addr.v4}/`]);
+    expect(tls.stdout).toBe('served-by rs1\n');
   });
 
   it('a server told to go down refuses connections', async () => {
@@ -48,5 +51,20 @@ describe('lab: real servers told to fail', () => {
     await lab.realServer('rs2').setBehaviour({ mode: 'ok' });
     expect((await lab.client.get(direct('rs1', 6))).servedBy).toBe('rs1');
     expect((await lab.client.get(direct('rs2', 4))).servedBy).toBe('rs2');
+  });
+
+  it('a steady client through the VIP sees a real server fail and come back', async () => {
+    await lab.addIpvsService({ family: 4, scheduler: 'rr' });
+    const load = lab.client.startLoad(lab.vipUrl(4), { requestTimeoutMs: 1_000 });
+    await waitFor(async () => (load.countByServer()['rs1'] ?? 0) >= 2 || undefined, { what: 'answers from rs1' });
+    await lab.realServer('rs1').setBehaviour({ mode: 'down' });
+    const failedFrom = load.answers.length;
+    await waitFor(async () => load.answers.slice(failedFrom).some((a) => a.curlExit === 7) || undefined, { what: 'a refused request' });
+    await lab.realServer('rs1').setBehaviour({ mode: 'ok' });
+    const backFrom = load.answers.length;
+    await waitFor(async () => load.answers.slice(backFrom).some((a) => a.servedBy === 'rs1') || undefined, { what: 'rs1 answering again' });
+    const answers = await load.stop();
+    expect(answers.every((a) => a.servedBy !== undefined || a.curlExit === 7)).toBe(true);
+    expect(answers.slice(failedFrom, backFrom).some((a) => a.servedBy === 'rs2')).toBe(true);
   });
 });

@@ -38,6 +38,16 @@ describe('runInGuest', () => {
   }, 150_000);
 });
 
+describe('runInGuest after the command', () => {
+  it('does not wait for the deadline when a stray process keeps the output open', async () => {
+    const result = await runInGuest({ argv: ['sh', '-c', '(sleep 600) & echo done; exit 4'], timeoutMs: 120_000 });
+    scratch.push(result.scratchDir);
+    expect(result.code).toBe(4);
+    expect(result.timedOut).toBe(false);
+    expect(result.output).toContain('done');
+  }, 150_000);
+});
+
 describe('shellQuote', () => {
   it('leaves plain words alone and quotes the rest', () => {
     expect(shellQuote('ipvsadm')).toBe('ipvsadm');

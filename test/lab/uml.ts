@@ -18,6 +18,9 @@ export const DEFAULT_GUEST_MODULES = [
   'veth', 'bridge', 'dummy',
 ] as const;
 
+/** How long a guest may take to power off after its command reported a status. */
+const POWEROFF_GRACE_MS = 20_000;
+
 const BEGIN_MARK = '@@pybal-lab begin@@';
 const END_MARK = '@@pybal-lab end@@';
 
@@ -192,19 +195,28 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResu
     timedOut = true;
     killGroup();
   }, timeoutMs);
+  // Once the command has reported its status the guest should power off at
+  // once; a stray process keeping the output pipe open must not hold the run
+  // until the deadline.
+  const statusPath = join(scratchDir, 'status');
+  let graceTimer: NodeJS.Timeout | undefined;
+  const statusWatch = setInterval(() => {
+    if (graceTimer === undefined && existsSync(statusPath)) graceTimer = setTimeout(killGroup, POWEROFF_GRACE_MS);
+  }, 1_000);
   // A host-side Ctrl-C or test abort must not leave a guest running.
   process.once('exit', killGroup);
   options.signal?.addEventListener('abort', killGroup, { once: true });
 
   await new Promise<void>((done) => child.once('close', () => done()));
   clearTimeout(timer);
+  clearInterval(statusWatch);
+  clearTimeout(graceTimer);
   process.removeListener('exit', killGroup);
   options.signal?.removeEventListener('abort', killGroup);
   killGroup(); // stray helpers, if any
   if (inside && pending) output += pending;
   await new Promise<void>((done) => consoleFile.end(done));
 
-  const statusPath = join(scratchDir, 'status');
   const statusText = existsSync(statusPath) ? readFileSync(statusPath, 'utf8').trim() : '';
   const code = /^\d+$/.test(statusText) ? Number(statusText) : null;
   return { code, timedOut, output, scratchDir, consolePath, durationMs: Date.now() - started };
