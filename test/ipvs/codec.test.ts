@@ -366,3 +366,40 @@ describe('IPVS codec: decode kernel replies', () => {
     expect(() => decodeDestReply(Buffer.alloc(0), 4)).toThrow(/IPVS_CMD_ATTR_DEST is missing/);
   });
 });
+
+describe('IPVS codec: round trips (what we encode decodes back to the same value)', () => {
+  const services: ServiceSpec[] = [
+    tcpSvc,
+    { key: { family: 4, protocol: 'udp', address: '203.0.113.1', port: 53 }, scheduler: 'sh', flags: 0x1c, timeoutSec: 0, netmask: 32, peName: '' },
+    { key: { family: 4, protocol: 'sctp', address: '203.0.113.2', port: 9 }, scheduler: 'rr', flags: 1, timeoutSec: 60, netmask: 24, peName: 'sip' },
+    { key: { family: 6, protocol: 'tcp', address: '2001:db8::1', port: 443 }, scheduler: 'mh', flags: 0x19, timeoutSec: 300, netmask: 64, peName: '' },
+    { key: { family: 4, fwmark: 7 }, scheduler: 'wlc', flags: 1, timeoutSec: 600, netmask: 16, peName: '' },
+    { key: { family: 6, fwmark: 0xffffffff }, scheduler: 'lblcr', flags: 0, timeoutSec: 0, netmask: 128, peName: '' },
+  ];
+  it.each(services.map((s) => [formatServiceKey(s.key), s] as const))('service %s', (_name, spec) => {
+    const { rawFlags, stats, stats64, ...back } = decodeServiceReply(ipvsRequests.newService(spec).attrs);
+    expect(back).toEqual(spec);
+    expect(rawFlags).toBe(spec.flags);
+    expect(stats ?? stats64).toBeUndefined();
+  });
+
+  const dests: DestSpec[] = [
+    { family: 4, address: '198.51.100.6', port: 80, fwdMethod: 'droute', weight: 0, upperThreshold: 0, lowerThreshold: 0, tunnelType: 'ipip', tunnelPort: 0, tunnelFlags: 0 },
+    { family: 4, address: '198.51.100.7', port: 8080, fwdMethod: 'masq', weight: 0x7fffffff, upperThreshold: 100, lowerThreshold: 10, tunnelType: 'ipip', tunnelPort: 0, tunnelFlags: 0 },
+    { family: 6, address: '2001:db8::7', port: 443, fwdMethod: 'tunnel', weight: 3, upperThreshold: 0, lowerThreshold: 0, tunnelType: 'gue', tunnelPort: 6080, tunnelFlags: 3 },
+    { family: 4, address: '198.51.100.9', port: 0, fwdMethod: 'tunnel', weight: 1, upperThreshold: 0, lowerThreshold: 0, tunnelType: 'gre', tunnelPort: 0, tunnelFlags: 1 },
+    { family: 4, address: '198.51.100.10', port: 1, fwdMethod: 'local', weight: 1, upperThreshold: 0, lowerThreshold: 0, tunnelType: 'ipip', tunnelPort: 0, tunnelFlags: 0 },
+  ];
+  it.each(dests.map((d) => [formatDestKey(d), d] as const))('destination %s', (_name, spec) => {
+    const { activeConns, inactConns, persistConns, stats, stats64, ...back } = decodeDestReply(ipvsRequests.newDest(tcpSvc.key, spec).attrs, 6);
+    expect(back).toEqual(spec);
+    expect([activeConns, inactConns, persistConns, stats, stats64]).toEqual([0, 0, 0, undefined, undefined]);
+  });
+
+  it('sync daemon and timeouts', () => {
+    const d = { state: 'backup', mcastIfn: 'eth1', syncId: 255, syncMaxLen: 1400, mcastGroup: 'ff02::51', mcastPort: 8849, mcastTtl: 3 } as const;
+    expect(decodeDaemonReply(ipvsRequests.newDaemon(d).attrs)).toEqual(d);
+    const t = { tcpSec: 7200, tcpFinSec: 30, udpSec: 45 };
+    expect(decodeTimeoutsReply(ipvsRequests.setTimeouts(t).attrs)).toEqual(t);
+  });
+});
