@@ -22,6 +22,7 @@ import {
   decodeInfoReply,
   decodeServiceReply,
   decodeTimeoutsReply,
+  appendIpvsMessage,
   encodeIpvsMessage,
   formatServiceKey,
   ipvsRequests,
@@ -29,11 +30,10 @@ import {
 } from './codec.js';
 import { CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME, CTRL_CMD_GETFAMILY, GENL_ID_CTRL, IPVS_GENL_NAME, NETLINK_GENERIC, ipvsCmdName } from './constants.js';
 import { opObject, requestForOp, type IpvsOp } from './diff.js';
-import { EIO, ENOBUFS, ETIMEDOUT, IpvsError } from './errors.js';
+import { EINVAL, EIO, ENOBUFS, ETIMEDOUT, IpvsError } from './errors.js';
 import {
   NLMSG_DONE,
   NLMSG_ERROR,
-  clearAckFlag,
   createAttrWriter,
   decodeAttrs,
   decodeDonePayload,
@@ -42,6 +42,7 @@ import {
   decodeMessages,
   getU16,
   putCString,
+  setAckFlag,
   writtenBytes,
   type NetlinkMessage,
 } from './netlink-framing.js';
@@ -173,9 +174,7 @@ export class IpvsClient implements IpvsKernel {
 
   /** Resolves the IPVS generic netlink family (ENOENT when ip_vs is not loaded). */
   async resolveFamily(): Promise<number> {
-    const w = createAttrWriter();
-    putCString(w, CTRL_ATTR_FAMILY_NAME, IPVS_GENL_NAME);
-    const request: IpvsRequest = { cmd: CTRL_CMD_GETFAMILY, dump: false, attrs: writtenBytes(w) };
+    const request: IpvsRequest = { cmd: CTRL_CMD_GETFAMILY, dump: false, writeAttrs: (w) => putCString(w, CTRL_ATTR_FAMILY_NAME, IPVS_GENL_NAME) };
     const replies = await this.serialize(() => this.exchangeDo(GENL_ID_CTRL, request, 'CTRL_CMD_GETFAMILY', IPVS_GENL_NAME));
     for (const reply of replies) {
       const id = decodeAttrs(decodeGenl(reply.payload).attrs).get(CTRL_ATTR_FAMILY_ID);
@@ -247,7 +246,7 @@ export class IpvsClient implements IpvsKernel {
         new Promise<Buffer[]>((resolve, reject) => {
           const seq = this.takeSeq();
           const out: Buffer[] = [];
-          this.start([seq], [encodeIpvsMessage(this.familyId, seq, 0, request, false)], command, object, reject, (msg) => {
+          this.start([seq], encodeIpvsMessage(this.familyId, seq, 0, request, false), command, object, reject, (msg) => {
             if (msg.type === NLMSG_DONE) {
               const errno = decodeDonePayload(msg.payload);
               if (errno) reject(this.kernelError(errno, command, object));
@@ -274,26 +273,42 @@ export class IpvsClient implements IpvsKernel {
   batch(items: readonly BatchItem[]): Promise<BatchResult> {
     return this.serialize(async () => {
       const results: BatchResult = new Array<IpvsError | undefined>(items.length).fill(undefined);
-      let start = 0;
-      while (start < items.length) {
-        let end = start;
-        let bytes = 0;
-        const messages: Buffer[] = [];
+      let next = 0;
+      while (next < items.length) {
+        // Every message of one send is written into one buffer: no allocation per request.
+        const w = createAttrWriter(Math.min(this.maxBatchBytes, 64 * 1024));
         const seqs: number[] = [];
-        while (end < items.length && end - start < this.maxRequestsPerSend) {
-          const item = items[end];
+        const indexes: number[] = [];
+        let lastStart = 0;
+        while (next < items.length && seqs.length < this.maxRequestsPerSend) {
+          const item = items[next];
           if (!item) break;
           const seq = this.nextSeq;
-          const msg = encodeIpvsMessage(this.familyId, seq, 0, item.request, true);
-          if (messages.length > 0 && bytes + msg.length > this.maxBatchBytes) break;
+          const mark = w.len;
+          let msgStart: number;
+          try {
+            msgStart = appendIpvsMessage(w, this.familyId, seq, 0, item.request, this.ackEach);
+          } catch (error) {
+            // A value the codec refuses (not an address, a name too long) is never sent.
+            w.len = mark;
+            results[next] = new IpvsError(EINVAL, ipvsCmdName(item.request.cmd), item.object, `not sent: ${errorMessage(error)}`);
+            next++;
+            continue;
+          }
+          if (seqs.length > 0 && w.len > this.maxBatchBytes) {
+            w.len = mark;
+            break;
+          }
           this.takeSeq();
-          bytes += msg.length;
-          messages.push(msg);
           seqs.push(seq);
-          end++;
+          indexes.push(next);
+          lastStart = msgStart;
+          next++;
         }
-        await this.sendChunk(items, start, messages, seqs, results);
-        start = end;
+        if (seqs.length === 0) continue;
+        // Only the last message asks for an ACK (see the top of this file), unless ackEach.
+        if (!this.ackEach) setAckFlag(w.buf, lastStart);
+        await this.sendChunk(items, indexes, seqs, writtenBytes(w), results);
       }
       return results;
     });
@@ -312,14 +327,12 @@ export class IpvsClient implements IpvsKernel {
 
   // ---- internals ----
 
-  private sendChunk(items: readonly BatchItem[], offset: number, messages: Buffer[], seqs: number[], results: BatchResult): Promise<void> {
-    // Only the last message asks for an ACK, unless ackEach.
-    if (!this.ackEach) for (const msg of messages.slice(0, -1)) clearAckFlag(msg);
+  private sendChunk(items: readonly BatchItem[], indexes: number[], seqs: number[], datagram: Buffer, results: BatchResult): Promise<void> {
     const last = seqs[seqs.length - 1] ?? 0;
-    const indexBySeq = new Map(seqs.map((seq, i) => [seq, offset + i]));
+    const indexBySeq = new Map(seqs.map((seq, i) => [seq, indexes[i] ?? -1]));
     let answered = 0;
     return new Promise<void>((resolve, reject) => {
-      this.start(seqs, messages, 'batch', `${messages.length} requests`, reject, (msg) => {
+      this.start(seqs, datagram, 'batch', `${seqs.length} requests`, reject, (msg) => {
         if (msg.type !== NLMSG_ERROR) return false;
         const { errno } = decodeErrorPayload(msg.payload);
         const index = indexBySeq.get(msg.seq) ?? -1;
@@ -331,12 +344,12 @@ export class IpvsClient implements IpvsKernel {
         return done;
       });
     }).catch((error: unknown) => {
-      // The whole chunk is in doubt (timeout, socket error): report it on every request not already failed.
-      for (let i = 0; i < seqs.length; i++) {
-        if (results[offset + i]) continue;
-        const item = items[offset + i];
-        const e = error instanceof IpvsError ? error : new IpvsError(EIO, 'batch', '', errorMessage(error));
-        results[offset + i] = new IpvsError(e.errno, item ? ipvsCmdName(item.request.cmd) : e.command, item?.object ?? '', 'outcome unknown');
+      // The whole send is in doubt (timeout, socket error): report it on every request not already failed.
+      const e = error instanceof IpvsError ? error : new IpvsError(EIO, 'batch', '', errorMessage(error));
+      for (const index of indexes) {
+        if (results[index]) continue;
+        const item = items[index];
+        results[index] = new IpvsError(e.errno, item ? ipvsCmdName(item.request.cmd) : e.command, item?.object ?? '', 'outcome unknown');
       }
     });
   }
@@ -345,9 +358,8 @@ export class IpvsClient implements IpvsKernel {
   private exchangeDo(familyId: number, request: IpvsRequest, command: string, object: string): Promise<NetlinkMessage[]> {
     return new Promise<NetlinkMessage[]>((resolve, reject) => {
       const seq = this.takeSeq();
-      const msg = encodeIpvsMessage(familyId, seq, 0, request, true);
       const out: NetlinkMessage[] = [];
-      this.start([seq], [msg], command, object, reject, (reply) => {
+      this.start([seq], encodeIpvsMessage(familyId, seq, 0, request, true), command, object, reject, (reply) => {
         if (reply.type === NLMSG_ERROR) {
           const { errno } = decodeErrorPayload(reply.payload);
           if (errno) reject(this.kernelError(errno, command, object));
@@ -360,8 +372,8 @@ export class IpvsClient implements IpvsKernel {
     });
   }
 
-  /** Registers an exchange, sends its messages in one sendmsg and arms its timeout. */
-  private start(seqs: number[], messages: Buffer[], command: string, object: string, reject: (e: Error) => void, handler: Handler): void {
+  /** Registers an exchange, sends its messages (one datagram, one sendmsg) and arms its timeout. */
+  private start(seqs: number[], datagram: Buffer, command: string, object: string, reject: (e: Error) => void, handler: Handler): void {
     if (this.closed) {
       reject(new IpvsError(EIO, command, object, 'client closed'));
       return;
@@ -390,9 +402,9 @@ export class IpvsClient implements IpvsKernel {
       this.counters.transportErrors++;
       exchange.fail(new IpvsError(ETIMEDOUT, command, object, `no answer within ${this.timeoutMs} ms`));
     }, this.timeoutMs);
-    this.counters.requests += messages.length;
+    this.counters.requests += seqs.length;
     this.counters.sends++;
-    this.socket.send(messages.length === 1 && messages[0] ? messages[0] : Buffer.concat(messages), undefined, (err) => {
+    this.socket.send(datagram, undefined, (err) => {
       if (err) {
         this.counters.transportErrors++;
         exchange.fail(new IpvsError(err.errno > 0 ? err.errno : -err.errno || EIO, command, object, `send: ${err.message}`));

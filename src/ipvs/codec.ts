@@ -28,9 +28,10 @@ import {
   NLM_F,
   NetlinkDecodeError,
   beginNested,
+  beginMessage,
   createAttrWriter,
   decodeAttrs,
-  encodeGenlMessage,
+  endMessage,
   endNested,
   getBe16,
   getBe32,
@@ -68,12 +69,12 @@ import type {
   TunnelType,
 } from './types.js';
 
-/** One IPVS request before framing: the command and its attributes. */
+/** One IPVS request before framing: the command, and how to write its attributes. */
 export interface IpvsRequest {
   readonly cmd: number;
   /** A dump (NLM_F_DUMP) rather than a do request. */
   readonly dump: boolean;
-  readonly attrs: Buffer;
+  readonly writeAttrs: (w: AttrWriter) => void;
 }
 
 // ---- value <-> number mappings ----
@@ -197,65 +198,94 @@ function putDaemonAttr(w: AttrWriter, d: SyncDaemon): void {
   endNested(w, nest);
 }
 
-/** Runs the writers into one buffer. */
-function build(...writers: ((w: AttrWriter) => void)[]): Buffer {
-  const w = createAttrWriter();
-  for (const write of writers) write(w);
-  return writtenBytes(w);
+type AttrsWriter = (w: AttrWriter) => void;
+
+const NO_ATTRS: AttrsWriter = () => undefined;
+
+function doRequest(cmd: number, writeAttrs: AttrsWriter): IpvsRequest {
+  return { cmd, dump: false, writeAttrs };
 }
 
-const EMPTY = Buffer.alloc(0);
-
-function doRequest(cmd: number, attrs: Buffer): IpvsRequest {
-  return { cmd, dump: false, attrs };
+function dumpRequest(cmd: number, writeAttrs: AttrsWriter): IpvsRequest {
+  return { cmd, dump: true, writeAttrs };
 }
 
-/** Builders for every request a director sends. FLUSH is deliberately absent: we never flush. */
+/**
+ * Builders for every request a director sends. FLUSH is deliberately absent:
+ * we never flush. Attributes are written when the request is framed (straight
+ * into the batch's buffer); a bad name or address throws a TypeError then.
+ */
 export const ipvsRequests = {
-  newService: (svc: ServiceSpec): IpvsRequest => doRequest(IPVS_CMD.NEW_SERVICE, build((w) => putServiceAttr(w, svc))),
-  setService: (svc: ServiceSpec): IpvsRequest => doRequest(IPVS_CMD.SET_SERVICE, build((w) => putServiceAttr(w, svc))),
-  delService: (key: ServiceKey): IpvsRequest => doRequest(IPVS_CMD.DEL_SERVICE, build((w) => putServiceKeyAttr(w, key))),
-  getService: (key: ServiceKey): IpvsRequest => doRequest(IPVS_CMD.GET_SERVICE, build((w) => putServiceKeyAttr(w, key))),
-  dumpServices: (): IpvsRequest => ({ cmd: IPVS_CMD.GET_SERVICE, dump: true, attrs: EMPTY }),
+  newService: (svc: ServiceSpec): IpvsRequest => doRequest(IPVS_CMD.NEW_SERVICE, (w) => putServiceAttr(w, svc)),
+  setService: (svc: ServiceSpec): IpvsRequest => doRequest(IPVS_CMD.SET_SERVICE, (w) => putServiceAttr(w, svc)),
+  delService: (key: ServiceKey): IpvsRequest => doRequest(IPVS_CMD.DEL_SERVICE, (w) => putServiceKeyAttr(w, key)),
+  getService: (key: ServiceKey): IpvsRequest => doRequest(IPVS_CMD.GET_SERVICE, (w) => putServiceKeyAttr(w, key)),
+  dumpServices: (): IpvsRequest => dumpRequest(IPVS_CMD.GET_SERVICE, NO_ATTRS),
   newDest: (key: ServiceKey, dest: DestSpec): IpvsRequest =>
-    doRequest(IPVS_CMD.NEW_DEST, build((w) => putServiceKeyAttr(w, key), (w) => putDestAttr(w, dest))),
+    doRequest(IPVS_CMD.NEW_DEST, (w) => {
+      putServiceKeyAttr(w, key);
+      putDestAttr(w, dest);
+    }),
   setDest: (key: ServiceKey, dest: DestSpec): IpvsRequest =>
-    doRequest(IPVS_CMD.SET_DEST, build((w) => putServiceKeyAttr(w, key), (w) => putDestAttr(w, dest))),
+    doRequest(IPVS_CMD.SET_DEST, (w) => {
+      putServiceKeyAttr(w, key);
+      putDestAttr(w, dest);
+    }),
   delDest: (key: ServiceKey, dest: DestKey): IpvsRequest =>
-    doRequest(IPVS_CMD.DEL_DEST, build((w) => putServiceKeyAttr(w, key), (w) => putDestKeyAttr(w, dest))),
-  dumpDests: (key: ServiceKey): IpvsRequest => ({ cmd: IPVS_CMD.GET_DEST, dump: true, attrs: build((w) => putServiceKeyAttr(w, key)) }),
-  newDaemon: (d: SyncDaemon): IpvsRequest => doRequest(IPVS_CMD.NEW_DAEMON, build((w) => putDaemonAttr(w, d))),
+    doRequest(IPVS_CMD.DEL_DEST, (w) => {
+      putServiceKeyAttr(w, key);
+      putDestKeyAttr(w, dest);
+    }),
+  dumpDests: (key: ServiceKey): IpvsRequest => dumpRequest(IPVS_CMD.GET_DEST, (w) => putServiceKeyAttr(w, key)),
+  newDaemon: (d: SyncDaemon): IpvsRequest => doRequest(IPVS_CMD.NEW_DAEMON, (w) => putDaemonAttr(w, d)),
   delDaemon: (state: SyncState): IpvsRequest =>
-    doRequest(
-      IPVS_CMD.DEL_DAEMON,
-      build((w) => {
-        const nest = beginNested(w, IPVS_CMD_ATTR.DAEMON);
-        putU32(w, IPVS_DAEMON_ATTR.STATE, SYNC_STATES[state]);
-        endNested(w, nest);
-      }),
-    ),
-  dumpDaemons: (): IpvsRequest => ({ cmd: IPVS_CMD.GET_DAEMON, dump: true, attrs: EMPTY }),
+    doRequest(IPVS_CMD.DEL_DAEMON, (w) => {
+      const nest = beginNested(w, IPVS_CMD_ATTR.DAEMON);
+      putU32(w, IPVS_DAEMON_ATTR.STATE, SYNC_STATES[state]);
+      endNested(w, nest);
+    }),
+  dumpDaemons: (): IpvsRequest => dumpRequest(IPVS_CMD.GET_DAEMON, NO_ATTRS),
   setTimeouts: (t: IpvsTimeouts): IpvsRequest =>
-    doRequest(
-      IPVS_CMD.SET_CONFIG,
-      build((w) => {
-        putU32(w, IPVS_CMD_ATTR.TIMEOUT_TCP, t.tcpSec);
-        putU32(w, IPVS_CMD_ATTR.TIMEOUT_TCP_FIN, t.tcpFinSec);
-        putU32(w, IPVS_CMD_ATTR.TIMEOUT_UDP, t.udpSec);
-      }),
-    ),
-  getTimeouts: (): IpvsRequest => doRequest(IPVS_CMD.GET_CONFIG, EMPTY),
-  getInfo: (): IpvsRequest => doRequest(IPVS_CMD.GET_INFO, EMPTY),
+    doRequest(IPVS_CMD.SET_CONFIG, (w) => {
+      putU32(w, IPVS_CMD_ATTR.TIMEOUT_TCP, t.tcpSec);
+      putU32(w, IPVS_CMD_ATTR.TIMEOUT_TCP_FIN, t.tcpFinSec);
+      putU32(w, IPVS_CMD_ATTR.TIMEOUT_UDP, t.udpSec);
+    }),
+  getTimeouts: (): IpvsRequest => doRequest(IPVS_CMD.GET_CONFIG, NO_ATTRS),
+  getInfo: (): IpvsRequest => doRequest(IPVS_CMD.GET_INFO, NO_ATTRS),
   /** Zeroes the counters of one service, or of all when no key is given. */
-  zero: (key?: ServiceKey): IpvsRequest => doRequest(IPVS_CMD.ZERO, key ? build((w) => putServiceKeyAttr(w, key)) : EMPTY),
+  zero: (key?: ServiceKey): IpvsRequest => doRequest(IPVS_CMD.ZERO, key ? (w) => putServiceKeyAttr(w, key) : NO_ATTRS),
 } as const;
+
+/** A request's attributes on their own (tests, decoding what we send). */
+export function requestAttrs(req: IpvsRequest): Buffer {
+  const w = createAttrWriter();
+  req.writeAttrs(w);
+  return Buffer.from(writtenBytes(w));
+}
+
+function requestFlags(req: IpvsRequest, ack: boolean): number {
+  if (req.dump) return NLM_F.REQUEST | NLM_F.DUMP;
+  return ack ? NLM_F.REQUEST | NLM_F.ACK : NLM_F.REQUEST;
+}
+
+/**
+ * Appends a complete netlink message for a request to `w` (batches encode
+ * every message into one buffer: no allocation per request). Returns the
+ * message's offset.
+ */
+export function appendIpvsMessage(w: AttrWriter, familyId: number, seq: number, pid: number, req: IpvsRequest, ack: boolean): number {
+  const start = beginMessage(w, familyId, requestFlags(req, ack), seq, pid, { cmd: req.cmd, version: IPVS_GENL_VERSION });
+  req.writeAttrs(w);
+  endMessage(w, start);
+  return start;
+}
 
 /** A complete netlink message for a request. */
 export function encodeIpvsMessage(familyId: number, seq: number, pid: number, req: IpvsRequest, ack: boolean): Buffer {
-  let flags: number = NLM_F.REQUEST;
-  if (req.dump) flags |= NLM_F.DUMP;
-  else if (ack) flags |= NLM_F.ACK;
-  return encodeGenlMessage(familyId, flags, seq, pid, { cmd: req.cmd, version: IPVS_GENL_VERSION }, req.attrs);
+  const w = createAttrWriter();
+  appendIpvsMessage(w, familyId, seq, pid, req, ack);
+  return Buffer.from(writtenBytes(w));
 }
 
 // ---- decode ----

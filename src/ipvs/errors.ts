@@ -33,3 +33,4 @@ export class IpvsError extends Error {
 export const ETIMEDOUT = 110;
 export const ENOBUFS = 105;
 export const EIO = 5;
+export const EINVAL = 22;

@@ -68,9 +68,30 @@ export function encodeGenlMessage(type: number, flags: number, seq: number, pid:
   return out;
 }
 
-/** Clears NLM_F_ACK in an encoded message, in place. */
-export function clearAckFlag(msg: Buffer): void {
-  writeU16(msg, 6, readU16(msg, 6) & ~NLM_F.ACK);
+/** Starts a generic netlink message in a writer; close it with endMessage(w, returned offset). */
+export function beginMessage(w: AttrWriter, type: number, flags: number, seq: number, pid: number, genl: GenlHeader): number {
+  reserve(w, NLMSG_HDRLEN + GENL_HDRLEN);
+  const start = w.len;
+  const b = w.buf;
+  writeU32(b, start, 0);
+  writeU16(b, start + 4, type);
+  writeU16(b, start + 6, flags);
+  writeU32(b, start + 8, seq >>> 0);
+  writeU32(b, start + 12, pid >>> 0);
+  b[start + 16] = genl.cmd;
+  b[start + 17] = genl.version;
+  b[start + 18] = 0;
+  b[start + 19] = 0;
+  w.len += NLMSG_HDRLEN + GENL_HDRLEN;
+  return start;
+}
+export function endMessage(w: AttrWriter, start: number): void {
+  writeU32(w.buf, start, w.len - start);
+}
+
+/** Sets NLM_F_ACK on the message that starts at `offset`, in place. */
+export function setAckFlag(buf: Buffer, offset: number): void {
+  writeU16(buf, offset + 6, readU16(buf, offset + 6) | NLM_F.ACK);
 }
 
 /** Splits one datagram into its messages. */

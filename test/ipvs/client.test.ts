@@ -131,6 +131,16 @@ describe('IpvsClient protocol handling', () => {
     expect(client.counters).toMatchObject({ requests: 7, sends: 2, kernelErrors: 2 });
   });
 
+  it('never sends a request the codec refuses, and sends the others', async () => {
+    const socket = new ScriptedSocket(answerBatch);
+    const { client } = makeClient(socket);
+    await client.resolveFamily();
+    const bad = { request: ipvsRequests.newDest(svc(80).key, dest(0, { address: '2001:db8::6' })), object: 'bad' };
+    const results = await client.batch([...items([0]), bad, ...items([0])]);
+    expect(socket.sent[1]).toHaveLength(2);
+    expect(results.map((r) => r?.message)).toEqual([undefined, 'IPVS_CMD_NEW_DEST bad: EINVAL (not sent: not an IPv4 address: "2001:db8::6")', undefined]);
+  });
+
   it('treats a failing last request as the end of its batch', async () => {
     const socket = new ScriptedSocket(answerBatch);
     const { client } = makeClient(socket);

@@ -13,6 +13,7 @@ import {
   formatDestKey,
   formatServiceKey,
   ipvsRequests,
+  requestAttrs,
 } from '../../src/ipvs/codec.js';
 import { IP_VS_SVC_F } from '../../src/ipvs/constants.js';
 import type { DestSpec, ServiceSpec } from '../../src/ipvs/types.js';
@@ -67,7 +68,7 @@ describe('IPVS codec: encode', () => {
       peName: 'sip',
     });
     expect(req.cmd).toBe(2);
-    expect(req.attrs.toString('hex')).toBe(
+    expect(requestAttrs(req).toString('hex')).toBe(
       hex(`
         40 00 01 00                   # SERVICE, len 64
         06 00 01 00 0a 00 00 00       # AF_INET6
@@ -96,7 +97,7 @@ describe('IPVS codec: encode', () => {
     };
     const req = ipvsRequests.newDest(tcpSvc.key, dest);
     expect(req.cmd).toBe(5);
-    expect(req.attrs.toString('hex')).toBe(
+    expect(requestAttrs(req).toString('hex')).toBe(
       hex(`
         24 00 01 00 ${SVC_TCP_KEY}    # SERVICE key, len 36
         60 00 02 00                   # DEST, len 96
@@ -117,7 +118,7 @@ describe('IPVS codec: encode', () => {
   it('encodes DEL_DEST with the keys only, and SCTP, UDP and DR', () => {
     const key = { family: 4 as const, protocol: 'sctp' as const, address: '203.0.113.9', port: 9 };
     const del = ipvsRequests.delDest(key, { family: 4, address: '198.51.100.6', port: 0 });
-    expect(del.attrs.toString('hex')).toBe(
+    expect(requestAttrs(del).toString('hex')).toBe(
       hex(`
         24 00 01 00
           06 00 01 00 02 00 00 00  06 00 02 00 84 00 00 00   # AF_INET, SCTP 132
@@ -134,9 +135,9 @@ describe('IPVS codec: encode', () => {
     );
     expect(dr.cmd).toBe(6);
     // Protocol UDP (17) in the key; FWD_METHOD DROUTE 3 and no tunnel attributes for non-tunnel methods.
-    expect(dr.attrs.subarray(16, 20).toString('hex')).toBe('11000000');
-    expect(dr.attrs.toString('hex')).toContain(hex('08 00 03 00 03 00 00 00').toString('hex'));
-    expect(dr.attrs.toString('hex')).not.toContain(hex('05 00 0d 00').toString('hex'));
+    expect(requestAttrs(dr).subarray(16, 20).toString('hex')).toBe('11000000');
+    expect(requestAttrs(dr).toString('hex')).toContain(hex('08 00 03 00 03 00 00 00').toString('hex'));
+    expect(requestAttrs(dr).toString('hex')).not.toContain(hex('05 00 0d 00').toString('hex'));
   });
 
   it('frames dumps with NLM_F_DUMP and no ACK, and GET_DEST with the service key', () => {
@@ -159,7 +160,7 @@ describe('IPVS codec: encode', () => {
       mcastTtl: 2,
     });
     expect(d.cmd).toBe(9);
-    expect(d.attrs.toString('hex')).toBe(
+    expect(requestAttrs(d).toString('hex')).toBe(
       hex(`
         40 00 03 00                   # DAEMON, len 64
         08 00 01 00 02 00 00 00       # STATE BACKUP
@@ -171,18 +172,18 @@ describe('IPVS codec: encode', () => {
         05 00 08 00 02 00 00 00       # MCAST_TTL 2
       `).toString('hex'),
     );
-    expect(ipvsRequests.delDaemon('master').attrs.toString('hex')).toBe(hex('0c 00 03 00 08 00 01 00 01 00 00 00').toString('hex'));
-    expect(ipvsRequests.setTimeouts({ tcpSec: 900, tcpFinSec: 120, udpSec: 300 }).attrs.toString('hex')).toBe(
+    expect(requestAttrs(ipvsRequests.delDaemon('master')).toString('hex')).toBe(hex('0c 00 03 00 08 00 01 00 01 00 00 00').toString('hex'));
+    expect(requestAttrs(ipvsRequests.setTimeouts({ tcpSec: 900, tcpFinSec: 120, udpSec: 300 })).toString('hex')).toBe(
       hex('08 00 04 00 84 03 00 00  08 00 05 00 78 00 00 00  08 00 06 00 2c 01 00 00').toString('hex'),
     );
-    expect(ipvsRequests.zero().attrs.length).toBe(0);
+    expect(requestAttrs(ipvsRequests.zero()).length).toBe(0);
     expect(ipvsRequests.zero(tcpSvc.key).cmd).toBe(16);
     expect(ipvsRequests.getInfo().cmd).toBe(15);
   });
 
   it('rejects names longer than the kernel takes and addresses of the wrong family', () => {
-    expect(() => ipvsRequests.newService({ ...tcpSvc, scheduler: 'a-very-long-scheduler' })).toThrow(/scheduler.*longer than 15/);
-    expect(() => ipvsRequests.newService({ ...tcpSvc, key: { ...tcpSvc.key, address: '2001:db8::1' } })).toThrow(/not an IPv4 address/);
+    expect(() => requestAttrs(ipvsRequests.newService({ ...tcpSvc, scheduler: 'a-very-long-scheduler' }))).toThrow(/scheduler.*longer than 15/);
+    expect(() => requestAttrs(ipvsRequests.newService({ ...tcpSvc, key: { ...tcpSvc.key, address: '2001:db8::1' } }))).toThrow(/not an IPv4 address/);
   });
 });
 
@@ -377,7 +378,7 @@ describe('IPVS codec: round trips (what we encode decodes back to the same value
     { key: { family: 6, fwmark: 0xffffffff }, scheduler: 'lblcr', flags: 0, timeoutSec: 0, netmask: 128, peName: '' },
   ];
   it.each(services.map((s) => [formatServiceKey(s.key), s] as const))('service %s', (_name, spec) => {
-    const { rawFlags, stats, stats64, ...back } = decodeServiceReply(ipvsRequests.newService(spec).attrs);
+    const { rawFlags, stats, stats64, ...back } = decodeServiceReply(requestAttrs(ipvsRequests.newService(spec)));
     expect(back).toEqual(spec);
     expect(rawFlags).toBe(spec.flags);
     expect(stats ?? stats64).toBeUndefined();
@@ -391,15 +392,15 @@ describe('IPVS codec: round trips (what we encode decodes back to the same value
     { family: 4, address: '198.51.100.10', port: 1, fwdMethod: 'local', weight: 1, upperThreshold: 0, lowerThreshold: 0, tunnelType: 'ipip', tunnelPort: 0, tunnelFlags: 0 },
   ];
   it.each(dests.map((d) => [formatDestKey(d), d] as const))('destination %s', (_name, spec) => {
-    const { activeConns, inactConns, persistConns, stats, stats64, ...back } = decodeDestReply(ipvsRequests.newDest(tcpSvc.key, spec).attrs, 6);
+    const { activeConns, inactConns, persistConns, stats, stats64, ...back } = decodeDestReply(requestAttrs(ipvsRequests.newDest(tcpSvc.key, spec)), 6);
     expect(back).toEqual(spec);
     expect([activeConns, inactConns, persistConns, stats, stats64]).toEqual([0, 0, 0, undefined, undefined]);
   });
 
   it('sync daemon and timeouts', () => {
     const d = { state: 'backup', mcastIfn: 'eth1', syncId: 255, syncMaxLen: 1400, mcastGroup: 'ff02::51', mcastPort: 8849, mcastTtl: 3 } as const;
-    expect(decodeDaemonReply(ipvsRequests.newDaemon(d).attrs)).toEqual(d);
+    expect(decodeDaemonReply(requestAttrs(ipvsRequests.newDaemon(d)))).toEqual(d);
     const t = { tcpSec: 7200, tcpFinSec: 30, udpSec: 45 };
-    expect(decodeTimeoutsReply(ipvsRequests.setTimeouts(t).attrs)).toEqual(t);
+    expect(decodeTimeoutsReply(requestAttrs(ipvsRequests.setTimeouts(t)))).toEqual(t);
   });
 });
