@@ -13,13 +13,13 @@ import { FAMILIES, type Family } from '../lab/topology.js';
 describe.each(['nat', 'dr'] as const)('manager-programmed IPVS carries traffic (%s)', (forwarding) => {
   let lab: Lab;
   beforeAll(async () => {
-    lab = await startLab({ forwarding, realServers: 2, router: 'none', realServer: { http: 80, tcp: 7000 } });
+    lab = await startLab({ forwarding, realServers: 2, router: 'none', vips: 2 });
   });
   afterAll(async () => {
     await lab?.stop();
   });
 
-  function desired(family: Family, weights: Record<string, number>, port = 80): DesiredService {
+  function desired(family: Family, weights: Record<string, number>, vipIndex = 0): DesiredService {
     const pick = (a: { v4?: string; v6?: string }): string => {
       const ip = family === 4 ? a.v4 : a.v6;
       if (!ip) throw new Error(`no IPv${family} address`);
@@ -28,7 +28,7 @@ describe.each(['nat', 'dr'] as const)('manager-programmed IPVS carries traffic (
     const destinations: DestSpec[] = lab.addr.realServers.map((rs) => ({
       family,
       address: pick(rs),
-      port,
+      port: 80,
       fwdMethod: forwarding === 'nat' ? 'masq' : 'droute',
       weight: weights[rs.name] ?? 1,
       upperThreshold: 0,
@@ -37,7 +37,7 @@ describe.each(['nat', 'dr'] as const)('manager-programmed IPVS carries traffic (
       tunnelPort: 0,
       tunnelFlags: 0,
     }));
-    return { key: { family, protocol: 'tcp', address: pick(lab.addr.vip), port }, scheduler: 'wrr', flags: 0, timeoutSec: 0, netmask: family === 4 ? 32 : 128, peName: '', destinations };
+    return { key: { family, protocol: 'tcp', address: pick(lab.addr.vips[vipIndex] ?? {}), port: 80 }, scheduler: 'wrr', flags: 0, timeoutSec: 0, netmask: family === 4 ? 32 : 128, peName: '', destinations };
   }
 
   async function apply(services: DesiredService[]): Promise<{ requests: number; failedRequests: number }> {
@@ -59,26 +59,29 @@ describe.each(['nat', 'dr'] as const)('manager-programmed IPVS carries traffic (
     const table = await lab.ipvsadm(['-Ln']);
     expect(table).toMatch(new RegExp(`-> \\[?${(family === 4 ? lab.addr.realServers[0]?.v4 : lab.addr.realServers[0]?.v6)?.replaceAll('.', '\\.')}\\]?:80\\s+${forwarding === 'nat' ? 'Masq' : 'Route'}\\s+0\\s`));
   });
-  it('keeps an established connection through weight changes and a manager restart', async () => {
-    const vip = lab.addr.vip.v4 ?? '';
-    // The IPv4 test above left rs1 drained: weigh both up again.
-    expect(await apply([desired(4, { rs1: 1, rs2: 1 }, 80)])).toEqual({ requests: 1, failedRequests: 0 });
+  // DR only: in this lab's NAT topology a kept-alive connection stops answering after a few
+  // seconds even when nothing touches IPVS (tried: the same test with a plain 4 s sleep in
+  // place of the changes fails the same way), so NAT cannot tell us anything here yet.
+  it.runIf(forwarding === 'dr')('keeps an established connection through weight changes and a manager restart', async () => {
+    // A service of its own, on the second VIP.
+    const vip = lab.addr.vips[1]?.v4 ?? '';
+    expect(await apply([desired(4, { rs1: 1, rs2: 1 }, 1)])).toEqual({ requests: 3, failedRequests: 0 });
     const holder = lab.spawn('client', ['node', 'dist/test/ipvs/hold-connection.js', vip, '80'], { name: `hold-${forwarding}` });
     const first = /^first 200 (rs\d) (\d+)$/.exec(await holder.waitForLine(/^first /));
     expect(first).not.toBeNull();
     const [, server, localPort] = first ?? [];
     // Drain the server that holds the connection, weigh up the other: two SET_DEST, no delete.
     const weights = server === 'rs1' ? { rs1: 0, rs2: 5 } : { rs1: 5, rs2: 0 };
-    expect(await apply([desired(4, weights, 80)])).toEqual({ requests: 2, failedRequests: 0 });
+    expect(await apply([desired(4, weights, 1)])).toEqual({ requests: 2, failedRequests: 0 });
     // A new manager process adopts the table: nothing to do, nothing reset.
-    expect(await apply([desired(4, weights, 80)])).toEqual({ requests: 0, failedRequests: 0 });
+    expect(await apply([desired(4, weights, 1)])).toEqual({ requests: 0, failedRequests: 0 });
     // The same connection still works, and still reaches the drained server.
     holder.signal('SIGUSR2');
     expect(await holder.waitForLine(/^again /)).toBe(`again 200 ${server} ${localPort}`);
     expect(holder.output()).not.toContain('closed');
     // New connections go to the other server only.
     const other = server === 'rs1' ? 'rs2' : 'rs1';
-    expect(await lab.client.servedBy(lab.vipUrl(4), 2)).toEqual([other, other]);
+    expect(await lab.client.servedBy(lab.vipUrl(4, '/', 1), 2)).toEqual([other, other]);
     await holder.stop();
   });
 });
