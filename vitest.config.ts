@@ -20,6 +20,9 @@ export default defineConfig({
               include: ['test/**/*.lab.test.ts'],
               // The guest has one CPU: labs side by side only slow each other down.
               fileParallelism: false,
+              // One worker for every file: a fresh one costs seconds in UML, and
+              // lab code keeps no module-level state to leak between files.
+              isolate: false,
               testTimeout: 60_000,
               hookTimeout: 120_000,
             },

@@ -34,38 +34,42 @@ log "building"
 npx tsc -p .
 
 # 4. Every test: the host's (vitest project `unit`) and, at the same time,
-# the lab's (project `lab`, *.lab.test.ts) inside one User-Mode Linux guest
-# with a real kernel (IPVS, namespaces, BIRD, GoBGP); see test/lab/README.md.
-# Set PYBAL_LAB=0 to leave the lab out. The JSON reports give the plain
-# closing line CI reads, covering both.
+# the lab's (project `lab`, *.lab.test.ts) inside User-Mode Linux guests with
+# a real kernel (IPVS, namespaces, BIRD, GoBGP); see test/lab/README.md.
+# PYBAL_LAB_GUESTS (default 2) guests share the lab files (vitest --shard);
+# PYBAL_LAB=0 leaves the lab out. The JSON reports give the plain closing
+# line CI reads, covering host and lab.
 mkdir -p .lab-scratch
 work=$(mktemp -d "$PWD/.lab-scratch/run.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-lab_pid=""
-if [[ "${PYBAL_LAB:-1}" != 0 ]]; then
-  log "starting the lab guest (its output follows the host tests)"
-  node dist/test/lab/run-in-guest.js -- node node_modules/vitest/vitest.mjs run --passWithNoTests \
-    --reporter=default --reporter=json --outputFile.json="$work/lab.json" "$@" >"$work/lab.out" 2>&1 &
-  lab_pid=$!
-fi
+guests=0
+[[ "${PYBAL_LAB:-1}" == 0 ]] || guests=${PYBAL_LAB_GUESTS:-2}
+lab_pids=()
+for ((k = 1; k <= guests; k++)); do
+  shard=()
+  ((guests == 1)) || shard=("--shard=$k/$guests")
+  node dist/test/lab/run-in-guest.js -- node node_modules/vitest/vitest.mjs run --passWithNoTests "${shard[@]}" \
+    --reporter=default --reporter=json --outputFile.json="$work/lab-$k.json" "$@" >"$work/lab-$k.out" 2>&1 &
+  lab_pids+=($!)
+done
+((guests == 0)) || log "started $guests lab guest(s); their output follows the host tests"
 status=0
 npx vitest run --passWithNoTests --reporter=default --reporter=json --outputFile.json="$work/host.json" "$@" || status=$?
-if [[ -n "$lab_pid" ]]; then
+for ((k = 1; k <= guests; k++)); do
   lab_status=0
-  wait "$lab_pid" || lab_status=$?
-  log "lab (inside the guest):"
-  cat "$work/lab.out"
+  wait "${lab_pids[k - 1]}" || lab_status=$?
+  log "lab guest $k of $guests:"
+  cat "$work/lab-$k.out"
   ((lab_status == 0)) || status=$lab_status
-fi
+done
 node -e '
   const fs = require("fs");
   let passed = 0, failed = 0, skipped = 0;
-  for (const [name, path] of [["host", process.argv[1]], ["lab", process.argv[2]]]) {
-    if (name === "lab" && process.argv[3] === "0") continue;
-    if (!fs.existsSync(path)) { console.error(`[npm test] no ${name} test report: counted as one failure`); failed += 1; continue; }
+  for (const path of process.argv.slice(1)) {
+    if (!fs.existsSync(path)) { console.error(`[npm test] no test report ${path}: counted as one failure`); failed += 1; continue; }
     const r = JSON.parse(fs.readFileSync(path, "utf8"));
     passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
   }
   console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
-' "$work/host.json" "$work/lab.json" "${PYBAL_LAB:-1}"
+' "$work/host.json" $(for ((k = 1; k <= guests; k++)); do echo "$work/lab-$k.json"; done)
 exit "$status"

@@ -280,7 +280,7 @@ export class Lab {
     const host = (a: DualAddress, what: string): string => {
       const ip = options.family === 4 ? a.v4 : a.v6;
       if (ip === undefined) throw new Error(`lab: ${what} has no IPv${options.family} address`);
-      return options.family === 4 ? ip : `[${ip}]`;
+      return hostForPort(ip);
     };
     const port = options.port ?? 80;
     const service = `${host(this.addr.vips[options.vipIndex ?? 0] ?? {}, 'the VIP')}:${port}`;
@@ -307,7 +307,7 @@ export class Lab {
     const vip = this.addr.vips[vipIndex];
     const host = family === 4 ? vip?.v4 : vip?.v6;
     if (host === undefined) throw new Error(`lab: no IPv${family} VIP #${vipIndex} in this topology`);
-    return `http://${family === 4 ? host : `[${host}]`}${path}`;
+    return `http://${hostForPort(host)}${path}`;
   }
 
   realServer(name: string): LabRealServer {
@@ -475,6 +475,11 @@ export class Lab {
       }),
     );
   }
+}
+
+/** An address as written before ":port" (IPv6 in brackets). */
+export function hostForPort(ip: string): string {
+  return ip.includes(':') ? `[${ip}]` : ip;
 }
 
 function newLabId(): string {

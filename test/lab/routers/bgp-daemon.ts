@@ -67,7 +67,7 @@ export abstract class BgpDaemon {
   waitForRoute(prefix: string, options: RouteWait = {}): Promise<BgpRoute> {
     return waitFor(
       async () => (await this.route(prefix)).find((r) => options.where?.(r) ?? true),
-      { timeoutMs: options.timeoutMs ?? 10_000, what: `${this.kind}: route ${prefix}` },
+      { timeoutMs: options.timeoutMs ?? 15_000, what: `${this.kind}: route ${prefix}` },
     );
   }
 
@@ -75,7 +75,7 @@ export abstract class BgpDaemon {
   async waitForNoRoute(prefix: string, options: RouteWait = {}): Promise<void> {
     await waitFor(
       async () => ((await this.route(prefix)).some((r) => options.where?.(r) ?? true) ? undefined : true),
-      { timeoutMs: options.timeoutMs ?? 10_000, what: `${this.kind}: route ${prefix} to go away` },
+      { timeoutMs: options.timeoutMs ?? 15_000, what: `${this.kind}: route ${prefix} to go away` },
     );
   }
 
@@ -84,7 +84,7 @@ export abstract class BgpDaemon {
   }
 
   /** Polls until the session with `address` is in `state` (default established). */
-  waitForPeer(address: string, state: PeerState = 'established', timeoutMs = 15_000): Promise<BgpPeer> {
+  waitForPeer(address: string, state: PeerState = 'established', timeoutMs = 30_000): Promise<BgpPeer> {
     return waitFor(
       async () => {
         const peer = await this.peer(address);
