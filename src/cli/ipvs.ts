@@ -1,0 +1,44 @@
+/**
+ * `pybal ipvs`: prints the kernel's IPVS table as the daemon reads it (over
+ * generic netlink, not via ipvsadm), laid out like `ipvsadm -Ln`.
+ */
+import { createIpvsClient } from '../ipvs/client.js';
+import { formatTable, type TableSnapshot } from '../ipvs/format.js';
+import { IpvsError } from '../ipvs/errors.js';
+import { createSystemClock, type Clock } from '../runtime/clock.js';
+import { errorMessage } from '../runtime/errors.js';
+
+export interface IpvsCommandIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+}
+
+export interface IpvsCommandOptions {
+  readonly clock?: Clock;
+  /** Per-request deadline. Default 5000. */
+  readonly timeoutMs?: number;
+}
+
+/** Runs the subcommand; returns the process exit status (0 ok, 1 error). */
+export async function runIpvsCommand(io: IpvsCommandIo, options: IpvsCommandOptions = {}): Promise<number> {
+  let client;
+  try {
+    client = await createIpvsClient({ clock: options.clock ?? createSystemClock(), timeoutMs: options.timeoutMs ?? 5000 });
+  } catch (error) {
+    const hint = error instanceof IpvsError && error.code === 'ENOENT' ? ' (is the ip_vs kernel module loaded?)' : '';
+    io.stderr(`pybal ipvs: cannot open IPVS over generic netlink: ${errorMessage(error)}${hint}\n`);
+    return 1;
+  }
+  try {
+    const info = await client.info();
+    const services: TableSnapshot['services'][number][] = [];
+    for (const service of await client.listServices()) services.push({ service, dests: await client.listDests(service.key) });
+    io.stdout(formatTable({ info, services }));
+    return 0;
+  } catch (error) {
+    io.stderr(`pybal ipvs: ${errorMessage(error)}\n`);
+    return 1;
+  } finally {
+    client.close();
+  }
+}

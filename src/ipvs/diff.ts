@@ -1,0 +1,194 @@
+/**
+ * Desired IPVS state vs the kernel's (pure): the ordered operations that make
+ * the kernel match, and the bookkeeping of a table model as they succeed.
+ */
+import { destKeyId, formatDestKey, formatServiceKey, ipvsRequests, serviceKeyId, type IpvsRequest } from './codec.js';
+import { IP_VS_SVC_F } from './constants.js';
+import type { DestKey, DestSettings, DestSpec, ServiceKey, ServiceSettings, ServiceSpec } from './types.js';
+
+/** What the coordinators want for one virtual service. */
+export interface DesiredService extends ServiceSpec {
+  readonly destinations: readonly DestSpec[];
+}
+
+/** One service of a table model: its settings and its destinations by destKeyId. */
+export interface TableEntry {
+  readonly service: ServiceSpec;
+  readonly dests: ReadonlyMap<string, DestSpec>;
+}
+
+/** A model of (part of) the kernel table, by serviceKeyId. */
+export type Table = ReadonlyMap<string, TableEntry>;
+
+export type IpvsOp =
+  | { readonly op: 'new-service'; readonly service: ServiceSpec }
+  | { readonly op: 'set-service'; readonly service: ServiceSpec; readonly before: ServiceSettings }
+  | { readonly op: 'del-service'; readonly key: ServiceKey }
+  | { readonly op: 'new-dest'; readonly key: ServiceKey; readonly dest: DestSpec }
+  | { readonly op: 'set-dest'; readonly key: ServiceKey; readonly dest: DestSpec; readonly before: DestSettings }
+  | { readonly op: 'del-dest'; readonly key: ServiceKey; readonly dest: DestKey };
+
+export function tableFromDesired(services: readonly DesiredService[]): Table {
+  const table = new Map<string, TableEntry>();
+  for (const s of services) {
+    const { destinations, ...service } = s;
+    table.set(serviceKeyId(s.key), { service, dests: new Map(destinations.map((d) => [destKeyId(d), d])) });
+  }
+  return table;
+}
+
+/** Persistence timeout and netmask mean nothing (and the kernel keeps whatever was sent) unless the service is persistent. */
+function persistent(s: ServiceSettings): boolean {
+  return (s.flags & IP_VS_SVC_F.PERSISTENT) !== 0;
+}
+
+export function sameServiceSettings(a: ServiceSettings, b: ServiceSettings): boolean {
+  const flagsA = a.flags & ~IP_VS_SVC_F.HASHED;
+  const flagsB = b.flags & ~IP_VS_SVC_F.HASHED;
+  if (a.scheduler !== b.scheduler || flagsA !== flagsB || a.peName !== b.peName) return false;
+  if (persistent(a) && (a.timeoutSec !== b.timeoutSec || a.netmask !== b.netmask)) return false;
+  return true;
+}
+
+export function sameDestSettings(a: DestSettings, b: DestSettings): boolean {
+  if (a.fwdMethod !== b.fwdMethod || a.weight !== b.weight) return false;
+  if (a.upperThreshold !== b.upperThreshold || a.lowerThreshold !== b.lowerThreshold) return false;
+  if (a.fwdMethod === 'tunnel') {
+    return a.tunnelType === b.tunnelType && a.tunnelPort === b.tunnelPort && a.tunnelFlags === b.tunnelFlags;
+  }
+  return true;
+}
+
+/**
+ * The operations that turn `kernel` into `desired` for the desired services,
+ * plus the deletion of `remove` (services we manage that are no longer
+ * wanted). Nothing else in the kernel is touched. Order: service deletions,
+ * then per service its creation or change, destination deletions, changes,
+ * additions. A destination whose settings changed is edited in place
+ * (SET_DEST), never deleted and re-added, so its connections survive.
+ */
+export function diffTables(desired: Table, kernel: Table, remove: readonly ServiceKey[] = []): IpvsOp[] {
+  const ops: IpvsOp[] = [];
+  for (const key of remove) {
+    const id = serviceKeyId(key);
+    if (kernel.has(id) && !desired.has(id)) ops.push({ op: 'del-service', key });
+  }
+  for (const [id, want] of desired) {
+    const have = kernel.get(id);
+    const key = want.service.key;
+    if (!have) {
+      ops.push({ op: 'new-service', service: want.service });
+      for (const dest of want.dests.values()) ops.push({ op: 'new-dest', key, dest });
+      continue;
+    }
+    if (!sameServiceSettings(want.service, have.service)) ops.push({ op: 'set-service', service: want.service, before: have.service });
+    for (const [destId, dest] of have.dests) if (!want.dests.has(destId)) ops.push({ op: 'del-dest', key, dest });
+    for (const [destId, dest] of want.dests) {
+      const before = have.dests.get(destId);
+      if (before && !sameDestSettings(dest, before)) ops.push({ op: 'set-dest', key, dest, before });
+    }
+    for (const [destId, dest] of want.dests) if (!have.dests.has(destId)) ops.push({ op: 'new-dest', key, dest });
+  }
+  return ops;
+}
+
+/** The model after `op` succeeded. Returns a new map; entries are shared where unchanged. */
+export function applyOp(table: Table, op: IpvsOp): Map<string, TableEntry> {
+  const next = new Map(table);
+  switch (op.op) {
+    case 'new-service':
+    case 'set-service': {
+      const id = serviceKeyId(op.service.key);
+      next.set(id, { service: op.service, dests: table.get(id)?.dests ?? new Map() });
+      break;
+    }
+    case 'del-service':
+      next.delete(serviceKeyId(op.key));
+      break;
+    case 'new-dest':
+    case 'set-dest':
+    case 'del-dest': {
+      const id = serviceKeyId(op.key);
+      const entry = table.get(id);
+      if (!entry) break;
+      const dests = new Map(entry.dests);
+      if (op.op === 'del-dest') dests.delete(destKeyId(op.dest));
+      else dests.set(destKeyId(op.dest), op.dest);
+      next.set(id, { service: entry.service, dests });
+      break;
+    }
+  }
+  return next;
+}
+
+export function requestForOp(op: IpvsOp): IpvsRequest {
+  switch (op.op) {
+    case 'new-service':
+      return ipvsRequests.newService(op.service);
+    case 'set-service':
+      return ipvsRequests.setService(op.service);
+    case 'del-service':
+      return ipvsRequests.delService(op.key);
+    case 'new-dest':
+      return ipvsRequests.newDest(op.key, op.dest);
+    case 'set-dest':
+      return ipvsRequests.setDest(op.key, op.dest);
+    case 'del-dest':
+      return ipvsRequests.delDest(op.key, op.dest);
+  }
+}
+
+const FWD_TEXT: Readonly<Record<DestSettings['fwdMethod'], string>> = {
+  masq: 'masq',
+  local: 'local',
+  tunnel: 'tunnel',
+  droute: 'route',
+  bypass: 'bypass',
+};
+
+export function formatDestSettings(d: DestSettings): string {
+  let text = `${FWD_TEXT[d.fwdMethod]} weight ${d.weight}`;
+  if (d.fwdMethod === 'tunnel') text += ` ${d.tunnelType}${d.tunnelPort ? ` port ${d.tunnelPort}` : ''}`;
+  if (d.upperThreshold || d.lowerThreshold) text += ` thresholds ${d.lowerThreshold}..${d.upperThreshold}`;
+  return text;
+}
+
+export function formatServiceSettings(s: ServiceSettings): string {
+  let text = `scheduler ${s.scheduler}`;
+  const flags = s.flags & ~(IP_VS_SVC_F.HASHED | IP_VS_SVC_F.PERSISTENT);
+  if (flags) text += ` flags 0x${flags.toString(16)}`;
+  if (persistent(s)) text += ` persistent ${s.timeoutSec}s mask /${s.netmask}`;
+  if (s.peName) text += ` pe ${s.peName}`;
+  return text;
+}
+
+/** The object an operation is about, as an `ipvsadm -Ln` user would name it. */
+export function opObject(op: IpvsOp): string {
+  switch (op.op) {
+    case 'new-service':
+    case 'set-service':
+      return formatServiceKey(op.service.key);
+    case 'del-service':
+      return formatServiceKey(op.key);
+    default:
+      return `${formatServiceKey(op.key)} -> ${formatDestKey(op.dest)}`;
+  }
+}
+
+/** One line for logs: what the operation does. */
+export function describeOp(op: IpvsOp): string {
+  switch (op.op) {
+    case 'new-service':
+      return `add service ${opObject(op)} ${formatServiceSettings(op.service)}`;
+    case 'set-service':
+      return `edit service ${opObject(op)}: ${formatServiceSettings(op.before)} => ${formatServiceSettings(op.service)}`;
+    case 'del-service':
+      return `delete service ${opObject(op)}`;
+    case 'new-dest':
+      return `add server ${opObject(op)} ${formatDestSettings(op.dest)}`;
+    case 'set-dest':
+      return `edit server ${opObject(op)}: ${formatDestSettings(op.before)} => ${formatDestSettings(op.dest)}`;
+    case 'del-dest':
+      return `delete server ${opObject(op)}`;
+  }
+}

@@ -1,0 +1,376 @@
+/**
+ * Makes the kernel's IPVS table match what the coordinators want.
+ *
+ * - Desired state in, the difference out: a change costs as many requests as
+ *   it changes objects, checked against a model of the kernel (the last dump
+ *   plus every request that succeeded since), so one server changing in a
+ *   table of 10,000 costs one request and no dump.
+ * - A full resync (at start, periodically, and after any failure) dumps the
+ *   services it manages, logs every difference from the model as drift
+ *   (someone ran ipvsadm by hand), and repairs it.
+ * - At start it adopts what the kernel has: a service that already matches
+ *   costs nothing, one that differs is edited in place, never deleted and
+ *   re-created (PyBal does -D/-A at start and breaks every connection).
+ * - Scope: only services named by setDesired. A service that was desired and
+ *   no longer is gets deleted; services never named are never touched, and the
+ *   table is never flushed.
+ * - One reconcile at a time; triggers during one coalesce into one more run;
+ *   a failed reconcile is retried with exponential backoff; errors are logged
+ *   and counted, never thrown out of the manager.
+ * - Dry run: reads the kernel, logs what it would do, writes nothing.
+ */
+import type { Clock, Timer } from '../runtime/clock.js';
+import { errorMessage } from '../runtime/errors.js';
+import type { Logger } from '../runtime/logger.js';
+import type { IpvsKernel } from './client.js';
+import type { IpvsError } from './errors.js';
+import { destKeyId, formatServiceKey, serviceKeyId } from './codec.js';
+import { normalizeDesiredService } from './desired.js';
+import {
+  applyOp,
+  describeOp,
+  diffTables,
+  formatDestSettings,
+  formatServiceSettings,
+  opObject,
+  tableFromDesired,
+  type DesiredService,
+  type IpvsOp,
+  type Table,
+  type TableEntry,
+} from './diff.js';
+import type { DestSpec, ServiceKey } from './types.js';
+
+export interface IpvsManagerOptions {
+  readonly kernel: IpvsKernel;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly dryRun?: boolean;
+  /** Full resync period. Default 60 s. */
+  readonly resyncIntervalMs?: number;
+  /** First retry delay after a failure; doubles up to retryMaxMs. Default 1 s. */
+  readonly retryInitialMs?: number;
+  /** Default 60 s. */
+  readonly retryMaxMs?: number;
+}
+
+/** Counters for metrics and the status page. */
+export interface IpvsManagerStats {
+  readonly reconciles: number;
+  readonly failedReconciles: number;
+  /** Write requests sent (or, in dry run, that would have been). */
+  readonly requests: number;
+  readonly failedRequests: number;
+  /** Full dumps of the managed services. */
+  readonly resyncs: number;
+  /** Differences found between the kernel and our model. */
+  readonly drift: number;
+  /** Duration of the last reconcile, in ms of the injected clock. */
+  readonly lastReconcileMs: number | undefined;
+  readonly totalReconcileMs: number;
+  readonly lastError: string | undefined;
+}
+
+interface CachedDesired {
+  readonly source: DesiredService;
+  /** serviceKeyId of the normalized key. */
+  readonly id: string;
+  readonly entry: TableEntry;
+}
+
+/** Thrown inside a reconcile when some requests failed, so that it is retried. */
+class PartialFailure extends Error {}
+
+export class IpvsManager {
+  private readonly kernel: IpvsKernel;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly dryRun: boolean;
+  private readonly resyncIntervalMs: number;
+  private readonly retryInitialMs: number;
+  private readonly retryMaxMs: number;
+
+  private desired: Table = new Map();
+  /** Each desired entry with the value it was built from, to skip unchanged services cheaply. */
+  private desiredCache = new Map<string, CachedDesired>();
+  /** Services whose desired state changed since the last reconcile (all of them matter on a full one). */
+  private readonly dirty = new Set<string>();
+  /** Services we were told to manage and then to drop: deleted when present. */
+  private readonly removals = new Map<string, ServiceKey>();
+  /** Our model of the managed part of the kernel table; undefined = unknown, dump first. */
+  private known: Table | undefined;
+
+  private started = false;
+  private stopped = false;
+  private running: Promise<void> | undefined;
+  private pending = false;
+  private pendingFull = false;
+  private retryDelayMs = 0;
+  private retryTimer: Timer | undefined;
+  private resyncTimer: Timer | undefined;
+  private readonly idleWaiters: (() => void)[] = [];
+
+  private counters = {
+    reconciles: 0,
+    failedReconciles: 0,
+    requests: 0,
+    failedRequests: 0,
+    resyncs: 0,
+    drift: 0,
+    lastReconcileMs: undefined as number | undefined,
+    totalReconcileMs: 0,
+    lastError: undefined as string | undefined,
+  };
+
+  constructor(options: IpvsManagerOptions) {
+    this.kernel = options.kernel;
+    this.clock = options.clock;
+    this.log = options.logger;
+    this.dryRun = options.dryRun ?? false;
+    this.resyncIntervalMs = options.resyncIntervalMs ?? 60_000;
+    this.retryInitialMs = options.retryInitialMs ?? 1000;
+    this.retryMaxMs = options.retryMaxMs ?? 60_000;
+  }
+
+  /** Starts reconciling: a full resync now (adoption), then periodically. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.armResync();
+    this.trigger(true);
+  }
+
+  /** Stops timers and waits for a reconcile in progress. The kernel table is left as it is. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.retryTimer?.cancel();
+    this.resyncTimer?.cancel();
+    await this.running;
+    this.wakeIdle();
+  }
+
+  /**
+   * The complete set of services to manage, with their destinations. Services
+   * of the previous set that are missing here will be deleted from the kernel.
+   */
+  setDesired(services: readonly DesiredService[]): void {
+    const next = new Map<string, TableEntry>();
+    const cache = new Map<string, CachedDesired>();
+    for (const s of services) {
+      const rawId = serviceKeyId(s.key);
+      const cached = this.desiredCache.get(rawId);
+      // A service passed as the same object as last time has not changed: no rebuild, no diff.
+      if (cached && cached.source === s) {
+        next.set(cached.id, cached.entry);
+        cache.set(rawId, cached);
+        continue;
+      }
+      let fresh: CachedDesired;
+      try {
+        const normalized = normalizeDesiredService(s);
+        const id = serviceKeyId(normalized.key);
+        const entry = tableFromDesired([normalized]).get(id);
+        if (!entry) continue;
+        fresh = { source: s, id, entry };
+      } catch (error) {
+        // A bad value never reaches the kernel; the last good state of that service stays.
+        this.log.error(`IPVS: ignoring the new state of ${formatServiceKey(s.key)}: ${errorMessage(error)}`);
+        if (cached) {
+          next.set(cached.id, cached.entry);
+          cache.set(rawId, cached);
+        }
+        continue;
+      }
+      next.set(fresh.id, fresh.entry);
+      cache.set(rawId, fresh);
+      this.dirty.add(fresh.id);
+    }
+    for (const [id, entry] of this.desired) if (!next.has(id)) this.removals.set(id, entry.service.key);
+    for (const id of next.keys()) this.removals.delete(id);
+    this.desired = next;
+    this.desiredCache = cache;
+    this.trigger(false);
+  }
+
+  /** Asks for a full resync (dump, drift report, repair). */
+  resync(): void {
+    this.trigger(true);
+  }
+
+  /** Resolves when no reconcile is running or queued (a scheduled retry does not count). */
+  idle(): Promise<void> {
+    if (!this.running && !this.pending) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  stats(): IpvsManagerStats {
+    return { ...this.counters };
+  }
+
+  // ---- the loop ----
+
+  private trigger(full: boolean): void {
+    if (this.stopped || !this.started) return;
+    this.pending = true;
+    this.pendingFull ||= full;
+    if (!this.running) this.running = this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    while (this.pending && !this.stopped) {
+      const full = this.pendingFull || this.known === undefined;
+      this.pending = false;
+      this.pendingFull = false;
+      const t0 = this.clock.now();
+      try {
+        await this.reconcile(full);
+        // A success started from a dump (the model is unknown after any failure), so a pending retry has nothing left to do.
+        this.retryTimer?.cancel();
+        this.retryTimer = undefined;
+        this.retryDelayMs = 0;
+        this.counters.lastError = undefined;
+      } catch (error) {
+        this.counters.failedReconciles++;
+        this.counters.lastError = errorMessage(error);
+        // The model may be wrong now (an EEXIST says so): the retry starts from a dump.
+        this.known = undefined;
+        this.scheduleRetry(error);
+      } finally {
+        const ms = this.clock.now() - t0;
+        this.counters.reconciles++;
+        this.counters.lastReconcileMs = ms;
+        this.counters.totalReconcileMs += ms;
+      }
+    }
+    this.running = undefined;
+    this.wakeIdle();
+  }
+
+  private scheduleRetry(error: unknown): void {
+    this.retryDelayMs = this.retryDelayMs === 0 ? this.retryInitialMs : Math.min(this.retryDelayMs * 2, this.retryMaxMs);
+    if (!(error instanceof PartialFailure)) this.log.error({ err: error }, 'IPVS reconcile failed');
+    this.log.warn(`IPVS reconcile will be retried in ${this.retryDelayMs} ms`);
+    this.retryTimer?.cancel();
+    this.retryTimer = this.clock.setTimeout(() => {
+      this.retryTimer = undefined;
+      this.trigger(true);
+    }, this.retryDelayMs);
+  }
+
+  private armResync(): void {
+    this.resyncTimer = this.clock.setTimeout(() => {
+      this.armResync();
+      this.trigger(true);
+    }, this.resyncIntervalMs);
+  }
+
+  private wakeIdle(): void {
+    if (this.running || (this.pending && !this.stopped)) return;
+    for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  private async reconcile(full: boolean): Promise<void> {
+    if (full) {
+      const kernel = await this.dumpManaged();
+      this.counters.resyncs++;
+      if (this.known) this.reportDrift(this.known, kernel);
+      this.known = kernel;
+    }
+    const known = this.known ?? new Map<string, TableEntry>();
+    // Between resyncs the model matches the kernel for every clean service: diff only the changed ones.
+    const scope = full ? this.desired : this.changedServices();
+    this.dirty.clear();
+    const ops = diffTables(scope, known, [...this.removals.values()]);
+    // Removals that are already gone from the kernel need no more attention.
+    for (const [id] of this.removals) if (!known.has(id)) this.removals.delete(id);
+    if (ops.length === 0) return;
+    this.counters.requests += ops.length;
+    if (this.dryRun) {
+      for (const op of ops) this.log.info(`dry run: would ${describeOp(op)}`);
+      return;
+    }
+    const results = await this.kernel.apply(ops);
+    let model: Table = known;
+    let firstError: IpvsError | undefined;
+    let failed = 0;
+    // A first apply of a large table is thousands of operations: one line each only at debug then.
+    const verbose = ops.length <= LOG_EACH_OP_UP_TO;
+    ops.forEach((op, i) => {
+      const error = results[i];
+      if (error) {
+        failed++;
+        firstError ??= error;
+        this.log.error({ code: error.code }, `IPVS: could not ${describeOp(op)}: ${error.message}`);
+        return;
+      }
+      if (verbose) this.log.info(`IPVS: ${describeOp(op)}`);
+      else this.log.debug(`IPVS: ${describeOp(op)}`);
+      model = applyOp(model, op);
+      if (op.op === 'del-service') this.removals.delete(serviceKeyId(op.key));
+    });
+    if (!verbose) this.log.info(`IPVS: applied ${ops.length - failed} of ${ops.length} changes (${summarizeOps(ops)})`);
+    this.known = model;
+    this.counters.failedRequests += failed;
+    if (firstError) throw new PartialFailure(`${failed} of ${ops.length} IPVS requests failed; the first: ${firstError.message}`);
+  }
+
+  private changedServices(): Table {
+    const out = new Map<string, TableEntry>();
+    for (const id of this.dirty) {
+      const entry = this.desired.get(id);
+      if (entry) out.set(id, entry);
+    }
+    return out;
+  }
+
+  /** Dumps the services we manage (desired or being removed) and their destinations. */
+  private async dumpManaged(): Promise<Table> {
+    const wanted = new Set([...this.desired.keys(), ...this.removals.keys()]);
+    const table = new Map<string, TableEntry>();
+    for (const svc of await this.kernel.listServices()) {
+      const id = serviceKeyId(svc.key);
+      if (!wanted.has(id)) continue;
+      const dests = new Map<string, DestSpec>();
+      for (const d of await this.kernel.listDests(svc.key)) dests.set(destKeyId(d), d);
+      table.set(id, { service: svc, dests });
+    }
+    return table;
+  }
+
+  /** Logs each way the kernel differs from what we last set: someone changed it behind our back. */
+  private reportDrift(model: Table, kernel: Table): void {
+    const shared = new Map([...model].filter(([id]) => this.desired.has(id) || this.removals.has(id)));
+    for (const op of diffTables(shared, kernel)) {
+      this.counters.drift++;
+      this.log.warn(`IPVS drift: ${describeDrift(op)}; repairing`);
+    }
+  }
+}
+
+/** Above this many operations in one reconcile, each is logged at debug and a summary at info. */
+const LOG_EACH_OP_UP_TO = 100;
+
+/** "2 add service, 9000 add server" */
+function summarizeOps(ops: readonly IpvsOp[]): string {
+  const counts = new Map<string, number>();
+  for (const op of ops) counts.set(op.op, (counts.get(op.op) ?? 0) + 1);
+  return [...counts].map(([kind, n]) => `${n} ${kind}`).join(', ');
+}
+
+/** What a repair operation says about the kernel. */
+function describeDrift(op: IpvsOp): string {
+  switch (op.op) {
+    case 'new-service':
+      return `service ${opObject(op)} is missing from the kernel`;
+    case 'set-service':
+      return `service ${opObject(op)} has ${formatServiceSettings(op.before)}, expected ${formatServiceSettings(op.service)}`;
+    case 'new-dest':
+      return `server ${opObject(op)} is missing from the kernel`;
+    case 'del-dest':
+      return `server ${opObject(op)} appeared in the kernel`;
+    case 'set-dest':
+      return `server ${opObject(op)} has ${formatDestSettings(op.before)}, expected ${formatDestSettings(op.dest)}`;
+    case 'del-service':
+      return `service ${opObject(op)} should not be there`;
+  }
+}

@@ -1,0 +1,245 @@
+// The client's protocol handling against a scripted socket: seq matching,
+// errors-only batching, chunking, timeouts on the injected clock, socket
+// errors, dump serialisation. The lab tests run the same client on the real kernel.
+import { EventEmitter } from 'node:events';
+import { afterEach, describe, expect, it } from 'vitest';
+import { IpvsClient, type BatchItem, type NetlinkSocketLike } from '../../src/ipvs/client.js';
+import { ipvsRequests } from '../../src/ipvs/codec.js';
+import { IpvsError } from '../../src/ipvs/errors.js';
+import { NLMSG_DONE, NLMSG_ERROR, NLM_F, createAttrWriter, decodeMessages, encodeGenlMessage, putU16, writtenBytes, type NetlinkMessage } from '../../src/ipvs/netlink-framing.js';
+import { ManualClock, flushAsync } from '../../src/runtime/clock.js';
+import { dest, svc } from './fixtures.js';
+
+const FAMILY = 0x2a;
+
+/** Kernel-style replies. */
+function errorReply(req: NetlinkMessage, errno: number): Buffer {
+  const out = Buffer.alloc(16 + 4 + 16);
+  out.writeUInt32LE(out.length, 0);
+  out.writeUInt16LE(NLMSG_ERROR, 4);
+  out.writeUInt32LE(req.seq, 8);
+  out.writeInt32LE(-errno, 16);
+  out.writeUInt32LE(16 + req.payload.length, 20);
+  out.writeUInt16LE(req.type, 24);
+  out.writeUInt16LE(req.flags, 26);
+  out.writeUInt32LE(req.seq, 28);
+  return out;
+}
+function doneReply(seq: number, errno = 0): Buffer {
+  const out = Buffer.alloc(20);
+  out.writeUInt32LE(20, 0);
+  out.writeUInt16LE(NLMSG_DONE, 4);
+  out.writeUInt16LE(NLM_F.MULTI, 6);
+  out.writeUInt32LE(seq, 8);
+  out.writeInt32LE(-errno, 16);
+  return out;
+}
+function familyReply(seq: number): Buffer {
+  const w = createAttrWriter();
+  putU16(w, 1, FAMILY); // CTRL_ATTR_FAMILY_ID
+  return encodeGenlMessage(16, 0, seq, 0, { cmd: 1, version: 2 }, writtenBytes(w));
+}
+function dataReply(seq: number, cmd: number, attrs: Buffer, multi: boolean): Buffer {
+  return encodeGenlMessage(FAMILY, multi ? NLM_F.MULTI : 0, seq, 0, { cmd, version: 1 }, attrs);
+}
+
+type Responder = (msg: NetlinkMessage) => Buffer[] | undefined;
+
+class ScriptedSocket extends EventEmitter implements NetlinkSocketLike {
+  readonly sent: NetlinkMessage[][] = [];
+  refs = 0;
+  closed = false;
+  constructor(public respond: Responder, private readonly rcvbuf = 1 << 20) {
+    super();
+  }
+  send(msg: Uint8Array, _options: undefined, callback: (error?: import('netlink').ErrnoException) => void): void {
+    const msgs = decodeMessages(Buffer.from(msg));
+    this.sent.push(msgs);
+    setImmediate(() => {
+      callback();
+      for (const m of msgs) for (const reply of this.respond(m) ?? []) this.emit('message', reply);
+    });
+  }
+  ref(): void {
+    this.refs++;
+  }
+  unref(): void {
+    this.refs = 0;
+  }
+  close(): void {
+    this.closed = true;
+  }
+  getRecvBufferSize(): number {
+    return this.rcvbuf;
+  }
+}
+
+const clients: IpvsClient[] = [];
+function makeClient(socket: ScriptedSocket, extra: Partial<ConstructorParameters<typeof IpvsClient>[0]> = {}): { client: IpvsClient; clock: ManualClock } {
+  const clock = new ManualClock();
+  const client = new IpvsClient({ clock, socket, timeoutMs: 1000, ...extra });
+  clients.push(client);
+  return { client, clock };
+}
+afterEach(() => {
+  for (const c of clients.splice(0)) c.close();
+});
+
+/** Items whose destination port says what the kernel answers: port 0 = ok, else that errno. */
+function items(errnos: number[]): BatchItem[] {
+  return errnos.map((errno, i) => ({ request: ipvsRequests.newDest(svc(80).key, dest(i, { port: errno })), object: `item ${i}` }));
+}
+/** The destination port of a NEW_DEST built by items(). */
+function destPort(m: NetlinkMessage): number {
+  // genl header 4, SERVICE nest (36 bytes for an IPv4 key), DEST nest header 4, ADDR attr 8, PORT attr header 4.
+  return m.payload.readUInt16BE(4 + 36 + 4 + 8 + 4);
+}
+const answerBatch: Responder = (m) => {
+  if (m.type === 16) return [familyReply(m.seq), errorReply(m, 0)];
+  const errno = destPort(m);
+  if (errno) return [errorReply(m, errno)];
+  return m.flags & NLM_F.ACK ? [errorReply(m, 0)] : undefined;
+};
+
+describe('IpvsClient protocol handling', () => {
+  it('resolves the family once and addresses IPVS requests to it', async () => {
+    const socket = new ScriptedSocket(answerBatch);
+    const { client } = makeClient(socket);
+    expect(await client.resolveFamily()).toBe(FAMILY);
+    await client.batch(items([0]));
+    expect(socket.sent[0]?.[0]).toMatchObject({ type: 16, flags: NLM_F.REQUEST | NLM_F.ACK });
+    expect(socket.sent[1]?.[0]?.type).toBe(FAMILY);
+  });
+
+  it('sends a batch in one sendmsg, asks only the last for an ACK, and matches each error to its request', async () => {
+    const socket = new ScriptedSocket(answerBatch);
+    const { client } = makeClient(socket);
+    await client.resolveFamily();
+    const results = await client.batch(items([0, 17, 0, 0, 34, 0]));
+    expect(socket.sent).toHaveLength(2);
+    const sent = socket.sent[1] ?? [];
+    expect(sent.map((m) => (m.flags & NLM_F.ACK) !== 0)).toEqual([false, false, false, false, false, true]);
+    expect(new Set(sent.map((m) => m.seq)).size).toBe(6);
+    expect(results.map((r) => r && [r.code, r.command, r.object])).toEqual([
+      undefined,
+      ['EEXIST', 'IPVS_CMD_NEW_DEST', 'item 1'],
+      undefined,
+      undefined,
+      ['ERANGE', 'IPVS_CMD_NEW_DEST', 'item 4'],
+      undefined,
+    ]);
+    expect(client.counters).toMatchObject({ requests: 7, sends: 2, kernelErrors: 2 });
+  });
+
+  it('never sends a request the codec refuses, and sends the others', async () => {
+    const socket = new ScriptedSocket(answerBatch);
+    const { client } = makeClient(socket);
+    await client.resolveFamily();
+    const bad = { request: ipvsRequests.newDest(svc(80).key, dest(0, { address: '2001:db8::6' })), object: 'bad' };
+    const results = await client.batch([...items([0]), bad, ...items([0])]);
+    expect(socket.sent[1]).toHaveLength(2);
+    expect(results.map((r) => r?.message)).toEqual([undefined, 'IPVS_CMD_NEW_DEST bad: EINVAL (not sent: not an IPv4 address: "2001:db8::6")', undefined]);
+  });
+
+  it('treats a failing last request as the end of its batch', async () => {
+    const socket = new ScriptedSocket(answerBatch);
+    const { client } = makeClient(socket);
+    await client.resolveFamily();
+    const results = await client.batch(items([0, 0, 22]));
+    expect(results.map((r) => r?.code)).toEqual([undefined, undefined, 'EINVAL']);
+  });
+
+  it('splits a batch so that every reply of one send fits the receive buffer', async () => {
+    const socket = new ScriptedSocket(answerBatch, 1536 * 3);
+    const { client } = makeClient(socket);
+    await client.resolveFamily();
+    const results = await client.batch(items([0, 0, 0, 2, 0, 0, 0]));
+    expect(socket.sent.slice(1).map((s) => s.length)).toEqual([3, 3, 1]);
+    expect(results.map((r) => r?.code)).toEqual([undefined, undefined, undefined, 'ENOENT', undefined, undefined, undefined]);
+  });
+
+  it('asks for every ACK in ackEach mode', async () => {
+    const socket = new ScriptedSocket(answerBatch);
+    const { client } = makeClient(socket, { ackEach: true });
+    await client.resolveFamily();
+    const results = await client.batch(items([0, 3, 0]));
+    expect(socket.sent[1]?.every((m) => (m.flags & NLM_F.ACK) !== 0)).toBe(true);
+    expect(results.map((r) => r?.code)).toEqual([undefined, 'ESRCH', undefined]);
+  });
+
+  it('times out on the injected clock, reports the outcome as unknown, then ignores the late answer', async () => {
+    let silent = true;
+    const late: NetlinkMessage[] = [];
+    const socket = new ScriptedSocket((m) => {
+      if (m.type === 16) return [familyReply(m.seq), errorReply(m, 0)];
+      if (silent) {
+        late.push(m);
+        return undefined;
+      }
+      return answerBatch(m);
+    });
+    const { client, clock } = makeClient(socket);
+    await client.resolveFamily();
+    const pending = client.batch(items([0, 0]));
+    await flushAsync();
+    expect(clock.nextDeadline()).toBe(1000);
+    await clock.advanceAsync(1000);
+    const results = await pending;
+    expect(results.map((r) => r && [r.code, r.message])).toEqual([
+      ['ETIMEDOUT', 'IPVS_CMD_NEW_DEST item 0: ETIMEDOUT (outcome unknown)'],
+      ['ETIMEDOUT', 'IPVS_CMD_NEW_DEST item 1: ETIMEDOUT (outcome unknown)'],
+    ]);
+    // The kernel's answer arrives late: nobody waits for it any more, and nothing breaks.
+    const last = late.at(-1);
+    if (last) socket.emit('message', errorReply(last, 0));
+    silent = false;
+    expect(await client.batch(items([0, 17]))).toEqual([undefined, expect.objectContaining({ code: 'EEXIST' })]);
+    expect(clock.pendingCount()).toBe(0);
+  });
+
+  it('fails pending requests on a socket error and keeps working', async () => {
+    let hold = true;
+    const socket = new ScriptedSocket((m) => (m.type === 16 ? [familyReply(m.seq), errorReply(m, 0)] : hold ? undefined : answerBatch(m)));
+    const { client } = makeClient(socket);
+    await client.resolveFamily();
+    const pending = client.batch(items([0]));
+    await flushAsync();
+    socket.emit('error', Object.assign(new Error('recvmsg failed'), { name: 'ErrnoException' as const, errno: 105, code: 'ENOBUFS', syscall: 'recvmsg' }));
+    expect((await pending)[0]).toMatchObject({ code: 'ENOBUFS' });
+    hold = false;
+    expect(await client.batch(items([0]))).toEqual([undefined]);
+    expect(client.counters.transportErrors).toBe(1);
+  });
+
+  it('reports a failed send as a typed error', async () => {
+    const socket = new ScriptedSocket(answerBatch);
+    const { client } = makeClient(socket);
+    await client.resolveFamily();
+    socket.send = (_msg, _o, callback) => setImmediate(() => callback(Object.assign(new Error('sendmsg: EPERM'), { name: 'ErrnoException' as const, errno: 1, code: 'EPERM', syscall: 'sendmsg' })));
+    await expect(client.request(ipvsRequests.getInfo(), 'info')).rejects.toMatchObject({ name: 'IpvsError', code: 'EPERM', command: 'IPVS_CMD_GET_INFO' });
+  });
+
+  it('collects a dump across datagrams, one dump at a time, and maps an error carried by DONE', async () => {
+    const order: string[] = [];
+    const socket = new ScriptedSocket((m) => {
+      if (m.type === 16) return [familyReply(m.seq), errorReply(m, 0)];
+      order.push(`sent ${m.seq}`);
+      // Two daemons for GET_DAEMON; ENOENT in DONE for GET_SERVICE dumps.
+      if (m.payload[0] === 11) {
+        // IPVS_CMD_ATTR_DAEMON { STATE } only: enough for the dump, not for decoding.
+        const d = (state: number): Buffer => Buffer.from([0x0c, 0, 3, 0, 8, 0, 1, 0, state, 0, 0, 0]);
+        return [dataReply(m.seq, 9, d(1), true), Buffer.concat([dataReply(m.seq, 9, d(2), true), doneReply(m.seq)])];
+      }
+      return [doneReply(m.seq, 2)];
+    });
+    const { client } = makeClient(socket);
+    await client.resolveFamily();
+    const both = Promise.allSettled([client.dump(ipvsRequests.dumpDaemons(), 'daemons'), client.listServices()]);
+    const [daemons, services] = await both;
+    expect(daemons.status === 'fulfilled' && daemons.value.length).toBe(2);
+    expect(services).toMatchObject({ status: 'rejected', reason: { code: 'ENOENT', command: 'IPVS_CMD_GET_SERVICE', object: 'all services' } });
+    expect(socket.sent.slice(1).map((s) => s.length)).toEqual([1, 1]);
+    expect(order).toHaveLength(2);
+    expect(services.status === 'rejected' && services.reason).toBeInstanceOf(IpvsError);
+  });
+});

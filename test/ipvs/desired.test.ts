@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import type { ServiceConfig } from '../../src/config/types.js';
+import { desiredServiceFromConfig, persistencePrefix } from '../../src/ipvs/desired.js';
+
+function config(extra: Partial<ServiceConfig> = {}): ServiceConfig {
+  return {
+    name: 'text',
+    source: { file: 'pybal.conf', line: 10 },
+    protocol: 'tcp',
+    ip: '192.0.2.11',
+    family: 4,
+    port: 80,
+    scheduler: 'wlc',
+    schedulerFlags: [],
+    ops: false,
+    poolUrl: 'file:///etc/pybal/text',
+    monitors: [],
+    depoolThreshold: 0.5,
+    bgp: true,
+    bgpMed: undefined,
+    bgpCommunities: [],
+    bgpWithdrawWhenDown: false,
+    forwardMethod: 'dr',
+    persistenceTimeoutSec: 0,
+    persistenceNetmask: undefined,
+    ...extra,
+  };
+}
+
+describe('desiredServiceFromConfig', () => {
+  it("maps PyBal's defaults: direct routing, real-server port = VIP port, no persistence", () => {
+    expect(desiredServiceFromConfig(config(), [{ address: '198.51.100.6', weight: 10 }, { address: '198.51.100.10', weight: 0 }])).toEqual({
+      key: { family: 4, protocol: 'tcp', address: '192.0.2.11', port: 80 },
+      scheduler: 'wlc',
+      flags: 0,
+      timeoutSec: 0,
+      netmask: 32,
+      peName: '',
+      destinations: [
+        { family: 4, address: '198.51.100.6', port: 80, fwdMethod: 'droute', weight: 10, upperThreshold: 0, lowerThreshold: 0, tunnelType: 'ipip', tunnelPort: 0, tunnelFlags: 0 },
+        { family: 4, address: '198.51.100.10', port: 80, fwdMethod: 'droute', weight: 0, upperThreshold: 0, lowerThreshold: 0, tunnelType: 'ipip', tunnelPort: 0, tunnelFlags: 0 },
+      ],
+    });
+  });
+
+  it('maps ops, scheduler flags, persistence, NAT and IPv6 (with canonical addresses)', () => {
+    const d = desiredServiceFromConfig(
+      config({
+        protocol: 'udp',
+        ip: '2001:DB8:0::53',
+        family: 6,
+        port: 53,
+        scheduler: 'mh',
+        schedulerFlags: ['fallback', 'port'],
+        ops: true,
+        forwardMethod: 'nat',
+        persistenceTimeoutSec: 600,
+        persistenceNetmask: '/64',
+      }),
+      [
+        { address: '2001:db8:0:0::6', weight: 1 },
+        { address: '2001:db8::6', weight: 2 }, // the same server twice: kept once
+        { address: 'not-resolved.example', weight: 1 },
+      ],
+    );
+    expect(d.key).toEqual({ family: 6, protocol: 'udp', address: '2001:db8::53', port: 53 });
+    expect(d.flags).toBe(0x1 | 0x4 | 0x8 | 0x10);
+    expect(d.timeoutSec).toBe(600);
+    expect(d.netmask).toBe(64);
+    expect(d.destinations).toEqual([expect.objectContaining({ family: 6, address: '2001:db8::6', fwdMethod: 'masq', weight: 1 })]);
+  });
+
+  it('reads persistence netmasks in both spellings and rejects the rest', () => {
+    expect(persistencePrefix({ family: 4, persistenceNetmask: '255.255.255.0' })).toBe(24);
+    expect(persistencePrefix({ family: 4, persistenceNetmask: '16' })).toBe(16);
+    expect(persistencePrefix({ family: 6, persistenceNetmask: undefined })).toBe(128);
+    expect(() => persistencePrefix({ family: 4, persistenceNetmask: '255.0.255.0' })).toThrow(/not a contiguous IPv4 mask/);
+    expect(() => persistencePrefix({ family: 6, persistenceNetmask: '0' })).toThrow(/prefix length 1..128/);
+  });
+});

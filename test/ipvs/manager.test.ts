@@ -1,0 +1,217 @@
+// The manager against an in-memory kernel (test/ipvs/fake-kernel.ts) and the
+// manual clock. test/ipvs/lab.test.ts runs the same behaviour on the real kernel.
+import { afterEach, describe, expect, it } from 'vitest';
+import { IpvsError } from '../../src/ipvs/errors.js';
+import { IpvsManager, type IpvsManagerOptions } from '../../src/ipvs/manager.js';
+import { ManualClock } from '../../src/runtime/clock.js';
+import { createMemoryLogger } from '../../src/runtime/logger.js';
+import { FakeIpvsKernel } from './fake-kernel.js';
+import { bigTable, desired, dest, svc } from './fixtures.js';
+
+const managers: IpvsManager[] = [];
+
+function setup(options: Partial<IpvsManagerOptions> = {}) {
+  const kernel = new FakeIpvsKernel();
+  const clock = new ManualClock();
+  const log = createMemoryLogger();
+  const manager = new IpvsManager({ kernel, clock, logger: log.logger, resyncIntervalMs: 60_000, ...options });
+  managers.push(manager);
+  return { kernel, clock, log, manager };
+}
+
+afterEach(async () => {
+  for (const m of managers.splice(0)) await m.stop();
+});
+
+describe('IpvsManager', () => {
+  it('adopts a table that already matches without a single write, and leaves unmanaged services alone', async () => {
+    const { kernel, manager, log } = setup();
+    kernel.put(svc(80), [dest(1), dest(2)]);
+    kernel.put(svc(443), [dest(9)]); // not ours
+    manager.setDesired([desired(svc(80), [dest(1), dest(2)])]);
+    manager.start();
+    await manager.idle();
+    expect(kernel.calls.apply).toBe(0);
+    expect(manager.stats()).toMatchObject({ requests: 0, resyncs: 1, reconciles: 1 });
+    expect(kernel.dests(svc(443).key)).toHaveLength(1);
+    expect(log.lines().filter((l) => l.includes('IPVS:'))).toEqual([]);
+  });
+
+  it('adopts a table that differs by editing in place: never deletes and re-creates a service', async () => {
+    const { kernel, manager } = setup();
+    kernel.put(svc(80, { scheduler: 'rr' }), [dest(1), dest(2, { weight: 5 }), dest(3)]);
+    manager.setDesired([desired(svc(80), [dest(1), dest(2), dest(4)])]);
+    manager.start();
+    await manager.idle();
+    expect(kernel.applied.map((op) => op.op)).toEqual(['set-service', 'del-dest', 'set-dest', 'new-dest']);
+    expect(kernel.dests(svc(80).key).map((d) => [d.address, d.weight])).toEqual([
+      ['198.51.100.2', 10],
+      ['198.51.100.3', 10],
+      ['198.51.100.5', 10],
+    ]);
+  });
+
+  it('costs one request and no dump for one server changing in a table of 10,000', async () => {
+    const { kernel, manager, log } = setup();
+    const table = bigTable(100, 100);
+    manager.setDesired(table);
+    manager.start();
+    await manager.idle();
+    expect(kernel.calls.ops).toBe(100 + 100 * 100);
+    // Ten thousand changes: a summary at info, each one at debug.
+    expect(log.lines().filter((l) => l.startsWith('[pybal] INFO'))).toEqual(['[pybal] INFO: IPVS: applied 10100 of 10100 changes (100 new-service, 10000 new-dest)']);
+    const dumps = kernel.calls.listServices + kernel.calls.listDests;
+    const changed = table.map((s, i) => (i === 42 ? { ...s, destinations: s.destinations.map((d, j) => (j === 7 ? { ...d, weight: 0 } : d)) } : s));
+    manager.setDesired(changed);
+    await manager.idle();
+    expect(kernel.calls.ops).toBe(100 + 100 * 100 + 1);
+    expect(kernel.applied.at(-1)).toMatchObject({ op: 'set-dest', dest: { weight: 0, address: '198.51.100.8' } });
+    expect(kernel.calls.listServices + kernel.calls.listDests).toBe(dumps);
+  });
+
+  it('finds a server deleted behind its back at the next resync, logs it and puts it back', async () => {
+    const { kernel, manager, clock, log } = setup();
+    manager.setDesired([desired(svc(80), [dest(1), dest(2)])]);
+    manager.start();
+    await manager.idle();
+    kernel.table.get('tcp/4/192.0.2.1/80')?.dests.delete('4/198.51.100.3/80'); // ipvsadm -d by hand
+    kernel.put(svc(80, { scheduler: 'rr' }), kernel.dests(svc(80).key)); // ipvsadm -E -s rr by hand
+    const before = kernel.calls.ops;
+    await clock.advanceAsync(60_000);
+    await manager.idle();
+    expect(kernel.calls.ops - before).toBe(2);
+    expect(kernel.dests(svc(80).key)).toHaveLength(2);
+    expect(manager.stats().drift).toBe(2);
+    const drift = log.lines().filter((l) => l.includes('drift'));
+    expect(drift).toEqual([
+      '[pybal] WARN: IPVS drift: service TCP 192.0.2.1:80 has scheduler rr, expected scheduler wrr; repairing',
+      '[pybal] WARN: IPVS drift: server TCP 192.0.2.1:80 -> 198.51.100.3:80 is missing from the kernel; repairing',
+    ]);
+  });
+
+  it('coalesces triggers that arrive during a reconcile into one more run', async () => {
+    const { kernel, manager } = setup();
+    manager.start();
+    await manager.idle();
+    let open!: () => void;
+    kernel.gate = new Promise((r) => (open = r));
+    manager.setDesired([desired(svc(80), [dest(1)])]);
+    await new Promise((r) => setImmediate(r));
+    for (let w = 1; w <= 5; w++) manager.setDesired([desired(svc(80), [dest(1, { weight: w })])]);
+    const before = manager.stats().reconciles;
+    kernel.gate = undefined;
+    open();
+    await manager.idle();
+    expect(manager.stats().reconciles - before).toBe(2);
+    expect(kernel.calls.apply).toBe(2);
+    expect(kernel.dests(svc(80).key)[0]?.weight).toBe(5);
+  });
+
+  it('surfaces kernel errors as typed errors, applies the rest, and retries with backoff without stopping', async () => {
+    const { kernel, manager, clock, log } = setup({ retryInitialMs: 1000, retryMaxMs: 4000 });
+    manager.setDesired([desired(svc(80, { scheduler: 'nosuch' }), [dest(1)]), desired(svc(81), [dest(1)])]);
+    manager.start();
+    await manager.idle();
+    // Service 81 went in; 80 failed (ENOENT) and so did its server (ESRCH).
+    expect(kernel.dests(svc(81).key)).toHaveLength(1);
+    expect(manager.stats()).toMatchObject({ failedReconciles: 1, failedRequests: 2 });
+    expect(log.lines().some((l) => l.includes('could not add service TCP 192.0.2.1:80') && l.includes('IPVS_CMD_NEW_SERVICE TCP 192.0.2.1:80: ENOENT'))).toBe(true);
+    expect(clock.nextDeadline()).toBe(1000);
+    await clock.advanceAsync(1000);
+    await manager.idle();
+    expect(clock.nextDeadline()).toBe(1000 + 2000);
+    await clock.advanceAsync(2000);
+    await manager.idle();
+    await clock.advanceAsync(4000);
+    await manager.idle();
+    expect(clock.nextDeadline()).toBe(7000 + 4000); // capped
+    expect(manager.stats().failedReconciles).toBe(4);
+    // The operator fixes the configuration: the next reconcile succeeds and the retries stop.
+    manager.setDesired([desired(svc(80), [dest(1)]), desired(svc(81), [dest(1)])]);
+    await manager.idle();
+    expect(kernel.dests(svc(80).key)).toHaveLength(1);
+    expect(manager.stats().lastError).toBeUndefined();
+    expect(clock.nextDeadline()).toBe(60_000); // the retry is cancelled; only the periodic resync is left
+  });
+
+  it('survives a failing transport (dump error), then recovers from a fresh dump', async () => {
+    const { kernel, manager, clock } = setup({ retryInitialMs: 500 });
+    kernel.failNext = new IpvsError(105, 'socket', '', 'ENOBUFS');
+    manager.setDesired([desired(svc(80), [dest(1)])]);
+    manager.start();
+    await manager.idle();
+    expect(manager.stats()).toMatchObject({ failedReconciles: 1, lastError: 'socket : ENOBUFS (ENOBUFS)' });
+    await clock.advanceAsync(500);
+    await manager.idle();
+    expect(kernel.dests(svc(80).key)).toHaveLength(1);
+    expect(manager.stats().lastError).toBeUndefined();
+  });
+
+  it('deletes a service dropped from the configuration, only if it was ours', async () => {
+    const { kernel, manager } = setup();
+    kernel.put(svc(443), [dest(9)]);
+    manager.setDesired([desired(svc(80), [dest(1)]), desired(svc(81), [dest(1)])]);
+    manager.start();
+    await manager.idle();
+    manager.setDesired([desired(svc(80), [dest(1)])]);
+    await manager.idle();
+    expect([...kernel.table.keys()].sort()).toEqual(['tcp/4/192.0.2.1/443', 'tcp/4/192.0.2.1/80']);
+    expect(kernel.applied.at(-1)).toEqual({ op: 'del-service', key: svc(81).key });
+  });
+
+  it('in dry run reads the kernel, logs what it would do and writes nothing', async () => {
+    const { kernel, manager, log } = setup({ dryRun: true });
+    kernel.put(svc(80), [dest(1, { weight: 3 })]);
+    manager.setDesired([desired(svc(80), [dest(1)]), desired(svc(81), [])]);
+    manager.start();
+    await manager.idle();
+    expect(kernel.calls.apply).toBe(0);
+    expect(kernel.calls.listServices).toBe(1);
+    expect(log.lines().filter((l) => l.includes('dry run'))).toEqual([
+      '[pybal] INFO: dry run: would edit server TCP 192.0.2.1:80 -> 198.51.100.2:80: route weight 3 => route weight 10',
+      '[pybal] INFO: dry run: would add service TCP 192.0.2.1:81 scheduler wrr',
+    ]);
+  });
+
+  it('refuses a bad desired state before the kernel sees it, keeping the last good one', async () => {
+    const { kernel, manager, log } = setup();
+    manager.setDesired([desired(svc(80), [dest(1)]), desired(svc(81), [dest(1)])]);
+    manager.start();
+    await manager.idle();
+    const ops = kernel.calls.ops;
+    manager.setDesired([desired(svc(80), [dest(1, { weight: -1 })]), desired(svc(81), [dest(1, { weight: 4 })]), desired(svc(82, { scheduler: 'w r r' }), [])]);
+    await manager.idle();
+    expect(kernel.calls.ops - ops).toBe(1);
+    expect(kernel.dests(svc(80).key)[0]?.weight).toBe(10);
+    expect(kernel.dests(svc(81).key)[0]?.weight).toBe(4);
+    expect(kernel.table.has('tcp/4/192.0.2.1/82')).toBe(false);
+    expect(log.lines().filter((l) => l.includes('ignoring'))).toEqual([
+      '[pybal] ERROR: IPVS: ignoring the new state of TCP 192.0.2.1:80: service tcp 192.0.2.1:80: server 198.51.100.2: weight -1 is not an integer in 0..2147483647',
+      '[pybal] ERROR: IPVS: ignoring the new state of TCP 192.0.2.1:82: service tcp 192.0.2.1:82: scheduler "w r r" is not a scheduler name',
+    ]);
+  });
+
+  it('matches IPv6 addresses whatever their spelling', async () => {
+    const { kernel, manager } = setup();
+    const v6 = svc(443, { key: { family: 6, protocol: 'tcp', address: '2001:db8::1', port: 443 }, netmask: 128 });
+    kernel.put(v6, [dest(0, { family: 6, address: '2001:db8::6' })]);
+    manager.setDesired([
+      desired({ ...v6, key: { ...v6.key, address: '2001:DB8:0:0::1' } }, [dest(0, { family: 6, address: '2001:0db8::0:6' })]),
+    ]);
+    manager.start();
+    await manager.idle();
+    expect(kernel.calls.apply).toBe(0);
+  });
+
+  it('stops cleanly: no timers left, no reconcile after stop', async () => {
+    const { kernel, manager, clock } = setup();
+    manager.setDesired([desired(svc(80), [dest(1)])]);
+    manager.start();
+    await manager.idle();
+    await manager.stop();
+    expect(clock.pendingCount()).toBe(0);
+    manager.setDesired([]);
+    await manager.idle();
+    expect(kernel.table.size).toBe(1);
+  });
+});
