@@ -77,14 +77,15 @@ export class PybalMetrics {
     'side',
   ]);
 
-  private readonly ipvsReconciles = this.counter('pybal_ipvs_reconciles_total', 'IPVS reconciles run', []);
-  private readonly ipvsReconcileFailures = this.counter('pybal_ipvs_reconcile_failures_total', 'IPVS reconciles that failed', []);
-  private readonly ipvsReconcileSeconds = this.counter('pybal_ipvs_reconcile_duration_seconds_total', 'Time spent reconciling IPVS', []);
-  private readonly ipvsLastReconcile = this.gauge('pybal_ipvs_last_reconcile_duration_seconds', 'Duration of the last IPVS reconcile', []);
-  private readonly ipvsRequests = this.counter('pybal_ipvs_requests_total', 'IPVS netlink write requests', []);
-  private readonly ipvsRequestFailures = this.counter('pybal_ipvs_request_failures_total', 'IPVS netlink write requests that failed', []);
-  private readonly ipvsResyncs = this.counter('pybal_ipvs_resyncs_total', 'Full IPVS dumps', []);
-  private readonly ipvsDrift = this.counter('pybal_ipvs_drift_total', 'Differences found between the kernel and the model', []);
+  // Registered only while there are IPVS statistics: label-less series would otherwise show a misleading 0.
+  private readonly ipvsReconciles = this.counter('pybal_ipvs_reconciles_total', 'IPVS reconciles run', [], false);
+  private readonly ipvsReconcileFailures = this.counter('pybal_ipvs_reconcile_failures_total', 'IPVS reconciles that failed', [], false);
+  private readonly ipvsReconcileSeconds = this.counter('pybal_ipvs_reconcile_duration_seconds_total', 'Time spent reconciling IPVS', [], false);
+  private readonly ipvsLastReconcile = this.gauge('pybal_ipvs_last_reconcile_duration_seconds', 'Duration of the last IPVS reconcile', [], false);
+  private readonly ipvsRequests = this.counter('pybal_ipvs_requests_total', 'IPVS netlink write requests', [], false);
+  private readonly ipvsRequestFailures = this.counter('pybal_ipvs_request_failures_total', 'IPVS netlink write requests that failed', [], false);
+  private readonly ipvsResyncs = this.counter('pybal_ipvs_resyncs_total', 'Full IPVS dumps', [], false);
+  private readonly ipvsDrift = this.counter('pybal_ipvs_drift_total', 'Differences found between the kernel and the model', [], false);
 
   /** Series fed per server (monitor counters), by server key then series key, so forgetServer can drop them. */
   private readonly serverSeries = new Map<string, Map<Metric, Map<string, Labels>>>();
@@ -213,7 +214,7 @@ export class PybalMetrics {
   }
 
   private updateIpvs({ ipvs }: DaemonSnapshot): void {
-    const counters: [Counter<string>, number | undefined][] = [
+    const values: [Counter<string> | Gauge<string>, number | undefined][] = [
       [this.ipvsReconciles, ipvs?.reconciles],
       [this.ipvsReconcileFailures, ipvs?.failedReconciles],
       [this.ipvsReconcileSeconds, ipvs === undefined ? undefined : seconds(ipvs.totalReconcileMs)],
@@ -221,14 +222,20 @@ export class PybalMetrics {
       [this.ipvsRequestFailures, ipvs?.failedRequests],
       [this.ipvsResyncs, ipvs?.resyncs],
       [this.ipvsDrift, ipvs?.drift],
+      [this.ipvsLastReconcile, ipvs?.lastReconcileMs === undefined ? undefined : seconds(ipvs.lastReconcileMs)],
     ];
-    // The manager keeps the totals; the counters are set to them (reset, then one increment).
-    for (const [counter, value] of counters) {
-      counter.reset();
-      if (value !== undefined) counter.inc(value);
+    for (const [metric, value] of values) {
+      const name = (metric as unknown as { name: string }).name;
+      const registered = this.registry.getSingleMetric(name) !== undefined;
+      if (value === undefined) {
+        if (registered) this.registry.removeSingleMetric(name);
+        continue;
+      }
+      if (!registered) this.registry.registerMetric(metric);
+      // The manager keeps the totals: counters are set to them (reset, then one increment).
+      metric.reset();
+      metric.inc(value);
     }
-    this.ipvsLastReconcile.reset();
-    if (ipvs?.lastReconcileMs !== undefined) this.ipvsLastReconcile.set(seconds(ipvs.lastReconcileMs));
   }
 
   private inc(counter: Counter<string>, labels: Labels & { service: string; host: string }): void {
@@ -256,12 +263,12 @@ export class PybalMetrics {
     return metric;
   }
 
-  private gauge<L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> {
-    return new Gauge({ name, help, labelNames, registers: [this.registry] });
+  private gauge<L extends string>(name: string, help: string, labelNames: readonly L[], register = true): Gauge<L> {
+    return new Gauge({ name, help, labelNames, registers: register ? [this.registry] : [] });
   }
 
-  private counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
-    return new Counter({ name, help, labelNames, registers: [this.registry] });
+  private counter<L extends string>(name: string, help: string, labelNames: readonly L[], register = true): Counter<L> {
+    return new Counter({ name, help, labelNames, registers: register ? [this.registry] : [] });
   }
 }
 
