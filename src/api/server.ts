@@ -167,7 +167,8 @@ export function createApiServer(deps: ApiServerDeps): ApiServer {
   return new ApiServer(deps);
 }
 
-function formatHostPort(ip: string, port: number): string {
+/** `192.0.2.1:80`, `[2001:db8::1]:80`. */
+export function formatHostPort(ip: string, port: number): string {
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 

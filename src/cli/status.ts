@@ -4,7 +4,7 @@
  */
 import { request } from 'node:http';
 import type { ServerSnapshot, ServiceSnapshot } from '../coordinator/types.js';
-import { DEFAULT_SOCKET_PATH } from '../api/server.js';
+import { DEFAULT_SOCKET_PATH, formatHostPort } from '../api/server.js';
 import type { BgpStatusValue, DaemonSnapshot, IpvsStatsValue } from '../api/types.js';
 import { errorMessage } from '../runtime/errors.js';
 
@@ -112,13 +112,9 @@ function lastReason(server: ServerSnapshot): string {
   return server.monitors.length === 0 ? 'no monitors' : 'no result yet';
 }
 
-function hostPort(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
-
 function formatService(service: ServiceSnapshot, color: boolean): string {
   const pooled = service.servers.filter((s) => s.pooled).length;
-  const title = `${service.name}  ${hostPort(service.ip, service.port)}/${service.protocol}  scheduler ${service.scheduler}`;
+  const title = `${service.name}  ${formatHostPort(service.ip, service.port)}/${service.protocol}  scheduler ${service.scheduler}`;
   const summary =
     `  pooled ${pooled}/${service.servers.length}, depool threshold ${service.depoolThreshold}, ` +
     `can depool: ${yesNo(service.canDepool)}, could not depool: ${service.couldNotDepoolTotal} time(s)\n`;
