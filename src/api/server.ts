@@ -1,0 +1,209 @@
+/**
+ * The instrumentation HTTP server: PyBal's read-only API on TCP
+ * (`instrumentation_ips` × `instrumentation_port`) and the same API on a
+ * Unix socket, which the daemon always serves for `pybal status`.
+ */
+import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
+import type { Logger } from '../runtime/logger.js';
+import { errorMessage } from '../runtime/errors.js';
+import { renderAlerts } from './alerts.js';
+import type { PybalMetrics } from './metrics.js';
+import { renderPoolsPath } from './pools.js';
+import { jsonResponse, methodNotAllowed, notFound, textResponse, wantsJson, type ApiResponse } from './response.js';
+import type { DaemonSnapshot } from './types.js';
+
+export const DEFAULT_SOCKET_PATH = '/run/pybal/pybal.sock';
+
+export interface ApiServerDeps {
+  /** Taken on every request. */
+  readonly snapshot: () => DaemonSnapshot;
+  readonly metrics: PybalMetrics;
+  readonly logger: Logger;
+}
+
+/** Where a listener ended up (the port is the kernel's choice when 0 was asked). */
+export interface BoundAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** Splits a request path into decoded segments; undefined when it cannot be decoded. */
+function pathSegments(url: string): string[] | undefined {
+  const path = url.split('?')[0] ?? '';
+  try {
+    return path
+      .split('/')
+      .filter((segment) => segment !== '')
+      .map((segment) => decodeURIComponent(segment));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Answers one request; pure apart from the snapshot and the metrics it reads. */
+export async function handleRequest(
+  deps: Pick<ApiServerDeps, 'snapshot' | 'metrics'>,
+  method: string,
+  url: string,
+  accept: string | undefined,
+): Promise<ApiResponse> {
+  const json = wantsJson(accept);
+  if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(json);
+  const segments = pathSegments(url);
+  if (!segments) return notFound(json);
+  const [resource, ...rest] = segments;
+  switch (resource) {
+    case 'pools':
+      return renderPoolsPath(deps.snapshot().services, rest, json);
+    case 'alerts':
+      return rest.length === 0 ? renderAlerts(deps.snapshot().services, json) : notFound(json);
+    case 'metrics':
+      if (rest.length > 0) return notFound(json);
+      deps.metrics.update(deps.snapshot());
+      return { status: 200, contentType: deps.metrics.contentType, body: await deps.metrics.render() };
+    case 'status':
+      // Always JSON: it is for `pybal status` and scripts.
+      return rest.length === 0 ? jsonResponse(200, deps.snapshot()) : notFound(json);
+    default:
+      return notFound(json);
+  }
+}
+
+export class ApiServer {
+  private readonly deps: ApiServerDeps;
+  private readonly log: Logger;
+  private readonly servers = new Set<Server>();
+  private readonly socketPaths = new Set<string>();
+
+  constructor(deps: ApiServerDeps) {
+    this.deps = deps;
+    this.log = deps.logger.child({ component: 'api' });
+  }
+
+  /**
+   * One listener per address. A failure to bind is logged with the address
+   * and skipped: instrumentation must never stop the load balancer.
+   */
+  async listen(options: { readonly ips: readonly string[]; readonly port: number }): Promise<BoundAddress[]> {
+    const bound: BoundAddress[] = [];
+    for (const ip of options.ips) {
+      const server = this.createHttpServer();
+      try {
+        await listenOn(server, (done) => server.listen({ host: ip, port: options.port, ipv6Only: ip.includes(':') }, done));
+        const address = server.address();
+        const port = typeof address === 'object' && address ? address.port : options.port;
+        this.log.info({ address: ip, port }, `Instrumentation API listening on ${formatHostPort(ip, port)}`);
+        bound.push({ address: ip, port });
+      } catch (error) {
+        this.servers.delete(server);
+        this.log.error({ address: ip, port: options.port }, `Cannot serve the instrumentation API on ${formatHostPort(ip, options.port)}: ${errorMessage(error)}`);
+      }
+    }
+    return bound;
+  }
+
+  /**
+   * Serves the API on a Unix socket (mode 0600). A stale socket left by a
+   * dead daemon is removed; a live one, or any other file, is left alone.
+   * Resolves false (logged) when it cannot.
+   */
+  async listenUnix(path: string = DEFAULT_SOCKET_PATH): Promise<boolean> {
+    const server = this.createHttpServer();
+    try {
+      await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+      await removeStaleSocket(path);
+      await listenOn(server, (done) => server.listen(path, done));
+      this.socketPaths.add(path);
+      await chmod(path, 0o600);
+      this.log.info({ socket: path }, `Status API listening on ${path}`);
+      return true;
+    } catch (error) {
+      this.log.error({ socket: path }, `Cannot serve the status API on ${path}: ${errorMessage(error)}`);
+      if (server.listening) await closeServer(server);
+      this.servers.delete(server);
+      return false;
+    }
+  }
+
+  /** Closes every listener and connection; removes the Unix sockets. */
+  async close(): Promise<void> {
+    const servers = [...this.servers];
+    this.servers.clear();
+    await Promise.all(servers.map((server) => closeServer(server)));
+    for (const path of this.socketPaths) await unlink(path).catch(() => undefined);
+    this.socketPaths.clear();
+  }
+
+  private createHttpServer(): Server {
+    const server = createServer((request, response) => void this.respond(request, response));
+    // After listen() succeeded an error must be logged, never thrown at the daemon.
+    server.on('error', (error) => this.log.error(`Instrumentation listener error: ${errorMessage(error)}`));
+    this.servers.add(server);
+    return server;
+  }
+
+  private async respond(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    let answer: ApiResponse;
+    try {
+      answer = await handleRequest(this.deps, request.method ?? 'GET', request.url ?? '/', request.headers.accept);
+    } catch (error) {
+      this.log.error(`Instrumentation request ${request.method} ${request.url} failed: ${errorMessage(error)}`);
+      answer = textResponse(500, 'Internal error\n');
+    }
+    const body = Buffer.from(answer.body);
+    response.writeHead(answer.status, {
+      'content-type': answer.contentType,
+      'content-length': body.length,
+      ...answer.headers,
+    });
+    response.end(request.method === 'HEAD' ? undefined : body);
+  }
+}
+
+export function createApiServer(deps: ApiServerDeps): ApiServer {
+  return new ApiServer(deps);
+}
+
+/** `192.0.2.1:80`, `[2001:db8::1]:80`. */
+export function formatHostPort(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+function listenOn(server: Server, start: (done: () => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    start(() => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+async function removeStaleSocket(path: string): Promise<void> {
+  const stat = await lstat(path).catch(() => undefined);
+  if (!stat) return;
+  if (!stat.isSocket()) throw new Error(`${path} exists and is not a socket`);
+  if (await socketAnswers(path)) throw new Error(`another process is serving ${path}`);
+  await unlink(path);
+}
+
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,172 @@
+/**
+ * `pybal status`: asks the running daemon for its snapshot (GET /status on
+ * its Unix socket, or an http URL) and prints it for an operator.
+ */
+import { request } from 'node:http';
+import type { ServerSnapshot, ServiceSnapshot } from '../coordinator/types.js';
+import { DEFAULT_SOCKET_PATH, formatHostPort } from '../api/server.js';
+import type { BgpStatusValue, DaemonSnapshot, IpvsStatsValue } from '../api/types.js';
+import { errorMessage } from '../runtime/errors.js';
+
+export interface StatusOptions {
+  /** The daemon's Unix socket; the default when neither is given. */
+  readonly socket?: string | undefined;
+  /** An http URL of the instrumentation API instead (e.g. http://127.0.0.1:9090). */
+  readonly url?: string | undefined;
+  /** How long to wait for the daemon; default 5 s. */
+  readonly timeoutMs?: number;
+  /** ANSI colours; default: when the output is a TTY. */
+  readonly color?: boolean;
+}
+
+export interface StatusOutput {
+  write(text: string): unknown;
+  readonly isTTY?: boolean;
+}
+
+const DEFAULT_TIMEOUT_MS = 5000;
+
+/** Prints the daemon's status; 0 when printed, 1 when the daemon cannot be asked. */
+export async function runStatus(options: StatusOptions, out: StatusOutput, err: StatusOutput = out): Promise<number> {
+  const where = options.url ? options.url : (options.socket ?? DEFAULT_SOCKET_PATH);
+  let snapshot: DaemonSnapshot;
+  try {
+    snapshot = await fetchStatus(options);
+  } catch (error) {
+    err.write(`pybal status: cannot get the status from the daemon at ${where}: ${errorMessage(error)}\n`);
+    err.write('Is pybal running? (Use --socket or --url to point at it.)\n');
+    return 1;
+  }
+  out.write(formatStatus(snapshot, options.color ?? out.isTTY === true));
+  return 0;
+}
+
+function fetchStatus(options: StatusOptions): Promise<DaemonSnapshot> {
+  return new Promise((resolve, reject) => {
+    const signal = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const headers = { accept: 'application/json' };
+    const target = options.url
+      ? new URL('status', options.url.endsWith('/') ? options.url : `${options.url}/`)
+      : undefined;
+    const req = target
+      ? request(target, { headers, signal, agent: false })
+      : request({ socketPath: options.socket ?? DEFAULT_SOCKET_PATH, path: '/status', headers, signal, agent: false });
+    req.on('error', reject);
+    req.on('response', (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('error', reject);
+      response.on('end', () => {
+        if (response.statusCode !== 200) return reject(new Error(`HTTP ${response.statusCode}`));
+        try {
+          resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as DaemonSnapshot);
+        } catch (error) {
+          reject(new Error(`unreadable answer: ${errorMessage(error)}`));
+        }
+      });
+    });
+    req.end();
+  });
+}
+
+const RED = '\u001b[31m';
+const BOLD = '\u001b[1m';
+const RESET = '\u001b[0m';
+
+interface Cell {
+  readonly text: string;
+  /** Shown in red when colours are on. */
+  readonly alert?: boolean;
+}
+
+/** Left-aligned columns, two spaces apart; colour codes are added after padding so they do not skew widths. */
+function formatTable(header: readonly string[], rows: readonly (readonly Cell[])[], indent: string, color: boolean): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]?.text.length ?? 0)));
+  const line = (cells: readonly Cell[]): string =>
+    indent +
+    cells
+      .map((cell, i) => {
+        const padded = i === cells.length - 1 ? cell.text : cell.text.padEnd(widths[i] ?? 0);
+        return color && cell.alert ? `${RED}${padded}${RESET}` : padded;
+      })
+      .join('  ')
+      .trimEnd() +
+    '\n';
+  return line(header.map((text) => ({ text }))) + rows.map(line).join('');
+}
+
+function yesNo(value: boolean): string {
+  return value ? 'yes' : 'no';
+}
+
+/** The reason an operator wants: a down monitor's latest, else the latest report, else a resolution error. */
+function lastReason(server: ServerSnapshot): string {
+  if (server.resolveError !== undefined) return `unresolved: ${server.resolveError}`;
+  const reported = server.monitors.filter((m) => m.sinceWallMs !== undefined);
+  const down = reported.filter((m) => m.up === false);
+  const pick = (down.length > 0 ? down : reported).reduce<(typeof reported)[number] | undefined>(
+    (best, m) => (best === undefined || (m.sinceWallMs ?? 0) > (best.sinceWallMs ?? 0) ? m : best),
+    undefined,
+  );
+  if (pick) return `${pick.kind}: ${pick.reason}`;
+  return server.monitors.length === 0 ? 'no monitors' : 'no result yet';
+}
+
+function formatService(service: ServiceSnapshot, color: boolean): string {
+  const pooled = service.servers.filter((s) => s.pooled).length;
+  const title = `${service.name}  ${formatHostPort(service.ip, service.port)}/${service.protocol}  scheduler ${service.scheduler}`;
+  const summary =
+    `  pooled ${pooled}/${service.servers.length}, depool threshold ${service.depoolThreshold}, ` +
+    `can depool: ${yesNo(service.canDepool)}, could not depool: ${service.couldNotDepoolTotal} time(s)\n`;
+  let text = (color ? `${BOLD}${title}${RESET}` : title) + '\n' + summary;
+  if (service.awaitingPool) text += '  waiting for the first pool\n';
+  if (service.poolError !== undefined) text += `  pool source error (last good pool in force): ${service.poolError}\n`;
+  if (service.servers.length === 0) return `${text}  no servers\n`;
+  const rows = service.servers.map((s): Cell[] => [
+    { text: s.host },
+    { text: s.address ?? '-', alert: s.address === undefined },
+    { text: String(s.weight) },
+    { text: yesNo(s.enabled) },
+    { text: yesNo(s.up), alert: !s.up && s.enabled },
+    { text: s.pooledDown ? 'yes (DOWN)' : yesNo(s.pooled), alert: s.pooledDown },
+    { text: lastReason(s) },
+  ]);
+  return text + formatTable(['HOST', 'ADDRESS', 'WEIGHT', 'ENABLED', 'UP', 'POOLED', 'LAST MONITOR REASON'], rows, '  ', color);
+}
+
+function formatBgp(bgp: BgpStatusValue, color: boolean): string {
+  if (!bgp.enabled) return 'BGP: disabled\n';
+  let text = `BGP: enabled, local AS ${bgp.localAsn ?? '?'}\n`;
+  if (bgp.peers.length === 0) return `${text}  no peers\n`;
+  const rows = bgp.peers.map((p): Cell[] => [
+    { text: p.peer },
+    { text: p.state, alert: p.state !== 'Established' },
+    { text: p.establishedAtWallMs === undefined ? '-' : new Date(p.establishedAtWallMs).toISOString() },
+    { text: String(p.prefixesSent) },
+    { text: p.lastError ?? '' },
+  ]);
+  text += formatTable(['PEER', 'STATE', 'ESTABLISHED SINCE', 'PREFIXES SENT', 'LAST ERROR'], rows, '  ', color);
+  return text;
+}
+
+function formatIpvs(ipvs: IpvsStatsValue | undefined): string {
+  if (!ipvs) return 'IPVS: no statistics\n';
+  const last = ipvs.lastReconcileMs === undefined ? 'none yet' : `${ipvs.lastReconcileMs.toFixed(1)} ms`;
+  let text =
+    `IPVS: ${ipvs.reconciles} reconcile(s) (${ipvs.failedReconciles} failed), ` +
+    `${ipvs.requests} request(s) (${ipvs.failedRequests} failed), ${ipvs.resyncs} resync(s), ` +
+    `${ipvs.drift} drift(s), last reconcile ${last}\n`;
+  if (ipvs.lastError !== undefined) text += `  last error: ${ipvs.lastError}\n`;
+  return text;
+}
+
+/** The whole report, as `pybal status` prints it. */
+export function formatStatus(snapshot: DaemonSnapshot, color = false): string {
+  const mode = snapshot.dryRun ? ' (dry run: the kernel is not changed)' : '';
+  const parts = [`pybal ${snapshot.version}, started ${new Date(snapshot.startedAtWallMs).toISOString()}${mode}\n`];
+  if (snapshot.services.length === 0) parts.push('no services\n');
+  for (const service of snapshot.services) parts.push(formatService(service, color));
+  parts.push(formatBgp(snapshot.bgp, color));
+  parts.push(formatIpvs(snapshot.ipvs));
+  return parts.join('\n');
+}

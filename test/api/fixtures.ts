@@ -1,0 +1,72 @@
+/** Snapshot builders for the API tests. */
+import type { MonitorSnapshot, ServerSnapshot, ServiceSnapshot } from '../../src/coordinator/types.js';
+import type { BgpPeerValue, DaemonSnapshot } from '../../src/api/types.js';
+
+export function monitor(over: Partial<MonitorSnapshot> = {}): MonitorSnapshot {
+  return { kind: 'ProxyFetch', up: true, reason: 'Fetch successful', sinceWallMs: 1_700_000_000_000, ...over };
+}
+
+export function server(host: string, over: Partial<ServerSnapshot> = {}): ServerSnapshot {
+  return {
+    host,
+    address: '192.0.2.10',
+    weight: 10,
+    enabled: true,
+    up: true,
+    pooled: true,
+    pooledDown: false,
+    monitors: [monitor()],
+    resolveError: undefined,
+    ...over,
+  };
+}
+
+export function service(name: string, servers: readonly ServerSnapshot[], over: Partial<ServiceSnapshot> = {}): ServiceSnapshot {
+  return {
+    name,
+    protocol: 'tcp',
+    ip: '192.0.2.1',
+    port: 80,
+    scheduler: 'wrr',
+    depoolThreshold: 0.5,
+    servers,
+    canDepool: true,
+    couldNotDepoolTotal: 0,
+    poolError: undefined,
+    awaitingPool: false,
+    ...over,
+  };
+}
+
+export function peer(address: string, over: Partial<BgpPeerValue> = {}): BgpPeerValue {
+  return {
+    peer: address,
+    state: 'Established',
+    establishedAtWallMs: 1_700_000_100_000,
+    uptimeMs: 5000,
+    lastError: undefined,
+    lastNotificationIn: undefined,
+    lastNotificationOut: undefined,
+    holdTimeSec: 90,
+    fourOctetAs: true,
+    side: 'active',
+    queuedUpdateBytes: 0,
+    prefixesSent: 2,
+    messagesIn: 3,
+    messagesOut: 4,
+    updatesOut: 1,
+    ...over,
+  };
+}
+
+export function daemon(services: readonly ServiceSnapshot[], over: Partial<DaemonSnapshot> = {}): DaemonSnapshot {
+  return {
+    version: '2.0.0',
+    startedAtWallMs: 1_700_000_000_000,
+    dryRun: false,
+    services,
+    bgp: { enabled: false, localAsn: undefined, peers: [] },
+    ipvs: undefined,
+    ...over,
+  };
+}

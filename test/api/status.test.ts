@@ -1,0 +1,159 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { PybalMetrics } from '../../src/api/metrics.js';
+import { createApiServer, type ApiServer } from '../../src/api/server.js';
+import type { DaemonSnapshot } from '../../src/api/types.js';
+import { runStatus } from '../../src/cli/status.js';
+import { createSilentLogger } from '../../src/runtime/logger.js';
+import { daemon, monitor, peer, server, service } from './fixtures.js';
+
+function capture(isTTY = false): { write(text: string): void; readonly isTTY: boolean; text(): string } {
+  let text = '';
+  return {
+    isTTY,
+    write: (chunk: string) => {
+      text += chunk;
+    },
+    text: () => text,
+  };
+}
+
+const at = (iso: string): number => Date.parse(iso);
+
+const fixed: DaemonSnapshot = daemon(
+  [
+    service(
+      'text-https',
+      [
+        server('mw1001.eqiad.wmnet', { address: '192.0.2.11', monitors: [monitor({ reason: 'Fetch successful (http://en.wikipedia.org/), 0.012 s' })] }),
+        server('mw1002.eqiad.wmnet', {
+          address: '192.0.2.12',
+          weight: 5,
+          up: false,
+          pooledDown: true,
+          monitors: [
+            monitor({ up: false, reason: 'Connection refused', sinceWallMs: at('2026-11-22T06:00:00Z') }),
+            monitor({ kind: 'IdleConnection', up: true, reason: 'Connected', sinceWallMs: at('2026-11-22T06:01:00Z') }),
+          ],
+        }),
+        server('mw1003.eqiad.wmnet', { address: undefined, up: false, pooled: false, monitors: [], resolveError: 'ENOTFOUND' }),
+        server('mw1004.eqiad.wmnet', { address: '192.0.2.14', enabled: false, pooled: false, weight: 0 }),
+      ],
+      { ip: '2001:db8::1', port: 443, scheduler: 'sh', canDepool: false, couldNotDepoolTotal: 2, poolError: 'etcd: connection refused' },
+    ),
+    service('dns', [], { protocol: 'udp', port: 53, awaitingPool: true }),
+  ],
+  {
+    dryRun: true,
+    startedAtWallMs: at('2026-11-22T05:00:00Z'),
+    bgp: {
+      enabled: true,
+      localAsn: 64600,
+      peers: [
+        peer('192.0.2.254', { establishedAtWallMs: at('2026-11-22T05:00:03Z') }),
+        peer('2001:db8::fe', { state: 'Active', establishedAtWallMs: undefined, prefixesSent: 0, lastError: 'connect ECONNREFUSED' }),
+      ],
+    },
+    ipvs: {
+      reconciles: 12,
+      failedReconciles: 1,
+      requests: 40,
+      failedRequests: 2,
+      resyncs: 3,
+      drift: 0,
+      lastReconcileMs: 2.25,
+      totalReconcileMs: 80,
+      lastError: 'EPERM',
+    },
+  },
+);
+
+const EXPECTED = `pybal 2.0.0, started 2026-11-22T05:00:00.000Z (dry run: the kernel is not changed)
+
+text-https  [2001:db8::1]:443/tcp  scheduler sh
+  pooled 2/4, depool threshold 0.5, can depool: no, could not depool: 2 time(s)
+  pool source error (last good pool in force): etcd: connection refused
+  HOST                ADDRESS     WEIGHT  ENABLED  UP   POOLED      LAST MONITOR REASON
+  mw1001.eqiad.wmnet  192.0.2.11  10      yes      yes  yes         ProxyFetch: Fetch successful (http://en.wikipedia.org/), 0.012 s
+  mw1002.eqiad.wmnet  192.0.2.12  5       yes      no   yes (DOWN)  ProxyFetch: Connection refused
+  mw1003.eqiad.wmnet  -           10      yes      no   no          unresolved: ENOTFOUND
+  mw1004.eqiad.wmnet  192.0.2.14  0       no       yes  no          ProxyFetch: Fetch successful
+
+dns  192.0.2.1:53/udp  scheduler wrr
+  pooled 0/0, depool threshold 0.5, can depool: yes, could not depool: 0 time(s)
+  waiting for the first pool
+  no servers
+
+BGP: enabled, local AS 64600
+  PEER          STATE        ESTABLISHED SINCE         PREFIXES SENT  LAST ERROR
+  192.0.2.254   Established  2026-11-22T05:00:03.000Z  2
+  2001:db8::fe  Active       -                         0              connect ECONNREFUSED
+
+IPVS: 12 reconcile(s) (1 failed), 40 request(s) (2 failed), 3 resync(s), 0 drift(s), last reconcile 2.3 ms
+  last error: EPERM
+`;
+
+let api: ApiServer;
+let dir: string;
+
+beforeEach(async () => {
+  api = createApiServer({ snapshot: () => fixed, metrics: new PybalMetrics({ processMetrics: false }), logger: createSilentLogger() });
+  dir = await mkdtemp(join(tmpdir(), 'pybal-status-'));
+});
+
+afterEach(async () => {
+  await api.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('pybal status', () => {
+  it('prints the daemon status from its Unix socket', async () => {
+    const socket = join(dir, 'pybal.sock');
+    expect(await api.listenUnix(socket)).toBe(true);
+    const out = capture();
+    expect(await runStatus({ socket }, out)).toBe(0);
+    expect(out.text()).toBe(EXPECTED);
+  });
+
+  it('prints the same from an http URL', async () => {
+    const [bound] = await api.listen({ ips: ['::1'], port: 0 });
+    const out = capture();
+    expect(await runStatus({ url: `http://[::1]:${bound?.port}` }, out)).toBe(0);
+    expect(out.text()).toBe(EXPECTED);
+  });
+
+  it('colours trouble on a terminal, without breaking the alignment', async () => {
+    const socket = join(dir, 'pybal.sock');
+    await api.listenUnix(socket);
+    const out = capture(true);
+    expect(await runStatus({ socket }, out)).toBe(0);
+    expect(out.text()).toContain('\u001b[31myes (DOWN)\u001b[0m');
+    expect(out.text().replace(/\u001b\[[0-9;]*m/g, '')).toBe(EXPECTED);
+  });
+
+  it('says so and exits 1 when the daemon is not there', async () => {
+    const socket = join(dir, 'missing.sock');
+    const out = capture();
+    const err = capture();
+    expect(await runStatus({ socket }, out, err)).toBe(1);
+    expect(out.text()).toBe('');
+    expect(err.text()).toBe(
+      `pybal status: cannot get the status from the daemon at ${socket}: connect ENOENT ${socket}\n` +
+        'Is pybal running? (Use --socket or --url to point at it.)\n',
+    );
+  });
+
+  it('exits 1 on a port where nothing listens, or an answer that is not a status', async () => {
+    const [bound] = await api.listen({ ips: ['127.0.0.1'], port: 0 });
+    const port = bound?.port ?? 0;
+    const err = capture();
+    expect(await runStatus({ url: `http://127.0.0.1:${port}/pools/` }, capture(), err)).toBe(1);
+    expect(err.text()).toContain(`daemon at http://127.0.0.1:${port}/pools/: HTTP 404`);
+    await api.close();
+    const err2 = capture();
+    expect(await runStatus({ url: `http://127.0.0.1:${port}` }, capture(), err2)).toBe(1);
+    expect(err2.text()).toContain('ECONNREFUSED');
+  });
+});
