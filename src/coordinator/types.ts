@@ -82,6 +82,8 @@ export interface CoordinatorDeps {
   readonly resolve: Resolve;
   /** Called (synchronously, possibly often) whenever pooled servers, health or the snapshot changed. */
   readonly onChange: () => void;
+  /** Random source in [0, 1) for the resolution retry jitter; Math.random by default. */
+  readonly random?: () => number;
 }
 
 /**
