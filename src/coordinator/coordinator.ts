@@ -325,10 +325,12 @@ export class Coordinator implements CoordinatorApi {
     const monitors = entry.monitors;
     entry.monitors = [];
     for (const monitor of monitors) {
-      const stopping = Promise.resolve()
-        .then(() => monitor.handle.stop())
-        .catch((error: unknown) => this.deps.logger.warn({ err: error }, `Stopping ${monitor.config.kind} of ${entry.host} failed`));
-      this.track(stopping);
+      const failed = (error: unknown): void => this.deps.logger.warn({ err: error }, `Stopping ${monitor.config.kind} of ${entry.host} failed`);
+      try {
+        this.track(monitor.handle.stop().catch(failed));
+      } catch (error) {
+        failed(error);
+      }
     }
   }
 
