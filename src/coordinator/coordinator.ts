@@ -271,16 +271,18 @@ export class Coordinator implements CoordinatorApi {
     const wasInitializing = entry.initializing;
     entry.initializing = false;
     const message = errorMessage(error);
-    const delayMs = resolveRetryDelayMs(entry.resolveFailures++, this.random);
-    const retry = `retrying in ${(delayMs / 1000).toFixed(1)} s`;
-    if (entry.address === undefined) {
-      this.deps.logger.error(`Initialization failed for server ${entry.host}: ${message} (${retry})`);
-    } else {
-      this.deps.logger.warn(`Could not resolve server ${entry.host} again: ${message}; keeping ${entry.address} (${retry})`);
-    }
     const changed = wasInitializing || entry.resolveError !== message;
     entry.resolveError = message;
-    this.scheduleResolve(entry, delayMs);
+    if (entry.address === undefined) {
+      // Not in service until it resolves: retry with backoff, saying so each time.
+      const delayMs = resolveRetryDelayMs(entry.resolveFailures++, this.random);
+      this.deps.logger.error(`Initialization failed for server ${entry.host}: ${message} (retrying in ${(delayMs / 1000).toFixed(1)} s)`);
+      this.scheduleResolve(entry, delayMs);
+    } else {
+      // It keeps working on its known address: look again at the usual pace, log only a new error.
+      if (changed) this.deps.logger.warn(`Could not resolve server ${entry.host} again: ${message}; keeping ${entry.address}`);
+      this.scheduleResolve(entry, RESOLVE_REFRESH_MS);
+    }
     if (changed) this.afterResolution(wasInitializing);
   }
 

@@ -290,6 +290,13 @@ describe('Coordinator resolution', () => {
     t.resolver.answers.set('mw1', 'SERVFAIL');
     await t.clock.advanceAsync(RESOLVE_REFRESH_MS);
     expect(t.server('mw1')).toMatchObject({ address: '192.0.2.51', pooled: true, resolveError: 'SERVFAIL' });
+    await t.clock.advanceAsync(RESOLVE_REFRESH_MS);
+    const warnings = t.log.lines().filter((l) => l.includes('Could not resolve server mw1 again'));
+    expect(warnings).toEqual(['[text_80] WARN: Could not resolve server mw1 again: SERVFAIL; keeping 192.0.2.51']);
+    expect(t.resolver.calls.filter((c) => c.host === 'mw1')).toHaveLength(5);
+    t.resolver.answers.set('mw1', ['192.0.2.51']);
+    await t.clock.advanceAsync(RESOLVE_REFRESH_MS);
+    expect(t.server('mw1').resolveError).toBeUndefined();
   });
 
   it('IPv6 services resolve in family 6', async () => {

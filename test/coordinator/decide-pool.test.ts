@@ -280,3 +280,63 @@ describe('decidePool', () => {
     expect(checked).toBe(5 * 7 ** 4);
   });
 });
+
+describe('decidePool over event sequences (as the coordinator drives it)', () => {
+  /** A small deterministic PRNG (mulberry32), so that a failure reproduces. */
+  function prng(seed: number): () => number {
+    let a = seed;
+    return () => {
+      a = (a + 0x6d2b79f5) | 0;
+      let t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  it.each([0, 0.25, 0.5, 0.75, 1])('threshold %s: never fewer pooled than the rule demands, P0 and P2 always hold', (threshold) => {
+    const random = prng(Math.round(threshold * 1000) + 7);
+    let servers: ServerFacts[] = [];
+    let steps = 0;
+    const apply = (trigger: PoolTrigger): void => {
+      servers = [...decidePool(servers, threshold, trigger).servers];
+      const eligible = servers.filter((s) => s.enabled && s.ready).length;
+      const pooled = servers.filter((s) => s.pooled).length;
+      expect(pooled).toBeGreaterThanOrEqual(Math.min(eligible, Math.ceil(servers.length * threshold - 1e-9)));
+      for (const s of servers) {
+        expect(!s.pooled || (s.enabled && s.ready)).toBe(true); // P0
+        expect(!s.pooled || s.up || s.pooledDown).toBe(true); // P2
+        expect(!(s.up && s.enabled && s.ready) || s.pooled).toBe(true); // every healthy enabled server is pooled
+      }
+      steps++;
+    };
+    const set = (host: string, change: Partial<ServerFacts>): void => {
+      servers = servers.map((s) => (s.host === host ? { ...s, ...change } : s));
+    };
+    for (let i = 0; i < 2000; i++) {
+      const roll = random();
+      const pick = servers[Math.floor(random() * servers.length)];
+      if (roll < 0.1 || pick === undefined) {
+        // Pool change: add a server (resolved or not) or remove one.
+        if (random() < 0.6 || servers.length < 2) {
+          servers.push({ host: `s${i}`, enabled: random() < 0.8, ready: random() < 0.9, up: true, pooled: false, pooledDown: false });
+        } else {
+          servers = servers.filter((s) => s !== pick);
+        }
+        apply({ kind: 'refresh', reportShortfall: true });
+      } else if (roll < 0.2) {
+        set(pick.host, { enabled: !pick.enabled });
+        apply({ kind: 'refresh', reportShortfall: true });
+      } else if (roll < 0.3 && !pick.ready) {
+        set(pick.host, { ready: true, up: true });
+        apply({ kind: 'refresh', reportShortfall: true });
+      } else if (pick.ready && pick.up) {
+        set(pick.host, { up: false });
+        apply({ kind: 'down', host: pick.host });
+      } else if (pick.ready) {
+        set(pick.host, { up: true });
+        apply({ kind: 'up', host: pick.host });
+      }
+    }
+    expect(steps).toBeGreaterThan(1000);
+  });
+});
