@@ -226,8 +226,8 @@ export class Coordinator implements CoordinatorApi {
     if (entry.removed || this.stopped) return;
     const abort = new AbortController();
     entry.resolveAbort = abort;
-    const work = this.deps
-      .resolve(entry.host, this.service.family, abort.signal)
+    // A resolver that throws synchronously is a failed resolution like any other.
+    const work = new Promise<readonly string[]>((resolve) => resolve(this.deps.resolve(entry.host, this.service.family, abort.signal)))
       .then(
         (addresses) => {
           if (!abort.signal.aborted) this.resolved(entry, addresses);
@@ -246,6 +246,10 @@ export class Coordinator implements CoordinatorApi {
 
   private resolved(entry: ServerEntry, addresses: readonly string[]): void {
     if (entry.removed || this.stopped) return;
+    if (addresses.length === 0) {
+      this.resolveFailed(entry, new Error(`no IPv${this.service.family} address for ${entry.host}`));
+      return;
+    }
     const wasInitializing = entry.initializing;
     const hadError = entry.resolveError !== undefined;
     entry.initializing = false;

@@ -299,6 +299,30 @@ describe('Coordinator resolution', () => {
     expect(t.server('mw1').resolveError).toBeUndefined();
   });
 
+  it('an empty answer or a resolver that throws is a failed resolution, not a crash', async () => {
+    const t = setup();
+    t.resolver.answers.set('empty', []);
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'empty'));
+    await flushAsync();
+    expect(t.log.lines()).toContain('[text_80] ERROR: Initialization failed for server empty: no IPv4 address for empty (retrying in 1.0 s)');
+    const throwing = new Coordinator(serviceConfig(), {
+      clock: t.clock,
+      logger: t.log.logger.child({ service: 'throwing' }),
+      createMonitor: t.fakes.create,
+      resolve: () => {
+        throw new Error('resolver bug');
+      },
+      onChange: () => undefined,
+      random: () => 0.5,
+    });
+    throwing.onPoolEvent(poolEvent('mw1'));
+    await flushAsync();
+    expect(throwing.snapshot().servers[0]).toMatchObject({ resolveError: 'resolver bug', pooled: false });
+    await throwing.stop();
+    await t.coordinator.stop();
+    expect(t.clock.pendingCount()).toBe(0);
+  });
+
   it('IPv6 services resolve in family 6', async () => {
     const t = setup({ ip: '2001:db8::80', family: 6 });
     t.resolver.answers.set('mw1', ['2001:db8::1']);
