@@ -98,9 +98,12 @@ export function decidePool(input: readonly ServerFacts[], threshold: number, tri
       }
       server.pooled = true;
       server.pooledDown = false;
-      // Another server is back: drain the pooled-down ones while the rule allows, in pool order.
+      // Another server is back: drain the pooled-down ones while the rule allows (PyBal's
+      // while loop). Draining down servers does not change the up count, so the rule's
+      // answer holds for all of them.
+      if (!canDepool(servers, threshold)) break;
       for (const other of servers) {
-        if (!other.pooledDown || !canDepool(servers, threshold)) continue;
+        if (!other.pooledDown) continue;
         other.pooled = false;
         other.pooledDown = false;
         logs.push({ level: 'info', message: `Depooling previously pooled but down server ${other.host}` });
@@ -138,16 +141,17 @@ function refresh(servers: Mutable[], threshold: number, reportShortfall: boolean
     }
   }
   const needed = servers.length * threshold;
-  const pooledCount = (): number => servers.filter((s) => s.pooled).length;
+  let pooled = servers.filter((s) => s.pooled).length;
   // Up eligible servers are pooled already, so these are down ones; pool order.
-  const candidates = servers.filter((s) => s.enabled && s.ready && !s.pooled);
-  for (const s of candidates) {
-    if (pooledCount() >= needed) break;
+  for (const s of servers) {
+    if (pooled >= needed) break;
+    if (!s.enabled || !s.ready || s.pooled) continue;
     s.pooled = true;
     s.pooledDown = !s.up;
+    pooled++;
     logs.push({ level: 'warn', message: `Forcing ${s.host} to be pooled to meet depool threshold` });
   }
-  if (reportShortfall && pooledCount() < needed) {
+  if (reportShortfall && pooled < needed) {
     logs.push({ level: 'critical', message: 'Could not ensure depool threshold; insufficient enabled & ready servers.' });
   }
 }
