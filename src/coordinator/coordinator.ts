@@ -146,6 +146,7 @@ export class Coordinator implements CoordinatorApi {
       couldNotDepoolTotal: this.couldNotDepoolTotal,
       poolError: this.poolError,
       awaitingPool: this.pool === undefined,
+      initializing: this.initializing(),
     };
   }
 

@@ -56,8 +56,9 @@ describe('Coordinator startup', () => {
     expect(t.coordinator.snapshot().awaitingPool).toBe(true);
     expect(t.pooled()).toEqual([]);
     t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2:5', 'mw3:10:disabled'));
+    expect(t.coordinator.snapshot()).toMatchObject({ awaitingPool: false, initializing: true });
     await flushAsync();
-    expect(t.coordinator.snapshot().awaitingPool).toBe(false);
+    expect(t.coordinator.snapshot()).toMatchObject({ awaitingPool: false, initializing: false });
     expect(t.coordinator.pooledServers()).toEqual([
       { host: 'mw1', address: '192.0.2.1', weight: 10 },
       { host: 'mw2', address: '192.0.2.2', weight: 5 },
