@@ -31,7 +31,7 @@ describe('Coordinator with real monitors against real servers', () => {
     await Promise.all(servers.map((s) => s.stop()));
   });
 
-  it('ProxyFetch + IdleConnection: a server told down is depooled and repooled when ok', async () => {
+  it('ProxyFetch + IdleConnection: a server told down is depooled and repooled when ok; all down keeps the threshold', async () => {
     const clock = createSystemClock();
     const log = createMemoryLogger('info');
     const logger = log.logger.child({ service: 'text_80' });
@@ -64,6 +64,17 @@ describe('Coordinator with real monitors against real servers', () => {
       await waitFor(() => pooled().includes(victim.host), 'the server to come back');
       expect(pooled()).toEqual(hosts);
       expect(log.lines().some((l) => l.startsWith(`[text_80] INFO: Server ${victim.host} (`) && l.endsWith(') is up'))).toBe(true);
+
+      // All down: the threshold (.5 of 3) keeps two of them pooled, marked pooled-down.
+      await Promise.all(servers.map((s) => s.setBehaviour({ mode: 'down' })));
+      await waitFor(() => coordinator.snapshot().servers.every((s) => !s.up), 'every server down');
+      const snap = coordinator.snapshot();
+      expect(snap.servers.filter((s) => s.pooled && s.pooledDown)).toHaveLength(2);
+      expect(snap.couldNotDepoolTotal).toBe(2);
+      expect(pooled()).toHaveLength(2);
+      expect(coordinator.healthy()).toBe(false);
+      await Promise.all(servers.map((s) => s.setBehaviour({ mode: 'ok' })));
+      await waitFor(() => pooled().length === 3 && coordinator.snapshot().servers.every((s) => s.up && !s.pooledDown), 'every server back');
     } finally {
       await coordinator.stop();
     }
