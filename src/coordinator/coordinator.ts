@@ -106,7 +106,7 @@ export class Coordinator implements CoordinatorApi {
       this.poolError = undefined;
       this.applyPool(event.pool);
     }
-    this.deps.onChange();
+    this.notify();
   }
 
   pooledServers(): readonly PooledServerValue[] {
@@ -295,7 +295,7 @@ export class Coordinator implements CoordinatorApi {
     const stillInitializing = this.initializing();
     if (wasInitializing && !stillInitializing) this.deps.logger.info('Initialization complete');
     this.decide({ kind: 'refresh', reportShortfall: !stillInitializing });
-    this.deps.onChange();
+    this.notify();
   }
 
   // --- monitors ---
@@ -367,7 +367,7 @@ export class Coordinator implements CoordinatorApi {
         this.decide({ kind: 'up', host: entry.host });
       }
     }
-    this.deps.onChange();
+    this.notify();
   }
 
   // --- policy ---
@@ -399,6 +399,15 @@ export class Coordinator implements CoordinatorApi {
     const log = this.deps.logger;
     if (level === 'critical') log.fatal(message);
     else log[level](message);
+  }
+
+  /** Tells the daemon; its failure must not break a monitor's or the source's callback. */
+  private notify(): void {
+    try {
+      this.deps.onChange();
+    } catch (error) {
+      this.deps.logger.error({ err: error }, 'onChange listener failed');
+    }
   }
 
   private track(work: Promise<unknown>): void {

@@ -88,7 +88,9 @@ describe('Coordinator startup', () => {
     expect(t.newLines().filter((l) => l.includes('INFO'))).toEqual([]); // one monitor still has no result
     t.fakes.report('mw1', true, 'ok', 'IdleConnection');
     expect(t.newLines()).toContain('[text_80] INFO: Server mw1 (enabled/up/pooled) is up');
+    const changesBefore = t.changes();
     t.fakes.report('mw2', false, 'Connection refused', 'IdleConnection');
+    expect(t.changes()).toBeGreaterThan(changesBefore);
     expect(t.newLines()).toEqual([
       '[text_80] ERROR: Monitoring instance IdleConnection reports server mw2 (enabled/up/pooled) down: Connection refused',
       '[text_80] INFO: Depooling server mw2',
