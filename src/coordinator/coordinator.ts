@@ -315,17 +315,29 @@ export class Coordinator implements CoordinatorApi {
       try {
         monitor.handle = this.deps.createMonitor(config, target, (report) => this.onReport(entry, monitor, report));
       } catch (error) {
-        // A monitor that cannot be created is a failing check, not a crash.
-        monitor.up = false;
-        monitor.reason = `cannot start ${config.kind}: ${errorMessage(error)}`;
-        monitor.sinceWallMs = this.deps.clock.wallNow();
-        this.deps.logger.error(`Monitoring instance ${config.kind} for server ${entry.host} ${monitor.reason}`);
+        this.monitorBroken(entry, monitor, error);
       }
       return monitor;
     });
     // Optimistic, as PyBal: up until a monitor says otherwise.
     entry.up = monitorsUp(entry);
-    for (const monitor of entry.monitors) monitor.handle.start();
+    for (const monitor of entry.monitors) {
+      try {
+        monitor.handle.start();
+      } catch (error) {
+        this.monitorBroken(entry, monitor, error);
+        entry.up = false;
+      }
+    }
+  }
+
+  /** A monitor that cannot be created or started is a failing check, not a crash. */
+  private monitorBroken(entry: ServerEntry, monitor: MonitorEntry, error: unknown): void {
+    const kind = monitor.config.kind;
+    monitor.up = false;
+    monitor.reason = `cannot start ${kind}: ${errorMessage(error)}`;
+    monitor.sinceWallMs = this.deps.clock.wallNow();
+    this.deps.logger.error(`Monitoring instance ${kind} for server ${entry.host} ${monitor.reason}`);
   }
 
   private stopMonitors(entry: ServerEntry): void {
