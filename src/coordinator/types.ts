@@ -62,6 +62,12 @@ export interface ServiceSnapshot {
   readonly poolError: string | undefined;
   /** True until the first pool has been read. */
   readonly awaitingPool: boolean;
+  /**
+   * True while some server of the pool is still on its first resolution:
+   * pooledServers() may then lack servers that will be pooled in a moment
+   * (what a startup adopting the kernel's state should wait for).
+   */
+  readonly initializing?: boolean;
 }
 
 /** Resolves a server name to its addresses in one family; rejects on failure. */
@@ -82,6 +88,8 @@ export interface CoordinatorDeps {
   readonly resolve: Resolve;
   /** Called (synchronously, possibly often) whenever pooled servers, health or the snapshot changed. */
   readonly onChange: () => void;
+  /** Random source in [0, 1) for the resolution retry jitter; Math.random by default. */
+  readonly random?: () => number;
 }
 
 /**

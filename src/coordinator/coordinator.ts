@@ -1,0 +1,429 @@
+/**
+ * One coordinator per service: follows the pool, resolves and monitors each
+ * server, and decides (through decidePool) what is pooled under the depool
+ * threshold. It publishes plain values and calls onChange; it never touches
+ * IPVS or BGP itself.
+ */
+import net from 'node:net';
+import type { MonitorConfig, ServiceConfig } from '../config/types.js';
+import type { Pool, PoolEvent, PoolServer } from '../pool/types.js';
+import type { Timer } from '../runtime/clock.js';
+import { errorMessage } from '../runtime/errors.js';
+import { canDepool, decidePool, type PolicyLog, type PoolTrigger, type ServerFacts } from './decide-pool.js';
+import { describePoolChange, diffPools } from './pool-diff.js';
+import type {
+  CoordinatorApi,
+  CoordinatorDeps,
+  PooledServerValue,
+  ServerSnapshot,
+  ServiceSnapshot,
+} from './types.js';
+
+/** First retry after a failed resolution; doubles per failure up to the cap. */
+export const RESOLVE_RETRY_FIRST_MS = 1_000;
+export const RESOLVE_RETRY_MAX_MS = 60_000;
+/** Relative jitter (±) on retry delays, so that many servers do not retry in step. */
+export const RESOLVE_RETRY_JITTER = 0.2;
+/** How often a resolved name is looked up again, to follow address changes. */
+export const RESOLVE_REFRESH_MS = 60_000;
+
+/** Delay before resolution retry number `failures` (0-based), with jitter from random() in [0, 1). */
+export function resolveRetryDelayMs(failures: number, random: () => number): number {
+  const base = Math.min(RESOLVE_RETRY_MAX_MS, RESOLVE_RETRY_FIRST_MS * 2 ** Math.min(failures, 30));
+  return Math.round(base * (1 + RESOLVE_RETRY_JITTER * (2 * random() - 1)));
+}
+
+interface MonitorEntry {
+  readonly config: MonitorConfig;
+  handle: { start(): void; stop(): Promise<void> };
+  up: boolean | undefined;
+  reason: string;
+  sinceWallMs: number | undefined;
+}
+
+interface ServerEntry {
+  readonly host: string;
+  weight: number;
+  enabled: boolean;
+  address: string | undefined;
+  resolveError: string | undefined;
+  /** Its first resolution has not finished yet (PyBal: not yet initialized). */
+  initializing: boolean;
+  monitors: MonitorEntry[];
+  /** PyBal's server.up: the last aggregate state acted upon. */
+  up: boolean;
+  pooled: boolean;
+  pooledDown: boolean;
+  resolveFailures: number;
+  resolveAbort: AbortController | undefined;
+  resolveTimer: Timer | undefined;
+  removed: boolean;
+}
+
+/** Every monitor up; before a monitor's first result it counts as up (PyBal's optimism). No monitors: up. */
+function monitorsUp(entry: ServerEntry): boolean {
+  return entry.monitors.every((m) => m.up !== false);
+}
+
+/** PyBal's textStatus: enabled|disabled / up|partially up|down / pooled|not pooled. */
+export function textStatus(entry: {
+  readonly enabled: boolean;
+  readonly up: boolean;
+  readonly pooled: boolean;
+  readonly monitors: readonly { readonly up: boolean | undefined }[];
+}): string {
+  const partial = entry.monitors.length === 0 || entry.monitors.some((m) => m.up === true);
+  const health = entry.up ? 'up' : partial ? 'partially up' : 'down';
+  return `${entry.enabled ? 'enabled' : 'disabled'}/${health}/${entry.pooled ? 'pooled' : 'not pooled'}`;
+}
+
+export class Coordinator implements CoordinatorApi {
+  readonly service: ServiceConfig;
+  private readonly deps: CoordinatorDeps;
+  private readonly random: () => number;
+  /** In pool order. */
+  private servers = new Map<string, ServerEntry>();
+  private pool: Pool | undefined;
+  private poolError: string | undefined;
+  private couldNotDepoolTotal = 0;
+  private stopped = false;
+  /** Monitor stops and resolutions still in flight, for stop(). */
+  private readonly inFlight = new Set<Promise<unknown>>();
+
+  constructor(service: ServiceConfig, deps: CoordinatorDeps) {
+    this.service = service;
+    this.deps = deps;
+    this.random = deps.random ?? Math.random;
+  }
+
+  onPoolEvent(event: PoolEvent): void {
+    if (this.stopped) return;
+    if (event.type === 'error') {
+      this.poolError = event.message;
+    } else if (event.type === 'recovered') {
+      this.poolError = undefined;
+    } else {
+      this.poolError = undefined;
+      this.applyPool(event.pool);
+    }
+    this.notify();
+  }
+
+  pooledServers(): readonly PooledServerValue[] {
+    const pooled: PooledServerValue[] = [];
+    for (const s of this.servers.values()) {
+      if (s.pooled && s.address !== undefined) pooled.push({ host: s.host, address: s.address, weight: s.weight });
+    }
+    return pooled;
+  }
+
+  healthy(): boolean {
+    return [...this.servers.values()].some((s) => s.pooled && s.up);
+  }
+
+  snapshot(): ServiceSnapshot {
+    const svc = this.service;
+    const servers: ServerSnapshot[] = [...this.servers.values()].map((s) => ({
+      host: s.host,
+      address: s.address,
+      weight: s.weight,
+      enabled: s.enabled,
+      up: s.up,
+      pooled: s.pooled,
+      pooledDown: s.pooledDown,
+      monitors: s.monitors.map((m) => ({ kind: m.config.kind, up: m.up, reason: m.reason, sinceWallMs: m.sinceWallMs })),
+      resolveError: s.resolveError,
+    }));
+    return {
+      name: svc.name,
+      protocol: svc.protocol,
+      ip: svc.ip,
+      port: svc.port,
+      scheduler: svc.scheduler,
+      depoolThreshold: svc.depoolThreshold,
+      servers,
+      canDepool: canDepool(this.facts(), svc.depoolThreshold),
+      couldNotDepoolTotal: this.couldNotDepoolTotal,
+      poolError: this.poolError,
+      awaitingPool: this.pool === undefined,
+      initializing: this.initializing(),
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const entry of this.servers.values()) this.release(entry);
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  // --- pool changes ---
+
+  private applyPool(next: Pool): void {
+    const log = this.deps.logger;
+    for (const line of describePoolChange(this.pool, next)) log.info(line);
+    const { removed, changed } = diffPools(this.pool ?? new Map<string, PoolServer>(), next);
+    for (const server of removed) {
+      const entry = this.servers.get(server.host);
+      if (entry) this.release(entry);
+    }
+    for (const [, after] of changed) {
+      const entry = this.servers.get(after.host);
+      if (!entry) continue;
+      entry.weight = after.weight;
+      entry.enabled = after.enabled;
+    }
+    const ordered = new Map<string, ServerEntry>();
+    const added: ServerEntry[] = [];
+    for (const server of next.values()) {
+      let entry = this.servers.get(server.host);
+      if (!entry) {
+        entry = this.newEntry(server);
+        added.push(entry);
+      }
+      ordered.set(server.host, entry);
+    }
+    this.servers = ordered;
+    this.pool = next;
+    for (const entry of added) this.resolve(entry);
+    this.decide({ kind: 'refresh', reportShortfall: !this.initializing() });
+  }
+
+  private newEntry(server: PoolServer): ServerEntry {
+    return {
+      host: server.host,
+      weight: server.weight,
+      enabled: server.enabled,
+      address: undefined,
+      resolveError: undefined,
+      initializing: true,
+      monitors: [],
+      up: false,
+      pooled: false,
+      pooledDown: false,
+      resolveFailures: 0,
+      resolveAbort: undefined,
+      resolveTimer: undefined,
+      removed: false,
+    };
+  }
+
+  /** Forgets a server: its monitors, resolution and timers stop. */
+  private release(entry: ServerEntry): void {
+    entry.removed = true;
+    entry.resolveAbort?.abort(new Error('server released'));
+    entry.resolveTimer?.cancel();
+    entry.resolveTimer = undefined;
+    this.stopMonitors(entry);
+  }
+
+  private initializing(): boolean {
+    return [...this.servers.values()].some((s) => s.initializing);
+  }
+
+  // --- resolution ---
+
+  private resolve(entry: ServerEntry): void {
+    entry.resolveTimer = undefined;
+    if (entry.removed || this.stopped) return;
+    const abort = new AbortController();
+    entry.resolveAbort = abort;
+    // A resolver that throws synchronously is a failed resolution like any other.
+    const work = new Promise<readonly string[]>((resolve) => resolve(this.deps.resolve(entry.host, this.service.family, abort.signal)))
+      .then(
+        (addresses) => {
+          if (!abort.signal.aborted) this.resolved(entry, addresses);
+        },
+        (error: unknown) => {
+          if (!abort.signal.aborted) this.resolveFailed(entry, error);
+        },
+      )
+      .catch((error: unknown) => this.deps.logger.error({ err: error }, `Internal error handling the resolution of ${entry.host}`));
+    this.track(work);
+  }
+
+  private scheduleResolve(entry: ServerEntry, delayMs: number): void {
+    entry.resolveTimer = this.deps.clock.setTimeout(() => this.resolve(entry), delayMs);
+  }
+
+  private resolved(entry: ServerEntry, addresses: readonly string[]): void {
+    if (entry.removed || this.stopped) return;
+    if (addresses.length === 0) {
+      this.resolveFailed(entry, new Error(`no IPv${this.service.family} address for ${entry.host}`));
+      return;
+    }
+    const wasInitializing = entry.initializing;
+    const hadError = entry.resolveError !== undefined;
+    entry.initializing = false;
+    entry.resolveFailures = 0;
+    entry.resolveError = undefined;
+    let changed = wasInitializing || hadError;
+    const first = addresses[0];
+    if (first !== undefined && (entry.address === undefined || !addresses.includes(entry.address))) {
+      if (entry.address !== undefined) {
+        this.deps.logger.info(`Server ${entry.host} address changed from ${entry.address} to ${first}; restarting its monitors`);
+      }
+      this.stopMonitors(entry);
+      entry.address = first;
+      this.startMonitors(entry);
+      changed = true;
+    }
+    if (!net.isIP(entry.host)) this.scheduleResolve(entry, RESOLVE_REFRESH_MS);
+    if (changed) this.afterResolution(wasInitializing);
+  }
+
+  private resolveFailed(entry: ServerEntry, error: unknown): void {
+    if (entry.removed || this.stopped) return;
+    const wasInitializing = entry.initializing;
+    entry.initializing = false;
+    const message = errorMessage(error);
+    const changed = wasInitializing || entry.resolveError !== message;
+    entry.resolveError = message;
+    if (entry.address === undefined) {
+      // Not in service until it resolves: retry with backoff, saying so each time.
+      const delayMs = resolveRetryDelayMs(entry.resolveFailures++, this.random);
+      this.deps.logger.error(`Initialization failed for server ${entry.host}: ${message} (retrying in ${(delayMs / 1000).toFixed(1)} s)`);
+      this.scheduleResolve(entry, delayMs);
+    } else {
+      // It keeps working on its known address: look again at the usual pace, log only a new error.
+      if (changed) this.deps.logger.warn(`Could not resolve server ${entry.host} again: ${message}; keeping ${entry.address}`);
+      this.scheduleResolve(entry, RESOLVE_REFRESH_MS);
+    }
+    if (changed) this.afterResolution(wasInitializing);
+  }
+
+  private afterResolution(wasInitializing: boolean): void {
+    const stillInitializing = this.initializing();
+    if (wasInitializing && !stillInitializing) this.deps.logger.info('Initialization complete');
+    this.decide({ kind: 'refresh', reportShortfall: !stillInitializing });
+    this.notify();
+  }
+
+  // --- monitors ---
+
+  private startMonitors(entry: ServerEntry): void {
+    const address = entry.address;
+    if (address === undefined) return;
+    const target = { host: entry.host, ip: address, port: this.service.port, family: this.service.family };
+    entry.monitors = this.service.monitors.map((config) => {
+      const monitor: MonitorEntry = {
+        config,
+        handle: { start: () => undefined, stop: () => Promise.resolve() },
+        up: undefined,
+        reason: '',
+        sinceWallMs: undefined,
+      };
+      try {
+        monitor.handle = this.deps.createMonitor(config, target, (report) => this.onReport(entry, monitor, report));
+      } catch (error) {
+        this.monitorBroken(entry, monitor, error);
+      }
+      return monitor;
+    });
+    // Optimistic, as PyBal: up until a monitor says otherwise.
+    entry.up = monitorsUp(entry);
+    for (const monitor of entry.monitors) {
+      try {
+        monitor.handle.start();
+      } catch (error) {
+        this.monitorBroken(entry, monitor, error);
+        entry.up = false;
+      }
+    }
+  }
+
+  /** A monitor that cannot be created or started is a failing check, not a crash. */
+  private monitorBroken(entry: ServerEntry, monitor: MonitorEntry, error: unknown): void {
+    const kind = monitor.config.kind;
+    monitor.up = false;
+    monitor.reason = `cannot start ${kind}: ${errorMessage(error)}`;
+    monitor.sinceWallMs = this.deps.clock.wallNow();
+    this.deps.logger.error(`Monitoring instance ${kind} for server ${entry.host} ${monitor.reason}`);
+  }
+
+  private stopMonitors(entry: ServerEntry): void {
+    const monitors = entry.monitors;
+    entry.monitors = [];
+    for (const monitor of monitors) {
+      const failed = (error: unknown): void => this.deps.logger.warn({ err: error }, `Stopping ${monitor.config.kind} of ${entry.host} failed`);
+      try {
+        this.track(monitor.handle.stop().catch(failed));
+      } catch (error) {
+        failed(error);
+      }
+    }
+  }
+
+  private onReport(entry: ServerEntry, monitor: MonitorEntry, report: { readonly up: boolean; readonly reason: string; readonly firstCheck: boolean }): void {
+    if (this.stopped || entry.removed || !entry.monitors.includes(monitor)) return;
+    monitor.up = report.up;
+    monitor.reason = report.reason;
+    monitor.sinceWallMs = this.deps.clock.wallNow();
+    const kind = monitor.config.kind;
+    // The status as PyBal prints it: this monitor's new state, the server's previous one.
+    const status = textStatus(entry);
+    const log = this.deps.logger;
+    const nowUp = monitorsUp(entry);
+    // PyBal master: the last monitor to finish its first check confirms an optimistic up.
+    const firstChecksCompleted = report.firstCheck && entry.monitors.every((m) => m.up !== undefined);
+    if (!report.up) {
+      log.error(`Monitoring instance ${kind} reports server ${entry.host} (${status}) down: ${report.reason}`);
+      if (entry.up) {
+        entry.up = false;
+        this.decide({ kind: 'down', host: entry.host });
+      }
+    } else {
+      log.debug(`Monitoring instance ${kind} reports server ${entry.host} (${status}) up: ${report.reason}`);
+      if (nowUp && (!entry.up || firstChecksCompleted)) {
+        log.info(`Server ${entry.host} (${status}) is up`);
+        entry.up = true;
+        this.decide({ kind: 'up', host: entry.host });
+      }
+    }
+    this.notify();
+  }
+
+  // --- policy ---
+
+  private facts(): ServerFacts[] {
+    return [...this.servers.values()].map((s) => ({
+      host: s.host,
+      enabled: s.enabled,
+      ready: s.address !== undefined,
+      up: s.up,
+      pooled: s.pooled,
+      pooledDown: s.pooledDown,
+    }));
+  }
+
+  private decide(trigger: PoolTrigger): void {
+    const decision = decidePool(this.facts(), this.service.depoolThreshold, trigger);
+    for (const fact of decision.servers) {
+      const entry = this.servers.get(fact.host);
+      if (!entry) continue;
+      entry.pooled = fact.pooled;
+      entry.pooledDown = fact.pooledDown;
+    }
+    this.couldNotDepoolTotal += decision.couldNotDepool;
+    for (const line of decision.logs) this.logPolicy(line);
+  }
+
+  private logPolicy({ level, message }: PolicyLog): void {
+    const log = this.deps.logger;
+    if (level === 'critical') log.fatal(message);
+    else log[level](message);
+  }
+
+  /** Tells the daemon; its failure must not break a monitor's or the source's callback. */
+  private notify(): void {
+    try {
+      this.deps.onChange();
+    } catch (error) {
+      this.deps.logger.error({ err: error }, 'onChange listener failed');
+    }
+  }
+
+  private track(work: Promise<unknown>): void {
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work));
+  }
+}

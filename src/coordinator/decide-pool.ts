@@ -1,0 +1,157 @@
+/**
+ * The pooling policy: PyBal's depool-threshold rule (coordinator.py depool,
+ * repool, canDepool, refreshPreexistingServer, _ensureDepoolThreshold) as a
+ * pure function over plain facts. The coordinator owns the facts; this only
+ * decides what is pooled, what is pooled-down and what to log.
+ *
+ * "All servers" (the threshold's denominator) is every server in the pool
+ * config, disabled and unresolved ones included, exactly as PyBal's
+ * len(self.servers). Only resolved servers can be up: an unresolved server
+ * has no monitors and PyBal never marks it up.
+ */
+
+export interface ServerFacts {
+  readonly host: string;
+  readonly enabled: boolean;
+  /** Resolved (PyBal's `ready`): it has an address and monitors. */
+  readonly ready: boolean;
+  /** Every monitor up (optimistic before first results). */
+  readonly up: boolean;
+  /** In IPVS now. */
+  readonly pooled: boolean;
+  /** Pooled although down, because the threshold forbade removing it. */
+  readonly pooledDown: boolean;
+}
+
+export type PoolTrigger =
+  /** The server just went down (its `up` in the facts is already false). */
+  | { readonly kind: 'down'; readonly host: string }
+  /** The server just went up, or its first checks all completed up (PyBal master's firstChecksCompleted). */
+  | { readonly kind: 'up'; readonly host: string }
+  /**
+   * The pool changed (servers added, removed, enabled, disabled) or a
+   * server's resolution changed. `reportShortfall` is false while new
+   * servers are still being initialized, as PyBal checks the threshold only
+   * once every new server finished initializing.
+   */
+  | { readonly kind: 'refresh'; readonly reportShortfall: boolean };
+
+export type PolicyLogLevel = 'info' | 'warn' | 'error' | 'critical';
+
+export interface PolicyLog {
+  readonly level: PolicyLogLevel;
+  readonly message: string;
+}
+
+export interface PoolDecision {
+  /** The servers, in input order, with their new pooled / pooledDown. */
+  readonly servers: readonly ServerFacts[];
+  /** How many failing servers could not be depooled (adds to could_not_depool_total). */
+  readonly couldNotDepool: number;
+  readonly logs: readonly PolicyLog[];
+}
+
+/** PyBal's upServerCount: servers that are up and enabled (and resolved, see above). */
+export function upServerCount(servers: readonly ServerFacts[]): number {
+  return servers.filter((s) => s.up && s.enabled && s.ready).length;
+}
+
+/** PyBal's canDepool(): enough healthy enabled servers would stay against threshold × all servers. */
+export function canDepool(servers: readonly ServerFacts[], threshold: number): boolean {
+  return upServerCount(servers) >= servers.length * threshold;
+}
+
+type Mutable = { -readonly [K in keyof ServerFacts]: ServerFacts[K] };
+
+export function decidePool(input: readonly ServerFacts[], threshold: number, trigger: PoolTrigger): PoolDecision {
+  const servers: Mutable[] = input.map((s) => ({ ...s }));
+  const logs: PolicyLog[] = [];
+  let couldNotDepool = 0;
+
+  const depool = (server: Mutable): void => {
+    if (canDepool(servers, threshold)) {
+      server.pooled = false;
+      server.pooledDown = false;
+      logs.push({ level: 'info', message: `Depooling server ${server.host}` });
+    } else {
+      server.pooledDown = true;
+      couldNotDepool++;
+      logs.push({ level: 'error', message: `Could not depool server ${server.host} because of too many down!` });
+    }
+  };
+
+  switch (trigger.kind) {
+    case 'down': {
+      const server = servers.find((s) => s.host === trigger.host);
+      if (server?.pooled && !server.pooledDown && !server.up) depool(server);
+      break;
+    }
+    case 'up': {
+      const server = servers.find((s) => s.host === trigger.host);
+      if (!server?.up || !server.enabled || !server.ready) break;
+      if (server.pooled && server.pooledDown) {
+        logs.push({ level: 'info', message: `Leaving previously pooled but down server ${server.host} pooled` });
+      } else if (server.pooled) {
+        logs.push({ level: 'info', message: `Leaving previously pooled server ${server.host} pooled` });
+      } else {
+        logs.push({ level: 'info', message: `Repooling server ${server.host}` });
+      }
+      server.pooled = true;
+      server.pooledDown = false;
+      // Another server is back: drain the pooled-down ones while the rule allows (PyBal's
+      // while loop). Draining down servers does not change the up count, so the rule's
+      // answer holds for all of them.
+      if (!canDepool(servers, threshold)) break;
+      for (const other of servers) {
+        if (!other.pooledDown) continue;
+        other.pooled = false;
+        other.pooledDown = false;
+        logs.push({ level: 'info', message: `Depooling previously pooled but down server ${other.host}` });
+      }
+      break;
+    }
+    case 'refresh':
+      refresh(servers, threshold, trigger.reportShortfall, logs);
+      break;
+  }
+  return { servers, couldNotDepool, logs };
+}
+
+/**
+ * Master's refreshPreexistingServer for every server, then
+ * _ensureDepoolThreshold, without the assertion that breaks it (§10.1):
+ * `up` is whatever the monitors say, so an update before first results keeps
+ * the optimistic pooling and a re-enabled healthy server is pooled.
+ */
+function refresh(servers: Mutable[], threshold: number, reportShortfall: boolean, logs: PolicyLog[]): void {
+  for (const s of servers) {
+    const eligible = s.enabled && s.ready;
+    if (!eligible) {
+      if (s.pooled) logs.push({ level: 'info', message: `Depooling ${s.enabled ? 'unresolved' : 'disabled'} server ${s.host}` });
+      s.pooled = false;
+      s.pooledDown = false;
+    } else if (s.up) {
+      if (!s.pooled) logs.push({ level: 'info', message: `Pooling server ${s.host}` });
+      s.pooled = true;
+      s.pooledDown = false;
+    } else if (!(s.pooled && s.pooledDown)) {
+      if (s.pooled) logs.push({ level: 'info', message: `Depooling down server ${s.host}` });
+      s.pooled = false;
+      s.pooledDown = false;
+    }
+  }
+  const needed = servers.length * threshold;
+  let pooled = servers.filter((s) => s.pooled).length;
+  // Up eligible servers are pooled already, so these are down ones; pool order.
+  for (const s of servers) {
+    if (pooled >= needed) break;
+    if (!s.enabled || !s.ready || s.pooled) continue;
+    s.pooled = true;
+    s.pooledDown = !s.up;
+    pooled++;
+    logs.push({ level: 'warn', message: `Forcing ${s.host} to be pooled to meet depool threshold` });
+  }
+  if (reportShortfall && pooled < needed) {
+    logs.push({ level: 'critical', message: 'Could not ensure depool threshold; insufficient enabled & ready servers.' });
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * The production CreateMonitorFn: the monitors registry, with each monitor
+ * logging under its server and kind.
+ */
+import { createMonitor, type CheckResult, type MonitorTarget, type Pinger, type RunLimiter } from '../monitors/index.js';
+import type { Clock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import type { CreateMonitorFn } from './types.js';
+
+export interface MonitorFactoryDeps {
+  readonly clock: Clock;
+  /** Bound to the service; each monitor gets a child bound to its server and kind. */
+  readonly logger: Logger;
+  readonly runLimiter?: RunLimiter;
+  readonly pinger?: Pinger;
+  /** Every check result, for the per-check metrics. */
+  readonly onResult?: (target: MonitorTarget, result: CheckResult) => void;
+}
+
+export function createMonitorFactory(deps: MonitorFactoryDeps): CreateMonitorFn {
+  return (config, target, onReport) => {
+    const onResult = deps.onResult;
+    return createMonitor(config, target, {
+      clock: deps.clock,
+      logger: deps.logger.child({ server: target.host, monitor: config.kind }),
+      onReport,
+      ...(onResult ? { onResult: (result: CheckResult) => onResult(target, result) } : {}),
+      ...(deps.runLimiter ? { runLimiter: deps.runLimiter } : {}),
+      ...(deps.pinger ? { pinger: deps.pinger } : {}),
+    });
+  };
+}

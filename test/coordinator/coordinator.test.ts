@@ -1,0 +1,382 @@
+import { describe, expect, it } from 'vitest';
+import type { MonitorConfig, ServiceConfig } from '../../src/config/types.js';
+import { Coordinator, RESOLVE_REFRESH_MS } from '../../src/coordinator/coordinator.js';
+import { flushAsync, ManualClock } from '../../src/runtime/clock.js';
+import { createMemoryLogger } from '../../src/runtime/logger.js';
+import { idleConnectionConfig, proxyFetchConfig } from '../monitors/support/configs.js';
+import { fakeMonitors, fakeResolver, poolEvent, serviceConfig } from './support/fakes.js';
+
+const PROXY = proxyFetchConfig();
+const IDLE = idleConnectionConfig();
+
+function setup(service: Partial<ServiceConfig> = {}, monitors: readonly MonitorConfig[] = [PROXY]) {
+  const clock = new ManualClock();
+  const log = createMemoryLogger('debug');
+  const fakes = fakeMonitors();
+  const resolver = fakeResolver();
+  for (let i = 1; i <= 9; i++) resolver.answers.set(`mw${i}`, [`192.0.2.${i}`]);
+  let changes = 0;
+  const coordinator = new Coordinator(serviceConfig({ monitors, ...service }), {
+    clock,
+    logger: log.logger.child({ service: 'text_80' }),
+    createMonitor: fakes.create,
+    resolve: resolver.resolve,
+    onChange: () => changes++,
+    random: () => 0.5, // no jitter: exact retry delays
+  });
+  return {
+    clock,
+    log,
+    fakes,
+    resolver,
+    coordinator,
+    changes: () => changes,
+    pooled: () => coordinator.pooledServers().map((s) => s.host),
+    server: (host: string) => {
+      const s = coordinator.snapshot().servers.find((x) => x.host === host);
+      if (!s) throw new Error(`no server ${host} in the snapshot`);
+      return s;
+    },
+    /** Log lines since the last call. */
+    newLines: (() => {
+      let seen = 0;
+      return () => {
+        const lines = log.lines().filter((l) => !l.includes(' DEBUG: '));
+        const fresh = lines.slice(seen);
+        seen = lines.length;
+        return fresh;
+      };
+    })(),
+  };
+}
+
+describe('Coordinator startup', () => {
+  it('pools enabled servers before their first results, monitors disabled ones too, in the service family', async () => {
+    const t = setup();
+    expect(t.coordinator.snapshot().awaitingPool).toBe(true);
+    expect(t.pooled()).toEqual([]);
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2:5', 'mw3:10:disabled'));
+    expect(t.coordinator.snapshot()).toMatchObject({ awaitingPool: false, initializing: true });
+    await flushAsync();
+    expect(t.coordinator.snapshot()).toMatchObject({ awaitingPool: false, initializing: false });
+    expect(t.coordinator.pooledServers()).toEqual([
+      { host: 'mw1', address: '192.0.2.1', weight: 10 },
+      { host: 'mw2', address: '192.0.2.2', weight: 5 },
+    ]);
+    expect(t.coordinator.healthy()).toBe(true);
+    // Monitors created and started at once for every server, disabled included, on the resolved address and service port.
+    expect(t.fakes.all.map((m) => [m.target.host, m.target.ip, m.target.port, m.target.family, m.started])).toEqual([
+      ['mw1', '192.0.2.1', 80, 4, true],
+      ['mw2', '192.0.2.2', 80, 4, true],
+      ['mw3', '192.0.2.3', 80, 4, true],
+    ]);
+    expect(t.resolver.calls.every((c) => c.family === 4)).toBe(true);
+    const lines = t.log.lines();
+    expect(lines).toContain('[text_80] INFO: Added 3 server(s): 2 enabled server(s) and 1 disabled server(s)');
+    expect(lines).toContain('[text_80] INFO: Initialization complete');
+    expect(lines.some((l) => l.includes('CRITICAL'))).toBe(false);
+    expect(t.server('mw1')).toMatchObject({ enabled: true, up: true, pooled: true, pooledDown: false, monitors: [{ kind: 'ProxyFetch', up: undefined, reason: '' }] });
+    expect(t.changes()).toBeGreaterThan(0);
+  });
+
+  it('first results that are all up confirm the server (master firstChecksCompleted); a first failure depools', async () => {
+    const t = setup({}, [PROXY, IDLE]);
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2', 'mw3'));
+    await flushAsync();
+    t.newLines();
+    t.fakes.report('mw1', true, 'ok', 'ProxyFetch');
+    expect(t.newLines().filter((l) => l.includes('INFO'))).toEqual([]); // one monitor still has no result
+    t.fakes.report('mw1', true, 'ok', 'IdleConnection');
+    expect(t.newLines()).toContain('[text_80] INFO: Server mw1 (enabled/up/pooled) is up');
+    const changesBefore = t.changes();
+    t.fakes.report('mw2', false, 'Connection refused', 'IdleConnection');
+    expect(t.changes()).toBeGreaterThan(changesBefore);
+    expect(t.newLines()).toEqual([
+      '[text_80] ERROR: Monitoring instance IdleConnection reports server mw2 (enabled/up/pooled) down: Connection refused',
+      '[text_80] INFO: Depooling server mw2',
+    ]);
+    expect(t.pooled()).toEqual(['mw1', 'mw3']);
+    // Still down while the other monitor is up; then up when both are.
+    t.fakes.report('mw2', true, 'ok', 'ProxyFetch');
+    expect(t.server('mw2')).toMatchObject({ up: false, pooled: false });
+    t.fakes.report('mw2', true, 'ok', 'IdleConnection');
+    expect(t.newLines()).toContain('[text_80] INFO: Server mw2 (enabled/partially up/not pooled) is up');
+    expect(t.pooled()).toEqual(['mw1', 'mw2', 'mw3']);
+  });
+
+  it('a service without monitors has its servers up and pooled (PyBal would call them down)', async () => {
+    const t = setup({}, []);
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2'));
+    await flushAsync();
+    expect(t.pooled()).toEqual(['mw1', 'mw2']);
+    expect(t.coordinator.healthy()).toBe(true);
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2:3'));
+    expect(t.coordinator.pooledServers()[1]).toEqual({ host: 'mw2', address: '192.0.2.2', weight: 3 });
+  });
+});
+
+describe('Coordinator depool threshold', () => {
+  it('keeps half pooled with all failing, shows pooled-down, counts, then drains them as others recover', async () => {
+    const t = setup();
+    const hosts = ['mw1', 'mw2', 'mw3', 'mw4'];
+    t.coordinator.onPoolEvent(poolEvent(...hosts));
+    await flushAsync();
+    t.fakes.reportAll(hosts, false, 'HTTP 503');
+    expect(t.pooled()).toEqual(['mw3', 'mw4']);
+    const snap = t.coordinator.snapshot();
+    expect(snap.servers.map((s) => [s.host, s.up, s.pooled, s.pooledDown])).toEqual([
+      ['mw1', false, false, false],
+      ['mw2', false, false, false],
+      ['mw3', false, true, true],
+      ['mw4', false, true, true],
+    ]);
+    expect(snap.couldNotDepoolTotal).toBe(2);
+    expect(snap.canDepool).toBe(false);
+    expect(t.coordinator.healthy()).toBe(false);
+    expect(t.log.lines()).toContain('[text_80] ERROR: Could not depool server mw3 because of too many down!');
+    expect(t.log.lines()).toContain('[text_80] ERROR: Monitoring instance ProxyFetch reports server mw4 (enabled/up/pooled) down: HTTP 503');
+
+    t.newLines();
+    t.fakes.report('mw1', true);
+    expect(t.pooled()).toEqual(['mw1', 'mw3', 'mw4']); // 1 up of 4 < 2: nothing drained yet
+    expect(t.coordinator.healthy()).toBe(true);
+    t.fakes.report('mw2', true);
+    expect(t.pooled()).toEqual(['mw1', 'mw2']);
+    expect(t.newLines()).toEqual([
+      '[text_80] INFO: Server mw1 (enabled/partially up/not pooled) is up',
+      '[text_80] INFO: Repooling server mw1',
+      '[text_80] INFO: Server mw2 (enabled/partially up/not pooled) is up',
+      '[text_80] INFO: Repooling server mw2',
+      '[text_80] INFO: Depooling previously pooled but down server mw3',
+      '[text_80] INFO: Depooling previously pooled but down server mw4',
+    ]);
+    expect(t.coordinator.snapshot().servers.some((s) => s.pooledDown)).toBe(false);
+
+    // A pooled-down server coming back is left pooled.
+    t.fakes.reportAll(['mw1', 'mw2'], false);
+    expect(t.pooled()).toEqual(['mw1', 'mw2']);
+    expect(t.coordinator.snapshot().couldNotDepoolTotal).toBe(4);
+    t.newLines();
+    t.fakes.report('mw1', true);
+    expect(t.newLines()).toEqual([
+      '[text_80] INFO: Server mw1 (enabled/partially up/pooled) is up',
+      '[text_80] INFO: Leaving previously pooled but down server mw1 pooled',
+    ]);
+    expect(t.server('mw1')).toMatchObject({ pooled: true, pooledDown: false });
+    expect(t.server('mw2')).toMatchObject({ pooled: true, pooledDown: true });
+  });
+
+  it('a pool change can never leave fewer pooled than the rule demands: disabling forces down servers in', async () => {
+    const t = setup();
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2', 'mw3', 'mw4'));
+    await flushAsync();
+    t.fakes.reportAll(['mw3', 'mw4'], false);
+    expect(t.pooled()).toEqual(['mw1', 'mw2']);
+    t.newLines();
+    t.coordinator.onPoolEvent(poolEvent('mw1:10:disabled', 'mw2', 'mw3', 'mw4'));
+    expect(t.pooled()).toEqual(['mw2', 'mw3']);
+    expect(t.server('mw3')).toMatchObject({ pooled: true, pooledDown: true });
+    expect(t.newLines()).toEqual([
+      '[text_80] INFO: Merged disabled server mw1, weight 10',
+      '[text_80] INFO: Depooling disabled server mw1',
+      '[text_80] WARN: Forcing mw3 to be pooled to meet depool threshold',
+    ]);
+    // Disabled monitors keep running.
+    expect(t.fakes.live('mw1')).toHaveLength(1);
+    t.coordinator.onPoolEvent(poolEvent('mw1:10:disabled', 'mw2:10:disabled', 'mw3:10:disabled', 'mw4:10:disabled'));
+    expect(t.pooled()).toEqual([]);
+    expect(t.log.lines()).toContain('[text_80] CRITICAL: Could not ensure depool threshold; insufficient enabled & ready servers.');
+  });
+});
+
+describe('Coordinator pool changes', () => {
+  it('disable keeps monitoring and leaves IPVS; re-enable of a healthy server repools; remove forgets; add monitors and pools', async () => {
+    const t = setup();
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2', 'mw3'));
+    await flushAsync();
+    t.fakes.reportAll(['mw1', 'mw2', 'mw3'], true);
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2:10:disabled', 'mw3'));
+    expect(t.pooled()).toEqual(['mw1', 'mw3']);
+    expect(t.server('mw2')).toMatchObject({ enabled: false, up: true, pooled: false });
+    expect(t.fakes.live('mw2')).toHaveLength(1);
+    // §10.1: PyBal master's assertion would leave it unpooled forever.
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2', 'mw3'));
+    expect(t.pooled()).toEqual(['mw1', 'mw2', 'mw3']);
+
+    const mw3 = t.fakes.live('mw3')[0]!;
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2', 'mw4'));
+    expect(mw3.stopped).toBe(true);
+    expect(t.coordinator.snapshot().servers.map((s) => s.host)).toEqual(['mw1', 'mw2', 'mw4']);
+    expect(t.log.lines()).toContain('[text_80] INFO: Removing server mw3 (no longer found in new configuration)');
+    expect(t.log.lines()).toContain('[text_80] INFO: New enabled server mw4, weight 10');
+    mw3.report(false); // a late report from a forgotten server's monitor is ignored
+    await flushAsync();
+    expect(t.pooled()).toEqual(['mw1', 'mw2', 'mw4']);
+    expect(t.fakes.live('mw4')).toHaveLength(1);
+    t.fakes.report('mw4', false);
+    expect(t.pooled()).toEqual(['mw1', 'mw2']);
+  });
+
+  it('§10.1: an update before any first result depools nothing', async () => {
+    const t = setup();
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2'));
+    await flushAsync();
+    t.coordinator.onPoolEvent(poolEvent('mw1:20', 'mw2'));
+    expect(t.coordinator.pooledServers()).toEqual([
+      { host: 'mw1', address: '192.0.2.1', weight: 20 },
+      { host: 'mw2', address: '192.0.2.2', weight: 10 },
+    ]);
+  });
+
+  it('weight 0 keeps the server in IPVS with weight 0 (drain)', async () => {
+    const t = setup();
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2'));
+    await flushAsync();
+    t.coordinator.onPoolEvent(poolEvent('mw1:0', 'mw2'));
+    expect(t.coordinator.pooledServers()).toContainEqual({ host: 'mw1', address: '192.0.2.1', weight: 0 });
+    expect(t.log.lines()).toContain('[text_80] INFO: Merged enabled server mw1, weight 0');
+  });
+
+  it('a pool source error is shown while the last pool stays in force', async () => {
+    const t = setup();
+    t.coordinator.onPoolEvent(poolEvent('mw1'));
+    await flushAsync();
+    t.coordinator.onPoolEvent({ type: 'error', message: 'pool file missing' });
+    expect(t.coordinator.snapshot().poolError).toBe('pool file missing');
+    expect(t.pooled()).toEqual(['mw1']);
+    t.coordinator.onPoolEvent({ type: 'recovered' });
+    expect(t.coordinator.snapshot().poolError).toBeUndefined();
+  });
+});
+
+describe('Coordinator resolution', () => {
+  it('a failed resolution is retried with doubling backoff, and the server is monitored and pooled once it resolves', async () => {
+    const t = setup();
+    t.resolver.answers.set('new1', 'ENOTFOUND new1');
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'new1'));
+    await flushAsync();
+    expect(t.pooled()).toEqual(['mw1']);
+    expect(t.server('new1')).toMatchObject({ address: undefined, resolveError: 'ENOTFOUND new1', pooled: false, monitors: [] });
+    expect(t.log.lines()).toContain('[text_80] ERROR: Initialization failed for server new1: ENOTFOUND new1 (retrying in 1.0 s)');
+    expect(t.fakes.live('new1')).toEqual([]);
+
+    await t.clock.advanceAsync(999);
+    expect(t.resolver.calls.filter((c) => c.host === 'new1')).toHaveLength(1);
+    await t.clock.advanceAsync(1);
+    expect(t.resolver.calls.filter((c) => c.host === 'new1')).toHaveLength(2);
+    expect(t.log.lines()).toContain('[text_80] ERROR: Initialization failed for server new1: ENOTFOUND new1 (retrying in 2.0 s)');
+
+    t.resolver.answers.set('new1', ['192.0.2.77']);
+    await t.clock.advanceAsync(2000);
+    expect(t.coordinator.pooledServers()).toContainEqual({ host: 'new1', address: '192.0.2.77', weight: 10 });
+    expect(t.server('new1').resolveError).toBeUndefined();
+    expect(t.fakes.live('new1').map((m) => m.target.ip)).toEqual(['192.0.2.77']);
+  });
+
+  it('a changed address is followed: monitors restart on it and the pool shows it', async () => {
+    const t = setup();
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2'));
+    await flushAsync();
+    t.fakes.reportAll(['mw1', 'mw2'], true);
+    const old = t.fakes.live('mw1')[0]!;
+    // Another address that still includes the current one: kept.
+    t.resolver.answers.set('mw1', ['192.0.2.50', '192.0.2.1']);
+    await t.clock.advanceAsync(RESOLVE_REFRESH_MS);
+    expect(old.stopped).toBe(false);
+    t.resolver.answers.set('mw1', ['192.0.2.51']);
+    await t.clock.advanceAsync(RESOLVE_REFRESH_MS);
+    expect(old.stopped).toBe(true);
+    expect(t.fakes.live('mw1').map((m) => m.target.ip)).toEqual(['192.0.2.51']);
+    expect(t.coordinator.pooledServers()).toContainEqual({ host: 'mw1', address: '192.0.2.51', weight: 10 });
+    expect(t.log.lines()).toContain('[text_80] INFO: Server mw1 address changed from 192.0.2.1 to 192.0.2.51; restarting its monitors');
+    // A failed re-resolution keeps the address.
+    t.resolver.answers.set('mw1', 'SERVFAIL');
+    await t.clock.advanceAsync(RESOLVE_REFRESH_MS);
+    expect(t.server('mw1')).toMatchObject({ address: '192.0.2.51', pooled: true, resolveError: 'SERVFAIL' });
+    await t.clock.advanceAsync(RESOLVE_REFRESH_MS);
+    const warnings = t.log.lines().filter((l) => l.includes('Could not resolve server mw1 again'));
+    expect(warnings).toEqual(['[text_80] WARN: Could not resolve server mw1 again: SERVFAIL; keeping 192.0.2.51']);
+    expect(t.resolver.calls.filter((c) => c.host === 'mw1')).toHaveLength(5);
+    t.resolver.answers.set('mw1', ['192.0.2.51']);
+    await t.clock.advanceAsync(RESOLVE_REFRESH_MS);
+    expect(t.server('mw1').resolveError).toBeUndefined();
+  });
+
+  it('an empty answer or a resolver that throws is a failed resolution, not a crash', async () => {
+    const t = setup();
+    t.resolver.answers.set('empty', []);
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'empty'));
+    await flushAsync();
+    expect(t.log.lines()).toContain('[text_80] ERROR: Initialization failed for server empty: no IPv4 address for empty (retrying in 1.0 s)');
+    const throwing = new Coordinator(serviceConfig(), {
+      clock: t.clock,
+      logger: t.log.logger.child({ service: 'throwing' }),
+      createMonitor: t.fakes.create,
+      resolve: () => {
+        throw new Error('resolver bug');
+      },
+      onChange: () => undefined,
+      random: () => 0.5,
+    });
+    throwing.onPoolEvent(poolEvent('mw1'));
+    await flushAsync();
+    expect(throwing.snapshot().servers[0]).toMatchObject({ resolveError: 'resolver bug', pooled: false });
+    await throwing.stop();
+    await t.coordinator.stop();
+    expect(t.clock.pendingCount()).toBe(0);
+  });
+
+  it('IPv6 services resolve in family 6', async () => {
+    const t = setup({ ip: '2001:db8::80', family: 6 });
+    t.resolver.answers.set('mw1', ['2001:db8::1']);
+    t.coordinator.onPoolEvent(poolEvent('mw1'));
+    await flushAsync();
+    expect(t.resolver.calls).toEqual([{ host: 'mw1', family: 6 }]);
+    expect(t.fakes.live('mw1')[0]?.target).toMatchObject({ ip: '2001:db8::1', family: 6 });
+  });
+
+  it('a monitor that cannot be created counts as down and does not crash the coordinator', async () => {
+    const t = setup();
+    const failing = new Coordinator(serviceConfig({ monitors: [PROXY] }), {
+      clock: t.clock,
+      logger: t.log.logger.child({ service: 'broken' }),
+      createMonitor: () => {
+        throw new Error('bad url');
+      },
+      resolve: t.resolver.resolve,
+      onChange: () => undefined,
+    });
+    failing.onPoolEvent(poolEvent('mw1', 'mw2'));
+    await flushAsync();
+    expect(failing.snapshot().servers.map((s) => [s.host, s.up, s.pooled, s.monitors[0]?.reason])).toEqual([
+      ['mw1', false, true, 'cannot start ProxyFetch: bad url'],
+      ['mw2', false, false, 'cannot start ProxyFetch: bad url'],
+    ]);
+    expect(failing.snapshot().servers[0]?.pooledDown).toBe(true); // forced in by the threshold (1 of 2 at .5)
+    expect(t.log.lines()).toContain('[broken] ERROR: Monitoring instance ProxyFetch for server mw2 cannot start ProxyFetch: bad url');
+    expect(failing.healthy()).toBe(false);
+    await failing.stop();
+  });
+});
+
+describe('Coordinator stop', () => {
+  it('stops every monitor, aborts resolutions, cancels timers and ignores later events', async () => {
+    const t = setup();
+    t.resolver.answers.set('slow', 'hang');
+    t.resolver.answers.set('bad', 'NXDOMAIN');
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2', 'slow', 'bad'));
+    await flushAsync();
+    expect(t.clock.pendingCount()).toBeGreaterThan(0);
+    const monitors = [...t.fakes.all];
+    await t.coordinator.stop();
+    expect(monitors.every((m) => m.stopped)).toBe(true);
+    expect(t.resolver.aborted).toBe(1);
+    expect(t.clock.pendingCount()).toBe(0);
+    const before = t.changes();
+    monitors[0]!.report(false);
+    t.coordinator.onPoolEvent(poolEvent('mw3'));
+    await flushAsync();
+    expect(t.changes()).toBe(before);
+    expect(t.fakes.all).toHaveLength(monitors.length);
+  });
+});
