@@ -57,6 +57,19 @@ export interface ReloadSummary {
   readonly unchanged: readonly string[];
 }
 
+/** One log line for a reload, naming what was added, removed and changed. */
+export function describeReload(summary: ReloadSummary): string {
+  const kinds = ['added', 'removed', 'changed'] as const;
+  const names = kinds
+    .filter((kind) => summary[kind].length > 0)
+    .map((kind) => `; ${kind}: ${summary[kind].join(', ')}`)
+    .join('');
+  return (
+    `Configuration reloaded: ${summary.added.length} added, ${summary.removed.length} removed, ` +
+    `${summary.changed.length} changed, ${summary.unchanged.length} unchanged${names}`
+  );
+}
+
 export class Daemon {
   private global: GlobalConfig;
   private readonly services = new Map<string, ServiceRuntime>();

@@ -4,9 +4,8 @@
  */
 import { execFile } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
-import { DEFAULT_SOCKET_PATH } from './api/defaults.js';
 import { PybalMetrics } from './api/metrics.js';
-import { createApiServer, type ApiServer } from './api/server.js';
+import { createApiServer, DEFAULT_SOCKET_PATH, type ApiServer } from './api/server.js';
 import type { BgpStatusValue, DaemonSnapshot } from './api/types.js';
 import { speakerOptionsFromConfig } from './bgp/announcements.js';
 import { BgpSpeaker, type Route } from './bgp/speaker.js';
@@ -16,7 +15,7 @@ import { Coordinator } from './coordinator/coordinator.js';
 import { createMonitorFactory } from './coordinator/monitor-factory.js';
 import { resolveHost } from './coordinator/resolver.js';
 import type { CreateMonitorFn } from './coordinator/types.js';
-import { Daemon, type RouteTarget } from './daemon.js';
+import { Daemon, describeReload, type RouteTarget } from './daemon.js';
 import { createIpvsClient } from './ipvs/client.js';
 import { createLazyIpvsKernel } from './ipvs/lazy-kernel.js';
 import { IpvsManager } from './ipvs/manager.js';
@@ -233,8 +232,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     bgp: bgp.status(daemon.globalConfig),
     ipvs: ipvs.stats(),
   });
-  const apiLog = log.child({ component: 'api' });
-  const api: ApiServer = createApiServer({ snapshot, metrics, logger: apiLog });
+  const api: ApiServer = createApiServer({ snapshot, metrics, logger: log });
   const listenApi = async (global: GlobalConfig): Promise<void> => {
     if (global.instrumentation) await api.listen({ ips: global.instrumentationIps, port: global.instrumentationPort });
   };
@@ -264,14 +262,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     const previous = config;
     config = next.config;
     const summary = await daemon.reload(config);
-    configLog.info(
-      `Configuration reloaded: ${summary.added.length} added, ${summary.removed.length} removed, ` +
-        `${summary.changed.length} changed, ${summary.unchanged.length} unchanged` +
-        [['added', summary.added], ['removed', summary.removed], ['changed', summary.changed]]
-          .filter(([, names]) => names.length > 0)
-          .map(([what, names]) => `; ${String(what)}: ${(names as string[]).join(', ')}`)
-          .join(''),
-    );
+    configLog.info(describeReload(summary));
     daemon.setRouteTarget(await bgp.configure(config.global, config.services));
     if (JSON.stringify(previous.global.instrumentationIps) !== JSON.stringify(config.global.instrumentationIps) ||
       previous.global.instrumentationPort !== config.global.instrumentationPort ||

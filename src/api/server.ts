@@ -76,6 +76,8 @@ export class ApiServer {
   private readonly deps: ApiServerDeps;
   private readonly log: Logger;
   private readonly servers = new Set<Server>();
+  /** The TCP listeners of listen(), which closeTcp() closes (a reload may move them). */
+  private readonly tcpServers = new Set<Server>();
   private readonly socketPaths = new Set<string>();
 
   constructor(deps: ApiServerDeps) {
@@ -96,6 +98,7 @@ export class ApiServer {
         const address = server.address();
         const port = typeof address === 'object' && address ? address.port : options.port;
         this.log.info({ address: ip, port }, `Instrumentation API listening on ${formatHostPort(ip, port)}`);
+        this.tcpServers.add(server);
         bound.push({ address: ip, port });
       } catch (error) {
         this.servers.delete(server);
@@ -128,10 +131,19 @@ export class ApiServer {
     }
   }
 
+  /** Closes the TCP listeners of listen() and their connections; the Unix socket stays. */
+  async closeTcp(): Promise<void> {
+    const servers = [...this.tcpServers];
+    this.tcpServers.clear();
+    for (const server of servers) this.servers.delete(server);
+    await Promise.all(servers.map((server) => closeServer(server)));
+  }
+
   /** Closes every listener and connection; removes the Unix sockets. */
   async close(): Promise<void> {
     const servers = [...this.servers];
     this.servers.clear();
+    this.tcpServers.clear();
     await Promise.all(servers.map((server) => closeServer(server)));
     for (const path of this.socketPaths) await unlink(path).catch(() => undefined);
     this.socketPaths.clear();

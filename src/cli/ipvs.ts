@@ -4,7 +4,6 @@
  */
 import { createIpvsClient } from '../ipvs/client.js';
 import { formatTable, type TableSnapshot } from '../ipvs/format.js';
-import { IpvsError } from '../ipvs/errors.js';
 import { createSystemClock, type Clock } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
 
@@ -25,8 +24,7 @@ export async function runIpvsCommand(io: IpvsCommandIo, options: IpvsCommandOpti
   try {
     client = await createIpvsClient({ clock: options.clock ?? createSystemClock(), timeoutMs: options.timeoutMs ?? 5000 });
   } catch (error) {
-    const hint = error instanceof IpvsError && error.code === 'ENOENT' ? ' (is the ip_vs kernel module loaded?)' : '';
-    io.stderr(`pybal ipvs: cannot open IPVS over generic netlink: ${errorMessage(error)}${hint}\n`);
+    io.stderr(`pybal ipvs: cannot open IPVS over generic netlink: ${errorMessage(error)}\n`);
     return 1;
   }
   try {

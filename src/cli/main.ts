@@ -10,7 +10,10 @@ import { hideBin } from 'yargs/helpers';
 import { DEFAULT_CONFIG_FILE } from '../config/load-config.js';
 import { runDaemon } from '../main.js';
 import { readVersion } from '../runtime/version.js';
+import { DEFAULT_SOCKET_PATH } from '../api/server.js';
 import { runCheckConfig } from './check-config.js';
+import { runIpvsCommand } from './ipvs.js';
+import { runStatus } from './status.js';
 
 export const DEFAULT_LOG_FILE = '/var/log/pybal.log';
 
@@ -52,6 +55,12 @@ export async function main(argv: readonly string[]): Promise<number> {
             choices: ['text', 'json'] as const,
             default: 'text' as const,
             describe: 'one readable line per event, or pino JSON',
+          })
+          .option('control-socket', {
+            type: 'string',
+            default: DEFAULT_SOCKET_PATH,
+            describe: 'the Unix socket that `pybal status` reads',
+            requiresArg: true,
           }),
       async (args) => {
         status = await runDaemon({
@@ -60,6 +69,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           debug: args.debug,
           logFile: args.logFile,
           logFormat: args.logFormat,
+          controlSocket: args.controlSocket,
         });
       },
     )
@@ -69,6 +79,25 @@ export async function main(argv: readonly string[]): Promise<number> {
       (y) => y.option('print', { type: 'boolean', default: false, describe: 'also print the effective configuration, defaults filled in' }),
       async (args) => {
         status = await runCheckConfig({ file: args.config, print: args.print }, (line) => process.stdout.write(`${line}\n`));
+      },
+    )
+    .command(
+      'status',
+      "print every service and server of the running daemon: enabled/up/pooled, weight, the last monitor's reason",
+      (y) =>
+        y
+          .option('socket', { type: 'string', default: DEFAULT_SOCKET_PATH, describe: "the daemon's control socket", requiresArg: true })
+          .option('url', { type: 'string', describe: 'the instrumentation API instead, e.g. http://127.0.0.1:9090', requiresArg: true }),
+      async (args) => {
+        status = await runStatus({ socket: args.socket, url: args.url }, process.stdout, process.stderr);
+      },
+    )
+    .command(
+      'ipvs',
+      "print the kernel's IPVS table as pybal reads it (over netlink), laid out like ipvsadm -Ln",
+      (y) => y,
+      async () => {
+        status = await runIpvsCommand({ stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) });
       },
     )
     .strict()

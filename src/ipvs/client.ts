@@ -175,7 +175,15 @@ export class IpvsClient implements IpvsKernel {
   /** Resolves the IPVS generic netlink family (ENOENT when ip_vs is not loaded). */
   async resolveFamily(): Promise<number> {
     const request: IpvsRequest = { cmd: CTRL_CMD_GETFAMILY, dump: false, writeAttrs: (w) => putCString(w, CTRL_ATTR_FAMILY_NAME, IPVS_GENL_NAME) };
-    const replies = await this.serialize(() => this.exchangeDo(GENL_ID_CTRL, request, 'CTRL_CMD_GETFAMILY', IPVS_GENL_NAME));
+    let replies;
+    try {
+      replies = await this.serialize(() => this.exchangeDo(GENL_ID_CTRL, request, 'CTRL_CMD_GETFAMILY', IPVS_GENL_NAME));
+    } catch (error) {
+      if (error instanceof IpvsError && error.code === 'ENOENT') {
+        throw new IpvsError(error.errno, 'CTRL_CMD_GETFAMILY', IPVS_GENL_NAME, 'this kernel has no IPVS: is the ip_vs module loaded?');
+      }
+      throw error;
+    }
     for (const reply of replies) {
       const id = decodeAttrs(decodeGenl(reply.payload).attrs).get(CTRL_ATTR_FAMILY_ID);
       if (id) this.familyId = getU16('family id', id);

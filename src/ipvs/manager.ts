@@ -23,7 +23,7 @@ import type { Clock, Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
 import type { IpvsKernel } from './client.js';
-import type { IpvsError } from './errors.js';
+import { IpvsError } from './errors.js';
 import { destKeyId, formatServiceKey, serviceKeyId } from './codec.js';
 import { normalizeDesiredService } from './desired.js';
 import {
@@ -248,8 +248,11 @@ export class IpvsManager {
 
   private scheduleRetry(error: unknown): void {
     this.retryDelayMs = this.retryDelayMs === 0 ? this.retryInitialMs : Math.min(this.retryDelayMs * 2, this.retryMaxMs);
-    if (!(error instanceof PartialFailure)) this.log.error({ err: error }, 'IPVS reconcile failed');
-    this.log.warn(`IPVS reconcile will be retried in ${this.retryDelayMs} ms`);
+    const retry = `retrying in ${this.retryDelayMs} ms`;
+    if (error instanceof PartialFailure) this.log.warn(`IPVS reconcile will be retried in ${this.retryDelayMs} ms`);
+    // A kernel or socket error is said in one line; anything else is a bug and keeps its stack.
+    else if (error instanceof IpvsError) this.log.error(`IPVS reconcile failed: ${error.message}; ${retry}`);
+    else this.log.error({ err: error }, `IPVS reconcile failed; ${retry}`);
     this.retryTimer?.cancel();
     this.retryTimer = this.clock.setTimeout(() => {
       this.retryTimer = undefined;

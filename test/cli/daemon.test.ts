@@ -65,7 +65,7 @@ describe('pybal daemon (foundation)', () => {
   });
 
   function start(...extra: string[]): ChildProcess {
-    child = spawn(process.execPath, [PYBAL, '-c', conf, '--log-file', log, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, [PYBAL, '-c', conf, '--log-file', log, '--control-socket', join(dir, 'pybal.sock'), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     return child;
   }
 
@@ -111,7 +111,7 @@ describe('pybal daemon (foundation)', () => {
     // logrotate: move the file away, SIGHUP, and new lines go to a new file.
     renameSync(log, `${log}.1`);
     proc.kill('SIGHUP');
-    await waitForLog(log, /INFO: Reopened the log file/, 3_000);
+    await waitForLog(log, /INFO: SIGHUP: reopened the log file/, 3_000);
 
     proc.kill('SIGTERM');
     const code = await new Promise<number | null>((r) => proc.once('exit', r));

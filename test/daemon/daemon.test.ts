@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Route } from '../../src/bgp/speaker.js';
 import type { Config, ServiceConfig } from '../../src/config/types.js';
 import type { CoordinatorApi, PooledServerValue, ServiceSnapshot } from '../../src/coordinator/types.js';
-import { Daemon, isReady, sameService } from '../../src/daemon.js';
+import { Daemon, describeReload, isReady, sameService } from '../../src/daemon.js';
 import type { DesiredService } from '../../src/ipvs/diff.js';
 import type { PoolEvent, PoolSource } from '../../src/pool/types.js';
 import { createSilentLogger } from '../../src/runtime/logger.js';
@@ -263,5 +263,16 @@ describe('isReady', () => {
     };
     expect(isReady(pending)).toBe(false);
     expect(isReady({ ...pending, servers: [{ ...pending.servers[0]!, resolveError: 'ENOTFOUND' }] })).toBe(true);
+  });
+});
+
+describe('describeReload', () => {
+  it('counts every kind and names what moved', () => {
+    expect(describeReload({ added: ['ssh'], removed: [], changed: ['text', 'upload'], unchanged: ['dns'] })).toBe(
+      'Configuration reloaded: 1 added, 0 removed, 2 changed, 1 unchanged; added: ssh; changed: text, upload',
+    );
+    expect(describeReload({ added: [], removed: [], changed: [], unchanged: ['dns'] })).toBe(
+      'Configuration reloaded: 0 added, 0 removed, 0 changed, 1 unchanged',
+    );
   });
 });

@@ -26,6 +26,6 @@ describe.runIf(!existsSync('/proc/net/ip_vs'))('pybal ipvs on a kernel without I
     const code = await runIpvsCommand({ stdout: (t) => (out += t), stderr: (t) => (err += t) }, { timeoutMs: 2000 });
     expect(code).toBe(1);
     expect(out).toBe('');
-    expect(err).toBe('pybal ipvs: cannot open IPVS over generic netlink: CTRL_CMD_GETFAMILY IPVS: ENOENT (is the ip_vs kernel module loaded?)\n');
+    expect(err).toBe('pybal ipvs: cannot open IPVS over generic netlink: CTRL_CMD_GETFAMILY IPVS: ENOENT (this kernel has no IPVS: is the ip_vs module loaded?)\n');
   });
 });

@@ -1,0 +1,39 @@
+/**
+ * An IpvsKernel that opens its netlink client on first use and opens it
+ * again after a failure to open, so that a director whose ip_vs module is
+ * loaded late (or not at all yet) gets errors the manager retries with
+ * backoff, never a daemon that cannot start.
+ */
+import type { IpvsKernel } from './client.js';
+
+export interface ClosableIpvsKernel extends IpvsKernel {
+  close(): void;
+}
+
+export function createLazyIpvsKernel(open: () => Promise<ClosableIpvsKernel>): ClosableIpvsKernel {
+  let client: Promise<ClosableIpvsKernel> | undefined;
+  let closed = false;
+  const get = (): Promise<ClosableIpvsKernel> => {
+    if (closed) return Promise.reject(new Error('the IPVS client is closed'));
+    if (!client) {
+      const opening = open();
+      client = opening;
+      opening.catch(() => {
+        if (client === opening) client = undefined;
+      });
+    }
+    return client;
+  };
+  return {
+    listServices: async () => (await get()).listServices(),
+    listDests: async (key) => (await get()).listDests(key),
+    apply: async (ops) => (await get()).apply(ops),
+    close: () => {
+      closed = true;
+      void client?.then(
+        (c) => c.close(),
+        () => undefined,
+      );
+    },
+  };
+}
