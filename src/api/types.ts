@@ -4,26 +4,10 @@
  */
 import type { PeerStatus } from '../bgp/speaker.js';
 import type { ServiceSnapshot } from '../coordinator/types.js';
+import type { IpvsManagerStats } from '../ipvs/manager.js';
 
-/**
- * The IPVS manager's counters. Structurally identical to the ipvs branch's
- * `IpvsManagerStats` (declared here so that the API does not depend on it).
- */
-export interface IpvsStatsValue {
-  readonly reconciles: number;
-  readonly failedReconciles: number;
-  /** Write requests sent (or, in dry run, that would have been). */
-  readonly requests: number;
-  readonly failedRequests: number;
-  /** Full dumps of the managed services. */
-  readonly resyncs: number;
-  /** Differences found between the kernel and our model. */
-  readonly drift: number;
-  /** Duration of the last reconcile, in ms. */
-  readonly lastReconcileMs: number | undefined;
-  readonly totalReconcileMs: number;
-  readonly lastError: string | undefined;
-}
+/** The IPVS manager's counters. */
+export type IpvsStatsValue = IpvsManagerStats;
 
 /** One BGP peer: the speaker's status() value, plus the local address it uses when configured. */
 export type BgpPeerValue = PeerStatus & { readonly localAddress?: string | undefined };

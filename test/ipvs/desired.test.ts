@@ -1,30 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { ServiceConfig } from '../../src/config/types.js';
 import { desiredServiceFromConfig, persistencePrefix } from '../../src/ipvs/desired.js';
+import { serviceConfig } from '../support/config-fixtures.js';
 
 function config(extra: Partial<ServiceConfig> = {}): ServiceConfig {
-  return {
-    name: 'text',
-    source: { file: 'pybal.conf', line: 10 },
-    protocol: 'tcp',
-    ip: '192.0.2.11',
-    family: 4,
-    port: 80,
-    scheduler: 'wlc',
-    schedulerFlags: [],
-    ops: false,
-    poolUrl: 'file:///etc/pybal/text',
-    monitors: [],
-    depoolThreshold: 0.5,
-    bgp: true,
-    bgpMed: undefined,
-    bgpCommunities: [],
-    bgpWithdrawWhenDown: false,
-    forwardMethod: 'dr',
-    persistenceTimeoutSec: 0,
-    persistenceNetmask: undefined,
-    ...extra,
-  };
+  return serviceConfig('text', '192.0.2.11', { scheduler: 'wlc', poolUrl: 'file:///etc/pybal/text', ...extra });
 }
 
 describe('desiredServiceFromConfig', () => {

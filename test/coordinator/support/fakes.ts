@@ -2,6 +2,7 @@
 import type { AddressFamily, MonitorConfig, ServiceConfig } from '../../../src/config/types.js';
 import type { CreateMonitorFn, Resolve } from '../../../src/coordinator/types.js';
 import type { Pool, PoolEvent, PoolServer } from '../../../src/pool/types.js';
+import { serviceConfig as sharedServiceConfig } from '../../support/config-fixtures.js';
 
 export interface FakeMonitor {
   readonly config: MonitorConfig;
@@ -94,28 +95,7 @@ export function fakeResolver(): FakeResolver {
 }
 
 export function serviceConfig(o: Partial<ServiceConfig> = {}): ServiceConfig {
-  return {
-    name: 'text_80',
-    source: { file: '/etc/pybal/pybal.conf', line: 1 },
-    protocol: 'tcp',
-    ip: '198.51.100.80',
-    family: 4,
-    port: 80,
-    scheduler: 'wrr',
-    schedulerFlags: [],
-    ops: false,
-    poolUrl: 'file:///etc/pybal/pools/text',
-    monitors: [],
-    depoolThreshold: 0.5,
-    bgp: true,
-    bgpMed: undefined,
-    bgpCommunities: [],
-    bgpWithdrawWhenDown: false,
-    forwardMethod: 'dr',
-    persistenceTimeoutSec: 0,
-    persistenceNetmask: undefined,
-    ...o,
-  };
+  return sharedServiceConfig('text_80', '198.51.100.80', { poolUrl: 'file:///etc/pybal/pools/text', ...o });
 }
 
 /** A pool event from `host[:weight][:disabled]` specs, e.g. 'mw1', 'mw2:0', 'mw3:10:disabled'. */
