@@ -3,6 +3,7 @@
  * IPv6 formatted the RFC 5952 way so that equal addresses compare equal.
  */
 import type { AddressFamily } from '../config/types.js';
+import { formatIpv6Groups, ipv6BytesToGroups, ipv6GroupsToBytes, parseIpv6Groups, stripZone } from '../runtime/ip.js';
 
 export interface Prefix {
   readonly family: AddressFamily;
@@ -37,41 +38,10 @@ export function parseIpv4(text: string): Uint8Array | undefined {
   return out;
 }
 
-/** Parses IPv6 text (with `::` and an embedded IPv4 tail); undefined when it is not one. */
+/** Parses IPv6 text (with `::` and an embedded IPv4 tail; a zone is ignored); undefined when it is not one. */
 export function parseIpv6(text: string): Uint8Array | undefined {
-  const zone = text.indexOf('%');
-  const bare = zone >= 0 ? text.slice(0, zone) : text;
-  const halves = bare.split('::');
-  if (halves.length > 2) return undefined;
-  const groups = (s: string): number[] | undefined => {
-    if (s === '') return [];
-    const out: number[] = [];
-    const parts = s.split(':');
-    for (let i = 0; i < parts.length; i++) {
-      const p = parts[i] ?? '';
-      if (i === parts.length - 1 && p.includes('.')) {
-        const v4 = parseIpv4(p);
-        if (!v4) return undefined;
-        out.push(((v4[0] ?? 0) << 8) | (v4[1] ?? 0), ((v4[2] ?? 0) << 8) | (v4[3] ?? 0));
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(p)) return undefined;
-        out.push(parseInt(p, 16));
-      }
-    }
-    return out;
-  };
-  const head = groups(halves[0] ?? '');
-  const tail = halves.length === 2 ? groups(halves[1] ?? '') : [];
-  if (!head || !tail) return undefined;
-  const total = head.length + tail.length;
-  if (halves.length === 1 ? total !== 8 : total > 7) return undefined;
-  const all = [...head, ...new Array<number>(8 - total).fill(0), ...tail];
-  const bytes = new Uint8Array(16);
-  all.forEach((g, i) => {
-    bytes[2 * i] = g >> 8;
-    bytes[2 * i + 1] = g & 0xff;
-  });
-  return bytes;
+  const groups = parseIpv6Groups(stripZone(text));
+  return groups ? ipv6GroupsToBytes(groups) : undefined;
 }
 
 /** An IPv4 address as an unsigned 32-bit number (0 when it is not one), for comparing BGP identifiers. */
@@ -84,28 +54,9 @@ export function formatIpv4(bytes: Uint8Array): string {
   return `${bytes[0] ?? 0}.${bytes[1] ?? 0}.${bytes[2] ?? 0}.${bytes[3] ?? 0}`;
 }
 
-/** RFC 5952: lower case, leading zeros dropped, the longest run (>1) of zero groups as `::`. */
+/** RFC 5952 text of 16 bytes. */
 export function formatIpv6(bytes: Uint8Array): string {
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push(((bytes[2 * i] ?? 0) << 8) | (bytes[2 * i + 1] ?? 0));
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (a: number[]): string => a.map((x) => x.toString(16)).join(':');
-  if (bestStart < 0) return hex(g);
-  return `${hex(g.slice(0, bestStart))}::${hex(g.slice(bestStart + bestLen))}`;
+  return formatIpv6Groups(ipv6BytesToGroups(bytes));
 }
 
 export function familyOf(address: string): AddressFamily | undefined {

@@ -4,8 +4,7 @@
  * RFC 5952 section 4 says), so that equal addresses compare equal. Pure.
  */
 
-import { isIPv6 } from 'node:net';
-
+import { formatIpv6Groups, parseIpv4Octets, parseIpv6Groups } from '../runtime/ip.js';
 import type { AddressFamily } from './types.js';
 
 export interface IpAddress {
@@ -13,72 +12,13 @@ export interface IpAddress {
   readonly family: AddressFamily;
 }
 
-const IPV4_RE = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})$/;
-
-/** The four octets of a dotted quad, or undefined. Leading zeros are refused (inet_aton reads them as octal). */
-export function parseIpv4Octets(text: string): number[] | undefined {
-  const m = IPV4_RE.exec(text);
-  if (!m) return undefined;
-  const octets = m.slice(1, 5).map(Number);
-  return octets.every((o) => o <= 255) ? octets : undefined;
-}
-
-/** The eight 16-bit groups of an IPv6 literal (no zone), or undefined. */
-function parseIpv6Groups(text: string): number[] | undefined {
-  if (text.includes('%') || !isIPv6(text)) return undefined;
-  let body = text;
-  const tail: number[] = [];
-  const lastColon = text.lastIndexOf(':');
-  const last = text.slice(lastColon + 1);
-  if (last.includes('.')) {
-    const v4 = parseIpv4Octets(last);
-    if (!v4) return undefined;
-    tail.push(((v4[0] as number) << 8) | (v4[1] as number), ((v4[2] as number) << 8) | (v4[3] as number));
-    body = text.slice(0, lastColon + 1);
-    if (!body.endsWith('::')) body = body.slice(0, -1);
-  }
-  const toGroups = (part: string): number[] => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
-  const width = 8 - tail.length;
-  const gap = body.indexOf('::');
-  let groups: number[];
-  if (gap < 0) {
-    groups = toGroups(body);
-  } else {
-    const left = toGroups(body.slice(0, gap));
-    const right = toGroups(body.slice(gap + 2));
-    if (left.length + right.length >= width) return undefined;
-    groups = [...left, ...Array<number>(width - left.length - right.length).fill(0), ...right];
-  }
-  return groups.length === width ? [...groups, ...tail] : undefined;
-}
-
-/** RFC 5952: lower-case hex, no leading zeros, the longest run (>= 2) of zero groups as `::` (the first on a tie). */
-function formatIpv6(groups: readonly number[]): string {
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < groups.length; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < groups.length && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
-}
+export { parseIpv4Octets };
 
 /** Parses an IPv4 or IPv6 literal into its normal form. */
 export function parseIpAddress(text: string): IpAddress | undefined {
   const v4 = parseIpv4Octets(text);
   if (v4) return { address: v4.join('.'), family: 4 };
   const v6 = parseIpv6Groups(text);
-  if (v6 && v6.length === 8) return { address: formatIpv6(v6), family: 6 };
+  if (v6 && v6.length === 8) return { address: formatIpv6Groups(v6), family: 6 };
   return undefined;
 }

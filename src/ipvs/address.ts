@@ -3,6 +3,7 @@
  * canonical (RFC 5952 for IPv6) so that addresses compare as strings.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatIpv6Groups, ipv6BytesToGroups, ipv6GroupsToBytes, parseIpv6Groups, stripZone } from '../runtime/ip.js';
 
 export type IpFamily = 4 | 6;
 
@@ -16,25 +17,8 @@ function parseIPv4(text: string): number[] {
   return text.split('.').map((p) => Number(p));
 }
 
-function parseIPv6(text: string): number[] {
-  let s = text.toLowerCase();
-  const zone = s.indexOf('%');
-  if (zone >= 0) s = s.slice(0, zone);
-  // An embedded IPv4 tail becomes two groups.
-  const lastColon = s.lastIndexOf(':');
-  const tail = s.slice(lastColon + 1);
-  if (tail.includes('.')) {
-    const [a = 0, b = 0, c = 0, d = 0] = parseIPv4(tail);
-    s = `${s.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head = '', rest] = s.split('::');
-  const left = head ? head.split(':') : [];
-  const right = rest === undefined ? [] : rest ? rest.split(':') : [];
-  const fill = rest === undefined ? 0 : 8 - left.length - right.length;
-  const groups = [...left, ...Array<string>(fill).fill('0'), ...right].map((g) => parseInt(g, 16));
-  const bytes: number[] = [];
-  for (const g of groups) bytes.push((g >> 8) & 0xff, g & 0xff);
-  return bytes;
+function parseIPv6(text: string): Uint8Array {
+  return ipv6GroupsToBytes(parseIpv6Groups(stripZone(text.toLowerCase())) ?? []);
 }
 
 /** Writes the 4 or 16 bytes of an address at `offset` (already validated text). */
@@ -77,27 +61,7 @@ export function decodeAddress(family: IpFamily, bytes: Buffer): string {
 }
 
 function formatIPv6(bytes: Buffer): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
-  // The longest run of two or more zero groups becomes "::" (the first when tied).
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestLen < 2) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return formatIpv6Groups(ipv6BytesToGroups(bytes));
 }
 
 /** Canonical text of an address (throws when it is not one). */
