@@ -107,6 +107,7 @@ export class IpvsManager {
   private pendingFull = false;
   private retryDelayMs = 0;
   private retryTimer: Timer | undefined;
+  private lastFailureAt = Number.NEGATIVE_INFINITY;
   private resyncTimer: Timer | undefined;
   private readonly idleWaiters: (() => void)[] = [];
 
@@ -199,7 +200,7 @@ export class IpvsManager {
 
   /** Resolves when no reconcile is running or queued (a scheduled retry does not count). */
   idle(): Promise<void> {
-    if (!this.running && !this.pending) return Promise.resolve();
+    if (!this.busy()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -213,7 +214,11 @@ export class IpvsManager {
     if (this.stopped || !this.started) return;
     this.pending = true;
     this.pendingFull ||= full;
-    if (!this.running) this.running = this.loop();
+    // Soon after a failure, changes wait for the scheduled retry: a burst of
+    // them (every pool and health change at start-up) would otherwise fail
+    // one after another, each doubling the backoff and repeating the error.
+    const cooling = this.retryTimer !== undefined && this.clock.now() - this.lastFailureAt < this.retryInitialMs;
+    if (!this.running && !cooling) this.running = this.loop();
   }
 
   private async loop(): Promise<void> {
@@ -230,6 +235,7 @@ export class IpvsManager {
         this.retryDelayMs = 0;
         this.counters.lastError = undefined;
       } catch (error) {
+        this.lastFailureAt = this.clock.now();
         this.counters.failedReconciles++;
         this.counters.lastError = errorMessage(error);
         // The model may be wrong now (an EEXIST says so): the retry starts from a dump.
@@ -267,8 +273,13 @@ export class IpvsManager {
     }, this.resyncIntervalMs);
   }
 
+  /** A reconcile runs, or one is queued that is not waiting for the scheduled retry. */
+  private busy(): boolean {
+    return this.running !== undefined || (this.pending && !this.stopped && this.retryTimer === undefined);
+  }
+
   private wakeIdle(): void {
-    if (this.running || (this.pending && !this.stopped)) return;
+    if (this.busy()) return;
     for (const wake of this.idleWaiters.splice(0)) wake();
   }
 

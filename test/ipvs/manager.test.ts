@@ -126,12 +126,37 @@ describe('IpvsManager', () => {
     await manager.idle();
     expect(clock.nextDeadline()).toBe(7000 + 4000); // capped
     expect(manager.stats().failedReconciles).toBe(4);
-    // The operator fixes the configuration: the next reconcile succeeds and the retries stop.
+    // The operator fixes the configuration a while after the last failure: it
+    // is applied at once (within a retryInitialMs of a failure it would wait
+    // for the scheduled retry), and the retries stop.
+    await clock.advanceAsync(1000);
     manager.setDesired([desired(svc(80), [dest(1)]), desired(svc(81), [dest(1)])]);
     await manager.idle();
     expect(kernel.dests(svc(80).key)).toHaveLength(1);
     expect(manager.stats().lastError).toBeUndefined();
     expect(clock.nextDeadline()).toBe(60_000); // the retry is cancelled; only the periodic resync is left
+    expect(manager.stats().failedReconciles).toBe(4);
+  });
+
+  it('holds changes that arrive right after a failure for the scheduled retry', async () => {
+    const { kernel, manager, clock, log } = setup({ retryInitialMs: 1000 });
+    kernel.failNext = new IpvsError(2, 'CTRL_CMD_GETFAMILY', 'IPVS', 'no IPVS');
+    manager.setDesired([desired(svc(80), [dest(1)])]);
+    manager.start();
+    await manager.idle();
+    expect(manager.stats().failedReconciles).toBe(1);
+    // A burst of changes within the next second runs nothing...
+    for (let i = 2; i <= 5; i++) {
+      manager.setDesired([desired(svc(80), [dest(1), dest(i)])]);
+      await manager.idle();
+    }
+    expect(manager.stats().reconciles).toBe(1);
+    expect(log.lines().filter((l) => l.includes('IPVS reconcile failed'))).toHaveLength(1);
+    // ...and the retry applies the latest state.
+    await clock.advanceAsync(1000);
+    await manager.idle();
+    expect(manager.stats()).toMatchObject({ reconciles: 2, failedReconciles: 1 });
+    expect(kernel.dests(svc(80).key).map((d) => d.address).sort()).toEqual([dest(1).address, dest(5).address].sort());
   });
 
   it('survives a failing transport (dump error), then recovers from a fresh dump', async () => {
