@@ -15,7 +15,8 @@
  *
  *   npm run bench:daemon    (boots a lab guest; the last line is `depool-latency-worst-ms X`)
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -29,6 +30,7 @@ import { startLoopbackServers } from './lib/loopback-servers-process.js';
 import { processCpuMs, processRssBytes } from './lib/proc.js';
 import { median, worst } from './lib/stats.js';
 
+/** 0 leaves the latency part out. */
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 20);
 const FAIL_MODE = process.env.BENCH_FAIL_MODE === 'hang' ? 'hang' : 'down';
 /** How often the kernel's table is read during the latency trials. */
@@ -62,13 +64,32 @@ function poolFile(hosts: readonly string[]): string {
   return hosts.map((host) => `{ 'host': '${host}', 'weight': 10, 'enabled': True }\n`).join('');
 }
 
-function daemonArgv(conf: string, socket: string): string[] {
-  return [process.execPath, join(repoRoot(), 'dist/src/cli/main.js'), '-c', conf, '--log-file', '-', '--control-socket', socket];
+/** BENCH_CPU_PROF=<dir>: the daemons write a V8 CPU profile there when they exit (for finding where time goes). */
+const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
+
+function daemonArgv(conf: string, socket: string, logFile = '-'): string[] {
+  const profile = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [];
+  return [process.execPath, ...profile, join(repoRoot(), 'dist/src/cli/main.js'), '-c', conf, '--log-file', logFile, '--control-socket', socket];
 }
 
-/** Output of a process after `from` (an earlier output().length), as lines. */
+/** Something that grows: a process's output or a log file. */
+interface Text {
+  length(): number;
+  /** The lines after `from` (an earlier length()). */
+  linesSince(from: number): string[];
+}
+
+function outputOf(proc: LabProcess): Text {
+  return { length: () => proc.output().length, linesSince: (from) => proc.output().slice(from).split('\n') };
+}
+
+function fileText(path: string): Text {
+  const read = (): Buffer => (existsSync(path) ? readFileSync(path) : Buffer.alloc(0));
+  return { length: () => read().length, linesSince: (from) => read().subarray(from).toString('utf8').split('\n') };
+}
+
 function linesSince(proc: LabProcess, from: number): string[] {
-  return proc.output().slice(from).split('\n');
+  return outputOf(proc).linesSince(from);
 }
 
 /** Polls until `probe` returns a value; throws naming `what` after timeoutMs. */
@@ -197,7 +218,8 @@ async function requestsSettled(quietMs: number): Promise<number> {
   let last = await ipvsRequests();
   let since = performance.now();
   for (;;) {
-    await sleep(500);
+    // Not too often: /metrics with 10,000 servers is a large page, and the guest has one CPU.
+    await sleep(1000);
     const now = await ipvsRequests();
     if (now !== last) {
       last = now;
@@ -207,11 +229,11 @@ async function requestsSettled(quietMs: number): Promise<number> {
 }
 
 /** Sends SIGHUP and resolves with the ms until the daemon logs that the reload finished. */
-async function hangup(daemon: LabProcess): Promise<{ reloadMs: number; line: string; t0: number }> {
-  const from = daemon.output().length;
+async function hangup(daemon: LabProcess, log: Text): Promise<{ reloadMs: number; line: string; t0: number }> {
+  const from = log.length();
   const t0 = performance.now();
   daemon.signal('SIGHUP');
-  const line = await until(() => linesSince(daemon, from).find((l) => /Configuration reloaded|keeping the running configuration|Reload failed/.test(l)), 'the reload to finish', 120_000, 2);
+  const line = await until(() => log.linesSince(from).find((l) => /Configuration reloaded|keeping the running configuration|Reload failed/.test(l)), 'the reload to finish', 120_000, 2);
   if (!/Configuration reloaded/.test(line)) throw new Error(`reload failed: ${line}`);
   return { reloadMs: performance.now() - t0, line: line.replace(/^.*Configuration reloaded/, 'Configuration reloaded').slice(0, 100), t0 };
 }
@@ -237,18 +259,22 @@ async function scale(): Promise<void> {
 
     // The daemon runs in the guest's own namespace (no lab needed), where its API and our netlink socket are.
     const t0 = performance.now();
-    daemon = new LabProcess('pybal-scale', daemonArgv(conf, join(dir, 'pybal.sock')), { cwd: repoRoot(), logPath: join(dir, 'pybal.log') });
+    // It logs to a file (on tmpfs), as in production: every write is synchronous.
+    const log = fileText(join(dir, 'pybal.log'));
+    daemon = new LabProcess('pybal-scale', daemonArgv(conf, join(dir, 'pybal.sock'), join(dir, 'pybal.log')), { cwd: repoRoot(), logPath: join(dir, 'pybal.out') });
     const total = SERVICES * SERVERS_PER_SERVICE;
-    await until(async () => (daemon?.running === false ? true : (await ipvsRequests().catch(() => 0)) >= SERVICES + total ? true : undefined), 'the table to be programmed', 300_000, 250);
+    await until(async () => (daemon?.running === false ? true : (await ipvsRequests().catch(() => 0)) >= SERVICES + total ? true : undefined), 'the table to be programmed', 300_000, 1000);
     if (!daemon.running) throw new Error(`the daemon exited:\n${daemon.output().slice(-2000)}`);
     const startupRequests = await requestsSettled(3000);
     const startupS = (performance.now() - t0) / 1000;
     const dests = await countDests(client);
     if (dests !== total) throw new Error(`the kernel has ${dests} destinations, expected ${total}`);
-    const connections = await new Promise<number>((resolve) => {
-      servers?.once('message', (m: { tcpConnections: number }) => resolve(m.tcpConnections));
-      servers?.send({ cmd: 'stats' });
-    });
+    const connectionsMade = (): Promise<number> =>
+      new Promise<number>((resolve) => {
+        servers?.once('message', (m: { tcpConnections: number }) => resolve(m.tcpConnections));
+        servers?.send({ cmd: 'stats' });
+      });
+    const connections = await connectionsMade();
     say(
       `scale: ${SERVICES} services x ${SERVERS_PER_SERVICE} servers (${total} IdleConnection monitors, one held connection each; pool files on tmpfs, each stat()ed every second): ` +
         `table of ${dests} destinations programmed and quiet ${startupS.toFixed(1)} s after start (${startupRequests} IPVS requests), ${connections} connections made`,
@@ -256,6 +282,7 @@ async function scale(): Promise<void> {
 
     // Steady state: nothing to do but pool-file polls, timers and the held connections.
     const pid = daemon.pid;
+    const logFrom = log.length();
     const cpu0 = processCpuMs(pid);
     const s0 = performance.now();
     const rss: number[] = [];
@@ -265,14 +292,17 @@ async function scale(): Promise<void> {
     }
     const cpuPerS = (processCpuMs(pid) - cpu0) / ((performance.now() - s0) / 1000);
     const steadyRequests = (await ipvsRequests()) - startupRequests;
+    const steadyConnections = (await connectionsMade()) - connections;
+    const steadyLogLines = log.linesSince(logFrom).filter(Boolean).length;
     say(
       `steady state over ${STEADY_SECONDS} s: rss ${(median(rss) / 2 ** 20).toFixed(0)} MB (peak ${(worst(rss) / 2 ** 20).toFixed(0)} MB), ` +
-        `cpu ${cpuPerS.toFixed(1)} ms/s (${(cpuPerS / 10).toFixed(2)}% of a core), IPVS requests meanwhile ${steadyRequests}`,
+        `cpu ${cpuPerS.toFixed(1)} ms/s (${(cpuPerS / 10).toFixed(2)}% of a core), IPVS requests meanwhile ${steadyRequests}, ` +
+        `new monitor connections ${steadyConnections}, log lines ${steadyLogLines}`,
     );
 
     // SIGHUP with the file unchanged.
     const before1 = await ipvsRequests();
-    const same = await hangup(daemon);
+    const same = await hangup(daemon, log);
     const delta1 = (await requestsSettled(3000)) - before1;
     say(`SIGHUP, nothing changed: reloaded in ${same.reloadMs.toFixed(0)} ms (${same.line}); IPVS requests ${delta1} (expected 0)`);
 
@@ -280,7 +310,7 @@ async function scale(): Promise<void> {
     const changedKey = scaleServices(dir, true)[CHANGED_SERVICE]!.keys;
     writeFileSync(conf, pybalConf(global, scaleServices(dir, true)));
     const before2 = await ipvsRequests();
-    const one = await hangup(daemon);
+    const one = await hangup(daemon, log);
     const key = { family: 4, protocol: 'tcp', address: changedKey['ip']!, port: Number(changedKey['port']) } as const;
     await until(async () => ((await client.listServices()).find((s) => 'port' in s.key && s.key.address === key.address && s.key.port === key.port)?.scheduler === 'rr' ? true : undefined), 'the new scheduler in the kernel', 60_000, 20);
     const inKernelMs = performance.now() - one.t0;
@@ -290,6 +320,8 @@ async function scale(): Promise<void> {
       `SIGHUP, one service's scheduler changed (wrr -> rr): reloaded in ${one.reloadMs.toFixed(0)} ms (${one.line}), ` +
         `in the kernel after ${inKernelMs.toFixed(0)} ms (polled every 20 ms); IPVS requests ${delta2}; that service still has ${destsAfter} destinations`,
     );
+
+    say(`for scale: ${SERVICES} stat() calls (fs.promises, as the pool-file poll makes each second) cost ${(await statCostMs(join(dir, 'pools'))).toFixed(0)} ms of CPU in this guest`);
 
     daemon.signal('SIGTERM');
     const exit = await daemon.exited;
@@ -303,11 +335,28 @@ async function scale(): Promise<void> {
   }
 }
 
+/**
+ * CPU of SERVICES fs.promises.stat() calls in this process (median of 5):
+ * UML syscalls are slow, and the daemon's steady state is mostly the
+ * once-a-second stat() of every pool file.
+ */
+async function statCostMs(poolDir: string): Promise<number> {
+  const paths = Array.from({ length: SERVICES }, (_, i) => join(poolDir, `svc_${i}`));
+  const runs: number[] = [];
+  for (let round = 0; round < 5; round++) {
+    const u0 = process.cpuUsage();
+    for (const p of paths) await stat(p, { bigint: true });
+    const u = process.cpuUsage(u0);
+    runs.push((u.user + u.system) / 1000);
+  }
+  return median(runs);
+}
+
 // ---------------------------------------------------------------- main
 
 async function measure(): Promise<void> {
   say(`daemon benchmark: UML guest kernel (one CPU), node ${process.version}; the daemon is dist/src/cli/main.js, measured from outside`);
-  const { depoolMs, repoolMs } = await latency();
+  const { depoolMs, repoolMs } = TRIALS > 0 ? await latency() : { depoolMs: [], repoolMs: [] };
   const fmt = (xs: number[]): string => xs.map((x) => x.toFixed(0)).join(' ');
   const how = `ProxyFetch interval 1 s, fall 1, rise 1, timeout 1 s; IPVS polled every ${POLL_MS} ms over netlink, so figures are +0..${POLL_MS} ms coarse`;
   say(`depool (rs1 ${FAIL_MODE === 'down' ? "'down': listeners closed, connections refused" : "'hang': connections accepted, never answered"}; ${how}): median ${median(depoolMs).toFixed(0)} ms, worst ${worst(depoolMs).toFixed(0)} ms over ${depoolMs.length} trials [${fmt(depoolMs)}]`);
