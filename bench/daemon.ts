@@ -30,7 +30,7 @@ import { startLoopbackServers } from './lib/loopback-servers-process.js';
 import { processCpuMs, processRssBytes } from './lib/proc.js';
 import { median, worst } from './lib/stats.js';
 
-/** 0 leaves the latency part out. */
+/** 0 leaves the latency part out (and BENCH_SERVICES=0 the scale part). */
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 20);
 const FAIL_MODE = process.env.BENCH_FAIL_MODE === 'hang' ? 'hang' : 'down';
 /** How often the kernel's table is read during the latency trials. */
@@ -88,10 +88,6 @@ function fileText(path: string): Text {
   return { length: () => read().length, linesSince: (from) => read().subarray(from).toString('utf8').split('\n') };
 }
 
-function linesSince(proc: LabProcess, from: number): string[] {
-  return outputOf(proc).linesSince(from);
-}
-
 /** Polls until `probe` returns a value; throws naming `what` after timeoutMs. */
 async function until<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs: number, everyMs = 5): Promise<T> {
   const deadline = performance.now() + timeoutMs;
@@ -136,7 +132,8 @@ async function latency(): Promise<Latencies> {
       ]),
     );
     const daemon = lab.spawn('director', daemonArgv(conf, join(lab.runDir, 'pybal.sock')), { name: 'pybal' });
-    const watch = lab.spawn('director', [process.execPath, join(repoRoot(), 'dist/bench/lib/ipvs-watch.js'), vip, '80', String(POLL_MS)], { name: 'ipvs-watch' });
+    const watchProcess = lab.spawn('director', [process.execPath, join(repoRoot(), 'dist/bench/lib/ipvs-watch.js'), vip, '80', String(POLL_MS)], { name: 'ipvs-watch' });
+    const watch = outputOf(watchProcess);
     const has = (line: string): boolean | undefined => {
       const m = /^(\d+) (.*)$/.exec(line);
       return m ? (m[2] ?? '').split(',').includes(victim) : undefined;
@@ -145,26 +142,26 @@ async function latency(): Promise<Latencies> {
     const changeTo = (from: number, present: boolean): Promise<number> =>
       until(
         () => {
-          const line = linesSince(watch, from).find((l) => has(l) === present);
+          const line = watch.linesSince(from).find((l) => has(l) === present);
           return line === undefined ? undefined : Number(line.split(' ')[0]);
         },
         `${victim} ${present ? 'back in' : 'gone from'} IPVS`,
         15_000,
       );
     const all = hosts.slice().sort().join(',');
-    await until(() => (linesSince(watch, 0).some((l) => l.endsWith(` ${all}`)) ? true : undefined), 'all three servers in IPVS', 60_000, 100);
+    await until(() => (watch.linesSince(0).some((l) => l.endsWith(` ${all}`)) ? true : undefined), 'all three servers in IPVS', 60_000, 100);
     const rs = lab.realServer('rs1');
     const depoolMs: number[] = [];
     const repoolMs: number[] = [];
     for (let trial = 0; trial < TRIALS; trial++) {
       // A random phase against the monitors' 1 s interval.
       await sleep(Math.random() * 1000);
-      let from = watch.output().length;
+      let from = watch.length();
       let t0 = Date.now();
       await rs.setBehaviour({ mode: FAIL_MODE });
       depoolMs.push((await changeTo(from, false)) - t0);
       await sleep(Math.random() * 1000);
-      from = watch.output().length;
+      from = watch.length();
       t0 = Date.now();
       await rs.setBehaviour({ mode: 'ok' });
       repoolMs.push((await changeTo(from, true)) - t0);
@@ -263,7 +260,9 @@ async function scale(): Promise<void> {
     const log = fileText(join(dir, 'pybal.log'));
     daemon = new LabProcess('pybal-scale', daemonArgv(conf, join(dir, 'pybal.sock'), join(dir, 'pybal.log')), { cwd: repoRoot(), logPath: join(dir, 'pybal.out') });
     const total = SERVICES * SERVERS_PER_SERVICE;
-    await until(async () => (daemon?.running === false ? true : (await ipvsRequests().catch(() => 0)) >= SERVICES + total ? true : undefined), 'the table to be programmed', 300_000, 1000);
+    // Programmed when the requests for every service and destination have been sent (checked against the kernel below).
+    const started = daemon;
+    await until(async () => (!started.running || (await ipvsRequests().catch(() => 0)) >= SERVICES + total ? true : undefined), 'the table to be programmed', 300_000, 1000);
     if (!daemon.running) throw new Error(`the daemon exited:\n${daemon.output().slice(-2000)}`);
     const startupRequests = await requestsSettled(3000);
     const startupS = (performance.now() - t0) / 1000;
@@ -361,7 +360,7 @@ async function measure(): Promise<void> {
   const how = `ProxyFetch interval 1 s, fall 1, rise 1, timeout 1 s; IPVS polled every ${POLL_MS} ms over netlink, so figures are +0..${POLL_MS} ms coarse`;
   say(`depool (rs1 ${FAIL_MODE === 'down' ? "'down': listeners closed, connections refused" : "'hang': connections accepted, never answered"}; ${how}): median ${median(depoolMs).toFixed(0)} ms, worst ${worst(depoolMs).toFixed(0)} ms over ${depoolMs.length} trials [${fmt(depoolMs)}]`);
   say(`repool (rs1 'ok' again): median ${median(repoolMs).toFixed(0)} ms, worst ${worst(repoolMs).toFixed(0)} ms over ${repoolMs.length} trials [${fmt(repoolMs)}]`);
-  await scale();
+  if (SERVICES > 0) await scale();
   say('peer comparison: none; PyBal (Python 2, Twisted) cannot run here and publishes no figures for these measures');
   say(`depool-latency-worst-ms ${worst(depoolMs).toFixed(0)}`);
 }
