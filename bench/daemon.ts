@@ -110,11 +110,11 @@ async function latency(): Promise<Latencies> {
   const lab: Lab = await startLab({ realServers: 3, router: 'none', families: [4] });
   try {
     const vip = lab.addr.vip.v4;
-    const hosts = lab.addr.realServers.map((r) => r.v4);
+    const hosts = lab.addr.realServers.map((r) => r.v4).filter((h): h is string => h !== undefined);
     const victim = hosts[0];
-    if (vip === undefined || victim === undefined || hosts.some((h) => h === undefined)) throw new Error('lab has no IPv4 addresses');
+    if (vip === undefined || victim === undefined || hosts.length !== 3) throw new Error('lab has no IPv4 addresses');
     const pool = join(lab.dir, 'pool-web');
-    writeFileSync(pool, poolFile(hosts as string[]));
+    writeFileSync(pool, poolFile(hosts));
     const conf = join(lab.dir, 'pybal.conf');
     writeFileSync(
       conf,
