@@ -12,14 +12,13 @@ import { spawn } from 'node:child_process';
 import { openSync, closeSync, writeFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createIpvsClient, type IpvsClient } from '../src/ipvs/client.js';
 import { diffTables, tableFromDesired, type DesiredService } from '../src/ipvs/diff.js';
 import { IpvsManager } from '../src/ipvs/manager.js';
 import { createSystemClock } from '../src/runtime/clock.js';
 import { createSilentLogger } from '../src/runtime/logger.js';
-import { inLabGuest } from '../test/lab/lab.js';
-import { removeScratch, runInGuest, tailFile } from '../test/lab/uml.js';
+import { runGuestBench } from './lib/guest.js';
+import { median } from './lib/stats.js';
 
 const SERVICES = 100;
 const DESTS = 100;
@@ -85,11 +84,6 @@ async function countDests(client: IpvsClient): Promise<number> {
   let n = 0;
   for (const s of await client.listServices()) n += (await client.listDests(s.key)).length;
   return n;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
 }
 
 async function measure(): Promise<void> {
@@ -176,25 +170,4 @@ async function measure(): Promise<void> {
   }
 }
 
-async function main(): Promise<number> {
-  if (inLabGuest()) {
-    await measure();
-    return 0;
-  }
-  const result = await runInGuest({ argv: [process.execPath, fileURLToPath(import.meta.url)], timeoutMs: 900_000 });
-  if (result.code !== 0) {
-    process.stderr.write(`ipvs bench failed in the guest (status ${result.code}); console tail:\n${tailFile(result.consolePath)}\n`);
-    return 1;
-  }
-  removeScratch(result.scratchDir);
-  process.stdout.write(result.output.endsWith('\n') ? result.output : result.output + '\n');
-  return 0;
-}
-
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`ipvs bench: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
-    process.exit(1);
-  },
-);
+runGuestBench({ name: 'ipvs bench', scriptUrl: import.meta.url, measure });

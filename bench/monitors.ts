@@ -10,15 +10,15 @@
  *
  * The last line is `proxyfetch-cpu-ms-per-1000-checks X`.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createSystemClock } from '../src/runtime/clock.js';
 import { createSilentLogger } from '../src/runtime/logger.js';
 import { createFpingPinger } from '../src/monitors/pinger.js';
 import { createMonitor } from '../src/monitors/registry.js';
 import type { Monitor, MonitorDeps } from '../src/monitors/types.js';
+import { startLoopbackServers } from './lib/loopback-servers-process.js';
+import { processCpuMs } from './lib/proc.js';
 import type { IdleConnectionConfig, MonitorConfig, PingConfig, ProxyFetchConfig } from '../src/config/types.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
@@ -53,13 +53,6 @@ function fpingCpuMs(): { user: number; system: number } {
     }
   }
   return { user: user * 10, system: system * 10 }; // USER_HZ is 100 on Linux
-}
-
-/** CPU ms (user+system) of another process, from /proc. */
-function processCpuMs(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** Heap in use after a full collection (needs node --expose-gc). */
@@ -159,14 +152,8 @@ async function run(name: string, configFor: () => MonitorConfig, targets: readon
   return { name, servers: targets.length, checks: counted, seconds, cpuMs: used, systemMs, rssMb: peakRss / 2 ** 20, heapMb, extra };
 }
 
-async function startServers(targets: readonly string[]): Promise<ChildProcess> {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const child = fork(path.join(here, 'lib', 'loopback-servers.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', (m: { ready?: boolean; error?: string }) => (m.ready ? resolve() : reject(new Error(m.error))));
-    child.send({ cmd: 'start', addresses: targets, httpPort: HTTP_PORT, tcpPort: TCP_PORT });
-  });
-  return child;
+function startServers(targets: readonly string[]): Promise<ChildProcess> {
+  return startLoopbackServers([{ addresses: targets, httpPort: HTTP_PORT, tcpPort: TCP_PORT }]);
 }
 
 async function main(): Promise<void> {

@@ -1,0 +1,24 @@
+/** Another process's resource use, read from /proc (no process spawned, so the figures are not skewed). */
+import { readFileSync } from 'node:fs';
+
+/** USER_HZ: clock ticks per second in /proc/<pid>/stat (100 on Linux). */
+const TICK_MS = 10;
+
+/** CPU ms (user + system) of a process, from /proc/<pid>/stat. */
+export function processCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  // Fields after "(comm) ": state is field 3, so utime (14) and stime (15) are at 11 and 12.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+}
+
+/** Resident set size of a process in bytes (VmRSS), or NaN when it is gone. */
+export function processRssBytes(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+    return line === undefined ? NaN : Number(line.replace(/\D+/g, '')) * 1024;
+  } catch {
+    return NaN;
+  }
+}

@@ -1,0 +1,12 @@
+/** Small statistics for benchmark figures. */
+
+/** The median (the upper one of an even count), NaN for no samples. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+}
+
+/** The largest sample, NaN for none. */
+export function worst(xs: readonly number[]): number {
+  return xs.length === 0 ? NaN : Math.max(...xs);
+}
