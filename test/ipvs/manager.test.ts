@@ -37,6 +37,22 @@ describe('IpvsManager', () => {
     expect(log.lines().filter((l) => l.includes('IPVS:'))).toEqual([]);
   });
 
+  it('adopts the kernel table also when the desired state arrives after start (as the daemon does), and for a service added later', async () => {
+    const { kernel, manager, log } = setup();
+    kernel.put(svc(80), [dest(1), dest(2)]);
+    kernel.put(svc(443), [dest(1)]);
+    manager.start();
+    await manager.idle();
+    manager.setDesired([desired(svc(80), [dest(1), dest(2)])]);
+    await manager.idle();
+    manager.setDesired([desired(svc(80), [dest(1), dest(2)]), desired(svc(443), [dest(1), dest(2)])]);
+    await manager.idle();
+    // Only the one missing server is added; nothing already there is added again (EEXIST).
+    expect(kernel.applied.map((op) => op.op)).toEqual(['new-dest']);
+    expect(manager.stats()).toMatchObject({ requests: 1, failedRequests: 0, failedReconciles: 0 });
+    expect(log.lines().filter((l) => l.includes('ERROR'))).toEqual([]);
+  });
+
   it('adopts a table that differs by editing in place: never deletes and re-creates a service', async () => {
     const { kernel, manager } = setup();
     kernel.put(svc(80, { scheduler: 'rr' }), [dest(1), dest(2, { weight: 5 }), dest(3)]);
