@@ -19,7 +19,8 @@ function followLog(pybal: E2ePybal): () => void {
     const text = pybal.log();
     const end = text.lastIndexOf('\n') + 1;
     if (end <= printed) return;
-    for (const line of text.slice(printed, end).split('\n')) if (line.length > 0) say(`  pybal  | ${line}`);
+    // pybal's own timestamp is kept, without the date.
+    for (const line of text.slice(printed, end).split('\n')) if (line.length > 0) say(`  pybal  | ${line.replace(/^\d{4}-\d\d-\d\d /, '')}`);
     printed = end;
   };
   const timer = setInterval(flush, 100);
