@@ -126,6 +126,19 @@ export class E2ePybal {
     return this.log().slice(from).split('\n').filter((l) => l.length > 0);
   }
 
+  /**
+   * When the daemon logged the first line containing `text` (its own local
+   * timestamp, in ms since the epoch), so that a bound is measured on the
+   * daemon's clock rather than on a slow probe's; undefined when not logged.
+   */
+  loggedAtMs(text: string, fromChar = 0): number | undefined {
+    const line = this.logSince(fromChar).find((l) => l.includes(text));
+    const m = line === undefined ? null : /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{3}) /.exec(line);
+    if (m === null) return undefined;
+    const [y, mo, d, h, mi, sec, ms] = m.slice(1).map(Number) as [number, number, number, number, number, number, number];
+    return new Date(y, mo - 1, d, h, mi, sec, ms).getTime();
+  }
+
   /** GET /status on the control socket, as `pybal status` does. */
   status(): Promise<DaemonSnapshot> {
     return new Promise((resolve, reject) => {
