@@ -285,7 +285,8 @@ export class IpvsManager {
       const wanted = new Set([...this.desired.keys(), ...this.removals.keys()]);
       const kernel = await this.dump(wanted);
       this.counters.resyncs++;
-      if (this.known) this.reportDrift(this.known, kernel);
+      // In dry run the model holds what would have been done, not what was: no drift to speak of.
+      if (this.known && !this.dryRun) this.reportDrift(this.known, kernel);
       this.known = kernel;
       this.modelled = wanted;
     }
@@ -306,6 +307,10 @@ export class IpvsManager {
     this.counters.requests += ops.length;
     if (this.dryRun) {
       for (const op of ops) this.log.info(`dry run: would ${describeOp(op)}`);
+      // As if applied, so that each later change is said once, not with
+      // everything before it again; the periodic resync re-reads the kernel.
+      this.known = ops.reduce(applyOp, known);
+      for (const op of ops) if (op.op === 'del-service') this.removals.delete(serviceKeyId(op.key));
       return;
     }
     const results = await this.kernel.apply(ops);

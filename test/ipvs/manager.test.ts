@@ -189,6 +189,23 @@ describe('IpvsManager', () => {
     ]);
   });
 
+  it('in dry run says each change once: a later change does not repeat the earlier ones', async () => {
+    const { kernel, manager, log } = setup({ dryRun: true });
+    kernel.put(svc(80), [dest(1), dest(2), dest(3)]);
+    manager.start();
+    await manager.idle();
+    manager.setDesired([desired(svc(80), [dest(1), dest(2)])]);
+    await manager.idle();
+    manager.setDesired([desired(svc(80), [dest(1)])]);
+    await manager.idle();
+    expect(kernel.calls.apply).toBe(0);
+    expect(log.lines().filter((l) => l.includes('dry run'))).toEqual([
+      '[pybal] INFO: dry run: would delete server TCP 192.0.2.1:80 -> 198.51.100.4:80',
+      '[pybal] INFO: dry run: would delete server TCP 192.0.2.1:80 -> 198.51.100.3:80',
+    ]);
+    expect(manager.stats()).toMatchObject({ requests: 2, drift: 0 });
+  });
+
   it('refuses a bad desired state before the kernel sees it, keeping the last good one', async () => {
     const { kernel, manager, log } = setup();
     manager.setDesired([desired(svc(80), [dest(1)]), desired(svc(81), [dest(1)])]);
