@@ -134,8 +134,8 @@ describe('e2e: pybal in the lab', () => {
 
   it('SIGHUP with an unchanged configuration makes no IPVS request and restarts no monitor', async () => {
     const requests = await pybal.ipvsRequests();
-    const transitions = await pybal.metric('pybal_ipvs_requests_total');
-    expect(transitions).toBe(requests);
+    const fromMetrics = await pybal.metric('pybal_ipvs_requests_total');
+    expect(fromMetrics).toBe(requests); // /metrics and pybal status agree
     const mark = pybal.log().length;
     pybal.process.signal('SIGHUP');
     await waitFor(async () => pybal.logSince(mark).find((l) => l.includes('Configuration reloaded')), { what: 'the reload line' });
