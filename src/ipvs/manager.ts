@@ -99,6 +99,14 @@ export class IpvsManager {
   private readonly removals = new Map<string, ServiceKey>();
   /** Our model of the managed part of the kernel table; undefined = unknown, dump first. */
   private known: Table | undefined;
+  /**
+   * The services `known` speaks for: those managed at its last dump, plus
+   * those adopted since. A service named for the first time after that dump
+   * (at start, setDesired comes after the first resync; or added by a reload)
+   * is dumped before it is diffed, so that what the kernel already has is
+   * adopted rather than added again (EEXIST).
+   */
+  private modelled = new Set<string>();
 
   private started = false;
   private stopped = false;
@@ -285,14 +293,23 @@ export class IpvsManager {
 
   private async reconcile(full: boolean): Promise<void> {
     if (full) {
-      const kernel = await this.dumpManaged();
+      const wanted = new Set([...this.desired.keys(), ...this.removals.keys()]);
+      const kernel = await this.dump(wanted);
       this.counters.resyncs++;
-      if (this.known) this.reportDrift(this.known, kernel);
+      // In dry run the model holds what would have been done, not what was: no drift to speak of.
+      if (this.known && !this.dryRun) this.reportDrift(this.known, kernel);
       this.known = kernel;
+      this.modelled = wanted;
     }
-    const known = this.known ?? new Map<string, TableEntry>();
     // Between resyncs the model matches the kernel for every clean service: diff only the changed ones.
     const scope = full ? this.desired : this.changedServices();
+    const unmodelled = new Set([...scope.keys()].filter((id) => !this.modelled.has(id)));
+    if (unmodelled.size > 0) {
+      const adopted = await this.dump(unmodelled);
+      this.known = new Map([...(this.known ?? []), ...adopted]);
+      for (const id of unmodelled) this.modelled.add(id);
+    }
+    const known = this.known ?? new Map<string, TableEntry>();
     this.dirty.clear();
     const ops = diffTables(scope, known, [...this.removals.values()]);
     // Removals that are already gone from the kernel need no more attention.
@@ -301,6 +318,10 @@ export class IpvsManager {
     this.counters.requests += ops.length;
     if (this.dryRun) {
       for (const op of ops) this.log.info(`dry run: would ${describeOp(op)}`);
+      // As if applied, so that each later change is said once, not with
+      // everything before it again; the periodic resync re-reads the kernel.
+      this.known = ops.reduce(applyOp, known);
+      for (const op of ops) if (op.op === 'del-service') this.removals.delete(serviceKeyId(op.key));
       return;
     }
     const results = await this.kernel.apply(ops);
@@ -337,9 +358,8 @@ export class IpvsManager {
     return out;
   }
 
-  /** Dumps the services we manage (desired or being removed) and their destinations. */
-  private async dumpManaged(): Promise<Table> {
-    const wanted = new Set([...this.desired.keys(), ...this.removals.keys()]);
+  /** Dumps the kernel's services among `wanted` (ids) and their destinations. */
+  private async dump(wanted: ReadonlySet<string>): Promise<Table> {
     const table = new Map<string, TableEntry>();
     for (const svc of await this.kernel.listServices()) {
       const id = serviceKeyId(svc.key);

@@ -37,6 +37,22 @@ describe('IpvsManager', () => {
     expect(log.lines().filter((l) => l.includes('IPVS:'))).toEqual([]);
   });
 
+  it('adopts the kernel table also when the desired state arrives after start (as the daemon does), and for a service added later', async () => {
+    const { kernel, manager, log } = setup();
+    kernel.put(svc(80), [dest(1), dest(2)]);
+    kernel.put(svc(443), [dest(1)]);
+    manager.start();
+    await manager.idle();
+    manager.setDesired([desired(svc(80), [dest(1), dest(2)])]);
+    await manager.idle();
+    manager.setDesired([desired(svc(80), [dest(1), dest(2)]), desired(svc(443), [dest(1), dest(2)])]);
+    await manager.idle();
+    // Only the one missing server is added; nothing already there is added again (EEXIST).
+    expect(kernel.applied.map((op) => op.op)).toEqual(['new-dest']);
+    expect(manager.stats()).toMatchObject({ requests: 1, failedRequests: 0, failedReconciles: 0 });
+    expect(log.lines().filter((l) => l.includes('ERROR'))).toEqual([]);
+  });
+
   it('adopts a table that differs by editing in place: never deletes and re-creates a service', async () => {
     const { kernel, manager } = setup();
     kernel.put(svc(80, { scheduler: 'rr' }), [dest(1), dest(2, { weight: 5 }), dest(3)]);
@@ -196,6 +212,23 @@ describe('IpvsManager', () => {
       '[pybal] INFO: dry run: would edit server TCP 192.0.2.1:80 -> 198.51.100.2:80: route weight 3 => route weight 10',
       '[pybal] INFO: dry run: would add service TCP 192.0.2.1:81 scheduler wrr',
     ]);
+  });
+
+  it('in dry run says each change once: a later change does not repeat the earlier ones', async () => {
+    const { kernel, manager, log } = setup({ dryRun: true });
+    kernel.put(svc(80), [dest(1), dest(2), dest(3)]);
+    manager.start();
+    await manager.idle();
+    manager.setDesired([desired(svc(80), [dest(1), dest(2)])]);
+    await manager.idle();
+    manager.setDesired([desired(svc(80), [dest(1)])]);
+    await manager.idle();
+    expect(kernel.calls.apply).toBe(0);
+    expect(log.lines().filter((l) => l.includes('dry run'))).toEqual([
+      '[pybal] INFO: dry run: would delete server TCP 192.0.2.1:80 -> 198.51.100.4:80',
+      '[pybal] INFO: dry run: would delete server TCP 192.0.2.1:80 -> 198.51.100.3:80',
+    ]);
+    expect(manager.stats()).toMatchObject({ requests: 2, drift: 0 });
   });
 
   it('refuses a bad desired state before the kernel sees it, keeping the last good one', async () => {

@@ -1,0 +1,207 @@
+// Running the built pybal daemon in a lab's director: its pybal.conf and
+// pool file, the process, and the ways to ask it things (the control socket
+// that `pybal status` reads, the instrumentation API, its log).
+import { writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import type { DaemonSnapshot } from '../../src/api/types.js';
+import type { LabProcess } from '../lab/exec.js';
+import type { Lab } from '../lab/lab.js';
+
+export type PoolEntry = { host: string; weight?: number; enabled?: boolean };
+
+export type E2eService = {
+  name: string;
+  /** Default 80. */
+  port?: number;
+  /** Index into lab.addr.vips. Default 0. */
+  vipIndex?: number;
+  /** Lines added to the service section (monitors, thresholds...). */
+  extra?: readonly string[];
+};
+
+/** Health check settings every e2e service uses: fast, so failures show within seconds. */
+export const CHECK = { intervalSec: 1, timeoutSec: 1, fall: 2, rise: 1 } as const;
+
+/** The bound the issue states for a depool: interval × fall + timeout, plus a second. */
+export const DEPOOL_BOUND_MS = (CHECK.intervalSec * CHECK.fall + CHECK.timeoutSec + 1) * 1000;
+
+export const API_PORT = 9090;
+
+/** The ProxyFetch monitor lines of a service on `port`. */
+export function proxyFetchLines(port = 80): string[] {
+  return [
+    "monitors = [ 'ProxyFetch' ]",
+    `proxyfetch.url = [ 'http://localhost:${port}/' ]`,
+    `proxyfetch.interval = ${CHECK.intervalSec}`,
+    `proxyfetch.timeout = ${CHECK.timeoutSec}`,
+    `proxyfetch.fall = ${CHECK.fall}`,
+    `proxyfetch.rise = ${CHECK.rise}`,
+  ];
+}
+
+/** One pool line in PyBal's legacy format. */
+export function poolLine(entry: PoolEntry): string {
+  return `{ 'host': '${entry.host}', 'weight': ${entry.weight ?? 10}, 'enabled': ${entry.enabled === false ? 'False' : 'True'} }`;
+}
+
+/**
+ * A pybal.conf and its pool files for a lab: BGP to the lab's router with
+ * director1 as next hop, the API on 127.0.0.1, one section per service.
+ */
+export class E2eConfig {
+  readonly file: string;
+  readonly lab: Lab;
+  constructor(lab: Lab, readonly name = 'pybal') {
+    this.lab = lab;
+    this.file = join(lab.dir, `${name}.conf`);
+  }
+
+  poolFile(service: string): string {
+    return join(this.lab.dir, `${this.name}-pool-${service}`);
+  }
+
+  /** The lab's real servers as pool entries, by address. */
+  realServerEntries(overrides: Record<string, Partial<PoolEntry>> = {}): PoolEntry[] {
+    return this.lab.addr.realServers.map((rs) => ({ host: rs.v4 ?? '', ...overrides[rs.name] }));
+  }
+
+  writePool(service: string, entries: readonly PoolEntry[]): void {
+    writeFileSync(this.poolFile(service), entries.map(poolLine).join('\n') + '\n');
+  }
+
+  /** Writes pybal.conf (pool files are written separately, with writePool). */
+  write(services: readonly E2eService[], options: { bgp?: boolean; holdTimeSec?: number } = {}): string {
+    const director = this.lab.addr.director.v4;
+    const router = this.lab.addr.router.v4;
+    const global = ['[global]', `instrumentation = yes`, `instrumentation_port = ${API_PORT}`, "instrumentation_ips = [ '127.0.0.1' ]"];
+    if (options.bgp !== false && director !== undefined && router !== undefined) {
+      global.push('bgp = yes', `bgp-local-asn = ${this.lab.options.directorAsn ?? 64600}`, `bgp-peer-address = ${router}`, `bgp-nexthop-ipv4 = ${director}`);
+      global.push(`bgp-hold-time = ${options.holdTimeSec ?? 9}`, 'bgp-connect-retry = 1');
+    }
+    const sections = services.map((s) => {
+      const vip = this.lab.addr.vips[s.vipIndex ?? 0]?.v4;
+      if (vip === undefined) throw new Error(`e2e: no IPv4 VIP #${s.vipIndex ?? 0}`);
+      return [
+        `[${s.name}]`,
+        'protocol = tcp',
+        `ip = ${vip}`,
+        `port = ${s.port ?? 80}`,
+        'scheduler = rr',
+        `config = file://${this.poolFile(s.name)}`,
+        `forward-method = ${this.lab.topology.forwarding}`,
+        ...(s.extra ?? proxyFetchLines(s.port ?? 80)),
+      ].join('\n');
+    });
+    writeFileSync(this.file, [global.join('\n'), ...sections].join('\n\n') + '\n');
+    return this.file;
+  }
+}
+
+/** The daemon, started in director1 with `--log-file -` and a control socket under lab.runDir. */
+export class E2ePybal {
+  readonly process: LabProcess;
+  readonly socket: string;
+  readonly #lab: Lab;
+
+  private constructor(lab: Lab, process: LabProcess, socket: string) {
+    this.#lab = lab;
+    this.process = process;
+    this.socket = socket;
+  }
+
+  static start(lab: Lab, configFile: string, options: { dryRun?: boolean; name?: string; extraArgs?: readonly string[] } = {}): E2ePybal {
+    const name = options.name ?? 'pybal';
+    const socket = join(lab.runDir, `${name}.sock`);
+    const argv = ['node', 'dist/src/cli/main.js', '-c', configFile, '--log-file', '-', '--control-socket', socket, ...(options.dryRun ? ['-n'] : []), ...(options.extraArgs ?? [])];
+    return new E2ePybal(lab, lab.spawn('director', argv, { name }), socket);
+  }
+
+  log(): string {
+    return this.process.output();
+  }
+
+  /** Log lines printed after `from` characters of output (use log().length as a mark). */
+  logSince(from: number): string[] {
+    return this.log().slice(from).split('\n').filter((l) => l.length > 0);
+  }
+
+  /**
+   * When the daemon logged the first line containing `text` (its own local
+   * timestamp, in ms since the epoch), so that a bound is measured on the
+   * daemon's clock rather than on a slow probe's; undefined when not logged.
+   */
+  loggedAtMs(text: string, fromChar = 0): number | undefined {
+    const line = this.logSince(fromChar).find((l) => l.includes(text));
+    const m = line === undefined ? null : /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{3}) /.exec(line);
+    if (m === null) return undefined;
+    const [y, mo, d, h, mi, sec, ms] = m.slice(1).map(Number) as [number, number, number, number, number, number, number];
+    return new Date(y, mo - 1, d, h, mi, sec, ms).getTime();
+  }
+
+  /** GET /status on the control socket, as `pybal status` does. */
+  status(): Promise<DaemonSnapshot> {
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: this.socket, path: '/status', headers: { accept: 'application/json' }, agent: false, timeout: 5_000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          try {
+            resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as DaemonSnapshot);
+          } catch (error) {
+            reject(error instanceof Error ? error : new Error(String(error)));
+          }
+        });
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error('status: timed out')));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  /** The IPVS write requests this process has sent so far. */
+  async ipvsRequests(): Promise<number> {
+    const s = await this.status();
+    if (s.ipvs === undefined) throw new Error('status has no ipvs statistics');
+    return s.ipvs.requests;
+  }
+
+  /** GET on the instrumentation API, from inside the director. */
+  async api(path: string, accept = 'application/json'): Promise<{ status: number; contentType: string; body: string }> {
+    const r = await this.#lab.exec('director', ['curl', '-sS', '-m', '5', '-H', `Accept: ${accept}`, '-w', '\n%{http_code} %{content_type}', `http://127.0.0.1:${API_PORT}${path}`]);
+    if (r.code !== 0) throw new Error(`curl ${path}: exit ${r.code} ${r.stderr.trim()}`);
+    const cut = r.stdout.lastIndexOf('\n');
+    const [code, ...type] = r.stdout.slice(cut + 1).split(' ');
+    return { status: Number(code), contentType: type.join(' '), body: r.stdout.slice(0, cut) };
+  }
+
+  async apiJson<T>(path: string): Promise<T> {
+    return JSON.parse((await this.api(path)).body) as T;
+  }
+
+  /** One sample of /metrics (the first series whose line starts with `series`). */
+  async metric(series: string): Promise<number | undefined> {
+    const text = (await this.api('/metrics', 'text/plain')).body;
+    const line = text.split('\n').find((l) => l.startsWith(`${series} `) || l.startsWith(`${series}{`));
+    return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+
+  /** `pybal status --socket`, the operator's command, run in the director. */
+  async statusCommand(): Promise<string> {
+    return (await this.#lab.execOk('director', ['node', 'dist/src/cli/main.js', 'status', '--socket', this.socket])).stdout;
+  }
+
+  /** SIGTERM and wait; returns the exit code. */
+  async terminate(): Promise<number | null> {
+    this.process.signal('SIGTERM');
+    return (await this.process.exited).code;
+  }
+}
+
+/** The addresses director1's IPVS has for the service on the lab's first IPv4 VIP and `port`. */
+export async function ipvsDestinations(lab: Lab, port = 80, vipIndex = 0): Promise<string[] | undefined> {
+  const vip = lab.addr.vips[vipIndex]?.v4;
+  const service = (await lab.ipvsTable()).find((s) => s.address === vip && s.port === port);
+  return service?.destinations.map((d) => d.address).sort();
+}
