@@ -296,7 +296,9 @@ describe('IPVS manager on the real kernel', () => {
     // The rest went in.
     expect(await rules()).toEqual(['-A -t 203.0.113.1:80 -s rr', '-a -t 203.0.113.1:80 -r 198.51.100.6:80 -g -w 1']);
     // The operator fixes the configuration; the manager, still running, applies it.
+    // A change made within a second of a failure waits for the scheduled retry.
     manager.setDesired([want(bad, []), want(service(tcp80), [dest('198.51.100.6', 80)])].map((s) => (s.scheduler === 'nosuch' ? { ...s, scheduler: 'rr' } : s)));
+    await waitFor(async () => (manager.stats().lastError === undefined ? true : undefined), { timeoutMs: 5_000, what: 'the retry to apply the fixed state' });
     await manager.idle();
     expect(manager.stats().lastError).toBeUndefined();
     expect(await rules()).toEqual(['-A -t 203.0.113.1:80 -s rr', '-A -t 203.0.113.4:80 -s rr', '-a -t 203.0.113.1:80 -r 198.51.100.6:80 -g -w 1'].sort());
