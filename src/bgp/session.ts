@@ -282,7 +282,9 @@ export class BgpSession {
         this.handlers.onEstablished(this, action.negotiated);
         return;
       case 'down':
-        this.log.warn({ reason: action.reason }, 'BGP session down');
+        // Our own stop (shutdown, reconfiguration) is news, not trouble.
+        if (action.reason === 'stopped') this.log.info({ reason: action.reason }, 'BGP session down');
+        else this.log.warn({ reason: action.reason }, 'BGP session down');
         this.handlers.onDown(this, action.reason);
         return;
       case 'routeRefresh': {
