@@ -19,6 +19,7 @@ import { createSystemClock } from '../src/runtime/clock.js';
 import { createSilentLogger } from '../src/runtime/logger.js';
 import { runGuestBench } from './lib/guest.js';
 import { median } from './lib/stats.js';
+import { dest } from '../test/ipvs/fixtures.js';
 
 const SERVICES = 100;
 const DESTS = 100;
@@ -38,18 +39,7 @@ function table(): DesiredService[] {
     timeoutSec: 0,
     netmask: 32,
     peName: '',
-    destinations: Array.from({ length: DESTS }, (_, d) => ({
-      family: 4,
-      address: `198.51.100.${d + 1}`,
-      port: 80,
-      fwdMethod: 'droute',
-      weight: 10,
-      upperThreshold: 0,
-      lowerThreshold: 0,
-      tunnelType: 'ipip',
-      tunnelPort: 0,
-      tunnelFlags: 0,
-    })),
+    destinations: Array.from({ length: DESTS }, (_, d) => dest(d, { address: `198.51.100.${d + 1}` })),
   }));
 }
 
