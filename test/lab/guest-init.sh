@@ -16,7 +16,24 @@ mount -t sysfs sysfs /sys
 mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
 # Private state stays in the guest: everything else under / is the host's.
 mount -t tmpfs -o mode=755 tmpfs /run
+# The project (and so this run's scratch directory) may live under /tmp, as in
+# a CI clone: keep those directories visible through the guest's private /tmp
+# by binding them back from the host's /tmp.
+keep=""
+for p in "$S" "$(cat "$S/cwd")"; do
+  case "$p" in
+    /tmp/?*) top="/tmp/${p#/tmp/}"; top="/tmp/$(echo "${top#/tmp/}" | cut -d/ -f1)"; keep="$keep $top" ;;
+  esac
+done
+if [ -n "$keep" ]; then
+  mkdir -p /run/host-tmp
+  mount --bind /tmp /run/host-tmp
+fi
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+for top in $keep; do
+  mountpoint -q "$top" && continue
+  mkdir -p "$top" && mount --bind "/run/host-tmp/${top#/tmp/}" "$top"
+done
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm 2>/dev/null
 mkdir -p /run/netns /run/lock
 hostname pybal-lab
