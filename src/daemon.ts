@@ -230,5 +230,5 @@ export class Daemon {
  * remove servers the kernel already has (a restart must not flap anything).
  */
 export function isReady(snapshot: ServiceSnapshot): boolean {
-  return !snapshot.awaitingPool && snapshot.servers.every((s) => s.address !== undefined || s.resolveError !== undefined);
+  return !snapshot.awaitingPool && !snapshot.initializing;
 }

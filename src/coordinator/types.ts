@@ -67,7 +67,7 @@ export interface ServiceSnapshot {
    * pooledServers() may then lack servers that will be pooled in a moment
    * (what a startup adopting the kernel's state should wait for).
    */
-  readonly initializing?: boolean;
+  readonly initializing: boolean;
 }
 
 /** Resolves a server name to its addresses in one family; rejects on failure. */

@@ -34,6 +34,7 @@ export function service(name: string, servers: readonly ServerSnapshot[], over: 
     couldNotDepoolTotal: 0,
     poolError: undefined,
     awaitingPool: false,
+    initializing: false,
     ...over,
   };
 }

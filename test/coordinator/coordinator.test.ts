@@ -257,6 +257,8 @@ describe('Coordinator resolution', () => {
     await flushAsync();
     expect(t.pooled()).toEqual(['mw1']);
     expect(t.server('new1')).toMatchObject({ address: undefined, resolveError: 'ENOTFOUND new1', pooled: false, monitors: [] });
+    // A failed first attempt ends initialization: the daemon may publish the service without it.
+    expect(t.coordinator.snapshot().initializing).toBe(false);
     expect(t.log.lines()).toContain('[text_80] ERROR: Initialization failed for server new1: ENOTFOUND new1 (retrying in 1.0 s)');
     expect(t.fakes.live('new1')).toEqual([]);
 

@@ -17,6 +17,7 @@ class FakeCoordinator implements CoordinatorApi {
   pooled: PooledServerValue[] = [];
   isHealthy = true;
   awaitingPool = true;
+  initializing = false;
   stopped = false;
   events: PoolEvent[] = [];
 
@@ -68,6 +69,7 @@ class FakeCoordinator implements CoordinatorApi {
       couldNotDepoolTotal: 0,
       poolError: undefined,
       awaitingPool: this.awaitingPool,
+      initializing: this.initializing,
     };
   }
 
@@ -255,14 +257,9 @@ describe('isReady', () => {
   it('waits for the first pool and every first resolution attempt', () => {
     const base = new FakeCoordinator(serviceConfig('text', '192.0.2.11'), () => undefined).snapshot();
     expect(isReady(base)).toBe(false);
-    const resolved = { ...base, awaitingPool: false };
-    expect(isReady(resolved)).toBe(true);
-    const pending = {
-      ...resolved,
-      servers: [{ host: 'mw1', address: undefined, weight: 10, enabled: true, up: true, pooled: false, pooledDown: false, monitors: [], resolveError: undefined }],
-    };
-    expect(isReady(pending)).toBe(false);
-    expect(isReady({ ...pending, servers: [{ ...pending.servers[0]!, resolveError: 'ENOTFOUND' }] })).toBe(true);
+    expect(isReady({ ...base, awaitingPool: false })).toBe(true);
+    expect(isReady({ ...base, awaitingPool: false, initializing: true })).toBe(false);
+    expect(isReady({ ...base, awaitingPool: true, initializing: false })).toBe(false);
   });
 });
 
