@@ -249,6 +249,8 @@ export class IpvsManager {
         // The model may be wrong now (an EEXIST says so): the retry starts from a dump.
         this.known = undefined;
         this.scheduleRetry(error);
+        // Changes queued meanwhile stay pending for that retry, like those arriving after.
+        break;
       } finally {
         const ms = this.clock.now() - t0;
         this.counters.reconciles++;

@@ -154,6 +154,22 @@ describe('IpvsManager', () => {
     expect(manager.stats().failedReconciles).toBe(4);
   });
 
+  it('holds a change queued during a failing reconcile for the scheduled retry', async () => {
+    const { kernel, manager, clock, log } = setup({ retryInitialMs: 1000 });
+    kernel.failNext = new IpvsError(2, 'CTRL_CMD_GETFAMILY', 'IPVS', 'no IPVS');
+    manager.setDesired([desired(svc(80), [dest(1)])]);
+    manager.start();
+    // Queued while the first reconcile is still running.
+    manager.setDesired([desired(svc(80), [dest(1), dest(2)])]);
+    await manager.idle();
+    expect(manager.stats()).toMatchObject({ reconciles: 1, failedReconciles: 1 });
+    expect(log.lines().filter((l) => l.includes('IPVS reconcile failed'))).toHaveLength(1);
+    await clock.advanceAsync(1000);
+    await manager.idle();
+    expect(manager.stats()).toMatchObject({ reconciles: 2, failedReconciles: 1 });
+    expect(kernel.dests(svc(80).key)).toHaveLength(2);
+  });
+
   it('holds changes that arrive right after a failure for the scheduled retry', async () => {
     const { kernel, manager, clock, log } = setup({ retryInitialMs: 1000 });
     kernel.failNext = new IpvsError(2, 'CTRL_CMD_GETFAMILY', 'IPVS', 'no IPVS');
