@@ -7,6 +7,7 @@ import { networkInterfaces } from 'node:os';
 import { PybalMetrics } from './api/metrics.js';
 import { createApiServer, DEFAULT_SOCKET_PATH, type ApiServer } from './api/server.js';
 import type { BgpStatusValue, DaemonSnapshot } from './api/types.js';
+import { formatPrefix } from './bgp/address.js';
 import { speakerOptionsFromConfig } from './bgp/announcements.js';
 import { BgpSpeaker, type Route } from './bgp/speaker.js';
 import { loadConfig } from './config/load-config.js';
@@ -117,7 +118,15 @@ class BgpSide {
     if (!wanted) return undefined;
     if (this.dryRun) {
       this.log.info('Dry run: BGP is not started; the routes it would announce are logged');
-      return { setAnnouncements: (routes) => this.log.info(`Dry run: would announce ${routes.map((r) => JSON.stringify(r.prefix)).join(', ') || 'nothing'}`) };
+      let said = '';
+      return {
+        setAnnouncements: (routes) => {
+          const text = routes.map((r) => formatPrefix(r.prefix)).join(', ') || 'nothing';
+          // Publishes follow every pool and health change: say only what changed.
+          if (text !== said) this.log.info(`Dry run: would announce ${text}`);
+          said = text;
+        },
+      };
     }
     try {
       const speaker = new BgpSpeaker(speakerOptionsFromConfig(global, services, { clock: this.clock, logger: this.log, hostIpv4Addresses: hostIpv4Addresses() }));

@@ -119,6 +119,38 @@ describe('pybal daemon (foundation)', () => {
     expect(readFileSync(log, 'utf8')).toMatch(/INFO: Stopped\n$/);
   });
 
+  it('in dry run starts no BGP and says once what it would announce', async () => {
+    writeFileSync(
+      conf,
+      [
+        '[global]',
+        'bgp = yes',
+        'bgp-local-asn = 64600',
+        'bgp-peer-address = 127.0.0.1',
+        'bgp-nexthop-ipv4 = 192.0.2.100',
+        '',
+        '[text_80]',
+        'protocol = tcp',
+        'ip = 192.0.2.11',
+        'port = 80',
+        'scheduler = wrr',
+        `config = file://${pool}`,
+        '',
+      ].join('\n'),
+    );
+    const proc = start('-n');
+    await waitForLog(log, /\[bgp\] INFO: Dry run: would announce 192\.0\.2\.11\/32\n/, 10_000);
+    await waitForLog(log, /Added 2 server\(s\)/, 10_000);
+    // A pool change publishes again; the routes are the same, so nothing more is said.
+    writeFileSync(pool, "{ 'host': 'mw1', 'weight': 10, 'enabled': True }\n{ 'host': 'mw3', 'weight': 10, 'enabled': True }\n");
+    await waitForLog(log, /New enabled server mw3, weight 10/, 5_000);
+    const text = readFileSync(log, 'utf8');
+    expect(text.match(/Dry run: would announce/g)).toHaveLength(1);
+    expect(text).not.toMatch(/BGP session/);
+    proc.kill('SIGTERM');
+    expect(await new Promise<number | null>((r) => proc.once('exit', r))).toBe(0);
+  });
+
   it('refuses to start on an invalid configuration and logs every error', async () => {
     writeFileSync(conf, ['[text_80]', 'protocol = tcpp', 'ip = 192.0.2.300', 'port = 80', 'scheduler = wrr', `config = file://${pool}`, ''].join('\n'));
     const proc = start();
