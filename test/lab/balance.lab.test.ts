@@ -47,6 +47,12 @@ describe.each(['nat', 'dr'] as const)('lab: %s forwarding', (forwarding) => {
     // DR: replies go straight from the real servers to the client, never through the director.
     if (forwarding === 'dr') expect(outPkts).toBe(0);
     else expect(outPkts).toBeGreaterThan(0);
+    if (forwarding === 'nat') {
+      // One-arm NAT: a redirect would send the real servers' replies around the director's un-NAT.
+      const counters = await lab.exec('director1', ['nstat', '-az', 'IcmpOutRedirects', 'Icmp6OutRedirects']);
+      expect(counters.stdout).toMatch(/^IcmpOutRedirects\s+0\s/m);
+      expect(counters.stdout).toMatch(/^Icmp6OutRedirects\s+0\s/m);
+    }
   });
 
   it.each(FAMILIES)('answers DNS over UDP through the IPv%i VIP, from the VIP', async (family) => {

@@ -30,6 +30,7 @@ describe('planTopology', () => {
     expect(rsBatch).toContain('addr add 203.0.113.1/32 dev lo\n');
     expect(rsBatch).toContain('addr add 2001:db8:3::1/128 dev lo nodad\n');
     expect(rsBatch).toContain('route add default via 198.51.100.1\n');
+    expect(script).not.toContain('redirects');
   });
 
   it('NAT: no VIPs on the real servers, replies via the director', () => {
@@ -39,6 +40,9 @@ describe('planTopology', () => {
     expect(rsBatch).toContain('route add default via 198.51.100.2\n');
     expect(rsBatch).toContain('route add ::/0 via 2001:db8:1::2\n');
     expect(script).not.toContain('arp_ignore');
+    // One-arm NAT: no ICMP redirects, or the real servers' replies would bypass the director's un-NAT.
+    expect(script).toContain('ip netns exec labt3-director1 sysctl -q -w net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.default.send_redirects=0\n');
+    expect(script).toContain('ip netns exec labt3-rs1 sysctl -q -w net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 net.ipv4.conf.all.accept_redirects=0 net.ipv4.conf.default.accept_redirects=0 net.ipv6.conf.all.accept_redirects=0 net.ipv6.conf.default.accept_redirects=0\n');
   });
 
   it('routes the VIPs to director1 statically unless BGP does it', () => {

@@ -16,7 +16,8 @@
 // VIPs: 203.0.113.1.. and 2001:db8:3::1.. The router sends VIP traffic to
 // director1 (a static route) unless vipRoute is 'bgp', where BIRD installs
 // whatever the directors announce. NAT: real servers route back through
-// director1. DR: real servers hold the VIPs on lo with arp_ignore=1 and
+// director1, with ICMP redirects off (sent by directors, taken by real
+// servers) as one-arm LVS-NAT needs. DR: real servers hold the VIPs on lo with arp_ignore=1 and
 // arp_announce=2 and answer the client directly through the router.
 
 export const FAMILIES = [4, 6] as const;
@@ -147,12 +148,25 @@ export function planTopology(id: string, options: TopologyOptions = {}): Topolog
   const forward = { 'net.ipv4.ip_forward': '1', 'net.ipv6.conf.all.forwarding': '1' };
   // Set on `default` before eth0 exists, so eth0 inherits them too.
   const arp = { 'net.ipv4.conf.all.arp_ignore': '1', 'net.ipv4.conf.all.arp_announce': '2', 'net.ipv4.conf.default.arp_ignore': '1', 'net.ipv4.conf.default.arp_announce': '2' };
+  // One-arm NAT: a real server's reply enters the director on eth0 and leaves
+  // it on eth0 towards the router, which is on the same LAN. The kernel then
+  // tells the real server (ICMP redirect) to send straight to the router, and
+  // once the real server obeys, its replies skip IPVS's un-NAT and the client
+  // drops them. LVS-NAT on one network needs redirects off at both ends.
+  const noRedirectsSent = { 'net.ipv4.conf.all.send_redirects': '0', 'net.ipv4.conf.default.send_redirects': '0' };
+  const noRedirectsTaken = {
+    'net.ipv4.conf.all.accept_redirects': '0',
+    'net.ipv4.conf.default.accept_redirects': '0',
+    'net.ipv6.conf.all.accept_redirects': '0',
+    'net.ipv6.conf.default.accept_redirects': '0',
+  };
+  const nat = forwarding === 'nat';
   const sysctls: Record<string, Record<string, string>> = {
     switch: { 'net.ipv6.conf.all.disable_ipv6': '1', 'net.ipv6.conf.default.disable_ipv6': '1' },
     router: { ...noDad, ...forward },
     client: noDad,
-    ...Object.fromEntries(directors.map((d) => [d.name, { ...noDad, ...forward }])),
-    ...Object.fromEntries(realServers.map((r) => [r.name, forwarding === 'dr' ? { ...noDad, ...arp } : noDad])),
+    ...Object.fromEntries(directors.map((d) => [d.name, { ...noDad, ...forward, ...(nat ? noRedirectsSent : {}) }])),
+    ...Object.fromEntries(realServers.map((r) => [r.name, nat ? { ...noDad, ...noRedirectsTaken } : { ...noDad, ...arp }])),
   };
 
   // The LAN: one bridge in the switch namespace, one veth port per member,
