@@ -6,8 +6,11 @@
  * - The first check runs at once; the second falls between 0.5 and 1.5
  *   intervals later, so monitors started in the same millisecond spread over
  *   the interval; later checks keep their phase with ±10% jitter.
- * - Interval is measured between check starts; a check that overruns delays
- *   the next one (never overlaps it) and missed ticks are skipped.
+ * - Interval is measured between check starts; a check that overruns its
+ *   next tick delays it (never overlaps it): the late check runs as soon as
+ *   the one before ends, further ticks missed meanwhile are dropped, and the
+ *   phase is kept. Dropping the late tick too would stretch failure detection
+ *   by up to an interval whenever the timeout is close to the interval.
  * - The deadline covers the whole check: the wrapper reports a failure when it
  *   passes even if the check itself has not noticed yet.
  */
@@ -66,8 +69,8 @@ export function createPeriodicMonitor(
     const interval = Math.max(MIN_INTERVAL_MS, options.intervalMs);
     lastDueMs += checks === 1 ? interval * (0.5 + random()) : interval * (1 + (random() * 2 - 1) * JITTER);
     const now = clock.now();
-    // Skip ticks missed while a long check ran, keeping the phase.
-    if (lastDueMs < now) lastDueMs += Math.ceil((now - lastDueMs) / interval) * interval;
+    // Late: run now, as the latest tick due; drop any earlier ones missed meanwhile, keeping the phase.
+    if (lastDueMs < now) lastDueMs += Math.floor((now - lastDueMs) / interval) * interval;
     return Math.max(0, lastDueMs - now);
   };
 

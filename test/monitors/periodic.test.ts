@@ -107,22 +107,52 @@ describe('periodic wrapper (manual clock)', () => {
     await monitor.stop();
   });
 
-  it('never overlaps checks: an overrunning check delays the next and missed ticks are skipped', async () => {
+  it('never overlaps checks: an overrunning check delays the next, which then runs at once; missed ticks are dropped', async () => {
     const clock = new ManualClock();
     const rec = recorder();
     const s = scripted();
     const monitor = createPeriodicMonitor('RunCommand', { ...opts, timeoutMs: 0 }, s.check, rec.deps(clock, { random: () => 0.5 }));
     monitor.start();
-    await clock.advanceAsync(35_000); // no deadline: the first check is still running
+    await clock.advanceAsync(35_000); // no deadline: the first check is still running past the ticks at 10, 20 and 30 s
     expect(s.runs()).toBe(1);
     s.answer(true);
     await flushAsync();
-    // Next due tick on the original phase: 40 s.
-    await clock.advanceAsync(4_999);
-    expect(s.runs()).toBe(1);
-    await clock.advanceAsync(1);
+    await clock.advanceAsync(0);
+    // The late tick runs as soon as the first check ends; 10 and 20 s are not made up.
     expect(s.runs()).toBe(2);
     s.answer(true);
+    await flushAsync();
+    // Then the original phase again: 40 s.
+    await clock.advanceAsync(4_999);
+    expect(s.runs()).toBe(2);
+    await clock.advanceAsync(1);
+    expect(s.runs()).toBe(3);
+    s.answer(true);
+    await monitor.stop();
+  });
+
+  it('a server that hangs is found down within interval × fall + timeout, even when jitter makes an interval shorter than the timeout', async () => {
+    const clock = new ManualClock();
+    const rec = recorder();
+    let hanging = false;
+    const interval = 1_000;
+    const options = { intervalMs: interval, timeoutMs: 1_000, rise: 1, fall: 2 };
+    // random() = 0: the second check half an interval after the first, then every 0.9 intervals.
+    const monitor = createPeriodicMonitor(
+      'ProxyFetch',
+      options,
+      { run: (signal) => (hanging ? new Promise<CheckOutcome>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error))) : Promise.resolve({ ok: true, reason: 'fine' })) },
+      rec.deps(clock, { random: () => 0 }),
+    );
+    monitor.start();
+    await clock.advanceAsync(501); // checks at 0 and 500 ms answered
+    expect(rec.reports).toEqual([expect.objectContaining({ up: true })]);
+    hanging = true;
+    const hungAt = clock.now();
+    // Checks at 1400 (times out at 2400) and, late, at 2400 (times out at 3400).
+    await clock.advanceAsync(options.intervalMs * options.fall + options.timeoutMs);
+    expect(rec.reports).toEqual([expect.objectContaining({ up: true }), expect.objectContaining({ up: false })]);
+    expect(clock.now() - hungAt).toBeLessThanOrEqual(interval * options.fall + options.timeoutMs);
     await monitor.stop();
   });
 
