@@ -237,12 +237,26 @@ describe('e2e: pybal in the lab', () => {
     await lab.realServer('rs1').setBehaviour({ mode: 'ok' });
     await lab.router.waitForRoute(prefix(), { where: fromDirector(), timeoutMs: 20_000 });
     for (const r of lab.realServers) await r.setBehaviour({ mode: 'ok' });
+    // IPVS holding every server is not enough to call the lab healthy again: the
+    // threshold kept two servers pooled while down, and as the others come up
+    // one of those may still be depooled until its own monitor sees it up. So
+    // wait for every server of every service to be up and pooled.
+    await waitFor(async () => {
+      const names = await pybal.apiJson<string[]>('/pools');
+      expect(names).toEqual(['web', 'api']);
+      const pools = await Promise.all(names.map((n) => pybal.apiJson<Record<string, { up: boolean; pooled: boolean }>>(`/pools/${n}`)));
+      const lagging = pools.flatMap((p) => Object.entries(p).filter(([, s]) => !s.up || !s.pooled).map(([ip]) => ip));
+      if (lagging.length === 0) return true;
+      throw new Error(`not yet up and pooled: ${lagging.join(', ')}`);
+    }, { timeoutMs: 20_000, what: 'every server up and pooled' });
     await waitForDests(all(), 'every server back');
-    await waitFor(async () => ((await pybal.apiJson<{ status: string }>('/alerts')).status === 'ok' ? true : undefined), { what: '/alerts ok' });
+    await waitForDests(all(), 'every server back (api)', 20_000, 1);
+    expect(await pybal.apiJson('/alerts')).toEqual({ status: 'ok', msg: 'All pools are healthy' });
   }, 60_000);
 
   it('--dry-run changes nothing in the kernel and logs what it would do', async () => {
     expect(await pybal.terminate()).toBe(0);
+    expect(await poolDests()).toEqual(all());
     const before = await lab.ipvsadm(['-Ln']);
     const dry = new E2eConfig(lab, 'dry');
     dry.writePool('web', [{ host: ipOf('rs1') }]);
@@ -252,7 +266,7 @@ describe('e2e: pybal in the lab', () => {
     await new Promise((r) => setTimeout(r, 2_000)); // the monitors' first results come in: nothing more to say
     const status = await pybal.status();
     expect(status.dryRun).toBe(true);
-    expect(status.ipvs?.requests).toBe(2); // what it would have sent: rs2 and rs3 out
+    expect(status.ipvs?.requests, `${before}\n${pybal.log()}`).toBe(2); // what it would have sent: rs2 and rs3 out
     expect(pybal.log().split('\n').filter((l) => l.includes('dry run: would')).map((l) => l.replace(/^.*would /, '')).sort()).toEqual(
       [`delete server TCP ${vip}:80 -> ${ipOf('rs2')}:80`, `delete server TCP ${vip}:80 -> ${ipOf('rs3')}:80`],
     );
