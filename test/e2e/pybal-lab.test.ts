@@ -41,6 +41,23 @@ describe('e2e helpers', () => {
     expect(config.services[0]).toMatchObject({ bgpWithdrawWhenDown: true });
   });
 
+  it('write an IPv6 service: its VIP, IPv6 pool hosts, peers over both families and the IPv6 next hop', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pybal-e2e-'));
+    dirs.push(dir);
+    const topology = planTopology('t2', { realServers: 2, families: [4, 6], forwarding: 'dr' });
+    const lab = { dir, addr: topology.addr, options: {}, topology } as unknown as Lab;
+    const conf = new E2eConfig(lab);
+    conf.writePool('web6', conf.realServerEntries({}, 6));
+    conf.write([{ name: 'web6', family: 6 }]);
+    const loaded = await loadConfig(conf.file);
+    expect(loaded.errors).toEqual([]);
+    const config = loaded.config!;
+    expect(config.global).toMatchObject({ bgpPeerAddresses: ['198.51.100.1', '2001:db8:1::1'], bgpNexthopIpv4: '198.51.100.2', bgpNexthopIpv6: '2001:db8:1::2' });
+    expect(config.services.map((s) => [s.name, s.ip, s.family])).toEqual([['web6', '2001:db8:3::1', 6]]);
+    const pool = parseLegacyPool(readFileSync(conf.poolFile('web6'), 'utf8'), conf.poolFile('web6'));
+    expect([...pool.pool.keys()]).toEqual(['2001:db8:1::11', '2001:db8:1::12']);
+  });
+
   it('write pool files in PyBal legacy format, disabled servers included', () => {
     const lab = fakeLab();
     const conf = new E2eConfig(lab);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { DaemonSnapshot } from '../../src/api/types.js';
 import type { LabProcess } from '../lab/exec.js';
 import type { Lab } from '../lab/lab.js';
+import type { Family } from '../lab/topology.js';
 
 export type PoolEntry = { host: string; weight?: number; enabled?: boolean };
 
@@ -16,6 +17,8 @@ export type E2eService = {
   port?: number;
   /** Index into lab.addr.vips. Default 0. */
   vipIndex?: number;
+  /** The VIP's address family. Default 4. */
+  family?: Family;
   /** Lines added to the service section (monitors, thresholds...). */
   extra?: readonly string[];
 };
@@ -47,7 +50,9 @@ export function poolLine(entry: PoolEntry): string {
 
 /**
  * A pybal.conf and its pool files for a lab: BGP to the lab's router with
- * director1 as next hop, the API on 127.0.0.1, one section per service.
+ * director1 as next hop, the API on 127.0.0.1, one section per service. With
+ * an IPv6 service, pybal peers with the router over both families and
+ * announces IPv6 VIPs with director1's IPv6 address as next hop.
  */
 export class E2eConfig {
   readonly file: string;
@@ -61,9 +66,9 @@ export class E2eConfig {
     return join(this.lab.dir, `${this.name}-pool-${service}`);
   }
 
-  /** The lab's real servers as pool entries, by address. */
-  realServerEntries(overrides: Record<string, Partial<PoolEntry>> = {}): PoolEntry[] {
-    return this.lab.addr.realServers.map((rs) => ({ host: rs.v4 ?? '', ...overrides[rs.name] }));
+  /** The lab's real servers as pool entries, by address of `family`. */
+  realServerEntries(overrides: Record<string, Partial<PoolEntry>> = {}, family: Family = 4): PoolEntry[] {
+    return this.lab.addr.realServers.map((rs) => ({ host: (family === 4 ? rs.v4 : rs.v6) ?? '', ...overrides[rs.name] }));
   }
 
   writePool(service: string, entries: readonly PoolEntry[]): void {
@@ -72,16 +77,20 @@ export class E2eConfig {
 
   /** Writes pybal.conf (pool files are written separately, with writePool). */
   write(services: readonly E2eService[], options: { bgp?: boolean; holdTimeSec?: number } = {}): string {
-    const director = this.lab.addr.director.v4;
-    const router = this.lab.addr.router.v4;
+    const { director, router } = this.lab.addr;
     const global = ['[global]', `instrumentation = yes`, `instrumentation_port = ${API_PORT}`, "instrumentation_ips = [ '127.0.0.1' ]"];
-    if (options.bgp !== false && director !== undefined && router !== undefined) {
-      global.push('bgp = yes', `bgp-local-asn = ${this.lab.options.directorAsn ?? 64600}`, `bgp-peer-address = ${router}`, `bgp-nexthop-ipv4 = ${director}`);
+    const ipv6 = services.some((s) => s.family === 6);
+    if (options.bgp !== false && director.v4 !== undefined && router.v4 !== undefined) {
+      const peers = ipv6 && router.v6 !== undefined ? `[ '${router.v4}', '${router.v6}' ]` : router.v4;
+      global.push('bgp = yes', `bgp-local-asn = ${this.lab.options.directorAsn ?? 64600}`, `bgp-peer-address = ${peers}`, `bgp-nexthop-ipv4 = ${director.v4}`);
+      if (ipv6 && director.v6 !== undefined) global.push(`bgp-nexthop-ipv6 = ${director.v6}`);
       global.push(`bgp-hold-time = ${options.holdTimeSec ?? 9}`, 'bgp-connect-retry = 1');
     }
     const sections = services.map((s) => {
-      const vip = this.lab.addr.vips[s.vipIndex ?? 0]?.v4;
-      if (vip === undefined) throw new Error(`e2e: no IPv4 VIP #${s.vipIndex ?? 0}`);
+      const family = s.family ?? 4;
+      const vips = this.lab.addr.vips[s.vipIndex ?? 0];
+      const vip = family === 4 ? vips?.v4 : vips?.v6;
+      if (vip === undefined) throw new Error(`e2e: no IPv${family} VIP #${s.vipIndex ?? 0}`);
       return [
         `[${s.name}]`,
         'protocol = tcp',
@@ -199,9 +208,10 @@ export class E2ePybal {
   }
 }
 
-/** The addresses director1's IPVS has for the service on the lab's first IPv4 VIP and `port`. */
-export async function ipvsDestinations(lab: Lab, port = 80, vipIndex = 0): Promise<string[] | undefined> {
-  const vip = lab.addr.vips[vipIndex]?.v4;
+/** The addresses director1's IPVS has for the service on a VIP of the lab (the first IPv4 one by default) and `port`. */
+export async function ipvsDestinations(lab: Lab, port = 80, vipIndex = 0, family: Family = 4): Promise<string[] | undefined> {
+  const vips = lab.addr.vips[vipIndex];
+  const vip = family === 4 ? vips?.v4 : vips?.v6;
   const service = (await lab.ipvsTable()).find((s) => s.address === vip && s.port === port);
   return service?.destinations.map((d) => d.address).sort();
 }
