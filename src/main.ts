@@ -191,7 +191,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   const ipvsLog = log.child({ component: 'ipvs' });
   await loadIpvsModule(ipvsLog);
   const kernel = createLazyIpvsKernel(() => createIpvsClient({ clock, logger: ipvsLog }));
-  const ipvs = new IpvsManager({ kernel, clock, logger: ipvsLog, dryRun: options.dryRun });
+  const ipvs = new IpvsManager({ kernel, clock, logger: ipvsLog, dryRun: options.dryRun, resyncIntervalMs: config.global.ipvsResyncIntervalMs });
   const ipvsReady = (): boolean => {
     const s = ipvs.stats();
     return s.reconciles > s.failedReconciles;
@@ -278,6 +278,10 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
       previous.global.instrumentation !== config.global.instrumentation) {
       await api.closeTcp();
       await listenApi(config.global);
+    }
+    if (previous.global.ipvsResyncIntervalMs !== config.global.ipvsResyncIntervalMs) {
+      ipvs.setResyncInterval(config.global.ipvsResyncIntervalMs);
+      configLog.info(`IPVS resync interval is now ${config.global.ipvsResyncIntervalMs / 1000} s`);
     }
     if (previous.global.runcommandMaxConcurrent !== config.global.runcommandMaxConcurrent) {
       configLog.warn('runcommand-max-concurrent changes take effect at the next restart');

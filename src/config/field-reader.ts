@@ -209,9 +209,9 @@ export function createFieldReader(ctx: FieldContext) {
 
     /**
      * A duration in seconds (fractions allowed) returned in milliseconds;
-     * greater than 0 unless zero is allowed.
+     * greater than 0 unless zero is allowed, and at least `minSec` if given.
      */
-    seconds(key: string, fallbackSec: number, options: { allowZero?: boolean } = {}): number {
+    seconds(key: string, fallbackSec: number, options: { allowZero?: boolean; minSec?: number } = {}): number {
       const value = text(key);
       if (value === undefined) return fallbackSec * 1000;
       if (!FLOAT_RE.test(value)) {
@@ -224,6 +224,8 @@ export function createFieldReader(ctx: FieldContext) {
         error(key, options.allowZero ? `must be 0 or more seconds, got ${value}` : `must be greater than 0 seconds, got ${value}`);
       } else if (sec > 0 && ms === 0) {
         error(key, `must be at least 0.001 seconds, got ${value}`);
+      } else if (options.minSec !== undefined && sec < options.minSec) {
+        error(key, `must be at least ${options.minSec} seconds, got ${value}`);
       } else if (ms > MAX_TIMER_MS) {
         error(key, `must be at most ${Math.floor(MAX_TIMER_MS / 1000)} seconds, got ${value}`);
       } else {

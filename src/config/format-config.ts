@@ -50,6 +50,7 @@ function formatGlobal(g: GlobalConfig): Values {
     instrumentation_port: String(g.instrumentationPort),
     instrumentation_ips: pyList(g.instrumentationIps),
     'runcommand-max-concurrent': String(g.runcommandMaxConcurrent),
+    'ipvs-resync-interval': seconds(g.ipvsResyncIntervalMs),
   });
 }
 

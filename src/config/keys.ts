@@ -24,6 +24,7 @@ export const GLOBAL_KEYS = [
   'instrumentation_port',
   'instrumentation_ips',
   'runcommand-max-concurrent',
+  'ipvs-resync-interval',
 ] as const;
 
 export const SERVICE_KEYS = [

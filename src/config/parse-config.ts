@@ -189,6 +189,7 @@ function parseGlobal(c: Collector, section: IniSection, present: boolean): Globa
     instrumentationPort: r.int('instrumentation_port', 9090, { min: 1, max: 65535 }),
     instrumentationIps: r.ipList('instrumentation_ips', ['127.0.0.1', '::1'], true),
     runcommandMaxConcurrent: r.int('runcommand-max-concurrent', 32, { min: 1, max: 10000 }),
+    ipvsResyncIntervalMs: r.seconds('ipvs-resync-interval', 60, { minSec: 1 }),
   };
 }
 

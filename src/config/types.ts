@@ -66,6 +66,8 @@ export interface GlobalConfig {
   readonly instrumentationIps: readonly string[];
   /** New: `runcommand-max-concurrent`, how many RunCommand checks may run at once across all services (default 32). */
   readonly runcommandMaxConcurrent: number;
+  /** New: `ipvs-resync-interval` in seconds, how often the IPVS table is re-read and drift repaired (default 60, at least 1). */
+  readonly ipvsResyncIntervalMs: number;
 }
 
 export type Protocol = 'tcp' | 'udp' | 'sctp';

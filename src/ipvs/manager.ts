@@ -86,7 +86,7 @@ export class IpvsManager {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly dryRun: boolean;
-  private readonly resyncIntervalMs: number;
+  private resyncIntervalMs: number;
   private readonly retryInitialMs: number;
   private readonly retryMaxMs: number;
 
@@ -147,6 +147,18 @@ export class IpvsManager {
     this.started = true;
     this.armResync();
     this.trigger(true);
+  }
+
+  /**
+   * Changes the resync period (a SIGHUP with a new ipvs-resync-interval): the
+   * next resync comes one new period from now.
+   */
+  setResyncInterval(ms: number): void {
+    if (ms === this.resyncIntervalMs) return;
+    this.resyncIntervalMs = ms;
+    if (!this.started || this.stopped) return;
+    this.resyncTimer?.cancel();
+    this.armResync();
   }
 
   /** Stops timers and waits for a reconcile in progress. The kernel table is left as it is. */

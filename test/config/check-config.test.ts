@@ -176,6 +176,7 @@ describe('formatConfig', () => {
       instrumentation_port: '9090',
       instrumentation_ips: "['127.0.0.1', '::1']",
       'runcommand-max-concurrent': '32',
+      'ipvs-resync-interval': '60',
     });
     expect(sections.s).toEqual({
       protocol: 'tcp',
@@ -208,7 +209,7 @@ describe('formatConfig', () => {
       't.conf',
     );
     expect(again.errors).toEqual([]);
-    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 15 } })));
+    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 16 } })));
     expect(again.config?.global).toEqual(r.config.global);
   });
 });

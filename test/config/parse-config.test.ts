@@ -56,6 +56,7 @@ const GLOBAL_DEFAULTS: GlobalConfig = {
   instrumentationPort: 9090,
   instrumentationIps: ['127.0.0.1', '::1'],
   runcommandMaxConcurrent: 32,
+  ipvsResyncIntervalMs: 60_000,
 };
 
 const IDLE_DEFAULTS: MonitorConfig = {
@@ -260,6 +261,7 @@ instrumentation = true
 instrumentation_port = 9091
 instrumentation_ips = [ '' ]
 runcommand-max-concurrent = 4
+ipvs-resync-interval = 12.5
 
 [v6]
 protocol = sctp
@@ -367,11 +369,12 @@ udp.fall = 3
       instrumentationPort: 9091,
       instrumentationIps: [''],
       runcommandMaxConcurrent: 4,
+      ipvsResyncIntervalMs: 12_500,
     });
     const [v6, v4udp] = config.services;
     expect(v6).toStrictEqual({
       name: 'v6',
-      source: { file: FILE, line: 21 },
+      source: { file: FILE, line: 22 },
       protocol: 'sctp',
       ip: '2001:db8::11',
       family: 6,
@@ -444,7 +447,7 @@ udp.fall = 3
     });
     expect(v4udp).toStrictEqual({
       name: 'v4udp',
-      source: { file: FILE, line: 87 },
+      source: { file: FILE, line: 88 },
       protocol: 'udp',
       ip: '192.0.2.53',
       family: 4,
@@ -745,6 +748,8 @@ describe('parseConfig: [global] errors', () => {
     ['instrumentation', '[global]\ninstrumentation = 2\n', ["test.conf:2: instrumentation: expected a boolean (yes/no, true/false, on/off, 1/0), got '2'"]],
     ['instrumentation port', '[global]\ninstrumentation_port = 70000\n', ['test.conf:2: instrumentation_port: must be between 1 and 65535, got 70000']],
     ['runcommand cap', '[global]\nruncommand-max-concurrent = 0\n', ['test.conf:2: runcommand-max-concurrent: must be between 1 and 10000, got 0']],
+    ['IPVS resync too often', '[global]\nipvs-resync-interval = 0.5\n', ['test.conf:2: ipvs-resync-interval: must be at least 1 seconds, got 0.5']],
+    ['IPVS resync not a number', '[global]\nipvs-resync-interval = 1m\n', ["test.conf:2: ipvs-resync-interval: expected a number of seconds, got '1m'"]],
     [
       'instrumentation IPs',
       "[global]\ninstrumentation_ips = [ '127.0.0.1', 'localhost' ]\n",

@@ -3,7 +3,8 @@
 // to BIRD over IPv4 and IPv6, and a client that reaches the VIP over IPv6.
 // The IPv4 file (daemon.lab.test.ts) covers the daemon's behaviour in depth;
 // this one proves that the same path holds for the other family: pool file,
-// monitors, coordinator, IPVS, the /128 announcement and its withdrawal.
+// monitors, coordinator, IPVS, the /128 announcement and its withdrawal. It
+// also runs with a short ipvs-resync-interval, to see drift repaired in time.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../lab/exec.js';
 import { startLab, type Lab } from '../lab/lab.js';
@@ -11,14 +12,17 @@ import { DEPOOL_BOUND_MS, E2eConfig, E2ePybal, ipvsDestinations, proxyFetchLines
 
 /** Time to tell a real server to fail (one request over its Unix control socket). */
 const CONTROL_SLACK_MS = 300;
-/** Time the lab needs to observe a change at the router (a probe every 100 ms, each a process in a slow guest). */
+/** Time the lab needs to observe a change (a probe every 100 ms, each a process in a slow guest). */
 const LAB_SLACK_MS = 1_000;
+/** ipvs-resync-interval, in seconds. */
+const RESYNC_SEC = 5;
 
 describe('e2e: pybal with an IPv6 service', () => {
   let lab: Lab;
   let pybal: E2ePybal;
   let vip: string;
   let rs: { name: string; ip: string }[];
+  let conf: E2eConfig;
   const web6: E2eService = { name: 'web6', family: 6, extra: [...proxyFetchLines(), 'bgp-withdraw-when-down = yes'] };
   const all = (): string[] => rs.map((r) => r.ip).sort();
   const ipOf = (name: string): string => rs.find((r) => r.name === name)!.ip;
@@ -30,9 +34,9 @@ describe('e2e: pybal with an IPv6 service', () => {
     lab = await startLab({ realServers: 2, forwarding: 'dr', router: 'bird', families: [4, 6] });
     vip = lab.addr.vip.v6!;
     rs = lab.addr.realServers.map((r) => ({ name: r.name, ip: r.v6! }));
-    const conf = new E2eConfig(lab);
+    conf = new E2eConfig(lab);
     conf.writePool('web6', conf.realServerEntries({}, 6));
-    conf.write([web6]);
+    conf.write([web6], { globalExtra: [`ipvs-resync-interval = ${RESYNC_SEC}`] });
     pybal = E2ePybal.start(lab, conf.file);
   }, 60_000);
 
@@ -75,6 +79,23 @@ describe('e2e: pybal with an IPv6 service', () => {
     await lab.realServer('rs1').setBehaviour({ mode: 'ok' });
     await waitFor(async () => ((await dests())?.includes(ipOf('rs1')) ? true : undefined), { timeoutMs: 20_000, what: 'rs1 back in IPVS' });
     await lab.client.waitForAnswer(lab.vipUrl(6), (a) => a.servedBy === 'rs1');
+  });
+
+  it('a server deleted by hand is logged as drift and put back within ipvs-resync-interval; a SIGHUP changes the interval', async () => {
+    const mark = pybal.log().length;
+    await lab.ipvsadm(['-d', '-t', `[${vip}]:80`, '-r', `[${ipOf('rs2')}]:80`]);
+    const deletedAt = Date.now();
+    await waitFor(async () => ((await dests())?.includes(ipOf('rs2')) ? true : undefined), { timeoutMs: 20_000, what: 'rs2 put back' });
+    const repairMs = Date.now() - deletedAt;
+    console.log(`a server deleted by hand was back ${repairMs} ms later (bound ${RESYNC_SEC * 1000} ms + ${LAB_SLACK_MS} ms lab slack)`);
+    expect(repairMs).toBeLessThanOrEqual(RESYNC_SEC * 1000 + LAB_SLACK_MS);
+    expect(pybal.logSince(mark).join('\n')).toContain(`IPVS drift: server TCP [${vip}]:80 -> [${ipOf('rs2')}]:80 is missing from the kernel; repairing`);
+
+    const reloadMark = pybal.log().length;
+    conf.write([web6], { globalExtra: ['ipvs-resync-interval = 3'] });
+    pybal.process.signal('SIGHUP');
+    await waitFor(async () => pybal.logSince(reloadMark).find((l) => l.includes('IPVS resync interval is now 3 s')), { what: 'the new interval taking effect' });
+    expect(pybal.logSince(reloadMark).join('\n')).toContain('Configuration reloaded: 0 added, 0 removed, 0 changed, 1 unchanged');
   });
 
   it('SIGTERM withdraws the /128 within a second and leaves IPVS as it is', async () => {

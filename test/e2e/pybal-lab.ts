@@ -76,7 +76,7 @@ export class E2eConfig {
   }
 
   /** Writes pybal.conf (pool files are written separately, with writePool). */
-  write(services: readonly E2eService[], options: { bgp?: boolean; holdTimeSec?: number } = {}): string {
+  write(services: readonly E2eService[], options: { bgp?: boolean; holdTimeSec?: number; globalExtra?: readonly string[] } = {}): string {
     const { director, router } = this.lab.addr;
     const global = ['[global]', `instrumentation = yes`, `instrumentation_port = ${API_PORT}`, "instrumentation_ips = [ '127.0.0.1' ]"];
     const ipv6 = services.some((s) => s.family === 6);
@@ -86,6 +86,7 @@ export class E2eConfig {
       if (ipv6 && director.v6 !== undefined) global.push(`bgp-nexthop-ipv6 = ${director.v6}`);
       global.push(`bgp-hold-time = ${options.holdTimeSec ?? 9}`, 'bgp-connect-retry = 1');
     }
+    global.push(...(options.globalExtra ?? []));
     const sections = services.map((s) => {
       const family = s.family ?? 4;
       const vips = this.lab.addr.vips[s.vipIndex ?? 0];

@@ -105,6 +105,28 @@ describe('IpvsManager', () => {
     ]);
   });
 
+  it('takes a new resync interval at once: the next resync comes one new period later', async () => {
+    const { manager, clock } = setup();
+    manager.setDesired([desired(svc(80), [dest(1)])]);
+    manager.start();
+    await manager.idle();
+    expect(manager.stats().resyncs).toBe(1);
+    await clock.advanceAsync(20_000);
+    manager.setResyncInterval(5_000); // a SIGHUP with ipvs-resync-interval = 5
+    expect(clock.nextDeadline()).toBe(25_000);
+    await clock.advanceAsync(4_999);
+    await manager.idle();
+    expect(manager.stats().resyncs).toBe(1);
+    await clock.advanceAsync(1);
+    await manager.idle();
+    expect(manager.stats().resyncs).toBe(2);
+    await clock.advanceAsync(5_000);
+    await manager.idle();
+    expect(manager.stats().resyncs).toBe(3);
+    manager.setResyncInterval(5_000); // unchanged: the phase stays
+    expect(clock.nextDeadline()).toBe(35_000);
+  });
+
   it('coalesces triggers that arrive during a reconcile into one more run', async () => {
     const { kernel, manager } = setup();
     manager.start();

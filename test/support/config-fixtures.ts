@@ -21,6 +21,7 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
     instrumentationPort: 9090,
     instrumentationIps: ['127.0.0.1', '::1'],
     runcommandMaxConcurrent: 32,
+    ipvsResyncIntervalMs: 60_000,
     ...overrides,
   };
 }
