@@ -8,12 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../lab/exec.js';
 import { startLab, type Lab } from '../lab/lab.js';
-import { DEPOOL_BOUND_MS, E2eConfig, E2ePybal, ipvsDestinations, proxyFetchLines, type E2eService } from './pybal-lab.js';
+import { CONTROL_SLACK_MS, DEPOOL_BOUND_MS, E2eConfig, E2ePybal, LAB_SLACK_MS, ipvsDestinations, proxyFetchLines, type E2eService } from './pybal-lab.js';
 
-/** Time to tell a real server to fail (one request over its Unix control socket). */
-const CONTROL_SLACK_MS = 300;
-/** Time the lab needs to observe a change (a probe every 100 ms, each a process in a slow guest). */
-const LAB_SLACK_MS = 1_000;
 /** ipvs-resync-interval, in seconds. */
 const RESYNC_SEC = 5;
 

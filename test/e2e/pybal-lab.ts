@@ -29,6 +29,12 @@ export const CHECK = { intervalSec: 1, timeoutSec: 1, fall: 2, rise: 1 } as cons
 /** The bound the issue states for a depool: interval × fall + timeout, plus a second. */
 export const DEPOOL_BOUND_MS = (CHECK.intervalSec * CHECK.fall + CHECK.timeoutSec + 1) * 1000;
 
+/** Time the lab needs to observe a change (a probe every 100 ms, each a process in a slow guest). */
+export const LAB_SLACK_MS = 1_000;
+
+/** Time to tell a real server to fail (one request over its Unix control socket). */
+export const CONTROL_SLACK_MS = 300;
+
 export const API_PORT = 9090;
 
 /** The ProxyFetch monitor lines of a service on `port`. */
