@@ -20,6 +20,7 @@ import { Daemon, describeReload, type RouteTarget } from './daemon.js';
 import { createIpvsClient } from './ipvs/client.js';
 import { createLazyIpvsKernel } from './ipvs/lazy-kernel.js';
 import { IpvsManager } from './ipvs/manager.js';
+import { interfacesSendingRedirects, natRedirectWarning } from './ipvs/redirects.js';
 import { createFpingPinger, createRunLimiter } from './monitors/index.js';
 import { createPoolSource } from './pool/create-source.js';
 import { createSystemClock, type Clock } from './runtime/clock.js';
@@ -189,6 +190,11 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
 
   // IPVS: one netlink client, opened (and reopened) as the manager needs it.
   const ipvsLog = log.child({ component: 'ipvs' });
+  const checkNatRedirects = async (services: readonly ServiceConfig[]): Promise<void> => {
+    const warning = natRedirectWarning(services, await interfacesSendingRedirects());
+    if (warning !== undefined) ipvsLog.warn(warning);
+  };
+  await checkNatRedirects(config.services);
   await loadIpvsModule(ipvsLog);
   const kernel = createLazyIpvsKernel(() => createIpvsClient({ clock, logger: ipvsLog }));
   const ipvs = new IpvsManager({ kernel, clock, logger: ipvsLog, dryRun: options.dryRun, resyncIntervalMs: config.global.ipvsResyncIntervalMs });
@@ -272,6 +278,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     config = next.config;
     const summary = await daemon.reload(config);
     configLog.info(describeReload(summary));
+    await checkNatRedirects(config.services);
     daemon.setRouteTarget(await bgp.configure(config.global, config.services));
     if (JSON.stringify(previous.global.instrumentationIps) !== JSON.stringify(config.global.instrumentationIps) ||
       previous.global.instrumentationPort !== config.global.instrumentationPort ||
