@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../lab/exec.js';
 import { startLab, type Lab } from '../lab/lab.js';
-import { CONTROL_SLACK_MS, DEPOOL_BOUND_MS, E2eConfig, E2ePybal, LAB_SLACK_MS, ipvsDestinations, proxyFetchLines, type E2eService } from './pybal-lab.js';
+import { CONTROL_SLACK_MS, DEPOOL_BOUND_MS, E2eConfig, E2ePybal, LAB_SLACK_MS, ipvsDestinations, proxyFetchLines, waitForIpvsDestinations, type E2eService } from './pybal-lab.js';
 
 /** ipvs-resync-interval, in seconds. */
 const RESYNC_SEC = 5;
@@ -41,11 +41,7 @@ describe('e2e: pybal with an IPv6 service', () => {
   });
 
   it('pools the IPv6 real servers, announces the /128 with the IPv6 next hop, and the client reaches both', async () => {
-    await waitFor(async () => {
-      const have = await dests();
-      if (JSON.stringify(have) === JSON.stringify(all())) return true;
-      throw new Error(`IPVS has ${JSON.stringify(have)}`);
-    }, { timeoutMs: 20_000, what: 'both IPv6 real servers in IPVS' });
+    await waitForIpvsDestinations(lab, all(), 'both IPv6 real servers in IPVS', { family: 6 });
     const service = (await lab.ipvsTable()).find((s) => s.address === vip);
     expect(service?.scheduler).toBe('rr');
     expect(service?.destinations.map((d) => [d.address, d.forward, d.weight]).sort()).toEqual(all().map((ip) => [ip, 'route', 10]));

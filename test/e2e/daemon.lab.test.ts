@@ -14,7 +14,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../lab/exec.js';
 import { startLab, type Lab } from '../lab/lab.js';
-import { CONTROL_SLACK_MS, DEPOOL_BOUND_MS, E2eConfig, E2ePybal, LAB_SLACK_MS, ipvsDestinations, proxyFetchLines, type E2eService } from './pybal-lab.js';
+import { CONTROL_SLACK_MS, DEPOOL_BOUND_MS, E2eConfig, E2ePybal, LAB_SLACK_MS, ipvsDestinations, proxyFetchLines, waitForIpvsDestinations, type E2eService } from './pybal-lab.js';
 
 describe('e2e: pybal in the lab', () => {
   let lab: Lab;
@@ -30,11 +30,7 @@ describe('e2e: pybal in the lab', () => {
   const ipOf = (name: string): string => rs.find((r) => r.name === name)!.ip;
   const poolDests = (port = 80, vipIndex = 0): Promise<string[] | undefined> => ipvsDestinations(lab, port, vipIndex);
   const waitForDests = (want: string[], what: string, timeoutMs = 20_000, vipIndex = 0): Promise<boolean> =>
-    waitFor(async () => {
-      const have = await poolDests(80, vipIndex);
-      if (JSON.stringify(have) === JSON.stringify(want)) return true;
-      throw new Error(`IPVS has ${JSON.stringify(have)}`);
-    }, { timeoutMs, what });
+    waitForIpvsDestinations(lab, want, what, { timeoutMs, vipIndex });
   const prefix = (): string => `${vip}/32`;
   const fromDirector = (): ((r: { nextHop?: string | undefined }) => boolean) => (r) => r.nextHop === lab.addr.director.v4;
 

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import type { DaemonSnapshot } from '../../src/api/types.js';
-import type { LabProcess } from '../lab/exec.js';
+import { waitFor, type LabProcess } from '../lab/exec.js';
 import type { Lab } from '../lab/lab.js';
 import type { Family } from '../lab/topology.js';
 
@@ -221,4 +221,18 @@ export async function ipvsDestinations(lab: Lab, port = 80, vipIndex = 0, family
   const vip = family === 4 ? vips?.v4 : vips?.v6;
   const service = (await lab.ipvsTable()).find((s) => s.address === vip && s.port === port);
   return service?.destinations.map((d) => d.address).sort();
+}
+
+/** Waits until that service has exactly the destinations `want` (sorted); a timeout says what it had. */
+export function waitForIpvsDestinations(
+  lab: Lab,
+  want: readonly string[],
+  what: string,
+  options: { timeoutMs?: number; vipIndex?: number; family?: Family } = {},
+): Promise<boolean> {
+  return waitFor(async () => {
+    const have = await ipvsDestinations(lab, 80, options.vipIndex, options.family);
+    if (JSON.stringify(have) === JSON.stringify(want)) return true;
+    throw new Error(`IPVS has ${JSON.stringify(have)}`);
+  }, { timeoutMs: options.timeoutMs ?? 20_000, what });
 }
