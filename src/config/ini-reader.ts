@@ -127,6 +127,46 @@ function quote(text: string): string {
   return JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text);
 }
 
+/**
+ * Problems with carriage returns that are not part of a CRLF line end.
+ *
+ * Python 2's ConfigParser (PyBal) reads the file with open(path), which ends
+ * lines only at '\n': a file with CR-only line endings (classic Mac OS, or a
+ * bad transfer) is one single line to it, so PyBal sees at most the first
+ * section header and no services, silently. Reading '\r' as a line end
+ * instead would make the same file mean something else to PyBal and to pybal,
+ * and `grep -n` or sed would see one line where our messages name several.
+ * So such a file is refused, saying why and how to convert it; a lone '\r'
+ * inside a line of an otherwise '\n'-ended file is refused at its line for the
+ * same reason. A '\r' followed only by white space (CRLF, or "80\r\r\n") is
+ * harmless: ConfigParser strips it, as readIni does.
+ */
+export function checkLineEndings(text: string, file: string): Problem[] {
+  if (!text.includes('\r')) return [];
+  if (!text.includes('\n') && pyStrip(text).includes('\r')) {
+    return [
+      {
+        file,
+        message:
+          "the file uses CR-only line endings (old Mac): pybal, like PyBal, ends lines only at '\\n', so it would read the whole file as one line; convert it, e.g. with: tr '\\r' '\\n'",
+      },
+    ];
+  }
+  const problems: Problem[] = [];
+  text.split('\n').forEach((line, index) => {
+    const cr = line.indexOf('\r');
+    if (cr !== -1 && pyStrip(line.slice(cr)) !== '') {
+      problems.push({
+        file,
+        line: index + 1,
+        message:
+          "a carriage return ('\\r') in the middle of the line: the file mixes in CR-only line endings (old Mac), and the text after it would not be read as a line of its own",
+      });
+    }
+  });
+  return problems;
+}
+
 export function readIni(text: string, file: string): IniReadResult {
   const errors: Problem[] = [];
   const warnings: Problem[] = [];

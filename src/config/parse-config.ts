@@ -7,7 +7,7 @@
 
 import type { Problem } from '../runtime/errors.js';
 import { createFieldReader, type FieldReader, isHttpUrl, MAX_U32, show } from './field-reader.js';
-import { readIni, resolveSection, type IniDocument, type IniSection, type ResolvedEntry } from './ini-reader.js';
+import { checkLineEndings, pyStrip, readIni, resolveSection, type IniDocument, type IniSection, type ResolvedEntry } from './ini-reader.js';
 import { parseIpv4Octets } from './ip-address.js';
 import {
   CLI_KEYS,
@@ -352,9 +352,13 @@ function crossCheck(c: Collector, global: GlobalConfig, services: readonly Servi
     const id = `${s.protocol} ${s.ip} ${s.port}`;
     const first = seen.get(id);
     if (first !== undefined) {
+      // Named at the later section's ip (its own or the [DEFAULT] one it inherits).
+      const section = c.document.sections.find((x) => x.name === s.name);
+      const ipLine = section?.entries.get('ip')?.line ?? c.document.defaults?.entries.get('ip')?.line ?? s.source.line;
       c.errors.push({
         file: c.file,
-        line: s.source.line,
+        line: ipLine,
+        key: 'ip',
         message: `[${s.name}] has the same protocol, ip and port (${s.protocol} ${formatEndpoint(s)}) as [${first.name}] (line ${first.source.line})`,
       });
     } else {
@@ -406,6 +410,9 @@ function unique(problems: readonly Problem[]): Problem[] {
 }
 
 export function parseConfig(text: string, file: string): ParseResult {
+  // The lines are not what they seem: report that alone, not its consequences.
+  const lineEndings = checkLineEndings(text, file);
+  if (lineEndings.length > 0) return { errors: lineEndings, warnings: [] };
   const ini = readIni(text, file);
   const c: Collector = { file, document: ini.document, errors: [...ini.errors], warnings: [...ini.warnings] };
   checkDefaultKeys(c);
@@ -414,8 +421,12 @@ export function parseConfig(text: string, file: string): ParseResult {
   const global = parseGlobal(c, globalSection ?? { name: GLOBAL_SECTION, line: 0, entries: new Map() }, globalSection !== undefined);
   const services = ini.document.sections.filter((s) => s.name !== GLOBAL_SECTION).map((s) => parseService(c, s));
   crossCheck(c, global, services, globalSection);
-  if (services.length === 0 && c.errors.length === 0) {
-    c.warnings.push({ file, message: 'no services are defined (every section other than [global] is a service)' });
+  // PyBal runs with no services; for pybal it is an error, so that an emptied or
+  // truncated file can neither start a director that serves nothing nor, on
+  // SIGHUP, remove every service of a running one.
+  if (services.length === 0) {
+    const empty = pyStrip(text.replace(/^\ufeff/, '')) === '' ? 'the file is empty: ' : '';
+    c.errors.push({ file, message: `${empty}no services are defined (every section other than [global] is a service); pybal refuses to run without one` });
   }
   const errors = unique(c.errors).sort(byLine);
   const warnings = unique(c.warnings).sort(byLine);

@@ -598,12 +598,12 @@ describe('parseConfig: errors, each with file:line: key: message', () => {
     [
       'two services on one protocol, ip and port',
       `${service()}${service({ ip: '192.0.2.001'.replace('001', '1') }, 't')}`,
-      ['test.conf:8: [t] has the same protocol, ip and port (tcp 192.0.2.1:80) as [s] (line 1)'],
+      ['test.conf:10: ip: [t] has the same protocol, ip and port (tcp 192.0.2.1:80) as [s] (line 1)'],
     ],
     [
       'two services, the same IPv6 address written differently',
       `${service({ ip: '2001:db8::1' })}${service({ ip: '2001:DB8:0::1' }, 't')}`,
-      ['test.conf:8: [t] has the same protocol, ip and port (tcp [2001:db8::1]:80) as [s] (line 1)'],
+      ['test.conf:10: ip: [t] has the same protocol, ip and port (tcp [2001:db8::1]:80) as [s] (line 1)'],
     ],
     [
       'services sharing an IP with different MEDs',
@@ -712,7 +712,7 @@ describe('parseConfig: [global] errors', () => {
   const NH4 = 'bgp-nexthop-ipv4 = 192.0.2.100';
   const ok = (more: string): string => bgp([ASN, PEER, NH4, more].join('\n'));
   const cases: [string, string, string[]][] = [
-    ['bgp not a boolean', '[global]\nbgp = maybe\n', ["test.conf:2: bgp: expected a boolean (yes/no, true/false, on/off, 1/0), got 'maybe'"]],
+    ['bgp not a boolean', `[global]\nbgp = maybe\n${service()}`, ["test.conf:2: bgp: expected a boolean (yes/no, true/false, on/off, 1/0), got 'maybe'"]],
     ['local ASN missing', bgp([PEER, NH4].join('\n')), ['test.conf:1: bgp-local-asn: required when bgp is on (in [global])']],
     ['local ASN 0', bgp(['bgp-local-asn = 0', PEER, NH4].join('\n')), ["test.conf:3: bgp-local-asn: expected an AS number between 1 and 4294967295, got '0'"]],
     ['local ASN too big', bgp(['bgp-local-asn = 4294967296', PEER, NH4].join('\n')), ["test.conf:3: bgp-local-asn: expected an AS number between 1 and 4294967295, got '4294967296'"]],
@@ -745,14 +745,14 @@ describe('parseConfig: [global] errors', () => {
       ["test.conf:6: bgp-communities: expected communities as asn:value (each 0..65535) or no-export, no-advertise, no-export-subconfed, got 'blackhole'"],
     ],
     ['connect retry', ok('bgp-connect-retry = 0'), ['test.conf:6: bgp-connect-retry: must be greater than 0 seconds, got 0']],
-    ['instrumentation', '[global]\ninstrumentation = 2\n', ["test.conf:2: instrumentation: expected a boolean (yes/no, true/false, on/off, 1/0), got '2'"]],
-    ['instrumentation port', '[global]\ninstrumentation_port = 70000\n', ['test.conf:2: instrumentation_port: must be between 1 and 65535, got 70000']],
-    ['runcommand cap', '[global]\nruncommand-max-concurrent = 0\n', ['test.conf:2: runcommand-max-concurrent: must be between 1 and 10000, got 0']],
-    ['IPVS resync too often', '[global]\nipvs-resync-interval = 0.5\n', ['test.conf:2: ipvs-resync-interval: must be at least 1 seconds, got 0.5']],
-    ['IPVS resync not a number', '[global]\nipvs-resync-interval = 1m\n', ["test.conf:2: ipvs-resync-interval: expected a number of seconds, got '1m'"]],
+    ['instrumentation', `[global]\ninstrumentation = 2\n${service()}`, ["test.conf:2: instrumentation: expected a boolean (yes/no, true/false, on/off, 1/0), got '2'"]],
+    ['instrumentation port', `[global]\ninstrumentation_port = 70000\n${service()}`, ['test.conf:2: instrumentation_port: must be between 1 and 65535, got 70000']],
+    ['runcommand cap', `[global]\nruncommand-max-concurrent = 0\n${service()}`, ['test.conf:2: runcommand-max-concurrent: must be between 1 and 10000, got 0']],
+    ['IPVS resync too often', `[global]\nipvs-resync-interval = 0.5\n${service()}`, ['test.conf:2: ipvs-resync-interval: must be at least 1 seconds, got 0.5']],
+    ['IPVS resync not a number', `[global]\nipvs-resync-interval = 1m\n${service()}`, ["test.conf:2: ipvs-resync-interval: expected a number of seconds, got '1m'"]],
     [
       'instrumentation IPs',
-      "[global]\ninstrumentation_ips = [ '127.0.0.1', 'localhost' ]\n",
+      `[global]\ninstrumentation_ips = [ '127.0.0.1', 'localhost' ]\n${service()}`,
       ["test.conf:2: instrumentation_ips: item 2 ('localhost'): expected an IPv4 or IPv6 address (or \"\" for every address)"],
     ],
   ];
@@ -839,7 +839,6 @@ describe('parseConfig: warnings for what PyBal accepts but an operator should he
       `[global]\nbgp = yes\nbgp-local-asn = 64496\nbgp-peer-address = [ '192.0.2.254', '192.0.2.254' ]\nbgp-nexthop-ipv4 = 192.0.2.100\n${service()}`,
       ['test.conf:4: bgp-peer-address: lists a peer more than once; one session per peer'],
     ],
-    ['no services', '[global]\nbgp = no\n', ['test.conf: no services are defined (every section other than [global] is a service)']],
     [
       'an unknown key in [DEFAULT], reported once',
       `[DEFAULT]\nscheduller = wlc\nscheduler = wlc\n${service({ scheduler: null })}${service({ scheduler: null, port: '443' }, 't')}`,
@@ -945,5 +944,56 @@ this is not a key
   it('never evaluates list values: code is an error, not a call', () => {
     const r = check(service({ monitors: "[ 'IdleConnection' ] + [ __import__('os').system('touch /tmp/pwned') ]" }));
     expect(r.errors).toEqual(["test.conf:7: monitors: malformed Python literal at column 33: unexpected \"+\" after the value"]);
+  });
+});
+
+describe('a configuration with no services', () => {
+  const NONE = 'no services are defined (every section other than [global] is a service); pybal refuses to run without one';
+  it.each([
+    ['an empty file', '', [`test.conf: the file is empty: ${NONE}`]],
+    ['only white space', '\n  \n\t\n', [`test.conf: the file is empty: ${NONE}`]],
+    ['only comments', '# nothing here yet\n; nor here\nrem nor here\n', [`test.conf: ${NONE}`]],
+    ['only [global]', '[global]\nbgp = no\n', [`test.conf: ${NONE}`]],
+    ['only [DEFAULT]', '[DEFAULT]\nscheduler = wlc\n', [`test.conf: ${NONE}`]],
+  ])('is an error: %s', (_name, text, expected) => {
+    const r = check(text);
+    expect(r.errors).toEqual(expected);
+    expect(r.warnings).toEqual([]);
+    expect(r.config).toBeUndefined();
+  });
+
+  it('is reported beside the other errors of the file', () => {
+    const r = check('[global]\nbgp = maybe\n');
+    expect(r.errors).toEqual([`test.conf: ${NONE}`, "test.conf:2: bgp: expected a boolean (yes/no, true/false, on/off, 1/0), got 'maybe'"]);
+    expect(r.config).toBeUndefined();
+  });
+});
+
+describe('line endings', () => {
+  it('reads CRLF files as PyBal does', () => {
+    const config = valid(service().replace(/\n/g, '\r\n'));
+    expect(config.services.map((s) => `${s.name} ${s.ip}:${s.port}`)).toEqual(['s 192.0.2.1:80']);
+  });
+
+  it('refuses a file with CR-only line endings, whose services PyBal would never see', () => {
+    // Python 2 reads this as one line, "[global]": no services at all.
+    const r = check(`[global]\rbgp = no\r${service().replace(/\n/g, '\r')}`);
+    expect(r.errors).toEqual([
+      "test.conf: the file uses CR-only line endings (old Mac): pybal, like PyBal, ends lines only at '\\n', so it would read the whole file as one line; convert it, e.g. with: tr '\\r' '\\n'",
+    ]);
+    expect(r.warnings).toEqual([]);
+    expect(r.config).toBeUndefined();
+  });
+
+  it('refuses a carriage return in the middle of a line, naming the line', () => {
+    const r = check(service({ port: '80\rscheduler = sh' }));
+    expect(r.errors).toEqual([
+      "test.conf:4: a carriage return ('\\r') in the middle of the line: the file mixes in CR-only line endings (old Mac), and the text after it would not be read as a line of its own",
+    ]);
+    expect(r.config).toBeUndefined();
+  });
+
+  it('accepts a carriage return followed only by white space (PyBal strips it)', () => {
+    expect(valid(service({ port: '80\r\r ' })).services[0]?.port).toBe(80);
   });
 });
