@@ -1,4 +1,7 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { constants } from 'node:fs';
+import { mkdtemp, open, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCheckConfig } from '../../src/cli/check-config.js';
 import { effectiveSections, formatConfig } from '../../src/config/format-config.js';
 import { GLOBAL_KEYS, MONITOR_KEYS, SERVICE_KEYS } from '../../src/config/keys.js';
-import { loadConfig } from '../../src/config/load-config.js';
+import { loadConfig, MAX_CONFIG_BYTES } from '../../src/config/load-config.js';
 import { parseConfig } from '../../src/config/parse-config.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../etc/pybal.conf.example', import.meta.url));
@@ -80,6 +83,71 @@ describe('etc/pybal.conf.example', () => {
   });
 });
 
+/** Resolves with what the promise gave, or rejects when it takes longer than ms. */
+async function within<T>(ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe('loadConfig reads only regular files', () => {
+  const cannot = (path: string, why: string): unknown => ({ errors: [{ file: path, message: `cannot read the configuration: ${why}` }], warnings: [] });
+
+  it('refuses a FIFO at once, without waiting for a writer', async () => {
+    const fifo = join(dir, 'fifo.conf');
+    const made = spawnSync('mkfifo', [fifo]);
+    expect(made.status).toBe(0);
+    try {
+      expect(await within(2000, loadConfig(fifo))).toEqual(cannot(fifo, 'not a regular file (a FIFO)'));
+    } finally {
+      // A reader stuck in open() (the defect) is released by a writer coming and going.
+      const writer = await open(fifo, constants.O_WRONLY | constants.O_NONBLOCK).catch(() => undefined);
+      await writer?.close();
+    }
+  });
+
+  it('refuses a Unix socket', async () => {
+    const path = join(dir, 'socket.conf');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(path, resolve));
+    try {
+      expect(await within(2000, loadConfig(path))).toEqual(cannot(path, 'not a regular file (a socket)'));
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('refuses a character device', async () => {
+    expect(await loadConfig('/dev/null')).toEqual(cannot('/dev/null', 'not a regular file (a character device)'));
+    expect(await within(2000, loadConfig('/dev/zero'))).toEqual(cannot('/dev/zero', 'not a regular file (a character device)'));
+  });
+
+  it(`refuses a file larger than ${MAX_CONFIG_BYTES} bytes, and reads one of exactly that size`, async () => {
+    expect(MAX_CONFIG_BYTES).toBe(16 * 1024 * 1024);
+    const big = join(dir, 'big.conf');
+    await writeFile(big, '[global]\n');
+    await truncate(big, MAX_CONFIG_BYTES + 1); // sparse: cheap to make
+    expect(await loadConfig(big)).toEqual(cannot(big, `larger than the ${MAX_CONFIG_BYTES}-byte limit (${MAX_CONFIG_BYTES + 1} bytes)`));
+    await truncate(big, MAX_CONFIG_BYTES);
+    const r = await loadConfig(big);
+    expect(r.errors.map((e) => e.message)).not.toContainEqual(expect.stringMatching(/larger than/));
+  });
+
+  it('follows a symbolic link to a regular file', async () => {
+    const link = join(dir, 'link.conf');
+    await symlink(EXAMPLE, link);
+    const r = await loadConfig(link);
+    expect(r.errors).toEqual([]);
+    expect(r.config?.services).toHaveLength(3);
+  });
+});
+
 describe('runCheckConfig', () => {
   it('prints every error with its line, then a count, and exits 1', async () => {
     const file = await write(
@@ -129,15 +197,30 @@ proxyfetch.timout = 3
   });
 
   it('fails on a directory', async () => {
-    expect(await run(dir)).toEqual({ code: 1, lines: [`${dir}: cannot read the configuration: is a directory`, `${dir}: 1 error`] });
+    expect(await run(dir)).toEqual({ code: 1, lines: [`${dir}: cannot read the configuration: not a regular file (a directory)`, `${dir}: 1 error`] });
+  });
+
+  it.each([
+    ['empty', ''],
+    ['only comments', '# to do\n'],
+    ['only [global]', '[global]\nbgp = no\n'],
+    ['CR-only line endings', '[global]\rbgp = no\r[s]\rprotocol = tcp\rip = 192.0.2.1\rport = 80\rscheduler = wlc\rconfig = file:///p\r'],
+  ])('fails on a file with no services: %s', async (name, text) => {
+    const file = await write(`none-${name.replace(/\W+/g, '-')}.conf`, text);
+    const { code, lines } = await run(file);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(new RegExp(`^${file}: .*(no services are defined|CR-only line endings)`));
+    expect(lines[1]).toBe(`${file}: 1 error`);
+    expect(code).toBe(1);
   });
 
   it('fails on a file without sections', async () => {
     const file = await write('empty-ish.conf', 'bgp = yes\n');
     const { code, lines } = await run(file);
     expect(lines).toEqual([
+      `${file}: no services are defined (every section other than [global] is a service); pybal refuses to run without one`,
       `${file}:1: no section header before this line (every key belongs to a [section]): "bgp = yes"`,
-      `${file}: 1 error`,
+      `${file}: 2 errors`,
     ]);
     expect(code).toBe(1);
   });
