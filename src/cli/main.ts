@@ -48,7 +48,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           .option('log-file', {
             type: 'string',
             default: DEFAULT_LOG_FILE,
-            describe: "where to log ('-' for standard error); SIGHUP reopens it",
+            describe: "where to log ('-' for standard error); SIGUSR1 reopens it, SIGHUP reopens it and re-reads the config",
             requiresArg: true,
           })
           .option('log-format', {
@@ -125,10 +125,34 @@ function isEntryPoint(): boolean {
   }
 }
 
+/**
+ * Makes a closed standard output (`pybal check-config --print | head -1`) end
+ * the output, not the process: without a listener, the EPIPE that the next
+ * write gets is an unhandled 'error' event, and Node dies with a stack trace.
+ * The command still runs to its end and exits with the status it would have
+ * had, so `check-config | head` under `set -o pipefail` still says whether
+ * the file is valid (a tool killed by SIGPIPE would exit 141 whatever the
+ * file held). Any other write error (a full disk behind `>`) is reported
+ * once on standard error and makes the exit status non-zero.
+ */
+export function guardStandardOutput(stdout: NodeJS.WriteStream, stderr: NodeJS.WriteStream): void {
+  let reported = false;
+  stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED' || reported) return;
+    reported = true;
+    stderr.write(`pybal: cannot write to standard output: ${error.message}\n`);
+    if (!process.exitCode) process.exitCode = 1;
+  });
+  // Standard error going away (`2>&1 | head`) leaves nowhere to report anything.
+  stderr.on('error', () => undefined);
+}
+
 if (isEntryPoint()) {
+  guardStandardOutput(process.stdout, process.stderr);
   main(hideBin(process.argv)).then(
     (status) => {
-      process.exitCode = status;
+      // A failed write to standard output (see guardStandardOutput) is not hidden by a 0.
+      if (status !== 0 || !process.exitCode) process.exitCode = status;
     },
     (error: unknown) => {
       process.stderr.write(`pybal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);

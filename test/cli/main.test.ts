@@ -1,11 +1,38 @@
 /** The `pybal` executable's command line, run as operators run it. */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
 const PYBAL = resolve('dist/src/cli/main.js');
+
+/** These tests run the build: fail at once, saying why, when it is older than the source it tests. */
+function assertFreshBuild(): void {
+  for (const dir of ['src/cli', 'src/config']) {
+    for (const name of readdirSync(dir).filter((n) => n.endsWith('.ts'))) {
+      const built = join('dist', dir, name.replace(/\.ts$/, '.js'));
+      let builtMs = 0;
+      try {
+        builtMs = statSync(built).mtimeMs;
+      } catch {
+        // missing: stale
+      }
+      if (builtMs < statSync(join(dir, name)).mtimeMs) throw new Error(`${built} is older than ${dir}/${name}: run \`npx tsc -p .\` first`);
+    }
+  }
+}
+beforeAll(assertFreshBuild);
+
+/** A valid configuration with `count` services: its --print output is far larger than a pipe's buffer. */
+function manyServices(count: number): string {
+  const lines = ['[global]', 'bgp = no', ''];
+  for (let i = 0; i < count; i++) {
+    lines.push(`[svc_${i}]`, 'protocol = tcp', `ip = 192.0.2.${(i % 250) + 1}`, `port = ${1000 + i}`, 'scheduler = wrr');
+    lines.push(`config = file:///etc/pybal/pools/svc_${i}`, "monitors = [ 'IdleConnection' ]", '');
+  }
+  return lines.join('\n');
+}
 
 function pybal(...args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [PYBAL, ...args], { encoding: 'utf8', timeout: 15_000 });
@@ -72,5 +99,58 @@ describe('pybal command line', () => {
     const r = pybal('check-config', '-c', '/nonexistent/pybal.conf');
     expect(r.status).toBe(1);
     expect(r.stdout + r.stderr).toContain('/nonexistent/pybal.conf');
+  });
+
+  it('check-config refuses a FIFO at once instead of waiting for a writer', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pybal-cli-'));
+    const fifo = join(dir, 'pybal.conf');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const start = Date.now();
+    const r = pybal('check-config', '-c', fifo);
+    expect(Date.now() - start).toBeLessThan(5000);
+    expect(r.stdout.split('\n')[0]).toBe(`${fifo}: cannot read the configuration: not a regular file (a FIFO)`);
+    expect(r.status).toBe(1);
+  });
+
+  it('check-config exits non-zero on a configuration with no services', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pybal-cli-'));
+    const conf = join(dir, 'pybal.conf');
+    writeFileSync(conf, '[global]\nbgp = no\n');
+    const r = pybal('check-config', '-c', conf);
+    expect(r.stdout).toContain(`${conf}: no services are defined`);
+    expect(r.status).toBe(1);
+  });
+
+  it('check-config --print stops quietly when its reader goes away (| head -1), keeping its exit status', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pybal-cli-'));
+    const conf = join(dir, 'pybal.conf');
+    writeFileSync(conf, manyServices(2000));
+    const child = spawn(process.execPath, [PYBAL, 'check-config', '--print', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+    let first = '';
+    child.stdout.setEncoding('utf8').once('data', (t: string) => {
+      first = t;
+      child.stdout.destroy(); // as head(1) exits after its first line
+    });
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((done) => child.on('close', (c, s) => done([c, s])));
+    expect(first).toMatch(/^; .*: OK: 2000 services/);
+    expect(stderr).toBe('');
+    expect(signal).toBeNull();
+    expect(code).toBe(0);
+  });
+
+  it('check-config keeps exit status 1 for an invalid file when its reader goes away', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pybal-cli-'));
+    const conf = join(dir, 'pybal.conf');
+    // Every service is a duplicate of the first: thousands of error lines.
+    writeFileSync(conf, manyServices(2000).replace(/port = \d+/g, 'port = 80').replace(/ip = [\d.]+/g, 'ip = 192.0.2.1'));
+    const child = spawn(process.execPath, [PYBAL, 'check-config', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((done) => child.on('close', (c) => done(c)));
+    expect(stderr).toBe('');
+    expect(code).toBe(1);
   });
 });
