@@ -1,6 +1,9 @@
 /**
  * PyBal's /alerts (§8.1): critical when some pool keeps down servers pooled,
  * warning when a pool is too small to depool even one server, OK otherwise.
+ * New: a warning too while a service's pool source is in error (unreadable,
+ * refused as empty, or with skipped lines), since its last good pool is then
+ * in force instead of what the source says.
  */
 import type { ServiceSnapshot } from '../coordinator/types.js';
 import { negotiated, type ApiResponse } from './response.js';
@@ -27,6 +30,9 @@ export function computeAlerts(services: readonly ServiceSnapshot[]): AlertsValue
       critical.push(`${service.name}: Servers ${pooledDown.join(', ')} are marked down but pooled`);
     } else if (tooSmallToDepool(service)) {
       warning.push(`Pool ${service.name} is too small to allow depooling. `);
+    }
+    if (service.poolError !== undefined) {
+      warning.push(`Pool ${service.name} keeps its last good pool: ${service.poolError}. `);
     }
   }
   if (critical.length > 0) return { status: 'critical', msg: critical.join('; ') };

@@ -127,6 +127,14 @@ export class EtcdPoolState {
     });
   }
 
+  /** The first problem of each key that was skipped (a bad value), in key order. */
+  skipped(): Problem[] {
+    return [...this.entries.keys()].sort().flatMap((key) => {
+      const entry = this.entries.get(key);
+      return entry?.kind === 'bad' ? entry.problems.slice(0, 1) : [];
+    });
+  }
+
   private store(node: EtcdNode): void {
     if (node.dir === true || node.nodes !== undefined) {
       for (const child of node.nodes ?? []) this.store(child);

@@ -63,7 +63,7 @@ export function parseJsonPool(text: string, file: string): PoolParseResult {
     const line = at(member.keyOffset).line;
     const host = { key: member.key, value: toEntryValue({ type: 'string', offset: member.keyOffset, value: member.key }), line };
     if (member.value.type !== 'object') {
-      builder.problem(line, `expected an object like {"enabled": true, "weight": 10}, got ${showJson(member.value)}`, member.key);
+      builder.skip(line, `expected an object like {"enabled": true, "weight": 10}, got ${showJson(member.value)}`, member.key);
       continue;
     }
     const fields = member.value.entries.map((field) => ({

@@ -3,7 +3,8 @@
  *   { 'host': 'mw1001.eqiad.wmnet', 'weight': 10, 'enabled': True }  # rack A2
  * with blank lines and `#` comment lines. Read with the project's literal
  * reader, never evaluated. A bad line is reported and skipped; the rest
- * applies. Unlike PyBal, a missing weight or enabled takes the default
+ * applies (and source-reporter keeps the servers the document lacks until
+ * it reads clean). A line cut by an interrupted write is a bad line. Unlike PyBal, a missing weight or enabled takes the default
  * instead of losing the line, and a wrongly typed value is reported instead
  * of being silently ignored. Pure.
  */
@@ -55,16 +56,16 @@ export function parseLegacyPool(text: string, file: string): PoolParseResult {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) return;
     if (raw.length > MAX_LINE_LENGTH) {
-      builder.problem(lineNo, `line too long (${raw.length} characters; the limit is ${MAX_LINE_LENGTH})`);
+      builder.skip(lineNo, `line too long (${raw.length} characters; the limit is ${MAX_LINE_LENGTH})`);
       return;
     }
     const value = readLine(line, raw.length - raw.trimStart().length);
     if (typeof value === 'string') {
-      builder.problem(lineNo, value);
+      builder.skip(lineNo, value);
       return;
     }
     if (value.type !== 'dict') {
-      builder.problem(
+      builder.skip(
         lineNo,
         `expected a dict like { 'host': 'mw1', 'weight': 10, 'enabled': True }, got ${pyTypeName(value)} ${clip(formatPyValue(value))}`,
       );

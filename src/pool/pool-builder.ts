@@ -1,7 +1,9 @@
 /**
  * Collects the servers and problems of one pool document, whatever its
  * format: the last entry for a host wins (as in PyBal) and the duplicate is
- * reported naming both lines. Pure.
+ * reported naming both lines. Entries that are skipped are counted apart from
+ * mere notes, since a skipped entry may be a server the operator still wants
+ * (source-reporter keeps such servers). Pure.
  */
 import type { Problem } from '../runtime/errors.js';
 import type { EntryCheck } from './entry-rules.js';
@@ -11,10 +13,16 @@ export interface PoolParseResult {
   readonly pool: Pool;
   /** Entries that were skipped, duplicates and ignored keys, by line. */
   readonly problems: readonly Problem[];
+  /**
+   * One problem per skipped entry (the first one found in it), in document
+   * order; also in `problems`. Empty when every entry was usable.
+   */
+  readonly skipped: readonly Problem[];
 }
 
 export interface PoolBuilder {
-  problem(line: number, message: string, key?: string): void;
+  /** An entry that cannot be read at all (syntax, not a dict...): reported and skipped. */
+  skip(line: number, message: string, key?: string): void;
   /** Adds a checked entry: its server (if any) and its problems. */
   add(check: EntryCheck, line: number): void;
   result(): PoolParseResult;
@@ -24,15 +32,23 @@ export function createPoolBuilder(file: string): PoolBuilder {
   const servers = new Map<string, PoolServer>();
   const lineOf = new Map<string, number>();
   const problems: Problem[] = [];
-  const problem = (line: number, message: string, key?: string): void => {
-    problems.push(key === undefined ? { file, line, message } : { file, line, key, message });
+  const skipped: Problem[] = [];
+  const problem = (line: number, message: string, key?: string): Problem => {
+    const p: Problem = key === undefined ? { file, line, message } : { file, line, key, message };
+    problems.push(p);
+    return p;
   };
   return {
-    problem,
+    skip(line, message, key) {
+      skipped.push(problem(line, message, key));
+    },
     add(check, line) {
-      for (const p of check.problems) problem(p.line, p.message, p.key);
+      const reported = check.problems.map((p) => problem(p.line, p.message, p.key));
       const server = check.server;
-      if (server === undefined) return;
+      if (server === undefined) {
+        skipped.push(reported[0] ?? problem(line, 'entry skipped'));
+        return;
+      }
       const earlier = lineOf.get(server.host);
       if (earlier !== undefined) {
         problem(line, `${JSON.stringify(server.host)} is also on line ${earlier}; this line wins`, 'host');
@@ -42,7 +58,7 @@ export function createPoolBuilder(file: string): PoolBuilder {
       servers.set(server.host, server);
       lineOf.set(server.host, line);
     },
-    result: () => ({ pool: servers, problems }),
+    result: () => ({ pool: servers, problems, skipped }),
   };
 }
 

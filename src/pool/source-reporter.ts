@@ -1,12 +1,18 @@
 /**
- * What every pool source does with what it reads: deliver a pool only when it
- * differs from the last one delivered (or its problems changed), report an
- * error once per change of error while keeping the last good pool, announce
+ * What every pool source does with what it reads: apply the safety rules of
+ * pool-guard (refuse a read that would empty the pool; keep the servers a
+ * document with skipped entries lacks), deliver a pool only when it differs
+ * from the last one delivered (or its problems changed), report an error
+ * once per change of error while keeping the last good pool, announce
  * recovery, and log each of these for the operator.
+ *
+ * Event order: `pool` clears the listener's error, so a held pool is sent
+ * first and its error right after it, even when that error is unchanged.
  */
 import type { Logger } from '../runtime/logger.js';
 import { formatProblem } from '../runtime/errors.js';
 import type { PoolParseResult } from './pool-builder.js';
+import { decidePoolUpdate } from './pool-guard.js';
 import { samePool, sameProblems } from './pool-format.js';
 import type { Pool, PoolEvent, PoolSourceStatus } from './types.js';
 
@@ -15,9 +21,12 @@ export const MAX_LOGGED_PROBLEMS = 50;
 
 export interface SourceReporter {
   listen(listener: (event: PoolEvent) => void): void;
-  /** A document was read and parsed: clears any error, delivers the pool if it changed. */
+  /**
+   * A document was read and parsed: delivers the pool if it changed and
+   * clears any error, unless the safety rules refuse it or hold servers back.
+   */
   good(result: PoolParseResult): void;
-  /** The source answered that nothing changed since the last good read (HTTP 304). */
+  /** The source answered that the last document read still stands (HTTP 304): it is judged again. */
   unchanged(): void;
   /** The source cannot be read or parsed; the last good pool stays. */
   fail(message: string): void;
@@ -42,7 +51,10 @@ function describeChange(before: Pool | undefined, after: Pool): string {
 
 export function createSourceReporter(url: string, log: Logger): SourceReporter {
   let listener: ((event: PoolEvent) => void) | undefined;
-  let delivered: PoolParseResult | undefined;
+  /** The last pool delivered (the last good pool) and the problems it was delivered with. */
+  let delivered: { readonly pool: Pool; readonly problems: PoolParseResult['problems'] } | undefined;
+  /** The last document given to good(), which an HTTP 304 stands for. */
+  let lastRead: PoolParseResult | undefined;
   let error: string | undefined;
 
   const emit = (event: PoolEvent): void => {
@@ -54,6 +66,13 @@ export function createSourceReporter(url: string, log: Logger): SourceReporter {
     }
   };
 
+  const logProblems = (problems: PoolParseResult['problems']): void => {
+    for (const problem of problems.slice(0, MAX_LOGGED_PROBLEMS)) log.warn(formatProblem(problem));
+    if (problems.length > MAX_LOGGED_PROBLEMS) {
+      log.warn(`... and ${problems.length - MAX_LOGGED_PROBLEMS} more problems in ${url}`);
+    }
+  };
+
   const recover = (): void => {
     if (error === undefined) return;
     error = undefined;
@@ -61,30 +80,62 @@ export function createSourceReporter(url: string, log: Logger): SourceReporter {
     emit({ type: 'recovered' });
   };
 
+  /** Sends the pool unless it is the one last delivered; true when sent. */
+  const deliver = (pool: Pool, problems: PoolParseResult['problems']): boolean => {
+    if (delivered !== undefined && samePool(delivered.pool, pool) && sameProblems(delivered.problems, problems)) return false;
+    const before = delivered?.pool;
+    delivered = { pool, problems };
+    logProblems(problems);
+    log.debug(`pool from ${url}: ${describeChange(before, pool)}`);
+    emit({ type: 'pool', pool, problems });
+    return true;
+  };
+
+  /** Reports an error once per change of message, or again when a pool event has just cleared it. */
+  const report = (message: string, logged: string, again: boolean): void => {
+    if (message === error && !again) return;
+    error = message;
+    if (delivered === undefined) log.error(`${logged} (no pool read yet)`);
+    else log.warn(logged);
+    emit({ type: 'error', message });
+  };
+
+  const fail = (message: string): void =>
+    report(message, delivered === undefined ? message : `${message} (keeping the last good pool of ${delivered.pool.size} servers)`, false);
+
+  const judge = (result: PoolParseResult): void => {
+    const verdict = decidePoolUpdate(delivered?.pool, result, url);
+    switch (verdict.kind) {
+      case 'apply':
+        recover();
+        deliver(verdict.pool, result.problems);
+        return;
+      case 'hold': {
+        const sent = deliver(verdict.pool, result.problems);
+        report(verdict.message, verdict.message, sent);
+        return;
+      }
+      case 'refuse':
+        // Logged with its lines once per change of error; the pool is not touched.
+        if (verdict.message !== error) logProblems(result.problems);
+        fail(verdict.message);
+        return;
+    }
+  };
+
   return {
     listen(l) {
       listener = l;
     },
     good(result) {
-      recover();
-      if (delivered !== undefined && samePool(delivered.pool, result.pool) && sameProblems(delivered.problems, result.problems)) return;
-      const before = delivered?.pool;
-      delivered = result;
-      for (const problem of result.problems.slice(0, MAX_LOGGED_PROBLEMS)) log.warn(formatProblem(problem));
-      if (result.problems.length > MAX_LOGGED_PROBLEMS) {
-        log.warn(`... and ${result.problems.length - MAX_LOGGED_PROBLEMS} more problems in ${url}`);
-      }
-      log.debug(`pool from ${url}: ${describeChange(before, result.pool)}`);
-      emit({ type: 'pool', pool: result.pool, problems: result.problems });
+      lastRead = result;
+      judge(result);
     },
-    unchanged: recover,
-    fail(message) {
-      if (message === error) return;
-      error = message;
-      if (delivered === undefined) log.error(`${message} (no pool read yet)`);
-      else log.warn(`${message} (keeping the last good pool of ${delivered.pool.size} servers)`);
-      emit({ type: 'error', message });
+    unchanged() {
+      if (lastRead === undefined) recover();
+      else judge(lastRead);
     },
+    fail,
     status: () => ({ url, pool: delivered?.pool, error }),
   };
 }

@@ -18,9 +18,19 @@ export type Pool = ReadonlyMap<string, PoolServer>;
 
 /** What a source tells its listener. */
 export type PoolEvent =
-  /** A complete pool that differs from the last one delivered; problems are lines that were skipped. */
+  /**
+   * A complete pool that differs from the last one delivered; problems are
+   * lines that were skipped or noted. When lines were skipped, the pool also
+   * holds the servers of the last pool that the document lacks, and an
+   * `error` event follows it.
+   */
   | { readonly type: 'pool'; readonly pool: Pool; readonly problems: readonly Problem[] }
-  /** The source cannot be read or parsed; the last good pool stays in force. Sent once per change of error. */
+  /**
+   * The source cannot be read or parsed, its read was refused (it would empty
+   * the pool), or it has skipped lines; the last good pool (for skipped lines:
+   * the pool just sent) stays in force. Sent once per change of error, and
+   * again after a `pool` event, which clears it.
+   */
   | { readonly type: 'error'; readonly message: string }
   /** The source is good again after an error (its pool may be unchanged). */
   | { readonly type: 'recovered' };

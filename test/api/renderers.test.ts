@@ -73,6 +73,36 @@ describe('/alerts', () => {
     expect(JSON.parse(renderAlerts(services, true).body)).toEqual({ status, msg });
   });
 
+  it.each([
+    [
+      [service('text', [server('a'), server('b')], { poolError: 'file:///p/text: lists no server; refusing to empty the pool' })],
+      'warning',
+      'Pool text keeps its last good pool: file:///p/text: lists no server; refusing to empty the pool. ',
+    ],
+    [
+      [
+        service('two', [server('a'), server('b')], { depoolThreshold: 0.6, poolError: '/p/two: no such file' }),
+        service('dns', [server('d')], { poolError: 'etcd://e/dns: HTTP 503' }),
+      ],
+      'warning',
+      'Pool two is too small to allow depooling. Pool two keeps its last good pool: /p/two: no such file. ' +
+        'Pool dns keeps its last good pool: etcd://e/dns: HTTP 503. ',
+    ],
+    // Critical still wins.
+    [
+      [
+        service('text', [server('a', { up: false, pooledDown: true }), server('b')]),
+        service('dns', [server('d')], { poolError: '/p/dns: 1 line(s) skipped (first: /p/dns:2: bad)' }),
+      ],
+      'critical',
+      'text: Servers a are marked down but pooled',
+    ],
+  ] as const)('a pool source error, case %#', (services, status, msg) => {
+    expect(computeAlerts(services)).toEqual({ status, msg });
+    expect(renderAlerts(services, false).body).toBe(`${status.toUpperCase()} - ${msg}`);
+    expect(JSON.parse(renderAlerts(services, true).body)).toEqual({ status, msg });
+  });
+
   it('a pool with pooled-down servers is critical, not also too small', () => {
     const small = service('small', [server('a', { pooledDown: true, up: false }), server('b')], { depoolThreshold: 1 });
     expect(renderAlerts([small], false).body).toBe('CRITICAL - small: Servers a are marked down but pooled');

@@ -139,11 +139,48 @@ describe('etcd pool source against a real etcd', () => {
     start();
     await advanceUntil(clock, () => events.length === 1);
     await etcd.put(`${prefix}/mw2`, '{"pooled": "yes", "weight": "heavy"}');
-    await advanceUntil(clock, () => events.length === 2);
+    await advanceUntil(clock, () => events.length === 3);
+    const bad = `${prefix}/mw2: weight: expected an integer >= 0, got string "heavy"`;
     expect(summarize(events.slice(1))).toEqual([
       { type: 'pool', servers: [['mw1', 10, true]], problems: [':weight:expected an integer >= 0, got string "heavy"'] },
+      { type: 'error', message: `etcd://127.0.0.1:${etcd.clientPort}${prefix}: 1 key(s) skipped (first: ${bad})` },
     ]);
-    expect(memory.lines()).toContain(`[text pool] WARN: ${prefix}/mw2: weight: expected an integer >= 0, got string "heavy"`);
+    expect(memory.lines()).toContain(`[text pool] WARN: ${bad}`);
+  });
+
+  it('keeps a server whose value turns bad, and refuses to lose every key', async () => {
+    await etcd.put(`${prefix}/mw1`, '{"pooled": "yes", "weight": 10}');
+    await etcd.put(`${prefix}/mw2`, '{"pooled": "yes", "weight": 5}');
+    start();
+    await advanceUntil(clock, () => events.length === 1);
+    const url = `etcd://127.0.0.1:${etcd.clientPort}${prefix}`;
+
+    await etcd.put(`${prefix}/mw2`, '{"pooled": "maybe", "weight": 5}');
+    await advanceUntil(clock, () => events.length === 3);
+    expect(summarize(events.slice(1))).toEqual([
+      { type: 'pool', servers: [['mw1', 10, true], ['mw2', 5, true]], problems: [':pooled:expected "yes", "no" or "inactive", got string "maybe"'] },
+      {
+        type: 'error',
+        message:
+          `${url}: 1 key(s) skipped (first: ${prefix}/mw2: pooled: expected "yes", "no" or "inactive", got string "maybe"); ` +
+          'keeping mw2 from the last good pool until it reads clean',
+      },
+    ]);
+
+    // Fixed, then every key removed: the removal of all is refused, the last good pool stays.
+    await etcd.put(`${prefix}/mw2`, '{"pooled": "no", "weight": 5}');
+    await advanceUntil(clock, () => events.length === 5);
+    expect(summarize(events.slice(3))).toEqual([{ type: 'recovered' }, { type: 'pool', servers: [['mw1', 10, true], ['mw2', 5, false]], problems: [] }]);
+    await etcd.remove(`${prefix}/mw1`);
+    await advanceUntil(clock, () => events.length === 6);
+    await etcd.remove(`${prefix}/mw2`);
+    await advanceUntil(clock, () => events.length === 7);
+    await advanceFor(clock, 2000);
+    expect(summarize(events.slice(5))).toEqual([
+      { type: 'pool', servers: [['mw2', 5, false]], problems: [] },
+      { type: 'error', message: `${url}: lists no server; refusing to empty the pool (to take every server out, disable each one)` },
+    ]);
+    expect(rows(source?.status().pool)).toEqual([['mw2', 5, false]]);
   });
 
   it('renews a quiet watch, and reads everything again when its index is outdated (PyBal kept the stale index)', async () => {

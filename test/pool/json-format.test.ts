@@ -168,3 +168,20 @@ describe('parseJsonPool', () => {
     );
   });
 });
+
+describe('parseJsonPool: skipped entries and a cut document', () => {
+  it('counts skipped entries apart from notes', () => {
+    const result = parseJsonPool('{"mw1": {"weight": 1, "rack": "A"},\n "mw2": 3,\n "mw3": {"weight": -1}}', FILE);
+    expect([...result.pool.keys()]).toEqual(['mw1']);
+    expect(result.skipped.map(formatProblem)).toEqual([
+      `${FILE}:2: mw2: expected an object like {"enabled": true, "weight": 10}, got number 3`,
+      `${FILE}:3: weight: expected an integer >= 0, got number -1`,
+    ]);
+  });
+
+  it('a document cut mid-write is an error for the whole file (the source keeps the last pool)', () => {
+    expect(() => parseJsonPool('{"mw1": {"enabled": true, "weight": 10},\n "mw2": {"enab', FILE)).toThrow(
+      `${FILE}:2: invalid JSON at column 10: string is never closed`,
+    );
+  });
+});

@@ -153,3 +153,40 @@ describe('parseLegacyPool', () => {
     for (const p of problems) expect(p.line).toBeGreaterThan(0);
   });
 });
+
+describe('parseLegacyPool: a file caught mid-write', () => {
+  const first = "{ 'host': 'mw1', 'weight': 10, 'enabled': True }\n";
+  const skippedOf = (text: string): string[] => parseLegacyPool(text, FILE).skipped.map(formatProblem);
+
+  it.each([
+    ['cut inside True', `${first}{ 'host': 'mw2', 'weight': 20, 'enabled': Tr`, "2: syntax error at column 43: unknown name 'Tr' (only literals are allowed here)"],
+    ['cut before the closing brace', `${first}{ 'host': 'mw2', 'weight': 20, 'enabled': True`, "2: syntax error at column 1: '{' is never closed"],
+    ['cut inside a number', `${first}{ 'host': 'mw2', 'weight': 2`, "2: syntax error at column 1: '{' is never closed"],
+    ['cut inside a key', `${first}{ 'host': 'mw2', 'wei`, '2: syntax error at column 18: string is never closed'],
+  ])('%s: the last line is a skipped line, the lines before it apply', (_name, text, problem) => {
+    expect(parseLegacyPool(text, FILE).pool.size).toBe(1);
+    expect(skippedOf(text)).toEqual([`${FILE}:${problem}`]);
+  });
+
+  it('a cut inside a trailing comment loses nothing', () => {
+    const text = `${first}{ 'host': 'mw2', 'weight': 20, 'enabled': True }  # ra`;
+    expect(parse(text).servers).toEqual([['mw1', 10, true], ['mw2', 20, true]]);
+    expect(skippedOf(text)).toEqual([]);
+  });
+
+  it('counts skipped lines apart from notes (unknown keys, duplicates), one per line', () => {
+    const text = [
+      "{ 'host': 'mw1', 'weight': 10, 'rack': 'A2' }",
+      "{ 'host': 'mw2', 'weight': 'x', 'enabled': 'no' }",
+      "{ 'host': 'mw1', 'weight': 11 }",
+      'not a dict',
+      '',
+    ].join('\n');
+    const result = parseLegacyPool(text, FILE);
+    expect(result.problems).toHaveLength(5);
+    expect(result.skipped.map(formatProblem)).toEqual([
+      `${FILE}:2: weight: expected an int >= 0, got str 'x'`,
+      `${FILE}:4: syntax error at column 1: unknown name 'not' (only literals are allowed here)`,
+    ]);
+  });
+});
