@@ -12,11 +12,14 @@ import type { CoordinatorApi, ServiceSnapshot } from './coordinator/types.js';
 import type { DesiredService } from './ipvs/diff.js';
 import { desiredServiceFromConfig } from './ipvs/desired.js';
 import type { PoolSource } from './pool/types.js';
+import type { ReloadPlan } from './reload-plan.js';
 import type { Logger } from './runtime/logger.js';
 
 /** What the daemon needs of the IPVS manager. */
 export interface IpvsTarget {
   setDesired(services: readonly DesiredService[]): void;
+  /** The kernel has this desired service (adopted or written); see IpvsManager.isProgrammed. */
+  isProgrammed(key: DesiredService['key']): boolean;
 }
 
 /** What the daemon needs of the BGP speaker. */
@@ -27,52 +30,36 @@ export interface RouteTarget {
 export interface DaemonDeps {
   readonly logger: Logger;
   readonly createPoolSource: (service: ServiceConfig) => PoolSource;
-  /** `onChange` must be called whenever the coordinator's published values may have changed. */
-  readonly createCoordinator: (service: ServiceConfig, onChange: () => void) => CoordinatorApi;
+  /**
+   * `onChange` must be called whenever the coordinator's published values may
+   * have changed. `knownHealth` seeds a coordinator that replaces another.
+   */
+  readonly createCoordinator: (service: ServiceConfig, onChange: () => void, knownHealth?: ReadonlyMap<string, boolean>) => CoordinatorApi;
   readonly ipvs: IpvsTarget;
   /** Schedules `fn` soon, once, after the current burst of changes (coalescing). */
   readonly defer: (fn: () => void) => void;
 }
 
+/**
+ * One service while it runs. The object lives as long as the service: a
+ * reload that changes the service updates it in place, so that the
+ * coordinator's change callback (which marks this object dirty) keeps
+ * reaching what is published.
+ */
 interface ServiceRuntime {
-  readonly config: ServiceConfig;
+  config: ServiceConfig;
   readonly coordinator: CoordinatorApi;
-  readonly source: PoolSource;
+  source: PoolSource;
   /** The desired IPVS state last built, reused while nothing changed (the manager skips it cheaply). */
   desired: DesiredService | undefined;
+  /** The configuration `desired` was built from: a route waits until it matches the current one. */
+  desiredFor: ServiceConfig | undefined;
   dirty: boolean;
-}
-
-/** Services compare equal when everything but where they sit in the file is equal. */
-export function sameService(a: ServiceConfig, b: ServiceConfig): boolean {
-  const { source: _a, ...restA } = a;
-  const { source: _b, ...restB } = b;
-  return JSON.stringify(restA) === JSON.stringify(restB);
-}
-
-export interface ReloadSummary {
-  readonly added: readonly string[];
-  readonly removed: readonly string[];
-  readonly changed: readonly string[];
-  readonly unchanged: readonly string[];
-}
-
-/** One log line for a reload, naming what was added, removed and changed. */
-export function describeReload(summary: ReloadSummary): string {
-  const kinds = ['added', 'removed', 'changed'] as const;
-  const names = kinds
-    .filter((kind) => summary[kind].length > 0)
-    .map((kind) => `; ${kind}: ${summary[kind].join(', ')}`)
-    .join('');
-  return (
-    `Configuration reloaded: ${summary.added.length} added, ${summary.removed.length} removed, ` +
-    `${summary.changed.length} changed, ${summary.unchanged.length} unchanged${names}`
-  );
 }
 
 export class Daemon {
   private global: GlobalConfig;
-  private readonly services = new Map<string, ServiceRuntime>();
+  private services = new Map<string, ServiceRuntime>();
   private routeTarget: RouteTarget | undefined;
   private publishQueued = false;
   private stopped = false;
@@ -82,18 +69,23 @@ export class Daemon {
     private readonly deps: DaemonDeps,
   ) {
     this.global = config.global;
-    for (const service of config.services) this.addService(service);
+    for (const service of config.services) this.services.set(service.name, this.createRuntime(service));
   }
 
   /** Starts every pool source (and so every coordinator). */
   start(): void {
-    for (const runtime of this.services.values()) this.startService(runtime);
+    for (const runtime of this.services.values()) this.startSource(runtime);
     this.schedulePublish();
   }
 
   /** Where routes go; undefined while BGP is off. Announcements follow at the next publish. */
   setRouteTarget(target: RouteTarget | undefined): void {
     this.routeTarget = target;
+    this.schedulePublish();
+  }
+
+  /** Publishes soon: something the routes depend on changed (the IPVS manager programmed a service). */
+  refresh(): void {
     this.schedulePublish();
   }
 
@@ -109,65 +101,80 @@ export class Daemon {
     return [...this.services.values()].map((r) => r.coordinator.snapshot());
   }
 
-  /** The routes the services' health allows now. */
+  /**
+   * The routes the services' health allows now, for the services the kernel
+   * has as configured (a VIP is announced once it is programmed).
+   */
   routes(): Route[] {
-    return decideRoutes(this.global, this.serviceConfigs(), (s) => this.services.get(s.name)?.coordinator.healthy() ?? false);
+    return decideRoutes(
+      this.global,
+      this.serviceConfigs(),
+      (s) => this.services.get(s.name)?.coordinator.healthy() ?? false,
+      (s) => {
+        const runtime = this.services.get(s.name);
+        return runtime?.desired !== undefined && runtime.desiredFor === runtime.config && this.deps.ipvs.isProgrammed(runtime.desired.key);
+      },
+    );
   }
 
   /**
-   * Applies a new configuration: services added, removed or changed are
-   * applied; unchanged services keep their coordinator, monitors and IPVS
-   * state untouched.
+   * Executes a reload plan (see reload-plan.ts) against `config`: services
+   * are added, removed, changed in place or replaced as it says; unchanged
+   * services are not touched at all. Resolves once what was stopped has stopped.
    */
-  async reload(config: Config): Promise<ReloadSummary> {
+  async reload(config: Config, plan: ReloadPlan): Promise<void> {
     this.global = config.global;
     const next = new Map(config.services.map((s) => [s.name, s]));
-    const added: string[] = [];
-    const removed: string[] = [];
-    const changed: string[] = [];
-    const unchanged: string[] = [];
     const stopping: Promise<void>[] = [];
-    // A changed service keeps its last IPVS state until its new coordinator
-    // is ready, so that a change of, say, a monitor option removes nothing.
-    const carried = new Map<string, DesiredService | undefined>();
-    for (const [name, runtime] of this.services) {
-      const wanted = next.get(name);
-      if (!wanted) {
-        removed.push(name);
-        this.services.delete(name);
-        stopping.push(this.stopService(runtime));
-      } else if (!sameService(runtime.config, wanted)) {
-        changed.push(name);
-        carried.set(name, runtime.desired);
-        this.services.delete(name);
-        stopping.push(this.stopService(runtime));
-      } else {
-        unchanged.push(name);
+    for (const step of plan.services) {
+      const runtime = this.services.get(step.name);
+      const service = next.get(step.name);
+      if (step.action === 'remove') {
+        if (!runtime) continue;
+        this.services.delete(step.name);
+        stopping.push(this.stopRuntime(runtime));
+      } else if (!service) {
+        continue;
+      } else if (step.action === 'add' || !runtime) {
+        const fresh = this.createRuntime(service);
+        this.services.set(service.name, fresh);
+        this.startSource(fresh);
+      } else if (step.action === 'update') {
+        runtime.config = service;
+        runtime.dirty = true;
+        runtime.coordinator.reconfigure(service, step);
+        if (step.pool) {
+          stopping.push(runtime.source.stop());
+          runtime.source = this.deps.createPoolSource(service);
+          this.startSource(runtime);
+        }
+      } else if (step.action === 'replace') {
+        // Its address family changed: a new coordinator, told which servers
+        // were known down. The old kernel service stays desired until the new
+        // one is ready, so that nothing is removed before its successor is there.
+        const fresh = this.createRuntime(service, runtime.coordinator.health());
+        fresh.desired = runtime.desired;
+        fresh.desiredFor = runtime.desiredFor;
+        this.services.set(service.name, fresh);
+        stopping.push(this.stopRuntime(runtime));
+        this.startSource(fresh);
       }
     }
-    await Promise.all(stopping);
-    // Rebuild the map in file order so that snapshots and routes follow the file.
-    const kept = new Map(this.services);
-    this.services.clear();
+    // Snapshots and routes follow the file's order.
+    const ordered = new Map<string, ServiceRuntime>();
     for (const service of config.services) {
-      const existing = kept.get(service.name);
-      if (existing) {
-        this.services.set(service.name, { ...existing, config: service });
-      } else {
-        if (!changed.includes(service.name)) added.push(service.name);
-        const runtime = this.addService(service);
-        runtime.desired = carried.get(service.name);
-        this.startService(runtime);
-      }
+      const runtime = this.services.get(service.name);
+      if (runtime) ordered.set(service.name, runtime);
     }
+    this.services = ordered;
     this.schedulePublish();
-    return { added, removed, changed, unchanged };
+    await Promise.all(stopping);
   }
 
   /** Stops every coordinator and pool source; the IPVS table is left as it is. */
   async stop(): Promise<void> {
     this.stopped = true;
-    await Promise.all([...this.services.values()].reverse().map((r) => this.stopService(r)));
+    await Promise.all([...this.services.values()].reverse().map((r) => this.stopRuntime(r)));
   }
 
   /** Publishes now (for tests and shutdown paths); normally publishing is deferred. */
@@ -177,12 +184,13 @@ export class Daemon {
     const desired: DesiredService[] = [];
     for (const runtime of this.services.values()) {
       if (runtime.dirty || runtime.desired === undefined) {
-        runtime.dirty = false;
         if (isReady(runtime.coordinator.snapshot())) {
+          runtime.dirty = false;
           runtime.desired = desiredServiceFromConfig(
             runtime.config,
             runtime.coordinator.pooledServers().map((s) => ({ address: s.address, weight: s.weight })),
           );
+          runtime.desiredFor = runtime.config;
         }
       }
       // A service whose first pool is not known yet is not named to the
@@ -193,26 +201,34 @@ export class Daemon {
     this.routeTarget?.setAnnouncements(this.routes());
   }
 
-  private addService(service: ServiceConfig): ServiceRuntime {
+  private createRuntime(service: ServiceConfig, knownHealth?: ReadonlyMap<string, boolean>): ServiceRuntime {
     const runtime: ServiceRuntime = {
       config: service,
-      coordinator: this.deps.createCoordinator(service, () => {
-        runtime.dirty = true;
-        this.schedulePublish();
-      }),
+      coordinator: this.deps.createCoordinator(
+        service,
+        () => {
+          runtime.dirty = true;
+          this.schedulePublish();
+        },
+        knownHealth,
+      ),
       source: this.deps.createPoolSource(service),
       desired: undefined,
+      desiredFor: undefined,
       dirty: true,
     };
-    this.services.set(service.name, runtime);
     return runtime;
   }
 
-  private startService(runtime: ServiceRuntime): void {
-    runtime.source.start((event) => runtime.coordinator.onPoolEvent(event));
+  private startSource(runtime: ServiceRuntime): void {
+    const source = runtime.source;
+    // Events of a source that a reload replaced are not this service's any more.
+    source.start((event) => {
+      if (runtime.source === source) runtime.coordinator.onPoolEvent(event);
+    });
   }
 
-  private async stopService(runtime: ServiceRuntime): Promise<void> {
+  private async stopRuntime(runtime: ServiceRuntime): Promise<void> {
     await runtime.source.stop();
     await runtime.coordinator.stop();
   }

@@ -9,20 +9,21 @@ import { createApiServer, DEFAULT_SOCKET_PATH, type ApiServer } from './api/serv
 import type { BgpStatusValue, DaemonSnapshot } from './api/types.js';
 import { formatPrefix } from './bgp/address.js';
 import { speakerOptionsFromConfig } from './bgp/announcements.js';
-import { BgpSpeaker, type Route } from './bgp/speaker.js';
+import { BgpSpeaker } from './bgp/speaker.js';
 import { loadConfig } from './config/load-config.js';
 import type { Config, GlobalConfig, ServiceConfig } from './config/types.js';
 import { Coordinator } from './coordinator/coordinator.js';
 import { createMonitorFactory } from './coordinator/monitor-factory.js';
 import { resolveHost } from './coordinator/resolver.js';
 import type { CreateMonitorFn } from './coordinator/types.js';
-import { Daemon, describeReload, type RouteTarget } from './daemon.js';
+import { Daemon, type RouteTarget } from './daemon.js';
 import { createIpvsClient } from './ipvs/client.js';
 import { createLazyIpvsKernel } from './ipvs/lazy-kernel.js';
 import { IpvsManager } from './ipvs/manager.js';
 import { interfacesSendingRedirects, natRedirectWarning } from './ipvs/redirects.js';
 import { createFpingPinger, createRunLimiter } from './monitors/index.js';
 import { createPoolSource } from './pool/create-source.js';
+import { bgpSessionSettings, describePlan, planReload, type BgpAction } from './reload-plan.js';
 import { createSystemClock, type Clock } from './runtime/clock.js';
 import { errorMessage, formatProblem } from './runtime/errors.js';
 import { createLogger, type LogFormat, type Logger } from './runtime/logger.js';
@@ -45,10 +46,10 @@ export interface SignalSource {
   off(signal: NodeJS.Signals, listener: () => void): unknown;
 }
 
-/** How often routes are re-offered to the speaker (health changes go at once; this catches IPVS becoming ready). */
-const ROUTE_TICK_MS = 1000;
 /** How long shutdown waits for the routers to hear the withdrawals and the Cease. */
 const BGP_SHUTDOWN_MS = 2000;
+/** How long SIGTERM waits for a reload in progress before shutting down anyway. */
+const RELOAD_WAIT_ON_STOP_MS = 1000;
 
 function hostIpv4Addresses(): string[] {
   return Object.values(networkInterfaces())
@@ -67,60 +68,39 @@ function loadIpvsModule(log: Logger): Promise<void> {
   });
 }
 
-/** The BGP keys a running speaker depends on: a change to any of them restarts it. */
-function bgpSettings(global: GlobalConfig, services: readonly ServiceConfig[]): string {
-  const { instrumentation: _i, instrumentationIps: _ii, instrumentationPort: _ip, runcommandMaxConcurrent: _r, ...bgp } = global;
-  const families = [...new Set(services.filter((s) => s.bgp).map((s) => s.family))].sort();
-  return JSON.stringify({ bgp, families });
-}
-
 /**
- * Routes reach the speaker only once IPVS has been programmed: announcing a
- * VIP this director cannot forward would attract traffic into a black hole.
+ * The BGP side: a speaker while BGP is on (and not in dry run). It executes
+ * the reload planner's decision: the sessions restart only when a session
+ * setting changed; otherwise new routes and attributes reach the routers as
+ * UPDATEs on the sessions that stay up.
  */
-class GatedRoutes implements RouteTarget {
-  private routes: readonly Route[] = [];
-
-  constructor(
-    private readonly speaker: BgpSpeaker,
-    private readonly ipvsReady: () => boolean,
-  ) {}
-
-  setAnnouncements(routes: readonly Route[]): void {
-    this.routes = routes;
-    this.offer();
-  }
-
-  offer(): void {
-    if (this.ipvsReady()) this.speaker.setAnnouncements(this.routes);
-  }
-}
-
-/** The BGP side: a speaker while `bgp` is on (and not in dry run), rebuilt when its settings change. */
 class BgpSide {
   private speaker: BgpSpeaker | undefined;
-  private gate: GatedRoutes | undefined;
-  private settings = '';
+  private target: RouteTarget | undefined;
+  /** Set by the final shutdown: nothing starts after it, even from a reload still running. */
+  private closed = false;
 
   constructor(
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly dryRun: boolean,
-    private readonly ipvsReady: () => boolean,
   ) {}
 
-  /** Starts, restarts or stops the speaker for this configuration; returns where routes go. */
-  async configure(global: GlobalConfig, services: readonly ServiceConfig[]): Promise<RouteTarget | undefined> {
-    const wanted = global.bgp && services.some((s) => s.bgp);
-    const settings = wanted ? bgpSettings(global, services) : '';
-    if (settings === this.settings) return this.gate;
-    await this.shutdown('configuration changed');
-    this.settings = settings;
-    if (!wanted) return undefined;
+  /**
+   * Starts, restarts, stops or keeps the speaker as `action` says; returns
+   * where routes go. A speaker that could not start is tried again at the
+   * next reload.
+   */
+  async apply(action: BgpAction, global: GlobalConfig, services: readonly ServiceConfig[]): Promise<RouteTarget | undefined> {
+    const wanted = bgpSessionSettings(global, services) !== '';
+    if (action === 'restart' || action === 'stop' || !wanted) await this.stopSpeaker('configuration changed');
+    if (!wanted || this.closed) return undefined;
+    if (this.target) return this.target;
     if (this.dryRun) {
       this.log.info('Dry run: BGP is not started; the routes it would announce are logged');
-      let said = '';
-      return {
+      // Nothing is announced before the first services are desired: not worth a line.
+      let said = 'nothing';
+      this.target = {
         setAnnouncements: (routes) => {
           const text = routes.map((r) => formatPrefix(r.prefix)).join(', ') || 'nothing';
           // Publishes follow every pool and health change: say only what changed.
@@ -128,33 +108,38 @@ class BgpSide {
           said = text;
         },
       };
+      return this.target;
     }
     try {
       const speaker = new BgpSpeaker(speakerOptionsFromConfig(global, services, { clock: this.clock, logger: this.log, hostIpv4Addresses: hostIpv4Addresses() }));
       await speaker.start();
+      if (this.closed) {
+        await speaker.shutdown('pybal is shutting down', BGP_SHUTDOWN_MS);
+        return undefined;
+      }
       this.speaker = speaker;
-      this.gate = new GatedRoutes(speaker, this.ipvsReady);
-      return this.gate;
+      this.target = speaker;
+      return speaker;
     } catch (error) {
       this.log.error(`BGP could not start: ${errorMessage(error)}`);
-      this.settings = '';
       return undefined;
     }
-  }
-
-  tick(): void {
-    this.gate?.offer();
   }
 
   status(global: GlobalConfig): BgpStatusValue {
     return { enabled: this.speaker !== undefined, localAsn: this.speaker ? global.bgpLocalAsn : undefined, peers: this.speaker?.status() ?? [] };
   }
 
+  /** Withdraws everything, says `reason` to the peers, and closes for good. */
   async shutdown(reason: string): Promise<void> {
+    this.closed = true;
+    await this.stopSpeaker(reason);
+  }
+
+  private async stopSpeaker(reason: string): Promise<void> {
     const speaker = this.speaker;
     this.speaker = undefined;
-    this.gate = undefined;
-    this.settings = '';
+    this.target = undefined;
     if (speaker) await speaker.shutdown(reason, BGP_SHUTDOWN_MS);
   }
 }
@@ -197,11 +182,16 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   await checkNatRedirects(config.services);
   await loadIpvsModule(ipvsLog);
   const kernel = createLazyIpvsKernel(() => createIpvsClient({ clock, logger: ipvsLog }));
-  const ipvs = new IpvsManager({ kernel, clock, logger: ipvsLog, dryRun: options.dryRun, resyncIntervalMs: config.global.ipvsResyncIntervalMs });
-  const ipvsReady = (): boolean => {
-    const s = ipvs.stats();
-    return s.reconciles > s.failedReconciles;
-  };
+  // A service the kernel now has may let its VIP be announced: publish again.
+  let onProgrammed = (): void => undefined;
+  const ipvs = new IpvsManager({
+    kernel,
+    clock,
+    logger: ipvsLog,
+    dryRun: options.dryRun,
+    resyncIntervalMs: config.global.ipvsResyncIntervalMs,
+    onProgrammed: () => onProgrammed(),
+  });
 
   // Monitors share one command limiter and one batch pinger.
   const metrics = new PybalMetrics();
@@ -226,19 +216,23 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     logger: log,
     createPoolSource: (service) =>
       createPoolSource(service.poolUrl, { clock, logger: log.child({ service: service.name, component: 'pool' }) }),
-    createCoordinator: (service, onChange) =>
+    createCoordinator: (service, onChange, knownHealth) =>
       new Coordinator(service, {
         clock,
         logger: log.child({ service: service.name }),
         createMonitor: monitorsFor(service),
         resolve: resolveHost,
         onChange,
+        knownHealth,
       }),
-    ipvs,
+    // A dry run writes nothing, so nothing is ever programmed: it says what
+    // it would announce once the services it would program are desired.
+    ipvs: { setDesired: (services) => ipvs.setDesired(services), isProgrammed: (key) => options.dryRun || ipvs.isProgrammed(key) },
     defer: (fn) => clock.setTimeout(fn, 0),
   });
+  onProgrammed = () => daemon.refresh();
 
-  const bgp = new BgpSide(clock, log.child({ component: 'bgp' }), options.dryRun, ipvsReady);
+  const bgp = new BgpSide(clock, log.child({ component: 'bgp' }), options.dryRun);
   const snapshot = (): DaemonSnapshot => ({
     version: readVersion(),
     startedAtWallMs,
@@ -256,42 +250,44 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
 
   ipvs.start();
   daemon.start();
-  daemon.setRouteTarget(await bgp.configure(config.global, config.services));
-  let routeTick = clock.setTimeout(function tick() {
-    bgp.tick();
-    routeTick = clock.setTimeout(tick, ROUTE_TICK_MS);
-  }, ROUTE_TICK_MS);
+  daemon.setRouteTarget(await bgp.apply('start', config.global, config.services));
 
-  // SIGHUP: reopen the log (logrotate) and re-read pybal.conf. One reload at a time.
+  // SIGHUP: reopen the log and re-read pybal.conf, as one transaction: a
+  // configuration that does not load, or that names no service, changes
+  // nothing; one that does is planned (reload-plan.ts) and the plan executed.
+  // One reload at a time; SIGTERM does not wait for one for long.
+  let stopping = false;
   let reloading = Promise.resolve();
   const reload = async (): Promise<void> => {
     await logHandle.reopen();
     log.info(`SIGHUP: reopened the log file; re-reading ${options.configFile}`);
     const next = await loadConfig(options.configFile);
+    if (stopping) return;
     for (const warning of next.warnings) configLog.warn(formatProblem(warning));
-    if (!next.config) {
+    if (!next.config || next.config.services.length === 0) {
       for (const error of next.errors) configLog.error(formatProblem(error));
-      configLog.error(`${options.configFile}: ${next.errors.length} error(s); keeping the running configuration`);
+      const why = next.config ? 'it defines no service' : `${next.errors.length} error(s)`;
+      configLog.error(`${options.configFile}: ${why}; keeping the running configuration`);
       return;
     }
     const previous = config;
     config = next.config;
-    const summary = await daemon.reload(config);
-    configLog.info(describeReload(summary));
+    const plan = planReload(previous, config);
+    for (const line of describePlan(plan)) configLog.info(line);
+    if (plan.bgp === 'restart') configLog.warn(`BGP sessions restart: ${plan.bgpRestartReasons.join(', ')} changed`);
+    for (const key of plan.restartOnly) configLog.warn(`${key} changes take effect at the next restart`);
+    if (plan.ipvsResyncIntervalMs !== undefined) {
+      ipvs.setResyncInterval(plan.ipvsResyncIntervalMs);
+      configLog.info(`IPVS resync interval is now ${plan.ipvsResyncIntervalMs / 1000} s`);
+    }
+    const services = daemon.reload(config, plan);
+    daemon.setRouteTarget(await bgp.apply(plan.bgp, config.global, config.services));
+    await services;
+    if (stopping) return;
     await checkNatRedirects(config.services);
-    daemon.setRouteTarget(await bgp.configure(config.global, config.services));
-    if (JSON.stringify(previous.global.instrumentationIps) !== JSON.stringify(config.global.instrumentationIps) ||
-      previous.global.instrumentationPort !== config.global.instrumentationPort ||
-      previous.global.instrumentation !== config.global.instrumentation) {
+    if (plan.api) {
       await api.closeTcp();
       await listenApi(config.global);
-    }
-    if (previous.global.ipvsResyncIntervalMs !== config.global.ipvsResyncIntervalMs) {
-      ipvs.setResyncInterval(config.global.ipvsResyncIntervalMs);
-      configLog.info(`IPVS resync interval is now ${config.global.ipvsResyncIntervalMs / 1000} s`);
-    }
-    if (previous.global.runcommandMaxConcurrent !== config.global.runcommandMaxConcurrent) {
-      configLog.warn('runcommand-max-concurrent changes take effect at the next restart');
     }
   };
 
@@ -299,9 +295,18 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     const onHangup = (): void => {
       reloading = reloading.then(reload).catch((error: unknown) => log.error({ err: error }, 'Reload failed; keeping the running configuration'));
     };
+    // Log rotation (logrotate's postrotate) reopens the log and nothing else.
+    const onUser1 = (): void => {
+      void logHandle.reopen().then(
+        () => log.info('SIGUSR1: reopened the log file'),
+        (error: unknown) => log.error({ err: error }, 'SIGUSR1: could not reopen the log file'),
+      );
+    };
     const onStop = (signal: NodeJS.Signals): void => {
+      stopping = true;
       log.info(`${signal}: shutting down`);
       signals.off('SIGHUP', onHangup);
+      signals.off('SIGUSR1', onUser1);
       signals.off('SIGTERM', onTerm);
       signals.off('SIGINT', onInt);
       resolve();
@@ -309,15 +314,18 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     const onTerm = (): void => onStop('SIGTERM');
     const onInt = (): void => onStop('SIGINT');
     signals.on('SIGHUP', onHangup);
+    signals.on('SIGUSR1', onUser1);
     signals.on('SIGTERM', onTerm);
     signals.on('SIGINT', onInt);
   });
 
   // Withdraw first, so that the routers move traffic away while IPVS still
   // forwards it; the IPVS table is left as it is (traffic keeps flowing if
-  // pybal is restarted), as PyBal does.
-  await reloading;
-  routeTick.cancel();
+  // pybal is restarted), as PyBal does. A reload still running gets a moment
+  // to finish, never more: it notices the stop and starts nothing new.
+  const waited = new AbortController();
+  await Promise.race([reloading, clock.sleep(RELOAD_WAIT_ON_STOP_MS, waited.signal).catch(() => undefined)]);
+  waited.abort();
   await bgp.shutdown('pybal is shutting down');
   await daemon.stop();
   await ipvs.stop();

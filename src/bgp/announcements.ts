@@ -32,6 +32,10 @@ function mergeCommunities(lists: readonly (readonly Community[])[]): Community[]
 /**
  * The routes to announce now. `healthy(service)` says whether the service has
  * at least one healthy pooled server; it matters only with bgp-withdraw-when-down.
+ * `programmed(service)` says whether the kernel has the service (adopted or
+ * written): a VIP is announced only once every service on it is programmed,
+ * since announcing a VIP this director cannot forward yet would attract its
+ * traffic into a black hole.
  * The first service of an IP (file order) gives the MED; communities are the
  * global ones plus those of every service on the IP.
  */
@@ -39,6 +43,7 @@ export function decideRoutes(
   global: GlobalConfig,
   services: readonly ServiceConfig[],
   healthy: (service: ServiceConfig) => boolean,
+  programmed: (service: ServiceConfig) => boolean = () => true,
 ): Route[] {
   const byIp = new Map<string, ServiceConfig[]>();
   for (const s of announcingServices(global, services)) {
@@ -48,7 +53,7 @@ export function decideRoutes(
   const routes: Route[] = [];
   for (const [ip, group] of byIp) {
     const keep = group.some((s) => !s.bgpWithdrawWhenDown || healthy(s));
-    if (!keep) continue;
+    if (!keep || !group.every(programmed)) continue;
     const family = familyOf(ip);
     const nextHop = family === 4 ? global.bgpNexthopIpv4 : global.bgpNexthopIpv6;
     if (nextHop === undefined) continue; // the config parser rejects this; never announce without a next hop

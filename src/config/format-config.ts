@@ -14,7 +14,7 @@ import { formatPyValue, type PyValue } from './python-literal.js';
 import { monitorPrefix } from './keys.js';
 import type { CommandArgument, Community, Config, GlobalConfig, MonitorConfig, ServiceConfig } from './types.js';
 
-type Values = Record<string, string>;
+export type Values = Record<string, string>;
 
 const yesNo = (value: boolean): string => (value ? 'yes' : 'no');
 const seconds = (ms: number): string => String(ms / 1000);
@@ -30,7 +30,8 @@ function defined(values: Record<string, string | undefined>): Values {
   return Object.fromEntries(Object.entries(values).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
-function formatGlobal(g: GlobalConfig): Values {
+/** The `[global]` section's effective values, keyed as the file spells them. */
+export function formatGlobal(g: GlobalConfig): Values {
   return defined({
     bgp: yesNo(g.bgp),
     'bgp-local-asn': g.bgpLocalAsn?.toString(),
@@ -100,7 +101,8 @@ function monitorOptions(m: MonitorConfig): Record<string, string | undefined> {
   }
 }
 
-function formatService(s: ServiceConfig): Values {
+/** A service section's effective values, keyed as the file spells them (monitor options as `proxyfetch.url`). */
+export function formatService(s: ServiceConfig): Values {
   const monitors = s.monitors.flatMap((m) =>
     Object.entries(monitorOptions(m)).map(([option, value]) => [`${monitorPrefix(m.kind)}.${option}`, value] as const),
   );

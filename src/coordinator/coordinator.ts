@@ -52,6 +52,12 @@ interface ServerEntry {
   monitors: MonitorEntry[];
   /** PyBal's server.up: the last aggregate state acted upon. */
   up: boolean;
+  /**
+   * Its monitors were (re)started while it was known down (a reload changed
+   * them, or replaced the service): it stays down until every new monitor
+   * has reported up, instead of PyBal's optimism for a server never checked.
+   */
+  holdDown: boolean;
   pooled: boolean;
   pooledDown: boolean;
   resolveFailures: number;
@@ -60,9 +66,13 @@ interface ServerEntry {
   removed: boolean;
 }
 
-/** Every monitor up; before a monitor's first result it counts as up (PyBal's optimism). No monitors: up. */
+/**
+ * Every monitor up; before a monitor's first result it counts as up (PyBal's
+ * optimism), except for a server held down, which needs every result. No
+ * monitors: up.
+ */
 function monitorsUp(entry: ServerEntry): boolean {
-  return entry.monitors.every((m) => m.up !== false);
+  return entry.holdDown ? entry.monitors.every((m) => m.up === true) : entry.monitors.every((m) => m.up !== false);
 }
 
 /** PyBal's textStatus: enabled|disabled / up|partially up|down / pooled|not pooled. */
@@ -78,7 +88,7 @@ export function textStatus(entry: {
 }
 
 export class Coordinator implements CoordinatorApi {
-  readonly service: ServiceConfig;
+  service: ServiceConfig;
   private readonly deps: CoordinatorDeps;
   private readonly random: () => number;
   /** In pool order. */
@@ -90,10 +100,41 @@ export class Coordinator implements CoordinatorApi {
   /** Monitor stops and resolutions still in flight, for stop(). */
   private readonly inFlight = new Set<Promise<unknown>>();
 
+  /** Health by host that a replaced coordinator knew: a server known down starts held down. */
+  private readonly knownHealth: ReadonlyMap<string, boolean>;
+
   constructor(service: ServiceConfig, deps: CoordinatorDeps) {
     this.service = service;
     this.deps = deps;
     this.random = deps.random ?? Math.random;
+    this.knownHealth = deps.knownHealth ?? new Map();
+  }
+
+  /**
+   * A reload changed this service in place. Its servers stay, with their
+   * pooled state; with `monitors`, every server's monitors restart and each
+   * keeps its last known state until the new ones report (a known-down
+   * server is not pooled again); with `policy`, the depool threshold is
+   * applied again. Everything else (IPVS attributes, BGP) is read from the
+   * new configuration by whoever publishes it.
+   */
+  reconfigure(service: ServiceConfig, changes: { readonly monitors: boolean; readonly policy: boolean }): void {
+    if (this.stopped) return;
+    this.service = service;
+    if (changes.monitors) {
+      for (const entry of this.servers.values()) {
+        if (entry.address === undefined) continue;
+        this.stopMonitors(entry);
+        this.startMonitors(entry, { keepState: true });
+      }
+    }
+    if (changes.monitors || changes.policy) this.decide({ kind: 'refresh', reportShortfall: !this.initializing() });
+    this.notify();
+  }
+
+  /** Each server's last known health (PyBal's `up`), by host. */
+  health(): Map<string, boolean> {
+    return new Map([...this.servers.values()].filter((s) => s.address !== undefined).map((s) => [s.host, s.up]));
   }
 
   onPoolEvent(event: PoolEvent): void {
@@ -198,6 +239,7 @@ export class Coordinator implements CoordinatorApi {
       initializing: true,
       monitors: [],
       up: false,
+      holdDown: false,
       pooled: false,
       pooledDown: false,
       resolveFailures: 0,
@@ -300,9 +342,16 @@ export class Coordinator implements CoordinatorApi {
 
   // --- monitors ---
 
-  private startMonitors(entry: ServerEntry): void {
+  /**
+   * Starts a server's monitors. A first start is optimistic (PyBal: up until
+   * a monitor says otherwise) unless a replaced coordinator knew the server
+   * down; with `keepState` (a restart by reload) the server keeps its state,
+   * and if down it is held down until every new monitor reports up.
+   */
+  private startMonitors(entry: ServerEntry, { keepState = false } = {}): void {
     const address = entry.address;
     if (address === undefined) return;
+    const knownDown = keepState ? !entry.up : this.knownHealth.get(entry.host) === false;
     const target = { host: entry.host, ip: address, port: this.service.port, family: this.service.family };
     entry.monitors = this.service.monitors.map((config) => {
       const monitor: MonitorEntry = {
@@ -319,8 +368,9 @@ export class Coordinator implements CoordinatorApi {
       }
       return monitor;
     });
-    // Optimistic, as PyBal: up until a monitor says otherwise.
-    entry.up = monitorsUp(entry);
+    entry.holdDown = knownDown && entry.monitors.length > 0;
+    // Optimistic, as PyBal: up until a monitor says otherwise (a held-down server: down until all say up).
+    if (!keepState) entry.up = !entry.holdDown && monitorsUp(entry);
     for (const monitor of entry.monitors) {
       try {
         monitor.handle.start();
@@ -379,6 +429,8 @@ export class Coordinator implements CoordinatorApi {
         this.decide({ kind: 'up', host: entry.host });
       }
     }
+    // Once every monitor has spoken, a held-down server follows the usual rule again.
+    if (entry.holdDown && entry.monitors.every((m) => m.up !== undefined)) entry.holdDown = false;
     this.notify();
   }
 

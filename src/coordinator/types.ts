@@ -90,6 +90,12 @@ export interface CoordinatorDeps {
   readonly onChange: () => void;
   /** Random source in [0, 1) for the resolution retry jitter; Math.random by default. */
   readonly random?: () => number;
+  /**
+   * Health by host that the coordinator this one replaces knew (a reload
+   * that changed the service's address family): a server known down starts
+   * down and waits for every monitor, instead of PyBal's optimistic up.
+   */
+  readonly knownHealth?: ReadonlyMap<string, boolean>;
 }
 
 /**
@@ -106,6 +112,14 @@ export interface CoordinatorApi {
   /** True when at least one pooled server is up (for BGP withdraw-when-down). */
   healthy(): boolean;
   snapshot(): ServiceSnapshot;
+  /**
+   * A reload changed the service in place: takes the new configuration,
+   * restarts the monitors when they changed (each server keeps its last known
+   * state until they report) and applies the policy again when it changed.
+   */
+  reconfigure(service: ServiceConfig, changes: { readonly monitors: boolean; readonly policy: boolean }): void;
+  /** Each resolved server's last known health, by host (to seed a replacement). */
+  health(): ReadonlyMap<string, boolean>;
   /** Stops every monitor and resolution; resolves when nothing is left running. */
   stop(): Promise<void>;
 }

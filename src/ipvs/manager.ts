@@ -52,6 +52,12 @@ export interface IpvsManagerOptions {
   readonly retryInitialMs?: number;
   /** Default 60 s. */
   readonly retryMaxMs?: number;
+  /**
+   * Called (synchronously, at the end of a reconcile) when services became
+   * programmed: the kernel now has them as desired, adopted or written. What
+   * waits on the kernel (BGP announcing a VIP) listens here.
+   */
+  readonly onProgrammed?: () => void;
 }
 
 /** Counters for metrics and the status page. */
@@ -107,6 +113,14 @@ export class IpvsManager {
    * adopted rather than added again (EEXIST).
    */
   private modelled = new Set<string>();
+  /**
+   * Desired services (ids) that a reconcile has seen in the kernel as
+   * desired: adopted, or written. A service stays programmed while it is
+   * desired (a failed reconcile later does not remove it from the kernel);
+   * it leaves the set when it is no longer desired.
+   */
+  private readonly programmed = new Set<string>();
+  private readonly onProgrammed: (() => void) | undefined;
 
   private started = false;
   private stopped = false;
@@ -139,6 +153,7 @@ export class IpvsManager {
     this.resyncIntervalMs = options.resyncIntervalMs ?? 60_000;
     this.retryInitialMs = options.retryInitialMs ?? 1000;
     this.retryMaxMs = options.retryMaxMs ?? 60_000;
+    this.onProgrammed = options.onProgrammed;
   }
 
   /** Starts reconciling: a full resync now (adoption), then periodically. */
@@ -206,11 +221,25 @@ export class IpvsManager {
       cache.set(rawId, fresh);
       this.dirty.add(fresh.id);
     }
-    for (const [id, entry] of this.desired) if (!next.has(id)) this.removals.set(id, entry.service.key);
+    for (const [id, entry] of this.desired) {
+      if (next.has(id)) continue;
+      this.removals.set(id, entry.service.key);
+      this.programmed.delete(id);
+    }
     for (const id of next.keys()) this.removals.delete(id);
     this.desired = next;
     this.desiredCache = cache;
     this.trigger(false);
+  }
+
+  /**
+   * Whether the kernel has this desired service as it was last desired (or
+   * had, at its last reconcile): adopted or programmed by us. False for a
+   * service not desired, or not reconciled yet.
+   */
+  isProgrammed(key: ServiceKey): boolean {
+    const cached = this.desiredCache.get(serviceKeyId(key));
+    return cached !== undefined && this.programmed.has(cached.id);
   }
 
   /** Asks for a full resync (dump, drift report, repair). */
@@ -328,7 +357,10 @@ export class IpvsManager {
     const ops = diffTables(scope, known, [...this.removals.values()]);
     // Removals that are already gone from the kernel need no more attention.
     for (const [id] of this.removals) if (!known.has(id)) this.removals.delete(id);
-    if (ops.length === 0) return;
+    if (ops.length === 0) {
+      this.markProgrammed(scope, known);
+      return;
+    }
     this.counters.requests += ops.length;
     if (this.dryRun) {
       for (const op of ops) this.log.info(`dry run: would ${describeOp(op)}`);
@@ -336,6 +368,7 @@ export class IpvsManager {
       // everything before it again; the periodic resync re-reads the kernel.
       this.known = ops.reduce(applyOp, known);
       for (const op of ops) if (op.op === 'del-service') this.removals.delete(serviceKeyId(op.key));
+      this.markProgrammed(scope, this.known);
       return;
     }
     const results = await this.kernel.apply(ops);
@@ -360,7 +393,24 @@ export class IpvsManager {
     if (!verbose) this.log.info(`IPVS: applied ${ops.length - failed} of ${ops.length} changes (${summarizeOps(ops)})`);
     this.known = model;
     this.counters.failedRequests += failed;
+    this.markProgrammed(scope, model);
     if (firstError) throw new PartialFailure(`${failed} of ${ops.length} IPVS requests failed; the first: ${firstError.message}`);
+  }
+
+  /** The services of `scope` that the model now has are programmed; says so when that set grew. */
+  private markProgrammed(scope: Table, model: Table): void {
+    let grew = false;
+    for (const id of scope.keys()) {
+      if (!model.has(id) || this.programmed.has(id) || !this.desired.has(id)) continue;
+      this.programmed.add(id);
+      grew = true;
+    }
+    if (!grew || !this.onProgrammed) return;
+    try {
+      this.onProgrammed();
+    } catch (error) {
+      this.log.error({ err: error }, 'IPVS: the programmed-services listener failed');
+    }
   }
 
   private changedServices(): Table {

@@ -96,22 +96,29 @@ describe('pybal daemon (foundation)', () => {
     expect(whileMissing.match(/keeping the last good pool/g)).toHaveLength(1);
     expect(whileMissing).not.toMatch(/Removing server/);
 
-    // It comes back unchanged: recovery is logged and no server changes.
+    // It comes back with the same servers and the bad line fixed away:
+    // recovery is logged and no server changes.
     offset = logSize(log);
     writeFileSync(
       pool,
       "{ 'host': 'mw1', 'weight': 10, 'enabled': True }\n" +
         "{ 'host': 'mw2', 'weight': 10, 'enabled': True }\n" +
-        "{ 'host': 'mw3', 'weight': '10', 'enabled': True }\n" +
         "{ 'host': 'mw4', 'weight': 0, 'enabled': True }  # drained\n",
     );
     const recovered = await waitForLog(log, /\[text_80 pool\] INFO: .* reads fine again/, 3_000, offset);
     expect(recovered).not.toMatch(/New |Merged |Removing /);
 
-    // logrotate: move the file away, SIGHUP, and new lines go to a new file.
+    // logrotate: move the file away, SIGUSR1, and new lines go to a new
+    // file; the configuration is not re-read.
     renameSync(log, `${log}.1`);
+    proc.kill('SIGUSR1');
+    await waitForLog(log, /INFO: SIGUSR1: reopened the log file/, 3_000);
+    expect(readFileSync(log, 'utf8')).not.toMatch(/re-reading/);
+    // SIGHUP reopens too, and reloads.
+    renameSync(log, `${log}.2`);
     proc.kill('SIGHUP');
-    await waitForLog(log, /INFO: SIGHUP: reopened the log file/, 3_000);
+    await waitForLog(log, /INFO: SIGHUP: reopened the log file; re-reading/, 3_000);
+    await waitForLog(log, /Configuration reloaded: 0 added, 0 removed, 0 changed, 1 unchanged/, 3_000);
 
     proc.kill('SIGTERM');
     const code = await new Promise<number | null>((r) => proc.once('exit', r));

@@ -382,3 +382,78 @@ describe('Coordinator stop', () => {
     expect(t.fakes.all).toHaveLength(monitors.length);
   });
 });
+
+describe('Coordinator reconfigured by a reload', () => {
+  it('keeps a known-down server out of the pool when its monitors change, until every new monitor says up', async () => {
+    const t = setup({ depoolThreshold: 0.5 }, [PROXY]);
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2', 'mw3', 'mw4'));
+    await flushAsync();
+    t.fakes.reportAll(['mw1', 'mw2', 'mw3', 'mw4'], true);
+    t.fakes.report('mw2', false, 'Connection refused');
+    expect(t.pooled()).toEqual(['mw1', 'mw3', 'mw4']);
+    const before = t.fakes.all.length;
+
+    const faster = { ...PROXY, intervalMs: 1000 };
+    t.coordinator.reconfigure({ ...t.coordinator.service, monitors: [faster, IDLE] }, { monitors: true, policy: false });
+    // New monitors for every server, on the new settings; the old ones stopped.
+    expect(t.fakes.all.slice(0, before).every((m) => m.stopped)).toBe(true);
+    expect(t.fakes.all.slice(before).map((m) => [m.target.host, m.config])).toEqual(
+      ['mw1', 'mw2', 'mw3', 'mw4'].flatMap((h) => [[h, faster], [h, IDLE]]),
+    );
+    // mw2 is still down and not pooled: a reload never pools a known-down server again.
+    expect(t.pooled()).toEqual(['mw1', 'mw3', 'mw4']);
+    expect(t.server('mw2')).toMatchObject({ up: false, pooled: false });
+    // One new monitor up is not enough for a held-down server...
+    t.fakes.report('mw2', true, 'ok', 'ProxyFetch');
+    expect(t.pooled()).toEqual(['mw1', 'mw3', 'mw4']);
+    // ...every one is.
+    t.fakes.report('mw2', true, 'ok', 'IdleConnection');
+    expect(t.pooled()).toEqual(['mw1', 'mw2', 'mw3', 'mw4']);
+    // Up servers stayed pooled throughout, and still leave when a new monitor fails.
+    t.fakes.report('mw3', false, 'timeout', 'IdleConnection');
+    expect(t.pooled()).toEqual(['mw1', 'mw2', 'mw4']);
+  });
+
+  it('applies a new depool threshold at once, and keeps servers and monitors when only other keys changed', async () => {
+    const t = setup({ depoolThreshold: 0.5 }, [PROXY]);
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2', 'mw3', 'mw4'));
+    await flushAsync();
+    t.fakes.reportAll(['mw1', 'mw2', 'mw3', 'mw4'], true);
+    t.fakes.report('mw1', false);
+    t.fakes.report('mw2', false);
+    t.fakes.report('mw3', false);
+    // Two must stay pooled under 0.5: mw3 is pooled down.
+    expect(t.pooled()).toEqual(['mw3', 'mw4']);
+    const monitors = t.fakes.all.length;
+    t.coordinator.reconfigure({ ...t.coordinator.service, depoolThreshold: 1, scheduler: 'rr' }, { monitors: false, policy: true });
+    expect(t.fakes.all).toHaveLength(monitors);
+    expect(t.pooled()).toEqual(['mw1', 'mw2', 'mw3', 'mw4']);
+    expect(t.coordinator.service.scheduler).toBe('rr');
+  });
+
+  it('a replacement seeded with known health starts a known-down server down, and pools it once its monitors say up', async () => {
+    const clock = new ManualClock();
+    const log = createMemoryLogger('debug');
+    const fakes = fakeMonitors();
+    const resolver = fakeResolver();
+    for (let i = 1; i <= 3; i++) resolver.answers.set(`mw${i}`, [`192.0.2.${i}`]);
+    const coordinator = new Coordinator(serviceConfig({ monitors: [PROXY], depoolThreshold: 0.3 }), {
+      clock,
+      logger: log.logger,
+      createMonitor: fakes.create,
+      resolve: resolver.resolve,
+      onChange: () => undefined,
+      knownHealth: new Map([
+        ['mw1', true],
+        ['mw2', false],
+      ]),
+    });
+    coordinator.onPoolEvent(poolEvent('mw1', 'mw2', 'mw3'));
+    await flushAsync();
+    // mw1 known up and mw3 unknown: optimistic, as PyBal; mw2 known down: not pooled.
+    expect(coordinator.pooledServers().map((s) => s.host)).toEqual(['mw1', 'mw3']);
+    expect(coordinator.health()).toEqual(new Map([['mw1', true], ['mw2', false], ['mw3', true]]));
+    fakes.report('mw2', true);
+    expect(coordinator.pooledServers().map((s) => s.host)).toEqual(['mw1', 'mw2', 'mw3']);
+  });
+});

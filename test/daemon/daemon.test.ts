@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import type { Route } from '../../src/bgp/speaker.js';
 import type { Config, ServiceConfig } from '../../src/config/types.js';
 import type { CoordinatorApi, PooledServerValue, ServiceSnapshot } from '../../src/coordinator/types.js';
-import { Daemon, describeReload, isReady, sameService } from '../../src/daemon.js';
+import { Daemon, isReady } from '../../src/daemon.js';
+import { planReload } from '../../src/reload-plan.js';
 import type { DesiredService } from '../../src/ipvs/diff.js';
 import type { PoolEvent, PoolSource } from '../../src/pool/types.js';
 import { createSilentLogger } from '../../src/runtime/logger.js';
@@ -20,11 +21,25 @@ class FakeCoordinator implements CoordinatorApi {
   initializing = false;
   stopped = false;
   events: PoolEvent[] = [];
+  reconfigured: { monitors: boolean; policy: boolean }[] = [];
+  known: ReadonlyMap<string, boolean>;
 
   constructor(
-    readonly service: ServiceConfig,
+    public service: ServiceConfig,
     private readonly onChange: () => void,
-  ) {}
+    knownHealth?: ReadonlyMap<string, boolean>,
+  ) {
+    this.known = knownHealth ?? new Map();
+  }
+
+  reconfigure(service: ServiceConfig, changes: { readonly monitors: boolean; readonly policy: boolean }): void {
+    this.service = service;
+    this.reconfigured.push({ monitors: changes.monitors, policy: changes.policy });
+  }
+
+  health(): ReadonlyMap<string, boolean> {
+    return new Map(this.pooled.map((p) => [p.host, this.isHealthy]));
+  }
 
   onPoolEvent(event: PoolEvent): void {
     this.events.push(event);
@@ -81,9 +96,11 @@ class FakeCoordinator implements CoordinatorApi {
 class FakeSource implements PoolSource {
   started = 0;
   stopped = 0;
+  listener: ((event: PoolEvent) => void) | undefined;
   constructor(readonly url: string) {}
-  start(): void {
+  start(listener: (event: PoolEvent) => void): void {
     this.started++;
+    this.listener = listener;
   }
   async stop(): Promise<void> {
     this.stopped++;
@@ -100,6 +117,8 @@ function setup(services: ServiceConfig[], global = globalConfig({ bgp: false }))
   const routeCalls: (readonly Route[])[] = [];
   const queue: (() => void)[] = [];
   const config: Config = { file: 'pybal.conf', global, services };
+  // What the kernel has: services (by VIP) that a fake reconcile programmed.
+  const programmed = new Set<string>();
   const daemon = new Daemon(config, {
     logger: createSilentLogger(),
     createPoolSource: (s) => {
@@ -107,19 +126,26 @@ function setup(services: ServiceConfig[], global = globalConfig({ bgp: false }))
       sources.push(source);
       return source;
     },
-    createCoordinator: (s, onChange) => {
-      const c = new FakeCoordinator(s, onChange);
+    createCoordinator: (s, onChange, knownHealth) => {
+      const c = new FakeCoordinator(s, onChange, knownHealth);
       coordinators.push(c);
       return c;
     },
-    ipvs: { setDesired: (d) => desiredCalls.push(d) },
+    ipvs: { setDesired: (d) => desiredCalls.push(d), isProgrammed: (key) => 'address' in key && programmed.has(key.address) },
     defer: (fn) => queue.push(fn),
   });
   daemon.setRouteTarget({ setAnnouncements: (r) => routeCalls.push(r) });
   const flush = (): void => {
     while (queue.length > 0) queue.shift()?.();
   };
-  return { daemon, coordinators, sources, desiredCalls, routeCalls, flush, config };
+  /** The kernel now has every service last desired (what the IPVS manager's event says). */
+  const program = (): void => {
+    flush();
+    for (const d of desiredCalls.at(-1) ?? []) if ('address' in d.key) programmed.add(d.key.address);
+    daemon.refresh();
+    flush();
+  };
+  return { daemon, coordinators, sources, desiredCalls, routeCalls, flush, program, programmed, config };
 }
 
 const server = (host: string, address: string, weight = 10): PooledServerValue => ({ host, address, weight });
@@ -167,7 +193,7 @@ describe('Daemon', () => {
     t.daemon.start();
     t.coordinators[0]?.set([server('mw1', '198.51.100.1')], true);
     t.coordinators[1]?.set([server('ns1', '198.51.100.5')], false);
-    t.flush();
+    t.program();
     const announced = (): string[] => (t.routeCalls.at(-1) ?? []).map((r) => JSON.stringify(r.prefix));
     expect(announced()).toHaveLength(2);
     expect(announced()[0]).toContain('192.0.2.11');
@@ -180,54 +206,132 @@ describe('Daemon', () => {
     expect(announced()[0]).toContain('192.0.2.53');
   });
 
-  it('leaves unchanged services untouched on reload and applies the rest', async () => {
+  it('announces a VIP only once the kernel has its service, and a service added by a reload likewise', async () => {
+    const text = serviceConfig('text', '192.0.2.11');
+    const t = setup([text], globalConfig({ bgp: true }));
+    t.daemon.start();
+    t.coordinators[0]?.set([server('mw1', '198.51.100.1')]);
+    t.flush();
+    const announced = (): string[] => (t.routeCalls.at(-1) ?? []).map((r) => r.prefix.address);
+    // Handed to IPVS, not yet programmed: nothing is announced.
+    expect(t.desiredCalls.at(-1)).toHaveLength(1);
+    expect(announced()).toEqual([]);
+    t.program();
+    expect(announced()).toEqual(['192.0.2.11']);
+
+    const next: Config = { file: 'pybal.conf', global: t.config.global, services: [text, serviceConfig('upload', '192.0.2.12')] };
+    await t.daemon.reload(next, planReload(t.config, next));
+    t.coordinators[1]?.set([server('up1', '198.51.100.9')]);
+    t.flush();
+    // upload is desired now, but not programmed: its VIP waits; text's stays.
+    expect((t.desiredCalls.at(-1) ?? []).map((d) => ('address' in d.key ? d.key.address : ''))).toEqual(['192.0.2.11', '192.0.2.12']);
+    expect(announced()).toEqual(['192.0.2.11']);
+    t.program();
+    expect(announced()).toEqual(['192.0.2.11', '192.0.2.12']);
+  });
+
+  it('after an unchanged reload, every coordinator change still reaches IPVS', async () => {
+    const text = serviceConfig('text', '192.0.2.11');
+    const t = setup([text]);
+    t.daemon.start();
+    t.coordinators[0]?.set([server('mw1', '198.51.100.1'), server('mw2', '198.51.100.2')]);
+    t.flush();
+    const same: Config = { file: 'pybal.conf', global: t.config.global, services: [{ ...text, source: { file: 'pybal.conf', line: 9 } }] };
+    for (let i = 0; i < 3; i++) await t.daemon.reload(same, planReload(t.config, same));
+    expect(t.coordinators).toHaveLength(1);
+    expect(t.coordinators[0]?.reconfigured).toEqual([]);
+    // A depool and a weight change after the reloads reach the desired state.
+    t.coordinators[0]?.set([server('mw1', '198.51.100.1', 30)]);
+    t.flush();
+    expect((t.desiredCalls.at(-1) ?? [])[0]?.destinations.map((d) => [d.address, d.weight])).toEqual([['198.51.100.1', 30]]);
+  });
+
+  it('changes a service in place: same coordinator and source, new IPVS attributes, monitors restarted when they changed', async () => {
     const text = serviceConfig('text', '192.0.2.11');
     const upload = serviceConfig('upload', '192.0.2.12');
-    const dns = serviceConfig('dns', '192.0.2.53', { protocol: 'udp', port: 53 });
-    const t = setup([text, upload, dns]);
+    const t = setup([text, upload]);
     t.daemon.start();
     for (const c of t.coordinators) c.set([server(`${c.service.name}1`, '198.51.100.1')]);
     t.flush();
     const before = t.desiredCalls.at(-1) ?? [];
-
-    const summary = await t.daemon.reload({
+    const udp = { kind: 'UDP', intervalMs: 1000, icmpTimeoutMs: 20_000, rise: 1, fall: 1 } as const;
+    const next: Config = {
       file: 'pybal.conf',
       global: t.config.global,
-      services: [
-        { ...text, source: { file: 'pybal.conf', line: 40 } }, // moved in the file only
-        { ...upload, depoolThreshold: 0.7 }, // changed
-        serviceConfig('ssh', '192.0.2.22', { port: 22 }), // added
-      ],
-    });
-    expect(summary).toEqual({ added: ['ssh'], removed: ['dns'], changed: ['upload'], unchanged: ['text'] });
-    // text kept its coordinator and source; upload and dns were stopped; upload and ssh are new.
-    expect(t.coordinators.map((c) => [c.service.name, c.stopped])).toEqual([
-      ['text', false],
-      ['upload', true],
-      ['dns', true],
-      ['upload', false],
-      ['ssh', false],
-    ]);
+      services: [{ ...text, scheduler: 'rr' }, { ...upload, monitors: [udp], depoolThreshold: 0.7 }],
+    };
+    await t.daemon.reload(next, planReload(t.config, next));
+    expect(t.coordinators).toHaveLength(2);
+    expect(t.coordinators.map((c) => c.stopped)).toEqual([false, false]);
     expect(t.sources.map((s) => [s.started, s.stopped])).toEqual([
       [1, 0],
-      [1, 1],
-      [1, 1],
-      [1, 0],
       [1, 0],
     ]);
-
+    expect(t.coordinators.map((c) => c.reconfigured)).toEqual([[{ monitors: false, policy: false }], [{ monitors: true, policy: true }]]);
     t.flush();
     const after = t.desiredCalls.at(-1) ?? [];
-    // text: the same object (no IPVS work); upload: its last state is carried
-    // until the new coordinator has a pool, so nothing is removed meanwhile;
-    // dns: gone (the manager deletes it); ssh: not named until ready.
-    expect(after).toHaveLength(2);
-    expect(after[0]).toBe(before[0]);
-    expect(after[1]).toBe(before[1]);
-
-    t.coordinators[3]?.set([server('up2', '198.51.100.7')]);
+    expect(after.map((d) => d.scheduler)).toEqual(['rr', 'wrr']);
+    expect(after[0]?.destinations).toEqual(before[0]?.destinations);
+    // And it keeps reacting afterwards.
+    t.coordinators[1]?.set([]);
     t.flush();
-    expect((t.desiredCalls.at(-1) ?? [])[1]?.destinations.map((d) => d.address)).toEqual(['198.51.100.7']);
+    expect((t.desiredCalls.at(-1) ?? [])[1]?.destinations).toEqual([]);
+  });
+
+  it('a new pool URL swaps the source under the same coordinator; the old source is not listened to', async () => {
+    const text = serviceConfig('text', '192.0.2.11');
+    const t = setup([text]);
+    t.daemon.start();
+    const next: Config = { file: 'pybal.conf', global: t.config.global, services: [{ ...text, poolUrl: 'file:///etc/pybal/pools/y' }] };
+    await t.daemon.reload(next, planReload(t.config, next));
+    expect(t.sources.map((s) => [s.url, s.started, s.stopped])).toEqual([
+      ['file:///etc/pybal/pools/x', 1, 1],
+      ['file:///etc/pybal/pools/y', 1, 0],
+    ]);
+    const pool = { type: 'pool', pool: new Map(), problems: [] } as const;
+    t.sources[0]?.listener?.(pool);
+    expect(t.coordinators[0]?.events).toEqual([]);
+    t.sources[1]?.listener?.(pool);
+    expect(t.coordinators[0]?.events).toEqual([pool]);
+  });
+
+  it('replaces a service whose address family changed, seeding the new coordinator with the health the old one knew', async () => {
+    const text = serviceConfig('text', '192.0.2.11');
+    const t = setup([text]);
+    t.daemon.start();
+    t.coordinators[0]?.set([server('mw1', '198.51.100.1')], false);
+    t.flush();
+    const before = t.desiredCalls.at(-1) ?? [];
+    const next: Config = { file: 'pybal.conf', global: t.config.global, services: [serviceConfig('text', '2001:db8::11')] };
+    await t.daemon.reload(next, planReload(t.config, next));
+    expect(t.coordinators.map((c) => c.stopped)).toEqual([true, false]);
+    expect(t.coordinators[1]?.known).toEqual(new Map([['mw1', false]]));
+    t.flush();
+    // The old kernel service stays desired until the new coordinator is ready.
+    expect(t.desiredCalls.at(-1)?.[0]).toBe(before[0]);
+    t.coordinators[1]?.set([server('mw1', '2001:db8::1')]);
+    t.flush();
+    expect(t.desiredCalls.at(-1)?.[0]?.key).toEqual({ family: 6, protocol: 'tcp', address: '2001:db8::11', port: 80 });
+  });
+
+  it('removes and adds services as the plan says, in the file order', async () => {
+    const text = serviceConfig('text', '192.0.2.11');
+    const dns = serviceConfig('dns', '192.0.2.53', { protocol: 'udp', port: 53 });
+    const t = setup([text, dns]);
+    t.daemon.start();
+    for (const c of t.coordinators) c.set([server(`${c.service.name}1`, '198.51.100.1')]);
+    t.flush();
+    const next: Config = { file: 'pybal.conf', global: t.config.global, services: [serviceConfig('ssh', '192.0.2.22', { port: 22 }), text] };
+    await t.daemon.reload(next, planReload(t.config, next));
+    expect(t.coordinators.map((c) => [c.service.name, c.stopped])).toEqual([
+      ['text', false],
+      ['dns', true],
+      ['ssh', false],
+    ]);
+    expect(t.daemon.serviceConfigs().map((s) => s.name)).toEqual(['ssh', 'text']);
+    t.flush();
+    // dns is no longer desired (the manager deletes it); ssh is not named until its pool is read.
+    expect((t.desiredCalls.at(-1) ?? []).map((d) => ('port' in d.key ? d.key.port : 0))).toEqual([80]);
   });
 
   it('stops every coordinator and source and publishes nothing after', async () => {
@@ -244,15 +348,6 @@ describe('Daemon', () => {
   });
 });
 
-describe('sameService', () => {
-  it('ignores where the section sits in the file, nothing else', () => {
-    const a = serviceConfig('text', '192.0.2.11');
-    expect(sameService(a, { ...a, source: { file: 'other.conf', line: 99 } })).toBe(true);
-    expect(sameService(a, { ...a, scheduler: 'rr' })).toBe(false);
-    expect(sameService(a, { ...a, monitors: [{ kind: 'UDP', intervalMs: 1000, icmpTimeoutMs: 20_000, rise: 1, fall: 1 }] })).toBe(false);
-  });
-});
-
 describe('isReady', () => {
   it('waits for the first pool and every first resolution attempt', () => {
     const base = new FakeCoordinator(serviceConfig('text', '192.0.2.11'), () => undefined).snapshot();
@@ -260,16 +355,5 @@ describe('isReady', () => {
     expect(isReady({ ...base, awaitingPool: false })).toBe(true);
     expect(isReady({ ...base, awaitingPool: false, initializing: true })).toBe(false);
     expect(isReady({ ...base, awaitingPool: true, initializing: false })).toBe(false);
-  });
-});
-
-describe('describeReload', () => {
-  it('counts every kind and names what moved', () => {
-    expect(describeReload({ added: ['ssh'], removed: [], changed: ['text', 'upload'], unchanged: ['dns'] })).toBe(
-      'Configuration reloaded: 1 added, 0 removed, 2 changed, 1 unchanged; added: ssh; changed: text, upload',
-    );
-    expect(describeReload({ added: [], removed: [], changed: [], unchanged: ['dns'] })).toBe(
-      'Configuration reloaded: 0 added, 0 removed, 0 changed, 1 unchanged',
-    );
   });
 });

@@ -310,4 +310,37 @@ describe('IpvsManager', () => {
     await manager.idle();
     expect(kernel.table.size).toBe(1);
   });
+
+  it('says when services become programmed (adopted or written), per service, and forgets one no longer desired', async () => {
+    let events = 0;
+    const { kernel, manager } = setup({ onProgrammed: () => events++ });
+    kernel.put(svc(80), [dest(1)]);
+    manager.start();
+    await manager.idle();
+    expect(manager.isProgrammed(svc(80).key)).toBe(false); // not desired yet
+    manager.setDesired([desired(svc(80), [dest(1)])]);
+    expect(manager.isProgrammed(svc(80).key)).toBe(false); // desired, not reconciled yet
+    await manager.idle();
+    expect(manager.isProgrammed(svc(80).key)).toBe(true); // adopted
+    expect(events).toBe(1);
+
+    // A service added later with a scheduler the kernel refuses is never programmed; the other one is, at once.
+    manager.setDesired([desired(svc(80), [dest(1)]), desired(svc(443), [dest(1)]), desired(svc(8080, { scheduler: 'nope' }), [dest(1)])]);
+    expect(manager.isProgrammed(svc(443).key)).toBe(false);
+    await manager.idle();
+    expect(kernel.table.size).toBe(2);
+    expect(manager.isProgrammed(svc(443).key)).toBe(true);
+    expect(manager.isProgrammed(svc(8080).key)).toBe(false);
+    expect(events).toBe(2);
+
+    // A failing reconcile later does not take it back: the kernel still has it.
+    kernel.failNext = new IpvsError(5, 'IPVS_CMD_GET_SERVICE', 'dump');
+    manager.resync();
+    await manager.idle();
+    expect(manager.stats().failedReconciles).toBeGreaterThan(0);
+    expect(manager.isProgrammed(svc(443).key)).toBe(true);
+
+    manager.setDesired([desired(svc(80), [dest(1)])]);
+    expect(manager.isProgrammed(svc(443).key)).toBe(false);
+  });
 });

@@ -1,0 +1,142 @@
+/**
+ * The reload planner, by table: for each kind of change, what each component
+ * must do. The daemon only executes these plans (test/daemon, test/e2e).
+ */
+import { describe, expect, it } from 'vitest';
+import type { Config, GlobalConfig, ServiceConfig } from '../src/config/types.js';
+import { bgpSessionSettings, describePlan, planReload, planService, type ReloadPlan } from '../src/reload-plan.js';
+import { globalConfig, serviceConfig } from './support/config-fixtures.js';
+
+const proxyFetch = {
+  kind: 'ProxyFetch',
+  urls: ['http://localhost/'],
+  intervalMs: 10_000,
+  timeoutMs: 5_000,
+  rise: 1,
+  fall: 1,
+  httpStatus: 200,
+  checkAll: false,
+  maxFailures: 0,
+  expectBody: undefined,
+  expectBodyRegex: undefined,
+  verifyTls: false,
+  caFile: undefined,
+} as const;
+
+const web = serviceConfig('web', '192.0.2.11', { monitors: [proxyFetch] });
+const base: Config = { file: 'pybal.conf', global: globalConfig({ bgpPeerAddresses: ['192.0.2.1'] }), services: [web] };
+const withService = (change: Partial<ServiceConfig>): Config => ({ ...base, services: [{ ...web, ...change }] });
+const withGlobal = (change: Partial<GlobalConfig>): Config => ({ ...base, global: { ...base.global, ...change } });
+
+/** The plan's shape in one line per service, for the table. */
+function summary(plan: ReloadPlan): Record<string, unknown> {
+  return {
+    services: plan.services.map((s) => {
+      const flags = (['ipvs', 'monitors', 'pool', 'policy', 'announce'] as const).filter((f) => s[f]);
+      return `${s.name} ${s.action}${s.action === 'update' || s.action === 'replace' ? ` [${s.keys.join(' ')}] ${flags.join(',')}` : ''}`;
+    }),
+    bgp: plan.bgp,
+    api: plan.api,
+    resync: plan.ipvsResyncIntervalMs,
+    restartOnly: plan.restartOnly,
+  };
+}
+
+describe('planReload', () => {
+  const keep = { bgp: 'keep', api: false, resync: undefined, restartOnly: [] };
+  const cases: [string, Config, Record<string, unknown>][] = [
+    ['nothing changed', base, { services: ['web keep'], ...keep }],
+    ['the section moved in the file', withService({ source: { file: 'pybal.conf', line: 99 } }), { services: ['web keep'], ...keep }],
+    ['scheduler', withService({ scheduler: 'rr' }), { services: ['web update [scheduler] ipvs'], ...keep }],
+    [
+      'a monitor option',
+      withService({ monitors: [{ ...proxyFetch, intervalMs: 1000 }] }),
+      { services: ['web update [proxyfetch.interval] monitors'], ...keep },
+    ],
+    ['the port (the checks target it too)', withService({ port: 8080 }), { services: ['web update [port] ipvs,monitors'], ...keep }],
+    ['the pool URL', withService({ poolUrl: 'file:///etc/pybal/pools/y' }), { services: ['web update [config] pool'], ...keep }],
+    ['the depool threshold', withService({ depoolThreshold: 0.7 }), { services: ['web update [depool-threshold] policy'], ...keep }],
+    ['the service MED', withService({ bgpMed: 50 }), { services: ['web update [bgp-med] announce'], ...keep, bgp: 'announce' }],
+    ['the VIP, same family', withService({ ip: '192.0.2.12' }), { services: ['web update [ip] ipvs,announce'], ...keep, bgp: 'announce' }],
+    [
+      'the VIP, other family (sessions restart for IPv6)',
+      withService({ ip: '2001:db8::11', family: 6 }),
+      { services: ['web replace [ip] ipvs,announce'], ...keep, bgp: 'restart' },
+    ],
+    ['ipvs-resync-interval alone', withGlobal({ ipvsResyncIntervalMs: 5000 }), { services: ['web keep'], ...keep, resync: 5000 }],
+    ['the global MED', withGlobal({ bgpMed: 100 }), { services: ['web keep'], ...keep, bgp: 'announce' }],
+    ['communities, AS path, next hop', withGlobal({ bgpCommunities: [{ asn: 64600, value: 1 }], bgpAsPath: [64600, 64601], bgpNexthopIpv4: '192.0.2.99' }), { services: ['web keep'], ...keep, bgp: 'announce' }],
+    ['the local ASN', withGlobal({ bgpLocalAsn: 64601 }), { services: ['web keep'], ...keep, bgp: 'restart' }],
+    ['the peers', withGlobal({ bgpPeerAddresses: ['192.0.2.1', '192.0.2.2'] }), { services: ['web keep'], ...keep, bgp: 'restart' }],
+    ['the hold time', withGlobal({ bgpHoldTimeSec: 90 }), { services: ['web keep'], ...keep, bgp: 'restart' }],
+    ['the router id', withGlobal({ bgpRouterId: '192.0.2.200' }), { services: ['web keep'], ...keep, bgp: 'restart' }],
+    ['the listen addresses', withGlobal({ bgpLocalIps: ['192.0.2.11'] }), { services: ['web keep'], ...keep, bgp: 'restart' }],
+    ['bgp off', withGlobal({ bgp: false }), { services: ['web keep'], ...keep, bgp: 'stop' }],
+    ['instrumentation port', withGlobal({ instrumentationPort: 9191 }), { services: ['web keep'], ...keep, api: true }],
+    ['runcommand-max-concurrent', withGlobal({ runcommandMaxConcurrent: 8 }), { services: ['web keep'], ...keep, restartOnly: ['runcommand-max-concurrent'] }],
+    [
+      'a service added on a new VIP, same family',
+      { ...base, services: [web, serviceConfig('api', '192.0.2.12')] },
+      { services: ['web keep', 'api add'], ...keep, bgp: 'announce' },
+    ],
+    [
+      'the first IPv6 service (a new family to negotiate)',
+      { ...base, services: [web, serviceConfig('web6', '2001:db8::11')] },
+      { services: ['web keep', 'web6 add'], ...keep, bgp: 'restart' },
+    ],
+    ['a service removed', { ...base, services: [] }, { services: ['web remove'], ...keep, bgp: 'stop' }],
+  ];
+  it.each(cases)('%s', (_what, next, expected) => {
+    expect(summary(planReload(base, next))).toEqual(expected);
+  });
+
+  it('starts BGP when it is turned on', () => {
+    expect(planReload(withGlobal({ bgp: false }), base).bgp).toBe('start');
+  });
+
+  it('names why the sessions restart', () => {
+    expect(planReload(base, withGlobal({ bgpHoldTimeSec: 90, bgpMed: 5 })).bgpRestartReasons).toEqual(['bgp-hold-time']);
+    expect(planReload(base, { ...base, services: [web, serviceConfig('web6', '2001:db8::11')] }).bgpRestartReasons).toEqual([
+      'announced address families',
+    ]);
+  });
+});
+
+describe('planService', () => {
+  it('lists every changed key as the file spells it', () => {
+    const after = { ...web, scheduler: 'rr' as const, monitors: [{ ...proxyFetch, timeoutMs: 2000, urls: ['http://localhost/x'] }] };
+    expect(planService(web, after).keys).toEqual(['scheduler', 'proxyfetch.url', 'proxyfetch.timeout']);
+  });
+
+  it('sees a monitor added to the list', () => {
+    const udp = { kind: 'UDP', intervalMs: 1000, icmpTimeoutMs: 20_000, rise: 1, fall: 1 } as const;
+    const plan = planService(web, { ...web, monitors: [proxyFetch, udp] });
+    expect(plan.keys).toContain('monitors');
+    expect(plan.monitors).toBe(true);
+    expect(plan.ipvs).toBe(false);
+  });
+});
+
+describe('bgpSessionSettings', () => {
+  it('is empty while nothing announces, and ignores attribute keys', () => {
+    expect(bgpSessionSettings(globalConfig({ bgp: false }), [web])).toBe('');
+    expect(bgpSessionSettings(globalConfig(), [{ ...web, bgp: false }])).toBe('');
+    expect(bgpSessionSettings(globalConfig({ bgpMed: 7, ipvsResyncIntervalMs: 1000 }), [web])).toBe(bgpSessionSettings(globalConfig(), [web]));
+  });
+});
+
+describe('describePlan', () => {
+  it('says the counts, then per changed service the keys that changed', () => {
+    const next: Config = {
+      ...base,
+      global: { ...base.global, ipvsResyncIntervalMs: 5000 },
+      services: [{ ...web, scheduler: 'rr', monitors: [{ ...proxyFetch, intervalMs: 1000 }] }, serviceConfig('api', '192.0.2.12')],
+    };
+    expect(describePlan(planReload(base, next))).toEqual([
+      'Configuration reloaded: 1 added, 0 removed, 1 changed, 0 unchanged; added: api; changed: web',
+      'Service web changed: scheduler, proxyfetch.interval',
+      '[global] changed: ipvs-resync-interval',
+    ]);
+    expect(describePlan(planReload(base, base))).toEqual(['Configuration reloaded: 0 added, 0 removed, 0 changed, 1 unchanged']);
+  });
+});
