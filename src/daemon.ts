@@ -146,7 +146,7 @@ export class Daemon {
         if (step.pool) {
           stopping.push(runtime.source.stop());
           runtime.source = this.deps.createPoolSource(service);
-          this.startSource(runtime);
+          this.startSource(runtime, { replacing: true });
         }
       } else if (step.action === 'replace') {
         // Its address family changed: a new coordinator, told which servers
@@ -220,11 +220,29 @@ export class Daemon {
     return runtime;
   }
 
-  private startSource(runtime: ServiceRuntime): void {
+  /**
+   * Feeds the source's events to the coordinator. With `replacing` (a reload
+   * gave the service a new pool URL), the new source knows no last good pool,
+   * so its first pool, if empty while the service has servers, is refused as
+   * a pool source refuses an emptied file: the servers stay and the error shows.
+   */
+  private startSource(runtime: ServiceRuntime, { replacing = false } = {}): void {
     const source = runtime.source;
-    // Events of a source that a reload replaced are not this service's any more.
+    let first = replacing;
     source.start((event) => {
-      if (runtime.source === source) runtime.coordinator.onPoolEvent(event);
+      // Events of a source that a reload replaced are not this service's any more.
+      if (runtime.source !== source) return;
+      if (first && event.type === 'pool') {
+        first = false;
+        const kept = runtime.coordinator.snapshot().servers.length;
+        if (event.pool.size === 0 && kept > 0) {
+          const message = `${source.url}: the new pool source lists no server; keeping the ${kept} server(s) of the previous one`;
+          this.deps.logger.child({ service: runtime.config.name, component: 'pool' }).warn(message);
+          runtime.coordinator.onPoolEvent({ type: 'error', message });
+          return;
+        }
+      }
+      runtime.coordinator.onPoolEvent(event);
     });
   }
 

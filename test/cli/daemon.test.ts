@@ -158,6 +158,29 @@ describe('pybal daemon (foundation)', () => {
     expect(await new Promise<number | null>((r) => proc.once('exit', r))).toBe(0);
   });
 
+  it('keeps its configuration on a SIGHUP with no service, and SIGTERM right after a SIGHUP still stops it at once', async () => {
+    const proc = start();
+    await waitForLog(log, /\[text_80\] INFO: Added 2 server\(s\)/, 10_000);
+    writeFileSync(conf, '[global]\nbgp = no\n');
+    proc.kill('SIGHUP');
+    const refused = await waitForLog(log, /keeping the running configuration/, 3_000);
+    expect(refused).toMatch(/no services are defined/);
+    expect(refused).not.toMatch(/Configuration reloaded/);
+    // The service is still there and still follows its pool.
+    writeFileSync(pool, "{ 'host': 'mw1', 'weight': 10, 'enabled': True }\n{ 'host': 'mw2', 'weight': 10, 'enabled': True }\n");
+    await waitForLog(log, /Merged enabled server mw2, weight 10/, 3_000);
+
+    // A changed service, then SIGTERM in the same moment.
+    writeFileSync(conf, `[global]\nbgp = no\n\n[text_80]\nprotocol = tcp\nip = 192.0.2.11\nport = 80\nscheduler = rr\nconfig = file://${pool}\n`);
+    const t0 = Date.now();
+    proc.kill('SIGHUP');
+    proc.kill('SIGTERM');
+    expect(await new Promise<number | null>((r) => proc.once('exit', r))).toBe(0);
+    // Shutdown waits at most a second for a reload; 5 s leaves the slow machine room.
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(readFileSync(log, 'utf8')).toMatch(/INFO: Stopped\n$/);
+  });
+
   it('refuses to start on an invalid configuration and logs every error', async () => {
     writeFileSync(conf, ['[text_80]', 'protocol = tcpp', 'ip = 192.0.2.300', 'port = 80', 'scheduler = wrr', `config = file://${pool}`, ''].join('\n'));
     const proc = start();

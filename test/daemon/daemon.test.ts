@@ -295,6 +295,23 @@ describe('Daemon', () => {
     expect(t.coordinators[0]?.events).toEqual([pool]);
   });
 
+  it('refuses an empty first pool from a new pool URL while the service has servers', async () => {
+    const text = serviceConfig('text', '192.0.2.11');
+    const t = setup([text]);
+    t.daemon.start();
+    t.coordinators[0]?.set([server('mw1', '198.51.100.1')]);
+    const next: Config = { file: 'pybal.conf', global: t.config.global, services: [{ ...text, poolUrl: 'file:///etc/pybal/pools/empty' }] };
+    await t.daemon.reload(next, planReload(t.config, next));
+    t.sources[1]?.listener?.({ type: 'pool', pool: new Map(), problems: [] });
+    expect(t.coordinators[0]?.events).toEqual([
+      { type: 'error', message: 'file:///etc/pybal/pools/empty: the new pool source lists no server; keeping the 1 server(s) of the previous one' },
+    ]);
+    // A later pool from it is applied as usual.
+    const pool = { type: 'pool', pool: new Map([['mw2', { host: 'mw2', weight: 10, enabled: true }]]), problems: [] } as const;
+    t.sources[1]?.listener?.(pool);
+    expect(t.coordinators[0]?.events.at(-1)).toEqual(pool);
+  });
+
   it('replaces a service whose address family changed, seeding the new coordinator with the health the old one knew', async () => {
     const text = serviceConfig('text', '192.0.2.11');
     const t = setup([text]);
