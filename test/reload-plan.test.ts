@@ -5,23 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import type { Config, GlobalConfig, ServiceConfig } from '../src/config/types.js';
 import { bgpSessionSettings, describePlan, planReload, planService, type ReloadPlan } from '../src/reload-plan.js';
+import { proxyFetchConfig, udpConfig } from './monitors/support/configs.js';
 import { globalConfig, serviceConfig } from './support/config-fixtures.js';
 
-const proxyFetch = {
-  kind: 'ProxyFetch',
-  urls: ['http://localhost/'],
-  intervalMs: 10_000,
-  timeoutMs: 5_000,
-  rise: 1,
-  fall: 1,
-  httpStatus: 200,
-  checkAll: false,
-  maxFailures: 0,
-  expectBody: undefined,
-  expectBodyRegex: undefined,
-  verifyTls: false,
-  caFile: undefined,
-} as const;
+const proxyFetch = proxyFetchConfig({ urls: ['http://localhost/'] });
 
 const web = serviceConfig('web', '192.0.2.11', { monitors: [proxyFetch] });
 const base: Config = { file: 'pybal.conf', global: globalConfig({ bgpPeerAddresses: ['192.0.2.1'] }), services: [web] };
@@ -109,8 +96,7 @@ describe('planService', () => {
   });
 
   it('sees a monitor added to the list', () => {
-    const udp = { kind: 'UDP', intervalMs: 1000, icmpTimeoutMs: 20_000, rise: 1, fall: 1 } as const;
-    const plan = planService(web, { ...web, monitors: [proxyFetch, udp] });
+    const plan = planService(web, { ...web, monitors: [proxyFetch, udpConfig()] });
     expect(plan.keys).toContain('monitors');
     expect(plan.monitors).toBe(true);
     expect(plan.ipvs).toBe(false);
