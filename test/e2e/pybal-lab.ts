@@ -236,3 +236,30 @@ export function waitForIpvsDestinations(
     throw new Error(`IPVS has ${JSON.stringify(have)}`);
   }, { timeoutMs: options.timeoutMs ?? 20_000, what });
 }
+
+/** One BGP session as BIRD reports it in `birdc show protocols all`. */
+export type BirdSession = { protocol: string; state: string; since: string; info: string };
+
+/**
+ * BIRD's session with the neighbor at `address` (the lab's router must be
+ * BIRD): its protocol state, when that state began (BIRD's "Since" column,
+ * which a session reset changes) and its info (Established, Active...).
+ */
+export async function birdSession(lab: Lab, address: string): Promise<BirdSession | undefined> {
+  const router = lab.router;
+  if (router.kind !== 'bird') throw new Error('birdSession: the lab router is not BIRD');
+  const text = (await router.cli(['show', 'protocols', 'all'])).stdout;
+  let head: BirdSession | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/^\d{4}[- ]/, '');
+    const m = /^(\S+)\s+BGP\s+\S+\s+(\S+)\s+(.+?)\s{2,}(\S.*?)\s*$/.exec(line);
+    if (m) {
+      head = { protocol: m[1]!, state: m[2]!, since: m[3]!, info: m[4]! };
+      continue;
+    }
+    if (/^\S/.test(line)) head = undefined;
+    const neighbor = /^\s+Neighbor address:\s+(\S+)/.exec(line);
+    if (head && neighbor?.[1] === address) return head;
+  }
+  return undefined;
+}
