@@ -3,6 +3,7 @@
 # $1 is the run's scratch directory on hostfs, prepared by uml.ts:
 #   modroot/    lib/modules -> /usr/lib/uml/modules (for modprobe -d)
 #   modules     module names to load, one per line
+#   early-env.sh exports for every program of the guest
 #   env.sh      exports for the command
 #   cwd         working directory of the command
 #   command.sh  the command itself
@@ -10,6 +11,8 @@
 # status means nothing to the host.
 S="$1"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# Exports every guest program needs, before any runs (uml.ts: no AVX).
+[ -f "$S/early-env.sh" ] && . "$S/early-env.sh"
 
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys

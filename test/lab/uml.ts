@@ -2,8 +2,8 @@
 // hostfs, loads IPVS and friends, runs one command in it as root and brings
 // back its output and exit status. A guest that overruns its deadline is
 // killed; its console log stays in the scratch directory for diagnosis.
-import { spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,43 @@ export const DEFAULT_GUEST_MODULES = [
   'ip_vs_nq', 'ip_vs_dh', 'ip_vs_fo', 'ip_vs_ovf', 'ip_vs_lblc', 'ip_vs_lblcr',
   'veth', 'bridge', 'dummy',
 ] as const;
+
+/**
+ * Every guest program is kept off AVX. UML started by the launcher below
+ * keeps only the FXSAVE part of a guest process's FPU state (x87, SSE) when
+ * it resumes it, so the wider AVX registers do not survive a syscall or a
+ * page fault: seen here, kmod's ELF checks failed (`insmod: Invalid
+ * parameters`) and node crashed at start while glibc used its AVX2 and
+ * AVX-512 string functions. These make glibc, OpenSSL and Go (gobgpd) pick
+ * their SSE code; guest-init.sh exports them before anything else runs.
+ */
+export const GUEST_NO_AVX_ENV: Readonly<Record<string, string>> = {
+  GLIBC_TUNABLES: 'glibc.cpu.hwcaps=-AVX,-AVX2,-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD,-AVX_Fast_Unaligned_Load',
+  // Bit 60 of the first capability word is CPUID.1:ECX.AVX; OpenSSL's AVX, AVX2 and AVX-512 code all require it.
+  OPENSSL_ia32cap: '~0x1000000000000000',
+  GODEBUG: 'cpu.avx=off,cpu.avx2=off',
+};
+
+/**
+ * The launcher that starts UML with XSAVE hidden from it (see
+ * test/lab/uml-fxsave-only.c for why), compiled on first use into
+ * .lab-scratch/bin and again whenever its source is newer.
+ */
+export function umlLauncher(root = repoRoot()): string {
+  const source = join(root, 'test', 'lab', 'uml-fxsave-only.c');
+  const binary = join(root, '.lab-scratch', 'bin', 'uml-fxsave-only');
+  if (existsSync(binary) && statSync(binary).mtimeMs >= statSync(source).mtimeMs) return binary;
+  mkdirSync(dirname(binary), { recursive: true });
+  // Built beside and renamed, so that guests started in parallel never run a half-written file.
+  const partial = `${binary}.${process.pid}`;
+  try {
+    execFileSync('cc', ['-O2', '-Wall', '-o', partial, source], { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (error) {
+    throw new Error(`pybal lab: cannot compile ${source} (install gcc and libc6-dev): ${(error as { stderr?: Buffer }).stderr?.toString() ?? String(error)}`);
+  }
+  renameSync(partial, binary);
+  return binary;
+}
 
 /** How long a guest may take to power off after its command reported a status. */
 const POWEROFF_GRACE_MS = 20_000;
@@ -137,6 +174,7 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResu
     PYBAL_LAB_SCRATCH: scratchDir,
     ...options.env,
   };
+  writeFileSync(join(scratchDir, 'early-env.sh'), Object.entries(GUEST_NO_AVX_ENV).map(([k, v]) => `export ${k}=${shellQuote(v)}\n`).join(''));
   writeFileSync(
     join(scratchDir, 'env.sh'),
     Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}\n`).join(''),
@@ -149,8 +187,9 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResu
   const consoleFile = createWriteStream(consolePath);
   const started = Date.now();
   const child = spawn(
-    UML_BINARY,
+    umlLauncher(root),
     [
+      UML_BINARY,
       `mem=${memMb}M`,
       'root=/dev/root', 'rootfstype=hostfs', 'rootflags=/', 'rw', 'quiet',
       `init=${init}`,
