@@ -39,6 +39,15 @@ export const FILE_SOURCE_DEFAULTS = { pollIntervalMs: 1000, settleMs: 100, maxBy
 /** A change that keeps moving is read anyway after this many settle checks. */
 const MAX_SETTLE_CHECKS = 10;
 
+/**
+ * A file modified this close to when it was read may change again without
+ * its signature changing (a filesystem with coarse timestamps, such as NFS or
+ * UML's hostfs with whole seconds, and an edit of the same size): it is read
+ * again at each poll until its last change is this old. The reporter delivers
+ * nothing when the pool is the same, so a re-read costs only the read.
+ */
+export const RACY_WINDOW_MS = 2000;
+
 const FS_ERRORS: Record<string, string> = {
   ENOENT: 'no such file',
   EACCES: 'permission denied',
@@ -78,6 +87,7 @@ export class FilePoolSource extends LoopingPoolSource {
   private readonly path: string;
   private readonly format: PoolFormat;
   private readonly log: Logger;
+  private readonly clock: Clock;
   protected readonly reporter: SourceReporter;
   protected readonly loop: PollLoop;
   private readonly pollIntervalMs: number;
@@ -85,6 +95,8 @@ export class FilePoolSource extends LoopingPoolSource {
   private readonly maxBytes: number;
   /** The observation last acted on (read, or reported as an error). */
   private settled: string | undefined;
+  /** The settled file changed too recently to trust its signature (RACY_WINDOW_MS). */
+  private racy = false;
   /** A new observation waiting to hold still. */
   private candidate: string | undefined;
   private settleChecks = 0;
@@ -95,6 +107,7 @@ export class FilePoolSource extends LoopingPoolSource {
     this.path = filePathOfUrl(url);
     this.format = poolFormatForUrl(url);
     this.log = options.logger;
+    this.clock = options.clock;
     this.pollIntervalMs = options.pollIntervalMs ?? FILE_SOURCE_DEFAULTS.pollIntervalMs;
     this.settleMs = options.settleMs ?? FILE_SOURCE_DEFAULTS.settleMs;
     this.maxBytes = options.maxBytes ?? FILE_SOURCE_DEFAULTS.maxBytes;
@@ -120,6 +133,7 @@ export class FilePoolSource extends LoopingPoolSource {
   /** One poll step; returns the delay before the next. */
   private async check(): Promise<number> {
     const seen = await this.observe();
+    if (seen.key === this.settled && this.racy) return this.read();
     if (seen.key === this.settled) {
       this.candidate = undefined;
       this.settleChecks = 0;
@@ -153,6 +167,7 @@ export class FilePoolSource extends LoopingPoolSource {
         assertRegularFile(stats);
         if (stats.size > BigInt(this.maxBytes)) throw new Error(`larger than ${this.maxBytes} bytes (${stats.size})`);
         before = signature(stats);
+        this.racy = Math.abs(this.clock.wallNow() - Number(stats.mtimeNs / 1_000_000n)) < RACY_WINDOW_MS;
         text = new TextDecoder('utf-8').decode(await handle.readFile());
       } finally {
         await handle.close();

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSystemClock, ManualClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger, type MemoryLog } from '../../src/runtime/logger.js';
-import { createFileSource } from '../../src/pool/file-source.js';
+import { createFileSource, RACY_WINDOW_MS } from '../../src/pool/file-source.js';
 import type { PoolEvent, PoolSource } from '../../src/pool/types.js';
 import { advanceFor, advanceUntil, rows, summarize, tempDir } from './helpers.js';
 
@@ -59,6 +59,23 @@ describe('file pool source', () => {
     expect(source?.status()).toMatchObject({ url: `file://${path}`, error: undefined });
     expect(rows(source?.status().pool)).toEqual([['mw1', 10, true], ['mw2', 20, false]]);
     expect(memory.lines()).toContain(`[text pool] DEBUG: pool from file://${path}: 2 servers`);
+  });
+
+  it('reads a just-modified file again until it is older than the racy window, for filesystems with coarse timestamps', async () => {
+    const path = join(dir, 'text');
+    await writeFile(path, A);
+    // The manual clock's wall time starts now, as the file's modification time.
+    clock = new ManualClock(0, Date.now());
+    start(path);
+    await advanceUntil(clock, () => events.length === 1);
+    // Its signature did not change, yet it is read at each poll while it is recent...
+    await advanceFor(clock, RACY_WINDOW_MS + 1500);
+    const whileRecent = reads();
+    expect(whileRecent).toBeGreaterThanOrEqual(2);
+    // ...and no longer once it is older; the same pool is never delivered twice.
+    await advanceFor(clock, 3000);
+    expect(reads()).toBe(whileRecent);
+    expect(events).toHaveLength(1);
   });
 
   it('delivers nothing when the file is rewritten with the same content', async () => {
