@@ -140,6 +140,17 @@ function refresh(servers: Mutable[], threshold: number, reportShortfall: boolean
       s.pooledDown = false;
     }
   }
+  // Unlike PyBal, which drains pooled-down servers only when another server
+  // comes up: once the rule allows it (a server enabled or added, a new
+  // threshold), a down server held by the threshold leaves at once.
+  if (canDepool(servers, threshold)) {
+    for (const s of servers) {
+      if (!s.pooledDown) continue;
+      s.pooled = false;
+      s.pooledDown = false;
+      logs.push({ level: 'info', message: `Depooling previously pooled but down server ${s.host}` });
+    }
+  }
   const needed = servers.length * threshold;
   let pooled = servers.filter((s) => s.pooled).length;
   // Up eligible servers are pooled already, so these are down ones; pool order.

@@ -217,6 +217,15 @@ const cases: readonly Case[] = [
     logs: [],
   },
   {
+    name: 'a pool change that lets the rule depool drains pooled-down servers at once (master waits for a server to come up)',
+    // 4 at .5: two up enabled servers (b just enabled) are enough; c was held by the threshold.
+    servers: [srv('a', 'up'), srv('b', 'eu'), srv('c', 'D'), srv('d', 'x')],
+    threshold: 0.5,
+    trigger: refresh,
+    expected: 'a:P b:P c:- d:-',
+    logs: ['info Pooling server b', 'info Depooling previously pooled but down server c'],
+  },
+  {
     name: 'a down server that is not pooled-down is not pooled by a pool change when the rule is met',
     servers: [srv('a', 'up'), srv('b', 'up'), srv('c', 'x')],
     threshold: 0.5,
