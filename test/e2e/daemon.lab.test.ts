@@ -13,8 +13,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../lab/exec.js';
-import { startLab, type Lab } from '../lab/lab.js';
-import { CONTROL_SLACK_MS, DEPOOL_BOUND_MS, E2eConfig, E2ePybal, LAB_SLACK_MS, ipvsDestinations, proxyFetchLines, waitForIpvsDestinations, type E2eService } from './pybal-lab.js';
+import type { Lab } from '../lab/lab.js';
+import { CONTROL_SLACK_MS, DEPOOL_BOUND_MS, E2eConfig, E2ePybal, LAB_SLACK_MS, ipvsDestinations, proxyFetchLines, startWebLab, waitForIpvsDestinations, type E2eService } from './pybal-lab.js';
 
 describe('e2e: pybal in the lab', () => {
   let lab: Lab;
@@ -35,13 +35,7 @@ describe('e2e: pybal in the lab', () => {
   const fromDirector = (): ((r: { nextHop?: string | undefined }) => boolean) => (r) => r.nextHop === lab.addr.director.v4;
 
   beforeAll(async () => {
-    lab = await startLab({ realServers: 3, forwarding: 'dr', router: 'bird', families: [4], vips: 2 });
-    rs = lab.addr.realServers.map((r) => ({ name: r.name, ip: r.v4! }));
-    vip = lab.addr.vips[0]!.v4!;
-    vip2 = lab.addr.vips[1]!.v4!;
-    conf = new E2eConfig(lab);
-    conf.writePool('web', conf.realServerEntries());
-    conf.write([web]);
+    ({ lab, conf, rs, vip, vip2 } = await startWebLab(web));
     pybal = E2ePybal.start(lab, conf.file);
   }, 60_000);
 

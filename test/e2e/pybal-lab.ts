@@ -6,7 +6,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import type { DaemonSnapshot } from '../../src/api/types.js';
 import { waitFor, type LabProcess } from '../lab/exec.js';
-import type { Lab } from '../lab/lab.js';
+import { startLab, type Lab } from '../lab/lab.js';
 import type { Family } from '../lab/topology.js';
 
 export type PoolEntry = { host: string; weight?: number; enabled?: boolean };
@@ -262,4 +262,28 @@ export async function birdSession(lab: Lab, address: string): Promise<BirdSessio
     if (head && neighbor?.[1] === address) return head;
   }
   return undefined;
+}
+
+/** The lab of the IPv4 daemon e2e files: three real servers, DR, BIRD, two VIPs. */
+export type WebLab = {
+  lab: Lab;
+  conf: E2eConfig;
+  rs: { name: string; ip: string }[];
+  vip: string;
+  vip2: string;
+};
+
+/** Starts that lab and writes a pybal.conf with `web` over every real server (pybal not started). */
+export async function startWebLab(web: E2eService): Promise<WebLab> {
+  const lab = await startLab({ realServers: 3, forwarding: 'dr', router: 'bird', families: [4], vips: 2 });
+  const conf = new E2eConfig(lab);
+  conf.writePool('web', conf.realServerEntries());
+  conf.write([web]);
+  return {
+    lab,
+    conf,
+    rs: lab.addr.realServers.map((r) => ({ name: r.name, ip: r.v4! })),
+    vip: lab.addr.vips[0]!.v4!,
+    vip2: lab.addr.vips[1]!.v4!,
+  };
 }

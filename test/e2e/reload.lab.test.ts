@@ -24,7 +24,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../lab/exec.js';
-import { startLab, type Lab } from '../lab/lab.js';
+import type { Lab } from '../lab/lab.js';
 import {
   CHECK,
   CONTROL_SLACK_MS,
@@ -33,6 +33,7 @@ import {
   E2ePybal,
   birdSession,
   ipvsDestinations,
+  startWebLab,
   proxyFetchLines,
   waitForIpvsDestinations,
   type E2eService,
@@ -162,13 +163,7 @@ describe('e2e: reloads, pool edits and signals never cause an outage (issue 10)'
   }
 
   beforeAll(async () => {
-    lab = await startLab({ realServers: 3, forwarding: 'dr', router: 'bird', families: [4], vips: 2 });
-    rs = lab.addr.realServers.map((r) => ({ name: r.name, ip: r.v4! }));
-    vip = lab.addr.vips[0]!.v4!;
-    vip2 = lab.addr.vips[1]!.v4!;
-    conf = new E2eConfig(lab);
-    conf.writePool('web', conf.realServerEntries());
-    conf.write([web]);
+    ({ lab, conf, rs, vip, vip2 } = await startWebLab(web));
     // --debug: the BGP speaker logs its UPDATEs only at debug (check 6 orders them against IPVS).
     pybal = E2ePybal.start(lab, conf.file, { extraArgs: ['--debug'] });
     await settled();
