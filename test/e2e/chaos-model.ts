@@ -469,7 +469,7 @@ export function checkBgpSessions(record: ChaosRecord, lines: readonly LogLine[],
 /**
  * The worst time from a server's mode change to the IPVS line that took it
  * out (depool) or put it back (repool), over the runs where the monitors did
- * it (a depool the threshold refused, or a server disabled, is left out): the
+ * it (a depool the threshold refused, a server disabled or enabled, is left out): the
  * figures the test prints (asserted through b and c).
  */
 export function worstDelays(record: ChaosRecord, lines: readonly LogLine[], service: ServiceDef): { depoolMs: number; repoolMs: number } {
@@ -480,7 +480,8 @@ export function worstDelays(record: ChaosRecord, lines: readonly LogLine[], serv
     for (const run of record.runs.get(rs.name) ?? []) {
       const inRun = mine.filter((l) => l.atMs >= run.startMs && l.atMs < run.endMs);
       const decision = inRun.find((l) => /^(Depooling|Could not depool|Repooling|Pooling) server /.test(l.text));
-      if (decision === undefined || !(run.up ? /^(Repooling|Pooling) / : /^Depooling /).test(decision.text)) continue;
+      // `Pooling` follows a pool edit (a server enabled), not its health: left out of the figure.
+      if (decision === undefined || !(run.up ? /^Repooling / : /^Depooling /).test(decision.text)) continue;
       const op = inRun.find((l) => l.atMs >= decision.atMs && l.text.startsWith(`IPVS: ${run.up ? 'add' : 'delete'} server`));
       if (op === undefined) continue;
       if (run.up) repoolMs = Math.max(repoolMs, op.atMs - run.startMs);
