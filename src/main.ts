@@ -68,6 +68,46 @@ function loadIpvsModule(log: Logger): Promise<void> {
   });
 }
 
+const DAEMON_SIGNALS: readonly NodeJS.Signals[] = ['SIGHUP', 'SIGUSR1', 'SIGTERM', 'SIGINT'];
+
+/**
+ * The daemon's signals, listened to from its first moment: until the daemon
+ * can act on them they are held (a SIGHUP then would otherwise kill it, and
+ * a SIGUSR1 open node's inspector), then delivered once it is running.
+ */
+class SignalInbox {
+  private handler: ((signal: NodeJS.Signals) => void) | undefined;
+  private readonly held = new Set<NodeJS.Signals>();
+  private readonly listeners = new Map<NodeJS.Signals, () => void>();
+
+  constructor(private readonly source: SignalSource) {
+    for (const signal of DAEMON_SIGNALS) {
+      const listener = (): void => this.deliver(signal);
+      this.listeners.set(signal, listener);
+      source.on(signal, listener);
+    }
+  }
+
+  /** From now on signals go to `handler`; any held meanwhile go first (each once). */
+  open(handler: (signal: NodeJS.Signals) => void): void {
+    this.handler = handler;
+    const held = [...this.held];
+    this.held.clear();
+    for (const signal of held) handler(signal);
+  }
+
+  close(): void {
+    for (const [signal, listener] of this.listeners) this.source.off(signal, listener);
+    this.listeners.clear();
+    this.handler = undefined;
+  }
+
+  private deliver(signal: NodeJS.Signals): void {
+    if (this.handler) this.handler(signal);
+    else this.held.add(signal);
+  }
+}
+
 /**
  * The BGP side: a speaker while BGP is on (and not in dry run). It executes
  * the reload planner's decision: the sessions restart only when a session
@@ -149,6 +189,7 @@ class BgpSide {
  * 0 after a clean shutdown, 1 when the configuration is invalid.
  */
 export async function runDaemon(options: DaemonOptions, signals: SignalSource = process): Promise<number> {
+  const inbox = new SignalInbox(signals);
   const logHandle = await createLogger({
     file: options.logFile,
     format: options.logFormat,
@@ -164,6 +205,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   if (!loaded.config) {
     for (const error of loaded.errors) configLog.error(formatProblem(error));
     configLog.fatal(`${options.configFile}: ${loaded.errors.length} error(s); not starting`);
+    inbox.close();
     await logHandle.close();
     return 1;
   }
@@ -255,9 +297,12 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   // SIGHUP: reopen the log and re-read pybal.conf, as one transaction: a
   // configuration that does not load, or that names no service, changes
   // nothing; one that does is planned (reload-plan.ts) and the plan executed.
-  // One reload at a time; SIGTERM does not wait for one for long.
+  // One reload at a time, and at most one waiting (it reads the file as it is
+  // then, so a burst of SIGHUPs costs two reloads); SIGTERM does not wait for
+  // one for long.
   let stopping = false;
   let reloading = Promise.resolve();
+  let reloadWaiting = false;
   const reload = async (): Promise<void> => {
     await logHandle.reopen();
     log.info(`SIGHUP: reopened the log file; re-reading ${options.configFile}`);
@@ -275,7 +320,11 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     const plan = planReload(previous, config);
     for (const line of describePlan(plan)) configLog.info(line);
     if (plan.bgp === 'restart') configLog.warn(`BGP sessions restart: ${plan.bgpRestartReasons.join(', ')} changed`);
-    for (const key of plan.restartOnly) configLog.warn(`${key} changes take effect at the next restart`);
+    for (const key of plan.deferred) configLog.warn(`${key} takes effect when the BGP sessions next start (they are not reset for it)`);
+    if (plan.runcommandMaxConcurrent !== undefined) {
+      runLimiter.setMaxConcurrent(plan.runcommandMaxConcurrent);
+      configLog.info(`RunCommand checks may now run ${plan.runcommandMaxConcurrent} at a time`);
+    }
     if (plan.ipvsResyncIntervalMs !== undefined) {
       ipvs.setResyncInterval(plan.ipvsResyncIntervalMs);
       configLog.info(`IPVS resync interval is now ${plan.ipvsResyncIntervalMs / 1000} s`);
@@ -292,31 +341,30 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   };
 
   await new Promise<void>((resolve) => {
-    const onHangup = (): void => {
-      reloading = reloading.then(reload).catch((error: unknown) => log.error({ err: error }, 'Reload failed; keeping the running configuration'));
-    };
-    // Log rotation (logrotate's postrotate) reopens the log and nothing else.
-    const onUser1 = (): void => {
-      void logHandle.reopen().then(
-        () => log.info('SIGUSR1: reopened the log file'),
-        (error: unknown) => log.error({ err: error }, 'SIGUSR1: could not reopen the log file'),
-      );
-    };
-    const onStop = (signal: NodeJS.Signals): void => {
-      stopping = true;
-      log.info(`${signal}: shutting down`);
-      signals.off('SIGHUP', onHangup);
-      signals.off('SIGUSR1', onUser1);
-      signals.off('SIGTERM', onTerm);
-      signals.off('SIGINT', onInt);
-      resolve();
-    };
-    const onTerm = (): void => onStop('SIGTERM');
-    const onInt = (): void => onStop('SIGINT');
-    signals.on('SIGHUP', onHangup);
-    signals.on('SIGUSR1', onUser1);
-    signals.on('SIGTERM', onTerm);
-    signals.on('SIGINT', onInt);
+    inbox.open((signal) => {
+      if (stopping) return;
+      if (signal === 'SIGHUP') {
+        if (reloadWaiting) return;
+        reloadWaiting = true;
+        reloading = reloading
+          .then(() => {
+            reloadWaiting = false;
+            return stopping ? undefined : reload();
+          })
+          .catch((error: unknown) => log.error({ err: error }, 'Reload failed; keeping the running configuration'));
+      } else if (signal === 'SIGUSR1') {
+        // Log rotation (logrotate's postrotate) reopens the log and nothing else.
+        void logHandle.reopen().then(
+          () => log.info('SIGUSR1: reopened the log file'),
+          (error: unknown) => log.error({ err: error }, 'SIGUSR1: could not reopen the log file'),
+        );
+      } else {
+        // Signals stay caught until the end: a second one during shutdown is ignored, not fatal.
+        stopping = true;
+        log.info(`${signal}: shutting down`);
+        resolve();
+      }
+    });
   });
 
   // Withdraw first, so that the routers move traffic away while IPVS still
@@ -334,5 +382,6 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   await api.close();
   log.info('Stopped');
   await logHandle.close();
+  inbox.close();
   return 0;
 }

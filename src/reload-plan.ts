@@ -22,13 +22,15 @@
  *   replaced, carrying the health it knew by server name.
  * Global keys:
  * - BGP session keys (ASN, router id, peers, hold time, listen addresses and
- *   port, connect retry, the families announced, bgp on or off): the speaker
- *   restarts (sessions are reset, routes withdrawn and announced again);
+ *   port, the families announced, bgp on or off): the speaker restarts
+ *   (sessions are reset, routes withdrawn and announced again);
+ * - bgp-connect-retry matters only once a session fails: it applies when the
+ *   speaker next starts, never resetting sessions that are up (said in the log);
  * - BGP attribute keys (MED, communities, AS path, next hops): the new
  *   attributes are sent as UPDATEs on the sessions that stay up;
  * - instrumentation keys: the HTTP API listens again;
  * - ipvs-resync-interval: the manager's period changes;
- * - runcommand-max-concurrent: applies at the next restart (said in the log).
+ * - runcommand-max-concurrent: the shared command limiter takes the new cap.
  */
 import { announcedFamilies } from './bgp/announcements.js';
 import { formatGlobal, formatService, type Values } from './config/format-config.js';
@@ -59,13 +61,12 @@ export const BGP_SESSION_KEYS: readonly string[] = [
   'bgp-peer-asn',
   'bgp-hold-time',
   'bgp-router-id',
-  'bgp-connect-retry',
 ];
 /** Global keys that change only the attributes of what is announced. */
 export const BGP_ATTRIBUTE_KEYS: readonly string[] = ['bgp-as-path', 'bgp-med', 'bgp-nexthop-ipv4', 'bgp-nexthop-ipv6', 'bgp-communities'];
 const API_KEYS: readonly string[] = ['instrumentation', 'instrumentation_port', 'instrumentation_ips'];
-/** Global keys that take effect only when pybal restarts. */
-const RESTART_KEYS: readonly string[] = ['runcommand-max-concurrent'];
+/** Global keys that take effect only when the BGP speaker next starts (never worth a session reset). */
+const DEFERRED_KEYS: readonly string[] = ['bgp-connect-retry'];
 
 export type ServiceAction =
   /** New in the file: a coordinator, a pool source, monitors. */
@@ -116,8 +117,10 @@ export interface ReloadPlan {
   readonly api: boolean;
   /** The new resync period, when it changed. */
   readonly ipvsResyncIntervalMs: number | undefined;
-  /** Changed keys that take effect only at the next restart. */
-  readonly restartOnly: readonly string[];
+  /** The new cap on concurrent RunCommand checks, when it changed. */
+  readonly runcommandMaxConcurrent: number | undefined;
+  /** Changed keys that take effect only when the BGP speaker next starts. */
+  readonly deferred: readonly string[];
 }
 
 /** Keys present in either map whose values differ, in a stable order (a's keys, then b's new ones). */
@@ -190,7 +193,8 @@ export function planReload(running: Config, next: Config): ReloadPlan {
     ...planBgp(running, next, globalKeys, services),
     api: globalKeys.some((k) => API_KEYS.includes(k)),
     ipvsResyncIntervalMs: globalKeys.includes('ipvs-resync-interval') ? next.global.ipvsResyncIntervalMs : undefined,
-    restartOnly: globalKeys.filter((k) => RESTART_KEYS.includes(k)),
+    runcommandMaxConcurrent: globalKeys.includes('runcommand-max-concurrent') ? next.global.runcommandMaxConcurrent : undefined,
+    deferred: globalKeys.filter((k) => DEFERRED_KEYS.includes(k)),
   };
 }
 

@@ -25,12 +25,13 @@ function summary(plan: ReloadPlan): Record<string, unknown> {
     bgp: plan.bgp,
     api: plan.api,
     resync: plan.ipvsResyncIntervalMs,
-    restartOnly: plan.restartOnly,
+    runcommand: plan.runcommandMaxConcurrent,
+    deferred: plan.deferred,
   };
 }
 
 describe('planReload', () => {
-  const keep = { bgp: 'keep', api: false, resync: undefined, restartOnly: [] };
+  const keep = { bgp: 'keep', api: false, resync: undefined, runcommand: undefined, deferred: [] };
   const cases: [string, Config, Record<string, unknown>][] = [
     ['nothing changed', base, { services: ['web keep'], ...keep }],
     ['the section moved in the file', withService({ source: { file: 'pybal.conf', line: 99 } }), { services: ['web keep'], ...keep }],
@@ -60,7 +61,8 @@ describe('planReload', () => {
     ['the listen addresses', withGlobal({ bgpLocalIps: ['192.0.2.11'] }), { services: ['web keep'], ...keep, bgp: 'restart' }],
     ['bgp off', withGlobal({ bgp: false }), { services: ['web keep'], ...keep, bgp: 'stop' }],
     ['instrumentation port', withGlobal({ instrumentationPort: 9191 }), { services: ['web keep'], ...keep, api: true }],
-    ['runcommand-max-concurrent', withGlobal({ runcommandMaxConcurrent: 8 }), { services: ['web keep'], ...keep, restartOnly: ['runcommand-max-concurrent'] }],
+    ['runcommand-max-concurrent', withGlobal({ runcommandMaxConcurrent: 8 }), { services: ['web keep'], ...keep, runcommand: 8 }],
+    ['bgp-connect-retry (no session reset for it)', withGlobal({ bgpConnectRetryMs: 9000 }), { services: ['web keep'], ...keep, deferred: ['bgp-connect-retry'] }],
     [
       'a service added on a new VIP, same family',
       { ...base, services: [web, serviceConfig('api', '192.0.2.12')] },

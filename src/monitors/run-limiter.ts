@@ -9,10 +9,21 @@ export interface RunLimiter {
   acquire(signal?: AbortSignal): Promise<() => void>;
   running(): number;
   waiting(): number;
+  /**
+   * A new cap (a reload changed runcommand-max-concurrent): a higher one
+   * starts waiters at once; a lower one lets running commands finish and
+   * starts no new one until fewer than the cap run.
+   */
+  setMaxConcurrent(maxConcurrent: number): void;
 }
 
-export function createRunLimiter(maxConcurrent: number): RunLimiter {
+function checkCap(maxConcurrent: number): void {
   if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1) throw new RangeError(`maxConcurrent must be a positive integer, got ${maxConcurrent}`);
+}
+
+export function createRunLimiter(initialMaxConcurrent: number): RunLimiter {
+  checkCap(initialMaxConcurrent);
+  let maxConcurrent = initialMaxConcurrent;
   let running = 0;
   const queue: { grant: () => void }[] = [];
 
@@ -21,7 +32,8 @@ export function createRunLimiter(maxConcurrent: number): RunLimiter {
     return () => {
       if (released) return;
       released = true;
-      const next = queue.shift();
+      // Over a lowered cap, a slot that frees up is not handed on.
+      const next = running > maxConcurrent ? undefined : queue.shift();
       if (next) next.grant();
       else running -= 1;
     };
@@ -52,5 +64,13 @@ export function createRunLimiter(maxConcurrent: number): RunLimiter {
     },
     running: () => running,
     waiting: () => queue.length,
+    setMaxConcurrent(next) {
+      checkCap(next);
+      maxConcurrent = next;
+      while (running < maxConcurrent && queue.length > 0) {
+        running += 1;
+        queue.shift()?.grant();
+      }
+    },
   };
 }

@@ -69,6 +69,32 @@ describe('run limiter', () => {
   });
   it('rejects a bad cap', () => {
     expect(() => createRunLimiter(0)).toThrow(/positive integer/);
+    expect(() => createRunLimiter(1).setMaxConcurrent(0)).toThrow(/positive integer/);
+  });
+  it('takes a new cap at run time: a higher one starts waiters at once, a lower one lets running ones finish first', async () => {
+    const limiter = createRunLimiter(1);
+    const a = await limiter.acquire();
+    const started: string[] = [];
+    const waiter = (name: string) => limiter.acquire().then((release) => (started.push(name), release));
+    const b = waiter('b');
+    const c = waiter('c');
+    const d = waiter('d');
+    limiter.setMaxConcurrent(3);
+    await flushAsync();
+    expect(started).toEqual(['b', 'c']);
+    expect([limiter.running(), limiter.waiting()]).toEqual([3, 1]);
+    limiter.setMaxConcurrent(1);
+    a();
+    (await b)();
+    await flushAsync();
+    // Two released, one still running: over the cap of 1 until c ends, so d waits.
+    expect(started).toEqual(['b', 'c']);
+    expect([limiter.running(), limiter.waiting()]).toEqual([1, 1]);
+    (await c)();
+    await flushAsync();
+    expect(started).toEqual(['b', 'c', 'd']);
+    (await d)();
+    expect([limiter.running(), limiter.waiting()]).toEqual([0, 0]);
   });
 });
 
@@ -232,6 +258,7 @@ describe('RunCommand with real processes', () => {
             },
             running: limiter.running,
             waiting: limiter.waiting,
+            setMaxConcurrent: limiter.setMaxConcurrent,
           },
         }),
       ),
