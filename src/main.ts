@@ -336,7 +336,13 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     await checkNatRedirects(config.services);
     if (plan.api) {
       await api.closeTcp();
-      await listenApi(config.global);
+      try {
+        await listenApi(config.global);
+      } catch (error) {
+        // The rest of the reload stands; the API stays reachable where it was.
+        log.error(`The instrumentation API cannot listen as configured: ${errorMessage(error)}; it keeps its previous address`);
+        await listenApi(previous.global).catch((again: unknown) => log.error(`The instrumentation API cannot listen at all: ${errorMessage(again)}`));
+      }
     }
   };
 
