@@ -284,8 +284,10 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     ipvs: ipvs.stats(),
   });
   const api: ApiServer = createApiServer({ snapshot, metrics, logger: log });
-  const listenApi = async (global: GlobalConfig): Promise<void> => {
-    if (global.instrumentation) await api.listen({ ips: global.instrumentationIps, port: global.instrumentationPort });
+  /** Listens as `global` says; false when the API is wanted and no address of it could be bound. */
+  const listenApi = async (global: GlobalConfig): Promise<boolean> => {
+    if (!global.instrumentation) return true;
+    return (await api.listen({ ips: global.instrumentationIps, port: global.instrumentationPort })).length > 0;
   };
   await api.listenUnix(options.controlSocket ?? DEFAULT_SOCKET_PATH);
   await listenApi(config.global);
@@ -336,12 +338,10 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     await checkNatRedirects(config.services);
     if (plan.api) {
       await api.closeTcp();
-      try {
-        await listenApi(config.global);
-      } catch (error) {
+      if (!(await listenApi(config.global))) {
         // The rest of the reload stands; the API stays reachable where it was.
-        log.error(`The instrumentation API cannot listen as configured: ${errorMessage(error)}; it keeps its previous address`);
-        await listenApi(previous.global).catch((again: unknown) => log.error(`The instrumentation API cannot listen at all: ${errorMessage(again)}`));
+        log.error('The instrumentation API cannot listen as configured (see above); it keeps its previous address');
+        await listenApi(previous.global);
       }
     }
   };
