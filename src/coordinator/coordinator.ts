@@ -96,6 +96,8 @@ export class Coordinator implements CoordinatorApi {
   private pool: Pool | undefined;
   private poolError: string | undefined;
   private couldNotDepoolTotal = 0;
+  /** Servers still on their first resolution (a count: asked after every resolution). */
+  private initializingCount = 0;
   private stopped = false;
   /** Monitor stops and resolutions still in flight, for stop(). */
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -219,6 +221,7 @@ export class Coordinator implements CoordinatorApi {
       let entry = this.servers.get(server.host);
       if (!entry) {
         entry = this.newEntry(server);
+        this.initializingCount++;
         added.push(entry);
       }
       ordered.set(server.host, entry);
@@ -251,6 +254,7 @@ export class Coordinator implements CoordinatorApi {
 
   /** Forgets a server: its monitors, resolution and timers stop. */
   private release(entry: ServerEntry): void {
+    this.settleInitialization(entry);
     entry.removed = true;
     entry.resolveAbort?.abort(new Error('server released'));
     entry.resolveTimer?.cancel();
@@ -259,7 +263,15 @@ export class Coordinator implements CoordinatorApi {
   }
 
   private initializing(): boolean {
-    return [...this.servers.values()].some((s) => s.initializing);
+    return this.initializingCount > 0;
+  }
+
+  /** The server's first resolution is over (done, failed, or it was removed); true if it was pending. */
+  private settleInitialization(entry: ServerEntry): boolean {
+    if (!entry.initializing) return false;
+    entry.initializing = false;
+    this.initializingCount--;
+    return true;
   }
 
   // --- resolution ---
@@ -293,9 +305,8 @@ export class Coordinator implements CoordinatorApi {
       this.resolveFailed(entry, new Error(`no IPv${this.service.family} address for ${entry.host}`));
       return;
     }
-    const wasInitializing = entry.initializing;
     const hadError = entry.resolveError !== undefined;
-    entry.initializing = false;
+    const wasInitializing = this.settleInitialization(entry);
     entry.resolveFailures = 0;
     entry.resolveError = undefined;
     let changed = wasInitializing || hadError;
@@ -315,8 +326,7 @@ export class Coordinator implements CoordinatorApi {
 
   private resolveFailed(entry: ServerEntry, error: unknown): void {
     if (entry.removed || this.stopped) return;
-    const wasInitializing = entry.initializing;
-    entry.initializing = false;
+    const wasInitializing = this.settleInitialization(entry);
     const message = errorMessage(error);
     const changed = wasInitializing || entry.resolveError !== message;
     entry.resolveError = message;
@@ -336,7 +346,11 @@ export class Coordinator implements CoordinatorApi {
   private afterResolution(wasInitializing: boolean): void {
     const stillInitializing = this.initializing();
     if (wasInitializing && !stillInitializing) this.deps.logger.info('Initialization complete');
-    this.decide({ kind: 'refresh', reportShortfall: !stillInitializing });
+    // While other first resolutions are pending, the policy waits for the
+    // last one: one pass over the pool, not one per server (a pool of 10,000
+    // would cost 10,000 passes over 10,000 servers). Nothing reaches IPVS
+    // before then anyway (the daemon publishes a service once it is ready).
+    if (!(wasInitializing && stillInitializing)) this.decide({ kind: 'refresh', reportShortfall: !stillInitializing });
     this.notify();
   }
 

@@ -457,3 +457,34 @@ describe('Coordinator reconfigured by a reload', () => {
     expect(coordinator.pooledServers().map((s) => s.host)).toEqual(['mw1', 'mw2', 'mw3']);
   });
 });
+
+describe('Coordinator at scale', () => {
+  it('decides a new pool once, when the last first resolution is in, not once per server', async () => {
+    const pending = new Map<string, (addresses: readonly string[]) => void>();
+    const log = createMemoryLogger('debug');
+    const fakes = fakeMonitors();
+    const coordinator = new Coordinator(serviceConfig({ monitors: [PROXY] }), {
+      clock: new ManualClock(),
+      logger: log.logger,
+      createMonitor: fakes.create,
+      resolve: (host) => new Promise((resolve) => pending.set(host, resolve)),
+      onChange: () => undefined,
+    });
+    coordinator.onPoolEvent(poolEvent('mw1', 'mw2', 'mw3'));
+    await flushAsync();
+    pending.get('mw1')?.(['192.0.2.1']);
+    pending.get('mw2')?.(['192.0.2.2']);
+    await flushAsync();
+    // Resolved and monitored, but the policy waits for mw3 (nothing is published meanwhile).
+    expect(fakes.all.map((m) => m.target.host)).toEqual(['mw1', 'mw2']);
+    expect(coordinator.snapshot().initializing).toBe(true);
+    expect(coordinator.pooledServers()).toEqual([]);
+    pending.get('mw3')?.(['192.0.2.3']);
+    await flushAsync();
+    expect(coordinator.snapshot().initializing).toBe(false);
+    expect(coordinator.pooledServers().map((s) => s.host)).toEqual(['mw1', 'mw2', 'mw3']);
+    expect(log.lines().filter((l) => l.includes('Pooling server'))).toHaveLength(3);
+    expect(log.lines().filter((l) => l.includes('Initialization complete'))).toHaveLength(1);
+    await coordinator.stop();
+  });
+});
