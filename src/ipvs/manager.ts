@@ -346,6 +346,8 @@ export class IpvsManager {
     }
     // Between resyncs the model matches the kernel for every clean service: diff only the changed ones.
     const scope = full ? this.desired : this.changedServices();
+    // What changes from here on (during the dumps and writes below) is the next run's.
+    this.dirty.clear();
     const unmodelled = new Set([...scope.keys()].filter((id) => !this.modelled.has(id)));
     if (unmodelled.size > 0) {
       const adopted = await this.dump(unmodelled);
@@ -353,7 +355,6 @@ export class IpvsManager {
       for (const id of unmodelled) this.modelled.add(id);
     }
     const known = this.known ?? new Map<string, TableEntry>();
-    this.dirty.clear();
     const ops = diffTables(scope, known, [...this.removals.values()]);
     // Removals that are already gone from the kernel need no more attention.
     for (const [id] of this.removals) if (!known.has(id)) this.removals.delete(id);

@@ -343,4 +343,29 @@ describe('IpvsManager', () => {
     manager.setDesired([desired(svc(80), [dest(1)])]);
     expect(manager.isProgrammed(svc(443).key)).toBe(false);
   });
+
+  it('applies a change that arrives while a new service is being adopted (its dump in flight)', async () => {
+    const { kernel, manager } = setup();
+    kernel.put(svc(80), [dest(1), dest(2)]);
+    manager.start();
+    await manager.idle();
+    // The next dump of the service's servers waits until we let it go.
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const listDests = kernel.listDests.bind(kernel);
+    kernel.listDests = async (key) => {
+      await gate;
+      return listDests(key);
+    };
+    manager.setDesired([desired(svc(80), [dest(1), dest(2)])]);
+    await new Promise((r) => setImmediate(r));
+    // A weight edit reaches the manager while the adoption dump is in flight.
+    manager.setDesired([desired(svc(80), [dest(1), dest(2, { weight: 7 })])]);
+    release();
+    await manager.idle();
+    expect(kernel.dests(svc(80).key).map((d) => [d.address, d.weight])).toEqual([
+      ['198.51.100.2', 10],
+      ['198.51.100.3', 7],
+    ]);
+  });
 });
