@@ -11,7 +11,7 @@ import type { Config, GlobalConfig, ServiceConfig } from './config/types.js';
 import type { CoordinatorApi, ServiceSnapshot } from './coordinator/types.js';
 import type { DesiredService } from './ipvs/diff.js';
 import { desiredServiceFromConfig } from './ipvs/desired.js';
-import type { PoolSource } from './pool/types.js';
+import type { Pool, PoolSource } from './pool/types.js';
 import type { ReloadPlan } from './reload-plan.js';
 import type { Logger } from './runtime/logger.js';
 
@@ -29,7 +29,8 @@ export interface RouteTarget {
 
 export interface DaemonDeps {
   readonly logger: Logger;
-  readonly createPoolSource: (service: ServiceConfig) => PoolSource;
+  /** `lastGoodPool`: what the source it replaces delivered (see ReporterSeed). */
+  readonly createPoolSource: (service: ServiceConfig, lastGoodPool?: Pool) => PoolSource;
   /**
    * `onChange` must be called whenever the coordinator's published values may
    * have changed. `knownHealth` seeds a coordinator that replaces another.
@@ -144,9 +145,11 @@ export class Daemon {
         runtime.dirty = true;
         runtime.coordinator.reconfigure(service, step);
         if (step.pool) {
+          // The new source judges its reads against the pool the coordinator has.
+          const lastGood = runtime.source.status().pool;
           stopping.push(runtime.source.stop());
-          runtime.source = this.deps.createPoolSource(service);
-          this.startSource(runtime, { replacing: true });
+          runtime.source = this.deps.createPoolSource(service, lastGood);
+          this.startSource(runtime);
         }
       } else if (step.action === 'replace') {
         // Its address family changed: a new coordinator, told which servers
@@ -220,29 +223,11 @@ export class Daemon {
     return runtime;
   }
 
-  /**
-   * Feeds the source's events to the coordinator. With `replacing` (a reload
-   * gave the service a new pool URL), the new source knows no last good pool,
-   * so its first pool, if empty while the service has servers, is refused as
-   * a pool source refuses an emptied file: the servers stay and the error shows.
-   */
-  private startSource(runtime: ServiceRuntime, { replacing = false } = {}): void {
+  private startSource(runtime: ServiceRuntime): void {
     const source = runtime.source;
-    let first = replacing;
     source.start((event) => {
       // Events of a source that a reload replaced are not this service's any more.
-      if (runtime.source !== source) return;
-      if (first && event.type === 'pool') {
-        first = false;
-        const kept = runtime.coordinator.snapshot().servers.length;
-        if (event.pool.size === 0 && kept > 0) {
-          const message = `${source.url}: the new pool source lists no server; keeping the ${kept} server(s) of the previous one`;
-          this.deps.logger.child({ service: runtime.config.name, component: 'pool' }).warn(message);
-          runtime.coordinator.onPoolEvent({ type: 'error', message });
-          return;
-        }
-      }
-      runtime.coordinator.onPoolEvent(event);
+      if (runtime.source === source) runtime.coordinator.onPoolEvent(event);
     });
   }
 

@@ -256,8 +256,8 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
 
   const daemon = new Daemon(config, {
     logger: log,
-    createPoolSource: (service) =>
-      createPoolSource(service.poolUrl, { clock, logger: log.child({ service: service.name, component: 'pool' }) }),
+    createPoolSource: (service, lastGoodPool) =>
+      createPoolSource(service.poolUrl, { clock, logger: log.child({ service: service.name, component: 'pool' }), lastGoodPool }),
     createCoordinator: (service, onChange, knownHealth) =>
       new Coordinator(service, {
         clock,

@@ -9,9 +9,10 @@ import type { Logger } from '../runtime/logger.js';
 import { createEtcdSource } from './etcd-source.js';
 import { createFileSource } from './file-source.js';
 import { createHttpSource } from './http-source.js';
+import type { ReporterSeed } from './source-reporter.js';
 import type { PoolEvent, PoolSource, PoolSourceStatus } from './types.js';
 
-export interface PoolSourceOptions {
+export interface PoolSourceOptions extends ReporterSeed {
   readonly clock: Clock;
   /** Bound by the caller, e.g. log.child({ component: 'pool', service }). */
   readonly logger: Logger;

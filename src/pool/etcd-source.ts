@@ -17,10 +17,10 @@ import { maxModifiedIndex, EtcdPoolState, readEtcdAnswer, type EtcdAnswer } from
 import { describeHttpError, httpGet, HttpDeadlineError, loadSystemCa, type HttpResponse } from './http-get.js';
 import { PollLoop } from './poll-loop.js';
 import { LoopingPoolSource } from './looping-source.js';
-import { createSourceReporter, type SourceReporter } from './source-reporter.js';
+import { createSourceReporter, type ReporterSeed, type SourceReporter } from './source-reporter.js';
 import type { PoolSource } from './types.js';
 
-export interface EtcdSourceOptions {
+export interface EtcdSourceOptions extends ReporterSeed {
   readonly clock: Clock;
   readonly logger: Logger;
   /** Delay before reconnecting after a failure (default 1000 ms). */
@@ -69,7 +69,7 @@ export class EtcdPoolSource extends LoopingPoolSource {
   private readonly log: Logger;
   protected readonly reporter: SourceReporter;
   protected readonly loop: PollLoop;
-  private readonly options: Required<Omit<EtcdSourceOptions, 'clock' | 'logger' | 'ca'>>;
+  private readonly options: Required<Omit<EtcdSourceOptions, 'clock' | 'logger' | 'ca' | 'lastGoodPool'>>;
   private ca: readonly string[] | undefined;
   private readonly state = new EtcdPoolState();
   /** The index the next watch waits from; undefined means a full read comes next. */
@@ -88,7 +88,7 @@ export class EtcdPoolSource extends LoopingPoolSource {
       maxBytes: options.maxBytes ?? ETCD_SOURCE_DEFAULTS.maxBytes,
     };
     this.ca = options.ca;
-    this.reporter = createSourceReporter(url, this.log);
+    this.reporter = createSourceReporter(url, this.log, options);
     this.loop = new PollLoop(options.clock, this.log, (signal) => this.step(signal), this.options.reconnectDelayMs);
   }
 

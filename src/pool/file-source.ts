@@ -18,12 +18,12 @@ import type { Logger } from '../runtime/logger.js';
 import { PollLoop } from './poll-loop.js';
 import { parsePool, poolFormatForUrl, type PoolFormat } from './pool-format.js';
 import { LoopingPoolSource } from './looping-source.js';
-import { createSourceReporter, type SourceReporter } from './source-reporter.js';
+import { createSourceReporter, type ReporterSeed, type SourceReporter } from './source-reporter.js';
 import type { PoolSource } from './types.js';
 
 export const FILE_SCHEME = 'file://';
 
-export interface FileSourceOptions {
+export interface FileSourceOptions extends ReporterSeed {
   readonly clock: Clock;
   readonly logger: Logger;
   /** How often the file is checked (default 1000 ms). */
@@ -111,7 +111,7 @@ export class FilePoolSource extends LoopingPoolSource {
     this.pollIntervalMs = options.pollIntervalMs ?? FILE_SOURCE_DEFAULTS.pollIntervalMs;
     this.settleMs = options.settleMs ?? FILE_SOURCE_DEFAULTS.settleMs;
     this.maxBytes = options.maxBytes ?? FILE_SOURCE_DEFAULTS.maxBytes;
-    this.reporter = createSourceReporter(url, this.log);
+    this.reporter = createSourceReporter(url, this.log, options);
     this.loop = new PollLoop(options.clock, this.log, () => this.check(), this.pollIntervalMs);
   }
 

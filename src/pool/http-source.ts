@@ -13,10 +13,10 @@ import { describeHttpError, httpGet, loadSystemCa, type HttpResponse } from './h
 import { PollLoop } from './poll-loop.js';
 import { parsePool, poolFormatForUrl, type PoolFormat } from './pool-format.js';
 import { LoopingPoolSource } from './looping-source.js';
-import { createSourceReporter, type SourceReporter } from './source-reporter.js';
+import { createSourceReporter, type ReporterSeed, type SourceReporter } from './source-reporter.js';
 import type { PoolSource } from './types.js';
 
-export interface HttpSourceOptions {
+export interface HttpSourceOptions extends ReporterSeed {
   readonly clock: Clock;
   readonly logger: Logger;
   /** Time from the start of one poll to the start of the next (default 1000 ms). */
@@ -71,7 +71,7 @@ export class HttpPoolSource extends LoopingPoolSource {
     this.timeoutMs = options.timeoutMs ?? HTTP_SOURCE_DEFAULTS.timeoutMs;
     this.maxBytes = options.maxBytes ?? HTTP_SOURCE_DEFAULTS.maxBytes;
     this.ca = options.ca;
-    this.reporter = createSourceReporter(url, options.logger);
+    this.reporter = createSourceReporter(url, options.logger, options);
     this.loop = new PollLoop(options.clock, options.logger, (signal) => this.poll(signal), this.pollIntervalMs);
   }
 

@@ -49,10 +49,22 @@ function describeChange(before: Pool | undefined, after: Pool): string {
   return parts.join('; ');
 }
 
-export function createSourceReporter(url: string, log: Logger): SourceReporter {
+/** What a source can be told of the source it replaces. */
+export interface ReporterSeed {
+  /**
+   * The last good pool of the source this one replaces (a reload changed the
+   * service's pool URL), which the listener already has: this source's reads
+   * are judged against it as if it had delivered it, so its first read can
+   * neither empty the service nor, with skipped lines, drop servers.
+   */
+  readonly lastGoodPool?: Pool;
+}
+
+export function createSourceReporter(url: string, log: Logger, seed: ReporterSeed = {}): SourceReporter {
   let listener: ((event: PoolEvent) => void) | undefined;
   /** The last pool delivered (the last good pool) and the problems it was delivered with. */
-  let delivered: { readonly pool: Pool; readonly problems: PoolParseResult['problems'] } | undefined;
+  let delivered: { readonly pool: Pool; readonly problems: PoolParseResult['problems'] } | undefined =
+    seed.lastGoodPool === undefined ? undefined : { pool: seed.lastGoodPool, problems: [] };
   /** The last document given to good(), which an HTTP 304 stands for. */
   let lastRead: PoolParseResult | undefined;
   let error: string | undefined;

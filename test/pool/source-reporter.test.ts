@@ -236,3 +236,33 @@ describe('source reporter: the pool safety rules', () => {
     expect(log).toContain(`[pybal] DEBUG: pool from ${URL}: 1 servers; removed b`);
   });
 });
+
+describe('source reporter seeded with the last good pool of the source it replaces', () => {
+  function seeded(last: string): { reporter: ReturnType<typeof createSourceReporter>; events: string[] } {
+    const events: string[] = [];
+    const reporter = createSourceReporter(URL, createMemoryLogger().logger, { lastGoodPool: pool(last) });
+    reporter.listen((e) => events.push(summarize(e)));
+    return { reporter, events };
+  }
+
+  it('refuses an empty first read: the listener keeps the pool it has', () => {
+    const { reporter, events } = seeded('a b');
+    reporter.good(doc(''));
+    expect(events).toEqual([`error ${refusedEmpty}`]);
+    expect(show(reporter.status().pool)).toBe('a/10 b/10');
+  });
+
+  it('keeps servers that a first read with skipped lines lacks', () => {
+    const { reporter, events } = seeded('a b');
+    reporter.good(doc('a', [2]));
+    expect(events).toEqual(['pool a/10 b/10', `error ${held(1, 2, 'b')}`]);
+  });
+
+  it('delivers nothing for a first read equal to it, and a different one as usual', () => {
+    const { reporter, events } = seeded('a b');
+    reporter.good(doc('a b'));
+    expect(events).toEqual([]);
+    reporter.good(doc('a c'));
+    expect(events).toEqual(['pool a/10 c/10']);
+  });
+});
