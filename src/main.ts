@@ -297,8 +297,8 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   daemon.setRouteTarget(await bgp.apply('start', config.global, config.services));
 
   // SIGHUP: reopen the log and re-read pybal.conf, as one transaction: a
-  // configuration that does not load, or that names no service, changes
-  // nothing; one that does is planned (reload-plan.ts) and the plan executed.
+  // configuration that does not load (one that names no service does not)
+  // changes nothing; one that does is planned (reload-plan.ts) and the plan executed.
   // One reload at a time, and at most one waiting (it reads the file as it is
   // then, so a burst of SIGHUPs costs two reloads); SIGTERM does not wait for
   // one for long.
@@ -311,10 +311,10 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     const next = await loadConfig(options.configFile);
     if (stopping) return;
     for (const warning of next.warnings) configLog.warn(formatProblem(warning));
-    if (!next.config || next.config.services.length === 0) {
+    // A file with no service is one of these errors (parse-config).
+    if (!next.config) {
       for (const error of next.errors) configLog.error(formatProblem(error));
-      const why = next.config ? 'it defines no service' : `${next.errors.length} error(s)`;
-      configLog.error(`${options.configFile}: ${why}; keeping the running configuration`);
+      configLog.error(`${options.configFile}: ${next.errors.length} error(s); keeping the running configuration`);
       return;
     }
     const previous = config;
