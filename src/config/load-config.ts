@@ -13,7 +13,7 @@
 import { constants, type Stats } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 
-import { errorMessage } from '../runtime/errors.js';
+import { fileErrorReason } from '../runtime/errors.js';
 import { parseConfig, type ParseResult } from './parse-config.js';
 
 /** PyBal's default (`-c`). */
@@ -25,15 +25,6 @@ export const DEFAULT_CONFIG_FILE = '/etc/pybal/pybal.conf';
  * mistake (a log or an image named with -c) from being read into memory.
  */
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
-
-const FS_ERRORS: Readonly<Record<string, string>> = {
-  ENOENT: 'no such file',
-  ENOTDIR: 'a parent of it is not a directory',
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  ELOOP: 'too many levels of symbolic links',
-  EMFILE: 'too many open files',
-};
 
 /** What a file that is not a regular one is, for the message. */
 function kindOf(s: Pick<Stats, 'isDirectory' | 'isFIFO' | 'isSocket' | 'isCharacterDevice' | 'isBlockDevice'>): string {
@@ -54,7 +45,7 @@ async function describeOpenError(path: string, error: unknown): Promise<string> 
     const s = await stat(path).catch(() => undefined);
     if (s !== undefined && !s.isFile()) return `not a regular file (${kindOf(s)})`;
   }
-  return (code !== undefined ? FS_ERRORS[code] : undefined) ?? errorMessage(error);
+  return fileErrorReason(error);
 }
 
 /** Reads at most maxBytes + 1 bytes, so that a file growing after fstat() is still caught. */

@@ -13,7 +13,7 @@
 import { constants, type BigIntStats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import type { Clock } from '../runtime/clock.js';
-import { errorMessage, formatProblem, ProblemsError } from '../runtime/errors.js';
+import { fileErrorReason, formatProblem, ProblemsError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
 import { PollLoop } from './poll-loop.js';
 import { parsePool, poolFormatForUrl, type PoolFormat } from './pool-format.js';
@@ -48,21 +48,9 @@ const MAX_SETTLE_CHECKS = 10;
  */
 export const RACY_WINDOW_MS = 2000;
 
-const FS_ERRORS: Record<string, string> = {
-  ENOENT: 'no such file',
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  EISDIR: 'is a directory',
-  ENOTDIR: 'a parent of it is not a directory',
-  ELOOP: 'too many levels of symbolic links',
-  EMFILE: 'too many open files',
-};
-
 /** `/etc/pybal/pools/x: no such file`: the path and the reason an operator can act on. */
 export function describeFsError(path: string, error: unknown): string {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  const reason = typeof code === 'string' ? (FS_ERRORS[code] ?? errorMessage(error)) : errorMessage(error);
-  return `${path}: ${reason}`;
+  return `${path}: ${fileErrorReason(error)}`;
 }
 
 /** What one look at the file found: its stat signature, or an error. */

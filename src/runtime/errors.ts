@@ -30,6 +30,22 @@ export class ProblemsError extends Error {
   }
 }
 
+const FILE_ERROR_REASONS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'a parent of it is not a directory',
+  ELOOP: 'too many levels of symbolic links',
+  EMFILE: 'too many open files',
+};
+
+/** Why a file could not be opened or read, in words an operator can act on (`no such file`). */
+export function fileErrorReason(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return (typeof code === 'string' ? FILE_ERROR_REASONS[code] : undefined) ?? errorMessage(error);
+}
+
 /** The message of anything thrown, for logs. */
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
