@@ -34,10 +34,15 @@
  */
 import { announcedFamilies } from './bgp/announcements.js';
 import { formatGlobal, formatService, type Values } from './config/format-config.js';
+import type { GLOBAL_KEYS, SERVICE_KEYS } from './config/keys.js';
 import type { Config, GlobalConfig, ServiceConfig } from './config/types.js';
 
+/** Keys as keys.ts lists them: a misspelt key in the sets below does not compile. */
+type ServiceKey = (typeof SERVICE_KEYS)[number];
+type GlobalKey = (typeof GLOBAL_KEYS)[number];
+
 /** Keys of a service that define its kernel service. */
-const IPVS_KEYS = new Set([
+const IPVS_KEYS: ReadonlySet<string> = new Set<ServiceKey>([
   'protocol',
   'ip',
   'port',
@@ -49,10 +54,10 @@ const IPVS_KEYS = new Set([
   'persistence-netmask',
 ]);
 /** Keys of a service that change only what is announced. */
-const SERVICE_BGP_KEYS = new Set(['ip', 'bgp', 'bgp-med', 'bgp-communities', 'bgp-withdraw-when-down']);
+const SERVICE_BGP_KEYS: ReadonlySet<string> = new Set<ServiceKey>(['ip', 'bgp', 'bgp-med', 'bgp-communities', 'bgp-withdraw-when-down']);
 
 /** Global keys a running BGP session depends on: a change restarts the speaker. */
-export const BGP_SESSION_KEYS: readonly string[] = [
+export const BGP_SESSION_KEYS: ReadonlySet<string> = new Set<GlobalKey>([
   'bgp',
   'bgp-local-asn',
   'bgp-peer-address',
@@ -61,12 +66,12 @@ export const BGP_SESSION_KEYS: readonly string[] = [
   'bgp-peer-asn',
   'bgp-hold-time',
   'bgp-router-id',
-];
+]);
 /** Global keys that change only the attributes of what is announced. */
-export const BGP_ATTRIBUTE_KEYS: readonly string[] = ['bgp-as-path', 'bgp-med', 'bgp-nexthop-ipv4', 'bgp-nexthop-ipv6', 'bgp-communities'];
-const API_KEYS: readonly string[] = ['instrumentation', 'instrumentation_port', 'instrumentation_ips'];
+export const BGP_ATTRIBUTE_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['bgp-as-path', 'bgp-med', 'bgp-nexthop-ipv4', 'bgp-nexthop-ipv6', 'bgp-communities']);
+const API_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['instrumentation', 'instrumentation_port', 'instrumentation_ips']);
 /** Global keys that take effect only when the BGP speaker next starts (never worth a session reset). */
-const DEFERRED_KEYS: readonly string[] = ['bgp-connect-retry'];
+const DEFERRED_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['bgp-connect-retry']);
 
 export type ServiceAction =
   /** New in the file: a coordinator, a pool source, monitors. */
@@ -155,7 +160,7 @@ export function bgpSessionSettings(global: GlobalConfig, services: readonly Serv
   const families = announcedFamilies(global, services);
   if (!global.bgp || families.length === 0) return '';
   const values = formatGlobal(global);
-  return JSON.stringify({ session: BGP_SESSION_KEYS.map((k) => values[k] ?? null), families });
+  return JSON.stringify({ session: [...BGP_SESSION_KEYS].map((k) => values[k] ?? null), families });
 }
 
 function planBgp(running: Config, next: Config, globalKeys: readonly string[], services: readonly ServicePlan[]): Pick<ReloadPlan, 'bgp' | 'bgpRestartReasons'> {
@@ -165,14 +170,14 @@ function planBgp(running: Config, next: Config, globalKeys: readonly string[], s
   if (before === '') return { bgp: 'start', bgpRestartReasons: [] };
   if (after === '') return { bgp: 'stop', bgpRestartReasons: [] };
   if (before !== after) {
-    const reasons = globalKeys.filter((k) => BGP_SESSION_KEYS.includes(k));
+    const reasons = globalKeys.filter((k) => BGP_SESSION_KEYS.has(k));
     const familiesBefore = announcedFamilies(running.global, running.services).join();
     const familiesAfter = announcedFamilies(next.global, next.services).join();
     if (familiesBefore !== familiesAfter) reasons.push('announced address families');
     return { bgp: 'restart', bgpRestartReasons: reasons };
   }
   const announce =
-    globalKeys.some((k) => BGP_ATTRIBUTE_KEYS.includes(k)) || services.some((s) => s.action !== 'keep' && (s.announce || s.action !== 'update'));
+    globalKeys.some((k) => BGP_ATTRIBUTE_KEYS.has(k)) || services.some((s) => s.action !== 'keep' && (s.announce || s.action !== 'update'));
   return { bgp: announce ? 'announce' : 'keep', bgpRestartReasons: [] };
 }
 
@@ -191,10 +196,10 @@ export function planReload(running: Config, next: Config): ReloadPlan {
     services,
     globalKeys,
     ...planBgp(running, next, globalKeys, services),
-    api: globalKeys.some((k) => API_KEYS.includes(k)),
+    api: globalKeys.some((k) => API_KEYS.has(k)),
     ipvsResyncIntervalMs: globalKeys.includes('ipvs-resync-interval') ? next.global.ipvsResyncIntervalMs : undefined,
     runcommandMaxConcurrent: globalKeys.includes('runcommand-max-concurrent') ? next.global.runcommandMaxConcurrent : undefined,
-    deferred: globalKeys.filter((k) => DEFERRED_KEYS.includes(k)),
+    deferred: globalKeys.filter((k) => DEFERRED_KEYS.has(k)),
   };
 }
 
