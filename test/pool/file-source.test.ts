@@ -282,6 +282,147 @@ describe('file pool source', () => {
     expect(await Promise.race([got.then(() => 'in time' as const), deadline])).toBe('in time');
     expect(summarize(events.slice(1))).toEqual([{ type: 'pool', servers: [['mw1', 10, true], ['mw3', 5, true]], problems: [] }]);
   });
+
+  describe('what would empty the pool or remove servers by accident', () => {
+    const line = (host: string, weight: number): string => `{ 'host': '${host}', 'weight': ${weight}, 'enabled': True }`;
+    const THREE = `${line('mw1', 10)}\n${line('mw2', 20)}\n${line('mw3', 30)}\n`;
+    const ROWS3: [string, number, boolean][] = [['mw1', 10, true], ['mw2', 20, true], ['mw3', 30, true]];
+
+    let path: string;
+    beforeEach(() => {
+      path = join(dir, 'text');
+    });
+
+    async function startWith(text: string, file = path): Promise<void> {
+      await writeFile(file, text);
+      start(file);
+      await advanceUntil(clock, () => events.length === 1);
+    }
+
+    /** What the coordinator would hold: the servers of the last pool event. */
+    const lastPool = (): [string, number, boolean][] => {
+      const pools = events.filter((e) => e.type === 'pool');
+      const last = pools[pools.length - 1];
+      return last?.type === 'pool' ? rows(last.pool) : [];
+    };
+
+    it('refuses a file whose every line is invalid, keeps the servers, and a clean edit then applies', async () => {
+      await startWith(THREE);
+      await writeFile(path, THREE.replaceAll('True', 'Tru'));
+      await advanceUntil(clock, () => events.length === 2);
+      await advanceFor(clock, 3000);
+      const message =
+        `file://${path}: no valid server: 3 line(s) skipped ` +
+        `(first: ${path}:1: syntax error at column 43: unknown name 'Tru' (only literals are allowed here))`;
+      expect(events.slice(1)).toEqual([{ type: 'error', message }]);
+      expect(lastPool()).toEqual(ROWS3);
+      expect(rows(source?.status().pool)).toEqual(ROWS3);
+      expect(source?.status().error).toBe(message);
+      expect(memory.lines()).toContain(`[text pool] WARN: ${message} (keeping the last good pool of 3 servers)`);
+
+      // A clean edit removes mw3 and changes mw1's weight, for real.
+      await writeFile(path, `${line('mw1', 5)}\n${line('mw2', 20)}\n`);
+      await advanceUntil(clock, () => events.length === 4);
+      expect(summarize(events.slice(2))).toEqual([
+        { type: 'recovered' },
+        { type: 'pool', servers: [['mw1', 5, true], ['mw2', 20, true]], problems: [] },
+      ]);
+    });
+
+    it('keeps the later servers of a file cut mid-line, reports it, and removes them once it reads clean', async () => {
+      await startWith(THREE);
+      // The writer was cut inside `True` on line 2.
+      await writeFile(path, THREE.slice(0, THREE.indexOf('True', THREE.indexOf('mw2')) + 2));
+      await advanceUntil(clock, () => events.length === 3);
+      await advanceFor(clock, 3000);
+      const message =
+        `file://${path}: 1 line(s) skipped (first: ${path}:2: syntax error at column 43: unknown name 'Tr' (only literals are allowed here)); ` +
+        'keeping mw2, mw3 from the last good pool until it reads clean';
+      expect(summarize(events.slice(1))).toEqual([
+        { type: 'pool', servers: ROWS3, problems: ["2::syntax error at column 43: unknown name 'Tr' (only literals are allowed here)"] },
+        { type: 'error', message },
+      ]);
+      expect(rows(source?.status().pool)).toEqual(ROWS3);
+      expect(memory.lines()).toContain(`[text pool] WARN: ${message}`);
+
+      // Written in full with an edit: mw3 removed, mw2's weight changed, the error cleared.
+      await writeFile(path, `${line('mw1', 10)}\n${line('mw2', 25)}\n`);
+      await advanceUntil(clock, () => events.length === 5);
+      expect(summarize(events.slice(3))).toEqual([
+        { type: 'recovered' },
+        { type: 'pool', servers: [['mw1', 10, true], ['mw2', 25, true]], problems: [] },
+      ]);
+      expect(source?.status().error).toBeUndefined();
+    });
+
+    it('applies the valid lines of a broken file, but removes nothing until it reads clean', async () => {
+      await startWith(THREE);
+      // mw1's weight changes, mw4 is added, mw2's line is broken and mw3's is gone.
+      await writeFile(path, `${line('mw1', 1)}\n{ 'host': 'mw2', 'weight': 'heavy' }\n${line('mw4', 4)}\n`);
+      await advanceUntil(clock, () => events.length === 3);
+      expect(events[2]).toEqual({
+        type: 'error',
+        message:
+          `file://${path}: 1 line(s) skipped (first: ${path}:2: weight: expected an int >= 0, got str 'heavy'); ` +
+          'keeping mw2, mw3 from the last good pool until it reads clean',
+      });
+      expect(lastPool()).toEqual([['mw1', 1, true], ['mw2', 20, true], ['mw3', 30, true], ['mw4', 4, true]]);
+      await advanceFor(clock, 3000);
+      expect(events).toHaveLength(3);
+    });
+
+    it('refuses an emptied file (zero bytes, or comments only) and recovers when the servers are back', async () => {
+      await startWith(THREE);
+      await writeFile(path, '');
+      await advanceUntil(clock, () => events.length === 2);
+      const message = `file://${path}: lists no server; refusing to empty the pool (to take every server out, disable each one)`;
+      expect(events.slice(1)).toEqual([{ type: 'error', message }]);
+      expect(memory.lines()).toContain(`[text pool] WARN: ${message} (keeping the last good pool of 3 servers)`);
+
+      await writeFile(path, '# emptied for maintenance\n\n');
+      await advanceUntil(clock, () => memory.lines().filter((l) => l.includes('changed, reading it')).length === 3);
+      await advanceFor(clock, 2000);
+      expect(events).toHaveLength(2);
+      expect(rows(source?.status().pool)).toEqual(ROWS3);
+
+      await writeFile(path, THREE);
+      await advanceUntil(clock, () => events.length === 3);
+      await advanceFor(clock, 2000);
+      expect(events.slice(2)).toEqual([{ type: 'recovered' }]);
+      expect(lastPool()).toEqual(ROWS3);
+    });
+
+    it('takes every server out when each line is disabled', async () => {
+      await startWith(THREE);
+      await writeFile(path, THREE.replaceAll('True', 'False'));
+      await advanceUntil(clock, () => events.length === 2);
+      expect(summarize(events.slice(1))).toEqual([
+        { type: 'pool', servers: [['mw1', 10, false], ['mw2', 20, false], ['mw3', 30, false]], problems: [] },
+      ]);
+      expect(source?.status().error).toBeUndefined();
+    });
+
+    it('may read an empty file first: there is nothing to lose', async () => {
+      await startWith('');
+      expect(summarize(events)).toEqual([{ type: 'pool', servers: [], problems: [] }]);
+      await writeFile(path, THREE);
+      await advanceUntil(clock, () => events.length === 2);
+      expect(lastPool()).toEqual(ROWS3);
+    });
+
+    it('keeps the last pool when a JSON file is cut mid-write', async () => {
+      const json = join(dir, 'text.json');
+      const full = '{"mw1": {"enabled": true, "weight": 10},\n "mw2": {"enabled": true, "weight": 20}}\n';
+      await startWith(full, json);
+      await writeFile(json, full.slice(0, 50));
+      await advanceUntil(clock, () => events.length === 2);
+      expect(events[1]).toEqual({ type: 'error', message: `${json}:2: invalid JSON at column 9: object is never closed` });
+      expect(rows(source?.status().pool)).toEqual([['mw1', 10, true], ['mw2', 20, true]]);
+      await writeFile(json, '{"mw1": {"enabled": true, "weight": 10}}\n');
+      await advanceUntil(clock, () => events.length === 4);
+      expect(summarize(events.slice(2))).toEqual([{ type: 'recovered' }, { type: 'pool', servers: [['mw1', 10, true]], problems: [] }]);
+    });
+  });
 });
 
 async function waitReal(done: () => boolean, limitMs: number): Promise<void> {
@@ -321,161 +462,3 @@ describe('file pool source logging', () => {
   });
 });
 
-describe('file pool source: what would empty the pool or remove servers by accident', () => {
-  const line = (host: string, weight: number): string => `{ 'host': '${host}', 'weight': ${weight}, 'enabled': True }`;
-  const THREE = `${line('mw1', 10)}\n${line('mw2', 20)}\n${line('mw3', 30)}\n`;
-  const ROWS3: [string, number, boolean][] = [['mw1', 10, true], ['mw2', 20, true], ['mw3', 30, true]];
-
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  let clock: ManualClock;
-  let memory: MemoryLog;
-  let events: PoolEvent[];
-  let source: PoolSource | undefined;
-  let path: string;
-
-  beforeEach(async () => {
-    ({ dir, cleanup } = await tempDir());
-    clock = new ManualClock();
-    memory = createMemoryLogger();
-    events = [];
-    path = join(dir, 'text');
-    source = undefined;
-  });
-
-  afterEach(async () => {
-    await source?.stop();
-    await cleanup();
-  });
-
-  async function startWith(text: string, file = path): Promise<void> {
-    await writeFile(file, text);
-    source = createFileSource(`file://${file}`, { clock, logger: memory.logger.child({ component: 'pool', service: 'text' }) });
-    source.start((e) => events.push(e));
-    await advanceUntil(clock, () => events.length === 1);
-  }
-
-  /** What the coordinator would hold: the servers of the last pool event. */
-  const lastPool = (): [string, number, boolean][] => {
-    const pools = events.filter((e) => e.type === 'pool');
-    const last = pools[pools.length - 1];
-    return last?.type === 'pool' ? rows(last.pool) : [];
-  };
-
-  it('refuses a file whose every line is invalid, keeps the servers, and a clean edit then applies', async () => {
-    await startWith(THREE);
-    await writeFile(path, THREE.replaceAll('True', 'Tru'));
-    await advanceUntil(clock, () => events.length === 2);
-    await advanceFor(clock, 3000);
-    const message =
-      `file://${path}: no valid server: 3 line(s) skipped ` +
-      `(first: ${path}:1: syntax error at column 43: unknown name 'Tru' (only literals are allowed here))`;
-    expect(events.slice(1)).toEqual([{ type: 'error', message }]);
-    expect(lastPool()).toEqual(ROWS3);
-    expect(rows(source?.status().pool)).toEqual(ROWS3);
-    expect(source?.status().error).toBe(message);
-    expect(memory.lines()).toContain(`[text pool] WARN: ${message} (keeping the last good pool of 3 servers)`);
-
-    // A clean edit removes mw3 and changes mw1's weight, for real.
-    await writeFile(path, `${line('mw1', 5)}\n${line('mw2', 20)}\n`);
-    await advanceUntil(clock, () => events.length === 4);
-    expect(summarize(events.slice(2))).toEqual([
-      { type: 'recovered' },
-      { type: 'pool', servers: [['mw1', 5, true], ['mw2', 20, true]], problems: [] },
-    ]);
-  });
-
-  it('keeps the later servers of a file cut mid-line, reports it, and removes them once it reads clean', async () => {
-    await startWith(THREE);
-    // The writer was cut inside `True` on line 2.
-    await writeFile(path, THREE.slice(0, THREE.indexOf('True', THREE.indexOf('mw2')) + 2));
-    await advanceUntil(clock, () => events.length === 3);
-    await advanceFor(clock, 3000);
-    const message =
-      `file://${path}: 1 line(s) skipped (first: ${path}:2: syntax error at column 43: unknown name 'Tr' (only literals are allowed here)); ` +
-      'keeping mw2, mw3 from the last good pool until it reads clean';
-    expect(summarize(events.slice(1))).toEqual([
-      { type: 'pool', servers: ROWS3, problems: ["2::syntax error at column 43: unknown name 'Tr' (only literals are allowed here)"] },
-      { type: 'error', message },
-    ]);
-    expect(rows(source?.status().pool)).toEqual(ROWS3);
-    expect(memory.lines()).toContain(`[text pool] WARN: ${message}`);
-
-    // Written in full with an edit: mw3 removed, mw2's weight changed, the error cleared.
-    await writeFile(path, `${line('mw1', 10)}\n${line('mw2', 25)}\n`);
-    await advanceUntil(clock, () => events.length === 5);
-    expect(summarize(events.slice(3))).toEqual([
-      { type: 'recovered' },
-      { type: 'pool', servers: [['mw1', 10, true], ['mw2', 25, true]], problems: [] },
-    ]);
-    expect(source?.status().error).toBeUndefined();
-  });
-
-  it('applies the valid lines of a broken file, but removes nothing until it reads clean', async () => {
-    await startWith(THREE);
-    // mw1's weight changes, mw4 is added, mw2's line is broken and mw3's is gone.
-    await writeFile(path, `${line('mw1', 1)}\n{ 'host': 'mw2', 'weight': 'heavy' }\n${line('mw4', 4)}\n`);
-    await advanceUntil(clock, () => events.length === 3);
-    expect(events[2]).toEqual({
-      type: 'error',
-      message:
-        `file://${path}: 1 line(s) skipped (first: ${path}:2: weight: expected an int >= 0, got str 'heavy'); ` +
-        'keeping mw2, mw3 from the last good pool until it reads clean',
-    });
-    expect(lastPool()).toEqual([['mw1', 1, true], ['mw2', 20, true], ['mw3', 30, true], ['mw4', 4, true]]);
-    await advanceFor(clock, 3000);
-    expect(events).toHaveLength(3);
-  });
-
-  it('refuses an emptied file (zero bytes, or comments only) and recovers when the servers are back', async () => {
-    await startWith(THREE);
-    await writeFile(path, '');
-    await advanceUntil(clock, () => events.length === 2);
-    const message = `file://${path}: lists no server; refusing to empty the pool (to take every server out, disable each one)`;
-    expect(events.slice(1)).toEqual([{ type: 'error', message }]);
-    expect(memory.lines()).toContain(`[text pool] WARN: ${message} (keeping the last good pool of 3 servers)`);
-
-    await writeFile(path, '# emptied for maintenance\n\n');
-    await advanceUntil(clock, () => memory.lines().filter((l) => l.includes('changed, reading it')).length === 3);
-    await advanceFor(clock, 2000);
-    expect(events).toHaveLength(2);
-    expect(rows(source?.status().pool)).toEqual(ROWS3);
-
-    await writeFile(path, THREE);
-    await advanceUntil(clock, () => events.length === 3);
-    await advanceFor(clock, 2000);
-    expect(events.slice(2)).toEqual([{ type: 'recovered' }]);
-    expect(lastPool()).toEqual(ROWS3);
-  });
-
-  it('takes every server out when each line is disabled', async () => {
-    await startWith(THREE);
-    await writeFile(path, THREE.replaceAll('True', 'False'));
-    await advanceUntil(clock, () => events.length === 2);
-    expect(summarize(events.slice(1))).toEqual([
-      { type: 'pool', servers: [['mw1', 10, false], ['mw2', 20, false], ['mw3', 30, false]], problems: [] },
-    ]);
-    expect(source?.status().error).toBeUndefined();
-  });
-
-  it('may read an empty file first: there is nothing to lose', async () => {
-    await startWith('');
-    expect(summarize(events)).toEqual([{ type: 'pool', servers: [], problems: [] }]);
-    await writeFile(path, THREE);
-    await advanceUntil(clock, () => events.length === 2);
-    expect(lastPool()).toEqual(ROWS3);
-  });
-
-  it('keeps the last pool when a JSON file is cut mid-write', async () => {
-    const json = join(dir, 'text.json');
-    const full = '{"mw1": {"enabled": true, "weight": 10},\n "mw2": {"enabled": true, "weight": 20}}\n';
-    await startWith(full, json);
-    await writeFile(json, full.slice(0, 50));
-    await advanceUntil(clock, () => events.length === 2);
-    expect(events[1]).toEqual({ type: 'error', message: `${json}:2: invalid JSON at column 9: object is never closed` });
-    expect(rows(source?.status().pool)).toEqual([['mw1', 10, true], ['mw2', 20, true]]);
-    await writeFile(json, '{"mw1": {"enabled": true, "weight": 10}}\n');
-    await advanceUntil(clock, () => events.length === 4);
-    expect(summarize(events.slice(2))).toEqual([{ type: 'recovered' }, { type: 'pool', servers: [['mw1', 10, true]], problems: [] }]);
-  });
-});
