@@ -306,6 +306,19 @@ describe('file pool source', () => {
       return last?.type === 'pool' ? rows(last.pool) : [];
     };
 
+    it('a source seeded with the last good pool of the one it replaces refuses an empty file, then applies a real one', async () => {
+      await writeFile(path, '# nothing yet\n');
+      const lastGoodPool = new Map(ROWS3.map(([host, weight, enabled]) => [host, { host, weight, enabled }]));
+      source = createFileSource(`file://${path}`, { clock, logger: memory.logger.child({ component: 'pool', service: 'text' }), lastGoodPool });
+      source.start((e) => events.push(e));
+      await advanceUntil(clock, () => events.length === 1);
+      expect(events).toEqual([{ type: 'error', message: `file://${path}: lists no server; refusing to empty the pool (to take every server out, disable each one)` }]);
+      expect(rows(source.status().pool)).toEqual(ROWS3);
+      await writeFile(path, `${line('mw1', 5)}\n`);
+      await advanceUntil(clock, () => events.length === 3);
+      expect(summarize(events.slice(1))).toEqual([{ type: 'recovered' }, { type: 'pool', servers: [['mw1', 5, true]], problems: [] }]);
+    });
+
     it('refuses a file whose every line is invalid, keeps the servers, and a clean edit then applies', async () => {
       await startWith(THREE);
       await writeFile(path, THREE.replaceAll('True', 'Tru'));
