@@ -4,9 +4,10 @@
  * with blank lines and `#` comment lines. Read with the project's literal
  * reader, never evaluated. A bad line is reported and skipped; the rest
  * applies (and source-reporter keeps the servers the document lacks until
- * it reads clean). A line cut by an interrupted write is a bad line. Unlike PyBal, a missing weight or enabled takes the default
- * instead of losing the line, and a wrongly typed value is reported instead
- * of being silently ignored. Pure.
+ * it reads clean). A line cut by an interrupted write is a bad line. Unlike
+ * PyBal, a missing weight or enabled takes the default instead of losing the
+ * line, and a wrongly typed value is reported instead of being silently
+ * ignored. Pure.
  */
 import { formatPyValue, parsePythonLiteral, PythonLiteralError, pyTypeName, type PyValue } from '../config/python-literal.js';
 import { checkEntry, clip, type EntryField, type EntryValue, type FormatTerms } from './entry-rules.js';
