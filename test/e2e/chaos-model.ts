@@ -220,11 +220,15 @@ export class ChaosRecord {
     return this.webPool.filter((v, i) => v.atMs <= toMs && (this.webPool[i + 1]?.atMs ?? Infinity) >= fromMs);
   }
 
-  /** Whether the api service is configured at t; undefined while a reload adding or removing it may still be settling. */
-  apiPresent(t: number): boolean | undefined {
+  /**
+   * Whether the api service is configured throughout [fromMs, toMs] (a
+   * sample reads IPVS and the router after it starts); undefined while a
+   * reload adding or removing it may still be settling at some moment of it.
+   */
+  apiPresent(fromMs: number, toMs = fromMs): boolean | undefined {
     const toggles = this.confs.filter((v, i) => i > 0 && v.conf.withApi !== this.confs[i - 1]!.conf.withApi);
-    if (toggles.some((v) => v.sentMs <= t && t < v.appliedMs + ADD_BOUND_MS)) return undefined;
-    return this.confAt(t).withApi;
+    if (toggles.some((v) => v.sentMs <= toMs && fromMs < v.appliedMs + ADD_BOUND_MS)) return undefined;
+    return this.confAt(toMs).withApi;
   }
 
   /** When the api service was last added (appliedMs) before t. */
@@ -281,7 +285,7 @@ export class ChaosRecord {
       if (snap === undefined) this.violate('f', t0, 'the control socket did not answer /status');
       else if (snap.startedAtWallMs !== started.wallMs) this.violate('f', t0, `pybal restarted: started at ${snap.startedAtWallMs}, first seen ${started.wallMs}`);
     }
-    const apiNow = this.apiPresent(t0);
+    const apiNow = this.apiPresent(t0, s.endMs);
     const services: Array<{ def: ServiceDef; key: 'web' | 'api' }> = [{ def: this.web, key: 'web' }];
     if (apiNow === true && t0 - this.apiAddedAt(t0) >= ADD_BOUND_MS) services.push({ def: this.api, key: 'api' });
     for (const { def, key } of services) this.checkService(s, def, key);
