@@ -1,0 +1,92 @@
+/**
+ * Configuration text for the checks benchmark (bench/checks.ts): the same
+ * real servers and interval written as a keepalived.conf and as a pybal.conf
+ * with its pool file. Pure: no file is written here.
+ */
+
+/** The bench's real servers: `count` distinct loopback addresses, 127.10.0.1 onwards (all of 127/8 is local on Linux). */
+export function checkServerAddresses(count: number): string[] {
+  if (count > 250 * 250) throw new Error(`at most ${250 * 250} servers, not ${count}`);
+  return Array.from({ length: count }, (_, i) => `127.10.${Math.floor(i / 250)}.${(i % 250) + 1}`);
+}
+
+export interface CheckedService {
+  /** The virtual server's address (a VIP on the director). */
+  readonly vip: string;
+  /** Port of the virtual server and of every real server (PyBal checks the service port). */
+  readonly port: number;
+  readonly realServers: readonly string[];
+  /** Between checks of one server (keepalived's delay_loop, pybal's proxyfetch.interval). */
+  readonly intervalSec: number;
+  /** keepalived's connect_timeout, pybal's proxyfetch.timeout. */
+  readonly timeoutSec: number;
+  readonly weight: number;
+  /** IPVS scheduler. */
+  readonly scheduler: string;
+}
+
+/**
+ * keepalived.conf as an operator writes it for an LVS director: one
+ * virtual_server (NAT) whose real servers each have an HTTP_GET checker on `/`
+ * expecting 200; every other setting is keepalived's default (retry,
+ * delay_before_retry, warmup, no alpha).
+ */
+export function formatKeepalivedConf(service: CheckedService): string {
+  const realServer = (address: string): string =>
+    [
+      `    real_server ${address} ${service.port} {`,
+      `        weight ${service.weight}`,
+      '        HTTP_GET {',
+      '            url {',
+      '                path /',
+      '                status_code 200',
+      '            }',
+      `            connect_timeout ${service.timeoutSec}`,
+      '        }',
+      '    }',
+    ].join('\n');
+  return [
+    'global_defs {',
+    '    router_id pybal-bench',
+    '}',
+    '',
+    `virtual_server ${service.vip} ${service.port} {`,
+    `    delay_loop ${service.intervalSec}`,
+    `    lvs_sched ${service.scheduler}`,
+    '    lvs_method NAT',
+    '    protocol TCP',
+    ...service.realServers.map(realServer),
+    '}',
+    '',
+  ].join('\n');
+}
+
+/**
+ * pybal.conf for the same service: ProxyFetch on `/` at the same interval and
+ * timeout, the servers from a file:// pool, no BGP and no instrumentation
+ * server (keepalived runs none either).
+ */
+export function formatPybalConf(service: CheckedService, poolPath: string): string {
+  return [
+    '[global]',
+    'bgp = no',
+    'instrumentation = no',
+    '',
+    `[checks_${service.port}]`,
+    'protocol = tcp',
+    `ip = ${service.vip}`,
+    `port = ${service.port}`,
+    `scheduler = ${service.scheduler}`,
+    `config = file://${poolPath}`,
+    "monitors = [ 'ProxyFetch' ]",
+    "proxyfetch.url = [ 'http://www.example.org/' ]",
+    `proxyfetch.interval = ${service.intervalSec}`,
+    `proxyfetch.timeout = ${service.timeoutSec}`,
+    '',
+  ].join('\n');
+}
+
+/** The pool file in PyBal's legacy format, one server a line. */
+export function formatLegacyPool(hosts: readonly string[], weight: number): string {
+  return hosts.map((host) => `{ 'host': '${host}', 'weight': ${weight}, 'enabled': True }\n`).join('');
+}
