@@ -2,7 +2,14 @@
  * Benchmark: announce 1,000 VIPs to BIRD and withdraw them, against GoBGP
  * announcing the same 1,000 routes to the same BIRD in the same run.
  *
- * Both speakers peer with one BIRD on loopback. Each round, for each speaker:
+ * Both speakers peer with one BIRD on loopback. Each is run the way an
+ * operator runs it: GoBGP's gobgpd at `--log-level=info` with its log in a
+ * file; our speaker logging at info (pino, text) to a file, as the daemon does.
+ * BIRD, the common receiver, logs `all` classes to a file (Debian's default)
+ * with no protocol `debug`. The header lines name the versions and the command
+ * lines actually run.
+ *
+ * Each round, for each speaker:
  *   announce: the session is started with the 1,000 routes already loaded
  *     (ours: `start()` after `setAnnouncements`; GoBGP: routes added to its RIB
  *     while the neighbor is disabled, then `gobgp neighbor ... enable`). The
@@ -18,15 +25,18 @@
  * from 2001:db8::/32.
  *
  * Run: npm run bench:bgp. The last line is `bgp-announce-speedup X`, X being
- * GoBGP's time divided by ours (medians of announce + withdraw).
+ * GoBGP's time divided by ours (medians of announce + withdraw), both measured
+ * in this run.
  */
 import { execFile } from 'node:child_process';
-import { join } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { hostPrefix, type Prefix } from '../src/bgp/address.js';
 import { BgpSpeaker, type Route } from '../src/bgp/speaker.js';
 import { createSystemClock } from '../src/runtime/clock.js';
-import { createSilentLogger } from '../src/runtime/logger.js';
+import { createLogger, type LogHandle } from '../src/runtime/logger.js';
 import { startRouter, waitFor, type Router } from '../test/bgp/routers.js';
 
 const run = promisify(execFile);
@@ -35,6 +45,21 @@ const BIRD_PORT = 17960;
 const GOBGP_API = 27160;
 const OURS = { name: 'speaker', address: '127.0.0.31', asn: 64600 };
 const THEIRS = { name: 'gobgp', address: '127.0.0.32', asn: 64601 };
+/** GoBGP's log level: what an operator runs it at. */
+const GOBGP_LOG_LEVEL = 'info';
+
+/** A program's version line (`bird --version` writes it to stderr). */
+async function versionOf(file: string): Promise<string> {
+  try {
+    const { stdout, stderr } = await run(file, ['--version']);
+    return (stdout + stderr).trim().split('\n')[0] ?? '?';
+  } catch (err) {
+    return `unknown (${file} --version failed: ${(err as Error).message.split('\n')[0]})`;
+  }
+}
+
+/** A command line for the header: scratch paths shortened to their file names. */
+const shown = (argv: readonly string[]): string => argv.map((a) => (a.startsWith(tmpdir()) ? basename(a) : a)).join(' ');
 
 function vips(): Prefix[] {
   const v4 = ['192.0.2', '198.51.100'].flatMap((net) => Array.from({ length: 250 }, (_, i) => hostPrefix(`${net}.${i + 1}`)));
@@ -104,6 +129,8 @@ async function main(): Promise<void> {
   let bird: Router | undefined;
   let gobgp: Router | undefined;
   let speaker: BgpSpeaker | undefined;
+  let logDir: string | undefined;
+  let speakerLog: LogHandle | undefined;
   try {
     const prefixes = vips();
     const routes: Route[] = prefixes.map((prefix) => ({
@@ -123,7 +150,11 @@ async function main(): Promise<void> {
       port: -1,
       apiPort: GOBGP_API,
       neighbors: [{ name: 'bird', address: '127.0.0.1', asn: 64512, active: { port: BIRD_PORT } }],
+      gobgpLogLevel: GOBGP_LOG_LEVEL,
     });
+    logDir = await mkdtemp(join(tmpdir(), 'pybal-bgp-bench-'));
+    speakerLog = await createLogger({ file: join(logDir, 'speaker.log'), format: 'text', level: 'info' });
+    const logger = speakerLog.logger;
     const b = bird;
     const gobgpCli = (...args: string[]): Promise<unknown> => run('gobgp', ['-u', '127.0.0.1', '-p', String(GOBGP_API), ...args]);
     const established = (name: string): Promise<boolean> => b.established(name);
@@ -136,8 +167,18 @@ async function main(): Promise<void> {
         families: [4, 6],
         peers: [{ address: '127.0.0.1', port: BIRD_PORT, localAddress: OURS.address }],
         clock: createSystemClock(),
-        logger: createSilentLogger(),
+        logger,
       });
+
+    const [gobgpVersion, birdVersion] = await Promise.all([versionOf('gobgpd'), versionOf('bird')]);
+    console.log(`bgp-bench: ${routes.length} VIPs (500 IPv4 /32, 500 IPv6 /128) announced to and withdrawn from one BIRD on loopback, ${ROUNDS} rounds, both speakers in this run`);
+    console.log(`  compares with: GoBGP (${gobgpVersion}), as the speaker, run as: ${shown(gobgp.command)}`);
+    console.log(
+      `    eBGP AS ${THEIRS.asn} from ${THEIRS.address}, dials BIRD, ipv4-unicast + ipv6-unicast, hold 90 s, connect-retry 1 s, log at ${GOBGP_LOG_LEVEL} to a file; ` +
+        'routes loaded with `gobgp global rib add` (gRPC, 16 at a time) while the neighbor is disabled, then `gobgp neighbor enable`; withdraw: `gobgp global rib -a ipv4|ipv6 del all`',
+    );
+    console.log(`  ours: BgpSpeaker in this process (node ${process.version}), eBGP AS ${OURS.asn} from ${OURS.address}, hold 90 s, logging at info (text) to a file`);
+    console.log(`  receiver: BIRD (${birdVersion}), run as: ${shown(b.command)}; import all, export none, log all classes to a file, no protocol debug`);
 
     const results = { ours: { announce: [] as number[], withdraw: [] as number[] }, gobgp: { announce: [] as number[], withdraw: [] as number[] } };
     for (let round = 1; round <= ROUNDS; round++) {
@@ -173,14 +214,16 @@ async function main(): Promise<void> {
     }
     const ours = median(results.ours.announce) + median(results.ours.withdraw);
     const theirs = median(results.gobgp.announce) + median(results.gobgp.withdraw);
-    console.log(`${routes.length} VIPs (500 IPv4 /32, 500 IPv6 /128) to BIRD 2, median of ${ROUNDS} rounds:`);
+    console.log(`${routes.length} VIPs (500 IPv4 /32, 500 IPv6 /128) to ${birdVersion}, median of ${ROUNDS} rounds:`);
     console.log(`  ours:  announce ${median(results.ours.announce).toFixed(1)} ms + withdraw ${median(results.ours.withdraw).toFixed(1)} ms = ${ours.toFixed(1)} ms`);
-    console.log(`  gobgp: announce ${median(results.gobgp.announce).toFixed(1)} ms + withdraw ${median(results.gobgp.withdraw).toFixed(1)} ms = ${theirs.toFixed(1)} ms`);
+    console.log(`  gobgp (${gobgpVersion}, --log-level=${GOBGP_LOG_LEVEL}): announce ${median(results.gobgp.announce).toFixed(1)} ms + withdraw ${median(results.gobgp.withdraw).toFixed(1)} ms = ${theirs.toFixed(1)} ms`);
     console.log(`bgp-announce-speedup ${(theirs / ours).toFixed(2)}`);
   } finally {
     speaker?.stop();
     await gobgp?.stop();
     await bird?.stop();
+    await speakerLog?.close();
+    if (logDir) await rm(logDir, { recursive: true, force: true });
   }
 }
 

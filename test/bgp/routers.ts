@@ -45,11 +45,19 @@ export interface RouterSpec {
   readonly netns?: string;
   /** GoBGP API port (on the namespace's loopback). */
   readonly apiPort?: number;
+  /**
+   * GoBGP's `--log-level`. Default `debug`: the log then explains a failed
+   * interop test. Benchmarks pass `info`, the level an operator runs it at:
+   * debug logging slows GoBGP down (issue 11).
+   */
+  readonly gobgpLogLevel?: 'debug' | 'info' | 'warn';
 }
 
 export interface Router {
   readonly spec: RouterSpec;
   readonly dir: string;
+  /** The router's command line, as run (before any `ip netns exec`). */
+  readonly command: readonly string[];
   routes(family: 4 | 6, neighbor?: string): Promise<Map<string, RouteSeen>>;
   /** True when the session with this neighbor is Established. */
   established(neighbor: string): Promise<boolean>;
@@ -195,12 +203,12 @@ export async function startRouter(spec: RouterSpec): Promise<Router> {
   const apiPort = spec.apiPort ?? 27100;
   const api = `127.0.0.1:${apiPort}`;
   let child: ChildProcess | undefined;
+  const args =
+    spec.kind === 'bird'
+      ? ['bird', '-f', '-c', conf, '-s', ctl, '-P', join(dir, 'bird.pid')]
+      : ['gobgpd', '-f', conf, '--api-hosts', api, '--pprof-disable', '--log-plain', `--log-level=${spec.gobgpLogLevel ?? 'debug'}`];
 
   const launch = (): void => {
-    const args =
-      spec.kind === 'bird'
-        ? ['bird', '-f', '-c', conf, '-s', ctl, '-P', join(dir, 'bird.pid')]
-        : ['gobgpd', '-f', conf, '--api-hosts', api, '--pprof-disable', '-p', '-l', 'debug'];
     const [file, argv] = spec.netns ? ['ip', ['netns', 'exec', spec.netns, ...args]] : [args[0] as string, args.slice(1)];
     const out = openSync(join(dir, `${spec.kind}.out`), 'a');
     child = spawn(file, argv, { stdio: ['ignore', out, out] });
@@ -238,6 +246,7 @@ export async function startRouter(spec: RouterSpec): Promise<Router> {
   return {
     spec,
     dir,
+    command: args,
     async routes(family, neighbor) {
       if (spec.kind === 'bird') {
         const proto = neighbor ?? spec.neighbors[0]?.name ?? '';
