@@ -187,7 +187,10 @@ export class Daemon {
     const desired: DesiredService[] = [];
     for (const runtime of this.services.values()) {
       if (runtime.dirty || runtime.desired === undefined) {
-        if (isReady(runtime.coordinator.snapshot())) {
+        // Ready: its first pool is read and every server had its first
+        // resolution attempt. Before that, publishing would remove servers
+        // the kernel already has (a restart must not flap anything).
+        if (runtime.coordinator.ready()) {
           runtime.dirty = false;
           runtime.desired = desiredServiceFromConfig(
             runtime.config,
@@ -241,13 +244,4 @@ export class Daemon {
     this.publishQueued = true;
     this.deps.defer(() => this.publishNow());
   }
-}
-
-/**
- * A service is ready for IPVS once its first pool is read and every server
- * in it has had its first resolution attempt: before that, publishing would
- * remove servers the kernel already has (a restart must not flap anything).
- */
-export function isReady(snapshot: ServiceSnapshot): boolean {
-  return !snapshot.awaitingPool && !snapshot.initializing;
 }

@@ -9,7 +9,7 @@ import type { MonitorConfig, ServiceConfig } from '../config/types.js';
 import type { Pool, PoolEvent, PoolServer } from '../pool/types.js';
 import type { Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
-import { canDepool, decidePool, type PolicyLog, type PoolTrigger, type ServerFacts } from './decide-pool.js';
+import { applyDown, applyUp, canDepool, decidePool, type PolicyLog, type PolicyOutput, type PoolTrigger, type ServerFacts } from './decide-pool.js';
 import { describePoolChange, diffPools } from './pool-diff.js';
 import type {
   CoordinatorApi,
@@ -75,6 +75,11 @@ function monitorsUp(entry: ServerEntry): boolean {
   return entry.holdDown ? entry.monitors.every((m) => m.up === true) : entry.monitors.every((m) => m.up !== false);
 }
 
+/** Counted by PyBal's upServerCount: up, enabled, resolved, and still in the pool. */
+function countsUp(entry: ServerEntry): boolean {
+  return entry.up && entry.enabled && entry.address !== undefined && !entry.removed;
+}
+
 /** PyBal's textStatus: enabled|disabled / up|partially up|down / pooled|not pooled. */
 export function textStatus(entry: {
   readonly enabled: boolean;
@@ -98,6 +103,14 @@ export class Coordinator implements CoordinatorApi {
   private couldNotDepoolTotal = 0;
   /** Servers still on their first resolution (a count: asked after every resolution). */
   private initializingCount = 0;
+  /**
+   * PyBal's upServerCount, kept as servers change, so that a monitor's
+   * report costs the same in a pool of 10 or of 100,000: every change of a
+   * server's up, enabled, address or presence goes through tally().
+   */
+  private upEligible = 0;
+  /** The servers held in IPVS by the threshold although down. */
+  private readonly pooledDown = new Set<ServerEntry>();
   private stopped = false;
   /** Monitor stops and resolutions still in flight, for stop(). */
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -126,8 +139,10 @@ export class Coordinator implements CoordinatorApi {
     if (changes.monitors) {
       for (const entry of this.servers.values()) {
         if (entry.address === undefined) continue;
-        this.stopMonitors(entry);
-        this.startMonitors(entry, { keepState: true });
+        this.tally(entry, () => {
+          this.stopMonitors(entry);
+          this.startMonitors(entry, { keepState: true });
+        });
       }
     }
     if (changes.monitors || changes.policy) this.decide({ kind: 'refresh', reportShortfall: !this.initializing() });
@@ -161,7 +176,13 @@ export class Coordinator implements CoordinatorApi {
   }
 
   healthy(): boolean {
-    return [...this.servers.values()].some((s) => s.pooled && s.up);
+    for (const s of this.servers.values()) if (s.pooled && s.up) return true;
+    return false;
+  }
+
+  /** Its first pool is known and every server had its first resolution: what it publishes is complete. */
+  ready(): boolean {
+    return this.pool !== undefined && !this.initializing();
   }
 
   snapshot(): ServiceSnapshot {
@@ -212,8 +233,10 @@ export class Coordinator implements CoordinatorApi {
     for (const [, after] of changed) {
       const entry = this.servers.get(after.host);
       if (!entry) continue;
-      entry.weight = after.weight;
-      entry.enabled = after.enabled;
+      this.tally(entry, () => {
+        entry.weight = after.weight;
+        entry.enabled = after.enabled;
+      });
     }
     const ordered = new Map<string, ServerEntry>();
     const added: ServerEntry[] = [];
@@ -255,7 +278,8 @@ export class Coordinator implements CoordinatorApi {
   /** Forgets a server: its monitors, resolution and timers stop. */
   private release(entry: ServerEntry): void {
     this.settleInitialization(entry);
-    entry.removed = true;
+    this.tally(entry, () => (entry.removed = true));
+    this.pooledDown.delete(entry);
     entry.resolveAbort?.abort(new Error('server released'));
     entry.resolveTimer?.cancel();
     entry.resolveTimer = undefined;
@@ -315,9 +339,11 @@ export class Coordinator implements CoordinatorApi {
       if (entry.address !== undefined) {
         this.deps.logger.info(`Server ${entry.host} address changed from ${entry.address} to ${first}; restarting its monitors`);
       }
-      this.stopMonitors(entry);
-      entry.address = first;
-      this.startMonitors(entry);
+      this.tally(entry, () => {
+        this.stopMonitors(entry);
+        entry.address = first;
+        this.startMonitors(entry);
+      });
       changed = true;
     }
     if (!net.isIP(entry.host)) this.scheduleResolve(entry, RESOLVE_REFRESH_MS);
@@ -429,23 +455,28 @@ export class Coordinator implements CoordinatorApi {
     const nowUp = monitorsUp(entry);
     // PyBal master: the last monitor to finish its first check confirms an optimistic up.
     const firstChecksCompleted = report.firstCheck && entry.monitors.every((m) => m.up !== undefined);
+    let changed = false;
     if (!report.up) {
       log.error(`Monitoring instance ${kind} reports server ${entry.host} (${status}) down: ${report.reason}`);
       if (entry.up) {
-        entry.up = false;
-        this.decide({ kind: 'down', host: entry.host });
+        this.tally(entry, () => (entry.up = false));
+        this.serverDown(entry);
+        changed = true;
       }
     } else {
       log.debug(`Monitoring instance ${kind} reports server ${entry.host} (${status}) up: ${report.reason}`);
       if (nowUp && (!entry.up || firstChecksCompleted)) {
         log.info(`Server ${entry.host} (${status}) is up`);
-        entry.up = true;
-        this.decide({ kind: 'up', host: entry.host });
+        changed = !entry.up || !entry.pooled || entry.pooledDown || this.pooledDown.size > 0;
+        this.tally(entry, () => (entry.up = true));
+        this.serverUp(entry);
       }
     }
     // Once every monitor has spoken, a held-down server follows the usual rule again.
     if (entry.holdDown && entry.monitors.every((m) => m.up !== undefined)) entry.holdDown = false;
-    this.notify();
+    // A report that changed nothing the daemon publishes (a confirmation, a
+    // second monitor agreeing) costs it nothing: the API reads snapshots itself.
+    if (changed) this.notify();
   }
 
   // --- policy ---
@@ -461,16 +492,55 @@ export class Coordinator implements CoordinatorApi {
     }));
   }
 
-  private decide(trigger: PoolTrigger): void {
+  /** Counts the server in upEligible as `mutate` changes it. */
+  private tally(entry: ServerEntry, mutate: () => void): void {
+    const before = countsUp(entry);
+    mutate();
+    this.upEligible += Number(countsUp(entry)) - Number(before);
+  }
+
+  /** PyBal's canDepool() from the kept count: as many up as the threshold asks of every server. */
+  private canDepoolNow(): boolean {
+    return this.upEligible >= this.servers.size * this.service.depoolThreshold;
+  }
+
+  /** The server just went down: the 'down' rule, in constant time. */
+  private serverDown(entry: ServerEntry): void {
+    const out: PolicyOutput = { logs: [], couldNotDepool: 0 };
+    applyDown(entry, this.canDepoolNow(), out);
+    if (entry.pooledDown) this.pooledDown.add(entry);
+    this.record(out);
+  }
+
+  /** The server just went up: the 'up' rule, costing only the pooled-down servers it drains. */
+  private serverUp(entry: ServerEntry): void {
+    const out: PolicyOutput = { logs: [], couldNotDepool: 0 };
+    const drained = applyUp(entry, countsUp(entry), this.canDepoolNow(), this.pooledDown, out);
+    if (!entry.pooledDown) this.pooledDown.delete(entry);
+    for (const other of drained) this.pooledDown.delete(other as ServerEntry);
+    this.record(out);
+  }
+
+  /** A pass over the whole pool (the pool, a resolution or the policy changed). */
+  private decide(trigger: PoolTrigger & { kind: 'refresh' }): void {
     const decision = decidePool(this.facts(), this.service.depoolThreshold, trigger);
+    let upEligible = 0;
+    this.pooledDown.clear();
     for (const fact of decision.servers) {
       const entry = this.servers.get(fact.host);
       if (!entry) continue;
       entry.pooled = fact.pooled;
       entry.pooledDown = fact.pooledDown;
+      if (entry.pooledDown) this.pooledDown.add(entry);
+      if (countsUp(entry)) upEligible++;
     }
-    this.couldNotDepoolTotal += decision.couldNotDepool;
-    for (const line of decision.logs) this.logPolicy(line);
+    this.upEligible = upEligible;
+    this.record({ logs: [...decision.logs], couldNotDepool: decision.couldNotDepool });
+  }
+
+  private record(out: PolicyOutput): void {
+    this.couldNotDepoolTotal += out.couldNotDepool;
+    for (const line of out.logs) this.logPolicy(line);
   }
 
   private logPolicy({ level, message }: PolicyLog): void {

@@ -63,58 +63,96 @@ export function canDepool(servers: readonly ServerFacts[], threshold: number): b
 
 type Mutable = { -readonly [K in keyof ServerFacts]: ServerFacts[K] };
 
+/** What the up and down rules change on a server: its IPVS membership. */
+export interface PoolMember {
+  readonly host: string;
+  pooled: boolean;
+  pooledDown: boolean;
+}
+
+/** Where a rule's consequences go. */
+export interface PolicyOutput {
+  readonly logs: PolicyLog[];
+  couldNotDepool: number;
+}
+
+/**
+ * The 'down' rule for one server that just went down, in constant time:
+ * `canDepoolNow` is canDepool() with the server already counted down.
+ */
+export function applyDown(server: PoolMember, canDepoolNow: boolean, out: PolicyOutput): void {
+  if (!server.pooled || server.pooledDown) return;
+  if (canDepoolNow) {
+    server.pooled = false;
+    server.pooledDown = false;
+    out.logs.push({ level: 'info', message: `Depooling server ${server.host}` });
+  } else {
+    server.pooledDown = true;
+    out.couldNotDepool++;
+    out.logs.push({ level: 'error', message: `Could not depool server ${server.host} because of too many down!` });
+  }
+}
+
+/**
+ * The 'up' rule for one server that just went up (or whose first checks
+ * all completed up), costing what it drains: `eligible` says it is up,
+ * enabled and resolved; `canDepoolNow` is canDepool() with it counted up;
+ * `pooledDown` are the servers held in by the threshold. Returns the ones
+ * drained.
+ */
+export function applyUp(
+  server: PoolMember,
+  eligible: boolean,
+  canDepoolNow: boolean,
+  pooledDown: Iterable<PoolMember>,
+  out: PolicyOutput,
+): PoolMember[] {
+  if (!eligible) return [];
+  if (server.pooled && server.pooledDown) {
+    out.logs.push({ level: 'info', message: `Leaving previously pooled but down server ${server.host} pooled` });
+  } else if (server.pooled) {
+    out.logs.push({ level: 'info', message: `Leaving previously pooled server ${server.host} pooled` });
+  } else {
+    out.logs.push({ level: 'info', message: `Repooling server ${server.host}` });
+  }
+  server.pooled = true;
+  server.pooledDown = false;
+  // Another server is back: drain the pooled-down ones while the rule allows (PyBal's
+  // while loop). Draining down servers does not change the up count, so the rule's
+  // answer holds for all of them.
+  if (!canDepoolNow) return [];
+  const drained: PoolMember[] = [];
+  for (const other of pooledDown) {
+    if (other === server || !other.pooledDown) continue;
+    other.pooled = false;
+    other.pooledDown = false;
+    drained.push(other);
+    out.logs.push({ level: 'info', message: `Depooling previously pooled but down server ${other.host}` });
+  }
+  return drained;
+}
+
 export function decidePool(input: readonly ServerFacts[], threshold: number, trigger: PoolTrigger): PoolDecision {
   const servers: Mutable[] = input.map((s) => ({ ...s }));
-  const logs: PolicyLog[] = [];
-  let couldNotDepool = 0;
-
-  const depool = (server: Mutable): void => {
-    if (canDepool(servers, threshold)) {
-      server.pooled = false;
-      server.pooledDown = false;
-      logs.push({ level: 'info', message: `Depooling server ${server.host}` });
-    } else {
-      server.pooledDown = true;
-      couldNotDepool++;
-      logs.push({ level: 'error', message: `Could not depool server ${server.host} because of too many down!` });
-    }
-  };
-
+  const out: PolicyOutput = { logs: [], couldNotDepool: 0 };
   switch (trigger.kind) {
     case 'down': {
       const server = servers.find((s) => s.host === trigger.host);
-      if (server?.pooled && !server.pooledDown && !server.up) depool(server);
+      if (server && !server.up) applyDown(server, canDepool(servers, threshold), out);
       break;
     }
     case 'up': {
       const server = servers.find((s) => s.host === trigger.host);
-      if (!server?.up || !server.enabled || !server.ready) break;
-      if (server.pooled && server.pooledDown) {
-        logs.push({ level: 'info', message: `Leaving previously pooled but down server ${server.host} pooled` });
-      } else if (server.pooled) {
-        logs.push({ level: 'info', message: `Leaving previously pooled server ${server.host} pooled` });
-      } else {
-        logs.push({ level: 'info', message: `Repooling server ${server.host}` });
-      }
-      server.pooled = true;
-      server.pooledDown = false;
-      // Another server is back: drain the pooled-down ones while the rule allows (PyBal's
-      // while loop). Draining down servers does not change the up count, so the rule's
-      // answer holds for all of them.
-      if (!canDepool(servers, threshold)) break;
-      for (const other of servers) {
-        if (!other.pooledDown) continue;
-        other.pooled = false;
-        other.pooledDown = false;
-        logs.push({ level: 'info', message: `Depooling previously pooled but down server ${other.host}` });
-      }
+      if (!server) break;
+      const pooledDown = servers.filter((s) => s.pooledDown);
+      applyUp(server, server.up && server.enabled && server.ready, canDepool(servers, threshold), pooledDown, out);
       break;
     }
     case 'refresh':
-      refresh(servers, threshold, trigger.reportShortfall, logs);
+      refresh(servers, threshold, trigger.reportShortfall, out.logs);
       break;
   }
-  return { servers, couldNotDepool, logs };
+  return { servers, couldNotDepool: out.couldNotDepool, logs: out.logs };
 }
 
 /**

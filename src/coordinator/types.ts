@@ -113,6 +113,11 @@ export interface CoordinatorApi {
   healthy(): boolean;
   snapshot(): ServiceSnapshot;
   /**
+   * Its first pool is known and every server in it had its first resolution
+   * attempt (a snapshot's !awaitingPool && !initializing, without building one).
+   */
+  ready(): boolean;
+  /**
    * A reload changed the service in place: takes the new configuration,
    * restarts the monitors when they changed (each server keeps its last known
    * state until they report) and applies the policy again when it changed.

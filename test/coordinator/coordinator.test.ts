@@ -488,3 +488,43 @@ describe('Coordinator at scale', () => {
     await coordinator.stop();
   });
 });
+
+describe('Coordinator change notices', () => {
+  it('tells the daemon only about reports that change what it publishes, and still depools a failing server after many', async () => {
+    const t = setup({}, [PROXY, IDLE]);
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2', 'mw3', 'mw4'));
+    await flushAsync();
+    t.fakes.reportAll(['mw1', 'mw2', 'mw3', 'mw4'], true);
+    const settled = t.changes();
+    // Confirmations: every monitor again, many times; nothing to publish.
+    for (let i = 0; i < 50; i++) t.fakes.reportAll(['mw1', 'mw2', 'mw3', 'mw4'], true);
+    expect(t.changes()).toBe(settled);
+    // A failure still reaches the daemon and leaves the pool.
+    t.fakes.report('mw2', false, 'connection refused', 'ProxyFetch');
+    expect(t.changes()).toBe(settled + 1);
+    expect(t.pooled()).toEqual(['mw1', 'mw3', 'mw4']);
+    // The other monitor agreeing changes nothing more; recovery of one monitor alone neither.
+    t.fakes.report('mw2', false, 'reset', 'IdleConnection');
+    t.fakes.report('mw2', true, 'ok', 'ProxyFetch');
+    expect(t.changes()).toBe(settled + 1);
+    // Both up again: it is repooled, and the daemon hears of it.
+    t.fakes.report('mw2', true, 'ok', 'IdleConnection');
+    expect(t.changes()).toBe(settled + 2);
+    expect(t.pooled()).toEqual(['mw1', 'mw2', 'mw3', 'mw4']);
+    expect(t.coordinator.ready()).toBe(true);
+  });
+
+  it('is ready once the first pool is known and every first resolution ended', async () => {
+    const t = setup();
+    expect(t.coordinator.ready()).toBe(false);
+    t.resolver.answers.set('slow', 'hang');
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'slow'));
+    await flushAsync();
+    expect(t.coordinator.ready()).toBe(false);
+    expect(t.coordinator.snapshot().initializing).toBe(true);
+    t.coordinator.onPoolEvent(poolEvent('mw1'));
+    await flushAsync();
+    expect(t.coordinator.ready()).toBe(true);
+    expect(t.pooled()).toEqual(['mw1']);
+  });
+});

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Route } from '../../src/bgp/speaker.js';
 import type { Config, ServiceConfig } from '../../src/config/types.js';
 import type { CoordinatorApi, PooledServerValue, ServiceSnapshot } from '../../src/coordinator/types.js';
-import { Daemon, isReady } from '../../src/daemon.js';
+import { Daemon } from '../../src/daemon.js';
 import { planReload } from '../../src/reload-plan.js';
 import type { DesiredService } from '../../src/ipvs/diff.js';
 import type { Pool, PoolEvent, PoolSource } from '../../src/pool/types.js';
@@ -54,6 +54,10 @@ class FakeCoordinator implements CoordinatorApi {
 
   pooledServers(): readonly PooledServerValue[] {
     return this.pooled;
+  }
+
+  ready(): boolean {
+    return !this.awaitingPool && !this.initializing;
   }
 
   healthy(): boolean {
@@ -365,15 +369,5 @@ describe('Daemon', () => {
     expect(t.desiredCalls.length).toBe(calls);
     expect(t.coordinators[0]?.stopped).toBe(true);
     expect(t.sources[0]?.stopped).toBe(1);
-  });
-});
-
-describe('isReady', () => {
-  it('waits for the first pool and every first resolution attempt', () => {
-    const base = new FakeCoordinator(serviceConfig('text', '192.0.2.11'), () => undefined).snapshot();
-    expect(isReady(base)).toBe(false);
-    expect(isReady({ ...base, awaitingPool: false })).toBe(true);
-    expect(isReady({ ...base, awaitingPool: false, initializing: true })).toBe(false);
-    expect(isReady({ ...base, awaitingPool: true, initializing: false })).toBe(false);
   });
 });
