@@ -1,0 +1,298 @@
+/**
+ * Health checks side by side: pybal's ProxyFetch against keepalived's
+ * HTTP_GET, checking the same real servers at the same interval, in one lab
+ * guest (a UML kernel with IPVS, one CPU). Figures only: nothing is asserted.
+ *
+ * Real servers: N distinct loopback addresses (127.10.0.1 onwards) on one
+ * port, served by one wildcard listener in a process of their own (its CPU is
+ * counted against neither peer) that answers every request with a small 200
+ * and records when each server (the address the request was sent to) was
+ * asked. Checks are counted there, the same way for both peers.
+ *
+ * Peers, each started as its operators run it and measured from outside:
+ * - keepalived (Debian's package): `keepalived --dont-fork` with one
+ *   virtual_server (NAT, wrr) on a VIP added to the guest's lo, delay_loop =
+ *   the interval, and per real server `HTTP_GET { url { path / status_code
+ *   200 } connect_timeout <interval> }`, other settings its defaults; it logs
+ *   at its normal level to its console (-l, -G: no syslog daemon in the guest),
+ *   written to a file. Measured: its checker child (utime+stime from /proc).
+ * - pybal: `node dist/src/cli/main.js -c <conf> --log-file <file>
+ *   --control-socket <sock>`, one service on the same VIP with monitors =
+ *   ProxyFetch, proxyfetch.url = http://www.example.org/ (only the Host
+ *   header: PyBal connects to the server), proxyfetch.interval and .timeout =
+ *   the interval, a file:// pool of the same servers, bgp = no. Measured: the
+ *   daemon's one process.
+ *
+ * Each round starts a peer, waits until every server has been checked once
+ * and then a warm-up, records the servers' requests from 1.5 intervals before
+ * the window on, and over the window (BENCH_WINDOW_SECONDS) reads the peer's
+ * CPU and RSS. Per round: checks/s achieved, CPU ms per 1,000 checks, RSS
+ * (median of one sample a second), and on time: the share of server-time in
+ * the window during which the server's latest check was at most 1.5
+ * intervals old (bench/lib/check-timeliness.ts), with the gaps between
+ * successive checks of one server in intervals. Peers alternate (keepalived,
+ * pybal, keepalived, ...) so that drift hits both.
+ *
+ *   npm run bench:checks   (boots a lab guest; 15-25 minutes)
+ *   BENCH_CHECK_SIZES=500,5000 BENCH_CHECK_INTERVALS=1,5 (seconds, one per size)
+ *   BENCH_ROUNDS=3 BENCH_WINDOW_SECONDS=30 BENCH_WARMUP_SECONDS (default 2 intervals, at least 5)
+ *   BENCH_PEERS=keepalived,pybal (the order within a round)
+ *
+ * The last line is `checks-cpu-ratio-vs-keepalived R`: the median of pybal's
+ * CPU per 1,000 checks over every round of every size, divided by
+ * keepalived's.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exec, execOk, LabProcess } from '../test/lab/exec.js';
+import { repoRoot } from '../test/lab/uml.js';
+import { measureTimeliness, type Timeliness } from './lib/check-timeliness.js';
+import { startCheckServers, type CheckServers } from './lib/check-servers-process.js';
+import { checkServerAddresses, formatKeepalivedConf, formatLegacyPool, formatPybalConf, type CheckedService } from './lib/checks-config.js';
+import { runGuestBench } from './lib/guest.js';
+import { processCpuMs, processRssBytes } from './lib/proc.js';
+import { median } from './lib/stats.js';
+
+const numbers = (text: string): number[] => text.split(',').map((s) => Number(s.trim()));
+const SIZES = numbers(process.env.BENCH_CHECK_SIZES ?? '500,5000');
+const INTERVALS_SEC = numbers(process.env.BENCH_CHECK_INTERVALS ?? '1,5');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const WINDOW_SECONDS = Number(process.env.BENCH_WINDOW_SECONDS ?? 30);
+const WARMUP_SECONDS = process.env.BENCH_WARMUP_SECONDS === undefined ? undefined : Number(process.env.BENCH_WARMUP_SECONDS);
+const PEERS = (process.env.BENCH_PEERS ?? 'keepalived,pybal').split(',').map((p) => p.trim()) as PeerName[];
+/** How long a peer may take to check every server once after its start. */
+const FIRST_SWEEP_TIMEOUT_SEC = Number(process.env.BENCH_FIRST_SWEEP_TIMEOUT_SECONDS ?? 300);
+/** A server is on time while its latest check is at most this many intervals old. */
+const TOLERANCE = 1.5;
+const VIP = '203.0.113.1';
+const PORT = 18080;
+const WEIGHT = 10;
+
+type PeerName = 'keepalived' | 'pybal';
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const say = (line: string): void => void process.stdout.write(`${line}\n`);
+const note = (line: string): void => void process.stderr.write(`  ${line}\n`);
+
+// ---------------------------------------------------------------- peers
+
+interface RunningPeer {
+  readonly process: LabProcess;
+  /** The process whose CPU and RSS are the peer's figures. */
+  readonly measuredPid: number;
+  /** keepalived's parent (which only watches its children), reported beside. */
+  readonly parentPid?: number;
+}
+
+async function untilValue<T>(probe: () => T | undefined, what: string, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+function alive(pid: number): boolean {
+  return existsSync(`/proc/${pid}/stat`);
+}
+
+async function startKeepalived(dir: string, service: CheckedService): Promise<RunningPeer> {
+  const conf = join(dir, 'keepalived.conf');
+  writeFileSync(conf, formatKeepalivedConf(service));
+  const checkersPid = join(dir, 'keepalived_checkers.pid');
+  const argv = [
+    'keepalived', '--dont-fork', '--log-console', '--no-syslog', '-f', conf,
+    '-p', join(dir, 'keepalived.pid'), '-c', checkersPid, '-r', join(dir, 'keepalived_vrrp.pid'), '-b', join(dir, 'keepalived_bfd.pid'),
+  ];
+  const proc = new LabProcess('keepalived', argv, { logPath: join(dir, 'keepalived.log') });
+  const measuredPid = await untilValue(
+    () => {
+      if (!proc.running) throw new Error(`keepalived exited:\n${proc.output().slice(-2000)}`);
+      const pid = existsSync(checkersPid) ? Number(readFileSync(checkersPid, 'utf8').trim()) : NaN;
+      return pid > 0 && alive(pid) ? pid : undefined;
+    },
+    "keepalived's checker process",
+    30_000,
+  );
+  return { process: proc, measuredPid, ...(proc.pid === undefined ? {} : { parentPid: proc.pid }) };
+}
+
+async function startPybal(dir: string, service: CheckedService): Promise<RunningPeer> {
+  const pool = join(dir, 'pool');
+  writeFileSync(pool, formatLegacyPool(service.realServers, WEIGHT));
+  const conf = join(dir, 'pybal.conf');
+  writeFileSync(conf, formatPybalConf(service, pool));
+  const argv = [process.execPath, join(repoRoot(), 'dist/src/cli/main.js'), '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
+  const proc = new LabProcess('pybal', argv, { cwd: repoRoot(), logPath: join(dir, 'pybal.out') });
+  if (proc.pid === undefined) throw new Error(`pybal did not start:\n${proc.output()}`);
+  return { process: proc, measuredPid: proc.pid };
+}
+
+// ---------------------------------------------------------------- one round
+
+interface RoundFigures {
+  readonly size: number;
+  readonly intervalSec: number;
+  readonly round: number;
+  readonly peer: PeerName;
+  readonly timeliness: Timeliness;
+  readonly cpuMs: number;
+  readonly cpuMsPer1000: number;
+  readonly rssMb: number;
+  readonly parentCpuMs?: number;
+  readonly parentRssMb?: number;
+  /** From the start until every server had been checked once (NaN: not within the timeout). */
+  readonly firstSweepSec: number;
+  /** Destinations of the VIP in the kernel at the end of the window. */
+  readonly ipvsDests: number;
+}
+
+async function ipvsDests(): Promise<number> {
+  const r = await exec(['ipvsadm', '-Ln', '-t', `${VIP}:${PORT}`]);
+  return r.code === 0 ? r.stdout.split('\n').filter((l) => l.includes('->') && !l.includes('RemoteAddress')).length : 0;
+}
+
+async function runRound(servers: CheckServers, peer: PeerName, service: CheckedService, round: number): Promise<RoundFigures> {
+  const intervalMs = service.intervalSec * 1000;
+  const warmupSec = WARMUP_SECONDS ?? Math.max(5, 2 * service.intervalSec);
+  const dir = mkdtempSync(join(tmpdir(), `pybal-bench-checks-${peer}-`));
+  await execOk(['ipvsadm', '-C']);
+  let running: RunningPeer | undefined;
+  try {
+    await servers.reset();
+    const startedMs = Date.now();
+    running = peer === 'keepalived' ? await startKeepalived(dir, service) : await startPybal(dir, service);
+    const { measuredPid, parentPid } = running;
+    const proc = running.process;
+    // Every server checked once: the peer is past its start-up.
+    let firstSweepSec = NaN;
+    while (Date.now() - startedMs < FIRST_SWEEP_TIMEOUT_SEC * 1000) {
+      if (!proc.running) throw new Error(`${peer} exited:\n${proc.output().slice(-2000)}`);
+      const seen = await servers.seen();
+      if (seen.servers >= service.realServers.length) {
+        firstSweepSec = (seen.atMs - startedMs) / 1000;
+        break;
+      }
+      await sleep(200);
+    }
+    if (Number.isNaN(firstSweepSec)) note(`${peer}: not every server checked within ${FIRST_SWEEP_TIMEOUT_SEC} s of the start; measuring anyway`);
+    await sleep(warmupSec * 1000);
+    // The record starts TOLERANCE intervals before the window, so that its first moments are judged by the checks before them.
+    await servers.reset();
+    await sleep(TOLERANCE * intervalMs);
+    const startMs = Date.now();
+    const cpu0 = processCpuMs(measuredPid);
+    const parentCpu0 = parentPid === undefined ? NaN : processCpuMs(parentPid);
+    const rss: number[] = [];
+    const parentRss: number[] = [];
+    while (Date.now() - startMs < WINDOW_SECONDS * 1000) {
+      await sleep(Math.min(1000, startMs + WINDOW_SECONDS * 1000 - Date.now()));
+      rss.push(processRssBytes(measuredPid));
+      if (parentPid !== undefined) parentRss.push(processRssBytes(parentPid));
+    }
+    const cpuMs = processCpuMs(measuredPid) - cpu0;
+    const parentCpuMs = parentPid === undefined ? undefined : processCpuMs(parentPid) - parentCpu0;
+    const endMs = Date.now();
+    if (!proc.running || !alive(measuredPid)) throw new Error(`${peer} exited during the window:\n${proc.output().slice(-2000)}`);
+    const { times } = await servers.dump();
+    const timeliness = measureTimeliness(times, service.realServers, { startMs, endMs }, intervalMs, TOLERANCE);
+    return {
+      size: service.realServers.length,
+      intervalSec: service.intervalSec,
+      round,
+      peer,
+      timeliness,
+      cpuMs,
+      cpuMsPer1000: (cpuMs / timeliness.checks) * 1000,
+      rssMb: median(rss) / 2 ** 20,
+      ...(parentCpuMs === undefined ? {} : { parentCpuMs, parentRssMb: median(parentRss) / 2 ** 20 }),
+      firstSweepSec,
+      ipvsDests: await ipvsDests(),
+    };
+  } finally {
+    await running?.process.stop(60_000);
+    await execOk(['ipvsadm', '-C']).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------- output
+
+const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+const f = (x: number, digits = 2): string => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
+
+function roundLine(r: RoundFigures): string {
+  const t = r.timeliness;
+  const parent = r.parentCpuMs === undefined ? '' : ` [parent: cpu ${f(r.parentCpuMs, 0)} ms, rss ${f(r.parentRssMb ?? NaN, 1)} MB]`;
+  return (
+    `  ${r.size} @ ${r.intervalSec} s, round ${r.round}, ${r.peer}: ${f(t.checksPerSecond, 1)} checks/s (of ${f(r.size / r.intervalSec, 0)}), ` +
+    `cpu ${f(r.cpuMsPer1000, 1)} ms per 1,000 checks (${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s), rss ${f(r.rssMb, 1)} MB, ` +
+    `on time ${pct(t.onTimeShare)} (gaps p50 ${f(t.gapP50)} p99 ${f(t.gapP99)} max ${f(t.gapMax)} intervals; ${t.unchecked} servers unchecked)${parent}; ` +
+    `first sweep ${f(r.firstSweepSec, 1)} s after start; ${r.ipvsDests} IPVS destinations`
+  );
+}
+
+function summary(rows: readonly RoundFigures[], label: string): void {
+  const of = (peer: PeerName): RoundFigures[] => rows.filter((r) => r.peer === peer);
+  const figures = (peer: PeerName): { cps: number; cpu: number; rss: number; onTime: number } => {
+    const rs = of(peer);
+    return {
+      cps: median(rs.map((r) => r.timeliness.checksPerSecond)),
+      cpu: median(rs.map((r) => r.cpuMsPer1000)),
+      rss: median(rs.map((r) => r.rssMb)),
+      onTime: median(rs.map((r) => r.timeliness.onTimeShare)),
+    };
+  };
+  for (const peer of PEERS) {
+    const m = figures(peer);
+    say(`${label} median ${peer} (${of(peer).length} rounds): ${f(m.cps, 1)} checks/s, cpu ${f(m.cpu, 1)} ms per 1,000 checks, rss ${f(m.rss, 1)} MB, on time ${pct(m.onTime)}`);
+  }
+  if (PEERS.includes('pybal') && PEERS.includes('keepalived')) {
+    const p = figures('pybal');
+    const k = figures('keepalived');
+    say(`${label} pybal/keepalived: cpu per 1,000 checks x${f(p.cpu / k.cpu)}, rss x${f(p.rss / k.rss)}, checks/s x${f(p.cps / k.cps)}`);
+  }
+}
+
+// ---------------------------------------------------------------- main
+
+async function measure(): Promise<void> {
+  if (SIZES.length !== INTERVALS_SEC.length || SIZES.some((n) => !(n > 0)) || INTERVALS_SEC.some((s) => !(s > 0))) {
+    throw new Error('BENCH_CHECK_SIZES and BENCH_CHECK_INTERVALS need one positive number each per size');
+  }
+  if (!existsSync('/proc/net/ip_vs')) throw new Error('no IPVS in this kernel');
+  const version = (await exec(['keepalived', '--version'])).stderr.split('\n')[0] ?? '?';
+  say(`checks benchmark: UML guest kernel (one CPU), node ${process.version}, ${version}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers; figures only`);
+  say(`on time = share of server-time in the window when the server's latest check was at most ${TOLERANCE} intervals old; gaps between successive checks of a server in intervals; window ${WINDOW_SECONDS} s`);
+  await exec(['ip', 'addr', 'add', `${VIP}/32`, 'dev', 'lo']);
+  const servers = await startCheckServers(PORT);
+  const rows: RoundFigures[] = [];
+  try {
+    for (const [i, size] of SIZES.entries()) {
+      const service: CheckedService = {
+        vip: VIP, port: PORT, realServers: checkServerAddresses(size), intervalSec: INTERVALS_SEC[i]!, timeoutSec: INTERVALS_SEC[i]!, weight: WEIGHT, scheduler: 'wrr',
+      };
+      say(`${size} servers, every ${service.intervalSec} s (${f(size / service.intervalSec, 0)} checks/s expected):`);
+      const sizeRows: RoundFigures[] = [];
+      for (let round = 1; round <= ROUNDS; round++) {
+        for (const peer of PEERS) {
+          const row = await runRound(servers, peer, service, round);
+          sizeRows.push(row);
+          say(roundLine(row));
+        }
+      }
+      summary(sizeRows, `${size} @ ${service.intervalSec} s`);
+      rows.push(...sizeRows);
+    }
+  } finally {
+    servers.stop();
+    await exec(['ip', 'addr', 'del', `${VIP}/32`, 'dev', 'lo']);
+  }
+  const cpu = (peer: PeerName): number => median(rows.filter((r) => r.peer === peer).map((r) => r.cpuMsPer1000));
+  say(`checks-cpu-ratio-vs-keepalived ${f(cpu('pybal') / cpu('keepalived'))}`);
+}
+
+runGuestBench({ name: 'checks bench', scriptUrl: import.meta.url, measure, timeoutMs: 3_600_000, openFiles: 65_536 });
