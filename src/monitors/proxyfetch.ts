@@ -6,115 +6,20 @@
  * regular expression; TLS certificates are checked when verify-tls is on.
  */
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
-import { isIP } from 'node:net';
-import tls from 'node:tls';
 import type { ProxyFetchConfig } from '../config/types.js';
 import type { Clock } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
-import { DeadlineError, formatSeconds } from './deadline.js';
+import { formatSeconds } from './deadline.js';
+import { createFetchSecureContext, prepareFetch, runFetch, type PreparedFetch } from './http-check.js';
 import { createPeriodicMonitor } from './periodic.js';
+import type { FetchOptions } from './proxyfetch-rules.js';
 import type { CheckOutcome, Monitor, MonitorDeps, MonitorTarget, UrlResult } from './types.js';
 
-/** Body bytes read at most; the rest is not waited for. */
-export const BODY_CAP_BYTES = 1024 * 1024;
-
-export interface FetchOptions {
-  readonly httpStatus: number;
-  readonly expectBody: string | undefined;
-  readonly expectBodyRegex: RegExp | undefined;
-  readonly verifyTls: boolean;
-  readonly ca: Buffer | undefined;
-}
-
-/** PyBal expects a redirect only for http_status 301, 302 or 303. */
-export function expectsRedirect(httpStatus: number): boolean {
-  return httpStatus > 300 && httpStatus < 304;
-}
-
-/** Whether a status passes: 2xx normally, 301-303 (and nothing else) when a redirect is expected. */
-export function statusPasses(status: number, httpStatus: number): boolean {
-  if (expectsRedirect(httpStatus)) return status > 300 && status < 304;
-  return status >= 200 && status < 300;
-}
-
-/** Why a body does not pass, or undefined when it does. */
-export function bodyProblem(body: string, options: Pick<FetchOptions, 'expectBody' | 'expectBodyRegex'>): string | undefined {
-  if (options.expectBody !== undefined && !body.includes(options.expectBody)) return `body does not contain ${JSON.stringify(options.expectBody)}`;
-  if (options.expectBodyRegex !== undefined && !options.expectBodyRegex.test(body)) return `body does not match /${options.expectBodyRegex.source}/`;
-  return undefined;
-}
-
-function describeError(error: unknown, signal: AbortSignal): string {
-  if (signal.reason instanceof DeadlineError) return signal.reason.message;
-  const code = (error as NodeJS.ErrnoException).code;
-  const message = errorMessage(error);
-  return code && !message.includes(code) ? `${code}: ${message}` : message;
-}
+export { BODY_CAP_BYTES, bodyProblem, expectsRedirect, statusPasses, type FetchOptions } from './proxyfetch-rules.js';
 
 /** One GET of `url` against the target; resolves with the verdict, never rejects. */
 export function fetchUrl(url: URL, target: MonitorTarget, options: FetchOptions, signal: AbortSignal): Promise<{ ok: boolean; reason: string }> {
-  return new Promise((resolve) => {
-    const isHttps = url.protocol === 'https:';
-    // PyBal connects to the server, never to the URL's host or port.
-    const common: http.RequestOptions = {
-      hostname: target.ip,
-      port: target.port,
-      family: target.family,
-      method: 'GET',
-      path: `${url.pathname}${url.search}`,
-      agent: false,
-      headers: { Host: url.host, 'User-Agent': 'pybal ProxyFetch', Accept: '*/*', Connection: 'close' },
-      signal,
-    };
-    const sniName = url.hostname.replace(/^\[|\]$/g, '');
-    const request = isHttps
-      ? https.request({
-          ...common,
-          // SNI may not carry an IP literal.
-          servername: isIP(sniName) ? '' : sniName,
-          rejectUnauthorized: options.verifyTls,
-          ca: options.ca,
-          checkServerIdentity: (_host, cert) => tls.checkServerIdentity(sniName, cert),
-        })
-      : http.request(common);
-    let done = false;
-    const finish = (ok: boolean, reason: string): void => {
-      if (done) return;
-      done = true;
-      request.destroy();
-      resolve({ ok, reason });
-    };
-    request.on('error', (error) => finish(false, describeError(error, signal)));
-    request.on('response', (response) => {
-      const status = response.statusCode ?? 0;
-      if (!statusPasses(status, options.httpStatus)) {
-        const expected = expectsRedirect(options.httpStatus) ? 'a 301, 302 or 303 redirect' : 'a 2xx status';
-        finish(false, `HTTP status ${status} ${response.statusMessage ?? ''}`.trimEnd() + `, expected ${expected}`);
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const evaluate = (): void => {
-        const problem = bodyProblem(Buffer.concat(chunks).toString('utf8'), options);
-        if (problem) finish(false, `HTTP status ${status}, but ${problem}`);
-        else finish(true, `HTTP status ${status}`);
-      };
-      response.on('data', (chunk: Buffer) => {
-        if (done) return;
-        const room = BODY_CAP_BYTES - size;
-        chunks.push(chunk.subarray(0, room));
-        size += Math.min(room, chunk.length);
-        if (size >= BODY_CAP_BYTES) evaluate();
-      });
-      response.on('end', evaluate);
-      // A body cut short (Content-Length not met, chunked stream broken) fails, as PyBal's PartialDownloadError.
-      response.on('aborted', () => finish(false, 'connection closed before the whole body arrived'));
-      response.on('error', (error) => finish(false, describeError(error, signal)));
-    });
-    request.end();
-  });
+  return runFetch(prepareFetch(url, options), target, signal);
 }
 
 /**
@@ -144,32 +49,30 @@ export function createProxyFetchMonitor(config: ProxyFetchConfig, target: Monito
   } catch (error) {
     problem = `invalid ProxyFetch configuration: ${errorMessage(error)}`;
   }
-  let ca: Buffer | undefined;
-  let picked: URL[] = [];
+  // Request bytes and TLS context per URL, built at the first check (once the ca-file is read).
+  let targets: FetchTarget[] | undefined;
+  let picked: FetchTarget[] = [];
   return createPeriodicMonitor(
     config.kind,
     config,
     {
-      timeoutReason: (message) => picked.map((url) => `Fetch failed (${url.href}): ${message}`).join('; '),
+      timeoutReason: (message) => picked.map((t) => `Fetch failed (${t.href}): ${message}`).join('; '),
       async run(signal) {
         if (!compiled) return { ok: false, reason: problem ?? 'invalid configuration' };
-        if (config.caFile !== undefined && ca === undefined) {
-          try {
-            ca = readFileSync(config.caFile);
-          } catch (error) {
-            return { ok: false, reason: `cannot read ca-file: ${errorMessage(error)}` };
+        if (targets === undefined) {
+          let ca: Buffer | undefined;
+          if (config.caFile !== undefined) {
+            try {
+              ca = readFileSync(config.caFile);
+            } catch (error) {
+              return { ok: false, reason: `cannot read ca-file: ${errorMessage(error)}` };
+            }
           }
+          targets = prepareTargets(compiled, config, ca);
         }
-        const options: FetchOptions = {
-          httpStatus: config.httpStatus,
-          expectBody: config.expectBody,
-          expectBodyRegex: compiled.expectBodyRegex,
-          verifyTls: config.verifyTls,
-          ca,
-        };
-        const urls = compiled.urls;
-        picked = config.checkAll ? urls : [urls[Math.floor(random() * urls.length)] ?? urls[0]!];
-        const results = await Promise.all(picked.map((url) => timedFetch(deps.clock, url, target, options, signal)));
+        picked = config.checkAll ? targets : [targets[Math.floor(random() * targets.length)] ?? targets[0]!];
+        if (picked.length === 1) return summarise([await timedFetch(deps.clock, picked[0]!, target, signal)], maxFailures);
+        const results = await Promise.all(picked.map((t) => timedFetch(deps.clock, t, target, signal)));
         return summarise(results, maxFailures);
       },
     },
@@ -177,10 +80,28 @@ export function createProxyFetchMonitor(config: ProxyFetchConfig, target: Monito
   );
 }
 
-async function timedFetch(clock: Clock, url: URL, target: MonitorTarget, options: FetchOptions, signal: AbortSignal): Promise<UrlResult> {
+interface FetchTarget {
+  readonly href: string;
+  readonly fetch: PreparedFetch;
+}
+
+/** Every URL prepared for its checks; the https ones share one TLS context. */
+function prepareTargets(compiled: ReturnType<typeof compile>, config: ProxyFetchConfig, ca: Buffer | undefined): FetchTarget[] {
+  const options: FetchOptions = {
+    httpStatus: config.httpStatus,
+    expectBody: config.expectBody,
+    expectBodyRegex: compiled.expectBodyRegex,
+    verifyTls: config.verifyTls,
+    ca,
+  };
+  const secureContext = compiled.urls.some((url) => url.protocol === 'https:') ? createFetchSecureContext(options) : undefined;
+  return compiled.urls.map((url) => ({ href: url.href, fetch: prepareFetch(url, options, secureContext) }));
+}
+
+async function timedFetch(clock: Clock, fetch: FetchTarget, target: MonitorTarget, signal: AbortSignal): Promise<UrlResult> {
   const startMs = clock.now();
-  const { ok, reason } = await fetchUrl(url, target, options, signal);
-  return { url: url.href, ok, reason, durationMs: clock.now() - startMs };
+  const { ok, reason } = await runFetch(fetch.fetch, target, signal);
+  return { url: fetch.href, ok, reason, durationMs: clock.now() - startMs };
 }
 
 /** A round passes when at most maxFailures URLs failed (PyBal's check_all/max_failures). */

@@ -329,13 +329,13 @@ describe('ProxyFetch against servers that answer badly', () => {
   it('a body shorter than its Content-Length is down', async () => {
     const report = await firstReport('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort');
     expect(report).toMatchObject({ up: false });
-    expect(report.reason).toMatch(/Fetch failed \(http:\/\/www\.example\.com\/\): (connection closed before the whole body arrived|aborted)/);
+    expect(report.reason).toBe('Fetch failed (http://www.example.com/): connection closed before the whole body arrived');
   });
 
   it('an answer that is not HTTP is down', async () => {
     const report = await firstReport('SSH-2.0-OpenSSH_9.2\r\n');
     expect(report).toMatchObject({ up: false });
-    expect(report.reason).toContain('HPE_');
+    expect(report.reason).toBe('Fetch failed (http://www.example.com/): invalid HTTP response: expected a status line, got "SSH-2.0-OpenSSH_9.2"');
   });
 
   it('a close-delimited body is read to its end', async () => {

@@ -1,0 +1,218 @@
+/**
+ * The HTTP client of ProxyFetch: one GET on a fresh connection, written in a
+ * single write, its response parsed as it arrives, the verdict decided as
+ * soon as it can be. Built on net/tls sockets directly: node:http's request
+ * machinery (agents, ClientRequest, IncomingMessage streams, header objects)
+ * cost more CPU than the check itself.
+ *
+ * Per check it allocates the socket, one parser, one small read buffer and
+ * the promise; the request bytes, TLS context and identity check are
+ * prepared once per URL (prepareFetch). It never rejects and has no timer of
+ * its own: the caller's AbortSignal (the periodic wrapper's deadline) ends
+ * it, destroying the socket at once.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { errorMessage } from '../runtime/errors.js';
+import { DeadlineError } from './deadline.js';
+import { HttpResponseParser, ParseEvent } from './http-response-parser.js';
+import { BODY_CAP_BYTES, bodyProblem, needsBody, statusFailure, statusPasses, type FetchOptions } from './proxyfetch-rules.js';
+import type { MonitorTarget } from './types.js';
+
+export interface Verdict {
+  readonly ok: boolean;
+  readonly reason: string;
+}
+
+interface TlsSettings {
+  readonly servername: string;
+  readonly secureContext: tls.SecureContext;
+  readonly rejectUnauthorized: boolean;
+  readonly checkServerIdentity: (host: string, cert: tls.PeerCertificate) => Error | undefined;
+}
+
+/** What one URL's checks share: built once, used by every check. */
+export interface PreparedFetch {
+  /** The whole request, sent in one write. */
+  readonly request: Buffer;
+  readonly httpStatus: number;
+  readonly expectBody: string | undefined;
+  readonly expectBodyRegex: RegExp | undefined;
+  readonly keepBody: boolean;
+  /** For https: URLs. */
+  readonly tls: TlsSettings | undefined;
+}
+
+/**
+ * Bytes per read. Below half of Buffer.poolSize, so that the buffer is a
+ * slice of Node's shared pool rather than an allocation of its own; a health
+ * check's response usually fits in one read.
+ */
+const READ_BUFFER_BYTES = 4095;
+
+/** The TLS context for a check's options (trusted CAs); build it once and pass it to prepareFetch. */
+export function createFetchSecureContext(options: Pick<FetchOptions, 'ca'>): tls.SecureContext {
+  return tls.createSecureContext(options.ca === undefined ? {} : { ca: options.ca });
+}
+
+/** Without verify-tls the name is not checked either (as PyBal). */
+const skipIdentityCheck = (): undefined => undefined;
+
+/** Prepares the GET of `url`: request bytes, body rule and TLS settings. */
+export function prepareFetch(url: URL, options: FetchOptions, secureContext?: tls.SecureContext): PreparedFetch {
+  const request = Buffer.from(
+    `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUser-Agent: pybal ProxyFetch\r\nAccept: */*\r\nConnection: close\r\n\r\n`,
+    'latin1',
+  );
+  let tlsSettings: TlsSettings | undefined;
+  if (url.protocol === 'https:') {
+    const name = url.hostname.replace(/^\[|\]$/g, '');
+    tlsSettings = {
+      // SNI may not carry an IP literal.
+      servername: net.isIP(name) ? '' : name,
+      secureContext: secureContext ?? createFetchSecureContext(options),
+      rejectUnauthorized: options.verifyTls,
+      // The certificate must name the URL's host, not the address connected to.
+      checkServerIdentity: options.verifyTls ? (_host, cert) => tls.checkServerIdentity(name, cert) : skipIdentityCheck,
+    };
+  }
+  return {
+    request,
+    httpStatus: options.httpStatus,
+    expectBody: options.expectBody,
+    expectBodyRegex: options.expectBodyRegex,
+    keepBody: needsBody(options),
+    tls: tlsSettings,
+  };
+}
+
+/** An error as a check reason: the deadline's own message, else the error with its errno code. */
+export function describeError(error: unknown, signal: AbortSignal): string {
+  if (signal.reason instanceof DeadlineError) return signal.reason.message;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const message = errorMessage(error);
+  return code && !message.includes(code) ? `${code}: ${message}` : message;
+}
+
+const kExchange = Symbol('pybal.httpExchange');
+type CheckSocket = net.Socket & { [kExchange]: Exchange };
+
+// Socket listeners are shared by every check: each finds its exchange on the socket.
+function onConnect(this: CheckSocket): void {
+  this.write(this[kExchange].prepared.request);
+}
+function onRead(this: CheckSocket, nread: number, buffer: Buffer): boolean {
+  this[kExchange].onData(buffer, nread);
+  return true; // keep reading
+}
+function onEnd(this: CheckSocket): void {
+  this[kExchange].onEnd();
+}
+function onError(this: CheckSocket, error: Error): void {
+  const exchange = this[kExchange];
+  exchange.finish(false, describeError(error, exchange.signal));
+}
+
+/** One request and its response; also the abort listener (handleEvent), so no closure is needed. */
+class Exchange {
+  private settled = false;
+  private readonly parser: HttpResponseParser;
+  private readonly socket: CheckSocket;
+
+  constructor(
+    readonly prepared: PreparedFetch,
+    readonly signal: AbortSignal,
+    private readonly resolve: (verdict: Verdict) => void,
+    target: MonitorTarget,
+  ) {
+    this.parser = new HttpResponseParser(prepared.keepBody, BODY_CAP_BYTES);
+    // PyBal connects to the server, never to the URL's host or port.
+    const onread = { buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES), callback: onRead };
+    const settings = prepared.tls;
+    let socket: net.Socket;
+    if (settings === undefined) {
+      socket = net.connect({ host: target.ip, port: target.port, family: target.family, onread, allowHalfOpen: true });
+      socket.on('connect', onConnect);
+    } else {
+      // tls.connect takes `onread` (Node 15.1+) and passes `family` to the TCP connect; the typings lack both.
+      const options: tls.ConnectionOptions & Pick<net.TcpSocketConnectOpts, 'family' | 'onread'> = {
+        host: target.ip,
+        port: target.port,
+        family: target.family,
+        onread,
+        servername: settings.servername,
+        secureContext: settings.secureContext,
+        rejectUnauthorized: settings.rejectUnauthorized,
+        checkServerIdentity: settings.checkServerIdentity,
+      };
+      socket = tls.connect(options);
+      socket.on('secureConnect', onConnect);
+    }
+    this.socket = socket as CheckSocket;
+    this.socket[kExchange] = this;
+    socket.on('end', onEnd);
+    socket.on('error', onError);
+    signal.addEventListener('abort', this);
+  }
+
+  /** The deadline (or stop) fired. */
+  handleEvent(): void {
+    this.finish(false, describeError(this.signal.reason, this.signal));
+  }
+
+  onData(buffer: Buffer, length: number): void {
+    if (this.settled) return;
+    const parser = this.parser;
+    let event = parser.execute(buffer, 0, length);
+    if (event === ParseEvent.Head) {
+      // The status decides first; a failing one is not read further.
+      if (!statusPasses(parser.status, this.prepared.httpStatus)) {
+        this.finish(false, statusFailure(parser.status, parser.statusText, this.prepared.httpStatus));
+        return;
+      }
+      event = parser.execute(buffer, parser.offset, length);
+    }
+    if (event === ParseEvent.Done) this.complete();
+    else if (event === ParseEvent.Error) this.finish(false, parser.error);
+  }
+
+  onEnd(): void {
+    if (this.settled) return;
+    // A body cut short (Content-Length not met, chunked stream broken) fails, as PyBal's PartialDownloadError.
+    if (this.parser.finish() === ParseEvent.Done) this.complete();
+    else this.finish(false, this.parser.error);
+  }
+
+  finish(ok: boolean, reason: string): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.signal.removeEventListener('abort', this);
+    this.socket.destroy();
+    this.resolve({ ok, reason });
+  }
+
+  private complete(): void {
+    const { prepared, parser } = this;
+    if (prepared.keepBody) {
+      const problem = bodyProblem(parser.body(), prepared);
+      if (problem !== undefined) {
+        this.finish(false, `HTTP status ${parser.status}, but ${problem}`);
+        return;
+      }
+    }
+    this.finish(true, `HTTP status ${parser.status}`);
+  }
+}
+
+/** One GET as prepared, against the target's address and port; resolves with the verdict, never rejects. */
+export function runFetch(prepared: PreparedFetch, target: MonitorTarget, signal: AbortSignal): Promise<Verdict> {
+  if (signal.aborted) return Promise.resolve({ ok: false, reason: describeError(signal.reason, signal) });
+  return new Promise((resolve) => {
+    try {
+      new Exchange(prepared, signal, resolve, target);
+    } catch (error) {
+      // A bad port or address throws at once.
+      resolve({ ok: false, reason: describeError(error, signal) });
+    }
+  });
+}
