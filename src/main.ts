@@ -20,8 +20,10 @@ import { Daemon, type RouteTarget } from './daemon.js';
 import { createIpvsClient } from './ipvs/client.js';
 import { createLazyIpvsKernel } from './ipvs/lazy-kernel.js';
 import { IpvsManager } from './ipvs/manager.js';
+import { readPooledAtStart, wasPooledAtStart, type PooledAtStart } from './ipvs/pooled-at-start.js';
 import { interfacesSendingRedirects, natRedirectWarning } from './ipvs/redirects.js';
 import { createFpingPinger, createRunLimiter } from './monitors/index.js';
+import { createStartPacer, startWindowMs } from './monitors/start-pacer.js';
 import { createPoolSource } from './pool/create-source.js';
 import { bgpSessionSettings, describePlan, planReload, type BgpAction } from './reload-plan.js';
 import { createSystemClock, type Clock } from './runtime/clock.js';
@@ -224,6 +226,15 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   await checkNatRedirects(config.services);
   await loadIpvsModule(ipvsLog);
   const kernel = createLazyIpvsKernel(() => createIpvsClient({ clock, logger: ipvsLog }));
+  // What the kernel balances to now, before anything is written: those
+  // servers start from up (a failure needs `fall` of them). Only the first
+  // configuration's services use it; a reload forgets it.
+  let pooledAtStart: PooledAtStart = new Map();
+  try {
+    pooledAtStart = await readPooledAtStart(kernel, config.services);
+  } catch (error) {
+    ipvsLog.warn(`Could not read the kernel's IPVS table at start (${errorMessage(error)}); every server starts unchecked`);
+  }
   // A service the kernel now has may let its VIP be announced: publish again.
   let onProgrammed = (): void => undefined;
   const ipvs = new IpvsManager({
@@ -238,6 +249,8 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   // Monitors share one command limiter and one batch pinger.
   const metrics = new PybalMetrics();
   const runLimiter = createRunLimiter(config.global.runcommandMaxConcurrent);
+  // One pacer for every service: a large start spreads its first checks over their interval.
+  const startPacer = createStartPacer(clock);
   const pinger = createFpingPinger({ clock, logger: log.child({ component: 'ping' }) });
   const monitorsFor = (service: ServiceConfig): CreateMonitorFn => {
     const factory = createMonitorFactory({
@@ -266,6 +279,8 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
         resolve: resolveHost,
         onChange,
         knownHealth,
+        startDelayMs: (monitorConfig) => startPacer(startWindowMs(monitorConfig)),
+        pooledAtStart: (address) => wasPooledAtStart(pooledAtStart, service.name, address),
       }),
     // A dry run writes nothing, so nothing is ever programmed: it says what
     // it would announce once the services it would program are desired.
@@ -319,6 +334,8 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     }
     const previous = config;
     config = next.config;
+    // Services added or replaced from here on start unchecked, as PyBal's do.
+    pooledAtStart = new Map();
     const plan = planReload(previous, config);
     for (const line of describePlan(plan)) configLog.info(line);
     if (plan.bgp === 'restart') configLog.warn(`BGP sessions restart: ${plan.bgpRestartReasons.join(', ')} changed`);

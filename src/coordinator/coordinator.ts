@@ -14,6 +14,7 @@ import { describePoolChange, diffPools } from './pool-diff.js';
 import type {
   CoordinatorApi,
   CoordinatorDeps,
+  MonitorStartOptions,
   PooledServerValue,
   ServerSnapshot,
   ServiceSnapshot,
@@ -35,7 +36,7 @@ export function resolveRetryDelayMs(failures: number, random: () => number): num
 
 interface MonitorEntry {
   readonly config: MonitorConfig;
-  handle: { start(): void; stop(): Promise<void> };
+  handle: { start(options?: MonitorStartOptions): void; stop(): Promise<void> };
   up: boolean | undefined;
   reason: string;
   sinceWallMs: number | undefined;
@@ -49,6 +50,8 @@ interface ServerEntry {
   resolveError: string | undefined;
   /** Its first resolution has not finished yet (PyBal: not yet initialized). */
   initializing: boolean;
+  /** It came with the coordinator's first pool: the kernel may have had it pooled before pybal started. */
+  readonly fromFirstPool: boolean;
   monitors: MonitorEntry[];
   /** PyBal's server.up: the last aggregate state acted upon. */
   up: boolean;
@@ -243,7 +246,7 @@ export class Coordinator implements CoordinatorApi {
     for (const server of next.values()) {
       let entry = this.servers.get(server.host);
       if (!entry) {
-        entry = this.newEntry(server);
+        entry = this.newEntry(server, this.pool === undefined);
         this.initializingCount++;
         added.push(entry);
       }
@@ -255,7 +258,7 @@ export class Coordinator implements CoordinatorApi {
     this.decide({ kind: 'refresh', reportShortfall: !this.initializing() });
   }
 
-  private newEntry(server: PoolServer): ServerEntry {
+  private newEntry(server: PoolServer, fromFirstPool: boolean): ServerEntry {
     return {
       host: server.host,
       weight: server.weight,
@@ -263,6 +266,7 @@ export class Coordinator implements CoordinatorApi {
       address: undefined,
       resolveError: undefined,
       initializing: true,
+      fromFirstPool,
       monitors: [],
       up: false,
       holdDown: false,
@@ -411,9 +415,12 @@ export class Coordinator implements CoordinatorApi {
     entry.holdDown = knownDown && entry.monitors.length > 0;
     // Optimistic, as PyBal: up until a monitor says otherwise (a held-down server: down until all say up).
     if (!keepState) entry.up = !entry.holdDown && monitorsUp(entry);
+    // A server the kernel had pooled at start, on its first monitors: up until `fall` failures say otherwise.
+    const assumeUp = !keepState && !knownDown && entry.fromFirstPool && (this.deps.pooledAtStart?.(address) ?? false);
     for (const monitor of entry.monitors) {
+      const options: MonitorStartOptions = { delayMs: this.deps.startDelayMs?.(monitor.config) ?? 0, assumeUp };
       try {
-        monitor.handle.start();
+        monitor.handle.start(options);
       } catch (error) {
         this.monitorBroken(entry, monitor, error);
         entry.up = false;

@@ -78,7 +78,13 @@ export type CreateMonitorFn = (
   config: MonitorConfig,
   target: { readonly host: string; readonly ip: string; readonly port: number; readonly family: AddressFamily },
   onReport: (report: { readonly up: boolean; readonly reason: string; readonly firstCheck: boolean }) => void,
-) => { start(): void; stop(): Promise<void> };
+) => { start(options?: MonitorStartOptions): void; stop(): Promise<void> };
+
+/** How a monitor begins (the monitors' StartOptions, as plain data). */
+export interface MonitorStartOptions {
+  readonly delayMs?: number;
+  readonly assumeUp?: boolean;
+}
 
 export interface CoordinatorDeps {
   readonly clock: Clock;
@@ -96,6 +102,18 @@ export interface CoordinatorDeps {
    * down and waits for every monitor, instead of PyBal's optimistic up.
    */
   readonly knownHealth?: ReadonlyMap<string, boolean>;
+  /**
+   * How long a monitor's first check waits (the daemon's start pacer, which
+   * spreads a large start over the interval). None: at once.
+   */
+  readonly startDelayMs?: (config: MonitorConfig) => number;
+  /**
+   * Whether the kernel had this address pooled (weight above 0) in the
+   * service when pybal started. Asked for the servers of the first pool: such
+   * a server's monitors start from up, so that a busy restart depools it only
+   * after `fall` failures, not at the first.
+   */
+  readonly pooledAtStart?: (address: string) => boolean;
 }
 
 /**

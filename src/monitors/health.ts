@@ -2,7 +2,9 @@
  * Rise/fall and report-on-change, shared by every monitor. The first result
  * sets the state at once and is reported (PyBal's firstCheck); after that the
  * state changes only after `rise` consecutive good or `fall` consecutive bad
- * results, and only changes are reported.
+ * results, and only changes are reported. A server presumed up (the kernel
+ * had it pooled at start) starts from 'up' instead: its first failure counts
+ * towards `fall` rather than depooling it at once.
  */
 import type { MonitorKind } from '../config/types.js';
 import type { Clock } from '../runtime/clock.js';
@@ -16,6 +18,11 @@ export interface HealthOptions {
 export interface Health {
   /** Feeds one result; returns the report it caused, if any (already sent). */
   record(ok: boolean, reason: string): MonitorReport | undefined;
+  /**
+   * Before any result: starts from 'up' without reporting it, so that a
+   * failure needs `fall` results, as for a server that was up all along.
+   */
+  presumeUp(): void;
   state(): HealthState | undefined;
 }
 
@@ -41,15 +48,26 @@ export function createHealth(
   onReport: (report: MonitorReport) => void,
 ): Health {
   let current: { state: HealthState | undefined; streak: number } = { state: undefined, streak: 0 };
+  /** Up was presumed and no result has come yet. */
+  let presumed = false;
   return {
     record(ok, reason) {
-      const firstCheck = current.state === undefined;
+      const firstCheck = current.state === undefined || presumed;
+      // A presumed server's first good result is reported (it confirms what
+      // was assumed); a bad one counts towards `fall` like any other.
+      const confirms = presumed && ok;
+      presumed = false;
       const next = stepHealth(current, ok, options);
       current = { state: next.state, streak: next.streak };
-      if (!next.changed) return undefined;
+      if (!next.changed && !confirms) return undefined;
       const report: MonitorReport = { kind, up: next.state === 'up', reason, firstCheck, atMs: clock.now() };
       onReport(report);
       return report;
+    },
+    presumeUp() {
+      if (current.state !== undefined) return;
+      current = { state: 'up', streak: 0 };
+      presumed = true;
     },
     state: () => current.state,
   };

@@ -130,10 +130,13 @@ export function createIdleConnectionMonitor(config: IdleConnectionConfig, target
 
   return {
     kind,
-    start() {
+    start(startOptions) {
       if (started) return;
       started = true;
-      connect(config.connectTimeoutMs, false);
+      if (startOptions?.assumeUp) health.presumeUp();
+      const delayMs = Math.max(0, startOptions?.delayMs ?? 0);
+      if (delayMs > 0) timer = clock.setTimeout(() => connect(config.connectTimeoutMs, false), delayMs);
+      else connect(config.connectTimeoutMs, false);
     },
     async stop() {
       if (stopped) return;

@@ -3,7 +3,8 @@
  * jitter, the overall deadline, rise/fall and report-on-change, so that each
  * monitor type only says how to check once.
  *
- * - The first check runs at once; the second falls between 0.5 and 1.5
+ * - The first check runs at once, or after the start's delay (the daemon
+ *   spreads a large start over the interval); the second falls between 0.5 and 1.5
  *   intervals later, so monitors started in the same millisecond spread over
  *   the interval; later checks keep their phase with ±10% jitter.
  * - Interval is measured between check starts; a check that overruns its
@@ -123,11 +124,14 @@ export function createPeriodicMonitor(
 
   return {
     kind,
-    start() {
+    start(startOptions) {
       if (started) return;
       started = true;
-      lastDueMs = clock.now();
-      tick();
+      if (startOptions?.assumeUp) health.presumeUp();
+      const delayMs = Math.max(0, startOptions?.delayMs ?? 0);
+      lastDueMs = clock.now() + delayMs;
+      if (delayMs > 0) timer = clock.setTimeout(tick, delayMs);
+      else tick();
     },
     async stop() {
       if (stopped) return;

@@ -4,6 +4,7 @@
  * within `timeout`. No process per check: one fping serves every server.
  */
 import type { PingConfig } from '../config/types.js';
+import type { Timer } from '../runtime/clock.js';
 import { createReportingHealth } from './health.js';
 import { createFpingPinger, type PingSample } from './pinger.js';
 import type { Monitor, MonitorDeps, MonitorTarget } from './types.js';
@@ -23,7 +24,9 @@ export function createPingMonitor(config: PingConfig, target: MonitorTarget, dep
   const count = Math.max(1, config.count);
   let samples: PingSample[] = [];
   let unsubscribe: (() => void) | undefined;
+  let startTimer: Timer | undefined;
   let started = false;
+  let stopped = false;
 
   const onSample = (sample: PingSample): void => {
     samples.push(sample);
@@ -40,12 +43,22 @@ export function createPingMonitor(config: PingConfig, target: MonitorTarget, dep
 
   return {
     kind,
-    start() {
+    start(startOptions) {
       if (started) return;
       started = true;
-      unsubscribe = pinger.subscribe(target.ip, pingSettings(config), onSample);
+      if (startOptions?.assumeUp) health.presumeUp();
+      const subscribe = (): void => {
+        startTimer = undefined;
+        if (!stopped) unsubscribe = pinger.subscribe(target.ip, pingSettings(config), onSample);
+      };
+      const delayMs = Math.max(0, startOptions?.delayMs ?? 0);
+      if (delayMs > 0) startTimer = clock.setTimeout(subscribe, delayMs);
+      else subscribe();
     },
     async stop() {
+      stopped = true;
+      startTimer?.cancel();
+      startTimer = undefined;
       unsubscribe?.();
       unsubscribe = undefined;
       await ownPinger?.stop();

@@ -62,10 +62,25 @@ export interface CheckResult {
   readonly errorCode?: string;
 }
 
+/** How a monitor begins. */
+export interface StartOptions {
+  /**
+   * The first check (or connection) waits this long: the daemon spreads
+   * the first checks of a large start over the interval (start-pacer.ts).
+   */
+  readonly delayMs?: number;
+  /**
+   * The server is known good already (the kernel had it pooled when pybal
+   * started): the monitor starts from 'up', so that it reports a failure
+   * only after `fall` of them instead of at the first one.
+   */
+  readonly assumeUp?: boolean;
+}
+
 export interface Monitor {
   readonly kind: MonitorKind;
-  /** Starts checking; the first check runs at once. Idempotent. */
-  start(): void;
+  /** Starts checking; the first check runs at once unless options say otherwise. Idempotent. */
+  start(options?: StartOptions): void;
   /** Cancels in-flight work; resolves once no socket, timer or process is left. */
   stop(): Promise<void>;
   /** The reported state, undefined before the first result. */

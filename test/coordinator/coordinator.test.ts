@@ -528,3 +528,43 @@ describe('Coordinator change notices', () => {
     expect(t.pooled()).toEqual(['mw1']);
   });
 });
+
+describe('Coordinator monitor starts', () => {
+  it('paces first checks through startDelayMs and presumes up only the first pool\'s servers the kernel had pooled', async () => {
+    const fakes = fakeMonitors();
+    const resolver = fakeResolver();
+    for (let i = 1; i <= 4; i++) resolver.answers.set(`mw${i}`, [`192.0.2.${i}`]);
+    const delays: string[] = [];
+    let nextDelay = 0;
+    const coordinator = new Coordinator(serviceConfig({ monitors: [PROXY, IDLE] }), {
+      clock: new ManualClock(),
+      logger: createMemoryLogger('debug').logger,
+      createMonitor: fakes.create,
+      resolve: resolver.resolve,
+      onChange: () => undefined,
+      startDelayMs: (config) => {
+        delays.push(config.kind);
+        return (nextDelay += 100);
+      },
+      // The kernel had mw1 and mw4 (and mw3's old address, which is not its address now).
+      pooledAtStart: (address) => address === '192.0.2.1' || address === '192.0.2.4',
+    });
+    coordinator.onPoolEvent(poolEvent('mw1', 'mw2', 'mw3'));
+    await flushAsync();
+    const options = (host: string) => fakes.live(host).map((m) => m.startOptions);
+    expect(options('mw1')).toEqual([
+      { delayMs: 100, assumeUp: true },
+      { delayMs: 200, assumeUp: true },
+    ]);
+    expect(options('mw2')).toEqual([
+      { delayMs: 300, assumeUp: false },
+      { delayMs: 400, assumeUp: false },
+    ]);
+    expect(delays).toEqual(['ProxyFetch', 'IdleConnection', 'ProxyFetch', 'IdleConnection', 'ProxyFetch', 'IdleConnection']);
+    // mw4 joins with a later pool: whatever the kernel had at start, it is checked as new.
+    coordinator.onPoolEvent(poolEvent('mw1', 'mw2', 'mw3', 'mw4'));
+    await flushAsync();
+    expect(options('mw4').map((o) => o?.assumeUp)).toEqual([false, false]);
+    await coordinator.stop();
+  });
+});

@@ -94,6 +94,41 @@ describe('IdleConnection against a real server', () => {
     }
   });
 
+  it('waits the start delay before connecting; presumed up, a refused server is down only after `fall` failures', async () => {
+    const before = server.stats().tcpConnections;
+    const clock = new ManualClock();
+    const rec = recorder();
+    const monitor = createIdleConnectionMonitor(idleConnectionConfig(), target(ip, server.ports.tcp!), rec.deps(clock, { random: () => 0.75 }));
+    monitor.start({ delayMs: 2_000 });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(server.stats().tcpConnections).toBe(before);
+      await clock.advanceAsync(2_000);
+      await waitFor(() => rec.reports.length === 1, 'the first report');
+      expect(rec.reports[0]).toMatchObject({ up: true, firstCheck: true });
+      expect(server.stats().tcpConnections).toBe(before + 1);
+    } finally {
+      await monitor.stop();
+    }
+
+    await server.setBehaviour({ mode: 'down' });
+    const rec2 = recorder();
+    const presumed = createIdleConnectionMonitor(idleConnectionConfig({ fall: 2 }), target(ip, server.ports.tcp!), rec2.deps(clock, { random: () => 0.75 }));
+    presumed.start({ assumeUp: true });
+    try {
+      await waitFor(() => rec2.results.length === 1, 'the first attempt');
+      expect(rec2.results[0]).toMatchObject({ ok: false, event: 'connect-failed' });
+      expect(rec2.reports).toEqual([]);
+      expect(presumed.state()).toBe('up');
+      await clock.advanceAsync(1_000);
+      await waitFor(() => rec2.reports.length === 1, 'the down report');
+      expect(rec2.reports[0]).toMatchObject({ up: false, reason: expect.stringContaining('ECONNREFUSED') });
+    } finally {
+      await presumed.stop();
+      await server.setBehaviour({ mode: 'ok' });
+    }
+  });
+
   it('a failed reconnect after a clean close is down', async () => {
     const { clock, rec, monitor } = start();
     try {

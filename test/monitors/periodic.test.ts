@@ -263,3 +263,69 @@ describe('periodic wrapper (manual clock)', () => {
     await monitor.stop();
   });
 });
+
+describe('periodic wrapper start options', () => {
+  it('waits the start delay before the first check, then keeps the interval from there', async () => {
+    const clock = new ManualClock();
+    const rec = recorder();
+    const s = scripted();
+    const monitor = createPeriodicMonitor('ProxyFetch', opts, s.check, rec.deps(clock, { random: () => 0.5 }));
+    monitor.start({ delayMs: 3_000 });
+    expect(s.runs()).toBe(0);
+    await clock.advanceAsync(2_999);
+    expect(s.runs()).toBe(0);
+    await clock.advanceAsync(1);
+    expect(s.runs()).toBe(1);
+    s.answer(false, 'refused');
+    await flushAsync();
+    expect(rec.reports).toEqual([expect.objectContaining({ up: false, firstCheck: true })]);
+    await clock.advanceAsync(10_000);
+    expect(s.runs()).toBe(2);
+    s.answer(true);
+    await monitor.stop();
+    expect(clock.pendingCount()).toBe(0);
+  });
+
+  it('a monitor stopped before its delayed first check never checks', async () => {
+    const clock = new ManualClock();
+    const rec = recorder();
+    const s = scripted();
+    const monitor = createPeriodicMonitor('ProxyFetch', opts, s.check, rec.deps(clock));
+    monitor.start({ delayMs: 5_000 });
+    await monitor.stop();
+    await clock.advanceAsync(20_000);
+    expect(s.runs()).toBe(0);
+    expect(clock.pendingCount()).toBe(0);
+  });
+
+  it('presumed up: a failure is reported only after `fall` of them; a first success confirms up', async () => {
+    const clock = new ManualClock();
+    const rec = recorder();
+    const s = scripted();
+    const monitor = createPeriodicMonitor('ProxyFetch', { ...opts, fall: 3 }, s.check, rec.deps(clock, { random: () => 0.5 }));
+    monitor.start({ assumeUp: true });
+    expect(monitor.state()).toBe('up');
+    for (let i = 0; i < 2; i++) {
+      s.answer(false, 'timed out');
+      await flushAsync();
+      await clock.advanceAsync(10_000);
+    }
+    // Two failures of three: nothing said yet, still up.
+    expect(rec.reports).toEqual([]);
+    expect(monitor.state()).toBe('up');
+    s.answer(false, 'timed out');
+    await flushAsync();
+    expect(rec.reports).toEqual([expect.objectContaining({ up: false, reason: 'timed out' })]);
+    expect(monitor.state()).toBe('down');
+    await monitor.stop();
+
+    const rec2 = recorder();
+    const s2 = scripted();
+    const confirmed = createPeriodicMonitor('ProxyFetch', { ...opts, fall: 3 }, s2.check, rec2.deps(clock, { random: () => 0.5 }));
+    confirmed.start({ assumeUp: true });
+    s2.answer(true);
+    await flushAsync();
+    expect(rec2.reports).toEqual([expect.objectContaining({ up: true, firstCheck: true })]);
+    await confirmed.stop();
+  });
+});

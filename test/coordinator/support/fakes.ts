@@ -1,6 +1,6 @@
 /** Controllable fakes for coordinator tests: monitors, a resolver, a service config, a pool. */
 import type { AddressFamily, MonitorConfig, ServiceConfig } from '../../../src/config/types.js';
-import type { CreateMonitorFn, Resolve } from '../../../src/coordinator/types.js';
+import type { CreateMonitorFn, MonitorStartOptions, Resolve } from '../../../src/coordinator/types.js';
 import type { Pool, PoolEvent, PoolServer } from '../../../src/pool/types.js';
 import { serviceConfig as sharedServiceConfig } from '../../support/config-fixtures.js';
 
@@ -8,6 +8,8 @@ export interface FakeMonitor {
   readonly config: MonitorConfig;
   readonly target: { readonly host: string; readonly ip: string; readonly port: number; readonly family: AddressFamily };
   started: boolean;
+  /** What start() was given. */
+  startOptions: MonitorStartOptions | undefined;
   stopped: boolean;
   reports: number;
   report(up: boolean, reason?: string): void;
@@ -35,6 +37,7 @@ export function fakeMonitors(): FakeMonitors {
         config,
         target,
         started: false,
+        startOptions: undefined,
         stopped: false,
         reports: 0,
         report(up, reason = up ? 'ok' : 'failed') {
@@ -43,8 +46,9 @@ export function fakeMonitors(): FakeMonitors {
       };
       all.push(monitor);
       return {
-        start: () => {
+        start: (options) => {
           monitor.started = true;
+          monitor.startOptions = options;
         },
         stop: async () => {
           monitor.stopped = true;
