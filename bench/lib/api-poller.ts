@@ -1,0 +1,54 @@
+/**
+ * A client that GETs one URL every `periodMs`, one request at a time on a
+ * kept-alive connection, and times every request from when it was due until
+ * its answer has been read in full (see LatencyTracker).
+ */
+import { Agent, get } from 'node:http';
+import { LatencyTracker, type LatencySummary } from './latency-tracker.js';
+
+export interface ApiPoller {
+  /** The figures so far (a request in flight counted with its age). */
+  summary(): LatencySummary;
+  /** Stops after the request in flight (if any) answers; the final figures. */
+  stop(): Promise<LatencySummary>;
+}
+
+/** No request is abandoned before this: a stall is measured, not cut short. */
+const REQUEST_TIMEOUT_MS = 120_000;
+
+function fetchOnce(url: string, agent: Agent): Promise<boolean> {
+  return new Promise((resolve) => {
+    const request = get(url, { agent, timeout: REQUEST_TIMEOUT_MS }, (response) => {
+      response.on('data', () => undefined);
+      response.on('end', () => resolve((response.statusCode ?? 500) < 400));
+      response.on('error', () => resolve(false));
+    });
+    request.on('timeout', () => request.destroy(new Error('timeout')));
+    request.on('error', () => resolve(false));
+  });
+}
+
+export function startApiPoller(url: string, periodMs: number): ApiPoller {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const tracker = new LatencyTracker(periodMs, performance.now());
+  let stopping = false;
+  const loop = (async (): Promise<void> => {
+    while (!stopping) {
+      const wait = tracker.nextDue - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (stopping) break;
+      tracker.send();
+      const ok = await fetchOnce(url, agent);
+      tracker.done(performance.now(), ok);
+    }
+  })();
+  return {
+    summary: () => tracker.summary(performance.now()),
+    stop: async () => {
+      stopping = true;
+      await loop;
+      agent.destroy();
+      return tracker.summary(performance.now());
+    },
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * Watches the kernel's IPVS table over netlink for the pools benchmark, in
+ * its own process (so that decoding large dumps does not delay the bench's
+ * API client), and prints a progress line whenever it changes:
+ *   <wall ms when the poll that saw it returned> <present> <complete> <dests> <weight or ->
+ * On SIGTERM it prints `stats <polls> <median poll ms> <worst poll ms>` and exits.
+ *   node table-watch.js <spec.json>     (a WatchSpec: see table-progress.ts)
+ */
+import { readFileSync } from 'node:fs';
+import { createIpvsClient } from '../../src/ipvs/client.js';
+import { createSystemClock } from '../../src/runtime/clock.js';
+import { median } from './stats.js';
+import { formatProgressLine, serviceId, TableProgressTracker, type WatchSpec } from './table-progress.js';
+
+const spec = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as WatchSpec;
+const clock = createSystemClock();
+const client = await createIpvsClient({ clock, timeoutMs: 60_000 });
+const tracker = new TableProgressTracker(spec);
+const pollMs: number[] = [];
+let last: string | undefined;
+let stopping = false;
+process.on('SIGTERM', () => (stopping = true));
+
+while (!stopping) {
+  const t0 = performance.now();
+  const keys = new Map<string, { family: 4; protocol: 'tcp'; address: string; port: number }>();
+  for (const s of await client.listServices()) {
+    if (!('port' in s.key)) continue;
+    keys.set(serviceId(s.key.address, s.key.port), { family: 4, protocol: 'tcp', address: s.key.address, port: s.key.port });
+  }
+  const present = [...keys.keys()];
+  for (const id of tracker.toDump(present)) {
+    const key = keys.get(id);
+    if (key === undefined) continue;
+    try {
+      const dests = await client.listDests(key);
+      const watched = spec.weightOf?.dest;
+      tracker.record(id, dests.length, watched === undefined ? undefined : dests.find((d) => d.address === watched)?.weight);
+    } catch {
+      // Deleted between the two dumps: it counts as absent next poll.
+      tracker.record(id, 0);
+    }
+  }
+  pollMs.push(performance.now() - t0);
+  const progress = tracker.progress(present);
+  const seen = JSON.stringify(progress);
+  if (seen !== last) {
+    process.stdout.write(`${formatProgressLine(Date.now(), progress)}\n`);
+    last = seen;
+  }
+  await clock.sleep(spec.pollMs);
+}
+process.stdout.write(`stats ${pollMs.length} ${median(pollMs).toFixed(1)} ${pollMs.reduce((a, b) => Math.max(a, b), 0).toFixed(1)}\n`);
+client.close();
