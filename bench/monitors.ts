@@ -4,13 +4,19 @@
  * the checks achieved per second, the CPU used (this process, plus fping for
  * Ping) per 1,000 checks, and resident memory.
  *
+ * It measures the monitor library (src/monitors) in this process on the host,
+ * not the daemon, and runs no peer: it prints pybal's own figures and no
+ * ratio. The peer figure its per-check CPU is set against, keepalived's
+ * HTTP_GET checker, is measured by `npm run bench:checks` (beside the daemon,
+ * in a lab guest); the header says so.
+ *
  *   npm run bench:monitors
  *   BENCH_SECONDS=60 BENCH_SERVERS=2000 BENCH_PING_SERVERS=10000 (defaults)
  *   BENCH_ONLY=ping,idleconnection,proxyfetch (default all)
  *
- * The last line is `proxyfetch-cpu-ms-per-1000-checks X`.
+ * The last line is `proxyfetch-cpu-ms-per-1000-checks X`: pybal's figure alone.
  */
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createSystemClock } from '../src/runtime/clock.js';
 import { createSilentLogger } from '../src/runtime/logger.js';
@@ -156,8 +162,25 @@ function startServers(targets: readonly string[]): Promise<ChildProcess> {
   return startLoopbackServers([{ addresses: targets, httpPort: HTTP_PORT, tcpPort: TCP_PORT }]);
 }
 
+/** `fping --version`'s line (fping is part of what is measured: our Ping monitor drives it). */
+function fpingVersion(): string {
+  try {
+    return execFileSync('fping', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n')[0] ?? '?';
+  } catch (err) {
+    return `unknown (fping --version failed: ${(err as Error).message.split('\n')[0]})`;
+  }
+}
+
 async function main(): Promise<void> {
-  console.log(`monitor benchmark: ${SERVERS} servers (ping also ${PING_SERVERS}), every 1 s, ${SECONDS} s each, node ${process.version}, ${(await import('node:os')).cpus().length} cores`);
+  const os = await import('node:os');
+  console.log(`monitor benchmark: ${SERVERS} servers (ping also ${PING_SERVERS}), every 1 s, ${SECONDS} s each, node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg()[0]?.toFixed(2)}`);
+  console.log('  measures: the monitor library (src/monitors) in this process on the host, not the daemon (no coordinator, IPVS or BGP); CPU is this process (plus fping for Ping)');
+  console.log('  servers: one separate node process (bench/lib/loopback-servers.ts) listening on the loopback addresses; its CPU is not counted (shown for ProxyFetch)');
+  console.log(`  ping: our Ping monitor drives one long-running fping (${fpingVersion()}) for all servers; its CPU is counted`);
+  console.log(
+    '  compares with: no peer in this run, so no ratio. The peer figure for the per-check CPU is keepalived\'s HTTP_GET, which `npm run bench:checks` measures ' +
+      'side by side with the daemon\'s ProxyFetch in a lab guest: a separate run, under other conditions, not to be divided by the figures here',
+  );
   const targets = addresses(SERVERS);
   // Real servers are needed for IdleConnection and ProxyFetch only (the kernel answers pings).
   const servers = ONLY.has('idleconnection') || ONLY.has('proxyfetch') ? await startServers(targets) : undefined;
@@ -208,6 +231,7 @@ async function main(): Promise<void> {
     const fetchFigures = await run('proxyfetch', () => fetch, targets, HTTP_PORT);
     const serverCpuS = (processCpuMs(servers?.pid) - serverCpuBefore) / 1000;
     print({ ...fetchFigures, extra: `${fetchFigures.extra}; the servers' own process used ${serverCpuS.toFixed(2)} s cpu` });
+    console.log('proxyfetch: the monitor library in this process on the host, not the daemon; no peer measured here (keepalived HTTP_GET: `npm run bench:checks`)');
     console.log(`proxyfetch-cpu-ms-per-1000-checks ${((fetchFigures.cpuMs / fetchFigures.checks) * 1000).toFixed(1)}`);
   } finally {
     servers?.kill('SIGTERM');
