@@ -1,0 +1,555 @@
+/**
+ * Pool application at scale, in the lab (a UML guest with kernel IPVS, one
+ * CPU), the daemon itself (`node dist/src/cli/main.js`, bgp = no, its API on
+ * 127.0.0.1:9090) measured from outside, with `ipvsadm -R` (commands on its
+ * stdin, as PyBal runs it) applying the same tables in the same boot as the
+ * peer. Figures are printed, never asserted.
+ *
+ * 1. One service, pool of N (BENCH_POOL_SIZES, default 10000,100000),
+ *    `monitors = []`: cold (the daemon spawned with N servers in its pool
+ *    file) and running (a daemon at N/2 whose pool file is rewritten with N),
+ *    each timed until the kernel has all N destinations (polled every 200 ms
+ *    over netlink from a separate process); meanwhile a client GETs /pools
+ *    every 50 ms and the worst latency is kept (from when each request was
+ *    due; one in flight is counted until it answers); then the daemon's own
+ *    event-loop lag maximum (pybal_nodejs_eventloop_lag_max_seconds), its CPU
+ *    and RSS. Then `ipvsadm -R` of the same table.
+ * 2. Weight change: pools of BENCH_WEIGHT_SIZES (default 20000,40000), one
+ *    server's weight 10 -> 7 -> 10 ... in the pool file (BENCH_WEIGHT_TRIALS,
+ *    default 5), time from the write to the kernel showing it (polled every
+ *    20 ms), with `monitors = []` and `monitors = ["IdleConnection"]`.
+ * 3. Cold start of BENCH_SERVICES (default 1000) services x 10 servers,
+ *    IdleConnection against real listeners: time to the first service in IPVS
+ *    and to every service with all its servers; then `ipvsadm -R` of it.
+ *
+ * Real servers are 127/8 addresses: all of them local (one listener on
+ * 0.0.0.0 serves them all to IdleConnection), and IPVS accepts local
+ * addresses as destinations. Pool files live on the guest's tmpfs (fine
+ * mtimes) and are replaced by rename, as a deployment tool does.
+ *
+ *   npm run bench:pools    (boots a lab guest; the last line is `pool-apply-100k-seconds X`)
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { createIpvsClient, type IpvsClient } from '../src/ipvs/client.js';
+import { createSystemClock } from '../src/runtime/clock.js';
+import { exec, LabProcess } from '../test/lab/exec.js';
+import { repoRoot } from '../test/lab/uml.js';
+import { startApiPoller, type ApiPoller } from './lib/api-poller.js';
+import { runGuestBench } from './lib/guest.js';
+import type { LatencySummary } from './lib/latency-tracker.js';
+import { startLoopbackServers } from './lib/loopback-servers-process.js';
+import {
+  formatIpvsadmDelete,
+  formatIpvsadmRestore,
+  formatLegacyPool,
+  formatPoolsConf,
+  poolServerAddresses,
+  spreadServices,
+  weighted,
+  type BenchService,
+  type RestoreService,
+  type ServiceSlot,
+} from './lib/pools-config.js';
+import { processCpuMs, processRssBytes } from './lib/proc.js';
+import { median } from './lib/stats.js';
+import { parseProgressLine, serviceId, type ProgressLine, type WatchSpec } from './lib/table-progress.js';
+
+const sizes = (text: string): number[] => text.split(',').map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0);
+const POOL_SIZES = sizes(process.env.BENCH_POOL_SIZES ?? '10000,100000');
+const WEIGHT_SIZES = sizes(process.env.BENCH_WEIGHT_SIZES ?? '20000,40000');
+const WEIGHT_TRIALS = Number(process.env.BENCH_WEIGHT_TRIALS ?? 5);
+const SERVICES = Number(process.env.BENCH_SERVICES ?? 1000);
+/** How long a daemon may take to get a table into the kernel before the case is reported as failed. */
+const APPLY_TIMEOUT_MS = Number(process.env.BENCH_APPLY_TIMEOUT_S ?? 300) * 1000;
+const WEIGHT_TIMEOUT_MS = 20_000;
+const SERVERS_PER_SERVICE = 10;
+const METRICS_PORT = 9090;
+const API_PERIOD_MS = 50;
+const APPLY_POLL_MS = 200;
+const WEIGHT_POLL_MS = 20;
+/** The one large service of parts 1 and 2. */
+const POOL_SLOT: ServiceSlot = { vip: '203.0.113.250', port: 18100 };
+/** Part 3's services: PORTS ports per VIP from FIRST_PORT, VIPs 203.0.113.11 onwards. */
+const PORTS = 5;
+const FIRST_PORT = 18000;
+
+const clock = createSystemClock();
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const say = (line: string): void => void process.stdout.write(`${line}\n`);
+/** Progress, on stderr (the figures go to stdout). */
+const note = (line: string): void => void process.stderr.write(`  ${line}\n`);
+const secs = (ms: number): string => (Number.isFinite(ms) ? (ms / 1000).toFixed(2) : 'n/a');
+const mb = (bytes: number): string => (Number.isFinite(bytes) ? (bytes / 2 ** 20).toFixed(0) : 'n/a');
+
+// ---------------------------------------------------------------- processes
+
+/** Replaces a file by rename: a reader sees the old or the new text, never half of it. */
+function replaceFile(path: string, text: string): void {
+  writeFileSync(`${path}.new`, text);
+  renameSync(`${path}.new`, path);
+}
+
+interface Daemon {
+  readonly proc: LabProcess;
+  readonly logPath: string;
+  /** Wall ms just before spawn. */
+  readonly spawnedAt: number;
+}
+
+function spawnDaemon(dir: string, conf: string, name: string): Daemon {
+  const logPath = join(dir, `${name}.log`);
+  const argv = [process.execPath, join(repoRoot(), 'dist/src/cli/main.js'), '-c', conf, '--log-file', logPath, '--control-socket', join(dir, `${name}.sock`)];
+  const spawnedAt = Date.now();
+  const proc = new LabProcess(name, argv, { cwd: repoRoot(), logPath: join(dir, `${name}.out`) });
+  return { proc, logPath, spawnedAt };
+}
+
+/** The daemon's log lines matching `pattern` (at most `max`, the last ones). */
+function logLines(d: Daemon, pattern: RegExp, max = 8): string[] {
+  const text = (existsSync(d.logPath) ? readFileSync(d.logPath, 'utf8') : '') + d.proc.output();
+  return text.split('\n').filter((l) => pattern.test(l)).slice(-max);
+}
+
+async function stopDaemon(d: Daemon): Promise<string> {
+  d.proc.signal('SIGTERM');
+  const exit = await Promise.race([d.proc.exited, sleep(20_000).then(() => undefined)]);
+  if (exit === undefined) {
+    await d.proc.stop();
+    return 'did not exit within 20 s of SIGTERM (killed)';
+  }
+  return `exit ${exit.code ?? exit.signal}`;
+}
+
+interface WatchStats {
+  readonly polls: number;
+  readonly medianMs: number;
+  readonly worstMs: number;
+}
+
+class TableWatch {
+  private readonly proc: LabProcess;
+  private parsedTo = 0;
+  private readonly seen: ProgressLine[] = [];
+
+  constructor(dir: string, name: string, spec: WatchSpec) {
+    const specPath = join(dir, `${name}.json`);
+    writeFileSync(specPath, JSON.stringify(spec));
+    this.proc = new LabProcess(name, [process.execPath, join(repoRoot(), 'dist/bench/lib/table-watch.js'), specPath], { cwd: repoRoot() });
+  }
+
+  /** Progress lines so far. */
+  lines(): readonly ProgressLine[] {
+    const text = this.proc.output();
+    const end = text.lastIndexOf('\n') + 1;
+    if (end > this.parsedTo) {
+      for (const l of text.slice(this.parsedTo, end).split('\n')) {
+        const p = parseProgressLine(l);
+        if (p) this.seen.push(p);
+      }
+      this.parsedTo = end;
+    }
+    return this.seen;
+  }
+
+  last(): ProgressLine | undefined {
+    return this.lines().at(-1);
+  }
+
+  /** The first line from index `from` on that satisfies `test`; throws after timeoutMs or when `alive()` turns false. */
+  async waitFor(test: (p: ProgressLine) => boolean, what: string, timeoutMs: number, alive: () => boolean, from = 0): Promise<ProgressLine> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const found = this.lines().slice(from).find(test);
+      if (found) return found;
+      if (!this.proc.running) throw new Error(`the table watcher exited: ${this.proc.output().slice(-500)}`);
+      if (!alive()) throw new Error(`the daemon exited while waiting for ${what}`);
+      if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+      await sleep(10);
+    }
+  }
+
+  async stop(): Promise<WatchStats> {
+    this.proc.signal('SIGTERM');
+    await Promise.race([this.proc.exited, sleep(30_000)]);
+    await this.proc.stop();
+    const m = /^stats (\d+) (\S+) (\S+)$/m.exec(this.proc.output());
+    return m ? { polls: Number(m[1]), medianMs: Number(m[2]), worstMs: Number(m[3]) } : { polls: 0, medianMs: NaN, worstMs: NaN };
+  }
+}
+
+interface Scrape {
+  readonly lagMaxS: number;
+  readonly ipvsRequests: number;
+}
+
+async function scrape(): Promise<Scrape> {
+  const text = await (await fetch(`http://127.0.0.1:${METRICS_PORT}/metrics`)).text();
+  const value = (name: string): number => {
+    const m = new RegExp(`^${name}(?:\\{\\})? (\\S+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : NaN;
+  };
+  return { lagMaxS: value('pybal_nodejs_eventloop_lag_max_seconds'), ipvsRequests: value('pybal_ipvs_requests_total') };
+}
+
+/** Runs argv with `stdin` on its standard input (a pipe); fails on a non-zero exit or any stderr. */
+async function runWithInput(argv: string[], stdin: string, timeoutMs: number): Promise<void> {
+  const r = await exec(argv, { input: stdin, timeoutMs });
+  if (r.code !== 0 || r.stderr) throw new Error(`${argv.join(' ')} exited ${r.code}: ${r.stderr.slice(0, 500)}`);
+}
+
+/** Deletes those of `slots` that are in the kernel, and nothing else. */
+async function deleteOwn(client: IpvsClient, slots: readonly ServiceSlot[]): Promise<void> {
+  const own = new Set(slots.map((s) => serviceId(s.vip, s.port)));
+  const present = (await client.listServices()).flatMap((s) => ('port' in s.key && own.has(serviceId(s.key.address, s.key.port)) ? [{ vip: s.key.address, port: s.key.port }] : []));
+  if (present.length > 0) await runWithInput(['ipvsadm', '-R'], formatIpvsadmDelete(present), 300_000);
+}
+
+async function destsOf(client: IpvsClient, slots: readonly ServiceSlot[]): Promise<number> {
+  let n = 0;
+  for (const s of slots) n += (await client.listDests({ family: 4, protocol: 'tcp', address: s.vip, port: s.port }).catch(() => [])).length;
+  return n;
+}
+
+function ipvsadmVersion(): Promise<string> {
+  return exec(['ipvsadm', '--version']).then(
+    (r) => r.stdout.trim() || r.stderr.trim(),
+    (e: Error) => `unknown (${e.message})`,
+  );
+}
+
+// ---------------------------------------------------------------- figures
+
+interface ApplyRow {
+  readonly label: string;
+  readonly servers: number;
+  /** Daemon: spawn (or pool write) to the whole table in the kernel. */
+  readonly applyMs: number;
+  /** Spawn to the first destination (or service) in the kernel. */
+  readonly firstMs?: number;
+  readonly peerMs?: number;
+  readonly api?: LatencySummary;
+  readonly lagMaxS?: number;
+  readonly cpuMs?: number;
+  readonly rssBytes?: number;
+  readonly ipvsRequests?: number;
+  readonly watch?: WatchStats;
+  readonly error?: string;
+}
+
+interface WeightRow {
+  readonly servers: number;
+  readonly monitors: string;
+  readonly trialsMs: number[];
+  readonly api?: LatencySummary;
+  readonly watch?: WatchStats;
+  readonly note?: string;
+}
+
+const rows: ApplyRow[] = [];
+const weightRows: WeightRow[] = [];
+
+function apiText(api: LatencySummary | undefined): string {
+  if (api === undefined) return 'n/a';
+  return `${api.worstMs.toFixed(0)} (p99 ${api.p99Ms.toFixed(0)}, median ${api.medianMs.toFixed(0)}, ${api.count} req${api.failures ? `, ${api.failures} failed` : ''})`;
+}
+
+// ---------------------------------------------------------------- part 1
+
+function poolService(dir: string, monitors: readonly string[]): BenchService {
+  return { name: 'bigpool', vip: POOL_SLOT.vip, port: POOL_SLOT.port, scheduler: 'wrr', poolPath: join(dir, 'pool-big'), monitors };
+}
+
+/** A daemon with one service; resolves when its N destinations are in the kernel. */
+async function startBigPool(dir: string, name: string, hosts: readonly string[], monitors: readonly string[], watchSpec: WatchSpec): Promise<{ daemon: Daemon; watch: TableWatch; api: ApiPoller }> {
+  const service = poolService(dir, monitors);
+  replaceFile(service.poolPath, formatLegacyPool(weighted(hosts, 10)));
+  const conf = join(dir, `${name}.conf`);
+  writeFileSync(conf, formatPoolsConf([service], METRICS_PORT));
+  const watch = new TableWatch(dir, `${name}-watch`, watchSpec);
+  await sleep(500); // the watcher's first (empty) poll
+  const daemon = spawnDaemon(dir, conf, name);
+  const api = startApiPoller(`http://127.0.0.1:${METRICS_PORT}/pools`, API_PERIOD_MS);
+  return { daemon, watch, api };
+}
+
+async function coldPool(dir: string, client: IpvsClient, n: number): Promise<void> {
+  const hosts = poolServerAddresses(n);
+  const label = `cold start, 1 service x ${n}`;
+  note(`${label}...`);
+  const { daemon, watch, api } = await startBigPool(dir, `cold-${n}`, hosts, [], {
+    pollMs: APPLY_POLL_MS,
+    services: [{ address: POOL_SLOT.vip, port: POOL_SLOT.port, dests: n }],
+  });
+  try {
+    const alive = (): boolean => daemon.proc.running;
+    const done = await watch.waitFor((p) => p.complete === 1, `${n} destinations in IPVS`, APPLY_TIMEOUT_MS, alive);
+    const first = watch.lines().find((p) => p.dests > 0);
+    const latency = await api.stop();
+    const cpuMs = processCpuMs(daemon.proc.pid);
+    const m = await scrape();
+    const row: ApplyRow = {
+      label, servers: n, applyMs: done.atMs - daemon.spawnedAt, firstMs: first ? first.atMs - daemon.spawnedAt : NaN,
+      api: latency, lagMaxS: m.lagMaxS, cpuMs, rssBytes: processRssBytes(daemon.proc.pid), ipvsRequests: m.ipvsRequests, watch: await watch.stop(),
+    };
+    rows.push(row);
+    note(`${label}: ${secs(row.applyMs)} s (first destination at ${secs(row.firstMs ?? NaN)} s), API worst ${apiText(latency)} ms, lag max ${(m.lagMaxS * 1000).toFixed(0)} ms`);
+  } catch (error) {
+    rows.push({ label, servers: n, applyMs: NaN, error: failure(error, daemon, watch) });
+    await api.stop();
+    await watch.stop();
+  } finally {
+    note(`daemon: ${await stopDaemon(daemon)}`);
+    await deleteOwn(client, [POOL_SLOT]);
+  }
+}
+
+function failure(error: unknown, daemon: Daemon, watch: TableWatch): string {
+  const last = watch.last();
+  const where = last ? `; the kernel had ${last.dests} destinations in ${last.present} service(s) at ${secs(last.atMs - daemon.spawnedAt)} s after spawn` : '; the kernel never had the service';
+  const log = logLines(daemon, /error|warn|fail|exception|heap|killed/i);
+  return `${error instanceof Error ? error.message : String(error)}${where}${daemon.proc.running ? '' : `; the daemon exited:\n${daemon.proc.output().slice(-1500)}`}${log.length ? `\n      log: ${log.join('\n      log: ')}` : ''}`;
+}
+
+async function growingPool(dir: string, client: IpvsClient, n: number): Promise<void> {
+  const hosts = poolServerAddresses(n);
+  const half = Math.floor(n / 2);
+  const label = `running, pool ${half} -> ${n}`;
+  note(`${label}...`);
+  const { daemon, watch, api } = await startBigPool(dir, `grow-${n}`, hosts.slice(0, half), [], {
+    pollMs: APPLY_POLL_MS,
+    services: [{ address: POOL_SLOT.vip, port: POOL_SLOT.port, dests: n }],
+  });
+  const alive = (): boolean => daemon.proc.running;
+  try {
+    await watch.waitFor((p) => p.dests >= half, `${half} destinations in IPVS`, APPLY_TIMEOUT_MS, alive);
+    await api.stop();
+    // Past the pool source's 2 s re-read window, with nothing left to do.
+    await sleep(3000);
+    await scrape(); // resets the event-loop histogram: the next scrape covers the growth only
+    const from = watch.lines().length;
+    const cpu0 = processCpuMs(daemon.proc.pid);
+    const before = await scrape();
+    const grow = startApiPoller(`http://127.0.0.1:${METRICS_PORT}/pools`, API_PERIOD_MS);
+    const t0 = Date.now();
+    replaceFile(poolService(dir, []).poolPath, formatLegacyPool(weighted(hosts, 10)));
+    const done = await watch.waitFor((p) => p.complete === 1, `${n} destinations in IPVS`, APPLY_TIMEOUT_MS, alive, from);
+    const latency = await grow.stop();
+    const cpuMs = processCpuMs(daemon.proc.pid) - cpu0;
+    const m = await scrape();
+    const row: ApplyRow = {
+      label, servers: n - half, applyMs: done.atMs - t0, api: latency, lagMaxS: m.lagMaxS, cpuMs, rssBytes: processRssBytes(daemon.proc.pid),
+      ipvsRequests: m.ipvsRequests - before.ipvsRequests, watch: await watch.stop(),
+    };
+    rows.push(row);
+    note(`${label}: ${secs(row.applyMs)} s after the write, API worst ${apiText(latency)} ms, lag max ${(m.lagMaxS * 1000).toFixed(0)} ms`);
+  } catch (error) {
+    rows.push({ label, servers: n - half, applyMs: NaN, error: failure(error, daemon, watch) });
+    await api.stop();
+    await watch.stop();
+  } finally {
+    note(`daemon: ${await stopDaemon(daemon)}`);
+    await deleteOwn(client, [POOL_SLOT]);
+  }
+}
+
+/** `ipvsadm -R` of `services`, timed from spawn to exit; the table checked, then deleted. */
+async function peerApply(client: IpvsClient, services: readonly RestoreService[]): Promise<number> {
+  const text = formatIpvsadmRestore(services);
+  const want = services.reduce((n, s) => n + s.servers.length, 0);
+  await deleteOwn(client, services);
+  const t0 = performance.now();
+  await runWithInput(['ipvsadm', '-R'], text, 900_000);
+  const ms = performance.now() - t0;
+  const got = await destsOf(client, services);
+  await deleteOwn(client, services);
+  if (got !== want) throw new Error(`ipvsadm -R left ${got} destinations, expected ${want}`);
+  return ms;
+}
+
+// ---------------------------------------------------------------- part 2
+
+async function weightChange(dir: string, client: IpvsClient, n: number, monitors: readonly string[]): Promise<void> {
+  const hosts = poolServerAddresses(n);
+  // A server in the middle of the pool, away from either end of the file.
+  const target = hosts[Math.floor(n * 0.6)] ?? '';
+  const monitorsText = monitors.length === 0 ? '[]' : `["${monitors.join('", "')}"]`;
+  note(`weight change in a pool of ${n}, monitors = ${monitorsText}, server ${target}...`);
+  const { daemon, watch, api } = await startBigPool(dir, `weight-${n}-${monitors.length}`, hosts, monitors, {
+    pollMs: WEIGHT_POLL_MS,
+    services: [{ address: POOL_SLOT.vip, port: POOL_SLOT.port, dests: n }],
+    weightOf: { address: POOL_SLOT.vip, port: POOL_SLOT.port, dest: target },
+  });
+  const alive = (): boolean => daemon.proc.running;
+  const trialsMs: number[] = [];
+  let problem: string | undefined;
+  let latency: LatencySummary | undefined;
+  try {
+    const ready = await watch.waitFor((p) => p.complete === 1 && p.weight === 10, `${n} destinations in IPVS`, APPLY_TIMEOUT_MS, alive);
+    note(`  all ${n} in IPVS ${secs(ready.atMs - daemon.spawnedAt)} s after spawn`);
+    await api.stop();
+    await sleep(3000);
+    const trialsApi = startApiPoller(`http://127.0.0.1:${METRICS_PORT}/pools`, API_PERIOD_MS);
+    try {
+      for (let trial = 0; trial < WEIGHT_TRIALS; trial++) {
+        const weight = trial % 2 === 0 ? 7 : 10;
+        // A random phase against the source's 1 s poll.
+        await sleep(1000 + Math.random() * 1000);
+        const from = watch.lines().length;
+        const t0 = Date.now();
+        replaceFile(poolService(dir, monitors).poolPath, formatLegacyPool(weighted(hosts, 10, new Map([[target, weight]]))));
+        try {
+          const seen = await watch.waitFor((p) => p.weight === weight, `weight ${weight} for ${target} in IPVS`, WEIGHT_TIMEOUT_MS, alive, from);
+          trialsMs.push(seen.atMs - t0);
+          note(`  trial ${trial + 1}: weight ${weight} in the kernel after ${seen.atMs - t0} ms`);
+        } catch (error) {
+          const merged = logLines(daemon, new RegExp(target.replace(/\./g, '\\.')), 4);
+          problem = `trial ${trial + 1} (weight ${weight}): ${(error as Error).message}; the kernel still shows weight ${watch.last()?.weight ?? 'none'}` +
+            (merged.length ? `\n      log: ${merged.join('\n      log: ')}` : '; the log names the server nowhere');
+          note(problem);
+          break;
+        }
+      }
+    } finally {
+      latency = await trialsApi.stop();
+    }
+  } catch (error) {
+    problem = failure(error, daemon, watch);
+    await api.stop();
+  } finally {
+    const watchStats = await watch.stop();
+    weightRows.push({ servers: n, monitors: monitorsText, trialsMs, api: latency, watch: watchStats, ...(problem ? { note: problem } : {}) });
+    note(`daemon: ${await stopDaemon(daemon)}`);
+    await deleteOwn(client, [POOL_SLOT]);
+  }
+}
+
+// ---------------------------------------------------------------- part 3
+
+async function coldServices(dir: string, client: IpvsClient): Promise<RestoreService[]> {
+  const slots = spreadServices(SERVICES, PORTS, FIRST_PORT);
+  const hosts = poolServerAddresses(SERVICES * SERVERS_PER_SERVICE, 1);
+  const poolDir = join(dir, 'pools');
+  mkdirSync(poolDir, { recursive: true });
+  const services: BenchService[] = slots.map((s, i) => ({
+    name: `svc_${String(i).padStart(4, '0')}`, vip: s.vip, port: s.port, scheduler: 'wrr', poolPath: join(poolDir, `svc_${i}`), monitors: ['IdleConnection'],
+  }));
+  const restore: RestoreService[] = slots.map((s, i) => ({
+    vip: s.vip, port: s.port, scheduler: 'wrr', servers: weighted(hosts.slice(i * SERVERS_PER_SERVICE, (i + 1) * SERVERS_PER_SERVICE), 10),
+  }));
+  services.forEach((s, i) => writeFileSync(s.poolPath, formatLegacyPool(restore[i]?.servers ?? [])));
+  const conf = join(dir, 'services.conf');
+  writeFileSync(conf, formatPoolsConf(services, METRICS_PORT));
+  const label = `cold start, ${SERVICES} services x ${SERVERS_PER_SERVICE}, IdleConnection`;
+  note(`${label}...`);
+  const watch = new TableWatch(dir, 'services-watch', { pollMs: APPLY_POLL_MS, services: slots.map((s) => ({ address: s.vip, port: s.port, dests: SERVERS_PER_SERVICE })) });
+  await sleep(500);
+  const daemon = spawnDaemon(dir, conf, 'services');
+  const api = startApiPoller(`http://127.0.0.1:${METRICS_PORT}/pools`, API_PERIOD_MS);
+  try {
+    const alive = (): boolean => daemon.proc.running;
+    const first = await watch.waitFor((p) => p.present > 0, 'the first service in IPVS', APPLY_TIMEOUT_MS, alive);
+    const done = await watch.waitFor((p) => p.complete === SERVICES, `${SERVICES} services with ${SERVERS_PER_SERVICE} destinations each`, APPLY_TIMEOUT_MS, alive);
+    const latency = await api.stop();
+    const cpuMs = processCpuMs(daemon.proc.pid);
+    const m = await scrape();
+    const row: ApplyRow = {
+      label, servers: SERVICES * SERVERS_PER_SERVICE, applyMs: done.atMs - daemon.spawnedAt, firstMs: first.atMs - daemon.spawnedAt,
+      api: latency, lagMaxS: m.lagMaxS, cpuMs, rssBytes: processRssBytes(daemon.proc.pid), ipvsRequests: m.ipvsRequests, watch: await watch.stop(),
+    };
+    rows.push(row);
+    note(`${label}: first service at ${secs(row.firstMs ?? NaN)} s, all at ${secs(row.applyMs)} s, API worst ${apiText(latency)} ms`);
+  } catch (error) {
+    rows.push({ label, servers: SERVICES * SERVERS_PER_SERVICE, applyMs: NaN, error: failure(error, daemon, watch) });
+    await api.stop();
+    await watch.stop();
+  } finally {
+    note(`daemon: ${await stopDaemon(daemon)}`);
+    await deleteOwn(client, slots);
+  }
+  return restore;
+}
+
+// ---------------------------------------------------------------- main
+
+function printTable(): void {
+  say('');
+  say('pool application (daemon: spawn, or the pool file write, to every destination in the kernel; polled every 200 ms, so +0..~200 ms coarse plus one dump)');
+  const header = ['case', 'servers', 'daemon s', 'ipvsadm -R s', 'daemon/ipvsadm', 'first in IPVS s', 'API worst ms (GET /pools every 50 ms)', 'lag max ms', 'daemon CPU s', 'RSS MB', 'IPVS req'];
+  const body = rows.map((r) => [
+    r.label, String(r.servers), secs(r.applyMs), r.peerMs === undefined ? '-' : secs(r.peerMs),
+    r.peerMs === undefined || !Number.isFinite(r.applyMs) ? '-' : (r.applyMs / r.peerMs).toFixed(2), r.firstMs === undefined ? '-' : secs(r.firstMs),
+    apiText(r.api), r.lagMaxS === undefined ? '-' : (r.lagMaxS * 1000).toFixed(0), r.cpuMs === undefined ? '-' : secs(r.cpuMs),
+    r.rssBytes === undefined ? '-' : mb(r.rssBytes), r.ipvsRequests === undefined ? '-' : String(r.ipvsRequests),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
+  const line = (cells: readonly string[]): string => `  ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')}`.trimEnd();
+  say(line(header));
+  say(line(widths.map((w) => '-'.repeat(w))));
+  for (const b of body) say(line(b));
+  for (const r of rows) if (r.error) say(`  FAILED ${r.label}: ${r.error}`);
+  for (const r of rows) if (r.watch) say(`  (${r.label}: the watcher's ${r.watch.polls} polls that dumped destinations took ${r.watch.medianMs.toFixed(0)} ms median, ${r.watch.worstMs.toFixed(0)} ms worst)`);
+
+  say('');
+  say(`weight change 10 <-> 7 of one server in the pool file (replaced by rename) -> that weight in the kernel (polled every ${WEIGHT_POLL_MS} ms over netlink, each poll a dump of the whole pool)`);
+  for (const w of weightRows) {
+    const poll = w.watch ? `; a poll took ${w.watch.medianMs.toFixed(0)} ms median (${w.watch.worstMs.toFixed(0)} worst), so the figures are +0..~${(w.watch.medianMs + WEIGHT_POLL_MS).toFixed(0)} ms coarse` : '';
+    say(
+      `  pool ${w.servers}, monitors = ${w.monitors}: median ${median(w.trialsMs).toFixed(0)} ms, worst ${w.trialsMs.length ? Math.max(...w.trialsMs).toFixed(0) : 'n/a'} ms ` +
+        `over ${w.trialsMs.length}/${WEIGHT_TRIALS} trials [${w.trialsMs.join(' ')}]; API worst ${apiText(w.api)} ms${poll}`,
+    );
+    if (w.note) say(`    PROBLEM: ${w.note}`);
+  }
+}
+
+async function measure(): Promise<void> {
+  const peer = await ipvsadmVersion();
+  say(`pools benchmark: UML guest kernel ${release()} (one CPU), node ${process.version}; the daemon is dist/src/cli/main.js (bgp = no), measured from outside; nothing is asserted`);
+  say(`  peer: ${peer}, run as PyBal runs it: \`ipvsadm -R\` with the table's commands on its stdin (-A -t VIP:PORT -s wrr, -a -t VIP:PORT -r IP -w 10), process start included`);
+  say(`  real servers: 127/8 addresses (local; IPVS accepts them); pool files on the guest's tmpfs, replaced by rename; API client: GET /pools every ${API_PERIOD_MS} ms, latency from when each request was due`);
+  const dir = mkdtempSync(join(tmpdir(), 'pybal-bench-pools-'));
+  const client = await createIpvsClient({ clock, timeoutMs: 120_000 });
+  let servers: ChildProcess | undefined;
+  try {
+    // Many connections from 127.0.0.1 to one port: room for them (guest only).
+    writeFileSync('/proc/sys/net/ipv4/ip_local_port_range', '10000 64999');
+    // IdleConnection's real servers: one listener per port on 0.0.0.0 answers every 127/8 address.
+    servers = await startLoopbackServers(
+      [POOL_SLOT.port, ...Array.from({ length: PORTS }, (_, p) => FIRST_PORT + p)].map((port) => ({ addresses: ['0.0.0.0'], tcpPort: port, httpPort: port + 1000 })),
+    );
+
+    for (const n of POOL_SIZES) {
+      await coldPool(dir, client, n);
+      const peerMs = await peerApply(client, [{ vip: POOL_SLOT.vip, port: POOL_SLOT.port, scheduler: 'wrr', servers: weighted(poolServerAddresses(n), 10) }]);
+      const i = rows.length - 1;
+      rows[i] = { ...rows[i]!, peerMs };
+      note(`ipvsadm -R of 1 service x ${n}: ${secs(peerMs)} s`);
+      await growingPool(dir, client, n);
+    }
+    for (const n of WEIGHT_SIZES) {
+      await weightChange(dir, client, n, []);
+      await weightChange(dir, client, n, ['IdleConnection']);
+    }
+    if (SERVICES > 0) {
+      const restore = await coldServices(dir, client);
+      const peerMs = await peerApply(client, restore);
+      const i = rows.length - 1;
+      rows[i] = { ...rows[i]!, peerMs };
+      note(`ipvsadm -R of ${SERVICES} services x ${SERVERS_PER_SERVICE}: ${secs(peerMs)} s`);
+    }
+    printTable();
+    say('');
+    say('  daemon s: cold rows from spawn (node start, config, pool read, IPVS); "running" rows from the pool file write; first in IPVS: the first destination (one service) or service (many)');
+    say('  lag max: pybal_nodejs_eventloop_lag_max_seconds (prom-client, since the daemon started or since the scrape just before the write); CPU: since spawn, or during the growth');
+    const cold100k = rows.find((r) => r.label === 'cold start, 1 service x 100000');
+    say(`pool-apply-100k-seconds ${cold100k && Number.isFinite(cold100k.applyMs) ? (cold100k.applyMs / 1000).toFixed(2) : 'n/a'}`);
+  } finally {
+    servers?.kill('SIGTERM');
+    client.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+runGuestBench({ name: 'pools bench', scriptUrl: import.meta.url, measure, timeoutMs: 3_000_000, openFiles: 131_072, memMb: 4096 });
