@@ -9,8 +9,10 @@ import type { MonitorConfig, ServiceConfig } from '../config/types.js';
 import type { Pool, PoolEvent, PoolServer } from '../pool/types.js';
 import type { Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
-import { applyDown, applyUp, canDepool, decidePool, type PolicyLog, type PolicyOutput, type PoolTrigger, type ServerFacts } from './decide-pool.js';
-import { describePoolChange, diffPools } from './pool-diff.js';
+import { runSliced, type Job, type SliceOptions } from '../runtime/sliced.js';
+import { applyDown, applyUp, canDepool, refreshSteps, type PolicyLog, type PolicyOutput, type ServerFacts } from './decide-pool.js';
+import { describePoolDiff, type PoolDiff } from './pool-diff.js';
+import { literalAddresses } from './resolver.js';
 import type {
   CoordinatorApi,
   CoordinatorDeps,
@@ -50,6 +52,8 @@ interface ServerEntry {
   resolveError: string | undefined;
   /** Its first resolution has not finished yet (PyBal: not yet initialized). */
   initializing: boolean;
+  /** Resolved: it has an address, and monitors (PyBal's `ready`). */
+  ready: boolean;
   /** It came with the coordinator's first pool: the kernel may have had it pooled before pybal started. */
   readonly fromFirstPool: boolean;
   monitors: MonitorEntry[];
@@ -80,8 +84,14 @@ function monitorsUp(entry: ServerEntry): boolean {
 
 /** Counted by PyBal's upServerCount: up, enabled, resolved, and still in the pool. */
 function countsUp(entry: ServerEntry): boolean {
-  return entry.up && entry.enabled && entry.address !== undefined && !entry.removed;
+  return entry.up && entry.enabled && entry.ready && !entry.removed;
 }
+
+/** How much of each kind of work a job does between two looks at the clock (see runtime/sliced.ts). */
+const SLICE_SERVERS = 512;
+const SLICE_LOG_LINES = 128;
+const SLICE_MONITOR_STARTS = 64;
+const SLICE_HELD_EVENTS = 64;
 
 /** PyBal's textStatus: enabled|disabled / up|partially up|down / pooled|not pooled. */
 export function textStatus(entry: {
@@ -121,11 +131,34 @@ export class Coordinator implements CoordinatorApi {
   /** Health by host that a replaced coordinator knew: a server known down starts held down. */
   private readonly knownHealth: ReadonlyMap<string, boolean>;
 
+  /**
+   * Large pools are applied in slices (runtime/sliced.ts), so that 100,000
+   * servers never hold the event loop. While a pool application or a policy
+   * pass is under way, the state is not consistent: the daemon is told the
+   * service is not ready (it keeps what it published), healthy() answers as
+   * before the job, and monitor reports and resolutions wait in `held`, to
+   * run in order once it is done.
+   */
+  private busy = false;
+  /** The job under way leaves the servers' state inconsistent until it ends. */
+  private unsettled = false;
+  /** The latest pool not applied yet (an older one still waiting is skipped). */
+  private pendingPool: Pool | undefined;
+  /** A policy pass asked for while busy. */
+  private pendingRefresh: { reportShortfall: boolean } | undefined;
+  /** Monitor restarts (a reload) waiting for the job under way. */
+  private pendingRestart = false;
+  private held: (() => void)[] = [];
+  private heldNext = 0;
+  private healthyBefore = false;
+  private readonly slicing: SliceOptions | undefined;
+
   constructor(service: ServiceConfig, deps: CoordinatorDeps) {
     this.service = service;
     this.deps = deps;
     this.random = deps.random ?? Math.random;
     this.knownHealth = deps.knownHealth ?? new Map();
+    this.slicing = deps.slicing;
   }
 
   /**
@@ -139,22 +172,17 @@ export class Coordinator implements CoordinatorApi {
   reconfigure(service: ServiceConfig, changes: { readonly monitors: boolean; readonly policy: boolean }): void {
     if (this.stopped) return;
     this.service = service;
-    if (changes.monitors) {
-      for (const entry of this.servers.values()) {
-        if (entry.address === undefined) continue;
-        this.tally(entry, () => {
-          this.stopMonitors(entry);
-          this.startMonitors(entry, { keepState: true });
-        });
-      }
-    }
-    if (changes.monitors || changes.policy) this.decide({ kind: 'refresh', reportShortfall: !this.initializing() });
+    if (changes.monitors) this.pendingRestart = true;
+    if (changes.monitors || changes.policy) this.requestRefresh(!this.initializing());
+    else this.pump();
     this.notify();
   }
 
   /** Each server's last known health (PyBal's `up`), by host. */
   health(): Map<string, boolean> {
-    return new Map([...this.servers.values()].filter((s) => s.address !== undefined).map((s) => [s.host, s.up]));
+    const known = new Map<string, boolean>();
+    for (const s of this.servers.values()) if (s.ready) known.set(s.host, s.up);
+    return known;
   }
 
   onPoolEvent(event: PoolEvent): void {
@@ -165,7 +193,8 @@ export class Coordinator implements CoordinatorApi {
       this.poolError = undefined;
     } else {
       this.poolError = undefined;
-      this.applyPool(event.pool);
+      this.pendingPool = event.pool;
+      this.pump();
     }
     this.notify();
   }
@@ -179,13 +208,17 @@ export class Coordinator implements CoordinatorApi {
   }
 
   healthy(): boolean {
+    if (this.unsettled) return this.healthyBefore;
     for (const s of this.servers.values()) if (s.pooled && s.up) return true;
     return false;
   }
 
-  /** Its first pool is known and every server had its first resolution: what it publishes is complete. */
+  /**
+   * Its first pool is known, every server had its first resolution, and no
+   * pool application or policy pass is half done: what it publishes is complete.
+   */
   ready(): boolean {
-    return this.pool !== undefined && !this.initializing();
+    return this.pool !== undefined && !this.initializing() && !this.unsettled && this.pendingPool === undefined;
   }
 
   snapshot(): ServiceSnapshot {
@@ -219,43 +252,79 @@ export class Coordinator implements CoordinatorApi {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const entry of this.servers.values()) this.release(entry);
+    this.held = [];
+    for (const entry of this.servers.values()) {
+      this.detach(entry);
+      this.free(entry);
+    }
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
   // --- pool changes ---
 
-  private applyPool(next: Pool): void {
-    const log = this.deps.logger;
-    for (const line of describePoolChange(this.pool, next)) log.info(line);
-    const { removed, changed } = diffPools(this.pool ?? new Map<string, PoolServer>(), next);
-    for (const server of removed) {
-      const entry = this.servers.get(server.host);
-      if (entry) this.release(entry);
+  /**
+   * Applies a pool, in slices: what changed is worked out first (nothing is
+   * touched meanwhile), then taken in one step (removed servers leave, new
+   * ones join, weights and enabled flags change), then the removed servers'
+   * monitors stop, the new ones resolve, and one policy pass runs.
+   */
+  private *applyPool(next: Pool): Job {
+    const previous = this.servers;
+    const first = this.pool === undefined;
+    const ordered = new Map<string, ServerEntry>();
+    const added: ServerEntry[] = [];
+    const changed: (readonly [ServerEntry, PoolServer])[] = [];
+    let n = 0;
+    for (const server of next.values()) {
+      let entry = previous.get(server.host);
+      if (!entry) {
+        entry = this.newEntry(server, first);
+        added.push(entry);
+      } else if (entry.weight !== server.weight || entry.enabled !== server.enabled) {
+        changed.push([entry, server]);
+      }
+      ordered.set(server.host, entry);
+      if (++n % SLICE_SERVERS === 0) yield;
     }
-    for (const [, after] of changed) {
-      const entry = this.servers.get(after.host);
-      if (!entry) continue;
+    const removed: ServerEntry[] = [];
+    for (const entry of previous.values()) {
+      if (!next.has(entry.host)) removed.push(entry);
+      if (++n % SLICE_SERVERS === 0) yield;
+    }
+    const diff: PoolDiff = {
+      added: added.map((e) => next.get(e.host)!),
+      changed: changed.map(([entry, after]) => [{ host: entry.host, weight: entry.weight, enabled: entry.enabled }, after] as const),
+      removed: removed.map((e) => ({ host: e.host, weight: e.weight, enabled: e.enabled })),
+    };
+    yield;
+    const log = this.deps.logger;
+    for (const line of describePoolDiff(diff, first ? next : undefined)) {
+      log.info(line);
+      if (++n % SLICE_LOG_LINES === 0) yield;
+    }
+    // The new pool, in one step.
+    for (const entry of removed) this.detach(entry);
+    for (const [entry, after] of changed) {
       this.tally(entry, () => {
         entry.weight = after.weight;
         entry.enabled = after.enabled;
       });
     }
-    const ordered = new Map<string, ServerEntry>();
-    const added: ServerEntry[] = [];
-    for (const server of next.values()) {
-      let entry = this.servers.get(server.host);
-      if (!entry) {
-        entry = this.newEntry(server, this.pool === undefined);
-        this.initializingCount++;
-        added.push(entry);
-      }
-      ordered.set(server.host, entry);
-    }
+    this.initializingCount += added.length;
     this.servers = ordered;
     this.pool = next;
-    for (const entry of added) this.resolve(entry);
-    this.decide({ kind: 'refresh', reportShortfall: !this.initializing() });
+    yield;
+    for (const entry of removed) {
+      this.free(entry);
+      if (++n % SLICE_MONITOR_STARTS === 0) yield;
+    }
+    for (const entry of added) {
+      this.resolve(entry);
+      if (++n % SLICE_MONITOR_STARTS === 0) yield;
+    }
+    // This pass covers any asked for meanwhile.
+    this.pendingRefresh = undefined;
+    yield* this.refresh(!this.initializing());
   }
 
   private newEntry(server: PoolServer, fromFirstPool: boolean): ServerEntry {
@@ -266,6 +335,7 @@ export class Coordinator implements CoordinatorApi {
       address: undefined,
       resolveError: undefined,
       initializing: true,
+      ready: false,
       fromFirstPool,
       monitors: [],
       up: false,
@@ -279,15 +349,109 @@ export class Coordinator implements CoordinatorApi {
     };
   }
 
-  /** Forgets a server: its monitors, resolution and timers stop. */
-  private release(entry: ServerEntry): void {
+  /** A server leaves the pool: it no longer counts, and whatever it still reports is ignored. */
+  private detach(entry: ServerEntry): void {
     this.settleInitialization(entry);
     this.tally(entry, () => (entry.removed = true));
     this.pooledDown.delete(entry);
+  }
+
+  /** Stops what a detached server still runs: its monitors, resolution and timers. */
+  private free(entry: ServerEntry): void {
     entry.resolveAbort?.abort(new Error('server released'));
     entry.resolveTimer?.cancel();
     entry.resolveTimer = undefined;
     this.stopMonitors(entry);
+  }
+
+  /** Restarts every resolved server's monitors (a reload changed them); each keeps its state. */
+  private *restartMonitors(): Job {
+    let n = 0;
+    for (const entry of [...this.servers.values()]) {
+      if (!entry.ready || entry.removed) continue;
+      this.tally(entry, () => {
+        this.stopMonitors(entry);
+        this.startMonitors(entry, { keepState: true });
+      });
+      if (++n % SLICE_MONITOR_STARTS === 0) yield;
+    }
+  }
+
+  // --- jobs ---
+
+  /** Runs what waits, one job at a time: monitor restarts, the latest pool, a policy pass, then held events. */
+  private pump(): void {
+    while (!this.busy && !this.stopped) {
+      let job: Job;
+      let unsettling = true;
+      if (this.pendingRestart) {
+        this.pendingRestart = false;
+        job = this.restartMonitors();
+      } else if (this.pendingPool !== undefined) {
+        const next = this.pendingPool;
+        this.pendingPool = undefined;
+        job = this.applyPool(next);
+      } else if (this.pendingRefresh !== undefined) {
+        const { reportShortfall } = this.pendingRefresh;
+        this.pendingRefresh = undefined;
+        job = this.refresh(reportShortfall);
+      } else if (this.heldNext < this.held.length) {
+        // Held events keep the state consistent between them: the daemon may publish meanwhile.
+        unsettling = false;
+        job = this.replayHeld();
+      } else {
+        return;
+      }
+      if (unsettling) this.healthyBefore = this.healthy();
+      this.busy = true;
+      this.unsettled = unsettling;
+      let synchronous = true;
+      let release: (() => void) | undefined;
+      const finished = runSliced(
+        job,
+        (error) => {
+          this.busy = false;
+          this.unsettled = false;
+          if (error !== undefined) this.deps.logger.error({ err: error }, 'Internal error while applying a pool or the depool policy');
+          if (synchronous) return;
+          // It ended in a later slice: what waits runs now, and the daemon hears of the result.
+          release?.();
+          this.notify();
+          this.pump();
+        },
+        this.slicing,
+      );
+      synchronous = false;
+      if (finished) continue;
+      this.track(new Promise<void>((resolve) => (release = resolve)));
+      return;
+    }
+  }
+
+  private *replayHeld(): Job {
+    while (this.heldNext < this.held.length && !this.stopped) {
+      const event = this.held[this.heldNext++]!;
+      event();
+      if (this.heldNext % SLICE_HELD_EVENTS === 0) yield;
+    }
+    this.held = [];
+    this.heldNext = 0;
+  }
+
+  /** Runs `event` now, or after the job under way (in order with others held). */
+  private whenSettled(event: () => void): void {
+    if (this.unsettled || this.heldNext < this.held.length) {
+      this.held.push(event);
+      if (!this.busy) this.pump();
+      return;
+    }
+    event();
+  }
+
+  /** Asks for a policy pass over the whole pool: now when nothing else runs, else after. */
+  private requestRefresh(reportShortfall: boolean): void {
+    this.pendingRefresh = { reportShortfall: reportShortfall || (this.pendingRefresh?.reportShortfall ?? false) };
+    this.pump();
   }
 
   private initializing(): boolean {
@@ -307,16 +471,21 @@ export class Coordinator implements CoordinatorApi {
   private resolve(entry: ServerEntry): void {
     entry.resolveTimer = undefined;
     if (entry.removed || this.stopped) return;
+    // An IP address needs no lookup: it is taken at once, without a promise
+    // per server (a pool of 100,000 addresses would queue 100,000 of them).
+    const literal = literalAddresses(entry.host, this.service.family);
+    if (literal instanceof Error) return this.resolveFailed(entry, literal);
+    if (literal !== undefined) return this.resolved(entry, literal);
     const abort = new AbortController();
     entry.resolveAbort = abort;
     // A resolver that throws synchronously is a failed resolution like any other.
     const work = new Promise<readonly string[]>((resolve) => resolve(this.deps.resolve(entry.host, this.service.family, abort.signal)))
       .then(
         (addresses) => {
-          if (!abort.signal.aborted) this.resolved(entry, addresses);
+          if (!abort.signal.aborted) this.whenSettled(() => this.resolved(entry, addresses));
         },
         (error: unknown) => {
-          if (!abort.signal.aborted) this.resolveFailed(entry, error);
+          if (!abort.signal.aborted) this.whenSettled(() => this.resolveFailed(entry, error));
         },
       )
       .catch((error: unknown) => this.deps.logger.error({ err: error }, `Internal error handling the resolution of ${entry.host}`));
@@ -346,6 +515,7 @@ export class Coordinator implements CoordinatorApi {
       this.tally(entry, () => {
         this.stopMonitors(entry);
         entry.address = first;
+        entry.ready = true;
         this.startMonitors(entry);
       });
       changed = true;
@@ -380,7 +550,7 @@ export class Coordinator implements CoordinatorApi {
     // last one: one pass over the pool, not one per server (a pool of 10,000
     // would cost 10,000 passes over 10,000 servers). Nothing reaches IPVS
     // before then anyway (the daemon publishes a service once it is ready).
-    if (!(wasInitializing && stillInitializing)) this.decide({ kind: 'refresh', reportShortfall: !stillInitializing });
+    if (!(wasInitializing && stillInitializing)) this.requestRefresh(!stillInitializing);
     this.notify();
   }
 
@@ -406,7 +576,7 @@ export class Coordinator implements CoordinatorApi {
         sinceWallMs: undefined,
       };
       try {
-        monitor.handle = this.deps.createMonitor(config, target, (report) => this.onReport(entry, monitor, report));
+        monitor.handle = this.deps.createMonitor(config, target, (report) => this.whenSettled(() => this.onReport(entry, monitor, report)));
       } catch (error) {
         this.monitorBroken(entry, monitor, error);
       }
@@ -492,7 +662,7 @@ export class Coordinator implements CoordinatorApi {
     return [...this.servers.values()].map((s) => ({
       host: s.host,
       enabled: s.enabled,
-      ready: s.address !== undefined,
+      ready: s.ready,
       up: s.up,
       pooled: s.pooled,
       pooledDown: s.pooledDown,
@@ -528,21 +698,24 @@ export class Coordinator implements CoordinatorApi {
     this.record(out);
   }
 
-  /** A pass over the whole pool (the pool, a resolution or the policy changed). */
-  private decide(trigger: PoolTrigger & { kind: 'refresh' }): void {
-    const decision = decidePool(this.facts(), this.service.depoolThreshold, trigger);
+  /** A pass over the whole pool (the pool, a resolution or the policy changed), in slices. */
+  private *refresh(reportShortfall: boolean): Job {
+    const servers = [...this.servers.values()];
+    const logs: PolicyLog[] = [];
+    yield* refreshSteps(servers, this.service.depoolThreshold, reportShortfall, logs);
     let upEligible = 0;
     this.pooledDown.clear();
-    for (const fact of decision.servers) {
-      const entry = this.servers.get(fact.host);
-      if (!entry) continue;
-      entry.pooled = fact.pooled;
-      entry.pooledDown = fact.pooledDown;
+    let n = 0;
+    for (const entry of servers) {
       if (entry.pooledDown) this.pooledDown.add(entry);
       if (countsUp(entry)) upEligible++;
+      if (++n % SLICE_SERVERS === 0) yield;
     }
     this.upEligible = upEligible;
-    this.record({ logs: [...decision.logs], couldNotDepool: decision.couldNotDepool });
+    for (const line of logs) {
+      this.logPolicy(line);
+      if (++n % SLICE_LOG_LINES === 0) yield;
+    }
   }
 
   private record(out: PolicyOutput): void {

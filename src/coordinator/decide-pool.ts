@@ -52,16 +52,24 @@ export interface PoolDecision {
 }
 
 /** PyBal's upServerCount: servers that are up and enabled (and resolved, see above). */
-export function upServerCount(servers: readonly ServerFacts[]): number {
-  return servers.filter((s) => s.up && s.enabled && s.ready).length;
+export function upServerCount(servers: readonly Omit<ServerFacts, 'pooled' | 'pooledDown'>[]): number {
+  let n = 0;
+  for (const s of servers) if (s.up && s.enabled && s.ready) n++;
+  return n;
 }
 
 /** PyBal's canDepool(): enough healthy enabled servers would stay against threshold × all servers. */
-export function canDepool(servers: readonly ServerFacts[], threshold: number): boolean {
+export function canDepool(servers: readonly Omit<ServerFacts, 'pooled' | 'pooledDown'>[], threshold: number): boolean {
   return upServerCount(servers) >= servers.length * threshold;
 }
 
 type Mutable = { -readonly [K in keyof ServerFacts]: ServerFacts[K] };
+
+/** A server as a policy pass sees it: its facts, with its IPVS membership writable. */
+export type PolicyServer = Readonly<Omit<ServerFacts, 'pooled' | 'pooledDown'>> & PoolMember;
+
+/** Servers a policy pass handles between two pauses (see refreshSteps). */
+const REFRESH_SLICE = 512;
 
 /** What the up and down rules change on a server: its IPVS membership. */
 export interface PoolMember {
@@ -149,7 +157,7 @@ export function decidePool(input: readonly ServerFacts[], threshold: number, tri
       break;
     }
     case 'refresh':
-      refresh(servers, threshold, trigger.reportShortfall, out.logs);
+      for (const _ of refreshSteps(servers, threshold, trigger.reportShortfall, out.logs));
       break;
   }
   return { servers, couldNotDepool: out.couldNotDepool, logs: out.logs };
@@ -159,10 +167,19 @@ export function decidePool(input: readonly ServerFacts[], threshold: number, tri
  * Master's refreshPreexistingServer for every server, then
  * _ensureDepoolThreshold, without the assertion that breaks it (§10.1):
  * `up` is whatever the monitors say, so an update before first results keeps
- * the optimistic pooling and a re-enabled healthy server is pooled.
+ * the optimistic pooling and a re-enabled healthy server is pooled. It
+ * pauses (yields) every few hundred servers so that a large pool can be
+ * handled in slices; only its end is a consistent state.
  */
-function refresh(servers: Mutable[], threshold: number, reportShortfall: boolean, logs: PolicyLog[]): void {
+export function* refreshSteps(
+  servers: readonly PolicyServer[],
+  threshold: number,
+  reportShortfall: boolean,
+  logs: PolicyLog[],
+): Generator<void, void, undefined> {
+  let n = 0;
   for (const s of servers) {
+    if (++n % REFRESH_SLICE === 0) yield;
     const eligible = s.enabled && s.ready;
     if (!eligible) {
       if (s.pooled) logs.push({ level: 'info', message: `Depooling ${s.enabled ? 'unresolved' : 'disabled'} server ${s.host}` });
@@ -183,6 +200,7 @@ function refresh(servers: Mutable[], threshold: number, reportShortfall: boolean
   // threshold), a down server held by the threshold leaves at once.
   if (canDepool(servers, threshold)) {
     for (const s of servers) {
+      if (++n % REFRESH_SLICE === 0) yield;
       if (!s.pooledDown) continue;
       s.pooled = false;
       s.pooledDown = false;
@@ -190,10 +208,13 @@ function refresh(servers: Mutable[], threshold: number, reportShortfall: boolean
     }
   }
   const needed = servers.length * threshold;
-  let pooled = servers.filter((s) => s.pooled).length;
+  let pooled = 0;
+  for (const s of servers) if (s.pooled) pooled++;
+  yield;
   // Up eligible servers are pooled already, so these are down ones; pool order.
   for (const s of servers) {
     if (pooled >= needed) break;
+    if (++n % REFRESH_SLICE === 0) yield;
     if (!s.enabled || !s.ready || s.pooled) continue;
     s.pooled = true;
     s.pooledDown = !s.up;

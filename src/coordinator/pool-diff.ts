@@ -30,11 +30,16 @@ const state = (s: PoolServer): string => (s.enabled ? 'enabled' : 'disabled');
  * summarised, later ones list each server that was added, changed or removed.
  */
 export function describePoolChange(previous: Pool | undefined, next: Pool): string[] {
-  if (previous === undefined) {
-    const enabled = [...next.values()].filter((s) => s.enabled).length;
-    return [`Added ${next.size} server(s): ${enabled} enabled server(s) and ${next.size - enabled} disabled server(s)`];
+  return describePoolDiff(diffPools(previous ?? new Map<string, PoolServer>(), next), previous === undefined ? next : undefined);
+}
+
+/** The same lines from a diff already made; `firstPool` when the diff is the first pool's (summarised). */
+export function describePoolDiff({ added, removed, changed }: PoolDiff, firstPool?: Pool): string[] {
+  if (firstPool !== undefined) {
+    let enabled = 0;
+    for (const s of firstPool.values()) if (s.enabled) enabled++;
+    return [`Added ${firstPool.size} server(s): ${enabled} enabled server(s) and ${firstPool.size - enabled} disabled server(s)`];
   }
-  const { added, removed, changed } = diffPools(previous, next);
   return [
     ...added.map((s) => `New ${state(s)} server ${s.host}, weight ${s.weight}`),
     ...changed.map(([, s]) => `Merged ${state(s)} server ${s.host}, weight ${s.weight}`),

@@ -27,13 +27,21 @@ function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
+/**
+ * An IP literal's answer without a lookup: itself, or an error when it is
+ * of the other family; undefined for a name.
+ */
+export function literalAddresses(host: string, family: AddressFamily): readonly string[] | Error | undefined {
+  const literal = net.isIP(host);
+  if (literal === 0) return undefined;
+  return literal === family ? [host] : new Error(`${host} is not an IPv${family} address`);
+}
+
 export const resolveHost: Resolve = async (host, family: AddressFamily, signal) => {
   signal.throwIfAborted();
-  const literal = net.isIP(host);
-  if (literal !== 0) {
-    if (literal !== family) throw new Error(`${host} is not an IPv${family} address`);
-    return [host];
-  }
+  const literal = literalAddresses(host, family);
+  if (literal instanceof Error) throw literal;
+  if (literal !== undefined) return [...literal];
   let answers: { address: string; family: number }[];
   try {
     answers = await abortable(lookup(host, { family, all: true }), signal);

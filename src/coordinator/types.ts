@@ -7,6 +7,7 @@ import type { AddressFamily, MonitorConfig, MonitorKind, Protocol, Scheduler, Se
 import type { PoolEvent } from '../pool/types.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
+import type { SliceOptions } from '../runtime/sliced.js';
 
 /** A server the coordinator wants in IPVS. */
 export interface PooledServerValue {
@@ -114,6 +115,8 @@ export interface CoordinatorDeps {
    * after `fall` failures, not at the first.
    */
   readonly pooledAtStart?: (address: string) => boolean;
+  /** How pool applications and policy passes are sliced (runtime/sliced.ts); tests force small slices. */
+  readonly slicing?: SliceOptions;
 }
 
 /**

@@ -16,7 +16,7 @@ import type { Clock } from '../runtime/clock.js';
 import { fileErrorReason, formatProblem, ProblemsError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
 import { PollLoop } from './poll-loop.js';
-import { parsePool, poolFormatForUrl, type PoolFormat } from './pool-format.js';
+import { parsePoolSliced, poolFormatForUrl, type PoolFormat } from './pool-format.js';
 import { LoopingPoolSource } from './looping-source.js';
 import { createSourceReporter, type ReporterSeed, type SourceReporter } from './source-reporter.js';
 import type { PoolSource } from './types.js';
@@ -176,7 +176,7 @@ export class FilePoolSource extends LoopingPoolSource {
     }
     this.settled = before;
     try {
-      this.reporter.good(parsePool(text, this.path, this.format));
+      this.reporter.good(await parsePoolSliced(text, this.path, this.format));
     } catch (e) {
       if (!(e instanceof ProblemsError)) throw e;
       // The whole document is unusable; it is read again when it changes.

@@ -11,7 +11,8 @@
  */
 import { formatPyValue, parsePythonLiteral, PythonLiteralError, pyTypeName, type PyValue } from '../config/python-literal.js';
 import { checkEntry, clip, type EntryField, type EntryValue, type FormatTerms } from './entry-rules.js';
-import { createPoolBuilder, type PoolParseResult } from './pool-builder.js';
+import { finish } from '../runtime/sliced.js';
+import { createPoolBuilder, type PoolBuilder, type PoolParseResult } from './pool-builder.js';
 
 /** Longer lines are junk (a pool line is well under 200 characters). */
 export const MAX_LINE_LENGTH = 4096;
@@ -50,37 +51,52 @@ function readLine(text: string, indent: number): PyValue | string {
 }
 
 export function parseLegacyPool(text: string, file: string): PoolParseResult {
+  return finish(legacyPoolSteps(text, file));
+}
+
+/** Lines read between two pauses of legacyPoolSteps. */
+const LINES_PER_STEP = 256;
+
+/**
+ * parseLegacyPool as a job that pauses every few hundred lines, so that a
+ * pool of 100,000 lines can be read in slices (runtime/sliced.ts).
+ */
+export function* legacyPoolSteps(text: string, file: string): Generator<void, PoolParseResult, undefined> {
   const builder = createPoolBuilder(file);
   const lines = text.replace(/^\ufeff/, '').split('\n');
-  lines.forEach((raw, index) => {
-    const lineNo = index + 1;
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) return;
-    if (raw.length > MAX_LINE_LENGTH) {
-      builder.skip(lineNo, `line too long (${raw.length} characters; the limit is ${MAX_LINE_LENGTH})`);
-      return;
-    }
-    const value = readLine(line, raw.length - raw.trimStart().length);
-    if (typeof value === 'string') {
-      builder.skip(lineNo, value);
-      return;
-    }
-    if (value.type !== 'dict') {
-      builder.skip(
-        lineNo,
-        `expected a dict like { 'host': 'mw1', 'weight': 10, 'enabled': True }, got ${pyTypeName(value)} ${clip(formatPyValue(value))}`,
-      );
-      return;
-    }
-    let host: EntryField | undefined;
-    const fields: EntryField[] = [];
-    for (const [key, item] of value.entries) {
-      const name = key.type === 'str' ? key.value : formatPyValue(key);
-      const field = { key: name, value: toEntryValue(item), line: lineNo };
-      if (name === 'host' && host === undefined) host = field;
-      else fields.push(field);
-    }
-    builder.add(checkEntry(host, fields, lineNo, TERMS), lineNo);
-  });
+  for (let index = 0; index < lines.length; index++) {
+    if (index % LINES_PER_STEP === LINES_PER_STEP - 1) yield;
+    readPoolLine(builder, lines[index]!, index + 1);
+  }
   return builder.result();
+}
+
+function readPoolLine(builder: PoolBuilder, raw: string, lineNo: number): void {
+  const line = raw.trim();
+  if (line === '' || line.startsWith('#')) return;
+  if (raw.length > MAX_LINE_LENGTH) {
+    builder.skip(lineNo, `line too long (${raw.length} characters; the limit is ${MAX_LINE_LENGTH})`);
+    return;
+  }
+  const value = readLine(line, raw.length - raw.trimStart().length);
+  if (typeof value === 'string') {
+    builder.skip(lineNo, value);
+    return;
+  }
+  if (value.type !== 'dict') {
+    builder.skip(
+      lineNo,
+      `expected a dict like { 'host': 'mw1', 'weight': 10, 'enabled': True }, got ${pyTypeName(value)} ${clip(formatPyValue(value))}`,
+    );
+    return;
+  }
+  let host: EntryField | undefined;
+  const fields: EntryField[] = [];
+  for (const [key, item] of value.entries) {
+    const name = key.type === 'str' ? key.value : formatPyValue(key);
+    const field = { key: name, value: toEntryValue(item), line: lineNo };
+    if (name === 'host' && host === undefined) host = field;
+    else fields.push(field);
+  }
+  builder.add(checkEntry(host, fields, lineNo, TERMS), lineNo);
 }

@@ -4,7 +4,8 @@
  */
 import { formatProblem, type Problem } from '../runtime/errors.js';
 import { parseJsonPool } from './json-format.js';
-import { parseLegacyPool } from './legacy-format.js';
+import { legacyPoolSteps, parseLegacyPool } from './legacy-format.js';
+import { sliced } from '../runtime/sliced.js';
 import type { PoolParseResult } from './pool-builder.js';
 import type { Pool } from './types.js';
 
@@ -24,6 +25,15 @@ const PARSERS: Record<PoolFormat, (text: string, file: string) => PoolParseResul
 /** Parses a document; throws ProblemsError when the whole document is unusable. */
 export function parsePool(text: string, file: string, format: PoolFormat): PoolParseResult {
   return PARSERS[format](text, file);
+}
+
+/**
+ * parsePool in slices, for the sources: a legacy pool of 100,000 lines is
+ * read without holding the event loop. (A JSON document is parsed in one go.)
+ */
+export function parsePoolSliced(text: string, file: string, format: PoolFormat): Promise<PoolParseResult> {
+  if (format === 'legacy') return sliced(legacyPoolSteps(text, file));
+  return new Promise((resolve) => resolve(parsePool(text, file, format)));
 }
 
 /** True when both pools hold the same servers with the same settings (order aside, as PyBal's dict compare). */

@@ -568,3 +568,93 @@ describe('Coordinator monitor starts', () => {
     await coordinator.stop();
   });
 });
+
+describe('Coordinator large pools in slices', () => {
+  const hosts = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `10.1.${((i + from) >> 8) & 255}.${(i + from) & 255}`);
+
+  function sliced() {
+    const fakes = fakeMonitors();
+    const log = createMemoryLogger('info');
+    let changes = 0;
+    const coordinator = new Coordinator(serviceConfig({ monitors: [PROXY] }), {
+      clock: new ManualClock(),
+      logger: log.logger,
+      createMonitor: fakes.create,
+      resolve: () => Promise.reject(new Error('IP addresses need no lookup')),
+      onChange: () => changes++,
+      // Every pause is a turn of the event loop.
+      slicing: { budgetMs: 0 },
+    });
+    const settle = async (): Promise<number> => {
+      let turns = 0;
+      while (!coordinator.ready() && turns < 10_000) {
+        await flushAsync(1);
+        turns++;
+      }
+      return turns;
+    };
+    return { fakes, log, coordinator, settle, changes: () => changes };
+  }
+
+  it('applies a pool of 3,000 over many turns, ready only at the end, with what came meanwhile applied after, in order', async () => {
+    const t = sliced();
+    t.coordinator.onPoolEvent(poolEvent(...hosts(3000)));
+    expect(t.coordinator.ready()).toBe(false);
+    const turns = await t.settle();
+    expect(turns).toBeGreaterThan(10);
+    expect(t.coordinator.pooledServers()).toHaveLength(3000);
+    expect(t.coordinator.healthy()).toBe(true);
+
+    // A new pool: 500 servers go, 500 come, one weight changes.
+    const next = [...hosts(2500, 500), ...hosts(500, 3000)];
+    const event = poolEvent(...next.map((h) => (h === '10.1.3.232' ? `${h}:7` : h)));
+    t.coordinator.onPoolEvent(event);
+    expect(t.coordinator.ready()).toBe(false);
+    // Meanwhile one server fails and recovers, another fails; a server being removed fails too.
+    t.fakes.report('10.1.4.0', false, 'refused');
+    t.fakes.report('10.1.4.0', true);
+    t.fakes.report('10.1.4.1', false, 'refused');
+    t.fakes.report('10.1.0.1', false, 'refused');
+    // Still answering as before the job.
+    expect(t.coordinator.healthy()).toBe(true);
+    await t.settle();
+    const pooled = new Map(t.coordinator.pooledServers().map((s) => [s.host, s.weight]));
+    expect(pooled.size).toBe(2999);
+    expect(pooled.has('10.1.4.0')).toBe(true);
+    expect(pooled.has('10.1.4.1')).toBe(false);
+    expect(pooled.has('10.1.0.1')).toBe(false);
+    expect(pooled.get('10.1.3.232')).toBe(7);
+    expect(pooled.has('10.1.11.255')).toBe(true);
+    // The removed servers' monitors stopped; the new ones' started.
+    expect(t.fakes.live('10.1.0.1')).toEqual([]);
+    expect(t.fakes.live('10.1.11.255')).toHaveLength(1);
+    const lines = t.log.lines().join('\n');
+    expect(lines).toContain('Merged enabled server 10.1.3.232, weight 7');
+    expect(lines).toContain('Removing server 10.1.0.1 (no longer found in new configuration)');
+    expect(lines).toContain('Depooling server 10.1.4.1');
+    await t.coordinator.stop();
+  });
+
+  it('skips a pool that was superseded while another was being applied', async () => {
+    const t = sliced();
+    t.coordinator.onPoolEvent(poolEvent(...hosts(2000)));
+    t.coordinator.onPoolEvent(poolEvent(...hosts(2000), '10.9.9.9'));
+    t.coordinator.onPoolEvent(poolEvent(...hosts(1999), '10.9.9.8'));
+    await t.settle();
+    const pooled = t.coordinator.pooledServers().map((s) => s.host);
+    expect(pooled).toHaveLength(2000);
+    expect(pooled).toContain('10.9.9.8');
+    expect(pooled).not.toContain('10.9.9.9');
+    expect(t.log.lines().join('\n')).not.toContain('10.9.9.9');
+    await t.coordinator.stop();
+  });
+
+  it('stops in the middle of a job without leaving monitors running', async () => {
+    const t = sliced();
+    t.coordinator.onPoolEvent(poolEvent(...hosts(3000)));
+    for (let i = 0; i < 5; i++) await flushAsync(1);
+    await t.coordinator.stop();
+    await flushAsync(20);
+    expect(t.fakes.all.filter((m) => m.started && !m.stopped)).toEqual([]);
+  });
+});

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { Coordinator } from '../../src/coordinator/coordinator.js';
 import { decidePool, type ServerFacts } from '../../src/coordinator/decide-pool.js';
 import { flushAsync, ManualClock } from '../../src/runtime/clock.js';
+import type { SliceOptions } from '../../src/runtime/sliced.js';
 import { createMemoryLogger } from '../../src/runtime/logger.js';
 import { proxyFetchConfig } from '../monitors/support/configs.js';
 import { fakeMonitors, fakeResolver, poolEvent, serviceConfig } from './support/fakes.js';
@@ -27,7 +28,7 @@ function seeded(seed: number): () => number {
 
 const HOSTS = Array.from({ length: 12 }, (_, i) => `mw${i + 1}`);
 
-async function history(seed: number, threshold: number, steps: number): Promise<{ reports: number; poolChanges: number }> {
+async function history(seed: number, threshold: number, steps: number, slicing?: SliceOptions): Promise<{ reports: number; poolChanges: number }> {
   const random = seeded(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   const fakes = fakeMonitors();
@@ -45,13 +46,15 @@ async function history(seed: number, threshold: number, steps: number): Promise<
     resolve: resolver.resolve,
     onChange: () => undefined,
     random: () => 0.5,
+    ...(slicing ? { slicing } : {}),
   });
   // The pool: each host in or out, enabled or not.
   const inPool = new Map<string, boolean>(HOSTS.map((h) => [h, random() < 0.5]));
   for (const h of HOSTS) if (random() < 0.8) inPool.delete(h);
   const applyPool = async (): Promise<void> => {
     coordinator.onPoolEvent(poolEvent(...[...inPool].map(([host, enabled]) => `${host}:10${enabled ? '' : ':disabled'}`)));
-    await flushAsync();
+    // Sliced: every pause is a turn of the event loop; a few dozen cover a pool this small.
+    await flushAsync(slicing ? 40 : 3);
   };
   inPool.set('mw1', true);
   await applyPool();
@@ -119,6 +122,16 @@ describe('constant-time report handling', () => {
       // The histories did exercise both kinds of step.
       expect(reports).toBeGreaterThan(1000);
       expect(poolChanges).toBeGreaterThan(150);
+    });
+  }
+});
+
+describe('constant-time report handling after sliced pool applications', () => {
+  for (const threshold of [0.5, 0.7]) {
+    it(`still decides as decidePool when every pause of a job is a turn of the event loop (threshold ${threshold})`, async () => {
+      let poolChanges = 0;
+      for (let seed = 1; seed <= 6; seed++) poolChanges += (await history(seed * 104729 + Math.round(threshold * 10), threshold, 120, { budgetMs: 0 })).poolChanges;
+      expect(poolChanges).toBeGreaterThan(60);
     });
   }
 });

@@ -1,0 +1,83 @@
+/**
+ * Long work in slices: a job is a generator that yields at points where it
+ * may pause; the runner runs it until a slice has used its budget, then gives
+ * the event loop a turn (timers, sockets: BGP keepalives, the API, checks)
+ * and goes on. A job that fits in one slice finishes synchronously, so small
+ * pools behave exactly as if there were no slicing.
+ *
+ * The budget is wall time (performance.now), not the daemon's clock: it is
+ * about how long the event loop is held, which a test clock cannot say.
+ */
+import { performance } from 'node:perf_hooks';
+
+/** How long one slice may hold the event loop (the daemon's stall goal is 100 ms on a slow guest). */
+export const SLICE_BUDGET_MS = 15;
+
+export interface SliceOptions {
+  readonly budgetMs?: number;
+  /** Wall time in ms; performance.now by default. */
+  readonly now?: () => number;
+  /** Runs fn after other pending events; setImmediate by default. */
+  readonly later?: (fn: () => void) => void;
+}
+
+export type Job = Generator<unknown, void, undefined>;
+
+/**
+ * Runs `job` to its end, in slices, then calls `done`. An exception thrown
+ * by the job ends it and goes to `done` (the caller decides what it means).
+ * Returns true when the job finished synchronously.
+ */
+export function runSliced(job: Job, done: (error?: unknown) => void, options: SliceOptions = {}): boolean {
+  const budgetMs = options.budgetMs ?? SLICE_BUDGET_MS;
+  const now = options.now ?? (() => performance.now());
+  const later = options.later ?? ((fn: () => void) => void setImmediate(fn));
+  let synchronous = true;
+  const slice = (): void => {
+    const endMs = now() + budgetMs;
+    try {
+      for (;;) {
+        if (job.next().done) break;
+        if (now() >= endMs) {
+          later(slice);
+          synchronous = false;
+          return;
+        }
+      }
+    } catch (error) {
+      done(error);
+      return;
+    }
+    done();
+  };
+  slice();
+  return synchronous;
+}
+
+/** Runs a job that returns a value to its end at once (for callers that need it synchronously). */
+export function finish<T>(job: Generator<unknown, T, undefined>): T {
+  for (;;) {
+    const step = job.next();
+    if (step.done) return step.value;
+  }
+}
+
+/** Runs a job that returns a value in slices; resolves with the value, rejects with what it threw. */
+export function sliced<T>(job: Generator<unknown, T, undefined>, options: SliceOptions = {}): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let value: T | undefined;
+    const wrapper = (function* (): Job {
+      value = yield* job;
+    })();
+    runSliced(wrapper, (error) => (error === undefined ? resolve(value as T) : reject(error as Error)), options);
+  });
+}
+
+/** Yields every `every` items of `items`, for jobs that walk a large collection. */
+export function* everyFew<T>(items: Iterable<T>, each: (item: T) => void, every = 256): Generator<void, void, undefined> {
+  let n = 0;
+  for (const item of items) {
+    each(item);
+    if (++n % every === 0) yield;
+  }
+}
