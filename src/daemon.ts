@@ -10,7 +10,7 @@ import { decideRoutes } from './bgp/announcements.js';
 import type { Config, GlobalConfig, ServiceConfig } from './config/types.js';
 import type { CoordinatorApi, ServiceSnapshot } from './coordinator/types.js';
 import type { DesiredService } from './ipvs/diff.js';
-import { desiredServiceFromConfig } from './ipvs/desired.js';
+import { desiredServiceFromConfig, type DestCache } from './ipvs/desired.js';
 import type { Pool, PoolSource } from './pool/types.js';
 import type { ReloadPlan } from './reload-plan.js';
 import type { Logger } from './runtime/logger.js';
@@ -56,6 +56,8 @@ interface ServiceRuntime {
   /** The configuration `desired` was built from: a route waits until it matches the current one. */
   desiredFor: ServiceConfig | undefined;
   dirty: boolean;
+  /** Its destinations as last built, reused while unchanged (see DestCache). */
+  readonly dests: DestCache;
 }
 
 export class Daemon {
@@ -192,10 +194,7 @@ export class Daemon {
         // the kernel already has (a restart must not flap anything).
         if (runtime.coordinator.ready()) {
           runtime.dirty = false;
-          runtime.desired = desiredServiceFromConfig(
-            runtime.config,
-            runtime.coordinator.pooledServers().map((s) => ({ address: s.address, weight: s.weight })),
-          );
+          runtime.desired = desiredServiceFromConfig(runtime.config, runtime.coordinator.pooledServers(), runtime.dests);
           runtime.desiredFor = runtime.config;
         }
       }
@@ -222,6 +221,7 @@ export class Daemon {
       desired: undefined,
       desiredFor: undefined,
       dirty: true,
+      dests: new Map(),
     };
     return runtime;
   }

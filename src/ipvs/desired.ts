@@ -42,7 +42,15 @@ export function persistencePrefix(service: Pick<ServiceConfig, 'family' | 'persi
  * Servers whose address is not an IP are skipped (the coordinator resolves
  * names); a duplicate address is kept once, with its first weight.
  */
-export function desiredServiceFromConfig(service: ServiceConfig, servers: readonly PooledServer[]): DesiredService {
+/**
+ * Destinations built before, by the address as the coordinator gave it:
+ * reused while nothing about them changed, so that publishing a service of
+ * 100,000 servers after one of them changed builds one object, not 100,000
+ * (and IPVS normalisation skips the objects it has checked already).
+ */
+export type DestCache = Map<string, DestSpec>;
+
+export function desiredServiceFromConfig(service: ServiceConfig, servers: readonly PooledServer[], cache?: DestCache): DesiredService {
   let flags = 0;
   if (service.ops) flags |= IP_VS_SVC_F.ONEPACKET;
   if (service.schedulerFlags.includes('fallback')) flags |= IP_VS_SVC_F.SCHED1;
@@ -52,6 +60,12 @@ export function desiredServiceFromConfig(service: ServiceConfig, servers: readon
   const fwdMethod = FWD[service.forwardMethod];
   const dests = new Map<string, DestSpec>();
   for (const server of servers) {
+    const cached = cache?.get(server.address);
+    if (cached && cached.weight === server.weight && cached.port === service.port && cached.fwdMethod === fwdMethod) {
+      const id = destKeyId(cached);
+      if (!dests.has(id)) dests.set(id, cached);
+      continue;
+    }
     const family = familyOf(server.address);
     if (family === undefined) continue;
     const dest: DestSpec = {
@@ -68,6 +82,12 @@ export function desiredServiceFromConfig(service: ServiceConfig, servers: readon
     };
     const id = destKeyId(dest);
     if (!dests.has(id)) dests.set(id, dest);
+    cache?.set(server.address, dest);
+  }
+  // Forget servers long gone, now and then (at most twice the pool is kept).
+  if (cache && cache.size > 2 * servers.length + 64) {
+    const wanted = new Set(servers.map((s) => s.address));
+    for (const address of cache.keys()) if (!wanted.has(address)) cache.delete(address);
   }
   return {
     key: { family: service.family, protocol: service.protocol, address: canonicalAddress(service.ip), port: service.port },
@@ -89,6 +109,9 @@ function checkInt(what: string, v: number, min: number, max: number): void {
  * addresses in canonical form (as the kernel's dumps read back), so that a
  * mistake is reported once, clearly, instead of as a kernel error on every retry.
  */
+/** Destination objects already checked and canonical (they are immutable): not checked again. */
+const NORMALIZED = new WeakSet<DestSpec>();
+
 export function normalizeDesiredService(s: DesiredService): DesiredService {
   const key = s.key;
   const name = 'fwmark' in key ? `fwmark ${key.fwmark}` : `${key.protocol} ${key.address}:${key.port}`;
@@ -104,6 +127,7 @@ export function normalizeDesiredService(s: DesiredService): DesiredService {
   checkInt(where('persistence timeout'), s.timeoutSec, 0, 0xffffffff);
   checkInt(where('netmask'), s.netmask, key.family === 4 ? 0 : 1, key.family === 4 ? 32 : 128);
   const destinations = s.destinations.map((d) => {
+    if (NORMALIZED.has(d)) return d;
     const dname = where(`server ${d.address}`);
     if (familyOf(d.address) !== d.family) throw new TypeError(`${dname}: not an IPv${d.family} address`);
     checkInt(`${dname}: port`, d.port, 0, 65535);
@@ -112,7 +136,10 @@ export function normalizeDesiredService(s: DesiredService): DesiredService {
     checkInt(`${dname}: upper threshold`, d.upperThreshold, 0, 0xffffffff);
     checkInt(`${dname}: lower threshold`, d.lowerThreshold, 0, d.upperThreshold === 0 ? 0xffffffff : d.upperThreshold);
     checkInt(`${dname}: tunnel port`, d.tunnelPort, 0, 65535);
-    return d.family === 6 ? { ...d, address: canonicalAddress(d.address) } : d;
+    const canonical = d.family === 6 ? canonicalAddress(d.address) : d.address;
+    const out = canonical === d.address ? d : { ...d, address: canonical };
+    NORMALIZED.add(out);
+    return out;
   });
   return { ...s, key: 'fwmark' in key || key.family === 4 ? key : { ...key, address: canonicalAddress(key.address) }, destinations };
 }

@@ -94,28 +94,56 @@ export function diffTables(desired: Table, kernel: Table, remove: readonly Servi
 
 /** The model after `op` succeeded. Returns a new map; entries are shared where unchanged. */
 export function applyOp(table: Table, op: IpvsOp): Map<string, TableEntry> {
+  return applyOps(table, [op]);
+}
+
+/**
+ * The model after every op of `ops` succeeded, in order. Returns a new map;
+ * each service an op touches gets its own copy of its destinations once, so
+ * the cost is the ops plus the touched services' sizes (one op at a time,
+ * 100,000 new servers of one service would copy it 100,000 times).
+ */
+export function applyOps(table: Table, ops: Iterable<IpvsOp>): Map<string, TableEntry> {
   const next = new Map(table);
-  switch (op.op) {
-    case 'new-service':
-    case 'set-service': {
-      const id = serviceKeyId(op.service.key);
-      next.set(id, { service: op.service, dests: table.get(id)?.dests ?? new Map() });
-      break;
-    }
-    case 'del-service':
-      next.delete(serviceKeyId(op.key));
-      break;
-    case 'new-dest':
-    case 'set-dest':
-    case 'del-dest': {
-      const id = serviceKeyId(op.key);
-      const entry = table.get(id);
-      if (!entry) break;
-      const dests = new Map(entry.dests);
-      if (op.op === 'del-dest') dests.delete(destKeyId(op.dest));
-      else dests.set(destKeyId(op.dest), op.dest);
-      next.set(id, { service: entry.service, dests });
-      break;
+  /** Services whose destination map is already this call's own copy. */
+  const owned = new Set<string>();
+  const ownDests = (id: string, entry: TableEntry): Map<string, DestSpec> => {
+    if (owned.has(id)) return entry.dests as Map<string, DestSpec>;
+    const dests = new Map(entry.dests);
+    owned.add(id);
+    next.set(id, { service: entry.service, dests });
+    return dests;
+  };
+  for (const op of ops) {
+    switch (op.op) {
+      case 'new-service':
+      case 'set-service': {
+        const id = serviceKeyId(op.service.key);
+        const entry = next.get(id);
+        if (entry) next.set(id, { service: op.service, dests: entry.dests });
+        else {
+          next.set(id, { service: op.service, dests: new Map() });
+          owned.add(id);
+        }
+        break;
+      }
+      case 'del-service': {
+        const id = serviceKeyId(op.key);
+        next.delete(id);
+        owned.delete(id);
+        break;
+      }
+      case 'new-dest':
+      case 'set-dest':
+      case 'del-dest': {
+        const id = serviceKeyId(op.key);
+        const entry = next.get(id);
+        if (!entry) break;
+        const dests = ownDests(id, entry);
+        if (op.op === 'del-dest') dests.delete(destKeyId(op.dest));
+        else dests.set(destKeyId(op.dest), op.dest);
+        break;
+      }
     }
   }
   return next;

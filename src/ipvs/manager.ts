@@ -27,7 +27,7 @@ import { IpvsError } from './errors.js';
 import { destKeyId, formatServiceKey, serviceKeyId } from './codec.js';
 import { normalizeDesiredService } from './desired.js';
 import {
-  applyOp,
+  applyOps,
   describeOp,
   diffTables,
   formatDestSettings,
@@ -367,13 +367,13 @@ export class IpvsManager {
       for (const op of ops) this.log.info(`dry run: would ${describeOp(op)}`);
       // As if applied, so that each later change is said once, not with
       // everything before it again; the periodic resync re-reads the kernel.
-      this.known = ops.reduce(applyOp, known);
+      this.known = applyOps(known, ops);
       for (const op of ops) if (op.op === 'del-service') this.removals.delete(serviceKeyId(op.key));
       this.markProgrammed(scope, this.known);
       return;
     }
     const results = await this.kernel.apply(ops);
-    let model: Table = known;
+    const applied: IpvsOp[] = [];
     let firstError: IpvsError | undefined;
     let failed = 0;
     // A first apply of a large table is thousands of operations: one line each only at debug then.
@@ -388,9 +388,10 @@ export class IpvsManager {
       }
       if (verbose) this.log.info(`IPVS: ${describeOp(op)}`);
       else this.log.debug(`IPVS: ${describeOp(op)}`);
-      model = applyOp(model, op);
+      applied.push(op);
       if (op.op === 'del-service') this.removals.delete(serviceKeyId(op.key));
     });
+    const model = applyOps(known, applied);
     if (!verbose) this.log.info(`IPVS: applied ${ops.length - failed} of ${ops.length} changes (${summarizeOps(ops)})`);
     this.known = model;
     this.counters.failedRequests += failed;

@@ -58,3 +58,28 @@ describe('desiredServiceFromConfig', () => {
     expect(() => persistencePrefix({ family: 6, persistenceNetmask: '0' })).toThrow(/prefix length 1..128/);
   });
 });
+
+describe('desiredServiceFromConfig with a destination cache', () => {
+  it('reuses the destinations that did not change, builds the ones that did, and forgets servers long gone', () => {
+    const service = serviceConfig('web', '203.0.113.1', { forwardMethod: 'dr' });
+    const cache = new Map();
+    const servers = Array.from({ length: 100 }, (_, i) => ({ address: `10.0.0.${i}`, weight: 10 }));
+    const first = desiredServiceFromConfig(service, servers, cache);
+    const second = desiredServiceFromConfig(
+      service,
+      servers.map((s) => (s.address === '10.0.0.7' ? { ...s, weight: 3 } : s)),
+      cache,
+    );
+    expect(second.destinations).toHaveLength(100);
+    const changed = second.destinations.filter((d, i) => d !== first.destinations[i]);
+    expect(changed).toEqual([expect.objectContaining({ address: '10.0.0.7', weight: 3 })]);
+    // Without a cache: the same values.
+    expect(desiredServiceFromConfig(service, servers.map((s) => (s.address === '10.0.0.7' ? { ...s, weight: 3 } : s)))).toEqual(second);
+    // A new port is a new destination, whatever the cache holds.
+    const moved = desiredServiceFromConfig({ ...service, port: 8080 }, servers, cache);
+    expect(moved.destinations.every((d) => d.port === 8080)).toBe(true);
+    // The pool shrinks to 10: the cache keeps at most about twice what is pooled.
+    desiredServiceFromConfig(service, servers.slice(0, 10), cache);
+    expect(cache.size).toBeLessThanOrEqual(10 + 64);
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyOp, describeOp, diffTables, tableFromDesired, type IpvsOp } from '../../src/ipvs/diff.js';
+import { applyOp, applyOps, describeOp, diffTables, tableFromDesired, type IpvsOp, type TableEntry } from '../../src/ipvs/diff.js';
 import { IP_VS_SVC_F } from '../../src/ipvs/constants.js';
 import { desired, dest, svc } from './fixtures.js';
 
@@ -80,5 +80,27 @@ describe('diffTables', () => {
     for (const op of list) have = applyOp(have, op);
     expect(diffTables(want, have)).toEqual([]);
     expect([...have.keys()].sort()).toEqual([...want.keys()].sort());
+  });
+
+  it('applyOps gives what applyOp one at a time gives, leaves its input alone, and handles 20,000 servers of one service at once', () => {
+    const before = tableFromDesired([desired(svc(80), [dest(1), dest(2)]), desired(svc(82), [dest(5)])]);
+    const snapshot = JSON.stringify([...before].map(([id, e]) => [id, [...e.dests.keys()]]));
+    const list: IpvsOp[] = [
+      ...diffTables(tableFromDesired([desired(svc(80), [dest(2, { weight: 3 }), dest(3)]), desired(svc(81), [dest(1)])]), before, [svc(82).key]),
+      // A service deleted, then created again in the same batch.
+      { op: 'new-service', service: svc(82) },
+      { op: 'new-dest', key: svc(82).key, dest: dest(9) },
+    ];
+    let oneByOne = before;
+    for (const op of list) oneByOne = applyOp(oneByOne, op);
+    const all = applyOps(before, list);
+    const shape = (t: ReadonlyMap<string, TableEntry>) => [...t].map(([id, e]) => [id, e.service, [...e.dests]]).sort();
+    expect(shape(all)).toEqual(shape(oneByOne));
+    expect(JSON.stringify([...before].map(([id, e]) => [id, [...e.dests.keys()]]))).toBe(snapshot);
+
+    const many: IpvsOp[] = [{ op: 'new-service', service: svc(90) }];
+    for (let i = 0; i < 20_000; i++) many.push({ op: 'new-dest', key: svc(90).key, dest: { ...dest(1), address: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` } });
+    const big = applyOps(new Map(), many);
+    expect(big.get([...big.keys()][0]!)?.dests.size).toBe(20_000);
   });
 });
