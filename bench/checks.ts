@@ -21,7 +21,8 @@
  *   ProxyFetch, proxyfetch.url = http://www.example.org/ (only the Host
  *   header: PyBal connects to the server), proxyfetch.interval and .timeout =
  *   the interval, a file:// pool of the same servers, bgp = no. Measured: the
- *   daemon's one process.
+ *   daemon's one process. Every round runs the same build: dist/src as it
+ *   was when the bench started (the commit is printed).
  *
  * Each round starts a peer, waits until every server has been checked once
  * and then a warm-up, records the servers' requests from 1.5 intervals before
@@ -30,8 +31,10 @@
  * (median of one sample a second), and on time: the share of server-time in
  * the window during which the server's latest check was at most 1.5
  * intervals old (bench/lib/check-timeliness.ts), with the gaps between
- * successive checks of one server in intervals. Peers alternate (keepalived,
- * pybal, keepalived, ...) so that drift hits both.
+ * successive checks of one server in intervals; beside them, how busy the
+ * guest's one CPU was and the real servers' share of it (a saturated guest
+ * delays every check). Peers alternate (keepalived, pybal, keepalived, ...)
+ * so that drift hits both.
  *
  *   npm run bench:checks   (boots a lab guest; 15-25 minutes)
  *   BENCH_CHECK_SIZES=500,5000 BENCH_CHECK_INTERVALS=1,5 (seconds, one per size)
@@ -42,7 +45,7 @@
  * CPU per 1,000 checks over every round of every size, divided by
  * keepalived's.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec, execOk, LabProcess } from '../test/lab/exec.js';
@@ -71,6 +74,23 @@ const WEIGHT = 10;
 
 type PeerName = 'keepalived' | 'pybal';
 
+/**
+ * The pybal build every round runs: dist/src copied once at the start, so
+ * that a rebuild in the working tree during the run (other work goes on
+ * there) cannot change pybal between rounds. It lives in the guest run's
+ * scratch directory under the repository, where node_modules and
+ * package.json ("type": "module") are found by walking up.
+ */
+let pybalMain = join(repoRoot(), 'dist/src/cli/main.js');
+
+function snapshotPybalBuild(): void {
+  const scratch = process.env.PYBAL_LAB_SCRATCH;
+  if (scratch === undefined) return;
+  const target = join(scratch, 'pybal-build');
+  cpSync(join(repoRoot(), 'dist/src'), join(target, 'src'), { recursive: true });
+  pybalMain = join(target, 'src/cli/main.js');
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 const note = (line: string): void => void process.stderr.write(`  ${line}\n`);
@@ -93,6 +113,14 @@ async function untilValue<T>(probe: () => T | undefined, what: string, timeoutMs
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(50);
   }
+}
+
+/** The guest's CPU time so far, busy and in all (ms-like ticks), from the first line of /proc/stat. */
+function guestCpuTicks(): { busy: number; total: number } {
+  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+  // idle and iowait are fields 4 and 5
+  return { busy: total - (fields[3] ?? 0) - (fields[4] ?? 0), total };
 }
 
 function alive(pid: number): boolean {
@@ -125,7 +153,7 @@ async function startPybal(dir: string, service: CheckedService): Promise<Running
   writeFileSync(pool, formatLegacyPool(service.realServers, WEIGHT));
   const conf = join(dir, 'pybal.conf');
   writeFileSync(conf, formatPybalConf(service, pool));
-  const argv = [process.execPath, join(repoRoot(), 'dist/src/cli/main.js'), '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
+  const argv = [process.execPath, pybalMain, '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
   const proc = new LabProcess('pybal', argv, { cwd: repoRoot(), logPath: join(dir, 'pybal.out') });
   if (proc.pid === undefined) throw new Error(`pybal did not start:\n${proc.output()}`);
   return { process: proc, measuredPid: proc.pid };
@@ -146,8 +174,17 @@ interface RoundFigures {
   readonly parentRssMb?: number;
   /** From the start until every server had been checked once (NaN: not within the timeout). */
   readonly firstSweepSec: number;
+  /** The real servers' process, ms of CPU per second of the window (counted against neither peer). */
+  readonly serversCpuMsPerSec: number;
+  /** Share of the guest's one CPU busy over the window (everything: peer, servers, kernel). */
+  readonly guestBusyShare: number;
   /** Destinations of the VIP in the kernel at the end of the window. */
   readonly ipvsDests: number;
+}
+
+function peerLogTail(dir: string, peer: PeerName, proc: LabProcess, lines = 30): string {
+  const log = peer === 'pybal' && existsSync(join(dir, 'pybal.log')) ? readFileSync(join(dir, 'pybal.log'), 'utf8') : proc.output();
+  return log.split('\n').slice(-lines).join('\n');
 }
 
 async function ipvsDests(): Promise<number> {
@@ -186,6 +223,8 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     const startMs = Date.now();
     const cpu0 = processCpuMs(measuredPid);
     const parentCpu0 = parentPid === undefined ? NaN : processCpuMs(parentPid);
+    const serversCpu0 = processCpuMs(servers.pid);
+    const guest0 = guestCpuTicks();
     const rss: number[] = [];
     const parentRss: number[] = [];
     while (Date.now() - startMs < WINDOW_SECONDS * 1000) {
@@ -195,10 +234,15 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     }
     const cpuMs = processCpuMs(measuredPid) - cpu0;
     const parentCpuMs = parentPid === undefined ? undefined : processCpuMs(parentPid) - parentCpu0;
+    const serversCpuMs = processCpuMs(servers.pid) - serversCpu0;
+    const guest1 = guestCpuTicks();
     const endMs = Date.now();
     if (!proc.running || !alive(measuredPid)) throw new Error(`${peer} exited during the window:\n${proc.output().slice(-2000)}`);
     const { times } = await servers.dump();
     const timeliness = measureTimeliness(times, service.realServers, { startMs, endMs }, intervalMs, TOLERANCE);
+    if (timeliness.checks < 0.5 * WINDOW_SECONDS * (service.realServers.length / service.intervalSec)) {
+      note(`${peer} made under half the expected checks; the end of its log:\n${peerLogTail(dir, peer, proc)}`);
+    }
     return {
       size: service.realServers.length,
       intervalSec: service.intervalSec,
@@ -210,6 +254,8 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
       rssMb: median(rss) / 2 ** 20,
       ...(parentCpuMs === undefined ? {} : { parentCpuMs, parentRssMb: median(parentRss) / 2 ** 20 }),
       firstSweepSec,
+      serversCpuMsPerSec: serversCpuMs / ((endMs - startMs) / 1000),
+      guestBusyShare: (guest1.busy - guest0.busy) / (guest1.total - guest0.total),
       ipvsDests: await ipvsDests(),
     };
   } finally {
@@ -231,12 +277,16 @@ function roundLine(r: RoundFigures): string {
     `  ${r.size} @ ${r.intervalSec} s, round ${r.round}, ${r.peer}: ${f(t.checksPerSecond, 1)} checks/s (of ${f(r.size / r.intervalSec, 0)}), ` +
     `cpu ${f(r.cpuMsPer1000, 1)} ms per 1,000 checks (${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s), rss ${f(r.rssMb, 1)} MB, ` +
     `on time ${pct(t.onTimeShare)} (gaps p50 ${f(t.gapP50)} p99 ${f(t.gapP99)} max ${f(t.gapMax)} intervals; ${t.unchecked} servers unchecked)${parent}; ` +
-    `first sweep ${f(r.firstSweepSec, 1)} s after start; ${r.ipvsDests} IPVS destinations`
+    `first sweep ${f(r.firstSweepSec, 1)} s after start; ${r.ipvsDests} IPVS destinations; ` +
+    `guest cpu busy ${pct(r.guestBusyShare)} (real servers ${f(r.serversCpuMsPerSec, 0)} ms/s)`
   );
 }
 
+/** Rounds in which the peer made checks: a round without any has no CPU per check (its line says what happened). */
+const counted = (rows: readonly RoundFigures[], peer: PeerName): RoundFigures[] => rows.filter((r) => r.peer === peer && r.timeliness.checks > 0);
+
 function summary(rows: readonly RoundFigures[], label: string): void {
-  const of = (peer: PeerName): RoundFigures[] => rows.filter((r) => r.peer === peer);
+  const of = (peer: PeerName): RoundFigures[] => counted(rows, peer);
   const figures = (peer: PeerName): { cps: number; cpu: number; rss: number; onTime: number } => {
     const rs = of(peer);
     return {
@@ -248,7 +298,8 @@ function summary(rows: readonly RoundFigures[], label: string): void {
   };
   for (const peer of PEERS) {
     const m = figures(peer);
-    say(`${label} median ${peer} (${of(peer).length} rounds): ${f(m.cps, 1)} checks/s, cpu ${f(m.cpu, 1)} ms per 1,000 checks, rss ${f(m.rss, 1)} MB, on time ${pct(m.onTime)}`);
+    const without = rows.filter((r) => r.peer === peer).length - of(peer).length;
+    say(`${label} median ${peer} (${of(peer).length} rounds${without > 0 ? `; ${without} without a check left out` : ''}): ${f(m.cps, 1)} checks/s, cpu ${f(m.cpu, 1)} ms per 1,000 checks, rss ${f(m.rss, 1)} MB, on time ${pct(m.onTime)}`);
   }
   if (PEERS.includes('pybal') && PEERS.includes('keepalived')) {
     const p = figures('pybal');
@@ -265,7 +316,9 @@ async function measure(): Promise<void> {
   }
   if (!existsSync('/proc/net/ip_vs')) throw new Error('no IPVS in this kernel');
   const version = (await exec(['keepalived', '--version'])).stderr.split('\n')[0] ?? '?';
-  say(`checks benchmark: UML guest kernel (one CPU), node ${process.version}, ${version}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers; figures only`);
+  snapshotPybalBuild();
+  const head = (await exec(['git', '-C', repoRoot(), 'describe', '--always', '--dirty'])).stdout.trim() || '?';
+  say(`checks benchmark: UML guest kernel (one CPU), node ${process.version}, ${version}, pybal at ${head}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers; figures only`);
   say(`on time = share of server-time in the window when the server's latest check was at most ${TOLERANCE} intervals old; gaps between successive checks of a server in intervals; window ${WINDOW_SECONDS} s`);
   await exec(['ip', 'addr', 'add', `${VIP}/32`, 'dev', 'lo']);
   const servers = await startCheckServers(PORT);
@@ -291,7 +344,7 @@ async function measure(): Promise<void> {
     servers.stop();
     await exec(['ip', 'addr', 'del', `${VIP}/32`, 'dev', 'lo']);
   }
-  const cpu = (peer: PeerName): number => median(rows.filter((r) => r.peer === peer).map((r) => r.cpuMsPer1000));
+  const cpu = (peer: PeerName): number => median(counted(rows, peer).map((r) => r.cpuMsPer1000));
   say(`checks-cpu-ratio-vs-keepalived ${f(cpu('pybal') / cpu('keepalived'))}`);
 }
 
