@@ -287,10 +287,14 @@ export class Coordinator implements CoordinatorApi {
       if (++n % SLICE_SERVERS === 0) yield;
     }
     const removed: ServerEntry[] = [];
-    for (const entry of previous.values()) {
-      if (!next.has(entry.host)) removed.push(entry);
-      if (++n % SLICE_SERVERS === 0) yield;
+    if (ordered.size - added.length !== previous.size) {
+      for (const entry of previous.values()) {
+        if (!next.has(entry.host)) removed.push(entry);
+        if (++n % SLICE_SERVERS === 0) yield;
+      }
     }
+    // Only weights changed: the policy has nothing to decide (it never looks at weights).
+    const policyChanged = first || added.length > 0 || removed.length > 0 || changed.some(([entry, after]) => entry.enabled !== after.enabled);
     const diff: PoolDiff = {
       added: added.map((e) => next.get(e.host)!),
       changed: changed.map(([entry, after]) => [{ host: entry.host, weight: entry.weight, enabled: entry.enabled }, after] as const),
@@ -322,6 +326,7 @@ export class Coordinator implements CoordinatorApi {
       this.resolve(entry);
       if (++n % SLICE_MONITOR_STARTS === 0) yield;
     }
+    if (!policyChanged) return;
     // This pass covers any asked for meanwhile.
     this.pendingRefresh = undefined;
     yield* this.refresh(!this.initializing());

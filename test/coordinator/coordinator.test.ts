@@ -635,6 +635,21 @@ describe('Coordinator large pools in slices', () => {
     await t.coordinator.stop();
   });
 
+  it('a weight change alone reaches what is published, and the policy still acts afterwards', async () => {
+    const t = sliced();
+    const all = hosts(2000);
+    t.coordinator.onPoolEvent(poolEvent(...all));
+    await t.settle();
+    const before = t.changes();
+    t.coordinator.onPoolEvent(poolEvent(...all.map((h) => (h === '10.1.2.3' ? `${h}:7` : h))));
+    await t.settle();
+    expect(t.changes()).toBeGreaterThan(before);
+    expect(t.coordinator.pooledServers().find((s) => s.host === '10.1.2.3')?.weight).toBe(7);
+    t.fakes.report('10.1.2.3', false, 'refused');
+    expect(t.coordinator.pooledServers().find((s) => s.host === '10.1.2.3')).toBeUndefined();
+    await t.coordinator.stop();
+  });
+
   it('skips a pool that was superseded while another was being applied', async () => {
     const t = sliced();
     t.coordinator.onPoolEvent(poolEvent(...hosts(2000)));
