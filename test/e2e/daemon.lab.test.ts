@@ -258,4 +258,44 @@ describe('e2e: pybal in the lab', () => {
     expect(await lab.ipvsadm(['-Ln'])).toBe(before);
     expect(await pybal.terminate()).toBe(0);
   }, 60_000);
+
+  it('after a restart, a server the kernel had pooled is depooled only after `fall` failed checks, and then it does leave', async () => {
+    expect(await poolDests()).toEqual(all());
+    const fall = 4;
+    const restart = new E2eConfig(lab, 'fall');
+    restart.writePool('web', restart.realServerEntries());
+    restart.write([{ name: 'web', extra: proxyFetchLines().map((l) => (l.startsWith('proxyfetch.fall') ? `proxyfetch.fall = ${fall}` : l)) }], { bgp: false });
+    await lab.realServer('rs2').setBehaviour({ mode: 'down' });
+    try {
+      pybal = E2ePybal.start(lab, restart.file, { name: 'pybal-fall' });
+      const failures = async (): Promise<number> => {
+        const text = (await pybal.api('/metrics', 'text/plain')).body;
+        const line = text.split('\n').find((l) => l.startsWith('pybal_monitor_down_results_total{') && l.includes(`"${ipOf('rs2')}"`));
+        return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+      };
+      // While fewer than `fall` checks have failed, rs2 stays in the kernel.
+      // (Sampled up to fall - 2 failures: the next one may land between the two reads.)
+      let samples = 0;
+      const violations: number[] = [];
+      await waitFor(async () => {
+        const n = await failures();
+        const dests = await poolDests();
+        if (n >= fall - 1) return true;
+        if (n > 0) {
+          samples++;
+          if (!dests?.includes(ipOf('rs2'))) violations.push(n);
+        }
+        return undefined;
+      }, { timeoutMs: 30_000, what: `${fall - 1} failed checks of rs2` });
+      expect(violations, 'rs2 left IPVS after these counts of failed checks').toEqual([]);
+      expect(samples).toBeGreaterThan(0);
+      // Then the failure counts: rs2 leaves; the others stay.
+      await waitForDests(without('rs2'), 'rs2 out of IPVS after fall failures', 20_000);
+      expect(await failures()).toBeGreaterThanOrEqual(fall);
+      expect(pybal.log()).toMatch(new RegExp(`Depooling server ${ipOf('rs2').replace(/\./g, '\\.')}`));
+    } finally {
+      await lab.realServer('rs2').setBehaviour({ mode: 'ok' });
+    }
+    expect(await pybal.terminate()).toBe(0);
+  }, 90_000);
 });
