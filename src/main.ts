@@ -29,6 +29,7 @@ import { bgpSessionSettings, describePlan, planReload, type BgpAction } from './
 import { createSystemClock, type Clock } from './runtime/clock.js';
 import { errorMessage, formatProblem } from './runtime/errors.js';
 import { createLogger, type LogFormat, type Logger } from './runtime/logger.js';
+import { startStallWatch } from './runtime/stall-watch.js';
 import { readVersion } from './runtime/version.js';
 
 export interface DaemonOptions {
@@ -290,6 +291,8 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   onProgrammed = () => daemon.refresh();
 
   const bgp = new BgpSide(clock, log.child({ component: 'bgp' }), options.dryRun);
+  // Says when something held the event loop long enough to delay checks, BGP or the API.
+  const stallWatch = startStallWatch({ logger: log });
   const snapshot = (): DaemonSnapshot => ({
     version: readVersion(),
     startedAtWallMs,
@@ -297,6 +300,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     services: daemon.snapshots(),
     bgp: bgp.status(daemon.globalConfig),
     ipvs: ipvs.stats(),
+    eventLoop: stallWatch.stats(),
   });
   const api: ApiServer = createApiServer({ snapshot, metrics, logger: log });
   /** Listens as `global` says; false when the API is wanted and no address of it could be bound. */
@@ -400,6 +404,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   await bgp.shutdown('pybal is shutting down');
   await daemon.stop();
   await ipvs.stop();
+  stallWatch.stop();
   kernel.close();
   await pinger.stop();
   await api.close();

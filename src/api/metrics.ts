@@ -87,6 +87,9 @@ export class PybalMetrics {
   private readonly ipvsResyncs = this.counter('pybal_ipvs_resyncs_total', 'Full IPVS dumps', [], false);
   private readonly ipvsDrift = this.counter('pybal_ipvs_drift_total', 'Differences found between the kernel and the model', [], false);
 
+  private readonly loopStalls = this.counter('pybal_event_loop_stalls_total', 'Times the event loop was held over 100 ms (checks, BGP and the API waited)', [], false);
+  private readonly loopLongest = this.gauge('pybal_event_loop_longest_stall_seconds', 'The longest the event loop was held since start', [], false);
+
   /** Series fed per server (monitor counters), by server key then series key, so forgetServer can drop them. */
   private readonly serverSeries = new Map<string, Map<Metric, Map<string, Labels>>>();
 
@@ -189,6 +192,18 @@ export class PybalMetrics {
     }
     this.updateBgp(snapshot);
     this.updateIpvs(snapshot);
+    this.updateEventLoop(snapshot);
+  }
+
+  private updateEventLoop({ eventLoop }: DaemonSnapshot): void {
+    if (eventLoop === undefined) return;
+    if (!this.registry.getSingleMetric('pybal_event_loop_stalls_total')) {
+      this.registry.registerMetric(this.loopStalls);
+      this.registry.registerMetric(this.loopLongest);
+    }
+    this.loopStalls.reset();
+    this.loopStalls.inc(eventLoop.stalls);
+    this.loopLongest.set(eventLoop.longestMs / 1000);
   }
 
   /** The exposition text. */

@@ -28,4 +28,6 @@ export interface DaemonSnapshot {
   readonly bgp: BgpStatusValue;
   /** undefined when no IPVS manager runs (or it has no statistics yet). */
   readonly ipvs: IpvsStatsValue | undefined;
+  /** The event loop's stalls (runtime/stall-watch.ts); undefined when not watched. */
+  readonly eventLoop?: { readonly stalls: number; readonly longestMs: number };
 }

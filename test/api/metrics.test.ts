@@ -193,6 +193,17 @@ describe('PybalMetrics', () => {
     expect(parse(await metrics.render()).samples.filter((s) => s.name.startsWith('pybal_ipvs_'))).toEqual([]);
   });
 
+  it('exposes the event loop stalls', async () => {
+    const metrics = new PybalMetrics({ processMetrics: false });
+    metrics.update(daemon([]));
+    expect(await samples(metrics, 'pybal_event_loop_stalls_total')).toEqual([]);
+    metrics.update(daemon([], { eventLoop: { stalls: 3, longestMs: 250 } }));
+    metrics.update(daemon([], { eventLoop: { stalls: 4, longestMs: 250 } }));
+    expect(await value(metrics, 'pybal_event_loop_stalls_total')).toBe(4);
+    expect(await value(metrics, 'pybal_event_loop_longest_stall_seconds')).toBe(0.25);
+    expect(parse(await metrics.render()).types.get('pybal_event_loop_stalls_total')).toBe('counter');
+  });
+
   it('adds process metrics with the pybal_ prefix, one registry per instance', async () => {
     const a = new PybalMetrics();
     const b = new PybalMetrics();
