@@ -16,40 +16,48 @@ export class DeadlineError extends Error {
 
 export interface Deadline {
   readonly signal: AbortSignal;
+  /**
+   * Settles as `work` does, or rejects with the abort reason as soon as the
+   * signal aborts (the work may still be running then). Call once.
+   */
+  race<T>(work: Promise<T>): Promise<T>;
   /** Releases the timer and the parent listener; call when the work is over. */
   dispose(): void;
 }
 
 /**
  * A signal that aborts after timeoutMs (never when timeoutMs <= 0), or when
- * the parent aborts, whichever comes first.
+ * the parent aborts, whichever comes first. It is run once per check, so it
+ * costs one controller, one timer and one parent listener: the race is
+ * settled by the deadline itself, not by another listener on its signal.
  */
 export function createDeadline(clock: Clock, timeoutMs: number, parent?: AbortSignal): Deadline {
   const controller = new AbortController();
-  const onParent = (): void => controller.abort(parent?.reason);
+  let rejectRace: ((reason: unknown) => void) | undefined;
+  const abort = (reason: unknown): void => {
+    if (controller.signal.aborted) return;
+    controller.abort(reason);
+    rejectRace?.(reason);
+  };
+  const onParent = (): void => abort(parent?.reason);
   if (parent?.aborted) controller.abort(parent.reason);
   else parent?.addEventListener('abort', onParent, { once: true });
-  const timer = timeoutMs > 0 ? clock.setTimeout(() => controller.abort(new DeadlineError(timeoutMs)), timeoutMs) : undefined;
+  const timer = timeoutMs > 0 ? clock.setTimeout(() => abort(new DeadlineError(timeoutMs)), timeoutMs) : undefined;
   return {
     signal: controller.signal,
+    race<T>(work: Promise<T>): Promise<T> {
+      if (controller.signal.aborted) return Promise.reject(controller.signal.reason as Error);
+      return new Promise<T>((resolve, reject) => {
+        rejectRace = reject;
+        work.then(resolve, reject);
+      });
+    },
     dispose() {
+      rejectRace = undefined;
       timer?.cancel();
       parent?.removeEventListener('abort', onParent);
     },
   };
-}
-
-/** Resolves never; rejects with the signal's reason once it aborts. */
-export function abortPromise(signal: AbortSignal): { promise: Promise<never>; dispose(): void } {
-  let onAbort = (): void => undefined;
-  const promise = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-  });
-  // The race that uses it may already be settled; the rejection is expected.
-  promise.catch(() => undefined);
-  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
 }
 
 /** "5 s", "0.25 s": durations as PyBal's messages show them. */

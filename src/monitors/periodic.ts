@@ -18,7 +18,7 @@
 import { errorMessage } from '../runtime/errors.js';
 import type { MonitorKind } from '../config/types.js';
 import type { Timer } from '../runtime/clock.js';
-import { abortPromise, createDeadline, DeadlineError } from './deadline.js';
+import { createDeadline, DeadlineError } from './deadline.js';
 import { createReportingHealth } from './health.js';
 import type { CheckOutcome, Monitor, MonitorDeps } from './types.js';
 
@@ -31,8 +31,11 @@ export interface PeriodicOptions {
 }
 
 export interface PeriodicCheck {
-  /** One check. Must honour the signal; the wrapper enforces the deadline regardless. */
-  run(signal: AbortSignal): Promise<CheckOutcome>;
+  /**
+   * One check. Must honour the signal; the wrapper enforces the deadline regardless.
+   * startMs: the clock's time at the check's start, for a check that times itself.
+   */
+  run(signal: AbortSignal, startMs: number): Promise<CheckOutcome>;
   /**
    * Waited for before the deadline starts (a slot for a command, say), so
    * that local queueing never counts against the server. Returns a release.
@@ -85,24 +88,27 @@ export function createPeriodicMonitor(
     }
     const startMs = clock.now();
     const deadline = createDeadline(clock, options.timeoutMs, stopSignal);
-    const aborted = abortPromise(deadline.signal);
     let outcome: CheckOutcome | undefined;
-    // Async wrapper: a check that throws synchronously is a failed check too.
-    const work = (async () => check.run(deadline.signal))();
+    let work: Promise<CheckOutcome>;
     try {
-      outcome = await Promise.race([work, aborted.promise]);
+      work = check.run(deadline.signal, startMs);
+    } catch (error) {
+      work = Promise.reject(error); // a check that throws synchronously is a failed check too
+    }
+    try {
+      outcome = await deadline.race(work);
     } catch (error) {
       const reason: unknown = deadline.signal.reason;
       if (reason instanceof DeadlineError) outcome = { ok: false, reason: check.timeoutReason?.(reason.message) ?? reason.message };
       else if (stopSignal.aborted) outcome = undefined;
       else outcome = { ok: false, reason: errorMessage(error) };
     } finally {
-      aborted.dispose();
       deadline.dispose();
     }
     const durationMs = clock.now() - startMs;
-    // The check must be over before the next one starts (or stop resolves).
-    await work.catch(() => undefined);
+    // The check must be over before the next one starts (or stop resolves); when the
+    // deadline won, wait for it (it was told to stop); otherwise it is already over.
+    if (deadline.signal.aborted) await work.catch(() => undefined);
     release?.();
     if (stopped || outcome === undefined) return;
     logger.debug(`${outcome.ok ? 'good' : 'bad'} check: ${outcome.reason}`);

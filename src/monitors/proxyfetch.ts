@@ -57,7 +57,7 @@ export function createProxyFetchMonitor(config: ProxyFetchConfig, target: Monito
     config,
     {
       timeoutReason: (message) => picked.map((t) => `Fetch failed (${t.href}): ${message}`).join('; '),
-      async run(signal) {
+      async run(signal, startMs) {
         if (!compiled) return { ok: false, reason: problem ?? 'invalid configuration' };
         if (targets === undefined) {
           let ca: Buffer | undefined;
@@ -71,8 +71,8 @@ export function createProxyFetchMonitor(config: ProxyFetchConfig, target: Monito
           targets = prepareTargets(compiled, config, ca);
         }
         picked = config.checkAll ? targets : [targets[Math.floor(random() * targets.length)] ?? targets[0]!];
-        if (picked.length === 1) return summarise([await timedFetch(deps.clock, picked[0]!, target, signal)], maxFailures);
-        const results = await Promise.all(picked.map((t) => timedFetch(deps.clock, t, target, signal)));
+        if (picked.length === 1) return summarise([await timedFetch(deps.clock, startMs, picked[0]!, target, signal)], maxFailures);
+        const results = await Promise.all(picked.map((t) => timedFetch(deps.clock, startMs, t, target, signal)));
         return summarise(results, maxFailures);
       },
     },
@@ -98,8 +98,8 @@ function prepareTargets(compiled: ReturnType<typeof compile>, config: ProxyFetch
   return compiled.urls.map((url) => ({ href: url.href, fetch: prepareFetch(url, options, secureContext) }));
 }
 
-async function timedFetch(clock: Clock, fetch: FetchTarget, target: MonitorTarget, signal: AbortSignal): Promise<UrlResult> {
-  const startMs = clock.now();
+/** One URL's fetch, timed from the check's start (the URLs of a round all start then). */
+async function timedFetch(clock: Clock, startMs: number, fetch: FetchTarget, target: MonitorTarget, signal: AbortSignal): Promise<UrlResult> {
   const { ok, reason } = await runFetch(fetch.fetch, target, signal);
   return { url: fetch.href, ok, reason, durationMs: clock.now() - startMs };
 }

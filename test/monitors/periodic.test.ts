@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { flushAsync, ManualClock } from '../../src/runtime/clock.js';
 import { stepHealth } from '../../src/monitors/health.js';
@@ -240,6 +241,36 @@ describe('periodic wrapper (manual clock)', () => {
       [false, 'boom'],
       [true, 'ok'],
     ]);
+    await monitor.stop();
+  });
+
+  it('a check that throws synchronously is a bad result too; the deadline leaves no listener behind', async () => {
+    const clock = new ManualClock();
+    const rec = recorder();
+    const signals: AbortSignal[] = [];
+    let n = 0;
+    const monitor = createPeriodicMonitor(
+      'ProxyFetch',
+      opts,
+      {
+        run: (signal) => {
+          signals.push(signal);
+          n += 1;
+          if (n === 1) throw new Error('sync boom');
+          return Promise.resolve({ ok: true, reason: 'ok' });
+        },
+      },
+      rec.deps(clock, { random: () => 0.5 }),
+    );
+    monitor.start();
+    await clock.advanceAsync(10_000);
+    expect(rec.reports.map((r) => [r.up, r.reason])).toEqual([
+      [false, 'sync boom'],
+      [true, 'ok'],
+    ]);
+    for (const signal of signals) expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+    // The deadline timers of the finished checks are gone: only the next tick is pending.
+    expect(clock.pendingCount()).toBe(1);
     await monitor.stop();
   });
 
