@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { canDepool, decidePool, upServerCount, type PoolTrigger, type ServerFacts } from '../../src/coordinator/decide-pool.js';
+import { createRandom } from '../support/random.js';
 
 /**
  * A server written compactly: flags in any order among
@@ -291,19 +292,8 @@ describe('decidePool', () => {
 });
 
 describe('decidePool over event sequences (as the coordinator drives it)', () => {
-  /** A small deterministic PRNG (mulberry32), so that a failure reproduces. */
-  function prng(seed: number): () => number {
-    let a = seed;
-    return () => {
-      a = (a + 0x6d2b79f5) | 0;
-      let t = Math.imul(a ^ (a >>> 15), 1 | a);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-
   it.each([0, 0.25, 0.5, 0.75, 1])('threshold %s: never fewer pooled than the rule demands, P0 and P2 always hold', (threshold) => {
-    const random = prng(Math.round(threshold * 1000) + 7);
+    const random = createRandom(Math.round(threshold * 1000) + 7);
     let servers: ServerFacts[] = [];
     let steps = 0;
     const apply = (trigger: PoolTrigger): void => {

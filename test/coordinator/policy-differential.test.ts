@@ -12,24 +12,13 @@ import { flushAsync, ManualClock } from '../../src/runtime/clock.js';
 import type { SliceOptions } from '../../src/runtime/sliced.js';
 import { createMemoryLogger } from '../../src/runtime/logger.js';
 import { proxyFetchConfig } from '../monitors/support/configs.js';
+import { createRandom } from '../support/random.js';
 import { fakeMonitors, fakeResolver, poolEvent, serviceConfig } from './support/fakes.js';
-
-/** A small seeded generator (mulberry32), so that a failure can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const HOSTS = Array.from({ length: 12 }, (_, i) => `mw${i + 1}`);
 
 async function history(seed: number, threshold: number, steps: number, slicing?: SliceOptions): Promise<{ reports: number; poolChanges: number }> {
-  const random = seeded(seed);
+  const random = createRandom(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   const fakes = fakeMonitors();
   const resolver = fakeResolver();

@@ -12,17 +12,7 @@ import { LAB_SLACK_MS, type PoolEntry } from './pybal-lab.js';
 // ---------------------------------------------------------------------------
 // Seeded randomness
 
-/** mulberry32: a small seeded PRNG, enough for choosing events. */
-export function createRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { createRandom } from '../support/random.js';
 
 /** One stream per actor (each real server, the event loop), so that one actor's timing does not shift another's choices. */
 export function streamSeed(seed: number, name: string): number {
