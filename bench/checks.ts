@@ -243,6 +243,11 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     if (timeliness.checks < 0.5 * WINDOW_SECONDS * (service.realServers.length / service.intervalSec)) {
       note(`${peer} made under half the expected checks; the end of its log:\n${peerLogTail(dir, peer, proc)}`);
     }
+    const dests = await ipvsDests();
+    if (dests !== service.realServers.length) {
+      const warnings = peerLogTail(dir, peer, proc, Infinity).split('\n').filter((l) => /warn|error|fail/i.test(l));
+      note(`${peer}: ${dests} of ${service.realServers.length} servers in IPVS at the end of the window; ${warnings.length} warning or error lines in its log, the last:\n${warnings.slice(-10).join('\n')}`);
+    }
     return {
       size: service.realServers.length,
       intervalSec: service.intervalSec,
@@ -256,7 +261,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
       firstSweepSec,
       serversCpuMsPerSec: serversCpuMs / ((endMs - startMs) / 1000),
       guestBusyShare: (guest1.busy - guest0.busy) / (guest1.total - guest0.total),
-      ipvsDests: await ipvsDests(),
+      ipvsDests: dests,
     };
   } finally {
     await running?.process.stop(60_000);
