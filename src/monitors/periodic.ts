@@ -105,7 +105,7 @@ export function createPeriodicMonitor(
     } finally {
       deadline.dispose();
     }
-    const durationMs = clock.now() - startMs;
+    const durationMs = outcome?.durationMs ?? clock.now() - startMs;
     // The check must be over before the next one starts (or stop resolves); when the
     // deadline won, wait for it (it was told to stop); otherwise it is already over.
     if (deadline.signal.aborted) await work.catch(() => undefined);

@@ -106,10 +106,13 @@ async function timedFetch(clock: Clock, startMs: number, fetch: FetchTarget, tar
 
 /** A round passes when at most maxFailures URLs failed (PyBal's check_all/max_failures). */
 export function summarise(results: readonly UrlResult[], maxFailures: number): CheckOutcome {
+  // URLs are timed from the check's start, so the slowest one is the round's duration.
+  let durationMs = 0;
+  for (const r of results) durationMs = Math.max(durationMs, r.durationMs);
   const failures = results.filter((r) => !r.ok);
   if (failures.length <= maxFailures) {
     const reason = results.map((r) => `Fetch successful (${r.url}), ${formatSeconds(r.durationMs)}`).join('; ');
-    return { ok: true, reason, urls: results };
+    return { ok: true, reason, urls: results, durationMs };
   }
-  return { ok: false, reason: failures.map((r) => `Fetch failed (${r.url}): ${r.reason}`).join('; '), urls: results };
+  return { ok: false, reason: failures.map((r) => `Fetch failed (${r.url}): ${r.reason}`).join('; '), urls: results, durationMs };
 }

@@ -106,4 +106,6 @@ export interface CheckOutcome {
   readonly reason: string;
   readonly urls?: readonly UrlResult[];
   readonly exitCode?: number | null;
+  /** How long the check took, from the start time it was given, when it timed itself (saves the wrapper a clock read). */
+  readonly durationMs?: number;
 }

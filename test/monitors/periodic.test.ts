@@ -274,6 +274,28 @@ describe('periodic wrapper (manual clock)', () => {
     await monitor.stop();
   });
 
+  it('a check that times itself from the start time it is given sets the result duration', async () => {
+    const clock = new ManualClock(1_000);
+    const rec = recorder();
+    const starts: number[] = [];
+    const monitor = createPeriodicMonitor(
+      'ProxyFetch',
+      opts,
+      {
+        run: (_signal, startMs) => {
+          starts.push(startMs);
+          return Promise.resolve({ ok: true, reason: 'ok', durationMs: 42 });
+        },
+      },
+      rec.deps(clock, { random: () => 0.5 }),
+    );
+    monitor.start();
+    await flushAsync();
+    expect(starts).toEqual([1_000]);
+    expect(rec.results[0]).toMatchObject({ ok: true, durationMs: 42 });
+    await monitor.stop();
+  });
+
   it('an interval of 0 is raised to the minimum instead of checking in a tight loop', async () => {
     const clock = new ManualClock();
     let runs = 0;

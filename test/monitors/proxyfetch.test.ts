@@ -42,6 +42,8 @@ describe('ProxyFetch rules (pure)', () => {
     const down = summarise([r(true, 'http://a/'), r(false, 'http://b/'), r(false, 'http://c/')], 1);
     expect(down).toMatchObject({ ok: false, reason: 'Fetch failed (http://b/): HTTP status 500; Fetch failed (http://c/): HTTP status 500' });
     expect(summarise([r(true, 'http://a/')], 0).reason).toBe('Fetch successful (http://a/), 0.012 s');
+    // The round lasts as long as its slowest URL (all are timed from the check's start).
+    expect(summarise([r(true, 'http://a/'), { ...r(false, 'http://b/'), durationMs: 30 }], 0).durationMs).toBe(30);
   });
 });
 
