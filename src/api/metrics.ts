@@ -6,12 +6,16 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { CheckResult, MonitorReport } from '../monitors/types.js';
+import { finish, sliced } from '../runtime/sliced.js';
+import { renderRegistry, turn } from './exposition.js';
 import type { DaemonSnapshot } from './types.js';
 
 type Labels = Record<string, string>;
 
 const SERVICE = ['service'] as const;
 const MONITOR = ['service', 'host', 'monitor'] as const;
+/** Servers the update job walks between two chances to end a slice. */
+const SERVERS_PER_STEP = 64;
 
 export interface MetricsOptions {
   /** Node process metrics (CPU, memory, event loop), prefixed `pybal_`. Default true. */
@@ -90,8 +94,12 @@ export class PybalMetrics {
   private readonly loopStalls = this.counter('pybal_event_loop_stalls_total', 'Times the event loop was held over 100 ms (checks, BGP and the API waited)', [], false);
   private readonly loopLongest = this.gauge('pybal_event_loop_longest_stall_seconds', 'The longest the event loop was held since start', [], false);
 
-  /** Series fed per server (monitor counters), by server key then series key, so forgetServer can drop them. */
-  private readonly serverSeries = new Map<string, Map<Metric, Map<string, Labels>>>();
+  /** Series fed per server, by service then host, so forgetServer can drop them. */
+  private readonly servers = new Map<string, Map<string, ServerRecord>>();
+  /** Counts update jobs: a server record not seen by the latest one belongs to a server the snapshot no longer has. */
+  private generation = 0;
+  /** The scrape running now, which later scrapes share. */
+  private scraping: Promise<string> | undefined;
 
   constructor(options: MetricsOptions = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'pybal_' });
@@ -105,7 +113,7 @@ export class PybalMetrics {
   recordReport(service: string, host: string, report: MonitorReport): void {
     const labels = { service, host, monitor: report.kind };
     this.inc(report.up ? this.upTransitions : this.downTransitions, labels);
-    this.track(this.monitorStatus, labels).set(labels, report.up ? 1 : 0);
+    this.setStatus(service, host, report.kind, report.up);
   }
 
   /** Every check result. */
@@ -141,16 +149,91 @@ export class PybalMetrics {
 
   /** Drops every series of a server that left its pool (or whose service was removed). */
   forgetServer(service: string, host: string): void {
-    const key = serverKey(service, host);
-    for (const [metric, series] of this.serverSeries.get(key) ?? []) {
+    const hosts = this.servers.get(service);
+    const record = hosts?.get(host);
+    if (!hosts || !record) return;
+    for (const [metric, series] of record.series) {
       for (const labels of series.values()) (metric as Counter<string>).remove(labels);
     }
-    this.serverSeries.delete(key);
+    hosts.delete(host);
+    if (hosts.size === 0) this.servers.delete(service);
   }
 
-  /** Refreshes everything derived from the snapshot; call right before render(). */
+  /**
+   * Refreshes everything derived from the snapshot, at once; call right
+   * before render(). The daemon scrapes with scrape(), which does the same in slices.
+   */
   update(snapshot: DaemonSnapshot): void {
-    for (const gauge of [
+    finish(this.updateJob(snapshot));
+  }
+
+  /**
+   * One scrape: takes a snapshot, updates from it and renders, in slices
+   * that each hold the event loop at most SLICE_BUDGET_MS. Scrapes asked
+   * while one runs share its text rather than doing the work again.
+   */
+  scrape(snapshot: () => DaemonSnapshot): Promise<string> {
+    if (this.scraping) return this.scraping;
+    const run = (async (): Promise<string> => {
+      // The snapshot costs O(servers) too (a few ms at 10,000): the update starts on a turn of its own.
+      const taken = snapshot();
+      await turn();
+      await sliced(this.updateJob(taken));
+      return this.render();
+    })();
+    this.scraping = run;
+    const clear = (): void => {
+      if (this.scraping === run) this.scraping = undefined;
+    };
+    run.then(clear, clear);
+    return run;
+  }
+
+  /**
+   * update() as a job. The per-service gauges are worked out first and set
+   * in one step at the end (a render never sees them half done); a monitor's
+   * status is only written when it differs from what the gauge has.
+   */
+  private *updateJob(snapshot: DaemonSnapshot): Generator<unknown, void, undefined> {
+    const generation = ++this.generation;
+    const perService: { readonly labels: Labels; readonly values: readonly number[]; readonly couldNotDepool: number }[] = [];
+    let n = 0;
+    for (const service of snapshot.services) {
+      let enabled = 0;
+      let up = 0;
+      let pooled = 0;
+      let pooledDown = 0;
+      for (const server of service.servers) {
+        if (server.enabled) enabled++;
+        if (server.up) up++;
+        if (server.pooled) pooled++;
+        if (server.pooledDown) pooledDown++;
+        const record = this.servers.get(service.name)?.get(server.host);
+        if (record) record.seen = generation;
+        for (const monitor of server.monitors) {
+          if (monitor.up === undefined) continue;
+          this.setStatus(service.name, server.host, monitor.kind, monitor.up);
+        }
+        if (++n % SERVERS_PER_STEP === 0) yield;
+      }
+      perService.push({
+        labels: { service: service.name },
+        values: [service.servers.length, enabled, up, pooled, service.canDepool ? 1 : 0, pooledDown, service.depoolThreshold],
+        couldNotDepool: service.couldNotDepoolTotal,
+      });
+    }
+    // Servers the daemon forgot to forget: their series must not outlive them.
+    // (Series that appeared while this job ran carry this generation and stay.)
+    const stale: [string, string][] = [];
+    for (const [service, hosts] of this.servers) {
+      for (const [host, record] of hosts) {
+        if (record.seen !== generation) stale.push([service, host]);
+        if (++n % SERVERS_PER_STEP === 0) yield;
+      }
+    }
+    for (const [service, host] of stale) this.forgetServer(service, host);
+
+    const gauges = [
       this.serviceServers,
       this.serviceEnabled,
       this.serviceUp,
@@ -158,37 +241,12 @@ export class PybalMetrics {
       this.serviceCanDepool,
       this.servicePooledDown,
       this.serviceThreshold,
-      this.couldNotDepool,
-    ]) {
-      gauge.reset();
-    }
-    const known = new Set<string>();
-    for (const service of snapshot.services) {
-      const labels = { service: service.name };
-      const servers = service.servers;
-      this.serviceServers.set(labels, servers.length);
-      this.serviceEnabled.set(labels, servers.filter((s) => s.enabled).length);
-      this.serviceUp.set(labels, servers.filter((s) => s.up).length);
-      this.servicePooled.set(labels, servers.filter((s) => s.pooled).length);
-      this.serviceCanDepool.set(labels, service.canDepool ? 1 : 0);
-      this.servicePooledDown.set(labels, servers.filter((s) => s.pooledDown).length);
-      this.serviceThreshold.set(labels, service.depoolThreshold);
-      this.couldNotDepool.inc(labels, service.couldNotDepoolTotal);
-      for (const server of servers) {
-        known.add(serverKey(service.name, server.host));
-        for (const monitor of server.monitors) {
-          if (monitor.up === undefined) continue;
-          const monitorLabels = { service: service.name, host: server.host, monitor: monitor.kind };
-          this.track(this.monitorStatus, monitorLabels).set(monitorLabels, monitor.up ? 1 : 0);
-        }
-      }
-    }
-    // Servers the daemon forgot to forget: their series must not outlive them.
-    for (const key of [...this.serverSeries.keys()]) {
-      if (!known.has(key)) {
-        const [service = '', host = ''] = JSON.parse(key) as string[];
-        this.forgetServer(service, host);
-      }
+    ];
+    for (const gauge of gauges) gauge.reset();
+    this.couldNotDepool.reset();
+    for (const { labels, values, couldNotDepool } of perService) {
+      for (const [i, gauge] of gauges.entries()) gauge.set(labels, values[i] ?? 0);
+      this.couldNotDepool.inc(labels, couldNotDepool);
     }
     this.updateBgp(snapshot);
     this.updateIpvs(snapshot);
@@ -206,9 +264,9 @@ export class PybalMetrics {
     this.loopLongest.set(eventLoop.longestMs / 1000);
   }
 
-  /** The exposition text. */
+  /** The exposition text, formatted in slices (the same text as registry.metrics()). */
   async render(): Promise<string> {
-    return this.registry.metrics();
+    return renderRegistry(this.registry);
   }
 
   private updateBgp({ bgp }: DaemonSnapshot): void {
@@ -261,21 +319,41 @@ export class PybalMetrics {
     this.track(gauge, labels).set(labels, value);
   }
 
+  /** Sets a monitor's status gauge, unless it already has that value. */
+  private setStatus(service: string, host: string, monitor: string, up: boolean): void {
+    const record = this.record(service, host);
+    const value = up ? 1 : 0;
+    if (record.status.get(monitor) === value) return;
+    const labels = { service, host, monitor };
+    this.track(this.monitorStatus, labels).set(labels, value);
+    record.status.set(monitor, value);
+  }
+
   /** Remembers a per-server series so that forgetServer can remove it. */
   private track<M extends Metric>(metric: M, labels: Labels & { service: string; host: string }): M {
-    const key = serverKey(labels.service, labels.host);
-    let series = this.serverSeries.get(key);
-    if (!series) {
-      series = new Map();
-      this.serverSeries.set(key, series);
-    }
-    let ofMetric = series.get(metric);
+    const record = this.record(labels.service, labels.host);
+    let ofMetric = record.series.get(metric);
     if (!ofMetric) {
       ofMetric = new Map();
-      series.set(metric, ofMetric);
+      record.series.set(metric, ofMetric);
     }
     ofMetric.set(JSON.stringify(labels), labels);
     return metric;
+  }
+
+  /** A server's record, made when it has its first series (seen by the update job running now, if any). */
+  private record(service: string, host: string): ServerRecord {
+    let hosts = this.servers.get(service);
+    if (!hosts) {
+      hosts = new Map();
+      this.servers.set(service, hosts);
+    }
+    let record = hosts.get(host);
+    if (!record) {
+      record = { series: new Map(), status: new Map(), seen: this.generation };
+      hosts.set(host, record);
+    }
+    return record;
   }
 
   private gauge<L extends string>(name: string, help: string, labelNames: readonly L[], register = true): Gauge<L> {
@@ -287,6 +365,12 @@ export class PybalMetrics {
   }
 }
 
-function serverKey(service: string, host: string): string {
-  return JSON.stringify([service, host]);
+/** What the metrics keep of one server. */
+interface ServerRecord {
+  /** Its series, by metric then series key (the labels as JSON). */
+  readonly series: Map<Metric, Map<string, Labels>>;
+  /** The value its monitors' status gauges have, by monitor kind. */
+  readonly status: Map<string, number>;
+  /** The generation of the last update job that found it in the snapshot. */
+  seen: number;
 }
