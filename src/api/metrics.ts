@@ -6,7 +6,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { CheckResult, MonitorReport } from '../monitors/types.js';
-import { finish, sliced } from '../runtime/sliced.js';
+import { finish, sliced, type SliceOptions } from '../runtime/sliced.js';
 import { renderRegistry, turn } from './exposition.js';
 import type { DaemonSnapshot } from './types.js';
 
@@ -98,6 +98,9 @@ export class PybalMetrics {
   private readonly servers = new Map<string, Map<string, ServerRecord>>();
   /** Counts update jobs: a server record not seen by the latest one belongs to a server the snapshot no longer has. */
   private generation = 0;
+  /** Update jobs running now, and the servers forgotten meanwhile (by serverKey). */
+  private jobsRunning = 0;
+  private readonly forgottenDuringJob = new Set<string>();
   /** The scrape running now, which later scrapes share. */
   private scraping: Promise<string> | undefined;
 
@@ -113,7 +116,7 @@ export class PybalMetrics {
   recordReport(service: string, host: string, report: MonitorReport): void {
     const labels = { service, host, monitor: report.kind };
     this.inc(report.up ? this.upTransitions : this.downTransitions, labels);
-    this.setStatus(service, host, report.kind, report.up);
+    this.setStatus(service, host, report.kind, report.up, this.generation + 0.5);
   }
 
   /** Every check result. */
@@ -149,6 +152,8 @@ export class PybalMetrics {
 
   /** Drops every series of a server that left its pool (or whose service was removed). */
   forgetServer(service: string, host: string): void {
+    // An update job running now must not bring it back from its (older) snapshot.
+    if (this.jobsRunning > 0) this.forgottenDuringJob.add(serverKey(service, host));
     const hosts = this.servers.get(service);
     const record = hosts?.get(host);
     if (!hosts || !record) return;
@@ -172,14 +177,14 @@ export class PybalMetrics {
    * that each hold the event loop at most SLICE_BUDGET_MS. Scrapes asked
    * while one runs share its text rather than doing the work again.
    */
-  scrape(snapshot: () => DaemonSnapshot): Promise<string> {
+  scrape(snapshot: () => DaemonSnapshot, slicing: SliceOptions = {}): Promise<string> {
     if (this.scraping) return this.scraping;
     const run = (async (): Promise<string> => {
       // The snapshot costs O(servers) too (a few ms at 10,000): the update starts on a turn of its own.
-      const taken = snapshot();
+      const job = this.updateJob(snapshot());
       await turn();
-      await sliced(this.updateJob(taken));
-      return this.render();
+      await sliced(job, slicing);
+      return this.render(slicing);
     })();
     this.scraping = run;
     const clear = (): void => {
@@ -190,12 +195,30 @@ export class PybalMetrics {
   }
 
   /**
-   * update() as a job. The per-service gauges are worked out first and set
-   * in one step at the end (a render never sees them half done); a monitor's
-   * status is only written when it differs from what the gauge has.
+   * update() as a job; the snapshot's generation is taken at once (what the
+   * daemon records from then on is newer than the snapshot). The per-service
+   * gauges are worked out first and set in one step at the end (a render
+   * never sees them half done); a monitor's status is only written when it
+   * differs from the gauge and no report newer than the snapshot set it.
    */
-  private *updateJob(snapshot: DaemonSnapshot): Generator<unknown, void, undefined> {
+  private updateJob(snapshot: DaemonSnapshot): Generator<unknown, void, undefined> {
     const generation = ++this.generation;
+    this.jobsRunning++;
+    return this.updateSteps(snapshot, generation);
+  }
+
+  private *updateSteps(snapshot: DaemonSnapshot, generation: number): Generator<unknown, void, undefined> {
+    try {
+      yield* this.updateServers(snapshot, generation);
+    } finally {
+      if (--this.jobsRunning === 0) this.forgottenDuringJob.clear();
+    }
+    this.updateBgp(snapshot);
+    this.updateIpvs(snapshot);
+    this.updateEventLoop(snapshot);
+  }
+
+  private *updateServers(snapshot: DaemonSnapshot, generation: number): Generator<unknown, void, undefined> {
     const perService: { readonly labels: Labels; readonly values: readonly number[]; readonly couldNotDepool: number }[] = [];
     let n = 0;
     for (const service of snapshot.services) {
@@ -209,10 +232,12 @@ export class PybalMetrics {
         if (server.pooled) pooled++;
         if (server.pooledDown) pooledDown++;
         const record = this.servers.get(service.name)?.get(server.host);
-        if (record) record.seen = generation;
-        for (const monitor of server.monitors) {
-          if (monitor.up === undefined) continue;
-          this.setStatus(service.name, server.host, monitor.kind, monitor.up);
+        if (record && record.seen < generation) record.seen = generation;
+        if (this.forgottenDuringJob.size === 0 || !this.forgottenDuringJob.has(serverKey(service.name, server.host))) {
+          for (const monitor of server.monitors) {
+            if (monitor.up === undefined) continue;
+            this.setStatus(service.name, server.host, monitor.kind, monitor.up, generation);
+          }
         }
         if (++n % SERVERS_PER_STEP === 0) yield;
       }
@@ -223,11 +248,11 @@ export class PybalMetrics {
       });
     }
     // Servers the daemon forgot to forget: their series must not outlive them.
-    // (Series that appeared while this job ran carry this generation and stay.)
+    // (Those that got series after the snapshot was taken carry its generation and stay.)
     const stale: [string, string][] = [];
     for (const [service, hosts] of this.servers) {
       for (const [host, record] of hosts) {
-        if (record.seen !== generation) stale.push([service, host]);
+        if (record.seen < generation) stale.push([service, host]);
         if (++n % SERVERS_PER_STEP === 0) yield;
       }
     }
@@ -248,9 +273,6 @@ export class PybalMetrics {
       for (const [i, gauge] of gauges.entries()) gauge.set(labels, values[i] ?? 0);
       this.couldNotDepool.inc(labels, couldNotDepool);
     }
-    this.updateBgp(snapshot);
-    this.updateIpvs(snapshot);
-    this.updateEventLoop(snapshot);
   }
 
   private updateEventLoop({ eventLoop }: DaemonSnapshot): void {
@@ -265,8 +287,8 @@ export class PybalMetrics {
   }
 
   /** The exposition text, formatted in slices (the same text as registry.metrics()). */
-  async render(): Promise<string> {
-    return renderRegistry(this.registry);
+  async render(slicing: SliceOptions = {}): Promise<string> {
+    return renderRegistry(this.registry, slicing);
   }
 
   private updateBgp({ bgp }: DaemonSnapshot): void {
@@ -319,14 +341,20 @@ export class PybalMetrics {
     this.track(gauge, labels).set(labels, value);
   }
 
-  /** Sets a monitor's status gauge, unless it already has that value. */
-  private setStatus(service: string, host: string, monitor: string, up: boolean): void {
+  /**
+   * Sets a monitor's status gauge, unless it already has that value. `asOf`
+   * says how new the knowledge is: a snapshot's generation, or for a report
+   * the latest snapshot's generation plus a half (newer than that snapshot,
+   * older than the next); a snapshot older than the value leaves it alone.
+   */
+  private setStatus(service: string, host: string, monitor: string, up: boolean, asOf: number): void {
     const record = this.record(service, host);
     const value = up ? 1 : 0;
-    if (record.status.get(monitor) === value) return;
+    const known = record.status.get(monitor);
+    if (known !== undefined && (known.value === value || known.asOf > asOf)) return;
     const labels = { service, host, monitor };
     this.track(this.monitorStatus, labels).set(labels, value);
-    record.status.set(monitor, value);
+    record.status.set(monitor, { value, asOf });
   }
 
   /** Remembers a per-server series so that forgetServer can remove it. */
@@ -365,12 +393,16 @@ export class PybalMetrics {
   }
 }
 
+function serverKey(service: string, host: string): string {
+  return JSON.stringify([service, host]);
+}
+
 /** What the metrics keep of one server. */
 interface ServerRecord {
   /** Its series, by metric then series key (the labels as JSON). */
   readonly series: Map<Metric, Map<string, Labels>>;
-  /** The value its monitors' status gauges have, by monitor kind. */
-  readonly status: Map<string, number>;
+  /** The value its monitors' status gauges have, by monitor kind, and how new it is (see setStatus). */
+  readonly status: Map<string, { readonly value: number; readonly asOf: number }>;
   /** The generation of the last update job that found it in the snapshot. */
   seen: number;
 }

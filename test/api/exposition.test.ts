@@ -1,0 +1,101 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, Summary, type Metric } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { collectMetrics, escapeLabelValue, escapeText, formatValue, renderRegistry } from '../../src/api/exposition.js';
+
+/** A registry with every kind of metric, awkward help texts, label values and numbers. */
+function richRegistry(): Registry {
+  const registry = new Registry();
+  const counter = new Counter({ name: 'rich_requests_total', help: 'Requests with a \\ backslash\nand a newline', labelNames: ['code', 'path'], registers: [registry] });
+  counter.inc({ code: '200', path: '/a' });
+  counter.inc({ code: '500', path: 'quote " back \\ newline \n end' }, 3);
+  counter.inc({ path: 'only-path' }, 0.5);
+  new Counter({ name: 'rich_untouched_total', help: 'A counter without labels, never increased', registers: [registry] });
+  const plain = new Counter({ name: 'rich_plain_total', help: 'A counter without labels', registers: [registry] });
+  plain.inc(12345678901234);
+  const gauge = new Gauge({ name: 'rich_gauge', help: 'Gauge "quoted" help', labelNames: ['kind'], registers: [registry] });
+  gauge.set({ kind: 'inf' }, Infinity);
+  gauge.set({ kind: 'neg-inf' }, -Infinity);
+  gauge.set({ kind: 'nan' }, NaN);
+  gauge.set({ kind: 'tiny' }, 1e-7);
+  gauge.set({ kind: 'huge' }, 1.5e300);
+  gauge.set({ kind: 'negative' }, -0.25);
+  gauge.set({ kind: 'integer' }, 42);
+  gauge.set({ kind: 'float' }, 0.1 + 0.2);
+  gauge.set({ kind: 'unicode ünïcødé ✓' }, 1);
+  const bare = new Gauge({ name: 'rich_bare_gauge', help: 'A gauge without labels', registers: [registry] });
+  bare.set(3.5);
+  new Gauge({ name: 'rich_empty_gauge', help: 'A gauge with labels and no series', labelNames: ['x'], registers: [registry] });
+  const histogram = new Histogram({
+    name: 'rich_duration_seconds',
+    help: 'A histogram',
+    labelNames: ['service', 'note'],
+    buckets: [0.005, 0.1, 1, 10],
+    registers: [registry],
+  });
+  histogram.observe({ service: 'text', note: 'a "b" \\c\nd' }, 0.05);
+  histogram.observe({ service: 'text', note: 'a "b" \\c\nd' }, 20);
+  histogram.observe({ service: 'dns', note: '' }, 0.001);
+  const bareHistogram = new Histogram({ name: 'rich_bare_seconds', help: 'A histogram without labels', buckets: [1, 2], registers: [registry] });
+  bareHistogram.observe(1.5);
+  const summary = new Summary({ name: 'rich_summary', help: 'A summary', labelNames: ['service'], percentiles: [0.5, 0.99], registers: [registry] });
+  for (const v of [1, 2, 3, 4, 100]) summary.observe({ service: 'text' }, v);
+  // More series than one chunk of lines holds.
+  const many = new Gauge({ name: 'rich_many', help: 'Many series', labelNames: ['i'], registers: [registry] });
+  for (let i = 0; i < 1300; i++) many.set({ i: String(i) }, i / 7);
+  return registry;
+}
+
+/**
+ * A registry whose metrics hand out data captured once, so that prom-client
+ * and renderRegistry see the same values (process metrics change between reads).
+ */
+async function frozen(registry: Registry): Promise<Registry> {
+  const copy = new Registry();
+  const data = await collectMetrics(registry);
+  for (const [i, metric] of (registry.getMetricsAsArray() as unknown as Metric[]).entries()) {
+    const values = data[i];
+    const stand = { name: (metric as unknown as { name: string }).name, get: async () => values } as Record<string, unknown>;
+    if (typeof (metric as unknown as { getForPromString?: unknown }).getForPromString === 'function') stand.getForPromString = async () => values;
+    copy.registerMetric(stand as unknown as Metric);
+  }
+  return copy;
+}
+
+describe('renderRegistry', () => {
+  it('writes what registry.metrics() writes, byte for byte', async () => {
+    const registry = richRegistry();
+    const expected = await registry.metrics();
+    expect(await renderRegistry(registry)).toBe(expected);
+    // Any slicing gives the same text: a budget of 0 ends a slice at every step.
+    expect(await renderRegistry(registry, { budgetMs: 0 })).toBe(expected);
+    // The awkward cases are in there, as prom-client writes them.
+    expect(expected).toContain('# HELP rich_requests_total Requests with a \\\\ backslash\\nand a newline\n');
+    expect(expected).toContain('rich_requests_total{code="500",path="quote \\" back \\\\ newline \\n end"} 3\n');
+    expect(expected).toContain('rich_gauge{kind="nan"} Nan\n');
+    expect(expected).toContain('rich_gauge{kind="neg-inf"} -Inf\n');
+    expect(expected).toContain('rich_duration_seconds_bucket{le="+Inf",service="text",note="a \\"b\\" \\\\c\\nd"} 2\n');
+  });
+
+  it('writes the default process metrics and default labels as prom-client does', async () => {
+    const registry = richRegistry();
+    collectDefaultMetrics({ register: registry, prefix: 'pybal_' });
+    registry.setDefaultLabels({ instance: 'lvs1 "east"' });
+    const still = await frozen(registry);
+    const expected = await still.metrics();
+    expect(expected).toContain('pybal_process_cpu_user_seconds_total');
+    expect(expected).toContain('pybal_nodejs_eventloop_lag_seconds');
+    expect(await renderRegistry(still)).toBe(expected);
+  });
+
+  it('writes an empty registry as a single newline, like prom-client', async () => {
+    const registry = new Registry();
+    expect(await renderRegistry(registry)).toBe(await registry.metrics());
+  });
+
+  it('escapes and formats as prom-client does', () => {
+    expect(escapeText('a\\b\nc"d')).toBe('a\\\\b\\nc"d');
+    expect(escapeLabelValue('a\\b\nc"d')).toBe('a\\\\b\\nc\\"d');
+    expect(escapeLabelValue(0.25)).toBe('0.25');
+    expect([NaN, Infinity, -Infinity, 1, 1.5, 1e21, 1e-7, -0].map(formatValue)).toEqual(['Nan', '+Inf', '-Inf', '1', '1.5', '1e+21', '1e-7', '0']);
+  });
+});

@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import { PybalMetrics } from '../../src/api/metrics.js';
+import { handleRequest } from '../../src/api/server.js';
+import type { DaemonSnapshot } from '../../src/api/types.js';
+import type { CheckResult, MonitorReport } from '../../src/monitors/types.js';
+import { daemon, monitor, server, service } from './fixtures.js';
+
+const report = (up: boolean): MonitorReport => ({ kind: 'ProxyFetch', up, reason: up ? 'ok' : 'bad', firstCheck: false, atMs: 1 });
+const result: CheckResult = { kind: 'ProxyFetch', ok: true, reason: 'ok', durationMs: 3, urls: [{ url: 'http://x/"q"', ok: true, reason: 'ok', durationMs: 3 }] };
+
+const hostOf = (i: number): string => `10.0.${i >> 8}.${i & 255}`;
+
+/** A daemon with `n` servers in one service, each with one ProxyFetch monitor that has reported. */
+function fleet(n: number): { metrics: PybalMetrics; snapshot: DaemonSnapshot } {
+  const metrics = new PybalMetrics({ processMetrics: false });
+  const servers = Array.from({ length: n }, (_, i) => server(hostOf(i), { up: i % 10 !== 0, pooled: i % 10 !== 0 }));
+  for (const s of servers) {
+    metrics.recordResult('web', s.host, result);
+    metrics.recordReport('web', s.host, report(true));
+  }
+  return { metrics, snapshot: daemon([service('web', servers)]) };
+}
+
+function line(text: string, name: string, host: string): string | undefined {
+  return text.split('\n').find((l) => l.startsWith(`${name}{service="web",host="${host}",`));
+}
+
+describe('PybalMetrics.scrape', () => {
+  it('renders what prom-client renders, for awkward hosts and URLs too', async () => {
+    const metrics = new PybalMetrics({ processMetrics: false });
+    const host = 'a "quoted" \\ host\nwith a newline';
+    metrics.recordResult('web', host, result);
+    metrics.recordReport('web', host, report(false));
+    const text = await metrics.scrape(() => daemon([service('web', [server(host, { monitors: [monitor({ up: false })] })])]));
+    expect(text).toBe(await metrics.registry.metrics());
+    expect(text).toContain('pybal_monitor_status{service="web",host="a \\"quoted\\" \\\\ host\\nwith a newline",monitor="ProxyFetch"} 0\n');
+  });
+
+  it('gives the event loop turns while it scrapes 10,000 servers, and writes what prom-client writes', async () => {
+    const { metrics, snapshot } = fleet(10_000);
+    let firings = 0;
+    let running = true;
+    const timer = setInterval(() => {
+      if (running) firings++;
+    }, 1);
+    try {
+      const text = await handleRequest({ snapshot: () => snapshot, metrics }, 'GET', '/metrics', undefined).then((r) => r.body);
+      running = false;
+      // Timers ran while the scrape was under way: it never held the loop from start to end.
+      expect(firings).toBeGreaterThanOrEqual(2);
+      expect(text).toBe(await metrics.registry.metrics());
+      expect(text).toContain('pybal_service_servers{service="web"} 10000\n');
+      expect(text).toContain('pybal_service_servers_up{service="web"} 9000\n');
+      expect(text.split('\n').filter((l) => l.startsWith('pybal_monitor_status{'))).toHaveLength(10_000);
+    } finally {
+      clearInterval(timer);
+    }
+  });
+
+  it('shares one scrape between requests that come while it runs', async () => {
+    const { metrics, snapshot } = fleet(300);
+    let snapshots = 0;
+    const take = (): DaemonSnapshot => {
+      snapshots++;
+      return snapshot;
+    };
+    const [a, b, c] = await Promise.all([metrics.scrape(take), metrics.scrape(take), metrics.scrape(take)]);
+    expect(snapshots).toBe(1);
+    expect(b).toBe(a);
+    expect(c).toBe(a);
+    // Once it is done, the next scrape is a new one.
+    await metrics.scrape(take);
+    expect(snapshots).toBe(2);
+  });
+
+  it('recovers from a snapshot that throws', async () => {
+    const { metrics, snapshot } = fleet(3);
+    await expect(
+      metrics.scrape(() => {
+        throw new Error('no snapshot');
+      }),
+    ).rejects.toThrow('no snapshot');
+    expect(await metrics.scrape(() => snapshot)).toContain('pybal_service_servers{service="web"} 3\n');
+  });
+
+  it('keeps what the daemon recorded while a sliced update ran, and drops what it forgot', async () => {
+    const { metrics, snapshot } = fleet(300);
+    metrics.recordResult('web', 'gone', result); // not in the snapshot: its series go
+    let injected = false;
+    const later = (fn: () => void): void => {
+      if (!injected) {
+        // The first slice of the update job has ended: the snapshot is older than what follows.
+        injected = true;
+        metrics.forgetServer('web', hostOf(250)); // left the pool: the snapshot must not bring it back
+        metrics.recordReport('web', hostOf(200), report(false)); // newer than the snapshot, which says up
+        metrics.recordResult('web', 'late', result); // joined after the snapshot
+      }
+      setImmediate(fn);
+    };
+    const text = await metrics.scrape(() => snapshot, { budgetMs: 0, later });
+    expect(injected).toBe(true);
+    expect(text).toBe(await metrics.registry.metrics());
+    expect(line(text, 'pybal_monitor_up_results_total', 'gone')).toBeUndefined();
+    expect(line(text, 'pybal_monitor_status', hostOf(250))).toBeUndefined();
+    expect(line(text, 'pybal_monitor_up_results_total', hostOf(250))).toBeUndefined();
+    expect(line(text, 'pybal_monitor_status', hostOf(200))).toMatch(/ 0$/);
+    expect(line(text, 'pybal_monitor_up_results_total', 'late')).toMatch(/ 1$/);
+    expect(line(text, 'pybal_monitor_status', hostOf(1))).toMatch(/ 1$/);
+
+    // The next scrape follows its snapshot again: 'late' is not in it, hostOf(250) is.
+    const next = await metrics.scrape(() => snapshot);
+    expect(line(next, 'pybal_monitor_up_results_total', 'late')).toBeUndefined();
+    expect(line(next, 'pybal_monitor_status', hostOf(250))).toMatch(/ 1$/);
+    expect(line(next, 'pybal_monitor_status', hostOf(200))).toMatch(/ 1$/);
+  });
+});
