@@ -14,6 +14,12 @@ type Labels = Record<string, string>;
 
 const SERVICE = ['service'] as const;
 const MONITOR = ['service', 'host', 'monitor'] as const;
+/**
+ * A scrape's slices are shorter than the daemon's SLICE_BUDGET_MS: it is
+ * background work, and on a loaded host a slice also absorbs a young-generation
+ * GC pause or a moment without a CPU, which must not take a hold past 20 ms.
+ */
+const SCRAPE_SLICE_MS = 10;
 /** Servers the update job walks between two chances to end a slice. */
 const SERVERS_PER_STEP = 64;
 
@@ -174,11 +180,12 @@ export class PybalMetrics {
 
   /**
    * One scrape: takes a snapshot, updates from it and renders, in slices
-   * that each hold the event loop at most SLICE_BUDGET_MS. Scrapes asked
+   * that each hold the event loop at most SCRAPE_SLICE_MS. Scrapes asked
    * while one runs share its text rather than doing the work again.
    */
-  scrape(snapshot: () => DaemonSnapshot, slicing: SliceOptions = {}): Promise<string> {
+  scrape(snapshot: () => DaemonSnapshot, options: SliceOptions = {}): Promise<string> {
     if (this.scraping) return this.scraping;
+    const slicing = { budgetMs: SCRAPE_SLICE_MS, ...options };
     const run = (async (): Promise<string> => {
       // The snapshot costs O(servers) too (a few ms at 10,000): the update starts on a turn of its own.
       const job = this.updateJob(snapshot());
