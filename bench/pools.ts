@@ -29,9 +29,9 @@
  *
  *   npm run bench:pools    (boots a lab guest; the last line is `pool-apply-100k-seconds X`)
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { createIpvsClient, type IpvsClient } from '../src/ipvs/client.js';
 import { createSystemClock } from '../src/runtime/clock.js';
@@ -65,6 +65,10 @@ const SERVICES = Number(process.env.BENCH_SERVICES ?? 1000);
 /** How long a daemon may take to get a table into the kernel before the case is reported as failed. */
 const APPLY_TIMEOUT_MS = Number(process.env.BENCH_APPLY_TIMEOUT_S ?? 300) * 1000;
 const WEIGHT_TIMEOUT_MS = 20_000;
+/** BENCH_KEEP_DIR=<dir>: each daemon's log and output are copied there when it stops (for diagnosis). */
+const KEEP_DIR = process.env.BENCH_KEEP_DIR;
+/** BENCH_CPU_PROF=<dir>: the daemons write a V8 CPU profile there when they exit. */
+const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
 const SERVERS_PER_SERVICE = 10;
 const METRICS_PORT = 9090;
 const API_PERIOD_MS = 50;
@@ -101,7 +105,8 @@ interface Daemon {
 
 function spawnDaemon(dir: string, conf: string, name: string): Daemon {
   const logPath = join(dir, `${name}.log`);
-  const argv = [process.execPath, join(repoRoot(), 'dist/src/cli/main.js'), '-c', conf, '--log-file', logPath, '--control-socket', join(dir, `${name}.sock`)];
+  const profile = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+  const argv = [process.execPath, ...profile, join(repoRoot(), 'dist/src/cli/main.js'), '-c', conf, '--log-file', logPath, '--control-socket', join(dir, `${name}.sock`)];
   const spawnedAt = Date.now();
   const proc = new LabProcess(name, argv, { cwd: repoRoot(), logPath: join(dir, `${name}.out`) });
   return { proc, logPath, spawnedAt };
@@ -115,12 +120,13 @@ function logLines(d: Daemon, pattern: RegExp, max = 8): string[] {
 
 async function stopDaemon(d: Daemon): Promise<string> {
   d.proc.signal('SIGTERM');
-  const exit = await Promise.race([d.proc.exited, sleep(20_000).then(() => undefined)]);
-  if (exit === undefined) {
-    await d.proc.stop();
-    return 'did not exit within 20 s of SIGTERM (killed)';
+  const exit = await Promise.race([d.proc.exited, sleep(60_000).then(() => undefined)]);
+  if (exit === undefined) await d.proc.stop();
+  if (KEEP_DIR) {
+    mkdirSync(KEEP_DIR, { recursive: true });
+    for (const path of [d.logPath, d.logPath.replace(/\.log$/, '.out')]) if (existsSync(path)) copyFileSync(path, join(KEEP_DIR, basename(path)));
   }
-  return `exit ${exit.code ?? exit.signal}`;
+  return exit === undefined ? 'did not exit within 60 s of SIGTERM (killed)' : `exit ${exit.code ?? exit.signal}`;
 }
 
 interface WatchStats {
@@ -231,6 +237,8 @@ interface ApplyRow {
   readonly firstMs?: number;
   readonly peerMs?: number;
   readonly api?: LatencySummary;
+  /** Why API requests failed (the daemon's start included). */
+  readonly apiErrors?: string[];
   readonly lagMaxS?: number;
   readonly cpuMs?: number;
   readonly rssBytes?: number;
@@ -244,6 +252,7 @@ interface WeightRow {
   readonly monitors: string;
   readonly trialsMs: number[];
   readonly api?: LatencySummary;
+  readonly apiErrors?: string[];
   readonly watch?: WatchStats;
   readonly note?: string;
 }
@@ -292,7 +301,7 @@ async function coldPool(dir: string, client: IpvsClient, n: number): Promise<voi
     const m = await scrape();
     const row: ApplyRow = {
       label, servers: n, applyMs: done.atMs - daemon.spawnedAt, firstMs: first ? first.atMs - daemon.spawnedAt : NaN,
-      api: latency, lagMaxS: m.lagMaxS, cpuMs, rssBytes: processRssBytes(daemon.proc.pid), ipvsRequests: m.ipvsRequests, watch: await watch.stop(),
+      api: latency, apiErrors: api.errors(), lagMaxS: m.lagMaxS, cpuMs, rssBytes: processRssBytes(daemon.proc.pid), ipvsRequests: m.ipvsRequests, watch: await watch.stop(),
     };
     rows.push(row);
     note(`${label}: ${secs(row.applyMs)} s (first destination at ${secs(row.firstMs ?? NaN)} s), API worst ${apiText(latency)} ms, lag max ${(m.lagMaxS * 1000).toFixed(0)} ms`);
@@ -340,7 +349,7 @@ async function growingPool(dir: string, client: IpvsClient, n: number): Promise<
     const cpuMs = processCpuMs(daemon.proc.pid) - cpu0;
     const m = await scrape();
     const row: ApplyRow = {
-      label, servers: n - half, applyMs: done.atMs - t0, api: latency, lagMaxS: m.lagMaxS, cpuMs, rssBytes: processRssBytes(daemon.proc.pid),
+      label, servers: n - half, applyMs: done.atMs - t0, api: latency, apiErrors: grow.errors(), lagMaxS: m.lagMaxS, cpuMs, rssBytes: processRssBytes(daemon.proc.pid),
       ipvsRequests: m.ipvsRequests - before.ipvsRequests, watch: await watch.stop(),
     };
     rows.push(row);
@@ -386,6 +395,7 @@ async function weightChange(dir: string, client: IpvsClient, n: number, monitors
   const trialsMs: number[] = [];
   let problem: string | undefined;
   let latency: LatencySummary | undefined;
+  let apiErrors: string[] = [];
   try {
     const ready = await watch.waitFor((p) => p.complete === 1 && p.weight === 10, `${n} destinations in IPVS`, APPLY_TIMEOUT_MS, alive);
     note(`  all ${n} in IPVS ${secs(ready.atMs - daemon.spawnedAt)} s after spawn`);
@@ -405,8 +415,10 @@ async function weightChange(dir: string, client: IpvsClient, n: number, monitors
           trialsMs.push(seen.atMs - t0);
           note(`  trial ${trial + 1}: weight ${weight} in the kernel after ${seen.atMs - t0} ms`);
         } catch (error) {
-          const merged = logLines(daemon, new RegExp(target.replace(/\./g, '\\.')), 4);
-          problem = `trial ${trial + 1} (weight ${weight}): ${(error as Error).message}; the kernel still shows weight ${watch.last()?.weight ?? 'none'}` +
+          // The server's own lines (not 127.20.96.1 matching 127.20.96.196), its weight ones first.
+          const mine = logLines(daemon, new RegExp(`${target.replace(/\./g, '\\.')}(?![0-9])`), 1000);
+          const merged = [...mine.filter((l) => /weight/i.test(l)).slice(-3), ...mine.filter((l) => !/weight/i.test(l)).slice(-2)];
+          problem = `trial ${trial + 1} (weight ${weight}, pool file replaced at ${new Date(t0).toISOString()}): ${(error as Error).message}; the kernel still shows weight ${watch.last()?.weight ?? 'none'}` +
             (merged.length ? `\n      log: ${merged.join('\n      log: ')}` : '; the log names the server nowhere');
           note(problem);
           break;
@@ -414,13 +426,14 @@ async function weightChange(dir: string, client: IpvsClient, n: number, monitors
       }
     } finally {
       latency = await trialsApi.stop();
+      apiErrors = trialsApi.errors();
     }
   } catch (error) {
     problem = failure(error, daemon, watch);
     await api.stop();
   } finally {
     const watchStats = await watch.stop();
-    weightRows.push({ servers: n, monitors: monitorsText, trialsMs, api: latency, watch: watchStats, ...(problem ? { note: problem } : {}) });
+    weightRows.push({ servers: n, monitors: monitorsText, trialsMs, api: latency, apiErrors, watch: watchStats, ...(problem ? { note: problem } : {}) });
     note(`daemon: ${await stopDaemon(daemon)}`);
     await deleteOwn(client, [POOL_SLOT]);
   }
@@ -457,7 +470,7 @@ async function coldServices(dir: string, client: IpvsClient): Promise<RestoreSer
     const m = await scrape();
     const row: ApplyRow = {
       label, servers: SERVICES * SERVERS_PER_SERVICE, applyMs: done.atMs - daemon.spawnedAt, firstMs: first.atMs - daemon.spawnedAt,
-      api: latency, lagMaxS: m.lagMaxS, cpuMs, rssBytes: processRssBytes(daemon.proc.pid), ipvsRequests: m.ipvsRequests, watch: await watch.stop(),
+      api: latency, apiErrors: api.errors(), lagMaxS: m.lagMaxS, cpuMs, rssBytes: processRssBytes(daemon.proc.pid), ipvsRequests: m.ipvsRequests, watch: await watch.stop(),
     };
     rows.push(row);
     note(`${label}: first service at ${secs(row.firstMs ?? NaN)} s, all at ${secs(row.applyMs)} s, API worst ${apiText(latency)} ms`);
@@ -476,7 +489,7 @@ async function coldServices(dir: string, client: IpvsClient): Promise<RestoreSer
 
 function printTable(): void {
   say('');
-  say('pool application (daemon: spawn, or the pool file write, to every destination in the kernel; polled every 200 ms, so +0..~200 ms coarse plus one dump)');
+  say(`pool application (daemon: spawn, or the pool file write, to every destination in the kernel; polled every ${APPLY_POLL_MS} ms or 3x the last poll's duration if longer, from its own process, counting dump replies undecoded)`);
   const header = ['case', 'servers', 'daemon s', 'ipvsadm -R s', 'daemon/ipvsadm', 'first in IPVS s', 'API worst ms (GET /pools every 50 ms)', 'lag max ms', 'daemon CPU s', 'RSS MB', 'IPVS req'];
   const body = rows.map((r) => [
     r.label, String(r.servers), secs(r.applyMs), r.peerMs === undefined ? '-' : secs(r.peerMs),
@@ -490,16 +503,18 @@ function printTable(): void {
   say(line(widths.map((w) => '-'.repeat(w))));
   for (const b of body) say(line(b));
   for (const r of rows) if (r.error) say(`  FAILED ${r.label}: ${r.error}`);
+  for (const r of rows) if (r.api?.failures) say(`  (${r.label}: API requests that failed, the daemon's start included: ${r.apiErrors?.join(', ')})`);
   for (const r of rows) if (r.watch) say(`  (${r.label}: the watcher's ${r.watch.polls} polls that dumped destinations took ${r.watch.medianMs.toFixed(0)} ms median, ${r.watch.worstMs.toFixed(0)} ms worst)`);
 
   say('');
-  say(`weight change 10 <-> 7 of one server in the pool file (replaced by rename) -> that weight in the kernel (polled every ${WEIGHT_POLL_MS} ms over netlink, each poll a dump of the whole pool)`);
+  say(`weight change 10 <-> 7 of one server in the pool file (replaced by rename) -> that weight in the kernel (polled every ${WEIGHT_POLL_MS} ms over netlink; each poll dumps the whole pool and decodes only the replies holding that address)`);
   for (const w of weightRows) {
     const poll = w.watch ? `; a poll took ${w.watch.medianMs.toFixed(0)} ms median (${w.watch.worstMs.toFixed(0)} worst), so the figures are +0..~${(w.watch.medianMs + WEIGHT_POLL_MS).toFixed(0)} ms coarse` : '';
     say(
       `  pool ${w.servers}, monitors = ${w.monitors}: median ${median(w.trialsMs).toFixed(0)} ms, worst ${w.trialsMs.length ? Math.max(...w.trialsMs).toFixed(0) : 'n/a'} ms ` +
         `over ${w.trialsMs.length}/${WEIGHT_TRIALS} trials [${w.trialsMs.join(' ')}]; API worst ${apiText(w.api)} ms${poll}`,
     );
+    if (w.api?.failures) say(`    API requests that failed: ${w.apiErrors?.join(', ')}`);
     if (w.note) say(`    PROBLEM: ${w.note}`);
   }
 }

@@ -9,6 +9,8 @@ import { LatencyTracker, type LatencySummary } from './latency-tracker.js';
 export interface ApiPoller {
   /** The figures so far (a request in flight counted with its age). */
   summary(): LatencySummary;
+  /** Why requests failed, with counts (`ECONNREFUSED x12`), the daemon's start included. */
+  errors(): string[];
   /** Stops after the request in flight (if any) answers; the final figures. */
   stop(): Promise<LatencySummary>;
 }
@@ -16,21 +18,23 @@ export interface ApiPoller {
 /** No request is abandoned before this: a stall is measured, not cut short. */
 const REQUEST_TIMEOUT_MS = 120_000;
 
-function fetchOnce(url: string, agent: Agent): Promise<boolean> {
+/** Resolves with undefined when the answer was read in full with a status below 400, else why not. */
+function fetchOnce(url: string, agent: Agent): Promise<string | undefined> {
   return new Promise((resolve) => {
     const request = get(url, { agent, timeout: REQUEST_TIMEOUT_MS }, (response) => {
       response.on('data', () => undefined);
-      response.on('end', () => resolve((response.statusCode ?? 500) < 400));
-      response.on('error', () => resolve(false));
+      response.on('end', () => resolve((response.statusCode ?? 500) < 400 ? undefined : `HTTP ${response.statusCode}`));
+      response.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
     });
     request.on('timeout', () => request.destroy(new Error('timeout')));
-    request.on('error', () => resolve(false));
+    request.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
   });
 }
 
 export function startApiPoller(url: string, periodMs: number): ApiPoller {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const tracker = new LatencyTracker(periodMs, performance.now());
+  const why = new Map<string, number>();
   let stopping = false;
   const loop = (async (): Promise<void> => {
     while (!stopping) {
@@ -38,12 +42,14 @@ export function startApiPoller(url: string, periodMs: number): ApiPoller {
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       if (stopping) break;
       tracker.send();
-      const ok = await fetchOnce(url, agent);
-      tracker.done(performance.now(), ok);
+      const error = await fetchOnce(url, agent);
+      tracker.done(performance.now(), error === undefined);
+      if (error !== undefined) why.set(error, (why.get(error) ?? 0) + 1);
     }
   })();
   return {
     summary: () => tracker.summary(performance.now()),
+    errors: () => [...why].map(([e, n]) => `${e} x${n}`),
     stop: async () => {
       stopping = true;
       await loop;
