@@ -79,6 +79,8 @@ export class BgpSession {
   private candidate: { conn: Conn; timer: Timer } | undefined;
   private readonly closing = new Set<Conn>();
   private readonly timers = new Map<TimerName, Timer>();
+  /** Hold-timer expiries waiting one turn for messages already received (see startTimer). */
+  private readonly expiring = new Map<TimerName, object>();
   private queue: Buffer[] = [];
   private drainWaiting = false;
   private readonly events: FsmEvent[] = [];
@@ -254,12 +256,26 @@ export class BgpSession {
         return;
       case 'startTimer': {
         this.timers.get(action.timer)?.cancel();
+        this.expiring.delete(action.timer);
         const name = action.timer;
         this.timers.set(
           name,
           this.clock.setTimeout(() => {
             this.timers.delete(name);
-            this.dispatch({ type: 'timer', timer: name });
+            if (name !== 'hold') {
+              this.dispatch({ type: 'timer', timer: name });
+              return;
+            }
+            // The peer's KEEPALIVE may be waiting in the socket: a busy event
+            // loop runs expired timers before it reads sockets. One turn for
+            // I/O first; a message read meanwhile restarts the hold timer.
+            const expiry = {};
+            this.expiring.set(name, expiry);
+            setImmediate(() => {
+              if (this.expiring.get(name) !== expiry) return;
+              this.expiring.delete(name);
+              this.dispatch({ type: 'timer', timer: name });
+            });
           }, action.delayMs),
         );
         return;
@@ -267,6 +283,7 @@ export class BgpSession {
       case 'stopTimer':
         this.timers.get(action.timer)?.cancel();
         this.timers.delete(action.timer);
+        this.expiring.delete(action.timer);
         return;
       case 'established':
         this.establishedAtMs = this.clock.now();

@@ -407,8 +407,13 @@ export class IpvsClient implements IpvsKernel {
     for (const s of seqs) this.bySeq.set(s, exchange);
     this.socket.ref();
     timer = this.clock.setTimeout(() => {
-      this.counters.transportErrors++;
-      exchange.fail(new IpvsError(ETIMEDOUT, command, object, `no answer within ${this.timeoutMs} ms`));
+      // The answer may be waiting in the socket: a busy event loop runs
+      // expired timers before it reads sockets. One turn for I/O first.
+      setImmediate(() => {
+        if (this.bySeq.get(seqs[0]!) !== exchange) return;
+        this.counters.transportErrors++;
+        exchange.fail(new IpvsError(ETIMEDOUT, command, object, `no answer within ${this.timeoutMs} ms`));
+      });
     }, this.timeoutMs);
     this.counters.requests += seqs.length;
     this.counters.sends++;

@@ -42,7 +42,16 @@ export function createDeadline(clock: Clock, timeoutMs: number, parent?: AbortSi
   const onParent = (): void => abort(parent?.reason);
   if (parent?.aborted) controller.abort(parent.reason);
   else parent?.addEventListener('abort', onParent, { once: true });
-  const timer = timeoutMs > 0 ? clock.setTimeout(() => abort(new DeadlineError(timeoutMs)), timeoutMs) : undefined;
+  let disposed = false;
+  // When the timer fires, the answer may be waiting in a socket already: a
+  // busy event loop runs expired timers before it reads sockets. One turn
+  // for I/O first, so that a stall of the loop is not blamed on the server.
+  const expire = (): void => {
+    setImmediate(() => {
+      if (!disposed) abort(new DeadlineError(timeoutMs));
+    });
+  };
+  const timer = timeoutMs > 0 ? clock.setTimeout(expire, timeoutMs) : undefined;
   return {
     signal: controller.signal,
     race<T>(work: Promise<T>): Promise<T> {
@@ -53,6 +62,7 @@ export function createDeadline(clock: Clock, timeoutMs: number, parent?: AbortSi
       });
     },
     dispose() {
+      disposed = true;
       rejectRace = undefined;
       timer?.cancel();
       parent?.removeEventListener('abort', onParent);

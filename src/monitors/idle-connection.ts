@@ -80,8 +80,12 @@ export function createIdleConnectionMonitor(config: IdleConnectionConfig, target
     let connectedAtMs = 0;
     let settled = false;
     closedWhenDone = new Promise((resolve) => sock.once('close', () => resolve()));
+    // On expiry, one turn for I/O first: a busy event loop runs expired
+    // timers before it sees the connection that completed meanwhile.
     const connectTimer = clock.setTimeout(() => {
-      if (!connected) sock.destroy(Object.assign(new Error(`connect timed out after ${formatSeconds(timeoutMs)}`), { code: 'ETIMEDOUT' }));
+      setImmediate(() => {
+        if (!connected) sock.destroy(Object.assign(new Error(`connect timed out after ${formatSeconds(timeoutMs)}`), { code: 'ETIMEDOUT' }));
+      });
     }, timeoutMs);
     sock.on('data', () => undefined); // discard whatever the server says
     sock.once('connect', () => {

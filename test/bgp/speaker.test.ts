@@ -235,6 +235,27 @@ describe('protocol events', () => {
     expect(state(speaker)).toBe('Established');
   });
 
+  test('a KEEPALIVE that arrived while the event loop was held keeps the session, though the hold timer expired meanwhile', async () => {
+    const { conn, speaker, clock } = await setup([], {}, { ...PEER_OPEN, holdTimeSec: 3 });
+    await until('established', () => state(speaker) === 'Established');
+    await clock.advanceAsync(2_000);
+    // The peer's KEEPALIVE reaches our socket while the loop is busy...
+    conn.send({ type: 'keepalive' });
+    const busyUntil = Date.now() + 50;
+    while (Date.now() < busyUntil) {
+      // held: nothing is read
+    }
+    // ...and when it comes back, the hold time has passed.
+    clock.advance(1_500);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(state(speaker)).toBe('Established');
+    expect(conn.received.some((m) => m.type === 'notification')).toBe(false);
+    // Silence from then on still ends the session.
+    await clock.advanceAsync(3_000);
+    await until('the NOTIFICATION', () => conn.received.some((m) => m.type === 'notification'));
+    expect(speaker.status()[0]?.lastError).toBe('hold timer expired');
+  });
+
   test('hold time 0: no keepalives and no hold timer', async () => {
     const { conn, speaker, clock } = await setup([], {}, { ...PEER_OPEN, holdTimeSec: 0 });
     await until('established', () => state(speaker) === 'Established');

@@ -197,6 +197,25 @@ describe('IpvsClient protocol handling', () => {
     expect(clock.pendingCount()).toBe(0);
   });
 
+  it('takes an answer that came in while the loop was held, though the timeout expired meanwhile', async () => {
+    const held: NetlinkMessage[] = [];
+    const socket = new ScriptedSocket((m) => {
+      if (m.type === 16) return [familyReply(m.seq), errorReply(m, 0)];
+      held.push(m);
+      return undefined;
+    });
+    const { client, clock } = makeClient(socket);
+    await client.resolveFamily();
+    const pending = client.batch(items([0, 0]));
+    await flushAsync();
+    // The kernel's answer is read in the poll phase of the turn where the expired timer also runs.
+    setImmediate(() => {
+      for (const m of held.splice(0)) for (const reply of answerBatch(m) ?? []) socket.emit('message', reply);
+    });
+    clock.advance(1000);
+    expect(await pending).toEqual([undefined, undefined]);
+  });
+
   it('fails pending requests on a socket error and keeps working', async () => {
     let hold = true;
     const socket = new ScriptedSocket((m) => (m.type === 16 ? [familyReply(m.seq), errorReply(m, 0)] : hold ? undefined : answerBatch(m)));

@@ -2,6 +2,7 @@ import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { flushAsync, ManualClock } from '../../src/runtime/clock.js';
 import { stepHealth } from '../../src/monitors/health.js';
+import { createDeadline } from '../../src/monitors/deadline.js';
 import { createPeriodicMonitor } from '../../src/monitors/periodic.js';
 import type { CheckOutcome } from '../../src/monitors/types.js';
 import { recorder } from './support/helpers.js';
@@ -380,5 +381,31 @@ describe('periodic wrapper start options', () => {
     await flushAsync();
     expect(rec2.reports).toEqual([expect.objectContaining({ up: true, firstCheck: true })]);
     await confirmed.stop();
+  });
+});
+
+describe('deadline after a stall of the event loop', () => {
+  it('lets an answer that is already waiting win over a deadline that expired meanwhile', async () => {
+    const clock = new ManualClock();
+    const deadline = createDeadline(clock, 1_000);
+    let answer: (value: string) => void = () => undefined;
+    const raced = deadline.race(new Promise<string>((resolve) => (answer = resolve))).finally(() => deadline.dispose());
+    // The answer was read while the loop was held (I/O runs before the next turn's immediates)...
+    setImmediate(() => answer('HTTP status 200'));
+    // ...and the deadline's timer fired when the loop came back.
+    clock.advance(1_000);
+    await expect(raced).resolves.toBe('HTTP status 200');
+    expect(deadline.signal.aborted).toBe(false);
+  });
+
+  it('still fails a check that has no answer, one turn after the timer', async () => {
+    const clock = new ManualClock();
+    const deadline = createDeadline(clock, 1_000);
+    const raced = deadline.race(new Promise<string>(() => undefined));
+    clock.advance(1_000);
+    expect(deadline.signal.aborted).toBe(false);
+    await expect(raced).rejects.toThrow('timed out after 1 s');
+    expect(deadline.signal.aborted).toBe(true);
+    deadline.dispose();
   });
 });
