@@ -153,7 +153,9 @@ async function startPybal(dir: string, service: CheckedService): Promise<Running
   writeFileSync(pool, formatLegacyPool(service.realServers, WEIGHT));
   const conf = join(dir, 'pybal.conf');
   writeFileSync(conf, formatPybalConf(service, pool));
-  const argv = [process.execPath, pybalMain, '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
+  // BENCH_CPU_PROF=<dir>: pybal writes a V8 CPU profile there when it exits (for finding where time goes).
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const argv = [process.execPath, ...profile, pybalMain, '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
   const proc = new LabProcess('pybal', argv, { cwd: repoRoot(), logPath: join(dir, 'pybal.out') });
   if (proc.pid === undefined) throw new Error(`pybal did not start:\n${proc.output()}`);
   return { process: proc, measuredPid: proc.pid };
@@ -247,6 +249,11 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     if (dests !== service.realServers.length) {
       const warnings = peerLogTail(dir, peer, proc, Infinity).split('\n').filter((l) => /warn|error|fail/i.test(l));
       note(`${peer}: ${dests} of ${service.realServers.length} servers in IPVS at the end of the window; ${warnings.length} warning or error lines in its log, the last:\n${warnings.slice(-10).join('\n')}`);
+      // What the daemon said about IPVS, initialization and the policy (not per-server lines).
+      const story = peerLogTail(dir, peer, proc, Infinity)
+        .split('\n')
+        .filter((l) => /IPVS|Initializ|threshold|event loop|Added \d|pool/i.test(l) && !/ProxyFetch\]/.test(l));
+      if (story.length > 0) note(`${peer}: its log about IPVS and the pool (${story.length} lines, the first 30):\n${story.slice(0, 30).join('\n')}`);
     }
     return {
       size: service.realServers.length,
