@@ -120,6 +120,8 @@ interface Exchange {
   readonly seqs: readonly number[];
   readonly handler: Handler;
   readonly fail: (error: Error) => void;
+  /** When its last message arrived (or it was sent): the timeout counts from there. */
+  progressAtMs: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 5000;
@@ -393,6 +395,7 @@ export class IpvsClient implements IpvsKernel {
       if (this.bySeq.size === 0) this.socket.unref();
     };
     const exchange: Exchange = {
+      progressAtMs: this.clock.now(),
       seqs,
       handler: (msg) => {
         const done = handler(msg);
@@ -406,15 +409,24 @@ export class IpvsClient implements IpvsKernel {
     };
     for (const s of seqs) this.bySeq.set(s, exchange);
     this.socket.ref();
-    timer = this.clock.setTimeout(() => {
+    // The timeout is for silence, not for the whole exchange: a dump of
+    // 40,000 servers that keeps arriving is not cut off after 5 s (a cut dump
+    // also leaves the kernel busy with it, and the next one gets EBUSY).
+    const expire = (): void => {
       // The answer may be waiting in the socket: a busy event loop runs
       // expired timers before it reads sockets. One turn for I/O first.
       setImmediate(() => {
         if (this.bySeq.get(seqs[0]!) !== exchange) return;
+        const silentMs = this.clock.now() - exchange.progressAtMs;
+        if (silentMs < this.timeoutMs) {
+          timer = this.clock.setTimeout(expire, this.timeoutMs - silentMs);
+          return;
+        }
         this.counters.transportErrors++;
         exchange.fail(new IpvsError(ETIMEDOUT, command, object, `no answer within ${this.timeoutMs} ms`));
       });
-    }, this.timeoutMs);
+    };
+    timer = this.clock.setTimeout(expire, this.timeoutMs);
     this.counters.requests += seqs.length;
     this.counters.sends++;
     this.socket.send(datagram, undefined, (err) => {
@@ -434,9 +446,11 @@ export class IpvsClient implements IpvsKernel {
       this.logger?.warn({ err: error }, 'undecodable netlink datagram ignored');
       return;
     }
+    let nowMs: number | undefined;
     for (const msg of msgs) {
       const exchange = this.bySeq.get(msg.seq);
       if (!exchange) continue; // a late answer to an exchange that timed out
+      exchange.progressAtMs = nowMs ??= this.clock.now();
       try {
         exchange.handler(msg);
       } catch (error) {

@@ -39,7 +39,7 @@ import {
   type Table,
   type TableEntry,
 } from './diff.js';
-import type { DestSpec, ServiceKey } from './types.js';
+import type { DestSpec, KernelService, ServiceKey } from './types.js';
 
 export interface IpvsManagerOptions {
   readonly kernel: IpvsKernel;
@@ -113,6 +113,8 @@ export class IpvsManager {
    * adopted rather than added again (EEXIST).
    */
   private modelled = new Set<string>();
+  /** Every service the kernel had at the last full resync (see dumpUnmodelled). */
+  private listedAtResync: Map<string, KernelService> | undefined;
   /**
    * Desired services (ids) that a reconcile has seen in the kernel as
    * desired: adopted, or written. A service stays programmed while it is
@@ -337,7 +339,7 @@ export class IpvsManager {
   private async reconcile(full: boolean): Promise<void> {
     if (full) {
       const wanted = new Set([...this.desired.keys(), ...this.removals.keys()]);
-      const kernel = await this.dump(wanted);
+      const kernel = await this.dump(wanted, true);
       this.counters.resyncs++;
       // In dry run the model holds what would have been done, not what was: no drift to speak of.
       if (this.known && !this.dryRun) this.reportDrift(this.known, kernel);
@@ -350,7 +352,7 @@ export class IpvsManager {
     this.dirty.clear();
     const unmodelled = new Set([...scope.keys()].filter((id) => !this.modelled.has(id)));
     if (unmodelled.size > 0) {
-      const adopted = await this.dump(unmodelled);
+      const adopted = await this.dumpUnmodelled(unmodelled);
       this.known = new Map([...(this.known ?? []), ...adopted]);
       for (const id of unmodelled) this.modelled.add(id);
     }
@@ -425,11 +427,36 @@ export class IpvsManager {
   }
 
   /** Dumps the kernel's services among `wanted` (ids) and their destinations. */
-  private async dump(wanted: ReadonlySet<string>): Promise<Table> {
+  private async dump(wanted: ReadonlySet<string>, full = false): Promise<Table> {
     const table = new Map<string, TableEntry>();
-    for (const svc of await this.kernel.listServices()) {
+    const services = await this.kernel.listServices();
+    if (full) this.listedAtResync = new Map(services.map((svc) => [serviceKeyId(svc.key), svc]));
+    for (const svc of services) {
       const id = serviceKeyId(svc.key);
       if (!wanted.has(id)) continue;
+      const dests = new Map<string, DestSpec>();
+      for (const d of await this.kernel.listDests(svc.key)) dests.set(destKeyId(d), d);
+      table.set(id, { service: svc, dests });
+    }
+    return table;
+  }
+
+  /**
+   * The kernel's entries for services named for the first time since the
+   * last full resync. That resync listed every service in the kernel: one
+   * it did not list is taken as absent without asking again, so that 1,000
+   * services appearing one after another at a cold start cost no dump each
+   * (listing every service each time grew with the table). A service
+   * someone creates by hand meanwhile makes our add fail with EEXIST, and the
+   * full resync that follows adopts it.
+   */
+  private async dumpUnmodelled(ids: ReadonlySet<string>): Promise<Table> {
+    const listed = this.listedAtResync;
+    if (!listed) return this.dump(ids);
+    const table = new Map<string, TableEntry>();
+    for (const id of ids) {
+      const svc = listed.get(id);
+      if (!svc) continue;
       const dests = new Map<string, DestSpec>();
       for (const d of await this.kernel.listDests(svc.key)) dests.set(destKeyId(d), d);
       table.set(id, { service: svc, dests });

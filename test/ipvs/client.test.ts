@@ -261,4 +261,32 @@ describe('IpvsClient protocol handling', () => {
     expect(order).toHaveLength(2);
     expect(services.status === 'rejected' && services.reason).toBeInstanceOf(IpvsError);
   });
+
+  it('times out on silence, not on length: a dump that keeps arriving for longer than the timeout completes', async () => {
+    const d = (state: number): Buffer => Buffer.from([0x0c, 0, 3, 0, 8, 0, 1, 0, state, 0, 0, 0]);
+    let dumpSeq = -1;
+    const socket = new ScriptedSocket((m) => {
+      if (m.type === 16) return [familyReply(m.seq), errorReply(m, 0)];
+      dumpSeq = m.seq;
+      return [dataReply(m.seq, 9, d(1), true)];
+    });
+    const { client, clock } = makeClient(socket);
+    await client.resolveFamily();
+    const dump = client.dump(ipvsRequests.dumpDaemons(), 'daemons');
+    await flushAsync();
+    // A part every 800 ms for 4 s (the timeout is 1 s), then the end.
+    for (let part = 2; part <= 6; part++) {
+      await clock.advanceAsync(800);
+      socket.emit('message', dataReply(dumpSeq, 9, d(part), true));
+    }
+    await clock.advanceAsync(800);
+    socket.emit('message', doneReply(dumpSeq));
+    expect(await dump).toHaveLength(6);
+    // Silence for the timeout still fails.
+    const silent = client.dump(ipvsRequests.dumpDaemons(), 'daemons');
+    const failed = silent.catch((e: unknown) => e);
+    await flushAsync();
+    await clock.advanceAsync(1_000);
+    expect(await failed).toMatchObject({ code: 'ETIMEDOUT' });
+  });
 });

@@ -53,6 +53,32 @@ describe('IpvsManager', () => {
     expect(log.lines().filter((l) => l.includes('ERROR'))).toEqual([]);
   });
 
+  it('services named one after another after start cost no listing of every service each, and the kernel\'s own are still adopted', async () => {
+    const { kernel, manager, log } = setup();
+    kernel.put(svc(90), [dest(1)]);
+    manager.start();
+    await manager.idle();
+    const listed = kernel.calls.listServices;
+    const named: ReturnType<typeof desired>[] = [];
+    for (let port = 101; port <= 140; port++) {
+      named.push(desired(svc(port), [dest(1), dest(2)]));
+      if (port === 120) named.push(desired(svc(90), [dest(1), dest(2)]));
+      manager.setDesired([...named]);
+      await manager.idle();
+    }
+    expect(kernel.calls.listServices).toBe(listed);
+    // svc 90 was the kernel's already: adopted (one server added), not created again.
+    expect(kernel.applied.filter((op) => op.op === 'new-service')).toHaveLength(40);
+    expect(kernel.dests(svc(90).key)).toHaveLength(2);
+    expect(log.lines().filter((l) => l.includes('ERROR'))).toEqual([]);
+    // A service created by hand meanwhile: our add fails (EEXIST), and the full resync adopts it.
+    kernel.put(svc(200), [dest(1)]);
+    manager.setDesired([...named, desired(svc(200), [dest(1), dest(3)])]);
+    await manager.idle();
+    await manager.idle();
+    expect(kernel.dests(svc(200).key)).toHaveLength(2);
+  });
+
   it('adopts a table that differs by editing in place: never deletes and re-creates a service', async () => {
     const { kernel, manager } = setup();
     kernel.put(svc(80, { scheduler: 'rr' }), [dest(1), dest(2, { weight: 5 }), dest(3)]);
