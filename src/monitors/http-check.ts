@@ -58,12 +58,27 @@ export function createFetchSecureContext(options: Pick<FetchOptions, 'ca'>): tls
 /** Without verify-tls the name is not checked either (as PyBal). */
 const skipIdentityCheck = (): undefined => undefined;
 
+/**
+ * The bytes of a request text, shared by every monitor that sends the same
+ * (a service's servers all do). Each is an allocation of its own: a small
+ * Buffer.from is a slice of Node's 8 KB pool and would keep the whole slab
+ * alive for as long as the monitor lives (40 MB at 5,000 servers).
+ */
+const REQUESTS = new Map<string, Buffer>();
+function requestBytes(text: string): Buffer {
+  let bytes = REQUESTS.get(text);
+  if (bytes === undefined) {
+    bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(text, 'latin1'));
+    bytes.write(text, 'latin1');
+    // A handful of distinct URLs in practice; a bound in case a config has thousands.
+    if (REQUESTS.size < 1024) REQUESTS.set(text, bytes);
+  }
+  return bytes;
+}
+
 /** Prepares the GET of `url`: request bytes, body rule and TLS settings. */
 export function prepareFetch(url: URL, options: FetchOptions, secureContext?: tls.SecureContext): PreparedFetch {
-  const request = Buffer.from(
-    `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUser-Agent: pybal ProxyFetch\r\nAccept: */*\r\nConnection: close\r\n\r\n`,
-    'latin1',
-  );
+  const request = requestBytes(`GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUser-Agent: pybal ProxyFetch\r\nAccept: */*\r\nConnection: close\r\n\r\n`);
   let tlsSettings: TlsSettings | undefined;
   if (url.protocol === 'https:') {
     const name = url.hostname.replace(/^\[|\]$/g, '');

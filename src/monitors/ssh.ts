@@ -6,7 +6,7 @@
  * `known-hosts` when configured.
  */
 import { readFile } from 'node:fs/promises';
-import { Client } from 'ssh2';
+import type { Client as SshClient } from 'ssh2';
 import type { SshConfig } from '../config/types.js';
 import { errorMessage } from '../runtime/errors.js';
 import { DeadlineError } from './deadline.js';
@@ -30,7 +30,7 @@ export function createSshMonitor(config: SshConfig, target: MonitorTarget, deps:
         } catch (error) {
           return { ok: false, reason: `SSH: ${errorMessage(error)}` };
         }
-        return sshCheck(config, target, privateKey, knownHosts, names, signal);
+        return sshCheck(await loadSshClient(), config, target, privateKey, knownHosts, names, signal);
       },
       timeoutReason: (message) => `SSH ${message}`,
     },
@@ -38,7 +38,19 @@ export function createSshMonitor(config: SshConfig, target: MonitorTarget, deps:
   );
 }
 
+/**
+ * ssh2 is loaded on the first SSH check, not at start: it brings a
+ * WebAssembly crypto module of about 17 MB that a director without SSH
+ * monitors never needs.
+ */
+let ssh2Client: Promise<typeof SshClient> | undefined;
+function loadSshClient(): Promise<typeof SshClient> {
+  ssh2Client ??= import('ssh2').then((m) => m.Client);
+  return ssh2Client;
+}
+
 function sshCheck(
+  Client: typeof SshClient,
   config: SshConfig,
   target: MonitorTarget,
   privateKey: Buffer,
