@@ -433,13 +433,21 @@ export class Coordinator implements CoordinatorApi {
     }
   }
 
+  /**
+   * Replays the events held when it starts, no more: those that arrive
+   * meanwhile wait for the next replay, after any pool or policy pass that
+   * came in between (20,000 monitors reporting as they start would otherwise
+   * keep one replay going, and a pool edit waiting behind it, for as long as
+   * they report).
+   */
   private *replayHeld(): Job {
-    while (this.heldNext < this.held.length && !this.stopped) {
+    const end = this.held.length;
+    while (this.heldNext < end && !this.stopped) {
       const event = this.held[this.heldNext++]!;
       event();
       if (this.heldNext % SLICE_HELD_EVENTS === 0) yield;
     }
-    this.held = [];
+    this.held = this.held.slice(end);
     this.heldNext = 0;
   }
 

@@ -17,8 +17,13 @@ import type { Clock } from '../runtime/clock.js';
 
 /** First checks per second that the pacer hands out in sequence. */
 export const START_RATE_PER_SECOND = 500;
-/** The window of monitors without an interval (IdleConnection): their first connection comes within it. */
-export const IDLE_CONNECTION_START_WINDOW_MS = 10_000;
+/**
+ * The window of monitors without an interval (IdleConnection): none. They
+ * cost nothing once connected, so a large start takes the pacer's rate however
+ * long that is (20,000 connections at once, or within 10 s, hold a small
+ * director's event loop for seconds), and the servers are pooled meanwhile.
+ */
+export const IDLE_CONNECTION_START_WINDOW_MS = Number.POSITIVE_INFINITY;
 
 /** How long a monitor's first check may be put off: its interval, or the idle-connection window. */
 export function startWindowMs(config: MonitorConfig): number {

@@ -650,6 +650,33 @@ describe('Coordinator large pools in slices', () => {
     await t.coordinator.stop();
   });
 
+  it('a pool edit is not starved by reports that keep arriving faster than they are replayed', async () => {
+    const t = sliced();
+    const all = hosts(2000);
+    t.coordinator.onPoolEvent(poolEvent(...all));
+    // Reports come in while the pool is applied: they are held, and replayed after it.
+    let held = 0;
+    while (!t.coordinator.ready()) {
+      await flushAsync(1);
+      for (const m of t.fakes.all.filter((x) => x.started && !x.stopped).slice(0, 200)) {
+        m.report(true);
+        held++;
+      }
+    }
+    expect(held).toBeGreaterThan(1000);
+    // A weight edit while 300 reports a turn keep coming (more than a replay slice takes).
+    t.coordinator.onPoolEvent(poolEvent(...all.map((h) => (h === '10.1.1.1' ? `${h}:3` : h))));
+    let seenAt: number | undefined;
+    for (let turn = 0; turn < 200 && seenAt === undefined; turn++) {
+      const live = t.fakes.all.filter((x) => x.started && !x.stopped);
+      for (let i = 0; i < 300; i++) live[(turn * 300 + i) % live.length]!.report(true);
+      await flushAsync(1);
+      if (t.coordinator.ready() && t.coordinator.pooledServers().find((s) => s.host === '10.1.1.1')?.weight === 3) seenAt = turn;
+    }
+    expect(seenAt, 'the weight edit never applied while reports kept coming').toBeDefined();
+    await t.coordinator.stop();
+  });
+
   it('skips a pool that was superseded while another was being applied', async () => {
     const t = sliced();
     t.coordinator.onPoolEvent(poolEvent(...hosts(2000)));
