@@ -92,6 +92,8 @@ const SLICE_SERVERS = 512;
 const SLICE_LOG_LINES = 128;
 const SLICE_MONITOR_STARTS = 64;
 const SLICE_HELD_EVENTS = 64;
+/** A policy pass with more routine lines than this logs a summary instead (see refresh). */
+const LOG_EACH_POLICY_LINE_UP_TO = 100;
 
 /** PyBal's textStatus: enabled|disabled / up|partially up|down / pooled|not pooled. */
 export function textStatus(entry: {
@@ -725,9 +727,23 @@ export class Coordinator implements CoordinatorApi {
       if (++n % SLICE_SERVERS === 0) yield;
     }
     this.upEligible = upEligible;
+    // A pass that moves thousands of servers (a first pool of 10,000) says so
+    // in a few lines; each server's line goes to debug. Errors and warnings
+    // (a server forced in, a shortfall) are always said one by one.
+    const routine = logs.filter((l) => l.level === 'info');
+    const summarise = routine.length > LOG_EACH_POLICY_LINE_UP_TO;
     for (const line of logs) {
-      this.logPolicy(line);
+      if (summarise && line.level === 'info') this.deps.logger.debug(line.message);
+      else this.logPolicy(line);
       if (++n % SLICE_LOG_LINES === 0) yield;
+    }
+    if (summarise) {
+      const byAction = new Map<string, number>();
+      for (const { message } of routine) {
+        const action = message.replace(/ \S+$/, '');
+        byAction.set(action, (byAction.get(action) ?? 0) + 1);
+      }
+      for (const [action, count] of byAction) this.deps.logger.info(`${action}: ${count} servers (each at debug level)`);
     }
   }
 

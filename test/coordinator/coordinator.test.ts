@@ -603,6 +603,8 @@ describe('Coordinator large pools in slices', () => {
     const turns = await t.settle();
     expect(turns).toBeGreaterThan(10);
     expect(t.coordinator.pooledServers()).toHaveLength(3000);
+    // 3,000 servers pooled at once: one summary line, not 3,000.
+    expect(t.log.lines().filter((l) => l.includes('Pooling server'))).toEqual([expect.stringContaining('Pooling server: 3000 servers (each at debug level)')]);
     expect(t.coordinator.healthy()).toBe(true);
 
     // A new pool: 500 servers go, 500 come, one weight changes.
