@@ -41,6 +41,12 @@ export interface DaemonDeps {
   readonly defer: (fn: () => void) => void;
 }
 
+/** What a snapshot covers: one service or all; with their servers or not. */
+export interface SnapshotScope {
+  readonly service?: string;
+  readonly servers?: boolean;
+}
+
 /**
  * One service while it runs. The object lives as long as the service: a
  * reload that changes the service updates it in place, so that the
@@ -100,8 +106,10 @@ export class Daemon {
     return [...this.services.values()].map((r) => r.config);
   }
 
-  snapshots(): ServiceSnapshot[] {
-    return [...this.services.values()].map((r) => r.coordinator.snapshot());
+  /** Every service's snapshot; or one service's (`service`); or without servers (`servers: false`). */
+  snapshots(scope: SnapshotScope = {}): ServiceSnapshot[] {
+    const runtimes = scope.service === undefined ? [...this.services.values()] : [this.services.get(scope.service)].filter((r) => r !== undefined);
+    return runtimes.map((r) => r.coordinator.snapshot({ servers: scope.servers ?? true }));
   }
 
   /**

@@ -16,7 +16,7 @@ import { Coordinator } from './coordinator/coordinator.js';
 import { createMonitorFactory } from './coordinator/monitor-factory.js';
 import { resolveHost } from './coordinator/resolver.js';
 import type { CreateMonitorFn } from './coordinator/types.js';
-import { Daemon, type RouteTarget } from './daemon.js';
+import { Daemon, type RouteTarget, type SnapshotScope } from './daemon.js';
 import { createIpvsClient } from './ipvs/client.js';
 import { createLazyIpvsKernel } from './ipvs/lazy-kernel.js';
 import { IpvsManager } from './ipvs/manager.js';
@@ -293,11 +293,11 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   const bgp = new BgpSide(clock, log.child({ component: 'bgp' }), options.dryRun);
   // Says when something held the event loop long enough to delay checks, BGP or the API.
   const stallWatch = startStallWatch({ logger: log });
-  const snapshot = (): DaemonSnapshot => ({
+  const snapshot = (scope?: SnapshotScope): DaemonSnapshot => ({
     version: readVersion(),
     startedAtWallMs,
     dryRun: options.dryRun,
-    services: daemon.snapshots(),
+    services: daemon.snapshots(scope),
     bgp: bgp.status(daemon.globalConfig),
     ipvs: ipvs.stats(),
     eventLoop: stallWatch.stats(),

@@ -18,8 +18,11 @@ import type { DaemonSnapshot } from './types.js';
 export const DEFAULT_SOCKET_PATH = '/run/pybal/pybal.sock';
 
 export interface ApiServerDeps {
-  /** Taken on every request. */
-  readonly snapshot: () => DaemonSnapshot;
+  /**
+   * Taken on every request, as narrow as the request allows: `/pools` needs
+   * no server, `/pools/<service>` one service (100,000 servers are costly to copy).
+   */
+  readonly snapshot: (scope?: { readonly service?: string; readonly servers?: boolean }) => DaemonSnapshot;
   readonly metrics: PybalMetrics;
   readonly logger: Logger;
 }
@@ -56,8 +59,10 @@ export async function handleRequest(
   if (!segments) return notFound(json);
   const [resource, ...rest] = segments;
   switch (resource) {
-    case 'pools':
-      return renderPoolsPath(deps.snapshot().services, rest, json);
+    case 'pools': {
+      const service = rest[0];
+      return renderPoolsPath(deps.snapshot(service === undefined ? { servers: false } : { service }).services, rest, json);
+    }
     case 'alerts':
       return rest.length === 0 ? renderAlerts(deps.snapshot().services, json) : notFound(json);
     case 'metrics':

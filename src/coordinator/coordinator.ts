@@ -223,9 +223,9 @@ export class Coordinator implements CoordinatorApi {
     return this.pool !== undefined && !this.initializing() && !this.unsettled && this.pendingPool === undefined;
   }
 
-  snapshot(): ServiceSnapshot {
+  snapshot(options: { readonly servers?: boolean } = {}): ServiceSnapshot {
     const svc = this.service;
-    const servers: ServerSnapshot[] = [...this.servers.values()].map((s) => ({
+    const servers: ServerSnapshot[] = options.servers === false ? [] : [...this.servers.values()].map((s) => ({
       host: s.host,
       address: s.address,
       weight: s.weight,
@@ -244,7 +244,8 @@ export class Coordinator implements CoordinatorApi {
       scheduler: svc.scheduler,
       depoolThreshold: svc.depoolThreshold,
       servers,
-      canDepool: canDepool(this.facts(), svc.depoolThreshold),
+      // The kept count answers at once, except while a job leaves it half done.
+      canDepool: this.unsettled ? canDepool(this.facts(), svc.depoolThreshold) : this.canDepoolNow(),
       couldNotDepoolTotal: this.couldNotDepoolTotal,
       poolError: this.poolError,
       awaitingPool: this.pool === undefined,

@@ -132,7 +132,8 @@ export interface CoordinatorApi {
   pooledServers(): readonly PooledServerValue[];
   /** True when at least one pooled server is up (for BGP withdraw-when-down). */
   healthy(): boolean;
-  snapshot(): ServiceSnapshot;
+  /** With `servers: false`, the service without its servers (cheap at 100,000 servers). */
+  snapshot(options?: { readonly servers?: boolean }): ServiceSnapshot;
   /**
    * Its first pool is known and every server in it had its first resolution
    * attempt (a snapshot's !awaitingPool && !initializing, without building one).
