@@ -23,6 +23,7 @@ import { IpvsManager } from './ipvs/manager.js';
 import { readPooledAtStart, wasPooledAtStart, type PooledAtStart } from './ipvs/pooled-at-start.js';
 import { interfacesSendingRedirects, natRedirectWarning } from './ipvs/redirects.js';
 import { createFpingPinger, createRunLimiter } from './monitors/index.js';
+import { createAdmission } from './monitors/admission.js';
 import { createStartPacer, startWindowMs } from './monitors/start-pacer.js';
 import { createPoolSource } from './pool/create-source.js';
 import { bgpSessionSettings, describePlan, planReload, type BgpAction } from './reload-plan.js';
@@ -252,6 +253,8 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   const runLimiter = createRunLimiter(config.global.runcommandMaxConcurrent);
   // One pacer for every service: a large start spreads its first checks over their interval.
   const startPacer = createStartPacer(clock);
+  // And checks that come due together start a batch per turn, reading answers in between.
+  const admit = createAdmission();
   const pinger = createFpingPinger({ clock, logger: log.child({ component: 'ping' }) });
   const monitorsFor = (service: ServiceConfig): CreateMonitorFn => {
     const factory = createMonitorFactory({
@@ -259,6 +262,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
       logger: log.child({ service: service.name }),
       runLimiter,
       pinger,
+      admit,
       onResult: (target, result) => metrics.recordResult(service.name, target.host, result),
     });
     return (monitorConfig, target, onReport) =>

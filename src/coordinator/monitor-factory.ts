@@ -13,6 +13,8 @@ export interface MonitorFactoryDeps {
   readonly logger: Logger;
   readonly runLimiter?: RunLimiter;
   readonly pinger?: Pinger;
+  /** Shared admission of check starts (monitors/admission.ts). */
+  readonly admit?: () => Promise<void>;
   /** Every check result, for the per-check metrics. */
   readonly onResult?: (target: MonitorTarget, result: CheckResult) => void;
 }
@@ -27,6 +29,7 @@ export function createMonitorFactory(deps: MonitorFactoryDeps): CreateMonitorFn 
       ...(onResult ? { onResult: (result: CheckResult) => onResult(target, result) } : {}),
       ...(deps.runLimiter ? { runLimiter: deps.runLimiter } : {}),
       ...(deps.pinger ? { pinger: deps.pinger } : {}),
+      ...(deps.admit ? { admit: deps.admit } : {}),
     });
   };
 }

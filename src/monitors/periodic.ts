@@ -81,6 +81,9 @@ export function createPeriodicMonitor(
   const runOnce = async (): Promise<void> => {
     const stopSignal = stopController.signal;
     let release: (() => void) | undefined;
+    // Before the deadline starts: waiting for admission is the director's delay, not the server's.
+    if (deps.admit) await deps.admit();
+    if (stopped) return;
     try {
       if (check.gate) release = await check.gate(stopSignal);
     } catch {

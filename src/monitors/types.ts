@@ -98,6 +98,8 @@ export interface MonitorDeps {
   readonly pinger?: Pinger;
   /** Random source in [0, 1) for jitter and URL choice; Math.random by default. */
   readonly random?: () => number;
+  /** Shared admission of check starts (admission.ts); without it a due check starts at once. */
+  readonly admit?: () => Promise<void>;
 }
 
 /** What one check concluded. */
