@@ -6,7 +6,7 @@
  * never delays a KEEPALIVE.
  */
 import net from 'node:net';
-import type { Clock, Timer } from '../runtime/clock.js';
+import { setAnswerTimeout, type Clock, type Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { errorMessage } from '../runtime/errors.js';
 import type { AddressFamily } from '../config/types.js';
@@ -79,8 +79,6 @@ export class BgpSession {
   private candidate: { conn: Conn; timer: Timer } | undefined;
   private readonly closing = new Set<Conn>();
   private readonly timers = new Map<TimerName, Timer>();
-  /** Hold-timer expiries waiting one turn for messages already received (see startTimer). */
-  private readonly expiring = new Map<TimerName, object>();
   private queue: Buffer[] = [];
   private drainWaiting = false;
   private readonly events: FsmEvent[] = [];
@@ -256,34 +254,19 @@ export class BgpSession {
         return;
       case 'startTimer': {
         this.timers.get(action.timer)?.cancel();
-        this.expiring.delete(action.timer);
         const name = action.timer;
-        this.timers.set(
-          name,
-          this.clock.setTimeout(() => {
-            this.timers.delete(name);
-            if (name !== 'hold') {
-              this.dispatch({ type: 'timer', timer: name });
-              return;
-            }
-            // The peer's KEEPALIVE may be waiting in the socket: a busy event
-            // loop runs expired timers before it reads sockets. One turn for
-            // I/O first; a message read meanwhile restarts the hold timer.
-            const expiry = {};
-            this.expiring.set(name, expiry);
-            setImmediate(() => {
-              if (this.expiring.get(name) !== expiry) return;
-              this.expiring.delete(name);
-              this.dispatch({ type: 'timer', timer: name });
-            });
-          }, action.delayMs),
-        );
+        const expire = (): void => {
+          this.timers.delete(name);
+          this.dispatch({ type: 'timer', timer: name });
+        };
+        // The hold timer waits on the peer: a KEEPALIVE already waiting in
+        // the socket when it expires restarts it instead (setAnswerTimeout).
+        this.timers.set(name, name === 'hold' ? setAnswerTimeout(this.clock, expire, action.delayMs) : this.clock.setTimeout(expire, action.delayMs));
         return;
       }
       case 'stopTimer':
         this.timers.get(action.timer)?.cancel();
         this.timers.delete(action.timer);
-        this.expiring.delete(action.timer);
         return;
       case 'established':
         this.establishedAtMs = this.clock.now();

@@ -12,7 +12,7 @@
  * every ACK instead, at the cost of one recvmsg per request.
  */
 import { RawNetlinkSocket, type ErrnoException } from 'netlink';
-import type { Clock, Timer } from '../runtime/clock.js';
+import { setAnswerTimeout, type Clock, type Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { errorMessage } from '../runtime/errors.js';
 import type { IpFamily } from './address.js';
@@ -412,21 +412,17 @@ export class IpvsClient implements IpvsKernel {
     // The timeout is for silence, not for the whole exchange: a dump of
     // 40,000 servers that keeps arriving is not cut off after 5 s (a cut dump
     // also leaves the kernel busy with it, and the next one gets EBUSY).
+    // An answer already waiting when the time comes still wins (setAnswerTimeout).
     const expire = (): void => {
-      // The answer may be waiting in the socket: a busy event loop runs
-      // expired timers before it reads sockets. One turn for I/O first.
-      setImmediate(() => {
-        if (this.bySeq.get(seqs[0]!) !== exchange) return;
-        const silentMs = this.clock.now() - exchange.progressAtMs;
-        if (silentMs < this.timeoutMs) {
-          timer = this.clock.setTimeout(expire, this.timeoutMs - silentMs);
-          return;
-        }
-        this.counters.transportErrors++;
-        exchange.fail(new IpvsError(ETIMEDOUT, command, object, `no answer within ${this.timeoutMs} ms`));
-      });
+      const silentMs = this.clock.now() - exchange.progressAtMs;
+      if (silentMs < this.timeoutMs) {
+        timer = setAnswerTimeout(this.clock, expire, this.timeoutMs - silentMs);
+        return;
+      }
+      this.counters.transportErrors++;
+      exchange.fail(new IpvsError(ETIMEDOUT, command, object, `no answer within ${this.timeoutMs} ms`));
     };
-    timer = this.clock.setTimeout(expire, this.timeoutMs);
+    timer = setAnswerTimeout(this.clock, expire, this.timeoutMs);
     this.counters.requests += seqs.length;
     this.counters.sends++;
     this.socket.send(datagram, undefined, (err) => {

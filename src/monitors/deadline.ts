@@ -2,7 +2,7 @@
  * Deadlines driven by the injected clock (AbortSignal.timeout would ignore a
  * manual clock).
  */
-import type { Clock } from '../runtime/clock.js';
+import { setAnswerTimeout, type Clock } from '../runtime/clock.js';
 
 /** The reason a deadline aborts with; checks turn it into "timed out after N s". */
 export class DeadlineError extends Error {
@@ -42,16 +42,8 @@ export function createDeadline(clock: Clock, timeoutMs: number, parent?: AbortSi
   const onParent = (): void => abort(parent?.reason);
   if (parent?.aborted) controller.abort(parent.reason);
   else parent?.addEventListener('abort', onParent, { once: true });
-  let disposed = false;
-  // When the timer fires, the answer may be waiting in a socket already: a
-  // busy event loop runs expired timers before it reads sockets. One turn
-  // for I/O first, so that a stall of the loop is not blamed on the server.
-  const expire = (): void => {
-    setImmediate(() => {
-      if (!disposed) abort(new DeadlineError(timeoutMs));
-    });
-  };
-  const timer = timeoutMs > 0 ? clock.setTimeout(expire, timeoutMs) : undefined;
+  // An answer already waiting when the time comes still wins (setAnswerTimeout).
+  const timer = timeoutMs > 0 ? setAnswerTimeout(clock, () => abort(new DeadlineError(timeoutMs)), timeoutMs) : undefined;
   return {
     signal: controller.signal,
     race<T>(work: Promise<T>): Promise<T> {
@@ -62,7 +54,6 @@ export function createDeadline(clock: Clock, timeoutMs: number, parent?: AbortSi
       });
     },
     dispose() {
-      disposed = true;
       rejectRace = undefined;
       timer?.cancel();
       parent?.removeEventListener('abort', onParent);

@@ -14,7 +14,7 @@
  */
 import net from 'node:net';
 import type { IdleConnectionConfig } from '../config/types.js';
-import type { Timer } from '../runtime/clock.js';
+import { setAnswerTimeout, type Timer } from '../runtime/clock.js';
 import { formatSeconds } from './deadline.js';
 import { createReportingHealth } from './health.js';
 import type { Monitor, MonitorDeps, MonitorTarget } from './types.js';
@@ -80,13 +80,14 @@ export function createIdleConnectionMonitor(config: IdleConnectionConfig, target
     let connectedAtMs = 0;
     let settled = false;
     closedWhenDone = new Promise((resolve) => sock.once('close', () => resolve()));
-    // On expiry, one turn for I/O first: a busy event loop runs expired
-    // timers before it sees the connection that completed meanwhile.
-    const connectTimer = clock.setTimeout(() => {
-      setImmediate(() => {
+    // A connection that completed while the loop was busy still wins (setAnswerTimeout).
+    const connectTimer = setAnswerTimeout(
+      clock,
+      () => {
         if (!connected) sock.destroy(Object.assign(new Error(`connect timed out after ${formatSeconds(timeoutMs)}`), { code: 'ETIMEDOUT' }));
-      });
-    }, timeoutMs);
+      },
+      timeoutMs,
+    );
     sock.on('data', () => undefined); // discard whatever the server says
     sock.once('connect', () => {
       connected = true;

@@ -163,3 +163,26 @@ export async function flushAsync(rounds = 3): Promise<void> {
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }
+
+/**
+ * A timeout for an answer (a check's deadline, a connect, a netlink reply,
+ * the BGP hold time). When its time comes, `fn` runs one turn later: a busy
+ * event loop runs expired timers before it reads sockets, so the answer may
+ * already be waiting, and setImmediate runs after the loop has read them. A
+ * stall of the loop is then not blamed on the other side. Cancelling stops
+ * it also in that last turn.
+ */
+export function setAnswerTimeout(clock: Clock, fn: () => void, ms: number): Timer {
+  let cancelled = false;
+  const timer = clock.setTimeout(() => {
+    setImmediate(() => {
+      if (!cancelled) fn();
+    });
+  }, ms);
+  return {
+    cancel() {
+      cancelled = true;
+      timer.cancel();
+    },
+  };
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock, createSystemClock } from '../../src/runtime/clock.js';
+import { ManualClock, createSystemClock, flushAsync, setAnswerTimeout } from '../../src/runtime/clock.js';
 
 describe('ManualClock', () => {
   it('fires timers in deadline order, ties in creation order', () => {
@@ -94,5 +94,22 @@ describe('system clock', () => {
     }, 5).cancel();
     await new Promise((r) => setTimeout(r, 20));
     expect(fired).toBe(false);
+  });
+});
+
+describe('setAnswerTimeout', () => {
+  it('fires one turn after its time, and not at all when cancelled in that turn', async () => {
+    const clock = new ManualClock();
+    const fired: string[] = [];
+    const late = setAnswerTimeout(clock, () => fired.push('late'), 1_000);
+    const answered = setAnswerTimeout(clock, () => fired.push('answered'), 1_000);
+    // The answer is read in the same turn as the expiry, before the immediates.
+    setImmediate(() => answered.cancel());
+    clock.advance(1_000);
+    expect(fired).toEqual([]);
+    await flushAsync();
+    expect(fired).toEqual(['late']);
+    late.cancel();
+    expect(clock.pendingCount()).toBe(0);
   });
 });
