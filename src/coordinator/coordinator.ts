@@ -9,7 +9,7 @@ import type { MonitorConfig, ServiceConfig } from '../config/types.js';
 import type { Pool, PoolEvent, PoolServer } from '../pool/types.js';
 import type { Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
-import { runSliced, type Job, type SliceOptions } from '../runtime/sliced.js';
+import { runSliced, type Job } from '../runtime/sliced.js';
 import { applyDown, applyUp, canDepool, refreshSteps, type PolicyLog, type PolicyOutput, type ServerFacts } from './decide-pool.js';
 import { describePoolDiff, type PoolDiff } from './pool-diff.js';
 import { literalAddresses } from './resolver.js';
@@ -52,8 +52,8 @@ interface ServerEntry {
   resolveError: string | undefined;
   /** Its first resolution has not finished yet (PyBal: not yet initialized). */
   initializing: boolean;
-  /** Resolved: it has an address, and monitors (PyBal's `ready`). */
-  ready: boolean;
+  /** Resolved: it has an address, and monitors (PyBal's `ready`; derived from `address`). */
+  readonly ready: boolean;
   /** It came with the coordinator's first pool: the kernel may have had it pooled before pybal started. */
   readonly fromFirstPool: boolean;
   monitors: MonitorEntry[];
@@ -153,14 +153,12 @@ export class Coordinator implements CoordinatorApi {
   private held: (() => void)[] = [];
   private heldNext = 0;
   private healthyBefore = false;
-  private readonly slicing: SliceOptions | undefined;
 
   constructor(service: ServiceConfig, deps: CoordinatorDeps) {
     this.service = service;
     this.deps = deps;
     this.random = deps.random ?? Math.random;
     this.knownHealth = deps.knownHealth ?? new Map();
-    this.slicing = deps.slicing;
   }
 
   /**
@@ -343,7 +341,9 @@ export class Coordinator implements CoordinatorApi {
       address: undefined,
       resolveError: undefined,
       initializing: true,
-      ready: false,
+      get ready() {
+        return this.address !== undefined;
+      },
       fromFirstPool,
       monitors: [],
       up: false,
@@ -427,7 +427,7 @@ export class Coordinator implements CoordinatorApi {
           this.notify();
           this.pump();
         },
-        this.slicing,
+        this.deps.slicing,
       );
       synchronous = false;
       if (finished) continue;
@@ -531,7 +531,6 @@ export class Coordinator implements CoordinatorApi {
       this.tally(entry, () => {
         this.stopMonitors(entry);
         entry.address = first;
-        entry.ready = true;
         this.startMonitors(entry);
       });
       changed = true;

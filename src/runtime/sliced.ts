@@ -72,12 +72,3 @@ export function sliced<T>(job: Generator<unknown, T, undefined>, options: SliceO
     runSliced(wrapper, (error) => (error === undefined ? resolve(value as T) : reject(error as Error)), options);
   });
 }
-
-/** Yields every `every` items of `items`, for jobs that walk a large collection. */
-export function* everyFew<T>(items: Iterable<T>, each: (item: T) => void, every = 256): Generator<void, void, undefined> {
-  let n = 0;
-  for (const item of items) {
-    each(item);
-    if (++n % every === 0) yield;
-  }
-}
