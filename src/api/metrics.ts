@@ -8,12 +8,12 @@ import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'pr
 import type { CheckResult, MonitorReport } from '../monitors/types.js';
 import { finish, sliced, type SliceOptions } from '../runtime/sliced.js';
 import { renderRegistry, turn } from './exposition.js';
+import { counterOf, extraOf, MonitorSeries, MonitorSeriesMetric } from './server-series.js';
 import type { DaemonSnapshot } from './types.js';
 
 type Labels = Record<string, string>;
 
 const SERVICE = ['service'] as const;
-const MONITOR = ['service', 'host', 'monitor'] as const;
 /**
  * A scrape's slices are shorter than the daemon's SLICE_BUDGET_MS: it is
  * background work, and on a loaded host a slice also absorbs a young-generation
@@ -49,33 +49,22 @@ export class PybalMetrics {
   private readonly serviceThreshold = this.gauge('pybal_service_depool_threshold', 'The depool threshold', SERVICE);
   private readonly couldNotDepool = this.counter('pybal_service_could_not_depool_total', 'Times a down server could not be depooled', SERVICE);
 
-  private readonly upTransitions = this.counter('pybal_monitor_up_transitions_total', 'Monitor transitions to up', MONITOR);
-  private readonly downTransitions = this.counter('pybal_monitor_down_transitions_total', 'Monitor transitions to down', MONITOR);
-  private readonly upResults = this.counter('pybal_monitor_up_results_total', 'Successful monitor checks', MONITOR);
-  private readonly downResults = this.counter('pybal_monitor_down_results_total', 'Failed monitor checks', MONITOR);
-  private readonly monitorStatus = this.gauge('pybal_monitor_status', 'Monitor status (1 up, 0 down)', MONITOR);
-  private readonly proxyFetchDuration = this.gauge('pybal_monitor_proxyfetch_request_duration_seconds', 'ProxyFetch request duration', [
-    ...MONITOR,
-    'result',
-    'url',
-  ]);
-  private readonly dnsQueryDuration = this.gauge('pybal_monitor_dnsquery_request_duration_seconds', 'DNSQuery request duration', [
-    ...MONITOR,
-    'result',
-  ]);
-  private readonly runCommandDuration = this.gauge('pybal_monitor_runcommand_run_duration_seconds', 'RunCommand run duration', [
-    ...MONITOR,
-    'result',
-    'exitcode',
-  ]);
-  private readonly idleFailed = this.counter('pybal_monitor_idleconnection_connections_failed_total', 'IdleConnection connection failures', [
-    ...MONITOR,
-    'reason',
-  ]);
-  private readonly idleLost = this.counter('pybal_monitor_idleconnection_connections_lost_total', 'IdleConnection connections lost', [
-    ...MONITOR,
-    'reason',
-  ]);
+  // Per monitor of each server: kept on MonitorSeries objects, made into samples at scrape time
+  // (registered here, between the service and the BGP metrics, as PyBal orders them).
+  private readonly monitorMetrics = [
+    this.monitorMetric('pybal_monitor_up_transitions_total', 'Monitor transitions to up', 'counter', counterOf((m) => m.upTransitions)),
+    this.monitorMetric('pybal_monitor_down_transitions_total', 'Monitor transitions to down', 'counter', counterOf((m) => m.downTransitions)),
+    this.monitorMetric('pybal_monitor_up_results_total', 'Successful monitor checks', 'counter', counterOf((m) => m.upResults)),
+    this.monitorMetric('pybal_monitor_down_results_total', 'Failed monitor checks', 'counter', counterOf((m) => m.downResults)),
+    this.monitorMetric('pybal_monitor_status', 'Monitor status (1 up, 0 down)', 'gauge', (m, out) => {
+      if (m.status !== undefined) out.push({ labels: m.labels, value: m.status });
+    }),
+    this.monitorMetric('pybal_monitor_proxyfetch_request_duration_seconds', 'ProxyFetch request duration', 'gauge', durationsOf('ProxyFetch')),
+    this.monitorMetric('pybal_monitor_dnsquery_request_duration_seconds', 'DNSQuery request duration', 'gauge', durationsOf('DNSQuery')),
+    this.monitorMetric('pybal_monitor_runcommand_run_duration_seconds', 'RunCommand run duration', 'gauge', durationsOf('RunCommand')),
+    this.monitorMetric('pybal_monitor_idleconnection_connections_failed_total', 'IdleConnection connection failures', 'counter', extraOf((m) => m.idleFailed)),
+    this.monitorMetric('pybal_monitor_idleconnection_connections_lost_total', 'IdleConnection connections lost', 'counter', extraOf((m) => m.idleLost)),
+  ];
 
   private readonly bgpEnabled = this.gauge('pybal_bgp_enabled', 'Whether BGP is enabled', []);
   private readonly bgpEstablished = this.gauge('pybal_bgp_session_established', 'BGP session established (0/1)', ['local_asn', 'peer']);
@@ -120,35 +109,39 @@ export class PybalMetrics {
 
   /** A monitor's first result or a transition (PyBal's resultUp/resultDown). */
   recordReport(service: string, host: string, report: MonitorReport): void {
-    const labels = { service, host, monitor: report.kind };
-    this.inc(report.up ? this.upTransitions : this.downTransitions, labels);
-    this.setStatus(service, host, report.kind, report.up, this.generation + 0.5);
+    const monitor = this.monitor(service, host, report.kind);
+    if (report.up) monitor.upTransitions += 1;
+    else monitor.downTransitions += 1;
+    this.setStatus(monitor, report.up, this.generation + 0.5);
   }
 
-  /** Every check result. */
+  /** Every check result: a counter increment, and for some kinds a duration or a failure reason. */
   recordResult(service: string, host: string, result: CheckResult): void {
-    const labels = { service, host, monitor: result.kind };
-    this.inc(result.ok ? this.upResults : this.downResults, labels);
+    const monitor = this.monitor(service, host, result.kind);
+    if (result.ok) monitor.upResults += 1;
+    else monitor.downResults += 1;
     switch (result.kind) {
       case 'ProxyFetch':
         for (const url of result.urls ?? []) {
-          this.setGauge(this.proxyFetchDuration, { ...labels, result: resultLabel(url.ok), url: url.url }, seconds(url.durationMs));
+          const label = resultLabel(url.ok);
+          monitor.setDuration(`${label} ${url.url}`, () => ({ result: label, url: url.url }), seconds(url.durationMs));
         }
         break;
-      case 'DNSQuery':
-        this.setGauge(this.dnsQueryDuration, { ...labels, result: resultLabel(result.ok) }, seconds(result.durationMs));
+      case 'DNSQuery': {
+        const label = resultLabel(result.ok);
+        monitor.setDuration(label, () => ({ result: label }), seconds(result.durationMs));
         break;
-      case 'RunCommand':
-        this.setGauge(
-          this.runCommandDuration,
-          { ...labels, result: resultLabel(result.ok), exitcode: result.exitCode == null ? 'none' : String(result.exitCode) },
-          seconds(result.durationMs),
-        );
+      }
+      case 'RunCommand': {
+        const label = resultLabel(result.ok);
+        const exitcode = result.exitCode == null ? 'none' : String(result.exitCode);
+        monitor.setDuration(`${label} ${exitcode}`, () => ({ result: label, exitcode }), seconds(result.durationMs));
         break;
+      }
       case 'IdleConnection': {
         const reason = result.errorCode ?? 'unknown';
-        if (result.event === 'connect-failed') this.inc(this.idleFailed, { ...labels, reason });
-        if (result.event === 'connection-lost') this.inc(this.idleLost, { ...labels, reason });
+        if (result.event === 'connect-failed') monitor.countIdle('failed', reason);
+        if (result.event === 'connection-lost') monitor.countIdle('lost', reason);
         break;
       }
       default:
@@ -161,11 +154,7 @@ export class PybalMetrics {
     // An update job running now must not bring it back from its (older) snapshot.
     if (this.jobsRunning > 0) this.forgottenDuringJob.add(serverKey(service, host));
     const hosts = this.servers.get(service);
-    const record = hosts?.get(host);
-    if (!hosts || !record) return;
-    for (const [metric, series] of record.series) {
-      for (const labels of series.values()) (metric as Counter<string>).remove(labels);
-    }
+    if (!hosts?.has(host)) return;
     hosts.delete(host);
     if (hosts.size === 0) this.servers.delete(service);
   }
@@ -243,7 +232,7 @@ export class PybalMetrics {
         if (this.forgottenDuringJob.size === 0 || !this.forgottenDuringJob.has(serverKey(service.name, server.host))) {
           for (const monitor of server.monitors) {
             if (monitor.up === undefined) continue;
-            this.setStatus(service.name, server.host, monitor.kind, monitor.up, generation);
+            this.setStatus(this.monitor(service.name, server.host, monitor.kind), monitor.up, generation);
           }
         }
         if (++n % SERVERS_PER_STEP === 0) yield;
@@ -340,40 +329,35 @@ export class PybalMetrics {
     }
   }
 
-  private inc(counter: Counter<string>, labels: Labels & { service: string; host: string }): void {
-    this.track(counter, labels).inc(labels);
-  }
-
-  private setGauge(gauge: Gauge<string>, labels: Labels & { service: string; host: string }, value: number): void {
-    this.track(gauge, labels).set(labels, value);
-  }
-
   /**
    * Sets a monitor's status gauge, unless it already has that value. `asOf`
    * says how new the knowledge is: a snapshot's generation, or for a report
    * the latest snapshot's generation plus a half (newer than that snapshot,
    * older than the next); a snapshot older than the value leaves it alone.
    */
-  private setStatus(service: string, host: string, monitor: string, up: boolean, asOf: number): void {
-    const record = this.record(service, host);
+  private setStatus(monitor: MonitorSeries, up: boolean, asOf: number): void {
     const value = up ? 1 : 0;
-    const known = record.status.get(monitor);
-    if (known !== undefined && (known.value === value || known.asOf > asOf)) return;
-    const labels = { service, host, monitor };
-    this.track(this.monitorStatus, labels).set(labels, value);
-    record.status.set(monitor, { value, asOf });
+    if (monitor.status !== undefined && (monitor.status === value || monitor.statusAsOf > asOf)) return;
+    monitor.status = value;
+    monitor.statusAsOf = asOf;
   }
 
-  /** Remembers a per-server series so that forgetServer can remove it. */
-  private track<M extends Metric>(metric: M, labels: Labels & { service: string; host: string }): M {
-    const record = this.record(labels.service, labels.host);
-    let ofMetric = record.series.get(metric);
-    if (!ofMetric) {
-      ofMetric = new Map();
-      record.series.set(metric, ofMetric);
+  /** A monitor's series object, made with its first value. */
+  private monitor(service: string, host: string, kind: string): MonitorSeries {
+    const record = this.record(service, host);
+    let monitor = record.monitors.get(kind);
+    if (!monitor) {
+      monitor = new MonitorSeries(service, host, kind);
+      record.monitors.set(kind, monitor);
     }
-    ofMetric.set(JSON.stringify(labels), labels);
-    return metric;
+    return monitor;
+  }
+
+  /** Every monitor's series object, by service, server and monitor. */
+  private *allMonitors(): Generator<MonitorSeries, void, undefined> {
+    for (const hosts of this.servers.values()) {
+      for (const record of hosts.values()) yield* record.monitors.values();
+    }
   }
 
   /** A server's record, made when it has its first series (seen by the update job running now, if any). */
@@ -385,10 +369,21 @@ export class PybalMetrics {
     }
     let record = hosts.get(host);
     if (!record) {
-      record = { series: new Map(), status: new Map(), seen: this.generation };
+      record = { monitors: new Map(), seen: this.generation };
       hosts.set(host, record);
     }
     return record;
+  }
+
+  private monitorMetric(
+    name: string,
+    help: string,
+    type: 'counter' | 'gauge',
+    pick: (monitor: MonitorSeries, out: { labels: Labels; value: number }[]) => void,
+  ): MonitorSeriesMetric {
+    const metric = new MonitorSeriesMetric(name, help, type, () => this.allMonitors(), pick);
+    this.registry.registerMetric(metric as unknown as Metric);
+    return metric;
   }
 
   private gauge<L extends string>(name: string, help: string, labelNames: readonly L[], register = true): Gauge<L> {
@@ -406,10 +401,16 @@ function serverKey(service: string, host: string): string {
 
 /** What the metrics keep of one server. */
 interface ServerRecord {
-  /** Its series, by metric then series key (the labels as JSON). */
-  readonly series: Map<Metric, Map<string, Labels>>;
-  /** The value its monitors' status gauges have, by monitor kind, and how new it is (see setStatus). */
-  readonly status: Map<string, { readonly value: number; readonly asOf: number }>;
+  /** Its monitors' series, by monitor kind. */
+  readonly monitors: Map<string, MonitorSeries>;
   /** The generation of the last update job that found it in the snapshot. */
   seen: number;
+}
+
+/** A picker for a monitor kind's duration gauge. */
+function durationsOf(kind: string): (monitor: MonitorSeries, out: { labels: Labels; value: number }[]) => void {
+  const pick = extraOf((m) => m.durations);
+  return (monitor, out) => {
+    if (monitor.labels.monitor === kind) pick(monitor, out);
+  };
 }

@@ -1,3 +1,4 @@
+import { Counter, Gauge, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { PybalMetrics } from '../../src/api/metrics.js';
 import type { CheckResult, MonitorReport } from '../../src/monitors/types.js';
@@ -91,6 +92,75 @@ describe('PybalMetrics', () => {
     expect(await value(metrics, 'pybal_monitor_status', labels)).toBe(1);
     expect(await value(metrics, 'pybal_monitor_proxyfetch_request_duration_seconds', { ...labels, result: 'successful', url: 'http://x/' })).toBe(0.12);
     expect(await value(metrics, 'pybal_monitor_proxyfetch_request_duration_seconds', { ...labels, result: 'failed', url: 'http://x/' })).toBe(1.5);
+  });
+
+  it('writes the monitor series as prom-client counters and gauges fed the same results would', async () => {
+    // The oracle: the same metrics as prom-client objects, fed the same events.
+    const registry = new Registry();
+    const names = ['service', 'host', 'monitor'];
+    const oracle = {
+      upT: new Counter({ name: 'pybal_monitor_up_transitions_total', help: 'Monitor transitions to up', labelNames: names, registers: [registry] }),
+      downT: new Counter({ name: 'pybal_monitor_down_transitions_total', help: 'Monitor transitions to down', labelNames: names, registers: [registry] }),
+      upR: new Counter({ name: 'pybal_monitor_up_results_total', help: 'Successful monitor checks', labelNames: names, registers: [registry] }),
+      downR: new Counter({ name: 'pybal_monitor_down_results_total', help: 'Failed monitor checks', labelNames: names, registers: [registry] }),
+      status: new Gauge({ name: 'pybal_monitor_status', help: 'Monitor status (1 up, 0 down)', labelNames: names, registers: [registry] }),
+      fetch: new Gauge({
+        name: 'pybal_monitor_proxyfetch_request_duration_seconds',
+        help: 'ProxyFetch request duration',
+        labelNames: [...names, 'result', 'url'],
+        registers: [registry],
+      }),
+      lost: new Counter({
+        name: 'pybal_monitor_idleconnection_connections_lost_total',
+        help: 'IdleConnection connections lost',
+        labelNames: [...names, 'reason'],
+        registers: [registry],
+      }),
+    };
+    const metrics = new PybalMetrics({ processMetrics: false });
+    const events: [string, string, boolean, 'ProxyFetch' | 'IdleConnection', boolean][] = [
+      // host, url, report?, kind, ok
+      ['a "q" \\ b', 'http://x/\n', true, 'ProxyFetch', true],
+      ['a "q" \\ b', 'http://x/\n', false, 'ProxyFetch', false],
+      ['c', 'http://y/', false, 'ProxyFetch', false],
+      ['c', 'http://y/', true, 'ProxyFetch', false],
+      ['a "q" \\ b', 'http://x/\n', false, 'ProxyFetch', true],
+      ['d', '', true, 'IdleConnection', true],
+      ['d', '', false, 'IdleConnection', false],
+    ];
+    for (const [host, url, isReport, kind, ok] of events) {
+      const labels = { service: 'web', host, monitor: kind };
+      if (isReport) {
+        metrics.recordReport('web', host, report(kind, ok));
+        (ok ? oracle.upT : oracle.downT).inc(labels);
+        oracle.status.set(labels, ok ? 1 : 0);
+      }
+      const urls = url === '' ? undefined : [{ url, ok, reason: '', durationMs: ok ? 12 : 5000 }];
+      const idle = kind === 'IdleConnection' && !ok ? { event: 'connection-lost' as const, errorCode: 'ECONNRESET' } : {};
+      metrics.recordResult('web', host, result({ kind, ok, ...(urls ? { urls } : {}), ...idle }));
+      (ok ? oracle.upR : oracle.downR).inc(labels);
+      if (urls) oracle.fetch.set({ ...labels, result: ok ? 'successful' : 'failed', url }, ok ? 0.012 : 5);
+      if (kind === 'IdleConnection' && !ok) oracle.lost.inc({ ...labels, reason: 'ECONNRESET' });
+    }
+    // Each metric's block, its series in a fixed order (the order of series within a metric carries no meaning).
+    const blocks = (text: string): Map<string, string> =>
+      new Map(
+        text
+          .trim()
+          .split('\n\n')
+          .map((block) => {
+            const lines = block.split('\n');
+            const name = /^# HELP (\S+)/.exec(lines[0] ?? '')?.[1] ?? '';
+            return [name, [...lines.slice(0, 2), ...lines.slice(2).sort()].join('\n')];
+          }),
+      );
+    const ours = blocks(await metrics.render());
+    const theirs = blocks(await registry.metrics());
+    expect(theirs.size).toBe(7);
+    for (const [name, block] of theirs) expect(ours.get(name), name).toBe(block);
+    // Nothing was counted for these: their blocks have no series.
+    expect(ours.get('pybal_monitor_dnsquery_request_duration_seconds')).toMatch(/^# HELP .*\n# TYPE \S+ gauge$/);
+    expect(ours.get('pybal_monitor_idleconnection_connections_failed_total')).toMatch(/^# HELP .*\n# TYPE \S+ counter$/);
   });
 
   it('records DNSQuery, RunCommand and IdleConnection specifics', async () => {
