@@ -66,6 +66,13 @@ const WARMUP_SECONDS = process.env.BENCH_WARMUP_SECONDS === undefined ? undefine
 const PEERS = (process.env.BENCH_PEERS ?? 'keepalived,pybal').split(',').map((p) => p.trim()) as PeerName[];
 /** How long a peer may take to check every server once after its start. */
 const FIRST_SWEEP_TIMEOUT_SEC = Number(process.env.BENCH_FIRST_SWEEP_TIMEOUT_SECONDS ?? 300);
+/**
+ * BENCH_STRACE_SECONDS=S (diagnosis, default off): after each round's window,
+ * `strace -c -f` attaches to the measured process for S seconds and the round
+ * prints its system calls per check, the busiest first. strace slows the peer,
+ * so this comes after the figures, never during them.
+ */
+const STRACE_SECONDS = Number(process.env.BENCH_STRACE_SECONDS ?? 0);
 /** A server is on time while its latest check is at most this many intervals old. */
 const TOLERANCE = 1.5;
 const VIP = '203.0.113.1';
@@ -245,6 +252,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     if (timeliness.checks < 0.5 * WINDOW_SECONDS * (service.realServers.length / service.intervalSec)) {
       note(`${peer} made under half the expected checks; the end of its log:\n${peerLogTail(dir, peer, proc)}`);
     }
+    if (STRACE_SECONDS > 0) await countSyscalls(servers, peer, measuredPid, dir);
     const dests = await ipvsDests();
     if (dests !== service.realServers.length) {
       const warnings = peerLogTail(dir, peer, proc, Infinity).split('\n').filter((l) => /warn|error|fail/i.test(l));
@@ -275,6 +283,27 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     await execOk(['ipvsadm', '-C']).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Prints the measured process's system calls per check over STRACE_SECONDS (strace -c -f attached). */
+async function countSyscalls(servers: CheckServers, peer: PeerName, pid: number, dir: string): Promise<void> {
+  const out = join(dir, 'strace.txt');
+  await servers.reset();
+  const strace = new LabProcess('strace', ['strace', '-c', '-f', '-o', out, '-p', String(pid)], { logPath: join(dir, 'strace.log') });
+  await sleep(STRACE_SECONDS * 1000);
+  const { requests } = await servers.seen();
+  // strace detaches and writes its table on SIGTERM.
+  await strace.stop(30_000);
+  const rows = (existsSync(out) ? readFileSync(out, 'utf8') : '')
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter((cols) => cols.length >= 5 && /^\d/.test(cols[0]!) && !cols.includes('total'))
+    .map((cols) => ({ name: cols[cols.length - 1]!, calls: Number(cols[3]) }))
+    .filter((r) => Number.isFinite(r.calls))
+    .sort((a, b) => b.calls - a.calls);
+  const total = rows.reduce((a, r) => a + r.calls, 0);
+  const per = (n: number): string => (requests > 0 ? (n / requests).toFixed(2) : 'n/a');
+  note(`${peer}: ${requests} checks under strace over ${STRACE_SECONDS} s, ${per(total)} system calls per check: ${rows.slice(0, 14).map((r) => `${r.name} ${per(r.calls)}`).join(', ')}`);
 }
 
 // ---------------------------------------------------------------- output
