@@ -1,6 +1,7 @@
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { flushAsync, ManualClock } from '../../src/runtime/clock.js';
+import { createMemoryLogger } from '../../src/runtime/logger.js';
 import { stepHealth } from '../../src/monitors/health.js';
 import { createDeadline } from '../../src/monitors/deadline.js';
 import { createPeriodicMonitor } from '../../src/monitors/periodic.js';
@@ -381,6 +382,84 @@ describe('periodic wrapper start options', () => {
     await flushAsync();
     expect(rec2.reports).toEqual([expect.objectContaining({ up: true, firstCheck: true })]);
     await confirmed.stop();
+  });
+
+  it('stop() aborts the check in flight with the stop reason, through no listener of its own on the check signal', async () => {
+    const clock = new ManualClock();
+    const rec = recorder();
+    const s = scripted();
+    const monitor = createPeriodicMonitor('ProxyFetch', opts, s.check, rec.deps(clock));
+    monitor.start();
+    const signal = s.pending[0]!.signal;
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+    const stopping = monitor.stop();
+    expect(signal.aborted).toBe(true);
+    expect((signal.reason as Error).message).toBe('monitor stopped');
+    // The wrapper waits for the aborted check to end before stop resolves.
+    s.answer(false);
+    await stopping;
+    expect(rec.results).toEqual([]);
+  });
+
+  it('a monitor stopped while its gate is granted starts the check aborted, reports nothing and frees the slot', async () => {
+    const clock = new ManualClock();
+    const rec = recorder();
+    const s = scripted();
+    let openGate: () => void = () => undefined;
+    let released = 0;
+    const gate = (signal: AbortSignal) =>
+      new Promise<() => void>((resolve, reject) => {
+        openGate = () => resolve(() => (released += 1));
+        signal.addEventListener('abort', () => reject(signal.reason as Error));
+      });
+    const monitor = createPeriodicMonitor('RunCommand', opts, { ...s.check, gate }, rec.deps(clock));
+    monitor.start();
+    await flushAsync();
+    // The slot is granted, and the monitor stopped before the wrapper resumes.
+    openGate();
+    const stopping = monitor.stop();
+    await flushAsync();
+    expect(s.pending.map((p) => p.signal.aborted)).toEqual([true]);
+    s.answer(true);
+    await stopping;
+    expect(released).toBe(1);
+    expect(rec.reports).toEqual([]);
+    expect(rec.results).toEqual([]);
+    expect(clock.pendingCount()).toBe(0);
+  });
+
+  it('passes each result on with its kind, duration and the fields of the outcome', async () => {
+    const clock = new ManualClock();
+    const rec = recorder();
+    const urls = [{ url: 'http://a/', ok: true, reason: 'HTTP status 200', durationMs: 7 }];
+    const outcomes: CheckOutcome[] = [
+      { ok: true, reason: 'fetched', urls, durationMs: 7 },
+      { ok: false, reason: 'exit 2', exitCode: 2 },
+    ];
+    const monitor = createPeriodicMonitor('ProxyFetch', opts, { run: () => Promise.resolve(outcomes.shift()!) }, rec.deps(clock, { random: () => 0.5 }));
+    monitor.start();
+    await clock.advanceAsync(10_000);
+    expect(rec.results).toEqual([
+      { kind: 'ProxyFetch', ok: true, reason: 'fetched', urls, durationMs: 7 },
+      { kind: 'ProxyFetch', ok: false, reason: 'exit 2', exitCode: 2, durationMs: 0 },
+    ]);
+    await monitor.stop();
+  });
+
+  it('logs each result at debug level, and only when debug is on', async () => {
+    const clock = new ManualClock();
+    const debug = recorder();
+    const info = createMemoryLogger('info');
+    const check = { run: () => Promise.resolve({ ok: false, reason: 'HTTP status 503' }) };
+    const monitors = [
+      createPeriodicMonitor('ProxyFetch', opts, check, debug.deps(clock)),
+      createPeriodicMonitor('ProxyFetch', opts, check, { ...debug.deps(clock), logger: info.logger }),
+    ];
+    for (const m of monitors) m.start();
+    await flushAsync();
+    expect(debug.log.lines()).toEqual(['[pybal] DEBUG: bad check: HTTP status 503', '[pybal] WARN: down: HTTP status 503']);
+    expect(info.lines()).toEqual(['[pybal] WARN: down: HTTP status 503']);
+    await Promise.all(monitors.map((m) => m.stop()));
   });
 });
 
