@@ -2,7 +2,8 @@
  * The production CreateMonitorFn: the monitors registry, with each monitor
  * logging under its server and kind.
  */
-import { createMonitor, type CheckResult, type MonitorTarget, type Pinger, type RunLimiter } from '../monitors/index.js';
+import type { MonitorConfig } from '../config/types.js';
+import { prepareMonitor, type CheckResult, type MonitorMaker, type MonitorTarget, type Pinger, type RunLimiter } from '../monitors/index.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { CreateMonitorFn } from './types.js';
@@ -20,9 +21,17 @@ export interface MonitorFactoryDeps {
 }
 
 export function createMonitorFactory(deps: MonitorFactoryDeps): CreateMonitorFn {
+  // A service's servers share its monitor configs (the same objects): each
+  // is prepared once for all of them, and forgotten with the config.
+  const makers = new WeakMap<MonitorConfig, MonitorMaker>();
   return (config, target, onReport) => {
     const onResult = deps.onResult;
-    return createMonitor(config, target, {
+    let make = makers.get(config);
+    if (make === undefined) {
+      make = prepareMonitor(config);
+      makers.set(config, make);
+    }
+    return make(target, {
       clock: deps.clock,
       logger: deps.logger.child({ server: target.host, monitor: config.kind }),
       onReport,

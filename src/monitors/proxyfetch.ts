@@ -11,7 +11,7 @@ import type { Clock } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
 import { formatSeconds } from './deadline.js';
 import { createFetchSecureContext, prepareFetch, runFetch, type PreparedFetch } from './http-check.js';
-import { createPeriodicMonitor } from './periodic.js';
+import { createPeriodicMonitor, type PeriodicCheck } from './periodic.js';
 import type { FetchOptions } from './proxyfetch-rules.js';
 import type { CheckOutcome, Monitor, MonitorDeps, MonitorTarget, UrlResult } from './types.js';
 
@@ -39,45 +39,19 @@ function compile(config: ProxyFetchConfig): { urls: URL[]; expectBodyRegex: RegE
 }
 
 export function createProxyFetchMonitor(config: ProxyFetchConfig, target: MonitorTarget, deps: MonitorDeps): Monitor {
-  const random = deps.random ?? Math.random;
-  const maxFailures = config.checkAll ? config.maxFailures : 0;
-  // A bad value makes every check fail with the reason instead of throwing into the daemon.
-  let compiled: ReturnType<typeof compile> | undefined;
-  let problem: string | undefined;
-  try {
-    compiled = compile(config);
-  } catch (error) {
-    problem = `invalid ProxyFetch configuration: ${errorMessage(error)}`;
-  }
-  // Request bytes and TLS context per URL, built at the first check (once the ca-file is read).
-  let targets: FetchTarget[] | undefined;
-  let picked: FetchTarget[] = [];
-  return createPeriodicMonitor(
-    config.kind,
-    config,
-    {
-      timeoutReason: (message) => picked.map((t) => `Fetch failed (${t.href}): ${message}`).join('; '),
-      async run(signal, startMs) {
-        if (!compiled) return { ok: false, reason: problem ?? 'invalid configuration' };
-        if (targets === undefined) {
-          let ca: Buffer | undefined;
-          if (config.caFile !== undefined) {
-            try {
-              ca = readFileSync(config.caFile);
-            } catch (error) {
-              return { ok: false, reason: `cannot read ca-file: ${errorMessage(error)}` };
-            }
-          }
-          targets = prepareTargets(compiled, config, ca);
-        }
-        picked = config.checkAll ? targets : [targets[Math.floor(random() * targets.length)] ?? targets[0]!];
-        if (picked.length === 1) return summarise([await timedFetch(deps.clock, startMs, picked[0]!, target, signal)], maxFailures);
-        const results = await Promise.all(picked.map((t) => timedFetch(deps.clock, startMs, t, target, signal)));
-        return summarise(results, maxFailures);
-      },
-    },
-    deps,
-  );
+  return prepareProxyFetchMonitor(config)(target, deps);
+}
+
+/**
+ * ProxyFetch for every server of one config: the URLs and regular
+ * expression are compiled once here, and the request bytes and TLS context
+ * once at the first check of any of them, rather than per server (a URL
+ * with its URLContext, a TLS context and the prepared requests for each of
+ * 10,000 servers).
+ */
+export function prepareProxyFetchMonitor(config: ProxyFetchConfig): (target: MonitorTarget, deps: MonitorDeps) => Monitor {
+  const plan = new ProxyFetchPlan(config);
+  return (target, deps) => createPeriodicMonitor(config.kind, config, new ProxyFetchCheck(plan, target, deps), deps);
 }
 
 interface FetchTarget {
@@ -85,8 +59,82 @@ interface FetchTarget {
   readonly fetch: PreparedFetch;
 }
 
+/** What the checks of one config share. */
+class ProxyFetchPlan {
+  readonly maxFailures: number;
+  private readonly compiled: ReturnType<typeof compile> | undefined;
+  private readonly problem: string | undefined;
+  /** Request bytes and TLS context per URL, built at the first check (once the ca-file is read). */
+  private targets: readonly FetchTarget[] | undefined = undefined;
+  /** Each target alone: a round of one URL picks its list without allocating one. */
+  private singles: readonly (readonly FetchTarget[])[] = [];
+
+  constructor(readonly config: ProxyFetchConfig) {
+    this.maxFailures = config.checkAll ? config.maxFailures : 0;
+    // A bad value makes every check fail with the reason instead of throwing into the daemon.
+    try {
+      this.compiled = compile(config);
+    } catch (error) {
+      this.problem = `invalid ProxyFetch configuration: ${errorMessage(error)}`;
+    }
+  }
+
+  /**
+   * The URLs of a round (all of them with check_all, else one picked with
+   * `random`), or why there is none. A ca-file that cannot be read is tried
+   * again at the next check.
+   */
+  pick(random: () => number): readonly FetchTarget[] | string {
+    if (!this.compiled) return this.problem ?? 'invalid configuration';
+    let targets = this.targets;
+    if (targets === undefined) {
+      let ca: Buffer | undefined;
+      if (this.config.caFile !== undefined) {
+        try {
+          ca = readFileSync(this.config.caFile);
+        } catch (error) {
+          return `cannot read ca-file: ${errorMessage(error)}`;
+        }
+      }
+      targets = this.targets = prepareTargets(this.compiled, this.config, ca);
+      this.singles = targets.map((t) => [t]);
+    }
+    if (this.config.checkAll) return targets;
+    return this.singles[Math.floor(random() * targets.length)] ?? this.singles[0]!;
+  }
+}
+
+/** One server's check: a class, so that a server costs fields rather than closures over a context. */
+class ProxyFetchCheck implements PeriodicCheck {
+  private readonly random: () => number;
+  /** The URLs of the round in flight, for the deadline's reason. */
+  private picked: readonly FetchTarget[] = [];
+
+  constructor(
+    private readonly plan: ProxyFetchPlan,
+    private readonly target: MonitorTarget,
+    private readonly deps: MonitorDeps,
+  ) {
+    this.random = deps.random ?? Math.random;
+  }
+
+  timeoutReason(message: string): string {
+    return this.picked.map((t) => `Fetch failed (${t.href}): ${message}`).join('; ');
+  }
+
+  async run(signal: AbortSignal, startMs: number): Promise<CheckOutcome> {
+    const picked = this.plan.pick(this.random);
+    if (typeof picked === 'string') return { ok: false, reason: picked };
+    this.picked = picked;
+    const { clock } = this.deps;
+    if (picked.length === 1) return summarise([await timedFetch(clock, startMs, picked[0]!, this.target, signal)], this.plan.maxFailures);
+    const results = await Promise.all(picked.map((t) => timedFetch(clock, startMs, t, this.target, signal)));
+    return summarise(results, this.plan.maxFailures);
+  }
+}
+
 /** Every URL prepared for its checks; the https ones share one TLS context. */
-function prepareTargets(compiled: ReturnType<typeof compile>, config: ProxyFetchConfig, ca: Buffer | undefined): FetchTarget[] {
+function prepareTargets(compiled: NonNullable<ReturnType<typeof compile>>, config: ProxyFetchConfig, ca: Buffer | undefined): FetchTarget[] {
   const options: FetchOptions = {
     httpStatus: config.httpStatus,
     expectBody: config.expectBody,

@@ -6,7 +6,7 @@ import type { MonitorConfig, MonitorKind } from '../config/types.js';
 import { createDnsQueryMonitor } from './dns-query.js';
 import { createIdleConnectionMonitor } from './idle-connection.js';
 import { createPingMonitor } from './ping.js';
-import { createProxyFetchMonitor } from './proxyfetch.js';
+import { createProxyFetchMonitor, prepareProxyFetchMonitor } from './proxyfetch.js';
 import { createRunCommandMonitor } from './run-command.js';
 import { createSshMonitor } from './ssh.js';
 import type { Monitor, MonitorDeps, MonitorTarget } from './types.js';
@@ -28,4 +28,17 @@ export const MONITOR_FACTORIES: { readonly [K in MonitorKind]: Factory<K> } = {
 export function createMonitor(config: MonitorConfig, target: MonitorTarget, deps: MonitorDeps): Monitor {
   const factory = MONITOR_FACTORIES[config.kind] as Factory<MonitorKind>;
   return factory(config as never, target, deps);
+}
+
+/** Creates (does not start) a monitor of one config for a server. */
+export type MonitorMaker = (target: MonitorTarget, deps: MonitorDeps) => Monitor;
+
+/**
+ * The monitors of one config for all of its servers: what can be worked out
+ * from the config alone is worked out once (ProxyFetch parses its URLs),
+ * not once per server. Throws only where createMonitor would.
+ */
+export function prepareMonitor(config: MonitorConfig): MonitorMaker {
+  if (config.kind === 'ProxyFetch') return prepareProxyFetchMonitor(config);
+  return (target, deps) => createMonitor(config, target, deps);
 }

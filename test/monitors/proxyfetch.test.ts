@@ -5,7 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSystemClock, ManualClock } from '../../src/runtime/clock.js';
-import { bodyProblem, createProxyFetchMonitor, statusPasses, summarise } from '../../src/monitors/proxyfetch.js';
+import { bodyProblem, createProxyFetchMonitor, prepareProxyFetchMonitor, statusPasses, summarise } from '../../src/monitors/proxyfetch.js';
 import { createSelfSignedCertificate, startRealServer, type RealServer } from '../support/real-server.js';
 import { startBlackhole } from './support/blackhole.js';
 import { proxyFetchConfig } from './support/configs.js';
@@ -97,6 +97,26 @@ describe('ProxyFetch against a real server on loopback', () => {
       await next();
       expect(rec.states()).toEqual(['up', 'down', 'up']);
     });
+  });
+
+  it('monitors of one prepared config each check their own server with the URL they pick', async () => {
+    const make = prepareProxyFetchMonitor(proxyFetchConfig({ urls: ['http://a.example/', 'http://b.example/'] }));
+    const clock = new ManualClock();
+    const up = recorder();
+    const refused = recorder();
+    const monitors = [
+      make(target(ip, server.ports.http!), up.deps(clock, { random: () => 0.1 })),
+      // Nothing listens on this address: the connection is refused.
+      make(target(loopbackAddress(14), server.ports.http!), refused.deps(clock, { random: () => 0.9 })),
+    ];
+    try {
+      for (const m of monitors) m.start();
+      await waitFor(() => up.reports.length > 0 && refused.reports.length > 0, 'both reports');
+      expect(up.reports[0]).toMatchObject({ up: true, reason: expect.stringMatching(/^Fetch successful \(http:\/\/a\.example\/\), /) });
+      expect(refused.reports[0]).toMatchObject({ up: false, reason: expect.stringMatching(/^Fetch failed \(http:\/\/b\.example\/\): .*ECONNREFUSED/) });
+    } finally {
+      await Promise.all(monitors.map((m) => m.stop()));
+    }
   });
 
   it('keeps a non-default URL port in Host but still connects to the service port', async () => {
