@@ -66,6 +66,8 @@ function formatIPv6(bytes: Buffer): string {
 
 /** Canonical text of an address (throws when it is not one). */
 export function canonicalAddress(address: string): string {
+  // Dotted decimal that isIPv4 accepts (no leading zeros, each part 0..255) is already canonical.
+  if (isIPv4(address)) return address;
   const family = familyOf(address);
   if (family === undefined) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
   return decodeAddress(family, encodeAddress(family, address));

@@ -114,6 +114,16 @@ export function applyOps(table: Table, ops: Iterable<IpvsOp>): Map<string, Table
     next.set(id, { service: entry.service, dests });
     return dests;
   };
+  // Ops of one service share its key object (diffTables): its id is worked out once per run of them.
+  let lastKey: ServiceKey | undefined;
+  let lastId = '';
+  const idOf = (key: ServiceKey): string => {
+    if (key !== lastKey) {
+      lastKey = key;
+      lastId = serviceKeyId(key);
+    }
+    return lastId;
+  };
   for (const op of ops) {
     switch (op.op) {
       case 'new-service':
@@ -136,7 +146,7 @@ export function applyOps(table: Table, ops: Iterable<IpvsOp>): Map<string, Table
       case 'new-dest':
       case 'set-dest':
       case 'del-dest': {
-        const id = serviceKeyId(op.key);
+        const id = idOf(op.key);
         const entry = next.get(id);
         if (!entry) break;
         const dests = ownDests(id, entry);

@@ -380,6 +380,7 @@ export class IpvsManager {
     let failed = 0;
     // A first apply of a large table is thousands of operations: one line each only at debug then.
     const verbose = ops.length <= LOG_EACH_OP_UP_TO;
+    const debug = !verbose && this.log.isLevelEnabled('debug');
     ops.forEach((op, i) => {
       const error = results[i];
       if (error) {
@@ -389,7 +390,7 @@ export class IpvsManager {
         return;
       }
       if (verbose) this.log.info(`IPVS: ${describeOp(op)}`);
-      else this.log.debug(`IPVS: ${describeOp(op)}`);
+      else if (debug) this.log.debug(`IPVS: ${describeOp(op)}`);
       applied.push(op);
       if (op.op === 'del-service') this.removals.delete(serviceKeyId(op.key));
     });
