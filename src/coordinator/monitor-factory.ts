@@ -2,10 +2,10 @@
  * The production CreateMonitorFn: the monitors registry, with each monitor
  * logging under its server and kind.
  */
-import type { MonitorConfig } from '../config/types.js';
-import { prepareMonitor, type CheckResult, type MonitorMaker, type MonitorTarget, type Pinger, type RunLimiter } from '../monitors/index.js';
+import type { MonitorConfig, MonitorKind } from '../config/types.js';
+import { prepareMonitor, type CheckResult, type MonitorDeps, type MonitorMaker, type MonitorReport, type MonitorTarget, type Pinger, type RunLimiter } from '../monitors/index.js';
 import type { Clock } from '../runtime/clock.js';
-import type { Logger } from '../runtime/logger.js';
+import { bindLogger, type LineLogger, type Logger } from '../runtime/logger.js';
 import type { CreateMonitorFn } from './types.js';
 
 export interface MonitorFactoryDeps {
@@ -25,20 +25,46 @@ export function createMonitorFactory(deps: MonitorFactoryDeps): CreateMonitorFn 
   // is prepared once for all of them, and forgotten with the config.
   const makers = new WeakMap<MonitorConfig, MonitorMaker>();
   return (config, target, onReport) => {
-    const onResult = deps.onResult;
     let make = makers.get(config);
     if (make === undefined) {
       make = prepareMonitor(config);
       makers.set(config, make);
     }
-    return make(target, {
-      clock: deps.clock,
-      logger: deps.logger.child({ server: target.host, monitor: config.kind }),
-      onReport,
-      ...(onResult ? { onResult: (result: CheckResult) => onResult(target, result) } : {}),
-      ...(deps.runLimiter ? { runLimiter: deps.runLimiter } : {}),
-      ...(deps.pinger ? { pinger: deps.pinger } : {}),
-      ...(deps.admit ? { admit: deps.admit } : {}),
-    });
+    return make(target, new ServerMonitorDeps(deps, config.kind, target, onReport));
   };
+}
+
+/**
+ * The MonitorDeps of one server's monitor, one per server: a class, so that
+ * passing each result on with its target is a method rather than a closure
+ * per server, and its logger binds the server and kind to each line rather
+ * than being a pino child (same lines, a fraction of the memory).
+ */
+class ServerMonitorDeps implements MonitorDeps {
+  readonly clock: Clock;
+  readonly logger: LineLogger;
+  readonly runLimiter: RunLimiter | undefined;
+  readonly pinger: Pinger | undefined;
+  readonly admit: (() => Promise<void>) | undefined;
+  /** Absent without a sink, as the monitors expect of an optional hook. */
+  readonly onResult: ((result: CheckResult) => void) | undefined;
+
+  constructor(
+    private readonly factory: MonitorFactoryDeps,
+    kind: MonitorKind,
+    private readonly target: MonitorTarget,
+    readonly onReport: (report: MonitorReport) => void,
+  ) {
+    this.clock = factory.clock;
+    this.logger = bindLogger(factory.logger, { server: target.host, monitor: kind });
+    this.runLimiter = factory.runLimiter;
+    this.pinger = factory.pinger;
+    this.admit = factory.admit;
+    this.onResult = factory.onResult ? this.passResult : undefined;
+  }
+
+  /** onResult when the factory has a sink: the prototype's method, called on this object. */
+  private passResult(this: ServerMonitorDeps, result: CheckResult): void {
+    this.factory.onResult!(this.target, result);
+  }
 }

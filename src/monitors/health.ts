@@ -8,7 +8,7 @@
  */
 import type { MonitorKind } from '../config/types.js';
 import type { Clock } from '../runtime/clock.js';
-import type { Logger } from '../runtime/logger.js';
+import type { LineLogger } from '../runtime/logger.js';
 import type { HealthState, MonitorDeps, MonitorReport } from './types.js';
 
 export interface HealthOptions {
@@ -49,8 +49,8 @@ export function stepHealth(
  * the report, on a change).
  */
 class HealthTracker implements Health {
-  /** The state and streak, updated in place (stepHealth reads them). */
-  private readonly current: { state: HealthState | undefined; streak: number } = { state: undefined, streak: 0 };
+  private current: HealthState | undefined = undefined;
+  private streak = 0;
   /** Up was presumed and no result has come yet. */
   private presumed = false;
 
@@ -60,18 +60,18 @@ class HealthTracker implements Health {
     private readonly clock: Clock,
     private readonly onReport: (report: MonitorReport) => void,
     /** Logs each report (up at info, down at warn) before it is sent. */
-    private readonly logger?: Logger,
+    private readonly logger?: LineLogger,
   ) {}
 
   record(ok: boolean, reason: string): MonitorReport | undefined {
-    const firstCheck = this.current.state === undefined || this.presumed;
+    const firstCheck = this.current === undefined || this.presumed;
     // A presumed server's first good result is reported (it confirms what
     // was assumed); a bad one counts towards `fall` like any other.
     const confirms = this.presumed && ok;
     this.presumed = false;
-    const next = stepHealth(this.current, ok, this.options);
-    this.current.state = next.state;
-    this.current.streak = next.streak;
+    const next = stepHealth({ state: this.current, streak: this.streak }, ok, this.options);
+    this.current = next.state;
+    this.streak = next.streak;
     if (!next.changed && !confirms) return undefined;
     const report: MonitorReport = { kind: this.kind, up: next.state === 'up', reason, firstCheck, atMs: this.clock.now() };
     if (this.logger) {
@@ -83,14 +83,14 @@ class HealthTracker implements Health {
   }
 
   presumeUp(): void {
-    if (this.current.state !== undefined) return;
-    this.current.state = 'up';
-    this.current.streak = 0;
+    if (this.current !== undefined) return;
+    this.current = 'up';
+    this.streak = 0;
     this.presumed = true;
   }
 
   state(): HealthState | undefined {
-    return this.current.state;
+    return this.current;
   }
 }
 

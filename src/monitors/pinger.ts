@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Clock, Timer } from '../runtime/clock.js';
-import type { Logger } from '../runtime/logger.js';
+import type { LineLogger } from '../runtime/logger.js';
 import { formatSeconds } from './deadline.js';
 
 export interface PingSample {
@@ -38,7 +38,7 @@ export interface Pinger {
 
 export interface PingerOptions {
   readonly clock: Clock;
-  readonly logger: Logger;
+  readonly logger: LineLogger;
   /** fping and any prefix, e.g. ['ip', 'netns', 'exec', 'ns1', 'fping'] (default ['fping']). */
   readonly command?: readonly string[];
   /** How long membership changes are gathered before a restart (default 100 ms). */

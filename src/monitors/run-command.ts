@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { CommandArgument, RunCommandConfig } from '../config/types.js';
-import type { Logger } from '../runtime/logger.js';
+import type { LineLogger } from '../runtime/logger.js';
 import { createPeriodicMonitor } from './periodic.js';
 import type { CheckOutcome, Monitor, MonitorDeps, MonitorTarget } from './types.js';
 
@@ -46,7 +46,7 @@ export interface CommandResult extends CheckOutcome {
  * Runs one command to completion or until the signal aborts, then kills its
  * process group. Never rejects.
  */
-export function runCommand(command: string, args: readonly string[], signal: AbortSignal, logger: Logger): Promise<CommandResult> {
+export function runCommand(command: string, args: readonly string[], signal: AbortSignal, logger: LineLogger): Promise<CommandResult> {
   return new Promise((resolve) => {
     const chunks = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
     const sizes = { stdout: 0, stderr: 0 };

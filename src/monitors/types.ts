@@ -6,7 +6,7 @@
  */
 import type { AddressFamily, MonitorKind } from '../config/types.js';
 import type { Clock } from '../runtime/clock.js';
-import type { Logger } from '../runtime/logger.js';
+import type { LineLogger } from '../runtime/logger.js';
 import type { Pinger } from './pinger.js';
 import type { RunLimiter } from './run-limiter.js';
 
@@ -89,8 +89,9 @@ export interface Monitor {
 
 export interface MonitorDeps {
   readonly clock: Clock;
-  readonly logger: Logger;
+  readonly logger: LineLogger;
   readonly onReport: (report: MonitorReport) => void;
+  /** Called as a method of these deps (`deps.onResult?.(result)`): the daemon's is a method, not a bound function. */
   readonly onResult?: (result: CheckResult) => void;
   /** Shared cap on concurrent commands (RunCommand); without it each monitor runs unthrottled. */
   readonly runLimiter?: RunLimiter;

@@ -176,6 +176,65 @@ export function createMemoryLogger(level: LogLevel = 'debug'): MemoryLog {
   };
 }
 
+/**
+ * The logging a component needs from its logger: a line at a level, with
+ * fields or without, and whether a level is written at all (to skip
+ * building a line nobody reads). A pino Logger is one; so is bindLogger's.
+ */
+export interface LineLogger {
+  debug(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void;
+  info(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void;
+  warn(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void;
+  error(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void;
+  isLevelEnabled(level: LogLevel): boolean;
+}
+
+type LineLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/**
+ * `logger` with `bindings` added to each line: the same records as
+ * logger.child(bindings) writes, for a fraction of its memory. A pino child
+ * keeps its bindings as a string built by concatenation (a tree of strings)
+ * beside a logger object, about 250 bytes; one per monitor is 2.5 MB at
+ * 10,000 servers, for loggers that write a line on a state change. This
+ * keeps the bindings object and serialises it when a line is written.
+ * Levels are the parent's, read at each line.
+ */
+export function bindLogger(logger: Logger, bindings: Readonly<Record<string, unknown>>): LineLogger {
+  return new BoundLogger(logger, bindings);
+}
+
+class BoundLogger implements LineLogger {
+  constructor(
+    private readonly parent: Logger,
+    private readonly bindings: Readonly<Record<string, unknown>>,
+  ) {}
+
+  debug(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
+    this.write('debug', msgOrFields, msg);
+  }
+  info(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
+    this.write('info', msgOrFields, msg);
+  }
+  warn(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
+    this.write('warn', msgOrFields, msg);
+  }
+  error(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
+    this.write('error', msgOrFields, msg);
+  }
+  isLevelEnabled(level: LogLevel): boolean {
+    return this.parent.isLevelEnabled(level);
+  }
+
+  private write(level: LineLevel, msgOrFields: string | Readonly<Record<string, unknown>>, msg: string | undefined): void {
+    const parent = this.parent;
+    if (!parent.isLevelEnabled(level)) return;
+    // Bindings first, then the line's own fields: the order a child writes them in.
+    if (typeof msgOrFields === 'string') parent[level](this.bindings, msgOrFields);
+    else parent[level]({ ...this.bindings, ...msgOrFields }, msg);
+  }
+}
+
 /** A logger that discards everything. */
 export function createSilentLogger(): Logger {
   return pino({ level: 'silent' });

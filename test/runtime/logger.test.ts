@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createLogger, createMemoryLogger, formatRecord } from '../../src/runtime/logger.js';
+import { bindLogger, createLogger, createMemoryLogger, formatRecord } from '../../src/runtime/logger.js';
 
 describe('formatRecord', () => {
   it('writes PyBal-style lines with the bound context as the system', () => {
@@ -37,6 +37,36 @@ describe('createMemoryLogger', () => {
     const mem = createMemoryLogger();
     mem.logger.child({ component: 'pool' }).info({ file: '/etc/pybal/x' }, 'reloaded');
     expect(mem.lines()).toEqual(['[pool] INFO: reloaded file=/etc/pybal/x']);
+  });
+});
+
+describe('bindLogger', () => {
+  it('writes the records a pino child with the same bindings writes', () => {
+    const child = createMemoryLogger('debug');
+    const bound = createMemoryLogger('debug');
+    const bindings = { server: 'mw1001 "x"', monitor: 'ProxyFetch' };
+    const loggers = [child.logger.child({ service: 'text_80' }).child(bindings), bindLogger(bound.logger.child({ service: 'text_80' }), bindings)];
+    const error = new Error('boom');
+    for (const logger of loggers) {
+      logger.debug('good check: fine');
+      logger.info('up: fine');
+      logger.warn('down: HTTP status 503\nsecond line');
+      logger.error({ err: error, attempt: 2 }, 'check loop failed; restarting');
+    }
+    const strip = (records: Record<string, unknown>[]) => records.map(({ time: _time, ...rest }) => rest);
+    expect(strip(bound.records())).toEqual(strip(child.records()));
+    expect(bound.lines()).toEqual(child.lines());
+    expect(bound.lines()[1]).toBe('[text_80 mw1001 "x" ProxyFetch] INFO: up: fine');
+  });
+
+  it("follows its parent's level", () => {
+    const log = createMemoryLogger('info');
+    const bound = bindLogger(log.logger, { server: 'mw1001' });
+    expect(bound.isLevelEnabled('debug')).toBe(false);
+    expect(bound.isLevelEnabled('info')).toBe(true);
+    bound.debug('not written');
+    bound.info('written');
+    expect(log.lines()).toEqual(['[mw1001] INFO: written']);
   });
 });
 
