@@ -46,6 +46,44 @@ describe('runSliced', () => {
     expect(result).toBeInstanceOf(Error);
     expect((result as Error).message).toBe('broken at the end');
   });
+
+  it('reads the clock only now and then while the steps are cheap, and more often again when they grow dear', () => {
+    let wall = 0;
+    let reads = 0;
+    let stepMs = 0.02;
+    const turns: (() => void)[] = [];
+    const slicesAt: number[] = [];
+    runSliced(
+      (function* () {
+        // 20,000 steps of 20 us (a server's share of a pool), then 200 of 1 ms (50 times dearer).
+        for (let i = 0; i < 20_200; i++) {
+          if (i === 20_000) stepMs = 1;
+          wall += stepMs;
+          yield;
+        }
+      })(),
+      () => undefined,
+      {
+        budgetMs: 10,
+        now: () => {
+          reads++;
+          return wall;
+        },
+        later: (fn) => turns.push(fn),
+      },
+    );
+    while (turns.length > 0) {
+      slicesAt.push(wall);
+      turns.shift()!();
+    }
+    // The cheap part: some 400 ms of work, a read every 0.5-1 ms of it rather than every step.
+    expect(reads).toBeLessThan(1500);
+    const lengths = slicesAt.map((at, i) => at - (i === 0 ? 0 : (slicesAt[i - 1] ?? 0)));
+    // No slice ran far past its budget, not even when the steps grew dear (the stride shrinks back).
+    expect(Math.max(...lengths)).toBeLessThan(10 + 50);
+    // And once it has shrunk, slices are their budget again.
+    expect(lengths.slice(-5).every((ms) => ms >= 10 && ms < 12)).toBe(true);
+  });
 });
 
 describe('a legacy pool read in slices', () => {
