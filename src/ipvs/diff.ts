@@ -4,6 +4,7 @@
  */
 import { destKeyId, formatDestKey, formatServiceKey, ipvsRequests, serviceKeyId, type IpvsRequest } from './codec.js';
 import { IP_VS_SVC_F } from './constants.js';
+import { finish } from '../runtime/sliced.js';
 import type { DestKey, DestSettings, DestSpec, ServiceKey, ServiceSettings, ServiceSpec } from './types.js';
 
 /** What the coordinators want for one virtual service. */
@@ -68,7 +69,17 @@ export function sameDestSettings(a: DestSettings, b: DestSettings): boolean {
  * (SET_DEST), never deleted and re-added, so its connections survive.
  */
 export function diffTables(desired: Table, kernel: Table, remove: readonly ServiceKey[] = []): IpvsOp[] {
+  return finish(diffSteps(desired, kernel, remove));
+}
+
+/** Destinations looked at between two chances for a sliced runner to pause. */
+const DESTS_PER_STEP = 256;
+
+/** diffTables as a job for a sliced runner (src/runtime/sliced.ts): it yields every few hundred destinations. */
+export function* diffSteps(desired: Table, kernel: Table, remove: readonly ServiceKey[] = []): Generator<unknown, IpvsOp[], undefined> {
   const ops: IpvsOp[] = [];
+  let n = 0;
+  const pause = (): boolean => ++n % DESTS_PER_STEP === 0;
   for (const key of remove) {
     const id = serviceKeyId(key);
     if (kernel.has(id) && !desired.has(id)) ops.push({ op: 'del-service', key });
@@ -78,16 +89,26 @@ export function diffTables(desired: Table, kernel: Table, remove: readonly Servi
     const key = want.service.key;
     if (!have) {
       ops.push({ op: 'new-service', service: want.service });
-      for (const dest of want.dests.values()) ops.push({ op: 'new-dest', key, dest });
+      for (const dest of want.dests.values()) {
+        ops.push({ op: 'new-dest', key, dest });
+        if (pause()) yield;
+      }
       continue;
     }
     if (!sameServiceSettings(want.service, have.service)) ops.push({ op: 'set-service', service: want.service, before: have.service });
-    for (const [destId, dest] of have.dests) if (!want.dests.has(destId)) ops.push({ op: 'del-dest', key, dest });
+    for (const [destId, dest] of have.dests) {
+      if (!want.dests.has(destId)) ops.push({ op: 'del-dest', key, dest });
+      if (pause()) yield;
+    }
     for (const [destId, dest] of want.dests) {
       const before = have.dests.get(destId);
       if (before && !sameDestSettings(dest, before)) ops.push({ op: 'set-dest', key, dest, before });
+      if (pause()) yield;
     }
-    for (const [destId, dest] of want.dests) if (!have.dests.has(destId)) ops.push({ op: 'new-dest', key, dest });
+    for (const [destId, dest] of want.dests) {
+      if (!have.dests.has(destId)) ops.push({ op: 'new-dest', key, dest });
+      if (pause()) yield;
+    }
   }
   return ops;
 }
@@ -104,14 +125,23 @@ export function applyOp(table: Table, op: IpvsOp): Map<string, TableEntry> {
  * 100,000 new servers of one service would copy it 100,000 times).
  */
 export function applyOps(table: Table, ops: Iterable<IpvsOp>): Map<string, TableEntry> {
+  return finish(applyOpsSteps(table, ops));
+}
+
+/** applyOps as a job for a sliced runner: it yields every few hundred operations (and within a large copy). */
+export function* applyOpsSteps(table: Table, ops: Iterable<IpvsOp>): Generator<unknown, Map<string, TableEntry>, undefined> {
   const next = new Map(table);
+  let n = 0;
   /** Services whose destination map is already this call's own copy. */
   const owned = new Set<string>();
-  const ownDests = (id: string, entry: TableEntry): Map<string, DestSpec> => {
-    if (owned.has(id)) return entry.dests as Map<string, DestSpec>;
-    const dests = new Map(entry.dests);
-    owned.add(id);
-    next.set(id, { service: entry.service, dests });
+  // A copy of a service's destinations, made in steps (100,000 of them are a long copy).
+  const copySteps = function* (entry: TableEntry): Generator<unknown, Map<string, DestSpec>, undefined> {
+    const dests = new Map<string, DestSpec>();
+    let copied = 0;
+    for (const [destId, dest] of entry.dests) {
+      dests.set(destId, dest);
+      if (++copied % DESTS_PER_STEP === 0) yield;
+    }
     return dests;
   };
   // Ops of one service share its key object (diffTables): its id is worked out once per run of them.
@@ -149,12 +179,18 @@ export function applyOps(table: Table, ops: Iterable<IpvsOp>): Map<string, Table
         const id = idOf(op.key);
         const entry = next.get(id);
         if (!entry) break;
-        const dests = ownDests(id, entry);
+        let dests = entry.dests as Map<string, DestSpec>;
+        if (!owned.has(id)) {
+          dests = yield* copySteps(entry);
+          owned.add(id);
+          next.set(id, { service: entry.service, dests });
+        }
         if (op.op === 'del-dest') dests.delete(destKeyId(op.dest));
         else dests.set(destKeyId(op.dest), op.dest);
         break;
       }
     }
+    if (++n % DESTS_PER_STEP === 0) yield;
   }
   return next;
 }

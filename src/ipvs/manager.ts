@@ -22,13 +22,15 @@
 import type { Clock, Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
+import { sliced, type SliceOptions } from '../runtime/sliced.js';
 import type { IpvsKernel } from './client.js';
 import { IpvsError } from './errors.js';
 import { destKeyId, formatServiceKey, serviceKeyId } from './codec.js';
 import { normalizeDesiredService } from './desired.js';
 import {
-  applyOps,
+  applyOpsSteps,
   describeOp,
+  diffSteps,
   diffTables,
   formatDestSettings,
   formatServiceSettings,
@@ -58,6 +60,8 @@ export interface IpvsManagerOptions {
    * waits on the kernel (BGP announcing a VIP) listens here.
    */
   readonly onProgrammed?: () => void;
+  /** How a large reconcile is sliced (src/runtime/sliced.ts); the defaults, unless a test says otherwise. */
+  readonly slicing?: SliceOptions;
 }
 
 /** Counters for metrics and the status page. */
@@ -123,6 +127,7 @@ export class IpvsManager {
    */
   private readonly programmed = new Set<string>();
   private readonly onProgrammed: (() => void) | undefined;
+  private readonly slicing: SliceOptions | undefined;
 
   private started = false;
   private stopped = false;
@@ -156,6 +161,7 @@ export class IpvsManager {
     this.retryInitialMs = options.retryInitialMs ?? 1000;
     this.retryMaxMs = options.retryMaxMs ?? 60_000;
     this.onProgrammed = options.onProgrammed;
+    this.slicing = options.slicing;
   }
 
   /** Starts reconciling: a full resync now (adoption), then periodically. */
@@ -357,7 +363,8 @@ export class IpvsManager {
       for (const id of unmodelled) this.modelled.add(id);
     }
     const known = this.known ?? new Map<string, TableEntry>();
-    const ops = diffTables(scope, known, [...this.removals.values()]);
+    // A large table is worked through in slices (the diff, then the model's update below): checks, BGP and the API go on meanwhile.
+    const ops = await sliced(diffSteps(scope, known, [...this.removals.values()]), this.slicing);
     // Removals that are already gone from the kernel need no more attention.
     for (const [id] of this.removals) if (!known.has(id)) this.removals.delete(id);
     if (ops.length === 0) {
@@ -369,7 +376,7 @@ export class IpvsManager {
       for (const op of ops) this.log.info(`dry run: would ${describeOp(op)}`);
       // As if applied, so that each later change is said once, not with
       // everything before it again; the periodic resync re-reads the kernel.
-      this.known = applyOps(known, ops);
+      this.known = await sliced(applyOpsSteps(known, ops), this.slicing);
       for (const op of ops) if (op.op === 'del-service') this.removals.delete(serviceKeyId(op.key));
       this.markProgrammed(scope, this.known);
       return;
@@ -394,7 +401,7 @@ export class IpvsManager {
       applied.push(op);
       if (op.op === 'del-service') this.removals.delete(serviceKeyId(op.key));
     });
-    const model = applyOps(known, applied);
+    const model = await sliced(applyOpsSteps(known, applied), this.slicing);
     if (!verbose) this.log.info(`IPVS: applied ${ops.length - failed} of ${ops.length} changes (${summarizeOps(ops)})`);
     this.known = model;
     this.counters.failedRequests += failed;

@@ -111,6 +111,41 @@ describe('IpvsManager', () => {
     expect(kernel.calls.listServices + kernel.calls.listDests).toBe(dumps);
   });
 
+  it('works through a large table in slices, other events running between them, and ends with the model the kernel has', async () => {
+    // A budget of 0: every look at the clock ends a slice, so the slices do not depend on this host's speed.
+    const { kernel, manager } = setup({ slicing: { budgetMs: 0 } });
+    const table = bigTable(3, 20_000);
+    let turns = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turns++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    manager.setDesired(table);
+    manager.start();
+    await manager.idle();
+    const afterFirst = turns;
+    expect(kernel.calls.ops).toBe(3 + 60_000);
+    // One server of the second service goes; one of the third changes weight: two requests, after a diff of 60,000 in slices.
+    const changed = table.map((s, i) =>
+      i === 1 ? { ...s, destinations: s.destinations.slice(1) } : i === 2 ? { ...s, destinations: s.destinations.map((d, j) => (j === 19_999 ? { ...d, weight: 3 } : d)) } : s,
+    );
+    manager.setDesired(changed);
+    await manager.idle();
+    ticking = false;
+    expect(kernel.applied.slice(-2).map((op) => op.op)).toEqual(['del-dest', 'set-dest']);
+    expect(kernel.calls.ops).toBe(3 + 60_000 + 2);
+    // The event loop turned during both reconciles, not only around them.
+    expect(afterFirst).toBeGreaterThan(10);
+    expect(turns - afterFirst).toBeGreaterThan(10);
+    // The model after the slices is the kernel's: a resync finds no drift and writes nothing.
+    manager.resync();
+    await manager.idle();
+    expect(manager.stats()).toMatchObject({ drift: 0, failedReconciles: 0 });
+    expect(kernel.calls.ops).toBe(3 + 60_000 + 2);
+  });
+
   it('finds a server deleted behind its back at the next resync, logs it and puts it back', async () => {
     const { kernel, manager, clock, log } = setup();
     manager.setDesired([desired(svc(80), [dest(1), dest(2)])]);
