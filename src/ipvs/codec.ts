@@ -469,6 +469,18 @@ export function serviceKeyId(key: ServiceKey): string {
   return 'fwmark' in key ? `fwm/${key.family}/${key.fwmark}` : `${key.protocol}/${key.family}/${key.address}/${key.port}`;
 }
 
+/**
+ * Ids already worked out, by destination object: a desired destination is one
+ * object from publish to publish (DestCache), and every publish of a pool of
+ * 10,000 asks for the ids of all of them, several times over.
+ */
+const DEST_IDS = new WeakMap<DestKey, string>();
+
 export function destKeyId(dest: DestKey): string {
-  return `${dest.family}/${dest.address}/${dest.port}`;
+  let id = DEST_IDS.get(dest);
+  if (id === undefined) {
+    id = `${dest.family}/${dest.address}/${dest.port}`;
+    DEST_IDS.set(dest, id);
+  }
+  return id;
 }
