@@ -1,7 +1,8 @@
 /**
  * A `file://` pool source. It checks the file with stat() every
- * pollIntervalMs (1 s, as PyBal) and re-reads it when its identity, size,
- * mtime or ctime changed. Unlike PyBal's watcher, a missing or unreadable
+ * pollIntervalMs (1 s, as PyBal), and at once when the system says the file
+ * changed (dir-watch.ts), and re-reads it when its identity, size, mtime or
+ * ctime changed. Unlike PyBal's watcher, a missing or unreadable
  * file never stops it: the error is reported once, the last good pool stays,
  * and the file is picked up again as soon as it is back.
  *
@@ -19,7 +20,8 @@ import { PollLoop } from './poll-loop.js';
 import { parsePoolSliced, poolFormatForUrl, type PoolFormat } from './pool-format.js';
 import { LoopingPoolSource } from './looping-source.js';
 import { createSourceReporter, type ReporterSeed, type SourceReporter } from './source-reporter.js';
-import type { PoolSource } from './types.js';
+import type { PoolEvent, PoolSource } from './types.js';
+import { watchFile, type FileWatch } from './dir-watch.js';
 
 export const FILE_SCHEME = 'file://';
 
@@ -32,6 +34,8 @@ export interface FileSourceOptions extends ReporterSeed {
   readonly settleMs?: number;
   /** Larger files are refused (default 8 MiB). */
   readonly maxBytes?: number;
+  /** Read the file as soon as the system says it changed, besides polling (default true). */
+  readonly watchChanges?: boolean;
 }
 
 export const FILE_SOURCE_DEFAULTS = { pollIntervalMs: 1000, settleMs: 100, maxBytes: 8 * 1024 * 1024 } as const;
@@ -88,6 +92,9 @@ export class FilePoolSource extends LoopingPoolSource {
   /** A new observation waiting to hold still. */
   private candidate: string | undefined;
   private settleChecks = 0;
+  /** Change notifications for the file, while they work (see dir-watch.ts); polling goes on regardless. */
+  private watch: FileWatch | undefined;
+  private readonly watchChanges: boolean;
 
   constructor(url: string, options: FileSourceOptions) {
     super();
@@ -100,7 +107,29 @@ export class FilePoolSource extends LoopingPoolSource {
     this.settleMs = options.settleMs ?? FILE_SOURCE_DEFAULTS.settleMs;
     this.maxBytes = options.maxBytes ?? FILE_SOURCE_DEFAULTS.maxBytes;
     this.reporter = createSourceReporter(url, this.log, options);
-    this.loop = new PollLoop(options.clock, this.log, () => this.check(), this.pollIntervalMs);
+    this.loop = new PollLoop(options.clock, this.log, () => this.check(), this.pollIntervalMs, this.settleMs);
+    this.watchChanges = options.watchChanges ?? true;
+  }
+
+  override start(listener: (event: PoolEvent) => void): void {
+    super.start(listener);
+    this.subscribe();
+  }
+
+  override async stop(): Promise<void> {
+    this.unsubscribe();
+    await super.stop();
+  }
+
+  private unsubscribe(): void {
+    this.watch?.stop();
+    this.watch = undefined;
+  }
+
+  /** Asks to hear of changes to the file (again, if its directory's watch failed or was missing). */
+  private subscribe(): void {
+    if (!this.watchChanges || this.path === '' || this.watch?.alive) return;
+    this.watch = watchFile(this.path, () => this.loop.wake());
   }
 
   protected urlProblem(): string | undefined {
@@ -120,7 +149,10 @@ export class FilePoolSource extends LoopingPoolSource {
 
   /** One poll step; returns the delay before the next. */
   private async check(): Promise<number> {
+    this.subscribe();
     const seen = await this.observe();
+    // Gone (its directory perhaps, and the watch with it): watch again once it is back.
+    if (seen.kind === 'error') this.unsubscribe();
     if (seen.key === this.settled && this.racy) return this.read();
     if (seen.key === this.settled) {
       this.candidate = undefined;

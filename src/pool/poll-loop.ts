@@ -12,6 +12,10 @@ export class PollLoop {
   private stopped = false;
   private started = false;
   private readonly abort = new AbortController();
+  /** When the pending timer fires (clock ms). */
+  private dueAtMs = 0;
+  /** wake() was called while a step ran. */
+  private woken = false;
 
   constructor(
     private readonly clock: Clock,
@@ -20,7 +24,29 @@ export class PollLoop {
     private readonly step: (signal: AbortSignal) => Promise<number>,
     /** The delay after a step that threw (a bug: steps report their own errors). */
     private readonly fallbackDelayMs: number,
+    /**
+     * After wake(), the next step comes within this (0 when nothing waits).
+     * A shorter wait that a step asked for (a change settling) is kept.
+     */
+    private readonly wakeDelayMs = 0,
   ) {}
+
+  /**
+   * Something changed (a file notification): the next step runs now, or
+   * within wakeDelayMs after the step running now, unless it is due sooner anyway.
+   */
+  wake(): void {
+    if (this.stopped || !this.started) return;
+    if (this.running) {
+      this.woken = true;
+      return;
+    }
+    if (this.timer && this.dueAtMs - this.clock.now() > this.wakeDelayMs) {
+      this.timer.cancel();
+      this.timer = undefined;
+      this.schedule(0);
+    }
+  }
 
   /** Runs the first step now (on the next turn), then as each step asks. */
   start(): void {
@@ -39,6 +65,7 @@ export class PollLoop {
 
   private schedule(delayMs: number): void {
     if (this.stopped) return;
+    this.dueAtMs = this.clock.now() + delayMs;
     this.timer = this.clock.setTimeout(() => {
       this.timer = undefined;
       this.running = this.run();
@@ -53,6 +80,8 @@ export class PollLoop {
       if (!this.stopped) this.log.error({ err: e }, 'pool source step failed');
     }
     this.running = undefined;
+    if (this.woken) delayMs = Math.min(delayMs, this.wakeDelayMs);
+    this.woken = false;
     this.schedule(delayMs);
   }
 }

@@ -283,6 +283,61 @@ describe('file pool source', () => {
     expect(summarize(events.slice(1))).toEqual([{ type: 'pool', servers: [['mw1', 10, true], ['mw3', 5, true]], problems: [] }]);
   });
 
+  it('reads an edit as soon as the system says the file changed, polling aside (a replace by rename too)', async () => {
+    const path = join(dir, 'text');
+    await writeFile(path, A);
+    // A poll a minute: only the change notification can make it read in time.
+    source = createFileSource(`file://${path}`, { clock: createSystemClock(), logger: memory.logger, pollIntervalMs: 60_000, settleMs: 20 });
+    source.start((e) => events.push(e));
+    await waitReal(() => events.length === 1, 2000);
+    await writeFile(path, B);
+    await waitReal(() => events.length === 2, 2000);
+    expect(summarize(events.slice(1))).toEqual([{ type: 'pool', servers: [['mw1', 10, true], ['mw3', 5, true]], problems: [] }]);
+    // As a deployment tool does: a new file renamed over the old one.
+    await writeFile(join(dir, 'text.new'), A);
+    await rename(join(dir, 'text.new'), path);
+    await waitReal(() => events.length === 3, 2000);
+    expect(summarize(events.slice(2))).toEqual([{ type: 'pool', servers: [['mw1', 10, true], ['mw2', 20, false]], problems: [] }]);
+    // An unrelated file in the same directory makes it look, and finds nothing new.
+    await writeFile(join(dir, 'other'), B);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(events).toHaveLength(3);
+  });
+
+  it('watches again when its directory comes back after it was removed', async () => {
+    const sub = join(dir, 'pools');
+    const path = join(sub, 'text');
+    await mkdir(sub);
+    await writeFile(path, A);
+    source = createFileSource(`file://${path}`, { clock: createSystemClock(), logger: memory.logger, pollIntervalMs: 200, settleMs: 20 });
+    source.start((e) => events.push(e));
+    await waitReal(() => events.length === 1, 2000);
+    await rm(sub, { recursive: true });
+    await waitReal(() => memory.lines().some((l) => l.includes('no such file')), 2000);
+    const watch = (): { alive: boolean } | undefined => (source as unknown as { watch?: { alive: boolean } }).watch;
+    expect(watch()).toBeUndefined();
+    await mkdir(sub);
+    await writeFile(path, A);
+    // Back, found by a poll: the source listens for changes again (its old watch died with the directory).
+    await waitReal(() => watch()?.alive === true, 3000);
+    expect(watch()?.alive).toBe(true);
+    await writeFile(path, B);
+    await waitReal(() => events.some((e) => e.type === 'pool' && e.pool.has('mw3')), 2000);
+    expect(summarize(events.slice(-1))).toEqual([{ type: 'pool', servers: [['mw1', 10, true], ['mw3', 5, true]], problems: [] }]);
+  });
+
+  it('still polls when change notifications are off', async () => {
+    const path = join(dir, 'text');
+    await writeFile(path, A);
+    source = createFileSource(`file://${path}`, { clock: createSystemClock(), logger: memory.logger, pollIntervalMs: 60_000, settleMs: 20, watchChanges: false });
+    source.start((e) => events.push(e));
+    await waitReal(() => events.length === 1, 2000);
+    await writeFile(path, B);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Nothing looks before the next poll, a minute away.
+    expect(events).toHaveLength(1);
+  });
+
   describe('what would empty the pool or remove servers by accident', () => {
     const line = (host: string, weight: number): string => `{ 'host': '${host}', 'weight': ${weight}, 'enabled': True }`;
     const THREE = `${line('mw1', 10)}\n${line('mw2', 20)}\n${line('mw3', 30)}\n`;

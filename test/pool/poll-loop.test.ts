@@ -34,6 +34,49 @@ describe('PollLoop', () => {
     expect(clock.pendingCount()).toBe(0);
   });
 
+  it('wake() runs a step now instead of at the end of a long wait, but never cuts a short wait short', async () => {
+    const clock = new ManualClock();
+    const starts: number[] = [];
+    let release: (() => void) | undefined;
+    let nextDelay = 1000;
+    const loop = new PollLoop(
+      clock,
+      createMemoryLogger().logger,
+      async () => {
+        starts.push(clock.now());
+        if (starts.length === 3) await new Promise<void>((resolve) => (release = resolve));
+        return nextDelay;
+      },
+      1000,
+      50,
+    );
+    loop.wake(); // not started: nothing
+    loop.start();
+    await clock.advanceAsync(0);
+    expect(starts).toEqual([0]);
+    // A long wait (the poll interval): cut short.
+    await clock.advanceAsync(300);
+    nextDelay = 40; // the step asks for a short wait (a change settling)
+    loop.wake();
+    await clock.advanceAsync(0);
+    expect(starts).toEqual([0, 300]);
+    // A short wait is kept: the wake changes nothing.
+    loop.wake();
+    await clock.advanceAsync(39);
+    expect(starts).toEqual([0, 300]);
+    nextDelay = 1000;
+    await clock.advanceAsync(1);
+    expect(starts).toEqual([0, 300, 340]);
+    // Woken while a step runs: the next comes within the wake delay (50), not the second it asked for.
+    loop.wake();
+    release?.();
+    await flushAsync();
+    await clock.advanceAsync(50);
+    expect(starts).toEqual([0, 300, 340, 390]);
+    await loop.stop();
+    expect(clock.pendingCount()).toBe(0);
+  });
+
   it('logs a step that throws and runs again after the fallback delay', async () => {
     const clock = new ManualClock();
     const memory = createMemoryLogger();
