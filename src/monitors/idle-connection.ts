@@ -16,8 +16,8 @@ import net from 'node:net';
 import type { IdleConnectionConfig } from '../config/types.js';
 import { setAnswerTimeout, type Timer } from '../runtime/clock.js';
 import { formatSeconds } from './deadline.js';
-import { createReportingHealth } from './health.js';
-import type { Monitor, MonitorDeps, MonitorTarget } from './types.js';
+import { createReportingHealth, type Health } from './health.js';
+import type { HealthState, Monitor, MonitorDeps, MonitorTarget, StartOptions } from './types.js';
 
 export const INITIAL_DELAY_MS = 1000;
 export const BACKOFF_FACTOR = Math.E;
@@ -44,113 +44,192 @@ function normalFrom(random: () => number): number {
 }
 
 export function createIdleConnectionMonitor(config: IdleConnectionConfig, target: MonitorTarget, deps: MonitorDeps): Monitor {
-  const { clock, logger } = deps;
-  const random = deps.random ?? Math.random;
-  const kind = config.kind;
-  const health = createReportingHealth(kind, config, deps);
-  let started = false;
-  let stopped = false;
-  let socket: net.Socket | undefined;
-  let timer: Timer | undefined;
-  let delayMs = 0;
-  let closedWhenDone: Promise<void> = Promise.resolve();
+  return new IdleConnectionMonitor(config, target, deps);
+}
 
-  const result = (ok: boolean, reason: string, event: 'connected' | 'connect-failed' | 'connection-lost', startMs: number, errorCode?: string): void => {
-    deps.onResult?.({ kind, ok, reason, event, errorCode, durationMs: clock.now() - startMs });
-    health.record(ok, reason);
-  };
+type IdleEvent = 'connected' | 'connect-failed' | 'connection-lost';
 
-  const scheduleReconnect = (afterCleanClose = false): void => {
-    if (stopped) return;
-    delayMs = nextBackoffMs(delayMs, config.maxDelayMs, normalFrom(random));
-    logger.debug(`reconnecting in ${formatSeconds(delayMs)}`);
-    timer = clock.setTimeout(
-      () => connect(afterCleanClose ? config.timeoutCleanReconnectMs : config.connectTimeoutMs, afterCleanClose),
-      delayMs,
+/**
+ * One per server, holding a connection for hours: classes (the monitor and
+ * its attempt), so that a server costs fields and a socket rather than a
+ * dozen closures over contexts, with socket listeners shared by every
+ * connection (as http-check's Exchange).
+ */
+class IdleConnectionMonitor implements Monitor {
+  readonly kind: IdleConnectionConfig['kind'];
+  private readonly health: Health;
+  private readonly random: () => number;
+  private started = false;
+  stopped = false;
+  /** The socket of the latest attempt, until it closes. */
+  socket: net.Socket | undefined = undefined;
+  private timer: Timer | undefined = undefined;
+  /** The current reconnect delay (0: the next failure starts the backoff over). */
+  delayMs = 0;
+  private closedWhenDone: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly config: IdleConnectionConfig,
+    readonly target: MonitorTarget,
+    readonly deps: MonitorDeps,
+  ) {
+    this.kind = config.kind;
+    this.health = createReportingHealth(config.kind, config, deps);
+    this.random = deps.random ?? Math.random;
+  }
+
+  start(startOptions?: StartOptions): void {
+    if (this.started) return;
+    this.started = true;
+    if (startOptions?.assumeUp) this.health.presumeUp();
+    const delayMs = Math.max(0, startOptions?.delayMs ?? 0);
+    if (delayMs > 0) this.timer = this.deps.clock.setTimeout(() => this.connect(this.config.connectTimeoutMs, false), delayMs);
+    else this.connect(this.config.connectTimeoutMs, false);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.socket?.destroy();
+    await this.closedWhenDone;
+  }
+
+  state(): HealthState | undefined {
+    return this.health.state();
+  }
+
+  result(ok: boolean, reason: string, event: IdleEvent, startMs: number, errorCode?: string): void {
+    this.deps.onResult?.({ kind: this.kind, ok, reason, event, errorCode, durationMs: this.deps.clock.now() - startMs });
+    this.health.record(ok, reason);
+  }
+
+  scheduleReconnect(afterCleanClose = false): void {
+    if (this.stopped) return;
+    const config = this.config;
+    this.delayMs = nextBackoffMs(this.delayMs, config.maxDelayMs, normalFrom(this.random));
+    this.deps.logger.debug(`reconnecting in ${formatSeconds(this.delayMs)}`);
+    this.timer = this.deps.clock.setTimeout(
+      () => this.connect(afterCleanClose ? config.timeoutCleanReconnectMs : config.connectTimeoutMs, afterCleanClose),
+      this.delayMs,
     );
-  };
+  }
 
-  const connect = (timeoutMs: number, afterCleanClose: boolean): void => {
-    timer = undefined;
-    if (stopped) return;
-    const startMs = clock.now();
-    const sock = net.connect({ host: target.ip, port: target.port, family: target.family });
-    socket = sock;
-    let connected = false;
-    let connectedAtMs = 0;
-    let settled = false;
-    closedWhenDone = new Promise((resolve) => sock.once('close', () => resolve()));
+  connect(timeoutMs: number, afterCleanClose: boolean): void {
+    this.timer = undefined;
+    if (this.stopped) return;
+    const startMs = this.deps.clock.now();
+    const { target } = this;
+    const socket = net.connect({ host: target.ip, port: target.port, family: target.family });
+    this.socket = socket;
+    const attempt = new Attempt(this, socket, timeoutMs, afterCleanClose, startMs);
+    this.closedWhenDone = attempt.closed;
+  }
+}
+
+const kAttempt = Symbol('pybal.idleAttempt');
+type AttemptSocket = net.Socket & { [kAttempt]: Attempt };
+
+// Socket listeners shared by every connection: each finds its attempt on the socket.
+function discard(): void {}
+function onAttemptConnect(this: AttemptSocket): void {
+  this[kAttempt].onConnect();
+}
+function onAttemptError(this: AttemptSocket, error: NodeJS.ErrnoException): void {
+  this[kAttempt].onError(error);
+}
+function onAttemptClose(this: AttemptSocket): void {
+  this[kAttempt].onClose();
+}
+
+/** One connection attempt and, once connected, the connection it holds. */
+class Attempt {
+  private connected = false;
+  private connectedAtMs = 0;
+  /** An error was handled: the close that follows it says nothing more. */
+  private settled = false;
+  /** Until connected or closed; dropped then, so that a held connection keeps no spent timer. */
+  private connectTimer: Timer | undefined;
+  /** Resolves when the socket has closed. */
+  readonly closed: Promise<void>;
+  private resolveClosed: () => void = discard;
+
+  constructor(
+    private readonly monitor: IdleConnectionMonitor,
+    private readonly socket: net.Socket,
+    private readonly timeoutMs: number,
+    private readonly afterCleanClose: boolean,
+    private readonly startMs: number,
+  ) {
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     // A connection that completed while the loop was busy still wins (setAnswerTimeout).
-    const connectTimer = setAnswerTimeout(
-      clock,
-      () => {
-        if (!connected) sock.destroy(Object.assign(new Error(`connect timed out after ${formatSeconds(timeoutMs)}`), { code: 'ETIMEDOUT' }));
-      },
-      timeoutMs,
-    );
-    sock.on('data', () => undefined); // discard whatever the server says
-    sock.once('connect', () => {
-      connected = true;
-      connectedAtMs = clock.now();
-      connectTimer.cancel();
-      sock.setKeepAlive(config.keepalive, config.keepaliveIdleMs);
-      result(true, `Connection established to ${target.ip}:${target.port}`, 'connected', startMs);
-    });
+    this.connectTimer = setAnswerTimeout(monitor.deps.clock, () => this.onConnectTimeout(), timeoutMs);
+    (socket as AttemptSocket)[kAttempt] = this;
+    // Each of these is emitted once per socket: `on` rather than `once`, which would wrap each listener anew.
+    socket.on('data', discard); // discard whatever the server says
+    socket.on('connect', onAttemptConnect);
     // A FIN from the server: close our side too (allowHalfOpen is off).
-    sock.once('end', () => undefined);
-    sock.once('error', (error: NodeJS.ErrnoException) => {
-      settled = true;
-      connectTimer.cancel();
-      if (stopped) return;
-      const code = error.code ?? error.name;
-      if (connected && clock.now() - connectedAtMs >= MIN_STABLE_MS) delayMs = 0;
-      if (!connected) {
-        const why = afterCleanClose ? 'reconnect after clean close failed' : 'connection failed';
-        result(false, `${kind} ${why}: ${error.message}`, 'connect-failed', startMs, code);
-      } else {
-        result(false, `Connection lost: ${error.message}`, 'connection-lost', startMs, code);
-      }
-      scheduleReconnect();
-    });
-    sock.once('close', () => {
-      connectTimer.cancel();
-      if (socket === sock) socket = undefined;
-      if (settled || stopped) return;
-      if (!connected) {
-        // Closed without error before connecting: treat as a failure.
-        result(false, `${kind} connection failed: closed before connecting`, 'connect-failed', startMs, 'ECONNABORTED');
-        scheduleReconnect();
-        return;
-      }
-      if (clock.now() - connectedAtMs < MIN_STABLE_MS) {
-        logger.debug('connection closed cleanly right after opening');
-        scheduleReconnect(true);
-        return;
-      }
-      delayMs = 0;
-      logger.debug('connection closed cleanly; reconnecting');
-      connect(config.timeoutCleanReconnectMs, true);
-    });
-  };
+    socket.on('end', discard);
+    socket.on('error', onAttemptError);
+    socket.on('close', onAttemptClose);
+  }
 
-  return {
-    kind,
-    start(startOptions) {
-      if (started) return;
-      started = true;
-      if (startOptions?.assumeUp) health.presumeUp();
-      const delayMs = Math.max(0, startOptions?.delayMs ?? 0);
-      if (delayMs > 0) timer = clock.setTimeout(() => connect(config.connectTimeoutMs, false), delayMs);
-      else connect(config.connectTimeoutMs, false);
-    },
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      timer?.cancel();
-      timer = undefined;
-      socket?.destroy();
-      await closedWhenDone;
-    },
-    state: () => health.state(),
-  };
+  private cancelConnectTimer(): void {
+    this.connectTimer?.cancel();
+    this.connectTimer = undefined;
+  }
+
+  private onConnectTimeout(): void {
+    if (!this.connected) this.socket.destroy(Object.assign(new Error(`connect timed out after ${formatSeconds(this.timeoutMs)}`), { code: 'ETIMEDOUT' }));
+  }
+
+  onConnect(): void {
+    const { monitor } = this;
+    this.connected = true;
+    this.connectedAtMs = monitor.deps.clock.now();
+    this.cancelConnectTimer();
+    this.socket.setKeepAlive(monitor.config.keepalive, monitor.config.keepaliveIdleMs);
+    monitor.result(true, `Connection established to ${monitor.target.ip}:${monitor.target.port}`, 'connected', this.startMs);
+  }
+
+  onError(error: NodeJS.ErrnoException): void {
+    // As a `once` listener: only the first error counts.
+    if (this.settled) return;
+    const { monitor } = this;
+    this.settled = true;
+    this.cancelConnectTimer();
+    if (monitor.stopped) return;
+    const code = error.code ?? error.name;
+    if (this.connected && monitor.deps.clock.now() - this.connectedAtMs >= MIN_STABLE_MS) monitor.delayMs = 0;
+    if (!this.connected) {
+      const why = this.afterCleanClose ? 'reconnect after clean close failed' : 'connection failed';
+      monitor.result(false, `${monitor.kind} ${why}: ${error.message}`, 'connect-failed', this.startMs, code);
+    } else {
+      monitor.result(false, `Connection lost: ${error.message}`, 'connection-lost', this.startMs, code);
+    }
+    monitor.scheduleReconnect();
+  }
+
+  onClose(): void {
+    const { monitor } = this;
+    this.resolveClosed();
+    this.cancelConnectTimer();
+    if (monitor.socket === this.socket) monitor.socket = undefined;
+    if (this.settled || monitor.stopped) return;
+    if (!this.connected) {
+      // Closed without error before connecting: treat as a failure.
+      monitor.result(false, `${monitor.kind} connection failed: closed before connecting`, 'connect-failed', this.startMs, 'ECONNABORTED');
+      monitor.scheduleReconnect();
+      return;
+    }
+    if (monitor.deps.clock.now() - this.connectedAtMs < MIN_STABLE_MS) {
+      monitor.deps.logger.debug('connection closed cleanly right after opening');
+      monitor.scheduleReconnect(true);
+      return;
+    }
+    monitor.delayMs = 0;
+    monitor.deps.logger.debug('connection closed cleanly; reconnecting');
+    monitor.connect(monitor.config.timeoutCleanReconnectMs, true);
+  }
 }
