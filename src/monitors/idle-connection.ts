@@ -119,6 +119,15 @@ class IdleConnectionMonitor implements Monitor {
   connect(timeoutMs: number, afterCleanClose: boolean): void {
     this.timer = undefined;
     if (this.stopped) return;
+    // Connects that come due together (a start of thousands, a restart of every
+    // monitor) are admitted a batch per turn, as checks are: the loop reads
+    // sockets and runs the IPVS writes in between instead of connecting for seconds.
+    if (this.deps.admit) void this.deps.admit().then(() => this.open(timeoutMs, afterCleanClose));
+    else this.open(timeoutMs, afterCleanClose);
+  }
+
+  private open(timeoutMs: number, afterCleanClose: boolean): void {
+    if (this.stopped) return;
     const startMs = this.deps.clock.now();
     const { target } = this;
     const socket = net.connect({ host: target.ip, port: target.port, family: target.family });

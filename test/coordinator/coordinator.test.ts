@@ -637,6 +637,25 @@ describe('Coordinator large pools in slices', () => {
     await t.coordinator.stop();
   });
 
+  it('stops 3,000 servers\' monitors over many turns, every one of them', async () => {
+    const t = sliced();
+    const all = hosts(3000);
+    t.coordinator.onPoolEvent(poolEvent(...all));
+    await t.settle();
+    expect(all.every((h) => t.fakes.live(h).length === 1)).toBe(true);
+    let turns = 0;
+    let stopping = true;
+    const tick = (): void => {
+      turns++;
+      if (stopping) setImmediate(tick);
+    };
+    setImmediate(tick);
+    await t.coordinator.stop();
+    stopping = false;
+    expect(turns).toBeGreaterThan(10);
+    expect(all.filter((h) => t.fakes.live(h).length > 0)).toEqual([]);
+  });
+
   it('a weight change alone reaches what is published, and the policy still acts afterwards', async () => {
     const t = sliced();
     const all = hosts(2000);

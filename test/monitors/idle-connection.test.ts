@@ -129,6 +129,32 @@ describe('IdleConnection against a real server', () => {
     }
   });
 
+  it('connects only once admitted (a batch per turn, as checks), and not at all when stopped while waiting', async () => {
+    const before = server.stats().tcpConnections;
+    const clock = new ManualClock();
+    const gates: (() => void)[] = [];
+    const admit = (): Promise<void> => new Promise<void>((resolve) => gates.push(resolve));
+    const rec = recorder();
+    const admitted = createIdleConnectionMonitor(idleConnectionConfig(), target(ip, server.ports.tcp!), rec.deps(clock, { random: () => 0.75, admit }));
+    const stopped = createIdleConnectionMonitor(idleConnectionConfig(), target(ip, server.ports.tcp!), recorder().deps(clock, { random: () => 0.75, admit }));
+    admitted.start();
+    stopped.start();
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(gates).toHaveLength(2);
+      expect(server.stats().tcpConnections).toBe(before);
+      await stopped.stop();
+      for (const open of gates) open();
+      await waitFor(() => rec.reports.length === 1, 'the first report');
+      expect(rec.reports[0]).toMatchObject({ up: true, firstCheck: true });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // Only the one still running connected.
+      expect(server.stats().tcpConnections).toBe(before + 1);
+    } finally {
+      await admitted.stop();
+    }
+  });
+
   it('a failed reconnect after a clean close is down', async () => {
     const { clock, rec, monitor } = start();
     try {
