@@ -97,6 +97,29 @@ describe('system clock', () => {
   });
 });
 
+describe('system clock reads', () => {
+  it('reads the time once per run of synchronous code, afresh after it', async () => {
+    const clock = createSystemClock();
+    const first = clock.now();
+    // Busy for a few ms in the same run: the reading is the same.
+    const until = performance.now() + 5;
+    while (performance.now() < until) {
+      // spin
+    }
+    expect(clock.now()).toBe(first);
+    await Promise.resolve();
+    expect(clock.now()).toBeGreaterThanOrEqual(first + 5);
+    const inTimer = await new Promise<[number, number]>((resolve) =>
+      setTimeout(() => {
+        const a = clock.now();
+        resolve([a, clock.now()]);
+      }, 10),
+    );
+    expect(inTimer[1]).toBe(inTimer[0]);
+    expect(inTimer[0]).toBeGreaterThanOrEqual(first + 15);
+  });
+});
+
 describe('setAnswerTimeout', () => {
   it('fires one turn after its time, and not at all when cancelled in that turn', async () => {
     const clock = new ManualClock();
