@@ -40,12 +40,15 @@
  *   BENCH_CHECK_SIZES=500,5000 BENCH_CHECK_INTERVALS=1,5 (seconds, one per size)
  *   BENCH_ROUNDS=3 BENCH_WINDOW_SECONDS=30 BENCH_WARMUP_SECONDS (default 2 intervals, at least 5)
  *   BENCH_PEERS=keepalived,pybal (the order within a round)
+ *   BENCH_MONITOR=IdleConnection (pybal alone, holding a connection per server)
+ *   BENCH_STRACE_SECONDS=S (system calls per check, counted after each window)
  *
  * The last line is `checks-cpu-ratio-vs-keepalived R`: the median of pybal's
  * CPU per 1,000 checks over every round of every size, divided by
  * keepalived's.
  */
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec, execOk, LabProcess } from '../test/lab/exec.js';
@@ -73,6 +76,12 @@ const FIRST_SWEEP_TIMEOUT_SEC = Number(process.env.BENCH_FIRST_SWEEP_TIMEOUT_SEC
  * so this comes after the figures, never during them.
  */
 const STRACE_SECONDS = Number(process.env.BENCH_STRACE_SECONDS ?? 0);
+/**
+ * BENCH_MONITOR=IdleConnection: pybal holds a connection per server instead
+ * of fetching (PyBal's other common monitor). keepalived has no such checker,
+ * so only pybal runs, and the round reports connections held, not checks.
+ */
+const MONITOR = (process.env.BENCH_MONITOR ?? 'ProxyFetch') as 'ProxyFetch' | 'IdleConnection';
 /** A server is on time while its latest check is at most this many intervals old. */
 const TOLERANCE = 1.5;
 const VIP = '203.0.113.1';
@@ -189,6 +198,10 @@ interface RoundFigures {
   readonly guestBusyShare: number;
   /** Destinations of the VIP in the kernel at the end of the window. */
   readonly ipvsDests: number;
+  /** Servers holding a connection open at the end of the window (IdleConnection). */
+  readonly openAtEnd: number;
+  /** pybal's own count of event-loop stalls over 100 ms during the window, and its longest since start. */
+  readonly stalls?: { readonly inWindow: number; readonly longestSinceStartMs: number };
 }
 
 function peerLogTail(dir: string, peer: PeerName, proc: LabProcess, lines = 30): string {
@@ -218,7 +231,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     while (Date.now() - startedMs < FIRST_SWEEP_TIMEOUT_SEC * 1000) {
       if (!proc.running) throw new Error(`${peer} exited:\n${proc.output().slice(-2000)}`);
       const seen = await servers.seen();
-      if (seen.servers >= service.realServers.length) {
+      if ((MONITOR === 'IdleConnection' ? seen.open : seen.servers) >= service.realServers.length) {
         firstSweepSec = (seen.atMs - startedMs) / 1000;
         break;
       }
@@ -229,6 +242,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     // The record starts TOLERANCE intervals before the window, so that its first moments are judged by the checks before them.
     await servers.reset();
     await sleep(TOLERANCE * intervalMs);
+    const stalls0 = peer === 'pybal' ? await pybalStalls(dir) : undefined;
     const startMs = Date.now();
     const cpu0 = processCpuMs(measuredPid);
     const parentCpu0 = parentPid === undefined ? NaN : processCpuMs(parentPid);
@@ -247,9 +261,11 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     const guest1 = guestCpuTicks();
     const endMs = Date.now();
     if (!proc.running || !alive(measuredPid)) throw new Error(`${peer} exited during the window:\n${proc.output().slice(-2000)}`);
+    const stalls1 = peer === 'pybal' ? await pybalStalls(dir) : undefined;
+    const { open: openAtEnd } = await servers.seen();
     const { times } = await servers.dump();
     const timeliness = measureTimeliness(times, service.realServers, { startMs, endMs }, intervalMs, TOLERANCE);
-    if (timeliness.checks < 0.5 * WINDOW_SECONDS * (service.realServers.length / service.intervalSec)) {
+    if (MONITOR === 'ProxyFetch' && timeliness.checks < 0.5 * WINDOW_SECONDS * (service.realServers.length / service.intervalSec)) {
       note(`${peer} made under half the expected checks; the end of its log:\n${peerLogTail(dir, peer, proc)}`);
     }
     if (STRACE_SECONDS > 0) await countSyscalls(servers, peer, measuredPid, dir);
@@ -277,12 +293,32 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
       serversCpuMsPerSec: serversCpuMs / ((endMs - startMs) / 1000),
       guestBusyShare: (guest1.busy - guest0.busy) / (guest1.total - guest0.total),
       ipvsDests: dests,
+      openAtEnd,
+      ...(stalls0 && stalls1 ? { stalls: { inWindow: stalls1.stalls - stalls0.stalls, longestSinceStartMs: stalls1.longestMs } } : {}),
     };
   } finally {
     await running?.process.stop(60_000);
     await execOk(['ipvsadm', '-C']).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** pybal's event-loop stall figures, read from its /metrics on its control socket; undefined if it does not answer. */
+function pybalStalls(dir: string): Promise<{ stalls: number; longestMs: number } | undefined> {
+  return new Promise((resolve) => {
+    const req = http.get({ socketPath: join(dir, 'pybal.sock'), path: '/metrics', timeout: 30_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => {
+        const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+        const stalls = value('pybal_event_loop_stalls_total');
+        resolve(Number.isFinite(stalls) ? { stalls, longestMs: value('pybal_event_loop_longest_stall_seconds') * 1000 } : undefined);
+      });
+    });
+    req.on('error', () => resolve(undefined));
+    req.on('timeout', () => req.destroy());
+  });
 }
 
 /** Prints the measured process's system calls per check over STRACE_SECONDS (strace -c -f attached). */
@@ -314,12 +350,20 @@ const f = (x: number, digits = 2): string => (Number.isFinite(x) ? x.toFixed(dig
 function roundLine(r: RoundFigures): string {
   const t = r.timeliness;
   const parent = r.parentCpuMs === undefined ? '' : ` [parent: cpu ${f(r.parentCpuMs, 0)} ms, rss ${f(r.parentRssMb ?? NaN, 1)} MB]`;
+  const stalls = r.stalls ? `; event loop held over 100 ms ${r.stalls.inWindow} times in the window (longest since start ${f(r.stalls.longestSinceStartMs, 0)} ms)` : '';
+  if (MONITOR === 'IdleConnection') {
+    return (
+      `  ${r.size} servers, round ${r.round}, ${r.peer} (IdleConnection): ${r.openAtEnd} of ${r.size} servers with a connection held at the end of the window, ` +
+      `cpu ${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s, rss ${f(r.rssMb, 1)} MB; all connected ${f(r.firstSweepSec, 1)} s after start; ${r.ipvsDests} IPVS destinations${stalls}; ` +
+      `guest cpu busy ${pct(r.guestBusyShare)}`
+    );
+  }
   return (
     `  ${r.size} @ ${r.intervalSec} s, round ${r.round}, ${r.peer}: ${f(t.checksPerSecond, 1)} checks/s (of ${f(r.size / r.intervalSec, 0)}), ` +
     `cpu ${f(r.cpuMsPer1000, 1)} ms per 1,000 checks (${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s), rss ${f(r.rssMb, 1)} MB, ` +
     `on time ${pct(t.onTimeShare)} (gaps p50 ${f(t.gapP50)} p99 ${f(t.gapP99)} max ${f(t.gapMax)} intervals; ${t.unchecked} servers unchecked)${parent}; ` +
     `first sweep ${f(r.firstSweepSec, 1)} s after start; ${r.ipvsDests} IPVS destinations; ` +
-    `guest cpu busy ${pct(r.guestBusyShare)} (real servers ${f(r.serversCpuMsPerSec, 0)} ms/s)`
+    `guest cpu busy ${pct(r.guestBusyShare)} (real servers ${f(r.serversCpuMsPerSec, 0)} ms/s)${stalls}`
   );
 }
 
@@ -359,7 +403,11 @@ async function measure(): Promise<void> {
   const version = (await exec(['keepalived', '--version'])).stderr.split('\n')[0] ?? '?';
   snapshotPybalBuild();
   const head = (await exec(['git', '-C', repoRoot(), 'describe', '--always', '--dirty'])).stdout.trim() || '?';
-  say(`checks benchmark: UML guest kernel (one CPU), node ${process.version}, ${version}, pybal at ${head}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers; figures only`);
+  say(
+    MONITOR === 'IdleConnection'
+      ? `checks benchmark: UML guest kernel (one CPU), node ${process.version}, pybal at ${head}; pybal IdleConnection alone (keepalived has no such checker); figures only`
+      : `checks benchmark: UML guest kernel (one CPU), node ${process.version}, ${version}, pybal at ${head}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers; figures only`,
+  );
   say(`on time = share of server-time in the window when the server's latest check was at most ${TOLERANCE} intervals old; gaps between successive checks of a server in intervals; window ${WINDOW_SECONDS} s`);
   await exec(['ip', 'addr', 'add', `${VIP}/32`, 'dev', 'lo']);
   const servers = await startCheckServers(PORT);
@@ -367,23 +415,28 @@ async function measure(): Promise<void> {
   try {
     for (const [i, size] of SIZES.entries()) {
       const service: CheckedService = {
-        vip: VIP, port: PORT, realServers: checkServerAddresses(size), intervalSec: INTERVALS_SEC[i]!, timeoutSec: INTERVALS_SEC[i]!, weight: WEIGHT, scheduler: 'wrr',
+        vip: VIP, port: PORT, realServers: checkServerAddresses(size), intervalSec: INTERVALS_SEC[i]!, timeoutSec: INTERVALS_SEC[i]!, weight: WEIGHT, scheduler: 'wrr', monitor: MONITOR,
       };
       say(`${size} servers, every ${service.intervalSec} s (${f(size / service.intervalSec, 0)} checks/s expected):`);
       const sizeRows: RoundFigures[] = [];
       for (let round = 1; round <= ROUNDS; round++) {
         for (const peer of PEERS) {
+          if (MONITOR === 'IdleConnection' && peer !== 'pybal') continue;
           const row = await runRound(servers, peer, service, round);
           sizeRows.push(row);
           say(roundLine(row));
         }
       }
-      summary(sizeRows, `${size} @ ${service.intervalSec} s`);
+      if (MONITOR === 'ProxyFetch') summary(sizeRows, `${size} @ ${service.intervalSec} s`);
       rows.push(...sizeRows);
     }
   } finally {
     servers.stop();
     await exec(['ip', 'addr', 'del', `${VIP}/32`, 'dev', 'lo']);
+  }
+  if (MONITOR === 'IdleConnection') {
+    say(`idleconnection-rss-mb ${f(median(rows.map((r) => r.rssMb)), 1)}`);
+    return;
   }
   const cpu = (peer: PeerName): number => median(counted(rows, peer).map((r) => r.cpuMsPer1000));
   say(`checks-cpu-ratio-vs-keepalived ${f(cpu('pybal') / cpu('keepalived'))}`);

@@ -7,8 +7,8 @@ export interface CheckServers {
   readonly pid: number | undefined;
   /** Forgets every recorded request; the server process's time of it. */
   reset(): Promise<number>;
-  /** Distinct servers that got a request and requests in all, since the last reset. */
-  seen(): Promise<{ atMs: number; servers: number; requests: number }>;
+  /** Distinct servers that got a request and requests in all, since the last reset; servers with a connection open now. */
+  seen(): Promise<{ atMs: number; servers: number; requests: number; open: number }>;
   /** Every request's time per server address, since the last reset. */
   dump(): Promise<{ atMs: number; times: Record<string, number[]> }>;
   stop(): void;

@@ -7,7 +7,8 @@
  * message carrying an `id` that its answer repeats:
  *   { cmd: 'listen', port }  -> { ready: true }
  *   { cmd: 'reset' }         -> { atMs }  forgets every recorded request
- *   { cmd: 'seen' }          -> { atMs, servers, requests }  since the last reset
+ *   { cmd: 'seen' }          -> { atMs, servers, requests, open }  since the last reset; `open`:
+ *                               servers holding an open connection now (IdleConnection's)
  *   { cmd: 'dump' }          -> { atMs, times: { address: [ms, ...] } }  since the last reset
  * Times are Date.now() in ms, the same clock as the parent's.
  */
@@ -19,6 +20,8 @@ type Message = Command & { readonly id: number };
 const RESPONSE = 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n';
 let times = new Map<string, number[]>();
 let requests = 0;
+/** Open connections per server address (whatever the time of the last reset). */
+const openConnections = new Map<string, number>();
 
 function record(address: string): void {
   const at = Date.now();
@@ -33,6 +36,12 @@ function listen(port: number): Promise<void> {
     socket.on('error', () => undefined);
     // IPv4-mapped forms never occur on a 0.0.0.0 listener, but be plain about it.
     const local = (socket.localAddress ?? '').replace(/^::ffff:/, '');
+    openConnections.set(local, (openConnections.get(local) ?? 0) + 1);
+    socket.once('close', () => {
+      const left = (openConnections.get(local) ?? 1) - 1;
+      if (left > 0) openConnections.set(local, left);
+      else openConnections.delete(local);
+    });
     let head = '';
     const onData = (chunk: Buffer): void => {
       head += chunk.toString('latin1');
@@ -59,7 +68,7 @@ async function answer(message: Message): Promise<Record<string, unknown>> {
       requests = 0;
       return { atMs: Date.now() };
     case 'seen':
-      return { atMs: Date.now(), servers: times.size, requests };
+      return { atMs: Date.now(), servers: times.size, requests, open: openConnections.size };
     case 'dump':
       return { atMs: Date.now(), times: Object.fromEntries(times) };
   }

@@ -23,6 +23,12 @@ export interface CheckedService {
   readonly weight: number;
   /** IPVS scheduler. */
   readonly scheduler: string;
+  /**
+   * pybal's monitor (default ProxyFetch). IdleConnection holds one connection
+   * per server (PyBal's defaults: connect timeout 5 s, keepalive on); it has no
+   * interval and no keepalived counterpart, so only pybal runs it.
+   */
+  readonly monitor?: 'ProxyFetch' | 'IdleConnection';
 }
 
 /**
@@ -67,6 +73,15 @@ export function formatKeepalivedConf(service: CheckedService): string {
  * server (keepalived runs none either).
  */
 export function formatPybalConf(service: CheckedService, poolPath: string): string {
+  const monitor =
+    service.monitor === 'IdleConnection'
+      ? ["monitors = [ 'IdleConnection' ]"]
+      : [
+          "monitors = [ 'ProxyFetch' ]",
+          "proxyfetch.url = [ 'http://www.example.org/' ]",
+          `proxyfetch.interval = ${service.intervalSec}`,
+          `proxyfetch.timeout = ${service.timeoutSec}`,
+        ];
   return [
     '[global]',
     'bgp = no',
@@ -78,10 +93,7 @@ export function formatPybalConf(service: CheckedService, poolPath: string): stri
     `port = ${service.port}`,
     `scheduler = ${service.scheduler}`,
     `config = file://${poolPath}`,
-    "monitors = [ 'ProxyFetch' ]",
-    "proxyfetch.url = [ 'http://www.example.org/' ]",
-    `proxyfetch.interval = ${service.intervalSec}`,
-    `proxyfetch.timeout = ${service.timeoutSec}`,
+    ...monitor,
     '',
   ].join('\n');
 }

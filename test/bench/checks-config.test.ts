@@ -61,6 +61,12 @@ virtual_server 203.0.113.1 18080 {
 });
 
 describe('formatPybalConf', () => {
+  it('writes IdleConnection with its defaults when asked', () => {
+    const text = formatPybalConf({ ...service, monitor: 'IdleConnection' }, '/tmp/x/pool');
+    expect(text).toContain("monitors = [ 'IdleConnection' ]\n");
+    expect(text).not.toContain('proxyfetch');
+  });
+
   it('writes one ProxyFetch service on the same VIP, port, interval and timeout', () => {
     expect(formatPybalConf(service, '/tmp/x/pool')).toBe(`[global]
 bgp = no
