@@ -12,7 +12,8 @@
  * it moved meanwhile.
  */
 import { constants, type BigIntStats } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open, stat, statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Clock } from '../runtime/clock.js';
 import { fileErrorReason, formatProblem, ProblemsError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
@@ -36,7 +37,20 @@ export interface FileSourceOptions extends ReporterSeed {
   readonly maxBytes?: number;
   /** Read the file as soon as the system says it changed, besides polling (default true). */
   readonly watchChanges?: boolean;
+  /**
+   * The poll interval while changes are watched on a local filesystem, where
+   * inotify misses nothing (default: pollIntervalMs; the daemon uses 10 s).
+   * On NFS, CIFS, FUSE and the like, edits made elsewhere are not notified,
+   * and pollIntervalMs applies.
+   */
+  readonly watchedPollIntervalMs?: number;
 }
+
+/**
+ * statfs types of local filesystems, whose changes inotify always reports:
+ * ext2/3/4, xfs, btrfs, tmpfs, ramfs, zfs, f2fs, overlayfs.
+ */
+const LOCAL_FILESYSTEMS = new Set([0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x858458f6, 0x2fc12fc1, 0xf2f52010, 0x794c7630]);
 
 export const FILE_SOURCE_DEFAULTS = { pollIntervalMs: 1000, settleMs: 100, maxBytes: 8 * 1024 * 1024 } as const;
 
@@ -95,6 +109,9 @@ export class FilePoolSource extends LoopingPoolSource {
   /** Change notifications for the file, while they work (see dir-watch.ts); polling goes on regardless. */
   private watch: FileWatch | undefined;
   private readonly watchChanges: boolean;
+  private readonly watchedPollIntervalMs: number;
+  /** The watched file is on a local filesystem (see LOCAL_FILESYSTEMS). */
+  private localFs = false;
 
   constructor(url: string, options: FileSourceOptions) {
     super();
@@ -109,6 +126,7 @@ export class FilePoolSource extends LoopingPoolSource {
     this.reporter = createSourceReporter(url, this.log, options);
     this.loop = new PollLoop(options.clock, this.log, () => this.check(), this.pollIntervalMs, this.settleMs);
     this.watchChanges = options.watchChanges ?? true;
+    this.watchedPollIntervalMs = options.watchedPollIntervalMs ?? this.pollIntervalMs;
   }
 
   override start(listener: (event: PoolEvent) => void): void {
@@ -130,6 +148,28 @@ export class FilePoolSource extends LoopingPoolSource {
   private subscribe(): void {
     if (!this.watchChanges || this.path === '' || this.watch?.alive) return;
     this.watch = watchFile(this.path, () => this.loop.wake());
+    this.localFs = false;
+    if (this.watch && this.watchedPollIntervalMs !== this.pollIntervalMs) void this.learnFilesystem();
+  }
+
+  /** Whether the file's filesystem is one whose every change inotify reports (a local one). */
+  private async learnFilesystem(): Promise<void> {
+    try {
+      const fs = await statfs(dirname(this.path));
+      this.localFs = LOCAL_FILESYSTEMS.has(Number(fs.type));
+    } catch {
+      this.localFs = false;
+    }
+  }
+
+  /**
+   * The wait before the next look: the watched interval while the file is
+   * watched on a local filesystem (jittered by 10%, so that many pool files
+   * started together do not all look in the same moment), else pollIntervalMs.
+   */
+  private nextPollMs(): number {
+    if (this.localFs && this.watch?.alive) return this.watchedPollIntervalMs * (0.9 + 0.2 * Math.random());
+    return this.pollIntervalMs;
   }
 
   protected urlProblem(): string | undefined {
@@ -157,7 +197,7 @@ export class FilePoolSource extends LoopingPoolSource {
     if (seen.key === this.settled) {
       this.candidate = undefined;
       this.settleChecks = 0;
-      return this.pollIntervalMs;
+      return this.nextPollMs();
     }
     if (seen.key !== this.candidate && this.settleChecks < MAX_SETTLE_CHECKS) {
       // New: look again shortly, and act once it holds still.
@@ -214,7 +254,7 @@ export class FilePoolSource extends LoopingPoolSource {
       // The whole document is unusable; it is read again when it changes.
       this.reporter.fail(e.problems.map(formatProblem).join('; '));
     }
-    return this.pollIntervalMs;
+    return this.nextPollMs();
   }
 }
 

@@ -326,6 +326,27 @@ describe('file pool source', () => {
     expect(summarize(events.slice(-1))).toEqual([{ type: 'pool', servers: [['mw1', 10, true], ['mw3', 5, true]], problems: [] }]);
   });
 
+  it('polls only now and then while a local filesystem notifies it, every pollIntervalMs otherwise', async () => {
+    const path = join(dir, 'text');
+    await writeFile(path, A);
+    const options = { clock: createSystemClock(), logger: memory.logger, pollIntervalMs: 1000, watchedPollIntervalMs: 60_000 };
+    const watched = createFileSource(`file://${path}`, options);
+    const unwatched = createFileSource(`file://${path}`, { ...options, watchChanges: false });
+    const next = (s: PoolSource): number => (s as unknown as { nextPollMs(): number }).nextPollMs();
+    try {
+      watched.start(() => undefined);
+      unwatched.start(() => undefined);
+      // The test's temporary directory is on a local filesystem (ext4 or tmpfs).
+      await waitReal(() => next(watched) > 1000, 2000);
+      expect(next(watched)).toBeGreaterThanOrEqual(54_000);
+      expect(next(watched)).toBeLessThanOrEqual(66_000);
+      expect(next(unwatched)).toBe(1000);
+    } finally {
+      await watched.stop();
+      await unwatched.stop();
+    }
+  });
+
   it('still polls when change notifications are off', async () => {
     const path = join(dir, 'text');
     await writeFile(path, A);
