@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSystemClock, ManualClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger, type MemoryLog } from '../../src/runtime/logger.js';
-import { createFileSource, RACY_WINDOW_MS } from '../../src/pool/file-source.js';
+import { createFileSource, POOL_FILE_STEPS, RACY_WINDOW_MS } from '../../src/pool/file-source.js';
 import type { PoolEvent, PoolSource } from '../../src/pool/types.js';
 import { advanceFor, advanceUntil, rows, summarize, tempDir } from './helpers.js';
 
@@ -344,6 +344,32 @@ describe('file pool source', () => {
     } finally {
       await watched.stop();
       await unwatched.stop();
+    }
+  });
+
+  it('reads many pool files a few at a time, and every one of them', async () => {
+    const sources: PoolSource[] = [];
+    const got = new Map<number, number>();
+    let most = 0;
+    try {
+      for (let i = 0; i < 100; i++) {
+        const path = join(dir, `pool${i}`);
+        await writeFile(path, `{ 'host': 'mw${i}', 'weight': ${i + 1}, 'enabled': True }\n`);
+        const s = createFileSource(`file://${path}`, { clock: createSystemClock(), logger: memory.logger, settleMs: 5 });
+        sources.push(s);
+      }
+      const watchSlots = setInterval(() => (most = Math.max(most, POOL_FILE_STEPS.running())), 1);
+      try {
+        sources.forEach((s, i) => s.start((e) => e.type === 'pool' && got.set(i, e.pool.get(`mw${i}`)?.weight ?? -1)));
+        await waitReal(() => got.size === 100, 10_000);
+      } finally {
+        clearInterval(watchSlots);
+      }
+      expect([...got.entries()].every(([i, weight]) => weight === i + 1)).toBe(true);
+      expect(most).toBeGreaterThan(0);
+      expect(most).toBeLessThanOrEqual(16);
+    } finally {
+      await Promise.all(sources.map((s) => s.stop()));
     }
   });
 
