@@ -39,6 +39,7 @@ import { exec, LabProcess } from '../test/lab/exec.js';
 import { repoRoot } from '../test/lab/uml.js';
 import { startApiPoller, type ApiPoller } from './lib/api-poller.js';
 import { LogTail } from './lib/log-tail.js';
+import { START_RATE_PER_SECOND } from '../src/monitors/start-pacer.js';
 import { runGuestBench } from './lib/guest.js';
 import type { LatencySummary } from './lib/latency-tracker.js';
 import { startLoopbackServers } from './lib/loopback-servers-process.js';
@@ -405,7 +406,11 @@ async function weightChange(dir: string, client: IpvsClient, n: number, monitors
     const ready = await watch.waitFor((p) => p.complete === 1 && p.weight === 10, `${n} destinations in IPVS`, APPLY_TIMEOUT_MS, alive);
     note(`  all ${n} in IPVS ${secs(ready.atMs - daemon.spawnedAt)} s after spawn`);
     await api.stop();
-    await sleep(3000);
+    // Steady state, as an operator edits: with monitors, their starts (paced at
+    // START_RATE_PER_SECOND) are over first, with a few seconds to spare.
+    const startsOverAt = monitors.length === 0 ? 0 : daemon.spawnedAt + (n / START_RATE_PER_SECOND) * 1000 + 5000;
+    if (startsOverAt > Date.now() + 3000) note(`  waiting ${secs(startsOverAt - Date.now())} s more for the monitors' paced start to end`);
+    await sleep(Math.max(3000, startsOverAt - Date.now()));
     const trialsApi = startApiPoller(`http://127.0.0.1:${METRICS_PORT}/pools`, API_PERIOD_MS);
     try {
       for (let trial = 0; trial < WEIGHT_TRIALS; trial++) {
