@@ -11,7 +11,8 @@
  * sendmsg and (when nothing fails) one recvmsg per batch. `ackEach` asks for
  * every ACK instead, at the cost of one recvmsg per request.
  */
-import { RawNetlinkSocket, type ErrnoException } from 'netlink';
+// The raw socket alone: the package's index loads every netlink family it knows (nl80211, rtnetlink...), 0.1 s on a host, near a second in the lab guest.
+import { RawNetlinkSocket, type ErrnoException } from 'netlink/dist/raw.js';
 import { setAnswerTimeout, type Clock, type Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { errorMessage } from '../runtime/errors.js';
