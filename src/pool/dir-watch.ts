@@ -12,6 +12,7 @@
  * host, UML's hostfs edits made by the host).
  */
 import { watch, type FSWatcher } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 
 interface Watched {
@@ -19,6 +20,8 @@ interface Watched {
   /** Listeners by file name in the directory. */
   readonly files: Map<string, Set<() => void>>;
   dead: boolean;
+  /** Whether the directory is on a local filesystem, asked once per watch. */
+  local?: Promise<boolean>;
 }
 
 /**
@@ -28,7 +31,23 @@ interface Watched {
  */
 export interface FileWatch {
   readonly alive: boolean;
+  /** Whether its directory is on a local filesystem (LOCAL_FILESYSTEMS), asked once for every file watched there. */
+  local(): Promise<boolean>;
   stop(): void;
+}
+
+/**
+ * statfs types of local filesystems, whose changes inotify always reports:
+ * ext2/3/4, xfs, btrfs, tmpfs, ramfs, zfs, f2fs, overlayfs.
+ */
+const LOCAL_FILESYSTEMS = new Set([0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x858458f6, 0x2fc12fc1, 0xf2f52010, 0x794c7630]);
+
+async function isLocal(dir: string): Promise<boolean> {
+  try {
+    return LOCAL_FILESYSTEMS.has(Number((await statfs(dir)).type));
+  } catch {
+    return false;
+  }
 }
 
 const directories = new Map<string, Watched>();
@@ -80,6 +99,10 @@ export function watchFile(path: string, onChange: () => void): FileWatch | undef
   return {
     get alive() {
       return !entry.dead;
+    },
+    local() {
+      entry.local ??= isLocal(dir);
+      return entry.local;
     },
     stop() {
       mine.delete(listener);

@@ -12,8 +12,7 @@
  * it moved meanwhile.
  */
 import { constants, type BigIntStats } from 'node:fs';
-import { open, stat, statfs } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { open, stat } from 'node:fs/promises';
 import type { Clock } from '../runtime/clock.js';
 import { fileErrorReason, formatProblem, ProblemsError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
@@ -56,11 +55,6 @@ export interface FileSourceOptions extends ReporterSeed {
  */
 export const POOL_FILE_STEPS = createRunLimiter(16);
 
-/**
- * statfs types of local filesystems, whose changes inotify always reports:
- * ext2/3/4, xfs, btrfs, tmpfs, ramfs, zfs, f2fs, overlayfs.
- */
-const LOCAL_FILESYSTEMS = new Set([0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x858458f6, 0x2fc12fc1, 0xf2f52010, 0x794c7630]);
 
 export const FILE_SOURCE_DEFAULTS = { pollIntervalMs: 1000, settleMs: 100, maxBytes: 8 * 1024 * 1024 } as const;
 
@@ -120,7 +114,7 @@ export class FilePoolSource extends LoopingPoolSource {
   private watch: FileWatch | undefined;
   private readonly watchChanges: boolean;
   private readonly watchedPollIntervalMs: number;
-  /** The watched file is on a local filesystem (see LOCAL_FILESYSTEMS). */
+  /** The watched file is on a local filesystem (see dir-watch.ts). */
   private localFs = false;
 
   constructor(url: string, options: FileSourceOptions) {
@@ -164,12 +158,9 @@ export class FilePoolSource extends LoopingPoolSource {
 
   /** Whether the file's filesystem is one whose every change inotify reports (a local one). */
   private async learnFilesystem(): Promise<void> {
-    try {
-      const fs = await statfs(dirname(this.path));
-      this.localFs = LOCAL_FILESYSTEMS.has(Number(fs.type));
-    } catch {
-      this.localFs = false;
-    }
+    const watch = this.watch;
+    const local = (await watch?.local()) ?? false;
+    if (this.watch === watch) this.localFs = local;
   }
 
   /**
