@@ -54,7 +54,9 @@ import { join } from 'node:path';
 import { exec, execOk, LabProcess } from '../test/lab/exec.js';
 import { repoRoot } from '../test/lab/uml.js';
 import { measureTimeliness, type Timeliness } from './lib/check-timeliness.js';
+import { startApiPoller } from './lib/api-poller.js';
 import { startCheckServers, type CheckServers } from './lib/check-servers-process.js';
+import type { LatencySummary } from './lib/latency-tracker.js';
 import { checkServerAddresses, formatKeepalivedConf, formatLegacyPool, formatPybalConf, type CheckedService } from './lib/checks-config.js';
 import { runGuestBench } from './lib/guest.js';
 import { processCpuMs, processRssBytes } from './lib/proc.js';
@@ -82,6 +84,12 @@ const STRACE_SECONDS = Number(process.env.BENCH_STRACE_SECONDS ?? 0);
  * so only pybal runs, and the round reports connections held, not checks.
  */
 const MONITOR = (process.env.BENCH_MONITOR ?? 'ProxyFetch') as 'ProxyFetch' | 'IdleConnection';
+/**
+ * After pybal's window, while its checks go on: GET /pools on its control
+ * socket every 100 ms for this long (0: not at all), timed from when each was due.
+ */
+const API_SECONDS = Number(process.env.BENCH_API_SECONDS ?? 10);
+const API_PERIOD_MS = 100;
 /** A server is on time while its latest check is at most this many intervals old. */
 const TOLERANCE = 1.5;
 const VIP = '203.0.113.1';
@@ -200,6 +208,8 @@ interface RoundFigures {
   readonly ipvsDests: number;
   /** Servers holding a connection open at the end of the window (IdleConnection). */
   readonly openAtEnd: number;
+  /** GET /pools every 100 ms over the control socket after the window, checks going on (pybal). */
+  readonly api?: LatencySummary;
   /** pybal's own count of event-loop stalls over 100 ms during the window, and its longest since start. */
   readonly stalls?: { readonly inWindow: number; readonly longestSinceStartMs: number };
 }
@@ -268,6 +278,12 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     if (MONITOR === 'ProxyFetch' && timeliness.checks < 0.5 * WINDOW_SECONDS * (service.realServers.length / service.intervalSec)) {
       note(`${peer} made under half the expected checks; the end of its log:\n${peerLogTail(dir, peer, proc)}`);
     }
+    let api: LatencySummary | undefined;
+    if (peer === 'pybal' && API_SECONDS > 0) {
+      const poller = startApiPoller('http://localhost/pools', API_PERIOD_MS, join(dir, 'pybal.sock'));
+      await sleep(API_SECONDS * 1000);
+      api = await poller.stop();
+    }
     if (STRACE_SECONDS > 0) await countSyscalls(servers, peer, measuredPid, dir);
     const dests = await ipvsDests();
     if (dests !== service.realServers.length) {
@@ -294,6 +310,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
       guestBusyShare: (guest1.busy - guest0.busy) / (guest1.total - guest0.total),
       ipvsDests: dests,
       openAtEnd,
+      ...(api ? { api } : {}),
       ...(stalls0 && stalls1 ? { stalls: { inWindow: stalls1.stalls - stalls0.stalls, longestSinceStartMs: stalls1.longestMs } } : {}),
     };
   } finally {
@@ -350,7 +367,9 @@ const f = (x: number, digits = 2): string => (Number.isFinite(x) ? x.toFixed(dig
 function roundLine(r: RoundFigures): string {
   const t = r.timeliness;
   const parent = r.parentCpuMs === undefined ? '' : ` [parent: cpu ${f(r.parentCpuMs, 0)} ms, rss ${f(r.parentRssMb ?? NaN, 1)} MB]`;
-  const stalls = r.stalls ? `; event loop held over 100 ms ${r.stalls.inWindow} times in the window (longest since start ${f(r.stalls.longestSinceStartMs, 0)} ms)` : '';
+  const stalls =
+    (r.stalls ? `; event loop held over 100 ms ${r.stalls.inWindow} times in the window (longest since start ${f(r.stalls.longestSinceStartMs, 0)} ms)` : '') +
+    (r.api ? `; API (GET /pools every ${API_PERIOD_MS} ms for ${API_SECONDS} s after the window) worst ${f(r.api.worstMs, 0)} ms, p99 ${f(r.api.p99Ms, 0)} ms over ${r.api.count} requests${r.api.failures ? `, ${r.api.failures} failed` : ''}` : '');
   if (MONITOR === 'IdleConnection') {
     return (
       `  ${r.size} servers, round ${r.round}, ${r.peer} (IdleConnection): ${r.openAtEnd} of ${r.size} servers with a connection held at the end of the window, ` +

@@ -19,9 +19,9 @@ export interface ApiPoller {
 const REQUEST_TIMEOUT_MS = 120_000;
 
 /** Resolves with undefined when the answer was read in full with a status below 400, else why not. */
-function fetchOnce(url: string, agent: Agent): Promise<string | undefined> {
+function fetchOnce(url: string, agent: Agent, socketPath: string | undefined): Promise<string | undefined> {
   return new Promise((resolve) => {
-    const request = get(url, { agent, timeout: REQUEST_TIMEOUT_MS }, (response) => {
+    const request = get(url, { agent, timeout: REQUEST_TIMEOUT_MS, ...(socketPath === undefined ? {} : { socketPath }) }, (response) => {
       response.on('data', () => undefined);
       response.on('end', () => resolve((response.statusCode ?? 500) < 400 ? undefined : `HTTP ${response.statusCode}`));
       response.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
@@ -31,7 +31,8 @@ function fetchOnce(url: string, agent: Agent): Promise<string | undefined> {
   });
 }
 
-export function startApiPoller(url: string, periodMs: number): ApiPoller {
+/** `socketPath`: ask over this Unix socket (the daemon's control socket) rather than TCP; the URL then only gives the path. */
+export function startApiPoller(url: string, periodMs: number, socketPath?: string): ApiPoller {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const tracker = new LatencyTracker(periodMs, performance.now());
   const why = new Map<string, number>();
@@ -42,7 +43,7 @@ export function startApiPoller(url: string, periodMs: number): ApiPoller {
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       if (stopping) break;
       tracker.send();
-      const error = await fetchOnce(url, agent);
+      const error = await fetchOnce(url, agent, socketPath);
       tracker.done(performance.now(), error === undefined);
       if (error !== undefined) why.set(error, (why.get(error) ?? 0) + 1);
     }
