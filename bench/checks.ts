@@ -59,7 +59,7 @@ import { startCheckServers, type CheckServers } from './lib/check-servers-proces
 import type { LatencySummary } from './lib/latency-tracker.js';
 import { checkServerAddresses, formatKeepalivedConf, formatLegacyPool, formatPybalConf, type CheckedService } from './lib/checks-config.js';
 import { runGuestBench } from './lib/guest.js';
-import { processCpuMs, processRssBytes } from './lib/proc.js';
+import { processCpuMs, processFaults, processRssBytes } from './lib/proc.js';
 import { median } from './lib/stats.js';
 
 const numbers = (text: string): number[] => text.split(',').map((s) => Number(s.trim()));
@@ -90,6 +90,8 @@ const MONITOR = (process.env.BENCH_MONITOR ?? 'ProxyFetch') as 'ProxyFetch' | 'I
  */
 const API_SECONDS = Number(process.env.BENCH_API_SECONDS ?? 10);
 const API_PERIOD_MS = 100;
+/** BENCH_PYBAL_NODE_FLAGS='--flag ...' (diagnosis): node options for pybal's process, printed in the header. */
+const PYBAL_NODE_FLAGS = (process.env.BENCH_PYBAL_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
 /** A server is on time while its latest check is at most this many intervals old. */
 const TOLERANCE = 1.5;
 const VIP = '203.0.113.1';
@@ -179,7 +181,7 @@ async function startPybal(dir: string, service: CheckedService): Promise<Running
   writeFileSync(conf, formatPybalConf(service, pool));
   // BENCH_CPU_PROF=<dir>: pybal writes a V8 CPU profile there when it exits (for finding where time goes).
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const argv = [process.execPath, ...profile, pybalMain, '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
+  const argv = [process.execPath, ...PYBAL_NODE_FLAGS, ...profile, pybalMain, '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
   const proc = new LabProcess('pybal', argv, { cwd: repoRoot(), logPath: join(dir, 'pybal.out') });
   if (proc.pid === undefined) throw new Error(`pybal did not start:\n${proc.output()}`);
   return { process: proc, measuredPid: proc.pid };
@@ -195,6 +197,8 @@ interface RoundFigures {
   readonly timeliness: Timeliness;
   readonly cpuMs: number;
   readonly cpuMsPer1000: number;
+  /** Page faults per check (in UML each is a round trip through the guest kernel). */
+  readonly faultsPerCheck: number;
   readonly rssMb: number;
   readonly parentCpuMs?: number;
   readonly parentRssMb?: number;
@@ -255,6 +259,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     const stalls0 = peer === 'pybal' ? await pybalStalls(dir) : undefined;
     const startMs = Date.now();
     const cpu0 = processCpuMs(measuredPid);
+    const faults0 = processFaults(measuredPid);
     const parentCpu0 = parentPid === undefined ? NaN : processCpuMs(parentPid);
     const serversCpu0 = processCpuMs(servers.pid);
     const guest0 = guestCpuTicks();
@@ -266,6 +271,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
       if (parentPid !== undefined) parentRss.push(processRssBytes(parentPid));
     }
     const cpuMs = processCpuMs(measuredPid) - cpu0;
+    const faults = processFaults(measuredPid) - faults0;
     const parentCpuMs = parentPid === undefined ? undefined : processCpuMs(parentPid) - parentCpu0;
     const serversCpuMs = processCpuMs(servers.pid) - serversCpu0;
     const guest1 = guestCpuTicks();
@@ -303,6 +309,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
       timeliness,
       cpuMs,
       cpuMsPer1000: (cpuMs / timeliness.checks) * 1000,
+      faultsPerCheck: faults / timeliness.checks,
       rssMb: median(rss) / 2 ** 20,
       ...(parentCpuMs === undefined ? {} : { parentCpuMs, parentRssMb: median(parentRss) / 2 ** 20 }),
       firstSweepSec,
@@ -379,7 +386,7 @@ function roundLine(r: RoundFigures): string {
   }
   return (
     `  ${r.size} @ ${r.intervalSec} s, round ${r.round}, ${r.peer}: ${f(t.checksPerSecond, 1)} checks/s (of ${f(r.size / r.intervalSec, 0)}), ` +
-    `cpu ${f(r.cpuMsPer1000, 1)} ms per 1,000 checks (${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s), rss ${f(r.rssMb, 1)} MB, ` +
+    `cpu ${f(r.cpuMsPer1000, 1)} ms per 1,000 checks (${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s), ${f(r.faultsPerCheck, 2)} page faults per check, rss ${f(r.rssMb, 1)} MB, ` +
     `on time ${pct(t.onTimeShare)} (gaps p50 ${f(t.gapP50)} p99 ${f(t.gapP99)} max ${f(t.gapMax)} intervals; ${t.unchecked} servers unchecked)${parent}; ` +
     `first sweep ${f(r.firstSweepSec, 1)} s after start; ${r.ipvsDests} IPVS destinations; ` +
     `guest cpu busy ${pct(r.guestBusyShare)} (real servers ${f(r.serversCpuMsPerSec, 0)} ms/s)${stalls}`
@@ -425,7 +432,7 @@ async function measure(): Promise<void> {
   say(
     MONITOR === 'IdleConnection'
       ? `checks benchmark: UML guest kernel (one CPU), node ${process.version}, pybal at ${head}; pybal IdleConnection alone (keepalived has no such checker); figures only`
-      : `checks benchmark: UML guest kernel (one CPU), node ${process.version}, ${version}, pybal at ${head}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers; figures only`,
+      : `checks benchmark: UML guest kernel (one CPU), node ${process.version}${PYBAL_NODE_FLAGS.length ? ` (pybal with ${PYBAL_NODE_FLAGS.join(' ')})` : ''}, ${version}, pybal at ${head}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers; figures only`,
   );
   say(`on time = share of server-time in the window when the server's latest check was at most ${TOLERANCE} intervals old; gaps between successive checks of a server in intervals; window ${WINDOW_SECONDS} s`);
   await exec(['ip', 'addr', 'add', `${VIP}/32`, 'dev', 'lo']);

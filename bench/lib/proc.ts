@@ -12,6 +12,13 @@ export function processCpuMs(pid: number | undefined): number {
   return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
 }
 
+/** Page faults (minor + major) of a process so far, from /proc/<pid>/stat (fields 10 and 12). */
+export function processFaults(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(fields[7]) + Number(fields[9]);
+}
+
 /** Resident set size of a process in bytes (VmRSS), or NaN when it is gone. */
 export function processRssBytes(pid: number | undefined): number {
   if (pid === undefined) return NaN;
