@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { watchedDirectories, watchFile, type FileWatch } from '../../src/pool/dir-watch.js';
-import { tempDir } from './helpers.js';
+import { tempDir, waitReal } from './helpers.js';
 
 const watches: FileWatch[] = [];
 const cleanups: (() => Promise<void>)[] = [];
@@ -10,13 +10,6 @@ afterEach(async () => {
   for (const w of watches.splice(0)) w.stop();
   for (const c of cleanups.splice(0)) await c();
 });
-
-async function until(done: () => boolean, limitMs = 2000): Promise<void> {
-  for (let waited = 0; !done(); waited += 10) {
-    if (waited > limitMs) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 describe('pool file change notifications', () => {
   it('one watch per directory tells each file of its own changes', async () => {
@@ -27,10 +20,10 @@ describe('pool file change notifications', () => {
     watches.push(watchFile(join(dir, 'a'), () => seen.a++)!, watchFile(join(dir, 'b'), () => seen.b++)!);
     expect(watchedDirectories()).toBe(before + 1);
     await writeFile(join(dir, 'a'), 'x');
-    await until(() => seen.a > 0);
+    await waitReal(() => seen.a > 0, 2000);
     expect(seen.b).toBe(0);
     await writeFile(join(dir, 'b'), 'y');
-    await until(() => seen.b > 0);
+    await waitReal(() => seen.b > 0, 2000);
     for (const w of watches.splice(0)) w.stop();
     expect(watchedDirectories()).toBe(before);
   });

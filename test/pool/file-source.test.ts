@@ -7,7 +7,7 @@ import { createSystemClock, ManualClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger, type MemoryLog } from '../../src/runtime/logger.js';
 import { createFileSource, POOL_FILE_STEPS, RACY_WINDOW_MS } from '../../src/pool/file-source.js';
 import type { PoolEvent, PoolSource } from '../../src/pool/types.js';
-import { advanceFor, advanceUntil, rows, summarize, tempDir } from './helpers.js';
+import { advanceFor, advanceUntil, rows, summarize, tempDir, waitReal } from './helpers.js';
 
 const A = "{ 'host': 'mw1', 'weight': 10, 'enabled': True }\n{ 'host': 'mw2', 'weight': 20, 'enabled': False }\n";
 const B = "{ 'host': 'mw1', 'weight': 10, 'enabled': True }\n{ 'host': 'mw3', 'weight': 5, 'enabled': True }\n";
@@ -539,13 +539,6 @@ describe('file pool source', () => {
     });
   });
 });
-
-async function waitReal(done: () => boolean, limitMs: number): Promise<void> {
-  for (let waited = 0; !done(); waited += 10) {
-    if (waited > limitMs) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 describe('file pool source logging', () => {
   it('logs at most 50 problems per change, and the event carries them all', async () => {

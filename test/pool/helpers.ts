@@ -82,3 +82,11 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
+
+/** Waits on the real clock (10 ms steps) until `done`, or throws after `limitMs`. */
+export async function waitReal(done: () => boolean, limitMs: number): Promise<void> {
+  for (let waited = 0; !done(); waited += 10) {
+    if (waited > limitMs) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
