@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createAdmission } from '../../src/monitors/admission.js';
+import { ADMIT_PER_TURN_BEHIND_JOBS, createAdmission } from '../../src/monitors/admission.js';
+import { sliced, slicedJobsWaiting } from '../../src/runtime/sliced.js';
 import { ManualClock } from '../../src/runtime/clock.js';
 import { createPeriodicMonitor } from '../../src/monitors/periodic.js';
 import type { CheckOutcome } from '../../src/monitors/types.js';
@@ -27,6 +28,46 @@ describe('admission of check starts', () => {
     // Idle again: the next admission schedules a turn of its own.
     void admit();
     expect(turns).toHaveLength(1);
+  });
+
+  it('admits only a few per turn while a control-plane job waits for its next slice', async () => {
+    const turns: (() => void)[] = [];
+    let jobs = 1;
+    const admit = createAdmission(32, (fn) => turns.push(fn), () => jobs);
+    const admitted: number[] = [];
+    void Promise.all(Array.from({ length: 40 }, (_, i) => admit().then(() => admitted.push(i))));
+    const turn = async (): Promise<void> => {
+      turns.shift()!();
+      await Promise.resolve();
+    };
+    await turn();
+    expect(admitted).toHaveLength(ADMIT_PER_TURN_BEHIND_JOBS);
+    await turn();
+    expect(admitted).toHaveLength(2 * ADMIT_PER_TURN_BEHIND_JOBS);
+    // The job is done: full batches again, in order.
+    jobs = 0;
+    await turn();
+    expect(admitted).toEqual(Array.from({ length: 2 * ADMIT_PER_TURN_BEHIND_JOBS + 32 }, (_, i) => i));
+  });
+
+  it('counts a sliced job as waiting between its slices, unless it is background work', async () => {
+    const before = slicedJobsWaiting();
+    const seen: number[] = [];
+    const job = function* (): Generator<unknown, void, undefined> {
+      for (let i = 0; i < 3; i++) {
+        seen.push(slicedJobsWaiting() - before);
+        yield;
+      }
+    };
+    await sliced(job(), { budgetMs: 0 });
+    // The first slice runs before any wait; each later one was counted while it waited.
+    expect(seen).toEqual([0, 0, 0]);
+    const counts: number[] = [];
+    const pending = sliced(job(), { budgetMs: 0, later: (fn) => setImmediate(() => (counts.push(slicedJobsWaiting() - before), fn())) });
+    const background = sliced(job(), { budgetMs: 0, background: true, later: (fn) => setImmediate(() => (counts.push(slicedJobsWaiting() - before), fn())) });
+    await Promise.all([pending, background]);
+    expect(Math.max(...counts)).toBe(1);
+    expect(slicedJobsWaiting()).toBe(before);
   });
 
   it('a periodic check waits for admission before its deadline starts', async () => {
