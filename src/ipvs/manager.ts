@@ -441,12 +441,16 @@ export class IpvsManager {
     if (full) this.listedAtResync = new Map(services.map((svc) => [serviceKeyId(svc.key), svc]));
     for (const svc of services) {
       const id = serviceKeyId(svc.key);
-      if (!wanted.has(id)) continue;
-      const dests = new Map<string, DestSpec>();
-      for (const d of await this.kernel.listDests(svc.key)) dests.set(destKeyId(d), d);
-      table.set(id, { service: svc, dests });
+      if (wanted.has(id)) table.set(id, await this.entryOf(svc));
     }
     return table;
+  }
+
+  /** A service the kernel listed, with its destinations dumped. */
+  private async entryOf(service: KernelService): Promise<TableEntry> {
+    const dests = new Map<string, DestSpec>();
+    for (const d of await this.kernel.listDests(service.key)) dests.set(destKeyId(d), d);
+    return { service, dests };
   }
 
   /**
@@ -464,10 +468,7 @@ export class IpvsManager {
     const table = new Map<string, TableEntry>();
     for (const id of ids) {
       const svc = listed.get(id);
-      if (!svc) continue;
-      const dests = new Map<string, DestSpec>();
-      for (const d of await this.kernel.listDests(svc.key)) dests.set(destKeyId(d), d);
-      table.set(id, { service: svc, dests });
+      if (svc) table.set(id, await this.entryOf(svc));
     }
     return table;
   }

@@ -21,7 +21,7 @@ import { createRunLimiter } from '../monitors/run-limiter.js';
 import { parsePoolSliced, poolFormatForUrl, type PoolFormat } from './pool-format.js';
 import { LoopingPoolSource } from './looping-source.js';
 import { createSourceReporter, type ReporterSeed, type SourceReporter } from './source-reporter.js';
-import type { PoolEvent, PoolSource } from './types.js';
+import type { PoolSource } from './types.js';
 import { watchFile, type FileWatch } from './dir-watch.js';
 
 export const FILE_SCHEME = 'file://';
@@ -54,7 +54,6 @@ export interface FileSourceOptions extends ReporterSeed {
  * a few steps at a time, each turn has only a few to finish.
  */
 export const POOL_FILE_STEPS = createRunLimiter(16);
-
 
 export const FILE_SOURCE_DEFAULTS = { pollIntervalMs: 1000, settleMs: 100, maxBytes: 8 * 1024 * 1024 } as const;
 
@@ -133,11 +132,6 @@ export class FilePoolSource extends LoopingPoolSource {
     this.watchedPollIntervalMs = options.watchedPollIntervalMs ?? this.pollIntervalMs;
   }
 
-  override start(listener: (event: PoolEvent) => void): void {
-    super.start(listener);
-    this.subscribe();
-  }
-
   override async stop(): Promise<void> {
     this.unsubscribe();
     await super.stop();
@@ -148,7 +142,7 @@ export class FilePoolSource extends LoopingPoolSource {
     this.watch = undefined;
   }
 
-  /** Asks to hear of changes to the file (again, if its directory's watch failed or was missing). */
+  /** Asks to hear of changes to the file (again, if its directory's watch failed or was missing); each poll step asks. */
   private subscribe(): void {
     if (!this.watchChanges || this.path === '' || this.watch?.alive) return;
     this.watch = watchFile(this.path, () => this.loop.wake());
