@@ -5,6 +5,7 @@ import { flushAsync, ManualClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger } from '../../src/runtime/logger.js';
 import { idleConnectionConfig, proxyFetchConfig } from '../monitors/support/configs.js';
 import { fakeMonitors, fakeResolver, poolEvent, serviceConfig } from './support/fakes.js';
+import { countTurns } from '../support/turns.js';
 
 const PROXY = proxyFetchConfig();
 const IDLE = idleConnectionConfig();
@@ -643,16 +644,10 @@ describe('Coordinator large pools in slices', () => {
     t.coordinator.onPoolEvent(poolEvent(...all));
     await t.settle();
     expect(all.every((h) => t.fakes.live(h).length === 1)).toBe(true);
-    let turns = 0;
-    let stopping = true;
-    const tick = (): void => {
-      turns++;
-      if (stopping) setImmediate(tick);
-    };
-    setImmediate(tick);
+    const turns = countTurns();
     await t.coordinator.stop();
-    stopping = false;
-    expect(turns).toBeGreaterThan(10);
+    turns.stop();
+    expect(turns.count()).toBeGreaterThan(10);
     expect(all.filter((h) => t.fakes.live(h).length > 0)).toEqual([]);
   });
 

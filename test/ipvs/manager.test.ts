@@ -7,6 +7,7 @@ import { ManualClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger } from '../../src/runtime/logger.js';
 import { FakeIpvsKernel } from './fake-kernel.js';
 import { bigTable, desired, dest, svc } from './fixtures.js';
+import { countTurns } from '../support/turns.js';
 
 const managers: IpvsManager[] = [];
 
@@ -115,17 +116,11 @@ describe('IpvsManager', () => {
     // A budget of 0: every look at the clock ends a slice, so the slices do not depend on this host's speed.
     const { kernel, manager } = setup({ slicing: { budgetMs: 0 } });
     const table = bigTable(3, 20_000);
-    let turns = 0;
-    let ticking = true;
-    const tick = (): void => {
-      turns++;
-      if (ticking) setImmediate(tick);
-    };
-    setImmediate(tick);
+    const turns = countTurns();
     manager.setDesired(table);
     manager.start();
     await manager.idle();
-    const afterFirst = turns;
+    const afterFirst = turns.count();
     expect(kernel.calls.ops).toBe(3 + 60_000);
     // One server of the second service goes; one of the third changes weight: two requests, after a diff of 60,000 in slices.
     const changed = table.map((s, i) =>
@@ -133,12 +128,12 @@ describe('IpvsManager', () => {
     );
     manager.setDesired(changed);
     await manager.idle();
-    ticking = false;
+    turns.stop();
     expect(kernel.applied.slice(-2).map((op) => op.op)).toEqual(['del-dest', 'set-dest']);
     expect(kernel.calls.ops).toBe(3 + 60_000 + 2);
     // The event loop turned during both reconciles, not only around them.
     expect(afterFirst).toBeGreaterThan(10);
-    expect(turns - afterFirst).toBeGreaterThan(10);
+    expect(turns.count() - afterFirst).toBeGreaterThan(10);
     // The model after the slices is the kernel's: a resync finds no drift and writes nothing.
     manager.resync();
     await manager.idle();

@@ -186,18 +186,22 @@ describe('periodic wrapper (manual clock)', () => {
     await Promise.all(monitors.map((m) => m.stop()));
   });
 
-  it('stop() cancels the check in flight and leaves no timer; no report after stop', async () => {
+  it('stop() aborts the check in flight with the stop reason, through no listener of its own on the check signal; no timer, report or result after it', async () => {
     const clock = new ManualClock();
     const rec = recorder();
     const s = scripted();
     const monitor = createPeriodicMonitor('ProxyFetch', opts, s.check, rec.deps(clock));
     monitor.start();
     const signal = s.pending[0]!.signal;
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
     const stopping = monitor.stop();
     expect(signal.aborted).toBe(true);
+    expect((signal.reason as Error).message).toBe('monitor stopped');
+    // The wrapper waits for the aborted check to end before stop resolves.
     s.answer(false);
     await stopping;
     expect(rec.reports).toEqual([]);
+    expect(rec.results).toEqual([]);
     expect(clock.pendingCount()).toBe(0);
   });
 
@@ -382,23 +386,6 @@ describe('periodic wrapper start options', () => {
     await flushAsync();
     expect(rec2.reports).toEqual([expect.objectContaining({ up: true, firstCheck: true })]);
     await confirmed.stop();
-  });
-
-  it('stop() aborts the check in flight with the stop reason, through no listener of its own on the check signal', async () => {
-    const clock = new ManualClock();
-    const rec = recorder();
-    const s = scripted();
-    const monitor = createPeriodicMonitor('ProxyFetch', opts, s.check, rec.deps(clock));
-    monitor.start();
-    const signal = s.pending[0]!.signal;
-    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
-    const stopping = monitor.stop();
-    expect(signal.aborted).toBe(true);
-    expect((signal.reason as Error).message).toBe('monitor stopped');
-    // The wrapper waits for the aborted check to end before stop resolves.
-    s.answer(false);
-    await stopping;
-    expect(rec.results).toEqual([]);
   });
 
   it('a monitor stopped while its gate is granted starts the check aborted, reports nothing and frees the slot', async () => {
