@@ -59,7 +59,16 @@ describe('lab: real servers told to fail', () => {
     await waitFor(async () => (load.countByServer()['rs1'] ?? 0) >= 2 || undefined, { what: 'answers from rs1' });
     await lab.realServer('rs1').setBehaviour({ mode: 'down' });
     const failedFrom = load.answers.length;
-    await waitFor(async () => load.answers.slice(failedFrom).some((a) => a.curlExit === 7) || undefined, { what: 'a refused request' });
+    // While rs1 is down the client sees it refuse and rs2 keep serving; rs1
+    // is told ok only once both were seen (rr alternates, so the refusal alone
+    // can be the only answer in a short window).
+    await waitFor(
+      async () => {
+        const since = load.answers.slice(failedFrom);
+        return (since.some((a) => a.curlExit === 7) && since.some((a) => a.servedBy === 'rs2')) || undefined;
+      },
+      { what: 'a refused request and an answer from rs2 while rs1 is down' },
+    );
     await lab.realServer('rs1').setBehaviour({ mode: 'ok' });
     const backFrom = load.answers.length;
     await waitFor(async () => load.answers.slice(backFrom).some((a) => a.servedBy === 'rs1') || undefined, { what: 'rs1 answering again' });
