@@ -20,9 +20,10 @@
  *   --control-socket <sock>`, one service on the same VIP with monitors =
  *   ProxyFetch, proxyfetch.url = http://www.example.org/ (only the Host
  *   header: PyBal connects to the server), proxyfetch.interval and .timeout =
- *   the interval, a file:// pool of the same servers, bgp = no. Measured: the
- *   daemon's one process. Every round runs the same build: dist/src as it
- *   was when the bench started (the commit is printed).
+ *   the interval, a file:// pool of the same servers, and a BGP session (see
+ *   below; bgp = no with BENCH_BGP=0). Measured: the daemon's one process.
+ *   Every round runs the same build: dist/src as it was when the bench
+ *   started (the commit is printed).
  *
  * Each round starts a peer, waits until every server has been checked once
  * and then a warm-up, records the servers' requests from 1.5 intervals before
@@ -36,16 +37,33 @@
  * delays every check). Peers alternate (keepalived, pybal, keepalived, ...)
  * so that drift hits both.
  *
+ * BGP KEEPALIVEs on time while checks run (pybal rounds only: keepalived
+ * runs no BGP here, so its rounds have no such figure and its CPU carries no
+ * BGP session, while pybal's carries one): before pybal starts, the bench
+ * starts a measuring BGP peer inside its own process (not counted against
+ * either peer; bench/lib/bgp-keepalive-peer.ts, on the project's own codec)
+ * on 127.0.0.2:179; pybal runs with bgp = yes, that one peer, bgp-local-ips
+ * 127.0.0.1 and a hold time of 3 s, so it sends a KEEPALIVE every 1 s (hold
+ * / 3, no jitter) and announces the VIP. The peer answers with its own
+ * KEEPALIVEs and records when each of pybal's arrived. Over the same window
+ * as the CPU: KEEPALIVEs received, the gaps between successive ones (median,
+ * p99, max), how many were over 1 s + 100 ms, session drops and
+ * NOTIFICATIONs, and how late the bench's own event loop was at worst (an
+ * arrival is recorded no earlier than the bench gets to it). A BGP failure is
+ * reported on the round's line, never aborts the bench.
+ *
  *   npm run bench:checks   (boots a lab guest; 15-25 minutes)
  *   BENCH_CHECK_SIZES=500,5000 BENCH_CHECK_INTERVALS=1,5 (seconds, one per size)
  *   BENCH_ROUNDS=3 BENCH_WINDOW_SECONDS=30 BENCH_WARMUP_SECONDS (default 2 intervals, at least 5)
  *   BENCH_PEERS=keepalived,pybal (the order within a round)
  *   BENCH_MONITOR=IdleConnection (pybal alone, holding a connection per server)
  *   BENCH_STRACE_SECONDS=S (system calls per check, counted after each window)
+ *   BENCH_BGP=0 (pybal without BGP: no KEEPALIVE figures)
  *
- * The last line is `checks-cpu-ratio-vs-keepalived R`: the median of pybal's
- * CPU per 1,000 checks over every round of every size, divided by
- * keepalived's.
+ * Before it, `bgp keepalives, worst gap per size: ...` (the longest gap
+ * between pybal's KEEPALIVEs in any round of each size). The last line is
+ * `checks-cpu-ratio-vs-keepalived R`: the median of pybal's CPU per 1,000
+ * checks over every round of every size, divided by keepalived's.
  */
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -55,9 +73,10 @@ import { exec, execOk, LabProcess } from '../test/lab/exec.js';
 import { repoRoot } from '../test/lab/uml.js';
 import { measureTimeliness, type Timeliness } from './lib/check-timeliness.js';
 import { startApiPoller } from './lib/api-poller.js';
+import { LATE_MARGIN_MS, startKeepalivePeer, type KeepalivePeer, type KeepaliveSummary } from './lib/bgp-keepalive-peer.js';
 import { startCheckServers, type CheckServers } from './lib/check-servers-process.js';
 import type { LatencySummary } from './lib/latency-tracker.js';
-import { checkServerAddresses, formatKeepalivedConf, formatLegacyPool, formatPybalConf, type CheckedService } from './lib/checks-config.js';
+import { checkServerAddresses, formatKeepalivedConf, formatLegacyPool, formatPybalConf, type CheckedService, type PybalBgp } from './lib/checks-config.js';
 import { runGuestBench } from './lib/guest.js';
 import { processCpuMs, processFaults, processRssBytes } from './lib/proc.js';
 import { median } from './lib/stats.js';
@@ -92,6 +111,17 @@ const API_SECONDS = Number(process.env.BENCH_API_SECONDS ?? 10);
 const API_PERIOD_MS = 100;
 /** BENCH_PYBAL_NODE_FLAGS='--flag ...' (diagnosis): node options for pybal's process, printed in the header. */
 const PYBAL_NODE_FLAGS = (process.env.BENCH_PYBAL_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+/**
+ * BENCH_BGP=0: pybal runs with bgp = no (as before this was measured). By
+ * default pybal keeps a BGP session to a measuring peer and the round reports
+ * whether its KEEPALIVEs left on time.
+ */
+const BGP = process.env.BENCH_BGP !== '0';
+/** pybal dials port 179 of its peer; 127.0.0.2 is local (all of 127/8 is) and distinct from pybal's own 127.0.0.1:179. */
+const PYBAL_BGP: PybalBgp = { localAsn: 64512, routerId: '127.0.0.1', peerAddress: '127.0.0.2', localIp: '127.0.0.1', holdTimeSec: 3 };
+const BGP_PEER = { host: PYBAL_BGP.peerAddress, port: 179, asn: 64513, routerId: PYBAL_BGP.peerAddress, holdTimeSec: PYBAL_BGP.holdTimeSec };
+/** How long the session may still take to establish once the warm-up is over. */
+const BGP_ESTABLISH_WAIT_MS = 15_000;
 /** A server is on time while its latest check is at most this many intervals old. */
 const TOLERANCE = 1.5;
 const VIP = '203.0.113.1';
@@ -117,6 +147,7 @@ function snapshotPybalBuild(): void {
   pybalMain = join(target, 'src/cli/main.js');
 }
 
+const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 const note = (line: string): void => void process.stderr.write(`  ${line}\n`);
@@ -174,11 +205,11 @@ async function startKeepalived(dir: string, service: CheckedService): Promise<Ru
   return { process: proc, measuredPid, ...(proc.pid === undefined ? {} : { parentPid: proc.pid }) };
 }
 
-async function startPybal(dir: string, service: CheckedService): Promise<RunningPeer> {
+async function startPybal(dir: string, service: CheckedService, bgp: PybalBgp | undefined): Promise<RunningPeer> {
   const pool = join(dir, 'pool');
   writeFileSync(pool, formatLegacyPool(service.realServers, WEIGHT));
   const conf = join(dir, 'pybal.conf');
-  writeFileSync(conf, formatPybalConf(service, pool));
+  writeFileSync(conf, formatPybalConf(service, pool, bgp));
   // BENCH_CPU_PROF=<dir>: pybal writes a V8 CPU profile there when it exits (for finding where time goes).
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   const argv = [process.execPath, ...PYBAL_NODE_FLAGS, ...profile, pybalMain, '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
@@ -216,6 +247,10 @@ interface RoundFigures {
   readonly api?: LatencySummary;
   /** pybal's own count of event-loop stalls over 100 ms during the window, and its longest since start. */
   readonly stalls?: { readonly inWindow: number; readonly longestSinceStartMs: number };
+  /** pybal's KEEPALIVEs to the measuring peer over the window (pybal rounds with BENCH_BGP on). */
+  readonly bgp?: KeepaliveSummary;
+  /** Why the BGP figures are missing or incomplete (the peer did not start, no session, ...). */
+  readonly bgpError?: string;
 }
 
 function peerLogTail(dir: string, peer: PeerName, proc: LabProcess, lines = 30): string {
@@ -234,10 +269,20 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
   const dir = mkdtempSync(join(tmpdir(), `pybal-bench-checks-${peer}-`));
   await execOk(['ipvsadm', '-C']);
   let running: RunningPeer | undefined;
+  let bgpPeer: KeepalivePeer | undefined;
+  const bgpErrors: string[] = [];
   try {
+    if (peer === 'pybal' && BGP) {
+      // Listening before pybal starts, so that pybal's first dial finds it.
+      try {
+        bgpPeer = await startKeepalivePeer(BGP_PEER);
+      } catch (error) {
+        bgpErrors.push(`the measuring peer could not listen on ${BGP_PEER.host}:${BGP_PEER.port} (${errorText(error)}); pybal runs without BGP`);
+      }
+    }
     await servers.reset();
     const startedMs = Date.now();
-    running = peer === 'keepalived' ? await startKeepalived(dir, service) : await startPybal(dir, service);
+    running = peer === 'keepalived' ? await startKeepalived(dir, service) : await startPybal(dir, service, bgpPeer ? PYBAL_BGP : undefined);
     const { measuredPid, parentPid } = running;
     const proc = running.process;
     // Every server checked once: the peer is past its start-up.
@@ -253,11 +298,18 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     }
     if (Number.isNaN(firstSweepSec)) note(`${peer}: not every server checked within ${FIRST_SWEEP_TIMEOUT_SEC} s of the start; measuring anyway`);
     await sleep(warmupSec * 1000);
+    if (bgpPeer) {
+      await bgpPeer.untilEstablished(BGP_ESTABLISH_WAIT_MS).catch((error: unknown) => {
+        bgpErrors.push(`not established when the window began (${errorText(error)})`);
+        note(`pybal: BGP ${bgpErrors.at(-1)}; the end of its log:\n${peerLogTail(dir, peer, proc)}`);
+      });
+    }
     // The record starts TOLERANCE intervals before the window, so that its first moments are judged by the checks before them.
     await servers.reset();
     await sleep(TOLERANCE * intervalMs);
     const stalls0 = peer === 'pybal' ? await pybalStalls(dir) : undefined;
     const startMs = Date.now();
+    const bgpFromMs = performance.now();
     const cpu0 = processCpuMs(measuredPid);
     const faults0 = processFaults(measuredPid);
     const parentCpu0 = parentPid === undefined ? NaN : processCpuMs(parentPid);
@@ -276,8 +328,15 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     const serversCpuMs = processCpuMs(servers.pid) - serversCpu0;
     const guest1 = guestCpuTicks();
     const endMs = Date.now();
+    const bgpToMs = performance.now();
     if (!proc.running || !alive(measuredPid)) throw new Error(`${peer} exited during the window:\n${proc.output().slice(-2000)}`);
     const stalls1 = peer === 'pybal' ? await pybalStalls(dir) : undefined;
+    let bgp: KeepaliveSummary | undefined;
+    try {
+      bgp = bgpPeer?.summary(bgpFromMs, bgpToMs);
+    } catch (error) {
+      bgpErrors.push(`no figures: ${errorText(error)}`);
+    }
     const { open: openAtEnd } = await servers.seen();
     const { times } = await servers.dump();
     const timeliness = measureTimeliness(times, service.realServers, { startMs, endMs }, intervalMs, TOLERANCE);
@@ -319,9 +378,13 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
       openAtEnd,
       ...(api ? { api } : {}),
       ...(stalls0 && stalls1 ? { stalls: { inWindow: stalls1.stalls - stalls0.stalls, longestSinceStartMs: stalls1.longestMs } } : {}),
+      ...(bgp ? { bgp } : {}),
+      ...(bgpErrors.length > 0 ? { bgpError: bgpErrors.join('; ') } : {}),
     };
   } finally {
+    // pybal first: its shutdown (withdrawal, Cease) goes to a peer still listening.
     await running?.process.stop(60_000);
+    await bgpPeer?.close().catch((error: unknown) => note(`closing the BGP peer: ${errorText(error)}`));
     await execOk(['ipvsadm', '-C']).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
@@ -371,6 +434,26 @@ async function countSyscalls(servers: CheckServers, peer: PeerName, pid: number,
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
 const f = (x: number, digits = 2): string => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
 
+/** The round's BGP line (pybal rounds with BENCH_BGP on), or '' when it has none. */
+function bgpLine(r: RoundFigures): string {
+  const b = r.bgp;
+  const error = r.bgpError ? `; ${r.bgpError}` : '';
+  if (!b) return r.bgpError ? `\n    bgp keepalives: not measured: ${r.bgpError}` : '';
+  const notes = [
+    b.notifications.length > 0 ? `NOTIFICATIONs from pybal: ${b.notifications.join(', ')}` : '',
+    b.establishedAtStart ? '' : 'no session when the window began',
+    b.establishedAtEnd ? '' : 'no session when the window ended',
+    b.errors.length > 0 ? `peer errors: ${b.errors.join(', ')}` : '',
+  ].filter((x) => x !== '');
+  return (
+    `\n    bgp keepalives: ${b.keepalives} in window, every ~${f(b.expectedIntervalMs, 0)} ms expected, ` +
+    `gap median ${f(b.gapMedianMs, 0)} p99 ${f(b.gapP99Ms, 0)} max ${f(b.gapMaxMs, 0)} ms, ${b.late} late by >${LATE_MARGIN_MS} ms, ` +
+    `session drops ${b.drops}; ${b.updates} UPDATEs; bench's own event loop late by up to ${f(b.recorderLagMaxMs, 0)} ms` +
+    (notes.length > 0 ? `; ${notes.join('; ')}` : '') +
+    error
+  );
+}
+
 function roundLine(r: RoundFigures): string {
   const t = r.timeliness;
   const parent = r.parentCpuMs === undefined ? '' : ` [parent: cpu ${f(r.parentCpuMs, 0)} ms, rss ${f(r.parentRssMb ?? NaN, 1)} MB]`;
@@ -381,7 +464,8 @@ function roundLine(r: RoundFigures): string {
     return (
       `  ${r.size} servers, round ${r.round}, ${r.peer} (IdleConnection): ${r.openAtEnd} of ${r.size} servers with a connection held at the end of the window, ` +
       `cpu ${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s, rss ${f(r.rssMb, 1)} MB; all connected ${f(r.firstSweepSec, 1)} s after start; ${r.ipvsDests} IPVS destinations${stalls}; ` +
-      `guest cpu busy ${pct(r.guestBusyShare)}`
+      `guest cpu busy ${pct(r.guestBusyShare)}` +
+      bgpLine(r)
     );
   }
   return (
@@ -389,8 +473,28 @@ function roundLine(r: RoundFigures): string {
     `cpu ${f(r.cpuMsPer1000, 1)} ms per 1,000 checks (${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s), ${f(r.faultsPerCheck, 2)} page faults per check, rss ${f(r.rssMb, 1)} MB, ` +
     `on time ${pct(t.onTimeShare)} (gaps p50 ${f(t.gapP50)} p99 ${f(t.gapP99)} max ${f(t.gapMax)} intervals; ${t.unchecked} servers unchecked)${parent}; ` +
     `first sweep ${f(r.firstSweepSec, 1)} s after start; ${r.ipvsDests} IPVS destinations; ` +
-    `guest cpu busy ${pct(r.guestBusyShare)} (real servers ${f(r.serversCpuMsPerSec, 0)} ms/s)${stalls}`
+    `guest cpu busy ${pct(r.guestBusyShare)} (real servers ${f(r.serversCpuMsPerSec, 0)} ms/s)${stalls}` +
+    bgpLine(r)
   );
+}
+
+/** The worst KEEPALIVE gap of the size's pybal rounds (NaN: none measured), and its summary line ('' without BGP rounds). */
+function bgpSummary(rows: readonly RoundFigures[], label: string): { worstGapMs: number; line: string } {
+  const pybal = rows.filter((r) => r.peer === 'pybal' && (r.bgp !== undefined || r.bgpError !== undefined));
+  if (pybal.length === 0) return { worstGapMs: NaN, line: '' };
+  const measured = pybal.flatMap((r) => (r.bgp ? [r.bgp] : []));
+  const gaps = measured.map((b) => b.gapMaxMs).filter(Number.isFinite);
+  const worst = gaps.length === 0 ? NaN : Math.max(...gaps);
+  const sum = (pick: (b: KeepaliveSummary) => number): number => measured.reduce((a, b) => a + pick(b), 0);
+  const expected = [...new Set(measured.map((b) => b.expectedIntervalMs).filter(Number.isFinite))].join('/') || '?';
+  const failed = pybal.length - measured.length;
+  return {
+    worstGapMs: worst,
+    line:
+      `${label} pybal bgp keepalives (${measured.length} rounds${failed > 0 ? `; ${failed} not measured` : ''}): ` +
+      `worst gap ${f(worst, 0)} ms (every ${expected} ms expected), ${sum((b) => b.late)} late by >${LATE_MARGIN_MS} ms, ` +
+      `${sum((b) => b.drops)} session drops, ${sum((b) => b.notifications.length)} NOTIFICATIONs in all`,
+  };
 }
 
 /** Rounds in which the peer made checks: a round without any has no CPU per check (its line says what happened). */
@@ -435,9 +539,15 @@ async function measure(): Promise<void> {
       : `checks benchmark: UML guest kernel (one CPU), node ${process.version}${PYBAL_NODE_FLAGS.length ? ` (pybal with ${PYBAL_NODE_FLAGS.join(' ')})` : ''}, ${version}, pybal at ${head}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers; figures only`,
   );
   say(`on time = share of server-time in the window when the server's latest check was at most ${TOLERANCE} intervals old; gaps between successive checks of a server in intervals; window ${WINDOW_SECONDS} s`);
+  say(
+    BGP
+      ? `bgp: pybal holds a session (hold ${PYBAL_BGP.holdTimeSec} s) to a measuring peer on ${BGP_PEER.host}:${BGP_PEER.port} in the bench's process; gaps between pybal's KEEPALIVEs as they arrived there over the window (keepalived runs no BGP)`
+      : 'bgp: off (BENCH_BGP=0): pybal runs with bgp = no',
+  );
   await exec(['ip', 'addr', 'add', `${VIP}/32`, 'dev', 'lo']);
   const servers = await startCheckServers(PORT);
   const rows: RoundFigures[] = [];
+  const bgpWorst: string[] = [];
   try {
     for (const [i, size] of SIZES.entries()) {
       const service: CheckedService = {
@@ -453,13 +563,20 @@ async function measure(): Promise<void> {
           say(roundLine(row));
         }
       }
-      if (MONITOR === 'ProxyFetch') summary(sizeRows, `${size} @ ${service.intervalSec} s`);
+      const label = MONITOR === 'IdleConnection' ? `${size} servers` : `${size} @ ${service.intervalSec} s`;
+      if (MONITOR === 'ProxyFetch') summary(sizeRows, label);
+      const bgp = bgpSummary(sizeRows, label);
+      if (bgp.line !== '') {
+        say(bgp.line);
+        bgpWorst.push(`${label} ${f(bgp.worstGapMs, 0)} ms`);
+      }
       rows.push(...sizeRows);
     }
   } finally {
     servers.stop();
     await exec(['ip', 'addr', 'del', `${VIP}/32`, 'dev', 'lo']);
   }
+  if (bgpWorst.length > 0) say(`bgp keepalives, worst gap per size: ${bgpWorst.join(', ')} (every ${Math.floor(PYBAL_BGP.holdTimeSec / 3) * 1000} ms expected)`);
   if (MONITOR === 'IdleConnection') {
     say(`idleconnection-rss-mb ${f(median(rows.map((r) => r.rssMb)), 1)}`);
     return;

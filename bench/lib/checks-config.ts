@@ -68,11 +68,25 @@ export function formatKeepalivedConf(service: CheckedService): string {
 }
 
 /**
- * pybal.conf for the same service: ProxyFetch on `/` at the same interval and
- * timeout, the servers from a file:// pool, no BGP and no instrumentation
- * server (keepalived runs none either).
+ * pybal's BGP session to the bench's measuring peer (bench/lib/bgp-keepalive-peer.ts),
+ * which listens on port 179 of `peerAddress` (pybal always dials port 179).
  */
-export function formatPybalConf(service: CheckedService, poolPath: string): string {
+export interface PybalBgp {
+  readonly localAsn: number;
+  readonly routerId: string;
+  readonly peerAddress: string;
+  /** pybal's own address: the source of its connection, where it listens, and the VIP's next hop. */
+  readonly localIp: string;
+  readonly holdTimeSec: number;
+}
+
+/**
+ * pybal.conf for the same service: ProxyFetch on `/` at the same interval and
+ * timeout, the servers from a file:// pool, no instrumentation server
+ * (keepalived runs none either), and no BGP unless `bgp` is given: then one
+ * session to that peer, announcing the VIP.
+ */
+export function formatPybalConf(service: CheckedService, poolPath: string, bgp?: PybalBgp): string {
   const monitor =
     service.monitor === 'IdleConnection'
       ? ["monitors = [ 'IdleConnection' ]"]
@@ -84,7 +98,17 @@ export function formatPybalConf(service: CheckedService, poolPath: string): stri
         ];
   return [
     '[global]',
-    'bgp = no',
+    ...(bgp === undefined
+      ? ['bgp = no']
+      : [
+          'bgp = yes',
+          `bgp-local-asn = ${bgp.localAsn}`,
+          `bgp-router-id = ${bgp.routerId}`,
+          `bgp-peer-address = [ '${bgp.peerAddress}' ]`,
+          `bgp-local-ips = [ '${bgp.localIp}' ]`,
+          `bgp-nexthop-ipv4 = ${bgp.localIp}`,
+          `bgp-hold-time = ${bgp.holdTimeSec}`,
+        ]),
     'instrumentation = no',
     '',
     `[checks_${service.port}]`,

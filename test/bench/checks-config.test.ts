@@ -1,4 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { speakerOptionsFromConfig } from '../../src/bgp/announcements.js';
+import { parseConfig } from '../../src/config/parse-config.js';
+import { createSystemClock } from '../../src/runtime/clock.js';
+import { createSilentLogger } from '../../src/runtime/logger.js';
 import { checkServerAddresses, formatKeepalivedConf, formatLegacyPool, formatPybalConf, type CheckedService } from '../../bench/lib/checks-config.js';
 
 const service: CheckedService = {
@@ -83,6 +87,53 @@ proxyfetch.url = [ 'http://www.example.org/' ]
 proxyfetch.interval = 5
 proxyfetch.timeout = 2
 `);
+  });
+});
+
+describe('formatPybalConf with BGP', () => {
+  const bgp = { localAsn: 64512, routerId: '127.0.0.1', peerAddress: '127.0.0.2', localIp: '127.0.0.1', holdTimeSec: 3 };
+
+  it('writes one session to the peer, announcing the VIP', () => {
+    const text = formatPybalConf(service, '/tmp/x/pool', bgp);
+    expect(text).toBe(`[global]
+bgp = yes
+bgp-local-asn = 64512
+bgp-router-id = 127.0.0.1
+bgp-peer-address = [ '127.0.0.2' ]
+bgp-local-ips = [ '127.0.0.1' ]
+bgp-nexthop-ipv4 = 127.0.0.1
+bgp-hold-time = 3
+instrumentation = no
+
+[checks_18080]
+protocol = tcp
+ip = 203.0.113.1
+port = 18080
+scheduler = wrr
+config = file:///tmp/x/pool
+monitors = [ 'ProxyFetch' ]
+proxyfetch.url = [ 'http://www.example.org/' ]
+proxyfetch.interval = 5
+proxyfetch.timeout = 2
+`);
+  });
+
+  it('is a configuration pybal accepts, dialling the peer on port 179 from its local address', () => {
+    const r = parseConfig(formatPybalConf(service, '/tmp/x/pool', bgp), 'pybal.conf');
+    expect(r.errors).toEqual([]);
+    expect(r.warnings).toEqual([]);
+    const config = r.config;
+    if (!config) throw new Error('no config');
+    const options = speakerOptionsFromConfig(config.global, config.services, { clock: createSystemClock(), logger: createSilentLogger(), hostIpv4Addresses: [] });
+    expect(options).toMatchObject({
+      localAsn: 64512,
+      routerId: '127.0.0.1',
+      holdTimeSec: 3,
+      families: [4],
+      peers: [{ address: '127.0.0.2', localAddress: '127.0.0.1' }],
+      listen: { addresses: ['127.0.0.1'], port: 179 },
+    });
+    expect(options.peers[0]?.port).toBeUndefined();
   });
 });
 
