@@ -5,16 +5,16 @@
  * machinery (agents, ClientRequest, IncomingMessage streams, header objects)
  * cost more CPU than the check itself.
  *
- * Per check it allocates the socket, one parser, one small read buffer and
- * the promise; the request bytes, TLS context and identity check are
+ * Per check it allocates the socket, one parser and the promise; every
+ * check reads into one shared buffer; the request bytes, TLS context and identity check are
  * prepared once per URL (prepareFetch). It never rejects and has no timer of
- * its own: the caller's AbortSignal (the periodic wrapper's deadline) ends
+ * its own: the caller's signal (the periodic wrapper's deadline) ends
  * it, destroying the socket at once.
  */
 import net from 'node:net';
 import tls from 'node:tls';
 import { errorMessage } from '../runtime/errors.js';
-import { DeadlineError } from './deadline.js';
+import { DeadlineError, type CheckSignal } from './deadline.js';
 import { HttpResponseParser, ParseEvent } from './http-response-parser.js';
 import { BODY_CAP_BYTES, bodyProblem, needsBody, statusFailure, statusPasses, type FetchOptions } from './proxyfetch-rules.js';
 import type { MonitorTarget } from './types.js';
@@ -44,11 +44,16 @@ export interface PreparedFetch {
 }
 
 /**
- * Bytes per read. Below half of Buffer.poolSize, so that the buffer is a
- * slice of Node's shared pool rather than an allocation of its own; a health
- * check's response usually fits in one read.
+ * One read buffer for every check: libuv reads into it and calls onRead at
+ * once, and the parser copies what it keeps before onRead returns, so no
+ * check can see another's bytes. A buffer per check was 4 KB more for each
+ * socket to keep alive until a major GC (see finish()).
  */
-const READ_BUFFER_BYTES = 4095;
+const READ_BUFFER_BYTES = 16 * 1024;
+let sharedReadBuffer: Buffer | undefined;
+function readBuffer(): Buffer {
+  return (sharedReadBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES));
+}
 
 /** The TLS context for a check's options (trusted CAs); build it once and pass it to prepareFetch. */
 export function createFetchSecureContext(options: Pick<FetchOptions, 'ca'>): tls.SecureContext {
@@ -102,7 +107,7 @@ export function prepareFetch(url: URL, options: FetchOptions, secureContext?: tl
 }
 
 /** An error as a check reason: the deadline's own message, else the error with its errno code. */
-export function describeError(error: unknown, signal: AbortSignal): string {
+export function describeError(error: unknown, signal: CheckSignal): string {
   if (signal.reason instanceof DeadlineError) return signal.reason.message;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   const message = errorMessage(error);
@@ -110,22 +115,24 @@ export function describeError(error: unknown, signal: AbortSignal): string {
 }
 
 const kExchange = Symbol('pybal.httpExchange');
-type CheckSocket = net.Socket & { [kExchange]: Exchange };
+/** A check's socket; its exchange is detached once the verdict is in. */
+type CheckSocket = net.Socket & { [kExchange]: Exchange | undefined };
 
 // Socket listeners are shared by every check: each finds its exchange on the socket.
 function onConnect(this: CheckSocket): void {
-  this.write(this[kExchange].prepared.request);
+  const exchange = this[kExchange];
+  if (exchange !== undefined) this.write(exchange.prepared.request);
 }
 function onRead(this: CheckSocket, nread: number, buffer: Buffer): boolean {
-  this[kExchange].onData(buffer, nread);
+  this[kExchange]?.onData(buffer, nread);
   return true; // keep reading
 }
 function onEnd(this: CheckSocket): void {
-  this[kExchange].onEnd();
+  this[kExchange]?.onEnd();
 }
 function onError(this: CheckSocket, error: Error): void {
   const exchange = this[kExchange];
-  exchange.finish(false, describeError(error, exchange.signal));
+  exchange?.finish(false, describeError(error, exchange.signal));
 }
 
 /** One request and its response; also the abort listener (handleEvent), so no closure is needed. */
@@ -136,13 +143,13 @@ class Exchange {
 
   constructor(
     readonly prepared: PreparedFetch,
-    readonly signal: AbortSignal,
+    readonly signal: CheckSignal,
     private readonly resolve: (verdict: Verdict) => void,
     target: MonitorTarget,
   ) {
     this.parser = new HttpResponseParser(prepared.keepBody, BODY_CAP_BYTES);
     // PyBal connects to the server, never to the URL's host or port.
-    const onread = { buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES), callback: onRead };
+    const onread = { buffer: readBuffer(), callback: onRead };
     const settings = prepared.tls;
     let socket: net.Socket;
     if (settings === undefined) {
@@ -202,7 +209,14 @@ class Exchange {
     if (this.settled) return;
     this.settled = true;
     this.signal.removeEventListener('abort', this);
-    this.socket.destroy();
+    const socket = this.socket;
+    socket.destroy();
+    // The socket outlives the check: its handle keeps it until a major GC
+    // (a native handle's wrapper survives every scavenge), and with it
+    // whatever it points to. Detached, that is the socket alone, not this
+    // exchange, its parser and the deadline's signal (at 1,000 checks a
+    // second, most of the garbage that reached the old generation).
+    socket[kExchange] = undefined;
     this.resolve({ ok, reason });
   }
 
@@ -220,7 +234,7 @@ class Exchange {
 }
 
 /** One GET as prepared, against the target's address and port; resolves with the verdict, never rejects. */
-export function runFetch(prepared: PreparedFetch, target: MonitorTarget, signal: AbortSignal): Promise<Verdict> {
+export function runFetch(prepared: PreparedFetch, target: MonitorTarget, signal: CheckSignal): Promise<Verdict> {
   if (signal.aborted) return Promise.resolve({ ok: false, reason: describeError(signal.reason, signal) });
   return new Promise((resolve) => {
     try {

@@ -18,7 +18,7 @@
 import { errorMessage } from '../runtime/errors.js';
 import type { MonitorKind } from '../config/types.js';
 import type { Timer } from '../runtime/clock.js';
-import { Deadline, DeadlineError } from './deadline.js';
+import { Deadline, DeadlineError, type CheckSignal } from './deadline.js';
 import { createReportingHealth, type Health } from './health.js';
 import type { CheckOutcome, HealthState, Monitor, MonitorDeps, StartOptions } from './types.js';
 
@@ -35,7 +35,7 @@ export interface PeriodicCheck {
    * One check. Must honour the signal; the wrapper enforces the deadline regardless.
    * startMs: the clock's time at the check's start, for a check that times itself.
    */
-  run(signal: AbortSignal, startMs: number): Promise<CheckOutcome>;
+  run(signal: CheckSignal, startMs: number): Promise<CheckOutcome>;
   /**
    * Waited for before the deadline starts (a slot for a command, say), so
    * that local queueing never counts against the server. Returns a release.

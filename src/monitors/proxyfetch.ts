@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import type { ProxyFetchConfig } from '../config/types.js';
 import type { Clock } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
-import { formatSeconds } from './deadline.js';
+import { formatSeconds, type CheckSignal } from './deadline.js';
 import { createFetchSecureContext, prepareFetch, runFetch, type PreparedFetch } from './http-check.js';
 import { createPeriodicMonitor, type PeriodicCheck } from './periodic.js';
 import type { FetchOptions } from './proxyfetch-rules.js';
@@ -18,7 +18,7 @@ import type { CheckOutcome, Monitor, MonitorDeps, MonitorTarget, UrlResult } fro
 export { BODY_CAP_BYTES, bodyProblem, expectsRedirect, statusPasses, type FetchOptions } from './proxyfetch-rules.js';
 
 /** One GET of `url` against the target; resolves with the verdict, never rejects. */
-export function fetchUrl(url: URL, target: MonitorTarget, options: FetchOptions, signal: AbortSignal): Promise<{ ok: boolean; reason: string }> {
+export function fetchUrl(url: URL, target: MonitorTarget, options: FetchOptions, signal: CheckSignal): Promise<{ ok: boolean; reason: string }> {
   return runFetch(prepareFetch(url, options), target, signal);
 }
 
@@ -122,7 +122,7 @@ class ProxyFetchCheck implements PeriodicCheck {
     return this.picked.map((t) => `Fetch failed (${t.href}): ${message}`).join('; ');
   }
 
-  async run(signal: AbortSignal, startMs: number): Promise<CheckOutcome> {
+  async run(signal: CheckSignal, startMs: number): Promise<CheckOutcome> {
     const picked = this.plan.pick(this.random);
     if (typeof picked === 'string') return { ok: false, reason: picked };
     this.picked = picked;
@@ -147,7 +147,7 @@ function prepareTargets(compiled: NonNullable<ReturnType<typeof compile>>, confi
 }
 
 /** One URL's fetch, timed from the check's start (the URLs of a round all start then). */
-async function timedFetch(clock: Clock, startMs: number, fetch: FetchTarget, target: MonitorTarget, signal: AbortSignal): Promise<UrlResult> {
+async function timedFetch(clock: Clock, startMs: number, fetch: FetchTarget, target: MonitorTarget, signal: CheckSignal): Promise<UrlResult> {
   const { ok, reason } = await runFetch(fetch.fetch, target, signal);
   return { url: fetch.href, ok, reason, durationMs: clock.now() - startMs };
 }

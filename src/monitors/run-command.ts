@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import type { CommandArgument, RunCommandConfig } from '../config/types.js';
 import type { LineLogger } from '../runtime/logger.js';
 import { createPeriodicMonitor } from './periodic.js';
+import type { CheckSignal } from './deadline.js';
 import type { CheckOutcome, Monitor, MonitorDeps, MonitorTarget } from './types.js';
 
 /** Output kept per stream for the debug log. */
@@ -46,7 +47,7 @@ export interface CommandResult extends CheckOutcome {
  * Runs one command to completion or until the signal aborts, then kills its
  * process group. Never rejects.
  */
-export function runCommand(command: string, args: readonly string[], signal: AbortSignal, logger: LineLogger): Promise<CommandResult> {
+export function runCommand(command: string, args: readonly string[], signal: CheckSignal, logger: LineLogger): Promise<CommandResult> {
   return new Promise((resolve) => {
     const chunks = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
     const sizes = { stdout: 0, stderr: 0 };

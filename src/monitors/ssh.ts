@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import type { Client as SshClient } from 'ssh2';
 import type { SshConfig } from '../config/types.js';
 import { errorMessage } from '../runtime/errors.js';
-import { DeadlineError } from './deadline.js';
+import { DeadlineError, type CheckSignal } from './deadline.js';
 import { knownHostNames, parseKnownHosts, verifyHostKey } from './known-hosts.js';
 import { createPeriodicMonitor } from './periodic.js';
 import type { CheckOutcome, Monitor, MonitorDeps, MonitorTarget } from './types.js';
@@ -56,7 +56,7 @@ function sshCheck(
   privateKey: Buffer,
   knownHosts: ReturnType<typeof parseKnownHosts> | undefined,
   names: readonly string[],
-  signal: AbortSignal,
+  signal: CheckSignal,
 ): Promise<CheckOutcome> {
   return new Promise((resolve) => {
     const client = new Client();
