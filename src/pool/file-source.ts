@@ -18,6 +18,7 @@ import { fileErrorReason, formatProblem, ProblemsError } from '../runtime/errors
 import type { Logger } from '../runtime/logger.js';
 import { PollLoop } from './poll-loop.js';
 import { createRunLimiter } from '../monitors/run-limiter.js';
+import { LegacyLineMemo } from './legacy-format.js';
 import { parsePoolSliced, poolFormatForUrl, type PoolFormat } from './pool-format.js';
 import { LoopingPoolSource } from './looping-source.js';
 import { createSourceReporter, type ReporterSeed, type SourceReporter } from './source-reporter.js';
@@ -102,6 +103,8 @@ export class FilePoolSource extends LoopingPoolSource {
   private readonly pollIntervalMs: number;
   private readonly settleMs: number;
   private readonly maxBytes: number;
+  /** The last read's clean lines: a re-read parses only what changed. */
+  private readonly lines = new LegacyLineMemo();
   /** The observation last acted on (read, or reported as an error). */
   private settled: string | undefined;
   /** The settled file changed too recently to trust its signature (RACY_WINDOW_MS). */
@@ -258,7 +261,7 @@ export class FilePoolSource extends LoopingPoolSource {
     }
     this.settled = before;
     try {
-      this.reporter.good(await parsePoolSliced(text, this.path, this.format));
+      this.reporter.good(await parsePoolSliced(text, this.path, this.format, this.lines));
     } catch (e) {
       if (!(e instanceof ProblemsError)) throw e;
       // The whole document is unusable; it is read again when it changes.

@@ -4,7 +4,7 @@
  */
 import { formatProblem, type Problem } from '../runtime/errors.js';
 import { parseJsonPool } from './json-format.js';
-import { legacyPoolSteps, parseLegacyPool } from './legacy-format.js';
+import { legacyPoolSteps, parseLegacyPool, type LegacyLineMemo } from './legacy-format.js';
 import { sliced } from '../runtime/sliced.js';
 import type { PoolParseResult } from './pool-builder.js';
 import type { Pool } from './types.js';
@@ -29,10 +29,11 @@ export function parsePool(text: string, file: string, format: PoolFormat): PoolP
 
 /**
  * parsePool in slices, for the sources: a legacy pool of 100,000 lines is
- * read without holding the event loop. (A JSON document is parsed in one go.)
+ * read without holding the event loop, and with the source's memo only its
+ * changed lines are parsed. (A JSON document is parsed in one go.)
  */
-export function parsePoolSliced(text: string, file: string, format: PoolFormat): Promise<PoolParseResult> {
-  if (format === 'legacy') return sliced(legacyPoolSteps(text, file));
+export function parsePoolSliced(text: string, file: string, format: PoolFormat, memo?: LegacyLineMemo): Promise<PoolParseResult> {
+  if (format === 'legacy') return sliced(legacyPoolSteps(text, file, memo));
   return new Promise((resolve) => resolve(parsePool(text, file, format)));
 }
 

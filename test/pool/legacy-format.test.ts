@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { formatProblem } from '../../src/runtime/errors.js';
-import { MAX_LINE_LENGTH, parseLegacyPool } from '../../src/pool/legacy-format.js';
+import { LegacyLineMemo, legacyPoolSteps, MAX_LINE_LENGTH, parseLegacyPool } from '../../src/pool/legacy-format.js';
+import type { PoolParseResult } from '../../src/pool/pool-builder.js';
+import { finish } from '../../src/runtime/sliced.js';
 import type { Pool } from '../../src/pool/types.js';
 
 const FILE = '/etc/pybal/pools/text';
@@ -188,5 +190,61 @@ describe('parseLegacyPool: a file caught mid-write', () => {
       `${FILE}:2: weight: expected an int >= 0, got str 'x'`,
       `${FILE}:4: syntax error at column 1: unknown name 'not' (only literals are allowed here)`,
     ]);
+  });
+});
+
+describe('legacy pool lines remembered between reads (LegacyLineMemo)', () => {
+  const read = (text: string, memo?: LegacyLineMemo): PoolParseResult => finish(legacyPoolSteps(text, 'pool', memo));
+  const shown = (r: PoolParseResult): unknown => ({ pool: [...r.pool.values()], problems: r.problems.map(formatProblem), skipped: r.skipped.map(formatProblem) });
+
+  // Each document is read after the one before it with the same memo, and must read exactly as it does fresh.
+  const documents = [
+    "{ 'host': 'a', 'weight': 10, 'enabled': True }\n{ 'host': 'b', 'weight': 10, 'enabled': True }\n{ 'host': 'c', 'weight': 10, 'enabled': True }\n",
+    // one weight edited
+    "{ 'host': 'a', 'weight': 10, 'enabled': True }\n{ 'host': 'b', 'weight': 7, 'enabled': True }\n{ 'host': 'c', 'weight': 10, 'enabled': True }\n",
+    // lines moved down by a comment, a line with a note (unknown key) and a bad line: their line numbers are the new ones
+    "# moved\n\n{ 'host': 'c', 'weight': 10, 'enabled': True }\n{ 'host': 'a', 'weight': 10, 'enabled': True, 'rack': 'A2' }\n{ 'host': 'b', 'weight': 7, 'enabled': True }\n{ 'host': 'd', 'weight': ten }\n",
+    // a duplicate of a remembered line: reported naming both lines, the later wins
+    "{ 'host': 'a', 'weight': 10, 'enabled': True }\n{ 'host': 'c', 'weight': 10, 'enabled': True }\n{ 'host': 'a', 'weight': 10, 'enabled': True }\n",
+    // the same note again, on another line
+    "{ 'host': 'a', 'weight': 10, 'enabled': True, 'rack': 'A2' }\n",
+    '',
+    "{ 'host': 'a', 'weight': 10, 'enabled': True }\n",
+  ];
+
+  it('every read gives what a fresh read of the same text gives, lines moved, noted, bad or duplicated', () => {
+    const memo = new LegacyLineMemo();
+    for (const text of documents) expect(shown(read(text, memo))).toEqual(shown(read(text)));
+  });
+
+  it('an unchanged line gives the same server object again, an edited one a new one; lines gone are forgotten', () => {
+    const memo = new LegacyLineMemo();
+    const first = read(documents[0]!, memo);
+    expect(memo.size).toBe(3);
+    const second = read(documents[1]!, memo);
+    expect(second.pool.get('a')).toBe(first.pool.get('a'));
+    expect(second.pool.get('c')).toBe(first.pool.get('c'));
+    expect(second.pool.get('b')).not.toBe(first.pool.get('b'));
+    expect(second.pool.get('b')?.weight).toBe(7);
+    read("{ 'host': 'a', 'weight': 10, 'enabled': True }\n", memo);
+    expect(memo.size).toBe(1);
+  });
+
+  it('a line with a note is parsed every time (its note names its line), never remembered', () => {
+    const memo = new LegacyLineMemo();
+    read(documents[4]!, memo);
+    expect(memo.size).toBe(0);
+    const moved = read(`\n${documents[4]!}`, memo);
+    expect(moved.problems.map(formatProblem).join('\n')).toContain('pool:2');
+  });
+
+  it('a read abandoned half way leaves the memo of the last whole read', () => {
+    const memo = new LegacyLineMemo();
+    read(documents[0]!, memo);
+    const long = Array.from({ length: 600 }, (_, i) => `{ 'host': 'h${i}', 'weight': 1, 'enabled': True }`).join('\n');
+    const steps = legacyPoolSteps(long, 'pool', memo);
+    steps.next(); // the first slice only; the read is dropped
+    expect(memo.size).toBe(3);
+    expect(shown(read(documents[1]!, memo))).toEqual(shown(read(documents[1]!)));
   });
 });
