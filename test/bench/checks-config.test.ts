@@ -64,6 +64,19 @@ virtual_server 203.0.113.1 18080 {
   });
 });
 
+/** The service section both formatPybalConf tests expect. */
+const PROXYFETCH_SECTION = `[checks_18080]
+protocol = tcp
+ip = 203.0.113.1
+port = 18080
+scheduler = wrr
+config = file:///tmp/x/pool
+monitors = [ 'ProxyFetch' ]
+proxyfetch.url = [ 'http://www.example.org/' ]
+proxyfetch.interval = 5
+proxyfetch.timeout = 2
+`;
+
 describe('formatPybalConf', () => {
   it('writes IdleConnection with its defaults when asked', () => {
     const text = formatPybalConf({ ...service, monitor: 'IdleConnection' }, '/tmp/x/pool');
@@ -76,17 +89,7 @@ describe('formatPybalConf', () => {
 bgp = no
 instrumentation = no
 
-[checks_18080]
-protocol = tcp
-ip = 203.0.113.1
-port = 18080
-scheduler = wrr
-config = file:///tmp/x/pool
-monitors = [ 'ProxyFetch' ]
-proxyfetch.url = [ 'http://www.example.org/' ]
-proxyfetch.interval = 5
-proxyfetch.timeout = 2
-`);
+${PROXYFETCH_SECTION}`);
   });
 });
 
@@ -105,17 +108,7 @@ bgp-nexthop-ipv4 = 127.0.0.1
 bgp-hold-time = 3
 instrumentation = no
 
-[checks_18080]
-protocol = tcp
-ip = 203.0.113.1
-port = 18080
-scheduler = wrr
-config = file:///tmp/x/pool
-monitors = [ 'ProxyFetch' ]
-proxyfetch.url = [ 'http://www.example.org/' ]
-proxyfetch.interval = 5
-proxyfetch.timeout = 2
-`);
+${PROXYFETCH_SECTION}`);
   });
 
   it('is a configuration pybal accepts, dialling the peer on port 179 from its local address', () => {
