@@ -9,6 +9,7 @@
  */
 import { once } from 'node:events';
 import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
+import { wallNow } from './clock.js';
 
 export type Logger = PinoLogger;
 export type LogFormat = 'text' | 'json';
@@ -113,11 +114,15 @@ function textStream(out: DestinationStream): DestinationStream {
   };
 }
 
+/** pino's `time` field, as pino.stdTimeFunctions.epochTime writes it. */
+const logTimestamp = (): string => `,"time":${wallNow()}`;
+
 function pinoOptions(level: LogLevel): pino.LoggerOptions {
   return {
     level,
     base: { pid: process.pid },
-    timestamp: pino.stdTimeFunctions.epochTime,
+    // The cached wall clock (runtime/clock.ts): a burst of lines reads the time once.
+    timestamp: logTimestamp,
     serializers: { err: pino.stdSerializers.err },
   };
 }

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { ManualClock, createSystemClock, flushAsync, setAnswerTimeout } from '../../src/runtime/clock.js';
+import { describe, expect, it, vi } from 'vitest';
+import { ManualClock, createSystemClock, flushAsync, setAnswerTimeout, WALL_RESYNC_MS, wallNow } from '../../src/runtime/clock.js';
 
 describe('ManualClock', () => {
   it('fires timers in deadline order, ties in creation order', () => {
@@ -120,6 +120,53 @@ describe('system clock reads', () => {
     );
     expect(inTimer[1]).toBeGreaterThanOrEqual(inTimer[0]);
     expect(inTimer[2]).toBe(inTimer[1]);
+  });
+});
+
+describe('system wall clock', () => {
+  const nextRun = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+  it('reads as Date.now() does', async () => {
+    const clock = createSystemClock();
+    for (let i = 0; i < 3; i++) {
+      await nextRun();
+      const before = Date.now();
+      const read = clock.wallNow();
+      const after = Date.now();
+      // The offset may be up to a second old: wall and monotonic time do not drift apart by a millisecond in that.
+      expect(read).toBeGreaterThanOrEqual(before - 1);
+      expect(read).toBeLessThanOrEqual(after + 1);
+    }
+  });
+
+  it('reads Date.now() at most once a second, and follows a step of the system clock within that second', async () => {
+    let mono = 1e9;
+    let wall = 1_767_225_600_000;
+    const perf = vi.spyOn(performance, 'now').mockImplementation(() => mono);
+    const date = vi.spyOn(Date, 'now').mockImplementation(() => wall);
+    try {
+      await nextRun();
+      expect(wallNow()).toBe(wall);
+      const reads = date.mock.calls.length;
+      mono += 500;
+      wall += 500;
+      await nextRun();
+      expect(wallNow()).toBe(wall);
+      expect(date.mock.calls.length).toBe(reads);
+      // The system clock is stepped an hour ahead: shown at the next resync, not before.
+      wall += 3_600_000 + 400;
+      mono += 400;
+      await nextRun();
+      expect(wallNow()).toBe(wall - 3_600_000);
+      mono += WALL_RESYNC_MS - 900;
+      wall += WALL_RESYNC_MS - 900;
+      await nextRun();
+      expect(wallNow()).toBe(wall);
+      expect(date.mock.calls.length).toBe(reads + 1);
+    } finally {
+      perf.mockRestore();
+      date.mockRestore();
+    }
   });
 });
 
