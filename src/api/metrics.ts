@@ -174,7 +174,7 @@ export class PybalMetrics {
    */
   scrape(snapshot: () => DaemonSnapshot, options: SliceOptions = {}): Promise<string> {
     if (this.scraping) return this.scraping;
-    // Background work: checks are not held back for it (see slicedJobsWaiting).
+    // Background work: checks are not held back for it (see controlPlaneWaiting).
     const slicing = { budgetMs: SCRAPE_SLICE_MS, background: true, ...options };
     const run = (async (): Promise<string> => {
       // The snapshot costs O(servers) too (a few ms at 10,000): the update starts on a turn of its own.

@@ -7,7 +7,7 @@
  * batches, each batch in its own turn, the answers are read between batches;
  * an overloaded director checks late instead of failing healthy servers.
  */
-import { slicedJobsWaiting } from '../runtime/sliced.js';
+import { controlPlaneWaiting } from '../runtime/sliced.js';
 
 /** Check starts per turn of the event loop. */
 export const ADMIT_PER_TURN = 32;
@@ -24,7 +24,7 @@ export type Admit = () => Promise<void>;
 export function createAdmission(
   perTurn = ADMIT_PER_TURN,
   later: (fn: () => void) => void = (fn) => void setImmediate(fn),
-  jobsWaiting: () => number = slicedJobsWaiting,
+  jobsWaiting: () => number = controlPlaneWaiting,
 ): Admit {
   let queue: (() => void)[] = [];
   let next = 0;

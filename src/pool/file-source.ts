@@ -19,6 +19,7 @@ import type { Logger } from '../runtime/logger.js';
 import { PollLoop } from './poll-loop.js';
 import { createRunLimiter } from '../monitors/run-limiter.js';
 import { LegacyLineMemo } from './legacy-format.js';
+import { holdAdmission } from '../runtime/sliced.js';
 import { parsePoolSliced, poolFormatForUrl, type PoolFormat } from './pool-format.js';
 import { LoopingPoolSource } from './looping-source.js';
 import { createSourceReporter, type ReporterSeed, type SourceReporter } from './source-reporter.js';
@@ -103,6 +104,9 @@ export class FilePoolSource extends LoopingPoolSource {
   private readonly pollIntervalMs: number;
   private readonly settleMs: number;
   private readonly maxBytes: number;
+  /** The first read has no outcome yet: check admission is held back meanwhile (holdAdmission). */
+  private firstOutcomePending = true;
+  private admissionHold: (() => void) | undefined = undefined;
   /** The last read's clean lines: a re-read parses only what changed. */
   private readonly lines = new LegacyLineMemo();
   /** The observation last acted on (read, or reported as an error). */
@@ -137,6 +141,7 @@ export class FilePoolSource extends LoopingPoolSource {
 
   override async stop(): Promise<void> {
     this.unsubscribe();
+    this.releaseAdmission();
     await super.stop();
   }
 
@@ -185,19 +190,37 @@ export class FilePoolSource extends LoopingPoolSource {
     }
   }
 
-  /** One poll step, in one of the file sources' shared slots (POOL_FILE_STEPS). */
+  /**
+   * One poll step, in one of the file sources' shared slots (POOL_FILE_STEPS).
+   * Until the pool's first read has an outcome (before which the service
+   * cannot be programmed), the source holds check admission back.
+   */
   private async step(signal: AbortSignal): Promise<number> {
-    let release: () => void;
+    if (this.firstOutcomePending) this.admissionHold ??= holdAdmission();
+    let delayMs = this.pollIntervalMs;
     try {
-      release = await POOL_FILE_STEPS.acquire(signal);
-    } catch {
-      return this.pollIntervalMs; // stopped while waiting
-    }
-    try {
-      return await this.check();
+      let release: () => void;
+      try {
+        release = await POOL_FILE_STEPS.acquire(signal);
+      } catch {
+        return delayMs; // stopped while waiting
+      }
+      try {
+        delayMs = await this.check();
+        return delayMs;
+      } finally {
+        release();
+      }
     } finally {
-      release();
+      // A step that only asks to look again shortly (the file must hold still) has no outcome yet.
+      if (delayMs !== this.settleMs || signal.aborted) this.releaseAdmission();
     }
+  }
+
+  private releaseAdmission(): void {
+    this.firstOutcomePending = false;
+    this.admissionHold?.();
+    this.admissionHold = undefined;
   }
 
   /** One poll step; returns the delay before the next. */

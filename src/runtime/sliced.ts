@@ -25,7 +25,7 @@ export interface SliceOptions {
   readonly now?: () => number;
   /** Runs fn after other pending events; setImmediate by default. */
   readonly later?: (fn: () => void) => void;
-  /** Background work (a metrics scrape): it does not hold back check admission (slicedJobsWaiting). */
+  /** Background work (a metrics scrape): it does not hold back check admission (controlPlaneWaiting). */
   readonly background?: boolean;
 }
 
@@ -33,14 +33,33 @@ export type Job = Generator<unknown, void, undefined>;
 
 /** Jobs that have given the event loop a turn and wait for their next slice. */
 let waiting = 0;
+/** Other control-plane work waiting (holdAdmission): a pool's first read, say. */
+let held = 0;
 
 /**
- * How many sliced jobs wait for their next slice now. Check admission starts
- * fewer checks per turn while any do: a pool edit, a publish or a reconcile
- * (the control plane) goes before thousands of connects that came due.
+ * How much control-plane work waits now: sliced jobs waiting for their next
+ * slice and holds (holdAdmission). Check admission starts fewer checks per
+ * turn while any does: a pool edit, a publish, a reconcile or a cold start's
+ * pool reads go before thousands of connects that came due.
  */
-export function slicedJobsWaiting(): number {
-  return waiting;
+export function controlPlaneWaiting(): number {
+  return waiting + held;
+}
+
+/**
+ * Marks control-plane work that is not a sliced job as waiting until the
+ * returned release is called (once; later calls do nothing). At a cold start
+ * of 1,000 services, the pool files' first reads were served at about 32 a
+ * second in the lab guest while the first servers' monitors took the CPU.
+ */
+export function holdAdmission(): () => void {
+  held++;
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    held--;
+  };
 }
 
 /**

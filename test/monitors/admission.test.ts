@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ADMIT_PER_TURN_BEHIND_JOBS, createAdmission } from '../../src/monitors/admission.js';
-import { sliced, slicedJobsWaiting } from '../../src/runtime/sliced.js';
+import { sliced, controlPlaneWaiting, holdAdmission } from '../../src/runtime/sliced.js';
 import { ManualClock } from '../../src/runtime/clock.js';
 import { createPeriodicMonitor } from '../../src/monitors/periodic.js';
 import type { CheckOutcome } from '../../src/monitors/types.js';
@@ -51,11 +51,11 @@ describe('admission of check starts', () => {
   });
 
   it('counts a sliced job as waiting between its slices, unless it is background work', async () => {
-    const before = slicedJobsWaiting();
+    const before = controlPlaneWaiting();
     const seen: number[] = [];
     const job = function* (): Generator<unknown, void, undefined> {
       for (let i = 0; i < 3; i++) {
-        seen.push(slicedJobsWaiting() - before);
+        seen.push(controlPlaneWaiting() - before);
         yield;
       }
     };
@@ -63,11 +63,23 @@ describe('admission of check starts', () => {
     // The first slice runs before any wait; each later one was counted while it waited.
     expect(seen).toEqual([0, 0, 0]);
     const counts: number[] = [];
-    const pending = sliced(job(), { budgetMs: 0, later: (fn) => setImmediate(() => (counts.push(slicedJobsWaiting() - before), fn())) });
-    const background = sliced(job(), { budgetMs: 0, background: true, later: (fn) => setImmediate(() => (counts.push(slicedJobsWaiting() - before), fn())) });
+    const pending = sliced(job(), { budgetMs: 0, later: (fn) => setImmediate(() => (counts.push(controlPlaneWaiting() - before), fn())) });
+    const background = sliced(job(), { budgetMs: 0, background: true, later: (fn) => setImmediate(() => (counts.push(controlPlaneWaiting() - before), fn())) });
     await Promise.all([pending, background]);
     expect(Math.max(...counts)).toBe(1);
-    expect(slicedJobsWaiting()).toBe(before);
+    expect(controlPlaneWaiting()).toBe(before);
+  });
+
+  it('counts a hold (holdAdmission) as waiting until it is released, once', () => {
+    const before = controlPlaneWaiting();
+    const a = holdAdmission();
+    const b = holdAdmission();
+    expect(controlPlaneWaiting()).toBe(before + 2);
+    a();
+    a();
+    expect(controlPlaneWaiting()).toBe(before + 1);
+    b();
+    expect(controlPlaneWaiting()).toBe(before);
   });
 
   it('a periodic check waits for admission before its deadline starts', async () => {

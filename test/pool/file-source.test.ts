@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSystemClock, ManualClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger, type MemoryLog } from '../../src/runtime/logger.js';
 import { createFileSource, POOL_FILE_STEPS, RACY_WINDOW_MS } from '../../src/pool/file-source.js';
+import { controlPlaneWaiting } from '../../src/runtime/sliced.js';
 import type { PoolEvent, PoolSource } from '../../src/pool/types.js';
 import { advanceFor, advanceUntil, rows, summarize, tempDir, waitReal } from './helpers.js';
 
@@ -371,6 +372,34 @@ describe('file pool source', () => {
     } finally {
       await Promise.all(sources.map((s) => s.stop()));
     }
+  });
+
+  it('holds check admission back until its first read has an outcome, and lets go on stop', async () => {
+    const base = controlPlaneWaiting();
+    const path = join(dir, 'held');
+    await writeFile(path, A);
+    start(path);
+    // The first step only looks (the file must hold still): no outcome yet, still held.
+    await advanceFor(clock, 50);
+    expect(controlPlaneWaiting()).toBe(base + 1);
+    await advanceUntil(clock, () => events.length === 1);
+    expect(controlPlaneWaiting()).toBe(base);
+    // Later reads (an edit) are not held this way: their parse is a sliced job of its own.
+    await writeFile(path, B);
+    await advanceUntil(clock, () => events.length === 2);
+    expect(controlPlaneWaiting()).toBe(base);
+    // A missing file is an outcome too; a source stopped before any outcome lets go.
+    const missing = createFileSource(`file://${join(dir, 'absent')}`, { clock, logger: memory.logger });
+    const errors: PoolEvent[] = [];
+    missing.start((e) => errors.push(e));
+    await advanceUntil(clock, () => errors.length > 0);
+    expect(controlPlaneWaiting()).toBe(base);
+    const early = createFileSource(`file://${join(dir, 'held')}`, { clock, logger: memory.logger });
+    early.start(() => undefined);
+    await advanceFor(clock, 10);
+    expect(controlPlaneWaiting()).toBe(base + 1);
+    await Promise.all([missing.stop(), early.stop()]);
+    expect(controlPlaneWaiting()).toBe(base);
   });
 
   it('still polls when change notifications are off', async () => {
