@@ -16,6 +16,7 @@ import { RawNetlinkSocket, type ErrnoException } from 'netlink/dist/raw.js';
 import { setAnswerTimeout, type Clock, type Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { errorMessage } from '../runtime/errors.js';
+import { sliced, type SliceOptions } from '../runtime/sliced.js';
 import type { IpFamily } from './address.js';
 import {
   decodeDaemonReply,
@@ -87,6 +88,8 @@ export interface IpvsClientOptions {
    * kernel answers a whole send before we can read anything.
    */
   readonly maxRequestsPerSend?: number;
+  /** How dump replies are decoded in slices (tests shrink the budget); runtime/sliced.ts defaults. */
+  readonly slicing?: SliceOptions;
 }
 
 export interface IpvsClientCounters {
@@ -140,6 +143,7 @@ export class IpvsClient implements IpvsKernel {
   private readonly socket: NetlinkSocketLike;
   private readonly clock: Clock;
   private readonly logger: Logger | undefined;
+  private readonly slicing: SliceOptions | undefined;
   private readonly timeoutMs: number;
   private readonly maxBatchBytes: number;
   private readonly ackEach: boolean;
@@ -154,6 +158,7 @@ export class IpvsClient implements IpvsKernel {
   constructor(options: IpvsClientOptions) {
     this.clock = options.clock;
     this.logger = options.logger;
+    this.slicing = options.slicing;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxBatchBytes = options.maxBatchBytes ?? 64 * 1024;
     this.ackEach = options.ackEach ?? false;
@@ -471,7 +476,17 @@ export class IpvsClient implements IpvsKernel {
     return new IpvsError(errno, command, object);
   }
 
-  private decodeEach<T>(replies: readonly Buffer[], decode: (attrs: Buffer) => T, what: string): T[] {
+  /**
+   * Decodes a dump's replies in slices (runtime/sliced.ts): the periodic
+   * resync dumps every destination, and decoding 10,000 of them in one go
+   * held the event loop for almost a second in the lab guest, long enough
+   * to delay a BGP KEEPALIVE.
+   */
+  private decodeEach<T>(replies: readonly Buffer[], decode: (attrs: Buffer) => T, what: string): Promise<T[]> {
+    return sliced(this.decodeSteps(replies, decode, what), this.slicing);
+  }
+
+  private *decodeSteps<T>(replies: readonly Buffer[], decode: (attrs: Buffer) => T, what: string): Generator<void, T[], undefined> {
     const out: T[] = [];
     for (const attrs of replies) {
       try {
@@ -480,6 +495,7 @@ export class IpvsClient implements IpvsKernel {
         // One entry we cannot represent (set by hand with a newer ipvsadm, say) must not hide the others.
         this.logger?.warn({ err: error }, `skipped an undecodable ${what}`);
       }
+      yield;
     }
     return out;
   }
