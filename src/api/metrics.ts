@@ -7,7 +7,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { CheckResult, MonitorReport } from '../monitors/types.js';
 import { finish, sliced, type SliceOptions } from '../runtime/sliced.js';
-import { renderRegistry, turn } from './exposition.js';
+import { renderRegistry, renderRegistryChunks, turn } from './exposition.js';
 import { counterOf, extraOf, MonitorSeries, MonitorSeriesMetric } from './server-series.js';
 import type { DaemonSnapshot } from './types.js';
 
@@ -97,7 +97,7 @@ export class PybalMetrics {
   private jobsRunning = 0;
   private readonly forgottenDuringJob = new Set<string>();
   /** The scrape running now, which later scrapes share. */
-  private scraping: Promise<string> | undefined;
+  private scraping: Promise<readonly string[]> | undefined;
 
   constructor(options: MetricsOptions = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'pybal_' });
@@ -172,16 +172,17 @@ export class PybalMetrics {
    * that each hold the event loop at most SCRAPE_SLICE_MS. Scrapes asked
    * while one runs share its text rather than doing the work again.
    */
-  scrape(snapshot: () => DaemonSnapshot, options: SliceOptions = {}): Promise<string> {
+  scrape(snapshot: () => DaemonSnapshot, options: SliceOptions = {}): Promise<readonly string[]> {
     if (this.scraping) return this.scraping;
     // Background work: checks are not held back for it (see controlPlaneWaiting).
     const slicing = { budgetMs: SCRAPE_SLICE_MS, background: true, ...options };
-    const run = (async (): Promise<string> => {
+    const run = (async (): Promise<readonly string[]> => {
       // The snapshot costs O(servers) too (a few ms at 10,000): the update starts on a turn of its own.
       const job = this.updateJob(snapshot());
       await turn();
       await sliced(job, slicing);
-      return this.render(slicing);
+      // Chunks of text, never joined into one (see formatExpositionChunks).
+      return renderRegistryChunks(this.registry, slicing);
     })();
     this.scraping = run;
     const clear = (): void => {

@@ -9,7 +9,8 @@ export const TEXT_TYPE = 'text/plain';
 export interface ApiResponse {
   readonly status: number;
   readonly contentType: string;
-  readonly body: string;
+  /** The text, or (a large one) its chunks in order, written one at a time. */
+  readonly body: string | readonly string[];
   readonly headers?: Readonly<Record<string, string>>;
 }
 

@@ -10,6 +10,7 @@ import { dirname } from 'node:path';
 import type { Logger } from '../runtime/logger.js';
 import { errorMessage } from '../runtime/errors.js';
 import { renderAlerts } from './alerts.js';
+import { turn } from './exposition.js';
 import type { PybalMetrics } from './metrics.js';
 import { renderPoolsPath } from './pools.js';
 import { jsonResponse, methodNotAllowed, notFound, textResponse, wantsJson, type ApiResponse } from './response.js';
@@ -170,14 +171,67 @@ export class ApiServer {
       this.log.error(`Instrumentation request ${request.method} ${request.url} failed: ${errorMessage(error)}`);
       answer = textResponse(500, 'Internal error\n');
     }
-    const body = Buffer.from(answer.body);
-    response.writeHead(answer.status, {
-      'content-type': answer.contentType,
-      'content-length': body.length,
-      ...answer.headers,
-    });
-    response.end(request.method === 'HEAD' ? undefined : body);
+    if (typeof answer.body === 'string') {
+      const body = Buffer.from(answer.body);
+      response.writeHead(answer.status, {
+        'content-type': answer.contentType,
+        'content-length': body.length,
+        ...answer.headers,
+      });
+      response.end(request.method === 'HEAD' ? undefined : body);
+      return;
+    }
+    await writeChunks(request, response, answer, answer.body);
   }
+}
+
+/** Bytes written to the socket per turn of the event loop for a chunked body. */
+const WRITE_BYTES_PER_TURN = 256 * 1024;
+/** Chunks whose length is worked out per turn of the event loop. */
+const LENGTHS_PER_TURN = 64;
+
+/**
+ * Writes a large body (the metrics of 10,000 servers: some 4 MB) a few
+ * hundred KB per turn of the event loop, waiting for the socket to drain,
+ * with its Content-Length worked out first, also a few chunks a turn.
+ * Encoding it in one go held the lab guest's loop for about 400 ms.
+ */
+async function writeChunks(request: IncomingMessage, response: ServerResponse, answer: ApiResponse, chunks: readonly string[]): Promise<void> {
+  let length = 0;
+  for (let i = 0; i < chunks.length; i++) {
+    if (i > 0 && i % LENGTHS_PER_TURN === 0) await turn();
+    length += Buffer.byteLength(chunks[i] as string);
+  }
+  response.writeHead(answer.status, { 'content-type': answer.contentType, 'content-length': length, ...answer.headers });
+  if (request.method === 'HEAD') {
+    response.end();
+    return;
+  }
+  let sinceTurn = 0;
+  for (const chunk of chunks) {
+    if (response.destroyed) return; // the client went away
+    const flowing = response.write(chunk);
+    sinceTurn += chunk.length;
+    if (!flowing) await drained(response);
+    else if (sinceTurn >= WRITE_BYTES_PER_TURN) {
+      sinceTurn = 0;
+      await turn();
+    }
+  }
+  response.end();
+}
+
+/** Resolves once the response can take more, or is closed. */
+function drained(response: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      response.off('drain', done);
+      response.off('close', done);
+      resolve();
+    };
+    response.on('drain', done);
+    response.on('close', done);
+  });
 }
 
 export function createApiServer(deps: ApiServerDeps): ApiServer {

@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { PybalMetrics } from '../../src/api/metrics.js';
-import { handleRequest } from '../../src/api/server.js';
+import { createApiServer, handleRequest } from '../../src/api/server.js';
+import { request, ServerResponse } from 'node:http';
+import { createMemoryLogger } from '../../src/runtime/logger.js';
 import type { DaemonSnapshot } from '../../src/api/types.js';
 import type { CheckResult, MonitorReport } from '../../src/monitors/types.js';
 import { daemon, monitor, server, service } from './fixtures.js';
@@ -31,7 +33,7 @@ describe('PybalMetrics.scrape', () => {
     const host = 'a "quoted" \\ host\nwith a newline';
     metrics.recordResult('web', host, result);
     metrics.recordReport('web', host, report(false));
-    const text = await metrics.scrape(() => daemon([service('web', [server(host, { monitors: [monitor({ up: false })] })])]));
+    const text = (await metrics.scrape(() => daemon([service('web', [server(host, { monitors: [monitor({ up: false })] })])]))).join('');
     expect(text).toBe(await metrics.registry.metrics());
     expect(text).toContain('pybal_monitor_status{service="web",host="a \\"quoted\\" \\\\ host\\nwith a newline",monitor="ProxyFetch"} 0\n');
   });
@@ -44,7 +46,7 @@ describe('PybalMetrics.scrape', () => {
       if (running) firings++;
     }, 1);
     try {
-      const text = await handleRequest({ snapshot: () => snapshot, metrics }, 'GET', '/metrics', undefined).then((r) => r.body);
+      const text = await handleRequest({ snapshot: () => snapshot, metrics }, 'GET', '/metrics', undefined).then((r) => (typeof r.body === 'string' ? r.body : r.body.join('')));
       running = false;
       // Timers ran while the scrape was under way: it never held the loop from start to end.
       expect(firings).toBeGreaterThanOrEqual(2);
@@ -80,7 +82,7 @@ describe('PybalMetrics.scrape', () => {
         throw new Error('no snapshot');
       }),
     ).rejects.toThrow('no snapshot');
-    expect(await metrics.scrape(() => snapshot)).toContain('pybal_service_servers{service="web"} 3\n');
+    expect((await metrics.scrape(() => snapshot)).join('')).toContain('pybal_service_servers{service="web"} 3\n');
   });
 
   it('keeps what the daemon recorded while a sliced update ran, and drops what it forgot', async () => {
@@ -97,7 +99,7 @@ describe('PybalMetrics.scrape', () => {
       }
       setImmediate(fn);
     };
-    const text = await metrics.scrape(() => snapshot, { budgetMs: 0, later });
+    const text = (await metrics.scrape(() => snapshot, { budgetMs: 0, later })).join('');
     expect(injected).toBe(true);
     expect(text).toBe(await metrics.registry.metrics());
     expect(line(text, 'pybal_monitor_up_results_total', 'gone')).toBeUndefined();
@@ -108,9 +110,46 @@ describe('PybalMetrics.scrape', () => {
     expect(line(text, 'pybal_monitor_status', hostOf(1))).toMatch(/ 1$/);
 
     // The next scrape follows its snapshot again: 'late' is not in it, hostOf(250) is.
-    const next = await metrics.scrape(() => snapshot);
+    const next = (await metrics.scrape(() => snapshot)).join('');
     expect(line(next, 'pybal_monitor_up_results_total', 'late')).toBeUndefined();
     expect(line(next, 'pybal_monitor_status', hostOf(250))).toMatch(/ 1$/);
     expect(line(next, 'pybal_monitor_status', hostOf(200))).toMatch(/ 1$/);
   });
 });
+
+describe('GET /metrics over HTTP at 10,000 servers', () => {
+  it('sends the whole text in many writes, with its Content-Length; HEAD sends the length alone', async () => {
+    const { metrics, snapshot } = fleet(10_000);
+    const api = createApiServer({ snapshot: () => snapshot, metrics, logger: createMemoryLogger().logger });
+    const [bound] = await api.listen({ ips: ['127.0.0.1'], port: 0 });
+    try {
+      const get = (method: string): Promise<{ headers: Record<string, unknown>; body: Buffer }> =>
+        new Promise((resolve, reject) => {
+          const req = request({ host: '127.0.0.1', port: bound!.port, path: '/metrics', method }, (res) => {
+            const parts: Buffer[] = [];
+            res.on('data', (d: Buffer) => parts.push(d));
+            res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(parts) }));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      const write = vi.spyOn(ServerResponse.prototype, 'write');
+      const full = await get('GET');
+      const writes = write.mock.calls.length;
+      write.mockRestore();
+      // The scrape updated the registry from the snapshot; it now renders what was sent.
+      const expected = await metrics.registry.metrics();
+      expect(full.body.toString()).toBe(expected);
+      expect(Number(full.headers['content-length'])).toBe(Buffer.byteLength(expected));
+      expect(full.body.length).toBeGreaterThan(1_000_000);
+      // The body went out in many writes (one encoding of 4 MB held the lab guest's loop for 400 ms).
+      expect(writes).toBeGreaterThan(10);
+      const head = await get('HEAD');
+      expect(head.body.length).toBe(0);
+      expect(Number(head.headers['content-length'])).toBe(Buffer.byteLength(expected));
+    } finally {
+      await api.close();
+    }
+  });
+});
+

@@ -70,7 +70,7 @@ describe('/alerts', () => {
   ] as const)('%#: %s - %s', (services, status, msg) => {
     expect(computeAlerts(services)).toEqual({ status, msg });
     expect(renderAlerts(services, false)).toEqual({ status: 200, contentType: 'text/plain', body: `${status.toUpperCase()} - ${msg}` });
-    expect(JSON.parse(renderAlerts(services, true).body)).toEqual({ status, msg });
+    expect(JSON.parse(renderAlerts(services, true).body as string)).toEqual({ status, msg });
   });
 
   it.each([
@@ -100,7 +100,7 @@ describe('/alerts', () => {
   ] as const)('a pool source error, case %#', (services, status, msg) => {
     expect(computeAlerts(services)).toEqual({ status, msg });
     expect(renderAlerts(services, false).body).toBe(`${status.toUpperCase()} - ${msg}`);
-    expect(JSON.parse(renderAlerts(services, true).body)).toEqual({ status, msg });
+    expect(JSON.parse(renderAlerts(services, true).body as string)).toEqual({ status, msg });
   });
 
   it('a pool with pooled-down servers is critical, not also too small', () => {
