@@ -13,7 +13,7 @@
  */
 import { constants, type BigIntStats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import type { Clock } from '../runtime/clock.js';
+import type { Clock, Timer } from '../runtime/clock.js';
 import { fileErrorReason, formatProblem, ProblemsError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
 import { PollLoop } from './poll-loop.js';
@@ -56,6 +56,13 @@ export interface FileSourceOptions extends ReporterSeed {
  * a few steps at a time, each turn has only a few to finish.
  */
 export const POOL_FILE_STEPS = createRunLimiter(16);
+
+/**
+ * The longest a pool's first read holds check admission back: a read that
+ * never ends (a hung network filesystem) must not keep every check of the
+ * daemon at one start a turn.
+ */
+export const FIRST_READ_HOLD_MAX_MS = 30_000;
 
 export const FILE_SOURCE_DEFAULTS = { pollIntervalMs: 1000, settleMs: 100, maxBytes: 8 * 1024 * 1024 } as const;
 
@@ -107,6 +114,8 @@ export class FilePoolSource extends LoopingPoolSource {
   /** The first read has no outcome yet: check admission is held back meanwhile (holdAdmission). */
   private firstOutcomePending = true;
   private admissionHold: (() => void) | undefined = undefined;
+  /** Lets go of the hold after FIRST_READ_HOLD_MAX_MS whatever happens (a hung NFS mount, say). */
+  private admissionHoldTimer: Timer | undefined = undefined;
   /** The last read's clean lines: a re-read parses only what changed. */
   private readonly lines = new LegacyLineMemo();
   /** The observation last acted on (read, or reported as an error). */
@@ -196,7 +205,10 @@ export class FilePoolSource extends LoopingPoolSource {
    * cannot be programmed), the source holds check admission back.
    */
   private async step(signal: AbortSignal): Promise<number> {
-    if (this.firstOutcomePending) this.admissionHold ??= holdAdmission();
+    if (this.firstOutcomePending && this.admissionHold === undefined) {
+      this.admissionHold = holdAdmission();
+      this.admissionHoldTimer = this.clock.setTimeout(() => this.releaseAdmission(), FIRST_READ_HOLD_MAX_MS);
+    }
     let delayMs = this.pollIntervalMs;
     try {
       let release: () => void;
@@ -221,6 +233,8 @@ export class FilePoolSource extends LoopingPoolSource {
     this.firstOutcomePending = false;
     this.admissionHold?.();
     this.admissionHold = undefined;
+    this.admissionHoldTimer?.cancel();
+    this.admissionHoldTimer = undefined;
   }
 
   /** One poll step; returns the delay before the next. */

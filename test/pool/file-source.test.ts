@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSystemClock, ManualClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger, type MemoryLog } from '../../src/runtime/logger.js';
-import { createFileSource, POOL_FILE_STEPS, RACY_WINDOW_MS } from '../../src/pool/file-source.js';
+import { createFileSource, FIRST_READ_HOLD_MAX_MS, POOL_FILE_STEPS, RACY_WINDOW_MS } from '../../src/pool/file-source.js';
 import { controlPlaneWaiting } from '../../src/runtime/sliced.js';
 import type { PoolEvent, PoolSource } from '../../src/pool/types.js';
 import { advanceFor, advanceUntil, rows, summarize, tempDir, waitReal } from './helpers.js';
@@ -399,6 +399,27 @@ describe('file pool source', () => {
     await advanceFor(clock, 10);
     expect(controlPlaneWaiting()).toBe(base + 1);
     await Promise.all([missing.stop(), early.stop()]);
+    expect(controlPlaneWaiting()).toBe(base);
+  });
+
+  it('lets go of the hold after FIRST_READ_HOLD_MAX_MS when the first read cannot even start', async () => {
+    const base = controlPlaneWaiting();
+    // Every shared slot taken: the source's first step waits, as behind a hung filesystem.
+    const slots = await Promise.all(Array.from({ length: 16 }, () => POOL_FILE_STEPS.acquire()));
+    try {
+      const path = join(dir, 'stuck');
+      await writeFile(path, A);
+      start(path);
+      await advanceFor(clock, 10);
+      expect(controlPlaneWaiting()).toBe(base + 1);
+      await advanceFor(clock, FIRST_READ_HOLD_MAX_MS);
+      expect(controlPlaneWaiting()).toBe(base);
+      expect(events).toHaveLength(0);
+    } finally {
+      for (const release of slots) release();
+    }
+    // The read still happens once a slot is free; the hold does not come back.
+    await advanceUntil(clock, () => events.length === 1);
     expect(controlPlaneWaiting()).toBe(base);
   });
 
