@@ -152,16 +152,6 @@ export function* formatExpositionChunks(
   return out;
 }
 
-/** formatExpositionChunks joined into one text. */
-export function* formatExposition(
-  metrics: readonly MetricData[],
-  defaultLabels?: Readonly<Record<string, string | number>>,
-): Generator<unknown, string, undefined> {
-  const out = yield* formatExpositionChunks(metrics, defaultLabels);
-  yield;
-  return out.join('');
-}
-
 /**
  * registry.metrics() in slices, as chunks of text in order: the metrics'
  * data is gathered first, a metric per turn, then formatted by a sliced job.
