@@ -31,19 +31,17 @@ export interface SliceOptions {
 
 export type Job = Generator<unknown, void, undefined>;
 
-/** Jobs that have given the event loop a turn and wait for their next slice. */
-let waiting = 0;
-/** Other control-plane work waiting (holdAdmission): a pool's first read, say. */
+/** Control-plane work waiting now (holdAdmission): a sliced job between two slices, a pool's first read. */
 let held = 0;
 
 /**
  * How much control-plane work waits now: sliced jobs waiting for their next
- * slice and holds (holdAdmission). Check admission starts fewer checks per
- * turn while any does: a pool edit, a publish, a reconcile or a cold start's
- * pool reads go before thousands of connects that came due.
+ * slice and other holds (holdAdmission). Check admission starts fewer checks
+ * per turn while any does: a pool edit, a publish, a reconcile or a cold
+ * start's pool reads go before thousands of connects that came due.
  */
 export function controlPlaneWaiting(): number {
-  return waiting + held;
+  return held;
 }
 
 /**
@@ -93,8 +91,12 @@ export function runSliced(job: Job, done: (error?: unknown) => void, options: Sl
         lastMs = t;
         untilCheck = stride;
         if (t >= endMs) {
-          if (!background) waiting++;
-          later(resume);
+          // Waiting for its next slice, a control-plane job holds check admission back.
+          const release = background ? undefined : holdAdmission();
+          later(() => {
+            release?.();
+            slice();
+          });
           synchronous = false;
           return;
         }
@@ -104,10 +106,6 @@ export function runSliced(job: Job, done: (error?: unknown) => void, options: Sl
       return;
     }
     done();
-  };
-  const resume = (): void => {
-    if (!background) waiting--;
-    slice();
   };
   slice();
   return synchronous;
