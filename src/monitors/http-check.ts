@@ -6,8 +6,8 @@
  * cost more CPU than the check itself.
  *
  * Per check it allocates the socket, one parser and the promise; every
- * check reads into one shared buffer; the request bytes, TLS context and identity check are
- * prepared once per URL (prepareFetch). It never rejects and has no timer of
+ * check reads into one shared buffer; the request bytes, TLS context and
+ * identity check are prepared once per URL (prepareFetch). It never rejects and has no timer of
  * its own: the caller's signal (the periodic wrapper's deadline) ends
  * it, destroying the socket at once.
  */
@@ -50,9 +50,10 @@ export interface PreparedFetch {
  * socket to keep alive until a major GC (see finish()).
  */
 const READ_BUFFER_BYTES = 16 * 1024;
-let sharedReadBuffer: Buffer | undefined;
-function readBuffer(): Buffer {
-  return (sharedReadBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES));
+/** The `onread` option of every check's socket (the socket copies its two fields), made at the first check. */
+let sharedOnread: { readonly buffer: Buffer; readonly callback: typeof onRead } | undefined;
+function onreadOption(): { readonly buffer: Buffer; readonly callback: typeof onRead } {
+  return (sharedOnread ??= { buffer: Buffer.allocUnsafeSlow(READ_BUFFER_BYTES), callback: onRead });
 }
 
 /** The TLS context for a check's options (trusted CAs); build it once and pass it to prepareFetch. */
@@ -149,7 +150,7 @@ class Exchange {
   ) {
     this.parser = new HttpResponseParser(prepared.keepBody, BODY_CAP_BYTES);
     // PyBal connects to the server, never to the URL's host or port.
-    const onread = { buffer: readBuffer(), callback: onRead };
+    const onread = onreadOption();
     const settings = prepared.tls;
     let socket: net.Socket;
     if (settings === undefined) {
