@@ -27,6 +27,7 @@ import { decodeMessage, encodeMessage, notificationMessage, type BgpMessage } fr
 import { Framer } from '../../src/bgp/framer.js';
 import { localOpen, negotiate, type FsmConfig, type Negotiated } from '../../src/bgp/fsm.js';
 import { BgpDecodeError, describeNotification } from '../../src/bgp/notification.js';
+import { percentile } from './stats.js';
 
 export interface KeepalivePeerOptions {
   /** Address to listen on. */
@@ -117,11 +118,6 @@ export interface KeepalivePeer {
   close(): Promise<void>;
 }
 
-/** The q-quantile of sorted samples (the smallest sample with at least q of them at or below it), NaN for none. */
-function quantile(sorted: readonly number[], q: number): number {
-  return sorted.length === 0 ? NaN : (sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN);
-}
-
 /** Gap figures of KEEPALIVE arrival times (ascending) over [fromMs, toMs]. Pure. */
 export function keepaliveGaps(arrivalsMs: readonly number[], fromMs: number, toMs: number, expectedIntervalMs: number): GapFigures {
   const lateThresholdMs = expectedIntervalMs + LATE_MARGIN_MS;
@@ -142,8 +138,8 @@ export function keepaliveGaps(arrivalsMs: readonly number[], fromMs: number, toM
   return {
     keepalives,
     gaps: gaps.length,
-    gapMedianMs: quantile(gaps, 0.5),
-    gapP99Ms: quantile(gaps, 0.99),
+    gapMedianMs: percentile(gaps, 50),
+    gapP99Ms: percentile(gaps, 99),
     gapMaxMs: gaps.length === 0 ? NaN : (gaps[gaps.length - 1] ?? NaN),
     lateThresholdMs,
     late: gaps.filter((g) => g > lateThresholdMs).length,

@@ -13,6 +13,7 @@
  * - Gaps: between successive checks of one server, the later one in the
  *   window, in intervals (p50, p99, worst).
  */
+import { percentile } from './stats.js';
 
 export interface CheckWindow {
   readonly startMs: number;
@@ -35,12 +36,6 @@ export interface Timeliness {
   readonly gapMax: number;
 }
 
-/** Nearest-rank percentile of sorted values (p in 0..100); NaN for none. */
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
-}
 
 /** Milliseconds of [window) covered by [check, check + freshMs] for some check (times sorted ascending). */
 export function freshMs(times: readonly number[], window: CheckWindow, freshForMs: number): number {

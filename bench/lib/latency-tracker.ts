@@ -11,6 +11,8 @@
  * requests are not counted; after that, a failure is counted like an answer
  * and also tallied.
  */
+import { percentile } from './stats.js';
+
 export interface LatencySummary {
   /** Requests counted (answered or failed after the server was up). */
   readonly count: number;
@@ -86,7 +88,6 @@ export class LatencyTracker {
     const xs = [...this.latencies];
     if (this.inFlightDueMs !== undefined && this.firstAnswerMs !== undefined) xs.push(nowMs - this.inFlightDueMs);
     xs.sort((a, b) => a - b);
-    const at = (q: number): number => (xs.length === 0 ? NaN : (xs[Math.min(xs.length - 1, Math.ceil(q * xs.length) - 1)] ?? NaN));
     return {
       count: xs.length,
       failures: this.failures,
@@ -94,8 +95,8 @@ export class LatencyTracker {
       firstAnswerMs: this.firstAnswerMs,
       skipped: this.skipped,
       worstMs: xs.length === 0 ? NaN : (xs[xs.length - 1] ?? NaN),
-      medianMs: at(0.5),
-      p99Ms: at(0.99),
+      medianMs: percentile(xs, 50),
+      p99Ms: percentile(xs, 99),
     };
   }
 }

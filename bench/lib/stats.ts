@@ -10,3 +10,10 @@ export function median(xs: readonly number[]): number {
 export function worst(xs: readonly number[]): number {
   return xs.length === 0 ? NaN : Math.max(...xs);
 }
+
+/** Nearest-rank percentile of sorted values (p in 0..100); NaN for none. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
+}

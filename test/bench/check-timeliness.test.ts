@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { freshMs, measureTimeliness, percentile } from '../../bench/lib/check-timeliness.js';
+import { freshMs, measureTimeliness } from '../../bench/lib/check-timeliness.js';
+import { percentile } from '../../bench/lib/stats.js';
 
 const window = { startMs: 10_000, endMs: 20_000 };
 
