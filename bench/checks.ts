@@ -83,7 +83,7 @@ import type { LatencySummary } from './lib/latency-tracker.js';
 import { checkServerAddresses, formatKeepalivedConf, formatLegacyPool, formatPybalConf, type CheckedService, type PybalBgp } from './lib/checks-config.js';
 import { runGuestBench } from './lib/guest.js';
 import { processCpuMs, processFaults, processRssBytes } from './lib/proc.js';
-import { median } from './lib/stats.js';
+import { median, worst } from './lib/stats.js';
 
 const numbers = (text: string): number[] => text.split(',').map((s) => Number(s.trim()));
 const SIZES = numbers(process.env.BENCH_CHECK_SIZES ?? '500,5000');
@@ -497,16 +497,15 @@ function bgpSummary(rows: readonly RoundFigures[], label: string): { worstGapMs:
   const pybal = rows.filter((r) => r.peer === 'pybal' && (r.bgp !== undefined || r.bgpError !== undefined));
   if (pybal.length === 0) return { worstGapMs: NaN, line: '' };
   const measured = pybal.flatMap((r) => (r.bgp ? [r.bgp] : []));
-  const gaps = measured.map((b) => b.gapMaxMs).filter(Number.isFinite);
-  const worst = gaps.length === 0 ? NaN : Math.max(...gaps);
+  const worstGap = worst(measured.map((b) => b.gapMaxMs).filter(Number.isFinite));
   const sum = (pick: (b: KeepaliveSummary) => number): number => measured.reduce((a, b) => a + pick(b), 0);
   const expected = [...new Set(measured.map((b) => b.expectedIntervalMs).filter(Number.isFinite))].join('/') || '?';
   const failed = pybal.length - measured.length;
   return {
-    worstGapMs: worst,
+    worstGapMs: worstGap,
     line:
       `${label} pybal bgp keepalives (${measured.length} rounds${failed > 0 ? `; ${failed} not measured` : ''}): ` +
-      `worst gap ${f(worst, 0)} ms (every ${expected} ms expected), ${sum((b) => b.late)} late by >${LATE_MARGIN_MS} ms, ` +
+      `worst gap ${f(worstGap, 0)} ms (every ${expected} ms expected), ${sum((b) => b.late)} late by >${LATE_MARGIN_MS} ms, ` +
       `${sum((b) => b.drops)} session drops, ${sum((b) => b.notifications.length)} NOTIFICATIONs in all`,
   };
 }
@@ -596,10 +595,10 @@ async function measure(): Promise<void> {
     say(`idleconnection-rss-mb ${f(median(rows.map((r) => r.rssMb)), 1)}`);
     return;
   }
-  const cpu = (peer: PeerName): number => median(counted(rows, peer).map((r) => r.cpuMsPer1000));
-  const guestCpu = (peer: PeerName): number => median(counted(rows, peer).map((r) => r.guestCpuMsPer1000));
-  say(`checks-guest-cpu-ratio-vs-keepalived ${f(guestCpu('pybal') / guestCpu('keepalived'))}`);
-  say(`checks-cpu-ratio-vs-keepalived ${f(cpu('pybal') / cpu('keepalived'))}`);
+  /** The median of a figure over every counted round of pybal, divided by keepalived's. */
+  const ratio = (pick: (r: RoundFigures) => number): string => f(median(counted(rows, 'pybal').map(pick)) / median(counted(rows, 'keepalived').map(pick)));
+  say(`checks-guest-cpu-ratio-vs-keepalived ${ratio((r) => r.guestCpuMsPer1000)}`);
+  say(`checks-cpu-ratio-vs-keepalived ${ratio((r) => r.cpuMsPer1000)}`);
 }
 
 runGuestBench({ name: 'checks bench', scriptUrl: import.meta.url, measure, timeoutMs: 3_600_000, openFiles: 65_536 });
