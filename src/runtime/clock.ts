@@ -3,6 +3,7 @@
  * pool polling, IPVS retries) takes a Clock; only this module and the manual
  * clock touch timers. Times are monotonic milliseconds.
  */
+import { TimerQueue } from './timer-queue.js';
 
 export interface Timer {
   /** Cancels the timer; harmless when it already fired or was cancelled. */
@@ -38,19 +39,6 @@ function sleepWith(clock: Clock, delayMs: number, signal?: AbortSignal): Promise
 }
 
 /**
- * A Node timer as a Timer. A class rather than `{ cancel: () => clearTimeout(handle) }`:
- * a timer is set per check (1,000 a second at 10,000 servers) and one is
- * held per monitor, and this is one small object instead of an object, a
- * closure and its context.
- */
-class SystemTimer implements Timer {
-  constructor(private readonly handle: NodeJS.Timeout) {}
-  cancel(): void {
-    clearTimeout(this.handle);
-  }
-}
-
-/**
  * The monotonic time, read once per run of synchronous code: the reading is
  * kept until the microtask queue next runs (the end of the callback that
  * asked), so the several reads of one check's callback (its duration, its
@@ -65,11 +53,26 @@ function forgetMonotonic(): void {
   monotonicRead = -1;
 }
 export function monotonicNow(): number {
-  if (monotonicRead < 0) {
-    monotonicRead = performance.now();
-    queueMicrotask(forgetMonotonic);
-  }
+  return monotonicRead < 0 ? readMonotonic() : monotonicRead;
+}
+
+/** Reads the monotonic time afresh; the reading is what monotonicNow returns until the microtask queue next runs. */
+export function readMonotonic(): number {
+  if (monotonicRead < 0) queueMicrotask(forgetMonotonic);
+  monotonicRead = performance.now();
   return monotonicRead;
+}
+
+/** The process's timers: one queue behind one Node timer (see timer-queue.ts). */
+let systemTimers: TimerQueue | undefined;
+function timers(): TimerQueue {
+  systemTimers ??= new TimerQueue({
+    read: readMonotonic,
+    recent: monotonicNow,
+    arm: (fn, delayMs) => setTimeout(fn, delayMs),
+    disarm: (handle) => clearTimeout(handle as NodeJS.Timeout),
+  });
+  return systemTimers;
 }
 
 /** How often the wall clock is read again to follow a step of the system time (NTP, an operator). */
@@ -94,14 +97,12 @@ export function wallNow(): number {
   return Math.floor(mono + wallOffset);
 }
 
-/** The real clock, backed by Node's timers and the cached readings above. */
+/** The real clock: the cached readings above, and timers in one queue behind one Node timer. */
 export function createSystemClock(): Clock {
   const clock: Clock = {
     now: monotonicNow,
     wallNow,
-    setTimeout(fn, delayMs) {
-      return new SystemTimer(setTimeout(fn, Math.max(0, delayMs)));
-    },
+    setTimeout: (fn, delayMs) => timers().add(fn, delayMs),
     sleep: (delayMs, signal) => sleepWith(clock, delayMs, signal),
   };
   return clock;
