@@ -83,8 +83,14 @@ export function describeFsError(path: string, error: unknown): string {
   return `${path}: ${fileErrorReason(error)}`;
 }
 
-/** What one look at the file found: its stat signature, or an error. */
-type Observation = { readonly kind: 'file'; readonly key: string } | { readonly kind: 'error'; readonly key: string; readonly message: string };
+/**
+ * What one look at the file found: its stat signature and the wall time of
+ * its last change (mtime or ctime, whichever is later; coarse when the
+ * filesystem keeps whole seconds), or an error.
+ */
+type Observation =
+  | { readonly kind: 'file'; readonly key: string; readonly changedMs: number; readonly coarse: boolean }
+  | { readonly kind: 'error'; readonly key: string; readonly message: string };
 
 /** Throws unless the file is a regular one: opening a FIFO would block, a directory is a mistake to name. */
 function assertRegularFile(s: BigIntStats): void {
@@ -192,7 +198,8 @@ export class FilePoolSource extends LoopingPoolSource {
     try {
       const stats = await stat(this.path, { bigint: true });
       assertRegularFile(stats);
-      return { kind: 'file', key: signature(stats) };
+      const changedNs = stats.mtimeNs > stats.ctimeNs ? stats.mtimeNs : stats.ctimeNs;
+      return { kind: 'file', key: signature(stats), changedMs: Number(changedNs / 1_000_000n), coarse: changedNs % 1_000_000_000n === 0n };
     } catch (e) {
       const message = describeFsError(this.path, e);
       return { kind: 'error', key: `error:${message}`, message };
@@ -249,7 +256,7 @@ export class FilePoolSource extends LoopingPoolSource {
       this.settleChecks = 0;
       return this.nextPollMs();
     }
-    if (seen.key !== this.candidate && this.settleChecks < MAX_SETTLE_CHECKS) {
+    if (seen.key !== this.candidate && this.settleChecks < MAX_SETTLE_CHECKS && !this.stillSince(seen)) {
       // New: look again shortly, and act once it holds still.
       this.candidate = seen.key;
       this.settleChecks++;
@@ -263,6 +270,22 @@ export class FilePoolSource extends LoopingPoolSource {
       return this.pollIntervalMs;
     }
     return this.read();
+  }
+
+  /**
+   * Whether the file has already held still for the settle time: its last
+   * change is older than that (plus RACY_WINDOW_MS where timestamps are whole
+   * seconds), so a second look would tell nothing more. A pool file that has
+   * not changed for a while (every pool at a cold start, an edit noticed by
+   * the periodic poll) is read at the first look: at 1,000 services that is
+   * 1,000 stats, timers and steps fewer, and an edit reaches the kernel a
+   * settle time sooner. A change time in the future (another host's clock)
+   * proves nothing.
+   */
+  private stillSince(seen: Observation): boolean {
+    if (seen.kind !== 'file') return false;
+    const age = this.clock.wallNow() - seen.changedMs;
+    return age >= this.settleMs + (seen.coarse ? RACY_WINDOW_MS : 0);
   }
 
   private async read(): Promise<number> {

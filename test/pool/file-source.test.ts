@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -60,6 +60,42 @@ describe('file pool source', () => {
     expect(source?.status()).toMatchObject({ url: `file://${path}`, error: undefined });
     expect(rows(source?.status().pool)).toEqual([['mw1', 10, true], ['mw2', 20, false]]);
     expect(memory.lines()).toContain(`[text pool] DEBUG: pool from file://${path}: 2 servers`);
+  });
+
+  it('reads a file that has held still for the settle time at the first look; a fresh or whole-second-stamped one only once it holds still', async () => {
+    const still = join(dir, 'still');
+    const fresh = join(dir, 'fresh');
+    const coarse = join(dir, 'coarse');
+    await writeFile(still, A);
+    await writeFile(fresh, A);
+    await writeFile(coarse, A);
+    // The manual clock's wall time is a minute on: the files' change times (ctime, which only the
+    // kernel sets, is now) are a minute old unless their mtime says later.
+    const wallMs = Date.now() + 60_000;
+    clock = new ManualClock(0, wallMs);
+    await utimes(fresh, new Date(wallMs - 20), new Date(wallMs - 20));
+    // Whole seconds, 1 to 2 s old: on such a filesystem the last write may be much newer than the stamp.
+    const coarseSec = Math.floor((wallMs - 1000) / 1000);
+    await utimes(coarse, coarseSec, coarseSec);
+    const got = new Map<string, PoolEvent[]>();
+    const sources = [still, fresh, coarse].map((path) => {
+      const s = createFileSource(`file://${path}`, { clock, logger: memory.logger, settleMs: 100, watchChanges: false });
+      s.start((e) => got.set(path, [...(got.get(path) ?? []), e]));
+      return s;
+    });
+    try {
+      // Within a few ms of the clock: the still file is read and delivered; the others wait for a second look.
+      await advanceUntil(clock, () => got.has(still), 1);
+      expect(clock.now()).toBeLessThan(50);
+      expect(summarize(got.get(still) ?? [])).toEqual([{ type: 'pool', servers: [['mw1', 10, true], ['mw2', 20, false]], problems: [] }]);
+      expect(got.has(fresh)).toBe(false);
+      expect(got.has(coarse)).toBe(false);
+      // After the settle time both have held still, and are read.
+      await advanceUntil(clock, () => got.has(fresh) && got.has(coarse), 50);
+      expect(clock.now()).toBeGreaterThanOrEqual(100);
+    } finally {
+      for (const s of sources) await s.stop();
+    }
   });
 
   it('reads a just-modified file again until it is older than the racy window, for filesystems with coarse timestamps', async () => {
