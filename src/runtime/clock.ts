@@ -56,6 +56,11 @@ export function monotonicNow(): number {
   return monotonicRead < 0 ? readMonotonic() : monotonicRead;
 }
 
+/** This callback's reading if it has taken one, else NaN (no read). */
+export function keptMonotonic(): number {
+  return monotonicRead < 0 ? Number.NaN : monotonicRead;
+}
+
 /** Reads the monotonic time afresh; the reading is what monotonicNow returns until the microtask queue next runs. */
 export function readMonotonic(): number {
   if (monotonicRead < 0) queueMicrotask(forgetMonotonic);

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { finish, runSliced, sliced } from '../../src/runtime/sliced.js';
 import { legacyPoolSteps, parseLegacyPool } from '../../src/pool/legacy-format.js';
 
@@ -83,6 +83,51 @@ describe('runSliced', () => {
     expect(Math.max(...lengths)).toBeLessThan(10 + 50);
     // And once it has shrunk, slices are their budget again.
     expect(lengths.slice(-5).every((ms) => ms >= 10 && ms < 12)).toBe(true);
+  });
+});
+
+describe('runSliced on the real clock', () => {
+  const nextRun = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+  it('a small job reads no clock at all; a large one reads it now and then, and still gives turns', async () => {
+    const perf = vi.spyOn(performance, 'now');
+    try {
+      await nextRun();
+      perf.mockClear();
+      // A pool of 10's job: a few phases.
+      const sync = runSliced(
+        (function* () {
+          for (let i = 0; i < 3; i++) yield;
+        })(),
+        () => undefined,
+      );
+      expect(sync).toBe(true);
+      expect(perf).not.toHaveBeenCalled();
+      // A long one: 30 ms of steps of 0.1 ms, in a callback that took no reading before.
+      await nextRun();
+      perf.mockClear();
+      let steps = 0;
+      const done = new Promise<void>((resolve, reject) => {
+        const synchronous = runSliced(
+          (function* () {
+            for (let i = 0; i < 300; i++) {
+              const until = process.hrtime.bigint() + 100_000n;
+              while (process.hrtime.bigint() < until) steps += 0;
+              steps++;
+              yield;
+            }
+          })(),
+          (error) => (error === undefined ? resolve() : reject(error as Error)),
+        );
+        expect(synchronous).toBe(false);
+      });
+      await done;
+      expect(steps).toBe(300);
+      expect(perf.mock.calls.length).toBeGreaterThan(0);
+      expect(perf.mock.calls.length).toBeLessThan(300);
+    } finally {
+      perf.mockRestore();
+    }
   });
 });
 
