@@ -11,7 +11,7 @@
  * read half-way; after reading, the file is checked again and read again if
  * it moved meanwhile.
  */
-import { constants, type BigIntStats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, statSync, type BigIntStats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import type { Clock, Timer } from '../runtime/clock.js';
 import { fileErrorReason, formatProblem, ProblemsError } from '../runtime/errors.js';
@@ -135,8 +135,16 @@ export class FilePoolSource extends LoopingPoolSource {
   private watch: FileWatch | undefined;
   private readonly watchChanges: boolean;
   private readonly watchedPollIntervalMs: number;
-  /** The watched file is on a local filesystem (see dir-watch.ts). */
+  /**
+   * The watched file is on a local filesystem (see dir-watch.ts): its stat
+   * and read are then done in place, a few system calls each, rather than on
+   * libuv's thread pool with a promise and a FileHandle per call (at a cold
+   * start of 1,000 pools, some 3 s of the lab guest's single CPU). A network
+   * filesystem keeps the thread pool, where a hung server cannot stall the
+   * event loop.
+   */
   private localFs = false;
+  private localKnown = false;
 
   constructor(url: string, options: FileSourceOptions) {
     super();
@@ -170,14 +178,16 @@ export class FilePoolSource extends LoopingPoolSource {
     if (!this.watchChanges || this.path === '' || this.watch?.alive) return;
     this.watch = watchFile(this.path, () => this.loop.wake());
     this.localFs = false;
-    if (this.watch && this.watchedPollIntervalMs !== this.pollIntervalMs) void this.learnFilesystem();
+    this.localKnown = false;
   }
 
   /** Whether the file's filesystem is one whose every change inotify reports (a local one). */
   private async learnFilesystem(): Promise<void> {
     const watch = this.watch;
     const local = (await watch?.local()) ?? false;
-    if (this.watch === watch) this.localFs = local;
+    if (this.watch !== watch) return;
+    this.localFs = local;
+    this.localKnown = true;
   }
 
   /**
@@ -186,7 +196,7 @@ export class FilePoolSource extends LoopingPoolSource {
    * started together do not all look in the same moment), else pollIntervalMs.
    */
   private nextPollMs(): number {
-    if (this.localFs && this.watch?.alive) return this.watchedPollIntervalMs * (0.9 + 0.2 * Math.random());
+    if (this.localFs && this.watch?.alive && this.watchedPollIntervalMs !== this.pollIntervalMs) return this.watchedPollIntervalMs * (0.9 + 0.2 * Math.random());
     return this.pollIntervalMs;
   }
 
@@ -196,7 +206,7 @@ export class FilePoolSource extends LoopingPoolSource {
 
   private async observe(): Promise<Observation> {
     try {
-      const stats = await stat(this.path, { bigint: true });
+      const stats = this.localFs ? statSync(this.path, { bigint: true }) : await stat(this.path, { bigint: true });
       assertRegularFile(stats);
       const changedNs = stats.mtimeNs > stats.ctimeNs ? stats.mtimeNs : stats.ctimeNs;
       return { kind: 'file', key: signature(stats), changedMs: Number(changedNs / 1_000_000n), coarse: changedNs % 1_000_000_000n === 0n };
@@ -247,6 +257,7 @@ export class FilePoolSource extends LoopingPoolSource {
   /** One poll step; returns the delay before the next. */
   private async check(): Promise<number> {
     this.subscribe();
+    if (this.watch && !this.localKnown) await this.learnFilesystem();
     const seen = await this.observe();
     // Gone (its directory perhaps, and the watch with it): watch again once it is back.
     if (seen.kind === 'error') this.unsubscribe();
@@ -288,23 +299,44 @@ export class FilePoolSource extends LoopingPoolSource {
     return age >= this.settleMs + (seen.coarse ? RACY_WINDOW_MS : 0);
   }
 
+  /** Throws unless what was opened is a regular file within maxBytes. */
+  private assertReadable(stats: BigIntStats): void {
+    assertRegularFile(stats);
+    if (stats.size > BigInt(this.maxBytes)) throw new Error(`larger than ${this.maxBytes} bytes (${stats.size})`);
+  }
+
+  // Both open non-blocking, in case a FIFO took the file's place since it was checked.
+  private readInPlace(): { stats: BigIntStats; bytes: Uint8Array } {
+    const fd = openSync(this.path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      const stats = fstatSync(fd, { bigint: true });
+      this.assertReadable(stats);
+      return { stats, bytes: readFileSync(fd) };
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private async readOnPool(): Promise<{ stats: BigIntStats; bytes: Uint8Array }> {
+    const handle = await open(this.path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      const stats = await handle.stat({ bigint: true });
+      this.assertReadable(stats);
+      return { stats, bytes: await handle.readFile() };
+    } finally {
+      await handle.close();
+    }
+  }
+
   private async read(): Promise<number> {
     this.log.debug(`${this.path} changed, reading it`);
     let text: string;
     let before: string;
     try {
-      // Non-blocking, in case a FIFO took the file's place since it was checked.
-      const handle = await open(this.path, constants.O_RDONLY | constants.O_NONBLOCK);
-      try {
-        const stats = await handle.stat({ bigint: true });
-        assertRegularFile(stats);
-        if (stats.size > BigInt(this.maxBytes)) throw new Error(`larger than ${this.maxBytes} bytes (${stats.size})`);
-        before = signature(stats);
-        this.racy = Math.abs(this.clock.wallNow() - Number(stats.mtimeNs / 1_000_000n)) < RACY_WINDOW_MS;
-        text = new TextDecoder('utf-8').decode(await handle.readFile());
-      } finally {
-        await handle.close();
-      }
+      const { stats, bytes } = this.localFs ? this.readInPlace() : await this.readOnPool();
+      before = signature(stats);
+      this.racy = Math.abs(this.clock.wallNow() - Number(stats.mtimeNs / 1_000_000n)) < RACY_WINDOW_MS;
+      text = new TextDecoder('utf-8').decode(bytes);
     } catch (e) {
       // Retried on every poll until it reads, reported once.
       this.settled = undefined;

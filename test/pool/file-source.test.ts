@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { mkdir, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, statfs, utimes, writeFile } from 'node:fs/promises';
+import { createHook } from 'node:async_hooks';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -95,6 +96,46 @@ describe('file pool source', () => {
       expect(clock.now()).toBeGreaterThanOrEqual(100);
     } finally {
       for (const s of sources) await s.stop();
+    }
+  });
+
+  it('on a local filesystem looks and reads in place, with no thread-pool request; elsewhere on the thread pool', async () => {
+    const fsRequests = (): { count: () => number; stop: () => void } => {
+      let n = 0;
+      const hook = createHook({
+        init: (_id, type) => {
+          if (type.startsWith('FSREQ') || type === 'FILEHANDLE') n++;
+        },
+      }).enable();
+      return { count: () => n, stop: () => hook.disable() };
+    };
+    // The test's directory must be on one of the local filesystems for the first half to mean anything.
+    expect([0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x858458f6, 0x2fc12fc1, 0xf2f52010, 0x794c7630]).toContain(Number((await statfs(dir)).type));
+    for (const watchChanges of [true, false]) {
+      const path = join(dir, `pool-${watchChanges}`);
+      await writeFile(path, A);
+      const got: PoolEvent[] = [];
+      const s = createFileSource(`file://${path}`, { clock, logger: memory.logger, watchChanges, pollIntervalMs: 1000 });
+      s.start((e) => got.push(e));
+      try {
+        await advanceUntil(clock, () => got.length === 1);
+        // An edit, older than the settle time: the next poll looks, reads and delivers it.
+        await writeFile(path, B);
+        const old = new Date(Date.now() - 60_000);
+        await utimes(path, old, old);
+        const requests = fsRequests();
+        try {
+          await advanceUntil(clock, () => got.length === 2);
+        } finally {
+          requests.stop();
+        }
+        expect(rows(s.status().pool)).toEqual([['mw1', 10, true], ['mw3', 5, true]]);
+        // Watched (so its filesystem is known to be local): in place. Not watched: on the pool, as for NFS.
+        if (watchChanges) expect(requests.count()).toBe(0);
+        else expect(requests.count()).toBeGreaterThan(0);
+      } finally {
+        await s.stop();
+      }
     }
   });
 
@@ -392,7 +433,8 @@ describe('file pool source', () => {
       for (let i = 0; i < 100; i++) {
         const path = join(dir, `pool${i}`);
         await writeFile(path, `{ 'host': 'mw${i}', 'weight': ${i + 1}, 'enabled': True }\n`);
-        const s = createFileSource(`file://${path}`, { clock: createSystemClock(), logger: memory.logger, settleMs: 5 });
+        // Unwatched, so on the thread pool (as on NFS), where steps overlap; on a local filesystem each is done in place.
+        const s = createFileSource(`file://${path}`, { clock: createSystemClock(), logger: memory.logger, settleMs: 5, watchChanges: false });
         sources.push(s);
       }
       const watchSlots = setInterval(() => (most = Math.max(most, POOL_FILE_STEPS.running())), 1);
