@@ -88,8 +88,7 @@ export class TimerQueue {
     timer.index = -1;
     const last = this.heap.pop() as QueuedTimer;
     if (i < this.heap.length) {
-      this.heap[i] = last;
-      last.index = i;
+      this.place(last, i);
       this.up(i);
       this.down(last.index);
     }
@@ -142,12 +141,10 @@ export class TimerQueue {
       const p = (i - 1) >> 1;
       const parent = heap[p] as QueuedTimer;
       if (!before(timer, parent)) break;
-      heap[i] = parent;
-      parent.index = i;
+      this.place(parent, i);
       i = p;
     }
-    heap[i] = timer;
-    timer.index = i;
+    this.place(timer, i);
   }
 
   private down(i: number): void {
@@ -161,11 +158,14 @@ export class TimerQueue {
       const c = r < n && before(heap[r] as QueuedTimer, heap[l] as QueuedTimer) ? r : l;
       const child = heap[c] as QueuedTimer;
       if (!before(child, timer)) break;
-      heap[i] = child;
-      child.index = i;
+      this.place(child, i);
       i = c;
     }
-    heap[i] = timer;
+    this.place(timer, i);
+  }
+
+  private place(timer: QueuedTimer, i: number): void {
+    this.heap[i] = timer;
     timer.index = i;
   }
 }
