@@ -9,9 +9,9 @@
  * about how long the event loop is held, which a test clock cannot say. The
  * clock is read as little as that allows (a read is a system call in the lab
  * guest, and a cold start of 1,000 services ran some 10,000 small jobs): a
- * slice starts at the reading its callback already took, if any (older than
- * the slice, so the slice only ends sooner), else at its first look, and a
- * job's first look comes after a few steps.
+ * job's first slice starts at the reading its callback already took, if any
+ * (older than the slice, so the slice only ends sooner), else at its first
+ * look, which comes after a few steps.
  */
 import { keptMonotonic, readMonotonic } from './clock.js';
 
@@ -93,13 +93,16 @@ export function runSliced(job: Job, done: (error?: unknown) => void, options: Sl
   let stride = 1;
   let firstSlice = true;
   const slice = (): void => {
-    // The callback's reading if it took one (older than the slice: the slice only ends sooner), else the first look's.
-    const startMs = startNow();
+    // A job's first slice starts at its callback's reading if it took one (older than the
+    // slice: the slice only ends sooner), else at its first look; a later slice, whose stride
+    // may be long, reads the clock as it starts, so that the stride is judged on its first look.
+    const first = firstSlice;
+    firstSlice = false;
+    const startMs = first ? startNow() : now();
     let endMs = startMs + budgetMs;
     // The stride is judged between fresh reads only.
-    let lastMs = options.now === undefined ? Number.NaN : startMs;
-    let untilCheck = firstSlice ? FIRST_LOOK_STEPS : stride;
-    firstSlice = false;
+    let lastMs = first && options.now === undefined ? Number.NaN : startMs;
+    let untilCheck = first ? FIRST_LOOK_STEPS : stride;
     try {
       for (;;) {
         if (job.next().done) break;

@@ -131,6 +131,38 @@ describe('runSliced on the real clock', () => {
   });
 });
 
+describe('runSliced on the real clock, steps growing dear', () => {
+  it('keeps each slice near its budget when cheap steps (a long stride) give way to dear ones', () => {
+    let wall = 1_000;
+    const perf = vi.spyOn(performance, 'now').mockImplementation(() => wall);
+    const turns: (() => void)[] = [];
+    const slicesAt: number[] = [];
+    let stepMs = 0.02;
+    try {
+      runSliced(
+        (function* () {
+          for (let i = 0; i < 20_200; i++) {
+            if (i === 20_000) stepMs = 1;
+            wall += stepMs;
+            yield;
+          }
+        })(),
+        () => undefined,
+        { budgetMs: 10, later: (fn) => turns.push(fn) },
+      );
+      while (turns.length > 0) {
+        slicesAt.push(wall);
+        turns.shift()!();
+      }
+    } finally {
+      perf.mockRestore();
+    }
+    const lengths = slicesAt.map((at, i) => at - (i === 0 ? 1_000 : (slicesAt[i - 1] ?? 0)));
+    expect(Math.max(...lengths)).toBeLessThan(10 + 50);
+    expect(lengths.slice(-5).every((ms) => ms >= 10 && ms < 12)).toBe(true);
+  });
+});
+
 describe('a legacy pool read in slices', () => {
   it('gives what the one-go parse gives, over many turns of the event loop', async () => {
     const lines = Array.from({ length: 3000 }, (_, i) =>
