@@ -11,7 +11,7 @@
  * prom-client.
  */
 import { Registry } from 'prom-client';
-import { sliced, type SliceOptions } from '../runtime/sliced.js';
+import { sliced, turn, type SliceOptions } from '../runtime/sliced.js';
 
 /** One sample as prom-client's `get()` / `getForPromString()` hand it out. */
 interface SampleValue {
@@ -110,10 +110,7 @@ interface Gettable {
   getForPromString?(): Promise<MetricData>;
 }
 
-/** Lets the event loop run what waits (timers, sockets) before going on. */
-export function turn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
+export { turn };
 
 /**
  * Each metric's data, one metric per turn of the event loop: prom-client

@@ -134,6 +134,11 @@ export function runSliced(job: Job, done: (error?: unknown) => void, options: Sl
   return synchronous;
 }
 
+/** Lets the event loop run what waits (timers, sockets) before going on. */
+export function turn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** Runs a job that returns a value to its end at once (for callers that need it synchronously). */
 export function finish<T>(job: Generator<unknown, T, undefined>): T {
   for (;;) {

@@ -452,6 +452,35 @@ describe('file pool source', () => {
     }
   });
 
+  it('reads many local pool files in place a few a turn, never all in one run of the event loop', async () => {
+    const sources: PoolSource[] = [];
+    const turnOf = new Map<number, number>();
+    let turnNo = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turnNo++;
+      if (ticking) setImmediate(tick);
+    };
+    try {
+      const old = new Date(Date.now() - 60_000);
+      for (let i = 0; i < 100; i++) {
+        const path = join(dir, `local${i}`);
+        await writeFile(path, `{ 'host': 'mw${i}', 'weight': ${i + 1}, 'enabled': True }\n`);
+        await utimes(path, old, old);
+        sources.push(createFileSource(`file://${path}`, { clock: createSystemClock(), logger: memory.logger }));
+      }
+      setImmediate(tick);
+      sources.forEach((s, i) => s.start((e) => e.type === 'pool' && !turnOf.has(i) && turnOf.set(i, turnNo)));
+      await waitReal(() => turnOf.size === 100, 10_000);
+    } finally {
+      ticking = false;
+      await Promise.all(sources.map((s) => s.stop()));
+    }
+    const perTurn = new Map<number, number>();
+    for (const t of turnOf.values()) perTurn.set(t, (perTurn.get(t) ?? 0) + 1);
+    expect(Math.max(...perTurn.values())).toBeLessThanOrEqual(16);
+  });
+
   it('holds check admission back until its first read has an outcome, and lets go on stop', async () => {
     const base = controlPlaneWaiting();
     const path = join(dir, 'held');
