@@ -39,17 +39,29 @@ function sleepWith(clock: Clock, delayMs: number, signal?: AbortSignal): Promise
 }
 
 /**
- * The monotonic time, read once per run of synchronous code: the reading is
- * kept until the microtask queue next runs (the end of the callback that
- * asked), so the several reads of one check's callback (its duration, its
- * result's time, the report's) cost one. A clock read is a system call where
- * there is no vDSO (the lab's UML guest: some 50-80 us each, as dear as a
- * connect), and within one callback the time does not move enough to matter.
- * What measures time spent inside one run of code (the slice budget, the
- * stall watch) reads performance.now() itself.
+ * The monotonic time, read once per callback: the reading is kept while the
+ * callback's microtasks run (its awaits, each a hop through the microtask
+ * queue), and forgotten before the event loop goes on to the next callback.
+ * So the several reads of one check's end (the fetch's duration, the next
+ * tick's delay, the health record's time), a few awaits apart, cost one. A
+ * clock read is a system call where there is no vDSO (the lab's UML guest:
+ * some 50-100 us each, as dear as a connect), and within one callback the
+ * time does not move enough to matter. What measures time spent inside one
+ * run of code (the slice budget, the stall watch) reads afresh.
+ *
+ * The reading is forgotten by a microtask that queues itself again
+ * KEEP_HOPS times: each time, behind every microtask queued meanwhile, so a
+ * chain of up to KEEP_HOPS awaits shares the reading. All of them run before
+ * the event loop takes its next callback.
  */
+const KEEP_HOPS = 16;
 let monotonicRead = -1;
+let hopsLeft = 0;
 function forgetMonotonic(): void {
+  if (--hopsLeft > 0) {
+    queueMicrotask(forgetMonotonic);
+    return;
+  }
   monotonicRead = -1;
 }
 export function monotonicNow(): number {
@@ -61,9 +73,12 @@ export function keptMonotonic(): number {
   return monotonicRead < 0 ? Number.NaN : monotonicRead;
 }
 
-/** Reads the monotonic time afresh; the reading is what monotonicNow returns until the microtask queue next runs. */
+/** Reads the monotonic time afresh; the reading is what monotonicNow returns for the rest of this callback. */
 export function readMonotonic(): number {
-  if (monotonicRead < 0) queueMicrotask(forgetMonotonic);
+  if (monotonicRead < 0) {
+    hopsLeft = KEEP_HOPS;
+    queueMicrotask(forgetMonotonic);
+  }
   monotonicRead = performance.now();
   return monotonicRead;
 }

@@ -98,8 +98,9 @@ describe('system clock', () => {
 });
 
 describe('system clock reads', () => {
-  it('reads the time once per run of synchronous code, afresh after it', async () => {
+  it('reads the time once per callback, through its awaits, and afresh in the next callback', async () => {
     const clock = createSystemClock();
+    await new Promise((resolve) => setImmediate(resolve));
     const first = clock.now();
     // Busy for a few ms in the same run: the reading is the same.
     const until = performance.now() + 5;
@@ -107,7 +108,11 @@ describe('system clock reads', () => {
       // spin
     }
     expect(clock.now()).toBe(first);
-    await Promise.resolve();
+    // A chain of awaits in the same callback (a check's end: fetch, summary, report) shares it.
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+    expect(clock.now()).toBe(first);
+    // The next callback reads afresh.
+    await new Promise((resolve) => setImmediate(resolve));
     const afresh = clock.now();
     expect(afresh).toBeGreaterThanOrEqual(until);
     // In a later callback: a new reading (no older than the time taken just before it), kept for that callback.
@@ -115,11 +120,32 @@ describe('system clock reads', () => {
       setTimeout(() => {
         const before = performance.now();
         const a = clock.now();
-        resolve([before, a, clock.now()]);
+        void Promise.resolve().then(() => resolve([before, a, clock.now()]));
       }, 10),
     );
     expect(inTimer[1]).toBeGreaterThanOrEqual(inTimer[0]);
     expect(inTimer[2]).toBe(inTimer[1]);
+  });
+
+  it('counts the reads: one per callback however many awaits it takes', async () => {
+    const perf = vi.spyOn(performance, 'now');
+    try {
+      await new Promise((resolve) => setImmediate(resolve));
+      perf.mockClear();
+      const clock = createSystemClock();
+      const step = async (): Promise<number> => {
+        await Promise.resolve();
+        return clock.now();
+      };
+      for (let callback = 0; callback < 3; callback++) {
+        await new Promise((resolve) => setImmediate(resolve));
+        clock.now();
+        for (let i = 0; i < 8; i++) await step();
+      }
+      expect(perf).toHaveBeenCalledTimes(3);
+    } finally {
+      perf.mockRestore();
+    }
   });
 });
 
