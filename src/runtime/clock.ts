@@ -39,46 +39,33 @@ function sleepWith(clock: Clock, delayMs: number, signal?: AbortSignal): Promise
 }
 
 /**
- * The monotonic time, read once per callback: the reading is kept while the
- * callback's microtasks run (its awaits, each a hop through the microtask
- * queue), and forgotten before the event loop goes on to the next callback.
- * So the several reads of one check's end (the fetch's duration, the next
- * tick's delay, the health record's time), a few awaits apart, cost one. A
- * clock read is a system call where there is no vDSO (the lab's UML guest:
- * some 50-100 us each, as dear as a connect), and within one callback the
- * time does not move enough to matter. What measures time spent inside one
- * run of code (the slice budget, the stall watch) reads afresh.
- *
- * The reading is forgotten by a microtask that queues itself again
- * KEEP_HOPS times: each time, behind every microtask queued meanwhile, so a
- * chain of up to KEEP_HOPS awaits shares the reading. All of them run before
- * the event loop takes its next callback.
+ * The monotonic time, read once per turn of the event loop: the reading is
+ * kept until the loop's check phase (a setImmediate queued by the read), so
+ * the reads of one check's end (the fetch's duration, the next tick's delay,
+ * the health record's time, a few awaits apart) and of the other sockets
+ * answered in the same poll cost one. A clock read is a system call where
+ * there is no vDSO (the lab's UML guest: some 50-100 us each, as dear as a
+ * connect), and within one turn the time does not move enough to matter: a
+ * turn longer than 100 ms is a stall the daemon reports. What measures time
+ * spent inside one run of code (the slice budget, the stall watch) reads
+ * afresh.
  */
-const KEEP_HOPS = 16;
 let monotonicRead = -1;
-let hopsLeft = 0;
 function forgetMonotonic(): void {
-  if (--hopsLeft > 0) {
-    queueMicrotask(forgetMonotonic);
-    return;
-  }
   monotonicRead = -1;
 }
 export function monotonicNow(): number {
   return monotonicRead < 0 ? readMonotonic() : monotonicRead;
 }
 
-/** This callback's reading if it has taken one, else NaN (no read). */
+/** This turn's reading if one was taken, else NaN (no read). */
 export function keptMonotonic(): number {
   return monotonicRead < 0 ? Number.NaN : monotonicRead;
 }
 
-/** Reads the monotonic time afresh; the reading is what monotonicNow returns for the rest of this callback. */
+/** Reads the monotonic time afresh; the reading is what monotonicNow returns for the rest of this turn. */
 export function readMonotonic(): number {
-  if (monotonicRead < 0) {
-    hopsLeft = KEEP_HOPS;
-    queueMicrotask(forgetMonotonic);
-  }
+  if (monotonicRead < 0) setImmediate(forgetMonotonic);
   monotonicRead = performance.now();
   return monotonicRead;
 }
