@@ -1,6 +1,40 @@
 import { describe, expect, it, vi } from 'vitest';
-import { finish, runSliced, sliced } from '../../src/runtime/sliced.js';
+import { finish, runSliced, sliced, type SliceOptions } from '../../src/runtime/sliced.js';
 import { legacyPoolSteps, parseLegacyPool } from '../../src/pool/legacy-format.js';
+
+/**
+ * Runs 20,000 steps of 20 us (a server's share of a pool), then 200 of 1 ms
+ * (50 times dearer), each moving the wall clock by `advance`; every pause is
+ * a turn run at once. Returns the slices' lengths in ms.
+ */
+function cheapThenDear(advance: (ms: number) => number, options: SliceOptions): number[] {
+  const turns: (() => void)[] = [];
+  const ends: number[] = [];
+  const start = advance(0);
+  let stepMs = 0.02;
+  runSliced(
+    (function* () {
+      for (let i = 0; i < 20_200; i++) {
+        if (i === 20_000) stepMs = 1;
+        advance(stepMs);
+        yield;
+      }
+    })(),
+    () => undefined,
+    { ...options, later: (fn) => turns.push(fn) },
+  );
+  while (turns.length > 0) {
+    ends.push(advance(0));
+    turns.shift()!();
+  }
+  return ends.map((at, i) => at - (i === 0 ? start : (ends[i - 1] ?? 0)));
+}
+
+/** No slice ran far past its budget, not even when the steps grew dear (the stride shrinks back); once it has, slices are their budget again. */
+function expectNearBudget(lengths: readonly number[], budgetMs: number): void {
+  expect(Math.max(...lengths)).toBeLessThan(budgetMs + 50);
+  expect(lengths.slice(-5).every((ms) => ms >= budgetMs && ms < budgetMs + 2)).toBe(true);
+}
 
 describe('runSliced', () => {
   it('finishes a job that fits in one slice synchronously', () => {
@@ -50,39 +84,19 @@ describe('runSliced', () => {
   it('reads the clock only now and then while the steps are cheap, and more often again when they grow dear', () => {
     let wall = 0;
     let reads = 0;
-    let stepMs = 0.02;
-    const turns: (() => void)[] = [];
-    const slicesAt: number[] = [];
-    runSliced(
-      (function* () {
-        // 20,000 steps of 20 us (a server's share of a pool), then 200 of 1 ms (50 times dearer).
-        for (let i = 0; i < 20_200; i++) {
-          if (i === 20_000) stepMs = 1;
-          wall += stepMs;
-          yield;
-        }
-      })(),
-      () => undefined,
+    const lengths = cheapThenDear(
+      (ms) => (wall += ms),
       {
         budgetMs: 10,
         now: () => {
           reads++;
           return wall;
         },
-        later: (fn) => turns.push(fn),
       },
     );
-    while (turns.length > 0) {
-      slicesAt.push(wall);
-      turns.shift()!();
-    }
     // The cheap part: some 400 ms of work, a read every 0.5-1 ms of it rather than every step.
     expect(reads).toBeLessThan(1500);
-    const lengths = slicesAt.map((at, i) => at - (i === 0 ? 0 : (slicesAt[i - 1] ?? 0)));
-    // No slice ran far past its budget, not even when the steps grew dear (the stride shrinks back).
-    expect(Math.max(...lengths)).toBeLessThan(10 + 50);
-    // And once it has shrunk, slices are their budget again.
-    expect(lengths.slice(-5).every((ms) => ms >= 10 && ms < 12)).toBe(true);
+    expectNearBudget(lengths, 10);
   });
 });
 
@@ -135,33 +149,15 @@ describe('runSliced on the real clock, steps growing dear', () => {
   it('keeps each slice near its budget when cheap steps (a long stride) give way to dear ones', async () => {
     let wall = 1_000;
     const perf = vi.spyOn(performance, 'now').mockImplementation(() => wall);
-    const turns: (() => void)[] = [];
-    const slicesAt: number[] = [];
-    let stepMs = 0.02;
+    let lengths: number[];
     try {
-      runSliced(
-        (function* () {
-          for (let i = 0; i < 20_200; i++) {
-            if (i === 20_000) stepMs = 1;
-            wall += stepMs;
-            yield;
-          }
-        })(),
-        () => undefined,
-        { budgetMs: 10, later: (fn) => turns.push(fn) },
-      );
-      while (turns.length > 0) {
-        slicesAt.push(wall);
-        turns.shift()!();
-      }
+      lengths = cheapThenDear((ms) => (wall += ms), { budgetMs: 10 });
     } finally {
       perf.mockRestore();
       // The clock keeps a reading for the rest of the turn: let the made-up one go.
       await new Promise((resolve) => setImmediate(resolve));
     }
-    const lengths = slicesAt.map((at, i) => at - (i === 0 ? 1_000 : (slicesAt[i - 1] ?? 0)));
-    expect(Math.max(...lengths)).toBeLessThan(10 + 50);
-    expect(lengths.slice(-5).every((ms) => ms >= 10 && ms < 12)).toBe(true);
+    expectNearBudget(lengths, 10);
   });
 });
 
