@@ -110,7 +110,6 @@ interface Gettable {
   getForPromString?(): Promise<MetricData>;
 }
 
-export { turn };
 
 /**
  * Each metric's data, one metric per turn of the event loop: prom-client

@@ -6,8 +6,8 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { CheckResult, MonitorReport } from '../monitors/types.js';
-import { finish, sliced, type SliceOptions } from '../runtime/sliced.js';
-import { renderRegistry, renderRegistryChunks, turn } from './exposition.js';
+import { finish, sliced, turn, type SliceOptions } from '../runtime/sliced.js';
+import { renderRegistry, renderRegistryChunks } from './exposition.js';
 import { counterOf, extraOf, MonitorSeries, MonitorSeriesMetric } from './server-series.js';
 import type { DaemonSnapshot } from './types.js';
 

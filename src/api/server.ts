@@ -10,7 +10,7 @@ import { dirname } from 'node:path';
 import type { Logger } from '../runtime/logger.js';
 import { errorMessage } from '../runtime/errors.js';
 import { renderAlerts } from './alerts.js';
-import { turn } from './exposition.js';
+import { turn } from '../runtime/sliced.js';
 import type { PybalMetrics } from './metrics.js';
 import { renderPoolsPath } from './pools.js';
 import { jsonResponse, methodNotAllowed, notFound, textResponse, wantsJson, type ApiResponse } from './response.js';

@@ -141,10 +141,9 @@ export class FilePoolSource extends LoopingPoolSource {
    * libuv's thread pool with a promise and a FileHandle per call (at a cold
    * start of 1,000 pools, some 3 s of the lab guest's single CPU). A network
    * filesystem keeps the thread pool, where a hung server cannot stall the
-   * event loop.
+   * event loop. Undefined until the watch has said (learnFilesystem).
    */
-  private localFs = false;
-  private localKnown = false;
+  private localFs: boolean | undefined = undefined;
 
   constructor(url: string, options: FileSourceOptions) {
     super();
@@ -177,17 +176,14 @@ export class FilePoolSource extends LoopingPoolSource {
   private subscribe(): void {
     if (!this.watchChanges || this.path === '' || this.watch?.alive) return;
     this.watch = watchFile(this.path, () => this.loop.wake());
-    this.localFs = false;
-    this.localKnown = false;
+    this.localFs = undefined;
   }
 
   /** Whether the file's filesystem is one whose every change inotify reports (a local one). */
   private async learnFilesystem(): Promise<void> {
     const watch = this.watch;
     const local = (await watch?.local()) ?? false;
-    if (this.watch !== watch) return;
-    this.localFs = local;
-    this.localKnown = true;
+    if (this.watch === watch) this.localFs = local;
   }
 
   /**
@@ -196,7 +192,7 @@ export class FilePoolSource extends LoopingPoolSource {
    * started together do not all look in the same moment), else pollIntervalMs.
    */
   private nextPollMs(): number {
-    if (this.localFs && this.watch?.alive && this.watchedPollIntervalMs !== this.pollIntervalMs) return this.watchedPollIntervalMs * (0.9 + 0.2 * Math.random());
+    if (this.localFs === true && this.watch?.alive && this.watchedPollIntervalMs !== this.pollIntervalMs) return this.watchedPollIntervalMs * (0.9 + 0.2 * Math.random());
     return this.pollIntervalMs;
   }
 
@@ -206,7 +202,7 @@ export class FilePoolSource extends LoopingPoolSource {
 
   private async observe(): Promise<Observation> {
     try {
-      const stats = this.localFs ? statSync(this.path, { bigint: true }) : await stat(this.path, { bigint: true });
+      const stats = this.localFs === true ? statSync(this.path, { bigint: true }) : await stat(this.path, { bigint: true });
       assertRegularFile(stats);
       const changedNs = stats.mtimeNs > stats.ctimeNs ? stats.mtimeNs : stats.ctimeNs;
       return { kind: 'file', key: signature(stats), changedMs: Number(changedNs / 1_000_000n), coarse: changedNs % 1_000_000_000n === 0n };
@@ -257,11 +253,11 @@ export class FilePoolSource extends LoopingPoolSource {
   /** One poll step; returns the delay before the next. */
   private async check(): Promise<number> {
     this.subscribe();
-    if (this.watch && !this.localKnown) await this.learnFilesystem();
+    if (this.watch && this.localFs === undefined) await this.learnFilesystem();
     // In place, a step would otherwise run to its end in the microtasks of the one before it
     // (a slot is handed on by resolving a promise): 1,000 pools read at a cold start held
     // the event loop for 4 s in the lab guest. A turn each keeps it to POOL_FILE_STEPS a turn.
-    if (this.localFs) await turn();
+    if (this.localFs === true) await turn();
     const seen = await this.observe();
     // Gone (its directory perhaps, and the watch with it): watch again once it is back.
     if (seen.kind === 'error') this.unsubscribe();
@@ -337,7 +333,7 @@ export class FilePoolSource extends LoopingPoolSource {
     let text: string;
     let before: string;
     try {
-      const { stats, bytes } = this.localFs ? this.readInPlace() : await this.readOnPool();
+      const { stats, bytes } = this.localFs === true ? this.readInPlace() : await this.readOnPool();
       before = signature(stats);
       this.racy = Math.abs(this.clock.wallNow() - Number(stats.mtimeNs / 1_000_000n)) < RACY_WINDOW_MS;
       text = new TextDecoder('utf-8').decode(bytes);

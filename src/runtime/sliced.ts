@@ -9,7 +9,7 @@
  * about how long the event loop is held, which a test clock cannot say. The
  * clock is read as little as that allows (a read is a system call in the lab
  * guest, and a cold start of 1,000 services ran some 10,000 small jobs): a
- * job's first slice starts at the reading its callback already took, if any
+ * job's first slice starts at the reading this turn already took, if any
  * (older than the slice, so the slice only ends sooner), else at its first
  * look, which comes after a few steps.
  */
@@ -93,7 +93,7 @@ export function runSliced(job: Job, done: (error?: unknown) => void, options: Sl
   let stride = 1;
   let firstSlice = true;
   const slice = (): void => {
-    // A job's first slice starts at its callback's reading if it took one (older than the
+    // A job's first slice starts at this turn's reading if one was taken (older than the
     // slice: the slice only ends sooner), else at its first look; a later slice, whose stride
     // may be long, reads the clock as it starts, so that the stride is judged on its first look.
     const first = firstSlice;

@@ -6,14 +6,14 @@
  * no vDSO: some 50-80 us in the lab's UML guest. At 10,000 servers a check
  * sets two timers (its tick and its deadline), and a cold start sets one per
  * monitor, so that was some 2 s of a cold start's CPU and a sixth of a
- * check's. Here a timer starts at the time of the current run of code (the
- * reading the daemon's clock already keeps for one callback), and only
- * arming the one Node timer, for the earliest deadline, reads the clock.
+ * check's. Here a timer starts at the reading the daemon's clock already
+ * keeps for the current turn of the event loop, and only arming the one
+ * Node timer, for the earliest deadline, reads the clock.
  *
  * Timers fire in deadline order, ties in the order they were set. A timer
- * set during a run of code that has taken a while starts at that run's
- * reading, so it may fire early by as much as the run has taken so far (a
- * slice is 15 ms; a run over 100 ms is a stall the daemon reports); every
+ * set late in a turn that has taken a while starts at that turn's reading,
+ * so it may fire early by as much as the turn has taken so far (a slice is
+ * 15 ms; a turn over 100 ms is a stall the daemon reports); every
  * timer the daemon sets is a timeout or a period of seconds, where that does
  * not matter. A timer set while due timers fire waits for the next round, so
  * a callback that sets a timer of 0 ms does not keep the queue firing.
@@ -24,7 +24,7 @@ import type { Timer } from './clock.js';
 export interface TimerQueueHost {
   /** The time now, read afresh (a clock read); monotonic ms. */
   readonly read: () => number;
-  /** The time of the current run of code: read once per run, so possibly a little old. */
+  /** The time of the current turn: read once per turn, so possibly a little old. */
   readonly recent: () => number;
   /** Starts a one-shot timer of the runtime. */
   readonly arm: (fn: () => void, delayMs: number) => unknown;
