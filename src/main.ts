@@ -214,9 +214,11 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     return 1;
   }
   let config: Config = loaded.config;
+  // `pybal -n`, or `dry-run = yes` in [global] (read once, at start).
+  const dryRun = options.dryRun || config.global.dryRun;
   log.info(
     `pybal ${readVersion()} starting with ${config.file}: ${config.services.length} service(s)` +
-      (options.dryRun ? ' (dry run: nothing will be changed in the kernel)' : ''),
+      (dryRun ? ' (dry run: nothing will be changed in the kernel)' : ''),
   );
 
   // IPVS: one netlink client, opened (and reopened) as the manager needs it.
@@ -243,7 +245,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     kernel,
     clock,
     logger: ipvsLog,
-    dryRun: options.dryRun,
+    dryRun,
     resyncIntervalMs: config.global.ipvsResyncIntervalMs,
     onProgrammed: () => onProgrammed(),
   });
@@ -289,18 +291,18 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
       }),
     // A dry run writes nothing, so nothing is ever programmed: it says what
     // it would announce once the services it would program are desired.
-    ipvs: { setDesired: (services) => ipvs.setDesired(services), isProgrammed: (key) => options.dryRun || ipvs.isProgrammed(key) },
+    ipvs: { setDesired: (services) => ipvs.setDesired(services), isProgrammed: (key) => dryRun || ipvs.isProgrammed(key) },
     defer: (fn) => clock.setTimeout(fn, 0),
   });
   onProgrammed = () => daemon.refresh();
 
-  const bgp = new BgpSide(clock, log.child({ component: 'bgp' }), options.dryRun);
+  const bgp = new BgpSide(clock, log.child({ component: 'bgp' }), dryRun);
   // Says when something held the event loop long enough to delay checks, BGP or the API.
   const stallWatch = startStallWatch({ logger: log });
   const snapshot = (scope?: SnapshotScope): DaemonSnapshot => ({
     version: readVersion(),
     startedAtWallMs,
-    dryRun: options.dryRun,
+    dryRun,
     services: daemon.snapshots(scope),
     bgp: bgp.status(daemon.globalConfig),
     ipvs: ipvs.stats(),
@@ -348,6 +350,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     for (const line of describePlan(plan)) configLog.info(line);
     if (plan.bgp === 'restart') configLog.warn(`BGP sessions restart: ${plan.bgpRestartReasons.join(', ')} changed`);
     for (const key of plan.deferred) configLog.warn(`${key} takes effect when the BGP sessions next start (they are not reset for it)`);
+    for (const key of plan.atRestart) configLog.warn(`${key} takes effect when pybal restarts; this one keeps running as it started`);
     if (plan.runcommandMaxConcurrent !== undefined) {
       runLimiter.setMaxConcurrent(plan.runcommandMaxConcurrent);
       configLog.info(`RunCommand checks may now run ${plan.runcommandMaxConcurrent} at a time`);

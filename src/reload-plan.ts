@@ -50,8 +50,16 @@ const IPVS_KEYS: ReadonlySet<string> = new Set<ServiceKey>([
   'scheduler-flags',
   'ops',
   'forward-method',
+  'tunnel-type',
+  'tunnel-port',
+  'tunnel-checksum',
+  'fwmark',
+  'real-port',
   'persistence-timeout',
   'persistence-netmask',
+  'persistence-engine',
+  'upper-threshold',
+  'lower-threshold',
 ]);
 /** Keys of a service that change only what is announced. */
 const SERVICE_BGP_KEYS: ReadonlySet<string> = new Set<ServiceKey>(['ip', 'bgp', 'bgp-med', 'bgp-communities', 'bgp-withdraw-when-down']);
@@ -72,6 +80,8 @@ export const BGP_ATTRIBUTE_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['bgp-
 const API_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['instrumentation', 'instrumentation_port', 'instrumentation_ips']);
 /** Global keys that take effect only when the BGP speaker next starts (never worth a session reset). */
 const DEFERRED_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['bgp-connect-retry']);
+/** Global keys read only when pybal starts. */
+const RESTART_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['dry-run']);
 
 export type ServiceAction =
   /** New in the file: a coordinator, a pool source, monitors. */
@@ -126,6 +136,8 @@ export interface ReloadPlan {
   readonly runcommandMaxConcurrent: number | undefined;
   /** Changed keys that take effect only when the BGP speaker next starts. */
   readonly deferred: readonly string[];
+  /** Changed keys that take effect only when pybal restarts. */
+  readonly atRestart: readonly string[];
 }
 
 /** Keys present in either map whose values differ, in a stable order (a's keys, then b's new ones). */
@@ -146,7 +158,8 @@ export function planService(before: ServiceConfig, after: ServiceConfig): Servic
     name: after.name,
     keys,
     ipvs: has(IPVS_KEYS),
-    monitors: keys.some(isMonitorKey) || keys.includes('port'),
+    // The checks target the port, or the real servers' own port.
+    monitors: keys.some(isMonitorKey) || keys.includes('port') || keys.includes('real-port'),
     pool: keys.includes('config'),
     policy: keys.includes('depool-threshold'),
     announce: has(SERVICE_BGP_KEYS),
@@ -200,6 +213,7 @@ export function planReload(running: Config, next: Config): ReloadPlan {
     ipvsResyncIntervalMs: globalKeys.includes('ipvs-resync-interval') ? next.global.ipvsResyncIntervalMs : undefined,
     runcommandMaxConcurrent: globalKeys.includes('runcommand-max-concurrent') ? next.global.runcommandMaxConcurrent : undefined,
     deferred: globalKeys.filter((k) => DEFERRED_KEYS.has(k)),
+    atRestart: globalKeys.filter((k) => RESTART_KEYS.has(k)),
   };
 }
 

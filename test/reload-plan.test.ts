@@ -27,11 +27,12 @@ function summary(plan: ReloadPlan): Record<string, unknown> {
     resync: plan.ipvsResyncIntervalMs,
     runcommand: plan.runcommandMaxConcurrent,
     deferred: plan.deferred,
+    atRestart: plan.atRestart,
   };
 }
 
 describe('planReload', () => {
-  const keep = { bgp: 'keep', api: false, resync: undefined, runcommand: undefined, deferred: [] };
+  const keep = { bgp: 'keep', api: false, resync: undefined, runcommand: undefined, deferred: [], atRestart: [] };
   const cases: [string, Config, Record<string, unknown>][] = [
     ['nothing changed', base, { services: ['web keep'], ...keep }],
     ['the section moved in the file', withService({ source: { file: 'pybal.conf', line: 99 } }), { services: ['web keep'], ...keep }],
@@ -42,6 +43,16 @@ describe('planReload', () => {
       { services: ['web update [proxyfetch.interval] monitors'], ...keep },
     ],
     ['the port (the checks target it too)', withService({ port: 8080 }), { services: ['web update [port] ipvs,monitors'], ...keep }],
+    ['tunnelling', withService({ forwardMethod: 'tunnel' }), { services: ['web update [forward-method tunnel-type tunnel-checksum] ipvs'], ...keep }],
+    ['a firewall mark (a new kernel service)', withService({ fwmark: 3 }), { services: ['web update [fwmark] ipvs'], ...keep }],
+    ["the real servers' port (the checks target it too)", withService({ forwardMethod: 'nat', realPort: 8080 }), { services: ['web update [forward-method real-port] ipvs,monitors'], ...keep }],
+    ['the connection thresholds', withService({ upperThreshold: 10, lowerThreshold: 5 }), { services: ['web update [upper-threshold lower-threshold] ipvs'], ...keep }],
+    [
+      'a persistence engine',
+      withService({ protocol: 'udp', persistenceTimeoutSec: 60, persistenceEngine: 'sip' }),
+      { services: ['web update [protocol persistence-timeout persistence-engine] ipvs'], ...keep },
+    ],
+    ['dry-run (read at start only)', withGlobal({ dryRun: true }), { services: ['web keep'], ...keep, atRestart: ['dry-run'] }],
     ['the pool URL', withService({ poolUrl: 'file:///etc/pybal/pools/y' }), { services: ['web update [config] pool'], ...keep }],
     ['the depool threshold', withService({ depoolThreshold: 0.7 }), { services: ['web update [depool-threshold] policy'], ...keep }],
     ['the service MED', withService({ bgpMed: 50 }), { services: ['web update [bgp-med] announce'], ...keep, bgp: 'announce' }],
@@ -77,6 +88,12 @@ describe('planReload', () => {
   ];
   it.each(cases)('%s', (_what, next, expected) => {
     expect(summary(planReload(base, next))).toEqual(expected);
+  });
+
+  it('edits a tunnelled service in place for a new tunnel type, port or checksum', () => {
+    const ipip = withService({ forwardMethod: 'tunnel' });
+    const gue = withService({ forwardMethod: 'tunnel', tunnel: { type: 'gue', port: 6080, checksum: 'csum' } });
+    expect(summary(planReload(ipip, gue)).services).toEqual(['web update [tunnel-type tunnel-checksum tunnel-port] ipvs']);
   });
 
   it('starts BGP when it is turned on', () => {

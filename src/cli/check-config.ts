@@ -26,7 +26,12 @@ function plural(n: number, word: string): string {
 
 /** `FILE: OK: 2 services (text_80 tcp 192.0.2.11:80 wlc, ...), BGP on (AS 64496, 1 peer)`. */
 export function summarizeConfig(config: Config, warnings: number): string {
-  const services = config.services.map((s) => `${s.name} ${s.protocol} ${formatEndpoint(s)} ${s.scheduler}`).join(', ');
+  const services = config.services
+    .map((s) => {
+      const endpoint = `${s.protocol} ${formatEndpoint(s)}`;
+      return `${s.name} ${s.fwmark !== undefined ? `fwmark ${s.fwmark} (${endpoint})` : endpoint} ${s.scheduler}`;
+    })
+    .join(', ');
   const g = config.global;
   const bgp = g.bgp ? `BGP on (AS ${g.bgpLocalAsn ?? '?'}, ${plural(g.bgpPeerAddresses.length, 'peer')})` : 'BGP off';
   const tail = warnings > 0 ? `, ${plural(warnings, 'warning')}` : '';

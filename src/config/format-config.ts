@@ -52,6 +52,8 @@ export function formatGlobal(g: GlobalConfig): Values {
     instrumentation_ips: pyList(g.instrumentationIps),
     'runcommand-max-concurrent': String(g.runcommandMaxConcurrent),
     'ipvs-resync-interval': seconds(g.ipvsResyncIntervalMs),
+    'dry-run': yesNo(g.dryRun),
+    advertised_instrumentation_ips: pyList(g.advertisedInstrumentationIps),
   });
 }
 
@@ -121,8 +123,16 @@ export function formatService(s: ServiceConfig): Values {
     'bgp-communities': communities(s.bgpCommunities),
     'bgp-withdraw-when-down': yesNo(s.bgpWithdrawWhenDown),
     'forward-method': s.forwardMethod,
+    ...(s.forwardMethod === 'tunnel'
+      ? { 'tunnel-type': s.tunnel.type, 'tunnel-port': s.tunnel.type === 'gue' ? String(s.tunnel.port) : undefined, 'tunnel-checksum': s.tunnel.checksum }
+      : {}),
+    fwmark: s.fwmark?.toString(),
+    'real-port': s.realPort?.toString(),
     'persistence-timeout': String(s.persistenceTimeoutSec),
     'persistence-netmask': s.persistenceNetmask,
+    'persistence-engine': s.persistenceEngine,
+    'upper-threshold': String(s.upperThreshold),
+    'lower-threshold': String(s.lowerThreshold),
     ...Object.fromEntries(monitors),
   });
 }

@@ -25,6 +25,8 @@ export const GLOBAL_KEYS = [
   'instrumentation_ips',
   'runcommand-max-concurrent',
   'ipvs-resync-interval',
+  'dry-run',
+  'advertised_instrumentation_ips',
 ] as const;
 
 export const SERVICE_KEYS = [
@@ -42,8 +44,21 @@ export const SERVICE_KEYS = [
   'bgp-communities',
   'bgp-withdraw-when-down',
   'forward-method',
+  'tunneling',
+  'tunnel-type',
+  'tunnel-port',
+  'tunnel-checksum',
+  'fwmark',
+  'real-port',
   'persistence-timeout',
   'persistence-netmask',
+  'persistence-engine',
+  'upper-threshold',
+  'lower-threshold',
+  'sh-fallback',
+  'sh-port',
+  'mh-fallback',
+  'mh-port',
 ] as const;
 
 const PERIODIC = ['interval', 'timeout', 'rise', 'fall'] as const;
@@ -99,6 +114,45 @@ export type KeyScope = 'global' | 'service';
 export function isKnownKey(key: string, scope: KeyScope): boolean {
   if (scope === 'global') return (GLOBAL_KEYS as readonly string[]).includes(key);
   return (SERVICE_KEYS as readonly string[]).includes(key) || MONITOR_KEYS.includes(key);
+}
+
+/**
+ * Words of keys that decide how packets are forwarded, where they go, which
+ * servers take traffic, or what is announced to the routers. pybal cannot
+ * honour a key it does not know; when the key is made of these words,
+ * ignoring it could send traffic where the operator did not mean it to go,
+ * so it is an error, not a warning.
+ */
+const CONSEQUENTIAL_WORDS: ReadonlySet<string> = new Set([
+  // forwarding and encapsulation
+  'forward', 'forwarding', 'fwd', 'method', 'lb', 'kind', 'mode', 'route', 'routing', 'dr', 'gate', 'gateway', 'nat', 'masq',
+  'masquerade', 'masquerading', 'tunnel', 'tunnelling', 'tunneling', 'tun', 'ipip', 'gre', 'gue', 'fou', 'encap', 'encapsulation', 'csum',
+  // addressing
+  'ip', 'ips', 'ipv4', 'ipv6', 'address', 'addresses', 'addr', 'vip', 'port', 'ports', 'protocol', 'proto', 'family', 'mark', 'fwmark',
+  'netmask', 'mask', 'prefix',
+  // scheduling and pooling
+  'scheduler', 'sched', 'schedule', 'algo', 'algorithm', 'fallback', 'sh', 'mh', 'ops', 'onepacket', 'persistence', 'persistent',
+  'persist', 'granularity', 'pe', 'engine', 'weight', 'weights', 'threshold', 'thresholds', 'uthreshold', 'lthreshold',
+  'pool', 'pooled', 'pools', 'depool', 'enabled', 'server', 'servers', 'real', 'dest', 'destination', 'backend', 'backends', 'quorum',
+  'sorry', 'inhibit', 'sync', 'config', 'monitors', 'dry', 'dryrun',
+  // announcements
+  'bgp', 'med', 'community', 'communities', 'nexthop', 'peer', 'peers', 'asn', 'announce', 'withdraw', 'bfd',
+  'graceful', 'restart',
+]);
+
+/**
+ * Whether an unknown key could change forwarding, addressing, pooling or
+ * announcements: one of its words is such a word, or it is a likely typo of
+ * a key that is. Options of monitors (`proxyfetch.foo`) only decide how
+ * servers are checked: they are not counted here.
+ */
+export function couldChangeTraffic(key: string, scope: KeyScope | 'default'): boolean {
+  if (monitorOfKey(key) !== undefined) return false;
+  const words = key.toLowerCase().split(/[^a-z0-9]+/);
+  if (words.some((w) => CONSEQUENTIAL_WORDS.has(w))) return true;
+  const candidates = scope === 'global' ? GLOBAL_KEYS : scope === 'service' ? SERVICE_KEYS : [...GLOBAL_KEYS, ...SERVICE_KEYS];
+  const typoOf = closest(key, candidates);
+  return typoOf !== undefined && typoOf.split('-').some((w) => CONSEQUENTIAL_WORDS.has(w));
 }
 
 /** Levenshtein distance, for suggestions. */

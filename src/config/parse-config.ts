@@ -12,6 +12,7 @@ import { parseIpv4Octets } from './ip-address.js';
 import {
   CLI_KEYS,
   closest,
+  couldChangeTraffic,
   GLOBAL_KEYS,
   isKnownKey,
   MONITOR_KEYS,
@@ -30,10 +31,14 @@ import {
   MONITOR_KINDS,
   type MonitorConfig,
   type MonitorKind,
+  PERSISTENCE_ENGINES,
   type Protocol,
   SCHEDULERS,
   type Scheduler,
   type ServiceConfig,
+  TUNNEL_CHECKSUMS,
+  TUNNEL_TYPES,
+  type TunnelConfig,
 } from './types.js';
 
 export interface ParseResult {
@@ -54,6 +59,19 @@ interface Collector {
   readonly document: IniDocument;
   readonly errors: Problem[];
   readonly warnings: Problem[];
+  /** Names some value refers to as `%(name)s`: variables for interpolation, not keys pybal should know. */
+  readonly variables: ReadonlySet<string>;
+}
+
+/** Every `%(name)s` reference in the file, as ConfigParser looks names up (lower case). */
+function interpolationVariables(document: IniDocument): Set<string> {
+  const names = new Set<string>();
+  for (const section of [...(document.defaults ? [document.defaults] : []), ...document.sections]) {
+    for (const entry of section.entries.values()) {
+      for (const m of entry.value.matchAll(/%\(([^)]*)\)s/g)) names.add((m[1] as string).toLowerCase());
+    }
+  }
+  return names;
 }
 
 function readerFor(c: Collector, section: IniSection): { r: FieldReader; entries: ReadonlyMap<string, ResolvedEntry> } {
@@ -73,9 +91,17 @@ function readerFor(c: Collector, section: IniSection): { r: FieldReader; entries
 
 const ALL_KNOWN_KEYS: readonly string[] = [...new Set([...GLOBAL_KEYS, ...SERVICE_KEYS, ...MONITOR_KEYS])];
 
+/** Appended to the message of a key pybal must not ignore. */
+const NOT_IGNORED = 'pybal cannot honour it, and ignoring it could change how traffic is forwarded, addressed, pooled or announced';
+
 function unknownKeyMessage(key: string, scope: KeyScope | 'default'): string {
   const other: KeyScope = scope === 'global' ? 'service' : 'global';
   if (scope !== 'default' && isKnownKey(key, other)) {
+    if (mustNotIgnore(key, scope)) {
+      return scope === 'global'
+        ? `a service key, which does nothing in [global]: ${NOT_IGNORED}; set it in each service, or in [DEFAULT] for all of them`
+        : `a [global] key, which does nothing in a service section: ${NOT_IGNORED}; set it in [global]`;
+    }
     return scope === 'global' ? 'a service key; ignored in [global]' : 'a [global] key; ignored in a service section';
   }
   const monitor = monitorOfKey(key);
@@ -89,20 +115,39 @@ function unknownKeyMessage(key: string, scope: KeyScope | 'default'): string {
           : ALL_KNOWN_KEYS;
   const suggestion = closest(key, candidates);
   const what = monitor !== undefined ? `unknown ${monitor} option` : 'unknown key';
-  return suggestion !== undefined ? `${what}; did you mean '${suggestion}'?` : `${what}; ignored`;
+  const hint = suggestion !== undefined ? `did you mean '${suggestion}'?` : undefined;
+  if (couldChangeTraffic(key, scope)) return `${what}: ${NOT_IGNORED}${hint !== undefined ? `; ${hint}` : ''}`;
+  return hint !== undefined ? `${what}; ${hint}` : `${what}; ignored`;
+}
+
+/**
+ * Whether a key of this section that pybal does not use there must stop the
+ * configuration. A key of the other scope: any service key (it means nothing
+ * in [global]), and the BGP keys among the global ones.
+ */
+function mustNotIgnore(key: string, scope: KeyScope | 'default'): boolean {
+  if (scope === 'global' && isKnownKey(key, 'service')) return true;
+  if (scope === 'service' && isKnownKey(key, 'global')) return key.startsWith('bgp');
+  return couldChangeTraffic(key, scope);
 }
 
 const cliKeyMessage = (flag: string): string => `ignored: PyBal's command line always overrides it (use ${flag})`;
 
-/** Warnings about a section's own keys: PyBal's CLI keys, unknown keys and options of unlisted monitors. */
-function checkKeys(r: FieldReader, entries: ReadonlyMap<string, ResolvedEntry>, scope: KeyScope, listed?: ReadonlySet<MonitorKind>): void {
+/**
+ * A section's own keys: warnings for PyBal's CLI keys, harmless unknown keys
+ * and options of unlisted monitors; errors for unknown keys that could change
+ * traffic (mustNotIgnore). Variables of interpolation are neither.
+ */
+function checkKeys(c: Collector, r: FieldReader, entries: ReadonlyMap<string, ResolvedEntry>, scope: KeyScope, listed?: ReadonlySet<MonitorKind>): void {
   for (const entry of entries.values()) {
     if (entry.fromDefault) continue; // reported once, at [DEFAULT]
+    if (c.variables.has(entry.key) && !isKnownKey(entry.key, scope)) continue;
     const flag = CLI_KEYS[entry.key];
     if (flag !== undefined) {
       r.warn(entry.key, cliKeyMessage(flag));
     } else if (!isKnownKey(entry.key, scope)) {
-      r.warn(entry.key, unknownKeyMessage(entry.key, scope));
+      if (mustNotIgnore(entry.key, scope)) r.error(entry.key, unknownKeyMessage(entry.key, scope));
+      else r.warn(entry.key, unknownKeyMessage(entry.key, scope));
     } else if (listed !== undefined) {
       const monitor = monitorOfKey(entry.key);
       if (monitor !== undefined && !listed.has(monitor)) {
@@ -116,6 +161,7 @@ function checkDefaultKeys(c: Collector): void {
   const defaults = c.document.defaults;
   if (defaults === undefined) return;
   for (const entry of defaults.entries.values()) {
+    if (c.variables.has(entry.key) && !ALL_KNOWN_KEYS.includes(entry.key)) continue;
     const flag = CLI_KEYS[entry.key];
     const message =
       flag !== undefined
@@ -123,13 +169,16 @@ function checkDefaultKeys(c: Collector): void {
         : ALL_KNOWN_KEYS.includes(entry.key)
           ? undefined
           : unknownKeyMessage(entry.key, 'default');
-    if (message !== undefined) c.warnings.push({ file: c.file, line: entry.line, key: entry.key, message });
+    if (message === undefined) continue;
+    const problem = { file: c.file, line: entry.line, key: entry.key, message };
+    if (flag === undefined && mustNotIgnore(entry.key, 'default')) c.errors.push(problem);
+    else c.warnings.push(problem);
   }
 }
 
 function parseGlobal(c: Collector, section: IniSection, present: boolean): GlobalConfig {
   const { r, entries } = readerFor(c, section);
-  if (present) checkKeys(r, entries, 'global');
+  if (present) checkKeys(c, r, entries, 'global');
 
   const bgp = r.bool('bgp', false);
   const bgpLocalAsn = r.asn('bgp-local-asn');
@@ -190,6 +239,8 @@ function parseGlobal(c: Collector, section: IniSection, present: boolean): Globa
     instrumentationIps: r.ipList('instrumentation_ips', ['127.0.0.1', '::1'], true),
     runcommandMaxConcurrent: r.int('runcommand-max-concurrent', 32, { min: 1, max: 10000 }),
     ipvsResyncIntervalMs: r.seconds('ipvs-resync-interval', 60, { minSec: 1 }),
+    dryRun: r.bool('dry-run', false),
+    advertisedInstrumentationIps: r.ipList('advertised_instrumentation_ips', [], false),
   };
 }
 
@@ -241,15 +292,13 @@ function parseMonitorList(r: FieldReader, service: string): MonitorKind[] | unde
 }
 
 const SCHEDULER_FLAG_SCHEDULERS: readonly Scheduler[] = ['sh', 'mh'];
+/** The scheduler flags also written as keys of their own (`sh-port = yes`, as keepalived and ipvsadm name them). */
+const SCHEDULER_FLAG_KEYS = ['sh-fallback', 'sh-port', 'mh-fallback', 'mh-port'] as const;
 
+/** `scheduler-flags` (a list, or words) and the boolean keys `sh-port` and the like, checked against the scheduler. */
 function parseSchedulerFlags(r: FieldReader, scheduler: Scheduler | undefined): ('fallback' | 'port')[] {
-  const key = 'scheduler-flags';
-  const text = r.text(key);
-  if (text === undefined || text === '') return [];
-  const words = text.startsWith('[') ? r.stringList(key) : text.split(/[\s,]+/).filter((w) => w !== '');
-  if (words === undefined) return [];
   const flags: ('fallback' | 'port')[] = [];
-  for (const word of words) {
+  const add = (key: string, word: string): void => {
     const m = /^(sh|mh)-(fallback|port)$/.exec(word);
     if (!m) {
       r.error(key, `unknown flag ${show(word)}; expected sh-fallback, sh-port, mh-fallback or mh-port`);
@@ -263,8 +312,91 @@ function parseSchedulerFlags(r: FieldReader, scheduler: Scheduler | undefined): 
     } else if (!flags.includes(m[2] as 'fallback' | 'port')) {
       flags.push(m[2] as 'fallback' | 'port');
     }
+  };
+  const key = 'scheduler-flags';
+  const text = r.text(key);
+  if (text !== undefined && text !== '') {
+    const words = text.startsWith('[') ? r.stringList(key) : text.split(/[\s,]+/).filter((w) => w !== '');
+    for (const word of words ?? []) add(key, word);
   }
+  for (const flagKey of SCHEDULER_FLAG_KEYS) if (r.bool(flagKey, false)) add(flagKey, flagKey);
   return flags;
+}
+
+const FORWARDING_NAMES: Readonly<Record<ForwardMethod, string>> = { dr: 'direct routing', nat: 'NAT', tunnel: 'tunnelling' };
+
+/** `forward-method`, or newer PyBal's `tunneling = true`; the two must agree. */
+function parseForwardMethod(r: FieldReader): ForwardMethod {
+  const method = r.oneOf('forward-method', FORWARD_METHODS, 'forward method');
+  if (!r.has('tunneling')) return method ?? 'dr';
+  const tunneling = r.bool('tunneling', false);
+  if (tunneling && method !== undefined && method !== 'tunnel') {
+    r.error('tunneling', `tunneling = ${r.text('tunneling') as string} contradicts forward-method = ${method}`);
+  } else if (!tunneling && method === 'tunnel') {
+    r.error('tunneling', `tunneling = ${r.text('tunneling') as string} contradicts forward-method = tunnel`);
+  }
+  return tunneling ? 'tunnel' : (method ?? 'dr');
+}
+
+/** `tunnel-type`, `tunnel-port`, `tunnel-checksum`: only for tunnel forwarding, each checked against the type. */
+function parseTunnel(r: FieldReader, method: ForwardMethod): TunnelConfig {
+  const type = r.oneOf('tunnel-type', TUNNEL_TYPES, 'tunnel type') ?? 'ipip';
+  const port = r.optionalInt('tunnel-port', { min: 1, max: 65535 });
+  const checksum = r.oneOf('tunnel-checksum', TUNNEL_CHECKSUMS, 'tunnel checksum') ?? 'none';
+  if (method !== 'tunnel') {
+    for (const key of ['tunnel-type', 'tunnel-port', 'tunnel-checksum']) {
+      if (r.has(key)) r.error(key, `applies only to tunnel forwarding (tunneling = yes or forward-method = tunnel); this service uses ${FORWARDING_NAMES[method]}`);
+    }
+  } else if (type === 'gue' && port === undefined && !r.has('tunnel-port')) {
+    r.missing('tunnel-port', 'required with tunnel-type = gue: the UDP port the real servers receive GUE on');
+  } else if (type !== 'gue' && port !== undefined) {
+    r.error('tunnel-port', `applies only to tunnel-type = gue (a UDP port); ${type} has none`);
+  }
+  if (method === 'tunnel' && checksum === 'remcsum' && type !== 'gue') r.error('tunnel-checksum', `remcsum needs tunnel-type = gue, not ${type}`);
+  if (method === 'tunnel' && checksum === 'csum' && type === 'ipip') r.error('tunnel-checksum', 'IPIP carries no checksum: csum needs tunnel-type = gue or gre');
+  return { type, port: port ?? 0, checksum };
+}
+
+/** `fwmark`: 1..2^32-1, decimal or 0x hexadecimal (as iptables and nft print marks). */
+function parseFwmark(r: FieldReader): number | undefined {
+  const text = r.text('fwmark');
+  if (text === undefined) return undefined;
+  const mark = /^0x[0-9a-f]{1,8}$/i.test(text) ? Number.parseInt(text.slice(2), 16) : /^\d{1,10}$/.test(text) ? Number(text) : NaN;
+  if (mark >= 1 && mark <= MAX_U32) return mark;
+  r.error('fwmark', `expected a firewall mark between 1 and ${MAX_U32} (decimal or 0x hexadecimal), got ${show(text)}`);
+  return undefined;
+}
+
+/** `persistence-engine`: a kernel persistence engine, on a persistent service. */
+function parsePersistenceEngine(r: FieldReader, persistent: boolean, protocol: Protocol | undefined, fwmark: number | undefined): string | undefined {
+  const key = 'persistence-engine';
+  const engine = r.oneOf(key, PERSISTENCE_ENGINES, 'persistence engine');
+  if (engine === undefined) return undefined;
+  if (!persistent) r.error(key, 'works only on a persistent service: set persistence-timeout too');
+  // ip_vs_pe_sip reads the Call-ID of UDP datagrams; other packets fall back to plain persistence.
+  if (engine === 'sip' && fwmark === undefined && protocol !== undefined && protocol !== 'udp') r.error(key, `sip reads SIP over UDP; this service is ${protocol}`);
+  return engine;
+}
+
+/** `upper-threshold` and `lower-threshold`, connections per real server. */
+function parseThresholds(r: FieldReader): { upperThreshold: number; lowerThreshold: number } {
+  const upperThreshold = r.int('upper-threshold', 0, { min: 0, max: MAX_U32 });
+  const lowerThreshold = r.int('lower-threshold', 0, { min: 0, max: MAX_U32 });
+  if (lowerThreshold > 0 && upperThreshold === 0) {
+    r.error('lower-threshold', 'means nothing without upper-threshold: a server is overloaded only above the upper threshold');
+  } else if (lowerThreshold > upperThreshold) {
+    r.error('lower-threshold', `${lowerThreshold} is above upper-threshold ${upperThreshold}`);
+  }
+  return { upperThreshold, lowerThreshold };
+}
+
+/** `real-port`: NAT only, since direct routing and tunnelling deliver the packet to the VIP's own port. */
+function parseRealPort(r: FieldReader, method: ForwardMethod): number | undefined {
+  const realPort = r.optionalInt('real-port', { min: 1, max: 65535 });
+  if (realPort !== undefined && method !== 'nat') {
+    r.error('real-port', `needs forward-method = nat: with ${FORWARDING_NAMES[method]} the real servers receive the VIP's own port`);
+  }
+  return realPort;
 }
 
 function parsePersistenceNetmask(r: FieldReader, family: AddressFamily | undefined): string | undefined {
@@ -309,7 +441,7 @@ function parseService(c: Collector, section: IniSection): ServiceConfig {
   if (ops && protocol !== undefined && protocol !== 'udp') r.error('ops', 'OPS can only be used with UDP virtual services');
 
   const kinds = parseMonitorList(r, name);
-  checkKeys(r, entries, 'service', kinds && new Set(kinds));
+  checkKeys(c, r, entries, 'service', kinds && new Set(kinds));
   const monitors: MonitorConfig[] = (kinds ?? []).map((kind) => parseMonitor(r, kind));
 
   const persistenceTimeoutSec = r.int('persistence-timeout', 0, { min: 0, max: 2147483647 });
@@ -317,6 +449,8 @@ function parseService(c: Collector, section: IniSection): ServiceConfig {
   if (persistenceNetmask !== undefined && persistenceTimeoutSec === 0) {
     r.warn('persistence-netmask', 'ignored unless persistence-timeout is greater than 0');
   }
+  const forwardMethod = parseForwardMethod(r);
+  const fwmark = parseFwmark(r);
   const bgpMed = r.optionalInt('bgp-med', { min: 0, max: MAX_U32 });
   const bgp = r.bool('bgp', true);
 
@@ -337,9 +471,14 @@ function parseService(c: Collector, section: IniSection): ServiceConfig {
     bgpMed,
     bgpCommunities: r.communities('bgp-communities'),
     bgpWithdrawWhenDown: r.bool('bgp-withdraw-when-down', false),
-    forwardMethod: r.oneOf('forward-method', FORWARD_METHODS, 'forward method') ?? 'dr',
+    forwardMethod,
+    tunnel: parseTunnel(r, forwardMethod),
+    fwmark,
+    realPort: parseRealPort(r, forwardMethod),
     persistenceTimeoutSec,
     persistenceNetmask,
+    persistenceEngine: parsePersistenceEngine(r, persistenceTimeoutSec > 0, protocol, fwmark),
+    ...parseThresholds(r),
   };
 }
 
@@ -349,18 +488,16 @@ function crossCheck(c: Collector, global: GlobalConfig, services: readonly Servi
   const meds = new Map<string, ServiceConfig>();
   for (const s of services) {
     if (s.ip === '' || s.port === 0) continue;
-    const id = `${s.protocol} ${s.ip} ${s.port}`;
+    // The kernel service's identity: a firewall mark (per family), or protocol, ip and port.
+    const id = s.fwmark !== undefined ? `fwmark ${s.family} ${s.fwmark}` : `${s.protocol} ${s.ip} ${s.port}`;
     const first = seen.get(id);
     if (first !== undefined) {
-      // Named at the later section's ip (its own or the [DEFAULT] one it inherits).
+      // Named at the later section's fwmark or ip (its own or the [DEFAULT] one it inherits).
+      const key = s.fwmark !== undefined ? 'fwmark' : 'ip';
       const section = c.document.sections.find((x) => x.name === s.name);
-      const ipLine = section?.entries.get('ip')?.line ?? c.document.defaults?.entries.get('ip')?.line ?? s.source.line;
-      c.errors.push({
-        file: c.file,
-        line: ipLine,
-        key: 'ip',
-        message: `[${s.name}] has the same protocol, ip and port (${s.protocol} ${formatEndpoint(s)}) as [${first.name}] (line ${first.source.line})`,
-      });
+      const line = section?.entries.get(key)?.line ?? c.document.defaults?.entries.get(key)?.line ?? s.source.line;
+      const same = s.fwmark !== undefined ? `the same firewall mark (IPv${s.family} fwmark ${s.fwmark})` : `the same protocol, ip and port (${s.protocol} ${formatEndpoint(s)})`;
+      c.errors.push({ file: c.file, line, key, message: `[${s.name}] has ${same} as [${first.name}] (line ${first.source.line})` });
     } else {
       seen.set(id, s);
     }
@@ -414,7 +551,7 @@ export function parseConfig(text: string, file: string): ParseResult {
   const lineEndings = checkLineEndings(text, file);
   if (lineEndings.length > 0) return { errors: lineEndings, warnings: [] };
   const ini = readIni(text, file);
-  const c: Collector = { file, document: ini.document, errors: [...ini.errors], warnings: [...ini.warnings] };
+  const c: Collector = { file, document: ini.document, errors: [...ini.errors], warnings: [...ini.warnings], variables: interpolationVariables(ini.document) };
   checkDefaultKeys(c);
   const globalSection = ini.document.sections.find((s) => s.name === GLOBAL_SECTION);
   // Without a [global] section, [DEFAULT] alone still applies (line 0: no line to name).

@@ -68,6 +68,14 @@ export interface GlobalConfig {
   readonly runcommandMaxConcurrent: number;
   /** New: `ipvs-resync-interval` in seconds, how often the IPVS table is re-read and drift repaired (default 60, at least 1). */
   readonly ipvsResyncIntervalMs: number;
+  /**
+   * `dry-run` (as Wikimedia's templates render it; default no): read the
+   * kernel and say what would change, write nothing and announce nothing,
+   * as `pybal -n`. Read at start; a reload that changes it is told to restart.
+   */
+  readonly dryRun: boolean;
+  /** `advertised_instrumentation_ips`: for the tooling around PyBal; checked as a list of addresses, no effect here. */
+  readonly advertisedInstrumentationIps: readonly string[];
 }
 
 export type Protocol = 'tcp' | 'udp' | 'sctp';
@@ -78,6 +86,25 @@ export type Scheduler = (typeof SCHEDULERS)[number];
 
 /** New: `forward-method`; PyBal always uses direct routing (ipvsadm's default). */
 export type ForwardMethod = 'dr' | 'nat' | 'tunnel';
+
+/** New: `tunnel-type`, the encapsulation of `tunnel` forwarding (IPIP unless set). */
+export const TUNNEL_TYPES = ['ipip', 'gue', 'gre'] as const;
+export type TunnelKind = (typeof TUNNEL_TYPES)[number];
+
+/** New: `tunnel-checksum`: none, csum (GUE and GRE) or remcsum (GUE only), as ipvsadm's --tun-nocsum/--tun-csum/--tun-remcsum. */
+export const TUNNEL_CHECKSUMS = ['none', 'csum', 'remcsum'] as const;
+export type TunnelChecksum = (typeof TUNNEL_CHECKSUMS)[number];
+
+/** How `tunnel` forwarding encapsulates (meaningful only when forwardMethod is tunnel). */
+export interface TunnelConfig {
+  readonly type: TunnelKind;
+  /** `tunnel-port`: GUE's UDP destination port (required for GUE, 0 otherwise). */
+  readonly port: number;
+  readonly checksum: TunnelChecksum;
+}
+
+/** Persistence engines the kernel ships (ip_vs_pe_*.ko). */
+export const PERSISTENCE_ENGINES = ['sip'] as const;
 
 export interface ServiceConfig {
   /** The section name. */
@@ -114,12 +141,32 @@ export interface ServiceConfig {
   readonly bgpCommunities: readonly Community[];
   /** New: `bgp-withdraw-when-down`: withdraw the VIP when no healthy server is pooled (default false). */
   readonly bgpWithdrawWhenDown: boolean;
-  /** New: `forward-method` (default dr). */
+  /** New: `forward-method` (default dr), or `tunneling = true` (newer PyBal) for tunnel. */
   readonly forwardMethod: ForwardMethod;
+  /** New: `tunnel-type`, `tunnel-port`, `tunnel-checksum` (default IPIP). */
+  readonly tunnel: TunnelConfig;
+  /**
+   * New: `fwmark`, a firewall-mark service (1..2^32-1) instead of protocol, ip
+   * and port; `ip` stays the VIP announced (and its family), `port` the port
+   * checks connect to. Undefined for an ip:port service.
+   */
+  readonly fwmark: number | undefined;
+  /**
+   * New: `real-port`, the real servers' port when it differs from the VIP's
+   * (NAT rewrites it). Checks connect to it. Undefined: the service's port
+   * (for a firewall-mark service, the packet's own port).
+   */
+  readonly realPort: number | undefined;
   /** New: `persistence-timeout` in seconds, 0 = no persistence (default 0). */
   readonly persistenceTimeoutSec: number;
   /** New: `persistence-netmask`: IPv4 dotted mask or IPv6 prefix length (default /32 or /128). */
   readonly persistenceNetmask: string | undefined;
+  /** New: `persistence-engine` (sip; default none). */
+  readonly persistenceEngine: string | undefined;
+  /** New: `upper-threshold`, connections per real server above which it takes no new ones (0 = none). */
+  readonly upperThreshold: number;
+  /** New: `lower-threshold`, connections below which an overloaded server takes new ones again (0 = none). */
+  readonly lowerThreshold: number;
 }
 
 /** Options every periodic monitor has. */

@@ -604,7 +604,7 @@ export class Coordinator implements CoordinatorApi {
     const address = entry.address;
     if (address === undefined) return;
     const knownDown = keepState ? !entry.up : this.knownHealth.get(entry.host) === false;
-    const target = { host: entry.host, ip: address, port: this.service.port, family: this.service.family };
+    const target = { host: entry.host, ip: address, port: this.service.realPort ?? this.service.port, family: this.service.family };
     entry.monitors = this.service.monitors.map((config) => {
       const monitor: MonitorEntry = {
         config,

@@ -5,9 +5,9 @@
 import type { ServiceConfig } from '../config/types.js';
 import { canonicalAddress, familyOf, maskToPrefix } from './address.js';
 import { destKeyId } from './codec.js';
-import { IP_VS_SVC_F } from './constants.js';
+import { IP_VS_SVC_F, IP_VS_TUNNEL_ENCAP_FLAG } from './constants.js';
 import type { DesiredService } from './diff.js';
-import type { DestSpec, FwdMethod } from './types.js';
+import type { DestSpec, FwdMethod, ServiceKey } from './types.js';
 
 /** A server the coordinator wants in IPVS: its resolved address and weight. */
 export interface PooledServer {
@@ -50,6 +50,47 @@ export function persistencePrefix(service: Pick<ServiceConfig, 'family' | 'persi
  */
 export type DestCache = Map<string, DestSpec>;
 
+/** The settings every destination of a service shares (all but address, family and weight). */
+type DestTemplate = Omit<DestSpec, 'family' | 'address' | 'weight'>;
+
+const TUNNEL_CHECKSUM_FLAGS: Readonly<Record<ServiceConfig['tunnel']['checksum'], number>> = {
+  none: 0,
+  csum: IP_VS_TUNNEL_ENCAP_FLAG.CSUM,
+  remcsum: IP_VS_TUNNEL_ENCAP_FLAG.REMCSUM,
+};
+
+function destTemplate(service: ServiceConfig): DestTemplate {
+  const tunnel = service.forwardMethod === 'tunnel';
+  return {
+    // A firewall-mark service keeps the packet's port unless NAT maps it.
+    port: service.realPort ?? (service.fwmark !== undefined ? 0 : service.port),
+    fwdMethod: FWD[service.forwardMethod],
+    upperThreshold: service.upperThreshold,
+    lowerThreshold: service.lowerThreshold,
+    tunnelType: tunnel ? service.tunnel.type : 'ipip',
+    tunnelPort: tunnel && service.tunnel.type === 'gue' ? service.tunnel.port : 0,
+    tunnelFlags: tunnel ? TUNNEL_CHECKSUM_FLAGS[service.tunnel.checksum] : 0,
+  };
+}
+
+function hasTemplate(dest: DestSpec, t: DestTemplate): boolean {
+  return (
+    dest.port === t.port &&
+    dest.fwdMethod === t.fwdMethod &&
+    dest.upperThreshold === t.upperThreshold &&
+    dest.lowerThreshold === t.lowerThreshold &&
+    dest.tunnelType === t.tunnelType &&
+    dest.tunnelPort === t.tunnelPort &&
+    dest.tunnelFlags === t.tunnelFlags
+  );
+}
+
+/** The kernel service's identity: a firewall mark, or protocol, VIP and port. */
+export function serviceKeyFromConfig(service: ServiceConfig): ServiceKey {
+  if (service.fwmark !== undefined) return { family: service.family, fwmark: service.fwmark };
+  return { family: service.family, protocol: service.protocol, address: canonicalAddress(service.ip), port: service.port };
+}
+
 export function desiredServiceFromConfig(service: ServiceConfig, servers: readonly PooledServer[], cache?: DestCache): DesiredService {
   let flags = 0;
   if (service.ops) flags |= IP_VS_SVC_F.ONEPACKET;
@@ -57,29 +98,18 @@ export function desiredServiceFromConfig(service: ServiceConfig, servers: readon
   if (service.schedulerFlags.includes('port')) flags |= IP_VS_SVC_F.SCHED2;
   const persistent = service.persistenceTimeoutSec > 0;
   if (persistent) flags |= IP_VS_SVC_F.PERSISTENT;
-  const fwdMethod = FWD[service.forwardMethod];
+  const template = destTemplate(service);
   const dests = new Map<string, DestSpec>();
   for (const server of servers) {
     const cached = cache?.get(server.address);
-    if (cached && cached.weight === server.weight && cached.port === service.port && cached.fwdMethod === fwdMethod) {
+    if (cached && cached.weight === server.weight && hasTemplate(cached, template)) {
       const id = destKeyId(cached);
       if (!dests.has(id)) dests.set(id, cached);
       continue;
     }
     const family = familyOf(server.address);
     if (family === undefined) continue;
-    const dest: DestSpec = {
-      family,
-      address: canonicalAddress(server.address),
-      port: service.port,
-      fwdMethod,
-      weight: server.weight,
-      upperThreshold: 0,
-      lowerThreshold: 0,
-      tunnelType: 'ipip',
-      tunnelPort: 0,
-      tunnelFlags: 0,
-    };
+    const dest: DestSpec = { family, address: canonicalAddress(server.address), weight: server.weight, ...template };
     const id = destKeyId(dest);
     if (!dests.has(id)) dests.set(id, dest);
     cache?.set(server.address, dest);
@@ -90,12 +120,12 @@ export function desiredServiceFromConfig(service: ServiceConfig, servers: readon
     for (const address of cache.keys()) if (!wanted.has(address)) cache.delete(address);
   }
   return {
-    key: { family: service.family, protocol: service.protocol, address: canonicalAddress(service.ip), port: service.port },
+    key: serviceKeyFromConfig(service),
     scheduler: service.scheduler,
     flags,
     timeoutSec: persistent ? service.persistenceTimeoutSec : 0,
     netmask: persistencePrefix(service),
-    peName: '',
+    peName: persistent ? (service.persistenceEngine ?? '') : '',
     destinations: [...dests.values()],
   };
 }

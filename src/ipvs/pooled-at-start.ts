@@ -9,7 +9,7 @@ import type { ServiceConfig } from '../config/types.js';
 import type { IpvsKernel } from './client.js';
 import { canonicalAddress } from './address.js';
 import { serviceKeyId } from './codec.js';
-import { desiredServiceFromConfig } from './desired.js';
+import { serviceKeyFromConfig } from './desired.js';
 
 /** Pooled addresses by service name; a service the kernel lacks has none. */
 export type PooledAtStart = ReadonlyMap<string, ReadonlySet<string>>;
@@ -17,7 +17,7 @@ export type PooledAtStart = ReadonlyMap<string, ReadonlySet<string>>;
 export async function readPooledAtStart(kernel: Pick<IpvsKernel, 'listServices' | 'listDests'>, services: readonly ServiceConfig[]): Promise<PooledAtStart> {
   const byKey = new Map<string, ServiceConfig[]>();
   for (const service of services) {
-    const id = serviceKeyId(desiredServiceFromConfig(service, []).key);
+    const id = serviceKeyId(serviceKeyFromConfig(service));
     byKey.set(id, [...(byKey.get(id) ?? []), service]);
   }
   const out = new Map<string, Set<string>>();

@@ -41,7 +41,8 @@ describe('etc/pybal.conf.example', () => {
   it('checks clean: exit 0 and one summary line', async () => {
     const { code, lines } = await run(EXAMPLE);
     expect(lines).toEqual([
-      `${EXAMPLE}: OK: 3 services (text_80 tcp 192.0.2.11:80 wlc, dns_53_udp udp 192.0.2.22:53 wrr, ssh_22_v6 tcp [2001:db8::22]:22 sh), BGP on (AS 64496, 2 peers)`,
+      `${EXAMPLE}: OK: 6 services (text_80 tcp 192.0.2.11:80 wlc, dns_53_udp udp 192.0.2.22:53 wrr, ssh_22_v6 tcp [2001:db8::22]:22 sh, ` +
+        'tunnel_443 tcp 192.0.2.43:443 wrr, web_fwmark_3 fwmark 3 (tcp 192.0.2.80:80) mh, sip_5060_udp udp 192.0.2.50:5060 rr), BGP on (AS 64496, 2 peers)',
     ]);
     expect(code).toBe(0);
   });
@@ -144,7 +145,7 @@ describe('loadConfig reads only regular files', () => {
     await symlink(EXAMPLE, link);
     const r = await loadConfig(link);
     expect(r.errors).toEqual([]);
-    expect(r.config?.services).toHaveLength(3);
+    expect(r.config?.services).toHaveLength(6);
   });
 });
 
@@ -228,7 +229,7 @@ proxyfetch.timout = 3
   it('with --print, keeps everything else as INI comments and prints the effective configuration', async () => {
     const { code, lines } = await run(EXAMPLE, true);
     expect(code).toBe(0);
-    expect(lines[0]).toMatch(/^; .*: OK: 3 services/);
+    expect(lines[0]).toMatch(/^; .*: OK: 6 services/);
     const ini = lines.filter((l) => !l.startsWith(';')).join('\n');
     const config = (await loadConfig(EXAMPLE)).config;
     if (!config) throw new Error('no config');
@@ -260,6 +261,8 @@ describe('formatConfig', () => {
       instrumentation_ips: "['127.0.0.1', '::1']",
       'runcommand-max-concurrent': '32',
       'ipvs-resync-interval': '60',
+      'dry-run': 'no',
+      advertised_instrumentation_ips: '[]',
     });
     expect(sections.s).toEqual({
       protocol: 'tcp',
@@ -276,6 +279,8 @@ describe('formatConfig', () => {
       'bgp-withdraw-when-down': 'no',
       'forward-method': 'dr',
       'persistence-timeout': '0',
+      'upper-threshold': '0',
+      'lower-threshold': '0',
       'runcommand.command': '/bin/check',
       'runcommand.arguments': "[server.host, 'x']",
       'runcommand.interval': '60',
@@ -292,7 +297,7 @@ describe('formatConfig', () => {
       't.conf',
     );
     expect(again.errors).toEqual([]);
-    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 16 } })));
+    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 18 } })));
     expect(again.config?.global).toEqual(r.config.global);
   });
 });

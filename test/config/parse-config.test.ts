@@ -57,6 +57,8 @@ const GLOBAL_DEFAULTS: GlobalConfig = {
   instrumentationIps: ['127.0.0.1', '::1'],
   runcommandMaxConcurrent: 32,
   ipvsResyncIntervalMs: 60_000,
+  dryRun: false,
+  advertisedInstrumentationIps: [],
 };
 
 const IDLE_DEFAULTS: MonitorConfig = {
@@ -81,8 +83,14 @@ const SERVICE_DEFAULTS = {
   bgpCommunities: [],
   bgpWithdrawWhenDown: false,
   forwardMethod: 'dr',
+  tunnel: { type: 'ipip', port: 0, checksum: 'none' },
+  fwmark: undefined,
+  realPort: undefined,
   persistenceTimeoutSec: 0,
   persistenceNetmask: undefined,
+  persistenceEngine: undefined,
+  upperThreshold: 0,
+  lowerThreshold: 0,
 } as const;
 
 // The example shipped in PyBal's debian/pybal.conf (pybal-behaviour.md section 2), verbatim.
@@ -262,6 +270,8 @@ instrumentation_port = 9091
 instrumentation_ips = [ '' ]
 runcommand-max-concurrent = 4
 ipvs-resync-interval = 12.5
+dry-run = yes
+advertised_instrumentation_ips = [ '192.0.2.100' ]
 
 [v6]
 protocol = sctp
@@ -278,8 +288,14 @@ bgp-med = 20
 bgp-communities = 64496:443
 bgp-withdraw-when-down = yes
 forward-method = tunnel
+tunnel-type = gue
+tunnel-port = 6080
+tunnel-checksum = remcsum
+fwmark = 0x10
 persistence-timeout = 600
 persistence-netmask = /48
+upper-threshold = 50
+lower-threshold = 40
 proxyfetch.url = 'https://example.org/health'
 proxyfetch.interval = 0.5
 proxyfetch.timeout = 0.25
@@ -340,6 +356,9 @@ config = https://config.example.org/pools/v4udp.json
 monitors = [ 'UDP' ]
 persistence-timeout = 60
 persistence-netmask = 255.255.255.0
+persistence-engine = sip
+forward-method = nat
+real-port = 5353
 udp.interval = 5
 udp.icmp-timeout = 8
 udp.rise = 2
@@ -370,11 +389,13 @@ udp.fall = 3
       instrumentationIps: [''],
       runcommandMaxConcurrent: 4,
       ipvsResyncIntervalMs: 12_500,
+      dryRun: true,
+      advertisedInstrumentationIps: ['192.0.2.100'],
     });
     const [v6, v4udp] = config.services;
     expect(v6).toStrictEqual({
       name: 'v6',
-      source: { file: FILE, line: 22 },
+      source: { file: FILE, line: 24 },
       protocol: 'sctp',
       ip: '2001:db8::11',
       family: 6,
@@ -389,8 +410,14 @@ udp.fall = 3
       bgpCommunities: [{ asn: 64496, value: 443 }],
       bgpWithdrawWhenDown: true,
       forwardMethod: 'tunnel',
+      tunnel: { type: 'gue', port: 6080, checksum: 'remcsum' },
+      fwmark: 16,
+      realPort: undefined,
       persistenceTimeoutSec: 600,
       persistenceNetmask: '48',
+      persistenceEngine: undefined,
+      upperThreshold: 50,
+      lowerThreshold: 40,
       monitors: [
         {
           kind: 'ProxyFetch',
@@ -447,7 +474,7 @@ udp.fall = 3
     });
     expect(v4udp).toStrictEqual({
       name: 'v4udp',
-      source: { file: FILE, line: 88 },
+      source: { file: FILE, line: 96 },
       protocol: 'udp',
       ip: '192.0.2.53',
       family: 4,
@@ -461,9 +488,15 @@ udp.fall = 3
       bgpMed: undefined,
       bgpCommunities: [],
       bgpWithdrawWhenDown: false,
-      forwardMethod: 'dr',
+      forwardMethod: 'nat',
+      tunnel: { type: 'ipip', port: 0, checksum: 'none' },
+      fwmark: undefined,
+      realPort: 5353,
       persistenceTimeoutSec: 60,
       persistenceNetmask: '255.255.255.0',
+      persistenceEngine: 'sip',
+      upperThreshold: 0,
+      lowerThreshold: 0,
       monitors: [{ kind: 'UDP', intervalMs: 5000, icmpTimeoutMs: 8000, rise: 2, fall: 3 }],
     });
   });
@@ -795,11 +828,14 @@ describe('parseConfig: warnings for what PyBal accepts but an operator should he
       service({ monitors: "[ 'ProxyFetch' ]", 'proxyfetch.url': "[ 'http://example.org/' ]", 'proxyfetch.ulr': "[ 'http://example.org/' ]" }),
       ["test.conf:9: proxyfetch.ulr: unknown ProxyFetch option; did you mean 'proxyfetch.url'?"],
     ],
-    ['a typo in a service key', service({ shceduler: 'wlc' }), ["test.conf:8: shceduler: unknown key; did you mean 'scheduler'?"]],
     ['an unknown key', service({ colour: 'blue' }), ['test.conf:8: colour: unknown key; ignored']],
-    ['a typo in a global key', `[global]\nbgp-local-sn = 64496\n${service()}`, ["test.conf:2: bgp-local-sn: unknown key; did you mean 'bgp-local-asn'?"]],
-    ['a global key in a service', service({ 'bgp-local-asn': '64496' }), ['test.conf:8: bgp-local-asn: a [global] key; ignored in a service section']],
-    ['a service key in [global]', `[global]\nscheduler = wlc\n${service()}`, ['test.conf:2: scheduler: a service key; ignored in [global]']],
+    ['a typo in a harmless global key', `[global]\ninstrumentaton = yes\n${service()}`, ["test.conf:2: instrumentaton: unknown key; did you mean 'instrumentation'?"]],
+    ['a harmless global key in a service', service({ instrumentation_port: '9091' }), ['test.conf:8: instrumentation_port: a [global] key; ignored in a service section']],
+    [
+      'an unknown monitor option, even a likely typo',
+      service({ 'idleconnection.colour': 'blue' }),
+      ["test.conf:8: idleconnection.colour: unknown IdleConnection option; did you mean 'idleconnection.timeout'?"],
+    ],
     [
       'options of a monitor not listed',
       service({ 'udp.interval': '5', 'proxyfetch.url': "[ 'http://example.org/' ]" }),
@@ -841,8 +877,8 @@ describe('parseConfig: warnings for what PyBal accepts but an operator should he
     ],
     [
       'an unknown key in [DEFAULT], reported once',
-      `[DEFAULT]\nscheduller = wlc\nscheduler = wlc\n${service({ scheduler: null })}${service({ scheduler: null, port: '443' }, 't')}`,
-      ["test.conf:2: scheduller: unknown key; did you mean 'scheduler'?"],
+      `[DEFAULT]\ncolour = blue\nscheduler = wlc\n${service({ scheduler: null })}${service({ scheduler: null, port: '443' }, 't')}`,
+      ['test.conf:2: colour: unknown key; ignored'],
     ],
   ];
   it.each(cases)('%s', (_name, text, expected) => {
@@ -995,5 +1031,150 @@ describe('line endings', () => {
 
   it('accepts a carriage return followed only by white space (PyBal strips it)', () => {
     expect(valid(service({ port: '80\r\r ' })).services[0]?.port).toBe(80);
+  });
+});
+
+const CANNOT = 'pybal cannot honour it, and ignoring it could change how traffic is forwarded, addressed, pooled or announced';
+
+describe('parseConfig: an unknown key that could change forwarding, addressing, pooling or announcements is an error', () => {
+  const cases: [string, string, string[]][] = [
+    ['a typo in a service key', service({ shceduler: 'wlc' }), [`test.conf:8: shceduler: unknown key: ${CANNOT}; did you mean 'scheduler'?`]],
+    ['a typo of monitors (servers never checked)', service({ monitor: "[ 'ProxyFetch' ]" }), [`test.conf:8: monitor: unknown key: ${CANNOT}; did you mean 'monitors'?`]],
+    ["keepalived's lb_kind", service({ lb_kind: 'TUN' }), [`test.conf:8: lb_kind: unknown key: ${CANNOT}`]],
+    ['tunnelling, spelt the British way', service({ tunnelling: 'yes' }), [`test.conf:8: tunnelling: unknown key: ${CANNOT}; did you mean 'tunneling'?`]],
+    ['a made-up encapsulation key', service({ 'encap-mode': 'gue' }), [`test.conf:8: encap-mode: unknown key: ${CANNOT}`]],
+    ['a weight for every server', service({ 'default-weight': '10' }), [`test.conf:8: default-weight: unknown key: ${CANNOT}`]],
+    ['a typo in a global BGP key', `[global]\nbgp-local-sn = 64496\n${service()}`, [`test.conf:2: bgp-local-sn: unknown key: ${CANNOT}; did you mean 'bgp-local-asn'?`]],
+    ['an unknown global BGP key', `[global]\nbgp-graceful-restart = yes\n${service()}`, [`test.conf:2: bgp-graceful-restart: unknown key: ${CANNOT}`]],
+    [
+      'a global BGP key in a service',
+      service({ 'bgp-nexthop-ipv4': '192.0.2.9' }),
+      [`test.conf:8: bgp-nexthop-ipv4: a [global] key, which does nothing in a service section: ${CANNOT}; set it in [global]`],
+    ],
+    [
+      'a service key in [global]',
+      `[global]\nscheduler = wlc\n${service()}`,
+      [`test.conf:2: scheduler: a service key, which does nothing in [global]: ${CANNOT}; set it in each service, or in [DEFAULT] for all of them`],
+    ],
+    [
+      'tunneling in [global]',
+      `[global]\ntunneling = yes\n${service()}`,
+      [`test.conf:2: tunneling: a service key, which does nothing in [global]: ${CANNOT}; set it in each service, or in [DEFAULT] for all of them`],
+    ],
+    [
+      'a typo in [DEFAULT], reported once',
+      `[DEFAULT]\nscheduller = wlc\nscheduler = wlc\n${service({ scheduler: null })}${service({ scheduler: null, port: '443' }, 't')}`,
+      [`test.conf:2: scheduller: unknown key: ${CANNOT}; did you mean 'scheduler'?`],
+    ],
+  ];
+  it.each(cases)('%s', (_name, text, expected) => {
+    const r = check(text);
+    expect(r.errors).toEqual(expected);
+    expect(r.config).toBeUndefined();
+  });
+
+  it('still only warns about the keys of PyBal\'s command line', () => {
+    const r = check(`[global]\ndryrun = yes\n${service()}`);
+    expect(r.errors).toEqual([]);
+    expect(r.warnings).toEqual(["test.conf:2: dryrun: ignored: PyBal's command line always overrides it (use -n)"]);
+  });
+});
+
+describe('parseConfig: forwarding, addressing and the other IPVS features', () => {
+  const one = (over: Record<string, string | null>): ServiceConfig => {
+    const s = valid(service(over)).services[0];
+    if (!s) throw new Error('no service');
+    return s;
+  };
+
+  it("reads newer PyBal's tunneling as tunnel forwarding over IPIP, and tunneling = no as PyBal's direct routing", () => {
+    expect(one({ tunneling: 'true' })).toMatchObject({ forwardMethod: 'tunnel', tunnel: { type: 'ipip', port: 0, checksum: 'none' } });
+    expect(one({ tunneling: 'True' }).forwardMethod).toBe('tunnel');
+    expect(one({ tunneling: 'false' }).forwardMethod).toBe('dr');
+    expect(one({ tunneling: 'no', 'forward-method': 'nat' }).forwardMethod).toBe('nat');
+    expect(one({ tunneling: 'yes', 'forward-method': 'tunnel' }).forwardMethod).toBe('tunnel');
+  });
+
+  it('reads GUE and GRE tunnels with their port and checksum', () => {
+    expect(one({ tunneling: 'yes', 'tunnel-type': 'gue', 'tunnel-port': '6080', 'tunnel-checksum': 'remcsum' }).tunnel).toEqual({ type: 'gue', port: 6080, checksum: 'remcsum' });
+    expect(one({ 'forward-method': 'tunnel', 'tunnel-type': 'gre', 'tunnel-checksum': 'csum' }).tunnel).toEqual({ type: 'gre', port: 0, checksum: 'csum' });
+  });
+
+  it('reads a firewall mark in decimal or hexadecimal, for either family', () => {
+    expect(one({ fwmark: '3' }).fwmark).toBe(3);
+    expect(one({ fwmark: '0x1F' }).fwmark).toBe(31);
+    expect(one({ fwmark: '4294967295' }).fwmark).toBe(4294967295);
+    expect(one({ ip: '2001:db8::1', fwmark: '3' })).toMatchObject({ family: 6, fwmark: 3 });
+    expect(one({}).fwmark).toBeUndefined();
+  });
+
+  it('lets two services share a firewall mark only across families, and a mark service share its ip:port with a plain one', () => {
+    valid(`${service({ fwmark: '3' })}${service({ ip: '2001:db8::1', fwmark: '3' }, 't')}`);
+    valid(`${service({ fwmark: '3' })}${service({}, 't')}`);
+    expect(check(`${service({ fwmark: '3' })}${service({ port: '443', fwmark: '3' }, 't')}`).errors).toEqual([
+      'test.conf:16: fwmark: [t] has the same firewall mark (IPv4 fwmark 3) as [s] (line 1)',
+    ]);
+  });
+
+  it('reads the real servers\' port, the persistence engine and the connection thresholds', () => {
+    expect(one({ 'forward-method': 'nat', 'real-port': '8080' }).realPort).toBe(8080);
+    expect(one({ protocol: 'udp', 'persistence-timeout': '60', 'persistence-engine': 'sip' }).persistenceEngine).toBe('sip');
+    expect(one({ 'upper-threshold': '100', 'lower-threshold': '80' })).toMatchObject({ upperThreshold: 100, lowerThreshold: 80 });
+    expect(one({ 'upper-threshold': '100' })).toMatchObject({ upperThreshold: 100, lowerThreshold: 0 });
+  });
+
+  it('reads the scheduler flags as keys of their own, alone or with scheduler-flags', () => {
+    expect(one({ scheduler: 'sh', 'sh-port': 'yes' }).schedulerFlags).toEqual(['port']);
+    expect(one({ scheduler: 'sh', 'sh-port': 'no' }).schedulerFlags).toEqual([]);
+    expect(one({ scheduler: 'sh', 'scheduler-flags': 'sh-port', 'sh-fallback': 'on', 'sh-port': 'yes' }).schedulerFlags).toEqual(['port', 'fallback']);
+    expect(one({ scheduler: 'mh', 'mh-fallback': 'yes', 'mh-port': 'true' }).schedulerFlags).toEqual(['fallback', 'port']);
+  });
+
+  it("reads [global]'s dry-run and advertised_instrumentation_ips, as Wikimedia's templates render them", () => {
+    const config = valid(`[global]\ndry-run = yes\nadvertised_instrumentation_ips = [ '192.0.2.7', '2001:db8::7' ]\n${service()}`);
+    expect(config.global).toMatchObject({ dryRun: true, advertisedInstrumentationIps: ['192.0.2.7', '2001:db8::7'] });
+    expect(valid(service()).global.dryRun).toBe(false);
+  });
+
+  const errors: [string, Record<string, string | null>, string[]][] = [
+    ['tunneling against forward-method nat', { tunneling: 'yes', 'forward-method': 'nat' }, ['test.conf:8: tunneling: tunneling = yes contradicts forward-method = nat']],
+    ['tunneling = no against forward-method tunnel', { tunneling: 'no', 'forward-method': 'tunnel' }, ['test.conf:8: tunneling: tunneling = no contradicts forward-method = tunnel']],
+    ['tunneling not a boolean', { tunneling: 'ipip' }, ["test.conf:8: tunneling: expected a boolean (yes/no, true/false, on/off, 1/0), got 'ipip'"]],
+    [
+      'a tunnel type without tunnelling',
+      { 'tunnel-type': 'gre' },
+      ['test.conf:8: tunnel-type: applies only to tunnel forwarding (tunneling = yes or forward-method = tunnel); this service uses direct routing'],
+    ],
+    ['GUE without its port', { tunneling: 'yes', 'tunnel-type': 'gue' }, ['test.conf:1: tunnel-port: required with tunnel-type = gue: the UDP port the real servers receive GUE on (in [s])']],
+    ['a port for IPIP', { tunneling: 'yes', 'tunnel-port': '6080' }, ['test.conf:9: tunnel-port: applies only to tunnel-type = gue (a UDP port); ipip has none']],
+    ['remote checksums for GRE', { tunneling: 'yes', 'tunnel-type': 'gre', 'tunnel-checksum': 'remcsum' }, ['test.conf:10: tunnel-checksum: remcsum needs tunnel-type = gue, not gre']],
+    ['checksums for IPIP', { tunneling: 'yes', 'tunnel-checksum': 'csum' }, ['test.conf:9: tunnel-checksum: IPIP carries no checksum: csum needs tunnel-type = gue or gre']],
+    ['an unknown tunnel type', { tunneling: 'yes', 'tunnel-type': 'vxlan' }, ["test.conf:9: tunnel-type: unknown tunnel type 'vxlan'; expected one of ipip, gue, gre"]],
+    ['fwmark 0', { fwmark: '0' }, ["test.conf:8: fwmark: expected a firewall mark between 1 and 4294967295 (decimal or 0x hexadecimal), got '0'"]],
+    ['fwmark above 32 bits', { fwmark: '4294967296' }, ["test.conf:8: fwmark: expected a firewall mark between 1 and 4294967295 (decimal or 0x hexadecimal), got '4294967296'"]],
+    ['fwmark not a number', { fwmark: 'web' }, ["test.conf:8: fwmark: expected a firewall mark between 1 and 4294967295 (decimal or 0x hexadecimal), got 'web'"]],
+    ['a real-server port with direct routing', { 'real-port': '8080' }, ["test.conf:8: real-port: needs forward-method = nat: with direct routing the real servers receive the VIP's own port"]],
+    [
+      'a real-server port with tunnelling',
+      { tunneling: 'yes', 'real-port': '8080' },
+      ["test.conf:9: real-port: needs forward-method = nat: with tunnelling the real servers receive the VIP's own port"],
+    ],
+    ['a real-server port out of range', { 'forward-method': 'nat', 'real-port': '0' }, ['test.conf:9: real-port: must be between 1 and 65535, got 0']],
+    ['a persistence engine without persistence', { protocol: 'udp', 'persistence-engine': 'sip' }, ['test.conf:8: persistence-engine: works only on a persistent service: set persistence-timeout too']],
+    ['sip on tcp', { 'persistence-timeout': '60', 'persistence-engine': 'sip' }, ['test.conf:9: persistence-engine: sip reads SIP over UDP; this service is tcp']],
+    ['an unknown persistence engine', { 'persistence-timeout': '60', 'persistence-engine': 'http' }, ["test.conf:9: persistence-engine: unknown persistence engine 'http'; expected one of sip"]],
+    [
+      'a lower threshold alone',
+      { 'lower-threshold': '10' },
+      ['test.conf:8: lower-threshold: means nothing without upper-threshold: a server is overloaded only above the upper threshold'],
+    ],
+    ['a lower threshold above the upper one', { 'upper-threshold': '10', 'lower-threshold': '20' }, ['test.conf:9: lower-threshold: 20 is above upper-threshold 10']],
+    ['sh-port on wlc', { 'sh-port': 'yes' }, ['test.conf:8: sh-port: sh-port needs the sh scheduler, not wlc']],
+    ['mh-port on sh', { scheduler: 'sh', 'mh-port': 'yes' }, ['test.conf:8: mh-port: mh-port does not apply to the sh scheduler (use sh-port)']],
+  ];
+  it.each(errors)('%s', (_name, over, expected) => {
+    const r = check(service(over));
+    expect(r.errors).toEqual(expected);
+    expect(r.config).toBeUndefined();
   });
 });

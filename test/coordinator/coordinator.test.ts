@@ -80,6 +80,13 @@ describe('Coordinator startup', () => {
     expect(t.changes()).toBeGreaterThan(0);
   });
 
+  it("checks the real servers' own port when NAT maps the VIP's port to another", async () => {
+    const t = setup({ forwardMethod: 'nat', realPort: 8080 });
+    t.coordinator.onPoolEvent(poolEvent('mw1'));
+    await flushAsync();
+    expect(t.fakes.all.map((m) => [m.target.host, m.target.port])).toEqual([['mw1', 8080]]);
+  });
+
   it('first results that are all up confirm the server (master firstChecksCompleted); a first failure depools', async () => {
     const t = setup({}, [PROXY, IDLE]);
     t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2', 'mw3'));

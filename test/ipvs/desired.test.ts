@@ -50,6 +50,38 @@ describe('desiredServiceFromConfig', () => {
     expect(d.destinations).toEqual([expect.objectContaining({ family: 6, address: '2001:db8::6', fwdMethod: 'masq', weight: 1 })]);
   });
 
+  it('maps a firewall-mark service: the mark is the key, each packet keeps its port unless NAT maps it', () => {
+    const d = desiredServiceFromConfig(config({ fwmark: 3, persistenceTimeoutSec: 600, persistenceNetmask: '255.255.255.0' }), [{ address: '198.51.100.6', weight: 5 }]);
+    expect(d.key).toEqual({ family: 4, fwmark: 3 });
+    expect(d).toMatchObject({ flags: 0x1, timeoutSec: 600, netmask: 24 });
+    expect(d.destinations).toEqual([expect.objectContaining({ address: '198.51.100.6', port: 0, fwdMethod: 'droute', weight: 5 })]);
+    const nat = desiredServiceFromConfig(config({ ip: '2001:db8::11', family: 6, fwmark: 0x10, forwardMethod: 'nat', realPort: 8080 }), [{ address: '2001:db8::6', weight: 1 }]);
+    expect(nat.key).toEqual({ family: 6, fwmark: 16 });
+    expect(nat.destinations).toEqual([expect.objectContaining({ port: 8080, fwdMethod: 'masq' })]);
+  });
+
+  it('maps the real servers\' port, tunnels, thresholds and the persistence engine', () => {
+    const server = [{ address: '198.51.100.6', weight: 1 }];
+    expect(desiredServiceFromConfig(config({ forwardMethod: 'nat', realPort: 8080 }), server).destinations[0]).toMatchObject({ port: 8080, fwdMethod: 'masq' });
+    expect(desiredServiceFromConfig(config({ forwardMethod: 'tunnel' }), server).destinations[0]).toMatchObject({
+      port: 80,
+      fwdMethod: 'tunnel',
+      tunnelType: 'ipip',
+      tunnelPort: 0,
+      tunnelFlags: 0,
+    });
+    const gue = config({ forwardMethod: 'tunnel', tunnel: { type: 'gue', port: 6080, checksum: 'remcsum' } });
+    expect(desiredServiceFromConfig(gue, server).destinations[0]).toMatchObject({ tunnelType: 'gue', tunnelPort: 6080, tunnelFlags: 2 });
+    const gre = config({ forwardMethod: 'tunnel', tunnel: { type: 'gre', port: 0, checksum: 'csum' } });
+    expect(desiredServiceFromConfig(gre, server).destinations[0]).toMatchObject({ tunnelType: 'gre', tunnelPort: 0, tunnelFlags: 1 });
+    // Tunnel settings mean nothing to other methods, and are not sent for them.
+    expect(desiredServiceFromConfig({ ...gue, forwardMethod: 'dr' }, server).destinations[0]).toMatchObject({ tunnelType: 'ipip', tunnelPort: 0, tunnelFlags: 0 });
+    expect(desiredServiceFromConfig(config({ upperThreshold: 100, lowerThreshold: 80 }), server).destinations[0]).toMatchObject({ upperThreshold: 100, lowerThreshold: 80 });
+    const sip = config({ protocol: 'udp', persistenceTimeoutSec: 60, persistenceEngine: 'sip' });
+    expect(desiredServiceFromConfig(sip, server)).toMatchObject({ flags: 0x1, timeoutSec: 60, peName: 'sip' });
+    expect(desiredServiceFromConfig({ ...sip, persistenceTimeoutSec: 0 }, server)).toMatchObject({ flags: 0, peName: '' });
+  });
+
   it('reads persistence netmasks in both spellings and rejects the rest', () => {
     expect(persistencePrefix({ family: 4, persistenceNetmask: '255.255.255.0' })).toBe(24);
     expect(persistencePrefix({ family: 4, persistenceNetmask: '16' })).toBe(16);
@@ -78,6 +110,11 @@ describe('desiredServiceFromConfig with a destination cache', () => {
     // A new port is a new destination, whatever the cache holds.
     const moved = desiredServiceFromConfig({ ...service, port: 8080 }, servers, cache);
     expect(moved.destinations.every((d) => d.port === 8080)).toBe(true);
+    // So is every other setting a destination carries.
+    const capped = desiredServiceFromConfig({ ...service, upperThreshold: 9 }, servers, cache);
+    expect(capped.destinations.every((d) => d.upperThreshold === 9)).toBe(true);
+    const tunnelled = desiredServiceFromConfig({ ...service, forwardMethod: 'tunnel', tunnel: { type: 'gre', port: 0, checksum: 'csum' } }, servers, cache);
+    expect(tunnelled.destinations.every((d) => d.fwdMethod === 'tunnel' && d.tunnelType === 'gre' && d.tunnelFlags === 1)).toBe(true);
     // The pool shrinks to 10: the cache keeps at most about twice what is pooled.
     desiredServiceFromConfig(service, servers.slice(0, 10), cache);
     expect(cache.size).toBeLessThanOrEqual(10 + 64);

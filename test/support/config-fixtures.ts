@@ -22,6 +22,8 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
     instrumentationIps: ['127.0.0.1', '::1'],
     runcommandMaxConcurrent: 32,
     ipvsResyncIntervalMs: 60_000,
+    dryRun: false,
+    advertisedInstrumentationIps: [],
     ...overrides,
   };
 }
@@ -45,8 +47,14 @@ export function serviceConfig(name: string, ip: string, overrides: Partial<Servi
     bgpCommunities: [],
     bgpWithdrawWhenDown: false,
     forwardMethod: 'dr',
+    tunnel: { type: 'ipip', port: 0, checksum: 'none' },
+    fwmark: undefined,
+    realPort: undefined,
     persistenceTimeoutSec: 0,
     persistenceNetmask: undefined,
+    persistenceEngine: undefined,
+    upperThreshold: 0,
+    lowerThreshold: 0,
     ...overrides,
   };
 }
