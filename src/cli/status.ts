@@ -114,7 +114,10 @@ function lastReason(server: ServerSnapshot): string {
 
 function formatService(service: ServiceSnapshot, color: boolean): string {
   const pooled = service.servers.filter((s) => s.pooled).length;
-  const title = `${service.name}  ${formatHostPort(service.ip, service.port)}/${service.protocol}  scheduler ${service.scheduler}`;
+  // The kernel service first when it is a firewall mark; the forwarding when it is not PyBal's direct routing.
+  const mark = service.fwmark !== undefined ? `fwmark ${service.fwmark}, checks ` : '';
+  const forwarding = service.forwardMethod !== 'dr' ? `  ${service.forwardMethod}` : '';
+  const title = `${service.name}  ${mark}${formatHostPort(service.ip, service.port)}/${service.protocol}  scheduler ${service.scheduler}${forwarding}`;
   const summary =
     `  pooled ${pooled}/${service.servers.length}, depool threshold ${service.depoolThreshold}, ` +
     `can depool: ${yesNo(service.canDepool)}, could not depool: ${service.couldNotDepoolTotal} time(s)\n`;

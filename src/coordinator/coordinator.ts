@@ -274,6 +274,8 @@ export class Coordinator implements CoordinatorApi {
       protocol: svc.protocol,
       ip: svc.ip,
       port: svc.port,
+      fwmark: svc.fwmark,
+      forwardMethod: svc.forwardMethod,
       scheduler: svc.scheduler,
       depoolThreshold: svc.depoolThreshold,
       servers,

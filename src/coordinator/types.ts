@@ -3,7 +3,7 @@
  * value crossing it is plain data (DESIGN: any boundary could become a
  * process boundary).
  */
-import type { AddressFamily, MonitorConfig, MonitorKind, Protocol, Scheduler, ServiceConfig } from '../config/types.js';
+import type { AddressFamily, ForwardMethod, MonitorConfig, MonitorKind, Protocol, Scheduler, ServiceConfig } from '../config/types.js';
 import type { PoolEvent } from '../pool/types.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -51,6 +51,9 @@ export interface ServiceSnapshot {
   readonly protocol: Protocol;
   readonly ip: string;
   readonly port: number;
+  /** The firewall mark of a mark service (its kernel service), else undefined. */
+  readonly fwmark: number | undefined;
+  readonly forwardMethod: ForwardMethod;
   readonly scheduler: Scheduler;
   readonly depoolThreshold: number;
   /** In pool order. */

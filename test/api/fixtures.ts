@@ -27,6 +27,8 @@ export function service(name: string, servers: readonly ServerSnapshot[], over: 
     protocol: 'tcp',
     ip: '192.0.2.1',
     port: 80,
+    fwmark: undefined,
+    forwardMethod: 'dr',
     scheduler: 'wrr',
     depoolThreshold: 0.5,
     servers,

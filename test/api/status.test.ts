@@ -43,7 +43,7 @@ const fixed: DaemonSnapshot = daemon(
       ],
       { ip: '2001:db8::1', port: 443, scheduler: 'sh', canDepool: false, couldNotDepoolTotal: 2, poolError: 'etcd: connection refused' },
     ),
-    service('dns', [], { protocol: 'udp', port: 53, awaitingPool: true }),
+    service('dns', [], { protocol: 'udp', port: 53, awaitingPool: true, fwmark: 53, forwardMethod: 'nat' }),
   ],
   {
     dryRun: true,
@@ -81,7 +81,7 @@ text-https  [2001:db8::1]:443/tcp  scheduler sh
   mw1003.eqiad.wmnet  -           10      yes      no   no          unresolved: ENOTFOUND
   mw1004.eqiad.wmnet  192.0.2.14  0       no       yes  no          ProxyFetch: Fetch successful
 
-dns  192.0.2.1:53/udp  scheduler wrr
+dns  fwmark 53, checks 192.0.2.1:53/udp  scheduler wrr  nat
   pooled 0/0, depool threshold 0.5, can depool: yes, could not depool: 0 time(s)
   waiting for the first pool
   no servers

@@ -71,6 +71,8 @@ class FakeCoordinator implements CoordinatorApi {
       protocol: s.protocol,
       ip: s.ip,
       port: s.port,
+      fwmark: s.fwmark,
+      forwardMethod: s.forwardMethod,
       scheduler: s.scheduler,
       depoolThreshold: s.depoolThreshold,
       servers: this.pooled.map((p) => ({
