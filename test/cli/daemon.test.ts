@@ -126,11 +126,15 @@ describe('pybal daemon (foundation)', () => {
     expect(readFileSync(log, 'utf8')).toMatch(/INFO: Stopped\n$/);
   });
 
-  it('in dry run starts no BGP and says once what it would announce', async () => {
+  it.each([
+    ['-n on the command line', ['-n'], []],
+    ["dry-run = yes in [global], as Wikimedia's templates render it", [], ['dry-run = yes']],
+  ])('in dry run (%s) starts no BGP and says once what it would announce', async (_how, args, keys) => {
     writeFileSync(
       conf,
       [
         '[global]',
+        ...keys,
         'bgp = yes',
         'bgp-local-asn = 64600',
         'bgp-peer-address = 127.0.0.1',
@@ -145,7 +149,8 @@ describe('pybal daemon (foundation)', () => {
         '',
       ].join('\n'),
     );
-    const proc = start('-n');
+    const proc = start(...args);
+    await waitForLog(log, /starting with .*\(dry run: nothing will be changed in the kernel\)/, 10_000);
     await waitForLog(log, /\[bgp\] INFO: Dry run: would announce 192\.0\.2\.11\/32\n/, 10_000);
     await waitForLog(log, /Added 2 server\(s\)/, 10_000);
     // A pool change publishes again; the routes are the same, so nothing more is said.
