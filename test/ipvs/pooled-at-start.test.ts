@@ -35,4 +35,15 @@ describe('readPooledAtStart', () => {
     expect(wasPooledAtStart(pooled, 'other', '10.0.0.1')).toBe(false);
     expect(kernel.asked).toHaveLength(2);
   });
+
+  it('finds a firewall-mark service by its mark, not by the VIP and port it is checked on', async () => {
+    const marked = serviceConfig('marked', '203.0.113.1', { port: 80, fwmark: 3 });
+    const kernel = kernelWith([
+      { key: { family: 4, protocol: 'tcp', address: '203.0.113.1', port: 80 }, dests: [{ address: '10.0.0.1', weight: 10 }] },
+      { key: { family: 4, fwmark: 3 }, dests: [{ address: '10.0.0.3', weight: 10 }] },
+    ]);
+    const pooled = await readPooledAtStart(kernel, [marked]);
+    expect(wasPooledAtStart(pooled, 'marked', '10.0.0.3')).toBe(true);
+    expect(wasPooledAtStart(pooled, 'marked', '10.0.0.1')).toBe(false);
+  });
 });
