@@ -100,6 +100,8 @@ function monitorOptions(m: MonitorConfig): Record<string, string | undefined> {
       return { interval: seconds(m.intervalMs), 'icmp-timeout': seconds(m.icmpTimeoutMs), rise: String(m.rise), fall: String(m.fall) };
     case 'Ping':
       return { count: String(m.count), ...periodic };
+    case 'TCPConnect':
+      return periodic;
   }
 }
 

@@ -82,6 +82,7 @@ export const MONITOR_OPTIONS: Readonly<Record<MonitorKind, readonly string[]>> =
   DNSQuery: ['hostnames', ...PERIODIC, 'fail-on-nxdomain'],
   UDP: ['interval', 'icmp-timeout', 'rise', 'fall'],
   Ping: ['count', ...PERIODIC],
+  TCPConnect: PERIODIC,
 };
 
 /** Keys PyBal takes from its command line, overriding the file. */

@@ -17,6 +17,7 @@ import type {
   ProxyFetchConfig,
   RunCommandConfig,
   SshConfig,
+  TcpConnectConfig,
   UdpConfig,
 } from './types.js';
 
@@ -27,6 +28,8 @@ const PERIODIC_DEFAULTS = {
   SSH: { interval: 60, timeout: 10 },
   DNSQuery: { interval: 10, timeout: 5 },
   Ping: { interval: 1, timeout: 1 },
+  // New monitor, no PyBal default: ProxyFetch's (its closest kin: a connect is a fetch's first step).
+  TCPConnect: { interval: 10, timeout: 5 },
 } as const;
 
 const COUNT = { min: 1, max: 1000 } as const;
@@ -169,6 +172,10 @@ function ping(r: FieldReader, key: KeyOf): PingConfig {
   };
 }
 
+function tcpConnect(r: FieldReader, key: KeyOf): TcpConnectConfig {
+  return { kind: 'TCPConnect', ...periodic(r, 'TCPConnect', key) };
+}
+
 const PARSERS: { readonly [K in MonitorKind]: (r: FieldReader, key: KeyOf) => Extract<MonitorConfig, { kind: K }> } = {
   ProxyFetch: proxyFetch,
   IdleConnection: idleConnection,
@@ -177,6 +184,7 @@ const PARSERS: { readonly [K in MonitorKind]: (r: FieldReader, key: KeyOf) => Ex
   DNSQuery: dnsQuery,
   UDP: udp,
   Ping: ping,
+  TCPConnect: tcpConnect,
 };
 
 /** One monitor's configuration, read from the service section's `<monitor>.` keys. */

@@ -273,6 +273,11 @@ export interface PingConfig extends PeriodicMonitorOptions {
   readonly count: number;
 }
 
+export interface TcpConnectConfig extends PeriodicMonitorOptions {
+  /** New monitor (keepalived's TCP_CHECK): up when a TCP connect to the service port completes within the timeout. Defaults: interval 10 s, timeout 5 s. */
+  readonly kind: 'TCPConnect';
+}
+
 export type MonitorConfig =
   | ProxyFetchConfig
   | IdleConnectionConfig
@@ -280,9 +285,10 @@ export type MonitorConfig =
   | SshConfig
   | DnsQueryConfig
   | UdpConfig
-  | PingConfig;
+  | PingConfig
+  | TcpConnectConfig;
 
 export type MonitorKind = MonitorConfig['kind'];
 
 /** Monitor names as a config's `monitors` list spells them (PyBal matches case-sensitively on the module; we accept any case). */
-export const MONITOR_KINDS: readonly MonitorKind[] = ['ProxyFetch', 'IdleConnection', 'RunCommand', 'SSH', 'DNSQuery', 'UDP', 'Ping'];
+export const MONITOR_KINDS: readonly MonitorKind[] = ['ProxyFetch', 'IdleConnection', 'RunCommand', 'SSH', 'DNSQuery', 'UDP', 'Ping', 'TCPConnect'];

@@ -9,6 +9,7 @@ import { createPingMonitor } from './ping.js';
 import { createProxyFetchMonitor, prepareProxyFetchMonitor } from './proxyfetch.js';
 import { createRunCommandMonitor } from './run-command.js';
 import { createSshMonitor } from './ssh.js';
+import { createTcpConnectMonitor } from './tcp-connect.js';
 import type { Monitor, MonitorDeps, MonitorTarget } from './types.js';
 import { createUdpMonitor } from './udp.js';
 
@@ -22,6 +23,7 @@ export const MONITOR_FACTORIES: { readonly [K in MonitorKind]: Factory<K> } = {
   DNSQuery: createDnsQueryMonitor,
   UDP: createUdpMonitor,
   Ping: createPingMonitor,
+  TCPConnect: createTcpConnectMonitor,
 };
 
 /** Creates (does not start) the monitor a config names, for one server. */

@@ -190,7 +190,7 @@ ip = 192.0.2.1
 port = 80
 scheduler = wlc
 config = file:///etc/pybal/pools/s
-monitors = [ 'ProxyFetch', 'IdleConnection', 'RunCommand', 'SSH', 'DNSQuery', 'UDP', 'Ping' ]
+monitors = [ 'ProxyFetch', 'IdleConnection', 'RunCommand', 'SSH', 'DNSQuery', 'UDP', 'Ping', 'TCPConnect' ]
 proxyfetch.url = [ 'http://example.org/' ]
 runcommand.command = /bin/true
 ssh.private-key = /etc/pybal/ssh/key
@@ -238,6 +238,7 @@ dnsquery.hostnames = [ 'example.org' ]
       { kind: 'DNSQuery', ...periodic(10000, 5000), hostnames: ['example.org'], failOnNxdomain: false },
       { kind: 'UDP', intervalMs: 10000, icmpTimeoutMs: 20000, rise: 1, fall: 1 },
       { kind: 'Ping', ...periodic(1000, 1000), count: 1 },
+      { kind: 'TCPConnect', ...periodic(10000, 5000) },
     ]);
   });
 
@@ -585,7 +586,7 @@ describe('parseConfig: errors, each with file:line: key: message', () => {
     [
       'unknown monitor',
       service({ monitors: "[ 'ProxyFech' ]" }),
-      ["test.conf:7: monitors: unknown monitor 'ProxyFech'; did you mean 'ProxyFetch'? (known: ProxyFetch, IdleConnection, RunCommand, SSH, DNSQuery, UDP, Ping)"],
+      ["test.conf:7: monitors: unknown monitor 'ProxyFech'; did you mean 'ProxyFetch'? (known: ProxyFetch, IdleConnection, RunCommand, SSH, DNSQuery, UDP, Ping, TCPConnect)"],
     ],
     ['monitors not a list', service({ monitors: "'IdleConnection'" }), ["test.conf:7: monitors: expected a Python list such as [ 'a', 'b' ], got str 'IdleConnection'"]],
     ['monitors with a number', service({ monitors: "[ 'IdleConnection', 3 ]" }), ['test.conf:7: monitors: item 2 (3): expected a string, got int']],
@@ -721,6 +722,10 @@ describe('parseConfig: monitor option errors', () => {
     ['dnsquery.hostnames with a number', { monitors: "[ 'DNSQuery' ]", 'dnsquery.hostnames': '[ 1 ]' }, ['test.conf:8: dnsquery.hostnames: item 1 (1): expected a string, got int']],
     ['ping.count', { monitors: "[ 'Ping' ]", 'ping.count': '0' }, ['test.conf:8: ping.count: must be between 1 and 100, got 0']],
     ['ping.timeout', { monitors: "[ 'Ping' ]", 'ping.timeout': '0' }, ['test.conf:8: ping.timeout: must be greater than 0 seconds, got 0']],
+    ['tcpconnect.timeout 0', { monitors: "[ 'TCPConnect' ]", 'tcpconnect.timeout': '0' }, ['test.conf:8: tcpconnect.timeout: must be greater than 0 seconds, got 0']],
+    ['tcpconnect.interval not a number', { monitors: "[ 'TCPConnect' ]", 'tcpconnect.interval': 'ten' }, ["test.conf:8: tcpconnect.interval: expected a number of seconds, got 'ten'"]],
+    ['tcpconnect.rise 0', { monitors: "[ 'TCPConnect' ]", 'tcpconnect.rise': '0' }, ['test.conf:8: tcpconnect.rise: must be between 1 and 1000, got 0']],
+    ['tcpconnect.fall not an integer', { monitors: "[ 'TCPConnect' ]", 'tcpconnect.fall': '2.5' }, ["test.conf:8: tcpconnect.fall: expected an integer, got '2.5'"]],
   ];
   it.each(cases)('%s', (_name, over, expected) => {
     expect(check(service(over)).errors).toEqual(expected);
@@ -735,6 +740,22 @@ describe('parseConfig: monitor option errors', () => {
   it('names the line and column of a mistake inside a multi-line list', () => {
     const text = `${service({ monitors: "[ 'ProxyFetch' ]" })}proxyfetch.url = [ 'http://example.org/a',\n    'http://example.org/b' 'x' + 1 ]\n`;
     expect(check(text).errors).toEqual(["test.conf:9: proxyfetch.url: malformed Python literal at column 32: expected ',' or ']', found \"+\""]);
+  });
+
+  it('reads every TCPConnect option, and names a misspelt one', () => {
+    const r = check(
+      service({
+        monitors: "[ 'tcpconnect' ]",
+        'tcpconnect.interval': '2.5',
+        'tcpconnect.timeout': '0.5',
+        'tcpconnect.rise': '3',
+        'tcpconnect.fall': '2',
+        'tcpconnect.timout': '1',
+      }),
+    );
+    expect(r.errors).toEqual([]);
+    expect(r.warnings).toEqual(["test.conf:12: tcpconnect.timout: unknown TCPConnect option; did you mean 'tcpconnect.timeout'?"]);
+    expect(r.config?.services[0]?.monitors).toStrictEqual([{ kind: 'TCPConnect', intervalMs: 2500, timeoutMs: 500, rise: 3, fall: 2 }]);
   });
 });
 
@@ -944,7 +965,7 @@ config = etcd://etcd.example.org
       'test.conf:1: bgp-nexthop-ipv4: IPv4 BGP NextHop (global configuration variable \'bgp-nexthop-ipv4\') not set',
       'test.conf:4: bgp-hold-time: must be 0 or between 3 and 65535 seconds (RFC 4271), got 1',
       "test.conf:7: protocol: unknown protocol 'tpc'; expected one of tcp, udp, sctp",
-      "test.conf:12: monitors: unknown monitor 'IdleConection'; did you mean 'IdleConnection'? (known: ProxyFetch, IdleConnection, RunCommand, SSH, DNSQuery, UDP, Ping)",
+      "test.conf:12: monitors: unknown monitor 'IdleConection'; did you mean 'IdleConnection'? (known: ProxyFetch, IdleConnection, RunCommand, SSH, DNSQuery, UDP, Ping, TCPConnect)",
       "test.conf:13: proxyfetch.url: 'gopher://example.org/' is not an http:// or https:// URL",
       'test.conf:15: depool-threshold: must be between 0 and 1, got 2',
       "test.conf:23: config: expected etcd://host[:port]/path, got 'etcd://etcd.example.org'",

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MONITOR_KINDS } from '../../src/config/types.js';
 import { createMonitor, MONITOR_FACTORIES } from '../../src/monitors/registry.js';
 import { createSystemClock } from '../../src/runtime/clock.js';
-import { dnsQueryConfig, idleConnectionConfig, pingConfig, proxyFetchConfig, runCommandConfig, udpConfig } from './support/configs.js';
+import { dnsQueryConfig, idleConnectionConfig, pingConfig, proxyFetchConfig, runCommandConfig, tcpConnectConfig, udpConfig } from './support/configs.js';
 import { recorder, target, waitFor } from './support/helpers.js';
 import { sshConfig } from './support/configs.js';
 
@@ -12,7 +12,7 @@ describe('monitor registry', () => {
   });
 
   it('creates each monitor by kind, not started until start()', async () => {
-    const configs = [proxyFetchConfig(), idleConnectionConfig(), runCommandConfig(), dnsQueryConfig(), udpConfig(), pingConfig()];
+    const configs = [proxyFetchConfig(), idleConnectionConfig(), runCommandConfig(), dnsQueryConfig(), udpConfig(), pingConfig(), tcpConnectConfig()];
     for (const config of configs) {
       const rec = recorder();
       const monitor = createMonitor(config, target('127.0.0.1', 9), rec.deps(createSystemClock()));

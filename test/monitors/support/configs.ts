@@ -9,6 +9,7 @@ import type {
   ProxyFetchConfig,
   RunCommandConfig,
   SshConfig,
+  TcpConnectConfig,
   UdpConfig,
 } from '../../../src/config/types.js';
 
@@ -93,6 +94,15 @@ export const pingConfig = (o: Partial<PingConfig> = {}): PingConfig => ({
   count: 1,
   intervalMs: 1_000,
   timeoutMs: 1_000,
+  rise: 1,
+  fall: 1,
+  ...o,
+});
+
+export const tcpConnectConfig = (o: Partial<TcpConnectConfig> = {}): TcpConnectConfig => ({
+  kind: 'TCPConnect',
+  intervalMs: 10_000,
+  timeoutMs: 5_000,
   rise: 1,
   fall: 1,
   ...o,
