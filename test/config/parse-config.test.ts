@@ -182,6 +182,26 @@ describe('parseConfig: the example config of PyBal', () => {
   });
 });
 
+describe("parseConfig: a configuration as Wikimedia's templates render it for newer PyBal", () => {
+  const text = readFileSync(fileURLToPath(new URL('./fixtures/wikimedia-rendered.conf', import.meta.url)), 'utf8');
+
+  it('loads with neither errors nor warnings, and reads the newer keys with their meaning', () => {
+    const r = check(text);
+    expect(r.errors).toEqual([]);
+    expect(r.warnings).toEqual([]);
+    const config = r.config as Config;
+    expect(config.global).toMatchObject({ dryRun: false, advertisedInstrumentationIps: ['192.0.2.30'], instrumentationIps: ['127.0.0.1', '::1', '192.0.2.30'] });
+    const [text443, text443v6, dns] = config.services;
+    // tunneling = true: IPIP, not the direct routing PyBal 1.15 would program.
+    expect(text443).toMatchObject({ forwardMethod: 'tunnel', tunnel: { type: 'ipip', port: 0, checksum: 'none' }, scheduler: 'mh', ops: false });
+    expect(text443?.poolUrl).toBe('etcd://conf.example.org:4001/conftool/v1/pools/eqiad/cache_text/cdn/');
+    expect(text443?.monitors.map((m) => m.kind)).toEqual(['IdleConnection', 'ProxyFetch']);
+    expect(text443v6).toMatchObject({ family: 6, ip: '2001:db8:0:ed1a::1', forwardMethod: 'dr' });
+    expect(dns).toMatchObject({ protocol: 'udp', ops: true, forwardMethod: 'dr', bgp: true });
+    expect(dns?.monitors[0]).toMatchObject({ kind: 'DNSQuery', hostnames: ['www.example.org', 'nxdomain.example.org'], failOnNxdomain: false });
+  });
+});
+
 describe('parseConfig: defaults', () => {
   it('fills in every default of [global], a service and every monitor', () => {
     const config = valid(`[s]
