@@ -19,6 +19,12 @@ export type E2eService = {
   vipIndex?: number;
   /** The VIP's address family. Default 4. */
   family?: Family;
+  /** Default tcp. */
+  protocol?: 'tcp' | 'udp';
+  /** Default rr. */
+  scheduler?: string;
+  /** `forward-method`: default the lab's forwarding; null leaves the key out (for `tunneling = yes`). */
+  forwardMethod?: 'dr' | 'nat' | 'tunnel' | null;
   /** Lines added to the service section (monitors, thresholds...). */
   extra?: readonly string[];
 };
@@ -100,12 +106,12 @@ export class E2eConfig {
       if (vip === undefined) throw new Error(`e2e: no IPv${family} VIP #${s.vipIndex ?? 0}`);
       return [
         `[${s.name}]`,
-        'protocol = tcp',
+        `protocol = ${s.protocol ?? 'tcp'}`,
         `ip = ${vip}`,
         `port = ${s.port ?? 80}`,
-        'scheduler = rr',
+        `scheduler = ${s.scheduler ?? 'rr'}`,
         `config = file://${this.poolFile(s.name)}`,
-        `forward-method = ${this.lab.topology.forwarding}`,
+        ...(s.forwardMethod === null ? [] : [`forward-method = ${s.forwardMethod ?? this.lab.topology.forwarding}`]),
         ...(s.extra ?? proxyFetchLines(s.port ?? 80)),
       ].join('\n');
     });

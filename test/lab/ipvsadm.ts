@@ -18,6 +18,8 @@ export type IpvsServiceEntry = {
   address?: string;
   port?: number;
   fwmark?: number;
+  /** A firewall-mark service's address family (ipvsadm writes `IPv6` after the mark). */
+  fwmarkFamily?: 4 | 6;
   scheduler: string;
   /** Scheduler flags, e.g. ['sh-fallback', 'sh-port']. */
   flags: string[];
@@ -51,12 +53,12 @@ export function parseIpvsadmList(text: string): IpvsServiceEntry[] {
       });
       continue;
     }
-    const head = /^(TCP|UDP|SCTP|FWM)\s+(\S+)\s+(\S+)(.*)$/.exec(line);
+    const head = /^(TCP|UDP|SCTP|FWM)\s+(\S+)\s+(IPv6\s+)?(\S+)(.*)$/.exec(line);
     if (!head) continue;
-    const [, proto, where, scheduler, rest = ''] = head;
+    const [, proto, where, ipv6, scheduler, rest = ''] = head;
     const service: IpvsServiceEntry = {
       protocol: proto!.toLowerCase() as IpvsServiceEntry['protocol'],
-      ...(proto === 'FWM' ? { fwmark: Number(where) } : splitHostPort(where!)),
+      ...(proto === 'FWM' ? { fwmark: Number(where), fwmarkFamily: ipv6 === undefined ? 4 : 6 } : splitHostPort(where!)),
       scheduler: scheduler!,
       flags: /\(([^)]*)\)/.exec(rest)?.[1]?.split(',').filter(Boolean) ?? [],
       ops: /\bops\b/.test(rest),
@@ -67,6 +69,33 @@ export function parseIpvsadmList(text: string): IpvsServiceEntry[] {
     const mask = /\bmask (\S+)/.exec(rest);
     if (mask) service.netmask = mask[1]!;
     services.push(service);
+  }
+  return services;
+}
+
+export type IpvsStatsEntry = {
+  /** The service as ipvsadm names it: "TCP  203.0.113.1:80", "FWM  1", "FWM  1 IPv6" (spaces as printed). */
+  service: string;
+  /** Connections scheduled since the service was created (or zeroed). */
+  conns: number;
+  inPackets: number;
+  outPackets: number;
+  destinations: Array<{ address: string; port: number; conns: number; inPackets: number; outPackets: number }>;
+};
+
+/** `ipvsadm -Ln --stats --exact` → per service and destination counters. */
+export function parseIpvsadmStats(text: string): IpvsStatsEntry[] {
+  const services: IpvsStatsEntry[] = [];
+  for (const line of text.split('\n')) {
+    const dest = /^\s+->\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\d+\s+\d+\s*$/.exec(line);
+    if (dest) {
+      const service = services.at(-1);
+      if (service === undefined) throw new Error(`ipvsadm output: destination before any service: ${line.trim()}`);
+      service.destinations.push({ ...splitHostPort(dest[1]!), conns: Number(dest[2]), inPackets: Number(dest[3]), outPackets: Number(dest[4]) });
+      continue;
+    }
+    const head = /^((?:TCP|UDP|SCTP|FWM)\s+\S+(?: IPv6)?)\s+(\d+)\s+(\d+)\s+(\d+)\s+\d+\s+\d+\s*$/.exec(line);
+    if (head) services.push({ service: head[1]!, conns: Number(head[2]), inPackets: Number(head[3]), outPackets: Number(head[4]), destinations: [] });
   }
   return services;
 }

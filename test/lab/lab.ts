@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlRealServer, type Behaviour, type RealServerStats } from '../support/real-server.js';
 import { LabProcess, exec, execOk, waitFor, type ExecOptions, type ExecResult } from './exec.js';
-import { parseIpvsadmList, type IpvsServiceEntry } from './ipvsadm.js';
+import { parseIpvsadmList, parseIpvsadmStats, type IpvsServiceEntry, type IpvsStatsEntry } from './ipvsadm.js';
 import { BirdDaemon } from './routers/bird.js';
 import { GobgpDaemon } from './routers/gobgp.js';
 import { ROUTER_KINDS, formatPlan, planTopology, type DualAddress, type Family, type NamedAddress, type LabAddresses, type RouterKind, type Topology, type TopologyOptions } from './topology.js';
@@ -62,6 +62,17 @@ export type HttpAnswer = {
   error: string;
 };
 
+export type GetOptions = {
+  /** Default 5 s. */
+  timeoutMs?: number;
+  /** Source address (curl --interface): one of the client's addresses. Default: the route's. */
+  from?: string;
+  /** Source port (curl --local-port). Default: an ephemeral one. */
+  localPort?: number;
+  /** Accept the real servers' self-signed certificates (curl -k). */
+  insecure?: boolean;
+};
+
 /** The client namespace: requests to the VIPs come from here, as from the Internet. */
 export class LabClient {
   readonly #lab: Lab;
@@ -70,14 +81,18 @@ export class LabClient {
   }
 
   /** One HTTP GET with curl (a new connection each time). */
-  async get(url: string, options: { timeoutMs?: number } = {}): Promise<HttpAnswer> {
+  async get(url: string, options: GetOptions = {}): Promise<HttpAnswer> {
     const seconds = ((options.timeoutMs ?? 5_000) / 1000).toFixed(3);
-    const result = await this.#lab.exec('client', ['curl', '-sS', '-i', '--globoff', '-m', seconds, url], { timeoutMs: (options.timeoutMs ?? 5_000) + 5_000 });
+    const argv = ['curl', '-sS', '-i', '--globoff', '-m', seconds];
+    if (options.from !== undefined) argv.push('--interface', options.from);
+    if (options.localPort !== undefined) argv.push('--local-port', String(options.localPort));
+    if (options.insecure) argv.push('-k');
+    const result = await this.#lab.exec('client', [...argv, url], { timeoutMs: (options.timeoutMs ?? 5_000) + 5_000 });
     return parseCurlAnswer(result);
   }
 
   /** `count` GETs in a row; the X-Served-By of each (undefined for a failed one). */
-  async servedBy(url: string, count: number, options: { timeoutMs?: number } = {}): Promise<Array<string | undefined>> {
+  async servedBy(url: string, count: number, options: GetOptions = {}): Promise<Array<string | undefined>> {
     const answers: Array<string | undefined> = [];
     for (let i = 0; i < count; i++) answers.push((await this.get(url, options)).servedBy);
     return answers;
@@ -302,6 +317,11 @@ export class Lab {
     return parseIpvsadmList(await this.ipvsadm(['-Ln'], director));
   }
 
+  /** A director's IPVS counters as `ipvsadm -Ln --stats --exact` shows them, parsed. */
+  async ipvsStats(director = 'director1'): Promise<IpvsStatsEntry[]> {
+    return parseIpvsadmStats(await this.ipvsadm(['-Ln', '--stats', '--exact'], director));
+  }
+
   /** http://VIP/ for a family (IPv6 in brackets). */
   vipUrl(family: Family, path = '/', vipIndex = 0): string {
     const vip = this.addr.vips[vipIndex];
@@ -475,6 +495,18 @@ export class Lab {
       }),
     );
   }
+}
+
+/**
+ * Loads kernel modules the guest did not load at boot (uml.ts loads IPVS,
+ * its schedulers, veth, bridge and dummy): tunnels, nf_tables, persistence
+ * engines. The guest's kernel cannot load them by itself: its modprobe looks
+ * in the host's module tree, so they come from the UML tree uml.ts prepared.
+ */
+export async function loadGuestModules(names: readonly string[]): Promise<void> {
+  const scratch = process.env.PYBAL_LAB_SCRATCH;
+  if (!inLabGuest() || scratch === undefined) throw new Error('loadGuestModules runs only in the lab guest');
+  await execOk(['modprobe', '-a', '-d', join(scratch, 'modroot'), ...names]);
 }
 
 /** An address as written before ":port" (IPv6 in brackets). */
