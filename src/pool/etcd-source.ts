@@ -166,7 +166,7 @@ export class EtcdPoolSource extends LoopingPoolSource {
   }
 
   private deliver(): void {
-    this.reporter.good({ pool: this.state.pool(), problems: this.state.problems(), skipped: this.state.skipped() });
+    this.reporter.good(this.state.result());
   }
 }
 

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from
 import { ManualClock } from '../../src/runtime/clock.js';
 import { formatProblem } from '../../src/runtime/errors.js';
 import { createMemoryLogger, type MemoryLog } from '../../src/runtime/logger.js';
-import { decodeEtcdValue, EtcdPoolState } from '../../src/pool/etcd-nodes.js';
+import { EtcdPoolState } from '../../src/pool/etcd-nodes.js';
+import { decodeEtcdValue } from '../../src/pool/etcd-values.js';
 import { createEtcdSource, etcdKeyUrl, type EtcdSourceOptions } from '../../src/pool/etcd-source.js';
 import type { PoolEvent, PoolSource } from '../../src/pool/types.js';
 import { startEtcd, type EtcdServer } from './etcd-server.js';
@@ -45,14 +46,14 @@ describe('etcd pool values', () => {
         { key: `${KEY}/sub`, dir: true, nodes: [{ key: `${KEY}/sub/mw9`, value: '{"pooled": "yes", "weight": 1}' }] },
       ],
     });
-    expect(rows(state.pool())).toEqual([['mw1', 10, true], ['mw2', 5, false], ['mw9', 1, true]]);
+    expect(rows(state.result().pool)).toEqual([['mw1', 10, true], ['mw2', 5, false], ['mw9', 1, true]]);
     state.apply({ action: 'set', node: { key: `${KEY}/mw3`, value: '{"pooled": "yes", "weight": 7}' } });
     state.apply({ action: 'delete', node: { key: `${KEY}/mw1` } });
     state.apply({ action: 'delete', node: { key: `${KEY}/sub`, dir: true } });
     state.apply({ action: 'compareAndSwap', node: { key: `${KEY}/mw2`, value: '{"pooled": "inactive", "weight": 5}' } });
-    expect(rows(state.pool())).toEqual([['mw3', 7, true]]);
+    expect(rows(state.result().pool)).toEqual([['mw3', 7, true]]);
     state.apply({ action: 'expire', node: { key: `${KEY}/mw3` } });
-    expect(rows(state.pool())).toEqual([]);
+    expect(rows(state.result().pool)).toEqual([]);
   });
 
   it('maps etcd:// URLs to the v2 key over https', () => {

@@ -1,0 +1,201 @@
+/**
+ * An etcd pool's values, whichever API reads them (v2: etcd-nodes.ts, v3:
+ * etcd3-gateway.ts): one key per server, named by the host, whose value is
+ * JSON such as {"pooled": "yes", "weight": 10}, as conftool writes it and
+ * PyBal reads it. `pooled` "yes" means enabled, "no" disabled, "inactive"
+ * not in the pool at all; without `pooled` the server is enabled.
+ *
+ * EtcdEntries keeps the decoded keys of one pool in key order, so that both
+ * sources list the same pool in the same order, a change costs one decode,
+ * and a pool of 100,000 keys is built in steps (runtime/sliced.ts) without a
+ * sort. Pure.
+ */
+import type { Problem } from '../runtime/errors.js';
+import { finish } from '../runtime/sliced.js';
+import { checkEntry, clip, type EntryField, type EntryValue, type FormatTerms } from './entry-rules.js';
+import { JsonSyntaxError, parseJson, type JsonValue } from './json-reader.js';
+import type { PoolParseResult } from './pool-builder.js';
+import type { PoolServer } from './types.js';
+
+/** What one server key amounts to. */
+export type EtcdEntry =
+  | { readonly kind: 'server'; readonly server: PoolServer; readonly problems: readonly Problem[] }
+  | { readonly kind: 'inactive' }
+  | { readonly kind: 'bad'; readonly problems: readonly Problem[] };
+
+const TERMS: FormatTerms = { int: 'an integer', bool: 'true or false', str: 'string', knownKeys: 'pooled, weight', hostKey: undefined };
+const POOLED = new Map([
+  ['yes', true],
+  ['no', false],
+]);
+
+function show(value: JsonValue): string {
+  if (value.type === 'string') return `string ${clip(JSON.stringify(value.value))}`;
+  if (value.type === 'number') return `number ${clip(value.raw)}`;
+  if (value.type === 'boolean') return `boolean ${value.value}`;
+  return value.type;
+}
+
+function entryValue(value: JsonValue): EntryValue {
+  const shown = show(value);
+  if (value.type === 'number' && value.integer) return { type: 'int', value: value.value, shown };
+  if (value.type === 'string') return { type: 'str', value: value.value, shown };
+  if (value.type === 'boolean') return { type: 'bool', value: value.value, shown };
+  return { type: 'other', shown };
+}
+
+/** The host a key names: its last path component, as PyBal. */
+export function hostOfKey(key: string): string {
+  return key.slice(key.lastIndexOf('/') + 1);
+}
+
+/** Decodes the value of one server key. */
+export function decodeEtcdValue(key: string, value: string): EtcdEntry {
+  const bad = (message: string, field?: string): EtcdEntry => ({
+    kind: 'bad',
+    problems: [field === undefined ? { file: key, message } : { file: key, key: field, message }],
+  });
+  let document: JsonValue;
+  try {
+    document = parseJson(value);
+  } catch (e) {
+    if (e instanceof JsonSyntaxError) return bad(`invalid JSON at offset ${e.offset}: ${e.message}`);
+    throw e;
+  }
+  if (document.type !== 'object') return bad(`expected an object like {"pooled": "yes", "weight": 10}, got ${show(document)}`);
+  const fields: EntryField[] = [];
+  for (const member of document.entries) {
+    if (member.key !== 'pooled') {
+      fields.push({ key: member.key, value: entryValue(member.value), line: 0 });
+      continue;
+    }
+    const pooled = member.value.type === 'string' ? member.value.value : undefined;
+    if (pooled === 'inactive') return { kind: 'inactive' };
+    const enabled = pooled === undefined ? undefined : POOLED.get(pooled);
+    if (enabled === undefined) return bad(`expected "yes", "no" or "inactive", got ${show(member.value)}`, 'pooled');
+    fields.push({ key: 'enabled', value: { type: 'bool', value: enabled, shown: JSON.stringify(pooled) }, line: 0 });
+  }
+  const host = hostOfKey(key);
+  const check = checkEntry({ key: '', value: { type: 'str', value: host, shown: `string ${JSON.stringify(host)}` }, line: 0 }, fields, 0, TERMS);
+  const problems = check.problems.map((p): Problem => (p.key === undefined ? { file: key, message: p.message } : { file: key, key: p.key, message: p.message }));
+  return check.server === undefined ? { kind: 'bad', problems } : { kind: 'server', server: check.server, problems };
+}
+
+/** Keys looked at between two pauses of EtcdEntries.steps. */
+const KEYS_PER_STEP = 2048;
+
+interface Stored {
+  /** The value as read, to tell whether a new value needs decoding at all. */
+  readonly value: string;
+  readonly entry: EtcdEntry;
+}
+
+/**
+ * The decoded keys of one pool. Keys are kept in JavaScript string order:
+ * a full read appends them (sorted once at the end, which is linear when etcd
+ * already listed them in order), a change inserts or removes one by binary
+ * search.
+ */
+export class EtcdEntries {
+  private readonly byKey = new Map<string, Stored>();
+  private keys: string[] = [];
+  /** keys is sorted; false while a full read appends out of order. */
+  private ordered = true;
+
+  get size(): number {
+    return this.byKey.size;
+  }
+
+  /**
+   * Adds a key of a full read, decoding its value unless `memo` (the entries
+   * the read replaces) holds the same value for the same key: re-reading an
+   * unchanged pool of 100,000 servers decodes nothing.
+   */
+  load(key: string, value: string, memo?: EtcdEntries): void {
+    if (this.byKey.has(key)) {
+      this.set(key, value, memo);
+      return;
+    }
+    this.byKey.set(key, this.decode(key, value, memo ?? this));
+    const last = this.keys[this.keys.length - 1];
+    if (last !== undefined && !(last < key)) this.ordered = false;
+    this.keys.push(key);
+  }
+
+  /** Sets one key (a watch event); a value that did not change is not decoded again. */
+  set(key: string, value: string, memo: EtcdEntries = this): void {
+    const known = this.byKey.has(key);
+    this.byKey.set(key, this.decode(key, value, memo));
+    if (known) return;
+    this.sort();
+    this.keys.splice(this.indexOf(key), 0, key);
+  }
+
+  delete(key: string): void {
+    if (!this.byKey.delete(key)) return;
+    this.sort();
+    this.keys.splice(this.indexOf(key), 1);
+  }
+
+  /** Deletes a key and every key under it as a directory (etcd v2 deletes a directory in one event). */
+  deleteTree(key: string): void {
+    this.sort();
+    this.delete(key);
+    const dir = key.endsWith('/') ? key : `${key}/`;
+    const from = this.indexOf(dir);
+    let to = from;
+    while (to < this.keys.length && (this.keys[to] as string).startsWith(dir)) this.byKey.delete(this.keys[to++] as string);
+    this.keys.splice(from, to - from);
+  }
+
+  /**
+   * The pool in key order, as a job that pauses every few thousand keys. When
+   * two keys name the same host (in two subdirectories), the later key's
+   * entry wins at the earlier key's place. The keys are copied first, so a
+   * change made between two steps does not disturb the walk.
+   */
+  *steps(): Generator<void, PoolParseResult, undefined> {
+    this.sort();
+    const keys = this.keys.slice();
+    const pool = new Map<string, PoolServer>();
+    const problems: Problem[] = [];
+    const skipped: Problem[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      if (i % KEYS_PER_STEP === KEYS_PER_STEP - 1) yield;
+      const entry = this.byKey.get(keys[i] as string)?.entry;
+      if (entry === undefined || entry.kind === 'inactive') continue;
+      for (const problem of entry.problems) problems.push(problem);
+      if (entry.kind === 'server') pool.set(entry.server.host, entry.server);
+      else if (entry.problems[0] !== undefined) skipped.push(entry.problems[0]);
+    }
+    return { pool, problems, skipped };
+  }
+
+  /** The pool at once (small pools, tests). */
+  result(): PoolParseResult {
+    return finish(this.steps());
+  }
+
+  private decode(key: string, value: string, memo: EtcdEntries): Stored {
+    const old = memo.byKey.get(key);
+    return old !== undefined && old.value === value ? old : { value, entry: decodeEtcdValue(key, value) };
+  }
+
+  private sort(): void {
+    if (this.ordered) return;
+    this.keys.sort();
+    this.ordered = true;
+  }
+
+  /** The first index whose key is not below `key`. */
+  private indexOf(key: string): number {
+    let low = 0;
+    let high = this.keys.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if ((this.keys[mid] as string) < key) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+}
