@@ -12,7 +12,8 @@
  */
 import type { Problem } from '../runtime/errors.js';
 import { finish } from '../runtime/sliced.js';
-import { checkEntry, clip, type EntryField, type EntryValue, type FormatTerms } from './entry-rules.js';
+import { checkEntry, type EntryField, type FormatTerms } from './entry-rules.js';
+import { showJson, toEntryValue } from './json-format.js';
 import { JsonSyntaxError, parseJson, type JsonValue } from './json-reader.js';
 import type { PoolParseResult } from './pool-builder.js';
 import type { PoolServer } from './types.js';
@@ -28,21 +29,6 @@ const POOLED = new Map([
   ['yes', true],
   ['no', false],
 ]);
-
-function show(value: JsonValue): string {
-  if (value.type === 'string') return `string ${clip(JSON.stringify(value.value))}`;
-  if (value.type === 'number') return `number ${clip(value.raw)}`;
-  if (value.type === 'boolean') return `boolean ${value.value}`;
-  return value.type;
-}
-
-function entryValue(value: JsonValue): EntryValue {
-  const shown = show(value);
-  if (value.type === 'number' && value.integer) return { type: 'int', value: value.value, shown };
-  if (value.type === 'string') return { type: 'str', value: value.value, shown };
-  if (value.type === 'boolean') return { type: 'bool', value: value.value, shown };
-  return { type: 'other', shown };
-}
 
 /** The host a key names: its last path component, as PyBal. */
 export function hostOfKey(key: string): string {
@@ -62,17 +48,17 @@ export function decodeEtcdValue(key: string, value: string): EtcdEntry {
     if (e instanceof JsonSyntaxError) return bad(`invalid JSON at offset ${e.offset}: ${e.message}`);
     throw e;
   }
-  if (document.type !== 'object') return bad(`expected an object like {"pooled": "yes", "weight": 10}, got ${show(document)}`);
+  if (document.type !== 'object') return bad(`expected an object like {"pooled": "yes", "weight": 10}, got ${showJson(document)}`);
   const fields: EntryField[] = [];
   for (const member of document.entries) {
     if (member.key !== 'pooled') {
-      fields.push({ key: member.key, value: entryValue(member.value), line: 0 });
+      fields.push({ key: member.key, value: toEntryValue(member.value), line: 0 });
       continue;
     }
     const pooled = member.value.type === 'string' ? member.value.value : undefined;
     if (pooled === 'inactive') return { kind: 'inactive' };
     const enabled = pooled === undefined ? undefined : POOLED.get(pooled);
-    if (enabled === undefined) return bad(`expected "yes", "no" or "inactive", got ${show(member.value)}`, 'pooled');
+    if (enabled === undefined) return bad(`expected "yes", "no" or "inactive", got ${showJson(member.value)}`, 'pooled');
     fields.push({ key: 'enabled', value: { type: 'bool', value: enabled, shown: JSON.stringify(pooled) }, line: 0 });
   }
   const host = hostOfKey(key);

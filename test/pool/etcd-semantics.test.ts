@@ -4,16 +4,14 @@
  * (for etcd://) and one with it off (for etcd3://), makes the same changes
  * in both, and expects the same events from both sources.
  */
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger } from '../../src/runtime/logger.js';
 import { createEtcdSource } from '../../src/pool/etcd-source.js';
 import { createEtcd3Source } from '../../src/pool/etcd3-source.js';
 import type { PoolEvent, PoolSource } from '../../src/pool/types.js';
-import { startEtcd, type EtcdServer } from './etcd-server.js';
-import { advanceFor, advanceUntil, selfSignedCert, summarize, tempDir, type TlsFiles } from './helpers.js';
+import { useEtcd } from './etcd-server.js';
+import { advanceFor, advanceUntil, summarize } from './helpers.js';
 
 /** Host (or a path under the pool) to value; undefined deletes the key. */
 type Step = Readonly<Record<string, string | undefined>>;
@@ -95,40 +93,26 @@ const CASES: readonly Case[] = [
 ];
 
 describe('etcd:// and etcd3:// read pools alike', () => {
-  let cleanup: () => Promise<void>;
-  let tls: TlsFiles;
-  let v2: EtcdServer;
-  let v3: EtcdServer;
+  const v2 = useEtcd({ v2: true });
+  const v3 = useEtcd({ v2: false });
   let caseNo = 0;
-
-  beforeAll(async () => {
-    let dir: string;
-    ({ dir, cleanup } = await tempDir());
-    tls = await selfSignedCert(dir);
-    await mkdir(join(dir, 'v2'));
-    await mkdir(join(dir, 'v3'));
-    [v2, v3] = await Promise.all([startEtcd(join(dir, 'v2'), tls, { v2: true }), startEtcd(join(dir, 'v3'), tls, { v2: false })]);
-  });
-
-  afterAll(async () => {
-    await Promise.all([v2?.stop(), v3?.stop()]);
-    await cleanup?.();
-  });
 
   it.each(CASES)('$name', async ({ steps, first }) => {
     const prefix = `/conftool/v1/pools/case${++caseNo}/text`;
     const write = async (step: Step): Promise<void> => {
       for (const [name, value] of Object.entries(step)) {
         const key = `${prefix}/${name}`;
-        if (value === undefined) await Promise.all([v2.remove(key), v3.v3.remove(key)]);
-        else await Promise.all([v2.put(key, value), v3.v3.put(key, value)]);
+        if (value === undefined) await Promise.all([v2.etcd.remove(key), v3.etcd.v3.remove(key)]);
+        else await Promise.all([v2.etcd.put(key, value), v3.etcd.v3.put(key, value)]);
       }
     };
     const clock = new ManualClock();
     const logger = createMemoryLogger().logger;
-    const options = { clock, logger, ca: [tls.cert] };
-    const urls = [`etcd://127.0.0.1:${v2.clientPort}${prefix}`, `etcd3://127.0.0.1:${v3.clientPort}${prefix}`] as const;
-    const sources: PoolSource[] = [createEtcdSource(urls[0], options), createEtcd3Source(urls[1], options)];
+    const urls = [`etcd://127.0.0.1:${v2.etcd.clientPort}${prefix}`, `etcd3://127.0.0.1:${v3.etcd.clientPort}${prefix}`] as const;
+    const sources: PoolSource[] = [
+      createEtcdSource(urls[0], { clock, logger, ca: [v2.tls.cert] }),
+      createEtcd3Source(urls[1], { clock, logger, ca: [v3.tls.cert] }),
+    ];
     const seen: PoolEvent[][] = [[], []];
     /** Events so far, with each source's URL and prefix written alike. */
     const normalized = (i: number): unknown[] =>

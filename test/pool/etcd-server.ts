@@ -8,7 +8,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import * as https from 'node:https';
 import { join } from 'node:path';
-import { freePort, type TlsFiles } from './helpers.js';
+import { afterAll, beforeAll } from 'vitest';
+import { freePort, selfSignedCert, tempDir, type TlsFiles } from './helpers.js';
 
 export interface EtcdServerOptions {
   /** Serve the v2 API (--enable-v2; default true, for the etcd:// source). */
@@ -173,4 +174,31 @@ export async function startEtcd(dir: string, tls: TlsFiles, options: EtcdServerO
     stop,
     restart: launch,
   };
+}
+
+export interface EtcdFixture {
+  readonly etcd: EtcdServer;
+  /** The certificate etcd serves, to trust. */
+  readonly tls: TlsFiles;
+}
+
+/**
+ * One etcd for the tests of a file (or describe block): started in a temp
+ * directory with its own certificate before them, stopped and removed after.
+ * The fields are there once the tests run.
+ */
+export function useEtcd(options: EtcdServerOptions = {}): EtcdFixture {
+  const fixture: { etcd?: EtcdServer; tls?: TlsFiles } = {};
+  let cleanup: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    const temp = await tempDir();
+    cleanup = temp.cleanup;
+    fixture.tls = await selfSignedCert(temp.dir);
+    fixture.etcd = await startEtcd(temp.dir, fixture.tls, options);
+  });
+  afterAll(async () => {
+    await fixture.etcd?.stop();
+    await cleanup?.();
+  });
+  return fixture as EtcdFixture;
 }
