@@ -30,7 +30,7 @@ export class EtcdPoolState {
   /** Replaces everything with the tree of a full read (values that did not change are not decoded again). */
   reset(root: EtcdNode): void {
     const next = new EtcdEntries();
-    forEachValue(root, (key, value) => next.load(key, value, this.entries));
+    forEachValue(root, (key, value) => next.set(key, value, this.entries));
     this.entries = next;
   }
 

@@ -77,72 +77,60 @@ interface Stored {
 }
 
 /**
- * The decoded keys of one pool. Keys are kept in JavaScript string order:
- * a full read appends them (sorted once at the end, which is linear when etcd
- * already listed them in order), a change inserts or removes one by binary
- * search.
+ * The decoded keys of one pool, listed in JavaScript string order. A change
+ * costs O(1): a new key is appended, a deleted one only noted; the list is
+ * put back in order when a pool is next built, which the delivery of a pool
+ * (O(pool) anyway) pays for once: sorting a list that is in order but for a
+ * few keys at its end takes linear time (V8's sort finds the runs), and
+ * dropping the deleted keys one pass.
  */
 export class EtcdEntries {
   private readonly byKey = new Map<string, Stored>();
+  /** Every key of byKey, and the keys of `removed`; in order unless `ordered` is false. */
   private keys: string[] = [];
-  /** keys is sorted; false while a full read appends out of order. */
   private ordered = true;
+  /** Keys deleted since the list was last tidied, still in `keys`. */
+  private readonly removed = new Set<string>();
 
   get size(): number {
     return this.byKey.size;
   }
 
   /**
-   * Adds a key of a full read, decoding its value unless `memo` (the entries
-   * the read replaces) holds the same value for the same key: re-reading an
-   * unchanged pool of 100,000 servers decodes nothing.
+   * Sets a key, decoding its value unless `memo` (these entries, or those a
+   * full read replaces) holds the same value for it: a rewrite of the same
+   * value, or re-reading an unchanged pool of 100,000 servers, decodes nothing.
    */
-  load(key: string, value: string, memo?: EtcdEntries): void {
-    if (this.byKey.has(key)) {
-      this.set(key, value, memo);
-      return;
-    }
-    this.byKey.set(key, this.decode(key, value, memo ?? this));
+  set(key: string, value: string, memo: EtcdEntries = this): void {
+    const known = this.byKey.has(key);
+    const old = memo.byKey.get(key);
+    this.byKey.set(key, old !== undefined && old.value === value ? old : { value, entry: decodeEtcdValue(key, value) });
+    // A key deleted and set again is still listed, at its place.
+    if (known || this.removed.delete(key)) return;
     const last = this.keys[this.keys.length - 1];
     if (last !== undefined && !(last < key)) this.ordered = false;
     this.keys.push(key);
   }
 
-  /** Sets one key (a watch event); a value that did not change is not decoded again. */
-  set(key: string, value: string, memo: EtcdEntries = this): void {
-    const known = this.byKey.has(key);
-    this.byKey.set(key, this.decode(key, value, memo));
-    if (known) return;
-    this.sort();
-    this.keys.splice(this.indexOf(key), 0, key);
-  }
-
   delete(key: string): void {
-    if (!this.byKey.delete(key)) return;
-    this.sort();
-    this.keys.splice(this.indexOf(key), 1);
+    if (this.byKey.delete(key)) this.removed.add(key);
   }
 
   /** Deletes a key and every key under it as a directory (etcd v2 deletes a directory in one event). */
   deleteTree(key: string): void {
-    this.sort();
     this.delete(key);
     const dir = key.endsWith('/') ? key : `${key}/`;
-    const from = this.indexOf(dir);
-    let to = from;
-    while (to < this.keys.length && (this.keys[to] as string).startsWith(dir)) this.byKey.delete(this.keys[to++] as string);
-    this.keys.splice(from, to - from);
+    for (const k of this.byKey.keys()) if (k.startsWith(dir)) this.delete(k);
   }
 
   /**
    * The pool in key order, as a job that pauses every few thousand keys. When
    * two keys name the same host (in two subdirectories), the later key's
-   * entry wins at the earlier key's place. The keys are copied first, so a
-   * change made between two steps does not disturb the walk.
+   * entry wins at the earlier key's place. A change made between two steps
+   * does not disturb the walk (it may or may not be seen).
    */
   *steps(): Generator<void, PoolParseResult, undefined> {
-    this.sort();
-    const keys = this.keys.slice();
+    const keys = this.tidy().slice();
     const pool = new Map<string, PoolServer>();
     const problems: Problem[] = [];
     const skipped: Problem[] = [];
@@ -162,26 +150,16 @@ export class EtcdEntries {
     return finish(this.steps());
   }
 
-  private decode(key: string, value: string, memo: EtcdEntries): Stored {
-    const old = memo.byKey.get(key);
-    return old !== undefined && old.value === value ? old : { value, entry: decodeEtcdValue(key, value) };
-  }
-
-  private sort(): void {
-    if (this.ordered) return;
-    this.keys.sort();
-    this.ordered = true;
-  }
-
-  /** The first index whose key is not below `key`. */
-  private indexOf(key: string): number {
-    let low = 0;
-    let high = this.keys.length;
-    while (low < high) {
-      const mid = (low + high) >> 1;
-      if ((this.keys[mid] as string) < key) low = mid + 1;
-      else high = mid;
+  /** The keys in order, without the deleted ones. */
+  private tidy(): readonly string[] {
+    if (this.removed.size > 0) {
+      this.keys = this.keys.filter((key) => !this.removed.has(key));
+      this.removed.clear();
     }
-    return low;
+    if (!this.ordered) {
+      this.keys.sort();
+      this.ordered = true;
+    }
+    return this.keys;
   }
 }

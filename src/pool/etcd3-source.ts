@@ -123,7 +123,7 @@ function* loadSteps(entries: EtcdEntries, kvs: readonly Etcd3Kv[], memo: EtcdEnt
   for (let i = 0; i < kvs.length; i++) {
     if (i % ITEMS_PER_STEP === ITEMS_PER_STEP - 1) yield;
     const kv = kvs[i] as Etcd3Kv;
-    entries.load(kv.key, kv.value, memo);
+    entries.set(kv.key, kv.value, memo);
   }
 }
 
