@@ -23,7 +23,9 @@
  *    watch message is larger than maxBytes.
  * 4. A watch that carries nothing for watchTimeoutMs is renewed from the same
  *    revision (a connection that died without a reset would otherwise go
- *    unnoticed: over HTTP/1.1 the gateway's stream has no ping).
+ *    unnoticed: over HTTP/1.1 the gateway's stream has no ping). An etcd that
+ *    sends progress notifications more often than that keeps the watch alive
+ *    and the pool's revision current; by default it sends them every 10 min.
  * 5. Any failure keeps the last good pool, is reported once, and is retried
  *    after reconnectDelayMs, doubling with each failure in a row up to
  *    maxReconnectDelayMs. A watch that breaks after it was set up is
