@@ -52,7 +52,7 @@ export const GLOBAL_SECTION = 'global';
 
 const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp'];
 const FORWARD_METHODS: readonly ForwardMethod[] = ['dr', 'nat', 'tunnel'];
-const POOL_SCHEMES = ['file:', 'http:', 'https:', 'etcd:'];
+const POOL_SCHEMES = ['file:', 'http:', 'https:', 'etcd:', 'etcd3:'];
 
 interface Collector {
   readonly file: string;
@@ -244,22 +244,22 @@ function parseGlobal(c: Collector, section: IniSection, present: boolean): Globa
   };
 }
 
-const ETCD_URL_RE = /^etcd:\/\/[^/:@?#\s]+(?::(\d{1,5}))?\/[^?#\s]+$/;
+const ETCD_URL_RE = /^etcd3?:\/\/[^/:@?#\s]+(?::(\d{1,5}))?\/[^?#\s]+$/;
 
 function checkPoolUrl(r: FieldReader): string {
   const url = r.requiredText('config');
   if (url === undefined) return '';
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
   if (scheme === undefined) {
-    r.error('config', `expected a pool URL (file://, http://, https://, etcd://), got ${show(url)}`);
+    r.error('config', `expected a pool URL (file://, http://, https://, etcd://, etcd3://), got ${show(url)}`);
   } else if (!POOL_SCHEMES.includes(`${scheme}:`)) {
-    r.error('config', `unsupported pool URL scheme '${scheme}:' in ${show(url)} (supported: file://, http://, https://, etcd://)`);
+    r.error('config', `unsupported pool URL scheme '${scheme}:' in ${show(url)} (supported: file://, http://, https://, etcd://, etcd3://)`);
   } else if (scheme === 'file') {
     if (!/^file:\/\/\/./i.test(url)) r.error('config', `expected file:///absolute/path, got ${show(url)}`);
-  } else if (scheme === 'etcd') {
+  } else if (scheme === 'etcd' || scheme === 'etcd3') {
     const port = ETCD_URL_RE.exec(url)?.[1];
     if (!ETCD_URL_RE.test(url) || (port !== undefined && (Number(port) < 1 || Number(port) > 65535))) {
-      r.error('config', `expected etcd://host[:port]/path, got ${show(url)}`);
+      r.error('config', `expected ${scheme}://host[:port]/path, got ${show(url)}`);
     }
   } else if (!isHttpUrl(url)) {
     r.error('config', `expected ${scheme}://host[:port]/path, got ${show(url)}`);

@@ -7,6 +7,7 @@
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { createEtcdSource } from './etcd-source.js';
+import { createEtcd3Source } from './etcd3-source.js';
 import { createFileSource } from './file-source.js';
 import { createHttpSource } from './http-source.js';
 import type { ReporterSeed } from './source-reporter.js';
@@ -18,7 +19,7 @@ export interface PoolSourceOptions extends ReporterSeed {
   readonly logger: Logger;
   /** Poll interval of file and http(s) sources (default 1000 ms). */
   readonly pollIntervalMs?: number;
-  /** Deadline of one http(s) request or etcd full read (default 5000 ms). */
+  /** Deadline of one http(s) request, etcd full read or etcd3 page (default 5000 ms). */
   readonly timeoutMs?: number;
   /** Largest document accepted (default 8 MiB). */
   readonly maxBytes?: number;
@@ -40,6 +41,7 @@ const FACTORIES: Readonly<Record<string, Factory>> = {
   http: createHttpSource,
   https: createHttpSource,
   etcd: createEtcdSource,
+  etcd3: createEtcd3Source,
 };
 
 export const POOL_URL_SCHEMES = Object.keys(FACTORIES);

@@ -40,16 +40,23 @@ export const ETCD_SOURCE_DEFAULTS = { reconnectDelayMs: 1000, timeoutMs: 5000, w
 /** etcd's error code for a watch index older than its event history. */
 const ETCD_OUTDATED_INDEX = 401;
 
-/** The https URL of the v2 key an etcd:// URL names, or undefined if it names none. */
-export function etcdKeyUrl(url: string): URL | undefined {
-  const match = /^etcd:\/\/([^/]+)(\/.*)$/.exec(url);
+/** The https origin (default port 2379) and the key path (no trailing slash) of an etcd:// or etcd3:// URL, or undefined if it names no key. */
+export function parseEtcdUrl(url: string, scheme: 'etcd' | 'etcd3'): { readonly origin: URL; readonly path: string } | undefined {
+  if (!url.startsWith(`${scheme}://`)) return undefined;
+  const match = /^([^/]+)(\/.*)$/.exec(url.slice(scheme.length + 3));
   if (match === null) return undefined;
   const [, authority, key] = match as unknown as [string, string, string];
-  const trimmed = key.replace(/\/+$/, '');
-  if (trimmed === '' || !URL.canParse(`https://${authority}/`)) return undefined;
-  const base = new URL(`https://${authority}/`);
-  if (base.port === '') base.port = String(ETCD_SOURCE_DEFAULTS.port);
-  return new URL(`/v2/keys${trimmed}`, base);
+  const path = key.replace(/\/+$/, '');
+  if (path === '' || !URL.canParse(`https://${authority}/`)) return undefined;
+  const origin = new URL(`https://${authority}/`);
+  if (origin.port === '') origin.port = String(ETCD_SOURCE_DEFAULTS.port);
+  return { origin, path };
+}
+
+/** The https URL of the v2 key an etcd:// URL names, or undefined if it names none. */
+export function etcdKeyUrl(url: string): URL | undefined {
+  const parsed = parseEtcdUrl(url, 'etcd');
+  return parsed === undefined ? undefined : new URL(`/v2/keys${parsed.path}`, parsed.origin);
 }
 
 class EtcdFailure extends Error {}
@@ -166,7 +173,7 @@ export class EtcdPoolSource extends LoopingPoolSource {
   }
 
   private deliver(): void {
-    this.reporter.good({ pool: this.state.pool(), problems: this.state.problems(), skipped: this.state.skipped() });
+    this.reporter.good(this.state.result());
   }
 }
 

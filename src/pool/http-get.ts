@@ -1,8 +1,9 @@
 /**
- * One HTTP(S) GET with the safety a poller needs: a hard deadline on the
- * injected clock (connect, headers and body together), a cap on the body,
- * no connection kept around afterwards, and TLS verified against the given
- * trust store. Shared by the http and etcd pool sources.
+ * One HTTP(S) GET (or POST of a JSON document) with the safety a poller
+ * needs: a hard deadline on the injected clock (connect, headers and body
+ * together), a cap on the body, no connection kept around afterwards (unless
+ * the caller brings an agent that keeps it), and TLS verified against the
+ * given trust store. Shared by the http and etcd pool sources.
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -20,6 +21,8 @@ export interface HttpGetOptions {
   readonly ca?: readonly string[] | undefined;
   /** Aborts the request early (the source stopping). */
   readonly signal?: AbortSignal;
+  /** An agent that keeps its connection for the next request (the pages of one read); default: none. */
+  readonly agent?: http.Agent;
 }
 
 export interface HttpResponse {
@@ -75,12 +78,21 @@ export class HttpDeadlineError extends Error {
   }
 }
 
-export async function httpGet(url: URL, options: HttpGetOptions): Promise<HttpResponse> {
+export function httpGet(url: URL, options: HttpGetOptions): Promise<HttpResponse> {
+  return exchange(url, options, 'GET', undefined);
+}
+
+/** A POST of a JSON document (etcd's v3 gateway), with the same safety as httpGet. */
+export function httpPostJson(url: URL, json: string, options: HttpGetOptions): Promise<HttpResponse> {
+  return exchange(url, options, 'POST', json);
+}
+
+async function exchange(url: URL, options: HttpGetOptions, method: string, json: string | undefined): Promise<HttpResponse> {
   const deadline = new AbortController();
   const timer = options.clock.setTimeout(() => deadline.abort(new HttpDeadlineError(options.timeoutMs)), options.timeoutMs);
   const signal = options.signal ? AbortSignal.any([options.signal, deadline.signal]) : deadline.signal;
   try {
-    return await request(url, options, signal);
+    return await request(url, options, signal, method, json);
   } catch (e) {
     // Report the deadline, not the abort it caused.
     if (deadline.signal.aborted) throw deadline.signal.reason;
@@ -90,18 +102,35 @@ export async function httpGet(url: URL, options: HttpGetOptions): Promise<HttpRe
   }
 }
 
-function request(url: URL, options: HttpGetOptions, signal: AbortSignal): Promise<HttpResponse> {
+/**
+ * Sends a request as every pool source does: a fresh connection unless an
+ * agent is given (nothing stays open between polls or after stop()), TLS
+ * verified against `ca`, a JSON body declared. The caller listens for 'error'.
+ */
+export function startRequest(
+  url: URL,
+  options: Pick<HttpGetOptions, 'headers' | 'ca' | 'agent'>,
+  signal: AbortSignal,
+  method: string,
+  json: string | undefined,
+  onResponse: (res: http.IncomingMessage) => void,
+): http.ClientRequest {
+  const headers: Record<string, string | number> = { 'user-agent': 'pybal (pool source)', accept: '*/*', ...options.headers };
+  if (json !== undefined) {
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = Buffer.byteLength(json);
+  }
+  const secure = url.protocol === 'https:';
+  const requestOptions: https.RequestOptions = { method, headers, signal, agent: options.agent ?? false };
+  if (secure && options.ca !== undefined) requestOptions.ca = [...options.ca];
+  const req = (secure ? https : http).request(url, requestOptions, onResponse);
+  req.end(json);
+  return req;
+}
+
+function request(url: URL, options: HttpGetOptions, signal: AbortSignal, method: string, json: string | undefined): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
-    const secure = url.protocol === 'https:';
-    const requestOptions: https.RequestOptions = {
-      method: 'GET',
-      headers: { 'user-agent': 'pybal (pool source)', accept: '*/*', ...options.headers },
-      signal,
-      // A fresh connection per poll: nothing stays open between polls or after stop().
-      agent: false,
-    };
-    if (secure && options.ca !== undefined) requestOptions.ca = [...options.ca];
-    const req = (secure ? https : http).request(url, requestOptions, (res) => {
+    const req = startRequest(url, options, signal, method, json, (res) => {
       const status = res.statusCode ?? 0;
       const answer = { status, statusText: res.statusMessage ?? '', headers: res.headers };
       const declared = Number(res.headers['content-length']);
@@ -128,6 +157,5 @@ function request(url: URL, options: HttpGetOptions, signal: AbortSignal): Promis
       });
     });
     req.on('error', reject);
-    req.end();
   });
 }

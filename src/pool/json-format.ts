@@ -14,7 +14,8 @@ const TERMS: FormatTerms = { int: 'an integer', bool: 'true or false', str: 'str
 
 const EXAMPLE = '{"mw1": {"enabled": true, "weight": 10}}';
 
-function showJson(value: JsonValue): string {
+/** A JSON value as messages show it: its type, and its text for a scalar (`string "10"`). */
+export function showJson(value: JsonValue): string {
   switch (value.type) {
     case 'object':
       return 'object';
@@ -31,7 +32,8 @@ function showJson(value: JsonValue): string {
   }
 }
 
-function toEntryValue(value: JsonValue): EntryValue {
+/** A JSON value reduced to what the entry rules check (shared with the etcd values, which are JSON too). */
+export function toEntryValue(value: JsonValue): EntryValue {
   const shown = showJson(value);
   if (value.type === 'number' && value.integer) {
     // Outside the safe range the value is not exact; the rules only need to see it is too large.

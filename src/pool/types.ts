@@ -44,7 +44,7 @@ export interface PoolSourceStatus {
 }
 
 /**
- * The interface every source presents: file://, http(s):// and etcd://.
+ * The interface every source presents: file://, http(s)://, etcd:// and etcd3://.
  * start() begins watching and must not throw; stop() releases every timer,
  * socket and watcher.
  */

@@ -552,7 +552,7 @@ udp.fall = 3
       valid(`[global]\nbgp = yes\nbgp-local-asn = 64496\nbgp-peer-address = 2001:DB8::1\nbgp-nexthop-ipv4 = 192.0.2.100\n${service()}`).global
         .bgpPeerAddresses,
     ).toEqual(['2001:db8::1']);
-    for (const url of ['file:///etc/pybal/pools/s', 'http://config.example.org/s', 'https://config.example.org:8443/s.json', 'etcd://etcd1.example.org/pools/s']) {
+    for (const url of ['file:///etc/pybal/pools/s', 'http://config.example.org/s', 'https://config.example.org:8443/s.json', 'etcd://etcd1.example.org/pools/s', 'etcd3://etcd1.example.org:2379/pools/s']) {
       expect(valid(service({ config: url })).services[0]?.poolUrl).toBe(url);
     }
   });
@@ -594,12 +594,14 @@ describe('parseConfig: errors, each with file:line: key: message', () => {
     [
       'pool URL scheme',
       service({ config: 'k8s://token@k8s.example.org' }),
-      ["test.conf:6: config: unsupported pool URL scheme 'k8s:' in 'k8s://token@k8s.example.org' (supported: file://, http://, https://, etcd://)"],
+      ["test.conf:6: config: unsupported pool URL scheme 'k8s:' in 'k8s://token@k8s.example.org' (supported: file://, http://, https://, etcd://, etcd3://)"],
     ],
-    ['pool URL without scheme', service({ config: '/etc/pybal/pools/s' }), ["test.conf:6: config: expected a pool URL (file://, http://, https://, etcd://), got '/etc/pybal/pools/s'"]],
+    ['pool URL without scheme', service({ config: '/etc/pybal/pools/s' }), ["test.conf:6: config: expected a pool URL (file://, http://, https://, etcd://, etcd3://), got '/etc/pybal/pools/s'"]],
     ['relative file URL', service({ config: 'file://etc/pybal/s' }), ["test.conf:6: config: expected file:///absolute/path, got 'file://etc/pybal/s'"]],
     ['etcd URL without a path', service({ config: 'etcd://etcd.example.org' }), ["test.conf:6: config: expected etcd://host[:port]/path, got 'etcd://etcd.example.org'"]],
     ['etcd URL with a bad port', service({ config: 'etcd://etcd.example.org:70000/p' }), ["test.conf:6: config: expected etcd://host[:port]/path, got 'etcd://etcd.example.org:70000/p'"]],
+    ['etcd3 URL without a path', service({ config: 'etcd3://etcd.example.org' }), ["test.conf:6: config: expected etcd3://host[:port]/path, got 'etcd3://etcd.example.org'"]],
+    ['etcd3 URL with a bad port', service({ config: 'etcd3://etcd.example.org:0/p' }), ["test.conf:6: config: expected etcd3://host[:port]/path, got 'etcd3://etcd.example.org:0/p'"]],
     ['http URL without a host', service({ config: 'http:///pools' }), ["test.conf:6: config: expected http://host[:port]/path, got 'http:///pools'"]],
     ['ops with tcp', service({ ops: 'yes' }), ['test.conf:8: ops: OPS can only be used with UDP virtual services']],
     ['bad boolean', service({ ops: 'maybe' }), ["test.conf:8: ops: expected a boolean (yes/no, true/false, on/off, 1/0), got 'maybe'"]],

@@ -5,6 +5,7 @@ import { ManualClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger } from '../../src/runtime/logger.js';
 import { createPoolSource, poolUrlProblem, POOL_URL_SCHEMES } from '../../src/pool/create-source.js';
 import { EtcdPoolSource } from '../../src/pool/etcd-source.js';
+import { Etcd3PoolSource } from '../../src/pool/etcd3-source.js';
 import { FilePoolSource } from '../../src/pool/file-source.js';
 import { HttpPoolSource } from '../../src/pool/http-source.js';
 import { parsePool, poolFormatForUrl } from '../../src/pool/pool-format.js';
@@ -19,13 +20,14 @@ describe('createPoolSource', () => {
     expect(createPoolSource('http://config-master/pybal/eqiad/text', options)).toBeInstanceOf(HttpPoolSource);
     expect(createPoolSource('https://config-master/pybal/eqiad/text.json', options)).toBeInstanceOf(HttpPoolSource);
     expect(createPoolSource('etcd://conf1001:2379/conftool/v1/pools/eqiad/text/nginx', options)).toBeInstanceOf(EtcdPoolSource);
-    expect(POOL_URL_SCHEMES).toEqual(['file', 'http', 'https', 'etcd']);
+    expect(createPoolSource('etcd3://conf1001:2379/conftool/v1/pools/eqiad/text/nginx', options)).toBeInstanceOf(Etcd3PoolSource);
+    expect(POOL_URL_SCHEMES).toEqual(['file', 'http', 'https', 'etcd', 'etcd3']);
   });
 
   it.each(['k8s://token@host', 'ftp://host/pool', '/etc/pybal/pools/text', 'constructor://x', ''])(
     'turns the unusable URL %j into an error event, not a crash',
     (url) => {
-      const problem = `no pool source for ${JSON.stringify(url)} (known schemes: file://, http://, https://, etcd://)`;
+      const problem = `no pool source for ${JSON.stringify(url)} (known schemes: file://, http://, https://, etcd://, etcd3://)`;
       expect(poolUrlProblem(url)).toBe(problem);
       const memory = createMemoryLogger();
       const source = createPoolSource(url, { ...options, logger: memory.logger });

@@ -1,12 +1,13 @@
-import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
+import { beforeEach, afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/runtime/clock.js';
 import { formatProblem } from '../../src/runtime/errors.js';
 import { createMemoryLogger, type MemoryLog } from '../../src/runtime/logger.js';
-import { decodeEtcdValue, EtcdPoolState } from '../../src/pool/etcd-nodes.js';
+import { EtcdPoolState } from '../../src/pool/etcd-nodes.js';
+import { decodeEtcdValue } from '../../src/pool/etcd-values.js';
 import { createEtcdSource, etcdKeyUrl, type EtcdSourceOptions } from '../../src/pool/etcd-source.js';
 import type { PoolEvent, PoolSource } from '../../src/pool/types.js';
-import { startEtcd, type EtcdServer } from './etcd-server.js';
-import { advanceFor, advanceUntil, freePort, rows, selfSignedCert, summarize, tempDir, type TlsFiles } from './helpers.js';
+import { useEtcd } from './etcd-server.js';
+import { advanceFor, advanceUntil, freePort, rows, summarize } from './helpers.js';
 
 const KEY = '/conftool/v1/pools/eqiad/text/nginx';
 
@@ -45,14 +46,14 @@ describe('etcd pool values', () => {
         { key: `${KEY}/sub`, dir: true, nodes: [{ key: `${KEY}/sub/mw9`, value: '{"pooled": "yes", "weight": 1}' }] },
       ],
     });
-    expect(rows(state.pool())).toEqual([['mw1', 10, true], ['mw2', 5, false], ['mw9', 1, true]]);
+    expect(rows(state.result().pool)).toEqual([['mw1', 10, true], ['mw2', 5, false], ['mw9', 1, true]]);
     state.apply({ action: 'set', node: { key: `${KEY}/mw3`, value: '{"pooled": "yes", "weight": 7}' } });
     state.apply({ action: 'delete', node: { key: `${KEY}/mw1` } });
     state.apply({ action: 'delete', node: { key: `${KEY}/sub`, dir: true } });
     state.apply({ action: 'compareAndSwap', node: { key: `${KEY}/mw2`, value: '{"pooled": "inactive", "weight": 5}' } });
-    expect(rows(state.pool())).toEqual([['mw3', 7, true]]);
+    expect(rows(state.result().pool)).toEqual([['mw3', 7, true]]);
     state.apply({ action: 'expire', node: { key: `${KEY}/mw3` } });
-    expect(rows(state.pool())).toEqual([]);
+    expect(rows(state.result().pool)).toEqual([]);
   });
 
   it('maps etcd:// URLs to the v2 key over https', () => {
@@ -67,27 +68,13 @@ describe('etcd pool values', () => {
 });
 
 describe('etcd pool source against a real etcd', () => {
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  let tls: TlsFiles;
-  let etcd: EtcdServer;
+  const fx = useEtcd();
   let clock: ManualClock;
   let memory: MemoryLog;
   let events: PoolEvent[];
   let source: PoolSource | undefined;
   let testNo = 0;
   let prefix: string;
-
-  beforeAll(async () => {
-    ({ dir, cleanup } = await tempDir());
-    tls = await selfSignedCert(dir);
-    etcd = await startEtcd(dir, tls);
-  });
-
-  afterAll(async () => {
-    await etcd?.stop();
-    await cleanup?.();
-  });
 
   beforeEach(() => {
     clock = new ManualClock();
@@ -101,29 +88,29 @@ describe('etcd pool source against a real etcd', () => {
     await source?.stop();
   });
 
-  function start(options: Partial<EtcdSourceOptions> = {}, url = `etcd://127.0.0.1:${etcd.clientPort}${prefix}`): PoolSource {
-    source = createEtcdSource(url, { clock, logger: memory.logger.child({ component: 'pool', service: 'text' }), ca: [tls.cert], ...options });
+  function start(options: Partial<EtcdSourceOptions> = {}, url = `etcd://127.0.0.1:${fx.etcd.clientPort}${prefix}`): PoolSource {
+    source = createEtcdSource(url, { clock, logger: memory.logger.child({ component: 'pool', service: 'text' }), ca: [fx.tls.cert], ...options });
     source.start((e) => events.push(e));
     return source;
   }
 
   it('reads the pool, then follows changes through the watch', async () => {
-    await etcd.put(`${prefix}/mw1`, '{"pooled": "yes", "weight": 10}');
-    await etcd.put(`${prefix}/mw2`, '{"pooled": "no", "weight": 5}');
-    await etcd.put(`${prefix}/mw3`, '{"pooled": "inactive", "weight": 5}');
+    await fx.etcd.put(`${prefix}/mw1`, '{"pooled": "yes", "weight": 10}');
+    await fx.etcd.put(`${prefix}/mw2`, '{"pooled": "no", "weight": 5}');
+    await fx.etcd.put(`${prefix}/mw3`, '{"pooled": "inactive", "weight": 5}');
     start();
     await advanceUntil(clock, () => events.length === 1);
     expect(summarize(events)).toEqual([{ type: 'pool', servers: [['mw1', 10, true], ['mw2', 5, false]], problems: [] }]);
 
-    await etcd.put(`${prefix}/mw4`, '{"pooled": "yes", "weight": 1}');
+    await fx.etcd.put(`${prefix}/mw4`, '{"pooled": "yes", "weight": 1}');
     await advanceUntil(clock, () => events.length === 2);
-    await etcd.put(`${prefix}/mw1`, '{"pooled": "no", "weight": 10}');
+    await fx.etcd.put(`${prefix}/mw1`, '{"pooled": "no", "weight": 10}');
     await advanceUntil(clock, () => events.length === 3);
-    await etcd.remove(`${prefix}/mw2`);
+    await fx.etcd.remove(`${prefix}/mw2`);
     await advanceUntil(clock, () => events.length === 4);
-    await etcd.put(`${prefix}/mw3`, '{"pooled": "yes", "weight": 5}');
+    await fx.etcd.put(`${prefix}/mw3`, '{"pooled": "yes", "weight": 5}');
     await advanceUntil(clock, () => events.length === 5);
-    await etcd.put(`${prefix}/mw4`, '{"pooled": "inactive", "weight": 1}');
+    await fx.etcd.put(`${prefix}/mw4`, '{"pooled": "inactive", "weight": 1}');
     await advanceUntil(clock, () => events.length === 6);
     expect(summarize(events.slice(1)).map((e) => (e as { servers: unknown }).servers)).toEqual([
       [['mw1', 10, true], ['mw2', 5, false], ['mw4', 1, true]],
@@ -135,27 +122,27 @@ describe('etcd pool source against a real etcd', () => {
   });
 
   it('reports a bad value and applies the other servers', async () => {
-    await etcd.put(`${prefix}/mw1`, '{"pooled": "yes", "weight": 10}');
+    await fx.etcd.put(`${prefix}/mw1`, '{"pooled": "yes", "weight": 10}');
     start();
     await advanceUntil(clock, () => events.length === 1);
-    await etcd.put(`${prefix}/mw2`, '{"pooled": "yes", "weight": "heavy"}');
+    await fx.etcd.put(`${prefix}/mw2`, '{"pooled": "yes", "weight": "heavy"}');
     await advanceUntil(clock, () => events.length === 3);
     const bad = `${prefix}/mw2: weight: expected an integer >= 0, got string "heavy"`;
     expect(summarize(events.slice(1))).toEqual([
       { type: 'pool', servers: [['mw1', 10, true]], problems: [':weight:expected an integer >= 0, got string "heavy"'] },
-      { type: 'error', message: `etcd://127.0.0.1:${etcd.clientPort}${prefix}: 1 key(s) skipped (first: ${bad})` },
+      { type: 'error', message: `etcd://127.0.0.1:${fx.etcd.clientPort}${prefix}: 1 key(s) skipped (first: ${bad})` },
     ]);
     expect(memory.lines()).toContain(`[text pool] WARN: ${bad}`);
   });
 
   it('keeps a server whose value turns bad, and refuses to lose every key', async () => {
-    await etcd.put(`${prefix}/mw1`, '{"pooled": "yes", "weight": 10}');
-    await etcd.put(`${prefix}/mw2`, '{"pooled": "yes", "weight": 5}');
+    await fx.etcd.put(`${prefix}/mw1`, '{"pooled": "yes", "weight": 10}');
+    await fx.etcd.put(`${prefix}/mw2`, '{"pooled": "yes", "weight": 5}');
     start();
     await advanceUntil(clock, () => events.length === 1);
-    const url = `etcd://127.0.0.1:${etcd.clientPort}${prefix}`;
+    const url = `etcd://127.0.0.1:${fx.etcd.clientPort}${prefix}`;
 
-    await etcd.put(`${prefix}/mw2`, '{"pooled": "maybe", "weight": 5}');
+    await fx.etcd.put(`${prefix}/mw2`, '{"pooled": "maybe", "weight": 5}');
     await advanceUntil(clock, () => events.length === 3);
     expect(summarize(events.slice(1))).toEqual([
       { type: 'pool', servers: [['mw1', 10, true], ['mw2', 5, true]], problems: [':pooled:expected "yes", "no" or "inactive", got string "maybe"'] },
@@ -168,12 +155,12 @@ describe('etcd pool source against a real etcd', () => {
     ]);
 
     // Fixed, then every key removed: the removal of all is refused, the last good pool stays.
-    await etcd.put(`${prefix}/mw2`, '{"pooled": "no", "weight": 5}');
+    await fx.etcd.put(`${prefix}/mw2`, '{"pooled": "no", "weight": 5}');
     await advanceUntil(clock, () => events.length === 5);
     expect(summarize(events.slice(3))).toEqual([{ type: 'recovered' }, { type: 'pool', servers: [['mw1', 10, true], ['mw2', 5, false]], problems: [] }]);
-    await etcd.remove(`${prefix}/mw1`);
+    await fx.etcd.remove(`${prefix}/mw1`);
     await advanceUntil(clock, () => events.length === 6);
-    await etcd.remove(`${prefix}/mw2`);
+    await fx.etcd.remove(`${prefix}/mw2`);
     await advanceUntil(clock, () => events.length === 7);
     await advanceFor(clock, 2000);
     expect(summarize(events.slice(5))).toEqual([
@@ -184,13 +171,13 @@ describe('etcd pool source against a real etcd', () => {
   });
 
   it('renews a quiet watch, and reads everything again when its index is outdated (PyBal kept the stale index)', async () => {
-    await etcd.put(`${prefix}/mw1`, '{"pooled": "yes", "weight": 10}');
+    await fx.etcd.put(`${prefix}/mw1`, '{"pooled": "yes", "weight": 10}');
     start({ watchTimeoutMs: 5000 });
     await advanceUntil(clock, () => events.length === 1);
     // Over a thousand changes elsewhere push the watch's index out of etcd's history.
-    for (let i = 0; i < 1010; i++) await etcd.put(`/elsewhere/x`, String(i));
+    for (let i = 0; i < 1010; i++) await fx.etcd.put(`/elsewhere/x`, String(i));
     await advanceUntil(clock, () => memory.lines().some((l) => l.includes('is outdated, reading the pool again')));
-    await etcd.put(`${prefix}/mw2`, '{"pooled": "yes", "weight": 2}');
+    await fx.etcd.put(`${prefix}/mw2`, '{"pooled": "yes", "weight": 2}');
     await advanceUntil(clock, () => events.length === 2);
     expect(summarize(events)).toEqual([
       { type: 'pool', servers: [['mw1', 10, true]], problems: [] },
@@ -207,19 +194,19 @@ describe('etcd pool source against a real etcd', () => {
       {
         type: 'error',
         // etcd names the first path component that does not exist.
-        message: `etcd://127.0.0.1:${etcd.clientPort}${prefix}: HTTP 404 Not Found: Key not found (${prefix.replace(/\/text$/, '')})`,
+        message: `etcd://127.0.0.1:${fx.etcd.clientPort}${prefix}: HTTP 404 Not Found: Key not found (${prefix.replace(/\/text$/, '')})`,
       },
     ]);
-    await etcd.put(`${prefix}/mw1`, '{"pooled": "yes", "weight": 10}');
+    await fx.etcd.put(`${prefix}/mw1`, '{"pooled": "yes", "weight": 10}');
     await advanceUntil(clock, () => events.length === 3);
     expect(summarize(events.slice(1))).toEqual([{ type: 'recovered' }, { type: 'pool', servers: [['mw1', 10, true]], problems: [] }]);
   });
 
   it('refuses a certificate it does not trust', async () => {
-    source = createEtcdSource(`etcd://127.0.0.1:${etcd.clientPort}${prefix}`, { clock, logger: memory.logger });
+    source = createEtcdSource(`etcd://127.0.0.1:${fx.etcd.clientPort}${prefix}`, { clock, logger: memory.logger });
     source.start((e) => events.push(e));
     await advanceUntil(clock, () => events.length === 1);
-    expect(events).toEqual([{ type: 'error', message: `etcd://127.0.0.1:${etcd.clientPort}${prefix}: TLS: self-signed certificate` }]);
+    expect(events).toEqual([{ type: 'error', message: `etcd://127.0.0.1:${fx.etcd.clientPort}${prefix}: TLS: self-signed certificate` }]);
   });
 
   it('reports a refused connection', async () => {
@@ -231,24 +218,24 @@ describe('etcd pool source against a real etcd', () => {
   });
 
   it('stop() ends an open watch and leaves no timer', async () => {
-    await etcd.put(`${prefix}/mw1`, '{"pooled": "yes", "weight": 10}');
+    await fx.etcd.put(`${prefix}/mw1`, '{"pooled": "yes", "weight": 10}');
     const s = start();
     await advanceUntil(clock, () => events.length === 1);
     await advanceFor(clock, 200);
     await s.stop();
     expect(clock.pendingCount()).toBe(0);
-    await etcd.put(`${prefix}/mw1`, '{"pooled": "no", "weight": 10}');
+    await fx.etcd.put(`${prefix}/mw1`, '{"pooled": "no", "weight": 10}');
     await advanceFor(clock, 500);
     expect(events).toHaveLength(1);
   });
 
-  // Last: it restarts the shared etcd.
+  // Last: it restarts the shared fx.etcd.
   it('keeps the pool while etcd is down and recovers when it is back', async () => {
-    await etcd.put(`${prefix}/mw1`, '{"pooled": "yes", "weight": 10}');
+    await fx.etcd.put(`${prefix}/mw1`, '{"pooled": "yes", "weight": 10}');
     start();
     await advanceUntil(clock, () => events.length === 1);
-    await etcd.stop();
-    const refused = { type: 'error', message: `etcd://127.0.0.1:${etcd.clientPort}${prefix}: connection refused` };
+    await fx.etcd.stop();
+    const refused = { type: 'error', message: `etcd://127.0.0.1:${fx.etcd.clientPort}${prefix}: connection refused` };
     await advanceUntil(clock, () => events.some((e) => e.type === 'error' && e.message === refused.message));
     await advanceFor(clock, 3000);
     // The open watch may first end with its own error (reset, closed); then connection refused, once.
@@ -258,10 +245,10 @@ describe('etcd pool source against a real etcd', () => {
     expect(errors.every((e) => e.type === 'error')).toBe(true);
     expect(new Set(errors.map((e) => (e.type === 'error' ? e.message : ''))).size).toBe(errors.length);
     expect(rows(source?.status().pool)).toEqual([['mw1', 10, true]]);
-    await etcd.restart();
+    await fx.etcd.restart();
     const before = events.length;
     await advanceUntil(clock, () => events.length === before + 1);
-    await etcd.put(`${prefix}/mw1`, '{"pooled": "no", "weight": 10}');
+    await fx.etcd.put(`${prefix}/mw1`, '{"pooled": "no", "weight": 10}');
     await advanceUntil(clock, () => events.length === before + 2);
     expect(summarize(events.slice(before))).toEqual([{ type: 'recovered' }, { type: 'pool', servers: [['mw1', 10, false]], problems: [] }]);
   }, 60_000);
