@@ -54,7 +54,7 @@ const EVENTS: Record<string, FsmEvent> = {
   'UPDATE': msg({ type: 'update', withdrawn: [], attributes: {}, nlri: [] }),
   'NOTIFICATION': msg({ type: 'notification', code: 6, subcode: 3, data: new Uint8Array(0) }),
   'KEEPALIVE': msg({ type: 'keepalive' }),
-  'ROUTE-REFRESH': msg({ type: 'routeRefresh', afi: 1, safi: 1 }),
+  'ROUTE-REFRESH': msg({ type: 'routeRefresh', afi: 1, subtype: 0, safi: 1 }),
   decodeError: { type: 'decodeError', notification: notification(3, 1) },
   adoptConnection: { type: 'adoptConnection' },
 };

@@ -153,18 +153,19 @@ describe('protocol events', () => {
     const { conn, speaker } = await setup([route('198.51.100.1'), route('2001:db8:2::1')]);
     await until('End-of-RIB', () => summary(conn.received).includes('eor 6'));
     const before = conn.received.length;
-    conn.send({ type: 'routeRefresh', afi: 2, safi: 1 });
+    conn.send({ type: 'routeRefresh', afi: 2, subtype: 0, safi: 1 });
     await until('the refresh', () => conn.received.length > before);
     await new Promise((r) => setTimeout(r, 30));
     expect(summary(conn.received.slice(before))).toEqual(['announce 2001:db8:2::1/128 med 0']);
     expect(state(speaker)).toBe('Established');
   });
 
-  test('a malformed UPDATE gets its exact NOTIFICATION, then the session restarts after the retry delay', async () => {
+  test('an UPDATE RFC 7606 still resets on gets its exact NOTIFICATION, then the session restarts after the retry delay', async () => {
     const { conn, speaker, clock, peer } = await setup([]);
     await until('established', () => state(speaker) === 'Established');
-    // 4 + 7 + 7 = 18 bytes of attributes, NLRI 198.51.100.1/32.
-    const body = Buffer.from('0000' + '0012' + '40010103' + '4002040201fc00' + '400304c000020b' + '20c6336401', 'hex');
+    // 4 + 7 + 7 = 18 bytes of attributes with an undefined ORIGIN, and no NLRI:
+    // RFC 7606 §5.2 makes it a session reset (with NLRI it is a treat-as-withdraw).
+    const body = Buffer.from('0000' + '0012' + '40010103' + '4002040201fc00' + '400304c000020b', 'hex');
     const header = Buffer.alloc(19, 0xff);
     header.writeUInt16BE(19 + body.length, 16);
     header[18] = 2;
