@@ -2,80 +2,16 @@
  * Session and speaker against a scripted peer over real loopback sockets,
  * with the BGP timers on the manual clock.
  */
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import net from 'node:net';
-import { hostPrefix } from '../../src/bgp/address.js';
-import type { BgpMessage } from '../../src/bgp/codec.js';
 import { shutdownMessage } from '../../src/bgp/notification.js';
-import { BgpSpeaker, type Route, type SpeakerOptions } from '../../src/bgp/speaker.js';
+import { BgpSpeaker } from '../../src/bgp/speaker.js';
 import { ManualClock, createSystemClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger, createSilentLogger } from '../../src/runtime/logger.js';
-import { PEER_OPEN, startRawPeer, until, wrapSocket, type RawConnection, type RawPeer } from './raw-peer.js';
+import { PEER_OPEN, startRawPeer, until, wrapSocket, type RawConnection } from './raw-peer.js';
+import { route, speakerHarness, state, summary } from './speaker-harness.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-function route(ip: string, med = 0, communities: Route['communities'] = []): Route {
-  const prefix = hostPrefix(ip);
-  return { prefix, nextHop: prefix.family === 4 ? '192.0.2.11' : '2001:db8:ffff::11', asPath: [64600], med, communities };
-}
-
-/** What the peer saw, one line per message or prefix. */
-function summary(messages: readonly BgpMessage[]): string[] {
-  const out: string[] = [];
-  for (const m of messages) {
-    if (m.type !== 'update') {
-      out.push(m.type === 'notification' ? `notification ${m.code}/${m.subcode}` : m.type);
-      continue;
-    }
-    const a = m.attributes;
-    const empty = m.withdrawn.length === 0 && m.nlri.length === 0 && !a.mpReach && (!a.mpUnreach || a.mpUnreach.withdrawn.length === 0);
-    if (empty) out.push(`eor ${a.mpUnreach ? 6 : 4}`);
-    for (const p of [...m.withdrawn, ...(a.mpUnreach?.withdrawn ?? [])]) out.push(`withdraw ${p.address}/${p.length}`);
-    for (const p of [...m.nlri, ...(a.mpReach?.nlri ?? [])]) out.push(`announce ${p.address}/${p.length} med ${a.med}`);
-  }
-  return out;
-}
-
-interface Setup {
-  readonly peer: RawPeer;
-  readonly clock: ManualClock;
-  readonly speaker: BgpSpeaker;
-  readonly conn: RawConnection;
-  readonly log: ReturnType<typeof createMemoryLogger>;
-}
-
-async function setup(routes: Route[], overrides: Partial<SpeakerOptions> = {}, peerOpen = PEER_OPEN): Promise<Setup> {
-  const peer = await startRawPeer();
-  cleanups.push(() => peer.close());
-  const clock = new ManualClock();
-  const log = createMemoryLogger();
-  const speaker = new BgpSpeaker({
-    localAsn: 64600,
-    routerId: '192.0.2.11',
-    holdTimeSec: 90,
-    connectRetryMs: 5000,
-    families: [4, 6],
-    peers: [{ address: '127.0.0.1', port: peer.port }],
-    clock,
-    logger: log.logger,
-    ...overrides,
-  });
-  cleanups.push(() => speaker.stop());
-  speaker.setAnnouncements(routes);
-  await speaker.start();
-  await until('a connection', () => peer.connections.length === 1);
-  const conn = peer.last() as RawConnection;
-  await until('our OPEN', () => conn.received.length === 1);
-  conn.fourOctetAs = peerOpen.capabilities.some((c) => c.kind === 'fourOctetAs');
-  conn.send(peerOpen);
-  conn.send({ type: 'keepalive' });
-  return { peer, clock, speaker, conn, log };
-}
-
-const state = (s: BgpSpeaker): string => s.status()[0]?.state ?? 'none';
+const { cleanups, setup } = speakerHarness();
 
 describe('establishing and announcing', () => {
   test('OPEN, then every route, then End-of-RIB per family', async () => {
