@@ -36,6 +36,8 @@ import { attributeName, type UpdateError, type UpdateErrorAction } from './updat
 const malformedAttrList = notification(ErrorCode.UpdateMessage, UpdateSubcode.MalformedAttributeList);
 const invalidNetwork = notification(ErrorCode.UpdateMessage, UpdateSubcode.InvalidNetworkField);
 const EMPTY = new Uint8Array(0);
+const TREAT_AS_WITHDRAW = 'treat-as-withdraw';
+const DISCARD = 'attribute-discard';
 
 function updateNotification(subcode: number, data: Uint8Array): Notification {
   return notification(ErrorCode.UpdateMessage, subcode, Uint8Array.from(data));
@@ -136,6 +138,21 @@ function rawRule(flags: number, action: Action, section: string, check: (value: 
       const problem = check(a.value, d.options);
       if (!problem) keepRaw(d, a);
       return problem;
+    },
+  };
+}
+
+/** A 4-octet number (MULTI_EXIT_DISC, LOCAL_PREF), treat-as-withdraw when it is not 4 octets. */
+function u32Rule(flags: number, section: string, store: (d: Decoding, value: number) => void, internalOnly?: string): Rule {
+  return {
+    flags,
+    action: TREAT_AS_WITHDRAW,
+    section,
+    ...(internalOnly ? { internalOnly } : {}),
+    decode(d, a) {
+      if (a.value.length !== 4) return lengthProblem(a.value, '4');
+      store(d, Buffer.from(a.value).readUInt32BE(0));
+      return undefined;
     },
   };
 }
@@ -260,9 +277,6 @@ function decodeAs4Path(d: Decoding, a: Received): Problem | undefined {
   return { reason: 'its AS_CONFED_SEQUENCE and AS_CONFED_SET segments were discarded', subcode: UpdateSubcode.OptionalAttributeError };
 }
 
-const TREAT_AS_WITHDRAW = 'treat-as-withdraw';
-const DISCARD = 'attribute-discard';
-
 /**
  * The attributes we recognize, with what RFC 7606 §7 (and RFC 6793 §6,
  * RFC 8092 §6) make of a malformed one. Anything else optional is kept as
@@ -305,27 +319,8 @@ const RULES: Readonly<Record<number, Rule>> = {
       return undefined;
     },
   },
-  [AttrType.MultiExitDisc]: {
-    flags: OPTIONAL,
-    action: TREAT_AS_WITHDRAW,
-    section: 'RFC 7606 §7.4',
-    decode(d, a) {
-      if (a.value.length !== 4) return lengthProblem(a.value, '4');
-      d.out.med = Buffer.from(a.value).readUInt32BE(0);
-      return undefined;
-    },
-  },
-  [AttrType.LocalPref]: {
-    flags: WELL_KNOWN,
-    action: TREAT_AS_WITHDRAW,
-    section: 'RFC 7606 §7.5',
-    internalOnly: 'RFC 7606 §7.5',
-    decode(d, a) {
-      if (a.value.length !== 4) return lengthProblem(a.value, '4');
-      d.out.localPref = Buffer.from(a.value).readUInt32BE(0);
-      return undefined;
-    },
-  },
+  [AttrType.MultiExitDisc]: u32Rule(OPTIONAL, 'RFC 7606 §7.4', (d, med) => (d.out.med = med)),
+  [AttrType.LocalPref]: u32Rule(WELL_KNOWN, 'RFC 7606 §7.5', (d, localPref) => (d.out.localPref = localPref), 'RFC 7606 §7.5'),
   [AttrType.AtomicAggregate]: rawRule(WELL_KNOWN, DISCARD, 'RFC 7606 §7.6', (v) => (v.length === 0 ? undefined : lengthProblem(v, '0'))),
   [AttrType.Aggregator]: rawRule(OPTIONAL_TRANSITIVE, DISCARD, 'RFC 7606 §7.7', (v, o) => {
     const expected = o.fourOctetAs ? 8 : 6;

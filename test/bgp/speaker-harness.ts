@@ -42,6 +42,11 @@ export interface Setup {
 
 export const state = (s: BgpSpeaker): string => s.status()[0]?.state ?? 'none';
 
+/** The tests' speaker: AS 64600, hold time 90, retry after 5 s, IPv4 and IPv6, unless told otherwise. */
+export function speakerOptions(options: Partial<SpeakerOptions> & Pick<SpeakerOptions, 'peers' | 'clock' | 'logger'>): SpeakerOptions {
+  return { localAsn: 64600, routerId: '192.0.2.11', holdTimeSec: 90, connectRetryMs: 5000, families: [4, 6], ...options };
+}
+
 /**
  * Registers the clean-up of every test of the calling file and returns
  * `setup`: a speaker dialling a fresh scripted peer, which answers with
@@ -60,17 +65,7 @@ export function speakerHarness(): {
     cleanups.push(() => peer.close());
     const clock = new ManualClock();
     const log = createMemoryLogger();
-    const speaker = new BgpSpeaker({
-      localAsn: 64600,
-      routerId: '192.0.2.11',
-      holdTimeSec: 90,
-      connectRetryMs: 5000,
-      families: [4, 6],
-      peers: [{ address: '127.0.0.1', port: peer.port }],
-      clock,
-      logger: log.logger,
-      ...overrides,
-    });
+    const speaker = new BgpSpeaker(speakerOptions({ peers: [{ address: '127.0.0.1', port: peer.port }], clock, logger: log.logger, ...overrides }));
     cleanups.push(() => speaker.stop());
     speaker.setAnnouncements(routes);
     await speaker.start();

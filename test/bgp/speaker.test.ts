@@ -9,7 +9,7 @@ import { BgpSpeaker } from '../../src/bgp/speaker.js';
 import { ManualClock, createSystemClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger, createSilentLogger } from '../../src/runtime/logger.js';
 import { PEER_OPEN, startRawPeer, until, wrapSocket, type RawConnection } from './raw-peer.js';
-import { route, speakerHarness, state, summary } from './speaker-harness.js';
+import { route, speakerHarness, speakerOptions, state, summary } from './speaker-harness.js';
 
 const { cleanups, setup } = speakerHarness();
 
@@ -291,17 +291,15 @@ describe('passive side', () => {
     const peer = await startRawPeer();
     cleanups.push(() => peer.close());
     const log = createMemoryLogger();
-    const speaker = new BgpSpeaker({
-      localAsn: 64600,
-      routerId: '192.0.2.11',
-      holdTimeSec: 90,
-      connectRetryMs: 5000,
-      families: [4],
-      peers: [{ address: '127.0.0.1', port: peer.port }],
-      listen: { addresses: ['127.0.0.1'], port },
-      clock: new ManualClock(),
-      logger: log.logger,
-    });
+    const speaker = new BgpSpeaker(
+      speakerOptions({
+        families: [4],
+        peers: [{ address: '127.0.0.1', port: peer.port }],
+        listen: { addresses: ['127.0.0.1'], port },
+        clock: new ManualClock(),
+        logger: log.logger,
+      }),
+    );
     cleanups.push(() => speaker.stop());
     await speaker.start();
     expect(speaker.listeningPort()).toBeUndefined();
