@@ -75,6 +75,16 @@ export class PybalMetrics {
     'remote_ip',
     'side',
   ]);
+  // New: what the peers sent that the sessions survived (RFC 7606, RFC 7313), from the speaker's totals.
+  private readonly bgpUpdateErrors = this.counter('pybal_bgp_update_errors_total', 'Received UPDATEs treated as withdraw, and attributes discarded, the session kept (RFC 7606)', [
+    'local_asn',
+    'peer',
+    'action',
+  ]);
+  private readonly bgpRouteRefreshesIgnored = this.counter('pybal_bgp_route_refreshes_ignored_total', 'Received ROUTE-REFRESH messages ignored (unknown subtype, family not negotiated)', [
+    'local_asn',
+    'peer',
+  ]);
 
   // Registered only while there are IPVS statistics: label-less series would otherwise show a misleading 0.
   private readonly ipvsReconciles = this.counter('pybal_ipvs_reconciles_total', 'IPVS reconciles run', [], false);
@@ -293,9 +303,15 @@ export class PybalMetrics {
     this.bgpEnabled.set(bgp.enabled ? 1 : 0);
     this.bgpEstablished.reset();
     this.bgpStateCount.reset();
+    this.bgpUpdateErrors.reset();
+    this.bgpRouteRefreshesIgnored.reset();
     const localAsn = bgp.localAsn === undefined ? '' : String(bgp.localAsn);
     for (const peer of bgp.peers) {
       this.bgpEstablished.set({ local_asn: localAsn, peer: peer.peer }, peer.state === 'Established' ? 1 : 0);
+      // The speaker keeps the totals: each counter is set to them (reset above, then one increment).
+      this.bgpUpdateErrors.inc({ local_asn: localAsn, peer: peer.peer, action: 'treat-as-withdraw' }, peer.updatesTreatedAsWithdraw);
+      this.bgpUpdateErrors.inc({ local_asn: localAsn, peer: peer.peer, action: 'attribute-discard' }, peer.attributesDiscarded);
+      this.bgpRouteRefreshesIgnored.inc({ local_asn: localAsn, peer: peer.peer }, peer.routeRefreshesIgnored);
       this.bgpStateCount.inc({
         local_asn: localAsn,
         state: peer.state,

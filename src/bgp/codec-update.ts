@@ -1,13 +1,13 @@
 /**
  * UPDATE messages (RFC 4271 §4.3) with MP-BGP (RFC 4760), 4-octet AS paths
- * (RFC 6793) and communities (RFC 1997). Decoding validates as RFC 4271 §6.3
- * says, and every error carries the NOTIFICATION to send.
+ * (RFC 6793) and communities (RFC 1997): the types and the encoder. Received
+ * UPDATEs are decoded and judged in decode-update.ts.
  */
 import type { AddressFamily, Community } from '../config/types.js';
-import { addressBits, formatAddress, parseAddress, parseIpv4, type Prefix } from './address.js';
-import { ByteReader, ByteWriter } from './bytes.js';
-import { Afi, AS_TRANS, AsPathSegmentType, AttrFlag, AttrType, ErrorCode, UpdateSubcode } from './constants.js';
-import { BgpDecodeError, notification, type Notification } from './notification.js';
+import { parseAddress, parseIpv4, type Prefix } from './address.js';
+import { ByteWriter } from './bytes.js';
+import { Afi, AS_TRANS, AttrFlag, AttrType } from './constants.js';
+import type { UpdateError } from './update-errors.js';
 
 export interface AsPathSegment {
   readonly type: number;
@@ -51,11 +51,29 @@ export interface UpdateMessage {
   readonly withdrawn: readonly Prefix[];
   readonly attributes: PathAttributes;
   readonly nlri: readonly Prefix[];
+  /**
+   * Received only, absent when there were none: the errors the session
+   * survives (RFC 7606 treat-as-withdraw and attribute-discard). The
+   * attributes above are what was left after them.
+   */
+  readonly errors?: readonly UpdateError[];
 }
 
 export interface CodecOptions {
   /** Both sides sent the 4-octet AS capability: AS_PATH carries 4-byte ASNs. */
   readonly fourOctetAs: boolean;
+  /**
+   * Received only: the unicast families negotiated for the session. An
+   * MP_REACH_NLRI or MP_UNREACH_NLRI of any other AFI/SAFI is discarded
+   * unread. Default: IPv4 and IPv6 unicast.
+   */
+  readonly families?: readonly AddressFamily[];
+  /**
+   * Received only: the peer is in another AS, so LOCAL_PREF, ORIGINATOR_ID
+   * and CLUSTER_LIST from it are discarded (RFC 7606 §7.5, §7.9, §7.10).
+   * Default false.
+   */
+  readonly externalPeer?: boolean;
 }
 
 export function afiFamily(afi: number): AddressFamily | undefined {
@@ -95,9 +113,10 @@ function writeAsPath(w: ByteWriter, segments: readonly AsPathSegment[], fourOcte
   }
 }
 
-const WELL_KNOWN = AttrFlag.Transitive;
-const OPTIONAL = AttrFlag.Optional;
-const OPTIONAL_TRANSITIVE = AttrFlag.Optional | AttrFlag.Transitive;
+/** The Optional and Transitive bits each kind of attribute carries (RFC 4271 §4.3). */
+export const WELL_KNOWN = AttrFlag.Transitive;
+export const OPTIONAL = AttrFlag.Optional;
+export const OPTIONAL_TRANSITIVE = AttrFlag.Optional | AttrFlag.Transitive;
 
 function addressBytes(text: string): Uint8Array {
   const p = parseAddress(text);
@@ -180,233 +199,4 @@ export function encodeUpdateBody(msg: Omit<UpdateMessage, 'type'>, options: Code
   w.patch16(attrStart, w.length - attrStart - 2);
   for (const p of msg.nlri) writePrefix(w, p);
   return w.result();
-}
-
-// ---------------------------------------------------------------- decoding
-
-const malformedAttrList = notification(ErrorCode.UpdateMessage, UpdateSubcode.MalformedAttributeList);
-const invalidNetwork = notification(ErrorCode.UpdateMessage, UpdateSubcode.InvalidNetworkField);
-const malformedAsPath = notification(ErrorCode.UpdateMessage, UpdateSubcode.MalformedAsPath);
-
-function updateError(subcode: number, data?: Uint8Array): BgpDecodeError {
-  return new BgpDecodeError(notification(ErrorCode.UpdateMessage, subcode, data ? Uint8Array.from(data) : undefined));
-}
-
-/** Reads prefixes of one family until the reader's end; `error` on any malformation. */
-export function readPrefixes(r: ByteReader, family: AddressFamily, error: Notification): Prefix[] {
-  const out: Prefix[] = [];
-  const bits = addressBits(family);
-  while (r.remaining > 0) {
-    const length = r.u8(error);
-    if (length > bits) throw new BgpDecodeError(error);
-    const raw = r.bytes(Math.ceil(length / 8), error);
-    const full = new Uint8Array(bits / 8);
-    full.set(raw);
-    // Bits past the prefix length are ignored on receipt (RFC 4271 §4.3), so clear them.
-    if (length % 8 !== 0) full[raw.length - 1] = (full[raw.length - 1] ?? 0) & (0xff << (8 - (length % 8)));
-    out.push({ family, address: formatAddress(family, full), length });
-  }
-  return out;
-}
-
-interface AttrSpec {
-  readonly flags: number;
-  /** Exact value lengths allowed, when fixed. */
-  readonly lengths?: readonly number[];
-}
-
-/** Recognised attributes with the Optional/Transitive bits they must carry. */
-function specFor(type: number, fourOctet: boolean): AttrSpec | undefined {
-  switch (type) {
-    case AttrType.Origin:
-      return { flags: WELL_KNOWN, lengths: [1] };
-    case AttrType.AsPath:
-      return { flags: WELL_KNOWN };
-    case AttrType.NextHop:
-      return { flags: WELL_KNOWN, lengths: [4] };
-    case AttrType.MultiExitDisc:
-      return { flags: OPTIONAL, lengths: [4] };
-    case AttrType.LocalPref:
-      return { flags: WELL_KNOWN, lengths: [4] };
-    case AttrType.AtomicAggregate:
-      return { flags: WELL_KNOWN, lengths: [0] };
-    case AttrType.Aggregator:
-      return { flags: OPTIONAL_TRANSITIVE, lengths: [fourOctet ? 8 : 6] };
-    case AttrType.Communities:
-      return { flags: OPTIONAL_TRANSITIVE };
-    case AttrType.MpReachNlri:
-    case AttrType.MpUnreachNlri:
-      return { flags: OPTIONAL };
-    case AttrType.As4Path:
-      return { flags: OPTIONAL_TRANSITIVE };
-    case AttrType.As4Aggregator:
-      return { flags: OPTIONAL_TRANSITIVE, lengths: [8] };
-    default:
-      return undefined;
-  }
-}
-
-function decodeAsPath(value: Uint8Array, fourOctet: boolean): AsPathSegment[] {
-  const r = new ByteReader(value);
-  const size = fourOctet ? 4 : 2;
-  const segments: AsPathSegment[] = [];
-  while (r.remaining > 0) {
-    const type = r.u8(malformedAsPath);
-    const count = r.u8(malformedAsPath);
-    if (type < AsPathSegmentType.AsSet || type > AsPathSegmentType.AsConfedSet || count === 0) {
-      throw new BgpDecodeError(malformedAsPath);
-    }
-    r.need(count * size, malformedAsPath);
-    const asns: number[] = [];
-    for (let i = 0; i < count; i++) asns.push(size === 4 ? r.u32(malformedAsPath) : r.u16(malformedAsPath));
-    segments.push({ type, asns });
-  }
-  return segments;
-}
-
-function isBadNextHop(bytes: Uint8Array): boolean {
-  const first = bytes[0] ?? 0;
-  const all = (v: number): boolean => bytes.every((b) => b === v);
-  // 0.0.0.0, 255.255.255.255 and class D/E addresses can never be a next hop.
-  return all(0) || all(255) || first >= 224;
-}
-
-/** RFC 4760 §7: a malformed MP_(UN)REACH_NLRI is an Optional Attribute Error carrying the attribute. */
-function mpError(whole: Uint8Array): Notification {
-  return notification(ErrorCode.UpdateMessage, UpdateSubcode.OptionalAttributeError, Uint8Array.from(whole));
-}
-
-function decodeMpReach(value: Uint8Array, whole: Uint8Array): MpReachNlri | undefined {
-  const err = mpError(whole);
-  const r = new ByteReader(value);
-  const afi = r.u16(err);
-  const safi = r.u8(err);
-  const nhLen = r.u8(err);
-  const nh = r.bytes(nhLen, err);
-  r.u8(err); // reserved
-  const family = afiFamily(afi);
-  if (family === undefined) return undefined; // a family we never asked for: ignore
-  const size = family === 4 ? 4 : 16;
-  if (nhLen === 0 || nhLen % size !== 0 || nhLen > 2 * size) throw new BgpDecodeError(err);
-  const nextHops: string[] = [];
-  for (let i = 0; i < nhLen; i += size) nextHops.push(formatAddress(family, nh.subarray(i, i + size)));
-  return { afi, safi, nextHops, nlri: readPrefixes(r, family, err) };
-}
-
-function decodeMpUnreach(value: Uint8Array, whole: Uint8Array): MpUnreachNlri | undefined {
-  const err = mpError(whole);
-  const r = new ByteReader(value);
-  const afi = r.u16(err);
-  const safi = r.u8(err);
-  const family = afiFamily(afi);
-  if (family === undefined) return undefined;
-  return { afi, safi, withdrawn: readPrefixes(r, family, err) };
-}
-
-/** Decodes and validates path attributes (RFC 4271 §6.3). */
-export function decodeAttributes(bytes: Uint8Array, options: CodecOptions): PathAttributes {
-  const r = new ByteReader(bytes);
-  const seen = new Set<number>();
-  const out: {
-    origin?: number;
-    asPath?: AsPathSegment[];
-    nextHop?: string;
-    med?: number;
-    localPref?: number;
-    communities?: Community[];
-    mpReach?: MpReachNlri;
-    mpUnreach?: MpUnreachNlri;
-    other?: RawAttribute[];
-  } = {};
-  while (r.remaining > 0) {
-    const start = r.off;
-    const flags = r.u8(malformedAttrList);
-    const type = r.u8(malformedAttrList);
-    const length = flags & AttrFlag.ExtendedLength ? r.u16(malformedAttrList) : r.u8(malformedAttrList);
-    const value = r.bytes(length, malformedAttrList);
-    const whole = r.buf.subarray(start, r.off);
-    if (seen.has(type)) throw new BgpDecodeError(malformedAttrList);
-    seen.add(type);
-    const spec = specFor(type, options.fourOctetAs);
-    if (!spec) {
-      if (!(flags & AttrFlag.Optional)) throw updateError(UpdateSubcode.UnrecognizedWellKnownAttribute, whole);
-      out.other = [...(out.other ?? []), { flags, type, value: Uint8Array.from(value) }];
-      continue;
-    }
-    const mask = AttrFlag.Optional | AttrFlag.Transitive;
-    // Partial is allowed only on optional transitive attributes.
-    if ((flags & mask) !== spec.flags || (flags & AttrFlag.Partial && spec.flags !== OPTIONAL_TRANSITIVE)) {
-      throw updateError(UpdateSubcode.AttributeFlagsError, whole);
-    }
-    if (spec.lengths && !spec.lengths.includes(length)) throw updateError(UpdateSubcode.AttributeLengthError, whole);
-    switch (type) {
-      case AttrType.Origin: {
-        const origin = value[0] ?? 0;
-        if (origin > 2) throw updateError(UpdateSubcode.InvalidOriginAttribute, whole);
-        out.origin = origin;
-        break;
-      }
-      case AttrType.AsPath:
-        out.asPath = decodeAsPath(value, options.fourOctetAs);
-        break;
-      case AttrType.NextHop:
-        if (isBadNextHop(value)) throw updateError(UpdateSubcode.InvalidNextHopAttribute, whole);
-        out.nextHop = formatAddress(4, value);
-        break;
-      case AttrType.MultiExitDisc:
-        out.med = Buffer.from(value).readUInt32BE(0);
-        break;
-      case AttrType.LocalPref:
-        out.localPref = Buffer.from(value).readUInt32BE(0);
-        break;
-      case AttrType.Communities: {
-        if (length % 4 !== 0) throw updateError(UpdateSubcode.AttributeLengthError, whole);
-        const b = Buffer.from(value);
-        const cs: Community[] = [];
-        for (let i = 0; i < length; i += 4) cs.push({ asn: b.readUInt16BE(i), value: b.readUInt16BE(i + 2) });
-        out.communities = cs;
-        break;
-      }
-      case AttrType.MpReachNlri: {
-        const mp = decodeMpReach(value, whole);
-        if (mp) out.mpReach = mp;
-        break;
-      }
-      case AttrType.MpUnreachNlri: {
-        const mp = decodeMpUnreach(value, whole);
-        if (mp) out.mpUnreach = mp;
-        break;
-      }
-      case AttrType.As4Path:
-        // RFC 6793 §6: a malformed AS4_PATH is discarded, not a session error; keep it raw.
-        out.other = [...(out.other ?? []), { flags, type, value: Uint8Array.from(value) }];
-        break;
-      default:
-        out.other = [...(out.other ?? []), { flags, type, value: Uint8Array.from(value) }];
-    }
-  }
-  return out;
-}
-
-/** Decodes an UPDATE body (after the header). */
-export function decodeUpdateBody(body: Uint8Array, options: CodecOptions): UpdateMessage {
-  const r = new ByteReader(body);
-  const withdrawnLength = r.u16(malformedAttrList);
-  r.need(withdrawnLength, malformedAttrList);
-  const withdrawn = readPrefixes(new ByteReader(body, r.off, r.off + withdrawnLength), 4, invalidNetwork);
-  r.off += withdrawnLength;
-  const attrLength = r.u16(malformedAttrList);
-  r.need(attrLength, malformedAttrList);
-  const attributes = decodeAttributes(body.subarray(r.off, r.off + attrLength), options);
-  r.off += attrLength;
-  const nlri = readPrefixes(new ByteReader(body, r.off, r.end), 4, invalidNetwork);
-  const missing = (type: number): never => {
-    throw updateError(UpdateSubcode.MissingWellKnownAttribute, Uint8Array.of(type));
-  };
-  if (nlri.length > 0 || (attributes.mpReach && attributes.mpReach.nlri.length > 0)) {
-    if (attributes.origin === undefined) missing(AttrType.Origin);
-    if (attributes.asPath === undefined) missing(AttrType.AsPath);
-    if (nlri.length > 0 && attributes.nextHop === undefined) missing(AttrType.NextHop);
-  }
-  return { type: 'update', withdrawn, attributes, nlri };
 }

@@ -18,8 +18,11 @@ import {
   MIN_LENGTH,
   OpenSubcode,
   OptionalParameterType,
+  RouteRefreshSubcode,
+  RouteRefreshSubtype,
 } from './constants.js';
-import { decodeUpdateBody, encodeUpdateBody, writePrefix, type CodecOptions, type UpdateMessage } from './codec-update.js';
+import { encodeUpdateBody, writePrefix, type CodecOptions, type UpdateMessage } from './codec-update.js';
+import { decodeUpdateBody } from './decode-update.js';
 import { BgpDecodeError, notification, type Notification } from './notification.js';
 
 export type { CodecOptions, UpdateMessage } from './codec-update.js';
@@ -51,6 +54,8 @@ export interface KeepaliveMessage {
 export interface RouteRefreshMessage {
   readonly type: 'routeRefresh';
   readonly afi: number;
+  /** RFC 7313 §3: 0 a refresh request, 1 BoRR, 2 EoRR; any other is ignored. */
+  readonly subtype: number;
   readonly safi: number;
 }
 
@@ -112,7 +117,7 @@ export function encodeMessage(msg: BgpMessage, options: CodecOptions = DEFAULT_O
     case 'keepalive':
       return frame(MessageType.Keepalive, new Uint8Array(0));
     case 'routeRefresh':
-      return frame(MessageType.RouteRefresh, new ByteWriter(4).u16(msg.afi).u8(0).u8(msg.safi).result());
+      return frame(MessageType.RouteRefresh, new ByteWriter(4).u16(msg.afi).u8(msg.subtype).u8(msg.safi).result());
   }
 }
 
@@ -215,9 +220,9 @@ export function decodeMessage(bytes: Uint8Array, options: CodecOptions = DEFAULT
   if (!(type in MIN_LENGTH)) {
     throw new BgpDecodeError(notification(ErrorCode.MessageHeader, HeaderSubcode.BadMessageType, Uint8Array.of(type)));
   }
+  if (type === MessageType.RouteRefresh) return decodeRouteRefresh(bytes);
   const min = MIN_LENGTH[type as MessageType];
-  const fixed = type === MessageType.Keepalive || type === MessageType.RouteRefresh;
-  if (length < min || (fixed && length !== min)) throw lengthError(length);
+  if (length < min || (type === MessageType.Keepalive && length !== min)) throw lengthError(length);
   const body = bytes.subarray(HEADER_LENGTH);
   switch (type) {
     case MessageType.Open:
@@ -226,11 +231,30 @@ export function decodeMessage(bytes: Uint8Array, options: CodecOptions = DEFAULT
       return decodeUpdateBody(body, options);
     case MessageType.Notification:
       return { type: 'notification', code: body[0] ?? 0, subcode: body[1] ?? 0, data: Uint8Array.from(body.subarray(2)) };
-    case MessageType.Keepalive:
+    default:
       return { type: 'keepalive' };
-    default: {
-      const b = Buffer.from(body);
-      return { type: 'routeRefresh', afi: b.readUInt16BE(0), safi: b.readUInt8(3) };
-    }
   }
+}
+
+/**
+ * ROUTE-REFRESH (RFC 2918 §3, RFC 7313 §3, §5): a 4-octet body. Its length
+ * is judged by its subtype: a BoRR or EoRR of another length is a
+ * ROUTE-REFRESH Message Error; a subtype other than 0, 1 or 2 is ignored
+ * whatever its length, so it is decoded for the FSM to ignore; a longer
+ * request (subtype 0) would carry ORF entries (RFC 5291), which we never
+ * negotiate, so it stays a Bad Message Length, as is a body too short to
+ * hold a subtype.
+ */
+function decodeRouteRefresh(bytes: Uint8Array): RouteRefreshMessage {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const subtype = b[HEADER_LENGTH + 2];
+  if (subtype === undefined) throw lengthError(b.length);
+  if (b.length !== MIN_LENGTH[MessageType.RouteRefresh]) {
+    if (subtype === RouteRefreshSubtype.BeginningOfRouteRefresh || subtype === RouteRefreshSubtype.EndOfRouteRefresh) {
+      // RFC 7313 §5: the data is the complete ROUTE-REFRESH message.
+      throw new BgpDecodeError(notification(ErrorCode.RouteRefreshMessage, RouteRefreshSubcode.InvalidMessageLength, Uint8Array.from(b)));
+    }
+    if (subtype === RouteRefreshSubtype.Normal) throw lengthError(b.length);
+  }
+  return { type: 'routeRefresh', afi: b.readUInt16BE(HEADER_LENGTH), subtype, safi: b[HEADER_LENGTH + 3] ?? 0 };
 }

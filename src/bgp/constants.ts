@@ -1,6 +1,6 @@
 /**
- * BGP-4 wire constants (RFC 4271, 4760, 6793, 2918, 1997, 8203, 6608),
- * named as the RFCs name them.
+ * BGP-4 wire constants (RFC 4271, 4760, 6793, 2918, 7313, 1997, 4360, 4456,
+ * 5701, 8092, 8203, 6608), named as the RFCs name them.
  */
 
 export const BGP_PORT = 179;
@@ -39,6 +39,8 @@ export const ErrorCode = {
   HoldTimerExpired: 4,
   FsmError: 5,
   Cease: 6,
+  /** RFC 7313 §5. */
+  RouteRefreshMessage: 7,
 } as const;
 
 export const HeaderSubcode = {
@@ -68,6 +70,20 @@ export const UpdateSubcode = {
   OptionalAttributeError: 9,
   InvalidNetworkField: 10,
   MalformedAsPath: 11,
+} as const;
+
+/** RFC 7313 §5. */
+export const RouteRefreshSubcode = {
+  InvalidMessageLength: 1,
+} as const;
+
+/** RFC 7313 §3: the octet RFC 2918 reserved. */
+export const RouteRefreshSubtype = {
+  Normal: 0,
+  /** BoRR: Beginning of Route Refresh. */
+  BeginningOfRouteRefresh: 1,
+  /** EoRR: End of Route Refresh. */
+  EndOfRouteRefresh: 2,
 } as const;
 
 /** RFC 6608. */
@@ -103,10 +119,20 @@ export const AttrType = {
   AtomicAggregate: 6,
   Aggregator: 7,
   Communities: 8,
+  /** RFC 4456. */
+  OriginatorId: 9,
+  /** RFC 4456. */
+  ClusterList: 10,
   MpReachNlri: 14,
   MpUnreachNlri: 15,
+  /** RFC 4360. */
+  ExtendedCommunities: 16,
   As4Path: 17,
   As4Aggregator: 18,
+  /** RFC 5701. */
+  Ipv6ExtendedCommunities: 25,
+  /** RFC 8092. */
+  LargeCommunities: 32,
 } as const;
 
 export const Origin = { Igp: 0, Egp: 1, Incomplete: 2 } as const;

@@ -11,8 +11,8 @@
  */
 import type { AddressFamily } from '../config/types.js';
 import { parseIpv4 } from './address.js';
-import { notificationMessage, type BgpMessage, type Capability, type OpenMessage } from './codec.js';
-import { familyAfi } from './codec-update.js';
+import { notificationMessage, type BgpMessage, type Capability, type OpenMessage, type RouteRefreshMessage, type UpdateMessage } from './codec.js';
+import { afiFamily, familyAfi } from './codec-update.js';
 import {
   AS_TRANS,
   BGP_VERSION,
@@ -20,6 +20,7 @@ import {
   FsmSubcode,
   LARGE_HOLD_TIME_SEC,
   OpenSubcode,
+  RouteRefreshSubtype,
   Safi,
 } from './constants.js';
 import { describeNotification, notification, type Notification } from './notification.js';
@@ -101,7 +102,12 @@ export type FsmAction =
   | { readonly type: 'established'; readonly negotiated: Negotiated }
   /** Left Established: what the peer was told is gone with the session. */
   | { readonly type: 'down'; readonly reason: string }
-  | { readonly type: 'routeRefresh'; readonly afi: number; readonly safi: number };
+  /** The peer asked for a family's routes again (RFC 2918). */
+  | { readonly type: 'routeRefresh'; readonly family: AddressFamily }
+  /** A ROUTE-REFRESH that asks for nothing we can give: counted and logged. */
+  | { readonly type: 'routeRefreshIgnored'; readonly reason: string }
+  /** An UPDATE with errors the session survives (RFC 7606): counted and logged. */
+  | { readonly type: 'updateErrors'; readonly update: UpdateMessage };
 
 export interface StepResult {
   readonly state: FsmState;
@@ -234,6 +240,27 @@ function holdRestart(s: FsmState): FsmAction[] {
   return hold > 0 ? [startTimer('hold', hold * 1000)] : [];
 }
 
+/**
+ * What an Established session does with a ROUTE-REFRESH: a request for a
+ * negotiated family sends that family again; a BoRR or EoRR (RFC 7313 §4)
+ * concerns routes we never keep; anything else is ignored.
+ */
+function routeRefreshAction(s: FsmState, m: RouteRefreshMessage): FsmAction[] {
+  const ignored = (reason: string): FsmAction[] => [{ type: 'routeRefreshIgnored', reason }];
+  switch (m.subtype) {
+    case RouteRefreshSubtype.Normal: {
+      const family = m.safi === Safi.Unicast ? afiFamily(m.afi) : undefined;
+      if (family !== undefined && s.negotiated?.families.includes(family)) return [{ type: 'routeRefresh', family }];
+      return ignored(`AFI/SAFI ${m.afi}/${m.safi} was not negotiated (RFC 2918 §4)`);
+    }
+    case RouteRefreshSubtype.BeginningOfRouteRefresh:
+    case RouteRefreshSubtype.EndOfRouteRefresh:
+      return [];
+    default:
+      return ignored(`unknown subtype ${m.subtype} (RFC 7313 §5)`);
+  }
+}
+
 function unchanged(s: FsmState): StepResult {
   return { state: s, actions: [] };
 }
@@ -336,10 +363,11 @@ export function step(s: FsmState, event: FsmEvent): StepResult {
               actions: [...holdRestart(s), { type: 'established', negotiated }],
             };
           }
-          if (established && m.type === 'update') return { state: s, actions: holdRestart(s) };
-          if (established && m.type === 'routeRefresh') {
-            return { state: s, actions: [...holdRestart(s), { type: 'routeRefresh', afi: m.afi, safi: m.safi }] };
+          if (established && m.type === 'update') {
+            const errors: FsmAction[] = m.errors && m.errors.length > 0 ? [{ type: 'updateErrors', update: m }] : [];
+            return { state: s, actions: [...holdRestart(s), ...errors] };
           }
+          if (established && m.type === 'routeRefresh') return { state: s, actions: [...holdRestart(s), ...routeRefreshAction(s, m)] };
           return fsmError(s, event);
         }
         case 'timer':

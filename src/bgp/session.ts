@@ -9,11 +9,11 @@ import net from 'node:net';
 import { setAnswerTimeout, type Clock, type Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { errorMessage } from '../runtime/errors.js';
+import { LogLimiter } from '../runtime/log-limiter.js';
 import type { AddressFamily } from '../config/types.js';
-import { ipv4ToNumber } from './address.js';
-import { decodeMessage, encodeMessage, notificationMessage, type BgpMessage, type OpenMessage } from './codec.js';
-import { afiFamily } from './codec-update.js';
-import { CeaseSubcode, ErrorCode, Safi } from './constants.js';
+import { formatPrefix, ipv4ToNumber } from './address.js';
+import { decodeMessage, encodeMessage, notificationMessage, type BgpMessage, type CodecOptions, type OpenMessage, type UpdateMessage } from './codec.js';
+import { CeaseSubcode, ErrorCode } from './constants.js';
 import { Framer } from './framer.js';
 import {
   initialState,
@@ -28,6 +28,7 @@ import {
   type TimerName,
 } from './fsm.js';
 import { BgpDecodeError, describeNotification, notification, type Notification } from './notification.js';
+import { strongestAction } from './update-errors.js';
 
 export interface PeerEndpoint {
   readonly address: string;
@@ -55,6 +56,12 @@ export interface SessionCounters {
   messagesIn: number;
   messagesOut: number;
   updatesOut: number;
+  /** Received UPDATEs whose routes RFC 7606 treats as withdrawn; the session was kept. */
+  updatesTreatedAsWithdraw: number;
+  /** Attributes dropped from received UPDATEs that were otherwise kept (RFC 7606 attribute-discard). */
+  attributesDiscarded: number;
+  /** ROUTE-REFRESH messages that asked for nothing we announce, or had an unknown subtype. */
+  routeRefreshesIgnored: number;
 }
 
 interface Conn {
@@ -71,6 +78,14 @@ const UPDATE_HIGH_WATER_BYTES = 64 * 1024;
 const CLOSE_GRACE_MS = 2000;
 /** How long a colliding incoming connection may take to send its OPEN. */
 const COLLISION_OPEN_WAIT_MS = 30_000;
+/** A peer's repeated mistakes are logged once per kind per this interval (and always counted). */
+const MISTAKE_LOG_INTERVAL_MS = 60_000;
+/** Prefixes listed in the log line of a malformed UPDATE. */
+const LOGGED_PREFIXES = 16;
+
+function suppressedField(suppressed: number): Record<string, number> {
+  return suppressed > 0 ? { notLoggedSinceLast: suppressed } : {};
+}
 
 export class BgpSession {
   readonly peer: PeerEndpoint;
@@ -87,7 +102,18 @@ export class BgpSession {
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly handlers: SessionHandlers;
-  readonly counters: SessionCounters = { messagesIn: 0, messagesOut: 0, updatesOut: 0 };
+  readonly counters: SessionCounters = {
+    messagesIn: 0,
+    messagesOut: 0,
+    updatesOut: 0,
+    updatesTreatedAsWithdraw: 0,
+    attributesDiscarded: 0,
+    routeRefreshesIgnored: 0,
+  };
+  private readonly mistakes = new LogLimiter(MISTAKE_LOG_INTERVAL_MS);
+  /** The message being dispatched, for the log line of a malformed UPDATE (RFC 7606 §6). */
+  private inbound: Uint8Array | undefined;
+  private lastUpdateError: string | undefined;
   private establishedAtWallMs: number | undefined;
   private establishedAtMs: number | undefined;
   private lastNotificationIn: string | undefined;
@@ -120,6 +146,7 @@ export class BgpSession {
     lastError: string | undefined;
     lastNotificationIn: string | undefined;
     lastNotificationOut: string | undefined;
+    lastUpdateError: string | undefined;
     holdTimeSec: number | undefined;
     fourOctetAs: boolean | undefined;
     side: 'active' | 'passive' | undefined;
@@ -134,6 +161,7 @@ export class BgpSession {
       lastError: this.fsm.lastError,
       lastNotificationIn: this.lastNotificationIn,
       lastNotificationOut: this.lastNotificationOut,
+      lastUpdateError: this.lastUpdateError,
       holdTimeSec: this.fsm.negotiated?.holdTimeSec,
       fourOctetAs: this.fsm.negotiated?.fourOctetAs,
       side: this.current?.side,
@@ -287,20 +315,50 @@ export class BgpSession {
         else this.log.warn({ reason: action.reason }, 'BGP session down');
         this.handlers.onDown(this, action.reason);
         return;
-      case 'routeRefresh': {
-        const family = afiFamily(action.afi);
-        // RFC 2918 §4: a refresh for a family we did not negotiate is ignored.
-        if (family !== undefined && action.safi === Safi.Unicast && this.fsm.negotiated?.families.includes(family)) {
-          this.log.info({ family }, 'ROUTE-REFRESH received: sending every route again');
-          this.handlers.onRouteRefresh(this, family);
-        }
+      case 'routeRefresh':
+        this.log.info({ family: action.family }, 'ROUTE-REFRESH received: sending every route again');
+        this.handlers.onRouteRefresh(this, action.family);
+        return;
+      case 'routeRefreshIgnored': {
+        this.counters.routeRefreshesIgnored++;
+        const admitted = this.mistakes.admit(`route-refresh ${action.reason.replace(/\d+/g, 'N')}`, this.clock.now());
+        if (admitted.log) this.log.info(suppressedField(admitted.suppressed), `ignored a ROUTE-REFRESH: ${action.reason}`);
         return;
       }
+      case 'updateErrors':
+        this.noteUpdateErrors(action.update);
+        return;
     }
   }
 
-  private codecOptions(): { fourOctetAs: boolean } {
-    return { fourOctetAs: this.fsm.negotiated?.fourOctetAs ?? false };
+  /**
+   * An UPDATE the session survives (RFC 7606): counted, remembered for the
+   * status, and logged with its NLRI and bytes (§6) once per kind a minute.
+   */
+  private noteUpdateErrors(update: UpdateMessage): void {
+    const errors = update.errors ?? [];
+    const action = strongestAction(errors);
+    if (action === undefined) return;
+    const relevant = errors.filter((e) => e.action === action);
+    if (action === 'treat-as-withdraw') this.counters.updatesTreatedAsWithdraw++;
+    else this.counters.attributesDiscarded += relevant.length;
+    const reasons = relevant.map((e) => e.reason).join('; ');
+    this.lastUpdateError = `${action}: ${reasons}`;
+    const admitted = this.mistakes.admit(`${action} ${relevant[0]?.attribute ?? 0}`, this.clock.now());
+    if (!admitted.log) return;
+    const nlri = [...update.nlri, ...(update.attributes.mpReach?.nlri ?? [])].map(formatPrefix);
+    const listed = nlri.slice(0, LOGGED_PREFIXES).join(' ') + (nlri.length > LOGGED_PREFIXES ? ` and ${nlri.length - LOGGED_PREFIXES} more` : '');
+    const what = action === 'treat-as-withdraw' ? 'routes treated as withdrawn' : 'attributes discarded';
+    this.log.warn(
+      { nlri: listed, update: this.inbound ? Buffer.from(this.inbound).toString('hex') : '', ...suppressedField(admitted.suppressed) },
+      `malformed UPDATE, session kept (${what}; pybal uses no received route): ${reasons}`,
+    );
+  }
+
+  private codecOptions(): CodecOptions {
+    const n = this.fsm.negotiated;
+    if (!n) return { fourOctetAs: false };
+    return { fourOctetAs: n.fourOctetAs, families: n.families, externalPeer: n.peerAsn !== this.fsm.config.localAsn };
   }
 
   private send(message: BgpMessage): void {
@@ -428,7 +486,12 @@ export class BgpSession {
           this.lastNotificationIn = describeNotification(message);
           this.log.warn(`received NOTIFICATION ${this.lastNotificationIn}`);
         }
-        this.dispatch({ type: 'message', message });
+        this.inbound = frame;
+        try {
+          this.dispatch({ type: 'message', message });
+        } finally {
+          this.inbound = undefined;
+        }
       } else {
         this.onCandidateMessage(conn, message);
       }

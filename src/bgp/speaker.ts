@@ -61,6 +61,8 @@ export interface PeerStatus {
   readonly lastError: string | undefined;
   readonly lastNotificationIn: string | undefined;
   readonly lastNotificationOut: string | undefined;
+  /** The latest received UPDATE error the session survived (RFC 7606), with what was done. */
+  readonly lastUpdateError: string | undefined;
   readonly holdTimeSec: number | undefined;
   readonly fourOctetAs: boolean | undefined;
   /** Who opened the current connection: we (active) or the peer (passive), as PyBal's `side` label. */
@@ -72,6 +74,12 @@ export interface PeerStatus {
   readonly messagesIn: number;
   readonly messagesOut: number;
   readonly updatesOut: number;
+  /** Received UPDATEs treated as withdrawn (RFC 7606), the session kept. */
+  readonly updatesTreatedAsWithdraw: number;
+  /** Attributes discarded from received UPDATEs (RFC 7606, RFC 6793), the session kept. */
+  readonly attributesDiscarded: number;
+  /** ROUTE-REFRESH messages ignored: unknown subtype (RFC 7313) or family not negotiated (RFC 2918). */
+  readonly routeRefreshesIgnored: number;
 }
 
 interface PeerRecord {
@@ -227,6 +235,7 @@ export class BgpSpeaker {
         lastError: s.lastError,
         lastNotificationIn: s.lastNotificationIn,
         lastNotificationOut: s.lastNotificationOut,
+        lastUpdateError: s.lastUpdateError,
         holdTimeSec: s.holdTimeSec,
         fourOctetAs: s.fourOctetAs,
         side: s.side,
@@ -235,6 +244,9 @@ export class BgpSpeaker {
         messagesIn: s.counters.messagesIn,
         messagesOut: s.counters.messagesOut,
         updatesOut: s.counters.updatesOut,
+        updatesTreatedAsWithdraw: s.counters.updatesTreatedAsWithdraw,
+        attributesDiscarded: s.counters.attributesDiscarded,
+        routeRefreshesIgnored: s.counters.routeRefreshesIgnored,
       };
     });
   }

@@ -149,6 +149,17 @@ function formatBgp(bgp: BgpStatusValue, color: boolean): string {
     { text: p.lastError ?? '' },
   ]);
   text += formatTable(['PEER', 'STATE', 'ESTABLISHED SINCE', 'PREFIXES SENT', 'LAST ERROR'], rows, '  ', color);
+  for (const p of bgp.peers) {
+    const survived = [
+      [p.updatesTreatedAsWithdraw, 'UPDATE(s) treated as withdraw'],
+      [p.attributesDiscarded, 'attribute(s) discarded'],
+      [p.routeRefreshesIgnored, 'ROUTE-REFRESH(es) ignored'],
+    ] as const;
+    if (survived.every(([n]) => n === 0)) continue;
+    const counts = survived.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`);
+    const last = p.lastUpdateError === undefined ? '' : `; last: ${p.lastUpdateError}`;
+    text += `  ${p.peer} sent errors the session survived: ${counts.join(', ')}${last}\n`;
+  }
   return text;
 }
 

@@ -50,6 +50,7 @@ export function peer(address: string, over: Partial<BgpPeerValue> = {}): BgpPeer
     lastError: undefined,
     lastNotificationIn: undefined,
     lastNotificationOut: undefined,
+    lastUpdateError: undefined,
     holdTimeSec: 90,
     fourOctetAs: true,
     side: 'active',
@@ -58,6 +59,9 @@ export function peer(address: string, over: Partial<BgpPeerValue> = {}): BgpPeer
     messagesIn: 3,
     messagesOut: 4,
     updatesOut: 1,
+    updatesTreatedAsWithdraw: 0,
+    attributesDiscarded: 0,
+    routeRefreshesIgnored: 0,
     ...over,
   };
 }

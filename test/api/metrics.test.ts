@@ -212,7 +212,10 @@ describe('PybalMetrics', () => {
         bgp: {
           enabled: true,
           localAsn: 64600,
-          peers: [peer('192.0.2.254', { localAddress: '192.0.2.2' }), peer('2001:db8::fe', { state: 'Active', side: undefined })],
+          peers: [
+            peer('192.0.2.254', { localAddress: '192.0.2.2', updatesTreatedAsWithdraw: 3, attributesDiscarded: 2, routeRefreshesIgnored: 1 }),
+            peer('2001:db8::fe', { state: 'Active', side: undefined }),
+          ],
         },
       }),
     );
@@ -231,6 +234,14 @@ describe('PybalMetrics', () => {
         value: 1,
       },
     ]);
+    const errors = { local_asn: '64600', peer: '192.0.2.254' };
+    expect(await value(metrics, 'pybal_bgp_update_errors_total', { ...errors, action: 'treat-as-withdraw' })).toBe(3);
+    expect(await value(metrics, 'pybal_bgp_update_errors_total', { ...errors, action: 'attribute-discard' })).toBe(2);
+    expect(await value(metrics, 'pybal_bgp_route_refreshes_ignored_total', errors)).toBe(1);
+    expect(await value(metrics, 'pybal_bgp_route_refreshes_ignored_total', { local_asn: '64600', peer: '2001:db8::fe' })).toBe(0);
+    // A peer that is gone takes its series along.
+    metrics.update(daemon([], { bgp: { enabled: true, localAsn: 64600, peers: [peer('2001:db8::fe')] } }));
+    expect((await samples(metrics, 'pybal_bgp_update_errors_total')).map((s) => s.labels.peer)).toEqual(['2001:db8::fe', '2001:db8::fe']);
   });
 
   it('exposes the IPVS manager statistics', async () => {

@@ -52,7 +52,12 @@ const fixed: DaemonSnapshot = daemon(
       enabled: true,
       localAsn: 64600,
       peers: [
-        peer('192.0.2.254', { establishedAtWallMs: at('2026-11-22T05:00:03Z') }),
+        peer('192.0.2.254', {
+          establishedAtWallMs: at('2026-11-22T05:00:03Z'),
+          updatesTreatedAsWithdraw: 3,
+          routeRefreshesIgnored: 1,
+          lastUpdateError: 'treat-as-withdraw: ORIGIN: undefined value 3 (RFC 7606 §7.1)',
+        }),
         peer('2001:db8::fe', { state: 'Active', establishedAtWallMs: undefined, prefixesSent: 0, lastError: 'connect ECONNREFUSED' }),
       ],
     },
@@ -90,6 +95,7 @@ BGP: enabled, local AS 64600
   PEER          STATE        ESTABLISHED SINCE         PREFIXES SENT  LAST ERROR
   192.0.2.254   Established  2026-11-22T05:00:03.000Z  2
   2001:db8::fe  Active       -                         0              connect ECONNREFUSED
+  192.0.2.254 sent errors the session survived: 3 UPDATE(s) treated as withdraw, 1 ROUTE-REFRESH(es) ignored; last: treat-as-withdraw: ORIGIN: undefined value 3 (RFC 7606 §7.1)
 
 IPVS: 12 reconcile(s) (1 failed), 40 request(s) (2 failed), 3 resync(s), 0 drift(s), last reconcile 2.3 ms
   last error: EPERM

@@ -1,40 +1,27 @@
 /**
  * Codec: golden bytes written by hand from the RFCs, round trips, a stream
- * split at every offset, and malformed messages each with its exact NOTIFICATION.
+ * split at every offset, and malformed messages each with its exact
+ * NOTIFICATION, or, since RFC 7606, with the exact error the session
+ * survives (more of those in update-errors.test.ts).
  */
 import { describe, expect, test } from 'vitest';
 import { hostPrefix, formatIpv6, parseIpv6, normalizeAddress } from '../../src/bgp/address.js';
 import { decodeMessage, encodeMessage, type BgpMessage } from '../../src/bgp/codec.js';
 import { Framer } from '../../src/bgp/framer.js';
 import { BgpDecodeError, shutdownMessage, shutdownNotification, type Notification } from '../../src/bgp/notification.js';
-
-/** Hex with spaces and comments (`#` to end of line) -> bytes. */
-function hex(text: string): Buffer {
-  return Buffer.from(
-    text
-      .split('\n')
-      .map((l) => l.replace(/#.*/, ''))
-      .join('')
-      .replace(/\s+/g, ''),
-    'hex',
-  );
-}
-
-const MARKER = 'ff'.repeat(16);
-
-function decodeError(bytes: Uint8Array, fourOctetAs = false): Notification {
-  try {
-    decodeMessage(bytes, { fourOctetAs });
-  } catch (err) {
-    if (err instanceof BgpDecodeError) return err.notification;
-    throw err;
-  }
-  throw new Error('decoded without error');
-}
-
-function expectNotification(n: Notification, code: number, subcode: number, data = ''): void {
-  expect({ code: n.code, subcode: n.subcode, data: Buffer.from(n.data).toString('hex') }).toEqual({ code, subcode, data: data.replace(/\s+/g, '') });
-}
+import {
+  AS_PATH,
+  decodeError,
+  expectNotification,
+  hex,
+  MARKER,
+  NEXT_HOP,
+  ORIGIN,
+  update,
+  updateErrors,
+  type ExpectedError,
+  type ExpectedNotification,
+} from './wire.js';
 
 interface Golden {
   readonly name: string;
@@ -178,7 +165,7 @@ const GOLDEN: Golden[] = [
   },
   {
     name: 'ROUTE-REFRESH IPv4 unicast (RFC 2918)',
-    message: { type: 'routeRefresh', afi: 1, safi: 1 },
+    message: { type: 'routeRefresh', afi: 1, subtype: 0, safi: 1 },
     fourOctetAs: false,
     bytes: hex(`${MARKER} 0017 05 0001 00 01`),
   },
@@ -297,22 +284,8 @@ interface Malformed {
   readonly name: string;
   readonly bytes: Buffer;
   readonly fourOctetAs?: boolean;
-  readonly expect: [number, number, string?];
+  readonly expect: ExpectedNotification;
 }
-
-/** An UPDATE with the given attribute bytes and NLRI bytes (classic fields). */
-function update(attrs: string, nlri = '20 c6336401', withdrawn = ''): Buffer {
-  const a = hex(attrs);
-  const n = hex(nlri);
-  const w = hex(withdrawn);
-  const body = Buffer.concat([Buffer.from([w.length >> 8, w.length & 0xff]), w, Buffer.from([a.length >> 8, a.length & 0xff]), a, n]);
-  const len = 19 + body.length;
-  return Buffer.concat([hex(MARKER), Buffer.from([len >> 8, len & 0xff, 2]), body]);
-}
-
-const ORIGIN = '40 01 01 00';
-const AS_PATH = '40 02 04 02 01 fc58';
-const NEXT_HOP = '40 03 04 c000020b';
 
 const MALFORMED: Malformed[] = [
   { name: 'marker not all ones', bytes: hex(`${'ff'.repeat(15)}fe 0013 04`), expect: [1, 1] },
@@ -330,21 +303,7 @@ const MALFORMED: Malformed[] = [
   { name: 'OPEN with a 3-byte 4-octet-AS capability', bytes: hex(`${MARKER} 0022 01 04 fc58 00b4 c000020b 05 02 03 41 01 00`), expect: [2, 0] },
   { name: 'UPDATE withdrawn length past the end', bytes: update('', '', '').fill(0x40, 19, 20), expect: [3, 1] },
   { name: 'UPDATE attribute length past the end', bytes: hex(`${MARKER} 0017 02 0000 0004`), expect: [3, 1] },
-  { name: 'attribute running past the attribute field', bytes: update(`${ORIGIN} 40 02 09 02 01 fc58`), expect: [3, 1] },
-  { name: 'ORIGIN twice', bytes: update(`${ORIGIN} ${ORIGIN} ${AS_PATH} ${NEXT_HOP}`), expect: [3, 1] },
   { name: 'unrecognized well-known attribute', bytes: update(`${ORIGIN} ${AS_PATH} ${NEXT_HOP} 40 63 01 00`), expect: [3, 2, '40630100'] },
-  { name: 'NEXT_HOP missing with NLRI', bytes: update(`${ORIGIN} ${AS_PATH}`), expect: [3, 3, '03'] },
-  { name: 'ORIGIN missing with NLRI', bytes: update(`${AS_PATH} ${NEXT_HOP}`), expect: [3, 3, '01'] },
-  { name: 'AS_PATH missing with MP_REACH NLRI', bytes: update(`${ORIGIN} 80 0e 16 0002 01 10 20010db8ffff00000000000000000011 00 00`, ''), expect: [3, 3, '02'] },
-  { name: 'ORIGIN flagged optional', bytes: update(`c0 01 01 00 ${AS_PATH} ${NEXT_HOP}`), expect: [3, 4, 'c0010100'] },
-  { name: 'MED flagged well-known', bytes: update(`${ORIGIN} ${AS_PATH} ${NEXT_HOP} 40 04 04 00000001`), expect: [3, 4, '400404' + '00000001'] },
-  { name: 'partial bit on a well-known attribute', bytes: update(`60 01 01 00 ${AS_PATH} ${NEXT_HOP}`), expect: [3, 4, '60010100'] },
-  { name: 'ORIGIN of two bytes', bytes: update(`40 01 02 0000 ${AS_PATH} ${NEXT_HOP}`), expect: [3, 5, '4001020000'] },
-  { name: 'NEXT_HOP of five bytes', bytes: update(`${ORIGIN} ${AS_PATH} 40 03 05 c000020b00`), expect: [3, 5, '400305c000020b00'] },
-  { name: 'COMMUNITIES of five bytes', bytes: update(`${ORIGIN} ${AS_PATH} ${NEXT_HOP} c0 08 05 fc58000100`), expect: [3, 5, 'c00805fc58000100'] },
-  { name: 'ORIGIN value 3', bytes: update(`40 01 01 03 ${AS_PATH} ${NEXT_HOP}`), expect: [3, 6, '40010103'] },
-  { name: 'NEXT_HOP multicast', bytes: update(`${ORIGIN} ${AS_PATH} 40 03 04 e0000001`), expect: [3, 8, '400304e0000001'] },
-  { name: 'NEXT_HOP 0.0.0.0', bytes: update(`${ORIGIN} ${AS_PATH} 40 03 04 00000000`), expect: [3, 8, '40030400000000'] },
   {
     name: 'MP_REACH_NLRI with a 5-byte IPv6 next hop',
     bytes: update(`${ORIGIN} ${AS_PATH} 80 0e 0a 0002 01 05 2001db8000 00`, ''),
@@ -358,25 +317,159 @@ const MALFORMED: Malformed[] = [
   { name: 'NLRI /33', bytes: update(`${ORIGIN} ${AS_PATH} ${NEXT_HOP}`, '21 c633640100'), expect: [3, 10] },
   { name: 'NLRI running past the end', bytes: update(`${ORIGIN} ${AS_PATH} ${NEXT_HOP}`, '20 c63364'), expect: [3, 10] },
   { name: 'withdrawn /40', bytes: update('', '', '28 c633640100'), expect: [3, 10] },
-  { name: 'AS_PATH segment type 5', bytes: update(`${ORIGIN} 40 02 04 05 01 fc58 ${NEXT_HOP}`), expect: [3, 11] },
-  { name: 'AS_PATH segment count past its end', bytes: update(`${ORIGIN} 40 02 04 02 02 fc58 ${NEXT_HOP}`), expect: [3, 11] },
-  { name: 'AS_PATH empty segment', bytes: update(`${ORIGIN} 40 02 02 02 00 ${NEXT_HOP}`), expect: [3, 11] },
-  { name: 'AS_PATH of 2-byte ASNs on a 4-octet session', bytes: update(`${ORIGIN} 40 02 06 02 02 fc58 fc58 ${NEXT_HOP}`), fourOctetAs: true, expect: [3, 11] },
+];
+
+/**
+ * Malformed UPDATEs that reset the session before RFC 7606 and no longer do:
+ * the same bytes as before, the error the session now survives, and in `was`
+ * the NOTIFICATION it used to send, which the error still carries (RFC 7606
+ * §5.2 sends it after all when the UPDATE has no reachable NLRI).
+ */
+interface Kept {
+  readonly name: string;
+  readonly bytes: Buffer;
+  readonly fourOctetAs?: boolean;
+  readonly was: ExpectedNotification;
+  readonly errors: readonly ExpectedError[];
+}
+
+const TAW = 'treat-as-withdraw';
+
+const NO_LONGER_A_RESET: Kept[] = [
+  // RFC 7606 §4: the NLRI are found from the Total Path Attribute Length.
+  {
+    name: 'attribute running past the attribute field',
+    bytes: update(`${ORIGIN} 40 02 09 02 01 fc58`),
+    was: [3, 1],
+    errors: [[2, TAW, 'AS_PATH: length 9 runs past the path attributes (RFC 7606 §4)']],
+  },
+  // RFC 7606 §3.g: any repeat but an MP attribute's is dropped.
+  {
+    name: 'ORIGIN twice',
+    bytes: update(`${ORIGIN} ${ORIGIN} ${AS_PATH} ${NEXT_HOP}`),
+    was: [3, 1],
+    errors: [[1, 'attribute-discard', 'ORIGIN: repeated; the first is kept (RFC 7606 §3.g)']],
+  },
+  // RFC 7606 §3.d: a missing well-known mandatory attribute.
+  { name: 'NEXT_HOP missing with NLRI', bytes: update(`${ORIGIN} ${AS_PATH}`), was: [3, 3, '03'], errors: [[3, TAW, 'NEXT_HOP: missing (RFC 7606 §3.d)']] },
+  { name: 'ORIGIN missing with NLRI', bytes: update(`${AS_PATH} ${NEXT_HOP}`), was: [3, 3, '01'], errors: [[1, TAW, 'ORIGIN: missing (RFC 7606 §3.d)']] },
+  {
+    name: 'AS_PATH missing with MP_REACH NLRI',
+    bytes: update(`${ORIGIN} 80 0e 16 0002 01 10 20010db8ffff00000000000000000011 00 00`, ''),
+    was: [3, 3, '02'],
+    errors: [[2, TAW, 'AS_PATH: missing (RFC 7606 §3.d)']],
+  },
+  // RFC 7606 §3.c: Optional or Transitive bits in conflict with the type; RFC 4271 §4.3 for Partial.
+  {
+    name: 'ORIGIN flagged optional',
+    bytes: update(`c0 01 01 00 ${AS_PATH} ${NEXT_HOP}`),
+    was: [3, 4, 'c0010100'],
+    errors: [[1, TAW, 'ORIGIN: flags 0xc0 conflict with the type (RFC 7606 §3.c)']],
+  },
+  {
+    name: 'MED flagged well-known',
+    bytes: update(`${ORIGIN} ${AS_PATH} ${NEXT_HOP} 40 04 04 00000001`),
+    was: [3, 4, '400404' + '00000001'],
+    errors: [[4, TAW, 'MULTI_EXIT_DISC: flags 0x40 conflict with the type (RFC 7606 §3.c)']],
+  },
+  {
+    name: 'partial bit on a well-known attribute',
+    bytes: update(`60 01 01 00 ${AS_PATH} ${NEXT_HOP}`),
+    was: [3, 4, '60010100'],
+    errors: [[1, TAW, 'ORIGIN: flags 0x60 conflict with the type (RFC 7606 §3.c)']],
+  },
+  // RFC 7606 §7.1, §7.3, §7.8: attribute lengths.
+  {
+    name: 'ORIGIN of two bytes',
+    bytes: update(`40 01 02 0000 ${AS_PATH} ${NEXT_HOP}`),
+    was: [3, 5, '4001020000'],
+    errors: [[1, TAW, 'ORIGIN: length 2, expected 1 (RFC 7606 §7.1)']],
+  },
+  {
+    name: 'NEXT_HOP of five bytes',
+    bytes: update(`${ORIGIN} ${AS_PATH} 40 03 05 c000020b00`),
+    was: [3, 5, '400305c000020b00'],
+    errors: [[3, TAW, 'NEXT_HOP: length 5, expected 4 (RFC 7606 §7.3, §3.e)']],
+  },
+  {
+    name: 'COMMUNITIES of five bytes',
+    bytes: update(`${ORIGIN} ${AS_PATH} ${NEXT_HOP} c0 08 05 fc58000100`),
+    was: [3, 5, 'c00805fc58000100'],
+    errors: [[8, TAW, 'COMMUNITIES: length 5, expected a non-zero multiple of 4 (RFC 7606 §7.8)']],
+  },
+  // RFC 7606 §7.1: an undefined ORIGIN.
+  {
+    name: 'ORIGIN value 3',
+    bytes: update(`40 01 01 03 ${AS_PATH} ${NEXT_HOP}`),
+    was: [3, 6, '40010103'],
+    errors: [[1, TAW, 'ORIGIN: undefined value 3 (RFC 7606 §7.1)']],
+  },
+  // RFC 7606 §3.e: the session resets RFC 4271 §6.3 asked for with NEXT_HOP become treat-as-withdraw.
+  {
+    name: 'NEXT_HOP multicast',
+    bytes: update(`${ORIGIN} ${AS_PATH} 40 03 04 e0000001`),
+    was: [3, 8, '400304e0000001'],
+    errors: [[3, TAW, 'NEXT_HOP: 224.0.0.1 is not a host address (RFC 7606 §7.3, §3.e)']],
+  },
+  {
+    name: 'NEXT_HOP 0.0.0.0',
+    bytes: update(`${ORIGIN} ${AS_PATH} 40 03 04 00000000`),
+    was: [3, 8, '40030400000000'],
+    errors: [[3, TAW, 'NEXT_HOP: 0.0.0.0 is not a host address (RFC 7606 §7.3, §3.e)']],
+  },
+  // RFC 7606 §7.2: a malformed AS_PATH.
+  {
+    name: 'AS_PATH segment type 5',
+    bytes: update(`${ORIGIN} 40 02 04 05 01 fc58 ${NEXT_HOP}`),
+    was: [3, 11],
+    errors: [[2, TAW, 'AS_PATH: unrecognized segment type 5 (RFC 7606 §7.2)']],
+  },
+  {
+    name: 'AS_PATH segment count past its end',
+    bytes: update(`${ORIGIN} 40 02 04 02 02 fc58 ${NEXT_HOP}`),
+    was: [3, 11],
+    errors: [[2, TAW, 'AS_PATH: a segment of 2 ASNs runs past the attribute (RFC 7606 §7.2)']],
+  },
+  {
+    name: 'AS_PATH empty segment',
+    bytes: update(`${ORIGIN} 40 02 02 02 00 ${NEXT_HOP}`),
+    was: [3, 11],
+    errors: [[2, TAW, 'AS_PATH: a segment of length 0 (RFC 7606 §7.2)']],
+  },
+  {
+    name: 'AS_PATH of 2-byte ASNs on a 4-octet session',
+    bytes: update(`${ORIGIN} 40 02 06 02 02 fc58 fc58 ${NEXT_HOP}`),
+    fourOctetAs: true,
+    was: [3, 11],
+    errors: [[2, TAW, 'AS_PATH: a segment of 2 ASNs runs past the attribute (RFC 7606 §7.2)']],
+  },
 ];
 
 describe('malformed messages get their exact NOTIFICATION', () => {
   for (const m of MALFORMED) {
     test(m.name, () => {
-      const [code, subcode, data] = m.expect;
-      expectNotification(decodeError(m.bytes, m.fourOctetAs), code, subcode, data);
+      expectNotification(decodeError(m.bytes, { fourOctetAs: m.fourOctetAs ?? false }), m.expect);
     });
   }
 
-  test('well-formed UPDATEs from the peer decode (we then ignore them)', () => {
+  test('well-formed UPDATEs from the peer decode without errors (we then ignore them)', () => {
     const ok = update(`${ORIGIN} ${AS_PATH} ${NEXT_HOP} c0 63 01 00`);
     const decoded = decodeMessage(ok);
     expect(decoded.type === 'update' && decoded.attributes.other?.[0]).toMatchObject({ type: 0x63, flags: 0xc0 });
+    expect(decoded.type === 'update' && decoded.errors).toBeUndefined();
   });
+});
+
+describe('malformed UPDATEs that no longer reset the session (RFC 7606)', () => {
+  for (const k of NO_LONGER_A_RESET) {
+    test(k.name, () => {
+      const options = { fourOctetAs: k.fourOctetAs ?? false };
+      expect(updateErrors(k.bytes, options)).toEqual(k.errors);
+      const decoded = decodeMessage(k.bytes, options);
+      const first = decoded.type === 'update' ? decoded.errors?.[0]?.notification : undefined;
+      expectNotification(first ?? { code: 0, subcode: 0, data: new Uint8Array(0) }, k.was);
+    });
+  }
 });
 
 describe('addresses and shutdown messages', () => {

@@ -54,7 +54,17 @@ const EVENTS: Record<string, FsmEvent> = {
   'UPDATE': msg({ type: 'update', withdrawn: [], attributes: {}, nlri: [] }),
   'NOTIFICATION': msg({ type: 'notification', code: 6, subcode: 3, data: new Uint8Array(0) }),
   'KEEPALIVE': msg({ type: 'keepalive' }),
-  'ROUTE-REFRESH': msg({ type: 'routeRefresh', afi: 1, safi: 1 }),
+  'ROUTE-REFRESH': msg({ type: 'routeRefresh', afi: 1, subtype: 0, safi: 1 }),
+  'ROUTE-REFRESH BoRR': msg({ type: 'routeRefresh', afi: 1, subtype: 1, safi: 1 }),
+  'ROUTE-REFRESH subtype 7': msg({ type: 'routeRefresh', afi: 1, subtype: 7, safi: 1 }),
+  'ROUTE-REFRESH IPv4 multicast': msg({ type: 'routeRefresh', afi: 1, subtype: 0, safi: 2 }),
+  'UPDATE treated as withdraw': msg({
+    type: 'update',
+    withdrawn: [],
+    attributes: {},
+    nlri: [],
+    errors: [{ attribute: 1, action: 'treat-as-withdraw', reason: 'ORIGIN: undefined value 3 (RFC 7606 §7.1)' }],
+  }),
   decodeError: { type: 'decodeError', notification: notification(3, 1) },
   adoptConnection: { type: 'adoptConnection' },
 };
@@ -79,7 +89,13 @@ function describe_(actions: readonly FsmAction[]): string[] {
         } else out.push(`stop ${a.timer}`);
         break;
       case 'routeRefresh':
-        out.push(`routeRefresh ${a.afi}/${a.safi}`);
+        out.push(`routeRefresh IPv${a.family}`);
+        break;
+      case 'routeRefreshIgnored':
+        out.push(`routeRefreshIgnored: ${a.reason}`);
+        break;
+      case 'updateErrors':
+        out.push(`updateErrors: ${a.update.errors?.map((e) => e.action).join(', ')}`);
         break;
       default:
         out.push(a.type);
@@ -131,6 +147,10 @@ const TABLE: Record<string, Record<string, [string, string[]]>> = {
     NOTIFICATION: IGNORED,
     KEEPALIVE: IGNORED,
     'ROUTE-REFRESH': IGNORED,
+    'ROUTE-REFRESH BoRR': IGNORED,
+    'ROUTE-REFRESH subtype 7': IGNORED,
+    'ROUTE-REFRESH IPv4 multicast': IGNORED,
+    'UPDATE treated as withdraw': IGNORED,
     decodeError: IGNORED,
     adoptConnection: IGNORED,
   },
@@ -148,6 +168,10 @@ const TABLE: Record<string, Record<string, [string, string[]]>> = {
     NOTIFICATION: IGNORED,
     KEEPALIVE: IGNORED,
     'ROUTE-REFRESH': IGNORED,
+    'ROUTE-REFRESH BoRR': IGNORED,
+    'ROUTE-REFRESH subtype 7': IGNORED,
+    'ROUTE-REFRESH IPv4 multicast': IGNORED,
+    'UPDATE treated as withdraw': IGNORED,
     decodeError: IGNORED,
     adoptConnection: ['OpenSent', ADOPT],
   },
@@ -165,6 +189,10 @@ const TABLE: Record<string, Record<string, [string, string[]]>> = {
     NOTIFICATION: IGNORED,
     KEEPALIVE: IGNORED,
     'ROUTE-REFRESH': IGNORED,
+    'ROUTE-REFRESH BoRR': IGNORED,
+    'ROUTE-REFRESH subtype 7': IGNORED,
+    'ROUTE-REFRESH IPv4 multicast': IGNORED,
+    'UPDATE treated as withdraw': IGNORED,
     decodeError: IGNORED,
     adoptConnection: ['OpenSent', ADOPT],
   },
@@ -182,6 +210,10 @@ const TABLE: Record<string, Record<string, [string, string[]]>> = {
     NOTIFICATION: IGNORED,
     KEEPALIVE: IGNORED,
     'ROUTE-REFRESH': IGNORED,
+    'ROUTE-REFRESH BoRR': IGNORED,
+    'ROUTE-REFRESH subtype 7': IGNORED,
+    'ROUTE-REFRESH IPv4 multicast': IGNORED,
+    'UPDATE treated as withdraw': IGNORED,
     decodeError: IGNORED,
     adoptConnection: ['OpenSent', ADOPT],
   },
@@ -199,6 +231,10 @@ const TABLE: Record<string, Record<string, [string, string[]]>> = {
     NOTIFICATION: ['Idle', ['disconnect', 'stop all timers', 'start idleHold 5000']],
     KEEPALIVE: ['Idle', ERR(1)],
     'ROUTE-REFRESH': ['Idle', ERR(1)],
+    'ROUTE-REFRESH BoRR': ['Idle', ERR(1)],
+    'ROUTE-REFRESH subtype 7': ['Idle', ERR(1)],
+    'ROUTE-REFRESH IPv4 multicast': ['Idle', ERR(1)],
+    'UPDATE treated as withdraw': ['Idle', ERR(1)],
     decodeError: ['Idle', ['send NOTIFICATION 3/1', 'disconnect', 'stop all timers', 'start idleHold 5000']],
     adoptConnection: ['OpenSent', ADOPT],
   },
@@ -216,6 +252,10 @@ const TABLE: Record<string, Record<string, [string, string[]]>> = {
     NOTIFICATION: ['Idle', ['disconnect', 'stop all timers', 'start idleHold 5000']],
     KEEPALIVE: ['Established', ['start hold 30000', 'established']],
     'ROUTE-REFRESH': ['Idle', ERR(2)],
+    'ROUTE-REFRESH BoRR': ['Idle', ERR(2)],
+    'ROUTE-REFRESH subtype 7': ['Idle', ERR(2)],
+    'ROUTE-REFRESH IPv4 multicast': ['Idle', ERR(2)],
+    'UPDATE treated as withdraw': ['Idle', ERR(2)],
     decodeError: ['Idle', ['send NOTIFICATION 3/1', 'disconnect', 'stop all timers', 'start idleHold 5000']],
     adoptConnection: ['OpenSent', ADOPT],
   },
@@ -232,7 +272,15 @@ const TABLE: Record<string, Record<string, [string, string[]]>> = {
     UPDATE: ['', ['start hold 30000']],
     NOTIFICATION: ['Idle', ['disconnect', 'stop all timers', 'down', 'start idleHold 5000']],
     KEEPALIVE: ['', ['start hold 30000']],
-    'ROUTE-REFRESH': ['', ['start hold 30000', 'routeRefresh 1/1']],
+    'ROUTE-REFRESH': ['', ['start hold 30000', 'routeRefresh IPv4']],
+    // RFC 7313 §4: a BoRR or EoRR only matters to a speaker that keeps the peer's routes.
+    'ROUTE-REFRESH BoRR': ['', ['start hold 30000']],
+    // RFC 7313 §5: an unknown subtype is ignored, not an error.
+    'ROUTE-REFRESH subtype 7': ['', ['start hold 30000', 'routeRefreshIgnored: unknown subtype 7 (RFC 7313 §5)']],
+    // RFC 2918 §4: a family that was not negotiated is ignored.
+    'ROUTE-REFRESH IPv4 multicast': ['', ['start hold 30000', 'routeRefreshIgnored: AFI/SAFI 1/2 was not negotiated (RFC 2918 §4)']],
+    // RFC 7606: the session is kept; the errors go to the session to count and log.
+    'UPDATE treated as withdraw': ['', ['start hold 30000', 'updateErrors: treat-as-withdraw']],
     decodeError: ['Idle', ['send NOTIFICATION 3/1', 'disconnect', 'stop all timers', 'down', 'start idleHold 5000']],
     adoptConnection: IGNORED,
   },
@@ -268,6 +316,14 @@ describe('every (state, event) pair', () => {
     expect(STATES['Idle (waiting to retry)']?.failures).toBe(1);
     expect(STATES.Active?.failures).toBe(1);
     expect(run(STATES['Idle (waiting to retry)'] as FsmState, 'tcpConnected', 'OPEN', 'KEEPALIVE').failures).toBe(0);
+  });
+
+  test('a ROUTE-REFRESH for a family the peer did not negotiate is ignored (RFC 2918 §4)', () => {
+    const ipv4Only = { ...PEER_OPEN, capabilities: [{ kind: 'multiprotocol' as const, afi: 1, safi: 1 }] };
+    const s = step(step(STATES.OpenSent as FsmState, msg(ipv4Only)).state, EVENTS.KEEPALIVE as FsmEvent).state;
+    expect(s.negotiated?.families).toEqual([4]);
+    const result = step(s, msg({ type: 'routeRefresh', afi: 2, subtype: 0, safi: 1 }));
+    expect(describe_(result.actions)).toEqual(['start hold 30000', 'routeRefreshIgnored: AFI/SAFI 2/1 was not negotiated (RFC 2918 §4)']);
   });
 
   test('stop after a failure cancels the retry for good', () => {

@@ -2,80 +2,16 @@
  * Session and speaker against a scripted peer over real loopback sockets,
  * with the BGP timers on the manual clock.
  */
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import net from 'node:net';
-import { hostPrefix } from '../../src/bgp/address.js';
-import type { BgpMessage } from '../../src/bgp/codec.js';
 import { shutdownMessage } from '../../src/bgp/notification.js';
-import { BgpSpeaker, type Route, type SpeakerOptions } from '../../src/bgp/speaker.js';
+import { BgpSpeaker } from '../../src/bgp/speaker.js';
 import { ManualClock, createSystemClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger, createSilentLogger } from '../../src/runtime/logger.js';
-import { PEER_OPEN, startRawPeer, until, wrapSocket, type RawConnection, type RawPeer } from './raw-peer.js';
+import { PEER_OPEN, startRawPeer, until, wrapSocket, type RawConnection } from './raw-peer.js';
+import { route, speakerHarness, speakerOptions, state, summary } from './speaker-harness.js';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-function route(ip: string, med = 0, communities: Route['communities'] = []): Route {
-  const prefix = hostPrefix(ip);
-  return { prefix, nextHop: prefix.family === 4 ? '192.0.2.11' : '2001:db8:ffff::11', asPath: [64600], med, communities };
-}
-
-/** What the peer saw, one line per message or prefix. */
-function summary(messages: readonly BgpMessage[]): string[] {
-  const out: string[] = [];
-  for (const m of messages) {
-    if (m.type !== 'update') {
-      out.push(m.type === 'notification' ? `notification ${m.code}/${m.subcode}` : m.type);
-      continue;
-    }
-    const a = m.attributes;
-    const empty = m.withdrawn.length === 0 && m.nlri.length === 0 && !a.mpReach && (!a.mpUnreach || a.mpUnreach.withdrawn.length === 0);
-    if (empty) out.push(`eor ${a.mpUnreach ? 6 : 4}`);
-    for (const p of [...m.withdrawn, ...(a.mpUnreach?.withdrawn ?? [])]) out.push(`withdraw ${p.address}/${p.length}`);
-    for (const p of [...m.nlri, ...(a.mpReach?.nlri ?? [])]) out.push(`announce ${p.address}/${p.length} med ${a.med}`);
-  }
-  return out;
-}
-
-interface Setup {
-  readonly peer: RawPeer;
-  readonly clock: ManualClock;
-  readonly speaker: BgpSpeaker;
-  readonly conn: RawConnection;
-  readonly log: ReturnType<typeof createMemoryLogger>;
-}
-
-async function setup(routes: Route[], overrides: Partial<SpeakerOptions> = {}, peerOpen = PEER_OPEN): Promise<Setup> {
-  const peer = await startRawPeer();
-  cleanups.push(() => peer.close());
-  const clock = new ManualClock();
-  const log = createMemoryLogger();
-  const speaker = new BgpSpeaker({
-    localAsn: 64600,
-    routerId: '192.0.2.11',
-    holdTimeSec: 90,
-    connectRetryMs: 5000,
-    families: [4, 6],
-    peers: [{ address: '127.0.0.1', port: peer.port }],
-    clock,
-    logger: log.logger,
-    ...overrides,
-  });
-  cleanups.push(() => speaker.stop());
-  speaker.setAnnouncements(routes);
-  await speaker.start();
-  await until('a connection', () => peer.connections.length === 1);
-  const conn = peer.last() as RawConnection;
-  await until('our OPEN', () => conn.received.length === 1);
-  conn.fourOctetAs = peerOpen.capabilities.some((c) => c.kind === 'fourOctetAs');
-  conn.send(peerOpen);
-  conn.send({ type: 'keepalive' });
-  return { peer, clock, speaker, conn, log };
-}
-
-const state = (s: BgpSpeaker): string => s.status()[0]?.state ?? 'none';
+const { cleanups, setup } = speakerHarness();
 
 describe('establishing and announcing', () => {
   test('OPEN, then every route, then End-of-RIB per family', async () => {
@@ -153,18 +89,19 @@ describe('protocol events', () => {
     const { conn, speaker } = await setup([route('198.51.100.1'), route('2001:db8:2::1')]);
     await until('End-of-RIB', () => summary(conn.received).includes('eor 6'));
     const before = conn.received.length;
-    conn.send({ type: 'routeRefresh', afi: 2, safi: 1 });
+    conn.send({ type: 'routeRefresh', afi: 2, subtype: 0, safi: 1 });
     await until('the refresh', () => conn.received.length > before);
     await new Promise((r) => setTimeout(r, 30));
     expect(summary(conn.received.slice(before))).toEqual(['announce 2001:db8:2::1/128 med 0']);
     expect(state(speaker)).toBe('Established');
   });
 
-  test('a malformed UPDATE gets its exact NOTIFICATION, then the session restarts after the retry delay', async () => {
+  test('an UPDATE RFC 7606 still resets on gets its exact NOTIFICATION, then the session restarts after the retry delay', async () => {
     const { conn, speaker, clock, peer } = await setup([]);
     await until('established', () => state(speaker) === 'Established');
-    // 4 + 7 + 7 = 18 bytes of attributes, NLRI 198.51.100.1/32.
-    const body = Buffer.from('0000' + '0012' + '40010103' + '4002040201fc00' + '400304c000020b' + '20c6336401', 'hex');
+    // 4 + 7 + 7 = 18 bytes of attributes with an undefined ORIGIN, and no NLRI:
+    // RFC 7606 §5.2 makes it a session reset (with NLRI it is a treat-as-withdraw).
+    const body = Buffer.from('0000' + '0012' + '40010103' + '4002040201fc00' + '400304c000020b', 'hex');
     const header = Buffer.alloc(19, 0xff);
     header.writeUInt16BE(19 + body.length, 16);
     header[18] = 2;
@@ -354,17 +291,15 @@ describe('passive side', () => {
     const peer = await startRawPeer();
     cleanups.push(() => peer.close());
     const log = createMemoryLogger();
-    const speaker = new BgpSpeaker({
-      localAsn: 64600,
-      routerId: '192.0.2.11',
-      holdTimeSec: 90,
-      connectRetryMs: 5000,
-      families: [4],
-      peers: [{ address: '127.0.0.1', port: peer.port }],
-      listen: { addresses: ['127.0.0.1'], port },
-      clock: new ManualClock(),
-      logger: log.logger,
-    });
+    const speaker = new BgpSpeaker(
+      speakerOptions({
+        families: [4],
+        peers: [{ address: '127.0.0.1', port: peer.port }],
+        listen: { addresses: ['127.0.0.1'], port },
+        clock: new ManualClock(),
+        logger: log.logger,
+      }),
+    );
     cleanups.push(() => speaker.stop());
     await speaker.start();
     expect(speaker.listeningPort()).toBeUndefined();
