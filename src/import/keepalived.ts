@@ -20,25 +20,17 @@ import type { AddressFamily, Protocol } from '../config/types.js';
 import type { Problem } from '../runtime/errors.js';
 import { parseCheckCommand } from './command-line.js';
 import { parseKeepalivedSyntax, type IncludeResolver, type KaNode, type KaSyntax } from './keepalived-syntax.js';
-import type { Forwarding, ImportNote, LvsCheck, LvsImport, LvsServer, LvsService, SchedulerFlag, SourceRef, TunnelSpec } from './model.js';
+import type { Forwarding, ImportNote, LvsCheck, LvsImport, LvsServer, LvsService, ReadOptions, SchedulerFlag, SourceRef, TunnelSpec } from './model.js';
 import {
   checkRegex,
   checkUrl,
   isScheduler,
   parseIpAddress,
   parsePort,
-  reduceCheckPort,
-  reduceChecks,
-  reduceForwarding,
-  reduceRealPort,
-  reduceThreshold,
+  OPS_NOT_UDP,
+  reduceServers,
   type ServerDraft,
 } from './service-builder.js';
-
-export interface ReadOptions {
-  /** The VIP to use for a firewall-mark service (whose virtual_server names no address). */
-  readonly fwmarkIp?: (mark: number) => string | undefined;
-}
 
 /** keepalived's defaults (keepalived.conf(5)). */
 const DEFAULT_DELAY_LOOP_SEC = 60;
@@ -658,7 +650,7 @@ function readVirtualServer(c: Context, node: KaNode, vrrpVips: readonly { addres
   if (!methodGiven) note(sc, node, 'no lvs_method (lb_kind): keepalived forwards by NAT then, and so does this service (forward-method = nat)');
   const schedulerFlags = [...new Set(flagNodes.flatMap((f) => schedulerFlag(sc, f, scheduler as string) ?? []))];
   if (ops && protocol !== 'udp') {
-    note(sc, node, 'ops is not carried over: one-packet scheduling is for UDP services only');
+    note(sc, node, OPS_NOT_UDP);
     ops = false;
   }
   let persistence: LvsService['persistence'];
@@ -685,13 +677,8 @@ function readVirtualServer(c: Context, node: KaNode, vrrpVips: readonly { addres
   const facts: ServiceFacts = { ip, family, port: vipPort };
   const drafts = realServers.flatMap((rs) => readRealServer(sc, rs, inherited, facts, forwarding) ?? []);
   if (drafts.length === 0) note(sc, node, `${label} has no real server: pybal will run it with an empty pool`);
-  const fwd = reduceForwarding(drafts, forwarding);
-  const realPort = fwmark === undefined ? reduceRealPort(drafts, vipPort, forwarding) : { value: undefined, notes: [] };
-  const checks = reduceChecks(drafts);
-  const checkPort = reduceCheckPort(drafts, fwmark === undefined ? (realPort.value ?? vipPort ?? drafts[0]?.server.port) : undefined);
-  const upper = reduceThreshold(drafts, (d) => d.upperThreshold, 'uthreshold');
-  const lower = reduceThreshold(drafts, (d) => d.lowerThreshold, 'lthreshold');
-  serviceNotes.push(...fwd.notes, ...realPort.notes, ...checks.notes, ...checkPort.notes, ...upper.notes, ...lower.notes);
+  const reduced = reduceServers(drafts, { forwarding, vipPort, fwmark });
+  serviceNotes.push(...reduced.notes);
 
   return {
     at: blockRef(node),
@@ -699,7 +686,7 @@ function readVirtualServer(c: Context, node: KaNode, vrrpVips: readonly { addres
     ...(nameHint !== undefined ? { nameHint } : {}),
     ip,
     family,
-    port: fwmark === undefined ? vipPort : checkPort.value,
+    port: fwmark === undefined ? vipPort : reduced.checkPort,
     ...(fwmark !== undefined ? { fwmark } : {}),
     protocol,
     scheduler,
@@ -707,12 +694,12 @@ function readVirtualServer(c: Context, node: KaNode, vrrpVips: readonly { addres
     ops,
     forwarding,
     ...(tunnel !== undefined ? { tunnel } : {}),
-    ...(realPort.value !== undefined ? { realPort: realPort.value } : {}),
+    ...(reduced.realPort !== undefined ? { realPort: reduced.realPort } : {}),
     ...(persistence !== undefined ? { persistence } : {}),
-    ...(upper.value !== undefined ? { upperThreshold: upper.value } : {}),
-    ...(lower.value !== undefined ? { lowerThreshold: lower.value } : {}),
+    ...(reduced.upperThreshold !== undefined ? { upperThreshold: reduced.upperThreshold } : {}),
+    ...(reduced.lowerThreshold !== undefined ? { lowerThreshold: reduced.lowerThreshold } : {}),
     servers: drafts.map((d) => d.server),
-    checks: checks.value,
+    checks: reduced.checks,
     notes: serviceNotes,
   };
 }

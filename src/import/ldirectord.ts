@@ -22,7 +22,7 @@
 import type { AddressFamily, CommandArgument, Protocol } from '../config/types.js';
 import type { Problem } from '../runtime/errors.js';
 import { parseCheckCommand } from './command-line.js';
-import type { Forwarding, ImportNote, LvsCheck, LvsImport, LvsServer, LvsService, SourceRef } from './model.js';
+import type { Forwarding, ImportNote, LvsCheck, LvsImport, LvsServer, LvsService, ReadOptions, SourceRef } from './model.js';
 import {
   checkUrl,
   checkRegex,
@@ -30,17 +30,10 @@ import {
   isScheduler,
   parseIpAddress,
   parsePort,
-  reduceCheckPort,
-  reduceChecks,
-  reduceForwarding,
-  reduceRealPort,
+  OPS_NOT_UDP,
+  reduceServers,
   type ServerDraft,
 } from './service-builder.js';
-
-export interface ReadOptions {
-  /** The VIP to use for a firewall-mark service (`virtual=N` names no address). */
-  readonly fwmarkIp?: (mark: number) => string | undefined;
-}
 
 /** ldirectord's defaults (set_defaults and ld_setup in ldirectord). */
 const DEFAULTS = { checkinterval: 10, checktimeout: 5, negotiatetimeout: 30, failurecount: 1, checkcount: 1, scheduler: 'wrr', weight: 1 } as const;
@@ -642,14 +635,11 @@ function readVirtual(c: Context, v: Virtual, globals: Settings, options: ReadOpt
   if (drafts.length === 0) notes.push({ at: header.at, message: `${label} has no real server: pybal will run it with an empty pool` });
   const first = drafts[0];
   const forwarding = first?.forwarding ?? 'dr';
-  const fwd = reduceForwarding(drafts, forwarding);
-  const realPort = fwmark === undefined ? reduceRealPort(drafts, port, forwarding) : { value: undefined, notes: [] };
-  const checks = reduceChecks(drafts);
-  const checkPort = reduceCheckPort(drafts, fwmark === undefined ? (realPort.value ?? port) : (checkport ?? first?.server.port));
-  notes.push(...fwd.notes, ...realPort.notes, ...checks.notes, ...(fwmark === undefined ? checkPort.notes : []));
+  const reduced = reduceServers(drafts, { forwarding, vipPort: port, fwmark });
+  notes.push(...reduced.notes);
 
   if (ops && protocol !== 'udp') {
-    notes.push({ at: header.at, message: 'ops is not carried over: one-packet scheduling is for UDP services only' });
+    notes.push({ at: header.at, message: OPS_NOT_UDP });
     ops = false;
   }
   let persistence: LvsService['persistence'];
@@ -665,17 +655,17 @@ function readVirtual(c: Context, v: Virtual, globals: Settings, options: ReadOpt
     label,
     ip,
     family,
-    port: fwmark === undefined ? port : checkPort.value,
+    port: fwmark === undefined ? port : reduced.checkPort,
     ...(fwmark !== undefined ? { fwmark } : {}),
     protocol,
     scheduler,
     schedulerFlags: [],
     ops,
     forwarding,
-    ...(realPort.value !== undefined ? { realPort: realPort.value } : {}),
+    ...(reduced.realPort !== undefined ? { realPort: reduced.realPort } : {}),
     ...(persistence !== undefined ? { persistence } : {}),
     servers: drafts.map((d) => d.server),
-    checks: checks.value,
+    checks: reduced.checks,
     notes,
   };
 }

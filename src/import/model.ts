@@ -26,6 +26,12 @@ export interface ImportNote {
   readonly message: string;
 }
 
+/** What a reader needs beyond the file's text. */
+export interface ReadOptions {
+  /** The VIP of a firewall-mark service, whose source names no address (`--fwmark-ip`). */
+  readonly fwmarkIp?: (mark: number) => string | undefined;
+}
+
 export type Forwarding = 'dr' | 'nat' | 'tunnel';
 
 /** keepalived's `lvs_method TUN type ...`: kept only when not plain IPIP. */

@@ -150,6 +150,40 @@ export function reduceCheckPort(drafts: readonly ServerDraft[], servicePort: num
   return { value: port, notes };
 }
 
+export interface ReducedServers {
+  readonly realPort: number | undefined;
+  readonly checks: readonly LvsCheck[];
+  /** The port the service's checks connect to. */
+  readonly checkPort: number | undefined;
+  readonly upperThreshold: number | undefined;
+  readonly lowerThreshold: number | undefined;
+  readonly notes: readonly ImportNote[];
+}
+
+/**
+ * Every per-server setting reduced to the service's one value. A
+ * firewall-mark service has no virtual port: its checks' port comes from
+ * the first server's checks or port.
+ */
+export function reduceServers(drafts: readonly ServerDraft[], service: { forwarding: Forwarding; vipPort: number | undefined; fwmark: number | undefined }): ReducedServers {
+  const forwarding = reduceForwarding(drafts, service.forwarding);
+  const realPort = service.fwmark === undefined ? reduceRealPort(drafts, service.vipPort, service.forwarding) : { value: undefined, notes: [] };
+  const checks = reduceChecks(drafts);
+  const checkPort = reduceCheckPort(drafts, service.fwmark === undefined ? (realPort.value ?? service.vipPort ?? drafts[0]?.server.port) : undefined);
+  const upper = reduceThreshold(drafts, (d) => d.upperThreshold, 'uthreshold');
+  const lower = reduceThreshold(drafts, (d) => d.lowerThreshold, 'lthreshold');
+  return {
+    realPort: realPort.value,
+    checks: checks.value,
+    checkPort: checkPort.value,
+    upperThreshold: upper.value,
+    lowerThreshold: lower.value,
+    notes: [...forwarding.notes, ...realPort.notes, ...checks.notes, ...checkPort.notes, ...upper.notes, ...lower.notes],
+  };
+}
+
+export const OPS_NOT_UDP = 'ops is not carried over: one-packet scheduling is for UDP services only';
+
 export function isScheduler(name: string): name is Scheduler {
   return (SCHEDULERS as readonly string[]).includes(name);
 }

@@ -4,6 +4,7 @@ import { parseKeepalivedSyntax, tokenizeKeepalivedLine, type IncludeResolver, ty
 import { parseKeepalived } from '../../src/import/keepalived.js';
 import type { LvsImport, LvsService } from '../../src/import/model.js';
 import { formatProblem } from '../../src/runtime/errors.js';
+import { noteLines, onlyService } from './helpers.js';
 
 const FILE = 'keepalived.conf';
 
@@ -19,17 +20,8 @@ function read(text: string, resolve?: IncludeResolver): LvsImport {
   return parseKeepalived(text, FILE, resolve);
 }
 
-function only(text: string): LvsService {
-  const r = read(text);
-  expect(r.errors.map(formatProblem)).toEqual([]);
-  expect(r.services).toHaveLength(1);
-  return r.services[0] as LvsService;
-}
-
-/** Notes as `line: message`. */
-function notes(r: { notes: readonly { at: { line: number }; message: string }[] }): string[] {
-  return r.notes.map((n) => `${n.at.line}: ${n.message}`);
-}
+const only = (text: string): LvsService => onlyService(read(text));
+const notes = noteLines;
 
 /** One DR service on 192.0.2.1:80 with `body` inside it. */
 function vs(body: string, head = 'virtual_server 192.0.2.1 80'): string {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseLdirectord } from '../../src/import/ldirectord.js';
 import type { LvsImport, LvsService } from '../../src/import/model.js';
 import { formatProblem } from '../../src/runtime/errors.js';
+import { noteLines, onlyService } from './helpers.js';
 
 const FILE = 'ldirectord.cf';
 
@@ -10,16 +11,8 @@ function read(text: string, fwmarkIp?: (mark: number) => string | undefined): Lv
   return parseLdirectord(text, FILE, fwmarkIp === undefined ? {} : { fwmarkIp });
 }
 
-function only(text: string): LvsService {
-  const r = read(text);
-  expect(r.errors.map(formatProblem)).toEqual([]);
-  expect(r.services).toHaveLength(1);
-  return r.services[0] as LvsService;
-}
-
-function notes(r: { notes: readonly { at: { line: number }; message: string }[] }): string[] {
-  return r.notes.map((n) => `${n.at.line}: ${n.message}`);
-}
+const only = (text: string): LvsService => onlyService(read(text));
+const notes = noteLines;
 
 /** A virtual section with indented `lines`. */
 function virtual(head: string, ...lines: string[]): string {
