@@ -679,6 +679,10 @@ function readVirtualServer(c: Context, node: KaNode, vrrpVips: readonly { addres
   if (drafts.length === 0) note(sc, node, `${label} has no real server: pybal will run it with an empty pool`);
   const reduced = reduceServers(drafts, { forwarding, vipPort, fwmark });
   serviceNotes.push(...reduced.notes);
+  const hostNode = (node.children ?? []).find((n) => n.keyword === 'virtualhost');
+  if (hostNode !== undefined && !reduced.checks.some((check) => check.kind === 'http')) {
+    note(sc, hostNode, 'virtualhost is not carried over: only HTTP_GET and SSL_GET checks use it, and this service has none');
+  }
 
   return {
     at: blockRef(node),

@@ -207,6 +207,7 @@ describe('keepalived: virtual servers', () => {
           '  omega',
           '  ha_suspend',
           '  smtp_alert',
+          '  virtualhost www.example.org',
           '  bogus_keyword 1',
           '  real_server 192.0.2.7 80 {',
           '    notify_down /bin/down',
@@ -228,10 +229,11 @@ describe('keepalived: virtual servers', () => {
       '10: omega is not carried over',
       '11: ha_suspend is not carried over',
       '12: smtp_alert is not carried over',
-      '13: bogus_keyword is not a virtual_server keyword pybal import knows; not carried over',
-      '15: notify_down is not carried over',
-      '16: inhibit_on_failure is not carried over',
-      '17: BFD_CHECK is not carried over',
+      '14: bogus_keyword is not a virtual_server keyword pybal import knows; not carried over',
+      '16: notify_down is not carried over',
+      '17: inhibit_on_failure is not carried over',
+      '18: BFD_CHECK is not carried over',
+      '13: virtualhost is not carried over',
     ]);
   });
 
