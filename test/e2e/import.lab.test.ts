@@ -13,11 +13,11 @@
 // weights guide). No BGP: a converted pybal.conf has bgp = no, and the
 // router reaches the VIP by a static route, as VRRP or heartbeat left it.
 //
-// Only timing bound asserted: none. Failures are waited for with deadlines
-// that cover each guide's interval × fall (keepalived's TCP_CHECK: 10 s × 2).
+// No timing bound is asserted: failures are waited for with deadlines that
+// cover each guide's interval × fall (keepalived's TCP_CHECK: 10 s × 2).
 import { chmodSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { convertGuide, GUIDE_REAL_SERVERS, GUIDE_VIP, GUIDES, guideText, type Guide, type Setup } from '../import/guides.js';
 import { execOk, waitFor } from '../lab/exec.js';
@@ -82,7 +82,8 @@ async function importGuide(lab: Lab, guide: Guide, text: string): Promise<string
   return join(out, 'pybal.conf');
 }
 
-async function stopAndClear(lab: Lab, pybal: E2ePybal | undefined): Promise<void> {
+async function stopAndClear(lab: Lab | undefined, pybal: E2ePybal | undefined): Promise<void> {
+  if (lab === undefined) return;
   if (pybal !== undefined && pybal.process.running) expect(await pybal.terminate()).toBe(0);
   // pybal leaves its services in IPVS when it stops; the next guide starts from an empty table.
   await lab.ipvsadm(['-C']);
@@ -148,6 +149,12 @@ describe('e2e: pybal import, the web, firewall-mark and UDP guides', () => {
     for (const source of CLIENT_SOURCES.slice(1)) await lab.execOk('client', ['ip', 'addr', 'add', `${source}/24`, 'dev', 'eth0']);
   }, 120_000);
 
+  // Also after a failed test, so that the next guide starts from a clean director.
+  afterEach(async () => {
+    await stopAndClear(lab, pybal);
+    pybal = undefined;
+  });
+
   afterAll(async () => {
     await lab?.stop();
   });
@@ -170,7 +177,6 @@ describe('e2e: pybal import, the web, firewall-mark and UDP guides', () => {
       expect(new Set(await lab.client.servedBy(lab.vipUrl(4, '/alive.html'), 4))).toEqual(new Set(['rs1', 'rs3']));
       await lab.realServer('rs2').setBehaviour(alive);
       await waitForDestinations(lab, byAddress('tcp', 80), [rs1, rs2, rs3], 'rs2 back', 60_000);
-      await stopAndClear(lab, pybal);
     }, 180_000);
   }
 
@@ -209,7 +215,6 @@ describe('e2e: pybal import, the web, firewall-mark and UDP guides', () => {
       expect(moved).not.toBe(victim);
       await lab.realServer(victim).setBehaviour({ mode: 'ok' });
       await waitForDestinations(lab, byMark(1), all, `${victim} back`, 60_000);
-      await stopAndClear(lab, pybal);
     }, 180_000);
   }
 
@@ -240,7 +245,6 @@ describe('e2e: pybal import, the web, firewall-mark and UDP guides', () => {
       expect(new Set(after)).toEqual(new Set(['rs1', 'rs2']));
       await lab.realServer('rs3').setBehaviour({ mode: 'ok' });
       await waitForDestinations(lab, byAddress('udp', UDP_PORT), [rs1, rs2, rs3], 'rs3 back', 60_000);
-      await stopAndClear(lab, pybal);
     }, 180_000);
   }
 });
@@ -253,6 +257,12 @@ describe('e2e: pybal import, the TCP 22136 guide with weights 1000/500/800', () 
   beforeAll(async () => {
     lab = await startLab({ realServers: 3, forwarding: 'dr', router: 'none', families: [4], realServer: { http: TCP_PORT } });
   }, 120_000);
+
+  // Also after a failed test, so that the next guide starts from a clean director.
+  afterEach(async () => {
+    await stopAndClear(lab, pybal);
+    pybal = undefined;
+  });
 
   afterAll(async () => {
     await lab?.stop();
@@ -280,7 +290,6 @@ describe('e2e: pybal import, the TCP 22136 guide with weights 1000/500/800', () 
       expect(after.every((s) => s === 'rs1' || s === 'rs3')).toBe(true);
       await lab.realServer('rs2').setBehaviour({ mode: 'ok' });
       await waitForDestinations(lab, byAddress('tcp', TCP_PORT), all, 'rs2 back', 60_000);
-      await stopAndClear(lab, pybal);
     }, 180_000);
   }
 });
