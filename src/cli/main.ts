@@ -12,6 +12,9 @@ import { runDaemon } from '../main.js';
 import { readVersion } from '../runtime/version.js';
 import { DEFAULT_SOCKET_PATH } from '../api/server.js';
 import { runCheckConfig } from './check-config.js';
+import { runImport } from './import.js';
+import { DEFAULT_POOL_DIR } from '../import/convert.js';
+import { IMPORT_FORMATS } from '../import/model.js';
 import { runIpvsCommand } from './ipvs.js';
 import { runStatus } from './status.js';
 
@@ -90,6 +93,36 @@ export async function main(argv: readonly string[]): Promise<number> {
           .option('url', { type: 'string', describe: 'the instrumentation API instead, e.g. http://127.0.0.1:9090', requiresArg: true }),
       async (args) => {
         status = await runStatus({ socket: args.socket, url: args.url }, process.stdout, process.stderr);
+      },
+    )
+    .command(
+      'import <file>',
+      'convert a keepalived.conf or an ldirectord.cf into pybal.conf and pool files, with a comment for everything not carried over',
+      (y) =>
+        y
+          .positional('file', { type: 'string', demandOption: true, describe: 'the keepalived.conf or ldirectord.cf to read' })
+          .option('from', { choices: IMPORT_FORMATS, describe: 'the format of FILE (default: told from its contents)' })
+          .option('out', { type: 'string', default: '.', describe: 'the directory to write pybal.conf and pools/ into', requiresArg: true })
+          .option('pool-dir', {
+            type: 'string',
+            default: DEFAULT_POOL_DIR,
+            describe: 'where the pool files will live on the director (each service gets config = file://DIR/NAME)',
+            requiresArg: true,
+          })
+          .option('fwmark-ip', {
+            type: 'string',
+            array: true,
+            default: [] as string[],
+            describe: 'the VIP of firewall-mark services, [MARK=]ADDRESS (repeatable)',
+            requiresArg: true,
+          })
+          .option('force', { type: 'boolean', default: false, describe: 'overwrite existing files' }),
+      async (args) => {
+        status = await runImport(
+          { file: args.file, from: args.from, out: args.out, poolDir: args.poolDir, fwmarkIps: args.fwmarkIp, force: args.force },
+          (line) => process.stdout.write(`${line}\n`),
+          (line) => process.stderr.write(`${line}\n`),
+        );
       },
     )
     .command(
