@@ -15,15 +15,16 @@
 //
 // No timing bound is asserted: failures are waited for with deadlines that
 // cover each guide's interval × fall (keepalived's TCP_CHECK: 10 s × 2).
-import { chmodSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { convertGuide, GUIDE_REAL_SERVERS, GUIDE_VIP, GUIDES, guideText, type Guide, type Setup } from '../import/guides.js';
-import { execOk, waitFor } from '../lab/exec.js';
+import { waitFor } from '../lab/exec.js';
 import type { IpvsServiceEntry } from '../lab/ipvsadm.js';
-import { parseCurlAnswer, startLab, type HttpAnswer, type Lab } from '../lab/lab.js';
-import { GUEST_NO_AVX_ENV, repoRoot, UML_MODULES_DIR } from '../lab/uml.js';
+import { IPTABLES_MODULES, appendMangleRules } from '../lab/iptables.js';
+import { loadGuestModules, parseCurlAnswer, startLab, type HttpAnswer, type Lab } from '../lab/lab.js';
+import { GUEST_NO_AVX_ENV, repoRoot } from '../lab/uml.js';
 import { E2ePybal } from './pybal-lab.js';
 
 const UDP_PORT = 5001;
@@ -123,13 +124,6 @@ function udpCheck(lab: Lab): { command: string; script: string } {
   return { command: ['/usr/bin/env', ...env, process.execPath, script].join(' '), script };
 }
 
-/** nf_tables, which UML does not load by itself (its modules live under UML_MODULES_DIR). */
-async function loadNfTables(lab: Lab): Promise<void> {
-  const root = join(resolve(lab.dir), 'modroot');
-  mkdirSync(join(root, 'lib'), { recursive: true });
-  if (!existsSync(join(root, 'lib', 'modules'))) symlinkSync(UML_MODULES_DIR, join(root, 'lib', 'modules'));
-  await execOk(['modprobe', '-d', root, 'nf_tables']);
-}
 
 describe('e2e: pybal import, the web, firewall-mark and UDP guides', () => {
   let lab: Lab;
@@ -141,10 +135,11 @@ describe('e2e: pybal import, the web, firewall-mark and UDP guides', () => {
     expect(lab.addr.vips[0]?.v4).toBe(GUIDE_VIP);
     expect(lab.addr.realServers.map((r) => r.v4)).toEqual(all);
     // The firewall-mark guide: marks HTTP and HTTPS to the VIP with 1, as its iptables rules do.
-    await loadNfTables(lab);
-    await lab.execOk('director', ['nft', '-f', '-'], {
-      input: `table ip guide {\n  chain prerouting {\n    type filter hook prerouting priority -150; policy accept;\n    ip daddr ${GUIDE_VIP} tcp dport { 80, 443 } meta mark set 1\n  }\n}\n`,
-    });
+    // Legacy iptables: the guest's nf_tables has no ip family (test/lab/iptables.ts).
+    await loadGuestModules([...IPTABLES_MODULES]);
+    await appendMangleRules(lab, 'director', 4, [
+      ['PREROUTING', '-d', GUIDE_VIP, '-p', 'tcp', '-m', 'multiport', '--dports', '80,443', '-j', 'MARK', '--set-mark', '1'],
+    ]);
     // More client addresses, for persistence to keep apart.
     for (const source of CLIENT_SOURCES.slice(1)) await lab.execOk('client', ['ip', 'addr', 'add', `${source}/24`, 'dev', 'eth0']);
   }, 120_000);
