@@ -124,7 +124,7 @@ function addressBytes(text: string): Uint8Array {
   return p.bytes;
 }
 
-/** Writes the path attributes into `w` in ascending type order. */
+/** Writes the path attributes into `w`: MP_REACH_NLRI and MP_UNREACH_NLRI first, then the rest in ascending type order. */
 export function writeAttributes(w: ByteWriter, attrs: PathAttributes, options: CodecOptions): void {
   const needAs4 = !options.fourOctetAs && (attrs.asPath ?? []).some((s) => s.asns.some((asn) => asn > 0xffff));
   const others = [...(attrs.other ?? [])].filter((r) => !(r.type === AttrType.As4Path && needAs4)).sort((a, b) => a.type - b.type);
@@ -144,6 +144,31 @@ export function writeAttributes(w: ByteWriter, attrs: PathAttributes, options: C
     body();
     w.endAttribute(at);
   };
+  // RFC 7606 §5.1: MP_REACH_NLRI and MP_UNREACH_NLRI come first, so that a
+  // receiver that finds a later attribute malformed has already found the
+  // NLRI it must treat as withdrawn. The others follow in ascending type order.
+  const mpAttribute = (type: number, body: () => void): void => {
+    const at = w.beginAttribute(OPTIONAL, type);
+    body();
+    w.endAttribute(at);
+  };
+  const mpReach = attrs.mpReach;
+  if (mpReach !== undefined) {
+    mpAttribute(AttrType.MpReachNlri, () => {
+      const hops = mpReach.nextHops.map(addressBytes);
+      w.u16(mpReach.afi).u8(mpReach.safi).u8(hops.reduce((n, h) => n + h.length, 0));
+      for (const h of hops) w.bytes(h);
+      w.u8(0);
+      for (const p of mpReach.nlri) writePrefix(w, p);
+    });
+  }
+  const mpUnreach = attrs.mpUnreach;
+  if (mpUnreach !== undefined) {
+    mpAttribute(AttrType.MpUnreachNlri, () => {
+      w.u16(mpUnreach.afi).u8(mpUnreach.safi);
+      for (const p of mpUnreach.withdrawn) writePrefix(w, p);
+    });
+  }
   if (attrs.origin !== undefined) attribute(WELL_KNOWN, AttrType.Origin, () => w.u8(attrs.origin as number));
   if (attrs.asPath !== undefined) attribute(WELL_KNOWN, AttrType.AsPath, () => writeAsPath(w, attrs.asPath ?? [], options.fourOctetAs));
   if (attrs.nextHop !== undefined) {
@@ -156,23 +181,6 @@ export function writeAttributes(w: ByteWriter, attrs: PathAttributes, options: C
   if (attrs.communities !== undefined && attrs.communities.length > 0) {
     attribute(OPTIONAL_TRANSITIVE, AttrType.Communities, () => {
       for (const c of attrs.communities ?? []) w.u16(c.asn).u16(c.value);
-    });
-  }
-  const mpReach = attrs.mpReach;
-  if (mpReach !== undefined) {
-    attribute(OPTIONAL, AttrType.MpReachNlri, () => {
-      const hops = mpReach.nextHops.map(addressBytes);
-      w.u16(mpReach.afi).u8(mpReach.safi).u8(hops.reduce((n, h) => n + h.length, 0));
-      for (const h of hops) w.bytes(h);
-      w.u8(0);
-      for (const p of mpReach.nlri) writePrefix(w, p);
-    });
-  }
-  const mpUnreach = attrs.mpUnreach;
-  if (mpUnreach !== undefined) {
-    attribute(OPTIONAL, AttrType.MpUnreachNlri, () => {
-      w.u16(mpUnreach.afi).u8(mpUnreach.safi);
-      for (const p of mpUnreach.withdrawn) writePrefix(w, p);
     });
   }
   // RFC 6793 §4.2.2: a 2-octet session carries the real path in AS4_PATH.

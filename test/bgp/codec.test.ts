@@ -132,12 +132,13 @@ const GOLDEN: Golden[] = [
       nlri: [],
     },
     fourOctetAs: true,
+    // RFC 7606 §5.1: MP_REACH_NLRI first, then the others in type order.
     bytes: hex(`${MARKER} 0054 02 0000 003d
+      80 0e 26 0002 01 10 20010db8ffff00000000000000000011 00   # AFI 2, SAFI 1, next hop, reserved
+         80 20010db8000200000000000000000001                     # 2001:db8:2::1/128
       40 01 01 00
       40 02 06 02 01 0000fc58
-      80 04 04 00000032
-      80 0e 26 0002 01 10 20010db8ffff00000000000000000011 00   # AFI 2, SAFI 1, next hop, reserved
-         80 20010db8000200000000000000000001                     # 2001:db8:2::1/128`),
+      80 04 04 00000032`),
   },
   {
     name: 'UPDATE withdrawing IPv4 in the classic field',
@@ -192,6 +193,43 @@ describe('golden messages', () => {
     );
     const decoded = decodeMessage(bytes, { fourOctetAs: false });
     expect(decoded.type === 'update' && decoded.attributes.other?.[0]?.type).toBe(17);
+  });
+
+  test('MP_REACH_NLRI and MP_UNREACH_NLRI go first, before attributes of lower type, the rest in type order (RFC 7606 §5.1)', () => {
+    const bytes = encodeMessage(
+      {
+        type: 'update',
+        withdrawn: [],
+        attributes: {
+          origin: 0,
+          asPath: [{ type: 2, asns: [64600] }],
+          med: 50,
+          communities: [{ asn: 64600, value: 1 }],
+          // ATOMIC_AGGREGATE (6) and a large community (32) passed through as raw attributes.
+          other: [
+            { flags: 0xc0, type: 32, value: Uint8Array.from(Array.from({ length: 12 }, (_, i) => i)) },
+            { flags: 0x40, type: 6, value: new Uint8Array(0) },
+          ],
+          mpReach: { afi: 2, safi: 1, nextHops: ['2001:db8:ffff::11'], nlri: [v6] },
+          mpUnreach: { afi: 2, safi: 1, withdrawn: [hostPrefix('2001:db8:2::2')] },
+        },
+        nlri: [],
+      },
+      { fourOctetAs: true },
+    );
+    // Walk the path attributes: flags, type, one or two length bytes.
+    const types: number[] = [];
+    const attrLen = bytes.readUInt16BE(19 + 2);
+    for (let at = 19 + 4, end = at + attrLen; at < end; ) {
+      const flags = bytes[at]!;
+      types.push(bytes[at + 1]!);
+      const extended = (flags & 0x10) !== 0;
+      at += 2 + (extended ? 2 : 1) + (extended ? bytes.readUInt16BE(at + 2) : bytes[at + 2]!);
+    }
+    expect(types).toEqual([14, 15, 1, 2, 4, 6, 8, 32]);
+    const decoded = decodeMessage(bytes, { fourOctetAs: true });
+    expect(decoded.type === 'update' && decoded.attributes.mpReach?.nlri).toEqual([v6]);
+    expect(decoded.type === 'update' && decoded.attributes.mpUnreach?.withdrawn).toEqual([hostPrefix('2001:db8:2::2')]);
   });
 
   test('AS paths longer than 255 ASNs continue in another segment', () => {
