@@ -12,6 +12,8 @@
 //   vips[6]  [sh-nofallback]  sh-port = yes; rs1 has weight 1, rs2 0: the control of [sh-fallback]
 //   vips[7]  [mh]             scheduler = mh, scheduler-flags = [ 'mh-port' ]
 //   vips[8]  [mh-plain]       scheduler = mh alone: the control of [mh]
+//   vips[9]  [mh-fallback]    mh-port = yes, mh-fallback = yes; rs2's weight is edited to 0 in its pool file
+//   vips[10] [mh-nofallback]  mh-port = yes; the same edit: the control of [mh-fallback]
 // Every assertion about traffic is one that the kernel's defaults would fail
 // (rr alternates, sh and mh hash the client's address only, persistence
 // without a netmask or engine keys on the client's address).
@@ -63,7 +65,23 @@ describe('e2e: IPVS features from pybal.conf carry client traffic as configured'
   const shNoFallback: E2eService = { name: 'sh-nofallback', vipIndex: 6, scheduler: 'sh', extra: ['sh-port = yes', ...proxyFetchLines()] };
   const mh: E2eService = { name: 'mh', vipIndex: 7, scheduler: 'mh', extra: ["scheduler-flags = [ 'mh-port' ]", ...proxyFetchLines()] };
   const mhPlain: E2eService = { name: 'mh-plain', vipIndex: 8, scheduler: 'mh' };
-  const services = (first: E2eService = fwmark(4)): E2eService[] => [first, fwmark(6), sticky, sip, thresholds, sh, shPlain, shFallback, shNoFallback, mh, mhPlain];
+  const mhFallback: E2eService = { name: 'mh-fallback', vipIndex: 9, scheduler: 'mh', extra: ['mh-port = yes', 'mh-fallback = yes', ...proxyFetchLines()] };
+  const mhNoFallback: E2eService = { name: 'mh-nofallback', vipIndex: 10, scheduler: 'mh', extra: ['mh-port = yes', ...proxyFetchLines()] };
+  const services = (first: E2eService = fwmark(4)): E2eService[] => [
+    first,
+    fwmark(6),
+    sticky,
+    sip,
+    thresholds,
+    sh,
+    shPlain,
+    shFallback,
+    shNoFallback,
+    mh,
+    mhPlain,
+    mhFallback,
+    mhNoFallback,
+  ];
   /**
    * Pools where rs2 has weight 0 (drained) and rs1 weight 1: sh fills its
    * table a server at a time, `weight` buckets each but at least one, so
@@ -74,7 +92,7 @@ describe('e2e: IPVS features from pybal.conf carry client traffic as configured'
   beforeAll(async () => {
     // A kernel of its own loads ip_vs_pe_sip when a service names it; the guest's cannot.
     await loadGuestModules([...IPTABLES_MODULES, 'ip_vs_pe_sip']);
-    lab = await startLab({ realServers: 2, forwarding: 'dr', router: 'none', families: [4, 6], vips: 9, realServer: { http: 80, https: 443, udp: SIP_PORT } });
+    lab = await startLab({ realServers: 2, forwarding: 'dr', router: 'none', families: [4, 6], vips: 11, realServer: { http: 80, https: 443, udp: SIP_PORT } });
     // The director marks the first VIP's web ports for the firewall-mark services.
     for (const family of [4, 6] as const) {
       await appendMangleRules(lab, 'director', family, [
@@ -281,5 +299,27 @@ describe('e2e: IPVS features from pybal.conf carry client traffic as configured'
     expect(distinct(await fromManyPorts(7))).toEqual(['rs1', 'rs2']);
     expect(await rules()).toContain(`-A -t ${vip(8)}:80 -s mh`);
     expect(distinct(await fromManyPorts(8))).toEqual([expect.stringMatching(/^rs[12]$/)]);
+  });
+
+  it('mh-fallback = yes: once rs2\'s weight is edited to 0, connections that hash to it go to rs1; without the flag they find no server', async () => {
+    expect(await rules()).toContain(`-A -t ${vip(9)}:80 -s mh -b mh-fallback,mh-port`);
+    expect(await rules()).toContain(`-A -t ${vip(10)}:80 -s mh -b mh-port`);
+    // Both servers serve both services first.
+    expect(distinct(await fromManyPorts(9))).toEqual(['rs1', 'rs2']);
+    expect(distinct(await fromManyPorts(10))).toEqual(['rs1', 'rs2']);
+    // The operator drains rs2 in the pool files. mh keeps a drained server's
+    // place in its table (the kernel remembers its last weight above 0), so
+    // the connections that hash to it need the fallback to find another.
+    for (const s of [mhFallback, mhNoFallback]) conf.writePool(s.name, conf.realServerEntries({ rs2: { weight: 0 } }));
+    const rs2 = lab.addr.realServers.find((r) => r.name === 'rs2')!.v4!;
+    await waitFor(
+      async () => {
+        const now = await rules();
+        return [9, 10].every((i) => now.includes(`-a -t ${vip(i)}:80 -r ${rs2}:80 -g -w 0`)) ? true : undefined;
+      },
+      { timeoutMs: 20_000, what: 'rs2 at weight 0 in both mh services' },
+    );
+    expect(distinct(await fromManyPorts(9))).toEqual(['rs1']);
+    expect(distinct(await fromManyPorts(10))).toEqual(['', 'rs1']);
   });
 });
