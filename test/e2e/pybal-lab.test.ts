@@ -58,6 +58,20 @@ describe('e2e helpers', () => {
     expect([...pool.pool.keys()]).toEqual(['2001:db8:1::11', '2001:db8:1::12']);
   });
 
+  it('write a pybal.conf for director2 of a two-director lab: its own address as next hop, its own MED', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pybal-e2e-'));
+    dirs.push(dir);
+    const topology = planTopology('t3', { realServers: 2, directors: 2, families: [4], forwarding: 'dr' });
+    const lab = { dir, addr: topology.addr, options: {}, topology } as unknown as Lab;
+    const conf = new E2eConfig(lab, 'pybal-d2');
+    conf.writePool('web', conf.realServerEntries());
+    conf.write([{ name: 'web' }], { director: 'director2', globalExtra: ['bgp-med = 20'] });
+    const loaded = await loadConfig(conf.file);
+    expect(loaded.errors).toEqual([]);
+    expect(loaded.config!.global).toMatchObject({ bgpNexthopIpv4: '198.51.100.3', bgpMed: 20 });
+    expect(() => conf.write([{ name: 'web' }], { director: 'director3' })).toThrow(/no director3/);
+  });
+
   it('write pool files in PyBal legacy format, disabled servers included', () => {
     const lab = fakeLab();
     const conf = new E2eConfig(lab);

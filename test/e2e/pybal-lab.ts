@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { DaemonSnapshot } from '../../src/api/types.js';
 import { waitFor, type LabProcess } from '../lab/exec.js';
 import { startLab, type Lab } from '../lab/lab.js';
-import type { Family } from '../lab/topology.js';
+import type { Family, NamedAddress } from '../lab/topology.js';
 
 export type PoolEntry = { host: string; weight?: number; enabled?: boolean };
 
@@ -87,9 +87,14 @@ export class E2eConfig {
     writeFileSync(this.poolFile(service), entries.map(poolLine).join('\n') + '\n');
   }
 
-  /** Writes pybal.conf (pool files are written separately, with writePool). */
-  write(services: readonly E2eService[], options: { bgp?: boolean; holdTimeSec?: number; globalExtra?: readonly string[] } = {}): string {
-    const { director, router } = this.lab.addr;
+  /**
+   * Writes pybal.conf (pool files are written separately, with writePool).
+   * `director` (default director1) is the director the daemon runs in: its
+   * addresses are the BGP next hops.
+   */
+  write(services: readonly E2eService[], options: { bgp?: boolean; holdTimeSec?: number; globalExtra?: readonly string[]; director?: string } = {}): string {
+    const { router } = this.lab.addr;
+    const director = directorAddress(this.lab, options.director);
     const global = ['[global]', `instrumentation = yes`, `instrumentation_port = ${API_PORT}`, "instrumentation_ips = [ '127.0.0.1' ]"];
     const ipv6 = services.some((s) => s.family === 6);
     if (options.bgp !== false && director.v4 !== undefined && router.v4 !== undefined) {
@@ -120,23 +125,35 @@ export class E2eConfig {
   }
 }
 
-/** The daemon, started in director1 with `--log-file -` and a control socket under lab.runDir. */
+/** The addresses of a lab's director by node name ('director' or undefined: director1). */
+function directorAddress(lab: Lab, node: string | undefined): NamedAddress {
+  const name = node === undefined || node === 'director' ? 'director1' : node;
+  const found = lab.addr.directors.find((d) => d.name === name);
+  if (found === undefined) throw new Error(`e2e: no ${name} in this lab`);
+  return found;
+}
+
+/** The daemon, started in a director (director1 by default) with `--log-file -` and a control socket under lab.runDir. */
 export class E2ePybal {
   readonly process: LabProcess;
   readonly socket: string;
+  /** The lab node it runs in. */
+  readonly director: string;
   readonly #lab: Lab;
 
-  private constructor(lab: Lab, process: LabProcess, socket: string) {
+  private constructor(lab: Lab, process: LabProcess, socket: string, director: string) {
     this.#lab = lab;
     this.process = process;
     this.socket = socket;
+    this.director = director;
   }
 
-  static start(lab: Lab, configFile: string, options: { dryRun?: boolean; name?: string; extraArgs?: readonly string[] } = {}): E2ePybal {
+  static start(lab: Lab, configFile: string, options: { dryRun?: boolean; name?: string; extraArgs?: readonly string[]; director?: string } = {}): E2ePybal {
     const name = options.name ?? 'pybal';
+    const director = options.director ?? 'director';
     const socket = join(lab.runDir, `${name}.sock`);
     const argv = ['node', 'dist/src/cli/main.js', '-c', configFile, '--log-file', '-', '--control-socket', socket, ...(options.dryRun ? ['-n'] : []), ...(options.extraArgs ?? [])];
-    return new E2ePybal(lab, lab.spawn('director', argv, { name }), socket);
+    return new E2ePybal(lab, lab.spawn(director, argv, { name }), socket, director);
   }
 
   log(): string {
@@ -189,9 +206,9 @@ export class E2ePybal {
     return s.ipvs.requests;
   }
 
-  /** GET on the instrumentation API, from inside the director. */
+  /** GET on the instrumentation API, from inside its director. */
   async api(path: string, accept = 'application/json'): Promise<{ status: number; contentType: string; body: string }> {
-    const r = await this.#lab.exec('director', ['curl', '-sS', '-m', '5', '-H', `Accept: ${accept}`, '-w', '\n%{http_code} %{content_type}', `http://127.0.0.1:${API_PORT}${path}`]);
+    const r = await this.#lab.exec(this.director, ['curl', '-sS', '-m', '5', '-H', `Accept: ${accept}`, '-w', '\n%{http_code} %{content_type}', `http://127.0.0.1:${API_PORT}${path}`]);
     if (r.code !== 0) throw new Error(`curl ${path}: exit ${r.code} ${r.stderr.trim()}`);
     const cut = r.stdout.lastIndexOf('\n');
     const [code, ...type] = r.stdout.slice(cut + 1).split(' ');
@@ -209,9 +226,9 @@ export class E2ePybal {
     return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
   }
 
-  /** `pybal status --socket`, the operator's command, run in the director. */
+  /** `pybal status --socket`, the operator's command, run in its director. */
   async statusCommand(): Promise<string> {
-    return (await this.#lab.execOk('director', ['node', 'dist/src/cli/main.js', 'status', '--socket', this.socket])).stdout;
+    return (await this.#lab.execOk(this.director, ['node', 'dist/src/cli/main.js', 'status', '--socket', this.socket])).stdout;
   }
 
   /** SIGTERM and wait; returns the exit code. */
