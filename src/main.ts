@@ -22,6 +22,7 @@ import { createLazyIpvsKernel } from './ipvs/lazy-kernel.js';
 import { IpvsManager } from './ipvs/manager.js';
 import { readPooledAtStart, wasPooledAtStart, type PooledAtStart } from './ipvs/pooled-at-start.js';
 import { interfacesSendingRedirects, natRedirectWarning } from './ipvs/redirects.js';
+import { SyncDaemonKeeper } from './ipvs/sync-daemons.js';
 import { createFpingPinger, createRunLimiter } from './monitors/index.js';
 import { createAdmission } from './monitors/admission.js';
 import { createStartPacer, startWindowMs } from './monitors/start-pacer.js';
@@ -239,6 +240,8 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   } catch (error) {
     ipvsLog.warn(`Could not read the kernel's IPVS table at start (${errorMessage(error)}); every server starts unchecked`);
   }
+  // The connection-sync daemons (ipvs-sync-*), checked again at every resync.
+  const syncDaemons = new SyncDaemonKeeper({ kernel, logger: ipvsLog, dryRun });
   // A service the kernel now has may let its VIP be announced: publish again.
   let onProgrammed = (): void => undefined;
   const ipvs = new IpvsManager({
@@ -248,6 +251,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     dryRun,
     resyncIntervalMs: config.global.ipvsResyncIntervalMs,
     onProgrammed: () => onProgrammed(),
+    onResync: () => void syncDaemons.check(),
   });
 
   // Monitors share one command limiter and one batch pinger.
@@ -318,6 +322,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   await listenApi(config.global);
 
   ipvs.start();
+  void syncDaemons.set(config.global.ipvsSync);
   daemon.start();
   daemon.setRouteTarget(await bgp.apply('start', config.global, config.services));
 
@@ -358,6 +363,10 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     if (plan.ipvsResyncIntervalMs !== undefined) {
       ipvs.setResyncInterval(plan.ipvsResyncIntervalMs);
       configLog.info(`IPVS resync interval is now ${plan.ipvsResyncIntervalMs / 1000} s`);
+    }
+    if (plan.ipvsSync) {
+      if (config.global.ipvsSync === undefined) configLog.info('ipvs-sync-daemon is no longer set: the sync daemons are left as they run');
+      void syncDaemons.set(config.global.ipvsSync);
     }
     const services = daemon.reload(config, plan);
     daemon.setRouteTarget(await bgp.apply(plan.bgp, config.global, config.services));
@@ -411,6 +420,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   await bgp.shutdown('pybal is shutting down');
   await daemon.stop();
   await ipvs.stop();
+  await syncDaemons.stop();
   stallWatch.stop();
   kernel.close();
   await pinger.stop();

@@ -30,6 +30,8 @@
  *   attributes are sent as UPDATEs on the sessions that stay up;
  * - instrumentation keys: the HTTP API listens again;
  * - ipvs-resync-interval: the manager's period changes;
+ * - ipvs-sync-*: the kernel's sync daemons are set as the new keys say (left
+ *   alone when ipvs-sync-daemon is gone from the file);
  * - runcommand-max-concurrent: the shared command limiter takes the new cap.
  */
 import { announcedFamilies } from './bgp/announcements.js';
@@ -132,6 +134,8 @@ export interface ReloadPlan {
   readonly api: boolean;
   /** The new resync period, when it changed. */
   readonly ipvsResyncIntervalMs: number | undefined;
+  /** An ipvs-sync-* key changed: the sync daemons are set again. */
+  readonly ipvsSync: boolean;
   /** The new cap on concurrent RunCommand checks, when it changed. */
   readonly runcommandMaxConcurrent: number | undefined;
   /** Changed keys that take effect only when the BGP speaker next starts. */
@@ -211,6 +215,7 @@ export function planReload(running: Config, next: Config): ReloadPlan {
     ...planBgp(running, next, globalKeys, services),
     api: globalKeys.some((k) => API_KEYS.has(k)),
     ipvsResyncIntervalMs: globalKeys.includes('ipvs-resync-interval') ? next.global.ipvsResyncIntervalMs : undefined,
+    ipvsSync: globalKeys.some((k) => k.startsWith('ipvs-sync-')),
     runcommandMaxConcurrent: globalKeys.includes('runcommand-max-concurrent') ? next.global.runcommandMaxConcurrent : undefined,
     deferred: globalKeys.filter((k) => DEFERRED_KEYS.has(k)),
     atRestart: globalKeys.filter((k) => RESTART_KEYS.has(k)),

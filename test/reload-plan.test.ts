@@ -14,6 +14,8 @@ const web = serviceConfig('web', '192.0.2.11', { monitors: [proxyFetch] });
 const base: Config = { file: 'pybal.conf', global: globalConfig({ bgpPeerAddresses: ['192.0.2.1'] }), services: [web] };
 const withService = (change: Partial<ServiceConfig>): Config => ({ ...base, services: [{ ...web, ...change }] });
 const withGlobal = (change: Partial<GlobalConfig>): Config => ({ ...base, global: { ...base.global, ...change } });
+const SYNC = { mode: 'both', interface: 'eth0', syncId: 1, group: undefined, port: undefined, ttl: undefined } as const;
+const withGlobalSync = (change: Partial<NonNullable<GlobalConfig['ipvsSync']>>): Config => withGlobal({ ipvsSync: { ...SYNC, ...change } });
 
 /** The plan's shape in one line per service, for the table. */
 function summary(plan: ReloadPlan): Record<string, unknown> {
@@ -26,13 +28,14 @@ function summary(plan: ReloadPlan): Record<string, unknown> {
     api: plan.api,
     resync: plan.ipvsResyncIntervalMs,
     runcommand: plan.runcommandMaxConcurrent,
+    sync: plan.ipvsSync,
     deferred: plan.deferred,
     atRestart: plan.atRestart,
   };
 }
 
 describe('planReload', () => {
-  const keep = { bgp: 'keep', api: false, resync: undefined, runcommand: undefined, deferred: [], atRestart: [] };
+  const keep = { bgp: 'keep', api: false, resync: undefined, runcommand: undefined, sync: false, deferred: [], atRestart: [] };
   const cases: [string, Config, Record<string, unknown>][] = [
     ['nothing changed', base, { services: ['web keep'], ...keep }],
     ['the section moved in the file', withService({ source: { file: 'pybal.conf', line: 99 } }), { services: ['web keep'], ...keep }],
@@ -62,6 +65,7 @@ describe('planReload', () => {
       withService({ ip: '2001:db8::11', family: 6 }),
       { services: ['web replace [ip] ipvs,announce'], ...keep, bgp: 'restart' },
     ],
+    ['the sync daemons appear', withGlobal({ ipvsSync: SYNC }), { services: ['web keep'], ...keep, sync: true }],
     ['ipvs-resync-interval alone', withGlobal({ ipvsResyncIntervalMs: 5000 }), { services: ['web keep'], ...keep, resync: 5000 }],
     ['the global MED', withGlobal({ bgpMed: 100 }), { services: ['web keep'], ...keep, bgp: 'announce' }],
     ['communities, AS path, next hop', withGlobal({ bgpCommunities: [{ asn: 64600, value: 1 }], bgpAsPath: [64600, 64601], bgpNexthopIpv4: '192.0.2.99' }), { services: ['web keep'], ...keep, bgp: 'announce' }],
@@ -143,5 +147,20 @@ describe('describePlan', () => {
       '[global] changed: ipvs-resync-interval',
     ]);
     expect(describePlan(planReload(base, base))).toEqual(['Configuration reloaded: 0 added, 0 removed, 0 changed, 1 unchanged']);
+  });
+});
+
+describe('planReload: the sync daemons', () => {
+  it('a changed sync key sets the daemons again; the same keys do not; BGP and the services are untouched', () => {
+    const running = withGlobalSync({});
+    for (const change of [{ syncId: 2 }, { ttl: 3 }, { mode: 'master' as const }, { interface: 'eth1' }, { group: '239.0.0.1' }, { port: 8850 }]) {
+      const plan = planReload(running, withGlobalSync(change));
+      expect(plan.ipvsSync, JSON.stringify(change)).toBe(true);
+      expect(plan.bgp).toBe('keep');
+      expect(plan.services.map((x) => x.action)).toEqual(['keep']);
+    }
+    expect(planReload(running, withGlobalSync({})).ipvsSync).toBe(false);
+    // Gone from the file: the plan says so (main.ts leaves the daemons running).
+    expect(planReload(running, base).ipvsSync).toBe(true);
   });
 });

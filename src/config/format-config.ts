@@ -54,6 +54,12 @@ export function formatGlobal(g: GlobalConfig): Values {
     'ipvs-resync-interval': seconds(g.ipvsResyncIntervalMs),
     'dry-run': yesNo(g.dryRun),
     advertised_instrumentation_ips: pyList(g.advertisedInstrumentationIps),
+    'ipvs-sync-daemon': g.ipvsSync?.mode,
+    'ipvs-sync-interface': g.ipvsSync?.interface || undefined,
+    'ipvs-sync-id': g.ipvsSync && g.ipvsSync.mode !== 'none' ? String(g.ipvsSync.syncId) : undefined,
+    'ipvs-sync-group': g.ipvsSync?.group,
+    'ipvs-sync-port': g.ipvsSync?.port?.toString(),
+    'ipvs-sync-ttl': g.ipvsSync?.ttl?.toString(),
   });
 }
 

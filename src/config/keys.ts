@@ -27,6 +27,12 @@ export const GLOBAL_KEYS = [
   'ipvs-resync-interval',
   'dry-run',
   'advertised_instrumentation_ips',
+  'ipvs-sync-daemon',
+  'ipvs-sync-interface',
+  'ipvs-sync-id',
+  'ipvs-sync-group',
+  'ipvs-sync-port',
+  'ipvs-sync-ttl',
 ] as const;
 
 export const SERVICE_KEYS = [

@@ -8,7 +8,7 @@
 import type { Problem } from '../runtime/errors.js';
 import { createFieldReader, type FieldReader, isHttpUrl, MAX_U32, show } from './field-reader.js';
 import { checkLineEndings, pyStrip, readIni, resolveSection, type IniDocument, type IniSection, type ResolvedEntry } from './ini-reader.js';
-import { parseIpv4Octets } from './ip-address.js';
+import { parseIpv4Octets, type IpAddress } from './ip-address.js';
 import {
   CLI_KEYS,
   closest,
@@ -28,6 +28,8 @@ import {
   type Config,
   type ForwardMethod,
   type GlobalConfig,
+  IPVS_SYNC_MODES,
+  type IpvsSyncConfig,
   MONITOR_KINDS,
   type MonitorConfig,
   type MonitorKind,
@@ -127,7 +129,7 @@ function unknownKeyMessage(key: string, scope: KeyScope | 'default'): string {
  */
 function mustNotIgnore(key: string, scope: KeyScope | 'default'): boolean {
   if (scope === 'global' && isKnownKey(key, 'service')) return true;
-  if (scope === 'service' && isKnownKey(key, 'global')) return key.startsWith('bgp');
+  if (scope === 'service' && isKnownKey(key, 'global')) return key.startsWith('bgp') || key.startsWith('ipvs-sync-');
   return couldChangeTraffic(key, scope);
 }
 
@@ -241,7 +243,41 @@ function parseGlobal(c: Collector, section: IniSection, present: boolean): Globa
     ipvsResyncIntervalMs: r.seconds('ipvs-resync-interval', 60, { minSec: 1 }),
     dryRun: r.bool('dry-run', false),
     advertisedInstrumentationIps: r.ipList('advertised_instrumentation_ips', [], false),
+    ipvsSync: parseIpvsSync(r),
   };
+}
+
+const IPVS_SYNC_COMPANIONS = ['ipvs-sync-interface', 'ipvs-sync-id', 'ipvs-sync-group', 'ipvs-sync-port', 'ipvs-sync-ttl'] as const;
+/** An interface name as the kernel takes it (IFNAMSIZ - 1 bytes, no '/', ':' or white space). */
+const IFNAME_RE = /^[^/:\s]{1,15}$/;
+
+/** `ipvs-sync-daemon` and its companions ([global]); undefined when the daemon key is absent. */
+function parseIpvsSync(r: FieldReader): IpvsSyncConfig | undefined {
+  const modeText = r.text('ipvs-sync-daemon');
+  const mode = r.oneOf('ipvs-sync-daemon', IPVS_SYNC_MODES, 'sync daemon mode');
+  const interfaceName = r.text('ipvs-sync-interface');
+  if (interfaceName !== undefined && !IFNAME_RE.test(interfaceName)) {
+    r.error('ipvs-sync-interface', `expected an interface name (1 to 15 characters, no '/', ':' or spaces), got ${show(interfaceName)}`);
+  }
+  const syncId = r.int('ipvs-sync-id', 0, { min: 0, max: 255 });
+  const group = r.ip('ipvs-sync-group');
+  if (group !== undefined && !isMulticast(group)) r.error('ipvs-sync-group', `expected a multicast group (224.0.0.0/4 or ff00::/8), got ${group.address}`);
+  const port = r.optionalInt('ipvs-sync-port', { min: 1, max: 65535 });
+  const ttl = r.optionalInt('ipvs-sync-ttl', { min: 1, max: 255 });
+  if (modeText === undefined || mode === 'none') {
+    const why = modeText === undefined ? 'without ipvs-sync-daemon, pybal starts no sync daemon' : 'ipvs-sync-daemon = none starts no sync daemon';
+    for (const key of IPVS_SYNC_COMPANIONS) if (r.has(key)) r.warn(key, `has no effect: ${why}`);
+    return mode === 'none' ? { mode, interface: '', syncId: 0, group: undefined, port: undefined, ttl: undefined } : undefined;
+  }
+  if (mode === undefined) return undefined;
+  if (interfaceName === undefined) r.missing('ipvs-sync-interface', `required with ipvs-sync-daemon = ${mode}: the interface the sync messages use`);
+  return { mode, interface: interfaceName ?? '', syncId, group: group?.address, port, ttl };
+}
+
+function isMulticast(ip: IpAddress): boolean {
+  if (ip.family === 6) return ip.address.toLowerCase().startsWith('ff');
+  const first = Number(ip.address.split('.')[0]);
+  return first >= 224 && first <= 239;
 }
 
 const ETCD_URL_RE = /^etcd3?:\/\/[^/:@?#\s]+(?::(\d{1,5}))?\/[^?#\s]+$/;

@@ -76,6 +76,32 @@ export interface GlobalConfig {
   readonly dryRun: boolean;
   /** `advertised_instrumentation_ips`: for the tooling around PyBal; checked as a list of addresses, no effect here. */
   readonly advertisedInstrumentationIps: readonly string[];
+  /** New: `ipvs-sync-daemon` and its companions; undefined (the key absent): pybal leaves the kernel's sync daemons alone. */
+  readonly ipvsSync: IpvsSyncConfig | undefined;
+}
+
+/** New: `ipvs-sync-daemon`: which of the kernel's IPVS connection-sync daemons run; `none` stops any. */
+export const IPVS_SYNC_MODES = ['master', 'backup', 'both', 'none'] as const;
+export type IpvsSyncMode = (typeof IPVS_SYNC_MODES)[number];
+
+/**
+ * The kernel's connection-sync daemons, as `ipvsadm --start-daemon` starts
+ * them: a master sends the director's connections to a multicast group, a
+ * backup takes them in, so that the director the routers move to already
+ * knows the established connections.
+ */
+export interface IpvsSyncConfig {
+  readonly mode: IpvsSyncMode;
+  /** `ipvs-sync-interface`: the interface the sync messages leave and arrive on (required unless mode is none). */
+  readonly interface: string;
+  /** `ipvs-sync-id` (0..255, default 0): a master tags its messages, a backup takes only its own id's (0: a backup takes any). */
+  readonly syncId: number;
+  /** `ipvs-sync-group`: the multicast group, IPv4 or IPv6 (default: the kernel's, 224.0.0.81). */
+  readonly group: string | undefined;
+  /** `ipvs-sync-port` (default: the kernel's, 8848). */
+  readonly port: number | undefined;
+  /** `ipvs-sync-ttl`: the master's multicast TTL (default: the kernel's, 1). */
+  readonly ttl: number | undefined;
 }
 
 export type Protocol = 'tcp' | 'udp' | 'sctp';

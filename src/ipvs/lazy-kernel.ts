@@ -5,8 +5,9 @@
  * backoff, never a daemon that cannot start.
  */
 import type { IpvsKernel } from './client.js';
+import type { SyncDaemonKernel } from './sync-daemons.js';
 
-export interface ClosableIpvsKernel extends IpvsKernel {
+export interface ClosableIpvsKernel extends IpvsKernel, SyncDaemonKernel {
   close(): void;
 }
 
@@ -28,6 +29,9 @@ export function createLazyIpvsKernel(open: () => Promise<ClosableIpvsKernel>): C
     listServices: async () => (await get()).listServices(),
     listDests: async (key) => (await get()).listDests(key),
     apply: async (ops) => (await get()).apply(ops),
+    daemons: async () => (await get()).daemons(),
+    startDaemon: async (d) => (await get()).startDaemon(d),
+    stopDaemon: async (state) => (await get()).stopDaemon(state),
     close: () => {
       closed = true;
       void client?.then(

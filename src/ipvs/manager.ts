@@ -60,6 +60,8 @@ export interface IpvsManagerOptions {
    * waits on the kernel (BGP announcing a VIP) listens here.
    */
   readonly onProgrammed?: () => void;
+  /** Called as each periodic resync starts: what else pybal keeps in the kernel checks it too (the sync daemons). */
+  readonly onResync?: () => void;
   /** How a large reconcile is sliced (src/runtime/sliced.ts); the defaults, unless a test says otherwise. */
   readonly slicing?: SliceOptions;
 }
@@ -99,6 +101,7 @@ export class IpvsManager {
   private resyncIntervalMs: number;
   private readonly retryInitialMs: number;
   private readonly retryMaxMs: number;
+  private readonly onResync: (() => void) | undefined;
 
   private desired: Table = new Map();
   /** Each desired entry with the value it was built from, to skip unchanged services cheaply. */
@@ -161,6 +164,7 @@ export class IpvsManager {
     this.retryInitialMs = options.retryInitialMs ?? 1000;
     this.retryMaxMs = options.retryMaxMs ?? 60_000;
     this.onProgrammed = options.onProgrammed;
+    this.onResync = options.onResync;
     this.slicing = options.slicing;
   }
 
@@ -329,6 +333,7 @@ export class IpvsManager {
     this.resyncTimer = this.clock.setTimeout(() => {
       this.armResync();
       this.trigger(true);
+      this.onResync?.();
     }, this.resyncIntervalMs);
   }
 

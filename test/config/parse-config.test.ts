@@ -59,6 +59,7 @@ const GLOBAL_DEFAULTS: GlobalConfig = {
   ipvsResyncIntervalMs: 60_000,
   dryRun: false,
   advertisedInstrumentationIps: [],
+  ipvsSync: undefined,
 };
 
 const IDLE_DEFAULTS: MonitorConfig = {
@@ -293,6 +294,12 @@ runcommand-max-concurrent = 4
 ipvs-resync-interval = 12.5
 dry-run = yes
 advertised_instrumentation_ips = [ '192.0.2.100' ]
+ipvs-sync-daemon = both
+ipvs-sync-interface = eth1
+ipvs-sync-id = 9
+ipvs-sync-group = 239.1.2.3
+ipvs-sync-port = 8850
+ipvs-sync-ttl = 3
 
 [v6]
 protocol = sctp
@@ -412,11 +419,12 @@ udp.fall = 3
       ipvsResyncIntervalMs: 12_500,
       dryRun: true,
       advertisedInstrumentationIps: ['192.0.2.100'],
+      ipvsSync: { mode: 'both', interface: 'eth1', syncId: 9, group: '239.1.2.3', port: 8850, ttl: 3 },
     });
     const [v6, v4udp] = config.services;
     expect(v6).toStrictEqual({
       name: 'v6',
-      source: { file: FILE, line: 24 },
+      source: { file: FILE, line: 30 },
       protocol: 'sctp',
       ip: '2001:db8::11',
       family: 6,
@@ -495,7 +503,7 @@ udp.fall = 3
     });
     expect(v4udp).toStrictEqual({
       name: 'v4udp',
-      source: { file: FILE, line: 96 },
+      source: { file: FILE, line: 102 },
       protocol: 'udp',
       ip: '192.0.2.53',
       family: 4,
@@ -1220,4 +1228,67 @@ describe('parseConfig: forwarding, addressing and the other IPVS features', () =
     expect(r.errors).toEqual(expected);
     expect(r.config).toBeUndefined();
   });
+});
+
+describe('parseConfig: the IPVS connection-sync daemons ([global] ipvs-sync-*)', () => {
+  const global = (...lines: string[]): string => `[global]\n${lines.join('\n')}\n${service()}`;
+
+  it('reads the daemons and their settings; the kernel defaults stay unset', () => {
+    expect(valid(global('ipvs-sync-daemon = both', 'ipvs-sync-interface = eth1')).global.ipvsSync).toEqual({
+      mode: 'both',
+      interface: 'eth1',
+      syncId: 0,
+      group: undefined,
+      port: undefined,
+      ttl: undefined,
+    });
+    const all = global(
+      'ipvs-sync-daemon = master',
+      'ipvs-sync-interface = bond0.100',
+      'ipvs-sync-id = 7',
+      'ipvs-sync-group = FF02::51',
+      'ipvs-sync-port = 8850',
+      'ipvs-sync-ttl = 2',
+    );
+    expect(valid(all).global.ipvsSync).toEqual({ mode: 'master', interface: 'bond0.100', syncId: 7, group: 'ff02::51', port: 8850, ttl: 2 });
+    expect(valid(global('ipvs-sync-daemon = none')).global.ipvsSync).toMatchObject({ mode: 'none' });
+  });
+
+  it('without ipvs-sync-daemon, pybal leaves the daemons alone; its companions alone only warn', () => {
+    expect(valid(service()).global.ipvsSync).toBeUndefined();
+    const r = check(global('ipvs-sync-interface = eth1', 'ipvs-sync-id = 3'));
+    expect(r.errors).toEqual([]);
+    expect(r.config?.global.ipvsSync).toBeUndefined();
+    expect(r.warnings).toEqual([
+      'test.conf:2: ipvs-sync-interface: has no effect: without ipvs-sync-daemon, pybal starts no sync daemon',
+      'test.conf:3: ipvs-sync-id: has no effect: without ipvs-sync-daemon, pybal starts no sync daemon',
+    ]);
+    expect(check(global('ipvs-sync-daemon = none', 'ipvs-sync-interface = eth1')).warnings).toEqual([
+      'test.conf:3: ipvs-sync-interface: has no effect: ipvs-sync-daemon = none starts no sync daemon',
+    ]);
+  });
+
+  const cases: [string, string[], string[]][] = [
+    ['no interface', ['ipvs-sync-daemon = backup'], ['test.conf:1: ipvs-sync-interface: required with ipvs-sync-daemon = backup: the interface the sync messages use (in [global])']],
+    ['an unknown mode', ['ipvs-sync-daemon = primary', 'ipvs-sync-interface = eth1'], ["test.conf:2: ipvs-sync-daemon: unknown sync daemon mode 'primary'; expected one of master, backup, both, none"]],
+    ['a mode in capitals', ['ipvs-sync-daemon = Master', 'ipvs-sync-interface = eth1'], ["test.conf:2: ipvs-sync-daemon: unknown sync daemon mode 'Master'; expected one of master, backup, both, none (write it in lower case: master)"]],
+    ['an interface name too long', ['ipvs-sync-daemon = both', 'ipvs-sync-interface = enp0s31f6.10000v'], ["test.conf:3: ipvs-sync-interface: expected an interface name (1 to 15 characters, no '/', ':' or spaces), got 'enp0s31f6.10000v'"]],
+    ['an interface with an alias', ['ipvs-sync-daemon = both', 'ipvs-sync-interface = eth0:1'], ["test.conf:3: ipvs-sync-interface: expected an interface name (1 to 15 characters, no '/', ':' or spaces), got 'eth0:1'"]],
+    ['a sync id over 255', ['ipvs-sync-daemon = both', 'ipvs-sync-interface = eth1', 'ipvs-sync-id = 256'], ['test.conf:4: ipvs-sync-id: must be between 0 and 255, got 256']],
+    ['a unicast group', ['ipvs-sync-daemon = both', 'ipvs-sync-interface = eth1', 'ipvs-sync-group = 192.0.2.81'], ['test.conf:4: ipvs-sync-group: expected a multicast group (224.0.0.0/4 or ff00::/8), got 192.0.2.81']],
+    ['a group that is no address', ['ipvs-sync-daemon = both', 'ipvs-sync-interface = eth1', 'ipvs-sync-group = lvs-sync'], ["test.conf:4: ipvs-sync-group: expected an IPv4 or IPv6 address, got 'lvs-sync'"]],
+    ['port 0', ['ipvs-sync-daemon = both', 'ipvs-sync-interface = eth1', 'ipvs-sync-port = 0'], ['test.conf:4: ipvs-sync-port: must be between 1 and 65535, got 0']],
+    ['TTL 0', ['ipvs-sync-daemon = master', 'ipvs-sync-interface = eth1', 'ipvs-sync-ttl = 0'], ['test.conf:4: ipvs-sync-ttl: must be between 1 and 255, got 0']],
+    ['a sync key in a service', [], [
+        'test.conf:8: ipvs-sync-daemon: a [global] key, which does nothing in a service section: pybal cannot honour it, and ignoring it could change how traffic is forwarded, addressed, pooled or announced; set it in [global]',
+      ]],
+  ];
+  for (const [name, lines, want] of cases) {
+    it(`refuses ${name}, naming file, line and key`, () => {
+      const text = lines.length > 0 ? global(...lines) : service({ 'ipvs-sync-daemon': 'both' });
+      const r = check(text);
+      expect(r.config).toBeUndefined();
+      expect(r.errors).toEqual(want);
+    });
+  }
 });

@@ -24,6 +24,7 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
     ipvsResyncIntervalMs: 60_000,
     dryRun: false,
     advertisedInstrumentationIps: [],
+    ipvsSync: undefined,
     ...overrides,
   };
 }
