@@ -11,7 +11,16 @@
 //      route moves to director2 and the client is served through director2;
 //      started again, director1 takes the route back;
 //   3. SIGKILL on director1's pybal: no withdrawal, but its BGP connection
-//      closes with the process and BIRD moves the route all the same.
+//      closes with the process and BIRD moves the route all the same;
+//   4. connection sync (`ipvs-sync-daemon = both` on eth0, set by SIGHUP):
+//      a keep-alive connection opened through director1 is in director2's
+//      table within seconds, and after director1's pybal stops it carries
+//      another request to the same real server through director2. The
+//      control, `ipvs-sync-daemon = none`: director2 never learns the
+//      connection, so the first packet the client sends on it after the move
+//      is not scheduled (IPVS schedules only a SYN), reaches director2's own
+//      TCP stack (the VIP is on its lo, nothing listens on port 80) and is
+//      answered with a reset: the connection breaks, every time.
 //
 // Which director carried a request is read from the directors' IPVS
 // connection tables (`ipvsadm -Lnc`): every request of this file leaves the
@@ -303,5 +312,135 @@ describe('e2e: failover by MED between two pybal directors', { timeout: 120_000 
 
   it('3. SIGKILL on director1\'s pybal: its BGP connection closes with it, the route moves to director2, which serves the client; restarted, director1 takes it back', async () => {
     await failover('SIGKILL', '3. SIGKILL');
+  });
+  describe('4. connection sync between the directors', () => {
+    const SYNC_BOTH = ['ipvs-sync-daemon = both', 'ipvs-sync-interface = eth0'];
+    /** How long director2 took to show director1's connection in 4a (for the control's wait). */
+    let syncedAfterMs = 0;
+
+    /** `ipvsadm -L --daemon` in a director: { master: 'mcast=eth0, syncid=0, ...', backup: ... }. */
+    async function syncDaemons(d: Director): Promise<Record<string, string>> {
+      const out: Record<string, string> = {};
+      for (const m of (await lab.ipvsadm(['-L', '--daemon'], d)).matchAll(/^(master|backup) sync daemon \((.*)\)$/gm)) out[m[1]!] = m[2]!;
+      return out;
+    }
+
+    /** Rewrites both directors' pybal.conf with `globalExtra` and reloads both (SIGHUP); waits for each to say so. */
+    async function reloadBoth(globalExtra: readonly string[]): Promise<void> {
+      for (const d of DIRECTORS) {
+        writeConf(d, globalExtra);
+        const pybal = pybals[d];
+        const mark = pybal.log().length;
+        pybal.process.signal('SIGHUP');
+        await waitFor(async () => pybal.logSince(mark).find((l) => l.includes('Configuration reloaded')), { timeoutMs: 20_000, what: `${d}'s reload` });
+      }
+    }
+
+    /** Opens a keep-alive connection from the client to the VIP; its real server and source port. */
+    async function hold(tag: string): Promise<{ proc: LabProcess; server: string; port: number }> {
+      const proc = lab.spawn('client', ['node', 'dist/test/ipvs/hold-connection.js', vip, '80'], { name: `hold-${tag}` });
+      const line = await proc.waitForLine(/^(first|closed|error)/, 15_000);
+      const m = /^first 200 (rs\d) (\d+)$/.exec(line);
+      expect(m, line).not.toBeNull();
+      return { proc, server: m![1]!, port: Number(m![2]) };
+    }
+
+    const entryOf = async (d: Director, port: number): Promise<IpvsConnection | undefined> => (await connections(d)).find((c) => c.sourcePort === port);
+    const rsAddress = (name: string): string => `${lab.addr.realServers.find((r) => r.name === name)!.v4!}:80`;
+    const inPackets = async (d: Director): Promise<number> => (await lab.ipvsStats(d)).find((s) => s.service === `TCP  ${vip}:80`)?.inPackets ?? 0;
+
+    it('4a. ipvs-sync-daemon = both: director1\'s connection is synced to director2 and survives the move to director2, on the same real server', async () => {
+      await reloadBoth(SYNC_BOTH);
+      for (const d of DIRECTORS) {
+        const daemons = await waitFor(async () => {
+          const have = await syncDaemons(d);
+          if (have.master !== undefined && have.backup !== undefined) return have;
+          throw new Error(`${d} runs ${JSON.stringify(have)}`);
+        }, { timeoutMs: 20_000, what: `a master and a backup sync daemon in ${d}` });
+        expect(daemons.master).toMatch(/^mcast=eth0, syncid=0\b/);
+        expect(daemons.backup).toMatch(/^mcast=eth0, syncid=0\b/);
+      }
+      await waitForKernelRoute('director1');
+
+      const held = await hold('sync');
+      const openedAt = Date.now();
+      // Opened through director1, to the real server that answered.
+      expect(await entryOf('director1', held.port)).toMatchObject({ state: 'ESTABLISHED', destination: rsAddress(held.server) });
+      expect(await entryOf('director2', held.port)).toBeUndefined();
+      // director1's master multicasts it; director2's backup takes it in.
+      const synced = await waitFor(async () => entryOf('director2', held.port), { timeoutMs: 15_000, what: "director1's connection in director2's table" });
+      syncedAfterMs = Date.now() - openedAt;
+      expect(synced).toMatchObject({ state: 'ESTABLISHED', destination: rsAddress(held.server) });
+
+      // director1's pybal stops: the route moves to director2.
+      const signalledAt = Date.now();
+      pybals.director1.process.signal('SIGTERM');
+      await waitForKernelRoute('director2');
+      const movedAfterMs = Date.now() - signalledAt;
+      expect(await pybals.director1.process.exited).toEqual({ code: 0, signal: null });
+      // The kernel sums packet counters every 2 s: let director2's settle before the next request.
+      await new Promise((r) => setTimeout(r, 2_500));
+      const d2Before = await inPackets('director2');
+
+      // Another request on the same connection: answered, by the same server, on the same port.
+      held.proc.signal('SIGUSR2');
+      expect(await held.proc.waitForLine(/^(again|closed|error)/, 15_000)).toBe(`again 200 ${held.server} ${held.port}`);
+      // ...and it went through director2, with the synced entry.
+      const d2After = await waitFor(async () => {
+        const n = await inPackets('director2');
+        return n > d2Before ? n : undefined;
+      }, { timeoutMs: 10_000, what: "the request's packets in director2's counters" });
+      expect(await entryOf('director2', held.port)).toMatchObject({ state: 'ESTABLISHED', destination: rsAddress(held.server) });
+      expect(held.proc.output()).not.toMatch(/^(closed|error)/m);
+      await held.proc.stop();
+      console.log(
+        `[failover] 4a. sync: director1's connection (port ${held.port}, ${held.server}) in director2's table ${syncedAfterMs} ms after it opened; ` +
+          `route via director2 ${movedAfterMs} ms after SIGTERM (polled); the held connection answered again from ${held.server} through director2 (${d2After - d2Before} packets in its counters)`,
+      );
+
+      // director1's pybal again (still with sync): the route back, the daemons as configured.
+      startPybal('director1');
+      await waitForKernelRoute('director1', 60_000);
+      await waitForPool('director1');
+      expect(Object.keys(await syncDaemons('director1')).sort()).toEqual(['backup', 'master']);
+    });
+
+    it('4b. control, ipvs-sync-daemon = none: director2 never learns the connection, and after the move it breaks', async () => {
+      await reloadBoth(['ipvs-sync-daemon = none']);
+      for (const d of DIRECTORS) {
+        await waitFor(async () => {
+          const have = await syncDaemons(d);
+          if (Object.keys(have).length === 0) return true;
+          throw new Error(`${d} still runs ${JSON.stringify(have)}`);
+        }, { timeoutMs: 20_000, what: `no sync daemon left in ${d}` });
+      }
+      await waitForKernelRoute('director1');
+
+      const held = await hold('nosync');
+      expect(await entryOf('director1', held.port)).toMatchObject({ state: 'ESTABLISHED', destination: rsAddress(held.server) });
+      // Longer than 4a's sync took, and than the kernel's 2 s flush of a master's buffer: still not in director2's table.
+      const waitMs = Math.max(4_000, 2 * syncedAfterMs);
+      await new Promise((r) => setTimeout(r, waitMs));
+      expect(await entryOf('director2', held.port)).toBeUndefined();
+
+      const signalledAt = Date.now();
+      pybals.director1.process.signal('SIGTERM');
+      await waitForKernelRoute('director2');
+      const movedAfterMs = Date.now() - signalledAt;
+      expect(await pybals.director1.process.exited).toEqual({ code: 0, signal: null });
+
+      held.proc.signal('SIGUSR2');
+      const outcome = await held.proc.waitForLine(/^(again|closed|error)/, 15_000);
+      expect(outcome).toMatch(/^(error|closed)/);
+      await held.proc.waitForLine(/^closed$/, 10_000);
+      expect(held.proc.output()).not.toMatch(/^again /m);
+      // director2 made no entry of it: its IPVS did not take the packet.
+      expect(await entryOf('director2', held.port)).toBeUndefined();
+      await held.proc.stop();
+      console.log(
+        `[failover] 4b. no sync: director2 had no entry for port ${held.port} ${waitMs} ms after it opened; route via director2 ${movedAfterMs} ms after SIGTERM (polled); ` +
+          `the held connection's next request: ${JSON.stringify(outcome)}`,
+      );
+    });
   });
 });
