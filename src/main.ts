@@ -7,7 +7,8 @@ import { networkInterfaces } from 'node:os';
 import { PybalMetrics } from './api/metrics.js';
 import { createApiServer, DEFAULT_SOCKET_PATH, type ApiServer } from './api/server.js';
 import type { BgpStatusValue, DaemonSnapshot } from './api/types.js';
-import { formatPrefix } from './bgp/address.js';
+import { familyOf, formatPrefix, normalizeAddress } from './bgp/address.js';
+import { BfdThread } from './bfd/bfd.js';
 import { speakerOptionsFromConfig } from './bgp/announcements.js';
 import { BgpSpeaker } from './bgp/speaker.js';
 import { loadConfig } from './config/load-config.js';
@@ -121,6 +122,8 @@ class SignalInbox {
  */
 class BgpSide {
   private speaker: BgpSpeaker | undefined;
+  /** BFD with the peers (bgp-bfd), started and stopped with the speaker. */
+  private bfd: BfdThread | undefined;
   private target: RouteTarget | undefined;
   /** Set by the final shutdown: nothing starts after it, even from a reload still running. */
   private closed = false;
@@ -164,6 +167,7 @@ class BgpSide {
       }
       this.speaker = speaker;
       this.target = speaker;
+      if (global.bgpBfd) await this.startBfd(global);
       return speaker;
     } catch (error) {
       this.log.error(`BGP could not start: ${errorMessage(error)}`);
@@ -172,7 +176,12 @@ class BgpSide {
   }
 
   status(global: GlobalConfig): BgpStatusValue {
-    return { enabled: this.speaker !== undefined, localAsn: this.speaker ? global.bgpLocalAsn : undefined, peers: this.speaker?.status() ?? [] };
+    const bfd = new Map((this.bfd?.status() ?? []).map((b) => [b.peer, b]));
+    const peers = (this.speaker?.status() ?? []).map((p) => {
+      const session = bfd.get(normalizeAddress(p.peer) ?? p.peer);
+      return session === undefined ? p : { ...p, bfd: session };
+    });
+    return { enabled: this.speaker !== undefined, localAsn: this.speaker ? global.bgpLocalAsn : undefined, peers };
   }
 
   /** Withdraws everything, says `reason` to the peers, and closes for good. */
@@ -183,9 +192,35 @@ class BgpSide {
 
   private async stopSpeaker(reason: string): Promise<void> {
     const speaker = this.speaker;
+    const bfd = this.bfd;
     this.speaker = undefined;
     this.target = undefined;
+    this.bfd = undefined;
     if (speaker) await speaker.shutdown(reason, BGP_SHUTDOWN_MS);
+    // After the Cease: AdminDown tells the routers the sessions end on purpose.
+    await bfd?.stop();
+  }
+
+  /** BFD with every peer, from our address towards it when pybal.conf binds BGP to one. A failure leaves BGP without BFD. */
+  private async startBfd(global: GlobalConfig): Promise<void> {
+    const peers = global.bgpPeerAddresses.map((address) => ({
+      address,
+      localAddress: global.bgpLocalIps.find((ip) => ip !== '' && familyOf(ip) === familyOf(address)),
+    }));
+    try {
+      this.bfd = await BfdThread.start({
+        clock: this.clock,
+        logger: this.log,
+        peers,
+        intervalMs: global.bgpBfdIntervalMs,
+        detectMult: global.bgpBfdMultiplier,
+      });
+      this.log.info(
+        `BFD runs with ${peers.map((p) => p.address).join(', ')}: every ${global.bgpBfdIntervalMs / 1000} s, down after ${global.bgpBfdMultiplier} missed`,
+      );
+    } catch (error) {
+      this.log.error(`${errorMessage(error)}; BGP runs without BFD (the routers fall back on the hold timer)`);
+    }
   }
 }
 

@@ -76,6 +76,9 @@ export const BGP_SESSION_KEYS: ReadonlySet<string> = new Set<GlobalKey>([
   'bgp-peer-asn',
   'bgp-hold-time',
   'bgp-router-id',
+  'bgp-bfd',
+  'bgp-bfd-interval',
+  'bgp-bfd-multiplier',
 ]);
 /** Global keys that change only the attributes of what is announced. */
 export const BGP_ATTRIBUTE_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['bgp-as-path', 'bgp-med', 'bgp-nexthop-ipv4', 'bgp-nexthop-ipv6', 'bgp-communities']);

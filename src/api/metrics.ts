@@ -68,6 +68,8 @@ export class PybalMetrics {
 
   private readonly bgpEnabled = this.gauge('pybal_bgp_enabled', 'Whether BGP is enabled', []);
   private readonly bgpEstablished = this.gauge('pybal_bgp_session_established', 'BGP session established (0/1)', ['local_asn', 'peer']);
+  // New: the BFD session with each peer, where bgp-bfd runs it.
+  private readonly bgpBfdUp = this.gauge('pybal_bgp_bfd_up', 'BFD session with the BGP peer up (0/1), where bgp-bfd runs one', ['local_asn', 'peer']);
   private readonly bgpStateCount = this.gauge('pybal_bgp_session_state_count', 'BGP sessions per FSM state', [
     'local_asn',
     'state',
@@ -302,12 +304,14 @@ export class PybalMetrics {
   private updateBgp({ bgp }: DaemonSnapshot): void {
     this.bgpEnabled.set(bgp.enabled ? 1 : 0);
     this.bgpEstablished.reset();
+    this.bgpBfdUp.reset();
     this.bgpStateCount.reset();
     this.bgpUpdateErrors.reset();
     this.bgpRouteRefreshesIgnored.reset();
     const localAsn = bgp.localAsn === undefined ? '' : String(bgp.localAsn);
     for (const peer of bgp.peers) {
       this.bgpEstablished.set({ local_asn: localAsn, peer: peer.peer }, peer.state === 'Established' ? 1 : 0);
+      if (peer.bfd !== undefined) this.bgpBfdUp.set({ local_asn: localAsn, peer: peer.peer }, peer.bfd.state === 'Up' ? 1 : 0);
       // The speaker keeps the totals: each counter is set to them (reset above, then one increment).
       this.bgpUpdateErrors.inc({ local_asn: localAsn, peer: peer.peer, action: 'treat-as-withdraw' }, peer.updatesTreatedAsWithdraw);
       this.bgpUpdateErrors.inc({ local_asn: localAsn, peer: peer.peer, action: 'attribute-discard' }, peer.attributesDiscarded);

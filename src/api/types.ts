@@ -2,6 +2,7 @@
  * What the API serves: one plain snapshot of the whole daemon, taken on each
  * request (DESIGN: the API only reads snapshots).
  */
+import type { BfdPeerSummary } from '../bfd/bfd.js';
 import type { PeerStatus } from '../bgp/speaker.js';
 import type { ServiceSnapshot } from '../coordinator/types.js';
 import type { IpvsManagerStats } from '../ipvs/manager.js';
@@ -10,7 +11,7 @@ import type { IpvsManagerStats } from '../ipvs/manager.js';
 export type IpvsStatsValue = IpvsManagerStats;
 
 /** One BGP peer: the speaker's status() value, plus the local address it uses when configured. */
-export type BgpPeerValue = PeerStatus & { readonly localAddress?: string | undefined };
+export type BgpPeerValue = PeerStatus & { readonly localAddress?: string | undefined; readonly bfd?: BfdPeerSummary | undefined };
 
 export interface BgpStatusValue {
   readonly enabled: boolean;

@@ -150,6 +150,11 @@ function formatBgp(bgp: BgpStatusValue, color: boolean): string {
   ]);
   text += formatTable(['PEER', 'STATE', 'ESTABLISHED SINCE', 'PREFIXES SENT', 'LAST ERROR'], rows, '  ', color);
   for (const p of bgp.peers) {
+    if (p.bfd === undefined) continue;
+    const why = p.bfd.state === 'Up' || p.bfd.diagnostic === 'No Diagnostic' ? '' : ` (${p.bfd.diagnostic})`;
+    text += `  ${p.peer} BFD: ${p.bfd.state}${why} since ${new Date(p.bfd.sinceWallMs).toISOString()}\n`;
+  }
+  for (const p of bgp.peers) {
     const survived = [
       [p.updatesTreatedAsWithdraw, 'UPDATE(s) treated as withdraw'],
       [p.attributesDiscarded, 'attribute(s) discarded'],

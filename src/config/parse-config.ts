@@ -236,6 +236,7 @@ function parseGlobal(c: Collector, section: IniSection, present: boolean): Globa
     bgpRouterId: routerId?.address,
     bgpCommunities: r.communities('bgp-communities'),
     bgpConnectRetryMs: r.seconds('bgp-connect-retry', 5),
+    ...parseBfd(r, bgp),
     instrumentation: r.bool('instrumentation', false),
     instrumentationPort: r.int('instrumentation_port', 9090, { min: 1, max: 65535 }),
     instrumentationIps: r.ipList('instrumentation_ips', ['127.0.0.1', '::1'], true),
@@ -245,6 +246,20 @@ function parseGlobal(c: Collector, section: IniSection, present: boolean): Globa
     advertisedInstrumentationIps: r.ipList('advertised_instrumentation_ips', [], false),
     ipvsSync: parseIpvsSync(r),
   };
+}
+
+/** `bgp-bfd` and its timers ([global]). */
+function parseBfd(r: FieldReader, bgp: boolean): Pick<GlobalConfig, 'bgpBfd' | 'bgpBfdIntervalMs' | 'bgpBfdMultiplier'> {
+  const bfd = r.bool('bgp-bfd', false);
+  const intervalMs = r.seconds('bgp-bfd-interval', 0.3, { minSec: 0.01 });
+  if (intervalMs > 60_000) r.error('bgp-bfd-interval', `must be at most 60 seconds, got ${intervalMs / 1000}`);
+  const multiplier = r.int('bgp-bfd-multiplier', 3, { min: 1, max: 255 });
+  if (!bfd) {
+    for (const key of ['bgp-bfd-interval', 'bgp-bfd-multiplier']) if (r.has(key)) r.warn(key, 'has no effect without bgp-bfd = yes');
+  } else if (!bgp) {
+    r.warn('bgp-bfd', 'has no effect without bgp = yes: BFD runs with the BGP peers');
+  }
+  return { bgpBfd: bfd, bgpBfdIntervalMs: intervalMs, bgpBfdMultiplier: multiplier };
 }
 
 const IPVS_SYNC_COMPANIONS = ['ipvs-sync-interface', 'ipvs-sync-id', 'ipvs-sync-group', 'ipvs-sync-port', 'ipvs-sync-ttl'] as const;

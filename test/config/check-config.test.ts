@@ -256,6 +256,9 @@ describe('formatConfig', () => {
       'bgp-hold-time': '180',
       'bgp-communities': '',
       'bgp-connect-retry': '5',
+      'bgp-bfd': 'no',
+      'bgp-bfd-interval': '0.3',
+      'bgp-bfd-multiplier': '3',
       instrumentation: 'no',
       instrumentation_port: '9090',
       instrumentation_ips: "['127.0.0.1', '::1']",
@@ -297,7 +300,7 @@ describe('formatConfig', () => {
       't.conf',
     );
     expect(again.errors).toEqual([]);
-    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 18 } })));
+    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 21 } })));
     expect(again.config?.global).toEqual(r.config.global);
   });
 });

@@ -52,6 +52,9 @@ const GLOBAL_DEFAULTS: GlobalConfig = {
   bgpRouterId: undefined,
   bgpCommunities: [],
   bgpConnectRetryMs: 5000,
+  bgpBfd: false,
+  bgpBfdIntervalMs: 300,
+  bgpBfdMultiplier: 3,
   instrumentation: false,
   instrumentationPort: 9090,
   instrumentationIps: ['127.0.0.1', '::1'],
@@ -287,6 +290,9 @@ bgp-hold-time = 0
 bgp-router-id = 192.0.2.100
 bgp-communities = 64496:100 no-export no-advertise no-export-subconfed
 bgp-connect-retry = 2.5
+bgp-bfd = yes
+bgp-bfd-interval = 0.1
+bgp-bfd-multiplier = 5
 instrumentation = true
 instrumentation_port = 9091
 instrumentation_ips = [ '' ]
@@ -412,6 +418,9 @@ udp.fall = 3
         { asn: 65535, value: 65283 },
       ],
       bgpConnectRetryMs: 2500,
+      bgpBfd: true,
+      bgpBfdIntervalMs: 100,
+      bgpBfdMultiplier: 5,
       instrumentation: true,
       instrumentationPort: 9091,
       instrumentationIps: [''],
@@ -424,7 +433,7 @@ udp.fall = 3
     const [v6, v4udp] = config.services;
     expect(v6).toStrictEqual({
       name: 'v6',
-      source: { file: FILE, line: 30 },
+      source: { file: FILE, line: 33 },
       protocol: 'sctp',
       ip: '2001:db8::11',
       family: 6,
@@ -503,7 +512,7 @@ udp.fall = 3
     });
     expect(v4udp).toStrictEqual({
       name: 'v4udp',
-      source: { file: FILE, line: 102 },
+      source: { file: FILE, line: 105 },
       protocol: 'udp',
       ip: '192.0.2.53',
       family: 4,
@@ -1287,6 +1296,36 @@ describe('parseConfig: the IPVS connection-sync daemons ([global] ipvs-sync-*)',
     it(`refuses ${name}, naming file, line and key`, () => {
       const text = lines.length > 0 ? global(...lines) : service({ 'ipvs-sync-daemon': 'both' });
       const r = check(text);
+      expect(r.config).toBeUndefined();
+      expect(r.errors).toEqual(want);
+    });
+  }
+});
+
+describe('parseConfig: BFD with the BGP peers ([global] bgp-bfd*)', () => {
+  const bgp = ['bgp = yes', 'bgp-local-asn = 64496', 'bgp-peer-address = 192.0.2.254', 'bgp-nexthop-ipv4 = 192.0.2.100'];
+  const global = (...lines: string[]): string => `[global]\n${lines.join('\n')}\n${service()}`;
+
+  it('is off unless asked for; 0.3 s and 3 by default', () => {
+    expect(valid(global(...bgp)).global).toMatchObject({ bgpBfd: false, bgpBfdIntervalMs: 300, bgpBfdMultiplier: 3 });
+    expect(valid(global(...bgp, 'bgp-bfd = yes')).global).toMatchObject({ bgpBfd: true, bgpBfdIntervalMs: 300, bgpBfdMultiplier: 3 });
+    expect(valid(global(...bgp, 'bgp-bfd = yes', 'bgp-bfd-interval = 0.05', 'bgp-bfd-multiplier = 4')).global).toMatchObject({ bgpBfdIntervalMs: 50, bgpBfdMultiplier: 4 });
+  });
+
+  it('warns when its timers are set without it, or it is set without BGP', () => {
+    expect(check(global(...bgp, 'bgp-bfd-interval = 0.1')).warnings).toEqual(['test.conf:6: bgp-bfd-interval: has no effect without bgp-bfd = yes']);
+    expect(check(global('bgp-bfd = yes')).warnings).toEqual(['test.conf:2: bgp-bfd: has no effect without bgp = yes: BFD runs with the BGP peers']);
+  });
+
+  const cases: [string, string[], string[]][] = [
+    ['an interval under 10 ms', ['bgp-bfd = yes', 'bgp-bfd-interval = 0.005'], ['test.conf:7: bgp-bfd-interval: must be at least 0.01 seconds, got 0.005']],
+    ['an interval over a minute', ['bgp-bfd = yes', 'bgp-bfd-interval = 61'], ['test.conf:7: bgp-bfd-interval: must be at most 60 seconds, got 61']],
+    ['a multiplier of 0', ['bgp-bfd = yes', 'bgp-bfd-multiplier = 0'], ['test.conf:7: bgp-bfd-multiplier: must be between 1 and 255, got 0']],
+    ['bfd not a boolean', ['bgp-bfd = fast'], ["test.conf:6: bgp-bfd: expected a boolean (yes/no, true/false, on/off, 1/0), got 'fast'"]],
+  ];
+  for (const [name, lines, want] of cases) {
+    it(`refuses ${name}, naming file, line and key`, () => {
+      const r = check(global(...bgp, ...lines));
       expect(r.config).toBeUndefined();
       expect(r.errors).toEqual(want);
     });

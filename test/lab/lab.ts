@@ -39,6 +39,8 @@ export type LabOptions = TopologyOptions & {
   routerAsn?: number;
   /** The directors' AS (what the router expects). Default 64600. */
   directorAsn?: number;
+  /** BIRD runs BFD with the directors at this pace (bird router only). */
+  routerBfd?: { intervalMs: number; multiplier: number };
   /** Ports the real servers listen on, or false to start none. Default { http: 80 }. */
   realServer?: RealServerPortsOption | false;
 };
@@ -455,6 +457,7 @@ export class Lab {
         routerId: '198.51.100.1',
         neighbors,
         exportToKernel: this.topology.vipRoute === 'bgp',
+        ...(this.options.routerBfd !== undefined ? { bfd: this.options.routerBfd } : {}),
       });
     } else {
       if (this.topology.vipRoute === 'bgp') throw new Error("lab: vipRoute 'bgp' needs router 'bird' (GoBGP has no FIB here)");

@@ -27,6 +27,8 @@ export type BirdConfig = {
   holdTimeSec?: number;
   /** Install received BGP routes into the namespace's kernel table (so traffic follows BGP). */
   exportToKernel?: boolean;
+  /** Run BFD with every neighbor (`bfd on`), at this pace once up. */
+  bfd?: { intervalMs: number; multiplier: number };
 };
 
 export function formatBirdConfig(config: BirdConfig): string {
@@ -43,6 +45,10 @@ export function formatBirdConfig(config: BirdConfig): string {
       'protocol kernel kernel6 { ipv6 { import none; export where source = RTS_BGP; }; merge paths on; }',
     );
   }
+  if (config.bfd !== undefined) {
+    const { intervalMs, multiplier } = config.bfd;
+    out.push('', 'protocol bfd {', `  interface "*" { interval ${intervalMs} ms; idle tx interval 1000 ms; multiplier ${multiplier}; };`, '}');
+  }
   for (const n of config.neighbors) {
     out.push(
       '',
@@ -52,6 +58,7 @@ export function formatBirdConfig(config: BirdConfig): string {
       `  passive ${config.passive === false ? 'off' : 'on'};`,
       '  strict bind on;',
       `  hold time ${config.holdTimeSec ?? 90};`,
+      ...(config.bfd !== undefined ? ['  bfd on;'] : []),
       '  connect retry time 5;',
       // The default (60, 300) locks a peer out for a minute after any error.
       '  error wait time 0, 0;',
@@ -62,6 +69,19 @@ export function formatBirdConfig(config: BirdConfig): string {
     );
   }
   return out.join('\n') + '\n';
+}
+
+export type BirdBfdSession = { address: string; state: string };
+
+/** Parses `birdc show bfd sessions`: a line per session, address, interface, state, ... */
+export function parseBirdBfdSessions(text: string): BirdBfdSession[] {
+  const out: BirdBfdSession[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/^\d{4}[- ]/, '');
+    const m = /^\s*([0-9a-fA-F.:]+)\s+\S+\s+(Up|Down|Init|AdminDown)\b/.exec(line);
+    if (m && m[1]!.length > 1) out.push({ address: m[1]!, state: m[2]! });
+  }
+  return out;
 }
 
 const ORIGIN_NAMES: Record<string, BgpOrigin> = { IGP: 'igp', EGP: 'egp', Incomplete: 'incomplete' };
@@ -196,6 +216,10 @@ export class BirdDaemon extends BgpDaemon {
   async routes(): Promise<BgpRoute[]> {
     const peers = Object.fromEntries(this.#options.neighbors.map((n) => [n.name, n.address]));
     return parseBirdRoutes(await this.#cliText(['show', 'route', 'all']), peers);
+  }
+
+  async bfdSessions(): Promise<BirdBfdSession[]> {
+    return parseBirdBfdSessions(await this.#cliText(['show', 'bfd', 'sessions']));
   }
 
   async peers(): Promise<BgpPeer[]> {

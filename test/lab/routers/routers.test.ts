@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exec } from '../exec.js';
 import { formatCommunity } from './bgp-daemon.js';
-import { formatBirdConfig, parseBirdProtocols, parseBirdRoutes } from './bird.js';
+import { formatBirdConfig, parseBirdBfdSessions, parseBirdProtocols, parseBirdRoutes } from './bird.js';
 import { formatGobgpConfig, parseGobgpNeighbors, parseGobgpRib } from './gobgp.js';
 
 const fixture = (name: string): string => readFileSync(join(import.meta.dirname, '..', 'fixtures', name), 'utf8');
@@ -24,6 +24,29 @@ describe('BIRD helpers', () => {
       { name: 'director1_v6', address: '2001:db8:1::2', asn: 64600, localAddress: '2001:db8:1::1' },
     ],
     exportToKernel: true,
+  });
+
+  it('with BFD: a config bird -p accepts, BFD on in every bgp protocol; and `show bfd sessions` parsed', async () => {
+    const withBfd = formatBirdConfig({
+      asn: 64512,
+      routerId: '198.51.100.1',
+      logPath: join(dir, 'bird.log'),
+      neighbors: [{ name: 'director1_v4', address: '198.51.100.2', asn: 64600, localAddress: '198.51.100.1' }],
+      bfd: { intervalMs: 100, multiplier: 3 },
+    });
+    const path = join(dir, 'bird-bfd.conf');
+    writeFileSync(path, withBfd);
+    const check = await exec(['bird', '-p', '-c', path]);
+    expect(check.stderr).toBe('');
+    expect(check.code).toBe(0);
+    expect(withBfd).toContain('interface "*" { interval 100 ms; idle tx interval 1000 ms; multiplier 3; };');
+    expect(withBfd).toContain('  bfd on;');
+    const text = ['0001 BIRD 2.0.12 ready.', 'bfd1:', 'IP address                Interface  State      Since         Interval  Timeout',
+      '198.51.100.2              eth0       Up         10:50:01.234    0.100    0.300', '2001:db8:1::2             eth0       Down       10:50:01.234    1.000    0.000'].join('\n');
+    expect(parseBirdBfdSessions(text)).toEqual([
+      { address: '198.51.100.2', state: 'Up' },
+      { address: '2001:db8:1::2', state: 'Down' },
+    ]);
   });
 
   it('writes a config that bird -p accepts, with the lab pitfalls handled', async () => {
