@@ -121,11 +121,19 @@ export class Daemon {
       this.global,
       this.serviceConfigs(),
       (s) => this.services.get(s.name)?.coordinator.healthy() ?? false,
-      (s) => {
-        const runtime = this.services.get(s.name);
-        return runtime?.desired !== undefined && runtime.desiredFor === runtime.config && this.deps.ipvs.isProgrammed(runtime.desired.key);
-      },
+      (s) => this.programmed(s),
     );
+  }
+
+  /** Every configured service is in the kernel as configured (graceful restart: the table is ready). */
+  allProgrammed(): boolean {
+    return this.serviceConfigs().every((s) => this.programmed(s));
+  }
+
+  /** The kernel has the service as its current configuration wants it. */
+  private programmed(s: ServiceConfig): boolean {
+    const runtime = this.services.get(s.name);
+    return runtime?.desired !== undefined && runtime.desiredFor === runtime.config && this.deps.ipvs.isProgrammed(runtime.desired.key);
   }
 
   /**

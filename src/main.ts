@@ -12,7 +12,9 @@ import { BfdThread } from './bfd/bfd.js';
 import { speakerOptionsFromConfig } from './bgp/announcements.js';
 import { BgpSpeaker } from './bgp/speaker.js';
 import { loadConfig } from './config/load-config.js';
-import type { Config, GlobalConfig, ServiceConfig } from './config/types.js';
+import type { AddressFamily, Config, GlobalConfig, ServiceConfig } from './config/types.js';
+import { serviceKeyFromConfig } from './ipvs/desired.js';
+import { systemdIsRestartingUs } from './runtime/systemd.js';
 import { Coordinator } from './coordinator/coordinator.js';
 import { createMonitorFactory } from './coordinator/monitor-factory.js';
 import { resolveHost } from './coordinator/resolver.js';
@@ -127,6 +129,8 @@ class BgpSide {
   private target: RouteTarget | undefined;
   /** Set by the final shutdown: nothing starts after it, even from a reload still running. */
   private closed = false;
+  /** Graceful restart: the families the kernel forwards already, and whether every service is programmed. */
+  private table: { forwarding: () => readonly AddressFamily[]; ready: () => boolean } = { forwarding: () => [], ready: () => true };
 
   constructor(
     private readonly clock: Clock,
@@ -159,8 +163,16 @@ class BgpSide {
       return this.target;
     }
     try {
-      const speaker = new BgpSpeaker(speakerOptionsFromConfig(global, services, { clock: this.clock, logger: this.log, hostIpv4Addresses: hostIpv4Addresses() }));
+      const speaker = new BgpSpeaker(
+        speakerOptionsFromConfig(global, services, {
+          clock: this.clock,
+          logger: this.log,
+          hostIpv4Addresses: hostIpv4Addresses(),
+          forwardingFamilies: () => this.table.forwarding(),
+        }),
+      );
       await speaker.start();
+      if (this.table.ready()) speaker.markReady();
       if (this.closed) {
         await speaker.shutdown('pybal is shutting down', BGP_SHUTDOWN_MS);
         return undefined;
@@ -184,9 +196,33 @@ class BgpSide {
     return { enabled: this.speaker !== undefined, localAsn: this.speaker ? global.bgpLocalAsn : undefined, peers };
   }
 
-  /** Withdraws everything, says `reason` to the peers, and closes for good. */
-  async shutdown(reason: string): Promise<void> {
+  /** How graceful restart learns the kernel's state (see FsmConfig.gracefulRestart and BgpSpeaker.markReady). */
+  watchTable(table: { forwarding: () => readonly AddressFamily[]; ready: () => boolean }): void {
+    this.table = table;
+  }
+
+  /** The table may have become ready: End-of-RIB goes, with graceful restart, once it is. */
+  tableChanged(): void {
+    if (this.speaker !== undefined && this.table.ready()) this.speaker.markReady();
+  }
+
+  /**
+   * Closes for good. Normally withdraws everything and says `reason` to the
+   * peers; for a graceful restart (`keepRoutes`) the sessions close without
+   * a word and the routers keep the routes until the next process is back.
+   */
+  async shutdown(reason: string, keepRoutes = false): Promise<void> {
     this.closed = true;
+    if (keepRoutes && this.speaker !== undefined) {
+      const speaker = this.speaker;
+      const bfd = this.bfd;
+      this.speaker = undefined;
+      this.target = undefined;
+      this.bfd = undefined;
+      speaker.abandon();
+      await bfd?.stop();
+      return;
+    }
     await this.stopSpeaker(reason);
   }
 
@@ -270,8 +306,11 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   // servers start from up (a failure needs `fall` of them). Only the first
   // configuration's services use it; a reload forgets it.
   let pooledAtStart: PooledAtStart = new Map();
+  /** The families of the services the kernel had at start (graceful restart: forwarding preserved). */
+  const pooledAtStartFamilies = new Set<AddressFamily>();
   try {
     pooledAtStart = await readPooledAtStart(kernel, config.services);
+    for (const s of config.services) if (pooledAtStart.has(s.name)) pooledAtStartFamilies.add(s.family);
   } catch (error) {
     ipvsLog.warn(`Could not read the kernel's IPVS table at start (${errorMessage(error)}); every server starts unchecked`);
   }
@@ -333,9 +372,23 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     ipvs: { setDesired: (services) => ipvs.setDesired(services), isProgrammed: (key) => dryRun || ipvs.isProgrammed(key) },
     defer: (fn) => clock.setTimeout(fn, 0),
   });
-  onProgrammed = () => daemon.refresh();
+  onProgrammed = () => {
+    daemon.refresh();
+    bgp.tableChanged();
+  };
 
   const bgp = new BgpSide(clock, log.child({ component: 'bgp' }), dryRun);
+  // Graceful restart: the kernel forwards for a family when a service of it
+  // was in IPVS at start or is programmed now; the table is ready when every
+  // configured service is programmed.
+  bgp.watchTable({
+    forwarding: () => {
+      const families = new Set<AddressFamily>();
+      for (const s of config.services) if (pooledAtStartFamilies.has(s.family) || ipvs.isProgrammed(serviceKeyFromConfig(s))) families.add(s.family);
+      return [...families];
+    },
+    ready: () => daemon.allProgrammed(),
+  });
   // Says when something held the event loop long enough to delay checks, BGP or the API.
   const stallWatch = startStallWatch({ logger: log });
   const snapshot = (scope?: SnapshotScope): DaemonSnapshot => ({
@@ -452,7 +505,22 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   const waited = new AbortController();
   await Promise.race([reloading, clock.sleep(RELOAD_WAIT_ON_STOP_MS, waited.signal).catch(() => undefined)]);
   waited.abort();
-  await bgp.shutdown('pybal is shutting down');
+  // BGP graceful restart keeps the routes at the routers only while systemd
+  // restarts pybal; a stop, a shutdown of the host or a plain kill withdraws them.
+  let keepRoutes = false;
+  if (config.global.bgpGracefulRestartSec > 0 && !dryRun) {
+    const probe = await systemdIsRestartingUs();
+    keepRoutes = probe.restarting;
+    if (keepRoutes) {
+      log.info(
+        `Graceful restart (${probe.why}): the BGP sessions close without withdrawing; the routers keep the routes for up to ` +
+          `${config.global.bgpGracefulRestartSec} s while the IPVS table forwards on`,
+      );
+    } else {
+      log.info(`Not a restart (${probe.why}): the routes are withdrawn`);
+    }
+  }
+  await bgp.shutdown('pybal is shutting down', keepRoutes);
   await daemon.stop();
   await ipvs.stop();
   await syncDaemons.stop();

@@ -76,6 +76,7 @@ export const BGP_SESSION_KEYS: ReadonlySet<string> = new Set<GlobalKey>([
   'bgp-peer-asn',
   'bgp-hold-time',
   'bgp-router-id',
+  'bgp-graceful-restart',
   'bgp-bfd',
   'bgp-bfd-interval',
   'bgp-bfd-multiplier',

@@ -106,7 +106,11 @@ export function peersFromConfig(global: GlobalConfig): PeerOptions[] {
 export function speakerOptionsFromConfig(
   global: GlobalConfig,
   services: readonly ServiceConfig[],
-  env: Pick<SpeakerOptions, 'clock' | 'logger'> & { readonly hostIpv4Addresses: readonly string[] },
+  env: Pick<SpeakerOptions, 'clock' | 'logger'> & {
+    readonly hostIpv4Addresses: readonly string[];
+    /** Graceful restart: the families the kernel forwards for already (see FsmConfig). */
+    readonly forwardingFamilies?: () => readonly AddressFamily[];
+  },
 ): SpeakerOptions {
   const localAsn = global.bgpLocalAsn;
   if (localAsn === undefined) throw new Error('bgp-local-asn is required when bgp is on');
@@ -125,5 +129,8 @@ export function speakerOptionsFromConfig(
     listen: { addresses: global.bgpLocalIps, port: global.bgpLocalPort },
     clock: env.clock,
     logger: env.logger,
+    ...(global.bgpGracefulRestartSec > 0
+      ? { gracefulRestart: { restartTimeSec: global.bgpGracefulRestartSec, forwarding: env.forwardingFamilies ?? (() => []) } }
+      : {}),
   };
 }

@@ -31,6 +31,14 @@ export type Capability =
   | { readonly kind: 'multiprotocol'; readonly afi: number; readonly safi: number }
   | { readonly kind: 'routeRefresh' }
   | { readonly kind: 'fourOctetAs'; readonly asn: number }
+  /** RFC 4724 §3: Restart State (R), Notification (N, RFC 8538), Restart Time, and per family the Forwarding State (F). */
+  | {
+      readonly kind: 'gracefulRestart';
+      readonly restartState: boolean;
+      readonly notification: boolean;
+      readonly restartTimeSec: number;
+      readonly families: readonly { readonly afi: number; readonly safi: number; readonly forwarding: boolean }[];
+    }
   | { readonly kind: 'unknown'; readonly code: number; readonly value: Uint8Array };
 
 export interface OpenMessage {
@@ -86,6 +94,11 @@ function encodeCapability(w: ByteWriter, cap: Capability): void {
       break;
     case 'fourOctetAs':
       w.u8(CapabilityCode.FourOctetAs).u8(4).u32(cap.asn);
+      break;
+    case 'gracefulRestart':
+      w.u8(CapabilityCode.GracefulRestart).u8(2 + 4 * cap.families.length);
+      w.u16((cap.restartState ? 0x8000 : 0) | (cap.notification ? 0x4000 : 0) | (cap.restartTimeSec & 0x0fff));
+      for (const f of cap.families) w.u16(f.afi).u8(f.safi).u8(f.forwarding ? 0x80 : 0);
       break;
     case 'unknown':
       w.u8(cap.code).u8(cap.value.length).bytes(cap.value);
@@ -178,6 +191,11 @@ function decodeCapabilities(r: ByteReader, into: Capability[]): void {
       into.push({ kind: 'routeRefresh' });
     } else if (code === CapabilityCode.FourOctetAs && len === 4) {
       into.push({ kind: 'fourOctetAs', asn: b.readUInt32BE(0) });
+    } else if (code === CapabilityCode.GracefulRestart && len >= 2 && (len - 2) % 4 === 0) {
+      const word = b.readUInt16BE(0);
+      const families = [];
+      for (let at = 2; at < len; at += 4) families.push({ afi: b.readUInt16BE(at), safi: b.readUInt8(at + 2), forwarding: (b.readUInt8(at + 3) & 0x80) !== 0 });
+      into.push({ kind: 'gracefulRestart', restartState: (word & 0x8000) !== 0, notification: (word & 0x4000) !== 0, restartTimeSec: word & 0x0fff, families });
     } else if (code === CapabilityCode.Multiprotocol || code === CapabilityCode.FourOctetAs || code === CapabilityCode.RouteRefresh) {
       throw new BgpDecodeError(openUnspecific);
     } else {

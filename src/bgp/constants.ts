@@ -144,6 +144,7 @@ export const OptionalParameterType = { Capabilities: 2 } as const;
 export const CapabilityCode = {
   Multiprotocol: 1,
   RouteRefresh: 2,
+  GracefulRestart: 64,
   FourOctetAs: 65,
 } as const;
 

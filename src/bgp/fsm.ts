@@ -49,6 +49,14 @@ export interface FsmConfig {
   readonly families: readonly AddressFamily[];
   /** First reconnect delay; doubles after each consecutive failure up to 8 times it. */
   readonly connectRetryMs: number;
+  /**
+   * RFC 4724: offer graceful restart, the peer to keep our routes this long
+   * while we restart. `forwarding` says, as each OPEN is sent, for which
+   * families the kernel forwards already (IPVS has our services): only for
+   * those may the peer keep our old routes until our End-of-RIB; a director
+   * that starts with an empty table must not attract traffic it drops.
+   */
+  readonly gracefulRestart?: { readonly restartTimeSec: number; readonly forwarding: () => readonly AddressFamily[] } | undefined;
 }
 
 /** What both OPENs agreed on. */
@@ -61,6 +69,8 @@ export interface Negotiated {
   readonly fourOctetAs: boolean;
   /** Families both sides support and we announce. */
   readonly families: readonly AddressFamily[];
+  /** Both sides offered graceful restart (RFC 4724): the peer keeps our routes across our restarts. */
+  readonly gracefulRestart: boolean;
 }
 
 export interface FsmState {
@@ -77,8 +87,12 @@ export interface FsmState {
 export type FsmEvent =
   /** ManualStart / AutomaticStart (events 1, 3). */
   | { readonly type: 'start' }
-  /** ManualStop (event 2): the NOTIFICATION to send when connected. */
-  | { readonly type: 'stop'; readonly notification: Notification }
+  /**
+   * ManualStop (event 2): the NOTIFICATION to send when connected; none for
+   * a graceful restart (RFC 4724), where a NOTIFICATION would make the peer
+   * drop our routes.
+   */
+  | { readonly type: 'stop'; readonly notification: Notification | undefined }
   | { readonly type: 'timer'; readonly timer: TimerName }
   /** An outgoing connection succeeded or an incoming one was accepted (events 16, 17). */
   | { readonly type: 'tcpConnected' }
@@ -129,6 +143,18 @@ export function localOpen(config: FsmConfig): OpenMessage {
     { kind: 'routeRefresh' },
     { kind: 'fourOctetAs', asn: config.localAsn },
   ];
+  if (config.gracefulRestart !== undefined) {
+    const forwarding = config.gracefulRestart.forwarding();
+    capabilities.push({
+      kind: 'gracefulRestart',
+      // R stays clear: it asks the peer not to wait for our End-of-RIB before
+      // sending us its routes, which pybal does not use.
+      restartState: false,
+      notification: false,
+      restartTimeSec: config.gracefulRestart.restartTimeSec,
+      families: config.families.map((f) => ({ afi: familyAfi(f), safi: Safi.Unicast, forwarding: forwarding.includes(f) })),
+    });
+  }
   return {
     type: 'open',
     version: BGP_VERSION,
@@ -166,6 +192,7 @@ export function negotiate(config: FsmConfig, open: OpenMessage): { ok: true; neg
       keepaliveMs: Math.floor(holdTimeSec / 3) * 1000,
       fourOctetAs: four !== undefined,
       families: config.families.filter((f) => peerFamilies.includes(f)),
+      gracefulRestart: config.gracefulRestart !== undefined && open.capabilities.some((c) => c.kind === 'gracefulRestart'),
     },
   };
 }

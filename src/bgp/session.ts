@@ -188,6 +188,17 @@ export class BgpSession {
     for (const conn of [...this.closing]) conn.socket.destroy();
   }
 
+  /**
+   * Closes the connection at once and sends nothing, not even a NOTIFICATION:
+   * for a graceful restart (RFC 4724 §4), the peer sees the TCP session end
+   * and keeps our routes, marked stale, until we are back.
+   */
+  abandon(): void {
+    this.dropCandidate();
+    this.dispatch({ type: 'stop', notification: undefined });
+    for (const conn of [...this.closing]) conn.socket.destroy();
+  }
+
   whenClosed(): Promise<void> {
     if (!this.current && this.closing.size === 0 && !this.candidate) return Promise.resolve();
     return new Promise((resolve) => this.closedWaiters.push(resolve));

@@ -10,11 +10,13 @@
  *   speaker.setAnnouncements(routes);      // any time: the whole desired set
  *   await speaker.shutdown('maintenance'); // withdraw, Cease 6/2 + message, close
  *   speaker.stop();                        // immediate teardown, no withdrawal
+ *   speaker.markReady();                   // graceful restart: the table is ready, End-of-RIB goes
+ *   speaker.abandon();                     // graceful restart: close without a word, routes kept
  *   speaker.status();                      // per-peer snapshot for the API/metrics
  */
 import net from 'node:net';
 import type { AddressFamily } from '../config/types.js';
-import type { Clock } from '../runtime/clock.js';
+import type { Clock, Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { errorMessage } from '../runtime/errors.js';
 import { normalizeAddress, type Prefix } from './address.js';
@@ -50,6 +52,13 @@ export interface SpeakerOptions {
   readonly listen?: { readonly addresses: readonly string[]; readonly port: number };
   readonly clock: Clock;
   readonly logger: Logger;
+  /**
+   * RFC 4724 graceful restart (see FsmConfig). With it, End-of-RIB waits for
+   * markReady() (the daemon's table is programmed), or half the restart
+   * time at most, so that the peers keep our previous routes until the new
+   * ones are all there.
+   */
+  readonly gracefulRestart?: FsmConfig['gracefulRestart'];
 }
 
 export interface PeerStatus {
@@ -65,6 +74,8 @@ export interface PeerStatus {
   readonly lastUpdateError: string | undefined;
   readonly holdTimeSec: number | undefined;
   readonly fourOctetAs: boolean | undefined;
+  /** Both sides offered graceful restart: this peer keeps our routes while pybal restarts. */
+  readonly gracefulRestart: boolean | undefined;
   /** Who opened the current connection: we (active) or the peer (passive), as PyBal's `side` label. */
   readonly side: 'active' | 'passive' | undefined;
   /** UPDATE bytes waiting for the socket to drain. */
@@ -87,6 +98,8 @@ interface PeerRecord {
   /** What the peer was told, by prefix key. Empty when not Established. */
   readonly sent: Map<string, { readonly prefix: Prefix; readonly attributes: string }>;
   negotiated: Negotiated | undefined;
+  /** End-of-RIB not sent yet on this session (graceful restart: waiting for markReady). */
+  eorPending: boolean;
 }
 
 /** How long shutdown() waits for the peers by default. */
@@ -100,6 +113,9 @@ export class BgpSpeaker {
   private desired = new Map<string, Route>();
   private flushScheduled = false;
   private running = false;
+  /** The daemon's table is ready: End-of-RIB may go. Always, without graceful restart. */
+  private ready: boolean;
+  private readyDeadline: Timer | undefined;
 
   constructor(options: SpeakerOptions) {
     this.options = options;
@@ -111,7 +127,9 @@ export class BgpSpeaker {
       peerAsn: options.peerAsn,
       families: options.families,
       connectRetryMs: options.connectRetryMs,
+      gracefulRestart: options.gracefulRestart,
     };
+    this.ready = options.gracefulRestart === undefined;
     for (const p of options.peers) {
       const address = normalizeAddress(p.address);
       if (!address) throw new Error(`BGP peer address is not an IP address: ${p.address}`);
@@ -119,6 +137,7 @@ export class BgpSpeaker {
       const record: PeerRecord = {
         sent: new Map(),
         negotiated: undefined,
+        eorPending: false,
         session: new BgpSession({
           peer: endpoint,
           fsm,
@@ -129,6 +148,7 @@ export class BgpSpeaker {
             onDown: () => {
               record.sent.clear();
               record.negotiated = undefined;
+              record.eorPending = false;
             },
             onRouteRefresh: (_s, family) => this.onRouteRefresh(record, family),
           },
@@ -165,6 +185,43 @@ export class BgpSpeaker {
       this.servers.push(server);
     }
     for (const record of this.peers.values()) record.session.start();
+    const gr = this.options.gracefulRestart;
+    if (!this.ready && gr !== undefined) {
+      // The peers flush our stale routes at the restart time; say End-of-RIB before that whatever happens.
+      const ms = Math.max(1_000, Math.min(60_000, (gr.restartTimeSec * 1000) / 2));
+      this.readyDeadline = this.options.clock.setTimeout(() => {
+        if (this.ready) return;
+        this.log.warn(`The table is not ready ${ms / 1000} s after start: End-of-RIB goes now, and the routers drop the routes not announced again`);
+        this.markReady();
+      }, ms);
+    }
+  }
+
+  /**
+   * Graceful restart: every service is programmed and what is to be
+   * announced has been set, so End-of-RIB goes to each peer (after the
+   * routes), and the routers drop whatever stale route we did not announce
+   * again. Harmless when called again, or without graceful restart.
+   */
+  markReady(): void {
+    this.readyDeadline?.cancel();
+    this.readyDeadline = undefined;
+    if (this.ready) return;
+    this.ready = true;
+    for (const record of this.peers.values()) this.sendEorIfDue(record);
+  }
+
+  /**
+   * Graceful restart: closes every session at once and sends nothing, not
+   * even a Cease, so that each peer keeps our routes for the restart time
+   * while the kernel forwards on and the next pybal process comes up.
+   */
+  abandon(): void {
+    this.running = false;
+    this.readyDeadline?.cancel();
+    this.closeListeners();
+    for (const record of this.peers.values()) record.session.abandon();
+    this.log.info('BGP sessions closed for a graceful restart: the routers keep the routes until pybal is back');
   }
 
   /** The port the first listener is bound to (useful when it was 0). */
@@ -196,6 +253,7 @@ export class BgpSpeaker {
    */
   async shutdown(reason: string, timeoutMs = DEFAULT_SHUTDOWN_MS): Promise<void> {
     this.running = false;
+    this.readyDeadline?.cancel();
     this.closeListeners();
     this.desired = new Map();
     const closed: Promise<void>[] = [];
@@ -220,6 +278,7 @@ export class BgpSpeaker {
   /** Stops at once: no withdrawals; a Cease goes out best-effort and every socket is destroyed. */
   stop(): void {
     this.running = false;
+    this.readyDeadline?.cancel();
     this.closeListeners();
     for (const record of this.peers.values()) record.session.destroy();
   }
@@ -238,6 +297,7 @@ export class BgpSpeaker {
         lastUpdateError: s.lastUpdateError,
         holdTimeSec: s.holdTimeSec,
         fourOctetAs: s.fourOctetAs,
+        gracefulRestart: record.negotiated?.gracefulRestart,
         side: s.side,
         queuedUpdateBytes: s.queuedUpdateBytes,
         prefixesSent: record.sent.size,
@@ -281,10 +341,19 @@ export class BgpSpeaker {
   private onEstablished(record: PeerRecord, negotiated: Negotiated): void {
     record.negotiated = negotiated;
     record.sent.clear();
+    record.eorPending = true;
     this.sync(record);
-    // RFC 4724: End-of-RIB after the initial announcement, per family.
+    this.sendEorIfDue(record);
+  }
+
+  /** RFC 4724: End-of-RIB after the initial announcement, per family; with graceful restart, once the table is ready. */
+  private sendEorIfDue(record: PeerRecord): void {
+    const negotiated = record.negotiated;
+    if (!this.ready || !record.eorPending || negotiated === undefined) return;
+    // What is desired now goes first: the End-of-RIB closes it.
+    this.sync(record);
     const options = { fourOctetAs: negotiated.fourOctetAs };
-    record.session.sendUpdates(negotiated.families.map((f) => endOfRib(f, options)));
+    if (record.session.sendUpdates(negotiated.families.map((f) => endOfRib(f, options)))) record.eorPending = false;
   }
 
   /** RFC 2918: send every route of the family again (PyBal would reset the session instead). */

@@ -47,6 +47,7 @@ export function formatGlobal(g: GlobalConfig): Values {
     'bgp-router-id': g.bgpRouterId,
     'bgp-communities': communities(g.bgpCommunities),
     'bgp-connect-retry': seconds(g.bgpConnectRetryMs),
+    'bgp-graceful-restart': String(g.bgpGracefulRestartSec),
     'bgp-bfd': yesNo(g.bgpBfd),
     'bgp-bfd-interval': seconds(g.bgpBfdIntervalMs),
     'bgp-bfd-multiplier': String(g.bgpBfdMultiplier),

@@ -20,6 +20,7 @@ export const GLOBAL_KEYS = [
   'bgp-router-id',
   'bgp-communities',
   'bgp-connect-retry',
+  'bgp-graceful-restart',
   'bgp-bfd',
   'bgp-bfd-interval',
   'bgp-bfd-multiplier',

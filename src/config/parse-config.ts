@@ -236,6 +236,7 @@ function parseGlobal(c: Collector, section: IniSection, present: boolean): Globa
     bgpRouterId: routerId?.address,
     bgpCommunities: r.communities('bgp-communities'),
     bgpConnectRetryMs: r.seconds('bgp-connect-retry', 5),
+    bgpGracefulRestartSec: r.int('bgp-graceful-restart', 0, { min: 0, max: 4095 }),
     ...parseBfd(r, bgp),
     instrumentation: r.bool('instrumentation', false),
     instrumentationPort: r.int('instrumentation_port', 9090, { min: 1, max: 65535 }),

@@ -58,6 +58,12 @@ export interface GlobalConfig {
   readonly bgpCommunities: readonly Community[];
   /** New: `bgp-connect-retry` in seconds, the first retry delay; doubles up to 8x (default 5). */
   readonly bgpConnectRetryMs: number;
+  /**
+   * New: `bgp-graceful-restart` in seconds (0, the default: off; at most
+   * 4095): offer BGP graceful restart (RFC 4724), the routers keeping our
+   * routes this long while pybal restarts (`systemctl restart`, a crash).
+   */
+  readonly bgpGracefulRestartSec: number;
   /** New: `bgp-bfd` (default false): run BFD (RFC 5880/5881) with every BGP peer, so a router drops a dead or hung director's routes within a second. */
   readonly bgpBfd: boolean;
   /** New: `bgp-bfd-interval` in seconds (default 0.3): how often BFD packets go and are expected, once a session is up. */

@@ -53,6 +53,7 @@ export function peer(address: string, over: Partial<BgpPeerValue> = {}): BgpPeer
     lastUpdateError: undefined,
     holdTimeSec: 90,
     fourOctetAs: true,
+    gracefulRestart: false,
     side: 'active',
     queuedUpdateBytes: 0,
     prefixesSent: 2,

@@ -307,7 +307,7 @@ describe('every (state, event) pair', () => {
     const established = result.actions.find((a) => a.type === 'established');
     expect(established).toEqual({
       type: 'established',
-      negotiated: { peerAsn: 64512, peerBgpId: '192.0.2.1', holdTimeSec: 30, keepaliveMs: 10_000, fourOctetAs: true, families: [4, 6] },
+      negotiated: { peerAsn: 64512, peerBgpId: '192.0.2.1', holdTimeSec: 30, keepaliveMs: 10_000, fourOctetAs: true, families: [4, 6], gracefulRestart: false },
     });
     expect(result.state.failures).toBe(0);
   });

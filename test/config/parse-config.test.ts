@@ -52,6 +52,7 @@ const GLOBAL_DEFAULTS: GlobalConfig = {
   bgpRouterId: undefined,
   bgpCommunities: [],
   bgpConnectRetryMs: 5000,
+  bgpGracefulRestartSec: 0,
   bgpBfd: false,
   bgpBfdIntervalMs: 300,
   bgpBfdMultiplier: 3,
@@ -290,6 +291,7 @@ bgp-hold-time = 0
 bgp-router-id = 192.0.2.100
 bgp-communities = 64496:100 no-export no-advertise no-export-subconfed
 bgp-connect-retry = 2.5
+bgp-graceful-restart = 90
 bgp-bfd = yes
 bgp-bfd-interval = 0.1
 bgp-bfd-multiplier = 5
@@ -418,6 +420,7 @@ udp.fall = 3
         { asn: 65535, value: 65283 },
       ],
       bgpConnectRetryMs: 2500,
+      bgpGracefulRestartSec: 90,
       bgpBfd: true,
       bgpBfdIntervalMs: 100,
       bgpBfdMultiplier: 5,
@@ -433,7 +436,7 @@ udp.fall = 3
     const [v6, v4udp] = config.services;
     expect(v6).toStrictEqual({
       name: 'v6',
-      source: { file: FILE, line: 33 },
+      source: { file: FILE, line: 34 },
       protocol: 'sctp',
       ip: '2001:db8::11',
       family: 6,
@@ -512,7 +515,7 @@ udp.fall = 3
     });
     expect(v4udp).toStrictEqual({
       name: 'v4udp',
-      source: { file: FILE, line: 105 },
+      source: { file: FILE, line: 106 },
       protocol: 'udp',
       ip: '192.0.2.53',
       family: 4,
@@ -1105,7 +1108,7 @@ describe('parseConfig: an unknown key that could change forwarding, addressing, 
     ['a made-up encapsulation key', service({ 'encap-mode': 'gue' }), [`test.conf:8: encap-mode: unknown key: ${CANNOT}`]],
     ['a weight for every server', service({ 'default-weight': '10' }), [`test.conf:8: default-weight: unknown key: ${CANNOT}`]],
     ['a typo in a global BGP key', `[global]\nbgp-local-sn = 64496\n${service()}`, [`test.conf:2: bgp-local-sn: unknown key: ${CANNOT}; did you mean 'bgp-local-asn'?`]],
-    ['an unknown global BGP key', `[global]\nbgp-graceful-restart = yes\n${service()}`, [`test.conf:2: bgp-graceful-restart: unknown key: ${CANNOT}`]],
+    ['an unknown global BGP key', `[global]\nbgp-graceful-shutdown = yes\n${service()}`, [`test.conf:2: bgp-graceful-shutdown: unknown key: ${CANNOT}; did you mean 'bgp-graceful-restart'?`]],
     [
       'a global BGP key in a service',
       service({ 'bgp-nexthop-ipv4': '192.0.2.9' }),
@@ -1330,4 +1333,16 @@ describe('parseConfig: BFD with the BGP peers ([global] bgp-bfd*)', () => {
       expect(r.errors).toEqual(want);
     });
   }
+});
+
+describe('parseConfig: BGP graceful restart ([global] bgp-graceful-restart)', () => {
+  const global = (...lines: string[]): string => `[global]\n${lines.join('\n')}\n${service()}`;
+  it('is off (0) unless given a restart time in seconds', () => {
+    expect(valid(service()).global.bgpGracefulRestartSec).toBe(0);
+    expect(valid(global('bgp-graceful-restart = 120')).global.bgpGracefulRestartSec).toBe(120);
+  });
+  it('refuses a time the capability cannot carry (12 bits), naming file, line and key', () => {
+    expect(check(global('bgp-graceful-restart = 4096')).errors).toEqual(['test.conf:2: bgp-graceful-restart: must be between 0 and 4095, got 4096']);
+    expect(check(global('bgp-graceful-restart = yes')).errors).toEqual(["test.conf:2: bgp-graceful-restart: expected an integer, got 'yes'"]);
+  });
 });

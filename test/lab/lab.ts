@@ -39,6 +39,8 @@ export type LabOptions = TopologyOptions & {
   routerAsn?: number;
   /** The directors' AS (what the router expects). Default 64600. */
   directorAsn?: number;
+  /** BIRD keeps a restarting director's routes (RFC 4724; bird router only). */
+  routerGracefulRestart?: boolean;
   /** BIRD runs BFD with the directors at this pace (bird router only). */
   routerBfd?: { intervalMs: number; multiplier: number };
   /** Ports the real servers listen on, or false to start none. Default { http: 80 }. */
@@ -458,6 +460,7 @@ export class Lab {
         neighbors,
         exportToKernel: this.topology.vipRoute === 'bgp',
         ...(this.options.routerBfd !== undefined ? { bfd: this.options.routerBfd } : {}),
+        ...(this.options.routerGracefulRestart === true ? { gracefulRestart: true } : {}),
       });
     } else {
       if (this.topology.vipRoute === 'bgp') throw new Error("lab: vipRoute 'bgp' needs router 'bird' (GoBGP has no FIB here)");

@@ -17,6 +17,7 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
     bgpRouterId: undefined,
     bgpCommunities: [],
     bgpConnectRetryMs: 5000,
+    bgpGracefulRestartSec: 0,
     bgpBfd: false,
     bgpBfdIntervalMs: 300,
     bgpBfdMultiplier: 3,

@@ -27,6 +27,8 @@ export type BirdConfig = {
   holdTimeSec?: number;
   /** Install received BGP routes into the namespace's kernel table (so traffic follows BGP). */
   exportToKernel?: boolean;
+  /** `graceful restart on` in every bgp protocol (BIRD then keeps a restarting neighbor's routes, RFC 4724). */
+  gracefulRestart?: boolean;
   /** Run BFD with every neighbor (`bfd on`), at this pace once up. */
   bfd?: { intervalMs: number; multiplier: number };
 };
@@ -59,6 +61,7 @@ export function formatBirdConfig(config: BirdConfig): string {
       '  strict bind on;',
       `  hold time ${config.holdTimeSec ?? 90};`,
       ...(config.bfd !== undefined ? ['  bfd on;'] : []),
+      ...(config.gracefulRestart === true ? ['  graceful restart on;'] : []),
       '  connect retry time 5;',
       // The default (60, 300) locks a peer out for a minute after any error.
       '  error wait time 0, 0;',
