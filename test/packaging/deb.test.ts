@@ -1,0 +1,127 @@
+/**
+ * `npm run package` as an operator gets it: the .deb is built from the build
+ * in dist/, its control fields, files and conffiles are what Debian expects,
+ * the program in it runs from where it is installed (its dependencies and the
+ * netlink binding inside), the man pages render without a warning and
+ * document every key and command pybal knows, and lintian (when installed,
+ * as test/debian-packages.txt asks) finds nothing.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GLOBAL_KEYS, SERVICE_KEYS } from '../../src/config/keys.js';
+import { commandsFromHelp } from '../../packaging/commands.js';
+
+const out = mkdtempSync(join(tmpdir(), 'pybal-deb-test-'));
+const root = join(out, 'root');
+/** The package's path, once built. */
+const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
+let deb = '';
+const sh = (cmd: string, args: readonly string[]): string => execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+const hasCommand = (name: string): boolean => spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
+
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+describe('the Debian package', () => {
+  beforeAll(() => {
+    deb = execFileSync(process.execPath, [resolve('dist/packaging/build-deb.js')], { encoding: 'utf8', env: { ...process.env, PYBAL_DEB_OUT_DIR: out } }).trim();
+    sh('dpkg-deb', ['-x', deb, root]);
+  }, 120_000);
+
+  it('is named and described as Debian expects, depending on a Node.js that runs pybal', () => {
+    const arch = sh('dpkg', ['--print-architecture']).trim();
+    expect(deb).toBe(join(out, `pybal_${version}_${arch}.deb`));
+    const field = (name: string): string => sh('dpkg-deb', ['-f', deb, name]).trim();
+    expect(field('Package')).toBe('pybal');
+    expect(field('Version')).toBe(version);
+    expect(field('Architecture')).toBe(arch);
+    expect(field('Depends')).toMatch(/^nodejs \(>= 20\), libc6 \(>= [\d.]+\), ipvsadm, kmod$/);
+    // Node's own major version here satisfies it.
+    expect(Number(process.versions.node.split('.')[0])).toBeGreaterThanOrEqual(20);
+  });
+
+  it('holds the program, the unit, logrotate, the example, man pages, completion and copyright; /etc files are conffiles', () => {
+    const files = sh('dpkg-deb', ['-c', deb])
+      .split('\n')
+      .map((l) => l.split(/\s+/).at(-1)?.replace(/^\./, ''))
+      .filter((p): p is string => p !== undefined && p !== '');
+    for (const path of [
+      '/usr/sbin/pybal',
+      '/usr/lib/pybal/dist/src/cli/main.js',
+      '/usr/lib/pybal/dist/src/bfd/worker.js',
+      '/usr/lib/pybal/package.json',
+      '/lib/systemd/system/pybal.service',
+      '/etc/logrotate.d/pybal',
+      '/etc/pybal/pybal.conf.example',
+      '/etc/pybal/pools/',
+      '/usr/share/man/man8/pybal.8.gz',
+      '/usr/share/man/man5/pybal.conf.5.gz',
+      '/usr/share/bash-completion/completions/pybal',
+      '/usr/share/doc/pybal/copyright',
+    ]) {
+      expect(files, path).toContain(path);
+    }
+    // No test, benchmark, packaging code or source map, no development dependency.
+    expect(files.filter((f) => /^\/usr\/lib\/pybal\/dist\/(test|bench|packaging)\//.test(f) || f.endsWith('.map'))).toEqual([]);
+    expect(files.filter((f) => /\/node_modules\/(vitest|typescript|@types)\//.test(f))).toEqual([]);
+    const conffiles = sh('sh', ['-c', `dpkg-deb --ctrl-tarfile '${deb}' | tar -xO ./conffiles`]);
+    expect(conffiles.trim().split('\n')).toEqual(['/etc/logrotate.d/pybal', '/etc/pybal/pybal.conf.example']);
+    const unit = readFileSync(join(root, 'lib/systemd/system/pybal.service'), 'utf8');
+    expect(unit).toContain('ExecStart=/usr/sbin/pybal --config /etc/pybal/pybal.conf');
+    expect(unit).toContain('ConditionPathExists=/etc/pybal/pybal.conf');
+    expect(readFileSync(join(root, 'usr/sbin/pybal'), 'utf8')).toContain('exec /usr/bin/node /usr/lib/pybal/dist/src/cli/main.js "$@"');
+  });
+
+  it('runs from where it is installed: --version, check-config of its example, and its netlink binding loads', () => {
+    const main = join(root, 'usr/lib/pybal/dist/src/cli/main.js');
+    expect(sh(process.execPath, [main, '--version']).trim()).toBe(version);
+    const check = spawnSync(process.execPath, [main, 'check-config', '-c', join(root, 'etc/pybal/pybal.conf.example')], { encoding: 'utf8' });
+    expect(check.status, check.stderr).toBe(0);
+    expect(check.stdout).toMatch(/: OK: 6 services/);
+    const load = spawnSync(process.execPath, ['--input-type=module', '-e', "const m = await import('netlink'); if (Object.keys(m).length === 0) process.exit(3)"], {
+      cwd: join(root, 'usr/lib/pybal'),
+      encoding: 'utf8',
+    });
+    expect(load.status, load.stderr).toBe(0);
+  });
+
+  const man = (path: string): string => gunzipSync(readFileSync(join(root, path))).toString('utf8');
+
+  it('has man pages that groff renders without a warning', () => {
+    for (const page of ['usr/share/man/man8/pybal.8.gz', 'usr/share/man/man5/pybal.conf.5.gz']) {
+      const r = spawnSync('groff', ['-ww', '-z', '-man'], { input: man(page), encoding: 'utf8' });
+      expect(r.status, page).toBe(0);
+      expect(r.stderr, page).toBe('');
+    }
+  });
+
+  it('pybal.conf(5) documents every key pybal knows; pybal(8) every command it has', () => {
+    const conf = man('usr/share/man/man5/pybal.conf.5.gz').replaceAll('\\-', '-');
+    for (const key of [...GLOBAL_KEYS, ...SERVICE_KEYS]) expect(conf, key).toMatch(new RegExp(`^\\.B ${key.replace(/[.]/g, '\\.')}$`, 'm'));
+    const help = sh(process.execPath, [resolve('dist/src/cli/main.js'), '--help']);
+    const commands = commandsFromHelp(help).map((c) => c.synopsis);
+    expect(commands).toContain('pybal check-config');
+    const page = man('usr/share/man/man8/pybal.8.gz').replaceAll('\\-', '-');
+    for (const c of commands) expect(page, c).toContain(`.B ${c}`);
+  });
+
+  it('its bash completion parses and offers every command', () => {
+    const path = join(root, 'usr/share/bash-completion/completions/pybal');
+    expect(spawnSync('bash', ['-n', path]).status).toBe(0);
+    const offered = /local commands="([^"]+)"/.exec(readFileSync(path, 'utf8'))?.[1]?.split(' ') ?? [];
+    const help = sh(process.execPath, [resolve('dist/src/cli/main.js'), '--help']);
+    for (const c of commandsFromHelp(help)) expect(offered, c.synopsis).toContain(c.synopsis.split(' ')[1]);
+  });
+
+  it('its maintainer scripts are valid sh', () => {
+    for (const script of ['postinst', 'prerm', 'postrm']) expect(spawnSync('sh', ['-n', resolve('packaging/deb', script)]).status, script).toBe(0);
+  });
+
+  it.runIf(hasCommand('lintian'))('lintian finds no error and no warning', () => {
+    const r = spawnSync('lintian', ['--no-tag-display-limit', deb], { encoding: 'utf8' });
+    expect(r.stdout.split('\n').filter((l) => /^[EW]: /.test(l))).toEqual([]);
+  });
+});
