@@ -106,8 +106,8 @@ export function buildDeb(outDir: string): string {
       `Architecture: ${arch}`,
       `Maintainer: ${MAINTAINER}`,
       `Installed-Size: ${installedKb}`,
-      // libc6: the netlink binding links it.
-      'Depends: nodejs (>= 20), libc6 (>= 2.17), ipvsadm, kmod',
+      // libc6: the netlink binding links it; adduser: the postinst creates the pybal user.
+      'Depends: nodejs (>= 20), libc6 (>= 2.17), adduser, ipvsadm, kmod',
       'Recommends: fping, logrotate',
       'Section: net',
       'Priority: optional',

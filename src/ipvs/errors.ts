@@ -21,7 +21,9 @@ export class IpvsError extends Error {
 
   constructor(errno: number, command: string, object: string, detail?: string) {
     const code = errnoName(errno);
-    super(`${command} ${object}: ${code}${detail ? ` (${detail})` : ''}`);
+    // Every IPVS command is for CAP_NET_ADMIN only: a pybal that runs without it says so.
+    const why = detail ?? (code === 'EPERM' ? 'pybal needs CAP_NET_ADMIN' : undefined);
+    super(`${command} ${object}: ${code}${why ? ` (${why})` : ''}`);
     this.name = 'IpvsError';
     this.errno = errno;
     this.code = code;

@@ -148,11 +148,16 @@ export class E2ePybal {
     this.director = director;
   }
 
-  static start(lab: Lab, configFile: string, options: { dryRun?: boolean; name?: string; extraArgs?: readonly string[]; director?: string } = {}): E2ePybal {
+  /** `runAs`: a command that runs the daemon with fewer privileges (e.g. setpriv ...), put in front of node. */
+  static start(
+    lab: Lab,
+    configFile: string,
+    options: { dryRun?: boolean; name?: string; extraArgs?: readonly string[]; director?: string; runAs?: readonly string[]; socketDir?: string } = {},
+  ): E2ePybal {
     const name = options.name ?? 'pybal';
     const director = options.director ?? 'director';
-    const socket = join(lab.runDir, `${name}.sock`);
-    const argv = ['node', 'dist/src/cli/main.js', '-c', configFile, '--log-file', '-', '--control-socket', socket, ...(options.dryRun ? ['-n'] : []), ...(options.extraArgs ?? [])];
+    const socket = join(options.socketDir ?? lab.runDir, `${name}.sock`);
+    const argv = [...(options.runAs ?? []), 'node', 'dist/src/cli/main.js', '-c', configFile, '--log-file', '-', '--control-socket', socket, ...(options.dryRun ? ['-n'] : []), ...(options.extraArgs ?? [])];
     return new E2ePybal(lab, lab.spawn(director, argv, { name }), socket, director);
   }
 

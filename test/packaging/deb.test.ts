@@ -38,7 +38,7 @@ describe('the Debian package', () => {
     expect(field('Package')).toBe('pybal');
     expect(field('Version')).toBe(version);
     expect(field('Architecture')).toBe(arch);
-    expect(field('Depends')).toMatch(/^nodejs \(>= 20\), libc6 \(>= [\d.]+\), ipvsadm, kmod$/);
+    expect(field('Depends')).toMatch(/^nodejs \(>= 20\), libc6 \(>= [\d.]+\), adduser, ipvsadm, kmod$/);
     // Node's own major version here satisfies it.
     expect(Number(process.versions.node.split('.')[0])).toBeGreaterThanOrEqual(20);
   });
