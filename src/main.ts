@@ -44,6 +44,8 @@ export interface DaemonOptions {
   /** A path, or '-' for standard error. */
   readonly logFile: string;
   readonly logFormat: LogFormat;
+  /** Every line to standard error too (the journal under systemd). */
+  readonly logStderr?: boolean;
   /** The Unix socket `pybal status` reads (default /run/pybal/pybal.sock). */
   readonly controlSocket?: string;
 }
@@ -269,6 +271,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   const logHandle = await createLogger({
     file: options.logFile,
     format: options.logFormat,
+    alsoStderr: options.logStderr ?? false,
     level: options.debug ? 'debug' : 'info',
   });
   const log = logHandle.logger;

@@ -54,6 +54,11 @@ export async function main(argv: readonly string[]): Promise<number> {
             describe: "where to log ('-' for standard error); SIGUSR1 reopens it, SIGHUP reopens it and re-reads the config",
             requiresArg: true,
           })
+          .option('log-stderr', {
+            type: 'boolean',
+            default: false,
+            describe: 'also log every line to standard error (the journal, under systemd; the unit sets it)',
+          })
           .option('log-format', {
             choices: ['text', 'json'] as const,
             default: 'text' as const,
@@ -72,6 +77,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           debug: args.debug,
           logFile: args.logFile,
           logFormat: args.logFormat,
+          logStderr: args.logStderr,
           controlSocket: args.controlSocket,
         });
       },

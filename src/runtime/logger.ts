@@ -8,6 +8,7 @@
  * and the text line shows those bindings as the bracketed "system".
  */
 import { once } from 'node:events';
+import { fstatSync, writeSync } from 'node:fs';
 import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
 import { wallNow } from './clock.js';
 
@@ -20,6 +21,29 @@ export interface LogOptions {
   readonly file: string;
   readonly format: LogFormat;
   readonly level: LogLevel;
+  /**
+   * Every line to standard error too (the journal, under systemd), besides
+   * the file. When standard error is the journal, each line there starts
+   * with its syslog priority (`<3>` for an error), which journald reads.
+   */
+  readonly alsoStderr?: boolean;
+}
+
+const DISCARD: DestinationStream = { write: () => undefined };
+
+/** syslog priorities of pino's levels, as sd-daemon(3) prefixes take them. */
+const SYSLOG_PRIORITY: Record<number, number> = { 10: 7, 20: 7, 30: 6, 40: 4, 50: 3, 60: 2 };
+
+/** Whether standard error is the journal: systemd says so in JOURNAL_STREAM (device:inode of the stream). */
+export function stderrIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
+  const stream = env.JOURNAL_STREAM;
+  if (stream === undefined) return false;
+  try {
+    const s = fstatSync(2);
+    return stream === `${s.dev}:${s.ino}`;
+  } catch {
+    return false;
+  }
 }
 
 export interface LogHandle {
@@ -94,8 +118,8 @@ export function formatRecord(record: Record<string, unknown>): string {
   return `${formatTimestamp(time)} [${system || 'pybal'}] ${level}: ${text}\n`;
 }
 
-/** A pino destination that rewrites each JSON record as a text line. */
-function textStream(out: DestinationStream): DestinationStream {
+/** A pino destination that rewrites each JSON record as a text line, also handed to `copy` when given. */
+function textStream(out: DestinationStream, copy?: (line: string, level: number) => void): DestinationStream {
   return {
     write(chunk: string): void {
       // pino may hand over several records at once.
@@ -108,7 +132,9 @@ function textStream(out: DestinationStream): DestinationStream {
           out.write(line + '\n');
           continue;
         }
-        out.write(formatRecord(record));
+        const text = formatRecord(record);
+        out.write(text);
+        copy?.(text, typeof record.level === 'number' ? record.level : 30);
       }
     },
   };
@@ -137,7 +163,18 @@ export async function createLogger(options: LogOptions): Promise<LogHandle> {
     append: true,
   });
   if (!toStderr) await once(dest, 'ready');
-  const stream = options.format === 'json' ? dest : textStream(dest);
+  const journal = stderrIsJournal();
+  const prefix = (level: number): string => (journal ? `<${SYSLOG_PRIORITY[level] ?? 6}>` : '');
+  // Text lines for the journal carry their priority: written here, line by line, instead of by dest.
+  const toJournal = toStderr && journal;
+  const copyToStderr =
+    (options.alsoStderr === true && !toStderr) || toJournal ? (line: string, level: number) => void writeSync(2, prefix(level) + line) : undefined;
+  const stream =
+    options.format === 'json'
+      ? options.alsoStderr === true && !toStderr
+        ? teeJson(dest, (line) => void writeSync(2, line))
+        : dest
+      : textStream(toJournal ? DISCARD : dest, copyToStderr);
   const logger = pino(pinoOptions(options.level), stream);
   return {
     logger,
@@ -244,3 +281,14 @@ class BoundLogger implements LineLogger {
 export function createSilentLogger(): Logger {
   return pino({ level: 'silent' });
 }
+
+/** JSON records to `out` and, as they are, to `copy`. */
+function teeJson(out: DestinationStream, copy: (line: string) => void): DestinationStream {
+  return {
+    write(chunk: string): void {
+      out.write(chunk);
+      copy(chunk);
+    },
+  };
+}
+
