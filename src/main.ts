@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 import { PybalMetrics } from './api/metrics.js';
-import { createApiServer, DEFAULT_SOCKET_PATH, type ApiServer } from './api/server.js';
+import { createApiServer, DEFAULT_SOCKET_PATH, socketAnswers, type ApiServer } from './api/server.js';
 import type { BgpStatusValue, DaemonSnapshot } from './api/types.js';
 import { familyOf, formatPrefix, normalizeAddress } from './bgp/address.js';
 import { BfdThread } from './bfd/bfd.js';
@@ -279,6 +279,16 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   const clock = createSystemClock();
   const startedAtWallMs = clock.wallNow();
 
+  // One daemon at a time: a second one would fight the first over the IPVS
+  // table and the BGP sessions. The first answers on the control socket.
+  const socketPath = options.controlSocket ?? DEFAULT_SOCKET_PATH;
+  if (await socketAnswers(socketPath)) {
+    log.fatal(`Another pybal is running: it answers on ${socketPath}. Not starting a second one (stop the first, or give this one its own --control-socket)`);
+    inbox.close();
+    await logHandle.close();
+    return 1;
+  }
+
   const loaded = await loadConfig(options.configFile);
   for (const warning of loaded.warnings) configLog.warn(formatProblem(warning));
   if (!loaded.config) {
@@ -409,7 +419,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     if (!global.instrumentation) return true;
     return (await api.listen({ ips: global.instrumentationIps, port: global.instrumentationPort })).length > 0;
   };
-  await api.listenUnix(options.controlSocket ?? DEFAULT_SOCKET_PATH);
+  await api.listenUnix(socketPath);
   await listenApi(config.global);
 
   ipvs.start();

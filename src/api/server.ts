@@ -268,7 +268,8 @@ async function removeStaleSocket(path: string): Promise<void> {
   await unlink(path);
 }
 
-function socketAnswers(path: string): Promise<boolean> {
+/** Whether a process accepts connections on the Unix socket at `path` (a running pybal, for its control socket). */
+export function socketAnswers(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(path);
     socket.once('connect', () => {

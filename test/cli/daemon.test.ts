@@ -2,7 +2,7 @@
  * The daemon as operators run it: the built `pybal` executable with a real
  * config, real pool files edited on disk, and its log file read back.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -68,6 +68,20 @@ describe('pybal daemon (foundation)', () => {
     child = spawn(process.execPath, [PYBAL, '-c', conf, '--log-file', log, '--control-socket', join(dir, 'pybal.sock'), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     return child;
   }
+
+  it('one daemon at a time: a second on the same control socket refuses to start, and the first serves on', async () => {
+    start();
+    await waitForLog(log, /Status API listening on/, 10_000);
+    const secondLog = join(dir, 'second.log');
+    const second = spawnSync(process.execPath, [PYBAL, '-c', conf, '--log-file', secondLog, '--control-socket', join(dir, 'pybal.sock')], { encoding: 'utf8', timeout: 15_000 });
+    expect(second.status).toBe(1);
+    expect(readFileSync(secondLog, 'utf8')).toMatch(
+      new RegExp(`CRITICAL: Another pybal is running: it answers on ${join(dir, 'pybal.sock').replace(/[.]/g, '\\.')}\\. Not starting a second one`),
+    );
+    // The first still answers, and its socket is still there.
+    const status = spawnSync(process.execPath, [PYBAL, 'status', '--socket', join(dir, 'pybal.sock')], { encoding: 'utf8', timeout: 15_000 });
+    expect(status.stdout).toContain('text_80');
+  });
 
   it('follows pool edits within 2 s, survives the file vanishing, reopens its log and stops cleanly', async () => {
     const proc = start();
