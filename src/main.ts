@@ -14,7 +14,7 @@ import { BgpSpeaker } from './bgp/speaker.js';
 import { loadConfig } from './config/load-config.js';
 import type { AddressFamily, Config, GlobalConfig, ServiceConfig } from './config/types.js';
 import { serviceKeyFromConfig } from './ipvs/desired.js';
-import { systemdIsRestartingUs } from './runtime/systemd.js';
+import { notifyReady, systemdIsRestartingUs } from './runtime/systemd.js';
 import { Coordinator } from './coordinator/coordinator.js';
 import { createMonitorFactory } from './coordinator/monitor-factory.js';
 import { resolveHost } from './coordinator/resolver.js';
@@ -426,6 +426,12 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   void syncDaemons.set(config.global.ipvsSync);
   daemon.start();
   daemon.setRouteTarget(await bgp.apply('start', config.global, config.services));
+  // systemd (Type=notify): ready once the configuration is loaded, the API
+  // listens and the kernel's table has been read (adopted, or the failure said).
+  void ipvs.firstReconciled().then(async () => {
+    const status = `${config.services.length} service(s)${dryRun ? ', dry run' : ''}`;
+    if (await notifyReady(status)) log.info(`Ready: told systemd (${status})`);
+  });
 
   // SIGHUP: reopen the log and re-read pybal.conf, as one transaction: a
   // configuration that does not load (one that names no service does not)

@@ -135,6 +135,8 @@ export class IpvsManager {
   private started = false;
   private stopped = false;
   private running: Promise<void> | undefined;
+  /** Settles when the first reconcile after start() has run, whatever its outcome. */
+  private firstReconcile: { promise: Promise<void>; resolve: () => void } | undefined;
   private pending = false;
   private pendingFull = false;
   private retryDelayMs = 0;
@@ -172,8 +174,22 @@ export class IpvsManager {
   start(): void {
     if (this.started) return;
     this.started = true;
+    this.firstReconciled();
     this.armResync();
     this.trigger(true);
+  }
+
+  /**
+   * Resolves once the first reconcile has run (the kernel's table adopted, or
+   * the attempt failed and is being retried): what systemd's readiness waits for.
+   */
+  firstReconciled(): Promise<void> {
+    if (this.firstReconcile === undefined) {
+      let resolve = (): void => undefined;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.firstReconcile = { promise, resolve };
+    }
+    return this.firstReconcile.promise;
   }
 
   /**
@@ -306,6 +322,7 @@ export class IpvsManager {
         break;
       } finally {
         const ms = this.clock.now() - t0;
+        this.firstReconcile?.resolve();
         this.counters.reconciles++;
         this.counters.lastReconcileMs = ms;
         this.counters.totalReconcileMs += ms;

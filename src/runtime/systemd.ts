@@ -41,6 +41,19 @@ const realProbe: SystemdProbe = {
     }),
 };
 
+/**
+ * Tells systemd (Type=notify) that pybal is ready, with a status line, when
+ * it was started so (NOTIFY_SOCKET). Node has no Unix datagram socket, so
+ * systemd-notify sends it, naming pybal's pid (the unit has NotifyAccess=all).
+ * Resolves false when there was nothing to tell or it could not be told.
+ */
+export function notifyReady(status: string, env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
+  if (env.NOTIFY_SOCKET === undefined || env.NOTIFY_SOCKET === '') return Promise.resolve(false);
+  return new Promise((resolve) => {
+    execFile('systemd-notify', ['--ready', `--pid=${process.pid}`, `--status=${status}`], { timeout: 5_000, env }, (error) => resolve(error === null));
+  });
+}
+
 /** True only when systemd is restarting this very service now; false when unsure. */
 export async function systemdIsRestartingUs(probe: SystemdProbe = realProbe): Promise<{ restarting: boolean; why: string }> {
   let unit: string | undefined;
