@@ -10,6 +10,7 @@ import { finish, sliced, turn, type SliceOptions } from '../runtime/sliced.js';
 import { renderRegistry, renderRegistryChunks } from './exposition.js';
 import { counterOf, extraOf, MonitorSeries, MonitorSeriesMetric } from './server-series.js';
 import type { DaemonSnapshot } from './types.js';
+import { readVersion } from '../runtime/version.js';
 
 type Labels = Record<string, string>;
 
@@ -24,7 +25,7 @@ const SCRAPE_SLICE_MS = 10;
 const SERVERS_PER_STEP = 64;
 
 export interface MetricsOptions {
-  /** Node process metrics (CPU, memory, event loop), prefixed `pybal_`. Default true. */
+  /** Node process metrics (CPU, memory, event loop) under their standard names. Default true. */
   readonly processMetrics?: boolean;
 }
 
@@ -112,7 +113,13 @@ export class PybalMetrics {
   private scraping: Promise<readonly string[]> | undefined;
 
   constructor(options: MetricsOptions = {}) {
-    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'pybal_' });
+    // The standard names (process_*, nodejs_*), as PyBal's prometheus_client
+    // gives process_*: the usual dashboards and alerts work unchanged.
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.gauge('pybal_build_info', 'The running pybal: its version and the Node.js that runs it (always 1)', ['version', 'nodejs_version']).set(
+      { version: readVersion(), nodejs_version: process.versions.node },
+      1,
+    );
   }
 
   get contentType(): string {

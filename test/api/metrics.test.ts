@@ -1,6 +1,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { PybalMetrics } from '../../src/api/metrics.js';
+import { readVersion } from '../../src/runtime/version.js';
 import type { CheckResult, MonitorReport } from '../../src/monitors/types.js';
 import { daemon, monitor, peer, server, service } from './fixtures.js';
 
@@ -285,12 +286,15 @@ describe('PybalMetrics', () => {
     expect(parse(await metrics.render()).types.get('pybal_event_loop_stalls_total')).toBe('counter');
   });
 
-  it('adds process metrics with the pybal_ prefix, one registry per instance', async () => {
+  it('adds process metrics under their standard names and pybal_build_info, one registry per instance', async () => {
     const a = new PybalMetrics();
     const b = new PybalMetrics();
     const names = new Set(parse(await a.render()).samples.map((s) => s.name));
-    expect(names.has('pybal_process_cpu_user_seconds_total')).toBe(true);
-    expect(names.has('pybal_nodejs_heap_size_used_bytes')).toBe(true);
+    expect(names.has('process_cpu_user_seconds_total')).toBe(true);
+    expect(names.has('process_resident_memory_bytes')).toBe(true);
+    expect(names.has('nodejs_heap_size_used_bytes')).toBe(true);
+    expect([...names].filter((n) => n.startsWith('pybal_process_') || n.startsWith('pybal_nodejs_'))).toEqual([]);
+    expect(await samples(a, 'pybal_build_info')).toEqual([{ name: 'pybal_build_info', labels: { version: readVersion(), nodejs_version: process.versions.node }, value: 1 }]);
     a.recordReport('s', 'h', report('Ping', true));
     expect(await samples(b, 'pybal_monitor_status')).toEqual([]);
   });
