@@ -12,7 +12,7 @@
  *    over netlink from a separate process); meanwhile a client GETs /pools
  *    every 50 ms and the worst latency is kept (from when each request was
  *    due; one in flight is counted until it answers); then the daemon's own
- *    event-loop lag maximum (pybal_nodejs_eventloop_lag_max_seconds), its CPU
+ *    event-loop lag maximum (nodejs_eventloop_lag_max_seconds), its CPU
  *    and RSS. Then `ipvsadm -R` of the same table.
  * 2. Weight change: pools of BENCH_WEIGHT_SIZES (default 20000,40000), one
  *    server's weight 10 -> 7 -> 10 ... in the pool file (BENCH_WEIGHT_TRIALS,
@@ -199,7 +199,7 @@ async function scrape(): Promise<Scrape> {
     const m = new RegExp(`^${name}(?:\\{\\})? (\\S+)$`, 'm').exec(text);
     return m ? Number(m[1]) : NaN;
   };
-  return { lagMaxS: value('pybal_nodejs_eventloop_lag_max_seconds'), ipvsRequests: value('pybal_ipvs_requests_total') };
+  return { lagMaxS: value('nodejs_eventloop_lag_max_seconds'), ipvsRequests: value('pybal_ipvs_requests_total') };
 }
 
 /** Runs argv with `stdin` on its standard input (a pipe); fails on a non-zero exit or any stderr. */
@@ -578,7 +578,7 @@ async function measure(): Promise<void> {
     printTable();
     say('');
     say('  daemon s: cold rows from spawn (node start, config, pool read, IPVS); "running" rows from the pool file write; first in IPVS: the first destination (one service) or service (many)');
-    say('  lag max: pybal_nodejs_eventloop_lag_max_seconds (prom-client, since the daemon started or since the scrape just before the write); CPU: since spawn, or during the growth');
+    say('  lag max: nodejs_eventloop_lag_max_seconds (prom-client, since the daemon started or since the scrape just before the write); CPU: since spawn, or during the growth');
     const cold100k = rows.find((r) => r.label === 'cold start, 1 service x 100000');
     say(`pool-apply-100k-seconds ${cold100k && Number.isFinite(cold100k.applyMs) ? (cold100k.applyMs / 1000).toFixed(2) : 'n/a'}`);
   } finally {
