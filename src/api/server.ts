@@ -15,8 +15,10 @@ import type { PybalMetrics } from './metrics.js';
 import { renderPoolsPath } from './pools.js';
 import { jsonResponse, methodNotAllowed, notFound, textResponse, wantsJson, type ApiResponse } from './response.js';
 import type { DaemonSnapshot } from './types.js';
+import { DEFAULT_SOCKET_PATH } from '../runtime/defaults.js';
+import { formatHostPort } from '../runtime/ip.js';
 
-export const DEFAULT_SOCKET_PATH = '/run/pybal/pybal.sock';
+export { DEFAULT_SOCKET_PATH, formatHostPort };
 
 export interface ApiServerDeps {
   /**
@@ -236,11 +238,6 @@ function drained(response: ServerResponse): Promise<void> {
 
 export function createApiServer(deps: ApiServerDeps): ApiServer {
   return new ApiServer(deps);
-}
-
-/** `192.0.2.1:80`, `[2001:db8::1]:80`. */
-export function formatHostPort(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 function listenOn(server: Server, start: (done: () => void) => void): Promise<void> {

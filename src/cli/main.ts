@@ -2,26 +2,27 @@
 /**
  * The `pybal` command: argv -> options -> the daemon or a subcommand.
  * PyBal's own flags (-c, -n, -d) work as they did.
+ *
+ * Start-up time: each command's module is imported by its handler, and this
+ * file imports only what every command needs (yargs, and constants from
+ * modules without imports), so `pybal --version`, `status` or `check` never
+ * load the daemon, IPVS, BGP, the monitors or pino.
+ * test/cli/module-graph.test.ts holds that line.
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { DEFAULT_CONFIG_FILE } from '../config/load-config.js';
-import { runDaemon } from '../main.js';
 import { readVersion } from '../runtime/version.js';
-import { DEFAULT_SOCKET_PATH } from '../api/server.js';
-import { runCheckConfig } from './check-config.js';
-import { runImport } from './import.js';
-import { DEFAULT_POOL_DIR } from '../import/convert.js';
+import { DEFAULT_CONFIG_FILE, DEFAULT_LOG_FILE, DEFAULT_POOL_DIR, DEFAULT_SOCKET_PATH } from '../runtime/defaults.js';
 import { IMPORT_FORMATS } from '../import/model.js';
-import { runIpvsCommand } from './ipvs.js';
-import { runStatus } from './status.js';
 
-export const DEFAULT_LOG_FILE = '/var/log/pybal.log';
+export { DEFAULT_LOG_FILE };
 
 /** Exit status for usage errors, as Python's argparse (and so PyBal) uses. */
 const USAGE_ERROR = 2;
+/** A monitoring plugin's usage error is UNKNOWN (Monitoring Plugins guidelines). */
+const PLUGIN_USAGE_ERROR = 3;
 
 /** Parses argv, runs what it asks for, and resolves with the exit status. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -71,6 +72,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             requiresArg: true,
           }),
       async (args) => {
+        const { runDaemon } = await import('../main.js');
         status = await runDaemon({
           configFile: args.config,
           dryRun: args.dryRun,
@@ -87,18 +89,34 @@ export async function main(argv: readonly string[]): Promise<number> {
       'validate the configuration and exit 0 only when it is valid',
       (y) => y.option('print', { type: 'boolean', default: false, describe: 'also print the effective configuration, defaults filled in' }),
       async (args) => {
+        const { runCheckConfig } = await import('./check-config.js');
         status = await runCheckConfig({ file: args.config, print: args.print }, (line) => process.stdout.write(`${line}\n`));
       },
     )
     .command(
       'status',
-      "print every service and server of the running daemon: enabled/up/pooled, weight, the last monitor's reason",
+      "print every service and server of the running daemon: enabled/up/pooled, weight, the last monitor's reason; exit 0 healthy, 1 degraded, 2 unreachable",
       (y) =>
         y
           .option('socket', { type: 'string', default: DEFAULT_SOCKET_PATH, describe: "the daemon's control socket", requiresArg: true })
           .option('url', { type: 'string', describe: 'the instrumentation API instead, e.g. http://127.0.0.1:9090', requiresArg: true }),
       async (args) => {
+        const { runStatus } = await import('./status.js');
         status = await runStatus({ socket: args.socket, url: args.url }, process.stdout, process.stderr);
+      },
+    )
+    .command(
+      'check',
+      'a monitoring plugin (Icinga, Nagios): one line PYBAL OK|WARNING|CRITICAL|UNKNOWN - ... | perfdata; exit 0|1|2|3',
+      (y) =>
+        y
+          .option('socket', { type: 'string', default: DEFAULT_SOCKET_PATH, describe: "the daemon's control socket", requiresArg: true })
+          .option('url', { type: 'string', describe: 'the instrumentation API instead, e.g. http://127.0.0.1:9090', requiresArg: true })
+          .option('timeout', { alias: 't', type: 'number', default: 10, describe: 'seconds to wait for the daemon (then CRITICAL)', requiresArg: true })
+          .check((a) => (Number.isFinite(a.timeout) && a.timeout > 0) || '--timeout: expected a number of seconds above 0'),
+      async (args) => {
+        const { runCheck } = await import('./check.js');
+        status = await runCheck({ socket: args.socket, url: args.url, timeoutMs: args.timeout * 1000 }, (line) => process.stdout.write(`${line}\n`));
       },
     )
     .command(
@@ -124,6 +142,7 @@ export async function main(argv: readonly string[]): Promise<number> {
           })
           .option('force', { type: 'boolean', default: false, describe: 'overwrite existing files' }),
       async (args) => {
+        const { runImport } = await import('./import.js');
         status = await runImport(
           { file: args.file, from: args.from, out: args.out, poolDir: args.poolDir, fwmarkIps: args.fwmarkIp, force: args.force },
           (line) => process.stdout.write(`${line}\n`),
@@ -136,6 +155,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       "print the kernel's IPVS table as pybal reads it (over netlink), laid out like ipvsadm -Ln",
       (y) => y,
       async () => {
+        const { runIpvsCommand } = await import('./ipvs.js');
         status = await runIpvsCommand({ stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) });
       },
     )
@@ -146,12 +166,23 @@ export async function main(argv: readonly string[]): Promise<number> {
     .alias('help', 'h')
     .wrap(Math.min(100, process.stdout.columns || 100))
     .fail((message, error) => {
-      if (error) throw error;
+      // A handler's error is thrown on; yargs' own (YError) and a check()'s message (a string) are usage errors.
+      if (error instanceof Error && error.name !== 'YError') throw error;
+      message ||= error instanceof Error ? error.message : String(error);
+      if (isPluginCommand(argv)) {
+        process.stdout.write(`PYBAL UNKNOWN - usage: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
+        process.exit(PLUGIN_USAGE_ERROR);
+      }
       process.stderr.write(`pybal: ${message}\nTry 'pybal --help'.\n`);
       process.exit(USAGE_ERROR);
     });
   await parser.parseAsync();
   return status;
+}
+
+/** `pybal check ...`: its usage errors follow the plugin guidelines. */
+function isPluginCommand(argv: readonly string[]): boolean {
+  return argv.find((arg) => !arg.startsWith('-')) === 'check';
 }
 
 function isEntryPoint(): boolean {

@@ -1,12 +1,14 @@
 /**
- * `pybal status`: asks the running daemon for its snapshot (GET /status on
- * its Unix socket, or an http URL) and prints it for an operator.
+ * `pybal status`: asks the running daemon for its snapshot and alerts (GET
+ * /status and /alerts on its Unix socket, or an http URL), prints them for an
+ * operator, and says in its exit status and last line whether pybal is
+ * healthy (health.ts decides). Light on purpose: no daemon module is loaded.
  */
-import { request } from 'node:http';
 import type { ServerSnapshot, ServiceSnapshot } from '../coordinator/types.js';
-import { DEFAULT_SOCKET_PATH, formatHostPort } from '../api/server.js';
 import type { BgpStatusValue, DaemonSnapshot, IpvsStatsValue } from '../api/types.js';
-import { errorMessage } from '../runtime/errors.js';
+import { formatHostPort } from '../runtime/ip.js';
+import { describeTarget, getStatusAndAlerts } from './control-client.js';
+import { assessHealth, type Health } from './health.js';
 
 export interface StatusOptions {
   /** The daemon's Unix socket; the default when neither is given. */
@@ -26,47 +28,39 @@ export interface StatusOutput {
 
 const DEFAULT_TIMEOUT_MS = 5000;
 
-/** Prints the daemon's status; 0 when printed, 1 when the daemon cannot be asked. */
+/** `pybal status`'s exit statuses. */
+export const StatusExit = {
+  /** Printed, and healthy. */
+  Healthy: 0,
+  /** Printed, and something is degraded (a warning or a critical problem of health.ts). */
+  Degraded: 1,
+  /** The daemon could not be asked (not running, socket refused, no answer in time, not a pybal answer). */
+  Unreachable: 2,
+} as const;
+
+/** Prints the daemon's status; resolves with a StatusExit value. */
 export async function runStatus(options: StatusOptions, out: StatusOutput, err: StatusOutput = out): Promise<number> {
-  const where = options.url ? options.url : (options.socket ?? DEFAULT_SOCKET_PATH);
-  let snapshot: DaemonSnapshot;
+  const target = { socket: options.socket, url: options.url, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS };
+  let answer;
   try {
-    snapshot = await fetchStatus(options);
+    answer = await getStatusAndAlerts(target);
   } catch (error) {
-    err.write(`pybal status: cannot get the status from the daemon at ${where}: ${errorMessage(error)}\n`);
-    err.write('Is pybal running? (Use --socket or --url to point at it.)\n');
-    return 1;
+    err.write(`pybal status: cannot get the status from the daemon at ${describeTarget(target)}: ${error instanceof Error ? error.message : String(error)}\n`);
+    err.write('Health: UNREACHABLE: is pybal running? (Use --socket or --url to point at it.)\n');
+    return StatusExit.Unreachable;
   }
-  out.write(formatStatus(snapshot, options.color ?? out.isTTY === true));
-  return 0;
+  const color = options.color ?? out.isTTY === true;
+  const health = assessHealth(answer.snapshot, answer.alerts);
+  out.write(formatStatus(answer.snapshot, color));
+  out.write(`\n${formatHealthLine(health, color)}\n`);
+  return health.level === 'ok' ? StatusExit.Healthy : StatusExit.Degraded;
 }
 
-function fetchStatus(options: StatusOptions): Promise<DaemonSnapshot> {
-  return new Promise((resolve, reject) => {
-    const signal = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    const headers = { accept: 'application/json' };
-    const target = options.url
-      ? new URL('status', options.url.endsWith('/') ? options.url : `${options.url}/`)
-      : undefined;
-    const req = target
-      ? request(target, { headers, signal, agent: false })
-      : request({ socketPath: options.socket ?? DEFAULT_SOCKET_PATH, path: '/status', headers, signal, agent: false });
-    req.on('error', reject);
-    req.on('response', (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('error', reject);
-      response.on('end', () => {
-        if (response.statusCode !== 200) return reject(new Error(`HTTP ${response.statusCode}`));
-        try {
-          resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as DaemonSnapshot);
-        } catch (error) {
-          reject(new Error(`unreadable answer: ${errorMessage(error)}`));
-        }
-      });
-    });
-    req.end();
-  });
+/** `Health: OK`, or `Health: DEGRADED: ...` naming every problem, critical ones first. */
+export function formatHealthLine(health: Health, color = false): string {
+  if (health.level === 'ok') return 'Health: OK';
+  const line = `Health: DEGRADED: ${health.problems.map((p) => `${p.level === 'critical' ? 'CRITICAL' : 'WARNING'} ${p.text}`).join('; ')}`;
+  return color ? `${RED}${line}${RESET}` : line;
 }
 
 const RED = '\u001b[31m';

@@ -17,7 +17,7 @@ import { fileErrorReason } from '../runtime/errors.js';
 import { parseConfig, type ParseResult } from './parse-config.js';
 
 /** PyBal's default (`-c`). */
-export const DEFAULT_CONFIG_FILE = '/etc/pybal/pybal.conf';
+export { DEFAULT_CONFIG_FILE } from '../runtime/defaults.js';
 
 /**
  * Larger configuration files are refused. A real pybal.conf is a few KiB; a

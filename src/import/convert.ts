@@ -17,8 +17,9 @@ import { formatPyValue } from '../config/python-literal.js';
 import type { CommandArgument } from '../config/types.js';
 import { formatSourceRef, type ImportNote, type LvsCheck, type LvsImport, type LvsServer, type LvsService, type SourceRef } from './model.js';
 import { checkRegex, hasRegexSpecials } from './service-builder.js';
+import { DEFAULT_POOL_DIR } from '../runtime/defaults.js';
 
-export const DEFAULT_POOL_DIR = '/etc/pybal/pools';
+export { DEFAULT_POOL_DIR };
 export const DEFAULT_DEPOOL_THRESHOLD = '.5';
 
 export interface ConvertOptions {

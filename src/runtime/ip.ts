@@ -88,3 +88,8 @@ export function stripZone(text: string): string {
   const zone = text.indexOf('%');
   return zone >= 0 ? text.slice(0, zone) : text;
 }
+
+/** `192.0.2.1:80`, `[2001:db8::1]:80`. */
+export function formatHostPort(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}

@@ -101,6 +101,13 @@ IPVS: 12 reconcile(s) (1 failed), 40 request(s) (2 failed), 3 resync(s), 0 drift
   last error: EPERM
 `;
 
+/** The last line: this daemon is degraded (exit 1), critical problems first. */
+const HEALTH =
+  'Health: DEGRADED: CRITICAL text-https: Servers mw1002.eqiad.wmnet are marked down but pooled; ' +
+  'CRITICAL IPVS reconcile failing (1 of 12 failed): EPERM; WARNING service dns waits for its first pool; ' +
+  'WARNING BGP 1 of 2 Established: 2001:db8::fe Active (connect ECONNREFUSED)';
+const PRINTED = `${EXPECTED}\n${HEALTH}\n`;
+
 let api: ApiServer;
 let dir: string;
 
@@ -119,47 +126,48 @@ describe('pybal status', () => {
     const socket = join(dir, 'pybal.sock');
     expect(await api.listenUnix(socket)).toBe(true);
     const out = capture();
-    expect(await runStatus({ socket }, out)).toBe(0);
-    expect(out.text()).toBe(EXPECTED);
+    expect(await runStatus({ socket }, out)).toBe(1);
+    expect(out.text()).toBe(PRINTED);
   });
 
   it('prints the same from an http URL', async () => {
     const [bound] = await api.listen({ ips: ['::1'], port: 0 });
     const out = capture();
-    expect(await runStatus({ url: `http://[::1]:${bound?.port}` }, out)).toBe(0);
-    expect(out.text()).toBe(EXPECTED);
+    expect(await runStatus({ url: `http://[::1]:${bound?.port}` }, out)).toBe(1);
+    expect(out.text()).toBe(PRINTED);
   });
 
   it('colours trouble on a terminal, without breaking the alignment', async () => {
     const socket = join(dir, 'pybal.sock');
     await api.listenUnix(socket);
     const out = capture(true);
-    expect(await runStatus({ socket }, out)).toBe(0);
+    expect(await runStatus({ socket }, out)).toBe(1);
     expect(out.text()).toContain('\u001b[31myes (DOWN)\u001b[0m');
-    expect(out.text().replace(/\u001b\[[0-9;]*m/g, '')).toBe(EXPECTED);
+    expect(out.text()).toContain(`\u001b[31m${HEALTH}\u001b[0m`);
+    expect(out.text().replace(/\u001b\[[0-9;]*m/g, '')).toBe(PRINTED);
   });
 
-  it('says so and exits 1 when the daemon is not there', async () => {
+  it('says so and exits 2 when the daemon is not there', async () => {
     const socket = join(dir, 'missing.sock');
     const out = capture();
     const err = capture();
-    expect(await runStatus({ socket }, out, err)).toBe(1);
+    expect(await runStatus({ socket }, out, err)).toBe(2);
     expect(out.text()).toBe('');
     expect(err.text()).toBe(
       `pybal status: cannot get the status from the daemon at ${socket}: connect ENOENT ${socket}\n` +
-        'Is pybal running? (Use --socket or --url to point at it.)\n',
+        'Health: UNREACHABLE: is pybal running? (Use --socket or --url to point at it.)\n',
     );
   });
 
-  it('exits 1 on a port where nothing listens, or an answer that is not a status', async () => {
+  it('exits 2 on a port where nothing listens, or an answer that is not a status', async () => {
     const [bound] = await api.listen({ ips: ['127.0.0.1'], port: 0 });
     const port = bound?.port ?? 0;
     const err = capture();
-    expect(await runStatus({ url: `http://127.0.0.1:${port}/pools/` }, capture(), err)).toBe(1);
+    expect(await runStatus({ url: `http://127.0.0.1:${port}/pools/` }, capture(), err)).toBe(2);
     expect(err.text()).toContain(`daemon at http://127.0.0.1:${port}/pools/: HTTP 404`);
     await api.close();
     const err2 = capture();
-    expect(await runStatus({ url: `http://127.0.0.1:${port}` }, capture(), err2)).toBe(1);
+    expect(await runStatus({ url: `http://127.0.0.1:${port}` }, capture(), err2)).toBe(2);
     expect(err2.text()).toContain('ECONNREFUSED');
   });
 });

@@ -231,9 +231,12 @@ export class E2ePybal {
     return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
   }
 
-  /** `pybal status --socket`, the operator's command, run in its director. */
+  /** `pybal status --socket`, the operator's command, run in its director: its report, healthy (exit 0) or degraded (1). */
   async statusCommand(): Promise<string> {
-    return (await this.#lab.execOk(this.director, ['node', 'dist/src/cli/main.js', 'status', '--socket', this.socket])).stdout;
+    const argv = ['node', 'dist/src/cli/main.js', 'status', '--socket', this.socket];
+    const r = await this.#lab.exec(this.director, argv);
+    if (r.code !== 0 && r.code !== 1) throw new Error(`command failed (exit ${r.code}): ${argv.join(' ')}\n${r.stderr || r.stdout}`.trimEnd());
+    return r.stdout;
   }
 
   /** SIGTERM and wait; returns the exit code. */

@@ -1,0 +1,129 @@
+/** health.ts's decision, by table: one row per rule. */
+import { describe, expect, it } from 'vitest';
+import type { AlertsValue } from '../../src/api/alerts.js';
+import type { DaemonSnapshot } from '../../src/api/types.js';
+import { assessHealth, isAlertsValue, isDaemonSnapshot, type HealthProblem } from '../../src/cli/health.js';
+import { formatPerfdata, formatPluginLine } from '../../src/cli/check.js';
+import { formatHealthLine } from '../../src/cli/status.js';
+import { daemon, peer, server, service } from '../api/fixtures.js';
+
+const OK: AlertsValue = { status: 'ok', msg: 'All pools are healthy' };
+const three = () => [server('a'), server('b'), server('c')];
+const stats = (over: Partial<NonNullable<DaemonSnapshot['ipvs']>> = {}): NonNullable<DaemonSnapshot['ipvs']> => ({
+  reconciles: 10,
+  failedReconciles: 0,
+  requests: 3,
+  failedRequests: 0,
+  resyncs: 1,
+  drift: 0,
+  lastReconcileMs: 1,
+  totalReconcileMs: 10,
+  lastError: undefined,
+  ...over,
+});
+const bgp = (...peers: ReturnType<typeof peer>[]): DaemonSnapshot['bgp'] => ({ enabled: true, localAsn: 64600, peers });
+
+const rows: [string, DaemonSnapshot, AlertsValue, HealthProblem[]][] = [
+  ['all well', daemon([service('web', three())], { ipvs: stats(), bgp: bgp(peer('p1'), peer('p2')) }), OK, []],
+  ['a down server, depooled, is load balancing at work', daemon([service('web', [server('a'), server('b', { up: false, pooled: false })])]), OK, []],
+  ['IPVS failed once and recovered', daemon([service('web', three())], { ipvs: stats({ failedReconciles: 4 }) }), OK, []],
+  ['BGP off (or a dry run): peers are not looked at', daemon([service('web', three())], { bgp: { enabled: false, localAsn: undefined, peers: [] } }), OK, []],
+  [
+    "/alerts critical: PyBal's message",
+    daemon([service('web', [server('a'), server('b', { up: false, pooledDown: true })])]),
+    { status: 'critical', msg: 'web: Servers b are marked down but pooled' },
+    [{ level: 'critical', text: 'web: Servers b are marked down but pooled' }],
+  ],
+  [
+    '/alerts warning: its trailing ". " dropped',
+    daemon([service('web', three())]),
+    { status: 'warning', msg: 'Pool web is too small to allow depooling. Pool web keeps its last good pool: ENOENT. ' },
+    [{ level: 'warning', text: 'Pool web is too small to allow depooling. Pool web keeps its last good pool: ENOENT' }],
+  ],
+  [
+    'no server takes traffic: down, disabled or weight 0',
+    daemon([service('web', [server('a', { up: false, pooledDown: true }), server('b', { enabled: false, pooled: false }), server('c', { weight: 0 })])]),
+    OK,
+    [{ level: 'critical', text: 'service web has no server that takes traffic (pooled, up and weight > 0) of 3' }],
+  ],
+  ['waiting for the first pool', daemon([service('dns', [], { awaitingPool: true })]), OK, [{ level: 'warning', text: 'service dns waits for its first pool' }]],
+  [
+    'the last IPVS reconcile failed',
+    daemon([service('web', three())], { ipvs: stats({ failedReconciles: 2, lastError: 'EPERM' }) }),
+    OK,
+    [{ level: 'critical', text: 'IPVS reconcile failing (2 of 10 failed): EPERM' }],
+  ],
+  [
+    'one BGP peer of two down',
+    daemon([service('web', three())], { bgp: bgp(peer('p1'), peer('p2', { state: 'OpenSent' })) }),
+    OK,
+    [{ level: 'warning', text: 'BGP 1 of 2 Established: p2 OpenSent' }],
+  ],
+  [
+    'the only BGP peer down',
+    daemon([service('web', three())], { bgp: bgp(peer('p1', { state: 'Active', lastError: 'connect EHOSTUNREACH' })) }),
+    OK,
+    [{ level: 'critical', text: 'no BGP session Established: p1 Active (connect EHOSTUNREACH)' }],
+  ],
+  [
+    'critical problems come first',
+    daemon([service('dns', [], { awaitingPool: true })], { ipvs: stats({ lastError: 'EINVAL' }) }),
+    OK,
+    [
+      { level: 'critical', text: 'IPVS reconcile failing (0 of 10 failed): EINVAL' },
+      { level: 'warning', text: 'service dns waits for its first pool' },
+    ],
+  ],
+];
+
+describe('assessHealth', () => {
+  it.each(rows)('%s', (_name, snapshot, alerts, problems) => {
+    const health = assessHealth(snapshot, alerts);
+    expect(health.problems).toEqual(problems);
+    expect(health.level).toBe(problems[0]?.level ?? 'ok');
+  });
+
+  it('counts servers, pooled, down-but-pooled and BGP sessions', () => {
+    const snapshot = daemon(
+      [service('web', [server('a'), server('b', { up: false, pooledDown: true }), server('c', { enabled: false, pooled: false })]), service('dns', [server('d')])],
+      { bgp: bgp(peer('p1'), peer('p2', { state: 'Idle' })), ipvs: stats({ failedReconciles: 1 }), eventLoop: { stalls: 2, longestMs: 140 } },
+    );
+    const { counts } = assessHealth(snapshot, OK);
+    expect(counts).toEqual({
+      services: 2,
+      servers: 4,
+      enabled: 3,
+      up: 3,
+      pooled: 3,
+      pooledDown: 1,
+      bgpPeers: 2,
+      bgpEstablished: 1,
+      ipvsFailedReconciles: 1,
+      eventLoopStalls: 2,
+    });
+    expect(formatPerfdata(counts)).toBe(
+      'services=2 servers=4 enabled=3 up=3 pooled=3 pooled_down=1 bgp_peers=2 bgp_established=1 ipvs_failed_reconciles=1c event_loop_stalls=2c',
+    );
+  });
+});
+
+describe('formatting', () => {
+  it('a plugin line never holds a "|" or a line break outside the perfdata', () => {
+    expect(formatPluginLine('Warning', 'a | b\n  c', 'x=1')).toBe('PYBAL WARNING - a / b c | x=1');
+    expect(formatPluginLine('Unknown', 'nothing')).toBe('PYBAL UNKNOWN - nothing');
+  });
+
+  it("status's health line names each problem with its level", () => {
+    const health = assessHealth(daemon([service('dns', [], { awaitingPool: true })], { ipvs: stats({ lastError: 'EINVAL' }) }), OK);
+    expect(formatHealthLine(health)).toBe('Health: DEGRADED: CRITICAL IPVS reconcile failing (0 of 10 failed): EINVAL; WARNING service dns waits for its first pool');
+    expect(formatHealthLine(health, true)).toBe(`\u001b[31m${formatHealthLine(health)}\u001b[0m`);
+    expect(formatHealthLine(assessHealth(daemon([]), OK))).toBe('Health: OK');
+  });
+
+  it('answers of the wrong shape are refused', () => {
+    expect(isDaemonSnapshot(daemon([]))).toBe(true);
+    for (const bad of [null, 1, {}, { services: [] }, { services: [], bgp: {} }]) expect(isDaemonSnapshot(bad)).toBe(false);
+    expect(isAlertsValue(OK)).toBe(true);
+    for (const bad of [null, {}, { status: 'fine', msg: '' }, { status: 'ok' }]) expect(isAlertsValue(bad)).toBe(false);
+  });
+});
