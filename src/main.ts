@@ -430,7 +430,9 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   // listens and the kernel's table has been read (adopted, or the failure said).
   void ipvs.firstReconciled().then(async () => {
     const status = `${config.services.length} service(s)${dryRun ? ', dry run' : ''}`;
-    if (await notifyReady(status)) log.info(`Ready: told systemd (${status})`);
+    if (process.env.NOTIFY_SOCKET === undefined) return;
+    log.info(`Ready: telling systemd (${status})`);
+    if (!(await notifyReady(status))) log.warn('Could not tell systemd that pybal is ready (systemd-notify failed); systemctl start may time out');
   });
 
   // SIGHUP: reopen the log and re-read pybal.conf, as one transaction: a

@@ -50,7 +50,7 @@ const realProbe: SystemdProbe = {
 export function notifyReady(status: string, env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
   if (env.NOTIFY_SOCKET === undefined || env.NOTIFY_SOCKET === '') return Promise.resolve(false);
   return new Promise((resolve) => {
-    execFile('systemd-notify', ['--ready', `--pid=${process.pid}`, `--status=${status}`], { timeout: 5_000, env }, (error) => resolve(error === null));
+    execFile('systemd-notify', ['--ready', `--pid=${process.pid}`, `--status=${status}`], { timeout: 10_000, env }, (error) => resolve(error === null));
   });
 }
 
