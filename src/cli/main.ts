@@ -12,6 +12,7 @@ import { runDaemon } from '../main.js';
 import { readVersion } from '../runtime/version.js';
 import { DEFAULT_SOCKET_PATH } from '../api/server.js';
 import { runCheckConfig } from './check-config.js';
+import { runDrainCommand } from './drain.js';
 import { runImport } from './import.js';
 import { DEFAULT_POOL_DIR } from '../import/convert.js';
 import { IMPORT_FORMATS } from '../import/model.js';
@@ -93,6 +94,34 @@ export async function main(argv: readonly string[]): Promise<number> {
           .option('url', { type: 'string', describe: 'the instrumentation API instead, e.g. http://127.0.0.1:9090', requiresArg: true }),
       async (args) => {
         status = await runStatus({ socket: args.socket, url: args.url }, process.stdout, process.stderr);
+      },
+    )
+    .command(
+      'drain',
+      "drain this director for maintenance: every VIP stays announced, with GRACEFUL_SHUTDOWN (65535:0) and bgp-drain-med, so the routers move its traffic to the other directors",
+      (y) =>
+        y
+          .option('socket', { type: 'string', default: DEFAULT_SOCKET_PATH, describe: "the daemon's control socket", requiresArg: true })
+          .option('wait', {
+            type: 'number',
+            describe: 'then watch for SECONDS and say what happened (exit 0: no packet reached the VIPs at the end; 3: traffic still arrives)',
+            requiresArg: true,
+          }),
+      async (args) => {
+        if (args.wait !== undefined && !(Number.isFinite(args.wait) && args.wait >= 0)) {
+          process.stderr.write(`pybal: --wait: expected a number of seconds >= 0, got ${String(args.wait)}\nTry 'pybal --help'.\n`);
+          status = USAGE_ERROR;
+          return;
+        }
+        status = await runDrainCommand(true, { socket: args.socket, waitSec: args.wait }, process.stdout, process.stderr);
+      },
+    )
+    .command(
+      'undrain',
+      'undo pybal drain: every VIP announced with its configured MED and communities again',
+      (y) => y.option('socket', { type: 'string', default: DEFAULT_SOCKET_PATH, describe: "the daemon's control socket", requiresArg: true }),
+      async (args) => {
+        status = await runDrainCommand(false, { socket: args.socket }, process.stdout, process.stderr);
       },
     )
     .command(

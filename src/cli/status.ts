@@ -2,9 +2,9 @@
  * `pybal status`: asks the running daemon for its snapshot (GET /status on
  * its Unix socket, or an http URL) and prints it for an operator.
  */
-import { request } from 'node:http';
 import type { ServerSnapshot, ServiceSnapshot } from '../coordinator/types.js';
 import { DEFAULT_SOCKET_PATH, formatHostPort } from '../api/server.js';
+import { requestJson } from './daemon-client.js';
 import type { BgpStatusValue, DaemonSnapshot, IpvsStatsValue } from '../api/types.js';
 import { errorMessage } from '../runtime/errors.js';
 
@@ -42,31 +42,7 @@ export async function runStatus(options: StatusOptions, out: StatusOutput, err: 
 }
 
 function fetchStatus(options: StatusOptions): Promise<DaemonSnapshot> {
-  return new Promise((resolve, reject) => {
-    const signal = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    const headers = { accept: 'application/json' };
-    const target = options.url
-      ? new URL('status', options.url.endsWith('/') ? options.url : `${options.url}/`)
-      : undefined;
-    const req = target
-      ? request(target, { headers, signal, agent: false })
-      : request({ socketPath: options.socket ?? DEFAULT_SOCKET_PATH, path: '/status', headers, signal, agent: false });
-    req.on('error', reject);
-    req.on('response', (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('error', reject);
-      response.on('end', () => {
-        if (response.statusCode !== 200) return reject(new Error(`HTTP ${response.statusCode}`));
-        try {
-          resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as DaemonSnapshot);
-        } catch (error) {
-          reject(new Error(`unreadable answer: ${errorMessage(error)}`));
-        }
-      });
-    });
-    req.end();
-  });
+  return requestJson(options, 'GET', '/status', options.timeoutMs ?? DEFAULT_TIMEOUT_MS) as Promise<DaemonSnapshot>;
 }
 
 const RED = '\u001b[31m';
@@ -137,9 +113,19 @@ function formatService(service: ServiceSnapshot, color: boolean): string {
   return text + formatTable(['HOST', 'ADDRESS', 'WEIGHT', 'ENABLED', 'UP', 'POOLED', 'LAST MONITOR REASON'], rows, '  ', color);
 }
 
+/** `drained: no`, or `drained: yes, since ...` with what the routes carry. */
+export function formatDrain(bgp: Pick<BgpStatusValue, 'drained' | 'drainedSinceWallMs' | 'drainMed'>): string {
+  if (!bgp.drained) return 'drained: no';
+  const since = bgp.drainedSinceWallMs === undefined ? '' : ` since ${new Date(bgp.drainedSinceWallMs).toISOString()}`;
+  return `drained: yes${since} (every VIP announced with GRACEFUL_SHUTDOWN 65535:0 and MED ${bgp.drainMed})`;
+}
+
 function formatBgp(bgp: BgpStatusValue, color: boolean): string {
-  if (!bgp.enabled) return 'BGP: disabled\n';
-  let text = `BGP: enabled, local AS ${bgp.localAsn ?? '?'}\n`;
+  // An older daemon's snapshot has no drain fields: say nothing rather than "no".
+  const drainText = bgp.drained === undefined ? '' : `, ${formatDrain(bgp)}`;
+  const drain = color && bgp.drained ? `${RED}${drainText}${RESET}` : drainText;
+  if (!bgp.enabled) return `BGP: disabled${drain}\n`;
+  let text = `BGP: enabled, local AS ${bgp.localAsn ?? '?'}${drain}\n`;
   if (bgp.peers.length === 0) return `${text}  no peers\n`;
   const rows = bgp.peers.map((p): Cell[] => [
     { text: p.peer },

@@ -20,6 +20,8 @@ export const GLOBAL_KEYS = [
   'bgp-router-id',
   'bgp-communities',
   'bgp-connect-retry',
+  'bgp-drain',
+  'bgp-drain-med',
   'bgp-bfd',
   'bgp-bfd-interval',
   'bgp-bfd-multiplier',
@@ -148,6 +150,7 @@ const CONSEQUENTIAL_WORDS: ReadonlySet<string> = new Set([
   // announcements
   'bgp', 'med', 'community', 'communities', 'nexthop', 'peer', 'peers', 'asn', 'announce', 'withdraw', 'bfd',
   'graceful', 'restart',
+  'drain', 'drained',
 ]);
 
 /**

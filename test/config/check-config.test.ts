@@ -256,6 +256,8 @@ describe('formatConfig', () => {
       'bgp-hold-time': '180',
       'bgp-communities': '',
       'bgp-connect-retry': '5',
+      'bgp-drain': 'no',
+      'bgp-drain-med': '4294967295',
       'bgp-bfd': 'no',
       'bgp-bfd-interval': '0.3',
       'bgp-bfd-multiplier': '3',
@@ -300,7 +302,7 @@ describe('formatConfig', () => {
       't.conf',
     );
     expect(again.errors).toEqual([]);
-    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 21 } })));
+    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 23 } })));
     expect(again.config?.global).toEqual(r.config.global);
   });
 });

@@ -17,6 +17,8 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
     bgpRouterId: undefined,
     bgpCommunities: [],
     bgpConnectRetryMs: 5000,
+    bgpDrain: false,
+    bgpDrainMed: 4294967295,
     bgpBfd: false,
     bgpBfdIntervalMs: 300,
     bgpBfdMultiplier: 3,
