@@ -166,6 +166,7 @@ describe('e2e: draining a director before stopping it', { timeout: 180_000 }, ()
         `${failed.length} lost, ${slow.length} slower than 1 s${slow.length ? ` [${slow.map((a) => `+${a.startMs - drainedAt} ms: ${a.endMs - a.startMs} ms`).join(', ')}]` : ''}; ` +
         `longest gap between answers ${longestGapMs(answers)} ms`,
     );
+    console.log(`[drain] 1. what \`pybal drain --wait 12\` printed:\n${result.stdout}`);
   });
 
   it('2. director1 started again with bgp-drain = yes stays out of the traffic; pybal undrain brings the traffic back, no request lost', async () => {
