@@ -39,10 +39,10 @@ export interface ApiControl {
 }
 
 /** The control socket's POST paths, and what each asks for. */
-const CONTROL_PATHS: Readonly<Record<string, { readonly drained: boolean }>> = {
-  drain: { drained: true },
-  undrain: { drained: false },
-};
+const CONTROL_PATHS: ReadonlyMap<string, { readonly drained: boolean }> = new Map([
+  ['drain', { drained: true }],
+  ['undrain', { drained: false }],
+]);
 
 /** Where a listener ended up (the port is the kernel's choice when 0 was asked). */
 export interface BoundAddress {
@@ -75,7 +75,7 @@ export async function handleRequest(
 ): Promise<ApiResponse> {
   const json = wantsJson(accept);
   const segments = pathSegments(url);
-  const control = segments?.length === 1 ? CONTROL_PATHS[segments[0] as string] : undefined;
+  const control = segments?.length === 1 ? CONTROL_PATHS.get(segments[0] as string) : undefined;
   if (deps.control && control) {
     // Always JSON, as /status: it is for `pybal drain` and scripts.
     if (method === 'POST') return jsonResponse(200, deps.control.setDrained(control.drained));

@@ -256,6 +256,10 @@ describe('control requests: POST /drain and POST /undrain, on the Unix socket on
     expect(post.headers.allow).toBe('GET, HEAD');
     expect(post.body).toBe('Method not allowed: only POST /drain and POST /undrain change the daemon; the rest is read-only (GET, HEAD)\n');
     expect((await httpRequest({ socketPath: path, path: '/drain/now', method: 'POST' })).status).toBe(405);
+    // Names an object has of its own are no control paths.
+    for (const name of ['/constructor', '/__proto__', '/toString', '/hasOwnProperty']) {
+      expect((await httpRequest({ socketPath: path, path: name, method: 'POST' })).status, name).toBe(405);
+    }
     // The read-only API is all there too.
     expect((await httpRequest({ socketPath: path, path: '/pools' })).body).toBe('text\ndns\n');
     expect(control.calls).toEqual([]);
