@@ -6,7 +6,7 @@
  * decides who is told what, and when.
  */
 import type { Route } from './bgp/speaker.js';
-import { decideRoutes } from './bgp/announcements.js';
+import { decideRoutes, type DrainState } from './bgp/announcements.js';
 import type { Config, GlobalConfig, ServiceConfig } from './config/types.js';
 import type { CoordinatorApi, ServiceSnapshot } from './coordinator/types.js';
 import type { DesiredService } from './ipvs/diff.js';
@@ -39,6 +39,14 @@ export interface DaemonDeps {
   readonly ipvs: IpvsTarget;
   /** Schedules `fn` soon, once, after the current burst of changes (coalescing). */
   readonly defer: (fn: () => void) => void;
+  /** Wall-clock milliseconds, for the time the director was drained. */
+  readonly wallNow: () => number;
+}
+
+/** What setDrained did: the state now, and whether it changed. */
+export interface DrainChange {
+  readonly changed: boolean;
+  readonly state: DrainState;
 }
 
 /** What a snapshot covers: one service or all; with their servers or not. */
@@ -66,25 +74,58 @@ interface ServiceRuntime {
   readonly dests: DestCache;
 }
 
+/** Who drained or undrained the director when pybal.conf did (at start, or by a reload). */
+const DRAINED_BY_CONFIG = 'bgp-drain in pybal.conf';
+
 export class Daemon {
   private global: GlobalConfig;
   private services = new Map<string, ServiceRuntime>();
   private routeTarget: RouteTarget | undefined;
   private publishQueued = false;
   private stopped = false;
+  /**
+   * Drained for maintenance (bgp-drain, `pybal drain`): the routes carry
+   * GRACEFUL_SHUTDOWN and bgp-drain-med. Since when, while drained.
+   */
+  private drain: { drained: boolean; sinceWallMs: number | undefined };
+  private readonly bgpLog: Logger;
 
   constructor(
     config: Config,
     private readonly deps: DaemonDeps,
   ) {
     this.global = config.global;
+    this.bgpLog = deps.logger.child({ component: 'bgp' });
+    this.drain = { drained: config.global.bgpDrain, sinceWallMs: config.global.bgpDrain ? deps.wallNow() : undefined };
     for (const service of config.services) this.services.set(service.name, this.createRuntime(service));
   }
 
   /** Starts every pool source (and so every coordinator). */
   start(): void {
+    if (this.drain.drained) this.logDrain(true, DRAINED_BY_CONFIG);
     for (const runtime of this.services.values()) this.startSource(runtime);
     this.schedulePublish();
+  }
+
+  drainState(): DrainState {
+    return { drained: this.drain.drained, drainedSinceWallMs: this.drain.sinceWallMs, drainMed: this.global.bgpDrainMed };
+  }
+
+  /**
+   * Drains the director (every VIP stays announced, less preferred) or
+   * undrains it; `by` says who asked, for the log. The routers hear of it at
+   * the next publish, as UPDATEs on the sessions that are up.
+   */
+  setDrained(drained: boolean, by: string): DrainChange {
+    if (this.drain.drained === drained) {
+      const since = this.drain.sinceWallMs === undefined ? '' : ` since ${new Date(this.drain.sinceWallMs).toISOString()}`;
+      this.bgpLog.info({ by }, drained ? `Already drained${since}: nothing to do` : 'Not drained: nothing to do');
+      return { changed: false, state: this.drainState() };
+    }
+    this.drain = { drained, sinceWallMs: drained ? this.deps.wallNow() : undefined };
+    this.logDrain(drained, by);
+    this.schedulePublish();
+    return { changed: true, state: this.drainState() };
   }
 
   /** Where routes go; undefined while BGP is off. Announcements follow at the next publish. */
@@ -122,6 +163,7 @@ export class Daemon {
       this.serviceConfigs(),
       (s) => this.services.get(s.name)?.coordinator.healthy() ?? false,
       (s) => this.programmed(s),
+      { drained: this.drain.drained },
     );
   }
 
@@ -143,6 +185,8 @@ export class Daemon {
    */
   async reload(config: Config, plan: ReloadPlan): Promise<void> {
     this.global = config.global;
+    // bgp-drain applies when the file changes it; a drain asked at run time otherwise stays.
+    if (plan.drain !== undefined) this.setDrained(plan.drain, DRAINED_BY_CONFIG);
     const next = new Map(config.services.map((s) => [s.name, s]));
     const stopping: Promise<void>[] = [];
     for (const step of plan.services) {
@@ -220,6 +264,20 @@ export class Daemon {
     }
     this.deps.ipvs.setDesired(desired);
     this.routeTarget?.setAnnouncements(this.routes());
+  }
+
+  private logDrain(drained: boolean, by: string): void {
+    if (!this.global.bgp) {
+      const what = drained ? 'Drained' : 'Undrained';
+      this.bgpLog.warn({ by }, `${what}, but BGP is off (bgp = no): no VIP is announced, so no router is told`);
+    } else if (drained) {
+      this.bgpLog.info(
+        { by },
+        `Drained: every VIP now announced with GRACEFUL_SHUTDOWN (65535:0) and MED ${this.global.bgpDrainMed}; the routers will move traffic to the other directors`,
+      );
+    } else {
+      this.bgpLog.info({ by }, 'Undrained: every VIP now announced with its configured MED and communities; the routers may move traffic back to this director');
+    }
   }
 
   private createRuntime(service: ServiceConfig, knownHealth?: ReadonlyMap<string, boolean>): ServiceRuntime {

@@ -5,11 +5,11 @@
 import { execFile } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 import { PybalMetrics } from './api/metrics.js';
-import { createApiServer, DEFAULT_SOCKET_PATH, socketAnswers, type ApiServer } from './api/server.js';
+import { createApiServer, DEFAULT_SOCKET_PATH, socketAnswers, type ApiControl, type ApiServer } from './api/server.js';
 import type { BgpStatusValue, DaemonSnapshot } from './api/types.js';
 import { familyOf, formatPrefix, normalizeAddress } from './bgp/address.js';
 import { BfdThread } from './bfd/bfd.js';
-import { speakerOptionsFromConfig } from './bgp/announcements.js';
+import { speakerOptionsFromConfig, type DrainState } from './bgp/announcements.js';
 import { BgpSpeaker } from './bgp/speaker.js';
 import { loadConfig } from './config/load-config.js';
 import type { AddressFamily, Config, GlobalConfig, ServiceConfig } from './config/types.js';
@@ -189,7 +189,8 @@ class BgpSide {
     }
   }
 
-  status(global: GlobalConfig): BgpStatusValue {
+  /** The speaker's side of the status; the drain is the daemon's (see the snapshot). */
+  status(global: GlobalConfig): Omit<BgpStatusValue, keyof DrainState> {
     const bfd = new Map((this.bfd?.status() ?? []).map((b) => [b.peer, b]));
     const peers = (this.speaker?.status() ?? []).map((p) => {
       const session = bfd.get(normalizeAddress(p.peer) ?? p.peer);
@@ -384,6 +385,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     // it would announce once the services it would program are desired.
     ipvs: { setDesired: (services) => ipvs.setDesired(services), isProgrammed: (key) => dryRun || ipvs.isProgrammed(key) },
     defer: (fn) => clock.setTimeout(fn, 0),
+    wallNow: () => clock.wallNow(),
   });
   onProgrammed = () => {
     daemon.refresh();
@@ -409,11 +411,18 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     startedAtWallMs,
     dryRun,
     services: daemon.snapshots(scope),
-    bgp: bgp.status(daemon.globalConfig),
+    bgp: { ...bgp.status(daemon.globalConfig), ...daemon.drainState() },
     ipvs: ipvs.stats(),
     eventLoop: stallWatch.stats(),
   });
-  const api: ApiServer = createApiServer({ snapshot, metrics, logger: log });
+  // The control socket's requests (pybal drain, pybal undrain); the routes follow at the next publish.
+  const control: ApiControl = {
+    setDrained: (drained) => {
+      const change = daemon.setDrained(drained, drained ? 'POST /drain' : 'POST /undrain');
+      return { ...change.state, changed: change.changed, announced: daemon.routes().length };
+    },
+  };
+  const api: ApiServer = createApiServer({ snapshot, metrics, logger: log, control });
   /** Listens as `global` says; false when the API is wanted and no address of it could be bound. */
   const listenApi = async (global: GlobalConfig): Promise<boolean> => {
     if (!global.instrumentation) return true;

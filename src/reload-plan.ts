@@ -26,8 +26,10 @@
  *   (sessions are reset, routes withdrawn and announced again);
  * - bgp-connect-retry matters only once a session fails: it applies when the
  *   speaker next starts, never resetting sessions that are up (said in the log);
- * - BGP attribute keys (MED, communities, AS path, next hops): the new
- *   attributes are sent as UPDATEs on the sessions that stay up;
+ * - BGP attribute keys (MED, communities, AS path, next hops, bgp-drain and
+ *   bgp-drain-med): the new attributes are sent as UPDATEs on the sessions
+ *   that stay up; a changed bgp-drain drains or undrains the director (a
+ *   drain asked at run time stays through reloads that leave the key alone);
  * - instrumentation keys: the HTTP API listens again;
  * - ipvs-resync-interval: the manager's period changes;
  * - ipvs-sync-*: the kernel's sync daemons are set as the new keys say (left
@@ -82,7 +84,15 @@ export const BGP_SESSION_KEYS: ReadonlySet<string> = new Set<GlobalKey>([
   'bgp-bfd-multiplier',
 ]);
 /** Global keys that change only the attributes of what is announced. */
-export const BGP_ATTRIBUTE_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['bgp-as-path', 'bgp-med', 'bgp-nexthop-ipv4', 'bgp-nexthop-ipv6', 'bgp-communities']);
+export const BGP_ATTRIBUTE_KEYS: ReadonlySet<string> = new Set<GlobalKey>([
+  'bgp-as-path',
+  'bgp-med',
+  'bgp-nexthop-ipv4',
+  'bgp-nexthop-ipv6',
+  'bgp-communities',
+  'bgp-drain',
+  'bgp-drain-med',
+]);
 const API_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['instrumentation', 'instrumentation_port', 'instrumentation_ips']);
 /** Global keys that take effect only when the BGP speaker next starts (never worth a session reset). */
 const DEFERRED_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['bgp-connect-retry']);
@@ -142,6 +152,8 @@ export interface ReloadPlan {
   readonly ipvsSync: boolean;
   /** The new cap on concurrent RunCommand checks, when it changed. */
   readonly runcommandMaxConcurrent: number | undefined;
+  /** The new bgp-drain, when it changed: the director is drained (true) or undrained (false). */
+  readonly drain: boolean | undefined;
   /** Changed keys that take effect only when the BGP speaker next starts. */
   readonly deferred: readonly string[];
   /** Changed keys that take effect only when pybal restarts. */
@@ -221,6 +233,7 @@ export function planReload(running: Config, next: Config): ReloadPlan {
     ipvsResyncIntervalMs: globalKeys.includes('ipvs-resync-interval') ? next.global.ipvsResyncIntervalMs : undefined,
     ipvsSync: globalKeys.some((k) => k.startsWith('ipvs-sync-')),
     runcommandMaxConcurrent: globalKeys.includes('runcommand-max-concurrent') ? next.global.runcommandMaxConcurrent : undefined,
+    drain: globalKeys.includes('bgp-drain') ? next.global.bgpDrain : undefined,
     deferred: globalKeys.filter((k) => DEFERRED_KEYS.has(k)),
     atRestart: globalKeys.filter((k) => RESTART_KEYS.has(k)),
   };

@@ -31,11 +31,12 @@ function summary(plan: ReloadPlan): Record<string, unknown> {
     sync: plan.ipvsSync,
     deferred: plan.deferred,
     atRestart: plan.atRestart,
+    drain: plan.drain,
   };
 }
 
 describe('planReload', () => {
-  const keep = { bgp: 'keep', api: false, resync: undefined, runcommand: undefined, sync: false, deferred: [], atRestart: [] };
+  const keep = { bgp: 'keep', api: false, resync: undefined, runcommand: undefined, sync: false, deferred: [], atRestart: [], drain: undefined };
   const cases: [string, Config, Record<string, unknown>][] = [
     ['nothing changed', base, { services: ['web keep'], ...keep }],
     ['the section moved in the file', withService({ source: { file: 'pybal.conf', line: 99 } }), { services: ['web keep'], ...keep }],
@@ -69,6 +70,8 @@ describe('planReload', () => {
     ['ipvs-resync-interval alone', withGlobal({ ipvsResyncIntervalMs: 5000 }), { services: ['web keep'], ...keep, resync: 5000 }],
     ['the global MED', withGlobal({ bgpMed: 100 }), { services: ['web keep'], ...keep, bgp: 'announce' }],
     ['communities, AS path, next hop', withGlobal({ bgpCommunities: [{ asn: 64600, value: 1 }], bgpAsPath: [64600, 64601], bgpNexthopIpv4: '192.0.2.99' }), { services: ['web keep'], ...keep, bgp: 'announce' }],
+    ['bgp-drain on (drain: UPDATEs, no session reset)', withGlobal({ bgpDrain: true }), { services: ['web keep'], ...keep, bgp: 'announce', drain: true }],
+    ['bgp-drain-med alone (an attribute)', withGlobal({ bgpDrainMed: 1000 }), { services: ['web keep'], ...keep, bgp: 'announce' }],
     ['the local ASN', withGlobal({ bgpLocalAsn: 64601 }), { services: ['web keep'], ...keep, bgp: 'restart' }],
     ['the peers', withGlobal({ bgpPeerAddresses: ['192.0.2.1', '192.0.2.2'] }), { services: ['web keep'], ...keep, bgp: 'restart' }],
     ['the hold time', withGlobal({ bgpHoldTimeSec: 90 }), { services: ['web keep'], ...keep, bgp: 'restart' }],
@@ -98,6 +101,15 @@ describe('planReload', () => {
     const ipip = withService({ forwardMethod: 'tunnel' });
     const gue = withService({ forwardMethod: 'tunnel', tunnel: { type: 'gue', port: 6080, checksum: 'csum' } });
     expect(summary(planReload(ipip, gue)).services).toEqual(['web update [tunnel-type tunnel-checksum tunnel-port] ipvs']);
+  });
+
+  it('bgp-drain off again undrains; unchanged, it says nothing about the drain (a drain asked at run time stays)', () => {
+    const drained = withGlobal({ bgpDrain: true });
+    expect(planReload(drained, base)).toMatchObject({ bgp: 'announce', drain: false, globalKeys: ['bgp-drain'] });
+    expect(planReload(drained, drained)).toMatchObject({ bgp: 'keep', drain: undefined, globalKeys: [] });
+    // With a session key changed too, the sessions restart and the drain applies all the same.
+    expect(planReload(base, withGlobal({ bgpDrain: true, bgpHoldTimeSec: 90 }))).toMatchObject({ bgp: 'restart', drain: true });
+    expect(describePlan(planReload(base, drained))).toContain('[global] changed: bgp-drain');
   });
 
   it('starts BGP when it is turned on', () => {
@@ -131,6 +143,7 @@ describe('bgpSessionSettings', () => {
     expect(bgpSessionSettings(globalConfig({ bgp: false }), [web])).toBe('');
     expect(bgpSessionSettings(globalConfig(), [{ ...web, bgp: false }])).toBe('');
     expect(bgpSessionSettings(globalConfig({ bgpMed: 7, ipvsResyncIntervalMs: 1000 }), [web])).toBe(bgpSessionSettings(globalConfig(), [web]));
+    expect(bgpSessionSettings(globalConfig({ bgpDrain: true, bgpDrainMed: 7 }), [web])).toBe(bgpSessionSettings(globalConfig(), [web]));
   });
 });
 

@@ -68,6 +68,8 @@ export class PybalMetrics {
   ];
 
   private readonly bgpEnabled = this.gauge('pybal_bgp_enabled', 'Whether BGP is enabled', []);
+  // New: drained for maintenance (pybal drain, bgp-drain): every VIP announced with GRACEFUL_SHUTDOWN and bgp-drain-med.
+  private readonly bgpDrained = this.gauge('pybal_bgp_drained', 'Whether this director is drained: every VIP announced with GRACEFUL_SHUTDOWN and bgp-drain-med (0/1)', []);
   private readonly bgpEstablished = this.gauge('pybal_bgp_session_established', 'BGP session established (0/1)', ['local_asn', 'peer']);
   // New: the BFD session with each peer, where bgp-bfd runs it.
   private readonly bgpBfdUp = this.gauge('pybal_bgp_bfd_up', 'BFD session with the BGP peer up (0/1), where bgp-bfd runs one', ['local_asn', 'peer']);
@@ -310,6 +312,7 @@ export class PybalMetrics {
 
   private updateBgp({ bgp }: DaemonSnapshot): void {
     this.bgpEnabled.set(bgp.enabled ? 1 : 0);
+    this.bgpDrained.set(bgp.drained ? 1 : 0);
     this.bgpEstablished.reset();
     this.bgpBfdUp.reset();
     this.bgpStateCount.reset();

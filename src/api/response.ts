@@ -49,8 +49,7 @@ export function notFound(json: boolean): ApiResponse {
   return negotiated(json, 404, { error: NOT_FOUND }, NOT_FOUND);
 }
 
-/** The API is read-only. */
-export function methodNotAllowed(json: boolean): ApiResponse {
-  const message = 'Method not allowed: the API is read-only (GET, HEAD)';
-  return { ...negotiated(json, 405, { error: message }, `${message}\n`), headers: { allow: 'GET, HEAD' } };
+/** The API is read-only (the control socket's POST paths aside: `allow` and `message` say what is allowed there). */
+export function methodNotAllowed(json: boolean, allow = 'GET, HEAD', message = 'Method not allowed: the API is read-only (GET, HEAD)'): ApiResponse {
+  return { ...negotiated(json, 405, { error: message }, `${message}\n`), headers: { allow } };
 }

@@ -1,7 +1,9 @@
 /**
  * The instrumentation HTTP server: PyBal's read-only API on TCP
  * (`instrumentation_ips` × `instrumentation_port`) and the same API on a
- * Unix socket, which the daemon always serves for `pybal status`.
+ * Unix socket, which the daemon always serves for `pybal status`. Only the
+ * Unix socket (root's, mode 0600) also takes the control requests that
+ * change the daemon's state: POST /drain and POST /undrain.
  */
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -14,7 +16,7 @@ import { turn } from '../runtime/sliced.js';
 import type { PybalMetrics } from './metrics.js';
 import { renderPoolsPath } from './pools.js';
 import { jsonResponse, methodNotAllowed, notFound, textResponse, wantsJson, type ApiResponse } from './response.js';
-import type { DaemonSnapshot } from './types.js';
+import type { DaemonSnapshot, DrainAnswer } from './types.js';
 import { DEFAULT_SOCKET_PATH } from '../runtime/defaults.js';
 import { formatHostPort } from '../runtime/ip.js';
 
@@ -28,7 +30,21 @@ export interface ApiServerDeps {
   readonly snapshot: (scope?: { readonly service?: string; readonly servers?: boolean }) => DaemonSnapshot;
   readonly metrics: PybalMetrics;
   readonly logger: Logger;
+  /** What the control socket may change; never offered on the TCP listeners. */
+  readonly control?: ApiControl;
 }
+
+/** The state changes the control socket takes (`pybal drain`, `pybal undrain`). */
+export interface ApiControl {
+  /** Drains (true) or undrains (false) the director; answers the state now. */
+  setDrained(drained: boolean): DrainAnswer;
+}
+
+/** The control socket's POST paths, and what each asks for. */
+const CONTROL_PATHS: ReadonlyMap<string, { readonly drained: boolean }> = new Map([
+  ['drain', { drained: true }],
+  ['undrain', { drained: false }],
+]);
 
 /** Where a listener ended up (the port is the kernel's choice when 0 was asked). */
 export interface BoundAddress {
@@ -49,16 +65,29 @@ function pathSegments(url: string): string[] | undefined {
   }
 }
 
-/** Answers one request; pure apart from the snapshot and the metrics it reads. */
+/**
+ * Answers one request; pure apart from the snapshot and the metrics it reads
+ * and, given `control` (the Unix socket), the drain it changes.
+ */
 export async function handleRequest(
-  deps: Pick<ApiServerDeps, 'snapshot' | 'metrics'>,
+  deps: Pick<ApiServerDeps, 'snapshot' | 'metrics' | 'control'>,
   method: string,
   url: string,
   accept: string | undefined,
 ): Promise<ApiResponse> {
   const json = wantsJson(accept);
-  if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(json);
   const segments = pathSegments(url);
+  const control = segments?.length === 1 ? CONTROL_PATHS.get(segments[0] as string) : undefined;
+  if (deps.control && control) {
+    // Always JSON, as /status: it is for `pybal drain` and scripts.
+    if (method === 'POST') return jsonResponse(200, deps.control.setDrained(control.drained));
+    return methodNotAllowed(true, 'POST', `Method not allowed: POST /${segments?.[0]} changes the daemon's state`);
+  }
+  if (method !== 'GET' && method !== 'HEAD') {
+    if (deps.control) return methodNotAllowed(json, 'GET, HEAD', 'Method not allowed: only POST /drain and POST /undrain change the daemon; the rest is read-only (GET, HEAD)');
+    if (control) return methodNotAllowed(json, 'GET, HEAD', 'Method not allowed: the API is read-only (GET, HEAD); drain and undrain only on the control socket (pybal drain, pybal undrain)');
+    return methodNotAllowed(json);
+  }
   if (!segments) return notFound(json);
   const [resource, ...rest] = segments;
   switch (resource) {
@@ -100,7 +129,8 @@ export class ApiServer {
   async listen(options: { readonly ips: readonly string[]; readonly port: number }): Promise<BoundAddress[]> {
     const bound: BoundAddress[] = [];
     for (const ip of options.ips) {
-      const server = this.createHttpServer();
+      // Read-only, as PyBal's: no control requests on TCP.
+      const server = this.createHttpServer(false);
       try {
         await listenOn(server, (done) => server.listen({ host: ip, port: options.port, ipv6Only: ip.includes(':') }, done));
         const address = server.address();
@@ -122,7 +152,7 @@ export class ApiServer {
    * Resolves false (logged) when it cannot.
    */
   async listenUnix(path: string = DEFAULT_SOCKET_PATH): Promise<boolean> {
-    const server = this.createHttpServer();
+    const server = this.createHttpServer(true);
     try {
       await mkdir(dirname(path), { recursive: true, mode: 0o755 });
       await removeStaleSocket(path);
@@ -157,18 +187,20 @@ export class ApiServer {
     this.socketPaths.clear();
   }
 
-  private createHttpServer(): Server {
-    const server = createServer((request, response) => void this.respond(request, response));
+  /** `control`: this listener takes the control requests (the Unix socket only). */
+  private createHttpServer(control: boolean): Server {
+    const deps = control ? this.deps : { snapshot: this.deps.snapshot, metrics: this.deps.metrics };
+    const server = createServer((request, response) => void this.respond(deps, request, response));
     // After listen() succeeded an error must be logged, never thrown at the daemon.
     server.on('error', (error) => this.log.error(`Instrumentation listener error: ${errorMessage(error)}`));
     this.servers.add(server);
     return server;
   }
 
-  private async respond(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  private async respond(deps: Parameters<typeof handleRequest>[0], request: IncomingMessage, response: ServerResponse): Promise<void> {
     let answer: ApiResponse;
     try {
-      answer = await handleRequest(this.deps, request.method ?? 'GET', request.url ?? '/', request.headers.accept);
+      answer = await handleRequest(deps, request.method ?? 'GET', request.url ?? '/', request.headers.accept);
     } catch (error) {
       this.log.error(`Instrumentation request ${request.method} ${request.url} failed: ${errorMessage(error)}`);
       answer = textResponse(500, 'Internal error\n');

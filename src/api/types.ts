@@ -3,6 +3,7 @@
  * request (DESIGN: the API only reads snapshots).
  */
 import type { BfdPeerSummary } from '../bfd/bfd.js';
+import type { DrainState } from '../bgp/announcements.js';
 import type { PeerStatus } from '../bgp/speaker.js';
 import type { ServiceSnapshot } from '../coordinator/types.js';
 import type { IpvsManagerStats } from '../ipvs/manager.js';
@@ -13,11 +14,20 @@ export type IpvsStatsValue = IpvsManagerStats;
 /** One BGP peer: the speaker's status() value, plus the local address it uses when configured. */
 export type BgpPeerValue = PeerStatus & { readonly localAddress?: string | undefined; readonly bfd?: BfdPeerSummary | undefined };
 
-export interface BgpStatusValue {
+/** BGP as the API shows it: the speaker, and whether the director is drained (`drained`, since when, the drain MED). */
+export interface BgpStatusValue extends DrainState {
   readonly enabled: boolean;
   /** undefined when BGP is off. */
   readonly localAsn: number | undefined;
   readonly peers: readonly BgpPeerValue[];
+}
+
+/** The answer to POST /drain and POST /undrain (control socket only). */
+export interface DrainAnswer extends DrainState {
+  /** False when the director already was in the state asked for. */
+  readonly changed: boolean;
+  /** The VIPs announced now (with the drain's attributes while drained). */
+  readonly announced: number;
 }
 
 export interface DaemonSnapshot {

@@ -12,6 +12,28 @@ import { familyOf, hostPrefix, ipv4ToNumber, normalizeAddress, parseIpv4 } from 
 import type { PeerOptions, SpeakerOptions } from './speaker.js';
 import type { Route } from './pack.js';
 
+/** GRACEFUL_SHUTDOWN, the well-known community of RFC 8326: "this path is going away, prefer another". */
+export const GRACEFUL_SHUTDOWN: Community = { asn: 0xffff, value: 0x0000 };
+
+/** How the routes are announced beyond the configuration: drained (see decideRoutes). */
+export interface AnnounceOptions {
+  /**
+   * Drained for planned maintenance: every route also carries GRACEFUL_SHUTDOWN
+   * and its MED is `bgp-drain-med`, so the routers prefer the other directors;
+   * the routes stay announced, so traffic flows here until they have moved it.
+   */
+  readonly drained?: boolean;
+}
+
+/** Whether the director is drained, since when, and with which MED: for the API, `pybal status` and the metrics. */
+export interface DrainState {
+  readonly drained: boolean;
+  /** When it was drained (wall clock, ms since the epoch), while it is. */
+  readonly drainedSinceWallMs: number | undefined;
+  /** The MED every VIP carries while drained (`bgp-drain-med`). */
+  readonly drainMed: number;
+}
+
 /** Services that announce: global `bgp` on and the service's own `bgp` on. */
 export function announcingServices(global: GlobalConfig, services: readonly ServiceConfig[]): ServiceConfig[] {
   return global.bgp ? services.filter((s) => s.bgp) : [];
@@ -37,14 +59,18 @@ function mergeCommunities(lists: readonly (readonly Community[])[]): Community[]
  * since announcing a VIP this director cannot forward yet would attract its
  * traffic into a black hole.
  * The first service of an IP (file order) gives the MED; communities are the
- * global ones plus those of every service on the IP.
+ * global ones plus those of every service on the IP. Drained (`options`),
+ * every route has the MED `bgp-drain-med` and GRACEFUL_SHUTDOWN among its
+ * communities: the same routes, less preferred.
  */
 export function decideRoutes(
   global: GlobalConfig,
   services: readonly ServiceConfig[],
   healthy: (service: ServiceConfig) => boolean,
   programmed: (service: ServiceConfig) => boolean = () => true,
+  options: AnnounceOptions = {},
 ): Route[] {
+  const drained = options.drained === true;
   const byIp = new Map<string, ServiceConfig[]>();
   for (const s of announcingServices(global, services)) {
     const ip = normalizeAddress(s.ip) ?? s.ip;
@@ -62,8 +88,8 @@ export function decideRoutes(
       prefix: hostPrefix(ip),
       nextHop,
       asPath: global.bgpAsPath.length > 0 ? global.bgpAsPath : global.bgpLocalAsn !== undefined ? [global.bgpLocalAsn] : [],
-      med: first.bgpMed ?? global.bgpMed,
-      communities: mergeCommunities([global.bgpCommunities, ...group.map((s) => s.bgpCommunities)]),
+      med: drained ? global.bgpDrainMed : (first.bgpMed ?? global.bgpMed),
+      communities: mergeCommunities([global.bgpCommunities, ...group.map((s) => s.bgpCommunities), drained ? [GRACEFUL_SHUTDOWN] : []]),
     });
   }
   return routes;

@@ -120,6 +120,36 @@ export async function main(argv: readonly string[]): Promise<number> {
       },
     )
     .command(
+      'drain',
+      "drain this director for maintenance: every VIP stays announced, with GRACEFUL_SHUTDOWN (65535:0) and bgp-drain-med, so the routers move its traffic to the other directors",
+      (y) =>
+        y
+          .option('socket', { type: 'string', default: DEFAULT_SOCKET_PATH, describe: "the daemon's control socket", requiresArg: true })
+          .option('wait', {
+            type: 'number',
+            describe: 'then watch for SECONDS and say what happened (exit 0: no packet reached the VIPs at the end; 3: traffic still arrives)',
+            requiresArg: true,
+          }),
+      async (args) => {
+        if (args.wait !== undefined && !(Number.isFinite(args.wait) && args.wait >= 0)) {
+          process.stderr.write(`pybal: --wait: expected a number of seconds >= 0, got ${String(args.wait)}\nTry 'pybal --help'.\n`);
+          status = USAGE_ERROR;
+          return;
+        }
+        const { runDrainCommand } = await import('./drain.js');
+        status = await runDrainCommand(true, { socket: args.socket, waitSec: args.wait }, process.stdout, process.stderr);
+      },
+    )
+    .command(
+      'undrain',
+      'undo pybal drain: every VIP announced with its configured MED and communities again',
+      (y) => y.option('socket', { type: 'string', default: DEFAULT_SOCKET_PATH, describe: "the daemon's control socket", requiresArg: true }),
+      async (args) => {
+        const { runDrainCommand } = await import('./drain.js');
+        status = await runDrainCommand(false, { socket: args.socket }, process.stdout, process.stderr);
+      },
+    )
+    .command(
       'import <file>',
       'convert a keepalived.conf or an ldirectord.cf into pybal.conf and pool files, with a comment for everything not carried over',
       (y) =>

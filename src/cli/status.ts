@@ -131,9 +131,19 @@ function formatService(service: ServiceSnapshot, color: boolean): string {
   return text + formatTable(['HOST', 'ADDRESS', 'WEIGHT', 'ENABLED', 'UP', 'POOLED', 'LAST MONITOR REASON'], rows, '  ', color);
 }
 
+/** `drained: no`, or `drained: yes, since ...` with what the routes carry. */
+export function formatDrain(bgp: Pick<BgpStatusValue, 'drained' | 'drainedSinceWallMs' | 'drainMed'>): string {
+  if (!bgp.drained) return 'drained: no';
+  const since = bgp.drainedSinceWallMs === undefined ? '' : ` since ${new Date(bgp.drainedSinceWallMs).toISOString()}`;
+  return `drained: yes${since} (every VIP announced with GRACEFUL_SHUTDOWN 65535:0 and MED ${bgp.drainMed})`;
+}
+
 function formatBgp(bgp: BgpStatusValue, color: boolean): string {
-  if (!bgp.enabled) return 'BGP: disabled\n';
-  let text = `BGP: enabled, local AS ${bgp.localAsn ?? '?'}\n`;
+  // An older daemon's snapshot has no drain fields: say nothing rather than "no".
+  const drainText = bgp.drained === undefined ? '' : `, ${formatDrain(bgp)}`;
+  const drain = color && bgp.drained ? `${RED}${drainText}${RESET}` : drainText;
+  if (!bgp.enabled) return `BGP: disabled${drain}\n`;
+  let text = `BGP: enabled, local AS ${bgp.localAsn ?? '?'}${drain}\n`;
   if (bgp.peers.length === 0) return `${text}  no peers\n`;
   const rows = bgp.peers.map((p): Cell[] => [
     { text: p.peer },

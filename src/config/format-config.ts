@@ -48,6 +48,8 @@ export function formatGlobal(g: GlobalConfig): Values {
     'bgp-communities': communities(g.bgpCommunities),
     'bgp-connect-retry': seconds(g.bgpConnectRetryMs),
     'bgp-graceful-restart': String(g.bgpGracefulRestartSec),
+    'bgp-drain': yesNo(g.bgpDrain),
+    'bgp-drain-med': String(g.bgpDrainMed),
     'bgp-bfd': yesNo(g.bgpBfd),
     'bgp-bfd-interval': seconds(g.bgpBfdIntervalMs),
     'bgp-bfd-multiplier': String(g.bgpBfdMultiplier),

@@ -21,6 +21,8 @@ export const GLOBAL_KEYS = [
   'bgp-communities',
   'bgp-connect-retry',
   'bgp-graceful-restart',
+  'bgp-drain',
+  'bgp-drain-med',
   'bgp-bfd',
   'bgp-bfd-interval',
   'bgp-bfd-multiplier',
@@ -149,6 +151,7 @@ const CONSEQUENTIAL_WORDS: ReadonlySet<string> = new Set([
   // announcements
   'bgp', 'med', 'community', 'communities', 'nexthop', 'peer', 'peers', 'asn', 'announce', 'withdraw', 'bfd',
   'graceful', 'restart',
+  'drain', 'drained',
 ]);
 
 /**

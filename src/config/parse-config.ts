@@ -237,6 +237,7 @@ function parseGlobal(c: Collector, section: IniSection, present: boolean): Globa
     bgpCommunities: r.communities('bgp-communities'),
     bgpConnectRetryMs: r.seconds('bgp-connect-retry', 5),
     bgpGracefulRestartSec: r.int('bgp-graceful-restart', 0, { min: 0, max: 4095 }),
+    ...parseDrain(r, bgp),
     ...parseBfd(r, bgp),
     instrumentation: r.bool('instrumentation', false),
     instrumentationPort: r.int('instrumentation_port', 9090, { min: 1, max: 65535 }),
@@ -261,6 +262,38 @@ function parseBfd(r: FieldReader, bgp: boolean): Pick<GlobalConfig, 'bgpBfd' | '
     r.warn('bgp-bfd', 'has no effect without bgp = yes: BFD runs with the BGP peers');
   }
   return { bgpBfd: bfd, bgpBfdIntervalMs: intervalMs, bgpBfdMultiplier: multiplier };
+}
+
+/** `bgp-drain` and `bgp-drain-med` ([global]); checked against the MEDs of the services in crossCheck. */
+function parseDrain(r: FieldReader, bgp: boolean): Pick<GlobalConfig, 'bgpDrain' | 'bgpDrainMed'> {
+  const drain = r.bool('bgp-drain', false);
+  const med = r.int('bgp-drain-med', MAX_U32, { min: 0, max: MAX_U32 });
+  if (!bgp) {
+    for (const key of ['bgp-drain', 'bgp-drain-med']) if (r.has(key)) r.warn(key, 'has no effect without bgp = yes: nothing is announced to drain');
+  }
+  return { bgpDrain: drain, bgpDrainMed: med };
+}
+
+/**
+ * Draining makes a VIP less preferred by raising its MED to bgp-drain-med: a
+ * service already announced with that MED or a higher one would not be
+ * (only routers that honour GRACEFUL_SHUTDOWN would move its traffic).
+ */
+function checkDrainMed(c: Collector, global: GlobalConfig, services: readonly ServiceConfig[], globalSection: IniSection | undefined): void {
+  const announced = services.filter((s) => s.bgp && s.ip !== '').map((s) => ({ s, med: s.bgpMed ?? global.bgpMed }));
+  const worst = announced.reduce<(typeof announced)[number] | undefined>((a, b) => (a === undefined || b.med > a.med ? b : a), undefined);
+  if (worst === undefined || worst.med < global.bgpDrainMed) return;
+  const key = 'bgp-drain-med';
+  const line = globalSection?.entries.get(key)?.line ?? c.document.defaults?.entries.get(key)?.line ?? globalSection?.line;
+  const where = worst.s.bgpMed === undefined ? 'the global bgp-med' : `bgp-med of [${worst.s.name}]`;
+  c.warnings.push({
+    file: c.file,
+    line,
+    key,
+    message:
+      `${global.bgpDrainMed} is not higher than the MED ${worst.med} (${where}): a drained VIP would not be less preferred by MED, ` +
+      'and only routers that honour GRACEFUL_SHUTDOWN (65535:0) would move its traffic',
+  });
 }
 
 const IPVS_SYNC_COMPANIONS = ['ipvs-sync-interface', 'ipvs-sync-id', 'ipvs-sync-group', 'ipvs-sync-port', 'ipvs-sync-ttl'] as const;
@@ -568,6 +601,7 @@ function crossCheck(c: Collector, global: GlobalConfig, services: readonly Servi
     }
   }
   if (!global.bgp) return;
+  checkDrainMed(c, global, services, globalSection);
   const line = globalSection?.line;
   for (const family of [4, 6] as const) {
     const nexthop = family === 4 ? global.bgpNexthopIpv4 : global.bgpNexthopIpv6;

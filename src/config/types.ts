@@ -64,6 +64,16 @@ export interface GlobalConfig {
    * routes this long while pybal restarts (`systemctl restart`, a crash).
    */
   readonly bgpGracefulRestartSec: number;
+  /**
+   * New: `bgp-drain` (default false): start drained. While drained, every
+   * announced VIP carries GRACEFUL_SHUTDOWN (65535:0, RFC 8326) and
+   * `bgp-drain-med`, so the routers prefer the other directors; `pybal drain`
+   * and `pybal undrain` change it at run time, and a reload that changes the
+   * key applies it.
+   */
+  readonly bgpDrain: boolean;
+  /** New: `bgp-drain-med` (default 4294967295, the worst): the MED of every VIP while drained. */
+  readonly bgpDrainMed: number;
   /** New: `bgp-bfd` (default false): run BFD (RFC 5880/5881) with every BGP peer, so a router drops a dead or hung director's routes within a second. */
   readonly bgpBfd: boolean;
   /** New: `bgp-bfd-interval` in seconds (default 0.3): how often BFD packets go and are expected, once a session is up. */

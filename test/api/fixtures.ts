@@ -67,13 +67,16 @@ export function peer(address: string, over: Partial<BgpPeerValue> = {}): BgpPeer
   };
 }
 
+/** The drain fields of BgpStatusValue for a director that is not drained. */
+export const NOT_DRAINED = { drained: false, drainedSinceWallMs: undefined, drainMed: 4294967295 } as const;
+
 export function daemon(services: readonly ServiceSnapshot[], over: Partial<DaemonSnapshot> = {}): DaemonSnapshot {
   return {
     version: '2.0.0',
     startedAtWallMs: 1_700_000_000_000,
     dryRun: false,
     services,
-    bgp: { enabled: false, localAsn: undefined, peers: [] },
+    bgp: { enabled: false, localAsn: undefined, peers: [], ...NOT_DRAINED },
     ipvs: undefined,
     ...over,
   };

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { PybalMetrics } from '../../src/api/metrics.js';
 import { readVersion } from '../../src/runtime/version.js';
 import type { CheckResult, MonitorReport } from '../../src/monitors/types.js';
-import { daemon, monitor, peer, server, service } from './fixtures.js';
+import { daemon, monitor, NOT_DRAINED, peer, server, service } from './fixtures.js';
 
 interface Sample {
   readonly name: string;
@@ -213,6 +213,7 @@ describe('PybalMetrics', () => {
         bgp: {
           enabled: true,
           localAsn: 64600,
+          ...NOT_DRAINED,
           peers: [
             peer('192.0.2.254', { localAddress: '192.0.2.2', updatesTreatedAsWithdraw: 3, attributesDiscarded: 2, routeRefreshesIgnored: 1 }),
             peer('2001:db8::fe', { state: 'Active', side: undefined }),
@@ -241,8 +242,21 @@ describe('PybalMetrics', () => {
     expect(await value(metrics, 'pybal_bgp_route_refreshes_ignored_total', errors)).toBe(1);
     expect(await value(metrics, 'pybal_bgp_route_refreshes_ignored_total', { local_asn: '64600', peer: '2001:db8::fe' })).toBe(0);
     // A peer that is gone takes its series along.
-    metrics.update(daemon([], { bgp: { enabled: true, localAsn: 64600, peers: [peer('2001:db8::fe')] } }));
+    metrics.update(daemon([], { bgp: { enabled: true, localAsn: 64600, peers: [peer('2001:db8::fe')], ...NOT_DRAINED } }));
     expect((await samples(metrics, 'pybal_bgp_update_errors_total')).map((s) => s.labels.peer)).toEqual(['2001:db8::fe', '2001:db8::fe']);
+  });
+
+  it('exposes whether the director is drained (pybal_bgp_drained 0/1), BGP on or off', async () => {
+    const metrics = new PybalMetrics({ processMetrics: false });
+    metrics.update(daemon([]));
+    expect(await value(metrics, 'pybal_bgp_drained')).toBe(0);
+    const drained = { drained: true, drainedSinceWallMs: 1_700_000_000_000, drainMed: 4294967295 };
+    metrics.update(daemon([], { bgp: { enabled: true, localAsn: 64600, peers: [peer('192.0.2.254')], ...drained } }));
+    expect(await value(metrics, 'pybal_bgp_drained')).toBe(1);
+    metrics.update(daemon([], { bgp: { enabled: false, localAsn: undefined, peers: [], ...drained } }));
+    expect(await value(metrics, 'pybal_bgp_drained')).toBe(1);
+    metrics.update(daemon([]));
+    expect(await value(metrics, 'pybal_bgp_drained')).toBe(0);
   });
 
   it('exposes the IPVS manager statistics', async () => {

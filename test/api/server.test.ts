@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PybalMetrics } from '../../src/api/metrics.js';
-import { createApiServer, type ApiServer } from '../../src/api/server.js';
-import type { DaemonSnapshot } from '../../src/api/types.js';
+import { createApiServer, type ApiControl, type ApiServer } from '../../src/api/server.js';
+import type { DaemonSnapshot, DrainAnswer } from '../../src/api/types.js';
 import { createMemoryLogger, type MemoryLog } from '../../src/runtime/logger.js';
 import { daemon, monitor, server, service } from './fixtures.js';
 
@@ -199,6 +199,89 @@ describe('Unix socket', () => {
     } finally {
       await other.close();
     }
+  });
+});
+
+describe('control requests: POST /drain and POST /undrain, on the Unix socket only', () => {
+  /** A daemon's drain as the control sees it: the calls it got, and its state. */
+  function fakeControl(): ApiControl & { calls: boolean[] } {
+    let drained = false;
+    const calls: boolean[] = [];
+    return {
+      calls,
+      setDrained(want: boolean): DrainAnswer {
+        calls.push(want);
+        const changed = drained !== want;
+        drained = want;
+        return { drained, drainedSinceWallMs: drained ? 1_700_000_200_000 : undefined, drainMed: 4294967295, changed, announced: 2 };
+      },
+    };
+  }
+  let controlled: ApiServer;
+  let control: ReturnType<typeof fakeControl>;
+  beforeEach(() => {
+    control = fakeControl();
+    controlled = createApiServer({ snapshot: () => snapshotValue, metrics: new PybalMetrics({ processMetrics: false }), logger: log.logger, control });
+  });
+  afterEach(async () => {
+    await controlled.close();
+  });
+
+  it('drains and undrains on the Unix socket, answering JSON with the new state', async () => {
+    const path = join(dir, 'control.sock');
+    expect(await controlled.listenUnix(path)).toBe(true);
+    const drain = await httpRequest({ socketPath: path, path: '/drain', method: 'POST' });
+    expect(drain.status).toBe(200);
+    expect(drain.headers['content-type']).toBe('application/json');
+    expect(JSON.parse(drain.body)).toEqual({ drained: true, drainedSinceWallMs: 1_700_000_200_000, drainMed: 4294967295, changed: true, announced: 2 });
+    // Again: unchanged, said so.
+    expect(JSON.parse((await httpRequest({ socketPath: path, path: '/drain', method: 'POST' })).body)).toMatchObject({ drained: true, changed: false });
+    // curl, as an operator without pybal at hand would.
+    const { stdout } = await run('curl', ['-sS', '-X', 'POST', '--unix-socket', path, 'http://localhost/undrain']);
+    expect(JSON.parse(stdout)).toEqual({ drained: false, drainMed: 4294967295, changed: true, announced: 2 });
+    expect(control.calls).toEqual([true, true, false]);
+  });
+
+  it('refuses other methods on the control paths, and POST elsewhere, changing nothing', async () => {
+    const path = join(dir, 'control.sock');
+    await controlled.listenUnix(path);
+    for (const method of ['GET', 'PUT', 'DELETE']) {
+      const reply = await httpRequest({ socketPath: path, path: '/drain', method });
+      expect(reply.status, method).toBe(405);
+      expect(reply.headers.allow).toBe('POST');
+      expect(JSON.parse(reply.body)).toEqual({ error: "Method not allowed: POST /drain changes the daemon's state" });
+    }
+    const post = await httpRequest({ socketPath: path, path: '/pools', method: 'POST' });
+    expect(post.status).toBe(405);
+    expect(post.headers.allow).toBe('GET, HEAD');
+    expect(post.body).toBe('Method not allowed: only POST /drain and POST /undrain change the daemon; the rest is read-only (GET, HEAD)\n');
+    expect((await httpRequest({ socketPath: path, path: '/drain/now', method: 'POST' })).status).toBe(405);
+    // Names an object has of its own are no control paths.
+    for (const name of ['/constructor', '/__proto__', '/toString', '/hasOwnProperty']) {
+      expect((await httpRequest({ socketPath: path, path: name, method: 'POST' })).status, name).toBe(405);
+    }
+    // The read-only API is all there too.
+    expect((await httpRequest({ socketPath: path, path: '/pools' })).body).toBe('text\ndns\n');
+    expect(control.calls).toEqual([]);
+  });
+
+  it.each(['127.0.0.1', '::1'])('the TCP listener on %s refuses POST /drain and /undrain (PyBal-compatible, read-only) and knows no such path', async (ip) => {
+    const [bound] = await controlled.listen({ ips: [ip], port: 0 });
+    const port = bound?.port ?? 0;
+    const family = ip.includes(':') ? 6 : 4;
+    for (const path of ['/drain', '/undrain']) {
+      const reply = await httpRequest({ host: ip, port, family, path, method: 'POST', headers: { accept: 'application/json' } });
+      expect(reply.status).toBe(405);
+      expect(reply.headers.allow).toBe('GET, HEAD');
+      expect(JSON.parse(reply.body)).toEqual({
+        error: 'Method not allowed: the API is read-only (GET, HEAD); drain and undrain only on the control socket (pybal drain, pybal undrain)',
+      });
+      expect((await httpRequest({ host: ip, port, family, path })).status).toBe(404);
+    }
+    const url = `http://${ip.includes(':') ? `[${ip}]` : ip}:${port}/drain`;
+    const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', url]);
+    expect(stdout).toBe('405');
+    expect(control.calls).toEqual([]);
   });
 });
 

@@ -5,9 +5,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PybalMetrics } from '../../src/api/metrics.js';
 import { createApiServer, type ApiServer } from '../../src/api/server.js';
 import type { DaemonSnapshot } from '../../src/api/types.js';
-import { runStatus } from '../../src/cli/status.js';
+import { formatStatus, runStatus } from '../../src/cli/status.js';
 import { createSilentLogger } from '../../src/runtime/logger.js';
-import { daemon, monitor, peer, server, service } from './fixtures.js';
+import { daemon, monitor, NOT_DRAINED, peer, server, service } from './fixtures.js';
 
 function capture(isTTY = false): { write(text: string): void; readonly isTTY: boolean; text(): string } {
   let text = '';
@@ -51,6 +51,7 @@ const fixed: DaemonSnapshot = daemon(
     bgp: {
       enabled: true,
       localAsn: 64600,
+      ...NOT_DRAINED,
       peers: [
         peer('192.0.2.254', {
           establishedAtWallMs: at('2026-11-22T05:00:03Z'),
@@ -91,7 +92,7 @@ dns  fwmark 53, checks 192.0.2.1:53/udp  scheduler wrr  nat
   waiting for the first pool
   no servers
 
-BGP: enabled, local AS 64600
+BGP: enabled, local AS 64600, drained: no
   PEER          STATE        ESTABLISHED SINCE         PREFIXES SENT  LAST ERROR
   192.0.2.254   Established  2026-11-22T05:00:03.000Z  2
   2001:db8::fe  Active       -                         0              connect ECONNREFUSED
@@ -145,6 +146,21 @@ describe('pybal status', () => {
     expect(out.text()).toContain('\u001b[31myes (DOWN)\u001b[0m');
     expect(out.text()).toContain(`\u001b[31m${HEALTH}\u001b[0m`);
     expect(out.text().replace(/\u001b\[[0-9;]*m/g, '')).toBe(PRINTED);
+  });
+
+  it('says whether the director is drained, and since when (in red on a terminal)', async () => {
+    const drained = { drained: true, drainedSinceWallMs: at('2026-11-22T07:30:00Z'), drainMed: 4294967295 } as const;
+    expect(formatStatus({ ...fixed, bgp: { ...fixed.bgp, ...drained } })).toContain(
+      'BGP: enabled, local AS 64600, drained: yes since 2026-11-22T07:30:00.000Z (every VIP announced with GRACEFUL_SHUTDOWN 65535:0 and MED 4294967295)\n',
+    );
+    expect(formatStatus({ ...fixed, bgp: { ...fixed.bgp, ...drained } }, true)).toContain('local AS 64600\u001b[31m, drained: yes since');
+    // BGP off: the state is still shown (it applies once BGP runs).
+    expect(formatStatus({ ...fixed, bgp: { enabled: false, localAsn: undefined, peers: [], ...drained, drainMed: 1000 } })).toContain(
+      'BGP: disabled, drained: yes since 2026-11-22T07:30:00.000Z (every VIP announced with GRACEFUL_SHUTDOWN 65535:0 and MED 1000)\n',
+    );
+    // A daemon from before drain existed sends no drain fields: nothing is said about it.
+    const { drained: _d, drainedSinceWallMs: _s, drainMed: _m, ...older } = fixed.bgp;
+    expect(formatStatus({ ...fixed, bgp: older as typeof fixed.bgp })).toContain('BGP: enabled, local AS 64600\n');
   });
 
   it('says so and exits 2 when the daemon is not there', async () => {

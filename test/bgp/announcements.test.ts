@@ -4,6 +4,7 @@ import {
   announcedFamilies,
   decideRoutes,
   deriveRouterId,
+  GRACEFUL_SHUTDOWN,
   peersFromConfig,
   speakerOptionsFromConfig,
 } from '../../src/bgp/announcements.js';
@@ -68,6 +69,60 @@ describe('decideRoutes', () => {
   test('withdraw-when-down: a service on the same IP without the option keeps the VIP', () => {
     const services = [serviceConfig('http', '198.51.100.1', { bgpWithdrawWhenDown: true }), serviceConfig('dns', '198.51.100.1', { protocol: 'udp', port: 53 })];
     expect(decideRoutes(globalConfig(), services, () => false)).toHaveLength(1);
+  });
+});
+
+describe('decideRoutes, drained (planned maintenance, RFC 8326)', () => {
+  const always = (): boolean => true;
+  const g = globalConfig({ bgpMed: 10, bgpCommunities: [{ asn: 64600, value: 1 }, { asn: 0xffff, value: 0xff01 }], bgpDrainMed: 4294967295 });
+  const services = [
+    serviceConfig('http', '198.51.100.1', { bgpCommunities: [{ asn: 64600, value: 80 }] }),
+    serviceConfig('https', '198.51.100.1', { port: 443 }),
+    serviceConfig('mail', '198.51.100.2', { bgpMed: 20 }),
+    serviceConfig('v6', '2001:db8::1'),
+  ];
+
+  test('GRACEFUL_SHUTDOWN is the well-known community 65535:0', () => {
+    expect(GRACEFUL_SHUTDOWN).toEqual({ asn: 65535, value: 0 });
+  });
+
+  test('off (the default, or drained: false): the configured MED and communities', () => {
+    const normal = [
+      '198.51.100.1/32 via 192.0.2.11 path 64600 med 10 comm 64600:1,64600:80,65535:65281',
+      '198.51.100.2/32 via 192.0.2.11 path 64600 med 20 comm 64600:1,65535:65281',
+      '2001:db8::1/128 via 2001:db8:ffff::11 path 64600 med 10 comm 64600:1,65535:65281',
+    ];
+    expect(lines(decideRoutes(g, services, always))).toEqual(normal);
+    expect(lines(decideRoutes(g, services, always, always, { drained: false }))).toEqual(normal);
+  });
+
+  test('on: every VIP still announced, each with bgp-drain-med (whatever its own MED) and 65535:0 added to its communities', () => {
+    expect(lines(decideRoutes(g, services, always, always, { drained: true }))).toEqual([
+      '198.51.100.1/32 via 192.0.2.11 path 64600 med 4294967295 comm 64600:1,64600:80,65535:0,65535:65281',
+      '198.51.100.2/32 via 192.0.2.11 path 64600 med 4294967295 comm 64600:1,65535:0,65535:65281',
+      '2001:db8::1/128 via 2001:db8:ffff::11 path 64600 med 4294967295 comm 64600:1,65535:0,65535:65281',
+    ]);
+    expect(lines(decideRoutes(globalConfig({ bgpDrainMed: 500 }), [serviceConfig('a', '198.51.100.9')], always, always, { drained: true }))).toEqual([
+      '198.51.100.9/32 via 192.0.2.11 path 64600 med 500 comm 65535:0',
+    ]);
+  });
+
+  test('65535:0 configured already is not sent twice', () => {
+    const withIt = globalConfig({ bgpCommunities: [{ asn: 65535, value: 0 }] });
+    expect(decideRoutes(withIt, [serviceConfig('a', '198.51.100.9')], always, always, { drained: true })[0]?.communities).toEqual([{ asn: 65535, value: 0 }]);
+  });
+
+  test('drain never adds or withdraws a VIP: health, programming and bgp off still decide which are announced', () => {
+    const on = { bgpWithdrawWhenDown: true };
+    const down = serviceConfig('down', '198.51.100.3', on);
+    const waiting = serviceConfig('waiting', '198.51.100.4');
+    const set = [...services, down, waiting];
+    const healthy = (s: ServiceConfig): boolean => s !== down;
+    const programmed = (s: ServiceConfig): boolean => s !== waiting;
+    const prefixes = (drained: boolean): string[] => decideRoutes(g, set, healthy, programmed, { drained }).map((r) => r.prefix.address);
+    expect(prefixes(true)).toEqual(prefixes(false));
+    expect(prefixes(true)).toEqual(['198.51.100.1', '198.51.100.2', '2001:db8::1']);
+    expect(decideRoutes(globalConfig({ bgp: false }), services, always, always, { drained: true })).toEqual([]);
   });
 });
 

@@ -7,6 +7,8 @@ import { formatPerfdata, formatPluginLine } from '../../src/cli/check.js';
 import { formatHealthLine } from '../../src/cli/status.js';
 import { daemon, peer, server, service } from '../api/fixtures.js';
 
+/** The drain fields of a snapshot, not drained. */
+const NOT_DRAINED = { drained: false, drainedSinceWallMs: undefined, drainMed: 4294967295 } as const;
 const OK: AlertsValue = { status: 'ok', msg: 'All pools are healthy' };
 const three = () => [server('a'), server('b'), server('c')];
 const stats = (over: Partial<NonNullable<DaemonSnapshot['ipvs']>> = {}): NonNullable<DaemonSnapshot['ipvs']> => ({
@@ -21,13 +23,13 @@ const stats = (over: Partial<NonNullable<DaemonSnapshot['ipvs']>> = {}): NonNull
   lastError: undefined,
   ...over,
 });
-const bgp = (...peers: ReturnType<typeof peer>[]): DaemonSnapshot['bgp'] => ({ enabled: true, localAsn: 64600, peers });
+const bgp = (...peers: ReturnType<typeof peer>[]): DaemonSnapshot['bgp'] => ({ enabled: true, localAsn: 64600, peers, ...NOT_DRAINED });
 
 const rows: [string, DaemonSnapshot, AlertsValue, HealthProblem[]][] = [
   ['all well', daemon([service('web', three())], { ipvs: stats(), bgp: bgp(peer('p1'), peer('p2')) }), OK, []],
   ['a down server, depooled, is load balancing at work', daemon([service('web', [server('a'), server('b', { up: false, pooled: false })])]), OK, []],
   ['IPVS failed once and recovered', daemon([service('web', three())], { ipvs: stats({ failedReconciles: 4 }) }), OK, []],
-  ['BGP off (or a dry run): peers are not looked at', daemon([service('web', three())], { bgp: { enabled: false, localAsn: undefined, peers: [] } }), OK, []],
+  ['BGP off (or a dry run): peers are not looked at', daemon([service('web', three())], { bgp: { enabled: false, localAsn: undefined, peers: [], ...NOT_DRAINED } }), OK, []],
   [
     "/alerts critical: PyBal's message",
     daemon([service('web', [server('a'), server('b', { up: false, pooledDown: true })])]),

@@ -14,6 +14,8 @@ import type { DaemonSnapshot } from '../../src/api/types.js';
 import { daemon, peer, server, service } from '../api/fixtures.js';
 import { assertFreshBuild } from '../support/fresh-build.js';
 
+/** The drain fields of a snapshot, not drained. */
+const NOT_DRAINED = { drained: false, drainedSinceWallMs: undefined, drainMed: 4294967295 } as const;
 const PYBAL = resolve('dist/src/cli/main.js');
 beforeAll(() => assertFreshBuild(['src/cli', 'src/runtime', 'src/api']));
 
@@ -75,7 +77,7 @@ afterEach(async () => {
 });
 
 const OK_ALERTS: AlertsValue = { status: 'ok', msg: 'All pools are healthy' };
-const bgpOn = (...peers: ReturnType<typeof peer>[]): DaemonSnapshot['bgp'] => ({ enabled: true, localAsn: 64600, peers });
+const bgpOn = (...peers: ReturnType<typeof peer>[]): DaemonSnapshot['bgp'] => ({ enabled: true, localAsn: 64600, peers, ...NOT_DRAINED });
 const ipvsStats = (over: Partial<NonNullable<DaemonSnapshot['ipvs']>> = {}): NonNullable<DaemonSnapshot['ipvs']> => ({
   reconciles: 4,
   failedReconciles: 0,

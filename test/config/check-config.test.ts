@@ -257,6 +257,8 @@ describe('formatConfig', () => {
       'bgp-communities': '',
       'bgp-connect-retry': '5',
       'bgp-graceful-restart': '0',
+      'bgp-drain': 'no',
+      'bgp-drain-med': '4294967295',
       'bgp-bfd': 'no',
       'bgp-bfd-interval': '0.3',
       'bgp-bfd-multiplier': '3',
@@ -301,7 +303,7 @@ describe('formatConfig', () => {
       't.conf',
     );
     expect(again.errors).toEqual([]);
-    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 22 } })));
+    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 24 } })));
     expect(again.config?.global).toEqual(r.config.global);
   });
 });

@@ -53,6 +53,8 @@ const GLOBAL_DEFAULTS: GlobalConfig = {
   bgpCommunities: [],
   bgpConnectRetryMs: 5000,
   bgpGracefulRestartSec: 0,
+  bgpDrain: false,
+  bgpDrainMed: 4294967295,
   bgpBfd: false,
   bgpBfdIntervalMs: 300,
   bgpBfdMultiplier: 3,
@@ -292,6 +294,8 @@ bgp-router-id = 192.0.2.100
 bgp-communities = 64496:100 no-export no-advertise no-export-subconfed
 bgp-connect-retry = 2.5
 bgp-graceful-restart = 90
+bgp-drain = yes
+bgp-drain-med = 1000
 bgp-bfd = yes
 bgp-bfd-interval = 0.1
 bgp-bfd-multiplier = 5
@@ -421,6 +425,8 @@ udp.fall = 3
       ],
       bgpConnectRetryMs: 2500,
       bgpGracefulRestartSec: 90,
+      bgpDrain: true,
+      bgpDrainMed: 1000,
       bgpBfd: true,
       bgpBfdIntervalMs: 100,
       bgpBfdMultiplier: 5,
@@ -436,7 +442,7 @@ udp.fall = 3
     const [v6, v4udp] = config.services;
     expect(v6).toStrictEqual({
       name: 'v6',
-      source: { file: FILE, line: 34 },
+      source: { file: FILE, line: 36 },
       protocol: 'sctp',
       ip: '2001:db8::11',
       family: 6,
@@ -515,7 +521,7 @@ udp.fall = 3
     });
     expect(v4udp).toStrictEqual({
       name: 'v4udp',
-      source: { file: FILE, line: 106 },
+      source: { file: FILE, line: 108 },
       protocol: 'udp',
       ip: '192.0.2.53',
       family: 4,
@@ -1345,4 +1351,62 @@ describe('parseConfig: BGP graceful restart ([global] bgp-graceful-restart)', ()
     expect(check(global('bgp-graceful-restart = 4096')).errors).toEqual(['test.conf:2: bgp-graceful-restart: must be between 0 and 4095, got 4096']);
     expect(check(global('bgp-graceful-restart = yes')).errors).toEqual(["test.conf:2: bgp-graceful-restart: expected an integer, got 'yes'"]);
   });
+});
+
+describe('parseConfig: draining ([global] bgp-drain, bgp-drain-med)', () => {
+  const bgp = ['bgp = yes', 'bgp-local-asn = 64496', 'bgp-peer-address = 192.0.2.254', 'bgp-nexthop-ipv4 = 192.0.2.100'];
+  const global = (...lines: string[]): string => `[global]\n${lines.join('\n')}\n${service()}`;
+
+  it('is off by default, with the worst MED; both keys read as the file says', () => {
+    expect(valid(global(...bgp)).global).toMatchObject({ bgpDrain: false, bgpDrainMed: 4294967295 });
+    expect(valid(global(...bgp, 'bgp-drain = yes')).global).toMatchObject({ bgpDrain: true, bgpDrainMed: 4294967295 });
+    expect(valid(global(...bgp, 'bgp-drain = off', 'bgp-drain-med = 1000')).global).toMatchObject({ bgpDrain: false, bgpDrainMed: 1000 });
+    expect(check(global(...bgp, 'bgp-drain = yes', 'bgp-drain-med = 1000')).warnings).toEqual([]);
+  });
+
+  it('warns when set without BGP: nothing is announced to drain', () => {
+    expect(check(global('bgp-drain = yes', 'bgp-drain-med = 5')).warnings).toEqual([
+      'test.conf:2: bgp-drain: has no effect without bgp = yes: nothing is announced to drain',
+      'test.conf:3: bgp-drain-med: has no effect without bgp = yes: nothing is announced to drain',
+    ]);
+  });
+
+  it('warns, at the key, when the drain MED would not make a VIP less preferred', () => {
+    expect(check(global(...bgp, 'bgp-med = 100', 'bgp-drain-med = 100')).warnings).toEqual([
+      'test.conf:7: bgp-drain-med: 100 is not higher than the MED 100 (the global bgp-med): a drained VIP would not be less preferred by MED, ' +
+        'and only routers that honour GRACEFUL_SHUTDOWN (65535:0) would move its traffic',
+    ]);
+    // A service's own MED counts; the default drain MED is named at the [global] header.
+    const text = `[global]\n${bgp.join('\n')}\n${service({ 'bgp-med': '4294967295' }, 'worst')}`;
+    expect(check(text).warnings).toEqual([
+      'test.conf:1: bgp-drain-med: 4294967295 is not higher than the MED 4294967295 (bgp-med of [worst]): a drained VIP would not be less preferred by MED, ' +
+        'and only routers that honour GRACEFUL_SHUTDOWN (65535:0) would move its traffic',
+    ]);
+    // A service that does not announce does not count.
+    expect(check(`[global]\n${bgp.join('\n')}\nbgp-drain-med = 5\n${service({ 'bgp-med': '50', bgp: 'no' })}`).warnings).toEqual([]);
+  });
+
+  const cases: [string, string[], string[]][] = [
+    ['bgp-drain not a boolean', ['bgp-drain = soon'], ["test.conf:6: bgp-drain: expected a boolean (yes/no, true/false, on/off, 1/0), got 'soon'"]],
+    ['a negative MED', ['bgp-drain-med = -1'], ['test.conf:6: bgp-drain-med: must be between 0 and 4294967295, got -1']],
+    ['a MED over 32 bits', ['bgp-drain-med = 4294967296'], ['test.conf:6: bgp-drain-med: must be between 0 and 4294967295, got 4294967296']],
+    ['a MED that is not a number', ['bgp-drain-med = max'], ["test.conf:6: bgp-drain-med: expected an integer, got 'max'"]],
+    [
+      'a misspelt key (it could change what is announced)',
+      ['bgp-drian = yes'],
+      ["test.conf:6: bgp-drian: unknown key: pybal cannot honour it, and ignoring it could change how traffic is forwarded, addressed, pooled or announced; did you mean 'bgp-drain'?"],
+    ],
+    [
+      'a drain key of some other tool',
+      ['drained = yes'],
+      ['test.conf:6: drained: unknown key: pybal cannot honour it, and ignoring it could change how traffic is forwarded, addressed, pooled or announced'],
+    ],
+  ];
+  for (const [name, lines, want] of cases) {
+    it(`refuses ${name}, naming file, line and key`, () => {
+      const r = check(global(...bgp, ...lines));
+      expect(r.config).toBeUndefined();
+      expect(r.errors).toEqual(want);
+    });
+  }
 });

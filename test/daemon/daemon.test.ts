@@ -11,7 +11,7 @@ import { Daemon } from '../../src/daemon.js';
 import { planReload } from '../../src/reload-plan.js';
 import type { DesiredService } from '../../src/ipvs/diff.js';
 import type { Pool, PoolEvent, PoolSource } from '../../src/pool/types.js';
-import { createSilentLogger } from '../../src/runtime/logger.js';
+import { createMemoryLogger } from '../../src/runtime/logger.js';
 import { globalConfig, serviceConfig } from '../support/config-fixtures.js';
 
 class FakeCoordinator implements CoordinatorApi {
@@ -130,8 +130,10 @@ function setup(services: ServiceConfig[], global = globalConfig({ bgp: false }))
   const config: Config = { file: 'pybal.conf', global, services };
   // What the kernel has: services (by VIP) that a fake reconcile programmed.
   const programmed = new Set<string>();
+  let wallMs = 1_700_000_000_000;
+  const log = createMemoryLogger();
   const daemon = new Daemon(config, {
-    logger: createSilentLogger(),
+    logger: log.logger,
     createPoolSource: (s, lastGoodPool) => {
       const source = new FakeSource(s.poolUrl, lastGoodPool);
       sources.push(source);
@@ -144,6 +146,7 @@ function setup(services: ServiceConfig[], global = globalConfig({ bgp: false }))
     },
     ipvs: { setDesired: (d) => desiredCalls.push(d), isProgrammed: (key) => 'address' in key && programmed.has(key.address) },
     defer: (fn) => queue.push(fn),
+    wallNow: () => wallMs,
   });
   daemon.setRouteTarget({ setAnnouncements: (r) => routeCalls.push(r) });
   const flush = (): void => {
@@ -156,7 +159,10 @@ function setup(services: ServiceConfig[], global = globalConfig({ bgp: false }))
     daemon.refresh();
     flush();
   };
-  return { daemon, coordinators, sources, desiredCalls, routeCalls, flush, program, programmed, config };
+  const setWallMs = (ms: number): void => {
+    wallMs = ms;
+  };
+  return { daemon, coordinators, sources, desiredCalls, routeCalls, flush, program, programmed, config, log, setWallMs };
 }
 
 const server = (host: string, address: string, weight = 10): PooledServerValue => ({ host, address, weight });
@@ -358,6 +364,113 @@ describe('Daemon', () => {
     t.flush();
     // dns is no longer desired (the manager deletes it); ssh is not named until its pool is read.
     expect((t.desiredCalls.at(-1) ?? []).map((d) => ('port' in d.key ? d.key.port : 0))).toEqual([80]);
+  });
+
+  describe('drain (planned maintenance)', () => {
+    const DRAINED = 'INFO: Drained: every VIP now announced with GRACEFUL_SHUTDOWN (65535:0) and MED 4294967295; the routers will move traffic to the other directors';
+    const UNDRAINED = 'INFO: Undrained: every VIP now announced with its configured MED and communities; the routers may move traffic back to this director';
+    /** Two VIPs announced, the last routes as `prefix med communities`. */
+    function announcing(global = globalConfig({ bgp: true, bgpMed: 10 })) {
+      const t = setup([serviceConfig('text', '192.0.2.11'), serviceConfig('upload', '192.0.2.12', { bgpMed: 20 })], global);
+      t.daemon.start();
+      for (const c of t.coordinators) c.set([server(`${c.service.name}1`, '198.51.100.1')]);
+      t.program();
+      const routes = (): string[] => (t.routeCalls.at(-1) ?? []).map((r) => `${r.prefix.address} ${r.med} ${r.communities.map((c) => `${c.asn}:${c.value}`).join(',')}`);
+      const logged = (text: string): number => t.log.lines().filter((l) => l.includes(text)).length;
+      return { ...t, routes, logged };
+    }
+
+    it('drains at run time: the same VIPs, with GRACEFUL_SHUTDOWN and the drain MED, at the next publish; undrain restores them', () => {
+      const t = announcing();
+      expect(t.routes()).toEqual(['192.0.2.11 10 ', '192.0.2.12 20 ']);
+      expect(t.daemon.drainState()).toEqual({ drained: false, drainedSinceWallMs: undefined, drainMed: 4294967295 });
+
+      t.setWallMs(1_700_000_123_000);
+      const calls = t.routeCalls.length;
+      expect(t.daemon.setDrained(true, 'POST /drain')).toEqual({ changed: true, state: { drained: true, drainedSinceWallMs: 1_700_000_123_000, drainMed: 4294967295 } });
+      // Coalesced with whatever else changes: nothing is sent before the publish.
+      expect(t.routeCalls.length).toBe(calls);
+      t.flush();
+      expect(t.routes()).toEqual(['192.0.2.11 4294967295 65535:0', '192.0.2.12 4294967295 65535:0']);
+      expect(t.daemon.routes().map((r) => r.med)).toEqual([4294967295, 4294967295]);
+      expect(t.logged(DRAINED)).toBe(1);
+      expect(t.log.lines().find((l) => l.includes(DRAINED))).toMatch(/\[bgp\] INFO: Drained: .* by="POST \/drain"$/);
+
+      // Health changes while drained keep the drain.
+      t.coordinators[0]?.set([server('text2', '198.51.100.2')]);
+      t.flush();
+      expect(t.routes()).toEqual(['192.0.2.11 4294967295 65535:0', '192.0.2.12 4294967295 65535:0']);
+
+      expect(t.daemon.setDrained(false, 'POST /undrain')).toEqual({ changed: true, state: { drained: false, drainedSinceWallMs: undefined, drainMed: 4294967295 } });
+      t.flush();
+      expect(t.routes()).toEqual(['192.0.2.11 10 ', '192.0.2.12 20 ']);
+      expect(t.logged(UNDRAINED)).toBe(1);
+    });
+
+    it('asked twice, it changes nothing, keeps its first time and says so', () => {
+      const t = announcing();
+      t.daemon.setDrained(true, 'POST /drain');
+      t.flush();
+      const calls = t.routeCalls.length;
+      t.setWallMs(1_700_000_999_000);
+      expect(t.daemon.setDrained(true, 'POST /drain')).toEqual({ changed: false, state: { drained: true, drainedSinceWallMs: 1_700_000_000_000, drainMed: 4294967295 } });
+      t.flush();
+      expect(t.routeCalls.length).toBe(calls);
+      expect(t.logged('INFO: Already drained since 2023-11-14T22:13:20.000Z: nothing to do')).toBe(1);
+      expect(t.logged(DRAINED)).toBe(1);
+      t.daemon.setDrained(false, 'POST /undrain');
+      expect(t.daemon.setDrained(false, 'POST /undrain').changed).toBe(false);
+      expect(t.logged('INFO: Not drained: nothing to do')).toBe(1);
+    });
+
+    it('starts drained with bgp-drain = yes: the first announcement already carries the drain', () => {
+      const t = announcing(globalConfig({ bgp: true, bgpDrain: true, bgpDrainMed: 1000 }));
+      expect(t.routeCalls.filter((r) => r.length > 0).every((r) => r.every((x) => x.med === 1000))).toBe(true);
+      expect(t.routes()).toEqual(['192.0.2.11 1000 65535:0', '192.0.2.12 1000 65535:0']);
+      expect(t.daemon.drainState()).toEqual({ drained: true, drainedSinceWallMs: 1_700_000_000_000, drainMed: 1000 });
+      expect(t.log.lines().find((l) => l.includes('Drained:'))).toMatch(/MED 1000; .* by="bgp-drain in pybal.conf"$/);
+    });
+
+    it('a reload that changes bgp-drain applies it; one that leaves it alone keeps a drain asked at run time', async () => {
+      const t = announcing();
+      const withGlobal = (change: Partial<Config['global']>): Config => ({ ...t.config, global: { ...t.config.global, ...change } });
+      // bgp-drain = yes in the file: drained.
+      const drainedConf = withGlobal({ bgpDrain: true });
+      await t.daemon.reload(drainedConf, planReload(t.config, drainedConf));
+      t.flush();
+      expect(t.routes()).toEqual(['192.0.2.11 4294967295 65535:0', '192.0.2.12 4294967295 65535:0']);
+      // A new drain MED: the routes follow, still drained (the same key left alone).
+      const lower = withGlobal({ bgpDrain: true, bgpDrainMed: 5000 });
+      await t.daemon.reload(lower, planReload(drainedConf, lower));
+      t.flush();
+      expect(t.routes()).toEqual(['192.0.2.11 5000 65535:0', '192.0.2.12 5000 65535:0']);
+      // bgp-drain = no again: undrained.
+      await t.daemon.reload(t.config, planReload(lower, t.config));
+      t.flush();
+      expect(t.routes()).toEqual(['192.0.2.11 10 ', '192.0.2.12 20 ']);
+      expect(t.logged('by="bgp-drain in pybal.conf"')).toBe(2);
+
+      // Drained at run time; a reload that does not touch bgp-drain (a MED changed) keeps it.
+      t.daemon.setDrained(true, 'POST /drain');
+      const med = withGlobal({ bgpMed: 30 });
+      await t.daemon.reload(med, planReload(t.config, med));
+      t.flush();
+      expect(t.daemon.drainState().drained).toBe(true);
+      expect(t.routes()).toEqual(['192.0.2.11 4294967295 65535:0', '192.0.2.12 4294967295 65535:0']);
+      // An unchanged reload (bgp-drain still absent, i.e. no, as before): still drained.
+      await t.daemon.reload(med, planReload(med, med));
+      expect(t.daemon.drainState().drained).toBe(true);
+    });
+
+    it('with BGP off, the state is kept and the log says no router is told', () => {
+      const t = setup([serviceConfig('text', '192.0.2.11')], globalConfig({ bgp: false }));
+      t.daemon.start();
+      expect(t.daemon.setDrained(true, 'POST /drain').changed).toBe(true);
+      expect(t.daemon.routes()).toEqual([]);
+      expect(t.log.lines().filter((l) => l.includes('Drained'))).toEqual([
+        expect.stringMatching(/\[bgp\] WARN: Drained, but BGP is off \(bgp = no\): no VIP is announced, so no router is told by="POST \/drain"$/),
+      ]);
+    });
   });
 
   it('stops every coordinator and source and publishes nothing after', async () => {

@@ -23,10 +23,8 @@
 //      answered with a reset: the connection breaks, every time.
 //
 // Which director carried a request is read from the directors' IPVS
-// connection tables (`ipvsadm -Lnc`): every request of this file leaves the
-// client from a source port of its own, and a director that forwarded it
-// keeps an entry for that port for minutes (DR: FIN_WAIT, TIME_WAIT). The
-// real servers' X-Served-By cannot say it: both directors use both servers.
+// connection tables (see test/e2e/two-directors.ts, the stage this file
+// shares with test/e2e/drain.lab.test.ts).
 //
 // Timing is measured, printed, never asserted: from the signal to the
 // router's kernel route via director2 (the router's `ip monitor route`
@@ -35,201 +33,36 @@
 // director2 mid-way can be lost: director2 has no entry for it).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor, type LabProcess } from '../lab/exec.js';
-import { startLab, type HttpAnswer, type Lab } from '../lab/lab.js';
-import { E2eConfig, E2ePybal, type E2eService } from './pybal-lab.js';
+import { DIRECTORS, longestGapMs, PortLoop, TwoDirectors, type Director, type IpvsConnection, type LoopAnswer } from './two-directors.js';
 
-type Director = 'director1' | 'director2';
-const DIRECTORS: readonly Director[] = ['director1', 'director2'];
 const MED: Record<Director, number> = { director1: 10, director2: 20 };
 /** Timeout of each request of the client loop: short, so that an outage shows as failures. */
 const LOOP_REQUEST_TIMEOUT_MS = 1_000;
 
-/** One entry of `ipvsadm -Lnc`. */
-type IpvsConnection = { protocol: string; state: string; source: string; sourcePort: number; virtual: string; destination: string };
-
-function parseConnections(text: string): IpvsConnection[] {
-  const out: IpvsConnection[] = [];
-  for (const line of text.split('\n')) {
-    const m = /^(TCP|UDP)\s+\S+\s+(\S+)\s+(\S+):(\d+)\s+(\S+)\s+(\S+)\s*$/.exec(line);
-    if (m) out.push({ protocol: m[1]!, state: m[2]!, source: m[3]!, sourcePort: Number(m[4]), virtual: m[5]!, destination: m[6]! });
-  }
-  return out;
-}
-
-type LoopAnswer = { port: number; startMs: number; endMs: number; answer: HttpAnswer };
-
-/** A client sending GETs one after another, each from a source port of its own (so that its director can be found). */
-class PortLoop {
-  readonly answers: LoopAnswer[] = [];
-  readonly #done: Promise<void>;
-  #stopping = false;
-  constructor(lab: Lab, url: string, nextPort: () => number) {
-    this.#done = (async () => {
-      while (!this.#stopping) {
-        const port = nextPort();
-        const startMs = Date.now();
-        const answer = await lab.client.get(url, { localPort: port, timeoutMs: LOOP_REQUEST_TIMEOUT_MS });
-        this.answers.push({ port, startMs, endMs: Date.now(), answer });
-      }
-    })();
-  }
-
-  ok(): LoopAnswer[] {
-    return this.answers.filter((a) => a.answer.status === 200);
-  }
-
-  async stop(): Promise<LoopAnswer[]> {
-    this.#stopping = true;
-    await this.#done;
-    return this.answers;
-  }
-}
-
 describe('e2e: failover by MED between two pybal directors', { timeout: 120_000 }, () => {
-  let lab: Lab;
-  let vip: string;
-  const confs = {} as Record<Director, E2eConfig>;
-  const pybals = {} as Record<Director, E2ePybal>;
-  let starts = 0;
-  let monitor: LabProcess;
-  // Source ports for the client's requests, never reused, below the ephemeral range.
-  let nextLocalPort = 20_000;
-  const nextPort = (): number => nextLocalPort++;
-  const web: E2eService = { name: 'web' };
-
-  const ip = (d: Director): string => lab.addr.directors.find((x) => x.name === d)!.v4!;
-  const prefix = (): string => `${vip}/32`;
-  const other = (d: Director): Director => (d === 'director1' ? 'director2' : 'director1');
-
-  function writeConf(d: Director, globalExtra: readonly string[] = []): void {
-    confs[d].write([web], { director: d, globalExtra: [`bgp-med = ${MED[d]}`, ...globalExtra] });
-  }
-
-  function startPybal(d: Director): E2ePybal {
-    pybals[d] = E2ePybal.start(lab, confs[d].file, { director: d, name: `pybal-${d}-${++starts}` });
-    return pybals[d];
-  }
-
-  /** Both real servers in the director's IPVS table, with pybal's weight. */
-  function waitForPool(d: Director): Promise<boolean> {
-    const want = lab.addr.realServers.map((r) => r.v4!).sort();
-    return waitFor(
-      async () => {
-        const service = (await lab.ipvsTable(d)).find((s) => s.address === vip && s.port === 80);
-        const have = service?.destinations.filter((x) => x.weight === 10 && x.forward === 'route').map((x) => x.address).sort();
-        if (JSON.stringify(have) === JSON.stringify(want)) return true;
-        throw new Error(`${d} has ${JSON.stringify(service?.destinations)}`);
-      },
-      { timeoutMs: 30_000, what: `both real servers in ${d}'s IPVS` },
-    );
-  }
-
-  const kernelRoute = async (): Promise<string> => (await lab.execOk('router', ['ip', 'route', 'show', prefix()])).stdout.trim();
-
-  /** Polls until the router's kernel sends the VIP to `d` alone; returns when the poll saw it. */
-  async function waitForKernelRoute(d: Director, timeoutMs = 30_000): Promise<number> {
-    await waitFor(
-      async () => {
-        const route = await kernelRoute();
-        if (route.includes(`via ${ip(d)}`) && !route.includes(`via ${ip(other(d))}`)) return true;
-        throw new Error(`router's kernel: ${JSON.stringify(route)}`);
-      },
-      { timeoutMs, intervalMs: 50, what: `the router's kernel route to the VIP via ${d}` },
-    );
-    return Date.now();
-  }
-
-  /**
-   * When the router's kernel got the VIP's route via `d`, by the timestamp
-   * `ip -tshort monitor route` printed with the change, looking at its
-   * output from `mark` on.
-   */
-  function routeChangeAtMs(d: Director, mark: number): number | undefined {
-    const re = new RegExp(`^\\[(\\d{4})-(\\d\\d)-(\\d\\d)T(\\d\\d):(\\d\\d):(\\d\\d)\\.(\\d{6})\\] ${vip.replaceAll('.', '\\.')} via ${ip(d).replaceAll('.', '\\.')} `);
-    for (const line of monitor.output().slice(mark).split('\n')) {
-      const m = re.exec(line);
-      if (m === null) continue;
-      const [y, mo, day, h, mi, s, us] = m.slice(1).map(Number) as [number, number, number, number, number, number, number];
-      return new Date(y, mo - 1, day, h, mi, s, Math.floor(us / 1000)).getTime();
-    }
-    return undefined;
-  }
-
-  async function connections(d: Director): Promise<IpvsConnection[]> {
-    return parseConnections(await lab.ipvsadm(['-Lnc'], d)).filter((c) => c.source === lab.addr.client.v4 && c.virtual === `${vip}:80`);
-  }
-
-  /** For each source port, the directors whose connection table has it. */
-  async function directorsByPort(): Promise<Map<number, Director[]>> {
-    const byPort = new Map<number, Director[]>();
-    for (const d of DIRECTORS) {
-      for (const c of await connections(d)) byPort.set(c.sourcePort, [...(byPort.get(c.sourcePort) ?? []), d]);
-    }
-    return byPort;
-  }
-
-  /** `n` GETs, each from a new source port; every one must be answered, and through `d` only. */
-  async function expectServedThrough(d: Director, n: number): Promise<void> {
-    const ports: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const port = nextPort();
-      ports.push(port);
-      const answer = await lab.client.get(lab.vipUrl(4), { localPort: port, timeoutMs: 5_000 });
-      expect(answer.status, `request from port ${port}: ${answer.error}`).toBe(200);
-      expect(['rs1', 'rs2']).toContain(answer.servedBy);
-    }
-    const byPort = await directorsByPort();
-    expect(ports.map((p) => byPort.get(p) ?? [])).toEqual(ports.map(() => [d]));
-  }
+  let t: TwoDirectors;
 
   /** How many times BIRD logged a Cease from director1's session with pybal's shutdown message. */
   const ceasesFromDirector1 = (): number =>
-    lab.router.log().split('\n').filter((l) => l.includes('director1') && l.includes('Administrative shutdown') && l.includes('pybal is shutting down')).length;
-
-  /** BIRD's paths for the VIP: one per director with its MED, the best one `best`'s. */
-  async function expectBirdBest(best: Director, present: readonly Director[]): Promise<void> {
-    await waitFor(
-      async () => {
-        const routes = await lab.router.route(prefix());
-        const from = routes.map((r) => r.nextHop).sort();
-        if (JSON.stringify(from) === JSON.stringify(present.map(ip).sort()) && routes.find((r) => r.best)?.nextHop === ip(best)) return routes;
-        throw new Error(`BIRD has ${JSON.stringify(routes)}`);
-      },
-      { timeoutMs: 30_000, what: `BIRD's best path via ${best}, paths via ${present.join(' and ')}` },
-    );
-    const routes = await lab.router.route(prefix());
-    for (const d of present) expect(routes.find((r) => r.nextHop === ip(d))).toMatchObject({ med: MED[d], asPath: [lab.options.directorAsn ?? 64600] });
-    expect(routes.filter((r) => r.best).map((r) => r.nextHop)).toEqual([ip(best)]);
-  }
+    t.lab.router.log().split('\n').filter((l) => l.includes('director1') && l.includes('Administrative shutdown') && l.includes('pybal is shutting down')).length;
 
   beforeAll(async () => {
-    lab = await startLab({ directors: 2, realServers: 2, forwarding: 'dr', router: 'bird', vipRoute: 'bgp', families: [4] });
-    vip = lab.addr.vip.v4!;
-    monitor = lab.spawn('router', ['ip', '-4', '-tshort', 'monitor', 'route'], { name: 'router-ip-monitor' });
-    for (const d of DIRECTORS) {
-      confs[d] = new E2eConfig(lab, `pybal-${d}`);
-      confs[d].writePool('web', confs[d].realServerEntries());
-      writeConf(d);
-      startPybal(d);
-    }
-    await Promise.all(DIRECTORS.map((d) => waitForPool(d)));
-    await expectBirdBest('director1', DIRECTORS);
-    await waitForKernelRoute('director1');
+    t = await TwoDirectors.start({ med: MED, service: { name: 'web' } });
   }, 120_000);
 
   afterAll(async () => {
-    await lab?.stop();
+    await t?.stop();
   });
 
   it('1. the lower MED wins: BIRD and the router send the VIP to director1, whose IPVS serves the client; director2 sees nothing', async () => {
-    await expectBirdBest('director1', DIRECTORS);
-    expect(await kernelRoute()).toMatch(new RegExp(`via ${ip('director1').replaceAll('.', '\\.')} `));
-    const before = await lab.ipvsStats('director2');
-    await expectServedThrough('director1', 6);
+    await t.expectBirdBest('director1', DIRECTORS);
+    expect(await t.kernelRoute()).toMatch(new RegExp(`via ${t.ip('director1').replaceAll('.', '\\.')} `));
+    const before = await t.lab.ipvsStats('director2');
+    await t.expectServedThrough('director1', 6);
     // The kernel sums its counters every 2 s: director1's count up by six, director2's not at all.
-    const conns = async (d: Director): Promise<number> => (await lab.ipvsStats(d)).find((s) => s.service === `TCP  ${vip}:80`)?.conns ?? 0;
+    const conns = async (d: Director): Promise<number> => (await t.lab.ipvsStats(d)).find((s) => s.service === `TCP  ${t.vip}:80`)?.conns ?? 0;
     await waitFor(async () => ((await conns('director1')) >= 6 ? true : undefined), { timeoutMs: 10_000, what: "director1's connection counter" });
-    expect(await conns('director2')).toBe(before.find((s) => s.service === `TCP  ${vip}:80`)?.conns ?? 0);
+    expect(await conns('director2')).toBe(before.find((s) => s.service === `TCP  ${t.vip}:80`)?.conns ?? 0);
     console.log(`[failover] 1. best path via director1 (MED ${MED.director1}) over director2 (MED ${MED.director2}); director1 counted ${await conns('director1')} connections, director2 ${await conns('director2')}`);
   });
 
@@ -240,22 +73,22 @@ describe('e2e: failover by MED between two pybal directors', { timeout: 120_000 
    * the route came back.
    */
   async function failover(signal: 'SIGTERM' | 'SIGKILL', tag: string): Promise<void> {
-    await waitForKernelRoute('director1');
-    const loop = new PortLoop(lab, lab.vipUrl(4), nextPort);
+    await t.waitForKernelRoute('director1');
+    const loop = new PortLoop(t.lab, t.lab.vipUrl(4), () => t.nextPort(), LOOP_REQUEST_TIMEOUT_MS);
     // A baseline through director1 first.
     await waitFor(async () => (loop.ok().length >= 3 ? true : undefined), { timeoutMs: 20_000, what: 'three answers before the failover' });
-    const victim = pybals.director1;
+    const victim = t.pybals.director1;
     const ceasesBefore = ceasesFromDirector1();
-    const mark = monitor.output().length;
+    const mark = t.monitor.output().length;
     const signalledAt = Date.now();
     victim.process.signal(signal);
-    const polledAt = await waitForKernelRoute('director2', 30_000);
+    const polledAt = await t.waitForKernelRoute('director2', 30_000);
     const exited = await victim.process.exited;
     // Some answers through director2 before the loop stops.
     const okBefore = loop.ok().length;
     await waitFor(async () => (loop.ok().length >= okBefore + 4 ? true : undefined), { timeoutMs: 20_000, what: 'four answers after the failover' });
     const answers = await loop.stop();
-    const changedAt = await waitFor(async () => routeChangeAtMs('director2', mark), { timeoutMs: 5_000, what: "the route change in the router's ip monitor" });
+    const changedAt = await waitFor(async () => t.routeChangeAtMs('director2', mark), { timeoutMs: 5_000, what: "the route change in the router's ip monitor" });
 
     if (signal === 'SIGTERM') {
       // A clean shutdown: exit 0, and BIRD heard pybal's Cease with its reason.
@@ -267,10 +100,10 @@ describe('e2e: failover by MED between two pybal directors', { timeout: 120_000 
       expect(ceasesFromDirector1()).toBe(ceasesBefore);
     }
     // BIRD has only director2's path left, and its kernel route is director2's.
-    await expectBirdBest('director2', ['director2']);
+    await t.expectBirdBest('director2', ['director2']);
 
     // Which director carried each answered request.
-    const byPort = await directorsByPort();
+    const byPort = await t.directorsByPort();
     const ok = answers.filter((a) => a.answer.status === 200);
     const through = (a: LoopAnswer): string => (byPort.get(a.port) ?? []).join('+') || 'none';
     for (const a of ok) expect([['director1'], ['director2']], `request from port ${a.port}`).toContainEqual(byPort.get(a.port) ?? []);
@@ -282,11 +115,10 @@ describe('e2e: failover by MED between two pybal directors', { timeout: 120_000 
     expect(viaD2.length).toBeGreaterThanOrEqual(4);
     expect(viaD2.every((a) => a.endMs > changedAt)).toBe(true);
     // And new requests, now, through director2 only.
-    await expectServedThrough('director2', 3);
+    await t.expectServedThrough('director2', 3);
 
     const failed = answers.filter((a) => a.answer.status !== 200);
-    const okEnds = ok.map((a) => a.endMs);
-    const gap = Math.max(0, ...okEnds.slice(1).map((t, i) => t - okEnds[i]!));
+    const gap = longestGapMs(answers);
     console.log(
       `[failover] ${tag}: route via director2 in the router's kernel ${changedAt - signalledAt} ms after ${signal} (first seen by polling after ${polledAt - signalledAt} ms); ` +
         `client loop: ${answers.length} requests (${LOOP_REQUEST_TIMEOUT_MS} ms timeout each), ${viaD1.length} through director1, ${viaD2.length} through director2, ` +
@@ -295,14 +127,14 @@ describe('e2e: failover by MED between two pybal directors', { timeout: 120_000 
     );
 
     // director1's pybal again: its path (MED 10) is best once more.
-    const restartMark = monitor.output().length;
+    const restartMark = t.monitor.output().length;
     const restartedAt = Date.now();
-    startPybal('director1');
-    await waitForKernelRoute('director1', 60_000);
-    const backAt = await waitFor(async () => routeChangeAtMs('director1', restartMark), { timeoutMs: 5_000, what: "the route's return in the router's ip monitor" });
-    await expectBirdBest('director1', DIRECTORS);
-    await waitForPool('director1');
-    await expectServedThrough('director1', 3);
+    t.startPybal('director1');
+    await t.waitForKernelRoute('director1', 60_000);
+    const backAt = await waitFor(async () => t.routeChangeAtMs('director1', restartMark), { timeoutMs: 5_000, what: "the route's return in the router's ip monitor" });
+    await t.expectBirdBest('director1', DIRECTORS);
+    await t.waitForPool('director1');
+    await t.expectServedThrough('director1', 3);
     console.log(`[failover] ${tag}: director1's pybal restarted; the route was back via director1 ${backAt - restartedAt} ms after its start`);
   }
 
@@ -321,15 +153,15 @@ describe('e2e: failover by MED between two pybal directors', { timeout: 120_000 
     /** `ipvsadm -L --daemon` in a director: { master: 'mcast=eth0, syncid=0, ...', backup: ... }. */
     async function syncDaemons(d: Director): Promise<Record<string, string>> {
       const out: Record<string, string> = {};
-      for (const m of (await lab.ipvsadm(['-L', '--daemon'], d)).matchAll(/^(master|backup) sync daemon \((.*)\)$/gm)) out[m[1]!] = m[2]!;
+      for (const m of (await t.lab.ipvsadm(['-L', '--daemon'], d)).matchAll(/^(master|backup) sync daemon \((.*)\)$/gm)) out[m[1]!] = m[2]!;
       return out;
     }
 
     /** Rewrites both directors' pybal.conf with `globalExtra` and reloads both (SIGHUP); waits for each to say so. */
     async function reloadBoth(globalExtra: readonly string[]): Promise<void> {
       for (const d of DIRECTORS) {
-        writeConf(d, globalExtra);
-        const pybal = pybals[d];
+        t.writeConf(d, globalExtra);
+        const pybal = t.pybals[d];
         const mark = pybal.log().length;
         pybal.process.signal('SIGHUP');
         await waitFor(async () => pybal.logSince(mark).find((l) => l.includes('Configuration reloaded')), { timeoutMs: 20_000, what: `${d}'s reload` });
@@ -338,16 +170,16 @@ describe('e2e: failover by MED between two pybal directors', { timeout: 120_000 
 
     /** Opens a keep-alive connection from the client to the VIP; its real server and source port. */
     async function hold(tag: string): Promise<{ proc: LabProcess; server: string; port: number }> {
-      const proc = lab.spawn('client', ['node', 'dist/test/ipvs/hold-connection.js', vip, '80'], { name: `hold-${tag}` });
+      const proc = t.lab.spawn('client', ['node', 'dist/test/ipvs/hold-connection.js', t.vip, '80'], { name: `hold-${tag}` });
       const line = await proc.waitForLine(/^(first|closed|error)/, 15_000);
       const m = /^first 200 (rs\d) (\d+)$/.exec(line);
       expect(m, line).not.toBeNull();
       return { proc, server: m![1]!, port: Number(m![2]) };
     }
 
-    const entryOf = async (d: Director, port: number): Promise<IpvsConnection | undefined> => (await connections(d)).find((c) => c.sourcePort === port);
-    const rsAddress = (name: string): string => `${lab.addr.realServers.find((r) => r.name === name)!.v4!}:80`;
-    const inPackets = async (d: Director): Promise<number> => (await lab.ipvsStats(d)).find((s) => s.service === `TCP  ${vip}:80`)?.inPackets ?? 0;
+    const entryOf = async (d: Director, port: number): Promise<IpvsConnection | undefined> => (await t.connections(d)).find((c) => c.sourcePort === port);
+    const rsAddress = (name: string): string => `${t.lab.addr.realServers.find((r) => r.name === name)!.v4!}:80`;
+    const inPackets = async (d: Director): Promise<number> => (await t.lab.ipvsStats(d)).find((s) => s.service === `TCP  ${t.vip}:80`)?.inPackets ?? 0;
 
     it('4a. ipvs-sync-daemon = both: director1\'s connection is synced to director2 and survives the move to director2, on the same real server', async () => {
       await reloadBoth(SYNC_BOTH);
@@ -360,7 +192,7 @@ describe('e2e: failover by MED between two pybal directors', { timeout: 120_000 
         expect(daemons.master).toMatch(/^mcast=eth0, syncid=0\b/);
         expect(daemons.backup).toMatch(/^mcast=eth0, syncid=0\b/);
       }
-      await waitForKernelRoute('director1');
+      await t.waitForKernelRoute('director1');
 
       const held = await hold('sync');
       const openedAt = Date.now();
@@ -374,10 +206,10 @@ describe('e2e: failover by MED between two pybal directors', { timeout: 120_000 
 
       // director1's pybal stops: the route moves to director2.
       const signalledAt = Date.now();
-      pybals.director1.process.signal('SIGTERM');
-      await waitForKernelRoute('director2');
+      t.pybals.director1.process.signal('SIGTERM');
+      await t.waitForKernelRoute('director2');
       const movedAfterMs = Date.now() - signalledAt;
-      expect(await pybals.director1.process.exited).toEqual({ code: 0, signal: null });
+      expect(await t.pybals.director1.process.exited).toEqual({ code: 0, signal: null });
       // The kernel sums packet counters every 2 s: let director2's settle before the next request.
       await new Promise((r) => setTimeout(r, 2_500));
       const d2Before = await inPackets('director2');
@@ -399,9 +231,9 @@ describe('e2e: failover by MED between two pybal directors', { timeout: 120_000 
       );
 
       // director1's pybal again (still with sync): the route back, the daemons as configured.
-      startPybal('director1');
-      await waitForKernelRoute('director1', 60_000);
-      await waitForPool('director1');
+      t.startPybal('director1');
+      await t.waitForKernelRoute('director1', 60_000);
+      await t.waitForPool('director1');
       expect(Object.keys(await syncDaemons('director1')).sort()).toEqual(['backup', 'master']);
     });
 
@@ -414,7 +246,7 @@ describe('e2e: failover by MED between two pybal directors', { timeout: 120_000 
           throw new Error(`${d} still runs ${JSON.stringify(have)}`);
         }, { timeoutMs: 20_000, what: `no sync daemon left in ${d}` });
       }
-      await waitForKernelRoute('director1');
+      await t.waitForKernelRoute('director1');
 
       const held = await hold('nosync');
       expect(await entryOf('director1', held.port)).toMatchObject({ state: 'ESTABLISHED', destination: rsAddress(held.server) });
@@ -424,10 +256,10 @@ describe('e2e: failover by MED between two pybal directors', { timeout: 120_000 
       expect(await entryOf('director2', held.port)).toBeUndefined();
 
       const signalledAt = Date.now();
-      pybals.director1.process.signal('SIGTERM');
-      await waitForKernelRoute('director2');
+      t.pybals.director1.process.signal('SIGTERM');
+      await t.waitForKernelRoute('director2');
       const movedAfterMs = Date.now() - signalledAt;
-      expect(await pybals.director1.process.exited).toEqual({ code: 0, signal: null });
+      expect(await t.pybals.director1.process.exited).toEqual({ code: 0, signal: null });
 
       held.proc.signal('SIGUSR2');
       const outcome = await held.proc.waitForLine(/^(again|closed|error)/, 15_000);

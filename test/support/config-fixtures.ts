@@ -18,6 +18,8 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
     bgpCommunities: [],
     bgpConnectRetryMs: 5000,
     bgpGracefulRestartSec: 0,
+    bgpDrain: false,
+    bgpDrainMed: 4294967295,
     bgpBfd: false,
     bgpBfdIntervalMs: 300,
     bgpBfdMultiplier: 3,

@@ -31,6 +31,11 @@ export type BirdConfig = {
   gracefulRestart?: boolean;
   /** Run BFD with every neighbor (`bfd on`), at this pace once up. */
   bfd?: { intervalMs: number; multiplier: number };
+  /**
+   * The body of a filter for the routes imported from every neighbor (both
+   * channels), instead of `import all`; it must end in accept or reject.
+   */
+  importFilter?: string;
 };
 
 export function formatBirdConfig(config: BirdConfig): string {
@@ -51,6 +56,8 @@ export function formatBirdConfig(config: BirdConfig): string {
     const { intervalMs, multiplier } = config.bfd;
     out.push('', 'protocol bfd {', `  interface "*" { interval ${intervalMs} ms; idle tx interval 1000 ms; multiplier ${multiplier}; };`, '}');
   }
+  if (config.importFilter !== undefined) out.push('', 'filter lab_import {', ...config.importFilter.split('\n').map((l) => `  ${l}`), '}');
+  const importRule = config.importFilter !== undefined ? 'import filter lab_import;' : 'import all;';
   for (const n of config.neighbors) {
     out.push(
       '',
@@ -65,9 +72,9 @@ export function formatBirdConfig(config: BirdConfig): string {
       '  connect retry time 5;',
       // The default (60, 300) locks a peer out for a minute after any error.
       '  error wait time 0, 0;',
-      '  ipv4 { import all; export none; };',
+      `  ipv4 { ${importRule} export none; };`,
       // Exporting nothing, but BIRD wants an IPv6 next hop for an IPv6 channel over an IPv4 session.
-      `  ipv6 { import all; export none;${n.address.includes(':') ? '' : ' next hop address ::1;'} };`,
+      `  ipv6 { ${importRule} export none;${n.address.includes(':') ? '' : ' next hop address ::1;'} };`,
       '}',
     );
   }
@@ -227,6 +234,21 @@ export class BirdDaemon extends BgpDaemon {
 
   async peers(): Promise<BgpPeer[]> {
     return parseBirdProtocols(await this.#cliText(['show', 'protocols', 'all']));
+  }
+
+  /**
+   * Rewrites the configuration with `change` and has BIRD load it (`birdc
+   * configure`): a changed import filter makes BIRD ask its neighbors for
+   * their routes again (ROUTE-REFRESH) and run them through it, the sessions
+   * kept.
+   */
+  async configure(change: Partial<BirdConfig>): Promise<void> {
+    const configPath = join(this.#options.dir, 'bird.conf');
+    writeFileSync(configPath, formatBirdConfig({ ...this.#options, ...change }));
+    const result = await this.cli(['configure', `"${configPath}"`]);
+    if (result.code !== 0 || !/Reconfigured|Reconfiguration in progress/.test(result.stdout)) {
+      throw new Error(`birdc configure failed (exit ${result.code}): ${result.stdout}${result.stderr}`);
+    }
   }
 
   /** Resets one session (also clears BIRD's error back-off). */

@@ -49,6 +49,25 @@ describe('BIRD helpers', () => {
     ]);
   });
 
+  it('with an import filter: a config bird -p accepts, the filter on both channels of every neighbor', async () => {
+    const filtered = formatBirdConfig({
+      asn: 64512,
+      routerId: '198.51.100.1',
+      logPath: join(dir, 'bird.log'),
+      neighbors: [{ name: 'director1_v4', address: '198.51.100.2', asn: 64600, localAddress: '198.51.100.1' }],
+      importFilter: 'if (65535, 0) ~ bgp_community then bgp_local_pref = 0;\naccept;',
+    });
+    const path = join(dir, 'bird-filter.conf');
+    writeFileSync(path, filtered);
+    const check = await exec(['bird', '-p', '-c', path]);
+    expect(check.stderr).toBe('');
+    expect(check.code).toBe(0);
+    expect(filtered).toContain('filter lab_import {\n  if (65535, 0) ~ bgp_community then bgp_local_pref = 0;\n  accept;\n}\n');
+    expect(filtered.match(/import filter lab_import;/g)).toHaveLength(2);
+    expect(filtered).not.toContain('import all;');
+    expect(config.match(/import all;/g)).toHaveLength(4);
+  });
+
   it('writes a config that bird -p accepts, with the lab pitfalls handled', async () => {
     const path = join(dir, 'bird.conf');
     writeFileSync(path, config);
