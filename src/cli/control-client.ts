@@ -1,7 +1,7 @@
 /**
- * GET a JSON document from the running daemon: over its control socket, or
- * from an http URL of its instrumentation API. What `pybal status` and
- * `pybal check` use. Kept light (node:http only): the commands that use it
+ * Asks the running daemon for a JSON document: over its control socket, or
+ * from an http URL of its instrumentation API (GET only there). What `pybal
+ * status`, `pybal check` and `pybal drain` use. Kept light (node:http only): the commands that use it
  * must start fast (see src/cli/main.ts).
  */
 import { request } from 'node:http';
@@ -54,11 +54,20 @@ function secondsText(ms: number): string {
 
 /** GET `path` (`status`, `alerts`) as JSON; rejects with a ControlError (also when `signal` aborts). */
 export function getJson<T>(target: ControlTarget, path: string, signal?: AbortSignal): Promise<T> {
+  return requestJson<T>(target, path, { signal });
+}
+
+/**
+ * `method path` (`POST drain`), its JSON answer; rejects with a ControlError
+ * (also when `signal` aborts), with the daemon's own `error` when it gave one.
+ */
+export function requestJson<T>(target: ControlTarget, path: string, options: { method?: 'GET' | 'POST'; signal?: AbortSignal | undefined } = {}): Promise<T> {
+  const { method = 'GET', signal } = options;
   return new Promise((resolve, reject) => {
     const headers = { accept: 'application/json' };
     const req = target.url
-      ? request(new URL(path, target.url.endsWith('/') ? target.url : `${target.url}/`), { headers, agent: false })
-      : request({ socketPath: target.socket ?? DEFAULT_SOCKET_PATH, path: `/${path}`, headers, agent: false });
+      ? request(new URL(path, target.url.endsWith('/') ? target.url : `${target.url}/`), { method, headers, agent: false })
+      : request({ socketPath: target.socket ?? DEFAULT_SOCKET_PATH, path: `/${path}`, method, headers, agent: false });
     let settled = false;
     const settle = (error: ControlError | undefined, value?: T): void => {
       if (settled) return;
@@ -81,9 +90,10 @@ export function getJson<T>(target: ControlTarget, path: string, signal?: AbortSi
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('error', (error) => settle(new ControlError('unreachable', errorMessage(error))));
       response.on('end', () => {
-        if (response.statusCode !== 200) return settle(new ControlError('answer', `HTTP ${response.statusCode} for /${path}`));
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (response.statusCode !== 200) return settle(new ControlError('answer', `HTTP ${response.statusCode} for /${path}${daemonError(text)}`));
         try {
-          settle(undefined, JSON.parse(Buffer.concat(chunks).toString('utf8')) as T);
+          settle(undefined, JSON.parse(text) as T);
         } catch (error) {
           settle(new ControlError('answer', `unreadable answer to /${path}: ${errorMessage(error)}`));
         }
@@ -91,6 +101,16 @@ export function getJson<T>(target: ControlTarget, path: string, signal?: AbortSi
     });
     req.end();
   });
+}
+
+/** `: why` from a JSON error answer ({"error": "..."}), or nothing. */
+function daemonError(text: string): string {
+  try {
+    const error = (JSON.parse(text) as { error?: unknown }).error;
+    return typeof error === 'string' ? `: ${error}` : '';
+  } catch {
+    return '';
+  }
 }
 
 /** GET /status and GET /alerts together, each checked for its shape. */

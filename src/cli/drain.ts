@@ -18,7 +18,7 @@ import { createIpvsClient } from '../ipvs/client.js';
 import type { KernelService, ServiceKey } from '../ipvs/types.js';
 import { createSystemClock, type Clock } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
-import { requestJson } from './daemon-client.js';
+import { requestJson } from './control-client.js';
 import { formatDrain } from './status.js';
 
 /** Exit status of `pybal drain --wait` when the director is drained but its VIPs still receive packets. */
@@ -161,13 +161,13 @@ export async function runDrainCommand(drained: boolean, options: DrainCommandOpt
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   let answer: DrainAnswer;
   try {
-    answer = (await requestJson(address, 'POST', drained ? '/drain' : '/undrain', timeoutMs)) as DrainAnswer;
+    answer = await requestJson<DrainAnswer>({ ...address, timeoutMs }, drained ? 'drain' : 'undrain', { method: 'POST' });
   } catch (error) {
     err.write(`${name}: cannot ask the daemon at ${address.socket}: ${errorMessage(error)}\n`);
     err.write('Is pybal running? (Use --socket to point at its control socket.)\n');
     return 1;
   }
-  const status = (): Promise<DaemonSnapshot> => requestJson(address, 'GET', '/status', timeoutMs) as Promise<DaemonSnapshot>;
+  const status = (): Promise<DaemonSnapshot> => requestJson<DaemonSnapshot>({ ...address, timeoutMs }, 'status');
   const snapshot = await status().catch(() => undefined);
   out.write(describeDrainAnswer(drained, answer, snapshot));
   if (!drained || options.waitSec === undefined || options.waitSec <= 0) return 0;
