@@ -1,28 +1,14 @@
 /** The `pybal` executable's command line, run as operators run it. */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { assertFreshBuild } from '../support/fresh-build.js';
 
 const PYBAL = resolve('dist/src/cli/main.js');
 
-/** These tests run the build: fail at once, saying why, when it is older than the source it tests. */
-function assertFreshBuild(): void {
-  for (const dir of ['src/cli', 'src/config']) {
-    for (const name of readdirSync(dir).filter((n) => n.endsWith('.ts'))) {
-      const built = join('dist', dir, name.replace(/\.ts$/, '.js'));
-      let builtMs = 0;
-      try {
-        builtMs = statSync(built).mtimeMs;
-      } catch {
-        // missing: stale
-      }
-      if (builtMs < statSync(join(dir, name)).mtimeMs) throw new Error(`${built} is older than ${dir}/${name}: run \`npx tsc -p .\` first`);
-    }
-  }
-}
-beforeAll(assertFreshBuild);
+beforeAll(() => assertFreshBuild(['src/cli', 'src/config']));
 
 /** A valid configuration with `count` services: its --print output is far larger than a pipe's buffer. */
 function manyServices(count: number): string {
