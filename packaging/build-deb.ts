@@ -55,6 +55,8 @@ export function buildDeb(outDir: string): string {
     const lib = join(stage, 'usr/lib/pybal');
     mkdirSync(lib, { recursive: true });
     cpSync(join(root, 'dist/src'), join(lib, 'dist/src'), { recursive: true, filter: (src) => !src.endsWith('.map') });
+    // The entry point is a script (#!), whatever mode the build left it with.
+    chmodSync(join(lib, 'dist/src/cli/main.js'), 0o755);
     put('usr/lib/pybal/package.json', JSON.stringify({ name: 'pybal', version, type: 'module', private: true }, null, 2) + '\n');
 
     // Production dependencies, each package once, without its own nested node_modules (listed separately).
