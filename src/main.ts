@@ -131,6 +131,8 @@ class BgpSide {
   private target: RouteTarget | undefined;
   /** Set by the final shutdown: nothing starts after it, even from a reload still running. */
   private closed = false;
+  /** The configuration asks for BGP sessions (whether or not the speaker could start). */
+  private wanted = false;
   /** Graceful restart: the families the kernel forwards already, and whether every service is programmed. */
   private table: { forwarding: () => readonly AddressFamily[]; ready: () => boolean } = { forwarding: () => [], ready: () => true };
 
@@ -147,6 +149,7 @@ class BgpSide {
    */
   async apply(action: BgpAction, global: GlobalConfig, services: readonly ServiceConfig[]): Promise<RouteTarget | undefined> {
     const wanted = bgpSessionSettings(global, services) !== '';
+    this.wanted = wanted;
     if (action === 'restart' || action === 'stop' || !wanted) await this.stopSpeaker('configuration changed');
     if (!wanted || this.closed) return undefined;
     if (this.target) return this.target;
@@ -196,7 +199,7 @@ class BgpSide {
       const session = bfd.get(normalizeAddress(p.peer) ?? p.peer);
       return session === undefined ? p : { ...p, bfd: session };
     });
-    return { enabled: this.speaker !== undefined, localAsn: this.speaker ? global.bgpLocalAsn : undefined, peers };
+    return { enabled: this.speaker !== undefined, wanted: this.wanted && !this.dryRun, localAsn: this.speaker ? global.bgpLocalAsn : undefined, peers };
   }
 
   /** How graceful restart learns the kernel's state (see FsmConfig.gracefulRestart and BgpSpeaker.markReady). */

@@ -17,6 +17,12 @@ export type BgpPeerValue = PeerStatus & { readonly localAddress?: string | undef
 /** BGP as the API shows it: the speaker, and whether the director is drained (`drained`, since when, the drain MED). */
 export interface BgpStatusValue extends DrainState {
   readonly enabled: boolean;
+  /**
+   * The configuration asks for BGP sessions and this is no dry run: BGP
+   * should be running. With `enabled` false, the speaker could not start
+   * (the log says why). Absent in a snapshot from an older pybal.
+   */
+  readonly wanted?: boolean;
   /** undefined when BGP is off. */
   readonly localAsn: number | undefined;
   readonly peers: readonly BgpPeerValue[];

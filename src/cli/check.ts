@@ -12,7 +12,7 @@
  *   connection, a timeout) as CRITICAL; a director whose pybal is down or
  *   hung manages nothing, so it must page;
  * - UNKNOWN when the plugin cannot do its job although the daemon may be
- *   fine: the socket is root's and the check does not run as root, or what
+ *   fine: the socket is the pybal user's and the check runs as neither root nor pybal, or what
  *   answered is not pybal (a wrong --url), or a usage error.
  */
 import type { HealthCounts } from './health.js';
@@ -75,7 +75,7 @@ export async function runCheck(options: CheckOptions, out: (line: string) => voi
       out(formatPluginLine('Critical', `pybal does not answer at ${where}: ${message}`));
       return PluginExit.Critical;
     }
-    const hint = kind === 'denied' ? ' (the control socket is root\'s: run the check as root, e.g. through sudo)' : '';
+    const hint = kind === 'denied' ? " (the control socket is the pybal user's, mode 0600: run the check as root or as pybal, e.g. through sudo -u pybal)" : '';
     out(formatPluginLine('Unknown', `cannot ask pybal at ${where}: ${message}${hint}`));
     return PluginExit.Unknown;
   }

@@ -25,7 +25,7 @@ export interface ControlTarget {
  * - `unreachable`: nothing answers there (no socket, connection refused or
  *   reset, no answer in time): the daemon is down or hung;
  * - `denied`: the socket is there but we may not open it (EACCES, EPERM: it
- *   is root's), which says nothing about the daemon;
+ *   is the pybal user's), which says nothing about the daemon;
  * - `answer`: something answered, but not with the document asked for (an
  *   HTTP error, unreadable JSON): a wrong --url, or not pybal.
  */

@@ -10,7 +10,8 @@
  *   with a weight above 0);
  * - the last IPVS reconcile failed (the kernel does not hold what pybal wants;
  *   it is retried with backoff, and this clears at the first success);
- * - BGP is on and no peer is Established (no router sends us the VIPs).
+ * - BGP is on and no peer is Established (no router sends us the VIPs);
+ * - BGP is configured but its speaker could not start.
  * WARNING: redundancy or freshness is lost, traffic still flows:
  * - /alerts is a warning: a pool too small to depool even one server, or a
  *   pool source in error (the last good pool stays in force);
@@ -87,6 +88,7 @@ export function assessHealth(snapshot: DaemonSnapshot, alerts: AlertsValue): Hea
     critical(`IPVS reconcile failing (${ipvs.failedReconciles} of ${ipvs.reconciles} failed): ${ipvs.lastError}`);
   }
 
+  if (snapshot.bgp.wanted === true && !snapshot.bgp.enabled) critical('BGP is configured but not running: the speaker could not start (see the log)');
   const peers = snapshot.bgp.enabled ? snapshot.bgp.peers : [];
   const established = peers.filter((p) => p.state === 'Established').length;
   const down = peers.filter((p) => p.state !== 'Established');

@@ -31,6 +31,13 @@ const rows: [string, DaemonSnapshot, AlertsValue, HealthProblem[]][] = [
   ['IPVS failed once and recovered', daemon([service('web', three())], { ipvs: stats({ failedReconciles: 4 }) }), OK, []],
   ['BGP off (or a dry run): peers are not looked at', daemon([service('web', three())], { bgp: { enabled: false, localAsn: undefined, peers: [], ...NOT_DRAINED } }), OK, []],
   [
+    'BGP configured but its speaker could not start',
+    daemon([service('web', three())], { bgp: { enabled: false, wanted: true, localAsn: undefined, peers: [], ...NOT_DRAINED } }),
+    OK,
+    [{ level: 'critical', text: 'BGP is configured but not running: the speaker could not start (see the log)' }],
+  ],
+  ['a dry run wants no BGP', daemon([service('web', three())], { bgp: { enabled: false, wanted: false, localAsn: undefined, peers: [], ...NOT_DRAINED } }), OK, []],
+  [
     "/alerts critical: PyBal's message",
     daemon([service('web', [server('a'), server('b', { up: false, pooledDown: true })])]),
     { status: 'critical', msg: 'web: Servers b are marked down but pooled' },

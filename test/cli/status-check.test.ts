@@ -240,7 +240,7 @@ describe('pybal check: the monitoring plugin', () => {
     if (!asRoot) chmodSync(socket, 0);
     const r = await pybal(['check', '--socket', socket], asRoot ? { uid: 65534, gid: 65534 } : {});
     expect(r.status).toBe(3);
-    expect(r.stdout).toMatch(/^PYBAL UNKNOWN - cannot ask pybal at .*: connect EACCES .*\(the control socket is root's: run the check as root, e\.g\. through sudo\)\n$/);
+    expect(r.stdout).toMatch(/^PYBAL UNKNOWN - cannot ask pybal at .*: connect EACCES .*\(the control socket is the pybal user's, mode 0600: run the check as root or as pybal, e\.g\. through sudo -u pybal\)\n$/);
   });
 
   it('UNKNOWN (3): a usage error, on standard output as plugins report', async () => {
