@@ -254,7 +254,8 @@ export class Daemon {
         // the kernel already has (a restart must not flap anything).
         if (runtime.coordinator.ready()) {
           runtime.dirty = false;
-          runtime.desired = desiredServiceFromConfig(runtime.config, runtime.coordinator.pooledServers(), runtime.dests);
+          const keepDepooled = keepsDepooledServers(runtime.config);
+          runtime.desired = desiredServiceFromConfig(runtime.config, runtime.coordinator.pooledServers({ keepDepooled }), runtime.dests);
           runtime.desiredFor = runtime.config;
         }
       }
@@ -318,4 +319,19 @@ export class Daemon {
     this.publishQueued = true;
     this.deps.defer(() => this.publishNow());
   }
+}
+
+/**
+ * mh (Maglev) with its fallback flag: depooled and disabled servers stay in
+ * IPVS at weight 0, every server added in address order. The kernel's mh
+ * table depends on the order of the destination list and on each
+ * destination's last weight above 0, not on its weight now; so two directors
+ * with the same pool build the same table whatever each saw fail and when,
+ * and a flow that moves between them behind ECMP keeps its real server. The
+ * fallback sends the flows of a weight-0 server to the next in the table, the
+ * same on both; without it they would be refused, so plain mh keeps PyBal's
+ * way (a depooled server leaves IPVS).
+ */
+export function keepsDepooledServers(service: ServiceConfig): boolean {
+  return service.scheduler === 'mh' && service.schedulerFlags.includes('fallback');
 }

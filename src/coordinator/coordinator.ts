@@ -234,11 +234,16 @@ export class Coordinator implements CoordinatorApi {
     this.notify();
   }
 
-  pooledServers(): readonly PooledServerValue[] {
+  pooledServers(options: { readonly keepDepooled?: boolean } = {}): readonly PooledServerValue[] {
     const pooled: PooledServerValue[] = [];
     for (const s of this.servers.values()) {
-      if (s.pooled && s.address !== undefined) pooled.push({ host: s.host, address: s.address, weight: s.weight });
+      if (s.address === undefined) continue;
+      if (s.pooled) pooled.push({ host: s.host, address: s.address, weight: s.weight });
+      else if (options.keepDepooled) pooled.push({ host: s.host, address: s.address, weight: 0 });
     }
+    // One order on every director, whatever the order of health events: the
+    // kernel adds destinations in this order, and mh's table depends on it.
+    if (options.keepDepooled) pooled.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
     return pooled;
   }
 

@@ -131,8 +131,12 @@ export interface CoordinatorApi {
   readonly service: ServiceConfig;
   /** Feeds a pool source event. */
   onPoolEvent(event: PoolEvent): void;
-  /** The servers that should be in IPVS now. */
-  pooledServers(): readonly PooledServerValue[];
+  /**
+   * The servers that should be in IPVS now. With `keepDepooled`, every server
+   * of the pool with an address, depooled or disabled ones at weight 0, in
+   * address order (see Daemon: mh services with fallback).
+   */
+  pooledServers(options?: { readonly keepDepooled?: boolean }): readonly PooledServerValue[];
   /** True when at least one pooled server is up (for BGP withdraw-when-down). */
   healthy(): boolean;
   /** With `servers: false`, the service without its servers (cheap at 100,000 servers). */

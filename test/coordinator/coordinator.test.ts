@@ -726,3 +726,29 @@ describe('Coordinator large pools in slices', () => {
     expect(t.fakes.all.filter((m) => m.started && !m.stopped)).toEqual([]);
   });
 });
+
+describe('Coordinator: keeping depooled servers (mh with fallback, for directors that must agree)', () => {
+  it('lists every server with an address, depooled and disabled ones at weight 0, in address order whatever the pool order', async () => {
+    const t = setup({ depoolThreshold: 0.1 });
+    t.coordinator.onPoolEvent(poolEvent('mw3', 'mw1:5', 'mw2:10:disabled', 'mw4'));
+    await flushAsync();
+    t.fakes.report('mw4', false, 'Connection refused');
+    await flushAsync();
+    expect(t.pooled()).toEqual(['mw3', 'mw1']);
+    expect(t.coordinator.pooledServers({ keepDepooled: true })).toEqual([
+      { host: 'mw1', address: '192.0.2.1', weight: 5 },
+      { host: 'mw2', address: '192.0.2.2', weight: 0 },
+      { host: 'mw3', address: '192.0.2.3', weight: 10 },
+      { host: 'mw4', address: '192.0.2.4', weight: 0 },
+    ]);
+    // Back up: its weight, in the same place.
+    t.fakes.report('mw4', true);
+    await flushAsync();
+    expect(t.coordinator.pooledServers({ keepDepooled: true }).map((s) => [s.host, s.weight])).toEqual([
+      ['mw1', 5],
+      ['mw2', 0],
+      ['mw3', 10],
+      ['mw4', 10],
+    ]);
+  });
+});
