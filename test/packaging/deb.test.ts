@@ -72,6 +72,8 @@ describe('the Debian package', () => {
     const unit = readFileSync(join(root, 'lib/systemd/system/pybal.service'), 'utf8');
     expect(unit).toContain('ExecStart=/usr/sbin/pybal --config /etc/pybal/pybal.conf');
     expect(unit).toContain('ConditionPathExists=/etc/pybal/pybal.conf');
+    // As PyBal's unit: back after a crash and after a SIGTERM by hand; only `systemctl stop` keeps it down.
+    expect(unit).toMatch(/^Restart=always$/m);
     expect(readFileSync(join(root, 'usr/sbin/pybal'), 'utf8')).toContain('exec /usr/bin/node /usr/lib/pybal/dist/src/cli/main.js "$@"');
   });
 
