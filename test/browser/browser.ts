@@ -1,0 +1,323 @@
+// Browser tests: Debian's Chromium (/usr/bin/chromium) driven by playwright-core
+// over the DevTools protocol, headless, with a fresh profile in a temporary
+// directory. Nothing is downloaded: playwright-core ships no browser and is
+// never asked for one. Works on the host (pages on loopback) and inside a lab
+// guest, where `netns` starts Chromium in a lab node's network namespace (the
+// director's, to reach pybal's instrumentation port on its 127.0.0.1).
+//
+//   await withBrowser('http://127.0.0.1:9090/', { netns: lab.ns('director') }, async (b) => {
+//     await b.waitForAttribute('#server-web-198.51.100.11', 'data-state', 'down');
+//     await b.saveHtml(join(lab.dir, 'status.html'));   // a screenshot, on the host only
+//     b.assertSelfContained();
+//     expect(b.consoleErrors()).toEqual([]);
+//   });
+//
+// The session records every request the page makes; requests to any origin
+// but the page's own are aborted before they leave (and reported by
+// foreignRequests / assertSelfContained), since a status page must work on a
+// director with no way out. close() (withBrowser calls it) ends Chromium and
+// removes the profile, whatever happened before.
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+
+/** Debian's chromium package; PYBAL_CHROMIUM overrides it. */
+export const CHROMIUM = process.env.PYBAL_CHROMIUM ?? '/usr/bin/chromium';
+
+/**
+ * Flags for a closed network: without the background-networking ones,
+ * Chromium keeps trying Google's hosts. As root it needs --no-sandbox.
+ */
+export const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+] as const;
+
+const IN_LAB_GUEST = process.env.PYBAL_LAB_GUEST === '1';
+
+/**
+ * In a lab guest, Chromium runs and its DOM, scripts, event streams and
+ * network behave, but its screenshots come out damaged (pixels wrong, often
+ * an undecodable PNG) and differ from one capture to the next. The guest's
+ * UML kernel keeps only the FXSAVE part of a process's FPU state (uml.ts,
+ * GUEST_NO_AVX_ENV), so AVX/AVX-512 registers do not survive a switch
+ * between threads of one process; Chromium's Skia and zlib pick AVX code
+ * from CPUID and have no switch to avoid it (V8's --no-enable-avx and one
+ * raster thread were tried: still damaged). Take screenshots on the host;
+ * in the guest keep saveHtml() instead.
+ */
+export const SCREENSHOTS_RELIABLE = !IN_LAB_GUEST;
+
+export type BrowserOptions = {
+  /** Start Chromium in this network namespace (`ip netns exec`), e.g. lab.ns('director'). */
+  netns?: string;
+  /** Default CHROMIUM. */
+  executablePath?: string;
+  /** Chromium's start. Default 30 s on the host, 180 s in a lab guest (UML syscalls are slow). */
+  launchTimeoutMs?: number;
+  /** Default for navigation and every wait. Default 10 s on the host, 60 s in a lab guest. */
+  timeoutMs?: number;
+  /** Default 1280 × 800 (a full-page screenshot grows to the page's height). */
+  viewport?: { width: number; height: number };
+  /** When the function given to withBrowser throws, a full-page screenshot is saved here first (and the DOM, as .html beside it). */
+  screenshotOnFailure?: string;
+};
+
+export type WaitOptions = { timeoutMs?: number };
+
+/** Protocols that never leave the page (inline data, the page's own blobs). */
+const LOCAL_PROTOCOLS = new Set(['data:', 'blob:', 'about:', 'javascript:']);
+
+export class BrowserSession {
+  readonly page: Page;
+  /** The temporary directory holding the profile (and the netns launcher); gone after close(). */
+  readonly dir: string;
+  /** Milliseconds Chromium took to start, and the first page to load (goto: to its load event). */
+  readonly timings: { launchMs: number; loadMs: number };
+  #context: BrowserContext;
+  #origin: string;
+  #requests: string[] = [];
+  #consoleErrors: string[] = [];
+  #timeoutMs: number;
+  #closed: Promise<void> | undefined;
+
+  private constructor(context: BrowserContext, page: Page, dir: string, timeoutMs: number, launchMs: number) {
+    this.#context = context;
+    this.page = page;
+    this.dir = dir;
+    this.#timeoutMs = timeoutMs;
+    this.#origin = '';
+    this.timings = { launchMs, loadMs: 0 };
+    context.on('request', (request) => this.#requests.push(request.url()));
+    page.on('websocket', (ws) => this.#requests.push(ws.url()));
+    page.on('console', (message) => {
+      if (message.type() === 'error') {
+        const where = message.location().url;
+        this.#consoleErrors.push(`console.error: ${message.text()}${where ? ` (${where})` : ''}`);
+      }
+    });
+    page.on('pageerror', (error) => this.#consoleErrors.push(`uncaught: ${error.message}`));
+  }
+
+  /** Starts Chromium and opens `url`; on any failure Chromium is ended and its profile removed before the error is thrown. */
+  static async open(url: string, options: BrowserOptions = {}): Promise<BrowserSession> {
+    const dir = mkdtempSync(join(tmpdir(), 'pybal-browser-'));
+    let context: BrowserContext | undefined;
+    try {
+      const executablePath = launcher(dir, options);
+      const started = Date.now();
+      context = await chromium.launchPersistentContext(join(dir, 'profile'), {
+        executablePath,
+        headless: true,
+        args: [...CHROMIUM_FLAGS],
+        timeout: options.launchTimeoutMs ?? (IN_LAB_GUEST ? 180_000 : 30_000),
+        viewport: options.viewport ?? { width: 1280, height: 800 },
+        // Never let Chromium keep a download or a service worker around.
+        acceptDownloads: false,
+        serviceWorkers: 'block',
+      });
+      const launchMs = Date.now() - started;
+      const timeoutMs = options.timeoutMs ?? (IN_LAB_GUEST ? 60_000 : 10_000);
+      context.setDefaultTimeout(timeoutMs);
+      const page = context.pages()[0] ?? (await context.newPage());
+      const session = new BrowserSession(context, page, dir, timeoutMs, launchMs);
+      // Abort whatever is not the page's own before it leaves; it stays recorded.
+      await context.route((u) => !session.#isOwn(u.href), (route) => route.abort('blockedbyclient'));
+      await session.goto(url);
+      return session;
+    } catch (error) {
+      await context?.close().catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /** Navigates to `url` (waits for its load event); what is recorded starts over with that page's origin. */
+  async goto(url: string): Promise<void> {
+    this.#origin = new URL(url).origin;
+    this.#requests = [];
+    this.#consoleErrors = [];
+    const started = Date.now();
+    const response = await this.page.goto(url, { waitUntil: 'load', timeout: this.#timeoutMs });
+    this.timings.loadMs = Date.now() - started;
+    if (response !== null && response.status() >= 400) throw new Error(`browser: GET ${url} answered ${response.status()}`);
+  }
+
+  /** The page's origin (scheme, host, port). */
+  get origin(): string {
+    return this.#origin;
+  }
+
+  #isOwn(url: string): boolean {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      return false;
+    }
+    return LOCAL_PROTOCOLS.has(parsed.protocol) || parsed.origin === this.#origin;
+  }
+
+  /** Every URL the page asked for since the last goto (documents, assets, fetches, event streams, web sockets). */
+  requests(): string[] {
+    return [...this.#requests];
+  }
+
+  /** Requests to anything but the page's origin (aborted, never sent). */
+  foreignRequests(): string[] {
+    return this.#requests.filter((u) => !this.#isOwn(u));
+  }
+
+  /** Throws, listing them, when the page asked for anything outside its own origin. */
+  assertSelfContained(): void {
+    const foreign = [...new Set(this.foreignRequests())];
+    if (foreign.length > 0) throw new Error(`page ${this.#origin} is not self-contained: it requested ${foreign.join(', ')}`);
+  }
+
+  /** console.error messages and uncaught exceptions since the last goto. */
+  consoleErrors(): string[] {
+    return [...this.#consoleErrors];
+  }
+
+  /** Waits until `selector` matches an element attached to the document. */
+  async waitForSelector(selector: string, options: WaitOptions = {}): Promise<void> {
+    await this.page.locator(selector).first().waitFor({ state: 'attached', timeout: options.timeoutMs ?? this.#timeoutMs });
+  }
+
+  /**
+   * Waits until the first element matching `selector` has attribute `name`
+   * equal to `want` (or matching it, for a RegExp), and returns the value.
+   * A timeout says what the attribute was at the end.
+   */
+  async waitForAttribute(selector: string, name: string, want: string | RegExp, options: WaitOptions = {}): Promise<string> {
+    const test =
+      typeof want === 'string'
+        ? `v === ${JSON.stringify(want)}`
+        : `new RegExp(${JSON.stringify(want.source)}, ${JSON.stringify(want.flags.replace(/[gy]/g, ''))}).test(v)`;
+    // A string expression: no DOM types needed here, nothing a TypeScript transform could add to a serialized function.
+    const expression = `(() => { const e = document.querySelector(${JSON.stringify(selector)}); const v = e === null ? null : e.getAttribute(${JSON.stringify(name)}); return v !== null && ${test} ? v : false; })()`;
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    try {
+      const handle = await this.page.waitForFunction(expression, undefined, { timeout: timeoutMs, polling: 100 });
+      return String(await handle.jsonValue());
+    } catch (error) {
+      const now = await this.page
+        .evaluate(`(() => { const e = document.querySelector(${JSON.stringify(selector)}); return e === null ? 'no such element' : JSON.stringify(e.getAttribute(${JSON.stringify(name)})); })()`)
+        .catch(() => 'unreadable');
+      const errors = this.#consoleErrors.length > 0 ? `; console errors: ${this.#consoleErrors.join(' | ')}` : '';
+      throw new Error(`browser: ${selector} [${name}] never became ${String(want)} within ${timeoutMs} ms (it is ${String(now)})${errors}`, { cause: error });
+    }
+  }
+
+  /** Waits until the text of the first match of `selector` contains `want` (or matches it); returns the text. */
+  async waitForText(selector: string, want: string | RegExp, options: WaitOptions = {}): Promise<string> {
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    for (;;) {
+      last = await this.text(selector, { timeoutMs: Math.max(1, deadline - Date.now()) }).catch((e: Error) => `(${e.message.split('\n')[0]})`);
+      if (typeof want === 'string' ? last.includes(want) : want.test(last)) return last;
+      if (Date.now() >= deadline) throw new Error(`browser: text of ${selector} never matched ${String(want)} within ${timeoutMs} ms (it is ${JSON.stringify(last)})`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** The rendered text (innerText) of the first match of `selector`, waiting for it to exist. */
+  async text(selector: string, options: WaitOptions = {}): Promise<string> {
+    return this.page.locator(selector).first().innerText({ timeout: options.timeoutMs ?? this.#timeoutMs });
+  }
+
+  /** The rendered texts of every match, now (no waiting). */
+  async texts(selector: string): Promise<string[]> {
+    return this.page.locator(selector).allInnerTexts();
+  }
+
+  /** Attribute `name` of the first match of `selector` (null when absent), waiting for the element to exist. */
+  async attribute(selector: string, name: string, options: WaitOptions = {}): Promise<string | null> {
+    return this.page.locator(selector).first().getAttribute(name, { timeout: options.timeoutMs ?? this.#timeoutMs });
+  }
+
+  /** Attribute `name` of every match, now, in document order. */
+  async attributes(selector: string, name: string): Promise<(string | null)[]> {
+    const all = await this.page.locator(selector).all();
+    return Promise.all(all.map((l) => l.getAttribute(name)));
+  }
+
+  /** How many elements match `selector` now. */
+  async count(selector: string): Promise<number> {
+    return this.page.locator(selector).count();
+  }
+
+  /** A full-page PNG screenshot at `path` (its directory is created). Host only: see SCREENSHOTS_RELIABLE. */
+  async screenshot(path: string): Promise<string> {
+    mkdirSync(dirname(path), { recursive: true });
+    await this.page.screenshot({ path, fullPage: true, timeout: this.#timeoutMs });
+    return path;
+  }
+
+  /**
+   * The page's DOM as HTML now (after every live update), at `path`. A status
+   * page is self-contained, so the file opens in any browser as the page
+   * looked: the record to keep from a lab guest, whose screenshots are not
+   * trustworthy (see SCREENSHOTS_RELIABLE).
+   */
+  async saveHtml(path: string): Promise<string> {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, await this.page.content());
+    return path;
+  }
+
+  /** Ends Chromium and removes the profile; safe to call more than once. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      try {
+        await this.#context.close();
+      } finally {
+        rmSync(this.dir, { recursive: true, force: true });
+      }
+    })();
+    return this.#closed;
+  }
+}
+
+/**
+ * Opens `url` in a new Chromium, runs `fn` and always closes it (profile
+ * removed), returning what `fn` returned or throwing what it threw.
+ */
+export async function withBrowser<T>(url: string, options: BrowserOptions, fn: (browser: BrowserSession) => Promise<T>): Promise<T> {
+  const session = await BrowserSession.open(url, options);
+  try {
+    return await fn(session);
+  } catch (error) {
+    if (options.screenshotOnFailure !== undefined) {
+      // Plus the DOM beside it, which a guest keeps intact (SCREENSHOTS_RELIABLE).
+      await session.saveHtml(options.screenshotOnFailure.replace(/(\.png)?$/, '.html')).catch(() => undefined);
+      await session.screenshot(options.screenshotOnFailure).catch(() => undefined);
+    }
+    throw error;
+  } finally {
+    await session.close();
+  }
+}
+
+/**
+ * The program playwright-core starts: Chromium itself, or, for a network
+ * namespace, a script in `dir` that execs it through `ip netns exec` (one
+ * process, so the DevTools pipe and Playwright's kill still reach Chromium).
+ */
+function launcher(dir: string, options: BrowserOptions): string {
+  const chromiumPath = options.executablePath ?? CHROMIUM;
+  if (!existsSync(chromiumPath)) throw new Error(`browser: ${chromiumPath} not found; install Debian's chromium package (test/debian-packages.txt)`);
+  if (options.netns === undefined) return chromiumPath;
+  if (!/^[\w.-]+$/.test(options.netns)) throw new Error(`browser: bad network namespace name ${JSON.stringify(options.netns)}`);
+  const script = join(dir, 'chromium-in-netns');
+  writeFileSync(script, `#!/bin/sh\nexec ip netns exec ${options.netns} '${chromiumPath.replaceAll("'", `'\\''`)}' "$@"\n`, { mode: 0o755 });
+  return script;
+}
