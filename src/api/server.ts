@@ -12,6 +12,8 @@ import { dirname } from 'node:path';
 import type { Logger } from '../runtime/logger.js';
 import { errorMessage } from '../runtime/errors.js';
 import { renderAlerts } from './alerts.js';
+import type { EventHistory } from '../events/history.js';
+import { renderEvents } from './events.js';
 import { turn } from '../runtime/sliced.js';
 import type { PybalMetrics } from './metrics.js';
 import { renderPoolsPath } from './pools.js';
@@ -32,6 +34,8 @@ export interface ApiServerDeps {
   readonly logger: Logger;
   /** What the control socket may change; never offered on the TCP listeners. */
   readonly control?: ApiControl;
+  /** The event history (`/events`, the status page); without it those paths are 404. */
+  readonly events?: EventHistory;
 }
 
 /** The state changes the control socket takes (`pybal drain`, `pybal undrain`). */
@@ -65,12 +69,17 @@ function pathSegments(url: string): string[] | undefined {
   }
 }
 
+function queryOf(url: string): URLSearchParams {
+  const at = url.indexOf('?');
+  return new URLSearchParams(at < 0 ? '' : url.slice(at + 1));
+}
+
 /**
  * Answers one request; pure apart from the snapshot and the metrics it reads
  * and, given `control` (the Unix socket), the drain it changes.
  */
 export async function handleRequest(
-  deps: Pick<ApiServerDeps, 'snapshot' | 'metrics' | 'control'>,
+  deps: Pick<ApiServerDeps, 'snapshot' | 'metrics' | 'control' | 'events'>,
   method: string,
   url: string,
   accept: string | undefined,
@@ -104,6 +113,10 @@ export async function handleRequest(
     case 'status':
       // Always JSON: it is for `pybal status` and scripts.
       return rest.length === 0 ? jsonResponse(200, deps.snapshot()) : notFound(json);
+    case 'events':
+      // Always JSON, as /status.
+      if (rest.length > 0 || !deps.events) return notFound(json);
+      return renderEvents(deps.events, queryOf(url));
     default:
       return notFound(json);
   }
@@ -189,7 +202,7 @@ export class ApiServer {
 
   /** `control`: this listener takes the control requests (the Unix socket only). */
   private createHttpServer(control: boolean): Server {
-    const deps = control ? this.deps : { snapshot: this.deps.snapshot, metrics: this.deps.metrics };
+    const deps = control ? this.deps : { snapshot: this.deps.snapshot, metrics: this.deps.metrics, events: this.deps.events };
     const server = createServer((request, response) => void this.respond(deps, request, response));
     // After listen() succeeded an error must be logged, never thrown at the daemon.
     server.on('error', (error) => this.log.error(`Instrumentation listener error: ${errorMessage(error)}`));
