@@ -14,9 +14,12 @@
  *   rendered at), else from now. Events no longer kept are announced by
  *   `event: reset` (the page says to reload) and the stream goes on from the
  *   oldest kept. `retry:` tells the browser how long to wait before reconnecting.
- * - At most `maxClients` streams (503 beyond, with Retry-After); a client
- *   whose socket holds more than `maxBufferedBytes` unsent is dropped, so a
- *   slow reader never makes the daemon buffer without bound; a closed client
+ * - At most `maxClients` streams (503 beyond, with Retry-After). A slow
+ *   reader never makes the daemon buffer without bound: once a write does
+ *   not go straight to the socket, that client gets nothing more until the
+ *   socket drains (so at most one batch waits for it); a client the history
+ *   laps while it waits (it missed every event kept), or whose socket holds
+ *   more than `maxBufferedBytes` when written to, is dropped. A closed client
  *   is forgotten at once; close() ends every stream (daemon stop).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -48,6 +51,8 @@ interface Client {
   readonly response: ServerResponse;
   /** The latest event written to it. */
   sentSeq: number;
+  /** Its last write is still buffered: nothing more until the socket drains. */
+  waiting: boolean;
 }
 
 /** One event as an SSE message. */
@@ -114,7 +119,7 @@ export class EventStream {
       preface += `event: reset\ndata: ${JSON.stringify({ reason: 'restarted', latestSeq: history.latestSeq })}\n\n`;
       sentSeq = history.latestSeq;
     }
-    const client: Client = { response, sentSeq };
+    const client: Client = { response, sentSeq, waiting: false };
     this.clients.add(client);
     response.on('close', () => this.forget(client));
     response.on('error', () => this.forget(client));
@@ -157,6 +162,10 @@ export class EventStream {
     let more = false;
     for (const client of [...this.clients]) {
       if (client.sentSeq >= latest) continue;
+      if (client.waiting) {
+        if (client.sentSeq + 1 < history.oldestSeq) this.drop(client, 'it stopped reading and missed every event kept');
+        continue;
+      }
       let from = client.sentSeq + 1;
       let prefix = '';
       if (from < history.oldestSeq) {
@@ -176,7 +185,11 @@ export class EventStream {
     if (more) this.queueFlush();
   }
 
-  /** Writes, unless the client's socket already holds too much: then it is dropped. */
+  /**
+   * Writes, unless the client's socket already holds too much (then it is
+   * dropped); a write that the socket does not take at once makes the client
+   * wait for its drain.
+   */
   private write(client: Client, text: string): void {
     const response = client.response;
     if (response.destroyed || response.writableEnded) {
@@ -185,12 +198,21 @@ export class EventStream {
     }
     const buffered = response.writableLength + (response.socket?.writableLength ?? 0);
     if (buffered > this.maxBufferedBytes) {
-      this.options.logger.warn(`Dropped an event stream client: ${buffered} bytes unsent (it reads too slowly; at most ${this.maxBufferedBytes})`);
-      this.forget(client);
-      response.destroy();
+      this.drop(client, `${buffered} bytes unsent (at most ${this.maxBufferedBytes})`);
       return;
     }
-    response.write(text);
+    if (text === '' || response.write(text)) return;
+    client.waiting = true;
+    response.once('drain', () => {
+      client.waiting = false;
+      if (this.clients.has(client)) this.queueFlush();
+    });
+  }
+
+  private drop(client: Client, why: string): void {
+    this.options.logger.warn(`Dropped an event stream client that reads too slowly: ${why}`);
+    this.forget(client);
+    client.response.destroy();
   }
 
   private summaryMessage(): string {
@@ -208,7 +230,8 @@ export class EventStream {
       this.summaryTimer = undefined;
       if (this.clients.size === 0) return;
       const text = this.summaryMessage();
-      for (const client of [...this.clients]) this.write(client, text);
+      // A client waiting for its socket to drain is behind anyway: its next batch comes first.
+      for (const client of [...this.clients]) if (!client.waiting) this.write(client, text);
       this.armSummary();
     }, this.summaryIntervalMs);
   }
