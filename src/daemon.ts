@@ -9,10 +9,12 @@ import type { Route } from './bgp/speaker.js';
 import { decideRoutes, type DrainState } from './bgp/announcements.js';
 import type { Config, GlobalConfig, ServiceConfig } from './config/types.js';
 import type { CoordinatorApi, ServiceSnapshot } from './coordinator/types.js';
+import { NO_EVENTS, type EventSink } from './events/history.js';
+import { diffOfferedRoutes } from './events/route-changes.js';
 import type { DesiredService } from './ipvs/diff.js';
 import { desiredServiceFromConfig, type DestCache } from './ipvs/desired.js';
 import type { Pool, PoolSource } from './pool/types.js';
-import type { ReloadPlan } from './reload-plan.js';
+import { describePlan, type ReloadPlan } from './reload-plan.js';
 import type { Logger } from './runtime/logger.js';
 
 /** What the daemon needs of the IPVS manager. */
@@ -41,6 +43,8 @@ export interface DaemonDeps {
   readonly defer: (fn: () => void) => void;
   /** Wall-clock milliseconds, for the time the director was drained. */
   readonly wallNow: () => number;
+  /** Where reloads, drains and route changes are recorded; none: not recorded. */
+  readonly events?: EventSink;
 }
 
 /** What setDrained did: the state now, and whether it changed. */
@@ -89,6 +93,9 @@ export class Daemon {
    */
   private drain: { drained: boolean; sinceWallMs: number | undefined };
   private readonly bgpLog: Logger;
+  private readonly events: EventSink;
+  /** The prefixes last offered to the route target (for announce and withdraw events). */
+  private offered: ReadonlySet<string> = new Set();
 
   constructor(
     config: Config,
@@ -96,6 +103,7 @@ export class Daemon {
   ) {
     this.global = config.global;
     this.bgpLog = deps.logger.child({ component: 'bgp' });
+    this.events = deps.events ?? NO_EVENTS;
     this.drain = { drained: config.global.bgpDrain, sinceWallMs: config.global.bgpDrain ? deps.wallNow() : undefined };
     for (const service of config.services) this.services.set(service.name, this.createRuntime(service));
   }
@@ -185,6 +193,7 @@ export class Daemon {
    */
   async reload(config: Config, plan: ReloadPlan): Promise<void> {
     this.global = config.global;
+    this.events.emit({ kind: 'reload', level: 'info', message: describePlan(plan).join('; ') });
     // bgp-drain applies when the file changes it; a drain asked at run time otherwise stays.
     if (plan.drain !== undefined) this.setDrained(plan.drain, DRAINED_BY_CONFIG);
     const next = new Map(config.services.map((s) => [s.name, s]));
@@ -264,21 +273,37 @@ export class Daemon {
       if (runtime.desired) desired.push(runtime.desired);
     }
     this.deps.ipvs.setDesired(desired);
-    this.routeTarget?.setAnnouncements(this.routes());
+    if (this.routeTarget === undefined) {
+      this.offered = new Set();
+      return;
+    }
+    const routes = this.routes();
+    this.routeTarget.setAnnouncements(routes);
+    this.recordRouteChanges(routes);
+  }
+
+  /** What started or stopped being offered to the routers since the last publish, as events. */
+  private recordRouteChanges(routes: readonly Route[]): void {
+    const changes = diffOfferedRoutes(this.offered, routes);
+    this.offered = changes.offered;
+    for (const prefix of changes.announced) this.events.emit({ kind: 'bgp-announce', level: 'info', message: `Announcing ${prefix}` });
+    for (const prefix of changes.withdrawn) this.events.emit({ kind: 'bgp-withdraw', level: 'warn', message: `Withdrawing ${prefix}` });
   }
 
   private logDrain(drained: boolean, by: string): void {
+    let message: string;
     if (!this.global.bgp) {
       const what = drained ? 'Drained' : 'Undrained';
-      this.bgpLog.warn({ by }, `${what}, but BGP is off (bgp = no): no VIP is announced, so no router is told`);
+      message = `${what}, but BGP is off (bgp = no): no VIP is announced, so no router is told`;
+      this.bgpLog.warn({ by }, message);
     } else if (drained) {
-      this.bgpLog.info(
-        { by },
-        `Drained: every VIP now announced with GRACEFUL_SHUTDOWN (65535:0) and MED ${this.global.bgpDrainMed}; the routers will move traffic to the other directors`,
-      );
+      message = `Drained: every VIP now announced with GRACEFUL_SHUTDOWN (65535:0) and MED ${this.global.bgpDrainMed}; the routers will move traffic to the other directors`;
+      this.bgpLog.info({ by }, message);
     } else {
-      this.bgpLog.info({ by }, 'Undrained: every VIP now announced with its configured MED and communities; the routers may move traffic back to this director');
+      message = 'Undrained: every VIP now announced with its configured MED and communities; the routers may move traffic back to this director';
+      this.bgpLog.info({ by }, message);
     }
+    this.events.emit({ kind: 'drain', level: drained ? 'warn' : 'info', message: `${message} (by ${by})` });
   }
 
   private createRuntime(service: ServiceConfig, knownHealth?: ReadonlyMap<string, boolean>): ServiceRuntime {

@@ -10,7 +10,7 @@ import type { BgpStatusValue, DaemonSnapshot } from './api/types.js';
 import { familyOf, formatPrefix, normalizeAddress } from './bgp/address.js';
 import { BfdThread } from './bfd/bfd.js';
 import { speakerOptionsFromConfig, type DrainState } from './bgp/announcements.js';
-import { BgpSpeaker } from './bgp/speaker.js';
+import { BgpSpeaker, type PeerChange } from './bgp/speaker.js';
 import { loadConfig } from './config/load-config.js';
 import type { AddressFamily, Config, GlobalConfig, ServiceConfig } from './config/types.js';
 import { serviceKeyFromConfig } from './ipvs/desired.js';
@@ -20,6 +20,8 @@ import { createMonitorFactory } from './coordinator/monitor-factory.js';
 import { resolveHost } from './coordinator/resolver.js';
 import type { CreateMonitorFn } from './coordinator/types.js';
 import { Daemon, type RouteTarget, type SnapshotScope } from './daemon.js';
+import { EventHistory, type EventSink } from './events/history.js';
+import { ipvsChangeEvents } from './events/ipvs-changes.js';
 import { createIpvsClient } from './ipvs/client.js';
 import { createLazyIpvsKernel } from './ipvs/lazy-kernel.js';
 import { IpvsManager } from './ipvs/manager.js';
@@ -140,6 +142,7 @@ class BgpSide {
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly dryRun: boolean,
+    private readonly events?: EventSink,
   ) {}
 
   /**
@@ -168,14 +171,15 @@ class BgpSide {
       return this.target;
     }
     try {
-      const speaker = new BgpSpeaker(
-        speakerOptionsFromConfig(global, services, {
+      const speaker = new BgpSpeaker({
+        ...speakerOptionsFromConfig(global, services, {
           clock: this.clock,
           logger: this.log,
           hostIpv4Addresses: hostIpv4Addresses(),
           forwardingFamilies: () => this.table.forwarding(),
         }),
-      );
+        ...(this.events === undefined ? {} : { onPeerChange: peerChangeRecorder(this.events) }),
+      });
       await speaker.start();
       if (this.table.ready()) speaker.markReady();
       if (this.closed) {
@@ -266,6 +270,19 @@ class BgpSide {
   }
 }
 
+/** BGP sessions reaching Established or leaving it, as events (the session's log says the same). */
+function peerChangeRecorder(events: EventSink): (change: PeerChange) => void {
+  return (change) =>
+    events.emit(
+      change.up
+        ? { kind: 'bgp-session-up', level: 'info', peer: change.peer, message: `BGP session with ${change.peer} established` }
+        : { kind: 'bgp-session-down', level: change.reason === 'stopped' ? 'info' : 'warn', peer: change.peer, message: `BGP session with ${change.peer} down: ${change.reason ?? 'unknown reason'}` },
+    );
+}
+
+/** How often the IPVS manager's counters are read for drift and failure events. */
+const IPVS_EVENTS_POLL_MS = 1000;
+
 /**
  * Runs the daemon until SIGTERM or SIGINT. Resolves with the exit status:
  * 0 after a clean shutdown, 1 when the configuration is invalid.
@@ -309,6 +326,9 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     `pybal ${readVersion()} starting with ${config.file}: ${config.services.length} service(s)` +
       (dryRun ? ' (dry run: nothing will be changed in the kernel)' : ''),
   );
+
+  // The last state changes, for the status page and /events (event-history-size).
+  const events = new EventHistory(config.global.eventHistorySize, () => clock.wallNow());
 
   // IPVS: one netlink client, opened (and reopened) as the manager needs it.
   const ipvsLog = log.child({ component: 'ipvs' });
@@ -383,19 +403,21 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
         knownHealth,
         startDelayMs: (monitorConfig) => startPacer(startWindowMs(monitorConfig)),
         pooledAtStart: (address) => wasPooledAtStart(pooledAtStart, service.name, address),
+        events,
       }),
     // A dry run writes nothing, so nothing is ever programmed: it says what
     // it would announce once the services it would program are desired.
     ipvs: { setDesired: (services) => ipvs.setDesired(services), isProgrammed: (key) => dryRun || ipvs.isProgrammed(key) },
     defer: (fn) => clock.setTimeout(fn, 0),
     wallNow: () => clock.wallNow(),
+    events,
   });
   onProgrammed = () => {
     daemon.refresh();
     bgp.tableChanged();
   };
 
-  const bgp = new BgpSide(clock, log.child({ component: 'bgp' }), dryRun);
+  const bgp = new BgpSide(clock, log.child({ component: 'bgp' }), dryRun, events);
   // Graceful restart: the kernel forwards for a family when a service of it
   // was in IPVS at start or is programmed now; the table is ready when every
   // configured service is programmed.
@@ -414,7 +436,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     startedAtWallMs,
     dryRun,
     services: daemon.snapshots(scope),
-    bgp: { ...bgp.status(daemon.globalConfig), ...daemon.drainState() },
+    bgp: { ...bgp.status(daemon.globalConfig), ...daemon.drainState(), announced: daemon.routes().map((r) => formatPrefix(r.prefix)) },
     ipvs: ipvs.stats(),
     eventLoop: stallWatch.stats(),
   });
@@ -425,7 +447,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
       return { ...change.state, changed: change.changed, announced: daemon.routes().length };
     },
   };
-  const api: ApiServer = createApiServer({ snapshot, metrics, logger: log, control });
+  const api: ApiServer = createApiServer({ snapshot, metrics, logger: log, control, events, clock });
   /** Listens as `global` says; false when the API is wanted and no address of it could be bound. */
   const listenApi = async (global: GlobalConfig): Promise<boolean> => {
     if (!global.instrumentation) return true;
@@ -435,6 +457,15 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   await listenApi(config.global);
 
   ipvs.start();
+  // IPVS drift and failures for the event history, read from the manager's counters.
+  let ipvsSeen = ipvs.stats();
+  const watchIpvs = (): void => {
+    const now = ipvs.stats();
+    for (const event of ipvsChangeEvents(ipvsSeen, now)) events.emit(event);
+    ipvsSeen = now;
+    ipvsWatch = clock.setTimeout(watchIpvs, IPVS_EVENTS_POLL_MS);
+  };
+  let ipvsWatch = clock.setTimeout(watchIpvs, IPVS_EVENTS_POLL_MS);
   void syncDaemons.set(config.global.ipvsSync);
   daemon.start();
   daemon.setRouteTarget(await bgp.apply('start', config.global, config.services));
@@ -484,6 +515,10 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     if (plan.ipvsResyncIntervalMs !== undefined) {
       ipvs.setResyncInterval(plan.ipvsResyncIntervalMs);
       configLog.info(`IPVS resync interval is now ${plan.ipvsResyncIntervalMs / 1000} s`);
+    }
+    if (plan.eventHistorySize !== undefined) {
+      events.resize(plan.eventHistorySize);
+      configLog.info(`The event history now keeps the last ${plan.eventHistorySize} events`);
     }
     if (plan.ipvsSync) {
       if (config.global.ipvsSync === undefined) configLog.info('ipvs-sync-daemon is no longer set: the sync daemons are left as they run');
@@ -555,6 +590,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   }
   await bgp.shutdown('pybal is shutting down', keepRoutes);
   await daemon.stop();
+  ipvsWatch.cancel();
   await ipvs.stop();
   await syncDaemons.stop();
   stallWatch.stop();

@@ -34,7 +34,8 @@
  * - ipvs-resync-interval: the manager's period changes;
  * - ipvs-sync-*: the kernel's sync daemons are set as the new keys say (left
  *   alone when ipvs-sync-daemon is gone from the file);
- * - runcommand-max-concurrent: the shared command limiter takes the new cap.
+ * - runcommand-max-concurrent: the shared command limiter takes the new cap;
+ * - event-history-size: the history keeps its latest events that fit.
  */
 import { announcedFamilies } from './bgp/announcements.js';
 import { formatGlobal, formatService, type Values } from './config/format-config.js';
@@ -152,6 +153,8 @@ export interface ReloadPlan {
   readonly ipvsSync: boolean;
   /** The new cap on concurrent RunCommand checks, when it changed. */
   readonly runcommandMaxConcurrent: number | undefined;
+  /** The new event-history-size, when it changed. */
+  readonly eventHistorySize: number | undefined;
   /** The new bgp-drain, when it changed: the director is drained (true) or undrained (false). */
   readonly drain: boolean | undefined;
   /** Changed keys that take effect only when the BGP speaker next starts. */
@@ -233,6 +236,7 @@ export function planReload(running: Config, next: Config): ReloadPlan {
     ipvsResyncIntervalMs: globalKeys.includes('ipvs-resync-interval') ? next.global.ipvsResyncIntervalMs : undefined,
     ipvsSync: globalKeys.some((k) => k.startsWith('ipvs-sync-')),
     runcommandMaxConcurrent: globalKeys.includes('runcommand-max-concurrent') ? next.global.runcommandMaxConcurrent : undefined,
+    eventHistorySize: globalKeys.includes('event-history-size') ? next.global.eventHistorySize : undefined,
     drain: globalKeys.includes('bgp-drain') ? next.global.bgpDrain : undefined,
     deferred: globalKeys.filter((k) => DEFERRED_KEYS.has(k)),
     atRestart: globalKeys.filter((k) => RESTART_KEYS.has(k)),

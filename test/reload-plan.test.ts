@@ -28,6 +28,7 @@ function summary(plan: ReloadPlan): Record<string, unknown> {
     api: plan.api,
     resync: plan.ipvsResyncIntervalMs,
     runcommand: plan.runcommandMaxConcurrent,
+    history: plan.eventHistorySize,
     sync: plan.ipvsSync,
     deferred: plan.deferred,
     atRestart: plan.atRestart,
@@ -36,7 +37,7 @@ function summary(plan: ReloadPlan): Record<string, unknown> {
 }
 
 describe('planReload', () => {
-  const keep = { bgp: 'keep', api: false, resync: undefined, runcommand: undefined, sync: false, deferred: [], atRestart: [], drain: undefined };
+  const keep = { bgp: 'keep', api: false, resync: undefined, runcommand: undefined, history: undefined, sync: false, deferred: [], atRestart: [], drain: undefined };
   const cases: [string, Config, Record<string, unknown>][] = [
     ['nothing changed', base, { services: ['web keep'], ...keep }],
     ['the section moved in the file', withService({ source: { file: 'pybal.conf', line: 99 } }), { services: ['web keep'], ...keep }],
@@ -80,6 +81,7 @@ describe('planReload', () => {
     ['bgp off', withGlobal({ bgp: false }), { services: ['web keep'], ...keep, bgp: 'stop' }],
     ['instrumentation port', withGlobal({ instrumentationPort: 9191 }), { services: ['web keep'], ...keep, api: true }],
     ['runcommand-max-concurrent', withGlobal({ runcommandMaxConcurrent: 8 }), { services: ['web keep'], ...keep, runcommand: 8 }],
+    ['event-history-size', withGlobal({ eventHistorySize: 50 }), { services: ['web keep'], ...keep, history: 50 }],
     ['bgp-connect-retry (no session reset for it)', withGlobal({ bgpConnectRetryMs: 9000 }), { services: ['web keep'], ...keep, deferred: ['bgp-connect-retry'] }],
     [
       'a service added on a new VIP, same family',

@@ -12,7 +12,12 @@ import { dirname } from 'node:path';
 import type { Logger } from '../runtime/logger.js';
 import { errorMessage } from '../runtime/errors.js';
 import { renderAlerts } from './alerts.js';
-import { turn } from '../runtime/sliced.js';
+import type { EventHistory } from '../events/history.js';
+import { renderEvents } from './events.js';
+import { EventStream, type EventStreamOptions } from './event-stream.js';
+import { EVENTS_ON_PAGE, HTML_TYPE, PAGE_SECURITY_POLICY, pageSummary, renderStatusPage } from './status-page.js';
+import { createSystemClock, type Clock } from '../runtime/clock.js';
+import { sliced, turn } from '../runtime/sliced.js';
 import type { PybalMetrics } from './metrics.js';
 import { renderPoolsPath } from './pools.js';
 import { jsonResponse, methodNotAllowed, notFound, textResponse, wantsJson, type ApiResponse } from './response.js';
@@ -32,6 +37,12 @@ export interface ApiServerDeps {
   readonly logger: Logger;
   /** What the control socket may change; never offered on the TCP listeners. */
   readonly control?: ApiControl;
+  /** The event history (`/events`, `/events/stream`, the status page's list); without it those paths are 404. */
+  readonly events?: EventHistory;
+  /** For the event stream's periodic summary; the system clock by default. */
+  readonly clock?: Pick<Clock, 'setTimeout'>;
+  /** The event stream's limits (tests make them small). */
+  readonly stream?: Pick<EventStreamOptions, 'maxClients' | 'maxBufferedBytes' | 'summaryIntervalMs' | 'retryMs'>;
 }
 
 /** The state changes the control socket takes (`pybal drain`, `pybal undrain`). */
@@ -65,12 +76,32 @@ function pathSegments(url: string): string[] | undefined {
   }
 }
 
+/** `/` (every service, the first servers of each) or `/?service=<name>` (all of its servers), in slices. */
+async function renderPage(deps: Pick<ApiServerDeps, 'snapshot' | 'events'>, query: URLSearchParams): Promise<ApiResponse> {
+  const service = query.get('service') ?? undefined;
+  const snapshot = deps.snapshot(service === undefined ? undefined : { service });
+  if (service !== undefined && !snapshot.services.some((s) => s.name === service)) return notFound(false);
+  const events = deps.events?.latest(EVENTS_ON_PAGE) ?? [];
+  const chunks = await sliced(renderStatusPage(snapshot, { service, events, latestSeq: deps.events?.latestSeq ?? 0 }), { background: true });
+  return {
+    status: 200,
+    contentType: HTML_TYPE,
+    body: chunks,
+    headers: { 'content-security-policy': PAGE_SECURITY_POLICY, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' },
+  };
+}
+
+function queryOf(url: string): URLSearchParams {
+  const at = url.indexOf('?');
+  return new URLSearchParams(at < 0 ? '' : url.slice(at + 1));
+}
+
 /**
  * Answers one request; pure apart from the snapshot and the metrics it reads
  * and, given `control` (the Unix socket), the drain it changes.
  */
 export async function handleRequest(
-  deps: Pick<ApiServerDeps, 'snapshot' | 'metrics' | 'control'>,
+  deps: Pick<ApiServerDeps, 'snapshot' | 'metrics' | 'control' | 'events'>,
   method: string,
   url: string,
   accept: string | undefined,
@@ -104,6 +135,13 @@ export async function handleRequest(
     case 'status':
       // Always JSON: it is for `pybal status` and scripts.
       return rest.length === 0 ? jsonResponse(200, deps.snapshot()) : notFound(json);
+    case 'events':
+      // Always JSON, as /status.
+      if (rest.length > 0 || !deps.events) return notFound(json);
+      return renderEvents(deps.events, queryOf(url));
+    case undefined:
+      // The status page. PyBal answered 404 at `/`: a JSON client still gets that.
+      return json ? notFound(json) : renderPage(deps, queryOf(url));
     default:
       return notFound(json);
   }
@@ -116,10 +154,27 @@ export class ApiServer {
   /** The TCP listeners of listen(), which closeTcp() closes (a reload may move them). */
   private readonly tcpServers = new Set<Server>();
   private readonly socketPaths = new Set<string>();
+  /** `GET /events/stream`, shared by every listener (its cap counts them all). */
+  private readonly stream: EventStream | undefined;
 
   constructor(deps: ApiServerDeps) {
     this.deps = deps;
     this.log = deps.logger.child({ component: 'api' });
+    const events = deps.events;
+    if (events) {
+      this.stream = new EventStream({
+        ...deps.stream,
+        history: events,
+        summary: () => pageSummary(deps.snapshot(), events.latestSeq),
+        clock: deps.clock ?? createSystemClock(),
+        logger: this.log,
+      });
+    }
+  }
+
+  /** Event streams open now. */
+  get streams(): number {
+    return this.stream?.size ?? 0;
   }
 
   /**
@@ -177,8 +232,9 @@ export class ApiServer {
     await Promise.all(servers.map((server) => closeServer(server)));
   }
 
-  /** Closes every listener and connection; removes the Unix sockets. */
+  /** Closes every listener and connection (event streams first); removes the Unix sockets. */
   async close(): Promise<void> {
+    this.stream?.close();
     const servers = [...this.servers];
     this.servers.clear();
     this.tcpServers.clear();
@@ -189,7 +245,7 @@ export class ApiServer {
 
   /** `control`: this listener takes the control requests (the Unix socket only). */
   private createHttpServer(control: boolean): Server {
-    const deps = control ? this.deps : { snapshot: this.deps.snapshot, metrics: this.deps.metrics };
+    const deps = control ? this.deps : { snapshot: this.deps.snapshot, metrics: this.deps.metrics, events: this.deps.events };
     const server = createServer((request, response) => void this.respond(deps, request, response));
     // After listen() succeeded an error must be logged, never thrown at the daemon.
     server.on('error', (error) => this.log.error(`Instrumentation listener error: ${errorMessage(error)}`));
@@ -198,6 +254,11 @@ export class ApiServer {
   }
 
   private async respond(deps: Parameters<typeof handleRequest>[0], request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = request.url ?? '/';
+    if (this.stream && (request.method === 'GET' || request.method === 'HEAD') && isStreamPath(url)) {
+      this.stream.open(request, response, queryOf(url));
+      return;
+    }
     let answer: ApiResponse;
     try {
       answer = await handleRequest(deps, request.method ?? 'GET', request.url ?? '/', request.headers.accept);
@@ -217,6 +278,11 @@ export class ApiServer {
     }
     await writeChunks(request, response, answer, answer.body);
   }
+}
+
+function isStreamPath(url: string): boolean {
+  const segments = pathSegments(url);
+  return segments?.length === 2 && segments[0] === 'events' && segments[1] === 'stream';
 }
 
 /** Bytes written to the socket per turn of the event loop for a chunked body. */

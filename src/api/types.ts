@@ -26,6 +26,8 @@ export interface BgpStatusValue extends DrainState {
   /** undefined when BGP is off. */
   readonly localAsn: number | undefined;
   readonly peers: readonly BgpPeerValue[];
+  /** The prefixes offered to the peers now (`192.0.2.1/32`); each Established peer is sent them. Absent from older snapshots. */
+  readonly announced?: readonly string[];
 }
 
 /** The answer to POST /drain and POST /undrain (control socket only). */

@@ -59,6 +59,15 @@ export interface SpeakerOptions {
    * ones are all there.
    */
   readonly gracefulRestart?: FsmConfig['gracefulRestart'];
+  /** Told when a session becomes Established or leaves it (the daemon's event history). */
+  readonly onPeerChange?: (change: PeerChange) => void;
+}
+
+/** A session reached Established (`up`), or left it, with the FSM's reason. */
+export interface PeerChange {
+  readonly peer: string;
+  readonly up: boolean;
+  readonly reason?: string;
 }
 
 export interface PeerStatus {
@@ -144,11 +153,15 @@ export class BgpSpeaker {
           clock: options.clock,
           logger: this.log,
           handlers: {
-            onEstablished: (_s, negotiated) => this.onEstablished(record, negotiated),
-            onDown: () => {
+            onEstablished: (_s, negotiated) => {
+              this.onEstablished(record, negotiated);
+              this.options.onPeerChange?.({ peer: address, up: true });
+            },
+            onDown: (_s, reason) => {
               record.sent.clear();
               record.negotiated = undefined;
               record.eorPending = false;
+              this.options.onPeerChange?.({ peer: address, up: false, reason });
             },
             onRouteRefresh: (_s, family) => this.onRouteRefresh(record, family),
           },

@@ -31,6 +31,7 @@ export const GLOBAL_KEYS = [
   'instrumentation_ips',
   'runcommand-max-concurrent',
   'ipvs-resync-interval',
+  'event-history-size',
   'dry-run',
   'advertised_instrumentation_ips',
   'ipvs-sync-daemon',

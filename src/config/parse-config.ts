@@ -244,6 +244,7 @@ function parseGlobal(c: Collector, section: IniSection, present: boolean): Globa
     instrumentationIps: r.ipList('instrumentation_ips', ['127.0.0.1', '::1'], true),
     runcommandMaxConcurrent: r.int('runcommand-max-concurrent', 32, { min: 1, max: 10000 }),
     ipvsResyncIntervalMs: r.seconds('ipvs-resync-interval', 60, { minSec: 1 }),
+    eventHistorySize: r.int('event-history-size', 1000, { min: 10, max: 1_000_000 }),
     dryRun: r.bool('dry-run', false),
     advertisedInstrumentationIps: r.ipList('advertised_instrumentation_ips', [], false),
     ipvsSync: parseIpvsSync(r),

@@ -91,6 +91,11 @@ export interface GlobalConfig {
   /** New: `ipvs-resync-interval` in seconds, how often the IPVS table is re-read and drift repaired (default 60, at least 1). */
   readonly ipvsResyncIntervalMs: number;
   /**
+   * New: `event-history-size` (default 1000, 10..1000000): how many of the
+   * latest state changes the daemon keeps for the status page and `/events`.
+   */
+  readonly eventHistorySize: number;
+  /**
    * `dry-run` (as Wikimedia's templates render it; default no): read the
    * kernel and say what would change, write nothing and announce nothing,
    * as `pybal -n`. Read at start; a reload that changes it is told to restart.

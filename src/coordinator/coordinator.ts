@@ -6,6 +6,7 @@
  */
 import net from 'node:net';
 import type { MonitorConfig, ServiceConfig } from '../config/types.js';
+import { NO_EVENTS, type EventInput, type EventSink } from '../events/history.js';
 import type { Pool, PoolEvent, PoolServer } from '../pool/types.js';
 import type { Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
@@ -14,6 +15,7 @@ import { applyDown, applyUp, canDepool, refreshSteps, type PolicyLog, type Polic
 import { describePoolDiff, type PoolDiff } from './pool-diff.js';
 import { literalAddresses } from './resolver.js';
 import type {
+  CheckSummary,
   CoordinatorApi,
   CoordinatorDeps,
   MonitorStartOptions,
@@ -42,6 +44,8 @@ interface MonitorEntry {
   up: boolean | undefined;
   reason: string;
   sinceWallMs: number | undefined;
+  /** The latest check's outcome (every check, not only transitions). */
+  lastCheck: CheckSummary | undefined;
 }
 
 interface ServerEntry {
@@ -146,6 +150,7 @@ export class Coordinator implements CoordinatorApi {
   service: ServiceConfig;
   private readonly deps: CoordinatorDeps;
   private readonly random: () => number;
+  private readonly events: EventSink;
   /** In pool order. */
   private servers = new Map<string, ServerEntry>();
   private pool: Pool | undefined;
@@ -193,6 +198,7 @@ export class Coordinator implements CoordinatorApi {
     this.service = service;
     this.deps = deps;
     this.random = deps.random ?? Math.random;
+    this.events = deps.events ?? NO_EVENTS;
     this.knownHealth = deps.knownHealth ?? new Map();
   }
 
@@ -271,7 +277,11 @@ export class Coordinator implements CoordinatorApi {
       up: s.up,
       pooled: s.pooled,
       pooledDown: s.pooledDown,
-      monitors: s.monitors.map((m) => ({ kind: m.config.kind, up: m.up, reason: m.reason, sinceWallMs: m.sinceWallMs })),
+      monitors: s.monitors.map((m) =>
+        m.lastCheck === undefined
+          ? { kind: m.config.kind, up: m.up, reason: m.reason, sinceWallMs: m.sinceWallMs }
+          : { kind: m.config.kind, up: m.up, reason: m.reason, sinceWallMs: m.sinceWallMs, lastCheck: m.lastCheck },
+      ),
       resolveError: s.resolveError,
     }));
     return {
@@ -353,10 +363,12 @@ export class Coordinator implements CoordinatorApi {
     };
     yield;
     const log = this.deps.logger;
-    for (const line of describePoolDiff(diff, first ? next : undefined)) {
+    const lines = describePoolDiff(diff, first ? next : undefined);
+    for (const line of lines) {
       log.info(line);
       if (++n % SLICE_LOG_LINES === 0) yield;
     }
+    if (first || lines.length > 0) this.events.emit(poolAppliedEvent(this.service.name, diff, lines, first));
     // The new pool, in one step.
     for (const entry of removed) this.detach(entry);
     for (const [entry, after] of changed) {
@@ -619,9 +631,15 @@ export class Coordinator implements CoordinatorApi {
         up: undefined,
         reason: '',
         sinceWallMs: undefined,
+        lastCheck: undefined,
       };
       try {
-        monitor.handle = this.deps.createMonitor(config, target, (report) => this.whenSettled(() => this.onReport(entry, monitor, report)));
+        monitor.handle = this.deps.createMonitor(
+          config,
+          target,
+          (report) => this.whenSettled(() => this.onReport(entry, monitor, report)),
+          (result) => (monitor.lastCheck = { ok: result.ok, reason: result.reason, durationMs: result.durationMs }),
+        );
       } catch (error) {
         this.monitorBroken(entry, monitor, error);
       }
@@ -667,6 +685,7 @@ export class Coordinator implements CoordinatorApi {
 
   private onReport(entry: ServerEntry, monitor: MonitorEntry, report: { readonly up: boolean; readonly reason: string; readonly firstCheck: boolean }): void {
     if (this.stopped || entry.removed || !entry.monitors.includes(monitor)) return;
+    const wasUp = monitor.up;
     monitor.up = report.up;
     monitor.reason = report.reason;
     monitor.sinceWallMs = this.deps.clock.wallNow();
@@ -679,14 +698,20 @@ export class Coordinator implements CoordinatorApi {
     const firstChecksCompleted = report.firstCheck && entry.monitors.every((m) => m.up !== undefined);
     let changed = false;
     if (!report.up) {
-      log.error(`Monitoring instance ${kind} reports server ${entry.host} (${status}) down: ${report.reason}`);
+      const message = `Monitoring instance ${kind} reports server ${entry.host} (${status}) down: ${report.reason}`;
+      log.error(message);
+      // A transition only: a monitor reports down on every failed check while down.
+      if (wasUp !== false) this.events.emit({ kind: 'monitor-down', level: 'error', service: this.service.name, server: entry.host, up: false, message });
       if (entry.up) {
         this.tally(entry, () => (entry.up = false));
         this.serverDown(entry);
         changed = true;
       }
     } else {
-      log.debug(`Monitoring instance ${kind} reports server ${entry.host} (${status}) up: ${report.reason}`);
+      const message = `Monitoring instance ${kind} reports server ${entry.host} (${status}) up: ${report.reason}`;
+      log.debug(message);
+      // Back from down (a first result of up is no news: 10,000 of them at start).
+      if (wasUp === false) this.events.emit({ kind: 'monitor-up', level: 'info', service: this.service.name, server: entry.host, up: nowUp, message });
       if (nowUp && (!entry.up || firstChecksCompleted)) {
         log.info(`Server ${entry.host} (${status}) is up`);
         changed = !entry.up || !entry.pooled || entry.pooledDown || this.pooledDown.size > 0;
@@ -763,8 +788,12 @@ export class Coordinator implements CoordinatorApi {
     const routine = logs.filter((l) => l.level === 'info');
     const summarise = routine.length > LOG_EACH_POLICY_LINE_UP_TO;
     for (const line of logs) {
-      if (summarise && line.level === 'info') this.deps.logger.debug(line.message);
-      else this.logPolicy(line);
+      if (summarise && line.level === 'info') {
+        this.deps.logger.debug(line.message);
+        this.recordPolicy(line);
+      } else {
+        this.logPolicy(line);
+      }
       if (++n % SLICE_LOG_LINES === 0) yield;
     }
     if (summarise) {
@@ -782,10 +811,19 @@ export class Coordinator implements CoordinatorApi {
     for (const line of out.logs) this.logPolicy(line);
   }
 
-  private logPolicy({ level, message }: PolicyLog): void {
+  private logPolicy(line: PolicyLog): void {
+    this.recordPolicy(line);
     const log = this.deps.logger;
-    if (level === 'critical') log.fatal(message);
-    else log[level](message);
+    if (line.level === 'critical') log.fatal(line.message);
+    else log[line.level](line.message);
+  }
+
+  /** A policy line that changed a server, as an event (also when the line itself is summarised in the log). */
+  private recordPolicy({ level, message, host, change }: PolicyLog): void {
+    if (change === undefined) return;
+    const kind = change === 'held' ? 'depool-held' : change;
+    const state = change === 'held' ? { up: false, pooled: true } : { pooled: change === 'pooled' };
+    this.events.emit({ kind, level: level === 'info' ? 'info' : level === 'warn' ? 'warn' : 'error', service: this.service.name, server: host, ...state, message });
   }
 
   /** Tells the daemon; its failure must not break a monitor's or the source's callback. */
@@ -801,4 +839,12 @@ export class Coordinator implements CoordinatorApi {
     this.inFlight.add(work);
     void work.finally(() => this.inFlight.delete(work));
   }
+}
+
+/** The event of a pool applied: its counts, and the log's first line (the summary of a first pool, else the first change). */
+function poolAppliedEvent(service: string, diff: PoolDiff, lines: readonly string[], first: boolean): EventInput {
+  const counts = `${diff.added.length} added, ${diff.removed.length} removed, ${diff.changed.length} changed`;
+  const more = lines.length > 1 ? ` (and ${lines.length - 1} more)` : '';
+  const message = first ? `First pool applied: ${lines[0] ?? 'no server'}` : `Pool applied: ${counts}: ${lines[0] ?? ''}${more}`;
+  return { kind: 'pool-applied', level: 'info', service, message };
 }

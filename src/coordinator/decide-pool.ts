@@ -38,9 +38,15 @@ export type PoolTrigger =
 
 export type PolicyLogLevel = 'info' | 'warn' | 'error' | 'critical';
 
+/** What a line says happened to its server, for the event history: it entered IPVS, left it, or was kept in although down. */
+export type PolicyChange = 'pooled' | 'depooled' | 'held';
+
 export interface PolicyLog {
   readonly level: PolicyLogLevel;
   readonly message: string;
+  /** The server the line is about, when it changed (lines that change nothing have none). */
+  readonly host?: string;
+  readonly change?: PolicyChange;
 }
 
 export interface PoolDecision {
@@ -93,11 +99,11 @@ export function applyDown(server: PoolMember, canDepoolNow: boolean, out: Policy
   if (canDepoolNow) {
     server.pooled = false;
     server.pooledDown = false;
-    out.logs.push({ level: 'info', message: `Depooling server ${server.host}` });
+    out.logs.push({ level: 'info', message: `Depooling server ${server.host}`, host: server.host, change: 'depooled' });
   } else {
     server.pooledDown = true;
     out.couldNotDepool++;
-    out.logs.push({ level: 'error', message: `Could not depool server ${server.host} because of too many down!` });
+    out.logs.push({ level: 'error', message: `Could not depool server ${server.host} because of too many down!`, host: server.host, change: 'held' });
   }
 }
 
@@ -121,7 +127,7 @@ export function applyUp(
   } else if (server.pooled) {
     out.logs.push({ level: 'info', message: `Leaving previously pooled server ${server.host} pooled` });
   } else {
-    out.logs.push({ level: 'info', message: `Repooling server ${server.host}` });
+    out.logs.push({ level: 'info', message: `Repooling server ${server.host}`, host: server.host, change: 'pooled' });
   }
   server.pooled = true;
   server.pooledDown = false;
@@ -135,7 +141,7 @@ export function applyUp(
     other.pooled = false;
     other.pooledDown = false;
     drained.push(other);
-    out.logs.push({ level: 'info', message: `Depooling previously pooled but down server ${other.host}` });
+    out.logs.push({ level: 'info', message: `Depooling previously pooled but down server ${other.host}`, host: other.host, change: 'depooled' });
   }
   return drained;
 }
@@ -182,15 +188,15 @@ export function* refreshSteps(
     if (++n % REFRESH_SLICE === 0) yield;
     const eligible = s.enabled && s.ready;
     if (!eligible) {
-      if (s.pooled) logs.push({ level: 'info', message: `Depooling ${s.enabled ? 'unresolved' : 'disabled'} server ${s.host}` });
+      if (s.pooled) logs.push({ level: 'info', message: `Depooling ${s.enabled ? 'unresolved' : 'disabled'} server ${s.host}`, host: s.host, change: 'depooled' });
       s.pooled = false;
       s.pooledDown = false;
     } else if (s.up) {
-      if (!s.pooled) logs.push({ level: 'info', message: `Pooling server ${s.host}` });
+      if (!s.pooled) logs.push({ level: 'info', message: `Pooling server ${s.host}`, host: s.host, change: 'pooled' });
       s.pooled = true;
       s.pooledDown = false;
     } else if (!(s.pooled && s.pooledDown)) {
-      if (s.pooled) logs.push({ level: 'info', message: `Depooling down server ${s.host}` });
+      if (s.pooled) logs.push({ level: 'info', message: `Depooling down server ${s.host}`, host: s.host, change: 'depooled' });
       s.pooled = false;
       s.pooledDown = false;
     }
@@ -204,7 +210,7 @@ export function* refreshSteps(
       if (!s.pooledDown) continue;
       s.pooled = false;
       s.pooledDown = false;
-      logs.push({ level: 'info', message: `Depooling previously pooled but down server ${s.host}` });
+      logs.push({ level: 'info', message: `Depooling previously pooled but down server ${s.host}`, host: s.host, change: 'depooled' });
     }
   }
   const needed = servers.length * threshold;
@@ -219,7 +225,7 @@ export function* refreshSteps(
     s.pooled = true;
     s.pooledDown = !s.up;
     pooled++;
-    logs.push({ level: 'warn', message: `Forcing ${s.host} to be pooled to meet depool threshold` });
+    logs.push({ level: 'warn', message: `Forcing ${s.host} to be pooled to meet depool threshold`, host: s.host, change: s.up ? 'pooled' : 'held' });
   }
   if (reportShortfall && pooled < needed) {
     logs.push({ level: 'critical', message: 'Could not ensure depool threshold; insufficient enabled & ready servers.' });

@@ -6,7 +6,7 @@ import type { MonitorConfig, MonitorKind } from '../config/types.js';
 import { prepareMonitor, type CheckResult, type MonitorDeps, type MonitorMaker, type MonitorReport, type MonitorTarget, type Pinger, type RunLimiter } from '../monitors/index.js';
 import type { Clock } from '../runtime/clock.js';
 import { bindLogger, type LineLogger, type Logger } from '../runtime/logger.js';
-import type { CreateMonitorFn } from './types.js';
+import type { CheckSummary, CreateMonitorFn } from './types.js';
 
 export interface MonitorFactoryDeps {
   readonly clock: Clock;
@@ -24,13 +24,13 @@ export function createMonitorFactory(deps: MonitorFactoryDeps): CreateMonitorFn 
   // A service's servers share its monitor configs (the same objects): each
   // is prepared once for all of them, and forgotten with the config.
   const makers = new WeakMap<MonitorConfig, MonitorMaker>();
-  return (config, target, onReport) => {
+  return (config, target, onReport, onCheck) => {
     let make = makers.get(config);
     if (make === undefined) {
       make = prepareMonitor(config);
       makers.set(config, make);
     }
-    return make(target, new ServerMonitorDeps(deps, config.kind, target, onReport));
+    return make(target, new ServerMonitorDeps(deps, config.kind, target, onReport, onCheck));
   };
 }
 
@@ -54,17 +54,20 @@ class ServerMonitorDeps implements MonitorDeps {
     kind: MonitorKind,
     private readonly target: MonitorTarget,
     readonly onReport: (report: MonitorReport) => void,
+    /** The coordinator's hook for every check (the status page's last check). */
+    private readonly onCheck?: (result: CheckSummary) => void,
   ) {
     this.clock = factory.clock;
     this.logger = bindLogger(factory.logger, { server: target.host, monitor: kind });
     this.runLimiter = factory.runLimiter;
     this.pinger = factory.pinger;
     this.admit = factory.admit;
-    this.onResult = factory.onResult ? this.passResult : undefined;
+    this.onResult = factory.onResult || onCheck ? this.passResult : undefined;
   }
 
   /** onResult when the factory has a sink: the prototype's method, called on this object. */
   private passResult(this: ServerMonitorDeps, result: CheckResult): void {
-    this.factory.onResult!(this.target, result);
+    this.factory.onResult?.(this.target, result);
+    this.onCheck?.(result);
   }
 }

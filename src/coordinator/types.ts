@@ -4,6 +4,7 @@
  * process boundary).
  */
 import type { AddressFamily, ForwardMethod, MonitorConfig, MonitorKind, Protocol, Scheduler, ServiceConfig } from '../config/types.js';
+import type { EventSink } from '../events/history.js';
 import type { PoolEvent } from '../pool/types.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -27,6 +28,15 @@ export interface MonitorSnapshot {
   readonly reason: string;
   /** Wall-clock ms of its last report, if any. */
   readonly sinceWallMs: number | undefined;
+  /** Its latest check, whether or not it changed the state; absent before the first (or when the monitor does not say). */
+  readonly lastCheck?: CheckSummary;
+}
+
+/** One check's outcome as the status page shows it: the result, its reason and how long it took. */
+export interface CheckSummary {
+  readonly ok: boolean;
+  readonly reason: string;
+  readonly durationMs: number;
 }
 
 export interface ServerSnapshot {
@@ -82,6 +92,8 @@ export type CreateMonitorFn = (
   config: MonitorConfig,
   target: { readonly host: string; readonly ip: string; readonly port: number; readonly family: AddressFamily },
   onReport: (report: { readonly up: boolean; readonly reason: string; readonly firstCheck: boolean }) => void,
+  /** Every check's outcome (for the status page's last check); optional for fakes. */
+  onCheck?: (result: CheckSummary) => void,
 ) => { start(options?: MonitorStartOptions): void; stop(): Promise<void> };
 
 /** How a monitor begins (the monitors' StartOptions, as plain data). */
@@ -120,6 +132,8 @@ export interface CoordinatorDeps {
   readonly pooledAtStart?: (address: string) => boolean;
   /** How pool applications and policy passes are sliced (runtime/sliced.ts); tests force small slices. */
   readonly slicing?: SliceOptions;
+  /** Where state changes are recorded (monitor transitions, pooling decisions, pools applied); none: not recorded. */
+  readonly events?: EventSink;
 }
 
 /**

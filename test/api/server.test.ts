@@ -76,7 +76,8 @@ describe.each(['127.0.0.1', '::1'])('over HTTP on %s', (ip) => {
     ['/pools/dns/dns1?x=1', {}, 200, 'text/plain', 'enabled/up/pooled\n'],
     ['/alerts', {}, 200, 'text/plain', 'CRITICAL - text: Servers mw1002 are marked down but pooled'],
     ['/alerts', { accept: 'application/json' }, 200, 'application/json', '{"status":"critical","msg":"text: Servers mw1002 are marked down but pooled"}'],
-    ['/', {}, 404, 'text/plain', 'The desired url was not found'],
+    // `/` is the status page (test/api/page-http.test.ts); a JSON client still gets PyBal's 404.
+    ['/', { accept: 'application/json' }, 404, 'application/json', '{"error":"The desired url was not found"}'],
     ['/nope', { accept: 'application/json' }, 404, 'application/json', '{"error":"The desired url was not found"}'],
     ['/pools/nope', {}, 404, 'text/plain', 'The desired url was not found'],
     ['/pools/text/nope', { accept: 'application/json' }, 404, 'application/json', '{"error":"The desired url was not found"}'],

@@ -342,3 +342,17 @@ async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return address && typeof address === 'object' ? address.port : 0;
 }
+
+describe('peer changes (the event history)', () => {
+  test('tells onPeerChange when a session is Established and when it goes down, with the reason', async () => {
+    const changes: { peer: string; up: boolean; reason?: string }[] = [];
+    const { conn } = await setup([route('198.51.100.1')], { onPeerChange: (change) => changes.push(change) });
+    await until('Established', () => changes.length === 1);
+    expect(changes[0]).toEqual({ peer: '127.0.0.1', up: true });
+    conn.socket.destroy();
+    await until('down', () => changes.length === 2);
+    expect(changes[1]).toMatchObject({ peer: '127.0.0.1', up: false });
+    expect(changes[1]?.reason).toEqual(expect.any(String));
+    expect(changes[1]?.reason).not.toBe('');
+  });
+});

@@ -63,6 +63,7 @@ const GLOBAL_DEFAULTS: GlobalConfig = {
   instrumentationIps: ['127.0.0.1', '::1'],
   runcommandMaxConcurrent: 32,
   ipvsResyncIntervalMs: 60_000,
+  eventHistorySize: 1000,
   dryRun: false,
   advertisedInstrumentationIps: [],
   ipvsSync: undefined,
@@ -304,6 +305,7 @@ instrumentation_port = 9091
 instrumentation_ips = [ '' ]
 runcommand-max-concurrent = 4
 ipvs-resync-interval = 12.5
+event-history-size = 50
 dry-run = yes
 advertised_instrumentation_ips = [ '192.0.2.100' ]
 ipvs-sync-daemon = both
@@ -435,6 +437,7 @@ udp.fall = 3
       instrumentationIps: [''],
       runcommandMaxConcurrent: 4,
       ipvsResyncIntervalMs: 12_500,
+      eventHistorySize: 50,
       dryRun: true,
       advertisedInstrumentationIps: ['192.0.2.100'],
       ipvsSync: { mode: 'both', interface: 'eth1', syncId: 9, group: '239.1.2.3', port: 8850, ttl: 3 },
@@ -442,7 +445,7 @@ udp.fall = 3
     const [v6, v4udp] = config.services;
     expect(v6).toStrictEqual({
       name: 'v6',
-      source: { file: FILE, line: 36 },
+      source: { file: FILE, line: 37 },
       protocol: 'sctp',
       ip: '2001:db8::11',
       family: 6,
@@ -521,7 +524,7 @@ udp.fall = 3
     });
     expect(v4udp).toStrictEqual({
       name: 'v4udp',
-      source: { file: FILE, line: 108 },
+      source: { file: FILE, line: 109 },
       protocol: 'udp',
       ip: '192.0.2.53',
       family: 4,
@@ -851,6 +854,8 @@ describe('parseConfig: [global] errors', () => {
     ['instrumentation port', `[global]\ninstrumentation_port = 70000\n${service()}`, ['test.conf:2: instrumentation_port: must be between 1 and 65535, got 70000']],
     ['runcommand cap', `[global]\nruncommand-max-concurrent = 0\n${service()}`, ['test.conf:2: runcommand-max-concurrent: must be between 1 and 10000, got 0']],
     ['IPVS resync too often', `[global]\nipvs-resync-interval = 0.5\n${service()}`, ['test.conf:2: ipvs-resync-interval: must be at least 1 seconds, got 0.5']],
+    ['event history too small', `[global]\nevent-history-size = 5\n${service()}`, ['test.conf:2: event-history-size: must be between 10 and 1000000, got 5']],
+    ['event history not a number', `[global]\nevent-history-size = lots\n${service()}`, ["test.conf:2: event-history-size: expected an integer, got 'lots'"]],
     ['IPVS resync not a number', `[global]\nipvs-resync-interval = 1m\n${service()}`, ["test.conf:2: ipvs-resync-interval: expected a number of seconds, got '1m'"]],
     [
       'instrumentation IPs',

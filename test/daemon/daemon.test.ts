@@ -8,6 +8,7 @@ import type { Route } from '../../src/bgp/speaker.js';
 import type { Config, ServiceConfig } from '../../src/config/types.js';
 import type { CoordinatorApi, PooledServerValue, ServiceSnapshot } from '../../src/coordinator/types.js';
 import { Daemon } from '../../src/daemon.js';
+import { EventHistory } from '../../src/events/history.js';
 import { planReload } from '../../src/reload-plan.js';
 import type { DesiredService } from '../../src/ipvs/diff.js';
 import type { Pool, PoolEvent, PoolSource } from '../../src/pool/types.js';
@@ -132,6 +133,7 @@ function setup(services: ServiceConfig[], global = globalConfig({ bgp: false }))
   const programmed = new Set<string>();
   let wallMs = 1_700_000_000_000;
   const log = createMemoryLogger();
+  const events = new EventHistory(100, () => wallMs);
   const daemon = new Daemon(config, {
     logger: log.logger,
     createPoolSource: (s, lastGoodPool) => {
@@ -147,6 +149,7 @@ function setup(services: ServiceConfig[], global = globalConfig({ bgp: false }))
     ipvs: { setDesired: (d) => desiredCalls.push(d), isProgrammed: (key) => 'address' in key && programmed.has(key.address) },
     defer: (fn) => queue.push(fn),
     wallNow: () => wallMs,
+    events,
   });
   daemon.setRouteTarget({ setAnnouncements: (r) => routeCalls.push(r) });
   const flush = (): void => {
@@ -162,7 +165,7 @@ function setup(services: ServiceConfig[], global = globalConfig({ bgp: false }))
   const setWallMs = (ms: number): void => {
     wallMs = ms;
   };
-  return { daemon, coordinators, sources, desiredCalls, routeCalls, flush, program, programmed, config, log, setWallMs };
+  return { daemon, coordinators, sources, desiredCalls, routeCalls, flush, program, programmed, config, log, setWallMs, events };
 }
 
 const server = (host: string, address: string, weight = 10): PooledServerValue => ({ host, address, weight });
@@ -484,5 +487,42 @@ describe('Daemon', () => {
     expect(t.desiredCalls.length).toBe(calls);
     expect(t.coordinators[0]?.stopped).toBe(true);
     expect(t.sources[0]?.stopped).toBe(1);
+  });
+
+  describe('events for the history', () => {
+    it('a reload is one event saying what it added, removed and changed, as the log does', async () => {
+      const text = serviceConfig('text', '192.0.2.11');
+      const dns = serviceConfig('dns', '192.0.2.53', { protocol: 'udp', port: 53 });
+      const t = setup([text, dns]);
+      t.daemon.start();
+      const next: Config = { file: 'pybal.conf', global: t.config.global, services: [serviceConfig('ssh', '192.0.2.22', { port: 22 }), { ...text, scheduler: 'sh' }] };
+      await t.daemon.reload(next, planReload(t.config, next));
+      expect(t.events.since(0)).toEqual([
+        expect.objectContaining({
+          kind: 'reload',
+          level: 'info',
+          message: 'Configuration reloaded: 1 added, 1 removed, 1 changed, 0 unchanged; added: ssh; removed: dns; changed: text; Service text changed: scheduler',
+        }),
+      ]);
+    });
+
+    it('a VIP offered to the routers is an announce event, one no longer offered a withdraw event', () => {
+      const t = setup([serviceConfig('text', '192.0.2.11', { bgpWithdrawWhenDown: true })], globalConfig({ bgp: true }));
+      t.daemon.start();
+      t.coordinators[0]?.set([server('mw1', '198.51.100.1')], true);
+      t.program();
+      t.coordinators[0]?.set([server('mw1', '198.51.100.1')], false);
+      t.flush();
+      expect(t.events.since(0).map((e) => [e.kind, e.message])).toEqual([
+        ['bgp-announce', 'Announcing 192.0.2.11/32'],
+        ['bgp-withdraw', 'Withdrawing 192.0.2.11/32'],
+      ]);
+    });
+
+    it('a drain is an event naming who asked', () => {
+      const t = setup([serviceConfig('text', '192.0.2.11')], globalConfig({ bgp: true }));
+      t.daemon.setDrained(true, 'POST /drain');
+      expect(t.events.since(0)).toEqual([expect.objectContaining({ kind: 'drain', level: 'warn', message: expect.stringMatching(/^Drained: .* \(by POST \/drain\)$/) })]);
+    });
   });
 });
