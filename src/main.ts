@@ -25,6 +25,7 @@ import { createLazyIpvsKernel } from './ipvs/lazy-kernel.js';
 import { IpvsManager } from './ipvs/manager.js';
 import { readPooledAtStart, wasPooledAtStart, type PooledAtStart } from './ipvs/pooled-at-start.js';
 import { interfacesSendingRedirects, natRedirectWarning } from './ipvs/redirects.js';
+import { SloppyKeeper } from './ipvs/sloppy.js';
 import { SyncDaemonKeeper } from './ipvs/sync-daemons.js';
 import { createFpingPinger, createRunLimiter } from './monitors/index.js';
 import { createAdmission } from './monitors/admission.js';
@@ -333,6 +334,8 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   }
   // The connection-sync daemons (ipvs-sync-*), checked again at every resync.
   const syncDaemons = new SyncDaemonKeeper({ kernel, logger: ipvsLog, dryRun });
+  // net.ipv4.vs.sloppy_tcp and sloppy_sctp (ipvs-sloppy-*), checked again at every resync.
+  const sloppy = new SloppyKeeper({ logger: ipvsLog, dryRun });
   // A service the kernel now has may let its VIP be announced: publish again.
   let onProgrammed = (): void => undefined;
   const ipvs = new IpvsManager({
@@ -342,7 +345,10 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     dryRun,
     resyncIntervalMs: config.global.ipvsResyncIntervalMs,
     onProgrammed: () => onProgrammed(),
-    onResync: () => void syncDaemons.check(),
+    onResync: () => {
+      void syncDaemons.check();
+      void sloppy.check(config.global, config.services, 'resync');
+    },
   });
 
   // Monitors share one command limiter and one batch pinger.
@@ -416,6 +422,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     services: daemon.snapshots(scope),
     bgp: { ...bgp.status(daemon.globalConfig), ...daemon.drainState() },
     ipvs: ipvs.stats(),
+    ipvsSysctls: sloppy.status(),
     eventLoop: stallWatch.stats(),
   });
   // The control socket's requests (pybal drain, pybal undrain); the routes follow at the next publish.
@@ -436,6 +443,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
 
   ipvs.start();
   void syncDaemons.set(config.global.ipvsSync);
+  await sloppy.check(config.global, config.services, 'start');
   daemon.start();
   daemon.setRouteTarget(await bgp.apply('start', config.global, config.services));
   // systemd (Type=notify): ready once the configuration is loaded, the API
@@ -494,6 +502,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     await services;
     if (stopping) return;
     await checkNatRedirects(config.services);
+    await sloppy.check(config.global, config.services, 'reload');
     if (plan.api) {
       await api.closeTcp();
       if (!(await listenApi(config.global))) {

@@ -31,6 +31,8 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
     dryRun: false,
     advertisedInstrumentationIps: [],
     ipvsSync: undefined,
+    ipvsSloppyTcp: undefined,
+    ipvsSloppySctp: undefined,
     ...overrides,
   };
 }
