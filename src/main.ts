@@ -27,6 +27,7 @@ import { createLazyIpvsKernel } from './ipvs/lazy-kernel.js';
 import { IpvsManager } from './ipvs/manager.js';
 import { readPooledAtStart, wasPooledAtStart, type PooledAtStart } from './ipvs/pooled-at-start.js';
 import { interfacesSendingRedirects, natRedirectWarning } from './ipvs/redirects.js';
+import { SloppyKeeper } from './ipvs/sloppy.js';
 import { SyncDaemonKeeper } from './ipvs/sync-daemons.js';
 import { createFpingPinger, createRunLimiter } from './monitors/index.js';
 import { createAdmission } from './monitors/admission.js';
@@ -353,6 +354,8 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   }
   // The connection-sync daemons (ipvs-sync-*), checked again at every resync.
   const syncDaemons = new SyncDaemonKeeper({ kernel, logger: ipvsLog, dryRun });
+  // net.ipv4.vs.sloppy_tcp and sloppy_sctp (ipvs-sloppy-*), checked again at every resync.
+  const sloppy = new SloppyKeeper({ logger: ipvsLog, dryRun });
   // A service the kernel now has may let its VIP be announced: publish again.
   let onProgrammed = (): void => undefined;
   const ipvs = new IpvsManager({
@@ -362,7 +365,10 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     dryRun,
     resyncIntervalMs: config.global.ipvsResyncIntervalMs,
     onProgrammed: () => onProgrammed(),
-    onResync: () => void syncDaemons.check(),
+    onResync: () => {
+      void syncDaemons.check();
+      void sloppy.check(config.global, config.services, 'resync');
+    },
   });
 
   // Monitors share one command limiter and one batch pinger.
@@ -438,6 +444,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     services: daemon.snapshots(scope),
     bgp: { ...bgp.status(daemon.globalConfig), ...daemon.drainState(), announced: daemon.routes().map((r) => formatPrefix(r.prefix)) },
     ipvs: ipvs.stats(),
+    ipvsSysctls: sloppy.status(),
     eventLoop: stallWatch.stats(),
   });
   // The control socket's requests (pybal drain, pybal undrain); the routes follow at the next publish.
@@ -467,6 +474,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   };
   let ipvsWatch = clock.setTimeout(watchIpvs, IPVS_EVENTS_POLL_MS);
   void syncDaemons.set(config.global.ipvsSync);
+  await sloppy.check(config.global, config.services, 'start');
   daemon.start();
   daemon.setRouteTarget(await bgp.apply('start', config.global, config.services));
   // systemd (Type=notify): ready once the configuration is loaded, the API
@@ -529,6 +537,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     await services;
     if (stopping) return;
     await checkNatRedirects(config.services);
+    await sloppy.check(config.global, config.services, 'reload');
     if (plan.api) {
       await api.closeTcp();
       if (!(await listenApi(config.global))) {

@@ -7,6 +7,7 @@ import type { DrainState } from '../bgp/announcements.js';
 import type { PeerStatus } from '../bgp/speaker.js';
 import type { ServiceSnapshot } from '../coordinator/types.js';
 import type { IpvsManagerStats } from '../ipvs/manager.js';
+import type { SloppyStatus } from '../ipvs/sloppy.js';
 
 /** The IPVS manager's counters. */
 export type IpvsStatsValue = IpvsManagerStats;
@@ -47,6 +48,13 @@ export interface DaemonSnapshot {
   readonly bgp: BgpStatusValue;
   /** undefined when no IPVS manager runs (or it has no statistics yet). */
   readonly ipvs: IpvsStatsValue | undefined;
+  /**
+   * IPVS's sloppy sysctls (net.ipv4.vs.sloppy_tcp, sloppy_sctp) when pybal.conf
+   * sets them or an mh or sh service depends on them: whether connections
+   * moved here from another director are reset. Absent in a snapshot from an
+   * older pybal.
+   */
+  readonly ipvsSysctls?: readonly SloppyStatus[];
   /** The event loop's stalls (runtime/stall-watch.ts); undefined when not watched. */
   readonly eventLoop?: { readonly stalls: number; readonly longestMs: number };
 }

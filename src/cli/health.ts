@@ -16,7 +16,11 @@
  * - /alerts is a warning: a pool too small to depool even one server, or a
  *   pool source in error (the last good pool stays in force);
  * - a service still waits for its first pool (normal for a moment at start);
- * - a BGP peer is not Established while another is.
+ * - a BGP peer is not Established while another is;
+ * - an mh or sh service runs with net.ipv4.vs.sloppy_tcp (or sloppy_sctp) at
+ *   0 and pybal.conf does not say it is meant (`ipvs-sloppy-tcp`): connections
+ *   the routers move here from another director are reset; or pybal could not
+ *   set or read the sysctl it was told to set.
  * A server that is down and depooled is no problem: that is load balancing
  * at work. It shows in the counts (perfdata) only.
  */
@@ -95,6 +99,8 @@ export function assessHealth(snapshot: DaemonSnapshot, alerts: AlertsValue): Hea
   const downText = down.map((p) => `${p.peer} ${p.state}${p.lastError === undefined ? '' : ` (${p.lastError})`}`).join(', ');
   if (down.length > 0 && established === 0) critical(`no BGP session Established: ${downText}`);
   else if (down.length > 0) warning(`BGP ${established} of ${peers.length} Established: ${downText}`);
+
+  for (const sysctl of snapshot.ipvsSysctls ?? []) if (sysctl.warning !== undefined) warning(sysctl.warning);
 
   problems.sort((a, b) => (a.level === b.level ? 0 : a.level === 'critical' ? -1 : 1));
   const level: HealthLevel = problems[0]?.level ?? 'ok';

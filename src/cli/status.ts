@@ -6,6 +6,7 @@
  */
 import type { ServerSnapshot, ServiceSnapshot } from '../coordinator/types.js';
 import type { BgpStatusValue, DaemonSnapshot, IpvsStatsValue } from '../api/types.js';
+import type { SloppyStatus } from '../ipvs/sloppy.js';
 import { formatHostPort } from '../runtime/ip.js';
 import { describeTarget, getStatusAndAlerts } from './control-client.js';
 import { assessHealth, type Health } from './health.js';
@@ -183,6 +184,19 @@ function formatIpvs(ipvs: IpvsStatsValue | undefined): string {
   return text;
 }
 
+/** `IPVS net.ipv4.vs.sloppy_tcp = 1 (ipvs-sloppy-tcp = yes)`, and what a 0 costs. */
+function formatSysctls(sysctls: readonly SloppyStatus[] | undefined): string {
+  let text = '';
+  for (const s of sysctls ?? []) {
+    const setting = s.setting === 'unset' ? `${s.key} not set: the kernel's value` : `${s.key} = ${s.setting}`;
+    text += `IPVS ${s.sysctl} = ${s.value ?? 'unknown'} (${setting})`;
+    if (s.movedConnectionsReset) text += `: connections moved here from another director are reset (${s.services.join(', ')})`;
+    text += '\n';
+    if (s.warning !== undefined && !s.movedConnectionsReset) text += `  ${s.warning}\n`;
+  }
+  return text;
+}
+
 /** The whole report, as `pybal status` prints it. */
 export function formatStatus(snapshot: DaemonSnapshot, color = false): string {
   const mode = snapshot.dryRun ? ' (dry run: the kernel is not changed)' : '';
@@ -190,6 +204,6 @@ export function formatStatus(snapshot: DaemonSnapshot, color = false): string {
   if (snapshot.services.length === 0) parts.push('no services\n');
   for (const service of snapshot.services) parts.push(formatService(service, color));
   parts.push(formatBgp(snapshot.bgp, color));
-  parts.push(formatIpvs(snapshot.ipvs));
+  parts.push(formatIpvs(snapshot.ipvs) + formatSysctls(snapshot.ipvsSysctls));
   return parts.join('\n');
 }

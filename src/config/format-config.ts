@@ -67,6 +67,8 @@ export function formatGlobal(g: GlobalConfig): Values {
     'ipvs-sync-group': g.ipvsSync?.group,
     'ipvs-sync-port': g.ipvsSync?.port?.toString(),
     'ipvs-sync-ttl': g.ipvsSync?.ttl?.toString(),
+    'ipvs-sloppy-tcp': g.ipvsSloppyTcp === undefined ? undefined : yesNo(g.ipvsSloppyTcp),
+    'ipvs-sloppy-sctp': g.ipvsSloppySctp === undefined ? undefined : yesNo(g.ipvsSloppySctp),
   });
 }
 

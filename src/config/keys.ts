@@ -40,6 +40,8 @@ export const GLOBAL_KEYS = [
   'ipvs-sync-group',
   'ipvs-sync-port',
   'ipvs-sync-ttl',
+  'ipvs-sloppy-tcp',
+  'ipvs-sloppy-sctp',
 ] as const;
 
 export const SERVICE_KEYS = [

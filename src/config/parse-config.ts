@@ -248,6 +248,8 @@ function parseGlobal(c: Collector, section: IniSection, present: boolean): Globa
     dryRun: r.bool('dry-run', false),
     advertisedInstrumentationIps: r.ipList('advertised_instrumentation_ips', [], false),
     ipvsSync: parseIpvsSync(r),
+    ipvsSloppyTcp: r.has('ipvs-sloppy-tcp') ? r.bool('ipvs-sloppy-tcp', false) : undefined,
+    ipvsSloppySctp: r.has('ipvs-sloppy-sctp') ? r.bool('ipvs-sloppy-sctp', false) : undefined,
   };
 }
 

@@ -105,6 +105,15 @@ export interface GlobalConfig {
   readonly advertisedInstrumentationIps: readonly string[];
   /** New: `ipvs-sync-daemon` and its companions; undefined (the key absent): pybal leaves the kernel's sync daemons alone. */
   readonly ipvsSync: IpvsSyncConfig | undefined;
+  /**
+   * New: `ipvs-sloppy-tcp`: pybal sets the network namespace's
+   * net.ipv4.vs.sloppy_tcp to 1 (true) or 0 (false) at start, at each reload
+   * and at each IPVS resync; undefined (the key absent): pybal leaves the
+   * kernel's value and warns when an mh or sh TCP service runs with it at 0.
+   */
+  readonly ipvsSloppyTcp: boolean | undefined;
+  /** New: `ipvs-sloppy-sctp`: the same for net.ipv4.vs.sloppy_sctp and SCTP services. */
+  readonly ipvsSloppySctp: boolean | undefined;
 }
 
 /** New: `ipvs-sync-daemon`: which of the kernel's IPVS connection-sync daemons run; `none` stops any. */

@@ -4,7 +4,8 @@ import type { AlertsValue } from '../../src/api/alerts.js';
 import type { DaemonSnapshot } from '../../src/api/types.js';
 import { assessHealth, isAlertsValue, isDaemonSnapshot, type HealthProblem } from '../../src/cli/health.js';
 import { formatPerfdata, formatPluginLine } from '../../src/cli/check.js';
-import { formatHealthLine } from '../../src/cli/status.js';
+import { formatHealthLine, formatStatus } from '../../src/cli/status.js';
+import type { SloppyStatus } from '../../src/ipvs/sloppy.js';
 import { daemon, peer, server, service } from '../api/fixtures.js';
 
 /** The drain fields of a snapshot, not drained. */
@@ -21,6 +22,16 @@ const stats = (over: Partial<NonNullable<DaemonSnapshot['ipvs']>> = {}): NonNull
   lastReconcileMs: 1,
   totalReconcileMs: 10,
   lastError: undefined,
+  ...over,
+});
+const sloppy = (over: Partial<SloppyStatus>): SloppyStatus => ({
+  sysctl: 'net.ipv4.vs.sloppy_tcp',
+  key: 'ipvs-sloppy-tcp',
+  setting: 'unset',
+  value: 0,
+  services: ['web'],
+  movedConnectionsReset: true,
+  warning: undefined,
   ...over,
 });
 const bgp = (...peers: ReturnType<typeof peer>[]): DaemonSnapshot['bgp'] => ({ enabled: true, localAsn: 64600, peers, ...NOT_DRAINED });
@@ -75,6 +86,13 @@ const rows: [string, DaemonSnapshot, AlertsValue, HealthProblem[]][] = [
     [{ level: 'critical', text: 'no BGP session Established: p1 Active (connect EHOSTUNREACH)' }],
   ],
   [
+    'an mh service with sloppy_tcp at 0, not said to be meant: a warning',
+    daemon([service('web', three())], { ipvsSysctls: [sloppy({ setting: 'unset', warning: 'net.ipv4.vs.sloppy_tcp = 0: connections moved here from another director are reset (web); set ipvs-sloppy-tcp = yes, or = no if meant' })] }),
+    OK,
+    [{ level: 'warning', text: 'net.ipv4.vs.sloppy_tcp = 0: connections moved here from another director are reset (web); set ipvs-sloppy-tcp = yes, or = no if meant' }],
+  ],
+  ['the same with ipvs-sloppy-tcp = no: meant, no problem', daemon([service('web', three())], { ipvsSysctls: [sloppy({ setting: 'no', warning: undefined })] }), OK, []],
+  [
     'critical problems come first',
     daemon([service('dns', [], { awaitingPool: true })], { ipvs: stats({ lastError: 'EINVAL' }) }),
     OK,
@@ -84,6 +102,17 @@ const rows: [string, DaemonSnapshot, AlertsValue, HealthProblem[]][] = [
     ],
   ],
 ];
+
+describe('pybal status: the sloppy sysctls', () => {
+  it('one line per sysctl, what pybal.conf says, and what a 0 costs', () => {
+    const text = formatStatus(daemon([], { ipvsSysctls: [sloppy({}), sloppy({ sysctl: 'net.ipv4.vs.sloppy_sctp', key: 'ipvs-sloppy-sctp', setting: 'yes', value: 1, services: [], movedConnectionsReset: false })] }));
+    expect(text).toContain(
+      "IPVS net.ipv4.vs.sloppy_tcp = 0 (ipvs-sloppy-tcp not set: the kernel's value): connections moved here from another director are reset (web)\n" +
+        'IPVS net.ipv4.vs.sloppy_sctp = 1 (ipvs-sloppy-sctp = yes)\n',
+    );
+    expect(formatStatus(daemon([]))).not.toContain('sloppy');
+  });
+});
 
 describe('assessHealth', () => {
   it.each(rows)('%s', (_name, snapshot, alerts, problems) => {

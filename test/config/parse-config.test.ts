@@ -67,6 +67,8 @@ const GLOBAL_DEFAULTS: GlobalConfig = {
   dryRun: false,
   advertisedInstrumentationIps: [],
   ipvsSync: undefined,
+  ipvsSloppyTcp: undefined,
+  ipvsSloppySctp: undefined,
 };
 
 const IDLE_DEFAULTS: MonitorConfig = {
@@ -314,6 +316,8 @@ ipvs-sync-id = 9
 ipvs-sync-group = 239.1.2.3
 ipvs-sync-port = 8850
 ipvs-sync-ttl = 3
+ipvs-sloppy-tcp = yes
+ipvs-sloppy-sctp = off
 
 [v6]
 protocol = sctp
@@ -441,11 +445,13 @@ udp.fall = 3
       dryRun: true,
       advertisedInstrumentationIps: ['192.0.2.100'],
       ipvsSync: { mode: 'both', interface: 'eth1', syncId: 9, group: '239.1.2.3', port: 8850, ttl: 3 },
+      ipvsSloppyTcp: true,
+      ipvsSloppySctp: false,
     });
     const [v6, v4udp] = config.services;
     expect(v6).toStrictEqual({
       name: 'v6',
-      source: { file: FILE, line: 37 },
+      source: { file: FILE, line: 39 },
       protocol: 'sctp',
       ip: '2001:db8::11',
       family: 6,
@@ -524,7 +530,7 @@ udp.fall = 3
     });
     expect(v4udp).toStrictEqual({
       name: 'v4udp',
-      source: { file: FILE, line: 109 },
+      source: { file: FILE, line: 111 },
       protocol: 'udp',
       ip: '192.0.2.53',
       family: 4,
@@ -1250,6 +1256,23 @@ describe('parseConfig: forwarding, addressing and the other IPVS features', () =
     const r = check(service(over));
     expect(r.errors).toEqual(expected);
     expect(r.config).toBeUndefined();
+  });
+});
+
+describe('parseConfig: the sloppy sysctls ([global] ipvs-sloppy-tcp, ipvs-sloppy-sctp)', () => {
+  const global = (...lines: string[]): string => `[global]\n${lines.join('\n')}\n${service()}`;
+
+  it('absent: undefined (pybal leaves the kernel value); yes or no: the value pybal sets', () => {
+    expect(valid(service()).global).toMatchObject({ ipvsSloppyTcp: undefined, ipvsSloppySctp: undefined });
+    expect(valid(global('ipvs-sloppy-tcp = yes', 'ipvs-sloppy-sctp = no')).global).toMatchObject({ ipvsSloppyTcp: true, ipvsSloppySctp: false });
+    expect(valid(global('ipvs-sloppy-tcp = False')).global.ipvsSloppyTcp).toBe(false);
+  });
+
+  it('anything but a boolean is an error at its line', () => {
+    expect(check(global('bgp = no', 'ipvs-sloppy-tcp = unset')).errors).toEqual([
+      "test.conf:3: ipvs-sloppy-tcp: expected a boolean (yes/no, true/false, on/off, 1/0), got 'unset'",
+    ]);
+    expect(check(global('ipvs-sloppy-sctp = 2')).errors).toEqual(["test.conf:2: ipvs-sloppy-sctp: expected a boolean (yes/no, true/false, on/off, 1/0), got '2'"]);
   });
 });
 

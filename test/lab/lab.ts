@@ -458,12 +458,12 @@ export class Lab {
         asn,
         routerId: '198.51.100.1',
         neighbors,
-        exportToKernel: this.topology.vipRoute === 'bgp',
+        exportToKernel: this.topology.vipRoute !== 'static',
         ...(this.options.routerBfd !== undefined ? { bfd: this.options.routerBfd } : {}),
         ...(this.options.routerGracefulRestart === true ? { gracefulRestart: true } : {}),
       });
     } else {
-      if (this.topology.vipRoute === 'bgp') throw new Error("lab: vipRoute 'bgp' needs router 'bird' (GoBGP has no FIB here)");
+      if (this.topology.vipRoute !== 'static') throw new Error(`lab: vipRoute '${this.topology.vipRoute}' needs router 'bird' (GoBGP has no FIB here)`);
       const listen = [this.addr.router.v4, this.addr.router.v6].filter((a): a is string => a !== undefined);
       const neighbors = this.addr.directors.flatMap((d) =>
         [d.v4, d.v6].filter((a): a is string => a !== undefined).map((address) => ({ address, asn: directorAsn, passive: true })),

@@ -51,6 +51,14 @@ describe('planTopology', () => {
     expect(formatPlan(planTopology('t5', { vipRoute: 'bgp' }).up)).not.toContain('203.0.113.1/32 via');
   });
 
+  it("vipRoute 'bgp-ecmp': BGP routes, and the router hashes multipath flows on their ports; the others keep the kernel's L3 hash", () => {
+    const ecmp = formatPlan(planTopology('t7', { vipRoute: 'bgp-ecmp', directors: 3 }).up);
+    expect(ecmp).not.toContain('203.0.113.1/32 via');
+    expect(ecmp).toMatch(/ip netns exec labt7-router sysctl -q -w .*net\.ipv4\.fib_multipath_hash_policy=1 net\.ipv6\.fib_multipath_hash_policy=1\n/);
+    expect(formatPlan(planTopology('t8', { vipRoute: 'bgp' }).up)).not.toContain('fib_multipath_hash_policy');
+    expect(() => planTopology('t9', { vipRoute: 'ecmp' as 'bgp' })).toThrow(/vipRoute must be one of static, bgp, bgp-ecmp/);
+  });
+
   it('leaves out a family not asked for', () => {
     const t = planTopology('t6', { families: [4], vips: 2 });
     expect(t.addr.vips).toEqual([{ v4: '203.0.113.1' }, { v4: '203.0.113.2' }]);

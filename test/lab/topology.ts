@@ -26,6 +26,9 @@ export type Family = (typeof FAMILIES)[number];
 export const FORWARDING = ['nat', 'dr'] as const;
 export type Forwarding = (typeof FORWARDING)[number];
 
+export const VIP_ROUTES = ['static', 'bgp', 'bgp-ecmp'] as const;
+export type VipRoute = (typeof VIP_ROUTES)[number];
+
 export const ROUTER_KINDS = ['bird', 'gobgp', 'none'] as const;
 export type RouterKind = (typeof ROUTER_KINDS)[number];
 
@@ -40,8 +43,14 @@ export type TopologyOptions = {
   families?: readonly Family[];
   /** Number of VIPs (each in every family). Default 1. */
   vips?: number;
-  /** How the router reaches the VIPs: a static route to director1, or BGP (BIRD only). Default 'static'. */
-  vipRoute?: 'static' | 'bgp';
+  /**
+   * How the router reaches the VIPs: a static route to director1, or BGP
+   * (BIRD only). 'bgp-ecmp' is 'bgp' with the router's kernel hashing flows
+   * over a multipath route on their ports too (fib_multipath_hash_policy = 1),
+   * so that one client's connections spread over directors announcing a VIP
+   * with equal attributes (BIRD merges them: `merge paths`). Default 'static'.
+   */
+  vipRoute?: VipRoute;
 };
 
 /** An address in each configured family (absent for a family not configured). */
@@ -70,7 +79,7 @@ export type Topology = {
   id: string;
   forwarding: Forwarding;
   families: readonly Family[];
-  vipRoute: 'static' | 'bgp';
+  vipRoute: VipRoute;
   addr: LabAddresses;
   /** Logical node name (router, client, switch, director1.., rs1..) -> network namespace. */
   namespaces: Record<string, string>;
@@ -109,6 +118,7 @@ export function planTopology(id: string, options: TopologyOptions = {}): Topolog
   const families = [...new Set(options.families ?? FAMILIES)].sort();
   if (families.length === 0 || families.some((f) => !FAMILIES.includes(f))) throw new Error(`lab topology: families must be a non-empty subset of [4, 6]`);
   const vipRoute = options.vipRoute ?? 'static';
+  if (!VIP_ROUTES.includes(vipRoute)) throw new Error(`lab topology: vipRoute must be one of ${VIP_ROUTES.join(', ')}, got ${String(vipRoute)}`);
 
   const directors = Array.from({ length: directorCount }, (_, i) => ({ name: `director${i + 1}`, ...pick(families, `${LAN4}.${2 + i}`, `${LAN6}${2 + i}`) }));
   const realServers = Array.from({ length: realServerCount }, (_, i) => ({ name: `rs${i + 1}`, ...pick(families, `${LAN4}.${11 + i}`, `${LAN6}${11 + i}`) }));
@@ -163,7 +173,8 @@ export function planTopology(id: string, options: TopologyOptions = {}): Topolog
   const nat = forwarding === 'nat';
   const sysctls: Record<string, Record<string, string>> = {
     switch: { 'net.ipv6.conf.all.disable_ipv6': '1', 'net.ipv6.conf.default.disable_ipv6': '1' },
-    router: { ...noDad, ...forward },
+    // L4 hashing: a multipath route sends each connection (not each client) its own way.
+    router: { ...noDad, ...forward, ...(vipRoute === 'bgp-ecmp' ? { 'net.ipv4.fib_multipath_hash_policy': '1', 'net.ipv6.fib_multipath_hash_policy': '1' } : {}) },
     client: noDad,
     ...Object.fromEntries(directors.map((d) => [d.name, { ...noDad, ...forward, ...(nat ? noRedirectsSent : {}) }])),
     ...Object.fromEntries(realServers.map((r) => [r.name, nat ? { ...noDad, ...noRedirectsTaken } : { ...noDad, ...arp }])),

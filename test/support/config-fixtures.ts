@@ -32,6 +32,8 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
     dryRun: false,
     advertisedInstrumentationIps: [],
     ipvsSync: undefined,
+    ipvsSloppyTcp: undefined,
+    ipvsSloppySctp: undefined,
     ...overrides,
   };
 }
