@@ -4,6 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import type { DaemonSnapshot } from '../../src/api/types.js';
 import { waitFor, type LabProcess } from '../lab/exec.js';
 import { startLab, type Lab } from '../lab/lab.js';
@@ -293,6 +294,17 @@ export async function birdSession(lab: Lab, address: string): Promise<BirdSessio
     if (head && neighbor?.[1] === address) return head;
   }
   return undefined;
+}
+
+/**
+ * Reads BIRD's session with `address` until birdc answers (it can fail to in a
+ * loaded guest) and expects it to be `before`'s: the same session, not a reset
+ * (a reset shows in `since`). Compared as JSON text, so that both readings show
+ * on a mismatch, control characters escaped.
+ */
+export async function expectSameBirdSession(lab: Lab, address: string, before: BirdSession | undefined, context = ''): Promise<void> {
+  const after = await waitFor(async () => birdSession(lab, address), { timeoutMs: 15_000, what: "BIRD's session" });
+  expect(JSON.stringify(after), `BIRD's session with ${address} before: ${JSON.stringify(before)}, after: ${JSON.stringify(after)}${context}`).toBe(JSON.stringify(before));
 }
 
 /** The lab of the IPv4 daemon e2e files: three real servers, DR, BIRD, two VIPs. */

@@ -32,6 +32,7 @@ import {
   E2eConfig,
   E2ePybal,
   birdSession,
+  expectSameBirdSession,
   ipvsDestinations,
   startWebLab,
   proxyFetchLines,
@@ -379,8 +380,7 @@ describe('e2e: reloads, pool edits and signals never cause an outage (issue 10)'
           // A reset shows within a hold time; BIRD's connect retry brings a new one back within seconds.
           await sleep(4_000);
           // birdc can fail to answer in a loaded guest: read until it does (a reset shows in `since` all the same).
-          const after = await waitFor(async () => birdSession(lab, director), { timeoutMs: 15_000, what: "BIRD's session" });
-          expect(after, `BIRD's session before the reload: ${JSON.stringify(before)}, after: ${JSON.stringify(after)}\npybal's log:\n${lines.join('\n')}`).toEqual(before);
+          await expectSameBirdSession(lab, director, before, `\npybal's log:\n${lines.join('\n')}`);
         } finally {
           seen = await route.stop();
           await reload([web]);
