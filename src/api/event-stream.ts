@@ -8,7 +8,9 @@
  *   formats at most MAX_EVENTS_PER_FLUSH per client, the rest on the next turn.
  * - Every `summaryIntervalMs` (and at once on connecting) `event: summary`
  *   with each service's counts and each peer's state: small at any pool
- *   size, and a keep-alive.
+ *   size, and a keep-alive. After events, one more comes within
+ *   SUMMARY_AFTER_CHANGE_MS (however many events), so that a service's pooled
+ *   count follows its servers on the page.
  * - Resuming: from the `Last-Event-ID` header (what EventSource sends when
  *   it reconnects), else `?since=<seq>` (the page passes the seq it was
  *   rendered at), else from now. Events no longer kept are announced by
@@ -32,6 +34,8 @@ export const DEFAULT_MAX_STREAMS = 32;
 export const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 export const DEFAULT_SUMMARY_INTERVAL_MS = 10_000;
 export const DEFAULT_RETRY_MS = 3000;
+/** How soon after events the counts follow them (one summary for any burst). */
+export const SUMMARY_AFTER_CHANGE_MS = 1000;
 /** Events one flush writes to one client; a client further behind gets the rest on the next turn. */
 export const MAX_EVENTS_PER_FLUSH = 1000;
 
@@ -76,6 +80,8 @@ export class EventStream {
   private readonly retryMs: number;
   private unsubscribe: (() => void) | undefined;
   private summaryTimer: Timer | undefined;
+  /** The summary that follows events, while one is due. */
+  private changeSummaryTimer: Timer | undefined;
   private flushQueued = false;
   private closed = false;
 
@@ -145,6 +151,8 @@ export class EventStream {
     this.unsubscribe = undefined;
     this.summaryTimer?.cancel();
     this.summaryTimer = undefined;
+    this.changeSummaryTimer?.cancel();
+    this.changeSummaryTimer = undefined;
   }
 
   private queueFlush(): void {
@@ -160,6 +168,7 @@ export class EventStream {
     const latest = history.latestSeq;
     const texts = new Map<number, { text: string; lastSeq: number }>();
     let more = false;
+    let wrote = false;
     for (const client of [...this.clients]) {
       if (client.sentSeq >= latest) continue;
       if (client.waiting) {
@@ -181,8 +190,26 @@ export class EventStream {
       client.sentSeq = batch.lastSeq;
       if (batch.lastSeq < latest) more = true;
       this.write(client, prefix + batch.text);
+      wrote = true;
     }
     if (more) this.queueFlush();
+    if (wrote) this.summaryAfterChange();
+  }
+
+  /** One summary SUMMARY_AFTER_CHANGE_MS after events (not one per event). */
+  private summaryAfterChange(): void {
+    if (this.changeSummaryTimer !== undefined) return;
+    this.changeSummaryTimer = this.options.clock.setTimeout(() => {
+      this.changeSummaryTimer = undefined;
+      this.sendSummary();
+    }, SUMMARY_AFTER_CHANGE_MS);
+  }
+
+  private sendSummary(): void {
+    if (this.clients.size === 0) return;
+    const text = this.summaryMessage();
+    // A client waiting for its socket to drain is behind anyway: its next batch comes first.
+    for (const client of [...this.clients]) if (!client.waiting) this.write(client, text);
   }
 
   /**
@@ -229,9 +256,7 @@ export class EventStream {
     this.summaryTimer = this.options.clock.setTimeout(() => {
       this.summaryTimer = undefined;
       if (this.clients.size === 0) return;
-      const text = this.summaryMessage();
-      // A client waiting for its socket to drain is behind anyway: its next batch comes first.
-      for (const client of [...this.clients]) if (!client.waiting) this.write(client, text);
+      this.sendSummary();
       this.armSummary();
     }, this.summaryIntervalMs);
   }

@@ -179,6 +179,23 @@ describe('GET /events/stream', () => {
     stream.req.destroy();
   });
 
+  it('after events, one summary follows with the counts as they are then (not one per event), so a service row follows its servers', async () => {
+    await start();
+    const stream = await openStream('/events/stream');
+    await stream.until((t) => t.includes('event: summary'));
+    const summaries = (t: string): string[] => [...t.matchAll(/^event: summary\ndata: (.*)$/gm)].map((m) => m[1] as string);
+    expect(summaries(stream.text())).toHaveLength(1);
+    // The periodic summary is a minute away here: a second one can only be the one that follows the events.
+    for (let i = 1; i <= 50; i++) history.emit(event(i));
+    const text = await stream.until((t) => summaries(t).length >= 2);
+    expect(seqs(text)).toHaveLength(50);
+    // After the events, not before them.
+    expect(text.lastIndexOf('event: summary')).toBeGreaterThan(text.indexOf('id: 50\n'));
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(summaries(stream.text())).toHaveLength(2);
+    stream.req.destroy();
+  });
+
   it('a burst (a mass depool) arrives whole and in order', async () => {
     await start({ capacity: 5000 });
     const stream = await openStream('/events/stream');
