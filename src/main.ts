@@ -388,11 +388,12 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
       admit,
       onResult: (target, result) => metrics.recordResult(service.name, target.host, result),
     });
-    return (monitorConfig, target, onReport) =>
+    // onCheck (the coordinator's last check, for the status page) goes through as it is.
+    return (monitorConfig, target, onReport, onCheck) =>
       factory(monitorConfig, target, (report) => {
         metrics.recordReport(service.name, target.host, { ...report, kind: monitorConfig.kind, atMs: clock.now() });
         onReport(report);
-      });
+      }, onCheck);
   };
 
   const daemon = new Daemon(config, {
