@@ -197,22 +197,24 @@ export class BrowserSession {
    * A timeout says what the attribute was at the end.
    */
   async waitForAttribute(selector: string, name: string, want: string | RegExp, options: WaitOptions = {}): Promise<string> {
-    const test =
-      typeof want === 'string'
-        ? `v === ${JSON.stringify(want)}`
-        : `new RegExp(${JSON.stringify(want.source)}, ${JSON.stringify(want.flags.replace(/[gy]/g, ''))}).test(v)`;
-    // A string expression: no DOM types needed here, nothing a TypeScript transform could add to a serialized function.
-    const expression = `(() => { const e = document.querySelector(${JSON.stringify(selector)}); const v = e === null ? null : e.getAttribute(${JSON.stringify(name)}); return v !== null && ${test} ? v : false; })()`;
+    // Polled from here through the locator, not with page.waitForFunction: that
+    // evaluates a string in the page, which a Content-Security-Policy without
+    // 'unsafe-eval' (pybal's status page has one) refuses.
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
-    try {
-      const handle = await this.page.waitForFunction(expression, undefined, { timeout: timeoutMs, polling: 100 });
-      return String(await handle.jsonValue());
-    } catch (error) {
-      const now = await this.page
-        .evaluate(`(() => { const e = document.querySelector(${JSON.stringify(selector)}); return e === null ? 'no such element' : JSON.stringify(e.getAttribute(${JSON.stringify(name)})); })()`)
-        .catch(() => 'unreadable');
-      const errors = this.#consoleErrors.length > 0 ? `; console errors: ${this.#consoleErrors.join(' | ')}` : '';
-      throw new Error(`browser: ${selector} [${name}] never became ${String(want)} within ${timeoutMs} ms (it is ${String(now)})${errors}`, { cause: error });
+    const deadline = Date.now() + timeoutMs;
+    const matches = (v: string): boolean => (typeof want === 'string' ? v === want : new RegExp(want.source, want.flags.replace(/[gy]/g, '')).test(v));
+    let last = 'no such element';
+    for (;;) {
+      const locator = this.page.locator(selector).first();
+      // The element is there when counted: reading its attribute takes no waiting (the timeout only guards a page going away).
+      const value = (await locator.count()) === 0 ? undefined : await locator.getAttribute(name, { timeout: 5_000 }).catch(() => undefined);
+      if (value !== undefined && value !== null && matches(value)) return value;
+      last = value === undefined ? 'no such element' : JSON.stringify(value);
+      if (Date.now() >= deadline) {
+        const errors = this.#consoleErrors.length > 0 ? `; console errors: ${this.#consoleErrors.join(' | ')}` : '';
+        throw new Error(`browser: ${selector} [${name}] never became ${String(want)} within ${timeoutMs} ms (it is ${last})${errors}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 
