@@ -161,13 +161,22 @@ step show-bad systemctl show -p ActiveState,SubState,Result pybal
 # systemd's verdict: status shows them once journald has them (polled).
 i=0
 while :; do
-	systemctl status --no-pager -l pybal >"$S/status-bad-why.out" 2>&1
+	# -n 100: the restarts' own lines would push check-config's out of the default 10.
+	systemctl status --no-pager -l -n 100 pybal >"$S/status-bad-why.out" 2>&1
 	if grep -q "unknown monitor 'Bogus'" "$S/status-bad-why.out" || [ $i -ge 100 ]; then break; fi
 	sleep 0.1
 	i=$((i + 1))
 done
-# The unit's Restart=on-failure covers a failed ExecStartPre too: systemd
-# tries again every RestartSec. Stop it, as an operator would.
+# Restart=always covers a failed ExecStartPre too: systemd tries again every
+# RestartSec, until StartLimitBurst starts in StartLimitIntervalSec; then the
+# unit stays failed (polled, at most 90 s).
+i=0
+while :; do
+	{ systemctl show -p ActiveState,SubState,Result pybal; systemctl status --no-pager -l -n 100 pybal; } >"$S/show-bad-gave-up.out" 2>&1
+	if { grep -q 'Start request repeated too quickly' "$S/show-bad-gave-up.out" && grep -q '^ActiveState=failed$' "$S/show-bad-gave-up.out"; } || [ $i -ge 900 ]; then break; fi
+	sleep 0.1
+	i=$((i + 1))
+done
 step stop-bad systemctl stop pybal
 step show-bad-stopped systemctl show -p ActiveState,SubState,Result,NRestarts pybal
 

@@ -160,6 +160,10 @@ describe.skipIf(skipReason !== undefined)(`pybal's Debian package under a real s
     expect(step('status-bad-why').out, why('status-bad-why')).toMatch(/pybal\[\d+\]: \/etc\/pybal\/pybal\.conf:\d+: monitors: unknown monitor 'Bogus'/);
     expect(step('show-bad').out).not.toMatch(/^ActiveState=active$/m);
     expect(step('show-bad').out).toMatch(/^Result=exit-code$/m);
+    // It does not retry for ever: after StartLimitBurst failed starts the unit is failed.
+    expect(step('show-bad-gave-up').out, why('show-bad-gave-up')).toContain('Start request repeated too quickly');
+    expect(step('show-bad-gave-up').out).toMatch(/^ActiveState=failed$/m);
+    expect(step('show-bad-gave-up').out).toMatch(/^SubState=failed$/m);
     expect(step('stop-bad').rc, why('stop-bad')).toBe(0);
     expect(step('show-bad-stopped').out).toMatch(/^ActiveState=(inactive|failed)$/m);
   });
