@@ -6,7 +6,7 @@
 // director's, to reach pybal's instrumentation port on its 127.0.0.1).
 //
 //   await withBrowser('http://127.0.0.1:9090/', { netns: lab.ns('director') }, async (b) => {
-//     await b.waitForAttribute('#server-web-198.51.100.11', 'data-state', 'down');
+//     await b.waitForAttribute(byId('server-web-198.51.100.11'), 'data-state', 'down');
 //     await b.saveHtml(join(lab.dir, 'status.html'));   // a screenshot, on the host only
 //     b.assertSelfContained();
 //     expect(b.consoleErrors()).toEqual([]);
@@ -54,6 +54,16 @@ const IN_LAB_GUEST = process.env.PYBAL_LAB_GUEST === '1';
  * in the guest keep saveHtml() instead.
  */
 export const SCREENSHOTS_RELIABLE = !IN_LAB_GUEST;
+
+/**
+ * A CSS selector for the element with this id, as it is. The status page's
+ * ids keep dots (`server-web-198.51.100.11`), which `#...` would read as
+ * classes (and `.11` is no valid class name: the selector does not even
+ * parse); `[id="..."]` does not.
+ */
+export function byId(id: string): string {
+  return `[id="${id.replace(/["\\]/g, (c) => `\\${c}`)}"]`;
+}
 
 export type BrowserOptions = {
   /** Start Chromium in this network namespace (`ip netns exec`), e.g. lab.ns('director'). */
@@ -195,25 +205,30 @@ export class BrowserSession {
    * Waits until the first element matching `selector` has attribute `name`
    * equal to `want` (or matching it, for a RegExp), and returns the value.
    * A timeout says what the attribute was at the end.
+   *
+   * Polled from here with page.evaluate (the DevTools protocol's evaluate,
+   * which a page's Content-Security-Policy does not govern) rather than with
+   * page.waitForFunction: Playwright evaluates a waitForFunction predicate
+   * with eval() inside the page, which a policy without 'unsafe-eval' (the
+   * status page's) refuses, so that every wait failed at once.
    */
   async waitForAttribute(selector: string, name: string, want: string | RegExp, options: WaitOptions = {}): Promise<string> {
-    const test =
-      typeof want === 'string'
-        ? `v === ${JSON.stringify(want)}`
-        : `new RegExp(${JSON.stringify(want.source)}, ${JSON.stringify(want.flags.replace(/[gy]/g, ''))}).test(v)`;
-    // A string expression: no DOM types needed here, nothing a TypeScript transform could add to a serialized function.
-    const expression = `(() => { const e = document.querySelector(${JSON.stringify(selector)}); const v = e === null ? null : e.getAttribute(${JSON.stringify(name)}); return v !== null && ${test} ? v : false; })()`;
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
-    try {
-      const handle = await this.page.waitForFunction(expression, undefined, { timeout: timeoutMs, polling: 100 });
-      return String(await handle.jsonValue());
-    } catch (error) {
-      const now = await this.page
-        .evaluate(`(() => { const e = document.querySelector(${JSON.stringify(selector)}); return e === null ? 'no such element' : JSON.stringify(e.getAttribute(${JSON.stringify(name)})); })()`)
-        .catch(() => 'unreadable');
-      const errors = this.#consoleErrors.length > 0 ? `; console errors: ${this.#consoleErrors.join(' | ')}` : '';
-      throw new Error(`browser: ${selector} [${name}] never became ${String(want)} within ${timeoutMs} ms (it is ${String(now)})${errors}`, { cause: error });
+    const deadline = Date.now() + timeoutMs;
+    // A string expression: no DOM types needed here, nothing a TypeScript transform could add to a serialized function.
+    const read = `(() => { const e = document.querySelector(${JSON.stringify(selector)}); return e === null ? { found: false } : { found: true, value: e.getAttribute(${JSON.stringify(name)}) }; })()`;
+    let last: { found: boolean; value?: string | null } = { found: false };
+    for (;;) {
+      // A selector the browser cannot parse throws here, at once: waiting would not mend it.
+      last = (await this.page.evaluate(read)) as typeof last;
+      const v = last.value;
+      if (typeof v === 'string' && (typeof want === 'string' ? v === want : new RegExp(want.source, want.flags.replace(/[gy]/g, '')).test(v))) return v;
+      if (Date.now() >= deadline) break;
+      await new Promise((r) => setTimeout(r, 100));
     }
+    const now = last.found ? JSON.stringify(last.value ?? null) : 'no such element';
+    const errors = this.#consoleErrors.length > 0 ? `; console errors: ${this.#consoleErrors.join(' | ')}` : '';
+    throw new Error(`browser: ${selector} [${name}] never became ${String(want)} within ${timeoutMs} ms (it is ${now})${errors}`);
   }
 
   /** Waits until the text of the first match of `selector` contains `want` (or matches it); returns the text. */
