@@ -90,6 +90,27 @@ describe('browser harness (Debian chromium via playwright-core)', () => {
     });
   });
 
+  it('opens a second tab with JavaScript off: the page as the server rendered it', async () => {
+    await withBrowser(base + '/', {}, async (b) => {
+      await b.waitForAttribute('body', 'data-live', 'yes');
+      const event = fixture.push({ host: 'rs2', state: 'down', pooled: 'no' });
+      await b.waitForAttribute(byId('server-web-rs2'), 'data-state', 'down');
+      const plain = await b.openPage(base + '/', { javaScriptEnabled: false });
+      // Rendered after the change; its script never ran: no stream of its own, never live.
+      expect(await plain.locator(byId('server-web-rs2')).getAttribute('data-pooled')).toBe('no');
+      expect(await plain.locator('body').getAttribute('data-live')).toBe('no');
+      expect(fixture.streams).toBe(1);
+      const later = fixture.push({ host: 'rs2', state: 'up', pooled: 'yes' });
+      expect(later.seq).toBe(event.seq + 1);
+      await b.waitForAttribute(byId('server-web-rs2'), 'data-state', 'up');
+      expect(await plain.locator(byId('server-web-rs2')).getAttribute('data-state')).toBe('down');
+      expect(await plain.locator('#events li').count()).toBe(0);
+      await plain.close();
+      b.assertSelfContained();
+      expect(b.consoleErrors()).toEqual([]);
+    });
+  });
+
   it('byId: a selector for an id as it is, dots included', () => {
     expect(byId('server-web-198.51.100.11')).toBe('[id="server-web-198.51.100.11"]');
     expect(byId('a"b\\c')).toBe('[id="a\\"b\\\\c"]');

@@ -160,6 +160,30 @@ export class BrowserSession {
     if (response !== null && response.status() >= 400) throw new Error(`browser: GET ${url} answered ${response.status()}`);
   }
 
+  /**
+   * Opens `url` in another tab of this browser and waits for its load event:
+   * with `javaScriptEnabled: false`, what a user with scripts off sees (only
+   * the server-rendered page). Its requests and console errors are recorded
+   * with the session's, its origin must be the page's (anything else is
+   * aborted); close it with its close(), or let close() end it with the rest.
+   */
+  async openPage(url: string, options: { javaScriptEnabled?: boolean } = {}): Promise<Page> {
+    const page = await this.#context.newPage();
+    page.on('console', (message) => {
+      if (message.type() === 'error') this.#consoleErrors.push(`console.error (${url}): ${message.text()}`);
+    });
+    page.on('pageerror', (error) => this.#consoleErrors.push(`uncaught (${url}): ${error.message}`));
+    if (options.javaScriptEnabled === false) {
+      // What Playwright's javaScriptEnabled does for a new context, for one tab of
+      // this persistent one; the setting lasts as long as this session stays attached.
+      const cdp = await this.#context.newCDPSession(page);
+      await cdp.send('Emulation.setScriptExecutionDisabled', { value: true });
+    }
+    const response = await page.goto(url, { waitUntil: 'load', timeout: this.#timeoutMs });
+    if (response !== null && response.status() >= 400) throw new Error(`browser: GET ${url} answered ${response.status()}`);
+    return page;
+  }
+
   /** The page's origin (scheme, host, port). */
   get origin(): string {
     return this.#origin;
