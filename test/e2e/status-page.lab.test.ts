@@ -13,6 +13,7 @@
 // the cases run in order and share them. No timing is asserted.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { afterAll, beforeAll, expect, it, onTestFailed } from 'vitest';
 import { domIdPart } from '../../src/api/status-page.js';
 import type { DaemonSnapshot } from '../../src/api/types.js';
@@ -57,17 +58,21 @@ function expected(snapshot: DaemonSnapshot): Shown {
   return shown;
 }
 
-/** The same, read from a page (the live one, or the tab without JavaScript). */
+/** The same, read from a page (the live one, or the tab without JavaScript), through locators. */
 async function shownBy(page: BrowserSession['page']): Promise<Shown> {
-  return (await page.evaluate(`(() => {
-    const shown = { services: {}, servers: {}, peers: {} };
-    const text = (row, f) => { const c = row.querySelector('[data-field="' + f + '"]'); return c === null ? null : c.textContent; };
-    for (const row of document.querySelectorAll('#services tr[id^="service-"]')) shown.services[row.id] = { pooled: text(row, 'pooled'), up: text(row, 'up') };
-    for (const row of document.querySelectorAll('tr[id^="server-"]'))
-      shown.servers[row.id] = { state: row.getAttribute('data-state'), pooled: row.getAttribute('data-pooled'), enabled: row.getAttribute('data-enabled') };
-    for (const row of document.querySelectorAll('tr[id^="peer-"]')) shown.peers[row.id] = row.getAttribute('data-state');
-    return shown;
-  })()`)) as Shown;
+  const attrs = async (selector: string, name: string): Promise<(string | null)[]> =>
+    Promise.all((await page.locator(selector).all()).map((l) => l.getAttribute(name)));
+  const shown: Shown = { services: {}, servers: {}, peers: {} };
+  const services = '#services tr[id^="service-"]';
+  const [serviceIds, pooled, up] = [await attrs(services, 'id'), await page.locator(`${services} [data-field="pooled"]`).allTextContents(), await page.locator(`${services} [data-field="up"]`).allTextContents()];
+  serviceIds.forEach((id, i) => (shown.services[String(id)] = { pooled: pooled[i] ?? '(none)', up: up[i] ?? '(none)' }));
+  const servers = 'tr[id^="server-"]';
+  const [serverIds, states, pooledFlags, enabled] = [await attrs(servers, 'id'), await attrs(servers, 'data-state'), await attrs(servers, 'data-pooled'), await attrs(servers, 'data-enabled')];
+  serverIds.forEach((id, i) => (shown.servers[String(id)] = { state: states[i] ?? null, pooled: pooledFlags[i] ?? null, enabled: enabled[i] ?? null }));
+  const peers = 'tr[id^="peer-"]';
+  const [peerIds, peerStates] = [await attrs(peers, 'id'), await attrs(peers, 'data-state')];
+  peerIds.forEach((id, i) => (shown.peers[String(id)] = peerStates[i] ?? null));
+  return shown;
 }
 
 /** The daemon's state, read until two reads in a row agree (so that it is not caught mid-change). */
@@ -76,7 +81,7 @@ async function steadyStatus(): Promise<DaemonSnapshot> {
     async () => {
       const a = await pybal.status();
       const z = await pybal.status();
-      return JSON.stringify(expected(a)) === JSON.stringify(expected(z)) ? z : undefined;
+      return isDeepStrictEqual(expected(a), expected(z)) ? z : undefined;
     },
     { timeoutMs: 30_000, what: 'a steady /status' },
   );
@@ -88,24 +93,32 @@ async function waitForPageToMatchDaemon(what: string): Promise<Shown> {
     async () => {
       const want = expected(await steadyStatus());
       const have = await shownBy(b.page);
-      if (JSON.stringify(have) === JSON.stringify(want)) return have;
+      if (isDeepStrictEqual(have, want)) return have;
       throw new Error(`page ${JSON.stringify(have)} vs daemon ${JSON.stringify(want)}`);
     },
     { timeoutMs: 60_000, intervalMs: 500, what },
   );
 }
 
-/** An event item the stream added after the page was loaded, for this kind and server; its seq. */
+/**
+ * An event item the stream added after the page was loaded, for this kind and
+ * server; its seq. Read through locators (the items' data-seq and their
+ * `.where` text), as the other reads here.
+ */
 async function waitForStreamedEvent(kind: string, service: string, host: string, after: number): Promise<number> {
-  const probe = `(() => {
-    for (const li of document.querySelectorAll('#events li[data-kind=${JSON.stringify(kind)}]')) {
-      const seq = Number(li.getAttribute('data-seq'));
-      const where = li.querySelector('.where');
-      if (seq > ${after} && where !== null && where.textContent === ${JSON.stringify(`${service} / ${host}`)}) return seq;
-    }
-    return 0;
-  })()`;
-  return waitFor(async () => ((await b.page.evaluate(probe)) as number) || undefined, { timeoutMs: 60_000, what: `a ${kind} event for ${service} / ${host} after #${after} on the page` });
+  const items = `#events li[data-kind="${kind}"]`;
+  return waitFor(
+    async () => {
+      const seqs = (await b.attributes(items, 'data-seq')).map(Number);
+      const wheres = await b.texts(`${items} .where`);
+      // Every item of a server's event names its service and server: one .where each.
+      if (wheres.length !== seqs.length) throw new Error(`${seqs.length} items, ${wheres.length} with a .where`);
+      const i = seqs.findIndex((seq, j) => seq > after && wheres[j] === `${service} / ${host}`);
+      if (i >= 0) return seqs[i];
+      throw new Error(`the page lists ${JSON.stringify(seqs.map((seq, j) => `#${seq} ${wheres[j]}`))}`);
+    },
+    { timeoutMs: 60_000, what: `a ${kind} event for ${service} / ${host} after #${after} on the page` },
+  );
 }
 
 beforeAll(async () => {
