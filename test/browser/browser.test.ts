@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BrowserSession, withBrowser } from './browser.js';
+import { BrowserSession, byId, withBrowser } from './browser.js';
 import { SseFixtureServer } from './sse-fixture.js';
 
 let fixture: SseFixtureServer;
@@ -44,6 +44,7 @@ describe('browser harness (Debian chromium via playwright-core)', () => {
       dir = b.dir;
       expect(processesMentioning(dir).length).toBeGreaterThan(0);
       expect(await b.attribute('#server-web-rs1', 'data-state')).toBe('down');
+      // The page's policy forbids eval() as pybal's status page does: the waits below must not need it.
       await b.waitForAttribute('body', 'data-live', 'yes');
       const first = fixture.push({ host: 'rs1', state: 'up', pooled: 'yes' });
       expect(await b.waitForAttribute('#server-web-rs1', 'data-state', 'up')).toBe('up');
@@ -72,6 +73,47 @@ describe('browser harness (Debian chromium via playwright-core)', () => {
     // Closed: Chromium gone, profile removed.
     expect(existsSync(dir)).toBe(false);
     expect(processesMentioning(dir)).toEqual([]);
+  });
+
+  it('waits for a change that comes while it polls, on a page whose policy forbids eval()', async () => {
+    await withBrowser(base + '/', {}, async (b) => {
+      await b.waitForAttribute('body', 'data-live', 'yes');
+      const before = await b.attribute('#server-web-rs1', 'data-state');
+      const want = before === 'up' ? 'down' : 'up';
+      // The change comes only once the wait has polled a while (Playwright's
+      // waitForFunction, which evals its predicate in the page, failed at once here).
+      const waiting = b.waitForAttribute('#server-web-rs1', 'data-state', want);
+      const pushed = new Promise<void>((resolve) => setTimeout(() => resolve(void fixture.push({ host: 'rs1', state: want, pooled: want === 'up' ? 'yes' : 'no' })), 500));
+      expect(await waiting).toBe(want);
+      await pushed;
+      expect(b.consoleErrors()).toEqual([]);
+    });
+  });
+
+  it('opens a second tab with JavaScript off: the page as the server rendered it', async () => {
+    await withBrowser(base + '/', {}, async (b) => {
+      await b.waitForAttribute('body', 'data-live', 'yes');
+      const event = fixture.push({ host: 'rs2', state: 'down', pooled: 'no' });
+      await b.waitForAttribute(byId('server-web-rs2'), 'data-state', 'down');
+      const plain = await b.openPage(base + '/', { javaScriptEnabled: false });
+      // Rendered after the change; its script never ran: no stream of its own, never live.
+      expect(await plain.locator(byId('server-web-rs2')).getAttribute('data-pooled')).toBe('no');
+      expect(await plain.locator('body').getAttribute('data-live')).toBe('no');
+      expect(fixture.streams).toBe(1);
+      const later = fixture.push({ host: 'rs2', state: 'up', pooled: 'yes' });
+      expect(later.seq).toBe(event.seq + 1);
+      await b.waitForAttribute(byId('server-web-rs2'), 'data-state', 'up');
+      expect(await plain.locator(byId('server-web-rs2')).getAttribute('data-state')).toBe('down');
+      expect(await plain.locator('#events li').count()).toBe(0);
+      await plain.close();
+      b.assertSelfContained();
+      expect(b.consoleErrors()).toEqual([]);
+    });
+  });
+
+  it('byId: a selector for an id as it is, dots included', () => {
+    expect(byId('server-web-198.51.100.11')).toBe('[id="server-web-198.51.100.11"]');
+    expect(byId('a"b\\c')).toBe('[id="a\\"b\\\\c"]');
   });
 
   it('says what the attribute was when it never reaches the wanted value', async () => {

@@ -6,7 +6,7 @@
 // director's, to reach pybal's instrumentation port on its 127.0.0.1).
 //
 //   await withBrowser('http://127.0.0.1:9090/', { netns: lab.ns('director') }, async (b) => {
-//     await b.waitForAttribute('#server-web-198.51.100.11', 'data-state', 'down');
+//     await b.waitForAttribute(byId('server-web-198.51.100.11'), 'data-state', 'down');
 //     await b.saveHtml(join(lab.dir, 'status.html'));   // a screenshot, on the host only
 //     b.assertSelfContained();
 //     expect(b.consoleErrors()).toEqual([]);
@@ -54,6 +54,16 @@ const IN_LAB_GUEST = process.env.PYBAL_LAB_GUEST === '1';
  * in the guest keep saveHtml() instead.
  */
 export const SCREENSHOTS_RELIABLE = !IN_LAB_GUEST;
+
+/**
+ * A CSS selector for the element with this id, as it is. The status page's
+ * ids keep dots (`server-web-198.51.100.11`), which `#...` would read as
+ * classes (and `.11` is no valid class name: the selector does not even
+ * parse); `[id="..."]` does not.
+ */
+export function byId(id: string): string {
+  return `[id="${id.replace(/["\\]/g, (c) => `\\${c}`)}"]`;
+}
 
 export type BrowserOptions = {
   /** Start Chromium in this network namespace (`ip netns exec`), e.g. lab.ns('director'). */
@@ -150,6 +160,30 @@ export class BrowserSession {
     if (response !== null && response.status() >= 400) throw new Error(`browser: GET ${url} answered ${response.status()}`);
   }
 
+  /**
+   * Opens `url` in another tab of this browser and waits for its load event:
+   * with `javaScriptEnabled: false`, what a user with scripts off sees (only
+   * the server-rendered page). Its requests and console errors are recorded
+   * with the session's, its origin must be the page's (anything else is
+   * aborted); close it with its close(), or let close() end it with the rest.
+   */
+  async openPage(url: string, options: { javaScriptEnabled?: boolean } = {}): Promise<Page> {
+    const page = await this.#context.newPage();
+    page.on('console', (message) => {
+      if (message.type() === 'error') this.#consoleErrors.push(`console.error (${url}): ${message.text()}`);
+    });
+    page.on('pageerror', (error) => this.#consoleErrors.push(`uncaught (${url}): ${error.message}`));
+    if (options.javaScriptEnabled === false) {
+      // What Playwright's javaScriptEnabled does for a new context, for one tab of
+      // this persistent one; the setting lasts as long as this session stays attached.
+      const cdp = await this.#context.newCDPSession(page);
+      await cdp.send('Emulation.setScriptExecutionDisabled', { value: true });
+    }
+    const response = await page.goto(url, { waitUntil: 'load', timeout: this.#timeoutMs });
+    if (response !== null && response.status() >= 400) throw new Error(`browser: GET ${url} answered ${response.status()}`);
+    return page;
+  }
+
   /** The page's origin (scheme, host, port). */
   get origin(): string {
     return this.#origin;
@@ -195,27 +229,30 @@ export class BrowserSession {
    * Waits until the first element matching `selector` has attribute `name`
    * equal to `want` (or matching it, for a RegExp), and returns the value.
    * A timeout says what the attribute was at the end.
+   *
+   * Polled from here with page.evaluate (the DevTools protocol's evaluate,
+   * which a page's Content-Security-Policy does not govern) rather than with
+   * page.waitForFunction: Playwright evaluates a waitForFunction predicate
+   * with eval() inside the page, which a policy without 'unsafe-eval' (the
+   * status page's) refuses, so that every wait failed at once.
    */
   async waitForAttribute(selector: string, name: string, want: string | RegExp, options: WaitOptions = {}): Promise<string> {
-    // Polled from here through the locator, not with page.waitForFunction: that
-    // evaluates a string in the page, which a Content-Security-Policy without
-    // 'unsafe-eval' (pybal's status page has one) refuses.
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
     const deadline = Date.now() + timeoutMs;
-    const matches = (v: string): boolean => (typeof want === 'string' ? v === want : new RegExp(want.source, want.flags.replace(/[gy]/g, '')).test(v));
-    let last = 'no such element';
+    // A string expression: no DOM types needed here, nothing a TypeScript transform could add to a serialized function.
+    const read = `(() => { const e = document.querySelector(${JSON.stringify(selector)}); return e === null ? { found: false } : { found: true, value: e.getAttribute(${JSON.stringify(name)}) }; })()`;
+    let last: { found: boolean; value?: string | null } = { found: false };
     for (;;) {
-      const locator = this.page.locator(selector).first();
-      // The element is there when counted: reading its attribute takes no waiting (the timeout only guards a page going away).
-      const value = (await locator.count()) === 0 ? undefined : await locator.getAttribute(name, { timeout: 5_000 }).catch(() => undefined);
-      if (value !== undefined && value !== null && matches(value)) return value;
-      last = value === undefined ? 'no such element' : JSON.stringify(value);
-      if (Date.now() >= deadline) {
-        const errors = this.#consoleErrors.length > 0 ? `; console errors: ${this.#consoleErrors.join(' | ')}` : '';
-        throw new Error(`browser: ${selector} [${name}] never became ${String(want)} within ${timeoutMs} ms (it is ${last})${errors}`);
-      }
+      // A selector the browser cannot parse throws here, at once: waiting would not mend it.
+      last = (await this.page.evaluate(read)) as typeof last;
+      const v = last.value;
+      if (typeof v === 'string' && (typeof want === 'string' ? v === want : new RegExp(want.source, want.flags.replace(/[gy]/g, '')).test(v))) return v;
+      if (Date.now() >= deadline) break;
       await new Promise((r) => setTimeout(r, 100));
     }
+    const now = last.found ? JSON.stringify(last.value ?? null) : 'no such element';
+    const errors = this.#consoleErrors.length > 0 ? `; console errors: ${this.#consoleErrors.join(' | ')}` : '';
+    throw new Error(`browser: ${selector} [${name}] never became ${String(want)} within ${timeoutMs} ms (it is ${now})${errors}`);
   }
 
   /** Waits until the text of the first match of `selector` contains `want` (or matches it); returns the text. */

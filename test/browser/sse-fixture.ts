@@ -5,10 +5,11 @@
 // follows a server-sent events stream. POST /push (JSON {host, state?,
 // pooled?}) changes a server and sends the change to every open stream, so a
 // test outside the process (curl in a lab namespace) can drive it too.
-//   /            the live page
+//   /            the live page (under a Content-Security-Policy as strict as the status page's)
 //   /events      the event stream (a `snapshot` event first, then one `change` per push)
 //   /external    a page that loads an image from another origin (not self-contained)
 //   /broken      a page that logs a console error and throws
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -41,16 +42,27 @@ stream.addEventListener('change', (e) => {
 });
 `;
 
-function page(title: string, body: string, script = ''): string {
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${title}</title>
-<link rel="icon" href="data:,">
-<style>
+const PAGE_STYLE = `
 body { font: 15px/1.4 sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; } td, th { border: 1px solid #999; padding: .3em .8em; text-align: left; }
 tr[data-state="up"] td.state { background: #c8f0c8; } tr[data-state="down"] td.state { background: #f4c0c0; }
 #events li { font-family: monospace; }
-</style></head>
+`;
+
+const sha256 = (text: string): string => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+
+/**
+ * The live page's policy, as strict as the status page's: only its own style
+ * and script (by hash), connections back to this server, no eval(). A
+ * harness that evaluates strings inside the page fails here as it would on pybal's.
+ */
+export const FIXTURE_SECURITY_POLICY = `default-src 'none'; style-src ${sha256(PAGE_STYLE)}; script-src ${sha256(PAGE_SCRIPT)}; img-src data:; connect-src 'self'`;
+
+function page(title: string, body: string, script = ''): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${title}</title>
+<link rel="icon" href="data:,">
+<style>${PAGE_STYLE}</style></head>
 <body data-live="no">${body}${script ? `<script>${script}</script>` : ''}</body></html>
 `;
 }
@@ -134,7 +146,7 @@ export class SseFixtureServer {
 ${rows}
 </table></section>
 <h2>events</h2><ol id="events"></ol>`;
-        this.#html(res, page('fixture status', body, PAGE_SCRIPT));
+        this.#html(res, page('fixture status', body, PAGE_SCRIPT), FIXTURE_SECURITY_POLICY);
         return;
       }
       case '/events': {
@@ -156,7 +168,9 @@ ${rows}
     }
   }
 
-  #html(res: ServerResponse, html: string): void {
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(html);
+  #html(res: ServerResponse, html: string, policy?: string): void {
+    const headers: Record<string, string> = { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' };
+    if (policy !== undefined) headers['content-security-policy'] = policy;
+    res.writeHead(200, headers).end(html);
   }
 }
