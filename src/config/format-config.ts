@@ -58,6 +58,7 @@ export function formatGlobal(g: GlobalConfig): Values {
     instrumentation_ips: pyList(g.instrumentationIps),
     'runcommand-max-concurrent': String(g.runcommandMaxConcurrent),
     'ipvs-resync-interval': seconds(g.ipvsResyncIntervalMs),
+    'ipvs-stats-interval': seconds(g.ipvsStatsIntervalMs),
     'dry-run': yesNo(g.dryRun),
     advertised_instrumentation_ips: pyList(g.advertisedInstrumentationIps),
     'ipvs-sync-daemon': g.ipvsSync?.mode,

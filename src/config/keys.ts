@@ -31,6 +31,7 @@ export const GLOBAL_KEYS = [
   'instrumentation_ips',
   'runcommand-max-concurrent',
   'ipvs-resync-interval',
+  'ipvs-stats-interval',
   'dry-run',
   'advertised_instrumentation_ips',
   'ipvs-sync-daemon',

@@ -244,10 +244,21 @@ function parseGlobal(c: Collector, section: IniSection, present: boolean): Globa
     instrumentationIps: r.ipList('instrumentation_ips', ['127.0.0.1', '::1'], true),
     runcommandMaxConcurrent: r.int('runcommand-max-concurrent', 32, { min: 1, max: 10000 }),
     ipvsResyncIntervalMs: r.seconds('ipvs-resync-interval', 60, { minSec: 1 }),
+    ipvsStatsIntervalMs: parseStatsInterval(r),
     dryRun: r.bool('dry-run', false),
     advertisedInstrumentationIps: r.ipList('advertised_instrumentation_ips', [], false),
     ipvsSync: parseIpvsSync(r),
   };
+}
+
+/** `ipvs-stats-interval`: 0 (off), or at least 1 s (a reading dumps every destination of pybal's services). */
+function parseStatsInterval(r: FieldReader): number {
+  const ms = r.seconds('ipvs-stats-interval', 10, { allowZero: true });
+  if (ms !== 0 && ms < 1000) {
+    r.error('ipvs-stats-interval', `must be 0 (off) or at least 1 seconds, got ${ms / 1000}`);
+    return 10_000;
+  }
+  return ms;
 }
 
 /** `bgp-bfd` and its timers ([global]). */

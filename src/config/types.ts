@@ -91,6 +91,12 @@ export interface GlobalConfig {
   /** New: `ipvs-resync-interval` in seconds, how often the IPVS table is re-read and drift repaired (default 60, at least 1). */
   readonly ipvsResyncIntervalMs: number;
   /**
+   * New: `ipvs-stats-interval` in seconds, how often the kernel's IPVS
+   * counters of the configured services are read, for /metrics, /status and
+   * the quiet-server alert (default 10; 0 turns reading off). A SIGHUP applies a change.
+   */
+  readonly ipvsStatsIntervalMs: number;
+  /**
    * `dry-run` (as Wikimedia's templates render it; default no): read the
    * kernel and say what would change, write nothing and announce nothing,
    * as `pybal -n`. Read at start; a reload that changes it is told to restart.

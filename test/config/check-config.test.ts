@@ -267,6 +267,7 @@ describe('formatConfig', () => {
       instrumentation_ips: "['127.0.0.1', '::1']",
       'runcommand-max-concurrent': '32',
       'ipvs-resync-interval': '60',
+      'ipvs-stats-interval': '10',
       'dry-run': 'no',
       advertised_instrumentation_ips: '[]',
     });
@@ -303,7 +304,7 @@ describe('formatConfig', () => {
       't.conf',
     );
     expect(again.errors).toEqual([]);
-    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 24 } })));
+    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 25 } })));
     expect(again.config?.global).toEqual(r.config.global);
   });
 });

@@ -63,6 +63,7 @@ const GLOBAL_DEFAULTS: GlobalConfig = {
   instrumentationIps: ['127.0.0.1', '::1'],
   runcommandMaxConcurrent: 32,
   ipvsResyncIntervalMs: 60_000,
+  ipvsStatsIntervalMs: 10_000,
   dryRun: false,
   advertisedInstrumentationIps: [],
   ipvsSync: undefined,
@@ -435,6 +436,7 @@ udp.fall = 3
       instrumentationIps: [''],
       runcommandMaxConcurrent: 4,
       ipvsResyncIntervalMs: 12_500,
+      ipvsStatsIntervalMs: 10_000,
       dryRun: true,
       advertisedInstrumentationIps: ['192.0.2.100'],
       ipvsSync: { mode: 'both', interface: 'eth1', syncId: 9, group: '239.1.2.3', port: 8850, ttl: 3 },
@@ -565,6 +567,12 @@ udp.fall = 3
     ] as const) {
       expect(valid(service({ bgp: word })).services[0]?.bgp, word).toBe(value);
     }
+  });
+
+  it('reads ipvs-stats-interval: 0 turns the counters off, fractions are kept', () => {
+    expect(valid(`[global]\nipvs-stats-interval = 0\n${service()}`).global.ipvsStatsIntervalMs).toBe(0);
+    expect(valid(`[global]\nipvs-stats-interval = 2.5\n${service()}`).global.ipvsStatsIntervalMs).toBe(2500);
+    expect(valid(service()).global.ipvsStatsIntervalMs).toBe(10_000);
   });
 
   it('accepts every kernel scheduler', () => {
@@ -852,6 +860,9 @@ describe('parseConfig: [global] errors', () => {
     ['runcommand cap', `[global]\nruncommand-max-concurrent = 0\n${service()}`, ['test.conf:2: runcommand-max-concurrent: must be between 1 and 10000, got 0']],
     ['IPVS resync too often', `[global]\nipvs-resync-interval = 0.5\n${service()}`, ['test.conf:2: ipvs-resync-interval: must be at least 1 seconds, got 0.5']],
     ['IPVS resync not a number', `[global]\nipvs-resync-interval = 1m\n${service()}`, ["test.conf:2: ipvs-resync-interval: expected a number of seconds, got '1m'"]],
+    ['IPVS stats too often', `[global]\nipvs-stats-interval = 0.5\n${service()}`, ['test.conf:2: ipvs-stats-interval: must be 0 (off) or at least 1 seconds, got 0.5']],
+    ['IPVS stats negative', `[global]\nipvs-stats-interval = -1\n${service()}`, ['test.conf:2: ipvs-stats-interval: must be 0 or more seconds, got -1']],
+    ['IPVS stats not a number', `[global]\nipvs-stats-interval = often\n${service()}`, ["test.conf:2: ipvs-stats-interval: expected a number of seconds, got 'often'"]],
     [
       'instrumentation IPs',
       `[global]\ninstrumentation_ips = [ '127.0.0.1', 'localhost' ]\n${service()}`,

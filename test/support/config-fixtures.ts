@@ -28,6 +28,7 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
     instrumentationIps: ['127.0.0.1', '::1'],
     runcommandMaxConcurrent: 32,
     ipvsResyncIntervalMs: 60_000,
+    ipvsStatsIntervalMs: 10_000,
     dryRun: false,
     advertisedInstrumentationIps: [],
     ipvsSync: undefined,
