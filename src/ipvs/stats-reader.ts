@@ -78,7 +78,7 @@ export interface IpvsStatsReaderOptions {
   readonly targets: () => readonly StatsTarget[];
   /** Resolves when no reconcile runs or waits (IpvsManager.idle). */
   readonly waitIdle?: () => Promise<void>;
-  /** Readings in the quiet-server window (default 6: a minute at the default 10 s). */
+  /** Readings in the quiet-server window (default 6: 50 s from the first to the last at the default 10 s). */
   readonly windowReadings?: number;
   readonly slicing?: SliceOptions;
 }
