@@ -222,7 +222,7 @@ export class IpvsStatsReader {
         const dests = await this.kernel.listDests(service.key);
         readings.set(target.name, await sliced(this.readingSteps(target.name, service, dests), this.slicing));
       }
-      this.keep(targets, readings);
+      await sliced(this.keepSteps(targets, readings), this.slicing);
       this.counters.reads++;
       this.counters.lastReadWallMs = this.clock.wallNow();
       if (this.counters.lastError !== undefined) this.log.info('IPVS counters are read again');
@@ -252,8 +252,8 @@ export class IpvsStatsReader {
     return { name, traffic: trafficValue(statsOf(service), wall), dests: byAddress, atMs: this.clock.now() };
   }
 
-  /** Keeps the readings (services no longer named are forgotten) and applies the quiet-server rule. */
-  private keep(targets: readonly StatsTarget[], readings: ReadonlyMap<string, ServiceReading>): void {
+  /** Keeps the readings (services no longer named are forgotten) and applies the quiet-server rule, in slices. */
+  private *keepSteps(targets: readonly StatsTarget[], readings: ReadonlyMap<string, ServiceReading>): Generator<void, void, undefined> {
     const latest = new Map<string, ServiceReading>();
     const windows = new Map<string, ServiceReading[]>();
     const quiet = new Map<string, Map<string, QuietServerValue>>();
@@ -267,7 +267,9 @@ export class IpvsStatsReader {
       if (window.length < this.windowReadings) continue;
       const before = this.quietByName.get(target.name);
       const flagged = new Map<string, QuietServerValue>();
-      for (const verdict of decideQuietServers({ ...quietInput(window), scheduler: target.scheduler, persistent: target.persistent })) {
+      const input = yield* quietInputSteps(window);
+      yield;
+      for (const verdict of decideQuietServers({ ...input, scheduler: target.scheduler, persistent: target.persistent })) {
         const since = before?.get(verdict.address)?.sinceWallMs ?? this.clock.wallNow();
         if (before?.get(verdict.address) === undefined) this.logQuiet(target.name, verdict);
         flagged.set(verdict.address, { reason: verdict.reason, detail: verdict.detail, sinceWallMs: since });
@@ -277,6 +279,8 @@ export class IpvsStatsReader {
       }
       if (flagged.size > 0) quiet.set(target.name, flagged);
     }
+    // Reading was turned off meanwhile (setInterval(0)): what was read is not kept.
+    if (this.intervalMs === 0) return;
     this.latestByName = latest;
     this.windows = windows;
     this.quietByName = quiet;
@@ -287,8 +291,8 @@ export class IpvsStatsReader {
   }
 }
 
-/** The quiet-server rule's input from a window of readings of one service (oldest first). */
-export function quietInput(window: readonly ServiceReading[]): { forwarding: FwdMethod; servers: QuietServerInput[] } {
+/** The quiet-server rule's input from a window of readings of one service (oldest first), as a sliced job. */
+export function* quietInputSteps(window: readonly ServiceReading[]): Generator<void, { forwarding: FwdMethod; servers: QuietServerInput[] }, undefined> {
   const first = window[0];
   const last = window[window.length - 1];
   if (first === undefined || last === undefined) return { forwarding: 'droute', servers: [] };
@@ -312,6 +316,7 @@ export function quietInput(window: readonly ServiceReading[]): { forwarding: Fwd
       newOutPackets: start === undefined ? -1 : dest.traffic.outPackets - start.traffic.outPackets,
       activeConnections: active,
     });
+    if (servers.length % DESTS_PER_STEP === 0) yield;
   }
   return { forwarding, servers };
 }

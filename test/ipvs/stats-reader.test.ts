@@ -160,6 +160,26 @@ describe('IpvsStatsReader', () => {
     await reader.stop();
   });
 
+  it('works through 2,000 destinations in slices, giving the event loop turns', async () => {
+    const clock = new ManualClock();
+    const kernel = new FakeKernel();
+    kernel.weights = new Map(Array.from({ length: 2000 }, (_, i) => [dest(i).address, 1]));
+    let turns = 0;
+    const reader = new IpvsStatsReader({
+      kernel,
+      clock,
+      logger: createMemoryLogger('info').logger,
+      intervalMs: 10_000,
+      targets,
+      windowReadings: 2,
+      slicing: { budgetMs: 0, later: (fn) => void setImmediate(() => (turns++, fn())) },
+    });
+    await reader.readNow();
+    await reader.readNow();
+    expect(reader.latest('web')?.dests.size).toBe(2000);
+    expect(turns).toBeGreaterThan(4);
+  });
+
   it('gives a server pooled during the window a full window', async () => {
     const { clock, kernel, reader } = setup();
     kernel.weights.set('198.51.100.2', 0);
