@@ -21,13 +21,19 @@
  *   while its siblings' replies did pass.
  * - `not-established` (direct routing and tunnels: the director sees only
  *   the client's side): it got at least MIN_SENT_CONNECTIONS new
- *   connections, none of them was ESTABLISHED at any reading of the window
- *   (ActiveConn 0 each time), while its siblings had established ones at
- *   every reading. A client completes the handshake only when the server
- *   answered; a server that cannot answer leaves its connections in
- *   SYN_RECV (InActConn). Short connections (one request each, closed
- *   within the interval) can leave every server at ActiveConn 0 between
- *   readings: then the siblings' condition fails and nothing is flagged.
+ *   connections, and at every reading of the window its connections were
+ *   all of one kind, ActiveConn 0 or InActConn 0, while its siblings had
+ *   both kinds at every reading. A client completes the handshake only
+ *   when the server answered, so a server that cannot answer leaves every
+ *   connection in SYN_RECV until it expires, never established and never
+ *   closed. Older kernels count SYN_RECV as inactive: its ActiveConn stays 0
+ *   (the "depressed ActiveConn" of Wikimedia's runbook). Newer ones count it
+ *   as active (for the lc/wlc schedulers): its InActConn stays 0,
+ *   as nothing it got ever closed (seen in the lab on 6.1: 20 active, 0
+ *   inactive, while the siblings had 10 and 10). Siblings that serve
+ *   connections which open and close have both kinds at any moment (the
+ *   closed ones linger in TIME_WAIT); where they do not (only long-lived
+ *   connections, or very little traffic), nothing is flagged.
  */
 import type { QuietReason } from './types.js';
 
@@ -49,6 +55,8 @@ export interface QuietServerInput {
   readonly newOutPackets: number;
   /** ActiveConn at each reading of the window, oldest first. */
   readonly activeConnections: readonly number[];
+  /** InActConn at each reading of the window, oldest first. */
+  readonly inactiveConnections: readonly number[];
 }
 
 export interface QuietServiceInput {
@@ -75,8 +83,9 @@ export function decideQuietServers(service: QuietServiceInput): QuietVerdict[] {
   const totalConnections = eligible.reduce((n, s) => n + s.newConnections, 0);
   const totalWeight = eligible.reduce((n, s) => n + s.weight, 0);
   const totalOutPackets = eligible.reduce((n, s) => n + s.newOutPackets, 0);
-  const readings = Math.min(...eligible.map((s) => s.activeConnections.length));
+  const readings = Math.min(...eligible.map((s) => Math.min(s.activeConnections.length, s.inactiveConnections.length)));
   const activeAt = Array.from({ length: readings }, (_, i) => eligible.reduce((n, s) => n + (s.activeConnections[i] ?? 0), 0));
+  const inactiveAt = Array.from({ length: readings }, (_, i) => eligible.reduce((n, s) => n + (s.inactiveConnections[i] ?? 0), 0));
   const sticky = STICKY_SCHEDULERS.has(service.scheduler) || service.persistent;
   const out: QuietVerdict[] = [];
   for (const s of eligible) {
@@ -101,14 +110,21 @@ export function decideQuietServers(service: QuietServiceInput): QuietVerdict[] {
       }
       continue;
     }
-    if (service.forwarding === 'droute' || service.forwarding === 'tunnel') {
-      const own = s.activeConnections.slice(0, readings);
-      const siblingsActiveEachTime = readings > 0 && activeAt.every((total, i) => total - (own[i] ?? 0) > 0);
-      if (readings > 0 && own.every((n) => n === 0) && siblingsActiveEachTime) {
+    if ((service.forwarding === 'droute' || service.forwarding === 'tunnel') && readings > 0) {
+      const active = (i: number): number => s.activeConnections[i] ?? 0;
+      const inactive = (i: number): number => s.inactiveConnections[i] ?? 0;
+      let oneKindEachTime = true;
+      let siblingsBothEachTime = true;
+      for (let i = 0; i < readings; i++) {
+        if (active(i) > 0 && inactive(i) > 0) oneKindEachTime = false;
+        if ((activeAt[i] ?? 0) - active(i) === 0 || (inactiveAt[i] ?? 0) - inactive(i) === 0) siblingsBothEachTime = false;
+      }
+      if (oneKindEachTime && siblingsBothEachTime) {
+        const kind = [...Array(readings).keys()].every((i) => active(i) === 0) ? 'ActiveConn' : 'InActConn';
         out.push({
           address: s.address,
           reason: 'not-established',
-          detail: `${s.newConnections} new connections, none established (ActiveConn 0 at each of ${readings} readings), while its siblings had established ones`,
+          detail: `${s.newConnections} new connections, none completed (${kind} 0 at each of ${readings} readings), while its siblings had both established and closed ones`,
         });
       }
     }

@@ -302,10 +302,12 @@ export function* quietInputSteps(window: readonly ServiceReading[]): Generator<v
     forwarding = dest.fwdMethod;
     let minWeight = dest.weight;
     const active: number[] = [];
+    const inactive: number[] = [];
     for (const reading of window) {
       const d = reading.dests.get(address);
       minWeight = Math.min(minWeight, d?.weight ?? 0);
       active.push(d?.traffic.activeConnections ?? 0);
+      inactive.push(d?.traffic.inactiveConnections ?? 0);
     }
     const start = first.dests.get(address);
     servers.push({
@@ -315,6 +317,7 @@ export function* quietInputSteps(window: readonly ServiceReading[]): Generator<v
       newConnections: start === undefined ? -1 : dest.traffic.connections - start.traffic.connections,
       newOutPackets: start === undefined ? -1 : dest.traffic.outPackets - start.traffic.outPackets,
       activeConnections: active,
+      inactiveConnections: inactive,
     });
     if (servers.length % DESTS_PER_STEP === 0) yield;
   }
