@@ -25,6 +25,8 @@ import { ipvsChangeEvents } from './events/ipvs-changes.js';
 import { createIpvsClient } from './ipvs/client.js';
 import { createLazyIpvsKernel } from './ipvs/lazy-kernel.js';
 import { IpvsManager } from './ipvs/manager.js';
+import { IpvsStatsReader } from './ipvs/stats-reader.js';
+import { withTraffic } from './api/traffic.js';
 import { readPooledAtStart, wasPooledAtStart, type PooledAtStart } from './ipvs/pooled-at-start.js';
 import { interfacesSendingRedirects, natRedirectWarning } from './ipvs/redirects.js';
 import { SloppyKeeper } from './ipvs/sloppy.js';
@@ -370,6 +372,19 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
       void sloppy.check(config.global, config.services, 'resync');
     },
   });
+  // The kernel's counters of the configured services (ipvs-stats-interval),
+  // over a netlink socket of their own: a reading never waits in the
+  // manager's queue nor holds it up (see ipvs/stats-reader.ts).
+  const statsKernel = createLazyIpvsKernel(() => createIpvsClient({ clock, logger: ipvsLog, recvBufferSize: 1024 * 1024, sendBufferSize: 64 * 1024 }));
+  const statsReader = new IpvsStatsReader({
+    kernel: statsKernel,
+    clock,
+    logger: ipvsLog,
+    intervalMs: config.global.ipvsStatsIntervalMs,
+    targets: () =>
+      config.services.map((s) => ({ name: s.name, key: serviceKeyFromConfig(s), scheduler: s.scheduler, persistent: s.persistenceTimeoutSec > 0 })),
+    waitIdle: () => ipvs.idle(),
+  });
 
   // Monitors share one command limiter and one batch pinger.
   const metrics = new PybalMetrics();
@@ -442,7 +457,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     version: readVersion(),
     startedAtWallMs,
     dryRun,
-    services: daemon.snapshots(scope),
+    services: statsReader.enabled ? withTraffic(daemon.snapshots(scope), statsReader) : daemon.snapshots(scope),
     bgp: { ...bgp.status(daemon.globalConfig), ...daemon.drainState(), announced: daemon.routes().map((r) => formatPrefix(r.prefix)) },
     ipvs: ipvs.stats(),
     ipvsSysctls: sloppy.status(),
@@ -474,6 +489,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     ipvsWatch = clock.setTimeout(watchIpvs, IPVS_EVENTS_POLL_MS);
   };
   let ipvsWatch = clock.setTimeout(watchIpvs, IPVS_EVENTS_POLL_MS);
+  statsReader.start();
   void syncDaemons.set(config.global.ipvsSync);
   await sloppy.check(config.global, config.services, 'start');
   daemon.start();
@@ -528,6 +544,10 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     if (plan.eventHistorySize !== undefined) {
       events.resize(plan.eventHistorySize);
       configLog.info(`The event history now keeps the last ${plan.eventHistorySize} events`);
+    }
+    if (plan.ipvsStatsIntervalMs !== undefined) {
+      statsReader.setInterval(plan.ipvsStatsIntervalMs);
+      configLog.info(plan.ipvsStatsIntervalMs === 0 ? 'IPVS counters are no longer read' : `IPVS counters are now read every ${plan.ipvsStatsIntervalMs / 1000} s`);
     }
     if (plan.ipvsSync) {
       if (config.global.ipvsSync === undefined) configLog.info('ipvs-sync-daemon is no longer set: the sync daemons are left as they run');
@@ -601,10 +621,12 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   await bgp.shutdown('pybal is shutting down', keepRoutes);
   await daemon.stop();
   ipvsWatch.cancel();
+  await statsReader.stop();
   await ipvs.stop();
   await syncDaemons.stop();
   stallWatch.stop();
   kernel.close();
+  statsKernel.close();
   await pinger.stop();
   await api.close();
   log.info('Stopped');

@@ -32,6 +32,7 @@
  *   drain asked at run time stays through reloads that leave the key alone);
  * - instrumentation keys: the HTTP API listens again;
  * - ipvs-resync-interval: the manager's period changes;
+ * - ipvs-stats-interval: the counters reader's period changes (0 stops it);
  * - ipvs-sync-*: the kernel's sync daemons are set as the new keys say (left
  *   alone when ipvs-sync-daemon is gone from the file);
  * - runcommand-max-concurrent: the shared command limiter takes the new cap;
@@ -149,6 +150,8 @@ export interface ReloadPlan {
   readonly api: boolean;
   /** The new resync period, when it changed. */
   readonly ipvsResyncIntervalMs: number | undefined;
+  /** The new period of the IPVS counters reader, when it changed (0: off). */
+  readonly ipvsStatsIntervalMs: number | undefined;
   /** An ipvs-sync-* key changed: the sync daemons are set again. */
   readonly ipvsSync: boolean;
   /** The new cap on concurrent RunCommand checks, when it changed. */
@@ -234,6 +237,7 @@ export function planReload(running: Config, next: Config): ReloadPlan {
     ...planBgp(running, next, globalKeys, services),
     api: globalKeys.some((k) => API_KEYS.has(k)),
     ipvsResyncIntervalMs: globalKeys.includes('ipvs-resync-interval') ? next.global.ipvsResyncIntervalMs : undefined,
+    ipvsStatsIntervalMs: globalKeys.includes('ipvs-stats-interval') ? next.global.ipvsStatsIntervalMs : undefined,
     ipvsSync: globalKeys.some((k) => k.startsWith('ipvs-sync-')),
     runcommandMaxConcurrent: globalKeys.includes('runcommand-max-concurrent') ? next.global.runcommandMaxConcurrent : undefined,
     eventHistorySize: globalKeys.includes('event-history-size') ? next.global.eventHistorySize : undefined,

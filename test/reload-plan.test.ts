@@ -27,6 +27,7 @@ function summary(plan: ReloadPlan): Record<string, unknown> {
     bgp: plan.bgp,
     api: plan.api,
     resync: plan.ipvsResyncIntervalMs,
+    stats: plan.ipvsStatsIntervalMs,
     runcommand: plan.runcommandMaxConcurrent,
     history: plan.eventHistorySize,
     sync: plan.ipvsSync,
@@ -37,7 +38,7 @@ function summary(plan: ReloadPlan): Record<string, unknown> {
 }
 
 describe('planReload', () => {
-  const keep = { bgp: 'keep', api: false, resync: undefined, runcommand: undefined, history: undefined, sync: false, deferred: [], atRestart: [], drain: undefined };
+  const keep = { bgp: 'keep', api: false, resync: undefined, stats: undefined, runcommand: undefined, history: undefined, sync: false, deferred: [], atRestart: [], drain: undefined };
   const cases: [string, Config, Record<string, unknown>][] = [
     ['nothing changed', base, { services: ['web keep'], ...keep }],
     ['the section moved in the file', withService({ source: { file: 'pybal.conf', line: 99 } }), { services: ['web keep'], ...keep }],
@@ -69,6 +70,8 @@ describe('planReload', () => {
     ],
     ['the sync daemons appear', withGlobal({ ipvsSync: SYNC }), { services: ['web keep'], ...keep, sync: true }],
     ['ipvs-resync-interval alone', withGlobal({ ipvsResyncIntervalMs: 5000 }), { services: ['web keep'], ...keep, resync: 5000 }],
+    ['ipvs-stats-interval alone', withGlobal({ ipvsStatsIntervalMs: 2500 }), { services: ['web keep'], ...keep, stats: 2500 }],
+    ['ipvs-stats-interval off', withGlobal({ ipvsStatsIntervalMs: 0 }), { services: ['web keep'], ...keep, stats: 0 }],
     ['the global MED', withGlobal({ bgpMed: 100 }), { services: ['web keep'], ...keep, bgp: 'announce' }],
     ['communities, AS path, next hop', withGlobal({ bgpCommunities: [{ asn: 64600, value: 1 }], bgpAsPath: [64600, 64601], bgpNexthopIpv4: '192.0.2.99' }), { services: ['web keep'], ...keep, bgp: 'announce' }],
     ['bgp-drain on (drain: UPDATEs, no session reset)', withGlobal({ bgpDrain: true }), { services: ['web keep'], ...keep, bgp: 'announce', drain: true }],

@@ -4,6 +4,11 @@
  * New: a warning too while a service's pool source is in error (unreadable,
  * refused as empty, or with skipped lines), since its last good pool is then
  * in force instead of what the source says.
+ * New: quiet servers (ipvs/quiet-servers.ts), pooled and up while the
+ * kernel's counters say they take no part in the traffic their siblings
+ * serve: critical when they get connections and do not answer them (clients
+ * fail: no replies through a NAT director, none established behind a DR
+ * one), a warning when they get no connections at all (the others serve).
  */
 import type { ServiceSnapshot } from '../coordinator/types.js';
 import { negotiated, type ApiResponse } from './response.js';
@@ -31,6 +36,10 @@ export function computeAlerts(services: readonly ServiceSnapshot[]): AlertsValue
     } else if (tooSmallToDepool(service)) {
       warning.push(`Pool ${service.name} is too small to allow depooling. `);
     }
+    const unanswered = service.servers.filter((s) => s.quiet !== undefined && s.quiet.reason !== 'no-connections').map((s) => s.host);
+    if (unanswered.length > 0) critical.push(`${service.name}: Servers ${unanswered.join(', ')} are pooled but do not answer their connections`);
+    const idle = service.servers.filter((s) => s.quiet?.reason === 'no-connections').map((s) => s.host);
+    if (idle.length > 0) warning.push(`Pool ${service.name} has servers that get no connections while their siblings do: ${idle.join(', ')}. `);
     if (service.poolError !== undefined) {
       warning.push(`Pool ${service.name} keeps its last good pool: ${service.poolError}. `);
     }

@@ -9,6 +9,17 @@ import type { CheckResult, MonitorReport } from '../monitors/types.js';
 import { finish, sliced, turn, type SliceOptions } from '../runtime/sliced.js';
 import { renderRegistry, renderRegistryChunks } from './exposition.js';
 import { counterOf, extraOf, MonitorSeries, MonitorSeriesMetric } from './server-series.js';
+import {
+  pickActive,
+  pickBytes,
+  pickConnections,
+  pickInactive,
+  pickPackets,
+  pickQuiet,
+  RowsMetric,
+  TrafficLabels,
+  type TrafficRow,
+} from './traffic-series.js';
 import type { DaemonSnapshot } from './types.js';
 import { readVersion } from '../runtime/version.js';
 
@@ -103,6 +114,24 @@ export class PybalMetrics {
 
   private readonly loopStalls = this.counter('pybal_event_loop_stalls_total', 'Times the event loop was held over 100 ms (checks, BGP and the API waited)', [], false);
   private readonly loopLongest = this.gauge('pybal_event_loop_longest_stall_seconds', 'The longest the event loop was held since start', [], false);
+
+  // New: the kernel's IPVS counters (ipvs-stats-interval), per service and per server, from the
+  // snapshot at scrape time; registered only while some were read (see traffic-series.ts for the names).
+  private serviceTraffic: readonly TrafficRow[] = [];
+  private serverTraffic: readonly TrafficRow[] = [];
+  private readonly serviceTrafficLabels = new TrafficLabels();
+  private readonly serverTrafficLabels = new TrafficLabels();
+  private readonly trafficMetrics = [
+    this.rowsMetric('pybal_ipvs_service_connections_total', 'Connections IPVS scheduled for the service (kernel counter)', 'counter', false, pickConnections),
+    this.rowsMetric('pybal_ipvs_service_packets_total', 'Packets IPVS forwarded for the service, by direction (kernel counter)', 'counter', false, pickPackets),
+    this.rowsMetric('pybal_ipvs_service_bytes_total', 'Bytes IPVS forwarded for the service, by direction (kernel counter)', 'counter', false, pickBytes),
+    this.rowsMetric('pybal_ipvs_server_connections_total', 'Connections IPVS scheduled to the real server (kernel counter)', 'counter', true, pickConnections),
+    this.rowsMetric('pybal_ipvs_server_packets_total', 'Packets IPVS forwarded for the real server, by direction (kernel counter)', 'counter', true, pickPackets),
+    this.rowsMetric('pybal_ipvs_server_bytes_total', 'Bytes IPVS forwarded for the real server, by direction (kernel counter)', 'counter', true, pickBytes),
+    this.rowsMetric('pybal_ipvs_server_active_connections', "The real server's connections in ESTABLISHED state (IPVS ActiveConn)", 'gauge', true, pickActive),
+    this.rowsMetric('pybal_ipvs_server_inactive_connections', "The real server's connections in any other state (IPVS InActConn)", 'gauge', true, pickInactive),
+    this.rowsMetric('pybal_ipvs_server_quiet', 'Pooled and up, yet no traffic while its siblings get some (1), else 0', 'gauge', true, pickQuiet),
+  ];
 
   /** Series fed per server, by service then host, so forgetServer can drop them. */
   private readonly servers = new Map<string, Map<string, ServerRecord>>();
@@ -239,8 +268,13 @@ export class PybalMetrics {
 
   private *updateServers(snapshot: DaemonSnapshot, generation: number): Generator<unknown, void, undefined> {
     const perService: { readonly labels: Labels; readonly values: readonly number[]; readonly couldNotDepool: number }[] = [];
+    const serviceTraffic: TrafficRow[] = [];
+    const serverTraffic: TrafficRow[] = [];
     let n = 0;
     for (const service of snapshot.services) {
+      if (service.traffic !== undefined) {
+        serviceTraffic.push({ ...this.serviceTrafficLabels.of(service.name, () => ({ service: service.name })), traffic: service.traffic });
+      }
       let enabled = 0;
       let up = 0;
       let pooled = 0;
@@ -250,6 +284,10 @@ export class PybalMetrics {
         if (server.up) up++;
         if (server.pooled) pooled++;
         if (server.pooledDown) pooledDown++;
+        if (server.traffic !== undefined) {
+          const labels = this.serverTrafficLabels.of(serverKey(service.name, server.host), () => ({ service: service.name, host: server.host }));
+          serverTraffic.push({ ...labels, traffic: server.traffic, quiet: server.quiet });
+        }
         const record = this.servers.get(service.name)?.get(server.host);
         if (record && record.seen < generation) record.seen = generation;
         if (this.forgottenDuringJob.size === 0 || !this.forgottenDuringJob.has(serverKey(service.name, server.host))) {
@@ -276,6 +314,7 @@ export class PybalMetrics {
       }
     }
     for (const [service, host] of stale) this.forgetServer(service, host);
+    this.setTraffic(serviceTraffic, serverTraffic);
 
     const gauges = [
       this.serviceServers,
@@ -291,6 +330,20 @@ export class PybalMetrics {
     for (const { labels, values, couldNotDepool } of perService) {
       for (const [i, gauge] of gauges.entries()) gauge.set(labels, values[i] ?? 0);
       this.couldNotDepool.inc(labels, couldNotDepool);
+    }
+  }
+
+  /** The counters' rows of this update; their metrics are registered while there are any. */
+  private setTraffic(services: readonly TrafficRow[], servers: readonly TrafficRow[]): void {
+    this.serviceTraffic = services;
+    this.serverTraffic = servers;
+    this.serviceTrafficLabels.settle();
+    this.serverTrafficLabels.settle();
+    const wanted = services.length > 0 || servers.length > 0;
+    for (const metric of this.trafficMetrics) {
+      const registered = this.registry.getSingleMetric(metric.name) !== undefined;
+      if (wanted && !registered) this.registry.registerMetric(metric as unknown as Metric);
+      else if (!wanted && registered) this.registry.removeSingleMetric(metric.name);
     }
   }
 
@@ -416,6 +469,10 @@ export class PybalMetrics {
     const metric = new MonitorSeriesMetric(name, help, type, () => this.allMonitors(), pick);
     this.registry.registerMetric(metric as unknown as Metric);
     return metric;
+  }
+
+  private rowsMetric(name: string, help: string, type: 'counter' | 'gauge', perServer: boolean, pick: ConstructorParameters<typeof RowsMetric>[4]): RowsMetric {
+    return new RowsMetric(name, help, type, () => (perServer ? this.serverTraffic : this.serviceTraffic), pick);
   }
 
   private gauge<L extends string>(name: string, help: string, labelNames: readonly L[], register = true): Gauge<L> {

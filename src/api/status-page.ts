@@ -20,8 +20,9 @@
  *   `"up"`, `"alerts"`; `id="servers-<S>"` on the section of its servers.
  * - `id="server-<S>-<H>"` on each server row, with `data-service`, `data-host`,
  *   `data-state="up|down"`, `data-pooled="yes|no"`, `data-enabled="yes|no"`,
- *   and cells `data-field="up"`, `"pooled"`, `"check"`, `"latency"`
- *   (`"traffic"` when the snapshot has rates).
+ *   `data-quiet="<reason>"` when the quiet-server rule flags it
+ *   (ipvs/quiet-servers.ts), and cells `data-field="up"`, `"pooled"`,
+ *   `"check"`, `"latency"` (`"traffic"` when counters are read).
  * - `id="peer-<P>"` on each BGP peer row (`data-state` = the FSM state).
  * - `id="events"`: the event list, latest first; each `<li data-seq="N"
  *   data-kind="...">`.
@@ -36,6 +37,7 @@ import type { ServerSnapshot, ServiceSnapshot } from '../coordinator/types.js';
 import type { DaemonEvent } from '../events/history.js';
 import { formatHostPort } from '../runtime/ip.js';
 import { computeAlerts } from './alerts.js';
+import type { TrafficValue } from '../ipvs/types.js';
 import type { BgpPeerValue, DaemonSnapshot } from './types.js';
 
 export const HTML_TYPE = 'text/html; charset=utf-8';
@@ -66,40 +68,28 @@ export function escapeHtml(text: string): string {
   return /[&<>"']/.test(text) ? text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] as string) : text;
 }
 
-/** Traffic rates of a service or server, per second, when the snapshot carries them (IPVS counters). */
+/** Traffic rates of a service or server, per second (the kernel's estimates, as `ipvsadm -Ln --rate`). */
 export interface TrafficRates {
-  readonly cps?: number;
-  readonly inpps?: number;
-  readonly outpps?: number;
+  readonly cps: number;
+  readonly inpps: number;
+  readonly outpps: number;
   /** Bytes per second. */
-  readonly inbps?: number;
-  readonly outbps?: number;
+  readonly inbps: number;
+  readonly outbps: number;
 }
-
-const TRAFFIC_FIELDS = ['cps', 'inpps', 'outpps', 'inbps', 'outbps'] as const;
 
 /**
- * The `traffic` rates of a snapshot object, read defensively: a snapshot
- * without them (or from an older pybal) has none, and the page shows no
- * traffic column.
+ * The rates of a service's or server's `traffic` (ipvs-stats-interval):
+ * undefined when counters are not read (0, or not yet), and the page then
+ * has no traffic column.
  */
-export function readTraffic(holder: object): TrafficRates | undefined {
-  const traffic: unknown = (holder as { readonly traffic?: unknown }).traffic;
-  if (typeof traffic !== 'object' || traffic === null) return undefined;
-  const rates: Record<string, number> = {};
-  let any = false;
-  for (const field of TRAFFIC_FIELDS) {
-    const value: unknown = (traffic as Record<string, unknown>)[field];
-    if (typeof value === 'number' && Number.isFinite(value) && value >= 0) {
-      rates[field] = value;
-      any = true;
-    }
-  }
-  return any ? rates : undefined;
+export function readTraffic(holder: { readonly traffic?: TrafficValue | undefined }): TrafficRates | undefined {
+  const t = holder.traffic;
+  if (t === undefined) return undefined;
+  return { cps: t.connectionsPerSec, inpps: t.inPacketsPerSec, outpps: t.outPacketsPerSec, inbps: t.inBytesPerSec, outbps: t.outBytesPerSec };
 }
 
-function formatRate(value: number | undefined, unit: string): string {
-  if (value === undefined) return '–';
+function formatRate(value: number, unit: string): string {
   const [scaled, prefix] = value >= 1e9 ? [value / 1e9, 'G'] : value >= 1e6 ? [value / 1e6, 'M'] : value >= 1e3 ? [value / 1e3, 'k'] : [value, ''];
   return `${scaled >= 10 || prefix === '' ? Math.round(scaled) : scaled.toFixed(1)} ${prefix}${unit}`;
 }
@@ -131,8 +121,11 @@ function stateCell(field: string, text: string, good: boolean | undefined): stri
   return `<td data-field="${field}" class="${cls}">${escapeHtml(text)}</td>`;
 }
 
-function pooledText(s: Pick<ServerSnapshot, 'pooled' | 'up'>): string {
-  return s.pooled ? (s.up ? 'yes' : 'yes (DOWN: kept by the depool threshold)') : 'no';
+function pooledText(s: Pick<ServerSnapshot, 'pooled' | 'up' | 'quiet'>): string {
+  if (!s.pooled) return 'no';
+  if (!s.up) return 'yes (DOWN: kept by the depool threshold)';
+  // Pooled and up, but its traffic says clients are not served (ipvs/quiet-servers.ts).
+  return s.quiet === undefined ? 'yes' : `yes (QUIET: ${s.quiet.detail})`;
 }
 
 /**
@@ -226,13 +219,14 @@ function serverRow(service: ServiceSnapshot, s: ServerSnapshot, withTraffic: boo
   const id = `server-${domIdPart(service.name)}-${domIdPart(s.host)}`;
   return (
     `<tr id="${id}" data-service="${escapeHtml(service.name)}" data-host="${escapeHtml(s.host)}" ` +
-    `data-state="${s.up ? 'up' : 'down'}" data-pooled="${s.pooled ? 'yes' : 'no'}" data-enabled="${s.enabled ? 'yes' : 'no'}">` +
+    `data-state="${s.up ? 'up' : 'down'}" data-pooled="${s.pooled ? 'yes' : 'no'}" data-enabled="${s.enabled ? 'yes' : 'no'}"` +
+    `${s.quiet === undefined ? '' : ` data-quiet="${s.quiet.reason}"`}>` +
     `<th scope="row">${escapeHtml(s.host)}</th>` +
     `<td>${escapeHtml(s.address ?? '–')}</td>` +
     `<td class="num">${s.weight}</td>` +
     stateCell('enabled', s.enabled ? 'yes' : 'no', s.enabled ? true : undefined) +
     stateCell('up', s.up ? 'up' : 'down', s.up) +
-    stateCell('pooled', pooledText(s), s.pooled ? s.up : undefined) +
+    stateCell('pooled', pooledText(s), s.pooled ? s.up && s.quiet === undefined : undefined) +
     stateCell('check', check.text, check.ok) +
     `<td data-field="latency" class="num">${escapeHtml(check.latency)}</td>` +
     (withTraffic ? `<td data-field="traffic">${escapeHtml(traffic === undefined ? '–' : formatTraffic(traffic))}</td>` : '') +

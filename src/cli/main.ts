@@ -183,10 +183,18 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command(
       'ipvs',
       "print the kernel's IPVS table as pybal reads it (over netlink), laid out like ipvsadm -Ln",
-      (y) => y,
-      async () => {
+      (y) =>
+        y
+          .option('stats', { type: 'boolean', describe: 'the counters, as ipvsadm -Ln --stats' })
+          .option('rate', { type: 'boolean', describe: "the kernel's rate estimates, as ipvsadm -Ln --rate" })
+          .option('exact', { type: 'boolean', default: false, describe: 'numbers in full (no K, M, G), as ipvsadm --exact' })
+          .conflicts('stats', 'rate'),
+      async (args) => {
         const { runIpvsCommand } = await import('./ipvs.js');
-        status = await runIpvsCommand({ stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) });
+        status = await runIpvsCommand(
+          { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) },
+          { view: args.stats === true ? 'stats' : args.rate === true ? 'rate' : 'table', exact: args.exact },
+        );
       },
     )
     .strict()

@@ -7,6 +7,7 @@
 import type { ServerSnapshot, ServiceSnapshot } from '../coordinator/types.js';
 import type { BgpStatusValue, DaemonSnapshot, IpvsStatsValue } from '../api/types.js';
 import type { SloppyStatus } from '../ipvs/sloppy.js';
+import type { TrafficValue } from '../ipvs/types.js';
 import { formatHostPort } from '../runtime/ip.js';
 import { describeTarget, getStatusAndAlerts } from './control-client.js';
 import { assessHealth, type Health } from './health.js';
@@ -107,6 +108,31 @@ function lastReason(server: ServerSnapshot): string {
   return server.monitors.length === 0 ? 'no monitors' : 'no result yet';
 }
 
+/** A count for people: as it is below 10,000, else 12.3k, 4.5M, 6.7G, 8.9T. */
+export function formatCount(n: number): string {
+  if (n < 10_000) return String(Math.round(n));
+  for (const [limit, unit] of [
+    [1e6, 'k'],
+    [1e9, 'M'],
+    [1e12, 'G'],
+  ] as const) {
+    if (n < limit) return `${(n / (limit / 1000)).toFixed(1)}${unit}`;
+  }
+  return `${(n / 1e12).toFixed(1)}T`;
+}
+
+/** `traffic: 120 conns (3/s), in 1.2k pkts 96.0k bytes (10 pkt/s), out ...`: a service's counters in one line. */
+export function formatTraffic(t: TrafficValue): string {
+  const side = (pkts: number, bytes: number, pps: number, bps: number): string =>
+    `${formatCount(pkts)} pkts ${formatCount(bytes)} bytes (${formatCount(pps)} pkt/s, ${formatCount(bps)} B/s)`;
+  return (
+    `traffic: ${formatCount(t.connections)} conns (${formatCount(t.connectionsPerSec)}/s), ` +
+    `in ${side(t.inPackets, t.inBytes, t.inPacketsPerSec, t.inBytesPerSec)}, ` +
+    `out ${side(t.outPackets, t.outBytes, t.outPacketsPerSec, t.outBytesPerSec)}, ` +
+    `read ${new Date(t.readAtWallMs).toISOString()}`
+  );
+}
+
 function formatService(service: ServiceSnapshot, color: boolean): string {
   const pooled = service.servers.filter((s) => s.pooled).length;
   // The kernel service first when it is a firewall mark; the forwarding when it is not PyBal's direct routing.
@@ -117,19 +143,38 @@ function formatService(service: ServiceSnapshot, color: boolean): string {
     `  pooled ${pooled}/${service.servers.length}, depool threshold ${service.depoolThreshold}, ` +
     `can depool: ${yesNo(service.canDepool)}, could not depool: ${service.couldNotDepoolTotal} time(s)\n`;
   let text = (color ? `${BOLD}${title}${RESET}` : title) + '\n' + summary;
+  if (service.traffic !== undefined) text += `  ${formatTraffic(service.traffic)}\n`;
   if (service.awaitingPool) text += '  waiting for the first pool\n';
   if (service.poolError !== undefined) text += `  pool source error (last good pool in force): ${service.poolError}\n`;
   if (service.servers.length === 0) return `${text}  no servers\n`;
+  // The kernel's counters, when read: connections in all, per second now, established and other now.
+  const traffic = service.traffic !== undefined;
+  const counters = (s: ServerSnapshot): Cell[] =>
+    traffic
+      ? [
+          { text: s.traffic === undefined ? '-' : formatCount(s.traffic.connections) },
+          { text: s.traffic === undefined ? '-' : formatCount(s.traffic.connectionsPerSec) },
+          { text: s.traffic === undefined ? '-' : `${s.traffic.activeConnections ?? 0}/${s.traffic.inactiveConnections ?? 0}`, alert: s.quiet !== undefined },
+        ]
+      : [];
   const rows = service.servers.map((s): Cell[] => [
     { text: s.host },
     { text: s.address ?? '-', alert: s.address === undefined },
     { text: String(s.weight) },
     { text: yesNo(s.enabled) },
     { text: yesNo(s.up), alert: !s.up && s.enabled },
-    { text: s.pooledDown ? 'yes (DOWN)' : yesNo(s.pooled), alert: s.pooledDown },
+    { text: s.pooledDown ? 'yes (DOWN)' : s.quiet !== undefined ? 'yes (QUIET)' : yesNo(s.pooled), alert: s.pooledDown || s.quiet !== undefined },
+    ...counters(s),
     { text: lastReason(s) },
   ]);
-  return text + formatTable(['HOST', 'ADDRESS', 'WEIGHT', 'ENABLED', 'UP', 'POOLED', 'LAST MONITOR REASON'], rows, '  ', color);
+  const header = ['HOST', 'ADDRESS', 'WEIGHT', 'ENABLED', 'UP', 'POOLED', ...(traffic ? ['CONNS', 'CONN/S', 'ACT/INACT'] : []), 'LAST MONITOR REASON'];
+  text += formatTable(header, rows, '  ', color);
+  for (const s of service.servers) {
+    if (s.quiet === undefined) continue;
+    const line = `  ${s.host} gets no traffic while its siblings do (${s.quiet.reason}, since ${new Date(s.quiet.sinceWallMs).toISOString()}): ${s.quiet.detail}`;
+    text += (color ? `${RED}${line}${RESET}` : line) + '\n';
+  }
+  return text;
 }
 
 /** `drained: no`, or `drained: yes, since ...` with what the routes carry. */

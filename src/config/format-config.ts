@@ -59,6 +59,7 @@ export function formatGlobal(g: GlobalConfig): Values {
     'runcommand-max-concurrent': String(g.runcommandMaxConcurrent),
     'ipvs-resync-interval': seconds(g.ipvsResyncIntervalMs),
     'event-history-size': String(g.eventHistorySize),
+    'ipvs-stats-interval': seconds(g.ipvsStatsIntervalMs),
     'dry-run': yesNo(g.dryRun),
     advertised_instrumentation_ips: pyList(g.advertisedInstrumentationIps),
     'ipvs-sync-daemon': g.ipvsSync?.mode,

@@ -32,6 +32,7 @@ export const GLOBAL_KEYS = [
   'runcommand-max-concurrent',
   'ipvs-resync-interval',
   'event-history-size',
+  'ipvs-stats-interval',
   'dry-run',
   'advertised_instrumentation_ips',
   'ipvs-sync-daemon',

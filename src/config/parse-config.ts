@@ -245,12 +245,23 @@ function parseGlobal(c: Collector, section: IniSection, present: boolean): Globa
     runcommandMaxConcurrent: r.int('runcommand-max-concurrent', 32, { min: 1, max: 10000 }),
     ipvsResyncIntervalMs: r.seconds('ipvs-resync-interval', 60, { minSec: 1 }),
     eventHistorySize: r.int('event-history-size', 1000, { min: 10, max: 1_000_000 }),
+    ipvsStatsIntervalMs: parseStatsInterval(r),
     dryRun: r.bool('dry-run', false),
     advertisedInstrumentationIps: r.ipList('advertised_instrumentation_ips', [], false),
     ipvsSync: parseIpvsSync(r),
     ipvsSloppyTcp: r.has('ipvs-sloppy-tcp') ? r.bool('ipvs-sloppy-tcp', false) : undefined,
     ipvsSloppySctp: r.has('ipvs-sloppy-sctp') ? r.bool('ipvs-sloppy-sctp', false) : undefined,
   };
+}
+
+/** `ipvs-stats-interval`: 0 (off), or at least 1 s (a reading dumps every destination of pybal's services). */
+function parseStatsInterval(r: FieldReader): number {
+  const ms = r.seconds('ipvs-stats-interval', 10, { allowZero: true });
+  if (ms !== 0 && ms < 1000) {
+    r.error('ipvs-stats-interval', `must be 0 (off) or at least 1 seconds, got ${ms / 1000}`);
+    return 10_000;
+  }
+  return ms;
 }
 
 /** `bgp-bfd` and its timers ([global]). */

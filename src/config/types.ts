@@ -96,6 +96,12 @@ export interface GlobalConfig {
    */
   readonly eventHistorySize: number;
   /**
+   * New: `ipvs-stats-interval` in seconds, how often the kernel's IPVS
+   * counters of the configured services are read, for /metrics, /status and
+   * the quiet-server alert (default 10; 0 turns reading off). A SIGHUP applies a change.
+   */
+  readonly ipvsStatsIntervalMs: number;
+  /**
    * `dry-run` (as Wikimedia's templates render it; default no): read the
    * kernel and say what would change, write nothing and announce nothing,
    * as `pybal -n`. Read at start; a reload that changes it is told to restart.

@@ -5,6 +5,7 @@
  */
 import type { AddressFamily, ForwardMethod, MonitorConfig, MonitorKind, Protocol, Scheduler, ServiceConfig } from '../config/types.js';
 import type { EventSink } from '../events/history.js';
+import type { QuietServerValue, TrafficValue } from '../ipvs/types.js';
 import type { PoolEvent } from '../pool/types.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -54,6 +55,10 @@ export interface ServerSnapshot {
   readonly monitors: readonly MonitorSnapshot[];
   /** The last resolution error, while the name does not resolve. */
   readonly resolveError: string | undefined;
+  /** Its IPVS counters at the last reading (ipvs-stats-interval); absent when off, not read yet, or not in the kernel. */
+  readonly traffic?: TrafficValue;
+  /** Pooled and up, yet it gets no traffic while its siblings do (the quiet-server rule, ipvs/quiet-servers.ts). */
+  readonly quiet?: QuietServerValue;
 }
 
 export interface ServiceSnapshot {
@@ -82,6 +87,8 @@ export interface ServiceSnapshot {
    * (what a startup adopting the kernel's state should wait for).
    */
   readonly initializing: boolean;
+  /** The kernel service's IPVS counters at the last reading; absent when off, not read yet, or not in the kernel. */
+  readonly traffic?: TrafficValue;
 }
 
 /** Resolves a server name to its addresses in one family; rejects on failure. */

@@ -115,3 +115,39 @@ export interface SyncDaemon {
   /** Multicast TTL (0 = default 1). */
   readonly mcastTtl: number;
 }
+
+/**
+ * The kernel's counters of a service or destination as the API shows them:
+ * plain numbers (a double holds any count a director reaches: 2^53 bytes is
+ * 9 PB), the totals since the service or destination was created (or
+ * zeroed), and the kernel's rate estimates (an average over the last few
+ * seconds, updated every 2 s).
+ */
+export interface TrafficValue {
+  readonly connections: number;
+  readonly inPackets: number;
+  readonly outPackets: number;
+  readonly inBytes: number;
+  readonly outBytes: number;
+  readonly connectionsPerSec: number;
+  readonly inPacketsPerSec: number;
+  readonly outPacketsPerSec: number;
+  readonly inBytesPerSec: number;
+  readonly outBytesPerSec: number;
+  /** Destinations only: connections in ESTABLISHED state now, and in any other state. */
+  readonly activeConnections?: number;
+  readonly inactiveConnections?: number;
+  /** When pybal read these from the kernel (wall clock, ms). */
+  readonly readAtWallMs: number;
+}
+
+/** Why a pooled server is flagged as getting no traffic while its siblings do (see quiet-servers.ts). */
+export type QuietReason = 'no-connections' | 'no-replies' | 'not-established';
+
+export interface QuietServerValue {
+  readonly reason: QuietReason;
+  /** One line for people: what was seen over the window. */
+  readonly detail: string;
+  /** Since when the rule holds (wall clock, ms). */
+  readonly sinceWallMs: number;
+}

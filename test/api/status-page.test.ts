@@ -2,6 +2,7 @@
  * The status page as HTML: it shows the state of the snapshot it is given,
  * escapes every string, and carries the hooks the lab's browser uses.
  */
+import type { TrafficValue } from '../../src/ipvs/types.js';
 import { describe, expect, it } from 'vitest';
 import { PybalMetrics } from '../../src/api/metrics.js';
 import { handleRequest } from '../../src/api/server.js';
@@ -175,14 +176,36 @@ describe('the status page', () => {
 
   it('shows a traffic column only when the snapshot carries rates, read defensively', () => {
     expect(render(snapshot)).not.toContain('>Traffic</th>');
-    const withRates = { ...server('mw1'), traffic: { cps: 12, inpps: 3400, outpps: 3000, inbps: 1_200_000, outbps: 15_000_000 } };
+    const traffic: TrafficValue = {
+      connections: 5000,
+      inPackets: 70_000,
+      outPackets: 60_000,
+      inBytes: 9_000_000,
+      outBytes: 90_000_000,
+      connectionsPerSec: 12,
+      inPacketsPerSec: 3400,
+      outPacketsPerSec: 3000,
+      inBytesPerSec: 1_200_000,
+      outBytesPerSec: 15_000_000,
+      activeConnections: 7,
+      inactiveConnections: 30,
+      readAtWallMs: 1_700_000_000_000,
+    };
+    const withRates = { ...server('mw1'), traffic };
     const html = render(daemon([service('web', [withRates, server('mw2')])]));
     expect(html).toContain('<th scope="col">Traffic</th>');
     expect(rowWithId(html, 'server-web-mw1')).toContain('<td data-field="traffic">12 conn/s; in 3.4 kpkt/s, 1.2 MB/s; out 3.0 kpkt/s, 15 MB/s</td>');
     expect(rowWithId(html, 'server-web-mw2')).toContain('<td data-field="traffic">–</td>');
-    expect(readTraffic({ traffic: { cps: 'lots', inpps: Number.NaN } })).toBeUndefined();
-    expect(readTraffic({ traffic: null })).toBeUndefined();
-    expect(readTraffic({ traffic: { cps: 1 } })).toEqual({ cps: 1 });
+    expect(readTraffic({})).toBeUndefined();
+    expect(readTraffic({ traffic })).toEqual({ cps: 12, inpps: 3400, outpps: 3000, inbps: 1_200_000, outbps: 15_000_000 });
+  });
+
+  it('marks a pooled server the quiet-server rule flags, in words and as data-quiet', () => {
+    const quiet = { ...server('mw1'), quiet: { reason: 'not-established' as const, detail: '24 new connections, none established', sinceWallMs: 1_700_000_000_000 } };
+    const row = rowWithId(render(daemon([service('web', [quiet, server('mw2')])])), 'server-web-mw1');
+    expect(row).toContain('data-quiet="not-established"');
+    expect(row).toContain('<td data-field="pooled" class="bad">yes (QUIET: 24 new connections, none established)</td>');
+    expect(rowWithId(render(daemon([service('web', [quiet, server('mw2')])])), 'server-web-mw2')).not.toContain('data-quiet');
   });
 
   it('has a small summary for the stream: counts per service and peer states', () => {

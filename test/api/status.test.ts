@@ -163,6 +163,43 @@ describe('pybal status', () => {
     expect(formatStatus({ ...fixed, bgp: older as typeof fixed.bgp })).toContain('BGP: enabled, local AS 64600\n');
   });
 
+  it("shows each service's traffic and each server's connections, and names a quiet server", () => {
+    const t = (connections: number, active: number, inactive: number) => ({
+      connections,
+      inPackets: connections * 6,
+      outPackets: connections * 4,
+      inBytes: connections * 400,
+      outBytes: connections * 52_000,
+      connectionsPerSec: 2,
+      inPacketsPerSec: 12,
+      outPacketsPerSec: 8,
+      inBytesPerSec: 800,
+      outBytesPerSec: 104_000,
+      activeConnections: active,
+      inactiveConnections: inactive,
+      readAtWallMs: Date.UTC(2026, 0, 1),
+    });
+    const web = service('web', [
+      server('rs1', { address: '192.0.2.11', traffic: t(1500, 3, 40) }),
+      server('rs2', { address: '192.0.2.12', traffic: t(12_345, 0, 61), quiet: { reason: 'no-replies', detail: '40 new connections and not one packet back', sinceWallMs: Date.UTC(2026, 0, 1) } }),
+      server('rs3', { address: '192.0.2.13', pooled: false }),
+    ], { forwardMethod: 'nat', traffic: t(13_845, 3, 101) });
+    const text = formatStatus(daemon([web]));
+    expect(text).toContain(
+      [
+        'web  192.0.2.1:80/tcp  scheduler wrr  nat',
+        '  pooled 2/3, depool threshold 0.5, can depool: yes, could not depool: 0 time(s)',
+        '  traffic: 13.8k conns (2/s), in 83.1k pkts 5.5M bytes (12 pkt/s, 800 B/s), out 55.4k pkts 719.9M bytes (8 pkt/s, 104.0k B/s), read 2026-01-01T00:00:00.000Z',
+        '  HOST  ADDRESS     WEIGHT  ENABLED  UP   POOLED       CONNS  CONN/S  ACT/INACT  LAST MONITOR REASON',
+        '  rs1   192.0.2.11  10      yes      yes  yes          1500   2       3/40       ProxyFetch: Fetch successful',
+        '  rs2   192.0.2.12  10      yes      yes  yes (QUIET)  12.3k  2       0/61       ProxyFetch: Fetch successful',
+        '  rs3   192.0.2.13  10      yes      yes  no           -      -       -          ProxyFetch: Fetch successful',
+        '  rs2 gets no traffic while its siblings do (no-replies, since 2026-01-01T00:00:00.000Z): 40 new connections and not one packet back',
+        '',
+      ].join('\n'),
+    );
+  });
+
   it('says so and exits 2 when the daemon is not there', async () => {
     const socket = join(dir, 'missing.sock');
     const out = capture();

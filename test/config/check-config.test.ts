@@ -268,6 +268,7 @@ describe('formatConfig', () => {
       'runcommand-max-concurrent': '32',
       'ipvs-resync-interval': '60',
       'event-history-size': '1000',
+      'ipvs-stats-interval': '10',
       'dry-run': 'no',
       advertised_instrumentation_ips: '[]',
     });
@@ -304,7 +305,7 @@ describe('formatConfig', () => {
       't.conf',
     );
     expect(again.errors).toEqual([]);
-    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 25 } })));
+    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 26 } })));
     expect(again.config?.global).toEqual(r.config.global);
   });
 });

@@ -64,6 +64,7 @@ const GLOBAL_DEFAULTS: GlobalConfig = {
   runcommandMaxConcurrent: 32,
   ipvsResyncIntervalMs: 60_000,
   eventHistorySize: 1000,
+  ipvsStatsIntervalMs: 10_000,
   dryRun: false,
   advertisedInstrumentationIps: [],
   ipvsSync: undefined,
@@ -442,6 +443,7 @@ udp.fall = 3
       runcommandMaxConcurrent: 4,
       ipvsResyncIntervalMs: 12_500,
       eventHistorySize: 50,
+      ipvsStatsIntervalMs: 10_000,
       dryRun: true,
       advertisedInstrumentationIps: ['192.0.2.100'],
       ipvsSync: { mode: 'both', interface: 'eth1', syncId: 9, group: '239.1.2.3', port: 8850, ttl: 3 },
@@ -574,6 +576,12 @@ udp.fall = 3
     ] as const) {
       expect(valid(service({ bgp: word })).services[0]?.bgp, word).toBe(value);
     }
+  });
+
+  it('reads ipvs-stats-interval: 0 turns the counters off, fractions are kept', () => {
+    expect(valid(`[global]\nipvs-stats-interval = 0\n${service()}`).global.ipvsStatsIntervalMs).toBe(0);
+    expect(valid(`[global]\nipvs-stats-interval = 2.5\n${service()}`).global.ipvsStatsIntervalMs).toBe(2500);
+    expect(valid(service()).global.ipvsStatsIntervalMs).toBe(10_000);
   });
 
   it('accepts every kernel scheduler', () => {
@@ -863,6 +871,9 @@ describe('parseConfig: [global] errors', () => {
     ['event history too small', `[global]\nevent-history-size = 5\n${service()}`, ['test.conf:2: event-history-size: must be between 10 and 1000000, got 5']],
     ['event history not a number', `[global]\nevent-history-size = lots\n${service()}`, ["test.conf:2: event-history-size: expected an integer, got 'lots'"]],
     ['IPVS resync not a number', `[global]\nipvs-resync-interval = 1m\n${service()}`, ["test.conf:2: ipvs-resync-interval: expected a number of seconds, got '1m'"]],
+    ['IPVS stats too often', `[global]\nipvs-stats-interval = 0.5\n${service()}`, ['test.conf:2: ipvs-stats-interval: must be 0 (off) or at least 1 seconds, got 0.5']],
+    ['IPVS stats negative', `[global]\nipvs-stats-interval = -1\n${service()}`, ['test.conf:2: ipvs-stats-interval: must be 0 or more seconds, got -1']],
+    ['IPVS stats not a number', `[global]\nipvs-stats-interval = often\n${service()}`, ["test.conf:2: ipvs-stats-interval: expected a number of seconds, got 'often'"]],
     [
       'instrumentation IPs',
       `[global]\ninstrumentation_ips = [ '127.0.0.1', 'localhost' ]\n${service()}`,

@@ -29,6 +29,7 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
     runcommandMaxConcurrent: 32,
     ipvsResyncIntervalMs: 60_000,
     eventHistorySize: 1000,
+    ipvsStatsIntervalMs: 10_000,
     dryRun: false,
     advertisedInstrumentationIps: [],
     ipvsSync: undefined,

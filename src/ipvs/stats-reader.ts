@@ -1,0 +1,325 @@
+/**
+ * Reads the kernel's IPVS counters of pybal's own services (those the
+ * configuration names) every `ipvs-stats-interval`, and keeps the latest
+ * reading per service and per destination, plus a short window of readings
+ * for the quiet-server rule (quiet-servers.ts).
+ *
+ * It never gets in the way of a reconcile:
+ * - it has a netlink socket of its own (main.ts opens a second client), so
+ *   its dumps never wait in the manager's queue, nor the manager's in its
+ *   queue (the kernel allows one dump per socket at a time: two sockets
+ *   dump side by side);
+ * - it starts a reading only when the manager is idle (`waitIdle`), and
+ *   reads services one dump at a time, so the kernel's IPVS lock is taken in
+ *   short turns;
+ * - the dumps are decoded in slices by the client, and the reading is turned
+ *   into values in slices here (runtime/sliced.ts): 10,000 destinations do
+ *   not hold the event loop for more than a slice at a time.
+ * A reading that fails is logged (once per streak) and counted; the last
+ * good one stays, with its time, and the next tick tries again.
+ */
+import type { Clock, Timer } from '../runtime/clock.js';
+import { errorMessage } from '../runtime/errors.js';
+import type { Logger } from '../runtime/logger.js';
+import { sliced, type SliceOptions } from '../runtime/sliced.js';
+import { canonicalAddress } from './address.js';
+import { serviceKeyId } from './codec.js';
+import { statsOf } from './format.js';
+import { decideQuietServers, type QuietServerInput, type QuietVerdict } from './quiet-servers.js';
+import type { FwdMethod, KernelDest, KernelService, QuietServerValue, ServiceKey, Stats, TrafficValue } from './types.js';
+
+/** What the reader needs of the kernel (the IPVS client; tests fake it). */
+export interface IpvsCountersKernel {
+  listServices(): Promise<KernelService[]>;
+  listDests(key: ServiceKey): Promise<KernelDest[]>;
+}
+
+/** A service the reader reads: its name in pybal.conf and its kernel key, with what the quiet-server rule needs. */
+export interface StatsTarget {
+  readonly name: string;
+  readonly key: ServiceKey;
+  readonly scheduler: string;
+  readonly persistent: boolean;
+}
+
+/** One destination in one reading. */
+export interface DestReading {
+  readonly address: string;
+  readonly weight: number;
+  readonly fwdMethod: FwdMethod;
+  readonly traffic: TrafficValue;
+}
+
+/** One service in one reading. */
+export interface ServiceReading {
+  readonly name: string;
+  readonly traffic: TrafficValue;
+  /** By canonical address. */
+  readonly dests: ReadonlyMap<string, DestReading>;
+  /** Monotonic ms of the reading (the window's clock). */
+  readonly atMs: number;
+}
+
+export interface StatsReaderCounters {
+  readonly reads: number;
+  readonly failedReads: number;
+  readonly lastError: string | undefined;
+  /** Wall-clock ms of the last complete reading. */
+  readonly lastReadWallMs: number | undefined;
+}
+
+export interface IpvsStatsReaderOptions {
+  readonly kernel: IpvsCountersKernel;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Reading period; 0 reads nothing. */
+  readonly intervalMs: number;
+  /** The services to read, asked at each reading (a reload changes them). */
+  readonly targets: () => readonly StatsTarget[];
+  /** Resolves when no reconcile runs or waits (IpvsManager.idle). */
+  readonly waitIdle?: () => Promise<void>;
+  /** Readings in the quiet-server window (default 6: 50 s from the first to the last at the default 10 s). */
+  readonly windowReadings?: number;
+  readonly slicing?: SliceOptions;
+}
+
+/** Values of the kernel's stats (bigint) as numbers, with when they were read. */
+export function trafficValue(stats: Stats, readAtWallMs: number, conns?: { active: number; inactive: number }): TrafficValue {
+  const base = {
+    connections: Number(stats.conns),
+    inPackets: Number(stats.inPkts),
+    outPackets: Number(stats.outPkts),
+    inBytes: Number(stats.inBytes),
+    outBytes: Number(stats.outBytes),
+    connectionsPerSec: Number(stats.cps),
+    inPacketsPerSec: Number(stats.inPps),
+    outPacketsPerSec: Number(stats.outPps),
+    inBytesPerSec: Number(stats.inBps),
+    outBytesPerSec: Number(stats.outBps),
+  };
+  return conns === undefined
+    ? { ...base, readAtWallMs }
+    : { ...base, activeConnections: conns.active, inactiveConnections: conns.inactive, readAtWallMs };
+}
+
+/** Destinations turned into values between two chances to end a slice. */
+const DESTS_PER_STEP = 256;
+
+export class IpvsStatsReader {
+  private readonly kernel: IpvsCountersKernel;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly targets: () => readonly StatsTarget[];
+  private readonly waitIdle: () => Promise<void>;
+  private readonly windowReadings: number;
+  private readonly slicing: SliceOptions | undefined;
+  private intervalMs: number;
+  private timer: Timer | undefined;
+  private running: Promise<void> | undefined;
+  private started = false;
+  private stopped = false;
+  /** The latest reading of each service, by name. */
+  private latestByName = new Map<string, ServiceReading>();
+  /** The last readings of each service, oldest first, for the quiet-server rule. */
+  private windows = new Map<string, ServiceReading[]>();
+  /** Flagged servers by service name, then address. */
+  private quietByName = new Map<string, Map<string, QuietServerValue>>();
+  private counters = { reads: 0, failedReads: 0, lastError: undefined as string | undefined, lastReadWallMs: undefined as number | undefined };
+
+  constructor(options: IpvsStatsReaderOptions) {
+    this.kernel = options.kernel;
+    this.clock = options.clock;
+    this.log = options.logger;
+    this.targets = options.targets;
+    this.waitIdle = options.waitIdle ?? (() => Promise.resolve());
+    this.windowReadings = Math.max(2, options.windowReadings ?? 6);
+    this.slicing = options.slicing;
+    this.intervalMs = options.intervalMs;
+  }
+
+  /** Reads at once, then every interval (nothing when the interval is 0). */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.schedule(0);
+  }
+
+  /** A reload's new `ipvs-stats-interval`: 0 stops reading and forgets what was read. */
+  setInterval(ms: number): void {
+    if (ms === this.intervalMs) return;
+    this.intervalMs = ms;
+    if (!this.started || this.stopped) return;
+    this.timer?.cancel();
+    this.timer = undefined;
+    if (ms === 0) this.forget();
+    else if (!this.running) this.schedule(0);
+  }
+
+  get enabled(): boolean {
+    return this.intervalMs > 0;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.timer?.cancel();
+    await this.running;
+  }
+
+  /** Reads once now (tests; the timer's work). Resolves when done; never rejects. */
+  readNow(): Promise<void> {
+    if (this.running) return this.running;
+    const run = this.read().finally(() => {
+      this.running = undefined;
+    });
+    this.running = run;
+    return run;
+  }
+
+  /** The latest reading of a service, if any. */
+  latest(name: string): ServiceReading | undefined {
+    return this.latestByName.get(name);
+  }
+
+  /** The servers of a service the quiet-server rule flags now, by canonical address. */
+  quiet(name: string): ReadonlyMap<string, QuietServerValue> | undefined {
+    return this.quietByName.get(name);
+  }
+
+  stats(): StatsReaderCounters {
+    return { ...this.counters };
+  }
+
+  // ---- internals ----
+
+  private schedule(delayMs: number): void {
+    if (this.stopped || this.intervalMs === 0) return;
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = undefined;
+      void this.readNow().then(() => this.schedule(this.intervalMs));
+    }, delayMs);
+  }
+
+  private forget(): void {
+    this.latestByName = new Map();
+    this.windows = new Map();
+    this.quietByName = new Map();
+  }
+
+  private async read(): Promise<void> {
+    try {
+      await this.waitIdle();
+      if (this.stopped) return;
+      const targets = this.targets();
+      const byId = new Map(targets.map((t) => [serviceKeyId(t.key), t]));
+      const services = await this.kernel.listServices();
+      const readings = new Map<string, ServiceReading>();
+      for (const service of services) {
+        const target = byId.get(serviceKeyId(service.key));
+        if (target === undefined) continue;
+        // Each service's dump on its own turn: a reconcile that came due goes first.
+        await this.waitIdle();
+        if (this.stopped) return;
+        const dests = await this.kernel.listDests(service.key);
+        readings.set(target.name, await sliced(this.readingSteps(target.name, service, dests), this.slicing));
+      }
+      await sliced(this.keepSteps(targets, readings), this.slicing);
+      this.counters.reads++;
+      this.counters.lastReadWallMs = this.clock.wallNow();
+      if (this.counters.lastError !== undefined) this.log.info('IPVS counters are read again');
+      this.counters.lastError = undefined;
+    } catch (error) {
+      this.counters.failedReads++;
+      const message = errorMessage(error);
+      if (this.counters.lastError === undefined) this.log.warn(`Could not read the IPVS counters: ${message}; the last reading stays until one succeeds`);
+      this.counters.lastError = message;
+    }
+  }
+
+  private *readingSteps(name: string, service: KernelService, dests: readonly KernelDest[]): Generator<void, ServiceReading, undefined> {
+    const wall = this.clock.wallNow();
+    const byAddress = new Map<string, DestReading>();
+    let n = 0;
+    for (const d of dests) {
+      const address = canonicalAddress(d.address);
+      byAddress.set(address, {
+        address,
+        weight: d.weight,
+        fwdMethod: d.fwdMethod,
+        traffic: trafficValue(statsOf(d), wall, { active: d.activeConns, inactive: d.inactConns }),
+      });
+      if (++n % DESTS_PER_STEP === 0) yield;
+    }
+    return { name, traffic: trafficValue(statsOf(service), wall), dests: byAddress, atMs: this.clock.now() };
+  }
+
+  /** Keeps the readings (services no longer named are forgotten) and applies the quiet-server rule, in slices. */
+  private *keepSteps(targets: readonly StatsTarget[], readings: ReadonlyMap<string, ServiceReading>): Generator<void, void, undefined> {
+    const latest = new Map<string, ServiceReading>();
+    const windows = new Map<string, ServiceReading[]>();
+    const quiet = new Map<string, Map<string, QuietServerValue>>();
+    for (const target of targets) {
+      const reading = readings.get(target.name);
+      // A service missing from the kernel now has no counters (and its window starts again).
+      if (reading === undefined) continue;
+      latest.set(target.name, reading);
+      const window = [...(this.windows.get(target.name) ?? []), reading].slice(-this.windowReadings);
+      windows.set(target.name, window);
+      if (window.length < this.windowReadings) continue;
+      const before = this.quietByName.get(target.name);
+      const flagged = new Map<string, QuietServerValue>();
+      const input = yield* quietInputSteps(window);
+      yield;
+      for (const verdict of decideQuietServers({ ...input, scheduler: target.scheduler, persistent: target.persistent })) {
+        const since = before?.get(verdict.address)?.sinceWallMs ?? this.clock.wallNow();
+        if (before?.get(verdict.address) === undefined) this.logQuiet(target.name, verdict);
+        flagged.set(verdict.address, { reason: verdict.reason, detail: verdict.detail, sinceWallMs: since });
+      }
+      for (const address of before?.keys() ?? []) {
+        if (!flagged.has(address)) this.log.info(`${target.name}: server ${address} gets traffic again (no longer flagged)`);
+      }
+      if (flagged.size > 0) quiet.set(target.name, flagged);
+    }
+    // Reading was turned off meanwhile (setInterval(0)): what was read is not kept.
+    if (this.intervalMs === 0) return;
+    this.latestByName = latest;
+    this.windows = windows;
+    this.quietByName = quiet;
+  }
+
+  private logQuiet(name: string, verdict: QuietVerdict): void {
+    this.log.warn(`${name}: pooled server ${verdict.address} gets no traffic while its siblings do (${verdict.reason}): ${verdict.detail}`);
+  }
+}
+
+/** The quiet-server rule's input from a window of readings of one service (oldest first), as a sliced job. */
+export function* quietInputSteps(window: readonly ServiceReading[]): Generator<void, { forwarding: FwdMethod; servers: QuietServerInput[] }, undefined> {
+  const first = window[0];
+  const last = window[window.length - 1];
+  if (first === undefined || last === undefined) return { forwarding: 'droute', servers: [] };
+  let forwarding: FwdMethod = 'droute';
+  const servers: QuietServerInput[] = [];
+  for (const [address, dest] of last.dests) {
+    forwarding = dest.fwdMethod;
+    let minWeight = dest.weight;
+    const active: number[] = [];
+    const inactive: number[] = [];
+    for (const reading of window) {
+      const d = reading.dests.get(address);
+      minWeight = Math.min(minWeight, d?.weight ?? 0);
+      active.push(d?.traffic.activeConnections ?? 0);
+      inactive.push(d?.traffic.inactiveConnections ?? 0);
+    }
+    const start = first.dests.get(address);
+    servers.push({
+      address,
+      minWeight,
+      weight: dest.weight,
+      newConnections: start === undefined ? -1 : dest.traffic.connections - start.traffic.connections,
+      newOutPackets: start === undefined ? -1 : dest.traffic.outPackets - start.traffic.outPackets,
+      activeConnections: active,
+      inactiveConnections: inactive,
+    });
+    if (servers.length % DESTS_PER_STEP === 0) yield;
+  }
+  return { forwarding, servers };
+}

@@ -1,0 +1,81 @@
+// The counters and quiet-server verdicts in the snapshot (api/traffic.ts), and
+// the alerts they raise (api/alerts.ts), in PyBal's /alerts style.
+import { describe, expect, it } from 'vitest';
+import { computeAlerts, renderAlerts } from '../../src/api/alerts.js';
+import { withTraffic, type TrafficSource } from '../../src/api/traffic.js';
+import type { QuietServerValue, TrafficValue } from '../../src/ipvs/types.js';
+import { server, service } from './fixtures.js';
+
+function traffic(connections: number): TrafficValue {
+  return {
+    connections,
+    inPackets: connections * 5,
+    outPackets: 0,
+    inBytes: connections * 300,
+    outBytes: 0,
+    connectionsPerSec: 1,
+    inPacketsPerSec: 5,
+    outPacketsPerSec: 0,
+    inBytesPerSec: 300,
+    outBytesPerSec: 0,
+    readAtWallMs: 1_700_000_000_000,
+  };
+}
+const quiet = (reason: QuietServerValue['reason']): QuietServerValue => ({ reason, detail: 'seen', sinceWallMs: 1_700_000_000_000 });
+
+function source(quietByAddress: Record<string, QuietServerValue> = {}): TrafficSource {
+  return {
+    latest: (name) =>
+      name === 'web'
+        ? {
+            traffic: traffic(30),
+            dests: new Map([
+              ['2001:db8::a', { traffic: traffic(20) }],
+              ['192.0.2.11', { traffic: traffic(10) }],
+            ]),
+          }
+        : undefined,
+    quiet: (name) => (name === 'web' ? new Map(Object.entries(quietByAddress)) : undefined),
+  };
+}
+
+describe('withTraffic', () => {
+  it("adds each service's and server's counters, matching addresses in canonical form", () => {
+    const services = [
+      service('web', [server('a', { address: '2001:DB8:0::A' }), server('b', { address: '192.0.2.11' }), server('c', { address: '192.0.2.12' }), server('d', { address: undefined })]),
+      service('dns', [server('x')]),
+    ];
+    const [web, dns] = withTraffic(services, source());
+    expect(web?.traffic?.connections).toBe(30);
+    expect(web?.servers.map((s) => s.traffic?.connections)).toEqual([20, 10, undefined, undefined]);
+    // Not read yet (or not in the kernel): no field at all.
+    expect(dns).toBe(services[1]);
+    expect('traffic' in (web?.servers[2] ?? {})).toBe(false);
+  });
+
+  it('reports a quiet server only while it is pooled, enabled and up (pooled-down servers have their own alert)', () => {
+    const flagged = source({ '192.0.2.11': quiet('no-replies') });
+    const at = (over: Parameters<typeof server>[1]) => withTraffic([service('web', [server('b', { address: '192.0.2.11', ...over })])], flagged)[0]?.servers[0]?.quiet;
+    expect(at({})).toEqual(quiet('no-replies'));
+    expect(at({ up: false, pooledDown: true })).toBeUndefined();
+    expect(at({ pooled: false })).toBeUndefined();
+    expect(at({ enabled: false })).toBeUndefined();
+  });
+});
+
+describe('/alerts: quiet servers', () => {
+  it.each([
+    [[service('web', [server('a'), server('b', { quiet: quiet('no-replies') }), server('c', { quiet: quiet('not-established') })])], 'critical', 'web: Servers b, c are pooled but do not answer their connections'],
+    [[service('web', [server('a'), server('b', { quiet: quiet('no-connections') })])], 'warning', 'Pool web has servers that get no connections while their siblings do: b. '],
+    // With another service's pooled-down servers: both critical, in service order.
+    [
+      [service('text', [server('mw1', { up: false, pooledDown: true }), server('mw2')]), service('web', [server('a'), server('b', { quiet: quiet('no-replies') })])],
+      'critical',
+      'text: Servers mw1 are marked down but pooled; web: Servers b are pooled but do not answer their connections',
+    ],
+    [[service('web', [server('a'), server('b')])], 'ok', 'All pools are healthy'],
+  ] as const)('%#: %s - %s', (services, status, msg) => {
+    expect(computeAlerts(services)).toEqual({ status, msg });
+    expect(renderAlerts(services, false).body).toBe(`${status.toUpperCase()} - ${msg}`);
+  });
+});

@@ -1,0 +1,200 @@
+// The IPVS counters reader against a scripted kernel and the manual clock.
+import { describe, expect, it } from 'vitest';
+import { IpvsStatsReader, type IpvsCountersKernel, type StatsTarget } from '../../src/ipvs/stats-reader.js';
+import { ZERO_STATS } from '../../src/ipvs/format.js';
+import type { KernelDest, KernelService, ServiceKey, Stats } from '../../src/ipvs/types.js';
+import { ManualClock } from '../../src/runtime/clock.js';
+import { createMemoryLogger } from '../../src/runtime/logger.js';
+import { dest, svc } from './fixtures.js';
+
+const web = svc(80);
+const other = svc(81);
+
+function st(values: Partial<Record<keyof Stats, number>>): Stats {
+  const out: Record<string, bigint> = { ...ZERO_STATS };
+  for (const [k, v] of Object.entries(values)) out[k] = BigInt(v);
+  return out as unknown as Stats;
+}
+
+/** A kernel whose counters the test sets; it records what was asked. */
+class FakeKernel implements IpvsCountersKernel {
+  conns = new Map<string, number>([['198.51.100.1', 0], ['198.51.100.2', 0]]);
+  outPkts = new Map<string, number>([['198.51.100.1', 0], ['198.51.100.2', 0]]);
+  weights = new Map<string, number>([['198.51.100.1', 1], ['198.51.100.2', 1]]);
+  asked: string[] = [];
+  fail = false;
+
+  listServices(): Promise<KernelService[]> {
+    this.asked.push('services');
+    if (this.fail) return Promise.reject(new Error('EIO'));
+    const total = [...this.conns.values()].reduce((a, b) => a + b, 0);
+    return Promise.resolve([
+      { ...other, rawFlags: 2, stats: st({ conns: 1 }), stats64: undefined },
+      { ...web, rawFlags: 2, stats: st({ conns: 1 }), stats64: st({ conns: total, inPkts: total * 5, cps: 3 }) },
+    ]);
+  }
+
+  listDests(key: ServiceKey): Promise<KernelDest[]> {
+    this.asked.push(`dests ${'port' in key ? key.port : ''}`);
+    return Promise.resolve(
+      [...this.weights].map(([address, weight], i) => ({
+        ...dest(i, { address, weight, fwdMethod: 'masq' }),
+        activeConns: 1,
+        inactConns: 2,
+        persistConns: 0,
+        stats: undefined,
+        stats64: st({ conns: this.conns.get(address) ?? 0, outPkts: this.outPkts.get(address) ?? 0 }),
+      })),
+    );
+  }
+}
+
+const targets = (): StatsTarget[] => [{ name: 'web', key: web.key, scheduler: 'wrr', persistent: false }];
+
+function setup(over: { intervalMs?: number; waitIdle?: () => Promise<void> } = {}) {
+  const clock = new ManualClock();
+  const log = createMemoryLogger('info');
+  const kernel = new FakeKernel();
+  const reader = new IpvsStatsReader({ kernel, clock, logger: log.logger, intervalMs: over.intervalMs ?? 10_000, targets, waitIdle: over.waitIdle });
+  return { clock, log, kernel, reader };
+}
+
+describe('IpvsStatsReader', () => {
+  it('reads the configured services only, at start and every interval, preferring the 64-bit counters', async () => {
+    const { clock, kernel, reader } = setup();
+    kernel.conns.set('198.51.100.1', 7);
+    reader.start();
+    await clock.advanceAsync(0);
+    expect(kernel.asked).toEqual(['services', 'dests 80']);
+    const reading = reader.latest('web');
+    expect(reading?.traffic).toMatchObject({ connections: 7, inPackets: 35, connectionsPerSec: 3, readAtWallMs: clock.wallNow() });
+    expect(reading?.dests.get('198.51.100.1')?.traffic).toMatchObject({ connections: 7, activeConnections: 1, inactiveConnections: 2 });
+    expect(reader.latest('other')).toBeUndefined();
+    await clock.advanceAsync(10_000);
+    expect(kernel.asked).toEqual(['services', 'dests 80', 'services', 'dests 80']);
+    expect(reader.stats()).toMatchObject({ reads: 2, failedReads: 0 });
+    await reader.stop();
+  });
+
+  it('waits until the manager is idle before each dump', async () => {
+    let release = (): void => undefined;
+    let idle = false;
+    const waitIdle = (): Promise<void> => (idle ? Promise.resolve() : new Promise<void>((r) => (release = r)));
+    const { clock, kernel, reader } = setup({ waitIdle });
+    reader.start();
+    await clock.advanceAsync(0);
+    expect(kernel.asked).toEqual([]);
+    idle = true;
+    release();
+    await clock.advanceAsync(0);
+    expect(kernel.asked).toEqual(['services', 'dests 80']);
+    await reader.stop();
+  });
+
+  it('keeps the last reading when one fails, says so once, and says when reading works again', async () => {
+    const { clock, kernel, reader, log } = setup();
+    kernel.conns.set('198.51.100.1', 3);
+    reader.start();
+    await clock.advanceAsync(0);
+    kernel.fail = true;
+    await clock.advanceAsync(10_000);
+    await clock.advanceAsync(10_000);
+    expect(reader.latest('web')?.traffic.connections).toBe(3);
+    expect(reader.stats()).toMatchObject({ reads: 1, failedReads: 2, lastError: 'EIO' });
+    expect(log.lines().filter((l) => l.includes('Could not read the IPVS counters'))).toHaveLength(1);
+    kernel.fail = false;
+    await clock.advanceAsync(10_000);
+    expect(reader.stats().lastError).toBeUndefined();
+    expect(log.lines().some((l) => l.includes('IPVS counters are read again'))).toBe(true);
+    await reader.stop();
+  });
+
+  it('reads nothing at interval 0; setInterval(0) stops and forgets, a new interval starts again', async () => {
+    const off = setup({ intervalMs: 0 });
+    off.reader.start();
+    await off.clock.advanceAsync(60_000);
+    expect(off.kernel.asked).toEqual([]);
+    expect(off.reader.enabled).toBe(false);
+
+    const { clock, kernel, reader } = setup();
+    reader.start();
+    await clock.advanceAsync(0);
+    expect(reader.latest('web')).toBeDefined();
+    reader.setInterval(0);
+    expect(reader.latest('web')).toBeUndefined();
+    await clock.advanceAsync(60_000);
+    expect(kernel.asked).toHaveLength(2);
+    reader.setInterval(5_000);
+    await clock.advanceAsync(0);
+    await clock.advanceAsync(5_000);
+    expect(kernel.asked).toHaveLength(6);
+    await reader.stop();
+  });
+
+  it('flags a NAT server that gets connections and sends nothing back, after a full window, and clears it when it answers', async () => {
+    const { clock, kernel, reader, log } = setup();
+    reader.start();
+    await clock.advanceAsync(0);
+    // 5 more readings make a window of 6; each interval both servers get 10 connections, only .1 answers.
+    for (let i = 1; i <= 5; i++) {
+      expect(reader.quiet('web')).toBeUndefined();
+      kernel.conns.set('198.51.100.1', 10 * i);
+      kernel.conns.set('198.51.100.2', 10 * i);
+      kernel.outPkts.set('198.51.100.1', 40 * i);
+      await clock.advanceAsync(10_000);
+    }
+    const flagged = reader.quiet('web')?.get('198.51.100.2');
+    expect(flagged).toMatchObject({ reason: 'no-replies', sinceWallMs: clock.wallNow() });
+    expect(reader.quiet('web')?.has('198.51.100.1')).toBe(false);
+    expect(log.lines().filter((l) => l.includes('pooled server 198.51.100.2 gets no traffic'))).toHaveLength(1);
+    // Still quiet: flagged since the same time, said once.
+    kernel.conns.set('198.51.100.2', 70);
+    await clock.advanceAsync(10_000);
+    expect(reader.quiet('web')?.get('198.51.100.2')?.sinceWallMs).toBe(flagged?.sinceWallMs);
+    expect(log.lines().filter((l) => l.includes('pooled server 198.51.100.2 gets no traffic'))).toHaveLength(1);
+    // It answers: cleared at the next reading.
+    kernel.outPkts.set('198.51.100.2', 5);
+    await clock.advanceAsync(10_000);
+    expect(reader.quiet('web')).toBeUndefined();
+    expect(log.lines().some((l) => l.includes('server 198.51.100.2 gets traffic again'))).toBe(true);
+    await reader.stop();
+  });
+
+  it('works through 2,000 destinations in slices, giving the event loop turns', async () => {
+    const clock = new ManualClock();
+    const kernel = new FakeKernel();
+    kernel.weights = new Map(Array.from({ length: 2000 }, (_, i) => [dest(i).address, 1]));
+    let turns = 0;
+    const reader = new IpvsStatsReader({
+      kernel,
+      clock,
+      logger: createMemoryLogger('info').logger,
+      intervalMs: 10_000,
+      targets,
+      windowReadings: 2,
+      slicing: { budgetMs: 0, later: (fn) => void setImmediate(() => (turns++, fn())) },
+    });
+    await reader.readNow();
+    await reader.readNow();
+    expect(reader.latest('web')?.dests.size).toBe(2000);
+    expect(turns).toBeGreaterThan(4);
+  });
+
+  it('gives a server pooled during the window a full window', async () => {
+    const { clock, kernel, reader } = setup();
+    kernel.weights.set('198.51.100.2', 0);
+    reader.start();
+    await clock.advanceAsync(0);
+    kernel.weights.set('198.51.100.2', 1);
+    for (let i = 1; i <= 5; i++) {
+      kernel.conns.set('198.51.100.1', 30 * i);
+      await clock.advanceAsync(10_000);
+    }
+    // Weight 0 at the window's first reading: not yet.
+    expect(reader.quiet('web')).toBeUndefined();
+    kernel.conns.set('198.51.100.1', 180);
+    await clock.advanceAsync(10_000);
+    expect(reader.quiet('web')?.get('198.51.100.2')?.reason).toBe('no-connections');
+    await reader.stop();
+  });
+});
