@@ -10,7 +10,7 @@ import type { BgpStatusValue, DaemonSnapshot } from './api/types.js';
 import { familyOf, formatPrefix, normalizeAddress } from './bgp/address.js';
 import { BfdThread } from './bfd/bfd.js';
 import { speakerOptionsFromConfig, type DrainState } from './bgp/announcements.js';
-import { BgpSpeaker, type PeerChange } from './bgp/speaker.js';
+import { BgpSpeaker, announcingThenReady, type PeerChange } from './bgp/speaker.js';
 import { loadConfig } from './config/load-config.js';
 import type { AddressFamily, Config, GlobalConfig, ServiceConfig } from './config/types.js';
 import { serviceKeyFromConfig } from './ipvs/desired.js';
@@ -184,13 +184,13 @@ class BgpSide {
         ...(this.events === undefined ? {} : { onPeerChange: peerChangeRecorder(this.events) }),
       });
       await speaker.start();
-      if (this.table.ready()) speaker.markReady();
       if (this.closed) {
         await speaker.shutdown('pybal is shutting down', BGP_SHUTDOWN_MS);
         return undefined;
       }
       this.speaker = speaker;
-      this.target = speaker;
+      // End-of-RIB (graceful restart) only from a publish, after the routes it carries.
+      this.target = announcingThenReady(speaker, () => this.table.ready());
       if (global.bgpBfd) await this.startBfd(global);
       return speaker;
     } catch (error) {
@@ -212,11 +212,6 @@ class BgpSide {
   /** How graceful restart learns the kernel's state (see FsmConfig.gracefulRestart and BgpSpeaker.markReady). */
   watchTable(table: { forwarding: () => readonly AddressFamily[]; ready: () => boolean }): void {
     this.table = table;
-  }
-
-  /** The table may have become ready: End-of-RIB goes, with graceful restart, once it is. */
-  tableChanged(): void {
-    if (this.speaker !== undefined && this.table.ready()) this.speaker.markReady();
   }
 
   /**
@@ -434,10 +429,9 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     wallNow: () => clock.wallNow(),
     events,
   });
-  onProgrammed = () => {
-    daemon.refresh();
-    bgp.tableChanged();
-  };
+  // The publish also says End-of-RIB once every service is programmed (graceful
+  // restart), after the routes it carries: never before them (see announcingThenReady).
+  onProgrammed = () => daemon.refresh();
 
   const bgp = new BgpSide(clock, log.child({ component: 'bgp' }), dryRun, events);
   // Graceful restart: the kernel forwards for a family when a service of it

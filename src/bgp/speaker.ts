@@ -400,3 +400,24 @@ export class BgpSpeaker {
     }
   }
 }
+
+/**
+ * What the daemon publishes to, for a speaker: every publish sets the whole
+ * announcement, then, once `ready()` says every configured service is in the
+ * kernel, End-of-RIB may go (graceful restart; see markReady). In that
+ * order, always: a VIP is announced only once its service is programmed, so
+ * the table becomes ready at the very moment its last VIP becomes
+ * announceable, and the publish that carries that VIP comes after. An
+ * End-of-RIB said before it would have the routers drop the VIP's stale
+ * route and take it back a moment later, when the publish sends it (a
+ * restart that was to be invisible, seen by GoBGP as a best-path change to
+ * another director).
+ */
+export function announcingThenReady(speaker: Pick<BgpSpeaker, 'setAnnouncements' | 'markReady'>, ready: () => boolean): { setAnnouncements(routes: readonly Route[]): void } {
+  return {
+    setAnnouncements: (routes) => {
+      speaker.setAnnouncements(routes);
+      if (ready()) speaker.markReady();
+    },
+  };
+}

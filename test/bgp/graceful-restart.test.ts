@@ -8,6 +8,7 @@
 import { describe, expect, test } from 'vitest';
 import { decodeMessage, encodeMessage, type OpenMessage } from '../../src/bgp/codec.js';
 import { localOpen, negotiate, type FsmConfig } from '../../src/bgp/fsm.js';
+import { announcingThenReady } from '../../src/bgp/speaker.js';
 import { PEER_OPEN, until } from './raw-peer.js';
 import { route, speakerHarness, summary } from './speaker-harness.js';
 
@@ -98,6 +99,31 @@ describe('a speaker with graceful restart', () => {
     expect(lines.indexOf('announce 198.51.100.3/32 med 0')).toBeLessThan(lines.indexOf('eor 4'));
     expect(lines.filter((l) => l.startsWith('eor'))).toEqual(['eor 4', 'eor 6']);
     expect(speaker.status()[0]?.gracefulRestart).toBe(true);
+  });
+
+  test('the daemon\'s publishes (announcingThenReady): the publish that makes the table ready sends its routes before End-of-RIB', async () => {
+    // The daemon announces a VIP only once its service is programmed, and the
+    // table is ready when every service is: both turn true together, before the
+    // publish that carries the VIP. Said at that instant (as pybal did, from the
+    // IPVS manager's callback), End-of-RIB went first, and the routers dropped
+    // the stale route until the publish (seen with GoBGP in the lab).
+    const { conn, speaker } = await setup([], gr(), GR_PEER_OPEN);
+    let programmed = false;
+    const target = announcingThenReady(speaker, () => programmed);
+    target.setAnnouncements([]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(summary(conn.received).filter((l) => l.startsWith('eor'))).toEqual([]);
+    programmed = true;
+    target.setAnnouncements([route('198.51.100.1'), route('2001:db8:2::1')]);
+    await until('End-of-RIB', () => summary(conn.received).includes('eor 6'));
+    const lines = summary(conn.received.slice(1));
+    expect(lines.indexOf('announce 198.51.100.1/32 med 0')).toBeGreaterThanOrEqual(0);
+    expect(lines.indexOf('announce 198.51.100.1/32 med 0')).toBeLessThan(lines.indexOf('eor 4'));
+    expect(lines.indexOf('announce 2001:db8:2::1/128 med 0')).toBeLessThan(lines.indexOf('eor 6'));
+    // Later publishes change routes as usual; End-of-RIB is said once.
+    target.setAnnouncements([route('198.51.100.1')]);
+    await until('the withdrawal', () => summary(conn.received).includes('withdraw 2001:db8:2::1/128'));
+    expect(summary(conn.received).filter((l) => l.startsWith('eor'))).toEqual(['eor 4', 'eor 6']);
   });
 
   test('a table never ready: End-of-RIB at half the restart time, said in the log', async () => {

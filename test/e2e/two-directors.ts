@@ -1,7 +1,9 @@
 // Two real pybal directors announcing one VIP to BIRD, which installs its
 // best path in the router's kernel, so the client's traffic follows BGP: the
 // stage of the failover and drain tests (test/e2e/failover.lab.test.ts,
-// test/e2e/drain.lab.test.ts).
+// test/e2e/drain.lab.test.ts). With `router: 'gobgp'`, GoBGP is the router
+// and the lab's kernel mirror installs its best path
+// (test/e2e/gobgp-failover.lab.test.ts).
 //
 // Which director carried a request is read from the directors' IPVS
 // connection tables (`ipvsadm -Lnc`): every request leaves the client from a
@@ -73,6 +75,13 @@ export type TwoDirectorsOptions = {
   service: E2eService;
   /** [global] lines both directors get, besides their bgp-med. */
   globalExtra?: readonly string[];
+  /**
+   * The router: BIRD (default), or GoBGP with the lab's kernel mirror
+   * standing in for its FIB (test/lab/routers/gobgp-fib.ts).
+   */
+  router?: 'bird' | 'gobgp';
+  /** The router keeps a restarting director's routes (RFC 4724). */
+  routerGracefulRestart?: boolean;
 };
 
 /** The lab, the two directors' pybal.conf and daemons, and the ways to see where the VIP's traffic goes. */
@@ -100,12 +109,20 @@ export class TwoDirectors {
   }
 
   /**
-   * A lab with two directors, two DR real servers and BIRD installing its
-   * best path; both pybals started, both pools in IPVS, and the VIP's route
+   * A lab with two directors, two DR real servers and BIRD (or GoBGP and
+   * the kernel mirror) installing its best path; both pybals started, both pools in IPVS, and the VIP's route
    * via the director of the lower MED.
    */
   static async start(options: TwoDirectorsOptions): Promise<TwoDirectors> {
-    const lab = await startLab({ directors: 2, realServers: 2, forwarding: 'dr', router: 'bird', vipRoute: 'bgp', families: [4] });
+    const lab = await startLab({
+      directors: 2,
+      realServers: 2,
+      forwarding: 'dr',
+      router: options.router ?? 'bird',
+      vipRoute: 'bgp',
+      families: [4],
+      ...(options.routerGracefulRestart === true ? { routerGracefulRestart: true } : {}),
+    });
     const t = new TwoDirectors(lab, options);
     for (const d of DIRECTORS) {
       t.writeConf(d);
@@ -241,9 +258,9 @@ export class TwoDirectors {
         const routes = await this.birdRoutes();
         const from = routes.map((r) => r.nextHop).sort();
         if (JSON.stringify(from) === JSON.stringify(present.map((d) => this.ip(d)).sort()) && routes.find((r) => r.best)?.nextHop === this.ip(best)) return routes;
-        throw new Error(`BIRD has ${JSON.stringify(routes)}`);
+        throw new Error(`${this.lab.router.kind} has ${JSON.stringify(routes)}`);
       },
-      { timeoutMs: 30_000, what: `BIRD's best path via ${best}, paths via ${present.join(' and ')}` },
+      { timeoutMs: 30_000, what: `${this.lab.router.kind}'s best path via ${best}, paths via ${present.join(' and ')}` },
     );
     const routes = await this.birdRoutes();
     for (const d of present) {

@@ -15,6 +15,7 @@ import { LabProcess, exec, execOk, waitFor, type ExecOptions, type ExecResult } 
 import { parseIpvsadmList, parseIpvsadmStats, type IpvsServiceEntry, type IpvsStatsEntry } from './ipvsadm.js';
 import { BirdDaemon } from './routers/bird.js';
 import { GobgpDaemon } from './routers/gobgp.js';
+import { GobgpKernelMirror } from './routers/gobgp-fib.js';
 import { ROUTER_KINDS, formatPlan, planTopology, type DualAddress, type Family, type NamedAddress, type LabAddresses, type RouterKind, type Topology, type TopologyOptions } from './topology.js';
 import { repoRoot } from './uml.js';
 
@@ -39,7 +40,11 @@ export type LabOptions = TopologyOptions & {
   routerAsn?: number;
   /** The directors' AS (what the router expects). Default 64600. */
   directorAsn?: number;
-  /** BIRD keeps a restarting director's routes (RFC 4724; bird router only). */
+  /**
+   * The router keeps a restarting director's routes (RFC 4724): BIRD's
+   * `graceful restart on`, or GoBGP's `[neighbors.graceful-restart.config]
+   * enabled = true` (a receiving speaker, restart-time 120).
+   */
   routerGracefulRestart?: boolean;
   /** BIRD runs BFD with the directors at this pace (bird router only). */
   routerBfd?: { intervalMs: number; multiplier: number };
@@ -243,6 +248,7 @@ export class Lab {
   readonly #realServers = new Map<string, LabRealServer>();
   readonly #daemons: Array<BirdDaemon | GobgpDaemon> = [];
   #router: BirdDaemon | GobgpDaemon | undefined;
+  #mirror: GobgpKernelMirror | undefined;
   #stopped = false;
 
   private constructor(topology: Topology, options: LabOptions, dir: string, runDir: string) {
@@ -351,6 +357,15 @@ export class Lab {
   }
 
   /**
+   * With router 'gobgp' and vipRoute 'bgp': the lab's stand-in for a FIB,
+   * which copies GoBGP's best paths into the router's kernel (see
+   * routers/gobgp-fib.ts). Undefined otherwise.
+   */
+  get kernelMirror(): GobgpKernelMirror | undefined {
+    return this.#mirror;
+  }
+
+  /**
    * A GoBGP instance in a director's namespace that dials the router, as a
    * stand-in for our own speaker: `announce(prefix)`, `withdraw(prefix)`.
    * GoBGP waits 5-10 s before its first connection attempt.
@@ -397,6 +412,7 @@ export class Lab {
     for (const proc of [...this.#processes].reverse()) await attempt(proc.name, () => proc.stop());
     for (const daemon of [...this.#daemons].reverse()) await attempt(daemon.kind, () => daemon.stop());
     await Promise.all([...this.#realServers.values()].map((rs) => attempt(rs.name, () => rs.process.stop())));
+    if (this.#mirror) await attempt('kernel mirror', () => this.#mirror!.stop());
     if (this.#router) await attempt('router', () => this.#router!.stop());
     for (const step of this.topology.down) await attempt('deleting namespaces', () => execOk(step.argv, step.input === undefined ? {} : { input: step.input }));
     rmSync(this.runDir, { recursive: true, force: true });
@@ -463,12 +479,25 @@ export class Lab {
         ...(this.options.routerGracefulRestart === true ? { gracefulRestart: true } : {}),
       });
     } else {
-      if (this.topology.vipRoute !== 'static') throw new Error(`lab: vipRoute '${this.topology.vipRoute}' needs router 'bird' (GoBGP has no FIB here)`);
+      // GoBGP has no FIB of its own (only through a zebra): vipRoute 'bgp' runs the lab's kernel mirror.
+      if (this.topology.vipRoute === 'bgp-ecmp') throw new Error(`lab: vipRoute 'bgp-ecmp' needs router 'bird' (the GoBGP kernel mirror installs one best path)`);
       const listen = [this.addr.router.v4, this.addr.router.v6].filter((a): a is string => a !== undefined);
       const neighbors = this.addr.directors.flatMap((d) =>
         [d.v4, d.v6].filter((a): a is string => a !== undefined).map((address) => ({ address, asn: directorAsn, passive: true })),
       );
-      this.#router = await GobgpDaemon.start({ namespace, dir, asn, routerId: '198.51.100.1', listenAddresses: listen, neighbors });
+      const router = await GobgpDaemon.start({
+        namespace,
+        dir,
+        asn,
+        routerId: '198.51.100.1',
+        listenAddresses: listen,
+        neighbors,
+        ...(this.options.routerGracefulRestart === true ? { gracefulRestart: { restartTimeSec: 120 } } : {}),
+      });
+      this.#router = router;
+      if (this.topology.vipRoute === 'bgp') {
+        this.#mirror = GobgpKernelMirror.start({ router, families: this.topology.families, logPath: join(dir, 'kernel-mirror.log') });
+      }
     }
   }
 

@@ -15,7 +15,7 @@
 //
 // VIPs: 203.0.113.1.. and 2001:db8:3::1.. The router sends VIP traffic to
 // director1 (a static route) unless vipRoute is 'bgp', where BIRD installs
-// whatever the directors announce. NAT: real servers route back through
+// whatever the directors announce (GoBGP: the lab's kernel mirror does). NAT: real servers route back through
 // director1, with ICMP redirects off (sent by directors, taken by real
 // servers) as one-arm LVS-NAT needs. DR: real servers hold the VIPs on lo with arp_ignore=1 and
 // arp_announce=2 and answer the client directly through the router.
@@ -45,7 +45,8 @@ export type TopologyOptions = {
   vips?: number;
   /**
    * How the router reaches the VIPs: a static route to director1, or BGP
-   * (BIRD only). 'bgp-ecmp' is 'bgp' with the router's kernel hashing flows
+   * (BIRD's kernel protocol, or with GoBGP the lab's kernel mirror of its
+   * best paths, routers/gobgp-fib.ts). 'bgp-ecmp' is 'bgp' with the router's kernel hashing flows
    * over a multipath route on their ports too (fib_multipath_hash_policy = 1),
    * so that one client's connections spread over directors announcing a VIP
    * with equal attributes (BIRD merges them: `merge paths`). Default 'static'.

@@ -5,6 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LabProcess, exec, execOk, waitFor } from '../exec.js';
+import type { Family } from '../topology.js';
 import { BgpDaemon, PEER_STATES, familyOfPrefix, formatCommunity, type BgpOrigin, type BgpPeer, type BgpRoute } from './bgp-daemon.js';
 
 export type GobgpNeighbor = {
@@ -27,6 +28,17 @@ export type GobgpConfig = {
   neighbors: readonly GobgpNeighbor[];
   holdTimeSec?: number;
   connectRetrySec?: number;
+  /**
+   * RFC 4724 graceful restart with every neighbor
+   * (`[neighbors.graceful-restart.config] enabled = true`): as a receiving
+   * (helper) speaker GoBGP keeps a restarting neighbor's routes, marked
+   * stale, until the neighbor's End-of-RIB or the restart time the neighbor
+   * advertised. `restartTimeSec` is the restart time GoBGP advertises for
+   * itself (its `restart-time`; GoBGP's default is the hold time). No
+   * `mp-graceful-restart` per family: GoBGP then lists no family of its own,
+   * which is what a helper that never restarts itself needs.
+   */
+  gracefulRestart?: { restartTimeSec: number };
 };
 
 const q = (s: string): string => JSON.stringify(s);
@@ -58,6 +70,9 @@ export function formatGobgpConfig(config: GobgpConfig): string {
       `    keepalive-interval = ${Math.max(1, Math.floor((config.holdTimeSec ?? 90) / 3))}`,
       `    connect-retry = ${config.connectRetrySec ?? 1}`,
     );
+    if (config.gracefulRestart !== undefined) {
+      lines.push('  [neighbors.graceful-restart.config]', '    enabled = true', `    restart-time = ${config.gracefulRestart.restartTimeSec}`);
+    }
     for (const family of ['ipv4-unicast', 'ipv6-unicast']) {
       lines.push('  [[neighbors.afi-safis]]', '    [neighbors.afi-safis.config]', `      afi-safi-name = ${q(family)}`);
     }
@@ -75,7 +90,7 @@ type GobgpAttr = {
   nexthop?: string;
   nlri?: unknown;
 };
-type GobgpPath = { nlri?: { prefix?: string }; best?: boolean; attrs?: GobgpAttr[]; 'neighbor-ip'?: string };
+type GobgpPath = { nlri?: { prefix?: string }; best?: boolean; stale?: boolean; attrs?: GobgpAttr[]; 'neighbor-ip'?: string };
 
 const ORIGINS: readonly BgpOrigin[] = ['igp', 'egp', 'incomplete'];
 
@@ -107,6 +122,35 @@ export function parseGobgpRib(json: string): BgpRoute[] {
     }
   }
   return routes;
+}
+
+/** GoBGP's best path for a prefix, with its stale mark (a graceful restart's retained route). */
+export type GobgpBestPath = { prefix: string; family: Family; nextHop: string | undefined; from: string | undefined; stale: boolean };
+
+/**
+ * The best path of every prefix in `gobgp global rib -a ipvX -j`, with
+ * GoBGP's `stale` flag (set on the routes it keeps for a neighbor in
+ * graceful restart, cleared when the neighbor sends them again).
+ */
+export function parseGobgpBest(json: string): GobgpBestPath[] {
+  const text = json.trim();
+  if (text === '' || text === 'null') return [];
+  const rib = JSON.parse(text) as Record<string, GobgpPath[]>;
+  const best: GobgpBestPath[] = [];
+  for (const [prefix, paths] of Object.entries(rib)) {
+    const path = paths.find((p) => p.best === true);
+    if (path === undefined) continue;
+    const attrs = path.attrs ?? [];
+    const neighbor = path['neighbor-ip'];
+    best.push({
+      prefix,
+      family: familyOfPrefix(prefix),
+      nextHop: attrs.find((a) => a.type === 3)?.nexthop ?? attrs.find((a) => a.type === 14)?.nexthop,
+      from: neighbor === undefined || neighbor === '<nil>' ? undefined : neighbor,
+      stale: path.stale === true,
+    });
+  }
+  return best;
 }
 
 type GobgpNeighborJson = { conf?: { neighbor_address?: string; peer_asn?: number }; state?: { neighbor_address?: string; peer_asn?: number; session_state?: number } };
@@ -185,7 +229,21 @@ export class GobgpDaemon extends BgpDaemon {
 
   /** Runs the gobgp CLI against this daemon (inside its namespace). */
   cli(args: readonly string[]): ReturnType<typeof exec> {
-    return exec(['ip', 'netns', 'exec', this.#options.namespace, 'gobgp', '-u', '127.0.0.1', '-p', String(this.#options.apiPort ?? 50051), ...args]);
+    return exec(this.cliArgv(args));
+  }
+
+  /** The argv of a gobgp CLI call against this daemon, for a long-running one (`monitor ...`). */
+  cliArgv(args: readonly string[]): string[] {
+    return ['ip', 'netns', 'exec', this.#options.namespace, 'gobgp', '-u', '127.0.0.1', '-p', String(this.#options.apiPort ?? 50051), ...args];
+  }
+
+  /** The best path of every prefix of a family, with GoBGP's stale mark. */
+  async bestPaths(family: Family): Promise<GobgpBestPath[]> {
+    return parseGobgpBest(await this.#cliOk(['global', 'rib', '-a', family === 4 ? 'ipv4' : 'ipv6', '-j']));
+  }
+
+  get namespace(): string {
+    return this.#options.namespace;
   }
 
   async #cliOk(args: readonly string[]): Promise<string> {
