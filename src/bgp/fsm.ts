@@ -56,7 +56,18 @@ export interface FsmConfig {
    * those may the peer keep our old routes until our End-of-RIB; a director
    * that starts with an empty table must not attract traffic it drops.
    */
-  readonly gracefulRestart?: { readonly restartTimeSec: number; readonly forwarding: () => readonly AddressFamily[] } | undefined;
+  readonly gracefulRestart?:
+    | {
+        readonly restartTimeSec: number;
+        readonly forwarding: () => readonly AddressFamily[];
+        /**
+         * This process took over from one that ran before (it found its
+         * services in the kernel) and has not yet said End-of-RIB: the OPEN
+         * sets Restart State (R). Absent: never set.
+         */
+        readonly restarting?: () => boolean;
+      }
+    | undefined;
 }
 
 /** What both OPENs agreed on. */
@@ -147,9 +158,11 @@ export function localOpen(config: FsmConfig): OpenMessage {
     const forwarding = config.gracefulRestart.forwarding();
     capabilities.push({
       kind: 'gracefulRestart',
-      // R stays clear: it asks the peer not to wait for our End-of-RIB before
-      // sending us its routes, which pybal does not use.
-      restartState: false,
+      // RFC 4724 §4.1: a restarting speaker sets R in the OPENs it sends
+      // after its restart (the peer then need not wait for our End-of-RIB
+      // before sending its routes); a fresh start, or a session that comes
+      // back later in the same process, leaves it clear.
+      restartState: config.gracefulRestart.restarting?.() ?? false,
       notification: false,
       restartTimeSec: config.gracefulRestart.restartTimeSec,
       families: config.families.map((f) => ({ afi: familyAfi(f), safi: Safi.Unicast, forwarding: forwarding.includes(f) })),

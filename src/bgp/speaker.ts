@@ -129,6 +129,7 @@ export class BgpSpeaker {
   constructor(options: SpeakerOptions) {
     this.options = options;
     this.log = options.logger.child({ component: 'bgp' });
+    const gr = options.gracefulRestart;
     const fsm: FsmConfig = {
       localAsn: options.localAsn,
       routerId: options.routerId,
@@ -136,7 +137,11 @@ export class BgpSpeaker {
       peerAsn: options.peerAsn,
       families: options.families,
       connectRetryMs: options.connectRetryMs,
-      gracefulRestart: options.gracefulRestart,
+      gracefulRestart: gr && {
+        ...gr,
+        // A restart (the kernel kept forwarding some family) until End-of-RIB has gone.
+        restarting: () => !this.ready && gr.forwarding().length > 0,
+      },
     };
     this.ready = options.gracefulRestart === undefined;
     for (const p of options.peers) {

@@ -64,6 +64,7 @@ describe('the graceful restart capability', () => {
   test('the OPEN offers it with Forwarding State only for the families the kernel forwards; negotiated when the peer offers it too', () => {
     expect(localOpen(config([4])).capabilities.at(-1)).toEqual({
       kind: 'gracefulRestart',
+      // No `restarting` hook: R is never set.
       restartState: false,
       notification: false,
       restartTimeSec: 60,
@@ -74,6 +75,12 @@ describe('the graceful restart capability', () => {
     });
     // A director that starts with an empty table: no F bit, the peer drops our stale routes at once.
     expect(localOpen(config([])).capabilities.at(-1)).toMatchObject({ families: [{ forwarding: false }, { forwarding: false }] });
+    // Restart State (R) while the hook says this process is restarting (RFC 4724 §4.1), clear after.
+    let restarting = true;
+    const restartingConfig = { ...config([4]), gracefulRestart: { restartTimeSec: 60, forwarding: () => [4 as const], restarting: () => restarting } };
+    expect(localOpen(restartingConfig).capabilities.at(-1)).toMatchObject({ restartState: true });
+    restarting = false;
+    expect(localOpen(restartingConfig).capabilities.at(-1)).toMatchObject({ restartState: false });
     const { gracefulRestart: _unused, ...without } = config([4]);
     expect(localOpen(without).capabilities.some((c) => c.kind === 'gracefulRestart')).toBe(false);
     expect(negotiate(config([4]), GR_PEER_OPEN)).toMatchObject({ ok: true, negotiated: { gracefulRestart: true } });
@@ -99,6 +106,9 @@ describe('a speaker with graceful restart', () => {
     expect(lines.indexOf('announce 198.51.100.3/32 med 0')).toBeLessThan(lines.indexOf('eor 4'));
     expect(lines.filter((l) => l.startsWith('eor'))).toEqual(['eor 4', 'eor 6']);
     expect(speaker.status()[0]?.gracefulRestart).toBe(true);
+    // The kernel forwarded (a restart) and End-of-RIB had not gone yet: the OPEN set Restart State.
+    const open = conn.received[0];
+    expect(open?.type === 'open' && open.capabilities.find((c) => c.kind === 'gracefulRestart')).toMatchObject({ restartState: true });
   });
 
   test('the daemon\'s publishes (announcingThenReady): the publish that makes the table ready sends its routes before End-of-RIB', async () => {
