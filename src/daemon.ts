@@ -180,6 +180,11 @@ export class Daemon {
     return this.serviceConfigs().every((s) => this.programmed(s));
   }
 
+  /** How many configured services are in the kernel as configured. */
+  programmedCount(): number {
+    return this.serviceConfigs().filter((s) => this.programmed(s)).length;
+  }
+
   /** The kernel has the service as its current configuration wants it. */
   private programmed(s: ServiceConfig): boolean {
     const runtime = this.services.get(s.name);

@@ -36,7 +36,7 @@ import { createAdmission } from './monitors/admission.js';
 import { createStartPacer, startWindowMs } from './monitors/start-pacer.js';
 import { createPoolSource } from './pool/create-source.js';
 import { bgpSessionSettings, describePlan, planReload, type BgpAction } from './reload-plan.js';
-import { createSystemClock, type Clock } from './runtime/clock.js';
+import { createSystemClock, type Clock, type Timer } from './runtime/clock.js';
 import { errorMessage, formatProblem } from './runtime/errors.js';
 import { createLogger, type LogFormat, type Logger } from './runtime/logger.js';
 import { startStallWatch } from './runtime/stall-watch.js';
@@ -280,6 +280,10 @@ function peerChangeRecorder(events: EventSink): (change: PeerChange) => void {
 
 /** How often the IPVS manager's counters are read for drift and failure events. */
 const IPVS_EVENTS_POLL_MS = 1000;
+/** The longest systemd's start waits for every service to be programmed (TimeoutStartSec is 90 s). */
+const READY_WAIT_MAX_MS = 30_000;
+/** How often readiness looks again while a service is not programmed yet. */
+const READY_POLL_MS = 100;
 
 /**
  * Runs the daemon until SIGTERM or SIGINT. Resolves with the exit status:
@@ -489,13 +493,33 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   daemon.start();
   daemon.setRouteTarget(await bgp.apply('start', config.global, config.services));
   // systemd (Type=notify): ready once the configuration is loaded, the API
-  // listens and the kernel's table has been read (adopted, or the failure said).
-  void ipvs.firstReconciled().then(async () => {
-    const status = `${config.services.length} service(s)${dryRun ? ', dry run' : ''}`;
-    if (process.env.NOTIFY_SOCKET === undefined) return;
-    log.info(`Ready: telling systemd (${status})`);
-    if (!(await notifyReady(status))) log.warn('Could not tell systemd that pybal is ready (systemd-notify failed); systemctl start may time out');
-  });
+  // listens, the kernel's table has been read (adopted, or the failure said)
+  // and every configured service is programmed, so that `systemctl start
+  // pybal && ipvsadm -Ln` shows them. A service that cannot be (a pool that
+  // cannot be read, a kernel that refuses it) holds readiness back for
+  // READY_WAIT_MAX_MS at most, and the status says how many are in.
+  let readyWait: Timer | undefined;
+  if (process.env.NOTIFY_SOCKET !== undefined) {
+    const notifyAt = clock.now() + READY_WAIT_MAX_MS;
+    void ipvs.firstReconciled().then(() => {
+      const tell = async (): Promise<void> => {
+        const total = config.services.length;
+        const programmed = daemon.allProgrammed();
+        if (!programmed && clock.now() < notifyAt) {
+          readyWait = clock.setTimeout(() => void tell(), READY_POLL_MS);
+          return;
+        }
+        readyWait = undefined;
+        const status = programmed
+          ? `${total} service(s)${dryRun ? ', dry run' : ''}`
+          : `${daemon.programmedCount()} of ${total} service(s) programmed after ${READY_WAIT_MAX_MS / 1000} s; the others follow when they can${dryRun ? ', dry run' : ''}`;
+        if (programmed) log.info(`Ready: telling systemd (${status})`);
+        else log.warn(`Ready: telling systemd (${status})`);
+        if (!(await notifyReady(status))) log.warn('Could not tell systemd that pybal is ready (systemd-notify failed); systemctl start may time out');
+      };
+      void tell();
+    });
+  }
 
   // SIGHUP: reopen the log and re-read pybal.conf, as one transaction: a
   // configuration that does not load (one that names no service does not)
@@ -615,6 +639,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   await bgp.shutdown('pybal is shutting down', keepRoutes);
   await daemon.stop();
   ipvsWatch.cancel();
+  readyWait?.cancel();
   await statsReader.stop();
   await ipvs.stop();
   await syncDaemons.stop();

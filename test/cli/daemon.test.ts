@@ -78,17 +78,21 @@ describe('pybal daemon (foundation)', () => {
     let out = '';
     receiver.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     await new Promise<void>((resolve) => receiver.stdout?.once('data', () => resolve()));
-    child = spawn(process.execPath, [PYBAL, '-c', conf, '--log-file', log, '--control-socket', join(dir, 'pybal.sock')], {
+    // A dry run: this machine has no IPVS, and readiness waits for every
+    // service to be programmed (a dry run's services are, once desired).
+    child = spawn(process.execPath, [PYBAL, '--dry-run', '-c', conf, '--log-file', log, '--control-socket', join(dir, 'pybal.sock')], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NOTIFY_SOCKET: notify },
     });
-    const text = await waitForLog(log, /Ready: telling systemd \(1 service\(s\)\)/, 15_000);
-    // By then the API listened.
+    const text = await waitForLog(log, /Ready: telling systemd \(1 service\(s\), dry run\)/, 15_000);
+    // By then the API listened and the service was desired (the pool read and applied).
     expect(text.indexOf('Status API listening')).toBeLessThan(text.indexOf('Ready: telling systemd'));
+    expect(text.search(/Added \d+ server\(s\)/)).toBeGreaterThan(-1);
+    expect(text.search(/Added \d+ server\(s\)/)).toBeLessThan(text.indexOf('Ready: telling systemd'));
     if (receiver.exitCode === null) await new Promise((r) => receiver.once('exit', r));
     expect(out).toContain('READY=1');
     expect(out).toContain(`MAINPID=${child.pid}`);
-    expect(out).toContain('STATUS=1 service(s)');
+    expect(out).toContain('STATUS=1 service(s), dry run');
     expect(readFileSync(log, 'utf8')).not.toContain('Could not tell systemd');
   });
 

@@ -150,13 +150,13 @@ describe.skipIf(skipReason !== undefined)(`pybal's Debian package under a real s
     expect(step('route-after-stop').out).not.toContain(`${VIP}/32`);
   });
 
-  it('systemctl start fails on a configuration with an error, and systemctl status says which', () => {
+  it('systemctl start fails on a configuration with an error; systemctl status names check-config, journalctl -u pybal says why', () => {
     expect(step('bad-conf').out).toContain("monitors = [ 'Bogus' ]");
     expect(step('start-bad').rc).not.toBe(0);
     expect(step('start-bad').rc).not.toBeNull();
     // At once, status names the command that failed...
     expect(step('status-bad').out).toMatch(/ExecStartPre=\/usr\/sbin\/pybal check-config --config \/etc\/pybal\/pybal\.conf \(code=exited, status=[1-9]/);
-    // ...and, once journald has check-config's lines, what it said.
+    // ...and the journal, once journald has check-config's lines, what it said.
     expect(step('status-bad-why').out, why('status-bad-why')).toMatch(/pybal\[\d+\]: \/etc\/pybal\/pybal\.conf:\d+: monitors: unknown monitor 'Bogus'/);
     expect(step('show-bad').out).not.toMatch(/^ActiveState=active$/m);
     expect(step('show-bad').out).toMatch(/^Result=exit-code$/m);
