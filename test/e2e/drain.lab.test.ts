@@ -66,19 +66,6 @@ describe('e2e: draining a director before stopping it', { timeout: 180_000 }, ()
     await t?.stop();
   });
 
-  /** The loop's answered requests by the directors whose connection tables have their source port. */
-  async function byDirector(answers: readonly LoopAnswer[]): Promise<Record<'director1' | 'director2' | 'both', LoopAnswer[]>> {
-    const byPort = await t.directorsByPort();
-    const ok = answers.filter((a) => a.answer.status === 200);
-    const through = (a: LoopAnswer): string => (byPort.get(a.port) ?? []).join('+');
-    for (const a of ok) expect(['director1', 'director2', 'director1+director2'], `request from port ${a.port}`).toContain(through(a));
-    return {
-      director1: ok.filter((a) => through(a) === 'director1'),
-      director2: ok.filter((a) => through(a) === 'director2'),
-      // Open at the instant of the switch: begun through one director, finished through the other.
-      both: ok.filter((a) => through(a) === 'director1+director2'),
-    };
-  }
 
   const describeFailures = (failed: readonly LoopAnswer[], t0: number): string =>
     failed.map((a) => `port ${a.port} at +${a.startMs - t0} ms: curl ${a.answer.curlExit} ${a.answer.error.trim()}`).join('; ');
@@ -148,7 +135,7 @@ describe('e2e: draining a director before stopping it', { timeout: 180_000 }, ()
     // Over the whole drain and stop, no request was lost.
     const failed = answers.filter((a) => a.answer.status !== 200);
     expect(failed, describeFailures(failed, drainedAt)).toEqual([]);
-    const through = await byDirector(answers);
+    const through = await t.answersByDirector(answers);
     expect(through.director1.length).toBeGreaterThan(0);
     expect(through.director1.every((a) => a.startMs < changedAt)).toBe(true);
     expect(through.director2.length).toBeGreaterThanOrEqual(4);
@@ -199,7 +186,7 @@ describe('e2e: draining a director before stopping it', { timeout: 180_000 }, ()
 
     const failed = answers.filter((a) => a.answer.status !== 200);
     expect(failed, describeFailures(failed, undrainedAt)).toEqual([]);
-    const through = await byDirector(answers);
+    const through = await t.answersByDirector(answers);
     expect(through.director1.length).toBeGreaterThanOrEqual(4);
     expect(through.director1.every((a) => a.endMs > backAt)).toBe(true);
     await t.expectServedThrough('director1', 3);

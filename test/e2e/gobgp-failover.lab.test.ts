@@ -120,18 +120,6 @@ describe('e2e: two pybal directors behind GoBGP: failover by MED and graceful re
   /** GoBGP's "Peer Down" log lines for a director's session. */
   const peerDowns = (d: Director): string[] => gobgp.log().split('\n').filter((l) => l.includes('Peer Down') && l.includes(t.ip(d)));
 
-  /** The loop's answered requests by the directors whose connection tables have their source port. */
-  async function byDirector(answers: readonly LoopAnswer[]): Promise<Record<'director1' | 'director2' | 'both', LoopAnswer[]>> {
-    const byPort = await t.directorsByPort();
-    const ok = answers.filter((a) => a.answer.status === 200);
-    const through = (a: LoopAnswer): string => (byPort.get(a.port) ?? []).join('+');
-    for (const a of ok) expect(['director1', 'director2', 'director1+director2'], `request from port ${a.port}`).toContain(through(a));
-    return {
-      director1: ok.filter((a) => through(a) === 'director1'),
-      director2: ok.filter((a) => through(a) === 'director2'),
-      both: ok.filter((a) => through(a) === 'director1+director2'),
-    };
-  }
 
   const describeFailed = (answers: readonly LoopAnswer[], since: number): string => {
     const failed = answers.filter((a) => a.answer.status !== 200);
@@ -194,7 +182,7 @@ describe('e2e: two pybal directors behind GoBGP: failover by MED and graceful re
     // GoBGP has director2's path alone, best; the kernel route is director2's.
     await t.expectBirdBest('director2', ['director2']);
 
-    const via = await byDirector(answers);
+    const via = await t.answersByDirector(answers);
     expect(answers.filter((a) => a.answer.status !== 200), describeFailed(answers, signalledAt)).toEqual([]);
     expect(via.director1.length).toBeGreaterThan(0);
     expect(via.director1.every((a) => a.startMs < changedAt)).toBe(true);
@@ -286,7 +274,7 @@ describe('e2e: two pybal directors behind GoBGP: failover by MED and graceful re
     expect(samples.some((s) => s.paths.director1?.stale === true)).toBe(false);
     const movedAt = t.routeChangeAtMs('director2', mark);
     expect(movedAt).toBeDefined();
-    const via = await byDirector(answers);
+    const via = await t.answersByDirector(answers);
     expect(via.director2.length).toBeGreaterThan(0);
     console.log(
       `[gobgp] 5. no graceful restart: director1's path missing from GoBGP in ${missing.length} of ${samples.length} samples (from ${missing[0]!.atMs - killedAt} ms to ${missing.at(-1)!.atMs - killedAt} ms after kill -9); ` +
@@ -324,7 +312,7 @@ describe('e2e: two pybal directors behind GoBGP: failover by MED and graceful re
     expect(events.filter((l) => l.includes(`"${t.ip('director2')}"`))).toEqual([]);
     // The router's kernel route never changed; every request answered, through director1 alone.
     expect(t.vipRouteEvents(mark)).toEqual([]);
-    const via = await byDirector(answers);
+    const via = await t.answersByDirector(answers);
     expect(answers.filter((a) => a.answer.status !== 200), describeFailed(answers, killedAt)).toEqual([]);
     expect(via.director2).toEqual([]);
     expect(via.both).toEqual([]);

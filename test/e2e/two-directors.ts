@@ -229,6 +229,23 @@ export class TwoDirectors {
     return byPort;
   }
 
+  /**
+   * A loop's answered requests by the directors whose connection tables have
+   * their source port (each must be in one, or in both when it was open at the
+   * instant of a switch: begun through one director, finished through the other).
+   */
+  async answersByDirector(answers: readonly LoopAnswer[]): Promise<Record<Director | 'both', LoopAnswer[]>> {
+    const byPort = await this.directorsByPort();
+    const ok = answers.filter((a) => a.answer.status === 200);
+    const through = (a: LoopAnswer): string => (byPort.get(a.port) ?? []).join('+');
+    for (const a of ok) expect(['director1', 'director2', 'director1+director2'], `request from port ${a.port}`).toContain(through(a));
+    return {
+      director1: ok.filter((a) => through(a) === 'director1'),
+      director2: ok.filter((a) => through(a) === 'director2'),
+      both: ok.filter((a) => through(a) === 'director1+director2'),
+    };
+  }
+
   /** `n` GETs, each from a new source port; every one must be answered, and through `d` only. */
   async expectServedThrough(d: Director, n: number): Promise<void> {
     const ports: number[] = [];
