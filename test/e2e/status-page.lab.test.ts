@@ -11,10 +11,20 @@
 //
 // One lab, one daemon, one Chromium (its start costs 10-25 s in the guest):
 // the cases run in order and share them. No timing is asserted.
+//
+// Opt-in (PYBAL_LAB_BROWSER=1): Chromium in the guest is not reliable enough
+// for every `npm test`. The guest's UML kernel keeps no AVX state (see
+// test/lab/README.md, "Hosts with AVX-512 or AMX"), and Chromium picks AVX
+// code from CPUID with no switch to avoid it: its screenshots come out
+// damaged, and under load a DevTools message now and then arrives corrupted
+// (`SyntaxError: Bad control character in string literal in JSON`), which
+// ends the whole file. It passed in 4 of 5 runs on its own, and failed in
+// the one full CI-style run it was part of. `npm test` runs test/browser/status-page.test.ts
+// instead: Chromium on the host against a real pybal (a dry run) on loopback.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { afterAll, beforeAll, expect, it, onTestFailed } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { domIdPart } from '../../src/api/status-page.js';
 import type { DaemonSnapshot } from '../../src/api/types.js';
 import { BrowserSession, byId } from '../browser/browser.js';
@@ -121,129 +131,134 @@ async function waitForStreamedEvent(kind: string, service: string, host: string,
   );
 }
 
-beforeAll(async () => {
-  let conf: E2eConfig;
-  ({ lab, conf, rs } = await startWebLab(web));
-  conf.writePool('api', conf.realServerEntries({ rs3: { enabled: false } }));
-  conf.write([web, api]);
-  pybal = E2ePybal.start(lab, conf.file);
-  await waitForIpvsDestinations(lab, rs.map((r) => r.ip).sort(), 'web: the three real servers in IPVS', { timeoutMs: 60_000 });
-  await waitForIpvsDestinations(lab, [ipOf('rs1'), ipOf('rs2')].sort(), 'api: rs1 and rs2 in IPVS', { timeoutMs: 60_000, vipIndex: 1 });
-  await lab.router.waitForPeer(lab.addr.director.v4!, 'established', 60_000);
-  await waitFor(async () => ((await pybal.status()).bgp.peers.every((p) => p.state === 'Established') ? true : undefined), { timeoutMs: 60_000, what: "pybal's peer Established" });
-  b = await BrowserSession.open(PAGE, { netns: lab.ns('director') });
-  console.log(`[status-page] guest: Chromium started in ${b.timings.launchMs} ms, / loaded in ${b.timings.loadMs} ms`);
-}, 400_000);
+/** Chromium in the guest only when asked (see above). */
+const BROWSER_IN_LAB = process.env.PYBAL_LAB_BROWSER === '1';
 
-afterAll(async () => {
-  await b?.close();
-  await lab?.stop();
-});
+describe.skipIf(!BROWSER_IN_LAB)('the status page in Chromium in the lab (PYBAL_LAB_BROWSER=1)', () => {
+  beforeAll(async () => {
+    let conf: E2eConfig;
+    ({ lab, conf, rs } = await startWebLab(web));
+    conf.writePool('api', conf.realServerEntries({ rs3: { enabled: false } }));
+    conf.write([web, api]);
+    pybal = E2ePybal.start(lab, conf.file);
+    await waitForIpvsDestinations(lab, rs.map((r) => r.ip).sort(), 'web: the three real servers in IPVS', { timeoutMs: 60_000 });
+    await waitForIpvsDestinations(lab, [ipOf('rs1'), ipOf('rs2')].sort(), 'api: rs1 and rs2 in IPVS', { timeoutMs: 60_000, vipIndex: 1 });
+    await lab.router.waitForPeer(lab.addr.director.v4!, 'established', 60_000);
+    await waitFor(async () => ((await pybal.status()).bgp.peers.every((p) => p.state === 'Established') ? true : undefined), { timeoutMs: 60_000, what: "pybal's peer Established" });
+    b = await BrowserSession.open(PAGE, { netns: lab.ns('director') });
+    console.log(`[status-page] guest: Chromium started in ${b.timings.launchMs} ms, / loaded in ${b.timings.loadMs} ms`);
+  }, 400_000);
 
-/** On a failure, the DOM as it was (the record a guest keeps intact). */
-function keepDomOnFailure(name: string): void {
-  onTestFailed(async () => {
-    await b?.saveHtml(join(lab.dir, `status-page-failed-${name}.html`)).catch(() => undefined);
+  afterAll(async () => {
+    await b?.close();
+    await lab?.stop();
   });
-}
 
-it("shows the daemon's state: every service's counts, every server's state, the BGP peer; live updates connect", async () => {
-  keepDomOnFailure('load');
-  loadedSeq = Number(await b.attribute('body', 'data-latest-seq'));
-  expect(loadedSeq).toBeGreaterThan(0);
-  // Nothing changes meanwhile (every server healthy, the session up): the daemon now is the daemon at render.
-  const snapshot = await steadyStatus();
-  const want = expected(snapshot);
-  expect(await shownBy(b.page)).toEqual(want);
-  // What the lab holds, so that the comparison is not vacuous.
-  expect(Object.keys(want.services).sort()).toEqual(['service-api', 'service-web']);
-  expect(want.services['service-web']).toEqual({ pooled: '3 of 3', up: '3 of 3' });
-  expect(want.servers[serverId('api', ipOf('rs3'))]).toEqual({ state: expect.any(String), pooled: 'no', enabled: 'no' });
-  expect(Object.keys(want.servers)).toHaveLength(6);
-  const peer = `peer-${domIdPart(lab.addr.router.v4!)}`;
-  expect(want.peers).toEqual({ [peer]: 'Established' });
-  expect((await birdSession(lab, lab.addr.director.v4!))?.info).toBe('Established');
-  expect(await b.text(`${byId(peer)} [data-field="state"]`)).toBe('Established');
-
-  await b.waitForAttribute('#stream-state', 'data-state', 'live');
-  b.assertSelfContained();
-  expect(b.requests()).toEqual(expect.arrayContaining([PAGE, `${PAGE}events/stream?since=${loadedSeq}`]));
-  expect(b.consoleErrors()).toEqual([]);
-}, 300_000);
-
-let depooledSeq = 0;
-it('watches a real server fail and leave IPVS, live, without a reload', async () => {
-  keepDomOnFailure('depool');
-  const host = ipOf('rs2');
-  const row = byId(serverId('web', host));
-  expect(await b.attribute(row, 'data-state')).toBe('up');
-  await lab.realServer('rs2').setBehaviour({ mode: 'down' });
-
-  await b.waitForAttribute(row, 'data-state', 'down');
-  await b.waitForAttribute(row, 'data-pooled', 'no');
-  expect(await b.text(`${row} [data-field="pooled"]`)).toBe('no');
-  expect(await b.text(`${row} [data-field="check"]`)).toMatch(/Fetch failed/);
-  await waitForStreamedEvent('monitor-down', 'web', host, loadedSeq);
-  depooledSeq = await waitForStreamedEvent('depooled', 'web', host, loadedSeq);
-  // The kernel: rs2 left web's IPVS service.
-  await waitForIpvsDestinations(lab, [ipOf('rs1'), ipOf('rs3')].sort(), 'rs2 out of web in IPVS');
-  // Still the same document: nothing reloaded it.
-  expect(Number(await b.attribute('body', 'data-latest-seq'))).toBe(loadedSeq);
-  expect(await b.attribute('#stream-state', 'data-state')).toBe('live');
-
-  // Everything else on the page agrees with the daemon too (api decided about rs2 as well), counts included.
-  const shown = await waitForPageToMatchDaemon('the page after rs2 failed');
-  expect(shown.services['service-web']).toEqual({ pooled: '2 of 3', up: '2 of 3' });
-  expect(shown.servers[serverId('web', host)]).toEqual({ state: 'down', pooled: 'no', enabled: 'yes' });
-  console.log(`[status-page] api after rs2 failed: ${JSON.stringify(shown.services['service-api'])}; IPVS api: ${JSON.stringify(await ipvsDestinations(lab, 80, 1))}`);
-
-  const html = readFileSync(await b.saveHtml(join(lab.dir, 'status-page-rs2-down.html')), 'utf8');
-  expect(html).toContain(`id="${serverId('web', host)}" data-service="web" data-host="${host}" data-state="down" data-pooled="no" data-enabled="yes"`);
-  b.assertSelfContained();
-  expect(b.consoleErrors()).toEqual([]);
-}, 300_000);
-
-it('without JavaScript, the server-rendered page shows the same state', async () => {
-  keepDomOnFailure('nojs');
-  const started = Date.now();
-  const plain = await b.openPage(PAGE, { javaScriptEnabled: false });
-  console.log(`[status-page] guest: / loaded with JavaScript off in ${Date.now() - started} ms`);
-  try {
-    const snapshot = await steadyStatus();
-    expect(await shownBy(plain)).toEqual(expected(snapshot));
-    const row = plain.locator(byId(serverId('web', ipOf('rs2'))));
-    expect(await row.getAttribute('data-state')).toBe('down');
-    expect(await row.getAttribute('data-pooled')).toBe('no');
-    expect(await plain.locator('[id="service-web"] [data-field="pooled"]').textContent()).toBe('2 of 3');
-    // Rendered after the depool: its list has it, with no stream to bring it.
-    expect(Number(await plain.locator('body').getAttribute('data-latest-seq'))).toBeGreaterThanOrEqual(depooledSeq);
-    expect(await plain.locator(`#events li[data-seq="${depooledSeq}"]`).getAttribute('data-kind')).toBe('depooled');
-    // Its script never ran: the stream state is as the server wrote it.
-    expect(await plain.locator('#stream-state').getAttribute('data-state')).toBe('off');
-  } finally {
-    await plain.close();
+  /** On a failure, the DOM as it was (the record a guest keeps intact). */
+  function keepDomOnFailure(name: string): void {
+    onTestFailed(async () => {
+      await b?.saveHtml(join(lab.dir, `status-page-failed-${name}.html`)).catch(() => undefined);
+    });
   }
-  b.assertSelfContained();
-  expect(b.consoleErrors()).toEqual([]);
-}, 300_000);
 
-it('watches it recover and be pooled again, live', async () => {
-  keepDomOnFailure('repool');
-  const host = ipOf('rs2');
-  const row = byId(serverId('web', host));
-  await lab.realServer('rs2').setBehaviour({ mode: 'ok' });
-  await b.waitForAttribute(row, 'data-state', 'up');
-  await b.waitForAttribute(row, 'data-pooled', 'yes');
-  expect(await b.text(`${row} [data-field="pooled"]`)).toBe('yes');
-  await waitForStreamedEvent('monitor-up', 'web', host, depooledSeq);
-  await waitForStreamedEvent('pooled', 'web', host, depooledSeq);
-  await waitForIpvsDestinations(lab, rs.map((r) => r.ip).sort(), 'rs2 back in web in IPVS');
-  expect(Number(await b.attribute('body', 'data-latest-seq'))).toBe(loadedSeq);
+  it("shows the daemon's state: every service's counts, every server's state, the BGP peer; live updates connect", async () => {
+    keepDomOnFailure('load');
+    loadedSeq = Number(await b.attribute('body', 'data-latest-seq'));
+    expect(loadedSeq).toBeGreaterThan(0);
+    // Nothing changes meanwhile (every server healthy, the session up): the daemon now is the daemon at render.
+    const snapshot = await steadyStatus();
+    const want = expected(snapshot);
+    expect(await shownBy(b.page)).toEqual(want);
+    // What the lab holds, so that the comparison is not vacuous.
+    expect(Object.keys(want.services).sort()).toEqual(['service-api', 'service-web']);
+    expect(want.services['service-web']).toEqual({ pooled: '3 of 3', up: '3 of 3' });
+    expect(want.servers[serverId('api', ipOf('rs3'))]).toEqual({ state: expect.any(String), pooled: 'no', enabled: 'no' });
+    expect(Object.keys(want.servers)).toHaveLength(6);
+    const peer = `peer-${domIdPart(lab.addr.router.v4!)}`;
+    expect(want.peers).toEqual({ [peer]: 'Established' });
+    expect((await birdSession(lab, lab.addr.director.v4!))?.info).toBe('Established');
+    expect(await b.text(`${byId(peer)} [data-field="state"]`)).toBe('Established');
 
-  const shown = await waitForPageToMatchDaemon('the page after rs2 recovered');
-  expect(shown.services['service-web']).toEqual({ pooled: '3 of 3', up: '3 of 3' });
-  await b.saveHtml(join(lab.dir, 'status-page-rs2-recovered.html'));
-  console.log(`[status-page] pages saved in ${lab.dir}: status-page-rs2-down.html, status-page-rs2-recovered.html`);
-  b.assertSelfContained();
-  expect(b.consoleErrors()).toEqual([]);
-}, 300_000);
+    await b.waitForAttribute('#stream-state', 'data-state', 'live');
+    b.assertSelfContained();
+    expect(b.requests()).toEqual(expect.arrayContaining([PAGE, `${PAGE}events/stream?since=${loadedSeq}`]));
+    expect(b.consoleErrors()).toEqual([]);
+  }, 300_000);
+
+  let depooledSeq = 0;
+  it('watches a real server fail and leave IPVS, live, without a reload', async () => {
+    keepDomOnFailure('depool');
+    const host = ipOf('rs2');
+    const row = byId(serverId('web', host));
+    expect(await b.attribute(row, 'data-state')).toBe('up');
+    await lab.realServer('rs2').setBehaviour({ mode: 'down' });
+
+    await b.waitForAttribute(row, 'data-state', 'down');
+    await b.waitForAttribute(row, 'data-pooled', 'no');
+    expect(await b.text(`${row} [data-field="pooled"]`)).toBe('no');
+    expect(await b.text(`${row} [data-field="check"]`)).toMatch(/Fetch failed/);
+    await waitForStreamedEvent('monitor-down', 'web', host, loadedSeq);
+    depooledSeq = await waitForStreamedEvent('depooled', 'web', host, loadedSeq);
+    // The kernel: rs2 left web's IPVS service.
+    await waitForIpvsDestinations(lab, [ipOf('rs1'), ipOf('rs3')].sort(), 'rs2 out of web in IPVS');
+    // Still the same document: nothing reloaded it.
+    expect(Number(await b.attribute('body', 'data-latest-seq'))).toBe(loadedSeq);
+    expect(await b.attribute('#stream-state', 'data-state')).toBe('live');
+
+    // Everything else on the page agrees with the daemon too (api decided about rs2 as well), counts included.
+    const shown = await waitForPageToMatchDaemon('the page after rs2 failed');
+    expect(shown.services['service-web']).toEqual({ pooled: '2 of 3', up: '2 of 3' });
+    expect(shown.servers[serverId('web', host)]).toEqual({ state: 'down', pooled: 'no', enabled: 'yes' });
+    console.log(`[status-page] api after rs2 failed: ${JSON.stringify(shown.services['service-api'])}; IPVS api: ${JSON.stringify(await ipvsDestinations(lab, 80, 1))}`);
+
+    const html = readFileSync(await b.saveHtml(join(lab.dir, 'status-page-rs2-down.html')), 'utf8');
+    expect(html).toContain(`id="${serverId('web', host)}" data-service="web" data-host="${host}" data-state="down" data-pooled="no" data-enabled="yes"`);
+    b.assertSelfContained();
+    expect(b.consoleErrors()).toEqual([]);
+  }, 300_000);
+
+  it('without JavaScript, the server-rendered page shows the same state', async () => {
+    keepDomOnFailure('nojs');
+    const started = Date.now();
+    const plain = await b.openPage(PAGE, { javaScriptEnabled: false });
+    console.log(`[status-page] guest: / loaded with JavaScript off in ${Date.now() - started} ms`);
+    try {
+      const snapshot = await steadyStatus();
+      expect(await shownBy(plain)).toEqual(expected(snapshot));
+      const row = plain.locator(byId(serverId('web', ipOf('rs2'))));
+      expect(await row.getAttribute('data-state')).toBe('down');
+      expect(await row.getAttribute('data-pooled')).toBe('no');
+      expect(await plain.locator('[id="service-web"] [data-field="pooled"]').textContent()).toBe('2 of 3');
+      // Rendered after the depool: its list has it, with no stream to bring it.
+      expect(Number(await plain.locator('body').getAttribute('data-latest-seq'))).toBeGreaterThanOrEqual(depooledSeq);
+      expect(await plain.locator(`#events li[data-seq="${depooledSeq}"]`).getAttribute('data-kind')).toBe('depooled');
+      // Its script never ran: the stream state is as the server wrote it.
+      expect(await plain.locator('#stream-state').getAttribute('data-state')).toBe('off');
+    } finally {
+      await plain.close();
+    }
+    b.assertSelfContained();
+    expect(b.consoleErrors()).toEqual([]);
+  }, 300_000);
+
+  it('watches it recover and be pooled again, live', async () => {
+    keepDomOnFailure('repool');
+    const host = ipOf('rs2');
+    const row = byId(serverId('web', host));
+    await lab.realServer('rs2').setBehaviour({ mode: 'ok' });
+    await b.waitForAttribute(row, 'data-state', 'up');
+    await b.waitForAttribute(row, 'data-pooled', 'yes');
+    expect(await b.text(`${row} [data-field="pooled"]`)).toBe('yes');
+    await waitForStreamedEvent('monitor-up', 'web', host, depooledSeq);
+    await waitForStreamedEvent('pooled', 'web', host, depooledSeq);
+    await waitForIpvsDestinations(lab, rs.map((r) => r.ip).sort(), 'rs2 back in web in IPVS');
+    expect(Number(await b.attribute('body', 'data-latest-seq'))).toBe(loadedSeq);
+
+    const shown = await waitForPageToMatchDaemon('the page after rs2 recovered');
+    expect(shown.services['service-web']).toEqual({ pooled: '3 of 3', up: '3 of 3' });
+    await b.saveHtml(join(lab.dir, 'status-page-rs2-recovered.html'));
+    console.log(`[status-page] pages saved in ${lab.dir}: status-page-rs2-down.html, status-page-rs2-recovered.html`);
+    b.assertSelfContained();
+    expect(b.consoleErrors()).toEqual([]);
+  }, 300_000);
+});
