@@ -116,6 +116,11 @@ describe('Coordinator events', () => {
     await flushAsync();
     expect(coordinator.snapshot().servers[0]?.monitors[0]?.lastCheck).toBeUndefined();
     check?.({ ok: true, reason: 'Fetch successful (http://x/), 0.012 s', durationMs: 12 });
-    expect(coordinator.snapshot().servers[0]?.monitors[0]?.lastCheck).toEqual({ ok: true, reason: 'Fetch successful (http://x/), 0.012 s', durationMs: 12 });
+    const first = coordinator.snapshot();
+    expect(first.servers[0]?.monitors[0]?.lastCheck).toEqual({ ok: true, reason: 'Fetch successful (http://x/), 0.012 s', durationMs: 12 });
+    // The next check replaces it; a snapshot taken before keeps what it had (a value, not a reference).
+    check?.({ ok: false, reason: 'Fetch failed (http://x/): timeout', durationMs: 5000 });
+    expect(coordinator.snapshot().servers[0]?.monitors[0]?.lastCheck).toEqual({ ok: false, reason: 'Fetch failed (http://x/): timeout', durationMs: 5000 });
+    expect(first.servers[0]?.monitors[0]?.lastCheck).toEqual({ ok: true, reason: 'Fetch successful (http://x/), 0.012 s', durationMs: 12 });
   });
 });
