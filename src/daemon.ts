@@ -12,7 +12,7 @@ import type { CoordinatorApi, ServiceSnapshot } from './coordinator/types.js';
 import { NO_EVENTS, type EventSink } from './events/history.js';
 import { diffOfferedRoutes } from './events/route-changes.js';
 import type { DesiredService } from './ipvs/diff.js';
-import { desiredServiceFromConfig, type DestCache } from './ipvs/desired.js';
+import { DesiredServiceBuilder } from './ipvs/desired.js';
 import type { Pool, PoolSource } from './pool/types.js';
 import { describePlan, type ReloadPlan } from './reload-plan.js';
 import type { Logger } from './runtime/logger.js';
@@ -74,8 +74,8 @@ interface ServiceRuntime {
   /** The configuration `desired` was built from: a route waits until it matches the current one. */
   desiredFor: ServiceConfig | undefined;
   dirty: boolean;
-  /** Its destinations as last built, reused while unchanged (see DestCache). */
-  readonly dests: DestCache;
+  /** Builds `desired`, saying what changed since the last one (see DesiredServiceBuilder). */
+  readonly builder: DesiredServiceBuilder;
 }
 
 /** Who drained or undrained the director when pybal.conf did (at start, or by a reload). */
@@ -269,7 +269,12 @@ export class Daemon {
         if (runtime.coordinator.ready()) {
           runtime.dirty = false;
           const keepDepooled = keepsDepooledServers(runtime.config);
-          runtime.desired = desiredServiceFromConfig(runtime.config, runtime.coordinator.pooledServers({ keepDepooled }), runtime.dests);
+          const coordinator = runtime.coordinator;
+          runtime.desired = runtime.builder.build(
+            runtime.config,
+            (visit) => coordinator.forEachPooled(visit),
+            keepDepooled ? coordinator.pooledServers({ keepDepooled }) : undefined,
+          );
           runtime.desiredFor = runtime.config;
         }
       }
@@ -326,7 +331,7 @@ export class Daemon {
       desired: undefined,
       desiredFor: undefined,
       dirty: true,
-      dests: new Map(),
+      builder: new DesiredServiceBuilder(),
     };
     return runtime;
   }

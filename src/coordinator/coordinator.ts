@@ -241,6 +241,10 @@ export class Coordinator implements CoordinatorApi {
     this.notify();
   }
 
+  forEachPooled(visit: (host: string, address: string, weight: number) => void): void {
+    for (const s of this.servers.values()) if (s.pooled && s.address !== undefined) visit(s.host, s.address, s.weight);
+  }
+
   pooledServers(options: { readonly keepDepooled?: boolean } = {}): readonly PooledServerValue[] {
     const pooled: PooledServerValue[] = [];
     for (const s of this.servers.values()) {

@@ -158,6 +158,11 @@ export interface CoordinatorApi {
    * address order (see Daemon: mh services with fallback).
    */
   pooledServers(options?: { readonly keepDepooled?: boolean }): readonly PooledServerValue[];
+  /**
+   * pooledServers() without keepDepooled, as calls in pool order, building
+   * nothing: what the daemon compares with what it published last.
+   */
+  forEachPooled(visit: (host: string, address: string, weight: number) => void): void;
   /** True when at least one pooled server is up (for BGP withdraw-when-down). */
   healthy(): boolean;
   /** With `servers: false`, the service without its servers (cheap at 100,000 servers). */

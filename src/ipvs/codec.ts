@@ -471,8 +471,8 @@ export function serviceKeyId(key: ServiceKey): string {
 
 /**
  * Ids already worked out, by destination object: a desired destination is one
- * object from publish to publish (DestCache), and every publish of a pool of
- * 10,000 asks for the ids of all of them, several times over.
+ * object from publish to publish (DesiredServiceBuilder), and a whole publish
+ * of a pool of 10,000 asks for the ids of all of them, several times over.
  */
 const DEST_IDS = new WeakMap<DestKey, string>();
 

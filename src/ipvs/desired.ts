@@ -36,20 +36,6 @@ export function persistencePrefix(service: Pick<ServiceConfig, 'family' | 'persi
   throw new TypeError(`persistence netmask ${JSON.stringify(text)} is not a ${service.family === 4 ? 'contiguous IPv4 mask or prefix length 0..32' : 'prefix length 1..128'}`);
 }
 
-/**
- * The IPVS service for a configured service: PyBal's choices unless the
- * configuration says otherwise (direct routing, real-server port = VIP port).
- * Servers whose address is not an IP are skipped (the coordinator resolves
- * names); a duplicate address is kept once, with its first weight.
- */
-/**
- * Destinations built before, by the address as the coordinator gave it:
- * reused while nothing about them changed, so that publishing a service of
- * 100,000 servers after one of them changed builds one object, not 100,000
- * (and IPVS normalisation skips the objects it has checked already).
- */
-export type DestCache = Map<string, DestSpec>;
-
 /** The settings every destination of a service shares (all but address, family and weight). */
 type DestTemplate = Omit<DestSpec, 'family' | 'address' | 'weight'>;
 
@@ -91,34 +77,39 @@ export function serviceKeyFromConfig(service: ServiceConfig): ServiceKey {
   return { family: service.family, protocol: service.protocol, address: canonicalAddress(service.ip), port: service.port };
 }
 
-export function desiredServiceFromConfig(service: ServiceConfig, servers: readonly PooledServer[], cache?: DestCache): DesiredService {
+/**
+ * The IPVS service for a configured service: PyBal's choices unless the
+ * configuration says otherwise (direct routing, real-server port = VIP port).
+ * Servers whose address is not an IP are skipped (the coordinator resolves
+ * names); a duplicate address is kept once, with its first weight.
+ */
+export function desiredServiceFromConfig(service: ServiceConfig, servers: readonly PooledServer[]): DesiredService {
+  const template = destTemplate(service);
+  const dests = new Map<string, DestSpec>();
+  for (const server of servers) {
+    const dest = destOf(template, server.address, server.weight);
+    if (dest === undefined) continue;
+    const id = destKeyId(dest);
+    if (!dests.has(id)) dests.set(id, dest);
+  }
+  return { ...serviceSpecFromConfig(service), destinations: [...dests.values()] };
+}
+
+/** A destination of the service's template, or undefined when `address` is not an IP address. */
+function destOf(template: DestTemplate, address: string, weight: number): DestSpec | undefined {
+  const family = familyOf(address);
+  if (family === undefined) return undefined;
+  return { family, address: canonicalAddress(address), weight, ...template };
+}
+
+/** The IPVS service's own settings for a configured service. */
+function serviceSpecFromConfig(service: ServiceConfig): Omit<DesiredService, 'destinations'> {
   let flags = 0;
   if (service.ops) flags |= IP_VS_SVC_F.ONEPACKET;
   if (service.schedulerFlags.includes('fallback')) flags |= IP_VS_SVC_F.SCHED1;
   if (service.schedulerFlags.includes('port')) flags |= IP_VS_SVC_F.SCHED2;
   const persistent = service.persistenceTimeoutSec > 0;
   if (persistent) flags |= IP_VS_SVC_F.PERSISTENT;
-  const template = destTemplate(service);
-  const dests = new Map<string, DestSpec>();
-  for (const server of servers) {
-    const cached = cache?.get(server.address);
-    if (cached && cached.weight === server.weight && hasTemplate(cached, template)) {
-      const id = destKeyId(cached);
-      if (!dests.has(id)) dests.set(id, cached);
-      continue;
-    }
-    const family = familyOf(server.address);
-    if (family === undefined) continue;
-    const dest: DestSpec = { family, address: canonicalAddress(server.address), weight: server.weight, ...template };
-    const id = destKeyId(dest);
-    if (!dests.has(id)) dests.set(id, dest);
-    cache?.set(server.address, dest);
-  }
-  // Forget servers long gone, now and then (at most twice the pool is kept).
-  if (cache && cache.size > 2 * servers.length + 64) {
-    const wanted = new Set(servers.map((s) => s.address));
-    for (const address of cache.keys()) if (!wanted.has(address)) cache.delete(address);
-  }
   return {
     key: serviceKeyFromConfig(service),
     scheduler: service.scheduler,
@@ -126,8 +117,130 @@ export function desiredServiceFromConfig(service: ServiceConfig, servers: readon
     timeoutSec: persistent ? service.persistenceTimeoutSec : 0,
     netmask: persistencePrefix(service),
     peName: persistent ? (service.persistenceEngine ?? '') : '',
-    destinations: [...dests.values()],
   };
+}
+
+/** Calls `visit` for each server to publish, in pool order (CoordinatorApi.forEachPooled). */
+export type PooledServers = (visit: (host: string, address: string, weight: number) => void) => void;
+
+/** What the builder published for one host. */
+interface Published {
+  /** The address as the coordinator gave it. */
+  readonly address: string;
+  readonly dest: DestSpec;
+  /** The scan that saw it last. */
+  scan: number;
+}
+
+/**
+ * Builds a service's desired state publish after publish, keeping what it
+ * published last by host, so that the next publish says only what changed
+ * (DesiredService.patch): a weight edited in a pool of 100,000 reaches the
+ * IPVS manager as one destination. Each publish still visits every pooled
+ * server once, comparing without allocating; building, normalising and
+ * diffing are in the number of changes.
+ *
+ * A whole rebuild (no patch) when the configuration changed (a reload: new
+ * IPVS settings or destination template), when `ordered` servers are
+ * published (mh with fallback: the kernel's table follows the address order,
+ * which a patch would not keep), and while two hosts share an address (the
+ * first in pool order wins, which a patch cannot follow).
+ */
+export class DesiredServiceBuilder {
+  private config: ServiceConfig | undefined;
+  private template: DestTemplate | undefined;
+  private last: DesiredService | undefined;
+  private byHost = new Map<string, Published>();
+  /** What `last` has, by destKeyId, in the order destinations were first published. */
+  private dests = new Map<string, DestSpec>();
+  /** Two hosts had one address at the last rebuild: every publish rebuilds until they no longer do. */
+  private shared = false;
+  private scan = 0;
+
+  /**
+   * The desired service now. `pooled` visits the servers to publish in pool
+   * order; `ordered` is the whole list in the order the kernel must get it,
+   * when that order matters (always a rebuild).
+   */
+  build(service: ServiceConfig, pooled: PooledServers, ordered?: readonly PooledServer[]): DesiredService {
+    const incremental = ordered === undefined && service === this.config && this.last !== undefined && !this.shared;
+    const desired = (incremental ? this.patch(pooled) : undefined) ?? this.rebuild(service, ordered ?? pooled);
+    // A patch names its base; the base's own patch is history no one will read (and would keep every base alive).
+    if (this.last !== undefined && this.last !== desired) this.last.patch = undefined;
+    this.last = desired;
+    return desired;
+  }
+
+  private rebuild(service: ServiceConfig, servers: PooledServers | readonly PooledServer[]): DesiredService {
+    const template = destTemplate(service);
+    const before = this.byHost;
+    const byHost = new Map<string, Published>();
+    const dests = new Map<string, DestSpec>();
+    const scan = ++this.scan;
+    let shared = false;
+    const visit = (host: string, address: string, weight: number): void => {
+      const was = before.get(host);
+      // The same object as before where nothing changed: the manager has checked it already.
+      const dest = was !== undefined && was.address === address && was.dest.weight === weight && hasTemplate(was.dest, template) ? was.dest : destOf(template, address, weight);
+      if (dest === undefined) return;
+      const id = destKeyId(dest);
+      if (dests.has(id)) {
+        shared = true;
+        return;
+      }
+      dests.set(id, dest);
+      byHost.set(host, { address, dest, scan });
+    };
+    if (typeof servers === 'function') servers(visit);
+    else for (const s of servers) visit((s as { host?: string }).host ?? s.address, s.address, s.weight);
+    this.config = service;
+    this.template = template;
+    this.byHost = byHost;
+    this.dests = dests;
+    this.shared = shared;
+    return { ...serviceSpecFromConfig(service), destinations: [...dests.values()] };
+  }
+
+  /** What changed since `last`, as a patch on it; undefined when only a rebuild can say it (an address now shared). */
+  private patch(pooled: PooledServers): DesiredService | undefined {
+    const last = this.last!;
+    const template = this.template!;
+    const scan = ++this.scan;
+    const changed: { host: string; address: string; weight: number; was: Published | undefined }[] = [];
+    let seen = 0;
+    pooled((host, address, weight) => {
+      const was = this.byHost.get(host);
+      if (was !== undefined) {
+        was.scan = scan;
+        seen++;
+        if (was.address === address && was.dest.weight === weight) return;
+      }
+      changed.push({ host, address, weight, was });
+    });
+    if (changed.length === 0 && seen === this.byHost.size) return last;
+    const set: DestSpec[] = [];
+    const removed: DestSpec[] = [];
+    const drop = (host: string, was: Published): void => {
+      this.byHost.delete(host);
+      this.dests.delete(destKeyId(was.dest));
+      removed.push(was.dest);
+    };
+    // Gone first, so that an address another host gave up is free for the one that takes it.
+    if (seen < this.byHost.size) for (const [host, was] of this.byHost) if (was.scan !== scan) drop(host, was);
+    for (const { host, address, weight, was } of changed) {
+      const dest = destOf(template, address, weight);
+      const id = dest === undefined ? undefined : destKeyId(dest);
+      if (was !== undefined && (id === undefined || destKeyId(was.dest) !== id)) drop(host, was);
+      if (dest === undefined || id === undefined) continue;
+      // Another host has this address: the first in pool order wins, which only a rebuild knows.
+      if (this.dests.has(id) && !(was !== undefined && destKeyId(was.dest) === id)) return undefined;
+      this.dests.set(id, dest);
+      this.byHost.set(host, { address, dest, scan });
+      set.push(dest);
+    }
+    const { destinations: _, patch: __, ...spec } = last;
+    return { ...spec, destinations: [...this.dests.values()], patch: { base: last, set, removed } };
+  }
 }
 
 function checkInt(what: string, v: number, min: number, max: number): void {
@@ -141,6 +254,26 @@ function checkInt(what: string, v: number, min: number, max: number): void {
  */
 /** Destination objects already checked and canonical (they are immutable): not checked again. */
 const NORMALIZED = new WeakSet<DestSpec>();
+
+/**
+ * A destination checked and in canonical form; `where` names its service
+ * ("service tcp 192.0.2.1:80: "). The same object when it already was.
+ */
+export function normalizeDest(d: DestSpec, where: string): DestSpec {
+  if (NORMALIZED.has(d)) return d;
+  const dname = `${where}server ${d.address}`;
+  if (familyOf(d.address) !== d.family) throw new TypeError(`${dname}: not an IPv${d.family} address`);
+  checkInt(`${dname}: port`, d.port, 0, 65535);
+  // The kernel takes the weight as an int: above 2^31-1 it says EINVAL.
+  checkInt(`${dname}: weight`, d.weight, 0, 0x7fffffff);
+  checkInt(`${dname}: upper threshold`, d.upperThreshold, 0, 0xffffffff);
+  checkInt(`${dname}: lower threshold`, d.lowerThreshold, 0, d.upperThreshold === 0 ? 0xffffffff : d.upperThreshold);
+  checkInt(`${dname}: tunnel port`, d.tunnelPort, 0, 65535);
+  const canonical = d.family === 6 ? canonicalAddress(d.address) : d.address;
+  const out = canonical === d.address ? d : { ...d, address: canonical };
+  NORMALIZED.add(out);
+  return out;
+}
 
 export function normalizeDesiredService(s: DesiredService): DesiredService {
   const key = s.key;
@@ -156,20 +289,7 @@ export function normalizeDesiredService(s: DesiredService): DesiredService {
   checkInt(where('flags'), s.flags, 0, 0xffffffff);
   checkInt(where('persistence timeout'), s.timeoutSec, 0, 0xffffffff);
   checkInt(where('netmask'), s.netmask, key.family === 4 ? 0 : 1, key.family === 4 ? 32 : 128);
-  const destinations = s.destinations.map((d) => {
-    if (NORMALIZED.has(d)) return d;
-    const dname = where(`server ${d.address}`);
-    if (familyOf(d.address) !== d.family) throw new TypeError(`${dname}: not an IPv${d.family} address`);
-    checkInt(`${dname}: port`, d.port, 0, 65535);
-    // The kernel takes the weight as an int: above 2^31-1 it says EINVAL.
-    checkInt(`${dname}: weight`, d.weight, 0, 0x7fffffff);
-    checkInt(`${dname}: upper threshold`, d.upperThreshold, 0, 0xffffffff);
-    checkInt(`${dname}: lower threshold`, d.lowerThreshold, 0, d.upperThreshold === 0 ? 0xffffffff : d.upperThreshold);
-    checkInt(`${dname}: tunnel port`, d.tunnelPort, 0, 65535);
-    const canonical = d.family === 6 ? canonicalAddress(d.address) : d.address;
-    const out = canonical === d.address ? d : { ...d, address: canonical };
-    NORMALIZED.add(out);
-    return out;
-  });
-  return { ...s, key: 'fwmark' in key || key.family === 4 ? key : { ...key, address: canonicalAddress(key.address) }, destinations };
+  const destinations = s.destinations.map((d) => normalizeDest(d, where('')));
+  const { patch: _, ...spec } = s;
+  return { ...spec, key: 'fwmark' in key || key.family === 4 ? key : { ...key, address: canonicalAddress(key.address) }, destinations };
 }

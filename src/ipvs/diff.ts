@@ -10,6 +10,21 @@ import type { DestKey, DestSettings, DestSpec, ServiceKey, ServiceSettings, Serv
 /** What the coordinators want for one virtual service. */
 export interface DesiredService extends ServiceSpec {
   readonly destinations: readonly DestSpec[];
+  /**
+   * What changed since `patch.base`, the service published before this one
+   * (see DesiredServiceBuilder): a manager that has `base` applies only
+   * these, so that one weight changed in a pool of 100,000 costs one
+   * destination, not a rebuild of 100,000. Without it, or for a manager that
+   * has another base, `destinations` is the whole truth.
+   */
+  patch?: DesiredPatch;
+}
+
+/** The destinations that differ from the base service: those added or changed, and those gone. */
+export interface DesiredPatch {
+  readonly base: DesiredService;
+  readonly set: readonly DestSpec[];
+  readonly removed: readonly DestSpec[];
 }
 
 /** One service of a table model: its settings and its destinations by destKeyId. */

@@ -26,10 +26,11 @@ import { sliced, type SliceOptions } from '../runtime/sliced.js';
 import type { IpvsKernel } from './client.js';
 import { IpvsError } from './errors.js';
 import { destKeyId, formatServiceKey, serviceKeyId } from './codec.js';
-import { normalizeDesiredService } from './desired.js';
+import { normalizeDesiredService, normalizeDest } from './desired.js';
 import {
   applyOpsSteps,
   describeOp,
+  sameDestSettings,
   diffSteps,
   diffTables,
   formatDestSettings,
@@ -108,6 +109,11 @@ export class IpvsManager {
   private desiredCache = new Map<string, CachedDesired>();
   /** Services whose desired state changed since the last reconcile (all of them matter on a full one). */
   private readonly dirty = new Set<string>();
+  /**
+   * Destinations (destKeyIds) that a patch changed, by service, for services
+   * not in `dirty`: the next reconcile diffs only these against the model.
+   */
+  private readonly dirtyDests = new Map<string, Set<string>>();
   /** Services we were told to manage and then to drop: deleted when present. */
   private readonly removals = new Map<string, ServiceKey>();
   /** Our model of the managed part of the kernel table; undefined = unknown, dump first. */
@@ -229,6 +235,13 @@ export class IpvsManager {
         cache.set(rawId, cached);
         continue;
       }
+      // A patch on the service it has: only the destinations that changed.
+      const patched = cached && s.patch?.base === cached.source ? this.applyPatch(cached, s) : undefined;
+      if (patched) {
+        next.set(patched.id, patched.entry);
+        cache.set(rawId, patched);
+        continue;
+      }
       let fresh: CachedDesired;
       try {
         const normalized = normalizeDesiredService(s);
@@ -253,6 +266,7 @@ export class IpvsManager {
       if (next.has(id)) continue;
       this.removals.set(id, entry.service.key);
       this.programmed.delete(id);
+      this.dirtyDests.delete(id);
     }
     for (const id of next.keys()) this.removals.delete(id);
     this.desired = next;
@@ -268,6 +282,39 @@ export class IpvsManager {
   isProgrammed(key: ServiceKey): boolean {
     const cached = this.desiredCache.get(serviceKeyId(key));
     return cached !== undefined && this.programmed.has(cached.id);
+  }
+
+  /**
+   * Applies a patch to the desired entry in place (its destination map is the
+   * manager's own) and notes which destinations to diff. Undefined, and
+   * nothing changed, when a destination is not valid: the whole service then
+   * goes the usual way, which reports it and keeps the last good state.
+   */
+  private applyPatch(cached: CachedDesired, s: DesiredService): CachedDesired | undefined {
+    const patch = s.patch!;
+    let set: DestSpec[];
+    let removed: DestSpec[];
+    try {
+      const where = `service ${formatServiceKey(cached.entry.service.key)}`;
+      set = patch.set.map((d) => normalizeDest(d, where));
+      removed = patch.removed.map((d) => normalizeDest(d, where));
+    } catch {
+      return undefined;
+    }
+    const dests = cached.entry.dests as Map<string, DestSpec>;
+    let ids = this.dirty.has(cached.id) ? undefined : this.dirtyDests.get(cached.id);
+    if (!this.dirty.has(cached.id) && ids === undefined) this.dirtyDests.set(cached.id, (ids = new Set()));
+    for (const d of removed) {
+      const id = destKeyId(d);
+      dests.delete(id);
+      ids?.add(id);
+    }
+    for (const d of set) {
+      const id = destKeyId(d);
+      dests.set(id, d);
+      ids?.add(id);
+    }
+    return { source: s, id: cached.id, entry: cached.entry };
   }
 
   /** Asks for a full resync (dump, drift report, repair). */
@@ -374,10 +421,14 @@ export class IpvsManager {
       this.known = kernel;
       this.modelled = wanted;
     }
-    // Between resyncs the model matches the kernel for every clean service: diff only the changed ones.
-    const scope = full ? this.desired : this.changedServices();
+    // Between resyncs the model matches the kernel for every clean service:
+    // diff only the changed ones, and of a patched service only its changed destinations.
+    const changed = full ? undefined : this.changedServices();
+    const patched = changed === undefined ? new Map<string, ReadonlySet<string>>() : this.patchedServices(changed);
+    const scope: Table = changed ?? this.desired;
     // What changes from here on (during the dumps and writes below) is the next run's.
     this.dirty.clear();
+    this.dirtyDests.clear();
     const unmodelled = new Set([...scope.keys()].filter((id) => !this.modelled.has(id)));
     if (unmodelled.size > 0) {
       const adopted = await this.dumpUnmodelled(unmodelled);
@@ -386,7 +437,9 @@ export class IpvsManager {
     }
     const known = this.known ?? new Map<string, TableEntry>();
     // A large table is worked through in slices (the diff, then the model's update below): checks, BGP and the API go on meanwhile.
-    const ops = await sliced(diffSteps(scope, known, [...this.removals.values()]), this.slicing);
+    const serviceOps = await sliced(diffSteps(scope, known, [...this.removals.values()]), this.slicing);
+    const destOps = this.patchOps(patched, known);
+    const ops = destOps.length === 0 ? serviceOps : [...serviceOps, ...destOps];
     // Removals that are already gone from the kernel need no more attention.
     for (const [id] of this.removals) if (!known.has(id)) this.removals.delete(id);
     if (ops.length === 0) {
@@ -398,13 +451,14 @@ export class IpvsManager {
       for (const op of ops) this.log.info(`dry run: would ${describeOp(op)}`);
       // As if applied, so that each later change is said once, not with
       // everything before it again; the periodic resync re-reads the kernel.
-      this.known = await sliced(applyOpsSteps(known, ops), this.slicing);
+      this.known = await this.updateModel(known, serviceOps, destOps);
       for (const op of ops) if (op.op === 'del-service') this.removals.delete(serviceKeyId(op.key));
       this.markProgrammed(scope, this.known);
       return;
     }
     const results = await this.kernel.apply(ops);
     const applied: IpvsOp[] = [];
+    const appliedDest: IpvsOp[] = [];
     let firstError: IpvsError | undefined;
     let failed = 0;
     // A first apply of a large table is thousands of operations: one line each only at debug then.
@@ -420,15 +474,71 @@ export class IpvsManager {
       }
       if (verbose) this.log.info(`IPVS: ${describeOp(op)}`);
       else if (debug) this.log.debug(`IPVS: ${describeOp(op)}`);
-      applied.push(op);
+      (i < serviceOps.length ? applied : appliedDest).push(op);
       if (op.op === 'del-service') this.removals.delete(serviceKeyId(op.key));
     });
-    const model = await sliced(applyOpsSteps(known, applied), this.slicing);
+    const model = await this.updateModel(known, applied, appliedDest);
     if (!verbose) this.log.info(`IPVS: applied ${ops.length - failed} of ${ops.length} changes (${summarizeOps(ops)})`);
     this.known = model;
     this.counters.failedRequests += failed;
     this.markProgrammed(scope, model);
     if (firstError) throw new PartialFailure(`${failed} of ${ops.length} IPVS requests failed; the first: ${firstError.message}`);
+  }
+
+  /**
+   * The model after `serviceOps` (copy on write, in slices) and `destOps`
+   * (patches: each destination changed in the model's own map, in place, so
+   * that one destination costs one, not a copy of its service).
+   */
+  private async updateModel(known: Table, serviceOps: readonly IpvsOp[], destOps: readonly IpvsOp[]): Promise<Table> {
+    const model = serviceOps.length === 0 ? known : await sliced(applyOpsSteps(known, serviceOps), this.slicing);
+    for (const op of destOps) {
+      if (op.op !== 'new-dest' && op.op !== 'set-dest' && op.op !== 'del-dest') continue;
+      const dests = model.get(serviceKeyId(op.key))?.dests as Map<string, DestSpec> | undefined;
+      if (dests === undefined) continue;
+      if (op.op === 'del-dest') dests.delete(destKeyId(op.dest));
+      else dests.set(destKeyId(op.dest), op.dest);
+    }
+    return model;
+  }
+
+  /**
+   * The patched destinations to diff, by service: those of services neither
+   * dirty as a whole (`scope`, which takes in here any patched service the
+   * model does not speak for, to be diffed whole) nor gone.
+   */
+  private patchedServices(scope: Map<string, TableEntry>): Map<string, ReadonlySet<string>> {
+    const out = new Map<string, ReadonlySet<string>>();
+    for (const [id, ids] of this.dirtyDests) {
+      const entry = this.desired.get(id);
+      if (entry === undefined || scope.has(id)) continue;
+      if (!this.modelled.has(id) || this.known?.has(id) !== true) scope.set(id, entry);
+      else out.set(id, ids);
+    }
+    return out;
+  }
+
+  /** The operations for patched destinations: for each service, deletions, then changes, then additions (as diffSteps). */
+  private patchOps(patched: ReadonlyMap<string, ReadonlySet<string>>, known: Table): IpvsOp[] {
+    const ops: IpvsOp[] = [];
+    for (const [id, ids] of patched) {
+      const want = this.desired.get(id);
+      const have = known.get(id);
+      if (want === undefined || have === undefined) continue;
+      const key = want.service.key;
+      const changes: IpvsOp[] = [];
+      const additions: IpvsOp[] = [];
+      for (const destId of ids) {
+        const dest = want.dests.get(destId);
+        const before = have.dests.get(destId);
+        if (dest === undefined) {
+          if (before !== undefined) ops.push({ op: 'del-dest', key, dest: before });
+        } else if (before === undefined) additions.push({ op: 'new-dest', key, dest });
+        else if (!sameDestSettings(dest, before)) changes.push({ op: 'set-dest', key, dest, before });
+      }
+      ops.push(...changes, ...additions);
+    }
+    return ops;
   }
 
   /** The services of `scope` that the model now has are programmed; says so when that set grew. */
@@ -447,7 +557,7 @@ export class IpvsManager {
     }
   }
 
-  private changedServices(): Table {
+  private changedServices(): Map<string, TableEntry> {
     const out = new Map<string, TableEntry>();
     for (const id of this.dirty) {
       const entry = this.desired.get(id);

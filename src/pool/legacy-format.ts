@@ -52,39 +52,81 @@ function readLine(text: string, indent: number): PyValue | string {
 }
 
 /**
- * The clean lines of a source's last read, by their exact text, with the
- * server each gave. A pool re-read after an edit parses only the lines that
- * changed: at 20,000 lines, a weight edit went from about 5 us per line to a
- * map lookup. Only lines that gave a server and no note are kept (a line's
- * problems name its line number, which moves). One per source.
+ * The lines of a source's last read, with the server each clean line gave
+ * (a line that gave a server and no note; a line's problems name its line
+ * number, which moves, so such lines are read again). A re-read after an
+ * edit parses only the lines that changed: the lines it shares with the last
+ * read at the start and at the end are matched by position (one string
+ * comparison each), and those in between by their text, so that a weight
+ * edited in a pool of 20,000 lines costs one parse and no lookup by text of
+ * the other 19,999. One per source.
  */
 export class LegacyLineMemo {
-  private previous = new Map<string, PoolServer>();
-  private current = new Map<string, PoolServer>();
+  private previous: readonly string[] = [];
+  /** The server of each line of `previous` (undefined: not clean). */
+  private servers: readonly (PoolServer | undefined)[] = [];
+  private currentLines: readonly string[] = [];
+  private current: (PoolServer | undefined)[] = [];
+  /** Lines of the current read that are the previous read's, by index in each. */
+  private head = 0;
+  private tail = 0;
+  /** The previous read's clean lines between head and tail, by text (made only when some lines changed). */
+  private middle: Map<string, PoolServer> | undefined;
 
-  /** Starts a read: a read left half done before is forgotten. */
-  begin(): void {
-    this.current = new Map();
+  /** Starts a read of `lines`: a read left half done before is forgotten. */
+  begin(lines: readonly string[]): void {
+    const previous = this.previous;
+    const max = Math.min(lines.length, previous.length);
+    let head = 0;
+    while (head < max && lines[head] === previous[head]) head++;
+    let tail = 0;
+    while (tail < max - head && lines[lines.length - 1 - tail] === previous[previous.length - 1 - tail]) tail++;
+    this.head = head;
+    this.tail = tail;
+    this.currentLines = lines;
+    this.current = new Array<PoolServer | undefined>(lines.length);
+    this.middle = undefined;
   }
 
-  lookup(raw: string): PoolServer | undefined {
-    const server = this.previous.get(raw);
-    if (server !== undefined) this.current.set(raw, server);
+  /** The server line `index` of the current read gave last time, if it was clean. */
+  lookup(index: number): PoolServer | undefined {
+    let server: PoolServer | undefined;
+    if (index < this.head) server = this.servers[index];
+    else if (index >= this.currentLines.length - this.tail) server = this.servers[index - this.currentLines.length + this.previous.length];
+    else server = this.middleLines().get(this.currentLines[index]!);
+    this.current[index] = server;
     return server;
   }
 
-  remember(raw: string, server: PoolServer): void {
-    this.current.set(raw, server);
+  remember(index: number, server: PoolServer): void {
+    this.current[index] = server;
   }
 
-  /** A whole document was read: its lines are what the next read looks up (lines gone are forgotten). */
+  /** A whole document was read: its lines are what the next read compares with. */
   end(): void {
-    this.previous = this.current;
-    this.current = new Map();
+    this.previous = this.currentLines;
+    this.servers = this.current;
+    this.currentLines = [];
+    this.current = [];
+    this.middle = undefined;
   }
 
+  /** Clean lines the next read can take without parsing. */
   get size(): number {
-    return this.previous.size;
+    let n = 0;
+    for (const s of this.servers) if (s !== undefined) n++;
+    return n;
+  }
+
+  private middleLines(): Map<string, PoolServer> {
+    if (this.middle === undefined) {
+      this.middle = new Map();
+      for (let i = this.head; i < this.previous.length - this.tail; i++) {
+        const server = this.servers[i];
+        if (server !== undefined) this.middle.set(this.previous[i]!, server);
+      }
+    }
+    return this.middle;
   }
 }
 
@@ -104,19 +146,21 @@ const LINES_PER_STEP = 256;
 export function* legacyPoolSteps(text: string, file: string, memo?: LegacyLineMemo): Generator<void, PoolParseResult, undefined> {
   const builder = createPoolBuilder(file);
   const lines = text.replace(/^\ufeff/, '').split('\n');
-  memo?.begin();
+  memo?.begin(lines);
   for (let index = 0; index < lines.length; index++) {
     if (index % LINES_PER_STEP === LINES_PER_STEP - 1) yield;
     const raw = lines[index]!;
-    const known = memo?.lookup(raw);
+    const known = memo?.lookup(index);
     if (known !== undefined) builder.add({ server: known, problems: NO_PROBLEMS }, index + 1);
-    else readPoolLine(builder, raw, index + 1, memo);
+    else readPoolLine(builder, raw, index, memo);
   }
   memo?.end();
   return builder.result();
 }
 
-function readPoolLine(builder: PoolBuilder, raw: string, lineNo: number, memo: LegacyLineMemo | undefined): void {
+/** Reads line `index` (0-based) of a document. */
+function readPoolLine(builder: PoolBuilder, raw: string, index: number, memo: LegacyLineMemo | undefined): void {
+  const lineNo = index + 1;
   const line = raw.trim();
   if (line === '' || line.startsWith('#')) return;
   if (raw.length > MAX_LINE_LENGTH) {
@@ -144,6 +188,6 @@ function readPoolLine(builder: PoolBuilder, raw: string, lineNo: number, memo: L
     else fields.push(field);
   }
   const check = checkEntry(host, fields, lineNo, TERMS);
-  if (memo !== undefined && check.server !== undefined && check.problems.length === 0) memo.remember(raw, check.server);
+  if (memo !== undefined && check.server !== undefined && check.problems.length === 0) memo.remember(index, check.server);
   builder.add(check, lineNo);
 }

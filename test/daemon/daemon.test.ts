@@ -57,6 +57,10 @@ class FakeCoordinator implements CoordinatorApi {
     return this.pooled;
   }
 
+  forEachPooled(visit: (host: string, address: string, weight: number) => void): void {
+    for (const p of this.pooled) visit(p.host, p.address, p.weight);
+  }
+
   ready(): boolean {
     return !this.awaitingPool && !this.initializing;
   }

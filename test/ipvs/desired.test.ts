@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ServiceConfig } from '../../src/config/types.js';
-import { desiredServiceFromConfig, persistencePrefix } from '../../src/ipvs/desired.js';
+import { DesiredServiceBuilder, desiredServiceFromConfig, persistencePrefix } from '../../src/ipvs/desired.js';
 import { serviceConfig } from '../support/config-fixtures.js';
 
 function config(extra: Partial<ServiceConfig> = {}): ServiceConfig {
@@ -91,32 +91,27 @@ describe('desiredServiceFromConfig', () => {
   });
 });
 
-describe('desiredServiceFromConfig with a destination cache', () => {
-  it('reuses the destinations that did not change, builds the ones that did, and forgets servers long gone', () => {
+describe('DesiredServiceBuilder across reloads', () => {
+  it('reuses the destinations that did not change, and builds anew every one whose settings a reload changed', () => {
     const service = serviceConfig('web', '203.0.113.1', { forwardMethod: 'dr' });
-    const cache = new Map();
-    const servers = Array.from({ length: 100 }, (_, i) => ({ address: `10.0.0.${i}`, weight: 10 }));
-    const first = desiredServiceFromConfig(service, servers, cache);
-    const second = desiredServiceFromConfig(
-      service,
-      servers.map((s) => (s.address === '10.0.0.7' ? { ...s, weight: 3 } : s)),
-      cache,
-    );
-    expect(second.destinations).toHaveLength(100);
-    const changed = second.destinations.filter((d, i) => d !== first.destinations[i]);
-    expect(changed).toEqual([expect.objectContaining({ address: '10.0.0.7', weight: 3 })]);
-    // Without a cache: the same values.
-    expect(desiredServiceFromConfig(service, servers.map((s) => (s.address === '10.0.0.7' ? { ...s, weight: 3 } : s)))).toEqual(second);
-    // A new port is a new destination, whatever the cache holds.
-    const moved = desiredServiceFromConfig({ ...service, port: 8080 }, servers, cache);
+    const builder = new DesiredServiceBuilder();
+    const servers = Array.from({ length: 100 }, (_, i) => ({ host: `mw${i}`, address: `10.0.0.${i}`, weight: 10 }));
+    const visit = (list: typeof servers) => (v: (host: string, address: string, weight: number) => void) => list.forEach((s) => v(s.host, s.address, s.weight));
+    const first = builder.build(service, visit(servers));
+    const edited = servers.map((s) => (s.address === '10.0.0.7' ? { ...s, weight: 3 } : s));
+    const second = builder.build(service, visit(edited));
+    expect(second.destinations.filter((d, i) => d !== first.destinations[i])).toEqual([expect.objectContaining({ address: '10.0.0.7', weight: 3 })]);
+    // The same values as a build from scratch.
+    expect(second.destinations).toEqual(desiredServiceFromConfig(service, edited).destinations);
+    // A reload: a new port is a new destination, whatever was published before; so is every other setting a destination carries.
+    const moved = builder.build({ ...service, port: 8080 }, visit(edited));
     expect(moved.destinations.every((d) => d.port === 8080)).toBe(true);
-    // So is every other setting a destination carries.
-    const capped = desiredServiceFromConfig({ ...service, upperThreshold: 9 }, servers, cache);
+    const capped = builder.build({ ...service, upperThreshold: 9 }, visit(edited));
     expect(capped.destinations.every((d) => d.upperThreshold === 9)).toBe(true);
-    const tunnelled = desiredServiceFromConfig({ ...service, forwardMethod: 'tunnel', tunnel: { type: 'gre', port: 0, checksum: 'csum' } }, servers, cache);
+    const tunnelled = builder.build({ ...service, forwardMethod: 'tunnel', tunnel: { type: 'gre', port: 0, checksum: 'csum' } }, visit(edited));
     expect(tunnelled.destinations.every((d) => d.fwdMethod === 'tunnel' && d.tunnelType === 'gre' && d.tunnelFlags === 1)).toBe(true);
-    // The pool shrinks to 10: the cache keeps at most about twice what is pooled.
-    desiredServiceFromConfig(service, servers.slice(0, 10), cache);
-    expect(cache.size).toBeLessThanOrEqual(10 + 64);
+    // A reload that changes nothing a destination carries (a new object, same settings) keeps them.
+    const same = builder.build({ ...service, forwardMethod: 'tunnel', tunnel: { type: 'gre', port: 0, checksum: 'csum' } }, visit(edited));
+    expect(same.destinations.every((d, i) => d === tunnelled.destinations[i])).toBe(true);
   });
 });

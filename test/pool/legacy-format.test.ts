@@ -238,6 +238,58 @@ describe('legacy pool lines remembered between reads (LegacyLineMemo)', () => {
     expect(moved.problems.map(formatProblem).join('\n')).toContain('pool:2');
   });
 
+  it('reads as fresh after each of 400 random edits: lines changed, inserted, removed, duplicated, moved or broken', () => {
+    let seed = 3;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const line = (): string => {
+      const roll = random(20);
+      if (roll === 0) return '# a comment';
+      if (roll === 1) return '';
+      if (roll === 2) return `{ 'host': 'h${random(60)}', 'weight': ten }`;
+      if (roll === 3) return `{ 'host': 'h${random(60)}', 'weight': 1, 'enabled': True, 'rack': 'A${random(3)}' }`;
+      return `{ 'host': 'h${random(60)}', 'weight': ${random(4)}, 'enabled': ${random(5) === 0 ? 'False' : 'True'} }`;
+    };
+    let lines = Array.from({ length: 80 }, line);
+    const memo = new LegacyLineMemo();
+    let before = read(lines.join('\n'), memo);
+    for (let step = 0; step < 400; step++) {
+      const at = random(lines.length + 1);
+      const roll = random(6);
+      if (roll === 0) lines.splice(at, 0, line());
+      else if (roll === 1) lines.splice(at, 1);
+      else if (roll === 2) lines.splice(at, 1, line());
+      else if (roll === 3) lines.splice(at, 0, lines[random(lines.length)] ?? line());
+      else if (roll === 4) lines = [...lines.slice(at), ...lines.slice(0, at)];
+      else lines.splice(at, 2, line(), line());
+      const text = lines.join('\n') + (random(2) === 0 ? '\n' : '');
+      const after = read(text, memo);
+      expect(shown(after), `step ${step}`).toEqual(shown(read(text)));
+      // A server whose line is still there, unchanged and clean, is the very same object.
+      for (const [host, server] of after.pool) {
+        const was = before.pool.get(host);
+        if (was !== undefined && was.weight === server.weight && was.enabled === server.enabled && after.problems.length === 0 && before.problems.length === 0) {
+          expect(server).toBe(was);
+        }
+      }
+      before = after;
+    }
+  });
+
+  it('an edit in a pool of 20,000 lines gives every other line its server object of the last read (before and after the edit)', () => {
+    const doc = (weight: number): string =>
+      Array.from({ length: 20_000 }, (_, i) => `{ 'host': 'h${i}', 'weight': ${i === 12_000 ? weight : 10}, 'enabled': True }`).join('\n');
+    const memo = new LegacyLineMemo();
+    const first = read(doc(10), memo);
+    const second = read(doc(7), memo);
+    expect(second.pool.get('h12000')?.weight).toBe(7);
+    const renewed = [...second.pool].filter(([host, server]) => server !== first.pool.get(host)).map(([host]) => host);
+    expect(renewed).toEqual(['h12000']);
+    expect(shown(second)).toEqual(shown(read(doc(7))));
+  });
+
   it('a read abandoned half way leaves the memo of the last whole read', () => {
     const memo = new LegacyLineMemo();
     read(documents[0]!, memo);
