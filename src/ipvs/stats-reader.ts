@@ -85,7 +85,24 @@ export interface IpvsStatsReaderOptions {
 
 /** Values of the kernel's stats (bigint) as numbers, with when they were read. */
 export function trafficValue(stats: Stats, readAtWallMs: number, conns?: { active: number; inactive: number }): TrafficValue {
-  const base = {
+  // One literal each way, not a spread of a shared part: 20,000 destinations
+  // are read every 10 s, and spread copies made slow objects of each.
+  if (conns === undefined) {
+    return {
+      connections: Number(stats.conns),
+      inPackets: Number(stats.inPkts),
+      outPackets: Number(stats.outPkts),
+      inBytes: Number(stats.inBytes),
+      outBytes: Number(stats.outBytes),
+      connectionsPerSec: Number(stats.cps),
+      inPacketsPerSec: Number(stats.inPps),
+      outPacketsPerSec: Number(stats.outPps),
+      inBytesPerSec: Number(stats.inBps),
+      outBytesPerSec: Number(stats.outBps),
+      readAtWallMs,
+    };
+  }
+  return {
     connections: Number(stats.conns),
     inPackets: Number(stats.inPkts),
     outPackets: Number(stats.outPkts),
@@ -96,10 +113,10 @@ export function trafficValue(stats: Stats, readAtWallMs: number, conns?: { activ
     outPacketsPerSec: Number(stats.outPps),
     inBytesPerSec: Number(stats.inBps),
     outBytesPerSec: Number(stats.outBps),
+    activeConnections: conns.active,
+    inactiveConnections: conns.inactive,
+    readAtWallMs,
   };
-  return conns === undefined
-    ? { ...base, readAtWallMs }
-    : { ...base, activeConnections: conns.active, inactiveConnections: conns.inactive, readAtWallMs };
 }
 
 /** Destinations turned into values between two chances to end a slice. */
