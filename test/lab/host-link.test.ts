@@ -14,6 +14,7 @@ import {
   prefixesOverlap,
   slotOfDevice,
   staleDevices,
+  startTimeFromStat,
   umlNetArgument,
 } from './host-link.js';
 
@@ -92,6 +93,13 @@ describe('owners and stale taps', () => {
     expect(parseOwnerAlias(ownerAlias({ pid: 7, start: '123' }))).toEqual({ pid: 7, start: '123' });
     expect(parseOwnerAlias('something else')).toBeUndefined();
     expect(parseOwnerAlias(undefined)).toBeUndefined();
+  });
+
+  it("reads a process's start time from /proc/PID/stat, and none for a zombie", () => {
+    const stat = (state: string): string => `4242 (node (x) y) ${state} 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 11 0 1139288 1000 10 ...`;
+    expect(startTimeFromStat(stat('S'))).toBe('1139288');
+    expect(startTimeFromStat(stat('R'))).toBe('1139288');
+    expect(startTimeFromStat(stat('Z'))).toBeUndefined();
   });
 
   it('knows its device names', () => {

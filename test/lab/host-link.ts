@@ -203,12 +203,21 @@ export function guestSetupScript(plan: HostLinkPlan): string {
 
 // ---- host side ----
 
-/** A process's start time (field 22 of /proc/PID/stat), or undefined when it is gone. */
+/**
+ * A running process's start time from its /proc/PID/stat (field 22), or
+ * undefined when it is gone, a zombie included (a process killed a moment ago
+ * may not be reaped yet).
+ */
+export function startTimeFromStat(stat: string): string | undefined {
+  // The name (field 2) may hold spaces and parentheses: count from the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+  return fields[19];
+}
+
 function processStart(pid: number): string | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The name (field 2) may hold spaces and parentheses: count from the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return startTimeFromStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return undefined;
   }
