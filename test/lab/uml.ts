@@ -195,6 +195,8 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResu
   };
   // Only this function describes a link to the guest.
   delete env.PYBAL_LAB_HOST_LINK;
+  // Compiled (when needed) before a tap exists, so that a failure here leaves none behind.
+  const launcher = umlLauncher(root);
   let link: HostLink | undefined;
   let agent: HostBrowserAgent | undefined;
   let hostLinkError: string | undefined;
@@ -231,7 +233,7 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResu
   const consoleFile = createWriteStream(consolePath);
   const started = Date.now();
   const child = spawn(
-    umlLauncher(root),
+    launcher,
     [
       UML_BINARY,
       `mem=${memMb}M`,
