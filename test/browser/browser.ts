@@ -1,9 +1,12 @@
 // Browser tests: Debian's Chromium (/usr/bin/chromium) driven by playwright-core
 // over the DevTools protocol, headless, with a fresh profile in a temporary
 // directory. Nothing is downloaded: playwright-core ships no browser and is
-// never asked for one. Works on the host (pages on loopback) and inside a lab
-// guest, where `netns` starts Chromium in a lab node's network namespace (the
-// director's, to reach pybal's instrumentation port on its 127.0.0.1).
+// never asked for one. Works on the host (pages on loopback) and from a lab
+// guest: with `host: true` the guest drives a Chromium on the host over the
+// guest's link to the host (test/lab/host-link.ts, host-browser.ts), which
+// loads a page from a lab node put on that link (lab.linkToHost); `netns`
+// starts Chromium inside the guest instead, in a lab node's namespace (not
+// reliable there: see SCREENSHOTS_RELIABLE).
 //
 //   await withBrowser('http://127.0.0.1:9090/', { netns: lab.ns('director') }, async (b) => {
 //     await b.waitForAttribute(byId('server-web-198.51.100.11'), 'data-state', 'down');
@@ -20,7 +23,8 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { hostLinkFromEnv } from '../lab/host-link.js';
 
 /** Debian's chromium package; PYBAL_CHROMIUM overrides it. */
 export const CHROMIUM = process.env.PYBAL_CHROMIUM ?? '/usr/bin/chromium';
@@ -50,8 +54,9 @@ const IN_LAB_GUEST = process.env.PYBAL_LAB_GUEST === '1';
  * GUEST_NO_AVX_ENV), so AVX/AVX-512 registers do not survive a switch
  * between threads of one process; Chromium's Skia and zlib pick AVX code
  * from CPUID and have no switch to avoid it (V8's --no-enable-avx and one
- * raster thread were tried: still damaged). Take screenshots on the host;
- * in the guest keep saveHtml() instead.
+ * raster thread were tried: still damaged). Take screenshots on the host:
+ * from a guest, with a session opened with `host: true` (its
+ * screenshotsReliable says so).
  */
 export const SCREENSHOTS_RELIABLE = !IN_LAB_GUEST;
 
@@ -68,6 +73,15 @@ export function byId(id: string): string {
 export type BrowserOptions = {
   /** Start Chromium in this network namespace (`ip netns exec`), e.g. lab.ns('director'). */
   netns?: string;
+  /**
+   * In a lab guest: drive a Chromium that runs on the host, started for this
+   * session by the host's browser agent (test/lab/host-browser.ts) and
+   * reached over the guest's link to the host (test/lab/host-link.ts). Its
+   * pages load over that link, so the page's URL must be an address the
+   * host reaches (lab.linkToHost). What Chromium computes on the host is
+   * sound, screenshots included.
+   */
+  host?: boolean;
   /** Default CHROMIUM. */
   executablePath?: string;
   /** Chromium's start. Default 30 s on the host, 180 s in a lab guest (UML syscalls are slow). */
@@ -98,8 +112,14 @@ export class BrowserSession {
   #timeoutMs: number;
   #closed: Promise<void> | undefined;
 
-  private constructor(context: BrowserContext, page: Page, dir: string, timeoutMs: number, launchMs: number) {
+  /** False for a Chromium inside a lab guest (see SCREENSHOTS_RELIABLE); true on the host, also when driven from a guest (`host: true`). */
+  readonly screenshotsReliable: boolean;
+  #release: () => Promise<void>;
+
+  private constructor(context: BrowserContext, page: Page, dir: string, timeoutMs: number, launchMs: number, screenshotsReliable: boolean, release: () => Promise<void>) {
     this.#context = context;
+    this.screenshotsReliable = screenshotsReliable;
+    this.#release = release;
     this.page = page;
     this.dir = dir;
     this.#timeoutMs = timeoutMs;
@@ -120,30 +140,41 @@ export class BrowserSession {
   static async open(url: string, options: BrowserOptions = {}): Promise<BrowserSession> {
     const dir = mkdtempSync(join(tmpdir(), 'pybal-browser-'));
     let context: BrowserContext | undefined;
+    let release = async (): Promise<void> => undefined;
     try {
-      const executablePath = launcher(dir, options);
       const started = Date.now();
-      context = await chromium.launchPersistentContext(join(dir, 'profile'), {
-        executablePath,
-        headless: true,
-        args: [...CHROMIUM_FLAGS],
-        timeout: options.launchTimeoutMs ?? (IN_LAB_GUEST ? 180_000 : 30_000),
+      const launchTimeoutMs = options.launchTimeoutMs ?? (IN_LAB_GUEST ? 180_000 : 30_000);
+      const contextOptions = {
         viewport: options.viewport ?? { width: 1280, height: 800 },
         // Never let Chromium keep a download or a service worker around.
         acceptDownloads: false,
-        serviceWorkers: 'block',
-      });
+        serviceWorkers: 'block' as const,
+      };
+      if (options.host === true) {
+        const remote = await connectToHostBrowser(launchTimeoutMs);
+        release = remote.release;
+        context = await remote.browser.newContext(contextOptions);
+      } else {
+        context = await chromium.launchPersistentContext(join(dir, 'profile'), {
+          executablePath: launcher(dir, options),
+          headless: true,
+          args: [...CHROMIUM_FLAGS],
+          timeout: launchTimeoutMs,
+          ...contextOptions,
+        });
+      }
       const launchMs = Date.now() - started;
       const timeoutMs = options.timeoutMs ?? (IN_LAB_GUEST ? 60_000 : 10_000);
       context.setDefaultTimeout(timeoutMs);
       const page = context.pages()[0] ?? (await context.newPage());
-      const session = new BrowserSession(context, page, dir, timeoutMs, launchMs);
+      const session = new BrowserSession(context, page, dir, timeoutMs, launchMs, options.host === true || !IN_LAB_GUEST, release);
       // Abort whatever is not the page's own before it leaves; it stays recorded.
       await context.route((u) => !session.#isOwn(u.href), (route) => route.abort('blockedbyclient'));
       await session.goto(url);
       return session;
     } catch (error) {
       await context?.close().catch(() => undefined);
+      await release().catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
       throw error;
     }
@@ -294,7 +325,7 @@ export class BrowserSession {
     return this.page.locator(selector).count();
   }
 
-  /** A full-page PNG screenshot at `path` (its directory is created). Host only: see SCREENSHOTS_RELIABLE. */
+  /** A full-page PNG screenshot at `path` (its directory is created). From a Chromium on the host only: see SCREENSHOTS_RELIABLE and screenshotsReliable. */
   async screenshot(path: string): Promise<string> {
     mkdirSync(dirname(path), { recursive: true });
     await this.page.screenshot({ path, fullPage: true, timeout: this.#timeoutMs });
@@ -319,6 +350,7 @@ export class BrowserSession {
       try {
         await this.#context.close();
       } finally {
+        await this.#release().catch(() => undefined);
         rmSync(this.dir, { recursive: true, force: true });
       }
     })();
@@ -343,6 +375,38 @@ export async function withBrowser<T>(url: string, options: BrowserOptions, fn: (
     throw error;
   } finally {
     await session.close();
+  }
+}
+
+/**
+ * A Chromium on the host for a lab guest: the host's browser agent starts one
+ * (a Playwright browser server) and this connects to it over the host link.
+ * `release` disconnects and has the agent end it.
+ */
+async function connectToHostBrowser(timeoutMs: number): Promise<{ browser: Browser; release: () => Promise<void> }> {
+  const link = hostLinkFromEnv();
+  if (link.agent === undefined) throw new Error('browser: the host link has no browser agent');
+  const answer = await fetch(`${link.agent}/browsers`, { method: 'POST', signal: AbortSignal.timeout(timeoutMs) });
+  const body = (await answer.json()) as { id?: string; wsEndpoint?: string; error?: string };
+  if (!answer.ok || body.id === undefined || body.wsEndpoint === undefined) throw new Error(`browser: the host's browser agent (${link.agent}) answered ${answer.status}: ${body.error ?? JSON.stringify(body)}`);
+  const end = async (): Promise<void> => {
+    await fetch(`${link.agent}/browsers/${body.id}`, { method: 'DELETE', signal: AbortSignal.timeout(30_000) });
+  };
+  try {
+    const browser = await chromium.connect(body.wsEndpoint, { timeout: timeoutMs });
+    return {
+      browser,
+      release: async () => {
+        try {
+          await browser.close();
+        } finally {
+          await end();
+        }
+      },
+    };
+  } catch (error) {
+    await end().catch(() => undefined);
+    throw error;
   }
 }
 

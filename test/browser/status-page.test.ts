@@ -7,11 +7,12 @@
  * live (no reload), keep to its own origin, fit a phone's width, and say the
  * same with no script at all (the HTML as the server renders it).
  *
- * It also takes the screenshot the README shows: .lab-scratch/status-page.png
- * on every run, and docs/images/status-page.png when PYBAL_UPDATE_SCREENSHOTS=1.
+ * It also keeps a screenshot, .lab-scratch/status-page.png. The README's
+ * (docs/images/status-page.png) comes from the lab's test instead, a real
+ * director with the kernel's IPVS: `npm run screenshot`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -26,7 +27,6 @@ const PYBAL = resolve('dist/src/cli/main.js');
 const HOSTS = ['127.0.0.2', '127.0.0.3', '127.0.0.4'] as const;
 const SERVICE = 'web';
 const SCREENSHOT = resolve('.lab-scratch/status-page.png');
-const README_SCREENSHOT = resolve('docs/images/status-page.png');
 
 function httpGet(port: number, path: string): Promise<{ status: number; type: string; body: string }> {
   return new Promise((done, fail) => {
@@ -156,10 +156,6 @@ describe('the status page in Chromium, from a running pybal', { timeout: 120_000
       mkdirSync(resolve('.lab-scratch'), { recursive: true });
       await b.screenshot(SCREENSHOT);
       expect(existsSync(SCREENSHOT)).toBe(true);
-      if (process.env.PYBAL_UPDATE_SCREENSHOTS === '1') {
-        mkdirSync(resolve('docs/images'), { recursive: true });
-        copyFileSync(SCREENSHOT, README_SCREENSHOT);
-      }
 
       // Back up: live again.
       await servers[1]?.setBehaviour({ mode: 'ok' });

@@ -63,7 +63,8 @@ export function poolLine(entry: PoolEntry): string {
 
 /**
  * A pybal.conf and its pool files for a lab: BGP to the lab's router with
- * director1 as next hop, the API on 127.0.0.1, one section per service. With
+ * director1 as next hop, the API on 127.0.0.1 (and any other
+ * `instrumentationIps`), one section per service. With
  * an IPv6 service, pybal peers with the router over both families and
  * announces IPv6 VIPs with director1's IPv6 address as next hop.
  */
@@ -93,10 +94,11 @@ export class E2eConfig {
    * `director` (default director1) is the director the daemon runs in: its
    * addresses are the BGP next hops.
    */
-  write(services: readonly E2eService[], options: { bgp?: boolean; holdTimeSec?: number; globalExtra?: readonly string[]; director?: string } = {}): string {
+  write(services: readonly E2eService[], options: { bgp?: boolean; holdTimeSec?: number; globalExtra?: readonly string[]; director?: string; instrumentationIps?: readonly string[] } = {}): string {
     const { router } = this.lab.addr;
     const director = directorAddress(this.lab, options.director);
-    const global = ['[global]', `instrumentation = yes`, `instrumentation_port = ${API_PORT}`, "instrumentation_ips = [ '127.0.0.1' ]"];
+    const ips = (options.instrumentationIps ?? ['127.0.0.1']).map((ip) => `'${ip}'`).join(', ');
+    const global = ['[global]', `instrumentation = yes`, `instrumentation_port = ${API_PORT}`, `instrumentation_ips = [ ${ips} ]`];
     const ipv6 = services.some((s) => s.family === 6);
     if (options.bgp !== false && director.v4 !== undefined && router.v4 !== undefined) {
       const peers = ipv6 && router.v6 !== undefined ? `[ '${router.v4}', '${router.v6}' ]` : router.v4;

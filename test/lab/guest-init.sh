@@ -7,6 +7,9 @@
 #   env.sh      exports for the command
 #   cwd         working directory of the command
 #   command.sh  the command itself
+#   host-link.sh (optional) sets up eth0, the guest's end of a tap on the
+#               host (uml.ts, host-link.ts); when it fails the command is
+#               told why in PYBAL_LAB_HOST_LINK_ERROR
 # The exit status of command.sh goes to $1/status: the guest's own exit
 # status means nothing to the host.
 S="$1"
@@ -49,6 +52,12 @@ while read -r mod; do
   modprobe -d "$S/modroot" "$mod" || failed="$failed $mod"
 done < "$S/modules"
 
+# The link to the host (eth0 on a bridge), once the bridge module is in.
+link_error=""
+if [ -f "$S/host-link.sh" ]; then
+  link_out=$(sh -e "$S/host-link.sh" 2>&1) || link_error="the guest could not configure eth0 (is the tap there?): $(echo "$link_out" | tr '\n' ' ')"
+fi
+
 echo "@@pybal-lab begin@@"
 if [ -n "$failed" ]; then
   echo "pybal-lab: could not load kernel modules:$failed"
@@ -57,7 +66,9 @@ else
   # Piping through cat gives the command a plain pipe rather than the
   # console tty (no interactive redraws, no CR/LF games).
   {
-    cd "$(cat "$S/cwd")" && . "$S/env.sh" && sh "$S/command.sh" </dev/null
+    cd "$(cat "$S/cwd")" && . "$S/env.sh" &&
+      if [ -n "$link_error" ]; then unset PYBAL_LAB_HOST_LINK; export PYBAL_LAB_HOST_LINK_ERROR="$link_error"; fi &&
+      sh "$S/command.sh" </dev/null
     echo $? > "$S/status"
   } 2>&1 | cat
 fi

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { controlRealServer, type Behaviour, type RealServerStats } from '../support/real-server.js';
 import { LabProcess, exec, execOk, waitFor, type ExecOptions, type ExecResult } from './exec.js';
 import { parseIpvsadmList, parseIpvsadmStats, type IpvsServiceEntry, type IpvsStatsEntry } from './ipvsadm.js';
+import { GUEST_BRIDGE, hostLinkFromEnv } from './host-link.js';
 import { BirdDaemon } from './routers/bird.js';
 import { GobgpDaemon } from './routers/gobgp.js';
 import { GobgpKernelMirror } from './routers/gobgp-fib.js';
@@ -250,6 +251,8 @@ export class Lab {
   #router: BirdDaemon | GobgpDaemon | undefined;
   #mirror: GobgpKernelMirror | undefined;
   #stopped = false;
+  /** The guest-side veths of linkToHost, deleted by stop(). */
+  readonly #hostLinks: string[] = [];
 
   private constructor(topology: Topology, options: LabOptions, dir: string, runDir: string) {
     this.id = topology.id;
@@ -320,6 +323,37 @@ export class Lab {
       await this.ipvsadm(['-a', proto, service, '-r', `${host(rs, name)}:${port}`, method, '-w', String(options.weight ?? 1)], director);
     }
     return service;
+  }
+
+  /**
+   * Puts a node on the guest's link to the host (host-link.ts): a veth from
+   * the guest's bridge `hostbr` (which holds eth0, the host's tap) into the
+   * node's namespace, named `hostlink` there, with one of the link's spare
+   * addresses. Returns that address: the host reaches it directly (the same
+   * /29 as the tap), so a program in the node that listens on it (pybal's
+   * instrumentation_ips) serves the host's browser. The node gets no route
+   * but the /29's; the lab's own addresses and routes are untouched.
+   * Throws, saying why, when the guest has no link to the host.
+   */
+  async linkToHost(node = 'director'): Promise<string> {
+    const link = hostLinkFromEnv();
+    const ns = this.ns(node);
+    // The first free slot: the kernel refuses a second hl<k>, so labs side by side never share one.
+    for (const [k, address] of link.nodes.entries()) {
+      const outer = `hl${k}`;
+      const made = await exec(['ip', 'link', 'add', outer, 'type', 'veth', 'peer', 'name', 'hostlink', 'netns', ns]);
+      if (made.code !== 0) {
+        if (/exists/i.test(made.stderr)) continue;
+        throw new Error(`lab: cannot link ${node} to the host: ${made.stderr.trim()}`);
+      }
+      this.#hostLinks.push(outer);
+      await execOk(['ip', 'link', 'set', outer, 'master', GUEST_BRIDGE, 'up']);
+      await this.execOk(node, ['sh', '-c', 'echo 1 > /proc/sys/net/ipv6/conf/hostlink/disable_ipv6']);
+      await this.execOk(node, ['ip', 'addr', 'add', `${address}/${link.prefixLength}`, 'dev', 'hostlink']);
+      await this.execOk(node, ['ip', 'link', 'set', 'hostlink', 'up']);
+      return address;
+    }
+    throw new Error(`lab: every address of the host link (${link.nodes.join(', ')}) is in use`);
   }
 
   /** A director's IPVS table as `ipvsadm -Ln` shows it, parsed. */
@@ -414,6 +448,7 @@ export class Lab {
     await Promise.all([...this.#realServers.values()].map((rs) => attempt(rs.name, () => rs.process.stop())));
     if (this.#mirror) await attempt('kernel mirror', () => this.#mirror!.stop());
     if (this.#router) await attempt('router', () => this.#router!.stop());
+    for (const outer of this.#hostLinks) await attempt(`host link ${outer}`, () => execOk(['ip', 'link', 'del', outer]));
     for (const step of this.topology.down) await attempt('deleting namespaces', () => execOk(step.argv, step.input === undefined ? {} : { input: step.input }));
     rmSync(this.runDir, { recursive: true, force: true });
     if (errors.length > 0) throw new Error(`lab ${this.id}: cleanup problems:\n${errors.join('\n')}`);

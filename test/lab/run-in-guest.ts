@@ -1,5 +1,7 @@
 // CLI: runs one command inside a lab guest and exits with its status.
 //   node dist/test/lab/run-in-guest.js [--timeout-sec N] [--mem-mb N] [--keep] -- CMD ARGS...
+// The guest has a network link to the host (a tap, test/lab/host-link.ts) and
+// the host's Chromium on request (host-browser.ts); PYBAL_LAB_HOST_LINK=0 leaves it out.
 // On a timeout or a missing status it prints the tail of the console log.
 import { removeScratch, runInGuest, tailFile } from './uml.js';
 
@@ -42,11 +44,19 @@ async function main(): Promise<number> {
     timeoutMs: options.timeoutMs,
     memMb: options.memMb,
     echo: process.stdout,
-    env: Object.fromEntries(
-      Object.entries(process.env).filter((e): e is [string, string] => /^(PYBAL_|CI$|NO_COLOR$|FORCE_COLOR$)/.test(e[0]) && e[1] !== undefined && e[0] !== 'PYBAL_LAB_SCRATCH'),
-    ),
+    // The guest gets an eth0 on a tap of the host (test/lab/host-link.ts) unless PYBAL_LAB_HOST_LINK=0.
+    hostLink: process.env.PYBAL_LAB_HOST_LINK !== '0',
+    env: {
+      ...Object.fromEntries(
+        Object.entries(process.env).filter(
+          (e): e is [string, string] => /^(PYBAL_|CI$|NO_COLOR$|FORCE_COLOR$)/.test(e[0]) && e[1] !== undefined && !['PYBAL_LAB_SCRATCH', 'PYBAL_LAB_HOST_LINK', 'PYBAL_LAB_HOST_LINK_ERROR'].includes(e[0]),
+        ),
+      ),
+      ...(process.env.PYBAL_LAB_HOST_LINK === '0' ? { PYBAL_LAB_HOST_LINK_ERROR: 'turned off by PYBAL_LAB_HOST_LINK=0' } : {}),
+    },
   });
   const seconds = (result.durationMs / 1000).toFixed(1);
+  if (result.hostLinkError !== undefined) process.stderr.write(`[lab] the guest had no link to the host: ${result.hostLinkError}\n`);
   if (abort.signal.aborted) {
     process.stderr.write(`\n[lab] interrupted; guest killed. Console log: ${result.consolePath}\n`);
     return 130;

@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createHostLink } from './host-link.js';
 import { runInGuest, shellQuote, umlKernelVersion } from './uml.js';
 
 const scratch: string[] = [];
@@ -45,6 +46,57 @@ describe('runInGuest after the command', () => {
     expect(result.code).toBe(4);
     expect(result.timedOut).toBe(false);
     expect(result.output).toContain('done');
+  }, 150_000);
+});
+
+describe('runInGuest with a link to the host', () => {
+  const links = (): string[] => execFileSync('ip', ['-br', 'link'], { encoding: 'utf8' }).split('\n').map((l) => l.split(/\s+/)[0] ?? '');
+
+  it("gives the guest an eth0 on a host tap that reaches the host's browser agent, and removes the tap after", async () => {
+    const result = await runInGuest({
+      hostLink: true,
+      argv: ['sh', '-c', 'ip -4 -br addr show hostbr; h=$(echo "$PYBAL_LAB_HOST_LINK" | sed -n \'s/.*"host":"\\([^"]*\\)".*/\\1/p\'); a=$(echo "$PYBAL_LAB_HOST_LINK" | sed -n \'s/.*"agent":"\\([^"]*\\)".*/\\1/p\'); ping -c 1 -W 5 "$h" >/dev/null && echo "ping ok"; curl -sS -m 5 "$a/none"'],
+      timeoutMs: 120_000,
+    });
+    scratch.push(result.scratchDir);
+    expect(result.hostLinkError).toBeUndefined();
+    const plan = result.hostLink!;
+    expect(plan.device).toMatch(/^pybal-tap\d+$/);
+    expect(result.code).toBe(0);
+    expect(result.output).toMatch(new RegExp(`hostbr\\s+\\S+\\s+${plan.guest.replaceAll('.', '\\.')}/29`));
+    expect(result.output).toContain('ping ok');
+    expect(result.output).toContain('{"error":"no GET /none"}');
+    // Gone with the guest, and with it its address and route.
+    expect(links()).not.toContain(plan.device);
+    expect(execFileSync('ip', ['-4', 'route', 'show', plan.subnet], { encoding: 'utf8' }).trim()).toBe('');
+  }, 150_000);
+
+  it('removes a stale tap (its owner gone) before taking a slot', async () => {
+    const stale = 'pybal-tap31';
+    try {
+      execFileSync('ip', ['tuntap', 'add', 'dev', stale, 'mode', 'tap'], { stdio: 'ignore' });
+    } catch {
+      // Slot 31 is in use by a live guest on this machine: nothing to prove with it now.
+      expect(links()).toContain(stale);
+      return;
+    }
+    // An owner that cannot be running: pid 1 with a start time it never had.
+    execFileSync('ip', ['link', 'set', 'dev', stale, 'alias', 'pybal-lab host link pid=1 start=999999999999']);
+    const link = await createHostLink();
+    try {
+      expect(links()).not.toContain(stale);
+      expect(links()).toContain(link.plan.device);
+    } finally {
+      await link.remove();
+    }
+    expect(links()).not.toContain(link.plan.device);
+  });
+
+  it('tells the command why there is no link when there is none', async () => {
+    const result = await runInGuest({ argv: ['sh', '-c', 'echo "[$PYBAL_LAB_HOST_LINK][$PYBAL_LAB_HOST_LINK_ERROR]"; ip -br link show eth0 2>&1 | head -1'], env: { PYBAL_LAB_HOST_LINK_ERROR: 'turned off' }, timeoutMs: 120_000 });
+    scratch.push(result.scratchDir);
+    expect(result.hostLink).toBeUndefined();
+    expect(result.output).toContain('[][turned off]');
   }, 150_000);
 });
 

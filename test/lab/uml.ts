@@ -7,6 +7,8 @@ import { chmodSync, copyFileSync, createWriteStream, existsSync, mkdirSync, read
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startHostBrowserAgent, type HostBrowserAgent } from './host-browser.js';
+import { createHostLink, guestSetupScript, umlNetArgument, type GuestHostLink, type HostLink, type HostLinkPlan } from './host-link.js';
 
 export const UML_BINARY = '/usr/bin/linux.uml';
 export const UML_MODULES_DIR = '/usr/lib/uml/modules';
@@ -32,6 +34,11 @@ export const GUEST_NO_AVX_ENV: Readonly<Record<string, string>> = {
   // Bit 60 of the first capability word is CPUID.1:ECX.AVX; OpenSSL's AVX, AVX2 and AVX-512 code all require it.
   OPENSSL_ia32cap: '~0x1000000000000000',
   GODEBUG: 'cpu.avx=off,cpu.avx2=off',
+  // Node's simdutf (UTF-8 decoding and validation, base64) picks AVX2 or
+  // AVX-512 code from CPUID; without this, large WebSocket messages decoded
+  // in the guest came out with stray bytes (`Bad control character in string
+  // literal in JSON`). westmere is its SSE4.2 code.
+  SIMDUTF_FORCE_IMPLEMENTATION: 'westmere',
 };
 
 /**
@@ -79,6 +86,14 @@ export type GuestRunOptions = {
   modules?: readonly string[];
   /** Aborting kills the guest (e.g. on Ctrl-C). */
   signal?: AbortSignal;
+  /**
+   * Give the guest an eth0 on a tap device of the host, with a private /29,
+   * and a browser agent on the host's end (host-link.ts, host-browser.ts).
+   * When the tap cannot be made, the guest runs without it and is told why
+   * (PYBAL_LAB_HOST_LINK_ERROR), so that a test needing it fails saying so.
+   * Default false.
+   */
+  hostLink?: boolean;
 };
 
 export type GuestRunResult = {
@@ -88,6 +103,10 @@ export type GuestRunResult = {
   /** The command's output (between the init's markers), CRs removed. */
   output: string;
   scratchDir: string;
+  /** The host link's device and addresses, when the guest had one. */
+  hostLink?: HostLinkPlan;
+  /** Why the guest had no host link although it was asked for. */
+  hostLinkError?: string;
   /** Full console: kernel messages, init and command output. */
   consolePath: string;
   durationMs: number;
@@ -174,6 +193,33 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResu
     PYBAL_LAB_SCRATCH: scratchDir,
     ...options.env,
   };
+  // Only this function describes a link to the guest.
+  delete env.PYBAL_LAB_HOST_LINK;
+  // Compiled (when needed) before a tap exists, so that a failure here leaves none behind.
+  const launcher = umlLauncher(root);
+  let link: HostLink | undefined;
+  let agent: HostBrowserAgent | undefined;
+  let hostLinkError: string | undefined;
+  const removeLinkAtExit = (): void => link?.removeSync();
+  if (options.hostLink === true) {
+    delete env.PYBAL_LAB_HOST_LINK_ERROR;
+    try {
+      link = await createHostLink();
+      process.once('exit', removeLinkAtExit);
+      agent = await startHostBrowserAgent(link.plan.host, join(scratchDir, 'host-browser.log'));
+      writeFileSync(join(scratchDir, 'host-link.sh'), guestSetupScript(link.plan) + '\n');
+      const told: GuestHostLink = { ...link.plan, agent: agent.url };
+      env.PYBAL_LAB_HOST_LINK = JSON.stringify(told);
+    } catch (error) {
+      hostLinkError = error instanceof Error ? error.message : String(error);
+      await agent?.stop().catch(() => undefined);
+      agent = undefined;
+      await link?.remove();
+      process.removeListener('exit', removeLinkAtExit);
+      link = undefined;
+      env.PYBAL_LAB_HOST_LINK_ERROR = hostLinkError;
+    }
+  }
   writeFileSync(join(scratchDir, 'early-env.sh'), Object.entries(GUEST_NO_AVX_ENV).map(([k, v]) => `export ${k}=${shellQuote(v)}\n`).join(''));
   writeFileSync(
     join(scratchDir, 'env.sh'),
@@ -187,13 +233,14 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResu
   const consoleFile = createWriteStream(consolePath);
   const started = Date.now();
   const child = spawn(
-    umlLauncher(root),
+    launcher,
     [
       UML_BINARY,
       `mem=${memMb}M`,
       'root=/dev/root', 'rootfstype=hostfs', 'rootflags=/', 'rw', 'quiet',
       `init=${init}`,
       'con=null', 'con0=null,fd:1', `uml_dir=${scratchDir}`,
+      ...(link === undefined ? [] : [umlNetArgument(link.plan)]),
       '--', scratchDir,
     ],
     // Own process group: UML forks helper processes, the deadline kills them all.
@@ -255,10 +302,18 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResu
   killGroup(); // stray helpers, if any
   if (inside && pending) output += pending;
   await new Promise<void>((done) => consoleFile.end(done));
+  // The guest is gone: its browsers, then its tap (the tap's address and route go with it).
+  await agent?.stop().catch(() => undefined);
+  await link?.remove();
+  process.removeListener('exit', removeLinkAtExit);
 
   const statusText = existsSync(statusPath) ? readFileSync(statusPath, 'utf8').trim() : '';
   const code = /^\d+$/.test(statusText) ? Number(statusText) : null;
-  return { code, timedOut, output, scratchDir, consolePath, durationMs: Date.now() - started };
+  return {
+    code, timedOut, output, scratchDir, consolePath, durationMs: Date.now() - started,
+    ...(link === undefined ? {} : { hostLink: link.plan }),
+    ...(hostLinkError === undefined ? {} : { hostLinkError }),
+  };
 }
 
 /** Removes a run's scratch directory (call when the run passed and nobody needs its logs). */
