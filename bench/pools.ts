@@ -347,8 +347,9 @@ async function growingPool(dir: string, client: IpvsClient, n: number): Promise<
     const cpu0 = processCpuMs(daemon.proc.pid);
     const before = await scrape();
     const grow = startApiPoller(`http://127.0.0.1:${METRICS_PORT}/pools`, API_PERIOD_MS);
+    const text = formatLegacyPool(weighted(hosts, 10));
     const t0 = Date.now();
-    replaceFile(poolService(dir, []).poolPath, formatLegacyPool(weighted(hosts, 10)));
+    replaceFile(poolService(dir, []).poolPath, text);
     const done = await watch.waitFor((p) => p.complete === 1, `${n} destinations in IPVS`, APPLY_TIMEOUT_MS, alive, from);
     const latency = await grow.stop();
     const cpuMs = processCpuMs(daemon.proc.pid) - cpu0;
@@ -424,8 +425,10 @@ async function weightChange(dir: string, client: IpvsClient, n: number, monitors
         // A random phase against the source's 1 s poll.
         await sleep(1000 + Math.random() * 1000);
         const tail = new LogTail(daemon.logPath);
+        // The new text is made first: the time is the daemon's from the moment the file is written.
+        const text = formatLegacyPool(weighted(hosts, 10, new Map([[target, weight]])));
         const t0 = Date.now();
-        replaceFile(poolService(dir, monitors).poolPath, formatLegacyPool(weighted(hosts, 10, new Map([[target, weight]]))));
+        replaceFile(poolService(dir, monitors).poolPath, text);
         try {
           // The daemon logs the edit once the kernel has acknowledged it; a dump then confirms it.
           const ack = tail.waitFor(new RegExp(`IPVS: edit server .* -> ${target.replace(/\./g, '\\.')}:\\d+: .*=> \\S+ weight ${weight}\\b`), WEIGHT_TIMEOUT_MS);

@@ -119,6 +119,9 @@ export function trafficValue(stats: Stats, readAtWallMs: number, conns?: { activ
   };
 }
 
+/** A reading may take at most 1/READ_TIME_SHARE of the time: the interval stretches beyond that (see nextDelayMs). */
+export const READ_TIME_SHARE = 20;
+
 /** Destinations turned into values between two chances to end a slice. */
 const DESTS_PER_STEP = 256;
 
@@ -142,6 +145,10 @@ export class IpvsStatsReader {
   /** Flagged servers by service name, then address. */
   private quietByName = new Map<string, Map<string, QuietServerValue>>();
   private counters = { reads: 0, failedReads: 0, lastError: undefined as string | undefined, lastReadWallMs: undefined as number | undefined };
+  /** How long the last reading took, from the dump's start (not the wait for the manager). */
+  private lastReadMs = 0;
+  /** The interval is stretched now (said once, and once when it is not any more). */
+  private stretched = false;
 
   constructor(options: IpvsStatsReaderOptions) {
     this.kernel = options.kernel;
@@ -212,8 +219,28 @@ export class IpvsStatsReader {
     if (this.stopped || this.intervalMs === 0) return;
     this.timer = this.clock.setTimeout(() => {
       this.timer = undefined;
-      void this.readNow().then(() => this.schedule(this.intervalMs));
+      void this.readNow().then(() => this.schedule(this.nextDelayMs()));
     }, delayMs);
+  }
+
+  /**
+   * The configured interval, unless reading takes so long that it would use
+   * more than 1 / READ_TIME_SHARE of the time: a dump of 40,000 destinations
+   * takes seconds on a slow machine, and the checks, BGP and the API come first.
+   */
+  private nextDelayMs(): number {
+    const stretched = Math.ceil(this.lastReadMs * READ_TIME_SHARE);
+    const delay = Math.max(this.intervalMs, stretched);
+    const wasStretched = this.stretched;
+    this.stretched = delay > this.intervalMs;
+    if (this.stretched && !wasStretched) {
+      this.log.warn(
+        `Reading the IPVS counters took ${Math.round(this.lastReadMs)} ms: reading them every ${(delay / 1000).toFixed(1)} s instead of every ${this.intervalMs / 1000} s (ipvs-stats-interval), so that it takes at most 1/${READ_TIME_SHARE} of the time`,
+      );
+    } else if (!this.stretched && wasStretched) {
+      this.log.info(`Reading the IPVS counters every ${this.intervalMs / 1000} s again (ipvs-stats-interval)`);
+    }
+    return delay;
   }
 
   private forget(): void {
@@ -226,6 +253,9 @@ export class IpvsStatsReader {
     try {
       await this.waitIdle();
       if (this.stopped) return;
+      // The time spent reading, without the waits for the manager in between.
+      let busyMs = 0;
+      let since = this.clock.now();
       const targets = this.targets();
       const byId = new Map(targets.map((t) => [serviceKeyId(t.key), t]));
       const services = await this.kernel.listServices();
@@ -234,12 +264,15 @@ export class IpvsStatsReader {
         const target = byId.get(serviceKeyId(service.key));
         if (target === undefined) continue;
         // Each service's dump on its own turn: a reconcile that came due goes first.
+        busyMs += this.clock.now() - since;
         await this.waitIdle();
+        since = this.clock.now();
         if (this.stopped) return;
         const dests = await this.kernel.listDests(service.key);
         readings.set(target.name, await sliced(this.readingSteps(target.name, service, dests), this.slicing));
       }
       await sliced(this.keepSteps(targets, readings), this.slicing);
+      this.lastReadMs = busyMs + this.clock.now() - since;
       this.counters.reads++;
       this.counters.lastReadWallMs = this.clock.wallNow();
       if (this.counters.lastError !== undefined) this.log.info('IPVS counters are read again');

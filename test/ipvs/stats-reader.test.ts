@@ -76,6 +76,33 @@ describe('IpvsStatsReader', () => {
     await reader.stop();
   });
 
+  it('reads less often when a reading takes more than 1/20 of the interval, says so once, and goes back when it is quick again', async () => {
+    const { clock, kernel, reader, log } = setup();
+    // Each dump of the destinations takes 2 s of the clock (a table of 40,000 in a slow guest).
+    let dumpMs = 2_000;
+    const listDests = kernel.listDests.bind(kernel);
+    kernel.listDests = (key) => new Promise((resolve) => clock.setTimeout(() => resolve(listDests(key)), dumpMs));
+    reader.start();
+    await clock.advanceAsync(2_000);
+    expect(reader.stats().reads).toBe(1);
+    // 2 s x 20 = 40 s between readings instead of 10 s.
+    await clock.advanceAsync(39_000);
+    expect(reader.stats().reads).toBe(1);
+    await clock.advanceAsync(3_000);
+    expect(reader.stats().reads).toBe(2);
+    expect(log.lines().filter((l) => l.includes('Reading the IPVS counters took 2000 ms: reading them every 40.0 s instead of every 10 s'))).toHaveLength(1);
+    dumpMs = 100;
+    // The third reading, 40 s after the second ended, is quick: the next comes 10 s later.
+    await clock.advanceAsync(40_200);
+    expect(reader.stats().reads).toBe(3);
+    expect(log.lines().some((l) => l.includes('Reading the IPVS counters every 10 s again'))).toBe(true);
+    await clock.advanceAsync(9_800);
+    expect(reader.stats().reads).toBe(3);
+    await clock.advanceAsync(200);
+    expect(reader.stats().reads).toBe(4);
+    await reader.stop();
+  });
+
   it('waits until the manager is idle before each dump', async () => {
     let release = (): void => undefined;
     let idle = false;
