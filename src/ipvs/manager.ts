@@ -149,6 +149,9 @@ export class IpvsManager {
   private retryTimer: Timer | undefined;
   private lastFailureAt = Number.NEGATIVE_INFINITY;
   private resyncTimer: Timer | undefined;
+  /** How long the last full resync's dump took, for armResync. */
+  private lastFullMs = 0;
+  private resyncStretched = false;
   private readonly idleWaiters: (() => void)[] = [];
 
   private counters = {
@@ -393,12 +396,28 @@ export class IpvsManager {
     }, this.retryDelayMs);
   }
 
+  /**
+   * The next periodic resync: one interval from now, or 20 times the last
+   * full resync's dump if that is longer, so that resyncs take at most a
+   * twentieth of the time (a dump of 40,000 destinations takes seconds on a
+   * slow machine, and changes wait for it).
+   */
   private armResync(): void {
+    const stretched = Math.ceil(this.lastFullMs * RESYNC_TIME_SHARE);
+    const delay = Math.max(this.resyncIntervalMs, stretched);
+    if (delay > this.resyncIntervalMs && !this.resyncStretched) {
+      this.log.warn(
+        `IPVS: a full resync took ${Math.round(this.lastFullMs)} ms: resyncing every ${(delay / 1000).toFixed(1)} s instead of every ${this.resyncIntervalMs / 1000} s (ipvs-resync-interval), so that it takes at most 1/${RESYNC_TIME_SHARE} of the time`,
+      );
+    } else if (delay === this.resyncIntervalMs && this.resyncStretched) {
+      this.log.info(`IPVS: resyncing every ${this.resyncIntervalMs / 1000} s again (ipvs-resync-interval)`);
+    }
+    this.resyncStretched = delay > this.resyncIntervalMs;
     this.resyncTimer = this.clock.setTimeout(() => {
       this.armResync();
       this.trigger(true);
       this.onResync?.();
-    }, this.resyncIntervalMs);
+    }, delay);
   }
 
   /** A reconcile runs, or one is queued that is not waiting for the scheduled retry. */
@@ -414,7 +433,9 @@ export class IpvsManager {
   private async reconcile(full: boolean): Promise<void> {
     if (full) {
       const wanted = new Set([...this.desired.keys(), ...this.removals.keys()]);
+      const dumpStart = this.clock.now();
       const kernel = await this.dump(wanted, true);
+      this.lastFullMs = this.clock.now() - dumpStart;
       this.counters.resyncs++;
       // In dry run the model holds what would have been done, not what was: no drift to speak of.
       if (this.known && !this.dryRun) this.reportDrift(this.known, kernel);
@@ -614,6 +635,9 @@ export class IpvsManager {
     }
   }
 }
+
+/** A periodic resync may take at most 1/RESYNC_TIME_SHARE of the time (see armResync). */
+export const RESYNC_TIME_SHARE = 20;
 
 /** Above this many operations in one reconcile, each is logged at debug and a summary at info. */
 const LOG_EACH_OP_UP_TO = 100;

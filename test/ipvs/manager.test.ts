@@ -161,6 +161,38 @@ describe('IpvsManager', () => {
     ]);
   });
 
+  it('resyncs less often when the dump of a resync takes more than 1/20 of the interval, says so once, and goes back when it is quick', async () => {
+    const { manager, clock, kernel, log } = setup();
+    manager.setDesired([desired(svc(80), [dest(1)])]);
+    // Each dump of the destinations takes 5 s of the clock (a service of 40,000 in a slow guest).
+    let dumpMs = 5_000;
+    const listDests = kernel.listDests.bind(kernel);
+    kernel.listDests = (key) => new Promise((resolve, reject) => clock.setTimeout(() => listDests(key).then(resolve, reject), dumpMs));
+    manager.start();
+    await manager.idle();
+    expect(manager.stats().resyncs).toBe(1); // an empty kernel: nothing to dump
+    // The first periodic resync dumps the service (5 s); it was armed before any dump was timed.
+    await clock.advanceAsync(60_000);
+    await clock.advanceAsync(5_000);
+    await manager.idle();
+    expect(manager.stats().resyncs).toBe(2);
+    expect(clock.nextDeadline()).toBe(120_000);
+    // The next is armed knowing the 5 s dump: 100 s later, not 60 s.
+    await clock.advanceAsync(54_990);
+    dumpMs = 10;
+    await clock.advanceAsync(20);
+    await manager.idle();
+    expect(manager.stats().resyncs).toBe(3);
+    expect(clock.nextDeadline()).toBe(220_000);
+    expect(log.lines().filter((l) => l.includes('IPVS: a full resync took 5000 ms: resyncing every 100.0 s instead of every 60 s'))).toHaveLength(1);
+    // That dump was quick: back to 60 s, said once.
+    await clock.advanceAsync(100_000);
+    await manager.idle();
+    expect(manager.stats().resyncs).toBe(4);
+    expect(clock.nextDeadline()).toBe(280_000);
+    expect(log.lines().filter((l) => l.includes('IPVS: resyncing every 60 s again'))).toHaveLength(1);
+  });
+
   it('takes a new resync interval at once: the next resync comes one new period later', async () => {
     const { manager, clock } = setup();
     manager.setDesired([desired(svc(80), [dest(1)])]);
