@@ -6,7 +6,9 @@
  * Start-up time: each command's module is imported by its handler, and this
  * file imports only what every command needs (yargs, and constants from
  * modules without imports), so `pybal --version`, `status` or `check` never
- * load the daemon, IPVS, BGP, the monitors or pino.
+ * load the daemon, IPVS, BGP, the monitors or pino. `pybal` runs this file
+ * bundled with yargs and the commands (dist/cli/pybal.js, made by
+ * packaging/bundle-cli.ts), the daemon left outside, in dist/src/.
  * test/cli/module-graph.test.ts holds that line.
  */
 import { realpathSync } from 'node:fs';
