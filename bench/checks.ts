@@ -16,7 +16,7 @@
  *   200 } connect_timeout <interval> }`, other settings its defaults; it logs
  *   at its normal level to its console (-l, -G: no syslog daemon in the guest),
  *   written to a file. Measured: its checker child (utime+stime from /proc).
- * - pybal: `node dist/src/cli/main.js -c <conf> --log-file <file>
+ * - pybal: `node dist/cli/pybal.js -c <conf> --log-file <file>
  *   --control-socket <sock>`, one service on the same VIP with monitors =
  *   ProxyFetch, proxyfetch.url = http://www.example.org/ (only the Host
  *   header: PyBal connects to the server), proxyfetch.interval and .timeout =
@@ -135,20 +135,22 @@ const WEIGHT = 10;
 type PeerName = 'keepalived' | 'pybal';
 
 /**
- * The pybal build every round runs: dist/src copied once at the start, so
+ * The pybal build every round runs: dist/src and dist/cli copied once at the start, so
  * that a rebuild in the working tree during the run (other work goes on
  * there) cannot change pybal between rounds. It lives in the guest run's
  * scratch directory under the repository, where node_modules and
  * package.json ("type": "module") are found by walking up.
  */
-let pybalMain = join(repoRoot(), 'dist/src/cli/main.js');
+let pybalMain = join(repoRoot(), 'dist/cli/pybal.js');
 
 function snapshotPybalBuild(): void {
   const scratch = process.env.PYBAL_LAB_SCRATCH;
   if (scratch === undefined) return;
   const target = join(scratch, 'pybal-build');
   cpSync(join(repoRoot(), 'dist/src'), join(target, 'src'), { recursive: true });
-  pybalMain = join(target, 'src/cli/main.js');
+  // The bundled command line imports the daemon from ../src/, as in dist/.
+  cpSync(join(repoRoot(), 'dist/cli'), join(target, 'cli'), { recursive: true });
+  pybalMain = join(target, 'cli/pybal.js');
 }
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));

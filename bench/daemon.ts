@@ -1,6 +1,6 @@
 /**
  * Daemon benchmark, in the lab (a UML guest with kernel IPVS), the daemon
- * itself (`node dist/src/cli/main.js`) measured from outside:
+ * itself (`node dist/cli/pybal.js`) measured from outside:
  *
  * 1. Depool and repool latency: a service monitored by ProxyFetch (interval
  *    1 s, fall 1, rise 1, timeout 1 s) over three lab real servers; rs1 fails
@@ -69,7 +69,7 @@ const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
 
 function daemonArgv(conf: string, socket: string, logFile = '-'): string[] {
   const profile = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [];
-  return [process.execPath, ...profile, join(repoRoot(), 'dist/src/cli/main.js'), '-c', conf, '--log-file', logFile, '--control-socket', socket];
+  return [process.execPath, ...profile, join(repoRoot(), 'dist/cli/pybal.js'), '-c', conf, '--log-file', logFile, '--control-socket', socket];
 }
 
 /** Something that grows: a process's output or a log file. */
@@ -354,7 +354,7 @@ async function statCostMs(poolDir: string): Promise<number> {
 // ---------------------------------------------------------------- main
 
 async function measure(): Promise<void> {
-  say(`daemon benchmark: UML guest kernel (one CPU), node ${process.version}; the daemon is dist/src/cli/main.js, measured from outside`);
+  say(`daemon benchmark: UML guest kernel (one CPU), node ${process.version}; the daemon is dist/cli/pybal.js, measured from outside`);
   const { depoolMs, repoolMs } = TRIALS > 0 ? await latency() : { depoolMs: [], repoolMs: [] };
   const fmt = (xs: number[]): string => xs.map((x) => x.toFixed(0)).join(' ');
   const how = `ProxyFetch interval 1 s, fall 1, rise 1, timeout 1 s; IPVS polled every ${POLL_MS} ms over netlink, so figures are +0..${POLL_MS} ms coarse`;

@@ -1,6 +1,6 @@
 /**
  * Pool application at scale, in the lab (a UML guest with kernel IPVS, one
- * CPU), the daemon itself (`node dist/src/cli/main.js`, bgp = no, its API on
+ * CPU), the daemon itself (`node dist/cli/pybal.js`, bgp = no, its API on
  * 127.0.0.1:9090) measured from outside, with `ipvsadm -R` (commands on its
  * stdin, as PyBal runs it) applying the same tables in the same boot as the
  * peer. Figures are printed, never asserted.
@@ -108,7 +108,7 @@ interface Daemon {
 function spawnDaemon(dir: string, conf: string, name: string): Daemon {
   const logPath = join(dir, `${name}.log`);
   const profile = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-  const argv = [process.execPath, ...profile, join(repoRoot(), 'dist/src/cli/main.js'), '-c', conf, '--log-file', logPath, '--control-socket', join(dir, `${name}.sock`)];
+  const argv = [process.execPath, ...profile, join(repoRoot(), 'dist/cli/pybal.js'), '-c', conf, '--log-file', logPath, '--control-socket', join(dir, `${name}.sock`)];
   const spawnedAt = Date.now();
   const proc = new LabProcess(name, argv, { cwd: repoRoot(), logPath: join(dir, `${name}.out`) });
   return { proc, logPath, spawnedAt };
@@ -565,7 +565,7 @@ function printTable(): void {
 
 async function measure(): Promise<void> {
   const peer = await ipvsadmVersion();
-  say(`pools benchmark: UML guest kernel ${release()} (one CPU), node ${process.version}; the daemon is dist/src/cli/main.js (bgp = no), measured from outside; nothing is asserted`);
+  say(`pools benchmark: UML guest kernel ${release()} (one CPU), node ${process.version}; the daemon is dist/cli/pybal.js (bgp = no), measured from outside; nothing is asserted`);
   say(`  peer: ${peer}, run as PyBal runs it: \`ipvsadm -R\` with the table's commands on its stdin (-A -t VIP:PORT -s wrr, -a -t VIP:PORT -r IP -w 10), process start included`);
   say(`  real servers: 127/8 addresses (local; IPVS accepts them); pool files on the guest's tmpfs, replaced by rename; API client: GET /pools every ${API_PERIOD_MS} ms, latency from when each request was due`);
   const dir = mkdtempSync(join(tmpdir(), 'pybal-bench-pools-'));

@@ -1,7 +1,8 @@
 /**
  * `npm run package`: the Debian package of pybal, from the build in dist/.
  *
- *   /usr/lib/pybal/           the program (dist/src), package.json and the production node_modules
+ *   /usr/lib/pybal/           the program (dist/cli: the bundled command line, `pybal`'s entry;
+ *                             dist/src: the daemon and the rest), package.json and the production node_modules
  *   /usr/sbin/pybal           runs it with Debian's node
  *   /lib/systemd/system/pybal.service, /etc/logrotate.d/pybal
  *   /etc/pybal/pybal.conf.example, /etc/pybal/pools/   (conffiles: never overwritten)
@@ -36,8 +37,8 @@ export function buildDeb(outDir: string): string {
   const arch = run('dpkg', ['--print-architecture']).trim();
   const nodeArch = NODE_ARCH[arch];
   if (nodeArch === undefined) throw new Error(`no netlink prebuild for ${arch}`);
-  const main = join(root, 'dist/src/cli/main.js');
-  if (!existsSync(main)) throw new Error('dist/ is missing: run `npx tsc -p .` first');
+  const main = join(root, 'dist/cli/pybal.js');
+  if (!existsSync(main)) throw new Error('dist/cli/pybal.js is missing: run `npm run build` first');
   // Reproducible: the date of the last commit, not now.
   const epoch = Number(run('git', ['log', '-1', '--format=%ct']).trim() || '0');
   const date = new Date(epoch * 1000);
@@ -55,8 +56,10 @@ export function buildDeb(outDir: string): string {
     const lib = join(stage, 'usr/lib/pybal');
     mkdirSync(lib, { recursive: true });
     cpSync(join(root, 'dist/src'), join(lib, 'dist/src'), { recursive: true, filter: (src) => !src.endsWith('.map') });
+    // The bundled command line, without esbuild's record of its inputs (packaging/bundle-cli.ts).
+    cpSync(join(root, 'dist/cli'), join(lib, 'dist/cli'), { recursive: true, filter: (src) => !src.endsWith('/meta.json') });
     // The entry point is a script (#!), whatever mode the build left it with.
-    chmodSync(join(lib, 'dist/src/cli/main.js'), 0o755);
+    chmodSync(join(lib, 'dist/cli/pybal.js'), 0o755);
     put('usr/lib/pybal/package.json', JSON.stringify({ name: 'pybal', version, type: 'module', private: true }, null, 2) + '\n');
 
     // Production dependencies, each package once, without its own nested node_modules (listed separately).
@@ -86,7 +89,7 @@ export function buildDeb(outDir: string): string {
     walk(join(lib, 'node_modules'), (path) => chmodSync(path, readFileSync(path).subarray(0, 2).toString() === '#!' ? 0o755 : 0o644));
     execFileSync('strip', ['--strip-unneeded', join(lib, `node_modules/netlink/prebuilds/linux-${nodeArch}/node.napi.node`)]);
 
-    put('usr/sbin/pybal', '#!/bin/sh\n# pybal, as installed by its Debian package: the program runs with Debian\'s node.\nexec /usr/bin/node /usr/lib/pybal/dist/src/cli/main.js "$@"\n', 0o755);
+    put('usr/sbin/pybal', '#!/bin/sh\n# pybal, as installed by its Debian package: the program runs with Debian\'s node.\nexec /usr/bin/node /usr/lib/pybal/dist/cli/pybal.js "$@"\n', 0o755);
     put('lib/systemd/system/pybal.service', readFileSync(join(root, 'etc/pybal.service'), 'utf8'));
     put('etc/logrotate.d/pybal', readFileSync(join(root, 'etc/logrotate.d/pybal'), 'utf8'));
     put('etc/pybal/pybal.conf.example', readFileSync(join(root, 'etc/pybal.conf.example'), 'utf8'));

@@ -31,6 +31,7 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
   npm ci --strict-allow-scripts --no-audit --no-fund
 fi
 
-# 3. Type-check and build (the pybal executable runs from dist/).
+# 3. Type-check and build: tsc into dist/, then the bundled command line
+# (dist/cli/pybal.js, what the pybal executable runs; packaging/bundle-cli.ts).
 log "building"
-npx tsc -p .
+npm run -s build

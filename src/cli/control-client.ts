@@ -5,6 +5,7 @@
  * must start fast (see src/cli/main.ts).
  */
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { DEFAULT_SOCKET_PATH } from '../runtime/defaults.js';
 import { errorMessage } from '../runtime/errors.js';
 import type { AlertsValue } from '../api/alerts.js';
@@ -67,7 +68,8 @@ export function requestJson<T>(target: ControlTarget, path: string, options: { m
     const headers = { accept: 'application/json' };
     const req = target.url
       ? request(new URL(path, target.url.endsWith('/') ? target.url : `${target.url}/`), { method, headers, agent: false })
-      : request({ socketPath: target.socket ?? DEFAULT_SOCKET_PATH, path: `/${path}`, method, headers, agent: false });
+      : // No agent: its server-name check (net.isIP of 'localhost') compiles Node's IPv6 expression, 3 to 8 ms of `pybal status`.
+        request({ path: `/${path}`, method, headers, createConnection: () => connect(target.socket ?? DEFAULT_SOCKET_PATH) });
     let settled = false;
     const settle = (error: ControlError | undefined, value?: T): void => {
       if (settled) return;

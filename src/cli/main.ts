@@ -6,7 +6,9 @@
  * Start-up time: each command's module is imported by its handler, and this
  * file imports only what every command needs (yargs, and constants from
  * modules without imports), so `pybal --version`, `status` or `check` never
- * load the daemon, IPVS, BGP, the monitors or pino.
+ * load the daemon, IPVS, BGP, the monitors or pino. `pybal` runs this file
+ * bundled with yargs and the commands (dist/cli/pybal.js, made by
+ * packaging/bundle-cli.ts), the daemon left outside, in dist/src/.
  * test/cli/module-graph.test.ts holds that line.
  */
 import { realpathSync } from 'node:fs';
@@ -214,8 +216,29 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`pybal: ${message}\nTry 'pybal --help'.\n`);
       process.exit(USAGE_ERROR);
     });
+  skipHelpCache(parser);
   await parser.parseAsync();
   return status;
+}
+
+/**
+ * Stops yargs from rendering a command's whole help text before running its
+ * handler. yargs does that (its usage instance's `cacheHelpMessage`) in case
+ * the handler later shows the help, once the parser has moved on; pybal's
+ * handlers never do, and its fail() above never shows help. The rendering
+ * (cliui, every line's width through Intl.Segmenter) cost every command but
+ * the daemon 15 to 25 ms of its start-up (issue 14). yargs has no public
+ * switch for it: this replaces the method on the parser's usage instance,
+ * which yargs keeps across commands (internal API, yargs 18.2.0); when that
+ * is not there, nothing changes but the time. Returns whether it was done
+ * (test/cli/main.test.ts holds that it is, with the yargs installed).
+ */
+export function skipHelpCache(parser: object): boolean {
+  type Internal = { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: unknown } | undefined } | undefined };
+  const usage = (parser as Internal).getInternalMethods?.()?.getUsageInstance?.();
+  if (typeof usage?.cacheHelpMessage !== 'function') return false;
+  usage.cacheHelpMessage = (): void => undefined;
+  return true;
 }
 
 /** `pybal check ...`: its usage errors follow the plugin guidelines. */

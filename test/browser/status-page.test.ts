@@ -23,7 +23,7 @@ import { freePort } from '../pool/helpers.js';
 import { startRealServer, type RealServer } from '../support/real-server.js';
 import { withBrowser, type BrowserSession } from './browser.js';
 
-const PYBAL = resolve('dist/src/cli/main.js');
+const PYBAL = resolve('dist/cli/pybal.js');
 const HOSTS = ['127.0.0.2', '127.0.0.3', '127.0.0.4'] as const;
 const SERVICE = 'web';
 const SCREENSHOT = resolve('.lab-scratch/status-page.png');

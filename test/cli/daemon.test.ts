@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-const PYBAL = resolve('dist/src/cli/main.js');
+const PYBAL = resolve('dist/cli/pybal.js');
 
 /** Waits until the file's text from `offset` on matches, or fails after deadlineMs. */
 async function waitForLog(file: string, pattern: RegExp, deadlineMs: number, offset = 0): Promise<string> {

@@ -19,6 +19,7 @@ import type { KernelService, Stats } from '../../src/ipvs/types.js';
 import type { Clock } from '../../src/runtime/clock.js';
 import { createSilentLogger } from '../../src/runtime/logger.js';
 import { daemon, NOT_DRAINED, peer, server, service } from '../api/fixtures.js';
+import { assertFreshBundle } from '../support/fresh-build.js';
 
 function capture(): { write(text: string): void; text(): string } {
   let text = '';
@@ -287,7 +288,7 @@ describe('the pieces of --wait', () => {
 
 // ---------------------------------------------------------------- the built command and daemon
 
-const PYBAL = resolve('dist/src/cli/main.js');
+const PYBAL = resolve('dist/cli/pybal.js');
 
 /** These tests run the build: fail at once, saying why, when it is older than the source it tests. */
 function assertFreshBuild(): void {
@@ -295,12 +296,13 @@ function assertFreshBuild(): void {
     for (const name of readdirSync(dir).filter((n) => n.endsWith('.ts'))) {
       const built = join('dist', dir, name.replace(/\.ts$/, '.js'));
       const builtMs = existsSync(built) ? statSync(built).mtimeMs : 0;
-      if (builtMs < statSync(join(dir, name)).mtimeMs) throw new Error(`${built} is older than ${dir}/${name}: run \`npx tsc -p .\` first`);
+      if (builtMs < statSync(join(dir, name)).mtimeMs) throw new Error(`${built} is older than ${dir}/${name}: run \`npm run build\` first`);
     }
   }
+  assertFreshBundle();
   for (const file of ['src/daemon.ts', 'src/main.ts', 'src/reload-plan.ts']) {
     const built = join('dist', file.replace(/\.ts$/, '.js'));
-    if (!existsSync(built) || statSync(built).mtimeMs < statSync(file).mtimeMs) throw new Error(`${built} is older than ${file}: run \`npx tsc -p .\` first`);
+    if (!existsSync(built) || statSync(built).mtimeMs < statSync(file).mtimeMs) throw new Error(`${built} is older than ${file}: run \`npm run build\` first`);
   }
 }
 

@@ -4,8 +4,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { assertFreshBundle } from '../support/fresh-build.js';
 
-const PYBAL = resolve('dist/src/cli/main.js');
+const PYBAL = resolve('dist/cli/pybal.js');
 
 /** These tests run the build: fail at once, saying why, when it is older than the source it tests. */
 beforeAll(() => {
@@ -13,9 +14,10 @@ beforeAll(() => {
     for (const name of readdirSync(dir).filter((n) => n.endsWith('.ts'))) {
       const built = join('dist', dir, name.replace(/\.ts$/, '.js'));
       const builtMs = existsSync(built) ? statSync(built).mtimeMs : 0;
-      if (builtMs < statSync(join(dir, name)).mtimeMs) throw new Error(`${built} is older than ${dir}/${name}: run \`npx tsc -p .\` first`);
+      if (builtMs < statSync(join(dir, name)).mtimeMs) throw new Error(`${built} is older than ${dir}/${name}: run \`npm run build\` first`);
     }
   }
+  assertFreshBundle();
 });
 
 function pybal(cwd: string, ...args: string[]): { status: number | null; stdout: string; stderr: string } {

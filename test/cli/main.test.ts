@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { assertFreshBuild } from '../support/fresh-build.js';
 
-const PYBAL = resolve('dist/src/cli/main.js');
+const PYBAL = resolve('dist/cli/pybal.js');
 
 beforeAll(() => assertFreshBuild(['src/cli', 'src/config']));
 
@@ -138,5 +138,28 @@ describe('pybal command line', () => {
     const code = await new Promise<number | null>((done) => child.on('close', (c) => done(c)));
     expect(stderr).toBe('');
     expect(code).toBe(1);
+  });
+});
+
+describe('skipHelpCache (start-up time, issue 14)', () => {
+  type Usage = { hasCachedHelpMessage(): boolean };
+  const usageOf = (parser: object): Usage => (parser as { getInternalMethods(): { getUsageInstance(): Usage } }).getInternalMethods().getUsageInstance();
+
+  it("finds yargs' help cache in the installed yargs, and a command then runs without rendering its help", async () => {
+    const { default: yargs } = await import('yargs');
+    const { skipHelpCache } = await import('../../src/cli/main.js');
+    const ran: string[] = [];
+    const build = (): ReturnType<typeof yargs> => yargs(['x']).command('x', 'the x command', (y) => y.option('o', { type: 'string' }), () => void ran.push('x'));
+    // What yargs does by itself: the whole help of `x`, rendered before its handler runs.
+    const plain = build();
+    await plain.parseAsync();
+    expect(usageOf(plain).hasCachedHelpMessage()).toBe(true);
+    const spared = build();
+    expect(skipHelpCache(spared)).toBe(true);
+    await spared.parseAsync();
+    expect(ran).toEqual(['x', 'x']);
+    expect(usageOf(spared).hasCachedHelpMessage()).toBe(false);
+    // Help is still there when asked for.
+    expect(await spared.getHelp()).toContain('the x command');
   });
 });

@@ -16,7 +16,7 @@ import { assertFreshBuild } from '../support/fresh-build.js';
 
 /** The drain fields of a snapshot, not drained. */
 const NOT_DRAINED = { drained: false, drainedSinceWallMs: undefined, drainMed: 4294967295 } as const;
-const PYBAL = resolve('dist/src/cli/main.js');
+const PYBAL = resolve('dist/cli/pybal.js');
 beforeAll(() => assertFreshBuild(['src/cli', 'src/runtime', 'src/api']));
 
 interface Run {

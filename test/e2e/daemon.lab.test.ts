@@ -157,7 +157,7 @@ describe('e2e: pybal in the lab', () => {
     expect(logged).toMatch(/2 error\(s\); keeping the running configuration/);
     expect(pybal.process.running).toBe(true);
     // The operator's check before a SIGHUP says the same.
-    const check = await lab.exec('director', ['node', 'dist/src/cli/main.js', 'check-config', '-c', good]);
+    const check = await lab.exec('director', ['node', 'dist/cli/pybal.js', 'check-config', '-c', good]);
     expect(check.code).not.toBe(0);
     expect(check.stdout + check.stderr).toMatch(/pybal\.conf:\d+.*scheduler[\s\S]*pybal\.conf:\d+.*port|pybal\.conf:\d+.*port[\s\S]*pybal\.conf:\d+.*scheduler/);
     expect(await poolDests()).toEqual(without('rs3'));

@@ -55,7 +55,7 @@ const GRACEFUL_SHUTDOWN_FILTER = 'if (65535, 0) ~ bgp_community then bgp_local_p
 describe('e2e: draining a director before stopping it', { timeout: 180_000 }, () => {
   let t: TwoDirectors;
   const cli = (d: Director, ...args: string[]) =>
-    t.lab.exec(d, ['node', 'dist/src/cli/main.js', ...args, '--socket', t.pybals[d].socket], { timeoutMs: 60_000 });
+    t.lab.exec(d, ['node', 'dist/cli/pybal.js', ...args, '--socket', t.pybals[d].socket], { timeoutMs: 60_000 });
 
   beforeAll(async () => {
     t = await TwoDirectors.start({ med: MED, service: { name: 'web', scheduler: 'mh', extra: [...proxyFetchLines(80), 'mh-port = yes'] } });

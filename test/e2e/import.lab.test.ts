@@ -74,7 +74,7 @@ async function importGuide(lab: Lab, guide: Guide, text: string): Promise<string
   const source = join(dir, guide.file);
   writeFileSync(source, text);
   const out = join(dir, 'out');
-  const argv = ['node', 'dist/src/cli/main.js', 'import', source, '--out', out, '--pool-dir', join(out, 'pools')];
+  const argv = ['node', 'dist/cli/pybal.js', 'import', source, '--out', out, '--pool-dir', join(out, 'pools')];
   if (guide.format === 'ldirectord' && guide.setup === 'fwmark') argv.push('--fwmark-ip', `1=${GUIDE_VIP}`);
   const r = await lab.execOk('director', argv, { cwd: repoRoot() });
   expect(r.stdout).toMatch(new RegExp(`^${source.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(${guide.format}\\): 1 service, 3 servers, `));

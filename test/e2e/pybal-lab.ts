@@ -160,7 +160,7 @@ export class E2ePybal {
     const name = options.name ?? 'pybal';
     const director = options.director ?? 'director';
     const socket = join(options.socketDir ?? lab.runDir, `${name}.sock`);
-    const argv = [...(options.runAs ?? []), 'node', 'dist/src/cli/main.js', '-c', configFile, '--log-file', '-', '--control-socket', socket, ...(options.dryRun ? ['-n'] : []), ...(options.extraArgs ?? [])];
+    const argv = [...(options.runAs ?? []), 'node', 'dist/cli/pybal.js', '-c', configFile, '--log-file', '-', '--control-socket', socket, ...(options.dryRun ? ['-n'] : []), ...(options.extraArgs ?? [])];
     return new E2ePybal(lab, lab.spawn(director, argv, { name }), socket, director);
   }
 
@@ -236,7 +236,7 @@ export class E2ePybal {
 
   /** `pybal status --socket`, the operator's command, run in its director: its report, healthy (exit 0) or degraded (1). */
   async statusCommand(): Promise<string> {
-    const argv = ['node', 'dist/src/cli/main.js', 'status', '--socket', this.socket];
+    const argv = ['node', 'dist/cli/pybal.js', 'status', '--socket', this.socket];
     const r = await this.#lab.exec(this.director, argv);
     if (r.code !== 0 && r.code !== 1) throw new Error(`command failed (exit ${r.code}): ${argv.join(' ')}\n${r.stderr || r.stdout}`.trimEnd());
     return r.stdout;

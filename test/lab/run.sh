@@ -7,5 +7,5 @@
 # Builds first (real servers and the daemon run from dist/).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-npx tsc -p .
+npm run -s build
 exec node dist/test/lab/run-in-guest.js -- node node_modules/vitest/vitest.mjs run "$@"

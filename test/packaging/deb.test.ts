@@ -50,7 +50,9 @@ describe('the Debian package', () => {
       .filter((p): p is string => p !== undefined && p !== '');
     for (const path of [
       '/usr/sbin/pybal',
-      '/usr/lib/pybal/dist/src/cli/main.js',
+      '/usr/lib/pybal/dist/cli/pybal.js',
+      '/usr/lib/pybal/dist/cli/locales/en.json',
+      '/usr/lib/pybal/dist/src/main.js',
       '/usr/lib/pybal/dist/src/bfd/worker.js',
       '/usr/lib/pybal/package.json',
       '/lib/systemd/system/pybal.service',
@@ -64,8 +66,8 @@ describe('the Debian package', () => {
     ]) {
       expect(files, path).toContain(path);
     }
-    // No test, benchmark, packaging code or source map, no development dependency.
-    expect(files.filter((f) => /^\/usr\/lib\/pybal\/dist\/(test|bench|packaging)\//.test(f) || f.endsWith('.map'))).toEqual([]);
+    // No test, benchmark, packaging code, source map or esbuild record, no development dependency.
+    expect(files.filter((f) => /^\/usr\/lib\/pybal\/dist\/(test|bench|packaging)\//.test(f) || f.endsWith('.map') || f.endsWith('/meta.json'))).toEqual([]);
     expect(files.filter((f) => /\/node_modules\/(vitest|typescript|@types)\//.test(f))).toEqual([]);
     const conffiles = sh('sh', ['-c', `dpkg-deb --ctrl-tarfile '${deb}' | tar -xO ./conffiles`]);
     expect(conffiles.trim().split('\n')).toEqual(['/etc/logrotate.d/pybal', '/etc/pybal/pybal.conf.example']);
@@ -74,11 +76,11 @@ describe('the Debian package', () => {
     expect(unit).toContain('ConditionPathExists=/etc/pybal/pybal.conf');
     // As PyBal's unit: back after a crash and after a SIGTERM by hand; only `systemctl stop` keeps it down.
     expect(unit).toMatch(/^Restart=always$/m);
-    expect(readFileSync(join(root, 'usr/sbin/pybal'), 'utf8')).toContain('exec /usr/bin/node /usr/lib/pybal/dist/src/cli/main.js "$@"');
+    expect(readFileSync(join(root, 'usr/sbin/pybal'), 'utf8')).toContain('exec /usr/bin/node /usr/lib/pybal/dist/cli/pybal.js "$@"');
   });
 
   it('runs from where it is installed: --version, check-config of its example, and its netlink binding loads', () => {
-    const main = join(root, 'usr/lib/pybal/dist/src/cli/main.js');
+    const main = join(root, 'usr/lib/pybal/dist/cli/pybal.js');
     expect(sh(process.execPath, [main, '--version']).trim()).toBe(version);
     const check = spawnSync(process.execPath, [main, 'check-config', '-c', join(root, 'etc/pybal/pybal.conf.example')], { encoding: 'utf8' });
     expect(check.status, check.stderr).toBe(0);
@@ -88,6 +90,14 @@ describe('the Debian package', () => {
       encoding: 'utf8',
     });
     expect(load.status, load.stderr).toBe(0);
+    // The bundled command line finds what it leaves outside: netlink (pybal ipvs: a table, or no IPVS in
+    // this kernel, never a missing module) and the daemon in dist/src/ (it starts, and stops on the missing file).
+    const ipvs = spawnSync(process.execPath, [main, 'ipvs'], { encoding: 'utf8' });
+    expect(ipvs.stderr).not.toMatch(/ERR_MODULE_NOT_FOUND|Cannot find/);
+    if (ipvs.status !== 0) expect(ipvs.stderr).toMatch(/^pybal ipvs: /);
+    const daemon = spawnSync(process.execPath, [main, '-c', join(root, 'no-such.conf'), '--log-file', '-'], { encoding: 'utf8', timeout: 20_000 });
+    expect(daemon.status, daemon.stderr).toBe(1);
+    expect(daemon.stderr).toMatch(/no-such\.conf: cannot read the configuration/);
   });
 
   const man = (path: string): string => gunzipSync(readFileSync(join(root, path))).toString('utf8');
@@ -103,7 +113,7 @@ describe('the Debian package', () => {
   it('pybal.conf(5) documents every key pybal knows; pybal(8) every command it has', () => {
     const conf = man('usr/share/man/man5/pybal.conf.5.gz').replaceAll('\\-', '-');
     for (const key of [...GLOBAL_KEYS, ...SERVICE_KEYS]) expect(conf, key).toMatch(new RegExp(`^\\.B ${key.replace(/[.]/g, '\\.')}$`, 'm'));
-    const help = sh(process.execPath, [resolve('dist/src/cli/main.js'), '--help']);
+    const help = sh(process.execPath, [resolve('dist/cli/pybal.js'), '--help']);
     const commands = commandsFromHelp(help).map((c) => c.synopsis);
     expect(commands).toContain('pybal check-config');
     const page = man('usr/share/man/man8/pybal.8.gz').replaceAll('\\-', '-');
@@ -114,7 +124,7 @@ describe('the Debian package', () => {
     const path = join(root, 'usr/share/bash-completion/completions/pybal');
     expect(spawnSync('bash', ['-n', path]).status).toBe(0);
     const offered = /local commands="([^"]+)"/.exec(readFileSync(path, 'utf8'))?.[1]?.split(' ') ?? [];
-    const help = sh(process.execPath, [resolve('dist/src/cli/main.js'), '--help']);
+    const help = sh(process.execPath, [resolve('dist/cli/pybal.js'), '--help']);
     for (const c of commandsFromHelp(help)) expect(offered, c.synopsis).toContain(c.synopsis.split(' ')[1]);
   });
 
