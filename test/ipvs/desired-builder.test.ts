@@ -9,6 +9,7 @@ import { DesiredServiceBuilder, desiredServiceFromConfig, type PooledServers } f
 import type { DesiredService } from '../../src/ipvs/diff.js';
 import type { DestSpec } from '../../src/ipvs/types.js';
 import { serviceConfig } from '../support/config-fixtures.js';
+import { createRandomInt } from '../support/random.js';
 
 type Server = { host: string; address: string; weight: number };
 
@@ -112,11 +113,7 @@ describe('DesiredServiceBuilder', () => {
   });
 
   it('equals a rebuild from scratch after every step of 2,000 random pool changes', () => {
-    let seed = 11;
-    const random = (n: number): number => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
-    };
+    const random = createRandomInt(11);
     const service = config();
     const builder = new DesiredServiceBuilder();
     const servers = new Map<string, Server>();
@@ -125,12 +122,14 @@ describe('DesiredServiceBuilder', () => {
     for (let step = 0; step < 2000; step++) {
       const changes = 1 + random(4);
       for (let c = 0; c < changes; c++) {
-        const host = `h${random(40)}`;
-        const roll = random(10);
-        // Addresses from a small range, so that hosts collide now and then; now and then a name, which is skipped.
-        const address = roll === 0 ? 'not-an-ip' : `198.51.100.${random(60)}`;
-        if (roll < 3) servers.delete(host);
-        else if (roll < 6 && servers.has(host)) servers.set(host, { ...servers.get(host)!, weight: random(5) });
+        const n = random(40);
+        const host = `h${n}`;
+        const roll = random(40);
+        // Each host has addresses of its own; now and then one of a few that any host may take
+        // (hosts collide, and only rebuilds follow them), or a name, which is skipped.
+        const address = roll === 0 ? 'not-an-ip' : roll < 3 ? `198.51.100.${random(4)}` : `198.51.${101 + n}.${random(3)}`;
+        if (roll < 12) servers.delete(host);
+        else if (roll < 24 && servers.has(host)) servers.set(host, { ...servers.get(host)!, weight: random(5) });
         else servers.set(host, { host, address, weight: random(5) });
       }
       const list = [...servers.values()];

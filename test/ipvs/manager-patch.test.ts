@@ -14,6 +14,7 @@ import { ManualClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger } from '../../src/runtime/logger.js';
 import { serviceConfig } from '../support/config-fixtures.js';
 import { FakeIpvsKernel } from './fake-kernel.js';
+import { createRandomInt } from '../support/random.js';
 
 type Server = { host: string; address: string; weight: number };
 
@@ -119,11 +120,7 @@ describe('IpvsManager with patches', () => {
 
   it('ends with the kernel as desired after 300 random patches among failures, hand edits and resyncs', async () => {
     const { kernel, manager, clock } = setup();
-    let seed = 5;
-    const random = (n: number): number => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
-    };
+    const random = createRandomInt(5);
     const publishers = [new Publisher(config(80)), new Publisher(config(443))];
     const pools = publishers.map(() => new Map(pool(50).map((s) => [s.host, s])));
     const publishAll = (): DesiredService[] => publishers.map((p, i) => p.publish([...pools[i]!.values()]));
@@ -167,11 +164,7 @@ describe('IpvsManager with patches', () => {
 
   it('keeps the kernel as desired after every step when nothing interferes: a patch alone is enough', async () => {
     const { kernel, manager } = setup();
-    let seed = 9;
-    const random = (n: number): number => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
-    };
+    const random = createRandomInt(9);
     const web = new Publisher(config(80));
     const servers = new Map(pool(100).map((s) => [s.host, s]));
     manager.setDesired([web.publish([...servers.values()])]);

@@ -4,6 +4,7 @@ import { LegacyLineMemo, legacyPoolSteps, MAX_LINE_LENGTH, parseLegacyPool } fro
 import type { PoolParseResult } from '../../src/pool/pool-builder.js';
 import { finish } from '../../src/runtime/sliced.js';
 import type { Pool } from '../../src/pool/types.js';
+import { createRandomInt } from '../support/random.js';
 
 const FILE = '/etc/pybal/pools/text';
 
@@ -239,11 +240,7 @@ describe('legacy pool lines remembered between reads (LegacyLineMemo)', () => {
   });
 
   it('reads as fresh after each of 400 random edits: lines changed, inserted, removed, duplicated, moved or broken', () => {
-    let seed = 3;
-    const random = (n: number): number => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
-    };
+    const random = createRandomInt(3);
     const line = (): string => {
       const roll = random(20);
       if (roll === 0) return '# a comment';

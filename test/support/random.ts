@@ -9,3 +9,9 @@ export function createRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** A seeded generator of integers in [0, n): createRandom's values scaled. */
+export function createRandomInt(seed: number): (n: number) => number {
+  const random = createRandom(seed);
+  return (n) => Math.floor(random() * n);
+}
