@@ -11,7 +11,7 @@ import type { Pool, PoolEvent, PoolServer } from '../pool/types.js';
 import type { Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
 import { runSliced, sliced, type Job } from '../runtime/sliced.js';
-import { applyDown, applyUp, canDepool, refreshSteps, type PolicyLog, type PolicyOutput, type ServerFacts } from './decide-pool.js';
+import { applyDown, applyUp, refreshSteps, type PolicyLog, type PolicyOutput } from './decide-pool.js';
 import { describePoolDiff, type PoolDiff } from './pool-diff.js';
 import { literalAddresses } from './resolver.js';
 import type {
@@ -194,6 +194,8 @@ export class Coordinator implements CoordinatorApi {
   private held: (() => void)[] = [];
   private heldNext = 0;
   private healthyBefore = false;
+  /** canDepool as the job under way found it (snapshots during a job answer that, as healthy() does). */
+  private canDepoolBefore = false;
 
   constructor(service: ServiceConfig, deps: CoordinatorDeps) {
     this.service = service;
@@ -299,8 +301,8 @@ export class Coordinator implements CoordinatorApi {
       scheduler: svc.scheduler,
       depoolThreshold: svc.depoolThreshold,
       servers,
-      // The kept count answers at once, except while a job leaves it half done.
-      canDepool: this.unsettled ? canDepool(this.facts(), svc.depoolThreshold) : this.canDepoolNow(),
+      // The kept count answers at once; while a job leaves it half done, the answer from before the job.
+      canDepool: this.unsettled ? this.canDepoolBefore : this.canDepoolNow(),
       couldNotDepoolTotal: this.couldNotDepoolTotal,
       poolError: this.poolError,
       awaitingPool: this.pool === undefined,
@@ -457,7 +459,10 @@ export class Coordinator implements CoordinatorApi {
       } else {
         return;
       }
-      if (unsettling) this.healthyBefore = this.healthy();
+      if (unsettling) {
+        this.healthyBefore = this.healthy();
+        this.canDepoolBefore = this.canDepoolNow();
+      }
       this.busy = true;
       this.unsettled = unsettling;
       let synchronous = true;
@@ -732,17 +737,6 @@ export class Coordinator implements CoordinatorApi {
   }
 
   // --- policy ---
-
-  private facts(): ServerFacts[] {
-    return [...this.servers.values()].map((s) => ({
-      host: s.host,
-      enabled: s.enabled,
-      ready: s.ready,
-      up: s.up,
-      pooled: s.pooled,
-      pooledDown: s.pooledDown,
-    }));
-  }
 
   /** Counts the server in upEligible as `mutate` changes it. */
   private tally(entry: ServerEntry, mutate: () => void): void {

@@ -628,8 +628,9 @@ describe('Coordinator large pools in slices', () => {
     t.fakes.report('10.1.4.0', true);
     t.fakes.report('10.1.4.1', false, 'refused');
     t.fakes.report('10.1.0.1', false, 'refused');
-    // Still answering as before the job.
+    // Still answering as before the job, snapshots too (without a pass over the servers).
     expect(t.coordinator.healthy()).toBe(true);
+    expect(t.coordinator.snapshot({ servers: false }).canDepool).toBe(true);
     await t.settle();
     const pooled = new Map(t.coordinator.pooledServers().map((s) => [s.host, s.weight]));
     expect(pooled.size).toBe(2999);
