@@ -58,8 +58,6 @@ export function buildDeb(outDir: string): string {
     cpSync(join(root, 'dist/src'), join(lib, 'dist/src'), { recursive: true, filter: (src) => !src.endsWith('.map') });
     // The bundled command line, without esbuild's record of its inputs (packaging/bundle-cli.ts).
     cpSync(join(root, 'dist/cli'), join(lib, 'dist/cli'), { recursive: true, filter: (src) => !src.endsWith('/meta.json') });
-    // The entry point is a script (#!), whatever mode the build left it with.
-    chmodSync(join(lib, 'dist/cli/pybal.js'), 0o755);
     put('usr/lib/pybal/package.json', JSON.stringify({ name: 'pybal', version, type: 'module', private: true }, null, 2) + '\n');
 
     // Production dependencies, each package once, without its own nested node_modules (listed separately).
@@ -85,8 +83,9 @@ export function buildDeb(outDir: string): string {
       });
     }
 
-    // Scripts (#!) executable, every other file plain (npm keeps whatever modes the authors shipped); the binding stripped.
-    walk(join(lib, 'node_modules'), (path) => chmodSync(path, readFileSync(path).subarray(0, 2).toString() === '#!' ? 0o755 : 0o644));
+    // Scripts (#!) executable, every other file plain, in our build as in node_modules (tsc and
+    // npm keep whatever modes the files had: a fresh clone's dist/src/cli/main.js is not executable); the binding stripped.
+    for (const dir of ['dist', 'node_modules']) walk(join(lib, dir), (path) => chmodSync(path, readFileSync(path).subarray(0, 2).toString() === '#!' ? 0o755 : 0o644));
     execFileSync('strip', ['--strip-unneeded', join(lib, `node_modules/netlink/prebuilds/linux-${nodeArch}/node.napi.node`)]);
 
     put('usr/sbin/pybal', '#!/bin/sh\n# pybal, as installed by its Debian package: the program runs with Debian\'s node.\nexec /usr/bin/node /usr/lib/pybal/dist/cli/pybal.js "$@"\n', 0o755);
