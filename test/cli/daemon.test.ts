@@ -71,8 +71,27 @@ describe('pybal daemon (foundation)', () => {
 
   it('tells systemd it is ready (Type=notify) once its configuration, API and the kernel\'s table are in', { timeout: 40_000 }, async () => {
     // systemd's notification socket, played by python (Node has no Unix datagram socket).
+    // As systemd does, it also takes the BARRIER=1 that systemd-notify sends after its
+    // message, and closes the descriptor that comes with it, which ends systemd-notify's
+    // wait (a receiver gone before the barrier makes systemd-notify fail).
     const notify = join(dir, 'notify.sock');
-    const receiver = spawn('python3', ['-c', `import socket\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\ns.bind(${JSON.stringify(notify)})\nprint('bound', flush=True)\ns.settimeout(20)\nprint(s.recv(4096).decode(), flush=True)`], {
+    const script = [
+      'import os, socket',
+      'ARRAY = __import__("array")',
+      's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+      `s.bind(${JSON.stringify(notify)})`,
+      "print('bound', flush=True)",
+      's.settimeout(20)',
+      'while True:',
+      '    data, anc, flags, addr = s.recvmsg(4096, socket.CMSG_SPACE(16 * 4))',
+      '    for level, kind, payload in anc:',
+      '        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:',
+      '            fds = ARRAY.array("i"); fds.frombytes(payload[: len(payload) - len(payload) % 4])',
+      '            for fd in fds: os.close(fd)',
+      '    print(data.decode(), flush=True)',
+      "    if data.startswith(b'BARRIER=1'): break",
+    ].join('\n');
+    const receiver = spawn('python3', ['-c', script], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
