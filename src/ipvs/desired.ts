@@ -9,8 +9,9 @@ import { IP_VS_SVC_F, IP_VS_TUNNEL_ENCAP_FLAG } from './constants.js';
 import type { DesiredService } from './diff.js';
 import type { DestSpec, FwdMethod, ServiceKey } from './types.js';
 
-/** A server the coordinator wants in IPVS: its resolved address and weight. */
+/** A server the coordinator wants in IPVS: its resolved address and weight (and its host, the address if not given). */
 export interface PooledServer {
+  readonly host?: string;
   readonly address: string;
   readonly weight: number;
 }
@@ -84,15 +85,14 @@ export function serviceKeyFromConfig(service: ServiceConfig): ServiceKey {
  * names); a duplicate address is kept once, with its first weight.
  */
 export function desiredServiceFromConfig(service: ServiceConfig, servers: readonly PooledServer[]): DesiredService {
-  const template = destTemplate(service);
-  const dests = new Map<string, DestSpec>();
-  for (const server of servers) {
-    const dest = destOf(template, server.address, server.weight);
-    if (dest === undefined) continue;
-    const id = destKeyId(dest);
-    if (!dests.has(id)) dests.set(id, dest);
-  }
-  return { ...serviceSpecFromConfig(service), destinations: [...dests.values()] };
+  return new DesiredServiceBuilder().build(service, visitEach(servers));
+}
+
+/** A list of servers as PooledServers visits. */
+function visitEach(servers: readonly PooledServer[]): PooledServers {
+  return (visit) => {
+    for (const s of servers) visit(s.host ?? s.address, s.address, s.weight);
+  };
 }
 
 /** A destination of the service's template, or undefined when `address` is not an IP address. */
@@ -164,14 +164,14 @@ export class DesiredServiceBuilder {
    */
   build(service: ServiceConfig, pooled: PooledServers, ordered?: readonly PooledServer[]): DesiredService {
     const incremental = ordered === undefined && service === this.config && this.last !== undefined && !this.shared;
-    const desired = (incremental ? this.patch(pooled) : undefined) ?? this.rebuild(service, ordered ?? pooled);
+    const desired = (incremental ? this.patch(pooled) : undefined) ?? this.rebuild(service, ordered === undefined ? pooled : visitEach(ordered));
     // A patch names its base; the base's own patch is history no one will read (and would keep every base alive).
     if (this.last !== undefined && this.last !== desired) this.last.patch = undefined;
     this.last = desired;
     return desired;
   }
 
-  private rebuild(service: ServiceConfig, servers: PooledServers | readonly PooledServer[]): DesiredService {
+  private rebuild(service: ServiceConfig, servers: PooledServers): DesiredService {
     const template = destTemplate(service);
     const before = this.byHost;
     const byHost = new Map<string, Published>();
@@ -191,8 +191,7 @@ export class DesiredServiceBuilder {
       dests.set(id, dest);
       byHost.set(host, { address, dest, scan });
     };
-    if (typeof servers === 'function') servers(visit);
-    else for (const s of servers) visit((s as { host?: string }).host ?? s.address, s.address, s.weight);
+    servers(visit);
     this.config = service;
     this.template = template;
     this.byHost = byHost;

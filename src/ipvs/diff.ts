@@ -128,6 +128,49 @@ export function* diffSteps(desired: Table, kernel: Table, remove: readonly Servi
   return ops;
 }
 
+/**
+ * The operations for some destinations only (`ids`: destKeyIds by service
+ * id) of services both tables have: for each service, deletions, then
+ * changes, then additions, as diffSteps orders them. What a patch costs: the
+ * destinations it names, not the service's others.
+ */
+export function diffDestinations(desired: Table, kernel: Table, ids: ReadonlyMap<string, ReadonlySet<string>>): IpvsOp[] {
+  const ops: IpvsOp[] = [];
+  for (const [id, destIds] of ids) {
+    const want = desired.get(id);
+    const have = kernel.get(id);
+    if (want === undefined || have === undefined) continue;
+    const key = want.service.key;
+    const changes: IpvsOp[] = [];
+    const additions: IpvsOp[] = [];
+    for (const destId of destIds) {
+      const dest = want.dests.get(destId);
+      const before = have.dests.get(destId);
+      if (dest === undefined) {
+        if (before !== undefined) ops.push({ op: 'del-dest', key, dest: before });
+      } else if (before === undefined) additions.push({ op: 'new-dest', key, dest });
+      else if (!sameDestSettings(dest, before)) changes.push({ op: 'set-dest', key, dest, before });
+    }
+    ops.push(...changes, ...additions);
+  }
+  return ops;
+}
+
+/**
+ * Destination operations that succeeded, applied to the table's own
+ * destination maps in place (applyOpsSteps copies a service it changes):
+ * for a model whose maps no one else holds, one destination costs one.
+ */
+export function applyDestOpsInPlace(table: Table, ops: readonly IpvsOp[]): void {
+  for (const op of ops) {
+    if (op.op !== 'new-dest' && op.op !== 'set-dest' && op.op !== 'del-dest') continue;
+    const dests = table.get(serviceKeyId(op.key))?.dests as Map<string, DestSpec> | undefined;
+    if (dests === undefined) continue;
+    if (op.op === 'del-dest') dests.delete(destKeyId(op.dest));
+    else dests.set(destKeyId(op.dest), op.dest);
+  }
+}
+
 /** The model after `op` succeeded. Returns a new map; entries are shared where unchanged. */
 export function applyOp(table: Table, op: IpvsOp): Map<string, TableEntry> {
   return applyOps(table, [op]);

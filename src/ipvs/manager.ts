@@ -23,14 +23,16 @@ import type { Clock, Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
 import { sliced, type SliceOptions } from '../runtime/sliced.js';
+import { TimeShare } from '../runtime/time-share.js';
 import type { IpvsKernel } from './client.js';
 import { IpvsError } from './errors.js';
 import { destKeyId, formatServiceKey, serviceKeyId } from './codec.js';
 import { normalizeDesiredService, normalizeDest } from './desired.js';
 import {
+  applyDestOpsInPlace,
   applyOpsSteps,
   describeOp,
-  sameDestSettings,
+  diffDestinations,
   diffSteps,
   diffTables,
   formatDestSettings,
@@ -151,7 +153,16 @@ export class IpvsManager {
   private resyncTimer: Timer | undefined;
   /** How long the last full resync's dump took, for armResync. */
   private lastFullMs = 0;
-  private resyncStretched = false;
+  /** A periodic resync takes at most 1/RESYNC_TIME_SHARE of the time: the interval stretches beyond that. */
+  private readonly resyncShare = new TimeShare(RESYNC_TIME_SHARE, ({ stretched, lastMs, delayMs }) => {
+    if (stretched) {
+      this.log.warn(
+        `IPVS: a full resync took ${Math.round(lastMs)} ms: resyncing every ${(delayMs / 1000).toFixed(1)} s instead of every ${this.resyncIntervalMs / 1000} s (ipvs-resync-interval), so that it takes at most 1/${RESYNC_TIME_SHARE} of the time`,
+      );
+    } else {
+      this.log.info(`IPVS: resyncing every ${this.resyncIntervalMs / 1000} s again (ipvs-resync-interval)`);
+    }
+  });
   private readonly idleWaiters: (() => void)[] = [];
 
   private counters = {
@@ -305,8 +316,12 @@ export class IpvsManager {
       return undefined;
     }
     const dests = cached.entry.dests as Map<string, DestSpec>;
-    let ids = this.dirty.has(cached.id) ? undefined : this.dirtyDests.get(cached.id);
-    if (!this.dirty.has(cached.id) && ids === undefined) this.dirtyDests.set(cached.id, (ids = new Set()));
+    // A service dirty as a whole is diffed whole: its destinations need no note.
+    let ids: Set<string> | undefined;
+    if (!this.dirty.has(cached.id)) {
+      ids = this.dirtyDests.get(cached.id) ?? new Set();
+      this.dirtyDests.set(cached.id, ids);
+    }
     for (const d of removed) {
       const id = destKeyId(d);
       dests.delete(id);
@@ -398,26 +413,14 @@ export class IpvsManager {
 
   /**
    * The next periodic resync: one interval from now, or 20 times the last
-   * full resync's dump if that is longer, so that resyncs take at most a
-   * twentieth of the time (a dump of 40,000 destinations takes seconds on a
-   * slow machine, and changes wait for it).
+   * full resync's dump if that is longer (changes wait while it dumps).
    */
   private armResync(): void {
-    const stretched = Math.ceil(this.lastFullMs * RESYNC_TIME_SHARE);
-    const delay = Math.max(this.resyncIntervalMs, stretched);
-    if (delay > this.resyncIntervalMs && !this.resyncStretched) {
-      this.log.warn(
-        `IPVS: a full resync took ${Math.round(this.lastFullMs)} ms: resyncing every ${(delay / 1000).toFixed(1)} s instead of every ${this.resyncIntervalMs / 1000} s (ipvs-resync-interval), so that it takes at most 1/${RESYNC_TIME_SHARE} of the time`,
-      );
-    } else if (delay === this.resyncIntervalMs && this.resyncStretched) {
-      this.log.info(`IPVS: resyncing every ${this.resyncIntervalMs / 1000} s again (ipvs-resync-interval)`);
-    }
-    this.resyncStretched = delay > this.resyncIntervalMs;
     this.resyncTimer = this.clock.setTimeout(() => {
       this.armResync();
       this.trigger(true);
       this.onResync?.();
-    }, delay);
+    }, this.resyncShare.delayMs(this.resyncIntervalMs, this.lastFullMs));
   }
 
   /** A reconcile runs, or one is queued that is not waiting for the scheduled retry. */
@@ -459,7 +462,7 @@ export class IpvsManager {
     const known = this.known ?? new Map<string, TableEntry>();
     // A large table is worked through in slices (the diff, then the model's update below): checks, BGP and the API go on meanwhile.
     const serviceOps = await sliced(diffSteps(scope, known, [...this.removals.values()]), this.slicing);
-    const destOps = this.patchOps(patched, known);
+    const destOps = diffDestinations(this.desired, known, patched);
     const ops = destOps.length === 0 ? serviceOps : [...serviceOps, ...destOps];
     // Removals that are already gone from the kernel need no more attention.
     for (const [id] of this.removals) if (!known.has(id)) this.removals.delete(id);
@@ -513,13 +516,7 @@ export class IpvsManager {
    */
   private async updateModel(known: Table, serviceOps: readonly IpvsOp[], destOps: readonly IpvsOp[]): Promise<Table> {
     const model = serviceOps.length === 0 ? known : await sliced(applyOpsSteps(known, serviceOps), this.slicing);
-    for (const op of destOps) {
-      if (op.op !== 'new-dest' && op.op !== 'set-dest' && op.op !== 'del-dest') continue;
-      const dests = model.get(serviceKeyId(op.key))?.dests as Map<string, DestSpec> | undefined;
-      if (dests === undefined) continue;
-      if (op.op === 'del-dest') dests.delete(destKeyId(op.dest));
-      else dests.set(destKeyId(op.dest), op.dest);
-    }
+    applyDestOpsInPlace(model, destOps);
     return model;
   }
 
@@ -537,29 +534,6 @@ export class IpvsManager {
       else out.set(id, ids);
     }
     return out;
-  }
-
-  /** The operations for patched destinations: for each service, deletions, then changes, then additions (as diffSteps). */
-  private patchOps(patched: ReadonlyMap<string, ReadonlySet<string>>, known: Table): IpvsOp[] {
-    const ops: IpvsOp[] = [];
-    for (const [id, ids] of patched) {
-      const want = this.desired.get(id);
-      const have = known.get(id);
-      if (want === undefined || have === undefined) continue;
-      const key = want.service.key;
-      const changes: IpvsOp[] = [];
-      const additions: IpvsOp[] = [];
-      for (const destId of ids) {
-        const dest = want.dests.get(destId);
-        const before = have.dests.get(destId);
-        if (dest === undefined) {
-          if (before !== undefined) ops.push({ op: 'del-dest', key, dest: before });
-        } else if (before === undefined) additions.push({ op: 'new-dest', key, dest });
-        else if (!sameDestSettings(dest, before)) changes.push({ op: 'set-dest', key, dest, before });
-      }
-      ops.push(...changes, ...additions);
-    }
-    return ops;
   }
 
   /** The services of `scope` that the model now has are programmed; says so when that set grew. */

@@ -22,6 +22,7 @@ import type { Clock, Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
 import { sliced, type SliceOptions } from '../runtime/sliced.js';
+import { TimeShare } from '../runtime/time-share.js';
 import { canonicalAddress } from './address.js';
 import { serviceKeyId } from './codec.js';
 import { statsOf } from './format.js';
@@ -85,24 +86,9 @@ export interface IpvsStatsReaderOptions {
 
 /** Values of the kernel's stats (bigint) as numbers, with when they were read. */
 export function trafficValue(stats: Stats, readAtWallMs: number, conns?: { active: number; inactive: number }): TrafficValue {
-  // One literal each way, not a spread of a shared part: 20,000 destinations
-  // are read every 10 s, and spread copies made slow objects of each.
-  if (conns === undefined) {
-    return {
-      connections: Number(stats.conns),
-      inPackets: Number(stats.inPkts),
-      outPackets: Number(stats.outPkts),
-      inBytes: Number(stats.inBytes),
-      outBytes: Number(stats.outBytes),
-      connectionsPerSec: Number(stats.cps),
-      inPacketsPerSec: Number(stats.inPps),
-      outPacketsPerSec: Number(stats.outPps),
-      inBytesPerSec: Number(stats.inBps),
-      outBytesPerSec: Number(stats.outBps),
-      readAtWallMs,
-    };
-  }
-  return {
+  // One literal, not a spread of a shared part: 20,000 destinations are read
+  // every 10 s, and spread copies made slow objects of each.
+  const value: { -readonly [K in keyof TrafficValue]: TrafficValue[K] } = {
     connections: Number(stats.conns),
     inPackets: Number(stats.inPkts),
     outPackets: Number(stats.outPkts),
@@ -113,13 +99,16 @@ export function trafficValue(stats: Stats, readAtWallMs: number, conns?: { activ
     outPacketsPerSec: Number(stats.outPps),
     inBytesPerSec: Number(stats.inBps),
     outBytesPerSec: Number(stats.outBps),
-    activeConnections: conns.active,
-    inactiveConnections: conns.inactive,
     readAtWallMs,
   };
+  if (conns !== undefined) {
+    value.activeConnections = conns.active;
+    value.inactiveConnections = conns.inactive;
+  }
+  return value;
 }
 
-/** A reading may take at most 1/READ_TIME_SHARE of the time: the interval stretches beyond that (see nextDelayMs). */
+/** A reading may take at most 1/READ_TIME_SHARE of the time: the interval stretches beyond that (runtime/time-share.ts). */
 export const READ_TIME_SHARE = 20;
 
 /** Destinations turned into values between two chances to end a slice. */
@@ -147,8 +136,16 @@ export class IpvsStatsReader {
   private counters = { reads: 0, failedReads: 0, lastError: undefined as string | undefined, lastReadWallMs: undefined as number | undefined };
   /** How long the last reading took, from the dump's start (not the wait for the manager). */
   private lastReadMs = 0;
-  /** The interval is stretched now (said once, and once when it is not any more). */
-  private stretched = false;
+  /** Reading takes at most 1/READ_TIME_SHARE of the time: the interval stretches beyond that. */
+  private readonly timeShare = new TimeShare(READ_TIME_SHARE, ({ stretched, lastMs, delayMs }) => {
+    if (stretched) {
+      this.log.warn(
+        `Reading the IPVS counters took ${Math.round(lastMs)} ms: reading them every ${(delayMs / 1000).toFixed(1)} s instead of every ${this.intervalMs / 1000} s (ipvs-stats-interval), so that it takes at most 1/${READ_TIME_SHARE} of the time`,
+      );
+    } else {
+      this.log.info(`Reading the IPVS counters every ${this.intervalMs / 1000} s again (ipvs-stats-interval)`);
+    }
+  });
 
   constructor(options: IpvsStatsReaderOptions) {
     this.kernel = options.kernel;
@@ -219,28 +216,8 @@ export class IpvsStatsReader {
     if (this.stopped || this.intervalMs === 0) return;
     this.timer = this.clock.setTimeout(() => {
       this.timer = undefined;
-      void this.readNow().then(() => this.schedule(this.nextDelayMs()));
+      void this.readNow().then(() => this.schedule(this.timeShare.delayMs(this.intervalMs, this.lastReadMs)));
     }, delayMs);
-  }
-
-  /**
-   * The configured interval, unless reading takes so long that it would use
-   * more than 1 / READ_TIME_SHARE of the time: a dump of 40,000 destinations
-   * takes seconds on a slow machine, and the checks, BGP and the API come first.
-   */
-  private nextDelayMs(): number {
-    const stretched = Math.ceil(this.lastReadMs * READ_TIME_SHARE);
-    const delay = Math.max(this.intervalMs, stretched);
-    const wasStretched = this.stretched;
-    this.stretched = delay > this.intervalMs;
-    if (this.stretched && !wasStretched) {
-      this.log.warn(
-        `Reading the IPVS counters took ${Math.round(this.lastReadMs)} ms: reading them every ${(delay / 1000).toFixed(1)} s instead of every ${this.intervalMs / 1000} s (ipvs-stats-interval), so that it takes at most 1/${READ_TIME_SHARE} of the time`,
-      );
-    } else if (!this.stretched && wasStretched) {
-      this.log.info(`Reading the IPVS counters every ${this.intervalMs / 1000} s again (ipvs-stats-interval)`);
-    }
-    return delay;
   }
 
   private forget(): void {
