@@ -67,6 +67,8 @@ describe('e2e: pybal as an unprivileged user with three capabilities', () => {
     );
     const status = await pybal.status();
     for (const s of status.services) expect(s.servers.every((x) => x.up && x.pooled), s.name).toBe(true);
+    // The client reaches the VIP through the router, over the route pybal announces.
+    await lab.router.waitForRoute(`${lab.addr.vips[0]!.v4}/32`, { timeoutMs: 30_000 });
     expect((await lab.client.servedBy(lab.vipUrl(4, '/', 0), 2)).sort()).toEqual(['rs1', 'rs2']);
   });
 
