@@ -19,7 +19,11 @@ import type { Logger } from './runtime/logger.js';
 
 /** What the daemon needs of the IPVS manager. */
 export interface IpvsTarget {
-  setDesired(services: readonly DesiredService[]): void;
+  /**
+   * Every service to manage. `changed`, when given: the set is the last one
+   * with only these added or replaced (see IpvsManager.setDesired).
+   */
+  setDesired(services: readonly DesiredService[], changed?: readonly DesiredService[]): void;
   /** The kernel has this desired service (adopted or written); see IpvsManager.isProgrammed. */
   isProgrammed(key: DesiredService['key']): boolean;
 }
@@ -86,6 +90,13 @@ export class Daemon {
   private services = new Map<string, ServiceRuntime>();
   private routeTarget: RouteTarget | undefined;
   private publishQueued = false;
+  /**
+   * Services may have been added, removed or re-keyed since the last publish
+   * (the start, a reload): the next one names the whole set anew. Otherwise
+   * a publish can only add services or replace their desired state, and it
+   * tells the manager which.
+   */
+  private servicesChanged = true;
   private stopped = false;
   /**
    * Drained for maintenance (bgp-drain, `pybal drain`): the routes carry
@@ -198,6 +209,7 @@ export class Daemon {
    */
   async reload(config: Config, plan: ReloadPlan): Promise<void> {
     this.global = config.global;
+    this.servicesChanged = true;
     this.events.emit({ kind: 'reload', level: 'info', message: describePlan(plan).join('; ') });
     // bgp-drain applies when the file changes it; a drain asked at run time otherwise stays.
     if (plan.drain !== undefined) this.setDrained(plan.drain, DRAINED_BY_CONFIG);
@@ -261,8 +273,10 @@ export class Daemon {
     this.publishQueued = false;
     if (this.stopped) return;
     const desired: DesiredService[] = [];
+    const changed: DesiredService[] = [];
     for (const runtime of this.services.values()) {
       if (runtime.dirty || runtime.desired === undefined) {
+        const before = runtime.desired;
         // Ready: its first pool is read and every server had its first
         // resolution attempt. Before that, publishing would remove servers
         // the kernel already has (a restart must not flap anything).
@@ -277,12 +291,14 @@ export class Daemon {
           );
           runtime.desiredFor = runtime.config;
         }
+        if (runtime.desired !== before && runtime.desired !== undefined) changed.push(runtime.desired);
       }
       // A service whose first pool is not known yet is not named to the
       // manager, so whatever the kernel has for it stays as it is.
       if (runtime.desired) desired.push(runtime.desired);
     }
-    this.deps.ipvs.setDesired(desired);
+    this.deps.ipvs.setDesired(desired, this.servicesChanged ? undefined : changed);
+    this.servicesChanged = false;
     if (this.routeTarget === undefined) {
       this.offered = new Set();
       return;

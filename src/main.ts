@@ -428,7 +428,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
       }),
     // A dry run writes nothing, so nothing is ever programmed: it says what
     // it would announce once the services it would program are desired.
-    ipvs: { setDesired: (services) => ipvs.setDesired(services), isProgrammed: (key) => dryRun || ipvs.isProgrammed(key) },
+    ipvs: { setDesired: (services, changed) => ipvs.setDesired(services, changed), isProgrammed: (key) => dryRun || ipvs.isProgrammed(key) },
     defer: (fn) => clock.setTimeout(fn, 0),
     wallNow: () => clock.wallNow(),
     events,
@@ -487,39 +487,57 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     ipvsWatch = clock.setTimeout(watchIpvs, IPVS_EVENTS_POLL_MS);
   };
   let ipvsWatch = clock.setTimeout(watchIpvs, IPVS_EVENTS_POLL_MS);
-  statsReader.start();
   void syncDaemons.set(config.global.ipvsSync);
   await sloppy.check(config.global, config.services, 'start');
   daemon.start();
   daemon.setRouteTarget(await bgp.apply('start', config.global, config.services));
-  // systemd (Type=notify): ready once the configuration is loaded, the API
-  // listens, the kernel's table has been read (adopted, or the failure said)
-  // and every configured service is programmed, so that `systemctl start
-  // pybal && ipvsadm -Ln` shows them. A service that cannot be (a pool that
-  // cannot be read, a kernel that refuses it) holds readiness back for
-  // READY_WAIT_MAX_MS at most, and the status says how many are in.
+  // Start-up ends once the configuration is loaded, the API listens, the
+  // kernel's table has been read (adopted, or the failure said) and every
+  // configured service is programmed; a service that cannot be (a pool that
+  // cannot be read, a kernel that refuses it) holds it back for
+  // READY_WAIT_MAX_MS at most. Then pybal says so in the log, tells systemd
+  // (Type=notify: `systemctl start pybal && ipvsadm -Ln` shows the services)
+  // and starts reading the kernel's counters, whose dumps of every service
+  // would otherwise compete with the programming of a large start.
+  let stopping = false;
   let readyWait: Timer | undefined;
-  if (process.env.NOTIFY_SOCKET !== undefined) {
-    const notifyAt = clock.now() + READY_WAIT_MAX_MS;
-    void ipvs.firstReconciled().then(() => {
-      const tell = async (): Promise<void> => {
-        const total = config.services.length;
-        const programmed = daemon.allProgrammed();
-        if (!programmed && clock.now() < notifyAt) {
-          readyWait = clock.setTimeout(() => void tell(), READY_POLL_MS);
-          return;
-        }
-        readyWait = undefined;
-        const status = programmed
-          ? `${total} service(s)${dryRun ? ', dry run' : ''}`
-          : `${daemon.programmedCount()} of ${total} service(s) programmed after ${READY_WAIT_MAX_MS / 1000} s; the others follow when they can${dryRun ? ', dry run' : ''}`;
-        if (programmed) log.info(`Ready: telling systemd (${status})`);
-        else log.warn(`Ready: telling systemd (${status})`);
-        if (!(await notifyReady(status))) log.warn('Could not tell systemd that pybal is ready (systemd-notify failed); systemctl start may time out');
-      };
-      void tell();
+  let started = false;
+  const readyAt = clock.now() + READY_WAIT_MAX_MS;
+  const finishStartup = (): void => {
+    if (started || stopping) return;
+    const programmed = daemon.allProgrammed();
+    if (!programmed && clock.now() < readyAt) return;
+    started = true;
+    readyWait?.cancel();
+    readyWait = undefined;
+    const total = config.services.length;
+    const after = `${process.uptime().toFixed(1)} s after the process started`;
+    const status = programmed
+      ? `${total} service(s)${dryRun ? ', dry run' : ''}`
+      : `${daemon.programmedCount()} of ${total} service(s) programmed after ${READY_WAIT_MAX_MS / 1000} s; the others follow when they can${dryRun ? ', dry run' : ''}`;
+    if (programmed) log.info(`Start-up complete: ${total} service(s) ${dryRun ? 'desired (dry run)' : 'programmed in IPVS'}, ${after}`);
+    else log.warn(`Start-up complete without every service: ${status} (${after})`);
+    statsReader.start();
+    if (process.env.NOTIFY_SOCKET === undefined) return;
+    if (programmed) log.info(`Ready: telling systemd (${status})`);
+    else log.warn(`Ready: telling systemd (${status})`);
+    void notifyReady(status).then((told) => {
+      if (!told) log.warn('Could not tell systemd that pybal is ready (systemd-notify failed); systemctl start may time out');
     });
-  }
+  };
+  const pollStartup = (): void => {
+    finishStartup();
+    if (!started && !stopping) readyWait = clock.setTimeout(pollStartup, READY_POLL_MS);
+  };
+  void ipvs.firstReconciled().then(() => {
+    // Looked at again whenever a reconcile programs services, and every READY_POLL_MS.
+    const programmedBefore = onProgrammed;
+    onProgrammed = () => {
+      programmedBefore();
+      finishStartup();
+    };
+    pollStartup();
+  });
 
   // SIGHUP: reopen the log and re-read pybal.conf, as one transaction: a
   // configuration that does not load (one that names no service does not)
@@ -527,7 +545,6 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   // One reload at a time, and at most one waiting (it reads the file as it is
   // then, so a burst of SIGHUPs costs two reloads); SIGTERM does not wait for
   // one for long.
-  let stopping = false;
   let reloading = Promise.resolve();
   let reloadWaiting = false;
   const reload = async (): Promise<void> => {

@@ -236,46 +236,20 @@ export class IpvsManager {
   /**
    * The complete set of services to manage, with their destinations. Services
    * of the previous set that are missing here will be deleted from the kernel.
+   *
+   * `changed`, when given, vouches that `services` is the last set with only
+   * these services added or replaced (none removed, no other changed): only
+   * they are looked at, so that 1,000 services becoming ready one burst after
+   * another at a cold start cost each publish what it adds, not the whole set.
    */
-  setDesired(services: readonly DesiredService[]): void {
+  setDesired(services: readonly DesiredService[], changed?: readonly DesiredService[]): void {
+    if (changed !== undefined) {
+      this.updateDesired(changed);
+      return;
+    }
     const next = new Map<string, TableEntry>();
     const cache = new Map<string, CachedDesired>();
-    for (const s of services) {
-      const rawId = serviceKeyId(s.key);
-      const cached = this.desiredCache.get(rawId);
-      // A service passed as the same object as last time has not changed: no rebuild, no diff.
-      if (cached && cached.source === s) {
-        next.set(cached.id, cached.entry);
-        cache.set(rawId, cached);
-        continue;
-      }
-      // A patch on the service it has: only the destinations that changed.
-      const patched = cached && s.patch?.base === cached.source ? this.applyPatch(cached, s) : undefined;
-      if (patched) {
-        next.set(patched.id, patched.entry);
-        cache.set(rawId, patched);
-        continue;
-      }
-      let fresh: CachedDesired;
-      try {
-        const normalized = normalizeDesiredService(s);
-        const id = serviceKeyId(normalized.key);
-        const entry = tableFromDesired([normalized]).get(id);
-        if (!entry) continue;
-        fresh = { source: s, id, entry };
-      } catch (error) {
-        // A bad value never reaches the kernel; the last good state of that service stays.
-        this.log.error(`IPVS: ignoring the new state of ${formatServiceKey(s.key)}: ${errorMessage(error)}`);
-        if (cached) {
-          next.set(cached.id, cached.entry);
-          cache.set(rawId, cached);
-        }
-        continue;
-      }
-      next.set(fresh.id, fresh.entry);
-      cache.set(rawId, fresh);
-      this.dirty.add(fresh.id);
-    }
+    for (const s of services) this.takeDesired(s, next, cache);
     for (const [id, entry] of this.desired) {
       if (next.has(id)) continue;
       this.removals.set(id, entry.service.key);
@@ -286,6 +260,64 @@ export class IpvsManager {
     this.desired = next;
     this.desiredCache = cache;
     this.trigger(false);
+  }
+
+  /** setDesired with `changed`: the services it names join or replace theirs; the others stay as they are. */
+  private updateDesired(changed: readonly DesiredService[]): void {
+    if (changed.length === 0) return;
+    // New maps (copied natively): a reconcile under way keeps the ones it started with.
+    const next = new Map(this.desired);
+    const cache = new Map(this.desiredCache);
+    for (const s of changed) {
+      const id = this.takeDesired(s, next, cache);
+      if (id !== undefined) this.removals.delete(id);
+    }
+    this.desired = next;
+    this.desiredCache = cache;
+    this.trigger(false);
+  }
+
+  /**
+   * One desired service into `next` and `cache` (keyed as setDesired keeps
+   * them): reused when it is the object of last time, patched when it says
+   * what changed, rebuilt otherwise; a bad one keeps its last good state.
+   * Returns its id in `next`, if it has one there.
+   */
+  private takeDesired(s: DesiredService, next: Map<string, TableEntry>, cache: Map<string, CachedDesired>): string | undefined {
+    const rawId = serviceKeyId(s.key);
+    const cached = this.desiredCache.get(rawId);
+    // A service passed as the same object as last time has not changed: no rebuild, no diff.
+    if (cached && cached.source === s) {
+      next.set(cached.id, cached.entry);
+      cache.set(rawId, cached);
+      return cached.id;
+    }
+    // A patch on the service it has: only the destinations that changed.
+    const patched = cached && s.patch?.base === cached.source ? this.applyPatch(cached, s) : undefined;
+    if (patched) {
+      next.set(patched.id, patched.entry);
+      cache.set(rawId, patched);
+      return patched.id;
+    }
+    let fresh: CachedDesired;
+    try {
+      const normalized = normalizeDesiredService(s);
+      const id = serviceKeyId(normalized.key);
+      const entry = tableFromDesired([normalized]).get(id);
+      if (!entry) return undefined;
+      fresh = { source: s, id, entry };
+    } catch (error) {
+      // A bad value never reaches the kernel; the last good state of that service stays.
+      this.log.error(`IPVS: ignoring the new state of ${formatServiceKey(s.key)}: ${errorMessage(error)}`);
+      if (!cached) return undefined;
+      next.set(cached.id, cached.entry);
+      cache.set(rawId, cached);
+      return cached.id;
+    }
+    next.set(fresh.id, fresh.entry);
+    cache.set(rawId, fresh);
+    this.dirty.add(fresh.id);
+    return fresh.id;
   }
 
   /**

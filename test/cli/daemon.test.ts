@@ -108,6 +108,8 @@ describe('pybal daemon (foundation)', () => {
     expect(text.indexOf('Status API listening')).toBeLessThan(text.indexOf('Ready: telling systemd'));
     expect(text.search(/Added \d+ server\(s\)/)).toBeGreaterThan(-1);
     expect(text.search(/Added \d+ server\(s\)/)).toBeLessThan(text.indexOf('Ready: telling systemd'));
+    // The log says start-up is over, with how long it took, right before telling systemd.
+    expect(text).toMatch(/INFO: Start-up complete: 1 service\(s\) desired \(dry run\), \d+\.\d s after the process started\n.*Ready: telling systemd/);
     if (receiver.exitCode === null) await new Promise((r) => receiver.once('exit', r));
     expect(out).toContain('READY=1');
     expect(out).toContain(`MAINPID=${child.pid}`);

@@ -130,6 +130,8 @@ function setup(services: ServiceConfig[], global = globalConfig({ bgp: false }))
   const coordinators: FakeCoordinator[] = [];
   const sources: FakeSource[] = [];
   const desiredCalls: (readonly DesiredService[])[] = [];
+  /** What each publish said had changed (undefined: the whole set is new). */
+  const changedCalls: (readonly DesiredService[] | undefined)[] = [];
   const routeCalls: (readonly Route[])[] = [];
   const queue: (() => void)[] = [];
   const config: Config = { file: 'pybal.conf', global, services };
@@ -150,7 +152,12 @@ function setup(services: ServiceConfig[], global = globalConfig({ bgp: false }))
       coordinators.push(c);
       return c;
     },
-    ipvs: { setDesired: (d) => desiredCalls.push(d), isProgrammed: (key) => 'address' in key && programmed.has(key.address) },
+    ipvs: {
+      setDesired: (d, changed) => {
+        desiredCalls.push(d);
+        changedCalls.push(changed);
+      },
+      isProgrammed: (key) => 'address' in key && programmed.has(key.address) },
     defer: (fn) => queue.push(fn),
     wallNow: () => wallMs,
     events,
@@ -169,7 +176,7 @@ function setup(services: ServiceConfig[], global = globalConfig({ bgp: false }))
   const setWallMs = (ms: number): void => {
     wallMs = ms;
   };
-  return { daemon, coordinators, sources, desiredCalls, routeCalls, flush, program, programmed, config, log, setWallMs, events };
+  return { daemon, coordinators, sources, desiredCalls, changedCalls, routeCalls, flush, program, programmed, config, log, setWallMs, events };
 }
 
 const server = (host: string, address: string, weight = 10): PooledServerValue => ({ host, address, weight });
@@ -209,6 +216,44 @@ describe('Daemon', () => {
     const second = t.desiredCalls.at(-1) ?? [];
     expect(second[1]).toBe(first[1]);
     expect(second[0]).not.toBe(first[0]);
+  });
+
+  it('tells IPVS which services a publish added or replaced, and names the whole set anew after a reload', async () => {
+    const text = serviceConfig('text', '192.0.2.11');
+    const t = setup([text, serviceConfig('upload', '192.0.2.12')]);
+    t.daemon.start();
+    t.flush();
+    expect(t.changedCalls.at(-1)).toBeUndefined(); // the first publish names the whole (empty) set
+    t.coordinators[0]?.set([server('mw1', '198.51.100.1')]);
+    t.flush();
+    expect(t.changedCalls.at(-1)).toEqual(t.desiredCalls.at(-1));
+    t.coordinators[1]?.set([server('up1', '198.51.100.9')]);
+    t.flush();
+    const both = t.desiredCalls.at(-1) ?? [];
+    expect(both).toHaveLength(2);
+    expect(t.changedCalls.at(-1)).toEqual([both[1]]);
+    expect(t.changedCalls.at(-1)?.[0]).toBe(both[1]);
+    // A weight edit on text: only text's new state, and the set still has both.
+    t.coordinators[0]?.set([server('mw1', '198.51.100.1', 7)]);
+    t.flush();
+    const edited = t.desiredCalls.at(-1) ?? [];
+    expect(t.changedCalls.at(-1)).toEqual([edited[0]]);
+    expect(edited[0]?.destinations.map((d) => d.weight)).toEqual([7]);
+    expect(edited[1]).toBe(both[1]);
+    // Nothing changed: nothing to look at.
+    t.daemon.refresh();
+    t.flush();
+    expect(t.changedCalls.at(-1)).toEqual([]);
+    // A reload that removes upload: the whole set, without it, so that IPVS deletes it.
+    const next: Config = { file: 'pybal.conf', global: t.config.global, services: [text] };
+    await t.daemon.reload(next, planReload(t.config, next));
+    t.flush();
+    expect(t.changedCalls.at(-1)).toBeUndefined();
+    expect((t.desiredCalls.at(-1) ?? []).map((d) => ('address' in d.key ? d.key.address : ''))).toEqual(['192.0.2.11']);
+    // And after it, changes are told one by one again.
+    t.coordinators[0]?.set([server('mw1', '198.51.100.1'), server('mw2', '198.51.100.2')]);
+    t.flush();
+    expect(t.changedCalls.at(-1)).toEqual(t.desiredCalls.at(-1));
   });
 
   it('announces routes as the services health allows, with withdraw-when-down', () => {

@@ -80,6 +80,45 @@ describe('IpvsManager', () => {
     expect(kernel.dests(svc(200).key)).toHaveLength(2);
   });
 
+  it('told which services a publish added or replaced, looks at those only, and ends with the same kernel table as with the whole set', async () => {
+    const run = async (incremental: boolean) => {
+      const { kernel, manager, log } = setup();
+      kernel.put(svc(90), [dest(1), dest(5)]); // the kernel's before start: adopted, its extra server removed
+      manager.start();
+      await manager.idle();
+      const named: ReturnType<typeof desired>[] = [];
+      const publish = (changed: ReturnType<typeof desired>[]) => {
+        for (const c of changed) {
+          const i = named.findIndex((n) => 'port' in n.key && 'port' in c.key && n.key.port === c.key.port);
+          if (i >= 0) named[i] = c;
+          else named.push(c);
+        }
+        manager.setDesired([...named], incremental ? changed : undefined);
+      };
+      for (let port = 90; port < 100; port++) {
+        publish([desired(svc(port), [dest(1), dest(2)])]);
+        if (port % 3 === 0) await manager.idle();
+      }
+      await manager.idle();
+      // A weight edit and a server leaving, in the same publish, on two services.
+      publish([desired(svc(91), [dest(1), dest(2, { weight: 7 })]), desired(svc(95), [dest(2)])]);
+      await manager.idle();
+      // An empty change list changes nothing and costs no reconcile.
+      const reconciles = manager.stats().reconciles;
+      manager.setDesired([...named], incremental ? [] : undefined);
+      await manager.idle();
+      if (incremental) expect(manager.stats().reconciles).toBe(reconciles);
+      for (let port = 90; port < 100; port++) expect(manager.isProgrammed(svc(port).key), `port ${port}`).toBe(true);
+      expect(log.lines().filter((l) => l.includes('ERROR'))).toEqual([]);
+      return Array.from({ length: 10 }, (_, i) => kernel.dests(svc(90 + i).key).map((d) => `${d.address}:${d.weight}`).sort());
+    };
+    const whole = await run(false);
+    expect(await run(true)).toEqual(whole);
+    expect(whole[1]).toEqual([`${dest(1).address}:10`, `${dest(2).address}:7`]);
+    expect(whole[5]).toEqual([`${dest(2).address}:10`]);
+    expect(whole[0]).toEqual([`${dest(1).address}:10`, `${dest(2).address}:10`]);
+  });
+
   it('adopts a table that differs by editing in place: never deletes and re-creates a service', async () => {
     const { kernel, manager } = setup();
     kernel.put(svc(80, { scheduler: 'rr' }), [dest(1), dest(2, { weight: 5 }), dest(3)]);
