@@ -39,10 +39,47 @@ function toEntryValue(value: PyValue): EntryValue {
   }
 }
 
+/**
+ * One `'key': value` of a usual line, and what follows it (`,` or `}`): a
+ * single-quoted key, and a single-quoted string, a plain int or
+ * True/False; strings without backslashes, so that their text is their value.
+ */
+const USUAL_ENTRY = /[ \t\f]*'([^'\\\n]*)'[ \t\f]*:[ \t\f]*(?:'([^'\\\n]*)'|(0|[1-9][0-9]{0,14})|(True|False))[ \t\f]*([,}])/y;
+/** What may follow the closing brace: white space and a comment. */
+const USUAL_END = /^[ \t\f]*(?:#.*)?$/;
+
+/**
+ * A usual pool line, `{ 'host': 'mw1001', 'weight': 10, 'enabled': True }`
+ * (keys in any order, an optional comment), read without the general
+ * literal reader, which costs several times as much: 100,000 lines at a
+ * cold start. Gives exactly what parsePythonLiteral gives for such a line;
+ * undefined for any other line, which goes the general way (and gets its
+ * messages from there).
+ */
+export function readUsualLine(text: string): PyValue | undefined {
+  if (!text.startsWith('{')) return undefined;
+  const entries: [PyValue, PyValue][] = [];
+  let pos = 1;
+  for (;;) {
+    USUAL_ENTRY.lastIndex = pos;
+    const m = USUAL_ENTRY.exec(text);
+    if (m === null) return undefined;
+    const [, key, str, int, bool, after] = m;
+    const value: PyValue =
+      str !== undefined ? { type: 'str', value: str } : int !== undefined ? { type: 'int', value: Number(int) } : { type: 'bool', value: bool === 'True' };
+    entries.push([{ type: 'str', value: key! }, value]);
+    pos = USUAL_ENTRY.lastIndex;
+    if (after === '}') break;
+  }
+  return USUAL_END.test(text.slice(pos)) ? { type: 'dict', entries } : undefined;
+}
+
 /** Reads one stripped line; returns the dict's entries or an error message. */
 function readLine(text: string, indent: number): PyValue | string {
   const junk = JUNK.exec(text);
   if (junk) return `binary data (character ${JSON.stringify(junk[0])} at column ${indent + junk.index + 1})`;
+  const usual = readUsualLine(text);
+  if (usual !== undefined) return usual;
   try {
     return parsePythonLiteral(text);
   } catch (error) {

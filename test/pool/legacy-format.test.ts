@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatProblem } from '../../src/runtime/errors.js';
-import { LegacyLineMemo, legacyPoolSteps, MAX_LINE_LENGTH, parseLegacyPool } from '../../src/pool/legacy-format.js';
+import { LegacyLineMemo, legacyPoolSteps, MAX_LINE_LENGTH, parseLegacyPool, readUsualLine } from '../../src/pool/legacy-format.js';
+import { parsePythonLiteral } from '../../src/config/python-literal.js';
 import type { PoolParseResult } from '../../src/pool/pool-builder.js';
 import { finish } from '../../src/runtime/sliced.js';
 import type { Pool } from '../../src/pool/types.js';
@@ -295,5 +296,83 @@ describe('legacy pool lines remembered between reads (LegacyLineMemo)', () => {
     steps.next(); // the first slice only; the read is dropped
     expect(memo.size).toBe(3);
     expect(shown(read(documents[1]!, memo))).toEqual(shown(read(documents[1]!)));
+  });
+});
+
+describe('readUsualLine (the usual line, read without the general literal reader)', () => {
+  /** The general reader's answer, or undefined where it refuses the line. */
+  const general = (line: string) => {
+    try {
+      return parsePythonLiteral(line);
+    } catch {
+      return undefined;
+    }
+  };
+
+  it('reads the usual lines, and gives exactly what the general reader gives', () => {
+    const usual = [
+      "{ 'host': 'mw1001.eqiad.wmnet', 'weight': 10, 'enabled': True }",
+      "{'host':'mw1','weight':0,'enabled':False}",
+      "{ 'enabled': True, 'weight': 7, 'host': '10.0.0.1' }  # rack A2",
+      "{ 'host': 'mw1' }",
+      "{ 'host': 'mw1', 'weight': 123456789012345 }",
+      "{\t'host' :\t'h\u00e9',  'comment': 'free text, with: colons' }#",
+      "{ 'host': '', 'weight': 10, 'enabled': True }",
+      "{ 'host': 'a', 'host': 'b' }",
+    ];
+    for (const line of usual) {
+      const fast = readUsualLine(line);
+      expect(fast, line).toBeDefined();
+      expect(fast, line).toEqual(general(line));
+    }
+  });
+
+  it('leaves every other line to the general reader, valid or not', () => {
+    const others = [
+      '{ "host": "mw1", "weight": 10 }',
+      "{ 'host': 'mw1', }",
+      '{}',
+      "{ 'host': 'mw\\1' }",
+      "{ 'host': 'mw1', 'weight': 010 }",
+      "{ 'host': 'mw1', 'weight': -1 }",
+      "{ 'host': 'mw1', 'weight': 1_0 }",
+      "{ 'host': 'mw1', 'weight': 10.5 }",
+      "{ 'host': 'mw1', 'weight': 1234567890123456 }",
+      "{ 'host': 'mw1', 'enabled': true }",
+      "{ 'host': 'mw1', 'enabled': Truely }",
+      "{ 'host': 'mw1' 'x' }",
+      "{ 'host': u'mw1' }",
+      "{ 'host': 'mw1' } extra",
+      "{ 'host': 'mw1' }}",
+      "{ 'host': 'mw1', 'weight': None }",
+      "{ 'host': 'mw1', 'weight': [10] }",
+      "{ 'host': 'mw1' # cut",
+      "{ 'host': 'mw1'",
+      "[ 'host', 'mw1' ]",
+      "{ 1: 'mw1' }",
+    ];
+    for (const line of others) expect(readUsualLine(line), line).toBeUndefined();
+  });
+
+  it('agrees with the general reader on 20,000 generated lines, usual and mangled', () => {
+    const random = createRandomInt(11);
+    const pick = <T>(xs: readonly T[]): T => xs[random(xs.length)]!;
+    const keys = ["'host'", "'weight'", "'enabled'", "'x'", '"host"', '1'];
+    const values = ["'mw1'", "'10.0.0.1'", '10', '0', '007', '-3', '1.5', 'True', 'False', 'None', "'a\\'b'", "u'x'", "'a' 'b'", '[1]', '99999999999999999'];
+    const spaces = ['', ' ', '  ', '\t'];
+    let read = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const n = 1 + random(3);
+      const parts: string[] = [];
+      for (let k = 0; k < n; k++) parts.push(`${pick(spaces)}${pick(keys)}${pick(spaces)}:${pick(spaces)}${pick(values)}${pick(spaces)}`);
+      let line = `{${parts.join(pick([',', ',', ',', ', ', ' ']))}${pick(['', ',', ''])}}${pick(['', '', ' # c', 'x', '}'])}`;
+      if (random(10) === 0) line = line.slice(0, random(line.length));
+      const fast = readUsualLine(line);
+      if (fast === undefined) continue;
+      read++;
+      expect(fast, line).toEqual(general(line));
+    }
+    // Enough of them took the fast way for the comparison to mean something.
+    expect(read).toBeGreaterThan(500);
   });
 });
