@@ -22,7 +22,7 @@
  *   header: PyBal connects to the server), proxyfetch.interval and .timeout =
  *   the interval, a file:// pool of the same servers, and a BGP session (see
  *   below; bgp = no with BENCH_BGP=0). Measured: the daemon's one process.
- *   Every round runs the same build: dist/src as it was when the bench
+ *   Every round runs the same build: dist/cli as it was when the bench
  *   started (the commit is printed).
  *
  * Each round starts a peer, waits until every server has been checked once
@@ -135,9 +135,9 @@ const WEIGHT = 10;
 type PeerName = 'keepalived' | 'pybal';
 
 /**
- * The pybal build every round runs: dist/src and dist/cli copied once at the start, so
- * that a rebuild in the working tree during the run (other work goes on
- * there) cannot change pybal between rounds. It lives in the guest run's
+ * The pybal build every round runs: dist/cli (the whole program, bundled)
+ * copied once at the start, so that a rebuild in the working tree during
+ * the run (other work goes on there) cannot change pybal between rounds. It lives in the guest run's
  * scratch directory under the repository, where node_modules and
  * package.json ("type": "module") are found by walking up.
  */
@@ -147,8 +147,6 @@ function snapshotPybalBuild(): void {
   const scratch = process.env.PYBAL_LAB_SCRATCH;
   if (scratch === undefined) return;
   const target = join(scratch, 'pybal-build');
-  cpSync(join(repoRoot(), 'dist/src'), join(target, 'src'), { recursive: true });
-  // The bundled command line imports the daemon from ../src/, as in dist/.
   cpSync(join(repoRoot(), 'dist/cli'), join(target, 'cli'), { recursive: true });
   pybalMain = join(target, 'cli/pybal.js');
 }

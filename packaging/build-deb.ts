@@ -1,8 +1,9 @@
 /**
  * `npm run package`: the Debian package of pybal, from the build in dist/.
  *
- *   /usr/lib/pybal/           the program (dist/cli: the bundled command line, `pybal`'s entry;
- *                             dist/src: the daemon and the rest), package.json and the production node_modules
+ *   /usr/lib/pybal/           the program (dist/cli: `pybal` bundled, the daemon included;
+ *                             packaging/bundle-cli.ts), package.json and the production node_modules
+ *                             (netlink and ssh2 are loaded from there; the rest for their licenses)
  *   /usr/sbin/pybal           runs it with Debian's node
  *   /lib/systemd/system/pybal.service, /etc/logrotate.d/pybal
  *   /etc/pybal/pybal.conf.example, /etc/pybal/pools/   (conffiles: never overwritten)
@@ -55,8 +56,7 @@ export function buildDeb(outDir: string): string {
     };
     const lib = join(stage, 'usr/lib/pybal');
     mkdirSync(lib, { recursive: true });
-    cpSync(join(root, 'dist/src'), join(lib, 'dist/src'), { recursive: true, filter: (src) => !src.endsWith('.map') });
-    // The bundled command line, without esbuild's record of its inputs (packaging/bundle-cli.ts).
+    // The bundled program, without esbuild's record of its inputs (packaging/bundle-cli.ts); it needs nothing of dist/src/.
     cpSync(join(root, 'dist/cli'), join(lib, 'dist/cli'), { recursive: true, filter: (src) => !src.endsWith('/meta.json') });
     put('usr/lib/pybal/package.json', JSON.stringify({ name: 'pybal', version, type: 'module', private: true }, null, 2) + '\n');
 
@@ -83,8 +83,8 @@ export function buildDeb(outDir: string): string {
       });
     }
 
-    // Scripts (#!) executable, every other file plain, in our build as in node_modules (tsc and
-    // npm keep whatever modes the files had: a fresh clone's dist/src/cli/main.js is not executable); the binding stripped.
+    // Scripts (#!) executable, every other file plain, in our build as in node_modules (npm keeps
+    // whatever modes the files had); the binding stripped.
     for (const dir of ['dist', 'node_modules']) walk(join(lib, dir), (path) => chmodSync(path, readFileSync(path).subarray(0, 2).toString() === '#!' ? 0o755 : 0o644));
     execFileSync('strip', ['--strip-unneeded', join(lib, `node_modules/netlink/prebuilds/linux-${nodeArch}/node.napi.node`)]);
 

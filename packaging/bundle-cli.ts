@@ -1,55 +1,155 @@
 /**
- * The second step of `npm run build`: bundles the `pybal` command's front end
- * into dist/cli/ (esbuild), from what `tsc` wrote to dist/src/.
+ * The second step of `npm run build`: bundles the `pybal` command, daemon
+ * included, into dist/cli/ (esbuild), from what `tsc` wrote to dist/src/.
  *
- * Why: the command line is parsed by yargs, whose ES module graph (about 20
- * files) plus pybal's own small modules cost more start-up time than the
+ * Why: Node loads ES modules one file at a time. The command line (yargs and
+ * pybal's small modules, about 50 files) cost more start-up time than the
  * commands' work (issue 14: `pybal status`, `ipvs` and `check-config` start
- * in 150 ms or less). One file, or a few, load much faster than fifty.
+ * in 150 ms or less), and the daemon (about 300 files with prom-client,
+ * @opentelemetry/api and pino) took 2.5 s to load in the lab's slow guest
+ * (issue 11: every service in IPVS within 5 s of start). A few files load
+ * much faster than hundreds.
  *
  *   dist/cli/pybal.js         the entry (`#!/usr/bin/env node`): src/cli/main.ts, yargs and what every command needs
- *   dist/cli/<name>-<hash>.js a chunk per command module that main.ts imports when the command runs
- *                             (status, check, drain, check-config, import, ipvs) and the parts they share
+ *   dist/cli/<name>-<hash>.js a chunk per module that main.ts imports when a command runs: the daemon
+ *                             (main-<hash>.js, with prom-client, @opentelemetry/api and pino), status,
+ *                             check, drain, check-config, import, ipvs; and the parts they share
+ *   dist/cli/bfd-worker.js    the BFD thread's entry (src/bfd/worker.ts), which bfd.ts starts beside itself
  *   dist/cli/locales/         yargs' message translations (read at run time, as yargs does from its package)
  *   dist/cli/meta.json        esbuild's record of what went into which file (test/cli/module-graph.test.ts reads it)
  *
- * What stays out, loaded from dist/src and node_modules only by the command
- * that uses it:
- * - the daemon (dist/src/main.js and everything under it): `pybal` without a
- *   command imports it, unbundled, by a relative path from dist/cli/;
- * - the packages that are native addons or only the daemon's (netlink, pino,
- *   prom-client, ssh2), imported by name from node_modules as before.
+ * What stays out, imported by name from node_modules only by the command
+ * that uses it: netlink (a native addon, found by node-gyp-build from its own
+ * directory) and ssh2 (native parts, and loaded only when an SSH monitor
+ * first runs). dist/src/ is not needed at run time.
+ *
  * Every file of dist/cli/ is in one directory, so a path relative to one is
- * right for all of them, whichever chunk esbuild puts an import in.
+ * right for all of them, whichever chunk esbuild puts an import in. What
+ * finds a file from its own location is checked by `fileLocations` below.
+ * Nothing is minified (stack traces keep function names, and each module's
+ * code starts with a `// dist/src/...` comment); no source map is written.
  */
 import { build, type Plugin } from 'esbuild';
 import { chmodSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** Where the bundled front end goes. */
+/** Where the bundled command goes. */
 export const CLI_DIR = join(root, 'dist/cli');
 /** The file that `pybal` runs (package.json's bin, the Debian package's /usr/sbin/pybal). */
 export const CLI_ENTRY = join(CLI_DIR, 'pybal.js');
+/** The BFD thread's entry, beside the chunk that starts it. */
+export const BFD_WORKER_ENTRY = 'bfd-worker';
 
-/** tsc's output that is imported at run time rather than bundled: the daemon. */
-const UNBUNDLED = [join(root, 'dist/src/main.js')];
+/** Packages left in node_modules: native addons (ssh2 also loaded late, by `import('ssh2')`). */
+export const EXTERNAL_PACKAGES = ['netlink', 'ssh2'];
 
-/** Packages left in node_modules: a native addon, and what only the daemon uses. */
-const EXTERNAL_PACKAGES = ['netlink', 'pino', 'prom-client', 'ssh2'];
+/**
+ * Code that finds files from its own location, or loads a module by a name
+ * known only at run time: from dist/cli/ it would look in the wrong place,
+ * or esbuild could not bundle what it loads.
+ */
+const LOCATION_DEPENDENT = /\bimport\.meta\.(url|resolve)\b|\b__dirname\b|\b__filename\b|\bcreateRequire\b|\brequire\.(resolve|main)\b|\brequire\((?!\s*['"`])|\bimport\((?!\s*['"`])|\bnew Worker\(/;
 
-/** Imports of an UNBUNDLED file become imports of it by its path relative to dist/cli/. */
-const keepUnbundled: Plugin = {
-  name: 'pybal-keep-unbundled',
+/**
+ * The files of dist/src/ that are LOCATION_DEPENDENT, and why each is right
+ * from dist/cli/. Another such file, or one of these that no longer reads as
+ * expected, fails the build: decide first where what it looks for is, once
+ * bundled.
+ */
+const LOCATED: Record<string, (source: string, path: string) => string> = {
+  // Walks up from its directory to pybal's package.json: dist/cli/ is as far below it as dist/src/runtime/
+  // (the checkout's root; /usr/lib/pybal in the Debian package).
+  'runtime/version.js': (source, path) => mustContain(source, path, "dirname(fileURLToPath(import.meta.url))"),
+  // Compares its own file with process.argv[1]: in the bundle, dist/cli/pybal.js, the file `pybal` runs.
+  'cli/main.js': (source, path) => mustContain(source, path, 'realpathSync(fileURLToPath(import.meta.url))'),
+  // Starts the BFD thread from the file beside it: the bundled worker entry, beside the daemon's chunk.
+  'bfd/bfd.js': (source, path) => {
+    const from = "new Worker(new URL('./worker.js', import.meta.url)";
+    mustContain(source, path, from);
+    return source.replace(from, `new Worker(new URL('./${BFD_WORKER_ENTRY}.js', import.meta.url)`);
+  },
+};
+
+function mustContain(source: string, path: string, text: string): string {
+  if (!source.includes(text)) throw new Error(`${path}: no ${text}: it finds files from its location differently now; update LOCATED in packaging/bundle-cli.ts`);
+  return source;
+}
+
+/** See LOCATED. */
+const fileLocations: Plugin = {
+  name: 'pybal-file-locations',
   setup(b) {
-    b.onResolve({ filter: /^\.\.?\// }, (args) => {
-      const target = resolve(args.resolveDir, args.path);
-      if (!UNBUNDLED.includes(target)) return undefined;
-      const path = relative(CLI_DIR, target).split(sep).join('/');
-      return { path: path.startsWith('../') ? path : `./${path}`, external: true };
+    const src = join(root, 'dist/src');
+    b.onLoad({ filter: /[\\/]dist[\\/]src[\\/].*\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const name = relative(src, args.path).split(sep).join('/');
+      const located = LOCATED[name];
+      if (located !== undefined) return { contents: located(source, args.path), loader: 'js' };
+      const found = LOCATION_DEPENDENT.exec(source);
+      if (found !== null) throw new Error(`${args.path}: ${found[0]}: what it finds from its location is elsewhere once bundled; add it to LOCATED in packaging/bundle-cli.ts`);
+      return { contents: source, loader: 'js' };
     });
+  },
+};
+
+/**
+ * The bundled packages' files that are LOCATION_DEPENDENT, each only in code
+ * that pybal does not run (or, for yargs' locales, handled below). Checked
+ * after the build: a package that comes to need a file beside it at run
+ * time fails it, rather than the daemon when it gets there.
+ */
+const PACKAGES_LOCATED: Record<string, string> = {
+  // pino.transport() and the `transport` option run a worker thread from a file of node_modules;
+  // pybal writes with pino.destination() and uses no transport.
+  'pino/lib/transport.js': 'transports only',
+  'thread-stream/index.js': "pino's transports only",
+  // yargs' .config() and `extends` files, found by the path given; pybal uses neither.
+  'yargs-parser/build/lib/index.js': 'config files',
+  'yargs-parser/build/lib/yargs-parser.js': 'config files',
+  'yargs/build/lib/utils/apply-extends.js': 'config files',
+  // yargs' deprecated .require() method: its name only.
+  'yargs/build/lib/yargs-factory.js': 'a method named require',
+  // Its locales (yargsLocales) and, as above, config files.
+  'yargs/lib/platform-shims/esm.mjs': 'locales, config files',
+};
+
+function checkPackagesLocated(inputs: Record<string, unknown>): void {
+  for (const input of Object.keys(inputs)) {
+    const name = /(?:^|\/)node_modules\/(.+)$/.exec(input)?.[1];
+    // Plugins' own namespaces (`pybal-builtin:node:util`) are not files.
+    if (name === undefined || /^[\w-]+:/.test(input) || name in PACKAGES_LOCATED) continue;
+    const found = LOCATION_DEPENDENT.exec(readFileSync(join(root, input), 'utf8'));
+    if (found !== null) throw new Error(`${input}: ${found[0]}: what it finds from its location is elsewhere once bundled; see PACKAGES_LOCATED in packaging/bundle-cli.ts`);
+  }
+}
+
+/**
+ * A CommonJS package's require() of a Node builtin (prom-client's
+ * `require('util')`, pino's `require('node:os')`): in an ES module bundle
+ * there is no `require`, and esbuild's stand-in throws ("Dynamic require of
+ * ... is not supported"). Each becomes a small module that takes the builtin
+ * from process.getBuiltinModule (Node >= 20.16), evaluated when the
+ * require() runs, as before: prom-client's lazy `require('cluster')` and
+ * its guarded `require('perf_hooks')` behave as they did from node_modules.
+ */
+const builtinRequires: Plugin = {
+  name: 'pybal-builtin-requires',
+  setup(b) {
+    const builtins = new Set(builtinModules);
+    b.onResolve({ filter: /^(node:)?[\w/]+$/ }, (args) => {
+      if (args.kind !== 'require-call') return undefined;
+      const name = args.path.replace(/^node:/, '');
+      if (!builtins.has(name)) return undefined;
+      return { path: `node:${name}`, namespace: 'pybal-builtin' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'pybal-builtin' }, (args) => ({
+      contents: `module.exports = process.getBuiltinModule(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
   },
 };
 
@@ -110,7 +210,7 @@ export async function bundleCli(): Promise<void> {
   rmSync(CLI_DIR, { recursive: true, force: true });
   const result = await build({
     absWorkingDir: root,
-    entryPoints: { pybal: join(root, 'dist/src/cli/main.js') },
+    entryPoints: { pybal: join(root, 'dist/src/cli/main.js'), [BFD_WORKER_ENTRY]: join(root, 'dist/src/bfd/worker.js') },
     outdir: CLI_DIR,
     bundle: true,
     splitting: true,
@@ -119,11 +219,12 @@ export async function bundleCli(): Promise<void> {
     target: 'node20',
     chunkNames: '[name]-[hash]',
     external: EXTERNAL_PACKAGES.flatMap((p) => [p, `${p}/*`]),
-    plugins: [keepUnbundled, yargsLocales, lazyStringWidth],
+    plugins: [fileLocations, builtinRequires, yargsLocales, lazyStringWidth],
     metafile: true,
     logLevel: 'warning',
     legalComments: 'eof',
   });
+  checkPackagesLocated(result.metafile.inputs);
   writeFileSync(join(CLI_DIR, 'meta.json'), `${JSON.stringify(result.metafile, null, 1)}\n`);
   mkdirSync(join(CLI_DIR, 'locales'), { recursive: true });
   cpSync(join(root, 'node_modules/yargs/locales'), join(CLI_DIR, 'locales'), { recursive: true });

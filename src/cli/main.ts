@@ -8,8 +8,8 @@
  * modules without imports), so `pybal --version`, `status` or `check` never
  * load the daemon, IPVS, BGP, the monitors or pino. `pybal` runs this file
  * bundled with yargs and the commands (dist/cli/pybal.js, made by
- * packaging/bundle-cli.ts), the daemon left outside, in dist/src/.
- * test/cli/module-graph.test.ts holds that line.
+ * packaging/bundle-cli.ts), the daemon in chunks that only its handler
+ * imports. test/cli/module-graph.test.ts holds that line.
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

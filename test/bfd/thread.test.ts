@@ -1,11 +1,16 @@
 /**
  * BFD over real UDP on loopback: two engines (127.0.0.1 and 127.0.0.2, each
  * on a Control port of its own) come up, go down on AdminDown, and discard
- * what is not theirs; then the BFD thread as the daemon runs it (the build's
- * worker), whose sessions keep their pace while the main thread is busy and
- * fall silent, so that the peer takes the director out, when it is stuck.
+ * what is not theirs; then the BFD thread of the build (BfdThread and its
+ * worker from tsc's dist/src/), whose sessions keep their pace while the main
+ * thread is busy and fall silent, so that the peer takes the director out,
+ * when it is stuck; and the thread's worker as `pybal` starts it, from the
+ * bundle (dist/cli/).
  */
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BfdEngine } from '../../src/bfd/engine.js';
@@ -13,6 +18,8 @@ import { encodeControl } from '../../src/bfd/packet.js';
 import type { BfdStateChange } from '../../src/bfd/session.js';
 import { createSystemClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger } from '../../src/runtime/logger.js';
+import type { BfdThreadConfig, FromBfdThread } from '../../src/bfd/thread-messages.js';
+import { assertFreshBundle } from '../support/fresh-build.js';
 
 const PORT_A = 23784;
 const PORT_B = 33784;
@@ -83,7 +90,7 @@ describe('BFD engines over loopback UDP', () => {
   });
 });
 
-describe('the BFD thread (the build, as the daemon runs it)', () => {
+describe('the BFD thread (the build, dist/src/)', () => {
   it('keeps its sessions up while the main thread is busy for less than silenceAfterMs; a stuck main thread silences it until it answers', async () => {
     const { BfdThread } = (await import(resolve('dist/src/bfd/bfd.js'))) as typeof import('../../src/bfd/bfd.js');
     const clock = createSystemClock();
@@ -126,4 +133,56 @@ describe('the BFD thread (the build, as the daemon runs it)', () => {
       '[pybal] WARN: BFD session with 127.0.0.1 is down: Neighbor Signaled Session Down (the peer says: Administratively Down)',
     );
   }, 30_000);
+});
+
+describe('the BFD thread in the bundle (dist/cli/, as `pybal` starts it)', () => {
+  it('starts from the URL that the bundled daemon gives it, and brings a session up', async () => {
+    assertFreshBundle();
+    // The file of dist/cli/ that holds bfd.ts (packaging/bundle-cli.ts rewrites its worker's URL).
+    const meta = JSON.parse(readFileSync('dist/cli/meta.json', 'utf8')) as { outputs: Record<string, { inputs: Record<string, unknown> }> };
+    const chunk = Object.keys(meta.outputs).find((file) => 'dist/src/bfd/bfd.js' in meta.outputs[file]!.inputs);
+    expect(chunk).toBeDefined();
+    const urls = [...readFileSync(chunk!, 'utf8').matchAll(/new Worker\(new URL\("([^"]+)", import\.meta\.url\)/g)].map((m) => m[1]!);
+    expect(urls).toEqual(['./bfd-worker.js']);
+    const workerUrl = new URL(urls[0]!, pathToFileURL(resolve(chunk!)));
+
+    const changes: BfdStateChange[] = [];
+    const peer = new BfdEngine({
+      clock: createSystemClock(),
+      peers: [{ address: '127.0.0.1', localAddress: '127.0.0.2' }],
+      intervalMs: 50,
+      detectMult: 3,
+      controlPort: PORT_B + 2,
+      remotePort: PORT_A + 2,
+      onStateChange: (_peer, c) => changes.push(c),
+      onProblem: (m) => {
+        throw new Error(m);
+      },
+    });
+    await peer.start();
+    const config: BfdThreadConfig = {
+      peers: [{ address: '127.0.0.2', localAddress: '127.0.0.1' }],
+      intervalMs: 50,
+      detectMult: 3,
+      silenceAfterMs: 60_000,
+      controlPort: PORT_A + 2,
+      remotePort: PORT_B + 2,
+    };
+    const worker = new Worker(workerUrl, { workerData: config, name: 'pybal-bfd' });
+    const messages: FromBfdThread[] = [];
+    const exited = new Promise<number>((r) => worker.once('exit', r));
+    worker.on('message', (m: FromBfdThread) => messages.push(m));
+    try {
+      await until(() => (messages.some((m) => m.type === 'started') ? true : undefined), 5_000, 'started');
+      await until(() => (messages.some((m) => m.type === 'state' && m.change.state === 'Up') ? true : undefined), 5_000, "the bundled thread's session up");
+      await until(() => (changes.some((c) => c.state === 'Up') ? true : undefined), 5_000, "the peer's session up");
+      worker.postMessage({ type: 'stop' });
+      await until(() => (messages.some((m) => m.type === 'stopped') ? true : undefined), 5_000, 'stopped');
+      expect(await exited).toBe(0);
+      expect(messages.filter((m) => m.type === 'error' || m.type === 'problem')).toEqual([]);
+    } finally {
+      await worker.terminate();
+      await peer.stop();
+    }
+  }, 20_000);
 });

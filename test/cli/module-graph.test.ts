@@ -3,19 +3,23 @@
  * `check-config` start in 150 ms or less). A guard on what is loaded rather
  * than a timing, which a loaded machine would make flaky.
  *
- * `pybal` runs the bundled command line, dist/cli/pybal.js
+ * `pybal` runs the bundled command, dist/cli/pybal.js
  * (packaging/bundle-cli.ts): yargs and the commands' modules in a few files,
- * the daemon and the heavy packages outside, imported only by the command
- * that uses them. Two views of it:
+ * the daemon (with prom-client, @opentelemetry/api and pino) in chunks of its
+ * own, netlink and ssh2 left in node_modules; each command imports only what
+ * it uses. Two views of it:
  * - what the built `pybal` loads, recorded by a loader hook
  *   (test/support/record-imports.mjs): for `--version`, `--help`, `status`,
- *   `check` and `check-config`, nothing but dist/cli/ and node: builtins:
- *   not the daemon (dist/src/), not netlink, pino, prom-client or ssh2;
+ *   `check` and `check-config`, nothing but dist/cli/ and node: builtins,
+ *   and not the daemon's chunks; for the daemon, its chunks and netlink,
+ *   nothing of dist/src/ and none of the bundled packages from node_modules;
  * - what esbuild put where (dist/cli/meta.json): the files that every
- *   command loads hold no daemon module, and the daemon is not bundled.
+ *   command loads hold no daemon module, the daemon and its packages are
+ *   bundled, and only netlink and ssh2 are imported from node_modules.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,14 +66,26 @@ function chunkOf(input: string): string {
   return found[0];
 }
 
+/** The files of dist/cli/ that `file` imports statically, transitively, itself included: what loads with it. */
+function staticClosure(file: string): Set<string> {
+  const { outputs } = metafile();
+  const seen = new Set<string>();
+  const visit = (f: string): void => {
+    if (seen.has(f)) return;
+    seen.add(f);
+    for (const i of outputs[f]?.imports ?? []) if (i.kind === 'import-statement' && !i.external) visit(i.path);
+  };
+  visit(file);
+  return seen;
+}
+
+/** What stays in node_modules. */
+const EXTERNAL_PACKAGES = /^(netlink|ssh2)(\/|$)/;
+
 /** What no light command may load: the daemon and its parts, and the packages only they need. */
 const HEAVY: readonly RegExp[] = [
-  /\/dist\/src\/main\.js$/,
-  /\/dist\/src\/daemon\.js$/,
-  /\/dist\/src\/(ipvs|bgp|bfd|monitors|coordinator|pool)\//,
-  /\/dist\/src\/api\/(server|metrics)\.js$/,
-  /\/dist\/src\/runtime\/logger\.js$/,
-  /\/node_modules\/(netlink|pino|prom-client|ssh2)\//,
+  /\/dist\/src\//,
+  /\/node_modules\/(netlink|pino|prom-client|@opentelemetry|ssh2)\//,
 ];
 
 /** The same, as esbuild names the inputs it bundled (relative paths). */
@@ -78,8 +94,15 @@ const HEAVY_INPUT: readonly RegExp[] = [
   /^dist\/src\/(bgp|bfd|monitors|coordinator|pool)\//,
   /^dist\/src\/api\/metrics\.js$/,
   /^dist\/src\/runtime\/logger\.js$/,
-  /^node_modules\/(netlink|pino|prom-client|ssh2)\//,
+  /(^|\/)node_modules\/(netlink|pino|prom-client|@opentelemetry|ssh2)\//,
 ];
+
+/** The files of dist/cli/ that hold a heavy module: no light command loads one. */
+function heavyFiles(): string[] {
+  return Object.entries(metafile().outputs)
+    .filter(([, o]) => Object.keys(o.inputs).some((input) => HEAVY_INPUT.some((re) => re.test(input))))
+    .map(([file]) => `file://${resolve(file)}`);
+}
 
 const missing = join(dir, 'no-daemon.sock');
 
@@ -97,18 +120,31 @@ describe('the modules the light commands load', () => {
     expect(modules).toContain(`file://${resolve(chunkOf(expected))}`);
     expect(modules.filter((url) => HEAVY.some((re) => re.test(url)))).toEqual([]);
     expect(modules.filter((url) => !url.startsWith('node:') && !url.startsWith(`file://${resolve('dist/cli')}/`))).toEqual([]);
+    const heavy = heavyFiles();
+    expect(heavy).toContain(`file://${resolve(chunkOf('dist/src/main.js'))}`);
+    expect(modules.filter((url) => heavy.includes(url))).toEqual([]);
   });
 
   it('the guard sees heavy modules where they belong: pybal ipvs loads netlink, not the daemon', () => {
     const { modules } = loadedBy(['ipvs']);
     expect(modules.filter((url) => /\/node_modules\/netlink\//.test(url))).not.toEqual([]);
     expect(modules.filter((url) => /\/dist\/src\//.test(url))).toEqual([]);
+    expect(modules).not.toContain(`file://${resolve(chunkOf('dist/src/main.js'))}`);
   });
 
-  it('pybal (the daemon) imports it unbundled from dist/src/', () => {
+  it('pybal (the daemon) loads its bundled chunks and netlink: nothing of dist/src/, no package it bundles from node_modules', () => {
     const { status, modules } = loadedBy(['-c', join(dir, 'no-such.conf'), '--log-file', '-']);
     expect(status).toBe(1);
-    expect(modules).toContain(`file://${resolve('dist/src/main.js')}`);
+    const daemon = chunkOf('dist/src/main.js');
+    expect(modules).toContain(`file://${resolve(daemon)}`);
+    // With every file that the daemon's chunk imports statically.
+    for (const file of staticClosure(daemon)) expect(modules).toContain(`file://${resolve(file)}`);
+    expect(modules.filter((url) => /\/dist\/src\//.test(url))).toEqual([]);
+    // Nor ssh2, which only an SSH monitor loads when it first runs.
+    expect(modules.filter((url) => /\/node_modules\/(prom-client|@opentelemetry|pino|ssh2)\//.test(url))).toEqual([]);
+    const outside = modules.filter((url) => !url.startsWith('node:') && !url.startsWith(`file://${resolve('dist/cli')}/`));
+    expect(outside.length).toBeGreaterThan(0);
+    expect(outside.filter((url) => !/\/node_modules\/netlink\//.test(url))).toEqual([]);
   });
 });
 
@@ -116,25 +152,51 @@ describe('what esbuild put where (dist/cli/meta.json)', () => {
   it('the files every command loads hold no daemon module and import no heavy package', () => {
     const { outputs } = metafile();
     // The entry and what it imports statically, transitively: what `pybal --version` loads.
-    const eager = new Set<string>();
-    const visit = (file: string): void => {
-      if (eager.has(file)) return;
-      eager.add(file);
-      for (const i of outputs[file]?.imports ?? []) if (i.kind === 'import-statement' && !i.external) visit(i.path);
-    };
-    visit('dist/cli/pybal.js');
+    const eager = staticClosure('dist/cli/pybal.js');
     expect(eager.size).toBeGreaterThan(1);
     for (const file of eager) {
       const o = outputs[file]!;
       expect(Object.keys(o.inputs).filter((input) => HEAVY_INPUT.some((re) => re.test(input))), file).toEqual([]);
-      expect(o.imports.filter((i) => i.external && /^(netlink|pino|prom-client|ssh2)(\/|$)/.test(i.path)), file).toEqual([]);
+      expect(o.imports.filter((i) => i.external && EXTERNAL_PACKAGES.test(i.path)), file).toEqual([]);
     }
   });
 
-  it('the daemon is not bundled: dist/cli/pybal.js imports ../src/main.js when it runs', () => {
+  it('the daemon is bundled: dist/cli/pybal.js imports its chunk when it runs, which holds prom-client, @opentelemetry/api and pino', () => {
     const { inputs, outputs } = metafile();
-    expect(Object.keys(inputs).filter((input) => /^dist\/src\/(main|daemon)\.js$/.test(input) || /^node_modules\/(netlink|pino|prom-client|ssh2)\//.test(input))).toEqual([]);
-    expect(outputs['dist/cli/pybal.js']?.imports).toContainEqual(expect.objectContaining({ path: '../src/main.js', kind: 'dynamic-import', external: true }));
+    const daemon = chunkOf('dist/src/main.js');
+    expect(daemon).toMatch(/^dist\/cli\/main-\w+\.js$/);
+    expect(chunkOf('dist/src/daemon.js')).toBe(daemon);
+    expect(outputs['dist/cli/pybal.js']?.imports).toContainEqual(expect.objectContaining({ path: daemon, kind: 'dynamic-import' }));
+    for (const name of ['prom-client', '@opentelemetry/api', 'pino']) {
+      // esbuild names them by path: node_modules/..., or ../main/node_modules/... in a worktree.
+      const files = Object.keys(inputs).filter((input) => input.includes(`node_modules/${name}/`));
+      expect(files.length, name).toBeGreaterThan(0);
+      // Loaded with the daemon, by no light command (the test above).
+      for (const input of files) expect(staticClosure(daemon), input).toContain(chunkOf(input));
+    }
+    // tsc's output of src/ (every module that the daemon and the commands use) is all in dist/cli/: nothing
+    // is imported from dist/src/, and from node_modules only netlink and ssh2.
+    expect(Object.keys(inputs).filter((input) => input.startsWith('dist/src/')).length).toBeGreaterThan(100);
+    for (const [file, o] of Object.entries(outputs)) {
+      expect(o.imports.filter((i) => i.external && !builtinModules.includes(i.path.replace(/^node:/, '')) && !EXTERNAL_PACKAGES.test(i.path)), file).toEqual([]);
+    }
+  });
+
+  it('ssh2 stays in node_modules and loads late: only the SSH monitor imports it, dynamically', () => {
+    const { outputs } = metafile();
+    const imports = Object.entries(outputs).flatMap(([file, o]) => o.imports.filter((i) => i.external && /^ssh2(\/|$)/.test(i.path)).map((i) => ({ file, kind: i.kind })));
+    expect(imports).toEqual([{ file: chunkOf('dist/src/monitors/ssh.js'), kind: 'dynamic-import' }]);
+  });
+
+  it('the BFD thread has its own entry, dist/cli/bfd-worker.js, which the daemon starts beside its chunk', () => {
+    const { outputs } = metafile();
+    expect(outputs['dist/cli/bfd-worker.js']?.entryPoint).toBe('dist/src/bfd/worker.js');
+    const starter = readFileSync(chunkOf('dist/src/bfd/bfd.js'), 'utf8');
+    expect([...starter.matchAll(/new Worker\(new URL\("([^"]+)", import\.meta\.url\)/g)].map((m) => m[1])).toEqual(['./bfd-worker.js']);
+    // The thread loads only what it runs: no daemon, no package from node_modules.
+    for (const file of staticClosure('dist/cli/bfd-worker.js')) {
+      expect(Object.keys(outputs[file]!.inputs).filter((input) => /^dist\/src\/(main|daemon)\.js$/.test(input) || /node_modules\//.test(input)), file).toEqual([]);
+    }
   });
 
   it('netlink is imported only by the file that holds the IPVS client (pybal ipvs and pybal drain load it)', () => {

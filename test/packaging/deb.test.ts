@@ -52,8 +52,7 @@ describe('the Debian package', () => {
       '/usr/sbin/pybal',
       '/usr/lib/pybal/dist/cli/pybal.js',
       '/usr/lib/pybal/dist/cli/locales/en.json',
-      '/usr/lib/pybal/dist/src/main.js',
-      '/usr/lib/pybal/dist/src/bfd/worker.js',
+      '/usr/lib/pybal/dist/cli/bfd-worker.js',
       '/usr/lib/pybal/package.json',
       '/lib/systemd/system/pybal.service',
       '/etc/logrotate.d/pybal',
@@ -66,8 +65,10 @@ describe('the Debian package', () => {
     ]) {
       expect(files, path).toContain(path);
     }
-    // No test, benchmark, packaging code, source map or esbuild record, no development dependency.
-    expect(files.filter((f) => /^\/usr\/lib\/pybal\/dist\/(test|bench|packaging)\//.test(f) || f.endsWith('.map') || f.endsWith('/meta.json'))).toEqual([]);
+    // The daemon is in the bundle (its chunk, main-<hash>.js), and tsc's unbundled output is not shipped.
+    expect(files.filter((f) => /^\/usr\/lib\/pybal\/dist\/cli\/main-\w+\.js$/.test(f))).toHaveLength(1);
+    // No unbundled build, test, benchmark, packaging code, source map or esbuild record, no development dependency.
+    expect(files.filter((f) => /^\/usr\/lib\/pybal\/dist\/(src|test|bench|packaging)\//.test(f) || f.endsWith('.map') || f.endsWith('/meta.json'))).toEqual([]);
     expect(files.filter((f) => /\/node_modules\/(vitest|typescript|@types)\//.test(f))).toEqual([]);
     const conffiles = sh('sh', ['-c', `dpkg-deb --ctrl-tarfile '${deb}' | tar -xO ./conffiles`]);
     expect(conffiles.trim().split('\n')).toEqual(['/etc/logrotate.d/pybal', '/etc/pybal/pybal.conf.example']);
@@ -90,8 +91,8 @@ describe('the Debian package', () => {
       encoding: 'utf8',
     });
     expect(load.status, load.stderr).toBe(0);
-    // The bundled command line finds what it leaves outside: netlink (pybal ipvs: a table, or no IPVS in
-    // this kernel, never a missing module) and the daemon in dist/src/ (it starts, and stops on the missing file).
+    // The bundled program finds what it leaves outside: netlink (pybal ipvs: a table, or no IPVS in
+    // this kernel, never a missing module); the daemon, bundled, starts and stops on the missing file.
     const ipvs = spawnSync(process.execPath, [main, 'ipvs'], { encoding: 'utf8' });
     expect(ipvs.stderr).not.toMatch(/ERR_MODULE_NOT_FOUND|Cannot find/);
     if (ipvs.status !== 0) expect(ipvs.stderr).toMatch(/^pybal ipvs: /);
