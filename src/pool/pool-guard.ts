@@ -37,18 +37,27 @@ export type PoolVerdict =
  * moves nothing.
  */
 export function mergeKeeping(last: Pool, next: Pool): { readonly pool: Pool; readonly kept: readonly string[] } {
-  const order = [...next.keys()];
+  // Each kept server follows the server before it in `last` (kept or not);
+  // one kept first in `last` leads. In one pass over each pool: a document
+  // with 50,000 of 100,000 lines broken must not cost 50,000 searches.
+  const follower = new Map<string, string>();
+  let leader: string | undefined;
   const kept: string[] = [];
   let previous: string | undefined;
   for (const host of last.keys()) {
     if (!next.has(host)) {
-      order.splice(previous === undefined ? 0 : order.indexOf(previous) + 1, 0, host);
+      if (previous === undefined) leader = host;
+      else follower.set(previous, host);
       kept.push(host);
     }
     previous = host;
   }
   const pool = new Map<string, PoolServer>();
-  for (const host of order) pool.set(host, (next.get(host) ?? last.get(host)) as PoolServer);
+  const place = (host: string | undefined): void => {
+    for (let h = host; h !== undefined; h = follower.get(h)) pool.set(h, (next.get(h) ?? last.get(h)) as PoolServer);
+  };
+  place(leader);
+  for (const host of next.keys()) place(host);
   return { pool, kept };
 }
 

@@ -98,7 +98,8 @@ export function createSourceReporter(url: string, log: Logger, seed: ReporterSee
     const before = delivered?.pool;
     delivered = { pool, problems };
     logProblems(problems);
-    log.debug(`pool from ${url}: ${describeChange(before, pool)}`);
+    // Three passes over the pool: only when someone reads them.
+    if (log.isLevelEnabled('debug')) log.debug(`pool from ${url}: ${describeChange(before, pool)}`);
     emit({ type: 'pool', pool, problems });
     return true;
   };

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Problem } from '../../src/runtime/errors.js';
 import { decidePoolUpdate, describeSkipped, mergeKeeping } from '../../src/pool/pool-guard.js';
-import type { Pool } from '../../src/pool/types.js';
+import type { Pool, PoolServer } from '../../src/pool/types.js';
+import { createRandomInt } from '../support/random.js';
 
 const FILE = '/p/text';
 
@@ -21,6 +22,44 @@ const show = (p: Pool): string => [...p.values()].map((s) => `${s.host}/${s.weig
 const skip = (line: number): Problem => ({ file: FILE, line, message: 'bad' });
 
 describe('mergeKeeping', () => {
+  /** The rule as first written (a splice after the old predecessor, per kept server): the reference. */
+  function byInsertion(last: Pool, next: Pool): { pool: Pool; kept: string[] } {
+    const order = [...next.keys()];
+    const kept: string[] = [];
+    let previous: string | undefined;
+    for (const host of last.keys()) {
+      if (!next.has(host)) {
+        order.splice(previous === undefined ? 0 : order.indexOf(previous) + 1, 0, host);
+        kept.push(host);
+      }
+      previous = host;
+    }
+    return { pool: new Map(order.map((h) => [h, (next.get(h) ?? last.get(h)) as PoolServer])), kept };
+  }
+
+  it('places every kept server as inserting each after its old predecessor would, on 2,000 random pools', () => {
+    const random = createRandomInt(7);
+    for (let round = 0; round < 2000; round++) {
+      const hosts = Array.from({ length: 1 + random(12) }, (_, i) => `h${i}`);
+      const last = hosts.filter(() => random(4) !== 0);
+      const next = [...hosts.filter(() => random(2) === 0)].sort(() => random(3) - 1);
+      const a = pool(last.join(' '));
+      const b = pool(next.map((h) => `${h}/${1 + random(20)}`).join(' '));
+      const fast = mergeKeeping(a, b);
+      const reference = byInsertion(a, b);
+      expect([...fast.pool.entries()], `${last.join(' ')} | ${next.join(' ')}`).toEqual([...reference.pool.entries()]);
+      expect(fast.kept).toEqual(reference.kept);
+    }
+  });
+
+  it('keeps 50,000 of 100,000 servers, each at its place', () => {
+    const last = new Map(Array.from({ length: 100_000 }, (_, i) => [`h${i}`, { host: `h${i}`, weight: 10, enabled: true }] as const));
+    const next = new Map([...last].filter((_, i) => i % 2 === 0));
+    const { pool: merged, kept } = mergeKeeping(last, next);
+    expect(kept).toHaveLength(50_000);
+    expect([...merged.keys()]).toEqual([...last.keys()]);
+  });
+
   it.each([
     ['a b c', 'a b c', 'a/10 b/10 c/10', ''],
     ['a b c d', 'a c/5', 'a/10 b/10 c/5 d/10', 'b d'],
