@@ -15,7 +15,9 @@ import type { DesiredService } from './ipvs/diff.js';
 import { DesiredServiceBuilder } from './ipvs/desired.js';
 import type { Pool, PoolSource } from './pool/types.js';
 import { describePlan, type ReloadPlan } from './reload-plan.js';
+import { readMonotonic } from './runtime/clock.js';
 import type { Logger } from './runtime/logger.js';
+import { SLICE_BUDGET_MS, turn } from './runtime/sliced.js';
 
 /** What the daemon needs of the IPVS manager. */
 export interface IpvsTarget {
@@ -265,7 +267,18 @@ export class Daemon {
   /** Stops every coordinator and pool source; the IPVS table is left as it is. */
   async stop(): Promise<void> {
     this.stopped = true;
-    await Promise.all([...this.services.values()].reverse().map((r) => this.stopRuntime(r)));
+    // All at once, but started a slice's worth per turn: each stop closes its
+    // servers' connections as soon as it starts, and 1,000 services of 10
+    // started together held the event loop for 2 s in the lab guest.
+    const stopping: Promise<void>[] = [];
+    let sliceStart = readMonotonic();
+    for (const runtime of [...this.services.values()].reverse()) {
+      stopping.push(this.stopRuntime(runtime));
+      if (readMonotonic() - sliceStart < SLICE_BUDGET_MS) continue;
+      await turn();
+      sliceStart = readMonotonic();
+    }
+    await Promise.all(stopping);
   }
 
   /** Publishes now (for tests and shutdown paths); normally publishing is deferred. */
@@ -360,9 +373,9 @@ export class Daemon {
     });
   }
 
+  /** Stops the source and the coordinator, both from this call on (a stopped coordinator ignores what the source still sends). */
   private async stopRuntime(runtime: ServiceRuntime): Promise<void> {
-    await runtime.source.stop();
-    await runtime.coordinator.stop();
+    await Promise.all([runtime.source.stop(), runtime.coordinator.stop()]);
   }
 
   private schedulePublish(): void {

@@ -99,7 +99,11 @@ class FakeCoordinator implements CoordinatorApi {
     };
   }
 
+  /** Synchronous work a stop does as it starts (closing connections), in busy ms. */
+  stopCostMs = 0;
   async stop(): Promise<void> {
+    const until = performance.now() + this.stopCostMs;
+    while (performance.now() < until);
     this.stopped = true;
   }
 }
@@ -216,6 +220,36 @@ describe('Daemon', () => {
     const second = t.desiredCalls.at(-1) ?? [];
     expect(second[1]).toBe(first[1]);
     expect(second[0]).not.toBe(first[0]);
+  });
+
+  it('stops every service, starting a slice of them per turn of the event loop (each stop closes its connections at once)', async () => {
+    const t = setup(Array.from({ length: 12 }, (_, i) => serviceConfig(`s${i}`, `192.0.2.${i + 1}`)));
+    t.daemon.start();
+    t.flush();
+    // Each stop takes 20 ms of the loop as it starts, more than a slice: one per turn.
+    for (const c of t.coordinators) c.stopCostMs = 20;
+    let turns = 0;
+    const stoppedAtTurn: number[] = [];
+    for (const c of t.coordinators) {
+      const stop = c.stop.bind(c);
+      c.stop = () => {
+        stoppedAtTurn.push(turns);
+        return stop();
+      };
+    }
+    let ticking = true;
+    const tick = (): void => {
+      turns++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    await t.daemon.stop();
+    ticking = false;
+    expect(t.coordinators.every((c) => c.stopped)).toBe(true);
+    expect(t.sources.every((s) => s.stopped === 1)).toBe(true);
+    expect(stoppedAtTurn).toHaveLength(12);
+    // Never two stops in one turn: other events (BGP, the API) ran between them.
+    for (let i = 1; i < stoppedAtTurn.length; i++) expect(stoppedAtTurn[i]!).toBeGreaterThan(stoppedAtTurn[i - 1]!);
   });
 
   it('tells IPVS which services a publish added or replaced, and names the whole set anew after a reload', async () => {
