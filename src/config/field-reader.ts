@@ -21,7 +21,17 @@ export interface FieldContext {
   readonly failed?: ReadonlySet<string>;
   readonly errors: Problem[];
   readonly warnings: Problem[];
+  /** The Python literals read so far in the file (see LiteralCache); none kept when absent. */
+  readonly literals?: LiteralCache;
 }
+
+/**
+ * The Python literals already read in one file, by text: the services of a
+ * file often share a value (`monitors`), read once instead of once per
+ * service. A text that is not a literal keeps its error. Only literals
+ * without names are kept (the names allowed change what a text means).
+ */
+export type LiteralCache = Map<string, PyValue | PythonLiteralError>;
 
 export interface Range {
   readonly min?: number;
@@ -87,37 +97,268 @@ export function parseCommunity(text: string): Community | undefined {
   return asn <= 0xffff && value <= 0xffff ? { asn, value } : undefined;
 }
 
-export type FieldReader = ReturnType<typeof createFieldReader>;
+/** A Python literal, or why the text is not one; from the cache when it has the text. */
+function readLiteral(text: string, names: readonly string[], cache: LiteralCache | undefined): PyValue | PythonLiteralError {
+  const kept = names.length === 0 ? cache : undefined;
+  let result = kept?.get(text);
+  if (result === undefined) {
+    try {
+      result = parsePythonLiteral(text, { names });
+    } catch (err) {
+      if (!(err instanceof PythonLiteralError)) throw err;
+      result = err;
+    }
+    kept?.set(text, result);
+  }
+  return result;
+}
 
 /** What a list item check returns: the item's value, or why it is wrong. */
 export type ItemResult<T> = { readonly value: T } | { readonly error: string };
 
 const stringItem = (v: PyValue): ItemResult<string> => (v.type === 'str' ? { value: v.value } : { error: `expected a string, got ${pyTypeName(v)}` });
 
-export function createFieldReader(ctx: FieldContext) {
-  const entry = (key: string): ResolvedEntry | undefined => ctx.entries.get(key);
-  const lineOf = (key: string): number | undefined => entry(key)?.line ?? ctx.sectionLine;
+/**
+ * The reader of one section. A class rather than a record of closures: a
+ * file of a thousand services makes a thousand readers, and methods on a
+ * prototype are not made again for each.
+ */
+export class FieldReader {
+  constructor(private readonly ctx: FieldContext) {}
 
-  const error = (key: string, message: string, line = lineOf(key)): void => {
-    ctx.errors.push({ file: ctx.file, line, key, message });
-  };
-  const warn = (key: string | undefined, message: string, line = key === undefined ? ctx.sectionLine : lineOf(key)): void => {
-    ctx.warnings.push(key === undefined ? { file: ctx.file, line, message } : { file: ctx.file, line, key, message });
-  };
+  has(key: string): boolean {
+    return this.ctx.entries.has(key) || (this.ctx.failed?.has(key) ?? false);
+  }
+
+  entry(key: string): ResolvedEntry | undefined {
+    return this.ctx.entries.get(key);
+  }
+
+  lineOf(key: string): number | undefined {
+    return this.entry(key)?.line ?? this.ctx.sectionLine;
+  }
+
+  error(key: string, message: string, line = this.lineOf(key)): void {
+    this.ctx.errors.push({ file: this.ctx.file, line, key, message });
+  }
+
+  warn(key: string | undefined, message: string, line = key === undefined ? this.ctx.sectionLine : this.lineOf(key)): void {
+    this.ctx.warnings.push(key === undefined ? { file: this.ctx.file, line, message } : { file: this.ctx.file, line, key, message });
+  }
+
+  missing(key: string, why = 'missing required key'): void {
+    if (this.ctx.failed?.has(key)) return;
+    this.ctx.errors.push({ file: this.ctx.file, line: this.ctx.sectionLine, key, message: `${why} (in [${this.ctx.section}])` });
+  }
+
   /** The value, stripped; undefined when absent. */
-  const text = (key: string): string | undefined => {
-    const e = entry(key);
+  text(key: string): string | undefined {
+    const e = this.entry(key);
     return e === undefined ? undefined : pyStrip(e.value);
-  };
-  const missing = (key: string, why = 'missing required key'): void => {
-    if (ctx.failed?.has(key)) return;
-    ctx.errors.push({ file: ctx.file, line: ctx.sectionLine, key, message: `${why} (in [${ctx.section}])` });
-  };
+  }
+
+  /** A value that must be present and non-empty. */
+  requiredText(key: string): string | undefined {
+    const value = this.text(key);
+    if (value === undefined) this.missing(key);
+    else if (value === '') this.error(key, 'must not be empty');
+    else return value;
+    return undefined;
+  }
+
+  /** ConfigParser's and PyBal's boolean spellings, case-insensitive. */
+  bool(key: string, fallback: boolean): boolean {
+    const value = this.text(key);
+    if (value === undefined) return fallback;
+    const word = value.toLowerCase();
+    if (TRUE_WORDS.includes(word)) return true;
+    if (FALSE_WORDS.includes(word)) return false;
+    this.error(key, `expected a boolean (yes/no, true/false, on/off, 1/0), got ${show(value)}`);
+    return fallback;
+  }
+
+  /** An integer as Python's int() reads it, within a range. */
+  int(key: string, fallback: number, range: Range = {}): number {
+    const value = this.text(key);
+    if (value === undefined) return fallback;
+    return this.parseInt(key, value, range) ?? fallback;
+  }
+
+  /** Checks a present integer; undefined (and an error) when it is not one. */
+  parseInt(key: string, value: string, range: Range = {}): number | undefined {
+    if (!INT_RE.test(value)) {
+      this.error(key, `expected an integer, got ${show(value)}`);
+      return undefined;
+    }
+    const n = Number(value);
+    const bad = rangeMessage(range, n);
+    if (bad !== undefined) {
+      this.error(key, bad);
+      return undefined;
+    }
+    return n;
+  }
+
+  optionalInt(key: string, range: Range = {}): number | undefined {
+    const value = this.text(key);
+    return value === undefined ? undefined : this.parseInt(key, value, range);
+  }
+
+  /** A number as Python's float() reads it (no inf or nan), within a range. */
+  float(key: string, fallback: number, range: Range = {}): number {
+    const value = this.text(key);
+    if (value === undefined) return fallback;
+    if (!FLOAT_RE.test(value)) {
+      this.error(key, `expected a number, got ${show(value)}`);
+      return fallback;
+    }
+    const n = Number(value);
+    const bad = rangeMessage(range, value);
+    if (bad !== undefined) {
+      this.error(key, bad);
+      return fallback;
+    }
+    return n;
+  }
+
+  /**
+   * A duration in seconds (fractions allowed) returned in milliseconds;
+   * greater than 0 unless zero is allowed, and at least `minSec` if given.
+   */
+  seconds(key: string, fallbackSec: number, options: { allowZero?: boolean; minSec?: number } = {}): number {
+    const value = this.text(key);
+    if (value === undefined) return fallbackSec * 1000;
+    if (!FLOAT_RE.test(value)) {
+      this.error(key, `expected a number of seconds, got ${show(value)}`);
+      return fallbackSec * 1000;
+    }
+    const sec = Number(value);
+    const ms = Math.round(sec * 1000);
+    if (sec < 0 || (sec === 0 && !options.allowZero)) {
+      this.error(key, options.allowZero ? `must be 0 or more seconds, got ${value}` : `must be greater than 0 seconds, got ${value}`);
+    } else if (sec > 0 && ms === 0) {
+      this.error(key, `must be at least 0.001 seconds, got ${value}`);
+    } else if (options.minSec !== undefined && sec < options.minSec) {
+      this.error(key, `must be at least ${options.minSec} seconds, got ${value}`);
+    } else if (ms > MAX_TIMER_MS) {
+      this.error(key, `must be at most ${Math.floor(MAX_TIMER_MS / 1000)} seconds, got ${value}`);
+    } else {
+      return ms;
+    }
+    return fallbackSec * 1000;
+  }
+
+  /** A Python literal, read without evaluating anything. */
+  literal(key: string, names: readonly string[] = []): PyValue | undefined {
+    const e = this.entry(key);
+    if (e === undefined) return undefined;
+    const result = readLiteral(e.value, names, this.ctx.literals);
+    if (!(result instanceof PythonLiteralError)) return result;
+    const at = locateInValue(e, result.offset);
+    if (at) this.error(key, `malformed Python literal at column ${at.column}: ${result.message}`, at.line);
+    else this.error(key, `malformed Python literal at character ${result.offset + 1} of the interpolated value: ${result.message}`);
+    return undefined;
+  }
+
+  /** A Python list whose items are checked by `item`; undefined when absent or bad. */
+  list<T>(key: string, item: (value: PyValue) => ItemResult<T>, names: readonly string[] = []): T[] | undefined {
+    const value = this.literal(key, names);
+    return value === undefined ? undefined : this.itemsOf(key, value, item);
+  }
+
+  /** A Python list of strings. */
+  stringList(key: string): string[] | undefined {
+    return this.list(key, stringItem);
+  }
+
+  /**
+   * PyBal's _getConfigStringList: a string or a non-empty list of strings.
+   * A lone string becomes a list of one, with a warning: PyBal would pick
+   * single characters of it.
+   */
+  requiredStringList(key: string): string[] | undefined {
+    if (!this.has(key)) {
+      this.missing(key);
+      return undefined;
+    }
+    const value = this.literal(key);
+    if (value === undefined) return undefined;
+    if (value.type === 'str') {
+      this.warn(key, `a single string; write a list: [ ${formatPyValue(value)} ] (PyBal would pick single characters from it)`);
+      return [value.value];
+    }
+    const list = this.itemsOf(key, value, stringItem);
+    if (list !== undefined && list.length === 0) {
+      this.error(key, 'must not be an empty list');
+      return undefined;
+    }
+    return list;
+  }
+
+  /** A list of IP addresses (normalised); `""` allowed when it means every address. */
+  ipList(key: string, fallback: readonly string[], allowAny: boolean): string[] {
+    if (!this.ctx.entries.has(key)) return [...fallback];
+    const list = this.list(key, (v): ItemResult<string> => {
+      if (v.type !== 'str') return { error: `expected a string, got ${pyTypeName(v)}` };
+      if (v.value === '' && allowAny) return { value: '' };
+      const ip = parseIpAddress(v.value);
+      return ip ? { value: ip.address } : { error: `expected an IPv4 or IPv6 address${allowAny ? ' (or "" for every address)' : ''}` };
+    });
+    return list ?? [...fallback];
+  }
+
+  /** One IP address of the given family (or either), normalised. */
+  ip(key: string, family?: 4 | 6): IpAddress | undefined {
+    const value = this.text(key);
+    if (value === undefined) return undefined;
+    const ip = parseIpAddress(value);
+    if (ip === undefined || (family !== undefined && ip.family !== family)) {
+      const what = family === undefined ? 'an IPv4 or IPv6 address' : `an IPv${family} address`;
+      this.error(key, `expected ${what}, got ${show(value)}`);
+      return undefined;
+    }
+    return ip;
+  }
+
+  asn(key: string): number | undefined {
+    const value = this.text(key);
+    if (value === undefined) return undefined;
+    const asn = parseAsn(value);
+    if (asn === undefined) this.error(key, `expected an AS number between 1 and ${MAX_U32}, got ${show(value)}`);
+    return asn;
+  }
+
+  /** Space-separated communities. */
+  communities(key: string): Community[] {
+    const value = this.text(key);
+    if (value === undefined || value === '') return [];
+    const out: Community[] = [];
+    for (const word of value.split(/\s+/)) {
+      const c = parseCommunity(word);
+      if (c === undefined) {
+        this.error(key, `expected communities as asn:value (each 0..65535) or no-export, no-advertise, no-export-subconfed, got ${show(word)}`);
+      } else {
+        out.push(c);
+      }
+    }
+    return out;
+  }
+
+  /** One of a fixed set of words (case-sensitive, as PyBal compares). */
+  oneOf<T extends string>(key: string, words: readonly T[], what: string): T | undefined {
+    const value = this.text(key);
+    if (value === undefined) return undefined;
+    if ((words as readonly string[]).includes(value)) return value as T;
+    const lower = value.toLowerCase();
+    const hint = (words as readonly string[]).includes(lower) ? ` (write it in lower case: ${lower})` : '';
+    this.error(key, `unknown ${what} ${show(value)}; expected one of ${words.join(', ')}${hint}`);
+    return undefined;
+  }
 
   /** The items of a list value, each checked by `item`. */
-  const itemsOf = <T>(key: string, value: PyValue, item: (value: PyValue) => ItemResult<T>): T[] | undefined => {
+  private itemsOf<T>(key: string, value: PyValue, item: (value: PyValue) => ItemResult<T>): T[] | undefined {
     if (value.type !== 'list') {
-      error(key, `expected a Python list such as [ 'a', 'b' ], got ${pyTypeName(value)} ${formatPyValue(value)}`);
+      this.error(key, `expected a Python list such as [ 'a', 'b' ], got ${pyTypeName(value)} ${formatPyValue(value)}`);
       return undefined;
     }
     const out: T[] = [];
@@ -125,227 +366,12 @@ export function createFieldReader(ctx: FieldContext) {
     value.items.forEach((v, i) => {
       const result = item(v);
       if ('error' in result) {
-        error(key, `item ${i + 1} (${formatPyValue(v)}): ${result.error}`);
+        this.error(key, `item ${i + 1} (${formatPyValue(v)}): ${result.error}`);
         ok = false;
       } else {
         out.push(result.value);
       }
     });
     return ok ? out : undefined;
-  };
-
-  const reader = {
-    has: (key: string): boolean => ctx.entries.has(key) || (ctx.failed?.has(key) ?? false),
-    entry,
-    lineOf,
-    error,
-    warn,
-    missing,
-    text,
-
-    /** A value that must be present and non-empty. */
-    requiredText(key: string): string | undefined {
-      const value = text(key);
-      if (value === undefined) missing(key);
-      else if (value === '') error(key, 'must not be empty');
-      else return value;
-      return undefined;
-    },
-
-    /** ConfigParser's and PyBal's boolean spellings, case-insensitive. */
-    bool(key: string, fallback: boolean): boolean {
-      const value = text(key);
-      if (value === undefined) return fallback;
-      const word = value.toLowerCase();
-      if (TRUE_WORDS.includes(word)) return true;
-      if (FALSE_WORDS.includes(word)) return false;
-      error(key, `expected a boolean (yes/no, true/false, on/off, 1/0), got ${show(value)}`);
-      return fallback;
-    },
-
-    /** An integer as Python's int() reads it, within a range. */
-    int(key: string, fallback: number, range: Range = {}): number {
-      const value = text(key);
-      if (value === undefined) return fallback;
-      return reader.parseInt(key, value, range) ?? fallback;
-    },
-
-    /** Checks a present integer; undefined (and an error) when it is not one. */
-    parseInt(key: string, value: string, range: Range = {}): number | undefined {
-      if (!INT_RE.test(value)) {
-        error(key, `expected an integer, got ${show(value)}`);
-        return undefined;
-      }
-      const n = Number(value);
-      const bad = rangeMessage(range, n);
-      if (bad !== undefined) {
-        error(key, bad);
-        return undefined;
-      }
-      return n;
-    },
-
-    optionalInt(key: string, range: Range = {}): number | undefined {
-      const value = text(key);
-      return value === undefined ? undefined : reader.parseInt(key, value, range);
-    },
-
-    /** A number as Python's float() reads it (no inf or nan), within a range. */
-    float(key: string, fallback: number, range: Range = {}): number {
-      const value = text(key);
-      if (value === undefined) return fallback;
-      if (!FLOAT_RE.test(value)) {
-        error(key, `expected a number, got ${show(value)}`);
-        return fallback;
-      }
-      const n = Number(value);
-      const bad = rangeMessage(range, value);
-      if (bad !== undefined) {
-        error(key, bad);
-        return fallback;
-      }
-      return n;
-    },
-
-    /**
-     * A duration in seconds (fractions allowed) returned in milliseconds;
-     * greater than 0 unless zero is allowed, and at least `minSec` if given.
-     */
-    seconds(key: string, fallbackSec: number, options: { allowZero?: boolean; minSec?: number } = {}): number {
-      const value = text(key);
-      if (value === undefined) return fallbackSec * 1000;
-      if (!FLOAT_RE.test(value)) {
-        error(key, `expected a number of seconds, got ${show(value)}`);
-        return fallbackSec * 1000;
-      }
-      const sec = Number(value);
-      const ms = Math.round(sec * 1000);
-      if (sec < 0 || (sec === 0 && !options.allowZero)) {
-        error(key, options.allowZero ? `must be 0 or more seconds, got ${value}` : `must be greater than 0 seconds, got ${value}`);
-      } else if (sec > 0 && ms === 0) {
-        error(key, `must be at least 0.001 seconds, got ${value}`);
-      } else if (options.minSec !== undefined && sec < options.minSec) {
-        error(key, `must be at least ${options.minSec} seconds, got ${value}`);
-      } else if (ms > MAX_TIMER_MS) {
-        error(key, `must be at most ${Math.floor(MAX_TIMER_MS / 1000)} seconds, got ${value}`);
-      } else {
-        return ms;
-      }
-      return fallbackSec * 1000;
-    },
-
-    /** A Python literal, read without evaluating anything. */
-    literal(key: string, names: readonly string[] = []): PyValue | undefined {
-      const e = entry(key);
-      if (e === undefined) return undefined;
-      try {
-        return parsePythonLiteral(e.value, { names });
-      } catch (err) {
-        if (!(err instanceof PythonLiteralError)) throw err;
-        const at = locateInValue(e, err.offset);
-        if (at) error(key, `malformed Python literal at column ${at.column}: ${err.message}`, at.line);
-        else error(key, `malformed Python literal at character ${err.offset + 1} of the interpolated value: ${err.message}`);
-        return undefined;
-      }
-    },
-
-    /** A Python list whose items are checked by `item`; undefined when absent or bad. */
-    list<T>(key: string, item: (value: PyValue) => ItemResult<T>, names: readonly string[] = []): T[] | undefined {
-      const value = reader.literal(key, names);
-      return value === undefined ? undefined : itemsOf(key, value, item);
-    },
-
-    /** A Python list of strings. */
-    stringList(key: string): string[] | undefined {
-      return reader.list(key, stringItem);
-    },
-
-    /**
-     * PyBal's _getConfigStringList: a string or a non-empty list of strings.
-     * A lone string becomes a list of one, with a warning: PyBal would pick
-     * single characters of it.
-     */
-    requiredStringList(key: string): string[] | undefined {
-      if (!reader.has(key)) {
-        missing(key);
-        return undefined;
-      }
-      const value = reader.literal(key);
-      if (value === undefined) return undefined;
-      if (value.type === 'str') {
-        warn(key, `a single string; write a list: [ ${formatPyValue(value)} ] (PyBal would pick single characters from it)`);
-        return [value.value];
-      }
-      const list = itemsOf(key, value, stringItem);
-      if (list !== undefined && list.length === 0) {
-        error(key, 'must not be an empty list');
-        return undefined;
-      }
-      return list;
-    },
-
-    /** A list of IP addresses (normalised); `""` allowed when it means every address. */
-    ipList(key: string, fallback: readonly string[], allowAny: boolean): string[] {
-      if (!ctx.entries.has(key)) return [...fallback];
-      const list = reader.list(key, (v): ItemResult<string> => {
-        if (v.type !== 'str') return { error: `expected a string, got ${pyTypeName(v)}` };
-        if (v.value === '' && allowAny) return { value: '' };
-        const ip = parseIpAddress(v.value);
-        return ip ? { value: ip.address } : { error: `expected an IPv4 or IPv6 address${allowAny ? ' (or "" for every address)' : ''}` };
-      });
-      return list ?? [...fallback];
-    },
-
-    /** One IP address of the given family (or either), normalised. */
-    ip(key: string, family?: 4 | 6): IpAddress | undefined {
-      const value = text(key);
-      if (value === undefined) return undefined;
-      const ip = parseIpAddress(value);
-      if (ip === undefined || (family !== undefined && ip.family !== family)) {
-        const what = family === undefined ? 'an IPv4 or IPv6 address' : `an IPv${family} address`;
-        error(key, `expected ${what}, got ${show(value)}`);
-        return undefined;
-      }
-      return ip;
-    },
-
-    asn(key: string): number | undefined {
-      const value = text(key);
-      if (value === undefined) return undefined;
-      const asn = parseAsn(value);
-      if (asn === undefined) error(key, `expected an AS number between 1 and ${MAX_U32}, got ${show(value)}`);
-      return asn;
-    },
-
-    /** Space-separated communities. */
-    communities(key: string): Community[] {
-      const value = text(key);
-      if (value === undefined || value === '') return [];
-      const out: Community[] = [];
-      for (const word of value.split(/\s+/)) {
-        const c = parseCommunity(word);
-        if (c === undefined) {
-          error(
-            key,
-            `expected communities as asn:value (each 0..65535) or no-export, no-advertise, no-export-subconfed, got ${show(word)}`,
-          );
-        } else {
-          out.push(c);
-        }
-      }
-      return out;
-    },
-
-    /** One of a fixed set of words (case-sensitive, as PyBal compares). */
-    oneOf<T extends string>(key: string, words: readonly T[], what: string): T | undefined {
-      const value = text(key);
-      if (value === undefined) return undefined;
-      if ((words as readonly string[]).includes(value)) return value as T;
-      const lower = value.toLowerCase();
-      const hint = (words as readonly string[]).includes(lower) ? ` (write it in lower case: ${lower})` : '';
-      error(key, `unknown ${what} ${show(value)}; expected one of ${words.join(', ')}${hint}`);
-      return undefined;
-    },
-  };
-  return reader;
+  }
 }

@@ -75,25 +75,38 @@ export interface ResolvedEntry {
 
 export const DEFAULT_SECTION = 'DEFAULT';
 
-/** Python 2 `str.strip()` white space (ASCII only, unlike String.prototype.trim). */
-const PY_SPACE = ' \t\n\r\x0b\x0c';
+/** Python 2 `str.strip()` white space (ASCII only, unlike String.prototype.trim): ' ', '\t', '\n', '\v', '\f', '\r'. */
+function isPySpaceCode(code: number): boolean {
+  return code === 0x20 || (code >= 0x09 && code <= 0x0d);
+}
 
 export function pyIsSpace(c: string | undefined): boolean {
-  return c !== undefined && c !== '' && PY_SPACE.includes(c);
+  return c !== undefined && c.length === 1 && isPySpaceCode(c.charCodeAt(0));
 }
 
 export function pyStrip(text: string): string {
   let start = 0;
   let end = text.length;
-  while (start < end && pyIsSpace(text[start])) start++;
-  while (end > start && pyIsSpace(text[end - 1])) end--;
+  while (start < end && isPySpaceCode(text.charCodeAt(start))) start++;
+  while (end > start && isPySpaceCode(text.charCodeAt(end - 1))) end--;
   return text.slice(start, end);
 }
 
 function pyRstrip(text: string): string {
   let end = text.length;
-  while (end > 0 && pyIsSpace(text[end - 1])) end--;
+  while (end > 0 && isPySpaceCode(text.charCodeAt(end - 1))) end--;
   return text.slice(0, end);
+}
+
+/** Whether a line is empty or only white space. */
+function isBlank(line: string): boolean {
+  for (let i = 0; i < line.length; i++) if (!isPySpaceCode(line.charCodeAt(i))) return false;
+  return true;
+}
+
+/** py2's remark line: its first word is `rem`, in any case, starting in column 0. */
+function isRemark(line: string): boolean {
+  return (line.length === 3 || (line.length > 3 && isPySpaceCode(line.charCodeAt(3)))) && line.slice(0, 3).toLowerCase() === 'rem';
 }
 
 /** ConfigParser.SECTCRE: `[`, anything but `]` (at least one), `]`. */
@@ -101,9 +114,10 @@ const SECTION_RE = /^\[([^\]]+)\]/;
 /** ConfigParser.OPTCRE: a name not starting with white space or a delimiter, then `=` or `:`. */
 const OPTION_RE = /^([^:= \t\n\r\x0b\x0c][^:=]*?)[ \t\n\r\x0b\x0c]*[:=][ \t\n\r\x0b\x0c]*(.*)$/s;
 
+/** An entry while its section is read: continuation lines extend the value. */
 interface MutableEntry {
   key: string;
-  parts: string[];
+  value: string;
   line: number;
   partLines: number[];
   partColumns: number[];
@@ -127,6 +141,14 @@ function quote(text: string): string {
   return JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text);
 }
 
+/** Whether every '\r' of the text is the first half of a CRLF line end. */
+function onlyCrlf(text: string): boolean {
+  for (let cr = text.indexOf('\r'); cr !== -1; cr = text.indexOf('\r', cr + 1)) {
+    if (text[cr + 1] !== '\n') return false;
+  }
+  return true;
+}
+
 /**
  * Problems with carriage returns that are not part of a CRLF line end.
  *
@@ -142,7 +164,7 @@ function quote(text: string): string {
  * harmless: ConfigParser strips it, as readIni does.
  */
 export function checkLineEndings(text: string, file: string): Problem[] {
-  if (!text.includes('\r')) return [];
+  if (!text.includes('\r') || onlyCrlf(text)) return [];
   if (!text.includes('\n') && pyStrip(text).includes('\r')) {
     return [
       {
@@ -179,17 +201,17 @@ export function readIni(text: string, file: string): IniReadResult {
   // A final newline does not start another line.
   if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
 
-  lines.forEach((rawLine, index) => {
+  for (let index = 0; index < lines.length; index++) {
+    const line = lines[index] as string;
     const lineNo = index + 1;
-    const line = rawLine;
     const first = line[0];
-    if (pyStrip(line) === '' || first === '#' || first === ';') return;
-    if ((first === 'r' || first === 'R') && /^rem$/i.test(line.split(/[ \t\n\r\x0b\x0c]+/)[0] ?? '')) return;
+    if (first === '#' || first === ';' || isBlank(line)) continue;
+    if ((first === 'r' || first === 'R') && isRemark(line)) continue;
 
     if (pyIsSpace(first) && current !== undefined && currentEntry !== undefined) {
       const part = pyStrip(line);
       if (part !== '') {
-        currentEntry.parts.push(part);
+        currentEntry.value += `\n${part}`;
         currentEntry.partLines.push(lineNo);
         currentEntry.partColumns.push(line.indexOf(part) + 1);
         if (part.startsWith('#') || part.startsWith(';')) {
@@ -201,10 +223,10 @@ export function readIni(text: string, file: string): IniReadResult {
           });
         }
       }
-      return;
+      continue;
     }
 
-    const header = SECTION_RE.exec(line);
+    const header = first === '[' ? SECTION_RE.exec(line) : null;
     if (header) {
       const name = header[1] as string;
       const rest = pyStrip(line.slice(header[0].length));
@@ -229,12 +251,12 @@ export function readIni(text: string, file: string): IniReadResult {
         }
       }
       currentEntry = undefined;
-      return;
+      continue;
     }
 
     if (current === undefined) {
       errors.push({ file, line: lineNo, message: `no section header before this line (every key belongs to a [section]): ${quote(pyStrip(line))}` });
-      return;
+      continue;
     }
 
     const option = OPTION_RE.exec(line);
@@ -247,7 +269,7 @@ export function readIni(text: string, file: string): IniReadResult {
           : `expected 'key = value', 'key: value' or '[section]', got ${quote(pyStrip(line))}`,
       });
       currentEntry = undefined;
-      return;
+      continue;
     }
     const key = pyRstrip(option[1] as string).toLowerCase();
     let value = pyStrip(stripInlineComment(option[2] as string));
@@ -264,26 +286,13 @@ export function readIni(text: string, file: string): IniReadResult {
     }
     // The value starts where the delimiter's trailing white space ends.
     const valueColumn = line.length - (option[2] as string).length + 1;
-    currentEntry = { key, parts: [value], line: lineNo, partLines: [lineNo], partColumns: [valueColumn] };
+    currentEntry = { key, value, line: lineNo, partLines: [lineNo], partColumns: [valueColumn] };
     current.entries.set(key, currentEntry);
-  });
+  }
 
-  const freeze = (section: MutableSection): IniSection => ({
-    name: section.name,
-    line: section.line,
-    entries: new Map(
-      [...section.entries].map(([key, entry]) => [
-        key,
-        { key, value: entry.parts.join('\n'), line: entry.line, partLines: entry.partLines, partColumns: entry.partColumns },
-      ]),
-    ),
-  });
   return {
-    document: {
-      file,
-      defaults: defaults === undefined ? undefined : freeze(defaults),
-      sections: [...sections.values()].map(freeze),
-    },
+    // The sections as read: nothing changes them once the text is done.
+    document: { file, defaults, sections: [...sections.values()] },
     errors,
     warnings,
   };
@@ -336,30 +345,35 @@ export function resolveSection(
   section: IniSection,
 ): { entries: Map<string, ResolvedEntry>; errors: Problem[]; failed: Set<string> } {
   const errors: Problem[] = [];
-  const merged = new Map<string, IniEntry & { fromDefault: boolean }>();
-  for (const [key, entry] of document.defaults?.entries ?? []) merged.set(key, { ...entry, fromDefault: true });
-  for (const [key, entry] of section.entries) merged.set(key, { ...entry, fromDefault: false });
-  const lookup = (name: string): string | undefined => (name === '__name__' ? section.name : merged.get(name)?.value);
+  const own = section.entries;
+  const defaults = document.defaults?.entries;
+  const lookup = (name: string): string | undefined => (name === '__name__' ? section.name : (own.get(name) ?? defaults?.get(name))?.value);
   const entries = new Map<string, ResolvedEntry>();
   const failed = new Set<string>();
-  for (const [key, entry] of merged) {
-    try {
-      const value = interpolate(entry.value, lookup, 1);
-      entries.set(key, {
-        key,
-        value,
-        line: entry.line,
-        raw: entry.value,
-        partLines: entry.partLines,
-        partColumns: entry.partColumns,
-        fromDefault: entry.fromDefault,
-      });
-    } catch (e) {
-      if (!(e instanceof InterpolationError)) throw e;
-      errors.push({ file: document.file, line: entry.line, key, message: e.message });
-      failed.add(key);
+  const resolve = (entry: IniEntry, fromDefault: boolean): void => {
+    let value = entry.value;
+    if (value.includes('%')) {
+      try {
+        value = interpolate(value, lookup, 1);
+      } catch (e) {
+        if (!(e instanceof InterpolationError)) throw e;
+        errors.push({ file: document.file, line: entry.line, key: entry.key, message: e.message });
+        failed.add(entry.key);
+        return;
+      }
+    }
+    const { key, line, partLines, partColumns } = entry;
+    entries.set(key, { key, value, line, raw: entry.value, partLines, partColumns, fromDefault });
+  };
+  // In ConfigParser's order: [DEFAULT]'s keys first (a section's own value in
+  // the place of the default it overrides), then the section's other keys.
+  if (defaults !== undefined) {
+    for (const entry of defaults.values()) {
+      const mine = own.get(entry.key);
+      resolve(mine ?? entry, mine === undefined);
     }
   }
+  for (const entry of own.values()) if (!defaults?.has(entry.key)) resolve(entry, false);
   return { entries, errors, failed };
 }
 

@@ -113,12 +113,13 @@ export function monitorPrefix(kind: MonitorKind): string {
   return kind.toLowerCase();
 }
 
+const MONITOR_BY_PREFIX: ReadonlyMap<string, MonitorKind> = new Map(MONITOR_KINDS.map((kind) => [monitorPrefix(kind), kind]));
+
 /** The monitor whose options a key belongs to, by prefix, if any. */
 export function monitorOfKey(key: string): MonitorKind | undefined {
   const dot = key.indexOf('.');
   if (dot < 0) return undefined;
-  const prefix = key.slice(0, dot);
-  return MONITOR_KINDS.find((kind) => monitorPrefix(kind) === prefix);
+  return MONITOR_BY_PREFIX.get(key.slice(0, dot));
 }
 
 /** Every `<monitor>.<option>` key. */
@@ -128,9 +129,13 @@ export const MONITOR_KEYS: readonly string[] = MONITOR_KINDS.flatMap((kind) =>
 
 export type KeyScope = 'global' | 'service';
 
+const KNOWN_KEYS: Readonly<Record<KeyScope, ReadonlySet<string>>> = {
+  global: new Set(GLOBAL_KEYS),
+  service: new Set([...SERVICE_KEYS, ...MONITOR_KEYS]),
+};
+
 export function isKnownKey(key: string, scope: KeyScope): boolean {
-  if (scope === 'global') return (GLOBAL_KEYS as readonly string[]).includes(key);
-  return (SERVICE_KEYS as readonly string[]).includes(key) || MONITOR_KEYS.includes(key);
+  return KNOWN_KEYS[scope].has(key);
 }
 
 /**

@@ -48,12 +48,17 @@ async function describeOpenError(path: string, error: unknown): Promise<string> 
   return fileErrorReason(error);
 }
 
-/** Reads at most maxBytes + 1 bytes, so that a file growing after fstat() is still caught. */
-async function readLimited(handle: FileHandle, maxBytes: number): Promise<Buffer> {
+/**
+ * Reads at most maxBytes + 1 bytes, so that a file growing after fstat() is
+ * still caught. A file of the size fstat() gave takes two reads: its bytes,
+ * then the end (each read is a slow system call in a virtual machine).
+ */
+async function readLimited(handle: FileHandle, maxBytes: number, expectedBytes: number): Promise<Buffer> {
+  const chunkBytes = Math.max(64 * 1024, expectedBytes + 1);
   const chunks: Buffer[] = [];
   let total = 0;
   for (;;) {
-    const buffer = Buffer.alloc(Math.min(64 * 1024, maxBytes + 1 - total));
+    const buffer = Buffer.alloc(Math.min(chunkBytes, maxBytes + 1 - total));
     const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
     if (bytesRead === 0) break;
     chunks.push(buffer.subarray(0, bytesRead));
@@ -71,7 +76,7 @@ async function readRegularFile(path: string, maxBytes: number): Promise<string> 
     const s = await handle.stat();
     if (!s.isFile()) throw new ConfigFileError(`not a regular file (${kindOf(s)})`);
     if (s.size > maxBytes) throw new ConfigFileError(`larger than the ${maxBytes}-byte limit (${s.size} bytes)`);
-    return new TextDecoder('utf-8').decode(await readLimited(handle, maxBytes));
+    return new TextDecoder('utf-8').decode(await readLimited(handle, maxBytes, s.size));
   } finally {
     await handle.close();
   }

@@ -6,7 +6,7 @@
  */
 
 import type { Problem } from '../runtime/errors.js';
-import { createFieldReader, type FieldReader, isHttpUrl, MAX_U32, show } from './field-reader.js';
+import { FieldReader, isHttpUrl, type LiteralCache, MAX_U32, show } from './field-reader.js';
 import { checkLineEndings, pyStrip, readIni, resolveSection, type IniDocument, type IniSection, type ResolvedEntry } from './ini-reader.js';
 import { parseIpv4Octets, type IpAddress } from './ip-address.js';
 import {
@@ -61,25 +61,41 @@ interface Collector {
   readonly document: IniDocument;
   readonly errors: Problem[];
   readonly warnings: Problem[];
-  /** Names some value refers to as `%(name)s`: variables for interpolation, not keys pybal should know. */
-  readonly variables: ReadonlySet<string>;
+  /** See isVariable; found when first asked for. */
+  variables?: ReadonlySet<string>;
+  readonly literals: LiteralCache;
+  /** What unknownKey said of each key, by scope and key. */
+  readonly unknownKeys: Map<string, UnknownKey>;
 }
+
+const REFERENCES_RE = /%\(([^)]*)\)s/g;
 
 /** Every `%(name)s` reference in the file, as ConfigParser looks names up (lower case). */
 function interpolationVariables(document: IniDocument): Set<string> {
   const names = new Set<string>();
   for (const section of [...(document.defaults ? [document.defaults] : []), ...document.sections]) {
     for (const entry of section.entries.values()) {
-      for (const m of entry.value.matchAll(/%\(([^)]*)\)s/g)) names.add((m[1] as string).toLowerCase());
+      if (!entry.value.includes('%(')) continue;
+      for (const m of entry.value.matchAll(REFERENCES_RE)) names.add((m[1] as string).toLowerCase());
     }
   }
   return names;
 }
 
+/**
+ * Whether some value refers to this name as `%(name)s`: a variable for
+ * interpolation, not a key pybal should know. Only keys pybal does not know
+ * ask, so a file without any does not look for references.
+ */
+function isVariable(c: Collector, name: string): boolean {
+  c.variables ??= interpolationVariables(c.document);
+  return c.variables.has(name);
+}
+
 function readerFor(c: Collector, section: IniSection): { r: FieldReader; entries: ReadonlyMap<string, ResolvedEntry> } {
   const { entries, errors, failed } = resolveSection(c.document, section);
   c.errors.push(...errors);
-  const r = createFieldReader({
+  const r = new FieldReader({
     file: c.file,
     failed,
     section: section.name,
@@ -87,6 +103,7 @@ function readerFor(c: Collector, section: IniSection): { r: FieldReader; entries
     entries,
     errors: c.errors,
     warnings: c.warnings,
+    literals: c.literals,
   });
   return { r, entries };
 }
@@ -133,6 +150,27 @@ function mustNotIgnore(key: string, scope: KeyScope | 'default'): boolean {
   return couldChangeTraffic(key, scope);
 }
 
+interface UnknownKey {
+  readonly message: string;
+  /** Whether the key stops the configuration (mustNotIgnore). */
+  readonly error: boolean;
+}
+
+/**
+ * What to say of a key pybal does not know in this scope. Worked out once
+ * per file, scope and key: a key repeated in every service would otherwise
+ * be compared with every known key (for a suggestion) in each.
+ */
+function unknownKey(c: Collector, key: string, scope: KeyScope): UnknownKey {
+  const id = `${scope}:${key}`;
+  let known = c.unknownKeys.get(id);
+  if (known === undefined) {
+    known = { message: unknownKeyMessage(key, scope), error: mustNotIgnore(key, scope) };
+    c.unknownKeys.set(id, known);
+  }
+  return known;
+}
+
 const cliKeyMessage = (flag: string): string => `ignored: PyBal's command line always overrides it (use ${flag})`;
 
 /**
@@ -140,19 +178,20 @@ const cliKeyMessage = (flag: string): string => `ignored: PyBal's command line a
  * and options of unlisted monitors; errors for unknown keys that could change
  * traffic (mustNotIgnore). Variables of interpolation are neither.
  */
-function checkKeys(c: Collector, r: FieldReader, entries: ReadonlyMap<string, ResolvedEntry>, scope: KeyScope, listed?: ReadonlySet<MonitorKind>): void {
+function checkKeys(c: Collector, r: FieldReader, entries: ReadonlyMap<string, ResolvedEntry>, scope: KeyScope, listed?: readonly MonitorKind[]): void {
   for (const entry of entries.values()) {
     if (entry.fromDefault) continue; // reported once, at [DEFAULT]
-    if (c.variables.has(entry.key) && !isKnownKey(entry.key, scope)) continue;
+    if (!isKnownKey(entry.key, scope) && isVariable(c, entry.key)) continue;
     const flag = CLI_KEYS[entry.key];
     if (flag !== undefined) {
       r.warn(entry.key, cliKeyMessage(flag));
     } else if (!isKnownKey(entry.key, scope)) {
-      if (mustNotIgnore(entry.key, scope)) r.error(entry.key, unknownKeyMessage(entry.key, scope));
-      else r.warn(entry.key, unknownKeyMessage(entry.key, scope));
+      const { message, error } = unknownKey(c, entry.key, scope);
+      if (error) r.error(entry.key, message);
+      else r.warn(entry.key, message);
     } else if (listed !== undefined) {
       const monitor = monitorOfKey(entry.key);
-      if (monitor !== undefined && !listed.has(monitor)) {
+      if (monitor !== undefined && !listed.includes(monitor)) {
         r.warn(entry.key, `an option of the ${monitor} monitor, which 'monitors' does not list; ignored`);
       }
     }
@@ -163,7 +202,7 @@ function checkDefaultKeys(c: Collector): void {
   const defaults = c.document.defaults;
   if (defaults === undefined) return;
   for (const entry of defaults.entries.values()) {
-    if (c.variables.has(entry.key) && !ALL_KNOWN_KEYS.includes(entry.key)) continue;
+    if (!ALL_KNOWN_KEYS.includes(entry.key) && isVariable(c, entry.key)) continue;
     const flag = CLI_KEYS[entry.key];
     const message =
       flag !== undefined
@@ -366,6 +405,9 @@ function checkPoolUrl(r: FieldReader): string {
   return url;
 }
 
+/** PyBal finds a monitor's module by its name in any case. */
+const MONITOR_KIND_BY_LOWER_NAME: ReadonlyMap<string, MonitorKind> = new Map(MONITOR_KINDS.map((kind) => [kind.toLowerCase(), kind]));
+
 /** The listed monitors; undefined when the list itself is malformed. */
 function parseMonitorList(r: FieldReader, service: string): MonitorKind[] | undefined {
   if (!r.has('monitors')) {
@@ -377,7 +419,7 @@ function parseMonitorList(r: FieldReader, service: string): MonitorKind[] | unde
   if (names.length === 0) r.warn('monitors', `an empty list: the servers of ${service} will never be health-checked`);
   const kinds: MonitorKind[] = [];
   for (const name of names) {
-    const kind = MONITOR_KINDS.find((k) => k.toLowerCase() === name.toLowerCase());
+    const kind = MONITOR_KIND_BY_LOWER_NAME.get(name.toLowerCase());
     if (kind === undefined) {
       const hint = closest(name, MONITOR_KINDS);
       r.error('monitors', `unknown monitor '${name}'${hint !== undefined ? `; did you mean '${hint}'?` : ''} (known: ${MONITOR_KINDS.join(', ')})`);
@@ -540,7 +582,7 @@ function parseService(c: Collector, section: IniSection): ServiceConfig {
   if (ops && protocol !== undefined && protocol !== 'udp') r.error('ops', 'OPS can only be used with UDP virtual services');
 
   const kinds = parseMonitorList(r, name);
-  checkKeys(c, r, entries, 'service', kinds && new Set(kinds));
+  checkKeys(c, r, entries, 'service', kinds);
   const monitors: MonitorConfig[] = (kinds ?? []).map((kind) => parseMonitor(r, kind));
 
   const persistenceTimeoutSec = r.int('persistence-timeout', 0, { min: 0, max: 2147483647 });
@@ -581,11 +623,20 @@ function parseService(c: Collector, section: IniSection): ServiceConfig {
   };
 }
 
-/** Checks that need every service: duplicates, MEDs shared by an IP, next hops. */
-function crossCheck(c: Collector, global: GlobalConfig, services: readonly ServiceConfig[], globalSection: IniSection | undefined): void {
+/**
+ * Checks that need every service: duplicates, MEDs shared by an IP, next hops.
+ * `sections[i]` is the section of `services[i]`.
+ */
+function crossCheck(
+  c: Collector,
+  global: GlobalConfig,
+  services: readonly ServiceConfig[],
+  sections: readonly IniSection[],
+  globalSection: IniSection | undefined,
+): void {
   const seen = new Map<string, ServiceConfig>();
   const meds = new Map<string, ServiceConfig>();
-  for (const s of services) {
+  for (const [i, s] of services.entries()) {
     if (s.ip === '' || s.port === 0) continue;
     // The kernel service's identity: a firewall mark (per family), or protocol, ip and port.
     const id = s.fwmark !== undefined ? `fwmark ${s.family} ${s.fwmark}` : `${s.protocol} ${s.ip} ${s.port}`;
@@ -593,8 +644,7 @@ function crossCheck(c: Collector, global: GlobalConfig, services: readonly Servi
     if (first !== undefined) {
       // Named at the later section's fwmark or ip (its own or the [DEFAULT] one it inherits).
       const key = s.fwmark !== undefined ? 'fwmark' : 'ip';
-      const section = c.document.sections.find((x) => x.name === s.name);
-      const line = section?.entries.get(key)?.line ?? c.document.defaults?.entries.get(key)?.line ?? s.source.line;
+      const line = sections[i]?.entries.get(key)?.line ?? c.document.defaults?.entries.get(key)?.line ?? s.source.line;
       const same = s.fwmark !== undefined ? `the same firewall mark (IPv${s.family} fwmark ${s.fwmark})` : `the same protocol, ip and port (${s.protocol} ${formatEndpoint(s)})`;
       c.errors.push({ file: c.file, line, key, message: `[${s.name}] has ${same} as [${first.name}] (line ${first.source.line})` });
     } else {
@@ -651,13 +701,21 @@ export function parseConfig(text: string, file: string): ParseResult {
   const lineEndings = checkLineEndings(text, file);
   if (lineEndings.length > 0) return { errors: lineEndings, warnings: [] };
   const ini = readIni(text, file);
-  const c: Collector = { file, document: ini.document, errors: [...ini.errors], warnings: [...ini.warnings], variables: interpolationVariables(ini.document) };
+  const c: Collector = {
+    file,
+    document: ini.document,
+    errors: [...ini.errors],
+    warnings: [...ini.warnings],
+    literals: new Map(),
+    unknownKeys: new Map(),
+  };
   checkDefaultKeys(c);
   const globalSection = ini.document.sections.find((s) => s.name === GLOBAL_SECTION);
   // Without a [global] section, [DEFAULT] alone still applies (line 0: no line to name).
   const global = parseGlobal(c, globalSection ?? { name: GLOBAL_SECTION, line: 0, entries: new Map() }, globalSection !== undefined);
-  const services = ini.document.sections.filter((s) => s.name !== GLOBAL_SECTION).map((s) => parseService(c, s));
-  crossCheck(c, global, services, globalSection);
+  const serviceSections = ini.document.sections.filter((s) => s.name !== GLOBAL_SECTION);
+  const services = serviceSections.map((s) => parseService(c, s));
+  crossCheck(c, global, services, serviceSections, globalSection);
   // PyBal runs with no services; for pybal it is an error, so that an emptied or
   // truncated file can neither start a director that serves nothing nor, on
   // SIGHUP, remove every service of a running one.

@@ -5,7 +5,8 @@
 
 import type { FieldReader } from './field-reader.js';
 import { isHttpUrl, show } from './field-reader.js';
-import { monitorPrefix } from './keys.js';
+import { MONITOR_OPTIONS, monitorPrefix } from './keys.js';
+import { MONITOR_KINDS } from './types.js';
 import type {
   CommandArgument,
   DnsQueryConfig,
@@ -187,8 +188,16 @@ const PARSERS: { readonly [K in MonitorKind]: (r: FieldReader, key: KeyOf) => Ex
   TCPConnect: tcpConnect,
 };
 
+/** Each monitor's `<monitor>.<option>` keys, made once rather than again for every service that reads them. */
+const KEY_OF = Object.fromEntries(
+  MONITOR_KINDS.map((kind): [MonitorKind, KeyOf] => {
+    const prefix = monitorPrefix(kind);
+    const keys = new Map(MONITOR_OPTIONS[kind].map((option) => [option, `${prefix}.${option}`]));
+    return [kind, (option) => keys.get(option) ?? `${prefix}.${option}`];
+  }),
+) as Readonly<Record<MonitorKind, KeyOf>>;
+
 /** One monitor's configuration, read from the service section's `<monitor>.` keys. */
 export function parseMonitor(r: FieldReader, kind: MonitorKind): MonitorConfig {
-  const prefix = monitorPrefix(kind);
-  return PARSERS[kind](r, (option) => `${prefix}.${option}`);
+  return PARSERS[kind](r, KEY_OF[kind]);
 }

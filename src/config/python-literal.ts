@@ -84,7 +84,7 @@ class Reader {
 
   constructor(
     private readonly text: string,
-    private readonly names: ReadonlySet<string>,
+    private readonly names: readonly string[],
   ) {}
 
   parseAll(): PyValue {
@@ -221,6 +221,14 @@ class Reader {
     this.pos += closing.length;
     let out = '';
     for (;;) {
+      // The plain characters up to this string's quote, a backslash or a line end, in one piece.
+      const run = this.pos;
+      while (this.pos < this.text.length) {
+        const c = this.text[this.pos];
+        if (c === quote || c === '\\' || c === '\n') break;
+        this.pos++;
+      }
+      out += this.text.slice(run, this.pos);
       if (this.pos >= this.text.length) throw this.error('string is never closed', start);
       if (this.text.startsWith(closing, this.pos)) {
         this.pos += closing.length;
@@ -312,12 +320,12 @@ class Reader {
     if (word === 'True') return { type: 'bool', value: true };
     if (word === 'False') return { type: 'bool', value: false };
     if (word === 'None') return { type: 'none' };
-    if (this.names.has(word)) return { type: 'name', name: word };
+    if (this.names.includes(word)) return { type: 'name', name: word };
     throw this.error(`unknown name '${word}' (only literals are allowed here)`, start);
   }
 }
 
 /** Parses one Python literal; trailing white space and `#` comments are allowed. */
 export function parsePythonLiteral(text: string, options: ParseOptions = {}): PyValue {
-  return new Reader(text, new Set(options.names ?? [])).parseAll();
+  return new Reader(text, options.names ?? []).parseAll();
 }
