@@ -6,7 +6,7 @@
  * decides who is told what, and when.
  */
 import type { Route } from './bgp/speaker.js';
-import { decideRoutes, type DrainState } from './bgp/announcements.js';
+import { planRoutes, routesFromPlan, type DrainState, type PlannedRoute } from './bgp/announcements.js';
 import type { Config, GlobalConfig, ServiceConfig } from './config/types.js';
 import type { CoordinatorApi, ServiceSnapshot } from './coordinator/types.js';
 import { NO_EVENTS, type EventSink } from './events/history.js';
@@ -99,6 +99,9 @@ export class Daemon {
    * tells the manager which.
    */
   private servicesChanged = true;
+  /** Counts reloads: the services' configurations change only with one. */
+  private servicesVersion = 0;
+  private plannedRoutes: { global: GlobalConfig; drained: boolean; services: number; plan: readonly PlannedRoute[] } | undefined;
   private stopped = false;
   /**
    * Drained for maintenance (bgp-drain, `pybal drain`): the routes carry
@@ -179,13 +182,21 @@ export class Daemon {
    * has as configured (a VIP is announced once it is programmed).
    */
   routes(): Route[] {
-    return decideRoutes(
-      this.global,
-      this.serviceConfigs(),
+    return routesFromPlan(
+      this.routePlan(),
       (s) => this.services.get(s.name)?.coordinator.healthy() ?? false,
       (s) => this.programmed(s),
-      { drained: this.drain.drained },
     );
+  }
+
+  /** The routes as the configuration and the drain make them (planRoutes), kept until either changes. */
+  private routePlan(): readonly PlannedRoute[] {
+    const drained = this.drain.drained;
+    const kept = this.plannedRoutes;
+    if (kept !== undefined && kept.global === this.global && kept.drained === drained && kept.services === this.servicesVersion) return kept.plan;
+    const plan = planRoutes(this.global, this.serviceConfigs(), { drained });
+    this.plannedRoutes = { global: this.global, drained, services: this.servicesVersion, plan };
+    return plan;
   }
 
   /** Every configured service is in the kernel as configured (graceful restart: the table is ready). */
@@ -212,6 +223,7 @@ export class Daemon {
   async reload(config: Config, plan: ReloadPlan): Promise<void> {
     this.global = config.global;
     this.servicesChanged = true;
+    this.servicesVersion++;
     this.events.emit({ kind: 'reload', level: 'info', message: describePlan(plan).join('; ') });
     // bgp-drain applies when the file changes it; a drain asked at run time otherwise stays.
     if (plan.drain !== undefined) this.setDrained(plan.drain, DRAINED_BY_CONFIG);
@@ -260,6 +272,8 @@ export class Daemon {
       if (runtime) ordered.set(service.name, runtime);
     }
     this.services = ordered;
+    // Routes planned meanwhile (nothing should ask, but nothing may keep them) are planned again.
+    this.servicesVersion++;
     this.schedulePublish();
     await Promise.all(stopping);
   }

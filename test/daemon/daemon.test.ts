@@ -517,6 +517,16 @@ describe('Daemon', () => {
       expect(t.log.lines().find((l) => l.includes('Drained:'))).toMatch(/MED 1000; .* by="bgp-drain in pybal.conf"$/);
     });
 
+    it('a reload that changes only a service (its bgp-med) is announced with the new value, the global settings the same object', async () => {
+      const t = announcing();
+      expect(t.routes()).toEqual(['192.0.2.11 10 ', '192.0.2.12 20 ']);
+      const next: Config = { ...t.config, services: [t.config.services[0]!, { ...t.config.services[1]!, bgpMed: 30 }] };
+      await t.daemon.reload(next, planReload(t.config, next));
+      t.flush();
+      expect(t.routes()).toEqual(['192.0.2.11 10 ', '192.0.2.12 30 ']);
+      expect(t.daemon.routes().map((r) => r.med)).toEqual([10, 30]);
+    });
+
     it('a reload that changes bgp-drain applies it; one that leaves it alone keeps a drain asked at run time', async () => {
       const t = announcing();
       const withGlobal = (change: Partial<Config['global']>): Config => ({ ...t.config, global: { ...t.config.global, ...change } });
