@@ -218,10 +218,15 @@ async function deleteOwn(client: IpvsClient, slots: readonly ServiceSlot[]): Pro
   if (present.length > 0) await runWithInput(['ipvsadm', '-R'], formatIpvsadmDelete(present), 300_000);
 }
 
+/** How many destinations the kernel has for each slot (0 for one it lacks). */
+async function destCounts(client: IpvsClient, slots: readonly ServiceSlot[]): Promise<number[]> {
+  const counts: number[] = [];
+  for (const s of slots) counts.push((await client.listDests({ family: 4, protocol: 'tcp', address: s.vip, port: s.port }).catch(() => [])).length);
+  return counts;
+}
+
 async function destsOf(client: IpvsClient, slots: readonly ServiceSlot[]): Promise<number> {
-  let n = 0;
-  for (const s of slots) n += (await client.listDests({ family: 4, protocol: 'tcp', address: s.vip, port: s.port }).catch(() => [])).length;
-  return n;
+  return (await destCounts(client, slots)).reduce((a, b) => a + b, 0);
 }
 
 /**
@@ -255,13 +260,9 @@ async function coldStartFromLog(daemon: Daemon): Promise<{ firstMs: number; done
 
 /** One dump: throws unless every slot is a service with `dests` destinations. */
 async function confirmTable(client: IpvsClient, slots: readonly ServiceSlot[], dests: number): Promise<void> {
-  let complete = 0;
-  let total = 0;
-  for (const s of slots) {
-    const n = (await client.listDests({ family: 4, protocol: 'tcp', address: s.vip, port: s.port }).catch(() => [])).length;
-    total += n;
-    if (n === dests) complete++;
-  }
+  const counts = await destCounts(client, slots);
+  const complete = counts.filter((n) => n === dests).length;
+  const total = counts.reduce((a, b) => a + b, 0);
   if (complete !== slots.length) throw new Error(`the log said start-up was complete, but a dump found ${complete} of ${slots.length} services complete (${total} destinations)`);
 }
 
@@ -321,11 +322,17 @@ function poolService(dir: string, monitors: readonly string[]): BenchService {
 }
 
 /** A daemon with one service; resolves when its N destinations are in the kernel. */
-async function startBigPool(dir: string, name: string, hosts: readonly string[], monitors: readonly string[], watchSpec: WatchSpec): Promise<{ daemon: Daemon; watch: TableWatch; api: ApiPoller }> {
+/** Writes the one large service's pool (weight 10 each) and a configuration naming it; returns the configuration's path. */
+function writeBigPool(dir: string, name: string, hosts: readonly string[], monitors: readonly string[]): string {
   const service = poolService(dir, monitors);
   replaceFile(service.poolPath, formatLegacyPool(weighted(hosts, 10)));
   const conf = join(dir, `${name}.conf`);
   writeFileSync(conf, formatPoolsConf([service], METRICS_PORT));
+  return conf;
+}
+
+async function startBigPool(dir: string, name: string, hosts: readonly string[], monitors: readonly string[], watchSpec: WatchSpec): Promise<{ daemon: Daemon; watch: TableWatch; api: ApiPoller }> {
+  const conf = writeBigPool(dir, name, hosts, monitors);
   const watch = new TableWatch(dir, `${name}-watch`, watchSpec);
   await sleep(500); // the watcher's first (empty) poll
   const daemon = spawnDaemon(dir, conf, name);
@@ -334,33 +341,42 @@ async function startBigPool(dir: string, name: string, hosts: readonly string[],
 }
 
 async function coldPool(dir: string, client: IpvsClient, n: number): Promise<void> {
-  const hosts = poolServerAddresses(n);
-  const label = `cold start, 1 service x ${n}`;
-  note(`${label}...`);
-  const service = poolService(dir, []);
-  replaceFile(service.poolPath, formatLegacyPool(weighted(hosts, 10)));
-  const conf = join(dir, `cold-${n}.conf`);
-  writeFileSync(conf, formatPoolsConf([service], METRICS_PORT));
-  const daemon = spawnDaemon(dir, conf, `cold-${n}`);
+  const conf = writeBigPool(dir, `cold-${n}`, poolServerAddresses(n), []);
+  await coldStart(dir, client, { label: `cold start, 1 service x ${n}`, name: `cold-${n}`, conf, slots: [POOL_SLOT], destsPerService: n });
+}
+
+/**
+ * Spawns a daemon on `conf`, times its start from its log (coldStartFromLog)
+ * while a client polls the API, confirms the table with one dump, and adds
+ * the row; then stops the daemon and deletes its services from the kernel.
+ */
+async function coldStart(
+  dir: string,
+  client: IpvsClient,
+  c: { label: string; name: string; conf: string; slots: readonly ServiceSlot[]; destsPerService: number },
+): Promise<void> {
+  const servers = c.slots.length * c.destsPerService;
+  note(`${c.label}...`);
+  const daemon = spawnDaemon(dir, c.conf, c.name);
   const api = startApiPoller(`http://127.0.0.1:${METRICS_PORT}/pools`, API_PERIOD_MS);
   try {
     const started = await coldStartFromLog(daemon);
     const latency = await api.stop();
     const cpuMs = processCpuMs(daemon.proc.pid);
-    await confirmTable(client, [POOL_SLOT], n);
+    await confirmTable(client, c.slots, c.destsPerService);
     const m = await scrape();
     const row: ApplyRow = {
-      label, servers: n, applyMs: started.doneMs, firstMs: started.firstMs,
+      label: c.label, servers, applyMs: started.doneMs, firstMs: started.firstMs,
       api: latency, apiErrors: api.errors(), lagMaxS: m.lagMaxS, cpuMs, rssBytes: processRssBytes(daemon.proc.pid), ipvsRequests: m.ipvsRequests,
     };
     rows.push(row);
-    note(`${label}: ${secs(row.applyMs)} s (first destinations at ${secs(row.firstMs ?? NaN)} s), API worst ${apiText(latency)} ms, lag max ${(m.lagMaxS * 1000).toFixed(0)} ms`);
+    note(`${c.label}: first in IPVS at ${secs(row.firstMs ?? NaN)} s, all at ${secs(row.applyMs)} s (${started.line}), API worst ${apiText(latency)} ms, lag max ${(m.lagMaxS * 1000).toFixed(0)} ms`);
   } catch (error) {
-    rows.push({ label, servers: n, applyMs: NaN, error: failure(error, daemon) });
+    rows.push({ label: c.label, servers, applyMs: NaN, error: failure(error, daemon) });
     await api.stop();
   } finally {
     note(`daemon: ${await stopDaemon(daemon)}`);
-    await deleteOwn(client, [POOL_SLOT]);
+    await deleteOwn(client, c.slots);
   }
 }
 
@@ -540,28 +556,7 @@ async function coldServices(dir: string, client: IpvsClient): Promise<RestoreSer
   const conf = join(dir, 'services.conf');
   writeFileSync(conf, formatPoolsConf(services, METRICS_PORT));
   const label = `cold start, ${SERVICES} services x ${SERVERS_PER_SERVICE}, IdleConnection`;
-  note(`${label}...`);
-  const daemon = spawnDaemon(dir, conf, 'services');
-  const api = startApiPoller(`http://127.0.0.1:${METRICS_PORT}/pools`, API_PERIOD_MS);
-  try {
-    const started = await coldStartFromLog(daemon);
-    const latency = await api.stop();
-    const cpuMs = processCpuMs(daemon.proc.pid);
-    await confirmTable(client, slots, SERVERS_PER_SERVICE);
-    const m = await scrape();
-    const row: ApplyRow = {
-      label, servers: SERVICES * SERVERS_PER_SERVICE, applyMs: started.doneMs, firstMs: started.firstMs,
-      api: latency, apiErrors: api.errors(), lagMaxS: m.lagMaxS, cpuMs, rssBytes: processRssBytes(daemon.proc.pid), ipvsRequests: m.ipvsRequests,
-    };
-    rows.push(row);
-    note(`${label}: first service at ${secs(row.firstMs ?? NaN)} s, all at ${secs(row.applyMs)} s (${started.line}), API worst ${apiText(latency)} ms`);
-  } catch (error) {
-    rows.push({ label, servers: SERVICES * SERVERS_PER_SERVICE, applyMs: NaN, error: failure(error, daemon) });
-    await api.stop();
-  } finally {
-    note(`daemon: ${await stopDaemon(daemon)}`);
-    await deleteOwn(client, slots);
-  }
+  await coldStart(dir, client, { label, name: 'services', conf, slots, destsPerService: SERVERS_PER_SERVICE });
   return restore;
 }
 
