@@ -92,15 +92,15 @@ export class Daemon {
   private services = new Map<string, ServiceRuntime>();
   private routeTarget: RouteTarget | undefined;
   private publishQueued = false;
-  /**
-   * Services may have been added, removed or re-keyed since the last publish
-   * (the start, a reload): the next one names the whole set anew. Otherwise
-   * a publish can only add services or replace their desired state, and it
-   * tells the manager which.
-   */
-  private servicesChanged = true;
-  /** Counts reloads: the services' configurations change only with one. */
+  /** Counts reloads: the services (which there are, their configurations) change only with one. */
   private servicesVersion = 0;
+  /**
+   * The servicesVersion of the last publish. A publish after a reload (or the
+   * first) names the whole set anew: services may have been added, removed or
+   * re-keyed. Otherwise a publish can only add services or replace their
+   * desired state, and it tells the manager which.
+   */
+  private publishedVersion: number | undefined;
   private plannedRoutes: { global: GlobalConfig; drained: boolean; services: number; plan: readonly PlannedRoute[] } | undefined;
   private stopped = false;
   /**
@@ -222,8 +222,6 @@ export class Daemon {
    */
   async reload(config: Config, plan: ReloadPlan): Promise<void> {
     this.global = config.global;
-    this.servicesChanged = true;
-    this.servicesVersion++;
     this.events.emit({ kind: 'reload', level: 'info', message: describePlan(plan).join('; ') });
     // bgp-drain applies when the file changes it; a drain asked at run time otherwise stays.
     if (plan.drain !== undefined) this.setDrained(plan.drain, DRAINED_BY_CONFIG);
@@ -272,7 +270,6 @@ export class Daemon {
       if (runtime) ordered.set(service.name, runtime);
     }
     this.services = ordered;
-    // Routes planned meanwhile (nothing should ask, but nothing may keep them) are planned again.
     this.servicesVersion++;
     this.schedulePublish();
     await Promise.all(stopping);
@@ -324,8 +321,8 @@ export class Daemon {
       // manager, so whatever the kernel has for it stays as it is.
       if (runtime.desired) desired.push(runtime.desired);
     }
-    this.deps.ipvs.setDesired(desired, this.servicesChanged ? undefined : changed);
-    this.servicesChanged = false;
+    this.deps.ipvs.setDesired(desired, this.publishedVersion === this.servicesVersion ? changed : undefined);
+    this.publishedVersion = this.servicesVersion;
     if (this.routeTarget === undefined) {
       this.offered = new Set();
       return;
