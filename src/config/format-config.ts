@@ -11,7 +11,7 @@ import { encode } from 'ini';
 
 import { WELL_KNOWN_COMMUNITIES } from './field-reader.js';
 import { formatPyValue, type PyValue } from './python-literal.js';
-import { monitorPrefix } from './keys.js';
+import { DATAPATH_MONITORS, monitorPrefix } from './keys.js';
 import type { CommandArgument, Community, Config, GlobalConfig, MonitorConfig, ServiceConfig } from './types.js';
 
 export type Values = Record<string, string>;
@@ -70,6 +70,9 @@ export function formatGlobal(g: GlobalConfig): Values {
     'ipvs-sync-ttl': g.ipvsSync?.ttl?.toString(),
     'ipvs-sloppy-tcp': g.ipvsSloppyTcp === undefined ? undefined : yesNo(g.ipvsSloppyTcp),
     'ipvs-sloppy-sctp': g.ipvsSloppySctp === undefined ? undefined : yesNo(g.ipvsSloppySctp),
+    'datapath-fwmark-base': `0x${g.dataPathFwmarkBase.toString(16)}`,
+    'datapath-source-ipv4': g.dataPathSourceIpv4,
+    'datapath-source-ipv6': g.dataPathSourceIpv6,
   });
 }
 
@@ -152,6 +155,8 @@ export function formatService(s: ServiceConfig): Values {
     'upper-threshold': String(s.upperThreshold),
     'lower-threshold': String(s.lowerThreshold),
     ...Object.fromEntries(monitors),
+    // Each monitor's own say, so that the effective values show which ones check through the data path.
+    ...Object.fromEntries(s.monitors.filter((m) => DATAPATH_MONITORS.has(m.kind)).map((m) => [`${monitorPrefix(m.kind)}.datapath`, yesNo(s.dataPathMonitors.includes(m.kind))])),
   });
 }
 

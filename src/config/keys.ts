@@ -43,6 +43,9 @@ export const GLOBAL_KEYS = [
   'ipvs-sync-ttl',
   'ipvs-sloppy-tcp',
   'ipvs-sloppy-sctp',
+  'datapath-fwmark-base',
+  'datapath-source-ipv4',
+  'datapath-source-ipv6',
 ] as const;
 
 export const SERVICE_KEYS = [
@@ -75,13 +78,14 @@ export const SERVICE_KEYS = [
   'sh-port',
   'mh-fallback',
   'mh-port',
+  'datapath-check',
 ] as const;
 
 const PERIODIC = ['interval', 'timeout', 'rise', 'fall'] as const;
 
 /** Each monitor's options, without the `<monitor>.` prefix. */
 export const MONITOR_OPTIONS: Readonly<Record<MonitorKind, readonly string[]>> = {
-  ProxyFetch: ['url', ...PERIODIC, 'http_status', 'check_all', 'max_failures', 'expect-body', 'expect-body-regex', 'verify-tls', 'ca-file'],
+  ProxyFetch: ['url', ...PERIODIC, 'http_status', 'check_all', 'max_failures', 'expect-body', 'expect-body-regex', 'verify-tls', 'ca-file', 'datapath'],
   IdleConnection: [
     'timeout-clean-reconnect',
     'max-delay',
@@ -92,13 +96,14 @@ export const MONITOR_OPTIONS: Readonly<Record<MonitorKind, readonly string[]>> =
     'timeout',
     'rise',
     'fall',
+    'datapath',
   ],
   RunCommand: ['command', 'arguments', ...PERIODIC, 'log-output'],
   SSH: ['user', 'private-key', 'command', 'port', 'known-hosts', ...PERIODIC],
   DNSQuery: ['hostnames', ...PERIODIC, 'fail-on-nxdomain'],
-  UDP: ['interval', 'icmp-timeout', 'rise', 'fall'],
+  UDP: ['interval', 'icmp-timeout', 'rise', 'fall', 'datapath'],
   Ping: ['count', ...PERIODIC],
-  TCPConnect: PERIODIC,
+  TCPConnect: [...PERIODIC, 'datapath'],
 };
 
 /** Keys PyBal takes from its command line, overriding the file. */
@@ -126,6 +131,9 @@ export function monitorOfKey(key: string): MonitorKind | undefined {
 export const MONITOR_KEYS: readonly string[] = MONITOR_KINDS.flatMap((kind) =>
   MONITOR_OPTIONS[kind].map((option) => `${monitorPrefix(kind)}.${option}`),
 );
+
+/** The monitors that can check through the data path (`datapath-check`, `<monitor>.datapath`). */
+export const DATAPATH_MONITORS: ReadonlySet<MonitorKind> = new Set<MonitorKind>(['ProxyFetch', 'IdleConnection', 'TCPConnect', 'UDP']);
 
 export type KeyScope = 'global' | 'service';
 

@@ -13,6 +13,7 @@ import {
   CLI_KEYS,
   closest,
   couldChangeTraffic,
+  DATAPATH_MONITORS,
   GLOBAL_KEYS,
   isKnownKey,
   MONITOR_KEYS,
@@ -26,6 +27,8 @@ import { parseMonitor } from './parse-monitors.js';
 import {
   type AddressFamily,
   type Config,
+  DATAPATH_FWMARK_COUNT,
+  DEFAULT_DATAPATH_FWMARK_BASE,
   type ForwardMethod,
   type GlobalConfig,
   IPVS_SYNC_MODES,
@@ -290,6 +293,9 @@ function parseGlobal(c: Collector, section: IniSection, present: boolean): Globa
     ipvsSync: parseIpvsSync(r),
     ipvsSloppyTcp: r.has('ipvs-sloppy-tcp') ? r.bool('ipvs-sloppy-tcp', false) : undefined,
     ipvsSloppySctp: r.has('ipvs-sloppy-sctp') ? r.bool('ipvs-sloppy-sctp', false) : undefined,
+    dataPathFwmarkBase: parseFwmark(r, 'datapath-fwmark-base', MAX_U32 - DATAPATH_FWMARK_COUNT + 1) ?? DEFAULT_DATAPATH_FWMARK_BASE,
+    dataPathSourceIpv4: r.ip('datapath-source-ipv4', 4)?.address,
+    dataPathSourceIpv6: r.ip('datapath-source-ipv6', 6)?.address,
   };
 }
 
@@ -498,14 +504,38 @@ function parseTunnel(r: FieldReader, method: ForwardMethod): TunnelConfig {
   return { type, port: port ?? 0, checksum };
 }
 
-/** `fwmark`: 1..2^32-1, decimal or 0x hexadecimal (as iptables and nft print marks). */
-function parseFwmark(r: FieldReader): number | undefined {
-  const text = r.text('fwmark');
+/** A firewall mark 1..max, decimal or 0x hexadecimal (as iptables and nft print marks); `key` is `fwmark` unless said. */
+function parseFwmark(r: FieldReader, key = 'fwmark', max = MAX_U32): number | undefined {
+  const text = r.text(key);
   if (text === undefined) return undefined;
   const mark = /^0x[0-9a-f]{1,8}$/i.test(text) ? Number.parseInt(text.slice(2), 16) : /^\d{1,10}$/.test(text) ? Number(text) : NaN;
-  if (mark >= 1 && mark <= MAX_U32) return mark;
-  r.error('fwmark', `expected a firewall mark between 1 and ${MAX_U32} (decimal or 0x hexadecimal), got ${show(text)}`);
+  if (mark >= 1 && mark <= max) return mark;
+  r.error(key, `expected a firewall mark between 1 and ${max} (decimal or 0x hexadecimal), got ${show(text)}`);
   return undefined;
+}
+
+/**
+ * `datapath-check` and `<monitor>.datapath`: the monitors that check through
+ * the data path. A monitor's own key overrides the service's; only monitors
+ * that can (DATAPATH_MONITORS) take it, and only direct routing and tunnels
+ * have a data path other than the server's address.
+ */
+function parseDataPathMonitors(r: FieldReader, monitors: readonly MonitorConfig[], forwardMethod: ServiceConfig['forwardMethod']): MonitorKind[] {
+  const serviceWide = r.bool('datapath-check', false);
+  const kinds: MonitorKind[] = [];
+  for (const m of monitors) {
+    const key = `${monitorPrefix(m.kind)}.datapath`;
+    if (!DATAPATH_MONITORS.has(m.kind)) continue;
+    if (r.has(key) ? r.bool(key, serviceWide) : serviceWide) kinds.push(m.kind);
+  }
+  if (forwardMethod === 'nat' && (serviceWide || kinds.length > 0)) {
+    r.warn(r.has('datapath-check') ? 'datapath-check' : undefined, 'has no effect with forward-method = nat: checks of a NAT service reach the real server the way client traffic does already');
+    return [];
+  }
+  if (serviceWide && kinds.length === 0 && monitors.length > 0) {
+    r.warn('datapath-check', `none of this service's monitors can check through the data path (only ${[...DATAPATH_MONITORS].join(', ')} can)`);
+  }
+  return kinds;
 }
 
 /** `persistence-engine`: a kernel persistence engine, on a persistent service. */
@@ -620,6 +650,7 @@ function parseService(c: Collector, section: IniSection): ServiceConfig {
     persistenceNetmask,
     persistenceEngine: parsePersistenceEngine(r, persistenceTimeoutSec > 0, protocol, fwmark),
     ...parseThresholds(r),
+    dataPathMonitors: parseDataPathMonitors(r, monitors, forwardMethod),
   };
 }
 
@@ -636,7 +667,13 @@ function crossCheck(
 ): void {
   const seen = new Map<string, ServiceConfig>();
   const meds = new Map<string, ServiceConfig>();
+  const markBase = global.dataPathFwmarkBase;
   for (const [i, s] of services.entries()) {
+    if (s.fwmark !== undefined && s.fwmark >= markBase && s.fwmark < markBase + DATAPATH_FWMARK_COUNT) {
+      const line = sections[i]?.entries.get('fwmark')?.line ?? s.source.line;
+      const range = `0x${markBase.toString(16)}-0x${(markBase + DATAPATH_FWMARK_COUNT - 1).toString(16)}`;
+      c.errors.push({ file: c.file, line, key: 'fwmark', message: `[${s.name}] fwmark ${s.fwmark} is in the range data-path checks use (${range}, datapath-fwmark-base): choose another mark or move datapath-fwmark-base` });
+    }
     if (s.ip === '' || s.port === 0) continue;
     // The kernel service's identity: a firewall mark (per family), or protocol, ip and port.
     const id = s.fwmark !== undefined ? `fwmark ${s.family} ${s.fwmark}` : `${s.protocol} ${s.ip} ${s.port}`;

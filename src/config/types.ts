@@ -120,6 +120,15 @@ export interface GlobalConfig {
   readonly ipvsSloppyTcp: boolean | undefined;
   /** New: `ipvs-sloppy-sctp`: the same for net.ipv4.vs.sloppy_sctp and SCTP services. */
   readonly ipvsSloppySctp: boolean | undefined;
+  /**
+   * New: `datapath-fwmark-base`: data-path checks use the firewall marks
+   * from here on (DATAPATH_FWMARK_COUNT of them), one per checked server,
+   * each with a one-destination IPVS service of its own.
+   */
+  readonly dataPathFwmarkBase: number;
+  /** New: `datapath-source-ipv4` / `-ipv6`: the address data-path checks leave from (default: the kernel's choice towards each server). */
+  readonly dataPathSourceIpv4: string | undefined;
+  readonly dataPathSourceIpv6: string | undefined;
 }
 
 /** New: `ipvs-sync-daemon`: which of the kernel's IPVS connection-sync daemons run; `none` stops any. */
@@ -170,6 +179,11 @@ export interface TunnelConfig {
   readonly port: number;
   readonly checksum: TunnelChecksum;
 }
+
+/** How many firewall marks data-path checks may use, from `datapath-fwmark-base` on. */
+export const DATAPATH_FWMARK_COUNT = 0x100000;
+/** The default `datapath-fwmark-base`. */
+export const DEFAULT_DATAPATH_FWMARK_BASE = 0x70b00000;
 
 /** Persistence engines the kernel ships (ip_vs_pe_*.ko). */
 export const PERSISTENCE_ENGINES = ['sip'] as const;
@@ -235,6 +249,13 @@ export interface ServiceConfig {
   readonly upperThreshold: number;
   /** New: `lower-threshold`, connections below which an overloaded server takes new ones again (0 = none). */
   readonly lowerThreshold: number;
+  /**
+   * New: the monitors that check each server through the data path (to the
+   * VIP, forwarded to that server as client traffic is): `datapath-check`
+   * for every monitor that can, `<monitor>.datapath` per monitor. Empty for
+   * NAT (its checks take the real path already) and by default.
+   */
+  readonly dataPathMonitors: readonly MonitorKind[];
 }
 
 /** Options every periodic monitor has. */

@@ -271,6 +271,7 @@ describe('formatConfig', () => {
       'ipvs-stats-interval': '10',
       'dry-run': 'no',
       advertised_instrumentation_ips: '[]',
+      'datapath-fwmark-base': '0x70b00000',
     });
     expect(sections.s).toEqual({
       protocol: 'tcp',
@@ -305,7 +306,7 @@ describe('formatConfig', () => {
       't.conf',
     );
     expect(again.errors).toEqual([]);
-    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 26 } })));
+    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 27 } })));
     expect(again.config?.global).toEqual(r.config.global);
   });
 });

@@ -70,6 +70,9 @@ const GLOBAL_DEFAULTS: GlobalConfig = {
   ipvsSync: undefined,
   ipvsSloppyTcp: undefined,
   ipvsSloppySctp: undefined,
+  dataPathFwmarkBase: 0x70b00000,
+  dataPathSourceIpv4: undefined,
+  dataPathSourceIpv6: undefined,
 };
 
 const IDLE_DEFAULTS: MonitorConfig = {
@@ -102,6 +105,7 @@ const SERVICE_DEFAULTS = {
   persistenceEngine: undefined,
   upperThreshold: 0,
   lowerThreshold: 0,
+  dataPathMonitors: [],
 } as const;
 
 // The example shipped in PyBal's debian/pybal.conf (pybal-behaviour.md section 2), verbatim.
@@ -319,6 +323,9 @@ ipvs-sync-port = 8850
 ipvs-sync-ttl = 3
 ipvs-sloppy-tcp = yes
 ipvs-sloppy-sctp = off
+datapath-fwmark-base = 0x1000
+datapath-source-ipv4 = 192.0.2.50
+datapath-source-ipv6 = 2001:DB8::50
 
 [v6]
 protocol = sctp
@@ -364,6 +371,8 @@ idleconnection.keepalive-interval = 7
 idleconnection.timeout = 2
 idleconnection.rise = 2
 idleconnection.fall = 3
+idleconnection.datapath = no
+datapath-check = yes
 runcommand.command = /usr/local/bin/check
 runcommand.arguments = [ server.ip, '--port', '443' ]
 runcommand.interval = 30
@@ -410,6 +419,15 @@ udp.interval = 5
 udp.icmp-timeout = 8
 udp.rise = 2
 udp.fall = 3
+
+[v4tcp]
+protocol = tcp
+ip = 192.0.2.54
+port = 80
+scheduler = wrr
+config = file:///p
+monitors = [ 'TCPConnect' ]
+tcpconnect.datapath = yes
 `);
     expect(config.global).toStrictEqual({
       bgp: true,
@@ -449,11 +467,15 @@ udp.fall = 3
       ipvsSync: { mode: 'both', interface: 'eth1', syncId: 9, group: '239.1.2.3', port: 8850, ttl: 3 },
       ipvsSloppyTcp: true,
       ipvsSloppySctp: false,
+      dataPathFwmarkBase: 0x1000,
+      dataPathSourceIpv4: '192.0.2.50',
+      dataPathSourceIpv6: '2001:db8::50',
     });
-    const [v6, v4udp] = config.services;
+    const [v6, v4udp, v4tcp] = config.services;
+    expect(v4tcp?.dataPathMonitors).toEqual(['TCPConnect']);
     expect(v6).toStrictEqual({
       name: 'v6',
-      source: { file: FILE, line: 39 },
+      source: { file: FILE, line: 42 },
       protocol: 'sctp',
       ip: '2001:db8::11',
       family: 6,
@@ -476,6 +498,8 @@ udp.fall = 3
       persistenceEngine: undefined,
       upperThreshold: 50,
       lowerThreshold: 40,
+      // datapath-check = yes, but IdleConnection says no for itself.
+      dataPathMonitors: ['ProxyFetch'],
       monitors: [
         {
           kind: 'ProxyFetch',
@@ -532,7 +556,7 @@ udp.fall = 3
     });
     expect(v4udp).toStrictEqual({
       name: 'v4udp',
-      source: { file: FILE, line: 111 },
+      source: { file: FILE, line: 116 },
       protocol: 'udp',
       ip: '192.0.2.53',
       family: 4,
@@ -555,6 +579,7 @@ udp.fall = 3
       persistenceEngine: 'sip',
       upperThreshold: 0,
       lowerThreshold: 0,
+      dataPathMonitors: [],
       monitors: [{ kind: 'UDP', intervalMs: 5000, icmpTimeoutMs: 8000, rise: 2, fall: 3 }],
     });
   });

@@ -35,6 +35,9 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
     ipvsSync: undefined,
     ipvsSloppyTcp: undefined,
     ipvsSloppySctp: undefined,
+    dataPathFwmarkBase: 0x70b00000,
+    dataPathSourceIpv4: undefined,
+    dataPathSourceIpv6: undefined,
     ...overrides,
   };
 }
@@ -66,6 +69,7 @@ export function serviceConfig(name: string, ip: string, overrides: Partial<Servi
     persistenceEngine: undefined,
     upperThreshold: 0,
     lowerThreshold: 0,
+    dataPathMonitors: [],
     ...overrides,
   };
 }
