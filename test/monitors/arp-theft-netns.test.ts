@@ -8,8 +8,9 @@
  * address other than the VIP. The watcher runs in the director's namespace
  * through a nested vitest (test/monitors/netns/arp-theft.in-netns.ts).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { runVitestInNetns } from './support/nested-vitest.js';
 
 const tag = `pybal-arp-${process.pid}`;
 const sw = `${tag}-sw`;
@@ -61,17 +62,8 @@ afterAll(() => {
 
 it('the watcher sees the real server that answers ARP for the VIP (nested run in the director namespace)', async () => {
   const setup = { vip: VIP, rs1: { ns: rs1, ip: '198.51.100.10' }, rs2: { ns: rs2, ip: '198.51.100.15' } };
-  const child = spawn('ip', ['netns', 'exec', director, 'npx', 'vitest', 'run', '--config', 'test/monitors/netns/vitest.arp-theft.config.ts'], {
-    env: { ...process.env, PYBAL_TEST_ARP_SETUP: JSON.stringify(setup), NO_COLOR: '1', FORCE_COLOR: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  // eslint-disable-next-line no-control-regex
-  const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
-  expect(plain).toMatch(/✓ .*answers\(\) names the real server that answers ARP for the VIP/);
-  expect(plain).toMatch(/Tests\s+1 passed \(1\)/);
+  const { code, output } = await runVitestInNetns(director, 'test/monitors/netns/vitest.arp-theft.config.ts', { PYBAL_TEST_ARP_SETUP: JSON.stringify(setup) });
+  expect(output).toMatch(/✓ .*answers\(\) names the real server that answers ARP for the VIP/);
+  expect(output).toMatch(/Tests\s+1 passed \(1\)/);
   expect(code, output).toBe(0);
 }, 120_000);
