@@ -185,6 +185,30 @@ describe('createArpTheftWatch (fake arping, fake /proc/net/arp)', () => {
     await waitFor(() => calls().length === 6 && watcher.answers(VIP_A, '198.51.100.15')?.answered === false, 'the second round');
   });
 
+  it('10,000 servers over 100 VIPs cost 100 arpings a round, at most 16 at a time', async () => {
+    const lines = ['IP address       HW type     Flags       HW address            Mask     Device'];
+    const servers: string[] = [];
+    for (let i = 0; i < 10_000; i++) {
+      const ip = `10.${i >> 8}.${i & 255}.1`;
+      servers.push(ip);
+      lines.push(`${ip.padEnd(17)}0x1         0x2         02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}     *        eth0`);
+    }
+    writeFileSync(join(dir, 'arp'), lines.join('\n') + '\n');
+    // The fake arping records how many of its kind run at once.
+    writeFileSync(join(dir, 'arping'), FAKE_ARPING.replace('echo "$$ $*" >> "$dir/calls"', 'echo "$$ $*" >> "$dir/calls"; echo "+$(ls "$dir"/running.* 2>/dev/null | wc -l)" >> "$dir/peaks"; touch "$dir/running.$$"; sleep 0.05; rm "$dir/running.$$"'));
+    const vips = Array.from({ length: 100 }, (_, v) => `198.51.100.${v + 1}`);
+    servers.forEach((ip, i) => watcher.watch(vips[i % 100]!, ip));
+    writeFileSync(join(dir, `replies-eth0-${vips[7]}`), reply(vips[7]!, '02:00:00:00:00:07'));
+    await clock.advanceAsync(0);
+    await waitFor(() => servers.every((ip, i) => watcher.answers(vips[i % 100]!, ip) !== undefined), 'the round', 30_000);
+    expect(calls()).toHaveLength(100);
+    expect(new Set(calls().map((c) => c[c.length - 1])).size).toBe(100);
+    const peaks = readFileSync(join(dir, 'peaks'), 'utf8').trim().split('\n').map((l) => Number(l.slice(1)));
+    expect(Math.max(...peaks)).toBeLessThan(16);
+    expect(watcher.answers(vips[7]!, '10.0.7.1')).toEqual({ answered: true, mac: '02:00:00:00:00:07', device: 'eth0' });
+    expect(watcher.answers(vips[7]!, '10.0.107.1')).toMatchObject({ answered: false });
+  });
+
   it('keeps probing while any interest remains, and stops with the last one', async () => {
     const first = watcher.watch(VIP_A, '198.51.100.10');
     const second = watcher.watch(VIP_A, '198.51.100.10');
