@@ -333,6 +333,8 @@ export function createArpTheftWatch(deps: ArpTheftDeps): ArpTheftWatch {
 
   return {
     watch(vip, serverIp) {
+      // ARP is IPv4's: an IPv6 pair is never probed and its verdict stays unknown.
+      if (!parseIpv4Octets(vip) || !parseIpv4Octets(serverIp)) return () => undefined;
       const key = pairKey(vip, serverIp);
       let pair = pairs.get(key);
       if (!pair) {

@@ -227,6 +227,15 @@ describe('createArpTheftWatch (fake arping, fake /proc/net/arp)', () => {
     expect(calls()).toHaveLength(2);
   });
 
+  it('leaves IPv6 pairs unknown and unprobed', async () => {
+    const end = watcher.watch('2001:db8::7', '2001:db8::10');
+    expect(clock.pendingCount()).toBe(0);
+    await clock.advanceAsync(10_000);
+    expect(watcher.answers('2001:db8::7', '2001:db8::10')).toBeUndefined();
+    expect(calls()).toHaveLength(0);
+    end();
+  });
+
   it('stop() kills a hanging arping and leaves nothing behind', async () => {
     writeFileSync(join(dir, 'hang'), '');
     watcher.watch(VIP_A, '198.51.100.10');
