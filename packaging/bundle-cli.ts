@@ -63,7 +63,7 @@ const LOCATION_DEPENDENT = /\bimport\.meta\.(url|resolve)\b|\b__dirname\b|\b__fi
 const LOCATED: Record<string, (source: string, path: string) => string> = {
   // Walks up from its directory to pybal's package.json: dist/cli/ is as far below it as dist/src/runtime/
   // (the checkout's root; /usr/lib/pybal in the Debian package).
-  'runtime/version.js': (source, path) => mustContain(source, path, "dirname(fileURLToPath(import.meta.url))"),
+  'runtime/version.js': (source, path) => mustContain(source, path, 'findPybalPackage(dirname(fileURLToPath(import.meta.url)))'),
   // Compares its own file with process.argv[1]: in the bundle, dist/cli/pybal.js, the file `pybal` runs.
   'cli/main.js': (source, path) => mustContain(source, path, 'realpathSync(fileURLToPath(import.meta.url))'),
   // Starts the BFD thread from the file beside it: the bundled worker entry, beside the daemon's chunk.
