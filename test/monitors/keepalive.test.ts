@@ -37,7 +37,7 @@ afterAll(() => {
 });
 
 it('IdleConnection is down by keepalive timeout when the peer goes silent (nested run in a namespace)', async () => {
-  const child = spawn('ip', ['netns', 'exec', a, 'npx', 'vitest', 'run', '--config', 'test/monitors/netns/vitest.netns.config.ts'], {
+  const child = spawn('ip', ['netns', 'exec', a, 'npx', 'vitest', 'run', '--config', 'test/monitors/netns/vitest.netns.config.ts', 'test/monitors/netns/keepalive.netns.ts'], {
     env: { ...process.env, PYBAL_TEST_SERVER_NS: b, NO_COLOR: '1', FORCE_COLOR: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
