@@ -23,7 +23,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <math.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -77,7 +76,8 @@ static int get_integer(napi_env env, napi_value value, double min, double max, d
   napi_valuetype type;
   if (napi_typeof(env, value, &type) != napi_ok || type != napi_number) return 0;
   if (napi_get_value_double(env, value, out) != napi_ok) return 0;
-  return isfinite(*out) && floor(*out) == *out && *out >= min && *out <= max;
+  /* NaN fails the comparisons; within the range, the conversion is exact for integers only. */
+  return *out >= min && *out <= max && *out == (double)(int64_t)*out;
 }
 
 /* A JavaScript string shorter than `size` bytes, into buf; false if it is not one. */
