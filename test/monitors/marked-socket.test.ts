@@ -5,7 +5,7 @@
  * a namespace of its own, the kernel routes by the mark (a nested run:
  * test/monitors/netns/marked-socket.netns.ts). Needs root (SO_MARK).
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { closeSync, openSync, readdirSync } from 'node:fs';
@@ -16,6 +16,7 @@ import { buildNative } from '../../packaging/build-native.js';
 import { connectMarked, createMarkedUdpSocket, markedSocketsAvailable, socketMark, type MarkedEndpoint } from '../../src/monitors/marked-socket.js';
 import { startBlackhole, type Blackhole } from './support/blackhole.js';
 import { loopbackAddress } from './support/helpers.js';
+import { runNestedInNetns } from './support/netns.js';
 
 interface Sockmark {
   openSocket(...args: unknown[]): number;
@@ -241,14 +242,7 @@ describe('the kernel routes by the mark (a network namespace of its own)', () =>
   afterAll(() => ip('netns', 'del', ns));
 
   it('a connect marked 0x77 is unreachable where unmarked and otherwise-marked ones connect (nested run in the namespace)', async () => {
-    const child = spawn('ip', ['netns', 'exec', ns, 'npx', 'vitest', 'run', '--config', 'test/monitors/netns/vitest.netns.config.ts', 'test/monitors/netns/marked-socket.netns.ts'], {
-      env: { ...process.env, PYBAL_TEST_MARK_NS: ns, NO_COLOR: '1', FORCE_COLOR: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    const { code, output } = await runNestedInNetns(ns, 'test/monitors/netns/marked-socket.netns.ts', { PYBAL_TEST_MARK_NS: ns });
     expect(output).toMatch(/Tests\s+2 passed \(2\)/);
     expect(code, output).toBe(0);
   }, 120_000);
