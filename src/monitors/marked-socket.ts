@@ -147,7 +147,7 @@ export function connectMarked(endpoint: MarkedEndpoint): net.Socket {
  * no addon, or the addon's (EPERM...).
  */
 export function createMarkedUdpSocket(family: 4 | 6, mark: number, localAddress?: string): Promise<dgram.Socket> {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     checkFamily(family);
     if (localAddress !== undefined) checkAddress('localAddress', localAddress, family);
     const fd = addon().openSocket(family, 'udp', mark, localAddress);
