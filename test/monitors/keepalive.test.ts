@@ -5,8 +5,9 @@
  * in A through a nested vitest (test/monitors/netns/keepalive.netns.ts), the
  * server in B.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { runNestedInNetns } from './support/netns.js';
 
 const a = `pybal-ka-a-${process.pid}`;
 const b = `pybal-ka-b-${process.pid}`;
@@ -37,17 +38,8 @@ afterAll(() => {
 });
 
 it('IdleConnection is down by keepalive timeout when the peer goes silent (nested run in a namespace)', async () => {
-  const child = spawn('ip', ['netns', 'exec', a, 'npx', 'vitest', 'run', '--config', 'test/monitors/netns/vitest.netns.config.ts'], {
-    env: { ...process.env, PYBAL_TEST_SERVER_NS: b, NO_COLOR: '1', FORCE_COLOR: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  // eslint-disable-next-line no-control-regex
-  const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
-  expect(plain).toMatch(/✓ .*a peer that goes silent is down by keepalive timeout/);
-  expect(plain).toMatch(/Tests\s+1 passed \(1\)/);
+  const { code, output } = await runNestedInNetns(a, 'test/monitors/netns/keepalive.netns.ts', { PYBAL_TEST_SERVER_NS: b });
+  expect(output).toMatch(/✓ .*a peer that goes silent is down by keepalive timeout/);
+  expect(output).toMatch(/Tests\s+1 passed \(1\)/);
   expect(code, output).toBe(0);
 }, 120_000);

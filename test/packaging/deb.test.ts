@@ -1,8 +1,8 @@
 /**
  * `npm run package` as an operator gets it: the .deb is built from the build
  * in dist/, its control fields, files and conffiles are what Debian expects,
- * the program in it runs from where it is installed (its dependencies and the
- * netlink binding inside), the man pages render without a warning and
+ * the program in it runs from where it is installed (its dependencies, the
+ * netlink binding and the sockmark addon inside), the man pages render without a warning and
  * document every key and command pybal knows, and lintian (when installed,
  * as test/debian-packages.txt asks) finds nothing.
  */
@@ -53,6 +53,7 @@ describe('the Debian package', () => {
       '/usr/lib/pybal/dist/cli/pybal.js',
       '/usr/lib/pybal/dist/cli/locales/en.json',
       '/usr/lib/pybal/dist/cli/bfd-worker.js',
+      '/usr/lib/pybal/dist/native/sockmark.node',
       '/usr/lib/pybal/package.json',
       '/lib/systemd/system/pybal.service',
       '/etc/logrotate.d/pybal',
@@ -96,6 +97,11 @@ describe('the Debian package', () => {
     const ipvs = spawnSync(process.execPath, [main, 'ipvs'], { encoding: 'utf8' });
     expect(ipvs.stderr).not.toMatch(/ERR_MODULE_NOT_FOUND|Cannot find/);
     if (ipvs.status !== 0) expect(ipvs.stderr).toMatch(/^pybal ipvs: /);
+    // The sockmark addon (data-path checks), stripped, where src/monitors/marked-socket.ts finds it: below pybal's package.json.
+    const sockmark = join(root, 'usr/lib/pybal/dist/native/sockmark.node');
+    expect(sh('file', ['-b', sockmark])).toMatch(/^ELF .*shared object.*, stripped$/m);
+    const marked = spawnSync(process.execPath, ['-e', `const a = require(${JSON.stringify(sockmark)}); console.log(a.getMark(a.openSocket(4, 'udp', 0x77)))`], { encoding: 'utf8' });
+    expect(marked.stdout.trim(), marked.stderr).toBe('119');
     const daemon = spawnSync(process.execPath, [main, '-c', join(root, 'no-such.conf'), '--log-file', '-'], { encoding: 'utf8', timeout: 20_000 });
     expect(daemon.status, daemon.stderr).toBe(1);
     expect(daemon.stderr).toMatch(/no-such\.conf: cannot read the configuration/);

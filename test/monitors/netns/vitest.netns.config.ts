@@ -2,8 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * Tests that must run inside a network namespace prepared by an outer test
- * (test/monitors/keepalive.test.ts starts them with `ip netns exec`); they are
- * not part of the normal run.
+ * (test/monitors/keepalive.test.ts and marked-socket.test.ts each start theirs
+ * with `ip netns exec`, naming its file); they are not part of the normal run.
  */
 export default defineConfig({
   test: {
