@@ -12,7 +12,7 @@ import type { CoordinatorApi, ServiceSnapshot } from './coordinator/types.js';
 import { NO_EVENTS, type EventSink } from './events/history.js';
 import { diffOfferedRoutes } from './events/route-changes.js';
 import type { DesiredService } from './ipvs/diff.js';
-import { DesiredServiceBuilder } from './ipvs/desired.js';
+import { DesiredServiceBuilder, probeServiceFor } from './ipvs/desired.js';
 import type { Pool, PoolSource } from './pool/types.js';
 import { describePlan, type ReloadPlan } from './reload-plan.js';
 import { readMonotonic } from './runtime/clock.js';
@@ -82,6 +82,10 @@ interface ServiceRuntime {
   dirty: boolean;
   /** Builds `desired`, saying what changed since the last one (see DesiredServiceBuilder). */
   readonly builder: DesiredServiceBuilder;
+  /** The probe services of its data-path checks, by firewall mark (ipvs/desired.ts, probeServiceFor). */
+  probes: Map<number, DesiredService>;
+  /** The configuration `probes` were built from (a reload may change how they forward). */
+  probesFor: ServiceConfig | undefined;
 }
 
 /** Who drained or undrained the director when pybal.conf did (at start, or by a reload). */
@@ -298,6 +302,7 @@ export class Daemon {
     if (this.stopped) return;
     const desired: DesiredService[] = [];
     const changed: DesiredService[] = [];
+    let probeRemoved = false;
     for (const runtime of this.services.values()) {
       if (runtime.dirty || runtime.desired === undefined) {
         const before = runtime.desired;
@@ -314,14 +319,17 @@ export class Daemon {
             keepDepooled ? coordinator.pooledServers({ keepDepooled }) : undefined,
           );
           runtime.desiredFor = runtime.config;
+          probeRemoved = this.updateProbes(runtime, changed) || probeRemoved;
         }
         if (runtime.desired !== before && runtime.desired !== undefined) changed.push(runtime.desired);
       }
       // A service whose first pool is not known yet is not named to the
       // manager, so whatever the kernel has for it stays as it is.
       if (runtime.desired) desired.push(runtime.desired);
+      for (const probe of runtime.probes.values()) desired.push(probe);
     }
-    this.deps.ipvs.setDesired(desired, this.publishedVersion === this.servicesVersion ? changed : undefined);
+    // A probe service gone (a server left, or its checks restarted) is a removal: only the whole set says it.
+    this.deps.ipvs.setDesired(desired, this.publishedVersion === this.servicesVersion && !probeRemoved ? changed : undefined);
     this.publishedVersion = this.servicesVersion;
     if (this.routeTarget === undefined) {
       this.offered = new Set();
@@ -330,6 +338,50 @@ export class Daemon {
     const routes = this.routes();
     this.routeTarget.setAnnouncements(routes);
     this.recordRouteChanges(routes);
+  }
+
+  /**
+   * The probe services of a service's data-path checks, one per server that
+   * holds a firewall mark, kept by mark; the new or changed ones join
+   * `changed`. Returns whether one went away.
+   */
+  private updateProbes(runtime: ServiceRuntime, changed: DesiredService[]): boolean {
+    const before = runtime.probes;
+    if (before.size === 0 && runtime.config.dataPathMonitors.length === 0) return false;
+    const config = runtime.config;
+    const probes = new Map<number, DesiredService>();
+    runtime.coordinator.forEachDataPathProbe((_host, address, mark) => {
+      const was = before.get(mark);
+      // The same object while nothing changed: the manager skips it at once.
+      if (was !== undefined && was.destinations[0]?.address === address && runtime.probesFor === config) {
+        probes.set(mark, was);
+        return;
+      }
+      const probe = probeServiceFor(config, address, mark);
+      probes.set(mark, probe);
+      changed.push(probe);
+    });
+    runtime.probes = probes;
+    runtime.probesFor = config;
+    if (probes.size < before.size) return true;
+    for (const mark of before.keys()) if (!probes.has(mark)) return true;
+    return false;
+  }
+
+  /**
+   * Takes every data-path probe service out of the kernel (at shutdown): they
+   * only serve pybal's own checks. The services themselves stay as PyBal
+   * leaves them.
+   */
+  withdrawProbes(): void {
+    let any = false;
+    const desired: DesiredService[] = [];
+    for (const runtime of this.services.values()) {
+      any ||= runtime.probes.size > 0;
+      runtime.probes = new Map();
+      if (runtime.desired) desired.push(runtime.desired);
+    }
+    if (any) this.deps.ipvs.setDesired(desired);
   }
 
   /** What started or stopped being offered to the routers since the last publish, as events. */
@@ -372,6 +424,8 @@ export class Daemon {
       desiredFor: undefined,
       dirty: true,
       builder: new DesiredServiceBuilder(),
+      probes: new Map(),
+      probesFor: undefined,
     };
     return runtime;
   }

@@ -18,7 +18,10 @@ import { notifyReady, systemdIsRestartingUs } from './runtime/systemd.js';
 import { Coordinator } from './coordinator/coordinator.js';
 import { createMonitorFactory } from './coordinator/monitor-factory.js';
 import { resolveHost } from './coordinator/resolver.js';
-import type { CreateMonitorFn } from './coordinator/types.js';
+import { DataPathMarks } from './coordinator/data-path-marks.js';
+import { createArpTheftWatch } from './monitors/arp-theft.js';
+import { warnAcceptLocal } from './monitors/accept-local.js';
+import type { CreateMonitorFn, DataPathDeps } from './coordinator/types.js';
 import { Daemon, type RouteTarget, type SnapshotScope } from './daemon.js';
 import { EventHistory, type EventSink } from './events/history.js';
 import { ipvsChangeEvents } from './events/ipvs-changes.js';
@@ -61,6 +64,8 @@ export interface SignalSource {
   off(signal: NodeJS.Signals, listener: () => void): unknown;
 }
 
+/** How often data-path checks ask who answers ARP for their VIPs. */
+const ARP_WATCH_INTERVAL_MS = 10_000;
 /** How long shutdown waits for the routers to hear the withdrawals and the Cease. */
 const BGP_SHUTDOWN_MS = 2000;
 /** How long SIGTERM waits for a reload in progress before shutting down anyway. */
@@ -359,11 +364,14 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   const sloppy = new SloppyKeeper({ logger: ipvsLog, dryRun });
   // A service the kernel now has may let its VIP be announced: publish again.
   let onProgrammed = (): void => undefined;
+  // Data-path checks: one firewall mark per checked server, each with a probe service pybal owns.
+  const dataPathMarks = new DataPathMarks(config.global.dataPathFwmarkBase);
   const ipvs = new IpvsManager({
     kernel,
     clock,
     logger: ipvsLog,
     dryRun,
+    owns: (key) => 'fwmark' in key && dataPathMarks.owns(key.fwmark),
     resyncIntervalMs: config.global.ipvsResyncIntervalMs,
     onProgrammed: () => onProgrammed(),
     onResync: () => {
@@ -393,6 +401,9 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   // And checks that come due together start a batch per turn, reading answers in between.
   const admit = createAdmission();
   const pinger = createFpingPinger({ clock, logger: log.child({ component: 'ping' }) });
+  // Data-path checks of IPv4 direct routing ask who answers ARP for each VIP (a round every 10 s, only while some server is watched).
+  const arpWatch = createArpTheftWatch({ clock, logger: log.child({ component: 'arp' }), intervalMs: ARP_WATCH_INTERVAL_MS });
+  warnAcceptLocal(config, log);
   const monitorsFor = (service: ServiceConfig): CreateMonitorFn => {
     const factory = createMonitorFactory({
       clock,
@@ -400,6 +411,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
       runLimiter,
       pinger,
       admit,
+      arpWatch,
       onResult: (target, result) => metrics.recordResult(service.name, target.host, result),
     });
     // onCheck (the coordinator's last check, for the status page) goes through as it is.
@@ -410,6 +422,13 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
       }, onCheck);
   };
 
+  // A dry run programs nothing: its data-path monitors check at the servers' addresses.
+  const dataPathFor = (service: ServiceConfig): DataPathDeps => ({
+    acquire: () => dataPathMarks.acquire(),
+    release: (mark) => dataPathMarks.release(mark),
+    programmed: (mark) => !dryRun && ipvs.isProgrammed({ family: service.family, fwmark: mark }),
+    source: service.family === 4 ? config.global.dataPathSourceIpv4 : config.global.dataPathSourceIpv6,
+  });
   const daemon = new Daemon(config, {
     logger: log,
     createPoolSource: (service, lastGoodPool) =>
@@ -425,6 +444,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
         startDelayMs: (monitorConfig) => startPacer(startWindowMs(monitorConfig)),
         pooledAtStart: (address) => wasPooledAtStart(pooledAtStart, service.name, address),
         events,
+        dataPath: dataPathFor(service),
       }),
     // A dry run writes nothing, so nothing is ever programmed: it says what
     // it would announce once the services it would program are desired.
@@ -655,6 +675,9 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   }
   await bgp.shutdown('pybal is shutting down', keepRoutes);
   await daemon.stop();
+  // The data-path probe services serve pybal's checks only: they leave with it.
+  daemon.withdrawProbes();
+  await ipvs.idle();
   ipvsWatch.cancel();
   readyWait?.cancel();
   await statsReader.stop();
@@ -664,6 +687,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   kernel.close();
   statsKernel.close();
   await pinger.stop();
+  await arpWatch.stop();
   await api.close();
   log.info('Stopped');
   await logHandle.close();

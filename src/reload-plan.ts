@@ -99,7 +99,8 @@ const API_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['instrumentation', 'in
 /** Global keys that take effect only when the BGP speaker next starts (never worth a session reset). */
 const DEFERRED_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['bgp-connect-retry']);
 /** Global keys read only when pybal starts. */
-const RESTART_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['dry-run']);
+// The data-path marks and sources are taken by every server's checks as they start.
+const RESTART_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['dry-run', 'datapath-fwmark-base', 'datapath-source-ipv4', 'datapath-source-ipv6']);
 
 export type ServiceAction =
   /** New in the file: a coordinator, a pool source, monitors. */

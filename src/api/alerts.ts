@@ -9,6 +9,9 @@
  * serve: critical when they get connections and do not answer them (clients
  * fail: no replies through a NAT director, none established behind a DR
  * one), a warning when they get no connections at all (the others serve).
+ * New: a warning for servers failing a data-path check (datapath-check),
+ * with the check's reason: reached at the VIP the way clients reach them,
+ * they fail, whatever they answer at their own address.
  */
 import type { ServiceSnapshot } from '../coordinator/types.js';
 import { negotiated, type ApiResponse } from './response.js';
@@ -40,6 +43,8 @@ export function computeAlerts(services: readonly ServiceSnapshot[]): AlertsValue
     if (unanswered.length > 0) critical.push(`${service.name}: Servers ${unanswered.join(', ')} are pooled but do not answer their connections`);
     const idle = service.servers.filter((s) => s.quiet?.reason === 'no-connections').map((s) => s.host);
     if (idle.length > 0) warning.push(`Pool ${service.name} has servers that get no connections while their siblings do: ${idle.join(', ')}. `);
+    const dataPath = service.servers.flatMap((s) => s.monitors.filter((m) => m.dataPath && m.up === false).map((m) => `${s.host} (${m.kind}: ${m.reason})`));
+    if (dataPath.length > 0) warning.push(`Pool ${service.name} has servers failing their data-path checks: ${dataPath.join('; ')}. `);
     if (service.poolError !== undefined) {
       warning.push(`Pool ${service.name} keeps its last good pool: ${service.poolError}. `);
     }

@@ -8,6 +8,7 @@ import net from 'node:net';
 import type { MonitorConfig, ServiceConfig } from '../config/types.js';
 import { NO_EVENTS, type EventInput, type EventSink } from '../events/history.js';
 import type { Pool, PoolEvent, PoolServer } from '../pool/types.js';
+import type { DataPathRoute } from '../monitors/types.js';
 import type { Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
 import { runSliced, sliced, type Job } from '../runtime/sliced.js';
@@ -18,6 +19,7 @@ import type {
   CheckSummary,
   CoordinatorApi,
   CoordinatorDeps,
+  MonitorSnapshot,
   MonitorStartOptions,
   PooledServerValue,
   ServerSnapshot,
@@ -76,6 +78,8 @@ interface ServerEntry {
   resolveAbort: AbortController | undefined;
   resolveTimer: Timer | undefined;
   removed: boolean;
+  /** Its data-path checks' firewall mark, held while its monitors run (and the service checks through the data path). */
+  dataPathMark: number | undefined;
 }
 
 /**
@@ -100,6 +104,7 @@ class Server implements ServerEntry {
   resolveAbort: AbortController | undefined = undefined;
   resolveTimer: Timer | undefined = undefined;
   removed = false;
+  dataPathMark: number | undefined = undefined;
 
   constructor(server: PoolServer, fromFirstPool: boolean) {
     this.host = server.host;
@@ -247,6 +252,10 @@ export class Coordinator implements CoordinatorApi {
     for (const s of this.servers.values()) if (s.pooled && s.address !== undefined) visit(s.host, s.address, s.weight);
   }
 
+  forEachDataPathProbe(visit: (host: string, address: string, mark: number) => void): void {
+    for (const s of this.servers.values()) if (s.dataPathMark !== undefined && s.address !== undefined) visit(s.host, s.address, s.dataPathMark);
+  }
+
   pooledServers(options: { readonly keepDepooled?: boolean } = {}): readonly PooledServerValue[] {
     const pooled: PooledServerValue[] = [];
     for (const s of this.servers.values()) {
@@ -284,11 +293,13 @@ export class Coordinator implements CoordinatorApi {
       up: s.up,
       pooled: s.pooled,
       pooledDown: s.pooledDown,
-      monitors: s.monitors.map((m) =>
-        m.lastCheck === undefined
-          ? { kind: m.config.kind, up: m.up, reason: m.reason, sinceWallMs: m.sinceWallMs }
-          : { kind: m.config.kind, up: m.up, reason: m.reason, sinceWallMs: m.sinceWallMs, lastCheck: { ...m.lastCheck } },
-      ),
+      monitors: s.monitors.map((m) => {
+        const monitor: MonitorSnapshot =
+          m.lastCheck === undefined
+            ? { kind: m.config.kind, up: m.up, reason: m.reason, sinceWallMs: m.sinceWallMs }
+            : { kind: m.config.kind, up: m.up, reason: m.reason, sinceWallMs: m.sinceWallMs, lastCheck: { ...m.lastCheck } };
+        return s.dataPathMark !== undefined && svc.dataPathMonitors.includes(m.config.kind) ? { ...monitor, dataPath: true } : monitor;
+      }),
       resolveError: s.resolveError,
     }));
     return {
@@ -633,8 +644,10 @@ export class Coordinator implements CoordinatorApi {
     const address = entry.address;
     if (address === undefined) return;
     const knownDown = keepState ? !entry.up : this.knownHealth.get(entry.host) === false;
-    const target = { host: entry.host, ip: address, port: this.service.realPort ?? this.service.port, family: this.service.family };
+    const plain = { host: entry.host, ip: address, port: this.service.realPort ?? this.service.port, family: this.service.family };
+    const viaDataPath = this.dataPathTarget(entry, plain);
     entry.monitors = this.service.monitors.map((config) => {
+      const target = viaDataPath !== undefined && this.service.dataPathMonitors.includes(config.kind) ? viaDataPath : plain;
       const monitor: MonitorEntry = {
         config,
         handle: { start: () => undefined, stop: () => Promise.resolve() },
@@ -671,6 +684,29 @@ export class Coordinator implements CoordinatorApi {
     }
   }
 
+  /**
+   * The target of a server's data-path monitors, with a firewall mark taken
+   * for it (given back by stopMonitors); undefined when the service has none,
+   * or no mark is left (its monitors then check at its address, and say so).
+   */
+  private dataPathTarget<T extends { readonly host: string; readonly ip: string; readonly port: number; readonly family: 4 | 6 }>(entry: ServerEntry, plain: T): (T & { readonly dataPath: DataPathRoute }) | undefined {
+    const dataPath = this.deps.dataPath;
+    const service = this.service;
+    if (dataPath === undefined || service.dataPathMonitors.length === 0 || service.forwardMethod === 'nat') return undefined;
+    const mark = entry.dataPathMark ?? dataPath.acquire();
+    if (mark === undefined) {
+      this.deps.logger.error(`No firewall mark left for the data-path checks of ${entry.host} (datapath-fwmark-base): checking it at its own address`);
+      return undefined;
+    }
+    entry.dataPathMark = mark;
+    return {
+      ...plain,
+      // The VIP's port: a firewall-mark service keeps it, and so does the server behind direct routing or a tunnel.
+      port: service.port,
+      dataPath: { vip: service.ip, mark, method: service.forwardMethod, source: dataPath.source, ready: () => dataPath.programmed(mark) },
+    };
+  }
+
   /** A monitor that cannot be created or started is a failing check, not a crash. */
   private monitorBroken(entry: ServerEntry, monitor: MonitorEntry, error: unknown): void {
     const kind = monitor.config.kind;
@@ -683,6 +719,10 @@ export class Coordinator implements CoordinatorApi {
   private stopMonitors(entry: ServerEntry): void {
     const monitors = entry.monitors;
     entry.monitors = [];
+    if (entry.dataPathMark !== undefined) {
+      this.deps.dataPath?.release(entry.dataPathMark);
+      entry.dataPathMark = undefined;
+    }
     for (const monitor of monitors) {
       const failed = (error: unknown): void => this.deps.logger.warn({ err: error }, `Stopping ${monitor.config.kind} of ${entry.host} failed`);
       try {

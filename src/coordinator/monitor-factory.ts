@@ -3,6 +3,7 @@
  * logging under its server and kind.
  */
 import type { MonitorConfig, MonitorKind } from '../config/types.js';
+import type { ArpWatchLike } from '../monitors/types.js';
 import { prepareMonitor, type CheckResult, type MonitorDeps, type MonitorMaker, type MonitorReport, type MonitorTarget, type Pinger, type RunLimiter } from '../monitors/index.js';
 import type { Clock } from '../runtime/clock.js';
 import { bindLogger, type LineLogger, type Logger } from '../runtime/logger.js';
@@ -18,6 +19,8 @@ export interface MonitorFactoryDeps {
   readonly admit?: () => Promise<void>;
   /** Every check result, for the per-check metrics. */
   readonly onResult?: (target: MonitorTarget, result: CheckResult) => void;
+  /** Who answers ARP for a VIP, for data-path checks of IPv4 direct routing. */
+  readonly arpWatch?: ArpWatchLike;
 }
 
 export function createMonitorFactory(deps: MonitorFactoryDeps): CreateMonitorFn {
@@ -46,6 +49,7 @@ class ServerMonitorDeps implements MonitorDeps {
   readonly runLimiter: RunLimiter | undefined;
   readonly pinger: Pinger | undefined;
   readonly admit: (() => Promise<void>) | undefined;
+  readonly arpWatch: ArpWatchLike | undefined;
   /** Absent without a sink, as the monitors expect of an optional hook. */
   readonly onResult: ((result: CheckResult) => void) | undefined;
 
@@ -62,6 +66,7 @@ class ServerMonitorDeps implements MonitorDeps {
     this.runLimiter = factory.runLimiter;
     this.pinger = factory.pinger;
     this.admit = factory.admit;
+    this.arpWatch = factory.arpWatch;
     this.onResult = factory.onResult || onCheck ? this.passResult : undefined;
   }
 

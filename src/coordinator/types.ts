@@ -7,6 +7,7 @@ import type { AddressFamily, ForwardMethod, MonitorConfig, MonitorKind, Protocol
 import type { EventSink } from '../events/history.js';
 import type { QuietServerValue, TrafficValue } from '../ipvs/types.js';
 import type { PoolEvent } from '../pool/types.js';
+import type { DataPathRoute } from '../monitors/types.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { SliceOptions } from '../runtime/sliced.js';
@@ -31,6 +32,8 @@ export interface MonitorSnapshot {
   readonly sinceWallMs: number | undefined;
   /** Its latest check, whether or not it changed the state; absent before the first (or when the monitor does not say). */
   readonly lastCheck?: CheckSummary;
+  /** It checks through the data path (datapath-check); absent otherwise. */
+  readonly dataPath?: true;
 }
 
 /** One check's outcome as the status page shows it: the result, its reason and how long it took. */
@@ -97,7 +100,7 @@ export type Resolve = (host: string, family: AddressFamily, signal: AbortSignal)
 /** How a coordinator creates one monitor (the monitors registry in production, fakes in unit tests). */
 export type CreateMonitorFn = (
   config: MonitorConfig,
-  target: { readonly host: string; readonly ip: string; readonly port: number; readonly family: AddressFamily },
+  target: { readonly host: string; readonly ip: string; readonly port: number; readonly family: AddressFamily; readonly dataPath?: DataPathRoute },
   onReport: (report: { readonly up: boolean; readonly reason: string; readonly firstCheck: boolean }) => void,
   /** Every check's outcome (for the status page's last check); optional for fakes. */
   onCheck?: (result: CheckSummary) => void,
@@ -141,6 +144,19 @@ export interface CoordinatorDeps {
   readonly slicing?: SliceOptions;
   /** Where state changes are recorded (monitor transitions, pooling decisions, pools applied); none: not recorded. */
   readonly events?: EventSink;
+  /** What data-path checks need (the service's dataPathMonitors); none: every monitor checks at the server's address. */
+  readonly dataPath?: DataPathDeps;
+}
+
+/** The daemon's side of data-path checks, for one service. */
+export interface DataPathDeps {
+  /** One firewall mark per checked server (coordinator/data-path-marks.ts); undefined when the range is used up. */
+  acquire(): number | undefined;
+  release(mark: number): void;
+  /** Whether the kernel has the probe service of this mark, in the service's family. */
+  programmed(mark: number): boolean;
+  /** datapath-source-ipv4/-ipv6 for the service's family. */
+  readonly source: string | undefined;
 }
 
 /**
@@ -158,6 +174,8 @@ export interface CoordinatorApi {
    * address order (see Daemon: mh services with fallback).
    */
   pooledServers(options?: { readonly keepDepooled?: boolean }): readonly PooledServerValue[];
+  /** Calls `visit` for each server checked through the data path: its firewall mark and address (the probe service it needs). */
+  forEachDataPathProbe(visit: (host: string, address: string, mark: number) => void): void;
   /**
    * pooledServers() without keepDepooled, as calls in pool order, building
    * nothing: what the daemon compares with what it published last.

@@ -88,6 +88,20 @@ export function desiredServiceFromConfig(service: ServiceConfig, servers: readon
   return new DesiredServiceBuilder().build(service, visitEach(servers));
 }
 
+/**
+ * The probe service of one server's data-path checks: a firewall-mark service
+ * (the server's own mark) whose one destination is that server, forwarded as
+ * the configured service forwards (direct routing, or its tunnel), so that a
+ * check to the VIP carrying the mark reaches that server as client traffic
+ * does. Weight 1 whatever the pool says (a server at weight 0 is checked
+ * too), no thresholds, no persistence; port 0 keeps the packet's own.
+ */
+export function probeServiceFor(service: ServiceConfig, address: string, mark: number): DesiredService {
+  const family = service.family;
+  const dest: DestSpec = { ...destTemplate(service), family, address: canonicalAddress(address), weight: 1, port: 0, upperThreshold: 0, lowerThreshold: 0 };
+  return { key: { family, fwmark: mark }, scheduler: 'rr', flags: 0, timeoutSec: 0, netmask: family === 4 ? 32 : 128, peName: '', destinations: [dest] };
+}
+
 /** A list of servers as PooledServers visits. */
 function visitEach(servers: readonly PooledServer[]): PooledServers {
   return (visit) => {

@@ -67,6 +67,13 @@ export interface IpvsManagerOptions {
   readonly onResync?: () => void;
   /** How a large reconcile is sliced (src/runtime/sliced.ts); the defaults, unless a test says otherwise. */
   readonly slicing?: SliceOptions;
+  /**
+   * Services that are pybal's own whoever made them (the data-path probe
+   * services, by their firewall marks): one the kernel has and no one
+   * desires (left by an earlier run that did not stop cleanly) is deleted at
+   * the next full resync.
+   */
+  readonly owns?: (key: ServiceKey) => boolean;
 }
 
 /** Counters for metrics and the status page. */
@@ -105,6 +112,7 @@ export class IpvsManager {
   private readonly retryInitialMs: number;
   private readonly retryMaxMs: number;
   private readonly onResync: (() => void) | undefined;
+  private readonly owns: ((key: ServiceKey) => boolean) | undefined;
 
   private desired: Table = new Map();
   /** Each desired entry with the value it was built from, to skip unchanged services cheaply. */
@@ -187,6 +195,7 @@ export class IpvsManager {
     this.retryMaxMs = options.retryMaxMs ?? 60_000;
     this.onProgrammed = options.onProgrammed;
     this.onResync = options.onResync;
+    this.owns = options.owns;
     this.slicing = options.slicing;
   }
 
@@ -593,14 +602,24 @@ export class IpvsManager {
     return out;
   }
 
-  /** Dumps the kernel's services among `wanted` (ids) and their destinations. */
+  /**
+   * Dumps the kernel's services among `wanted` (ids) and their destinations.
+   * A full one also takes in services pybal owns that no one desires, as
+   * removals (and adds them to `wanted`).
+   */
   private async dump(wanted: ReadonlySet<string>, full = false): Promise<Table> {
     const table = new Map<string, TableEntry>();
     const services = await this.kernel.listServices();
     if (full) this.listedAtResync = new Map(services.map((svc) => [serviceKeyId(svc.key), svc]));
     for (const svc of services) {
       const id = serviceKeyId(svc.key);
-      if (wanted.has(id)) table.set(id, await this.entryOf(svc));
+      if (!wanted.has(id)) {
+        if (!full || this.owns === undefined || !this.owns(svc.key)) continue;
+        this.log.info(`IPVS: deleting ${formatServiceKey(svc.key)}, a data-path probe service no server needs (left by an earlier run)`);
+        this.removals.set(id, svc.key);
+        (wanted as Set<string>).add(id);
+      }
+      table.set(id, await this.entryOf(svc));
     }
     return table;
   }

@@ -14,6 +14,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { errorMessage } from '../runtime/errors.js';
+import { connectCheck } from './data-path.js';
 import { DeadlineError, type CheckSignal } from './deadline.js';
 import { HttpResponseParser, ParseEvent } from './http-response-parser.js';
 import { BODY_CAP_BYTES, bodyProblem, needsBody, statusFailure, statusPasses, type FetchOptions } from './proxyfetch-rules.js';
@@ -128,6 +129,10 @@ function onRead(this: CheckSocket, nread: number, buffer: Buffer): boolean {
   this[kExchange]?.onData(buffer, nread);
   return true; // keep reading
 }
+/** Data as events: TLS over a socket of our own (a data-path check) ignores `onread`. */
+function onDataEvent(this: CheckSocket, chunk: Buffer): void {
+  this[kExchange]?.onData(chunk, chunk.length);
+}
 function onEnd(this: CheckSocket): void {
   this[kExchange]?.onEnd();
 }
@@ -154,14 +159,13 @@ class Exchange {
     const settings = prepared.tls;
     let socket: net.Socket;
     if (settings === undefined) {
-      socket = net.connect({ host: target.ip, port: target.port, family: target.family, onread, allowHalfOpen: true });
+      socket = connectCheck(target, { onread, allowHalfOpen: true });
       socket.on('connect', onConnect);
     } else {
       // tls.connect takes `onread` (Node 15.1+) and passes `family` to the TCP connect; the typings lack both.
+      // A data-path check gives TLS its own marked connection to the VIP.
       const options: tls.ConnectionOptions & Pick<net.TcpSocketConnectOpts, 'family' | 'onread'> = {
-        host: target.ip,
-        port: target.port,
-        family: target.family,
+        ...(target.dataPath === undefined ? { host: target.ip, port: target.port, family: target.family } : { socket: connectCheck(target) }),
         onread,
         servername: settings.servername,
         secureContext: settings.secureContext,
@@ -170,6 +174,7 @@ class Exchange {
       };
       socket = tls.connect(options);
       socket.on('secureConnect', onConnect);
+      if (target.dataPath !== undefined) socket.on('data', onDataEvent);
     }
     this.socket = socket as CheckSocket;
     this.socket[kExchange] = this;

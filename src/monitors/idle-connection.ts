@@ -15,8 +15,10 @@
 import net from 'node:net';
 import type { IdleConnectionConfig } from '../config/types.js';
 import { setAnswerTimeout, type Timer } from '../runtime/clock.js';
+import { connectCheck, dataPathTarget, describeRoute, ownAddressWords } from './data-path.js';
 import { formatSeconds } from './deadline.js';
 import { createReportingHealth, type Health } from './health.js';
+import { connectOnce } from './tcp-connect.js';
 import type { HealthState, Monitor, MonitorDeps, MonitorTarget, StartOptions } from './types.js';
 
 export const INITIAL_DELAY_MS = 1000;
@@ -29,6 +31,14 @@ export const BACKOFF_JITTER = 0.11962656472;
  * server closing every connection is not hammered in a tight loop.
  */
 export const MIN_STABLE_MS = 1000;
+/**
+ * A data-path connection waits this long, looking every PROBE_POLL_MS, for
+ * its probe service to reach the kernel; then it connects to the server's
+ * own address (and says so). A connection held for hours should not be
+ * made at the plain address for want of a second's patience.
+ */
+export const PROBE_WAIT_MS = 30_000;
+const PROBE_POLL_MS = 1000;
 
 /** The next reconnect delay after `previousMs` (0 for the first retry). Pure given `normal`. */
 export function nextBackoffMs(previousMs: number, maxDelayMs: number, normal: number): number {
@@ -67,6 +77,16 @@ class IdleConnectionMonitor implements Monitor {
   /** The current reconnect delay (0: the next failure starts the backoff over). */
   delayMs = 0;
   private closedWhenDone: Promise<void> = Promise.resolve();
+  /** The server's own address (the target without its data path). */
+  readonly plain: MonitorTarget;
+  /** A data-path monitor's VIP target, or why it has none. */
+  private readonly viaVip: { target: MonitorTarget } | { problem: string } | undefined;
+  /** How long the current connect has waited for the probe service. */
+  private waitedMs = 0;
+  /** Where the latest attempt connects, as reasons say it. */
+  where: string;
+  /** The latest attempt went through the data path. */
+  viaDataPath = false;
 
   constructor(
     readonly config: IdleConnectionConfig,
@@ -76,6 +96,9 @@ class IdleConnectionMonitor implements Monitor {
     this.kind = config.kind;
     this.health = createReportingHealth(config.kind, config, deps);
     this.random = deps.random ?? Math.random;
+    this.plain = target.dataPath === undefined ? target : { host: target.host, ip: target.ip, port: target.port, family: target.family };
+    this.viaVip = target.dataPath === undefined ? undefined : dataPathTarget(target);
+    this.where = `${target.ip}:${target.port}`;
   }
 
   start(startOptions?: StartOptions): void {
@@ -105,6 +128,15 @@ class IdleConnectionMonitor implements Monitor {
     this.health.record(ok, reason);
   }
 
+  /** A data-path connect failed: a plain connect says whether the server answers at its own address; then the failure is reported. */
+  failedViaDataPath(reason: string, startMs: number, code: string): void {
+    void connectOnce(this.plain, this.config.connectTimeoutMs, this.deps.clock).then((own) => {
+      if (this.stopped) return;
+      this.result(false, `${reason}; ${ownAddressWords(this.target.dataPath!, this.plain, own)}`, 'connect-failed', startMs, code);
+      this.scheduleReconnect();
+    });
+  }
+
   scheduleReconnect(afterCleanClose = false): void {
     if (this.stopped) return;
     const config = this.config;
@@ -129,8 +161,28 @@ class IdleConnectionMonitor implements Monitor {
   private open(timeoutMs: number, afterCleanClose: boolean): void {
     if (this.stopped) return;
     const startMs = this.deps.clock.now();
-    const { target } = this;
-    const socket = net.connect({ host: target.ip, port: target.port, family: target.family });
+    const route = this.target.dataPath;
+    const via = this.viaVip;
+    let target = this.plain;
+    this.viaDataPath = false;
+    this.where = `${target.ip}:${target.port}`;
+    if (route !== undefined && via !== undefined && 'target' in via) {
+      if (route.ready()) {
+        target = via.target;
+        this.viaDataPath = true;
+        this.where = `${target.ip}:${target.port} ${describeRoute(route, target.port)}`;
+      } else if (this.waitedMs < PROBE_WAIT_MS) {
+        this.waitedMs += PROBE_POLL_MS;
+        this.timer = this.deps.clock.setTimeout(() => this.open(timeoutMs, afterCleanClose), PROBE_POLL_MS);
+        return;
+      } else {
+        this.where += ' (at its own address: its data-path probe service is not in IPVS yet)';
+      }
+    } else if (via !== undefined && 'problem' in via) {
+      this.where += ` (at its own address: no data path, ${via.problem})`;
+    }
+    this.waitedMs = 0;
+    const socket = connectCheck(target);
     this.socket = socket;
     const attempt = new Attempt(this, socket, timeoutMs, afterCleanClose, startMs);
     this.closedWhenDone = attempt.closed;
@@ -199,7 +251,7 @@ class Attempt {
     this.connectedAtMs = monitor.deps.clock.now();
     this.cancelConnectTimer();
     this.socket.setKeepAlive(monitor.config.keepalive, monitor.config.keepaliveIdleMs);
-    monitor.result(true, `Connection established to ${monitor.target.ip}:${monitor.target.port}`, 'connected', this.startMs);
+    monitor.result(true, `Connection established to ${monitor.where}`, 'connected', this.startMs);
   }
 
   onError(error: NodeJS.ErrnoException): void {
@@ -213,7 +265,13 @@ class Attempt {
     if (this.connected && monitor.deps.clock.now() - this.connectedAtMs >= MIN_STABLE_MS) monitor.delayMs = 0;
     if (!this.connected) {
       const why = this.afterCleanClose ? 'reconnect after clean close failed' : 'connection failed';
-      monitor.result(false, `${monitor.kind} ${why}: ${error.message}`, 'connect-failed', this.startMs, code);
+      const reason = `${monitor.kind} ${why}: ${error.message}`;
+      if (monitor.viaDataPath) {
+        // Does the server answer at its own address? The reason says, then the retry is scheduled.
+        monitor.failedViaDataPath(`${reason} (${monitor.where})`, this.startMs, code);
+        return;
+      }
+      monitor.result(false, reason, 'connect-failed', this.startMs, code);
     } else {
       monitor.result(false, `Connection lost: ${error.message}`, 'connection-lost', this.startMs, code);
     }

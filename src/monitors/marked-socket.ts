@@ -43,6 +43,7 @@ export interface MarkedEndpoint {
 interface SockmarkAddon {
   openSocket(family: 4 | 6, kind: 'tcp' | 'udp', mark: number, localAddress?: string): number;
   getMark(fd: number): number;
+  sourceFor(family: 4 | 6, address: string): string;
 }
 
 type Loaded = { readonly addon: SockmarkAddon } | { readonly reason: string };
@@ -66,7 +67,8 @@ function load(): Loaded {
   else {
     try {
       const addon = createRequire(import.meta.url)(path) as Partial<SockmarkAddon>;
-      loaded = typeof addon.openSocket === 'function' && typeof addon.getMark === 'function' ? { addon: addon as SockmarkAddon } : fail('it lacks openSocket or getMark');
+      const complete = typeof addon.openSocket === 'function' && typeof addon.getMark === 'function' && typeof addon.sourceFor === 'function';
+      loaded = complete ? { addon: addon as SockmarkAddon } : fail('it lacks openSocket, getMark or sourceFor');
     } catch (error) {
       loaded = fail(`it does not load: ${(error as Error).message}`);
     }
@@ -116,7 +118,7 @@ function refuseReconnect(this: net.Socket): never {
  * arguments (host not an address of `family`, a mark out of range) throw a
  * TypeError, and so does a missing addon (an Error).
  */
-export function connectMarked(endpoint: MarkedEndpoint): net.Socket {
+export function connectMarked(endpoint: MarkedEndpoint, options: { readonly allowHalfOpen?: boolean; readonly onread?: net.OnReadOpts } = {}): net.Socket {
   const { host, port, family, mark, localAddress } = endpoint;
   checkFamily(family);
   checkAddress('host', host, family);
@@ -134,7 +136,8 @@ export function connectMarked(endpoint: MarkedEndpoint): net.Socket {
     return socket;
   }
   // Connected in this tick: see the top of this file.
-  const socket = remember(new net.Socket({ fd, readable: true, writable: true }), fd);
+  // `onread` is taken by the constructor as by net.connect (the typings of SocketConstructorOpts lack it).
+  const socket = remember(new net.Socket({ fd, readable: true, writable: true, ...options } as net.SocketConstructorOpts), fd);
   socket.connect({ host, port });
   socket.connect = refuseReconnect;
   return socket;
@@ -177,6 +180,17 @@ function isOpen(socket: net.Socket | dgram.Socket): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The source address the kernel picks towards `address` (its route's
+ * preferred source): where a data-path check leaves from when
+ * datapath-source-ipv4/-6 does not say. Throws when there is no route.
+ */
+export function kernelSource(family: 4 | 6, address: string): string {
+  checkFamily(family);
+  checkAddress('address', address, family);
+  return addon().sourceFor(family, address);
 }
 
 /** The mark a socket carries (tests and diagnostics): only of a socket made here, while it is open. */

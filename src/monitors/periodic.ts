@@ -45,6 +45,13 @@ export interface PeriodicCheck {
   timeoutReason?(message: string): string;
   /** Frees what the check keeps across rounds; called once by stop(). */
   close?(): Promise<void> | void;
+  /**
+   * After a failed check (the deadline's too): a second look that may say
+   * more about it, under a deadline of its own of the same length (a
+   * data-path check tries the server's own address). Resolves with the
+   * outcome to record; the first one stands if it fails or times out.
+   */
+  explain?(outcome: CheckOutcome, signal: CheckSignal): Promise<CheckOutcome>;
 }
 
 /** Relative jitter applied to each interval after the second check. */
@@ -189,6 +196,7 @@ class PeriodicMonitor implements Monitor {
     // The check must be over before the next one starts (or stop resolves); when the
     // deadline won, wait for it (it was told to stop); otherwise it is already over.
     if (deadline.signal.aborted) await work.catch(() => undefined);
+    if (outcome !== undefined && !outcome.ok && check.explain !== undefined && !this.stopped) outcome = await this.explain(check.explain, outcome);
     release?.();
     if (this.stopped || outcome === undefined) return;
     // The message is built only when it is written: this runs 1,000 times a second.
@@ -196,5 +204,26 @@ class PeriodicMonitor implements Monitor {
     // A fixed shape (absent fields undefined) rather than a spread of the outcome.
     deps.onResult?.({ kind: this.kind, ok: outcome.ok, reason: outcome.reason, durationMs, urls: outcome.urls, exitCode: outcome.exitCode });
     this.health.record(outcome.ok, outcome.reason);
+  }
+
+  /** The check's second look at a failure, under its own deadline (stop aborts it too); the failure stands if that look fails. */
+  private async explain(explain: NonNullable<PeriodicCheck['explain']>, failure: CheckOutcome): Promise<CheckOutcome> {
+    const deadline = new Deadline(this.deps.clock, this.options.timeoutMs);
+    this.deadline = deadline;
+    let work: Promise<CheckOutcome>;
+    try {
+      work = explain.call(this.check, failure, deadline.signal);
+    } catch {
+      work = Promise.resolve(failure);
+    }
+    try {
+      return await deadline.race(work);
+    } catch {
+      return failure;
+    } finally {
+      deadline.dispose();
+      this.deadline = undefined;
+      if (deadline.signal.aborted) await work.catch(() => undefined);
+    }
   }
 }

@@ -11,6 +11,7 @@ import type { Clock } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
 import { formatSeconds, type CheckSignal } from './deadline.js';
 import { createFetchSecureContext, prepareFetch, runFetch, type PreparedFetch } from './http-check.js';
+import { withDataPath } from './data-path.js';
 import { createPeriodicMonitor, type PeriodicCheck } from './periodic.js';
 import type { FetchOptions } from './proxyfetch-rules.js';
 import type { CheckOutcome, Monitor, MonitorDeps, MonitorTarget, UrlResult } from './types.js';
@@ -51,7 +52,7 @@ export function createProxyFetchMonitor(config: ProxyFetchConfig, target: Monito
  */
 export function prepareProxyFetchMonitor(config: ProxyFetchConfig): (target: MonitorTarget, deps: MonitorDeps) => Monitor {
   const plan = new ProxyFetchPlan(config);
-  return (target, deps) => createPeriodicMonitor(config.kind, config, new ProxyFetchCheck(plan, target, deps), deps);
+  return (target, deps) => createPeriodicMonitor(config.kind, config, withDataPath(target, (t) => new ProxyFetchCheck(plan, t, deps), deps.arpWatch), deps);
 }
 
 interface FetchTarget {

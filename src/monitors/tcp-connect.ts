@@ -37,9 +37,11 @@
  * which is detached from it when the verdict is in, so that a late event of
  * a finished check (after the deadline, after stop) reaches nothing.
  */
-import net from 'node:net';
+import type net from 'node:net';
 import type { TcpConnectConfig } from '../config/types.js';
-import { DeadlineError, type CheckSignal } from './deadline.js';
+import { connectCheck, withDataPath } from './data-path.js';
+import type { Clock } from '../runtime/clock.js';
+import { Deadline, DeadlineError, formatSeconds, type CheckSignal } from './deadline.js';
 import { serverAddress } from './dns-query.js';
 import { createPeriodicMonitor, type PeriodicCheck } from './periodic.js';
 import type { CheckOutcome, Monitor, MonitorDeps, MonitorTarget } from './types.js';
@@ -68,7 +70,22 @@ export function judgeConnectError(address: string, error: { readonly code?: stri
 }
 
 export function createTcpConnectMonitor(config: TcpConnectConfig, target: MonitorTarget, deps: MonitorDeps): Monitor {
-  return createPeriodicMonitor(config.kind, config, new TcpConnectCheck(target), deps);
+  return createPeriodicMonitor(config.kind, config, withDataPath(target, (t) => new TcpConnectCheck(t), deps.arpWatch), deps);
+}
+
+/** One TCP connect to `target` within `timeoutMs` (a second look at a server, outside any monitor's rounds). */
+export async function connectOnce(target: MonitorTarget, timeoutMs: number, clock: Clock): Promise<CheckOutcome> {
+  const check = new TcpConnectCheck(target);
+  const deadline = new Deadline(clock, timeoutMs);
+  const work = check.run(deadline.signal);
+  try {
+    return await deadline.race(work);
+  } catch (error) {
+    return { ok: false, reason: error instanceof DeadlineError || deadline.signal.aborted ? check.timeoutReason(`timed out after ${formatSeconds(timeoutMs)}`) : String(error) };
+  } finally {
+    deadline.dispose();
+    await work.catch(() => undefined);
+  }
 }
 
 const kCheck = Symbol('pybal.tcpConnect');
@@ -135,7 +152,7 @@ class TcpConnectCheck implements PeriodicCheck {
     const { target } = this;
     let socket: CheckSocket;
     try {
-      socket = net.connect({ host: target.ip, port: target.port, family: target.family }) as CheckSocket;
+      socket = connectCheck(target) as CheckSocket;
     } catch (error) {
       // A bad address or port throws at once.
       this.signal = undefined;

@@ -19,6 +19,24 @@ export interface MonitorTarget {
   /** The service port: where checks connect, as PyBal. */
   readonly port: number;
   readonly family: AddressFamily;
+  /** Set when this monitor checks through the data path (datapath-check). */
+  readonly dataPath?: DataPathRoute;
+}
+
+/**
+ * How a data-path check reaches its server: to the VIP and the service port,
+ * from a socket carrying the server's firewall mark, which the kernel's IPVS
+ * forwards (by the service's method) to the one destination of that mark's
+ * probe service: the server, as client traffic reaches it.
+ */
+export interface DataPathRoute {
+  readonly vip: string;
+  readonly mark: number;
+  readonly method: 'dr' | 'tunnel';
+  /** The address checks leave from (datapath-source-ipv4/-6); undefined: the kernel's choice towards the server. */
+  readonly source: string | undefined;
+  /** Whether the probe service is in the kernel: until it is, the server is checked at its own address. */
+  ready(): boolean;
 }
 
 export type HealthState = 'up' | 'down';
@@ -101,6 +119,16 @@ export interface MonitorDeps {
   readonly random?: () => number;
   /** Shared admission of check starts (admission.ts); without it a due check starts at once. */
   readonly admit?: () => Promise<void>;
+  /** Who answers ARP for a VIP (arp-theft.ts), for data-path checks of IPv4 direct routing; none: not looked at. */
+  readonly arpWatch?: ArpWatchLike;
+}
+
+/** What data-path checks ask of the ARP watch (arp-theft.ts). */
+export interface ArpWatchLike {
+  /** Starts watching whether serverIp answers ARP for vip; returns the end of that interest. */
+  watch(vip: string, serverIp: string): () => void;
+  /** The latest verdict; undefined while unknown. */
+  answers(vip: string, serverIp: string): { readonly answered: boolean; readonly mac: string; readonly device: string } | undefined;
 }
 
 /** What one check concluded. */

@@ -12,6 +12,9 @@
  *       errno's name ("setsockopt(SO_MARK) failed: Operation not permitted (EPERM)").
  *   getMark(fd: number): number
  *       getsockopt(SOL_SOCKET, SO_MARK).
+ *   sourceFor(family: 4|6, address: string): string
+ *       The source address the kernel would choose towards `address` (a UDP socket
+ *       connected to it, getsockname(), closed; no packet is sent).
  *
  * Bad arguments throw a TypeError (code ERR_MISSING_ARGS or ERR_INVALID_ARG_VALUE).
  * Setting SO_MARK needs CAP_NET_ADMIN in the socket's network namespace.
@@ -47,6 +50,8 @@ static const char *errno_name(int err, char *buf, size_t size) {
   case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
   case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
   case EADDRINUSE: return "EADDRINUSE";
+  case ENETUNREACH: return "ENETUNREACH";
+  case EHOSTUNREACH: return "EHOSTUNREACH";
   case EMFILE: return "EMFILE";
   case ENFILE: return "ENFILE";
   case ENOBUFS: return "ENOBUFS";
@@ -89,6 +94,26 @@ static int get_string(napi_env env, napi_value value, char *buf, size_t size) {
   return length < size - 1;
 }
 
+/* An IP address string of `family` (AF_INET or AF_INET6) into *out with port 0; false if it is not one. */
+static int get_sockaddr(napi_env env, napi_value value, int family, struct sockaddr_storage *out, socklen_t *len) {
+  char text[INET6_ADDRSTRLEN + 1];
+  if (!get_string(env, value, text, sizeof text)) return 0;
+  memset(out, 0, sizeof *out);
+  void *addr;
+  if (family == AF_INET) {
+    struct sockaddr_in *sin = (struct sockaddr_in *)out;
+    sin->sin_family = AF_INET;
+    addr = &sin->sin_addr;
+    *len = sizeof *sin;
+  } else {
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
+    sin6->sin6_family = AF_INET6;
+    addr = &sin6->sin6_addr;
+    *len = sizeof *sin6;
+  }
+  return inet_pton(family, text, addr) == 1;
+}
+
 static napi_value open_socket(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -118,22 +143,7 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
     napi_valuetype t;
     if (napi_typeof(env, argv[3], &t) != napi_ok) return NULL;
     if (t != napi_undefined && t != napi_null) {
-      char text[INET6_ADDRSTRLEN + 1];
-      if (!get_string(env, argv[3], text, sizeof text))
-        return throw_type(env, "ERR_INVALID_ARG_VALUE", "openSocket: localAddress must be an IP address string");
-      void *addr;
-      if (family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&local;
-        sin->sin_family = AF_INET;
-        addr = &sin->sin_addr;
-        local_len = sizeof *sin;
-      } else {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&local;
-        sin6->sin6_family = AF_INET6;
-        addr = &sin6->sin6_addr;
-        local_len = sizeof *sin6;
-      }
-      if (inet_pton(family, text, addr) != 1)
+      if (!get_sockaddr(env, argv[3], family, &local, &local_len))
         return throw_type(env, "ERR_INVALID_ARG_VALUE", family == AF_INET ? "openSocket: localAddress is not an IPv4 address" : "openSocket: localAddress is not an IPv6 address");
       bind_local = 1;
     }
@@ -173,10 +183,49 @@ static napi_value get_mark(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value source_for(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 2) return throw_type(env, "ERR_MISSING_ARGS", "sourceFor(family, address): too few arguments");
+  double family_number;
+  if (!get_integer(env, argv[0], 4, 6, &family_number) || family_number == 5)
+    return throw_type(env, "ERR_INVALID_ARG_VALUE", "sourceFor: family must be 4 or 6");
+  int family = family_number == 4 ? AF_INET : AF_INET6;
+  struct sockaddr_storage peer;
+  socklen_t peer_len;
+  if (!get_sockaddr(env, argv[1], family, &peer, &peer_len))
+    return throw_type(env, "ERR_INVALID_ARG_VALUE", family == AF_INET ? "sourceFor: address is not an IPv4 address" : "sourceFor: address is not an IPv6 address");
+  /* Any port: a UDP connect only looks the route up. */
+  if (family == AF_INET) ((struct sockaddr_in *)&peer)->sin_port = htons(9);
+  else ((struct sockaddr_in6 *)&peer)->sin6_port = htons(9);
+
+  int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket()", errno);
+  struct sockaddr_storage local;
+  socklen_t local_len = sizeof local;
+  const char *step = NULL;
+  if (connect(fd, (struct sockaddr *)&peer, peer_len) != 0) step = "connect()";
+  else if (getsockname(fd, (struct sockaddr *)&local, &local_len) != 0) step = "getsockname()";
+  if (step != NULL) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, step, err);
+  }
+  close(fd);
+  char text[INET6_ADDRSTRLEN];
+  const void *addr = family == AF_INET ? (const void *)&((struct sockaddr_in *)&local)->sin_addr : (const void *)&((struct sockaddr_in6 *)&local)->sin6_addr;
+  if (inet_ntop(family, addr, text, sizeof text) == NULL) return throw_errno(env, "inet_ntop()", errno);
+  napi_value result;
+  if (napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &result) != napi_ok) return NULL;
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor properties[] = {
     { "openSocket", NULL, open_socket, NULL, NULL, NULL, napi_enumerable, NULL },
     { "getMark", NULL, get_mark, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "sourceFor", NULL, source_for, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok) return NULL;
   return exports;

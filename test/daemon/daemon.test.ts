@@ -61,6 +61,12 @@ class FakeCoordinator implements CoordinatorApi {
     for (const p of this.pooled) visit(p.host, p.address, p.weight);
   }
 
+  /** The servers checked through the data path, with their marks. */
+  probes: { host: string; address: string; mark: number }[] = [];
+  forEachDataPathProbe(visit: (host: string, address: string, mark: number) => void): void {
+    for (const p of this.probes) visit(p.host, p.address, p.mark);
+  }
+
   ready(): boolean {
     return !this.awaitingPool && !this.initializing;
   }
@@ -617,5 +623,55 @@ describe('Daemon', () => {
       t.daemon.setDrained(true, 'POST /drain');
       expect(t.events.since(0)).toEqual([expect.objectContaining({ kind: 'drain', level: 'warn', message: expect.stringMatching(/^Drained: .* \(by POST \/drain\)$/) })]);
     });
+  });
+});
+
+describe('Daemon: data-path probe services', () => {
+  const keys = (services: readonly DesiredService[] | undefined): string[] =>
+    (services ?? []).map((d) => ('fwmark' in d.key ? `fwmark ${d.key.fwmark} -> ${d.destinations[0]?.address}` : `${d.key.address}:${d.key.port}`));
+
+  it('publishes one probe service per server holding a mark, says which are new, and names the whole set when one goes', () => {
+    const t = setup([serviceConfig('web', '203.0.113.1', { dataPathMonitors: ['TCPConnect'] })]);
+    t.daemon.start();
+    t.flush();
+    const c = t.coordinators[0]!;
+    c.probes = [
+      { host: 'rs1', address: '198.51.100.11', mark: 0x70b00000 },
+      { host: 'rs2', address: '198.51.100.12', mark: 0x70b00001 },
+    ];
+    c.set([server('rs1', '198.51.100.11'), server('rs2', '198.51.100.12')]);
+    t.flush();
+    expect(keys(t.desiredCalls.at(-1))).toEqual(['203.0.113.1:80', `fwmark ${0x70b00000} -> 198.51.100.11`, `fwmark ${0x70b00001} -> 198.51.100.12`]);
+    // A pool change that leaves the probes as they were: the same objects, none named as changed.
+    const before = t.desiredCalls.at(-1)!.slice(1);
+    c.set([server('rs1', '198.51.100.11', 5), server('rs2', '198.51.100.12')]);
+    t.flush();
+    expect(t.desiredCalls.at(-1)!.slice(1)).toEqual(before);
+    expect(t.desiredCalls.at(-1)![1]).toBe(before[0]);
+    expect(keys(t.changedCalls.at(-1))).toEqual(['203.0.113.1:80']);
+    // rs2 gets a new address (its checks restart with a new mark): the old probe goes, so the whole set is named.
+    c.probes = [
+      { host: 'rs1', address: '198.51.100.11', mark: 0x70b00000 },
+      { host: 'rs2', address: '198.51.100.22', mark: 0x70b00002 },
+    ];
+    c.set([server('rs1', '198.51.100.11', 5), server('rs2', '198.51.100.22')]);
+    t.flush();
+    expect(keys(t.desiredCalls.at(-1))).toEqual(['203.0.113.1:80', `fwmark ${0x70b00000} -> 198.51.100.11`, `fwmark ${0x70b00002} -> 198.51.100.22`]);
+    expect(t.changedCalls.at(-1)).toBeUndefined();
+  });
+
+  it('takes every probe service out at shutdown and leaves the services themselves', async () => {
+    const t = setup([serviceConfig('web', '203.0.113.1', { dataPathMonitors: ['TCPConnect'] }), serviceConfig('plain', '203.0.113.2')]);
+    t.daemon.start();
+    t.flush();
+    t.coordinators[0]!.probes = [{ host: 'rs1', address: '198.51.100.11', mark: 0x70b00000 }];
+    t.coordinators[0]!.set([server('rs1', '198.51.100.11')]);
+    t.coordinators[1]!.set([server('rs1', '198.51.100.11')]);
+    t.flush();
+    expect(keys(t.desiredCalls.at(-1))).toHaveLength(3);
+    await t.daemon.stop();
+    t.daemon.withdrawProbes();
+    expect(keys(t.desiredCalls.at(-1))).toEqual(['203.0.113.1:80', '203.0.113.2:80']);
+    expect(t.changedCalls.at(-1)).toBeUndefined();
   });
 });

@@ -1,12 +1,13 @@
 /** Controllable fakes for coordinator tests: monitors, a resolver, a service config, a pool. */
 import type { AddressFamily, MonitorConfig, ServiceConfig } from '../../../src/config/types.js';
 import type { CreateMonitorFn, MonitorStartOptions, Resolve } from '../../../src/coordinator/types.js';
+import type { DataPathRoute } from '../../../src/monitors/types.js';
 import type { Pool, PoolEvent, PoolServer } from '../../../src/pool/types.js';
 import { serviceConfig as sharedServiceConfig } from '../../support/config-fixtures.js';
 
 export interface FakeMonitor {
   readonly config: MonitorConfig;
-  readonly target: { readonly host: string; readonly ip: string; readonly port: number; readonly family: AddressFamily };
+  readonly target: { readonly host: string; readonly ip: string; readonly port: number; readonly family: AddressFamily; readonly dataPath?: DataPathRoute };
   started: boolean;
   /** What start() was given. */
   startOptions: MonitorStartOptions | undefined;
