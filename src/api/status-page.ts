@@ -140,12 +140,14 @@ function lastCheck(server: ServerSnapshot): { text: string; latency: string; ok:
   let ok: boolean | undefined = true;
   for (const m of server.monitors) {
     const check = m.lastCheck;
+    // A data-path monitor says so: its reason is about the VIP, not the server's address.
+    const kind = m.dataPath ? `${m.kind} (data path)` : m.kind;
     if (check !== undefined) {
-      parts.push(`${m.kind}: ${check.reason}`);
+      parts.push(`${kind}: ${check.reason}`);
       latency = Math.max(latency ?? 0, check.durationMs);
       if (!check.ok) ok = false;
     } else {
-      parts.push(`${m.kind}: ${m.reason === '' ? 'not checked yet' : m.reason}`);
+      parts.push(`${kind}: ${m.reason === '' ? 'not checked yet' : m.reason}`);
       if (m.up === false) ok = false;
       else if (m.up === undefined && ok === true) ok = undefined;
     }

@@ -103,6 +103,15 @@ describe('/alerts', () => {
     expect(JSON.parse(renderAlerts(services, true).body as string)).toEqual({ status, msg });
   });
 
+  it('warns of servers failing a data-path check, with each reason; a plain monitor down says nothing more', () => {
+    const why = 'to the VIP 192.0.2.1:80 by direct routing (firewall mark 0x70b00001): TCP connect to 192.0.2.1:80 timed out after 1 s; it answers at its own address 192.0.2.12:80 but not on the VIP (does it hold 192.0.2.1 on lo?)';
+    const dataPathDown = { ...monitor({ kind: 'TCPConnect', up: false, reason: why }), dataPath: true as const };
+    const web = service('web', [server('a'), server('b', { up: false, pooled: false, monitors: [dataPathDown] }), server('c', { up: false, pooled: false, monitors: [monitor({ up: false, reason: 'HTTP 503' })] })]);
+    expect(computeAlerts([web])).toEqual({ status: 'warning', msg: `Pool web has servers failing their data-path checks: b (TCPConnect: ${why}). ` });
+    const upAgain = service('web', [server('a'), server('b', { monitors: [{ ...dataPathDown, up: true }] })]);
+    expect(computeAlerts([upAgain]).status).toBe('ok');
+  });
+
   it('a pool with pooled-down servers is critical, not also too small', () => {
     const small = service('small', [server('a', { pooledDown: true, up: false }), server('b')], { depoolThreshold: 1 });
     expect(renderAlerts([small], false).body).toBe('CRITICAL - small: Servers a are marked down but pooled');

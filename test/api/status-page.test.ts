@@ -37,6 +37,9 @@ function rowWithId(html: string, id: string): string {
   return html.slice(start, html.indexOf('</tr>', start));
 }
 
+const DATA_PATH_FAILURE =
+  'to the VIP 192.0.2.1:443 by direct routing (firewall mark 0x70b00001): TCP connect to 192.0.2.1:443 timed out after 1 s; it answers at its own address 192.0.2.15:443 but not on the VIP (does it hold 192.0.2.1 on lo?)';
+
 const snapshot = daemon(
   [
     service('text-https', [
@@ -50,6 +53,7 @@ const snapshot = daemon(
       }),
       server('mw1003', { up: false, pooled: false, monitors: [monitor({ up: false, reason: 'HTTP 503' })] }),
       server('mw1004', { enabled: false, pooled: false, weight: 0 }),
+
     ], { ip: '2001:db8::1', port: 443, scheduler: 'sh', depoolThreshold: 0.5 }),
     service('dns', [server('dns1')], { protocol: 'udp', port: 53 }),
   ],
@@ -90,6 +94,17 @@ describe('the status page', () => {
     expect(row).toContain('CRITICAL: text-https: Servers mw1002 are marked down but pooled');
     expect(row).toContain('data-level="critical"');
     expect(rowWithId(html, 'service-dns')).toContain('>OK</td>');
+  });
+
+  it('names a data-path monitor as such, with the reason of its last check', () => {
+    const failing = server('mw1005', {
+      address: '192.0.2.15',
+      up: false,
+      pooled: false,
+      monitors: [{ ...monitor({ kind: 'TCPConnect', up: false, reason: DATA_PATH_FAILURE, lastCheck: { ok: false, reason: DATA_PATH_FAILURE, durationMs: 1000 } }), dataPath: true }],
+    });
+    const row = rowWithId(render(daemon([service('web', [failing])])), `server-web-${domIdPart('mw1005')}`);
+    expect(row).toContain(`TCPConnect (data path): ${DATA_PATH_FAILURE.replace(/'/g, '&#39;')}`);
   });
 
   it('shows every server as the snapshot has it, state in text and in its data attributes', () => {
