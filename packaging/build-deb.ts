@@ -119,7 +119,8 @@ export function buildDeb(outDir: string): string {
       `Installed-Size: ${installedKb}`,
       // libc6: the netlink and sockmark addons link it; adduser: the postinst creates the pybal user.
       'Depends: nodejs (>= 20), libc6 (>= 2.17), adduser, ipvsadm, kmod',
-      'Recommends: fping, logrotate',
+      // fping: the Ping monitor; iputils-arping: data-path checks' ARP watch (docs/arp-theft.md).
+      'Recommends: fping, iputils-arping, logrotate',
       'Section: net',
       'Priority: optional',
       'Homepage: https://wikitech.wikimedia.org/wiki/PyBal',
