@@ -185,8 +185,12 @@ export function planService(before: ServiceConfig, after: ServiceConfig): Servic
     name: after.name,
     keys,
     ipvs: has(IPVS_KEYS),
-    // The checks target the port, or the real servers' own port.
-    monitors: keys.some(isMonitorKey) || keys.includes('port') || keys.includes('real-port'),
+    // The checks target the port, or the real servers' own port; data-path checks the VIP, by the forwarding method.
+    monitors:
+      keys.some(isMonitorKey) ||
+      keys.includes('port') ||
+      keys.includes('real-port') ||
+      (after.dataPathMonitors.length > 0 && (keys.includes('ip') || keys.includes('forward-method'))),
     pool: keys.includes('config'),
     policy: keys.includes('depool-threshold'),
     announce: has(SERVICE_BGP_KEYS),

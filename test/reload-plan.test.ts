@@ -51,6 +51,12 @@ describe('planReload', () => {
     ['the port (the checks target it too)', withService({ port: 8080 }), { services: ['web update [port] ipvs,monitors'], ...keep }],
     ['tunnelling', withService({ forwardMethod: 'tunnel' }), { services: ['web update [forward-method tunnel-type tunnel-checksum] ipvs'], ...keep }],
     ['a firewall mark (a new kernel service)', withService({ fwmark: 3 }), { services: ['web update [fwmark] ipvs'], ...keep }],
+    [
+      'turning data-path checks on (the monitors change: they now reach the VIP)',
+      withService({ dataPathMonitors: ['ProxyFetch'] }),
+      { services: ['web update [proxyfetch.datapath] monitors'], ...keep },
+    ],
+    ['the datapath-fwmark-base (at restart)', { ...base, global: { ...base.global, dataPathFwmarkBase: 0x1000 } }, { services: ['web keep'], ...keep, atRestart: ['datapath-fwmark-base'] }],
     ["the real servers' port (the checks target it too)", withService({ forwardMethod: 'nat', realPort: 8080 }), { services: ['web update [forward-method real-port] ipvs,monitors'], ...keep }],
     ['the connection thresholds', withService({ upperThreshold: 10, lowerThreshold: 5 }), { services: ['web update [upper-threshold lower-threshold] ipvs'], ...keep }],
     [
@@ -180,5 +186,15 @@ describe('planReload: the sync daemons', () => {
     expect(planReload(running, withGlobalSync({})).ipvsSync).toBe(false);
     // Gone from the file: the plan says so (main.ts leaves the daemons running).
     expect(planReload(running, base).ipvsSync).toBe(true);
+  });
+});
+
+describe('planService: data-path checks', () => {
+  it('restarts the monitors when the VIP or the forwarding method of a service checked through the data path changes (its checks connect to the VIP by that method)', () => {
+    const checked = { ...web, dataPathMonitors: ['ProxyFetch' as const] };
+    expect(planService(checked, { ...checked, ip: '192.0.2.99' }).monitors).toBe(true);
+    expect(planService(checked, { ...checked, forwardMethod: 'tunnel' }).monitors).toBe(true);
+    // A plainly checked service's monitors check the servers' addresses: a new VIP leaves them be.
+    expect(planService(web, { ...web, ip: '192.0.2.99' }).monitors).toBe(false);
   });
 });
