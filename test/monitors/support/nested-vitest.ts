@@ -10,8 +10,9 @@ export interface NestedRun {
   readonly output: string;
 }
 
-export async function runVitestInNetns(ns: string, config: string, env: Readonly<Record<string, string>>): Promise<NestedRun> {
-  const child = spawn('ip', ['netns', 'exec', ns, 'npx', 'vitest', 'run', '--config', config], {
+/** `files`: only these test files of the config (default: all it includes). */
+export async function runVitestInNetns(ns: string, config: string, env: Readonly<Record<string, string>>, files: readonly string[] = []): Promise<NestedRun> {
+  const child = spawn('ip', ['netns', 'exec', ns, 'npx', 'vitest', 'run', '--config', config, ...files], {
     env: { ...process.env, ...env, NO_COLOR: '1', FORCE_COLOR: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -4,7 +4,8 @@
  * documentation ranges only. 192.0.2.1 and 2001:db8::1 are local (they
  * answer); 192.0.2.2 and 2001:db8::2 are silent until `answer()` makes them local.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { runVitestInNetns, type NestedRun } from './nested-vitest.js';
 
 export interface SilentNetns {
   readonly name: string;
@@ -51,15 +52,6 @@ export function createSilentNetns(tag: string): SilentNetns {
  * namespace `ns` (`ip netns exec`), with `env` added; its exit code and
  * output, colours removed.
  */
-export async function runNestedInNetns(ns: string, file: string, env: Readonly<Record<string, string>>): Promise<{ code: number | null; output: string }> {
-  const child = spawn('ip', ['netns', 'exec', ns, 'npx', 'vitest', 'run', '--config', 'test/monitors/netns/vitest.netns.config.ts', file], {
-    env: { ...process.env, ...env, NO_COLOR: '1', FORCE_COLOR: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  // eslint-disable-next-line no-control-regex
-  return { code, output: output.replace(/\x1b\[[0-9;]*m/g, '') };
+export function runNestedInNetns(ns: string, file: string, env: Readonly<Record<string, string>>): Promise<NestedRun> {
+  return runVitestInNetns(ns, 'test/monitors/netns/vitest.netns.config.ts', env, [file]);
 }
