@@ -3,7 +3,8 @@
 // routing, each server holds every VIP on lo with arp_ignore = 1):
 //   [web]   VIP 0, direct routing, ProxyFetch and TCPConnect through the data path;
 //   [plain] VIP 1, direct routing, ProxyFetch at the servers' own addresses;
-//   [tun]   VIP 2, IPIP tunnel, TCPConnect through the data path (tunl0 up on every server).
+//   [tun]   VIP 2, IPIP tunnel, TCPConnect through the data path (tunl0 up on every server);
+//   [web6]  VIP 0's IPv6 address, direct routing, TCPConnect through the data path.
 // Each way a server can break that only the data path sees is made in turn:
 // the VIP taken off lo, arp_ignore = 0 (it answers ARP for the VIP), tunl0
 // down. The data-path check depools it from the service that needs that path
@@ -34,6 +35,8 @@ describe('e2e: data-path checks see what plain checks cannot', () => {
   const web: E2eService = { name: 'web', vipIndex: 0, forwardMethod: 'dr', extra: [...CHECK_LINES(['ProxyFetch', 'TCPConnect']), 'datapath-check = yes'] };
   const plain: E2eService = { name: 'plain', vipIndex: 1, forwardMethod: 'dr', extra: CHECK_LINES(['ProxyFetch']) };
   const tun: E2eService = { name: 'tun', vipIndex: 2, forwardMethod: 'tunnel', extra: [...CHECK_LINES(['TCPConnect']), 'datapath-check = yes'] };
+  const web6: E2eService = { name: 'web6', vipIndex: 0, family: 6, forwardMethod: 'dr', extra: [...CHECK_LINES(['TCPConnect']), 'datapath-check = yes'] };
+  const all6 = (): string[] => lab.addr.realServers.map((r) => r.v6!).sort();
 
   /** The probe services in the director's table: fwmark -> its one destination. */
   const probes = async (): Promise<Map<number, string[]>> => {
@@ -45,7 +48,7 @@ describe('e2e: data-path checks see what plain checks cannot', () => {
 
   beforeAll(async () => {
     await loadGuestModules(['ipip']);
-    lab = await startLab({ realServers: 3, forwarding: 'dr', router: 'none', families: [4], vips: 3 });
+    lab = await startLab({ realServers: 3, forwarding: 'dr', router: 'none', families: [4, 6], vips: 3 });
     // The servers' replies come from the VIP, an address the director holds: it must accept them.
     await lab.execOk('director1', ['sysctl', '-q', '-w', 'net.ipv4.conf.all.accept_local=1', 'net.ipv4.conf.eth0.accept_local=1']);
     for (const rs of lab.addr.realServers) {
@@ -54,9 +57,11 @@ describe('e2e: data-path checks see what plain checks cannot', () => {
     }
     conf = new E2eConfig(lab);
     for (const s of [web, plain, tun]) conf.writePool(s.name, conf.realServerEntries());
-    conf.write([web, plain, tun], { bgp: false });
+    conf.writePool(web6.name, conf.realServerEntries({}, 6));
+    conf.write([web, plain, tun, web6], { bgp: false });
     pybal = E2ePybal.start(lab, conf.file);
     for (const i of [0, 1, 2]) await waitFor3(i, all(), `every server in VIP ${i}'s service`);
+    await waitForIpvsDestinations(lab, all6(), 'every server in [web6]', { family: 6, timeoutMs: 30_000 });
   });
 
   afterAll(async () => {
@@ -65,9 +70,9 @@ describe('e2e: data-path checks see what plain checks cannot', () => {
   });
 
   it('gives each checked server a probe service of its own, and checks through it: a healthy minute, no false down, clients served', async () => {
-    await waitFor(async () => ((await probes()).size === 6 ? true : undefined), { what: 'six probe services (3 servers × web, tun)', timeoutMs: 20_000 });
+    await waitFor(async () => ((await probes()).size === 9 ? true : undefined), { what: 'nine probe services (3 servers × web, tun, web6)', timeoutMs: 20_000 });
     const byDest = [...(await probes()).values()].map((d) => d.join()).sort();
-    expect(byDest).toEqual([...all(), ...all()].sort());
+    expect(byDest).toEqual([...all(), ...all(), ...all6()].sort());
     await waitFor(async () => (/to the VIP .* by direct routing \(firewall mark 0x70b0/.test(pybal.log()) ? true : undefined), { what: 'a check through the data path' });
     const from = pybal.log().length;
     const load = lab.client.startLoad(lab.vipUrl(4, '/', 0), { requestTimeoutMs: 2_000 });
@@ -96,6 +101,13 @@ describe('e2e: data-path checks see what plain checks cannot', () => {
     expect(answers.filter((a) => a === undefined || a === 'rs2')).toEqual([]);
     await lab.execOk('rs2', ['ip', 'addr', 'add', `${vip(0)}/32`, 'dev', 'lo']);
     await waitFor3(0, all(), 'rs2 back in [web]');
+    // IPv6 the same, with nothing to set on the director (no accept_local for IPv6).
+    const vip6 = lab.addr.vips[0]!.v6!;
+    await lab.execOk('rs2', ['ip', 'addr', 'del', `${vip6}/128`, 'dev', 'lo']);
+    await waitForIpvsDestinations(lab, all6().filter((a) => a !== lab.realServer('rs2').addr.v6), 'rs2 out of [web6]', { family: 6, timeoutMs: 30_000 });
+    expect(await lab.ipvsTable().then((t) => t.find((s) => s.address === vip(0))?.destinations.length)).toBe(3);
+    await lab.execOk('rs2', ['ip', 'addr', 'add', `${vip6}/128`, 'dev', 'lo', 'nodad']);
+    await waitForIpvsDestinations(lab, all6(), 'rs2 back in [web6]', { family: 6, timeoutMs: 30_000 });
   });
 
   it('a server that answers ARP for the VIP (arp_ignore = 0) leaves [web]; [plain] keeps it', async () => {
@@ -119,10 +131,10 @@ describe('e2e: data-path checks see what plain checks cannot', () => {
   });
 
   it('a reload that turns the data-path checks off takes their probe services out', async () => {
-    conf.write([{ ...web, extra: CHECK_LINES(['ProxyFetch', 'TCPConnect']) }, plain, tun], { bgp: false });
+    conf.write([{ ...web, extra: CHECK_LINES(['ProxyFetch', 'TCPConnect']) }, plain, tun, web6], { bgp: false });
     pybal.process.signal('SIGHUP');
-    await waitFor(async () => ((await probes()).size === 3 ? true : undefined), { what: "only [tun]'s three probe services", timeoutMs: 20_000 });
-    expect([...(await probes()).values()].map((d) => d.join()).sort()).toEqual(all());
+    await waitFor(async () => ((await probes()).size === 6 ? true : undefined), { what: "only [tun]'s and [web6]'s probe services", timeoutMs: 20_000 });
+    expect([...(await probes()).values()].map((d) => d.join()).sort()).toEqual([...all(), ...all6()].sort());
   });
 
   it('at stop, the probe services leave with pybal and the services stay', async () => {
