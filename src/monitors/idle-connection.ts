@@ -98,7 +98,7 @@ class IdleConnectionMonitor implements Monitor {
     this.random = deps.random ?? Math.random;
     this.plain = target.dataPath === undefined ? target : { host: target.host, ip: target.ip, port: target.port, family: target.family };
     this.viaVip = target.dataPath === undefined ? undefined : dataPathTarget(target);
-    this.where = `${target.ip}:${target.port}`;
+    this.where = `to ${target.ip}:${target.port}`;
   }
 
   start(startOptions?: StartOptions): void {
@@ -165,12 +165,12 @@ class IdleConnectionMonitor implements Monitor {
     const via = this.viaVip;
     let target = this.plain;
     this.viaDataPath = false;
-    this.where = `${target.ip}:${target.port}`;
+    this.where = `to ${target.ip}:${target.port}`;
     if (route !== undefined && via !== undefined && 'target' in via) {
       if (route.ready()) {
         target = via.target;
         this.viaDataPath = true;
-        this.where = `${target.ip}:${target.port} ${describeRoute(route, target.port)}`;
+        this.where = describeRoute(route, target.port);
       } else if (this.waitedMs < PROBE_WAIT_MS) {
         this.waitedMs += PROBE_POLL_MS;
         this.timer = this.deps.clock.setTimeout(() => this.open(timeoutMs, afterCleanClose), PROBE_POLL_MS);
@@ -251,7 +251,7 @@ class Attempt {
     this.connectedAtMs = monitor.deps.clock.now();
     this.cancelConnectTimer();
     this.socket.setKeepAlive(monitor.config.keepalive, monitor.config.keepaliveIdleMs);
-    monitor.result(true, `Connection established to ${monitor.where}`, 'connected', this.startMs);
+    monitor.result(true, `Connection established ${monitor.where}`, 'connected', this.startMs);
   }
 
   onError(error: NodeJS.ErrnoException): void {

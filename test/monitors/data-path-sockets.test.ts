@@ -73,7 +73,7 @@ describe('monitors through the data path (loopback)', () => {
   it('IdleConnection holds its connection to the VIP', async () => {
     const rec = start((t, deps) => createIdleConnectionMonitor(idleConnectionConfig(), { ...t, port: PORT + 2 }, deps));
     await waitFor(() => rec.reports.length > 0, 'a first report');
-    expect(rec.reports[0]).toMatchObject({ up: true, reason: `Connection established to ${VIP}:${PORT + 2} to the VIP ${VIP}:${PORT + 2} by direct routing (firewall mark 0x70b00042)` });
+    expect(rec.reports[0]).toMatchObject({ up: true, reason: `Connection established to the VIP ${VIP}:${PORT + 2} by direct routing (firewall mark 0x70b00042)` });
   });
 
   it('UDP probes the VIP: up while it listens, down on the VIP’s port unreachable', async () => {
