@@ -7,7 +7,7 @@
 import net from 'node:net';
 import type { MonitorConfig, ServiceConfig } from '../config/types.js';
 import { NO_EVENTS, type EventInput, type EventSink } from '../events/history.js';
-import type { Pool, PoolEvent, PoolServer } from '../pool/types.js';
+import type { Pool, PoolDelta, PoolEvent, PoolServer } from '../pool/types.js';
 import type { DataPathRoute } from '../monitors/types.js';
 import type { Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
@@ -192,6 +192,8 @@ export class Coordinator implements CoordinatorApi {
   private unsettled = false;
   /** The latest pool not applied yet (an older one still waiting is skipped). */
   private pendingPool: Pool | undefined;
+  /** What the source said changed in pendingPool (used only if its base is the pool in force then). */
+  private pendingDelta: PoolDelta | undefined;
   /** A policy pass asked for while busy. */
   private pendingRefresh: { reportShortfall: boolean } | undefined;
   /** Monitor restarts (a reload) waiting for the job under way. */
@@ -243,6 +245,7 @@ export class Coordinator implements CoordinatorApi {
     } else {
       this.poolError = undefined;
       this.pendingPool = event.pool;
+      this.pendingDelta = event.changedFrom;
       this.pump();
     }
     this.notify();
@@ -347,23 +350,39 @@ export class Coordinator implements CoordinatorApi {
    * ones join, weights and enabled flags change), then the removed servers'
    * monitors stop, the new ones resolve, and one policy pass runs.
    */
-  private *applyPool(next: Pool): Job {
+  /**
+   * Applies a complete pool. With `delta` (the pool in force, with only its
+   * hosts changed, same hosts in the same order), only those hosts are
+   * looked at: a weight edited in a pool of 40,000 costs one server, not a
+   * pass over all of them.
+   */
+  private *applyPool(next: Pool, delta?: PoolDelta): Job {
     const previous = this.servers;
     const first = this.pool === undefined;
-    const ordered = new Map<string, ServerEntry>();
+    let ordered = new Map<string, ServerEntry>();
     const added: ServerEntry[] = [];
     const changed: (readonly [ServerEntry, PoolServer])[] = [];
     let n = 0;
-    for (const server of next.values()) {
-      let entry = previous.get(server.host);
-      if (!entry) {
-        entry = this.newEntry(server, first);
-        added.push(entry);
-      } else if (entry.weight !== server.weight || entry.enabled !== server.enabled) {
-        changed.push([entry, server]);
+    if (delta !== undefined) {
+      // The same servers in the same order: the entries stay as they are.
+      ordered = previous;
+      for (const host of delta.hosts) {
+        const entry = previous.get(host);
+        const server = next.get(host);
+        if (entry !== undefined && server !== undefined && (entry.weight !== server.weight || entry.enabled !== server.enabled)) changed.push([entry, server]);
       }
-      ordered.set(server.host, entry);
-      if (++n % SLICE_SERVERS === 0) yield;
+    } else {
+      for (const server of next.values()) {
+        let entry = previous.get(server.host);
+        if (!entry) {
+          entry = this.newEntry(server, first);
+          added.push(entry);
+        } else if (entry.weight !== server.weight || entry.enabled !== server.enabled) {
+          changed.push([entry, server]);
+        }
+        ordered.set(server.host, entry);
+        if (++n % SLICE_SERVERS === 0) yield;
+      }
     }
     const removed: ServerEntry[] = [];
     if (ordered.size - added.length !== previous.size) {
@@ -457,8 +476,9 @@ export class Coordinator implements CoordinatorApi {
         job = this.restartMonitors();
       } else if (this.pendingPool !== undefined) {
         const next = this.pendingPool;
-        this.pendingPool = undefined;
-        job = this.applyPool(next);
+        const delta = this.pendingDelta;
+        this.pendingPool = this.pendingDelta = undefined;
+        job = this.applyPool(next, delta?.base === this.pool ? delta : undefined);
       } else if (this.pendingRefresh !== undefined) {
         const { reportShortfall } = this.pendingRefresh;
         this.pendingRefresh = undefined;

@@ -12,8 +12,8 @@
 import { formatPyValue, parsePythonLiteral, PythonLiteralError, pyTypeName, type PyValue } from '../config/python-literal.js';
 import { checkEntry, clip, type EntryCheck, type EntryField, type EntryValue, type FormatTerms } from './entry-rules.js';
 import { finish } from '../runtime/sliced.js';
-import { createPoolBuilder, type PoolBuilder, type PoolParseResult } from './pool-builder.js';
-import type { PoolServer } from './types.js';
+import { createPoolBuilder, poolDelta, type PoolBuilder, type PoolParseResult } from './pool-builder.js';
+import type { Pool, PoolServer } from './types.js';
 
 /** Longer lines are junk (a pool line is well under 200 characters). */
 export const MAX_LINE_LENGTH = 4096;
@@ -139,8 +139,12 @@ export class LegacyLineMemo {
     this.current[index] = server;
   }
 
-  /** A whole document was read: its lines are what the next read compares with. */
-  end(): void {
+  /** The pool of the last whole read (what a clean re-read is a delta of). */
+  pool: Pool | undefined = undefined;
+
+  /** A whole document was read (its pool): its lines are what the next read compares with. */
+  end(pool: Pool): void {
+    this.pool = pool;
     this.previous = this.currentLines;
     this.servers = this.current;
     this.currentLines = [];
@@ -167,7 +171,6 @@ export class LegacyLineMemo {
   }
 }
 
-const NO_PROBLEMS: EntryCheck['problems'] = [];
 
 export function parseLegacyPool(text: string, file: string): PoolParseResult {
   return finish(legacyPoolSteps(text, file));
@@ -188,11 +191,15 @@ export function* legacyPoolSteps(text: string, file: string, memo?: LegacyLineMe
     if (index % LINES_PER_STEP === LINES_PER_STEP - 1) yield;
     const raw = lines[index]!;
     const known = memo?.lookup(index);
-    if (known !== undefined) builder.add({ server: known, problems: NO_PROBLEMS }, index + 1);
+    if (known !== undefined) builder.addClean(known, index + 1);
     else readPoolLine(builder, raw, index, memo);
   }
-  memo?.end();
-  return builder.result();
+  const result = builder.result();
+  if (memo === undefined) return result;
+  // A clean re-read of the same hosts in the same order says which changed: the others are the very objects of last time.
+  const changedFrom = result.problems.length === 0 ? poolDelta(memo.pool, result.pool) : undefined;
+  memo.end(result.pool);
+  return changedFrom === undefined ? result : { ...result, changedFrom };
 }
 
 /** Reads line `index` (0-based) of a document. */

@@ -7,7 +7,7 @@
  */
 import type { Problem } from '../runtime/errors.js';
 import type { EntryCheck } from './entry-rules.js';
-import type { Pool, PoolServer } from './types.js';
+import type { Pool, PoolDelta, PoolServer } from './types.js';
 
 export interface PoolParseResult {
   readonly pool: Pool;
@@ -18,6 +18,8 @@ export interface PoolParseResult {
    * order; also in `problems`. Empty when every entry was usable.
    */
   readonly skipped: readonly Problem[];
+  /** What changed since a pool read before, when the reader knows (see PoolDelta). */
+  readonly changedFrom?: PoolDelta;
 }
 
 export interface PoolBuilder {
@@ -25,6 +27,8 @@ export interface PoolBuilder {
   skip(line: number, message: string, key?: string): void;
   /** Adds a checked entry: its server (if any) and its problems. */
   add(check: EntryCheck, line: number): void;
+  /** add() of an entry known clean (a line unchanged since the last read): no problems to report, nothing allocated. */
+  addClean(server: PoolServer, line: number): void;
   result(): PoolParseResult;
 }
 
@@ -49,6 +53,9 @@ export function createPoolBuilder(file: string): PoolBuilder {
         skipped.push(reported[0] ?? problem(line, 'entry skipped'));
         return;
       }
+      this.addClean(server, line);
+    },
+    addClean(server, line) {
       const earlier = lineOf.get(server.host);
       if (earlier !== undefined) {
         problem(line, `${JSON.stringify(server.host)} is also on line ${earlier}; this line wins`, 'host');
@@ -60,6 +67,24 @@ export function createPoolBuilder(file: string): PoolBuilder {
     },
     result: () => ({ pool: servers, problems, skipped }),
   };
+}
+
+/**
+ * `pool` as a PoolDelta from `base`: the same hosts in the same order, with
+ * the hosts whose server object differs (a reader that reuses the objects of
+ * unchanged entries makes that the changed ones); undefined when the hosts
+ * or their order differ. One pass, comparing by identity.
+ */
+export function poolDelta(base: Pool | undefined, pool: Pool): PoolDelta | undefined {
+  if (base === undefined || base.size !== pool.size) return undefined;
+  const hosts: string[] = [];
+  const before = base.values();
+  for (const server of pool.values()) {
+    const was = before.next().value as PoolServer;
+    if (was.host !== server.host) return undefined;
+    if (was !== server) hosts.push(server.host);
+  }
+  return { base, hosts };
 }
 
 /** Maps an offset in a text to its 1-based line and column. */

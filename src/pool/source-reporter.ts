@@ -14,7 +14,7 @@ import { formatProblem } from '../runtime/errors.js';
 import type { PoolParseResult } from './pool-builder.js';
 import { decidePoolUpdate } from './pool-guard.js';
 import { samePool, sameProblems } from './pool-format.js';
-import type { Pool, PoolEvent, PoolSourceStatus } from './types.js';
+import type { Pool, PoolDelta, PoolEvent, PoolSourceStatus } from './types.js';
 
 /** Problems logged per delivery; the event still carries all of them. */
 export const MAX_LOGGED_PROBLEMS = 50;
@@ -60,6 +60,16 @@ export interface ReporterSeed {
   readonly lastGoodPool?: Pool;
 }
 
+/** The pool of a delta has what its base has at the delta's hosts (the other hosts are the base's by definition). */
+function sameAt(delta: PoolDelta, pool: Pool): boolean {
+  for (const host of delta.hosts) {
+    const a = delta.base.get(host);
+    const b = pool.get(host);
+    if (a === undefined || b === undefined || a.weight !== b.weight || a.enabled !== b.enabled) return false;
+  }
+  return true;
+}
+
 export function createSourceReporter(url: string, log: Logger, seed: ReporterSeed = {}): SourceReporter {
   let listener: ((event: PoolEvent) => void) | undefined;
   /** The last pool delivered (the last good pool) and the problems it was delivered with. */
@@ -92,15 +102,22 @@ export function createSourceReporter(url: string, log: Logger, seed: ReporterSee
     emit({ type: 'recovered' });
   };
 
-  /** Sends the pool unless it is the one last delivered; true when sent. */
-  const deliver = (pool: Pool, problems: PoolParseResult['problems']): boolean => {
-    if (delivered !== undefined && samePool(delivered.pool, pool) && sameProblems(delivered.problems, problems)) return false;
+  /**
+   * Sends the pool unless it is the one last delivered; true when sent. A
+   * delta from the pool last delivered is compared (and passed on) by its
+   * changed hosts alone: a weight edited in a pool of 40,000 costs no pass
+   * over the other 39,999.
+   */
+  const deliver = (pool: Pool, problems: PoolParseResult['problems'], delta?: PoolDelta): boolean => {
+    const changedFrom = delta !== undefined && delta.base === delivered?.pool ? delta : undefined;
+    const same = delivered !== undefined && (changedFrom !== undefined ? sameAt(changedFrom, pool) : samePool(delivered.pool, pool));
+    if (same && sameProblems(delivered!.problems, problems)) return false;
     const before = delivered?.pool;
     delivered = { pool, problems };
     logProblems(problems);
     // Three passes over the pool: only when someone reads them.
     if (log.isLevelEnabled('debug')) log.debug(`pool from ${url}: ${describeChange(before, pool)}`);
-    emit({ type: 'pool', pool, problems });
+    emit(changedFrom === undefined ? { type: 'pool', pool, problems } : { type: 'pool', pool, problems, changedFrom });
     return true;
   };
 
@@ -121,7 +138,7 @@ export function createSourceReporter(url: string, log: Logger, seed: ReporterSee
     switch (verdict.kind) {
       case 'apply':
         recover();
-        deliver(verdict.pool, result.problems);
+        deliver(verdict.pool, result.problems, verdict.pool === result.pool ? result.changedFrom : undefined);
         return;
       case 'hold': {
         const sent = deliver(verdict.pool, result.problems);

@@ -1,6 +1,7 @@
 /**
  * A pool: the real servers of one service as the pool source lists them.
- * Sources deliver complete pools (never deltas), as PyBal's observers do.
+ * Sources deliver complete pools, as PyBal's observers do (with, when they
+ * know it, a hint of what changed: PoolDelta).
  */
 import type { Problem } from '../runtime/errors.js';
 
@@ -16,6 +17,17 @@ export interface PoolServer {
 /** Servers keyed by host, in the order the source lists them. */
 export type Pool = ReadonlyMap<string, PoolServer>;
 
+/**
+ * A hint that comes with a complete pool: it is `base` (a pool delivered
+ * before) with the same hosts in the same order, and only the settings of
+ * `hosts` may differ. A receiver that has `base` in force may look at those
+ * hosts only; any other receiver ignores it (the pool is complete anyway).
+ */
+export interface PoolDelta {
+  readonly base: Pool;
+  readonly hosts: readonly string[];
+}
+
 /** What a source tells its listener. */
 export type PoolEvent =
   /**
@@ -24,7 +36,7 @@ export type PoolEvent =
    * holds the servers of the last pool that the document lacks, and an
    * `error` event follows it.
    */
-  | { readonly type: 'pool'; readonly pool: Pool; readonly problems: readonly Problem[] }
+  | { readonly type: 'pool'; readonly pool: Pool; readonly problems: readonly Problem[]; readonly changedFrom?: PoolDelta }
   /**
    * The source cannot be read or parsed, its read was refused (it would empty
    * the pool), or it has skipped lines; the last good pool (for skipped lines:

@@ -232,6 +232,68 @@ describe('legacy pool lines remembered between reads (LegacyLineMemo)', () => {
     expect(memo.size).toBe(1);
   });
 
+  it('a clean re-read of the same hosts in the same order says which hosts changed, from the pool read before', () => {
+    const memo = new LegacyLineMemo();
+    const first = read(documents[0]!, memo);
+    expect(first.changedFrom).toBeUndefined();
+    const second = read(documents[1]!, memo);
+    expect(second.changedFrom).toEqual({ base: first.pool, hosts: ['b'] });
+    expect(second.changedFrom?.base).toBe(first.pool);
+    // Read again unchanged: a delta of nothing.
+    expect(read(documents[1]!, memo).changedFrom).toEqual({ base: second.pool, hosts: [] });
+    // Hosts moved, added or removed, or a problem: no delta (the pool is complete anyway).
+    const abc = "{ 'host': 'a', 'weight': 10, 'enabled': True }\n{ 'host': 'b', 'weight': 7, 'enabled': True }\n{ 'host': 'c', 'weight': 10, 'enabled': True }\n";
+    read(abc, memo);
+    expect(read("{ 'host': 'b', 'weight': 7, 'enabled': True }\n{ 'host': 'a', 'weight': 10, 'enabled': True }\n{ 'host': 'c', 'weight': 10, 'enabled': True }\n", memo).changedFrom).toBeUndefined();
+    read(abc, memo);
+    expect(read(`${abc}{ 'host': 'd', 'weight': 10, 'enabled': True }\n`, memo).changedFrom).toBeUndefined();
+    read(abc, memo);
+    expect(read("{ 'host': 'a', 'weight': 10, 'enabled': True }\n{ 'host': 'a', 'weight': 7, 'enabled': True }\n{ 'host': 'c', 'weight': 10, 'enabled': True }\n", memo).changedFrom).toBeUndefined();
+    // Without a memo there is nothing to compare with.
+    expect(read(abc).changedFrom).toBeUndefined();
+  });
+
+  it('over 400 random clean edits, a delta is given exactly when the hosts and their order stay, and names every host whose settings changed', () => {
+    const random = createRandomInt(7);
+    const entry = (host: number): string => `{ 'host': 'h${host}', 'weight': ${random(4)}, 'enabled': ${random(5) === 0 ? 'False' : 'True'} }`;
+    let hosts = Array.from({ length: 50 }, (_, i) => i);
+    let lines = hosts.map(entry);
+    const memo = new LegacyLineMemo();
+    let before = read(lines.join('\n'), memo);
+    let deltas = 0;
+    for (let step = 0; step < 400; step++) {
+      const at = random(lines.length);
+      const roll = random(8);
+      if (roll === 0) {
+        hosts.splice(at, 0, 1000 + step);
+        lines.splice(at, 0, entry(1000 + step));
+      } else if (roll === 1 && lines.length > 2) {
+        hosts.splice(at, 1);
+        lines.splice(at, 1);
+      } else if (roll === 2) {
+        hosts = [...hosts.slice(at), ...hosts.slice(0, at)];
+        lines = [...lines.slice(at), ...lines.slice(0, at)];
+      } else {
+        lines[at] = entry(hosts[at]!);
+      }
+      const after = read(lines.join('\n'), memo);
+      const sameHosts = JSON.stringify([...after.pool.keys()]) === JSON.stringify([...before.pool.keys()]);
+      expect(after.changedFrom !== undefined, `step ${step}`).toBe(sameHosts);
+      if (after.changedFrom !== undefined) {
+        deltas++;
+        expect(after.changedFrom.base).toBe(before.pool);
+        for (const [host, server] of after.pool) {
+          const was = before.pool.get(host)!;
+          const differs = was.weight !== server.weight || was.enabled !== server.enabled;
+          if (differs) expect(after.changedFrom.hosts, `step ${step}`).toContain(host);
+          if (!after.changedFrom.hosts.includes(host)) expect(server).toBe(was);
+        }
+      }
+      before = after;
+    }
+    expect(deltas).toBeGreaterThan(200);
+  });
+
   it('a line with a note is parsed every time (its note names its line), never remembered', () => {
     const memo = new LegacyLineMemo();
     read(documents[4]!, memo);

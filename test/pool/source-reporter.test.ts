@@ -266,3 +266,40 @@ describe('source reporter seeded with the last good pool of the source it replac
     expect(events).toEqual(['pool a/10 c/10']);
   });
 });
+
+describe('source reporter: pools read as a delta of the last one', () => {
+  /** `base` with `changes` (host -> spec) replaced, as a clean read that says so. */
+  function edit(base: Pool, changes: Record<string, string>, deltaBase: Pool = base): PoolParseResult {
+    const next = new Map<string, PoolServer>();
+    for (const [host, s] of base) next.set(host, changes[host] === undefined ? s : server(changes[host]!));
+    return { pool: next, problems: [], skipped: [], changedFrom: { base: deltaBase, hosts: Object.keys(changes) } };
+  }
+
+  it('passes the delta on when it is from the pool last delivered, and sends nothing when the changed hosts are as they were', () => {
+    const reporter = createSourceReporter(URL, createMemoryLogger().logger);
+    const events: PoolEvent[] = [];
+    reporter.listen((e) => events.push(e));
+    const first = doc('a b c');
+    reporter.good(first);
+    const second = edit(first.pool, { b: 'b/7' });
+    reporter.good(second);
+    expect(events.map((e) => (e.type === 'pool' ? show(e.pool) : e.type))).toEqual(['a/10 b/10 c/10', 'a/10 b/7 c/10']);
+    expect(events[1]).toMatchObject({ changedFrom: { base: first.pool, hosts: ['b'] } });
+    // A re-read whose changed line says the same as before (rewritten, not edited): nothing to send.
+    reporter.good(edit(second.pool, { b: 'b/7' }));
+    expect(events).toHaveLength(2);
+  });
+
+  it('drops a delta from another pool and compares the whole pool instead', () => {
+    const reporter = createSourceReporter(URL, createMemoryLogger().logger);
+    const events: PoolEvent[] = [];
+    reporter.listen((e) => events.push(e));
+    const first = doc('a b');
+    reporter.good(first);
+    // The delta names only a, from a pool that was never delivered; b changed too.
+    const stale = { ...edit(first.pool, { a: 'a/10', b: 'b/3' }), changedFrom: { base: pool('a b'), hosts: ['a'] } };
+    reporter.good(stale);
+    expect(events.map((e) => (e.type === 'pool' ? show(e.pool) : e.type))).toEqual(['a/10 b/10', 'a/10 b/3']);
+    expect(events[1]).not.toHaveProperty('changedFrom');
+  });
+});
