@@ -69,20 +69,20 @@
  * `checks-cpu-ratio-vs-keepalived R`: the median of pybal's own CPU per 1,000
  * checks over every round of every size, divided by keepalived's.
  */
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec, execOk, LabProcess } from '../test/lab/exec.js';
 import { repoRoot } from '../test/lab/uml.js';
 import { measureTimeliness, type Timeliness } from './lib/check-timeliness.js';
-import { startApiPoller } from './lib/api-poller.js';
+import { getOverSocket, startApiPoller } from './lib/api-poller.js';
 import { LATE_MARGIN_MS, startKeepalivePeer, type KeepalivePeer, type KeepaliveSummary } from './lib/bgp-keepalive-peer.js';
 import { startCheckServers, type CheckServers } from './lib/check-servers-process.js';
 import type { LatencySummary } from './lib/latency-tracker.js';
 import { checkServerAddresses, formatKeepalivedConf, formatLegacyPool, formatPybalConf, type CheckedService, type PybalBgp } from './lib/checks-config.js';
 import { runGuestBench } from './lib/guest.js';
-import { processCpuMs, processFaults, processRssBytes } from './lib/proc.js';
+import { guestCpuTicks, processCpuMs, processFaults, processRssBytes } from './lib/proc.js';
+import { snapshotPybalBuild } from './lib/pybal-build.js';
 import { median, worst } from './lib/stats.js';
 
 const numbers = (text: string): number[] => text.split(',').map((s) => Number(s.trim()));
@@ -134,22 +134,8 @@ const WEIGHT = 10;
 
 type PeerName = 'keepalived' | 'pybal';
 
-/**
- * The pybal build every round runs: dist/cli (the whole program, bundled)
- * copied once at the start, so that a rebuild in the working tree during
- * the run (other work goes on there) cannot change pybal between rounds. It lives in the guest run's
- * scratch directory under the repository, where node_modules and
- * package.json ("type": "module") are found by walking up.
- */
-let pybalMain = join(repoRoot(), 'dist/cli/pybal.js');
-
-function snapshotPybalBuild(): void {
-  const scratch = process.env.PYBAL_LAB_SCRATCH;
-  if (scratch === undefined) return;
-  const target = join(scratch, 'pybal-build');
-  cpSync(join(repoRoot(), 'dist/cli'), join(target, 'cli'), { recursive: true });
-  pybalMain = join(target, 'cli/pybal.js');
-}
+/** The pybal build every round runs (bench/lib/pybal-build.ts), set when the bench starts. */
+let pybalMain = '';
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -174,14 +160,6 @@ async function untilValue<T>(probe: () => T | undefined, what: string, timeoutMs
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(50);
   }
-}
-
-/** The guest's CPU time so far, busy and in all (ms-like ticks), from the first line of /proc/stat. */
-function guestCpuTicks(): { busy: number; total: number } {
-  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
-  const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
-  // idle and iowait are fields 4 and 5
-  return { busy: total - (fields[3] ?? 0) - (fields[4] ?? 0), total };
 }
 
 function alive(pid: number): boolean {
@@ -405,21 +383,12 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
 }
 
 /** pybal's event-loop stall figures, read from its /metrics on its control socket; undefined if it does not answer. */
-function pybalStalls(dir: string): Promise<{ stalls: number; longestMs: number } | undefined> {
-  return new Promise((resolve) => {
-    const req = http.get({ socketPath: join(dir, 'pybal.sock'), path: '/metrics', timeout: 30_000 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => {
-        const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-        const stalls = value('pybal_event_loop_stalls_total');
-        resolve(Number.isFinite(stalls) ? { stalls, longestMs: value('pybal_event_loop_longest_stall_seconds') * 1000 } : undefined);
-      });
-    });
-    req.on('error', () => resolve(undefined));
-    req.on('timeout', () => req.destroy());
-  });
+async function pybalStalls(dir: string): Promise<{ stalls: number; longestMs: number } | undefined> {
+  const text = await getOverSocket(join(dir, 'pybal.sock'), '/metrics');
+  if (text === undefined) return undefined;
+  const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const stalls = value('pybal_event_loop_stalls_total');
+  return Number.isFinite(stalls) ? { stalls, longestMs: value('pybal_event_loop_longest_stall_seconds') * 1000 } : undefined;
 }
 
 /** Prints the measured process's system calls per check over STRACE_SECONDS (strace -c -f attached). */
@@ -545,7 +514,7 @@ async function measure(): Promise<void> {
   }
   if (!existsSync('/proc/net/ip_vs')) throw new Error('no IPVS in this kernel');
   const version = (await exec(['keepalived', '--version'])).stderr.split('\n')[0] ?? '?';
-  snapshotPybalBuild();
+  pybalMain = snapshotPybalBuild();
   const head = (await exec(['git', '-C', repoRoot(), 'describe', '--always', '--dirty'])).stdout.trim() || '?';
   say(
     MONITOR === 'IdleConnection'

@@ -59,3 +59,18 @@ export function startApiPoller(url: string, periodMs: number, socketPath?: strin
     },
   };
 }
+
+/** One GET of `path` on a Unix socket (the daemon's control socket): the body, or undefined on any failure or a status of 400 and above. */
+export function getOverSocket(socketPath: string, path: string, timeoutMs = 30_000): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const request = get({ socketPath, path, timeout: timeoutMs }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => resolve((response.statusCode ?? 500) < 400 ? text : undefined));
+      response.on('error', () => resolve(undefined));
+    });
+    request.on('error', () => resolve(undefined));
+    request.on('timeout', () => request.destroy());
+  });
+}

@@ -11,12 +11,20 @@ export interface CheckServers {
   seen(): Promise<{ atMs: number; servers: number; requests: number; open: number }>;
   /** Every request's time per server address, since the last reset. */
   dump(): Promise<{ atMs: number; times: Record<string, number[]> }>;
+  /** Requests and connections accepted per server address, since the last reset. */
+  counts(): Promise<{ atMs: number; requests: Record<string, number>; connections: Record<string, number> }>;
   stop(): void;
 }
 
-export async function startCheckServers(port: number): Promise<CheckServers> {
+export interface CheckServersOptions {
+  /** Run the servers inside this network namespace (`ip netns exec`, which execs node: the pid is node's). */
+  readonly netns?: string;
+}
+
+export async function startCheckServers(port: number, options: CheckServersOptions = {}): Promise<CheckServers> {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  const child = fork(path.join(here, 'check-servers.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const inNetns = options.netns === undefined ? {} : { execPath: 'ip', execArgv: ['netns', 'exec', options.netns, process.execPath] };
+  const child = fork(path.join(here, 'check-servers.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...inNetns });
   let nextId = 0;
   const pending = new Map<number, { resolve: (m: Record<string, unknown>) => void; reject: (e: Error) => void }>();
   child.on('message', (m: { id: number; error?: string } & Record<string, unknown>) => {
@@ -46,6 +54,7 @@ export async function startCheckServers(port: number): Promise<CheckServers> {
     reset: async () => (await ask<{ atMs: number }>({ cmd: 'reset' })).atMs,
     seen: () => ask({ cmd: 'seen' }),
     dump: () => ask({ cmd: 'dump' }),
+    counts: () => ask({ cmd: 'counts' }),
     stop: () => void child.kill('SIGTERM'),
   };
 }

@@ -10,16 +10,21 @@
  *   { cmd: 'seen' }          -> { atMs, servers, requests, open }  since the last reset; `open`:
  *                               servers holding an open connection now (IdleConnection's)
  *   { cmd: 'dump' }          -> { atMs, times: { address: [ms, ...] } }  since the last reset
+ *   { cmd: 'counts' }        -> { atMs, requests: { address: n }, connections: { address: n } }
+ *                               since the last reset: requests, and connections accepted
+ *                               (a TCP connect check sends no request)
  * Times are Date.now() in ms, the same clock as the parent's.
  */
 import net from 'node:net';
 
-type Command = { readonly cmd: 'listen'; readonly port: number } | { readonly cmd: 'reset' } | { readonly cmd: 'seen' } | { readonly cmd: 'dump' };
+type Command = { readonly cmd: 'listen'; readonly port: number } | { readonly cmd: 'reset' } | { readonly cmd: 'seen' } | { readonly cmd: 'dump' } | { readonly cmd: 'counts' };
 type Message = Command & { readonly id: number };
 
 const RESPONSE = 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n';
 let times = new Map<string, number[]>();
 let requests = 0;
+/** Connections accepted per server address since the last reset. */
+let connections = new Map<string, number>();
 /** Open connections per server address (whatever the time of the last reset). */
 const openConnections = new Map<string, number>();
 
@@ -36,6 +41,7 @@ function listen(port: number): Promise<void> {
     socket.on('error', () => undefined);
     // IPv4-mapped forms never occur on a 0.0.0.0 listener, but be plain about it.
     const local = (socket.localAddress ?? '').replace(/^::ffff:/, '');
+    connections.set(local, (connections.get(local) ?? 0) + 1);
     openConnections.set(local, (openConnections.get(local) ?? 0) + 1);
     socket.once('close', () => {
       const left = (openConnections.get(local) ?? 1) - 1;
@@ -66,11 +72,14 @@ async function answer(message: Message): Promise<Record<string, unknown>> {
     case 'reset':
       times = new Map();
       requests = 0;
+      connections = new Map();
       return { atMs: Date.now() };
     case 'seen':
       return { atMs: Date.now(), servers: times.size, requests, open: openConnections.size };
     case 'dump':
       return { atMs: Date.now(), times: Object.fromEntries(times) };
+    case 'counts':
+      return { atMs: Date.now(), requests: Object.fromEntries([...times].map(([address, list]) => [address, list.length])), connections: Object.fromEntries(connections) };
   }
 }
 

@@ -27,8 +27,11 @@ export interface CheckedService {
    * pybal's monitor (default ProxyFetch). IdleConnection holds one connection
    * per server (PyBal's defaults: connect timeout 5 s, keepalive on); it has no
    * interval and no keepalived counterpart, so only pybal runs it.
+   * TCPConnect (pybal alone) connects and closes at the interval.
    */
-  readonly monitor?: 'ProxyFetch' | 'IdleConnection';
+  readonly monitor?: 'ProxyFetch' | 'IdleConnection' | 'TCPConnect';
+  /** More lines of pybal's service section (`forward-method = dr`, `datapath-check = yes`). */
+  readonly pybalServiceLines?: readonly string[];
 }
 
 /**
@@ -87,15 +90,13 @@ export interface PybalBgp {
  * session to that peer, announcing the VIP.
  */
 export function formatPybalConf(service: CheckedService, poolPath: string, bgp?: PybalBgp): string {
+  const periodic = (prefix: string): string[] => [`${prefix}.interval = ${service.intervalSec}`, `${prefix}.timeout = ${service.timeoutSec}`];
   const monitor =
     service.monitor === 'IdleConnection'
       ? ["monitors = [ 'IdleConnection' ]"]
-      : [
-          "monitors = [ 'ProxyFetch' ]",
-          "proxyfetch.url = [ 'http://www.example.org/' ]",
-          `proxyfetch.interval = ${service.intervalSec}`,
-          `proxyfetch.timeout = ${service.timeoutSec}`,
-        ];
+      : service.monitor === 'TCPConnect'
+        ? ["monitors = [ 'TCPConnect' ]", ...periodic('tcpconnect')]
+        : ["monitors = [ 'ProxyFetch' ]", "proxyfetch.url = [ 'http://www.example.org/' ]", ...periodic('proxyfetch')];
   return [
     '[global]',
     ...(bgp === undefined
@@ -118,6 +119,7 @@ export function formatPybalConf(service: CheckedService, poolPath: string, bgp?:
     `scheduler = ${service.scheduler}`,
     `config = file://${poolPath}`,
     ...monitor,
+    ...(service.pybalServiceLines ?? []),
     '',
   ].join('\n');
 }

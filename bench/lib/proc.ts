@@ -29,3 +29,11 @@ export function processRssBytes(pid: number | undefined): number {
     return NaN;
   }
 }
+
+/** The machine's CPU time so far, busy and in all (ticks), from the first line of /proc/stat. */
+export function guestCpuTicks(): { busy: number; total: number } {
+  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+  // idle and iowait are fields 4 and 5
+  return { busy: total - (fields[3] ?? 0) - (fields[4] ?? 0), total };
+}

@@ -84,6 +84,15 @@ describe('formatPybalConf', () => {
     expect(text).not.toContain('proxyfetch');
   });
 
+  it('writes TCPConnect at the interval and timeout, then the extra service lines, and pybal accepts it', () => {
+    const text = formatPybalConf({ ...service, monitor: 'TCPConnect', pybalServiceLines: ['forward-method = dr', 'datapath-check = yes'] }, '/tmp/x/pool');
+    expect(text).toContain("monitors = [ 'TCPConnect' ]\ntcpconnect.interval = 5\ntcpconnect.timeout = 2\nforward-method = dr\ndatapath-check = yes\n");
+    expect(text).not.toContain('proxyfetch');
+    const r = parseConfig(text, 'pybal.conf');
+    expect(r.errors).toEqual([]);
+    expect(r.config?.services[0]).toMatchObject({ forwardMethod: 'dr' });
+  });
+
   it('writes one ProxyFetch service on the same VIP, port, interval and timeout', () => {
     expect(formatPybalConf(service, '/tmp/x/pool')).toBe(`[global]
 bgp = no
