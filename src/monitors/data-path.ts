@@ -41,6 +41,9 @@ export function connectCheck(target: MonitorTarget, options: CheckSocketOptions 
   return connectMarked({ host: target.ip, port: target.port, family: target.family, mark: route.mark, localAddress: route.source }, options);
 }
 
+/** A connect that found no local port or address: the director's own shortage, never the server's failure. */
+const NO_LOCAL_PORT = /\bEADDRNOTAVAIL\b/;
+
 const METHOD_WORDS: Readonly<Record<DataPathRoute['method'], string>> = { dr: 'direct routing', tunnel: 'its tunnel' };
 
 /** How a reason names the data path: "to the VIP 203.0.113.1:80 by direct routing (firewall mark 0x70b00003)". */
@@ -111,6 +114,12 @@ export class DataPathCheck implements PeriodicCheck {
     }
     this.lastViaVip = true;
     const outcome = await this.viaVip.run(signal, startMs);
+    if (!outcome.ok && NO_LOCAL_PORT.test(outcome.reason) && !signal.aborted) {
+      // This director's fault, not the server's: its checks to the VIP used every local port (TIME_WAIT). Checked at its address instead.
+      this.lastViaVip = false;
+      const own = await this.plain.run(signal, startMs);
+      return { ...own, reason: `${own.reason} (at its own address: ${this.prefix}${outcome.reason}: this director has no local port left towards the VIP; see docs/data-path-checks.md)` };
+    }
     if (!outcome.ok) return { ...outcome, reason: this.prefix + outcome.reason };
     const stolen = this.unwatch === undefined ? undefined : this.arp?.answers(this.route.vip, this.server.ip);
     if (stolen?.answered) {

@@ -7,7 +7,8 @@
  *
  *   openSocket(family: 4|6, kind: 'tcp'|'udp', mark: number, localAddress?: string): number
  *       socket(AF_INET|AF_INET6, SOCK_STREAM|SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC),
- *       setsockopt(SOL_SOCKET, SO_MARK, mark) and, given localAddress, bind() to it with port 0.
+ *       setsockopt(SOL_SOCKET, SO_MARK, mark) and, given localAddress, bind() to it with port 0
+ *       (TCP: with IP_BIND_ADDRESS_NO_PORT, so that the port is chosen at connect()).
  *       Returns the descriptor; on a failure closes it and throws an Error whose code is the
  *       errno's name ("setsockopt(SO_MARK) failed: Operation not permitted (EPERM)").
  *   getMark(fd: number): number
@@ -35,6 +36,9 @@
 
 #ifndef SO_MARK
 #define SO_MARK 36
+#endif
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
 /* The errno names that socket(), setsockopt() and bind() return; others are "E<number>". */
@@ -152,7 +156,11 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
   int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, "socket()", errno);
   const char *step = NULL;
+  /* A TCP socket bound to an address takes its port at connect(), for that destination
+     (IP_BIND_ADDRESS_NO_PORT): bind() alone would take a port of the address's whole range. */
+  int no_port = 1;
   if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0) step = "setsockopt(SO_MARK)";
+  else if (bind_local && type == SOCK_STREAM && setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &no_port, sizeof no_port) != 0) step = "setsockopt(IP_BIND_ADDRESS_NO_PORT)";
   else if (bind_local && bind(fd, (struct sockaddr *)&local, local_len) != 0) step = "bind()";
   if (step != NULL) {
     int err = errno;

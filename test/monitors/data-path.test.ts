@@ -95,6 +95,19 @@ describe('DataPathCheck', () => {
     await t.monitor.stop();
   });
 
+  it('a connect to the VIP that finds no local port (the director’s shortage) checks at the server’s own address instead, and says why', async () => {
+    const t = setup();
+    t.vip.script.push({ ok: false, reason: 'TCP connect to 203.0.113.1:80 failed: no local address or port available (EADDRNOTAVAIL)' });
+    t.monitor.start();
+    await flushAsync();
+    expect(t.rec.reports[0]).toMatchObject({ up: true });
+    expect(t.rec.reports[0]?.reason).toBe(
+      'TCP connect to 198.51.100.12:80 fine (at its own address: to the VIP 203.0.113.1:80 by direct routing (firewall mark 0x70b00003): ' +
+        'TCP connect to 203.0.113.1:80 failed: no local address or port available (EADDRNOTAVAIL): this director has no local port left towards the VIP; see docs/data-path-checks.md)',
+    );
+    await t.monitor.stop();
+  });
+
   it('says when the server fails at its own address too', async () => {
     const t = setup();
     t.vip.script.push({ ok: false, reason: 'HTTP 503' });
