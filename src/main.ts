@@ -20,7 +20,7 @@ import { createMonitorFactory } from './coordinator/monitor-factory.js';
 import { resolveHost } from './coordinator/resolver.js';
 import { DataPathMarks } from './coordinator/data-path-marks.js';
 import { createArpTheftWatch } from './monitors/arp-theft.js';
-import { warnAcceptLocal } from './monitors/accept-local.js';
+import { connectionRateWarning, connectionsPerSecondToOneAddress, warnAcceptLocal } from './monitors/datapath-sysctls.js';
 import type { CreateMonitorFn, DataPathDeps } from './coordinator/types.js';
 import { Daemon, type RouteTarget, type SnapshotScope } from './daemon.js';
 import { EventHistory, type EventSink } from './events/history.js';
@@ -423,12 +423,21 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   };
 
   // A dry run programs nothing: its data-path monitors check at the servers' addresses.
-  const dataPathFor = (service: ServiceConfig): DataPathDeps => ({
-    acquire: () => dataPathMarks.acquire(),
-    release: (mark) => dataPathMarks.release(mark),
-    programmed: (mark) => !dryRun && ipvs.isProgrammed({ family: service.family, fwmark: mark }),
-    source: service.family === 4 ? config.global.dataPathSourceIpv4 : config.global.dataPathSourceIpv6,
-  });
+  const portCapacity = connectionsPerSecondToOneAddress();
+  const dataPathFor = (service: ServiceConfig): DataPathDeps => {
+    let warned = false;
+    return {
+      acquire: () => dataPathMarks.acquire(),
+      release: (mark) => dataPathMarks.release(mark),
+      programmed: (mark) => !dryRun && ipvs.isProgrammed({ family: service.family, fwmark: mark }),
+      source: service.family === 4 ? config.global.dataPathSourceIpv4 : config.global.dataPathSourceIpv6,
+      connectionRate: (perSec) => {
+        const warning = connectionRateWarning(service.name, perSec, portCapacity);
+        if (warning !== undefined && !warned) log.warn(warning);
+        warned = warning !== undefined;
+      },
+    };
+  };
   const daemon = new Daemon(config, {
     logger: log,
     createPoolSource: (service, lastGoodPool) =>

@@ -426,6 +426,7 @@ export class Coordinator implements CoordinatorApi {
       this.resolve(entry);
       if (++n % SLICE_MONITOR_STARTS === 0) yield;
     }
+    this.reportDataPathRate();
     if (!policyChanged) return;
     // This pass covers any asked for meanwhile.
     this.pendingRefresh = undefined;
@@ -725,6 +726,20 @@ export class Coordinator implements CoordinatorApi {
       port: service.port,
       dataPath: { vip: service.ip, mark, method: service.forwardMethod, source: dataPath.source, ready: () => dataPath.programmed(mark) },
     };
+  }
+
+  /** New TCP connections a second that the data-path checks of this pool make to the VIP (IdleConnection holds one: not counted). */
+  private reportDataPathRate(): void {
+    const report = this.deps.dataPath?.connectionRate;
+    if (report === undefined || this.service.dataPathMonitors.length === 0) return;
+    let perServer = 0;
+    for (const m of this.service.monitors) {
+      // ProxyFetch with check_all fetches every URL each round, on a connection each.
+      if ((m.kind !== 'ProxyFetch' && m.kind !== 'TCPConnect') || !this.service.dataPathMonitors.includes(m.kind)) continue;
+      const connections = m.kind === 'ProxyFetch' && m.checkAll ? m.urls.length : 1;
+      perServer += (connections * 1000) / Math.max(1, m.intervalMs);
+    }
+    report.call(this.deps.dataPath, perServer * this.servers.size);
   }
 
   /** A monitor that cannot be created or started is a failing check, not a crash. */

@@ -157,6 +157,12 @@ export interface DataPathDeps {
   programmed(mark: number): boolean;
   /** datapath-source-ipv4/-ipv6 for the service's family. */
   readonly source: string | undefined;
+  /**
+   * Told, after each pool, how many new TCP connections a second the
+   * service's data-path checks make to its VIP and port (each check one):
+   * the daemon warns when that nears what the director's local ports allow.
+   */
+  connectionRate?(perSec: number): void;
 }
 
 /**

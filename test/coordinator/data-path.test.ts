@@ -18,20 +18,27 @@ function setup(service: Partial<ServiceConfig>, monitors: readonly MonitorConfig
   for (let i = 1; i <= 9; i++) resolver.answers.set(`mw${i}`, [`192.0.2.${i}`]);
   const marks = new DataPathMarks(0x70b00000);
   const programmed = new Set<number>();
+  const rates: number[] = [];
   const coordinator = new Coordinator(serviceConfig({ monitors, ...service }), {
     clock,
     logger: log.logger,
     createMonitor: fakes.create,
     resolve: resolver.resolve,
     onChange: () => undefined,
-    dataPath: { acquire: () => marks.acquire(), release: (m) => marks.release(m), programmed: (m) => programmed.has(m), source: undefined },
+    dataPath: {
+      acquire: () => marks.acquire(),
+      release: (m) => marks.release(m),
+      programmed: (m) => programmed.has(m),
+      source: undefined,
+      connectionRate: (perSec) => rates.push(perSec),
+    },
   });
   const probes = (): string[] => {
     const out: string[] = [];
     coordinator.forEachDataPathProbe((host, address, mark) => out.push(`${host} ${address} ${mark - 0x70b00000}`));
     return out;
   };
-  return { clock, log, fakes, resolver, coordinator, marks, programmed, probes };
+  return { clock, log, fakes, resolver, coordinator, marks, programmed, probes, rates };
 }
 
 describe('Coordinator: data-path checks', () => {
@@ -84,5 +91,19 @@ describe('Coordinator: data-path checks', () => {
       expect(t.probes()).toEqual([]);
       expect(t.marks.count()).toBe(0);
     }
+  });
+
+  it('tells the daemon, after each pool, how many connections a second its data-path checks open to the VIP', async () => {
+    // ProxyFetch every 10 s over two URLs (check_all), TCPConnect every 5 s: 0.4 a second per server.
+    const t = setup({ dataPathMonitors: ['ProxyFetch', 'TCPConnect'] }, [
+      proxyFetchConfig({ intervalMs: 10_000, checkAll: true, urls: ['http://a/', 'http://b/'] }),
+      tcpConnectConfig({ intervalMs: 5_000 }),
+    ]);
+    t.coordinator.onPoolEvent(poolEvent('mw1', 'mw2', 'mw3', 'mw4', 'mw5'));
+    await flushAsync();
+    expect(t.rates.at(-1)).toBeCloseTo(2);
+    t.coordinator.onPoolEvent(poolEvent('mw1'));
+    await flushAsync();
+    expect(t.rates.at(-1)).toBeCloseTo(0.4);
   });
 });
