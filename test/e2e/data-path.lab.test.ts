@@ -10,11 +10,14 @@
 // down. The data-path check depools it from the service that needs that path
 // while [plain] keeps it, /alerts says why, and clients keep being served.
 // Before that, a healthy minute with no false down; after it, the probe
-// services leave with a reload that turns the checks off and at stop.
+// services leave with a reload that turns the checks off and at stop. The
+// status page is read in the host's Chromium (status-page.lab.test.ts says how).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../lab/exec.js';
 import { loadGuestModules, startLab, type Lab } from '../lab/lab.js';
-import { E2eConfig, E2ePybal, waitForIpvsDestinations, type E2eService } from './pybal-lab.js';
+import { domIdPart } from '../../src/api/status-page.js';
+import { BrowserSession, byId } from '../browser/browser.js';
+import { API_PORT, E2eConfig, E2ePybal, waitForIpvsDestinations, type E2eService } from './pybal-lab.js';
 
 const MARK_BASE = 0x70b00000;
 const CHECK_LINES = (kinds: readonly string[]): string[] => [
@@ -27,6 +30,8 @@ describe('e2e: data-path checks see what plain checks cannot', () => {
   let lab: Lab;
   let conf: E2eConfig;
   let pybal: E2ePybal;
+  let pageAddress = '';
+  let browser: BrowserSession | undefined;
   const vip = (i: number): string => lab.addr.vips[i]!.v4!;
   const rsIp = (name: string): string => lab.realServer(name).addr.v4!;
   const all = (): string[] => lab.addr.realServers.map((r) => r.v4!).sort();
@@ -55,16 +60,19 @@ describe('e2e: data-path checks see what plain checks cannot', () => {
       await lab.execOk(rs.name, ['ip', 'link', 'set', 'tunl0', 'up']);
       await lab.execOk(rs.name, ['sysctl', '-q', '-w', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.tunl0.rp_filter=0']);
     }
+    // The status page is read in the host's Chromium, over the guest's link to the host (as status-page.lab.test.ts).
+    pageAddress = await lab.linkToHost('director');
     conf = new E2eConfig(lab);
     for (const s of [web, plain, tun]) conf.writePool(s.name, conf.realServerEntries());
     conf.writePool(web6.name, conf.realServerEntries({}, 6));
-    conf.write([web, plain, tun, web6], { bgp: false });
+    conf.write([web, plain, tun, web6], { bgp: false, instrumentationIps: ['127.0.0.1', pageAddress] });
     pybal = E2ePybal.start(lab, conf.file);
     for (const i of [0, 1, 2]) await waitFor3(i, all(), `every server in VIP ${i}'s service`);
     await waitForIpvsDestinations(lab, all6(), 'every server in [web6]', { family: 6, timeoutMs: 30_000 });
   });
 
   afterAll(async () => {
+    await browser?.close();
     await pybal?.terminate();
     await lab?.stop();
   });
@@ -96,6 +104,11 @@ describe('e2e: data-path checks see what plain checks cannot', () => {
     expect(alerts.body).toContain('failing their data-path checks');
     expect(alerts.body).toContain(`it answers at its own address ${rsIp('rs2')}:80 but not on the VIP (does it hold ${vip(0)} on lo?)`);
     expect(pybal.log()).toMatch(new RegExp(`reports server ${rsIp('rs2').replaceAll('.', '\\.')} \\(.*\\) down: to the VIP ${vip(0).replaceAll('.', '\\.')}:80 by direct routing`));
+    // The status page, in a real browser, names the data-path monitor and says why it fails.
+    browser = await BrowserSession.open(`http://${pageAddress}:${API_PORT}/`, { host: true });
+    const check = await browser.text(`${byId(`server-web-${domIdPart(rsIp('rs2'))}`)} [data-field="check"]`);
+    expect(check).toContain(`TCPConnect (data path): to the VIP ${vip(0)}:80 by direct routing`);
+    expect(check).toContain(`it answers at its own address ${rsIp('rs2')}:80 but not on the VIP`);
     // Clients of [web] are served by the others, every time.
     const answers = await lab.client.servedBy(lab.vipUrl(4, '/', 0), 12);
     expect(answers.filter((a) => a === undefined || a === 'rs2')).toEqual([]);
