@@ -82,10 +82,8 @@ interface ServiceRuntime {
   dirty: boolean;
   /** Builds `desired`, saying what changed since the last one (see DesiredServiceBuilder). */
   readonly builder: DesiredServiceBuilder;
-  /** The probe services of its data-path checks, by firewall mark (ipvs/desired.ts, probeServiceFor). */
+  /** The probe services of its data-path checks, by firewall mark (ipvs/desired.ts, probeServiceFor), built from `desiredFor`. */
   probes: Map<number, DesiredService>;
-  /** The configuration `probes` were built from (a reload may change how they forward). */
-  probesFor: ServiceConfig | undefined;
 }
 
 /** Who drained or undrained the director when pybal.conf did (at start, or by a reload). */
@@ -318,8 +316,8 @@ export class Daemon {
             (visit) => coordinator.forEachPooled(visit),
             keepDepooled ? coordinator.pooledServers({ keepDepooled }) : undefined,
           );
-          runtime.desiredFor = runtime.config;
           probeRemoved = this.updateProbes(runtime, changed) || probeRemoved;
+          runtime.desiredFor = runtime.config;
         }
         if (runtime.desired !== before && runtime.desired !== undefined) changed.push(runtime.desired);
       }
@@ -353,7 +351,8 @@ export class Daemon {
     runtime.coordinator.forEachDataPathProbe((_host, address, mark) => {
       const was = before.get(mark);
       // The same object while nothing changed: the manager skips it at once.
-      if (was !== undefined && was.destinations[0]?.address === address && runtime.probesFor === config) {
+      // desiredFor: the configuration the probes were last built from (a reload may change how they forward).
+      if (was !== undefined && was.destinations[0]?.address === address && runtime.desiredFor === config) {
         probes.set(mark, was);
         return;
       }
@@ -362,8 +361,6 @@ export class Daemon {
       changed.push(probe);
     });
     runtime.probes = probes;
-    runtime.probesFor = config;
-    if (probes.size < before.size) return true;
     for (const mark of before.keys()) if (!probes.has(mark)) return true;
     return false;
   }
@@ -425,7 +422,6 @@ export class Daemon {
       dirty: true,
       builder: new DesiredServiceBuilder(),
       probes: new Map(),
-      probesFor: undefined,
     };
     return runtime;
   }

@@ -479,6 +479,7 @@ export class IpvsManager {
       const wanted = new Set([...this.desired.keys(), ...this.removals.keys()]);
       const dumpStart = this.clock.now();
       const kernel = await this.dump(wanted, true);
+      await this.takeOwnedLeftovers(wanted, kernel);
       this.lastFullMs = this.clock.now() - dumpStart;
       this.counters.resyncs++;
       // In dry run the model holds what would have been done, not what was: no drift to speak of.
@@ -602,26 +603,32 @@ export class IpvsManager {
     return out;
   }
 
-  /**
-   * Dumps the kernel's services among `wanted` (ids) and their destinations.
-   * A full one also takes in services pybal owns that no one desires, as
-   * removals (and adds them to `wanted`).
-   */
-  private async dump(wanted: ReadonlySet<string>, full = false): Promise<Table> {
+  /** Dumps the kernel's services among `wanted` (ids) and their destinations. */
+  private async dump(wanted: ReadonlySet<string>, full = false): Promise<Map<string, TableEntry>> {
     const table = new Map<string, TableEntry>();
     const services = await this.kernel.listServices();
     if (full) this.listedAtResync = new Map(services.map((svc) => [serviceKeyId(svc.key), svc]));
     for (const svc of services) {
       const id = serviceKeyId(svc.key);
-      if (!wanted.has(id)) {
-        if (!full || this.owns === undefined || !this.owns(svc.key)) continue;
-        this.log.info(`IPVS: deleting ${formatServiceKey(svc.key)}, a data-path probe service no server needs (left by an earlier run)`);
-        this.removals.set(id, svc.key);
-        (wanted as Set<string>).add(id);
-      }
-      table.set(id, await this.entryOf(svc));
+      if (wanted.has(id)) table.set(id, await this.entryOf(svc));
     }
     return table;
+  }
+
+  /**
+   * After a full resync's listing: the services pybal owns that no one
+   * desires (left by an earlier run) join the removals, and `wanted` and the
+   * dumped `table` with them.
+   */
+  private async takeOwnedLeftovers(wanted: Set<string>, table: Map<string, TableEntry>): Promise<void> {
+    if (this.owns === undefined) return;
+    for (const [id, svc] of this.listedAtResync ?? []) {
+      if (wanted.has(id) || !this.owns(svc.key)) continue;
+      this.log.info(`IPVS: deleting ${formatServiceKey(svc.key)}, a data-path probe service no server needs (left by an earlier run)`);
+      this.removals.set(id, svc.key);
+      wanted.add(id);
+      table.set(id, await this.entryOf(svc));
+    }
   }
 
   /** A service the kernel listed, with its destinations dumped. */

@@ -78,7 +78,12 @@ export function dataPathTarget(target: MonitorTarget): { target: MonitorTarget }
       return { problem: `no source address towards ${target.ip}: ${errorMessage(error)}` };
     }
   }
-  return { target: { host: target.host, ip: route.vip, port: target.port, family: target.family, dataPath: { ...route, source, ready: route.ready } } };
+  return { target: { host: target.host, ip: route.vip, port: target.port, family: target.family, dataPath: { ...route, source } } };
+}
+
+/** The server's own address: `target` without its data path. */
+export function withoutDataPath(target: MonitorTarget): MonitorTarget {
+  return target.dataPath === undefined ? target : { host: target.host, ip: target.ip, port: target.port, family: target.family };
 }
 
 /**
@@ -91,6 +96,8 @@ export class DataPathCheck implements PeriodicCheck {
   private readonly prefix: string;
   /** The last check went through the data path (a failure of the plain fallback needs no second look). */
   private lastViaVip = false;
+  /** The last check failed on the server's ARP answers (its own address would say nothing about them). */
+  private lastStolen = false;
   private unwatch: (() => void) | undefined;
 
   constructor(
@@ -107,6 +114,7 @@ export class DataPathCheck implements PeriodicCheck {
   }
 
   async run(signal: CheckSignal, startMs: number): Promise<CheckOutcome> {
+    this.lastStolen = false;
     if (!this.route.ready()) {
       this.lastViaVip = false;
       const outcome = await this.plain.run(signal, startMs);
@@ -123,6 +131,7 @@ export class DataPathCheck implements PeriodicCheck {
     if (!outcome.ok) return { ...outcome, reason: this.prefix + outcome.reason };
     const stolen = this.unwatch === undefined ? undefined : this.arp?.answers(this.route.vip, this.server.ip);
     if (stolen?.answered) {
+      this.lastStolen = true;
       return {
         ...outcome,
         ok: false,
@@ -142,7 +151,7 @@ export class DataPathCheck implements PeriodicCheck {
 
   /** A data-path failure: does the server answer at its own address? */
   async explain(failure: CheckOutcome, signal: CheckSignal): Promise<CheckOutcome> {
-    if (!this.lastViaVip || /answers ARP requests/.test(failure.reason)) return failure;
+    if (!this.lastViaVip || this.lastStolen) return failure;
     const own = await this.plain.run(signal, 0).catch((error: unknown) => ({ ok: false, reason: errorMessage(error) }) as CheckOutcome);
     return { ...failure, reason: `${failure.reason}; ${ownAddressWords(this.route, this.server, own)}` };
   }
@@ -162,8 +171,7 @@ export class DataPathCheck implements PeriodicCheck {
 export function withDataPath(target: MonitorTarget, make: (target: MonitorTarget) => PeriodicCheck, arp: ArpWatchLike | undefined): PeriodicCheck {
   const route = target.dataPath;
   if (route === undefined) return make(target);
-  const plainTarget: MonitorTarget = { host: target.host, ip: target.ip, port: target.port, family: target.family };
-  const plain = make(plainTarget);
+  const plain = make(withoutDataPath(target));
   const via = dataPathTarget(target);
   if ('problem' in via) return new BrokenDataPath(plain, via.problem);
   return new DataPathCheck(make(via.target), plain, target, via.target.dataPath!, arp);
