@@ -15,7 +15,7 @@
 import net from 'node:net';
 import type { IdleConnectionConfig } from '../config/types.js';
 import { setAnswerTimeout, type Timer } from '../runtime/clock.js';
-import { connectCheck, dataPathTarget, describeRoute, ownAddressWords } from './data-path.js';
+import { connectCheck, dataPathTarget, describeRoute, ownAddressWords, withoutDataPath } from './data-path.js';
 import { formatSeconds } from './deadline.js';
 import { createReportingHealth, type Health } from './health.js';
 import { connectOnce } from './tcp-connect.js';
@@ -87,6 +87,8 @@ class IdleConnectionMonitor implements Monitor {
   where: string;
   /** The latest attempt went through the data path. */
   viaDataPath = false;
+  /** Why the next attempt goes to the server's own address although the data path is there (the director had no local address or port for it). */
+  plainOnce: string | undefined = undefined;
 
   constructor(
     readonly config: IdleConnectionConfig,
@@ -96,7 +98,7 @@ class IdleConnectionMonitor implements Monitor {
     this.kind = config.kind;
     this.health = createReportingHealth(config.kind, config, deps);
     this.random = deps.random ?? Math.random;
-    this.plain = target.dataPath === undefined ? target : { host: target.host, ip: target.ip, port: target.port, family: target.family };
+    this.plain = withoutDataPath(target);
     this.viaVip = target.dataPath === undefined ? undefined : dataPathTarget(target);
     this.where = `to ${target.ip}:${target.port}`;
   }
@@ -166,7 +168,11 @@ class IdleConnectionMonitor implements Monitor {
     let target = this.plain;
     this.viaDataPath = false;
     this.where = `to ${target.ip}:${target.port}`;
-    if (route !== undefined && via !== undefined && 'target' in via) {
+    const plainOnce = this.plainOnce;
+    this.plainOnce = undefined;
+    if (plainOnce !== undefined) {
+      this.where += ` (at its own address: ${plainOnce})`;
+    } else if (route !== undefined && via !== undefined && 'target' in via) {
       if (route.ready()) {
         target = via.target;
         this.viaDataPath = true;
@@ -266,6 +272,13 @@ class Attempt {
     if (!this.connected) {
       const why = this.afterCleanClose ? 'reconnect after clean close failed' : 'connection failed';
       const reason = `${monitor.kind} ${why}: ${error.message}`;
+      if (monitor.viaDataPath && code === 'EADDRNOTAVAIL') {
+        // This director's shortage, not the server's: connect at its own address this once, nothing reported.
+        monitor.plainOnce = `${reason} (${monitor.where}): this director has no local address or port for the VIP`;
+        monitor.deps.logger.warn(`data path unavailable: ${monitor.plainOnce}; connecting at the server's own address`);
+        monitor.connect(monitor.config.connectTimeoutMs, false);
+        return;
+      }
       if (monitor.viaDataPath) {
         // Does the server answer at its own address? The reason says, then the retry is scheduled.
         monitor.failedViaDataPath(`${reason} (${monitor.where})`, this.startMs, code);

@@ -76,6 +76,21 @@ describe('monitors through the data path (loopback)', () => {
     expect(rec.reports[0]).toMatchObject({ up: true, reason: `Connection established to the VIP ${VIP}:${PORT + 2} by direct routing (firewall mark 0x70b00042)` });
   });
 
+  it('IdleConnection that finds no local address for the VIP (the director’s shortage) connects at the server’s own address instead, and is up', async () => {
+    const own = await startRealServer({ name: 'own', host: SERVER, tcp: PORT + 6 });
+    try {
+      const rec = start((t, deps) => createIdleConnectionMonitor(idleConnectionConfig(), { ...t, port: PORT + 6, dataPath: { ...t.dataPath!, source: '192.0.2.123' } }, deps));
+      await waitFor(() => rec.reports.length > 0, 'a first report');
+      expect(rec.reports).toHaveLength(1);
+      expect(rec.reports[0]).toMatchObject({ up: true });
+      expect(rec.reports[0]!.reason).toMatch(new RegExp(`^Connection established to ${SERVER.replaceAll('.', '\\.')}:${PORT + 6} \\(at its own address: .*EADDRNOTAVAIL.*this director has no local address or port for the VIP\\)$`));
+      expect(own.stats().openTcpConnections).toBe(1);
+    } finally {
+      for (const m of monitors.splice(0)) await m.stop();
+      await own.stop();
+    }
+  });
+
   it('UDP probes the VIP: up while it listens, down on the VIP’s port unreachable', async () => {
     const up = start((t, deps) => createUdpMonitor(udpConfig({ intervalMs: 200 }), { ...t, port: PORT + 3 }, deps));
     const down = start((t, deps) => createUdpMonitor(udpConfig({ intervalMs: 200 }), { ...t, port: PORT + 4 }, deps));
