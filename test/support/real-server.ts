@@ -20,7 +20,7 @@ export type Behaviour =
   | { mode: 'ok' } // normal answers
   | { mode: 'down' } // every listener closed: TCP refused, UDP gets ICMP port-unreachable
   | { mode: 'hang' } // TCP: accept and never answer; UDP/DNS: ignore datagrams
-  | { mode: 'reset' } // TCP: accept then reset at once (RST, not FIN); DNS/UDP: ignore
+  | { mode: 'reset' } // TCP: accept then reset at once (RST, not FIN); DNS over TCP: reset on the query; UDP: ignore
   | { mode: 'slow'; delayMs: number } // answer correctly after delayMs
   | { mode: 'trickle'; byteIntervalMs: number } // HTTP: send the response one byte every byteIntervalMs
   | { mode: 'status'; status: number; location?: string } // HTTP answers this status (and Location)
@@ -459,7 +459,9 @@ class ControllableServer implements RealServer {
     raw.on('error', noop);
     raw.on('close', () => this.connections.delete(connection));
     const mode = this.behaviour.mode;
-    if (mode === 'reset') return this.reset(connection);
+    // DNS over TCP resets when the query arrives (serveDnsOverTcp): a reset before the
+    // client has written lets its write take the error and its read see a plain EOF.
+    if (mode === 'reset' && kind !== 'dns') return this.reset(connection);
     if (mode === 'hang') {
       connection.hung = true; // stays paused (pauseOnConnect): nothing is read, nothing sent
       return;
