@@ -15,6 +15,7 @@
  *                             (main-<hash>.js, with prom-client, @opentelemetry/api and pino), status,
  *                             check, drain, check-config, import, ipvs; and the parts they share
  *   dist/cli/bfd-worker.js    the BFD thread's entry (src/bfd/worker.ts), which bfd.ts starts beside itself
+ *   dist/cli/bgp-worker.js    the BGP thread's entry (src/bgp/worker.ts), which thread.ts starts beside itself
  *   dist/cli/locales/         yargs' message translations (read at run time, as yargs does from its package)
  *   dist/cli/meta.json        esbuild's record of what went into which file (test/cli/module-graph.test.ts reads it)
  *
@@ -45,6 +46,8 @@ export const CLI_DIR = join(root, 'dist/cli');
 export const CLI_ENTRY = join(CLI_DIR, 'pybal.js');
 /** The BFD thread's entry, beside the chunk that starts it. */
 export const BFD_WORKER_ENTRY = 'bfd-worker';
+/** The BGP thread's entry, beside the chunk that starts it. */
+export const BGP_WORKER_ENTRY = 'bgp-worker';
 
 /** Packages left in node_modules: native addons (ssh2 also loaded late, by `import('ssh2')`). */
 export const EXTERNAL_PACKAGES = ['netlink', 'ssh2'];
@@ -80,6 +83,12 @@ const LOCATED: Record<string, (source: string, path: string) => string> = {
     const from = "new Worker(new URL('./worker.js', import.meta.url)";
     mustContain(source, path, from);
     return source.replace(from, `new Worker(new URL('./${BFD_WORKER_ENTRY}.js', import.meta.url)`);
+  },
+  // Starts the BGP thread in the same way.
+  'bgp/thread.js': (source, path) => {
+    const from = "new Worker(new URL('./worker.js', import.meta.url)";
+    mustContain(source, path, from);
+    return source.replace(from, `new Worker(new URL('./${BGP_WORKER_ENTRY}.js', import.meta.url)`);
   },
 };
 
@@ -219,7 +228,11 @@ export async function bundleCli(): Promise<void> {
   rmSync(CLI_DIR, { recursive: true, force: true });
   const result = await build({
     absWorkingDir: root,
-    entryPoints: { pybal: join(root, 'dist/src/cli/main.js'), [BFD_WORKER_ENTRY]: join(root, 'dist/src/bfd/worker.js') },
+    entryPoints: {
+      pybal: join(root, 'dist/src/cli/main.js'),
+      [BFD_WORKER_ENTRY]: join(root, 'dist/src/bfd/worker.js'),
+      [BGP_WORKER_ENTRY]: join(root, 'dist/src/bgp/worker.js'),
+    },
     outdir: CLI_DIR,
     bundle: true,
     splitting: true,

@@ -10,7 +10,8 @@ import type { BgpStatusValue, DaemonSnapshot } from './api/types.js';
 import { familyOf, formatPrefix, normalizeAddress } from './bgp/address.js';
 import { BfdThread } from './bfd/bfd.js';
 import { speakerOptionsFromConfig, type DrainState } from './bgp/announcements.js';
-import { BgpSpeaker, announcingThenReady, type PeerChange } from './bgp/speaker.js';
+import { announcingThenReady, type PeerChange } from './bgp/speaker.js';
+import { BgpThread, type Speaker } from './bgp/thread.js';
 import { loadConfig } from './config/load-config.js';
 import type { AddressFamily, Config, GlobalConfig, ServiceConfig } from './config/types.js';
 import { serviceKeyFromConfig } from './ipvs/desired.js';
@@ -135,7 +136,7 @@ class SignalInbox {
  * UPDATEs on the sessions that stay up.
  */
 class BgpSide {
-  private speaker: BgpSpeaker | undefined;
+  private speaker: Speaker | undefined;
   /** BFD with the peers (bgp-bfd), started and stopped with the speaker. */
   private bfd: BfdThread | undefined;
   private target: RouteTarget | undefined;
@@ -179,16 +180,18 @@ class BgpSide {
       return this.target;
     }
     try {
-      const speaker = new BgpSpeaker({
-        ...speakerOptionsFromConfig(global, services, {
-          clock: this.clock,
-          logger: this.log,
-          hostIpv4Addresses: hostIpv4Addresses(),
-          forwardingFamilies: () => this.table.forwarding(),
-        }),
-        ...(this.events === undefined ? {} : { onPeerChange: peerChangeRecorder(this.events) }),
+      // The sessions run on a thread of their own: KEEPALIVEs leave on time whatever the main thread is doing.
+      const speaker = await BgpThread.start({
+        speaker: {
+          ...speakerOptionsFromConfig(global, services, {
+            clock: this.clock,
+            logger: this.log,
+            hostIpv4Addresses: hostIpv4Addresses(),
+            forwardingFamilies: () => this.table.forwarding(),
+          }),
+          ...(this.events === undefined ? {} : { onPeerChange: peerChangeRecorder(this.events) }),
+        },
       });
-      await speaker.start();
       if (this.closed) {
         await speaker.shutdown('pybal is shutting down', BGP_SHUTDOWN_MS);
         return undefined;
@@ -214,7 +217,7 @@ class BgpSide {
     return { enabled: this.speaker !== undefined, wanted: this.wanted && !this.dryRun, localAsn: this.speaker ? global.bgpLocalAsn : undefined, peers };
   }
 
-  /** How graceful restart learns the kernel's state (see FsmConfig.gracefulRestart and BgpSpeaker.markReady). */
+  /** How graceful restart learns the kernel's state (see FsmConfig.gracefulRestart and BgpSpeaker.markReady, which the BGP thread runs). */
   watchTable(table: { forwarding: () => readonly AddressFamily[]; ready: () => boolean }): void {
     this.table = table;
   }

@@ -118,6 +118,8 @@ export class BgpSession {
   private establishedAtMs: number | undefined;
   private lastNotificationIn: string | undefined;
   private lastNotificationOut: string | undefined;
+  /** KEEPALIVEs are not sent (see silenceKeepalives). */
+  private keepalivesSilenced = false;
 
   constructor(options: SessionOptions) {
     this.peer = options.peer;
@@ -372,9 +374,19 @@ export class BgpSession {
     return { fourOctetAs: n.fourOctetAs, families: n.families, externalPeer: n.peerAsn !== this.fsm.config.localAsn };
   }
 
+  /**
+   * While on, no KEEPALIVE leaves (the FSM's timers run as ever): the BGP
+   * thread's answer to a stuck main thread, so that the peer's hold timer
+   * takes the director out as it would if the session ran on that thread.
+   */
+  silenceKeepalives(on: boolean): void {
+    this.keepalivesSilenced = on;
+  }
+
   private send(message: BgpMessage): void {
     const conn = this.current;
     if (!conn) return;
+    if (message.type === 'keepalive' && this.keepalivesSilenced) return;
     if (message.type === 'notification') {
       // Whatever was queued goes first: withdrawals before the Cease.
       for (const m of this.queue) conn.socket.write(m);

@@ -242,6 +242,11 @@ export class BgpSpeaker {
     this.log.info('BGP sessions closed for a graceful restart: the routers keep the routes until pybal is back');
   }
 
+  /** Stops (or resumes) every session's KEEPALIVEs; see BgpSession.silenceKeepalives. */
+  silenceKeepalives(on: boolean): void {
+    for (const record of this.peers.values()) record.session.silenceKeepalives(on);
+  }
+
   /** The port the first listener is bound to (useful when it was 0). */
   listeningPort(): number | undefined {
     const address = this.servers[0]?.address();

@@ -67,6 +67,11 @@ function chunkOf(input: string): string {
 }
 
 /** The files of dist/cli/ that `file` imports statically, transitively, itself included: what loads with it. */
+/** The URLs a bundled file starts worker threads from (esbuild may rename Worker to Worker2 and so on). */
+function workerUrls(source: string): string[] {
+  return [...source.matchAll(/new Worker\d*\(new URL\("([^"]+)", import\.meta\.url\)/g)].map((m) => m[1]!);
+}
+
 function staticClosure(file: string): Set<string> {
   const { outputs } = metafile();
   const seen = new Set<string>();
@@ -192,10 +197,22 @@ describe('what esbuild put where (dist/cli/meta.json)', () => {
     const { outputs } = metafile();
     expect(outputs['dist/cli/bfd-worker.js']?.entryPoint).toBe('dist/src/bfd/worker.js');
     const starter = readFileSync(chunkOf('dist/src/bfd/bfd.js'), 'utf8');
-    expect([...starter.matchAll(/new Worker\(new URL\("([^"]+)", import\.meta\.url\)/g)].map((m) => m[1])).toEqual(['./bfd-worker.js']);
+    expect(workerUrls(starter)).toContain('./bfd-worker.js');
     // The thread loads only what it runs: no daemon, no package from node_modules.
     for (const file of staticClosure('dist/cli/bfd-worker.js')) {
       expect(Object.keys(outputs[file]!.inputs).filter((input) => /^dist\/src\/(main|daemon)\.js$/.test(input) || /node_modules\//.test(input)), file).toEqual([]);
+    }
+  });
+
+  it('the BGP thread has its own entry, dist/cli/bgp-worker.js, which the daemon starts beside its chunk', () => {
+    const { outputs } = metafile();
+    expect(outputs['dist/cli/bgp-worker.js']?.entryPoint).toBe('dist/src/bgp/worker.js');
+    const starter = readFileSync(chunkOf('dist/src/bgp/thread.js'), 'utf8');
+    expect(workerUrls(starter)).toContain('./bgp-worker.js');
+    expect(workerUrls(starter)).not.toContain('./worker.js');
+    // The thread loads the speaker and pino, not the daemon.
+    for (const file of staticClosure('dist/cli/bgp-worker.js')) {
+      expect(Object.keys(outputs[file]!.inputs).filter((input) => /^dist\/src\/(main|daemon)\.js$/.test(input)), file).toEqual([]);
     }
   });
 
