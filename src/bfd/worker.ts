@@ -12,6 +12,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createSystemClock } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
+import { MainThreadWatch } from '../runtime/main-thread-watch.js';
 import { BfdEngine } from './engine.js';
 import type { FromBfdThread, ToBfdThread, BfdThreadConfig } from './thread-messages.js';
 
@@ -31,28 +32,18 @@ const engine = new BfdEngine({
   onProblem: (message) => post({ type: 'problem', message }),
 });
 
-let lastAlive = performance.now();
-let silencedAt: number | undefined;
-const watchdog = setInterval(() => {
-  const quiet = performance.now() - lastAlive;
-  if (silencedAt === undefined && quiet > config.silenceAfterMs) {
-    silencedAt = performance.now() - quiet;
-    engine.silence(true);
-  }
-}, 100);
+const watch = new MainThreadWatch(config.silenceAfterMs, (on, forMs) => {
+  engine.silence(on);
+  if (!on) post({ type: 'silenced', forMs });
+});
 
 port.on('message', (message: ToBfdThread) => {
   if (message.type === 'alive') {
-    lastAlive = performance.now();
-    if (silencedAt !== undefined) {
-      engine.silence(false);
-      post({ type: 'silenced', forMs: Math.round(lastAlive - silencedAt) });
-      silencedAt = undefined;
-    }
+    watch.alive();
   } else if (message.type === 'status') {
     post({ type: 'status', id: message.id, peers: engine.status(), discards: engine.discards() });
   } else if (message.type === 'stop') {
-    clearInterval(watchdog);
+    watch.stop();
     void engine.stop().then(() => {
       post({ type: 'stopped' });
       port.close();
@@ -63,7 +54,7 @@ port.on('message', (message: ToBfdThread) => {
 engine.start().then(
   () => post({ type: 'started' }),
   (error: unknown) => {
-    clearInterval(watchdog);
+    watch.stop();
     post({ type: 'error', message: errorMessage(error) });
     void engine.stop().finally(() => port.close());
   },

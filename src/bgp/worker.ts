@@ -18,6 +18,7 @@ import { pino } from 'pino';
 import type { AddressFamily } from '../config/types.js';
 import { createSystemClock } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
+import { MainThreadWatch } from '../runtime/main-thread-watch.js';
 import { BgpSpeaker } from './speaker.js';
 import type { BgpThreadConfig, FromBgpThread, ToBgpThread } from './thread-messages.js';
 
@@ -47,18 +48,13 @@ function sendStatus(): void {
   post({ type: 'status', peers: speaker.status() });
 }
 
-let lastAlive = performance.now();
-let silencedAt: number | undefined;
-const watchdog = setInterval(() => {
-  const quiet = performance.now() - lastAlive;
-  if (silencedAt === undefined && quiet > config.silenceAfterMs) {
-    silencedAt = performance.now() - quiet;
-    speaker.silenceKeepalives(true);
-  }
-}, 100);
+const watch = new MainThreadWatch(config.silenceAfterMs, (on, forMs) => {
+  speaker.silenceKeepalives(on);
+  if (!on) post({ type: 'silenced', forMs });
+});
 
 function close(): void {
-  clearInterval(watchdog);
+  watch.stop();
   clearInterval(statusTimer);
   sendStatus();
   post({ type: 'closed' });
@@ -68,13 +64,8 @@ function close(): void {
 port.on('message', (message: ToBgpThread) => {
   switch (message.type) {
     case 'alive':
-      lastAlive = performance.now();
       forwarding = message.forwarding;
-      if (silencedAt !== undefined) {
-        speaker.silenceKeepalives(false);
-        post({ type: 'silenced', forMs: Math.round(lastAlive - silencedAt) });
-        silencedAt = undefined;
-      }
+      watch.alive();
       return;
     case 'announce':
       speaker.setAnnouncements(message.routes);
@@ -104,7 +95,7 @@ speaker.start().then(
     post({ type: 'started', port: speaker.listeningPort() });
   },
   (error: unknown) => {
-    clearInterval(watchdog);
+    watch.stop();
     post({ type: 'error', message: errorMessage(error) });
     speaker.stop();
     port.close();
