@@ -585,6 +585,7 @@ export class IpvsManager {
     }
     const resync: Resync = { journal: [] };
     this.resyncing = resync;
+    this.log.debug('IPVS: resync: dumping the managed services beside the writes');
     const dump = this.dumpBeside(resync);
     this.resyncDump = dump;
     void dump.finally(() => {
@@ -846,6 +847,11 @@ export class IpvsManager {
     }
     this.lastFullMs = dumped.ms;
     this.counters.resyncs++;
+    if (this.log.isLevelEnabled('debug')) {
+      let servers = 0;
+      for (const entry of dumped.table.values()) servers += entry.dests.size;
+      this.log.debug(`IPVS: resync: merging a dump of ${dumped.table.size} services and ${servers} servers (read in ${Math.round(dumped.ms)} ms) with ${journal.length} writes made meanwhile`);
+    }
     if (this.known && !this.dryRun) this.reportDrift(this.known, kernel, scope);
     // Services outside the dump's scope (named during it) keep what the model has for them.
     const modelled = new Set(scope);
