@@ -42,10 +42,11 @@
  *    changed it, which is reported and repaired as before. (A hand edit of an
  *    object pybal also wrote during the dump, made after pybal's write, is
  *    taken for pybal's and found at the next resync.)
- * 3. The kernel's dump is not a snapshot: it walks a list by index in
- *    chunks, so a server deleted ahead of the walk shifts the rest and one
- *    is skipped (an addition goes to the head: one is read twice, which a map
- *    absorbs). A shift hides entries; it never invents one or alters a value.
+ * 3. The kernel's dump is not a snapshot: it walks a list by index, a chunk
+ *    per answer, so a server deleted from the part already walked shifts the
+ *    rest back and the next chunk skips one (an addition goes to the head:
+ *    one is read twice, which a map absorbs). A shift hides entries; it
+ *    never invents one or alters a value.
  *    So for a service pybal deleted servers of during the dump (and for the
  *    listing, if it deleted a service), what the model has and the dump lacks
  *    is kept from the model rather than reported missing and added again
@@ -53,8 +54,9 @@
  *    next resync.
  * 4. Scope. The dump speaks for the services managed when it started (and
  *    pybal's leftovers it listed). A service named during the dump (a
- *    reload) was adopted by the write loop from the last listing, as between
- *    resyncs; the model keeps what it has for it.
+ *    reload) was adopted by the write loop from the last listing
+ *    (dumpUnmodelled), as between resyncs; the model keeps what it has for
+ *    it. The merge's listing becomes the last listing.
  * 5. Repair. The merge reconcile diffs the desired state of that moment (not
  *    of the dump's start) against the merged model, like any full reconcile:
  *    a patch applied during the dump is in both and costs nothing; one that
@@ -65,11 +67,13 @@
  *    reconcile that dumps before it writes, after the dump under way has
  *    ended (two dumps of the table never overlap). The model is only ever
  *    rebuilt by such a dump, which drops any resync first, so a merge never
- *    lands on a model other than the one its journal follows. A dump that fails leaves the model alone (the
- *    writes keep it true): the failure is logged and counted and the resync
- *    retried after the backoff, while writes go on. stop() waits for the
- *    dump and merges nothing. In dry run nothing is written, so the journal
- *    is empty and the model after a resync is the kernel's, as before.
+ *    lands on a model other than the one its journal follows. A dump that
+ *    fails leaves the model alone (the writes keep it true): the failure is
+ *    logged and counted and the resync retried after the backoff, while
+ *    writes go on. stop() waits for the dump and merges nothing. In dry run
+ *    nothing is written, so the journal is empty and the model after a
+ *    resync is the kernel's, as before. A resync asked for while one runs
+ *    (or waits for its merge) runs once after it.
  * 7. The first resync at start (adoption) and the one after a failure dump
  *    first and write after, on the main socket, as before: there is no model
  *    to write against yet. takeOwnedLeftovers of a resync beside the writes

@@ -11,7 +11,9 @@
 // that it holds their old weights); one server is edited by hand with
 // `ipvsadm -e` meanwhile. Then, after one more whole resync:
 //   - every edit was acknowledged (the daemon's line, logged once the kernel
-//     answered), some of them while the dump was under way (the log's order);
+//     answered), some of them while the dump was still reading (before the
+//     time of the start line plus the "read in N ms" of the merge line; over
+//     one socket, a write would wait for the dump's end);
 //   - the kernel has each edited weight (ipvsadm -Ln), and the log edited each
 //     server once: no resync put an old weight back;
 //   - the only drift line is the hand edit's, which is repaired.
@@ -71,6 +73,13 @@ describe('e2e: pool edits while a periodic resync dumps 20,000 servers', () => {
       const i = lineIndex(pattern, from);
       return i >= 0 ? i : undefined;
     }, { timeoutMs, intervalMs: 50, what });
+  /** The daemon's time on a log line (local time), in ms. */
+  const timeOf = (line: string): number => {
+    const m = /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{3}) /.exec(line);
+    if (m === null) throw new Error(`no time on the log line ${JSON.stringify(line)}`);
+    const [y, mo, d, h, mi, sec, ms] = m.slice(1).map(Number) as [number, number, number, number, number, number, number];
+    return new Date(y, mo - 1, d, h, mi, sec, ms).getTime();
+  };
   const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const ackOf = (host: string, weight: number): RegExp => new RegExp(`IPVS: edit server TCP ${escape(vip)}:80 -> ${escape(host)}:80: .* => route weight ${weight}$`);
   /** The kernel's weight of each server of the service (one ipvsadm dump). */
@@ -125,13 +134,15 @@ describe('e2e: pool edits while a periodic resync dumps 20,000 servers', () => {
           await new Promise((r) => setTimeout(r, EDIT_EVERY_MS));
         }
         const merged = await waitForLine(/IPVS: resync: merging/, started, `resync ${round + 1} to merge`);
+        const readMs = Number(/read in (\d+) ms/.exec(lines()[merged]!)?.[1]);
+        const dumpEndMs = timeOf(lines()[started]!) + readMs;
         for (const e of roundEdits) {
           const acked = await waitForLine(ackOf(e.host, e.weight), from, `the edit of ${e.host} to ${e.weight} acknowledged`, 30_000);
-          if (acked > started && acked < merged) editedDuringDump++;
+          if (acked > started && timeOf(lines()[acked]!) < dumpEndMs) editedDuringDump++;
         }
         from = merged + 1;
       }
-      // Some edits went in while a dump ran (else this test proved nothing).
+      // Some edits went in while a dump was reading (else this test proved nothing).
       expect(editedDuringDump, lines().filter((l) => /resync|edit server/.test(l)).slice(-60).join('\n')).toBeGreaterThan(0);
 
       // One whole resync after the last edit: one that dumps after it and merges.
