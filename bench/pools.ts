@@ -20,7 +20,12 @@
  *    server's weight 10 -> 7 -> 10 ... in the pool file (BENCH_WEIGHT_TRIALS,
  *    default 5), time from the write to the daemon's line saying the kernel
  *    took it, then confirmed by one dump, with `monitors = []` and
- *    `monitors = ["IdleConnection"]`.
+ *    `monitors = ["IdleConnection"]`. Then (unless BENCH_RESYNC_TRIALS=0,
+ *    default 3) with `monitors = []`, each edit written as a periodic resync
+ *    starts dumping the pool (`ipvs-resync-interval = 1`, which the daemon
+ *    stretches to 20 dumps; --debug, whose line says when a dump starts):
+ *    the same times, and when that resync's dump was merged, which an edit
+ *    waited for at least when the dump held up the writes.
  * 3. Cold start of BENCH_SERVICES (default 1000) services x 10 servers,
  *    IdleConnection against real listeners: time to the first service in IPVS
  *    and to every service with all its servers (from the log, as in part 1,
@@ -67,6 +72,9 @@ const sizes = (text: string): number[] => text.split(',').map((s) => Number(s.tr
 const POOL_SIZES = sizes(process.env.BENCH_POOL_SIZES ?? '10000,100000');
 const WEIGHT_SIZES = sizes(process.env.BENCH_WEIGHT_SIZES ?? '20000,40000');
 const WEIGHT_TRIALS = Number(process.env.BENCH_WEIGHT_TRIALS ?? 5);
+const RESYNC_TRIALS = Number(process.env.BENCH_RESYNC_TRIALS ?? 3);
+/** A resync comes every 20 dumps: 40,000 servers dump in 3 to 4 s in the guest. */
+const RESYNC_WAIT_MS = 300_000;
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 1000);
 /** How long a daemon may take to get a table into the kernel before the case is reported as failed. */
 const APPLY_TIMEOUT_MS = Number(process.env.BENCH_APPLY_TIMEOUT_S ?? 300) * 1000;
@@ -108,10 +116,10 @@ interface Daemon {
   readonly spawnedAt: number;
 }
 
-function spawnDaemon(dir: string, conf: string, name: string): Daemon {
+function spawnDaemon(dir: string, conf: string, name: string, extraArgs: readonly string[] = []): Daemon {
   const logPath = join(dir, `${name}.log`);
   const profile = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-  const argv = [process.execPath, ...profile, join(repoRoot(), 'dist/cli/pybal.js'), '-c', conf, '--log-file', logPath, '--control-socket', join(dir, `${name}.sock`)];
+  const argv = [process.execPath, ...profile, join(repoRoot(), 'dist/cli/pybal.js'), '-c', conf, '--log-file', logPath, '--control-socket', join(dir, `${name}.sock`), ...extraArgs];
   const spawnedAt = Date.now();
   const proc = new LabProcess(name, argv, { cwd: repoRoot(), logPath: join(dir, `${name}.out`) });
   return { proc, logPath, spawnedAt };
@@ -301,6 +309,8 @@ interface WeightRow {
   readonly trialsMs: number[];
   /** From the write until the daemon logged the kernel's acknowledgement. */
   readonly ackMs: number[];
+  /** Edits written as a resync started dumping: from the write until that resync's dump was merged, and whether the edit was acknowledged before. */
+  readonly resync?: { readonly mergedMs: number[]; readonly ackedBeforeMerge: number };
   readonly api?: LatencySummary;
   readonly apiErrors?: string[];
   readonly watch?: WatchStats;
@@ -323,19 +333,29 @@ function poolService(dir: string, monitors: readonly string[]): BenchService {
 
 /** A daemon with one service; resolves when its N destinations are in the kernel. */
 /** Writes the one large service's pool (weight 10 each) and a configuration naming it; returns the configuration's path. */
-function writeBigPool(dir: string, name: string, hosts: readonly string[], monitors: readonly string[]): string {
+function writeBigPool(dir: string, name: string, hosts: readonly string[], monitors: readonly string[], globalExtra: readonly string[] = []): string {
   const service = poolService(dir, monitors);
   replaceFile(service.poolPath, formatLegacyPool(weighted(hosts, 10)));
   const conf = join(dir, `${name}.conf`);
-  writeFileSync(conf, formatPoolsConf([service], METRICS_PORT));
+  writeFileSync(conf, formatPoolsConf([service], METRICS_PORT, globalExtra));
   return conf;
 }
 
-async function startBigPool(dir: string, name: string, hosts: readonly string[], monitors: readonly string[], watchSpec: WatchSpec): Promise<{ daemon: Daemon; watch: TableWatch; api: ApiPoller }> {
-  const conf = writeBigPool(dir, name, hosts, monitors);
+/** Resyncs as often as the daemon allows, and its debug lines saying when each dumps. */
+const RESYNC_OFTEN = { globalExtra: ['ipvs-resync-interval = 1'], args: ['--debug'] } as const;
+
+async function startBigPool(
+  dir: string,
+  name: string,
+  hosts: readonly string[],
+  monitors: readonly string[],
+  watchSpec: WatchSpec,
+  options: { globalExtra?: readonly string[]; args?: readonly string[] } = {},
+): Promise<{ daemon: Daemon; watch: TableWatch; api: ApiPoller }> {
+  const conf = writeBigPool(dir, name, hosts, monitors, options.globalExtra);
   const watch = new TableWatch(dir, `${name}-watch`, watchSpec);
   await sleep(500); // the watcher's first (empty) poll
-  const daemon = spawnDaemon(dir, conf, name);
+  const daemon = spawnDaemon(dir, conf, name, options.args);
   const api = startApiPoller(`http://127.0.0.1:${METRICS_PORT}/pools`, API_PERIOD_MS);
   return { daemon, watch, api };
 }
@@ -446,20 +466,31 @@ async function peerApply(client: IpvsClient, services: readonly RestoreService[]
 
 // ---------------------------------------------------------------- part 2
 
-async function weightChange(dir: string, client: IpvsClient, n: number, monitors: readonly string[]): Promise<void> {
+/** `duringResync`: each edit is written as a periodic resync starts dumping the pool (see the top of this file). */
+async function weightChange(dir: string, client: IpvsClient, n: number, monitors: readonly string[], duringResync = false): Promise<void> {
   const hosts = poolServerAddresses(n);
   // A server in the middle of the pool, away from either end of the file.
   const target = hosts[Math.floor(n * 0.6)] ?? '';
-  const monitorsText = monitors.length === 0 ? '[]' : `["${monitors.join('", "')}"]`;
+  const monitorsText = (monitors.length === 0 ? '[]' : `["${monitors.join('", "')}"]`) + (duringResync ? ", each edit as a periodic resync's dump starts" : '');
+  const trials = duringResync ? RESYNC_TRIALS : WEIGHT_TRIALS;
   note(`weight change in a pool of ${n}, monitors = ${monitorsText}, server ${target}...`);
-  const { daemon, watch, api } = await startBigPool(dir, `weight-${n}-${monitors.length}`, hosts, monitors, {
-    pollMs: APPLY_POLL_MS,
-    services: [{ address: POOL_SLOT.vip, port: POOL_SLOT.port, dests: n }],
-    weightOf: { address: POOL_SLOT.vip, port: POOL_SLOT.port, dest: target },
-  });
+  const { daemon, watch, api } = await startBigPool(
+    dir,
+    `weight-${n}-${monitors.length}${duringResync ? '-resync' : ''}`,
+    hosts,
+    monitors,
+    {
+      pollMs: APPLY_POLL_MS,
+      services: [{ address: POOL_SLOT.vip, port: POOL_SLOT.port, dests: n }],
+      weightOf: { address: POOL_SLOT.vip, port: POOL_SLOT.port, dest: target },
+    },
+    duringResync ? RESYNC_OFTEN : {},
+  );
   const alive = (): boolean => daemon.proc.running;
   const trialsMs: number[] = [];
   const ackMs: number[] = [];
+  const mergedMs: number[] = [];
+  let ackedBeforeMerge = 0;
   let problem: string | undefined;
   let latency: LatencySummary | undefined;
   let apiErrors: string[] = [];
@@ -480,11 +511,17 @@ async function weightChange(dir: string, client: IpvsClient, n: number, monitors
     await sleep(Math.max(3000, startsOverAt - Date.now()));
     const trialsApi = startApiPoller(`http://127.0.0.1:${METRICS_PORT}/pools`, API_PERIOD_MS);
     try {
-      for (let trial = 0; trial < WEIGHT_TRIALS; trial++) {
+      for (let trial = 0; trial < trials; trial++) {
         const weight = trial % 2 === 0 ? 7 : 10;
-        // A random phase against the source's 1 s poll.
-        await sleep(1000 + Math.random() * 1000);
+        if (duringResync) {
+          // As the next periodic resync starts dumping the pool.
+          await new LogTail(daemon.logPath).waitFor(/IPVS: resync: dumping/, RESYNC_WAIT_MS);
+        } else {
+          // A random phase against the source's 1 s poll.
+          await sleep(1000 + Math.random() * 1000);
+        }
         const tail = new LogTail(daemon.logPath);
+        const merges = duringResync ? new LogTail(daemon.logPath) : undefined;
         // The new text is made first: the time is the daemon's from the moment the file is written.
         const text = formatLegacyPool(weighted(hosts, 10, new Map([[target, weight]])));
         const t0 = Date.now();
@@ -497,7 +534,14 @@ async function weightChange(dir: string, client: IpvsClient, n: number, monitors
           const seen = await confirmWeight(client, target, weight, t0 + WEIGHT_TIMEOUT_MS);
           trialsMs.push(seen.atMs - t0);
           ackMs.push(acked.atMs - t0);
-          note(`  trial ${trial + 1}: weight ${weight} acknowledged by the kernel ${acked.atMs - t0} ms after the write (the daemon's log), confirmed by a dump after ${seen.atMs - t0} ms`);
+          let merge = '';
+          if (merges) {
+            const merged = await merges.waitFor(/IPVS: resync: merging/, WEIGHT_TIMEOUT_MS);
+            mergedMs.push(merged.atMs - t0);
+            if (acked.atMs <= merged.atMs) ackedBeforeMerge++;
+            merge = `; the resync's dump was merged ${merged.atMs - t0} ms after the write (${merged.line.slice(merged.line.indexOf('merging'))})`;
+          }
+          note(`  trial ${trial + 1}: weight ${weight} acknowledged by the kernel ${acked.atMs - t0} ms after the write (the daemon's log), confirmed by a dump after ${seen.atMs - t0} ms${merge}`);
         } catch (error) {
           // The server's own lines (not 127.20.96.1 matching 127.20.96.196), its weight ones first.
           const mine = logLines(daemon, new RegExp(`${target.replace(/\./g, '\\.')}(?![0-9])`), 1000);
@@ -517,7 +561,11 @@ async function weightChange(dir: string, client: IpvsClient, n: number, monitors
     await api.stop();
   } finally {
     watchStats ??= await watch.stop();
-    weightRows.push({ servers: n, monitors: monitorsText, trialsMs, ackMs, api: latency, apiErrors, watch: watchStats, ...(problem ? { note: problem } : {}) });
+    weightRows.push({
+      servers: n, monitors: monitorsText, trialsMs, ackMs, api: latency, apiErrors, watch: watchStats,
+      ...(duringResync ? { resync: { mergedMs, ackedBeforeMerge } } : {}),
+      ...(problem ? { note: problem } : {}),
+    });
     note(`daemon: ${await stopDaemon(daemon)}`);
     await deleteOwn(client, [POOL_SLOT]);
   }
@@ -595,8 +643,14 @@ function printTable(): void {
     say(
       `  pool ${w.servers}, monitors = ${w.monitors}: acknowledged median ${median(w.ackMs).toFixed(0)} ms, worst ${worst(w.ackMs)} ms [${w.ackMs.join(' ')}]; ` +
         `confirmed by a dump median ${median(w.trialsMs).toFixed(0)} ms, worst ${worst(w.trialsMs)} ms [${w.trialsMs.join(' ')}]; ` +
-        `${w.trialsMs.length}/${WEIGHT_TRIALS} trials; API worst ${apiText(w.api)} ms`,
+        `${w.trialsMs.length}/${w.resync ? RESYNC_TRIALS : WEIGHT_TRIALS} trials; API worst ${apiText(w.api)} ms`,
     );
+    if (w.resync) {
+      say(
+        `    the resync's dump each edit landed in was merged median ${median(w.resync.mergedMs).toFixed(0)} ms, worst ${worst(w.resync.mergedMs)} ms after the write [${w.resync.mergedMs.join(' ')}] ` +
+          `(an edit waited for that at least while the dump held up the writes); ${w.resync.ackedBeforeMerge}/${w.resync.mergedMs.length} acknowledged before it`,
+      );
+    }
     if (w.api?.failures) say(`    API requests that failed: ${w.apiErrors?.join(', ')}`);
     if (w.note) say(`    PROBLEM: ${w.note}`);
   }
@@ -629,6 +683,7 @@ async function measure(): Promise<void> {
     for (const n of WEIGHT_SIZES) {
       await weightChange(dir, client, n, []);
       await weightChange(dir, client, n, ['IdleConnection']);
+      if (RESYNC_TRIALS > 0) await weightChange(dir, client, n, [], true);
     }
     if (SERVICES > 0) {
       const restore = await coldServices(dir, client);

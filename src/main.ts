@@ -352,6 +352,9 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   await checkNatRedirects(config.services);
   await loadIpvsModule(ipvsLog);
   const kernel = createLazyIpvsKernel(() => createIpvsClient({ clock, logger: ipvsLog }));
+  // The periodic resync dumps over a socket of its own, so that the writes
+  // go on meanwhile (a dump of 40,000 servers takes seconds in a slow guest).
+  const resyncKernel = createLazyIpvsKernel(() => createIpvsClient({ clock, logger: ipvsLog }));
   // What the kernel balances to now, before anything is written: those
   // servers start from up (a failure needs `fall` of them). Only the first
   // configuration's services use it; a reload forgets it.
@@ -374,6 +377,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   const dataPathMarks = new DataPathMarks(config.global.dataPathFwmarkBase);
   const ipvs = new IpvsManager({
     kernel,
+    reader: resyncKernel,
     clock,
     logger: ipvsLog,
     dryRun,
@@ -700,6 +704,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   await syncDaemons.stop();
   stallWatch.stop();
   kernel.close();
+  resyncKernel.close();
   statsKernel.close();
   await pinger.stop();
   await arpWatch.stop();

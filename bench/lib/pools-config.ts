@@ -59,10 +59,10 @@ export function formatMonitorList(monitors: readonly string[]): string {
 
 /**
  * pybal.conf: no BGP, the instrumentation API on 127.0.0.1:`metricsPort`,
- * one section per service with a file:// pool.
+ * `globalExtra` lines in [global], one section per service with a file:// pool.
  */
-export function formatPoolsConf(services: readonly BenchService[], metricsPort: number): string {
-  const lines = ['[global]', 'bgp = no', 'instrumentation = yes', `instrumentation_port = ${metricsPort}`, "instrumentation_ips = [ '127.0.0.1' ]", ''];
+export function formatPoolsConf(services: readonly BenchService[], metricsPort: number, globalExtra: readonly string[] = []): string {
+  const lines = ['[global]', 'bgp = no', 'instrumentation = yes', `instrumentation_port = ${metricsPort}`, "instrumentation_ips = [ '127.0.0.1' ]", ...globalExtra, ''];
   for (const s of services) {
     lines.push(
       `[${s.name}]`,

@@ -14,10 +14,71 @@
  * - Scope: only services named by setDesired. A service that was desired and
  *   no longer is gets deleted; services never named are never touched, and the
  *   table is never flushed.
- * - One reconcile at a time; triggers during one coalesce into one more run;
- *   a failed reconcile is retried with exponential backoff; errors are logged
- *   and counted, never thrown out of the manager.
+ * - One reconcile (the writes) at a time; triggers during one coalesce into
+ *   one more run; a failed reconcile is retried with exponential backoff;
+ *   errors are logged and counted, never thrown out of the manager.
  * - Dry run: reads the kernel, logs what it would do, writes nothing.
+ *
+ * The periodic resync dumps beside the writes. Dumping 40,000 servers takes
+ * seconds in a slow guest, and a weight edit that waited behind it took that
+ * long to reach the kernel. So while the model is good (every resync but the
+ * one at start and the one after a failure), the dump runs on a netlink
+ * socket of its own (`reader`) and the write loop goes on applying patches on
+ * the main one; when the dump is in, the write loop merges it and repairs
+ * from it as one reconcile. Why the merged model is the kernel's:
+ *
+ * 1. Journal. From the moment the dump starts until the merge, every write
+ *    that succeeds is noted (when its answer arrives: a write in flight as the
+ *    dump starts is noted too). A write noted may or may not show in the dump,
+ *    as the kernel reached that object before or after it. Every write is
+ *    absolute for its object (set this weight, add this server, delete that
+ *    one; a service's settings never touch its servers), so laying the journal
+ *    over the dump in order gives each object the value of its last write,
+ *    whichever way the dump saw it. Objects no write touched have the value
+ *    the dump read. That is the model afterwards: `known` = dump + journal.
+ * 2. Drift. The model at the merge is the last model plus the same journal,
+ *    so an object pybal wrote has the same value on both sides and is never
+ *    reported; an object it did not write differs only if someone else
+ *    changed it, which is reported and repaired as before. (A hand edit of an
+ *    object pybal also wrote during the dump, made after pybal's write, is
+ *    taken for pybal's and found at the next resync.)
+ * 3. The kernel's dump is not a snapshot: it walks a list by index, a chunk
+ *    per answer, so a server deleted from the part already walked shifts the
+ *    rest back and the next chunk skips one (an addition goes to the head:
+ *    one is read twice, which a map absorbs). A shift hides entries; it
+ *    never invents one or alters a value.
+ *    So for a service pybal deleted servers of during the dump (and for the
+ *    listing, if it deleted a service), what the model has and the dump lacks
+ *    is kept from the model rather than reported missing and added again
+ *    (EEXIST); only a real deletion by hand in that service waits for the
+ *    next resync.
+ * 4. Scope. The dump speaks for the services managed when it started (and
+ *    pybal's leftovers it listed). A service named during the dump (a
+ *    reload) was adopted by the write loop from the last listing
+ *    (dumpUnmodelled), as between resyncs; the model keeps what it has for
+ *    it. The merge's listing becomes the last listing.
+ * 5. Repair. The merge reconcile diffs the desired state of that moment (not
+ *    of the dump's start) against the merged model, like any full reconcile:
+ *    a patch applied during the dump is in both and costs nothing; one that
+ *    came after the last reconcile is applied now; nothing stale is re-applied.
+ * 6. Failures. A write that fails during the dump (its outcome may be
+ *    unknown: a timeout) drops the model, as any failure does, and the
+ *    resync with it: its dump is thrown away, and the retry is a full
+ *    reconcile that dumps before it writes, after the dump under way has
+ *    ended (two dumps of the table never overlap). The model is only ever
+ *    rebuilt by such a dump, which drops any resync first, so a merge never
+ *    lands on a model other than the one its journal follows. A dump that
+ *    fails leaves the model alone (the writes keep it true): the failure is
+ *    logged and counted and the resync retried after the backoff, while
+ *    writes go on. stop() waits for the dump and merges nothing. In dry run
+ *    nothing is written, so the journal is empty and the model after a
+ *    resync is the kernel's, as before. A resync asked for while one runs
+ *    (or waits for its merge) runs once after it.
+ * 7. The first resync at start (adoption) and the one after a failure dump
+ *    first and write after, on the main socket, as before: there is no model
+ *    to write against yet. takeOwnedLeftovers of a resync beside the writes
+ *    joins the removals only at the merge (the write loop would otherwise
+ *    drop a removal its model does not have yet).
  */
 import type { Clock, Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
@@ -46,8 +107,18 @@ import {
 } from './diff.js';
 import type { DestSpec, KernelService, ServiceKey } from './types.js';
 
+/** What a resync's dump reads the kernel with. */
+export type IpvsReader = Pick<IpvsKernel, 'listServices' | 'listDests'>;
+
 export interface IpvsManagerOptions {
   readonly kernel: IpvsKernel;
+  /**
+   * What the periodic resync dumps with, beside the writes going on on
+   * `kernel`: a netlink socket of its own, so that a patch does not wait
+   * behind a dump of 40,000 servers. Default `kernel` (still correct; the
+   * writes then wait on its socket).
+   */
+  readonly reader?: IpvsReader;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly dryRun?: boolean;
@@ -103,8 +174,29 @@ interface CachedDesired {
 /** Thrown inside a reconcile when some requests failed, so that it is retried. */
 class PartialFailure extends Error {}
 
+/** A periodic resync dumping beside the writes (see the top of this file). */
+interface Resync {
+  /** Every write that succeeded since it started, in order. */
+  readonly journal: IpvsOp[];
+  /** Set when the dump is in, for the write loop to merge. */
+  dumped?: ResyncDump;
+}
+
+interface ResyncDump {
+  /** The services it speaks for: those managed when it started, and pybal's leftovers. */
+  readonly scope: ReadonlySet<string>;
+  /** What it read of them (a service absent here was absent, as far as the dump saw). */
+  readonly table: Map<string, TableEntry>;
+  /** Every service the kernel listed. */
+  readonly listing: Map<string, KernelService>;
+  /** Services pybal owns that no one desired when it started (see takeOwnedLeftovers). */
+  readonly leftovers: readonly KernelService[];
+  readonly ms: number;
+}
+
 export class IpvsManager {
   private readonly kernel: IpvsKernel;
+  private readonly reader: IpvsReader;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly dryRun: boolean;
@@ -159,6 +251,12 @@ export class IpvsManager {
   private retryTimer: Timer | undefined;
   private lastFailureAt = Number.NEGATIVE_INFINITY;
   private resyncTimer: Timer | undefined;
+  /** The resync dumping beside the writes (or dumped, waiting for its merge), if any. */
+  private resyncing: Resync | undefined;
+  /** That resync's dump, until it settles (two dumps never overlap). */
+  private resyncDump: Promise<void> | undefined;
+  /** A resync was asked for while one was under way: one more after it. */
+  private resyncAgain = false;
   /** How long the last full resync's dump took, for armResync. */
   private lastFullMs = 0;
   /** A periodic resync takes at most 1/RESYNC_TIME_SHARE of the time: the interval stretches beyond that. */
@@ -187,6 +285,7 @@ export class IpvsManager {
 
   constructor(options: IpvsManagerOptions) {
     this.kernel = options.kernel;
+    this.reader = options.reader ?? options.kernel;
     this.clock = options.clock;
     this.log = options.logger;
     this.dryRun = options.dryRun ?? false;
@@ -233,12 +332,14 @@ export class IpvsManager {
     this.armResync();
   }
 
-  /** Stops timers and waits for a reconcile in progress. The kernel table is left as it is. */
+  /** Stops timers and waits for a reconcile (or a resync's dump) in progress. The kernel table is left as it is. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.retryTimer?.cancel();
     this.resyncTimer?.cancel();
     await this.running;
+    await this.resyncDump;
+    this.resyncing = undefined;
     this.wakeIdle();
   }
 
@@ -395,6 +496,11 @@ export class IpvsManager {
 
   private trigger(full: boolean): void {
     if (this.stopped || !this.started) return;
+    // With a model to write against, a full resync dumps beside the writes.
+    if (full && this.known !== undefined && !this.pendingFull) {
+      this.startResync();
+      return;
+    }
     this.pending = true;
     this.pendingFull ||= full;
     // Soon after a failure, changes wait for the scheduled retry: a burst of
@@ -409,20 +515,34 @@ export class IpvsManager {
       const full = this.pendingFull || this.known === undefined;
       this.pending = false;
       this.pendingFull = false;
+      let merge: Resync | undefined;
+      if (full) {
+        // A dump of the write loop's own: a resync's dump under way ends
+        // first (two never overlap), and is thrown away.
+        this.dropResync();
+        await this.resyncDump;
+        if (this.stopped) break;
+      } else if (this.resyncing?.dumped !== undefined) {
+        merge = this.resyncing;
+        // Stops the journal: what is written from here on is in the merged model.
+        this.resyncing = undefined;
+      }
       const t0 = this.clock.now();
       try {
-        await this.reconcile(full);
-        // A success started from a dump (the model is unknown after any failure), so a pending retry has nothing left to do.
-        this.retryTimer?.cancel();
-        this.retryTimer = undefined;
-        this.retryDelayMs = 0;
-        this.counters.lastError = undefined;
+        await this.reconcile(full, merge);
+        if (full || merge) {
+          // A success that started from a dump: a pending retry has nothing left to do.
+          this.retryTimer?.cancel();
+          this.retryTimer = undefined;
+          this.retryDelayMs = 0;
+          this.counters.lastError = undefined;
+        }
       } catch (error) {
         this.lastFailureAt = this.clock.now();
         this.counters.failedReconciles++;
         this.counters.lastError = errorMessage(error);
         // The model may be wrong now (an EEXIST says so): the retry starts from a dump.
-        this.known = undefined;
+        this.dropModel();
         this.scheduleRetry(error);
         // Changes queued meanwhile stay pending for that retry, like those arriving after.
         break;
@@ -432,19 +552,97 @@ export class IpvsManager {
         this.counters.reconciles++;
         this.counters.lastReconcileMs = ms;
         this.counters.totalReconcileMs += ms;
+        if (merge) this.resyncEnded();
       }
     }
     this.running = undefined;
     this.wakeIdle();
   }
 
-  private scheduleRetry(error: unknown): void {
+  /** The model is unknown from here on: a resync dumping beside the writes is worth nothing now. */
+  private dropModel(): void {
+    this.known = undefined;
+    this.dropResync();
+  }
+
+  /** Forgets the resync dumping beside the writes (its dump, if under way, ends unmerged). */
+  private dropResync(): void {
+    this.resyncing = undefined;
+  }
+
+  /** A resync ended (merged, dropped, failed) and its dump settled: the one asked for meanwhile starts. */
+  private resyncEnded(): void {
+    if (!this.resyncAgain || this.stopped || this.resyncing !== undefined || this.resyncDump !== undefined) return;
+    this.resyncAgain = false;
+    this.trigger(true);
+  }
+
+  /**
+   * A full resync beside the writes: the dump runs on the reader while the
+   * write loop goes on, noting each write that succeeds; the write loop
+   * merges it when it is in (see the top of this file).
+   */
+  private startResync(): void {
+    if (this.resyncing !== undefined || this.resyncDump !== undefined) {
+      this.resyncAgain = true;
+      return;
+    }
+    const resync: Resync = { journal: [] };
+    this.resyncing = resync;
+    this.log.debug('IPVS: resync: dumping the managed services beside the writes');
+    const dump = this.dumpBeside(resync);
+    this.resyncDump = dump;
+    void dump.finally(() => {
+      if (this.resyncDump === dump) this.resyncDump = undefined;
+      this.resyncEnded();
+      this.wakeIdle();
+    });
+  }
+
+  private async dumpBeside(resync: Resync): Promise<void> {
+    const t0 = this.clock.now();
+    const scope = new Set([...this.desired.keys(), ...this.removals.keys()]);
+    let dumped: ResyncDump;
+    try {
+      const services = await this.reader.listServices();
+      const listing = new Map(services.map((svc) => [serviceKeyId(svc.key), svc]));
+      const table = new Map<string, TableEntry>();
+      for (const [id, svc] of listing) {
+        if (this.resyncing !== resync) break;
+        if (!scope.has(id)) continue;
+        const entry = await this.entryOf(svc, this.reader);
+        if (entry) table.set(id, entry);
+      }
+      const leftovers = this.ownedLeftovers(scope, listing);
+      for (const svc of leftovers) {
+        const id = serviceKeyId(svc.key);
+        scope.add(id);
+        const entry = await this.entryOf(svc, this.reader);
+        if (entry) table.set(id, entry);
+      }
+      dumped = { scope, table, listing, leftovers, ms: this.clock.now() - t0 };
+    } catch (error) {
+      if (this.stopped || this.resyncing !== resync) return;
+      // The model stays: the writes keep it true. The resync is tried again after the backoff.
+      this.resyncing = undefined;
+      this.counters.failedReconciles++;
+      this.counters.lastError = errorMessage(error);
+      this.scheduleRetry(error, 'resync');
+      return;
+    }
+    // Dropped meanwhile (a write failed: the model is unknown), or stopped: nothing to merge.
+    if (this.stopped || this.resyncing !== resync) return;
+    resync.dumped = dumped;
+    this.trigger(false);
+  }
+
+  private scheduleRetry(error: unknown, what = 'reconcile'): void {
     this.retryDelayMs = this.retryDelayMs === 0 ? this.retryInitialMs : Math.min(this.retryDelayMs * 2, this.retryMaxMs);
     const retry = `retrying in ${this.retryDelayMs} ms`;
     if (error instanceof PartialFailure) this.log.warn(`IPVS reconcile will be retried in ${this.retryDelayMs} ms`);
     // A kernel or socket error is said in one line; anything else is a bug and keeps its stack.
-    else if (error instanceof IpvsError) this.log.error(`IPVS reconcile failed: ${error.message}; ${retry}`);
-    else this.log.error({ err: error }, `IPVS reconcile failed; ${retry}`);
+    else if (error instanceof IpvsError) this.log.error(`IPVS ${what} failed: ${error.message}; ${retry}`);
+    else this.log.error({ err: error }, `IPVS ${what} failed; ${retry}`);
     this.retryTimer?.cancel();
     this.retryTimer = this.clock.setTimeout(() => {
       this.retryTimer = undefined;
@@ -466,7 +664,9 @@ export class IpvsManager {
 
   /** A reconcile runs, or one is queued that is not waiting for the scheduled retry. */
   private busy(): boolean {
-    return this.running !== undefined || (this.pending && !this.stopped && this.retryTimer === undefined);
+    if (this.running !== undefined || this.resyncDump !== undefined) return true;
+    if (this.resyncing?.dumped !== undefined && !this.stopped) return true;
+    return this.pending && !this.stopped && this.retryTimer === undefined;
   }
 
   private wakeIdle(): void {
@@ -474,8 +674,15 @@ export class IpvsManager {
     for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
-  private async reconcile(full: boolean): Promise<void> {
-    if (full) {
+  /**
+   * One reconcile: a full one dumps first (`full`) or merges the dump of a
+   * resync that ran beside the writes (`merge`); either then diffs every
+   * desired service. Otherwise only what changed since the last one.
+   */
+  private async reconcile(full: boolean, merge?: Resync): Promise<void> {
+    if (merge?.dumped) {
+      await this.merge(merge.dumped, merge.journal);
+    } else if (full) {
       const wanted = new Set([...this.desired.keys(), ...this.removals.keys()]);
       const dumpStart = this.clock.now();
       const kernel = await this.dump(wanted, true);
@@ -487,6 +694,7 @@ export class IpvsManager {
       this.known = kernel;
       this.modelled = wanted;
     }
+    full ||= merge !== undefined;
     // Between resyncs the model matches the kernel for every clean service:
     // diff only the changed ones, and of a patched service only its changed destinations.
     const changed = full ? undefined : this.changedServices();
@@ -523,6 +731,8 @@ export class IpvsManager {
       return;
     }
     const results = await this.kernel.apply(ops);
+    // Read after the answers: a write in flight as a resync's dump started is noted too.
+    const journal = this.resyncing?.journal;
     const applied: IpvsOp[] = [];
     const appliedDest: IpvsOp[] = [];
     let firstError: IpvsError | undefined;
@@ -541,6 +751,7 @@ export class IpvsManager {
       if (verbose) this.log.info(`IPVS: ${describeOp(op)}`);
       else if (debug) this.log.debug(`IPVS: ${describeOp(op)}`);
       (i < serviceOps.length ? applied : appliedDest).push(op);
+      journal?.push(op);
       if (op.op === 'del-service') this.removals.delete(serviceKeyId(op.key));
     });
     const model = await this.updateModel(known, applied, appliedDest);
@@ -603,6 +814,68 @@ export class IpvsManager {
     return out;
   }
 
+  /**
+   * The write loop takes in the dump of a resync that ran beside it: the
+   * model becomes the dump with the journal laid over it, drift is what the
+   * model had and that does not show (see the top of this file).
+   */
+  private async merge(dumped: ResyncDump, journal: readonly IpvsOp[]): Promise<void> {
+    const model = this.known ?? new Map<string, TableEntry>();
+    const { scope } = dumped;
+    // Each object takes the value of its last write, whichever way the dump saw it.
+    const kernel = await sliced(
+      applyOpsSteps(
+        dumped.table,
+        journal.filter((op) => scope.has(serviceKeyId(opServiceKey(op)))),
+      ),
+      this.slicing,
+    );
+    // A deletion during the dump may have hidden an entry (the kernel walks by index): what the model has and the dump lacks stays.
+    const shortened = new Set<string>();
+    let listingShortened = false;
+    for (const op of journal) {
+      if (op.op === 'del-dest') shortened.add(serviceKeyId(op.key));
+      else if (op.op === 'del-service') listingShortened = true;
+    }
+    for (const id of scope) {
+      const mine = model.get(id);
+      if (mine === undefined) continue;
+      const theirs = kernel.get(id);
+      if (theirs === undefined) {
+        if (listingShortened) kernel.set(id, mine);
+        continue;
+      }
+      if (!shortened.has(id)) continue;
+      const dests = theirs.dests as Map<string, DestSpec>;
+      for (const [destId, d] of mine.dests) if (!dests.has(destId)) dests.set(destId, d);
+    }
+    this.lastFullMs = dumped.ms;
+    this.counters.resyncs++;
+    if (this.log.isLevelEnabled('debug')) {
+      let servers = 0;
+      for (const entry of dumped.table.values()) servers += entry.dests.size;
+      this.log.debug(`IPVS: resync: merging a dump of ${dumped.table.size} services and ${servers} servers (read in ${Math.round(dumped.ms)} ms) with ${journal.length} writes made meanwhile`);
+    }
+    if (this.known && !this.dryRun) this.reportDrift(this.known, kernel, scope);
+    // Services outside the dump's scope (named during it) keep what the model has for them.
+    const modelled = new Set(scope);
+    for (const id of this.modelled) {
+      if (scope.has(id) || !(this.desired.has(id) || this.removals.has(id))) continue;
+      modelled.add(id);
+      const entry = model.get(id);
+      if (entry) kernel.set(id, entry);
+    }
+    for (const svc of dumped.leftovers) {
+      const id = serviceKeyId(svc.key);
+      if (this.desired.has(id)) continue;
+      this.log.info(`IPVS: deleting ${formatServiceKey(svc.key)}, a data-path probe service no server needs (left by an earlier run)`);
+      this.removals.set(id, svc.key);
+    }
+    this.listedAtResync = dumped.listing;
+    this.known = kernel;
+    this.modelled = modelled;
+  }
+
   /** Dumps the kernel's services among `wanted` (ids) and their destinations. */
   private async dump(wanted: ReadonlySet<string>, full = false): Promise<Map<string, TableEntry>> {
     const table = new Map<string, TableEntry>();
@@ -610,9 +883,18 @@ export class IpvsManager {
     if (full) this.listedAtResync = new Map(services.map((svc) => [serviceKeyId(svc.key), svc]));
     for (const svc of services) {
       const id = serviceKeyId(svc.key);
-      if (wanted.has(id)) table.set(id, await this.entryOf(svc));
+      if (!wanted.has(id)) continue;
+      const entry = await this.entryOf(svc);
+      if (entry) table.set(id, entry);
     }
     return table;
+  }
+
+  /** The services of a listing that pybal owns and that are not `wanted` (left by an earlier run). */
+  private ownedLeftovers(wanted: ReadonlySet<string>, listing: ReadonlyMap<string, KernelService>): KernelService[] {
+    const owns = this.owns;
+    if (owns === undefined) return [];
+    return [...listing].filter(([id, svc]) => !wanted.has(id) && owns(svc.key)).map(([, svc]) => svc);
   }
 
   /**
@@ -621,20 +903,27 @@ export class IpvsManager {
    * dumped `table` with them.
    */
   private async takeOwnedLeftovers(wanted: Set<string>, table: Map<string, TableEntry>): Promise<void> {
-    if (this.owns === undefined) return;
-    for (const [id, svc] of this.listedAtResync ?? []) {
-      if (wanted.has(id) || !this.owns(svc.key)) continue;
+    for (const svc of this.ownedLeftovers(wanted, this.listedAtResync ?? new Map())) {
+      const id = serviceKeyId(svc.key);
       this.log.info(`IPVS: deleting ${formatServiceKey(svc.key)}, a data-path probe service no server needs (left by an earlier run)`);
       this.removals.set(id, svc.key);
       wanted.add(id);
-      table.set(id, await this.entryOf(svc));
+      const entry = await this.entryOf(svc);
+      if (entry) table.set(id, entry);
     }
   }
 
-  /** A service the kernel listed, with its destinations dumped. */
-  private async entryOf(service: KernelService): Promise<TableEntry> {
+  /** A service the kernel listed, with its destinations dumped; undefined if it is gone since (ESRCH). */
+  private async entryOf(service: KernelService, from: IpvsReader = this.kernel): Promise<TableEntry | undefined> {
     const dests = new Map<string, DestSpec>();
-    for (const d of await this.kernel.listDests(service.key)) dests.set(destKeyId(d), d);
+    let listed;
+    try {
+      listed = await from.listDests(service.key);
+    } catch (error) {
+      if (error instanceof IpvsError && error.code === 'ESRCH') return undefined;
+      throw error;
+    }
+    for (const d of listed) dests.set(destKeyId(d), d);
     return { service, dests };
   }
 
@@ -653,19 +942,25 @@ export class IpvsManager {
     const table = new Map<string, TableEntry>();
     for (const id of ids) {
       const svc = listed.get(id);
-      if (svc) table.set(id, await this.entryOf(svc));
+      const entry = svc && (await this.entryOf(svc));
+      if (entry) table.set(id, entry);
     }
     return table;
   }
 
-  /** Logs each way the kernel differs from what we last set: someone changed it behind our back. */
-  private reportDrift(model: Table, kernel: Table): void {
-    const shared = new Map([...model].filter(([id]) => this.desired.has(id) || this.removals.has(id)));
+  /** Logs each way the kernel differs from what we last set (among `scope`, the services dumped): someone changed it behind our back. */
+  private reportDrift(model: Table, kernel: Table, scope?: ReadonlySet<string>): void {
+    const shared = new Map([...model].filter(([id]) => (scope === undefined || scope.has(id)) && (this.desired.has(id) || this.removals.has(id))));
     for (const op of diffTables(shared, kernel)) {
       this.counters.drift++;
       this.log.warn(`IPVS drift: ${describeDrift(op)}; repairing`);
     }
   }
+}
+
+/** The service an operation is about. */
+function opServiceKey(op: IpvsOp): ServiceKey {
+  return op.op === 'new-service' || op.op === 'set-service' ? op.service.key : op.key;
 }
 
 /** A periodic resync may take at most 1/RESYNC_TIME_SHARE of the time (see armResync). */
