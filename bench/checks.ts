@@ -238,6 +238,8 @@ interface RoundFigures {
   readonly api?: LatencySummary;
   /** pybal's own count of event-loop stalls over 100 ms during the window, and its longest since start. */
   readonly stalls?: { readonly inWindow: number; readonly longestSinceStartMs: number };
+  /** pybal's heap at the end of the window (what makes up its RSS). */
+  readonly heap?: HeapFigures;
   /** pybal's KEEPALIVEs to the measuring peer over the window (pybal rounds with BENCH_BGP on). */
   readonly bgp?: KeepaliveSummary;
   /** Why the BGP figures are missing or incomplete (the peer did not start, no session, ...). */
@@ -370,6 +372,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
       openAtEnd,
       ...(api ? { api } : {}),
       ...(stalls0 && stalls1 ? { stalls: { inWindow: stalls1.stalls - stalls0.stalls, longestSinceStartMs: stalls1.longestMs } } : {}),
+      ...(stalls1 ? { heap: { heapUsedMb: stalls1.heapUsedMb, heapTotalMb: stalls1.heapTotalMb, externalMb: stalls1.externalMb } } : {}),
       ...(bgp ? { bgp } : {}),
       ...(bgpErrors.length > 0 ? { bgpError: bgpErrors.join('; ') } : {}),
     };
@@ -382,13 +385,28 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
   }
 }
 
-/** pybal's event-loop stall figures, read from its /metrics on its control socket; undefined if it does not answer. */
-async function pybalStalls(dir: string): Promise<{ stalls: number; longestMs: number } | undefined> {
+/** Where pybal's memory is, from its /metrics: the JS heap (used, and what V8 holds for it) and memory outside it (Buffers, sockets). */
+interface HeapFigures {
+  readonly heapUsedMb: number;
+  readonly heapTotalMb: number;
+  readonly externalMb: number;
+}
+
+/** pybal's event-loop stall figures and heap, read from its /metrics on its control socket; undefined if it does not answer. */
+async function pybalStalls(dir: string): Promise<({ stalls: number; longestMs: number } & HeapFigures) | undefined> {
   const text = await getOverSocket(join(dir, 'pybal.sock'), '/metrics');
   if (text === undefined) return undefined;
   const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const mb = (name: string): number => value(name) / 2 ** 20;
   const stalls = value('pybal_event_loop_stalls_total');
-  return Number.isFinite(stalls) ? { stalls, longestMs: value('pybal_event_loop_longest_stall_seconds') * 1000 } : undefined;
+  if (!Number.isFinite(stalls)) return undefined;
+  return {
+    stalls,
+    longestMs: value('pybal_event_loop_longest_stall_seconds') * 1000,
+    heapUsedMb: mb('nodejs_heap_size_used_bytes'),
+    heapTotalMb: mb('nodejs_heap_size_total_bytes'),
+    externalMb: mb('nodejs_external_memory_bytes'),
+  };
 }
 
 /** Prints the measured process's system calls per check over STRACE_SECONDS (strace -c -f attached). */
@@ -440,20 +458,21 @@ function bgpLine(r: RoundFigures): string {
 function roundLine(r: RoundFigures): string {
   const t = r.timeliness;
   const parent = r.parentCpuMs === undefined ? '' : ` [parent: cpu ${f(r.parentCpuMs, 0)} ms, rss ${f(r.parentRssMb ?? NaN, 1)} MB]`;
+  const heap = r.heap ? ` (JS heap ${f(r.heap.heapUsedMb, 1)} MB used of ${f(r.heap.heapTotalMb, 1)}, external ${f(r.heap.externalMb, 1)} MB)` : '';
   const stalls =
     (r.stalls ? `; event loop held over 100 ms ${r.stalls.inWindow} times in the window (longest since start ${f(r.stalls.longestSinceStartMs, 0)} ms)` : '') +
     (r.api ? `; API (GET /pools every ${API_PERIOD_MS} ms for ${API_SECONDS} s after the window) worst ${f(r.api.worstMs, 0)} ms, p99 ${f(r.api.p99Ms, 0)} ms over ${r.api.count} requests${r.api.failures ? `, ${r.api.failures} failed` : ''}` : '');
   if (MONITOR === 'IdleConnection') {
     return (
       `  ${r.size} servers, round ${r.round}, ${r.peer} (IdleConnection): ${r.openAtEnd} of ${r.size} servers with a connection held at the end of the window, ` +
-      `cpu ${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s, rss ${f(r.rssMb, 1)} MB; all connected ${f(r.firstSweepSec, 1)} s after start; ${r.ipvsDests} IPVS destinations${stalls}; ` +
+      `cpu ${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s, rss ${f(r.rssMb, 1)} MB${heap}; all connected ${f(r.firstSweepSec, 1)} s after start; ${r.ipvsDests} IPVS destinations${stalls}; ` +
       `guest cpu busy ${pct(r.guestBusyShare)}` +
       bgpLine(r)
     );
   }
   return (
     `  ${r.size} @ ${r.intervalSec} s, round ${r.round}, ${r.peer}: ${f(t.checksPerSecond, 1)} checks/s (of ${f(r.size / r.intervalSec, 0)}), ` +
-    `cpu ${f(r.cpuMsPer1000, 1)} ms per 1,000 checks (${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s), ${f(r.faultsPerCheck, 2)} page faults per check, rss ${f(r.rssMb, 1)} MB, ` +
+    `cpu ${f(r.cpuMsPer1000, 1)} ms per 1,000 checks (${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s), ${f(r.faultsPerCheck, 2)} page faults per check, rss ${f(r.rssMb, 1)} MB${heap}, ` +
     `on time ${pct(t.onTimeShare)} (gaps p50 ${f(t.gapP50)} p99 ${f(t.gapP99)} max ${f(t.gapMax)} intervals; ${t.unchecked} servers unchecked)${parent}; ` +
     `first sweep ${f(r.firstSweepSec, 1)} s after start; ${r.ipvsDests} IPVS destinations; ` +
     `guest cpu busy ${pct(r.guestBusyShare)}, ${f(r.guestCpuMsPer1000, 1)} ms per 1,000 checks (real servers ${f(r.serversCpuMsPerSec, 0)} ms/s)${stalls}` +
