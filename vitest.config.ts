@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { LabSequencer } from './test/lab/sequencer.js';
 
 // Two projects: `unit` runs on the host; `lab` (test/**/*.lab.test.ts) needs a
 // kernel with IPVS and runs inside one User-Mode Linux guest that test/run.sh
@@ -11,6 +12,8 @@ export default defineConfig({
     pool: 'forks',
     // A test that asserts nothing is a defect.
     expect: { requireAssertions: true },
+    // The lab guests share the lab files by their last durations (test/lab/sequencer.ts).
+    ...(inLabGuest ? { sequence: { sequencer: LabSequencer } } : {}),
     projects: [
       inLabGuest
         ? {
