@@ -11,7 +11,6 @@
  * that went down and comes back, as after a network fault.
  */
 import { Worker } from 'node:worker_threads';
-import { pino } from 'pino';
 import type { AddressFamily } from '../config/types.js';
 import type { Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -72,22 +71,13 @@ export class BgpThread implements Speaker {
 
   /** Starts the thread and its sessions; rejects when the thread cannot start (its error says why). */
   static start(options: BgpThreadOptions): Promise<BgpThread> {
-    const s = options.speaker;
-    const values: SpeakerValues = {
-      localAsn: s.localAsn,
-      routerId: s.routerId,
-      holdTimeSec: s.holdTimeSec,
-      ...(s.peerAsn === undefined ? {} : { peerAsn: s.peerAsn }),
-      connectRetryMs: s.connectRetryMs,
-      families: s.families,
-      peers: s.peers,
-      ...(s.listen === undefined ? {} : { listen: s.listen }),
-      ...(s.gracefulRestart === undefined ? {} : { gracefulRestart: { restartTimeSec: s.gracefulRestart.restartTimeSec } }),
-    };
+    // Everything but what lives on this thread (clock, logger, callbacks) goes as values.
+    const { clock: _clock, logger, onPeerChange: _onPeerChange, gracefulRestart, ...rest } = options.speaker;
+    const values: SpeakerValues = { ...rest, ...(gracefulRestart === undefined ? {} : { gracefulRestart: { restartTimeSec: gracefulRestart.restartTimeSec } }) };
     const config: BgpThreadConfig = {
       speaker: values,
-      forwarding: s.gracefulRestart?.forwarding() ?? [],
-      logLevel: s.logger.level,
+      forwarding: gracefulRestart?.forwarding() ?? [],
+      logLevel: logger.level,
       silenceAfterMs: options.silenceAfterMs ?? DEFAULT_SILENCE_AFTER_MS,
       statusEveryMs: options.statusEveryMs ?? STATUS_EVERY_MS,
     };
@@ -163,12 +153,8 @@ export class BgpThread implements Speaker {
         worker.off('message', onMessage);
         worker.off('exit', onExit);
         worker.off('error', onError);
-        if (error === undefined) {
-          resolve();
-        } else {
-          this.closing = true;
-          reject(error);
-        }
+        if (error === undefined) resolve();
+        else reject(error);
       };
       worker.on('message', onMessage);
       worker.once('exit', onExit);
@@ -256,23 +242,11 @@ export class BgpThread implements Speaker {
     }
     const { level, msg, ...fields } = record;
     for (const key of this.bound) delete fields[key];
-    const name = (typeof level === 'number' ? pino.levels.labels[level] : undefined) ?? 'info';
     const text = typeof msg === 'string' ? msg : '';
-    switch (name) {
-      case 'trace':
-      case 'debug':
-        this.log.debug(fields, text);
-        return;
-      case 'warn':
-        this.log.warn(fields, text);
-        return;
-      case 'error':
-      case 'fatal':
-        this.log.error(fields, text);
-        return;
-      default:
-        this.log.info(fields, text);
-    }
+    // pino's levels: 10 trace, 20 debug, 30 info, 40 warn, 50 error, 60 fatal.
+    const n = typeof level === 'number' ? level : 30;
+    const method = n >= 50 ? 'error' : n >= 40 ? 'warn' : n >= 30 ? 'info' : 'debug';
+    this.log[method](fields, text);
   }
 
   private onExit(worker: Worker, code: number): void {
@@ -296,7 +270,6 @@ export class BgpThread implements Speaker {
         this.flush();
       },
       (error: unknown) => {
-        this.closing = false;
         this.log.error(`The BGP thread could not start again: ${error instanceof Error ? error.message : String(error)}; trying again in ${RESTART_AFTER_MS / 1000} s`);
         this.restartTimer = this.options.speaker.clock.setTimeout(() => this.restart(), RESTART_AFTER_MS);
       },
