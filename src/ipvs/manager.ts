@@ -865,12 +865,7 @@ export class IpvsManager {
       const entry = model.get(id);
       if (entry) kernel.set(id, entry);
     }
-    for (const svc of dumped.leftovers) {
-      const id = serviceKeyId(svc.key);
-      if (this.desired.has(id)) continue;
-      this.log.info(`IPVS: deleting ${formatServiceKey(svc.key)}, a data-path probe service no server needs (left by an earlier run)`);
-      this.removals.set(id, svc.key);
-    }
+    for (const svc of dumped.leftovers) if (!this.desired.has(serviceKeyId(svc.key))) this.removeLeftover(svc);
     this.listedAtResync = dumped.listing;
     this.known = kernel;
     this.modelled = modelled;
@@ -904,13 +899,19 @@ export class IpvsManager {
    */
   private async takeOwnedLeftovers(wanted: Set<string>, table: Map<string, TableEntry>): Promise<void> {
     for (const svc of this.ownedLeftovers(wanted, this.listedAtResync ?? new Map())) {
-      const id = serviceKeyId(svc.key);
-      this.log.info(`IPVS: deleting ${formatServiceKey(svc.key)}, a data-path probe service no server needs (left by an earlier run)`);
-      this.removals.set(id, svc.key);
+      const id = this.removeLeftover(svc);
       wanted.add(id);
       const entry = await this.entryOf(svc);
       if (entry) table.set(id, entry);
     }
+  }
+
+  /** A service pybal owns that no one desires joins the removals; returns its id. */
+  private removeLeftover(svc: KernelService): string {
+    const id = serviceKeyId(svc.key);
+    this.log.info(`IPVS: deleting ${formatServiceKey(svc.key)}, a data-path probe service no server needs (left by an earlier run)`);
+    this.removals.set(id, svc.key);
+    return id;
   }
 
   /** A service the kernel listed, with its destinations dumped; undefined if it is gone since (ESRCH). */
