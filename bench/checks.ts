@@ -236,9 +236,9 @@ interface RoundFigures {
   readonly openAtEnd: number;
   /** GET /pools every 100 ms over the control socket after the window, checks going on (pybal). */
   readonly api?: LatencySummary;
-  /** pybal's own count of event-loop stalls over 100 ms during the window, and its longest since start. */
-  readonly stalls?: { readonly inWindow: number; readonly longestSinceStartMs: number };
-  /** pybal's heap at the end of the window (what makes up its RSS). */
+  /** pybal's own count of event-loop stalls over 100 ms during the window, and its longest since start: the main thread's, and the checks thread's. */
+  readonly stalls?: { readonly inWindow: number; readonly longestSinceStartMs: number; readonly checksInWindow: number; readonly checksLongestSinceStartMs: number };
+  /** pybal's heap at the end of the window (the main thread's: the checks thread's is in the RSS only). */
   readonly heap?: HeapFigures;
   /** pybal's KEEPALIVEs to the measuring peer over the window (pybal rounds with BENCH_BGP on). */
   readonly bgp?: KeepaliveSummary;
@@ -371,7 +371,14 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
       ipvsDests: dests,
       openAtEnd,
       ...(api ? { api } : {}),
-      ...(stalls0 && stalls1 ? { stalls: { inWindow: stalls1.stalls - stalls0.stalls, longestSinceStartMs: stalls1.longestMs } } : {}),
+      ...(stalls0 && stalls1 ? {
+            stalls: {
+              inWindow: stalls1.stalls - stalls0.stalls,
+              longestSinceStartMs: stalls1.longestMs,
+              checksInWindow: stalls1.checksStalls - stalls0.checksStalls,
+              checksLongestSinceStartMs: stalls1.checksLongestMs,
+            },
+          } : {}),
       ...(stalls1 ? { heap: { heapUsedMb: stalls1.heapUsedMb, heapTotalMb: stalls1.heapTotalMb, externalMb: stalls1.externalMb } } : {}),
       ...(bgp ? { bgp } : {}),
       ...(bgpErrors.length > 0 ? { bgpError: bgpErrors.join('; ') } : {}),
@@ -393,7 +400,7 @@ interface HeapFigures {
 }
 
 /** pybal's event-loop stall figures and heap, read from its /metrics on its control socket; undefined if it does not answer. */
-async function pybalStalls(dir: string): Promise<({ stalls: number; longestMs: number } & HeapFigures) | undefined> {
+async function pybalStalls(dir: string): Promise<({ stalls: number; longestMs: number; checksStalls: number; checksLongestMs: number } & HeapFigures) | undefined> {
   const text = await getOverSocket(join(dir, 'pybal.sock'), '/metrics');
   if (text === undefined) return undefined;
   const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
@@ -403,6 +410,9 @@ async function pybalStalls(dir: string): Promise<({ stalls: number; longestMs: n
   return {
     stalls,
     longestMs: value('pybal_event_loop_longest_stall_seconds') * 1000,
+    // NaN before the checks thread (an older pybal): printed as such.
+    checksStalls: value('pybal_checks_thread_event_loop_stalls_total'),
+    checksLongestMs: value('pybal_checks_thread_event_loop_longest_stall_seconds') * 1000,
     heapUsedMb: mb('nodejs_heap_size_used_bytes'),
     heapTotalMb: mb('nodejs_heap_size_total_bytes'),
     externalMb: mb('nodejs_external_memory_bytes'),
@@ -458,9 +468,12 @@ function bgpLine(r: RoundFigures): string {
 function roundLine(r: RoundFigures): string {
   const t = r.timeliness;
   const parent = r.parentCpuMs === undefined ? '' : ` [parent: cpu ${f(r.parentCpuMs, 0)} ms, rss ${f(r.parentRssMb ?? NaN, 1)} MB]`;
-  const heap = r.heap ? ` (JS heap ${f(r.heap.heapUsedMb, 1)} MB used of ${f(r.heap.heapTotalMb, 1)}, external ${f(r.heap.externalMb, 1)} MB)` : '';
+  const heap = r.heap ? ` (main thread JS heap ${f(r.heap.heapUsedMb, 1)} MB used of ${f(r.heap.heapTotalMb, 1)}, external ${f(r.heap.externalMb, 1)} MB)` : '';
   const stalls =
-    (r.stalls ? `; event loop held over 100 ms ${r.stalls.inWindow} times in the window (longest since start ${f(r.stalls.longestSinceStartMs, 0)} ms)` : '') +
+    (r.stalls
+      ? `; main event loop held over 100 ms ${r.stalls.inWindow} times in the window (longest since start ${f(r.stalls.longestSinceStartMs, 0)} ms)` +
+        `, the checks thread's ${f(r.stalls.checksInWindow, 0)} times (longest ${f(r.stalls.checksLongestSinceStartMs, 0)} ms)`
+      : '') +
     (r.api ? `; API (GET /pools every ${API_PERIOD_MS} ms for ${API_SECONDS} s after the window) worst ${f(r.api.worstMs, 0)} ms, p99 ${f(r.api.p99Ms, 0)} ms over ${r.api.count} requests${r.api.failures ? `, ${r.api.failures} failed` : ''}` : '');
   if (MONITOR === 'IdleConnection') {
     return (

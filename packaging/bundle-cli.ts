@@ -16,6 +16,7 @@
  *                             check, drain, check-config, import, ipvs; and the parts they share
  *   dist/cli/bfd-worker.js    the BFD thread's entry (src/bfd/worker.ts), which bfd.ts starts beside itself
  *   dist/cli/bgp-worker.js    the BGP thread's entry (src/bgp/worker.ts), which thread.ts starts beside itself
+ *   dist/cli/check-worker.js  the checks thread's entry (src/monitors/check-worker.ts), which check-thread.ts starts beside itself
  *   dist/cli/locales/         yargs' message translations (read at run time, as yargs does from its package)
  *   dist/cli/meta.json        esbuild's record of what went into which file (test/cli/module-graph.test.ts reads it)
  *
@@ -48,6 +49,8 @@ export const CLI_ENTRY = join(CLI_DIR, 'pybal.js');
 export const BFD_WORKER_ENTRY = 'bfd-worker';
 /** The BGP thread's entry, beside the chunk that starts it. */
 export const BGP_WORKER_ENTRY = 'bgp-worker';
+/** The checks thread's entry, beside the chunk that starts it: the same name as in dist/src/monitors/. */
+export const CHECK_WORKER_ENTRY = 'check-worker';
 
 /** Packages left in node_modules: native addons (ssh2 also loaded late, by `import('ssh2')`). */
 export const EXTERNAL_PACKAGES = ['netlink', 'ssh2'];
@@ -90,6 +93,8 @@ const LOCATED: Record<string, (source: string, path: string) => string> = {
     mustContain(source, path, from);
     return source.replace(from, `new Worker(new URL('./${BGP_WORKER_ENTRY}.js', import.meta.url)`);
   },
+  // Starts the checks thread from the file beside it, which has the same name bundled.
+  'monitors/check-thread.js': (source, path) => mustContain(source, path, `new Worker(new URL('./${CHECK_WORKER_ENTRY}.js', import.meta.url)`),
 };
 
 function mustContain(source: string, path: string, text: string): string {
@@ -232,6 +237,7 @@ export async function bundleCli(): Promise<void> {
       pybal: join(root, 'dist/src/cli/main.js'),
       [BFD_WORKER_ENTRY]: join(root, 'dist/src/bfd/worker.js'),
       [BGP_WORKER_ENTRY]: join(root, 'dist/src/bgp/worker.js'),
+      [CHECK_WORKER_ENTRY]: join(root, 'dist/src/monitors/check-worker.js'),
     },
     outdir: CLI_DIR,
     bundle: true,

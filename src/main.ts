@@ -18,10 +18,9 @@ import type { AddressFamily, Config, GlobalConfig, ServiceConfig } from './confi
 import { serviceKeyFromConfig } from './ipvs/desired.js';
 import { notifyReady, systemdIsRestartingUs } from './runtime/systemd.js';
 import { Coordinator } from './coordinator/coordinator.js';
-import { createMonitorFactory } from './coordinator/monitor-factory.js';
 import { resolveHost } from './coordinator/resolver.js';
 import { DataPathMarks } from './coordinator/data-path-marks.js';
-import { createArpTheftWatch } from './monitors/arp-theft.js';
+import { CheckThread } from './monitors/check-thread.js';
 import { connectionRateWarning, connectionsPerSecondToOneAddress, warnAcceptLocal } from './monitors/datapath-sysctls.js';
 import type { CreateMonitorFn, DataPathDeps } from './coordinator/types.js';
 import { Daemon, type RouteTarget, type SnapshotScope } from './daemon.js';
@@ -36,8 +35,6 @@ import { readPooledAtStart, wasPooledAtStart, type PooledAtStart } from './ipvs/
 import { interfacesSendingRedirects, natRedirectWarning } from './ipvs/redirects.js';
 import { SloppyKeeper } from './ipvs/sloppy.js';
 import { SyncDaemonKeeper } from './ipvs/sync-daemons.js';
-import { createFpingPinger, createRunLimiter } from './monitors/index.js';
-import { createAdmission } from './monitors/admission.js';
 import { createStartPacer, startWindowMs } from './monitors/start-pacer.js';
 import { createPoolSource } from './pool/create-source.js';
 import { bgpSessionSettings, describePlan, planReload, type BgpAction } from './reload-plan.js';
@@ -403,31 +400,29 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     waitIdle: () => ipvs.idle(),
   });
 
-  // Monitors share one command limiter and one batch pinger.
   const metrics = new PybalMetrics();
-  const runLimiter = createRunLimiter(config.global.runcommandMaxConcurrent);
   // One pacer for every service: a large start spreads its first checks over their interval.
   const startPacer = createStartPacer(clock);
-  // And checks that come due together start a batch per turn, reading answers in between.
-  const admit = createAdmission();
-  const pinger = createFpingPinger({ clock, logger: log.child({ component: 'ping' }) });
-  // Data-path checks of IPv4 direct routing ask who answers ARP for each VIP (a round every 10 s, only while some server is watched).
-  const arpWatch = createArpTheftWatch({ clock, logger: log.child({ component: 'arp' }), intervalMs: ARP_WATCH_INTERVAL_MS });
+  // The monitors run on a thread of their own (monitors/check-thread.ts), with the
+  // command limiter, the batch pinger, the admission of check starts and the ARP
+  // watch they share: their work and their garbage hold neither the API, the pool
+  // files nor IPVS.
+  const checks = new CheckThread({
+    clock,
+    logger: log,
+    runcommandMaxConcurrent: config.global.runcommandMaxConcurrent,
+    arpWatchIntervalMs: ARP_WATCH_INTERVAL_MS,
+  });
   warnAcceptLocal(config, log);
   const monitorsFor = (service: ServiceConfig): CreateMonitorFn => {
-    const factory = createMonitorFactory({
-      clock,
+    const factory = checks.factory({
       logger: log.child({ service: service.name }),
-      runLimiter,
-      pinger,
-      admit,
-      arpWatch,
       onResult: (target, result) => metrics.recordResult(service.name, target.host, result),
     });
     // onCheck (the coordinator's last check, for the status page) goes through as it is.
     return (monitorConfig, target, onReport, onCheck) =>
       factory(monitorConfig, target, (report) => {
-        metrics.recordReport(service.name, target.host, { ...report, kind: monitorConfig.kind, atMs: clock.now() });
+        metrics.recordReport(service.name, target.host, report);
         onReport(report);
       }, onCheck);
   };
@@ -499,6 +494,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     ipvs: ipvs.stats(),
     ipvsSysctls: sloppy.status(),
     eventLoop: stallWatch.stats(),
+    checksEventLoop: checks.loopStats(),
   });
   // The control socket's requests (pybal drain, pybal undrain); the routes follow at the next publish.
   const control: ApiControl = {
@@ -608,7 +604,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     for (const key of plan.deferred) configLog.warn(`${key} takes effect when the BGP sessions next start (they are not reset for it)`);
     for (const key of plan.atRestart) configLog.warn(`${key} takes effect when pybal restarts; this one keeps running as it started`);
     if (plan.runcommandMaxConcurrent !== undefined) {
-      runLimiter.setMaxConcurrent(plan.runcommandMaxConcurrent);
+      checks.setRuncommandMaxConcurrent(plan.runcommandMaxConcurrent);
       configLog.info(`RunCommand checks may now run ${plan.runcommandMaxConcurrent} at a time`);
     }
     if (plan.ipvsResyncIntervalMs !== undefined) {
@@ -706,8 +702,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   kernel.close();
   resyncKernel.close();
   statsKernel.close();
-  await pinger.stop();
-  await arpWatch.stop();
+  await checks.close();
   await api.close();
   log.info('Stopped');
   await logHandle.close();

@@ -112,8 +112,10 @@ export class PybalMetrics {
   private readonly ipvsResyncs = this.counter('pybal_ipvs_resyncs_total', 'Full IPVS dumps', [], false);
   private readonly ipvsDrift = this.counter('pybal_ipvs_drift_total', 'Differences found between the kernel and the model', [], false);
 
-  private readonly loopStalls = this.counter('pybal_event_loop_stalls_total', 'Times the event loop was held over 100 ms (checks, BGP and the API waited)', [], false);
-  private readonly loopLongest = this.gauge('pybal_event_loop_longest_stall_seconds', 'The longest the event loop was held since start', [], false);
+  private readonly loopStalls = this.counter('pybal_event_loop_stalls_total', 'Times the main event loop was held over 100 ms (the API, pool files and IPVS waited)', [], false);
+  private readonly loopLongest = this.gauge('pybal_event_loop_longest_stall_seconds', 'The longest the main event loop was held since start', [], false);
+  private readonly checksLoopStalls = this.counter('pybal_checks_thread_event_loop_stalls_total', "Times the checks thread's event loop was held over 100 ms (checks started and were read late)", [], false);
+  private readonly checksLoopLongest = this.gauge('pybal_checks_thread_event_loop_longest_stall_seconds', "The longest the checks thread's event loop was held since start", [], false);
 
   // New: the kernel's IPVS counters (ipvs-stats-interval), per service and per server, from the
   // snapshot at scrape time; registered only while some were read (see traffic-series.ts for the names).
@@ -347,15 +349,21 @@ export class PybalMetrics {
     }
   }
 
-  private updateEventLoop({ eventLoop }: DaemonSnapshot): void {
-    if (eventLoop === undefined) return;
-    if (!this.registry.getSingleMetric('pybal_event_loop_stalls_total')) {
-      this.registry.registerMetric(this.loopStalls);
-      this.registry.registerMetric(this.loopLongest);
+  private updateEventLoop({ eventLoop, checksEventLoop }: DaemonSnapshot): void {
+    this.setLoop(eventLoop, 'pybal_event_loop_stalls_total', this.loopStalls, this.loopLongest);
+    this.setLoop(checksEventLoop, 'pybal_checks_thread_event_loop_stalls_total', this.checksLoopStalls, this.checksLoopLongest);
+  }
+
+  /** Registered with the first figures: a snapshot without them (tests, fakes) shows neither. */
+  private setLoop(stats: DaemonSnapshot['eventLoop'], name: string, stalls: Counter, longest: Gauge): void {
+    if (stats === undefined) return;
+    if (!this.registry.getSingleMetric(name)) {
+      this.registry.registerMetric(stalls);
+      this.registry.registerMetric(longest);
     }
-    this.loopStalls.reset();
-    this.loopStalls.inc(eventLoop.stalls);
-    this.loopLongest.set(eventLoop.longestMs / 1000);
+    stalls.reset();
+    stalls.inc(stats.stalls);
+    longest.set(stats.longestMs / 1000);
   }
 
   /** The exposition text, formatted in slices (the same text as registry.metrics()). */

@@ -57,4 +57,6 @@ export interface DaemonSnapshot {
   readonly ipvsSysctls?: readonly SloppyStatus[];
   /** The event loop's stalls (runtime/stall-watch.ts); undefined when not watched. */
   readonly eventLoop?: { readonly stalls: number; readonly longestMs: number };
+  /** The checks thread's event loop (monitors/check-thread.ts), as it last said; undefined without one. */
+  readonly checksEventLoop?: { readonly stalls: number; readonly longestMs: number };
 }

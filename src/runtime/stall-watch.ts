@@ -7,7 +7,7 @@
  * tailing the log sees it without being flooded.
  */
 import { performance } from 'node:perf_hooks';
-import type { Logger } from './logger.js';
+import type { LineLogger } from './logger.js';
 
 export const STALL_THRESHOLD_MS = 100;
 
@@ -24,7 +24,9 @@ export interface StallWatch {
 }
 
 export interface StallWatchOptions {
-  readonly logger: Logger;
+  readonly logger: Pick<LineLogger, 'warn'>;
+  /** Whose loop it is and who waited while it was held, for the warning (default: the main thread's). */
+  readonly loop?: { readonly name: string; readonly waited: string };
   readonly periodMs?: number;
   readonly thresholdMs?: number;
   readonly logEveryMs?: number;
@@ -38,6 +40,7 @@ export function startStallWatch(options: StallWatchOptions): StallWatch {
   const periodMs = options.periodMs ?? 20;
   const thresholdMs = options.thresholdMs ?? STALL_THRESHOLD_MS;
   const logEveryMs = options.logEveryMs ?? 10_000;
+  const { name, waited } = options.loop ?? { name: 'The event loop', waited: 'the API, pool files and IPVS waited' };
   const now = options.now ?? (() => performance.now());
   const every =
     options.every ??
@@ -64,8 +67,8 @@ export function startStallWatch(options: StallWatchOptions): StallWatch {
     if (at - lastLogMs < logEveryMs) return;
     options.logger.warn(
       unlogged === 1
-        ? `The event loop was held for ${Math.round(lateMs)} ms (checks, BGP and the API waited)`
-        : `The event loop was held over ${thresholdMs} ms ${unlogged} times, at worst ${Math.round(unloggedWorstMs)} ms (checks, BGP and the API waited)`,
+        ? `${name} was held for ${Math.round(lateMs)} ms (${waited})`
+        : `${name} was held over ${thresholdMs} ms ${unlogged} times, at worst ${Math.round(unloggedWorstMs)} ms (${waited})`,
     );
     lastLogMs = at;
     unlogged = 0;

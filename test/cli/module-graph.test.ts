@@ -216,6 +216,17 @@ describe('what esbuild put where (dist/cli/meta.json)', () => {
     }
   });
 
+  it('the checks thread has its own entry, dist/cli/check-worker.js, which the daemon starts beside its chunk', () => {
+    const { outputs } = metafile();
+    expect(outputs['dist/cli/check-worker.js']?.entryPoint).toBe('dist/src/monitors/check-worker.js');
+    const starter = readFileSync(chunkOf('dist/src/monitors/check-thread.js'), 'utf8');
+    expect(workerUrls(starter)).toContain('./check-worker.js');
+    // The thread loads the monitors, not the daemon, its logger nor its API.
+    for (const file of staticClosure('dist/cli/check-worker.js')) {
+      expect(Object.keys(outputs[file]!.inputs).filter((input) => /^dist\/src\/(main|daemon)\.js$|^dist\/src\/api\/|node_modules\/pino\//.test(input)), file).toEqual([]);
+    }
+  });
+
   it('netlink is imported only by the file that holds the IPVS client (pybal ipvs and pybal drain load it)', () => {
     const { outputs } = metafile();
     const importers = Object.entries(outputs)

@@ -54,6 +54,7 @@ describe('the Debian package', () => {
       '/usr/lib/pybal/dist/cli/locales/en.json',
       '/usr/lib/pybal/dist/cli/bfd-worker.js',
       '/usr/lib/pybal/dist/cli/bgp-worker.js',
+      '/usr/lib/pybal/dist/cli/check-worker.js',
       '/usr/lib/pybal/dist/native/sockmark.node',
       '/usr/lib/pybal/package.json',
       '/lib/systemd/system/pybal.service',

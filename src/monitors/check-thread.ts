@@ -1,0 +1,371 @@
+/**
+ * The daemon's side of the checks thread (check-worker.ts): monitors made
+ * here are run there. A monitor here is a handle: start() sends the thread
+ * its config (once per config) and its target, stop() resolves when the
+ * thread says the monitor is gone. What the thread's monitors report comes
+ * back in order, a batch every few milliseconds, and reaches the coordinator,
+ * the metrics and pybal's log as it would from a monitor on this thread.
+ *
+ * The thread starts with the first monitor. A data-path monitor's route says
+ * whether its probe service is in the kernel; that is read here and sent to
+ * the thread when it changes (at most READY_EVERY_MS late: until then the
+ * check goes to the server's own address, as before the probe service is in).
+ *
+ * A thread that dies is logged and started again after RESTART_AFTER_MS with
+ * every monitor: one whose server was up starts from up (it reports down only
+ * after `fall` failures), as for a server the kernel had pooled at start.
+ * Meanwhile the coordinators keep what the monitors last said.
+ */
+import { Worker } from 'node:worker_threads';
+import type { MonitorConfig, MonitorKind } from '../config/types.js';
+import type { Clock, Timer } from '../runtime/clock.js';
+import { bindLogger, type LineLogger, type Logger } from '../runtime/logger.js';
+import type { StallStats } from '../runtime/stall-watch.js';
+import { prepareMonitor } from './registry.js';
+import type { CheckThreadConfig, CheckThreadEvent, FromCheckThread, LogSource, TargetValues, ToCheckThread } from './thread-messages.js';
+import type { CheckResult, MonitorReport, MonitorTarget, StartOptions } from './types.js';
+
+/** How often the data-path monitors' readiness is looked at (only while there are some). */
+const READY_EVERY_MS = 250;
+/** How long after an unexpected exit the thread is started again. */
+const RESTART_AFTER_MS = 1_000;
+/** How long close() waits for the thread to stop its monitors before it is terminated. */
+const CLOSE_GRACE_MS = 5_000;
+
+export interface CheckThreadOptions {
+  readonly clock: Clock;
+  /** pybal's logger: monitors' records get their service, server and monitor; shared parts their component. */
+  readonly logger: Logger;
+  readonly runcommandMaxConcurrent: number;
+  readonly arpWatchIntervalMs: number;
+  readonly sendEveryMs?: number;
+  readonly loopEveryMs?: number;
+}
+
+/** What a service's monitors need besides their config and target (as createMonitorFactory's). */
+export interface ThreadMonitorSink {
+  /** Bound to the service; each monitor's lines get its server and kind. */
+  readonly logger: Logger;
+  /** Every check result, for the per-check metrics. */
+  readonly onResult?: (target: MonitorTarget, result: CheckResult) => void;
+}
+
+type ReportFn = (report: MonitorReport) => void;
+
+/** A monitor run by the checks thread. */
+class ThreadMonitor {
+  /** new: not started; running: the thread has it; stopping: stop() sent, not yet confirmed. */
+  state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  /** What it last reported (a restarted thread starts it from up when true). */
+  lastUp: boolean | undefined;
+  /** The data-path readiness the thread was last told. */
+  readySent = false;
+  options: StartOptions = {};
+  private stopped: Promise<void> | undefined;
+  resolveStopped: (() => void) | undefined;
+  readonly logger: LineLogger;
+
+  constructor(
+    private readonly thread: CheckThread,
+    readonly id: number,
+    readonly config: MonitorConfig,
+    readonly target: MonitorTarget,
+    readonly sink: ThreadMonitorSink,
+    readonly onReport: ReportFn,
+    readonly onCheck: ((result: CheckResult) => void) | undefined,
+  ) {
+    this.logger = bindLogger(sink.logger, { server: target.host, monitor: config.kind });
+  }
+
+  get kind(): MonitorKind {
+    return this.config.kind;
+  }
+
+  start(options: StartOptions = {}): void {
+    if (this.state !== 'new') return;
+    this.state = 'running';
+    this.options = options;
+    this.thread.startMonitor(this);
+  }
+
+  stop(): Promise<void> {
+    if (this.state === 'new' || this.state === 'stopped') {
+      this.state = 'stopped';
+      return Promise.resolve();
+    }
+    if (this.stopped === undefined) {
+      this.state = 'stopping';
+      this.stopped = new Promise((resolve) => {
+        this.resolveStopped = resolve;
+      });
+      this.thread.stopMonitor(this);
+    }
+    return this.stopped;
+  }
+
+  /** The thread said it is gone (or the thread is). */
+  gone(): void {
+    this.state = 'stopped';
+    this.resolveStopped?.();
+    this.resolveStopped = undefined;
+  }
+}
+
+export class CheckThread {
+  private worker: Worker | undefined;
+  /** The worker said it exited, or close() ended it. */
+  private running = false;
+  private closing = false;
+  private nextId = 1;
+  private nextConfigId = 1;
+  /** Every monitor the thread has, from start until it says it stopped. */
+  private readonly monitors = new Map<number, ThreadMonitor>();
+  /** The configs the current thread holds, with how many of its monitors use each. */
+  private configs = new Map<MonitorConfig, { readonly id: number; users: number }>();
+  /** Configs checked here once (a bad one throws where the monitor is made, as on one thread). */
+  private readonly checked = new WeakSet<MonitorConfig>();
+  private readonly dataPath = new Set<ThreadMonitor>();
+  private readyTimer: Timer | undefined;
+  private restartTimer: Timer | undefined;
+  private loop: StallStats = { stalls: 0, longestMs: 0 };
+  private closed: Promise<void> = Promise.resolve();
+  private readonly components = new Map<LogSource, Logger>();
+  private readonly config: CheckThreadConfig;
+
+  constructor(private readonly options: CheckThreadOptions) {
+    this.config = {
+      logLevel: options.logger.level as CheckThreadConfig['logLevel'],
+      runcommandMaxConcurrent: options.runcommandMaxConcurrent,
+      arpWatchIntervalMs: options.arpWatchIntervalMs,
+      sendEveryMs: options.sendEveryMs ?? 10,
+      loopEveryMs: options.loopEveryMs ?? 1_000,
+    };
+  }
+
+  /**
+   * A service's monitors, made to run in the thread: the same signature as
+   * createMonitorFactory's (coordinator/types.ts CreateMonitorFn).
+   */
+  factory(sink: ThreadMonitorSink) {
+    return (
+      config: MonitorConfig,
+      target: MonitorTarget,
+      onReport: ReportFn,
+      onCheck?: (result: CheckResult) => void,
+    ): { start(options?: StartOptions): void; stop(): Promise<void> } => {
+      if (!this.checked.has(config)) {
+        prepareMonitor(config);
+        this.checked.add(config);
+      }
+      return new ThreadMonitor(this, this.nextId++, config, target, sink, onReport, onCheck);
+    };
+  }
+
+  /** The thread's event loop, as it last said (stalls over 100 ms, the longest). */
+  loopStats(): StallStats {
+    return this.loop;
+  }
+
+  /** How many commands RunCommand monitors may run at once (a reload's runcommand-max-concurrent). */
+  setRuncommandMaxConcurrent(value: number): void {
+    if (this.config.runcommandMaxConcurrent === value) return;
+    (this.config as { runcommandMaxConcurrent: number }).runcommandMaxConcurrent = value;
+    if (this.running) this.post({ type: 'limit', runcommandMaxConcurrent: value });
+  }
+
+  /** Stops every monitor left and ends the thread. */
+  close(): Promise<void> {
+    if (this.closing) return this.closed;
+    this.closing = true;
+    this.restartTimer?.cancel();
+    this.readyTimer?.cancel();
+    const worker = this.worker;
+    if (worker === undefined || !this.running) {
+      this.forgetAll();
+      return this.closed;
+    }
+    this.closed = new Promise<void>((resolve) => {
+      const forced = setTimeout(() => void worker.terminate(), CLOSE_GRACE_MS);
+      worker.once('exit', () => {
+        clearTimeout(forced);
+        this.forgetAll();
+        resolve();
+      });
+    });
+    this.post({ type: 'close' });
+    return this.closed;
+  }
+
+  // ------------------------------------------------------------ for ThreadMonitor
+
+  startMonitor(monitor: ThreadMonitor): void {
+    if (this.closing) return;
+    this.monitors.set(monitor.id, monitor);
+    if (monitor.target.dataPath !== undefined) this.watchReady(monitor);
+    if (this.worker === undefined) this.spawn();
+    else if (this.running) this.send(monitor, monitor.options);
+    // Else the thread is being started again: it gets every monitor then.
+  }
+
+  stopMonitor(monitor: ThreadMonitor): void {
+    this.dataPath.delete(monitor);
+    if (!this.running) {
+      // No thread to stop it in: nothing of it runs.
+      this.monitors.delete(monitor.id);
+      monitor.gone();
+      return;
+    }
+    this.post({ type: 'stop', id: monitor.id });
+    this.release(monitor.config);
+  }
+
+  // ------------------------------------------------------------ internals
+
+  private send(monitor: ThreadMonitor, options: StartOptions): void {
+    let held = this.configs.get(monitor.config);
+    const first = held === undefined;
+    if (held === undefined) {
+      held = { id: this.nextConfigId++, users: 0 };
+      this.configs.set(monitor.config, held);
+    }
+    held.users++;
+    const { dataPath, host, ip, port, family } = monitor.target;
+    const target: TargetValues =
+      dataPath === undefined
+        ? { host, ip, port, family }
+        : { host, ip, port, family, dataPath: { vip: dataPath.vip, mark: dataPath.mark, method: dataPath.method, source: dataPath.source, ready: monitor.readySent } };
+    this.post({ type: 'start', id: monitor.id, configId: held.id, ...(first ? { config: monitor.config } : {}), target, options });
+  }
+
+  /** The thread forgets a config with its last monitor, and so does this side. */
+  private release(config: MonitorConfig): void {
+    const held = this.configs.get(config);
+    if (held !== undefined && --held.users <= 0) this.configs.delete(config);
+  }
+
+  private watchReady(monitor: ThreadMonitor): void {
+    monitor.readySent = monitor.target.dataPath?.ready() ?? false;
+    this.dataPath.add(monitor);
+    this.readyTimer ??= this.options.clock.setTimeout(() => this.checkReady(), READY_EVERY_MS);
+  }
+
+  private checkReady(): void {
+    this.readyTimer = undefined;
+    if (this.dataPath.size === 0 || this.closing) return;
+    const changes: [number, boolean][] = [];
+    for (const monitor of this.dataPath) {
+      const ready = monitor.target.dataPath?.ready() ?? false;
+      if (ready === monitor.readySent) continue;
+      monitor.readySent = ready;
+      changes.push([monitor.id, ready]);
+    }
+    if (changes.length > 0 && this.running) this.post({ type: 'ready', changes });
+    this.readyTimer = this.options.clock.setTimeout(() => this.checkReady(), READY_EVERY_MS);
+  }
+
+  private post(message: ToCheckThread): void {
+    this.worker?.postMessage(message);
+  }
+
+  private spawn(): void {
+    // Bundled, the thread's entry has the same name beside the chunk (packaging/bundle-cli.ts).
+    const worker = new Worker(new URL('./check-worker.js', import.meta.url), { workerData: this.config, name: 'pybal-checks' });
+    this.worker = worker;
+    this.running = true;
+    this.configs = new Map();
+    worker.on('message', (message: FromCheckThread) => this.onMessage(message));
+    worker.on('error', (error) => this.log('thread').error(`the checks thread failed: ${error.message}`));
+    worker.once('exit', (code) => this.onExit(worker, code));
+    // Messages posted before the thread runs wait for it.
+    for (const monitor of this.monitors.values()) {
+      if (monitor.state !== 'running') continue;
+      // Again after a restart: a server last reported up leaves only after `fall` failures.
+      this.send(monitor, monitor.lastUp === undefined ? monitor.options : { assumeUp: monitor.lastUp });
+    }
+  }
+
+  private onExit(worker: Worker, code: number): void {
+    if (worker !== this.worker) return;
+    this.running = false;
+    // The monitors being stopped are gone with it; the others start again with the next thread.
+    for (const monitor of this.monitors.values()) {
+      if (monitor.state === 'running') continue;
+      this.monitors.delete(monitor.id);
+      monitor.gone();
+    }
+    if (this.closing) return;
+    this.log('thread').error(
+      `The checks thread exited (${code}): no server is checked; the servers keep their last state, and it starts again in ${RESTART_AFTER_MS / 1000} s`,
+    );
+    this.restartTimer = this.options.clock.setTimeout(() => {
+      if (this.closing) return;
+      this.spawn();
+      this.log('thread').info(`The checks thread started again with ${this.monitors.size} monitors`);
+    }, RESTART_AFTER_MS);
+  }
+
+  private forgetAll(): void {
+    this.running = false;
+    for (const monitor of this.monitors.values()) monitor.gone();
+    this.monitors.clear();
+    this.dataPath.clear();
+  }
+
+  private onMessage(message: FromCheckThread): void {
+    switch (message.type) {
+      case 'events':
+        for (const event of message.events) this.dispatch(event);
+        return;
+      case 'loop':
+        this.loop = message.stats;
+        return;
+      case 'closed':
+        return;
+    }
+  }
+
+  private dispatch(event: CheckThreadEvent): void {
+    if (event.k === 'log') {
+      const logger = typeof event.source === 'number' ? this.monitors.get(event.source)?.logger : this.log(event.source);
+      if (logger === undefined) return;
+      if (event.fields === undefined) logger[event.level](event.msg);
+      else logger[event.level](event.fields, event.msg);
+      return;
+    }
+    const monitor = this.monitors.get(event.id);
+    if (monitor === undefined) return;
+    switch (event.k) {
+      case 'stopped':
+        this.monitors.delete(event.id);
+        monitor.gone();
+        return;
+      case 'result':
+        if (monitor.state !== 'running') return;
+        monitor.sink.onResult?.(monitor.target, event.result);
+        monitor.onCheck?.(event.result);
+        return;
+      case 'report':
+        if (monitor.state !== 'running') return;
+        monitor.lastUp = event.up;
+        monitor.onReport({ kind: monitor.kind, up: event.up, reason: event.reason, firstCheck: event.firstCheck, atMs: this.options.clock.now() });
+        return;
+      case 'broken': {
+        if (monitor.state !== 'running') return;
+        const reason = `cannot start ${monitor.kind}: ${event.message}`;
+        monitor.logger.error(`Monitoring instance ${monitor.kind} for server ${monitor.target.host} ${reason}`);
+        monitor.lastUp = false;
+        monitor.onReport({ kind: monitor.kind, up: false, reason, firstCheck: true, atMs: this.options.clock.now() });
+        return;
+      }
+    }
+  }
+
+  private log(source: Exclude<LogSource, number>): Logger {
+    let logger = this.components.get(source);
+    if (logger === undefined) {
+      logger = this.options.logger.child({ component: source === 'thread' ? 'checks' : source });
+      this.components.set(source, logger);
+    }
+    return logger;
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * The checks thread: every monitor of every server runs here, on an event
+ * loop and a heap of its own, with the batch pinger, the command limiter, the
+ * admission of check starts and the ARP watch they share. At 10,000 servers
+ * the checks are most of the daemon's work and most of its garbage; here
+ * their collections and their bursts hold neither the API, the pool files,
+ * IPVS nor (on its own thread already) BGP.
+ *
+ * Monitors report as they do in one thread; what they report (transitions,
+ * every check's result, their log lines) is gathered in order and sent to the
+ * daemon as one message every `sendEveryMs`. A check's timing is the
+ * thread's: it is late only when this thread is.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { MonitorConfig } from '../config/types.js';
+import { createSystemClock, type Timer } from '../runtime/clock.js';
+import { errorMessage } from '../runtime/errors.js';
+import type { LineLogger, LogLevel } from '../runtime/logger.js';
+import { startStallWatch } from '../runtime/stall-watch.js';
+import { createAdmission } from './admission.js';
+import { createArpTheftWatch } from './arp-theft.js';
+import { createFpingPinger } from './pinger.js';
+import { prepareMonitor, type MonitorMaker } from './registry.js';
+import { createRunLimiter } from './run-limiter.js';
+import type { CheckThreadConfig, CheckThreadEvent, FromCheckThread, LogSource, TargetValues, ToCheckThread } from './thread-messages.js';
+import type { CheckResult, DataPathRoute, Monitor, MonitorDeps, MonitorReport, MonitorTarget } from './types.js';
+
+if (parentPort === null) throw new Error('src/monitors/check-worker.ts runs as a worker thread');
+const port = parentPort;
+const config = workerData as CheckThreadConfig;
+const clock = createSystemClock();
+
+// ------------------------------------------------------------ what goes out
+
+let queue: CheckThreadEvent[] = [];
+let sendTimer: Timer | undefined;
+
+function post(message: FromCheckThread): void {
+  port.postMessage(message);
+}
+
+function send(): void {
+  sendTimer?.cancel();
+  sendTimer = undefined;
+  if (queue.length === 0) return;
+  const events = queue;
+  queue = [];
+  try {
+    post({ type: 'events', events });
+  } catch {
+    // A log record's fields that cannot be copied (a function, a socket): the record goes without them.
+    post({ type: 'events', events: events.map((e) => (e.k === 'log' ? { ...e, fields: undefined } : e)) });
+  }
+}
+
+function emit(event: CheckThreadEvent): void {
+  queue.push(event);
+  sendTimer ??= clock.setTimeout(send, config.sendEveryMs);
+}
+
+const LEVELS: Readonly<Record<LogLevel, number>> = { debug: 20, info: 30, warn: 40, error: 50 };
+const threshold = LEVELS[config.logLevel];
+
+/** A logger whose records go to the daemon, which writes them with the source's bindings. */
+class SentLogger implements LineLogger {
+  constructor(private readonly source: LogSource) {}
+  debug(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
+    this.write('debug', msgOrFields, msg);
+  }
+  info(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
+    this.write('info', msgOrFields, msg);
+  }
+  warn(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
+    this.write('warn', msgOrFields, msg);
+  }
+  error(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
+    this.write('error', msgOrFields, msg);
+  }
+  isLevelEnabled(level: LogLevel): boolean {
+    return LEVELS[level] >= threshold;
+  }
+  private write(level: LogLevel, msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
+    if (LEVELS[level] < threshold) return;
+    if (typeof msgOrFields === 'string') emit({ k: 'log', source: this.source, level, fields: undefined, msg: msgOrFields });
+    else emit({ k: 'log', source: this.source, level, fields: msgOrFields, msg: msg ?? '' });
+  }
+}
+
+// ------------------------------------------------------------ what the monitors share
+
+const runLimiter = createRunLimiter(config.runcommandMaxConcurrent);
+const admit = createAdmission();
+const pinger = createFpingPinger({ clock, logger: new SentLogger('ping') });
+const arpWatch = createArpTheftWatch({ clock, logger: new SentLogger('arp'), intervalMs: config.arpWatchIntervalMs });
+const stallWatch = startStallWatch({ logger: new SentLogger('thread'), loop: { name: "The checks thread's event loop", waited: 'checks started and were read late' } });
+const loopTimer = setInterval(() => post({ type: 'loop', stats: stallWatch.stats() }), config.loopEveryMs);
+
+/** A config's prepared monitors, kept while a monitor of it runs (the daemon counts alike). */
+const makers = new Map<number, { make: MonitorMaker; users: number }>();
+
+/** The MonitorDeps of one monitor: its reports and results go out with its id. */
+class ThreadMonitorDeps implements MonitorDeps {
+  readonly clock = clock;
+  readonly runLimiter = runLimiter;
+  readonly pinger = pinger;
+  readonly admit = admit;
+  readonly arpWatch = arpWatch;
+  readonly logger: LineLogger;
+  constructor(private readonly id: number) {
+    this.logger = new SentLogger(id);
+  }
+  /** A property: monitors keep onReport and call it on its own (onResult they call as a method). */
+  readonly onReport = (report: MonitorReport): void => {
+    if (running.has(this.id)) emit({ k: 'report', id: this.id, up: report.up, reason: report.reason, firstCheck: report.firstCheck });
+  };
+  onResult(result: CheckResult): void {
+    if (running.has(this.id)) emit({ k: 'result', id: this.id, result });
+  }
+}
+
+/** The running monitors by id, with their config and, for data-path ones, their readiness. */
+const running = new Map<number, { monitor: Monitor | undefined; configId: number; ready: { value: boolean } | undefined }>();
+
+function targetFrom(values: TargetValues, ready: { value: boolean } | undefined): MonitorTarget {
+  const { dataPath, ...plain } = values;
+  if (dataPath === undefined || ready === undefined) return plain;
+  const route: DataPathRoute = { vip: dataPath.vip, mark: dataPath.mark, method: dataPath.method, source: dataPath.source, ready: () => ready.value };
+  return { ...plain, dataPath: route };
+}
+
+function start(message: Extract<ToCheckThread, { type: 'start' }>): void {
+  let maker = makers.get(message.configId);
+  const ready = message.target.dataPath === undefined ? undefined : { value: message.target.dataPath.ready };
+  const entry: { monitor: Monitor | undefined; configId: number; ready: { value: boolean } | undefined } = { monitor: undefined, configId: message.configId, ready };
+  running.set(message.id, entry);
+  try {
+    if (maker === undefined) {
+      if (message.config === undefined) throw new Error(`no config ${message.configId} in the checks thread`);
+      maker = { make: prepareMonitor(message.config as MonitorConfig), users: 0 };
+      makers.set(message.configId, maker);
+    }
+    maker.users++;
+    entry.monitor = maker.make(targetFrom(message.target, ready), new ThreadMonitorDeps(message.id));
+    entry.monitor.start(message.options);
+  } catch (error) {
+    emit({ k: 'broken', id: message.id, message: errorMessage(error) });
+  }
+}
+
+function stop(id: number): Promise<void> {
+  const entry = running.get(id);
+  if (entry === undefined) return Promise.resolve();
+  running.delete(id);
+  const maker = makers.get(entry.configId);
+  if (maker !== undefined && --maker.users <= 0) makers.delete(entry.configId);
+  const stopped = entry.monitor === undefined ? Promise.resolve() : entry.monitor.stop();
+  return stopped.then(
+    () => emit({ k: 'stopped', id }),
+    (error: unknown) => {
+      new SentLogger(id).warn(`stopping failed: ${errorMessage(error)}`);
+      emit({ k: 'stopped', id });
+    },
+  );
+}
+
+async function close(): Promise<void> {
+  await Promise.all([...running.keys()].map(stop));
+  await Promise.all([pinger.stop(), arpWatch.stop()]);
+  stallWatch.stop();
+  clearInterval(loopTimer);
+  send();
+  post({ type: 'closed' });
+  port.close();
+}
+
+port.on('message', (message: ToCheckThread) => {
+  switch (message.type) {
+    case 'start':
+      start(message);
+      return;
+    case 'stop':
+      void stop(message.id);
+      return;
+    case 'ready':
+      for (const [id, value] of message.changes) {
+        const ready = running.get(id)?.ready;
+        if (ready !== undefined) ready.value = value;
+      }
+      return;
+    case 'limit':
+      runLimiter.setMaxConcurrent(message.runcommandMaxConcurrent);
+      return;
+    case 'close':
+      void close();
+      return;
+  }
+});
