@@ -21,7 +21,6 @@ import type { MonitorConfig, MonitorKind } from '../config/types.js';
 import type { Clock, Timer } from '../runtime/clock.js';
 import { bindLogger, type LineLogger, type Logger } from '../runtime/logger.js';
 import type { StallStats } from '../runtime/stall-watch.js';
-import { prepareMonitor } from './registry.js';
 import type { CheckThreadConfig, CheckThreadEvent, FromCheckThread, LogSource, TargetValues, ToCheckThread } from './thread-messages.js';
 import type { CheckResult, MonitorReport, MonitorTarget, StartOptions } from './types.js';
 
@@ -122,8 +121,6 @@ export class CheckThread {
   private readonly monitors = new Map<number, ThreadMonitor>();
   /** The configs the current thread holds, with how many of its monitors use each. */
   private configs = new Map<MonitorConfig, { readonly id: number; users: number }>();
-  /** Configs checked here once (a bad one throws where the monitor is made, as on one thread). */
-  private readonly checked = new WeakSet<MonitorConfig>();
   private readonly dataPath = new Set<ThreadMonitor>();
   private readyTimer: Timer | undefined;
   private restartTimer: Timer | undefined;
@@ -144,7 +141,10 @@ export class CheckThread {
 
   /**
    * A service's monitors, made to run in the thread: the same signature as
-   * createMonitorFactory's (coordinator/types.ts CreateMonitorFn).
+   * createMonitorFactory's (coordinator/types.ts CreateMonitorFn). A monitor
+   * that cannot be made in the thread reports down, `cannot start <kind>: …`,
+   * where on one thread the call threw and the coordinator said the same (no
+   * kind throws today: a bad ProxyFetch config fails every check instead).
    */
   factory(sink: ThreadMonitorSink) {
     return (
@@ -153,10 +153,6 @@ export class CheckThread {
       onReport: ReportFn,
       onCheck?: (result: CheckResult) => void,
     ): { start(options?: StartOptions): void; stop(): Promise<void> } => {
-      if (!this.checked.has(config)) {
-        prepareMonitor(config);
-        this.checked.add(config);
-      }
       return new ThreadMonitor(this, this.nextId++, config, target, sink, onReport, onCheck);
     };
   }
@@ -199,7 +195,11 @@ export class CheckThread {
   // ------------------------------------------------------------ for ThreadMonitor
 
   startMonitor(monitor: ThreadMonitor): void {
-    if (this.closing) return;
+    if (this.closing) {
+      // Too late: nothing runs it, and its stop() resolves at once.
+      monitor.gone();
+      return;
+    }
     this.monitors.set(monitor.id, monitor);
     if (monitor.target.dataPath !== undefined) this.watchReady(monitor);
     if (this.worker === undefined) this.spawn();
@@ -209,7 +209,7 @@ export class CheckThread {
 
   stopMonitor(monitor: ThreadMonitor): void {
     this.dataPath.delete(monitor);
-    if (!this.running) {
+    if (!this.running || !this.monitors.has(monitor.id)) {
       // No thread to stop it in: nothing of it runs.
       this.monitors.delete(monitor.id);
       monitor.gone();
