@@ -1,6 +1,9 @@
 /**
- * The production CreateMonitorFn: the monitors registry, with each monitor
- * logging under its server and kind.
+ * A CreateMonitorFn that runs the monitors on this thread: the monitors
+ * registry, with each monitor logging under its server and kind. The daemon
+ * runs them on the checks thread instead (monitors/check-thread.ts), whose
+ * reports, results and log lines are the same; this one serves where one
+ * thread is wanted (the coordinator's tests with real monitors).
  */
 import type { MonitorConfig, MonitorKind } from '../config/types.js';
 import type { ArpWatchLike } from '../monitors/types.js';

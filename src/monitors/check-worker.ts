@@ -15,6 +15,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { MonitorConfig } from '../config/types.js';
 import { createSystemClock, type Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
+import { LevelLogger } from '../runtime/line-logger.js';
 import type { LineLogger, LogLevel } from '../runtime/logger.js';
 import { startStallWatch } from '../runtime/stall-watch.js';
 import { createAdmission } from './admission.js';
@@ -62,24 +63,14 @@ const LEVELS: Readonly<Record<LogLevel, number>> = { debug: 20, info: 30, warn: 
 const threshold = LEVELS[config.logLevel];
 
 /** A logger whose records go to the daemon, which writes them with the source's bindings. */
-class SentLogger implements LineLogger {
-  constructor(private readonly source: LogSource) {}
-  debug(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
-    this.write('debug', msgOrFields, msg);
-  }
-  info(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
-    this.write('info', msgOrFields, msg);
-  }
-  warn(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
-    this.write('warn', msgOrFields, msg);
-  }
-  error(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
-    this.write('error', msgOrFields, msg);
+class SentLogger extends LevelLogger {
+  constructor(private readonly source: LogSource) {
+    super();
   }
   isLevelEnabled(level: LogLevel): boolean {
     return LEVELS[level] >= threshold;
   }
-  private write(level: LogLevel, msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
+  protected write(level: LogLevel, msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
     if (LEVELS[level] < threshold) return;
     if (typeof msgOrFields === 'string') emit({ k: 'log', source: this.source, level, fields: undefined, msg: msgOrFields });
     else emit({ k: 'log', source: this.source, level, fields: msgOrFields, msg: msg ?? '' });

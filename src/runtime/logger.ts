@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import { fstatSync, writeSync } from 'node:fs';
 import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
 import { wallNow } from './clock.js';
+import { LevelLogger } from './line-logger.js';
 
 export type Logger = PinoLogger;
 export type LogFormat = 'text' | 'json';
@@ -246,29 +247,19 @@ export function bindLogger(logger: Logger, bindings: Readonly<Record<string, unk
   return new BoundLogger(logger, bindings);
 }
 
-class BoundLogger implements LineLogger {
+class BoundLogger extends LevelLogger {
   constructor(
     private readonly parent: Logger,
     private readonly bindings: Readonly<Record<string, unknown>>,
-  ) {}
+  ) {
+    super();
+  }
 
-  debug(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
-    this.write('debug', msgOrFields, msg);
-  }
-  info(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
-    this.write('info', msgOrFields, msg);
-  }
-  warn(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
-    this.write('warn', msgOrFields, msg);
-  }
-  error(msgOrFields: string | Readonly<Record<string, unknown>>, msg?: string): void {
-    this.write('error', msgOrFields, msg);
-  }
   isLevelEnabled(level: LogLevel): boolean {
     return this.parent.isLevelEnabled(level);
   }
 
-  private write(level: LineLevel, msgOrFields: string | Readonly<Record<string, unknown>>, msg: string | undefined): void {
+  protected write(level: LineLevel, msgOrFields: string | Readonly<Record<string, unknown>>, msg: string | undefined): void {
     const parent = this.parent;
     if (!parent.isLevelEnabled(level)) return;
     // Bindings first, then the line's own fields: the order a child writes them in.

@@ -12,8 +12,7 @@
  * event loop figures come back.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +24,7 @@ import { createSystemClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger, type MemoryLog } from '../../src/runtime/logger.js';
 import { proxyFetchConfig, tcpConnectConfig } from './support/configs.js';
 import { loopbackAddress, waitFor } from './support/helpers.js';
+import { assertFreshBuild } from '../support/fresh-build.js';
 
 type ThreadModule = typeof import('../../src/monitors/check-thread.js');
 type CheckThread = InstanceType<ThreadModule['CheckThread']>;
@@ -136,22 +136,6 @@ interface Watched {
   readonly monitor: { start(options?: { assumeUp?: boolean; delayMs?: number }): void; stop(): Promise<void> };
 }
 
-/** Fails fast when the build is older than the code it is built from (this file tests dist/). */
-function assertFreshDist(dirs: readonly string[]): void {
-  for (const dir of dirs) {
-    for (const name of readdirSync(dir).filter((n) => n.endsWith('.ts'))) {
-      const built = join('dist', dir, name.replace(/\.ts$/, '.js'));
-      let builtMs = 0;
-      try {
-        builtMs = statSync(built).mtimeMs;
-      } catch {
-        // missing: stale
-      }
-      if (builtMs < statSync(join(dir, name)).mtimeMs) throw new Error(`${built} is older than ${dir}/${name}: run \`npm run build\` first`);
-    }
-  }
-}
-
 // Interval 250 ms, timeout 1 s; rise and fall 1 unless a test says otherwise.
 const FAST = { intervalMs: 250, timeoutMs: 1_000 };
 const SERVICE = 'text_80';
@@ -161,7 +145,7 @@ describe('the checks thread (the build, dist/src/)', () => {
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
-  beforeAll(() => assertFreshDist(['src/monitors', 'src/runtime', 'src/config']));
+  beforeAll(() => assertFreshBuild(['src/monitors', 'src/runtime', 'src/config']));
 
   /** A thread, a server process listening at `hosts`, and what the thread's results sink got. */
   async function start(hosts: readonly string[], options: { loopEveryMs?: number } = {}) {
