@@ -28,6 +28,16 @@ import type { CheckResult, MonitorReport, MonitorTarget, StartOptions } from './
 const READY_EVERY_MS = 250;
 /** How long after an unexpected exit the thread is started again. */
 const RESTART_AFTER_MS = 1_000;
+/**
+ * A thread silent this long is stuck (a check's regular expression that
+ * backtracks for ever, a bug): it is ended and started again. It says how
+ * its event loop is doing every second; its collections held it 2 s at most
+ * in a saturated lab guest. The silence is counted in ticks of a sixth of
+ * this, each of which must have heard nothing, so that the main thread's own
+ * stall (messages waiting behind the tick) never counts as the thread's.
+ */
+const STUCK_AFTER_MS = 30_000;
+const SILENT_TICKS = 6;
 /** How long close() waits for the thread to stop its monitors before it is terminated. */
 const CLOSE_GRACE_MS = 5_000;
 
@@ -39,6 +49,8 @@ export interface CheckThreadOptions {
   readonly arpWatchIntervalMs: number;
   readonly sendEveryMs?: number;
   readonly loopEveryMs?: number;
+  /** See STUCK_AFTER_MS (tests). */
+  readonly stuckAfterMs?: number;
 }
 
 /** What a service's monitors need besides their config and target (as createMonitorFactory's). */
@@ -124,6 +136,10 @@ export class CheckThread {
   private readonly dataPath = new Set<ThreadMonitor>();
   private readyTimer: Timer | undefined;
   private restartTimer: Timer | undefined;
+  private watchTimer: Timer | undefined;
+  /** The thread said something since the last watch tick; how many ticks in a row heard nothing. */
+  private heard = false;
+  private silentTicks = 0;
   private loop: StallStats = { stalls: 0, longestMs: 0 };
   private closed: Promise<void> = Promise.resolve();
   private readonly components = new Map<LogSource, Logger>();
@@ -174,6 +190,7 @@ export class CheckThread {
     if (this.closing) return this.closed;
     this.closing = true;
     this.restartTimer?.cancel();
+    this.watchTimer?.cancel();
     this.readyTimer?.cancel();
     const worker = this.worker;
     if (worker === undefined || !this.running) {
@@ -276,6 +293,9 @@ export class CheckThread {
     worker.on('message', (message: FromCheckThread) => this.onMessage(message));
     worker.on('error', (error) => this.log('thread').error(`the checks thread failed: ${error.message}`));
     worker.once('exit', (code) => this.onExit(worker, code));
+    this.heard = true;
+    this.silentTicks = 0;
+    this.watchTimer ??= this.options.clock.setTimeout(() => this.watch(), this.watchEveryMs());
     // Messages posted before the thread runs wait for it.
     for (const monitor of this.monitors.values()) {
       if (monitor.state !== 'running') continue;
@@ -304,6 +324,29 @@ export class CheckThread {
     }, RESTART_AFTER_MS);
   }
 
+  private watchEveryMs(): number {
+    return (this.options.stuckAfterMs ?? STUCK_AFTER_MS) / SILENT_TICKS;
+  }
+
+  /** Ends a thread that stopped answering; onExit starts it again. */
+  private watch(): void {
+    this.watchTimer = undefined;
+    if (this.closing) return;
+    this.watchTimer = this.options.clock.setTimeout(() => this.watch(), this.watchEveryMs());
+    const worker = this.worker;
+    if (!this.running || worker === undefined) return;
+    if (this.heard) {
+      this.heard = false;
+      this.silentTicks = 0;
+      return;
+    }
+    if (++this.silentTicks < SILENT_TICKS) return;
+    this.silentTicks = 0;
+    const silentSec = (this.watchEveryMs() * SILENT_TICKS) / 1000;
+    this.log('thread').error(`The checks thread has said nothing for ${silentSec} s: it is stuck (a check that never yields?); ending it`);
+    void worker.terminate();
+  }
+
   private forgetAll(): void {
     this.running = false;
     for (const monitor of this.monitors.values()) monitor.gone();
@@ -312,6 +355,7 @@ export class CheckThread {
   }
 
   private onMessage(message: FromCheckThread): void {
+    this.heard = true;
     switch (message.type) {
       case 'events':
         for (const event of message.events) this.dispatch(event);

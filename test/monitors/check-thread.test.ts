@@ -34,8 +34,9 @@ type CheckThread = InstanceType<ThreadModule['CheckThread']>;
  * given: it prints every request with its arrival time (its own event loop:
  * the test's main thread may be busy meanwhile), the address it came to and
  * the status it answered. Per address, the statuses come from `next` (one
- * each) and then from `cycle` (round and round; [200] at first); a line
- * {id, ip, next?, cycle?} on its standard input sets them and is acknowledged.
+ * each) and then from `cycle` (round and round; [200] at first), with
+ * `body` ("served" at first); a line {id, ip, next?, cycle?, body?} on its
+ * standard input sets them and is acknowledged.
  */
 const SERVER_SCRIPT = `
 const http = require('node:http');
@@ -43,7 +44,7 @@ const readline = require('node:readline');
 const hosts = process.argv.slice(1);
 const plans = new Map();
 const plan = (ip) => {
-  if (!plans.has(ip)) plans.set(ip, { next: [], cycle: [200], i: 0 });
+  if (!plans.has(ip)) plans.set(ip, { next: [], cycle: [200], i: 0, body: 'served\\n' });
   return plans.get(ip);
 };
 const handle = (req, res) => {
@@ -53,7 +54,7 @@ const handle = (req, res) => {
   const status = p.next.length > 0 ? p.next.shift() : p.cycle[p.i++ % p.cycle.length];
   console.log(JSON.stringify({ t, ip, path: req.url, status }));
   res.writeHead(status, { 'content-type': 'text/plain', connection: 'close' });
-  res.end('served\\n');
+  res.end(p.body);
 };
 const listen = (host, port) =>
   new Promise((resolve, reject) => {
@@ -74,6 +75,7 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
     p.i = 0;
   }
   if (m.next !== undefined) p.next = m.next;
+  if (m.body !== undefined) p.body = m.body;
   console.log(JSON.stringify({ ack: m.id }));
 });
 `;
@@ -90,7 +92,7 @@ interface ProcessServer {
   readonly arrivals: Arrival[];
   readonly child: ChildProcess;
   /** Sets the statuses an address answers (see SERVER_SCRIPT), once the server has them. */
-  answer(ip: string, plan: { next?: number[]; cycle?: number[] }): Promise<void>;
+  answer(ip: string, plan: { next?: number[]; cycle?: number[]; body?: string }): Promise<void>;
 }
 
 async function startProcessServer(hosts: readonly string[]): Promise<ProcessServer> {
@@ -148,7 +150,7 @@ describe('the checks thread (the build, dist/src/)', () => {
   beforeAll(() => assertFreshBuild(['src/monitors', 'src/runtime', 'src/config']));
 
   /** A thread, a server process listening at `hosts`, and what the thread's results sink got. */
-  async function start(hosts: readonly string[], options: { loopEveryMs?: number } = {}) {
+  async function start(hosts: readonly string[], options: { loopEveryMs?: number; stuckAfterMs?: number } = {}) {
     const { CheckThread } = (await import(resolve('dist/src/monitors/check-thread.js'))) as ThreadModule;
     const server = await startProcessServer(hosts);
     cleanups.push(() => server.child.kill('SIGKILL'));
@@ -159,6 +161,7 @@ describe('the checks thread (the build, dist/src/)', () => {
       runcommandMaxConcurrent: 4,
       arpWatchIntervalMs: 60_000,
       ...(options.loopEveryMs === undefined ? {} : { loopEveryMs: options.loopEveryMs }),
+      ...(options.stuckAfterMs === undefined ? {} : { stuckAfterMs: options.stuckAfterMs }),
     });
     cleanups.push(() => thread.close());
     const results: { target: MonitorTarget; result: CheckResult }[] = [];
@@ -337,6 +340,29 @@ describe('the checks thread (the build, dist/src/)', () => {
     await server.answer(ip, { cycle: [503] });
     await waitFor(() => w.reports.length > reportsBefore && !w.reports.at(-1)!.up, 'the down report', 5_000);
     expect(w.reports.at(-1)).toMatchObject({ up: false, firstCheck: false, reason: 'Fetch failed (http://restart.example/): HTTP status 503 Service Unavailable, expected a 2xx status' });
+  }, 30_000);
+
+  it('a thread that stops answering (a check whose regular expression backtracks for ever) is ended and started again, and the other servers are checked again', async () => {
+    const [good, evil] = [loopbackAddress(825), loopbackAddress(826)];
+    const { server, log, watch, at } = await start([good, evil], { loopEveryMs: 100, stuckAfterMs: 1_500 });
+    watch(proxyFetchConfig({ ...FAST, urls: ['http://good.example/'] }), good);
+    await waitFor(() => at(good).length >= 2, 'checks of the good server');
+    // 2^40 ways to split the a's: the check never returns, and the thread's loop with it.
+    await server.answer(evil, { body: `${'a'.repeat(40)}!` });
+    watch(proxyFetchConfig({ ...FAST, urls: ['http://evil.example/'], expectBodyRegex: '^(a+)+$' }), evil);
+    await waitFor(() => at(evil).length >= 1, 'the evil check', 5_000);
+    const stuckAt = Date.now();
+
+    await waitFor(() => log.lines().some((l) => l.includes('The checks thread has said nothing')), 'the stuck line', 10_000);
+    expect(log.lines()).toContain('[checks] ERROR: The checks thread has said nothing for 1.5 s: it is stuck (a check that never yields?); ending it');
+    await waitFor(() => log.lines().includes('[checks] INFO: The checks thread started again with 2 monitors'), 'the restart line', 5_000);
+    // The new thread checks the good server again (until the evil check holds it once more).
+    const restartedAt = Date.now();
+    await waitFor(() => at(good).some((a) => a.t > restartedAt - 200), 'a check of the good server after the restart', 5_000);
+    // While the thread was stuck, the good server was not checked: the watch is what brought its checks back.
+    const firstStuckLine = log.lines().findIndex((l) => l.includes('has said nothing'));
+    expect(firstStuckLine).toBeGreaterThanOrEqual(0);
+    expect(at(good).filter((a) => a.t > stuckAt + 300 && a.t < stuckAt + 1_400)).toEqual([]);
   }, 30_000);
 
   it('a bad config fails as on one thread: the factory does not throw, and the monitor reports down with the problem', async () => {
