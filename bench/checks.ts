@@ -69,7 +69,7 @@
  * `checks-cpu-ratio-vs-keepalived R`: the median of pybal's own CPU per 1,000
  * checks over every round of every size, divided by keepalived's.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exec, execOk, LabProcess } from '../test/lab/exec.js';
@@ -388,6 +388,8 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     await running?.process.stop(60_000);
     await bgpPeer?.close().catch((error: unknown) => note(`closing the BGP peer: ${errorText(error)}`));
     await execOk(['ipvsadm', '-C']).catch(() => undefined);
+    // BENCH_PYBAL_OUT=<file> (diagnosis): keeps pybal's standard output and error (a --trace-gc in BENCH_PYBAL_NODE_FLAGS writes there).
+    if (process.env.BENCH_PYBAL_OUT && existsSync(join(dir, 'pybal.out'))) copyFileSync(join(dir, 'pybal.out'), `${process.env.BENCH_PYBAL_OUT}.${peer}.${service.realServers.length}.${round}`);
     rmSync(dir, { recursive: true, force: true });
   }
 }
