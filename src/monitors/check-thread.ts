@@ -124,7 +124,7 @@ class ThreadMonitor {
 
 export class CheckThread {
   private worker: Worker | undefined;
-  /** The worker said it exited, or close() ended it. */
+  /** A thread was started and has not exited since (false after close()). */
   private running = false;
   private closing = false;
   private nextId = 1;
@@ -143,7 +143,8 @@ export class CheckThread {
   private loop: StallStats = { stalls: 0, longestMs: 0 };
   private closed: Promise<void> = Promise.resolve();
   private readonly components = new Map<LogSource, Logger>();
-  private readonly config: CheckThreadConfig;
+  /** What the next thread starts with (a reload's runcommand-max-concurrent included). */
+  private config: CheckThreadConfig;
 
   constructor(private readonly options: CheckThreadOptions) {
     this.config = {
@@ -181,7 +182,7 @@ export class CheckThread {
   /** How many commands RunCommand monitors may run at once (a reload's runcommand-max-concurrent). */
   setRuncommandMaxConcurrent(value: number): void {
     if (this.config.runcommandMaxConcurrent === value) return;
-    (this.config as { runcommandMaxConcurrent: number }).runcommandMaxConcurrent = value;
+    this.config = { ...this.config, runcommandMaxConcurrent: value };
     if (this.running) this.post({ type: 'limit', runcommandMaxConcurrent: value });
   }
 

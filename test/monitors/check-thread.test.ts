@@ -8,11 +8,13 @@
  * stop() ends a monitor's checks and what it says; a config is sent again
  * once its last monitor stopped; a thread that dies is started again, its
  * monitors that were up starting from up; the data path's readiness reaches
- * the thread; close() ends it with monitors still running; the thread's
- * event loop figures come back.
+ * the thread; a reload's runcommand-max-concurrent reaches it; close() ends
+ * it with monitors still running; the thread's event loop figures come back.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { resolve } from 'node:path';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +24,7 @@ import type { ToCheckThread } from '../../src/monitors/thread-messages.js';
 import type { CheckResult, MonitorReport, MonitorTarget } from '../../src/monitors/types.js';
 import { createSystemClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger, type MemoryLog } from '../../src/runtime/logger.js';
-import { proxyFetchConfig, tcpConnectConfig } from './support/configs.js';
+import { proxyFetchConfig, runCommandConfig, tcpConnectConfig } from './support/configs.js';
 import { loopbackAddress, waitFor } from './support/helpers.js';
 import { assertFreshBuild } from '../support/fresh-build.js';
 
@@ -409,6 +411,40 @@ describe('the checks thread (the build, dist/src/)', () => {
       expect(at(vip).filter((a) => a.t > flippedAt).length).toBeGreaterThanOrEqual(1);
     }
   });
+
+  it('a reload’s runcommand-max-concurrent reaches the thread: commands run one at a time, then up to four at once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pybal-check-thread-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    // Each run notes its start and end (appends of a few bytes: whole lines) and takes 300 ms.
+    const script = join(dir, 'probe.sh');
+    const notes = join(dir, 'notes');
+    writeFileSync(script, `#!/bin/sh\necho s >> ${notes}\nsleep 0.3\necho e >> ${notes}\n`);
+    chmodSync(script, 0o755);
+    writeFileSync(notes, '');
+    /** The most runs under way at once in the notes since `from` lines. */
+    const mostAtOnce = (from: number): number => {
+      let now = 0;
+      let most = 0;
+      for (const line of readFileSync(notes, 'utf8').split('\n').slice(from)) {
+        if (line === 's') most = Math.max(most, ++now);
+        else if (line === 'e') now = Math.max(0, now - 1);
+      }
+      return most;
+    };
+    const lines = (): number => readFileSync(notes, 'utf8').split('\n').length - 1;
+    const { thread, watch } = await start([loopbackAddress(827)]);
+    thread.setRuncommandMaxConcurrent(1);
+    const config = runCommandConfig({ command: script, intervalMs: 250, timeoutMs: 5_000 });
+    for (const n of [827, 828, 829, 830]) watch(config, loopbackAddress(n));
+    await waitFor(() => lines() >= 16, 'eight runs', 15_000);
+    expect(mostAtOnce(0)).toBe(1);
+
+    thread.setRuncommandMaxConcurrent(4);
+    // Runs begun before the change may still be waiting their turn: count from the first full round after.
+    const from = lines();
+    await waitFor(() => mostAtOnce(from) >= 3, 'three runs at once', 15_000);
+    expect(mostAtOnce(from)).toBeLessThanOrEqual(4);
+  }, 40_000);
 
   it('close() ends the thread with monitors still running, and their stop() resolves', async () => {
     const [one, other] = [loopbackAddress(823), loopbackAddress(824)];
