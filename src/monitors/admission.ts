@@ -24,11 +24,25 @@ export const ADMIT_PER_TURN_BEHIND_JOBS = 1;
 /** Resolves when the caller may start its check. */
 export type Admit = () => Promise<void>;
 
+/**
+ * Admitted starts are dropped from the front of the queue once this many
+ * have gone and they are most of it. Under a load that never lets the queue
+ * empty (a director checking late for minutes), keeping them until it does
+ * grew the queue by every check ever admitted: some 100 KB a second at
+ * 1,000 checks a second, for good.
+ */
+const DROP_ADMITTED_AFTER = 1024;
+
+export interface Admission extends Admit {
+  /** Entries the queue holds, admitted ones not yet dropped included (tests). */
+  held(): number;
+}
+
 export function createAdmission(
   perTurn = ADMIT_PER_TURN,
   later: (fn: () => void) => void = (fn) => void setImmediate(fn),
   jobsWaiting: () => number = controlPlaneWaiting,
-): Admit {
+): Admission {
   let queue: (() => void)[] = [];
   let next = 0;
   let scheduled = false;
@@ -36,6 +50,10 @@ export function createAdmission(
     const end = Math.min(queue.length, next + (jobsWaiting() > 0 ? Math.min(perTurn, ADMIT_PER_TURN_BEHIND_JOBS) : perTurn));
     while (next < end) queue[next++]!();
     if (next < queue.length) {
+      if (next > DROP_ADMITTED_AFTER && next * 2 > queue.length) {
+        queue = queue.slice(next);
+        next = 0;
+      }
       later(drain);
       return;
     }
@@ -43,11 +61,12 @@ export function createAdmission(
     next = 0;
     scheduled = false;
   };
-  return () =>
+  const admit = (): Promise<void> =>
     new Promise<void>((resolve) => {
       queue.push(resolve);
       if (scheduled) return;
       scheduled = true;
       later(drain);
     });
+  return Object.assign(admit, { held: () => queue.length });
 }

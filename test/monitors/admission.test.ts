@@ -30,6 +30,27 @@ describe('admission of check starts', () => {
     expect(turns).toHaveLength(1);
   });
 
+  it('holds only what waits (and a bounded tail) when admissions never stop long enough for the queue to empty', async () => {
+    const turns: (() => void)[] = [];
+    const admit = createAdmission(32, (fn) => turns.push(fn), () => 0);
+    let admitted = 0;
+    // 33 new starts each turn against 32 admitted: the queue never empties, for 20,000 turns.
+    for (let t = 0; t < 20_000; t++) {
+      for (let i = 0; i < 33; i++) void admit().then(() => admitted++);
+      turns.shift()!();
+    }
+    await Promise.resolve();
+    expect(admitted).toBe(20_000 * 32);
+    // 20,000 start waiting; what was admitted is not kept with them (640,000 entries if it were).
+    const waiting = 20_000 * 33 - admitted;
+    expect(admit.held()).toBeGreaterThanOrEqual(waiting);
+    expect(admit.held()).toBeLessThanOrEqual(waiting * 2 + 1_100);
+    // And they are all admitted, in order, as the turns go on.
+    while (turns.length > 0) turns.shift()!();
+    await Promise.resolve();
+    expect(admitted).toBe(20_000 * 33);
+  });
+
   it('admits only a few per turn while a control-plane job waits for its next slice', async () => {
     const turns: (() => void)[] = [];
     let jobs = 1;
