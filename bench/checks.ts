@@ -113,6 +113,8 @@ const MONITOR = (process.env.BENCH_MONITOR ?? 'ProxyFetch') as 'ProxyFetch' | 'I
  */
 const API_SECONDS = Number(process.env.BENCH_API_SECONDS ?? 10);
 const API_PERIOD_MS = 100;
+/** BENCH_HEAP_SNAPSHOTS='60,240' (diagnosis): seconds into the window at which pybal is sent SIGUSR2 (see BENCH_PYBAL_NODE_FLAGS' --heapsnapshot-signal). */
+const HEAP_SNAPSHOTS_AT_SEC = (process.env.BENCH_HEAP_SNAPSHOTS ?? '').split(',').filter((v) => v !== '').map(Number);
 /** BENCH_PYBAL_NODE_FLAGS='--flag ...' (diagnosis): node options for pybal's process, printed in the header. */
 const PYBAL_NODE_FLAGS = (process.env.BENCH_PYBAL_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
 /**
@@ -310,8 +312,14 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     const guest0 = guestCpuTicks();
     const rss: number[] = [];
     const parentRss: number[] = [];
+    const snapshotsAt = peer === 'pybal' ? [...HEAP_SNAPSHOTS_AT_SEC] : [];
     while (Date.now() - startMs < WINDOW_SECONDS * 1000) {
       await sleep(Math.min(1000, startMs + WINDOW_SECONDS * 1000 - Date.now()));
+      if (snapshotsAt.length > 0 && Date.now() - startMs >= snapshotsAt[0]! * 1000) {
+        snapshotsAt.shift();
+        // Diagnosis: with --heapsnapshot-signal=SIGUSR2 in BENCH_PYBAL_NODE_FLAGS, node writes a heap snapshot of the main thread to its cwd.
+        process.kill(measuredPid, 'SIGUSR2');
+      }
       rss.push(processRssBytes(measuredPid));
       if (parentPid !== undefined) parentRss.push(processRssBytes(parentPid));
     }
