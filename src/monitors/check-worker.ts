@@ -80,6 +80,8 @@ class SentLogger extends LevelLogger {
 // ------------------------------------------------------------ what the monitors share
 
 const runLimiter = createRunLimiter(config.runcommandMaxConcurrent);
+// The daemon's control-plane jobs (pool reads, publishes, reconciles) run on the main
+// thread: none ever waits in this one, so each turn admits its full batch.
 const admit = createAdmission();
 const pinger = createFpingPinger({ clock, logger: new SentLogger('ping') });
 const arpWatch = createArpTheftWatch({ clock, logger: new SentLogger('arp'), intervalMs: config.arpWatchIntervalMs });
