@@ -111,8 +111,15 @@ class ThreadMonitorDeps implements MonitorDeps {
   }
 }
 
-/** The running monitors by id, with their config and, for data-path ones, their readiness. */
-const running = new Map<number, { monitor: Monitor | undefined; configId: number; ready: { value: boolean } | undefined }>();
+/** A running monitor (undefined when it could not be made), its config and, for a data-path one, its readiness. */
+interface Running {
+  monitor: Monitor | undefined;
+  readonly configId: number;
+  readonly ready: { value: boolean } | undefined;
+}
+
+/** The running monitors by id. */
+const running = new Map<number, Running>();
 
 function targetFrom(values: TargetValues, ready: { value: boolean } | undefined): MonitorTarget {
   const { dataPath, ...plain } = values;
@@ -124,7 +131,7 @@ function targetFrom(values: TargetValues, ready: { value: boolean } | undefined)
 function start(message: Extract<ToCheckThread, { type: 'start' }>): void {
   let maker = makers.get(message.configId);
   const ready = message.target.dataPath === undefined ? undefined : { value: message.target.dataPath.ready };
-  const entry: { monitor: Monitor | undefined; configId: number; ready: { value: boolean } | undefined } = { monitor: undefined, configId: message.configId, ready };
+  const entry: Running = { monitor: undefined, configId: message.configId, ready };
   running.set(message.id, entry);
   try {
     if (maker === undefined) {
@@ -147,13 +154,9 @@ function stop(id: number): Promise<void> {
   const maker = makers.get(entry.configId);
   if (maker !== undefined && --maker.users <= 0) makers.delete(entry.configId);
   const stopped = entry.monitor === undefined ? Promise.resolve() : entry.monitor.stop();
-  return stopped.then(
-    () => emit({ k: 'stopped', id }),
-    (error: unknown) => {
-      new SentLogger(id).warn(`stopping failed: ${errorMessage(error)}`);
-      emit({ k: 'stopped', id });
-    },
-  );
+  return stopped
+    .catch((error: unknown) => new SentLogger(id).warn(`stopping failed: ${errorMessage(error)}`))
+    .then(() => emit({ k: 'stopped', id }));
 }
 
 async function close(): Promise<void> {
