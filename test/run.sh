@@ -41,11 +41,26 @@ done
 node -e '
   const fs = require("fs");
   let passed = 0, failed = 0, skipped = 0;
+  const failures = [];
   for (const path of process.argv.slice(1)) {
     if (!fs.existsSync(path)) { console.error(`[npm test] no test report ${path}: counted as one failure`); failed += 1; continue; }
     const r = JSON.parse(fs.readFileSync(path, "utf8"));
     passed += r.numPassedTests; failed += r.numFailedTests; skipped += r.numPendingTests + r.numTodoTests;
+    for (const file of r.testResults ?? []) {
+      const where = file.name.replace(process.cwd() + "/", "");
+      for (const t of file.assertionResults ?? []) {
+        if (t.status !== "failed") continue;
+        const why = String((t.failureMessages ?? [])[0] ?? "").split("\n")[0].slice(0, 300);
+        failures.push(`FAILED ${where} > ${t.fullName}: ${why}`);
+      }
+      if ((file.assertionResults ?? []).length === 0 && file.status === "failed") {
+        failures.push(`FAILED ${where}: ${String(file.message ?? "").split("\n")[0].slice(0, 300)}`);
+      }
+    }
   }
+  // Named again here, next to the closing line, so that a CI log cut to its
+  // last lines still says which test failed and why.
+  for (const line of failures) console.log(line);
   console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 ' "$work/host.json" $(for ((k = 1; k <= guests; k++)); do echo "$work/lab-$k.json"; done)
 exit "$status"
