@@ -176,18 +176,18 @@ export class PybalMetrics {
       case 'ProxyFetch':
         for (const url of result.urls ?? []) {
           const label = resultLabel(url.ok);
-          monitor.setDuration(`${label} ${url.url}`, () => ({ result: label, url: url.url }), seconds(url.durationMs));
+          monitor.setDuration(label, 'url', url.url, seconds(url.durationMs));
         }
         break;
       case 'DNSQuery': {
         const label = resultLabel(result.ok);
-        monitor.setDuration(label, () => ({ result: label }), seconds(result.durationMs));
+        monitor.setDuration(label, undefined, undefined, seconds(result.durationMs));
         break;
       }
       case 'RunCommand': {
         const label = resultLabel(result.ok);
         const exitcode = result.exitCode == null ? 'none' : String(result.exitCode);
-        monitor.setDuration(`${label} ${exitcode}`, () => ({ result: label, exitcode }), seconds(result.durationMs));
+        monitor.setDuration(label, 'exitcode', exitcode, seconds(result.durationMs));
         break;
       }
       case 'IdleConnection': {
@@ -275,7 +275,8 @@ export class PybalMetrics {
     let n = 0;
     for (const service of snapshot.services) {
       if (service.traffic !== undefined) {
-        serviceTraffic.push({ ...this.serviceTrafficLabels.of(service.name, () => ({ service: service.name })), traffic: service.traffic });
+        const sets = this.serviceTrafficLabels.of(service.name, () => ({ service: service.name }));
+        serviceTraffic.push({ labels: sets.labels, inLabels: sets.inLabels, outLabels: sets.outLabels, traffic: service.traffic });
       }
       let enabled = 0;
       let up = 0;
@@ -287,8 +288,9 @@ export class PybalMetrics {
         if (server.pooled) pooled++;
         if (server.pooledDown) pooledDown++;
         if (server.traffic !== undefined) {
-          const labels = this.serverTrafficLabels.of(serverKey(service.name, server.host), () => ({ service: service.name, host: server.host }));
-          serverTraffic.push({ ...labels, traffic: server.traffic, quiet: server.quiet });
+          const sets = this.serverTrafficLabels.of(serverKey(service.name, server.host), () => ({ service: service.name, host: server.host }));
+          // Written out, not spread: a row per server per scrape (see MonitorSeries on hidden classes).
+          serverTraffic.push({ labels: sets.labels, inLabels: sets.inLabels, outLabels: sets.outLabels, traffic: server.traffic, quiet: server.quiet });
         }
         const record = this.servers.get(service.name)?.get(server.host);
         if (record && record.seen < generation) record.seen = generation;
@@ -438,18 +440,16 @@ export class PybalMetrics {
   /** A monitor's series object, made with its first value. */
   private monitor(service: string, host: string, kind: string): MonitorSeries {
     const record = this.record(service, host);
-    let monitor = record.monitors.get(kind);
-    if (!monitor) {
-      monitor = new MonitorSeries(service, host, kind);
-      record.monitors.set(kind, monitor);
-    }
+    for (const monitor of record.monitors) if (monitor.kind === kind) return monitor;
+    const monitor = new MonitorSeries(service, host, kind);
+    record.monitors.push(monitor);
     return monitor;
   }
 
   /** Every monitor's series object, by service, server and monitor. */
   private *allMonitors(): Generator<MonitorSeries, void, undefined> {
     for (const hosts of this.servers.values()) {
-      for (const record of hosts.values()) yield* record.monitors.values();
+      for (const record of hosts.values()) yield* record.monitors;
     }
   }
 
@@ -462,7 +462,7 @@ export class PybalMetrics {
     }
     let record = hosts.get(host);
     if (!record) {
-      record = { monitors: new Map(), seen: this.generation };
+      record = { monitors: [], seen: this.generation };
       hosts.set(host, record);
     }
     return record;
@@ -498,8 +498,8 @@ function serverKey(service: string, host: string): string {
 
 /** What the metrics keep of one server. */
 interface ServerRecord {
-  /** Its monitors' series, by monitor kind. */
-  readonly monitors: Map<string, MonitorSeries>;
+  /** Its monitors' series, one per monitor kind (a server has one to a few: an array, not a Map). */
+  readonly monitors: MonitorSeries[];
   /** The generation of the last update job that found it in the snapshot. */
   seen: number;
 }

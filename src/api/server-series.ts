@@ -16,13 +16,28 @@ import type { MetricData } from './exposition.js';
 
 type Labels = Readonly<Record<string, string>>;
 
-/** One series beyond the monitor's own labels (a duration by result and URL, a failure count by reason). */
+/**
+ * One series beyond the monitor's own labels (a duration by result and URL,
+ * a failure count by reason), found by its one or two extra label values:
+ * a check makes no key string to find it.
+ */
 interface ExtraSeries {
+  readonly first: string;
+  readonly second: string | undefined;
   readonly labels: Labels;
   value: number;
 }
 
-/** What /metrics keeps of one monitor of one server. */
+/**
+ * What /metrics keeps of one monitor of one server.
+ *
+ * At 10,000 servers every byte here counts 10,000 times: the extra series are
+ * short arrays searched by value (a monitor has one to a few), not Maps, each
+ * of which holds a hash table of its own; and every labels object is written
+ * out key by key in one order, so that they all share V8's hidden classes
+ * (a spread of one object into another, `{ ...a, ...b }`, made a hidden class
+ * per object once its call site had seen many: 5 MB at 10,000 servers).
+ */
 export class MonitorSeries {
   /** service, host, monitor: shared by every series of this monitor. */
   readonly labels: Labels;
@@ -34,31 +49,49 @@ export class MonitorSeries {
   status: number | undefined;
   /** How new the status is (see PybalMetrics.setStatus). */
   statusAsOf = 0;
-  /** The last duration per extra labels (result and URL, or result and exit code), in the order they appeared. */
-  durations: Map<string, ExtraSeries> | undefined;
+  /** The last duration per result and URL (or exit code), in the order they appeared. */
+  durations: ExtraSeries[] | undefined;
   /** IdleConnection's failed connections and lost connections, by reason. */
-  idleFailed: Map<string, ExtraSeries> | undefined;
-  idleLost: Map<string, ExtraSeries> | undefined;
+  idleFailed: ExtraSeries[] | undefined;
+  idleLost: ExtraSeries[] | undefined;
 
-  constructor(service: string, host: string, monitor: string) {
-    this.labels = { service, host, monitor };
+  constructor(
+    service: string,
+    host: string,
+    /** The monitor's kind (its `monitor` label). */
+    readonly kind: string,
+  ) {
+    this.labels = { service, host, monitor: kind };
   }
 
-  /** Sets the duration series named by `key`; `extra` gives its extra labels the first time. */
-  setDuration(key: string, extra: () => Labels, seconds: number): void {
-    this.durations ??= new Map();
-    const known = this.durations.get(key);
+  /** Sets the duration series of a result, and of a URL or an exit code when `name` says which. */
+  setDuration(result: string, name: 'url' | 'exitcode' | undefined, value: string | undefined, seconds: number): void {
+    const series = (this.durations ??= []);
+    const known = find(series, result, value);
     if (known) known.value = seconds;
-    else this.durations.set(key, { labels: { ...this.labels, ...extra() }, value: seconds });
+    else series.push({ first: result, second: value, labels: this.withLabels('result', result, name, value), value: seconds });
   }
 
   /** Counts an IdleConnection event by its reason. */
   countIdle(event: 'failed' | 'lost', reason: string): void {
-    const series = event === 'failed' ? (this.idleFailed ??= new Map()) : (this.idleLost ??= new Map());
-    const known = series.get(reason);
+    const series = event === 'failed' ? (this.idleFailed ??= []) : (this.idleLost ??= []);
+    const known = find(series, reason, undefined);
     if (known) known.value += 1;
-    else series.set(reason, { labels: { ...this.labels, reason }, value: 1 });
+    else series.push({ first: reason, second: undefined, labels: this.withLabels('reason', reason, undefined, undefined), value: 1 });
   }
+
+  /** The monitor's labels and one or two more, in that order. */
+  private withLabels(name: string, value: string, secondName: string | undefined, secondValue: string | undefined): Labels {
+    const labels: Record<string, string> = { service: this.labels.service!, host: this.labels.host!, monitor: this.labels.monitor! };
+    labels[name] = value;
+    if (secondName !== undefined && secondValue !== undefined) labels[secondName] = secondValue;
+    return labels;
+  }
+}
+
+function find(series: readonly ExtraSeries[], first: string, second: string | undefined): ExtraSeries | undefined {
+  for (const s of series) if (s.first === first && s.second === second) return s;
+  return undefined;
 }
 
 /** A sample as the exposition formats it. */
@@ -103,12 +136,10 @@ export function counterOf(value: (monitor: MonitorSeries) => number): (monitor: 
 }
 
 /** A picker for series kept by extra labels. */
-export function extraOf(
-  series: (monitor: MonitorSeries) => Map<string, ExtraSeries> | undefined,
-): (monitor: MonitorSeries, out: Sample[]) => void {
+export function extraOf(series: (monitor: MonitorSeries) => readonly ExtraSeries[] | undefined): (monitor: MonitorSeries, out: Sample[]) => void {
   return (monitor, out) => {
     const of = series(monitor);
     if (of === undefined) return;
-    for (const s of of.values()) out.push({ labels: s.labels, value: s.value });
+    for (const s of of) out.push({ labels: s.labels, value: s.value });
   };
 }
