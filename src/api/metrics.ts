@@ -8,7 +8,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'pr
 import type { CheckResult, MonitorReport } from '../monitors/types.js';
 import { finish, sliced, turn, type SliceOptions } from '../runtime/sliced.js';
 import { renderRegistry, renderRegistryChunks } from './exposition.js';
-import { counterOf, extraOf, MonitorSeries, MonitorSeriesMetric } from './server-series.js';
+import { add, counterOf, extraOf, MonitorSeries, MonitorSeriesMetric } from './server-series.js';
 import {
   pickActive,
   pickBytes,
@@ -440,16 +440,16 @@ export class PybalMetrics {
   /** A monitor's series object, made with its first value. */
   private monitor(service: string, host: string, kind: string): MonitorSeries {
     const record = this.record(service, host);
-    for (const monitor of record.monitors) if (monitor.kind === kind) return monitor;
+    for (const monitor of record.monitors ?? []) if (monitor.kind === kind) return monitor;
     const monitor = new MonitorSeries(service, host, kind);
-    record.monitors.push(monitor);
+    record.monitors = add(record.monitors, monitor);
     return monitor;
   }
 
   /** Every monitor's series object, by service, server and monitor. */
   private *allMonitors(): Generator<MonitorSeries, void, undefined> {
     for (const hosts of this.servers.values()) {
-      for (const record of hosts.values()) yield* record.monitors;
+      for (const record of hosts.values()) if (record.monitors) yield* record.monitors;
     }
   }
 
@@ -462,7 +462,7 @@ export class PybalMetrics {
     }
     let record = hosts.get(host);
     if (!record) {
-      record = { monitors: [], seen: this.generation };
+      record = { monitors: undefined, seen: this.generation };
       hosts.set(host, record);
     }
     return record;
@@ -499,7 +499,7 @@ function serverKey(service: string, host: string): string {
 /** What the metrics keep of one server. */
 interface ServerRecord {
   /** Its monitors' series, one per monitor kind (a server has one to a few: an array, not a Map). */
-  readonly monitors: MonitorSeries[];
+  monitors: MonitorSeries[] | undefined;
   /** The generation of the last update job that found it in the snapshot. */
   seen: number;
 }

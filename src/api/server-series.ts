@@ -33,7 +33,7 @@ interface ExtraSeries {
  *
  * At 10,000 servers every byte here counts 10,000 times: the extra series are
  * short arrays searched by value (a monitor has one to a few), not Maps, each
- * of which holds a hash table of its own; and every labels object is written
+ * of which holds a hash table of its own, made one element long at first; and every labels object is written
  * out key by key in one order, so that they all share V8's hidden classes
  * (a spread of one object into another, `{ ...a, ...b }`, made a hidden class
  * per object once its call site had seen many: 5 MB at 10,000 servers).
@@ -66,18 +66,21 @@ export class MonitorSeries {
 
   /** Sets the duration series of a result, and of a URL or an exit code when `name` says which. */
   setDuration(result: string, name: 'url' | 'exitcode' | undefined, value: string | undefined, seconds: number): void {
-    const series = (this.durations ??= []);
-    const known = find(series, result, value);
+    const known = find(this.durations, result, value);
     if (known) known.value = seconds;
-    else series.push({ first: result, second: value, labels: this.withLabels('result', result, name, value), value: seconds });
+    else this.durations = add(this.durations, { first: result, second: value, labels: this.withLabels('result', result, name, value), value: seconds });
   }
 
   /** Counts an IdleConnection event by its reason. */
   countIdle(event: 'failed' | 'lost', reason: string): void {
-    const series = event === 'failed' ? (this.idleFailed ??= []) : (this.idleLost ??= []);
-    const known = find(series, reason, undefined);
-    if (known) known.value += 1;
-    else series.push({ first: reason, second: undefined, labels: this.withLabels('reason', reason, undefined, undefined), value: 1 });
+    const known = find(event === 'failed' ? this.idleFailed : this.idleLost, reason, undefined);
+    if (known) {
+      known.value += 1;
+      return;
+    }
+    const series: ExtraSeries = { first: reason, second: undefined, labels: this.withLabels('reason', reason, undefined, undefined), value: 1 };
+    if (event === 'failed') this.idleFailed = add(this.idleFailed, series);
+    else this.idleLost = add(this.idleLost, series);
   }
 
   /** The monitor's labels and one or two more, in that order. */
@@ -89,9 +92,20 @@ export class MonitorSeries {
   }
 }
 
-function find(series: readonly ExtraSeries[], first: string, second: string | undefined): ExtraSeries | undefined {
+function find(series: readonly ExtraSeries[] | undefined, first: string, second: string | undefined): ExtraSeries | undefined {
+  if (series === undefined) return undefined;
   for (const s of series) if (s.first === first && s.second === second) return s;
   return undefined;
+}
+
+/**
+ * `list` with `item` at its end. The first item makes an array of exactly
+ * one element: a push onto `[]` would reserve room for 17.
+ */
+export function add<T>(list: T[] | undefined, item: T): T[] {
+  if (list === undefined) return [item];
+  list.push(item);
+  return list;
 }
 
 /** A sample as the exposition formats it. */
