@@ -55,7 +55,7 @@
  *   npm run bench:checks   (boots a lab guest; 15-25 minutes)
  *   BENCH_CHECK_SIZES=500,5000 BENCH_CHECK_INTERVALS=1,5 (seconds, one per size)
  *   BENCH_ROUNDS=3 BENCH_WINDOW_SECONDS=30 BENCH_WARMUP_SECONDS (default 2 intervals, at least 5)
- *   BENCH_PEERS=keepalived,pybal (the order within a round)
+ *   BENCH_PEERS=keepalived,pybal (the order within a round; pybal-base: see BENCH_BASE_BUILD)
  *   BENCH_MONITOR=IdleConnection (pybal alone, holding a connection per server)
  *   BENCH_STRACE_SECONDS=S (system calls per check, counted after each window)
  *   BENCH_BGP=0 (pybal without BGP: no KEEPALIVE figures)
@@ -115,8 +115,17 @@ const API_SECONDS = Number(process.env.BENCH_API_SECONDS ?? 10);
 const API_PERIOD_MS = 100;
 /** BENCH_HEAP_SNAPSHOTS='60,240' (diagnosis): seconds into the window at which pybal is sent SIGUSR2 (see BENCH_PYBAL_NODE_FLAGS' --heapsnapshot-signal). */
 const HEAP_SNAPSHOTS_AT_SEC = (process.env.BENCH_HEAP_SNAPSHOTS ?? '').split(',').filter((v) => v !== '').map(Number);
-/** BENCH_PYBAL_NODE_FLAGS='--flag ...' (diagnosis): node options for pybal's process, printed in the header. */
+/** BENCH_PYBAL_NODE_FLAGS='--flag ...' (diagnosis): node options for pybal's process (the peer `pybal`, not `pybal-base`), printed in the header. */
 const PYBAL_NODE_FLAGS = (process.env.BENCH_PYBAL_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+/**
+ * BENCH_BASE_BUILD=<dir> (comparing two builds of pybal in one boot): the
+ * dist/cli directory of another build (`git worktree add`, `npm run build`
+ * there), run as the peer `pybal-base` of BENCH_PEERS (say
+ * BENCH_PEERS=pybal-base,pybal): each round then has both, under the same
+ * guest, and the summary gives their ratio. With BENCH_PYBAL_NODE_FLAGS and
+ * this build's own dist/cli as the base, it weighs node options alone.
+ */
+const BASE_BUILD = process.env.BENCH_BASE_BUILD;
 /**
  * BENCH_BGP=0: pybal runs with bgp = no (as before this was measured). By
  * default pybal keeps a BGP session to a measuring peer and the round reports
@@ -134,10 +143,14 @@ const VIP = '203.0.113.1';
 const PORT = 18080;
 const WEIGHT = 10;
 
-type PeerName = 'keepalived' | 'pybal';
+type PeerName = 'keepalived' | 'pybal' | 'pybal-base';
+/** Both pybal peers: this build, and the other build of BENCH_BASE_BUILD. */
+const isPybal = (peer: PeerName): boolean => peer !== 'keepalived';
 
 /** The pybal build every round runs (bench/lib/pybal-build.ts), set when the bench starts. */
 let pybalMain = '';
+/** BENCH_BASE_BUILD's pybal.js (the peer `pybal-base`), set when the bench starts. */
+let baseMain = '';
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -189,14 +202,14 @@ async function startKeepalived(dir: string, service: CheckedService): Promise<Ru
   return { process: proc, measuredPid, ...(proc.pid === undefined ? {} : { parentPid: proc.pid }) };
 }
 
-async function startPybal(dir: string, service: CheckedService, bgp: PybalBgp | undefined): Promise<RunningPeer> {
+async function startPybal(dir: string, service: CheckedService, bgp: PybalBgp | undefined, main: string): Promise<RunningPeer> {
   const pool = join(dir, 'pool');
   writeFileSync(pool, formatLegacyPool(service.realServers, WEIGHT));
   const conf = join(dir, 'pybal.conf');
   writeFileSync(conf, formatPybalConf(service, pool, bgp));
   // BENCH_CPU_PROF=<dir>: pybal writes a V8 CPU profile there when it exits (for finding where time goes).
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const argv = [process.execPath, ...PYBAL_NODE_FLAGS, ...profile, pybalMain, '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
+  const argv = [process.execPath, ...(main === pybalMain ? PYBAL_NODE_FLAGS : []), ...profile, main, '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
   const proc = new LabProcess('pybal', argv, { cwd: repoRoot(), logPath: join(dir, 'pybal.out') });
   if (proc.pid === undefined) throw new Error(`pybal did not start:\n${proc.output()}`);
   return { process: proc, measuredPid: proc.pid };
@@ -249,7 +262,7 @@ interface RoundFigures {
 }
 
 function peerLogTail(dir: string, peer: PeerName, proc: LabProcess, lines = 30): string {
-  const log = peer === 'pybal' && existsSync(join(dir, 'pybal.log')) ? readFileSync(join(dir, 'pybal.log'), 'utf8') : proc.output();
+  const log = isPybal(peer) && existsSync(join(dir, 'pybal.log')) ? readFileSync(join(dir, 'pybal.log'), 'utf8') : proc.output();
   return log.split('\n').slice(-lines).join('\n');
 }
 
@@ -267,7 +280,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
   let bgpPeer: KeepalivePeer | undefined;
   const bgpErrors: string[] = [];
   try {
-    if (peer === 'pybal' && BGP) {
+    if (isPybal(peer) && BGP) {
       // Listening before pybal starts, so that pybal's first dial finds it.
       try {
         bgpPeer = await startKeepalivePeer(BGP_PEER);
@@ -277,7 +290,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     }
     await servers.reset();
     const startedMs = Date.now();
-    running = peer === 'keepalived' ? await startKeepalived(dir, service) : await startPybal(dir, service, bgpPeer ? PYBAL_BGP : undefined);
+    running = peer === 'keepalived' ? await startKeepalived(dir, service) : await startPybal(dir, service, bgpPeer ? PYBAL_BGP : undefined, peer === 'pybal-base' ? baseMain : pybalMain);
     const { measuredPid, parentPid } = running;
     const proc = running.process;
     // Every server checked once: the peer is past its start-up.
@@ -302,7 +315,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     // The record starts TOLERANCE intervals before the window, so that its first moments are judged by the checks before them.
     await servers.reset();
     await sleep(TOLERANCE * intervalMs);
-    const stalls0 = peer === 'pybal' ? await pybalStalls(dir) : undefined;
+    const stalls0 = isPybal(peer) ? await pybalStalls(dir) : undefined;
     const startMs = Date.now();
     const bgpFromMs = performance.now();
     const cpu0 = processCpuMs(measuredPid);
@@ -312,7 +325,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     const guest0 = guestCpuTicks();
     const rss: number[] = [];
     const parentRss: number[] = [];
-    const snapshotsAt = peer === 'pybal' ? [...HEAP_SNAPSHOTS_AT_SEC] : [];
+    const snapshotsAt = isPybal(peer) ? [...HEAP_SNAPSHOTS_AT_SEC] : [];
     while (Date.now() - startMs < WINDOW_SECONDS * 1000) {
       await sleep(Math.min(1000, startMs + WINDOW_SECONDS * 1000 - Date.now()));
       if (snapshotsAt.length > 0 && Date.now() - startMs >= snapshotsAt[0]! * 1000) {
@@ -331,7 +344,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     const endMs = Date.now();
     const bgpToMs = performance.now();
     if (!proc.running || !alive(measuredPid)) throw new Error(`${peer} exited during the window:\n${proc.output().slice(-2000)}`);
-    const stalls1 = peer === 'pybal' ? await pybalStalls(dir) : undefined;
+    const stalls1 = isPybal(peer) ? await pybalStalls(dir) : undefined;
     let bgp: KeepaliveSummary | undefined;
     try {
       bgp = bgpPeer?.summary(bgpFromMs, bgpToMs);
@@ -345,7 +358,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
       note(`${peer} made under half the expected checks; the end of its log:\n${peerLogTail(dir, peer, proc)}`);
     }
     let api: LatencySummary | undefined;
-    if (peer === 'pybal' && API_SECONDS > 0) {
+    if (isPybal(peer) && API_SECONDS > 0) {
       const poller = startApiPoller('http://localhost/pools', API_PERIOD_MS, join(dir, 'pybal.sock'));
       await sleep(API_SECONDS * 1000);
       api = await poller.stop();
@@ -505,7 +518,7 @@ function roundLine(r: RoundFigures): string {
 
 /** The worst KEEPALIVE gap of the size's pybal rounds (NaN: none measured), and its summary line ('' without BGP rounds). */
 function bgpSummary(rows: readonly RoundFigures[], label: string): { worstGapMs: number; line: string } {
-  const pybal = rows.filter((r) => r.peer === 'pybal' && (r.bgp !== undefined || r.bgpError !== undefined));
+  const pybal = rows.filter((r) => isPybal(r.peer) && (r.bgp !== undefined || r.bgpError !== undefined));
   if (pybal.length === 0) return { worstGapMs: NaN, line: '' };
   const measured = pybal.flatMap((r) => (r.bgp ? [r.bgp] : []));
   const worstGap = worst(measured.map((b) => b.gapMaxMs).filter(Number.isFinite));
@@ -541,10 +554,11 @@ function summary(rows: readonly RoundFigures[], label: string): void {
     const without = rows.filter((r) => r.peer === peer).length - of(peer).length;
     say(`${label} median ${peer} (${of(peer).length} rounds${without > 0 ? `; ${without} without a check left out` : ''}): ${f(m.cps, 1)} checks/s, cpu ${f(m.cpu, 1)} ms per 1,000 checks (whole guest ${f(m.guestCpu, 1)}), rss ${f(m.rss, 1)} MB, on time ${pct(m.onTime)}`);
   }
-  if (PEERS.includes('pybal') && PEERS.includes('keepalived')) {
+  for (const other of ['keepalived', 'pybal-base'] as const) {
+    if (!PEERS.includes('pybal') || !PEERS.includes(other)) continue;
     const p = figures('pybal');
-    const k = figures('keepalived');
-    say(`${label} pybal/keepalived: cpu per 1,000 checks x${f(p.cpu / k.cpu)} (whole guest x${f(p.guestCpu / k.guestCpu)}), rss x${f(p.rss / k.rss)}, checks/s x${f(p.cps / k.cps)}`);
+    const k = figures(other);
+    say(`${label} pybal/${other}: cpu per 1,000 checks x${f(p.cpu / k.cpu)} (whole guest x${f(p.guestCpu / k.guestCpu)}), rss x${f(p.rss / k.rss)}, checks/s x${f(p.cps / k.cps)}`);
   }
 }
 
@@ -557,6 +571,10 @@ async function measure(): Promise<void> {
   if (!existsSync('/proc/net/ip_vs')) throw new Error('no IPVS in this kernel');
   const version = (await exec(['keepalived', '--version'])).stderr.split('\n')[0] ?? '?';
   pybalMain = snapshotPybalBuild();
+  if (PEERS.includes('pybal-base')) {
+    if (BASE_BUILD === undefined) throw new Error('the peer pybal-base needs BENCH_BASE_BUILD (a dist/cli directory)');
+    baseMain = snapshotPybalBuild(BASE_BUILD, 'pybal-base-build');
+  }
   const head = (await exec(['git', '-C', repoRoot(), 'describe', '--always', '--dirty'])).stdout.trim() || '?';
   say(
     MONITOR === 'IdleConnection'
@@ -582,7 +600,7 @@ async function measure(): Promise<void> {
       const sizeRows: RoundFigures[] = [];
       for (let round = 1; round <= ROUNDS; round++) {
         for (const peer of PEERS) {
-          if (MONITOR === 'IdleConnection' && peer !== 'pybal') continue;
+          if (MONITOR === 'IdleConnection' && !isPybal(peer)) continue;
           const row = await runRound(servers, peer, service, round);
           sizeRows.push(row);
           say(roundLine(row));

@@ -10,11 +10,15 @@ import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from '../../test/lab/uml.js';
 
-/** Copies dist/cli into the lab run's scratch directory and returns the pybal.js to run (dist/cli's own outside a lab run). */
-export function snapshotPybalBuild(): string {
+/**
+ * Copies dist/cli (or `source`, another build's dist/cli) into the lab run's
+ * scratch directory, as `name`, and returns the pybal.js to run (the
+ * source's own outside a lab run).
+ */
+export function snapshotPybalBuild(source = join(repoRoot(), 'dist/cli'), name = 'pybal-build'): string {
   const scratch = process.env.PYBAL_LAB_SCRATCH;
-  if (scratch === undefined) return join(repoRoot(), 'dist/cli/pybal.js');
-  const target = join(scratch, 'pybal-build');
-  cpSync(join(repoRoot(), 'dist/cli'), join(target, 'cli'), { recursive: true });
+  if (scratch === undefined) return join(source, 'pybal.js');
+  const target = join(scratch, name);
+  cpSync(source, join(target, 'cli'), { recursive: true });
   return join(target, 'cli/pybal.js');
 }
