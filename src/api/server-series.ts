@@ -31,12 +31,13 @@ interface ExtraSeries {
 /**
  * What /metrics keeps of one monitor of one server.
  *
- * At 10,000 servers every byte here counts 10,000 times: the extra series are
- * short arrays searched by value (a monitor has one to a few), not Maps, each
- * of which holds a hash table of its own, made one element long at first; and every labels object is written
- * out key by key in one order, so that they all share V8's hidden classes
- * (a spread of one object into another, `{ ...a, ...b }`, made a hidden class
- * per object once its call site had seen many: 5 MB at 10,000 servers).
+ * At 10,000 servers every byte here counts 10,000 times. The extra series
+ * are short arrays searched by value (a monitor has one to a few), made one
+ * element long at first, not Maps, each of which holds a hash table of its
+ * own. Every labels object is written out key by key in one order, so that
+ * they all share V8's hidden classes: a spread of one object into another,
+ * `{ ...a, ...b }`, made a hidden class per object once its call site had
+ * seen many (5 MB at 10,000 servers).
  */
 export class MonitorSeries {
   /** service, host, monitor: shared by every series of this monitor. */
