@@ -40,16 +40,6 @@ const STUCK_AFTER_MS = 30_000;
 const SILENT_TICKS = 6;
 /** How long close() waits for the thread to stop its monitors before it is terminated. */
 const CLOSE_GRACE_MS = 5_000;
-/**
- * The thread's young generation, in MB (two semi-spaces of 2 MB, and room
- * for large new objects). Its checks make a lot of short-lived garbage, and
- * V8 would let the young generation grow to 48 MB for it: at 10,000 servers
- * the thread's heap took 57 MB for some 15 MB of live objects, and the
- * process 151 MB. At 6 it takes 28 MB, the process 129 MB, for the same CPU:
- * a smaller young generation is collected more often, each time as fast,
- * since what it costs is what survives.
- */
-export const YOUNG_GENERATION_MB = 6;
 
 export interface CheckThreadOptions {
   readonly clock: Clock;
@@ -297,11 +287,7 @@ export class CheckThread {
 
   private spawn(): void {
     // Bundled, the thread's entry has the same name beside the chunk (packaging/bundle-cli.ts).
-    const worker = new Worker(new URL('./check-worker.js', import.meta.url), {
-      workerData: this.config,
-      name: 'pybal-checks',
-      resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
-    });
+    const worker = new Worker(new URL('./check-worker.js', import.meta.url), { workerData: this.config, name: 'pybal-checks' });
     this.worker = worker;
     this.running = true;
     this.configs = new Map();

@@ -483,15 +483,6 @@ describe('the checks thread (the build, dist/src/)', () => {
     await thread.close();
   });
 
-  it('the thread runs with a bounded young generation', async () => {
-    const ip = loopbackAddress(826);
-    const { thread, watch } = await start([ip]);
-    const w = watch(tcpConnectConfig(FAST), ip);
-    await waitFor(() => w.reports.length > 0, 'the first report');
-    // As the running thread's isolate has it (V8 would grow it to 48 MB otherwise: see YOUNG_GENERATION_MB).
-    expect(worker(thread).resourceLimits?.maxYoungGenerationSizeMb).toBe(6);
-  });
-
   it('loopStats() gives the thread’s event loop figures', async () => {
     const ip = loopbackAddress(825);
     const { thread, watch } = await start([ip], { loopEveryMs: 100 });
