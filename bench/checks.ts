@@ -84,6 +84,7 @@ import { runGuestBench } from './lib/guest.js';
 import { guestCpuTicks, processCpuMs, processFaults, processRssBytes } from './lib/proc.js';
 import { snapshotPybalBuild } from './lib/pybal-build.js';
 import { median, worst } from './lib/stats.js';
+import { DAEMON_NODE_OPTIONS } from '../src/cli/node-options.js';
 
 const numbers = (text: string): number[] => text.split(',').map((s) => Number(s.trim()));
 const SIZES = numbers(process.env.BENCH_CHECK_SIZES ?? '500,5000');
@@ -209,7 +210,7 @@ async function startPybal(dir: string, service: CheckedService, bgp: PybalBgp | 
   writeFileSync(conf, formatPybalConf(service, pool, bgp));
   // BENCH_CPU_PROF=<dir>: pybal writes a V8 CPU profile there when it exits (for finding where time goes).
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const argv = [process.execPath, ...(main === pybalMain ? PYBAL_NODE_FLAGS : []), ...profile, main, '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
+  const argv = [process.execPath, ...DAEMON_NODE_OPTIONS, ...(main === pybalMain ? PYBAL_NODE_FLAGS : []), ...profile, main, '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
   const proc = new LabProcess('pybal', argv, { cwd: repoRoot(), logPath: join(dir, 'pybal.out') });
   if (proc.pid === undefined) throw new Error(`pybal did not start:\n${proc.output()}`);
   return { process: proc, measuredPid: proc.pid };

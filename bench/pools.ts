@@ -67,6 +67,7 @@ import {
 import { processCpuMs, processRssBytes } from './lib/proc.js';
 import { median } from './lib/stats.js';
 import { parseProgressLine, serviceId, type ProgressLine, type WatchSpec } from './lib/table-progress.js';
+import { DAEMON_NODE_OPTIONS } from '../src/cli/node-options.js';
 
 const sizes = (text: string): number[] => text.split(',').map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0);
 const POOL_SIZES = sizes(process.env.BENCH_POOL_SIZES ?? '10000,100000');
@@ -119,7 +120,7 @@ interface Daemon {
 function spawnDaemon(dir: string, conf: string, name: string, extraArgs: readonly string[] = []): Daemon {
   const logPath = join(dir, `${name}.log`);
   const profile = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-  const argv = [process.execPath, ...profile, join(repoRoot(), 'dist/cli/pybal.js'), '-c', conf, '--log-file', logPath, '--control-socket', join(dir, `${name}.sock`), ...extraArgs];
+  const argv = [process.execPath, ...DAEMON_NODE_OPTIONS, ...profile, join(repoRoot(), 'dist/cli/pybal.js'), '-c', conf, '--log-file', logPath, '--control-socket', join(dir, `${name}.sock`), ...extraArgs];
   const spawnedAt = Date.now();
   const proc = new LabProcess(name, argv, { cwd: repoRoot(), logPath: join(dir, `${name}.out`) });
   return { proc, logPath, spawnedAt };

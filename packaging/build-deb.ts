@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { SOCKMARK_ADDON } from './build-native.js';
+import { DAEMON_NODE_OPTIONS } from '../src/cli/node-options.js';
 import { commandsFromHelp } from './commands.js';
 import { confManPage, pybalManPage } from './man.js';
 
@@ -95,7 +96,11 @@ export function buildDeb(outDir: string): string {
     for (const dir of ['dist', 'node_modules']) walk(join(lib, dir), (path) => chmodSync(path, readFileSync(path).subarray(0, 2).toString() === '#!' ? 0o755 : 0o644));
     for (const addon of [`node_modules/netlink/prebuilds/linux-${nodeArch}/node.napi.node`, SOCKMARK_ADDON]) execFileSync('strip', ['--strip-unneeded', join(lib, addon)]);
 
-    put('usr/sbin/pybal', '#!/bin/sh\n# pybal, as installed by its Debian package: the program runs with Debian\'s node.\nexec /usr/bin/node /usr/lib/pybal/dist/cli/pybal.js "$@"\n', 0o755);
+    put(
+      'usr/sbin/pybal',
+      `#!/bin/sh\n# pybal, as installed by its Debian package: the program runs with Debian's node.\nexec /usr/bin/node ${DAEMON_NODE_OPTIONS.join(' ')} /usr/lib/pybal/dist/cli/pybal.js "$@"\n`,
+      0o755,
+    );
     put('lib/systemd/system/pybal.service', readFileSync(join(root, 'etc/pybal.service'), 'utf8'));
     put('etc/logrotate.d/pybal', readFileSync(join(root, 'etc/logrotate.d/pybal'), 'utf8'));
     put('etc/pybal/pybal.conf.example', readFileSync(join(root, 'etc/pybal.conf.example'), 'utf8'));

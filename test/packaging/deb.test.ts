@@ -80,7 +80,7 @@ describe('the Debian package', () => {
     expect(unit).toContain('ConditionPathExists=/etc/pybal/pybal.conf');
     // As PyBal's unit: back after a crash and after a SIGTERM by hand; only `systemctl stop` keeps it down.
     expect(unit).toMatch(/^Restart=always$/m);
-    expect(readFileSync(join(root, 'usr/sbin/pybal'), 'utf8')).toContain('exec /usr/bin/node /usr/lib/pybal/dist/cli/pybal.js "$@"');
+    expect(readFileSync(join(root, 'usr/sbin/pybal'), 'utf8')).toContain('exec /usr/bin/node --max-semi-space-size=2 /usr/lib/pybal/dist/cli/pybal.js "$@"');
   });
 
   it('runs from where it is installed: --version, check-config of its example, and its netlink binding loads', () => {
