@@ -580,7 +580,7 @@ async function measure(): Promise<void> {
   say(
     MONITOR === 'IdleConnection'
       ? `checks benchmark: UML guest kernel (one CPU), node ${process.version}, pybal at ${head}; pybal IdleConnection alone (keepalived has no such checker); figures only`
-      : `checks benchmark: UML guest kernel (one CPU), node ${process.version}${PYBAL_NODE_FLAGS.length ? ` (pybal with ${PYBAL_NODE_FLAGS.join(' ')})` : ''}, ${version}, pybal at ${head}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers; figures only`,
+      : `checks benchmark: UML guest kernel (one CPU), node ${process.version} (pybal with ${[...DAEMON_NODE_OPTIONS, ...PYBAL_NODE_FLAGS].join(' ')}${BASE_BUILD === undefined ? '' : `; pybal-base ${BASE_BUILD} with ${DAEMON_NODE_OPTIONS.join(' ')}`}), ${version}, pybal at ${head}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers; figures only`,
   );
   say(`on time = share of server-time in the window when the server's latest check was at most ${TOLERANCE} intervals old; gaps between successive checks of a server in intervals; window ${WINDOW_SECONDS} s`);
   say(
