@@ -128,7 +128,7 @@ describe('e2e: IPVS counters and quiet servers', () => {
     } finally {
       await clients.stop();
     }
-  }, 480_000);
+  }, 300_000);
 });
 
 describe('e2e: a direct-routing real server without the VIP on lo', () => {
