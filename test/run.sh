@@ -42,6 +42,7 @@ node -e '
   const fs = require("fs");
   let passed = 0, failed = 0, skipped = 0;
   const failures = [];
+  const firstLine = (text) => String(text ?? "").split("\n")[0].slice(0, 300);
   for (const path of process.argv.slice(1)) {
     if (!fs.existsSync(path)) { console.error(`[npm test] no test report ${path}: counted as one failure`); failed += 1; continue; }
     const r = JSON.parse(fs.readFileSync(path, "utf8"));
@@ -50,11 +51,10 @@ node -e '
       const where = file.name.replace(process.cwd() + "/", "");
       for (const t of file.assertionResults ?? []) {
         if (t.status !== "failed") continue;
-        const why = String((t.failureMessages ?? [])[0] ?? "").split("\n")[0].slice(0, 300);
-        failures.push(`FAILED ${where} > ${t.fullName}: ${why}`);
+        failures.push(`FAILED ${where} > ${t.fullName}: ${firstLine((t.failureMessages ?? [])[0])}`);
       }
       if ((file.assertionResults ?? []).length === 0 && file.status === "failed") {
-        failures.push(`FAILED ${where}: ${String(file.message ?? "").split("\n")[0].slice(0, 300)}`);
+        failures.push(`FAILED ${where}: ${firstLine(file.message)}`);
       }
     }
   }
