@@ -13,7 +13,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { MonitorConfig } from '../config/types.js';
-import { createSystemClock, type Timer } from '../runtime/clock.js';
+import { createSystemClock, setTimerSlack, type Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
 import { LevelLogger } from '../runtime/line-logger.js';
 import type { LineLogger, LogLevel } from '../runtime/logger.js';
@@ -30,6 +30,7 @@ if (parentPort === null) throw new Error('src/monitors/check-worker.ts runs as a
 const port = parentPort;
 const config = workerData as CheckThreadConfig;
 const clock = createSystemClock();
+setTimerSlack(config.timerSlackMs);
 
 // ------------------------------------------------------------ what goes out
 
@@ -85,7 +86,19 @@ const runLimiter = createRunLimiter(config.runcommandMaxConcurrent);
 const admit = createAdmission();
 const pinger = createFpingPinger({ clock, logger: new SentLogger('ping') });
 const arpWatch = createArpTheftWatch({ clock, logger: new SentLogger('arp'), intervalMs: config.arpWatchIntervalMs });
-const stallWatch = startStallWatch({ logger: new SentLogger('thread'), loop: { name: "The checks thread's event loop", waited: 'checks started and were read late' } });
+/** A repeating timer of the thread's clock: the stall watch's wakes fall on the timers' grid, with the checks'. */
+function every(fn: () => void, ms: number): () => void {
+  let timer = clock.setTimeout(function tick() {
+    timer = clock.setTimeout(tick, ms);
+    fn();
+  }, ms);
+  return () => timer.cancel();
+}
+const stallWatch = startStallWatch({
+  logger: new SentLogger('thread'),
+  loop: { name: "The checks thread's event loop", waited: 'checks started and were read late' },
+  every,
+});
 const loopTimer = setInterval(() => post({ type: 'loop', stats: stallWatch.stats() }), config.loopEveryMs);
 
 /** A config's prepared monitors, kept while a monitor of it runs (the daemon counts alike). */

@@ -15,6 +15,8 @@ export interface CheckThreadConfig {
   readonly sendEveryMs: number;
   /** How often the thread sends its event loop's figures. */
   readonly loopEveryMs: number;
+  /** How late the thread's timers may fire, grouped on a grid of this step (see TimerQueue.setSlack). */
+  readonly timerSlackMs: number;
 }
 
 /** A monitor's target as values: the data path's readiness comes by message. */

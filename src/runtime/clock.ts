@@ -82,6 +82,11 @@ function timers(): TimerQueue {
   return systemTimers;
 }
 
+/** Lets this thread's timers fire up to `ms` late, grouped on a grid of `ms` (see TimerQueue.setSlack). */
+export function setTimerSlack(ms: number): void {
+  timers().setSlack(ms);
+}
+
 /** How often the wall clock is read again to follow a step of the system time (NTP, an operator). */
 export const WALL_RESYNC_MS = 1_000;
 let wallOffset = 0;

@@ -178,6 +178,84 @@ describe('timer queue', () => {
     expect(fired).toEqual(['negative', 'huge', 'nan']);
   });
 
+  it('with slack, fires the timers due within one grid step together at its end, never early, and wakes once per step', () => {
+    const host = new FakeHost();
+    host.time = 1_003;
+    const queue = new TimerQueue(host);
+    queue.setSlack(10);
+    const fired: [number, number][] = [];
+    // Due at 1,004 .. 1,033: three steps of the grid (1,010, 1,020, 1,030) and one at 1,033 (step 1,040).
+    for (let at = 1_004; at <= 1_033; at++) queue.add(() => fired.push([at, host.time]), at - 1_003);
+    expect(host.arms).toEqual([7]);
+    host.advanceTo(1_009);
+    expect(fired).toEqual([]);
+    host.advanceTo(1_010);
+    expect(fired.map(([at]) => at)).toEqual([1_004, 1_005, 1_006, 1_007, 1_008, 1_009, 1_010]);
+    host.advanceTo(2_000);
+    expect(fired.map(([at]) => at)).toEqual(Array.from({ length: 30 }, (_, i) => 1_004 + i));
+    // Each fired at or after its deadline, at most one step late, and at a step of the grid.
+    for (const [at, when] of fired) {
+      expect(when).toBeGreaterThanOrEqual(at);
+      expect(when - at).toBeLessThan(10);
+      expect(when % 10).toBe(0);
+    }
+    // One wake per step: 1,010, 1,020, 1,030, 1,040.
+    expect(host.arms).toEqual([7, 10, 10, 10]);
+    expect(queue.size).toBe(0);
+  });
+
+  it('with slack, a timer set within the armed step joins it without re-arming; one in an earlier step re-arms', () => {
+    const host = new FakeHost();
+    host.time = 100;
+    const queue = new TimerQueue(host);
+    queue.setSlack(20);
+    const fired: string[] = [];
+    queue.add(() => fired.push('a'), 135); // due 235: wakes at 240
+    queue.add(() => fired.push('b'), 122); // due 222: same step
+    expect(host.arms).toEqual([140]);
+    queue.add(() => fired.push('c'), 50); // due 150: step 160, earlier
+    expect(host.arms).toEqual([140, 60]);
+    host.advanceTo(159);
+    expect(fired).toEqual([]);
+    host.advanceTo(160);
+    expect(fired).toEqual(['c']);
+    host.advanceTo(240);
+    expect(fired).toEqual(['c', 'b', 'a']);
+  });
+
+  it('with slack, a runtime timer that wakes a little early still fires its whole step', () => {
+    const host = new FakeHost();
+    const queue = new TimerQueue(host);
+    queue.setSlack(10);
+    const fired: number[] = [];
+    queue.add(() => fired.push(1), 3);
+    queue.add(() => fired.push(2), 9.8);
+    const armed = host.armed;
+    expect(armed?.at).toBe(10);
+    // Node's timers count whole milliseconds of a cached loop time: the wake may read 9.6.
+    host.armed = undefined;
+    host.time = 9.6;
+    host.cached = undefined;
+    armed?.fn();
+    expect(fired).toEqual([1, 2]);
+    expect(host.armed).toBeUndefined();
+  });
+
+  it('without slack (setSlack(0) again), fires each timer at its own deadline', () => {
+    const host = new FakeHost();
+    const queue = new TimerQueue(host);
+    queue.setSlack(10);
+    queue.setSlack(0);
+    const fired: [number, number][] = [];
+    for (const at of [3, 7, 12]) queue.add(() => fired.push([at, host.time]), at);
+    host.advanceTo(100);
+    expect(fired).toEqual([
+      [3, 3],
+      [7, 7],
+      [12, 12],
+    ]);
+  });
+
   it('matches a sorted-list model under random sets, cancels and advances', () => {
     let seed = 12345;
     const random = (): number => {
