@@ -11,6 +11,7 @@ import type { Pool, PoolDelta, PoolEvent, PoolServer } from '../pool/types.js';
 import type { DataPathRoute } from '../monitors/types.js';
 import type { Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
+import { Interner } from '../runtime/interner.js';
 import { runSliced, sliced, type Job } from '../runtime/sliced.js';
 import { applyDown, applyUp, refreshSteps, type PolicyLog, type PolicyOutput } from './decide-pool.js';
 import { describePoolDiff, type PoolDiff } from './pool-diff.js';
@@ -139,6 +140,8 @@ const SLICE_MONITOR_STARTS = 64;
 const SLICE_HELD_EVENTS = 64;
 /** A policy pass with more routine lines than this logs a summary instead (see refresh). */
 const LOG_EACH_POLICY_LINE_UP_TO = 100;
+/** Distinct last-check reasons kept once (a failure's may name the server: some 10,000 at 10,000 servers). */
+const CHECK_REASONS_KEPT = 50_000;
 
 /** PyBal's textStatus: enabled|disabled / up|partially up|down / pooled|not pooled. */
 export function textStatus(entry: {
@@ -923,14 +926,22 @@ function poolAppliedEvent(service: string, diff: PoolDiff, lines: readonly strin
   return { kind: 'pool-applied', level: 'info', service, message };
 }
 
-/** Keeps a monitor's latest check: 1,000 checks a second allocate nothing here. */
+/**
+ * The last checks' reasons, one copy of each: 10,000 servers share a few
+ * (one URL's successes differ only in their duration, to the millisecond).
+ * Every coordinator's, so that the bound holds for the daemon.
+ */
+const checkReasons = new Interner(CHECK_REASONS_KEPT);
+
+/** Keeps a monitor's latest check: 1,000 checks a second allocate nothing here, and keep no string of their own. */
 function recordCheck(monitor: MonitorEntry, result: CheckSummary): void {
+  const reason = checkReasons.intern(result.reason);
   const last = monitor.lastCheck;
   if (last === undefined) {
-    monitor.lastCheck = { ok: result.ok, reason: result.reason, durationMs: result.durationMs };
+    monitor.lastCheck = { ok: result.ok, reason, durationMs: result.durationMs };
     return;
   }
   last.ok = result.ok;
-  last.reason = result.reason;
+  last.reason = reason;
   last.durationMs = result.durationMs;
 }

@@ -1,0 +1,29 @@
+/**
+ * One kept copy of each string among many equal ones. A string kept for a
+ * while (a check's reason, held until the next check) outlives the young
+ * generation and is promoted; 1,000 checks a second made as many old-space
+ * strings to collect, though most were equal to one kept already (the same
+ * URL, the same error, a duration to the millisecond). Interned, the copy
+ * a check made dies young and the kept one is shared.
+ *
+ * Bounded: when it holds `max` strings it starts afresh, so a stream of
+ * distinct strings costs no more than without it.
+ */
+export class Interner {
+  private readonly kept = new Map<string, string>();
+
+  constructor(private readonly max: number) {}
+
+  /** The kept string equal to s (s itself the first time). */
+  intern(s: string): string {
+    const kept = this.kept.get(s);
+    if (kept !== undefined) return kept;
+    if (this.kept.size >= this.max) this.kept.clear();
+    this.kept.set(s, s);
+    return s;
+  }
+
+  get size(): number {
+    return this.kept.size;
+  }
+}
