@@ -5,6 +5,7 @@
  * answered: monitors made by the thread's factory report, pass on every
  * result and log as on one thread; their checks keep their pace while the
  * main thread is busy and what they said meanwhile arrives after, in order;
+ * checks due within one step of the thread's timer grid start together;
  * stop() ends a monitor's checks and what it says; a config is sent again
  * once its last monitor stopped; a thread that dies is started again, its
  * monitors that were up starting from up; the data path's readiness reaches
@@ -152,7 +153,7 @@ describe('the checks thread (the build, dist/src/)', () => {
   beforeAll(() => assertFreshBuild(['src/monitors', 'src/runtime', 'src/config']));
 
   /** A thread, a server process listening at `hosts`, and what the thread's results sink got. */
-  async function start(hosts: readonly string[], options: { loopEveryMs?: number; stuckAfterMs?: number } = {}) {
+  async function start(hosts: readonly string[], options: { loopEveryMs?: number; stuckAfterMs?: number; timerSlackMs?: number } = {}) {
     const { CheckThread } = (await import(resolve('dist/src/monitors/check-thread.js'))) as ThreadModule;
     const server = await startProcessServer(hosts);
     cleanups.push(() => server.child.kill('SIGKILL'));
@@ -164,6 +165,7 @@ describe('the checks thread (the build, dist/src/)', () => {
       arpWatchIntervalMs: 60_000,
       ...(options.loopEveryMs === undefined ? {} : { loopEveryMs: options.loopEveryMs }),
       ...(options.stuckAfterMs === undefined ? {} : { stuckAfterMs: options.stuckAfterMs }),
+      ...(options.timerSlackMs === undefined ? {} : { timerSlackMs: options.timerSlackMs }),
     });
     cleanups.push(() => thread.close());
     const results: { target: MonitorTarget; result: CheckResult }[] = [];
@@ -245,6 +247,26 @@ describe('the checks thread (the build, dist/src/)', () => {
     expect(w.reports.slice(0, answered.length).map((r) => r.up)).toEqual(answered.map((a) => a.status === 200));
     expect(w.reports.filter((r) => r.firstCheck)).toHaveLength(1);
   }, 30_000);
+
+  it("checks due within one step of the thread's timer grid start together", async () => {
+    const ips = Array.from({ length: 12 }, (_, i) => loopbackAddress(830 + i));
+    // A 100 ms grid (the daemon's is 10 ms), so that groups stand apart from a busy machine's jitter.
+    const { server, watch } = await start(ips, { timerSlackMs: 100 });
+    const config = proxyFetchConfig({ intervalMs: 10_000, timeoutMs: 2_000, urls: ['http://grid.example/'] });
+    // First checks due 25 ms apart over 275 ms: one wake each without the grid, three or four with it.
+    const watched = ips.map((ip) => watch(config, ip, {}, false));
+    const startedAt = Date.now();
+    watched.forEach((w, i) => w.monitor.start({ delayMs: 25 * i }));
+    await waitFor(() => watched.every((w) => w.checks.length > 0), 'every first check', 10_000);
+
+    const arrivals = ips.map((ip) => server.arrivals.find((a) => a.ip === ip)!.t).sort((a, b) => a - b);
+    // Requests of one wake reach the server within a few ms of each other; wakes are 100 ms apart.
+    const groups = 1 + arrivals.slice(1).filter((t, i) => t - arrivals[i]! > 20).length;
+    expect(groups).toBeGreaterThanOrEqual(2);
+    expect(groups).toBeLessThanOrEqual(5);
+    // They started late by at most a step (and what the machine adds), not all at the last one.
+    expect(arrivals[0]! - startedAt).toBeLessThan(1_000);
+  });
 
   it('stop() ends a monitor: its server sees no more checks and nothing of it arrives after, while another of the same config goes on', async () => {
     const [one, other] = [loopbackAddress(813), loopbackAddress(814)];
