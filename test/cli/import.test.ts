@@ -1,10 +1,10 @@
 /** `pybal import`, run as an operator runs it: the built command line, real files. */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { assertFreshBundle } from '../support/fresh-build.js';
+import { testDir } from '../support/temp-dir.js';
 
 const PYBAL = resolve('dist/cli/pybal.js');
 
@@ -26,7 +26,7 @@ function pybal(cwd: string, ...args: string[]): { status: number | null; stdout:
 }
 
 function scratch(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'pybal-import-'));
+  const dir = testDir('pybal-import-');
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(join(dir, name, '..'), { recursive: true });
     writeFileSync(join(dir, name), text);

@@ -1,10 +1,10 @@
 /** The `pybal` executable's command line, run as operators run it. */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { assertFreshBuild } from '../support/fresh-build.js';
+import { testDir } from '../support/temp-dir.js';
 
 const PYBAL = resolve('dist/cli/pybal.js');
 
@@ -56,7 +56,7 @@ describe('pybal command line', () => {
   });
 
   it('check-config prints every mistake with its line and exits non-zero', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pybal-cli-'));
+    const dir = testDir('pybal-cli-');
     const conf = join(dir, 'bad.conf');
     writeFileSync(
       conf,
@@ -88,7 +88,7 @@ describe('pybal command line', () => {
   });
 
   it('check-config refuses a FIFO at once instead of waiting for a writer', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pybal-cli-'));
+    const dir = testDir('pybal-cli-');
     const fifo = join(dir, 'pybal.conf');
     expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
     const start = Date.now();
@@ -99,7 +99,7 @@ describe('pybal command line', () => {
   });
 
   it('check-config exits non-zero on a configuration with no services', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pybal-cli-'));
+    const dir = testDir('pybal-cli-');
     const conf = join(dir, 'pybal.conf');
     writeFileSync(conf, '[global]\nbgp = no\n');
     const r = pybal('check-config', '-c', conf);
@@ -108,7 +108,7 @@ describe('pybal command line', () => {
   });
 
   it('check-config --print stops quietly when its reader goes away (| head -1), keeping its exit status', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pybal-cli-'));
+    const dir = testDir('pybal-cli-');
     const conf = join(dir, 'pybal.conf');
     writeFileSync(conf, manyServices(2000));
     const child = spawn(process.execPath, [PYBAL, 'check-config', '--print', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -127,7 +127,7 @@ describe('pybal command line', () => {
   });
 
   it('check-config keeps exit status 1 for an invalid file when its reader goes away', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pybal-cli-'));
+    const dir = testDir('pybal-cli-');
     const conf = join(dir, 'pybal.conf');
     // Every service is a duplicate of the first: thousands of error lines.
     writeFileSync(conf, manyServices(2000).replace(/port = \d+/g, 'port = 80').replace(/ip = [\d.]+/g, 'ip = 192.0.2.1'));

@@ -1,17 +1,14 @@
 // What data-path checks need of the director's sysctls, read from a /proc-like tree.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { acceptLocalInterfaces, connectionRateWarning, connectionsPerSecondToOneAddress } from '../../src/monitors/datapath-sysctls.js';
+import { testDir } from '../support/temp-dir.js';
 
 describe('data-path sysctls', () => {
-  let root: string | undefined;
-  afterEach(() => {
-    if (root !== undefined) rmSync(root, { recursive: true, force: true });
-  });
+  // Each tree is removed when its test ends (a test may make several).
   const tree = (files: Record<string, string>): string => {
-    root = mkdtempSync(join(tmpdir(), 'pybal-sysctl-'));
+    const root = testDir('pybal-sysctl-');
     for (const [path, value] of Object.entries(files)) {
       mkdirSync(join(root, path, '..'), { recursive: true });
       writeFileSync(join(root, path), `${value}\n`);

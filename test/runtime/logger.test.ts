@@ -1,8 +1,8 @@
-import { mkdtempSync, readFileSync, renameSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bindLogger, createLogger, createMemoryLogger, formatRecord } from '../../src/runtime/logger.js';
+import { testDir } from '../support/temp-dir.js';
 
 describe('formatRecord', () => {
   it('writes PyBal-style lines with the bound context as the system', () => {
@@ -72,7 +72,7 @@ describe('bindLogger', () => {
 
 describe('createLogger', () => {
   it('writes text to a file and reopens it after a rename (logrotate)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pybal-log-'));
+    const dir = testDir('pybal-log-');
     const file = join(dir, 'sub', 'pybal.log');
     const handle = await createLogger({ file, format: 'text', level: 'info' });
     handle.logger.child({ service: 'text_80' }).info('before rotation');
@@ -86,7 +86,7 @@ describe('createLogger', () => {
   });
 
   it('writes pino JSON when asked', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pybal-log-'));
+    const dir = testDir('pybal-log-');
     const file = join(dir, 'pybal.json.log');
     const handle = await createLogger({ file, format: 'json', level: 'debug' });
     handle.logger.debug({ component: 'ipvs' }, 'dump');
