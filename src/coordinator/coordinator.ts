@@ -141,7 +141,7 @@ const SLICE_HELD_EVENTS = 64;
 /** A policy pass with more routine lines than this logs a summary instead (see refresh). */
 const LOG_EACH_POLICY_LINE_UP_TO = 100;
 /** Distinct last-check reasons kept once (a failure's may name the server: some 10,000 at 10,000 servers). */
-const CHECK_REASONS_KEPT = 50_000;
+const CHECK_REASONS_KEPT = 20_000;
 
 /** PyBal's textStatus: enabled|disabled / up|partially up|down / pooled|not pooled. */
 export function textStatus(entry: {

@@ -7,7 +7,8 @@
  * a check made dies young and the kept one is shared.
  *
  * Bounded: when it holds `max` strings it starts afresh, so a stream of
- * distinct strings costs no more than without it.
+ * distinct strings (a reason that names a changing figure) keeps at most
+ * `max` of them alive.
  */
 export class Interner {
   private readonly kept = new Map<string, string>();
