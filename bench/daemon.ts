@@ -293,12 +293,15 @@ async function scale(): Promise<void> {
     const cpuPerS = (processCpuMs(pid) - cpu0) / ((performance.now() - s0) / 1000);
     const steadyRequests = (await ipvsRequests()) - startupRequests;
     const steadyConnections = (await connectionsMade()) - connections;
-    const steadyLogLines = log.linesSince(logFrom).filter(Boolean).length;
+    const steadyLines = log.linesSince(logFrom).filter(Boolean);
+    const steadyLogLines = steadyLines.length;
     say(
       `steady state over ${STEADY_SECONDS} s: rss ${(median(rss) / 2 ** 20).toFixed(0)} MB (peak ${(worst(rss) / 2 ** 20).toFixed(0)} MB), ` +
         `cpu ${cpuPerS.toFixed(1)} ms/s (${(cpuPerS / 10).toFixed(2)}% of a core), IPVS requests meanwhile ${steadyRequests}, ` +
         `new monitor connections ${steadyConnections}, log lines ${steadyLogLines}`,
     );
+    // What the daemon said at rest, if anything (the first few lines).
+    for (const line of steadyLines.slice(0, 3)) say(`  steady-state log: ${line}`);
 
     // SIGHUP with the file unchanged.
     const before1 = await ipvsRequests();
