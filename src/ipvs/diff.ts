@@ -33,6 +33,31 @@ export interface TableEntry {
   readonly dests: ReadonlyMap<string, DestSpec>;
 }
 
+/**
+ * What the model keeps of a dumped service: its settings, not the counters
+ * and flags the dump also carries (at 10,000 destinations those were twenty
+ * bigints and two objects each, kept between resyncs for nothing).
+ */
+export function serviceSpecOf(s: ServiceSpec): ServiceSpec {
+  return { key: s.key, scheduler: s.scheduler, flags: s.flags, timeoutSec: s.timeoutSec, netmask: s.netmask, peName: s.peName };
+}
+
+/** What the model keeps of a dumped destination (see serviceSpecOf). */
+export function destSpecOf(d: DestSpec): DestSpec {
+  return {
+    family: d.family,
+    address: d.address,
+    port: d.port,
+    fwdMethod: d.fwdMethod,
+    weight: d.weight,
+    upperThreshold: d.upperThreshold,
+    lowerThreshold: d.lowerThreshold,
+    tunnelType: d.tunnelType,
+    tunnelPort: d.tunnelPort,
+    tunnelFlags: d.tunnelFlags,
+  };
+}
+
 /** A model of (part of) the kernel table, by serviceKeyId. */
 export type Table = ReadonlyMap<string, TableEntry>;
 

@@ -93,12 +93,14 @@ import {
   applyDestOpsInPlace,
   applyOpsSteps,
   describeOp,
+  destSpecOf,
   diffDestinations,
   diffSteps,
   diffTables,
   formatDestSettings,
   formatServiceSettings,
   opObject,
+  serviceSpecOf,
   tableFromDesired,
   type DesiredService,
   type IpvsOp,
@@ -924,8 +926,8 @@ export class IpvsManager {
       if (error instanceof IpvsError && error.code === 'ESRCH') return undefined;
       throw error;
     }
-    for (const d of listed) dests.set(destKeyId(d), d);
-    return { service, dests };
+    for (const d of listed) dests.set(destKeyId(d), destSpecOf(d));
+    return { service: serviceSpecOf(service), dests };
   }
 
   /**
