@@ -33,8 +33,11 @@ export function withTraffic(services: readonly ServiceSnapshot[], source: Traffi
       const dest = reading.dests.get(address);
       const flagged = quietOf(server, quiet, address);
       if (dest === undefined && flagged === undefined) return server;
-      return { ...server, ...(dest === undefined ? {} : { traffic: dest.traffic }), ...(flagged === undefined ? {} : { quiet: flagged }) };
+      // Object.assign, not spreads: V8 (Node 20) gives each spread copy that
+      // gains a property a hidden class of its own, 10,000 per request at
+      // 10,000 servers.
+      return Object.assign({}, server, dest === undefined ? {} : { traffic: dest.traffic }, flagged === undefined ? {} : { quiet: flagged });
     });
-    return { ...service, traffic: reading.traffic, servers };
+    return Object.assign({}, service, { traffic: reading.traffic, servers });
   });
 }
