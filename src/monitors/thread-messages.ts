@@ -17,6 +17,7 @@ export interface CheckThreadConfig {
   readonly loopEveryMs: number;
   /** How late the thread's timers may fire, grouped on a grid of this step (see TimerQueue.setSlack). */
   readonly timerSlackMs: number;
+  readonly turnPauseMs: number;
 }
 
 /** A monitor's target as values: the data path's readiness comes by message. */

@@ -51,9 +51,31 @@ function sleepWith(clock: Clock, delayMs: number, signal?: AbortSignal): Promise
  * afresh.
  */
 let monotonicRead = -1;
-function forgetMonotonic(): void {
+/** See setTurnPause. */
+let turnPauseMs = 0;
+let pauseCell: Int32Array | undefined;
+function endTurn(): void {
   monotonicRead = -1;
+  // Nothing ever notifies the cell: this is a sleep of at most turnPauseMs.
+  if (pauseCell !== undefined) Atomics.wait(pauseCell, 0, 0, turnPauseMs);
 }
+
+/**
+ * After each turn of this thread's event loop in which the time was read
+ * (something ran: a timer fired, a socket connected or answered), the
+ * thread sleeps `ms` before it polls again (0: never). What comes in
+ * meanwhile is then taken in one poll: one epoll_pwait and libuv's four
+ * clock reads for many sockets, not for each (in a guest without vDSO each
+ * of those is a system call). An event waits at most `ms` more; a thread
+ * whose turns are all busy still sleeps `ms` between them, so it suits a
+ * thread whose work can wait that long (the checks thread), never one that
+ * answers people or peers.
+ */
+export function setTurnPause(ms: number): void {
+  turnPauseMs = ms;
+  pauseCell = ms > 0 ? (pauseCell ?? new Int32Array(new SharedArrayBuffer(4))) : undefined;
+}
+
 export function monotonicNow(): number {
   return monotonicRead < 0 ? readMonotonic() : monotonicRead;
 }
@@ -65,7 +87,7 @@ export function keptMonotonic(): number {
 
 /** Reads the monotonic time afresh; the reading is what monotonicNow returns for the rest of this turn. */
 export function readMonotonic(): number {
-  if (monotonicRead < 0) setImmediate(forgetMonotonic);
+  if (monotonicRead < 0) setImmediate(endTurn);
   monotonicRead = performance.now();
   return monotonicRead;
 }

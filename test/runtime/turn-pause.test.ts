@@ -1,0 +1,94 @@
+/**
+ * setTurnPause (runtime/clock.ts): after a turn of the loop that read the
+ * time, the thread sleeps, and what arrived meanwhile is taken in one poll.
+ * A process of its own sends datagrams 5 ms apart; this one notes, for each,
+ * the time it was handled. With a 40 ms pause they are handled in a few
+ * groups; without, one by one.
+ */
+import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { afterEach, describe, expect, it } from 'vitest';
+import { monotonicNow, setTurnPause } from '../../src/runtime/clock.js';
+
+const DATAGRAMS = 12;
+const APART_MS = 5;
+
+/** The sender: DATAGRAMS datagrams to the port, APART_MS apart (each sent when due, by its own clock). */
+const SENDER = `
+const dgram = require('node:dgram');
+const socket = dgram.createSocket('udp4');
+const port = Number(process.argv[1]);
+const start = performance.now();
+let sent = 0;
+const next = () => {
+  socket.send(String(sent), port, '127.0.0.1', () => {
+    if (++sent === ${DATAGRAMS}) return socket.close();
+    setTimeout(next, Math.max(0, start + sent * ${APART_MS} - performance.now()));
+  });
+};
+next();
+`;
+
+/** The times (ms) at which this thread handled each datagram, in order. */
+async function handledAt(): Promise<number[]> {
+  const socket = dgram.createSocket('udp4');
+  socket.bind(0, '127.0.0.1');
+  await once(socket, 'listening');
+  const times: number[] = [];
+  const all = new Promise<void>((done) =>
+    socket.on('message', () => {
+      // The handler reads the time as a check's would: the turn then ends in a pause.
+      monotonicNow();
+      times.push(performance.now());
+      if (times.length === DATAGRAMS) done();
+    }),
+  );
+  const sender = spawn(process.execPath, ['-e', SENDER, String(socket.address().port)], { stdio: 'inherit' });
+  try {
+    await all;
+  } finally {
+    socket.close();
+    if (sender.exitCode === null) await once(sender, 'exit');
+  }
+  return times;
+}
+
+/** Datagrams handled within 1 ms of the one before are taken as handled in one turn. */
+function groups(times: readonly number[]): number {
+  let n = 1;
+  for (let i = 1; i < times.length; i++) if (times[i]! - times[i - 1]! > 1) n++;
+  return n;
+}
+
+describe('setTurnPause', () => {
+  afterEach(() => setTurnPause(0));
+
+  it('takes what arrived during the pause in one poll, and without a pause each as it comes', async () => {
+    setTurnPause(40);
+    const paused = groups(await handledAt());
+    setTurnPause(0);
+    const unpaused = groups(await handledAt());
+    // 12 datagrams over 55 ms, a 40 ms sleep after each turn that handled some: 2 or 3 polls (4 if the first comes alone).
+    expect(paused).toBeGreaterThanOrEqual(2);
+    expect(paused).toBeLessThanOrEqual(4);
+    // The same datagrams without the pause: taken one by one (a busy host may join a few).
+    expect(unpaused).toBeGreaterThanOrEqual(8);
+  });
+
+  it('sleeps after a turn that read the time, not after one that did not', async () => {
+    setTurnPause(50);
+    // A turn that reads the time: the next turn starts after the pause.
+    let t0 = performance.now();
+    monotonicNow();
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(45);
+    // Turns that do not read it (monotonicNow's reading is kept for its own turn only): no pause.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    t0 = performance.now();
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(performance.now() - t0).toBeLessThan(45);
+  });
+});
