@@ -31,6 +31,7 @@ import {
   beginMessage,
   createAttrWriter,
   decodeAttrs,
+  forEachAttr,
   endMessage,
   endNested,
   getBe16,
@@ -38,7 +39,7 @@ import {
   getCString,
   getU16,
   getU32,
-  getU64,
+  getUintAt,
   getU8,
   putBe16,
   putBe32,
@@ -300,26 +301,32 @@ function protocolName(n: number): IpvsProtocol {
   return reverseLookup(IPPROTO, n, 'service protocol');
 }
 
-/** Stats from STATS (u32, bytes u64) or STATS64 (all u64): the length tells. */
+/** The counters' names by IPVS_STATS_ATTR type (1 to 10), as Stats has them and as errors name them. */
+const STATS_FIELDS: readonly (readonly [keyof Stats, string])[] = [
+  ['conns', 'stats conns'],
+  ['inPkts', 'stats inpkts'],
+  ['outPkts', 'stats outpkts'],
+  ['inBytes', 'stats inbytes'],
+  ['outBytes', 'stats outbytes'],
+  ['cps', 'stats cps'],
+  ['inPps', 'stats inpps'],
+  ['outPps', 'stats outpps'],
+  ['inBps', 'stats inbps'],
+  ['outBps', 'stats outbps'],
+];
+
+/**
+ * Stats from STATS (u32, bytes u64) or STATS64 (all u64): the length tells.
+ * Read in place (forEachAttr), not through decodeAttrs' map of slices: a
+ * reading of 10,000 destinations decodes 20,000 of these.
+ */
 export function decodeStats(buf: Buffer): Stats {
-  const a = decodeAttrs(buf);
-  const get = (type: number, name: string): bigint => {
-    const v = a.get(type);
-    if (!v) return 0n;
-    return v.length === 8 ? getU64(name, v) : BigInt(getU32(name, v));
-  };
-  return {
-    conns: get(IPVS_STATS_ATTR.CONNS, 'stats conns'),
-    inPkts: get(IPVS_STATS_ATTR.INPKTS, 'stats inpkts'),
-    outPkts: get(IPVS_STATS_ATTR.OUTPKTS, 'stats outpkts'),
-    inBytes: get(IPVS_STATS_ATTR.INBYTES, 'stats inbytes'),
-    outBytes: get(IPVS_STATS_ATTR.OUTBYTES, 'stats outbytes'),
-    cps: get(IPVS_STATS_ATTR.CPS, 'stats cps'),
-    inPps: get(IPVS_STATS_ATTR.INPPS, 'stats inpps'),
-    outPps: get(IPVS_STATS_ATTR.OUTPPS, 'stats outpps'),
-    inBps: get(IPVS_STATS_ATTR.INBPS, 'stats inbps'),
-    outBps: get(IPVS_STATS_ATTR.OUTBPS, 'stats outbps'),
-  };
+  const v = [0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n];
+  forEachAttr(buf, (type, offset, length) => {
+    const field = STATS_FIELDS[type - IPVS_STATS_ATTR.CONNS];
+    if (field !== undefined) v[type - IPVS_STATS_ATTR.CONNS] = getUintAt(field[1], buf, offset, length);
+  });
+  return { conns: v[0]!, inPkts: v[1]!, outPkts: v[2]!, inBytes: v[3]!, outBytes: v[4]!, cps: v[5]!, inPps: v[6]!, outPps: v[7]!, inBps: v[8]!, outBps: v[9]! };
 }
 
 function optionalStats(attrs: AttrMap, type: number): Stats | undefined {

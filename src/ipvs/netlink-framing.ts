@@ -251,6 +251,31 @@ export function decodeAttrs(buf: Buffer): AttrMap {
   return out;
 }
 
+/**
+ * Calls `each(type, offset, length)` for every attribute of `buf`, in order,
+ * with its payload's offset and length in `buf`: nothing is copied or
+ * sliced. For decoders that read a few scalars from many messages (the
+ * counters of 10,000 destinations); the same checks as decodeAttrs.
+ */
+export function forEachAttr(buf: Buffer, each: (type: number, offset: number, length: number) => void): void {
+  let off = 0;
+  while (off + NLA_HDRLEN <= buf.length) {
+    const len = readU16(buf, off);
+    if (len < NLA_HDRLEN || off + len > buf.length) {
+      throw new NetlinkDecodeError(`attribute at offset ${off} has bad length ${len} (${buf.length} bytes available)`);
+    }
+    each(readU16(buf, off + 2) & NLA_TYPE_MASK, off + NLA_HDRLEN, len - NLA_HDRLEN);
+    off += align4(len);
+  }
+}
+
+/** A u32 or u64 (host order) at `offset` of `buf`, `length` bytes (4 or 8), as a bigint; `what` names it in the error. */
+export function getUintAt(what: string, buf: Buffer, offset: number, length: number): bigint {
+  if (length === 8) return HOST_LE ? buf.readBigUInt64LE(offset) : buf.readBigUInt64BE(offset);
+  if (length === 4) return BigInt(readU32(buf, offset));
+  throw new NetlinkDecodeError(`${what}: expected 4 bytes, got ${length}`);
+}
+
 // Scalars. Host order unless the name says be (network order).
 
 function writeU16(buf: Buffer, off: number, v: number): void {
@@ -289,10 +314,6 @@ export function getU16(what: string, buf: Buffer): number {
 export function getU32(what: string, buf: Buffer): number {
   expectLength(what, buf, 4);
   return readU32(buf, 0);
-}
-export function getU64(what: string, buf: Buffer): bigint {
-  expectLength(what, buf, 8);
-  return HOST_LE ? buf.readBigUInt64LE(0) : buf.readBigUInt64BE(0);
 }
 export function getBe16(what: string, buf: Buffer): number {
   expectLength(what, buf, 2);

@@ -8,6 +8,7 @@ import {
   decodeDestReply,
   decodeInfoReply,
   decodeServiceReply,
+  decodeStats,
   decodeTimeoutsReply,
   encodeIpvsMessage,
   formatDestKey,
@@ -223,6 +224,19 @@ describe('IPVS codec: decode kernel replies', () => {
     expect(svc.stats).toMatchObject({ conns: 5n, inPkts: 7n, inBytes: 0x100001000n, outBytes: 9n, cps: 2n, outPkts: 0n });
     expect(svc.stats64).toMatchObject({ conns: 0x100000000n, inPkts: 7n, outBps: 3n });
     expect(formatServiceKey(svc.key)).toBe('UDP 203.0.113.1:53');
+  });
+
+  it('reads counters in place: missing ones are 0, unknown ones skipped, one of a length neither u32 nor u64 is named', () => {
+    const stats = decodeStats(
+      hex(`
+        08 00 0b 00 01 00 00 00                           # type 11: not a counter
+        0c 00 0a 00 ff ff ff ff ff ff ff ff               # OUTBPS 2^64-1
+        08 00 03 00 2a 00 00 00                           # OUTPKTS 42
+      `),
+    );
+    expect(stats).toEqual({ conns: 0n, inPkts: 0n, outPkts: 42n, inBytes: 0n, outBytes: 0n, cps: 0n, inPps: 0n, outPps: 0n, inBps: 0n, outBps: 0xffffffffffffffffn });
+    expect(() => decodeStats(hex('06 00 04 00 01 00 00 00'))).toThrow('stats inbytes: expected 4 bytes, got 2');
+    expect(() => decodeStats(hex('0c 00 01 00 01 00 00 00'))).toThrow(/attribute at offset 0 has bad length 12/);
   });
 
   it('decodes an IPv6 service with a persistence engine, and a fwmark service', () => {
