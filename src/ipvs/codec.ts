@@ -301,19 +301,8 @@ function protocolName(n: number): IpvsProtocol {
   return reverseLookup(IPPROTO, n, 'service protocol');
 }
 
-/** The counters' names by IPVS_STATS_ATTR type (1 to 10), as Stats has them and as errors name them. */
-const STATS_FIELDS: readonly (readonly [keyof Stats, string])[] = [
-  ['conns', 'stats conns'],
-  ['inPkts', 'stats inpkts'],
-  ['outPkts', 'stats outpkts'],
-  ['inBytes', 'stats inbytes'],
-  ['outBytes', 'stats outbytes'],
-  ['cps', 'stats cps'],
-  ['inPps', 'stats inpps'],
-  ['outPps', 'stats outpps'],
-  ['inBps', 'stats inbps'],
-  ['outBps', 'stats outbps'],
-];
+/** How errors name the counters, by IPVS_STATS_ATTR type (CONNS, 1, first). */
+const STATS_NAMES = ['conns', 'inpkts', 'outpkts', 'inbytes', 'outbytes', 'cps', 'inpps', 'outpps', 'inbps', 'outbps'].map((name) => `stats ${name}`);
 
 /**
  * Stats from STATS (u32, bytes u64) or STATS64 (all u64): the length tells.
@@ -323,8 +312,8 @@ const STATS_FIELDS: readonly (readonly [keyof Stats, string])[] = [
 export function decodeStats(buf: Buffer): Stats {
   const v = [0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n];
   forEachAttr(buf, (type, offset, length) => {
-    const field = STATS_FIELDS[type - IPVS_STATS_ATTR.CONNS];
-    if (field !== undefined) v[type - IPVS_STATS_ATTR.CONNS] = getUintAt(field[1], buf, offset, length);
+    const name = STATS_NAMES[type - IPVS_STATS_ATTR.CONNS];
+    if (name !== undefined) v[type - IPVS_STATS_ATTR.CONNS] = getUintAt(name, buf, offset, length);
   });
   return { conns: v[0]!, inPkts: v[1]!, outPkts: v[2]!, inBytes: v[3]!, outBytes: v[4]!, cps: v[5]!, inPps: v[6]!, outPps: v[7]!, inBps: v[8]!, outBps: v[9]! };
 }
