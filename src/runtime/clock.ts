@@ -54,25 +54,36 @@ let monotonicRead = -1;
 /** See setTurnPause. */
 let turnPauseMs = 0;
 let pauseCell: Int32Array | undefined;
+/** When the last turn that read the time began (its reading). */
+let lastTurnAt = Number.NEGATIVE_INFINITY;
 function endTurn(): void {
+  const at = monotonicRead;
   monotonicRead = -1;
+  if (pauseCell === undefined) return;
+  // Only while turns come close together: the lone wakes of an idle thread
+  // (its stall watch, a check now and then) would pay the sleep's system
+  // calls for nothing to gather.
+  const busy = at - lastTurnAt < 2 * turnPauseMs;
+  lastTurnAt = at;
   // Nothing ever notifies the cell: this is a sleep of at most turnPauseMs.
-  if (pauseCell !== undefined) Atomics.wait(pauseCell, 0, 0, turnPauseMs);
+  if (busy) Atomics.wait(pauseCell, 0, 0, turnPauseMs);
 }
 
 /**
  * After each turn of this thread's event loop in which the time was read
- * (something ran: a timer fired, a socket connected or answered), the
- * thread sleeps `ms` before it polls again (0: never). What comes in
- * meanwhile is then taken in one poll: one epoll_pwait and libuv's four
- * clock reads for many sockets, not for each (in a guest without vDSO each
- * of those is a system call). An event waits at most `ms` more; a thread
- * whose turns are all busy still sleeps `ms` between them, so it suits a
- * thread whose work can wait that long (the checks thread), never one that
- * answers people or peers.
+ * (something ran: a timer fired, a socket connected or answered), less than
+ * 2 * `ms` after the last such turn began, the thread sleeps `ms` before it
+ * polls again (0: never). What comes in meanwhile is then taken in one
+ * poll: one epoll_pwait and libuv's four clock reads for many sockets, not
+ * for each (in a guest without vDSO each of those is a system call). An
+ * event waits at most `ms` more; a thread whose turns are all busy still
+ * sleeps `ms` between them, so it suits a thread whose work can wait that
+ * long (the checks thread), never one that answers people or peers. A
+ * thread whose turns come further apart (idle, or nearly) never sleeps.
  */
 export function setTurnPause(ms: number): void {
   turnPauseMs = ms;
+  lastTurnAt = Number.NEGATIVE_INFINITY;
   pauseCell = ms > 0 ? (pauseCell ?? new Int32Array(new SharedArrayBuffer(4))) : undefined;
 }
 

@@ -76,19 +76,32 @@ describe('setTurnPause', () => {
     expect(unpaused).toBeGreaterThanOrEqual(8);
   });
 
-  it('sleeps after a turn that read the time, not after one that did not', async () => {
+  it('sleeps after a turn that read the time soon after the last one, not after a lone one or one that did not read it', async () => {
+    const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
     setTurnPause(50);
-    // A turn that reads the time: the next turn starts after the pause.
+    // A lone turn that reads the time (the first since the pause was set): no sleep.
     let t0 = performance.now();
     monotonicNow();
-    await new Promise((resolve) => setImmediate(resolve));
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(performance.now() - t0).toBeGreaterThanOrEqual(45);
-    // Turns that do not read it (monotonicNow's reading is kept for its own turn only): no pause.
-    await new Promise((resolve) => setTimeout(resolve, 0));
+    await turn();
+    await turn();
+    expect(performance.now() - t0).toBeLessThan(45);
+    // A second one soon after: the next turn starts after the sleep.
     t0 = performance.now();
-    await new Promise((resolve) => setImmediate(resolve));
-    await new Promise((resolve) => setImmediate(resolve));
+    monotonicNow();
+    await turn();
+    await turn();
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(45);
+    // Turns that do not read it (monotonicNow's reading is kept for its own turn only): no sleep.
+    t0 = performance.now();
+    await turn();
+    await turn();
+    expect(performance.now() - t0).toBeLessThan(45);
+    // A turn that reads it long after the last (over twice the pause): no sleep.
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    t0 = performance.now();
+    monotonicNow();
+    await turn();
+    await turn();
     expect(performance.now() - t0).toBeLessThan(45);
   });
 });
