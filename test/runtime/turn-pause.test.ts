@@ -76,7 +76,7 @@ describe('setTurnPause', () => {
     expect(unpaused).toBeGreaterThanOrEqual(8);
   });
 
-  it('sleeps after a turn that read the time soon after the last one, not after a lone one or one that did not read it', async () => {
+  it('sleeps after a short turn that read the time soon after the last one, not after a lone one, a long one or one that did not read it', async () => {
     const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
     setTurnPause(50);
     // A lone turn that reads the time (the first since the pause was set): no sleep.
@@ -96,6 +96,16 @@ describe('setTurnPause', () => {
     await turn();
     await turn();
     expect(performance.now() - t0).toBeLessThan(45);
+    // A turn soon after the last that itself takes longer than the pause: no sleep (it found plenty to do).
+    await turn();
+    monotonicNow();
+    await turn();
+    t0 = performance.now();
+    monotonicNow();
+    while (performance.now() - t0 < 60);
+    await turn();
+    await turn();
+    expect(performance.now() - t0).toBeLessThan(60 + 45);
     // A turn that reads it long after the last (over twice the pause): no sleep.
     await new Promise((resolve) => setTimeout(resolve, 120));
     t0 = performance.now();
