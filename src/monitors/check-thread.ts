@@ -35,14 +35,15 @@ const READY_EVERY_MS = 250;
  */
 const TIMER_SLACK_MS = 10;
 /**
- * How long the thread sleeps after each turn of its loop that did
- * something, so that the sockets that connect or answer meanwhile are taken
- * in one poll (runtime/clock.ts, setTurnPause). On the host, 10,000 servers
- * checked every 10 s: its clock reads per check fell from 2.96 to 1.22 and
- * epoll_pwait from 0.81 to 0.39, 1.9 system calls per check fewer. An
- * answer is then taken up to 10 ms late, and a check's duration reads up to
- * 20 ms longer (connected, then answered); its timeout fires up to 20 ms
- * late (the timer grid and this), in timeouts of seconds.
+ * How long the thread sleeps after a short turn of its loop that did
+ * something soon after the last, so that the sockets that connect or answer
+ * meanwhile are taken in one poll (runtime/clock.ts, setTurnPause, has the
+ * rules). On the host, 10,000 servers checked every 10 s: its clock reads
+ * per check fell from 2.96 to 1.22 and epoll_pwait from 0.81 to 0.39, 1.9
+ * system calls per check fewer. An answer is then taken up to 10 ms late,
+ * and a check's duration reads up to 20 ms longer (connected, then
+ * answered); its timeout fires up to 20 ms late (the timer grid and this),
+ * in timeouts of seconds.
  */
 const TURN_PAUSE_MS = 10;
 /** How long after an unexpected exit the thread is started again. */

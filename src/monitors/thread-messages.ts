@@ -17,7 +17,7 @@ export interface CheckThreadConfig {
   readonly loopEveryMs: number;
   /** How late the thread's timers may fire, grouped on a grid of this step (see TimerQueue.setSlack). */
   readonly timerSlackMs: number;
-  /** How long the thread sleeps after each turn of its loop that did something (see setTurnPause). */
+  /** How long the thread sleeps after a short busy turn of its loop (see setTurnPause). */
   readonly turnPauseMs: number;
 }
 

@@ -65,7 +65,7 @@ function endTurn(): void {
   // calls for nothing to gather. And only after a short turn: a long one
   // found plenty waiting already, and a thread that sleeps after long turns
   // too runs its timers late (in a saturated guest, its stall watch counted
-  // three times as many stalls, for no fewer system calls).
+  // three times as many stalls, for the same CPU per check).
   const busy = at - lastTurnAt < 2 * turnPauseMs && performance.now() - at < turnPauseMs;
   lastTurnAt = at;
   // Nothing ever notifies the cell: this is a sleep of at most turnPauseMs.
@@ -76,13 +76,13 @@ function endTurn(): void {
  * After each turn of this thread's event loop in which the time was read
  * (something ran: a timer fired, a socket connected or answered) that began
  * less than 2 * `ms` after the last such turn and took less than `ms`, the
- * thread sleeps `ms` before it polls again (0: never). What comes in meanwhile is then taken in one
- * poll: one epoll_pwait and libuv's four clock reads for many sockets, not
- * for each (in a guest without vDSO each of those is a system call). An
- * event waits at most `ms` more; a thread whose turns are all busy still
- * sleeps `ms` between them, so it suits a thread whose work can wait that
- * long (the checks thread), never one that answers people or peers. A
- * thread whose turns come further apart (idle, or nearly) never sleeps.
+ * thread sleeps `ms` before it polls again (0: never). What comes in
+ * meanwhile is then taken in one poll: one epoll_pwait and libuv's four
+ * clock reads for many sockets, not for each (in a guest without vDSO each
+ * of those is a system call). An event waits at most `ms` more, so it suits
+ * a thread whose work can wait that long (the checks thread), never one
+ * that answers people or peers. A thread whose turns come further apart
+ * (idle, or nearly) never sleeps, nor does one after a long turn.
  */
 export function setTurnPause(ms: number): void {
   turnPauseMs = ms;
