@@ -40,10 +40,9 @@ const TIMER_SLACK_MS = 10;
  * meanwhile are taken in one poll (runtime/clock.ts, setTurnPause, has the
  * rules). On the host, 10,000 servers checked every 10 s: its clock reads
  * per check fell from 2.96 to 1.32 and the daemon's epoll_pwait from 0.81
- * to 0.34. An answer is then taken up to 10 ms late,
- * and a check's duration reads up to 20 ms longer (connected, then
- * answered); its timeout fires up to 20 ms late (the timer grid and this),
- * in timeouts of seconds.
+ * to 0.34. An answer is then taken up to 10 ms late, and a check's
+ * duration reads up to 20 ms longer (connected, then answered); its timeout
+ * fires up to 20 ms late (the timer grid and this), in timeouts of seconds.
  */
 const TURN_PAUSE_MS = 10;
 /** How long after an unexpected exit the thread is started again. */
