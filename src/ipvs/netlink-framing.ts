@@ -239,23 +239,15 @@ export type AttrMap = ReadonlyMap<number, Buffer>;
 
 export function decodeAttrs(buf: Buffer): AttrMap {
   const out = new Map<number, Buffer>();
-  let off = 0;
-  while (off + NLA_HDRLEN <= buf.length) {
-    const len = readU16(buf, off);
-    if (len < NLA_HDRLEN || off + len > buf.length) {
-      throw new NetlinkDecodeError(`attribute at offset ${off} has bad length ${len} (${buf.length} bytes available)`);
-    }
-    out.set(readU16(buf, off + 2) & NLA_TYPE_MASK, buf.subarray(off + NLA_HDRLEN, off + len));
-    off += align4(len);
-  }
+  forEachAttr(buf, (type, offset, length) => out.set(type, buf.subarray(offset, offset + length)));
   return out;
 }
 
 /**
  * Calls `each(type, offset, length)` for every attribute of `buf`, in order,
  * with its payload's offset and length in `buf`: nothing is copied or
- * sliced. For decoders that read a few scalars from many messages (the
- * counters of 10,000 destinations); the same checks as decodeAttrs.
+ * sliced. decodeAttrs is built on it; decoders that read a few scalars from
+ * many messages (the counters of 10,000 destinations) call it directly.
  */
 export function forEachAttr(buf: Buffer, each: (type: number, offset: number, length: number) => void): void {
   let off = 0;
