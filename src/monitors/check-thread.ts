@@ -70,8 +70,6 @@ export interface CheckThreadOptions {
   readonly loopEveryMs?: number;
   /** See TIMER_SLACK_MS. */
   readonly timerSlackMs?: number;
-  /** See TURN_PAUSE_MS. */
-  readonly turnPauseMs?: number;
   /** See STUCK_AFTER_MS (tests). */
   readonly stuckAfterMs?: number;
 }
@@ -177,7 +175,7 @@ export class CheckThread {
       sendEveryMs: options.sendEveryMs ?? 10,
       loopEveryMs: options.loopEveryMs ?? 1_000,
       timerSlackMs: options.timerSlackMs ?? TIMER_SLACK_MS,
-      turnPauseMs: options.turnPauseMs ?? TURN_PAUSE_MS,
+      turnPauseMs: TURN_PAUSE_MS,
     };
   }
 
