@@ -26,7 +26,8 @@ import { TimeShare } from '../runtime/time-share.js';
 import { canonicalAddress } from './address.js';
 import { serviceKeyId } from './codec.js';
 import { statsOf } from './format.js';
-import { decideQuietServers, type QuietServerInput, type QuietVerdict } from './quiet-servers.js';
+import { decideQuietServers, type QuietVerdict } from './quiet-servers.js';
+import { QuietWindow } from './quiet-window.js';
 import type { FwdMethod, KernelDest, KernelService, QuietServerValue, ServiceKey, Stats, TrafficValue } from './types.js';
 
 /** What the reader needs of the kernel (the IPVS client; tests fake it). */
@@ -86,9 +87,12 @@ export interface IpvsStatsReaderOptions {
 
 /** Values of the kernel's stats (bigint) as numbers, with when they were read. */
 export function trafficValue(stats: Stats, readAtWallMs: number, conns?: { active: number; inactive: number }): TrafficValue {
-  // One literal, not a spread of a shared part: 20,000 destinations are read
-  // every 10 s, and spread copies made slow objects of each.
-  const value: { -readonly [K in keyof TrafficValue]: TrafficValue[K] } = {
+  // One literal with every field, a service's connection counts undefined
+  // (JSON leaves them out): 10,000 destinations' values are kept. A spread of
+  // a shared part made slow objects of each, and fields added after the
+  // literal went to a property array of their own (171 bytes a value
+  // against 147).
+  return {
     connections: Number(stats.conns),
     inPackets: Number(stats.inPkts),
     outPackets: Number(stats.outPkts),
@@ -99,13 +103,10 @@ export function trafficValue(stats: Stats, readAtWallMs: number, conns?: { activ
     outPacketsPerSec: Number(stats.outPps),
     inBytesPerSec: Number(stats.inBps),
     outBytesPerSec: Number(stats.outBps),
+    activeConnections: conns?.active,
+    inactiveConnections: conns?.inactive,
     readAtWallMs,
   };
-  if (conns !== undefined) {
-    value.activeConnections = conns.active;
-    value.inactiveConnections = conns.inactive;
-  }
-  return value;
 }
 
 /** A reading may take at most 1/READ_TIME_SHARE of the time: the interval stretches beyond that (runtime/time-share.ts). */
@@ -129,8 +130,8 @@ export class IpvsStatsReader {
   private stopped = false;
   /** The latest reading of each service, by name. */
   private latestByName = new Map<string, ServiceReading>();
-  /** The last readings of each service, oldest first, for the quiet-server rule. */
-  private windows = new Map<string, ServiceReading[]>();
+  /** Each service's window of readings for the quiet-server rule (what the rule needs of them). */
+  private windows = new Map<string, QuietWindow>();
   /** Flagged servers by service name, then address. */
   private quietByName = new Map<string, Map<string, QuietServerValue>>();
   private counters = { reads: 0, failedReads: 0, lastError: undefined as string | undefined, lastReadWallMs: undefined as number | undefined };
@@ -282,19 +283,20 @@ export class IpvsStatsReader {
   /** Keeps the readings (services no longer named are forgotten) and applies the quiet-server rule, in slices. */
   private *keepSteps(targets: readonly StatsTarget[], readings: ReadonlyMap<string, ServiceReading>): Generator<void, void, undefined> {
     const latest = new Map<string, ServiceReading>();
-    const windows = new Map<string, ServiceReading[]>();
+    const windows = new Map<string, QuietWindow>();
     const quiet = new Map<string, Map<string, QuietServerValue>>();
     for (const target of targets) {
       const reading = readings.get(target.name);
       // A service missing from the kernel now has no counters (and its window starts again).
-      if (reading === undefined) continue;
+      if (reading === undefined || windows.has(target.name)) continue;
       latest.set(target.name, reading);
-      const window = [...(this.windows.get(target.name) ?? []), reading].slice(-this.windowReadings);
+      const window = this.windows.get(target.name) ?? new QuietWindow(this.windowReadings);
+      yield* window.addSteps(reading.dests.values());
       windows.set(target.name, window);
-      if (window.length < this.windowReadings) continue;
+      if (!window.full) continue;
       const before = this.quietByName.get(target.name);
       const flagged = new Map<string, QuietServerValue>();
-      const input = yield* quietInputSteps(window);
+      const input = yield* window.inputSteps();
       yield;
       for (const verdict of decideQuietServers({ ...input, scheduler: target.scheduler, persistent: target.persistent })) {
         const since = before?.get(verdict.address)?.sinceWallMs ?? this.clock.wallNow();
@@ -316,37 +318,4 @@ export class IpvsStatsReader {
   private logQuiet(name: string, verdict: QuietVerdict): void {
     this.log.warn(`${name}: pooled server ${verdict.address} gets no traffic while its siblings do (${verdict.reason}): ${verdict.detail}`);
   }
-}
-
-/** The quiet-server rule's input from a window of readings of one service (oldest first), as a sliced job. */
-export function* quietInputSteps(window: readonly ServiceReading[]): Generator<void, { forwarding: FwdMethod; servers: QuietServerInput[] }, undefined> {
-  const first = window[0];
-  const last = window[window.length - 1];
-  if (first === undefined || last === undefined) return { forwarding: 'droute', servers: [] };
-  let forwarding: FwdMethod = 'droute';
-  const servers: QuietServerInput[] = [];
-  for (const [address, dest] of last.dests) {
-    forwarding = dest.fwdMethod;
-    let minWeight = dest.weight;
-    const active: number[] = [];
-    const inactive: number[] = [];
-    for (const reading of window) {
-      const d = reading.dests.get(address);
-      minWeight = Math.min(minWeight, d?.weight ?? 0);
-      active.push(d?.traffic.activeConnections ?? 0);
-      inactive.push(d?.traffic.inactiveConnections ?? 0);
-    }
-    const start = first.dests.get(address);
-    servers.push({
-      address,
-      minWeight,
-      weight: dest.weight,
-      newConnections: start === undefined ? -1 : dest.traffic.connections - start.traffic.connections,
-      newOutPackets: start === undefined ? -1 : dest.traffic.outPackets - start.traffic.outPackets,
-      activeConnections: active,
-      inactiveConnections: inactive,
-    });
-    if (servers.length % DESTS_PER_STEP === 0) yield;
-  }
-  return { forwarding, servers };
 }
