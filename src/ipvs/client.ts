@@ -16,7 +16,6 @@ import { RawNetlinkSocket, type ErrnoException } from 'netlink/dist/raw.js';
 import { setAnswerTimeout, type Clock, type Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { errorMessage } from '../runtime/errors.js';
-import { sliced, type SliceOptions } from '../runtime/sliced.js';
 import type { IpFamily } from './address.js';
 import {
   decodeDaemonReply,
@@ -88,8 +87,6 @@ export interface IpvsClientOptions {
    * kernel answers a whole send before we can read anything.
    */
   readonly maxRequestsPerSend?: number;
-  /** How dump replies are decoded in slices (tests shrink the budget); runtime/sliced.ts defaults. */
-  readonly slicing?: SliceOptions;
 }
 
 export interface IpvsClientCounters {
@@ -143,7 +140,6 @@ export class IpvsClient implements IpvsKernel {
   private readonly socket: NetlinkSocketLike;
   private readonly clock: Clock;
   private readonly logger: Logger | undefined;
-  private readonly slicing: SliceOptions | undefined;
   private readonly timeoutMs: number;
   private readonly maxBatchBytes: number;
   private readonly ackEach: boolean;
@@ -158,7 +154,6 @@ export class IpvsClient implements IpvsKernel {
   constructor(options: IpvsClientOptions) {
     this.clock = options.clock;
     this.logger = options.logger;
-    this.slicing = options.slicing;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxBatchBytes = options.maxBatchBytes ?? 64 * 1024;
     this.ackEach = options.ackEach ?? false;
@@ -204,15 +199,23 @@ export class IpvsClient implements IpvsKernel {
     return this.familyId;
   }
 
-  async listServices(): Promise<KernelService[]> {
-    const replies = await this.dump(ipvsRequests.dumpServices(), 'all services');
-    return this.decodeEach(replies, decodeServiceReply, 'service');
+  listServices(): Promise<KernelService[]> {
+    return this.dumpEach(ipvsRequests.dumpServices(), 'all services', decodeServiceReply, 'service');
   }
 
-  async listDests(key: ServiceKey): Promise<KernelDest[]> {
-    const replies = await this.dump(ipvsRequests.dumpDests(key), formatServiceKey(key));
+  listDests(key: ServiceKey): Promise<KernelDest[]> {
+    return this.mapDests(key, (dest) => dest);
+  }
+
+  /**
+   * A service's destinations, each turned into what the caller keeps as its
+   * reply arrives: the decoded destination (its counters bigints) dies young,
+   * instead of 10,000 of them piling up over the dump's turns.
+   */
+  mapDests<T>(key: ServiceKey, each: (dest: KernelDest) => T): Promise<T[]> {
     const family: IpFamily = key.family;
-    return this.decodeEach(replies, (attrs) => decodeDestReply(attrs, family), `destination of ${formatServiceKey(key)}`);
+    const object = formatServiceKey(key);
+    return this.dumpEach(ipvsRequests.dumpDests(key), object, (attrs) => each(decodeDestReply(attrs, family)), `destination of ${object}`);
   }
 
   async info(): Promise<IpvsInfo> {
@@ -231,9 +234,8 @@ export class IpvsClient implements IpvsKernel {
     await this.request(ipvsRequests.setTimeouts(t), 'timeouts');
   }
 
-  async daemons(): Promise<SyncDaemon[]> {
-    const replies = await this.dump(ipvsRequests.dumpDaemons(), 'sync daemons');
-    return this.decodeEach(replies, decodeDaemonReply, 'sync daemon');
+  daemons(): Promise<SyncDaemon[]> {
+    return this.dumpEach(ipvsRequests.dumpDaemons(), 'sync daemons', decodeDaemonReply, 'sync daemon');
   }
 
   async startDaemon(d: SyncDaemon): Promise<void> {
@@ -254,14 +256,27 @@ export class IpvsClient implements IpvsKernel {
     return this.serialize(() => this.exchangeDo(this.familyId, request, ipvsCmdName(request.cmd), object));
   }
 
-  /** A dump: every reply message until NLMSG_DONE. */
+  /** A dump: every reply message's attributes until NLMSG_DONE. */
   dump(request: IpvsRequest, object: string): Promise<Buffer[]> {
+    return this.dumpEach(request, object, (attrs) => attrs, 'reply');
+  }
+
+  /**
+   * A dump, each reply decoded as its datagram arrives, so that no reply's
+   * buffer outlives its datagram: a dump of 10,000 destinations used to hold
+   * its 4 MB of datagrams until the last one came, then decode them all.
+   * The kernel sends at most 32 KB a datagram (about 130 destinations), so
+   * a turn of the event loop decodes at most that many. A reply `decode`
+   * refuses (an entry set by hand with a newer ipvsadm, say) is logged and
+   * skipped: it must not hide the others.
+   */
+  dumpEach<T>(request: IpvsRequest, object: string, decode: (attrs: Buffer) => T, what: string): Promise<T[]> {
     const command = ipvsCmdName(request.cmd);
     return this.serialize(
       () =>
-        new Promise<Buffer[]>((resolve, reject) => {
+        new Promise<T[]>((resolve, reject) => {
           const seq = this.takeSeq();
-          const out: Buffer[] = [];
+          const out: T[] = [];
           this.start([seq], encodeIpvsMessage(this.familyId, seq, 0, request, false), command, object, reject, (msg) => {
             if (msg.type === NLMSG_DONE) {
               const errno = decodeDonePayload(msg.payload);
@@ -275,7 +290,13 @@ export class IpvsClient implements IpvsKernel {
               else resolve(out);
               return true;
             }
-            if (msg.type === this.familyId) out.push(decodeGenl(msg.payload).attrs);
+            if (msg.type !== this.familyId) return false;
+            const attrs = decodeGenl(msg.payload).attrs;
+            try {
+              out.push(decode(attrs));
+            } catch (error) {
+              this.logger?.warn({ err: error }, `skipped an undecodable ${what}`);
+            }
             return false;
           });
         }),
@@ -474,30 +495,6 @@ export class IpvsClient implements IpvsKernel {
   private kernelError(errno: number, command: string, object: string): IpvsError {
     this.counters.kernelErrors++;
     return new IpvsError(errno, command, object);
-  }
-
-  /**
-   * Decodes a dump's replies in slices (runtime/sliced.ts): the periodic
-   * resync dumps every destination, and decoding 10,000 of them in one go
-   * held the event loop for almost a second in the lab guest, long enough
-   * to delay a BGP KEEPALIVE.
-   */
-  private decodeEach<T>(replies: readonly Buffer[], decode: (attrs: Buffer) => T, what: string): Promise<T[]> {
-    return sliced(this.decodeSteps(replies, decode, what), this.slicing);
-  }
-
-  private *decodeSteps<T>(replies: readonly Buffer[], decode: (attrs: Buffer) => T, what: string): Generator<void, T[], undefined> {
-    const out: T[] = [];
-    for (const attrs of replies) {
-      try {
-        out.push(decode(attrs));
-      } catch (error) {
-        // One entry we cannot represent (set by hand with a newer ipvsadm, say) must not hide the others.
-        this.logger?.warn({ err: error }, `skipped an undecodable ${what}`);
-      }
-      yield;
-    }
-    return out;
   }
 
   private takeSeq(): number {

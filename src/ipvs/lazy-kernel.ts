@@ -5,9 +5,10 @@
  * backoff, never a daemon that cannot start.
  */
 import type { IpvsKernel } from './client.js';
+import type { IpvsCountersKernel } from './stats-reader.js';
 import type { SyncDaemonKernel } from './sync-daemons.js';
 
-export interface ClosableIpvsKernel extends IpvsKernel, SyncDaemonKernel {
+export interface ClosableIpvsKernel extends IpvsKernel, IpvsCountersKernel, SyncDaemonKernel {
   close(): void;
 }
 
@@ -28,6 +29,7 @@ export function createLazyIpvsKernel(open: () => Promise<ClosableIpvsKernel>): C
   return {
     listServices: async () => (await get()).listServices(),
     listDests: async (key) => (await get()).listDests(key),
+    mapDests: async (key, each) => (await get()).mapDests(key, each),
     apply: async (ops) => (await get()).apply(ops),
     daemons: async () => (await get()).daemons(),
     startDaemon: async (d) => (await get()).startDaemon(d),

@@ -33,7 +33,8 @@ import type { FwdMethod, KernelDest, KernelService, QuietServerValue, ServiceKey
 /** What the reader needs of the kernel (the IPVS client; tests fake it). */
 export interface IpvsCountersKernel {
   listServices(): Promise<KernelService[]>;
-  listDests(key: ServiceKey): Promise<KernelDest[]>;
+  /** A service's destinations, each mapped as it is decoded (IpvsClient.mapDests). */
+  mapDests<T>(key: ServiceKey, each: (dest: KernelDest) => T): Promise<T[]>;
 }
 
 /** A service the reader reads: its name in pybal.conf and its kernel key, with what the quiet-server rule needs. */
@@ -106,6 +107,16 @@ export function trafficValue(stats: Stats, readAtWallMs: number, conns?: { activ
     activeConnections: conns?.active,
     inactiveConnections: conns?.inactive,
     readAtWallMs,
+  };
+}
+
+/** What a reading keeps of a destination, made as the kernel's reply is decoded. */
+function destReading(d: KernelDest, readAtWallMs: number): DestReading {
+  return {
+    address: canonicalAddress(d.address),
+    weight: d.weight,
+    fwdMethod: d.fwdMethod,
+    traffic: trafficValue(statsOf(d), readAtWallMs, { active: d.activeConns, inactive: d.inactConns }),
   };
 }
 
@@ -246,8 +257,9 @@ export class IpvsStatsReader {
         await this.waitIdle();
         since = this.clock.now();
         if (this.stopped) return;
-        const dests = await this.kernel.listDests(service.key);
-        readings.set(target.name, await sliced(this.readingSteps(target.name, service, dests), this.slicing));
+        const wall = this.clock.wallNow();
+        const dests = await this.kernel.mapDests(service.key, (d) => destReading(d, wall));
+        readings.set(target.name, await sliced(this.readingSteps(target.name, service, dests, wall), this.slicing));
       }
       await sliced(this.keepSteps(targets, readings), this.slicing);
       this.lastReadMs = busyMs + this.clock.now() - since;
@@ -263,18 +275,11 @@ export class IpvsStatsReader {
     }
   }
 
-  private *readingSteps(name: string, service: KernelService, dests: readonly KernelDest[]): Generator<void, ServiceReading, undefined> {
-    const wall = this.clock.wallNow();
+  private *readingSteps(name: string, service: KernelService, dests: readonly DestReading[], wall: number): Generator<void, ServiceReading, undefined> {
     const byAddress = new Map<string, DestReading>();
     let n = 0;
     for (const d of dests) {
-      const address = canonicalAddress(d.address);
-      byAddress.set(address, {
-        address,
-        weight: d.weight,
-        fwdMethod: d.fwdMethod,
-        traffic: trafficValue(statsOf(d), wall, { active: d.activeConns, inactive: d.inactConns }),
-      });
+      byAddress.set(d.address, d);
       if (++n % DESTS_PER_STEP === 0) yield;
     }
     return { name, traffic: trafficValue(statsOf(service), wall), dests: byAddress, atMs: this.clock.now() };

@@ -4,10 +4,8 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IpvsClient, type BatchItem, type NetlinkSocketLike } from '../../src/ipvs/client.js';
-import { encodeIpvsMessage, formatServiceKey, ipvsRequests } from '../../src/ipvs/codec.js';
-import type { KernelDest } from '../../src/ipvs/types.js';
+import { decodeDestReply, encodeIpvsMessage, formatServiceKey, ipvsRequests } from '../../src/ipvs/codec.js';
 import type { Logger } from '../../src/runtime/logger.js';
-import { countTurns } from '../support/turns.js';
 import { IpvsError } from '../../src/ipvs/errors.js';
 import { NLMSG_DONE, NLMSG_ERROR, NLM_F, createAttrWriter, decodeMessages, encodeGenlMessage, putU16, writtenBytes, type NetlinkMessage } from '../../src/ipvs/netlink-framing.js';
 import { ManualClock, flushAsync } from '../../src/runtime/clock.js';
@@ -293,33 +291,61 @@ describe('IpvsClient protocol handling', () => {
     expect(await failed).toMatchObject({ code: 'ETIMEDOUT' });
   });
 
-  it('decodes a dump of many destinations in slices, every one of them in order, skipping one it cannot read', async () => {
+  it('decodes a dump of many destinations as its datagrams arrive, every one of them in order, skipping one it cannot read', async () => {
     const key = svc(80).key;
     const count = 2_000;
     /** A dest dump reply's attributes: the DEST nest of a NEW_DEST request (its SERVICE nest is ignored). */
     const destAttrs = (i: number): Buffer => encodeIpvsMessage(FAMILY, 0, 0, ipvsRequests.newDest(key, dest(i)), false).subarray(20);
+    // As the kernel sends a dump: datagrams of at most 32 KB, NLMSG_DONE in the last.
+    const datagramsOf = (replies: Buffer[]): Buffer[] => {
+      const out: Buffer[] = [];
+      let current: Buffer[] = [];
+      let bytes = 0;
+      for (const r of replies) {
+        if (bytes + r.length > 32 * 1024) {
+          out.push(Buffer.concat(current));
+          current = [];
+          bytes = 0;
+        }
+        current.push(r);
+        bytes += r.length;
+      }
+      out.push(Buffer.concat(current));
+      return out;
+    };
+    let datagrams = 0;
     const socket = new ScriptedSocket((m) => {
       if (m.type === 16) return [familyReply(m.seq), errorReply(m, 0)];
       const replies = Array.from({ length: count }, (_, i) => dataReply(m.seq, 2, i === 7 ? Buffer.from([4, 0, 99, 0]) : destAttrs(i), true));
-      return [Buffer.concat([...replies, doneReply(m.seq)])];
+      const out = datagramsOf([...replies, doneReply(m.seq)]);
+      datagrams = out.length;
+      return out;
     });
     const warnings: string[] = [];
     const logger = { warn: (_o: unknown, message: string) => void warnings.push(message) } as unknown as Logger;
-    const { client } = makeClient(socket, { slicing: { budgetMs: 0 }, logger });
+    const { client } = makeClient(socket, { logger });
     await client.resolveFamily();
-    const turns = countTurns();
-    let dests: KernelDest[];
-    try {
-      dests = await client.listDests(key);
-    } finally {
-      turns.stop();
-    }
+    let received = 0;
+    socket.on('message', () => received++);
+    // The datagram each reply was decoded in (the client's listener runs before the count's).
+    const decodedAt: number[] = [];
+    const dests = await client.dumpEach(
+      ipvsRequests.dumpDests(key),
+      formatServiceKey(key),
+      (attrs) => {
+        decodedAt.push(received);
+        return decodeDestReply(attrs, 4);
+      },
+      `destination of ${formatServiceKey(key)}`,
+    );
     expect(dests.map((d) => d.address)).toEqual(Array.from({ length: count }, (_, i) => dest(i).address).filter((_, i) => i !== 7));
     expect(warnings).toEqual([`skipped an undecodable destination of ${formatServiceKey(key)}`]);
-    // With a zero budget every slice ends at its first look at the clock (taken every few
-    // steps, more as they prove cheap): the loop ran many times during the decode, where
-    // the exchange itself takes one or two turns.
-    expect(turns.count()).toBeGreaterThan(10);
+    // Each datagram's replies were decoded before the next datagram came: none waited for the dump's end.
+    expect(datagrams).toBeGreaterThan(5);
+    expect(new Set(decodedAt).size).toBe(datagrams);
+    expect(decodedAt[0]).toBe(0);
+    // listDests is the same path.
+    expect((await client.listDests(key)).length).toBe(count - 1);
   });
 });
 

@@ -34,6 +34,10 @@ class FakeKernel implements IpvsCountersKernel {
     ]);
   }
 
+  async mapDests<T>(key: ServiceKey, each: (dest: KernelDest) => T): Promise<T[]> {
+    return (await this.listDests(key)).map(each);
+  }
+
   listDests(key: ServiceKey): Promise<KernelDest[]> {
     this.asked.push(`dests ${'port' in key ? key.port : ''}`);
     return Promise.resolve(
