@@ -16,6 +16,7 @@ import { RawNetlinkSocket, type ErrnoException } from 'netlink/dist/raw.js';
 import { setAnswerTimeout, type Clock, type Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { errorMessage } from '../runtime/errors.js';
+import { runSliced, type Job, type SliceOptions } from '../runtime/sliced.js';
 import type { IpFamily } from './address.js';
 import {
   decodeDaemonReply,
@@ -87,6 +88,8 @@ export interface IpvsClientOptions {
    * kernel answers a whole send before we can read anything.
    */
   readonly maxRequestsPerSend?: number;
+  /** How dump replies are decoded in slices (tests shrink the budget); runtime/sliced.ts defaults. */
+  readonly slicing?: SliceOptions;
 }
 
 export interface IpvsClientCounters {
@@ -140,6 +143,7 @@ export class IpvsClient implements IpvsKernel {
   private readonly socket: NetlinkSocketLike;
   private readonly clock: Clock;
   private readonly logger: Logger | undefined;
+  private readonly slicing: SliceOptions | undefined;
   private readonly timeoutMs: number;
   private readonly maxBatchBytes: number;
   private readonly ackEach: boolean;
@@ -154,6 +158,7 @@ export class IpvsClient implements IpvsKernel {
   constructor(options: IpvsClientOptions) {
     this.clock = options.clock;
     this.logger = options.logger;
+    this.slicing = options.slicing;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxBatchBytes = options.maxBatchBytes ?? 64 * 1024;
     this.ackEach = options.ackEach ?? false;
@@ -208,9 +213,9 @@ export class IpvsClient implements IpvsKernel {
   }
 
   /**
-   * A service's destinations, each turned into what the caller keeps as its
-   * reply arrives: the decoded destination (its counters bigints) dies young,
-   * instead of 10,000 of them piling up over the dump's turns.
+   * A service's destinations, each turned into what the caller keeps as it
+   * is decoded: the decoded destination (its counters bigints) dies young,
+   * instead of 10,000 of them piling up over the decode's slices.
    */
   mapDests<T>(key: ServiceKey, each: (dest: KernelDest) => T): Promise<T[]> {
     const family: IpFamily = key.family;
@@ -262,13 +267,9 @@ export class IpvsClient implements IpvsKernel {
   }
 
   /**
-   * A dump, each reply decoded as its datagram arrives, so that no reply's
-   * buffer outlives its datagram: a dump of 10,000 destinations used to hold
-   * its 4 MB of datagrams until the last one came, then decode them all.
-   * The kernel sends at most 32 KB a datagram (about 130 destinations), so
-   * a turn of the event loop decodes at most that many. A reply `decode`
-   * refuses (an entry set by hand with a newer ipvsadm, say) is logged and
-   * skipped: it must not hide the others.
+   * A dump, its replies decoded while it arrives (DumpDecoder, below), in
+   * order. A reply `decode` refuses (an entry set by hand with a newer
+   * ipvsadm, say) is logged and skipped: it must not hide the others.
    */
   dumpEach<T>(request: IpvsRequest, object: string, decode: (attrs: Buffer) => T, what: string): Promise<T[]> {
     const command = ipvsCmdName(request.cmd);
@@ -276,27 +277,19 @@ export class IpvsClient implements IpvsKernel {
       () =>
         new Promise<T[]>((resolve, reject) => {
           const seq = this.takeSeq();
-          const out: T[] = [];
-          this.start([seq], encodeIpvsMessage(this.familyId, seq, 0, request, false), command, object, reject, (msg) => {
-            if (msg.type === NLMSG_DONE) {
-              const errno = decodeDonePayload(msg.payload);
-              if (errno) reject(this.kernelError(errno, command, object));
-              else resolve(out);
+          const decoder = new DumpDecoder(decode, (error) => this.logger?.warn({ err: error }, `skipped an undecodable ${what}`), resolve, this.slicing);
+          const fail = (error: Error): void => {
+            decoder.stop();
+            reject(error);
+          };
+          this.start([seq], encodeIpvsMessage(this.familyId, seq, 0, request, false), command, object, fail, (msg) => {
+            if (msg.type === NLMSG_DONE || msg.type === NLMSG_ERROR) {
+              const errno = msg.type === NLMSG_DONE ? decodeDonePayload(msg.payload) : decodeErrorPayload(msg.payload).errno;
+              if (errno) fail(this.kernelError(errno, command, object));
+              else decoder.end();
               return true;
             }
-            if (msg.type === NLMSG_ERROR) {
-              const { errno } = decodeErrorPayload(msg.payload);
-              if (errno) reject(this.kernelError(errno, command, object));
-              else resolve(out);
-              return true;
-            }
-            if (msg.type !== this.familyId) return false;
-            const attrs = decodeGenl(msg.payload).attrs;
-            try {
-              out.push(decode(attrs));
-            } catch (error) {
-              this.logger?.warn({ err: error }, `skipped an undecodable ${what}`);
-            }
+            if (msg.type === this.familyId) decoder.push(decodeGenl(msg.payload).attrs);
             return false;
           });
         }),
@@ -511,6 +504,84 @@ export class IpvsClient implements IpvsKernel {
 }
 
 /** Opens the socket and resolves the IPVS family. Throws IpvsError ENOENT when IPVS is not in the kernel. */
+/** Replies queued before a dump's end that start decoding on the next turn (smaller dumps decode at their end). */
+const DECODE_EARLY_AFTER = 256;
+
+/**
+ * A dump's replies, decoded in slices (runtime/sliced.ts) as they arrive,
+ * each let go once decoded. The netlink socket reads up to 32 datagrams in
+ * one turn, and the kernel makes the next one as each is read, so a dump of
+ * 10,000 destinations arrives in two or three turns: decoding in the
+ * receive callback held the event loop for thousands of them (in the lab
+ * guest, main-loop stalls over 100 ms doubled), and decoding after the end
+ * held every datagram until then. Replies are queued as they come; past
+ * DECODE_EARLY_AFTER, slices decode them from the next turn on; at the end
+ * the rest are decoded, at once when they fit in a slice.
+ */
+class DumpDecoder<T> {
+  private readonly queue: (Buffer | undefined)[] = [];
+  private head = 0;
+  private running = false;
+  private ended = false;
+  private stopped = false;
+  private readonly out: T[] = [];
+
+  constructor(
+    private readonly decode: (attrs: Buffer) => T,
+    private readonly skip: (error: unknown) => void,
+    private readonly finish: (out: T[]) => void,
+    private readonly slicing: SliceOptions | undefined,
+  ) {}
+
+  push(attrs: Buffer): void {
+    this.queue.push(attrs);
+    if (!this.running && this.queue.length - this.head >= DECODE_EARLY_AFTER) {
+      this.running = true;
+      const later = this.slicing?.later ?? ((fn: () => void) => void setImmediate(fn));
+      later(() => this.run());
+    }
+  }
+
+  /** The dump's end: what is queued is decoded, then `finish` gets every decoded reply. */
+  end(): void {
+    this.ended = true;
+    if (this.running) return;
+    this.running = true;
+    this.run();
+  }
+
+  /** The dump failed: nothing more is decoded, and `finish` is never called. */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private run(): void {
+    if (this.stopped) return;
+    runSliced(this.steps(), () => this.drained(), this.slicing);
+  }
+
+  private *steps(): Job {
+    while (!this.stopped && this.head < this.queue.length) {
+      const attrs = this.queue[this.head];
+      this.queue[this.head++] = undefined;
+      if (attrs === undefined) continue;
+      try {
+        this.out.push(this.decode(attrs));
+      } catch (error) {
+        this.skip(error);
+      }
+      yield;
+    }
+  }
+
+  private drained(): void {
+    this.running = false;
+    this.queue.length = 0;
+    this.head = 0;
+    if (this.ended && !this.stopped) this.finish(this.out);
+  }
+}
+
 export async function createIpvsClient(options: IpvsClientOptions): Promise<IpvsClient> {
   const client = new IpvsClient(options);
   try {

@@ -291,12 +291,12 @@ describe('IpvsClient protocol handling', () => {
     expect(await failed).toMatchObject({ code: 'ETIMEDOUT' });
   });
 
-  it('decodes a dump of many destinations as its datagrams arrive, every one of them in order, skipping one it cannot read', async () => {
+  it('decodes a dump of many destinations while its datagrams arrive, in slices, every one in order, skipping one it cannot read', async () => {
     const key = svc(80).key;
     const count = 2_000;
     /** A dest dump reply's attributes: the DEST nest of a NEW_DEST request (its SERVICE nest is ignored). */
     const destAttrs = (i: number): Buffer => encodeIpvsMessage(FAMILY, 0, 0, ipvsRequests.newDest(key, dest(i)), false).subarray(20);
-    // As the kernel sends a dump: datagrams of at most 32 KB, NLMSG_DONE in the last.
+    // As the kernel sends a dump: datagrams of at most 32 KB, NLMSG_DONE in the last; here one a turn.
     const datagramsOf = (replies: Buffer[]): Buffer[] => {
       const out: Buffer[] = [];
       let current: Buffer[] = [];
@@ -313,37 +313,61 @@ describe('IpvsClient protocol handling', () => {
       out.push(Buffer.concat(current));
       return out;
     };
+    let received = 0;
     let datagrams = 0;
-    const socket = new ScriptedSocket((m) => {
+    const socket: ScriptedSocket = new ScriptedSocket((m) => {
       if (m.type === 16) return [familyReply(m.seq), errorReply(m, 0)];
       const replies = Array.from({ length: count }, (_, i) => dataReply(m.seq, 2, i === 7 ? Buffer.from([4, 0, 99, 0]) : destAttrs(i), true));
       const out = datagramsOf([...replies, doneReply(m.seq)]);
       datagrams = out.length;
-      return out;
+      const next = (i: number): void => {
+        const datagram = out[i];
+        if (datagram === undefined) return;
+        received++;
+        socket.emit('message', datagram);
+        setImmediate(() => next(i + 1));
+      };
+      setImmediate(() => next(0));
+      return [];
     });
     const warnings: string[] = [];
     const logger = { warn: (_o: unknown, message: string) => void warnings.push(message) } as unknown as Logger;
-    const { client } = makeClient(socket, { logger });
+    // Every look at the slice's clock finds 1 ms gone: a slice ends at its first look.
+    let nowMs = 0;
+    const { client } = makeClient(socket, { logger, slicing: { budgetMs: 0, now: () => (nowMs += 1) } });
     await client.resolveFamily();
-    let received = 0;
-    socket.on('message', () => received++);
-    // The datagram each reply was decoded in (the client's listener runs before the count's).
-    const decodedAt: number[] = [];
-    const dests = await client.dumpEach(
-      ipvsRequests.dumpDests(key),
-      formatServiceKey(key),
-      (attrs) => {
-        decodedAt.push(received);
-        return decodeDestReply(attrs, 4);
-      },
-      `destination of ${formatServiceKey(key)}`,
-    );
+    let turn = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turn++;
+      if (ticking) setImmediate(tick);
+    };
+    tick();
+    // For each reply decoded: the datagrams received by then, and the turn.
+    const at: { received: number; turn: number }[] = [];
+    let dests;
+    try {
+      dests = await client.dumpEach(
+        ipvsRequests.dumpDests(key),
+        formatServiceKey(key),
+        (attrs) => {
+          at.push({ received, turn });
+          return decodeDestReply(attrs, 4);
+        },
+        `destination of ${formatServiceKey(key)}`,
+      );
+    } finally {
+      ticking = false;
+    }
     expect(dests.map((d) => d.address)).toEqual(Array.from({ length: count }, (_, i) => dest(i).address).filter((_, i) => i !== 7));
     expect(warnings).toEqual([`skipped an undecodable destination of ${formatServiceKey(key)}`]);
-    // Each datagram's replies were decoded before the next datagram came: none waited for the dump's end.
     expect(datagrams).toBeGreaterThan(5);
-    expect(new Set(decodedAt).size).toBe(datagrams);
-    expect(decodedAt[0]).toBe(0);
+    // Decoding began while the dump was still arriving...
+    expect(at[0]?.received).toBeLessThan(datagrams);
+    // ...and no turn decoded more than a slice's first steps.
+    const perTurn = new Map<number, number>();
+    for (const { turn: t } of at) perTurn.set(t, (perTurn.get(t) ?? 0) + 1);
+    expect(Math.max(...perTurn.values())).toBeLessThanOrEqual(4);
     // listDests is the same path.
     expect((await client.listDests(key)).length).toBe(count - 1);
   });
