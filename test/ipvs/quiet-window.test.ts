@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { QuietServerInput } from '../../src/ipvs/quiet-servers.js';
 import { QuietWindow, type QuietDestReading, type QuietWindowInput } from '../../src/ipvs/quiet-window.js';
 import type { FwdMethod } from '../../src/ipvs/types.js';
+import { createRandom } from '../support/random.js';
 
 interface Row {
   address: string;
@@ -76,18 +77,6 @@ function add(window: QuietWindow, rows: readonly Row[]): void {
 
 const row = (n: number, over: Partial<Row> = {}): Row => ({ address: `10.0.0.${n}`, weight: 10, active: 1, inactive: 2, connections: 0, outPackets: 0, ...over });
 
-/** A pseudo-random sequence the test can repeat (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('QuietWindow', () => {
   it('is full after `size` readings and gives each server its values over the window, oldest first', () => {
     const w = new QuietWindow(3);
@@ -149,7 +138,7 @@ describe('QuietWindow', () => {
 
   it('agrees with a window of whole readings over random pools that grow, shrink and churn', () => {
     for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
-      const rnd = random(seed);
+      const rnd = createRandom(seed);
       const size = 2 + Math.floor(rnd() * 6);
       const w = new QuietWindow(size);
       const readings: Row[][] = [];
