@@ -503,7 +503,6 @@ export class IpvsClient implements IpvsKernel {
   }
 }
 
-/** Opens the socket and resolves the IPVS family. Throws IpvsError ENOENT when IPVS is not in the kernel. */
 /** Replies queued before a dump's end that start decoding on the next turn (smaller dumps decode at their end). */
 const DECODE_EARLY_AFTER = 256;
 
@@ -582,6 +581,7 @@ class DumpDecoder<T> {
   }
 }
 
+/** Opens the socket and resolves the IPVS family. Throws IpvsError ENOENT when IPVS is not in the kernel. */
 export async function createIpvsClient(options: IpvsClientOptions): Promise<IpvsClient> {
   const client = new IpvsClient(options);
   try {

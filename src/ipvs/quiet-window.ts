@@ -7,8 +7,8 @@
  * Keeping whole readings cost about 300 bytes per destination per reading
  * (a record, its traffic values and a Map entry): 18 MB at 10,000 servers
  * and 6 readings. Here each destination has a slot, and each of its values
- * a place in a typed array per column, one per reading in a ring: 168 bytes
- * per destination for the whole window, plus its Map entry.
+ * a place in a typed array per column, one per reading in a ring: about 170
+ * bytes per destination for the whole window, plus its Map entry.
  *
  * A destination missing from a reading counts as weight 0 and no
  * connections there, as the rule wants; one missing from every reading of
@@ -47,7 +47,7 @@ export class QuietWindow {
   private readonly freeSlots: number[] = [];
   /** The reading (by `taken`) each slot was last seen in. */
   private lastSeen = new Int32Array(0);
-  /** Slot of each address in the latest reading, in the kernel's order. */
+  /** The latest reading's addresses, in the kernel's order. */
   private latestOrder: string[] = [];
   private forwarding: FwdMethod = 'droute';
   // Columns: slot * size + ring position.
