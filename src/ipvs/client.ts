@@ -63,6 +63,8 @@ export type BatchResult = (IpvsError | undefined)[];
 export interface IpvsKernel {
   listServices(): Promise<KernelService[]>;
   listDests(key: ServiceKey): Promise<KernelDest[]>;
+  /** A service's destinations, each turned by `each` into what the caller keeps as it is decoded. */
+  mapDests<T>(key: ServiceKey, each: (dest: KernelDest) => T): Promise<T[]>;
   /** Applies the operations in order (batched); one result per operation. */
   apply(ops: readonly IpvsOp[]): Promise<BatchResult>;
 }

@@ -110,7 +110,7 @@ import {
 import type { DestSpec, KernelService, ServiceKey } from './types.js';
 
 /** What a resync's dump reads the kernel with. */
-export type IpvsReader = Pick<IpvsKernel, 'listServices' | 'listDests'>;
+export type IpvsReader = Pick<IpvsKernel, 'listServices' | 'mapDests'>;
 
 export interface IpvsManagerOptions {
   readonly kernel: IpvsKernel;
@@ -921,12 +921,13 @@ export class IpvsManager {
     const dests = new Map<string, DestSpec>();
     let listed;
     try {
-      listed = await from.listDests(service.key);
+      // Only the settings are kept, taken as each destination is decoded (its counters die young).
+      listed = await from.mapDests(service.key, destSpecOf);
     } catch (error) {
       if (error instanceof IpvsError && error.code === 'ESRCH') return undefined;
       throw error;
     }
-    for (const d of listed) dests.set(destKeyId(d), destSpecOf(d));
+    for (const d of listed) dests.set(destKeyId(d), d);
     return { service: serviceSpecOf(service), dests };
   }
 

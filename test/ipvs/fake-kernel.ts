@@ -53,6 +53,11 @@ export class FakeIpvsKernel implements IpvsKernel {
     return [...entry.dests.values()].map((d) => ({ ...d, activeConns: 0, inactConns: 0, persistConns: 0, stats: undefined, stats64: undefined }));
   }
 
+  /** listDests (which tests may replace), mapped. */
+  async mapDests<T>(key: ServiceKey, each: (dest: KernelDest) => T): Promise<T[]> {
+    return (await this.listDests(key)).map(each);
+  }
+
   async apply(ops: readonly IpvsOp[]): Promise<BatchResult> {
     this.calls.apply++;
     this.calls.ops += ops.length;

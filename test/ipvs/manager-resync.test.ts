@@ -57,6 +57,10 @@ class ChunkedReader implements IpvsReader {
     return out.map((d) => ({ ...d, activeConns: 0, inactConns: 0, persistConns: 0, stats: undefined, stats64: undefined }));
   }
 
+  async mapDests<T>(key: ServiceKey, each: (dest: KernelDest) => T): Promise<T[]> {
+    return (await this.listDests(key)).map(each);
+  }
+
   /** A chunk is waiting for step() or release(). */
   pending(): boolean {
     return this.waiting.length > 0;
