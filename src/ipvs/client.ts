@@ -269,7 +269,7 @@ export class IpvsClient implements IpvsKernel {
   }
 
   /**
-   * A dump, its replies decoded while it arrives (DumpDecoder, below), in
+   * A dump, its replies decoded in slices after it (DumpDecoder, below), in
    * order. A reply `decode` refuses (an entry set by hand with a newer
    * ipvsadm, say) is logged and skipped: it must not hide the others.
    */
@@ -505,25 +505,22 @@ export class IpvsClient implements IpvsKernel {
   }
 }
 
-/** Replies queued before a dump's end that start decoding on the next turn (smaller dumps decode at their end). */
-const DECODE_EARLY_AFTER = 256;
-
 /**
- * A dump's replies, decoded in slices (runtime/sliced.ts) as they arrive,
- * each let go once decoded. The netlink socket reads up to 32 datagrams in
- * one turn, and the kernel makes the next one as each is read, so a dump of
- * 10,000 destinations arrives in two or three turns: decoding in the
- * receive callback held the event loop for thousands of them (in the lab
- * guest, main-loop stalls over 100 ms doubled), and decoding after the end
- * held every datagram until then. Replies are queued as they come; past
- * DECODE_EARLY_AFTER, slices decode them from the next turn on; at the end
- * the rest are decoded, at once when they fit in a slice.
+ * A dump's replies, queued as they arrive and decoded in slices
+ * (runtime/sliced.ts) once the dump has ended, each let go once decoded.
+ * The netlink socket reads up to 32 datagrams in one turn, and the kernel
+ * makes the next one as each is read, so a dump of 10,000 destinations
+ * arrives in two or three turns. Decoding in the receive callback held the
+ * event loop for thousands of them (in the lab guest, main-loop stalls over
+ * 100 ms doubled); decoding in slices while the dump arrived takes turns
+ * from its reading, and in one loaded CI run a resync's dump of a service
+ * being programmed read the growing list for as long as the programming
+ * lasted (14 s for 20,000, which stretched the next resync to 284 s). So
+ * the dump is read at once, as it always was, and decoded after.
  */
 class DumpDecoder<T> {
   private readonly queue: (Buffer | undefined)[] = [];
   private head = 0;
-  private running = false;
-  private ended = false;
   private stopped = false;
   private readonly out: T[] = [];
 
@@ -536,29 +533,18 @@ class DumpDecoder<T> {
 
   push(attrs: Buffer): void {
     this.queue.push(attrs);
-    if (!this.running && this.queue.length - this.head >= DECODE_EARLY_AFTER) {
-      this.running = true;
-      const later = this.slicing?.later ?? ((fn: () => void) => void setImmediate(fn));
-      later(() => this.run());
-    }
   }
 
   /** The dump's end: what is queued is decoded, then `finish` gets every decoded reply. */
   end(): void {
-    this.ended = true;
-    if (this.running) return;
-    this.running = true;
-    this.run();
+    runSliced(this.steps(), () => {
+      if (!this.stopped) this.finish(this.out);
+    }, this.slicing);
   }
 
   /** The dump failed: nothing more is decoded, and `finish` is never called. */
   stop(): void {
     this.stopped = true;
-  }
-
-  private run(): void {
-    if (this.stopped) return;
-    runSliced(this.steps(), () => this.drained(), this.slicing);
   }
 
   private *steps(): Job {
@@ -573,13 +559,6 @@ class DumpDecoder<T> {
       }
       yield;
     }
-  }
-
-  private drained(): void {
-    this.running = false;
-    this.queue.length = 0;
-    this.head = 0;
-    if (this.ended && !this.stopped) this.finish(this.out);
   }
 }
 

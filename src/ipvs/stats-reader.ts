@@ -12,8 +12,8 @@
  * - it starts a reading only when the manager is idle (`waitIdle`), and
  *   reads services one dump at a time, so the kernel's IPVS lock is taken in
  *   short turns;
- * - the client decodes a dump in slices while it arrives, and each
- *   destination becomes the values kept of it as it is decoded (mapDests);
+ * - the client decodes a dump in slices once read, and each destination
+ *   becomes the values kept of it as it is decoded (mapDests);
  *   the reading is gathered and the quiet-server window fed in slices here
  *   (runtime/sliced.ts): 10,000 destinations do not hold the event loop for
  *   more than a slice at a time.
