@@ -16,7 +16,7 @@ import { RawNetlinkSocket, type ErrnoException } from 'netlink/dist/raw.js';
 import { setAnswerTimeout, type Clock, type Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { errorMessage } from '../runtime/errors.js';
-import { runSliced, type Job, type SliceOptions } from '../runtime/sliced.js';
+import { sliced, type SliceOptions } from '../runtime/sliced.js';
 import type { IpFamily } from './address.js';
 import {
   decodeDaemonReply,
@@ -206,8 +206,9 @@ export class IpvsClient implements IpvsKernel {
     return this.familyId;
   }
 
-  listServices(): Promise<KernelService[]> {
-    return this.dumpEach(ipvsRequests.dumpServices(), 'all services', decodeServiceReply, 'service');
+  async listServices(): Promise<KernelService[]> {
+    const replies = await this.dump(ipvsRequests.dumpServices(), 'all services');
+    return this.decodeEach(replies, decodeServiceReply, 'service');
   }
 
   listDests(key: ServiceKey): Promise<KernelDest[]> {
@@ -219,10 +220,10 @@ export class IpvsClient implements IpvsKernel {
    * is decoded: the decoded destination (its counters bigints) dies young,
    * instead of 10,000 of them piling up over the decode's slices.
    */
-  mapDests<T>(key: ServiceKey, each: (dest: KernelDest) => T): Promise<T[]> {
+  async mapDests<T>(key: ServiceKey, each: (dest: KernelDest) => T): Promise<T[]> {
+    const replies = await this.dump(ipvsRequests.dumpDests(key), formatServiceKey(key));
     const family: IpFamily = key.family;
-    const object = formatServiceKey(key);
-    return this.dumpEach(ipvsRequests.dumpDests(key), object, (attrs) => each(decodeDestReply(attrs, family)), `destination of ${object}`);
+    return this.decodeEach(replies, (attrs) => each(decodeDestReply(attrs, family)), `destination of ${formatServiceKey(key)}`);
   }
 
   async info(): Promise<IpvsInfo> {
@@ -241,8 +242,9 @@ export class IpvsClient implements IpvsKernel {
     await this.request(ipvsRequests.setTimeouts(t), 'timeouts');
   }
 
-  daemons(): Promise<SyncDaemon[]> {
-    return this.dumpEach(ipvsRequests.dumpDaemons(), 'sync daemons', decodeDaemonReply, 'sync daemon');
+  async daemons(): Promise<SyncDaemon[]> {
+    const replies = await this.dump(ipvsRequests.dumpDaemons(), 'sync daemons');
+    return this.decodeEach(replies, decodeDaemonReply, 'sync daemon');
   }
 
   async startDaemon(d: SyncDaemon): Promise<void> {
@@ -263,35 +265,28 @@ export class IpvsClient implements IpvsKernel {
     return this.serialize(() => this.exchangeDo(this.familyId, request, ipvsCmdName(request.cmd), object));
   }
 
-  /** A dump: every reply message's attributes until NLMSG_DONE. */
+  /** A dump: every reply message until NLMSG_DONE. */
   dump(request: IpvsRequest, object: string): Promise<Buffer[]> {
-    return this.dumpEach(request, object, (attrs) => attrs, 'reply');
-  }
-
-  /**
-   * A dump, its replies decoded in slices after it (DumpDecoder, below), in
-   * order. A reply `decode` refuses (an entry set by hand with a newer
-   * ipvsadm, say) is logged and skipped: it must not hide the others.
-   */
-  dumpEach<T>(request: IpvsRequest, object: string, decode: (attrs: Buffer) => T, what: string): Promise<T[]> {
     const command = ipvsCmdName(request.cmd);
     return this.serialize(
       () =>
-        new Promise<T[]>((resolve, reject) => {
+        new Promise<Buffer[]>((resolve, reject) => {
           const seq = this.takeSeq();
-          const decoder = new DumpDecoder(decode, (error) => this.logger?.warn({ err: error }, `skipped an undecodable ${what}`), resolve, this.slicing);
-          const fail = (error: Error): void => {
-            decoder.stop();
-            reject(error);
-          };
-          this.start([seq], encodeIpvsMessage(this.familyId, seq, 0, request, false), command, object, fail, (msg) => {
-            if (msg.type === NLMSG_DONE || msg.type === NLMSG_ERROR) {
-              const errno = msg.type === NLMSG_DONE ? decodeDonePayload(msg.payload) : decodeErrorPayload(msg.payload).errno;
-              if (errno) fail(this.kernelError(errno, command, object));
-              else decoder.end();
+          const out: Buffer[] = [];
+          this.start([seq], encodeIpvsMessage(this.familyId, seq, 0, request, false), command, object, reject, (msg) => {
+            if (msg.type === NLMSG_DONE) {
+              const errno = decodeDonePayload(msg.payload);
+              if (errno) reject(this.kernelError(errno, command, object));
+              else resolve(out);
               return true;
             }
-            if (msg.type === this.familyId) decoder.push(decodeGenl(msg.payload).attrs);
+            if (msg.type === NLMSG_ERROR) {
+              const { errno } = decodeErrorPayload(msg.payload);
+              if (errno) reject(this.kernelError(errno, command, object));
+              else resolve(out);
+              return true;
+            }
+            if (msg.type === this.familyId) out.push(decodeGenl(msg.payload).attrs);
             return false;
           });
         }),
@@ -492,6 +487,39 @@ export class IpvsClient implements IpvsKernel {
     return new IpvsError(errno, command, object);
   }
 
+  /**
+   * Decodes a dump's replies in slices (runtime/sliced.ts), once the dump is
+   * read: the periodic resync dumps every destination, and decoding 10,000
+   * of them in one go held the event loop for almost a second in the lab
+   * guest, long enough to delay a BGP KEEPALIVE. Not while it arrives: the
+   * netlink socket reads up to 32 datagrams a turn, so decoding in the
+   * receive callback held the loop for thousands (main-loop stalls over
+   * 100 ms doubled in the guest), and decoding slices between them took
+   * turns from the reading (in one loaded CI run a resync's dump of a
+   * service being programmed then read the growing list for 14 s). Each
+   * reply is let go once decoded.
+   */
+  private decodeEach<T>(replies: (Buffer | undefined)[], decode: (attrs: Buffer) => T, what: string): Promise<T[]> {
+    return sliced(this.decodeSteps(replies, decode, what), this.slicing);
+  }
+
+  private *decodeSteps<T>(replies: (Buffer | undefined)[], decode: (attrs: Buffer) => T, what: string): Generator<void, T[], undefined> {
+    const out: T[] = [];
+    for (let i = 0; i < replies.length; i++) {
+      const attrs = replies[i];
+      replies[i] = undefined;
+      if (attrs === undefined) continue;
+      try {
+        out.push(decode(attrs));
+      } catch (error) {
+        // One entry we cannot represent (set by hand with a newer ipvsadm, say) must not hide the others.
+        this.logger?.warn({ err: error }, `skipped an undecodable ${what}`);
+      }
+      yield;
+    }
+    return out;
+  }
+
   private takeSeq(): number {
     const seq = this.nextSeq;
     this.nextSeq = this.nextSeq >= 0xfffffff0 ? 1 : this.nextSeq + 1;
@@ -502,63 +530,6 @@ export class IpvsClient implements IpvsKernel {
     const run = this.chain.then(fn, fn);
     this.chain = run.catch(() => undefined);
     return run;
-  }
-}
-
-/**
- * A dump's replies, queued as they arrive and decoded in slices
- * (runtime/sliced.ts) once the dump has ended, each let go once decoded.
- * The netlink socket reads up to 32 datagrams in one turn, and the kernel
- * makes the next one as each is read, so a dump of 10,000 destinations
- * arrives in two or three turns. Decoding in the receive callback held the
- * event loop for thousands of them (in the lab guest, main-loop stalls over
- * 100 ms doubled); decoding in slices while the dump arrived takes turns
- * from its reading, and in one loaded CI run a resync's dump of a service
- * being programmed read the growing list for as long as the programming
- * lasted (14 s for 20,000, which stretched the next resync to 284 s). So
- * the dump is read at once, as it always was, and decoded after.
- */
-class DumpDecoder<T> {
-  private readonly queue: (Buffer | undefined)[] = [];
-  private head = 0;
-  private stopped = false;
-  private readonly out: T[] = [];
-
-  constructor(
-    private readonly decode: (attrs: Buffer) => T,
-    private readonly skip: (error: unknown) => void,
-    private readonly finish: (out: T[]) => void,
-    private readonly slicing: SliceOptions | undefined,
-  ) {}
-
-  push(attrs: Buffer): void {
-    this.queue.push(attrs);
-  }
-
-  /** The dump's end: what is queued is decoded, then `finish` gets every decoded reply. */
-  end(): void {
-    runSliced(this.steps(), () => {
-      if (!this.stopped) this.finish(this.out);
-    }, this.slicing);
-  }
-
-  /** The dump failed: nothing more is decoded, and `finish` is never called. */
-  stop(): void {
-    this.stopped = true;
-  }
-
-  private *steps(): Job {
-    while (!this.stopped && this.head < this.queue.length) {
-      const attrs = this.queue[this.head];
-      this.queue[this.head++] = undefined;
-      if (attrs === undefined) continue;
-      try {
-        this.out.push(this.decode(attrs));
-      } catch (error) {
-        this.skip(error);
-      }
-      yield;
-    }
   }
 }
 

@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IpvsClient, type BatchItem, type NetlinkSocketLike } from '../../src/ipvs/client.js';
-import { decodeDestReply, encodeIpvsMessage, formatServiceKey, ipvsRequests } from '../../src/ipvs/codec.js';
+import { encodeIpvsMessage, formatServiceKey, ipvsRequests } from '../../src/ipvs/codec.js';
 import type { Logger } from '../../src/runtime/logger.js';
 import { IpvsError } from '../../src/ipvs/errors.js';
 import { NLMSG_DONE, NLMSG_ERROR, NLM_F, createAttrWriter, decodeMessages, encodeGenlMessage, putU16, writtenBytes, type NetlinkMessage } from '../../src/ipvs/netlink-framing.js';
@@ -347,15 +347,10 @@ describe('IpvsClient protocol handling', () => {
     const at: { received: number; turn: number }[] = [];
     let dests;
     try {
-      dests = await client.dumpEach(
-        ipvsRequests.dumpDests(key),
-        formatServiceKey(key),
-        (attrs) => {
-          at.push({ received, turn });
-          return decodeDestReply(attrs, 4);
-        },
-        `destination of ${formatServiceKey(key)}`,
-      );
+      dests = await client.mapDests(key, (d) => {
+        at.push({ received, turn });
+        return d;
+      });
     } finally {
       ticking = false;
     }
