@@ -73,7 +73,8 @@
  *    writes go on. stop() waits for the dump and merges nothing. In dry run
  *    nothing is written, so the journal is empty and the model after a
  *    resync is the kernel's, as before. A resync asked for while one runs
- *    (or waits for its merge) runs once after it.
+ *    (or waits for its merge) runs once after it; a periodic one that comes
+ *    due then does not run: each full dump arms the next (resyncDumped).
  * 7. The first resync at start (adoption) and the one after a failure dump
  *    first and write after, on the main socket, as before: there is no model
  *    to write against yet. takeOwnedLeftovers of a resync beside the writes
@@ -193,6 +194,8 @@ interface ResyncDump {
   readonly listing: Map<string, KernelService>;
   /** Services pybal owns that no one desired when it started (see takeOwnedLeftovers). */
   readonly leftovers: readonly KernelService[];
+  /** When it started (the clock's ms), and how long it took. */
+  readonly startedAt: number;
   readonly ms: number;
 }
 
@@ -259,8 +262,8 @@ export class IpvsManager {
   private resyncDump: Promise<void> | undefined;
   /** A resync was asked for while one was under way: one more after it. */
   private resyncAgain = false;
-  /** How long the last full resync's dump took, for armResync. */
-  private lastFullMs = 0;
+  /** The write loop is merging a resync's dump (it is no longer `resyncing`, and not yet done). */
+  private merging = false;
   /** A periodic resync takes at most 1/RESYNC_TIME_SHARE of the time: the interval stretches beyond that. */
   private readonly resyncShare = new TimeShare(RESYNC_TIME_SHARE, ({ stretched, lastMs, delayMs }) => {
     if (stretched) {
@@ -528,6 +531,7 @@ export class IpvsManager {
         merge = this.resyncing;
         // Stops the journal: what is written from here on is in the merged model.
         this.resyncing = undefined;
+        this.merging = true;
       }
       const t0 = this.clock.now();
       try {
@@ -554,7 +558,10 @@ export class IpvsManager {
         this.counters.reconciles++;
         this.counters.lastReconcileMs = ms;
         this.counters.totalReconcileMs += ms;
-        if (merge) this.resyncEnded();
+        if (merge) {
+          this.merging = false;
+          this.resyncEnded();
+        }
       }
     }
     this.running = undefined;
@@ -622,7 +629,7 @@ export class IpvsManager {
         const entry = await this.entryOf(svc, this.reader);
         if (entry) table.set(id, entry);
       }
-      dumped = { scope, table, listing, leftovers, ms: this.clock.now() - t0 };
+      dumped = { scope, table, listing, leftovers, startedAt: t0, ms: this.clock.now() - t0 };
     } catch (error) {
       if (this.stopped || this.resyncing !== resync) return;
       // The model stays: the writes keep it true. The resync is tried again after the backoff.
@@ -653,15 +660,30 @@ export class IpvsManager {
   }
 
   /**
-   * The next periodic resync: one interval from now, or 20 times the last
-   * full resync's dump if that is longer (changes wait while it dumps).
+   * The next periodic resync, `delayMs` from now: by default one interval,
+   * or 20 times what a full resync's dump costs if that is longer (see
+   * TimeShare). Each dump moves it again (resyncDumped).
    */
-  private armResync(): void {
+  private armResync(delayMs = this.resyncShare.delayMs(this.resyncIntervalMs)): void {
     this.resyncTimer = this.clock.setTimeout(() => {
       this.armResync();
-      this.trigger(true);
+      // One under way (asked for by resync(), or dumping for longer than a period) is this period's: its dump arms the next.
+      if (this.resyncing === undefined && this.resyncDump === undefined && !this.merging) this.trigger(true);
       this.onResync?.();
-    }, this.resyncShare.delayMs(this.resyncIntervalMs, this.lastFullMs));
+    }, delayMs);
+  }
+
+  /**
+   * A full resync's dump (at start, after a failure, or beside the writes)
+   * started at `startedAt` and took `ms`: the next periodic one comes one
+   * period after that start, the period stretched by what dumps cost now.
+   * So what a dump costs counts from the next resync on, not the one after.
+   */
+  private resyncDumped(startedAt: number, ms: number): void {
+    this.resyncShare.ran(ms);
+    if (this.stopped || !this.started) return;
+    this.resyncTimer?.cancel();
+    this.armResync(Math.max(0, startedAt + this.resyncShare.delayMs(this.resyncIntervalMs) - this.clock.now()));
   }
 
   /** A reconcile runs, or one is queued that is not waiting for the scheduled retry. */
@@ -689,7 +711,7 @@ export class IpvsManager {
       const dumpStart = this.clock.now();
       const kernel = await this.dump(wanted, true);
       await this.takeOwnedLeftovers(wanted, kernel);
-      this.lastFullMs = this.clock.now() - dumpStart;
+      this.resyncDumped(dumpStart, this.clock.now() - dumpStart);
       this.counters.resyncs++;
       // In dry run the model holds what would have been done, not what was: no drift to speak of.
       if (this.known && !this.dryRun) this.reportDrift(this.known, kernel);
@@ -724,7 +746,10 @@ export class IpvsManager {
     }
     this.counters.requests += ops.length;
     if (this.dryRun) {
-      for (const op of ops) this.log.info(`dry run: would ${describeOp(op)}`);
+      await this.logEach(ops, (op) => {
+        this.log.info(`dry run: would ${describeOp(op)}`);
+        return true;
+      });
       // As if applied, so that each later change is said once, not with
       // everything before it again; the periodic resync re-reads the kernel.
       this.known = await this.updateModel(known, serviceOps, destOps);
@@ -747,21 +772,40 @@ export class IpvsManager {
       if (error) {
         failed++;
         firstError ??= error;
-        this.log.error({ code: error.code }, `IPVS: could not ${describeOp(op)}: ${error.message}`);
         return;
       }
-      if (verbose) this.log.info(`IPVS: ${describeOp(op)}`);
-      else if (debug) this.log.debug(`IPVS: ${describeOp(op)}`);
       (i < serviceOps.length ? applied : appliedDest).push(op);
       journal?.push(op);
       if (op.op === 'del-service') this.removals.delete(serviceKeyId(op.key));
     });
     const model = await this.updateModel(known, applied, appliedDest);
-    if (!verbose) this.log.info(`IPVS: applied ${ops.length - failed} of ${ops.length} changes (${summarizeOps(ops)})`);
     this.known = model;
     this.counters.failedRequests += failed;
+    await this.logEach(ops, (op, i) => {
+      const error = results[i];
+      if (error) this.log.error({ code: error.code }, `IPVS: could not ${describeOp(op)}: ${error.message}`);
+      else if (verbose) this.log.info(`IPVS: ${describeOp(op)}`);
+      else if (debug) this.log.debug(`IPVS: ${describeOp(op)}`);
+      else return false;
+      return true;
+    });
+    if (!verbose) this.log.info(`IPVS: applied ${ops.length - failed} of ${ops.length} changes (${summarizeOps(ops)})`);
     this.markProgrammed(scope, model);
     if (firstError) throw new PartialFailure(`${failed} of ${ops.length} IPVS requests failed; the first: ${firstError.message}`);
+  }
+
+  /**
+   * A line per request, as `line` says (false: none for this one), in slices:
+   * 20,000 lines of a first apply at debug, or of a dry run, take seconds on
+   * a slow machine, and would hold the event loop all that time.
+   */
+  private async logEach(ops: readonly IpvsOp[], line: (op: IpvsOp, index: number) => boolean): Promise<void> {
+    await sliced(
+      (function* () {
+        for (let i = 0; i < ops.length; i++) if (line(ops[i]!, i)) yield;
+      })(),
+      this.slicing,
+    );
   }
 
   /**
@@ -851,7 +895,7 @@ export class IpvsManager {
       const dests = theirs.dests as Map<string, DestSpec>;
       for (const [destId, d] of mine.dests) if (!dests.has(destId)) dests.set(destId, d);
     }
-    this.lastFullMs = dumped.ms;
+    this.resyncDumped(dumped.startedAt, dumped.ms);
     this.counters.resyncs++;
     if (this.log.isLevelEnabled('debug')) {
       let servers = 0;

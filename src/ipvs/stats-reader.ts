@@ -148,8 +148,6 @@ export class IpvsStatsReader {
   /** Flagged servers by service name, then address. */
   private quietByName = new Map<string, Map<string, QuietServerValue>>();
   private counters = { reads: 0, failedReads: 0, lastError: undefined as string | undefined, lastReadWallMs: undefined as number | undefined };
-  /** How long the last reading took, from the dump's start (not the wait for the manager). */
-  private lastReadMs = 0;
   /** Reading takes at most 1/READ_TIME_SHARE of the time: the interval stretches beyond that. */
   private readonly timeShare = new TimeShare(READ_TIME_SHARE, ({ stretched, lastMs, delayMs }) => {
     if (stretched) {
@@ -230,7 +228,7 @@ export class IpvsStatsReader {
     if (this.stopped || this.intervalMs === 0) return;
     this.timer = this.clock.setTimeout(() => {
       this.timer = undefined;
-      void this.readNow().then(() => this.schedule(this.timeShare.delayMs(this.intervalMs, this.lastReadMs)));
+      void this.readNow().then(() => this.schedule(this.timeShare.delayMs(this.intervalMs)));
     }, delayMs);
   }
 
@@ -264,7 +262,7 @@ export class IpvsStatsReader {
         readings.set(target.name, await sliced(this.readingSteps(target.name, service, dests, wall), this.slicing));
       }
       await sliced(this.keepSteps(targets, readings), this.slicing);
-      this.lastReadMs = busyMs + this.clock.now() - since;
+      this.timeShare.ran(busyMs + this.clock.now() - since);
       this.counters.reads++;
       this.counters.lastReadWallMs = this.clock.wallNow();
       if (this.counters.lastError !== undefined) this.log.info('IPVS counters are read again');

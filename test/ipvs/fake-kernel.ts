@@ -38,6 +38,8 @@ export class FakeIpvsKernel implements IpvsKernel {
   failNext: Error | undefined;
   /** When set, apply() waits for it before answering. */
   gate: Promise<void> | undefined;
+  /** When set, an errno (non-zero) for a request the kernel refuses, before its own checks. */
+  refuse: ((op: IpvsOp) => number) | undefined;
 
   async listServices(): Promise<KernelService[]> {
     this.calls.listServices++;
@@ -87,6 +89,8 @@ export class FakeIpvsKernel implements IpvsKernel {
   }
 
   private applyOne(op: IpvsOp): number {
+    const refused = this.refuse?.(op) ?? 0;
+    if (refused !== 0) return refused;
     switch (op.op) {
       case 'new-service':
       case 'set-service': {

@@ -319,7 +319,7 @@ describe('IpvsManager: writes during a periodic resync', () => {
     await manager.idle();
     expect(manager.stats()).toMatchObject({ resyncs: 2, drift: 0, lastError: undefined });
     expect(reader.listings).toBe(2);
-    expect(clock.nextDeadline()).toBe(120_000); // the retry is spent; the periodic resync stays
+    expect(clock.nextDeadline()).toBe(121_000); // the retry is spent; the periodic resync comes one period after the retry's dump
     await expectModelIsKernel(manager, kernel);
   });
 

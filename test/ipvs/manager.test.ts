@@ -180,6 +180,55 @@ describe('IpvsManager', () => {
     expect(kernel.calls.ops).toBe(3 + 60_000 + 2);
   });
 
+  it('writes the lines of a large apply (a server each at debug, the errors, a dry run) in slices, the summary after them', async () => {
+    // Each look at the clock ends a slice: a turn writes a few lines at most.
+    let nowMs = 0;
+    const slicing = { budgetMs: 0, now: () => (nowMs += 1) };
+    const linesPerTurn = (log: ReturnType<typeof setup>['log']) => {
+      const counts: number[] = [];
+      let seen = 0;
+      let counting = true;
+      const tick = (): void => {
+        const n = log.records().length;
+        counts.push(n - seen);
+        seen = n;
+        if (counting) setImmediate(tick);
+      };
+      setImmediate(tick);
+      // What was written since the last turn counts as one more.
+      return {
+        stop: () => {
+          counting = false;
+          counts.push(log.records().length - seen);
+          return counts;
+        },
+      };
+    };
+    const servers = Array.from({ length: 500 }, (_, i) => dest(i));
+    for (const dryRun of [false, true]) {
+      const { kernel, manager, log } = setup({ slicing, dryRun });
+      // Two servers the kernel refuses: their errors are said one by one, in order with the rest.
+      const refused = new Set([servers[7]!.address, servers[300]!.address]);
+      kernel.refuse = (op) => (op.op === 'new-dest' && refused.has(op.dest.address) ? 22 : 0);
+      manager.setDesired([desired(svc(80), servers)]);
+      const perTurn = linesPerTurn(log);
+      manager.start();
+      await manager.idle();
+      const counts = perTurn.stop();
+      const lines = log.lines();
+      const each = lines.filter((l) => (dryRun ? /dry run: would add server/ : /IPVS: (add server|could not add server)/).test(l));
+      expect(each).toHaveLength(500);
+      expect(each.map((l) => /-> ([\d.]+):80/.exec(l)?.[1])).toEqual(servers.map((d) => d.address));
+      if (!dryRun) {
+        expect(each.filter((l) => l.includes('ERROR: IPVS: could not add server'))).toHaveLength(2);
+        const summary = lines.findIndex((l) => l.includes('IPVS: applied 499 of 501 changes'));
+        expect(summary).toBeGreaterThan(lines.indexOf(each.at(-1)!));
+      }
+      expect(counts.length).toBeGreaterThan(100);
+      expect(Math.max(...counts)).toBeLessThanOrEqual(8);
+    }
+  });
+
   it('finds a server deleted behind its back at the next resync, logs it and puts it back', async () => {
     const { kernel, manager, clock, log } = setup();
     manager.setDesired([desired(svc(80), [dest(1), dest(2)])]);
@@ -200,7 +249,7 @@ describe('IpvsManager', () => {
     ]);
   });
 
-  it('resyncs less often when the dump of a resync takes more than 1/20 of the interval, says so once, and goes back when it is quick', async () => {
+  it('resyncs less often when two dumps in a row take more than 1/20 of the interval, from the second one\'s start, says so once, and goes back when one is quick', async () => {
     const { manager, clock, kernel, log } = setup();
     manager.setDesired([desired(svc(80), [dest(1)])]);
     // Each dump of the destinations takes 5 s of the clock (a service of 40,000 in a slow guest).
@@ -210,26 +259,94 @@ describe('IpvsManager', () => {
     manager.start();
     await manager.idle();
     expect(manager.stats().resyncs).toBe(1); // an empty kernel: nothing to dump
-    // The first periodic resync dumps the service (5 s); it was armed before any dump was timed.
+    // The first periodic resync dumps the service (5 s): one slow dump after a quick one does not stretch the period.
     await clock.advanceAsync(60_000);
     await clock.advanceAsync(5_000);
     await manager.idle();
     expect(manager.stats().resyncs).toBe(2);
     expect(clock.nextDeadline()).toBe(120_000);
-    // The next is armed knowing the 5 s dump: 100 s later, not 60 s.
-    await clock.advanceAsync(54_990);
-    dumpMs = 10;
-    await clock.advanceAsync(20);
+    expect(log.lines().filter((l) => l.includes('instead of every'))).toEqual([]);
+    // The second 5 s dump in a row does: the next comes 100 s after this one started.
+    await clock.advanceAsync(55_000);
+    await clock.advanceAsync(5_000);
     await manager.idle();
     expect(manager.stats().resyncs).toBe(3);
     expect(clock.nextDeadline()).toBe(220_000);
     expect(log.lines().filter((l) => l.includes('IPVS: a full resync took 5000 ms: resyncing every 100.0 s instead of every 60 s'))).toHaveLength(1);
-    // That dump was quick: back to 60 s, said once.
-    await clock.advanceAsync(100_000);
+    // A quick dump: back to 60 s at once, said once.
+    dumpMs = 10;
+    await clock.advanceAsync(94_990);
+    expect(manager.stats().resyncs).toBe(3);
+    await clock.advanceAsync(20);
     await manager.idle();
     expect(manager.stats().resyncs).toBe(4);
     expect(clock.nextDeadline()).toBe(280_000);
     expect(log.lines().filter((l) => l.includes('IPVS: resyncing every 60 s again'))).toHaveLength(1);
+    expect(log.lines().filter((l) => l.includes('instead of every'))).toHaveLength(1);
+  });
+
+  it('starts no periodic resync while one dumps, and one dump held up by other work does not push the next away', async () => {
+    const { manager, clock, kernel, log } = setup();
+    manager.setDesired([desired(svc(80), [dest(1)])]);
+    // The first periodic dump is held up for 200 s (it overlapped a long
+    // write of a large table on a slow machine); the ones after are quick.
+    let dumpMs = 200_000;
+    let dumps = 0;
+    const listDests = kernel.listDests.bind(kernel);
+    kernel.listDests = (key) => {
+      dumps++;
+      return new Promise((resolve, reject) => clock.setTimeout(() => listDests(key).then(resolve, reject), dumpMs));
+    };
+    manager.start();
+    await manager.idle();
+    await clock.advanceAsync(60_000);
+    expect(dumps).toBe(1);
+    dumpMs = 10;
+    // Three periods pass while it dumps: none starts a dump of its own, nor queues one.
+    await clock.advanceAsync(199_000);
+    expect(dumps).toBe(1);
+    expect(manager.stats().resyncs).toBe(1);
+    // Merged at 260 s. Its period is over: the next starts at once, not 20 x 200 s later.
+    await clock.advanceAsync(1_000);
+    expect(manager.stats().resyncs).toBe(2);
+    expect(dumps).toBe(2);
+    await clock.advanceAsync(10);
+    await manager.idle();
+    expect(manager.stats().resyncs).toBe(3);
+    expect(clock.nextDeadline()).toBe(320_000);
+    expect(log.lines().filter((l) => l.includes('instead of every'))).toEqual([]);
+  });
+
+  it('starts no periodic resync while the last one\'s repair is still being written', async () => {
+    const { manager, clock, kernel, log } = setup();
+    manager.setDesired([desired(svc(80), [dest(1), dest(2)])]);
+    let dumps = 0;
+    const listDests = kernel.listDests.bind(kernel);
+    kernel.listDests = (key) => {
+      dumps++;
+      return listDests(key);
+    };
+    manager.start();
+    await manager.idle();
+    // By hand: a server deleted. The next resync finds it; its repair waits on the kernel for two periods.
+    kernel.table.get('tcp/4/192.0.2.1/80')?.dests.delete('4/198.51.100.3/80');
+    let open = (): void => undefined;
+    kernel.gate = new Promise((r) => (open = r));
+    await clock.advanceAsync(60_000);
+    expect(dumps).toBe(1);
+    expect(manager.stats().drift).toBe(1);
+    await clock.advanceAsync(120_000);
+    expect(dumps).toBe(1);
+    kernel.gate = undefined;
+    open();
+    await manager.idle();
+    expect(kernel.dests(svc(80).key)).toHaveLength(2);
+    // Resyncs go on once it is written.
+    await clock.advanceAsync(60_000);
+    await manager.idle();
+    expect(dumps).toBe(2);
+    expect(manager.stats()).toMatchObject({ resyncs: 3, drift: 1 });
+    expect(log.lines().filter((l) => l.includes('drift'))).toHaveLength(1);
   });
 
   it('takes a new resync interval at once: the next resync comes one new period later', async () => {
@@ -299,7 +416,7 @@ describe('IpvsManager', () => {
     await manager.idle();
     expect(kernel.dests(svc(80).key)).toHaveLength(1);
     expect(manager.stats().lastError).toBeUndefined();
-    expect(clock.nextDeadline()).toBe(60_000); // the retry is cancelled; only the periodic resync is left
+    expect(clock.nextDeadline()).toBe(68_000); // the retry is cancelled; only the periodic resync is left, one period after this full reconcile's dump
     expect(manager.stats().failedReconciles).toBe(4);
   });
 
