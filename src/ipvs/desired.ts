@@ -8,6 +8,7 @@ import { destKeyId } from './codec.js';
 import { IP_VS_SVC_F, IP_VS_TUNNEL_ENCAP_FLAG } from './constants.js';
 import type { DesiredService } from './diff.js';
 import type { DestSpec, FwdMethod, ServiceKey } from './types.js';
+import { finish } from '../runtime/sliced.js';
 
 /** A server the coordinator wants in IPVS: its resolved address and weight (and its host, the address if not given). */
 export interface PooledServer {
@@ -109,11 +110,21 @@ function visitEach(servers: readonly PooledServer[]): PooledServers {
   };
 }
 
-/** A destination of the service's template, or undefined when `address` is not an IP address. */
+/**
+ * A destination of the service's template, or undefined when `address` is
+ * not an IP address. It is checked here (normalizeDest), in the builder's
+ * slices, so that the IPVS manager finds it checked; one that fails (a weight
+ * out of range) is left for the manager to report.
+ */
 function destOf(template: DestTemplate, address: string, weight: number): DestSpec | undefined {
   const family = familyOf(address);
   if (family === undefined) return undefined;
-  return { family, address: canonicalAddress(address), weight, ...template };
+  const dest: DestSpec = { family, address: canonicalAddress(address), weight, ...template };
+  try {
+    return normalizeDest(dest, '');
+  } catch {
+    return dest;
+  }
 }
 
 /** The IPVS service's own settings for a configured service. */
@@ -136,6 +147,45 @@ function serviceSpecFromConfig(service: ServiceConfig): Omit<DesiredService, 'de
 
 /** Calls `visit` for each server to publish, in pool order (CoordinatorApi.forEachPooled). */
 export type PooledServers = (visit: (host: string, address: string, weight: number) => void) => void;
+
+/**
+ * The servers to publish as they were at one moment, in columns: what
+ * buildSteps works through in slices while the coordinator goes on.
+ */
+export interface PooledTaken {
+  readonly hosts: readonly string[];
+  readonly addresses: readonly string[];
+  readonly weights: readonly number[];
+}
+
+/**
+ * Takes the servers to publish, in one go so that they are one moment's:
+ * those `pooled` visits, or `ordered` when the kernel must get them in that
+ * order (see DesiredServiceBuilder.build).
+ */
+export function takePooled(pooled: PooledServers, ordered?: readonly PooledServer[]): PooledTaken {
+  if (ordered !== undefined) return takePooled(visitEach(ordered));
+  const hosts: string[] = [];
+  const addresses: string[] = [];
+  const weights: number[] = [];
+  pooled((host, address, weight) => {
+    hosts.push(host);
+    addresses.push(address);
+    weights.push(weight);
+  });
+  return { hosts, addresses, weights };
+}
+
+/** Servers a build goes through between two chances to end a slice. */
+const BUILD_STEP = 256;
+
+/** What a rebuild worked out, which becomes the builder's state. */
+interface Rebuilt {
+  readonly template: DestTemplate;
+  readonly byHost: Map<string, Published>;
+  readonly dests: Map<string, DestSpec>;
+  readonly shared: boolean;
+}
 
 /** What the builder published for one host. */
 interface Published {
@@ -170,6 +220,8 @@ export class DesiredServiceBuilder {
   /** Two hosts had one address at the last rebuild: every publish rebuilds until they no longer do. */
   private shared = false;
   private scan = 0;
+  /** Builds finished: a build in slices that another overtook gives up (see buildSteps). */
+  private builds = 0;
 
   /**
    * The desired service now. `pooled` visits the servers to publish in pool
@@ -177,35 +229,64 @@ export class DesiredServiceBuilder {
    * when that order matters (always a rebuild).
    */
   build(service: ServiceConfig, pooled: PooledServers, ordered?: readonly PooledServer[]): DesiredService {
-    const incremental = ordered === undefined && service === this.config && this.last !== undefined && !this.shared;
-    const desired = (incremental ? this.patch(pooled) : undefined) ?? this.rebuild(service, ordered === undefined ? pooled : visitEach(ordered));
+    return finish(this.buildSteps(service, takePooled(pooled, ordered), ordered !== undefined))!;
+  }
+
+  /**
+   * build() as a job in slices, from servers taken at one moment (`ordered`:
+   * they are in the order the kernel must get them, see build). Its result
+   * is undefined, and nothing changed, when another build of this builder
+   * finished while it waited between slices: it would stand on what that one
+   * replaced.
+   */
+  *buildSteps(service: ServiceConfig, servers: PooledTaken, ordered = false): Generator<void, DesiredService | undefined, undefined> {
+    const builds = this.builds;
+    const incremental = !ordered && service === this.config && this.last !== undefined && !this.shared;
+    let desired = incremental ? yield* this.patch(servers, builds) : undefined;
+    if (desired === undefined) {
+      const rebuilt = yield* this.rebuildSteps(service, servers);
+      if (this.builds !== builds) return undefined;
+      desired = this.rebuilt(service, rebuilt);
+    }
+    if (desired === 'overtaken') return undefined;
+    this.builds++;
     // A patch names its base; the base's own patch is history no one will read (and would keep every base alive).
     if (this.last !== undefined && this.last !== desired) this.last.patch = undefined;
     this.last = desired;
     return desired;
   }
 
-  private rebuild(service: ServiceConfig, servers: PooledServers): DesiredService {
+  /** Works through the servers for a rebuild: what the builder keeps of them (see rebuilt). */
+  private *rebuildSteps(service: ServiceConfig, servers: PooledTaken): Generator<void, Rebuilt, undefined> {
     const template = destTemplate(service);
     const before = this.byHost;
     const byHost = new Map<string, Published>();
     const dests = new Map<string, DestSpec>();
     const scan = ++this.scan;
     let shared = false;
-    const visit = (host: string, address: string, weight: number): void => {
+    const { hosts, addresses, weights } = servers;
+    for (let i = 0; i < hosts.length; i++) {
+      if (i % BUILD_STEP === BUILD_STEP - 1) yield;
+      const host = hosts[i]!;
+      const address = addresses[i]!;
+      const weight = weights[i]!;
       const was = before.get(host);
       // The same object as before where nothing changed: the manager has checked it already.
       const dest = was !== undefined && was.address === address && was.dest.weight === weight && hasTemplate(was.dest, template) ? was.dest : destOf(template, address, weight);
-      if (dest === undefined) return;
+      if (dest === undefined) continue;
       const id = destKeyId(dest);
       if (dests.has(id)) {
         shared = true;
-        return;
+        continue;
       }
       dests.set(id, dest);
       byHost.set(host, { address, dest, scan });
-    };
-    servers(visit);
+    }
+    return { template, byHost, dests, shared };
+  }
+
+  /** The builder's state is a rebuild's from here on. */
+  private rebuilt(service: ServiceConfig, { template, byHost, dests, shared }: Rebuilt): DesiredService {
     this.config = service;
     this.template = template;
     this.byHost = byHost;
@@ -214,22 +295,36 @@ export class DesiredServiceBuilder {
     return { ...serviceSpecFromConfig(service), destinations: [...dests.values()] };
   }
 
-  /** What changed since `last`, as a patch on it; undefined when only a rebuild can say it (an address now shared). */
-  private patch(pooled: PooledServers): DesiredService | undefined {
-    const last = this.last!;
-    const template = this.template!;
+  /**
+   * What changed since `last`, as a patch on it; undefined when only a
+   * rebuild can say it (an address now shared); 'overtaken' when another
+   * build finished meanwhile. It changes the builder's state only after its
+   * last slice.
+   */
+  private *patch(servers: PooledTaken, builds: number): Generator<void, DesiredService | 'overtaken' | undefined, undefined> {
     const scan = ++this.scan;
     const changed: { host: string; address: string; weight: number; was: Published | undefined }[] = [];
     let seen = 0;
-    pooled((host, address, weight) => {
+    const { hosts, addresses, weights } = servers;
+    for (let i = 0; i < hosts.length; i++) {
+      if (i % BUILD_STEP === BUILD_STEP - 1) {
+        yield;
+        if (this.builds !== builds) return 'overtaken';
+      }
+      const host = hosts[i]!;
+      const address = addresses[i]!;
+      const weight = weights[i]!;
       const was = this.byHost.get(host);
       if (was !== undefined) {
         was.scan = scan;
         seen++;
-        if (was.address === address && was.dest.weight === weight) return;
+        if (was.address === address && was.dest.weight === weight) continue;
       }
       changed.push({ host, address, weight, was });
-    });
+    }
+    if (this.builds !== builds) return 'overtaken';
+    const last = this.last!;
+    const template = this.template!;
     if (changed.length === 0 && seen === this.byHost.size) return last;
     const set: DestSpec[] = [];
     const removed: DestSpec[] = [];

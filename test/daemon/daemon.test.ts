@@ -13,6 +13,8 @@ import { planReload } from '../../src/reload-plan.js';
 import type { DesiredService } from '../../src/ipvs/diff.js';
 import type { Pool, PoolEvent, PoolSource } from '../../src/pool/types.js';
 import { createMemoryLogger } from '../../src/runtime/logger.js';
+import type { SliceOptions } from '../../src/runtime/sliced.js';
+import { countTurns } from '../support/turns.js';
 import { globalConfig, serviceConfig } from '../support/config-fixtures.js';
 
 class FakeCoordinator implements CoordinatorApi {
@@ -136,7 +138,7 @@ class FakeSource implements PoolSource {
   }
 }
 
-function setup(services: ServiceConfig[], global = globalConfig({ bgp: false })) {
+function setup(services: ServiceConfig[], global = globalConfig({ bgp: false }), slicing?: SliceOptions) {
   const coordinators: FakeCoordinator[] = [];
   const sources: FakeSource[] = [];
   const desiredCalls: (readonly DesiredService[])[] = [];
@@ -171,6 +173,7 @@ function setup(services: ServiceConfig[], global = globalConfig({ bgp: false }))
     defer: (fn) => queue.push(fn),
     wallNow: () => wallMs,
     events,
+    slicing,
   });
   daemon.setRouteTarget({ setAnnouncements: (r) => routeCalls.push(r) });
   const flush = (): void => {
@@ -207,6 +210,92 @@ describe('Daemon', () => {
       ['198.51.100.1', 10],
       ['198.51.100.2', 0],
     ]);
+  });
+
+  describe('a large pool', () => {
+    // Each look at the clock ends a slice: the builds take many turns whatever this host's speed.
+    const sliced = () => {
+      let nowMs = 0;
+      return setup([serviceConfig('big', '192.0.2.11'), serviceConfig('small', '192.0.2.12')], undefined, { budgetMs: 0, now: () => (nowMs += 1) });
+    };
+    const big = Array.from({ length: 5_000 }, (_, i) => server(`mw${i}`, `198.51.${100 + (i >> 8)}.${i & 255}`));
+    const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+    const weights = (d: DesiredService | undefined): string[] => (d?.destinations ?? []).map((x) => `${x.address}=${x.weight}`);
+    /** Turns the event loop (running what the daemon defers) until `done`. */
+    const until = async (t: ReturnType<typeof setup>, done: () => boolean): Promise<void> => {
+      for (let i = 0; i < 10_000 && !done(); i++) {
+        t.flush();
+        await turn();
+      }
+      expect(done()).toBe(true);
+    };
+
+    it('is built in slices, other events running between them, and published whole once built', async () => {
+      const t = sliced();
+      t.daemon.start();
+      t.coordinators[1]?.set([server('up1', '198.51.99.9')]);
+      t.flush();
+      const before = t.desiredCalls.length;
+      const turns = countTurns();
+      t.coordinators[0]?.set(big);
+      t.flush();
+      // The deferred publish is building: nothing is published until the whole pool is built.
+      expect(t.desiredCalls.length).toBe(before);
+      await until(t, () => t.desiredCalls.length > before);
+      turns.stop();
+      expect(turns.count()).toBeGreaterThan(10);
+      expect(t.desiredCalls.length).toBe(before + 1);
+      const published = t.desiredCalls.at(-1)!;
+      expect(published.map((d) => ('address' in d.key ? d.key.address : ''))).toEqual(['192.0.2.11', '192.0.2.12']);
+      expect(weights(published[0])).toEqual(big.map((b) => `${b.address}=10`));
+      expect(weights(published[1])).toEqual(['198.51.99.9=10']);
+    });
+
+    it('publishes the servers of one moment, never a mix, and what changed meanwhile right after', async () => {
+      const t = sliced();
+      t.daemon.start();
+      t.coordinators[0]?.set(big);
+      await until(t, () => t.desiredCalls.at(-1)?.length === 1);
+      const before = t.desiredCalls.length;
+      // A weight edit of the last server starts a build; halfway through it, the first server leaves
+      // and the last one's weight changes again (the coordinator moves on while the daemon builds).
+      const edited = big.map((b, i) => (i === big.length - 1 ? { ...b, weight: 3 } : b));
+      t.coordinators[0]?.set(edited);
+      t.flush();
+      for (let i = 0; i < 3; i++) await turn();
+      expect(t.desiredCalls.length).toBe(before);
+      const later = edited.slice(1).map((b, i) => (i === edited.length - 2 ? { ...b, weight: 4 } : b));
+      t.coordinators[0]?.set(later);
+      await until(t, () => t.desiredCalls.length >= before + 2);
+      // First the edit as it was when the build began (every server, the last at 3), then the later state.
+      expect(weights(t.desiredCalls[before]![0])).toEqual(edited.map((b) => `${b.address}=${b.weight}`));
+      expect(weights(t.desiredCalls[before + 1]![0])).toEqual(later.map((b) => `${b.address}=${b.weight}`));
+      for (let i = 0; i < 50; i++) {
+        t.flush();
+        await turn();
+      }
+      expect(t.desiredCalls.length).toBe(before + 2);
+    });
+
+    it('gives way to a publish made at once meanwhile, and ends with the latest state', async () => {
+      const t = sliced();
+      t.daemon.start();
+      t.coordinators[0]?.set(big);
+      t.flush();
+      for (let i = 0; i < 5; i++) await turn();
+      const half = big.slice(0, 2_500);
+      t.coordinators[0]?.set(half);
+      t.daemon.publishNow();
+      expect(weights(t.desiredCalls.at(-1)?.[0])).toEqual(half.map((b) => `${b.address}=10`));
+      const count = t.desiredCalls.length;
+      for (let i = 0; i < 2_000; i++) {
+        t.flush();
+        await turn();
+      }
+      // The build under way gave up; what is published after is still the latest state.
+      expect(t.desiredCalls.length).toBeGreaterThanOrEqual(count);
+      for (const call of t.desiredCalls.slice(count - 1)) expect(weights(call[0])).toEqual(half.map((b) => `${b.address}=10`));
+    });
   });
 
   it('coalesces a burst of changes into one publish and reuses unchanged services', () => {
