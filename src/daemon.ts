@@ -373,8 +373,9 @@ export class Daemon {
    * A deferred publish: the services that changed are built first, in
    * slices (a first pool of 10,000 servers took 0.45 s of the event loop in
    * the lab guest to build at once), each from its servers taken at one
-   * moment; then publishNow publishes them with the rest. Changes that come
-   * meanwhile wait for the next publish.
+   * moment; then they are published with the rest. A service that changes
+   * meanwhile is published as it was built, or as it was, and again in the
+   * next deferred publish, right after.
    */
   private publishSoon(): void {
     if (this.building) return; // it publishes when it is done
