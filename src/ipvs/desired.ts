@@ -7,7 +7,7 @@ import { canonicalAddress, familyOf, maskToPrefix } from './address.js';
 import { destKeyId } from './codec.js';
 import { IP_VS_SVC_F, IP_VS_TUNNEL_ENCAP_FLAG } from './constants.js';
 import type { DesiredService } from './diff.js';
-import type { DestSpec, FwdMethod, ServiceKey } from './types.js';
+import type { DestSpec, FwdMethod, ServiceKey, ServiceSpec } from './types.js';
 import { finish } from '../runtime/sliced.js';
 
 /** A server the coordinator wants in IPVS: its resolved address and weight (and its host, the address if not given). */
@@ -185,6 +185,8 @@ interface Rebuilt {
   readonly byHost: Map<string, Published>;
   readonly dests: Map<string, DestSpec>;
   readonly shared: boolean;
+  /** A map of the same destinations for the IPVS manager, when every one of them is checked. */
+  readonly handed: Map<string, DestSpec> | undefined;
 }
 
 /** What the builder published for one host. */
@@ -262,6 +264,9 @@ export class DesiredServiceBuilder {
     const before = this.byHost;
     const byHost = new Map<string, Published>();
     const dests = new Map<string, DestSpec>();
+    // The same again, for the IPVS manager to keep (DesiredService.byId): built here, in the slices, not by it in one go.
+    const handed = new Map<string, DestSpec>();
+    let checked = true;
     const scan = ++this.scan;
     let shared = false;
     const { hosts, addresses, weights } = servers;
@@ -280,19 +285,24 @@ export class DesiredServiceBuilder {
         continue;
       }
       dests.set(id, dest);
+      handed.set(id, dest);
+      checked &&= NORMALIZED.has(dest);
       byHost.set(host, { address, dest, scan });
     }
-    return { template, byHost, dests, shared };
+    return { template, byHost, dests, shared, handed: checked ? handed : undefined };
   }
 
   /** The builder's state is a rebuild's from here on. */
-  private rebuilt(service: ServiceConfig, { template, byHost, dests, shared }: Rebuilt): DesiredService {
+  private rebuilt(service: ServiceConfig, { template, byHost, dests, shared, handed }: Rebuilt): DesiredService {
     this.config = service;
     this.template = template;
     this.byHost = byHost;
     this.dests = dests;
     this.shared = shared;
-    return { ...serviceSpecFromConfig(service), destinations: [...dests.values()] };
+    const desired: DesiredService = { ...serviceSpecFromConfig(service), destinations: [...dests.values()] };
+    // Not enumerable: a copy of the service ({ ...desired }, a patch's settings) must not carry a map handed over once.
+    if (handed !== undefined) Object.defineProperty(desired, 'byId', { value: handed, enumerable: false });
+    return desired;
   }
 
   /**
@@ -384,9 +394,18 @@ export function normalizeDest(d: DestSpec, where: string): DestSpec {
 }
 
 export function normalizeDesiredService(s: DesiredService): DesiredService {
+  const spec = normalizeServiceSpec(s);
+  return { ...spec, destinations: s.destinations.map((d) => normalizeDest(d, `${serviceWhere(s.key)}: `)) };
+}
+
+function serviceWhere(key: ServiceKey): string {
+  return `service ${'fwmark' in key ? `fwmark ${key.fwmark}` : `${key.protocol} ${key.address}:${key.port}`}`;
+}
+
+/** A desired service's own settings, checked and in canonical form, without its destinations. */
+export function normalizeServiceSpec(s: DesiredService): ServiceSpec {
   const key = s.key;
-  const name = 'fwmark' in key ? `fwmark ${key.fwmark}` : `${key.protocol} ${key.address}:${key.port}`;
-  const where = (what: string): string => `service ${name}: ${what}`;
+  const where = (what: string): string => `${serviceWhere(key)}: ${what}`;
   if ('fwmark' in key) checkInt(where('fwmark'), key.fwmark, 1, 0xffffffff);
   else {
     if (familyOf(key.address) !== key.family) throw new TypeError(where(`${JSON.stringify(key.address)} is not an IPv${key.family} address`));
@@ -397,7 +416,12 @@ export function normalizeDesiredService(s: DesiredService): DesiredService {
   checkInt(where('flags'), s.flags, 0, 0xffffffff);
   checkInt(where('persistence timeout'), s.timeoutSec, 0, 0xffffffff);
   checkInt(where('netmask'), s.netmask, key.family === 4 ? 0 : 1, key.family === 4 ? 32 : 128);
-  const destinations = s.destinations.map((d) => normalizeDest(d, where('')));
-  const { patch: _, ...spec } = s;
-  return { ...spec, key: 'fwmark' in key || key.family === 4 ? key : { ...key, address: canonicalAddress(key.address) }, destinations };
+  return {
+    key: 'fwmark' in key || key.family === 4 ? key : { ...key, address: canonicalAddress(key.address) },
+    scheduler: s.scheduler,
+    flags: s.flags,
+    timeoutSec: s.timeoutSec,
+    netmask: s.netmask,
+    peName: s.peName,
+  };
 }

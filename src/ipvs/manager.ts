@@ -89,7 +89,7 @@ import { TimeShare } from '../runtime/time-share.js';
 import type { IpvsKernel } from './client.js';
 import { IpvsError } from './errors.js';
 import { destKeyId, formatServiceKey, serviceKeyId } from './codec.js';
-import { normalizeDesiredService, normalizeDest } from './desired.js';
+import { normalizeDesiredService, normalizeDest, normalizeServiceSpec } from './desired.js';
 import {
   applyDestOpsInPlace,
   applyOpsSteps,
@@ -416,11 +416,16 @@ export class IpvsManager {
     }
     let fresh: CachedDesired;
     try {
-      const normalized = normalizeDesiredService(s);
-      const id = serviceKeyId(normalized.key);
-      const entry = tableFromDesired([normalized]).get(id);
+      let entry: TableEntry | undefined;
+      if (s.byId !== undefined) {
+        // Made for this by the builder, its destinations checked: kept as it is (see DesiredService.byId).
+        entry = { service: normalizeServiceSpec(s), dests: s.byId };
+      } else {
+        const normalized = normalizeDesiredService(s);
+        entry = tableFromDesired([normalized]).get(serviceKeyId(normalized.key));
+      }
       if (!entry) return undefined;
-      fresh = { source: s, id, entry };
+      fresh = { source: s, id: serviceKeyId(entry.service.key), entry };
     } catch (error) {
       // A bad value never reaches the kernel; the last good state of that service stays.
       this.log.error(`IPVS: ignoring the new state of ${formatServiceKey(s.key)}: ${errorMessage(error)}`);

@@ -34,7 +34,12 @@ export interface PoolBuilder {
 
 export function createPoolBuilder(file: string): PoolBuilder {
   const servers = new Map<string, PoolServer>();
-  const lineOf = new Map<string, number>();
+  // Each host's line, for a duplicate's message: kept in two arrays (a map
+  // of 100,000 hosts cost as much as the pool's own), made a map at the
+  // first duplicate and kept as one after it.
+  const hosts: string[] = [];
+  const lines: number[] = [];
+  let lineOf: Map<string, number> | undefined;
   const problems: Problem[] = [];
   const skipped: Problem[] = [];
   const problem = (line: number, message: string, key?: string): Problem => {
@@ -56,14 +61,22 @@ export function createPoolBuilder(file: string): PoolBuilder {
       this.addClean(server, line);
     },
     addClean(server, line) {
-      const earlier = lineOf.get(server.host);
-      if (earlier !== undefined) {
-        problem(line, `${JSON.stringify(server.host)} is also on line ${earlier}; this line wins`, 'host');
+      if (servers.has(server.host)) {
+        if (lineOf === undefined) {
+          lineOf = new Map();
+          for (let i = 0; i < hosts.length; i++) lineOf.set(hosts[i]!, lines[i]!);
+        }
+        problem(line, `${JSON.stringify(server.host)} is also on line ${lineOf.get(server.host)}; this line wins`, 'host');
         // Keep the order of the lines: the winner takes its own place.
         servers.delete(server.host);
       }
       servers.set(server.host, server);
-      lineOf.set(server.host, line);
+      if (lineOf !== undefined) {
+        lineOf.set(server.host, line);
+      } else {
+        hosts.push(server.host);
+        lines.push(line);
+      }
     },
     result: () => ({ pool: servers, problems, skipped }),
   };

@@ -67,6 +67,25 @@ describe('DesiredServiceBuilder', () => {
     expect(third.patch?.removed).toEqual([expect.objectContaining({ address: '10.0.0.0' })]);
   });
 
+  it('hands the IPVS manager a map of a rebuild\'s destinations, each checked, which no copy of the service carries', () => {
+    const builder = new DesiredServiceBuilder();
+    const service = config();
+    const servers = pool(1_000);
+    const first = builder.build(service, visitAll(servers));
+    expect([...first.byId!.keys()]).toEqual(first.destinations.map((d) => destKeyId(d)));
+    expect([...first.byId!.values()].every((d, i) => d === first.destinations[i])).toBe(true);
+    // Handed over once: not in a copy, nor in a patch's settings taken from it.
+    expect(Object.keys(first)).not.toContain('byId');
+    expect({ ...first }.byId).toBeUndefined();
+    const second = builder.build(service, visitAll(servers.map((s, i) => (i === 3 ? { ...s, weight: 4 } : s))));
+    expect(second.patch?.base).toBe(first);
+    expect(second.byId).toBeUndefined();
+    // A weight the kernel cannot take: no map, so that the manager checks every destination and reports it.
+    const bad = new DesiredServiceBuilder().build(service, visitAll(servers.map((s, i) => (i === 3 ? { ...s, weight: 2 ** 31 } : s))));
+    expect(bad.destinations).toHaveLength(1_000);
+    expect(bad.byId).toBeUndefined();
+  });
+
   it('says a server added, removed and moved to a new address', () => {
     const builder = new DesiredServiceBuilder();
     const service = config();

@@ -98,6 +98,23 @@ describe('IpvsManager with patches', () => {
     expect(kernel.calls.ops).toBe(ops);
   });
 
+  it('keeps the map of destinations a rebuild hands over as its own: later patches change that map', async () => {
+    const { kernel, manager } = setup();
+    const web = new Publisher(config(80));
+    const servers = pool(2_000);
+    const first = web.publish(servers);
+    expect(first.byId?.size).toBe(2_000);
+    manager.setDesired([first]);
+    manager.start();
+    await manager.idle();
+    expect(kernelWeights(kernel, web.service)).toEqual(wanted(first));
+    const edited = servers.map((s, i) => (i === 7 ? { ...s, weight: 3 } : s));
+    manager.setDesired([web.publish(edited)]);
+    await manager.idle();
+    expect(kernelWeights(kernel, web.service)).toEqual(wanted(web.publish(edited)));
+    expect([...first.byId!.values()].find((d) => d.address === edited[7]!.address)?.weight).toBe(3);
+  });
+
   it('refuses a patch with a bad destination as a whole, keeps the last good state, and takes the next good one', async () => {
     const { kernel, manager, log } = setup();
     const web = new Publisher(config(80));

@@ -142,6 +142,38 @@ describe('parseLegacyPool', () => {
     });
   });
 
+  it('names the line each duplicate repeats, the last one before it, for hosts repeated before and after the first duplicate', () => {
+    const text = [
+      "{ 'host': 'mw1', 'weight': 1 }",
+      "{ 'host': 'mw2', 'weight': 2 }",
+      "{ 'host': 'mw3', 'weight': 3 }",
+      "{ 'host': 'mw1', 'weight': 4 }",
+      "{ 'host': 'mw2', 'weight': 5 }",
+      "{ 'host': 'mw1', 'weight': 6 }",
+      "{ 'host': 'mw4', 'weight': 7 }",
+      "{ 'host': 'mw4', 'weight': 8 }",
+    ].join('\n');
+    expect(parse(text)).toEqual({
+      servers: [
+        ['mw3', 3, true],
+        ['mw2', 5, true],
+        ['mw1', 6, true],
+        ['mw4', 8, true],
+      ],
+      problems: [
+        `${FILE}:4: host: "mw1" is also on line 1; this line wins`,
+        `${FILE}:5: host: "mw2" is also on line 2; this line wins`,
+        `${FILE}:6: host: "mw1" is also on line 4; this line wins`,
+        `${FILE}:8: host: "mw4" is also on line 7; this line wins`,
+      ],
+    });
+  });
+
+  it('cuts the lines as split would: a last line without a newline, empty lines, a carriage return kept in its line', () => {
+    expect(parse("{ 'host': 'mw1' }\n\n\n{ 'host': 'mw2' }")).toEqual({ servers: [['mw1', 10, true], ['mw2', 10, true]], problems: [] });
+    expect(parse("\n{ 'host': 'mw1' }\r\n{ 'host': 'mw2' }\r\n")).toEqual({ servers: [['mw1', 10, true], ['mw2', 10, true]], problems: [] });
+  });
+
   it('gives an empty pool for an empty file or only comments', () => {
     expect(parse('')).toEqual({ servers: [], problems: [] });
     expect(parse('# nothing here\n\n')).toEqual({ servers: [], problems: [] });
