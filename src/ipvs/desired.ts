@@ -202,9 +202,10 @@ interface Published {
  * Builds a service's desired state publish after publish, keeping what it
  * published last by host, so that the next publish says only what changed
  * (DesiredService.patch): a weight edited in a pool of 100,000 reaches the
- * IPVS manager as one destination. Each publish still visits every pooled
- * server once, comparing without allocating; building, normalising and
- * diffing are in the number of changes.
+ * IPVS manager as one destination. Each publish still takes every pooled
+ * server once (takePooled, three columns) and compares it, in slices when
+ * it runs as a job (buildSteps); building, normalising and diffing are in
+ * the number of changes.
  *
  * A whole rebuild (no patch) when the configuration changed (a reload: new
  * IPVS settings or destination template), when `ordered` servers are
