@@ -221,9 +221,10 @@ export class IpvsClient implements IpvsKernel {
    * instead of 10,000 of them piling up over the decode's slices.
    */
   async mapDests<T>(key: ServiceKey, each: (dest: KernelDest) => T): Promise<T[]> {
-    const replies = await this.dump(ipvsRequests.dumpDests(key), formatServiceKey(key));
+    const object = formatServiceKey(key);
+    const replies = await this.dump(ipvsRequests.dumpDests(key), object);
     const family: IpFamily = key.family;
-    return this.decodeEach(replies, (attrs) => each(decodeDestReply(attrs, family)), `destination of ${formatServiceKey(key)}`);
+    return this.decodeEach(replies, (attrs) => each(decodeDestReply(attrs, family)), `destination of ${object}`);
   }
 
   async info(): Promise<IpvsInfo> {
@@ -274,14 +275,8 @@ export class IpvsClient implements IpvsKernel {
           const seq = this.takeSeq();
           const out: Buffer[] = [];
           this.start([seq], encodeIpvsMessage(this.familyId, seq, 0, request, false), command, object, reject, (msg) => {
-            if (msg.type === NLMSG_DONE) {
-              const errno = decodeDonePayload(msg.payload);
-              if (errno) reject(this.kernelError(errno, command, object));
-              else resolve(out);
-              return true;
-            }
-            if (msg.type === NLMSG_ERROR) {
-              const { errno } = decodeErrorPayload(msg.payload);
+            if (msg.type === NLMSG_DONE || msg.type === NLMSG_ERROR) {
+              const errno = msg.type === NLMSG_DONE ? decodeDonePayload(msg.payload) : decodeErrorPayload(msg.payload).errno;
               if (errno) reject(this.kernelError(errno, command, object));
               else resolve(out);
               return true;

@@ -265,10 +265,10 @@ export class IpvsManager {
   /** The write loop is merging a resync's dump (it is no longer `resyncing`, and not yet done). */
   private merging = false;
   /** A periodic resync takes at most 1/RESYNC_TIME_SHARE of the time: the interval stretches beyond that. */
-  private readonly resyncShare = new TimeShare(RESYNC_TIME_SHARE, ({ stretched, lastMs, delayMs }) => {
+  private readonly resyncShare = new TimeShare(RESYNC_TIME_SHARE, ({ stretched, costMs, delayMs }) => {
     if (stretched) {
       this.log.warn(
-        `IPVS: a full resync took ${Math.round(lastMs)} ms: resyncing every ${(delayMs / 1000).toFixed(1)} s instead of every ${this.resyncIntervalMs / 1000} s (ipvs-resync-interval), so that it takes at most 1/${RESYNC_TIME_SHARE} of the time`,
+        `IPVS: a full resync took ${Math.round(costMs)} ms: resyncing every ${(delayMs / 1000).toFixed(1)} s instead of every ${this.resyncIntervalMs / 1000} s (ipvs-resync-interval), so that it takes at most 1/${RESYNC_TIME_SHARE} of the time`,
       );
     } else {
       this.log.info(`IPVS: resyncing every ${this.resyncIntervalMs / 1000} s again (ipvs-resync-interval)`);

@@ -149,10 +149,10 @@ export class IpvsStatsReader {
   private quietByName = new Map<string, Map<string, QuietServerValue>>();
   private counters = { reads: 0, failedReads: 0, lastError: undefined as string | undefined, lastReadWallMs: undefined as number | undefined };
   /** Reading takes at most 1/READ_TIME_SHARE of the time: the interval stretches beyond that. */
-  private readonly timeShare = new TimeShare(READ_TIME_SHARE, ({ stretched, lastMs, delayMs }) => {
+  private readonly timeShare = new TimeShare(READ_TIME_SHARE, ({ stretched, costMs, delayMs }) => {
     if (stretched) {
       this.log.warn(
-        `Reading the IPVS counters took ${Math.round(lastMs)} ms: reading them every ${(delayMs / 1000).toFixed(1)} s instead of every ${this.intervalMs / 1000} s (ipvs-stats-interval), so that it takes at most 1/${READ_TIME_SHARE} of the time`,
+        `Reading the IPVS counters took ${Math.round(costMs)} ms: reading them every ${(delayMs / 1000).toFixed(1)} s instead of every ${this.intervalMs / 1000} s (ipvs-stats-interval), so that it takes at most 1/${READ_TIME_SHARE} of the time`,
       );
     } else {
       this.log.info(`Reading the IPVS counters every ${this.intervalMs / 1000} s again (ipvs-stats-interval)`);

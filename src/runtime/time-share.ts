@@ -17,7 +17,7 @@ export class TimeShare {
 
   constructor(
     readonly share: number,
-    private readonly say: (change: { readonly stretched: boolean; readonly lastMs: number; readonly delayMs: number }) => void,
+    private readonly say: (change: { readonly stretched: boolean; readonly costMs: number; readonly delayMs: number }) => void,
   ) {}
 
   /** A run ended after `ms`. */
@@ -37,7 +37,7 @@ export class TimeShare {
     const costMs = this.costMs();
     const delayMs = Math.max(intervalMs, Math.ceil(costMs * this.share));
     const stretched = delayMs > intervalMs;
-    if (stretched !== this.stretched) this.say({ stretched, lastMs: costMs, delayMs });
+    if (stretched !== this.stretched) this.say({ stretched, costMs, delayMs });
     this.stretched = stretched;
     return delayMs;
   }

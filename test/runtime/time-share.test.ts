@@ -6,7 +6,7 @@ import { TimeShare } from '../../src/runtime/time-share.js';
 
 describe('TimeShare', () => {
   it('keeps the interval while runs are short, stretches it to share x the cost, and says each change once', () => {
-    const said: { stretched: boolean; lastMs: number; delayMs: number }[] = [];
+    const said: { stretched: boolean; costMs: number; delayMs: number }[] = [];
     const share = new TimeShare(20, (change) => said.push({ ...change }));
     expect(share.delayMs(10_000)).toBe(10_000); // no run yet
     share.ran(500);
@@ -18,23 +18,23 @@ describe('TimeShare', () => {
     expect(share.delayMs(10_000)).toBe(40_000); // two slow runs: the shorter counts
     share.ran(4_000);
     expect(share.delayMs(10_000)).toBe(60_004);
-    expect(said).toEqual([{ stretched: true, lastMs: 2_000, delayMs: 40_000 }]);
+    expect(said).toEqual([{ stretched: true, costMs: 2_000, delayMs: 40_000 }]);
     share.ran(10);
     expect(share.delayMs(10_000)).toBe(10_000); // quick again: back at once
     share.ran(10);
     expect(share.delayMs(10_000)).toBe(10_000);
     expect(said).toEqual([
-      { stretched: true, lastMs: 2_000, delayMs: 40_000 },
-      { stretched: false, lastMs: 10, delayMs: 10_000 },
+      { stretched: true, costMs: 2_000, delayMs: 40_000 },
+      { stretched: false, costMs: 10, delayMs: 10_000 },
     ]);
   });
 
   it('takes the first run alone as the cost', () => {
-    const said: { stretched: boolean; lastMs: number; delayMs: number }[] = [];
+    const said: { stretched: boolean; costMs: number; delayMs: number }[] = [];
     const share = new TimeShare(20, (change) => said.push({ ...change }));
     share.ran(2_000);
     expect(share.costMs()).toBe(2_000);
     expect(share.delayMs(10_000)).toBe(40_000);
-    expect(said).toEqual([{ stretched: true, lastMs: 2_000, delayMs: 40_000 }]);
+    expect(said).toEqual([{ stretched: true, costMs: 2_000, delayMs: 40_000 }]);
   });
 });
