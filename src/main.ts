@@ -414,18 +414,14 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     arpWatchIntervalMs: ARP_WATCH_INTERVAL_MS,
   });
   warnAcceptLocal(config, log);
-  const monitorsFor = (service: ServiceConfig): CreateMonitorFn => {
-    const factory = checks.factory({
+  // Each report reaches the metrics, then the coordinator's onReport; onCheck
+  // (the coordinator's last check, for the status page) goes through as it is.
+  const monitorsFor = (service: ServiceConfig): CreateMonitorFn =>
+    checks.factory({
       logger: log.child({ service: service.name }),
       onResult: (target, result) => metrics.recordResult(service.name, target.host, result),
+      onReport: (target, report) => metrics.recordReport(service.name, target.host, report),
     });
-    // onCheck (the coordinator's last check, for the status page) goes through as it is.
-    return (monitorConfig, target, onReport, onCheck) =>
-      factory(monitorConfig, target, (report) => {
-        metrics.recordReport(service.name, target.host, report);
-        onReport(report);
-      }, onCheck);
-  };
 
   // A dry run programs nothing: its data-path monitors check at the servers' addresses.
   const portCapacity = connectionsPerSecondToOneAddress();

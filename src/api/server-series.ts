@@ -13,6 +13,7 @@
  * increment).
  */
 import type { MetricData } from './exposition.js';
+import { Interner } from '../runtime/interner.js';
 
 type Labels = Readonly<Record<string, string>>;
 
@@ -39,6 +40,9 @@ interface ExtraSeries {
  * `{ ...a, ...b }`, made a hidden class per object once its call site had
  * seen many (5 MB at 10,000 servers).
  */
+/** The monitors' kinds, one copy each for all their series (a dozen kinds; the bound is for safety). */
+const KINDS = new Interner(64);
+
 export class MonitorSeries {
   /** service, host, monitor: shared by every series of this monitor. */
   readonly labels: Labels;
@@ -56,13 +60,13 @@ export class MonitorSeries {
   idleFailed: ExtraSeries[] | undefined;
   idleLost: ExtraSeries[] | undefined;
 
-  constructor(
-    service: string,
-    host: string,
-    /** The monitor's kind (its `monitor` label). */
-    readonly kind: string,
-  ) {
-    this.labels = { service, host, monitor: kind };
+  /** The monitor's kind (its `monitor` label). */
+  readonly kind: string;
+
+  constructor(service: string, host: string, kind: string) {
+    // The kind comes in a message from the checks thread, a copy of its own each time.
+    this.kind = KINDS.intern(kind);
+    this.labels = { service, host, monitor: this.kind };
   }
 
   /** Sets the duration series of a result, and of a URL or an exit code when `name` says which. */

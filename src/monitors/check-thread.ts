@@ -80,9 +80,17 @@ export interface ThreadMonitorSink {
   readonly logger: Logger;
   /** Every check result, for the per-check metrics. */
   readonly onResult?: (target: MonitorTarget, result: CheckResult) => void;
+  /**
+   * Every report, before the monitor's own onReport: the service's hook,
+   * here rather than wrapped around each monitor's (a closure per server).
+   */
+  readonly onReport?: (target: MonitorTarget, report: MonitorReport) => void;
 }
 
 type ReportFn = (report: MonitorReport) => void;
+
+/** A monitor's start options once they no longer matter (one object, not one per server). */
+const NO_OPTIONS: StartOptions = Object.freeze({});
 
 /** A monitor run by the checks thread. */
 class ThreadMonitor {
@@ -92,10 +100,10 @@ class ThreadMonitor {
   lastUp: boolean | undefined;
   /** The data-path readiness the thread was last told. */
   readySent = false;
-  options: StartOptions = {};
+  /** How it was started: what a thread started again gives it until it has reported (then lastUp says). */
+  options: StartOptions = NO_OPTIONS;
   private stopped: Promise<void> | undefined;
   resolveStopped: (() => void) | undefined;
-  readonly logger: LineLogger;
 
   constructor(
     private readonly thread: CheckThread,
@@ -105,8 +113,11 @@ class ThreadMonitor {
     readonly sink: ThreadMonitorSink,
     readonly onReport: ReportFn,
     readonly onCheck: ((result: CheckResult) => void) | undefined,
-  ) {
-    this.logger = bindLogger(sink.logger, { server: target.host, monitor: config.kind });
+  ) {}
+
+  /** Its lines' logger, made when it logs (rarely): one per server would be kept for nothing. */
+  get logger(): LineLogger {
+    return bindLogger(this.sink.logger, { server: this.target.host, monitor: this.config.kind });
   }
 
   get kind(): MonitorKind {
@@ -415,17 +426,23 @@ export class CheckThread {
       case 'report':
         if (monitor.state !== 'running') return;
         monitor.lastUp = event.up;
-        monitor.onReport({ kind: monitor.kind, up: event.up, reason: event.reason, firstCheck: event.firstCheck, atMs: this.options.clock.now() });
+        this.report(monitor, { kind: monitor.kind, up: event.up, reason: event.reason, firstCheck: event.firstCheck, atMs: this.options.clock.now() });
         return;
       case 'broken': {
         if (monitor.state !== 'running') return;
         const reason = `cannot start ${monitor.kind}: ${event.message}`;
         monitor.logger.error(`Monitoring instance ${monitor.kind} for server ${monitor.target.host} ${reason}`);
         monitor.lastUp = false;
-        monitor.onReport({ kind: monitor.kind, up: false, reason, firstCheck: true, atMs: this.options.clock.now() });
+        this.report(monitor, { kind: monitor.kind, up: false, reason, firstCheck: true, atMs: this.options.clock.now() });
         return;
       }
     }
+  }
+
+  private report(monitor: ThreadMonitor, report: MonitorReport): void {
+    monitor.options = NO_OPTIONS;
+    monitor.sink.onReport?.(monitor.target, report);
+    monitor.onReport(report);
   }
 
   private log(source: Exclude<LogSource, number>): Logger {

@@ -105,16 +105,30 @@ const loopTimer = setInterval(() => post({ type: 'loop', stats: stallWatch.stats
 /** A config's prepared monitors, kept while a monitor of it runs (the daemon counts alike). */
 const makers = new Map<number, { make: MonitorMaker; users: number }>();
 
-/** The MonitorDeps of one monitor: its reports and results go out with its id. */
+/**
+ * The MonitorDeps of one monitor: its reports and results go out with its id.
+ * What every monitor shares is on the prototype, not in each of 10,000.
+ */
 class ThreadMonitorDeps implements MonitorDeps {
-  readonly clock = clock;
-  readonly runLimiter = runLimiter;
-  readonly pinger = pinger;
-  readonly admit = admit;
-  readonly arpWatch = arpWatch;
-  readonly logger: LineLogger;
-  constructor(private readonly id: number) {
-    this.logger = new SentLogger(id);
+  constructor(private readonly id: number) {}
+  get clock(): typeof clock {
+    return clock;
+  }
+  get runLimiter(): typeof runLimiter {
+    return runLimiter;
+  }
+  get pinger(): typeof pinger {
+    return pinger;
+  }
+  get admit(): typeof admit {
+    return admit;
+  }
+  get arpWatch(): typeof arpWatch {
+    return arpWatch;
+  }
+  /** Made when asked: most monitors log rarely, and the few that keep one keep their own. */
+  get logger(): LineLogger {
+    return new SentLogger(this.id);
   }
   /** A property: monitors keep onReport and call it on its own (onResult they call as a method). */
   readonly onReport = (report: MonitorReport): void => {

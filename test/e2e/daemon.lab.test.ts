@@ -268,11 +268,13 @@ describe('e2e: pybal in the lab', () => {
     await lab.realServer('rs2').setBehaviour({ mode: 'down' });
     try {
       pybal = E2ePybal.start(lab, restart.file, { name: 'pybal-fall' });
-      const failures = async (): Promise<number> => {
+      /** rs2's figure of a monitor metric in /metrics (0 when it has none yet). */
+      const rs2Metric = async (name: string): Promise<number> => {
         const text = (await pybal.api('/metrics', 'text/plain')).body;
-        const line = text.split('\n').find((l) => l.startsWith('pybal_monitor_down_results_total{') && l.includes(`"${ipOf('rs2')}"`));
+        const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(`"${ipOf('rs2')}"`));
         return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
       };
+      const failures = (): Promise<number> => rs2Metric('pybal_monitor_down_results_total');
       // While fewer than `fall` checks have failed, rs2 stays in the kernel.
       // (Sampled up to fall - 2 failures: the next one may land between the two reads.)
       let samples = 0;
@@ -293,6 +295,9 @@ describe('e2e: pybal in the lab', () => {
       await waitForDests(without('rs2'), 'rs2 out of IPVS after fall failures', 20_000);
       expect(await failures()).toBeGreaterThanOrEqual(fall);
       expect(pybal.log()).toMatch(new RegExp(`Depooling server ${ipOf('rs2').replace(/\./g, '\\.')}`));
+      // Its monitor's report reached the metrics too (the checks thread's report hook).
+      expect(await rs2Metric('pybal_monitor_status')).toBe(0);
+      expect(await rs2Metric('pybal_monitor_down_transitions_total')).toBeGreaterThanOrEqual(1);
     } finally {
       await lab.realServer('rs2').setBehaviour({ mode: 'ok' });
     }

@@ -169,18 +169,36 @@ describe('the checks thread (the build, dist/src/)', () => {
     });
     cleanups.push(() => thread.close());
     const results: { target: MonitorTarget; result: CheckResult }[] = [];
-    const make = thread.factory({ logger: log.logger.child({ service: SERVICE }), onResult: (target, result) => results.push({ target, result }) });
+    /** The sink's reports, and which of the sink and the monitor heard each report first. */
+    const sinkReports: { target: MonitorTarget; report: MonitorReport }[] = [];
+    const heard: ('sink' | 'monitor')[] = [];
+    const make = thread.factory({
+      logger: log.logger.child({ service: SERVICE }),
+      onResult: (target, result) => results.push({ target, result }),
+      onReport: (target, report) => {
+        heard.push('sink');
+        sinkReports.push({ target, report });
+      },
+    });
     /** A monitor of `config` for the server at `ip`, started unless told not to. */
     const watch = (config: MonitorConfig, ip: string, target: Partial<MonitorTarget> = {}, started = true): Watched => {
       const t: MonitorTarget = { host: `rs-${ip}`, ip, port: server.port, family: 4, ...target };
       const reports: MonitorReport[] = [];
       const checks: CheckResult[] = [];
-      const monitor = make(config, t, (r) => reports.push(r), (r) => checks.push(r));
+      const monitor = make(
+        config,
+        t,
+        (r) => {
+          heard.push('monitor');
+          reports.push(r);
+        },
+        (r) => checks.push(r),
+      );
       if (started) monitor.start();
       return { target: t, reports, checks, monitor };
     };
     const at = (ip: string): Arrival[] => server.arrivals.filter((a) => a.ip === ip);
-    return { thread, server, log, results, watch, at };
+    return { thread, server, log, results, sinkReports, heard, watch, at };
   }
 
   const worker = (thread: CheckThread): Worker => (thread as unknown as { worker: Worker }).worker;
@@ -188,7 +206,7 @@ describe('the checks thread (the build, dist/src/)', () => {
 
   it('reports, passes every result to onResult (with the target) and onCheck, and logs under the server and monitor', async () => {
     const ip = loopbackAddress(811);
-    const { server, log, results, watch } = await start([ip]);
+    const { server, log, results, sinkReports, heard, watch } = await start([ip]);
     const config = proxyFetchConfig({ ...FAST, urls: ['http://en.wikipedia.org/wiki/Main_Page'] });
     const w = watch(config, ip);
 
@@ -210,6 +228,10 @@ describe('the checks thread (the build, dist/src/)', () => {
     await server.answer(ip, { cycle: [200] });
     await waitFor(() => w.reports.length >= 3, 'the up report', 5_000);
     expect(states(w)).toEqual(['up', 'down', 'up']);
+    // The service's hook (the metrics) has each report too, with the monitor's target, before the monitor's own onReport.
+    expect(sinkReports.map((s) => s.report)).toEqual(w.reports);
+    expect(sinkReports.every((s) => s.target === w.target)).toBe(true);
+    expect(heard).toEqual(['sink', 'monitor', 'sink', 'monitor', 'sink', 'monitor']);
 
     // The monitor's lines, written in the thread, carry the service, server and monitor here.
     const records = log.records().filter((r) => r.monitor === 'ProxyFetch');
