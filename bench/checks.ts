@@ -254,7 +254,7 @@ interface RoundFigures {
   readonly api?: LatencySummary;
   /** pybal's own count of event-loop stalls over 100 ms during the window, and its longest since start: the main thread's, and the checks thread's. */
   readonly stalls?: { readonly inWindow: number; readonly longestSinceStartMs: number; readonly checksInWindow: number; readonly checksLongestSinceStartMs: number };
-  /** pybal's heap at the end of the window (the main thread's: the checks thread's is in the RSS only). */
+  /** pybal's heaps at the end of the window (the main thread's and the checks thread's; the BGP thread's is in the RSS only). */
   readonly heap?: HeapFigures;
   /** pybal's KEEPALIVEs to the measuring peer over the window (pybal rounds with BENCH_BGP on). */
   readonly bgp?: KeepaliveSummary;
@@ -401,7 +401,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
               checksLongestSinceStartMs: stalls1.checksLongestMs,
             },
           } : {}),
-      ...(stalls1 ? { heap: { heapUsedMb: stalls1.heapUsedMb, heapTotalMb: stalls1.heapTotalMb, externalMb: stalls1.externalMb } } : {}),
+      ...(stalls1 ? { heap: { heapUsedMb: stalls1.heapUsedMb, heapTotalMb: stalls1.heapTotalMb, externalMb: stalls1.externalMb, checksUsedMb: stalls1.checksUsedMb, checksTotalMb: stalls1.checksTotalMb } } : {}),
       ...(bgp ? { bgp } : {}),
       ...(bgpErrors.length > 0 ? { bgpError: bgpErrors.join('; ') } : {}),
     };
@@ -416,11 +416,17 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
   }
 }
 
-/** Where pybal's memory is, from its /metrics: the JS heap (used, and what V8 holds for it) and memory outside it (Buffers, sockets). */
+/**
+ * Where pybal's memory is, from its /metrics: the main thread's JS heap (used,
+ * and what V8 holds for it), memory outside it (Buffers, sockets), and the
+ * checks thread's JS heap (NaN from a pybal that does not export it).
+ */
 interface HeapFigures {
   readonly heapUsedMb: number;
   readonly heapTotalMb: number;
   readonly externalMb: number;
+  readonly checksUsedMb: number;
+  readonly checksTotalMb: number;
 }
 
 /** pybal's event-loop stall figures and heap, read from its /metrics on its control socket; undefined if it does not answer. */
@@ -440,6 +446,8 @@ async function pybalStalls(dir: string): Promise<({ stalls: number; longestMs: n
     heapUsedMb: mb('nodejs_heap_size_used_bytes'),
     heapTotalMb: mb('nodejs_heap_size_total_bytes'),
     externalMb: mb('nodejs_external_memory_bytes'),
+    checksUsedMb: mb('pybal_checks_thread_heap_used_bytes'),
+    checksTotalMb: mb('pybal_checks_thread_heap_size_bytes'),
   };
 }
 
@@ -492,7 +500,9 @@ function bgpLine(r: RoundFigures): string {
 function roundLine(r: RoundFigures): string {
   const t = r.timeliness;
   const parent = r.parentCpuMs === undefined ? '' : ` [parent: cpu ${f(r.parentCpuMs, 0)} ms, rss ${f(r.parentRssMb ?? NaN, 1)} MB]`;
-  const heap = r.heap ? ` (main thread JS heap ${f(r.heap.heapUsedMb, 1)} MB used of ${f(r.heap.heapTotalMb, 1)}, external ${f(r.heap.externalMb, 1)} MB)` : '';
+  const heap = r.heap
+    ? ` (main thread JS heap ${f(r.heap.heapUsedMb, 1)} MB used of ${f(r.heap.heapTotalMb, 1)}, external ${f(r.heap.externalMb, 1)} MB; checks thread's heap ${f(r.heap.checksUsedMb, 1)} MB used of ${f(r.heap.checksTotalMb, 1)})`
+    : '';
   const stalls =
     (r.stalls
       ? `; main event loop held over 100 ms ${r.stalls.inWindow} times in the window (longest since start ${f(r.stalls.longestSinceStartMs, 0)} ms)` +

@@ -481,17 +481,21 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   });
   // Says when something held the event loop long enough to delay checks, BGP or the API.
   const stallWatch = startStallWatch({ logger: log });
-  const snapshot = (scope?: SnapshotScope): DaemonSnapshot => ({
-    version: readVersion(),
-    startedAtWallMs,
-    dryRun,
-    services: statsReader.enabled ? withTraffic(daemon.snapshots(scope), statsReader) : daemon.snapshots(scope),
-    bgp: { ...bgp.status(daemon.globalConfig), ...daemon.drainState(), announced: daemon.routes().map((r) => formatPrefix(r.prefix)) },
-    ipvs: ipvs.stats(),
-    ipvsSysctls: sloppy.status(),
-    eventLoop: stallWatch.stats(),
-    checksEventLoop: checks.loopStats(),
-  });
+  const snapshot = (scope?: SnapshotScope): DaemonSnapshot => {
+    const checksHeap = checks.heapStats();
+    return {
+      version: readVersion(),
+      startedAtWallMs,
+      dryRun,
+      services: statsReader.enabled ? withTraffic(daemon.snapshots(scope), statsReader) : daemon.snapshots(scope),
+      bgp: { ...bgp.status(daemon.globalConfig), ...daemon.drainState(), announced: daemon.routes().map((r) => formatPrefix(r.prefix)) },
+      ipvs: ipvs.stats(),
+      ipvsSysctls: sloppy.status(),
+      eventLoop: stallWatch.stats(),
+      checksEventLoop: checks.loopStats(),
+      ...(checksHeap === undefined ? {} : { checksHeap }),
+    };
+  };
   // The control socket's requests (pybal drain, pybal undrain); the routes follow at the next publish.
   const control: ApiControl = {
     setDrained: (drained) => {

@@ -116,6 +116,9 @@ export class PybalMetrics {
   private readonly loopLongest = this.gauge('pybal_event_loop_longest_stall_seconds', 'The longest the main event loop was held since start', [], false);
   private readonly checksLoopStalls = this.counter('pybal_checks_thread_event_loop_stalls_total', "Times the checks thread's event loop was held over 100 ms (checks started and were read late)", [], false);
   private readonly checksLoopLongest = this.gauge('pybal_checks_thread_event_loop_longest_stall_seconds', "The longest the checks thread's event loop was held since start", [], false);
+  // The checks thread's own V8 heap (nodejs_heap_size_* are the main thread's): the process's RSS holds both.
+  private readonly checksHeapUsed = this.gauge('pybal_checks_thread_heap_used_bytes', "The checks thread's JS heap in use", [], false);
+  private readonly checksHeapTotal = this.gauge('pybal_checks_thread_heap_size_bytes', "The checks thread's JS heap, as V8 holds it", [], false);
 
   // New: the kernel's IPVS counters (ipvs-stats-interval), per service and per server, from the
   // snapshot at scrape time; registered only while some were read (see traffic-series.ts for the names).
@@ -354,9 +357,17 @@ export class PybalMetrics {
     }
   }
 
-  private updateEventLoop({ eventLoop, checksEventLoop }: DaemonSnapshot): void {
+  private updateEventLoop({ eventLoop, checksEventLoop, checksHeap }: DaemonSnapshot): void {
     this.setLoop(eventLoop, 'pybal_event_loop_stalls_total', this.loopStalls, this.loopLongest);
     this.setLoop(checksEventLoop, 'pybal_checks_thread_event_loop_stalls_total', this.checksLoopStalls, this.checksLoopLongest);
+    if (checksHeap !== undefined) {
+      if (!this.registry.getSingleMetric('pybal_checks_thread_heap_used_bytes')) {
+        this.registry.registerMetric(this.checksHeapUsed);
+        this.registry.registerMetric(this.checksHeapTotal);
+      }
+      this.checksHeapUsed.set(checksHeap.usedBytes);
+      this.checksHeapTotal.set(checksHeap.totalBytes);
+    }
   }
 
   /** Registered with the first figures: a snapshot without them (tests, fakes) shows neither. */

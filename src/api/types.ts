@@ -59,4 +59,6 @@ export interface DaemonSnapshot {
   readonly eventLoop?: { readonly stalls: number; readonly longestMs: number };
   /** The checks thread's event loop (monitors/check-thread.ts), as it last said; undefined without one. */
   readonly checksEventLoop?: { readonly stalls: number; readonly longestMs: number };
+  /** The checks thread's JS heap, as it last said; undefined without one, or before it has. */
+  readonly checksHeap?: { readonly usedBytes: number; readonly totalBytes: number };
 }

@@ -21,7 +21,7 @@ import type { MonitorConfig, MonitorKind } from '../config/types.js';
 import type { Clock, Timer } from '../runtime/clock.js';
 import { bindLogger, type LineLogger, type Logger } from '../runtime/logger.js';
 import type { StallStats } from '../runtime/stall-watch.js';
-import type { CheckThreadConfig, CheckThreadEvent, FromCheckThread, LogSource, TargetValues, ToCheckThread } from './thread-messages.js';
+import type { CheckThreadConfig, CheckThreadEvent, FromCheckThread, LogSource, TargetValues, ThreadHeap, ToCheckThread } from './thread-messages.js';
 import type { CheckResult, MonitorReport, MonitorTarget, StartOptions } from './types.js';
 
 /** How often the data-path monitors' readiness is looked at (only while there are some). */
@@ -173,6 +173,7 @@ export class CheckThread {
   private heard = false;
   private silentTicks = 0;
   private loop: StallStats = { stalls: 0, longestMs: 0 };
+  private heap: ThreadHeap | undefined;
   private closed: Promise<void> = Promise.resolve();
   private readonly components = new Map<LogSource, Logger>();
   /** What the next thread starts with (a reload's runcommand-max-concurrent included). */
@@ -211,6 +212,11 @@ export class CheckThread {
   /** The thread's event loop, as it last said (stalls over 100 ms, the longest). */
   loopStats(): StallStats {
     return this.loop;
+  }
+
+  /** The thread's JS heap, as it last said; undefined until it has. */
+  heapStats(): ThreadHeap | undefined {
+    return this.heap;
   }
 
   /** How many commands RunCommand monitors may run at once (a reload's runcommand-max-concurrent). */
@@ -397,6 +403,7 @@ export class CheckThread {
         return;
       case 'loop':
         this.loop = message.stats;
+        this.heap = message.heap;
         return;
       case 'closed':
         return;

@@ -11,6 +11,7 @@
  * daemon as one message every `sendEveryMs`. A check's timing is the
  * thread's: it is late only when this thread is.
  */
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { MonitorConfig } from '../config/types.js';
 import { createSystemClock, setTimerSlack, setTurnPause, type Timer } from '../runtime/clock.js';
@@ -100,7 +101,10 @@ const stallWatch = startStallWatch({
   loop: { name: "The checks thread's event loop", waited: 'checks started and were read late' },
   every,
 });
-const loopTimer = setInterval(() => post({ type: 'loop', stats: stallWatch.stats() }), config.loopEveryMs);
+const loopTimer = setInterval(() => {
+  const heap = getHeapStatistics();
+  post({ type: 'loop', stats: stallWatch.stats(), heap: { usedBytes: heap.used_heap_size, totalBytes: heap.total_heap_size } });
+}, config.loopEveryMs);
 
 /** A config's prepared monitors, kept while a monitor of it runs (the daemon counts alike). */
 const makers = new Map<number, { make: MonitorMaker; users: number }>();

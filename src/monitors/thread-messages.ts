@@ -76,8 +76,15 @@ export type CheckThreadEvent =
       readonly msg: string;
     };
 
+/** A thread's JS heap (its own V8 heap: the process's RSS holds it beside the main thread's). */
+export interface ThreadHeap {
+  readonly usedBytes: number;
+  /** What V8 holds for it. */
+  readonly totalBytes: number;
+}
+
 export type FromCheckThread =
   | { readonly type: 'events'; readonly events: readonly CheckThreadEvent[] }
-  /** The thread's event loop: stalls over 100 ms and the longest, since it started. */
-  | { readonly type: 'loop'; readonly stats: StallStats }
+  /** The thread's event loop (stalls over 100 ms and the longest, since it started) and its JS heap now. */
+  | { readonly type: 'loop'; readonly stats: StallStats; readonly heap: ThreadHeap }
   | { readonly type: 'closed' };

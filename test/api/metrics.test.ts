@@ -300,6 +300,17 @@ describe('PybalMetrics', () => {
     expect(parse(await metrics.render()).types.get('pybal_event_loop_stalls_total')).toBe('counter');
   });
 
+  it("exposes the checks thread's heap once the thread has said it, and its latest figures", async () => {
+    const metrics = new PybalMetrics({ processMetrics: false });
+    metrics.update(daemon([], { checksEventLoop: { stalls: 0, longestMs: 0 } }));
+    expect(await samples(metrics, 'pybal_checks_thread_heap_used_bytes')).toEqual([]);
+    metrics.update(daemon([], { checksHeap: { usedBytes: 20_000_000, totalBytes: 26_000_000 } }));
+    metrics.update(daemon([], { checksHeap: { usedBytes: 21_500_000, totalBytes: 27_000_000 } }));
+    expect(await value(metrics, 'pybal_checks_thread_heap_used_bytes')).toBe(21_500_000);
+    expect(await value(metrics, 'pybal_checks_thread_heap_size_bytes')).toBe(27_000_000);
+    expect(parse(await metrics.render()).types.get('pybal_checks_thread_heap_size_bytes')).toBe('gauge');
+  });
+
   it('adds process metrics under their standard names and pybal_build_info, one registry per instance', async () => {
     const a = new PybalMetrics();
     const b = new PybalMetrics();

@@ -17,6 +17,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { getHeapStatistics } from 'node:v8';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { MonitorConfig } from '../../src/config/types.js';
@@ -540,5 +541,20 @@ describe('the checks thread (the build, dist/src/)', () => {
     expect(stats.longestMs).toBeGreaterThanOrEqual(0);
     // And keep coming, every loopEveryMs.
     await waitFor(() => thread.loopStats() !== stats, 'the thread’s next figures', 5_000);
+  });
+
+  it('heapStats() gives the thread’s own JS heap, not the main thread’s, and follows it', async () => {
+    const ip = loopbackAddress(826);
+    const { thread, watch } = await start([ip], { loopEveryMs: 100 });
+    expect(thread.heapStats()).toBeUndefined();
+    watch(tcpConnectConfig(FAST), ip);
+    await waitFor(() => thread.heapStats() !== undefined, 'the thread’s heap', 5_000);
+    const first = thread.heapStats()!;
+    expect(first.usedBytes).toBeGreaterThan(1_000_000);
+    expect(first.totalBytes).toBeGreaterThanOrEqual(first.usedBytes);
+    // A fresh thread's heap is far smaller than this process's (vitest and the test's modules).
+    expect(first.usedBytes).toBeLessThan(getHeapStatistics().used_heap_size);
+    // Then the next figures, every loopEveryMs.
+    await waitFor(() => thread.heapStats() !== first, 'the thread’s next heap figures', 5_000);
   });
 });
