@@ -42,11 +42,16 @@ export function stepHealth(
   return { state: current.state, streak, changed: false };
 }
 
+/** Where a Health sends its reports: a monitor's deps (called as a method), with the logger that logs them, if any. */
+type HealthSink = Pick<MonitorDeps, 'clock' | 'onReport'> & { readonly logger?: LineLogger | undefined };
+
 /**
  * The Health of one monitor. A class rather than closures: there is one per
  * server (10,000 of them), and its state lives in fields instead of a
  * context and three closures; a result allocates nothing but its step (and
- * the report, on a change).
+ * the report, on a change). It keeps its monitor's deps, not their clock,
+ * logger and report callback apart (the checks thread makes a logger when
+ * asked, and has onReport on the prototype).
  */
 class HealthTracker implements Health {
   private current: HealthState | undefined = undefined;
@@ -57,10 +62,8 @@ class HealthTracker implements Health {
   constructor(
     private readonly kind: MonitorKind,
     private readonly options: HealthOptions,
-    private readonly clock: Clock,
-    private readonly onReport: (report: MonitorReport) => void,
-    /** Logs each report (up at info, down at warn) before it is sent. */
-    private readonly logger?: LineLogger,
+    /** Its logger, when it has one, logs each report (up at info, down at warn) before it is sent. */
+    private readonly sink: HealthSink,
   ) {}
 
   record(ok: boolean, reason: string): MonitorReport | undefined {
@@ -73,12 +76,14 @@ class HealthTracker implements Health {
     this.current = next.state;
     this.streak = next.streak;
     if (!next.changed && !confirms) return undefined;
-    const report: MonitorReport = { kind: this.kind, up: next.state === 'up', reason, firstCheck, atMs: this.clock.now() };
-    if (this.logger) {
-      if (report.up) this.logger.info(`up: ${report.reason}`);
-      else this.logger.warn(`down: ${report.reason}`);
+    const sink = this.sink;
+    const report: MonitorReport = { kind: this.kind, up: next.state === 'up', reason, firstCheck, atMs: sink.clock.now() };
+    const logger = sink.logger;
+    if (logger) {
+      if (report.up) logger.info(`up: ${report.reason}`);
+      else logger.warn(`down: ${report.reason}`);
     }
-    this.onReport(report);
+    sink.onReport(report);
     return report;
   }
 
@@ -100,10 +105,10 @@ export function createHealth(
   clock: Clock,
   onReport: (report: MonitorReport) => void,
 ): Health {
-  return new HealthTracker(kind, options, clock, onReport);
+  return new HealthTracker(kind, options, { clock, onReport });
 }
 
 /** createHealth that also logs each report (up at info, down at warn) and forwards it. */
 export function createReportingHealth(kind: MonitorKind, options: HealthOptions, deps: Pick<MonitorDeps, 'clock' | 'logger' | 'onReport'>): Health {
-  return new HealthTracker(kind, options, deps.clock, deps.onReport, deps.logger);
+  return new HealthTracker(kind, options, deps);
 }
