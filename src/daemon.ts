@@ -335,8 +335,8 @@ export class Daemon {
           // the kernel already has (a restart must not flap anything).
           if (buildNow) {
             runtime.dirty = false;
-            const { pooled, ordered } = pooledOf(runtime);
-            runtime.desired = runtime.builder.build(runtime.config, pooled, ordered);
+            const { pooled, ordered, expected } = pooledOf(runtime);
+            runtime.desired = runtime.builder.build(runtime.config, pooled, ordered, expected);
           } else {
             // Changed after the deferred publish's builds went past it: it keeps what it has until the next.
             changedSince = true;
@@ -398,8 +398,8 @@ export class Daemon {
       // Replaced by a reload meanwhile, not ready, or nothing to build.
       if (this.services.get(runtime.config.name) !== runtime || !(runtime.dirty || runtime.desired === undefined) || !runtime.coordinator.ready()) continue;
       const config = runtime.config;
-      const { pooled, ordered } = pooledOf(runtime);
-      const taken = takePooled(pooled, ordered);
+      const { pooled, ordered, expected } = pooledOf(runtime);
+      const taken = takePooled(pooled, ordered, expected);
       runtime.dirty = false;
       const desired = yield* runtime.builder.buildSteps(config, taken, ordered !== undefined);
       // Another build of it came first (a publishNow meanwhile), or a reload changed it: the next publish builds it again.
@@ -518,11 +518,18 @@ export class Daemon {
   }
 }
 
-/** What a service publishes: its pooled servers, and (mh with fallback) the whole list in the kernel's order. */
-function pooledOf(runtime: ServiceRuntime): { pooled: PooledServers; ordered: readonly PooledServer[] | undefined } {
+/**
+ * What a service publishes: its pooled servers, how many there may be, and
+ * (mh with fallback) the whole list in the kernel's order.
+ */
+function pooledOf(runtime: ServiceRuntime): { pooled: PooledServers; ordered: readonly PooledServer[] | undefined; expected: number } {
   const coordinator = runtime.coordinator;
   const keepDepooled = keepsDepooledServers(runtime.config);
-  return { pooled: (visit) => coordinator.forEachPooled(visit), ordered: keepDepooled ? coordinator.pooledServers({ keepDepooled }) : undefined };
+  return {
+    pooled: (visit) => coordinator.forEachPooled(visit),
+    ordered: keepDepooled ? coordinator.pooledServers({ keepDepooled }) : undefined,
+    expected: coordinator.serverCount(),
+  };
 }
 
 /**

@@ -259,6 +259,10 @@ export class Coordinator implements CoordinatorApi {
     for (const s of this.servers.values()) if (s.pooled && s.address !== undefined) visit(s.host, s.address, s.weight);
   }
 
+  serverCount(): number {
+    return this.servers.size;
+  }
+
   forEachDataPathProbe(visit: (host: string, address: string, mark: number) => void): void {
     for (const s of this.servers.values()) if (s.dataPathMark !== undefined && s.address !== undefined) visit(s.host, s.address, s.dataPathMark);
   }

@@ -187,6 +187,8 @@ export interface CoordinatorApi {
    * nothing: what the daemon compares with what it published last.
    */
   forEachPooled(visit: (host: string, address: string, weight: number) => void): void;
+  /** How many servers it has: as many as forEachPooled can visit, at most (to size what takes them). */
+  serverCount(): number;
   /** True when at least one pooled server is up (for BGP withdraw-when-down). */
   healthy(): boolean;
   /** With `servers: false`, the service without its servers (cheap at 100,000 servers). */

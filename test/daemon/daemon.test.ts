@@ -63,6 +63,10 @@ class FakeCoordinator implements CoordinatorApi {
     for (const p of this.pooled) visit(p.host, p.address, p.weight);
   }
 
+  serverCount(): number {
+    return this.pooled.length;
+  }
+
   /** The servers checked through the data path, with their marks. */
   probes: { host: string; address: string; mark: number }[] = [];
   forEachDataPathProbe(visit: (host: string, address: string, mark: number) => void): void {

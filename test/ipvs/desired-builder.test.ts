@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ServiceConfig } from '../../src/config/types.js';
 import { destKeyId } from '../../src/ipvs/codec.js';
-import { DesiredServiceBuilder, desiredServiceFromConfig, type PooledServers } from '../../src/ipvs/desired.js';
+import { DesiredServiceBuilder, desiredServiceFromConfig, takePooled, type PooledServers } from '../../src/ipvs/desired.js';
 import type { DesiredService } from '../../src/ipvs/diff.js';
 import type { DestSpec } from '../../src/ipvs/types.js';
 import { serviceConfig } from '../support/config-fixtures.js';
@@ -40,6 +40,25 @@ function patched(d: DesiredService): Map<string, number> {
 function pool(n: number, weight = 10): Server[] {
   return Array.from({ length: n }, (_, i) => ({ host: `mw${i}`, address: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, weight }));
 }
+
+describe('takePooled', () => {
+  it('takes every server visited, in order, however many were expected', () => {
+    const servers = pool(300).map((s, i) => ({ ...s, weight: i % 7 }));
+    const columns = (t: ReturnType<typeof takePooled>) => ({ hosts: [...t.hosts], addresses: [...t.addresses], weights: [...t.weights] });
+    const want = { hosts: servers.map((s) => s.host), addresses: servers.map((s) => s.address), weights: servers.map((s) => s.weight) };
+    // Sized for all, for more (a coordinator's servers, some not pooled), for fewer (grown past it), and not at all.
+    for (const expected of [300, 10_000, 17, 0]) {
+      const taken = takePooled(visitAll(servers), undefined, expected);
+      expect(columns(taken), `expected ${expected}`).toEqual(want);
+      // No hole left where the columns were sized beyond the servers taken.
+      for (const column of [taken.hosts, taken.addresses, taken.weights]) expect(Object.keys(column).length).toBe(300);
+    }
+    expect(columns(takePooled(visitAll([]), undefined, 50))).toEqual({ hosts: [], addresses: [], weights: [] });
+    // ordered: its own length, its order.
+    const ordered = [...servers].reverse();
+    expect(columns(takePooled(visitAll(servers), ordered)).hosts).toEqual(ordered.map((s) => s.host));
+  });
+});
 
 describe('DesiredServiceBuilder', () => {
   it('publishes one weight changed in a pool of 20,000 as a patch of one destination, every other object kept', () => {
