@@ -29,6 +29,9 @@ interface ExtraSeries {
   value: number;
 }
 
+/** The monitors' kinds, one copy each for all their series (a dozen kinds; the bound is for safety). */
+const KINDS = new Interner(64);
+
 /**
  * What /metrics keeps of one monitor of one server.
  *
@@ -40,9 +43,6 @@ interface ExtraSeries {
  * `{ ...a, ...b }`, made a hidden class per object once its call site had
  * seen many (5 MB at 10,000 servers).
  */
-/** The monitors' kinds, one copy each for all their series (a dozen kinds; the bound is for safety). */
-const KINDS = new Interner(64);
-
 export class MonitorSeries {
   /** service, host, monitor: shared by every series of this monitor. */
   readonly labels: Labels;

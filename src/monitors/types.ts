@@ -107,7 +107,9 @@ export interface Monitor {
 
 export interface MonitorDeps {
   readonly clock: Clock;
+  /** Read when needed, not kept: the checks thread's deps make one when asked. */
   readonly logger: LineLogger;
+  /** Called as a method of these deps (`deps.onReport(report)`, health.ts): the checks thread's is a method. */
   readonly onReport: (report: MonitorReport) => void;
   /** Called as a method of these deps (`deps.onResult?.(result)`): the daemon's is a method, not a bound function. */
   readonly onResult?: (result: CheckResult) => void;
