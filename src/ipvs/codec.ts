@@ -32,15 +32,20 @@ import {
   createAttrWriter,
   decodeAttrs,
   forEachAttr,
+  forEachAttrIn,
   endMessage,
   endNested,
   getBe16,
+  getBe16At,
   getBe32,
   getCString,
   getU16,
+  getU16At,
   getU32,
+  getU32At,
   getUintAt,
   getU8,
+  getU8At,
   putBe16,
   putBe32,
   putCString,
@@ -310,8 +315,13 @@ const STATS_NAMES = ['conns', 'inpkts', 'outpkts', 'inbytes', 'outbytes', 'cps',
  * reading of 10,000 destinations decodes 20,000 of these.
  */
 export function decodeStats(buf: Buffer): Stats {
+  return decodeStatsIn(buf, 0, buf.length);
+}
+
+/** decodeStats of the attributes from `start` to `end` of `buf` (a destination's nested STATS, read in place). */
+function decodeStatsIn(buf: Buffer, start: number, end: number): Stats {
   const v = [0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n];
-  forEachAttr(buf, (type, offset, length) => {
+  forEachAttrIn(buf, start, end, (type, offset, length) => {
     const name = STATS_NAMES[type - IPVS_STATS_ATTR.CONNS];
     if (name !== undefined) v[type - IPVS_STATS_ATTR.CONNS] = getUintAt(name, buf, offset, length);
   });
@@ -363,37 +373,78 @@ export function decodeService(buf: Buffer): KernelService {
 
 /** Decodes the attributes inside IPVS_CMD_ATTR_DEST; serviceFamily is the default address family. */
 export function decodeDest(buf: Buffer, serviceFamily: IpFamily): KernelDest {
-  const a = decodeAttrs(buf);
-  const afBuf = a.get(IPVS_DEST_ATTR.ADDR_FAMILY);
-  const family = afBuf ? afFamily(getU16('dest address family', afBuf), 'dest address family') : serviceFamily;
-  const u32Or0 = (type: number, what: string): number => {
-    const v = a.get(type);
-    return v ? getU32(what, v) : 0;
-  };
-  const tunType = a.get(IPVS_DEST_ATTR.TUN_TYPE);
-  const tunPort = a.get(IPVS_DEST_ATTR.TUN_PORT);
-  const tunFlags = a.get(IPVS_DEST_ATTR.TUN_FLAGS);
-  return {
-    family,
-    address: decodeAddress(family, need(a, IPVS_DEST_ATTR.ADDR, 'dest address')),
-    port: getBe16('dest port', need(a, IPVS_DEST_ATTR.PORT, 'dest port')),
-    fwdMethod: reverseLookup(
-      FWD_METHODS,
-      getU32('dest forwarding method', need(a, IPVS_DEST_ATTR.FWD_METHOD, 'dest forwarding method')) & IP_VS_CONN_F.FWD_MASK,
-      'dest forwarding method',
-    ),
-    weight: getU32('dest weight', need(a, IPVS_DEST_ATTR.WEIGHT, 'dest weight')),
-    upperThreshold: u32Or0(IPVS_DEST_ATTR.U_THRESH, 'dest upper threshold'),
-    lowerThreshold: u32Or0(IPVS_DEST_ATTR.L_THRESH, 'dest lower threshold'),
-    tunnelType: tunType ? reverseLookup(TUNNEL_TYPES, getU8('dest tunnel type', tunType), 'dest tunnel type') : 'ipip',
-    tunnelPort: tunPort ? getBe16('dest tunnel port', tunPort) : 0,
-    tunnelFlags: tunFlags ? getU16('dest tunnel flags', tunFlags) : 0,
-    activeConns: u32Or0(IPVS_DEST_ATTR.ACTIVE_CONNS, 'dest active connections'),
-    inactConns: u32Or0(IPVS_DEST_ATTR.INACT_CONNS, 'dest inactive connections'),
-    persistConns: u32Or0(IPVS_DEST_ATTR.PERSIST_CONNS, 'dest persistent connections'),
-    stats: optionalStats(a, IPVS_DEST_ATTR.STATS),
-    stats64: optionalStats(a, IPVS_DEST_ATTR.STATS64),
-  };
+  return decodeDestIn(buf, 0, buf.length, serviceFamily);
+}
+
+/**
+ * Where the destination being decoded has each attribute, by type: its
+ * payload's offset in the buffer (-1: absent) and length. The last
+ * occurrence wins and unknown types are passed over, as in decodeAttrs.
+ */
+const DEST_AT = new Int32Array(IPVS_DEST_ATTR.TUN_FLAGS + 1);
+const DEST_LEN = new Int32Array(IPVS_DEST_ATTR.TUN_FLAGS + 1);
+function noteDestAttr(type: number, offset: number, length: number): void {
+  if (type >= DEST_AT.length) return;
+  DEST_AT[type] = offset;
+  DEST_LEN[type] = length;
+}
+
+/** The offset of a destination attribute that must be there. */
+function destNeed(type: number, what: string): number {
+  const at = DEST_AT[type]!;
+  if (at < 0) throw new NetlinkDecodeError(`${what} is missing`);
+  return at;
+}
+
+function destU32Or0(buf: Buffer, type: number, what: string): number {
+  const at = DEST_AT[type]!;
+  return at < 0 ? 0 : getU32At(what, buf, at, DEST_LEN[type]!);
+}
+
+function destAddress(buf: Buffer, family: IpFamily): string {
+  const at = destNeed(IPVS_DEST_ATTR.ADDR, 'dest address');
+  const length = DEST_LEN[IPVS_DEST_ATTR.ADDR]!;
+  if (family === 4 && length >= 4) return `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
+  return decodeAddress(family, buf.subarray(at, at + length));
+}
+
+function destStats(buf: Buffer, type: number): Stats | undefined {
+  const at = DEST_AT[type]!;
+  return at < 0 ? undefined : decodeStatsIn(buf, at, at + DEST_LEN[type]!);
+}
+
+/**
+ * A destination's attributes from `start` to `end` of `buf`, read in place.
+ * A dump of 10,000 destinations (each resync, each counters reading) made a
+ * Map and some forty Buffer views per destination through decodeAttrs: in
+ * the lab guest a large part of what the main thread's collector had to do.
+ * The values, their checks and their errors, in their order, are decodeAttrs'.
+ */
+function decodeDestIn(buf: Buffer, start: number, end: number, serviceFamily: IpFamily): KernelDest {
+  DEST_AT.fill(-1);
+  forEachAttrIn(buf, start, end, noteDestAttr);
+  const afAt = DEST_AT[IPVS_DEST_ATTR.ADDR_FAMILY]!;
+  const family = afAt >= 0 ? afFamily(getU16At('dest address family', buf, afAt, DEST_LEN[IPVS_DEST_ATTR.ADDR_FAMILY]!), 'dest address family') : serviceFamily;
+  const address = destAddress(buf, family);
+  const port = getBe16At('dest port', buf, destNeed(IPVS_DEST_ATTR.PORT, 'dest port'), DEST_LEN[IPVS_DEST_ATTR.PORT]!);
+  const fwdAt = destNeed(IPVS_DEST_ATTR.FWD_METHOD, 'dest forwarding method');
+  const fwdMethod = reverseLookup(FWD_METHODS, getU32At('dest forwarding method', buf, fwdAt, DEST_LEN[IPVS_DEST_ATTR.FWD_METHOD]!) & IP_VS_CONN_F.FWD_MASK, 'dest forwarding method');
+  const weight = getU32At('dest weight', buf, destNeed(IPVS_DEST_ATTR.WEIGHT, 'dest weight'), DEST_LEN[IPVS_DEST_ATTR.WEIGHT]!);
+  const upperThreshold = destU32Or0(buf, IPVS_DEST_ATTR.U_THRESH, 'dest upper threshold');
+  const lowerThreshold = destU32Or0(buf, IPVS_DEST_ATTR.L_THRESH, 'dest lower threshold');
+  const tunTypeAt = DEST_AT[IPVS_DEST_ATTR.TUN_TYPE]!;
+  const tunnelType = tunTypeAt >= 0 ? reverseLookup(TUNNEL_TYPES, getU8At('dest tunnel type', buf, tunTypeAt, DEST_LEN[IPVS_DEST_ATTR.TUN_TYPE]!), 'dest tunnel type') : 'ipip';
+  const tunPortAt = DEST_AT[IPVS_DEST_ATTR.TUN_PORT]!;
+  const tunnelPort = tunPortAt >= 0 ? getBe16At('dest tunnel port', buf, tunPortAt, DEST_LEN[IPVS_DEST_ATTR.TUN_PORT]!) : 0;
+  const tunFlagsAt = DEST_AT[IPVS_DEST_ATTR.TUN_FLAGS]!;
+  const tunnelFlags = tunFlagsAt >= 0 ? getU16At('dest tunnel flags', buf, tunFlagsAt, DEST_LEN[IPVS_DEST_ATTR.TUN_FLAGS]!) : 0;
+  const activeConns = destU32Or0(buf, IPVS_DEST_ATTR.ACTIVE_CONNS, 'dest active connections');
+  const inactConns = destU32Or0(buf, IPVS_DEST_ATTR.INACT_CONNS, 'dest inactive connections');
+  const persistConns = destU32Or0(buf, IPVS_DEST_ATTR.PERSIST_CONNS, 'dest persistent connections');
+  // The counters last, as before: a bad scalar is the error reported first.
+  const stats = destStats(buf, IPVS_DEST_ATTR.STATS);
+  const stats64 = destStats(buf, IPVS_DEST_ATTR.STATS64);
+  return { family, address, port, fwdMethod, weight, upperThreshold, lowerThreshold, tunnelType, tunnelPort, tunnelFlags, activeConns, inactConns, persistConns, stats, stats64 };
 }
 
 /** The top-level attributes of a NEW_SERVICE reply (one per service in a dump). */
@@ -402,7 +453,15 @@ export function decodeServiceReply(attrs: Buffer): KernelService {
 }
 
 export function decodeDestReply(attrs: Buffer, serviceFamily: IpFamily): KernelDest {
-  return decodeDest(need(decodeAttrs(attrs), IPVS_CMD_ATTR.DEST, 'IPVS_CMD_ATTR_DEST'), serviceFamily);
+  let at = -1;
+  let length = 0;
+  forEachAttr(attrs, (type, offset, len) => {
+    if (type !== IPVS_CMD_ATTR.DEST) return;
+    at = offset;
+    length = len;
+  });
+  if (at < 0) throw new NetlinkDecodeError('IPVS_CMD_ATTR_DEST is missing');
+  return decodeDestIn(attrs, at, at + length, serviceFamily);
 }
 
 export function decodeDaemonReply(attrs: Buffer): SyncDaemon {

@@ -250,11 +250,20 @@ export function decodeAttrs(buf: Buffer): AttrMap {
  * many messages (the counters of 10,000 destinations) call it directly.
  */
 export function forEachAttr(buf: Buffer, each: (type: number, offset: number, length: number) => void): void {
-  let off = 0;
-  while (off + NLA_HDRLEN <= buf.length) {
+  forEachAttrIn(buf, 0, buf.length, each);
+}
+
+/**
+ * forEachAttr over the attributes in `buf` from `start` to `end` (a nested
+ * attribute's payload, read in place); offsets given to `each` are in `buf`,
+ * and an error names them from `start`, as forEachAttr of a slice would.
+ */
+export function forEachAttrIn(buf: Buffer, start: number, end: number, each: (type: number, offset: number, length: number) => void): void {
+  let off = start;
+  while (off + NLA_HDRLEN <= end) {
     const len = readU16(buf, off);
-    if (len < NLA_HDRLEN || off + len > buf.length) {
-      throw new NetlinkDecodeError(`attribute at offset ${off} has bad length ${len} (${buf.length} bytes available)`);
+    if (len < NLA_HDRLEN || off + len > end) {
+      throw new NetlinkDecodeError(`attribute at offset ${off - start} has bad length ${len} (${end - start} bytes available)`);
     }
     each(readU16(buf, off + 2) & NLA_TYPE_MASK, off + NLA_HDRLEN, len - NLA_HDRLEN);
     off += align4(len);
@@ -293,7 +302,28 @@ function allocPadded(len: number): Buffer {
 }
 
 function expectLength(what: string, buf: Buffer, n: number): void {
-  if (buf.length !== n) throw new NetlinkDecodeError(`${what}: expected ${n} bytes, got ${buf.length}`);
+  expectLengthOf(what, buf.length, n);
+}
+function expectLengthOf(what: string, length: number, n: number): void {
+  if (length !== n) throw new NetlinkDecodeError(`${what}: expected ${n} bytes, got ${length}`);
+}
+
+// The same, read in place: `length` bytes at `offset` of `buf` (see forEachAttr).
+export function getU8At(what: string, buf: Buffer, offset: number, length: number): number {
+  expectLengthOf(what, length, 1);
+  return buf[offset] ?? 0;
+}
+export function getU16At(what: string, buf: Buffer, offset: number, length: number): number {
+  expectLengthOf(what, length, 2);
+  return readU16(buf, offset);
+}
+export function getU32At(what: string, buf: Buffer, offset: number, length: number): number {
+  expectLengthOf(what, length, 4);
+  return readU32(buf, offset);
+}
+export function getBe16At(what: string, buf: Buffer, offset: number, length: number): number {
+  expectLengthOf(what, length, 2);
+  return buf.readUInt16BE(offset);
 }
 export function getU8(what: string, buf: Buffer): number {
   expectLength(what, buf, 1);
