@@ -968,15 +968,19 @@ export class IpvsManager {
   /** A service the kernel listed, with its destinations dumped; undefined if it is gone since (ESRCH). */
   private async entryOf(service: KernelService, from: IpvsReader = this.kernel): Promise<TableEntry | undefined> {
     const dests = new Map<string, DestSpec>();
-    let listed;
     try {
-      // Only the settings are kept, taken as each destination is decoded (its counters die young).
-      listed = await from.mapDests(service.key, destSpecOf);
+      // Only the settings are kept, taken and indexed as each destination is
+      // decoded, in the decode's slices (its counters die young). Indexed
+      // after the dump in one go, 10,000 of them held the event loop for
+      // about 0.5 s in the lab guest, at every resync.
+      await from.mapDests(service.key, (dest) => {
+        const spec = destSpecOf(dest);
+        dests.set(destKeyId(spec), spec);
+      });
     } catch (error) {
       if (error instanceof IpvsError && error.code === 'ESRCH') return undefined;
       throw error;
     }
-    for (const d of listed) dests.set(destKeyId(d), d);
     return { service: serviceSpecOf(service), dests };
   }
 
