@@ -358,28 +358,28 @@ export class PybalMetrics {
   }
 
   private updateEventLoop({ eventLoop, checksEventLoop, checksHeap }: DaemonSnapshot): void {
-    this.setLoop(eventLoop, 'pybal_event_loop_stalls_total', this.loopStalls, this.loopLongest);
-    this.setLoop(checksEventLoop, 'pybal_checks_thread_event_loop_stalls_total', this.checksLoopStalls, this.checksLoopLongest);
+    this.setLoop(eventLoop, this.loopStalls, this.loopLongest);
+    this.setLoop(checksEventLoop, this.checksLoopStalls, this.checksLoopLongest);
     if (checksHeap !== undefined) {
-      if (!this.registry.getSingleMetric('pybal_checks_thread_heap_used_bytes')) {
-        this.registry.registerMetric(this.checksHeapUsed);
-        this.registry.registerMetric(this.checksHeapTotal);
-      }
+      this.registerOnce(this.checksHeapUsed, this.checksHeapTotal);
       this.checksHeapUsed.set(checksHeap.usedBytes);
       this.checksHeapTotal.set(checksHeap.totalBytes);
     }
   }
 
   /** Registered with the first figures: a snapshot without them (tests, fakes) shows neither. */
-  private setLoop(stats: DaemonSnapshot['eventLoop'], name: string, stalls: Counter, longest: Gauge): void {
+  private setLoop(stats: DaemonSnapshot['eventLoop'], stalls: Counter, longest: Gauge): void {
     if (stats === undefined) return;
-    if (!this.registry.getSingleMetric(name)) {
-      this.registry.registerMetric(stalls);
-      this.registry.registerMetric(longest);
-    }
+    this.registerOnce(stalls, longest);
     stalls.reset();
     stalls.inc(stats.stalls);
     longest.set(stats.longestMs / 1000);
+  }
+
+  /** Registers metrics made unregistered, together, the first time (the first one's name tells). */
+  private registerOnce(first: Counter | Gauge, ...rest: (Counter | Gauge)[]): void {
+    if (this.registry.getSingleMetric((first as unknown as { name: string }).name)) return;
+    for (const metric of [first, ...rest]) this.registry.registerMetric(metric);
   }
 
   /** The exposition text, formatted in slices (the same text as registry.metrics()). */

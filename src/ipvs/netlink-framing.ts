@@ -301,48 +301,42 @@ function allocPadded(len: number): Buffer {
   return out;
 }
 
-function expectLength(what: string, buf: Buffer, n: number): void {
-  expectLengthOf(what, buf.length, n);
-}
-function expectLengthOf(what: string, length: number, n: number): void {
+function expectLength(what: string, length: number, n: number): void {
   if (length !== n) throw new NetlinkDecodeError(`${what}: expected ${n} bytes, got ${length}`);
 }
 
-// The same, read in place: `length` bytes at `offset` of `buf` (see forEachAttr).
+// A scalar of `length` bytes at `offset` of `buf`, read in place (see forEachAttr); getU8 and the
+// others below read a whole buffer through them.
 export function getU8At(what: string, buf: Buffer, offset: number, length: number): number {
-  expectLengthOf(what, length, 1);
+  expectLength(what, length, 1);
   return buf[offset] ?? 0;
 }
 export function getU16At(what: string, buf: Buffer, offset: number, length: number): number {
-  expectLengthOf(what, length, 2);
+  expectLength(what, length, 2);
   return readU16(buf, offset);
 }
 export function getU32At(what: string, buf: Buffer, offset: number, length: number): number {
-  expectLengthOf(what, length, 4);
+  expectLength(what, length, 4);
   return readU32(buf, offset);
 }
 export function getBe16At(what: string, buf: Buffer, offset: number, length: number): number {
-  expectLengthOf(what, length, 2);
+  expectLength(what, length, 2);
   return buf.readUInt16BE(offset);
 }
 export function getU8(what: string, buf: Buffer): number {
-  expectLength(what, buf, 1);
-  return buf[0] ?? 0;
+  return getU8At(what, buf, 0, buf.length);
 }
 export function getU16(what: string, buf: Buffer): number {
-  expectLength(what, buf, 2);
-  return readU16(buf, 0);
+  return getU16At(what, buf, 0, buf.length);
 }
 export function getU32(what: string, buf: Buffer): number {
-  expectLength(what, buf, 4);
-  return readU32(buf, 0);
+  return getU32At(what, buf, 0, buf.length);
 }
 export function getBe16(what: string, buf: Buffer): number {
-  expectLength(what, buf, 2);
-  return buf.readUInt16BE(0);
+  return getBe16At(what, buf, 0, buf.length);
 }
 export function getBe32(what: string, buf: Buffer): number {
-  expectLength(what, buf, 4);
+  expectLength(what, buf.length, 4);
   return buf.readUInt32BE(0);
 }
 /** A string up to its first NUL (the kernel pads some names). */
