@@ -34,7 +34,9 @@
  * intervals old (bench/lib/check-timeliness.ts), with the gaps between
  * successive checks of one server in intervals; beside them, how busy the
  * guest's one CPU was and the real servers' share of it (a saturated guest
- * delays every check). Peers alternate (keepalived, pybal, keepalived, ...)
+ * delays every check), and how often a canary process (a 20 ms timer and
+ * nothing else, bench/lib/loop-canary.ts) fired over 100 ms late: the
+ * guest's own hiccups, beside pybal's count of its loops held. Peers alternate (keepalived, pybal, keepalived, ...)
  * so that drift hits both.
  *
  * BGP KEEPALIVEs on time while checks run (pybal rounds only: keepalived
@@ -76,6 +78,7 @@ import { exec, execOk, LabProcess } from '../test/lab/exec.js';
 import { repoRoot } from '../test/lab/uml.js';
 import { measureTimeliness, type Timeliness } from './lib/check-timeliness.js';
 import { getOverSocket, startApiPoller } from './lib/api-poller.js';
+import { startLoopCanary, type CanarySummary, type LoopCanary } from './lib/loop-canary.js';
 import { LATE_MARGIN_MS, startKeepalivePeer, type KeepalivePeer, type KeepaliveSummary } from './lib/bgp-keepalive-peer.js';
 import { startCheckServers, type CheckServers } from './lib/check-servers-process.js';
 import type { LatencySummary } from './lib/latency-tracker.js';
@@ -254,6 +257,8 @@ interface RoundFigures {
   readonly api?: LatencySummary;
   /** pybal's own count of event-loop stalls over 100 ms during the window, and its longest since start: the main thread's, and the checks thread's. */
   readonly stalls?: { readonly inWindow: number; readonly longestSinceStartMs: number; readonly checksInWindow: number; readonly checksLongestSinceStartMs: number };
+  /** A process doing nothing but a 20 ms timer (lib/loop-canary.ts), over the window: the guest's own hiccups, whoever checks. */
+  readonly canary: CanarySummary;
   /** pybal's heaps at the end of the window (the main thread's and the checks thread's; the BGP thread's is in the RSS only). */
   readonly heap?: HeapFigures;
   /** pybal's KEEPALIVEs to the measuring peer over the window (pybal rounds with BENCH_BGP on). */
@@ -280,6 +285,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
   let running: RunningPeer | undefined;
   let bgpPeer: KeepalivePeer | undefined;
   const bgpErrors: string[] = [];
+  let canary: LoopCanary | undefined;
   try {
     if (isPybal(peer) && BGP) {
       // Listening before pybal starts, so that pybal's first dial finds it.
@@ -315,6 +321,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     }
     // The record starts TOLERANCE intervals before the window, so that its first moments are judged by the checks before them.
     await servers.reset();
+    canary = startLoopCanary();
     await sleep(TOLERANCE * intervalMs);
     const stalls0 = isPybal(peer) ? await pybalStalls(dir) : undefined;
     const startMs = Date.now();
@@ -392,6 +399,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
       guestCpuMsPer1000: (((guest1.busy - guest0.busy) / (guest1.total - guest0.total)) * (endMs - startMs) * 1000) / timeliness.checks,
       ipvsDests: dests,
       openAtEnd,
+      canary: canary.summary(startMs, endMs),
       ...(api ? { api } : {}),
       ...(stalls0 && stalls1 ? {
             stalls: {
@@ -406,6 +414,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
       ...(bgpErrors.length > 0 ? { bgpError: bgpErrors.join('; ') } : {}),
     };
   } finally {
+    canary?.stop();
     // pybal first: its shutdown (withdrawal, Cease) goes to a peer still listening.
     await running?.process.stop(60_000);
     await bgpPeer?.close().catch((error: unknown) => note(`closing the BGP peer: ${errorText(error)}`));
@@ -508,6 +517,7 @@ function roundLine(r: RoundFigures): string {
       ? `; main event loop held over 100 ms ${r.stalls.inWindow} times in the window (longest since start ${f(r.stalls.longestSinceStartMs, 0)} ms)` +
         `, the checks thread's ${f(r.stalls.checksInWindow, 0)} times (longest ${f(r.stalls.checksLongestSinceStartMs, 0)} ms)`
       : '') +
+    `; a canary process's 20 ms timer late over 100 ms ${r.canary.over100} times in the window (worst ${f(r.canary.worstMs, 0)} ms)` +
     (r.api ? `; API (GET /pools every ${API_PERIOD_MS} ms for ${API_SECONDS} s after the window) worst ${f(r.api.worstMs, 0)} ms, p99 ${f(r.api.p99Ms, 0)} ms over ${r.api.count} requests${r.api.failures ? `, ${r.api.failures} failed` : ''}` : '');
   if (MONITOR === 'IdleConnection') {
     return (
