@@ -8,6 +8,7 @@
 import type { Route } from './bgp/speaker.js';
 import { planRoutes, routesFromPlan, type DrainState, type PlannedRoute } from './bgp/announcements.js';
 import type { Config, GlobalConfig, ServiceConfig } from './config/types.js';
+import type { SnapshotScope } from './api/types.js';
 import type { CoordinatorApi, ServiceSnapshot } from './coordinator/types.js';
 import { NO_EVENTS, type EventSink } from './events/history.js';
 import { diffOfferedRoutes } from './events/route-changes.js';
@@ -17,7 +18,7 @@ import type { Pool, PoolSource } from './pool/types.js';
 import { describePlan, type ReloadPlan } from './reload-plan.js';
 import { readMonotonic } from './runtime/clock.js';
 import type { Logger } from './runtime/logger.js';
-import { runSliced, SLICE_BUDGET_MS, turn, type SliceOptions } from './runtime/sliced.js';
+import { finish, runSliced, SLICE_BUDGET_MS, turn, type SliceOptions } from './runtime/sliced.js';
 
 /** What the daemon needs of the IPVS manager. */
 export interface IpvsTarget {
@@ -59,12 +60,6 @@ export interface DaemonDeps {
 export interface DrainChange {
   readonly changed: boolean;
   readonly state: DrainState;
-}
-
-/** What a snapshot covers: one service or all; with their servers or not. */
-export interface SnapshotScope {
-  readonly service?: string;
-  readonly servers?: boolean;
 }
 
 /**
@@ -181,8 +176,15 @@ export class Daemon {
 
   /** Every service's snapshot; or one service's (`service`); or without servers (`servers: false`). */
   snapshots(scope: SnapshotScope = {}): ServiceSnapshot[] {
+    return finish(this.snapshotsSteps(scope));
+  }
+
+  /** snapshots() as a job, a few servers per step (see CoordinatorApi.snapshotSteps). */
+  *snapshotsSteps(scope: SnapshotScope = {}): Generator<unknown, ServiceSnapshot[], undefined> {
     const runtimes = scope.service === undefined ? [...this.services.values()] : [this.services.get(scope.service)].filter((r) => r !== undefined);
-    return runtimes.map((r) => r.coordinator.snapshot({ servers: scope.servers ?? true }));
+    const snapshots: ServiceSnapshot[] = [];
+    for (const r of runtimes) snapshots.push(yield* r.coordinator.snapshotSteps({ servers: scope.servers ?? true }));
+    return snapshots;
   }
 
   /**

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { PybalMetrics } from './api/metrics.js';
 import { createApiServer, DEFAULT_SOCKET_PATH, socketAnswers, type ApiControl, type ApiServer } from './api/server.js';
-import type { BgpStatusValue, DaemonSnapshot } from './api/types.js';
+import type { BgpStatusValue, DaemonSnapshot, SnapshotScope } from './api/types.js';
 import { familyOf, formatPrefix, normalizeAddress } from './bgp/address.js';
 import { BfdThread } from './bfd/bfd.js';
 import { speakerOptionsFromConfig, type DrainState } from './bgp/announcements.js';
@@ -23,14 +23,14 @@ import { DataPathMarks } from './coordinator/data-path-marks.js';
 import { CheckThread } from './monitors/check-thread.js';
 import { connectionRateWarning, connectionsPerSecondToOneAddress, warnAcceptLocal } from './monitors/datapath-sysctls.js';
 import type { CreateMonitorFn, DataPathDeps } from './coordinator/types.js';
-import { Daemon, type RouteTarget, type SnapshotScope } from './daemon.js';
+import { Daemon, type RouteTarget } from './daemon.js';
 import { EventHistory, type EventSink } from './events/history.js';
 import { ipvsChangeEvents } from './events/ipvs-changes.js';
 import { createIpvsClient } from './ipvs/client.js';
 import { createLazyIpvsKernel } from './ipvs/lazy-kernel.js';
 import { IpvsManager } from './ipvs/manager.js';
 import { IpvsStatsReader } from './ipvs/stats-reader.js';
-import { withTraffic } from './api/traffic.js';
+import { withTrafficSteps } from './api/traffic.js';
 import { readPooledAtStart, wasPooledAtStart, type PooledAtStart } from './ipvs/pooled-at-start.js';
 import { interfacesSendingRedirects, natRedirectWarning } from './ipvs/redirects.js';
 import { SloppyKeeper } from './ipvs/sloppy.js';
@@ -41,6 +41,7 @@ import { bgpSessionSettings, describePlan, planReload, type BgpAction } from './
 import { createSystemClock, type Clock, type Timer } from './runtime/clock.js';
 import { errorMessage, formatProblem } from './runtime/errors.js';
 import { createLogger, type LogFormat, type Logger } from './runtime/logger.js';
+import { finish, sliced } from './runtime/sliced.js';
 import { startStallWatch } from './runtime/stall-watch.js';
 import { readVersion } from './runtime/version.js';
 
@@ -481,13 +482,17 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   });
   // Says when something held the event loop long enough to delay checks, BGP or the API.
   const stallWatch = startStallWatch({ logger: log });
-  const snapshot = (scope?: SnapshotScope): DaemonSnapshot => {
+  // Read once: the running daemon's version, not that of a package upgraded since (and no file read per request).
+  const version = readVersion();
+  // The API's snapshot, as a job: requests that copy every server take it in slices (see ApiServerDeps).
+  const snapshotSteps = function* (scope?: SnapshotScope): Generator<unknown, DaemonSnapshot, undefined> {
+    const services = yield* daemon.snapshotsSteps(scope);
     const checksHeap = checks.heapStats();
     return {
-      version: readVersion(),
+      version,
       startedAtWallMs,
       dryRun,
-      services: statsReader.enabled ? withTraffic(daemon.snapshots(scope), statsReader) : daemon.snapshots(scope),
+      services: statsReader.enabled ? yield* withTrafficSteps(services, statsReader) : services,
       bgp: { ...bgp.status(daemon.globalConfig), ...daemon.drainState(), announced: daemon.routes().map((r) => formatPrefix(r.prefix)) },
       ipvs: ipvs.stats(),
       ipvsSysctls: sloppy.status(),
@@ -496,6 +501,9 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
       ...(checksHeap === undefined ? {} : { checksHeap }),
     };
   };
+  const snapshot = (scope?: SnapshotScope): DaemonSnapshot => finish(snapshotSteps(scope));
+  // Background work, as a scrape: checks are not held back for it.
+  const snapshotSliced = (scope?: SnapshotScope): Promise<DaemonSnapshot> => sliced(snapshotSteps(scope), { background: true });
   // The control socket's requests (pybal drain, pybal undrain); the routes follow at the next publish.
   const control: ApiControl = {
     setDrained: (drained) => {
@@ -503,7 +511,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
       return { ...change.state, changed: change.changed, announced: daemon.routes().length };
     },
   };
-  const api: ApiServer = createApiServer({ snapshot, metrics, logger: log, control, events, clock });
+  const api: ApiServer = createApiServer({ snapshot, snapshotSliced, metrics, logger: log, control, events, clock });
   /** Listens as `global` says; false when the API is wanted and no address of it could be bound. */
   const listenApi = async (global: GlobalConfig): Promise<boolean> => {
     if (!global.instrumentation) return true;

@@ -7,7 +7,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { CheckResult, MonitorReport } from '../monitors/types.js';
 import { finish, sliced, turn, type SliceOptions } from '../runtime/sliced.js';
-import { renderRegistry, renderRegistryChunks } from './exposition.js';
+import { renderRegistry, renderRegistryBlocks } from './exposition.js';
 import { add, counterOf, extraOf, MonitorSeries, MonitorSeriesMetric } from './server-series.js';
 import {
   pickActive,
@@ -146,7 +146,7 @@ export class PybalMetrics {
   private jobsRunning = 0;
   private readonly forgottenDuringJob = new Set<string>();
   /** The scrape running now, which later scrapes share. */
-  private scraping: Promise<readonly string[]> | undefined;
+  private scraping: Promise<readonly Buffer[]> | undefined;
 
   constructor(options: MetricsOptions = {}) {
     // The standard names (process_*, nodejs_*), as PyBal's prometheus_client
@@ -230,17 +230,27 @@ export class PybalMetrics {
    * that each hold the event loop at most SCRAPE_SLICE_MS. Scrapes asked
    * while one runs share its text rather than doing the work again.
    */
-  scrape(snapshot: () => DaemonSnapshot, options: SliceOptions = {}): Promise<readonly string[]> {
+  scrape(snapshot: () => DaemonSnapshot | Promise<DaemonSnapshot>, options: SliceOptions = {}): Promise<readonly Buffer[]> {
     if (this.scraping) return this.scraping;
     // Background work: checks are not held back for it (see controlPlaneWaiting).
     const slicing = { budgetMs: SCRAPE_SLICE_MS, background: true, ...options };
-    const run = (async (): Promise<readonly string[]> => {
-      // The snapshot costs O(servers) too (a few ms at 10,000): the update starts on a turn of its own.
-      const job = this.updateJob(snapshot());
+    const run = (async (): Promise<readonly Buffer[]> => {
+      // The generation is taken before the snapshot, which may be taken in slices: a
+      // report that comes meanwhile is newer than it, and a server forgotten meanwhile stays so.
+      const generation = this.beginUpdate();
+      let job: Generator<unknown, void, undefined>;
+      try {
+        // The snapshot costs O(servers) too: the update starts on a turn of its own.
+        const taken = await snapshot();
+        job = this.updateSteps(taken, generation);
+      } catch (error) {
+        this.endUpdate();
+        throw error;
+      }
       await turn();
       await sliced(job, slicing);
-      // Chunks of text, never joined into one (see formatExpositionChunks).
-      return renderRegistryChunks(this.registry, slicing);
+      // Blocks of bytes, never joined into one (see renderRegistryBlocks).
+      return renderRegistryBlocks(this.registry, slicing);
     })();
     this.scraping = run;
     const clear = (): void => {
@@ -258,16 +268,24 @@ export class PybalMetrics {
    * differs from the gauge and no report newer than the snapshot set it.
    */
   private updateJob(snapshot: DaemonSnapshot): Generator<unknown, void, undefined> {
-    const generation = ++this.generation;
+    return this.updateSteps(snapshot, this.beginUpdate());
+  }
+
+  /** An update begins: its generation (see updateJob); endUpdate (by updateSteps) when it is done. */
+  private beginUpdate(): number {
     this.jobsRunning++;
-    return this.updateSteps(snapshot, generation);
+    return ++this.generation;
+  }
+
+  private endUpdate(): void {
+    if (--this.jobsRunning === 0) this.forgottenDuringJob.clear();
   }
 
   private *updateSteps(snapshot: DaemonSnapshot, generation: number): Generator<unknown, void, undefined> {
     try {
       yield* this.updateServers(snapshot, generation);
     } finally {
-      if (--this.jobsRunning === 0) this.forgottenDuringJob.clear();
+      this.endUpdate();
     }
     this.updateBgp(snapshot);
     this.updateIpvs(snapshot);

@@ -9,8 +9,8 @@ export const TEXT_TYPE = 'text/plain';
 export interface ApiResponse {
   readonly status: number;
   readonly contentType: string;
-  /** The text, or (a large one) its chunks in order, written one at a time. */
-  readonly body: string | readonly string[];
+  /** The text, or (a large one) its chunks in order, as text or bytes, written one at a time. */
+  readonly body: string | readonly (string | Buffer)[];
   readonly headers?: Readonly<Record<string, string>>;
 }
 

@@ -114,7 +114,7 @@ export function add<T>(list: T[] | undefined, item: T): T[] {
 }
 
 /** A sample as the exposition formats it. */
-interface Sample {
+export interface Sample {
   readonly labels: Labels;
   readonly value: number;
 }
@@ -142,8 +142,23 @@ export class MonitorSeriesMetric {
     return Promise.resolve({ name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator });
   }
 
+  /** get() with the samples made as they are formatted (see exposition.ts). */
+  stream(): MetricData {
+    return { name: this.name, help: this.help, type: this.type, values: picked(this.monitors(), this.pick) };
+  }
+
   /** The values live on the monitors' objects; they go with their server (PybalMetrics.forgetServer). */
   reset(): void {}
+}
+
+/** The samples `pick` makes of each item, one item at a time: each dies young once formatted. */
+export function* picked<T>(items: Iterable<T>, pick: (item: T, out: Sample[]) => void): Generator<Sample, void, undefined> {
+  const out: Sample[] = [];
+  for (const item of items) {
+    pick(item, out);
+    for (let i = 0; i < out.length; i++) yield out[i] as Sample;
+    out.length = 0;
+  }
 }
 
 /** A picker for a plain counter of the monitor: a sample once it is above 0. */

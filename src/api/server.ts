@@ -21,7 +21,7 @@ import { sliced, turn } from '../runtime/sliced.js';
 import type { PybalMetrics } from './metrics.js';
 import { renderPoolsPath } from './pools.js';
 import { jsonResponse, methodNotAllowed, notFound, textResponse, wantsJson, type ApiResponse } from './response.js';
-import type { DaemonSnapshot, DrainAnswer } from './types.js';
+import type { DaemonSnapshot, DrainAnswer, SnapshotScope } from './types.js';
 import { DEFAULT_SOCKET_PATH } from '../runtime/defaults.js';
 import { formatHostPort } from '../runtime/ip.js';
 
@@ -32,7 +32,15 @@ export interface ApiServerDeps {
    * Taken on every request, as narrow as the request allows: `/pools` needs
    * no server, `/pools/<service>` one service (100,000 servers are costly to copy).
    */
-  readonly snapshot: (scope?: { readonly service?: string; readonly servers?: boolean }) => DaemonSnapshot;
+  readonly snapshot: (scope?: SnapshotScope) => DaemonSnapshot;
+  /**
+   * The same snapshot taken in slices, for the requests that copy every
+   * server (/metrics, /status, /alerts, /pools/<service>, the page): at
+   * 10,000 servers, taken at once, it held the lab guest's event loop for
+   * some 500 ms a scrape (a CPU profile, the profiler on). Without it,
+   * `snapshot` is taken at once.
+   */
+  readonly snapshotSliced?: (scope?: SnapshotScope) => Promise<DaemonSnapshot>;
   readonly metrics: PybalMetrics;
   readonly logger: Logger;
   /** What the control socket may change; never offered on the TCP listeners. */
@@ -43,6 +51,11 @@ export interface ApiServerDeps {
   readonly clock?: Pick<Clock, 'setTimeout'>;
   /** The event stream's limits (tests make them small). */
   readonly stream?: Pick<EventStreamOptions, 'maxClients' | 'maxBufferedBytes' | 'summaryIntervalMs' | 'retryMs'>;
+}
+
+/** A request's snapshot: in slices when the daemon offers it. */
+function take(deps: Pick<ApiServerDeps, 'snapshot' | 'snapshotSliced'>, scope?: SnapshotScope): Promise<DaemonSnapshot> {
+  return deps.snapshotSliced?.(scope) ?? Promise.resolve(deps.snapshot(scope));
 }
 
 /** The state changes the control socket takes (`pybal drain`, `pybal undrain`). */
@@ -77,9 +90,9 @@ function pathSegments(url: string): string[] | undefined {
 }
 
 /** `/` (every service, the first servers of each) or `/?service=<name>` (all of its servers), in slices. */
-async function renderPage(deps: Pick<ApiServerDeps, 'snapshot' | 'events'>, query: URLSearchParams): Promise<ApiResponse> {
+async function renderPage(deps: Pick<ApiServerDeps, 'snapshot' | 'snapshotSliced' | 'events'>, query: URLSearchParams): Promise<ApiResponse> {
   const service = query.get('service') ?? undefined;
-  const snapshot = deps.snapshot(service === undefined ? undefined : { service });
+  const snapshot = await take(deps, service === undefined ? undefined : { service });
   if (service !== undefined && !snapshot.services.some((s) => s.name === service)) return notFound(false);
   const events = deps.events?.latest(EVENTS_ON_PAGE) ?? [];
   const chunks = await sliced(renderStatusPage(snapshot, { service, events, latestSeq: deps.events?.latestSeq ?? 0 }), { background: true });
@@ -101,7 +114,7 @@ function queryOf(url: string): URLSearchParams {
  * and, given `control` (the Unix socket), the drain it changes.
  */
 export async function handleRequest(
-  deps: Pick<ApiServerDeps, 'snapshot' | 'metrics' | 'control' | 'events'>,
+  deps: Pick<ApiServerDeps, 'snapshot' | 'snapshotSliced' | 'metrics' | 'control' | 'events'>,
   method: string,
   url: string,
   accept: string | undefined,
@@ -124,17 +137,19 @@ export async function handleRequest(
   switch (resource) {
     case 'pools': {
       const service = rest[0];
-      return renderPoolsPath(deps.snapshot(service === undefined ? { servers: false } : { service }).services, rest, json);
+      // The list of services needs no server: taken at once.
+      const snapshot = service === undefined ? deps.snapshot({ servers: false }) : await take(deps, { service });
+      return renderPoolsPath(snapshot.services, rest, json);
     }
     case 'alerts':
-      return rest.length === 0 ? renderAlerts(deps.snapshot().services, json) : notFound(json);
+      return rest.length === 0 ? renderAlerts((await take(deps)).services, json) : notFound(json);
     case 'metrics':
       if (rest.length > 0) return notFound(json);
       // In slices, shared by scrapes that come while one runs: 10,000 servers are 4 MB of text.
-      return { status: 200, contentType: deps.metrics.contentType, body: await deps.metrics.scrape(deps.snapshot) };
+      return { status: 200, contentType: deps.metrics.contentType, body: await deps.metrics.scrape(() => take(deps)) };
     case 'status':
       // Always JSON: it is for `pybal status` and scripts.
-      return rest.length === 0 ? jsonResponse(200, deps.snapshot()) : notFound(json);
+      return rest.length === 0 ? jsonResponse(200, await take(deps)) : notFound(json);
     case 'events':
       // Always JSON, as /status.
       if (rest.length > 0 || !deps.events) return notFound(json);
@@ -245,7 +260,7 @@ export class ApiServer {
 
   /** `control`: this listener takes the control requests (the Unix socket only). */
   private createHttpServer(control: boolean): Server {
-    const deps = control ? this.deps : { snapshot: this.deps.snapshot, metrics: this.deps.metrics, events: this.deps.events };
+    const deps = control ? this.deps : { snapshot: this.deps.snapshot, snapshotSliced: this.deps.snapshotSliced, metrics: this.deps.metrics, events: this.deps.events };
     const server = createServer((request, response) => void this.respond(deps, request, response));
     // After listen() succeeded an error must be logged, never thrown at the daemon.
     server.on('error', (error) => this.log.error(`Instrumentation listener error: ${errorMessage(error)}`));
@@ -296,11 +311,12 @@ const LENGTHS_PER_TURN = 64;
  * with its Content-Length worked out first, also a few chunks a turn.
  * Encoding it in one go held the lab guest's loop for about 400 ms.
  */
-async function writeChunks(request: IncomingMessage, response: ServerResponse, answer: ApiResponse, chunks: readonly string[]): Promise<void> {
+async function writeChunks(request: IncomingMessage, response: ServerResponse, answer: ApiResponse, chunks: readonly (string | Buffer)[]): Promise<void> {
   let length = 0;
   for (let i = 0; i < chunks.length; i++) {
     if (i > 0 && i % LENGTHS_PER_TURN === 0) await turn();
-    length += Buffer.byteLength(chunks[i] as string);
+    const chunk = chunks[i] as string | Buffer;
+    length += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
   }
   response.writeHead(answer.status, { 'content-type': answer.contentType, 'content-length': length, ...answer.headers });
   if (request.method === 'HEAD') {

@@ -14,14 +14,11 @@
  * estimate is a fixed 2-second-tick average.
  */
 import type { MetricData } from './exposition.js';
+import { picked, type Sample } from './server-series.js';
 import type { QuietServerValue, TrafficValue } from '../ipvs/types.js';
 
 type Labels = Readonly<Record<string, string>>;
 
-interface Sample {
-  readonly labels: Labels;
-  readonly value: number;
-}
 
 /** One service's or server's counters, with its label sets. */
 export interface TrafficRow {
@@ -49,6 +46,11 @@ export class RowsMetric {
     const values: Sample[] = [];
     for (const row of this.rows()) this.pick(row, values);
     return Promise.resolve({ name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator });
+  }
+
+  /** get() with the samples made as they are formatted (see exposition.ts). */
+  stream(): MetricData {
+    return { name: this.name, help: this.help, type: this.type, values: picked(this.rows(), this.pick) };
   }
 
   /** The rows belong to the update job; nothing to reset. */

@@ -6,6 +6,7 @@
 import type { ServerSnapshot, ServiceSnapshot } from '../coordinator/types.js';
 import { canonicalAddress } from '../ipvs/address.js';
 import type { QuietServerValue, TrafficValue } from '../ipvs/types.js';
+import { finish } from '../runtime/sliced.js';
 
 /** What the counters reader offers (IpvsStatsReader). */
 export interface TrafficSource {
@@ -23,21 +24,44 @@ function quietOf(server: ServerSnapshot, quiet: ReadonlyMap<string, QuietServerV
 }
 
 export function withTraffic(services: readonly ServiceSnapshot[], source: TrafficSource): ServiceSnapshot[] {
-  return services.map((service) => {
+  return finish(withTrafficSteps(services, source));
+}
+
+/** Servers withTrafficSteps looks at between two chances to end a slice. */
+const SERVERS_PER_STEP = 64;
+
+/** withTraffic as a job, a few servers per step. */
+export function* withTrafficSteps(services: readonly ServiceSnapshot[], source: TrafficSource): Generator<unknown, ServiceSnapshot[], undefined> {
+  const result: ServiceSnapshot[] = [];
+  for (const service of services) {
     const reading = source.latest(service.name);
-    if (reading === undefined) return service;
+    if (reading === undefined) {
+      result.push(service);
+      continue;
+    }
     const quiet = source.quiet(service.name);
-    const servers = service.servers.map((server) => {
-      if (server.address === undefined) return server;
-      const address = canonicalAddress(server.address);
-      const dest = reading.dests.get(address);
-      const flagged = quietOf(server, quiet, address);
-      if (dest === undefined && flagged === undefined) return server;
-      // Object.assign, not spreads: V8 (Node 20) gives each spread copy that
-      // gains a property a hidden class of its own, 10,000 per request at
-      // 10,000 servers.
-      return Object.assign({}, server, dest === undefined ? {} : { traffic: dest.traffic }, flagged === undefined ? {} : { quiet: flagged });
-    });
-    return Object.assign({}, service, { traffic: reading.traffic, servers });
-  });
+    const servers: ServerSnapshot[] = [];
+    for (const server of service.servers) {
+      servers.push(serverWithTraffic(server, reading.dests, quiet));
+      if (servers.length % SERVERS_PER_STEP === 0) yield;
+    }
+    result.push(Object.assign({}, service, { traffic: reading.traffic, servers }));
+  }
+  return result;
+}
+
+function serverWithTraffic(
+  server: ServerSnapshot,
+  dests: ReadonlyMap<string, { readonly traffic: TrafficValue }>,
+  quiet: ReadonlyMap<string, QuietServerValue> | undefined,
+): ServerSnapshot {
+  if (server.address === undefined) return server;
+  const address = canonicalAddress(server.address);
+  const dest = dests.get(address);
+  const flagged = quietOf(server, quiet, address);
+  if (dest === undefined && flagged === undefined) return server;
+  // Object.assign, not spreads: V8 (Node 20) gives each spread copy that
+  // gains a property a hidden class of its own, 10,000 per request at
+  // 10,000 servers.
+  return Object.assign({}, server, dest === undefined ? {} : { traffic: dest.traffic }, flagged === undefined ? {} : { quiet: flagged });
 }

@@ -39,6 +39,12 @@ export interface DrainAnswer extends DrainState {
   readonly announced: number;
 }
 
+/** What a snapshot takes: one service (`service`), or no server at all (`servers: false`). */
+export interface SnapshotScope {
+  readonly service?: string;
+  readonly servers?: boolean;
+}
+
 export interface DaemonSnapshot {
   readonly version: string;
   readonly startedAtWallMs: number;

@@ -12,7 +12,7 @@ import type { DataPathRoute } from '../monitors/types.js';
 import type { Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
 import { Interner } from '../runtime/interner.js';
-import { runSliced, sliced, type Job } from '../runtime/sliced.js';
+import { finish, runSliced, sliced, type Job } from '../runtime/sliced.js';
 import { applyDown, applyUp, refreshSteps, type PolicyLog, type PolicyOutput } from './decide-pool.js';
 import { describePoolDiff, type PoolDiff } from './pool-diff.js';
 import { literalAddresses } from './resolver.js';
@@ -295,24 +295,24 @@ export class Coordinator implements CoordinatorApi {
   }
 
   snapshot(options: { readonly servers?: boolean } = {}): ServiceSnapshot {
+    return finish(this.snapshotSteps(options));
+  }
+
+  /**
+   * The snapshot, a few servers per step. A server is taken whole, as it is
+   * at its step; the service's own figures at the end. Servers that join or
+   * leave meanwhile may or may not be in it (a later snapshot has them right).
+   */
+  *snapshotSteps(options: { readonly servers?: boolean } = {}): Generator<unknown, ServiceSnapshot, undefined> {
     const svc = this.service;
-    const servers: ServerSnapshot[] = options.servers === false ? [] : [...this.servers.values()].map((s) => ({
-      host: s.host,
-      address: s.address,
-      weight: s.weight,
-      enabled: s.enabled,
-      up: s.up,
-      pooled: s.pooled,
-      pooledDown: s.pooledDown,
-      monitors: s.monitors.map((m) => {
-        const monitor: MonitorSnapshot =
-          m.lastCheck === undefined
-            ? { kind: m.config.kind, up: m.up, reason: m.reason, sinceWallMs: m.sinceWallMs }
-            : { kind: m.config.kind, up: m.up, reason: m.reason, sinceWallMs: m.sinceWallMs, lastCheck: { ...m.lastCheck } };
-        return s.dataPathMark !== undefined && svc.dataPathMonitors.includes(m.config.kind) ? { ...monitor, dataPath: true } : monitor;
-      }),
-      resolveError: s.resolveError,
-    }));
+    const servers: ServerSnapshot[] = [];
+    if (options.servers !== false) {
+      let n = 0;
+      for (const s of this.servers.values()) {
+        servers.push(serverSnapshot(s, svc));
+        if (++n % SNAPSHOT_SERVERS_PER_STEP === 0) yield;
+      }
+    }
     return {
       name: svc.name,
       protocol: svc.protocol,
@@ -949,6 +949,29 @@ const NOT_MADE: MonitorEntry['handle'] = { start: () => undefined, stop: () => P
 const checkReasons = new Interner(CHECK_REASONS_KEPT);
 
 /** Keeps a monitor's latest check: 1,000 checks a second allocate nothing here, and keep no string of their own. */
+/** Servers a snapshot takes between two chances to end a slice. */
+const SNAPSHOT_SERVERS_PER_STEP = 64;
+
+function serverSnapshot(s: ServerEntry, svc: ServiceConfig): ServerSnapshot {
+  return {
+    host: s.host,
+    address: s.address,
+    weight: s.weight,
+    enabled: s.enabled,
+    up: s.up,
+    pooled: s.pooled,
+    pooledDown: s.pooledDown,
+    monitors: s.monitors.map((m) => {
+      const monitor: MonitorSnapshot =
+        m.lastCheck === undefined
+          ? { kind: m.config.kind, up: m.up, reason: m.reason, sinceWallMs: m.sinceWallMs }
+          : { kind: m.config.kind, up: m.up, reason: m.reason, sinceWallMs: m.sinceWallMs, lastCheck: { ...m.lastCheck } };
+      return s.dataPathMark !== undefined && svc.dataPathMonitors.includes(m.config.kind) ? { ...monitor, dataPath: true } : monitor;
+    }),
+    resolveError: s.resolveError,
+  };
+}
+
 function recordCheck(monitor: MonitorEntry, result: CheckSummary): void {
   const reason = checkReasons.intern(result.reason);
   const last = monitor.lastCheck;

@@ -193,6 +193,8 @@ export interface CoordinatorApi {
   healthy(): boolean;
   /** With `servers: false`, the service without its servers (cheap at 100,000 servers). */
   snapshot(options?: { readonly servers?: boolean }): ServiceSnapshot;
+  /** snapshot() as a job that yields every few servers (run it sliced: see ApiServerDeps.snapshotSliced). */
+  snapshotSteps(options?: { readonly servers?: boolean }): Generator<unknown, ServiceSnapshot, undefined>;
   /**
    * Its first pool is known and every server in it had its first resolution
    * attempt (a snapshot's !awaitingPool && !initializing, without building one).

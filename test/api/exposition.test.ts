@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, Summary, type Metric } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { collectMetrics, escapeLabelValue, escapeText, formatValue, renderRegistry } from '../../src/api/exposition.js';
+import { collectMetrics, escapeLabelValue, escapeText, formatValue, renderRegistry, renderRegistryBlocks, TextBlocks } from '../../src/api/exposition.js';
 
 /** A registry with every kind of metric, awkward help texts, label values and numbers. */
 function richRegistry(): Registry {
@@ -85,6 +85,31 @@ describe('renderRegistry', () => {
     expect(expected).toContain('pybal_process_cpu_user_seconds_total');
     expect(expected).toContain('pybal_nodejs_eventloop_lag_seconds');
     expect(await renderRegistry(still)).toBe(expected);
+  });
+
+  it('gives the text as blocks of bytes, in order, that together are exactly the text', async () => {
+    const registry = richRegistry();
+    const many = new Gauge({ name: 'rich_more', help: 'Enough series for several blocks', labelNames: ['host'], registers: [registry] });
+    for (let i = 0; i < 5000; i++) many.set({ host: `ünïcødé-${i}.example.org` }, i);
+    const expected = await registry.metrics();
+    const blocks = await renderRegistryBlocks(registry, { budgetMs: 0 });
+    expect(blocks.length).toBeGreaterThan(3);
+    expect(blocks.every((b) => Buffer.isBuffer(b))).toBe(true);
+    // Each block is whole characters: each decodes alone, and they join to the text.
+    expect(blocks.map((b) => b.toString('utf8')).join('')).toBe(expected);
+    expect(Buffer.concat(blocks).equals(Buffer.from(expected, 'utf8'))).toBe(true);
+  });
+
+  it('makes a block once some 64 KB of text has come, and one of what is left when flushed', () => {
+    const blocks = new TextBlocks();
+    blocks.push('a'.repeat(40 * 1024));
+    expect(blocks.blocks).toHaveLength(0);
+    blocks.push('ü'.repeat(30 * 1024));
+    expect(blocks.blocks.map((b) => b.length)).toEqual([40 * 1024 + 60 * 1024]);
+    blocks.push('tail\n');
+    blocks.flush();
+    blocks.flush();
+    expect(blocks.blocks.map((b) => b.toString())).toEqual(['a'.repeat(40 * 1024) + 'ü'.repeat(30 * 1024), 'tail\n']);
   });
 
   it('writes an empty registry as a single newline, like prom-client', async () => {

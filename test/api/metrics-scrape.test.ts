@@ -117,6 +117,44 @@ describe('PybalMetrics.scrape', () => {
   });
 });
 
+describe('PybalMetrics.scrape with a snapshot taken in slices', () => {
+  it('keeps a report that came while the snapshot was being taken, which the snapshot does not have', async () => {
+    const { metrics, snapshot } = fleet(20);
+    // The snapshot began before the report: it still says hostOf(5) is up.
+    let report5: () => void = () => undefined;
+    const taken = new Promise<DaemonSnapshot>((resolve) => {
+      report5 = () => {
+        metrics.recordReport('web', hostOf(5), report(false));
+        resolve(snapshot);
+      };
+    });
+    const scraping = metrics.scrape(() => taken);
+    await new Promise((resolve) => setImmediate(resolve));
+    report5();
+    const text = (await scraping).join('');
+    expect(line(text, 'pybal_monitor_status', hostOf(5))).toMatch(/ 0$/);
+    expect(line(text, 'pybal_monitor_status', hostOf(6))).toMatch(/ 1$/);
+    expect(line(text, 'pybal_monitor_down_transitions_total', hostOf(5))).toMatch(/ 1$/);
+    // A later snapshot that has it down too agrees; one that has it up again (a newer report) wins.
+    const up = daemon([service('web', snapshot.services[0]!.servers.map((s) => (s.host === hostOf(5) ? { ...s, monitors: [monitor({ up: true })] } : s)))]);
+    expect(line((await metrics.scrape(() => Promise.resolve(up))).join(''), 'pybal_monitor_status', hostOf(5))).toMatch(/ 1$/);
+  });
+
+  it('recovers from a sliced snapshot that fails, and a server forgotten meanwhile stays forgotten', async () => {
+    const { metrics, snapshot } = fleet(5);
+    await expect(metrics.scrape(() => Promise.reject(new Error('no snapshot')))).rejects.toThrow('no snapshot');
+    const scraping = metrics.scrape(async () => {
+      await new Promise((resolve) => setImmediate(resolve));
+      metrics.forgetServer('web', hostOf(2)); // left its pool while the snapshot, which still has it, was taken
+      return snapshot;
+    });
+    const text = (await scraping).join('');
+    expect(line(text, 'pybal_monitor_status', hostOf(2))).toBeUndefined();
+    expect(line(text, 'pybal_monitor_status', hostOf(3))).toMatch(/ 1$/);
+    expect(text).toContain('pybal_service_servers{service="web"} 5\n');
+  });
+});
+
 describe('GET /metrics over HTTP at 10,000 servers', () => {
   it('sends the whole text in many writes, with its Content-Length; HEAD sends the length alone', async () => {
     const { metrics, snapshot } = fleet(10_000);

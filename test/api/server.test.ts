@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PybalMetrics } from '../../src/api/metrics.js';
-import { createApiServer, type ApiControl, type ApiServer } from '../../src/api/server.js';
-import type { DaemonSnapshot, DrainAnswer } from '../../src/api/types.js';
+import { createApiServer, handleRequest, type ApiControl, type ApiServer } from '../../src/api/server.js';
+import type { DaemonSnapshot, DrainAnswer, SnapshotScope } from '../../src/api/types.js';
+import type { ServerSnapshot } from '../../src/coordinator/types.js';
 import { createMemoryLogger, type MemoryLog } from '../../src/runtime/logger.js';
 import { daemon, monitor, server, service } from './fixtures.js';
 
@@ -39,6 +40,25 @@ const snapshotValue: DaemonSnapshot = daemon([
   ]),
   service('dns', [server('dns1')], { protocol: 'udp', port: 53 }),
 ]);
+
+/** IPVS counters of a server or service, distinct per `n`. */
+function traffic(n: number): NonNullable<ServerSnapshot['traffic']> {
+  return {
+    connections: n,
+    inPackets: n * 10,
+    outPackets: n * 9,
+    inBytes: n * 1000,
+    outBytes: n * 50_000,
+    connectionsPerSec: 0,
+    inPacketsPerSec: 0,
+    outPacketsPerSec: 0,
+    inBytesPerSec: 0,
+    outBytesPerSec: 0,
+    activeConnections: n % 7,
+    inactiveConnections: n % 5,
+    readAtWallMs: 1_700_000_000_000,
+  };
+}
 
 let log: MemoryLog;
 let api: ApiServer;
@@ -102,6 +122,24 @@ describe.each(['127.0.0.1', '::1'])('over HTTP on %s', (ip) => {
     expect(reply.body).toContain('pybal_service_pooled_down_servers{service="text"} 1\n');
   });
 
+  it('serves a large /metrics in blocks, its Content-Length in bytes (names beyond ASCII), the same text as a render', async () => {
+    const many = daemon([service('web', Array.from({ length: 3000 }, (_, i) => server(i === 7 ? 'ünïcødé-✓.example' : `rs${i}.example`, { traffic: traffic(i) })), { traffic: traffic(3000) })]);
+    const metrics = new PybalMetrics({ processMetrics: false });
+    const other = createApiServer({ snapshot: () => many, metrics, logger: log.logger });
+    try {
+      const [first] = await other.listen({ ips: [ip], port: 0 });
+      const reply = await httpRequest({ host: ip, port: first?.port ?? 0, path: '/metrics' });
+      expect(reply.status).toBe(200);
+      expect(Number(reply.headers['content-length'])).toBe(Buffer.byteLength(reply.body));
+      expect(Buffer.byteLength(reply.body)).toBeGreaterThan(reply.body.length);
+      expect(Buffer.byteLength(reply.body)).toBeGreaterThan(256 * 1024);
+      expect(reply.body).toContain('pybal_ipvs_server_bytes_total{service="web",host="ünïcødé-✓.example",direction="out"} 350000\n');
+      expect(reply.body).toBe(await metrics.render());
+    } finally {
+      await other.close();
+    }
+  });
+
   it('answers HEAD with the headers and no body', async () => {
     const reply = await get('/pools/text', { accept: 'application/json' }, 'HEAD');
     expect(reply.status).toBe(200);
@@ -125,6 +163,39 @@ describe.each(['127.0.0.1', '::1'])('over HTTP on %s', (ip) => {
     });
     const { stdout: code } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', url]);
     expect(code).toBe('405');
+  });
+});
+
+describe('snapshots taken in slices', () => {
+  it('takes the requests that copy every server in slices when the daemon offers it, and the list of services at once', async () => {
+    const atOnce: (SnapshotScope | undefined)[] = [];
+    const inSlices: (SnapshotScope | undefined)[] = [];
+    const deps = {
+      snapshot: (scope?: SnapshotScope) => {
+        atOnce.push(scope);
+        return snapshotValue;
+      },
+      snapshotSliced: async (scope?: SnapshotScope) => {
+        inSlices.push(scope);
+        await new Promise((resolve) => setImmediate(resolve));
+        return snapshotValue;
+      },
+      metrics: new PybalMetrics({ processMetrics: false }),
+    };
+    const body = async (url: string, accept?: string): Promise<string> => {
+      const answer = await handleRequest(deps, 'GET', url, accept);
+      expect(answer.status).toBe(200);
+      return typeof answer.body === 'string' ? answer.body : answer.body.join('');
+    };
+    expect(await body('/pools')).toBe('text\ndns\n');
+    expect(atOnce).toEqual([{ servers: false }]);
+    expect(inSlices).toEqual([]);
+    expect(JSON.parse(await body('/pools/text', 'application/json'))).toMatchObject({ mw1001: { pooled: true }, mw1002: { up: false } });
+    expect(await body('/alerts')).toContain('mw1002');
+    expect(await body('/metrics')).toContain('pybal_service_pooled_down_servers{service="text"} 1\n');
+    expect(JSON.parse(await body('/status')).services).toHaveLength(2);
+    expect(inSlices).toEqual([{ service: 'text' }, undefined, undefined, undefined]);
+    expect(atOnce).toHaveLength(1);
   });
 });
 

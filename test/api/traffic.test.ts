@@ -2,7 +2,7 @@
 // the alerts they raise (api/alerts.ts), in PyBal's /alerts style.
 import { describe, expect, it } from 'vitest';
 import { computeAlerts, renderAlerts } from '../../src/api/alerts.js';
-import { withTraffic, type TrafficSource } from '../../src/api/traffic.js';
+import { withTraffic, withTrafficSteps, type TrafficSource } from '../../src/api/traffic.js';
 import type { QuietServerValue, TrafficValue } from '../../src/ipvs/types.js';
 import { server, service } from './fixtures.js';
 
@@ -51,6 +51,19 @@ describe('withTraffic', () => {
     // Not read yet (or not in the kernel): no field at all.
     expect(dns).toBe(services[1]);
     expect('traffic' in (web?.servers[2] ?? {})).toBe(false);
+  });
+
+  it('as a job, gives the same services a few servers per step', () => {
+    const many = Array.from({ length: 300 }, (_, i) => server(`s${i}`, { address: i % 2 === 0 ? '192.0.2.11' : `192.0.2.${20 + (i % 100)}` }));
+    const services = [service('web', many), service('dns', [server('x')])];
+    const job = withTrafficSteps(services, source({ '192.0.2.11': quiet('no-replies') }));
+    let steps = 0;
+    let next = job.next();
+    for (; !next.done; next = job.next()) steps++;
+    expect(steps).toBeGreaterThanOrEqual(4);
+    expect(next.value).toEqual(withTraffic(services, source({ '192.0.2.11': quiet('no-replies') })));
+    expect(next.value[0]?.servers.filter((s) => s.traffic?.connections === 10 && s.quiet?.reason === 'no-replies')).toHaveLength(150);
+    expect(next.value[1]).toBe(services[1]);
   });
 
   it('reports a quiet server only while it is pooled, enabled and up (pooled-down servers have their own alert)', () => {

@@ -753,3 +753,38 @@ describe('Coordinator: keeping depooled servers (mh with fallback, for directors
     ]);
   });
 });
+
+describe('Coordinator.snapshotSteps', () => {
+  it('takes the same snapshot as snapshot(), a few servers per step, each server as it is at its step', async () => {
+    const t = setup();
+    const hosts = Array.from({ length: 200 }, (_, i) => `10.0.${i >> 8}.${i & 255}`);
+    t.coordinator.onPoolEvent(poolEvent(...hosts));
+    await flushAsync();
+    t.fakes.reportAll(hosts, true);
+    await flushAsync();
+    const whole = t.coordinator.snapshot();
+    expect(whole.servers).toHaveLength(200);
+
+    let steps = 0;
+    const job = t.coordinator.snapshotSteps();
+    let next = job.next();
+    for (; !next.done; next = job.next()) steps++;
+    expect(next.value).toEqual(whole);
+    expect(steps).toBeGreaterThanOrEqual(3);
+
+    // A server that goes down between two steps: one taken before says up, one taken after says down.
+    const later = t.coordinator.snapshotSteps();
+    expect(later.next().done).toBe(false); // the first 64 are taken
+    t.fakes.report(hosts[3]!, false);
+    t.fakes.report(hosts[150]!, false);
+    await flushAsync();
+    let rest = later.next();
+    while (!rest.done) rest = later.next();
+    const byHost = new Map(rest.value.servers.map((s) => [s.host, s]));
+    expect(byHost.get(hosts[3]!)?.up).toBe(true);
+    expect(byHost.get(hosts[150]!)?.up).toBe(false);
+    expect(rest.value.servers.map((s) => s.host)).toEqual(hosts);
+    // Without servers: no step at all.
+    expect(t.coordinator.snapshotSteps({ servers: false }).next()).toMatchObject({ done: true, value: { servers: [] } });
+  });
+});

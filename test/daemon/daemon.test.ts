@@ -81,6 +81,10 @@ class FakeCoordinator implements CoordinatorApi {
     return this.isHealthy;
   }
 
+  *snapshotSteps(): Generator<unknown, ServiceSnapshot, undefined> {
+    return this.snapshot();
+  }
+
   snapshot(): ServiceSnapshot {
     const s = this.service;
     return {
