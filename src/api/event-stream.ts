@@ -41,7 +41,12 @@ export const MAX_EVENTS_PER_FLUSH = 1000;
 
 export interface EventStreamOptions {
   readonly history: EventHistory;
-  /** The periodic summary's value (see status-page.ts pageSummary). */
+  /**
+   * The periodic summary's value (see status-page.ts pageSummary), or a
+   * promise of it: the daemon takes it from a snapshot taken in slices (at
+   * 10,000 servers, taken at once, it held the event loop for a long turn
+   * every 10 s for as long as a status page was open).
+   */
   readonly summary: () => unknown;
   readonly clock: Pick<Clock, 'setTimeout'>;
   readonly logger: Logger;
@@ -80,6 +85,8 @@ export class EventStream {
   private readonly retryMs: number;
   private unsubscribe: (() => void) | undefined;
   private summaryTimer: Timer | undefined;
+  /** The summary being made now, which whoever asks meanwhile shares. */
+  private summarizing: Promise<string> | undefined;
   /** The summary that follows events, while one is due. */
   private changeSummaryTimer: Timer | undefined;
   private flushQueued = false;
@@ -129,7 +136,10 @@ export class EventStream {
     this.clients.add(client);
     response.on('close', () => this.forget(client));
     response.on('error', () => this.forget(client));
-    this.write(client, preface + this.summaryMessage());
+    this.write(client, preface);
+    void this.summaryMessage().then((text) => {
+      if (this.clients.has(client)) this.write(client, text);
+    });
     if (!this.unsubscribe) this.unsubscribe = history.subscribe(() => this.queueFlush());
     this.armSummary();
     if (client.sentSeq < history.latestSeq) this.queueFlush();
@@ -207,9 +217,10 @@ export class EventStream {
 
   private sendSummary(): void {
     if (this.clients.size === 0) return;
-    const text = this.summaryMessage();
-    // A client waiting for its socket to drain is behind anyway: its next batch comes first.
-    for (const client of [...this.clients]) if (!client.waiting) this.write(client, text);
+    void this.summaryMessage().then((text) => {
+      // A client waiting for its socket to drain is behind anyway: its next batch comes first.
+      for (const client of [...this.clients]) if (!client.waiting) this.write(client, text);
+    });
   }
 
   /**
@@ -242,9 +253,21 @@ export class EventStream {
     client.response.destroy();
   }
 
-  private summaryMessage(): string {
+  /** The summary as a message ('' when it failed); one at a time, shared by whoever asks meanwhile. */
+  private summaryMessage(): Promise<string> {
+    if (this.summarizing === undefined) {
+      const run = this.makeSummary();
+      this.summarizing = run;
+      void run.then(() => {
+        if (this.summarizing === run) this.summarizing = undefined;
+      });
+    }
+    return this.summarizing;
+  }
+
+  private async makeSummary(): Promise<string> {
     try {
-      return `event: summary\ndata: ${JSON.stringify(this.options.summary())}\n\n`;
+      return `event: summary\ndata: ${JSON.stringify(await this.options.summary())}\n\n`;
     } catch (error) {
       this.options.logger.error({ err: error }, 'The event stream summary failed');
       return '';

@@ -180,7 +180,7 @@ export class ApiServer {
       this.stream = new EventStream({
         ...deps.stream,
         history: events,
-        summary: () => pageSummary(deps.snapshot(), events.latestSeq),
+        summary: async () => pageSummary(await take(deps), events.latestSeq),
         clock: deps.clock ?? createSystemClock(),
         logger: this.log,
       });

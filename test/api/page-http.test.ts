@@ -9,7 +9,8 @@ import { PybalMetrics } from '../../src/api/metrics.js';
 import { createApiServer, type ApiServer } from '../../src/api/server.js';
 import { domIdPart } from '../../src/api/status-page.js';
 import { EventHistory, type EventInput } from '../../src/events/history.js';
-import { createMemoryLogger } from '../../src/runtime/logger.js';
+import type { DaemonSnapshot } from '../../src/api/types.js';
+import { createMemoryLogger, type MemoryLog } from '../../src/runtime/logger.js';
 import { daemon, monitor, server, service } from './fixtures.js';
 
 const snapshotValue = daemon([
@@ -109,12 +110,15 @@ const event = (n: number, over: Partial<EventInput> = {}): EventInput => ({
 /** The seqs of the `change` events in a stream's text. */
 const seqs = (text: string): number[] => [...text.matchAll(/^id: (\d+)\nevent: change\n/gm)].map((m) => Number(m[1]));
 
-async function start(options: { capacity?: number; maxClients?: number; maxBufferedBytes?: number } = {}): Promise<void> {
+async function start(
+  options: { capacity?: number; maxClients?: number; maxBufferedBytes?: number; snapshotSliced?: () => Promise<DaemonSnapshot>; log?: MemoryLog } = {},
+): Promise<void> {
   history = new EventHistory(options.capacity ?? 100, () => 1_700_000_000_000);
   api = createApiServer({
     snapshot: () => snapshotValue,
+    snapshotSliced: options.snapshotSliced,
     metrics: new PybalMetrics({ processMetrics: false }),
-    logger: createMemoryLogger().logger,
+    logger: (options.log ?? createMemoryLogger()).logger,
     events: history,
     stream: { maxClients: options.maxClients ?? 4, maxBufferedBytes: options.maxBufferedBytes, summaryIntervalMs: 60_000, retryMs: 1500 },
   });
@@ -193,6 +197,32 @@ describe('GET /events/stream', () => {
     expect(text.lastIndexOf('event: summary')).toBeGreaterThan(text.indexOf('id: 50\n'));
     await new Promise((r) => setTimeout(r, 1_500));
     expect(summaries(stream.text())).toHaveLength(2);
+    stream.req.destroy();
+  });
+
+  it('takes its summaries from the snapshot taken in slices; one that fails is logged, and the next one comes', async () => {
+    let calls = 0;
+    const log = createMemoryLogger();
+    await start({
+      log,
+      snapshotSliced: async () => {
+        calls++;
+        await new Promise((resolve) => setImmediate(resolve));
+        if (calls === 1) throw new Error('no snapshot now');
+        return snapshotValue;
+      },
+    });
+    const stream = await openStream('/events/stream');
+    await stream.until((t) => t.startsWith('retry: 1500\n\n'));
+    // The first summary failed: said in the log, nothing sent for it.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(log.lines().some((l) => l.includes('The event stream summary failed'))).toBe(true);
+    expect(stream.text()).not.toContain('event: summary');
+    // After an event, the next summary: from a fresh snapshot, not the failed one kept.
+    history.emit(event(1));
+    const text = await stream.until((t) => t.includes('event: summary'));
+    expect(text).toContain('"name":"text-https","total":2');
+    expect(calls).toBe(2);
     stream.req.destroy();
   });
 
