@@ -396,9 +396,18 @@ function destNeed(type: number, what: string): number {
   return at;
 }
 
-function destU32Or0(buf: Buffer, type: number, what: string): number {
+/** One of netlink-framing's in-place scalar readers (getU32At and kin). */
+type ScalarAt = (what: string, buf: Buffer, offset: number, length: number) => number;
+
+/** A scalar destination attribute that must be there. */
+function destScalar(buf: Buffer, type: number, what: string, read: ScalarAt): number {
+  return read(what, buf, destNeed(type, what), DEST_LEN[type]!);
+}
+
+/** A scalar destination attribute that may be absent (undefined then). */
+function destOptional(buf: Buffer, type: number, what: string, read: ScalarAt): number | undefined {
   const at = DEST_AT[type]!;
-  return at < 0 ? 0 : getU32At(what, buf, at, DEST_LEN[type]!);
+  return at < 0 ? undefined : read(what, buf, at, DEST_LEN[type]!);
 }
 
 function destAddress(buf: Buffer, family: IpFamily): string {
@@ -423,24 +432,21 @@ function destStats(buf: Buffer, type: number): Stats | undefined {
 function decodeDestIn(buf: Buffer, start: number, end: number, serviceFamily: IpFamily): KernelDest {
   DEST_AT.fill(-1);
   forEachAttrIn(buf, start, end, noteDestAttr);
-  const afAt = DEST_AT[IPVS_DEST_ATTR.ADDR_FAMILY]!;
-  const family = afAt >= 0 ? afFamily(getU16At('dest address family', buf, afAt, DEST_LEN[IPVS_DEST_ATTR.ADDR_FAMILY]!), 'dest address family') : serviceFamily;
+  const af = destOptional(buf, IPVS_DEST_ATTR.ADDR_FAMILY, 'dest address family', getU16At);
+  const family = af === undefined ? serviceFamily : afFamily(af, 'dest address family');
   const address = destAddress(buf, family);
-  const port = getBe16At('dest port', buf, destNeed(IPVS_DEST_ATTR.PORT, 'dest port'), DEST_LEN[IPVS_DEST_ATTR.PORT]!);
-  const fwdAt = destNeed(IPVS_DEST_ATTR.FWD_METHOD, 'dest forwarding method');
-  const fwdMethod = reverseLookup(FWD_METHODS, getU32At('dest forwarding method', buf, fwdAt, DEST_LEN[IPVS_DEST_ATTR.FWD_METHOD]!) & IP_VS_CONN_F.FWD_MASK, 'dest forwarding method');
-  const weight = getU32At('dest weight', buf, destNeed(IPVS_DEST_ATTR.WEIGHT, 'dest weight'), DEST_LEN[IPVS_DEST_ATTR.WEIGHT]!);
-  const upperThreshold = destU32Or0(buf, IPVS_DEST_ATTR.U_THRESH, 'dest upper threshold');
-  const lowerThreshold = destU32Or0(buf, IPVS_DEST_ATTR.L_THRESH, 'dest lower threshold');
-  const tunTypeAt = DEST_AT[IPVS_DEST_ATTR.TUN_TYPE]!;
-  const tunnelType = tunTypeAt >= 0 ? reverseLookup(TUNNEL_TYPES, getU8At('dest tunnel type', buf, tunTypeAt, DEST_LEN[IPVS_DEST_ATTR.TUN_TYPE]!), 'dest tunnel type') : 'ipip';
-  const tunPortAt = DEST_AT[IPVS_DEST_ATTR.TUN_PORT]!;
-  const tunnelPort = tunPortAt >= 0 ? getBe16At('dest tunnel port', buf, tunPortAt, DEST_LEN[IPVS_DEST_ATTR.TUN_PORT]!) : 0;
-  const tunFlagsAt = DEST_AT[IPVS_DEST_ATTR.TUN_FLAGS]!;
-  const tunnelFlags = tunFlagsAt >= 0 ? getU16At('dest tunnel flags', buf, tunFlagsAt, DEST_LEN[IPVS_DEST_ATTR.TUN_FLAGS]!) : 0;
-  const activeConns = destU32Or0(buf, IPVS_DEST_ATTR.ACTIVE_CONNS, 'dest active connections');
-  const inactConns = destU32Or0(buf, IPVS_DEST_ATTR.INACT_CONNS, 'dest inactive connections');
-  const persistConns = destU32Or0(buf, IPVS_DEST_ATTR.PERSIST_CONNS, 'dest persistent connections');
+  const port = destScalar(buf, IPVS_DEST_ATTR.PORT, 'dest port', getBe16At);
+  const fwdMethod = reverseLookup(FWD_METHODS, destScalar(buf, IPVS_DEST_ATTR.FWD_METHOD, 'dest forwarding method', getU32At) & IP_VS_CONN_F.FWD_MASK, 'dest forwarding method');
+  const weight = destScalar(buf, IPVS_DEST_ATTR.WEIGHT, 'dest weight', getU32At);
+  const upperThreshold = destOptional(buf, IPVS_DEST_ATTR.U_THRESH, 'dest upper threshold', getU32At) ?? 0;
+  const lowerThreshold = destOptional(buf, IPVS_DEST_ATTR.L_THRESH, 'dest lower threshold', getU32At) ?? 0;
+  const tunType = destOptional(buf, IPVS_DEST_ATTR.TUN_TYPE, 'dest tunnel type', getU8At);
+  const tunnelType = tunType === undefined ? 'ipip' : reverseLookup(TUNNEL_TYPES, tunType, 'dest tunnel type');
+  const tunnelPort = destOptional(buf, IPVS_DEST_ATTR.TUN_PORT, 'dest tunnel port', getBe16At) ?? 0;
+  const tunnelFlags = destOptional(buf, IPVS_DEST_ATTR.TUN_FLAGS, 'dest tunnel flags', getU16At) ?? 0;
+  const activeConns = destOptional(buf, IPVS_DEST_ATTR.ACTIVE_CONNS, 'dest active connections', getU32At) ?? 0;
+  const inactConns = destOptional(buf, IPVS_DEST_ATTR.INACT_CONNS, 'dest inactive connections', getU32At) ?? 0;
+  const persistConns = destOptional(buf, IPVS_DEST_ATTR.PERSIST_CONNS, 'dest persistent connections', getU32At) ?? 0;
   // The counters last, as before: a bad scalar is the error reported first.
   const stats = destStats(buf, IPVS_DEST_ATTR.STATS);
   const stats64 = destStats(buf, IPVS_DEST_ATTR.STATS64);
