@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, Summary, type Metric } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { collectMetrics, escapeLabelValue, escapeText, formatValue, renderRegistry, renderRegistryBlocks, TextBlocks } from '../../src/api/exposition.js';
+import { escapeLabelValue, escapeText, formatValue, renderRegistry, renderRegistryBlocks, TextBlocks, type MetricData } from '../../src/api/exposition.js';
 
 /** A registry with every kind of metric, awkward help texts, label values and numbers. */
 function richRegistry(): Registry {
@@ -51,9 +51,10 @@ function richRegistry(): Registry {
  */
 async function frozen(registry: Registry): Promise<Registry> {
   const copy = new Registry();
-  const data = await collectMetrics(registry);
-  for (const [i, metric] of (registry.getMetricsAsArray() as unknown as Metric[]).entries()) {
-    const values = data[i];
+  for (const metric of registry.getMetricsAsArray() as unknown as Metric[]) {
+    // What the exposition reads of it: getForPromString when it has one (a histogram), else get.
+    const read = metric as unknown as { get(): Promise<MetricData>; getForPromString?(): Promise<MetricData> };
+    const values = await (read.getForPromString?.() ?? read.get());
     const stand = { name: (metric as unknown as { name: string }).name, get: async () => values } as Record<string, unknown>;
     if (typeof (metric as unknown as { getForPromString?: unknown }).getForPromString === 'function') stand.getForPromString = async () => values;
     copy.registerMetric(stand as unknown as Metric);
