@@ -27,14 +27,21 @@ export interface MetricData {
   readonly name: string;
   readonly help: string;
   readonly type: string;
-  /** Its samples: an array (prom-client), or samples made as they are formatted (see Gettable.stream). */
+  /** Its samples (prom-client's metrics). */
   readonly values?: Iterable<SampleValue>;
+  /**
+   * Instead of `values` (pybal's per-server metrics, see Gettable.stream):
+   * puts each sample into `sample` in order, yielding every few so that a
+   * runner can end the slice there. No sample object, array or iterator
+   * result is made per sample (at 10,000 servers, 110,000 of each a scrape).
+   */
+  readonly each?: (sample: (labels: Readonly<Record<string, string>>, value: number) => void) => Generator<void, void, undefined>;
 }
 
-/** Lines joined into one flat string at a time, which then goes into the bytes of the text (TextBlocks). */
-const CHUNK_LINES = 512;
 /** Characters of text turned into one block of bytes. */
 const BLOCK_CHARS = 64 * 1024;
+/** Pieces of text (a line is a dozen) kept before they are joined into a block, whatever their length. */
+const BLOCK_PIECES = 8192;
 /** Lines formatted between two chances to end a slice. */
 const LINES_PER_STEP = 32;
 
@@ -47,6 +54,7 @@ const TEXT_SPECIAL = /[\\\n]/;
 const LABEL_SPECIAL = /[\\\n"]/;
 /** Labels of a sample that has none: one object for all. */
 const NO_LABELS: Readonly<Record<string, string | number>> = Object.freeze({});
+const hasOwn = (o: object, key: string): boolean => Object.prototype.hasOwnProperty.call(o, key);
 
 /** Escapes a HELP text or a metric name (backslash, newline), as prom-client does. */
 export function escapeText(text: string): string {
@@ -66,11 +74,10 @@ export function formatValue(value: number): string {
   return `${value}`;
 }
 
-function formatLabels(labels: Readonly<Record<string, string | number>>, exclude?: Readonly<Record<string, unknown>>): string {
+function formatLabels(labels: Readonly<Record<string, string | number>>): string {
   let text = '';
   for (const name in labels) {
-    if (!Object.prototype.hasOwnProperty.call(labels, name)) continue;
-    if (exclude !== undefined && Object.prototype.hasOwnProperty.call(exclude, name)) continue;
+    if (!hasOwn(labels, name)) continue;
     const pair = `${name}="${escapeLabelValue(labels[name] as string | number)}"`;
     text = text === '' ? pair : `${text},${pair}`;
   }
@@ -84,29 +91,38 @@ function formatLabels(labels: Readonly<Record<string, string | number>>, exclude
  * every young-generation collection of the scrape and then promoted (22 MB
  * of the old generation per scrape on the host), and in the lab guest those
  * collections held the event loop over 100 ms again and again.
+ *
+ * The text comes in pieces (a metric name, a label's name, its value, a
+ * comma), most of them strings that exist anyway, held by reference in one
+ * array that every block reuses and joined once per block: a line made
+ * whole first (a string per label pair, per label set, per line, then lines
+ * joined, then chunks joined) allocated some 1.3 KB per line, 145 MB a
+ * scrape at 10,000 servers on the host.
  */
 export class TextBlocks {
   readonly blocks: Buffer[] = [];
-  private pending: string[] = [];
-  private pendingChars = 0;
+  private readonly pieces: string[] = Array.from({ length: BLOCK_PIECES }, () => '');
+  private count = 0;
+  private chars = 0;
 
   push(text: string): void {
-    this.pending.push(text);
-    this.pendingChars += text.length;
-    if (this.pendingChars >= BLOCK_CHARS) this.flush();
+    this.pieces[this.count++] = text;
+    this.chars += text.length;
+    if (this.count === BLOCK_PIECES || this.chars >= BLOCK_CHARS) this.flush();
   }
 
   /** Turns what is pending into a block; call once at the end. */
   flush(): void {
-    if (this.pending.length === 0) return;
-    this.blocks.push(Buffer.from(this.pending.length === 1 ? (this.pending[0] as string) : this.pending.join(''), 'utf8'));
-    this.pending = [];
-    this.pendingChars = 0;
+    if (this.count === 0) return;
+    const text = this.count === BLOCK_PIECES ? this.pieces.join('') : this.pieces.slice(0, this.count).join('');
+    this.blocks.push(Buffer.from(text, 'utf8'));
+    this.count = 0;
+    this.chars = 0;
   }
 }
 
 /**
- * Formats one metric's block (no trailing newline) into `out`, a chunk at a
+ * Formats one metric's block (no trailing newline) into `out`, a piece at a
  * time; yields every few lines so that a runner can end the slice there.
  */
 export function* formatMetric(
@@ -115,29 +131,51 @@ export function* formatMetric(
   defaultLabels?: Readonly<Record<string, string | number>>,
 ): Generator<void, void, undefined> {
   const name = escapeText(metric.name);
-  let lines: string[] = [`# HELP ${name} ${escapeText(metric.help)}`, `# TYPE ${name} ${metric.type}`];
+  out.push(`# HELP ${name} ${escapeText(metric.help)}\n# TYPE ${name} ${metric.type}`);
   // A histogram's shared labels object is the same for all of a series' buckets: format it once.
   let sharedOf: Readonly<Record<string, string | number>> | undefined;
   let sharedText = '';
-  let n = 0;
-  for (const sample of metric.values ?? []) {
-    let labels = sample.labels ?? NO_LABELS;
-    const shared = sample.sharedLabels ?? NO_LABELS;
-    if (defaultLabels !== undefined) labels = { ...labels, ...defaultLabels, ...labels };
+  const line = (
+    ownLabels: Readonly<Record<string, string | number>>,
+    shared: Readonly<Record<string, string | number>>,
+    metricName: string,
+    value: number,
+  ): void => {
+    const labels = defaultLabels === undefined ? ownLabels : { ...ownLabels, ...defaultLabels, ...ownLabels };
     if (shared !== sharedOf) {
       sharedOf = shared;
       sharedText = formatLabels(shared);
     }
-    const own = formatLabels(labels, shared);
-    const all = own === '' ? sharedText : sharedText === '' ? own : `${own},${sharedText}`;
-    lines.push(`${sample.metricName ?? name}${all === '' ? '' : `{${all}}`} ${formatValue(sample.value)}`);
-    if (lines.length >= CHUNK_LINES) {
-      out.push(lines.join('\n'));
-      lines = [''];
+    out.push('\n');
+    out.push(metricName);
+    // The sample's own labels (those not shared), then the shared ones.
+    let open = false;
+    for (const label in labels) {
+      if (!hasOwn(labels, label) || hasOwn(shared, label)) continue;
+      out.push(open ? ',' : '{');
+      open = true;
+      out.push(label);
+      out.push('="');
+      out.push(escapeLabelValue(labels[label] as string | number));
+      out.push('"');
     }
+    if (sharedText !== '') {
+      out.push(open ? ',' : '{');
+      open = true;
+      out.push(sharedText);
+    }
+    out.push(open ? '} ' : ' ');
+    out.push(formatValue(value));
+  };
+  if (metric.each !== undefined) {
+    yield* metric.each((labels, value) => line(labels, NO_LABELS, name, value));
+    return;
+  }
+  let n = 0;
+  for (const sample of metric.values ?? []) {
+    line(sample.labels ?? NO_LABELS, sample.sharedLabels ?? NO_LABELS, sample.metricName ?? name, sample.value);
     if (++n % LINES_PER_STEP === 0) yield;
   }
-  out.push(lines.join('\n'));
 }
 
 /** What prom-client's registry keeps of its default labels (`setDefaultLabels`); no public getter exists. */

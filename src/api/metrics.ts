@@ -8,7 +8,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'pr
 import type { CheckResult, MonitorReport } from '../monitors/types.js';
 import { finish, sliced, turn, type SliceOptions } from '../runtime/sliced.js';
 import { renderRegistry, renderRegistryBlocks } from './exposition.js';
-import { add, counterOf, extraOf, MonitorSeries, MonitorSeriesMetric } from './server-series.js';
+import { add, counterOf, extraOf, MonitorSeries, MonitorSeriesMetric, type Picker } from './server-series.js';
 import {
   pickActive,
   pickBytes,
@@ -68,8 +68,8 @@ export class PybalMetrics {
     this.monitorMetric('pybal_monitor_down_transitions_total', 'Monitor transitions to down', 'counter', counterOf((m) => m.downTransitions)),
     this.monitorMetric('pybal_monitor_up_results_total', 'Successful monitor checks', 'counter', counterOf((m) => m.upResults)),
     this.monitorMetric('pybal_monitor_down_results_total', 'Failed monitor checks', 'counter', counterOf((m) => m.downResults)),
-    this.monitorMetric('pybal_monitor_status', 'Monitor status (1 up, 0 down)', 'gauge', (m, out) => {
-      if (m.status !== undefined) out.push({ labels: m.labels, value: m.status });
+    this.monitorMetric('pybal_monitor_status', 'Monitor status (1 up, 0 down)', 'gauge', (m, emit) => {
+      if (m.status !== undefined) emit(m.labels, m.status);
     }),
     this.monitorMetric('pybal_monitor_proxyfetch_request_duration_seconds', 'ProxyFetch request duration', 'gauge', durationsOf('ProxyFetch')),
     this.monitorMetric('pybal_monitor_dnsquery_request_duration_seconds', 'DNSQuery request duration', 'gauge', durationsOf('DNSQuery')),
@@ -478,13 +478,6 @@ export class PybalMetrics {
     return monitor;
   }
 
-  /** Every monitor's series object, by service, server and monitor. */
-  private *allMonitors(): Generator<MonitorSeries, void, undefined> {
-    for (const hosts of this.servers.values()) {
-      for (const record of hosts.values()) if (record.monitors) yield* record.monitors;
-    }
-  }
-
   /** A server's record, made when it has its first series (seen by the update job running now, if any). */
   private record(service: string, host: string): ServerRecord {
     let hosts = this.servers.get(service);
@@ -504,9 +497,9 @@ export class PybalMetrics {
     name: string,
     help: string,
     type: 'counter' | 'gauge',
-    pick: (monitor: MonitorSeries, out: { labels: Labels; value: number }[]) => void,
+    pick: Picker<MonitorSeries>,
   ): MonitorSeriesMetric {
-    const metric = new MonitorSeriesMetric(name, help, type, () => this.allMonitors(), pick);
+    const metric = new MonitorSeriesMetric(name, help, type, () => this.servers.values(), pick);
     this.registry.registerMetric(metric as unknown as Metric);
     return metric;
   }
@@ -537,9 +530,9 @@ interface ServerRecord {
 }
 
 /** A picker for a monitor kind's duration gauge. */
-function durationsOf(kind: string): (monitor: MonitorSeries, out: { labels: Labels; value: number }[]) => void {
+function durationsOf(kind: string): Picker<MonitorSeries> {
   const pick = extraOf((m) => m.durations);
-  return (monitor, out) => {
-    if (monitor.labels.monitor === kind) pick(monitor, out);
+  return (monitor, emit) => {
+    if (monitor.labels.monitor === kind) pick(monitor, emit);
   };
 }

@@ -14,6 +14,7 @@
  */
 import type { MetricData } from './exposition.js';
 import { Interner } from '../runtime/interner.js';
+import { finish } from '../runtime/sliced.js';
 
 type Labels = Readonly<Record<string, string>>;
 
@@ -119,6 +120,18 @@ export interface Sample {
   readonly value: number;
 }
 
+/** Where a picker puts a sample: its labels and value, with no object made for it. */
+export type Emit = (labels: Labels, value: number) => void;
+
+/** Puts an item's samples (none, one or several), in order. */
+export type Picker<T> = (item: T, emit: Emit) => void;
+
+/** Items picked between two chances for the exposition to end a slice. */
+const ITEMS_PER_STEP = 16;
+
+/** What a monitor metric walks: per service, its servers by host, each with its monitors' series (one to a few). */
+export type MonitorsByServer = () => Iterable<ReadonlyMap<string, { readonly monitors: readonly MonitorSeries[] | undefined }>>;
+
 /**
  * One `pybal_monitor_*` metric for the registry: `get()` walks every
  * monitor's object and picks this metric's samples. It stands where a
@@ -132,48 +145,69 @@ export class MonitorSeriesMetric {
     readonly name: string,
     readonly help: string,
     readonly type: 'counter' | 'gauge',
-    private readonly monitors: () => Iterable<MonitorSeries>,
-    private readonly pick: (monitor: MonitorSeries, out: Sample[]) => void,
+    private readonly servers: MonitorsByServer,
+    private readonly pick: Picker<MonitorSeries>,
   ) {}
 
   get(): Promise<MetricData & { aggregator: string }> {
-    const values: Sample[] = [];
-    for (const monitor of this.monitors()) this.pick(monitor, values);
-    return Promise.resolve({ name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator });
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, values: samplesOf(this.each()), aggregator: this.aggregator });
   }
 
-  /** get() with the samples made as they are formatted (see exposition.ts). */
+  /** get() with the samples put straight into the exposition as they are picked (see MetricData.each). */
   stream(): MetricData {
-    return { name: this.name, help: this.help, type: this.type, values: picked(this.monitors(), this.pick) };
+    return { name: this.name, help: this.help, type: this.type, each: this.each() };
   }
 
   /** The values live on the monitors' objects; they go with their server (PybalMetrics.forgetServer). */
   reset(): void {}
-}
 
-/** The samples `pick` makes of each item, one item at a time: each dies young once formatted. */
-export function* picked<T>(items: Iterable<T>, pick: (item: T, out: Sample[]) => void): Generator<Sample, void, undefined> {
-  const out: Sample[] = [];
-  for (const item of items) {
-    pick(item, out);
-    for (let i = 0; i < out.length; i++) yield out[i] as Sample;
-    out.length = 0;
+  private each(): (emit: Emit) => Generator<void, void, undefined> {
+    const { servers, pick } = this;
+    return function* (emit) {
+      let n = 0;
+      for (const hosts of servers()) {
+        for (const server of hosts.values()) {
+          const monitors = server.monitors;
+          if (monitors === undefined) continue;
+          for (let i = 0; i < monitors.length; i++) pick(monitors[i] as MonitorSeries, emit);
+          if (++n % ITEMS_PER_STEP === 0) yield;
+        }
+      }
+    };
   }
 }
 
+/** Each item's samples, put into `emit` in order; yields every few items (see MetricData.each). */
+export function eachPicked<T>(items: () => readonly T[], pick: Picker<T>): (emit: Emit) => Generator<void, void, undefined> {
+  return function* (emit) {
+    const list = items();
+    for (let i = 0; i < list.length; i++) {
+      pick(list[i] as T, emit);
+      if ((i + 1) % ITEMS_PER_STEP === 0) yield;
+    }
+  };
+}
+
+/** The samples a MetricData.each puts, as an array (a metric's get()). */
+export function samplesOf(each: (emit: Emit) => Generator<void, void, undefined>): Sample[] {
+  const out: Sample[] = [];
+  finish(each((labels, value) => void out.push({ labels, value })));
+  return out;
+}
+
 /** A picker for a plain counter of the monitor: a sample once it is above 0. */
-export function counterOf(value: (monitor: MonitorSeries) => number): (monitor: MonitorSeries, out: Sample[]) => void {
-  return (monitor, out) => {
+export function counterOf(value: (monitor: MonitorSeries) => number): Picker<MonitorSeries> {
+  return (monitor, emit) => {
     const n = value(monitor);
-    if (n > 0) out.push({ labels: monitor.labels, value: n });
+    if (n > 0) emit(monitor.labels, n);
   };
 }
 
 /** A picker for series kept by extra labels. */
-export function extraOf(series: (monitor: MonitorSeries) => readonly ExtraSeries[] | undefined): (monitor: MonitorSeries, out: Sample[]) => void {
-  return (monitor, out) => {
+export function extraOf(series: (monitor: MonitorSeries) => readonly ExtraSeries[] | undefined): Picker<MonitorSeries> {
+  return (monitor, emit) => {
     const of = series(monitor);
     if (of === undefined) return;
-    for (const s of of) out.push({ labels: s.labels, value: s.value });
+    for (const s of of) emit(s.labels, s.value);
   };
 }

@@ -14,7 +14,7 @@
  * estimate is a fixed 2-second-tick average.
  */
 import type { MetricData } from './exposition.js';
-import { picked, type Sample } from './server-series.js';
+import { eachPicked, samplesOf, type Picker } from './server-series.js';
 import type { QuietServerValue, TrafficValue } from '../ipvs/types.js';
 
 type Labels = Readonly<Record<string, string>>;
@@ -39,18 +39,16 @@ export class RowsMetric {
     readonly help: string,
     readonly type: 'counter' | 'gauge',
     private readonly rows: () => readonly TrafficRow[],
-    private readonly pick: (row: TrafficRow, out: Sample[]) => void,
+    private readonly pick: Picker<TrafficRow>,
   ) {}
 
   get(): Promise<MetricData & { aggregator: string }> {
-    const values: Sample[] = [];
-    for (const row of this.rows()) this.pick(row, values);
-    return Promise.resolve({ name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator });
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, values: samplesOf(eachPicked(this.rows, this.pick)), aggregator: this.aggregator });
   }
 
-  /** get() with the samples made as they are formatted (see exposition.ts). */
+  /** get() with the samples put straight into the exposition as they are picked (see MetricData.each). */
   stream(): MetricData {
-    return { name: this.name, help: this.help, type: this.type, values: picked(this.rows(), this.pick) };
+    return { name: this.name, help: this.help, type: this.type, each: eachPicked(this.rows, this.pick) };
   }
 
   /** The rows belong to the update job; nothing to reset. */
@@ -83,22 +81,22 @@ export class TrafficLabels {
   }
 }
 
-type Pick2 = (row: TrafficRow, out: Sample[]) => void;
+type Pick2 = Picker<TrafficRow>;
 
-export const pickConnections: Pick2 = (row, out) => void out.push({ labels: row.labels, value: row.traffic.connections });
-export const pickPackets: Pick2 = (row, out) => {
-  out.push({ labels: row.inLabels, value: row.traffic.inPackets });
-  out.push({ labels: row.outLabels, value: row.traffic.outPackets });
+export const pickConnections: Pick2 = (row, emit) => emit(row.labels, row.traffic.connections);
+export const pickPackets: Pick2 = (row, emit) => {
+  emit(row.inLabels, row.traffic.inPackets);
+  emit(row.outLabels, row.traffic.outPackets);
 };
-export const pickBytes: Pick2 = (row, out) => {
-  out.push({ labels: row.inLabels, value: row.traffic.inBytes });
-  out.push({ labels: row.outLabels, value: row.traffic.outBytes });
+export const pickBytes: Pick2 = (row, emit) => {
+  emit(row.inLabels, row.traffic.inBytes);
+  emit(row.outLabels, row.traffic.outBytes);
 };
-export const pickActive: Pick2 = (row, out) => {
-  if (row.traffic.activeConnections !== undefined) out.push({ labels: row.labels, value: row.traffic.activeConnections });
+export const pickActive: Pick2 = (row, emit) => {
+  if (row.traffic.activeConnections !== undefined) emit(row.labels, row.traffic.activeConnections);
 };
-export const pickInactive: Pick2 = (row, out) => {
-  if (row.traffic.inactiveConnections !== undefined) out.push({ labels: row.labels, value: row.traffic.inactiveConnections });
+export const pickInactive: Pick2 = (row, emit) => {
+  if (row.traffic.inactiveConnections !== undefined) emit(row.labels, row.traffic.inactiveConnections);
 };
 /** 1 for a quiet server, 0 for the others (a series per server, so that an alert can say which and when it cleared). */
-export const pickQuiet: Pick2 = (row, out) => void out.push({ labels: row.labels, value: row.quiet === undefined ? 0 : 1 });
+export const pickQuiet: Pick2 = (row, emit) => emit(row.labels, row.quiet === undefined ? 0 : 1);

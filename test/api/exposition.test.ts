@@ -1,6 +1,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, Summary, type Metric } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { escapeLabelValue, escapeText, formatValue, renderRegistry, renderRegistryBlocks, TextBlocks, type MetricData } from '../../src/api/exposition.js';
+import { MonitorSeries, MonitorSeriesMetric, counterOf, extraOf } from '../../src/api/server-series.js';
+import { pickPackets, RowsMetric, type TrafficRow } from '../../src/api/traffic-series.js';
 
 /** A registry with every kind of metric, awkward help texts, label values and numbers. */
 function richRegistry(): Registry {
@@ -99,6 +101,48 @@ describe('renderRegistry', () => {
     // Each block is whole characters: each decodes alone, and they join to the text.
     expect(blocks.map((b) => b.toString('utf8')).join('')).toBe(expected);
     expect(Buffer.concat(blocks).equals(Buffer.from(expected, 'utf8'))).toBe(true);
+  });
+
+  it("writes pybal's per-server metrics, whose samples are put as they are picked, as prom-client writes their get()", async () => {
+    const registry = richRegistry();
+    const hosts = new Map<string, { monitors: MonitorSeries[] | undefined }>();
+    for (const [i, host] of ['plain.example.org', 'quote " back \\ newline \n', 'ünïcødé ✓', 'never-checked'].entries()) {
+      const monitor = new MonitorSeries('web "a"', host, 'ProxyFetch');
+      monitor.upResults = i === 3 ? 0 : 1000 + i;
+      monitor.setDuration('successful', 'url', `http://${host}/health`, 0.125 * (i + 1));
+      hosts.set(host, { monitors: [monitor] });
+    }
+    for (let i = 0; i < 700; i++) hosts.set(`s${i}`, { monitors: [Object.assign(new MonitorSeries('web "a"', `s${i}`, 'ProxyFetch'), { upResults: i + 1 })] });
+    const services = [hosts];
+    for (const metric of [
+      new MonitorSeriesMetric('pybal_monitor_up_results_total', 'Successful monitor checks', 'counter', () => services, counterOf((m) => m.upResults)),
+      new MonitorSeriesMetric('pybal_monitor_proxyfetch_request_duration_seconds', 'ProxyFetch request duration', 'gauge', () => services, extraOf((m) => m.durations)),
+    ])
+      registry.registerMetric(metric as unknown as Metric);
+    const rows: TrafficRow[] = ['a', 'b "c"'].map((host) => {
+      const labels = { service: 'web', host };
+      return { labels, inLabels: { ...labels, direction: 'in' }, outLabels: { ...labels, direction: 'out' }, traffic: { inPackets: 2 ** 53 + 2, outPackets: 0 } as TrafficRow['traffic'] };
+    });
+    registry.registerMetric(new RowsMetric('pybal_ipvs_server_packets_total', 'Packets', 'counter', () => rows, pickPackets) as unknown as Metric);
+    for (const labels of [undefined, { instance: 'lvs1 "east"' }]) {
+      if (labels) registry.setDefaultLabels(labels);
+      const expected = await registry.metrics();
+      expect(expected).toContain('pybal_monitor_up_results_total{service="web \\"a\\"",host="quote \\" back \\\\ newline \\n",monitor="ProxyFetch"');
+      expect(expected).toContain(`pybal_ipvs_server_packets_total{service="web",host="b \\"c\\"",direction="in"${labels ? ',instance="lvs1 \\"east\\""' : ''}} 9007199254740994\n`);
+      expect(await renderRegistry(registry)).toBe(expected);
+      expect(await renderRegistry(registry, { budgetMs: 0 })).toBe(expected);
+    }
+  });
+
+  it('makes a block after many short pieces too, whatever their length', () => {
+    const blocks = new TextBlocks();
+    for (let i = 0; i < 8191; i++) blocks.push('x');
+    expect(blocks.blocks).toHaveLength(0);
+    blocks.push('y');
+    expect(blocks.blocks.map((b) => b.toString())).toEqual(['x'.repeat(8191) + 'y']);
+    blocks.push('z');
+    blocks.flush();
+    expect(blocks.blocks.map((b) => b.toString()).at(-1)).toBe('z');
   });
 
   it('makes a block once some 64 KB of text has come, and one of what is left when flushed', () => {
