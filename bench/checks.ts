@@ -419,8 +419,12 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     await running?.process.stop(60_000);
     await bgpPeer?.close().catch((error: unknown) => note(`closing the BGP peer: ${errorText(error)}`));
     await execOk(['ipvsadm', '-C']).catch(() => undefined);
-    // BENCH_PYBAL_OUT=<file> (diagnosis): keeps pybal's standard output and error (a --trace-gc in BENCH_PYBAL_NODE_FLAGS writes there).
-    if (process.env.BENCH_PYBAL_OUT && existsSync(join(dir, 'pybal.out'))) copyFileSync(join(dir, 'pybal.out'), `${process.env.BENCH_PYBAL_OUT}.${peer}.${service.realServers.length}.${round}`);
+    // BENCH_PYBAL_OUT=<file> (diagnosis): keeps pybal's standard output and error (a --trace-gc in BENCH_PYBAL_NODE_FLAGS writes there), and its log beside them (.log).
+    if (process.env.BENCH_PYBAL_OUT && existsSync(join(dir, 'pybal.out'))) {
+      const kept = `${process.env.BENCH_PYBAL_OUT}.${peer}.${service.realServers.length}.${round}`;
+      copyFileSync(join(dir, 'pybal.out'), kept);
+      if (existsSync(join(dir, 'pybal.log'))) copyFileSync(join(dir, 'pybal.log'), `${kept}.log`);
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 }
