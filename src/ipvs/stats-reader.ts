@@ -19,6 +19,17 @@
  *   more than a slice at a time.
  * A reading that fails is logged (once per streak) and counted; the last
  * good one stays, with its time, and the next tick tries again.
+ *
+ * What is kept of each destination (and service) is one object for as long
+ * as the kernel lists it, its values overwritten by each reading: a reading
+ * of 10,000 destinations made some 3 MB of new objects that lived until the
+ * next one, 10 s later, so that every one of them was moved to V8's old
+ * generation and then collected there (about 320 KB a second in the lab
+ * guest, the main thread's largest source of major collections, each of
+ * which held the event loop for 50-100 ms there). A reading's values are
+ * staged in a typed array as the dumps are decoded and written over the kept
+ * objects only once the whole reading is in, so that a reading that fails
+ * halfway leaves the last good one as it was.
  */
 import type { Clock, Timer } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
@@ -27,7 +38,7 @@ import { sliced, type SliceOptions } from '../runtime/sliced.js';
 import { TimeShare } from '../runtime/time-share.js';
 import { canonicalAddress } from './address.js';
 import { serviceKeyId } from './codec.js';
-import { statsOf } from './format.js';
+import { statsOf, ZERO_STATS } from './format.js';
 import { decideQuietServers, type QuietVerdict } from './quiet-servers.js';
 import { QuietWindow } from './quiet-window.js';
 import type { FwdMethod, KernelDest, KernelService, QuietServerValue, ServiceKey, Stats, TrafficValue } from './types.js';
@@ -47,7 +58,7 @@ export interface StatsTarget {
   readonly persistent: boolean;
 }
 
-/** One destination in one reading. */
+/** One destination in the latest reading (the same object from reading to reading, its values overwritten: see the top of this file). */
 export interface DestReading {
   readonly address: string;
   readonly weight: number;
@@ -55,7 +66,7 @@ export interface DestReading {
   readonly traffic: TrafficValue;
 }
 
-/** One service in one reading. */
+/** One service in the latest reading (the same object from reading to reading, as its destinations). */
 export interface ServiceReading {
   readonly name: string;
   readonly traffic: TrafficValue;
@@ -112,14 +123,81 @@ export function trafficValue(stats: Stats, readAtWallMs: number, conns?: { activ
   };
 }
 
-/** What a reading keeps of a destination, made as the kernel's reply is decoded. */
-function destReading(d: KernelDest, readAtWallMs: number): DestReading {
-  return {
-    address: canonicalAddress(d.address),
-    weight: d.weight,
-    fwdMethod: d.fwdMethod,
-    traffic: trafficValue(statsOf(d), readAtWallMs, { active: d.activeConns, inactive: d.inactConns }),
-  };
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** A destination as kept from reading to reading: one object, its values overwritten by each reading. */
+interface KeptDest {
+  readonly address: string;
+  weight: number;
+  fwdMethod: FwdMethod;
+  readonly traffic: Mutable<TrafficValue>;
+  /** The last reading (keep's count) that listed it. */
+  seen: number;
+}
+
+/** A service as kept from reading to reading (see KeptDest). */
+interface KeptService {
+  readonly name: string;
+  readonly traffic: Mutable<TrafficValue>;
+  readonly dests: Map<string, KeptDest>;
+  atMs: number;
+}
+
+/**
+ * Numbers staged per destination: the ten counters and rates, ActiveConn,
+ * InActConn, the weight. A service's own counters take the first place.
+ */
+const STAGED = 13;
+
+/** One service of a reading under way: its values staged, its destinations' kept objects (or new ones) in the kernel's order. */
+interface StagedService {
+  readonly name: string;
+  readonly wall: number;
+  readonly atMs: number;
+  /** Destinations staged (entries of the arrays below in use). */
+  count: number;
+  readonly dests: KeptDest[];
+  readonly fwd: FwdMethod[];
+  values: Float64Array;
+}
+
+/** Room a service's staging keeps between readings (its arrays grow with the service). */
+interface Staging {
+  readonly dests: KeptDest[];
+  readonly fwd: FwdMethod[];
+  values: Float64Array;
+}
+
+function stageStats(values: Float64Array, at: number, stats: Stats): void {
+  values[at] = Number(stats.conns);
+  values[at + 1] = Number(stats.inPkts);
+  values[at + 2] = Number(stats.outPkts);
+  values[at + 3] = Number(stats.inBytes);
+  values[at + 4] = Number(stats.outBytes);
+  values[at + 5] = Number(stats.cps);
+  values[at + 6] = Number(stats.inPps);
+  values[at + 7] = Number(stats.outPps);
+  values[at + 8] = Number(stats.inBps);
+  values[at + 9] = Number(stats.outBps);
+}
+
+/** Writes staged values over kept ones (a destination's connection counts too when `conns`). */
+function applyStaged(traffic: Mutable<TrafficValue>, values: Float64Array, at: number, wall: number, conns: boolean): void {
+  traffic.connections = values[at] as number;
+  traffic.inPackets = values[at + 1] as number;
+  traffic.outPackets = values[at + 2] as number;
+  traffic.inBytes = values[at + 3] as number;
+  traffic.outBytes = values[at + 4] as number;
+  traffic.connectionsPerSec = values[at + 5] as number;
+  traffic.inPacketsPerSec = values[at + 6] as number;
+  traffic.outPacketsPerSec = values[at + 7] as number;
+  traffic.inBytesPerSec = values[at + 8] as number;
+  traffic.outBytesPerSec = values[at + 9] as number;
+  if (conns) {
+    traffic.activeConnections = values[at + 10] as number;
+    traffic.inactiveConnections = values[at + 11] as number;
+  }
+  traffic.readAtWallMs = wall;
 }
 
 /** A reading may take at most 1/READ_TIME_SHARE of the time: the interval stretches beyond that (runtime/time-share.ts). */
@@ -141,8 +219,12 @@ export class IpvsStatsReader {
   private running: Promise<void> | undefined;
   private started = false;
   private stopped = false;
-  /** The latest reading of each service, by name. */
-  private latestByName = new Map<string, ServiceReading>();
+  /** The latest reading of each service, by name: kept objects, overwritten by each reading. */
+  private latestByName = new Map<string, KeptService>();
+  /** Each service's staging room, by name (see Staging). */
+  private staging = new Map<string, Staging>();
+  /** Readings kept so far (KeptDest.seen). */
+  private kept = 0;
   /** Each service's window of readings for the quiet-server rule (what the rule needs of them). */
   private windows = new Map<string, QuietWindow>();
   /** Flagged servers by service name, then address. */
@@ -208,7 +290,10 @@ export class IpvsStatsReader {
     return run;
   }
 
-  /** The latest reading of a service, if any. */
+  /**
+   * The latest reading of a service, if any: what a reader holds of it
+   * (its traffic values) shows the readings that come after, each whole.
+   */
   latest(name: string): ServiceReading | undefined {
     return this.latestByName.get(name);
   }
@@ -234,6 +319,7 @@ export class IpvsStatsReader {
 
   private forget(): void {
     this.latestByName = new Map();
+    this.staging = new Map();
     this.windows = new Map();
     this.quietByName = new Map();
   }
@@ -248,18 +334,16 @@ export class IpvsStatsReader {
       const targets = this.targets();
       const byId = new Map(targets.map((t) => [serviceKeyId(t.key), t]));
       const services = await this.kernel.listServices();
-      const readings = new Map<string, ServiceReading>();
+      const readings = new Map<string, StagedService>();
       for (const service of services) {
         const target = byId.get(serviceKeyId(service.key));
-        if (target === undefined) continue;
+        if (target === undefined || readings.has(target.name)) continue;
         // Each service's dump on its own turn: a reconcile that came due goes first.
         busyMs += this.clock.now() - since;
         await this.waitIdle();
         since = this.clock.now();
         if (this.stopped) return;
-        const wall = this.clock.wallNow();
-        const dests = await this.kernel.mapDests(service.key, (d) => destReading(d, wall));
-        readings.set(target.name, await sliced(this.readingSteps(target.name, service, dests, wall), this.slicing));
+        readings.set(target.name, await this.stage(target.name, service));
       }
       await sliced(this.keepSteps(targets, readings), this.slicing);
       this.timeShare.ran(busyMs + this.clock.now() - since);
@@ -275,28 +359,93 @@ export class IpvsStatsReader {
     }
   }
 
-  private *readingSteps(name: string, service: KernelService, dests: readonly DestReading[], wall: number): Generator<void, ServiceReading, undefined> {
-    const byAddress = new Map<string, DestReading>();
-    let n = 0;
-    for (const d of dests) {
-      byAddress.set(d.address, d);
-      if (++n % DESTS_PER_STEP === 0) yield;
+  /**
+   * Dumps a service's destinations, staging each one's values as it is
+   * decoded, with its kept object (a new one for a destination not kept yet).
+   */
+  private async stage(name: string, service: KernelService): Promise<StagedService> {
+    const wall = this.clock.wallNow();
+    let room = this.staging.get(name);
+    if (room === undefined) {
+      room = { dests: [], fwd: [], values: new Float64Array(STAGED * 64) };
+      this.staging.set(name, room);
     }
-    return { name, traffic: trafficValue(statsOf(service), wall), dests: byAddress, atMs: this.clock.now() };
+    const staged: StagedService = { name, wall, atMs: 0, count: 0, dests: room.dests, fwd: room.fwd, values: room.values };
+    stageStats(staged.values, 0, statsOf(service));
+    const kept = this.latestByName.get(name)?.dests;
+    // Destinations not kept yet, so that one the dump lists twice is one object.
+    const fresh = new Map<string, KeptDest>();
+    await this.kernel.mapDests(service.key, (d) => {
+      const address = canonicalAddress(d.address);
+      let dest = kept?.get(address) ?? fresh.get(address);
+      if (dest === undefined) {
+        dest = { address, weight: 0, fwdMethod: d.fwdMethod, traffic: trafficValue(ZERO_STATS, wall, { active: 0, inactive: 0 }), seen: 0 };
+        fresh.set(address, dest);
+      }
+      const i = staged.count++;
+      const at = (i + 1) * STAGED;
+      if (at + STAGED > staged.values.length) {
+        const grown = new Float64Array(staged.values.length * 2);
+        grown.set(staged.values);
+        staged.values = grown;
+        room.values = grown;
+      }
+      staged.dests[i] = dest;
+      staged.fwd[i] = d.fwdMethod;
+      stageStats(staged.values, at, statsOf(d));
+      staged.values[at + 10] = d.activeConns;
+      staged.values[at + 11] = d.inactConns;
+      staged.values[at + 12] = d.weight;
+    });
+    return Object.assign(staged, { atMs: this.clock.now() });
   }
 
-  /** Keeps the readings (services no longer named are forgotten) and applies the quiet-server rule, in slices. */
-  private *keepSteps(targets: readonly StatsTarget[], readings: ReadonlyMap<string, ServiceReading>): Generator<void, void, undefined> {
-    const latest = new Map<string, ServiceReading>();
+  /**
+   * Keeps a reading: its values written over the kept objects (new
+   * destinations join, those no longer listed are forgotten; services no
+   * longer named are forgotten), and the quiet-server rule applied; in slices.
+   */
+  private *keepSteps(targets: readonly StatsTarget[], readings: ReadonlyMap<string, StagedService>): Generator<void, void, undefined> {
+    // Reading was turned off meanwhile (setInterval(0)): what was read is not kept.
+    if (this.intervalMs === 0) return;
+    const reading = ++this.kept;
+    const latest = new Map<string, KeptService>();
     const windows = new Map<string, QuietWindow>();
     const quiet = new Map<string, Map<string, QuietServerValue>>();
     for (const target of targets) {
-      const reading = readings.get(target.name);
+      const staged = readings.get(target.name);
       // A service missing from the kernel now has no counters (and its window starts again).
-      if (reading === undefined || windows.has(target.name)) continue;
-      latest.set(target.name, reading);
+      if (staged === undefined || windows.has(target.name)) continue;
+      const service = this.latestByName.get(target.name) ?? {
+        name: target.name,
+        traffic: trafficValue(ZERO_STATS, staged.wall),
+        dests: new Map<string, KeptDest>(),
+        atMs: staged.atMs,
+      };
+      applyStaged(service.traffic, staged.values, 0, staged.wall, false);
+      service.atMs = staged.atMs;
+      const { dests, values, fwd } = staged;
+      for (let i = 0; i < staged.count; i++) {
+        const dest = dests[i] as KeptDest;
+        const at = (i + 1) * STAGED;
+        applyStaged(dest.traffic, values, at, staged.wall, true);
+        dest.weight = values[at + 12] as number;
+        dest.fwdMethod = fwd[i] as FwdMethod;
+        if (dest.seen === 0) service.dests.set(dest.address, dest);
+        dest.seen = reading;
+        if ((i + 1) % DESTS_PER_STEP === 0) yield;
+      }
+      let n = 0;
+      for (const [address, dest] of service.dests) {
+        if (dest.seen !== reading) service.dests.delete(address);
+        if (++n % DESTS_PER_STEP === 0) yield;
+      }
+      latest.set(target.name, service);
       const window = this.windows.get(target.name) ?? new QuietWindow(this.windowReadings);
-      yield* window.addSteps(reading.dests.values());
+      // The kernel's order (an address it listed twice: the same object, its last values).
+      yield* window.addSteps(dests.slice(0, staged.count));
+      // The staging room keeps no destination alive once it is forgotten.
+      dests.fill(undefined as unknown as KeptDest, 0, staged.count);
       windows.set(target.name, window);
       if (!window.full) continue;
       const before = this.quietByName.get(target.name);
@@ -313,9 +462,9 @@ export class IpvsStatsReader {
       }
       if (flagged.size > 0) quiet.set(target.name, flagged);
     }
-    // Reading was turned off meanwhile (setInterval(0)): what was read is not kept.
     if (this.intervalMs === 0) return;
     this.latestByName = latest;
+    for (const name of this.staging.keys()) if (!latest.has(name)) this.staging.delete(name);
     this.windows = windows;
     this.quietByName = quiet;
   }

@@ -34,8 +34,23 @@ class FakeKernel implements IpvsCountersKernel {
     ]);
   }
 
+  /** When set, a dump fails after decoding this many destinations (a socket error halfway). */
+  failAfter: number | undefined;
+  /** Addresses the next dumps list a second time, at their end (the kernel's walk shifted by an addition). */
+  twice: string[] = [];
+
   async mapDests<T>(key: ServiceKey, each: (dest: KernelDest) => T): Promise<T[]> {
-    return (await this.listDests(key)).map(each);
+    const dests = await this.listDests(key);
+    for (const address of this.twice) {
+      const again = dests.find((d) => d.address === address);
+      if (again) dests.push({ ...again, weight: again.weight + 100 });
+    }
+    const out: T[] = [];
+    for (const d of dests) {
+      if (this.failAfter !== undefined && out.length === this.failAfter) throw new Error('ENOBUFS');
+      out.push(each(d));
+    }
+    return out;
   }
 
   listDests(key: ServiceKey): Promise<KernelDest[]> {
@@ -137,6 +152,72 @@ describe('IpvsStatsReader', () => {
     await clock.advanceAsync(10_000);
     expect(reader.stats().lastError).toBeUndefined();
     expect(log.lines().some((l) => l.includes('IPVS counters are read again'))).toBe(true);
+    await reader.stop();
+  });
+
+  it('keeps one object per destination and service, its values overwritten by each reading; one no longer listed is forgotten, a new one joins', async () => {
+    const { clock, kernel, reader } = setup();
+    kernel.conns.set('198.51.100.1', 5);
+    reader.start();
+    await clock.advanceAsync(0);
+    const first = reader.latest('web')!;
+    const one = first.dests.get('198.51.100.1')!;
+    const serviceTraffic = first.traffic;
+    expect(one.traffic).toMatchObject({ connections: 5, readAtWallMs: clock.wallNow() });
+    kernel.conns.set('198.51.100.1', 9);
+    kernel.weights.set('198.51.100.1', 4);
+    kernel.weights.delete('198.51.100.2');
+    kernel.weights.set('198.51.100.3', 1);
+    await clock.advanceAsync(10_000);
+    const second = reader.latest('web')!;
+    expect(second.dests.get('198.51.100.1')).toBe(one);
+    expect(second.traffic).toBe(serviceTraffic);
+    expect(one).toMatchObject({ weight: 4, traffic: { connections: 9, activeConnections: 1, inactiveConnections: 2, readAtWallMs: clock.wallNow() } });
+    expect(second.traffic).toMatchObject({ connections: 9, readAtWallMs: clock.wallNow() });
+    expect([...second.dests.keys()].sort()).toEqual(['198.51.100.1', '198.51.100.3']);
+    expect(second.dests.get('198.51.100.3')?.traffic).toMatchObject({ connections: 0, activeConnections: 1 });
+    await reader.stop();
+  });
+
+  it('leaves the last good reading as it was when one fails halfway through a dump', async () => {
+    const { clock, kernel, reader } = setup();
+    kernel.conns.set('198.51.100.1', 5);
+    kernel.conns.set('198.51.100.2', 6);
+    reader.start();
+    await clock.advanceAsync(0);
+    const readAt = clock.wallNow();
+    kernel.conns.set('198.51.100.1', 50);
+    kernel.conns.set('198.51.100.2', 60);
+    kernel.weights.set('198.51.100.9', 1);
+    kernel.failAfter = 1;
+    await clock.advanceAsync(10_000);
+    expect(reader.stats()).toMatchObject({ reads: 1, failedReads: 1, lastError: 'ENOBUFS' });
+    const kept = reader.latest('web')!;
+    // The first destination was decoded before the failure: its values are not taken either.
+    expect(kept.dests.get('198.51.100.1')?.traffic).toMatchObject({ connections: 5, readAtWallMs: readAt });
+    expect(kept.dests.get('198.51.100.2')?.traffic).toMatchObject({ connections: 6, readAtWallMs: readAt });
+    expect(kept.traffic).toMatchObject({ connections: 11, readAtWallMs: readAt });
+    expect(kept.dests.has('198.51.100.9')).toBe(false);
+    kernel.failAfter = undefined;
+    await clock.advanceAsync(10_000);
+    expect(reader.latest('web')?.dests.get('198.51.100.1')?.traffic.connections).toBe(50);
+    expect(reader.latest('web')?.dests.has('198.51.100.9')).toBe(true);
+    await reader.stop();
+  });
+
+  it('keeps an address the dump lists twice once, with the values listed last', async () => {
+    const { clock, kernel, reader } = setup();
+    kernel.twice = ['198.51.100.2', '198.51.100.7'];
+    kernel.weights.set('198.51.100.7', 3);
+    reader.start();
+    await clock.advanceAsync(0);
+    const reading = reader.latest('web')!;
+    expect([...reading.dests.keys()].sort()).toEqual(['198.51.100.1', '198.51.100.2', '198.51.100.7']);
+    expect(reading.dests.get('198.51.100.2')?.weight).toBe(101);
+    // A new one listed twice: one object too.
+    expect(reading.dests.get('198.51.100.7')?.weight).toBe(103);
+    await clock.advanceAsync(10_000);
+    expect(reader.latest('web')?.dests.get('198.51.100.7')?.weight).toBe(103);
     await reader.stop();
   });
 
