@@ -366,9 +366,14 @@ export class IpvsStatsReader {
   private async stage(name: string, service: KernelService): Promise<StagedService> {
     const wall = this.clock.wallNow();
     let room = this.staging.get(name);
+    // Room for as many as the service had, and some: grown by doubling, 10,000 would take 16,384.
+    const expected = (this.latestByName.get(name)?.dests.size ?? 0) + 1;
+    const size = STAGED * (expected + (expected >> 3) + 16);
     if (room === undefined) {
-      room = { dests: [], fwd: [], values: new Float64Array(STAGED * 64) };
+      room = { dests: [], fwd: [], values: new Float64Array(size) };
       this.staging.set(name, room);
+    } else if (room.values.length < size) {
+      room.values = new Float64Array(size);
     }
     const staged: StagedService = { name, wall, atMs: 0, count: 0, dests: room.dests, fwd: room.fwd, values: room.values };
     stageStats(staged.values, 0, statsOf(service));
