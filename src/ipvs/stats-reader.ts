@@ -366,13 +366,14 @@ export class IpvsStatsReader {
   private async stage(name: string, service: KernelService): Promise<StagedService> {
     const wall = this.clock.wallNow();
     let room = this.staging.get(name);
-    // Room for as many as the service had, and some: grown by doubling, 10,000 would take 16,384.
+    // Room for as many as the service had, and some (the first reading grows it by doubling:
+    // 10,000 took room for 16,384, 1.7 MB, which the next reading gives back).
     const expected = (this.latestByName.get(name)?.dests.size ?? 0) + 1;
     const size = STAGED * (expected + (expected >> 3) + 16);
     if (room === undefined) {
       room = { dests: [], fwd: [], values: new Float64Array(size) };
       this.staging.set(name, room);
-    } else if (room.values.length < size) {
+    } else if (room.values.length < size || room.values.length > size + (size >> 2)) {
       room.values = new Float64Array(size);
     }
     const staged: StagedService = { name, wall, atMs: 0, count: 0, dests: room.dests, fwd: room.fwd, values: room.values };
