@@ -50,15 +50,16 @@ while (!stopping) {
     if (key === undefined) continue;
     try {
       const replies = await client.dump(ipvsRequests.dumpDests(key), id);
+      const count = replies.length;
       let weight: number | undefined;
       if (watched !== undefined && watchedBytes !== undefined && id === serviceId(watched.address, watched.port)) {
-        for (const reply of replies) {
+        for (let reply = replies.take(); reply !== undefined; reply = replies.take()) {
           if (reply.indexOf(watchedBytes) < 0) continue;
           const dest = decodeDestReply(reply, 4);
           if (dest.address === watched.dest) weight = dest.weight;
         }
       }
-      tracker.record(id, replies.length, weight);
+      tracker.record(id, count, weight);
     } catch {
       // Deleted between the two dumps: it counts as absent next poll.
       tracker.record(id, 0);

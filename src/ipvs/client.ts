@@ -42,6 +42,7 @@ import {
   decodeErrorPayload,
   decodeGenl,
   decodeMessages,
+  DumpReplies,
   getU16,
   putCString,
   setAckFlag,
@@ -266,14 +267,14 @@ export class IpvsClient implements IpvsKernel {
     return this.serialize(() => this.exchangeDo(this.familyId, request, ipvsCmdName(request.cmd), object));
   }
 
-  /** A dump: every reply message until NLMSG_DONE. */
-  dump(request: IpvsRequest, object: string): Promise<Buffer[]> {
+  /** A dump: every reply message until NLMSG_DONE (their attributes, in DumpReplies). */
+  dump(request: IpvsRequest, object: string): Promise<DumpReplies> {
     const command = ipvsCmdName(request.cmd);
     return this.serialize(
       () =>
-        new Promise<Buffer[]>((resolve, reject) => {
+        new Promise<DumpReplies>((resolve, reject) => {
           const seq = this.takeSeq();
-          const out: Buffer[] = [];
+          const out = new DumpReplies();
           this.start([seq], encodeIpvsMessage(this.familyId, seq, 0, request, false), command, object, reject, (msg) => {
             if (msg.type === NLMSG_DONE || msg.type === NLMSG_ERROR) {
               const errno = msg.type === NLMSG_DONE ? decodeDonePayload(msg.payload) : decodeErrorPayload(msg.payload).errno;
@@ -281,7 +282,7 @@ export class IpvsClient implements IpvsKernel {
               else resolve(out);
               return true;
             }
-            if (msg.type === this.familyId) out.push(decodeGenl(msg.payload).attrs);
+            if (msg.type === this.familyId) out.add(msg.payload);
             return false;
           });
         }),
@@ -492,18 +493,15 @@ export class IpvsClient implements IpvsKernel {
    * 100 ms doubled in the guest), and decoding slices between them took
    * turns from the reading (in one loaded CI run a resync's dump of a
    * service being programmed then read the growing list for 14 s). Each
-   * reply is let go once decoded.
+   * datagram is let go once its replies are decoded.
    */
-  private decodeEach<T>(replies: (Buffer | undefined)[], decode: (attrs: Buffer) => T, what: string): Promise<T[]> {
+  private decodeEach<T>(replies: DumpReplies, decode: (attrs: Buffer) => T, what: string): Promise<T[]> {
     return sliced(this.decodeSteps(replies, decode, what), this.slicing);
   }
 
-  private *decodeSteps<T>(replies: (Buffer | undefined)[], decode: (attrs: Buffer) => T, what: string): Generator<void, T[], undefined> {
+  private *decodeSteps<T>(replies: DumpReplies, decode: (attrs: Buffer) => T, what: string): Generator<void, T[], undefined> {
     const out: T[] = [];
-    for (let i = 0; i < replies.length; i++) {
-      const attrs = replies[i];
-      replies[i] = undefined;
-      if (attrs === undefined) continue;
+    for (let attrs = replies.take(); attrs !== undefined; attrs = replies.take()) {
       try {
         out.push(decode(attrs));
       } catch (error) {

@@ -151,6 +151,53 @@ export function decodeGenl(payload: Buffer): GenlHeader & { readonly attrs: Buff
 }
 
 /**
+ * A dump's replies as they were read: the datagrams' memory, and where each
+ * reply's attributes lie in it, rather than a Buffer (a view object) per
+ * reply. The replies wait for their decode, which takes several turns of the
+ * event loop (runtime/sliced.ts): 10,000 views alive that long reached V8's
+ * old generation at every resync and every counters reading (some 120 bytes
+ * each), to be collected there.
+ */
+export class DumpReplies {
+  /** The datagrams' memory, each once (a datagram holds several replies). */
+  private readonly memory: (ArrayBufferLike | undefined)[] = [];
+  /** Per reply: its memory's index, its attributes' offset and length there. */
+  private readonly spans: number[] = [];
+  private next = 0;
+
+  /** Replies added and not yet taken. */
+  get length(): number {
+    return this.spans.length / 3 - this.next;
+  }
+
+  /** A reply's generic netlink payload (header, then attributes), checked as decodeGenl checks it. */
+  add(payload: Buffer): void {
+    if (payload.length < GENL_HDRLEN) throw new NetlinkDecodeError(`generic netlink payload too short (${payload.length} bytes)`);
+    const memory = payload.buffer;
+    let index = this.memory.length - 1;
+    if (index < 0 || this.memory[index] !== memory) {
+      this.memory.push(memory);
+      index++;
+    }
+    this.spans.push(index, payload.byteOffset + GENL_HDRLEN, payload.length - GENL_HDRLEN);
+  }
+
+  /**
+   * The next reply's attributes, in the order added (undefined when none is
+   * left); a datagram's memory is let go once its last reply is taken.
+   */
+  take(): Buffer | undefined {
+    const at = this.next * 3;
+    if (at >= this.spans.length) return undefined;
+    this.next++;
+    const index = this.spans[at] as number;
+    const memory = this.memory[index] as ArrayBufferLike;
+    if (this.spans[at + 3] !== index) this.memory[index] = undefined;
+    return Buffer.from(memory, this.spans[at + 1], this.spans[at + 2]);
+  }
+}
+
+/**
  * Builds attributes into one growing buffer: encoding ten thousand requests
  * must not allocate a buffer per field (that costs more than the syscalls).
  */

@@ -8,8 +8,10 @@ import {
   decodeErrorPayload,
   decodeGenl,
   decodeMessages,
+  DumpReplies,
   encodeGenlMessage,
   endNested,
+  NetlinkDecodeError,
   putBytes,
   putRaw,
   writtenBytes,
@@ -83,5 +85,33 @@ describe('addresses', () => {
     expect(prefixToMask(32)).toBe(0xffffffff);
     expect(maskToPrefix(0xffffff00)).toBe(24);
     expect(maskToPrefix(0xff00ff00)).toBeUndefined();
+  });
+});
+
+describe('DumpReplies', () => {
+  /** A datagram of generic netlink messages, each with these attributes (as the kernel packs a dump's replies). */
+  const datagram = (...attrs: Buffer[]): Buffer => Buffer.concat(attrs.map((a) => encodeGenlMessage(0x20, 2, 7, 0, { cmd: 1, version: 1 }, a)));
+
+  it("gives each reply's attributes in the order read, across datagrams, as decodeGenl gives them", () => {
+    const replies = new DumpReplies();
+    const first = datagram(Buffer.from('aaaa'), Buffer.from('bbbbbbbb'), Buffer.alloc(0));
+    const second = datagram(Buffer.from('cccc'));
+    const payloads = [...decodeMessages(first), ...decodeMessages(second)].map((m) => m.payload);
+    for (const payload of payloads) replies.add(payload);
+    expect(replies.length).toBe(4);
+    const taken: string[] = [];
+    for (let attrs = replies.take(); attrs !== undefined; attrs = replies.take()) taken.push(attrs.toString('latin1'));
+    expect(taken).toEqual(payloads.map((p) => decodeGenl(p).attrs.toString('latin1')));
+    expect(taken).toEqual(['aaaa', 'bbbbbbbb', '', 'cccc']);
+    expect(replies.length).toBe(0);
+    expect(replies.take()).toBeUndefined();
+  });
+
+  it('refuses a payload too short for the generic netlink header, as decodeGenl does', () => {
+    const replies = new DumpReplies();
+    const short = Buffer.from([1, 2, 3]);
+    expect(() => decodeGenl(short)).toThrow(NetlinkDecodeError);
+    expect(() => replies.add(short)).toThrow('generic netlink payload too short (3 bytes)');
+    expect(replies.length).toBe(0);
   });
 });
