@@ -80,6 +80,8 @@ class PeriodicMonitor implements Monitor {
   private started = false;
   private stopped = false;
   private timer: Timer | undefined = undefined;
+  /** The tick's timer once it has fired: set again for the next tick (see Clock.setTimeout). */
+  private spent: Timer | undefined = undefined;
   private inflight: Promise<void> | undefined = undefined;
   /** The deadline of the check in flight, which stop() aborts. */
   private deadline: Deadline | undefined = undefined;
@@ -138,6 +140,7 @@ class PeriodicMonitor implements Monitor {
   }
 
   private tick(): void {
+    this.spent = this.timer;
     this.timer = undefined;
     if (this.stopped) return;
     this.checks += 1;
@@ -152,7 +155,7 @@ class PeriodicMonitor implements Monitor {
       this.deps.logger.error({ err: error }, 'check loop failed; restarting');
     }
     this.inflight = undefined;
-    if (!this.stopped) this.timer = this.deps.clock.setTimeout(this.onTick, this.nextDelayMs());
+    if (!this.stopped) this.timer = this.deps.clock.setTimeout(this.onTick, this.nextDelayMs(), this.spent);
   }
 
   private async runOnce(): Promise<void> {

@@ -41,10 +41,10 @@ class QueuedTimer implements Timer {
   /** Position in the queue's heap; -1 once fired or cancelled. */
   index = -1;
   constructor(
-    private readonly queue: TimerQueue,
-    readonly at: number,
-    readonly seq: number,
-    readonly fn: () => void,
+    readonly queue: TimerQueue,
+    public at: number,
+    public seq: number,
+    public fn: () => void,
   ) {}
 
   cancel(): void {
@@ -88,9 +88,19 @@ export class TimerQueue {
     return this.heap.length;
   }
 
-  add(fn: () => void, delayMs: number): Timer {
+  /** A timer; `reuse`, one of this queue's that fired or was cancelled, is set again instead of a new one made (see Clock.setTimeout). */
+  add(fn: () => void, delayMs: number, reuse?: Timer): Timer {
     const delay = delayMs <= 0 ? 0 : delayMs <= TIMEOUT_MAX ? delayMs : 1;
-    const timer = new QueuedTimer(this, this.host.recent() + (Number.isNaN(delayMs) ? 1 : delay), this.seq++, fn);
+    const at = this.host.recent() + (Number.isNaN(delayMs) ? 1 : delay);
+    let timer: QueuedTimer;
+    if (reuse instanceof QueuedTimer && reuse.queue === this && reuse.index < 0) {
+      timer = reuse;
+      timer.at = at;
+      timer.seq = this.seq++;
+      timer.fn = fn;
+    } else {
+      timer = new QueuedTimer(this, at, this.seq++, fn);
+    }
     timer.index = this.heap.length;
     this.heap.push(timer);
     this.up(timer.index);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { flushAsync, ManualClock } from '../../src/runtime/clock.js';
+import { flushAsync, ManualClock, type Timer } from '../../src/runtime/clock.js';
 import { createMemoryLogger } from '../../src/runtime/logger.js';
 import { stepHealth } from '../../src/monitors/health.js';
 import { createDeadline, type CheckSignal } from '../../src/monitors/deadline.js';
@@ -51,6 +51,36 @@ describe('stepHealth (rise/fall)', () => {
 });
 
 describe('periodic wrapper (manual clock)', () => {
+  it('sets each next tick with the timer of the tick that fired, and checks on schedule', async () => {
+    const calls: { fn: () => void; reuse: Timer | undefined; timer: Timer }[] = [];
+    class RecordingClock extends ManualClock {
+      override setTimeout(fn: () => void, delayMs: number, reuse?: Timer): Timer {
+        const timer = super.setTimeout(fn, delayMs);
+        calls.push({ fn, reuse, timer });
+        return timer;
+      }
+    }
+    const clock = new RecordingClock();
+    const rec = recorder();
+    const s = scripted();
+    const monitor = createPeriodicMonitor('ProxyFetch', opts, s.check, rec.deps(clock, { random: () => 0.5 }));
+    monitor.start({ delayMs: 1_000 });
+    for (let round = 1; round <= 3; round++) {
+      await clock.advanceAsync(round === 1 ? 1_000 : 10_000);
+      expect(s.runs()).toBe(round);
+      s.answer(true);
+      await flushAsync();
+    }
+    // The ticks are the calls with start()'s callback (the checks' deadlines are others).
+    const ticks = calls.filter((c) => c.fn === calls[0]?.fn);
+    expect(ticks).toHaveLength(4);
+    expect(ticks[0]?.reuse).toBeUndefined();
+    for (let i = 1; i < ticks.length; i++) expect(ticks[i]?.reuse).toBe(ticks[i - 1]?.timer);
+    expect(rec.states()).toEqual(['up']);
+    await monitor.stop();
+    expect(clock.pendingCount()).toBe(0);
+  });
+
   it('runs the first check at once, reports the first result and then only transitions', async () => {
     const clock = new ManualClock();
     const rec = recorder();

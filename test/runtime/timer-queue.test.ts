@@ -116,6 +116,38 @@ describe('timer queue', () => {
     expect(fired).toEqual([1]);
   });
 
+  it('sets a timer that fired or was cancelled again when asked to reuse it, in order with the rest; never one still waiting, nor another queue\'s', () => {
+    const host = new FakeHost();
+    const queue = new TimerQueue(host);
+    const fired: string[] = [];
+    const tick = queue.add(() => fired.push('tick1'), 100);
+    queue.add(() => fired.push('other200'), 200);
+    host.advanceTo(100);
+    expect(fired).toEqual(['tick1']);
+    // Fired: set again (the same object), due at 250, in order with the others.
+    const again = queue.add(() => fired.push('tick2'), 150, tick);
+    expect(again).toBe(tick);
+    queue.add(() => fired.push('late250'), 150);
+    host.advanceTo(300);
+    expect(fired).toEqual(['tick1', 'other200', 'tick2', 'late250']);
+    // Cancelled: set again too; cancelling it cancels the new round.
+    const cancelled = queue.add(() => fired.push('never'), 50);
+    cancelled.cancel();
+    expect(queue.add(() => fired.push('again350'), 50, cancelled)).toBe(cancelled);
+    // Still waiting: not taken from its round; a new one is made.
+    const waiting = queue.add(() => fired.push('waiting400'), 100);
+    const fresh = queue.add(() => fired.push('fresh360'), 60, waiting);
+    expect(fresh).not.toBe(waiting);
+    // Another queue's timer is not taken either.
+    const other = new TimerQueue(new FakeHost());
+    const foreign = other.add(() => undefined, 0);
+    foreign.cancel();
+    expect(queue.add(() => fired.push('own370'), 70, foreign)).not.toBe(foreign);
+    host.advanceTo(1000);
+    expect(fired).toEqual(['tick1', 'other200', 'tick2', 'late250', 'again350', 'fresh360', 'own370', 'waiting400']);
+    expect(queue.size).toBe(0);
+  });
+
   it('wakes early without firing what is not due, and arms again for the rest', () => {
     const host = new FakeHost();
     const queue = new TimerQueue(host);
