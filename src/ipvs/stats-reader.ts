@@ -151,7 +151,6 @@ const STAGED = 13;
 
 /** One service of a reading under way: its values staged, its destinations' kept objects (or new ones) in the kernel's order. */
 interface StagedService {
-  readonly name: string;
   readonly wall: number;
   readonly atMs: number;
   /** Destinations staged (entries of the arrays below in use). */
@@ -376,7 +375,7 @@ export class IpvsStatsReader {
     } else if (room.values.length < size || room.values.length > size + (size >> 2)) {
       room.values = new Float64Array(size);
     }
-    const staged: StagedService = { name, wall, atMs: 0, count: 0, dests: room.dests, fwd: room.fwd, values: room.values };
+    const staged: StagedService = { wall, atMs: 0, count: 0, dests: room.dests, fwd: room.fwd, values: room.values };
     stageStats(staged.values, 0, statsOf(service));
     const kept = this.latestByName.get(name)?.dests;
     // Destinations not kept yet, so that one the dump lists twice is one object.
@@ -437,7 +436,8 @@ export class IpvsStatsReader {
         applyStaged(dest.traffic, values, at, staged.wall, true);
         dest.weight = values[at + 12] as number;
         dest.fwdMethod = fwd[i] as FwdMethod;
-        if (dest.seen === 0) service.dests.set(dest.address, dest);
+        // A new one joins (so does a kept one the service's map lost: the reader forgot all meanwhile).
+        if (service.dests.get(dest.address) !== dest) service.dests.set(dest.address, dest);
         dest.seen = reading;
         if ((i + 1) % DESTS_PER_STEP === 0) yield;
       }

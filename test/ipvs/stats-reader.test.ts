@@ -36,6 +36,8 @@ class FakeKernel implements IpvsCountersKernel {
 
   /** When set, a dump fails after decoding this many destinations (a socket error halfway). */
   failAfter: number | undefined;
+  /** Called as a dump is decoded (what the daemon may do meanwhile). */
+  duringDump: (() => void) | undefined;
   /** Addresses the next dumps list a second time, at their end (the kernel's walk shifted by an addition). */
   twice: string[] = [];
 
@@ -45,6 +47,7 @@ class FakeKernel implements IpvsCountersKernel {
       const again = dests.find((d) => d.address === address);
       if (again) dests.push({ ...again, weight: again.weight + 100 });
     }
+    this.duringDump?.();
     const out: T[] = [];
     for (const d of dests) {
       if (this.failAfter !== undefined && out.length === this.failAfter) throw new Error('ENOBUFS');
@@ -202,6 +205,25 @@ describe('IpvsStatsReader', () => {
     await clock.advanceAsync(10_000);
     expect(reader.latest('web')?.dests.get('198.51.100.1')?.traffic.connections).toBe(50);
     expect(reader.latest('web')?.dests.has('198.51.100.9')).toBe(true);
+    await reader.stop();
+  });
+
+  it('keeps every destination of a reading during which reading was turned off and on again', async () => {
+    const { clock, kernel, reader } = setup();
+    reader.start();
+    await clock.advanceAsync(0);
+    expect(reader.latest('web')?.dests.size).toBe(2);
+    kernel.conns.set('198.51.100.2', 4);
+    kernel.duringDump = () => {
+      kernel.duringDump = undefined;
+      reader.setInterval(0);
+      reader.setInterval(10_000);
+    };
+    await clock.advanceAsync(10_000);
+    expect([...(reader.latest('web')?.dests.keys() ?? [])].sort()).toEqual(['198.51.100.1', '198.51.100.2']);
+    expect(reader.latest('web')?.dests.get('198.51.100.2')?.traffic.connections).toBe(4);
+    await clock.advanceAsync(10_000);
+    expect(reader.latest('web')?.dests.size).toBe(2);
     await reader.stop();
   });
 
