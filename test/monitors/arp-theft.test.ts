@@ -166,7 +166,14 @@ describe('createArpTheftWatch (fake arping, fake /proc/net/arp)', () => {
     watcher.watch(VIP_A, '198.51.100.77'); // no neighbour entry
     expect(watcher.answers(VIP_A, '198.51.100.10')).toBeUndefined();
     await clock.advanceAsync(0);
-    await waitFor(() => watcher.answers(VIP_B, '198.51.100.10') !== undefined && watcher.answers(VIP_A, '192.0.2.20') !== undefined, 'the first round');
+    // Each (device, VIP) pair's arping ends on its own: wait for all three.
+    await waitFor(
+      () =>
+        watcher.answers(VIP_B, '198.51.100.10') !== undefined &&
+        watcher.answers(VIP_A, '192.0.2.20') !== undefined &&
+        watcher.answers(VIP_A, '198.51.100.10') !== undefined,
+      'the first round',
+    );
     expect(calls().map((c) => c.slice(1).join(' ')).sort()).toEqual([
       `-b -w 2 -I eth0 -s 198.51.100.1 ${VIP_A}`,
       `-b -w 2 -I eth0 -s 198.51.100.1 ${VIP_B}`,
