@@ -186,7 +186,7 @@ export class BrowserSession {
     this.#requests = [];
     this.#consoleErrors = [];
     const started = Date.now();
-    const response = await this.page.goto(url, { waitUntil: 'load', timeout: this.#timeoutMs });
+    const response = await gotoThroughNetworkChanges(this.page, url, this.#timeoutMs);
     this.timings.loadMs = Date.now() - started;
     if (response !== null && response.status() >= 400) throw new Error(`browser: GET ${url} answered ${response.status()}`);
   }
@@ -210,7 +210,7 @@ export class BrowserSession {
       const cdp = await this.#context.newCDPSession(page);
       await cdp.send('Emulation.setScriptExecutionDisabled', { value: true });
     }
-    const response = await page.goto(url, { waitUntil: 'load', timeout: this.#timeoutMs });
+    const response = await gotoThroughNetworkChanges(page, url, this.#timeoutMs);
     if (response !== null && response.status() >= 400) throw new Error(`browser: GET ${url} answered ${response.status()}`);
     return page;
   }
@@ -423,4 +423,21 @@ function launcher(dir: string, options: BrowserOptions): string {
   const script = join(dir, 'chromium-in-netns');
   writeFileSync(script, `#!/bin/sh\nexec ip netns exec ${options.netns} '${chromiumPath.replaceAll("'", `'\\''`)}' "$@"\n`, { mode: 0o755 });
   return script;
+}
+
+/**
+ * page.goto, tried again (up to three times in all) when Chromium gives up
+ * with net::ERR_NETWORK_CHANGED: it drops a navigation in flight whenever the
+ * host's interfaces change, which the lab does as it starts and stops a guest's
+ * network beside this one (a fresh-clone CI run lost one this way). Any other
+ * failure is the test's.
+ */
+async function gotoThroughNetworkChanges(page: Page, url: string, timeoutMs: number): Promise<Awaited<ReturnType<Page['goto']>>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await page.goto(url, { waitUntil: 'load', timeout: timeoutMs });
+    } catch (error) {
+      if (attempt >= 3 || !/net::ERR_NETWORK_CHANGED/.test(String(error))) throw error;
+    }
+  }
 }
