@@ -540,11 +540,16 @@ const DEST_IDS = new WeakMap<DestKey, string>();
 export function destKeyId(dest: DestKey): string {
   let id = DEST_IDS.get(dest);
   if (id === undefined) {
-    // join makes one flat string; a template literal made a rope of three
-    // pieces and two small strings, kept as long as the destination (at
-    // 10,000 servers the flat ids take 0.7 MB less of the main heap).
-    id = [dest.family, dest.address, dest.port].join('/');
+    id = formatDestKeyId(dest);
     DEST_IDS.set(dest, id);
   }
   return id;
+}
+
+/** destKeyId's string made afresh, not kept with the object (a lookup's key for one about to die). */
+export function formatDestKeyId(dest: DestKey): string {
+  // join makes one flat string; a template literal made a rope of three
+  // pieces and two small strings, kept as long as the destination (at
+  // 10,000 servers the flat ids take 0.7 MB less of the main heap).
+  return [dest.family, dest.address, dest.port].join('/');
 }

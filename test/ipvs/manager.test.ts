@@ -209,6 +209,36 @@ describe('IpvsManager', () => {
     expect(manager.stats()).toMatchObject({ drift: 1, failedReconciles: 0 });
   });
 
+  it('keeps its own object of each server a resync finds as it was, and takes the kernel\'s where it differs', async () => {
+    const { kernel, manager, log } = setup();
+    manager.setDesired([desired(svc(80), [dest(1), dest(2), dest(3)])]);
+    manager.start();
+    await manager.idle();
+    const added = new Map(kernel.applied.filter((op) => op.op === 'new-dest').map((op) => [op.dest.address, op.dest]));
+    expect(added.size).toBe(3);
+    // By hand, server 3 gets a tunnel port: no matter for direct routing (no drift, no write), but not the model's.
+    const id = serviceKeyId(svc(80).key);
+    kernel.table.get(id)!.dests.set(destKeyId(dest(3)), { ...dest(3), tunnelPort: 4789 });
+    const ops = kernel.calls.ops;
+    manager.resync();
+    await manager.idle();
+    manager.resync();
+    await manager.idle();
+    expect(kernel.calls.ops).toBe(ops);
+    expect(log.lines().filter((l) => l.includes('IPVS drift'))).toEqual([]);
+    // A weight edit of each server says what the model had: for servers 1 and 2 the very object it
+    // wrote (each resync dumped a new one, equal to it), for server 3 the kernel's.
+    manager.setDesired([desired(svc(80), [dest(1, { weight: 7 }), dest(2, { weight: 7 }), dest(3, { weight: 7 })])]);
+    await manager.idle();
+    const before = new Map(kernel.applied.slice(-3).map((op) => [op.op === 'set-dest' ? op.dest.address : op.op, op.op === 'set-dest' ? op.before : undefined]));
+    expect([...before.keys()]).toEqual([dest(1).address, dest(2).address, dest(3).address]);
+    expect(before.get(dest(1).address)).toBe(added.get(dest(1).address));
+    expect(before.get(dest(2).address)).toBe(added.get(dest(2).address));
+    expect(before.get(dest(3).address)).not.toBe(added.get(dest(3).address));
+    expect(before.get(dest(3).address)).toMatchObject({ weight: 10, tunnelPort: 4789 });
+    expect([...kernel.table.get(id)!.dests.values()].map((d) => d.weight)).toEqual([7, 7, 7]);
+  });
+
   it('writes the lines of a large apply (a server each at debug, the errors, a dry run) in slices, the summary after them', async () => {
     // Each look at the clock ends a slice: a turn writes a few lines at most.
     let nowMs = 0;
