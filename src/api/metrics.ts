@@ -17,7 +17,7 @@ import {
   pickPackets,
   pickQuiet,
   RowsMetric,
-  TrafficLabels,
+  TrafficRows,
   type TrafficRow,
 } from './traffic-series.js';
 import type { DaemonSnapshot } from './types.js';
@@ -124,8 +124,8 @@ export class PybalMetrics {
   // snapshot at scrape time; registered only while some were read (see traffic-series.ts for the names).
   private serviceTraffic: readonly TrafficRow[] = [];
   private serverTraffic: readonly TrafficRow[] = [];
-  private readonly serviceTrafficLabels = new TrafficLabels();
-  private readonly serverTrafficLabels = new TrafficLabels();
+  private readonly serviceTrafficRows = new TrafficRows();
+  private readonly serverTrafficRows = new TrafficRows();
   private readonly trafficMetrics = [
     this.rowsMetric('pybal_ipvs_service_connections_total', 'Connections IPVS scheduled for the service (kernel counter)', 'counter', false, pickConnections),
     this.rowsMetric('pybal_ipvs_service_packets_total', 'Packets IPVS forwarded for the service, by direction (kernel counter)', 'counter', false, pickPackets),
@@ -299,8 +299,7 @@ export class PybalMetrics {
     let n = 0;
     for (const service of snapshot.services) {
       if (service.traffic !== undefined) {
-        const sets = this.serviceTrafficLabels.of(service.name, () => ({ service: service.name }));
-        serviceTraffic.push({ labels: sets.labels, inLabels: sets.inLabels, outLabels: sets.outLabels, traffic: service.traffic });
+        serviceTraffic.push(this.serviceTrafficRows.row(service.name, () => ({ service: service.name }), service.traffic));
       }
       let enabled = 0;
       let up = 0;
@@ -312,9 +311,7 @@ export class PybalMetrics {
         if (server.pooled) pooled++;
         if (server.pooledDown) pooledDown++;
         if (server.traffic !== undefined) {
-          const sets = this.serverTrafficLabels.of(serverKey(service.name, server.host), () => ({ service: service.name, host: server.host }));
-          // Written out, not spread: a row per server per scrape (see MonitorSeries on hidden classes).
-          serverTraffic.push({ labels: sets.labels, inLabels: sets.inLabels, outLabels: sets.outLabels, traffic: server.traffic, quiet: server.quiet });
+          serverTraffic.push(this.serverTrafficRows.row(serverKey(service.name, server.host), () => ({ service: service.name, host: server.host }), server.traffic, server.quiet));
         }
         const record = this.servers.get(service.name)?.get(server.host);
         if (record && record.seen < generation) record.seen = generation;
@@ -365,8 +362,8 @@ export class PybalMetrics {
   private setTraffic(services: readonly TrafficRow[], servers: readonly TrafficRow[]): void {
     this.serviceTraffic = services;
     this.serverTraffic = servers;
-    this.serviceTrafficLabels.settle();
-    this.serverTrafficLabels.settle();
+    this.serviceTrafficRows.settle();
+    this.serverTrafficRows.settle();
     const wanted = services.length > 0 || servers.length > 0;
     for (const metric of this.trafficMetrics) {
       const registered = this.registry.getSingleMetric(metric.name) !== undefined;

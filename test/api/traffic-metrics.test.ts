@@ -3,6 +3,7 @@
 // go with the snapshot.
 import { describe, expect, it } from 'vitest';
 import { PybalMetrics } from '../../src/api/metrics.js';
+import { TrafficRows } from '../../src/api/traffic-series.js';
 import type { TrafficValue } from '../../src/ipvs/types.js';
 import { daemon, server, service } from './fixtures.js';
 
@@ -72,5 +73,50 @@ describe('/metrics: IPVS counters', () => {
     // Counters off (or not read yet): no such metric at all, not a misleading 0.
     metrics.update(daemon([service('web', [server('rs1')])]));
     expect(await metrics.render()).not.toContain('pybal_ipvs_server_');
+  });
+  it('each update\'s values, with rows kept between updates: a quiet flag that ends reads 0, a server back after it was forgotten has its series again', async () => {
+    const metrics = new PybalMetrics({ processMetrics: false });
+    const quiet = { reason: 'no-replies', detail: 'x', sinceWallMs: 1 } as const;
+    const lines = async (): Promise<string[]> =>
+      (await metrics.render()).split('\n').filter((l) => l.startsWith('pybal_ipvs_server_connections_total{') || l.startsWith('pybal_ipvs_server_quiet{'));
+    metrics.update(daemon([service('web', [server('rs1', { traffic: t(1), quiet }), server('rs2', { traffic: t(2) })])]));
+    expect(await lines()).toEqual([
+      'pybal_ipvs_server_connections_total{service="web",host="rs1"} 1',
+      'pybal_ipvs_server_connections_total{service="web",host="rs2"} 2',
+      'pybal_ipvs_server_quiet{service="web",host="rs1"} 1',
+      'pybal_ipvs_server_quiet{service="web",host="rs2"} 0',
+    ]);
+    metrics.update(daemon([service('web', [server('rs1', { traffic: t(5) })])]));
+    expect(await lines()).toEqual(['pybal_ipvs_server_connections_total{service="web",host="rs1"} 5', 'pybal_ipvs_server_quiet{service="web",host="rs1"} 0']);
+    metrics.update(daemon([service('web', [server('rs1', { traffic: t(6) }), server('rs2', { traffic: t(7), quiet })])]));
+    expect(await lines()).toEqual([
+      'pybal_ipvs_server_connections_total{service="web",host="rs1"} 6',
+      'pybal_ipvs_server_connections_total{service="web",host="rs2"} 7',
+      'pybal_ipvs_server_quiet{service="web",host="rs1"} 0',
+      'pybal_ipvs_server_quiet{service="web",host="rs2"} 1',
+    ]);
+  });
+
+  it('TrafficRows gives the same row for a key from update to update (its labels made once) until an update does not ask for it', () => {
+    const rows = new TrafficRows();
+    let made = 0;
+    const labels = (): Record<string, string> => {
+      made++;
+      return { service: 'web', host: 'rs1' };
+    };
+    const first = rows.row('k', labels, t(1));
+    rows.settle();
+    const second = rows.row('k', labels, t(2));
+    expect(second).toBe(first);
+    expect(made).toBe(1);
+    expect(second.traffic.connections).toBe(2);
+    expect(second.outLabels).toEqual({ service: 'web', host: 'rs1', direction: 'out' });
+    rows.settle();
+    // An update that does not ask for it forgets it: the next one makes it again.
+    rows.settle();
+    const third = rows.row('k', labels, t(3));
+    expect(third).not.toBe(first);
+    expect(made).toBe(2);
+    expect(third.traffic.connections).toBe(3);
   });
 });
