@@ -183,7 +183,7 @@ export class Daemon {
   *snapshotsSteps(scope: SnapshotScope = {}): Generator<unknown, ServiceSnapshot[], undefined> {
     const runtimes = scope.service === undefined ? [...this.services.values()] : [this.services.get(scope.service)].filter((r) => r !== undefined);
     const snapshots: ServiceSnapshot[] = [];
-    for (const r of runtimes) snapshots.push(yield* r.coordinator.snapshotSteps({ servers: scope.servers ?? true }));
+    for (const r of runtimes) snapshots.push(yield* r.coordinator.snapshotSteps({ servers: scope.servers ?? true, checks: scope.checks ?? true }));
     return snapshots;
   }
 

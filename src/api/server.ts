@@ -138,15 +138,15 @@ export async function handleRequest(
     case 'pools': {
       const service = rest[0];
       // The list of services needs no server: taken at once.
-      const snapshot = service === undefined ? deps.snapshot({ servers: false }) : await take(deps, { service });
+      const snapshot = service === undefined ? deps.snapshot({ servers: false }) : await take(deps, { service, checks: false });
       return renderPoolsPath(snapshot.services, rest, json);
     }
     case 'alerts':
-      return rest.length === 0 ? renderAlerts((await take(deps)).services, json) : notFound(json);
+      return rest.length === 0 ? renderAlerts((await take(deps, { checks: false })).services, json) : notFound(json);
     case 'metrics':
       if (rest.length > 0) return notFound(json);
       // In slices, shared by scrapes that come while one runs: 10,000 servers are 4 MB of text.
-      return { status: 200, contentType: deps.metrics.contentType, body: await deps.metrics.scrape(() => take(deps)) };
+      return { status: 200, contentType: deps.metrics.contentType, body: await deps.metrics.scrape(() => take(deps, { checks: false })) };
     case 'status':
       // Always JSON: it is for `pybal status` and scripts.
       return rest.length === 0 ? jsonResponse(200, await take(deps)) : notFound(json);

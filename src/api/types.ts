@@ -39,10 +39,15 @@ export interface DrainAnswer extends DrainState {
   readonly announced: number;
 }
 
-/** What a snapshot takes: one service (`service`), or no server at all (`servers: false`). */
+/**
+ * What a snapshot takes: one service (`service`), or no server at all
+ * (`servers: false`); without each monitor's latest check (`checks: false`)
+ * where nothing reads it (only /status and the status page show it).
+ */
 export interface SnapshotScope {
   readonly service?: string;
   readonly servers?: boolean;
+  readonly checks?: boolean;
 }
 
 export interface DaemonSnapshot {

@@ -294,7 +294,7 @@ export class Coordinator implements CoordinatorApi {
     return this.pool !== undefined && !this.initializing() && !this.unsettled && this.pendingPool === undefined;
   }
 
-  snapshot(options: { readonly servers?: boolean } = {}): ServiceSnapshot {
+  snapshot(options: { readonly servers?: boolean; readonly checks?: boolean } = {}): ServiceSnapshot {
     return finish(this.snapshotSteps(options));
   }
 
@@ -303,13 +303,14 @@ export class Coordinator implements CoordinatorApi {
    * at its step; the service's own figures at the end. Servers that join or
    * leave meanwhile may or may not be in it (a later snapshot has them right).
    */
-  *snapshotSteps(options: { readonly servers?: boolean } = {}): Generator<unknown, ServiceSnapshot, undefined> {
+  *snapshotSteps(options: { readonly servers?: boolean; readonly checks?: boolean } = {}): Generator<unknown, ServiceSnapshot, undefined> {
     const svc = this.service;
     const servers: ServerSnapshot[] = [];
     if (options.servers !== false) {
+      const checks = options.checks !== false;
       let n = 0;
       for (const s of this.servers.values()) {
-        servers.push(serverSnapshot(s, svc));
+        servers.push(serverSnapshot(s, svc, checks));
         if (++n % SNAPSHOT_SERVERS_PER_STEP === 0) yield;
       }
     }
@@ -952,7 +953,13 @@ const checkReasons = new Interner(CHECK_REASONS_KEPT);
 /** Servers a snapshot takes between two chances to end a slice. */
 const SNAPSHOT_SERVERS_PER_STEP = 64;
 
-function serverSnapshot(s: ServerEntry, svc: ServiceConfig): ServerSnapshot {
+/**
+ * A server as a snapshot takes it; with each monitor's latest check (a copy:
+ * the monitor's own is overwritten by the next check) only when asked, as a
+ * scrape of 10,000 servers does not (some 0.5 MB less that lives as long as
+ * the scrape).
+ */
+function serverSnapshot(s: ServerEntry, svc: ServiceConfig, checks: boolean): ServerSnapshot {
   return {
     host: s.host,
     address: s.address,
@@ -963,7 +970,7 @@ function serverSnapshot(s: ServerEntry, svc: ServiceConfig): ServerSnapshot {
     pooledDown: s.pooledDown,
     monitors: s.monitors.map((m) => {
       const monitor: MonitorSnapshot =
-        m.lastCheck === undefined
+        m.lastCheck === undefined || !checks
           ? { kind: m.config.kind, up: m.up, reason: m.reason, sinceWallMs: m.sinceWallMs }
           : { kind: m.config.kind, up: m.up, reason: m.reason, sinceWallMs: m.sinceWallMs, lastCheck: { ...m.lastCheck } };
       return s.dataPathMark !== undefined && svc.dataPathMonitors.includes(m.config.kind) ? { ...monitor, dataPath: true } : monitor;

@@ -192,9 +192,9 @@ export interface CoordinatorApi {
   /** True when at least one pooled server is up (for BGP withdraw-when-down). */
   healthy(): boolean;
   /** With `servers: false`, the service without its servers (cheap at 100,000 servers). */
-  snapshot(options?: { readonly servers?: boolean }): ServiceSnapshot;
+  snapshot(options?: { readonly servers?: boolean; readonly checks?: boolean }): ServiceSnapshot;
   /** snapshot() as a job that yields every few servers (run it sliced: see ApiServerDeps.snapshotSliced). */
-  snapshotSteps(options?: { readonly servers?: boolean }): Generator<unknown, ServiceSnapshot, undefined>;
+  snapshotSteps(options?: { readonly servers?: boolean; readonly checks?: boolean }): Generator<unknown, ServiceSnapshot, undefined>;
   /**
    * Its first pool is known and every server in it had its first resolution
    * attempt (a snapshot's !awaitingPool && !initializing, without building one).

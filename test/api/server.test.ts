@@ -194,7 +194,7 @@ describe('snapshots taken in slices', () => {
     expect(await body('/alerts')).toContain('mw1002');
     expect(await body('/metrics')).toContain('pybal_service_pooled_down_servers{service="text"} 1\n');
     expect(JSON.parse(await body('/status')).services).toHaveLength(2);
-    expect(inSlices).toEqual([{ service: 'text' }, undefined, undefined, undefined]);
+    expect(inSlices).toEqual([{ service: 'text', checks: false }, { checks: false }, { checks: false }, undefined]);
     expect(atOnce).toHaveLength(1);
   });
 });

@@ -9,13 +9,13 @@ import { proxyFetchConfig } from '../monitors/support/configs.js';
 import { daemon, server, service } from './fixtures.js';
 
 describe('snapshots as narrow as the request', () => {
-  it('/pools asks for no server, /pools/<service> for that service only, /alerts for everything', async () => {
+  it('/pools asks for no server, /pools/<service> for that service only, /alerts and /metrics for everything; only /status for the checks', async () => {
     const asked: unknown[] = [];
     const web = service('web', [server('mw1')]);
     const api = service('api', [server('mw2')]);
     const deps = {
       metrics: new PybalMetrics({ processMetrics: false }),
-      snapshot: (scope?: { service?: string; servers?: boolean }) => {
+      snapshot: (scope?: { service?: string; servers?: boolean; checks?: boolean }) => {
         asked.push(scope);
         const all = [web, api].filter((s) => scope?.service === undefined || s.name === scope.service);
         return daemon(scope?.servers === false ? all.map((s) => ({ ...s, servers: [] })) : all);
@@ -25,7 +25,9 @@ describe('snapshots as narrow as the request', () => {
     expect((await handleRequest(deps, 'GET', '/pools/api', 'text/plain')).body).toBe('mw2:\tenabled/up/pooled\n');
     expect((await handleRequest(deps, 'GET', '/pools/nope', 'application/json')).status).toBe(404);
     await handleRequest(deps, 'GET', '/alerts', 'application/json');
-    expect(asked).toEqual([{ servers: false }, { service: 'api' }, { service: 'nope' }, undefined]);
+    await handleRequest(deps, 'GET', '/metrics', 'text/plain');
+    await handleRequest(deps, 'GET', '/status', 'application/json');
+    expect(asked).toEqual([{ servers: false }, { service: 'api', checks: false }, { service: 'nope', checks: false }, { checks: false }, { checks: false }, undefined]);
   });
 
   it("a coordinator's snapshot without servers says what the full one says of the service", async () => {

@@ -122,5 +122,11 @@ describe('Coordinator events', () => {
     check?.({ ok: false, reason: 'Fetch failed (http://x/): timeout', durationMs: 5000 });
     expect(coordinator.snapshot().servers[0]?.monitors[0]?.lastCheck).toEqual({ ok: false, reason: 'Fetch failed (http://x/): timeout', durationMs: 5000 });
     expect(first.servers[0]?.monitors[0]?.lastCheck).toEqual({ ok: true, reason: 'Fetch successful (http://x/), 0.012 s', durationMs: 12 });
+    // A snapshot that does not ask for the checks has the rest alike, and no check.
+    const { lastCheck, ...rest } = coordinator.snapshot().servers[0]!.monitors[0]!;
+    expect(lastCheck).toBeDefined();
+    const light = coordinator.snapshot({ checks: false }).servers[0]!.monitors[0]!;
+    expect('lastCheck' in light).toBe(false);
+    expect(light).toEqual(rest);
   });
 });
