@@ -25,6 +25,7 @@ import type {
   MonitorStartOptions,
   PooledServerValue,
   ServerSnapshot,
+  SnapshotOptions,
   ServiceSnapshot,
 } from './types.js';
 
@@ -294,7 +295,7 @@ export class Coordinator implements CoordinatorApi {
     return this.pool !== undefined && !this.initializing() && !this.unsettled && this.pendingPool === undefined;
   }
 
-  snapshot(options: { readonly servers?: boolean; readonly checks?: boolean } = {}): ServiceSnapshot {
+  snapshot(options: SnapshotOptions = {}): ServiceSnapshot {
     return finish(this.snapshotSteps(options));
   }
 
@@ -303,7 +304,7 @@ export class Coordinator implements CoordinatorApi {
    * at its step; the service's own figures at the end. Servers that join or
    * leave meanwhile may or may not be in it (a later snapshot has them right).
    */
-  *snapshotSteps(options: { readonly servers?: boolean; readonly checks?: boolean } = {}): Generator<unknown, ServiceSnapshot, undefined> {
+  *snapshotSteps(options: SnapshotOptions = {}): Generator<unknown, ServiceSnapshot, undefined> {
     const svc = this.service;
     const servers: ServerSnapshot[] = [];
     if (options.servers !== false) {

@@ -64,6 +64,12 @@ export interface ServerSnapshot {
   readonly quiet?: QuietServerValue;
 }
 
+/** What a service's snapshot leaves out: its servers (`servers: false`), or each monitor's latest check (`checks: false`). */
+export interface SnapshotOptions {
+  readonly servers?: boolean;
+  readonly checks?: boolean;
+}
+
 export interface ServiceSnapshot {
   readonly name: string;
   readonly protocol: Protocol;
@@ -192,9 +198,9 @@ export interface CoordinatorApi {
   /** True when at least one pooled server is up (for BGP withdraw-when-down). */
   healthy(): boolean;
   /** With `servers: false`, the service without its servers (cheap at 100,000 servers). */
-  snapshot(options?: { readonly servers?: boolean; readonly checks?: boolean }): ServiceSnapshot;
+  snapshot(options?: SnapshotOptions): ServiceSnapshot;
   /** snapshot() as a job that yields every few servers (run it sliced: see ApiServerDeps.snapshotSliced). */
-  snapshotSteps(options?: { readonly servers?: boolean; readonly checks?: boolean }): Generator<unknown, ServiceSnapshot, undefined>;
+  snapshotSteps(options?: SnapshotOptions): Generator<unknown, ServiceSnapshot, undefined>;
   /**
    * Its first pool is known and every server in it had its first resolution
    * attempt (a snapshot's !awaitingPool && !initializing, without building one).
