@@ -23,15 +23,16 @@ const start = performance.now();
 let sent = 0;
 const next = () => {
   socket.send(String(sent), port, '127.0.0.1', () => {
-    if (++sent === ${DATAGRAMS}) return socket.close();
+    // When all are sent, how long the sending took (a loaded host stretches it).
+    if (++sent === ${DATAGRAMS}) return socket.close(() => console.log(performance.now() - start));
     setTimeout(next, Math.max(0, start + sent * ${APART_MS} - performance.now()));
   });
 };
 next();
 `;
 
-/** The times (ms) at which this thread handled each datagram, in order. */
-async function handledAt(): Promise<number[]> {
+/** The times (ms) at which this thread handled each datagram, in order, and how long the sender took to send them all. */
+async function handledAt(): Promise<{ times: number[]; sentOverMs: number }> {
   const socket = dgram.createSocket('udp4');
   socket.bind(0, '127.0.0.1');
   await once(socket, 'listening');
@@ -44,14 +45,16 @@ async function handledAt(): Promise<number[]> {
       if (times.length === DATAGRAMS) done();
     }),
   );
-  const sender = spawn(process.execPath, ['-e', SENDER, String(socket.address().port)], { stdio: 'inherit' });
+  const sender = spawn(process.execPath, ['-e', SENDER, String(socket.address().port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  sender.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   try {
     await all;
   } finally {
     socket.close();
     if (sender.exitCode === null) await once(sender, 'exit');
   }
-  return times;
+  return { times, sentOverMs: Number(out.trim()) };
 }
 
 /** Datagrams handled within 1 ms of the one before are taken as handled in one turn. */
@@ -66,12 +69,16 @@ describe('setTurnPause', () => {
 
   it('takes what arrived during the pause in one poll, and without a pause each as it comes', async () => {
     setTurnPause(40);
-    const paused = groups(await handledAt());
+    const sent = await handledAt();
+    const paused = groups(sent.times);
     setTurnPause(0);
-    const unpaused = groups(await handledAt());
-    // 12 datagrams over 55 ms, a 40 ms sleep after each turn that handled some: 2 or 3 polls (4 if the first comes alone).
+    const unpaused = groups((await handledAt()).times);
+    // 12 datagrams over 55 ms (longer when the host is loaded: the sender says how long), a 40 ms
+    // sleep after each turn that handled some: a poll per 40 ms of sending, one more if the first
+    // comes alone and one for the last ones (2 to 4 over 55 ms).
+    expect(sent.sentOverMs).toBeGreaterThanOrEqual(50);
     expect(paused).toBeGreaterThanOrEqual(2);
-    expect(paused).toBeLessThanOrEqual(4);
+    expect(paused).toBeLessThanOrEqual(Math.ceil(sent.sentOverMs / 40) + 2);
     // The same datagrams without the pause: taken one by one (a busy host may join a few).
     expect(unpaused).toBeGreaterThanOrEqual(8);
   });
