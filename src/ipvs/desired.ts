@@ -73,6 +73,16 @@ function hasTemplate(dest: DestSpec, t: DestTemplate): boolean {
   );
 }
 
+/**
+ * Whether `d` has each field of a destination as `spec` has it: then `spec`
+ * may stand for it (an object kept instead of a new equal one, as a resync
+ * keeps the model's). The settings a service's destinations share are
+ * compared as a rebuild compares them (hasTemplate).
+ */
+export function sameDestSpec(spec: DestSpec, d: DestSpec): boolean {
+  return spec.address === d.address && spec.family === d.family && spec.weight === d.weight && hasTemplate(d, spec);
+}
+
 /** The kernel service's identity: a firewall mark, or protocol, VIP and port. */
 export function serviceKeyFromConfig(service: ServiceConfig): ServiceKey {
   if (service.fwmark !== undefined) return { family: service.family, fwmark: service.fwmark };

@@ -66,26 +66,6 @@ export function destSpecOf(d: DestSpec): DestSpec {
   };
 }
 
-/**
- * Whether `d` has each field destSpecOf takes as `spec` has it: then `spec`
- * may stand for it in a model (the model's own object, kept instead of a
- * new equal one).
- */
-export function sameDestSpec(spec: DestSpec, d: DestSpec): boolean {
-  return (
-    spec.port === d.port &&
-    spec.address === d.address &&
-    spec.family === d.family &&
-    spec.weight === d.weight &&
-    spec.fwdMethod === d.fwdMethod &&
-    spec.upperThreshold === d.upperThreshold &&
-    spec.lowerThreshold === d.lowerThreshold &&
-    spec.tunnelType === d.tunnelType &&
-    spec.tunnelPort === d.tunnelPort &&
-    spec.tunnelFlags === d.tunnelFlags
-  );
-}
-
 /** A model of (part of) the kernel table, by serviceKeyId. */
 export type Table = ReadonlyMap<string, TableEntry>;
 

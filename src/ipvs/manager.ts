@@ -89,7 +89,7 @@ import { TimeShare } from '../runtime/time-share.js';
 import type { IpvsKernel } from './client.js';
 import { IpvsError } from './errors.js';
 import { destKeyId, formatDestKeyId, formatServiceKey, serviceKeyId } from './codec.js';
-import { normalizeDesiredService, normalizeDest, normalizeServiceSpec } from './desired.js';
+import { normalizeDesiredService, normalizeDest, normalizeServiceSpec, sameDestSpec } from './desired.js';
 import {
   applyDestOpsInPlace,
   applyOpsSteps,
@@ -100,7 +100,6 @@ import {
   formatDestSettings,
   formatServiceSettings,
   opObject,
-  sameDestSpec,
   serviceSpecOf,
   tableFromDesired,
   type DesiredService,
