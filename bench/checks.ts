@@ -84,7 +84,7 @@ import { startCheckServers, type CheckServers } from './lib/check-servers-proces
 import type { LatencySummary } from './lib/latency-tracker.js';
 import { checkServerAddresses, formatKeepalivedConf, formatLegacyPool, formatPybalConf, type CheckedService, type PybalBgp } from './lib/checks-config.js';
 import { runGuestBench } from './lib/guest.js';
-import { guestCpuTicks, processCpuMs, processFaults, processRssBytes } from './lib/proc.js';
+import { guestCpuTicks, processCpuMs, processFaults, processRssBytes, processRssParts } from './lib/proc.js';
 import { snapshotPybalBuild } from './lib/pybal-build.js';
 import { median, worst } from './lib/stats.js';
 import { DAEMON_NODE_OPTIONS } from '../src/cli/node-options.js';
@@ -121,6 +121,8 @@ const API_PERIOD_MS = 100;
 const HEAP_SNAPSHOTS_AT_SEC = (process.env.BENCH_HEAP_SNAPSHOTS ?? '').split(',').filter((v) => v !== '').map(Number);
 /** BENCH_PYBAL_NODE_FLAGS='--flag ...' (diagnosis): node options for pybal's process (the peer `pybal`, not `pybal-base`), printed in the header. */
 const PYBAL_NODE_FLAGS = (process.env.BENCH_PYBAL_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+/** BENCH_PYBAL_ENV='NAME=value ...' (diagnosis): environment for pybal's process (the peer `pybal` only; given by env(1), which execs node in its place), printed in the header. */
+const PYBAL_ENV = (process.env.BENCH_PYBAL_ENV ?? '').split(' ').filter((f) => f !== '');
 /**
  * BENCH_BASE_BUILD=<dir> (comparing two builds of pybal in one boot): the
  * dist/cli directory of another build (`git worktree add`, `npm run build`
@@ -213,7 +215,8 @@ async function startPybal(dir: string, service: CheckedService, bgp: PybalBgp | 
   writeFileSync(conf, formatPybalConf(service, pool, bgp));
   // BENCH_CPU_PROF=<dir>: pybal writes a V8 CPU profile there when it exits (for finding where time goes).
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const argv = [process.execPath, ...DAEMON_NODE_OPTIONS, ...(main === pybalMain ? PYBAL_NODE_FLAGS : []), ...profile, main, '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
+  const env = main === pybalMain && PYBAL_ENV.length > 0 ? ['/usr/bin/env', ...PYBAL_ENV] : [];
+  const argv = [...env, process.execPath, ...DAEMON_NODE_OPTIONS, ...(main === pybalMain ? PYBAL_NODE_FLAGS : []), ...profile, main, '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
   const proc = new LabProcess('pybal', argv, { cwd: repoRoot(), logPath: join(dir, 'pybal.out') });
   if (proc.pid === undefined) throw new Error(`pybal did not start:\n${proc.output()}`);
   return { process: proc, measuredPid: proc.pid };
@@ -232,6 +235,9 @@ interface RoundFigures {
   /** Page faults per check (in UML each is a round trip through the guest kernel). */
   readonly faultsPerCheck: number;
   readonly rssMb: number;
+  /** The RSS's anonymous and file-backed parts (medians over the window, like rssMb). */
+  readonly rssAnonMb: number;
+  readonly rssFileMb: number;
   readonly parentCpuMs?: number;
   readonly parentRssMb?: number;
   /** From the start until every server had been checked once (NaN: not within the timeout). */
@@ -332,6 +338,8 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     const serversCpu0 = processCpuMs(servers.pid);
     const guest0 = guestCpuTicks();
     const rss: number[] = [];
+    const rssAnon: number[] = [];
+    const rssFile: number[] = [];
     const parentRss: number[] = [];
     const snapshotsAt = isPybal(peer) ? [...HEAP_SNAPSHOTS_AT_SEC] : [];
     while (Date.now() - startMs < WINDOW_SECONDS * 1000) {
@@ -342,6 +350,9 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
         process.kill(measuredPid, 'SIGUSR2');
       }
       rss.push(processRssBytes(measuredPid));
+      const parts = processRssParts(measuredPid);
+      rssAnon.push(parts.anon);
+      rssFile.push(parts.file);
       if (parentPid !== undefined) parentRss.push(processRssBytes(parentPid));
     }
     const cpuMs = processCpuMs(measuredPid) - cpu0;
@@ -353,6 +364,10 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     const bgpToMs = performance.now();
     if (!proc.running || !alive(measuredPid)) throw new Error(`${peer} exited during the window:\n${proc.output().slice(-2000)}`);
     const stalls1 = isPybal(peer) ? await pybalStalls(dir) : undefined;
+    // BENCH_PYBAL_OUT (diagnosis): the process's memory map at the end of the window, beside its output.
+    if (process.env.BENCH_PYBAL_OUT && isPybal(peer)) {
+      writeFileSync(`${process.env.BENCH_PYBAL_OUT}.${peer}.${service.realServers.length}.${round}.smaps`, readFileSync(`/proc/${measuredPid}/smaps`));
+    }
     let bgp: KeepaliveSummary | undefined;
     try {
       bgp = bgpPeer?.summary(bgpFromMs, bgpToMs);
@@ -392,6 +407,8 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
       cpuMsPer1000: (cpuMs / timeliness.checks) * 1000,
       faultsPerCheck: faults / timeliness.checks,
       rssMb: median(rss) / 2 ** 20,
+      rssAnonMb: median(rssAnon) / 2 ** 20,
+      rssFileMb: median(rssFile) / 2 ** 20,
       ...(parentCpuMs === undefined ? {} : { parentCpuMs, parentRssMb: median(parentRss) / 2 ** 20 }),
       firstSweepSec,
       serversCpuMsPerSec: serversCpuMs / ((endMs - startMs) / 1000),
@@ -409,7 +426,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
               checksLongestSinceStartMs: stalls1.checksLongestMs,
             },
           } : {}),
-      ...(stalls1 ? { heap: { heapUsedMb: stalls1.heapUsedMb, heapTotalMb: stalls1.heapTotalMb, externalMb: stalls1.externalMb, checksUsedMb: stalls1.checksUsedMb, checksTotalMb: stalls1.checksTotalMb } } : {}),
+      ...(stalls1 ? { heap: { heapUsedMb: stalls1.heapUsedMb, heapTotalMb: stalls1.heapTotalMb, externalMb: stalls1.externalMb, checksUsedMb: stalls1.checksUsedMb, checksTotalMb: stalls1.checksTotalMb, mallocInUseMb: stalls1.mallocInUseMb, mallocHeapMb: stalls1.mallocHeapMb, mallocTrims: stalls1.mallocTrims } } : {}),
       ...(bgp ? { bgp } : {}),
       ...(bgpErrors.length > 0 ? { bgpError: bgpErrors.join('; ') } : {}),
     };
@@ -432,7 +449,8 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
 /**
  * Where pybal's memory is, from its /metrics: the main thread's JS heap (used,
  * and what V8 holds for it), memory outside it (Buffers, sockets), and the
- * checks thread's JS heap (NaN from a pybal that does not export it).
+ * checks thread's JS heap, and the C heap (malloc, every thread: in use, what
+ * glibc holds, trims so far); NaN from a pybal that does not export them.
  */
 interface HeapFigures {
   readonly heapUsedMb: number;
@@ -440,6 +458,9 @@ interface HeapFigures {
   readonly externalMb: number;
   readonly checksUsedMb: number;
   readonly checksTotalMb: number;
+  readonly mallocInUseMb: number;
+  readonly mallocHeapMb: number;
+  readonly mallocTrims: number;
 }
 
 /** pybal's event-loop stall figures and heap, read from its /metrics on its control socket; undefined if it does not answer. */
@@ -461,6 +482,9 @@ async function pybalStalls(dir: string): Promise<({ stalls: number; longestMs: n
     externalMb: mb('nodejs_external_memory_bytes'),
     checksUsedMb: mb('pybal_checks_thread_heap_used_bytes'),
     checksTotalMb: mb('pybal_checks_thread_heap_size_bytes'),
+    mallocInUseMb: mb('pybal_malloc_in_use_bytes'),
+    mallocHeapMb: mb('pybal_malloc_heap_bytes'),
+    mallocTrims: value('pybal_malloc_trims_total'),
   };
 }
 
@@ -514,7 +538,7 @@ function roundLine(r: RoundFigures): string {
   const t = r.timeliness;
   const parent = r.parentCpuMs === undefined ? '' : ` [parent: cpu ${f(r.parentCpuMs, 0)} ms, rss ${f(r.parentRssMb ?? NaN, 1)} MB]`;
   const heap = r.heap
-    ? ` (main thread JS heap ${f(r.heap.heapUsedMb, 1)} MB used of ${f(r.heap.heapTotalMb, 1)}, external ${f(r.heap.externalMb, 1)} MB; checks thread's heap ${f(r.heap.checksUsedMb, 1)} MB used of ${f(r.heap.checksTotalMb, 1)})`
+    ? ` (main thread JS heap ${f(r.heap.heapUsedMb, 1)} MB used of ${f(r.heap.heapTotalMb, 1)}, external ${f(r.heap.externalMb, 1)} MB; checks thread's heap ${f(r.heap.checksUsedMb, 1)} MB used of ${f(r.heap.checksTotalMb, 1)}; C heap ${f(r.heap.mallocInUseMb, 1)} MB in use of ${f(r.heap.mallocHeapMb, 1)}, ${f(r.heap.mallocTrims, 0)} trims)`
     : '';
   const stalls =
     (r.stalls
@@ -526,14 +550,14 @@ function roundLine(r: RoundFigures): string {
   if (MONITOR === 'IdleConnection') {
     return (
       `  ${r.size} servers, round ${r.round}, ${r.peer} (IdleConnection): ${r.openAtEnd} of ${r.size} servers with a connection held at the end of the window, ` +
-      `cpu ${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s, rss ${f(r.rssMb, 1)} MB${heap}; all connected ${f(r.firstSweepSec, 1)} s after start; ${r.ipvsDests} IPVS destinations${stalls}; ` +
+      `cpu ${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s, rss ${f(r.rssMb, 1)} MB (anon ${f(r.rssAnonMb, 1)}, file ${f(r.rssFileMb, 1)})${heap}; all connected ${f(r.firstSweepSec, 1)} s after start; ${r.ipvsDests} IPVS destinations${stalls}; ` +
       `guest cpu busy ${pct(r.guestBusyShare)}` +
       bgpLine(r)
     );
   }
   return (
     `  ${r.size} @ ${r.intervalSec} s, round ${r.round}, ${r.peer}: ${f(t.checksPerSecond, 1)} checks/s (of ${f(r.size / r.intervalSec, 0)}), ` +
-    `cpu ${f(r.cpuMsPer1000, 1)} ms per 1,000 checks (${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s), ${f(r.faultsPerCheck, 2)} page faults per check, rss ${f(r.rssMb, 1)} MB${heap}, ` +
+    `cpu ${f(r.cpuMsPer1000, 1)} ms per 1,000 checks (${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s), ${f(r.faultsPerCheck, 2)} page faults per check, rss ${f(r.rssMb, 1)} MB (anon ${f(r.rssAnonMb, 1)}, file ${f(r.rssFileMb, 1)})${heap}, ` +
     `on time ${pct(t.onTimeShare)} (gaps p50 ${f(t.gapP50)} p99 ${f(t.gapP99)} max ${f(t.gapMax)} intervals; ${t.unchecked} servers unchecked)${parent}; ` +
     `first sweep ${f(r.firstSweepSec, 1)} s after start; ${r.ipvsDests} IPVS destinations; ` +
     `guest cpu busy ${pct(r.guestBusyShare)}, ${f(r.guestCpuMsPer1000, 1)} ms per 1,000 checks (real servers ${f(r.serversCpuMsPerSec, 0)} ms/s)${stalls}` +
@@ -604,7 +628,7 @@ async function measure(): Promise<void> {
   say(
     MONITOR === 'IdleConnection'
       ? `checks benchmark: UML guest kernel (one CPU), node ${process.version}, pybal at ${head}; pybal IdleConnection alone (keepalived has no such checker); figures only`
-      : `checks benchmark: UML guest kernel (one CPU), node ${process.version} (pybal with ${[...DAEMON_NODE_OPTIONS, ...PYBAL_NODE_FLAGS].join(' ')}${BASE_BUILD === undefined ? '' : `; pybal-base ${BASE_BUILD} with ${DAEMON_NODE_OPTIONS.join(' ')}`}), ${version}, pybal at ${head}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers; figures only`,
+      : `checks benchmark: UML guest kernel (one CPU), node ${process.version} (pybal with ${[...PYBAL_ENV, ...DAEMON_NODE_OPTIONS, ...PYBAL_NODE_FLAGS].join(' ')}${BASE_BUILD === undefined ? '' : `; pybal-base ${BASE_BUILD} with ${DAEMON_NODE_OPTIONS.join(' ')}`}), ${version}, pybal at ${head}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers; figures only`,
   );
   say(`on time = share of server-time in the window when the server's latest check was at most ${TOLERANCE} intervals old; gaps between successive checks of a server in intervals; window ${WINDOW_SECONDS} s`);
   say(

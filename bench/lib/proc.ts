@@ -30,6 +30,25 @@ export function processRssBytes(pid: number | undefined): number {
   }
 }
 
+/**
+ * A process's resident memory in two parts, bytes: anonymous (heaps, malloc,
+ * stacks) and file-backed (the executable's and libraries' pages it touched),
+ * from /proc/<pid>/status; NaNs when it is gone.
+ */
+export function processRssParts(pid: number | undefined): { anon: number; file: number } {
+  if (pid === undefined) return { anon: NaN, file: NaN };
+  try {
+    const lines = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n');
+    const kb = (key: string): number => {
+      const line = lines.find((l) => l.startsWith(key));
+      return line === undefined ? NaN : Number(line.replace(/\D+/g, '')) * 1024;
+    };
+    return { anon: kb('RssAnon:'), file: kb('RssFile:') };
+  } catch {
+    return { anon: NaN, file: NaN };
+  }
+}
+
 /** The machine's CPU time so far, busy and in all (ticks), from the first line of /proc/stat. */
 export function guestCpuTicks(): { busy: number; total: number } {
   const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
