@@ -2,8 +2,9 @@
  * `npm run package`: the Debian package of pybal, from the build in dist/.
  *
  *   /usr/lib/pybal/           the program (dist/cli: `pybal` bundled, the daemon included;
- *                             packaging/bundle-cli.ts), its addon dist/native/sockmark.node (marked
- *                             sockets for data-path checks; packaging/build-native.ts), package.json
+ *                             packaging/bundle-cli.ts), its addons dist/native/sockmark.node (marked
+ *                             sockets for data-path checks) and memtrim.node (the C heap's free pages
+ *                             back to the kernel; packaging/build-native.ts), package.json
  *                             and the production node_modules (netlink and ssh2 are loaded from
  *                             there; the rest for their licenses)
  *   /usr/sbin/pybal           runs it with Debian's node
@@ -23,7 +24,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
-import { SOCKMARK_ADDON } from './build-native.js';
+import { NATIVE_ADDONS } from './build-native.js';
 import { DAEMON_NODE_OPTIONS } from '../src/cli/node-options.js';
 import { commandsFromHelp } from './commands.js';
 import { confManPage, pybalManPage } from './man.js';
@@ -44,8 +45,9 @@ export function buildDeb(outDir: string): string {
   if (nodeArch === undefined) throw new Error(`no netlink prebuild for ${arch}`);
   const main = join(root, 'dist/cli/pybal.js');
   if (!existsSync(main)) throw new Error('dist/cli/pybal.js is missing: run `npm run build` first');
-  const sockmark = join(root, SOCKMARK_ADDON);
-  if (!existsSync(sockmark)) throw new Error(`${SOCKMARK_ADDON} is missing: run \`npm run build\` first`);
+  for (const { addon } of NATIVE_ADDONS) {
+    if (!existsSync(join(root, addon))) throw new Error(`${addon} is missing: run \`npm run build\` first`);
+  }
   // Reproducible: the date of the last commit, not now.
   const epoch = Number(run('git', ['log', '-1', '--format=%ct']).trim() || '0');
   const date = new Date(epoch * 1000);
@@ -64,8 +66,8 @@ export function buildDeb(outDir: string): string {
     mkdirSync(lib, { recursive: true });
     // The bundled program, without esbuild's record of its inputs (packaging/bundle-cli.ts); it needs nothing of dist/src/.
     cpSync(join(root, 'dist/cli'), join(lib, 'dist/cli'), { recursive: true, filter: (src) => !src.endsWith('/meta.json') });
-    // Where src/monitors/marked-socket.ts looks for it: below the package.json written next.
-    cpSync(sockmark, join(lib, SOCKMARK_ADDON));
+    // Where src/runtime/native-addon.ts looks for them: below the package.json written next.
+    for (const { addon } of NATIVE_ADDONS) cpSync(join(root, addon), join(lib, addon));
     put('usr/lib/pybal/package.json', JSON.stringify({ name: 'pybal', version, type: 'module', private: true }, null, 2) + '\n');
 
     // Production dependencies, each package once, without its own nested node_modules (listed separately).
@@ -94,7 +96,7 @@ export function buildDeb(outDir: string): string {
     // Scripts (#!) executable, every other file plain, in our build as in node_modules (npm keeps
     // whatever modes the files had); the addons stripped.
     for (const dir of ['dist', 'node_modules']) walk(join(lib, dir), (path) => chmodSync(path, readFileSync(path).subarray(0, 2).toString() === '#!' ? 0o755 : 0o644));
-    for (const addon of [`node_modules/netlink/prebuilds/linux-${nodeArch}/node.napi.node`, SOCKMARK_ADDON]) execFileSync('strip', ['--strip-unneeded', join(lib, addon)]);
+    for (const addon of [`node_modules/netlink/prebuilds/linux-${nodeArch}/node.napi.node`, ...NATIVE_ADDONS.map((a) => a.addon)]) execFileSync('strip', ['--strip-unneeded', join(lib, addon)]);
 
     put(
       'usr/sbin/pybal',
@@ -122,7 +124,7 @@ export function buildDeb(outDir: string): string {
       `Architecture: ${arch}`,
       `Maintainer: ${MAINTAINER}`,
       `Installed-Size: ${installedKb}`,
-      // libc6: the netlink and sockmark addons link it; adduser: the postinst creates the pybal user.
+      // libc6: the netlink, sockmark and memtrim addons link it; adduser: the postinst creates the pybal user.
       'Depends: nodejs (>= 20), libc6 (>= 2.17), adduser, ipvsadm, kmod',
       // fping: the Ping monitor; iputils-arping: data-path checks' ARP watch (docs/arp-theft.md).
       'Recommends: fping, iputils-arping, logrotate',

@@ -1,16 +1,17 @@
 /**
- * A step of `npm run build`: compiles the sockmark addon (src/native/sockmark.c,
- * a plain C Node-API module: sockets that carry a firewall mark, for data-path
- * checks; docs/native.md) into dist/native/sockmark.node, with `cc` (or $CC)
- * and Node's own headers. Nothing to do, and fast, when the addon is newer
- * than its source.
+ * A step of `npm run build`: compiles pybal's addons, plain C Node-API modules
+ * (docs/native.md), with `cc` (or $CC) and Node's own headers:
+ * src/native/sockmark.c (sockets that carry a firewall mark, for data-path
+ * checks) into dist/native/sockmark.node, and src/native/memtrim.c (the C
+ * heap's free pages back to the kernel) into dist/native/memtrim.node.
+ * Nothing to do, and fast, for an addon newer than its source.
  *
  * Node's headers (node_api.h) are taken from $npm_config_nodedir/include/node
  * (npm's and node-gyp's --nodedir) when that is set, else from beside the node
  * that runs this: <prefix>/include/node for <prefix>/bin/node (/usr/include/node
  * with Debian's nodejs). No compiler or no headers fails the build, saying so.
  *
- * No node-gyp: one C file and no dependency needs only the compiler, as
+ * No node-gyp: a C file each and no dependency needs only the compiler, as
  * test/lab/uml.ts does for its launcher.
  */
 import { execFileSync } from 'node:child_process';
@@ -19,9 +20,15 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findPybalPackage } from '../src/runtime/package-root.js';
 
-/** Where the addon's source and the built addon are, below pybal's root (src/monitors/marked-socket.ts loads the latter). */
+/** Where the addons' sources and the built addons are, below pybal's root (src/runtime/native-addon.ts loads the latter). */
 export const SOCKMARK_SOURCE = 'src/native/sockmark.c';
 export const SOCKMARK_ADDON = 'dist/native/sockmark.node';
+export const MEMTRIM_SOURCE = 'src/native/memtrim.c';
+export const MEMTRIM_ADDON = 'dist/native/memtrim.node';
+export const NATIVE_ADDONS: readonly { readonly source: string; readonly addon: string }[] = [
+  { source: SOCKMARK_SOURCE, addon: SOCKMARK_ADDON },
+  { source: MEMTRIM_SOURCE, addon: MEMTRIM_ADDON },
+];
 
 const CFLAGS = ['-Wall', '-Wextra', '-Werror', '-O2', '-fPIC', '-shared'];
 
@@ -33,17 +40,22 @@ export function nodeIncludeDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /**
- * Builds dist/native/sockmark.node below `root` when it is missing or older
- * than its source; returns its path. Throws, saying what is missing, when it
- * cannot.
+ * Builds each of pybal's addons below `root` that is missing or older than
+ * its source; returns the sockmark addon's path (what the tests load). Throws,
+ * saying what is missing, when it cannot.
  */
 export function buildNative(root = pybalRoot()): string {
-  const source = join(root, SOCKMARK_SOURCE);
-  const addon = join(root, SOCKMARK_ADDON);
-  if (existsSync(addon) && statSync(addon).mtimeMs >= statSync(source).mtimeMs) return addon;
+  for (const { source, addon } of NATIVE_ADDONS) buildAddon(root, source, addon);
+  return join(root, SOCKMARK_ADDON);
+}
+
+function buildAddon(root: string, sourcePath: string, addonPath: string): void {
+  const source = join(root, sourcePath);
+  const addon = join(root, addonPath);
+  if (existsSync(addon) && statSync(addon).mtimeMs >= statSync(source).mtimeMs) return;
   const include = nodeIncludeDir();
   if (!existsSync(join(include, 'node_api.h'))) {
-    throw new Error(`cannot build ${SOCKMARK_ADDON}: Node's headers are not in ${include} (no node_api.h): install them (Debian: nodejs, or libnode-dev) or set npm_config_nodedir`);
+    throw new Error(`cannot build ${addonPath}: Node's headers are not in ${include} (no node_api.h): install them (Debian: nodejs, or libnode-dev) or set npm_config_nodedir`);
   }
   mkdirSync(dirname(addon), { recursive: true });
   // Built beside and renamed: a test worker that loads the addon meanwhile never sees half a file.
@@ -54,11 +66,10 @@ export function buildNative(root = pybalRoot()): string {
   } catch (error) {
     rmSync(partial, { force: true });
     const e = error as { code?: string; stderr?: Buffer };
-    if (e.code === 'ENOENT') throw new Error(`cannot build ${SOCKMARK_ADDON}: no C compiler (${cc}): install gcc and libc6-dev`);
-    throw new Error(`cannot build ${SOCKMARK_ADDON}: ${cc} failed on ${SOCKMARK_SOURCE}:\n${e.stderr?.toString() ?? String(error)}`);
+    if (e.code === 'ENOENT') throw new Error(`cannot build ${addonPath}: no C compiler (${cc}): install gcc and libc6-dev`);
+    throw new Error(`cannot build ${addonPath}: ${cc} failed on ${sourcePath}:\n${e.stderr?.toString() ?? String(error)}`);
   }
   renameSync(partial, addon);
-  return addon;
 }
 
 function pybalRoot(): string {

@@ -23,9 +23,9 @@
  * What stays out, imported by name from node_modules only by the command
  * that uses it: netlink (a native addon, found by node-gyp-build from its own
  * directory) and ssh2 (native parts, and loaded only when an SSH monitor
- * first runs); and pybal's own addon, dist/native/sockmark.node
- * (packaging/build-native.ts), loaded by src/monitors/marked-socket.ts when a
- * data-path check first runs. dist/src/ is not needed at run time.
+ * first runs); and pybal's own addons, dist/native/*.node
+ * (packaging/build-native.ts), loaded by src/runtime/native-addon.ts:
+ * sockmark when a data-path check first runs, memtrim at start. dist/src/ is not needed at run time.
  *
  * Every file of dist/cli/ is in one directory, so a path relative to one is
  * right for all of them, whichever chunk esbuild puts an import in. What
@@ -72,11 +72,11 @@ const LOCATED: Record<string, (source: string, path: string) => string> = {
   // Walks up from its directory to pybal's package.json: dist/cli/ is as far below it as dist/src/runtime/
   // (the checkout's root; /usr/lib/pybal in the Debian package).
   'runtime/version.js': (source, path) => mustContain(source, path, 'findPybalPackage(dirname(fileURLToPath(import.meta.url)))'),
-  // Loads the sockmark addon (on the first data-path check) from dist/native/ below pybal's package.json,
-  // found as version.js finds it: the checkout's root, or /usr/lib/pybal where the Debian package ships it.
-  'monitors/marked-socket.js': (source, path) => {
+  // Loads pybal's addons (sockmark on the first data-path check, memtrim at start) from dist/native/ below pybal's
+  // package.json, found as version.js finds it: the checkout's root, or /usr/lib/pybal where the Debian package ships them.
+  'runtime/native-addon.js': (source, path) => {
     mustContain(source, path, 'findPybalPackage(dirname(fileURLToPath(import.meta.url)))');
-    mustContain(source, path, "const ADDON = 'dist/native/sockmark.node'");
+    mustContain(source, path, 'const relative = `dist/native/${name}.node`');
     return mustContain(source, path, 'createRequire(import.meta.url)(path)');
   },
   // Compares its own file with process.argv[1]: in the bundle, dist/cli/pybal.js, the file `pybal` runs.

@@ -42,6 +42,7 @@ import { createSystemClock, type Clock, type Timer } from './runtime/clock.js';
 import { errorMessage, formatProblem } from './runtime/errors.js';
 import { createLogger, type LogFormat, type Logger } from './runtime/logger.js';
 import { finish, sliced } from './runtime/sliced.js';
+import { startMallocTrim } from './runtime/malloc-trim.js';
 import { startStallWatch } from './runtime/stall-watch.js';
 import { readVersion } from './runtime/version.js';
 
@@ -482,12 +483,15 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   });
   // Says when something held the event loop long enough to delay checks, BGP or the API.
   const stallWatch = startStallWatch({ logger: log });
+  // The C heap's free pages back to the kernel every 10 s (src/runtime/malloc-trim.ts).
+  const mallocTrim = startMallocTrim({ unavailable: (reason) => log.info(`The C heap's free memory is not trimmed: ${reason}`) });
   // Read once: the running daemon's version, not that of a package upgraded since (and no file read per request).
   const version = readVersion();
   // The API's snapshot, as a job: requests that copy every server take it in slices (see ApiServerDeps).
   const snapshotSteps = function* (scope?: SnapshotScope): Generator<unknown, DaemonSnapshot, undefined> {
     const services = yield* daemon.snapshotsSteps(scope);
     const checksHeap = checks.heapStats();
+    const { heap: malloc, trims } = mallocTrim.stats();
     return {
       version,
       startedAtWallMs,
@@ -499,6 +503,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
       eventLoop: stallWatch.stats(),
       checksEventLoop: checks.loopStats(),
       ...(checksHeap === undefined ? {} : { checksHeap }),
+      ...(malloc === undefined ? {} : { mallocHeap: { heapBytes: malloc.heapBytes, inUseBytes: malloc.inUseBytes, trims } }),
     };
   };
   const snapshot = (scope?: SnapshotScope): DaemonSnapshot => finish(snapshotSteps(scope));
@@ -707,6 +712,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   await ipvs.stop();
   await syncDaemons.stop();
   stallWatch.stop();
+  mallocTrim.stop();
   kernel.close();
   resyncKernel.close();
   statsKernel.close();

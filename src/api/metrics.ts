@@ -119,6 +119,10 @@ export class PybalMetrics {
   // The checks thread's own V8 heap (nodejs_heap_size_* are the main thread's): the process's RSS holds both.
   private readonly checksHeapUsed = this.gauge('pybal_checks_thread_heap_used_bytes', "The checks thread's JS heap in use", [], false);
   private readonly checksHeapTotal = this.gauge('pybal_checks_thread_heap_size_bytes', "The checks thread's JS heap, as V8 holds it", [], false);
+  // The C heap (malloc, every thread): sockets, Buffers, messages between threads, V8's scratch memory.
+  private readonly mallocHeap = this.gauge('pybal_malloc_heap_bytes', "The C heap's arenas and own mappings, as glibc holds them (trimmed free pages included)", [], false);
+  private readonly mallocInUse = this.gauge('pybal_malloc_in_use_bytes', 'The C heap allocated', [], false);
+  private readonly mallocTrims = this.counter('pybal_malloc_trims_total', "Times the C heap's free pages were given back to the kernel (malloc_trim)", [], false);
 
   // New: the kernel's IPVS counters (ipvs-stats-interval), per service and per server, from the
   // snapshot at scrape time; registered only while some were read (see traffic-series.ts for the names).
@@ -372,13 +376,20 @@ export class PybalMetrics {
     }
   }
 
-  private updateEventLoop({ eventLoop, checksEventLoop, checksHeap }: DaemonSnapshot): void {
+  private updateEventLoop({ eventLoop, checksEventLoop, checksHeap, mallocHeap }: DaemonSnapshot): void {
     this.setLoop(eventLoop, this.loopStalls, this.loopLongest);
     this.setLoop(checksEventLoop, this.checksLoopStalls, this.checksLoopLongest);
     if (checksHeap !== undefined) {
       this.registerOnce(this.checksHeapUsed, this.checksHeapTotal);
       this.checksHeapUsed.set(checksHeap.usedBytes);
       this.checksHeapTotal.set(checksHeap.totalBytes);
+    }
+    if (mallocHeap !== undefined) {
+      this.registerOnce(this.mallocHeap, this.mallocInUse, this.mallocTrims);
+      this.mallocHeap.set(mallocHeap.heapBytes);
+      this.mallocInUse.set(mallocHeap.inUseBytes);
+      this.mallocTrims.reset();
+      this.mallocTrims.inc(mallocHeap.trims);
     }
   }
 

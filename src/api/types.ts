@@ -72,4 +72,10 @@ export interface DaemonSnapshot {
   readonly checksEventLoop?: { readonly stalls: number; readonly longestMs: number };
   /** The checks thread's JS heap, as it last said; undefined without one, or before it has. */
   readonly checksHeap?: { readonly usedBytes: number; readonly totalBytes: number };
+  /**
+   * The C heap (glibc's malloc, all threads), as last read (every 10 s), and
+   * the trims that gave its free pages back (runtime/malloc-trim.ts); undefined
+   * where it cannot be read (no memtrim addon, not glibc).
+   */
+  readonly mallocHeap?: { readonly heapBytes: number; readonly inUseBytes: number; readonly trims: number };
 }

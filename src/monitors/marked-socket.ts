@@ -23,12 +23,9 @@
  * UDP: `dgram.createSocket()` then `bind({ fd })`.
  */
 import dgram from 'node:dgram';
-import { closeSync, existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { closeSync } from 'node:fs';
 import net from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { findPybalPackage } from '../runtime/package-root.js';
+import { loadNativeAddon, type LoadedAddon } from '../runtime/native-addon.js';
 
 /** Where a data-path check connects: the VIP and port, from a socket carrying `mark`. */
 export interface MarkedEndpoint {
@@ -46,32 +43,16 @@ interface SockmarkAddon {
   sourceFor(family: 4 | 6, address: string): string;
 }
 
-type Loaded = { readonly addon: SockmarkAddon } | { readonly reason: string };
-
-/** The addon, below pybal's root (the checkout, or /usr/lib/pybal in the Debian package). */
-const ADDON = 'dist/native/sockmark.node';
-
 /**
  * The addon, loaded on the first call that needs it (or why it does not
  * load: trying again would not help, and every check says the same).
  */
-let loaded: Loaded | undefined;
+let loaded: LoadedAddon<SockmarkAddon> | undefined;
 
-function load(): Loaded {
-  if (loaded !== undefined) return loaded;
-  const root = findPybalPackage(dirname(fileURLToPath(import.meta.url)))?.dir;
-  const path = root === undefined ? ADDON : join(root, ADDON);
-  const fail = (why: string): Loaded => ({ reason: `data-path checks need the sockmark addon (${path}): ${why}; run npm run build` });
-  if (root === undefined) loaded = fail('no package.json of pybal above this module');
-  else if (!existsSync(path)) loaded = fail('it is missing');
-  else {
-    try {
-      const addon = createRequire(import.meta.url)(path) as Partial<SockmarkAddon>;
-      const complete = typeof addon.openSocket === 'function' && typeof addon.getMark === 'function' && typeof addon.sourceFor === 'function';
-      loaded = complete ? { addon: addon as SockmarkAddon } : fail('it lacks openSocket, getMark or sourceFor');
-    } catch (error) {
-      loaded = fail(`it does not load: ${(error as Error).message}`);
-    }
+function load(): LoadedAddon<SockmarkAddon> {
+  if (loaded === undefined) {
+    const l = loadNativeAddon<SockmarkAddon>('sockmark', ['openSocket', 'getMark', 'sourceFor']);
+    loaded = 'reason' in l ? { reason: `data-path checks need ${l.reason}` } : l;
   }
   return loaded;
 }

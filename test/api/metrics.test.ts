@@ -311,6 +311,20 @@ describe('PybalMetrics', () => {
     expect(parse(await metrics.render()).types.get('pybal_checks_thread_heap_size_bytes')).toBe('gauge');
   });
 
+  it("exposes the C heap and its trims once they can be read, and their latest figures", async () => {
+    const metrics = new PybalMetrics({ processMetrics: false });
+    metrics.update(daemon([], {}));
+    expect(await samples(metrics, 'pybal_malloc_heap_bytes')).toEqual([]);
+    expect(await samples(metrics, 'pybal_malloc_trims_total')).toEqual([]);
+    metrics.update(daemon([], { mallocHeap: { heapBytes: 30_000_000, inUseBytes: 12_000_000, trims: 2 } }));
+    metrics.update(daemon([], { mallocHeap: { heapBytes: 31_000_000, inUseBytes: 12_500_000, trims: 3 } }));
+    expect(await value(metrics, 'pybal_malloc_heap_bytes')).toBe(31_000_000);
+    expect(await value(metrics, 'pybal_malloc_in_use_bytes')).toBe(12_500_000);
+    expect(await value(metrics, 'pybal_malloc_trims_total')).toBe(3);
+    const types = parse(await metrics.render()).types;
+    expect([types.get('pybal_malloc_heap_bytes'), types.get('pybal_malloc_trims_total')]).toEqual(['gauge', 'counter']);
+  });
+
   it('adds process metrics under their standard names and pybal_build_info, one registry per instance', async () => {
     const a = new PybalMetrics();
     const b = new PybalMetrics();

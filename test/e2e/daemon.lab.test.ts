@@ -75,6 +75,16 @@ describe('e2e: pybal in the lab', () => {
     expect(JSON.parse(missing.body)).toEqual({ error: 'The desired url was not found' });
   });
 
+  it("the C heap is read (the memtrim addon loads in the daemon as it runs here) and its figures are in /metrics", async () => {
+    const text = (await pybal.api('/metrics', 'text/plain')).body;
+    const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    expect(value('pybal_malloc_heap_bytes')).toBeGreaterThan(1_000_000);
+    expect(value('pybal_malloc_in_use_bytes')).toBeGreaterThan(0);
+    expect(value('pybal_malloc_in_use_bytes')).toBeLessThanOrEqual(value('pybal_malloc_heap_bytes'));
+    expect(value('pybal_malloc_trims_total')).toBeGreaterThanOrEqual(0);
+    expect(pybal.log()).not.toContain('is not trimmed');
+  });
+
   let deletedAtMs = 0;
   it('a manual ipvsadm -d is noticed (the repair is checked further down, after the periodic resync)', async () => {
     await lab.ipvsadm(['-d', '-t', `${vip}:80`, '-r', `${ipOf('rs3')}:80`]);

@@ -2,7 +2,7 @@
  * `npm run package` as an operator gets it: the .deb is built from the build
  * in dist/, its control fields, files and conffiles are what Debian expects,
  * the program in it runs from where it is installed (its dependencies, the
- * netlink binding and the sockmark addon inside), the man pages render without a warning and
+ * netlink binding and the sockmark and memtrim addons inside), the man pages render without a warning and
  * document every key and command pybal knows, and lintian (when installed,
  * as test/debian-packages.txt asks) finds nothing.
  */
@@ -56,6 +56,7 @@ describe('the Debian package', () => {
       '/usr/lib/pybal/dist/cli/bgp-worker.js',
       '/usr/lib/pybal/dist/cli/check-worker.js',
       '/usr/lib/pybal/dist/native/sockmark.node',
+      '/usr/lib/pybal/dist/native/memtrim.node',
       '/usr/lib/pybal/package.json',
       '/lib/systemd/system/pybal.service',
       '/etc/logrotate.d/pybal',
@@ -104,6 +105,11 @@ describe('the Debian package', () => {
     expect(sh('file', ['-b', sockmark])).toMatch(/^ELF .*shared object.*, stripped$/m);
     const marked = spawnSync(process.execPath, ['-e', `const a = require(${JSON.stringify(sockmark)}); console.log(a.getMark(a.openSocket(4, 'udp', 0x77)))`], { encoding: 'utf8' });
     expect(marked.stdout.trim(), marked.stderr).toBe('119');
+    // The memtrim addon (the C heap's trims), stripped, beside it: it reads the heap and trims it.
+    const memtrim = join(root, 'usr/lib/pybal/dist/native/memtrim.node');
+    expect(sh('file', ['-b', memtrim])).toMatch(/^ELF .*shared object.*, stripped$/m);
+    const trimmed = spawnSync(process.execPath, ['-e', `const a = require(${JSON.stringify(memtrim)}); a.trim().then((r) => console.log(typeof r, a.stats().inUseBytes > 0))`], { encoding: 'utf8' });
+    expect(trimmed.stdout.trim(), trimmed.stderr).toBe('boolean true');
     const daemon = spawnSync(process.execPath, [main, '-c', join(root, 'no-such.conf'), '--log-file', '-'], { encoding: 'utf8', timeout: 20_000 });
     expect(daemon.status, daemon.stderr).toBe(1);
     expect(daemon.stderr).toMatch(/no-such\.conf: cannot read the configuration/);
