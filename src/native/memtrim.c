@@ -19,7 +19,7 @@
  *   trim(): Promise<boolean>
  *       malloc_trim(0) on libuv's thread pool (it takes each arena's lock in
  *       turn, never the event loop); resolves whether any memory was returned.
- *       Resolves false at once where the C library is not glibc.
+ *       Resolves false where the C library is not glibc.
  *
  * Built by packaging/build-native.ts: cc -Wall -Wextra -Werror -O2 -fPIC -shared.
  */
@@ -31,6 +31,14 @@
 
 #ifdef __GLIBC__
 #include <malloc.h>
+/* mallinfo2 (size_t fields) since glibc 2.33; before, mallinfo's ints, right below 2 GiB. */
+#if __GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33)
+#define MALLINFO mallinfo2
+#define MALLINFO_T struct mallinfo2
+#else
+#define MALLINFO mallinfo
+#define MALLINFO_T struct mallinfo
+#endif
 #endif
 
 static napi_value set_number(napi_env env, napi_value object, const char *name, double value) {
@@ -44,12 +52,12 @@ static napi_value stats(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value result;
 #ifdef __GLIBC__
-  struct mallinfo2 mi = mallinfo2();
+  MALLINFO_T mi = MALLINFO();
   if (napi_create_object(env, &result) != napi_ok) return NULL;
   /* arena: bytes of the arenas (brk and their own mappings); hblkhd: chunks mapped on their own. */
-  if (set_number(env, result, "heapBytes", (double)(mi.arena + mi.hblkhd)) == NULL) return NULL;
-  if (set_number(env, result, "inUseBytes", (double)(mi.uordblks + mi.hblkhd)) == NULL) return NULL;
-  if (set_number(env, result, "freeBytes", (double)mi.fordblks) == NULL) return NULL;
+  if (set_number(env, result, "heapBytes", (double)(size_t)mi.arena + (double)(size_t)mi.hblkhd) == NULL) return NULL;
+  if (set_number(env, result, "inUseBytes", (double)(size_t)mi.uordblks + (double)(size_t)mi.hblkhd) == NULL) return NULL;
+  if (set_number(env, result, "freeBytes", (double)(size_t)mi.fordblks) == NULL) return NULL;
 #else
   if (napi_get_null(env, &result) != napi_ok) return NULL;
 #endif

@@ -17,6 +17,7 @@
  * given once, and the daemon runs as it would without.
  */
 import { loadNativeAddon, type LoadedAddon } from './native-addon.js';
+import { everyUnref, type Every } from './stall-watch.js';
 
 /** The C heap, all arenas (mallinfo2). */
 export interface MallocStats {
@@ -46,7 +47,7 @@ export interface MallocTrimOptions {
   /** The addon; loaded from dist/native/ by default (tests give their own). */
   readonly addon?: LoadedAddon<MemtrimAddon>;
   /** A repeating timer; setInterval by default (unref'd: it never keeps the process alive). */
-  readonly every?: (fn: () => void, ms: number) => () => void;
+  readonly every?: Every;
 }
 
 export interface MallocTrimStats {
@@ -77,13 +78,7 @@ export function startMallocTrim(options: MallocTrimOptions = {}): MallocTrim {
   }
   let running = false;
   let stopped = false;
-  const every =
-    options.every ??
-    ((fn: () => void, ms: number) => {
-      const timer = setInterval(fn, ms);
-      timer.unref();
-      return () => clearInterval(timer);
-    });
+  const every = options.every ?? everyUnref;
   const cancel = every(() => {
     if (running || stopped) return;
     heap = addon.stats() ?? heap;

@@ -33,8 +33,17 @@ export interface StallWatchOptions {
   /** Wall time in ms; performance.now by default. */
   readonly now?: () => number;
   /** A repeating timer; setInterval by default (unref'd: it never keeps the process alive). */
-  readonly every?: (fn: () => void, ms: number) => () => void;
+  readonly every?: Every;
 }
+
+/** A repeating timer that never keeps the process alive (unref'd); returns its cancel. */
+export type Every = (fn: () => void, ms: number) => () => void;
+
+export const everyUnref: Every = (fn, ms) => {
+  const timer = setInterval(fn, ms);
+  timer.unref();
+  return () => clearInterval(timer);
+};
 
 export function startStallWatch(options: StallWatchOptions): StallWatch {
   const periodMs = options.periodMs ?? 20;
@@ -42,13 +51,7 @@ export function startStallWatch(options: StallWatchOptions): StallWatch {
   const logEveryMs = options.logEveryMs ?? 10_000;
   const { name, waited } = options.loop ?? { name: 'The event loop', waited: 'the API, pool files and IPVS waited' };
   const now = options.now ?? (() => performance.now());
-  const every =
-    options.every ??
-    ((fn: () => void, ms: number) => {
-      const timer = setInterval(fn, ms);
-      timer.unref();
-      return () => clearInterval(timer);
-    });
+  const every = options.every ?? everyUnref;
   let last = now();
   let stalls = 0;
   let longestMs = 0;
