@@ -84,6 +84,8 @@ const WEIGHT_TIMEOUT_MS = 20_000;
 const KEEP_DIR = process.env.BENCH_KEEP_DIR;
 /** BENCH_CPU_PROF=<dir>: the daemons write a V8 CPU profile there when they exit. */
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
+/** BENCH_PYBAL_NODE_FLAGS='--flag ...' (diagnosis): node options for the daemons, after the daemon's own (a V8 flag given twice takes the last). */
+const PYBAL_NODE_FLAGS = (process.env.BENCH_PYBAL_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
 const SERVERS_PER_SERVICE = 10;
 const METRICS_PORT = 9090;
 const API_PERIOD_MS = 50;
@@ -120,7 +122,7 @@ interface Daemon {
 function spawnDaemon(dir: string, conf: string, name: string, extraArgs: readonly string[] = []): Daemon {
   const logPath = join(dir, `${name}.log`);
   const profile = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-  const argv = [process.execPath, ...DAEMON_NODE_OPTIONS, ...profile, join(repoRoot(), 'dist/cli/pybal.js'), '-c', conf, '--log-file', logPath, '--control-socket', join(dir, `${name}.sock`), ...extraArgs];
+  const argv = [process.execPath, ...DAEMON_NODE_OPTIONS, ...PYBAL_NODE_FLAGS, ...profile, join(repoRoot(), 'dist/cli/pybal.js'), '-c', conf, '--log-file', logPath, '--control-socket', join(dir, `${name}.sock`), ...extraArgs];
   const spawnedAt = Date.now();
   const proc = new LabProcess(name, argv, { cwd: repoRoot(), logPath: join(dir, `${name}.out`) });
   return { proc, logPath, spawnedAt };
