@@ -19,7 +19,7 @@ import { errorMessage } from '../runtime/errors.js';
 import { LevelLogger } from '../runtime/line-logger.js';
 import type { LineLogger, LogLevel } from '../runtime/logger.js';
 import { startStallWatch } from '../runtime/stall-watch.js';
-import { createAdmission } from './admission.js';
+import { ADMIT_PER_TURN, createAdmission } from './admission.js';
 import { createArpTheftWatch } from './arp-theft.js';
 import { createFpingPinger } from './pinger.js';
 import { prepareMonitor, type MonitorMaker } from './registry.js';
@@ -83,9 +83,21 @@ class SentLogger extends LevelLogger {
 // ------------------------------------------------------------ what the monitors share
 
 const runLimiter = createRunLimiter(config.runcommandMaxConcurrent);
-// The daemon's control-plane jobs (pool reads, publishes, reconciles) run on the main
-// thread: none ever waits in this one, so each turn admits its full batch.
-const admit = createAdmission();
+/**
+ * The daemon's control-plane jobs (pool reads, publishes, reconciles) run on
+ * the main thread: none ever waits in this one, and each turn admits its
+ * full batch. Except while the daemon's pools wait for their first read (a
+ * cold start; the daemon says so, `hold`): then one start per HELD_ADMIT_MS,
+ * so that the reads and the programming have the CPU first. A check admitted
+ * late is late, never failed: its deadline starts after.
+ */
+const HELD_ADMIT_MS = 10;
+let held = false;
+const admit = createAdmission(
+  ADMIT_PER_TURN,
+  (fn) => void (held ? setTimeout(fn, HELD_ADMIT_MS) : setImmediate(fn)),
+  () => (held ? 1 : 0),
+);
 const pinger = createFpingPinger({ clock, logger: new SentLogger('ping') });
 const arpWatch = createArpTheftWatch({ clock, logger: new SentLogger('arp'), intervalMs: config.arpWatchIntervalMs });
 /** A repeating timer of the thread's clock: the stall watch's wakes fall on the timers' grid, with the checks'. */
@@ -217,6 +229,9 @@ port.on('message', (message: ToCheckThread) => {
       return;
     case 'limit':
       runLimiter.setMaxConcurrent(message.runcommandMaxConcurrent);
+      return;
+    case 'hold':
+      held = message.on;
       return;
     case 'close':
       void close();

@@ -55,6 +55,8 @@ export type ToCheckThread =
   /** The data-path monitors whose probe service came or went: [id, ready] pairs. */
   | { readonly type: 'ready'; readonly changes: readonly (readonly [number, boolean])[] }
   | { readonly type: 'limit'; readonly runcommandMaxConcurrent: number }
+  /** Pools are being read for the first time on the main thread (a cold start): start checks slower until `on` is false. */
+  | { readonly type: 'hold'; readonly on: boolean }
   /** Stops every monitor, the pinger and the ARP watch, says `closed`, and ends the thread. */
   | { readonly type: 'close' };
 

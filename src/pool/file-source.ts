@@ -19,7 +19,7 @@ import type { Logger } from '../runtime/logger.js';
 import { PollLoop } from './poll-loop.js';
 import { createRunLimiter } from '../monitors/run-limiter.js';
 import { LegacyLineMemo } from './legacy-format.js';
-import { holdAdmission, turn } from '../runtime/sliced.js';
+import { holdForFirstRead, turn } from '../runtime/sliced.js';
 import { parsePoolSliced, poolFormatForUrl, type PoolFormat } from './pool-format.js';
 import { LoopingPoolSource } from './looping-source.js';
 import { createSourceReporter, type ReporterSeed, type SourceReporter } from './source-reporter.js';
@@ -117,7 +117,7 @@ export class FilePoolSource extends LoopingPoolSource {
   private readonly pollIntervalMs: number;
   private readonly settleMs: number;
   private readonly maxBytes: number;
-  /** The first read has no outcome yet: check admission is held back meanwhile (holdAdmission). */
+  /** The first read has no outcome yet: check admission is held back meanwhile (holdForFirstRead). */
   private firstOutcomePending = true;
   private admissionHold: (() => void) | undefined = undefined;
   /** Lets go of the hold after FIRST_READ_HOLD_MAX_MS whatever happens (a hung NFS mount, say). */
@@ -219,7 +219,7 @@ export class FilePoolSource extends LoopingPoolSource {
    */
   private async step(signal: AbortSignal): Promise<number> {
     if (this.firstOutcomePending && this.admissionHold === undefined) {
-      this.admissionHold = holdAdmission();
+      this.admissionHold = holdForFirstRead();
       this.admissionHoldTimer = this.clock.setTimeout(() => this.releaseAdmission(), FIRST_READ_HOLD_MAX_MS);
     }
     let delayMs = this.pollIntervalMs;

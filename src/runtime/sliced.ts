@@ -65,12 +65,39 @@ export function controlPlaneWaiting(): number {
  */
 export function holdAdmission(): () => void {
   held++;
-  let released = false;
+  return once(() => held--);
+}
+
+/** `fn`, run by the first call only. */
+function once(fn: () => void): () => void {
+  let done = false;
   return () => {
-    if (released) return;
-    released = true;
-    held--;
+    if (done) return;
+    done = true;
+    fn();
   };
+}
+
+/** Pools whose first read has no outcome yet (holdForFirstRead): a cold start, or a service a reload added. */
+let firstReads = 0;
+
+/** How many pools wait for their first read now (the checks thread starts checks slower meanwhile). */
+export function firstReadsWaiting(): number {
+  return firstReads;
+}
+
+/**
+ * holdAdmission for a pool's first read, which is also counted apart
+ * (firstReadsWaiting): until it has an outcome the service cannot be
+ * programmed, and the checks on their own thread are told to go slower.
+ */
+export function holdForFirstRead(): () => void {
+  const release = holdAdmission();
+  firstReads++;
+  return once(() => {
+    firstReads--;
+    release();
+  });
 }
 
 /**

@@ -154,7 +154,7 @@ describe('the checks thread (the build, dist/src/)', () => {
   beforeAll(() => assertFreshBuild(['src/monitors', 'src/runtime', 'src/config']));
 
   /** A thread, a server process listening at `hosts`, and what the thread's results sink got. */
-  async function start(hosts: readonly string[], options: { loopEveryMs?: number; stuckAfterMs?: number; timerSlackMs?: number } = {}) {
+  async function start(hosts: readonly string[], options: { loopEveryMs?: number; stuckAfterMs?: number; timerSlackMs?: number; firstReadsWaiting?: () => number } = {}) {
     const { CheckThread } = (await import(resolve('dist/src/monitors/check-thread.js'))) as ThreadModule;
     const server = await startProcessServer(hosts);
     cleanups.push(() => server.child.kill('SIGKILL'));
@@ -167,6 +167,7 @@ describe('the checks thread (the build, dist/src/)', () => {
       ...(options.loopEveryMs === undefined ? {} : { loopEveryMs: options.loopEveryMs }),
       ...(options.stuckAfterMs === undefined ? {} : { stuckAfterMs: options.stuckAfterMs }),
       ...(options.timerSlackMs === undefined ? {} : { timerSlackMs: options.timerSlackMs }),
+      ...(options.firstReadsWaiting === undefined ? {} : { firstReadsWaiting: options.firstReadsWaiting }),
     });
     cleanups.push(() => thread.close());
     const results: { target: MonitorTarget; result: CheckResult }[] = [];
@@ -490,6 +491,24 @@ describe('the checks thread (the build, dist/src/)', () => {
     await waitFor(() => mostAtOnce(from) >= 3, 'three runs at once', 15_000);
     expect(mostAtOnce(from)).toBeLessThanOrEqual(4);
   }, 40_000);
+
+  it('while pools wait for their first read the thread starts checks one per 10 ms; once they are read, every server is checked', async () => {
+    // A cold start: the daemon reads its pool files and programs IPVS on the main thread, and the
+    // checks' first connects must not take the one CPU from it.
+    let waiting = 1;
+    const ips = Array.from({ length: 60 }, (_, i) => loopbackAddress(900 + i));
+    const { server, watch } = await start(ips, { firstReadsWaiting: () => waiting });
+    const config = proxyFetchConfig({ intervalMs: 60_000, timeoutMs: 5_000, urls: ['http://pool.example/health'] });
+    for (const ip of ips) watch(config, ip);
+    await waitFor(() => server.arrivals.length >= 20, 'twenty first checks while held', 10_000);
+    // At one start per 10 ms, twenty take at least 190 ms (the start pacer alone spreads them at 500 a second: 40 ms).
+    const times = server.arrivals.map((a) => a.t).sort((a, b) => a - b);
+    expect(times[19]! - times[0]!).toBeGreaterThanOrEqual(150);
+    // Read: the rest start at the thread's own pace, and every server is checked.
+    waiting = 0;
+    await waitFor(() => new Set(server.arrivals.map((a) => a.ip)).size === ips.length, 'every server checked once the pools are read', 10_000);
+    expect(server.arrivals.every((a) => a.status === 200)).toBe(true);
+  });
 
   it('close() ends the thread with monitors still running, and their stop() resolves', async () => {
     const [one, other] = [loopbackAddress(823), loopbackAddress(824)];
