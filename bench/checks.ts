@@ -84,7 +84,7 @@ import { startCheckServers, type CheckServers } from './lib/check-servers-proces
 import type { LatencySummary } from './lib/latency-tracker.js';
 import { checkServerAddresses, formatKeepalivedConf, formatLegacyPool, formatPybalConf, type CheckedService, type PybalBgp } from './lib/checks-config.js';
 import { runGuestBench } from './lib/guest.js';
-import { guestCpuTicks, processCpuMs, processFaults, processRssBytes, processRssParts } from './lib/proc.js';
+import { guestCpuTicks, processCpuMs, processFaults, processRss, processRssBytes } from './lib/proc.js';
 import { snapshotPybalBuild } from './lib/pybal-build.js';
 import { median, worst } from './lib/stats.js';
 import { DAEMON_NODE_OPTIONS } from '../src/cli/node-options.js';
@@ -349,8 +349,8 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
         // Diagnosis: with --heapsnapshot-signal=SIGUSR2 in BENCH_PYBAL_NODE_FLAGS, node writes a heap snapshot of the main thread to its cwd.
         process.kill(measuredPid, 'SIGUSR2');
       }
-      rss.push(processRssBytes(measuredPid));
-      const parts = processRssParts(measuredPid);
+      const parts = processRss(measuredPid);
+      rss.push(parts.rss);
       rssAnon.push(parts.anon);
       rssFile.push(parts.file);
       if (parentPid !== undefined) parentRss.push(processRssBytes(parentPid));

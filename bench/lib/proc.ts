@@ -19,34 +19,29 @@ export function processFaults(pid: number | undefined): number {
   return Number(fields[7]) + Number(fields[9]);
 }
 
-/** Resident set size of a process in bytes (VmRSS), or NaN when it is gone. */
-export function processRssBytes(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
-    return line === undefined ? NaN : Number(line.replace(/\D+/g, '')) * 1024;
-  } catch {
-    return NaN;
-  }
-}
-
 /**
- * A process's resident memory in two parts, bytes: anonymous (heaps, malloc,
- * stacks) and file-backed (the executable's and libraries' pages it touched),
- * from /proc/<pid>/status; NaNs when it is gone.
+ * A process's resident memory, bytes, from one read of /proc/<pid>/status:
+ * the whole (VmRSS), and its anonymous (heaps, malloc, stacks) and
+ * file-backed (the executable's and libraries' pages it touched) parts;
+ * NaNs when it is gone.
  */
-export function processRssParts(pid: number | undefined): { anon: number; file: number } {
-  if (pid === undefined) return { anon: NaN, file: NaN };
+export function processRss(pid: number | undefined): { rss: number; anon: number; file: number } {
+  if (pid === undefined) return { rss: NaN, anon: NaN, file: NaN };
   try {
     const lines = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n');
     const kb = (key: string): number => {
       const line = lines.find((l) => l.startsWith(key));
       return line === undefined ? NaN : Number(line.replace(/\D+/g, '')) * 1024;
     };
-    return { anon: kb('RssAnon:'), file: kb('RssFile:') };
+    return { rss: kb('VmRSS:'), anon: kb('RssAnon:'), file: kb('RssFile:') };
   } catch {
-    return { anon: NaN, file: NaN };
+    return { rss: NaN, anon: NaN, file: NaN };
   }
+}
+
+/** Resident set size of a process in bytes (VmRSS), or NaN when it is gone. */
+export function processRssBytes(pid: number | undefined): number {
+  return processRss(pid).rss;
 }
 
 /** The machine's CPU time so far, busy and in all (ticks), from the first line of /proc/stat. */

@@ -36,9 +36,10 @@ export interface StallWatchOptions {
   readonly every?: Every;
 }
 
-/** A repeating timer that never keeps the process alive (unref'd); returns its cancel. */
+/** A repeating timer: calls fn every ms until the cancel it returns is called. */
 export type Every = (fn: () => void, ms: number) => () => void;
 
+/** setInterval, unref'd: it never keeps the process alive. */
 export const everyUnref: Every = (fn, ms) => {
   const timer = setInterval(fn, ms);
   timer.unref();

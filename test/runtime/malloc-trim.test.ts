@@ -6,6 +6,7 @@
  * once why it cannot trim at all.
  */
 import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MEMTRIM_ADDON, buildNative } from '../../packaging/build-native.js';
 import { startMallocTrim, type MallocStats, type MemtrimAddon } from '../../src/runtime/malloc-trim.js';
@@ -14,7 +15,8 @@ import { loadNativeAddon } from '../../src/runtime/native-addon.js';
 let addonPath = '';
 beforeAll(() => {
   // Compiled here when missing or older than its source (npm run build does the same).
-  addonPath = buildNative().replace(/dist\/native\/sockmark\.node$/, MEMTRIM_ADDON);
+  buildNative();
+  addonPath = resolve(MEMTRIM_ADDON);
 });
 
 describe('the memtrim addon', () => {
