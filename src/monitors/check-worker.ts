@@ -87,17 +87,21 @@ const runLimiter = createRunLimiter(config.runcommandMaxConcurrent);
  * The daemon's control-plane jobs (pool reads, publishes, reconciles) run on
  * the main thread: none ever waits in this one, and each turn admits its
  * full batch. Except while the daemon's pools wait for their first read (a
- * cold start; the daemon says so, `hold`): then one start per HELD_ADMIT_MS,
- * so that the reads and the programming have the CPU first. A check admitted
- * late is late, never failed: its deadline starts after.
+ * cold start, or services a reload added; the daemon says so, `hold`): then
+ * monitors' first checks start one per HELD_ADMIT_MS, so that the reads and
+ * the programming have the CPU first. Monitors that have checked before keep
+ * their pace (admitLater): a reload adding a service whose pool file hangs
+ * never slows the running servers' checks. A check admitted late is late,
+ * never failed: its deadline starts after.
  */
 const HELD_ADMIT_MS = 10;
 let held = false;
-const admit = createAdmission(
+const admitFirst = createAdmission(
   ADMIT_PER_TURN,
   (fn) => void (held ? setTimeout(fn, HELD_ADMIT_MS) : setImmediate(fn)),
   () => (held ? 1 : 0),
 );
+const admitLater = createAdmission(ADMIT_PER_TURN, undefined, () => 0);
 const pinger = createFpingPinger({ clock, logger: new SentLogger('ping') });
 const arpWatch = createArpTheftWatch({ clock, logger: new SentLogger('arp'), intervalMs: config.arpWatchIntervalMs });
 /** A repeating timer of the thread's clock: the stall watch's wakes fall on the timers' grid, with the checks'. */
@@ -126,6 +130,7 @@ const makers = new Map<number, { make: MonitorMaker; users: number }>();
  * What every monitor shares is on the prototype, not in each of 10,000.
  */
 class ThreadMonitorDeps implements MonitorDeps {
+  private admitted = false;
   constructor(private readonly id: number) {}
   get clock(): typeof clock {
     return clock;
@@ -136,8 +141,11 @@ class ThreadMonitorDeps implements MonitorDeps {
   get pinger(): typeof pinger {
     return pinger;
   }
-  get admit(): typeof admit {
-    return admit;
+  /** Admission of this monitor's next check (or connect): its first goes through admitFirst, the rest through admitLater. */
+  admit(): Promise<void> {
+    if (this.admitted) return admitLater();
+    this.admitted = true;
+    return admitFirst();
   }
   get arpWatch(): typeof arpWatch {
     return arpWatch;

@@ -510,6 +510,31 @@ describe('the checks thread (the build, dist/src/)', () => {
     expect(server.arrivals.every((a) => a.status === 200)).toBe(true);
   });
 
+  it('while pools wait for their first read, servers checked before keep their interval; only first checks are held', async () => {
+    // A reload that adds a service whose pool file is slow to read (a hung NFS mount holds it up to
+    // 30 s) must not slow the checks of the servers already running: a failing one must still leave.
+    let waiting = 0;
+    const running = Array.from({ length: 4 }, (_, i) => loopbackAddress(970 + i));
+    const added = Array.from({ length: 200 }, (_, i) => loopbackAddress(1000 + i));
+    const { server, watch, at } = await start([...running, ...added], { firstReadsWaiting: () => waiting });
+    const fast = proxyFetchConfig({ ...FAST, urls: ['http://running.example/health'] });
+    const olds = running.map((ip) => watch(fast, ip));
+    await waitFor(() => olds.every((w) => w.checks.length >= 2), 'the running servers checked');
+    waiting = 1;
+    const slow = proxyFetchConfig({ intervalMs: 60_000, timeoutMs: 5_000, urls: ['http://added.example/health'] });
+    for (const ip of added) watch(slow, ip);
+    const before = running.map((ip) => at(ip).length);
+    await new Promise((r) => setTimeout(r, 1_500));
+    const firstChecks = added.filter((ip) => at(ip).length > 0).length;
+    // The added servers' first checks are still held: at one per 10 ms, 200 take 2 s.
+    expect(firstChecks).toBeLessThan(added.length);
+    // Every running server was checked at its 250 ms interval meanwhile (six in 1.5 s; behind the
+    // added servers' first checks each would have waited up to 2 s for one).
+    running.forEach((ip, i) => expect(at(ip).length - before[i]!, ip).toBeGreaterThanOrEqual(4));
+    waiting = 0;
+    await waitFor(() => added.every((ip) => at(ip).length > 0), 'every added server checked once the pools are read', 10_000);
+  });
+
   it('close() ends the thread with monitors still running, and their stop() resolves', async () => {
     const [one, other] = [loopbackAddress(823), loopbackAddress(824)];
     const { thread, watch, at } = await start([one, other]);
