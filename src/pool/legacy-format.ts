@@ -27,16 +27,25 @@ const TERMS: FormatTerms = { int: 'an int', bool: 'True or False', str: 'str', k
  */
 const JUNK = /[\x00-\x08\x0e-\x1f\x7f]/;
 
-function toEntryValue(value: PyValue): EntryValue {
-  const shown = `${pyTypeName(value)} ${clip(formatPyValue(value))}`;
-  switch (value.type) {
-    case 'int':
-    case 'str':
-    case 'bool':
-      return { type: value.type, value: value.value, shown } as EntryValue;
-    default:
-      return { type: 'other', shown };
+/**
+ * A value of a line as the entry rules take it. Its `shown` (type and value,
+ * for a message) is made when a message needs it: made for every value of
+ * every line, it was a third of what reading a pool allocated.
+ */
+class LegacyEntryValue {
+  readonly type: EntryValue['type'];
+  readonly value: number | string | boolean | undefined;
+  constructor(private readonly py: PyValue) {
+    this.type = py.type === 'int' || py.type === 'str' || py.type === 'bool' ? py.type : 'other';
+    this.value = this.type === 'other' ? undefined : (py as { value: number | string | boolean }).value;
   }
+  get shown(): string {
+    return `${pyTypeName(this.py)} ${clip(formatPyValue(this.py))}`;
+  }
+}
+
+function toEntryValue(value: PyValue): EntryValue {
+  return new LegacyEntryValue(value) as EntryValue;
 }
 
 /**
