@@ -214,6 +214,27 @@ export class Daemon {
     return this.serviceConfigs().every((s) => this.programmed(s));
   }
 
+  /**
+   * allProgrammed, for a caller that asks after every reconcile until it is
+   * true (the start-up, the BGP side's graceful restart): the services before
+   * the first one `scan` last found not programmed are not looked at again
+   * until every later one is, and then every service is, once. At 1,000
+   * services, looking at all of them each time took 0.5 s of a cold start.
+   */
+  allProgrammedScan(scan: { from: number }): boolean {
+    let i = 0;
+    for (const runtime of this.services.values()) {
+      if (i++ < scan.from) continue;
+      if (!this.programmed(runtime.config)) {
+        scan.from = i - 1;
+        return false;
+      }
+    }
+    // Every later one is; one before may have changed since (a pool edit, a reload): all once.
+    scan.from = 0;
+    return this.allProgrammed();
+  }
+
   /** How many configured services are in the kernel as configured. */
   programmedCount(): number {
     return this.serviceConfigs().filter((s) => this.programmed(s)).length;

@@ -473,13 +473,14 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   // Graceful restart: the kernel forwards for a family when a service of it
   // was in IPVS at start or is programmed now; the table is ready when every
   // configured service is programmed.
+  const tableScan = { from: 0 };
   bgp.watchTable({
     forwarding: () => {
       const families = new Set<AddressFamily>();
       for (const s of config.services) if (pooledAtStartFamilies.has(s.family) || ipvs.isProgrammed(serviceKeyFromConfig(s))) families.add(s.family);
       return [...families];
     },
-    ready: () => daemon.allProgrammed(),
+    ready: () => daemon.allProgrammedScan(tableScan),
   });
   // Says when something held the event loop long enough to delay checks, BGP or the API.
   const stallWatch = startStallWatch({ logger: log });
@@ -551,9 +552,10 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   let readyWait: Timer | undefined;
   let started = false;
   const readyAt = clock.now() + READY_WAIT_MAX_MS;
+  const startupScan = { from: 0 };
   const finishStartup = (): void => {
     if (started || stopping) return;
-    const programmed = daemon.allProgrammed();
+    const programmed = daemon.allProgrammedScan(startupScan);
     if (!programmed && clock.now() < readyAt) return;
     started = true;
     readyWait?.cancel();
