@@ -436,6 +436,42 @@ describe('Daemon', () => {
     expect(announced()).toEqual(['192.0.2.11', '192.0.2.12']);
   });
 
+  it('allProgrammedScan says what allProgrammed says, looking again only from the first service it found not programmed', () => {
+    const services = Array.from({ length: 5 }, (_, i) => serviceConfig(`s${i}`, `192.0.2.${11 + i}`));
+    const t = setup(services);
+    t.daemon.start();
+    t.coordinators.forEach((c, i) => c.set([server(`mw${i}`, `198.51.100.${i + 1}`)]));
+    t.flush();
+    let looks = 0;
+    const has = t.programmed.has.bind(t.programmed);
+    t.programmed.has = (address: string) => {
+      looks++;
+      return has(address);
+    };
+    const scan = { from: 0 };
+    const both = (): boolean => {
+      const scanned = t.daemon.allProgrammedScan(scan);
+      expect(scanned).toBe(t.daemon.allProgrammed());
+      return scanned;
+    };
+    expect(both()).toBe(false);
+    // The kernel takes them out of order, and one at a time.
+    for (const address of ['192.0.2.15', '192.0.2.11', '192.0.2.12', '192.0.2.13']) {
+      t.programmed.add(address);
+      looks = 0;
+      expect(t.daemon.allProgrammedScan(scan)).toBe(false);
+      // Never the first services again once they were found programmed.
+      expect(looks).toBeLessThanOrEqual(3);
+    }
+    t.programmed.add('192.0.2.14');
+    expect(both()).toBe(true);
+    // One taken out again before the scan's place: not missed.
+    t.programmed.delete('192.0.2.11');
+    expect(both()).toBe(false);
+    t.programmed.add('192.0.2.11');
+    expect(both()).toBe(true);
+  });
+
   it('after an unchanged reload, every coordinator change still reaches IPVS', async () => {
     const text = serviceConfig('text', '192.0.2.11');
     const t = setup([text]);
