@@ -29,7 +29,10 @@
  * 3. Cold start of BENCH_SERVICES (default 1000) services x 10 servers,
  *    IdleConnection against real listeners: time to the first service in IPVS
  *    and to every service with all its servers (from the log, as in part 1,
- *    then confirmed by one dump); then `ipvsadm -R` of it.
+ *    then confirmed by one dump); then `ipvsadm -R` of it. BENCH_SERVICES_TRIALS
+ *    (default 1) runs it that many times; with BENCH_BASE_BUILD=<dist/cli of
+ *    another build> each trial runs that build first, then this one, in the
+ *    same boot (the guest's speed varies by a third from boot to boot).
  *
  * Real servers are 127/8 addresses: all of them local (one listener on
  * 0.0.0.0 serves them all to IdleConnection), and IPVS accepts local
@@ -68,6 +71,7 @@ import { processCpuMs, processRssBytes } from './lib/proc.js';
 import { median } from './lib/stats.js';
 import { parseProgressLine, serviceId, type ProgressLine, type WatchSpec } from './lib/table-progress.js';
 import { DAEMON_NODE_OPTIONS } from '../src/cli/node-options.js';
+import { snapshotPybalBuild } from './lib/pybal-build.js';
 
 const sizes = (text: string): number[] => text.split(',').map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0);
 const POOL_SIZES = sizes(process.env.BENCH_POOL_SIZES ?? '10000,100000');
@@ -77,6 +81,9 @@ const RESYNC_TRIALS = Number(process.env.BENCH_RESYNC_TRIALS ?? 3);
 /** A resync comes every 20 dumps: 40,000 servers dump in 3 to 4 s in the guest. */
 const RESYNC_WAIT_MS = 300_000;
 const SERVICES = Number(process.env.BENCH_SERVICES ?? 1000);
+const SERVICES_TRIALS = Math.max(1, Number(process.env.BENCH_SERVICES_TRIALS ?? 1));
+/** BENCH_BASE_BUILD=<dir>: the dist/cli directory of another build, whose cold start of many services runs beside this one's. */
+const BASE_BUILD = process.env.BENCH_BASE_BUILD;
 /** How long a daemon may take to get a table into the kernel before the case is reported as failed. */
 const APPLY_TIMEOUT_MS = Number(process.env.BENCH_APPLY_TIMEOUT_S ?? 300) * 1000;
 const WEIGHT_TIMEOUT_MS = 20_000;
@@ -119,10 +126,14 @@ interface Daemon {
   readonly spawnedAt: number;
 }
 
-function spawnDaemon(dir: string, conf: string, name: string, extraArgs: readonly string[] = []): Daemon {
+/** The pybal.js of this build (and of BENCH_BASE_BUILD's), copied when the bench starts (bench/lib/pybal-build.ts). */
+let pybalMain = '';
+let baseMain = '';
+
+function spawnDaemon(dir: string, conf: string, name: string, extraArgs: readonly string[] = [], main = pybalMain): Daemon {
   const logPath = join(dir, `${name}.log`);
   const profile = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-  const argv = [process.execPath, ...DAEMON_NODE_OPTIONS, ...PYBAL_NODE_FLAGS, ...profile, join(repoRoot(), 'dist/cli/pybal.js'), '-c', conf, '--log-file', logPath, '--control-socket', join(dir, `${name}.sock`), ...extraArgs];
+  const argv = [process.execPath, ...DAEMON_NODE_OPTIONS, ...PYBAL_NODE_FLAGS, ...profile, main, '-c', conf, '--log-file', logPath, '--control-socket', join(dir, `${name}.sock`), ...extraArgs];
   const spawnedAt = Date.now();
   const proc = new LabProcess(name, argv, { cwd: repoRoot(), logPath: join(dir, `${name}.out`) });
   return { proc, logPath, spawnedAt };
@@ -376,11 +387,11 @@ async function coldPool(dir: string, client: IpvsClient, n: number): Promise<voi
 async function coldStart(
   dir: string,
   client: IpvsClient,
-  c: { label: string; name: string; conf: string; slots: readonly ServiceSlot[]; destsPerService: number },
+  c: { label: string; name: string; conf: string; slots: readonly ServiceSlot[]; destsPerService: number; main?: string },
 ): Promise<void> {
   const servers = c.slots.length * c.destsPerService;
   note(`${c.label}...`);
-  const daemon = spawnDaemon(dir, c.conf, c.name);
+  const daemon = spawnDaemon(dir, c.conf, c.name, [], c.main);
   const api = startApiPoller(`http://127.0.0.1:${METRICS_PORT}/pools`, API_PERIOD_MS);
   try {
     const started = await coldStartFromLog(daemon);
@@ -607,8 +618,23 @@ async function coldServices(dir: string, client: IpvsClient): Promise<RestoreSer
   const conf = join(dir, 'services.conf');
   writeFileSync(conf, formatPoolsConf(services, METRICS_PORT));
   const label = `cold start, ${SERVICES} services x ${SERVERS_PER_SERVICE}, IdleConnection`;
-  await coldStart(dir, client, { label, name: 'services', conf, slots, destsPerService: SERVERS_PER_SERVICE });
+  for (let trial = 1; trial <= SERVICES_TRIALS; trial++) {
+    const nth = SERVICES_TRIALS > 1 ? ` #${trial}` : '';
+    if (BASE_BUILD !== undefined) await coldStart(dir, client, { label: `${label}, base build${nth}`, name: 'services-base', conf, slots, destsPerService: SERVERS_PER_SERVICE, main: baseMain });
+    await coldStart(dir, client, { label: `${label}${nth}`, name: 'services', conf, slots, destsPerService: SERVERS_PER_SERVICE });
+  }
   return restore;
+}
+
+/** Each build's median cold start of many services over the trials, and their ratio. */
+function servicesSummary(): void {
+  const of = (base: boolean): number[] =>
+    rows.filter((r) => r.label.startsWith('cold start, ') && r.label.includes(' services x ') && r.label.includes('base build') === base && Number.isFinite(r.applyMs)).map((r) => r.applyMs);
+  const mine = of(false);
+  const base = of(true);
+  if (mine.length === 0) return;
+  say(`cold start of ${SERVICES} services: this build median ${secs(median(mine))} s over ${mine.length} (${mine.map(secs).join(', ')})`);
+  if (base.length > 0) say(`cold start of ${SERVICES} services: base build median ${secs(median(base))} s over ${base.length} (${base.map(secs).join(', ')}); this/base ${(median(mine) / median(base)).toFixed(2)}`);
 }
 
 // ---------------------------------------------------------------- main
@@ -664,6 +690,8 @@ async function measure(): Promise<void> {
   say(`pools benchmark: UML guest kernel ${release()} (one CPU), node ${process.version}; the daemon is dist/cli/pybal.js (bgp = no), measured from outside; nothing is asserted`);
   say(`  peer: ${peer}, run as PyBal runs it: \`ipvsadm -R\` with the table's commands on its stdin (-A -t VIP:PORT -s wrr, -a -t VIP:PORT -r IP -w 10), process start included`);
   say(`  real servers: 127/8 addresses (local; IPVS accepts them); pool files on the guest's tmpfs, replaced by rename; API client: GET /pools every ${API_PERIOD_MS} ms, latency from when each request was due`);
+  pybalMain = snapshotPybalBuild();
+  if (BASE_BUILD !== undefined) baseMain = snapshotPybalBuild(BASE_BUILD, 'pybal-base-build');
   const dir = mkdtempSync(join(tmpdir(), 'pybal-bench-pools-'));
   const client = await createIpvsClient({ clock, timeoutMs: 120_000 });
   let servers: ChildProcess | undefined;
@@ -689,13 +717,14 @@ async function measure(): Promise<void> {
       if (RESYNC_TRIALS > 0) await weightChange(dir, client, n, [], true);
     }
     if (SERVICES > 0) {
+      const first = rows.length;
       const restore = await coldServices(dir, client);
       const peerMs = await peerApply(client, restore);
-      const i = rows.length - 1;
-      rows[i] = { ...rows[i]!, peerMs };
+      for (let i = first; i < rows.length; i++) rows[i] = { ...rows[i]!, peerMs };
       note(`ipvsadm -R of ${SERVICES} services x ${SERVERS_PER_SERVICE}: ${secs(peerMs)} s`);
     }
     printTable();
+    servicesSummary();
     say('');
     say('  daemon s: cold rows from spawn (node start, config, pool read, IPVS); "running" rows from the pool file write; first in IPVS: the first destination (one service) or service (many)');
     say('  lag max: nodejs_eventloop_lag_max_seconds (prom-client, since the daemon started or since the scrape just before the write); CPU: since spawn, or during the growth');
