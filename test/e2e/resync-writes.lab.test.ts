@@ -6,9 +6,9 @@
 // servers), no monitors, `ipvs-resync-interval = 1` (the manager stretches it
 // to 20 times a dump, some tens of seconds here) and --debug, whose lines say
 // when a resync starts dumping and when the write loop merges its dump. From
-// each start line until the merge line the test edits one server's weight
-// in the pool file after another (servers the dump has read already, so
-// that it holds their old weights); one server is edited by hand with
+// a second before each resync is due until its merge line the test edits one
+// server's weight in the pool file after another (servers the dump reads
+// first, so that it holds their old weights); one server is edited by hand with
 // `ipvsadm -e` meanwhile. Then, after one more whole resync:
 //   - every edit was acknowledged (the daemon's line, logged once the kernel
 //     answered), some of them while the dump was still reading (before the
@@ -25,9 +25,10 @@ import { startLab, type Lab } from '../lab/lab.js';
 import { E2eConfig, E2ePybal, poolLine } from './pybal-lab.js';
 
 const SERVERS = 20_000;
-/** Edits per resync at most (one every EDIT_EVERY_MS while the dump runs). */
-const EDITS_PER_RESYNC = 12;
+/** Edits per resync at most (one every EDIT_EVERY_MS from EDIT_LEAD_MS before it is due until it merges). */
+const EDITS_PER_RESYNC = 16;
 const EDIT_EVERY_MS = 250;
+const EDIT_LEAD_MS = 1_000;
 const RESYNCS_WITH_EDITS = 2;
 /** A resync comes every 20 dumps of 20,000 servers: about a minute in a slow guest. */
 const RESYNC_WAIT_MS = 240_000;
@@ -115,15 +116,29 @@ describe('e2e: pool edits while a periodic resync dumps 20,000 servers', () => {
       // before the edits that follow land (the dump holds the old weight).
       let next = SERVERS - 1;
       let editedDuringDump = 0;
-      let from = lines().length;
+      const dumping = /IPVS: resync: dumping/;
+      const merging = /IPVS: resync: merging/;
+      // The resync period, from two starts in a row (the manager stretches it to 20 dumps).
+      const first = await waitForLine(dumping, lines().length, 'a resync to start');
+      let lastStart = await waitForLine(dumping, first + 1, 'the next resync to start');
+      let periodMs = timeOf(lines()[lastStart]!) - timeOf(lines()[first]!);
+      await waitForLine(merging, lastStart, 'that resync to merge');
       for (let round = 0; round < RESYNCS_WITH_EDITS; round++) {
         if (round === 1) {
           // By hand, before the resync that finds it (or the one after).
           await lab.execOk('director', ['ipvsadm', '-e', '-t', `${vip}:80`, '-r', `${handEdited}:80`, '-g', '-w', '99']);
         }
-        const started = await waitForLine(/IPVS: resync: dumping/, from, `resync ${round + 1} to start`);
+        // Edits from EDIT_LEAD_MS before the next resync is due until it merges: an edit takes
+        // some hundreds of ms to reach the kernel (the settle time, a read of 20,000 lines, the
+        // write), and in a fast boot a dump reads in less, so edits begun as it starts could
+        // all land after it.
+        const dueMs = timeOf(lines()[lastStart]!) + periodMs;
+        await new Promise((r) => setTimeout(r, Math.max(0, dueMs - EDIT_LEAD_MS - Date.now())));
+        const from = lines().length;
         const roundEdits: { host: string; weight: number }[] = [];
-        while (lineIndex(/IPVS: resync: merging/, started) < 0 && roundEdits.length < EDITS_PER_RESYNC) {
+        for (;;) {
+          const begun = lineIndex(dumping, from);
+          if ((begun >= 0 && lineIndex(merging, begun) >= 0) || roundEdits.length >= EDITS_PER_RESYNC) break;
           const host = hosts[next]!;
           next -= 97;
           const weight = 3 + (edits.length % 5);
@@ -133,22 +148,24 @@ describe('e2e: pool edits while a periodic resync dumps 20,000 servers', () => {
           roundEdits.push({ host, weight });
           await new Promise((r) => setTimeout(r, EDIT_EVERY_MS));
         }
-        const merged = await waitForLine(/IPVS: resync: merging/, started, `resync ${round + 1} to merge`);
+        const started = await waitForLine(dumping, from, `resync ${round + 1} to start`);
+        const merged = await waitForLine(merging, started, `resync ${round + 1} to merge`);
         const readMs = Number(/read in (\d+) ms/.exec(lines()[merged]!)?.[1]);
         const dumpEndMs = timeOf(lines()[started]!) + readMs;
         for (const e of roundEdits) {
           const acked = await waitForLine(ackOf(e.host, e.weight), from, `the edit of ${e.host} to ${e.weight} acknowledged`, 30_000);
           if (acked > started && timeOf(lines()[acked]!) < dumpEndMs) editedDuringDump++;
         }
-        from = merged + 1;
+        periodMs = timeOf(lines()[started]!) - timeOf(lines()[lastStart]!);
+        lastStart = started;
       }
       // Some edits went in while a dump was reading (else this test proved nothing).
       expect(editedDuringDump, lines().filter((l) => /resync|edit server/.test(l)).slice(-60).join('\n')).toBeGreaterThan(0);
 
       // One whole resync after the last edit: one that dumps after it and merges.
       const after = lines().length;
-      const lastStart = await waitForLine(/IPVS: resync: dumping/, after, 'a resync after the last edit');
-      await waitForLine(/IPVS: resync: merging/, lastStart, 'that resync to merge');
+      const finalStart = await waitForLine(dumping, after, 'a resync after the last edit');
+      await waitForLine(merging, finalStart, 'that resync to merge');
       // Its repair is logged just after the merge line; the hand edit's drift was found by now.
       await waitFor(async () => ((await kernelWeights()).get(handEdited) === 10 ? true : undefined), { timeoutMs: 30_000, intervalMs: 2_000, what: 'the hand edit repaired' });
 
