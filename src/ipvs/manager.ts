@@ -386,9 +386,8 @@ export class IpvsManager {
     // each time, 1,000 services programmed one publish after another at a cold
     // start copied a million entries.
     const next = this.desiredInUse === this.desired ? new Map(this.desired) : this.desired;
-    const cache = this.desiredCache;
     for (const s of changed) {
-      const id = this.takeDesired(s, next, cache);
+      const id = this.takeDesired(s, next, this.desiredCache);
       if (id !== undefined) this.removals.delete(id);
     }
     this.desired = next;

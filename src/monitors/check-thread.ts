@@ -29,7 +29,8 @@ import type { CheckResult, MonitorReport, MonitorTarget, StartOptions } from './
 const READY_EVERY_MS = 250;
 /**
  * While pools wait for their first read (a cold start), the thread is told
- * to start checks slower (check-worker.ts, HELD_ADMIT_MS), and this side
+ * to start monitors' first checks slower (check-worker.ts, HELD_ADMIT_MS;
+ * servers checked before keep their pace), and this side
  * looks this often whether they still do. On one CPU the checks thread's
  * first connects took half of it from the reads and the programming: a cold
  * start of 1,000 services x 10 took 13.7 s in the lab guest where the same
