@@ -84,7 +84,7 @@ import { startCheckServers, type CheckServers } from './lib/check-servers-proces
 import type { LatencySummary } from './lib/latency-tracker.js';
 import { checkServerAddresses, formatKeepalivedConf, formatLegacyPool, formatPybalConf, type CheckedService, type PybalBgp } from './lib/checks-config.js';
 import { runGuestBench } from './lib/guest.js';
-import { guestCpuTicks, processCpuMs, processFaults, processRss, processRssBytes } from './lib/proc.js';
+import { guestCpuTicks, pageFaultCostUs, processCpuMs, processFaults, processRss, processRssBytes } from './lib/proc.js';
 import { snapshotPybalBuild } from './lib/pybal-build.js';
 import { median, worst } from './lib/stats.js';
 import { DAEMON_NODE_OPTIONS } from '../src/cli/node-options.js';
@@ -161,6 +161,8 @@ let baseMain = '';
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
+/** This boot's cost of a page's first touch, us (pageFaultCostUs), measured once before the rounds. */
+let faultCostUs = NaN;
 const note = (line: string): void => void process.stderr.write(`  ${line}\n`);
 
 // ---------------------------------------------------------------- peers
@@ -557,7 +559,7 @@ function roundLine(r: RoundFigures): string {
   }
   return (
     `  ${r.size} @ ${r.intervalSec} s, round ${r.round}, ${r.peer}: ${f(t.checksPerSecond, 1)} checks/s (of ${f(r.size / r.intervalSec, 0)}), ` +
-    `cpu ${f(r.cpuMsPer1000, 1)} ms per 1,000 checks (${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s), ${f(r.faultsPerCheck, 2)} page faults per check, rss ${f(r.rssMb, 1)} MB (anon ${f(r.rssAnonMb, 1)}, file ${f(r.rssFileMb, 1)})${heap}, ` +
+    `cpu ${f(r.cpuMsPer1000, 1)} ms per 1,000 checks (${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s), ${f(r.faultsPerCheck, 2)} page faults per check (about ${f((r.faultsPerCheck * faultCostUs) / 1000, 3)} ms of CPU each), rss ${f(r.rssMb, 1)} MB (anon ${f(r.rssAnonMb, 1)}, file ${f(r.rssFileMb, 1)})${heap}, ` +
     `on time ${pct(t.onTimeShare)} (gaps p50 ${f(t.gapP50)} p99 ${f(t.gapP99)} max ${f(t.gapMax)} intervals; ${t.unchecked} servers unchecked)${parent}; ` +
     `first sweep ${f(r.firstSweepSec, 1)} s after start; ${r.ipvsDests} IPVS destinations; ` +
     `guest cpu busy ${pct(r.guestBusyShare)}, ${f(r.guestCpuMsPer1000, 1)} ms per 1,000 checks (real servers ${f(r.serversCpuMsPerSec, 0)} ms/s)${stalls}` +
@@ -631,6 +633,8 @@ async function measure(): Promise<void> {
       : `checks benchmark: UML guest kernel (one CPU), node ${process.version} (pybal with ${[...PYBAL_ENV, ...DAEMON_NODE_OPTIONS, ...PYBAL_NODE_FLAGS].join(' ')}${BASE_BUILD === undefined ? '' : `; pybal-base ${BASE_BUILD} with ${DAEMON_NODE_OPTIONS.join(' ')}`}), ${version}, pybal at ${head}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers; figures only`,
   );
   say(`on time = share of server-time in the window when the server's latest check was at most ${TOLERANCE} intervals old; gaps between successive checks of a server in intervals; window ${WINDOW_SECONDS} s`);
+  faultCostUs = pageFaultCostUs();
+  say(`this boot: a page's first touch (a minor fault) costs ${f(faultCostUs, 0)} us (64 MiB touched by the bench's own process); a round's faults per check times that is what they cost of its CPU per check`);
   say(
     BGP
       ? `bgp: pybal holds a session (hold ${PYBAL_BGP.holdTimeSec} s) to a measuring peer on ${BGP_PEER.host}:${BGP_PEER.port} in the bench's process; gaps between pybal's KEEPALIVEs as they arrived there over the window (keepalived runs no BGP)`

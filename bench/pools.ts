@@ -67,7 +67,7 @@ import {
   type RestoreService,
   type ServiceSlot,
 } from './lib/pools-config.js';
-import { processCpuMs, processRssBytes } from './lib/proc.js';
+import { pageFaultCostUs, processCpuMs, processFaults, processRssBytes } from './lib/proc.js';
 import { median } from './lib/stats.js';
 import { parseProgressLine, serviceId, type ProgressLine, type WatchSpec } from './lib/table-progress.js';
 import { DAEMON_NODE_OPTIONS } from '../src/cli/node-options.js';
@@ -106,6 +106,8 @@ const FIRST_PORT = 18000;
 const clock = createSystemClock();
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
+/** This boot's cost of a page's first touch, us (pageFaultCostUs), measured once before the cases. */
+let faultCostUs = NaN;
 /** Progress, on stderr (the figures go to stdout). */
 const note = (line: string): void => void process.stderr.write(`  ${line}\n`);
 const secs = (ms: number): string => (Number.isFinite(ms) ? (ms / 1000).toFixed(2) : 'n/a');
@@ -310,6 +312,8 @@ interface ApplyRow {
   readonly apiErrors?: string[];
   readonly lagMaxS?: number;
   readonly cpuMs?: number;
+  /** The daemon's page faults (minor and major) so far. */
+  readonly faults?: number;
   readonly rssBytes?: number;
   readonly ipvsRequests?: number;
   readonly watch?: WatchStats;
@@ -397,11 +401,12 @@ async function coldStart(
     const started = await coldStartFromLog(daemon);
     const latency = await api.stop();
     const cpuMs = processCpuMs(daemon.proc.pid);
+    const faults = processFaults(daemon.proc.pid);
     await confirmTable(client, c.slots, c.destsPerService);
     const m = await scrape();
     const row: ApplyRow = {
       label: c.label, servers, applyMs: started.doneMs, firstMs: started.firstMs,
-      api: latency, apiErrors: api.errors(), lagMaxS: m.lagMaxS, cpuMs, rssBytes: processRssBytes(daemon.proc.pid), ipvsRequests: m.ipvsRequests,
+      api: latency, apiErrors: api.errors(), lagMaxS: m.lagMaxS, cpuMs, faults, rssBytes: processRssBytes(daemon.proc.pid), ipvsRequests: m.ipvsRequests,
     };
     rows.push(row);
     note(`${c.label}: first in IPVS at ${secs(row.firstMs ?? NaN)} s, all at ${secs(row.applyMs)} s (${started.line}), API worst ${apiText(latency)} ms, lag max ${(m.lagMaxS * 1000).toFixed(0)} ms`);
@@ -646,11 +651,12 @@ function printTable(): void {
       '(nothing dumps the table before: a dump of 10,000 destinations would take the CPU from the daemon); first in IPVS: the first line saying the kernel took a batch. ' +
       `running rows: from the pool file write to every destination in the kernel, polled every ${APPLY_POLL_MS} ms or 3x the last poll's duration if longer, from its own process, counting dump replies undecoded`,
   );
-  const header = ['case', 'servers', 'daemon s', 'ipvsadm -R s', 'daemon/ipvsadm', 'first in IPVS s', 'API worst ms (GET /pools every 50 ms)', 'lag max ms', 'daemon CPU s', 'RSS MB', 'IPVS req'];
+  const header = ['case', 'servers', 'daemon s', 'ipvsadm -R s', 'daemon/ipvsadm', 'first in IPVS s', 'API worst ms (GET /pools every 50 ms)', 'lag max ms', 'daemon CPU s', 'page faults (x cost = CPU s)', 'RSS MB', 'IPVS req'];
   const body = rows.map((r) => [
     r.label, String(r.servers), secs(r.applyMs), r.peerMs === undefined ? '-' : secs(r.peerMs),
     r.peerMs === undefined || !Number.isFinite(r.applyMs) ? '-' : (r.applyMs / r.peerMs).toFixed(2), r.firstMs === undefined ? '-' : secs(r.firstMs),
     apiText(r.api), r.lagMaxS === undefined ? '-' : (r.lagMaxS * 1000).toFixed(0), r.cpuMs === undefined ? '-' : secs(r.cpuMs),
+    r.faults === undefined ? '-' : `${r.faults} (${secs((r.faults * faultCostUs) / 1000)})`,
     r.rssBytes === undefined ? '-' : mb(r.rssBytes), r.ipvsRequests === undefined ? '-' : String(r.ipvsRequests),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
@@ -690,6 +696,8 @@ async function measure(): Promise<void> {
   say(`pools benchmark: UML guest kernel ${release()} (one CPU), node ${process.version}; the daemon is dist/cli/pybal.js (bgp = no), measured from outside; nothing is asserted`);
   say(`  peer: ${peer}, run as PyBal runs it: \`ipvsadm -R\` with the table's commands on its stdin (-A -t VIP:PORT -s wrr, -a -t VIP:PORT -r IP -w 10), process start included`);
   say(`  real servers: 127/8 addresses (local; IPVS accepts them); pool files on the guest's tmpfs, replaced by rename; API client: GET /pools every ${API_PERIOD_MS} ms, latency from when each request was due`);
+  faultCostUs = pageFaultCostUs();
+  say(`  this boot: a page's first touch (a minor fault) costs ${faultCostUs.toFixed(0)} us (64 MiB touched by the bench's own process); cold rows give the daemon's faults at the line, and what they cost of its CPU at that price`);
   pybalMain = snapshotPybalBuild();
   if (BASE_BUILD !== undefined) baseMain = snapshotPybalBuild(BASE_BUILD, 'pybal-base-build');
   const dir = mkdtempSync(join(tmpdir(), 'pybal-bench-pools-'));

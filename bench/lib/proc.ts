@@ -51,3 +51,20 @@ export function guestCpuTicks(): { busy: number; total: number } {
   // idle and iowait are fields 4 and 5
   return { busy: total - (fields[3] ?? 0) - (fields[4] ?? 0), total };
 }
+
+/**
+ * What a first touch of a page costs here, in microseconds: `mb` MiB taken
+ * fresh from the kernel and one byte written per 4 KiB page, timed (each
+ * write a minor page fault). In the UML guest a fault is a round trip through
+ * the guest's kernel and the host (about 190 us in the runs of 2026-12-06,
+ * 2 us on the host), so a process's faults are a large part of its CPU there:
+ * the benchmarks print this beside the daemon's faults to say how large.
+ */
+export function pageFaultCostUs(mb = 64): number {
+  const page = 4096;
+  const bytes = Buffer.allocUnsafeSlow(mb * 2 ** 20);
+  const t0 = process.hrtime.bigint();
+  for (let offset = 0; offset < bytes.length; offset += page) bytes[offset] = 1;
+  const ns = Number(process.hrtime.bigint() - t0);
+  return ns / 1000 / (bytes.length / page);
+}
