@@ -42,7 +42,7 @@ import { createSystemClock, type Clock, type Timer } from './runtime/clock.js';
 import { errorMessage, formatProblem } from './runtime/errors.js';
 import { createLogger, type LogFormat, type Logger } from './runtime/logger.js';
 import { finish, sliced } from './runtime/sliced.js';
-import { startMallocTrim } from './runtime/malloc-trim.js';
+import { padCHeapForStartUp, startMallocTrim } from './runtime/malloc-trim.js';
 import { startStallWatch } from './runtime/stall-watch.js';
 import { readVersion } from './runtime/version.js';
 
@@ -322,9 +322,12 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     return 1;
   }
 
+  // The C heap keeps more of what it frees while the daemon starts (src/runtime/malloc-trim.ts).
+  const startUpPad = padCHeapForStartUp();
   const loaded = await loadConfig(options.configFile);
   for (const warning of loaded.warnings) configLog.warn(formatProblem(warning));
   if (!loaded.config) {
+    startUpPad.end();
     for (const error of loaded.errors) configLog.error(formatProblem(error));
     configLog.fatal(`${options.configFile}: ${loaded.errors.length} error(s); not starting`);
     inbox.close();
@@ -558,6 +561,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     const programmed = daemon.allProgrammedScan(startupScan);
     if (!programmed && clock.now() < readyAt) return;
     started = true;
+    startUpPad.end();
     readyWait?.cancel();
     readyWait = undefined;
     const total = config.services.length;
@@ -714,6 +718,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   await ipvs.stop();
   await syncDaemons.stop();
   stallWatch.stop();
+  startUpPad.end();
   mallocTrim.stop();
   kernel.close();
   resyncKernel.close();

@@ -20,6 +20,13 @@
  *       malloc_trim(0) on libuv's thread pool (it takes each arena's lock in
  *       turn, never the event loop); resolves whether any memory was returned.
  *       Resolves false where the C library is not glibc.
+ *   topPad(bytes): boolean
+ *       mallopt(M_TOP_PAD, bytes): how much more than asked an arena takes
+ *       from the kernel when it grows, and keeps when it shrinks (glibc's
+ *       default 128 KiB). The daemon raises it while it starts: V8's helper
+ *       threads compile and collect then in scratch memory that an arena gave
+ *       back and took again at every job, each page a fresh fault (dear in the
+ *       lab guest). false where the C library is not glibc or refuses it.
  *
  * Built by packaging/build-native.ts: cc -Wall -Wextra -Werror -O2 -fPIC -shared.
  */
@@ -118,10 +125,28 @@ static napi_value trim(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+static napi_value top_pad(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  double bytes = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 1 || napi_get_value_double(env, argv[0], &bytes) != napi_ok || !(bytes >= 0 && bytes <= 1073741824.0)) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "memtrim.topPad: bytes must be a number from 0 to 1 GiB");
+    return NULL;
+  }
+  int done = 0;
+#ifdef __GLIBC__
+  done = mallopt(M_TOP_PAD, (int)bytes);
+#endif
+  if (napi_get_boolean(env, done != 0, &result) != napi_ok) return NULL;
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor properties[] = {
     { "stats", NULL, stats, NULL, NULL, NULL, napi_enumerable, NULL },
     { "trim", NULL, trim, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "topPad", NULL, top_pad, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok) return NULL;
   return exports;

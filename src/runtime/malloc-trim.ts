@@ -35,6 +35,8 @@ export interface MemtrimAddon {
   stats(): MallocStats | null;
   /** malloc_trim(0) on the thread pool: whether anything was returned. */
   trim(): Promise<boolean>;
+  /** mallopt(M_TOP_PAD, bytes): false where the C library is not glibc or refused it. */
+  topPad(bytes: number): boolean;
 }
 
 export interface MallocTrimOptions {
@@ -63,10 +65,51 @@ export interface MallocTrim {
   stop(): void;
 }
 
+const MEMTRIM_FUNCTIONS: readonly (keyof MemtrimAddon)[] = ['stats', 'trim', 'topPad'];
+
+/** glibc's own M_TOP_PAD (mallopt(3)): what an arena takes beyond a request when it grows and keeps when it shrinks. */
+export const DEFAULT_TOP_PAD_BYTES = 128 * 2 ** 10;
+/**
+ * M_TOP_PAD while the daemon starts. Then V8's helper threads compile the
+ * daemon's hot functions and collect its growing heap in scratch memory that
+ * glibc takes from their arenas and, at the end of each job, gives back to
+ * the kernel (an arena's free top past 128 KiB, M_TRIM_THRESHOLD, less this
+ * pad), so the next job's pages are fresh: a page fault each, about 190 us
+ * in the lab guest. A dry run of
+ * 1,000 services x 10 there: 32,000 faults to `Start-up complete` with the
+ * default, 25,000 with 16 MiB (V8's helper threads 10,000-11,000 instead of
+ * 17,000-19,000), and 8 to 13 % less CPU, in four runs each.
+ */
+export const START_TOP_PAD_BYTES = 16 * 2 ** 20;
+
+export interface StartUpPad {
+  /** Back to glibc's default pad (what the pad kept is trimmed with the rest, within the trimmer's interval). Once. */
+  end(): void;
+}
+
+/**
+ * Raises the C heap's top pad for the start-up (START_TOP_PAD_BYTES); end()
+ * puts glibc's default back. Nothing where the addon does not load or the C
+ * library is not glibc (startMallocTrim says so).
+ */
+export function padCHeapForStartUp(options: { readonly addon?: LoadedAddon<MemtrimAddon>; readonly bytes?: number } = {}): StartUpPad {
+  const loaded = options.addon ?? loadNativeAddon<MemtrimAddon>('memtrim', MEMTRIM_FUNCTIONS);
+  if ('reason' in loaded || !loaded.addon.topPad(options.bytes ?? START_TOP_PAD_BYTES)) return { end: () => undefined };
+  const addon = loaded.addon;
+  let ended = false;
+  return {
+    end: () => {
+      if (ended) return;
+      ended = true;
+      addon.topPad(DEFAULT_TOP_PAD_BYTES);
+    },
+  };
+}
+
 export function startMallocTrim(options: MallocTrimOptions = {}): MallocTrim {
   const intervalMs = options.intervalMs ?? 10_000;
   const minFreeBytes = options.minFreeBytes ?? 2 * 2 ** 20;
-  const loaded = options.addon ?? loadNativeAddon<MemtrimAddon>('memtrim', ['stats', 'trim']);
+  const loaded = options.addon ?? loadNativeAddon<MemtrimAddon>('memtrim', MEMTRIM_FUNCTIONS);
   const addon = 'reason' in loaded ? undefined : loaded.addon;
   let heap = addon?.stats() ?? undefined;
   let trims = 0;

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MEMTRIM_ADDON, buildNative } from '../../packaging/build-native.js';
-import { startMallocTrim, type MallocStats, type MemtrimAddon } from '../../src/runtime/malloc-trim.js';
+import { DEFAULT_TOP_PAD_BYTES, START_TOP_PAD_BYTES, padCHeapForStartUp, startMallocTrim, type MallocStats, type MemtrimAddon } from '../../src/runtime/malloc-trim.js';
 import { loadNativeAddon } from '../../src/runtime/native-addon.js';
 
 let addonPath = '';
@@ -20,8 +20,8 @@ beforeAll(() => {
 });
 
 describe('the memtrim addon', () => {
-  it('loads from dist/native with its two functions, and reads the C heap', () => {
-    const loaded = loadNativeAddon<MemtrimAddon>('memtrim', ['stats', 'trim']);
+  it('loads from dist/native with its three functions, and reads the C heap', () => {
+    const loaded = loadNativeAddon<MemtrimAddon>('memtrim', ['stats', 'trim', 'topPad']);
     if ('reason' in loaded) throw new Error(loaded.reason);
     const stats = loaded.addon.stats();
     expect(stats).not.toBeNull();
@@ -59,12 +59,73 @@ describe('the memtrim addon', () => {
   });
 });
 
+describe('the memtrim addon: topPad', () => {
+  // Buffers of 64 KiB (malloc'd, under glibc's mmap threshold) until the main arena grows:
+  // it grows by what was asked plus the pad, so the first step says which pad is in force.
+  const firstGrowth = (pad: number): number => {
+    const script = `
+      const addon = require(${JSON.stringify(addonPath)});
+      if (!addon.topPad(${pad})) throw new Error('topPad refused');
+      const kept = [];
+      const start = addon.stats().heapBytes;
+      let now = start;
+      for (let i = 0; i < 4096 && now === start; i++) {
+        kept.push(Buffer.alloc(64 * 1024, 1));
+        now = addon.stats().heapBytes;
+      }
+      console.log(JSON.stringify({ growth: now - start }));`;
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 });
+    expect(child.status, child.stderr).toBe(0);
+    return (JSON.parse(child.stdout) as { growth: number }).growth;
+  };
+
+  it('makes an arena grow by that much more than asked; glibc\'s default by 128 KiB', () => {
+    const MiB = 2 ** 20;
+    const padded = firstGrowth(START_TOP_PAD_BYTES);
+    const plain = firstGrowth(DEFAULT_TOP_PAD_BYTES);
+    expect(padded).toBeGreaterThanOrEqual(16 * MiB);
+    expect(plain).toBeGreaterThan(0);
+    expect(plain).toBeLessThan(1 * MiB);
+  });
+
+  it('refuses what is not a size', () => {
+    const loaded = loadNativeAddon<MemtrimAddon>('memtrim', ['topPad']);
+    if ('reason' in loaded) throw new Error(loaded.reason);
+    expect(() => loaded.addon.topPad(-1)).toThrow(/bytes must be a number from 0 to 1 GiB/);
+    expect(() => (loaded.addon.topPad as (x: unknown) => boolean)('16M')).toThrow(/bytes must be a number/);
+    // Leave this process as it was.
+    expect(loaded.addon.topPad(DEFAULT_TOP_PAD_BYTES)).toBe(true);
+  });
+});
+
+describe('padCHeapForStartUp', () => {
+  it('raises the pad for the start-up and puts glibc\'s default back once, at its end', () => {
+    const pads: number[] = [];
+    const addon: MemtrimAddon = { ...fakeAddon({ free: 0 }).addon, topPad: (bytes) => (pads.push(bytes), true) };
+    const pad = padCHeapForStartUp({ addon: { addon } });
+    expect(pads).toEqual([16 * 2 ** 20]);
+    pad.end();
+    pad.end();
+    expect(pads).toEqual([16 * 2 ** 20, 128 * 1024]);
+  });
+
+  it('does nothing where the addon is missing or glibc refuses the pad', () => {
+    const pads: number[] = [];
+    padCHeapForStartUp({ addon: { reason: 'missing' } }).end();
+    const refused = padCHeapForStartUp({ addon: { addon: { ...fakeAddon(null).addon, topPad: (bytes) => (pads.push(bytes), false) } } });
+    refused.end();
+    // Refused at the start: nothing to put back.
+    expect(pads).toEqual([16 * 2 ** 20]);
+  });
+});
+
 /** An addon whose heap the test sets, and whose trims it finishes when it wants. */
 function fakeAddon(heap: { free: number } | null) {
   const pending: ((released: boolean) => void)[] = [];
   const addon: MemtrimAddon = {
     stats: () => (heap === null ? null : { heapBytes: 50_000_000, inUseBytes: 20_000_000, freeBytes: heap.free }),
     trim: () => new Promise<boolean>((resolve) => pending.push(resolve)),
+    topPad: () => true,
   };
   return { addon, pending };
 }
@@ -119,7 +180,7 @@ describe('startMallocTrim', () => {
   });
 
   it('a trim that fails lets the next one run', async () => {
-    const addon: MemtrimAddon = { stats: () => ({ heapBytes: 9e7, inUseBytes: 1e7, freeBytes: 8e7 }), trim: () => Promise.reject(new Error('cannot queue')) };
+    const addon: MemtrimAddon = { stats: () => ({ heapBytes: 9e7, inUseBytes: 1e7, freeBytes: 8e7 }), trim: () => Promise.reject(new Error('cannot queue')), topPad: () => true };
     const timer = manualTimer();
     let calls = 0;
     const trim = startMallocTrim({ addon: { addon: { ...addon, trim: () => (calls++, addon.trim()) } }, every: timer.every });
