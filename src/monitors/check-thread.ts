@@ -6,7 +6,8 @@
  * back in order, a batch every few milliseconds, and reaches the coordinator,
  * the metrics and pybal's log as it would from a monitor on this thread.
  *
- * The thread starts with the first monitor. A data-path monitor's route says
+ * The thread starts with the first monitor, or at a cold start once the pools
+ * are read (SPAWN_WAIT_MAX_MS). A data-path monitor's route says
  * whether its probe service is in the kernel; that is read here and sent to
  * the thread when it changes (at most READY_EVERY_MS late: until then the
  * check goes to the server's own address, as before the probe service is in).
@@ -59,6 +60,18 @@ const TURN_PAUSE_MS = 10;
 /** How long after an unexpected exit the thread is started again. */
 const RESTART_AFTER_MS = 1_000;
 /**
+ * At a cold start the thread is started once no pool waits for its first
+ * read, or this long after the first monitor asked for it, whichever comes
+ * first. A thread's start is Node's own bootstrap of it (in Node 20 a worker
+ * has no start-up snapshot: it compiles Node's internal modules again), 1.5
+ * to 2.5 s of CPU in the lab guest, which on one CPU came out of the
+ * programming of the services. Its monitors' first checks wait for it; while
+ * pools wait they would have been held back to one per 10 ms anyway.
+ */
+const SPAWN_WAIT_MAX_MS = 10_000;
+/** Monitors sent to a thread just started, per message and per turn of the event loop (one message of 10,000 held the loop). */
+const STARTS_PER_TURN = 500;
+/**
  * A thread silent this long is stuck (a check's regular expression that
  * backtracks for ever, a bug): it is ended and started again. It says how
  * its event loop is doing every second; its collections held it 2 s at most
@@ -85,6 +98,8 @@ export interface CheckThreadOptions {
   readonly stuckAfterMs?: number;
   /** Pools waiting for their first read (see HOLD_EVERY_MS); runtime/sliced.ts's count by default (tests give their own). */
   readonly firstReadsWaiting?: () => number;
+  /** See SPAWN_WAIT_MAX_MS (tests). */
+  readonly spawnWaitMaxMs?: number;
 }
 
 /** What a service's monitors need besides their config and target (as createMonitorFactory's). */
@@ -115,6 +130,8 @@ class ThreadMonitor {
   readySent = false;
   /** How it was started: what a thread started again gives it until it has reported (then lastUp says). */
   options: StartOptions = NO_OPTIONS;
+  /** The current thread has it (false while it waits for a thread, or in the queue of one just started). */
+  sent = false;
   private stopped: Promise<void> | undefined;
   resolveStopped: (() => void) | undefined;
 
@@ -184,6 +201,12 @@ export class CheckThread {
   private holdSent = false;
   private holdTimer: Timer | undefined;
   private restartTimer: Timer | undefined;
+  /** Looks whether the first thread may start (SPAWN_WAIT_MAX_MS). */
+  private spawnTimer: Timer | undefined;
+  /** The monitors a thread just started has yet to be sent, a slice a turn (sendQueued), and the turn's handle. */
+  private queued: ThreadMonitor[] = [];
+  private queuedAt = 0;
+  private queueTurn: NodeJS.Immediate | undefined;
   private watchTimer: Timer | undefined;
   /** The thread said something since the last watch tick; how many ticks in a row heard nothing. */
   private heard = false;
@@ -250,6 +273,8 @@ export class CheckThread {
     this.watchTimer?.cancel();
     this.readyTimer?.cancel();
     this.holdTimer?.cancel();
+    this.spawnTimer?.cancel();
+    this.dropQueue();
     const worker = this.worker;
     if (worker === undefined || !this.running) {
       this.forgetAll();
@@ -277,15 +302,15 @@ export class CheckThread {
     }
     this.monitors.set(monitor.id, monitor);
     if (monitor.target.dataPath !== undefined) this.watchReady(monitor);
-    if (this.worker === undefined) this.spawn();
+    if (this.worker === undefined) this.spawnWhenRead();
     else if (this.running) this.send(monitor, monitor.options);
     // Else the thread is being started again: it gets every monitor then.
   }
 
   stopMonitor(monitor: ThreadMonitor): void {
     this.dataPath.delete(monitor);
-    if (!this.running || !this.monitors.has(monitor.id)) {
-      // No thread to stop it in: nothing of it runs.
+    if (!this.running || !this.monitors.has(monitor.id) || !monitor.sent) {
+      // No thread to stop it in, or not yet sent to it: nothing of it runs.
       this.monitors.delete(monitor.id);
       monitor.gone();
       return;
@@ -297,6 +322,13 @@ export class CheckThread {
   // ------------------------------------------------------------ internals
 
   private send(monitor: ThreadMonitor, options: StartOptions): void {
+    this.post(this.startMessage(monitor, options));
+    this.syncHold();
+  }
+
+  /** The thread's start of a monitor; from now the thread has it (its config counted as used). */
+  private startMessage(monitor: ThreadMonitor, options: StartOptions): ToCheckThread {
+    monitor.sent = true;
     let held = this.configs.get(monitor.config);
     const first = held === undefined;
     if (held === undefined) {
@@ -309,8 +341,47 @@ export class CheckThread {
       dataPath === undefined
         ? { host, ip, port, family }
         : { host, ip, port, family, dataPath: { vip: dataPath.vip, mark: dataPath.mark, method: dataPath.method, source: dataPath.source, ready: monitor.readySent } };
-    this.post({ type: 'start', id: monitor.id, configId: held.id, ...(first ? { config: monitor.config } : {}), target, options });
+    return { type: 'start', id: monitor.id, configId: held.id, ...(first ? { config: monitor.config } : {}), target, options };
+  }
+
+  /** Starts the first thread now, or once no pool waits for its first read (SPAWN_WAIT_MAX_MS). */
+  private spawnWhenRead(): void {
+    if (this.spawnTimer !== undefined) return;
+    const until = this.options.clock.now() + (this.options.spawnWaitMaxMs ?? SPAWN_WAIT_MAX_MS);
+    const look = (): void => {
+      this.spawnTimer = undefined;
+      if (this.closing || this.worker !== undefined) return;
+      if ((this.options.firstReadsWaiting ?? firstReadsWaiting)() > 0 && this.options.clock.now() < until) {
+        this.spawnTimer = this.options.clock.setTimeout(look, HOLD_EVERY_MS);
+        return;
+      }
+      this.spawn();
+    };
+    look();
+  }
+
+  /** Sends the queue's next monitors (still running, not yet sent) in one message; the rest at the next turn. */
+  private sendQueued(): void {
+    this.queueTurn = undefined;
+    if (!this.running) return this.dropQueue();
+    const starts: ToCheckThread[] = [];
+    while (this.queuedAt < this.queued.length && starts.length < STARTS_PER_TURN) {
+      const monitor = this.queued[this.queuedAt++]!;
+      if (monitor.state !== 'running' || monitor.sent || this.monitors.get(monitor.id) !== monitor) continue;
+      // Again after a restart: a server last reported up leaves only after `fall` failures.
+      starts.push(this.startMessage(monitor, monitor.lastUp === undefined ? monitor.options : { assumeUp: monitor.lastUp }));
+    }
+    if (starts.length > 0) this.post({ type: 'batch', messages: starts });
     this.syncHold();
+    if (this.queuedAt < this.queued.length) this.queueTurn = setImmediate(() => this.sendQueued());
+    else this.dropQueue();
+  }
+
+  private dropQueue(): void {
+    if (this.queueTurn !== undefined) clearImmediate(this.queueTurn);
+    this.queueTurn = undefined;
+    this.queued = [];
+    this.queuedAt = 0;
   }
 
   /** Tells the thread when pools start or stop waiting for their first read; looks again while they do. */
@@ -371,12 +442,14 @@ export class CheckThread {
     this.heard = true;
     this.silentTicks = 0;
     this.watchTimer ??= this.options.clock.setTimeout(() => this.watch(), this.watchEveryMs());
-    // Messages posted before the thread runs wait for it.
+    // Messages posted before the thread runs wait for it. Every monitor is
+    // sent again, a slice a turn; one added meanwhile is sent at once.
+    this.dropQueue();
     for (const monitor of this.monitors.values()) {
-      if (monitor.state !== 'running') continue;
-      // Again after a restart: a server last reported up leaves only after `fall` failures.
-      this.send(monitor, monitor.lastUp === undefined ? monitor.options : { assumeUp: monitor.lastUp });
+      monitor.sent = false;
+      if (monitor.state === 'running') this.queued.push(monitor);
     }
+    this.sendQueued();
   }
 
   private onExit(worker: Worker, code: number): void {

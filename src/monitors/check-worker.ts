@@ -221,8 +221,13 @@ async function close(): Promise<void> {
   port.close();
 }
 
-port.on('message', (message: ToCheckThread) => {
+port.on('message', receive);
+
+function receive(message: ToCheckThread): void {
   switch (message.type) {
+    case 'batch':
+      for (const one of message.messages) receive(one);
+      return;
     case 'start':
       start(message);
       return;
@@ -245,4 +250,4 @@ port.on('message', (message: ToCheckThread) => {
       void close();
       return;
   }
-});
+}

@@ -52,6 +52,8 @@ export type ToCheckThread =
       readonly options: StartOptions;
     }
   | { readonly type: 'stop'; readonly id: number }
+  /** Messages in one (a thread just started gets its monitors a few hundred a message). */
+  | { readonly type: 'batch'; readonly messages: readonly ToCheckThread[] }
   /** The data-path monitors whose probe service came or went: [id, ready] pairs. */
   | { readonly type: 'ready'; readonly changes: readonly (readonly [number, boolean])[] }
   | { readonly type: 'limit'; readonly runcommandMaxConcurrent: number }

@@ -154,7 +154,7 @@ describe('the checks thread (the build, dist/src/)', () => {
   beforeAll(() => assertFreshBuild(['src/monitors', 'src/runtime', 'src/config']));
 
   /** A thread, a server process listening at `hosts`, and what the thread's results sink got. */
-  async function start(hosts: readonly string[], options: { loopEveryMs?: number; stuckAfterMs?: number; timerSlackMs?: number; firstReadsWaiting?: () => number } = {}) {
+  async function start(hosts: readonly string[], options: { loopEveryMs?: number; stuckAfterMs?: number; timerSlackMs?: number; firstReadsWaiting?: () => number; spawnWaitMaxMs?: number } = {}) {
     const { CheckThread } = (await import(resolve('dist/src/monitors/check-thread.js'))) as ThreadModule;
     const server = await startProcessServer(hosts);
     cleanups.push(() => server.child.kill('SIGKILL'));
@@ -168,6 +168,7 @@ describe('the checks thread (the build, dist/src/)', () => {
       ...(options.stuckAfterMs === undefined ? {} : { stuckAfterMs: options.stuckAfterMs }),
       ...(options.timerSlackMs === undefined ? {} : { timerSlackMs: options.timerSlackMs }),
       ...(options.firstReadsWaiting === undefined ? {} : { firstReadsWaiting: options.firstReadsWaiting }),
+      ...(options.spawnWaitMaxMs === undefined ? {} : { spawnWaitMaxMs: options.spawnWaitMaxMs }),
     });
     cleanups.push(() => thread.close());
     const results: { target: MonitorTarget; result: CheckResult }[] = [];
@@ -492,22 +493,38 @@ describe('the checks thread (the build, dist/src/)', () => {
     expect(mostAtOnce(from)).toBeLessThanOrEqual(4);
   }, 40_000);
 
-  it('while pools wait for their first read the thread starts checks one per 10 ms; once they are read, every server is checked', async () => {
-    // A cold start: the daemon reads its pool files and programs IPVS on the main thread, and the
-    // checks' first connects must not take the one CPU from it.
+  it('at a cold start the thread starts once the pools are read: no check before, then every server is checked', async () => {
+    // A cold start: the daemon reads its pool files and programs IPVS on the main thread, and
+    // the thread's own start (Node's bootstrap of it) and first connects must not take the one
+    // CPU from it.
     let waiting = 1;
     const ips = Array.from({ length: 60 }, (_, i) => loopbackAddress(900 + i));
     const { server, watch } = await start(ips, { firstReadsWaiting: () => waiting });
     const config = proxyFetchConfig({ intervalMs: 60_000, timeoutMs: 5_000, urls: ['http://pool.example/health'] });
+    const watched = ips.map((ip) => watch(config, ip));
+    // A monitor stopped before the thread has it is gone at once (nothing of it ever runs).
+    await watched[0]!.monitor.stop();
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(server.arrivals).toHaveLength(0);
+    // Read: the thread starts, and gets every monitor still running (a few hundred a message).
+    waiting = 0;
+    await waitFor(() => new Set(server.arrivals.map((a) => a.ip)).size === ips.length - 1, 'every server checked once the pools are read', 10_000);
+    expect(server.arrivals.some((a) => a.ip === ips[0])).toBe(false);
+    expect(server.arrivals.every((a) => a.status === 200)).toBe(true);
+  });
+
+  it('with a pool that never reads, the thread starts after its wait, and starts checks one per 10 ms while the pool still waits', async () => {
+    const ips = Array.from({ length: 60 }, (_, i) => loopbackAddress(1300 + i));
+    const { server, watch } = await start(ips, { firstReadsWaiting: () => 1, spawnWaitMaxMs: 600 });
+    const config = proxyFetchConfig({ intervalMs: 60_000, timeoutMs: 5_000, urls: ['http://stuck.example/health'] });
+    const t0 = Date.now();
     for (const ip of ips) watch(config, ip);
     await waitFor(() => server.arrivals.length >= 20, 'twenty first checks while held', 10_000);
-    // At one start per 10 ms, twenty take at least 190 ms (the start pacer alone spreads them at 500 a second: 40 ms).
     const times = server.arrivals.map((a) => a.t).sort((a, b) => a - b);
+    expect(times[0]! - t0).toBeGreaterThanOrEqual(550);
+    // At one start per 10 ms, twenty take at least 190 ms (the start pacer alone spreads them at 500 a second: 40 ms).
     expect(times[19]! - times[0]!).toBeGreaterThanOrEqual(150);
-    // Read: the rest start at the thread's own pace, and every server is checked.
-    waiting = 0;
-    await waitFor(() => new Set(server.arrivals.map((a) => a.ip)).size === ips.length, 'every server checked once the pools are read', 10_000);
-    expect(server.arrivals.every((a) => a.status === 200)).toBe(true);
+    await waitFor(() => new Set(server.arrivals.map((a) => a.ip)).size === ips.length, 'every server checked in the end', 10_000);
   });
 
   it('while pools wait for their first read, servers checked before keep their interval; only first checks are held', async () => {
