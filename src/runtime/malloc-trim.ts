@@ -75,10 +75,10 @@ export const DEFAULT_TOP_PAD_BYTES = 128 * 2 ** 10;
  * glibc takes from their arenas and, at the end of each job, gives back to
  * the kernel (an arena's free top past 128 KiB, M_TRIM_THRESHOLD, less this
  * pad), so the next job's pages are fresh: a page fault each, about 190 us
- * in the lab guest. A dry run of
- * 1,000 services x 10 there: 32,000 faults to `Start-up complete` with the
- * default, 25,000 with 16 MiB (V8's helper threads 10,000-11,000 instead of
- * 17,000-19,000), and 8 to 13 % less CPU, in four runs each.
+ * in the lab guest. A dry run of 1,000 services x 10 there: 32,000 faults to
+ * `Start-up complete` with the default, 25,000 with 16 MiB (V8's helper
+ * threads 10,000-11,000 instead of 17,000-19,000), and 8 to 13 % less CPU, in
+ * four runs each.
  */
 export const START_TOP_PAD_BYTES = 16 * 2 ** 20;
 
