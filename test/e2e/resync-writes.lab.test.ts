@@ -25,11 +25,13 @@ import { startLab, type Lab } from '../lab/lab.js';
 import { E2eConfig, E2ePybal, poolLine } from './pybal-lab.js';
 
 const SERVERS = 20_000;
-/** Edits per resync at most (one every EDIT_EVERY_MS from EDIT_LEAD_MS before it is due until it merges). */
+/** Edits per resync at most once its dump has begun (one every EDIT_EVERY_MS from EDIT_LEAD_MS before it is due until it merges). */
 const EDITS_PER_RESYNC = 16;
 const EDIT_EVERY_MS = 250;
 const EDIT_LEAD_MS = 1_000;
 const RESYNCS_WITH_EDITS = 2;
+/** The manager's RESYNC_TIME_SHARE (src/ipvs/manager.ts): the next resync comes this many times a dump's cost after a start. */
+const RESYNC_TIME_SHARE = 20;
 /** A resync comes every 20 dumps of 20,000 servers: about a minute in a slow guest. */
 const RESYNC_WAIT_MS = 240_000;
 
@@ -118,11 +120,16 @@ describe('e2e: pool edits while a periodic resync dumps 20,000 servers', () => {
       let editedDuringDump = 0;
       const dumping = /IPVS: resync: dumping/;
       const merging = /IPVS: resync: merging/;
-      // The resync period, from two starts in a row (the manager stretches it to 20 dumps).
+      // When the next resync is due, as the manager reckons it (runtime/time-share.ts): a start
+      // plus RESYNC_TIME_SHARE times the shorter of the last two dumps (their `read in` on the
+      // merge lines). The period changes with each dump's speed: two starts in a row said
+      // what it had been, and edits begun from that were over before the next resync.
+      const readOf = (merged: number): number => Number(/read in (\d+) ms/.exec(lines()[merged]!)?.[1]);
       const first = await waitForLine(dumping, lines().length, 'a resync to start');
+      let lastRead = readOf(await waitForLine(merging, first, 'that resync to merge'));
       let lastStart = await waitForLine(dumping, first + 1, 'the next resync to start');
-      let periodMs = timeOf(lines()[lastStart]!) - timeOf(lines()[first]!);
-      await waitForLine(merging, lastStart, 'that resync to merge');
+      let previousRead = lastRead;
+      lastRead = readOf(await waitForLine(merging, lastStart, 'that resync to merge'));
       for (let round = 0; round < RESYNCS_WITH_EDITS; round++) {
         if (round === 1) {
           // By hand, before the resync that finds it (or the one after).
@@ -132,13 +139,17 @@ describe('e2e: pool edits while a periodic resync dumps 20,000 servers', () => {
         // some hundreds of ms to reach the kernel (the settle time, a read of 20,000 lines, the
         // write), and in a fast boot a dump reads in less, so edits begun as it starts could
         // all land after it.
-        const dueMs = timeOf(lines()[lastStart]!) + periodMs;
+        const dueMs = timeOf(lines()[lastStart]!) + Math.max(1_000, RESYNC_TIME_SHARE * Math.min(lastRead, previousRead));
         await new Promise((r) => setTimeout(r, Math.max(0, dueMs - EDIT_LEAD_MS - Date.now())));
         const from = lines().length;
         const roundEdits: { host: string; weight: number }[] = [];
+        let sinceBegun = 0;
         for (;;) {
           const begun = lineIndex(dumping, from);
-          if ((begun >= 0 && lineIndex(merging, begun) >= 0) || roundEdits.length >= EDITS_PER_RESYNC) break;
+          // Until it merges, and at most EDITS_PER_RESYNC once it has begun (were it due later than
+          // reckoned, the edits go on until it begins; the pool's hosts are not the limit).
+          if (begun >= 0 && (lineIndex(merging, begun) >= 0 || sinceBegun >= EDITS_PER_RESYNC)) break;
+          if (next < 0) throw new Error(`no host left to edit: the resync never began (${edits.length} edits)`);
           const host = hosts[next]!;
           next -= 97;
           const weight = 3 + (edits.length % 5);
@@ -146,17 +157,19 @@ describe('e2e: pool edits while a periodic resync dumps 20,000 servers', () => {
           writePool();
           edits.push({ host, weight });
           roundEdits.push({ host, weight });
+          if (begun >= 0) sinceBegun++;
           await new Promise((r) => setTimeout(r, EDIT_EVERY_MS));
         }
         const started = await waitForLine(dumping, from, `resync ${round + 1} to start`);
         const merged = await waitForLine(merging, started, `resync ${round + 1} to merge`);
-        const readMs = Number(/read in (\d+) ms/.exec(lines()[merged]!)?.[1]);
+        const readMs = readOf(merged);
         const dumpEndMs = timeOf(lines()[started]!) + readMs;
         for (const e of roundEdits) {
           const acked = await waitForLine(ackOf(e.host, e.weight), from, `the edit of ${e.host} to ${e.weight} acknowledged`, 30_000);
           if (acked > started && timeOf(lines()[acked]!) < dumpEndMs) editedDuringDump++;
         }
-        periodMs = timeOf(lines()[started]!) - timeOf(lines()[lastStart]!);
+        previousRead = lastRead;
+        lastRead = readMs;
         lastStart = started;
       }
       // Some edits went in while a dump was reading (else this test proved nothing).
