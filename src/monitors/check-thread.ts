@@ -367,7 +367,8 @@ export class CheckThread {
     const starts: ToCheckThread[] = [];
     while (this.queuedAt < this.queued.length && starts.length < STARTS_PER_TURN) {
       const monitor = this.queued[this.queuedAt++]!;
-      if (monitor.state !== 'running' || monitor.sent || this.monitors.get(monitor.id) !== monitor) continue;
+      // One stopped meanwhile is no longer running (and no longer in this.monitors).
+      if (monitor.state !== 'running' || monitor.sent) continue;
       // Again after a restart: a server last reported up leaves only after `fall` failures.
       starts.push(this.startMessage(monitor, monitor.lastUp === undefined ? monitor.options : { assumeUp: monitor.lastUp }));
     }
