@@ -99,11 +99,11 @@ async function getFrom(lab: Lab, source: string, url: string): Promise<HttpAnswe
 /**
  * The UDP guide's check, for real: sends one datagram to the address and
  * port it gets last (keepalived passes ADDRESS PORT, ldirectord VIP VPORT
- * ADDRESS PORT) and exits 0 when an answer comes within a second. It doubles
- * as the client, printing the answer (the real server's name first).
+ * ADDRESS PORT) and exits 0 when an answer comes within 3 s. It doubles
+ * as the client, printing the answer (the real server's name first). Not 1 s:
+ * in a CI guest sharing the host's two CPUs with another, an answer took over
+ * 1 s once, and the test read it as a datagram sent to the depooled server.
  */
-// Waits 3 s for the answer: in a CI guest sharing the host's two CPUs with another, an answer took
-// over 1 s once, and the test read it as a datagram sent to the depooled server.
 const UDP_CHECK_SCRIPT = `import dgram from 'node:dgram';
 const [host, port] = process.argv.slice(-2);
 const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');

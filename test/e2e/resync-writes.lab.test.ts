@@ -126,10 +126,9 @@ describe('e2e: pool edits while a periodic resync dumps 20,000 servers', () => {
       // what it had been, and edits begun from that were over before the next resync.
       const readOf = (merged: number): number => Number(/read in (\d+) ms/.exec(lines()[merged]!)?.[1]);
       const first = await waitForLine(dumping, lines().length, 'a resync to start');
-      let lastRead = readOf(await waitForLine(merging, first, 'that resync to merge'));
+      let previousRead = readOf(await waitForLine(merging, first, 'that resync to merge'));
       let lastStart = await waitForLine(dumping, first + 1, 'the next resync to start');
-      let previousRead = lastRead;
-      lastRead = readOf(await waitForLine(merging, lastStart, 'that resync to merge'));
+      let lastRead = readOf(await waitForLine(merging, lastStart, 'that resync to merge'));
       for (let round = 0; round < RESYNCS_WITH_EDITS; round++) {
         if (round === 1) {
           // By hand, before the resync that finds it (or the one after).
