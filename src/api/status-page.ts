@@ -260,7 +260,7 @@ export function* renderStatusPage(snapshot: DaemonSnapshot, options: PageOptions
       `<body data-latest-seq="${options.latestSeq}">` +
       `<header><h1>${escapeHtml(title)}</h1>` +
       `<p>pybal ${escapeHtml(snapshot.version)}, started ${formatWall(snapshot.startedAtWallMs)}` +
-      `${snapshot.dryRun ? ' <strong>(dry run: the kernel is not changed)</strong>' : ''}; BGP ${snapshot.bgp.enabled ? 'on' : 'off'}, ${drained}. ` +
+      `${snapshot.dryRun ? ' <strong>(dry run: the kernel is not changed)</strong>' : ''}; BGP ${snapshot.bgp.enabled ? 'on' : snapshot.bgp.starting === true ? 'starting' : 'off'}, ${drained}. ` +
       `<span id="stream-state" data-state="off">Live updates: off (this page is as it was when loaded).</span></p>` +
       `<p id="live" role="status" aria-live="polite" aria-atomic="true"></p>` +
       (one === undefined ? '' : '<p><a href="/">All services</a></p>') +
@@ -347,7 +347,7 @@ export function* renderStatusPage(snapshot: DaemonSnapshot, options: PageOptions
   }
   out.push('</section>');
 
-  out.push(renderBgp(snapshot.bgp.peers, snapshot.bgp.enabled, snapshot.bgp.announced));
+  out.push(renderBgp(snapshot.bgp.peers, snapshot.bgp.enabled, snapshot.bgp.announced, snapshot.bgp.starting === true));
 
   // The events, latest first.
   out.push(
@@ -368,9 +368,10 @@ export function* renderStatusPage(snapshot: DaemonSnapshot, options: PageOptions
   return out;
 }
 
-function renderBgp(peers: readonly BgpPeerValue[], enabled: boolean, announced: readonly string[] | undefined): string {
+function renderBgp(peers: readonly BgpPeerValue[], enabled: boolean, announced: readonly string[] | undefined, starting: boolean): string {
   const offered = announced === undefined ? undefined : announced.length === 0 ? 'nothing' : announced.join(', ');
   let html = `<section aria-labelledby="h-bgp"><h2 id="h-bgp">BGP</h2>`;
+  if (starting) return `${html}<p>BGP starts once every service is programmed: no VIP is announced yet.</p></section>`;
   if (!enabled && peers.length === 0) return `${html}<p>BGP is off: no VIP is announced.</p></section>`;
   if (offered !== undefined) html += `<p>Offered to every Established peer: ${escapeHtml(offered)}.</p>`;
   html +=

@@ -24,6 +24,12 @@ export interface BgpStatusValue extends DrainState {
    * (the log says why). Absent in a snapshot from an older pybal.
    */
   readonly wanted?: boolean;
+  /**
+   * At a start the speaker waits until every service is programmed (10 s at
+   * most) before its thread starts: `wanted`, not yet `enabled`. Absent in a
+   * snapshot from an older pybal.
+   */
+  readonly starting?: boolean;
   /** undefined when BGP is off. */
   readonly localAsn: number | undefined;
   readonly peers: readonly BgpPeerValue[];

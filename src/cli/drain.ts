@@ -114,7 +114,9 @@ export function describeDrainAnswer(drained: boolean, answer: DrainAnswer, snaps
     text = 'Not drained: nothing to do.\n';
   }
   if (snapshot !== undefined && !snapshot.bgp.enabled) {
-    text += `BGP is not running in this daemon (bgp = no, a dry run, or it could not start): no router is told.\n`;
+    text += snapshot.bgp.starting === true
+      ? 'BGP has not started yet in this daemon (it starts once every service is programmed): the routers hear the drain when it does.\n'
+      : `BGP is not running in this daemon (bgp = no, a dry run, or it could not start): no router is told.\n`;
   }
   return text;
 }

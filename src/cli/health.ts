@@ -92,7 +92,8 @@ export function assessHealth(snapshot: DaemonSnapshot, alerts: AlertsValue): Hea
     critical(`IPVS reconcile failing (${ipvs.failedReconciles} of ${ipvs.reconciles} failed): ${ipvs.lastError}`);
   }
 
-  if (snapshot.bgp.wanted === true && !snapshot.bgp.enabled) critical('BGP is configured but not running: the speaker could not start (see the log)');
+  if (snapshot.bgp.starting === true) warning('BGP has not started yet: it starts once every service is programmed (at most 10 s)');
+  else if (snapshot.bgp.wanted === true && !snapshot.bgp.enabled) critical('BGP is configured but not running: the speaker could not start (see the log)');
   const peers = snapshot.bgp.enabled ? snapshot.bgp.peers : [];
   const established = peers.filter((p) => p.state === 'Established').length;
   const down = peers.filter((p) => p.state !== 'Established');

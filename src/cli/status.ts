@@ -188,6 +188,7 @@ function formatBgp(bgp: BgpStatusValue, color: boolean): string {
   // An older daemon's snapshot has no drain fields: say nothing rather than "no".
   const drainText = bgp.drained === undefined ? '' : `, ${formatDrain(bgp)}`;
   const drain = color && bgp.drained ? `${RED}${drainText}${RESET}` : drainText;
+  if (bgp.starting === true) return `BGP: starting once every service is programmed${drain}\n`;
   if (!bgp.enabled) return `BGP: disabled${drain}\n`;
   let text = `BGP: enabled, local AS ${bgp.localAsn ?? '?'}${drain}\n`;
   if (bgp.peers.length === 0) return `${text}  no peers\n`;

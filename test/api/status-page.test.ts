@@ -137,6 +137,13 @@ describe('the status page', () => {
     expect(down).toContain('connect ECONNREFUSED');
   });
 
+  it('says when BGP waits for the services to be programmed at a start, rather than off', () => {
+    const html = render({ ...snapshot, bgp: { enabled: false, wanted: true, starting: true, localAsn: undefined, peers: [], ...NOT_DRAINED, announced: [] } });
+    expect(html).toContain('BGP starting, not drained.');
+    expect(html).toContain('<p>BGP starts once every service is programmed: no VIP is announced yet.</p>');
+    expect(html).not.toContain('BGP is off');
+  });
+
   it('lists the events latest first, each with its seq', () => {
     const history = new EventHistory(10, () => Date.UTC(2026, 10, 22, 5, 0, 0));
     history.emit({ kind: 'monitor-down', level: 'error', service: 'text-https', server: 'mw1002', message: 'Monitoring instance ProxyFetch reports server mw1002 (enabled/up/pooled) down: ECONNREFUSED' });

@@ -158,6 +158,10 @@ describe('pybal status', () => {
     expect(formatStatus({ ...fixed, bgp: { enabled: false, localAsn: undefined, peers: [], ...drained, drainMed: 1000 } })).toContain(
       'BGP: disabled, drained: yes since 2026-11-22T07:30:00.000Z (every VIP announced with GRACEFUL_SHUTDOWN 65535:0 and MED 1000)\n',
     );
+    // At a start BGP waits until every service is programmed: starting, not disabled.
+    expect(formatStatus({ ...fixed, bgp: { enabled: false, wanted: true, starting: true, localAsn: undefined, peers: [], ...drained } })).toContain(
+      'BGP: starting once every service is programmed, drained: yes since 2026-11-22T07:30:00.000Z',
+    );
     // A daemon from before drain existed sends no drain fields: nothing is said about it.
     const { drained: _d, drainedSinceWallMs: _s, drainMed: _m, ...older } = fixed.bgp;
     expect(formatStatus({ ...fixed, bgp: older as typeof fixed.bgp })).toContain('BGP: enabled, local AS 64600\n');

@@ -14,7 +14,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PybalMetrics } from '../../src/api/metrics.js';
 import { createApiServer, type ApiServer } from '../../src/api/server.js';
 import type { DaemonSnapshot, DrainAnswer } from '../../src/api/types.js';
-import { isKernelServiceOf, runDrainCommand, STILL_RECEIVING, sumTraffic, waitIntervals, type Traffic } from '../../src/cli/drain.js';
+import { describeDrainAnswer, isKernelServiceOf, runDrainCommand, STILL_RECEIVING, sumTraffic, waitIntervals, type Traffic } from '../../src/cli/drain.js';
 import type { KernelService, Stats } from '../../src/ipvs/types.js';
 import type { Clock } from '../../src/runtime/clock.js';
 import { createSilentLogger } from '../../src/runtime/logger.js';
@@ -233,6 +233,15 @@ describe('pybal drain / undrain against a scripted daemon', () => {
   });
 });
 
+describe('describeDrainAnswer', () => {
+  it('says BGP has not started yet while it waits for the services to be programmed (a start), not that it does not run', () => {
+    const answer: DrainAnswer = { drained: true, drainedSinceWallMs: Date.parse('2026-11-22T07:30:00Z'), drainMed: 9, changed: true, announced: 0 };
+    const starting = daemon([], { bgp: { enabled: false, wanted: true, starting: true, localAsn: undefined, peers: [], ...NOT_DRAINED } });
+    expect(describeDrainAnswer(true, answer, starting)).toMatch(/\nBGP has not started yet in this daemon \(it starts once every service is programmed\): the routers hear the drain when it does\.\n$/);
+    expect(describeDrainAnswer(true, answer, daemon([]))).toMatch(/\nBGP is not running in this daemon \(bgp = no, a dry run, or it could not start\): no router is told\.\n$/);
+  });
+});
+
 describe('the pieces of --wait', () => {
   it('cuts the wait so that the last interval is a full step', () => {
     expect(waitIntervals(30, 5)).toEqual([5, 5, 5, 5, 5, 5]);
@@ -416,6 +425,9 @@ describe('the built pybal: drain and undrain a running daemon over its control s
   it('drain, status, metrics, the TCP API refusing POST, undrain, and the log lines', async () => {
     const proc = await startDaemon();
     expect(await metric()).toBe('pybal_bgp_drained 0');
+    // BGP starts once every service is programmed, or after 10 s: this host has no IPVS, so after 10 s.
+    expect(pybal('status', '--socket', socket).stdout).toMatch(/^BGP: starting once every service is programmed, drained: no$/m);
+    await waitForFile(log, /\[bgp\] INFO: BGP starts: 0 of 1 service\(s\) programmed after 10\.0 s\n/, 15_000);
     expect(pybal('status', '--socket', socket).stdout).toMatch(/^BGP: enabled, local AS 64600, drained: no$/m);
 
     // The TCP listener is PyBal's read-only API: POST /drain is refused and changes nothing.
@@ -461,7 +473,7 @@ describe('the built pybal: drain and undrain a running daemon over its control s
 
     proc.kill('SIGTERM');
     expect(await new Promise<number | null>((r) => proc.once('exit', r))).toBe(0);
-  });
+  }, 40_000);
 
   it('bgp-drain = yes starts drained, and a SIGHUP that sets it to no undrains', async () => {
     writeFileSync(conf, readFileSync(conf, 'utf8').replace('bgp-med = 10\n', 'bgp-med = 10\nbgp-drain = yes\n'));
@@ -471,6 +483,8 @@ describe('the built pybal: drain and undrain a running daemon over its control s
     writeFileSync(conf, readFileSync(conf, 'utf8').replace('bgp-drain = yes\n', 'bgp-drain = no\n'));
     proc.kill('SIGHUP');
     const text = await waitForFile(log, /\[bgp\] INFO: Undrained: .* by="bgp-drain in pybal.conf"\n/, 10_000);
+    // BGP was still waiting for the service to be programmed (no IPVS here): the SIGHUP starts it, then reloads.
+    expect(text).toMatch(/\[bgp\] INFO: BGP starts: SIGHUP; 0 of 1 service\(s\) programmed after [0-9.]+ s\n/);
     expect(text).toContain('[global] changed: bgp-drain');
     expect(text).not.toMatch(/BGP sessions restart/);
     expect(await metric()).toBe('pybal_bgp_drained 0');

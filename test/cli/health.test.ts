@@ -47,6 +47,12 @@ const rows: [string, DaemonSnapshot, AlertsValue, HealthProblem[]][] = [
     OK,
     [{ level: 'critical', text: 'BGP is configured but not running: the speaker could not start (see the log)' }],
   ],
+  [
+    'BGP waits for the services to be programmed at a start: a warning, not the speaker failing',
+    daemon([service('web', three())], { bgp: { enabled: false, wanted: true, starting: true, localAsn: undefined, peers: [], ...NOT_DRAINED } }),
+    OK,
+    [{ level: 'warning', text: 'BGP has not started yet: it starts once every service is programmed (at most 10 s)' }],
+  ],
   ['a dry run wants no BGP', daemon([service('web', three())], { bgp: { enabled: false, wanted: false, localAsn: undefined, peers: [], ...NOT_DRAINED } }), OK, []],
   [
     "/alerts critical: PyBal's message",

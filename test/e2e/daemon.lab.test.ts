@@ -46,6 +46,11 @@ describe('e2e: pybal in the lab', () => {
   it('pools every real server, announces the VIP, and the client reaches all three', async () => {
     await waitForDests(all(), 'the three real servers in IPVS');
     await lab.router.waitForRoute(prefix(), { where: fromDirector(), timeoutMs: 20_000 });
+    // The BGP thread started once every service was in IPVS (src/main.ts, BgpSide.start), and the VIP still reached the router.
+    const text = pybal.log();
+    expect(text).toMatch(/\[pybal\] INFO: Start-up complete: 1 service\(s\) programmed in IPVS/);
+    expect(text).toMatch(/\[bgp\] INFO: BGP starts: every service is programmed \(after [0-9.]+ s\)/);
+    expect(text.indexOf('BGP starts: every service is programmed')).toBeGreaterThan(text.indexOf('Start-up complete'));
     const served = await lab.client.servedBy(lab.vipUrl(4), 6);
     expect(new Set(served)).toEqual(new Set(['rs1', 'rs2', 'rs3']));
     const table = (await lab.ipvsTable()).find((s) => s.address === vip);
