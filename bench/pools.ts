@@ -1,7 +1,7 @@
 /**
  * Pool application at scale, in the lab (a UML guest with kernel IPVS, one
- * CPU), the daemon itself (`node dist/cli/pybal.js`, bgp = no, its API on
- * 127.0.0.1:9090) measured from outside, with `ipvsadm -R` (commands on its
+ * CPU), the daemon itself (`node dist/cli/pybal.js`, bgp = no but in part 3,
+ * its API on 127.0.0.1:9090) measured from outside, with `ipvsadm -R` (commands on its
  * stdin, as PyBal runs it) applying the same tables in the same boot as the
  * peer. Figures are printed, never asserted.
  *
@@ -27,7 +27,8 @@
  *    the same times, and when that resync's dump was merged, which an edit
  *    waited for at least when the dump held up the writes.
  * 3. Cold start of BENCH_SERVICES (default 1000) services x 10 servers,
- *    IdleConnection against real listeners: time to the first service in IPVS
+ *    IdleConnection against real listeners, BGP on as directors run it
+ *    (towards a peer that refuses the connection: BGP_TOWARDS_NO_ROUTER): time to the first service in IPVS
  *    and to every service with all its servers (from the log, as in part 1,
  *    then confirmed by one dump); then `ipvsadm -R` of it. BENCH_SERVICES_TRIALS
  *    (default 1) runs it that many times; with BENCH_BASE_BUILD=<dist/cli of
@@ -60,6 +61,7 @@ import {
   formatIpvsadmRestore,
   formatLegacyPool,
   formatPoolsConf,
+  BGP_TOWARDS_NO_ROUTER,
   poolServerAddresses,
   spreadServices,
   weighted,
@@ -621,8 +623,9 @@ async function coldServices(dir: string, client: IpvsClient): Promise<RestoreSer
   }));
   services.forEach((s, i) => writeFileSync(s.poolPath, formatLegacyPool(restore[i]?.servers ?? [])));
   const conf = join(dir, 'services.conf');
-  writeFileSync(conf, formatPoolsConf(services, METRICS_PORT));
-  const label = `cold start, ${SERVICES} services x ${SERVERS_PER_SERVICE}, IdleConnection`;
+  // BGP on, as directors run it (the BGP thread starts with the daemon); its peer refuses the connection.
+  writeFileSync(conf, formatPoolsConf(services, METRICS_PORT, [], BGP_TOWARDS_NO_ROUTER));
+  const label = `cold start, ${SERVICES} services x ${SERVERS_PER_SERVICE}, IdleConnection, BGP on`;
   for (let trial = 1; trial <= SERVICES_TRIALS; trial++) {
     const nth = SERVICES_TRIALS > 1 ? ` #${trial}` : '';
     if (BASE_BUILD !== undefined) await coldStart(dir, client, { label: `${label}, base build${nth}`, name: 'services-base', conf, slots, destsPerService: SERVERS_PER_SERVICE, main: baseMain });
@@ -693,7 +696,10 @@ function printTable(): void {
 
 async function measure(): Promise<void> {
   const peer = await ipvsadmVersion();
-  say(`pools benchmark: UML guest kernel ${release()} (one CPU), node ${process.version}; the daemon is dist/cli/pybal.js (bgp = no), measured from outside; nothing is asserted`);
+  say(
+    `pools benchmark: UML guest kernel ${release()} (one CPU), node ${process.version}; the daemon is dist/cli/pybal.js (bgp = no in parts 1 and 2; in part 3 bgp = yes towards ` +
+      'a peer, 127.0.0.2, that refuses the connection: its thread starts and its session keeps trying), measured from outside; nothing is asserted',
+  );
   say(`  peer: ${peer}, run as PyBal runs it: \`ipvsadm -R\` with the table's commands on its stdin (-A -t VIP:PORT -s wrr, -a -t VIP:PORT -r IP -w 10), process start included`);
   say(`  real servers: 127/8 addresses (local; IPVS accepts them); pool files on the guest's tmpfs, replaced by rename; API client: GET /pools every ${API_PERIOD_MS} ms, latency from when each request was due`);
   faultCostUs = pageFaultCostUs();

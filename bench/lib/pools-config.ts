@@ -58,11 +58,27 @@ export function formatMonitorList(monitors: readonly string[]): string {
 }
 
 /**
- * pybal.conf: no BGP, the instrumentation API on 127.0.0.1:`metricsPort`,
- * `globalExtra` lines in [global], one section per service with a file:// pool.
+ * BGP on as a director runs it, towards a router that is not there: the
+ * speaker listens on 127.0.0.1 only and its peer 127.0.0.2 refuses the
+ * connection, so the BGP thread starts and its session keeps trying (every
+ * `bgp-connect-retry`), at no cost to anything else on the guest.
  */
-export function formatPoolsConf(services: readonly BenchService[], metricsPort: number, globalExtra: readonly string[] = []): string {
-  const lines = ['[global]', 'bgp = no', 'instrumentation = yes', `instrumentation_port = ${metricsPort}`, "instrumentation_ips = [ '127.0.0.1' ]", ...globalExtra, ''];
+export const BGP_TOWARDS_NO_ROUTER: readonly string[] = [
+  'bgp = yes',
+  'bgp-local-asn = 64600',
+  "bgp-peer-address = [ '127.0.0.2' ]",
+  "bgp-local-ips = [ '127.0.0.1' ]",
+  'bgp-nexthop-ipv4 = 192.0.2.100',
+  'bgp-router-id = 192.0.2.100',
+];
+
+/**
+ * pybal.conf: `bgp` lines in [global] (no BGP by default), the
+ * instrumentation API on 127.0.0.1:`metricsPort`, `globalExtra` lines, one
+ * section per service with a file:// pool.
+ */
+export function formatPoolsConf(services: readonly BenchService[], metricsPort: number, globalExtra: readonly string[] = [], bgp: readonly string[] = ['bgp = no']): string {
+  const lines = ['[global]', ...bgp, 'instrumentation = yes', `instrumentation_port = ${metricsPort}`, "instrumentation_ips = [ '127.0.0.1' ]", ...globalExtra, ''];
   for (const s of services) {
     lines.push(
       `[${s.name}]`,

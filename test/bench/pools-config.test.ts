@@ -1,10 +1,15 @@
 import { describe, expect, it } from 'vitest';
+import { speakerOptionsFromConfig } from '../../src/bgp/announcements.js';
+import { parseConfig } from '../../src/config/parse-config.js';
+import { createSystemClock } from '../../src/runtime/clock.js';
+import { createSilentLogger } from '../../src/runtime/logger.js';
 import {
   formatIpvsadmDelete,
   formatIpvsadmRestore,
   formatLegacyPool,
   formatMonitorList,
   formatPoolsConf,
+  BGP_TOWARDS_NO_ROUTER,
   poolServerAddresses,
   spreadServices,
   weighted,
@@ -81,6 +86,20 @@ scheduler = rr
 config = file:///tmp/x/pool-b
 monitors = [ 'IdleConnection' ]
 `);
+  });
+});
+
+describe('BGP_TOWARDS_NO_ROUTER', () => {
+  it('is BGP pybal accepts, listening on 127.0.0.1 only and dialling 127.0.0.2 from it, where nothing listens', () => {
+    const service = { name: 'svc', vip: '203.0.113.11', port: 18000, scheduler: 'wrr', poolPath: '/tmp/x/pool', monitors: ['IdleConnection'] };
+    const r = parseConfig(formatPoolsConf([service], 9090, [], BGP_TOWARDS_NO_ROUTER), 'pybal.conf');
+    expect(r.errors).toEqual([]);
+    expect(r.warnings).toEqual([]);
+    const config = r.config;
+    if (!config) throw new Error('no config');
+    expect(config.global.bgp).toBe(true);
+    const options = speakerOptionsFromConfig(config.global, config.services, { clock: createSystemClock(), logger: createSilentLogger(), hostIpv4Addresses: [] });
+    expect(options).toMatchObject({ localAsn: 64600, routerId: '192.0.2.100', peers: [{ address: '127.0.0.2', localAddress: '127.0.0.1' }], listen: { addresses: ['127.0.0.1'], port: 179 } });
   });
 });
 
