@@ -229,6 +229,36 @@ const lazyStringWidth: Plugin = {
   },
 };
 
+/**
+ * prom-client's index requires its Pushgateway, which requires node:https
+ * (and so node:tls), node:http and node:zlib as it loads: the daemon paid for
+ * compiling them at every start (0.1 s of the lab guest's CPU, where the
+ * daemon's V8 flag costs Node its code cache) and never pushes. The index
+ * gets instead a constructor that loads the real one at its first use.
+ */
+export const lazyPushgateway: Plugin = {
+  name: 'pybal-lazy-pushgateway',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/lib\/pushgateway$/ }, async (args) => {
+      if (args.pluginData?.real === true || !args.importer.includes('/node_modules/prom-client/')) return undefined;
+      const real = await b.resolve(args.path, { resolveDir: args.resolveDir, importer: args.importer, kind: args.kind, pluginData: { real: true } });
+      if (real.errors.length > 0) return undefined;
+      return { path: real.path, namespace: 'lazy-pushgateway' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-pushgateway' }, (args) => ({
+      contents: [
+        'let real;',
+        'module.exports = function Pushgateway(...args) {',
+        `  real ??= require(${JSON.stringify(args.path)});`,
+        '  return new real(...args);',
+        '};',
+      ].join('\n'),
+      resolveDir: dirname(args.path),
+      loader: 'js',
+    }));
+  },
+};
+
 export async function bundleCli(): Promise<void> {
   rmSync(CLI_DIR, { recursive: true, force: true });
   const result = await build({
@@ -247,7 +277,7 @@ export async function bundleCli(): Promise<void> {
     target: 'node20',
     chunkNames: '[name]-[hash]',
     external: EXTERNAL_PACKAGES.flatMap((p) => [p, `${p}/*`]),
-    plugins: [fileLocations, builtinRequires, yargsLocales, lazyStringWidth],
+    plugins: [fileLocations, builtinRequires, yargsLocales, lazyStringWidth, lazyPushgateway],
     metafile: true,
     logLevel: 'warning',
     legalComments: 'eof',

@@ -15,7 +15,7 @@ import { renderAlerts } from './alerts.js';
 import type { EventHistory } from '../events/history.js';
 import { renderEvents } from './events.js';
 import { EventStream, type EventStreamOptions } from './event-stream.js';
-import { EVENTS_ON_PAGE, HTML_TYPE, PAGE_SECURITY_POLICY, pageSummary, renderStatusPage } from './status-page.js';
+import { EVENTS_ON_PAGE, HTML_TYPE, pageSecurityPolicy, pageSummary, renderStatusPage } from './status-page.js';
 import { createSystemClock, type Clock } from '../runtime/clock.js';
 import { sliced, turn } from '../runtime/sliced.js';
 import type { PybalMetrics } from './metrics.js';
@@ -100,7 +100,7 @@ async function renderPage(deps: Pick<ApiServerDeps, 'snapshot' | 'snapshotSliced
     status: 200,
     contentType: HTML_TYPE,
     body: chunks,
-    headers: { 'content-security-policy': PAGE_SECURITY_POLICY, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' },
+    headers: { 'content-security-policy': pageSecurityPolicy(), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' },
   };
 }
 

@@ -42,7 +42,7 @@
  * is in-band pings and cancelling a watch on a shared stream; point 4 stands
  * in for the first, and one watch per connection needs no cancel.
  */
-import * as https from 'node:https';
+import type * as Https from 'node:https';
 import type { Clock, Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { sliced } from '../runtime/sliced.js';
@@ -59,7 +59,7 @@ import {
   type Etcd3Kv,
   type Etcd3RangePage,
 } from './etcd3-gateway.js';
-import { describeHttpError, httpPostJson, loadSystemCa } from './http-get.js';
+import { describeHttpError, httpPostJson, httpsModule, loadSystemCa } from './http-get.js';
 import { LineTooLongError, openLineStream, type LineStream } from './http-lines.js';
 import { LoopingPoolSource } from './looping-source.js';
 import { PollLoop } from './poll-loop.js';
@@ -231,7 +231,7 @@ export class Etcd3PoolSource extends LoopingPoolSource {
   private async read(target: Etcd3Target, signal: AbortSignal): Promise<void> {
     const entries = new EtcdEntries();
     // The pages of one read share a connection.
-    const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+    const agent = new (httpsModule().Agent)({ keepAlive: true, maxSockets: 1 });
     let header: Etcd3Header | undefined;
     let pages = 0;
     try {
@@ -254,7 +254,7 @@ export class Etcd3PoolSource extends LoopingPoolSource {
     await this.deliver();
   }
 
-  private async readPage(target: Etcd3Target, from: string | undefined, revision: number | undefined, agent: https.Agent, signal: AbortSignal): Promise<Etcd3RangePage> {
+  private async readPage(target: Etcd3Target, from: string | undefined, revision: number | undefined, agent: Https.Agent, signal: AbortSignal): Promise<Etcd3RangePage> {
     const { clock } = this;
     const { timeoutMs, maxBytes, pageSize } = this.options;
     const response = await httpPostJson(new URL('/v3/kv/range', target.origin), rangeRequest(target.prefix, pageSize, from, revision), {

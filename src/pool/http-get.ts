@@ -6,9 +6,8 @@
  * given trust store. Shared by the http and etcd pool sources.
  */
 import * as http from 'node:http';
-import * as https from 'node:https';
+import type * as Https from 'node:https';
 import { readFile } from 'node:fs/promises';
-import { rootCertificates } from 'node:tls';
 import type { Clock } from '../runtime/clock.js';
 import { errorMessage } from '../runtime/errors.js';
 
@@ -55,6 +54,19 @@ export function describeHttpError(error: unknown): string {
   return errorMessage(error);
 }
 
+let httpsLoaded: typeof Https | undefined;
+
+/**
+ * node:https (and with it node:tls), loaded at the first https request or CA
+ * list rather than with the daemon: a site whose pools are files never pays
+ * for them (compiling them took 0.1 s of the main thread's CPU at a start in
+ * the lab guest, where the daemon's V8 flag costs Node its code cache).
+ */
+export function httpsModule(): typeof Https {
+  httpsLoaded ??= process.getBuiltinModule('node:https');
+  return httpsLoaded;
+}
+
 /** Debian's bundle of the system's trusted CAs (update-ca-certificates). */
 export const SYSTEM_CA_FILE = '/etc/ssl/certs/ca-certificates.crt';
 
@@ -63,6 +75,7 @@ export const SYSTEM_CA_FILE = '/etc/ssl/certs/ca-certificates.crt';
  * installed with update-ca-certificates is trusted as curl would trust it.
  */
 export async function loadSystemCa(file = SYSTEM_CA_FILE): Promise<readonly string[]> {
+  const { rootCertificates } = await import('node:tls');
   try {
     return [...rootCertificates, await readFile(file, 'utf8')];
   } catch {
@@ -121,9 +134,9 @@ export function startRequest(
     headers['content-length'] = Buffer.byteLength(json);
   }
   const secure = url.protocol === 'https:';
-  const requestOptions: https.RequestOptions = { method, headers, signal, agent: options.agent ?? false };
+  const requestOptions: Https.RequestOptions = { method, headers, signal, agent: options.agent ?? false };
   if (secure && options.ca !== undefined) requestOptions.ca = [...options.ca];
-  const req = (secure ? https : http).request(url, requestOptions, onResponse);
+  const req = (secure ? httpsModule() : http).request(url, requestOptions, onResponse);
   req.end(json);
   return req;
 }

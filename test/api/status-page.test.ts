@@ -10,7 +10,7 @@ import {
   domIdPart,
   escapeHtml,
   pageSummary,
-  PAGE_SECURITY_POLICY,
+  pageSecurityPolicy,
   readTraffic,
   renderStatusPage,
   SERVERS_PER_SERVICE_ON_INDEX,
@@ -253,8 +253,8 @@ describe('GET /', () => {
     const answer = await handleRequest(deps, 'GET', '/', 'text/html,*/*');
     expect(answer.status).toBe(200);
     expect(answer.contentType).toBe('text/html; charset=utf-8');
-    expect(answer.headers?.['content-security-policy']).toBe(PAGE_SECURITY_POLICY);
-    expect(PAGE_SECURITY_POLICY).toMatch(/^default-src 'none'; style-src 'sha256-[^']+'; script-src 'sha256-[^']+'; connect-src 'self'/);
+    expect(answer.headers?.['content-security-policy']).toBe(pageSecurityPolicy());
+    expect(pageSecurityPolicy()).toMatch(/^default-src 'none'; style-src 'sha256-[^']+'; script-src 'sha256-[^']+'; connect-src 'self'/);
     expect((answer.body as string[]).join('')).toContain('id="service-text_2d_https"');
   });
 

@@ -22,6 +22,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertFreshBuild } from '../support/fresh-build.js';
 
@@ -150,6 +151,21 @@ describe('the modules the light commands load', () => {
     const outside = modules.filter((url) => !url.startsWith('node:') && !url.startsWith(`file://${resolve('dist/cli')}/`));
     expect(outside.length).toBeGreaterThan(0);
     expect(outside.filter((url) => !/\/node_modules\/netlink\//.test(url))).toEqual([]);
+  });
+});
+
+describe("what the daemon's chunk loads of Node", () => {
+  it('no node:https, node:tls or node:zlib: a site whose pools are files never needs them (prom-client\'s Pushgateway and the https pool sources load them when used)', () => {
+    const url = pathToFileURL(resolve(chunkOf('dist/src/main.js'))).href;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(url)}); process.stdout.write(JSON.stringify(process.moduleLoadList))`], {
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
+    expect(r.stderr).toBe('');
+    const loaded = JSON.parse(r.stdout) as string[];
+    // The list is the real one: the API's http server is there.
+    expect(loaded).toContain('NativeModule http');
+    expect(loaded.filter((m) => /^NativeModule (https|tls|zlib)$/.test(m))).toEqual([]);
   });
 });
 

@@ -5,6 +5,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger, type MemoryLog } from '../../src/runtime/logger.js';
 import { createHttpSource, type HttpSourceOptions } from '../../src/pool/http-source.js';
+import { loadSystemCa } from '../../src/pool/http-get.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { PoolEvent, PoolSource } from '../../src/pool/types.js';
 import { advanceFor, advanceUntil, rows, selfSignedCert, summarize, tempDir } from './helpers.js';
 
@@ -322,3 +325,18 @@ async function waitReal(done: () => boolean, limitMs = 5000): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+describe('loadSystemCa', () => {
+  it("is Node's own list plus the system's bundle, and Node's list alone when the bundle cannot be read", async () => {
+    const { rootCertificates } = await import('node:tls');
+    const { dir, cleanup } = await tempDir();
+    const file = join(dir, 'ca-certificates.crt');
+    writeFileSync(file, '-----BEGIN CERTIFICATE-----\nsite CA\n-----END CERTIFICATE-----\n');
+    const withFile = await loadSystemCa(file);
+    expect(withFile.slice(0, rootCertificates.length)).toEqual(rootCertificates);
+    expect(withFile.slice(rootCertificates.length)).toEqual([readFileSync(file, 'utf8')]);
+    expect(rootCertificates.length).toBeGreaterThan(100);
+    expect(await loadSystemCa(join(dir, 'missing.crt'))).toEqual(rootCertificates);
+    await cleanup();
+  });
+});
