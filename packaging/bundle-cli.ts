@@ -231,10 +231,11 @@ const lazyStringWidth: Plugin = {
 
 /**
  * prom-client's index requires its Pushgateway, which requires node:https
- * (and so node:tls), node:http and node:zlib as it loads: the daemon paid for
- * compiling them at every start (0.1 s of the lab guest's CPU, where the
- * daemon's V8 flag costs Node its code cache) and never pushes. The index
- * gets instead a constructor that loads the real one at its first use.
+ * (and so node:tls), node:http and node:zlib as it loads: the daemon compiled
+ * them at every start (0.1 s in a CPU profile of a start in the lab guest,
+ * where the daemon's V8 flag costs Node its code cache; too little to tell in
+ * a whole start's time) and never pushes. The index gets instead a
+ * constructor that loads the real one at its first use.
  */
 export const lazyPushgateway: Plugin = {
   name: 'pybal-lazy-pushgateway',

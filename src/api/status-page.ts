@@ -468,7 +468,8 @@ let securityPolicy: string | undefined;
 /**
  * Only the page's own style and script run, and the script talks only to
  * this server. Hashed at the first page asked for, not as the daemon starts
- * (the first hash sets OpenSSL up: 70 ms of the lab guest's CPU).
+ * (the first hash sets OpenSSL up: 70 ms in a CPU profile of a start in the
+ * lab guest).
  */
 export function pageSecurityPolicy(): string {
   securityPolicy ??=

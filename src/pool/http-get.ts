@@ -59,7 +59,7 @@ let httpsLoaded: typeof Https | undefined;
 /**
  * node:https (and with it node:tls), loaded at the first https request or CA
  * list rather than with the daemon: a site whose pools are files never pays
- * for them (compiling them took 0.1 s of the main thread's CPU at a start in
+ * for them (compiling them took 0.1 s in a CPU profile of a start in
  * the lab guest, where the daemon's V8 flag costs Node its code cache).
  */
 export function httpsModule(): typeof Https {
