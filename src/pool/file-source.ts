@@ -123,6 +123,8 @@ export class FilePoolSource extends LoopingPoolSource {
   private readonly pollIntervalMs: number;
   private readonly settleMs: number;
   private readonly maxBytes: number;
+  /** Its own count of the first read (see step and FIRST_READ_HOLD_MAX_MS), not LoopingPoolSource's. */
+  protected override readonly holdsFirstRead = false;
   /** The first read has no outcome yet: check admission is held back meanwhile (holdForFirstRead). */
   private firstOutcomePending = true;
   private admissionHold: (() => void) | undefined = undefined;

@@ -30,6 +30,8 @@ export interface SourceReporter {
   unchanged(): void;
   /** The source cannot be read or parsed; the last good pool stays. */
   fail(message: string): void;
+  /** Calls `fn` once the source has its first outcome (a document judged, or an error); at once if it has one. */
+  afterFirstOutcome(fn: () => void): void;
   status(): PoolSourceStatus;
 }
 
@@ -78,6 +80,16 @@ export function createSourceReporter(url: string, log: Logger, seed: ReporterSee
   /** The last document given to good(), which an HTTP 304 stands for. */
   let lastRead: PoolParseResult | undefined;
   let error: string | undefined;
+  /** Whether a first outcome came, and who waits for it (afterFirstOutcome). */
+  let outcome = false;
+  let waitingForOutcome: (() => void)[] = [];
+  const settled = (): void => {
+    if (outcome) return;
+    outcome = true;
+    const waiting = waitingForOutcome;
+    waitingForOutcome = [];
+    for (const fn of waiting) fn();
+  };
 
   const emit = (event: PoolEvent): void => {
     try {
@@ -160,12 +172,21 @@ export function createSourceReporter(url: string, log: Logger, seed: ReporterSee
     good(result) {
       lastRead = result;
       judge(result);
+      settled();
     },
     unchanged() {
       if (lastRead === undefined) recover();
       else judge(lastRead);
+      settled();
     },
-    fail,
+    fail(message) {
+      fail(message);
+      settled();
+    },
+    afterFirstOutcome(fn) {
+      if (outcome) fn();
+      else waitingForOutcome.push(fn);
+    },
     status: () => ({ url, pool: delivered?.pool, error }),
   };
 }

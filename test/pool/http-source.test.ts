@@ -6,6 +6,7 @@ import { ManualClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger, type MemoryLog } from '../../src/runtime/logger.js';
 import { createHttpSource, type HttpSourceOptions } from '../../src/pool/http-source.js';
 import { loadSystemCa } from '../../src/pool/http-get.js';
+import { controlPlaneWaiting, firstReadsWaiting } from '../../src/runtime/sliced.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PoolEvent, PoolSource } from '../../src/pool/types.js';
@@ -127,6 +128,52 @@ describe('http pool source', () => {
     expect(server.requests[0]?.['if-none-match']).toBeUndefined();
     expect(server.requests[3]?.['if-none-match']).toBe('"v1"');
     expect(server.requests[0]?.['user-agent']).toBe('pybal (pool source)');
+  });
+
+  it('counts as a pool waiting for its first read from start to its first outcome (a pool, an error), and lets go on stop', async () => {
+    const base = firstReadsWaiting();
+    const baseHeld = controlPlaneWaiting();
+    // Answered only when the test says: the first read is pending meanwhile.
+    let answer: (() => void) | undefined;
+    const server = await serve((_req, res) => {
+      answer = () => res.end(LEGACY_A);
+    });
+    start(`http://127.0.0.1:${server.port}/pools/text`);
+    expect(firstReadsWaiting()).toBe(base + 1);
+    expect(controlPlaneWaiting()).toBe(baseHeld + 1);
+    await advanceUntil(clock, () => answer !== undefined);
+    expect(firstReadsWaiting()).toBe(base + 1);
+    answer!();
+    await advanceUntil(clock, () => events.length === 1);
+    expect(events[0]?.type).toBe('pool');
+    expect(firstReadsWaiting()).toBe(base);
+    expect(controlPlaneWaiting()).toBe(baseHeld);
+    await source!.stop();
+    source = undefined;
+
+    // An error is an outcome too.
+    const failing = await serve((_req, res) => {
+      res.statusCode = 503;
+      res.end('down');
+    });
+    start(`http://127.0.0.1:${failing.port}/pools/text`);
+    expect(firstReadsWaiting()).toBe(base + 1);
+    await advanceUntil(clock, () => events.length === 2);
+    expect(events[1]?.type).toBe('error');
+    expect(firstReadsWaiting()).toBe(base);
+    await source!.stop();
+    source = undefined;
+
+    // Stopped before any outcome: let go at once; an unusable URL never counts.
+    const silent = await serve(() => undefined);
+    start(`http://127.0.0.1:${silent.port}/pools/text`);
+    expect(firstReadsWaiting()).toBe(base + 1);
+    await source!.stop();
+    source = undefined;
+    expect(firstReadsWaiting()).toBe(base);
+    start('ftp://127.0.0.1/pools/text');
+    expect(events.at(-1)?.type).toBe('error');
+    expect(firstReadsWaiting()).toBe(base);
   });
 
   it('uses Last-Modified, and delivers a changed pool', async () => {
