@@ -194,6 +194,34 @@ const yargsLocales: Plugin = {
 };
 
 /**
+ * A plugin that puts, in place of each import of `filter` (from a file whose
+ * path holds `importerPart`, when given), a small module of `wrapper(real)`,
+ * where `real` is the real module's path as a string literal: the wrapper
+ * require()s it when first used, which esbuild turns into a lazy evaluation
+ * of the bundled module.
+ */
+function lazyModule(name: string, filter: RegExp, wrapper: (real: string) => readonly string[], importerPart?: string): Plugin {
+  const namespace = `lazy-${name}`;
+  return {
+    name: `pybal-lazy-${name}`,
+    setup(b) {
+      b.onResolve({ filter }, async (args) => {
+        // The resolution just below comes back here: that one is esbuild's own.
+        if (args.pluginData?.real === true || (importerPart !== undefined && !args.importer.includes(importerPart))) return undefined;
+        const real = await b.resolve(args.path, { resolveDir: args.resolveDir, importer: args.importer, kind: args.kind, pluginData: { real: true } });
+        if (real.errors.length > 0) return undefined;
+        return { path: real.path, namespace };
+      });
+      b.onLoad({ filter: /.*/, namespace }, (args) => ({
+        contents: wrapper(JSON.stringify(args.path)).join('\n'),
+        resolveDir: dirname(args.path),
+        loader: 'js',
+      }));
+    },
+  };
+}
+
+/**
  * yargs measures text with string-width (three copies: its own, cliui's and
  * wrap-ansi's), and each copy does costly work when it is loaded: an
  * Intl.Segmenter (12 ms for the first: ICU's break rules) and, in the newest,
@@ -201,33 +229,16 @@ const yargsLocales: Plugin = {
  * every emoji sequence). Every `pybal` command paid that, though only help
  * and usage errors measure text. Each `import stringWidth from
  * 'string-width'` gets instead a function that loads its copy on the first
- * call: a require(), which esbuild turns into a lazy evaluation of the
- * bundled module. (A copy that came to export more than its default would
- * fail the build here: "No matching export".)
+ * call. (A copy that came to export more than its default would fail the
+ * build here: "No matching export".)
  */
-const lazyStringWidth: Plugin = {
-  name: 'pybal-lazy-string-width',
-  setup(b) {
-    b.onResolve({ filter: /^string-width$/ }, async (args) => {
-      // The resolution just below comes back here: that one is esbuild's own.
-      if (args.pluginData?.real === true) return undefined;
-      const real = await b.resolve(args.path, { resolveDir: args.resolveDir, kind: args.kind, pluginData: { real: true } });
-      if (real.errors.length > 0) return undefined;
-      return { path: real.path, namespace: 'lazy-string-width' };
-    });
-    b.onLoad({ filter: /.*/, namespace: 'lazy-string-width' }, (args) => ({
-      contents: [
-        'let real;',
-        'export default function stringWidth(...args) {',
-        `  real ??= require(${JSON.stringify(args.path)});`,
-        '  return real.default(...args);',
-        '}',
-      ].join('\n'),
-      resolveDir: dirname(args.path),
-      loader: 'js',
-    }));
-  },
-};
+const lazyStringWidth = lazyModule('string-width', /^string-width$/, (real) => [
+  'let real;',
+  'export default function stringWidth(...args) {',
+  `  real ??= require(${real});`,
+  '  return real.default(...args);',
+  '}',
+]);
 
 /**
  * prom-client's index requires its Pushgateway, which requires node:https
@@ -237,28 +248,12 @@ const lazyStringWidth: Plugin = {
  * a whole start's time) and never pushes. The index gets instead a
  * constructor that loads the real one at its first use.
  */
-export const lazyPushgateway: Plugin = {
-  name: 'pybal-lazy-pushgateway',
-  setup(b) {
-    b.onResolve({ filter: /^\.\/lib\/pushgateway$/ }, async (args) => {
-      if (args.pluginData?.real === true || !args.importer.includes('/node_modules/prom-client/')) return undefined;
-      const real = await b.resolve(args.path, { resolveDir: args.resolveDir, importer: args.importer, kind: args.kind, pluginData: { real: true } });
-      if (real.errors.length > 0) return undefined;
-      return { path: real.path, namespace: 'lazy-pushgateway' };
-    });
-    b.onLoad({ filter: /.*/, namespace: 'lazy-pushgateway' }, (args) => ({
-      contents: [
-        'let real;',
-        'module.exports = function Pushgateway(...args) {',
-        `  real ??= require(${JSON.stringify(args.path)});`,
-        '  return new real(...args);',
-        '};',
-      ].join('\n'),
-      resolveDir: dirname(args.path),
-      loader: 'js',
-    }));
-  },
-};
+export const lazyPushgateway = lazyModule(
+  'pushgateway',
+  /^\.\/lib\/pushgateway$/,
+  (real) => ['let real;', 'module.exports = function Pushgateway(...args) {', `  real ??= require(${real});`, '  return new real(...args);', '};'],
+  '/node_modules/prom-client/',
+);
 
 export async function bundleCli(): Promise<void> {
   rmSync(CLI_DIR, { recursive: true, force: true });

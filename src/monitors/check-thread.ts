@@ -344,6 +344,11 @@ export class CheckThread {
     return { type: 'start', id: monitor.id, configId: held.id, ...(first ? { config: monitor.config } : {}), target, options };
   }
 
+  /** Some pool waits for its first read (the options' count, or runtime/sliced.ts's). */
+  private poolsWaiting(): boolean {
+    return (this.options.firstReadsWaiting ?? firstReadsWaiting)() > 0;
+  }
+
   /** Starts the first thread now, or once no pool waits for its first read (SPAWN_WAIT_MAX_MS). */
   private spawnWhenRead(): void {
     if (this.spawnTimer !== undefined) return;
@@ -351,7 +356,7 @@ export class CheckThread {
     const look = (): void => {
       this.spawnTimer = undefined;
       if (this.closing || this.worker !== undefined) return;
-      if ((this.options.firstReadsWaiting ?? firstReadsWaiting)() > 0 && this.options.clock.now() < until) {
+      if (this.poolsWaiting() && this.options.clock.now() < until) {
         this.spawnTimer = this.options.clock.setTimeout(look, HOLD_EVERY_MS);
         return;
       }
@@ -387,7 +392,7 @@ export class CheckThread {
 
   /** Tells the thread when pools start or stop waiting for their first read; looks again while they do. */
   private syncHold(): void {
-    const on = (this.options.firstReadsWaiting ?? firstReadsWaiting)() > 0;
+    const on = this.poolsWaiting();
     if (on !== this.holdSent && this.running) {
       this.holdSent = on;
       this.post({ type: 'hold', on });
