@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runDaemon } from '../src/main.js';
 import { assertFreshBuild } from './support/fresh-build.js';
+import { freePort } from './pool/helpers.js';
 import { getJson } from '../src/cli/control-client.js';
 import type { DaemonSnapshot } from '../src/api/types.js';
 
@@ -59,10 +60,7 @@ describe('runDaemon signals', () => {
     const busy: Server = createServer();
     await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
     const busyPort = (busy.address() as { port: number }).port;
-    const free: Server = createServer();
-    await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
-    const port = (free.address() as { port: number }).port;
-    await new Promise((r) => free.close(r));
+    const port = await freePort();
     const conf = join(dir, 'pybal.conf');
     const pool = join(dir, 'pool');
     const log = join(dir, 'pybal.log');
@@ -138,10 +136,7 @@ describe.runIf(ROOT_WITHOUT_IPVS)('runDaemon: the BGP thread at a start (the bui
   /** pybal.conf with BGP to 127.0.0.3, listening on 127.0.0.1 only, and one service. */
   async function setUp(): Promise<{ conf: string; log: string; socket: string }> {
     dir = mkdtempSync(join(tmpdir(), 'pybal-main-bgp-'));
-    const spare: Server = createServer();
-    await new Promise<void>((r) => spare.listen(0, '127.0.0.1', r));
-    const bgpPort = (spare.address() as { port: number }).port;
-    await new Promise((r) => spare.close(r));
+    const bgpPort = await freePort();
     const conf = join(dir, 'pybal.conf');
     const pool = join(dir, 'pool');
     writeFileSync(pool, "{ 'host': '127.0.0.1', 'weight': 10, 'enabled': True }\n");

@@ -10,6 +10,7 @@ import { ManualClock, createSystemClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger, createSilentLogger } from '../../src/runtime/logger.js';
 import { PEER_OPEN, startRawPeer, until, wrapSocket, type RawConnection } from './raw-peer.js';
 import { route, speakerHarness, speakerOptions, state, summary } from './speaker-harness.js';
+import { freePort } from '../pool/helpers.js';
 
 const { cleanups, setup } = speakerHarness();
 
@@ -335,14 +336,6 @@ describe('passive side', () => {
     expect(low.status()[0]?.side).toBe('passive');
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return address && typeof address === 'object' ? address.port : 0;
-}
 
 describe('peer changes (the event history)', () => {
   test('tells onPeerChange when a session is Established and when it goes down, with the reason', async () => {

@@ -7,7 +7,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -20,6 +19,7 @@ import type { Clock } from '../../src/runtime/clock.js';
 import { createSilentLogger } from '../../src/runtime/logger.js';
 import { daemon, NOT_DRAINED, peer, server, service } from '../api/fixtures.js';
 import { assertFreshBundle } from '../support/fresh-build.js';
+import { freePort } from '../pool/helpers.js';
 
 function capture(): { write(text: string): void; text(): string } {
   let text = '';
@@ -321,17 +321,6 @@ function pybal(...args: string[]): { status: number | null; stdout: string; stde
 }
 
 /** A TCP port nobody listens on now. */
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      s.close(() => resolvePort(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
 function httpText(options: { host?: string; port?: number; socketPath?: string; path: string; method?: string }): Promise<{ status: number; body: string }> {
   return new Promise((resolveReply, reject) => {
     const req = request({ agent: false, ...options }, (res) => {
