@@ -72,7 +72,7 @@ function parseBody(response: HttpResponse): unknown {
 export class EtcdPoolSource extends LoopingPoolSource {
   readonly url: string;
   private readonly keyUrl: URL | undefined;
-  private readonly clock: Clock;
+  protected readonly clock: Clock;
   private readonly log: Logger;
   protected readonly reporter: SourceReporter;
   protected readonly loop: PollLoop;

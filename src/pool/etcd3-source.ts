@@ -160,7 +160,7 @@ function describeStatus(status: number, statusText: string, body: string): strin
 export class Etcd3PoolSource extends LoopingPoolSource {
   readonly url: string;
   private readonly target: Etcd3Target | undefined;
-  private readonly clock: Clock;
+  protected readonly clock: Clock;
   private readonly log: Logger;
   protected readonly reporter: SourceReporter;
   protected readonly loop: PollLoop;

@@ -13,13 +13,13 @@
  */
 import { closeSync, constants, fstatSync, openSync, readFileSync, readSync, statSync, type BigIntStats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import type { Clock, Timer } from '../runtime/clock.js';
+import type { Clock } from '../runtime/clock.js';
 import { fileErrorReason, formatProblem, ProblemsError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logger.js';
 import { PollLoop } from './poll-loop.js';
 import { createRunLimiter } from '../monitors/run-limiter.js';
 import { LegacyLineMemo } from './legacy-format.js';
-import { holdForFirstRead, turn } from '../runtime/sliced.js';
+import { turn } from '../runtime/sliced.js';
 import { parsePoolSliced, poolFormatForUrl, type PoolFormat } from './pool-format.js';
 import { LoopingPoolSource } from './looping-source.js';
 import { createSourceReporter, type ReporterSeed, type SourceReporter } from './source-reporter.js';
@@ -56,13 +56,6 @@ export interface FileSourceOptions extends ReporterSeed {
  * a few steps at a time, each turn has only a few to finish.
  */
 export const POOL_FILE_STEPS = createRunLimiter(16);
-
-/**
- * The longest a pool's first read holds check admission back: a read that
- * never ends (a hung network filesystem) must not keep every check of the
- * daemon at one start a turn.
- */
-export const FIRST_READ_HOLD_MAX_MS = 30_000;
 
 export const FILE_SOURCE_DEFAULTS = { pollIntervalMs: 1000, settleMs: 100, maxBytes: 8 * 1024 * 1024 } as const;
 
@@ -117,19 +110,12 @@ export class FilePoolSource extends LoopingPoolSource {
   private readonly path: string;
   private readonly format: PoolFormat;
   private readonly log: Logger;
-  private readonly clock: Clock;
+  protected readonly clock: Clock;
   protected readonly reporter: SourceReporter;
   protected readonly loop: PollLoop;
   private readonly pollIntervalMs: number;
   private readonly settleMs: number;
   private readonly maxBytes: number;
-  /** Its own count of the first read (see step and FIRST_READ_HOLD_MAX_MS), not LoopingPoolSource's. */
-  protected override readonly holdsFirstRead = false;
-  /** The first read has no outcome yet: check admission is held back meanwhile (holdForFirstRead). */
-  private firstOutcomePending = true;
-  private admissionHold: (() => void) | undefined = undefined;
-  /** Lets go of the hold after FIRST_READ_HOLD_MAX_MS whatever happens (a hung NFS mount, say). */
-  private admissionHoldTimer: Timer | undefined = undefined;
   /** The last read's clean lines: a re-read parses only what changed. */
   private readonly lines = new LegacyLineMemo();
   /** The observation last acted on (read, or reported as an error). */
@@ -173,7 +159,6 @@ export class FilePoolSource extends LoopingPoolSource {
 
   override async stop(): Promise<void> {
     this.unsubscribe();
-    this.releaseAdmission();
     await super.stop();
   }
 
@@ -221,42 +206,19 @@ export class FilePoolSource extends LoopingPoolSource {
     }
   }
 
-  /**
-   * One poll step, in one of the file sources' shared slots (POOL_FILE_STEPS).
-   * Until the pool's first read has an outcome (before which the service
-   * cannot be programmed), the source holds check admission back.
-   */
+  /** One poll step, in one of the file sources' shared slots (POOL_FILE_STEPS). */
   private async step(signal: AbortSignal): Promise<number> {
-    if (this.firstOutcomePending && this.admissionHold === undefined) {
-      this.admissionHold = holdForFirstRead();
-      this.admissionHoldTimer = this.clock.setTimeout(() => this.releaseAdmission(), FIRST_READ_HOLD_MAX_MS);
-    }
-    let delayMs = this.pollIntervalMs;
+    let release: () => void;
     try {
-      let release: () => void;
-      try {
-        release = await POOL_FILE_STEPS.acquire(signal);
-      } catch {
-        return delayMs; // stopped while waiting
-      }
-      try {
-        delayMs = await this.check();
-        return delayMs;
-      } finally {
-        release();
-      }
-    } finally {
-      // A step that only asks to look again shortly (the file must hold still) has no outcome yet.
-      if (delayMs !== this.settleMs || signal.aborted) this.releaseAdmission();
+      release = await POOL_FILE_STEPS.acquire(signal);
+    } catch {
+      return this.pollIntervalMs; // stopped while waiting
     }
-  }
-
-  private releaseAdmission(): void {
-    this.firstOutcomePending = false;
-    this.admissionHold?.();
-    this.admissionHold = undefined;
-    this.admissionHoldTimer?.cancel();
-    this.admissionHoldTimer = undefined;
+    try {
+      return await this.check();
+    } finally {
+      release();
+    }
   }
 
   /** One poll step; returns the delay before the next. */

@@ -52,7 +52,7 @@ export class HttpPoolSource extends LoopingPoolSource {
   readonly url: string;
   private readonly target: URL | undefined;
   private readonly format: PoolFormat;
-  private readonly clock: Clock;
+  protected readonly clock: Clock;
   protected readonly reporter: SourceReporter;
   protected readonly loop: PollLoop;
   private readonly pollIntervalMs: number;

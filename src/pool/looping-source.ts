@@ -3,24 +3,34 @@
  * and a loop that runs one step at a time. Subclasses say what is wrong with
  * their URL (if anything) and do the reading in their loop's step.
  */
+import type { Clock } from '../runtime/clock.js';
 import { holdForFirstRead } from '../runtime/sliced.js';
 import type { PollLoop } from './poll-loop.js';
 import type { SourceReporter } from './source-reporter.js';
 import type { PoolEvent, PoolSource, PoolSourceStatus } from './types.js';
 
+/**
+ * The longest a pool's first read counts as waiting: a read that never ends
+ * (a hung network filesystem, a step that failed on a bug) must not keep
+ * every check of the daemon at one start a turn.
+ */
+export const FIRST_READ_HOLD_MAX_MS = 30_000;
+
 export abstract class LoopingPoolSource implements PoolSource {
   abstract readonly url: string;
   protected abstract readonly reporter: SourceReporter;
   protected abstract readonly loop: PollLoop;
+  protected abstract readonly clock: Clock;
 
   /**
-   * Until its first read has an outcome (a pool, or an error: each request
-   * has its deadline) the service cannot be programmed, so the source counts
-   * as a pool waiting for its first read (holdForFirstRead): check admission
-   * goes slower meanwhile, and at a cold start the checks thread waits for
-   * it. The file source keeps that count its own way (FileSource).
+   * Until its first read has an outcome (a pool, or an error: a file that
+   * cannot be read, a request past its deadline) the service cannot be
+   * programmed, so from its start the source counts as a pool waiting for
+   * its first read (holdForFirstRead): check admission goes slower meanwhile,
+   * and at a cold start the checks thread waits for it. The count ends at
+   * that outcome, at stop, or after FIRST_READ_HOLD_MAX_MS, whichever comes
+   * first; a file still settling (a look, not a read) is no outcome.
    */
-  protected readonly holdsFirstRead: boolean = true;
   private releaseFirstRead: (() => void) | undefined;
 
   /** Why this source's URL cannot be used, or undefined when it can. */
@@ -33,10 +43,13 @@ export abstract class LoopingPoolSource implements PoolSource {
       this.reporter.fail(problem);
       return;
     }
-    if (this.holdsFirstRead) {
-      this.releaseFirstRead = holdForFirstRead();
-      this.reporter.afterFirstOutcome(this.releaseFirstRead);
-    }
+    const release = holdForFirstRead();
+    const cap = this.clock.setTimeout(release, FIRST_READ_HOLD_MAX_MS);
+    this.releaseFirstRead = () => {
+      cap.cancel();
+      release();
+    };
+    this.reporter.afterFirstOutcome(this.releaseFirstRead);
     this.loop.start();
   }
 
