@@ -79,6 +79,9 @@ const LOCATED: Record<string, (source: string, path: string) => string> = {
     mustContain(source, path, 'const relative = `dist/native/${name}.node`');
     return mustContain(source, path, 'createRequire(import.meta.url)(path)');
   },
+  // require()s the netlink package (external, EXTERNAL_PACKAGES) by name: from dist/cli/ as from dist/src/ipvs/, Node
+  // finds it in the node_modules above (the checkout's; /usr/lib/pybal/node_modules in the Debian package).
+  'ipvs/client.js': (source, path) => mustContain(source, path, "createRequire(import.meta.url)('netlink/dist/raw.js')"),
   // Compares its own file with process.argv[1]: in the bundle, dist/cli/pybal.js, the file `pybal` runs.
   'cli/main.js': (source, path) => mustContain(source, path, 'realpathSync(fileURLToPath(import.meta.url))'),
   // Starts the BFD thread from the file beside it: the bundled worker entry, beside the daemon's chunk.
@@ -255,6 +258,63 @@ export const lazyPushgateway = lazyModule(
   '/node_modules/prom-client/',
 );
 
+/**
+ * prom-client's CPU metric requires @opentelemetry/api as it loads (ten
+ * modules; 30 ms of a profiled start in the lab guest), for exemplars, which
+ * pybal never enables. Its require gets an object that loads the real one at
+ * the first property read.
+ */
+export const lazyOpenTelemetry = lazyModule(
+  'opentelemetry',
+  /^@opentelemetry\/api$/,
+  (real) => ['let real;', 'module.exports = new Proxy({}, {', `  get: (_, key) => (real ??= require(${real}))[key],`, '});'],
+  '/node_modules/prom-client/',
+);
+
+/**
+ * node:assert, for a check or two in yargs and in sonic-boom (pino's
+ * writer), was compiled at every start of the daemon (without Node's code
+ * cache, see lazyPushgateway), and yargs runs its checks at every start.
+ * Each import gets functions that pass a check that holds at once, and
+ * load node:assert for one that fails, which then throws its own error:
+ * yargs' two named functions (Object.is is their comparison); sonic-boom's
+ * call of the module (a truthy value passes).
+ */
+export const lazyAssertOfYargs = lazyModule(
+  'assert-yargs',
+  /^assert$/,
+  (real) => [
+    'let real;',
+    `const load = () => (real ??= require(${real}));`,
+    'export function notStrictEqual(...args) {',
+    '  if (args.length < 2 || Object.is(args[0], args[1])) load().notStrictEqual(...args);',
+    '}',
+    'export function strictEqual(...args) {',
+    '  if (args.length < 2 || !Object.is(args[0], args[1])) load().strictEqual(...args);',
+    '}',
+  ],
+  '/node_modules/yargs/',
+);
+export const lazyAssertOfSonicBoom = lazyModule(
+  'assert-sonic-boom',
+  /^assert$/,
+  (real) => ['let real;', 'module.exports = function assert(...args) {', `  if (args.length === 0 || !args[0]) (real ??= require(${real}))(...args);`, '};'],
+  '/node_modules/sonic-boom/',
+);
+
+/**
+ * pino requires thread-stream (its transports' worker thread) as it loads,
+ * and thread-stream requires node:assert, node:worker_threads' machinery and
+ * more; pybal writes with pino.destination() and runs no transport. pino's
+ * one use, `new ThreadStream(...)`, gets a constructor that loads it then.
+ */
+export const lazyThreadStream = lazyModule(
+  'thread-stream',
+  /^thread-stream$/,
+  (real) => ['let real;', 'module.exports = function ThreadStream(...args) {', `  real ??= require(${real});`, '  return new real(...args);', '};'],
+  '/node_modules/pino/',
+);
+
 export async function bundleCli(): Promise<void> {
   rmSync(CLI_DIR, { recursive: true, force: true });
   const result = await build({
@@ -273,7 +333,7 @@ export async function bundleCli(): Promise<void> {
     target: 'node20',
     chunkNames: '[name]-[hash]',
     external: EXTERNAL_PACKAGES.flatMap((p) => [p, `${p}/*`]),
-    plugins: [fileLocations, builtinRequires, yargsLocales, lazyStringWidth, lazyPushgateway],
+    plugins: [fileLocations, lazyAssertOfSonicBoom, builtinRequires, yargsLocales, lazyStringWidth, lazyPushgateway, lazyOpenTelemetry, lazyAssertOfYargs, lazyThreadStream],
     metafile: true,
     logLevel: 'warning',
     legalComments: 'eof',

@@ -32,7 +32,6 @@
  * they are, `_` doubled, any other character `_<hex code point>_`
  * (`text-https` -> `text_2d_https`), so that ids never collide.
  */
-import { createHash } from 'node:crypto';
 import type { ServerSnapshot, ServiceSnapshot } from '../coordinator/types.js';
 import type { DaemonEvent } from '../events/history.js';
 import { formatHostPort } from '../runtime/ip.js';
@@ -459,8 +458,9 @@ source.addEventListener('summary',function(m){try{onSummary(JSON.parse(m.data));
 source.addEventListener('reset',function(){live.textContent='Some events were missed: reload the page for the full state.';});
 })();`;
 
+/** A CSP hash source; node:crypto is loaded here, at the first page, not with the daemon (see pageSecurityPolicy). */
 function sha256(text: string): string {
-  return `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+  return `'sha256-${process.getBuiltinModule('node:crypto').createHash('sha256').update(text).digest('base64')}'`;
 }
 
 let securityPolicy: string | undefined;

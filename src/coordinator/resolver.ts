@@ -3,7 +3,6 @@
  * first, as PyBal's Twisted resolver chain), restricted to the service's
  * address family. An IP literal resolves to itself without a lookup.
  */
-import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import type { AddressFamily } from '../config/types.js';
 import type { Resolve } from './types.js';
@@ -44,7 +43,8 @@ export const resolveHost: Resolve = async (host, family: AddressFamily, signal) 
   if (literal !== undefined) return [...literal];
   let answers: { address: string; family: number }[];
   try {
-    answers = await abortable(lookup(host, { family, all: true }), signal);
+    // node:dns/promises at the first name, not with the daemon: pools of addresses never need it.
+    answers = await abortable(process.getBuiltinModule('node:dns/promises').lookup(host, { family, all: true }), signal);
   } catch (error) {
     if (signal.aborted) throw error;
     const code = (error as { code?: unknown }).code;

@@ -11,8 +11,8 @@
  * sendmsg and (when nothing fails) one recvmsg per batch. `ackEach` asks for
  * every ACK instead, at the cost of one recvmsg per request.
  */
-// The raw socket alone: the package's index loads every netlink family it knows (nl80211, rtnetlink...), 0.1 s on a host, near a second in the lab guest.
-import { RawNetlinkSocket, type ErrnoException } from 'netlink/dist/raw.js';
+import { createRequire } from 'node:module';
+import type { ErrnoException } from 'netlink/dist/raw.js';
 import { setAnswerTimeout, type Clock, type Timer } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { errorMessage } from '../runtime/errors.js';
@@ -50,6 +50,16 @@ import {
   type NetlinkMessage,
 } from './netlink-framing.js';
 import type { IpvsInfo, IpvsTimeouts, KernelDest, KernelService, ServiceKey, SyncDaemon, SyncState } from './types.js';
+
+/**
+ * The raw socket alone: the package's index loads every netlink family it
+ * knows (nl80211, rtnetlink...), 0.1 s on a host, near a second in the lab
+ * guest. And require()d, not imported: an ES module's import of a CommonJS
+ * file has Node parse that file for its export names first
+ * (cjs-module-lexer, itself compiled at that moment), 0.1 s of a profiled
+ * start in the lab guest.
+ */
+const { RawNetlinkSocket } = createRequire(import.meta.url)('netlink/dist/raw.js') as typeof import('netlink/dist/raw.js');
 
 /** A request in a batch, with the object named in its error if it fails. */
 export interface BatchItem {

@@ -6,7 +6,6 @@
  * unless fail-on-nxdomain; SERVFAIL, REFUSED, timeouts and other errors are
  * down.
  */
-import { Resolver } from 'node:dns/promises';
 import type { DnsQueryConfig } from '../config/types.js';
 import { errorMessage } from '../runtime/errors.js';
 import { DeadlineError } from './deadline.js';
@@ -43,7 +42,8 @@ export function serverAddress(ip: string, port: number): string {
 export function createDnsQueryMonitor(config: DnsQueryConfig, target: MonitorTarget, deps: MonitorDeps): Monitor {
   const random = deps.random ?? Math.random;
   // One try with c-ares's own timeout at the deadline; the wrapper's deadline also cancels.
-  const resolver = new Resolver({ timeout: Math.max(1, config.timeoutMs), tries: 1 });
+  // node:dns/promises with the first DNSQuery monitor, not with the checks thread.
+  const resolver = new (process.getBuiltinModule('node:dns/promises').Resolver)({ timeout: Math.max(1, config.timeoutMs), tries: 1 });
   let problem: string | undefined;
   try {
     resolver.setServers([serverAddress(target.ip, target.port)]);

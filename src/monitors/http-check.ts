@@ -12,7 +12,7 @@
  * it, destroying the socket at once.
  */
 import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { errorMessage } from '../runtime/errors.js';
 import { connectCheck } from './data-path.js';
 import { DeadlineError, type CheckSignal } from './deadline.js';
@@ -58,8 +58,17 @@ function onreadOption(): { readonly buffer: Buffer; readonly callback: typeof on
 }
 
 /** The TLS context for a check's options (trusted CAs); build it once and pass it to prepareFetch. */
+/**
+ * node:tls (and node:crypto with it), loaded at the first https check: the
+ * checks thread compiles Node's modules without its code cache (the daemon's
+ * V8 flag), and a site that checks http only never needs them.
+ */
+function tlsModule(): typeof tls {
+  return process.getBuiltinModule('node:tls');
+}
+
 export function createFetchSecureContext(options: Pick<FetchOptions, 'ca'>): tls.SecureContext {
-  return tls.createSecureContext(options.ca === undefined ? {} : { ca: options.ca });
+  return tlsModule().createSecureContext(options.ca === undefined ? {} : { ca: options.ca });
 }
 
 /** Without verify-tls the name is not checked either (as PyBal). */
@@ -95,7 +104,7 @@ export function prepareFetch(url: URL, options: FetchOptions, secureContext?: tl
       secureContext: secureContext ?? createFetchSecureContext(options),
       rejectUnauthorized: options.verifyTls,
       // The certificate must name the URL's host, not the address connected to.
-      checkServerIdentity: options.verifyTls ? (_host, cert) => tls.checkServerIdentity(name, cert) : skipIdentityCheck,
+      checkServerIdentity: options.verifyTls ? (_host, cert) => tlsModule().checkServerIdentity(name, cert) : skipIdentityCheck,
     };
   }
   return {
@@ -172,7 +181,7 @@ class Exchange {
         rejectUnauthorized: settings.rejectUnauthorized,
         checkServerIdentity: settings.checkServerIdentity,
       };
-      socket = tls.connect(options);
+      socket = tlsModule().connect(options);
       socket.on('secureConnect', onConnect);
       if (target.dataPath !== undefined) socket.on('data', onDataEvent);
     }

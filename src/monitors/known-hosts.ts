@@ -3,7 +3,6 @@
  * hashed (`|1|salt|hash`) host entries, `[host]:port`, `*`/`?` patterns and
  * `!` negations, `@revoked`; `@cert-authority` lines are ignored. Pure.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
 
 export interface KnownHostEntry {
   readonly marker: 'revoked' | undefined;
@@ -46,6 +45,8 @@ function patternMatches(pattern: string, name: string): boolean {
   if (pattern.startsWith('|1|')) {
     const [, , salt, hash] = pattern.split('|');
     if (!salt || !hash) return false;
+    // node:crypto at the first hashed name, not with the checks thread.
+    const { createHmac, timingSafeEqual } = process.getBuiltinModule('node:crypto');
     const digest = createHmac('sha1', Buffer.from(salt, 'base64')).update(name).digest();
     const expected = Buffer.from(hash, 'base64');
     return expected.length === digest.length && timingSafeEqual(expected, digest);

@@ -11,7 +11,6 @@
  * can serve is split over several processes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import type { Clock, Timer } from '../runtime/clock.js';
 import type { LineLogger } from '../runtime/logger.js';
 import { formatSeconds } from './deadline.js';
@@ -170,7 +169,8 @@ export function createFpingPinger(options: PingerOptions): Pinger {
           : { ok: true, rttMs: parsed.rttMs, reason: replyReason(parsed.rttMs) });
       }
     });
-    createInterface({ input: child.stderr }).on('line', (line) => logger.debug(`fping: ${line}`));
+    // node:readline once fping runs, not with the checks thread.
+    process.getBuiltinModule('node:readline').createInterface({ input: child.stderr }).on('line', (line) => logger.debug(`fping: ${line}`));
     child.on('error', (error) => logger.error(`could not run ${command[0]}: ${error.message}`));
     child.once('close', (code, signal) => {
       if (!group.children.includes(child) || stopped) return;

@@ -17,13 +17,14 @@
  *   command loads hold no daemon module, the daemon and its packages are
  *   bundled, and only netlink and ssh2 are imported from node_modules.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DAEMON_NODE_OPTIONS } from '../../src/cli/node-options.js';
 import { assertFreshBuild } from '../support/fresh-build.js';
 
 const PYBAL = resolve('dist/cli/pybal.js');
@@ -150,22 +151,80 @@ describe('the modules the light commands load', () => {
     expect(modules.filter((url) => /\/node_modules\/(prom-client|@opentelemetry|pino|ssh2)\//.test(url))).toEqual([]);
     const outside = modules.filter((url) => !url.startsWith('node:') && !url.startsWith(`file://${resolve('dist/cli')}/`));
     expect(outside.length).toBeGreaterThan(0);
-    expect(outside.filter((url) => !/\/node_modules\/netlink\//.test(url))).toEqual([]);
+    // netlink, require()d by the IPVS client, and what netlink requires to load its addon; pybal's own addons.
+    expect(outside.filter((url) => /\/node_modules\/netlink\//.test(url))).not.toEqual([]);
+    const addons = `file://${resolve('dist/native')}/`;
+    expect(outside.filter((url) => !/\/node_modules\/(netlink|node-gyp-build)\//.test(url) && !url.startsWith(addons))).toEqual([]);
   });
 });
 
-describe("what the daemon's chunk loads of Node", () => {
-  it('no node:https, node:tls or node:zlib: a site whose pools are files never needs them (prom-client\'s Pushgateway and the https pool sources load them when used)', () => {
-    const url = pathToFileURL(resolve(chunkOf('dist/src/main.js'))).href;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(url)}); process.stdout.write(JSON.stringify(process.moduleLoadList))`], {
-      encoding: 'utf8',
-      timeout: 15_000,
+/**
+ * A preload (node -r, which worker threads inherit) that writes the thread's
+ * process.moduleLoadList to DIR/<main|thread N>.json once `Start-up complete`
+ * is in the log, and the checks thread's a second after it started.
+ */
+const RECORD_BUILTINS = `
+const { isMainThread, threadId } = require('node:worker_threads');
+const { existsSync, readFileSync, writeFileSync } = require('node:fs');
+const out = process.env.PYBAL_RECORD_BUILTINS + '/' + (isMainThread ? 'main' : 'thread' + threadId) + '.json';
+const write = () => writeFileSync(out, JSON.stringify(process.moduleLoadList));
+if (isMainThread) {
+  const log = process.env.PYBAL_RECORD_LOG;
+  const look = setInterval(() => {
+    if (existsSync(log) && readFileSync(log, 'utf8').includes('Start-up complete')) { clearInterval(look); write(); }
+  }, 20);
+  look.unref();
+} else setTimeout(write, 1000).unref();
+`;
+
+describe('what the daemon loads of Node (a dry run of the built daemon, one service checked by IdleConnection and ProxyFetch)', () => {
+  // The daemon runs with a V8 flag that costs Node its code cache (src/cli/node-options.ts): each
+  // builtin a thread loads is compiled from source as it starts, so what is not needed waits for its use.
+  it('the main thread: no https, tls, zlib, crypto, assert, dns/promises, nor the CommonJS export parser; the checks thread: no tls, crypto, readline, dns/promises', async () => {
+    const run = mkdtempSync(join(dir, 'builtins-'));
+    writeFileSync(join(run, 'pool'), "{ 'host': '127.0.0.1', 'weight': 10, 'enabled': True }\n");
+    writeFileSync(join(run, 'record.cjs'), RECORD_BUILTINS);
+    writeFileSync(
+      join(run, 'pybal.conf'),
+      [
+        '[global]',
+        'bgp = no',
+        'instrumentation = no',
+        '',
+        '[web]',
+        'protocol = tcp',
+        'ip = 192.0.2.10',
+        'port = 80',
+        'scheduler = wrr',
+        `config = file://${join(run, 'pool')}`,
+        'bgp = no',
+        'depool-threshold = .5',
+        "monitors = ['IdleConnection', 'ProxyFetch']",
+        "proxyfetch.url = ['http://localhost/']",
+        '',
+      ].join('\n'),
+    );
+    const log = join(run, 'pybal.log');
+    const daemon = spawn(process.execPath, ['-r', join(run, 'record.cjs'), ...DAEMON_NODE_OPTIONS, PYBAL, '-n', '-c', join(run, 'pybal.conf'), '--log-file', log, '--control-socket', join(run, 's.sock')], {
+      env: { ...process.env, PYBAL_RECORD_BUILTINS: run, PYBAL_RECORD_LOG: log },
+      stdio: 'ignore',
     });
-    expect(r.stderr).toBe('');
-    const loaded = JSON.parse(r.stdout) as string[];
-    // The list is the real one: the API's http server is there.
-    expect(loaded).toContain('NativeModule http');
-    expect(loaded.filter((m) => /^NativeModule (https|tls|zlib)$/.test(m))).toEqual([]);
+    try {
+      const threads = (): string[] => readdirSync(run).filter((f) => f.endsWith('.json'));
+      for (let i = 0; i < 300 && threads().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(threads().sort()).toEqual(['main.json', expect.stringMatching(/^thread\d+\.json$/)]);
+      const loaded = (file: string): string[] => JSON.parse(readFileSync(join(run, file), 'utf8')) as string[];
+      const main = loaded('main.json');
+      const checks = loaded(threads().find((f) => f !== 'main.json')!);
+      // The lists are the real ones: the API's http server on the main thread, the checks' sockets on theirs.
+      expect(main).toContain('NativeModule http');
+      expect(checks).toContain('NativeModule net');
+      expect(main.filter((m) => /^NativeModule (https|tls|zlib|crypto|assert|dns\/promises|internal\/deps\/cjs-module-lexer\/lexer)$/.test(m))).toEqual([]);
+      expect(checks.filter((m) => /^NativeModule (tls|crypto|readline|dns\/promises)$/.test(m))).toEqual([]);
+    } finally {
+      daemon.kill('SIGTERM');
+      await new Promise((r) => daemon.once('exit', r));
+    }
   });
 });
 
@@ -243,12 +302,11 @@ describe('what esbuild put where (dist/cli/meta.json)', () => {
     }
   });
 
-  it('netlink is imported only by the file that holds the IPVS client (pybal ipvs and pybal drain load it)', () => {
+  it('netlink is loaded only by the file that holds the IPVS client (pybal ipvs and pybal drain load it)', () => {
     const { outputs } = metafile();
-    const importers = Object.entries(outputs)
-      .filter(([, o]) => o.imports.some((i) => i.external && /^netlink(\/|$)/.test(i.path)))
-      .map(([file]) => file);
-    expect(importers).toEqual([chunkOf('dist/src/ipvs/client.js')]);
-    expect(importers).not.toContain('dist/cli/pybal.js');
+    // require()d through createRequire (src/ipvs/client.ts), so esbuild records no import of it: the files' text says.
+    const loaders = Object.keys(outputs).filter((file) => file.endsWith('.js') && /['"]netlink(\/[^'"]*)?['"]/.test(readFileSync(file, 'utf8')));
+    expect(loaders).toEqual([chunkOf('dist/src/ipvs/client.js')]);
+    expect(Object.values(outputs).some((o) => o.imports.some((i) => /^netlink(\/|$)/.test(i.path)))).toBe(false);
   });
 });

@@ -8,12 +8,14 @@
  * Plain JavaScript, not TypeScript, so that it runs without a build. This one
  * file is both the preloaded module (which registers the hooks, Node >= 20.6)
  * and the hooks module (whose load hook runs on the loader's own thread).
- * Modules that a CommonJS package require()s internally are not seen on
- * Node 20 (only what ESM imports is), which is enough: a package's entry point is.
+ * The loader hooks do not see require() on Node 20 (the IPVS client
+ * require()s netlink, and netlink its own files), so the CommonJS modules
+ * loaded by then (require.cache) are added when the process exits.
  */
 import { appendFileSync } from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
-import { register } from 'node:module';
+import { createRequire, register } from 'node:module';
+import { pathToFileURL } from 'node:url';
 
 let output;
 
@@ -29,5 +31,11 @@ export async function load(url, context, nextLoad) {
 
 // The preloaded copy registers itself; the copy loaded as hooks must not (it runs off the main thread).
 if (isMainThread && process.env.PYBAL_RECORD_IMPORTS) {
-  register(import.meta.url, { data: { file: process.env.PYBAL_RECORD_IMPORTS } });
+  const file = process.env.PYBAL_RECORD_IMPORTS;
+  register(import.meta.url, { data: { file } });
+  const cache = createRequire(import.meta.url).cache;
+  process.on('exit', () => {
+    const required = Object.keys(cache).map((path) => `${pathToFileURL(path).href}\n`);
+    if (required.length > 0) appendFileSync(file, required.join(''));
+  });
 }
