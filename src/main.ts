@@ -37,7 +37,7 @@ import { SloppyKeeper } from './ipvs/sloppy.js';
 import { SyncDaemonKeeper } from './ipvs/sync-daemons.js';
 import { createStartPacer, startWindowMs } from './monitors/start-pacer.js';
 import { createPoolSource } from './pool/create-source.js';
-import { bgpSessionSettings, describePlan, planReload, type BgpAction } from './reload-plan.js';
+import { bgpWanted, describePlan, planReload, type BgpAction } from './reload-plan.js';
 import { createSystemClock, type Clock, type Timer } from './runtime/clock.js';
 import { errorMessage, formatProblem } from './runtime/errors.js';
 import { createLogger, type LogFormat, type Logger } from './runtime/logger.js';
@@ -175,7 +175,7 @@ class BgpSide {
    * what it would announce. Nothing starts once the daemon stops (refuseStarts).
    */
   async start(global: GlobalConfig, services: readonly ServiceConfig[], startedUp: Promise<void>, programmed: () => string): Promise<RouteTarget | undefined> {
-    if (!this.dryRun && !this.closed && bgpSessionSettings(global, services) !== '') {
+    if (!this.dryRun && !this.closed && bgpWanted(global, services)) {
       this.wanted = true;
       this.log.info(`BGP starts once every service is programmed (at most ${BGP_START_WAIT_MAX_MS / 1000} s)`);
       const since = this.clock.now();
@@ -213,7 +213,7 @@ class BgpSide {
    * next reload.
    */
   async apply(action: BgpAction, global: GlobalConfig, services: readonly ServiceConfig[]): Promise<RouteTarget | undefined> {
-    const wanted = bgpSessionSettings(global, services) !== '';
+    const wanted = bgpWanted(global, services);
     this.wanted = wanted;
     if (action === 'restart' || action === 'stop' || !wanted) await this.stopSpeaker('configuration changed');
     if (!wanted || this.closed) return undefined;

@@ -41,7 +41,7 @@
 import { announcedFamilies } from './bgp/announcements.js';
 import { formatGlobal, formatService, type Values } from './config/format-config.js';
 import type { GLOBAL_KEYS, SERVICE_KEYS } from './config/keys.js';
-import type { Config, GlobalConfig, ServiceConfig } from './config/types.js';
+import type { AddressFamily, Config, GlobalConfig, ServiceConfig } from './config/types.js';
 
 /** Keys as keys.ts lists them: a misspelt key in the sets below does not compile. */
 type ServiceKey = (typeof SERVICE_KEYS)[number];
@@ -202,9 +202,18 @@ export function planService(before: ServiceConfig, after: ServiceConfig): Servic
 /** What a running speaker depends on, as one comparable value; '' when no speaker should run. */
 export function bgpSessionSettings(global: GlobalConfig, services: readonly ServiceConfig[]): string {
   const families = announcedFamilies(global, services);
-  if (!global.bgp || families.length === 0) return '';
+  if (!wantsBgp(global, families)) return '';
   const values = formatGlobal(global);
   return JSON.stringify({ session: [...BGP_SESSION_KEYS].map((k) => values[k] ?? null), families });
+}
+
+function wantsBgp(global: GlobalConfig, families: readonly AddressFamily[]): boolean {
+  return global.bgp && families.length > 0;
+}
+
+/** Whether BGP runs with this configuration: bgpSessionSettings is not empty, without formatting the settings. */
+export function bgpWanted(global: GlobalConfig, services: readonly ServiceConfig[]): boolean {
+  return wantsBgp(global, announcedFamilies(global, services));
 }
 
 function planBgp(running: Config, next: Config, globalKeys: readonly string[], services: readonly ServicePlan[]): Pick<ReloadPlan, 'bgp' | 'bgpRestartReasons'> {

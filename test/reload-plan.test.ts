@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Config, GlobalConfig, ServiceConfig } from '../src/config/types.js';
-import { bgpSessionSettings, describePlan, planReload, planService, type ReloadPlan } from '../src/reload-plan.js';
+import { bgpSessionSettings, bgpWanted, describePlan, planReload, planService, type ReloadPlan } from '../src/reload-plan.js';
 import { proxyFetchConfig, udpConfig } from './monitors/support/configs.js';
 import { globalConfig, serviceConfig } from './support/config-fixtures.js';
 
@@ -155,6 +155,20 @@ describe('bgpSessionSettings', () => {
     expect(bgpSessionSettings(globalConfig(), [{ ...web, bgp: false }])).toBe('');
     expect(bgpSessionSettings(globalConfig({ bgpMed: 7, ipvsResyncIntervalMs: 1000 }), [web])).toBe(bgpSessionSettings(globalConfig(), [web]));
     expect(bgpSessionSettings(globalConfig({ bgpDrain: true, bgpDrainMed: 7 }), [web])).toBe(bgpSessionSettings(globalConfig(), [web]));
+  });
+
+  it('is not empty exactly when bgpWanted (what the daemon asks at a start and a reload) says so', () => {
+    for (const [global, services] of [
+      [globalConfig({ bgp: false }), [web]],
+      [globalConfig(), [{ ...web, bgp: false }]],
+      [globalConfig(), []],
+      [globalConfig(), [web]],
+      [globalConfig(), [{ ...web, bgp: false }, serviceConfig('api', '192.0.2.12')]],
+    ] as const) {
+      expect(bgpWanted(global, services)).toBe(bgpSessionSettings(global, services) !== '');
+    }
+    expect(bgpWanted(globalConfig(), [web])).toBe(true);
+    expect(bgpWanted(globalConfig({ bgp: false }), [web])).toBe(false);
   });
 });
 
