@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { finish, runSliced, sliced, type SliceOptions } from '../../src/runtime/sliced.js';
+import { afterTurn, finish, runSliced, sliced, turn, TURN_SHARE_MS, type SliceOptions } from '../../src/runtime/sliced.js';
 import { legacyPoolSteps, parseLegacyPool } from '../../src/pool/legacy-format.js';
 
 /**
@@ -185,5 +185,65 @@ describe('a legacy pool read in slices', () => {
     expect(result.problems).toEqual(direct.problems);
     expect(result.pool.size).toBe(2994);
     expect(finish(legacyPoolSteps(text, 'pool')).skipped).toHaveLength(6);
+  });
+});
+
+describe('turn() and the next slices share a check phase of the event loop (afterTurn)', () => {
+  const busyFor = (ms: number): void => {
+    const until = performance.now() + ms;
+    while (performance.now() < until) {
+      // the work of a pool file's step, say
+    }
+  };
+
+  it('runs the continuations of one phase for TURN_SHARE_MS or so, the rest in the next phases, in order, with timers in between', async () => {
+    // A timer that fires again at once counts the loop's iterations: each continuation notes the one it ran in.
+    let iteration = 0;
+    let counting = true;
+    const tick = (): void => {
+      iteration++;
+      if (counting) setTimeout(tick, 0);
+    };
+    setTimeout(tick, 0);
+    const ran: { index: number; iteration: number }[] = [];
+    const all = Array.from({ length: 24 }, (_, index) =>
+      turn().then(() => {
+        ran.push({ index, iteration });
+        busyFor(8);
+      }),
+    );
+    await Promise.all(all);
+    counting = false;
+    expect(ran.map((r) => r.index)).toEqual(Array.from({ length: 24 }, (_, i) => i));
+    const perIteration = new Map<number, number>();
+    for (const r of ran) perIteration.set(r.iteration, (perIteration.get(r.iteration) ?? 0) + 1);
+    // 8 ms each: four or five fit in a share of 30 ms (the one that crosses it ends the phase), never all 24.
+    expect(Math.max(...perIteration.values())).toBeLessThanOrEqual(Math.ceil(TURN_SHARE_MS / 8) + 1);
+    expect(perIteration.size).toBeGreaterThanOrEqual(Math.ceil(24 / (Math.ceil(TURN_SHARE_MS / 8) + 1)));
+  });
+
+  it('runs many short ones a few to a phase, all of them, in order, and those queued by them after them', async () => {
+    const ran: number[] = [];
+    const all = Array.from({ length: 100 }, (_, i) => turn().then(() => ran.push(i)));
+    // One queued by a continuation goes behind those waiting already.
+    const late = turn().then(async () => {
+      await turn();
+      ran.push(1000);
+    });
+    await Promise.all([...all, late]);
+    expect(ran).toEqual([...Array.from({ length: 100 }, (_, i) => i), 1000]);
+  });
+
+  it('always runs the first continuation of a phase, however long the one before took', async () => {
+    const order: string[] = [];
+    afterTurn(() => {
+      order.push('long');
+      busyFor(TURN_SHARE_MS * 2);
+    });
+    await turn();
+    order.push('after');
+    await turn();
+    order.push('next');
+    expect(order).toEqual(['long', 'after', 'next']);
   });
 });
