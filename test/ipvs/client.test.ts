@@ -4,7 +4,8 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IpvsClient, type BatchItem, type NetlinkSocketLike } from '../../src/ipvs/client.js';
-import { encodeIpvsMessage, formatServiceKey, ipvsRequests } from '../../src/ipvs/codec.js';
+import { encodeIpvsMessage, formatDestKey, formatServiceKey, ipvsRequests } from '../../src/ipvs/codec.js';
+import type { IpvsOp } from '../../src/ipvs/diff.js';
 import type { Logger } from '../../src/runtime/logger.js';
 import { IpvsError } from '../../src/ipvs/errors.js';
 import { NLMSG_DONE, NLMSG_ERROR, NLM_F, createAttrWriter, decodeMessages, encodeGenlMessage, putU16, writtenBytes, type NetlinkMessage } from '../../src/ipvs/netlink-framing.js';
@@ -157,6 +158,37 @@ describe('IpvsClient protocol handling', () => {
     const results = await client.batch(items([0, 0, 0, 2, 0, 0, 0]));
     expect(socket.sent.slice(1).map((s) => s.length)).toEqual([3, 3, 1]);
     expect(results.map((r) => r?.code)).toEqual([undefined, undefined, undefined, 'ENOENT', undefined, undefined, undefined]);
+  });
+
+  it("apply() makes each change's request as its send is written, not all before the first, and names a failed one", async () => {
+    // Each send holds at most 3 replies; the ops are read through a proxy that notes which were looked at.
+    const socket = new ScriptedSocket(answerBatch, 1536 * 3);
+    const { client } = makeClient(socket);
+    await client.resolveFamily();
+    const ops: IpvsOp[] = [0, 0, 0, 0, 17, 0, 0].map((errno, i) => ({ op: 'new-dest', key: svc(80).key, dest: dest(i, { port: errno }) }));
+    const read: number[] = [];
+    const watched = new Proxy(ops, {
+      get(target, key, receiver) {
+        if (typeof key === 'string' && /^\d+$/.test(key)) read.push(Number(key));
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    });
+    const done = client.apply(watched);
+    // Written and sent, nothing answered yet: only the first send's changes were made into requests.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(socket.sent.slice(1).map((s) => s.length)).toEqual([3]);
+    expect(new Set(read)).toEqual(new Set([0, 1, 2]));
+    const results = await done;
+    expect(socket.sent.slice(1).map((s) => s.length)).toEqual([3, 3, 1]);
+    expect(results.map((r) => r && [r.code, r.command, r.object])).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      ['EEXIST', 'IPVS_CMD_NEW_DEST', `${formatServiceKey(svc(80).key)} -> ${formatDestKey(dest(4, { port: 17 }))}`],
+      undefined,
+      undefined,
+    ]);
   });
 
   it('asks for every ACK in ackEach mode', async () => {
