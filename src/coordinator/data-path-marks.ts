@@ -7,12 +7,12 @@
  * reused last (a probe service being deleted is not handed out again at once).
  */
 import { DATAPATH_FWMARK_COUNT } from '../config/types.js';
+import { Fifo } from '../runtime/fifo.js';
 
 export class DataPathMarks {
   private next = 0;
-  /** Released marks, oldest first; `head` skips the ones handed out again (no O(n) shift). */
-  private freed: number[] = [];
-  private head = 0;
+  /** Released marks, oldest first. */
+  private readonly freed = new Fifo<number>();
   private held = 0;
 
   constructor(readonly base: number) {}
@@ -24,16 +24,9 @@ export class DataPathMarks {
       this.held++;
       return this.base + this.next++;
     }
-    if (this.head < this.freed.length) {
-      const mark = this.freed[this.head++]!;
-      if (this.head > 1024 && this.head * 2 > this.freed.length) {
-        this.freed = this.freed.slice(this.head);
-        this.head = 0;
-      }
-      this.held++;
-      return mark;
-    }
-    return undefined;
+    const mark = this.freed.shift();
+    if (mark !== undefined) this.held++;
+    return mark;
   }
 
   release(mark: number): void {

@@ -14,6 +14,7 @@
  * look, which comes after a few steps.
  */
 import { keptMonotonic, readMonotonic } from './clock.js';
+import { Fifo } from './fifo.js';
 
 /** How long one slice may hold the event loop (the daemon's stall goal is 100 ms on a slow guest). */
 export const SLICE_BUDGET_MS = 15;
@@ -178,9 +179,8 @@ export const TURN_SHARE_MS = 30;
  */
 const RUNNERS = 64;
 
-/** Continuations waiting for a turn, first in first out (from `head`). */
-let waiting: (() => void)[] = [];
-let head = 0;
+/** Continuations waiting for a turn. */
+const waiting = new Fifo<() => void>();
 /** Runner immediates queued (each runs one continuation, or defers). */
 let runners = 0;
 /** When the current check phase's first runner ran (readMonotonic), or -1 between phases. */
@@ -195,7 +195,7 @@ function endPhase(): void {
 
 /** Keeps a runner queued for each waiting continuation, up to RUNNERS. */
 function topUp(): void {
-  while (runners < RUNNERS && runners < waiting.length - head) {
+  while (runners < RUNNERS && runners < waiting.size) {
     runners++;
     setImmediate(runOne);
   }
@@ -203,7 +203,7 @@ function topUp(): void {
 
 function runOne(): void {
   runners--;
-  if (head >= waiting.length) return;
+  if (waiting.size === 0) return;
   if (phaseFull) {
     topUp();
     return;
@@ -219,15 +219,7 @@ function runOne(): void {
     topUp();
     return;
   }
-  const fn = waiting[head]!;
-  head++;
-  if (head === waiting.length) {
-    waiting = [];
-    head = 0;
-  } else if (head >= 1024 && head * 2 >= waiting.length) {
-    waiting = waiting.slice(head);
-    head = 0;
-  }
+  const fn = waiting.shift()!;
   topUp();
   fn();
 }
