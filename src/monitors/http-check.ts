@@ -57,7 +57,6 @@ function onreadOption(): { readonly buffer: Buffer; readonly callback: typeof on
   return (sharedOnread ??= { buffer: Buffer.allocUnsafeSlow(READ_BUFFER_BYTES), callback: onRead });
 }
 
-/** The TLS context for a check's options (trusted CAs); build it once and pass it to prepareFetch. */
 /**
  * node:tls (and node:crypto with it), loaded at the first https check: the
  * checks thread compiles Node's modules without its code cache (the daemon's
@@ -67,6 +66,7 @@ function tlsModule(): typeof tls {
   return process.getBuiltinModule('node:tls');
 }
 
+/** The TLS context for a check's options (trusted CAs); build it once and pass it to prepareFetch. */
 export function createFetchSecureContext(options: Pick<FetchOptions, 'ca'>): tls.SecureContext {
   return tlsModule().createSecureContext(options.ca === undefined ? {} : { ca: options.ca });
 }

@@ -15,29 +15,26 @@ export interface PybalPackage {
  */
 export function findPybalPackage(dir: string): PybalPackage | undefined {
   // Asked twice as the daemon starts (its version, its addons), from the same directory.
-  if (found.has(dir)) return found.get(dir);
-  const start = dir;
-  let result: PybalPackage | undefined;
+  if (!found.has(dir)) found.set(dir, walkUp(dir));
+  return found.get(dir);
+}
+
+const found = new Map<string, PybalPackage | undefined>();
+
+function walkUp(dir: string): PybalPackage | undefined {
   for (;;) {
     const file = join(dir, 'package.json');
     // A look first: an exception per missing file (two of them from dist/cli/) cost the daemon's start 40 ms in a profile in the lab guest.
     if (existsSync(file)) {
       try {
         const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
-        if (pkg.name === 'pybal' && pkg.version) {
-          result = { dir, version: pkg.version };
-          break;
-        }
+        if (pkg.name === 'pybal' && pkg.version) return { dir, version: pkg.version };
       } catch {
         // Unreadable, or not JSON: not this one; keep walking up.
       }
     }
     const parent = dirname(dir);
-    if (parent === dir) break;
+    if (parent === dir) return undefined;
     dir = parent;
   }
-  found.set(start, result);
-  return result;
 }
-
-const found = new Map<string, PybalPackage | undefined>();
