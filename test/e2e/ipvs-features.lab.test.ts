@@ -29,6 +29,10 @@ const MARK = 1;
 const SIP_PORT = 5060;
 /** Connections per check of a hashing scheduler: with the port hashed, two servers all but surely both appear. */
 const HASHED = 12;
+/** The first source port fromManyPorts binds: above Linux's default ip_local_port_range (32768-60999). */
+const FIRST_LOCAL_PORT = 61_000;
+/** curl's exits for a connection the director refused or dropped (no destination): 7 (refused), 28 (timed out). */
+const UNANSWERED_EXITS = new Set([7, 28]);
 
 describe('e2e: IPVS features from pybal.conf carry client traffic as configured', () => {
   let lab: Lab;
@@ -39,8 +43,11 @@ describe('e2e: IPVS features from pybal.conf carry client traffic as configured'
   const url = (i: number, family: Family = 4, port: 80 | 443 = 80): string => `${port === 443 ? 'https' : 'http'}://${hostForPort(vip(i, family))}/`;
   // The client's own address and two more: .11 in the same /25, .200 outside it (same /24).
   const client = { main: '192.0.2.10', sameNet: '192.0.2.11', otherNet: '192.0.2.200' };
-  // Source ports for curl --local-port, never reused (the client keeps closed ones in TIME_WAIT).
-  let nextLocalPort = 40_000;
+  // Source ports for curl --local-port, never reused (the client keeps closed
+  // ones in TIME_WAIT, and curl cannot bind a port held so). Above the
+  // namespace's ephemeral range (checked in beforeAll), so that no connection
+  // of another test, given a port by the kernel, holds one of them.
+  let nextLocalPort = FIRST_LOCAL_PORT;
 
   const fwmark = (family: Family): E2eService => ({ name: `fwm${family}`, family, vipIndex: 0, extra: [`fwmark = ${MARK}`, ...proxyFetchLines()] });
   const fwm4AsPort: E2eService = { name: 'fwm4', vipIndex: 0 };
@@ -104,6 +111,9 @@ describe('e2e: IPVS features from pybal.conf carry client traffic as configured'
       await appendMangleRules(lab, rs.name, 4, [['PREROUTING', '-d', vip(2), '-p', 'tcp', '--syn', '-m', 'comment', '--comment', 'syn']]);
     }
     for (const address of [client.sameNet, client.otherNet]) await lab.execOk('client', ['ip', 'addr', 'add', `${address}/24`, 'dev', 'eth0']);
+    const ephemeral = await lab.execOk('client', ['cat', '/proc/sys/net/ipv4/ip_local_port_range']);
+    const ephemeralTop = Number(ephemeral.stdout.trim().split(/\s+/)[1]);
+    expect(ephemeralTop, `the client's ip_local_port_range (${ephemeral.stdout.trim()}) must end below fromManyPorts' ports`).toBeLessThan(FIRST_LOCAL_PORT);
     conf = new E2eConfig(lab);
     for (const s of services()) conf.writePool(s.name, conf.realServerEntries(drainedRs2.has(s.name) ? { rs1: { weight: 1 }, rs2: { weight: 0 } } : {}, s.family ?? 4));
     conf.write(services(), { bgp: false });
@@ -272,7 +282,15 @@ describe('e2e: IPVS features from pybal.conf carry client traffic as configured'
   /** HASHED requests to a VIP, each from a new source port; who answered each ('' when nobody did). */
   async function fromManyPorts(vipIndex: number): Promise<Array<string>> {
     const served: string[] = [];
-    for (let i = 0; i < HASHED; i++) served.push((await lab.client.get(url(vipIndex), { localPort: nextLocalPort++, timeoutMs: 2_000 })).servedBy ?? '');
+    for (let i = 0; i < HASHED; i++) {
+      const localPort = nextLocalPort++;
+      const answer = await lab.client.get(url(vipIndex), { localPort, timeoutMs: 2_000 });
+      // Anything else (a port curl could not bind, exit 45) is the test's own failure, not the director's answer.
+      if (answer.servedBy === undefined && !UNANSWERED_EXITS.has(answer.curlExit)) {
+        throw new Error(`curl from port ${localPort} to ${url(vipIndex)}: exit ${answer.curlExit}, status ${answer.status ?? 'none'}: ${answer.error}`);
+      }
+      served.push(answer.servedBy ?? '');
+    }
     return served;
   }
   const distinct = (served: readonly string[]): string[] => [...new Set(served)].sort();
