@@ -91,4 +91,6 @@ export type FromCheckThread =
   | { readonly type: 'events'; readonly events: readonly CheckThreadEvent[] }
   /** The thread's event loop (stalls over 100 ms and the longest, since it started) and its JS heap now. */
   | { readonly type: 'loop'; readonly stats: StallStats; readonly heap: ThreadHeap }
+  /** The thread has acted on the last batch it was sent: the next may come. */
+  | { readonly type: 'took' }
   | { readonly type: 'closed' };

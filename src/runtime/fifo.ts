@@ -16,6 +16,12 @@ export class Fifo<T> {
     this.items.push(item);
   }
 
+  /** Lets every item go. */
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+  }
+
   /** The oldest item, taken out; undefined when there is none. */
   shift(): T | undefined {
     if (this.head >= this.items.length) return undefined;

@@ -332,7 +332,7 @@ describe('the checks thread (the build, dist/src/)', () => {
     const w = worker(thread);
     const post = w.postMessage.bind(w);
     w.postMessage = (message: ToCheckThread) => {
-      sent.push(message);
+      sent.push(...(message.type === 'batch' ? message.messages : [message]));
       post(message);
     };
     const b = watch(config, ips[1]!);
@@ -550,6 +550,43 @@ describe('the checks thread (the build, dist/src/)', () => {
     running.forEach((ip, i) => expect(at(ip).length - before[i]!, ip).toBeGreaterThanOrEqual(4));
     waiting = 0;
     await waitFor(() => added.every((ip) => at(ip).length > 0), 'every added server checked once the pools are read', 10_000);
+  });
+
+  it('monitors go to the thread in batches of at most 250, each once the thread took the one before, and every one is checked', async () => {
+    // A reload that adds 1,000 services of 10 sends 10,000 starts at once: a thread that found them
+    // all waiting read them in one go (0.6 to 1.8 s of its loop in the lab guest).
+    const ips = [loopbackAddress(1400), loopbackAddress(1401), loopbackAddress(1402), loopbackAddress(1403)];
+    const { thread, server, watch } = await start(ips);
+    const config = proxyFetchConfig({ intervalMs: 60_000, timeoutMs: 5_000, urls: ['http://batched.example/'] });
+    const first = watch(config, ips[0]!);
+    const w = worker(thread);
+    const seen: string[] = [];
+    let starts = 0;
+    const post = w.postMessage.bind(w);
+    w.postMessage = (message: ToCheckThread) => {
+      if (message.type === 'batch') {
+        seen.push('batch');
+        expect(message.messages.length).toBeLessThanOrEqual(250);
+        starts += message.messages.filter((m) => m.type === 'start').length;
+      } else {
+        seen.push(message.type);
+      }
+      post(message);
+    };
+    w.on('message', (message: { type: string }) => {
+      if (message.type === 'took') seen.push('took');
+    });
+    const more = Array.from({ length: 600 }, (_, i) => watch(config, ips[i % ips.length]!));
+    await waitFor(() => [first, ...more].every((m) => m.reports.length > 0), 'every monitor’s first report', 20_000);
+    expect(starts).toBe(600);
+    // 600 starts: three batches or more, and never two without the thread's word in between.
+    const batches = seen.filter((x) => x === 'batch').length;
+    expect(batches).toBeGreaterThanOrEqual(3);
+    expect(seen.join(' ')).not.toMatch(/batch batch/);
+    expect(seen.filter((x) => x !== 'batch' && x !== 'took')).toEqual([]);
+    expect(new Set(server.arrivals.map((a) => a.ip))).toEqual(new Set(ips));
+    expect(server.arrivals.length).toBeGreaterThanOrEqual(601);
+    expect([first, ...more].every((m) => m.reports[0]!.up)).toBe(true);
   });
 
   it('close() ends the thread with monitors still running, and their stop() resolves', async () => {

@@ -19,4 +19,15 @@ describe('Fifo', () => {
     fifo.push(7);
     expect([fifo.size, fifo.shift(), fifo.size]).toEqual([1, 7, 0]);
   });
+
+  it('clear() lets every item go, and the queue goes on from empty', () => {
+    const fifo = new Fifo<number>();
+    for (let i = 0; i < 2000; i++) fifo.push(i);
+    for (let i = 0; i < 1500; i++) fifo.shift();
+    fifo.clear();
+    expect([fifo.size, fifo.shift()]).toEqual([0, undefined]);
+    fifo.push(1);
+    fifo.push(2);
+    expect([fifo.shift(), fifo.shift(), fifo.size]).toEqual([1, 2, 0]);
+  });
 });
