@@ -161,18 +161,27 @@ export class QuietWindow {
     return slot;
   }
 
+  /**
+   * Room for `slots` destinations: the columns are views of one buffer, the
+   * 64-bit ones first (each view starts at a multiple of its element's
+   * size). A buffer of its own per column cost six allocations outside V8's
+   * heap per service, 6,000 at the first reading of 1,000 services.
+   */
   private grow(slots: number): void {
     const cells = slots * this.size;
-    this.lastSeen = grown(this.lastSeen, new Int32Array(slots));
-    this.weight = grown(this.weight, new Int32Array(cells));
-    this.active = grown(this.active, new Uint32Array(cells));
-    this.inactive = grown(this.inactive, new Uint32Array(cells));
-    this.connections = grown(this.connections, new Float64Array(cells));
-    this.outPackets = grown(this.outPackets, new Float64Array(cells));
+    const buffer = new ArrayBuffer(cells * 8 * 2 + cells * 4 * 3 + slots * 4);
+    let offset = 0;
+    const take = <T extends Float64Array | Int32Array | Uint32Array>(from: T, make: (at: number) => T): T => {
+      const to = make(offset);
+      to.set(from);
+      offset += to.byteLength;
+      return to;
+    };
+    this.connections = take(this.connections, (at) => new Float64Array(buffer, at, cells));
+    this.outPackets = take(this.outPackets, (at) => new Float64Array(buffer, at, cells));
+    this.weight = take(this.weight, (at) => new Int32Array(buffer, at, cells));
+    this.active = take(this.active, (at) => new Uint32Array(buffer, at, cells));
+    this.inactive = take(this.inactive, (at) => new Uint32Array(buffer, at, cells));
+    this.lastSeen = take(this.lastSeen, (at) => new Int32Array(buffer, at, slots));
   }
-}
-
-function grown<T extends Int32Array | Uint32Array | Float64Array>(from: T, to: T): T {
-  to.set(from);
-  return to;
 }

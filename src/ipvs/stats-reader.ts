@@ -418,6 +418,9 @@ export class IpvsStatsReader {
     const windows = new Map<string, QuietWindow>();
     const quiet = new Map<string, Map<string, QuietServerValue>>();
     for (const target of targets) {
+      // A chance to end the slice at each service: 1,000 services of 10 (no service reaching
+      // DESTS_PER_STEP) held the event loop 0.6 to 0.7 s in the lab guest, all in one step.
+      yield;
       const staged = readings.get(target.name);
       // A service missing from the kernel now has no counters (and its window starts again).
       if (staged === undefined || windows.has(target.name)) continue;

@@ -314,6 +314,33 @@ describe('IpvsStatsReader', () => {
     expect(turns).toBeGreaterThan(4);
   });
 
+  it('works through 300 services of 2 destinations in slices too (a chance to end one at each service)', async () => {
+    const services = Array.from({ length: 300 }, (_, i) => svc(1000 + i));
+    const kernel: IpvsCountersKernel = {
+      listServices: () => Promise.resolve(services.map((s) => ({ ...s, rawFlags: 2, stats: st({ conns: 1 }), stats64: undefined }))),
+      mapDests: <T>(_key: ServiceKey, each: (d: KernelDest) => T) =>
+        Promise.resolve(
+          [0, 1].map((i) => each({ ...dest(i), activeConns: 0, inactConns: 0, persistConns: 0, stats: undefined, stats64: st({ conns: 1 }) })),
+        ),
+    };
+    let turns = 0;
+    const reader = new IpvsStatsReader({
+      kernel,
+      clock: new ManualClock(),
+      logger: createMemoryLogger('info').logger,
+      intervalMs: 10_000,
+      targets: () => services.map((s, i) => ({ name: `svc${i}`, key: s.key, scheduler: 'wrr', persistent: false })),
+      windowReadings: 2,
+      slicing: { budgetMs: 0, later: (fn) => void setImmediate(() => (turns++, fn())) },
+    });
+    await reader.readNow();
+    // Each slice may take more steps than the one before while they are quick (up to 1,024),
+    // so 300 services give a handful of turns; without a step per service they gave none.
+    expect(turns).toBeGreaterThan(4);
+    await reader.readNow();
+    expect(services.every((_, i) => reader.latest(`svc${i}`)?.dests.size === 2)).toBe(true);
+  });
+
   it('gives a server pooled during the window a full window', async () => {
     const { clock, kernel, reader } = setup();
     kernel.weights.set('198.51.100.2', 0);
