@@ -16,9 +16,7 @@
  * 15 ms; a turn over 100 ms is a stall the daemon reports); every
  * timer the daemon sets is a timeout or a period of seconds, where that does
  * not matter. A timer set while due timers fire waits for the next round, so
- * a callback that sets a timer of 0 ms does not keep the queue firing; and a
- * round fires for FIRE_SHARE_MS at most, the due timers left in the next, in
- * the same order.
+ * a callback that sets a timer of 0 ms does not keep the queue firing.
  */
 import type { Timer } from './clock.js';
 
@@ -38,13 +36,6 @@ export interface TimerQueueHost {
 const TIMEOUT_MAX = 2 ** 31 - 1;
 /** Due timers fired between two fresh clock reads while a round fires: bounds how old the reading gets. */
 const FIRE_STRIDE = 8;
-/**
- * How long one round may fire due timers; those still due wait for the next
- * round, a turn of the event loop later (sockets, immediates and the API in
- * between). A cold start of 1,000 pool sources set their first steps' timers
- * together, and one round ran all of them: 150 to 220 ms in the lab guest.
- */
-export const FIRE_SHARE_MS = 15;
 
 class QueuedTimer implements Timer {
   /** Position in the queue's heap; -1 once fired or cancelled. */
@@ -136,8 +127,7 @@ export class TimerQueue {
     // With slack, the timers due by the grid step it was armed for fire now, though the runtime's timer may wake a little early.
     const floor = this.slackMs > 0 ? this.armedAt : Number.NEGATIVE_INFINITY;
     this.armedAt = Number.POSITIVE_INFINITY;
-    const startedAt = this.host.read();
-    let now = Math.max(startedAt, floor);
+    let now = Math.max(this.host.read(), floor);
     const firstLater = this.seq;
     this.firing = true;
     let sinceRead = 0;
@@ -150,10 +140,7 @@ export class TimerQueue {
         top.fn();
         if (++sinceRead === FIRE_STRIDE) {
           sinceRead = 0;
-          const read = this.host.read();
-          now = Math.max(read, floor);
-          // Its share taken: the next due one is armed for at once (below), in a round of its own.
-          if (read - startedAt >= FIRE_SHARE_MS) break;
+          now = Math.max(this.host.read(), floor);
         }
       }
     } finally {

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { FIRE_SHARE_MS, TimerQueue, type TimerQueueHost } from '../../src/runtime/timer-queue.js';
+import { TimerQueue, type TimerQueueHost } from '../../src/runtime/timer-queue.js';
 import { createSystemClock } from '../../src/runtime/clock.js';
 
 /** A host whose time moves only when told, with one runtime timer at most (as the queue should need). */
@@ -45,33 +45,6 @@ class FakeHost implements TimerQueueHost {
 }
 
 describe('timer queue', () => {
-  it('fires due timers for FIRE_SHARE_MS a round at most: the rest in the next rounds, a turn later each, in order', () => {
-    const host = new FakeHost();
-    const queue = new TimerQueue(host);
-    const fired: number[] = [];
-    // 100 timers due together, each taking 1 ms (1,000 pool sources' first steps at a cold start).
-    for (let i = 0; i < 100; i++) {
-      queue.add(() => {
-        fired.push(i);
-        host.time += 1;
-      }, 0);
-    }
-    host.arms.length = 0;
-    const rounds: number[] = [];
-    while (host.armed !== undefined) {
-      const before = fired.length;
-      host.advanceTo(host.armed.at);
-      rounds.push(fired.length - before);
-    }
-    expect(fired).toEqual(Array.from({ length: 100 }, (_, i) => i));
-    // The clock is looked at every 8 timers: a round ends at its first look past the share.
-    const perRound = Math.ceil(FIRE_SHARE_MS / 8) * 8;
-    expect(rounds.slice(0, -1).every((n) => n === perRound)).toBe(true);
-    expect(rounds.length).toBe(Math.ceil(100 / perRound));
-    // Each later round was armed for at once (the next turn), not for a deadline.
-    expect(host.arms).toEqual(Array.from({ length: rounds.length - 1 }, () => 1));
-  });
-
   it('fires in deadline order, ties in the order set, and arms one runtime timer for the earliest', () => {
     const host = new FakeHost();
     const queue = new TimerQueue(host);
