@@ -501,7 +501,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
       },
     };
   };
-  const daemon = new Daemon(config, {
+  const daemon = await Daemon.create(config, {
     logger: log,
     createPoolSource: (service, lastGoodPool) =>
       createPoolSource(service.poolUrl, { clock, logger: log.child({ service: service.name, component: 'pool' }), lastGoodPool }),
@@ -715,9 +715,13 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     if (plan.api) {
       await api.closeTcp();
       if (!(await listenApi(config.global))) {
-        // The rest of the reload stands; the API stays reachable where it was.
-        log.error('The instrumentation API cannot listen as configured (see above); it keeps its previous address');
-        await listenApi(previous.global);
+        // The rest of the reload stands; the API goes back where it was, and the line says so once it is there.
+        const back = await listenApi(previous.global);
+        log.error(
+          back
+            ? 'The instrumentation API cannot listen as configured (see above); it keeps its previous address'
+            : 'The instrumentation API cannot listen as configured nor at its previous address (see above): it is not served',
+        );
       }
     }
   };

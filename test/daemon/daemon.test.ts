@@ -146,7 +146,7 @@ class FakeSource implements PoolSource {
   }
 }
 
-function setup(services: ServiceConfig[], global = globalConfig({ bgp: false }), slicing?: SliceOptions) {
+async function setup(services: ServiceConfig[], global = globalConfig({ bgp: false }), slicing?: SliceOptions) {
   const coordinators: FakeCoordinator[] = [];
   const sources: FakeSource[] = [];
   const desiredCalls: (readonly DesiredService[])[] = [];
@@ -160,7 +160,7 @@ function setup(services: ServiceConfig[], global = globalConfig({ bgp: false }),
   let wallMs = 1_700_000_000_000;
   const log = createMemoryLogger();
   const events = new EventHistory(100, () => wallMs);
-  const daemon = new Daemon(config, {
+  const daemon = await Daemon.create(config, {
     logger: log.logger,
     createPoolSource: (s, lastGoodPool) => {
       const source = new FakeSource(s.poolUrl, lastGoodPool);
@@ -203,8 +203,8 @@ function setup(services: ServiceConfig[], global = globalConfig({ bgp: false }),
 const server = (host: string, address: string, weight = 10): PooledServerValue => ({ host, address, weight });
 
 describe('Daemon', () => {
-  it('names a service to IPVS only once its first pool is known', () => {
-    const t = setup([serviceConfig('text', '192.0.2.11'), serviceConfig('upload', '192.0.2.12')]);
+  it('names a service to IPVS only once its first pool is known', async () => {
+    const t = await setup([serviceConfig('text', '192.0.2.11'), serviceConfig('upload', '192.0.2.12')]);
     t.daemon.start();
     t.flush();
     expect(t.sources.map((s) => s.started)).toEqual([1, 1]);
@@ -220,6 +220,27 @@ describe('Daemon', () => {
     ]);
   });
 
+  it('makes the services\' runtimes in slices, other events running between them, all there and none started once made', async () => {
+    const services = Array.from({ length: 40 }, (_, i) => serviceConfig(`s${i}`, `192.0.2.${i + 1}`));
+    let nowMs = 0;
+    let between = 0;
+    let ticking = true;
+    const tick = (): void => {
+      between++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    // Each look at the clock ends a slice.
+    const t = await setup(services, undefined, { budgetMs: 0, now: () => (nowMs += 1) });
+    ticking = false;
+    expect(between).toBeGreaterThan(2);
+    expect(t.daemon.serviceConfigs().map((s) => s.name)).toEqual(services.map((s) => s.name));
+    expect([t.coordinators.length, t.sources.length]).toEqual([40, 40]);
+    expect(t.sources.every((s) => s.started === 0)).toBe(true);
+    t.daemon.start();
+    expect(t.sources.every((s) => s.started === 1)).toBe(true);
+  });
+
   describe('a large pool', () => {
     // Each look at the clock ends a slice: the builds take many turns whatever this host's speed.
     const sliced = () => {
@@ -230,7 +251,7 @@ describe('Daemon', () => {
     const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
     const weights = (d: DesiredService | undefined): string[] => (d?.destinations ?? []).map((x) => `${x.address}=${x.weight}`);
     /** Turns the event loop (running what the daemon defers) until `done`. */
-    const until = async (t: ReturnType<typeof setup>, done: () => boolean): Promise<void> => {
+    const until = async (t: Awaited<ReturnType<typeof setup>>, done: () => boolean): Promise<void> => {
       for (let i = 0; i < 10_000 && !done(); i++) {
         t.flush();
         await turn();
@@ -239,7 +260,7 @@ describe('Daemon', () => {
     };
 
     it('is built in slices, other events running between them, and published whole once built', async () => {
-      const t = sliced();
+      const t = await sliced();
       t.daemon.start();
       t.coordinators[1]?.set([server('up1', '198.51.99.9')]);
       t.flush();
@@ -260,7 +281,7 @@ describe('Daemon', () => {
     });
 
     it('publishes the servers of one moment, never a mix, and what changed meanwhile right after', async () => {
-      const t = sliced();
+      const t = await sliced();
       t.daemon.start();
       t.coordinators[0]?.set(big);
       await until(t, () => t.desiredCalls.at(-1)?.length === 1);
@@ -286,7 +307,7 @@ describe('Daemon', () => {
     });
 
     it('gives way to a publish made at once meanwhile, and ends with the latest state', async () => {
-      const t = sliced();
+      const t = await sliced();
       t.daemon.start();
       t.coordinators[0]?.set(big);
       t.flush();
@@ -306,8 +327,8 @@ describe('Daemon', () => {
     });
   });
 
-  it('coalesces a burst of changes into one publish and reuses unchanged services', () => {
-    const t = setup([serviceConfig('text', '192.0.2.11'), serviceConfig('upload', '192.0.2.12')]);
+  it('coalesces a burst of changes into one publish and reuses unchanged services', async () => {
+    const t = await setup([serviceConfig('text', '192.0.2.11'), serviceConfig('upload', '192.0.2.12')]);
     t.daemon.start();
     t.coordinators[0]?.set([server('mw1', '198.51.100.1')]);
     t.coordinators[1]?.set([server('up1', '198.51.100.9')]);
@@ -326,7 +347,7 @@ describe('Daemon', () => {
   });
 
   it('stops every service, starting a slice of them per turn of the event loop (each stop closes its connections at once)', async () => {
-    const t = setup(Array.from({ length: 12 }, (_, i) => serviceConfig(`s${i}`, `192.0.2.${i + 1}`)));
+    const t = await setup(Array.from({ length: 12 }, (_, i) => serviceConfig(`s${i}`, `192.0.2.${i + 1}`)));
     t.daemon.start();
     t.flush();
     // Each stop takes 20 ms of the loop as it starts, more than a slice: one per turn.
@@ -357,7 +378,7 @@ describe('Daemon', () => {
 
   it('tells IPVS which services a publish added or replaced, and names the whole set anew after a reload', async () => {
     const text = serviceConfig('text', '192.0.2.11');
-    const t = setup([text, serviceConfig('upload', '192.0.2.12')]);
+    const t = await setup([text, serviceConfig('upload', '192.0.2.12')]);
     t.daemon.start();
     t.flush();
     expect(t.changedCalls.at(-1)).toBeUndefined(); // the first publish names the whole (empty) set
@@ -393,9 +414,9 @@ describe('Daemon', () => {
     expect(t.changedCalls.at(-1)).toEqual(t.desiredCalls.at(-1));
   });
 
-  it('announces routes as the services health allows, with withdraw-when-down', () => {
+  it('announces routes as the services health allows, with withdraw-when-down', async () => {
     const global = globalConfig({ bgp: true });
-    const t = setup([serviceConfig('text', '192.0.2.11', { bgpWithdrawWhenDown: true }), serviceConfig('dns', '192.0.2.53')], global);
+    const t = await setup([serviceConfig('text', '192.0.2.11', { bgpWithdrawWhenDown: true }), serviceConfig('dns', '192.0.2.53')], global);
     t.daemon.start();
     t.coordinators[0]?.set([server('mw1', '198.51.100.1')], true);
     t.coordinators[1]?.set([server('ns1', '198.51.100.5')], false);
@@ -414,7 +435,7 @@ describe('Daemon', () => {
 
   it('announces a VIP only once the kernel has its service, and a service added by a reload likewise', async () => {
     const text = serviceConfig('text', '192.0.2.11');
-    const t = setup([text], globalConfig({ bgp: true }));
+    const t = await setup([text], globalConfig({ bgp: true }));
     t.daemon.start();
     t.coordinators[0]?.set([server('mw1', '198.51.100.1')]);
     t.flush();
@@ -438,7 +459,7 @@ describe('Daemon', () => {
 
   it('allProgrammedScan says what allProgrammed says, looking again only from the first service it found not programmed', async () => {
     const services = Array.from({ length: 5 }, (_, i) => serviceConfig(`s${i}`, `192.0.2.${11 + i}`));
-    const t = setup(services);
+    const t = await setup(services);
     t.daemon.start();
     t.coordinators.forEach((c, i) => c.set([server(`mw${i}`, `198.51.100.${i + 1}`)]));
     // The publish may take more than one turn (its slices end on the clock): until every service is desired.
@@ -479,7 +500,7 @@ describe('Daemon', () => {
 
   it('after an unchanged reload, every coordinator change still reaches IPVS', async () => {
     const text = serviceConfig('text', '192.0.2.11');
-    const t = setup([text]);
+    const t = await setup([text]);
     t.daemon.start();
     t.coordinators[0]?.set([server('mw1', '198.51.100.1'), server('mw2', '198.51.100.2')]);
     t.flush();
@@ -496,7 +517,7 @@ describe('Daemon', () => {
   it('changes a service in place: same coordinator and source, new IPVS attributes, monitors restarted when they changed', async () => {
     const text = serviceConfig('text', '192.0.2.11');
     const upload = serviceConfig('upload', '192.0.2.12');
-    const t = setup([text, upload]);
+    const t = await setup([text, upload]);
     t.daemon.start();
     for (const c of t.coordinators) c.set([server(`${c.service.name}1`, '198.51.100.1')]);
     t.flush();
@@ -527,7 +548,7 @@ describe('Daemon', () => {
 
   it('a new pool URL swaps the source under the same coordinator; the old source is not listened to', async () => {
     const text = serviceConfig('text', '192.0.2.11');
-    const t = setup([text]);
+    const t = await setup([text]);
     t.daemon.start();
     const next: Config = { file: 'pybal.conf', global: t.config.global, services: [{ ...text, poolUrl: 'file:///etc/pybal/pools/y' }] };
     await t.daemon.reload(next, planReload(t.config, next));
@@ -544,7 +565,7 @@ describe('Daemon', () => {
 
   it('gives the source of a new pool URL the last good pool of the old one, so that its first read cannot empty the service', async () => {
     const text = serviceConfig('text', '192.0.2.11');
-    const t = setup([text]);
+    const t = await setup([text]);
     t.daemon.start();
     const old: Pool = new Map([['mw1', { host: 'mw1', weight: 10, enabled: true }]]);
     if (t.sources[0]) t.sources[0].pool = old;
@@ -559,7 +580,7 @@ describe('Daemon', () => {
 
   it('replaces a service whose address family changed, seeding the new coordinator with the health the old one knew', async () => {
     const text = serviceConfig('text', '192.0.2.11');
-    const t = setup([text]);
+    const t = await setup([text]);
     t.daemon.start();
     t.coordinators[0]?.set([server('mw1', '198.51.100.1')], false);
     t.flush();
@@ -579,7 +600,7 @@ describe('Daemon', () => {
   it('removes and adds services as the plan says, in the file order', async () => {
     const text = serviceConfig('text', '192.0.2.11');
     const dns = serviceConfig('dns', '192.0.2.53', { protocol: 'udp', port: 53 });
-    const t = setup([text, dns]);
+    const t = await setup([text, dns]);
     t.daemon.start();
     for (const c of t.coordinators) c.set([server(`${c.service.name}1`, '198.51.100.1')]);
     t.flush();
@@ -600,8 +621,8 @@ describe('Daemon', () => {
     const DRAINED = 'INFO: Drained: every VIP now announced with GRACEFUL_SHUTDOWN (65535:0) and MED 4294967295; the routers will move traffic to the other directors';
     const UNDRAINED = 'INFO: Undrained: every VIP now announced with its configured MED and communities; the routers may move traffic back to this director';
     /** Two VIPs announced, the last routes as `prefix med communities`. */
-    function announcing(global = globalConfig({ bgp: true, bgpMed: 10 })) {
-      const t = setup([serviceConfig('text', '192.0.2.11'), serviceConfig('upload', '192.0.2.12', { bgpMed: 20 })], global);
+    async function announcing(global = globalConfig({ bgp: true, bgpMed: 10 })) {
+      const t = await setup([serviceConfig('text', '192.0.2.11'), serviceConfig('upload', '192.0.2.12', { bgpMed: 20 })], global);
       t.daemon.start();
       for (const c of t.coordinators) c.set([server(`${c.service.name}1`, '198.51.100.1')]);
       t.program();
@@ -610,8 +631,8 @@ describe('Daemon', () => {
       return { ...t, routes, logged };
     }
 
-    it('drains at run time: the same VIPs, with GRACEFUL_SHUTDOWN and the drain MED, at the next publish; undrain restores them', () => {
-      const t = announcing();
+    it('drains at run time: the same VIPs, with GRACEFUL_SHUTDOWN and the drain MED, at the next publish; undrain restores them', async () => {
+      const t = await announcing();
       expect(t.routes()).toEqual(['192.0.2.11 10 ', '192.0.2.12 20 ']);
       expect(t.daemon.drainState()).toEqual({ drained: false, drainedSinceWallMs: undefined, drainMed: 4294967295 });
 
@@ -637,8 +658,8 @@ describe('Daemon', () => {
       expect(t.logged(UNDRAINED)).toBe(1);
     });
 
-    it('asked twice, it changes nothing, keeps its first time and says so', () => {
-      const t = announcing();
+    it('asked twice, it changes nothing, keeps its first time and says so', async () => {
+      const t = await announcing();
       t.daemon.setDrained(true, 'POST /drain');
       t.flush();
       const calls = t.routeCalls.length;
@@ -653,8 +674,8 @@ describe('Daemon', () => {
       expect(t.logged('INFO: Not drained: nothing to do')).toBe(1);
     });
 
-    it('starts drained with bgp-drain = yes: the first announcement already carries the drain', () => {
-      const t = announcing(globalConfig({ bgp: true, bgpDrain: true, bgpDrainMed: 1000 }));
+    it('starts drained with bgp-drain = yes: the first announcement already carries the drain', async () => {
+      const t = await announcing(globalConfig({ bgp: true, bgpDrain: true, bgpDrainMed: 1000 }));
       expect(t.routeCalls.filter((r) => r.length > 0).every((r) => r.every((x) => x.med === 1000))).toBe(true);
       expect(t.routes()).toEqual(['192.0.2.11 1000 65535:0', '192.0.2.12 1000 65535:0']);
       expect(t.daemon.drainState()).toEqual({ drained: true, drainedSinceWallMs: 1_700_000_000_000, drainMed: 1000 });
@@ -662,7 +683,7 @@ describe('Daemon', () => {
     });
 
     it('a reload that changes only a service (its bgp-med) is announced with the new value, the global settings the same object', async () => {
-      const t = announcing();
+      const t = await announcing();
       expect(t.routes()).toEqual(['192.0.2.11 10 ', '192.0.2.12 20 ']);
       const next: Config = { ...t.config, services: [t.config.services[0]!, { ...t.config.services[1]!, bgpMed: 30 }] };
       await t.daemon.reload(next, planReload(t.config, next));
@@ -672,7 +693,7 @@ describe('Daemon', () => {
     });
 
     it('a reload that changes bgp-drain applies it; one that leaves it alone keeps a drain asked at run time', async () => {
-      const t = announcing();
+      const t = await announcing();
       const withGlobal = (change: Partial<Config['global']>): Config => ({ ...t.config, global: { ...t.config.global, ...change } });
       // bgp-drain = yes in the file: drained.
       const drainedConf = withGlobal({ bgpDrain: true });
@@ -702,8 +723,8 @@ describe('Daemon', () => {
       expect(t.daemon.drainState().drained).toBe(true);
     });
 
-    it('with BGP off, the state is kept and the log says no router is told', () => {
-      const t = setup([serviceConfig('text', '192.0.2.11')], globalConfig({ bgp: false }));
+    it('with BGP off, the state is kept and the log says no router is told', async () => {
+      const t = await setup([serviceConfig('text', '192.0.2.11')], globalConfig({ bgp: false }));
       t.daemon.start();
       expect(t.daemon.setDrained(true, 'POST /drain').changed).toBe(true);
       expect(t.daemon.routes()).toEqual([]);
@@ -714,7 +735,7 @@ describe('Daemon', () => {
   });
 
   it('stops every coordinator and source and publishes nothing after', async () => {
-    const t = setup([serviceConfig('text', '192.0.2.11')]);
+    const t = await setup([serviceConfig('text', '192.0.2.11')]);
     t.daemon.start();
     t.flush();
     const calls = t.desiredCalls.length;
@@ -730,7 +751,7 @@ describe('Daemon', () => {
     it('a reload is one event saying what it added, removed and changed, as the log does', async () => {
       const text = serviceConfig('text', '192.0.2.11');
       const dns = serviceConfig('dns', '192.0.2.53', { protocol: 'udp', port: 53 });
-      const t = setup([text, dns]);
+      const t = await setup([text, dns]);
       t.daemon.start();
       const next: Config = { file: 'pybal.conf', global: t.config.global, services: [serviceConfig('ssh', '192.0.2.22', { port: 22 }), { ...text, scheduler: 'sh' }] };
       await t.daemon.reload(next, planReload(t.config, next));
@@ -743,8 +764,8 @@ describe('Daemon', () => {
       ]);
     });
 
-    it('a VIP offered to the routers is an announce event, one no longer offered a withdraw event', () => {
-      const t = setup([serviceConfig('text', '192.0.2.11', { bgpWithdrawWhenDown: true })], globalConfig({ bgp: true }));
+    it('a VIP offered to the routers is an announce event, one no longer offered a withdraw event', async () => {
+      const t = await setup([serviceConfig('text', '192.0.2.11', { bgpWithdrawWhenDown: true })], globalConfig({ bgp: true }));
       t.daemon.start();
       t.coordinators[0]?.set([server('mw1', '198.51.100.1')], true);
       t.program();
@@ -756,8 +777,8 @@ describe('Daemon', () => {
       ]);
     });
 
-    it('a drain is an event naming who asked', () => {
-      const t = setup([serviceConfig('text', '192.0.2.11')], globalConfig({ bgp: true }));
+    it('a drain is an event naming who asked', async () => {
+      const t = await setup([serviceConfig('text', '192.0.2.11')], globalConfig({ bgp: true }));
       t.daemon.setDrained(true, 'POST /drain');
       expect(t.events.since(0)).toEqual([expect.objectContaining({ kind: 'drain', level: 'warn', message: expect.stringMatching(/^Drained: .* \(by POST \/drain\)$/) })]);
     });
@@ -768,8 +789,8 @@ describe('Daemon: data-path probe services', () => {
   const keys = (services: readonly DesiredService[] | undefined): string[] =>
     (services ?? []).map((d) => ('fwmark' in d.key ? `fwmark ${d.key.fwmark} -> ${d.destinations[0]?.address}` : `${d.key.address}:${d.key.port}`));
 
-  it('publishes one probe service per server holding a mark, says which are new, and names the whole set when one goes', () => {
-    const t = setup([serviceConfig('web', '203.0.113.1', { dataPathMonitors: ['TCPConnect'] })]);
+  it('publishes one probe service per server holding a mark, says which are new, and names the whole set when one goes', async () => {
+    const t = await setup([serviceConfig('web', '203.0.113.1', { dataPathMonitors: ['TCPConnect'] })]);
     t.daemon.start();
     t.flush();
     const c = t.coordinators[0]!;
@@ -799,7 +820,7 @@ describe('Daemon: data-path probe services', () => {
   });
 
   it('takes every probe service out at shutdown and leaves the services themselves', async () => {
-    const t = setup([serviceConfig('web', '203.0.113.1', { dataPathMonitors: ['TCPConnect'] }), serviceConfig('plain', '203.0.113.2')]);
+    const t = await setup([serviceConfig('web', '203.0.113.1', { dataPathMonitors: ['TCPConnect'] }), serviceConfig('plain', '203.0.113.2')]);
     t.daemon.start();
     t.flush();
     t.coordinators[0]!.probes = [{ host: 'rs1', address: '198.51.100.11', mark: 0x70b00000 }];
