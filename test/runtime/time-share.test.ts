@@ -1,6 +1,6 @@
 // TimeShare: a periodic job's interval stretches to `share` times what a run
-// costs (the shorter of its last two runs), and it says so once when it
-// starts and once when it is back.
+// costs (the shorter of its last two runs, none before there are two), and it
+// says so once when it starts and once when it is back.
 import { describe, expect, it } from 'vitest';
 import { TimeShare } from '../../src/runtime/time-share.js';
 
@@ -29,9 +29,13 @@ describe('TimeShare', () => {
     ]);
   });
 
-  it('takes the first run alone as the cost', () => {
+  it('does not stretch the interval for a slow first run alone; a second one does', () => {
     const said: { stretched: boolean; costMs: number; delayMs: number }[] = [];
     const share = new TimeShare(20, (change) => said.push({ ...change }));
+    share.ran(6_000);
+    expect(share.costMs()).toBe(0);
+    expect(share.delayMs(10_000)).toBe(10_000);
+    expect(said).toEqual([]);
     share.ran(2_000);
     expect(share.costMs()).toBe(2_000);
     expect(share.delayMs(10_000)).toBe(40_000);
