@@ -18,7 +18,7 @@ import type { Pool, PoolSource } from './pool/types.js';
 import { describePlan, type ReloadPlan } from './reload-plan.js';
 import { readMonotonic } from './runtime/clock.js';
 import type { Logger } from './runtime/logger.js';
-import { finish, holdForFirstRead, runSliced, SLICE_BUDGET_MS, sliced, turn, type Job, type SliceOptions } from './runtime/sliced.js';
+import { finish, runSliced, SLICE_BUDGET_MS, sliced, turn, type Job, type SliceOptions } from './runtime/sliced.js';
 
 /** What the daemon needs of the IPVS manager. */
 export interface IpvsTarget {
@@ -72,8 +72,6 @@ interface ServiceRuntime {
   config: ServiceConfig;
   readonly coordinator: CoordinatorApi;
   source: PoolSource;
-  /** The source last started (startSource starts each once). */
-  startedSource: PoolSource | undefined;
   /** The desired IPVS state last built, reused while nothing changed (the manager skips it cheaply). */
   desired: DesiredService | undefined;
   /** The configuration `desired` was built from: a route waits until it matches the current one. */
@@ -146,34 +144,11 @@ export class Daemon {
     }
   }
 
-  /**
-   * Starts every pool source (and so every coordinator), in slices: 1,000
-   * started in one go, their first steps all due together, held the event
-   * loop about 0.25 s in the lab guest. Until the last has started, the start
-   * counts as a pool waiting for its first read (the checks thread waits for
-   * the reads).
-   */
+  /** Starts every pool source (and so every coordinator). */
   start(): void {
     if (this.drain.drained) this.logDrain(true, DRAINED_BY_CONFIG);
-    const release = holdForFirstRead();
-    runSliced(
-      this.startSourcesSteps([...this.services.values()]),
-      (error) => {
-        release();
-        if (error !== undefined) this.deps.logger.error({ err: error }, 'Internal error while starting the pool sources');
-      },
-      this.deps.slicing,
-    );
+    for (const runtime of this.services.values()) this.startSource(runtime);
     this.schedulePublish();
-  }
-
-  private *startSourcesSteps(runtimes: readonly ServiceRuntime[]): Job {
-    for (const runtime of runtimes) {
-      if (this.stopped) return;
-      // One a reload removed or replaced meanwhile is not started (its successor was).
-      if (this.services.get(runtime.config.name) === runtime) this.startSource(runtime);
-      yield;
-    }
   }
 
   drainState(): DrainState {
@@ -553,7 +528,6 @@ export class Daemon {
         knownHealth,
       ),
       source: this.deps.createPoolSource(service),
-      startedSource: undefined,
       desired: undefined,
       desiredFor: undefined,
       dirty: true,
@@ -566,9 +540,6 @@ export class Daemon {
 
   private startSource(runtime: ServiceRuntime): void {
     const source = runtime.source;
-    // Once each: a reload during the sliced start may have started it already.
-    if (runtime.startedSource === source) return;
-    runtime.startedSource = source;
     source.start((event) => {
       // Events of a source that a reload replaced are not this service's any more.
       if (runtime.source === source) runtime.coordinator.onPoolEvent(event);
