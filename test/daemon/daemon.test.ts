@@ -223,17 +223,11 @@ describe('Daemon', () => {
   it('makes the services\' runtimes in slices, other events running between them, all there and none started once made', async () => {
     const services = Array.from({ length: 40 }, (_, i) => serviceConfig(`s${i}`, `192.0.2.${i + 1}`));
     let nowMs = 0;
-    let between = 0;
-    let ticking = true;
-    const tick = (): void => {
-      between++;
-      if (ticking) setImmediate(tick);
-    };
-    setImmediate(tick);
+    const turns = countTurns();
     // Each look at the clock ends a slice.
     const t = await setup(services, undefined, { budgetMs: 0, now: () => (nowMs += 1) });
-    ticking = false;
-    expect(between).toBeGreaterThan(2);
+    turns.stop();
+    expect(turns.count()).toBeGreaterThan(2);
     expect(t.daemon.serviceConfigs().map((s) => s.name)).toEqual(services.map((s) => s.name));
     expect([t.coordinators.length, t.sources.length]).toEqual([40, 40]);
     expect(t.sources.every((s) => s.started === 0)).toBe(true);
