@@ -123,7 +123,7 @@ export class Daemon {
    */
   static async create(config: Config, deps: DaemonDeps): Promise<Daemon> {
     const daemon = new Daemon(config.global, deps);
-    await sliced(daemon.addRuntimesSteps(config.services), deps.slicing);
+    await sliced(daemon.makeRuntimesSteps(config.services, daemon.services), deps.slicing);
     return daemon;
   }
 
@@ -137,9 +137,10 @@ export class Daemon {
     this.drain = { drained: global.bgpDrain, sinceWallMs: global.bgpDrain ? deps.wallNow() : undefined };
   }
 
-  private *addRuntimesSteps(services: readonly ServiceConfig[]): Job {
+  /** Makes a runtime for each service into `into`, a step each. */
+  private *makeRuntimesSteps(services: readonly ServiceConfig[], into: Map<string, ServiceRuntime>): Job {
     for (const service of services) {
-      this.services.set(service.name, this.createRuntime(service));
+      into.set(service.name, this.createRuntime(service));
       yield;
     }
   }
@@ -269,6 +270,12 @@ export class Daemon {
    * services are not touched at all. Resolves once what was stopped has stopped.
    */
   async reload(config: Config, plan: ReloadPlan): Promise<void> {
+    // The services it adds are made first, in slices, before anything changes
+    // (1,000 made in one go held the event loop about 0.4 s in the lab guest).
+    const added = new Set(plan.services.filter((step) => step.action === 'add').map((step) => step.name));
+    const made = new Map<string, ServiceRuntime>();
+    await sliced(this.makeRuntimesSteps(config.services.filter((s) => added.has(s.name)), made), this.deps.slicing);
+    if (this.stopped) return;
     this.global = config.global;
     this.events.emit({ kind: 'reload', level: 'info', message: describePlan(plan).join('; ') });
     // bgp-drain applies when the file changes it; a drain asked at run time otherwise stays.
@@ -285,7 +292,7 @@ export class Daemon {
       } else if (!service) {
         continue;
       } else if (step.action === 'add' || !runtime) {
-        const fresh = this.createRuntime(service);
+        const fresh = made.get(service.name) ?? this.createRuntime(service);
         this.services.set(service.name, fresh);
         this.startSource(fresh);
       } else if (step.action === 'update') {

@@ -235,6 +235,30 @@ describe('Daemon', () => {
     expect(t.sources.every((s) => s.started === 1)).toBe(true);
   });
 
+  it('a reload makes the services it adds in slices before it changes anything, then starts them with the rest of the reload', async () => {
+    const text = serviceConfig('text', '192.0.2.11');
+    let nowMs = 0;
+    const t = await setup([text], undefined, { budgetMs: 0, now: () => (nowMs += 1) });
+    t.daemon.start();
+    const more = Array.from({ length: 40 }, (_, i) => serviceConfig(`s${i}`, `192.0.2.${i + 20}`));
+    const next: Config = { file: 'pybal.conf', global: t.config.global, services: [text, ...more] };
+    const turns = countTurns();
+    // What the daemon has a turn into the reload, while it makes them.
+    let during: { names: string[]; made: number; started: number } | undefined;
+    setImmediate(() => {
+      during = { names: t.daemon.serviceConfigs().map((c) => c.name), made: t.sources.length - 1, started: t.sources.slice(1).filter((s) => s.started > 0).length };
+    });
+    await t.daemon.reload(next, planReload(t.config, next));
+    turns.stop();
+    expect(turns.count()).toBeGreaterThan(2);
+    // Some made, none started, the old set still the daemon's.
+    expect(during?.names).toEqual(['text']);
+    expect(during?.made).toBeGreaterThan(0);
+    expect(during?.started).toBe(0);
+    expect(t.daemon.serviceConfigs().map((c) => c.name)).toEqual(['text', ...more.map((c) => c.name)]);
+    expect(t.sources.map((s) => s.started)).toEqual([1, ...more.map(() => 1)]);
+  });
+
   describe('a large pool', () => {
     // Each look at the clock ends a slice: the builds take many turns whatever this host's speed.
     const sliced = () => {
