@@ -71,14 +71,20 @@ const RESTART_AFTER_MS = 1_000;
 const SPAWN_WAIT_MAX_MS = 10_000;
 /**
  * Messages to the thread (monitors' starts, stops, readiness) go in batches
- * of at most this many, and a batch goes only once the thread has acted on
- * the one before (it says `took`). The thread reads every message waiting
- * for it in one go: at a cold start of 10,000 servers in the lab guest, the
- * batches sent a turn apart while the thread was still loading held its loop
- * for 0.6 to 1.8 s when it read them (a batch of 500 cost it some 55 ms to
- * read, most of it garbage collection).
+ * of at most this many, and at most BATCHES_OUT batches the thread has not
+ * yet acted on (it says `took` for each). The thread reads every message
+ * waiting for it in one go: at a cold start of 10,000 servers in the lab
+ * guest, the batches sent a turn apart while the thread was still loading
+ * held its loop for 0.6 to 1.8 s when it read them (a batch of 500 cost it
+ * some 55 ms to read, most of it garbage collection).
  */
 const MESSAGES_PER_BATCH = 250;
+/**
+ * Two, not one: what comes up while the first batch waits for a thread
+ * still loading (a probe service's readiness, seconds before the thread can
+ * act) goes with it, not after its first checks.
+ */
+const BATCHES_OUT = 2;
 /**
  * A thread silent this long is stuck (a check's regular expression that
  * backtracks for ever, a bug): it is ended and started again. It says how
@@ -216,8 +222,8 @@ export class CheckThread {
   /** The monitors a thread just started has yet to be sent (after the outbox's messages). */
   private queued: ThreadMonitor[] = [];
   private queuedAt = 0;
-  /** A batch was sent and the thread has not yet said it took it. */
-  private batchOut = false;
+  /** Batches sent that the thread has not yet said it took. */
+  private batchesOut = 0;
   /** The turn in which the next batch goes (sendSoon). */
   private sendTurn: NodeJS.Immediate | undefined;
   private watchTimer: Timer | undefined;
@@ -380,16 +386,16 @@ export class CheckThread {
     look();
   }
 
-  /** Sends the next batch in a turn of its own (the messages of this turn go together), unless one is out. */
+  /** Sends the next batch in a turn of its own (the messages of this turn go together), unless BATCHES_OUT are out. */
   private sendSoon(): void {
-    if (this.batchOut || this.sendTurn !== undefined || !this.running) return;
+    if (this.batchesOut >= BATCHES_OUT || this.sendTurn !== undefined || !this.running) return;
     this.sendTurn = setImmediate(() => this.sendBatch());
   }
 
   /** Sends the outbox's next messages, then the queue's next monitors (still running, not yet sent), in one message. */
   private sendBatch(): void {
     this.sendTurn = undefined;
-    if (!this.running || this.batchOut) return;
+    if (!this.running || this.batchesOut >= BATCHES_OUT) return;
     // The hold first (into the outbox): the thread admits the first checks as it stands when their starts come.
     this.syncHold();
     const messages = this.outbox.length <= MESSAGES_PER_BATCH ? this.outbox : this.outbox.slice(0, MESSAGES_PER_BATCH);
@@ -407,13 +413,19 @@ export class CheckThread {
     }
     if (messages.length === 0) return;
     this.worker?.postMessage({ type: 'batch', messages } satisfies ToCheckThread);
-    this.batchOut = true;
+    this.batchesOut++;
+    if (this.pending()) this.sendSoon();
   }
 
-  /** The thread acted on the last batch: the next may go. */
+  /** Messages or monitors wait to be sent. */
+  private pending(): boolean {
+    return this.outbox.length > 0 || this.queuedAt < this.queued.length;
+  }
+
+  /** The thread acted on a batch: another may go. */
   private took(): void {
-    this.batchOut = false;
-    if (this.outbox.length > 0 || this.queuedAt < this.queued.length) this.sendSoon();
+    this.batchesOut = Math.max(0, this.batchesOut - 1);
+    if (this.pending()) this.sendSoon();
   }
 
   private dropQueue(): void {
@@ -422,7 +434,7 @@ export class CheckThread {
     this.outbox = [];
     this.queued = [];
     this.queuedAt = 0;
-    this.batchOut = false;
+    this.batchesOut = 0;
   }
 
   /** Tells the thread when pools start or stop waiting for their first read; looks again while they do. */

@@ -225,16 +225,16 @@ async function close(): Promise<void> {
 
 // ------------------------------------------------------------ what comes in
 
-/** In the inbox after a batch's messages: once acted on, the thread says so, and the daemon sends the next batch. */
+/** In the inbox after a batch's messages: once acted on, the thread says so, and the daemon may send another batch. */
 const TOOK = Symbol('took');
 /**
  * What the daemon sent and this thread has not acted on yet, in order, acted
  * on in slices (runtime/sliced.ts) with the thread's timers and sockets in
  * between: a batch of monitors' starts costs tens of ms in the lab guest.
- * The daemon sends its next batch once this thread reaches the last one's
- * TOOK, so the thread never finds a pile of them waiting (it reads every
- * message waiting in one go: a cold start of 10,000 servers that sent them a
- * turn apart held this loop for 0.6 to 1.8 s).
+ * The daemon has at most two batches out, and sends another once this
+ * thread reaches a batch's TOOK, so the thread never finds a pile of them
+ * waiting (it reads every message waiting in one go: a cold start of 10,000
+ * servers that sent them a turn apart held this loop for 0.6 to 1.8 s).
  */
 const inbox = new Fifo<ToCheckThread | typeof TOOK>();
 let actingOnInbox = false;
