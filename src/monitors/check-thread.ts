@@ -23,7 +23,7 @@ import type { Clock, Timer } from '../runtime/clock.js';
 import { firstReadsWaiting } from '../runtime/sliced.js';
 import { bindLogger, type LineLogger, type Logger } from '../runtime/logger.js';
 import type { StallStats } from '../runtime/stall-watch.js';
-import type { CheckThreadConfig, CheckThreadEvent, FromCheckThread, LogSource, TargetValues, ThreadHeap, ToCheckThread } from './thread-messages.js';
+import type { CheckThreadConfig, CheckThreadEvent, FromCheckThread, LogSource, TargetValues, ThreadAction, ThreadHeap, ToCheckThread } from './thread-messages.js';
 import type { CheckResult, MonitorReport, MonitorTarget, StartOptions } from './types.js';
 
 /** How often the data-path monitors' readiness is looked at (only while there are some). */
@@ -218,7 +218,7 @@ export class CheckThread {
   /** Looks whether the first thread may start (SPAWN_WAIT_MAX_MS). */
   private spawnTimer: Timer | undefined;
   /** Messages for the thread not yet sent (sendBatch), in order. */
-  private outbox: ToCheckThread[] = [];
+  private outbox: ThreadAction[] = [];
   /** The monitors a thread just started has yet to be sent (after the outbox's messages). */
   private queued: ThreadMonitor[] = [];
   private queuedAt = 0;
@@ -348,7 +348,7 @@ export class CheckThread {
   }
 
   /** The thread's start of a monitor; from now the thread has it (its config counted as used). */
-  private startMessage(monitor: ThreadMonitor, options: StartOptions): ToCheckThread {
+  private startMessage(monitor: ThreadMonitor, options: StartOptions): ThreadAction {
     monitor.sent = true;
     let held = this.configs.get(monitor.config);
     const first = held === undefined;
@@ -479,7 +479,7 @@ export class CheckThread {
   }
 
   /** Sends a message to the thread, in order with the others (in the next batch). */
-  private post(message: ToCheckThread): void {
+  private post(message: ThreadAction): void {
     this.outbox.push(message);
     this.sendSoon();
   }

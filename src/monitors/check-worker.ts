@@ -26,7 +26,7 @@ import { createArpTheftWatch } from './arp-theft.js';
 import { createFpingPinger } from './pinger.js';
 import { prepareMonitor, type MonitorMaker } from './registry.js';
 import { createRunLimiter } from './run-limiter.js';
-import type { CheckThreadConfig, CheckThreadEvent, FromCheckThread, LogSource, TargetValues, ToCheckThread } from './thread-messages.js';
+import type { CheckThreadConfig, CheckThreadEvent, FromCheckThread, LogSource, TargetValues, ThreadAction, ToCheckThread } from './thread-messages.js';
 import type { CheckResult, DataPathRoute, Monitor, MonitorDeps, MonitorReport, MonitorTarget } from './types.js';
 
 if (parentPort === null) throw new Error('src/monitors/check-worker.ts runs as a worker thread');
@@ -182,7 +182,7 @@ function targetFrom(values: TargetValues, ready: { value: boolean } | undefined)
   return { ...plain, dataPath: route };
 }
 
-function start(message: Extract<ToCheckThread, { type: 'start' }>): void {
+function start(message: Extract<ThreadAction, { type: 'start' }>): void {
   let maker = makers.get(message.configId);
   const ready = message.target.dataPath === undefined ? undefined : { value: message.target.dataPath.ready };
   const entry: Running = { monitor: undefined, configId: message.configId, ready };
@@ -236,7 +236,7 @@ const TOOK = Symbol('took');
  * waiting (it reads every message waiting in one go: a cold start of 10,000
  * servers that sent them a turn apart held this loop for 0.6 to 1.8 s).
  */
-const inbox = new Fifo<ToCheckThread | typeof TOOK>();
+const inbox = new Fifo<ThreadAction | typeof TOOK>();
 let actingOnInbox = false;
 
 function* actOnInbox(): Job {
@@ -269,21 +269,13 @@ function receive(message: ToCheckThread): void {
     void close();
     return;
   }
-  if (message.type === 'batch') {
-    for (const one of message.messages) inbox.push(one);
-    inbox.push(TOOK);
-  } else {
-    inbox.push(message);
-  }
+  for (const one of message.messages) inbox.push(one);
+  inbox.push(TOOK);
   if (!actingOnInbox) actOnInboxNow();
 }
 
-function act(message: ToCheckThread): void {
+function act(message: ThreadAction): void {
   switch (message.type) {
-    case 'batch':
-      // Taken apart as it comes (receive).
-      for (const one of message.messages) act(one);
-      return;
     case 'start':
       start(message);
       return;
@@ -301,9 +293,6 @@ function act(message: ToCheckThread): void {
       return;
     case 'hold':
       held = message.on;
-      return;
-    case 'close':
-      // Taken when it comes (receive).
       return;
   }
 }

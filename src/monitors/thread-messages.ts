@@ -37,7 +37,8 @@ export interface TargetValues {
   };
 }
 
-export type ToCheckThread =
+/** What the thread acts on, one by one, in the order sent (each in a batch). */
+export type ThreadAction =
   /**
    * Creates and starts monitor `id` of config `configId`. The config comes
    * with the first monitor of it; the thread keeps it while a monitor of it
@@ -52,13 +53,15 @@ export type ToCheckThread =
       readonly options: StartOptions;
     }
   | { readonly type: 'stop'; readonly id: number }
-  /** Messages in one (a thread just started gets its monitors a few hundred a message). */
-  | { readonly type: 'batch'; readonly messages: readonly ToCheckThread[] }
   /** The data-path monitors whose probe service came or went: [id, ready] pairs. */
   | { readonly type: 'ready'; readonly changes: readonly (readonly [number, boolean])[] }
   | { readonly type: 'limit'; readonly runcommandMaxConcurrent: number }
   /** Pools are being read for the first time on the main thread (a cold start): start checks slower until `on` is false. */
-  | { readonly type: 'hold'; readonly on: boolean }
+  | { readonly type: 'hold'; readonly on: boolean };
+
+export type ToCheckThread =
+  /** Actions in order, up to a few hundred; the thread says `took` once it has acted on them. */
+  | { readonly type: 'batch'; readonly messages: readonly ThreadAction[] }
   /** Stops every monitor, the pinger and the ARP watch, says `closed`, and ends the thread. */
   | { readonly type: 'close' };
 

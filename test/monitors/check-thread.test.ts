@@ -22,7 +22,7 @@ import type { Worker } from 'node:worker_threads';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { MonitorConfig } from '../../src/config/types.js';
 import { createMonitorFactory } from '../../src/coordinator/monitor-factory.js';
-import type { ToCheckThread } from '../../src/monitors/thread-messages.js';
+import type { ThreadAction, ToCheckThread } from '../../src/monitors/thread-messages.js';
 import type { CheckResult, MonitorReport, MonitorTarget } from '../../src/monitors/types.js';
 import { createSystemClock } from '../../src/runtime/clock.js';
 import { createMemoryLogger, type MemoryLog } from '../../src/runtime/logger.js';
@@ -328,17 +328,17 @@ describe('the checks thread (the build, dist/src/)', () => {
     const config = proxyFetchConfig({ ...FAST, urls: ['http://config.example/'] });
     const a = watch(config, ips[0]!);
     // The thread starts with the first monitor: what is sent to it from then on is noted.
-    const sent: ToCheckThread[] = [];
+    const sent: ThreadAction[] = [];
     const w = worker(thread);
     const post = w.postMessage.bind(w);
     w.postMessage = (message: ToCheckThread) => {
-      sent.push(...(message.type === 'batch' ? message.messages : [message]));
+      if (message.type === 'batch') sent.push(...message.messages);
       post(message);
     };
     const b = watch(config, ips[1]!);
     await waitFor(() => a.reports.length > 0 && b.reports.length > 0, 'both reports');
     expect(b.reports[0]).toMatchObject({ up: true, firstCheck: true });
-    const startOf = (i: number) => sent.filter((m): m is Extract<ToCheckThread, { type: 'start' }> => m.type === 'start')[i];
+    const startOf = (i: number) => sent.filter((m): m is Extract<ThreadAction, { type: 'start' }> => m.type === 'start')[i];
     // The second monitor of the config: its config stays where it is.
     expect(startOf(0)).toMatchObject({ target: { ip: ips[1] } });
     expect(startOf(0)!.config).toBeUndefined();
