@@ -3,7 +3,9 @@
  * (docs/native.md), with `cc` (or $CC) and Node's own headers:
  * src/native/sockmark.c (sockets that carry a firewall mark, for data-path
  * checks) into dist/native/sockmark.node, and src/native/memtrim.c (the C
- * heap's free pages back to the kernel) into dist/native/memtrim.node.
+ * heap's free pages back to the kernel) into dist/native/memtrim.node, and
+ * src/native/tcpcheck.c (ProxyFetch's plain TCP connections on libuv) into
+ * dist/native/tcpcheck.node.
  * Nothing to do, and fast, for an addon newer than its source.
  *
  * Node's headers (node_api.h) are taken from $npm_config_nodedir/include/node
@@ -25,9 +27,12 @@ export const SOCKMARK_SOURCE = 'src/native/sockmark.c';
 export const SOCKMARK_ADDON = 'dist/native/sockmark.node';
 export const MEMTRIM_SOURCE = 'src/native/memtrim.c';
 export const MEMTRIM_ADDON = 'dist/native/memtrim.node';
+export const TCPCHECK_SOURCE = 'src/native/tcpcheck.c';
+export const TCPCHECK_ADDON = 'dist/native/tcpcheck.node';
 export const NATIVE_ADDONS: readonly { readonly source: string; readonly addon: string }[] = [
   { source: SOCKMARK_SOURCE, addon: SOCKMARK_ADDON },
   { source: MEMTRIM_SOURCE, addon: MEMTRIM_ADDON },
+  { source: TCPCHECK_SOURCE, addon: TCPCHECK_ADDON },
 ];
 
 const CFLAGS = ['-Wall', '-Wextra', '-Werror', '-O2', '-fPIC', '-shared'];

@@ -23,6 +23,7 @@ import { runSliced, type Job } from '../runtime/sliced.js';
 import { startStallWatch } from '../runtime/stall-watch.js';
 import { ADMIT_PER_TURN, createAdmission } from './admission.js';
 import { createArpTheftWatch } from './arp-theft.js';
+import { nativeTcpAvailable } from './native-tcp.js';
 import { createFpingPinger } from './pinger.js';
 import { prepareMonitor, type MonitorMaker } from './registry.js';
 import { createRunLimiter } from './run-limiter.js';
@@ -119,6 +120,9 @@ const stallWatch = startStallWatch({
   loop: { name: "The checks thread's event loop", waited: 'checks started and were read late' },
   every,
 });
+// Where the tcpcheck addon cannot be loaded, ProxyFetch's http checks still work, over net.Socket: said once.
+const nativeTcp = nativeTcpAvailable();
+if (nativeTcp !== true) new SentLogger('thread').warn(`ProxyFetch's http checks use net.Socket, at more CPU per check: ${nativeTcp}`);
 const loopTimer = setInterval(() => {
   const heap = getHeapStatistics();
   post({ type: 'loop', stats: stallWatch.stats(), heap: { usedBytes: heap.used_heap_size, totalBytes: heap.total_heap_size } });

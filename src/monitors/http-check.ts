@@ -1,11 +1,13 @@
 /**
  * The HTTP client of ProxyFetch: one GET on a fresh connection, written in a
  * single write, its response parsed as it arrives, the verdict decided as
- * soon as it can be. Built on net/tls sockets directly: node:http's request
+ * soon as it can be. Built on connections directly: node:http's request
  * machinery (agents, ClientRequest, IncomingMessage streams, header objects)
- * cost more CPU than the check itself.
+ * cost more CPU than the check itself. Plain http to a server's own address
+ * goes over the tcpcheck addon (native-tcp.ts), without even a net.Socket;
+ * TLS and data-path checks over net/tls sockets.
  *
- * Per check it allocates the socket, one parser and the promise; every
+ * Per check it allocates the connection, one parser and the promise; every
  * check reads into one shared buffer; the request bytes, TLS context and
  * identity check are prepared once per URL (prepareFetch). It never rejects and has no timer of
  * its own: the caller's signal (the periodic wrapper's deadline) ends
@@ -17,6 +19,7 @@ import { errorMessage } from '../runtime/errors.js';
 import { connectCheck } from './data-path.js';
 import { DeadlineError, type CheckSignal } from './deadline.js';
 import { HttpResponseParser, ParseEvent } from './http-response-parser.js';
+import { closeNativeTcp, failureReason, openNativeTcp, type NativeTcpEvents } from './native-tcp.js';
 import { BODY_CAP_BYTES, bodyProblem, needsBody, statusFailure, statusPasses, type FetchOptions } from './proxyfetch-rules.js';
 import type { MonitorTarget } from './types.js';
 
@@ -150,22 +153,50 @@ function onError(this: CheckSocket, error: Error): void {
   exchange?.finish(false, describeError(error, exchange.signal));
 }
 
+/**
+ * Whether plain http checks to a server's own address use the tcpcheck addon
+ * (native-tcp.ts) rather than a net.Socket, where it loads. Tests compare the
+ * two; a check that cannot use it (TLS, the data path, a bad port) uses a
+ * net.Socket either way.
+ */
+let nativeTcp = true;
+export function useNativeTcp(on: boolean): void {
+  nativeTcp = on;
+}
+
+/** A port the addon takes; any other goes to net.connect, which names what is wrong with it. */
+const validPort = (port: number): boolean => Number.isInteger(port) && port > 0 && port < 65536;
+
 /** One request and its response; also the abort listener (handleEvent), so no closure is needed. */
-class Exchange {
+class Exchange implements NativeTcpEvents {
   private settled = false;
   private readonly parser: HttpResponseParser;
-  private readonly socket: CheckSocket;
+  /** The connection: a net.Socket, or the tcpcheck addon's id (-1 once closed). */
+  private readonly socket: CheckSocket | undefined;
+  private nativeId = -1;
 
   constructor(
     readonly prepared: PreparedFetch,
     readonly signal: CheckSignal,
     private readonly resolve: (verdict: Verdict) => void,
-    target: MonitorTarget,
+    private readonly target: MonitorTarget,
   ) {
     this.parser = new HttpResponseParser(prepared.keepBody, BODY_CAP_BYTES);
     // PyBal connects to the server, never to the URL's host or port.
-    const onread = onreadOption();
     const settings = prepared.tls;
+    if (nativeTcp && settings === undefined && target.dataPath === undefined && validPort(target.port)) {
+      const opened = openNativeTcp(target.ip, target.port, target.family, prepared.request, this);
+      if (typeof opened === 'number') {
+        this.nativeId = opened;
+        signal.addEventListener('abort', this);
+        return;
+      }
+      if (opened !== undefined) {
+        this.finish(false, failureReason('connect', opened, target.ip, target.port));
+        return;
+      }
+    }
+    const onread = onreadOption();
     let socket: net.Socket;
     if (settings === undefined) {
       socket = connectCheck(target, { onread, allowHalfOpen: true });
@@ -220,18 +251,28 @@ class Exchange {
     else this.finish(false, this.parser.error);
   }
 
+  /** The addon's connection failed (NativeTcpEvents). */
+  onFailure(syscall: 'connect' | 'write' | 'read', code: string): void {
+    this.finish(false, failureReason(syscall, code, this.target.ip, this.target.port));
+  }
+
   finish(ok: boolean, reason: string): void {
     if (this.settled) return;
     this.settled = true;
     this.signal.removeEventListener('abort', this);
     const socket = this.socket;
-    socket.destroy();
-    // The socket outlives the check: its handle keeps it until a major GC
-    // (a native handle's wrapper survives every scavenge), and with it
-    // whatever it points to. Detached, that is the socket alone, not this
-    // exchange, its parser and the deadline's signal (at 1,000 checks a
-    // second, most of the garbage that reached the old generation).
-    socket[kExchange] = undefined;
+    if (socket !== undefined) {
+      socket.destroy();
+      // The socket outlives the check: its handle keeps it until a major GC
+      // (a native handle's wrapper survives every scavenge), and with it
+      // whatever it points to. Detached, that is the socket alone, not this
+      // exchange, its parser and the deadline's signal (at 1,000 checks a
+      // second, most of the garbage that reached the old generation).
+      socket[kExchange] = undefined;
+    } else if (this.nativeId >= 0) {
+      closeNativeTcp(this.nativeId);
+      this.nativeId = -1;
+    }
     this.resolve({ ok, reason });
   }
 

@@ -9,8 +9,10 @@ import tls from 'node:tls';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DeadlineError } from '../../src/monitors/deadline.js';
+import { useNativeTcp } from '../../src/monitors/http-check.js';
+import { nativeTcpAvailable } from '../../src/monitors/native-tcp.js';
 import { BODY_CAP_BYTES, fetchUrl, type FetchOptions } from '../../src/monitors/proxyfetch.js';
 import { createSelfSignedCertificate } from '../support/real-server.js';
 import { loopbackAddress, target } from './support/helpers.js';
@@ -129,7 +131,69 @@ async function fetchFrom(
 const respond = (text: string): Script => (socket) => void socket.end(text);
 const ok200 = (body = 'ok\n'): string => `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 
-describe('fetchUrl over TCP: well-formed answers', () => {
+/**
+ * Plain http to a server's own address goes over the tcpcheck addon's
+ * connections (native-tcp.ts) where it loads, else over a net.Socket: every
+ * TCP test runs over both, with the same verdicts and reasons.
+ */
+const TRANSPORTS = ['the tcpcheck addon', 'net.Socket'] as const;
+function overTransport(transport: (typeof TRANSPORTS)[number]): void {
+  beforeAll(() => useNativeTcp(transport === 'the tcpcheck addon'));
+  afterAll(() => useNativeTcp(true));
+}
+
+describe('fetchUrl over TCP: the transport', () => {
+  const ip = loopbackAddress(43);
+  afterEach(() => {
+    vi.restoreAllMocks();
+    useNativeTcp(true);
+  });
+
+  it('the addon is built and used for plain http: no net.Socket is made; with it off, one is', async () => {
+    expect(nativeTcpAvailable()).toBe(true);
+    const connect = vi.spyOn(net, 'connect');
+    const server = await scriptedServer(ip, respond(ok200()));
+    expect(await fetchFrom(server)).toEqual({ ok: true, reason: 'HTTP status 200' });
+    expect(connect).not.toHaveBeenCalled();
+    useNativeTcp(false);
+    expect(await fetchFrom(server)).toEqual({ ok: true, reason: 'HTTP status 200' });
+    expect(connect).toHaveBeenCalledTimes(1);
+    expect(server.accepted).toHaveLength(2);
+  });
+
+  it('IPv6: the same request and verdict over ::1, and a refusal worded as Node words it', async () => {
+    for (const native of [true, false]) {
+      useNativeTcp(native);
+      const server = await scriptedServer('::1', respond(ok200()));
+      expect(await fetchFrom(server, 'http://[2001:db8::1]/')).toEqual({ ok: true, reason: 'HTTP status 200' });
+      expect(server.accepted[0]?.request).toBe(`GET / HTTP/1.1\r\nHost: [2001:db8::1]\r\n${REQUEST_HEAD}`);
+      await server.close();
+      servers.pop();
+      expect(await fetchFrom(server)).toEqual({ ok: false, reason: `connect ECONNREFUSED ::1:${server.port}` });
+    }
+  });
+
+  it('many checks at once, some answered, some refused, some cut off by their deadline: each gets its own verdict', async () => {
+    const answering = await scriptedServer(ip, (socket) => trickle(socket, ok200(), 1));
+    const hanging = await scriptedServer(ip, () => undefined);
+    const refused = await scriptedServer(ip, respond(ok200()));
+    await refused.close();
+    servers.pop();
+    const kinds = [answering, hanging, refused];
+    const verdicts = await Promise.all(Array.from({ length: 300 }, (_, i) => fetchFrom(kinds[i % 3]!, undefined, {}, 1_500)));
+    verdicts.forEach((verdict, i) => {
+      if (i % 3 === 0) expect(verdict).toEqual({ ok: true, reason: 'HTTP status 200' });
+      else if (i % 3 === 1) expect(verdict).toEqual({ ok: false, reason: 'timed out after 1.5 s' });
+      else expect(verdict).toEqual({ ok: false, reason: `connect ECONNREFUSED ${ip}:${refused.port}` });
+    });
+    // Every connection the deadline cut off was closed.
+    await Promise.all(hanging.accepted.map((a) => a.closed));
+    expect(hanging.accepted).toHaveLength(100);
+  });
+});
+
+describe.each(TRANSPORTS)('fetchUrl over TCP (%s): well-formed answers', (transport) => {
+  overTransport(transport);
   const ip = loopbackAddress(40);
 
   it('sends one GET with Host from the URL to the server address and port, and passes a 200', async () => {
@@ -197,7 +261,8 @@ describe('fetchUrl over TCP: well-formed answers', () => {
   });
 });
 
-describe('fetchUrl over TCP: servers that fail', () => {
+describe.each(TRANSPORTS)('fetchUrl over TCP (%s): servers that fail', (transport) => {
+  overTransport(transport);
   const ip = loopbackAddress(41);
 
   it('refused: the errno code is in the reason', async () => {

@@ -2,7 +2,7 @@
  * `npm run package` as an operator gets it: the .deb is built from the build
  * in dist/, its control fields, files and conffiles are what Debian expects,
  * the program in it runs from where it is installed (its dependencies, the
- * netlink binding and the sockmark and memtrim addons inside), the man pages render without a warning and
+ * netlink binding and the sockmark, memtrim and tcpcheck addons inside), the man pages render without a warning and
  * document every key and command pybal knows, and lintian (when installed,
  * as test/debian-packages.txt asks) finds nothing.
  */
@@ -57,6 +57,7 @@ describe('the Debian package', () => {
       '/usr/lib/pybal/dist/cli/check-worker.js',
       '/usr/lib/pybal/dist/native/sockmark.node',
       '/usr/lib/pybal/dist/native/memtrim.node',
+      '/usr/lib/pybal/dist/native/tcpcheck.node',
       '/usr/lib/pybal/package.json',
       '/lib/systemd/system/pybal.service',
       '/etc/logrotate.d/pybal',
@@ -110,6 +111,20 @@ describe('the Debian package', () => {
     expect(sh('file', ['-b', memtrim])).toMatch(/^ELF .*shared object.*, stripped$/m);
     const trimmed = spawnSync(process.execPath, ['-e', `const a = require(${JSON.stringify(memtrim)}); a.trim().then((r) => console.log(typeof r, a.stats().inUseBytes > 0))`], { encoding: 'utf8' });
     expect(trimmed.stdout.trim(), trimmed.stderr).toBe('boolean true');
+    // The tcpcheck addon (ProxyFetch's connections), stripped, beside them: a connect to a closed port is refused.
+    const tcpcheck = join(root, 'usr/lib/pybal/dist/native/tcpcheck.node');
+    expect(sh('file', ['-b', tcpcheck])).toMatch(/^ELF .*shared object.*, stripped$/m);
+    const refused = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `const a = require(${JSON.stringify(tcpcheck)});
+        a.init((id, event, value) => { console.log(event === a.EVENT_CONNECT_ERROR, require('node:util').getSystemErrorName(value)); a.close(id); }, Buffer.alloc(1024));
+        const s = require('node:net').createServer().listen(0, '127.0.0.1', () => { const port = s.address().port; s.close(() => a.open('127.0.0.1', port, 4, Buffer.from('GET /'))); });`,
+      ],
+      { encoding: 'utf8', timeout: 10_000 },
+    );
+    expect(refused.stdout.trim(), refused.stderr).toBe('true ECONNREFUSED');
     const daemon = spawnSync(process.execPath, [main, '-c', join(root, 'no-such.conf'), '--log-file', '-'], { encoding: 'utf8', timeout: 20_000 });
     expect(daemon.status, daemon.stderr).toBe(1);
     expect(daemon.stderr).toMatch(/no-such\.conf: cannot read the configuration/);
