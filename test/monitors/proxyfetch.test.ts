@@ -230,6 +230,21 @@ describe('ProxyFetch against a real server on loopback', () => {
     });
   });
 
+  it('one URL: its result in urls, the round timed; with check_all and max_failures 1 its failure is tolerated, with 0 it is not', async () => {
+    await server.setBehaviour({ mode: 'status', status: 503 });
+    await withMonitor({ urls: ['http://a.example/'], checkAll: true, maxFailures: 1 }, async ({ rec }) => {
+      expect(rec.results[0]).toMatchObject({ ok: true, reason: expect.stringMatching(/^Fetch successful \(http:\/\/a\.example\/\), \d+(\.\d+)? s$/) });
+      expect(rec.results[0]?.urls).toEqual([{ url: 'http://a.example/', ok: false, reason: 'HTTP status 503 Service Unavailable, expected a 2xx status', durationMs: rec.results[0]?.durationMs }]);
+      expect(rec.results[0]?.durationMs).toBeGreaterThanOrEqual(0);
+      expect(rec.states()).toEqual(['up']);
+    });
+    await server.setBehaviour({ mode: 'status', status: 503 });
+    await withMonitor({ urls: ['http://a.example/'], checkAll: true, maxFailures: 0 }, async ({ rec }) => {
+      expect(rec.results[0]).toMatchObject({ ok: false, reason: 'Fetch failed (http://a.example/): HTTP status 503 Service Unavailable, expected a 2xx status' });
+      expect(rec.states()).toEqual(['down']);
+    });
+  });
+
   it('check_all fetches every URL; max_failures tolerates that many', async () => {
     await withMonitor({ urls: ['http://a.example/', 'http://b.example/'], checkAll: true }, async ({ rec }) => {
       expect(rec.results[0]?.urls?.map((u) => u.url)).toEqual(['http://a.example/', 'http://b.example/']);
