@@ -4,12 +4,10 @@
  * (src/monitors/native-fetch.ts; docs/native.md).
  *
  * A net.Socket is about 1.3 KB of JS objects (the socket, its stream states,
- * its event table, its handle's wrapper), and its handle keeps it alive until
- * a major collection. At 1,000 checks a second in the lab guest that was most
- * of what the checks thread promoted to its old generation: a mark-compact
- * every 4 to 8 s, and a heap three times its live size. Here a connection is a
- * small C struct and a number; JS sees one callback for every connection's
- * events, with the bytes in one shared buffer.
+ * its event table, its handle's wrapper), built and torn down through Node's
+ * stream machinery at every check, 1,000 times a second at 10,000 servers.
+ * Here a connection is a small C struct and a number; JS sees one callback for
+ * every connection's events, with the bytes in one shared buffer.
  *
  *   init(callback, buffer): void
  *       Once per thread. callback(id, event, value) is called for every
