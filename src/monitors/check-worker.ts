@@ -153,6 +153,12 @@ class ThreadMonitorDeps implements MonitorDeps {
     this.admitted = true;
     return admitFirst();
   }
+  /** admit() in its callback form: nothing but `fn` waits in the queue. */
+  admitCall(fn: () => void): void {
+    if (this.admitted) return admitLater.call(fn);
+    this.admitted = true;
+    admitFirst.call(fn);
+  }
   get arpWatch(): typeof arpWatch {
     return arpWatch;
   }

@@ -91,6 +91,10 @@ class PeriodicMonitor implements Monitor {
   private checks = 0;
   /** tick, bound once for the clock. */
   private readonly onTick = (): void => this.tick();
+  /** The round's start once admitted (deps.admitCall), bound once. */
+  private readonly onAdmitted = (): void => {
+    if (!this.stopped) this.inflight = this.loop(true);
+  };
 
   constructor(
     readonly kind: MonitorKind,
@@ -144,13 +148,17 @@ class PeriodicMonitor implements Monitor {
     this.timer = undefined;
     if (this.stopped) return;
     this.checks += 1;
-    this.inflight = this.loop();
+    // Waiting for admission, a round is this monitor's bound function in the
+    // admission's queue and nothing else; stop() does not wait for it, and
+    // once admitted after a stop it does nothing.
+    if (this.deps.admitCall !== undefined) this.deps.admitCall(this.onAdmitted);
+    else this.inflight = this.loop(false);
   }
 
   /** One round and the scheduling of the next, in one async function (rather than runOnce().catch().finally()). */
-  private async loop(): Promise<void> {
+  private async loop(admitted: boolean): Promise<void> {
     try {
-      await this.runOnce();
+      await this.runOnce(admitted);
     } catch (error) {
       this.deps.logger.error({ err: error }, 'check loop failed; restarting');
     }
@@ -158,13 +166,15 @@ class PeriodicMonitor implements Monitor {
     if (!this.stopped) this.timer = this.deps.clock.setTimeout(this.onTick, this.nextDelayMs(), this.spent);
   }
 
-  private async runOnce(): Promise<void> {
+  private async runOnce(admitted: boolean): Promise<void> {
     const { check, deps } = this;
     const clock = deps.clock;
     let release: (() => void) | undefined;
     // Before the deadline starts: waiting for admission is the director's delay, not the server's.
-    if (deps.admit) await deps.admit();
-    if (this.stopped) return;
+    if (!admitted && deps.admit) {
+      await deps.admit();
+      if (this.stopped) return;
+    }
     if (check.gate) {
       try {
         release = await check.gate(this.gateController!.signal);

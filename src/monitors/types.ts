@@ -121,6 +121,8 @@ export interface MonitorDeps {
   readonly random?: () => number;
   /** Shared admission of check starts (admission.ts); without it a due check starts at once. */
   readonly admit?: () => Promise<void>;
+  /** The same admission in its callback form (Admission.call): `fn` is called when the check may start. Preferred by periodic monitors where given. */
+  readonly admitCall?: (fn: () => void) => void;
   /** Who answers ARP for a VIP (arp-theft.ts), for data-path checks of IPv4 direct routing; none: not looked at. */
   readonly arpWatch?: ArpWatchLike;
 }

@@ -51,6 +51,27 @@ describe('admission of check starts', () => {
     expect(admitted).toBe(20_000 * 33);
   });
 
+  it('call(fn) waits in the same queue as admit(), in order, and fn runs within its turn', async () => {
+    const turns: (() => void)[] = [];
+    const admit = createAdmission(2, (fn) => turns.push(fn), () => 0);
+    const order: string[] = [];
+    void admit().then(() => order.push('promise 0'));
+    admit.call(() => order.push('call 1'));
+    admit.call(() => order.push('call 2'));
+    void admit().then(() => order.push('promise 3'));
+    expect(admit.held()).toBe(4);
+    turns.shift()!();
+    // The call ran inside the turn; the promise's continuation after it, as a microtask.
+    expect(order).toEqual(['call 1']);
+    await Promise.resolve();
+    expect(order).toEqual(['call 1', 'promise 0']);
+    turns.shift()!();
+    expect(order).toEqual(['call 1', 'promise 0', 'call 2']);
+    await Promise.resolve();
+    expect(order).toEqual(['call 1', 'promise 0', 'call 2', 'promise 3']);
+    expect(turns).toHaveLength(0);
+  });
+
   it('admits only a few per turn while a control-plane job waits for its next slice', async () => {
     const turns: (() => void)[] = [];
     let jobs = 1;

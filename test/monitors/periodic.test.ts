@@ -4,6 +4,7 @@ import { createMemoryLogger } from '../../src/runtime/logger.js';
 import { stepHealth } from '../../src/monitors/health.js';
 import { createDeadline, type CheckSignal } from '../../src/monitors/deadline.js';
 import { createPeriodicMonitor } from '../../src/monitors/periodic.js';
+import { createAdmission } from '../../src/monitors/admission.js';
 import type { CheckOutcome } from '../../src/monitors/types.js';
 import { recorder } from './support/helpers.js';
 
@@ -503,5 +504,77 @@ describe('deadline after a stall of the event loop', () => {
     await expect(raced).rejects.toThrow('timed out after 1 s');
     expect(deadline.signal.aborted).toBe(true);
     deadline.dispose();
+  });
+});
+
+describe('periodic wrapper with admission in its callback form (admitCall)', () => {
+  /** An admission whose turns the test runs, one batch of `perTurn` a turn. */
+  function manualAdmission(perTurn = 2) {
+    const turns: (() => void)[] = [];
+    const admission = createAdmission(perTurn, (fn) => turns.push(fn), () => 0);
+    return { admission, turn: () => turns.shift()?.(), waiting: () => turns.length };
+  }
+
+  it('a due check starts only when admitted, and rounds go on through it', async () => {
+    const clock = new ManualClock();
+    const rec = recorder();
+    const s = scripted();
+    const { admission, turn } = manualAdmission();
+    const monitor = createPeriodicMonitor('ProxyFetch', opts, s.check, rec.deps(clock, { random: () => 0.5, admitCall: (fn) => admission.call(fn) }));
+    monitor.start();
+    await flushAsync();
+    expect(s.runs()).toBe(0);
+    expect(admission.held()).toBe(1);
+    turn();
+    expect(s.runs()).toBe(1); // started within the admission's turn
+    s.answer(true);
+    await flushAsync();
+    for (let round = 2; round <= 4; round++) {
+      await clock.advanceAsync(15_000);
+      expect(s.runs()).toBe(round - 1);
+      turn();
+      expect(s.runs()).toBe(round);
+      s.answer(round !== 3);
+      await flushAsync();
+    }
+    expect(rec.states()).toEqual(['up', 'down', 'up']);
+    expect(rec.results.map((r) => r.ok)).toEqual([true, true, false, true]);
+    await monitor.stop();
+  });
+
+  it('stopped while it waits for admission: stop() does not wait for it, and no check runs when it comes', async () => {
+    const clock = new ManualClock();
+    const rec = recorder();
+    const s = scripted();
+    const { admission, turn } = manualAdmission();
+    const monitor = createPeriodicMonitor('ProxyFetch', opts, s.check, rec.deps(clock, { admitCall: (fn) => admission.call(fn) }));
+    monitor.start();
+    let stopped = false;
+    void monitor.stop().then(() => (stopped = true));
+    await flushAsync();
+    expect(stopped).toBe(true);
+    turn();
+    await flushAsync();
+    expect(s.runs()).toBe(0);
+    expect(rec.results).toHaveLength(0);
+    expect(clock.pendingCount()).toBe(0);
+  });
+
+  it('many monitors due at once start a batch per turn, in order', async () => {
+    const clock = new ManualClock();
+    const { admission, turn } = manualAdmission(3);
+    const checks = Array.from({ length: 7 }, () => scripted());
+    const monitors = checks.map((s) => createPeriodicMonitor('ProxyFetch', opts, s.check, recorder().deps(clock, { admitCall: (fn) => admission.call(fn) })));
+    for (const m of monitors) m.start();
+    const started = (): number[] => checks.map((s) => s.runs());
+    expect(started()).toEqual([0, 0, 0, 0, 0, 0, 0]);
+    turn();
+    expect(started()).toEqual([1, 1, 1, 0, 0, 0, 0]);
+    turn();
+    expect(started()).toEqual([1, 1, 1, 1, 1, 1, 0]);
+    turn();
+    expect(started()).toEqual([1, 1, 1, 1, 1, 1, 1]);
+    for (const s of checks) s.answer(true);
+    await Promise.all(monitors.map((m) => m.stop()));
   });
 });
