@@ -149,9 +149,7 @@ class ThreadMonitorDeps implements MonitorDeps {
   }
   /** Admission of this monitor's next check (or connect): its first goes through admitFirst, the rest through admitLater. */
   admit(): Promise<void> {
-    if (this.admitted) return admitLater();
-    this.admitted = true;
-    return admitFirst();
+    return new Promise((resolve) => this.admitCall(resolve));
   }
   /** admit() in its callback form: nothing but `fn` waits in the queue. */
   admitCall(fn: () => void): void {

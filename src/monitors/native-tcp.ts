@@ -50,7 +50,6 @@ const READ_BUFFER_BYTES = 16 * 1024;
 /** This thread's addon, initialised: loaded at the first use, once per thread. */
 interface Loaded {
   readonly addon: TcpcheckAddon;
-  readonly buffer: Buffer;
   /** Open connections by id (the addon reuses an id once its connection is closed). */
   readonly connections: (NativeTcpEvents | undefined)[];
 }
@@ -72,7 +71,7 @@ function load(): LoadedAddon<Loaded> {
     else if (event === EVENT_END) events.onEnd();
     else events.onFailure(event === EVENT_CONNECT_ERROR ? 'connect' : event === EVENT_WRITE_ERROR ? 'write' : 'read', errorName(value));
   }, buffer);
-  return (loaded = { addon: { addon, buffer, connections } });
+  return (loaded = { addon: { addon, connections } });
 }
 
 function errorName(code: number): string {

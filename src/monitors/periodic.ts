@@ -93,7 +93,7 @@ class PeriodicMonitor implements Monitor {
   private readonly onTick = (): void => this.tick();
   /** The round's start once admitted (deps.admitCall), bound once. */
   private readonly onAdmitted = (): void => {
-    if (!this.stopped) this.inflight = this.loop(true);
+    if (!this.stopped) this.inflight = this.loop();
   };
 
   constructor(
@@ -152,13 +152,13 @@ class PeriodicMonitor implements Monitor {
     // admission's queue and nothing else; stop() does not wait for it, and
     // once admitted after a stop it does nothing.
     if (this.deps.admitCall !== undefined) this.deps.admitCall(this.onAdmitted);
-    else this.inflight = this.loop(false);
+    else this.inflight = this.loop();
   }
 
   /** One round and the scheduling of the next, in one async function (rather than runOnce().catch().finally()). */
-  private async loop(admitted: boolean): Promise<void> {
+  private async loop(): Promise<void> {
     try {
-      await this.runOnce(admitted);
+      await this.runOnce();
     } catch (error) {
       this.deps.logger.error({ err: error }, 'check loop failed; restarting');
     }
@@ -166,12 +166,13 @@ class PeriodicMonitor implements Monitor {
     if (!this.stopped) this.timer = this.deps.clock.setTimeout(this.onTick, this.nextDelayMs(), this.spent);
   }
 
-  private async runOnce(admitted: boolean): Promise<void> {
+  private async runOnce(): Promise<void> {
     const { check, deps } = this;
     const clock = deps.clock;
     let release: (() => void) | undefined;
     // Before the deadline starts: waiting for admission is the director's delay, not the server's.
-    if (!admitted && deps.admit) {
+    // (With admitCall the round was admitted before it began: see tick.)
+    if (deps.admitCall === undefined && deps.admit) {
       await deps.admit();
       if (this.stopped) return;
     }
