@@ -21,6 +21,7 @@ import { LevelLogger } from '../runtime/line-logger.js';
 import type { LineLogger, LogLevel } from '../runtime/logger.js';
 import { runSliced, type Job } from '../runtime/sliced.js';
 import { startStallWatch } from '../runtime/stall-watch.js';
+import { leaveControlPlanePriority } from '../runtime/thread-priority.js';
 import { ADMIT_PER_TURN, createAdmission } from './admission.js';
 import { createArpTheftWatch } from './arp-theft.js';
 import { nativeTcpAvailable } from './native-tcp.js';
@@ -81,6 +82,18 @@ class SentLogger extends LevelLogger {
     if (typeof msgOrFields === 'string') emit({ k: 'log', source: this.source, level, fields: undefined, msg: msgOrFields });
     else emit({ k: 'log', source: this.source, level, fields: msgOrFields, msg: msg ?? '' });
   }
+}
+
+// ------------------------------------------------------------ its priority
+
+// Started at a negative nice (an operator's Nice=-5 for the unit), this thread
+// (and every command it starts) goes back to nice 0: the checks never share
+// the boost of BGP, IPVS and the API.
+try {
+  const moved = leaveControlPlanePriority();
+  if (moved !== undefined) new SentLogger('thread').info(`The checks thread runs at nice ${moved.to}, the daemon's other threads at ${moved.from}: BGP, IPVS, pool files and the API get the CPU first`);
+} catch (error) {
+  new SentLogger('thread').warn(`The checks thread stays at the daemon's priority, its nice value unchanged: ${errorMessage(error)}`);
 }
 
 // ------------------------------------------------------------ what the monitors share

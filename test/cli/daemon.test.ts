@@ -3,7 +3,7 @@
  * config, real pool files edited on disk, and its log file read back.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -246,6 +246,47 @@ describe('pybal daemon (foundation)', () => {
     // Shutdown waits at most a second for a reload; 5 s leaves the slow machine room.
     expect(Date.now() - t0).toBeLessThan(5_000);
     expect(readFileSync(log, 'utf8')).toMatch(/INFO: Stopped\n$/);
+  });
+
+  // An operator's Nice=-5 for pybal.service; a nice value below 0 needs root (as the suite runs).
+  it.skipIf(process.getuid?.() !== 0)('under a negative nice, its checks thread and the commands it runs go back to 0 while the other threads keep it; the checks still pool the server', { timeout: 20_000 }, async () => {
+    const niceFile = join(dir, 'command-nice');
+    writeFileSync(pool, "{ 'host': '127.0.0.1', 'weight': 10, 'enabled': True }\n");
+    writeFileSync(
+      conf,
+      [
+        '[global]',
+        'bgp = no',
+        '',
+        '[text_80]',
+        'protocol = tcp',
+        'ip = 192.0.2.11',
+        'port = 80',
+        'scheduler = wrr',
+        `config = file://${pool}`,
+        "monitors = [ 'RunCommand' ]",
+        'runcommand.command = /bin/sh',
+        // Field 19 of /proc/self/stat: the command's own nice value.
+        `runcommand.arguments = [ '-c', 'cut -d" " -f19 /proc/self/stat > ${niceFile}' ]`,
+        'runcommand.interval = 1',
+        '',
+      ].join('\n'),
+    );
+    child = spawn('nice', ['-n', '-5', process.execPath, PYBAL, '-n', '-c', conf, '--log-file', log, '--control-socket', join(dir, 'pybal.sock')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const pid = child.pid!;
+    const text = await waitForLog(log, /\[text_80 127\.0\.0\.1 RunCommand\] INFO: up: \/bin\/sh exited with code 0/, 15_000);
+    expect(text).toContain("The checks thread runs at nice 0, the daemon's other threads at -5");
+    // The check still decides: its server is up and pooled.
+    expect(text).toMatch(/\[text_80\] INFO: Server 127\.0\.0\.1 \(enabled\/up\/pooled\) is up/);
+    expect(readFileSync(niceFile, 'utf8').trim()).toBe('0');
+    // Every thread's nice value (field 19 of its stat; the name in parentheses may hold spaces).
+    const threads = readdirSync(`/proc/${pid}/task`).map((tid) => {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      return { tid: Number(tid), nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) };
+    });
+    expect(threads.find((t) => t.tid === pid)?.nice).toBe(-5);
+    expect(threads.filter((t) => t.nice === 0).length).toBeGreaterThanOrEqual(1);
+    expect(threads.filter((t) => t.nice !== 0 && t.nice !== -5), JSON.stringify(threads)).toEqual([]);
   });
 
   it('refuses to start on an invalid configuration and logs every error', async () => {

@@ -8,7 +8,8 @@
 #
 # The stage: a network namespace "router" with BIRD 2 as pybal's BGP peer over
 # a veth (192.0.2.1 there, 192.0.2.2 here); one LVS service 203.0.113.1:80
-# whose real server is the router's address (no health check: monitors = []).
+# whose real server is the router's address, checked by a RunCommand that
+# always succeeds and writes down the nice value it runs at.
 R=/pybal-test
 S=$R/steps
 BIRD_CTL=/run/bird-router.ctl
@@ -67,7 +68,10 @@ port = 80
 scheduler = wrr
 forward-method = dr
 config = file://$1
-monitors = [ ]
+monitors = [ 'RunCommand' ]
+runcommand.command = /bin/sh
+runcommand.arguments = [ '-c', 'cut -d" " -f19 /proc/self/stat > /run/pybal/check-nice' ]
+runcommand.interval = 1
 $2
 EOF
 }
@@ -107,6 +111,11 @@ step start-unconfigured systemctl start pybal
 step state-unconfigured systemctl show -p ActiveState,ConditionResult pybal
 
 # 2. A configuration, then start: it returns once pybal says it is ready.
+# The operator also gives pybal's control plane the CPU first, as
+# docs/operations.md says (what `systemctl edit pybal` writes).
+mkdir -p /etc/systemd/system/pybal.service.d
+printf '[Service]\nNice=-5\n' >/etc/systemd/system/pybal.service.d/override.conf
+step daemon-reload systemctl daemon-reload
 write_pool /etc/pybal/pools/web 10
 write_conf /etc/pybal/pools/web
 step start systemctl start pybal
@@ -122,6 +131,13 @@ pid=$(systemctl show -p MainPID --value pybal)
 step main-pid echo "$pid"
 step proc-status cat "/proc/$pid/status"
 step proc-cmdline sh -c "tr '\0' ' ' </proc/$pid/cmdline"
+# The drop-in's Nice=-5 for the control plane, nice 0 for the checks thread
+# and the commands it runs: once the check has run (the checks thread is up),
+# each thread's id and nice value (field 19 of its stat, after the name).
+i=0
+while [ ! -s /run/pybal/check-nice ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+step check-nice cat /run/pybal/check-nice
+step thread-nice sh -c "for t in /proc/$pid/task/*; do echo \${t##*/} \$(sed 's/.*) //' \$t/stat | cut -d' ' -f17); done"
 
 # 4. Reload: pybal.conf now names another pool file, where the weight is 25.
 write_pool /etc/pybal/pools/web-new 25
@@ -152,7 +168,7 @@ step ipvs-after-stop ipvsadm -Ln
 until_route absent route-after-stop
 
 # 7. A configuration with an error: start fails and status says why.
-sed -i 's/^monitors = \[ \]$/monitors = [ '"'"'Bogus'"'"' ]/' /etc/pybal/pybal.conf
+sed -i 's/^monitors = \[ '"'"'RunCommand'"'"' \]$/monitors = [ '"'"'Bogus'"'"' ]/' /etc/pybal/pybal.conf
 step bad-conf cat /etc/pybal/pybal.conf
 step start-bad systemctl start pybal
 step status-bad systemctl status --no-pager -l pybal

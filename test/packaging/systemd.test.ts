@@ -7,7 +7,8 @@
  * `systemctl status` saying why; `systemctl reload` re-reads pybal.conf;
  * `systemctl restart` brings a new process; `systemctl stop` exits 0 and the
  * VIP is withdrawn at the BGP peer (BIRD); the service runs as the pybal user
- * with its three capabilities; `journalctl -u pybal` has pybal's lines.
+ * with its three capabilities (and, given Nice=-5 by a drop-in, its control
+ * plane at -5 and its checks at 0); `journalctl -u pybal` has pybal's lines.
  *
  * The guest runs systemd-guest.sh (the operator's steps) and powers off; the
  * assertions here read what each step printed and returned.
@@ -121,6 +122,22 @@ describe.skipIf(skipReason !== undefined)(`pybal's Debian package under a real s
     expect(/^CapEff:\s+([0-9a-f]+)/m.exec(status)?.[1]).toBe('0000000000003400');
     expect(/^CapBnd:\s+([0-9a-f]+)/m.exec(status)?.[1]).toBe('0000000000003400');
     expect(/^NoNewPrivs:\s+(\d)/m.exec(status)?.[1]).toBe('1');
+  });
+
+  it('with an operator\'s Nice=-5 (a drop-in), runs its main and BGP threads at -5, its checks thread and the commands it runs at 0', () => {
+    expect(step('daemon-reload').rc, why('daemon-reload')).toBe(0);
+    const pid = Number(step('main-pid').out.trim());
+    const threads = step('thread-nice')
+      .out.trim()
+      .split('\n')
+      .map((line) => line.split(' ').map(Number) as [number, number]);
+    expect(threads.find(([tid]) => tid === pid)?.[1], why('thread-nice')).toBe(-5);
+    // The checks thread (and libuv's pool threads it may have started) at 0, every other thread at -5.
+    expect(threads.filter(([, nice]) => nice === 0).length, why('thread-nice')).toBeGreaterThanOrEqual(1);
+    expect(threads.filter(([, nice]) => nice !== 0 && nice !== -5), why('thread-nice')).toEqual([]);
+    expect(threads.filter(([, nice]) => nice === -5).length, why('thread-nice')).toBeGreaterThanOrEqual(2);
+    // The RunCommand check ran, at nice 0.
+    expect(step('check-nice').out.trim(), why('check-nice')).toBe('0');
   });
 
   it('systemctl reload re-reads pybal.conf in the same process: its new pool file\'s weight reaches IPVS', () => {
