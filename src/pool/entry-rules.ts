@@ -5,6 +5,7 @@
  * terms (Python's `str`/`True`, JSON's `string`/`true`). Pure.
  */
 import type { PoolServer } from './types.js';
+import { ownCopy } from '../runtime/interner.js';
 
 /** PyBal's Server defaults, used when a line leaves the key out. */
 export const DEFAULT_WEIGHT = 10;
@@ -113,7 +114,8 @@ export function checkEntry(
     }
   }
   if (errors.length > 0 || host === undefined || host.value.type !== 'str') return { server: undefined, problems: errors };
-  return { server: { host: host.value.value, weight, enabled }, problems: notes };
+  // The host is kept as long as the server stays: not as a view into the document it was read from.
+  return { server: { host: ownCopy(host.value.value), weight, enabled }, problems: notes };
 }
 
 /** Shortens a value shown in a message so that junk cannot flood the log. */
