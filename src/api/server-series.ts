@@ -32,6 +32,12 @@ interface ExtraSeries {
 
 /** The monitors' kinds, one copy each for all their series (a dozen kinds; the bound is for safety). */
 const KINDS = new Interner(64);
+/**
+ * A duration series' URL or exit code, one copy for the servers that share it
+ * (every server of a service fetches the same URLs; each result brought a
+ * copy of its own from the checks thread, and the first was kept per server).
+ */
+const SECOND_VALUES = new Interner(4096);
 
 /**
  * What /metrics keeps of one monitor of one server.
@@ -73,8 +79,12 @@ export class MonitorSeries {
   /** Sets the duration series of a result, and of a URL or an exit code when `name` says which. */
   setDuration(result: string, name: 'url' | 'exitcode' | undefined, value: string | undefined, seconds: number): void {
     const known = find(this.durations, result, value);
-    if (known) known.value = seconds;
-    else this.durations = add(this.durations, { first: result, second: value, labels: this.withLabels('result', result, name, value), value: seconds });
+    if (known) {
+      known.value = seconds;
+      return;
+    }
+    const second = value === undefined ? undefined : SECOND_VALUES.intern(value);
+    this.durations = add(this.durations, { first: result, second, labels: this.durationLabels(result, name, second), value: seconds });
   }
 
   /** Counts an IdleConnection event by its reason. */
@@ -84,17 +94,22 @@ export class MonitorSeries {
       known.value += 1;
       return;
     }
-    const series: ExtraSeries = { first: reason, second: undefined, labels: this.withLabels('reason', reason, undefined, undefined), value: 1 };
+    const { service, host, monitor } = this.labels;
+    const series: ExtraSeries = { first: reason, second: undefined, labels: { service: service!, host: host!, monitor: monitor!, reason }, value: 1 };
     if (event === 'failed') this.idleFailed = add(this.idleFailed, series);
     else this.idleLost = add(this.idleLost, series);
   }
 
-  /** The monitor's labels and one or two more, in that order. */
-  private withLabels(name: string, value: string, secondName: string | undefined, secondValue: string | undefined): Labels {
-    const labels: Record<string, string> = { service: this.labels.service!, host: this.labels.host!, monitor: this.labels.monitor! };
-    labels[name] = value;
-    if (secondName !== undefined && secondValue !== undefined) labels[secondName] = secondValue;
-    return labels;
+  /**
+   * The monitor's labels, the result's and the URL's or exit code's, in that
+   * order, each shape one literal: keys added after a literal went to a
+   * property array of their own (56 bytes more a series).
+   */
+  private durationLabels(result: string, name: 'url' | 'exitcode' | undefined, value: string | undefined): Labels {
+    const { service, host, monitor } = this.labels;
+    if (value === undefined || name === undefined) return { service: service!, host: host!, monitor: monitor!, result };
+    if (name === 'url') return { service: service!, host: host!, monitor: monitor!, result, url: value };
+    return { service: service!, host: host!, monitor: monitor!, result, exitcode: value };
   }
 }
 

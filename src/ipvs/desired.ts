@@ -129,7 +129,20 @@ function visitEach(servers: readonly PooledServer[]): PooledServers {
 function destOf(template: DestTemplate, address: string, weight: number): DestSpec | undefined {
   const family = familyOf(address);
   if (family === undefined) return undefined;
-  const dest: DestSpec = { family, address: canonicalAddress(address), weight, ...template };
+  // Written out, one literal: spread into a literal of three, the template's seven went to a
+  // property array of each destination's own (56 bytes more each, 10,000 of them).
+  const dest: DestSpec = {
+    family,
+    address: canonicalAddress(address),
+    weight,
+    port: template.port,
+    fwdMethod: template.fwdMethod,
+    upperThreshold: template.upperThreshold,
+    lowerThreshold: template.lowerThreshold,
+    tunnelType: template.tunnelType,
+    tunnelPort: template.tunnelPort,
+    tunnelFlags: template.tunnelFlags,
+  };
   try {
     return normalizeDest(dest, '');
   } catch {
