@@ -32,27 +32,18 @@ describe('pybal daemon (foundation)', () => {
   let log: string;
   let child: ChildProcess | undefined;
 
+  /** pybal.conf: no BGP, one service [text_80] of the pool file, with these monitor lines. */
+  function writeServiceConf(monitorLines: readonly string[]): void {
+    const service = ['[text_80]', 'protocol = tcp', 'ip = 192.0.2.11', 'port = 80', 'scheduler = wrr', `config = file://${pool}`];
+    writeFileSync(conf, ['[global]', 'bgp = no', '', ...service, ...monitorLines, ''].join('\n'));
+  }
+
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'pybal-daemon-'));
     conf = join(dir, 'pybal.conf');
     pool = join(dir, 'text-servers');
     log = join(dir, 'pybal.log');
-    writeFileSync(
-      conf,
-      [
-        '[global]',
-        'bgp = no',
-        '',
-        '[text_80]',
-        'protocol = tcp',
-        'ip = 192.0.2.11',
-        'port = 80',
-        'scheduler = wrr',
-        `config = file://${pool}`,
-        "monitors = [ 'IdleConnection' ]",
-        '',
-      ].join('\n'),
-    );
+    writeServiceConf(["monitors = [ 'IdleConnection' ]"]);
     writeFileSync(pool, "{ 'host': 'mw1', 'weight': 10, 'enabled': True }\n{ 'host': 'mw2', 'weight': 10, 'enabled': False }\n");
   });
 
@@ -252,26 +243,13 @@ describe('pybal daemon (foundation)', () => {
   it.skipIf(process.getuid?.() !== 0)('under a negative nice, its checks thread and the commands it runs go back to 0 while the other threads keep it; the checks still pool the server', { timeout: 20_000 }, async () => {
     const niceFile = join(dir, 'command-nice');
     writeFileSync(pool, "{ 'host': '127.0.0.1', 'weight': 10, 'enabled': True }\n");
-    writeFileSync(
-      conf,
-      [
-        '[global]',
-        'bgp = no',
-        '',
-        '[text_80]',
-        'protocol = tcp',
-        'ip = 192.0.2.11',
-        'port = 80',
-        'scheduler = wrr',
-        `config = file://${pool}`,
-        "monitors = [ 'RunCommand' ]",
-        'runcommand.command = /bin/sh',
-        // Field 19 of /proc/self/stat: the command's own nice value.
-        `runcommand.arguments = [ '-c', 'cut -d" " -f19 /proc/self/stat > ${niceFile}' ]`,
-        'runcommand.interval = 1',
-        '',
-      ].join('\n'),
-    );
+    writeServiceConf([
+      "monitors = [ 'RunCommand' ]",
+      'runcommand.command = /bin/sh',
+      // Field 19 of /proc/self/stat: the command's own nice value.
+      `runcommand.arguments = [ '-c', 'cut -d" " -f19 /proc/self/stat > ${niceFile}' ]`,
+      'runcommand.interval = 1',
+    ]);
     child = spawn('nice', ['-n', '-5', process.execPath, PYBAL, '-n', '-c', conf, '--log-file', log, '--control-socket', join(dir, 'pybal.sock')], { stdio: ['ignore', 'pipe', 'pipe'] });
     const pid = child.pid!;
     const text = await waitForLog(log, /\[text_80 127\.0\.0\.1 RunCommand\] INFO: up: \/bin\/sh exited with code 0/, 15_000);
