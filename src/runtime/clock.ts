@@ -63,6 +63,8 @@ let turnPauseMs = 0;
 let pauseCell: Int32Array | undefined;
 /** When the last turn that read the time began (its reading). */
 let lastTurnAt = Number.NEGATIVE_INFINITY;
+/** How many times this thread has slept after a turn (see turnPausesTaken). */
+let pausesTaken = 0;
 function endTurn(): void {
   const at = monotonicRead;
   monotonicRead = -1;
@@ -76,7 +78,18 @@ function endTurn(): void {
   const busy = at - lastTurnAt < 2 * turnPauseMs && performance.now() - at < turnPauseMs;
   lastTurnAt = at;
   // Nothing ever notifies the cell: this is a sleep of at most turnPauseMs.
-  if (busy) Atomics.wait(pauseCell, 0, 0, turnPauseMs);
+  if (!busy) return;
+  pausesTaken++;
+  Atomics.wait(pauseCell, 0, 0, turnPauseMs);
+}
+
+/**
+ * How many times this thread has slept after a turn since it started: what
+ * endTurn decided, whatever the wall clock did meanwhile (on a loaded host a
+ * turn that did not sleep can still take longer than one that did).
+ */
+export function turnPausesTaken(): number {
+  return pausesTaken;
 }
 
 /**
