@@ -3,8 +3,10 @@
  *
  *   /usr/lib/pybal/           the program (dist/cli: `pybal` bundled, the daemon included;
  *                             packaging/bundle-cli.ts), its addons dist/native/sockmark.node (marked
- *                             sockets for data-path checks) and memtrim.node (the C heap's free pages
- *                             back to the kernel; packaging/build-native.ts), package.json
+ *                             sockets for data-path checks), memtrim.node (the C heap's free pages
+ *                             back to the kernel), tcpcheck.node (ProxyFetch's connections) and
+ *                             v8heap.node (the main thread's heap sized for memory;
+ *                             packaging/build-native.ts), package.json
  *                             and the production node_modules (netlink and ssh2 are loaded from
  *                             there; the rest for their licenses)
  *   /usr/sbin/pybal           runs it with Debian's node

@@ -25,7 +25,9 @@
  * directory) and ssh2 (native parts, and loaded only when an SSH monitor
  * first runs); and pybal's own addons, dist/native/*.node
  * (packaging/build-native.ts), loaded by src/runtime/native-addon.ts:
- * sockmark when a data-path check first runs, memtrim at start. dist/src/ is not needed at run time.
+ * sockmark when a data-path check first runs, memtrim at start, tcpcheck
+ * with the checks thread, v8heap once the daemon has started. dist/src/ is
+ * not needed at run time.
  *
  * Every file of dist/cli/ is in one directory, so a path relative to one is
  * right for all of them, whichever chunk esbuild puts an import in. What
@@ -72,7 +74,7 @@ const LOCATED: Record<string, (source: string, path: string) => string> = {
   // Walks up from its directory to pybal's package.json: dist/cli/ is as far below it as dist/src/runtime/
   // (the checkout's root; /usr/lib/pybal in the Debian package).
   'runtime/version.js': (source, path) => mustContain(source, path, 'findPybalPackage(dirname(fileURLToPath(import.meta.url)))'),
-  // Loads pybal's addons (sockmark on the first data-path check, memtrim at start) from dist/native/ below pybal's
+  // Loads pybal's addons (sockmark on the first data-path check, memtrim at start, ...) from dist/native/ below pybal's
   // package.json, found as version.js finds it: the checkout's root, or /usr/lib/pybal where the Debian package ships them.
   'runtime/native-addon.js': (source, path) => {
     mustContain(source, path, 'findPybalPackage(dirname(fileURLToPath(import.meta.url)))');

@@ -2,7 +2,7 @@
  * `npm run package` as an operator gets it: the .deb is built from the build
  * in dist/, its control fields, files and conffiles are what Debian expects,
  * the program in it runs from where it is installed (its dependencies, the
- * netlink binding and the sockmark, memtrim and tcpcheck addons inside), the man pages render without a warning and
+ * netlink binding and the sockmark, memtrim, tcpcheck and v8heap addons inside), the man pages render without a warning and
  * document every key and command pybal knows, and lintian (when installed,
  * as test/debian-packages.txt asks) finds nothing.
  */
@@ -58,6 +58,7 @@ describe('the Debian package', () => {
       '/usr/lib/pybal/dist/native/sockmark.node',
       '/usr/lib/pybal/dist/native/memtrim.node',
       '/usr/lib/pybal/dist/native/tcpcheck.node',
+      '/usr/lib/pybal/dist/native/v8heap.node',
       '/usr/lib/pybal/package.json',
       '/lib/systemd/system/pybal.service',
       '/etc/logrotate.d/pybal',
@@ -125,6 +126,11 @@ describe('the Debian package', () => {
       { encoding: 'utf8', timeout: 10_000 },
     );
     expect(refused.stdout.trim(), refused.stderr).toBe('true ECONNREFUSED');
+    // The v8heap addon (the main thread's heap sized for memory), stripped, beside them: it loads and does it.
+    const v8heap = join(root, 'usr/lib/pybal/dist/native/v8heap.node');
+    expect(sh('file', ['-b', v8heap])).toMatch(/^ELF .*shared object.*, stripped$/m);
+    const preferred = spawnSync(process.execPath, ['-e', `console.log(require(${JSON.stringify(v8heap)}).preferMemory())`], { encoding: 'utf8', timeout: 10_000 });
+    expect(preferred.stdout.trim(), preferred.stderr).toBe('true');
     const daemon = spawnSync(process.execPath, [main, '-c', join(root, 'no-such.conf'), '--log-file', '-'], { encoding: 'utf8', timeout: 20_000 });
     expect(daemon.status, daemon.stderr).toBe(1);
     expect(daemon.stderr).toMatch(/no-such\.conf: cannot read the configuration/);
