@@ -42,6 +42,7 @@ import { createSystemClock, type Clock, type Timer } from './runtime/clock.js';
 import { errorMessage, formatProblem } from './runtime/errors.js';
 import { createLogger, type LogFormat, type Logger } from './runtime/logger.js';
 import { finish, sliced } from './runtime/sliced.js';
+import { preferSmallHeap } from './runtime/heap-mode.js';
 import { padCHeapForStartUp, startMallocTrim } from './runtime/malloc-trim.js';
 import { startStallWatch } from './runtime/stall-watch.js';
 import { readVersion } from './runtime/version.js';
@@ -637,12 +638,17 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
     if (programmed) log.info(`Start-up complete: ${total} service(s) ${dryRun ? 'desired (dry run)' : 'programmed in IPVS'}, ${after}`);
     else log.warn(`Start-up complete without every service: ${status} (${after})`);
     statsReader.start();
-    if (process.env.NOTIFY_SOCKET === undefined) return;
-    if (programmed) log.info(`Ready: telling systemd (${status})`);
-    else log.warn(`Ready: telling systemd (${status})`);
-    void notifyReady(status).then((told) => {
-      if (!told) log.warn('Could not tell systemd that pybal is ready (systemd-notify failed); systemctl start may time out');
-    });
+    if (process.env.NOTIFY_SOCKET !== undefined) {
+      if (programmed) log.info(`Ready: telling systemd (${status})`);
+      else log.warn(`Ready: telling systemd (${status})`);
+      void notifyReady(status).then((told) => {
+        if (!told) log.warn('Could not tell systemd that pybal is ready (systemd-notify failed); systemctl start may time out');
+      });
+    }
+    // From here on, V8 sizes the main thread's heap for memory (src/runtime/heap-mode.ts); the start keeps its defaults.
+    const heapNotSmall = preferSmallHeap();
+    if (heapNotSmall === undefined) log.info("The main thread's JS heap is sized for memory from now on (V8's memory savings mode)");
+    else log.info(`The main thread's JS heap stays sized by V8's defaults: ${heapNotSmall}`);
   };
   const pollStartup = (): void => {
     finishStartup();

@@ -106,6 +106,9 @@ describe('pybal daemon (foundation)', () => {
     expect(out).toContain(`MAINPID=${child.pid}`);
     expect(out).toContain('STATUS=1 service(s), dry run');
     expect(readFileSync(log, 'utf8')).not.toContain('Could not tell systemd');
+    // Then V8 sizes the main thread's heap for memory: the bundle found the v8heap addon and it worked.
+    const after = await waitForLog(log, /The main thread's JS heap (is sized for memory|stays sized by V8's defaults)/, 5_000);
+    expect(after).toMatch(/Ready: telling systemd[^\n]*\n.*INFO: The main thread's JS heap is sized for memory from now on \(V8's memory savings mode\)\n/);
   });
 
   it('one daemon at a time: a second on the same control socket refuses to start, and the first serves on', async () => {
