@@ -279,6 +279,18 @@ async function scale(): Promise<void> {
       `scale: ${SERVICES} services x ${SERVERS_PER_SERVICE} servers (${total} IdleConnection monitors, one held connection each; pool files on tmpfs, each stat()ed every second): ` +
         `table of ${dests} destinations programmed and quiet ${startupS.toFixed(1)} s after start (${startupRequests} IPVS requests), ${connections} connections made`,
     );
+    // The monitors' first connections may still be under way once the table is programmed: the steady state starts
+    // once every monitor holds its connection.
+    const held = (): Promise<{ tcpConnections: number; tcpHeld: number }> =>
+      new Promise((resolve) => {
+        servers?.once('message', (m: { tcpConnections: number; tcpHeld: number }) => resolve(m));
+        servers?.send({ cmd: 'stats' });
+      });
+    const allHeld = await until(async () => {
+      const now = await held();
+      return now.tcpHeld >= total ? now : undefined;
+    }, `all ${total} monitors to hold their connection`, 300_000, 1000);
+    say(`every monitor holds its connection ${((performance.now() - t0) / 1000).toFixed(1)} s after start (${allHeld.tcpConnections} connections made in all)`);
 
     // Steady state: nothing to do but pool-file polls, timers and the held connections.
     const pid = daemon.pid;
@@ -292,7 +304,7 @@ async function scale(): Promise<void> {
     }
     const cpuPerS = (processCpuMs(pid) - cpu0) / ((performance.now() - s0) / 1000);
     const steadyRequests = (await ipvsRequests()) - startupRequests;
-    const steadyConnections = (await connectionsMade()) - connections;
+    const steadyConnections = (await connectionsMade()) - allHeld.tcpConnections;
     const steadyLines = log.linesSince(logFrom).filter(Boolean);
     const steadyLogLines = steadyLines.length;
     say(

@@ -4,7 +4,7 @@
  * the fork IPC channel:
  *   parent -> { cmd: 'start', addresses, httpPort, tcpPort }  -> { ready: true }
  *   parent -> { cmd: 'drop' }   closes every held TCP connection cleanly (FIN)
- *   parent -> { cmd: 'stats' }  -> { httpRequests, tcpConnections }
+ *   parent -> { cmd: 'stats' }  -> { httpRequests, tcpConnections, tcpHeld } (connections made; open now)
  */
 import net from 'node:net';
 
@@ -62,7 +62,7 @@ process.on('message', (message: Message) => {
   } else if (message.cmd === 'drop') {
     for (const socket of held) socket.end();
   } else if (message.cmd === 'stats') {
-    process.send?.({ ...counters });
+    process.send?.({ ...counters, tcpHeld: held.size });
   }
 });
 process.on('disconnect', () => process.exit(0));
