@@ -187,6 +187,18 @@ export class E2ePybal {
     return new Date(y, mo - 1, d, h, mi, sec, ms).getTime();
   }
 
+  /**
+   * loggedAtMs, waited for: the kernel shows a change as soon as it made it,
+   * while the daemon logs it once it has the kernel's answer, and the line
+   * then comes down a pipe, so a probe that saw the change may read the log
+   * a moment before the line is in it (a CI run read it 2 ms early).
+   */
+  async waitLoggedAtMs(text: string, fromChar = 0, timeoutMs = 5_000): Promise<number> {
+    return waitFor(async () => this.loggedAtMs(text, fromChar), { timeoutMs, what: `"${text}" in pybal's log` }).catch((error: unknown) => {
+      throw new Error(`${String(error)}\npybal's log since the mark:\n${this.logSince(fromChar).slice(-40).join('\n')}`);
+    });
+  }
+
   /** GET /status on the control socket, as `pybal status` does. */
   status(): Promise<DaemonSnapshot> {
     return new Promise((resolve, reject) => {
