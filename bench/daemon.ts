@@ -269,11 +269,13 @@ async function scale(): Promise<void> {
     const startupS = (performance.now() - t0) / 1000;
     const dests = await countDests(client);
     if (dests !== total) throw new Error(`the kernel has ${dests} destinations, expected ${total}`);
-    const connectionsMade = (): Promise<number> =>
-      new Promise<number>((resolve) => {
-        servers?.once('message', (m: { tcpConnections: number }) => resolve(m.tcpConnections));
+    /** The real servers' counts: connections made in all, and open now. */
+    const serverStats = (): Promise<{ tcpConnections: number; tcpHeld: number }> =>
+      new Promise((resolve) => {
+        servers?.once('message', (m: { tcpConnections: number; tcpHeld: number }) => resolve(m));
         servers?.send({ cmd: 'stats' });
       });
+    const connectionsMade = async (): Promise<number> => (await serverStats()).tcpConnections;
     const connections = await connectionsMade();
     say(
       `scale: ${SERVICES} services x ${SERVERS_PER_SERVICE} servers (${total} IdleConnection monitors, one held connection each; pool files on tmpfs, each stat()ed every second): ` +
@@ -281,13 +283,8 @@ async function scale(): Promise<void> {
     );
     // The monitors' first connections may still be under way once the table is programmed: the steady state starts
     // once every monitor holds its connection.
-    const held = (): Promise<{ tcpConnections: number; tcpHeld: number }> =>
-      new Promise((resolve) => {
-        servers?.once('message', (m: { tcpConnections: number; tcpHeld: number }) => resolve(m));
-        servers?.send({ cmd: 'stats' });
-      });
     const allHeld = await until(async () => {
-      const now = await held();
+      const now = await serverStats();
       return now.tcpHeld >= total ? now : undefined;
     }, `all ${total} monitors to hold their connection`, 300_000, 1000);
     say(`every monitor holds its connection ${((performance.now() - t0) / 1000).toFixed(1)} s after start (${allHeld.tcpConnections} connections made in all)`);
