@@ -33,6 +33,8 @@ const SERVERS_PER_STEP = 64;
 /** withTraffic as a job, a few servers per step. */
 export function* withTrafficSteps(services: readonly ServiceSnapshot[], source: TrafficSource): Generator<unknown, ServiceSnapshot[], undefined> {
   const result: ServiceSnapshot[] = [];
+  // Counted across services: 1,000 services of 10 would otherwise never yield.
+  let n = 0;
   for (const service of services) {
     const reading = source.latest(service.name);
     if (reading === undefined) {
@@ -43,7 +45,7 @@ export function* withTrafficSteps(services: readonly ServiceSnapshot[], source: 
     const servers: ServerSnapshot[] = [];
     for (const server of service.servers) {
       servers.push(serverWithTraffic(server, reading.dests, quiet));
-      if (servers.length % SERVERS_PER_STEP === 0) yield;
+      if (++n % SERVERS_PER_STEP === 0) yield;
     }
     result.push(Object.assign({}, service, { traffic: reading.traffic, servers }));
   }

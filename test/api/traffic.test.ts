@@ -66,6 +66,19 @@ describe('withTraffic', () => {
     expect(next.value[1]).toBe(services[1]);
   });
 
+  it('as a job, gives a chance to end the slice every few servers across services, however small each is', () => {
+    // 1,000 services of 10, scaled down: no service reaches a step's worth of servers on its own.
+    const services = Array.from({ length: 200 }, (_, i) => service(`s${i}`, Array.from({ length: 10 }, (_, j) => server(`h${j}`, { address: `192.0.2.${j + 1}` }))));
+    const everyService: TrafficSource = { latest: () => ({ traffic: traffic(1), dests: new Map([['192.0.2.1', { traffic: traffic(1) }]]) }), quiet: () => undefined };
+    const job = withTrafficSteps(services, everyService);
+    let steps = 0;
+    let next = job.next();
+    for (; !next.done; next = job.next()) steps++;
+    // 2,000 servers, a step at most every 64 of them.
+    expect(steps).toBeGreaterThanOrEqual(Math.floor(2000 / 64));
+    expect(next.value.flatMap((s) => s.servers).filter((s) => s.traffic?.connections === 1)).toHaveLength(200);
+  });
+
   it('reports a quiet server only while it is pooled, enabled and up (pooled-down servers have their own alert)', () => {
     const flagged = source({ '192.0.2.11': quiet('no-replies') });
     const at = (over: Parameters<typeof server>[1]) => withTraffic([service('web', [server('b', { address: '192.0.2.11', ...over })])], flagged)[0]?.servers[0]?.quiet;

@@ -220,6 +220,18 @@ describe('Daemon', () => {
     ]);
   });
 
+  it('takes a snapshot of many small services in steps of at most one service each', async () => {
+    // A service yields every 64 of its own servers: 1,000 services of 10 were one step of a scrape.
+    const t = await setup(Array.from({ length: 40 }, (_, i) => serviceConfig(`s${i}`, `192.0.2.${i + 1}`)));
+    const job = t.daemon.snapshotsSteps();
+    let steps = 0;
+    let next = job.next();
+    for (; !next.done; next = job.next()) steps++;
+    expect(steps).toBeGreaterThanOrEqual(40);
+    expect(next.value.map((s) => s.name)).toEqual(t.daemon.snapshots().map((s) => s.name));
+    expect(next.value).toHaveLength(40);
+  });
+
   it('makes the services\' runtimes in slices, other events running between them, all there and none started once made', async () => {
     const services = Array.from({ length: 40 }, (_, i) => serviceConfig(`s${i}`, `192.0.2.${i + 1}`));
     let nowMs = 0;
