@@ -42,6 +42,7 @@ import { announcedFamilies } from './bgp/announcements.js';
 import { formatGlobal, formatService, type Values } from './config/format-config.js';
 import type { GLOBAL_KEYS, SERVICE_KEYS } from './config/keys.js';
 import type { AddressFamily, Config, GlobalConfig, ServiceConfig } from './config/types.js';
+import { finish } from './runtime/sliced.js';
 
 /** Keys as keys.ts lists them: a misspelt key in the sets below does not compile. */
 type ServiceKey = (typeof SERVICE_KEYS)[number];
@@ -237,12 +238,23 @@ function planBgp(running: Config, next: Config, globalKeys: readonly string[], s
 const EMPTY_FLAGS = { keys: [], ipvs: true, monitors: true, pool: true, policy: true, announce: true } as const;
 
 export function planReload(running: Config, next: Config): ReloadPlan {
+  return finish(planReloadSteps(running, next));
+}
+
+/**
+ * planReload as a job for a sliced runner (src/runtime/sliced.ts): it yields
+ * at each service, whose two configurations it formats to compare them (at
+ * 1,000 services, 0.3 to 0.5 s of the lab guest's CPU).
+ */
+export function* planReloadSteps(running: Config, next: Config): Generator<unknown, ReloadPlan, undefined> {
   const before = new Map(running.services.map((s) => [s.name, s]));
   const names = new Set(next.services.map((s) => s.name));
-  const services: ServicePlan[] = next.services.map((s) => {
+  const services: ServicePlan[] = [];
+  for (const s of next.services) {
     const old = before.get(s.name);
-    return old ? planService(old, s) : { name: s.name, action: 'add', ...EMPTY_FLAGS };
-  });
+    services.push(old ? planService(old, s) : { name: s.name, action: 'add', ...EMPTY_FLAGS });
+    yield;
+  }
   for (const s of running.services) if (!names.has(s.name)) services.push({ name: s.name, action: 'remove', ...EMPTY_FLAGS });
   const globalKeys = changedKeys(formatGlobal(running.global), formatGlobal(next.global));
   return {

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Config, GlobalConfig, ServiceConfig } from '../src/config/types.js';
-import { bgpSessionSettings, bgpWanted, describePlan, planReload, planService, type ReloadPlan } from '../src/reload-plan.js';
+import { bgpSessionSettings, bgpWanted, describePlan, planReload, planReloadSteps, planService, type ReloadPlan } from '../src/reload-plan.js';
 import { proxyFetchConfig, udpConfig } from './monitors/support/configs.js';
 import { globalConfig, serviceConfig } from './support/config-fixtures.js';
 
@@ -121,6 +121,20 @@ describe('planReload', () => {
     // With a session key changed too, the sessions restart and the drain applies all the same.
     expect(planReload(base, withGlobal({ bgpDrain: true, bgpHoldTimeSec: 90 }))).toMatchObject({ bgp: 'restart', drain: true });
     expect(describePlan(planReload(base, drained))).toContain('[global] changed: bgp-drain');
+  });
+
+  it('plans 1,000 services as a job that yields at each service, to the plan made in one go', () => {
+    const many = (scheduler: ServiceConfig['scheduler']): Config => ({
+      ...base,
+      services: Array.from({ length: 1000 }, (_, i) => serviceConfig(`s${i}`, `192.0.2.${(i % 250) + 1}`, { port: 80 + Math.floor(i / 250), scheduler: i === 500 ? scheduler : 'wrr' })),
+    });
+    const job = planReloadSteps(many('wrr'), many('rr'));
+    let steps = 0;
+    let next = job.next();
+    for (; !next.done; next = job.next()) steps++;
+    expect(steps).toBe(1000);
+    expect(next.value).toEqual(planReload(many('wrr'), many('rr')));
+    expect(describePlan(next.value)[0]).toBe('Configuration reloaded: 0 added, 0 removed, 1 changed, 999 unchanged; changed: s500');
   });
 
   it('starts BGP when it is turned on', () => {

@@ -24,6 +24,7 @@
  */
 
 import type { Problem } from '../runtime/errors.js';
+import { finish } from '../runtime/sliced.js';
 
 export interface IniEntry {
   /** The option name, lower-cased as ConfigParser's optionxform does. */
@@ -190,6 +191,14 @@ export function checkLineEndings(text: string, file: string): Problem[] {
 }
 
 export function readIni(text: string, file: string): IniReadResult {
+  return finish(readIniSteps(text, file));
+}
+
+/** Lines readIniSteps reads between two chances to end a slice. */
+const LINES_PER_STEP = 512;
+
+/** readIni as a job for a sliced runner (src/runtime/sliced.ts): it yields every few hundred lines. */
+export function* readIniSteps(text: string, file: string): Generator<unknown, IniReadResult, undefined> {
   const errors: Problem[] = [];
   const warnings: Problem[] = [];
   const sections = new Map<string, MutableSection>();
@@ -202,6 +211,7 @@ export function readIni(text: string, file: string): IniReadResult {
   if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
 
   for (let index = 0; index < lines.length; index++) {
+    if (index > 0 && index % LINES_PER_STEP === 0) yield;
     const line = lines[index] as string;
     const lineNo = index + 1;
     const first = line[0];

@@ -14,7 +14,8 @@ import { constants, type Stats } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 
 import { fileErrorReason } from '../runtime/errors.js';
-import { parseConfig, type ParseResult } from './parse-config.js';
+import { sliced } from '../runtime/sliced.js';
+import { parseConfigSteps, type ParseResult } from './parse-config.js';
 
 /** PyBal's default (`-c`). */
 export { DEFAULT_CONFIG_FILE } from '../runtime/defaults.js';
@@ -82,6 +83,7 @@ async function readRegularFile(path: string, maxBytes: number): Promise<string> 
   }
 }
 
+/** Reads and parses `path`; the parse runs in slices (src/runtime/sliced.ts), the event loop's other work between them. */
 export async function loadConfig(path: string): Promise<ParseResult> {
   let text: string;
   try {
@@ -90,5 +92,5 @@ export async function loadConfig(path: string): Promise<ParseResult> {
     const why = e instanceof ConfigFileError ? e.message : await describeOpenError(path, e);
     return { errors: [{ file: path, message: `cannot read the configuration: ${why}` }], warnings: [] };
   }
-  return parseConfig(text, path);
+  return sliced(parseConfigSteps(text, path));
 }

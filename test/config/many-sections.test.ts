@@ -8,7 +8,8 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { parseConfig } from '../../src/config/parse-config.js';
+import { readIniSteps } from '../../src/config/ini-reader.js';
+import { parseConfig, parseConfigSteps } from '../../src/config/parse-config.js';
 import type { Config, ServiceConfig } from '../../src/config/types.js';
 import { formatProblem } from '../../src/runtime/errors.js';
 
@@ -88,6 +89,29 @@ describe('a file of many services', () => {
     const warned = all.warnings.map((w) => w.replace(/^many\.conf:\d+: /, ''));
     const alone = Array.from({ length: count }, (_, i) => check(GLOBAL + section(i)).warnings.map((w) => w.replace(/^many\.conf:\d+: /, ''))).flat();
     expect(warned).toEqual(alone);
+  });
+
+  it('reads 1,000 services as a job that yields at each service and every few hundred lines, to the same result', () => {
+    const count = 1000;
+    const text = GLOBAL + Array.from({ length: count }, (_, i) => section(i)).join('\n');
+    const steps = <T>(job: Generator<unknown, T, undefined>): { steps: number; value: T } => {
+      let n = 0;
+      for (;;) {
+        const next = job.next();
+        if (next.done) return { steps: n, value: next.value };
+        n++;
+      }
+    };
+    // A SIGHUP parses in slices: the reading of the lines alone yields every 512 of them...
+    const lines = text.split('\n').length;
+    const ini = steps(readIniSteps(text, FILE));
+    expect(ini.steps).toBe(Math.floor((lines - 2) / 512));
+    expect(ini.value.document.sections).toHaveLength(count + 1);
+    // ...and the whole parse at each service besides.
+    const parsed = steps(parseConfigSteps(text, FILE));
+    expect(parsed.steps).toBe(ini.steps + count);
+    expect(parsed.value).toEqual(parseConfig(text, FILE));
+    expect(parsed.value.config?.services).toHaveLength(count);
   });
 
   it('reports a malformed value that many services share in each of them, at its own line and column', () => {
