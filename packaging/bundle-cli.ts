@@ -26,8 +26,8 @@
  * first runs); and pybal's own addons, dist/native/*.node
  * (packaging/build-native.ts), loaded by src/runtime/native-addon.ts:
  * sockmark when a data-path check first runs, memtrim at start, tcpcheck
- * with the checks thread, v8heap once the daemon has started. dist/src/ is
- * not needed at run time.
+ * with the checks thread, v8heap once the daemon has started (with
+ * memory-saving = yes). dist/src/ is not needed at run time.
  *
  * Every file of dist/cli/ is in one directory, so a path relative to one is
  * right for all of them, whichever chunk esbuild puts an import in. What

@@ -645,10 +645,12 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
         if (!told) log.warn('Could not tell systemd that pybal is ready (systemd-notify failed); systemctl start may time out');
       });
     }
-    // From here on, V8 sizes the main thread's heap for memory (src/runtime/heap-mode.ts); the start keeps its defaults.
-    const heapNotSmall = preferSmallHeap();
-    if (heapNotSmall === undefined) log.info("The main thread's JS heap is sized for memory from now on (V8's memory savings mode)");
-    else log.info(`The main thread's JS heap stays sized by V8's defaults: ${heapNotSmall}`);
+    // memory-saving = yes: from here on, V8 sizes the main thread's heap for memory (src/runtime/heap-mode.ts); the start keeps its defaults.
+    if (config.global.memorySaving) {
+      const heapNotSmall = preferSmallHeap();
+      if (heapNotSmall === undefined) log.info("memory-saving: the main thread's JS heap is sized for memory from now on (V8's memory savings mode)");
+      else log.warn(`memory-saving: the main thread's JS heap stays sized by V8's defaults: ${heapNotSmall}`);
+    }
   };
   const pollStartup = (): void => {
     finishStartup();

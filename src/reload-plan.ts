@@ -101,7 +101,7 @@ const API_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['instrumentation', 'in
 const DEFERRED_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['bgp-connect-retry']);
 /** Global keys read only when pybal starts. */
 // The data-path marks and sources are taken by every server's checks as they start.
-const RESTART_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['dry-run', 'datapath-fwmark-base', 'datapath-source-ipv4', 'datapath-source-ipv6']);
+const RESTART_KEYS: ReadonlySet<string> = new Set<GlobalKey>(['dry-run', 'datapath-fwmark-base', 'datapath-source-ipv4', 'datapath-source-ipv6', 'memory-saving']);
 
 export type ServiceAction =
   /** New in the file: a coordinator, a pool source, monitors. */

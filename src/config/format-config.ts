@@ -73,6 +73,7 @@ export function formatGlobal(g: GlobalConfig): Values {
     'datapath-fwmark-base': `0x${g.dataPathFwmarkBase.toString(16)}`,
     'datapath-source-ipv4': g.dataPathSourceIpv4,
     'datapath-source-ipv6': g.dataPathSourceIpv6,
+    'memory-saving': yesNo(g.memorySaving),
   });
 }
 

@@ -46,6 +46,7 @@ export const GLOBAL_KEYS = [
   'datapath-fwmark-base',
   'datapath-source-ipv4',
   'datapath-source-ipv6',
+  'memory-saving',
 ] as const;
 
 export const SERVICE_KEYS = [

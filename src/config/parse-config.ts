@@ -297,6 +297,7 @@ function parseGlobal(c: Collector, section: IniSection, present: boolean): Globa
     dataPathFwmarkBase: parseFwmark(r, 'datapath-fwmark-base', MAX_U32 - DATAPATH_FWMARK_COUNT + 1) ?? DEFAULT_DATAPATH_FWMARK_BASE,
     dataPathSourceIpv4: r.ip('datapath-source-ipv4', 4)?.address,
     dataPathSourceIpv6: r.ip('datapath-source-ipv6', 6)?.address,
+    memorySaving: r.bool('memory-saving', false),
   };
 }
 

@@ -129,6 +129,14 @@ export interface GlobalConfig {
   /** New: `datapath-source-ipv4` / `-ipv6`: the address data-path checks leave from (default: the kernel's choice towards each server). */
   readonly dataPathSourceIpv4: string | undefined;
   readonly dataPathSourceIpv6: string | undefined;
+  /**
+   * New: `memory-saving`: V8's memory savings mode for the main thread's
+   * heap once the daemon has started (src/runtime/heap-mode.ts): some MB
+   * less resident, for garbage collections that come more often and, in
+   * the lab guest, hold the event loop over 100 ms during scrapes and
+   * reloads. Off by default. Read at start.
+   */
+  readonly memorySaving: boolean;
 }
 
 /** New: `ipvs-sync-daemon`: which of the kernel's IPVS connection-sync daemons run; `none` stops any. */

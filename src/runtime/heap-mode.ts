@@ -8,11 +8,14 @@
  * IsolateInBackgroundNotification, for the calling thread's isolate only)
  * lets a heap grow by less over what survives, for collections that come
  * more often (V8's header: a smaller footprint for some runtime
- * performance). The daemon asks for it on its main thread at `Start-up
- * complete`: the start (pools read, IPVS programmed) keeps V8's defaults.
- * Not on the checks thread, whose checks make garbage at 1,000 a second
- * (there it cost a fifth more CPU per check), nor on the BGP thread (nothing
- * to gain); docs/native.md has the figures.
+ * performance). With `memory-saving = yes` the daemon asks for it on its
+ * main thread at `Start-up complete`: the start (pools read, IPVS
+ * programmed) keeps V8's defaults. It is off by default: every full
+ * collection then compacts the heap, and in the lab guest a scrape of
+ * 1,000 services or a SIGHUP ran one every second or two, each holding the
+ * event loop 25 to 195 ms. Not on the checks thread, whose checks make
+ * garbage at 1,000 a second (there it cost a fifth more CPU per check), nor
+ * on the BGP thread (nothing to gain); docs/native.md has the figures.
  */
 import { type LoadedAddon, loadNativeAddon } from './native-addon.js';
 

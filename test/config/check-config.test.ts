@@ -272,6 +272,7 @@ describe('formatConfig', () => {
       'dry-run': 'no',
       advertised_instrumentation_ips: '[]',
       'datapath-fwmark-base': '0x70b00000',
+      'memory-saving': 'no',
     });
     expect(sections.s).toEqual({
       protocol: 'tcp',
@@ -306,7 +307,7 @@ describe('formatConfig', () => {
       't.conf',
     );
     expect(again.errors).toEqual([]);
-    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 27 } })));
+    expect(again.config?.services).toEqual(r.config.services.map((s) => ({ ...s, source: { file: 't.conf', line: 28 } })));
     expect(again.config?.global).toEqual(r.config.global);
   });
 });

@@ -73,6 +73,7 @@ const GLOBAL_DEFAULTS: GlobalConfig = {
   dataPathFwmarkBase: 0x70b00000,
   dataPathSourceIpv4: undefined,
   dataPathSourceIpv6: undefined,
+  memorySaving: false,
 };
 
 const IDLE_DEFAULTS: MonitorConfig = {
@@ -326,6 +327,7 @@ ipvs-sloppy-sctp = off
 datapath-fwmark-base = 0x1000
 datapath-source-ipv4 = 192.0.2.50
 datapath-source-ipv6 = 2001:DB8::50
+memory-saving = yes
 
 [v6]
 protocol = sctp
@@ -470,12 +472,13 @@ tcpconnect.datapath = yes
       dataPathFwmarkBase: 0x1000,
       dataPathSourceIpv4: '192.0.2.50',
       dataPathSourceIpv6: '2001:db8::50',
+      memorySaving: true,
     });
     const [v6, v4udp, v4tcp] = config.services;
     expect(v4tcp?.dataPathMonitors).toEqual(['TCPConnect']);
     expect(v6).toStrictEqual({
       name: 'v6',
-      source: { file: FILE, line: 42 },
+      source: { file: FILE, line: 43 },
       protocol: 'sctp',
       ip: '2001:db8::11',
       family: 6,
@@ -556,7 +559,7 @@ tcpconnect.datapath = yes
     });
     expect(v4udp).toStrictEqual({
       name: 'v4udp',
-      source: { file: FILE, line: 116 },
+      source: { file: FILE, line: 117 },
       protocol: 'udp',
       ip: '192.0.2.53',
       family: 4,

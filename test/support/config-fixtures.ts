@@ -36,6 +36,7 @@ export function globalConfig(overrides: Partial<GlobalConfig> = {}): GlobalConfi
     ipvsSloppyTcp: undefined,
     ipvsSloppySctp: undefined,
     dataPathFwmarkBase: 0x70b00000,
+    memorySaving: false,
     dataPathSourceIpv4: undefined,
     dataPathSourceIpv6: undefined,
     ...overrides,
