@@ -70,7 +70,7 @@ forward-method = dr
 config = file://$1
 monitors = [ 'RunCommand' ]
 runcommand.command = /bin/sh
-runcommand.arguments = [ '-c', 'cut -d" " -f19 /proc/self/stat > /run/pybal/check-nice' ]
+runcommand.arguments = [ '-c', 'cut -d" " -f19 /proc/self/stat > /run/pybal/check-nice.new && mv /run/pybal/check-nice.new /run/pybal/check-nice' ]
 runcommand.interval = 1
 $2
 EOF
