@@ -1,5 +1,7 @@
+import fs, { closeSync, openSync } from 'node:fs';
+
 import { Counter, Gauge, Registry } from 'prom-client';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { PybalMetrics } from '../../src/api/metrics.js';
 import { readVersion } from '../../src/runtime/version.js';
 import type { CheckResult, MonitorReport } from '../../src/monitors/types.js';
@@ -336,5 +338,24 @@ describe('PybalMetrics', () => {
     expect(await samples(a, 'pybal_build_info')).toEqual([{ name: 'pybal_build_info', labels: { version: readVersion(), nodejs_version: process.versions.node }, value: 1 }]);
     a.recordReport('s', 'h', report('Ping', true));
     expect(await samples(b, 'pybal_monitor_status')).toEqual([]);
+  });
+
+  it('counts the open file descriptors (process_open_fds) off the event loop, and counts each one', async () => {
+    const metrics = new PybalMetrics();
+    const sync = vi.spyOn(fs, 'readdirSync');
+    const before = await value(metrics, 'process_open_fds');
+    // A daemon with a connection per server has thousands: these 200 are counted too.
+    const opened = Array.from({ length: 200 }, () => openSync('/dev/null', 'r'));
+    try {
+      const during = await value(metrics, 'process_open_fds');
+      expect((during ?? 0) - (before ?? 0)).toBe(200);
+    } finally {
+      for (const fd of opened) closeSync(fd);
+    }
+    expect(await value(metrics, 'process_open_fds')).toBe(before);
+    // Read with fs.promises.readdir, not with the readdirSync prom-client's own gauge calls in the scrape.
+    expect(sync.mock.calls.filter(([path]) => path === '/proc/self/fd')).toEqual([]);
+    sync.mockRestore();
+    expect(parse(await metrics.render()).types.get('process_open_fds')).toBe('gauge');
   });
 });
