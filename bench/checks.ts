@@ -87,7 +87,7 @@ import { runGuestBench } from './lib/guest.js';
 import { guestCpuTicks, pageFaultCostUs, processCpuMs, processFaults, processRss, processRssBytes } from './lib/proc.js';
 import { snapshotPybalBuild } from './lib/pybal-build.js';
 import { median, worst } from './lib/stats.js';
-import { DAEMON_NODE_OPTIONS } from '../src/cli/node-options.js';
+import { daemonCommand } from '../src/cli/node-options.js';
 
 const numbers = (text: string): number[] => text.split(',').map((s) => Number(s.trim()));
 const SIZES = numbers(process.env.BENCH_CHECK_SIZES ?? '500,5000');
@@ -218,7 +218,7 @@ async function startPybal(dir: string, service: CheckedService, bgp: PybalBgp | 
   // BENCH_CPU_PROF=<dir>: pybal writes a V8 CPU profile there when it exits (for finding where time goes).
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   const env = main === pybalMain && PYBAL_ENV.length > 0 ? ['/usr/bin/env', ...PYBAL_ENV] : [];
-  const argv = [...env, process.execPath, ...DAEMON_NODE_OPTIONS, ...(main === pybalMain ? PYBAL_NODE_FLAGS : []), ...profile, main, '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
+  const argv = [...env, ...daemonCommand(process.execPath), ...(main === pybalMain ? PYBAL_NODE_FLAGS : []), ...profile, main, '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
   const proc = new LabProcess('pybal', argv, { cwd: repoRoot(), logPath: join(dir, 'pybal.out') });
   if (proc.pid === undefined) throw new Error(`pybal did not start:\n${proc.output()}`);
   return { process: proc, measuredPid: proc.pid };
@@ -630,7 +630,7 @@ async function measure(): Promise<void> {
   say(
     MONITOR === 'IdleConnection'
       ? `checks benchmark: UML guest kernel (one CPU), node ${process.version}, pybal at ${head}; pybal IdleConnection alone (keepalived has no such checker); figures only`
-      : `checks benchmark: UML guest kernel (one CPU), node ${process.version} (pybal with ${[...PYBAL_ENV, ...DAEMON_NODE_OPTIONS, ...PYBAL_NODE_FLAGS].join(' ')}${BASE_BUILD === undefined ? '' : `; pybal-base ${BASE_BUILD} with ${DAEMON_NODE_OPTIONS.join(' ')}`}), ${version}, pybal at ${head}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers; figures only`,
+      : `checks benchmark: UML guest kernel (one CPU), node ${process.version} (pybal with ${[...PYBAL_ENV, ...daemonCommand('node').slice(1), ...PYBAL_NODE_FLAGS].join(' ')}${BASE_BUILD === undefined ? '' : `; pybal-base ${BASE_BUILD} with ${daemonCommand('node').slice(1).join(' ')}`}), ${version}, pybal at ${head}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers; figures only`,
   );
   say(`on time = share of server-time in the window when the server's latest check was at most ${TOLERANCE} intervals old; gaps between successive checks of a server in intervals; window ${WINDOW_SECONDS} s`);
   faultCostUs = pageFaultCostUs();

@@ -29,7 +29,7 @@ import { runGuestBench } from './lib/guest.js';
 import { startLoopbackServers } from './lib/loopback-servers-process.js';
 import { processCpuMs, processRssBytes } from './lib/proc.js';
 import { median, worst } from './lib/stats.js';
-import { DAEMON_NODE_OPTIONS } from '../src/cli/node-options.js';
+import { daemonCommand } from '../src/cli/node-options.js';
 
 /** 0 leaves the latency part out (and BENCH_SERVICES=0 the scale part). */
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 20);
@@ -70,7 +70,7 @@ const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
 
 function daemonArgv(conf: string, socket: string, logFile = '-'): string[] {
   const profile = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [];
-  return [process.execPath, ...DAEMON_NODE_OPTIONS, ...profile, join(repoRoot(), 'dist/cli/pybal.js'), '-c', conf, '--log-file', logFile, '--control-socket', socket];
+  return [...daemonCommand(process.execPath), ...profile, join(repoRoot(), 'dist/cli/pybal.js'), '-c', conf, '--log-file', logFile, '--control-socket', socket];
 }
 
 /** Something that grows: a process's output or a log file. */

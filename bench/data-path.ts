@@ -77,7 +77,7 @@ import { runGuestBench } from './lib/guest.js';
 import { guestCpuTicks, processCpuMs, processRssBytes } from './lib/proc.js';
 import { snapshotPybalBuild } from './lib/pybal-build.js';
 import { median } from './lib/stats.js';
-import { DAEMON_NODE_OPTIONS } from '../src/cli/node-options.js';
+import { daemonCommand } from '../src/cli/node-options.js';
 
 const SERVERS = Number(process.env.BENCH_DP_SERVERS ?? 500);
 const INTERVAL_SEC = Number(process.env.BENCH_DP_INTERVAL_SEC ?? 1);
@@ -248,7 +248,7 @@ async function runRound(servers: CheckServers, monitor: Monitor, kind: Case, rou
   writeFileSync(pool, formatLegacyPool(addresses, service.weight));
   const conf = join(dir, 'pybal.conf');
   writeFileSync(conf, formatPybalConf(service, pool));
-  const argv = [process.execPath, ...DAEMON_NODE_OPTIONS, pybalMain, '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
+  const argv = [...daemonCommand(process.execPath), pybalMain, '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
   const proc = new LabProcess('pybal', argv, { cwd: repoRoot(), logPath: join(dir, 'pybal.out') });
   try {
     const pid = proc.pid;

@@ -72,7 +72,7 @@ import {
 import { pageFaultCostUs, processCpuMs, processFaults, processRssBytes } from './lib/proc.js';
 import { median } from './lib/stats.js';
 import { parseProgressLine, serviceId, type ProgressLine, type WatchSpec } from './lib/table-progress.js';
-import { DAEMON_NODE_OPTIONS } from '../src/cli/node-options.js';
+import { daemonCommand } from '../src/cli/node-options.js';
 import { snapshotPybalBuild } from './lib/pybal-build.js';
 
 const sizes = (text: string): number[] => text.split(',').map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0);
@@ -137,7 +137,7 @@ let baseMain = '';
 function spawnDaemon(dir: string, conf: string, name: string, extraArgs: readonly string[] = [], main = pybalMain): Daemon {
   const logPath = join(dir, `${name}.log`);
   const profile = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-  const argv = [process.execPath, ...DAEMON_NODE_OPTIONS, ...PYBAL_NODE_FLAGS, ...profile, main, '-c', conf, '--log-file', logPath, '--control-socket', join(dir, `${name}.sock`), ...extraArgs];
+  const argv = [...daemonCommand(process.execPath), ...PYBAL_NODE_FLAGS, ...profile, main, '-c', conf, '--log-file', logPath, '--control-socket', join(dir, `${name}.sock`), ...extraArgs];
   const spawnedAt = Date.now();
   const proc = new LabProcess(name, argv, { cwd: repoRoot(), logPath: join(dir, `${name}.out`) });
   return { proc, logPath, spawnedAt };

@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { NATIVE_ADDONS } from './build-native.js';
-import { DAEMON_NODE_OPTIONS } from '../src/cli/node-options.js';
+import { DAEMON_ENV, DAEMON_NODE_OPTIONS } from '../src/cli/node-options.js';
 import { commandsFromHelp } from './commands.js';
 import { confManPage, pybalManPage } from './man.js';
 
@@ -102,7 +102,13 @@ export function buildDeb(outDir: string): string {
 
     put(
       'usr/sbin/pybal',
-      `#!/bin/sh\n# pybal, as installed by its Debian package: the program runs with Debian's node.\nexec /usr/bin/node ${DAEMON_NODE_OPTIONS.join(' ')} /usr/lib/pybal/dist/cli/pybal.js "$@"\n`,
+      [
+        '#!/bin/sh',
+        "# pybal, as installed by its Debian package: the program runs with Debian's node.",
+        ...Object.entries(DAEMON_ENV).map(([name, value]) => `export ${name}="\${${name}:-${value}}"`),
+        `exec /usr/bin/node ${DAEMON_NODE_OPTIONS.join(' ')} /usr/lib/pybal/dist/cli/pybal.js "$@"`,
+        '',
+      ].join('\n'),
       0o755,
     );
     put('lib/systemd/system/pybal.service', readFileSync(join(root, 'etc/pybal.service'), 'utf8'));

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { DAEMON_NODE_OPTIONS } from '../../src/cli/node-options.js';
+import { daemonCommand } from '../../src/cli/node-options.js';
 import type { DaemonSnapshot } from '../../src/api/types.js';
 import { waitFor, type LabProcess } from '../lab/exec.js';
 import { startLab, type Lab } from '../lab/lab.js';
@@ -161,7 +161,7 @@ export class E2ePybal {
     const name = options.name ?? 'pybal';
     const director = options.director ?? 'director';
     const socket = join(options.socketDir ?? lab.runDir, `${name}.sock`);
-    const argv = [...(options.runAs ?? []), 'node', ...DAEMON_NODE_OPTIONS, 'dist/cli/pybal.js', '-c', configFile, '--log-file', '-', '--control-socket', socket, ...(options.dryRun ? ['-n'] : []), ...(options.extraArgs ?? [])];
+    const argv = [...(options.runAs ?? []), ...daemonCommand('node'), 'dist/cli/pybal.js', '-c', configFile, '--log-file', '-', '--control-socket', socket, ...(options.dryRun ? ['-n'] : []), ...(options.extraArgs ?? [])];
     return new E2ePybal(lab, lab.spawn(director, argv, { name }), socket, director);
   }
 

@@ -20,7 +20,7 @@ const root = join(out, 'root');
 /** The package's path, once built. */
 const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
 let deb = '';
-const sh = (cmd: string, args: readonly string[]): string => execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+const sh = (cmd: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv } = {}): string => execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, ...options });
 const hasCommand = (name: string): boolean => spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
 
 afterAll(() => rmSync(out, { recursive: true, force: true }));
@@ -83,7 +83,13 @@ describe('the Debian package', () => {
     expect(unit).toContain('ConditionPathExists=/etc/pybal/pybal.conf');
     // As PyBal's unit: back after a crash and after a SIGTERM by hand; only `systemctl stop` keeps it down.
     expect(unit).toMatch(/^Restart=always$/m);
-    expect(readFileSync(join(root, 'usr/sbin/pybal'), 'utf8')).toContain('exec /usr/bin/node --max-semi-space-size=2 /usr/lib/pybal/dist/cli/pybal.js "$@"');
+    const wrapper = readFileSync(join(root, 'usr/sbin/pybal'), 'utf8');
+    expect(wrapper).toContain('exec /usr/bin/node --max-semi-space-size=2 /usr/lib/pybal/dist/cli/pybal.js "$@"');
+    // With the daemon's environment (src/cli/node-options.ts): two malloc arenas, unless the operator's unit says otherwise.
+    const arenas = (env: NodeJS.ProcessEnv): string =>
+      sh('sh', ['-c', `${wrapper.replace(/^exec .*$/m, '')}\necho "$MALLOC_ARENA_MAX"`], { env: { PATH: process.env.PATH, ...env } }).trim();
+    expect(arenas({})).toBe('2');
+    expect(arenas({ MALLOC_ARENA_MAX: '4' })).toBe('4');
   });
 
   it('runs from where it is installed: --version, check-config of its example, and its netlink binding loads', () => {

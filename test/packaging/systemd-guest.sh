@@ -131,6 +131,7 @@ pid=$(systemctl show -p MainPID --value pybal)
 step main-pid echo "$pid"
 step proc-status cat "/proc/$pid/status"
 step proc-cmdline sh -c "tr '\0' ' ' </proc/$pid/cmdline"
+step proc-environ sh -c "tr '\0' '\n' </proc/$pid/environ"
 # The drop-in's Nice=-5 for the control plane, nice 0 for the checks thread
 # and the commands it runs: once the check has run (the checks thread is up),
 # each thread's id and nice value (field 19 of its stat, after the name).

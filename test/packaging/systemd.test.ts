@@ -117,6 +117,8 @@ describe.skipIf(skipReason !== undefined)(`pybal's Debian package under a real s
     const status = step('proc-status').out;
     // With the daemon's node options (src/cli/node-options.ts), as /usr/sbin/pybal gives them.
     expect(step('proc-cmdline').out).toContain('/usr/bin/node --max-semi-space-size=2 /usr/lib/pybal/dist/cli/pybal.js --config /etc/pybal/pybal.conf');
+    // And its environment, as /usr/sbin/pybal gives it: two malloc arenas.
+    expect(step('proc-environ').out.split('\n')).toContain('MALLOC_ARENA_MAX=2');
     expect(/^Uid:\s+(\d+)\s+(\d+)/m.exec(status)?.slice(1), status).toEqual([uid, uid]);
     // CAP_NET_BIND_SERVICE 10, CAP_NET_ADMIN 12, CAP_NET_RAW 13: 0x3400.
     expect(/^CapEff:\s+([0-9a-f]+)/m.exec(status)?.[1]).toBe('0000000000003400');
