@@ -31,7 +31,11 @@ export const DAEMON_NODE_OPTIONS: readonly string[] = ['--max-semi-space-size=2'
  */
 export const DAEMON_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 
-/** The command that starts the daemon's `node`: env(1) with DAEMON_ENV, then node with DAEMON_NODE_OPTIONS (env execs node: the pid is node's). */
-export function daemonCommand(node: string): string[] {
-  return ['/usr/bin/env', ...Object.entries(DAEMON_ENV).map(([name, value]) => `${name}=${value}`), node, ...DAEMON_NODE_OPTIONS];
+/**
+ * The command that starts the daemon's `node`: env(1) with DAEMON_ENV, then
+ * `extraEnv` ('NAME=value', which wins over DAEMON_ENV), then node with
+ * DAEMON_NODE_OPTIONS (env execs node: the pid is node's).
+ */
+export function daemonCommand(node: string, extraEnv: readonly string[] = []): string[] {
+  return ['/usr/bin/env', ...Object.entries(DAEMON_ENV).map(([name, value]) => `${name}=${value}`), ...extraEnv, node, ...DAEMON_NODE_OPTIONS];
 }
