@@ -395,6 +395,8 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
   let config: Config = loaded.config;
   // `pybal -n`, or `dry-run = yes` in [global] (read once, at start).
   const dryRun = options.dryRun || config.global.dryRun;
+  // `memory-saving` likewise: a reload before the start is complete does not change it.
+  const memorySaving = config.global.memorySaving;
   log.info(
     `pybal ${readVersion()} starting with ${config.file}: ${config.services.length} service(s)` +
       (dryRun ? ' (dry run: nothing will be changed in the kernel)' : ''),
@@ -646,7 +648,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
       });
     }
     // memory-saving = yes: from here on, V8 sizes the main thread's heap for memory (src/runtime/heap-mode.ts); the start keeps its defaults.
-    if (config.global.memorySaving) {
+    if (memorySaving) {
       const heapNotSmall = preferSmallHeap();
       if (heapNotSmall === undefined) log.info("memory-saving: the main thread's JS heap is sized for memory from now on (V8's memory savings mode)");
       else log.warn(`memory-saving: the main thread's JS heap stays sized by V8's defaults: ${heapNotSmall}`);
