@@ -523,14 +523,26 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
       }),
     // A dry run writes nothing, so nothing is ever programmed: it says what
     // it would announce once the services it would program are desired.
-    ipvs: { setDesired: (services, changed) => ipvs.setDesired(services, changed), isProgrammed: (key) => dryRun || ipvs.isProgrammed(key) },
+    // Each reconcile that programs services, and each change of the desired
+    // set (a service changed is not programmed until written again), may
+    // change what the data-path checks find in the kernel: they look again.
+    ipvs: {
+      setDesired: (services, changed) => {
+        ipvs.setDesired(services, changed);
+        checks.readinessChanged();
+      },
+      isProgrammed: (key) => dryRun || ipvs.isProgrammed(key),
+    },
     defer: (fn) => clock.setTimeout(fn, 0),
     wallNow: () => clock.wallNow(),
     events,
   });
   // The publish also says End-of-RIB once every service is programmed (graceful
   // restart), after the routes it carries: never before them (see announcingThenReady).
-  onProgrammed = () => daemon.refresh();
+  onProgrammed = () => {
+    checks.readinessChanged();
+    daemon.refresh();
+  };
 
   const bgp = new BgpSide(clock, log.child({ component: 'bgp' }), dryRun, events);
   // Graceful restart: the kernel forwards for a family when a service of it

@@ -435,9 +435,9 @@ describe('the checks thread (the build, dist/src/)', () => {
     await w.monitor.stop();
   });
 
-  it('the data path’s readiness reaches the thread: checks go to the server’s own address until it is ready, then to the VIP', async () => {
+  it('the data path’s readiness reaches the thread when the daemon says the kernel changed: checks go to the server’s own address until it is ready, then to the VIP, and back when it is not', async () => {
     const [server, vip] = [loopbackAddress(821), loopbackAddress(822)];
-    const { watch, at } = await start([server, vip]);
+    const { thread, watch, at } = await start([server, vip]);
     let ready = false;
     // ProxyFetch rather than TCPConnect: each check leaves a request at the address it went to.
     const p = watch(proxyFetchConfig({ ...FAST, urls: ['http://dp.example/'] }), server, {
@@ -448,7 +448,9 @@ describe('the checks thread (the build, dist/src/)', () => {
     expect(at(server).length).toBeGreaterThanOrEqual(2);
     expect(at(vip)).toEqual([]);
 
+    // The probe service is programmed: the IPVS manager's reconcile says so (main.ts calls readinessChanged).
     ready = true;
+    thread.readinessChanged();
     const flippedAt = Date.now();
     const viaVip = `to the VIP ${vip}:${p.target.port} by direct routing (firewall mark 0x70b00077): `;
     await waitFor(() => p.checks.some((c) => c.reason.startsWith(viaVip)), 'a check through the VIP', 5_000);
@@ -457,6 +459,14 @@ describe('the checks thread (the build, dist/src/)', () => {
       expect(p.checks.at(-1)!.reason).toMatch(new RegExp(`^${viaVip.replace(/[.()]/g, '\\$&')}Fetch successful`));
       expect(at(vip).filter((a) => a.t > flippedAt).length).toBeGreaterThanOrEqual(1);
     }
+
+    // The desired set changed and the probe service is not programmed any more: back to the server's own address.
+    ready = false;
+    thread.readinessChanged();
+    const backAt = p.checks.length;
+    await waitFor(() => p.checks.slice(backAt).some((c) => c.reason.endsWith('(at its own address: its data-path probe service is not in IPVS yet)')), 'a check at the server’s own address again', 5_000);
+    const againAt = Date.now();
+    await waitFor(() => at(server).some((a) => a.t > againAt), 'a request at the server’s own address', 5_000);
   });
 
   it('a reload’s runcommand-max-concurrent reaches the thread: commands run one at a time, then up to four at once', async () => {
