@@ -1,5 +1,5 @@
 /** Another process's resource use, read from /proc (no process spawned, so the figures are not skewed). */
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 
 /** USER_HZ: clock ticks per second in /proc/<pid>/stat (100 on Linux). */
 const TICK_MS = 10;
@@ -67,4 +67,30 @@ export function pageFaultCostUs(mb = 64): number {
   for (let offset = 0; offset < bytes.length; offset += page) bytes[offset] = 1;
   const ns = Number(process.hrtime.bigint() - t0);
   return ns / 1000 / (bytes.length / page);
+}
+
+/**
+ * How fast the machine is right now, by three fixed pieces of work timed in
+ * this process: a page's first touch (pageFaultCostUs, 16 MiB), a system
+ * call (fstat, 2,000 times) and plain computation (a fixed loop).
+ * The UML guest's speed varies from boot to boot and, as a cold start's
+ * trials showed (4.2 s and 8.9 s in one boot, for the same daemon's CPU
+ * doubled), within a boot: printed beside a trial, these say whether the
+ * machine was slower then or the daemon did more.
+ */
+export function machineSpeed(): { faultUs: number; syscallUs: number; loopMs: number } {
+  const faultUs = pageFaultCostUs(16);
+  const calls = 2_000;
+  const fd = openSync('/dev/null', 'r');
+  let t0 = process.hrtime.bigint();
+  for (let i = 0; i < calls; i++) fstatSync(fd);
+  closeSync(fd);
+  const syscallUs = Number(process.hrtime.bigint() - t0) / 1000 / calls;
+  t0 = process.hrtime.bigint();
+  let x = 0;
+  for (let i = 0; i < 20_000_000; i++) x = (x * 31 + i) | 0;
+  const loopMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  // Kept, so that the loop is not optimised away.
+  if (x === 0.5) console.log(x);
+  return { faultUs, syscallUs, loopMs };
 }
