@@ -192,6 +192,11 @@ export class Daemon {
     return [...this.services.values()].map((r) => r.config);
   }
 
+  /** The services' names, in the order of their snapshots (the configuration's). */
+  serviceNames(): string[] {
+    return [...this.services.keys()];
+  }
+
   /** Every service's snapshot; or one service's (`service`); or without servers (`servers: false`). */
   snapshots(scope: SnapshotScope = {}): ServiceSnapshot[] {
     return finish(this.snapshotsSteps(scope));

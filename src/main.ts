@@ -592,7 +592,7 @@ export async function runDaemon(options: DaemonOptions, signals: SignalSource = 
       return { ...change.state, changed: change.changed, announced: daemon.routes().length };
     },
   };
-  const api: ApiServer = createApiServer({ snapshot, snapshotSliced, metrics, logger: log, control, events, clock });
+  const api: ApiServer = createApiServer({ snapshot, snapshotSliced, serviceNames: () => daemon.serviceNames(), metrics, logger: log, control, events, clock });
   /** Listens as `global` says; false when the API is wanted and no address of it could be bound. */
   const listenApi = async (global: GlobalConfig): Promise<boolean> => {
     if (!global.instrumentation) return true;

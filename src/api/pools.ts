@@ -29,7 +29,11 @@ export function serverTextStatus(server: ServerSnapshot): string {
 
 /** `/pools`: the service names. */
 export function renderPoolList(services: readonly ServiceSnapshot[], json: boolean): ApiResponse {
-  const names = services.map((s) => s.name);
+  return renderPoolNames(services.map((s) => s.name), json);
+}
+
+/** `/pools` from the services' names (in configuration order). */
+export function renderPoolNames(names: readonly string[], json: boolean): ApiResponse {
   return negotiated(json, 200, names, names.map((n) => `${n}\n`).join(''));
 }
 

@@ -197,6 +197,30 @@ describe('snapshots taken in slices', () => {
     expect(inSlices).toEqual([{ service: 'text', checks: false }, { checks: false }, { checks: false }, undefined]);
     expect(atOnce).toHaveLength(1);
   });
+
+  it('lists the services from their names when the daemon offers them, with no snapshot: the same answer, in their order', async () => {
+    const taken: (SnapshotScope | undefined)[] = [];
+    const names = ['text', 'dns', 'a "quoted" name'];
+    const deps = {
+      snapshot: (scope?: SnapshotScope) => {
+        taken.push(scope);
+        return snapshotValue;
+      },
+      serviceNames: () => names,
+      metrics: new PybalMetrics({ processMetrics: false }),
+    };
+    const text = await handleRequest(deps, 'GET', '/pools', undefined);
+    expect([text.status, text.contentType, text.body]).toEqual([200, 'text/plain', 'text\ndns\na "quoted" name\n']);
+    const json = await handleRequest(deps, 'GET', '/pools/', 'application/json');
+    expect([json.status, json.contentType, json.body]).toEqual([200, 'application/json', '["text","dns","a \\"quoted\\" name"]']);
+    // The names' answer is the snapshot's for the same services (the fallback, as before).
+    const fromSnapshot = await handleRequest({ snapshot: deps.snapshot, metrics: deps.metrics }, 'GET', '/pools', 'application/json');
+    expect(fromSnapshot.body).toBe(JSON.stringify(snapshotValue.services.map((s) => s.name)));
+    expect(taken).toEqual([{ servers: false }]);
+    // A service's pool still comes from its snapshot.
+    expect((await handleRequest(deps, 'GET', '/pools/dns', undefined)).body).toBe('dns1:\tenabled/up/pooled\n');
+    expect(taken).toEqual([{ servers: false }, { service: 'dns', checks: false }]);
+  });
 });
 
 describe('listeners', () => {

@@ -642,6 +642,9 @@ describe('Daemon', () => {
       ['ssh', false],
     ]);
     expect(t.daemon.serviceConfigs().map((s) => s.name)).toEqual(['ssh', 'text']);
+    // GET /pools lists these names: the snapshots' order, which is the file's.
+    expect(t.daemon.serviceNames()).toEqual(['ssh', 'text']);
+    expect(t.daemon.snapshots().map((s) => s.name)).toEqual(['ssh', 'text']);
     t.flush();
     // dns is no longer desired (the manager deletes it); ssh is not named until its pool is read.
     expect((t.desiredCalls.at(-1) ?? []).map((d) => ('port' in d.key ? d.key.port : 0))).toEqual([80]);
