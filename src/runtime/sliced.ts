@@ -41,6 +41,14 @@ export interface SliceOptions {
   readonly later?: (fn: () => void) => void;
   /** Background work (a metrics scrape): it does not hold back check admission (controlPlaneWaiting). */
   readonly background?: boolean;
+  /**
+   * Steps before the first look at the clock (FIRST_LOOK_STEPS by default),
+   * and the stride the looks start from: more for a job of light steps
+   * (decoding one netlink reply), so that a small one, the common case,
+   * reads no clock at all. A stats reading of 1,000 services of 10 made
+   * 1,000 such jobs, each reading the clock three times.
+   */
+  readonly firstLookSteps?: number;
 }
 
 export type Job = Generator<unknown, void, undefined>;
@@ -118,7 +126,8 @@ export function runSliced(job: Job, done: (error?: unknown) => void, options: Sl
   // steps are counted in strides; the stride doubles while the steps between
   // two reads take under STRIDE_LOW_MS and halves when they take over
   // STRIDE_HIGH_MS, so a slice overruns its budget by little.
-  let stride = 1;
+  const firstLookSteps = options.firstLookSteps ?? FIRST_LOOK_STEPS;
+  let stride = options.firstLookSteps ?? 1;
   let firstSlice = true;
   const slice = (): void => {
     // A job's first slice starts at this turn's reading if one was taken (older than the
@@ -130,7 +139,7 @@ export function runSliced(job: Job, done: (error?: unknown) => void, options: Sl
     let endMs = startMs + budgetMs;
     // The stride is judged between fresh reads only.
     let lastMs = first && options.now === undefined ? Number.NaN : startMs;
-    let untilCheck = first ? FIRST_LOOK_STEPS : stride;
+    let untilCheck = first ? firstLookSteps : stride;
     try {
       for (;;) {
         if (job.next().done) break;

@@ -143,6 +143,45 @@ describe('runSliced on the real clock', () => {
       perf.mockRestore();
     }
   });
+
+  it('a job of light steps (firstLookSteps) reads no clock before that many, and a slice of no budget then ends at its first look', async () => {
+    const perf = vi.spyOn(performance, 'now');
+    try {
+      await nextRun();
+      perf.mockClear();
+      const steps = (n: number) =>
+        (function* () {
+          for (let i = 0; i < n; i++) yield;
+        })();
+      // A small service's dump decoded: 10 replies.
+      expect(runSliced(steps(10), () => undefined, { firstLookSteps: 64, budgetMs: 0 })).toBe(true);
+      expect(perf).not.toHaveBeenCalled();
+      // Without the option, the same job looks after FIRST_LOOK_STEPS (4) and, with no budget, ends its slice there.
+      let done: () => void = () => undefined;
+      const ended = new Promise<void>((resolve) => (done = resolve));
+      expect(runSliced(steps(10), () => done(), { budgetMs: 0 })).toBe(false);
+      expect(perf).toHaveBeenCalled();
+      await ended;
+      // 100 light steps: the first slice ends at step 64.
+      await nextRun();
+      perf.mockClear();
+      let taken = 0;
+      const counted = (function* () {
+        for (let i = 0; i < 100; i++) {
+          taken++;
+          yield;
+        }
+      })();
+      const finished = new Promise<void>((resolve) => (done = resolve));
+      expect(runSliced(counted, () => done(), { firstLookSteps: 64, budgetMs: 0 })).toBe(false);
+      expect(taken).toBe(64);
+      expect(perf).toHaveBeenCalledTimes(1);
+      await finished;
+      expect(taken).toBe(100);
+    } finally {
+      perf.mockRestore();
+    }
+  });
 });
 
 describe('runSliced on the real clock, steps growing dear', () => {
