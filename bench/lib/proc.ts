@@ -70,27 +70,21 @@ export function pageFaultCostUs(mb = 64): number {
 }
 
 /**
- * How fast the machine is right now, by three fixed pieces of work timed in
- * this process: a page's first touch (pageFaultCostUs, 16 MiB), a system
- * call (fstat, 2,000 times) and plain computation (a fixed loop).
- * The UML guest's speed varies from boot to boot and, as a cold start's
- * trials showed (4.2 s and 8.9 s in one boot, for the same daemon's CPU
- * doubled), within a boot: printed beside a trial, these say whether the
- * machine was slower then or the daemon did more.
+ * How fast the machine is right now, by two fixed pieces of work timed in
+ * this process: a page's first touch (pageFaultCostUs, 16 MiB) and a system
+ * call (fstat, 2,000 times). The UML guest's speed varies from boot to boot
+ * and within a boot: in one boot, cold starts of 1,000 services took 6.1 to
+ * 7.4 s while a system call cost 49 to 128 us and 3.4 to 4.4 s while it cost
+ * 16. Printed beside a trial, these say whether the machine was slower then
+ * or the daemon did more.
  */
-export function machineSpeed(): { faultUs: number; syscallUs: number; loopMs: number } {
+export function machineSpeed(): { faultUs: number; syscallUs: number } {
   const faultUs = pageFaultCostUs(16);
   const calls = 2_000;
   const fd = openSync('/dev/null', 'r');
-  let t0 = process.hrtime.bigint();
+  const t0 = process.hrtime.bigint();
   for (let i = 0; i < calls; i++) fstatSync(fd);
-  closeSync(fd);
   const syscallUs = Number(process.hrtime.bigint() - t0) / 1000 / calls;
-  t0 = process.hrtime.bigint();
-  let x = 0;
-  for (let i = 0; i < 20_000_000; i++) x = (x * 31 + i) | 0;
-  const loopMs = Number(process.hrtime.bigint() - t0) / 1e6;
-  // Kept, so that the loop is not optimised away.
-  if (x === 0.5) console.log(x);
-  return { faultUs, syscallUs, loopMs };
+  closeSync(fd);
+  return { faultUs, syscallUs };
 }
