@@ -55,6 +55,11 @@ export interface EntryCheck {
 /** A host name as written in a pool: no spaces or control characters. */
 const BAD_HOST_CHARS = /[\s\x00-\x1f\x7f\ufffd]/u;
 
+/** Whether a host string passes the host rule (non-empty, no spaces, control characters or invalid UTF-8). */
+export function isHostName(host: string): boolean {
+  return host !== '' && !BAD_HOST_CHARS.test(host);
+}
+
 function checkHost(value: EntryValue, terms: FormatTerms): string | undefined {
   if (value.type !== 'str' || value.value === '') return `expected a non-empty ${terms.str}, got ${value.shown}`;
   if (BAD_HOST_CHARS.test(value.value)) return `expected a host name (no spaces, control characters or invalid UTF-8), got ${value.shown}`;
