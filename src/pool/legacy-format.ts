@@ -91,6 +91,36 @@ function usualEnd(text: string, from: number): boolean {
   return true;
 }
 
+/** Where the key keyValueAt found starts and ends (one for the module: the readers are synchronous). */
+const keySpan = { start: 0, end: 0 };
+
+/**
+ * From `i` (just past the `{` or a `,` of a usual line): blanks, a
+ * single-quoted key, blanks, a colon, blanks. Sets keySpan to the key's text
+ * and returns where its value starts; -1 when the line is not usual there.
+ */
+function keyValueAt(text: string, i: number): number {
+  while (isBlank(text.charCodeAt(i))) i++;
+  if (text.charCodeAt(i) !== 39) return -1;
+  const keyEnd = quoteEnd(text, i + 1);
+  if (keyEnd < 0) return -1;
+  keySpan.start = i + 1;
+  keySpan.end = keyEnd;
+  i = keyEnd + 1;
+  while (isBlank(text.charCodeAt(i))) i++;
+  if (text.charCodeAt(i) !== 58) return -1;
+  i++;
+  while (isBlank(text.charCodeAt(i))) i++;
+  return i;
+}
+
+/** After a value ending at `i`: blanks, then where the `,` or `}` that follows is; -1 when neither does. */
+function separatorAt(text: string, i: number): number {
+  while (isBlank(text.charCodeAt(i))) i++;
+  const c = text.charCodeAt(i);
+  return c === 44 || c === 125 ? i : -1;
+}
+
 /**
  * A usual pool line, `{ 'host': 'mw1001', 'weight': 10, 'enabled': True }`
  * (keys in any order, an optional comment), read without the general
@@ -108,16 +138,9 @@ export function readUsualLine(text: string): PyValue | undefined {
   const entries: [PyValue, PyValue][] = [];
   let i = 1;
   for (;;) {
-    while (isBlank(text.charCodeAt(i))) i++;
-    if (text.charCodeAt(i) !== 39) return undefined;
-    const keyEnd = quoteEnd(text, i + 1);
-    if (keyEnd < 0) return undefined;
-    const key = text.slice(i + 1, keyEnd);
-    i = keyEnd + 1;
-    while (isBlank(text.charCodeAt(i))) i++;
-    if (text.charCodeAt(i) !== 58) return undefined;
-    i++;
-    while (isBlank(text.charCodeAt(i))) i++;
+    i = keyValueAt(text, i);
+    if (i < 0) return undefined;
+    const key = text.slice(keySpan.start, keySpan.end);
     let value: PyValue;
     if (text.charCodeAt(i) === 39) {
       const end = quoteEnd(text, i + 1);
@@ -136,17 +159,16 @@ export function readUsualLine(text: string): PyValue | undefined {
       value = { type: 'int', value: Number(text.slice(i, end)) };
       i = end;
     }
-    while (isBlank(text.charCodeAt(i))) i++;
-    const after = text.charCodeAt(i);
-    if (after !== 44 && after !== 125) return undefined;
-    i++;
+    const separator = separatorAt(text, i);
+    if (separator < 0) return undefined;
+    i = separator + 1;
     entries.push([{ type: 'str', value: key }, value]);
-    if (after === 125) break;
+    if (text.charCodeAt(separator) === 125) break;
   }
   return usualEnd(text, i) ? { type: 'dict', entries } : undefined;
 }
 
-/** Which of the three known keys a usual line's key at `from` (just past its opening quote, closing at `end`) is: 0 host, 1 weight, 2 enabled, -1 another. */
+/** Which of the three known keys the text from `from` to `end` (a usual line's key) is: 0 host, 1 weight, 2 enabled, -1 another. */
 function usualKey(text: string, from: number, end: number): number {
   const length = end - from;
   if (length === 4 && text.startsWith('host', from)) return 0;
@@ -173,17 +195,10 @@ export function readUsualServer(text: string): PoolServer | undefined {
   let enabled: boolean | undefined;
   let i = 1;
   for (;;) {
-    while (isBlank(text.charCodeAt(i))) i++;
-    if (text.charCodeAt(i) !== 39) return undefined;
-    const keyEnd = quoteEnd(text, i + 1);
-    if (keyEnd < 0) return undefined;
-    const key = usualKey(text, i + 1, keyEnd);
+    i = keyValueAt(text, i);
+    if (i < 0) return undefined;
+    const key = usualKey(text, keySpan.start, keySpan.end);
     if (key < 0) return undefined;
-    i = keyEnd + 1;
-    while (isBlank(text.charCodeAt(i))) i++;
-    if (text.charCodeAt(i) !== 58) return undefined;
-    i++;
-    while (isBlank(text.charCodeAt(i))) i++;
     if (key === 0) {
       if (host !== undefined || text.charCodeAt(i) !== 39) return undefined;
       const end = quoteEnd(text, i + 1);
@@ -208,11 +223,10 @@ export function readUsualServer(text: string): PoolServer | undefined {
         return undefined;
       }
     }
-    while (isBlank(text.charCodeAt(i))) i++;
-    const after = text.charCodeAt(i);
-    if (after !== 44 && after !== 125) return undefined;
-    i++;
-    if (after === 125) break;
+    const separator = separatorAt(text, i);
+    if (separator < 0) return undefined;
+    i = separator + 1;
+    if (text.charCodeAt(separator) === 125) break;
   }
   if (!usualEnd(text, i) || host === undefined || !isHostName(host)) return undefined;
   // The host is kept as long as the server stays: not as a view into the document it was read from.

@@ -396,6 +396,14 @@ describe('legacy pool lines remembered between reads (LegacyLineMemo)', () => {
   });
 });
 
+/** Usual lines that are also clean: each reader of the usual line reads them. */
+const CLEAN_USUAL_LINES = [
+  "{ 'host': 'mw1001.eqiad.wmnet', 'weight': 10, 'enabled': True }",
+  "{'host':'mw1','weight':0,'enabled':False}",
+  "{ 'enabled': True, 'weight': 7, 'host': '10.0.0.1' }  # rack A2",
+  "{ 'host': 'mw1' }",
+];
+
 describe('readUsualLine (the usual line, read without the general literal reader)', () => {
   /** The general reader's answer, or undefined where it refuses the line. */
   const general = (line: string) => {
@@ -408,10 +416,7 @@ describe('readUsualLine (the usual line, read without the general literal reader
 
   it('reads the usual lines, and gives exactly what the general reader gives', () => {
     const usual = [
-      "{ 'host': 'mw1001.eqiad.wmnet', 'weight': 10, 'enabled': True }",
-      "{'host':'mw1','weight':0,'enabled':False}",
-      "{ 'enabled': True, 'weight': 7, 'host': '10.0.0.1' }  # rack A2",
-      "{ 'host': 'mw1' }",
+      ...CLEAN_USUAL_LINES,
       "{ 'host': 'mw1', 'weight': 123456789012345 }",
       "{\t'host' :\t'h\u00e9',  'comment': 'free text, with: colons' }#",
       "{ 'host': '', 'weight': 10, 'enabled': True }",
@@ -485,10 +490,7 @@ describe('readUsualServer (a clean usual line, read straight into its server)', 
 
   it('reads the clean usual lines into the server the general way gives, with nothing to report', () => {
     const clean = [
-      "{ 'host': 'mw1001.eqiad.wmnet', 'weight': 10, 'enabled': True }",
-      "{'host':'mw1','weight':0,'enabled':False}",
-      "{ 'enabled': True, 'weight': 7, 'host': '10.0.0.1' }  # rack A2",
-      "{ 'host': 'mw1' }",
+      ...CLEAN_USUAL_LINES,
       "{ 'weight': 2147483647, 'host': 'mw1' }",
       "{\t'host' :\t'h\u00e9' }#",
       "{ 'host': 'a-very-long-host-name.example.org', 'enabled': False }",
