@@ -588,14 +588,21 @@ export class Coordinator implements CoordinatorApi {
     if (literal !== undefined) return this.resolved(entry, literal);
     const abort = new AbortController();
     entry.resolveAbort = abort;
+    // A lookup that ended has nothing left to abort: its controller is let go (a pool of
+    // 10,000 host names kept 10,000 of them, and each stop aborted every one, an Error
+    // and an event apiece).
+    const settled = (): boolean => {
+      if (entry.resolveAbort === abort) entry.resolveAbort = undefined;
+      return !abort.signal.aborted;
+    };
     // A resolver that throws synchronously is a failed resolution like any other.
     const work = new Promise<readonly string[]>((resolve) => resolve(this.deps.resolve(entry.host, this.service.family, abort.signal)))
       .then(
         (addresses) => {
-          if (!abort.signal.aborted) this.whenSettled(() => this.resolved(entry, addresses));
+          if (settled()) this.whenSettled(() => this.resolved(entry, addresses));
         },
         (error: unknown) => {
-          if (!abort.signal.aborted) this.whenSettled(() => this.resolveFailed(entry, error));
+          if (settled()) this.whenSettled(() => this.resolveFailed(entry, error));
         },
       )
       .catch((error: unknown) => this.deps.logger.error({ err: error }, `Internal error handling the resolution of ${entry.host}`));

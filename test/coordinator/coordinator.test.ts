@@ -497,6 +497,36 @@ describe('Coordinator at scale', () => {
   });
 });
 
+describe('Coordinator lookups', () => {
+  it('aborts at stop the lookups still under way, and not those that ended (their controllers are let go)', async () => {
+    const pending = new Map<string, (addresses: readonly string[]) => void>();
+    const signals = new Map<string, AbortSignal>();
+    const fakes = fakeMonitors();
+    const coordinator = new Coordinator(serviceConfig({ monitors: [PROXY] }), {
+      clock: new ManualClock(),
+      logger: createMemoryLogger('debug').logger,
+      createMonitor: fakes.create,
+      // As the daemon's resolver: an abort ends the lookup.
+      resolve: (host, _family, signal) => {
+        signals.set(host, signal);
+        return new Promise((resolve, reject) => {
+          pending.set(host, resolve);
+          signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+        });
+      },
+      onChange: () => undefined,
+    });
+    coordinator.onPoolEvent(poolEvent('mw1', 'mw2'));
+    await flushAsync();
+    pending.get('mw1')?.(['192.0.2.1']);
+    await flushAsync();
+    expect(fakes.all.map((m) => m.target.host)).toEqual(['mw1']);
+    await coordinator.stop();
+    expect(signals.get('mw1')?.aborted).toBe(false);
+    expect(signals.get('mw2')?.aborted).toBe(true);
+  });
+});
+
 describe('Coordinator change notices', () => {
   it('tells the daemon only about reports that change what it publishes, and still depools a failing server after many', async () => {
     const t = setup({}, [PROXY, IDLE]);
