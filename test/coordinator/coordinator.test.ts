@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { MonitorConfig, ServiceConfig } from '../../src/config/types.js';
 import { Coordinator, RESOLVE_REFRESH_MS } from '../../src/coordinator/coordinator.js';
 import { flushAsync, ManualClock } from '../../src/runtime/clock.js';
@@ -677,6 +677,22 @@ describe('Coordinator large pools in slices', () => {
     expect(lines).toContain('Removing server 10.1.0.1 (no longer found in new configuration)');
     expect(lines).toContain('Depooling server 10.1.4.1');
     await t.coordinator.stop();
+  });
+
+  it('stops a small service (9 servers) without a look at the clock (each a system call in the lab guest), every monitor stopped', async () => {
+    const t = setup();
+    const ten = Array.from({ length: 9 }, (_, i) => `mw${i + 1}`);
+    t.coordinator.onPoolEvent(poolEvent(...ten));
+    await flushAsync();
+    expect(ten.every((h) => t.fakes.live(h).length === 1)).toBe(true);
+    const reads = vi.spyOn(performance, 'now');
+    try {
+      await t.coordinator.stop();
+      expect(reads).not.toHaveBeenCalled();
+    } finally {
+      reads.mockRestore();
+    }
+    expect(ten.filter((h) => t.fakes.live(h).length > 0)).toEqual([]);
   });
 
   it('stops 3,000 servers\' monitors over many turns, every one of them', async () => {
