@@ -51,6 +51,17 @@ const byMark =
     s.protocol === 'fwm' && s.fwmark === mark;
 
 /** Waits until the service holds exactly `want` (addresses); a timeout says what it held. */
+/** What the latest monitor report in pybal's log says of the server at `ip`: 'up', 'down', or undefined before its first. */
+function latestReport(log: string, ip: string): 'up' | 'down' | undefined {
+  let latest: 'up' | 'down' | undefined;
+  const report = new RegExp(`\\[\\S+ ${ip.replaceAll('.', '\\.')} \\S+\\] [A-Z]+: (up|down): `);
+  for (const line of log.split('\n')) {
+    const m = report.exec(line);
+    if (m) latest = m[1] as 'up' | 'down';
+  }
+  return latest;
+}
+
 function waitForDestinations(lab: Lab, pick: (s: IpvsServiceEntry) => boolean, want: readonly string[], what: string, timeoutMs = 30_000): Promise<IpvsServiceEntry> {
   return waitFor(
     async () => {
@@ -222,7 +233,20 @@ describe('e2e: pybal import, the web, firewall-mark and UDP guides', () => {
       // The check command is carried over with the server's address as server.ip.
       expect(convertGuide(guide, { text }).conf).toContain(`runcommand.command = /usr/bin/env\n`);
       const conf = await importGuide(lab, guide, text);
-      pybal = E2ePybal.start(lab, conf, { name: `pybal-${guide.file}` });
+      const started = E2ePybal.start(lab, conf, { name: `pybal-${guide.file}` });
+      pybal = started;
+      // Pooled from the start, then as their first checks say: a check is a process (node)
+      // that can take longer than the guide's 3 s to start in a busy guest, once, and its
+      // server is depooled until the next. Balancing is asked of once every server's latest
+      // check said up (a CI run asked as rs2's first check timed out: rs1 and rs3 answered).
+      await waitFor(
+        async () => {
+          const latest = all.map((ip) => latestReport(started.log(), ip));
+          if (latest.every((r) => r === 'up')) return true;
+          throw new Error(`the servers' latest checks: ${latest.join(', ')}`);
+        },
+        { timeoutMs: 60_000, what: 'every server checked up' },
+      );
       const service = await waitForDestinations(lab, byAddress('udp', UDP_PORT), all, 'the three real servers in IPVS');
       expect(service).toMatchObject({ scheduler: 'rr' });
 
