@@ -85,9 +85,8 @@ import type { LatencySummary } from './lib/latency-tracker.js';
 import { checkServerAddresses, formatKeepalivedConf, formatLegacyPool, formatPybalConf, type CheckedService, type PybalBgp } from './lib/checks-config.js';
 import { runGuestBench } from './lib/guest.js';
 import { guestCpuTicks, pageFaultCostUs, processCpuMs, processFaults, processRss, processRssBytes } from './lib/proc.js';
-import { snapshotPybalBuild } from './lib/pybal-build.js';
+import { benchDaemonCommand, snapshotPybalBuild } from './lib/pybal-build.js';
 import { median, worst } from './lib/stats.js';
-import { daemonCommand } from '../src/cli/node-options.js';
 
 const numbers = (text: string): number[] => text.split(',').map((s) => Number(s.trim()));
 const SIZES = numbers(process.env.BENCH_CHECK_SIZES ?? '500,5000');
@@ -119,10 +118,6 @@ const API_SECONDS = Number(process.env.BENCH_API_SECONDS ?? 10);
 const API_PERIOD_MS = 100;
 /** BENCH_HEAP_SNAPSHOTS='60,240' (diagnosis): seconds into the window at which pybal is sent SIGUSR2 (see BENCH_PYBAL_NODE_FLAGS' --heapsnapshot-signal). */
 const HEAP_SNAPSHOTS_AT_SEC = (process.env.BENCH_HEAP_SNAPSHOTS ?? '').split(',').filter((v) => v !== '').map(Number);
-/** BENCH_PYBAL_NODE_FLAGS='--flag ...' (diagnosis): node options for pybal's process (the peer `pybal`, not `pybal-base`), printed in the header. */
-const PYBAL_NODE_FLAGS = (process.env.BENCH_PYBAL_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
-/** BENCH_PYBAL_ENV='NAME=value ...' (diagnosis): environment for pybal's process (the peer `pybal` only; given to env(1) after the daemon's own, which it overrides), printed in the header. */
-const PYBAL_ENV = (process.env.BENCH_PYBAL_ENV ?? '').split(' ').filter((f) => f !== '');
 /**
  * BENCH_BASE_BUILD=<dir> (comparing two builds of pybal in one boot): the
  * dist/cli directory of another build (`git worktree add`, `npm run build`
@@ -217,7 +212,8 @@ async function startPybal(dir: string, service: CheckedService, bgp: PybalBgp | 
   writeFileSync(conf, formatPybalConf(service, pool, bgp));
   // BENCH_CPU_PROF=<dir>: pybal writes a V8 CPU profile there when it exits (for finding where time goes).
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const argv = [...daemonCommand(process.execPath, main === pybalMain ? PYBAL_ENV : []), ...(main === pybalMain ? PYBAL_NODE_FLAGS : []), ...profile, main, '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
+  // BENCH_PYBAL_ENV and BENCH_PYBAL_NODE_FLAGS (bench/lib/pybal-build.ts) for the peer `pybal` only, not `pybal-base`.
+  const argv = [...benchDaemonCommand(process.execPath, main === pybalMain), ...profile, main, '-c', conf, '--log-file', join(dir, 'pybal.log'), '--control-socket', join(dir, 'pybal.sock')];
   const proc = new LabProcess('pybal', argv, { cwd: repoRoot(), logPath: join(dir, 'pybal.out') });
   if (proc.pid === undefined) throw new Error(`pybal did not start:\n${proc.output()}`);
   return { process: proc, measuredPid: proc.pid };
@@ -629,7 +625,7 @@ async function measure(): Promise<void> {
   say(
     MONITOR === 'IdleConnection'
       ? `checks benchmark: UML guest kernel (one CPU), node ${process.version}, pybal at ${head}; pybal IdleConnection alone (keepalived has no such checker); figures only`
-      : `checks benchmark: UML guest kernel (one CPU), node ${process.version} (pybal with ${[...daemonCommand('node', PYBAL_ENV).slice(1), ...PYBAL_NODE_FLAGS].join(' ')}${BASE_BUILD === undefined ? '' : `; pybal-base ${BASE_BUILD} with ${daemonCommand('node').slice(1).join(' ')}`}), ${version}, pybal at ${head}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers; figures only`,
+      : `checks benchmark: UML guest kernel (one CPU), node ${process.version} (pybal with ${benchDaemonCommand('node', true).slice(1).join(' ')}${BASE_BUILD === undefined ? '' : `; pybal-base ${BASE_BUILD} with ${benchDaemonCommand('node', false).slice(1).join(' ')}`}), ${version}, pybal at ${head}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers; figures only`,
   );
   say(`on time = share of server-time in the window when the server's latest check was at most ${TOLERANCE} intervals old; gaps between successive checks of a server in intervals; window ${WINDOW_SECONDS} s`);
   faultCostUs = pageFaultCostUs();

@@ -72,8 +72,7 @@ import {
 import { machineSpeed, pageFaultCostUs, processCpuMs, processFaults, processRssBytes } from './lib/proc.js';
 import { median } from './lib/stats.js';
 import { parseProgressLine, serviceId, type ProgressLine, type WatchSpec } from './lib/table-progress.js';
-import { DAEMON_NODE_OPTIONS, daemonCommand } from '../src/cli/node-options.js';
-import { snapshotPybalBuild } from './lib/pybal-build.js';
+import { benchDaemonCommand, PYBAL_ENV, PYBAL_NODE_FLAGS, snapshotPybalBuild } from './lib/pybal-build.js';
 
 const sizes = (text: string): number[] => text.split(',').map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0);
 const POOL_SIZES = sizes(process.env.BENCH_POOL_SIZES ?? '10000,100000');
@@ -93,10 +92,6 @@ const WEIGHT_TIMEOUT_MS = 20_000;
 const KEEP_DIR = process.env.BENCH_KEEP_DIR;
 /** BENCH_CPU_PROF=<dir>: the daemons write V8 CPU profiles there when they exit (<dir>/<daemon's name>.<n>/, one per thread). */
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF;
-/** BENCH_PYBAL_ENV='NAME=value ...' (diagnosis): environment for this build's daemon (not BENCH_BASE_BUILD's; given to env(1) after the daemon's own, which it overrides), printed in the header. */
-const PYBAL_ENV = (process.env.BENCH_PYBAL_ENV ?? '').split(' ').filter((f) => f !== '');
-/** BENCH_PYBAL_NODE_FLAGS='--flag ...' (diagnosis): node options for this build's daemon (not BENCH_BASE_BUILD's), after the daemon's own (a V8 flag given twice takes the last), printed in the header. */
-const PYBAL_NODE_FLAGS = (process.env.BENCH_PYBAL_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
 const SERVERS_PER_SERVICE = 10;
 const METRICS_PORT = 9090;
 const API_PERIOD_MS = 50;
@@ -142,7 +137,8 @@ function spawnDaemon(dir: string, conf: string, name: string, extraArgs: readonl
   const logPath = join(dir, `${name}.log`);
   // A directory per daemon (the trials of a case spawn daemons of one name), a profile per thread in it.
   const profile = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${join(CPU_PROF_DIR, `${name}.${++spawned}`)}`] : [];
-  const argv = [...daemonCommand(process.execPath, main === pybalMain ? PYBAL_ENV : []), ...(main === pybalMain ? PYBAL_NODE_FLAGS : []), ...profile, main, '-c', conf, '--log-file', logPath, '--control-socket', join(dir, `${name}.sock`), ...extraArgs];
+  // BENCH_PYBAL_ENV and BENCH_PYBAL_NODE_FLAGS (bench/lib/pybal-build.ts) for this build's daemon only, not BENCH_BASE_BUILD's.
+  const argv = [...benchDaemonCommand(process.execPath, main === pybalMain), ...profile, main, '-c', conf, '--log-file', logPath, '--control-socket', join(dir, `${name}.sock`), ...extraArgs];
   const spawnedAt = Date.now();
   const proc = new LabProcess(name, argv, { cwd: repoRoot(), logPath: join(dir, `${name}.out`) });
   return { proc, logPath, spawnedAt };
@@ -708,8 +704,9 @@ async function measure(): Promise<void> {
   );
   say(`  peer: ${peer}, run as PyBal runs it: \`ipvsadm -R\` with the table's commands on its stdin (-A -t VIP:PORT -s wrr, -a -t VIP:PORT -r IP -w 10), process start included`);
   say(`  real servers: 127/8 addresses (local; IPVS accepts them); pool files on the guest's tmpfs, replaced by rename; API client: GET /pools every ${API_PERIOD_MS} ms, latency from when each request was due`);
-  if (PYBAL_ENV.length > 0) say(`  this build's daemon runs with ${PYBAL_ENV.join(' ')} after its own environment (${daemonCommand('node').slice(1, -1).join(' ')})${BASE_BUILD === undefined ? '' : '; the base build with its own only'}`);
-  if (PYBAL_NODE_FLAGS.length > 0) say(`  this build's daemon runs with node ${PYBAL_NODE_FLAGS.join(' ')} after its own options (${daemonCommand('node').slice(-DAEMON_NODE_OPTIONS.length).join(' ')})${BASE_BUILD === undefined ? '' : '; the base build with its own only'}`);
+  if (PYBAL_ENV.length + PYBAL_NODE_FLAGS.length > 0) {
+    say(`  this build's daemon runs as ${benchDaemonCommand('node', true).slice(1).join(' ')}${BASE_BUILD === undefined ? '' : `; the base build's as ${benchDaemonCommand('node', false).slice(1).join(' ')}`}`);
+  }
   faultCostUs = pageFaultCostUs();
   say(`  this boot: a page's first touch (a minor fault) costs ${faultCostUs.toFixed(0)} us (64 MiB touched by the bench's own process); cold rows give the daemon's faults at the line, and what they cost of its CPU at that price`);
   pybalMain = snapshotPybalBuild();
