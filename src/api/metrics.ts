@@ -9,7 +9,7 @@ import { readdir } from 'node:fs/promises';
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import type { CheckResult, MonitorReport } from '../monitors/types.js';
 import { finish, sliced, turn, type SliceOptions } from '../runtime/sliced.js';
-import { renderRegistry, renderRegistryBlocks } from './exposition.js';
+import { BlockPool, renderRegistry, renderRegistryBlocks } from './exposition.js';
 import { add, counterOf, extraOf, MonitorSeries, MonitorSeriesMetric, type Picker } from './server-series.js';
 import {
   pickActive,
@@ -51,6 +51,12 @@ function resultLabel(ok: boolean): string {
 
 function seconds(ms: number): number {
   return ms / 1000;
+}
+
+/** Who shares one scrape's blocks: callers of scrape() that have not yet said written(), and whether one abandoned them. */
+interface ScrapeShare {
+  users: number;
+  spoiled: boolean;
 }
 
 export class PybalMetrics {
@@ -153,8 +159,12 @@ export class PybalMetrics {
   /** Update jobs running now, and the servers forgotten meanwhile (by serverKey). */
   private jobsRunning = 0;
   private readonly forgottenDuringJob = new Set<string>();
-  /** The scrape running now, which later scrapes share. */
-  private scraping: Promise<readonly Buffer[]> | undefined;
+  /** The scrape running now, which later scrapes share, and how many share it. */
+  private scraping: { readonly text: Promise<readonly Buffer[]>; readonly share: ScrapeShare } | undefined;
+  /** A scrape's blocks, from its end until every request that asked for them said written(). */
+  private readonly shares = new WeakMap<readonly Buffer[], ScrapeShare>();
+  /** Blocks that one scrape's text is written into and the next written over (see BlockPool). */
+  private readonly blocks = new BlockPool();
 
   constructor(options: MetricsOptions = {}) {
     // The standard names (process_*, nodejs_*), as PyBal's prometheus_client
@@ -254,9 +264,17 @@ export class PybalMetrics {
    * One scrape: takes a snapshot, updates from it and renders, in slices
    * that each hold the event loop at most SCRAPE_SLICE_MS. Scrapes asked
    * while one runs share its text rather than doing the work again.
+   *
+   * The blocks are reused by a later scrape once each caller has said
+   * written(blocks, true); a caller that never says it leaves them to the
+   * collector. Nothing may read them after written().
    */
   scrape(snapshot: () => DaemonSnapshot | Promise<DaemonSnapshot>, options: SliceOptions = {}): Promise<readonly Buffer[]> {
-    if (this.scraping) return this.scraping;
+    if (this.scraping) {
+      this.scraping.share.users++;
+      return this.scraping.text;
+    }
+    const share: ScrapeShare = { users: 1, spoiled: false };
     // Background work: checks are not held back for it (see controlPlaneWaiting).
     const slicing = { budgetMs: SCRAPE_SLICE_MS, background: true, ...options };
     const run = (async (): Promise<readonly Buffer[]> => {
@@ -275,14 +293,31 @@ export class PybalMetrics {
       await turn();
       await sliced(job, slicing);
       // Blocks of bytes, never joined into one (see renderRegistryBlocks).
-      return renderRegistryBlocks(this.registry, slicing);
+      const blocks = await renderRegistryBlocks(this.registry, slicing, this.blocks);
+      this.shares.set(blocks, share);
+      return blocks;
     })();
-    this.scraping = run;
+    this.scraping = { text: run, share };
     const clear = (): void => {
-      if (this.scraping === run) this.scraping = undefined;
+      if (this.scraping?.text === run) this.scraping = undefined;
     };
     run.then(clear, clear);
     return run;
+  }
+
+  /**
+   * A caller of scrape() is done with its blocks: `whole` when they were
+   * written out in full (the socket took every byte), false when the writing
+   * was abandoned (the client went away mid-way), after which the blocks are
+   * never reused: a write of them may still be under way.
+   */
+  written(blocks: readonly Buffer[], whole: boolean): void {
+    const share = this.shares.get(blocks);
+    if (share === undefined) return;
+    if (!whole) share.spoiled = true;
+    if (--share.users > 0) return;
+    this.shares.delete(blocks);
+    if (!share.spoiled) this.blocks.give(blocks);
   }
 
   /**

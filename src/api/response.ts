@@ -12,6 +12,12 @@ export interface ApiResponse {
   /** The text, or (a large one) its chunks in order, as text or bytes, written one at a time. */
   readonly body: string | readonly (string | Buffer)[];
   readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * Told once the body's chunks are no longer needed: `whole` when every
+   * byte was handed to the socket and written (or none was to be, for
+   * HEAD), false when the writing was abandoned (a write may be under way).
+   */
+  readonly written?: (whole: boolean) => void;
 }
 
 /**

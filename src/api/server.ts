@@ -154,7 +154,7 @@ export async function handleRequest(
     case 'metrics':
       if (rest.length > 0) return notFound(json);
       // In slices, shared by scrapes that come while one runs: 10,000 servers are 4 MB of text.
-      return { status: 200, contentType: deps.metrics.contentType, body: await deps.metrics.scrape(() => take(deps, { checks: false })) };
+      return metricsResponse(deps.metrics, await deps.metrics.scrape(() => take(deps, { checks: false })));
     case 'status':
       // Always JSON: it is for `pybal status` and scripts.
       return rest.length === 0 ? jsonResponse(200, await take(deps)) : notFound(json);
@@ -301,8 +301,18 @@ export class ApiServer {
       response.end(request.method === 'HEAD' ? undefined : body);
       return;
     }
-    await writeChunks(request, response, answer, answer.body);
+    let whole = false;
+    try {
+      whole = await writeChunks(request, response, answer, answer.body);
+    } finally {
+      answer.written?.(whole);
+    }
   }
+}
+
+/** A scrape's answer: its blocks go back to `metrics` once written (see PybalMetrics.written). */
+function metricsResponse(metrics: ApiServerDeps['metrics'], blocks: readonly Buffer[]): ApiResponse {
+  return { status: 200, contentType: metrics.contentType, body: blocks, written: (whole) => metrics.written(blocks, whole) };
 }
 
 function isStreamPath(url: string): boolean {
@@ -320,22 +330,25 @@ const LENGTHS_PER_TURN = 64;
  * hundred KB per turn of the event loop, waiting for the socket to drain,
  * with its Content-Length worked out first, also a few chunks a turn.
  * Encoding it in one go held the lab guest's loop for about 400 ms.
+ * Resolves true once the response has finished (every byte written to the
+ * socket: the chunks may be reused), false if it was closed before.
  */
-async function writeChunks(request: IncomingMessage, response: ServerResponse, answer: ApiResponse, chunks: readonly (string | Buffer)[]): Promise<void> {
+async function writeChunks(request: IncomingMessage, response: ServerResponse, answer: ApiResponse, chunks: readonly (string | Buffer)[]): Promise<boolean> {
   let length = 0;
   for (let i = 0; i < chunks.length; i++) {
     if (i > 0 && i % LENGTHS_PER_TURN === 0) await turn();
     const chunk = chunks[i] as string | Buffer;
     length += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
   }
+  if (response.destroyed) return false;
   response.writeHead(answer.status, { 'content-type': answer.contentType, 'content-length': length, ...answer.headers });
   if (request.method === 'HEAD') {
     response.end();
-    return;
+    return true;
   }
   let sinceTurn = 0;
   for (const chunk of chunks) {
-    if (response.destroyed) return; // the client went away
+    if (response.destroyed) return false; // the client went away
     const flowing = response.write(chunk);
     sinceTurn += chunk.length;
     if (!flowing) await drained(response);
@@ -344,7 +357,28 @@ async function writeChunks(request: IncomingMessage, response: ServerResponse, a
       await turn();
     }
   }
+  if (response.destroyed) return false;
   response.end();
+  return finished(response);
+}
+
+/**
+ * Whether the response finishes: its 'finish' comes once the socket has
+ * written what it was given (node:http waits for its pending writes), its
+ * 'close' without it when the connection went first.
+ */
+function finished(response: ServerResponse): Promise<boolean> {
+  if (response.writableFinished) return Promise.resolve(true);
+  if (response.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (): void => {
+      response.off('finish', done);
+      response.off('close', done);
+      resolve(response.writableFinished);
+    };
+    response.on('finish', done);
+    response.on('close', done);
+  });
 }
 
 /** Resolves once the response can take more, or is closed. */

@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, Summary, type Metric } from 'prom-client';
-import { describe, expect, it } from 'vitest';
-import { escapeLabelValue, escapeText, formatValue, renderRegistry, renderRegistryBlocks, TextBlocks, type MetricData } from '../../src/api/exposition.js';
+import { describe, expect, it, vi } from 'vitest';
+import { BLOCK_BYTES, BlockPool, escapeLabelValue, escapeText, formatValue, renderRegistry, renderRegistryBlocks, TextBlocks, type MetricData } from '../../src/api/exposition.js';
 import { MonitorSeries, MonitorSeriesMetric, counterOf, extraOf } from '../../src/api/server-series.js';
 import { pickPackets, RowsMetric, type TrafficRow } from '../../src/api/traffic-series.js';
 
@@ -101,6 +101,73 @@ describe('renderRegistry', () => {
     // Each block is whole characters: each decodes alone, and they join to the text.
     expect(blocks.map((b) => b.toString('utf8')).join('')).toBe(expected);
     expect(Buffer.concat(blocks).equals(Buffer.from(expected, 'utf8'))).toBe(true);
+  });
+
+  it('writes a scrape over the blocks of the one before once they are given back, each text exact', async () => {
+    const registry = richRegistry();
+    const many = new Gauge({ name: 'rich_more', help: 'Enough series for several blocks', labelNames: ['host'], registers: [registry] });
+    for (let i = 0; i < 5000; i++) many.set({ host: `ünïcødé-${i}.example.org` }, i);
+    const pool = new BlockPool();
+    const first = await renderRegistryBlocks(registry, { budgetMs: 0 }, pool);
+    expect(Buffer.concat(first).toString('utf8')).toBe(await registry.metrics());
+    expect(first.length).toBeGreaterThan(3);
+    const firstStores = new Set(first.map((b) => b.buffer));
+    // Not given back: the next scrape has blocks of its own.
+    const second = await renderRegistryBlocks(registry, { budgetMs: 0 }, pool);
+    expect(second.some((b) => firstStores.has(b.buffer))).toBe(false);
+    pool.give(first);
+    expect(pool.size).toBe(first.length);
+    // Values change: the third scrape writes over the first's blocks, and says the new values.
+    for (let i = 0; i < 5000; i++) many.set({ host: `ünïcødé-${i}.example.org` }, i * 7 + 0.5);
+    const third = await renderRegistryBlocks(registry, { budgetMs: 0 }, pool);
+    expect(third.filter((b) => firstStores.has(b.buffer))).toHaveLength(first.length);
+    const expected = await registry.metrics();
+    expect(expected).toContain('rich_more{host="ünïcødé-4999.example.org"} 34993.5');
+    expect(Buffer.concat(third).toString('utf8')).toBe(expected);
+    expect(third.map((b) => b.toString('utf8')).join('')).toBe(expected);
+    // The second's blocks, still held, were not touched.
+    expect(Buffer.concat(second).toString('utf8')).toContain('rich_more{host="ünïcødé-4999.example.org"} 4999\n');
+  });
+
+  it('makes a block to measure for a text longer than a kept block, and never keeps it', async () => {
+    const registry = new Registry();
+    const long = 'x'.repeat(BLOCK_BYTES + 100);
+    new Gauge({ name: 'long_label', help: 'A label value longer than a block', labelNames: ['v'], registers: [registry] }).set({ v: long }, 1);
+    const pool = new BlockPool();
+    const blocks = await renderRegistryBlocks(registry, {}, pool);
+    expect(Buffer.concat(blocks).toString('utf8')).toBe(await registry.metrics());
+    expect(blocks.some((b) => b.length > BLOCK_BYTES)).toBe(true);
+    pool.give(blocks);
+    expect(pool.size).toBe(blocks.filter((b) => b.length <= BLOCK_BYTES).length);
+    expect(pool.size).toBeLessThan(blocks.length);
+  });
+
+  it('keeps one scrape of blocks at most', () => {
+    const pool = new BlockPool();
+    const a = [pool.take(), pool.take(), pool.take()];
+    const b = [pool.take()];
+    pool.give(a);
+    expect(pool.size).toBe(3);
+    pool.give(b);
+    expect(pool.size).toBe(1);
+    expect(pool.take().buffer).toBe(b[0]!.buffer);
+  });
+
+  it('lets kept blocks go when no scrape takes them again in time', () => {
+    vi.useFakeTimers();
+    try {
+      const pool = new BlockPool(60_000);
+      pool.give([pool.take(), pool.take()]);
+      vi.advanceTimersByTime(50_000);
+      // Given again: kept for another minute from now.
+      pool.give([pool.take(), pool.take()]);
+      vi.advanceTimersByTime(50_000);
+      expect(pool.size).toBe(2);
+      vi.advanceTimersByTime(10_001);
+      expect(pool.size).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("writes pybal's per-server metrics, whose samples are put as they are picked, as prom-client writes their get()", async () => {

@@ -75,6 +75,40 @@ describe('PybalMetrics.scrape', () => {
     expect(snapshots).toBe(2);
   });
 
+  it("reuses a scrape's blocks only once every request that shared it wrote them out whole", async () => {
+    const { metrics, snapshot } = fleet(2000);
+    const stores = (blocks: readonly Buffer[]): Set<ArrayBufferLike> => new Set(blocks.map((b) => b.buffer));
+    const overlap = (blocks: readonly Buffer[], of: Set<ArrayBufferLike>): number => blocks.filter((b) => of.has(b.buffer)).length;
+    const [a, b, c] = await Promise.all([metrics.scrape(() => snapshot), metrics.scrape(() => snapshot), metrics.scrape(() => snapshot)]);
+    expect(b).toBe(a);
+    expect(c).toBe(a);
+    const aText = Buffer.concat(a).toString('utf8');
+    expect(a.length).toBeGreaterThan(1);
+    const aStores = stores(a);
+    // Two of the three are done: the blocks are still someone's, the next scrape has its own.
+    metrics.written(a, true);
+    metrics.written(a, true);
+    const d = await metrics.scrape(() => snapshot);
+    expect(overlap(d, aStores)).toBe(0);
+    expect(Buffer.concat(a).toString('utf8')).toBe(aText);
+    // The third is done: the next scrape writes over them, and its text is the registry's.
+    metrics.written(a, true);
+    metrics.recordReport('web', hostOf(1), report(false));
+    const e = await metrics.scrape(() => snapshot);
+    expect(overlap(e, aStores)).toBe(a.length);
+    const eText = Buffer.concat(e).toString('utf8');
+    expect(eText).toBe(await metrics.registry.metrics());
+    expect(line(eText, 'pybal_monitor_down_transitions_total', hostOf(1))).toMatch(/ 1$/);
+    metrics.written(e, true);
+    // One request abandoned its writing (a write of the blocks may still be under way): never reused.
+    const [f, g] = await Promise.all([metrics.scrape(() => snapshot), metrics.scrape(() => snapshot)]);
+    expect(g).toBe(f);
+    const fStores = stores(f);
+    metrics.written(f, false);
+    metrics.written(f, true);
+    expect(overlap(await metrics.scrape(() => snapshot), fStores)).toBe(0);
+  });
+
   it('recovers from a snapshot that throws', async () => {
     const { metrics, snapshot } = fleet(3);
     await expect(
@@ -186,6 +220,82 @@ describe('GET /metrics over HTTP at 10,000 servers', () => {
       expect(head.body.length).toBe(0);
       expect(Number(head.headers['content-length'])).toBe(Buffer.byteLength(expected));
     } finally {
+      await api.close();
+    }
+  });
+
+  it("reuses a scrape's blocks only after its response is written out: a slow reader gets its own text whole, one that leaves spoils none", async () => {
+    const { metrics, snapshot } = fleet(10_000);
+    const api = createApiServer({ snapshot: () => snapshot, metrics, logger: createMemoryLogger().logger });
+    const [bound] = await api.listen({ ips: ['127.0.0.1'], port: 0 });
+    const written = vi.spyOn(metrics, 'written');
+    /** A GET /metrics whose reading waits for `go` (the socket's buffers fill, the daemon's writes wait), or is given up after `leaveAfter` bytes. */
+    const scrape = (options: { go?: Promise<void>; leaveAfter?: number; answered?: () => void } = {}): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: bound!.port, path: '/metrics', agent: false }, (res) => {
+          const parts: Buffer[] = [];
+          let got = 0;
+          res.on('data', (d: Buffer) => {
+            parts.push(d);
+            got += d.length;
+            if (options.leaveAfter !== undefined && got >= options.leaveAfter) {
+              req.destroy();
+              resolve(Buffer.concat(parts).toString());
+            }
+          });
+          res.on('end', () => resolve(Buffer.concat(parts).toString()));
+          options.answered?.();
+          if (options.go) {
+            res.pause();
+            void options.go.then(() => res.resume());
+          }
+        });
+        req.on('error', (error) => (options.leaveAfter === undefined ? reject(error) : undefined));
+        req.end();
+      });
+    const settled = async (calls: number): Promise<void> => {
+      for (let i = 0; i < 500 && written.mock.calls.length < calls; i++) await new Promise((r) => setTimeout(r, 10));
+    };
+    try {
+      let go: () => void = () => undefined;
+      let answered: () => void = () => undefined;
+      const answer = new Promise<void>((r) => (answered = r));
+      const slow = scrape({ go: new Promise<void>((r) => (go = r)), answered });
+      // The slow reader's scrape is done (its headers came) and being written: its text is what the registry says now.
+      await answer;
+      await new Promise((r) => setTimeout(r, 100));
+      const slowExpected = await metrics.registry.metrics();
+      expect(written).not.toHaveBeenCalled();
+      // Two more scrapes, each after a change: the second writes over the first's blocks, never the slow one's.
+      metrics.recordReport('web', hostOf(1), report(false));
+      const second = await scrape();
+      await settled(1);
+      expect(written.mock.calls.at(-1)?.[1]).toBe(true);
+      metrics.recordReport('web', hostOf(2), report(false));
+      const third = await scrape();
+      await settled(2);
+      const thirdExpected = await metrics.registry.metrics();
+      expect(third).toBe(thirdExpected);
+      expect(line(third, 'pybal_monitor_down_transitions_total', hostOf(2))).toMatch(/ 1$/);
+      expect(line(second, 'pybal_monitor_down_transitions_total', hostOf(2))).toBeUndefined();
+      expect(line(second, 'pybal_monitor_down_transitions_total', hostOf(1))).toMatch(/ 1$/);
+      // A reader that leaves mid-way: its blocks are given up, not reused.
+      metrics.recordReport('web', hostOf(3), report(false));
+      await scrape({ leaveAfter: 200_000 });
+      await settled(3);
+      expect(written.mock.calls.at(-1)?.[1]).toBe(false);
+      const fourth = await scrape();
+      expect(fourth).toBe(await metrics.registry.metrics());
+      // The slow reader reads on: every byte of its own scrape, none of the later ones.
+      go();
+      const slowText = await slow;
+      expect(slowText).toBe(slowExpected);
+      expect(line(slowText, 'pybal_monitor_down_transitions_total', hostOf(1))).toBeUndefined();
+      expect(slowText.length).toBeGreaterThan(1_000_000);
+      await settled(5);
+      expect(written.mock.calls.map((c) => c[1])).toEqual([true, true, false, true, true]);
+    } finally {
+      written.mockRestore();
       await api.close();
     }
   });
