@@ -59,7 +59,9 @@ export class PollLoop {
     this.stopped = true;
     this.timer?.cancel();
     this.timer = undefined;
-    this.abort.abort(new Error('stopped'));
+    // Only a running step holds the signal: aborting it otherwise made an Error (its stack) and
+    // an event for nobody, per service (1,000 of them at a daemon's stop).
+    if (this.running) this.abort.abort(new Error('stopped'));
     await this.running;
   }
 

@@ -124,4 +124,27 @@ describe('PollLoop', () => {
     expect(ended).toBe(true);
     expect(clock.pendingCount()).toBe(0);
   });
+
+  it('stop() between steps aborts nothing (no step holds the signal) and no step runs after it', async () => {
+    const clock = new ManualClock();
+    const signals: AbortSignal[] = [];
+    const loop = new PollLoop(
+      clock,
+      createMemoryLogger().logger,
+      (signal) => {
+        signals.push(signal);
+        return Promise.resolve(100);
+      },
+      1000,
+    );
+    loop.start();
+    await clock.advanceAsync(0);
+    await clock.advanceAsync(100);
+    expect(signals).toHaveLength(2);
+    await loop.stop();
+    expect(signals[1]!.aborted).toBe(false);
+    await clock.advanceAsync(1000);
+    expect(signals).toHaveLength(2);
+    expect(clock.pendingCount()).toBe(0);
+  });
 });
