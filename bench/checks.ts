@@ -29,7 +29,7 @@
  * and then a warm-up, records the servers' requests from 1.5 intervals before
  * the window on, and over the window (BENCH_WINDOW_SECONDS) reads the peer's
  * CPU and RSS. Per round: checks/s achieved, CPU ms per 1,000 checks, RSS
- * (median of one sample a second), and on time: the share of server-time in
+ * (median of one sample a second, and the highest), and on time: the share of server-time in
  * the window during which the server's latest check was at most 1.5
  * intervals old (bench/lib/check-timeliness.ts), with the gaps between
  * successive checks of one server in intervals; beside them, how busy the
@@ -60,6 +60,7 @@
  *   BENCH_PEERS=keepalived,pybal (the order within a round; pybal-base: see BENCH_BASE_BUILD)
  *   BENCH_MONITOR=IdleConnection (pybal alone, holding a connection per server)
  *   BENCH_STRACE_SECONDS=S (system calls per check, counted after each window)
+ *   BENCH_SCRAPE_SECONDS=15 (pybal's /metrics scraped through its window, as Prometheus would; 0: never)
  *   BENCH_BGP=0 (pybal without BGP: no KEEPALIVE figures)
  *
  * Near the end, `bgp keepalives, worst gap per size: ...` (the longest gap
@@ -116,6 +117,15 @@ const MONITOR = (process.env.BENCH_MONITOR ?? 'ProxyFetch') as 'ProxyFetch' | 'I
  */
 const API_SECONDS = Number(process.env.BENCH_API_SECONDS ?? 10);
 const API_PERIOD_MS = 100;
+/**
+ * Through pybal's window, GET /metrics every this many seconds (0: never),
+ * as a Prometheus server scraping it would (on its control socket, the same
+ * handler as the instrumentation port), timed like the /pools requests; its
+ * cost is in pybal's figures, as it is on a director. keepalived serves no
+ * metrics itself (its exporters are programs of their own, reading its
+ * stats), so its rounds have no scraper.
+ */
+const SCRAPE_SECONDS = Number(process.env.BENCH_SCRAPE_SECONDS ?? 15);
 /** BENCH_HEAP_SNAPSHOTS='60,240' (diagnosis): seconds into the window at which pybal is sent SIGUSR2 (see BENCH_PYBAL_NODE_FLAGS' --heapsnapshot-signal). */
 const HEAP_SNAPSHOTS_AT_SEC = (process.env.BENCH_HEAP_SNAPSHOTS ?? '').split(',').filter((v) => v !== '').map(Number);
 /**
@@ -232,6 +242,8 @@ interface RoundFigures {
   /** Page faults per check (in UML each is a round trip through the guest kernel). */
   readonly faultsPerCheck: number;
   readonly rssMb: number;
+  /** The highest of the window's samples (a full collection's wait shows here, not in the median). */
+  readonly rssMaxMb: number;
   /** The RSS's anonymous and file-backed parts (medians over the window, like rssMb). */
   readonly rssAnonMb: number;
   readonly rssFileMb: number;
@@ -258,6 +270,8 @@ interface RoundFigures {
   readonly openAtEnd: number;
   /** GET /pools every 100 ms over the control socket after the window, checks going on (pybal). */
   readonly api?: LatencySummary;
+  /** GET /metrics every BENCH_SCRAPE_SECONDS through the window (pybal). */
+  readonly scrapes?: LatencySummary;
   /** pybal's own count of event-loop stalls over 100 ms during the window, and its longest since start: the main thread's, and the checks thread's. */
   readonly stalls?: { readonly inWindow: number; readonly longestSinceStartMs: number; readonly checksInWindow: number; readonly checksLongestSinceStartMs: number };
   /** A process doing nothing but a 20 ms timer (lib/loop-canary.ts), over the window: the guest's own hiccups, whoever checks. */
@@ -327,6 +341,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     canary = startLoopCanary();
     await sleep(TOLERANCE * intervalMs);
     const stalls0 = isPybal(peer) ? await pybalStalls(dir) : undefined;
+    const scraper = isPybal(peer) && SCRAPE_SECONDS > 0 ? startApiPoller('http://localhost/metrics', SCRAPE_SECONDS * 1000, join(dir, 'pybal.sock')) : undefined;
     const startMs = Date.now();
     const bgpFromMs = performance.now();
     const cpu0 = processCpuMs(measuredPid);
@@ -359,6 +374,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
     const guest1 = guestCpuTicks();
     const endMs = Date.now();
     const bgpToMs = performance.now();
+    const scrapes = await scraper?.stop();
     if (!proc.running || !alive(measuredPid)) throw new Error(`${peer} exited during the window:\n${proc.output().slice(-2000)}`);
     const stalls1 = isPybal(peer) ? await pybalStalls(dir) : undefined;
     // BENCH_PYBAL_OUT (diagnosis): the process's memory map at the end of the window, beside its output.
@@ -404,6 +420,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
       cpuMsPer1000: (cpuMs / timeliness.checks) * 1000,
       faultsPerCheck: faults / timeliness.checks,
       rssMb: median(rss) / 2 ** 20,
+      rssMaxMb: Math.max(...rss) / 2 ** 20,
       rssAnonMb: median(rssAnon) / 2 ** 20,
       rssFileMb: median(rssFile) / 2 ** 20,
       ...(parentCpuMs === undefined ? {} : { parentCpuMs, parentRssMb: median(parentRss) / 2 ** 20 }),
@@ -415,6 +432,7 @@ async function runRound(servers: CheckServers, peer: PeerName, service: CheckedS
       openAtEnd,
       canary: canary.summary(startMs, endMs),
       ...(api ? { api } : {}),
+      ...(scrapes ? { scrapes } : {}),
       ...(stalls0 && stalls1 ? {
             stalls: {
               inWindow: stalls1.stalls - stalls0.stalls,
@@ -543,18 +561,19 @@ function roundLine(r: RoundFigures): string {
         `, the checks thread's ${f(r.stalls.checksInWindow, 0)} times (longest ${f(r.stalls.checksLongestSinceStartMs, 0)} ms)`
       : '') +
     `; a canary process's 20 ms timer late over 100 ms ${r.canary.over100} times in the window (worst ${f(r.canary.worstMs, 0)} ms)` +
+    (r.scrapes ? `; GET /metrics every ${SCRAPE_SECONDS} s through the window: ${r.scrapes.count} scrapes, worst ${f(r.scrapes.worstMs, 0)} ms${r.scrapes.failures ? `, ${r.scrapes.failures} failed` : ''}` : '') +
     (r.api ? `; API (GET /pools every ${API_PERIOD_MS} ms for ${API_SECONDS} s after the window) worst ${f(r.api.worstMs, 0)} ms, p99 ${f(r.api.p99Ms, 0)} ms over ${r.api.count} requests${r.api.failures ? `, ${r.api.failures} failed` : ''}` : '');
   if (MONITOR === 'IdleConnection') {
     return (
       `  ${r.size} servers, round ${r.round}, ${r.peer} (IdleConnection): ${r.openAtEnd} of ${r.size} servers with a connection held at the end of the window, ` +
-      `cpu ${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s, rss ${f(r.rssMb, 1)} MB (anon ${f(r.rssAnonMb, 1)}, file ${f(r.rssFileMb, 1)})${heap}; all connected ${f(r.firstSweepSec, 1)} s after start; ${r.ipvsDests} IPVS destinations${stalls}; ` +
+      `cpu ${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s, rss ${f(r.rssMb, 1)} MB (max ${f(r.rssMaxMb, 1)}; anon ${f(r.rssAnonMb, 1)}, file ${f(r.rssFileMb, 1)})${heap}; all connected ${f(r.firstSweepSec, 1)} s after start; ${r.ipvsDests} IPVS destinations${stalls}; ` +
       `guest cpu busy ${pct(r.guestBusyShare)}` +
       bgpLine(r)
     );
   }
   return (
     `  ${r.size} @ ${r.intervalSec} s, round ${r.round}, ${r.peer}: ${f(t.checksPerSecond, 1)} checks/s (of ${f(r.size / r.intervalSec, 0)}), ` +
-    `cpu ${f(r.cpuMsPer1000, 1)} ms per 1,000 checks (${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s), ${f(r.faultsPerCheck, 2)} page faults per check (about ${f((r.faultsPerCheck * faultCostUs) / 1000, 3)} ms of CPU each), rss ${f(r.rssMb, 1)} MB (anon ${f(r.rssAnonMb, 1)}, file ${f(r.rssFileMb, 1)})${heap}, ` +
+    `cpu ${f(r.cpuMsPer1000, 1)} ms per 1,000 checks (${f(r.cpuMs / WINDOW_SECONDS, 1)} ms/s), ${f(r.faultsPerCheck, 2)} page faults per check (about ${f((r.faultsPerCheck * faultCostUs) / 1000, 3)} ms of CPU each), rss ${f(r.rssMb, 1)} MB (max ${f(r.rssMaxMb, 1)}; anon ${f(r.rssAnonMb, 1)}, file ${f(r.rssFileMb, 1)})${heap}, ` +
     `on time ${pct(t.onTimeShare)} (gaps p50 ${f(t.gapP50)} p99 ${f(t.gapP99)} max ${f(t.gapMax)} intervals; ${t.unchecked} servers unchecked)${parent}; ` +
     `first sweep ${f(r.firstSweepSec, 1)} s after start; ${r.ipvsDests} IPVS destinations; ` +
     `guest cpu busy ${pct(r.guestBusyShare)}, ${f(r.guestCpuMsPer1000, 1)} ms per 1,000 checks (real servers ${f(r.serversCpuMsPerSec, 0)} ms/s)${stalls}` +
@@ -585,20 +604,21 @@ const counted = (rows: readonly RoundFigures[], peer: PeerName): RoundFigures[] 
 
 function summary(rows: readonly RoundFigures[], label: string): void {
   const of = (peer: PeerName): RoundFigures[] => counted(rows, peer);
-  const figures = (peer: PeerName): { cps: number; cpu: number; guestCpu: number; rss: number; onTime: number } => {
+  const figures = (peer: PeerName): { cps: number; cpu: number; guestCpu: number; rss: number; rssMax: number; onTime: number } => {
     const rs = of(peer);
     return {
       cps: median(rs.map((r) => r.timeliness.checksPerSecond)),
       cpu: median(rs.map((r) => r.cpuMsPer1000)),
       guestCpu: median(rs.map((r) => r.guestCpuMsPer1000)),
       rss: median(rs.map((r) => r.rssMb)),
+      rssMax: Math.max(...rs.map((r) => r.rssMaxMb)),
       onTime: median(rs.map((r) => r.timeliness.onTimeShare)),
     };
   };
   for (const peer of PEERS) {
     const m = figures(peer);
     const without = rows.filter((r) => r.peer === peer).length - of(peer).length;
-    say(`${label} median ${peer} (${of(peer).length} rounds${without > 0 ? `; ${without} without a check left out` : ''}): ${f(m.cps, 1)} checks/s, cpu ${f(m.cpu, 1)} ms per 1,000 checks (whole guest ${f(m.guestCpu, 1)}), rss ${f(m.rss, 1)} MB, on time ${pct(m.onTime)}`);
+    say(`${label} median ${peer} (${of(peer).length} rounds${without > 0 ? `; ${without} without a check left out` : ''}): ${f(m.cps, 1)} checks/s, cpu ${f(m.cpu, 1)} ms per 1,000 checks (whole guest ${f(m.guestCpu, 1)}), rss ${f(m.rss, 1)} MB (highest sample ${f(m.rssMax, 1)}), on time ${pct(m.onTime)}`);
   }
   for (const other of ['keepalived', 'pybal-base'] as const) {
     if (!PEERS.includes('pybal') || !PEERS.includes(other)) continue;
@@ -624,8 +644,8 @@ async function measure(): Promise<void> {
   const head = (await exec(['git', '-C', repoRoot(), 'describe', '--always', '--dirty'])).stdout.trim() || '?';
   say(
     MONITOR === 'IdleConnection'
-      ? `checks benchmark: UML guest kernel (one CPU), node ${process.version}, pybal at ${head}; pybal IdleConnection alone (keepalived has no such checker); figures only`
-      : `checks benchmark: UML guest kernel (one CPU), node ${process.version} (pybal with ${benchDaemonCommand('node', true).slice(1).join(' ')}${BASE_BUILD === undefined ? '' : `; pybal-base ${BASE_BUILD} with ${benchDaemonCommand('node', false).slice(1).join(' ')}`}), ${version}, pybal at ${head}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers; figures only`,
+      ? `checks benchmark: UML guest kernel (one CPU), node ${process.version}, pybal at ${head}; pybal IdleConnection alone (keepalived has no such checker)${SCRAPE_SECONDS > 0 ? `, its /metrics scraped every ${SCRAPE_SECONDS} s` : ''}; figures only`
+      : `checks benchmark: UML guest kernel (one CPU), node ${process.version} (pybal with ${benchDaemonCommand('node', true).slice(1).join(' ')}${BASE_BUILD === undefined ? '' : `; pybal-base ${BASE_BUILD} with ${benchDaemonCommand('node', false).slice(1).join(' ')}`}), ${version}, pybal at ${head}; pybal ProxyFetch vs keepalived HTTP_GET on the same servers${SCRAPE_SECONDS > 0 ? `, pybal's /metrics scraped every ${SCRAPE_SECONDS} s (keepalived serves none)` : ''}; figures only`,
   );
   say(`on time = share of server-time in the window when the server's latest check was at most ${TOLERANCE} intervals old; gaps between successive checks of a server in intervals; window ${WINDOW_SECONDS} s`);
   faultCostUs = pageFaultCostUs();
