@@ -42,10 +42,12 @@ export interface MetricData {
 const BLOCK_CHARS = 64 * 1024;
 /**
  * A reusable block's size: a block's text is BLOCK_CHARS characters and
- * the last piece, which fits here unless that piece is long or the text is
- * far from ASCII (then the block is made to measure and not reused).
+ * the last piece (a label value, a number, rarely over 100), which fits here
+ * unless that piece is long or the text is far from ASCII (then the block is
+ * made to measure and not reused). The pool holds a scrape's blocks all the
+ * time: what is left over in each is memory for nothing.
  */
-export const BLOCK_BYTES = BLOCK_CHARS + 8 * 1024;
+export const BLOCK_BYTES = BLOCK_CHARS + 2 * 1024;
 /** How long blocks are kept for the next scrape: longer than any usual scrape interval (Prometheus' default is 1 min). */
 const KEEP_BLOCKS_MS = 5 * 60_000;
 /** Pieces of text (a line is a dozen) kept before they are joined into a block, whatever their length. */
