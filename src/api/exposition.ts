@@ -142,12 +142,15 @@ export class TextBlocks {
 
 /**
  * Blocks of bytes kept from one scrape for the next. A scrape of 10,000
- * servers is some 4 MB of blocks; made anew each time, they lived outside
- * the JS heap until a full collection found their (by then promoted)
- * Buffer objects, and every scrape added its 4 MB to the RSS until then
- * (23 MB more after four scrapes, 10 s apart, on the host), and to the
- * C heap's holes. Given back once every response that wrote them has been
- * written out (`give`), they are written over by the next scrape.
+ * servers with their IPVS counters is some 11 MB of blocks; made anew each
+ * time, they lived outside the JS heap until a full collection found their
+ * (by then promoted) Buffer objects, which V8 starts for memory outside its
+ * heap only after 64 MB more: scraped every 15 s, the RSS of 25,000 servers
+ * on the host peaked 50 to 75 MB higher than with the blocks kept. Given
+ * back once no response that carries them can still be writing them
+ * (`give`), they are written over by the next scrape; they cost their size
+ * all the time (docs/benchmarks.md: some 3 MB of the median RSS at 10,000
+ * servers in the lab guest, where collections came often anyway).
  */
 export class BlockPool {
   private free: Buffer[] = [];

@@ -306,15 +306,15 @@ export class PybalMetrics {
   }
 
   /**
-   * A caller of scrape() is done with its blocks: `whole` when they were
-   * written out in full (the socket took every byte), false when the writing
-   * was abandoned (the client went away mid-way), after which the blocks are
-   * never reused: a write of them may still be under way.
+   * A caller of scrape() is done with its blocks: `reusable` when no write
+   * of them can still be under way (written out in full, or never begun),
+   * false when the writing was abandoned part-way (the client went), after
+   * which the blocks are never reused.
    */
-  written(blocks: readonly Buffer[], whole: boolean): void {
+  written(blocks: readonly Buffer[], reusable: boolean): void {
     const share = this.shares.get(blocks);
     if (share === undefined) return;
-    if (!whole) share.spoiled = true;
+    if (!reusable) share.spoiled = true;
     if (--share.users > 0) return;
     this.shares.delete(blocks);
     if (!share.spoiled) this.blocks.give(blocks);

@@ -13,11 +13,12 @@ export interface ApiResponse {
   readonly body: string | readonly (string | Buffer)[];
   readonly headers?: Readonly<Record<string, string>>;
   /**
-   * Told once the body's chunks are no longer needed: `whole` when every
-   * byte was handed to the socket and written (or none was to be, for
-   * HEAD), false when the writing was abandoned (a write may be under way).
+   * Told once the body's chunks are no longer needed: `reusable` when no
+   * write of them can still be under way (every byte written out, or none
+   * begun: HEAD, or the client gone before the answer), false when the
+   * writing was abandoned part-way.
    */
-  readonly written?: (whole: boolean) => void;
+  readonly written?: (reusable: boolean) => void;
 }
 
 /**

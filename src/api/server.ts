@@ -301,18 +301,18 @@ export class ApiServer {
       response.end(request.method === 'HEAD' ? undefined : body);
       return;
     }
-    let whole = false;
+    let reusable = false;
     try {
-      whole = await writeChunks(request, response, answer, answer.body);
+      reusable = await writeChunks(request, response, answer, answer.body);
     } finally {
-      answer.written?.(whole);
+      answer.written?.(reusable);
     }
   }
 }
 
 /** A scrape's answer: its blocks go back to `metrics` once written (see PybalMetrics.written). */
 function metricsResponse(metrics: ApiServerDeps['metrics'], blocks: readonly Buffer[]): ApiResponse {
-  return { status: 200, contentType: metrics.contentType, body: blocks, written: (whole) => metrics.written(blocks, whole) };
+  return { status: 200, contentType: metrics.contentType, body: blocks, written: (reusable) => metrics.written(blocks, reusable) };
 }
 
 function isStreamPath(url: string): boolean {
@@ -330,8 +330,9 @@ const LENGTHS_PER_TURN = 64;
  * hundred KB per turn of the event loop, waiting for the socket to drain,
  * with its Content-Length worked out first, also a few chunks a turn.
  * Encoding it in one go held the lab guest's loop for about 400 ms.
- * Resolves true once the response has finished (every byte written to the
- * socket: the chunks may be reused), false if it was closed before.
+ * Resolves whether the chunks may be reused (see ApiResponse.written): true
+ * once the response has finished (every byte written to the socket) or if
+ * the client went before any was written, false if it went part-way.
  */
 async function writeChunks(request: IncomingMessage, response: ServerResponse, answer: ApiResponse, chunks: readonly (string | Buffer)[]): Promise<boolean> {
   let length = 0;
@@ -340,7 +341,7 @@ async function writeChunks(request: IncomingMessage, response: ServerResponse, a
     const chunk = chunks[i] as string | Buffer;
     length += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
   }
-  if (response.destroyed) return false;
+  if (response.destroyed) return true; // gone before the answer: nothing written
   response.writeHead(answer.status, { 'content-type': answer.contentType, 'content-length': length, ...answer.headers });
   if (request.method === 'HEAD') {
     response.end();
