@@ -358,39 +358,28 @@ async function writeChunks(request: IncomingMessage, response: ServerResponse, a
       await turn();
     }
   }
-  if (response.destroyed) return false;
+  if (response.destroyed) return false; // went after the last write
   response.end();
-  return finished(response);
-}
-
-/**
- * Whether the response finishes: its 'finish' comes once the socket has
- * written what it was given (node:http waits for its pending writes), its
- * 'close' without it when the connection went first.
- */
-function finished(response: ServerResponse): Promise<boolean> {
-  if (response.writableFinished) return Promise.resolve(true);
-  if (response.destroyed) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const done = (): void => {
-      response.off('finish', done);
-      response.off('close', done);
-      resolve(response.writableFinished);
-    };
-    response.on('finish', done);
-    response.on('close', done);
-  });
+  // 'finish' comes once the socket has written what it was given (node:http
+  // waits for its pending writes); 'close' without it when the connection went first.
+  if (!response.writableFinished && !response.destroyed) await eventOrClose(response, 'finish');
+  return response.writableFinished;
 }
 
 /** Resolves once the response can take more, or is closed. */
 function drained(response: ServerResponse): Promise<void> {
+  return eventOrClose(response, 'drain');
+}
+
+/** Resolves at the response's first `event` or 'close', whichever comes first. */
+function eventOrClose(response: ServerResponse, event: 'drain' | 'finish'): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
-      response.off('drain', done);
+      response.off(event, done);
       response.off('close', done);
       resolve();
     };
-    response.on('drain', done);
+    response.on(event, done);
     response.on('close', done);
   });
 }

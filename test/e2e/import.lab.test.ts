@@ -50,7 +50,6 @@ const byMark =
   (s: IpvsServiceEntry): boolean =>
     s.protocol === 'fwm' && s.fwmark === mark;
 
-/** Waits until the service holds exactly `want` (addresses); a timeout says what it held. */
 /** What the latest monitor report in pybal's log says of the server at `ip`: 'up', 'down', or undefined before its first. */
 function latestReport(log: string, ip: string): 'up' | 'down' | undefined {
   let latest: 'up' | 'down' | undefined;
@@ -62,6 +61,7 @@ function latestReport(log: string, ip: string): 'up' | 'down' | undefined {
   return latest;
 }
 
+/** Waits until the service holds exactly `want` (addresses); a timeout says what it held. */
 function waitForDestinations(lab: Lab, pick: (s: IpvsServiceEntry) => boolean, want: readonly string[], what: string, timeoutMs = 30_000): Promise<IpvsServiceEntry> {
   return waitFor(
     async () => {
